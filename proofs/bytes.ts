@@ -1,0 +1,104 @@
+/**
+ * Byte helpers shared by the hash layouts, encoders and verifiers. Isomorphic: no `node:` imports.
+ * @module
+ */
+
+const textEncoder = new TextEncoder();
+
+/** UTF-8 encodes a string; passes a `Uint8Array` through unchanged. */
+export function toBytes(input: Uint8Array | string): Uint8Array {
+  return typeof input === 'string' ? textEncoder.encode(input) : input;
+}
+
+/** Bytewise (unsigned, lexicographic) comparison: negative, zero or positive. */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = a.length < b.length ? a.length : b.length;
+  for (let i = 0; i < n; i++) {
+    const d = a[i] - b[i];
+    if (d !== 0) return d;
+  }
+  return a.length - b.length;
+}
+
+/** True when both arrays hold the same bytes. */
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Concatenates byte arrays into a new array. */
+export function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  let len = 0;
+  for (const p of parts) len += p.length;
+  const out = new Uint8Array(len);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+/** Lower-case hexadecimal. */
+export function toHex(b: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < b.length; i++) s += b[i].toString(16).padStart(2, '0');
+  return s;
+}
+
+/** Parses lower- or upper-case hexadecimal; throws `TypeError` on odd length or a non-hex digit. */
+export function fromHex(hex: string): Uint8Array {
+  if (hex.length % 2 !== 0) throw new TypeError(`hex string has odd length ${hex.length}`);
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) {
+    const byte = Number.parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+    if (Number.isNaN(byte) || !/^[0-9a-fA-F]{2}$/.test(hex.slice(2 * i, 2 * i + 2))) {
+      throw new TypeError(`invalid hex digit at ${2 * i}`);
+    }
+    out[i] = byte;
+  }
+  return out;
+}
+
+/** Largest u64 value this implementation represents exactly as a JS number (2^53 - 1). */
+export const MAX_U64_NUMBER = Number.MAX_SAFE_INTEGER;
+
+/**
+ * Writes `v` (a safe non-negative integer) as a big-endian u64 at `off`.
+ * Numbers above 2^53 - 1 are refused: the on-disk field is a full u64 so the range can widen later.
+ */
+export function writeU64BE(buf: Uint8Array, off: number, v: number): void {
+  if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`u64 out of range: ${v}`);
+  const hi = Math.floor(v / 0x100000000);
+  const lo = v >>> 0;
+  buf[off] = hi >>> 24;
+  buf[off + 1] = (hi >>> 16) & 0xff;
+  buf[off + 2] = (hi >>> 8) & 0xff;
+  buf[off + 3] = hi & 0xff;
+  buf[off + 4] = lo >>> 24;
+  buf[off + 5] = (lo >>> 16) & 0xff;
+  buf[off + 6] = (lo >>> 8) & 0xff;
+  buf[off + 7] = lo & 0xff;
+}
+
+/** Reads a big-endian u64; returns `undefined` when it does not fit in a safe integer. */
+export function readU64BE(buf: Uint8Array, off: number): number | undefined {
+  const hi = ((buf[off] << 24) | (buf[off + 1] << 16) | (buf[off + 2] << 8) | buf[off + 3]) >>> 0;
+  const lo = ((buf[off + 4] << 24) | (buf[off + 5] << 16) | (buf[off + 6] << 8) | buf[off + 7]) >>> 0;
+  if (hi > 0x1fffff) return undefined;
+  return hi * 0x100000000 + lo;
+}
+
+/** Writes a big-endian u32 at `off`. */
+export function writeU32BE(buf: Uint8Array, off: number, v: number): void {
+  buf[off] = v >>> 24;
+  buf[off + 1] = (v >>> 16) & 0xff;
+  buf[off + 2] = (v >>> 8) & 0xff;
+  buf[off + 3] = v & 0xff;
+}
+
+/** Reads a big-endian u32. */
+export function readU32BE(buf: Uint8Array, off: number): number {
+  return ((buf[off] << 24) | (buf[off + 1] << 16) | (buf[off + 2] << 8) | buf[off + 3]) >>> 0;
+}

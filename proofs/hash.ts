@@ -1,0 +1,146 @@
+/**
+ * Domain-separated SHA-256 layouts for everything ProofKV hashes. Isomorphic: no `node:` imports.
+ *
+ * Every hashed message starts with one domain byte, and every variable-length field is
+ * length-prefixed, so no message of one kind can be read as a message of another kind.
+ * Integers are big-endian. `docs/proofs.md` specifies each layout byte by byte.
+ *
+ * ```
+ * valueHash   = H(0x19 || value)
+ * entryLeaf   = H(0x10 || u32 keyLen || key || u64 version || u64 seq || u8 kind || valueHash[32])
+ * entryNode   = H(0x11 || left[32] || right[32])          inner node of a data block's tree
+ * blockRoot   = H(0x12 || u32 entryCount || entryTreeRoot[32])
+ * blockNode   = H(0x13 || left[32] || right[32])          inner node of a table's tree of block roots
+ * tableRoot   = H(0x14 || u32 blockCount || u64 entryCount || blockTreeRoot[32])
+ * ```
+ * Trees have the RFC 6962 shape (split at the largest power of two below the size); an odd node is
+ * promoted, never duplicated, and each root is wrapped with its size so a tree commits to its size.
+ * @module
+ */
+import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
+import { writeU32BE, writeU64BE } from './bytes.js';
+
+/** A SHA-256 implementation: noble in the isomorphic verifier, `node:crypto` on the server. */
+export type Sha256 = (data: Uint8Array) => Uint8Array;
+
+/** Domain-separation prefixes, one per kind of hashed message. */
+export const Domain = {
+  LOG_LEAF: 0x00,
+  LOG_NODE: 0x01,
+  ENTRY_LEAF: 0x10,
+  ENTRY_NODE: 0x11,
+  BLOCK_ROOT: 0x12,
+  BLOCK_NODE: 0x13,
+  TABLE_ROOT: 0x14,
+  TABLE_DESCRIPTOR: 0x15,
+  MASTER_NODE: 0x16,
+  MASTER_ROOT: 0x17,
+  CHECKPOINT: 0x18,
+  VALUE: 0x19,
+} as const;
+
+/** Record kinds, with LevelDB's numbering: a tombstone is 0, a value is 1. */
+export const Kind = { DELETE: 0, PUT: 1 } as const;
+/** A record kind. */
+export type Kind = (typeof Kind)[keyof typeof Kind];
+
+/** Length of every digest. */
+export const HASH_LEN = 32;
+
+/** The fields an entry leaf commits to. */
+export interface LeafFields {
+  key: Uint8Array;
+  version: number;
+  seq: number;
+  kind: Kind;
+  valueHash: Uint8Array;
+}
+
+/**
+ * The hash layouts, bound to one SHA-256 implementation. Both implementations must give identical
+ * digests; a test cross-checks them.
+ */
+export class Hasher {
+  constructor(readonly sha256: Sha256) {}
+
+  /** `H(0x19 || value)`; a tombstone hashes the empty value. */
+  valueHash(value: Uint8Array): Uint8Array {
+    const buf = new Uint8Array(1 + value.length);
+    buf[0] = Domain.VALUE;
+    buf.set(value, 1);
+    return this.sha256(buf);
+  }
+
+  /** The leaf of one entry: `H(0x10 || u32 keyLen || key || u64 version || u64 seq || u8 kind || valueHash)`. */
+  entryLeaf(key: Uint8Array, version: number, seq: number, kind: Kind, valueHash: Uint8Array): Uint8Array {
+    const buf = new Uint8Array(1 + 4 + key.length + 8 + 8 + 1 + HASH_LEN);
+    buf[0] = Domain.ENTRY_LEAF;
+    writeU32BE(buf, 1, key.length);
+    buf.set(key, 5);
+    let off = 5 + key.length;
+    writeU64BE(buf, off, version);
+    writeU64BE(buf, off + 8, seq);
+    buf[off + 16] = kind;
+    off += 17;
+    buf.set(valueHash, off);
+    return this.sha256(buf);
+  }
+
+  /** An inner node: `H(domain || left || right)`. */
+  node(domain: number, left: Uint8Array, right: Uint8Array): Uint8Array {
+    const buf = new Uint8Array(1 + 2 * HASH_LEN);
+    buf[0] = domain;
+    buf.set(left, 1);
+    buf.set(right, 1 + HASH_LEN);
+    return this.sha256(buf);
+  }
+
+  /** `H(0x12 || u32 entryCount || entryTreeRoot)`. */
+  blockRoot(entryCount: number, entryTreeRoot: Uint8Array): Uint8Array {
+    const buf = new Uint8Array(1 + 4 + HASH_LEN);
+    buf[0] = Domain.BLOCK_ROOT;
+    writeU32BE(buf, 1, entryCount);
+    buf.set(entryTreeRoot, 5);
+    return this.sha256(buf);
+  }
+
+  /** `H(0x14 || u32 blockCount || u64 entryCount || blockTreeRoot)`. */
+  tableRoot(blockCount: number, entryCount: number, blockTreeRoot: Uint8Array): Uint8Array {
+    const buf = new Uint8Array(1 + 4 + 8 + HASH_LEN);
+    buf[0] = Domain.TABLE_ROOT;
+    writeU32BE(buf, 1, blockCount);
+    writeU64BE(buf, 5, entryCount);
+    buf.set(blockTreeRoot, 13);
+    return this.sha256(buf);
+  }
+
+  /**
+   * Root of the RFC 6962-shaped tree over `leaves` with inner nodes in `domain`.
+   * Requires at least one leaf. Computed bottom-up: pairing level by level and promoting a lone
+   * last node gives exactly the RFC's split-at-largest-power-of-two tree.
+   */
+  treeRoot(domain: number, leaves: readonly Uint8Array[]): Uint8Array {
+    if (leaves.length === 0) throw new RangeError('treeRoot requires at least one leaf');
+    let level = leaves.slice();
+    while (level.length > 1) {
+      const next: Uint8Array[] = [];
+      for (let i = 0; i + 1 < level.length; i += 2) next.push(this.node(domain, level[i], level[i + 1]));
+      if (level.length % 2 === 1) next.push(level[level.length - 1]);
+      level = next;
+    }
+    return level[0];
+  }
+
+  /** Root of a data block from its entries' leaf hashes. */
+  blockRootOfLeaves(leaves: readonly Uint8Array[]): Uint8Array {
+    return this.blockRoot(leaves.length, this.treeRoot(Domain.ENTRY_NODE, leaves));
+  }
+
+  /** Root of a table from its block roots and total entry count. */
+  tableRootOfBlocks(blockRoots: readonly Uint8Array[], entryCount: number): Uint8Array {
+    return this.tableRoot(blockRoots.length, entryCount, this.treeRoot(Domain.BLOCK_NODE, blockRoots));
+  }
+}
+
+/** The isomorphic hasher (noble SHA-256), for verifiers in Node and browsers. */
+export const nobleHasher = new Hasher((d) => nobleSha256(d));

@@ -1,0 +1,88 @@
+/**
+ * Typed errors with stable codes. Every failure the engine reports to a caller is a
+ * {@link ProofKVError}; `code` is stable across releases and safe to switch on.
+ * @module
+ */
+
+/** Stable error codes. */
+export const ErrorCode = {
+  INVALID_ARGUMENT: 'INVALID_ARGUMENT',
+  EMPTY_KEY: 'EMPTY_KEY',
+  KEY_TOO_LARGE: 'KEY_TOO_LARGE',
+  VALUE_TOO_LARGE: 'VALUE_TOO_LARGE',
+  INVALID_VERSION: 'INVALID_VERSION',
+  VERSION_NOT_INCREASING: 'VERSION_NOT_INCREASING',
+  DATABASE_CLOSED: 'DATABASE_CLOSED',
+  DIRECTORY_LOCKED: 'DIRECTORY_LOCKED',
+  SNAPSHOT_RELEASED: 'SNAPSHOT_RELEASED',
+  CORRUPTION: 'CORRUPTION',
+  IO_ERROR: 'IO_ERROR',
+} as const;
+/** One of {@link ErrorCode}. */
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Base class of every error the engine throws on purpose. */
+export class ProofKVError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'ProofKVError';
+  }
+}
+
+/** Bad input: the call changed nothing. */
+export class InvalidArgumentError extends ProofKVError {
+  constructor(code: ErrorCode, message: string) {
+    super(code, message);
+    this.name = 'InvalidArgumentError';
+  }
+}
+
+/** A write whose explicit version is not greater than the key's latest version. */
+export class VersionConflictError extends ProofKVError {
+  constructor(
+    readonly key: Uint8Array,
+    readonly version: number,
+    readonly latestVersion: number,
+  ) {
+    super(
+      ErrorCode.VERSION_NOT_INCREASING,
+      `version ${version} is not greater than the key's latest version ${latestVersion}`,
+    );
+    this.name = 'VersionConflictError';
+  }
+}
+
+/** Stored data failed a checksum or a format check. Corruption never reads as data. */
+export class CorruptionError extends ProofKVError {
+  constructor(
+    readonly file: string,
+    detail: string,
+    readonly offset?: number,
+  ) {
+    super(ErrorCode.CORRUPTION, `corruption in ${file}${offset === undefined ? '' : ` at offset ${offset}`}: ${detail}`);
+    this.name = 'CorruptionError';
+  }
+}
+
+/** The database is closed, or was never opened. */
+export class DatabaseClosedError extends ProofKVError {
+  constructor() {
+    super(ErrorCode.DATABASE_CLOSED, 'database is closed');
+    this.name = 'DatabaseClosedError';
+  }
+}
+
+/** Another open database (in this or a live process) holds the directory's lock. */
+export class DirectoryLockedError extends ProofKVError {
+  constructor(
+    readonly dir: string,
+    detail: string,
+  ) {
+    super(ErrorCode.DIRECTORY_LOCKED, `directory ${dir} is locked: ${detail}`);
+    this.name = 'DirectoryLockedError';
+  }
+}

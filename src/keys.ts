@@ -1,0 +1,112 @@
+/**
+ * Internal keys: how a record's identity is laid out in memtables and tables.
+ *
+ * ```
+ * internal key = userKey || version u64 BE || seq u56 BE || kind u8      (trailer: 16 bytes)
+ * ```
+ * Order: user key ascending (bytewise), then version descending, then seq descending. Because the
+ * trailer is big-endian, "descending" is the bytewise comparison of the trailers, negated.
+ * @module
+ */
+import { compareBytes, readU64BE, writeU64BE } from '../proofs/bytes.js';
+import type { Kind } from '../proofs/hash.js';
+
+/** Bytes after the user key in an internal key. */
+export const TRAILER_LEN = 16;
+/** Largest sequence number (seq is stored in 56 bits; JS numbers cap it at 2^53 - 1). */
+export const MAX_SEQ = Number.MAX_SAFE_INTEGER;
+/** Largest version (the field is a u64; JS numbers cap it at 2^53 - 1). */
+export const MAX_VERSION = Number.MAX_SAFE_INTEGER;
+
+/** One versioned record as the engine stores it. */
+export interface Entry {
+  key: Uint8Array;
+  version: number;
+  seq: number;
+  kind: Kind;
+  value: Uint8Array;
+}
+
+/** Encodes an internal key. */
+export function encodeInternalKey(userKey: Uint8Array, version: number, seq: number, kind: Kind): Uint8Array {
+  const out = new Uint8Array(userKey.length + TRAILER_LEN);
+  out.set(userKey, 0);
+  writeInternalTrailer(out, userKey.length, version, seq, kind);
+  return out;
+}
+
+/** Writes the 16-byte trailer at `off`. */
+export function writeInternalTrailer(buf: Uint8Array, off: number, version: number, seq: number, kind: Kind): void {
+  writeU64BE(buf, off, version);
+  // seq in 7 bytes, then kind: write seq as u64 shifted by one byte.
+  const hi = Math.floor(seq / 0x1000000); // top bits beyond 24
+  const lo = seq % 0x1000000;
+  // bytes off+8 .. off+14 hold seq (56 bits) big-endian
+  buf[off + 8] = Math.floor(hi / 0x1000000) & 0xff;
+  buf[off + 9] = Math.floor(hi / 0x10000) & 0xff;
+  buf[off + 10] = Math.floor(hi / 0x100) & 0xff;
+  buf[off + 11] = hi & 0xff;
+  buf[off + 12] = (lo >>> 16) & 0xff;
+  buf[off + 13] = (lo >>> 8) & 0xff;
+  buf[off + 14] = lo & 0xff;
+  buf[off + 15] = kind;
+}
+
+/** Compares two internal keys in engine order. */
+export function compareInternalKeys(a: Uint8Array, b: Uint8Array): number {
+  const al = a.length - TRAILER_LEN;
+  const bl = b.length - TRAILER_LEN;
+  const n = al < bl ? al : bl;
+  for (let i = 0; i < n; i++) {
+    const d = a[i] - b[i];
+    if (d !== 0) return d;
+  }
+  if (al !== bl) return al - bl;
+  for (let i = 0; i < TRAILER_LEN; i++) {
+    const d = b[bl + i] - a[al + i];
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+/** The user key part (a view). */
+export function userKeyOf(ik: Uint8Array): Uint8Array {
+  return ik.subarray(0, ik.length - TRAILER_LEN);
+}
+
+/** Compares the user-key parts of two internal keys. */
+export function compareUserKeysOf(a: Uint8Array, b: Uint8Array): number {
+  return compareBytes(userKeyOf(a), userKeyOf(b));
+}
+
+/** Version of an internal key. */
+export function versionOf(ik: Uint8Array): number {
+  return readU64BE(ik, ik.length - TRAILER_LEN) as number;
+}
+
+/** Sequence number of an internal key. */
+export function seqOf(ik: Uint8Array): number {
+  const o = ik.length - 8;
+  return (
+    ik[o] * 0x1000000000000 +
+    ik[o + 1] * 0x10000000000 +
+    ik[o + 2] * 0x100000000 +
+    ik[o + 3] * 0x1000000 +
+    ik[o + 4] * 0x10000 +
+    ik[o + 5] * 0x100 +
+    ik[o + 6]
+  );
+}
+
+/** Kind of an internal key. */
+export function kindOf(ik: Uint8Array): Kind {
+  return ik[ik.length - 1] as Kind;
+}
+
+/**
+ * The smallest internal key of `userKey` that is visible at or below `version` and `seq`:
+ * seeking to it lands on the newest qualifying record.
+ */
+export function seekKey(userKey: Uint8Array, version: number, seq: number): Uint8Array {
+  return encodeInternalKey(userKey, version, seq, 0xff as Kind);
+}
