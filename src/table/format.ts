@@ -1,0 +1,204 @@
+/**
+ * The on-disk layout of a ProofKV sorted table (SSTable), and the small pieces every table reader
+ * and writer shares: block handles, the block trailer and the footer.
+ *
+ * ```
+ * table file
+ * +---------------------+
+ * | data block 0        |  entries of internal keys in engine order (see block_builder.ts)
+ * | trailer (5 B)       |
+ * +---------------------+
+ * | ...                 |
+ * +---------------------+
+ * | data block n-1      |
+ * | trailer (5 B)       |
+ * +---------------------+
+ * | filter block        |  one bloom filter over the table's distinct user keys (bloom.ts)
+ * | trailer (5 B)       |
+ * +---------------------+
+ * | merkle block        |  blockRoot[0] .. blockRoot[n-1] (32 B each), tableRoot (32 B)
+ * | trailer (5 B)       |
+ * +---------------------+
+ * | properties block    |  block format: sorted name -> value (see properties below)
+ * | trailer (5 B)       |
+ * +---------------------+
+ * | metaindex block     |  block format: "filter" | "merkle" | "properties" -> block handle
+ * | trailer (5 B)       |
+ * +---------------------+
+ * | index block         |  block format: last internal key of data block i (full) -> handle i
+ * | trailer (5 B)       |
+ * +---------------------+
+ * | footer (48 B)       |
+ * +---------------------+
+ *
+ * block handle  = offset varint64 || size varint64        (size excludes the 5-byte trailer)
+ *
+ * block trailer = type u8 (0 = uncompressed, the only type) ||
+ *                 mask(crc32c(block contents || type)) fixed32 LE       (exactly LevelDB's)
+ *
+ * footer (48 B) = metaindex handle || index handle || zero padding to 40 B || magic (8 B)
+ *                 magic = 8b 50 4b 56 54 42 4c 31   ("\x8bPKVTBL1")
+ *
+ * block contents (data, index, metaindex, properties):
+ *   entry*        shared varint32 || unshared varint32 || valueLen varint32 ||
+ *                 key[shared..] (unshared bytes) || value (valueLen bytes)
+ *   restarts      restartOffset fixed32 LE x numRestarts   (entries with shared = 0)
+ *   numRestarts   fixed32 LE                                 (>= 1)
+ *
+ * properties (all values varint64 unless noted; names sorted bytewise):
+ *   "proofkv.block-count", "proofkv.entry-count", "proofkv.format-version",
+ *   "proofkv.largest" (raw internal key), "proofkv.raw-key-size", "proofkv.raw-value-size",
+ *   "proofkv.smallest" (raw internal key)
+ * ```
+ * Merkle roots: blockRoot[i] = hasher.blockRootOfLeaves(leaves of block i), with one leaf per
+ * entry, `entryLeaf(userKey, version, seq, kind, valueHash(value))`, in block order;
+ * tableRoot = hasher.tableRootOfBlocks(blockRoots, entryCount). See proofs/hash.ts.
+ *
+ * Nothing in a table depends on time, machine or file number: the same entries with the same
+ * options give byte-identical files.
+ * @module
+ */
+import { CorruptionError } from '../errors.js';
+import { ByteReader, ByteWriter, getFixed32, putFixed32 } from '../util/coding.js';
+import { crc32cExtend, maskCrc, unmaskCrc } from '../util/crc32c.js';
+
+/** Version of the table format written by this code (stored in the properties block). */
+export const FORMAT_VERSION = 1;
+/** Bytes after every block: compression type + masked CRC32C. */
+export const BLOCK_TRAILER_LEN = 5;
+/** Fixed size of the footer. */
+export const FOOTER_LEN = 48;
+/** The only block compression type: none. */
+export const COMPRESSION_NONE = 0;
+/** The last 8 bytes of every ProofKV table. */
+export const TABLE_MAGIC: Uint8Array = Uint8Array.of(0x8b, 0x50, 0x4b, 0x56, 0x54, 0x42, 0x4c, 0x31);
+/** Metaindex names. */
+export const META_FILTER = 'filter';
+export const META_MERKLE = 'merkle';
+export const META_PROPERTIES = 'properties';
+/** Properties names (sorted bytewise, as the properties block stores them). */
+export const PROP = {
+  BLOCK_COUNT: 'proofkv.block-count',
+  ENTRY_COUNT: 'proofkv.entry-count',
+  FORMAT_VERSION: 'proofkv.format-version',
+  LARGEST: 'proofkv.largest',
+  RAW_KEY_SIZE: 'proofkv.raw-key-size',
+  RAW_VALUE_SIZE: 'proofkv.raw-value-size',
+  SMALLEST: 'proofkv.smallest',
+} as const;
+
+/** Where a block lives in a table file: `size` excludes the block trailer. */
+export interface BlockHandle {
+  offset: number;
+  size: number;
+}
+
+/** Appends a handle (two varints). */
+export function encodeHandle(w: ByteWriter, h: BlockHandle): void {
+  w.varint(h.offset);
+  w.varint(h.size);
+}
+
+/** Encodes a handle into a fresh array. */
+export function handleBytes(h: BlockHandle): Uint8Array {
+  const w = new ByteWriter(20);
+  encodeHandle(w, h);
+  return w.finish();
+}
+
+/**
+ * Decodes a handle that must span exactly `buf[start, end)` when `exact`; throws
+ * `CorruptionError` on a malformed handle.
+ */
+export function decodeHandle(
+  buf: Uint8Array,
+  file: string,
+  at: number,
+  start = 0,
+  end = buf.length,
+  exact = true,
+): BlockHandle {
+  const r = new ByteReader(buf, start, end);
+  try {
+    const offset = r.varint();
+    const size = r.varint();
+    if (exact && r.remaining !== 0) throw new RangeError('trailing bytes after block handle');
+    return { offset, size };
+  } catch (e) {
+    throw new CorruptionError(file, `bad block handle: ${(e as Error).message}`, at);
+  }
+}
+
+/** The 5-byte trailer of `contents`: type byte and masked CRC32C over contents || type. */
+export function blockTrailer(contents: Uint8Array, start = 0, end = contents.length): Uint8Array {
+  const t = new Uint8Array(BLOCK_TRAILER_LEN);
+  t[0] = COMPRESSION_NONE;
+  const crc = crc32cExtend(crc32cExtend(0, contents, start, end), t, 0, 1);
+  putFixed32(t, 1, maskCrc(crc));
+  return t;
+}
+
+/**
+ * Checks the trailer that follows `raw[0, size)` (so `raw.length` must be `size + 5`) and returns
+ * the block contents as a view. Throws `CorruptionError` on a checksum or type mismatch.
+ */
+export function verifyBlock(raw: Uint8Array, handle: BlockHandle, file: string): Uint8Array {
+  const size = handle.size;
+  if (raw.length !== size + BLOCK_TRAILER_LEN) {
+    throw new CorruptionError(file, `short block read: ${raw.length} of ${size + BLOCK_TRAILER_LEN} bytes`, handle.offset);
+  }
+  const type = raw[size];
+  const stored = unmaskCrc(getFixed32(raw, size + 1));
+  const actual = crc32cExtend(crc32cExtend(0, raw, 0, size), raw, size, size + 1);
+  if (stored !== actual) {
+    throw new CorruptionError(
+      file,
+      `block checksum mismatch: stored ${stored.toString(16)}, computed ${actual.toString(16)}`,
+      handle.offset,
+    );
+  }
+  if (type !== COMPRESSION_NONE) throw new CorruptionError(file, `unknown block type ${type}`, handle.offset + size);
+  return raw.subarray(0, size);
+}
+
+/** Table footer: where the metaindex and index blocks are. */
+export interface Footer {
+  metaindex: BlockHandle;
+  index: BlockHandle;
+}
+
+/** Encodes the 48-byte footer. */
+export function encodeFooter(f: Footer): Uint8Array {
+  const w = new ByteWriter(FOOTER_LEN);
+  encodeHandle(w, f.metaindex);
+  encodeHandle(w, f.index);
+  const out = new Uint8Array(FOOTER_LEN);
+  out.set(w.view(), 0);
+  out.set(TABLE_MAGIC, FOOTER_LEN - TABLE_MAGIC.length);
+  return out;
+}
+
+/**
+ * Decodes a footer read from `fileOffset`; checks the magic and that the padding is zero (so no
+ * byte of the footer can change unnoticed). Throws `CorruptionError`.
+ */
+export function decodeFooter(buf: Uint8Array, file: string, fileOffset: number): Footer {
+  if (buf.length !== FOOTER_LEN) throw new CorruptionError(file, `footer is ${buf.length} bytes, want ${FOOTER_LEN}`, fileOffset);
+  const magicAt = FOOTER_LEN - TABLE_MAGIC.length;
+  for (let i = 0; i < TABLE_MAGIC.length; i++) {
+    if (buf[magicAt + i] !== TABLE_MAGIC[i]) throw new CorruptionError(file, 'bad table magic (not a ProofKV table)', fileOffset + magicAt);
+  }
+  const r = new ByteReader(buf, 0, magicAt);
+  let metaindex: BlockHandle;
+  let index: BlockHandle;
+  try {
+    metaindex = { offset: r.varint(), size: r.varint() };
+    index = { offset: r.varint(), size: r.varint() };
+  } catch (e) {
+    throw new CorruptionError(file, `bad footer handle: ${(e as Error).message}`, fileOffset);
+  }
+  for (let i = r.pos; i < magicAt; i++) {
+    if (buf[i] !== 0) throw new CorruptionError(file, 'non-zero footer padding', fileOffset + i);
+  }
+  return { metaindex, index };
+}
