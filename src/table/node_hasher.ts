@@ -1,0 +1,17 @@
+/**
+ * The server-side {@link Hasher}: the layouts of proofs/hash.ts over `node:crypto`'s one-shot
+ * SHA-256, about 2x faster than noble on the 64-byte messages Merkle trees hash. Tables default to
+ * it; verifiers use `nobleHasher`, and both give identical digests.
+ * @module
+ */
+import { hash } from 'node:crypto';
+import { Hasher } from '../../proofs/hash.js';
+
+/**
+ * A Hasher bound to `crypto.hash('sha256', data, 'buffer')`. Digests are returned as plain
+ * `Uint8Array` views of the Buffer (no copy), so they compare equal to noble's.
+ */
+export const nodeHasher: Hasher = new Hasher((data) => {
+  const b = hash('sha256', data, 'buffer');
+  return new Uint8Array(b.buffer, b.byteOffset, b.length);
+});

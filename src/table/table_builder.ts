@@ -1,0 +1,248 @@
+/**
+ * Writes a table (layout in format.ts) from entries added in engine order. The Merkle leaves of a
+ * data block are hashed as its entries arrive and folded into the block root when the block is
+ * cut, so `finish()` only hashes the small tree of block roots.
+ * @module
+ */
+import { compareBytes } from '../../proofs/bytes.js';
+import type { Hasher } from '../../proofs/hash.js';
+import { ErrorCode, InvalidArgumentError } from '../errors.js';
+import { compareInternalKeys, kindOf, seqOf, TRAILER_LEN, versionOf } from '../keys.js';
+import { ByteWriter } from '../util/coding.js';
+import { BlockBuilder } from './block_builder.js';
+import { bloomHash, buildBloom } from './bloom.js';
+import {
+  blockTrailer,
+  type BlockHandle,
+  encodeFooter,
+  FORMAT_VERSION,
+  handleBytes,
+  META_FILTER,
+  META_MERKLE,
+  META_PROPERTIES,
+  PROP,
+} from './format.js';
+import { nodeHasher } from './node_hasher.js';
+
+/** How tables are cut into blocks, filtered and hashed. Part of the deterministic output. */
+export interface TableOptions {
+  /** Target size of a data block's contents in bytes (a block is cut once it reaches this). */
+  blockSize: number;
+  /** Entries between restart points in data blocks. */
+  restartInterval: number;
+  /** Bloom filter bits per distinct user key; 0 writes no filter. */
+  bloomBitsPerKey: number;
+  /** Merkle hash layouts and SHA-256 implementation. */
+  hasher: Hasher;
+}
+
+/** Defaults: 4 KiB blocks, a restart every 16 entries, 10 bloom bits per key, node:crypto SHA-256. */
+export const DEFAULT_TABLE_OPTIONS: Readonly<TableOptions> = Object.freeze({
+  blockSize: 4096,
+  restartInterval: 16,
+  bloomBitsPerKey: 10,
+  hasher: nodeHasher,
+});
+
+/** What a finished table commits to, for the manifest and the MasterRoot. */
+export interface TableMeta {
+  entryCount: number;
+  blockCount: number;
+  /** First internal key. */
+  smallest: Uint8Array;
+  /** Last internal key. */
+  largest: Uint8Array;
+  /** Table root: `hasher.tableRootOfBlocks(blockRoots, entryCount)`. */
+  root: Uint8Array;
+  /** One root per data block, in order. */
+  blockRoots: Uint8Array[];
+  /** File size in bytes. */
+  size: number;
+}
+
+/** A finished table: its file bytes and its metadata. */
+export interface BuiltTable {
+  bytes: Uint8Array;
+  meta: TableMeta;
+}
+
+/**
+ * Builds one table in memory. `add` entries in strictly increasing internal-key order, then
+ * `finish()` once. A table must hold at least one entry.
+ */
+export class TableBuilder {
+  private readonly opts: TableOptions;
+  private readonly out = new ByteWriter(1 << 16);
+  private readonly block: BlockBuilder;
+  private leaves: Uint8Array[] = [];
+  private readonly blockRoots: Uint8Array[] = [];
+  private readonly indexKeys: Uint8Array[] = [];
+  private readonly handles: BlockHandle[] = [];
+  private bloomHashes = new Uint32Array(1024);
+  private bloomCount = 0;
+  private prevKey = new Uint8Array(64);
+  private prevKeyLen = -1;
+  private smallest: Uint8Array | undefined;
+  private entries = 0;
+  private rawKeySize = 0;
+  private rawValueSize = 0;
+  private done = false;
+
+  constructor(options: Partial<TableOptions> = {}) {
+    const o: TableOptions = { ...DEFAULT_TABLE_OPTIONS, ...options };
+    if (!Number.isInteger(o.blockSize) || o.blockSize < 1) throw new RangeError(`bad blockSize ${o.blockSize}`);
+    if (!Number.isInteger(o.restartInterval) || o.restartInterval < 1) {
+      throw new RangeError(`bad restartInterval ${o.restartInterval}`);
+    }
+    if (!Number.isFinite(o.bloomBitsPerKey) || o.bloomBitsPerKey < 0) {
+      throw new RangeError(`bad bloomBitsPerKey ${o.bloomBitsPerKey}`);
+    }
+    this.opts = o;
+    this.block = new BlockBuilder(o.restartInterval);
+  }
+
+  /** Entries added so far. */
+  get entryCount(): number {
+    return this.entries;
+  }
+
+  /** Bytes the file would have if the current block were cut now (excluding meta blocks). */
+  get estimatedSize(): number {
+    return this.out.length + (this.block.empty ? 0 : this.block.estimatedSize() + 5);
+  }
+
+  /**
+   * Appends an entry. `internalKey` (see keys.ts) must be strictly greater than the previous one
+   * and carry kind PUT or DELETE; otherwise throws `InvalidArgumentError` and adds nothing.
+   */
+  add(internalKey: Uint8Array, value: Uint8Array): void {
+    if (this.done) throw new Error('TableBuilder.add after finish');
+    const klen = internalKey.length;
+    if (klen <= TRAILER_LEN) {
+      throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `internal key too short (${klen} bytes)`);
+    }
+    const kind = kindOf(internalKey);
+    if (kind !== 0 && kind !== 1) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `bad entry kind ${kind}`);
+    const ukLen = klen - TRAILER_LEN;
+    let newUserKey = true;
+    if (this.prevKeyLen >= 0) {
+      const prev = this.prevKey.subarray(0, this.prevKeyLen);
+      if (compareInternalKeys(prev, internalKey) >= 0) {
+        throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, 'TableBuilder.add: keys must be strictly increasing');
+      }
+      newUserKey =
+        this.prevKeyLen - TRAILER_LEN !== ukLen ||
+        compareBytes(prev.subarray(0, ukLen), internalKey.subarray(0, ukLen)) !== 0;
+    } else {
+      this.smallest = internalKey.slice();
+    }
+    if (this.prevKey.length < klen) this.prevKey = new Uint8Array(Math.max(klen, this.prevKey.length * 2));
+    this.prevKey.set(internalKey);
+    this.prevKeyLen = klen;
+
+    if (newUserKey && this.opts.bloomBitsPerKey > 0) {
+      if (this.bloomCount === this.bloomHashes.length) {
+        const grown = new Uint32Array(this.bloomHashes.length * 2);
+        grown.set(this.bloomHashes);
+        this.bloomHashes = grown;
+      }
+      this.bloomHashes[this.bloomCount++] = bloomHash(internalKey, 0, ukLen);
+    }
+
+    const h = this.opts.hasher;
+    this.leaves.push(
+      h.entryLeaf(internalKey.subarray(0, ukLen), versionOf(internalKey), seqOf(internalKey), kind, h.valueHash(value)),
+    );
+    this.block.add(internalKey, value);
+    this.entries++;
+    this.rawKeySize += klen;
+    this.rawValueSize += value.length;
+    if (this.block.estimatedSize() >= this.opts.blockSize) this.cutBlock();
+  }
+
+  /** Writes the meta blocks and footer; returns the file bytes and metadata. Call once. */
+  finish(): BuiltTable {
+    if (this.done) throw new Error('TableBuilder.finish called twice');
+    if (this.entries === 0) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, 'a table needs at least one entry');
+    if (!this.block.empty) this.cutBlock();
+    this.done = true;
+    const h = this.opts.hasher;
+
+    const meta: [string, BlockHandle][] = [];
+    if (this.opts.bloomBitsPerKey > 0) {
+      const filter = buildBloom(this.bloomHashes, this.bloomCount, this.opts.bloomBitsPerKey);
+      meta.push([META_FILTER, this.writeRaw(filter)]);
+    }
+
+    const root = h.tableRootOfBlocks(this.blockRoots, this.entries);
+    const merkle = new Uint8Array(32 * (this.blockRoots.length + 1));
+    this.blockRoots.forEach((r, i) => merkle.set(r, 32 * i));
+    merkle.set(root, 32 * this.blockRoots.length);
+    meta.push([META_MERKLE, this.writeRaw(merkle)]);
+
+    const largest = this.prevKey.slice(0, this.prevKeyLen);
+    const smallest = this.smallest as Uint8Array;
+    const props = new BlockBuilder(1);
+    const num = (v: number): Uint8Array => {
+      const w = new ByteWriter(10);
+      w.varint(v);
+      return w.finish();
+    };
+    const enc = new TextEncoder();
+    const propList: [string, Uint8Array][] = [
+      [PROP.BLOCK_COUNT, num(this.blockRoots.length)],
+      [PROP.ENTRY_COUNT, num(this.entries)],
+      [PROP.FORMAT_VERSION, num(FORMAT_VERSION)],
+      [PROP.LARGEST, largest],
+      [PROP.RAW_KEY_SIZE, num(this.rawKeySize)],
+      [PROP.RAW_VALUE_SIZE, num(this.rawValueSize)],
+      [PROP.SMALLEST, smallest],
+    ];
+    propList.sort((a, b) => compareBytes(enc.encode(a[0]), enc.encode(b[0])));
+    for (const [name, v] of propList) props.add(enc.encode(name), v);
+    meta.push([META_PROPERTIES, this.writeRaw(props.finish())]);
+
+    const metaindex = new BlockBuilder(1);
+    meta.sort((a, b) => compareBytes(enc.encode(a[0]), enc.encode(b[0])));
+    for (const [name, handle] of meta) metaindex.add(enc.encode(name), handleBytes(handle));
+    const metaindexHandle = this.writeRaw(metaindex.finish());
+
+    const index = new BlockBuilder(1);
+    for (let i = 0; i < this.indexKeys.length; i++) index.add(this.indexKeys[i], handleBytes(this.handles[i]));
+    const indexHandle = this.writeRaw(index.finish());
+
+    this.out.bytes(encodeFooter({ metaindex: metaindexHandle, index: indexHandle }));
+    const bytes = this.out.finish();
+    return {
+      bytes,
+      meta: {
+        entryCount: this.entries,
+        blockCount: this.blockRoots.length,
+        smallest: smallest.slice(),
+        largest,
+        root,
+        blockRoots: this.blockRoots.slice(),
+        size: bytes.length,
+      },
+    };
+  }
+
+  /** Writes the current data block and records its index entry and Merkle root. */
+  private cutBlock(): void {
+    const lastKey = this.block.lastKeyView().slice();
+    const handle = this.writeRaw(this.block.finish());
+    this.indexKeys.push(lastKey);
+    this.handles.push(handle);
+    this.blockRoots.push(this.opts.hasher.blockRootOfLeaves(this.leaves));
+    this.leaves = [];
+    this.block.reset();
+  }
+
+  /** Appends block contents and their trailer; returns the handle. */
+  private writeRaw(contents: Uint8Array): BlockHandle {
+    const handle = { offset: this.out.length, size: contents.length };
+    this.out.bytes(contents);
+    this.out.bytes(blockTrailer(contents));
+    return handle;
+  }
+}

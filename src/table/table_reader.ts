@@ -1,0 +1,494 @@
+/**
+ * Reads a table (layout in format.ts) with synchronous positional reads: a read that hits the
+ * block cache or the page cache never waits for the event loop. The footer, index, filter, Merkle
+ * and properties blocks are read and checked at open; data blocks are read on demand, checksummed,
+ * and cached decoded. Every checksum failure or malformed structure throws `CorruptionError`.
+ * @module
+ */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { equalBytes } from '../../proofs/bytes.js';
+import { HASH_LEN, type Hasher, type Kind } from '../../proofs/hash.js';
+import { CorruptionError, ErrorCode, ProofKVError } from '../errors.js';
+import type { InternalIterator } from '../iterator.js';
+import { compareInternalKeys, type Entry, kindOf, seekKey, seqOf, TRAILER_LEN, versionOf } from '../keys.js';
+import { ByteReader } from '../util/coding.js';
+import { Block, type BlockIterator, readNamedBlock } from './block.js';
+import type { BlockCache } from './block_cache.js';
+import { bloomMayContain } from './bloom.js';
+import {
+  BLOCK_TRAILER_LEN,
+  type BlockHandle,
+  decodeFooter,
+  decodeHandle,
+  FOOTER_LEN,
+  FORMAT_VERSION,
+  META_FILTER,
+  META_MERKLE,
+  META_PROPERTIES,
+  PROP,
+  verifyBlock,
+} from './format.js';
+import { nodeHasher } from './node_hasher.js';
+
+/** How to open a table. */
+export interface TableReaderOptions {
+  /** The table's file number: with the block offset, the block cache key. */
+  fileNumber: number;
+  /** Shared block cache; without one every data block read goes to the file. */
+  cache?: BlockCache;
+  /** Name used in errors (defaults to the path, or `table-<fileNumber>` for in-memory tables). */
+  fileName?: string;
+  /** Hasher for the open-time table-root check and `verify()` (defaults to node:crypto). */
+  hasher?: Hasher;
+}
+
+/** Positional reads from a table's bytes. */
+interface Source {
+  readonly size: number;
+  /** Exactly `len` bytes at `pos` in a fresh array (fewer only if the file is shorter). */
+  read(pos: number, len: number): Uint8Array;
+  close(): void;
+}
+
+class FileSource implements Source {
+  readonly size: number;
+  constructor(
+    private fd: number,
+    private readonly name: string,
+  ) {
+    this.size = fstatSync(fd).size;
+  }
+
+  read(pos: number, len: number): Uint8Array {
+    const buf = new Uint8Array(len);
+    let got = 0;
+    try {
+      while (got < len) {
+        const n = readSync(this.fd, buf, got, len - got, pos + got);
+        if (n === 0) break;
+        got += n;
+      }
+    } catch (e) {
+      throw new ProofKVError(ErrorCode.IO_ERROR, `reading ${this.name} at ${pos}: ${(e as Error).message}`, { cause: e });
+    }
+    return got === len ? buf : buf.subarray(0, got);
+  }
+
+  close(): void {
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
+  }
+}
+
+class MemorySource implements Source {
+  constructor(private readonly bytes: Uint8Array) {}
+  get size(): number {
+    return this.bytes.length;
+  }
+  read(pos: number, len: number): Uint8Array {
+    return this.bytes.slice(pos, Math.min(pos + len, this.bytes.length));
+  }
+  close(): void {}
+}
+
+/** An open table. Synchronous and not safe to use after `close()`. */
+export class TableReader {
+  /** Root of each data block, in order (views into the Merkle block). */
+  readonly blockRoots: Uint8Array[];
+  /** The table root. */
+  readonly root: Uint8Array;
+  /** Number of entries. */
+  readonly entryCount: number;
+  /** First internal key. */
+  readonly smallest: Uint8Array;
+  /** Last internal key. */
+  readonly largest: Uint8Array;
+  /** Last internal key of each data block (the index keys), in order. */
+  readonly indexKeys: Uint8Array[];
+  /** Size of the file in bytes. */
+  readonly size: number;
+  /** Name used in errors. */
+  readonly fileName: string;
+  /** The file number (block cache key). */
+  readonly fileNumber: number;
+  private readonly handles: BlockHandle[];
+  private readonly filter: Uint8Array | undefined;
+  private readonly cache: BlockCache | undefined;
+  private readonly hasher: Hasher;
+  private closed = false;
+
+  /** Opens the table at `path`; reads and checks all meta blocks before returning. */
+  static open(path: string, opts: TableReaderOptions): TableReader {
+    const fd = openSync(path, 'r');
+    try {
+      return new TableReader(new FileSource(fd, opts.fileName ?? path), opts, opts.fileName ?? path);
+    } catch (e) {
+      closeSync(fd);
+      throw e;
+    }
+  }
+
+  /** Opens a table held in memory (e.g. received from a peer, before it is installed). */
+  static fromBytes(bytes: Uint8Array, opts: TableReaderOptions): TableReader {
+    return new TableReader(new MemorySource(bytes), opts, opts.fileName ?? `table-${opts.fileNumber}`);
+  }
+
+  private constructor(
+    private readonly src: Source,
+    opts: TableReaderOptions,
+    fileName: string,
+  ) {
+    this.fileName = fileName;
+    this.fileNumber = opts.fileNumber;
+    this.cache = opts.cache;
+    this.hasher = opts.hasher ?? nodeHasher;
+    const file = fileName;
+    const size = src.size;
+    this.size = size;
+    if (size < FOOTER_LEN) throw new CorruptionError(file, `file too short for a table (${size} bytes)`, 0);
+    const footerAt = size - FOOTER_LEN;
+    const footer = decodeFooter(src.read(footerAt, FOOTER_LEN), file, footerAt);
+
+    // Metaindex and index.
+    const metaindex = readNamedBlock(this.readMetaBlock(footer.metaindex, footerAt, 'metaindex'));
+    const indexBlock = this.readMetaBlock(footer.index, footerAt, 'index');
+    this.indexKeys = [];
+    this.handles = [];
+    const it = indexBlock.iterator(compareInternalKeys);
+    let expectOffset = 0;
+    for (it.seekToFirst(); it.valid(); it.next()) {
+      const at = footer.index.offset + it.offset();
+      const key = it.key().slice();
+      if (key.length <= TRAILER_LEN) throw new CorruptionError(file, 'index key too short', at);
+      const prev = this.indexKeys[this.indexKeys.length - 1];
+      if (prev !== undefined && compareInternalKeys(prev, key) >= 0) throw new CorruptionError(file, 'index keys out of order', at);
+      const v = it.value();
+      const h = decodeHandle(v, file, at);
+      if (h.offset !== expectOffset) throw new CorruptionError(file, `data block ${this.handles.length} at ${h.offset}, want ${expectOffset}`, at);
+      expectOffset = h.offset + h.size + BLOCK_TRAILER_LEN;
+      this.indexKeys.push(key);
+      this.handles.push(h);
+    }
+    if (this.handles.length === 0) throw new CorruptionError(file, 'table has no data blocks', footer.index.offset);
+    const dataEnd = expectOffset;
+
+    const handleOf = (name: string, required: boolean): BlockHandle | undefined => {
+      const raw = metaindex.get(name);
+      if (raw === undefined) {
+        if (required) throw new CorruptionError(file, `metaindex has no "${name}" block`, footer.metaindex.offset);
+        return undefined;
+      }
+      const h = decodeHandle(raw, file, footer.metaindex.offset);
+      if (h.offset < dataEnd) throw new CorruptionError(file, `"${name}" block overlaps data blocks`, footer.metaindex.offset);
+      return h;
+    };
+
+    // Properties.
+    const props = readNamedBlock(this.readMetaBlock(handleOf(META_PROPERTIES, true)!, footerAt, 'properties'));
+    const propsAt = handleOf(META_PROPERTIES, true)!.offset;
+    const prop = (name: string): Uint8Array => {
+      const v = props.get(name);
+      if (v === undefined) throw new CorruptionError(file, `missing property ${name}`, propsAt);
+      return v;
+    };
+    const num = (name: string): number => {
+      const v = prop(name);
+      const r = new ByteReader(v);
+      try {
+        const n = r.varint();
+        if (r.remaining !== 0) throw new RangeError('trailing bytes');
+        return n;
+      } catch (e) {
+        throw new CorruptionError(file, `bad property ${name}: ${(e as Error).message}`, propsAt);
+      }
+    };
+    const version = num(PROP.FORMAT_VERSION);
+    if (version !== FORMAT_VERSION) throw new CorruptionError(file, `unsupported table format version ${version}`, propsAt);
+    this.entryCount = num(PROP.ENTRY_COUNT);
+    const blockCount = num(PROP.BLOCK_COUNT);
+    if (blockCount !== this.handles.length) {
+      throw new CorruptionError(file, `properties say ${blockCount} blocks, index has ${this.handles.length}`, propsAt);
+    }
+    if (this.entryCount < blockCount) throw new CorruptionError(file, `${this.entryCount} entries in ${blockCount} blocks`, propsAt);
+    this.smallest = prop(PROP.SMALLEST);
+    this.largest = prop(PROP.LARGEST);
+    if (
+      this.smallest.length <= TRAILER_LEN ||
+      !equalBytes(this.largest, this.indexKeys[blockCount - 1]) ||
+      compareInternalKeys(this.smallest, this.largest) > 0 ||
+      (blockCount > 1 && compareInternalKeys(this.smallest, this.indexKeys[0]) > 0)
+    ) {
+      throw new CorruptionError(file, 'smallest/largest keys disagree with the index', propsAt);
+    }
+
+    // Merkle block.
+    const merkleHandle = handleOf(META_MERKLE, true)!;
+    const merkle = this.readMetaContents(merkleHandle, footerAt, 'merkle');
+    if (merkle.length !== HASH_LEN * (blockCount + 1)) {
+      throw new CorruptionError(file, `merkle block is ${merkle.length} bytes, want ${HASH_LEN * (blockCount + 1)}`, merkleHandle.offset);
+    }
+    this.blockRoots = [];
+    for (let i = 0; i < blockCount; i++) this.blockRoots.push(merkle.subarray(HASH_LEN * i, HASH_LEN * (i + 1)));
+    this.root = merkle.subarray(HASH_LEN * blockCount);
+    const root = this.hasher.tableRootOfBlocks(this.blockRoots, this.entryCount);
+    if (!equalBytes(root, this.root)) throw new CorruptionError(file, 'table root does not match block roots', merkleHandle.offset);
+
+    // Filter.
+    const filterHandle = handleOf(META_FILTER, false);
+    this.filter = filterHandle === undefined ? undefined : this.readMetaContents(filterHandle, footerAt, 'filter');
+  }
+
+  /** Number of data blocks. */
+  get blockCount(): number {
+    return this.handles.length;
+  }
+
+  /** Where data block `i` is (contents only, without the trailer). */
+  blockHandle(i: number): BlockHandle {
+    this.checkBlockIndex(i);
+    return { ...this.handles[i] };
+  }
+
+  /** False when the bloom filter rules `userKey` out; true when it may be present. */
+  mayContain(userKey: Uint8Array): boolean {
+    this.checkOpen();
+    return this.filter === undefined || bloomMayContain(this.filter, userKey);
+  }
+
+  /**
+   * The newest entry of `userKey` with version <= `version` and seq <= `seq` (a tombstone is
+   * returned as an entry of kind DELETE), or undefined. The returned arrays are copies.
+   */
+  get(userKey: Uint8Array, version: number, seq: number): Entry | undefined {
+    if (!this.mayContain(userKey)) return undefined;
+    const target = seekKey(userKey, version, seq);
+    let bi = this.findBlock(target);
+    if (bi >= this.handles.length) return undefined;
+    const it = this.dataBlock(bi).iterator();
+    it.seek(target);
+    return this.scanFrom(it, bi, userKey, version, seq);
+  }
+
+  /** A two-level iterator (index, then blocks) over the whole table. */
+  iterator(): InternalIterator {
+    this.checkOpen();
+    return new TableIterator(this);
+  }
+
+  /** The decoded entries of data block `i` (copies), in order. */
+  readBlock(i: number): Entry[] {
+    this.checkBlockIndex(i);
+    const out: Entry[] = [];
+    const it = this.dataBlock(i).iterator();
+    for (it.seekToFirst(); it.valid(); it.next()) {
+      const k = it.key();
+      out.push({
+        key: k.slice(0, k.length - TRAILER_LEN),
+        version: versionOf(k),
+        seq: seqOf(k),
+        kind: kindOf(k),
+        value: it.value().slice(),
+      });
+    }
+    return out;
+  }
+
+  /**
+   * Re-reads every data block from the file (bypassing the cache), checks key order and the
+   * index, recomputes every leaf, block root and the table root, and compares them with the
+   * stored Merkle block. Throws `CorruptionError` on any mismatch.
+   */
+  verify(hasher: Hasher = this.hasher): void {
+    this.checkOpen();
+    const file = this.fileName;
+    let prev: Uint8Array | undefined;
+    let count = 0;
+    const roots: Uint8Array[] = [];
+    for (let i = 0; i < this.handles.length; i++) {
+      const h = this.handles[i];
+      const block = this.loadBlock(h);
+      const it = block.iterator();
+      const leaves: Uint8Array[] = [];
+      for (it.seekToFirst(); it.valid(); it.next()) {
+        const at = h.offset + it.offset();
+        const k = it.key();
+        if (k.length <= TRAILER_LEN) throw new CorruptionError(file, 'internal key too short', at);
+        if (prev !== undefined && compareInternalKeys(prev, k) >= 0) throw new CorruptionError(file, 'keys out of order', at);
+        const kind = kindOf(k);
+        if (kind !== 0 && kind !== 1) throw new CorruptionError(file, `bad entry kind ${kind}`, at);
+        if (count === 0 && !equalBytes(k, this.smallest)) throw new CorruptionError(file, 'first key is not the smallest property', at);
+        prev = k.slice();
+        const uk = k.subarray(0, k.length - TRAILER_LEN);
+        leaves.push(hasher.entryLeaf(uk, versionOf(k), seqOf(k), kind as Kind, hasher.valueHash(it.value())));
+        count++;
+      }
+      if (leaves.length === 0) throw new CorruptionError(file, `data block ${i} is empty`, h.offset);
+      if (!equalBytes(prev as Uint8Array, this.indexKeys[i])) {
+        throw new CorruptionError(file, `last key of data block ${i} differs from its index key`, h.offset);
+      }
+      const root = hasher.blockRootOfLeaves(leaves);
+      if (!equalBytes(root, this.blockRoots[i])) throw new CorruptionError(file, `merkle root of data block ${i} mismatch`, h.offset);
+      roots.push(root);
+    }
+    if (count !== this.entryCount) throw new CorruptionError(file, `table has ${count} entries, properties say ${this.entryCount}`);
+    if (!equalBytes(hasher.tableRootOfBlocks(roots, count), this.root)) throw new CorruptionError(file, 'table root mismatch');
+  }
+
+  /** Closes the file. Further calls throw. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.src.close();
+  }
+
+  /** Index of the first data block whose last key is >= `target` (blockCount if none). */
+  findBlock(target: Uint8Array): number {
+    const keys = this.indexKeys;
+    let lo = 0;
+    let hi = keys.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (compareInternalKeys(keys[mid], target) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Data block `i`, from the cache or read, checksummed and cached. */
+  dataBlock(i: number): Block {
+    this.checkOpen();
+    const h = this.handles[i];
+    const cache = this.cache;
+    if (cache !== undefined) {
+      const hit = cache.get(this.fileNumber, h.offset);
+      if (hit !== undefined) return hit;
+    }
+    const block = this.loadBlock(h);
+    cache?.insert(this.fileNumber, h.offset, block);
+    return block;
+  }
+
+  /**
+   * From `it` (in block `bi`), the first entry of `userKey` with seq <= `seq` and version <=
+   * `version`, crossing block boundaries; stops at the first other user key.
+   */
+  private scanFrom(it: BlockIterator, bi: number, userKey: Uint8Array, version: number, seq: number): Entry | undefined {
+    const ukLen = userKey.length;
+    for (;;) {
+      while (it.valid()) {
+        const k = it.key();
+        if (k.length - TRAILER_LEN !== ukLen) return undefined;
+        for (let i = 0; i < ukLen; i++) if (k[i] !== userKey[i]) return undefined;
+        if (seqOf(k) <= seq && versionOf(k) <= version) {
+          return { key: k.slice(0, ukLen), version: versionOf(k), seq: seqOf(k), kind: kindOf(k), value: it.value().slice() };
+        }
+        it.next();
+      }
+      if (++bi >= this.handles.length) return undefined;
+      it = this.dataBlock(bi).iterator();
+      it.seekToFirst();
+    }
+  }
+
+  /** Reads and checksums the contents of the block at `h`. */
+  private loadContents(h: BlockHandle): Uint8Array {
+    this.checkOpen();
+    const raw = this.src.read(h.offset, h.size + BLOCK_TRAILER_LEN);
+    return verifyBlock(raw, h, this.fileName);
+  }
+
+  private loadBlock(h: BlockHandle): Block {
+    return new Block(this.loadContents(h), this.fileName, h.offset);
+  }
+
+  /** Contents of a meta block, which must end before `limit` (the footer). */
+  private readMetaContents(h: BlockHandle, limit: number, what: string): Uint8Array {
+    if (h.offset + h.size + BLOCK_TRAILER_LEN > limit) {
+      throw new CorruptionError(this.fileName, `${what} block handle out of bounds (${h.offset}+${h.size})`, h.offset);
+    }
+    return this.loadContents(h);
+  }
+
+  private readMetaBlock(h: BlockHandle, limit: number, what: string): Block {
+    return new Block(this.readMetaContents(h, limit, what), this.fileName, h.offset);
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new Error(`table ${this.fileName} is closed`);
+  }
+
+  private checkBlockIndex(i: number): void {
+    if (!Number.isInteger(i) || i < 0 || i >= this.handles.length) {
+      throw new RangeError(`block index ${i} out of range [0, ${this.handles.length})`);
+    }
+  }
+}
+
+/** Two-level iterator: a position in the index plus an iterator over that data block. */
+class TableIterator implements InternalIterator {
+  private bi = -1;
+  private it: BlockIterator | null = null;
+
+  constructor(private readonly table: TableReader) {}
+
+  valid(): boolean {
+    return this.it !== null && this.it.valid();
+  }
+
+  seekToFirst(): void {
+    this.load(0);
+    this.it?.seekToFirst();
+    this.skipForward();
+  }
+
+  seekToLast(): void {
+    this.load(this.table.blockCount - 1);
+    this.it?.seekToLast();
+    this.skipBackward();
+  }
+
+  seek(target: Uint8Array): void {
+    this.load(this.table.findBlock(target));
+    this.it?.seek(target);
+    this.skipForward();
+  }
+
+  next(): void {
+    if (!this.valid()) throw new Error('TableIterator.next on an invalid iterator');
+    this.it!.next();
+    this.skipForward();
+  }
+
+  prev(): void {
+    if (!this.valid()) throw new Error('TableIterator.prev on an invalid iterator');
+    this.it!.prev();
+    this.skipBackward();
+  }
+
+  key(): Uint8Array {
+    return this.it!.key();
+  }
+
+  value(): Uint8Array {
+    return this.it!.value();
+  }
+
+  private load(bi: number): void {
+    this.bi = bi;
+    this.it = bi >= 0 && bi < this.table.blockCount ? this.table.dataBlock(bi).iterator() : null;
+  }
+
+  private skipForward(): void {
+    while (this.it !== null && !this.it.valid()) {
+      this.load(this.bi + 1);
+      this.it?.seekToFirst();
+    }
+  }
+
+  private skipBackward(): void {
+    while (this.it !== null && !this.it.valid()) {
+      this.load(this.bi - 1);
+      this.it?.seekToLast();
+    }
+  }
+}
