@@ -37,6 +37,8 @@
  *                 mask(crc32c(block contents || type)) fixed32 LE       (exactly LevelDB's)
  *
  * footer (48 B) = metaindex handle || index handle || zero padding to 40 B || magic (8 B)
+ *                 (handle varints in shortest form; the footer has no checksum, so a reader
+ *                 rejects any other byte pattern)
  *                 magic = 8b 50 4b 56 54 42 4c 31   ("\x8bPKVTBL1")
  *
  * block contents (data, index, metaindex, properties):
@@ -59,7 +61,7 @@
  * @module
  */
 import { CorruptionError } from '../errors.js';
-import { ByteReader, ByteWriter, getFixed32, putFixed32 } from '../util/coding.js';
+import { ByteReader, ByteWriter, getFixed32, putFixed32, varintLength } from '../util/coding.js';
 import { crc32cExtend, maskCrc, unmaskCrc } from '../util/crc32c.js';
 
 /** Version of the table format written by this code (stored in the properties block). */
@@ -179,8 +181,9 @@ export function encodeFooter(f: Footer): Uint8Array {
 }
 
 /**
- * Decodes a footer read from `fileOffset`; checks the magic and that the padding is zero (so no
- * byte of the footer can change unnoticed). Throws `CorruptionError`.
+ * Decodes a footer read from `fileOffset`; checks the magic, that the handles' varints are in
+ * shortest form and that the padding is zero (so no byte of the footer, which has no checksum, can
+ * change unnoticed). Throws `CorruptionError`.
  */
 export function decodeFooter(buf: Uint8Array, file: string, fileOffset: number): Footer {
   if (buf.length !== FOOTER_LEN) throw new CorruptionError(file, `footer is ${buf.length} bytes, want ${FOOTER_LEN}`, fileOffset);
@@ -191,9 +194,16 @@ export function decodeFooter(buf: Uint8Array, file: string, fileOffset: number):
   const r = new ByteReader(buf, 0, magicAt);
   let metaindex: BlockHandle;
   let index: BlockHandle;
+  // Varints must be canonical (shortest form), so no footer byte can change without notice.
+  const canonical = (): number => {
+    const at = r.pos;
+    const v = r.varint();
+    if (r.pos - at !== varintLength(v)) throw new RangeError('non-canonical varint');
+    return v;
+  };
   try {
-    metaindex = { offset: r.varint(), size: r.varint() };
-    index = { offset: r.varint(), size: r.varint() };
+    metaindex = { offset: canonical(), size: canonical() };
+    index = { offset: canonical(), size: canonical() };
   } catch (e) {
     throw new CorruptionError(file, `bad footer handle: ${(e as Error).message}`, fileOffset);
   }
