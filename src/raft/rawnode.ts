@@ -1,0 +1,202 @@
+/**
+ * {@link RawNode}: the application's handle on a {@link Raft} state machine. Inputs are
+ * `tick`, `step`, `propose`, `proposeConfChange`, `readIndex`, `transferLeader`; output is a
+ * {@link Ready}, which the application must process in this order and then `advance`:
+ *
+ * 1. write `snapshot`, `entries` and `hardState` to stable storage and sync;
+ * 2. send `messages` (they may depend on step 1 — never send them earlier);
+ * 3. apply `committedEntries` to the state machine (they may include entries written in step 1);
+ * 4. call `advance(rd)` — membership changes among `committedEntries` take effect here.
+ * @module
+ */
+
+import { Raft } from './raft.js';
+import {
+  EntryType, MessageType, None, RaftError, RaftErrorCode, decodeConfChange, encodeConfChange,
+  isLocalMessage, isResponseMessage, newMessage,
+  type ConfChange, type ConfState, type Config, type Entry, type HardState, type Message,
+  type ReadState, type Snapshot, type SoftState, StateType,
+} from './types.js';
+
+/** Everything the application must do after a batch of inputs. */
+export interface Ready {
+  /** New soft state, when it changed. */
+  readonly softState?: SoftState;
+  /** Hard state to persist, when it changed. */
+  readonly hardState?: HardState;
+  /** Completed ReadIndex requests. */
+  readonly readStates: ReadState[];
+  /** Entries to persist (before sending messages). */
+  readonly entries: Entry[];
+  /** Snapshot to persist and install, if any. */
+  readonly snapshot?: Snapshot;
+  /** Committed entries to apply (after persisting). */
+  readonly committedEntries: Entry[];
+  /** Messages to send after persisting. */
+  readonly messages: Message[];
+  /** True when the write of step 1 must be synced (entries, vote or term changed). */
+  readonly mustSync: boolean;
+}
+
+/** A summary of the node for tests and status pages. */
+export interface Status {
+  readonly id: number;
+  readonly hardState: HardState;
+  readonly softState: SoftState;
+  readonly applied: number;
+  readonly confState: ConfState;
+  /** Leader only: match index of every member. */
+  readonly progress: ReadonlyMap<number, { match: number; next: number; state: string }>;
+}
+
+function hardStateEqual(a: HardState, b: HardState): boolean {
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
+}
+
+/** A Raft node without threads or timers; the caller drives it. Not safe for reentrant use. */
+export class RawNode {
+  /** The state machine (exposed for tests and invariant checks; do not mutate). */
+  readonly raft: Raft;
+  private prevSoft: SoftState;
+  private prevHard: HardState;
+
+  /** Creates a node from its config; the storage's hard state and membership are loaded. */
+  constructor(config: Config) {
+    this.raft = new Raft(config);
+    this.prevSoft = this.raft.softState();
+    this.prevHard = this.raft.hardState();
+  }
+
+  /** Advances the logical clock by one tick. */
+  tick(): void {
+    this.raft.tick();
+  }
+
+  /** Starts an election now (for tests and bootstrapping). */
+  campaign(): void {
+    this.raft.step(newMessage({ type: MessageType.Hup, from: this.raft.id }));
+  }
+
+  /** Proposes data to be appended; throws `ERR_PROPOSAL_DROPPED` when it cannot be. */
+  propose(data: Uint8Array): void {
+    this.raft.step(newMessage({
+      type: MessageType.Prop, from: this.raft.id,
+      entries: [{ term: 0, index: 0, type: EntryType.Normal, data }],
+    }));
+  }
+
+  /** Proposes a membership change; throws `ERR_PROPOSAL_DROPPED` when it cannot be. */
+  proposeConfChange(cc: ConfChange): void {
+    this.raft.step(newMessage({
+      type: MessageType.Prop, from: this.raft.id,
+      entries: [{ term: 0, index: 0, type: EntryType.ConfChange, data: encodeConfChange(cc) }],
+    }));
+  }
+
+  /**
+   * Feeds a message received from a peer. Throws `ERR_STEP_LOCAL_MSG` for local types and
+   * `ERR_STEP_PEER_NOT_FOUND` for a response from a node outside the group.
+   */
+  step(m: Message): void {
+    if (isLocalMessage(m.type)) throw new RaftError(RaftErrorCode.StepLocalMsg, `cannot step local message ${m.type}`);
+    if (isResponseMessage(m.type) && !this.raft.prs.progress.has(m.from)) {
+      throw new RaftError(RaftErrorCode.StepPeerNotFound, `response ${m.type} from unknown peer ${m.from}`);
+    }
+    this.raft.step(m);
+  }
+
+  /**
+   * Requests a linearizable read point; the answer arrives as a {@link ReadState} with the
+   * same `ctx` in a later Ready. Reads are safe once `applied >= readState.index`.
+   */
+  readIndex(ctx: Uint8Array): void {
+    this.raft.step(newMessage({ type: MessageType.ReadIndex, from: this.raft.id, context: ctx }));
+  }
+
+  /** Asks the leader to hand leadership to `transferee`. */
+  transferLeader(transferee: number): void {
+    this.raft.step(newMessage({ type: MessageType.TransferLeader, from: transferee, to: this.raft.id }));
+  }
+
+  /** Tells the leader that `id` could not be reached (its progress falls back to probing). */
+  reportUnreachable(id: number): void {
+    this.raft.step(newMessage({ type: MessageType.Unreachable, from: id }));
+  }
+
+  /** True when there is something to persist, send or apply. */
+  hasReady(): boolean {
+    const r = this.raft;
+    const ss = r.softState();
+    if (ss.lead !== this.prevSoft.lead || ss.state !== this.prevSoft.state) return true;
+    const hs = r.hardState();
+    if (!hardStateEqual(hs, this.prevHard)) return true;
+    if (r.raftLog.unstable.snapshot !== undefined) return true;
+    if (r.msgs.length > 0 || r.raftLog.unstableEntries().length > 0 || r.raftLog.hasNextCommittedEnts()) return true;
+    return r.readStates.length > 0;
+  }
+
+  /**
+   * Collects the pending work. Call {@link advance} with the result before the next `ready`.
+   * Messages and read states are handed over (not returned again).
+   */
+  ready(): Ready {
+    const r = this.raft;
+    const ss = r.softState();
+    const hs = r.hardState();
+    const softChanged = ss.lead !== this.prevSoft.lead || ss.state !== this.prevSoft.state;
+    const hardChanged = !hardStateEqual(hs, this.prevHard);
+    const entries = r.raftLog.unstableEntries().slice();
+    const rd: Ready = {
+      softState: softChanged ? ss : undefined,
+      hardState: hardChanged ? hs : undefined,
+      readStates: r.readStates,
+      entries,
+      snapshot: r.raftLog.unstable.snapshot,
+      committedEntries: r.raftLog.nextCommittedEnts(),
+      messages: r.msgs,
+      mustSync: entries.length > 0 || hs.vote !== this.prevHard.vote || hs.term !== this.prevHard.term,
+    };
+    r.msgs = [];
+    r.readStates = [];
+    if (softChanged) this.prevSoft = ss;
+    if (hardChanged) this.prevHard = hs;
+    return rd;
+  }
+
+  /**
+   * Tells the node that `rd` was persisted, sent and applied. Membership changes among the
+   * committed entries take effect now (Raft thesis §4.1 single-server changes, applied on commit).
+   */
+  advance(rd: Ready): void {
+    const r = this.raft;
+    if (rd.snapshot) r.raftLog.stableSnapTo(rd.snapshot.metadata.index);
+    if (rd.entries.length > 0) {
+      const last = rd.entries[rd.entries.length - 1];
+      r.stableTo(last.index, last.term);
+    }
+    if (rd.committedEntries.length > 0) {
+      for (const e of rd.committedEntries) {
+        r.raftLog.appliedTo(e.index);
+        if (e.type === EntryType.ConfChange) r.applyConfChange(decodeConfChange(e.data));
+      }
+    }
+  }
+
+  /** A summary of the node. */
+  status(): Status {
+    const r = this.raft;
+    const progress = new Map<number, { match: number; next: number; state: string }>();
+    if (r.state === StateType.Leader) {
+      for (const [id, pr] of r.prs.progress) progress.set(id, { match: pr.match, next: pr.next, state: pr.state });
+    }
+    return {
+      id: r.id, hardState: r.hardState(), softState: r.softState(), applied: r.raftLog.applied,
+      confState: r.prs.confState(), progress,
+    };
+  }
+
+  /** The leader's id as this node knows it, or {@link None}. */
+  leader(): number {
+    return this.raft.lead ?? None;
+  }
+}
