@@ -20,7 +20,8 @@
  *  version      varint (u64; at most 2^53 - 1 here)
  * ```
  * Varints are LevelDB's (little-endian base 128). The tags 0x00 and 0x01 are LevelDB's
- * `kTypeDeletion` and `kTypeValue`, equal to {@link Kind}; ProofKV's tags are `0x10 | kind`.
+ * `kTypeDeletion` and `kTypeValue` (numerically equal to {@link Kind}); ProofKV's versioned tags
+ * are 0x10 for a put and 0x11 for a delete (note: not `0x10 | kind`).
  * @module
  */
 import { CorruptionError } from '../errors.js';
@@ -92,14 +93,21 @@ export function encodedBatchSize(ops: readonly BatchOp[]): number {
 export function encodeBatch(seq: number, ops: readonly BatchOp[]): Uint8Array {
   if (!(Number.isSafeInteger(seq) && seq >= 0)) throw new RangeError(`seq must be a non-negative safe integer, got ${seq}`);
   if (ops.length > 0xffffffff) throw new RangeError('too many ops in one batch');
-  if (seq + ops.length - 1 > MAX_SEQ) throw new RangeError('batch sequence numbers exceed 2^53 - 1');
+  if (ops.length > 0 && ops.length - 1 > MAX_SEQ - seq) throw new RangeError('batch sequence numbers exceed 2^53 - 1');
   ops.forEach(checkOp);
   const out = new Uint8Array(encodedBatchSize(ops));
   putFixed64(out, 0, seq);
   putFixed32(out, 8, ops.length);
   let pos = BATCH_HEADER_SIZE;
   for (const op of ops) {
-    out[pos++] = op.version === undefined ? op.kind : 0x10 | op.kind;
+    out[pos++] =
+      op.version === undefined
+        ? op.kind === Kind.PUT
+          ? BatchTag.PUT
+          : BatchTag.DELETE
+        : op.kind === Kind.PUT
+          ? BatchTag.VERSIONED_PUT
+          : BatchTag.VERSIONED_DELETE;
     pos = putVarint(out, pos, op.key.length);
     out.set(op.key, pos);
     pos += op.key.length;
@@ -129,7 +137,7 @@ export function decodeBatch(payload: Uint8Array, fileName: string): Batch {
     }
     const seq = r.fixed64();
     const count = r.fixed32();
-    if (count > 0 && seq + count - 1 > MAX_SEQ) throw new CorruptionError(fileName, 'batch sequence numbers exceed 2^53 - 1');
+    if (count > 0 && count - 1 > MAX_SEQ - seq) throw new CorruptionError(fileName, 'batch sequence numbers exceed 2^53 - 1');
     // Each record takes at least 2 bytes: refuse absurd counts before allocating.
     if (count > r.remaining / 2) {
       throw new CorruptionError(fileName, `batch claims ${count} records in ${r.remaining} bytes`);
