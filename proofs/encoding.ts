@@ -1,0 +1,311 @@
+/**
+ * CBOR encodings (RFC 8949) of ProofKV's proof objects, with strict schema-checked decoding.
+ * Isomorphic: no `node:` imports.
+ *
+ * Every object is a CBOR map with text keys. Encoders emit the core deterministic encoding of
+ * RFC 8949 §4.2.1 (shortest integer and length forms, definite lengths, map keys sorted by their
+ * encoded bytes — for these short keys, shorter first, then bytewise). Decoders accept exactly that
+ * encoding and nothing else: a value decodes only if it re-encodes to the same bytes, so trailing
+ * bytes, duplicate or unknown keys, non-shortest integers, indefinite lengths and tags are all
+ * rejected. Hashes are byte strings of exactly 32 bytes; integers are unsigned and at most
+ * 2^53 - 1. Decoders throw only {@link DecodeError}.
+ *
+ * ```
+ * LogHead          { "root": bstr .size 32, "size": uint }
+ * HeadSignature    { "publicKey": bstr .size 32, "signature": bstr .size 64 }
+ * SignedHead       { "head": LogHead, "signatures": [* HeadSignature] }
+ * Checkpoint       { "seq": uint, "index": uint, "masterRoot": bstr .size 32,
+ *                    ? "prevCheckpointHash": bstr .size 32 }      present iff index > 0
+ * InclusionProof   { "path": [* bstr .size 32], "index": uint, "treeSize": uint }
+ * ConsistencyProof { "path": [* bstr .size 32], "size1": uint, "size2": uint }
+ * RangeProof       { "path": [* bstr .size 32], "start": uint, "treeSize": uint }
+ * ```
+ * The schema helpers ({@link uint}, {@link bytes}, {@link arrayOf}, {@link struct},
+ * {@link optional}, {@link refine}, {@link codec}) are exported for later proof types.
+ * @module
+ */
+import { Encoder } from 'cbor-x';
+import { compareBytes, equalBytes } from './bytes.js';
+import { HASH_LEN } from './hash.js';
+import { DecodeError } from './errors.js';
+import {
+  PUBLIC_KEY_LEN,
+  SIGNATURE_LEN,
+  checkCheckpoint,
+  type Checkpoint,
+  type HeadSignature,
+  type LogHead,
+  type SignedHead,
+} from './checkpoint.js';
+
+// `useTag259ForMaps` is a runtime option that cbor-x's typings omit; without it Maps get tag 259.
+const cborOptions = {
+  mapsAsObjects: false,
+  useRecords: false,
+  structuredClone: false,
+  tagUint8Array: false,
+  useTag259ForMaps: false,
+  variableMapSize: true,
+  bundleStrings: false,
+};
+const cbor = new Encoder(cborOptions as ConstructorParameters<typeof Encoder>[0]);
+
+/**
+ * A schema: validates a decoded CBOR value and maps a typed value back to the CBOR data model.
+ */
+export interface Schema<T> {
+  /** Validates `input` (a value as decoded by cbor-x); throws {@link DecodeError} naming `path`. */
+  parse(input: unknown, path: string): T;
+  /** The CBOR data-model value for `value` (maps as `Map`s in canonical key order). */
+  wire(value: T): unknown;
+}
+
+/** An optional struct field: absent in CBOR when `undefined`. */
+export interface Optional<T> {
+  readonly optional: Schema<T>;
+}
+
+/** Encodes and strictly decodes one type. */
+export interface Codec<T> {
+  /** The canonical CBOR encoding; throws `RangeError` if `value` does not fit the schema. */
+  encode(value: T): Uint8Array;
+  /** Decodes and validates; throws only {@link DecodeError}. */
+  decode(bytes: Uint8Array): T;
+}
+
+function typeName(v: unknown): string {
+  if (v instanceof Uint8Array) return `bytes(${v.length})`;
+  if (v instanceof Map) return 'map';
+  if (Array.isArray(v)) return 'array';
+  if (v === null) return 'null';
+  return typeof v;
+}
+
+/** An unsigned integer up to 2^53 - 1 (CBOR major type 0), decoded as a `number`. */
+export const uint: Schema<number> = {
+  parse(input, path) {
+    if (typeof input === 'bigint') {
+      if (input < 0n || input > BigInt(Number.MAX_SAFE_INTEGER)) throw new DecodeError(path, `integer ${input} out of range [0, 2^53 - 1]`);
+      return Number(input);
+    }
+    if (typeof input !== 'number' || !Number.isSafeInteger(input) || input < 0 || Object.is(input, -0)) {
+      throw new DecodeError(path, `want unsigned integer, got ${typeName(input)} ${typeof input === 'number' ? input : ''}`.trimEnd());
+    }
+    return input;
+  },
+  // cbor-x writes numbers above 2^32 - 1 as floats; a bigint gets the 8-byte integer form.
+  wire: (v) => (typeof v === 'number' && v > 0xffffffff ? BigInt(v) : v),
+};
+
+/** A byte string of exactly `len` bytes, or of `min..max` bytes; decoded as a fresh `Uint8Array`. */
+export function bytes(len: number | { min: number; max: number }): Schema<Uint8Array> {
+  const min = typeof len === 'number' ? len : len.min;
+  const max = typeof len === 'number' ? len : len.max;
+  return {
+    parse(input, path) {
+      if (!(input instanceof Uint8Array)) throw new DecodeError(path, `want byte string, got ${typeName(input)}`);
+      if (input.length < min || input.length > max) {
+        throw new DecodeError(path, `byte string has length ${input.length}, want ${min === max ? min : `${min}..${max}`}`);
+      }
+      return new Uint8Array(input);
+    },
+    wire: (v) => v,
+  };
+}
+
+/** A 32-byte hash. */
+export const hash: Schema<Uint8Array> = bytes(HASH_LEN);
+
+/** An array of at most `max` items. */
+export function arrayOf<T>(item: Schema<T>, max: number): Schema<T[]> {
+  return {
+    parse(input, path) {
+      if (!Array.isArray(input)) throw new DecodeError(path, `want array, got ${typeName(input)}`);
+      if (input.length > max) throw new DecodeError(path, `array has ${input.length} items, want at most ${max}`);
+      return input.map((x, i) => item.parse(x, `${path}[${i}]`));
+    },
+    wire: (v) => (Array.isArray(v) ? v.map((x) => item.wire(x)) : v),
+  };
+}
+
+/** Marks a struct field optional (omitted when `undefined`). */
+export function optional<T>(schema: Schema<T>): Optional<T> {
+  return { optional: schema };
+}
+
+/** Adds a semantic check to a schema: `check` returns an error message, or `undefined` if fine. */
+export function refine<T>(schema: Schema<T>, check: (value: T) => string | undefined): Schema<T> {
+  return {
+    parse(input, path) {
+      const v = schema.parse(input, path);
+      const msg = check(v);
+      if (msg !== undefined) throw new DecodeError(path, msg);
+      return v;
+    },
+    wire: (v) => schema.wire(v),
+  };
+}
+
+type Fields<T> = { [K in keyof T]-?: undefined extends T[K] ? Optional<Exclude<T[K], undefined>> : Schema<T[K]> };
+
+const keyBytes = (k: string): Uint8Array => cbor.encode(k);
+
+/**
+ * A CBOR map with exactly the given text keys (optional ones may be absent), emitted in RFC 8949
+ * §4.2.1 key order. Unknown keys and non-text keys are rejected.
+ */
+export function struct<T extends object>(fields: Fields<T>): Schema<T> {
+  const names = Object.keys(fields).sort((a, b) => compareBytes(keyBytes(a), keyBytes(b))) as (keyof T & string)[];
+  const spec = (k: keyof T): { schema: Schema<unknown>; optional: boolean } => {
+    const f = fields[k] as Schema<unknown> | Optional<unknown>;
+    return 'optional' in f ? { schema: f.optional, optional: true } : { schema: f, optional: false };
+  };
+  const known = new Set<string>(names);
+  return {
+    parse(input, path) {
+      if (!(input instanceof Map)) throw new DecodeError(path, `want map, got ${typeName(input)}`);
+      for (const k of input.keys()) {
+        if (typeof k !== 'string') throw new DecodeError(path, `map key of type ${typeName(k)}, want text`);
+        if (!known.has(k)) throw new DecodeError(path, `unknown field "${k}"`);
+      }
+      const out: Record<string, unknown> = {};
+      for (const k of names) {
+        const { schema, optional: opt } = spec(k);
+        const sub = path === '' ? k : `${path}.${k}`;
+        if (!input.has(k)) {
+          if (opt) continue;
+          throw new DecodeError(sub, 'missing field');
+        }
+        out[k] = schema.parse(input.get(k), sub);
+      }
+      return out as T;
+    },
+    wire(v) {
+      const m = new Map<string, unknown>();
+      for (const k of names) {
+        const x = (v as Record<string, unknown>)[k];
+        if (x === undefined && spec(k).optional) continue;
+        m.set(k, spec(k).schema.wire(x));
+      }
+      return m;
+    },
+  };
+}
+
+/**
+ * A codec for `schema`: canonical encoding, and decoding that accepts only the canonical encoding
+ * of a valid value, of at most `maxBytes` bytes.
+ */
+export function codec<T>(schema: Schema<T>, maxBytes = 1 << 20): Codec<T> {
+  const encodeWire = (w: unknown): Uint8Array => new Uint8Array(cbor.encode(w));
+  return {
+    encode(value) {
+      let w: unknown;
+      try {
+        w = schema.wire(value);
+        schema.parse(w, '');
+      } catch (e) {
+        throw new RangeError(`cannot encode: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      return encodeWire(w);
+    },
+    decode(input) {
+      if (!(input instanceof Uint8Array)) throw new DecodeError('', `want Uint8Array, got ${typeName(input)}`);
+      if (input.length > maxBytes) throw new DecodeError('', `encoding has ${input.length} bytes, want at most ${maxBytes}`);
+      let raw: unknown;
+      try {
+        raw = cbor.decode(input);
+      } catch (e) {
+        throw new DecodeError('', `invalid CBOR: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+      }
+      let value: T;
+      let again: Uint8Array;
+      try {
+        value = schema.parse(raw, '');
+        again = encodeWire(schema.wire(value));
+      } catch (e) {
+        if (e instanceof DecodeError) throw e;
+        throw new DecodeError('', `invalid value: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+      }
+      if (!equalBytes(again, input)) throw new DecodeError('', 'not the canonical encoding (RFC 8949 §4.2.1)');
+      return value;
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// ProofKV types
+
+/** A Merkle inclusion proof (RFC 9162 §2.1.3): leaf `index` in a tree of `treeSize` leaves. */
+export interface InclusionProof {
+  index: number;
+  treeSize: number;
+  /** Leaf to root. */
+  path: Uint8Array[];
+}
+
+/** A log consistency proof (RFC 9162 §2.1.4) from `size1` to `size2`. */
+export interface ConsistencyProof {
+  size1: number;
+  size2: number;
+  path: Uint8Array[];
+}
+
+/** A range proof for leaves `[start, start + count)` of a tree of `treeSize` leaves (see `tree.ts`). */
+export interface RangeProof {
+  start: number;
+  treeSize: number;
+  /** Roots of the maximal subtrees outside the range, left to right. */
+  path: Uint8Array[];
+}
+
+/** Longest proof path accepted (a tree of 2^53 leaves needs at most 2 * 53). */
+export const MAX_PROOF_PATH = 128;
+/** Most signatures accepted on one head. */
+export const MAX_SIGNATURES = 1024;
+
+/** Schema of {@link LogHead}. */
+export const logHeadSchema: Schema<LogHead> = struct<LogHead>({ size: uint, root: hash });
+/** Schema of {@link HeadSignature}. */
+export const headSignatureSchema: Schema<HeadSignature> = struct<HeadSignature>({
+  publicKey: bytes(PUBLIC_KEY_LEN),
+  signature: bytes(SIGNATURE_LEN),
+});
+/** Schema of {@link SignedHead}. */
+export const signedHeadSchema: Schema<SignedHead> = struct<SignedHead>({
+  head: logHeadSchema,
+  signatures: arrayOf(headSignatureSchema, MAX_SIGNATURES),
+});
+/** Schema of {@link Checkpoint} (prevCheckpointHash present exactly when index > 0). */
+export const checkpointSchema: Schema<Checkpoint> = refine(
+  struct<Checkpoint>({ index: uint, seq: uint, masterRoot: hash, prevCheckpointHash: optional(hash) }),
+  (c) => checkCheckpoint(c)?.message,
+);
+/** Schema of {@link InclusionProof}. */
+export const inclusionProofSchema: Schema<InclusionProof> = refine(
+  struct<InclusionProof>({ index: uint, treeSize: uint, path: arrayOf(hash, MAX_PROOF_PATH) }),
+  (p) => (p.index < p.treeSize ? undefined : `index ${p.index} out of range for tree size ${p.treeSize}`),
+);
+/** Schema of {@link ConsistencyProof}. */
+export const consistencyProofSchema: Schema<ConsistencyProof> = refine(
+  struct<ConsistencyProof>({ size1: uint, size2: uint, path: arrayOf(hash, MAX_PROOF_PATH) }),
+  (p) => (p.size1 > 0 && p.size1 <= p.size2 ? undefined : `sizes ${p.size1}, ${p.size2}: want 0 < size1 <= size2`),
+);
+/** Schema of {@link RangeProof}. */
+export const rangeProofSchema: Schema<RangeProof> = refine(
+  struct<RangeProof>({ start: uint, treeSize: uint, path: arrayOf(hash, MAX_PROOF_PATH) }),
+  (p) => (p.start < p.treeSize ? undefined : `start ${p.start} out of range for tree size ${p.treeSize}`),
+);
+
+/** CBOR codec of {@link LogHead}. */
+export const logHeadCodec: Codec<LogHead> = codec(logHeadSchema);
+/** CBOR codec of {@link SignedHead} (a checkpoint certificate). */
+export const signedHeadCodec: Codec<SignedHead> = codec(signedHeadSchema);
+/** CBOR codec of {@link Checkpoint}. */
+export const checkpointCodec: Codec<Checkpoint> = codec(checkpointSchema);
+/** CBOR codec of {@link InclusionProof}. */
+export const inclusionProofCodec: Codec<InclusionProof> = codec(inclusionProofSchema);
+/** CBOR codec of {@link ConsistencyProof}. */
+export const consistencyProofCodec: Codec<ConsistencyProof> = codec(consistencyProofSchema);
+/** CBOR codec of {@link RangeProof}. */
+export const rangeProofCodec: Codec<RangeProof> = codec(rangeProofSchema);

@@ -1,0 +1,40 @@
+/**
+ * `proofkv/proofs`: the isomorphic proof foundation — byte helpers, domain-separated hash layouts,
+ * the RFC 9162 §2.1 checkpoint log, inclusion/adjacency/range proofs for ProofKV's trees,
+ * checkpoints and Ed25519 quorum signatures, CBOR encodings and typed verification errors.
+ * No `node:` imports: it bundles for browsers. `docs/proofs.md` specifies every layout.
+ * @module
+ */
+export * from './bytes.js';
+export * from './hash.js';
+export * from './errors.js';
+export {
+  TREE_NODE_DOMAINS,
+  type LeafWithPath,
+  splitPoint,
+  inclusionProofSize,
+  rangeProofSize,
+  treeRoot,
+  treeInclusionProof,
+  rootFromTreeInclusion,
+  verifyTreeInclusion,
+  verifyTreeAdjacent,
+  treeRangeProof,
+  rootFromTreeRange,
+  verifyTreeRange,
+} from './tree.js';
+export {
+  logLeafHash,
+  logNodeHash,
+  emptyLogRoot,
+  logRoot,
+  inclusionProof,
+  consistencyProofSize,
+  consistencyProof,
+  rootFromInclusionProof,
+  verifyInclusion,
+  verifyConsistency,
+  LogTree,
+} from './log.js';
+export * from './checkpoint.js';
+export * from './encoding.js';
