@@ -1,0 +1,104 @@
+/**
+ * One compaction, as a pure function of its input tables and the shape options: merge the inputs
+ * in internal-key order, keep every entry (versions and tombstones are history, never garbage),
+ * and cut output tables at `targetFileSize`, only ever between two user keys so that one key's
+ * versions stay in one table of a level. Runs inline or inside the compaction worker; outputs are
+ * written under temporary names and numbered only when installed, so names are deterministic too.
+ * @module
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { compareBytes } from '../../proofs/bytes.js';
+import { nodeHasher } from '../table/node_hasher.js';
+import { userKeyOf } from '../keys.js';
+import { MergingIterator } from '../merging_iterator.js';
+import { BlockCache } from '../table/block_cache.js';
+import { TableBuilder } from '../table/table_builder.js';
+import { TableReader } from '../table/table_reader.js';
+import type { TableMeta } from '../version/edit.js';
+import { files } from '../version/version_set.js';
+
+/** Shape options a table build depends on. */
+export interface TableShape {
+  blockSize: number;
+  blockRestartInterval: number;
+  bloomBitsPerKey: number;
+  targetFileSize: number;
+}
+
+/** A compaction to run. */
+export interface CompactionJob {
+  dir: string;
+  /** Input table numbers (any order: the merge orders entries by key). */
+  inputs: number[];
+  /** Prefix of the temporary output names, unique per job. */
+  tmpPrefix: string;
+  shape: TableShape;
+}
+
+/** One output table, not yet numbered. */
+export interface CompactionOutput {
+  tmpName: string;
+  meta: Omit<TableMeta, 'number'>;
+}
+
+/** Writes `bytes` to `file` and syncs it. */
+export function writeFileSynced(file: string, bytes: Uint8Array): void {
+  const fd = fs.openSync(file, 'w');
+  try {
+    let off = 0;
+    while (off < bytes.length) off += fs.writeSync(fd, bytes, off, bytes.length - off);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** A table builder with the shape's options and the node hasher. */
+export function newTableBuilder(shape: TableShape): TableBuilder {
+  return new TableBuilder({
+    blockSize: shape.blockSize,
+    restartInterval: shape.blockRestartInterval,
+    bloomBitsPerKey: shape.bloomBitsPerKey,
+    hasher: nodeHasher,
+  });
+}
+
+/** Runs a compaction synchronously; returns the outputs in key order. */
+export function runCompaction(job: CompactionJob): CompactionOutput[] {
+  const cache = new BlockCache(4 * 1024 * 1024);
+  const readers = job.inputs.map((n) =>
+    TableReader.open(path.join(job.dir, files.table(n)), { fileNumber: n, cache, fileName: files.table(n) }),
+  );
+  const outputs: CompactionOutput[] = [];
+  try {
+    const it = new MergingIterator(readers.map((r) => r.iterator()));
+    let builder: TableBuilder | null = null;
+    let lastUserKey: Uint8Array | null = null;
+    const finishOutput = () => {
+      if (!builder) return;
+      const { bytes, meta } = builder.finish();
+      const tmpName = `${job.tmpPrefix}-${outputs.length}.tmp`;
+      writeFileSynced(path.join(job.dir, tmpName), bytes);
+      outputs.push({
+        tmpName,
+        meta: { size: bytes.length, entryCount: meta.entryCount, smallest: meta.smallest, largest: meta.largest, root: meta.root },
+      });
+      builder = null;
+    };
+    for (it.seekToFirst(); it.valid(); it.next()) {
+      const key = it.key();
+      const uk = userKeyOf(key);
+      if (builder !== null && lastUserKey !== null && compareBytes(uk, lastUserKey) !== 0) {
+        if ((builder as TableBuilder).estimatedSize >= job.shape.targetFileSize) finishOutput();
+      }
+      if (builder === null) builder = newTableBuilder(job.shape);
+      (builder as TableBuilder).add(key, it.value());
+      lastUserKey = uk.slice();
+    }
+    finishOutput();
+  } finally {
+    for (const r of readers) r.close();
+  }
+  return outputs;
+}

@@ -1,0 +1,337 @@
+/**
+ * The engine's shared state and its maintenance: memtable rotation, flushes, compaction
+ * scheduling and installs.
+ *
+ * Determinism: the table set changes only at *install points*, which are a pure function of the
+ * write sequence: a memtable is frozen exactly when its accounted size reaches `writeBufferSize`
+ * after a batch, or at a checkpoint. Each install applies, in this order, the result of the one
+ * compaction picked at the previous install (waiting for it: that wait is the write stall when
+ * compaction falls behind) and then the flushed table; table numbers are allocated then, in that
+ * order. The next compaction is picked from the new version by the pure policy in `picker.ts`.
+ * How long a flush or compaction takes changes when things happen, never what is written.
+ * @module
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ErrorCode, ProofKVError } from '../errors.js';
+import type { Entry } from '../keys.js';
+import { kindOf, seekKey, seqOf, TRAILER_LEN, versionOf } from '../keys.js';
+import { JournalWriter } from '../journal/writer.js';
+import { Memtable } from '../memtable/skiplist.js';
+import type { ResolvedOptions } from '../options.js';
+import { CompactionRunner } from '../compaction/runner.js';
+import { newTableBuilder, writeFileSynced, type CompactionOutput, type TableShape } from '../compaction/compact.js';
+import type { TableMeta, VersionEdit } from '../version/edit.js';
+import { pickCompaction, type Compaction } from '../version/picker.js';
+import type { Version } from '../version/version.js';
+import { files, syncDir, type VersionSet } from '../version/version_set.js';
+import { TableCache } from './table_cache.js';
+
+/** A journal file still needed by recovery, with the highest seq it holds. */
+interface LiveJournal {
+  number: number;
+  maxSeq: number;
+}
+
+interface PendingCompaction {
+  compaction: Compaction;
+  result: Promise<CompactionOutput[]>;
+}
+
+/** What a read sees: the memtables and the table set at one moment. */
+export interface ReadState {
+  mem: Memtable;
+  imm: Memtable | null;
+  version: Version;
+}
+
+/** Counters for status and benchmarks. */
+export interface EngineStats {
+  flushes: number;
+  compactions: number;
+  trivialMoves: number;
+  /** Milliseconds writers waited for a flush or compaction to finish. */
+  stallMs: number;
+}
+
+/** Shared engine state. One per open database. */
+export class DBCore {
+  mem = new Memtable();
+  imm: Memtable | null = null;
+  /** Highest seq assigned. Invariant: flushedSeq <= lastSeq. */
+  lastSeq = 0;
+  journal: JournalWriter | null = null;
+  readonly journals: LiveJournal[] = [];
+  readonly tables: TableCache;
+  readonly runner: CompactionRunner;
+  readonly shape: TableShape;
+  /** Sticky background error: once set, writes fail with it until the database is reopened. */
+  bgError: Error | null = null;
+  readonly stats: EngineStats = { flushes: 0, compactions: 0, trivialMoves: 0, stallMs: 0 };
+  private flushing: Promise<void> | null = null;
+  private pending: PendingCompaction | null = null;
+  private readonly liveVersions = new Set<Version>();
+  private jobCounter = 0;
+
+  constructor(
+    readonly dir: string,
+    readonly opts: ResolvedOptions,
+    readonly vs: VersionSet,
+  ) {
+    this.tables = new TableCache(dir, opts.blockCacheSize);
+    this.runner = new CompactionRunner(opts.compactionThread, opts.compactionDelay);
+    this.shape = {
+      blockSize: opts.blockSize,
+      blockRestartInterval: opts.blockRestartInterval,
+      bloomBitsPerKey: opts.bloomBitsPerKey,
+      targetFileSize: opts.targetFileSize,
+    };
+  }
+
+  // ---- reads -------------------------------------------------------------------------------
+
+  /** The current memtables and version. */
+  readState(): ReadState {
+    return { mem: this.mem, imm: this.imm, version: this.vs.current };
+  }
+
+  /** Pins a version so its table files outlive later compactions while a reader uses them. */
+  refVersion(v: Version): void {
+    v.refs++;
+    this.liveVersions.add(v);
+  }
+
+  /** Releases a pin taken with {@link refVersion}. */
+  unrefVersion(v: Version): void {
+    if (--v.refs <= 0) {
+      this.liveVersions.delete(v);
+      this.deleteObsoleteTables();
+    }
+  }
+
+  /**
+   * The newest entry of `userKey` with version <= `version` and seq <= `seq`, searching
+   * memtable, frozen memtable, then tables in read order. The first hit is the answer: a key's
+   * newer records always sit in earlier places of the read order.
+   */
+  getEntry(userKey: Uint8Array, version: number, seq: number, rs: ReadState = this.readState()): Entry | undefined {
+    const target = seekKey(userKey, version, seq);
+    const fromMem = rs.mem.get(userKey, target, seq) ?? rs.imm?.get(userKey, target, seq);
+    if (fromMem) return entryOf(fromMem[0], fromMem[1]);
+    for (const t of rs.version.tablesForKey(userKey)) {
+      const e = this.tables.get(t.number).get(userKey, version, seq);
+      if (e) return e;
+    }
+    return undefined;
+  }
+
+  /** The latest version of `userKey` ever written (0 when none). */
+  latestVersion(userKey: Uint8Array): number {
+    return this.getEntry(userKey, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)?.version ?? 0;
+  }
+
+  // ---- journal -----------------------------------------------------------------------------
+
+  /** Opens a fresh journal file for new writes. */
+  openJournal(): void {
+    const number = this.vs.nextJournalNumber++;
+    this.journal = JournalWriter.open(path.join(this.dir, files.journal(number)));
+    this.journals.push({ number, maxSeq: this.lastSeq });
+  }
+
+  /** Records that the current journal now holds records up to `seq`. */
+  noteJournaled(seq: number): void {
+    this.journals[this.journals.length - 1].maxSeq = seq;
+  }
+
+  // ---- rotation, flush, install ------------------------------------------------------------
+
+  /** True when the memtable has reached its size and must be frozen. */
+  memtableFull(): boolean {
+    return this.mem.approximateSize >= this.opts.writeBufferSize;
+  }
+
+  /**
+   * Freezes the memtable and starts flushing it. Waits first for the previous flush (and the
+   * compaction it installs): the write stall. `switchJournal` is false during recovery, when the
+   * replayed journals stay until flushed.
+   */
+  async rotate(switchJournal: boolean): Promise<void> {
+    if (this.flushing) {
+      const t0 = performance.now();
+      await this.flushing;
+      this.stats.stallMs += performance.now() - t0;
+    }
+    this.throwIfFailed();
+    const imm = this.mem;
+    this.imm = imm;
+    this.mem = new Memtable();
+    if (switchJournal && this.journal) {
+      await this.journal.close();
+      this.openJournal();
+    }
+    const flushedSeq = this.lastSeq;
+    this.flushing = this.flushAndInstall(imm, flushedSeq)
+      .catch((err: Error) => {
+        this.bgError ??= err;
+      })
+      .finally(() => {
+        this.flushing = null;
+      });
+  }
+
+  /** Waits until no flush is running. */
+  async waitForFlush(): Promise<void> {
+    while (this.flushing) await this.flushing;
+    this.throwIfFailed();
+  }
+
+  /** Throws the sticky background error, if any. */
+  throwIfFailed(): void {
+    if (this.bgError) {
+      throw new ProofKVError(ErrorCode.IO_ERROR, `background work failed: ${this.bgError.message}`, { cause: this.bgError });
+    }
+  }
+
+  private async flushAndInstall(imm: Memtable, flushedSeq: number): Promise<void> {
+    const builder = newTableBuilder(this.shape);
+    const it = imm.iterator();
+    for (it.seekToFirst(); it.valid(); it.next()) builder.add(it.key(), it.value());
+    const { bytes, meta } = builder.finish();
+    const tmpName = `flush-${flushedSeq}.tmp`;
+    writeFileSynced(path.join(this.dir, tmpName), bytes);
+    this.stats.flushes++;
+    await this.install({
+      tmpName,
+      meta: { size: bytes.length, entryCount: meta.entryCount, smallest: meta.smallest, largest: meta.largest, root: meta.root },
+      flushedSeq,
+    });
+    if (this.imm === imm) this.imm = null;
+  }
+
+  /**
+   * An install point: applies the pending compaction's result (waiting for it), then the flushed
+   * table if any, in one manifest edit; then picks and starts the next compaction.
+   */
+  async install(flush?: CompactionOutput & { flushedSeq: number }): Promise<void> {
+    const edit: VersionEdit = { deleted: [], added: [], lastSeq: this.lastSeq };
+    const renames: Array<[string, string]> = [];
+    const pending = this.pending;
+    if (pending) {
+      const t0 = performance.now();
+      const outputs = await pending.result;
+      this.stats.stallMs += performance.now() - t0;
+      const c = pending.compaction;
+      for (const t of c.inputs) edit.deleted!.push([c.level, t.number]);
+      for (const t of c.nextInputs) edit.deleted!.push([c.level + 1, t.number]);
+      if (c.trivialMove) {
+        edit.added!.push([c.level + 1, c.inputs[0]]);
+        this.stats.trivialMoves++;
+      } else {
+        for (const o of outputs) {
+          const number = this.vs.nextTableNumber++;
+          renames.push([o.tmpName, files.table(number)]);
+          edit.added!.push([c.level + 1, { ...o.meta, number }]);
+        }
+        this.stats.compactions++;
+      }
+      edit.compactPointers = [[c.level, c.pointer]];
+    }
+    if (flush) {
+      const number = this.vs.nextTableNumber++;
+      renames.push([flush.tmpName, files.table(number)]);
+      edit.added!.push([0, { ...flush.meta, number }]);
+      edit.flushedSeq = flush.flushedSeq;
+      const live = this.journals.filter((j) => j.maxSeq > flush.flushedSeq || j === this.journals[this.journals.length - 1]);
+      edit.logNumber = live.length > 0 ? live[0].number : this.vs.nextJournalNumber;
+    }
+    if (!pending && !flush) return;
+    for (const [from, to] of renames) fs.renameSync(path.join(this.dir, from), path.join(this.dir, to));
+    if (renames.length > 0) syncDir(this.dir);
+    await this.vs.logAndApply(edit);
+    this.pending = null;
+    // Journals wholly below the flushed seq are no longer needed.
+    if (flush) {
+      while (this.journals.length > 1 && this.journals[0].number < this.vs.logNumber) {
+        const j = this.journals.shift()!;
+        fs.rmSync(path.join(this.dir, files.journal(j.number)), { force: true });
+      }
+    }
+    this.deleteObsoleteTables();
+    this.maybeScheduleCompaction();
+  }
+
+  /** Picks the next compaction from the current version and starts it. */
+  maybeScheduleCompaction(): void {
+    if (this.pending || this.bgError) return;
+    const c = pickCompaction(this.vs.current, this.vs.pointers, this.opts);
+    if (!c) return;
+    let result: Promise<CompactionOutput[]>;
+    if (c.trivialMove) {
+      result = Promise.resolve([]);
+    } else {
+      const job = {
+        dir: this.dir,
+        inputs: [...c.inputs, ...c.nextInputs].map((t) => t.number),
+        tmpPrefix: `compact-${++this.jobCounter}-${process.pid}`,
+        shape: this.shape,
+      };
+      result = this.runner.run(job);
+      // Surface a failure at the install that waits for it; avoid an unhandled rejection meanwhile.
+      result.catch(() => undefined);
+    }
+    this.pending = { compaction: c, result };
+  }
+
+  /** Installs the pending compaction, if any (a checkpoint with an empty memtable). */
+  async installPendingCompaction(): Promise<void> {
+    if (this.pending) await this.install();
+  }
+
+  /** Deletes table files no live version references. */
+  deleteObsoleteTables(): void {
+    const keep = this.vs.current.tableNumbers();
+    for (const v of this.liveVersions) for (const n of v.tableNumbers()) keep.add(n);
+    for (const name of fs.readdirSync(this.dir)) {
+      const m = /^(\d+)\.sst$/.exec(name);
+      if (!m) continue;
+      const n = Number(m[1]);
+      if (!keep.has(n)) {
+        this.tables.evict(n);
+        fs.rmSync(path.join(this.dir, name), { force: true });
+      }
+    }
+  }
+
+  /** Stops background work and closes files. A running flush is awaited; a compaction is dropped. */
+  async close(): Promise<void> {
+    try {
+      while (this.flushing) await this.flushing;
+    } finally {
+      await this.runner.close();
+      if (this.journal) await this.journal.close().catch(() => undefined);
+      this.journal = null;
+      this.tables.close();
+      await this.vs.close();
+      for (const name of fs.readdirSync(this.dir)) {
+        if (name.endsWith('.tmp')) fs.rmSync(path.join(this.dir, name), { force: true });
+      }
+    }
+  }
+
+  /** Every table with its level, in read order. */
+  tableMetas(): Array<{ level: number; meta: TableMeta }> {
+    return this.vs.current.placed().map((p) => ({ level: p.level, meta: p.meta }));
+  }
+}
+
+/** Builds an {@link Entry} from an internal key and value (copies). */
+export function entryOf(ik: Uint8Array, value: Uint8Array): Entry {
+  return {
+    key: ik.slice(0, ik.length - TRAILER_LEN),
+    version: versionOf(ik),
+    seq: seqOf(ik),
+    kind: kindOf(ik),
+    value: value.slice(),
+  };
+}

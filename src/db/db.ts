@@ -1,0 +1,436 @@
+/**
+ * `ProofDB`: the embedded, versioned, deterministic LSM database.
+ *
+ * ```ts
+ * const db = await ProofDB.open('./data');
+ * const { version } = await db.put('user:1', 'alice');   // version 1
+ * await db.get('user:1');                                 // Uint8Array "alice"
+ * await db.getVersionHistory('user:1');                   // every version, oldest first
+ * await db.checkpoint();                                  // flush + install compactions
+ * await db.close();
+ * ```
+ * @module
+ */
+import * as fs from 'node:fs';
+import { toBytes } from '../../proofs/bytes.js';
+import { Kind } from '../../proofs/hash.js';
+import {
+  DatabaseClosedError,
+  ErrorCode,
+  InvalidArgumentError,
+  ProofKVError,
+} from '../errors.js';
+import { MAX_SEQ, MAX_VERSION, seqOf, versionOf, type Entry } from '../keys.js';
+import { resolveOptions, type DBOptions, type ResolvedOptions } from '../options.js';
+import { VersionSet } from '../version/version_set.js';
+import { WriteBatch, type BatchOp } from './batch.js';
+import { DBCore, type EngineStats } from './core.js';
+import { DBIterator, type IteratorOptions, type VersionEntry } from './iterator.js';
+import { lockDir, type DirLock } from './lock.js';
+import { removeLeftovers, replayJournals } from './recovery.js';
+import { WritePipeline, type WriteResult } from './write.js';
+
+/** Per-write options. */
+export interface WriteOptions {
+  /** fdatasync the journal before acknowledging (default: the database's `sync` option). */
+  sync?: boolean;
+}
+
+/** Bounds of a history query; versions are inclusive. */
+export interface HistoryOptions {
+  minVersion?: number;
+  maxVersion?: number;
+  /** At most this many entries (the oldest ones). */
+  limit?: number;
+}
+
+/** What a checkpoint did. */
+export interface CheckpointResult {
+  /** Every write with seq <= this is in the tables. */
+  seq: number;
+  /** Tables after the checkpoint, in read order. */
+  tables: TableInfo[];
+}
+
+/** A table as the manifest describes it. */
+export interface TableInfo {
+  level: number;
+  position: number;
+  number: number;
+  size: number;
+  entryCount: number;
+  /** Table Merkle root. */
+  root: Uint8Array;
+  smallest: { key: Uint8Array; version: number; seq: number };
+  largest: { key: Uint8Array; version: number; seq: number };
+}
+
+type Bytes = Uint8Array | string;
+
+/**
+ * A consistent, read-only view at one seq. Writes after the snapshot are invisible to it. Call
+ * `release()` when done; reads after that throw `SNAPSHOT_RELEASED`.
+ */
+export class Snapshot {
+  private released = false;
+
+  /** @internal */
+  constructor(
+    private readonly db: ProofDB,
+    /** The snapshot's sequence number. */
+    readonly seq: number,
+  ) {}
+
+  private check(): void {
+    if (this.released) throw new ProofKVError(ErrorCode.SNAPSHOT_RELEASED, 'snapshot was released');
+  }
+
+  /** Latest value as of the snapshot; undefined if absent or deleted. */
+  async get(key: Bytes): Promise<Uint8Array | undefined> {
+    this.check();
+    return this.db._get(key, MAX_VERSION, this.seq);
+  }
+
+  /** Newest entry at or below `version` as of the snapshot. */
+  async getWithVersion(key: Bytes, version: number): Promise<VersionEntry | undefined> {
+    this.check();
+    return this.db._getWithVersion(key, version, this.seq);
+  }
+
+  /** Version history as of the snapshot. */
+  async getVersionHistory(key: Bytes, options: HistoryOptions = {}): Promise<VersionEntry[]> {
+    this.check();
+    return this.db._history(key, options, this.seq);
+  }
+
+  /** Range iteration as of the snapshot. */
+  iterator(options: IteratorOptions = {}): DBIterator {
+    this.check();
+    return this.db._iterator(options, this.seq);
+  }
+
+  /** Ends the snapshot. Idempotent. */
+  release(): void {
+    this.released = true;
+  }
+}
+
+/**
+ * The embedded database. Open with {@link ProofDB.open}; every method throws
+ * {@link DatabaseClosedError} after {@link ProofDB.close}.
+ */
+export class ProofDB {
+  private closed = false;
+  private closing: Promise<void> | null = null;
+
+  private constructor(
+    private readonly core: DBCore,
+    private readonly pipeline: WritePipeline,
+    private readonly lock: DirLock,
+    /** The options in force, defaults filled in. */
+    readonly options: ResolvedOptions,
+  ) {}
+
+  /**
+   * Opens (creating if missing, by default) the database in `dir` and takes its lock. Recovers
+   * from the journal after a crash. Throws `DIRECTORY_LOCKED` if another open database holds it,
+   * `CORRUPTION` if its files are damaged, `INVALID_ARGUMENT` for bad options.
+   */
+  static async open(dir: string, options: DBOptions = {}): Promise<ProofDB> {
+    if (typeof dir !== 'string' || dir.length === 0) {
+      throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, 'dir must be a non-empty string');
+    }
+    const opts = resolveOptions(options);
+    if (!fs.existsSync(dir)) {
+      if (!opts.createIfMissing) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `${dir} does not exist`);
+      fs.mkdirSync(dir, { recursive: true });
+    }
+    const lock = lockDir(dir);
+    let core: DBCore | null = null;
+    try {
+      let vs = VersionSet.recover(dir);
+      if (vs && opts.errorIfExists) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `${dir} already holds a database`);
+      if (!vs) {
+        if (!opts.createIfMissing) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `${dir} holds no database`);
+        vs = VersionSet.create(dir);
+      }
+      core = new DBCore(dir, opts, vs);
+      removeLeftovers(core);
+      await vs.writeNewManifest();
+      await replayJournals(core);
+      await core.waitForFlush();
+      core.openJournal();
+      core.maybeScheduleCompaction();
+      return new ProofDB(core, new WritePipeline(core), lock, opts);
+    } catch (err) {
+      if (core) await core.close().catch(() => undefined);
+      lock.release();
+      throw err;
+    }
+  }
+
+  // ---- validation --------------------------------------------------------------------------
+
+  private checkOpen(): void {
+    if (this.closed) throw new DatabaseClosedError();
+  }
+
+  private key(k: Bytes): Uint8Array {
+    if (typeof k !== 'string' && !(k instanceof Uint8Array)) {
+      throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, 'key must be a string or Uint8Array');
+    }
+    const b = toBytes(k);
+    if (b.length === 0) throw new InvalidArgumentError(ErrorCode.EMPTY_KEY, 'key must not be empty');
+    if (b.length > this.options.maxKeySize) {
+      throw new InvalidArgumentError(ErrorCode.KEY_TOO_LARGE, `key is ${b.length} bytes, limit ${this.options.maxKeySize}`);
+    }
+    return b;
+  }
+
+  private value(v: Bytes): Uint8Array {
+    if (typeof v !== 'string' && !(v instanceof Uint8Array)) {
+      throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, 'value must be a string or Uint8Array');
+    }
+    const b = toBytes(v);
+    if (b.length > this.options.maxValueSize) {
+      throw new InvalidArgumentError(ErrorCode.VALUE_TOO_LARGE, `value is ${b.length} bytes, limit ${this.options.maxValueSize}`);
+    }
+    return b;
+  }
+
+  private static version(v: unknown, min: number): number {
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
+      throw new InvalidArgumentError(
+        ErrorCode.INVALID_VERSION,
+        `version must be an integer in [${min}, 2^53 - 1], got ${String(v)}`,
+      );
+    }
+    return v;
+  }
+
+  private validateOp(op: BatchOp): BatchOp {
+    if (op.kind !== Kind.PUT && op.kind !== Kind.DELETE) {
+      throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, 'unknown operation kind');
+    }
+    return {
+      kind: op.kind,
+      key: this.key(op.key),
+      value: op.kind === Kind.PUT ? this.value(op.value) : new Uint8Array(0),
+      version: op.version === undefined ? undefined : ProofDB.version(op.version, 1),
+    };
+  }
+
+  // ---- writes ------------------------------------------------------------------------------
+
+  /** Writes `value` at the key's next version (1 for a new key). */
+  async put(key: Bytes, value: Bytes, options: WriteOptions = {}): Promise<WriteResult> {
+    this.checkOpen();
+    const op = { kind: Kind.PUT, key: this.key(key), value: this.value(value) };
+    return (await this.pipeline.write([op], options.sync ?? this.options.sync))[0];
+  }
+
+  /**
+   * Writes `value` at an explicit version, which must be greater than the key's latest version;
+   * otherwise throws `VERSION_NOT_INCREASING` and writes nothing.
+   */
+  async putWithVersion(key: Bytes, value: Bytes, version: number, options: WriteOptions = {}): Promise<WriteResult> {
+    this.checkOpen();
+    const op = { kind: Kind.PUT, key: this.key(key), value: this.value(value), version: ProofDB.version(version, 1) };
+    return (await this.pipeline.write([op], options.sync ?? this.options.sync))[0];
+  }
+
+  /** Writes a tombstone at the key's next version. History keeps it. */
+  async delete(key: Bytes, options: WriteOptions = {}): Promise<WriteResult> {
+    this.checkOpen();
+    const op = { kind: Kind.DELETE, key: this.key(key), value: new Uint8Array(0) };
+    return (await this.pipeline.write([op], options.sync ?? this.options.sync))[0];
+  }
+
+  /** A new, empty batch for {@link write}. */
+  batch(): WriteBatch {
+    return new WriteBatch();
+  }
+
+  /**
+   * Applies a batch atomically: every operation or none. Returns one result per operation.
+   * A later operation on the same key sees the versions of earlier ones in the batch.
+   */
+  async write(batch: WriteBatch, options: WriteOptions = {}): Promise<WriteResult[]> {
+    this.checkOpen();
+    if (!(batch instanceof WriteBatch)) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, 'write expects a WriteBatch');
+    const ops = batch.ops.map((op) => this.validateOp(op));
+    if (ops.length === 0) return [];
+    return this.pipeline.write(ops, options.sync ?? this.options.sync);
+  }
+
+  // ---- reads -------------------------------------------------------------------------------
+
+  /** The latest value of `key`, or undefined if it never existed or its latest version is a tombstone. */
+  async get(key: Bytes): Promise<Uint8Array | undefined> {
+    this.checkOpen();
+    return this._get(key, MAX_VERSION, MAX_SEQ);
+  }
+
+  /** The newest entry of `key` at or below `version` (a tombstone included), or undefined. */
+  async getWithVersion(key: Bytes, version: number): Promise<VersionEntry | undefined> {
+    this.checkOpen();
+    return this._getWithVersion(key, version, MAX_SEQ);
+  }
+
+  /** Versions of `key` in [minVersion, maxVersion], oldest first, tombstones included. */
+  async getVersionHistory(key: Bytes, options: HistoryOptions = {}): Promise<VersionEntry[]> {
+    this.checkOpen();
+    return this._history(key, options, MAX_SEQ);
+  }
+
+  /** Iterates a key range: latest values by default, every version with `allVersions`. */
+  iterator(options: IteratorOptions = {}): DBIterator {
+    this.checkOpen();
+    return this._iterator(options, MAX_SEQ);
+  }
+
+  /** A consistent view at the current seq. */
+  snapshot(): Snapshot {
+    this.checkOpen();
+    return new Snapshot(this, this.core.lastSeq);
+  }
+
+  /** @internal */
+  async _get(key: Bytes, version: number, seq: number): Promise<Uint8Array | undefined> {
+    this.checkOpen();
+    const e = this.core.getEntry(this.key(key), version, seq);
+    return e && e.kind === Kind.PUT ? e.value : undefined;
+  }
+
+  /** @internal */
+  async _getWithVersion(key: Bytes, version: number, seq: number): Promise<VersionEntry | undefined> {
+    this.checkOpen();
+    const k = this.key(key);
+    const v = ProofDB.version(version, 0);
+    const e = this.core.getEntry(k, v, seq);
+    return e ? toVersionEntry(e) : undefined;
+  }
+
+  /** @internal */
+  async _history(key: Bytes, options: HistoryOptions, seq: number): Promise<VersionEntry[]> {
+    this.checkOpen();
+    const k = this.key(key);
+    const min = options.minVersion === undefined ? 0 : ProofDB.version(options.minVersion, 0);
+    const max = options.maxVersion === undefined ? MAX_VERSION : ProofDB.version(options.maxVersion, 0);
+    const limit = options.limit;
+    if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 0)) {
+      throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `limit must be a non-negative integer, got ${String(limit)}`);
+    }
+    if (min > max || limit === 0) return [];
+    // All versions of the key at or below `max`, newest first, through the merged view.
+    const it = this._iterator({ gte: k, lte: k, allVersions: true }, seq);
+    const out: VersionEntry[] = [];
+    try {
+      it.seekVersion(k, max);
+      for (;;) {
+        const chunk = await it.nextv(256);
+        if (chunk.length === 0) break;
+        let stop = false;
+        for (const e of chunk) {
+          if (e.version < min) {
+            stop = true;
+            break;
+          }
+          if (e.version <= max) out.push(e);
+        }
+        if (stop) break;
+      }
+    } finally {
+      it.close();
+    }
+    out.reverse();
+    return limit === undefined ? out : out.slice(0, limit);
+  }
+
+  /** @internal */
+  _iterator(options: IteratorOptions, seq: number): DBIterator {
+    this.checkOpen();
+    if (options.limit !== undefined && (!Number.isSafeInteger(options.limit) || options.limit < 0)) {
+      throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, 'limit must be a non-negative integer');
+    }
+    for (const b of ['gt', 'gte', 'lt', 'lte'] as const) {
+      const v = options[b];
+      if (v !== undefined && typeof v !== 'string' && !(v instanceof Uint8Array)) {
+        throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `${b} must be a string or Uint8Array`);
+      }
+    }
+    return new DBIterator(this.core, this.core.readState(), seq, options);
+  }
+
+  // ---- maintenance -------------------------------------------------------------------------
+
+  /**
+   * Flushes the memtable into a table and installs the finished (or awaited) compaction, at this
+   * point of the write sequence. Writes queued before it are included; writes after it wait.
+   */
+  async checkpoint(): Promise<CheckpointResult> {
+    this.checkOpen();
+    let seq = 0;
+    await this.pipeline.barrier(async () => {
+      const core = this.core;
+      core.throwIfFailed();
+      if (core.mem.count > 0) await core.rotate(true);
+      await core.waitForFlush();
+      await core.installPendingCompaction();
+      seq = core.lastSeq;
+    });
+    return { seq, tables: this.tables() };
+  }
+
+  /** The table set in read order (level 0 newest first, then each level by key). */
+  tables(): TableInfo[] {
+    this.checkOpen();
+    return this.core.vs.current.placed().map(({ level, position, meta }) => ({
+      level,
+      position,
+      number: meta.number,
+      size: meta.size,
+      entryCount: meta.entryCount,
+      root: meta.root,
+      smallest: describeKey(meta.smallest),
+      largest: describeKey(meta.largest),
+    }));
+  }
+
+  /** Engine counters: flushes, compactions, stall time. */
+  stats(): EngineStats & { lastSeq: number; memtableBytes: number } {
+    this.checkOpen();
+    return { ...this.core.stats, lastSeq: this.core.lastSeq, memtableBytes: this.core.mem.approximateSize };
+  }
+
+  /** The directory this database lives in. */
+  get location(): string {
+    return this.core.dir;
+  }
+
+  /**
+   * Waits for queued writes and a running flush, stops compaction and closes every file. The
+   * memtable is not flushed: the journal holds it and the next open replays it. Idempotent.
+   */
+  async close(): Promise<void> {
+    if (this.closing) return this.closing;
+    this.closed = true;
+    this.closing = (async () => {
+      try {
+        await this.pipeline.idle();
+        await this.core.close();
+      } finally {
+        this.lock.release();
+      }
+    })();
+    return this.closing;
+  }
+}
+
+function describeKey(ik: Uint8Array): { key: Uint8Array; version: number; seq: number } {
+  return { key: ik.slice(0, ik.length - 16), version: versionOf(ik), seq: seqOf(ik) };
+}
+
+function toVersionEntry(e: Entry): VersionEntry {
+  return { key: e.key, version: e.version, seq: e.seq, kind: e.kind === Kind.DELETE ? 'delete' : 'put', value: e.value };
+}

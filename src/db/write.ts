@@ -1,0 +1,195 @@
+/**
+ * The write path: a queue with group commit.
+ *
+ * Callers enqueue batches (and checkpoint barriers). One drain loop takes a group of queued
+ * batches, resolves each batch's versions against the latest versions (an invalid batch fails
+ * alone and changes nothing), assigns consecutive seqs, appends one journal record per batch,
+ * writes the whole group with one write (and one fdatasync if any batch asked for `sync`), then
+ * applies the batches to the memtable in order, freezing it whenever it fills. Only then are the
+ * callers answered: an acknowledged write is in the journal.
+ * @module
+ */
+import { Kind } from '../../proofs/hash.js';
+import { ErrorCode, InvalidArgumentError, VersionConflictError } from '../errors.js';
+import { encodeBatch, type BatchOp as JournalOp } from '../journal/batch.js';
+import { encodeInternalKey, MAX_VERSION } from '../keys.js';
+import type { BatchOp } from './batch.js';
+import type { DBCore } from './core.js';
+
+/** The version and seq a write was given. */
+export interface WriteResult {
+  version: number;
+  seq: number;
+}
+
+interface QueuedWrite {
+  type: 'write';
+  ops: BatchOp[];
+  sync: boolean;
+  resolve: (r: WriteResult[]) => void;
+  reject: (e: Error) => void;
+}
+
+interface QueuedBarrier {
+  type: 'barrier';
+  run: () => Promise<void>;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+type Queued = QueuedWrite | QueuedBarrier;
+
+/** Most batches and bytes (approximate) one group commit takes. */
+const MAX_GROUP_BATCHES = 1024;
+const MAX_GROUP_BYTES = 4 * 1024 * 1024;
+
+const latin1 = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+
+/** Serializes writes and barriers; one per database. */
+export class WritePipeline {
+  private readonly queue: Queued[] = [];
+  private draining: Promise<void> | null = null;
+
+  constructor(private readonly core: DBCore) {}
+
+  /** Enqueues a batch; resolves with one result per op once it is journaled and applied. */
+  write(ops: BatchOp[], sync: boolean): Promise<WriteResult[]> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ type: 'write', ops, sync, resolve, reject });
+      this.kick();
+    });
+  }
+
+  /** Runs `run` after every write queued before it and before any write queued after it. */
+  barrier(run: () => Promise<void>): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ type: 'barrier', run, resolve, reject });
+      this.kick();
+    });
+  }
+
+  /** Resolves when the queue is empty. */
+  async idle(): Promise<void> {
+    while (this.draining) await this.draining;
+  }
+
+  private kick(): void {
+    if (!this.draining) {
+      this.draining = this.drain().finally(() => {
+        this.draining = null;
+        // A write queued after the loop's last check but before this callback must not strand.
+        if (this.queue.length > 0) this.kick();
+      });
+    }
+  }
+
+  private async drain(): Promise<void> {
+    while (this.queue.length > 0) {
+      const head = this.queue[0];
+      if (head.type === 'barrier') {
+        this.queue.shift();
+        try {
+          await head.run();
+          head.resolve();
+        } catch (err) {
+          head.reject(err as Error);
+        }
+        continue;
+      }
+      const group: QueuedWrite[] = [];
+      let bytes = 0;
+      while (this.queue.length > 0 && group.length < MAX_GROUP_BATCHES && bytes < MAX_GROUP_BYTES) {
+        const q = this.queue[0];
+        if (q.type !== 'write') break;
+        this.queue.shift();
+        group.push(q);
+        for (const op of q.ops) bytes += op.key.length + op.value.length + 16;
+      }
+      await this.commitGroup(group);
+    }
+  }
+
+  private async commitGroup(group: QueuedWrite[]): Promise<void> {
+    const core = this.core;
+    try {
+      core.throwIfFailed();
+    } catch (err) {
+      for (const w of group) w.reject(err as Error);
+      return;
+    }
+    // Resolve versions. `assigned` holds the versions this group gives, ahead of the memtable.
+    const assigned = new Map<string, number>();
+    const accepted: Array<{ w: QueuedWrite; ops: JournalOp[]; seq: number }> = [];
+    let seq = core.lastSeq + 1;
+    for (const w of group) {
+      const local = new Map<string, number>();
+      const ops: JournalOp[] = [];
+      let failure: Error | null = null;
+      for (const op of w.ops) {
+        const id = latin1(op.key);
+        const latest = local.get(id) ?? assigned.get(id) ?? core.latestVersion(op.key);
+        let version: number;
+        if (op.version !== undefined) {
+          if (op.version <= latest) {
+            failure = new VersionConflictError(op.key, op.version, latest);
+            break;
+          }
+          version = op.version;
+        } else {
+          if (latest >= MAX_VERSION) {
+            failure = new InvalidArgumentError(ErrorCode.INVALID_VERSION, `key's version space is exhausted`);
+            break;
+          }
+          version = latest + 1;
+        }
+        local.set(id, version);
+        ops.push({ kind: op.kind, key: op.key, version, value: op.kind === Kind.PUT ? op.value : undefined });
+      }
+      if (failure) {
+        w.reject(failure);
+        continue;
+      }
+      for (const [id, v] of local) assigned.set(id, v);
+      accepted.push({ w, ops, seq });
+      seq += ops.length;
+    }
+    if (accepted.length === 0) return;
+
+    // Journal the group: one write, one sync.
+    const journal = core.journal!;
+    let sync = false;
+    for (const a of accepted) {
+      journal.addRecord(encodeBatch(a.seq, a.ops));
+      sync ||= a.w.sync;
+    }
+    try {
+      await journal.flush({ sync });
+    } catch (err) {
+      core.bgError ??= err as Error;
+      for (const a of accepted) a.w.reject(err as Error);
+      return;
+    }
+    core.noteJournaled(seq - 1);
+
+    // Apply in order, freezing the memtable at the deterministic points.
+    let rotateError: Error | null = null;
+    for (const a of accepted) {
+      a.ops.forEach((op, i) => {
+        const s = a.seq + i;
+        core.mem.add(encodeInternalKey(op.key, op.version!, s, op.kind), op.value ?? EMPTY, s);
+      });
+      core.lastSeq = a.seq + a.ops.length - 1;
+      if (core.memtableFull() && !rotateError) {
+        try {
+          await core.rotate(true);
+        } catch (err) {
+          rotateError = err as Error;
+        }
+      }
+    }
+    // Every accepted write is durable in the journal: acknowledge it even if a flush failed.
+    for (const a of accepted) a.w.resolve(a.ops.map((op, i) => ({ version: op.version!, seq: a.seq + i })));
+  }
+}
+
+const EMPTY = new Uint8Array(0);

@@ -1,0 +1,22 @@
+/**
+ * `proofkv`: the embedded database. See {@link ProofDB}.
+ * @module
+ */
+export { ProofDB, Snapshot } from './db/db.js';
+export type { CheckpointResult, HistoryOptions, TableInfo, WriteOptions } from './db/db.js';
+export { WriteBatch } from './db/batch.js';
+export type { BatchOp } from './db/batch.js';
+export type { WriteResult } from './db/write.js';
+export { DBIterator } from './db/iterator.js';
+export type { IteratorOptions, VersionEntry } from './db/iterator.js';
+export type { EngineStats } from './db/core.js';
+export type { DBOptions, ResolvedOptions } from './options.js';
+export {
+  CorruptionError,
+  DatabaseClosedError,
+  DirectoryLockedError,
+  ErrorCode,
+  InvalidArgumentError,
+  ProofKVError,
+  VersionConflictError,
+} from './errors.js';

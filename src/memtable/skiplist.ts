@@ -1,0 +1,201 @@
+/**
+ * The memtable: a skiplist of internal keys kept in flat arrays, in the spirit of goleveldb's
+ * memdb. Node links live in one growable `Int32Array` (`MAX_HEIGHT` slots per node), keys and values
+ * in two plain arrays, so an insert allocates almost nothing besides the key itself.
+ *
+ * Single writer, any number of readers: JavaScript runs one task at a time, so an iterator never
+ * sees a half-linked node. Entries are never removed; a frozen memtable is flushed and dropped whole.
+ * Node heights come from a fixed-seed generator, so the structure is the same on every run (it does
+ * not reach table bytes either way: a table depends only on the sorted entries).
+ * @module
+ */
+import { compareInternalKeys, seqOf, TRAILER_LEN } from '../keys.js';
+import type { InternalIterator } from '../iterator.js';
+
+const MAX_HEIGHT = 12;
+const HEAD = 0;
+const NIL = -1;
+
+/** A sorted, append-only in-memory table of internal keys. */
+export class Memtable {
+  private keys: Uint8Array[] = [new Uint8Array(0)];
+  private values: Uint8Array[] = [new Uint8Array(0)];
+  private links: Int32Array;
+  private height = 1;
+  private rng = 0x2545f491;
+  /** Bytes accounted for flush decisions: key + value + a fixed per-entry overhead. */
+  approximateSize = 0;
+  /** Number of entries. */
+  count = 0;
+  /** Highest sequence number inserted (0 when empty). */
+  maxSeq = 0;
+
+  constructor(initialCapacity = 1024) {
+    this.links = new Int32Array(initialCapacity * MAX_HEIGHT).fill(NIL);
+  }
+
+  private randomHeight(): number {
+    let h = 1;
+    // xorshift32; branching factor 4 like LevelDB.
+    for (;;) {
+      let x = this.rng;
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      this.rng = x >>> 0;
+      if (h < MAX_HEIGHT && (this.rng & 3) === 0) h++;
+      else return h;
+    }
+  }
+
+  /**
+   * Finds the first node >= key. When `prev` is given, fills it with the last node < key at every
+   * level (the insertion points).
+   */
+  private findGreaterOrEqual(key: Uint8Array, prev: Int32Array | null): number {
+    let x = HEAD;
+    let level = this.height - 1;
+    for (;;) {
+      const next = this.links[x * MAX_HEIGHT + level];
+      if (next !== NIL && compareInternalKeys(this.keys[next], key) < 0) {
+        x = next;
+      } else {
+        if (prev) prev[level] = x;
+        if (level === 0) return next;
+        level--;
+      }
+    }
+  }
+
+  private findLessThan(key: Uint8Array): number {
+    let x = HEAD;
+    let level = this.height - 1;
+    for (;;) {
+      const next = this.links[x * MAX_HEIGHT + level];
+      if (next !== NIL && compareInternalKeys(this.keys[next], key) < 0) x = next;
+      else if (level === 0) return x;
+      else level--;
+    }
+  }
+
+  private findLast(): number {
+    let x = HEAD;
+    let level = this.height - 1;
+    for (;;) {
+      const next = this.links[x * MAX_HEIGHT + level];
+      if (next !== NIL) x = next;
+      else if (level === 0) return x;
+      else level--;
+    }
+  }
+
+  private readonly prevScratch = new Int32Array(MAX_HEIGHT);
+
+  /** Inserts an entry. Internal keys are unique (they contain the seq); a duplicate is a bug. */
+  add(internalKey: Uint8Array, value: Uint8Array, seq: number): void {
+    const prev = this.prevScratch;
+    const found = this.findGreaterOrEqual(internalKey, prev);
+    if (found !== NIL && compareInternalKeys(this.keys[found], internalKey) === 0) {
+      throw new Error('memtable: duplicate internal key');
+    }
+    const h = this.randomHeight();
+    if (h > this.height) {
+      for (let i = this.height; i < h; i++) prev[i] = HEAD;
+      this.height = h;
+    }
+    const node = this.keys.length;
+    if ((node + 1) * MAX_HEIGHT > this.links.length) {
+      const grown = new Int32Array(this.links.length * 2).fill(NIL);
+      grown.set(this.links);
+      this.links = grown;
+    }
+    this.keys.push(internalKey);
+    this.values.push(value);
+    for (let i = 0; i < h; i++) {
+      this.links[node * MAX_HEIGHT + i] = this.links[prev[i] * MAX_HEIGHT + i];
+      this.links[prev[i] * MAX_HEIGHT + i] = node;
+    }
+    this.approximateSize += internalKey.length + value.length + 24;
+    this.count++;
+    if (seq > this.maxSeq) this.maxSeq = seq;
+  }
+
+  /**
+   * The newest entry of `userKey` with version <= `version` and seq <= `seq`, as
+   * `[internalKey, value]`, or undefined. `target` is `seekKey(userKey, version, seq)`.
+   */
+  get(userKey: Uint8Array, target: Uint8Array, seq: number): [Uint8Array, Uint8Array] | undefined {
+    let node = this.findGreaterOrEqual(target, null);
+    while (node !== NIL) {
+      const k = this.keys[node];
+      if (!hasUserKey(k, userKey)) return undefined;
+      if (seqOf(k) <= seq) return [k, this.values[node]];
+      node = this.links[node * MAX_HEIGHT];
+    }
+    return undefined;
+  }
+
+  /** An iterator over the entries in internal-key order. */
+  iterator(): InternalIterator {
+    return new MemtableIterator(this);
+  }
+
+  /** @internal */ _next(node: number): number {
+    return this.links[node * MAX_HEIGHT];
+  }
+  /** @internal */ _key(node: number): Uint8Array {
+    return this.keys[node];
+  }
+  /** @internal */ _value(node: number): Uint8Array {
+    return this.values[node];
+  }
+  /** @internal */ _seek(key: Uint8Array): number {
+    return this.findGreaterOrEqual(key, null);
+  }
+  /** @internal */ _prevOf(key: Uint8Array): number {
+    const n = this.findLessThan(key);
+    return n === HEAD ? NIL : n;
+  }
+  /** @internal */ _last(): number {
+    const n = this.findLast();
+    return n === HEAD ? NIL : n;
+  }
+}
+
+class MemtableIterator implements InternalIterator {
+  private node = NIL;
+  constructor(private readonly mem: Memtable) {}
+
+  valid(): boolean {
+    return this.node !== NIL;
+  }
+  seekToFirst(): void {
+    this.node = this.mem._next(HEAD);
+  }
+  seekToLast(): void {
+    this.node = this.mem._last();
+  }
+  seek(target: Uint8Array): void {
+    this.node = this.mem._seek(target);
+  }
+  next(): void {
+    this.node = this.mem._next(this.node);
+  }
+  prev(): void {
+    // No back links: search for the last node before the current key (O(log n)), as LevelDB does.
+    this.node = this.mem._prevOf(this.mem._key(this.node));
+  }
+  key(): Uint8Array {
+    return this.mem._key(this.node);
+  }
+  value(): Uint8Array {
+    return this.mem._value(this.node);
+  }
+}
+
+/** True when internal key `ik` has user key `userKey`. */
+function hasUserKey(ik: Uint8Array, userKey: Uint8Array): boolean {
+  if (ik.length - TRAILER_LEN !== userKey.length) return false;
+  for (let i = 0; i < userKey.length; i++) if (ik[i] !== userKey[i]) return false;
+  return true;
+}

@@ -1,0 +1,93 @@
+/**
+ * Options for {@link ProofDB.open}, with defaults. Validated up front: a bad option is an
+ * `InvalidArgumentError` and nothing is opened.
+ * @module
+ */
+import { ErrorCode, InvalidArgumentError } from './errors.js';
+
+/** Options that shape the database. Those marked "shape" must be equal on replicas. */
+export interface DBOptions {
+  /** Create the directory and an empty database if missing (default true). */
+  createIfMissing?: boolean;
+  /** Fail if a database already exists (default false). */
+  errorIfExists?: boolean;
+  /** Largest key, bytes (default 65536). */
+  maxKeySize?: number;
+  /** Largest value, bytes (default 1 MiB). */
+  maxValueSize?: number;
+  /** Shape: memtable size that triggers a flush, bytes (default 4 MiB). */
+  writeBufferSize?: number;
+  /** Shape: target data block size, bytes (default 4096). */
+  blockSize?: number;
+  /** Shape: entries between restart points (default 16). */
+  blockRestartInterval?: number;
+  /** Shape: bloom filter bits per key (default 10). */
+  bloomBitsPerKey?: number;
+  /** Shape: target table file size, bytes (default 2 MiB). */
+  targetFileSize?: number;
+  /** Shape: level-0 table count that triggers a compaction (default 4). */
+  level0CompactionTrigger?: number;
+  /** Shape: size limit of level 1, bytes; each deeper level is 10x (default 10 MiB). */
+  maxBytesForLevelBase?: number;
+  /** Block cache capacity, bytes (default 8 MiB). */
+  blockCacheSize?: number;
+  /** Where compactions run: a worker thread (default) or inline on the caller's thread. */
+  compactionThread?: 'worker' | 'inline';
+  /**
+   * Test hook: called before a compaction's result is handed back, to vary its timing.
+   * Only honoured with `compactionThread: 'inline'`. Never affects what is written.
+   */
+  compactionDelay?: () => Promise<void>;
+  /** Sync the journal on every write unless a write says otherwise (default false). */
+  sync?: boolean;
+}
+
+/** {@link DBOptions} with every default filled in. */
+export type ResolvedOptions = Required<Omit<DBOptions, 'compactionDelay'>> & Pick<DBOptions, 'compactionDelay'>;
+
+/** Number of levels (0..6), as in LevelDB. */
+export const NUM_LEVELS = 7;
+
+const positive = (name: string, v: number, min = 1): void => {
+  if (!Number.isSafeInteger(v) || v < min) {
+    throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `option ${name} must be an integer >= ${min}, got ${v}`);
+  }
+};
+
+/** Fills defaults and validates. */
+export function resolveOptions(o: DBOptions = {}): ResolvedOptions {
+  const r: ResolvedOptions = {
+    createIfMissing: o.createIfMissing ?? true,
+    errorIfExists: o.errorIfExists ?? false,
+    maxKeySize: o.maxKeySize ?? 65536,
+    maxValueSize: o.maxValueSize ?? 1024 * 1024,
+    writeBufferSize: o.writeBufferSize ?? 4 * 1024 * 1024,
+    blockSize: o.blockSize ?? 4096,
+    blockRestartInterval: o.blockRestartInterval ?? 16,
+    bloomBitsPerKey: o.bloomBitsPerKey ?? 10,
+    targetFileSize: o.targetFileSize ?? 2 * 1024 * 1024,
+    level0CompactionTrigger: o.level0CompactionTrigger ?? 4,
+    maxBytesForLevelBase: o.maxBytesForLevelBase ?? 10 * 1024 * 1024,
+    blockCacheSize: o.blockCacheSize ?? 8 * 1024 * 1024,
+    compactionThread: o.compactionThread ?? 'worker',
+    compactionDelay: o.compactionDelay,
+    sync: o.sync ?? false,
+  };
+  positive('maxKeySize', r.maxKeySize);
+  if (r.maxKeySize > 65536) {
+    throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, 'option maxKeySize cannot exceed 65536');
+  }
+  positive('maxValueSize', r.maxValueSize, 0);
+  positive('writeBufferSize', r.writeBufferSize, 1024);
+  positive('blockSize', r.blockSize, 64);
+  positive('blockRestartInterval', r.blockRestartInterval);
+  positive('bloomBitsPerKey', r.bloomBitsPerKey, 0);
+  positive('targetFileSize', r.targetFileSize, 1024);
+  positive('level0CompactionTrigger', r.level0CompactionTrigger, 2);
+  positive('maxBytesForLevelBase', r.maxBytesForLevelBase, 1024);
+  positive('blockCacheSize', r.blockCacheSize, 0);
+  if (r.compactionThread !== 'worker' && r.compactionThread !== 'inline') {
+    throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `option compactionThread must be 'worker' or 'inline'`);
+  }
+  return r;
+}

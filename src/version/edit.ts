@@ -1,0 +1,160 @@
+/**
+ * Version edits: the records of the manifest. Each edit is one journal-format record whose
+ * payload is a list of tagged fields (varints, length-prefixed bytes), in the manner of LevelDB:
+ *
+ * ```
+ * tag 1  logNumber          varint   oldest journal still needed for recovery
+ * tag 2  nextTableNumber    varint
+ * tag 3  flushedSeq         varint   every record with seq <= this is in a table
+ * tag 4  compactPointer     varint level, lp key      where the next compaction of a level starts
+ * tag 5  deletedTable       varint level, varint number
+ * tag 6  newTable           varint level, varint number, varint size, varint entryCount,
+ *                           lp smallest, lp largest, root[32]
+ * tag 7  nextJournalNumber  varint
+ * tag 8  comparator         lp name  (must be "proofkv.internal.v1")
+ * tag 9  lastSeq            varint   highest seq ever assigned (>= flushedSeq)
+ * lp = varint length || bytes
+ * ```
+ * Unknown tags are corruption: an edit from a newer format is refused, not half-read.
+ * @module
+ */
+import { CorruptionError } from '../errors.js';
+import { ByteReader, ByteWriter } from '../util/coding.js';
+
+/** What the manifest knows about one table. */
+export interface TableMeta {
+  number: number;
+  size: number;
+  entryCount: number;
+  /** Smallest internal key. */
+  smallest: Uint8Array;
+  /** Largest internal key. */
+  largest: Uint8Array;
+  /** Table Merkle root (32 bytes). */
+  root: Uint8Array;
+}
+
+/** A change to the table set and counters; fields left undefined are unchanged. */
+export interface VersionEdit {
+  comparator?: string;
+  logNumber?: number;
+  nextTableNumber?: number;
+  nextJournalNumber?: number;
+  flushedSeq?: number;
+  lastSeq?: number;
+  compactPointers?: Array<[level: number, key: Uint8Array]>;
+  deleted?: Array<[level: number, number: number]>;
+  added?: Array<[level: number, meta: TableMeta]>;
+}
+
+/** Comparator name recorded in every manifest. */
+export const COMPARATOR_NAME = 'proofkv.internal.v1';
+
+const enum Tag {
+  LogNumber = 1,
+  NextTableNumber = 2,
+  FlushedSeq = 3,
+  CompactPointer = 4,
+  DeletedTable = 5,
+  NewTable = 6,
+  NextJournalNumber = 7,
+  Comparator = 8,
+  LastSeq = 9,
+}
+
+/** Encodes an edit. */
+export function encodeEdit(e: VersionEdit): Uint8Array {
+  const w = new ByteWriter(256);
+  if (e.comparator !== undefined) {
+    w.varint(Tag.Comparator);
+    w.lengthPrefixed(new TextEncoder().encode(e.comparator));
+  }
+  const num = (tag: Tag, v: number | undefined) => {
+    if (v !== undefined) {
+      w.varint(tag);
+      w.varint(v);
+    }
+  };
+  num(Tag.LogNumber, e.logNumber);
+  num(Tag.NextTableNumber, e.nextTableNumber);
+  num(Tag.NextJournalNumber, e.nextJournalNumber);
+  num(Tag.FlushedSeq, e.flushedSeq);
+  num(Tag.LastSeq, e.lastSeq);
+  for (const [level, key] of e.compactPointers ?? []) {
+    w.varint(Tag.CompactPointer);
+    w.varint(level);
+    w.lengthPrefixed(key);
+  }
+  for (const [level, number] of e.deleted ?? []) {
+    w.varint(Tag.DeletedTable);
+    w.varint(level);
+    w.varint(number);
+  }
+  for (const [level, m] of e.added ?? []) {
+    w.varint(Tag.NewTable);
+    w.varint(level);
+    w.varint(m.number);
+    w.varint(m.size);
+    w.varint(m.entryCount);
+    w.lengthPrefixed(m.smallest);
+    w.lengthPrefixed(m.largest);
+    w.bytes(m.root);
+  }
+  return w.finish();
+}
+
+/** Decodes an edit; any malformation is a `CorruptionError` naming `file`. */
+export function decodeEdit(payload: Uint8Array, file: string): VersionEdit {
+  const r = new ByteReader(payload);
+  const e: VersionEdit = {};
+  try {
+    while (r.remaining > 0) {
+      const tag = r.varint();
+      switch (tag) {
+        case Tag.Comparator:
+          e.comparator = new TextDecoder().decode(r.lengthPrefixed());
+          break;
+        case Tag.LogNumber:
+          e.logNumber = r.varint();
+          break;
+        case Tag.NextTableNumber:
+          e.nextTableNumber = r.varint();
+          break;
+        case Tag.NextJournalNumber:
+          e.nextJournalNumber = r.varint();
+          break;
+        case Tag.FlushedSeq:
+          e.flushedSeq = r.varint();
+          break;
+        case Tag.LastSeq:
+          e.lastSeq = r.varint();
+          break;
+        case Tag.CompactPointer:
+          (e.compactPointers ??= []).push([r.varint(), r.lengthPrefixed().slice()]);
+          break;
+        case Tag.DeletedTable:
+          (e.deleted ??= []).push([r.varint(), r.varint()]);
+          break;
+        case Tag.NewTable: {
+          const level = r.varint();
+          const meta: TableMeta = {
+            number: r.varint(),
+            size: r.varint(),
+            entryCount: r.varint(),
+            smallest: r.lengthPrefixed().slice(),
+            largest: r.lengthPrefixed().slice(),
+            root: r.bytes(32).slice(),
+          };
+          (e.added ??= []).push([level, meta]);
+          break;
+        }
+        default:
+          throw new CorruptionError(file, `unknown version edit tag ${tag}`);
+      }
+    }
+  } catch (err) {
+    if (err instanceof CorruptionError) throw err;
+    throw new CorruptionError(file, `malformed version edit: ${(err as Error).message}`);
+  }
+  return e;
+}

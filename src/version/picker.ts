@@ -1,0 +1,89 @@
+/**
+ * The compaction policy: a pure function of the version and the compaction pointers, so every
+ * replica picks the same compaction at the same point of the write sequence. No seek-triggered
+ * compactions, no timing, no randomness.
+ *
+ * Scores as in LevelDB: level 0 by table count over `level0CompactionTrigger`, deeper levels by
+ * bytes over their budget (`maxBytesForLevelBase` x 10^(level-1)). The highest score >= 1 wins,
+ * the lower level on a tie. Level 0 compacts all its tables with the overlapping level-1 tables;
+ * a deeper level compacts the first table after its compaction pointer (round robin) with the
+ * overlapping tables of the next level. A single input with nothing to merge is moved, not rewritten.
+ * @module
+ */
+import { compareBytes } from '../../proofs/bytes.js';
+import { compareInternalKeys, userKeyOf } from '../keys.js';
+import { NUM_LEVELS } from '../options.js';
+import type { TableMeta } from './edit.js';
+import { overlapping, type Version } from './version.js';
+
+/** The knobs of the policy (part of the engine's shape options). */
+export interface PickerOptions {
+  level0CompactionTrigger: number;
+  maxBytesForLevelBase: number;
+}
+
+/** A picked compaction. */
+export interface Compaction {
+  /** Input level; outputs go to `level + 1`. */
+  level: number;
+  /** Inputs from `level`, in read order. */
+  inputs: TableMeta[];
+  /** Inputs from `level + 1`. */
+  nextInputs: TableMeta[];
+  /** One table moved down unchanged. */
+  trivialMove: boolean;
+  /** The compaction pointer of `level` after this compaction (largest input key). */
+  pointer: Uint8Array;
+}
+
+/** Byte budget of a level >= 1. */
+export function maxBytesForLevel(level: number, base: number): number {
+  return base * 10 ** (level - 1);
+}
+
+/** Picks the next compaction, or null when every level is within budget. */
+export function pickCompaction(
+  v: Version,
+  pointers: ReadonlyMap<number, Uint8Array>,
+  opts: PickerOptions,
+): Compaction | null {
+  let bestLevel = -1;
+  let bestScore = 1;
+  for (let level = 0; level < NUM_LEVELS - 1; level++) {
+    const score =
+      level === 0
+        ? v.levels[0].length / opts.level0CompactionTrigger
+        : v.levelBytes(level) / maxBytesForLevel(level, opts.maxBytesForLevelBase);
+    if (score >= bestScore && (bestLevel === -1 || score > bestScore)) {
+      bestScore = score;
+      bestLevel = level;
+    }
+  }
+  if (bestLevel === -1) return null;
+
+  let inputs: TableMeta[];
+  if (bestLevel === 0) {
+    inputs = v.levels[0].slice();
+  } else {
+    const tables = v.levels[bestLevel];
+    const ptr = pointers.get(bestLevel);
+    const next = ptr === undefined ? undefined : tables.find((t) => compareInternalKeys(t.largest, ptr) > 0);
+    inputs = [next ?? tables[0]];
+  }
+  let lo = userKeyOf(inputs[0].smallest);
+  let hi = userKeyOf(inputs[0].largest);
+  let largest = inputs[0].largest;
+  for (const t of inputs) {
+    if (compareBytes(userKeyOf(t.smallest), lo) < 0) lo = userKeyOf(t.smallest);
+    if (compareBytes(userKeyOf(t.largest), hi) > 0) hi = userKeyOf(t.largest);
+    if (compareInternalKeys(t.largest, largest) > 0) largest = t.largest;
+  }
+  const nextInputs = overlapping(v.levels[bestLevel + 1], lo, hi);
+  return {
+    level: bestLevel,
+    inputs,
+    nextInputs,
+    trivialMove: bestLevel > 0 && inputs.length === 1 && nextInputs.length === 0,
+    pointer: largest,
+  };
+}

@@ -1,0 +1,168 @@
+/**
+ * The version set: the current {@link Version}, the counters, and the manifest that makes them
+ * durable.
+ *
+ * The manifest (`MANIFEST-NNNNNN`) is a journal-format file of {@link VersionEdit} records: a full
+ * snapshot first, then one edit per install. `CURRENT` names the live manifest and is switched by
+ * writing `CURRENT.tmp`, syncing it and renaming it over `CURRENT` (atomic on POSIX), then syncing
+ * the directory. Every open writes a fresh manifest, so a manifest never grows without bound across
+ * restarts. A torn last edit (a crash while appending it) is ignored: that install never completed.
+ * @module
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { CorruptionError, ErrorCode, ProofKVError } from '../errors.js';
+import { JournalWriter } from '../journal/writer.js';
+import { readJournal } from '../journal/reader.js';
+import { COMPARATOR_NAME, decodeEdit, encodeEdit, type TableMeta, type VersionEdit } from './edit.js';
+import { Version } from './version.js';
+
+/** File names in a database directory. */
+export const files = {
+  current: 'CURRENT',
+  lock: 'LOCK',
+  manifest: (n: number) => `MANIFEST-${String(n).padStart(6, '0')}`,
+  table: (n: number) => `${String(n).padStart(6, '0')}.sst`,
+  journal: (n: number) => `${String(n).padStart(6, '0')}.log`,
+};
+
+/** Syncs a directory so renames and creations in it survive a power loss. */
+export function syncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The current version plus the counters the manifest persists. */
+export class VersionSet {
+  current = Version.empty();
+  nextTableNumber = 1;
+  nextJournalNumber = 1;
+  /** Oldest journal needed by recovery. */
+  logNumber = 0;
+  /** Every record with seq <= flushedSeq is in a table. */
+  flushedSeq = 0;
+  /** Highest seq assigned as of the last edit (the journal may hold more). */
+  lastSeq = 0;
+  /** Per level: where the next round-robin compaction starts. */
+  readonly pointers = new Map<number, Uint8Array>();
+  private manifest: JournalWriter | null = null;
+  private manifestNumber = 0;
+
+  private constructor(readonly dir: string) {}
+
+  /** Reads `CURRENT` and its manifest. Returns null when the directory has no database. */
+  static recover(dir: string): VersionSet | null {
+    const currentPath = path.join(dir, files.current);
+    if (!fs.existsSync(currentPath)) return null;
+    const current = fs.readFileSync(currentPath, 'utf8');
+    const m = /^MANIFEST-(\d{6,})\n$/.exec(current);
+    if (!m) throw new CorruptionError(files.current, `CURRENT does not name a manifest: ${JSON.stringify(current.slice(0, 40))}`);
+    const vs = new VersionSet(dir);
+    vs.manifestNumber = Number(m[1]);
+    const name = files.manifest(vs.manifestNumber);
+    let bytes: Uint8Array;
+    try {
+      bytes = fs.readFileSync(path.join(dir, name));
+    } catch (err) {
+      throw new CorruptionError(name, `manifest named by CURRENT cannot be read: ${(err as Error).message}`);
+    }
+    const { records } = readJournal(bytes, name);
+    if (records.length === 0) throw new CorruptionError(name, 'manifest holds no complete edit');
+    let first = true;
+    for (const rec of records) {
+      const edit = decodeEdit(rec, name);
+      if (first) {
+        if (edit.comparator !== COMPARATOR_NAME) {
+          throw new CorruptionError(name, `comparator ${edit.comparator ?? '(none)'}, want ${COMPARATOR_NAME}`);
+        }
+        first = false;
+      }
+      vs.applyCounters(edit);
+      vs.current = vs.current.apply(edit);
+    }
+    return vs;
+  }
+
+  /** A new, empty version set (the caller then writes a manifest with {@link writeNewManifest}). */
+  static create(dir: string): VersionSet {
+    return new VersionSet(dir);
+  }
+
+  private applyCounters(e: VersionEdit): void {
+    if (e.logNumber !== undefined) this.logNumber = e.logNumber;
+    if (e.nextTableNumber !== undefined) this.nextTableNumber = e.nextTableNumber;
+    if (e.nextJournalNumber !== undefined) this.nextJournalNumber = e.nextJournalNumber;
+    if (e.flushedSeq !== undefined) this.flushedSeq = e.flushedSeq;
+    if (e.lastSeq !== undefined) this.lastSeq = e.lastSeq;
+    for (const [level, key] of e.compactPointers ?? []) this.pointers.set(level, key);
+  }
+
+  /** A snapshot edit describing the whole state. */
+  private snapshotEdit(): VersionEdit {
+    const added: Array<[number, TableMeta]> = [];
+    this.current.levels.forEach((tables, level) => tables.forEach((t) => added.push([level, t])));
+    return {
+      comparator: COMPARATOR_NAME,
+      logNumber: this.logNumber,
+      nextTableNumber: this.nextTableNumber,
+      nextJournalNumber: this.nextJournalNumber,
+      flushedSeq: this.flushedSeq,
+      lastSeq: this.lastSeq,
+      compactPointers: [...this.pointers.entries()].sort((a, b) => a[0] - b[0]),
+      added,
+    };
+  }
+
+  /**
+   * Starts a fresh manifest holding a snapshot of the state, switches `CURRENT` to it and deletes
+   * the previous manifest.
+   */
+  async writeNewManifest(): Promise<void> {
+    const old = this.manifestNumber;
+    const number = old + 1;
+    const name = files.manifest(number);
+    const p = path.join(this.dir, name);
+    try {
+      fs.rmSync(p, { force: true });
+      const w = JournalWriter.open(p);
+      w.addRecord(encodeEdit(this.snapshotEdit()));
+      await w.flush({ sync: true });
+      const tmp = path.join(this.dir, `${files.current}.tmp`);
+      fs.writeFileSync(tmp, `${name}\n`);
+      const fd = fs.openSync(tmp, 'r+');
+      fs.fsyncSync(fd);
+      fs.closeSync(fd);
+      fs.renameSync(tmp, path.join(this.dir, files.current));
+      syncDir(this.dir);
+      if (this.manifest) await this.manifest.close();
+      this.manifest = w;
+      this.manifestNumber = number;
+      if (old > 0) fs.rmSync(path.join(this.dir, files.manifest(old)), { force: true });
+    } catch (err) {
+      if (err instanceof ProofKVError) throw err;
+      throw new ProofKVError(ErrorCode.IO_ERROR, `writing manifest ${name}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** Appends `edit` to the manifest (synced), then makes it current. */
+  async logAndApply(edit: VersionEdit): Promise<Version> {
+    if (!this.manifest) throw new Error('version set: no manifest open');
+    edit.nextTableNumber = this.nextTableNumber;
+    edit.nextJournalNumber = this.nextJournalNumber;
+    this.manifest.addRecord(encodeEdit(edit));
+    await this.manifest.flush({ sync: true });
+    this.applyCounters(edit);
+    this.current = this.current.apply(edit);
+    return this.current;
+  }
+
+  /** Closes the manifest file. */
+  async close(): Promise<void> {
+    if (this.manifest) await this.manifest.close();
+    this.manifest = null;
+  }
+}
