@@ -121,6 +121,28 @@ describe('JournalWriter', () => {
     await expect(w.flush({ sync: true })).rejects.toThrow(/closed/);
   });
 
+  it('after an I/O failure the writer is broken: every later call rethrows the first error', async () => {
+    const w = JournalWriter.open(file());
+    w.addRecord(bytesOf(10));
+    await w.flush({ sync: true });
+    // Fault injection: pull the descriptor out from under the writer. Safe: vitest runs files in
+    // separate processes (pool 'forks') and the failing write follows synchronously, so the fd
+    // number cannot be reused in between.
+    fs.closeSync((w as unknown as { fd: number }).fd);
+    w.addRecord(bytesOf(11));
+    const first = await w.flush({ sync: false }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(first).toBeInstanceOf(ProofKVError);
+    expect((first as ProofKVError).code).toBe(ErrorCode.IO_ERROR);
+    expect(() => w.addRecord(bytesOf(1))).toThrow(first as Error);
+    await expect(w.flush({ sync: true })).rejects.toBe(first);
+    await expect(w.close()).rejects.toBe(first);
+    // What was synced before the failure is intact.
+    expectSameRecords(readJournal(readFile(), 'x').records, [bytesOf(10)]);
+  });
+
   it('a concatenation of flushes equals one-shot formatting', async () => {
     const ps = Array.from({ length: 300 }, (_, i) => bytesOf((i * 997) % 5000, i));
     const w = JournalWriter.open(file());
