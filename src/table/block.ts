@@ -247,7 +247,9 @@ export class BlockIterator implements InternalIterator {
       grown.set(this.keyBuf.subarray(0, shared));
       this.keyBuf = grown;
     }
-    this.keyBuf.set(d.subarray(p, p + unshared), shared);
+    const kb = this.keyBuf;
+    if (unshared <= 32) for (let i = 0; i < unshared; i++) kb[shared + i] = d[p + i];
+    else kb.set(d.subarray(p, p + unshared), shared);
     this.keyLen = klen;
     p += unshared;
     this.valStart = p;

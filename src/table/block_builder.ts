@@ -58,8 +58,12 @@ export class BlockBuilder {
     let p = putVarint(w.buf, w.pos, shared);
     p = putVarint(w.buf, p, unshared);
     p = putVarint(w.buf, p, value.length);
-    w.buf.set(key.subarray(shared), p);
-    p += unshared;
+    const buf = w.buf;
+    if (unshared <= 32) for (let i = shared; i < key.length; i++) buf[p++] = key[i];
+    else {
+      buf.set(key.subarray(shared), p);
+      p += unshared;
+    }
     w.buf.set(value, p);
     w.pos = p + value.length;
 
@@ -68,7 +72,9 @@ export class BlockBuilder {
       next.set(this.lastKey.subarray(0, shared));
       this.lastKey = next;
     }
-    this.lastKey.set(key.subarray(shared), shared);
+    const last = this.lastKey;
+    if (unshared <= 32) for (let i = shared; i < key.length; i++) last[i] = key[i];
+    else last.set(key.subarray(shared), shared);
     this.lastKeyLen = key.length;
     this.counter++;
     this.count++;

@@ -8,10 +8,7 @@ import { hash } from 'node:crypto';
 import { Hasher } from '../../proofs/hash.js';
 
 /**
- * A Hasher bound to `crypto.hash('sha256', data, 'buffer')`. Digests are returned as plain
- * `Uint8Array` views of the Buffer (no copy), so they compare equal to noble's.
+ * A Hasher bound to `crypto.hash('sha256', data, 'buffer')`. Digests are Buffers (a `Uint8Array`
+ * subclass); wrapping each in a plain view would cost an allocation per hash on the hot path.
  */
-export const nodeHasher: Hasher = new Hasher((data) => {
-  const b = hash('sha256', data, 'buffer');
-  return new Uint8Array(b.buffer, b.byteOffset, b.length);
-});
+export const nodeHasher: Hasher = new Hasher((data) => hash('sha256', data, 'buffer'));

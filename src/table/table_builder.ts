@@ -7,9 +7,10 @@
 import { compareBytes } from '../../proofs/bytes.js';
 import type { Hasher } from '../../proofs/hash.js';
 import { ErrorCode, InvalidArgumentError } from '../errors.js';
-import { compareInternalKeys, kindOf, seqOf, TRAILER_LEN, versionOf } from '../keys.js';
+import { kindOf, TRAILER_LEN } from '../keys.js';
 import { ByteWriter } from '../util/coding.js';
 import { BlockBuilder } from './block_builder.js';
+import { BlockHasher } from './block_hasher.js';
 import { bloomHash, buildBloom } from './bloom.js';
 import {
   blockTrailer,
@@ -74,6 +75,7 @@ export class TableBuilder {
   private readonly opts: TableOptions;
   private readonly out = new ByteWriter(1 << 16);
   private readonly block: BlockBuilder;
+  private readonly blockHasher: BlockHasher;
   private leaves: Uint8Array[] = [];
   private readonly blockRoots: Uint8Array[] = [];
   private readonly indexKeys: Uint8Array[] = [];
@@ -99,6 +101,7 @@ export class TableBuilder {
     }
     this.opts = o;
     this.block = new BlockBuilder(o.restartInterval);
+    this.blockHasher = new BlockHasher(o.hasher);
   }
 
   /** Entries added so far. */
@@ -126,13 +129,20 @@ export class TableBuilder {
     const ukLen = klen - TRAILER_LEN;
     let newUserKey = true;
     if (this.prevKeyLen >= 0) {
-      const prev = this.prevKey.subarray(0, this.prevKeyLen);
-      if (compareInternalKeys(prev, internalKey) >= 0) {
+      // Compare with the previous key in place (no views): user key ascending, trailer descending.
+      const prev = this.prevKey;
+      const pl = this.prevKeyLen - TRAILER_LEN;
+      const n = pl < ukLen ? pl : ukLen;
+      let c = 0;
+      for (let i = 0; i < n && c === 0; i++) c = prev[i] - internalKey[i];
+      if (c === 0) c = pl - ukLen;
+      if (c === 0) {
+        newUserKey = false;
+        for (let i = 0; i < TRAILER_LEN && c === 0; i++) c = internalKey[ukLen + i] - prev[pl + i];
+      }
+      if (c >= 0) {
         throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, 'TableBuilder.add: keys must be strictly increasing');
       }
-      newUserKey =
-        this.prevKeyLen - TRAILER_LEN !== ukLen ||
-        compareBytes(prev.subarray(0, ukLen), internalKey.subarray(0, ukLen)) !== 0;
     } else {
       this.smallest = internalKey.slice();
     }
@@ -149,10 +159,7 @@ export class TableBuilder {
       this.bloomHashes[this.bloomCount++] = bloomHash(internalKey, 0, ukLen);
     }
 
-    const h = this.opts.hasher;
-    this.leaves.push(
-      h.entryLeaf(internalKey.subarray(0, ukLen), versionOf(internalKey), seqOf(internalKey), kind, h.valueHash(value)),
-    );
+    this.leaves.push(this.blockHasher.leaf(internalKey, value));
     this.block.add(internalKey, value);
     this.entries++;
     this.rawKeySize += klen;
@@ -174,7 +181,8 @@ export class TableBuilder {
       meta.push([META_FILTER, this.writeRaw(filter)]);
     }
 
-    const root = h.tableRootOfBlocks(this.blockRoots, this.entries);
+    const digest = h.tableRootOfBlocks(this.blockRoots, this.entries);
+    const root = new Uint8Array(digest);
     const merkle = new Uint8Array(32 * (this.blockRoots.length + 1));
     this.blockRoots.forEach((r, i) => merkle.set(r, 32 * i));
     merkle.set(root, 32 * this.blockRoots.length);
@@ -233,7 +241,9 @@ export class TableBuilder {
     const handle = this.writeRaw(this.block.finish());
     this.indexKeys.push(lastKey);
     this.handles.push(handle);
-    this.blockRoots.push(this.opts.hasher.blockRootOfLeaves(this.leaves));
+    const root = this.blockHasher.blockRoot(this.leaves);
+    // Plain Uint8Array (a node:crypto digest is a Buffer): a view, not a copy.
+    this.blockRoots.push(root.constructor === Uint8Array ? root : new Uint8Array(root.buffer, root.byteOffset, root.length));
     this.leaves = [];
     this.block.reset();
   }

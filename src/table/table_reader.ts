@@ -7,12 +7,13 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { equalBytes } from '../../proofs/bytes.js';
-import { HASH_LEN, type Hasher, type Kind } from '../../proofs/hash.js';
+import { HASH_LEN, type Hasher } from '../../proofs/hash.js';
 import { CorruptionError, ErrorCode, ProofKVError } from '../errors.js';
 import type { InternalIterator } from '../iterator.js';
 import { compareInternalKeys, type Entry, kindOf, seekKey, seqOf, TRAILER_LEN, versionOf } from '../keys.js';
 import { ByteReader } from '../util/coding.js';
 import { Block, type BlockIterator, readNamedBlock } from './block.js';
+import { BlockHasher } from './block_hasher.js';
 import type { BlockCache } from './block_cache.js';
 import { bloomMayContain } from './bloom.js';
 import {
@@ -304,6 +305,7 @@ export class TableReader {
     let prev: Uint8Array | undefined;
     let count = 0;
     const roots: Uint8Array[] = [];
+    const bh = new BlockHasher(hasher);
     for (let i = 0; i < this.handles.length; i++) {
       const h = this.handles[i];
       const block = this.loadBlock(h);
@@ -318,15 +320,14 @@ export class TableReader {
         if (kind !== 0 && kind !== 1) throw new CorruptionError(file, `bad entry kind ${kind}`, at);
         if (count === 0 && !equalBytes(k, this.smallest)) throw new CorruptionError(file, 'first key is not the smallest property', at);
         prev = k.slice();
-        const uk = k.subarray(0, k.length - TRAILER_LEN);
-        leaves.push(hasher.entryLeaf(uk, versionOf(k), seqOf(k), kind as Kind, hasher.valueHash(it.value())));
+        leaves.push(bh.leaf(k, it.value()));
         count++;
       }
       if (leaves.length === 0) throw new CorruptionError(file, `data block ${i} is empty`, h.offset);
       if (!equalBytes(prev as Uint8Array, this.indexKeys[i])) {
         throw new CorruptionError(file, `last key of data block ${i} differs from its index key`, h.offset);
       }
-      const root = hasher.blockRootOfLeaves(leaves);
+      const root = bh.blockRoot(leaves);
       if (!equalBytes(root, this.blockRoots[i])) throw new CorruptionError(file, `merkle root of data block ${i} mismatch`, h.offset);
       roots.push(root);
     }

@@ -1,0 +1,38 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { nobleHasher, type Kind } from '../../proofs/hash.js';
+import { encodeInternalKey, MAX_SEQ, MAX_VERSION } from '../../src/keys.js';
+import { BlockHasher } from '../../src/table/block_hasher.js';
+import { nodeHasher } from '../../src/table/node_hasher.js';
+
+const entryArb = fc.record({
+  key: fc.uint8Array({ minLength: 1, maxLength: 80 }),
+  version: fc.oneof(fc.nat(), fc.constant(MAX_VERSION), fc.constant(0x100000000)),
+  seq: fc.oneof(fc.nat(), fc.constant(MAX_SEQ), fc.constant(0x100000000000)),
+  kind: fc.constantFrom(0, 1) as fc.Arbitrary<Kind>,
+  value: fc.oneof(fc.uint8Array({ maxLength: 300 }), fc.constant(new Uint8Array(70_000).fill(7))),
+});
+
+describe('block hasher', () => {
+  for (const [name, h] of [
+    ['noble', nobleHasher],
+    ['node:crypto', nodeHasher],
+  ] as const) {
+    it(`leaf and block root equal the Hasher layouts (${name})`, () => {
+      const bh = new BlockHasher(h);
+      fc.assert(
+        fc.property(fc.array(entryArb, { minLength: 1, maxLength: 40 }), (entries) => {
+          const leaves = entries.map((e) => bh.leaf(encodeInternalKey(e.key, e.version, e.seq, e.kind), e.value));
+          const want = entries.map((e) => h.entryLeaf(e.key, e.version, e.seq, e.kind, h.valueHash(e.value)));
+          expect(leaves.map((l) => [...l])).toEqual(want.map((l) => [...l]));
+          expect([...bh.blockRoot(leaves)]).toEqual([...h.blockRootOfLeaves(want)]);
+        }),
+        { numRuns: 60 },
+      );
+    });
+  }
+
+  it('refuses an empty block', () => {
+    expect(() => new BlockHasher(nobleHasher).blockRoot([])).toThrow(RangeError);
+  });
+});
