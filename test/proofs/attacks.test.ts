@@ -14,7 +14,7 @@ const sha = (b: Uint8Array) => new Uint8Array(createHash('sha256').update(b).dig
 
 /** A naive Merkle tree: leaf = H(d), node = H(l || r), an odd node is paired with itself. */
 function naiveLevels(data: Uint8Array[]): Uint8Array[][] {
-  const levels = [data.map((d) => sha(d))];
+  const levels: Uint8Array[][] = [data.map((d) => sha(d))];
   while (levels[levels.length - 1].length > 1) {
     const cur = levels[levels.length - 1];
     const next: Uint8Array[] = [];
