@@ -6,7 +6,7 @@
 import { compareBytes } from '../../proofs/bytes.js';
 import { CorruptionError } from '../errors.js';
 import type { InternalIterator } from '../iterator.js';
-import { compareInternalKeys } from '../keys.js';
+import { compareInternalKeys, TRAILER_LEN } from '../keys.js';
 import { getFixed32 } from '../util/coding.js';
 
 /** A key order: negative, zero or positive. */
@@ -99,6 +99,19 @@ export class BlockIterator implements InternalIterator {
     return this.data.subarray(this.valStart, this.valStart + this.valLen);
   }
 
+  /**
+   * The buffer holding the current key in its first {@link keyLength} bytes (no view is made;
+   * overwritten by the next move). For hot loops that compare keys in place.
+   */
+  keyBuffer(): Uint8Array {
+    return this.keyBuf;
+  }
+
+  /** Length of the current key in {@link keyBuffer}. */
+  keyLength(): number {
+    return this.keyLen;
+  }
+
   /** Offset of the current entry within the block contents (for diagnostics and proofs). */
   offset(): number {
     return this.cur;
@@ -127,6 +140,13 @@ export class BlockIterator implements InternalIterator {
       else hi = mid - 1;
     }
     this.seekToRestart(lo);
+    if (this.cmp === compareInternalKeys) {
+      // Hot path of point reads: compare in place instead of making a key view per entry.
+      while (this.parseNext()) {
+        if (compareInternalRaw(this.keyBuf, this.keyLen, target) >= 0) return;
+      }
+      return;
+    }
     while (this.parseNext()) {
       if (this.cmp(this.key(), target) >= 0) return;
     }
@@ -260,6 +280,23 @@ export class BlockIterator implements InternalIterator {
     while (this.restartIdx + 1 < restarts.length && restarts[this.restartIdx + 1] <= start) this.restartIdx++;
     return true;
   }
+}
+
+/** `compareInternalKeys(a.subarray(0, aLen), b)` without the view. */
+function compareInternalRaw(a: Uint8Array, aLen: number, b: Uint8Array): number {
+  const al = aLen - TRAILER_LEN;
+  const bl = b.length - TRAILER_LEN;
+  const n = al < bl ? al : bl;
+  for (let i = 0; i < n; i++) {
+    const d = a[i] - b[i];
+    if (d !== 0) return d;
+  }
+  if (al !== bl) return al - bl;
+  for (let i = 0; i < TRAILER_LEN; i++) {
+    const d = b[bl + i] - a[al + i];
+    if (d !== 0) return d;
+  }
+  return 0;
 }
 
 /** Reads every entry of a block ordered by plain bytes (metaindex, properties) into a map. */

@@ -7,7 +7,7 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { equalBytes } from '../../proofs/bytes.js';
-import { HASH_LEN, type Hasher } from '../../proofs/hash.js';
+import { HASH_LEN, type Hasher, type Kind } from '../../proofs/hash.js';
 import { CorruptionError, ErrorCode, ProofKVError } from '../errors.js';
 import type { InternalIterator } from '../iterator.js';
 import { compareInternalKeys, type Entry, kindOf, seekKey, seqOf, TRAILER_LEN, versionOf } from '../keys.js';
@@ -106,6 +106,10 @@ export class TableReader {
   readonly largest: Uint8Array;
   /** Last internal key of each data block (the index keys), in order. */
   readonly indexKeys: Uint8Array[];
+  /** Sum of the internal key lengths (properties block). */
+  readonly rawKeySize: number;
+  /** Sum of the value lengths (properties block). */
+  readonly rawValueSize: number;
   /** Size of the file in bytes. */
   readonly size: number;
   /** Name used in errors. */
@@ -206,6 +210,8 @@ export class TableReader {
     const version = num(PROP.FORMAT_VERSION);
     if (version !== FORMAT_VERSION) throw new CorruptionError(file, `unsupported table format version ${version}`, propsAt);
     this.entryCount = num(PROP.ENTRY_COUNT);
+    this.rawKeySize = num(PROP.RAW_KEY_SIZE);
+    this.rawValueSize = num(PROP.RAW_VALUE_SIZE);
     const blockCount = num(PROP.BLOCK_COUNT);
     if (blockCount !== this.handles.length) {
       throw new CorruptionError(file, `properties say ${blockCount} blocks, index has ${this.handles.length}`, propsAt);
@@ -377,11 +383,15 @@ export class TableReader {
     const ukLen = userKey.length;
     for (;;) {
       while (it.valid()) {
-        const k = it.key();
-        if (k.length - TRAILER_LEN !== ukLen) return undefined;
+        // Compare in place: no key view per scanned entry.
+        const k = it.keyBuffer();
+        if (it.keyLength() - TRAILER_LEN !== ukLen) return undefined;
         for (let i = 0; i < ukLen; i++) if (k[i] !== userKey[i]) return undefined;
-        if (seqOf(k) <= seq && versionOf(k) <= version) {
-          return { key: k.slice(0, ukLen), version: versionOf(k), seq: seqOf(k), kind: kindOf(k), value: it.value().slice() };
+        const s = readSeqAt(k, ukLen + 8);
+        const v = readU64At(k, ukLen);
+        // Entries at or after the seek target have version <= `version`; skip writes after `seq`.
+        if (s <= seq && v <= version) {
+          return { key: k.slice(0, ukLen), version: v, seq: s, kind: k[ukLen + 15] as Kind, value: it.value().slice() };
         }
         it.next();
       }
@@ -423,6 +433,20 @@ export class TableReader {
       throw new RangeError(`block index ${i} out of range [0, ${this.handles.length})`);
     }
   }
+}
+
+/** The u64 big-endian version at `off` (safe-integer range, as keys.ts writes it). */
+function readU64At(b: Uint8Array, off: number): number {
+  const hi = ((b[off] << 24) | (b[off + 1] << 16) | (b[off + 2] << 8) | b[off + 3]) >>> 0;
+  const lo = ((b[off + 4] << 24) | (b[off + 5] << 16) | (b[off + 6] << 8) | b[off + 7]) >>> 0;
+  return hi * 0x100000000 + lo;
+}
+
+/** The u56 big-endian seq at `off`. */
+function readSeqAt(b: Uint8Array, off: number): number {
+  const hi = (b[off] << 16) | (b[off + 1] << 8) | b[off + 2];
+  const lo = ((b[off + 3] << 24) | (b[off + 4] << 16) | (b[off + 5] << 8) | b[off + 6]) >>> 0;
+  return hi * 0x100000000 + lo;
 }
 
 /** Two-level iterator: a position in the index plus an iterator over that data block. */

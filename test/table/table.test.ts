@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { equalBytes } from '../../proofs/bytes.js';
 import { Hasher, Kind, nobleHasher } from '../../proofs/hash.js';
@@ -279,5 +280,38 @@ describe('block cache', () => {
     expect(c.get(1, 5)).toBe(a);
     expect(c.get(5, 1)).toBe(b);
     expect(equalBytes(a.data, b.data)).toBe(true);
+  });
+});
+
+describe('table properties', () => {
+  it('random histories and options: scans, gets and seeks match the model', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 1_000_000 }),
+        fc.integer({ min: 1, max: 120 }),
+        fc.integer({ min: 1, max: 2048 }),
+        fc.integer({ min: 1, max: 20 }),
+        (seed, nKeys, blockSize, restartInterval) => {
+          const recs = history(seed, nKeys, 4, 50);
+          const { bytes, meta } = build(recs, { blockSize, restartInterval });
+          const t = TableReader.fromBytes(bytes, { fileNumber: 1, cache: new BlockCache(1 << 16) });
+          expect(meta.entryCount).toBe(recs.length);
+          expect(t.rawKeySize).toBe(recs.reduce((a, x) => a + x.ik.length, 0));
+          expect(t.rawValueSize).toBe(recs.reduce((a, x) => a + x.value.length, 0));
+          expect(scan(t).map((e) => e.ik)).toEqual(recs.map((x) => x.ik));
+          expect(scan(t, true).length).toBe(recs.length);
+          const r = rng(seed);
+          for (let q = 0; q < 30; q++) {
+            const x = recs[Math.floor(r() * recs.length)];
+            const v = Math.floor(r() * (x.version + 2));
+            const s = Math.floor(r() * (x.seq + 20));
+            const want = modelGet(recs, x.key, v, s);
+            expect(t.get(x.key, v, s)?.seq).toBe(want?.seq);
+          }
+          t.verify();
+        },
+      ),
+      { numRuns: 40 },
+    );
   });
 });
