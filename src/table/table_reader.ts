@@ -176,6 +176,9 @@ export class TableReader {
     }
     if (this.handles.length === 0) throw new CorruptionError(file, 'table has no data blocks', footer.index.offset);
     const dataEnd = expectOffset;
+    if (footer.index.offset < dataEnd || footer.metaindex.offset < dataEnd) {
+      throw new CorruptionError(file, 'index or metaindex block overlaps data blocks', footerAt);
+    }
 
     const handleOf = (name: string, required: boolean): BlockHandle | undefined => {
       const raw = metaindex.get(name);
@@ -269,7 +272,7 @@ export class TableReader {
   get(userKey: Uint8Array, version: number, seq: number): Entry | undefined {
     if (!this.mayContain(userKey)) return undefined;
     const target = seekKey(userKey, version, seq);
-    let bi = this.findBlock(target);
+    const bi = this.findBlock(target);
     if (bi >= this.handles.length) return undefined;
     const it = this.dataBlock(bi).iterator();
     it.seek(target);
@@ -361,7 +364,7 @@ export class TableReader {
     return lo;
   }
 
-  /** Data block `i`, from the cache or read, checksummed and cached. */
+  /** Data block `i` (requires 0 <= i < blockCount), from the cache or read, checksummed and cached. */
   dataBlock(i: number): Block {
     this.checkOpen();
     const h = this.handles[i];
