@@ -74,9 +74,11 @@ export const FOOTER_LEN = 48;
 export const COMPRESSION_NONE = 0;
 /** The last 8 bytes of every ProofKV table. */
 export const TABLE_MAGIC: Uint8Array = Uint8Array.of(0x8b, 0x50, 0x4b, 0x56, 0x54, 0x42, 0x4c, 0x31);
-/** Metaindex names. */
+/** Metaindex name of the bloom filter block (absent when the table has no filter). */
 export const META_FILTER = 'filter';
+/** Metaindex name of the Merkle block (block roots, then the table root). */
 export const META_MERKLE = 'merkle';
+/** Metaindex name of the properties block. */
 export const META_PROPERTIES = 'properties';
 /** Properties names (sorted bytewise, as the properties block stores them). */
 export const PROP = {
