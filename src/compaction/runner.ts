@@ -1,6 +1,7 @@
 /**
- * Runs compaction jobs inline or on one long-lived worker thread. The worker is created lazily and
- * unref'd, so an idle database never keeps the process alive.
+ * Runs compaction jobs inline or on a worker thread. One worker serves every open database in
+ * the process (starting a worker costs tens of milliseconds, and far more when it must load
+ * TypeScript sources); it is unref'd while idle, so it never keeps the process alive.
  * @module
  */
 import { Worker } from 'node:worker_threads';
@@ -13,24 +14,19 @@ interface WorkerReply {
   error?: { name: string; message: string; code?: string; file?: string };
 }
 
-/** Executes compactions; `close()` stops the worker. */
-export class CompactionRunner {
+interface Waiter {
+  resolve: (o: CompactionOutput[]) => void;
+  reject: (e: Error) => void;
+}
+
+/** The process-wide compaction worker. */
+class SharedWorker {
   private worker: Worker | null = null;
   private nextId = 1;
-  private waiting = new Map<number, { resolve: (o: CompactionOutput[]) => void; reject: (e: Error) => void }>();
+  private readonly waiting = new Map<number, Waiter>();
 
-  constructor(
-    private readonly mode: 'worker' | 'inline',
-    private readonly delay?: () => Promise<void>,
-  ) {}
-
-  /** Runs `job` and resolves with its outputs. */
-  async run(job: CompactionJob): Promise<CompactionOutput[]> {
-    if (this.mode === 'inline') {
-      if (this.delay) await this.delay();
-      return runCompaction(job);
-    }
-    const w = this.ensureWorker();
+  run(job: CompactionJob): Promise<CompactionOutput[]> {
+    const w = this.ensure();
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
@@ -39,7 +35,7 @@ export class CompactionRunner {
     });
   }
 
-  private ensureWorker(): Worker {
+  private ensure(): Worker {
     if (this.worker) return this.worker;
     const self = import.meta.url;
     const isTs = self.endsWith('.ts');
@@ -57,7 +53,6 @@ export class CompactionRunner {
       this.waiting.delete(reply.id);
       if (this.waiting.size === 0) w.unref();
       if (reply.outputs) {
-        // Structured clone turns Uint8Array subclasses into plain Uint8Arrays; nothing else to fix.
         p.resolve(reply.outputs);
       } else {
         const e = reply.error ?? { name: 'Error', message: 'compaction worker failed' };
@@ -68,25 +63,49 @@ export class CompactionRunner {
         );
       }
     });
-    w.on('error', (err) => this.failAll(err));
-    w.on('exit', (code) => {
-      this.worker = null;
-      if (code !== 0) this.failAll(new Error(`compaction worker exited with code ${code}`));
-    });
+    const fail = (err: Error) => {
+      if (this.worker === w) this.worker = null;
+      for (const p of this.waiting.values()) p.reject(new ProofKVError(ErrorCode.IO_ERROR, `compaction worker: ${err.message}`));
+      this.waiting.clear();
+    };
+    w.on('error', fail);
+    w.on('exit', (code) => fail(new Error(`compaction worker exited with code ${code}`)));
     this.worker = w;
     return w;
   }
+}
 
-  private failAll(err: Error): void {
-    for (const p of this.waiting.values()) p.reject(new ProofKVError(ErrorCode.IO_ERROR, `compaction worker: ${err.message}`));
-    this.waiting.clear();
+let shared: SharedWorker | null = null;
+
+/** Executes one database's compactions; `close()` waits for its running job. */
+export class CompactionRunner {
+  private readonly inflight = new Set<Promise<unknown>>();
+
+  constructor(
+    private readonly mode: 'worker' | 'inline',
+    private readonly delay?: () => Promise<void>,
+  ) {}
+
+  /** Runs `job` and resolves with its outputs. */
+  run(job: CompactionJob): Promise<CompactionOutput[]> {
+    const p =
+      this.mode === 'inline'
+        ? (async () => {
+            if (this.delay) await this.delay();
+            return runCompaction(job);
+          })()
+        : (shared ??= new SharedWorker()).run(job);
+    const settled = p.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.inflight.add(settled);
+    void settled.then(() => this.inflight.delete(settled));
+    return p;
   }
 
-  /** Stops the worker; pending jobs fail. */
+  /** Waits until no job of this database is running (their outputs are then left to clean up). */
   async close(): Promise<void> {
-    const w = this.worker;
-    this.worker = null;
-    this.failAll(new Error('database closed'));
-    if (w) await w.terminate();
+    while (this.inflight.size > 0) await Promise.all([...this.inflight]);
   }
 }

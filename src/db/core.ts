@@ -71,6 +71,8 @@ export class DBCore {
   private flushing: Promise<void> | null = null;
   private pending: PendingCompaction | null = null;
   private readonly liveVersions = new Set<Version>();
+  /** Table numbers being installed: renamed into place but not yet in the current version. */
+  private readonly installing = new Set<number>();
   private jobCounter = 0;
 
   constructor(
@@ -135,7 +137,7 @@ export class DBCore {
   /** Opens a fresh journal file for new writes. */
   openJournal(): void {
     const number = this.vs.nextJournalNumber++;
-    this.journal = JournalWriter.open(path.join(this.dir, files.journal(number)));
+    this.journal = JournalWriter.open(path.join(this.dir, files.journal(number)), { syncMode: 'threadpool' });
     this.journals.push({ number, maxSeq: this.lastSeq });
   }
 
@@ -246,9 +248,14 @@ export class DBCore {
       edit.logNumber = live.length > 0 ? live[0].number : this.vs.nextJournalNumber;
     }
     if (!pending && !flush) return;
-    for (const [from, to] of renames) fs.renameSync(path.join(this.dir, from), path.join(this.dir, to));
-    if (renames.length > 0) syncDir(this.dir);
-    await this.vs.logAndApply(edit);
+    for (const [, m] of edit.added!) this.installing.add(m.number);
+    try {
+      for (const [from, to] of renames) fs.renameSync(path.join(this.dir, from), path.join(this.dir, to));
+      if (renames.length > 0) syncDir(this.dir);
+      await this.vs.logAndApply(edit);
+    } finally {
+      for (const [, m] of edit.added!) this.installing.delete(m.number);
+    }
     this.pending = null;
     // Journals wholly below the flushed seq are no longer needed.
     if (flush) {
@@ -291,6 +298,7 @@ export class DBCore {
   /** Deletes table files no live version references. */
   deleteObsoleteTables(): void {
     const keep = this.vs.current.tableNumbers();
+    for (const n of this.installing) keep.add(n);
     for (const v of this.liveVersions) for (const n of v.tableNumbers()) keep.add(n);
     for (const name of fs.readdirSync(this.dir)) {
       const m = /^(\d+)\.sst$/.exec(name);

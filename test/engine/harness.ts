@@ -1,0 +1,105 @@
+/**
+ * Test harness for the engine: temporary directories, a reference model of the versioned
+ * semantics, and small helpers to compare the two.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { VersionEntry } from '../../src/index.js';
+
+/** A fresh temporary directory; removed by `cleanup()`. */
+export function tempDir(prefix = 'proofkv-'): { dir: string; cleanup: () => void } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  return { dir, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Options that make a tiny database flush and compact constantly. */
+export const TINY = {
+  writeBufferSize: 2048,
+  targetFileSize: 2048,
+  blockSize: 256,
+  level0CompactionTrigger: 2,
+  maxBytesForLevelBase: 4096,
+  compactionThread: 'inline' as const,
+};
+
+export interface ModelEntry {
+  version: number;
+  seq: number;
+  kind: 'put' | 'delete';
+  value: string;
+}
+
+const dec = new TextDecoder();
+export const str = (b: Uint8Array | undefined) => (b === undefined ? undefined : dec.decode(b));
+
+/** The versioned semantics, written as plainly as possible. */
+export class Model {
+  readonly keys = new Map<string, ModelEntry[]>(); // ascending versions
+  lastSeq = 0;
+
+  latest(key: string): number {
+    const h = this.keys.get(key);
+    return h && h.length > 0 ? h[h.length - 1].version : 0;
+  }
+
+  /** Applies a batch; returns false (and changes nothing) if any explicit version is not increasing. */
+  apply(ops: Array<{ kind: 'put' | 'delete'; key: string; value?: string; version?: number }>): boolean {
+    const local = new Map<string, number>();
+    const planned: Array<[string, ModelEntry]> = [];
+    let seq = this.lastSeq;
+    for (const op of ops) {
+      const latest = local.get(op.key) ?? this.latest(op.key);
+      const version = op.version ?? latest + 1;
+      if (version <= latest) return false;
+      local.set(op.key, version);
+      planned.push([op.key, { version, seq: ++seq, kind: op.kind, value: op.kind === 'put' ? (op.value ?? '') : '' }]);
+    }
+    for (const [k, e] of planned) {
+      if (!this.keys.has(k)) this.keys.set(k, []);
+      this.keys.get(k)!.push(e);
+    }
+    this.lastSeq = seq;
+    return true;
+  }
+
+  visible(key: string, seq: number): ModelEntry[] {
+    return (this.keys.get(key) ?? []).filter((e) => e.seq <= seq);
+  }
+
+  getWithVersion(key: string, version: number, seq = Infinity): ModelEntry | undefined {
+    const h = this.visible(key, seq).filter((e) => e.version <= version);
+    return h[h.length - 1];
+  }
+
+  get(key: string, seq = Infinity): string | undefined {
+    const e = this.getWithVersion(key, Number.MAX_SAFE_INTEGER, seq);
+    return e && e.kind === 'put' ? e.value : undefined;
+  }
+
+  history(key: string, min = 0, max = Number.MAX_SAFE_INTEGER, limit?: number, seq = Infinity): ModelEntry[] {
+    const h = this.visible(key, seq).filter((e) => e.version >= min && e.version <= max);
+    return limit === undefined ? h : h.slice(0, limit);
+  }
+
+  /** Latest live values in key order (bytewise order of UTF-8 = code-unit order for ASCII keys). */
+  scan(seq = Infinity, lo?: string, hi?: string): Array<[string, string]> {
+    const out: Array<[string, string]> = [];
+    for (const k of [...this.keys.keys()].sort(cmp)) {
+      if (lo !== undefined && cmp(k, lo) < 0) continue;
+      if (hi !== undefined && cmp(k, hi) >= 0) continue;
+      const v = this.get(k, seq);
+      if (v !== undefined) out.push([k, v]);
+    }
+    return out;
+  }
+}
+
+function cmp(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+/** A VersionEntry as a model entry, for deep equality. */
+export function asModel(e: VersionEntry | undefined): ModelEntry | undefined {
+  return e && { version: e.version, seq: e.seq, kind: e.kind, value: str(e.value)! };
+}
