@@ -283,10 +283,13 @@ export class ProofDB {
     return this._history(key, options, MAX_SEQ);
   }
 
-  /** Iterates a key range: latest values by default, every version with `allVersions`. */
+  /**
+   * Iterates a key range: latest values by default, every version with `allVersions`. The
+   * iterator reads at the seq of its creation (an implicit snapshot), as LevelDB's do.
+   */
   iterator(options: IteratorOptions = {}): DBIterator {
     this.checkOpen();
-    return this._iterator(options, MAX_SEQ);
+    return this._iterator(options, this.core.lastSeq);
   }
 
   /** A consistent view at the current seq. */
