@@ -157,10 +157,12 @@ export class ProofDB {
       core = new DBCore(dir, opts, vs);
       removeLeftovers(core);
       await vs.writeNewManifest();
+      // The live engine picked a compaction at its last install; pick the same one before replay,
+      // so an install reached during replay applies it exactly as the live engine would have.
+      core.maybeScheduleCompaction();
       await replayJournals(core);
       await core.waitForFlush();
       core.openJournal();
-      core.maybeScheduleCompaction();
       return new ProofDB(core, new WritePipeline(core), lock, opts);
     } catch (err) {
       if (core) await core.close().catch(() => undefined);
