@@ -57,6 +57,24 @@ export const Reason = {
   FORK: 'FORK',
   /** A checkpoint does not link to its predecessor (index, seq or prevCheckpointHash). */
   CHAIN_MISMATCH: 'CHAIN_MISMATCH',
+  /** The proof is at another checkpoint than the one asked for (or not the head's latest). */
+  CHECKPOINT_MISMATCH: 'CHECKPOINT_MISMATCH',
+
+  // --- get and history proofs ----------------------------------------------------------------
+  /** A table the read must consult is not revealed, or a level's coverage is not shown. */
+  MISSING_TABLE: 'MISSING_TABLE',
+  /** A table whose key range covers the key has no window of entries. */
+  MISSING_WINDOW: 'MISSING_WINDOW',
+  /** A window does not reach past both sides of the searched position or interval. */
+  WINDOW_NOT_BRACKETING: 'WINDOW_NOT_BRACKETING',
+  /** Revealed entries are out of engine order, or blocks are not contiguous. */
+  ENTRY_ORDER: 'ENTRY_ORDER',
+  /** The proof carries a descriptor, window or value the read does not use. */
+  UNEXPECTED_ELEMENT: 'UNEXPECTED_ELEMENT',
+  /** A returned value does not hash to its entry's value hash, or a value is missing. */
+  VALUE_MISMATCH: 'VALUE_MISMATCH',
+  /** A history proof's covered bound is inconsistent with its limit. */
+  HISTORY_BOUND: 'HISTORY_BOUND',
 } as const;
 
 /** One of the stable {@link Reason} codes. */

@@ -38,3 +38,6 @@ export {
 } from './log.js';
 export * from './checkpoint.js';
 export * from './encoding.js';
+export * from './lsm.js';
+export * from './lsm_proof.js';
+export { multiproofSize, rootFromMultiproof } from './multiproof.js';

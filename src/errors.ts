@@ -17,6 +17,8 @@ export const ErrorCode = {
   SNAPSHOT_RELEASED: 'SNAPSHOT_RELEASED',
   CORRUPTION: 'CORRUPTION',
   IO_ERROR: 'IO_ERROR',
+  /** No checkpoint yet, or the asked checkpoint's tables are no longer kept for proofs. */
+  CHECKPOINT_UNAVAILABLE: 'CHECKPOINT_UNAVAILABLE',
 } as const;
 /** One of {@link ErrorCode}. */
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

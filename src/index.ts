@@ -3,7 +3,8 @@
  * @module
  */
 export { ProofDB, Snapshot } from './db/db.js';
-export type { CheckpointResult, HistoryOptions, TableInfo, WriteOptions } from './db/db.js';
+export type { CheckpointResult, HistoryOptions, ProofOptions, ProvenGet, ProvenHistory, TableInfo, WriteOptions } from './db/db.js';
+export type { SignedCheckpoint } from './proof/checkpointer.js';
 export { WriteBatch } from './db/batch.js';
 export type { BatchOp } from './db/batch.js';
 export type { WriteResult } from './db/write.js';

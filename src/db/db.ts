@@ -27,6 +27,8 @@ import { WriteBatch, type BatchOp } from './batch.js';
 import { DBCore, type EngineStats } from './core.js';
 import { DBIterator, type IteratorOptions, type VersionEntry } from './iterator.js';
 import { lockDir, type DirLock } from './lock.js';
+import { Checkpointer, type SignedCheckpoint } from '../proof/checkpointer.js';
+import type { GetProof, HistoryProof } from '../../proofs/lsm_proof.js';
 import { removeLeftovers, replayJournals } from './recovery.js';
 import { WritePipeline, type WriteResult } from './write.js';
 
@@ -44,12 +46,33 @@ export interface HistoryOptions {
   limit?: number;
 }
 
-/** What a checkpoint did. */
-export interface CheckpointResult {
+/** What a checkpoint did: the signed checkpoint and the table set its MasterRoot commits to. */
+export interface CheckpointResult extends SignedCheckpoint {
   /** Every write with seq <= this is in the tables. */
   seq: number;
   /** Tables after the checkpoint, in read order. */
   tables: TableInfo[];
+}
+
+/** Which checkpoint a proof is built against. */
+export interface ProofOptions {
+  /** Checkpoint index; default the latest (the only one whose tables are kept for proofs). */
+  checkpoint?: number;
+}
+
+/** A get answer with its proof. */
+export interface ProvenGet {
+  /** The newest entry at or below the asked version at the checkpoint, or undefined. */
+  entry?: VersionEntry;
+  proof: GetProof;
+}
+
+/** A history answer with its proof. */
+export interface ProvenHistory {
+  entries: VersionEntry[];
+  proof: HistoryProof;
+  /** Where to continue when `limit` cut the answer. */
+  nextMinVersion?: number;
 }
 
 /** A table as the manifest describes it. */
@@ -126,6 +149,7 @@ export class ProofDB {
   private constructor(
     private readonly core: DBCore,
     private readonly pipeline: WritePipeline,
+    private readonly checkpointer: Checkpointer,
     private readonly lock: DirLock,
     /** The options in force, defaults filled in. */
     readonly options: ResolvedOptions,
@@ -147,6 +171,7 @@ export class ProofDB {
     }
     const lock = lockDir(dir);
     let core: DBCore | null = null;
+    let checkpointer: Checkpointer | null = null;
     try {
       let vs = VersionSet.recover(dir);
       if (vs && opts.errorIfExists) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `${dir} already holds a database`);
@@ -155,7 +180,8 @@ export class ProofDB {
         vs = VersionSet.create(dir);
       }
       core = new DBCore(dir, opts, vs);
-      removeLeftovers(core);
+      checkpointer = Checkpointer.open(core);
+      removeLeftovers(core, checkpointer.pinnedTables());
       await vs.writeNewManifest();
       // The live engine picked a compaction at its last install; pick the same one before replay,
       // so an install reached during replay applies it exactly as the live engine would have.
@@ -163,8 +189,9 @@ export class ProofDB {
       await replayJournals(core);
       await core.waitForFlush();
       core.openJournal();
-      return new ProofDB(core, new WritePipeline(core), lock, opts);
+      return new ProofDB(core, new WritePipeline(core), checkpointer, lock, opts);
     } catch (err) {
+      if (checkpointer) await checkpointer.close().catch(() => undefined);
       if (core) await core.close().catch(() => undefined);
       lock.release();
       throw err;
@@ -375,16 +402,74 @@ export class ProofDB {
    */
   async checkpoint(): Promise<CheckpointResult> {
     this.checkOpen();
-    let seq = 0;
+    let signed: SignedCheckpoint | undefined;
     await this.pipeline.barrier(async () => {
       const core = this.core;
       core.throwIfFailed();
       if (core.mem.count > 0) await core.rotate(true);
       await core.waitForFlush();
       await core.installPendingCompaction();
-      seq = core.lastSeq;
+      signed = await this.checkpointer.checkpoint(core.lastSeq);
     });
-    return { seq, tables: this.tables() };
+    return { ...signed!, seq: signed!.checkpoint.seq, tables: this.tables() };
+  }
+
+  /**
+   * The newest entry of `key` at or below `version` (default: latest) at a checkpoint, with a proof
+   * a client verifies with `verifyGetProof` from `proofkv/proofs`. Writes after the checkpoint are
+   * not covered until the next one.
+   */
+  async getWithProof(key: Bytes, options: { version?: number } & ProofOptions = {}): Promise<ProvenGet> {
+    this.checkOpen();
+    const k = this.key(key);
+    const v = options.version === undefined ? MAX_VERSION : ProofDB.version(options.version, 0);
+    const { proof, entry } = this.checkpointer.getProof(k, v, options.checkpoint);
+    return { proof, entry: entry ? toVersionEntry(entry) : undefined };
+  }
+
+  /**
+   * Every version of `key` in [minVersion, maxVersion] at a checkpoint (oldest first; with `limit`,
+   * the oldest `limit` and where to continue), with a proof that none is omitted or added.
+   */
+  async getVersionHistoryWithProof(key: Bytes, options: HistoryOptions & ProofOptions = {}): Promise<ProvenHistory> {
+    this.checkOpen();
+    const k = this.key(key);
+    const min = options.minVersion === undefined ? 0 : ProofDB.version(options.minVersion, 0);
+    const max = options.maxVersion === undefined ? MAX_VERSION : ProofDB.version(options.maxVersion, 0);
+    if (min > max) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `minVersion ${min} exceeds maxVersion ${max}`);
+    const limit = options.limit;
+    if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1)) {
+      throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `limit must be a positive integer, got ${String(limit)}`);
+    }
+    const { proof, entries } = this.checkpointer.historyProof(k, min, max, limit, options.checkpoint);
+    return {
+      proof,
+      entries: entries.map(toVersionEntry),
+      nextMinVersion: proof.bound < max ? proof.bound + 1 : undefined,
+    };
+  }
+
+  /** The latest checkpoint with the signed head that ends with it. Throws `CHECKPOINT_UNAVAILABLE` before the first. */
+  latestCheckpoint(): SignedCheckpoint {
+    this.checkOpen();
+    return this.checkpointer.latest();
+  }
+
+  /** Checkpoint `index`, with its RFC 9162 inclusion proof in the latest signed head. */
+  checkpointAt(index: number): SignedCheckpoint & { inclusion: Uint8Array[] } {
+    this.checkOpen();
+    return this.checkpointer.at(index);
+  }
+
+  /** RFC 9162 consistency proof that the log head of size `toSize` extends the one of size `fromSize`. */
+  consistencyProof(fromSize: number, toSize: number): Uint8Array[] {
+    this.checkOpen();
+    return this.checkpointer.consistency(fromSize, toSize);
+  }
+
+  /** This node's Ed25519 public key: what clients trust. */
+  publicKey(): Uint8Array {
+    return this.checkpointer.key.publicKey;
   }
 
   /** The table set in read order (level 0 newest first, then each level by key). */
@@ -423,6 +508,7 @@ export class ProofDB {
     this.closing = (async () => {
       try {
         await this.pipeline.idle();
+        await this.checkpointer.close();
         await this.core.close();
       } finally {
         this.lock.release();

@@ -18,8 +18,9 @@ import { files, syncDir } from '../version/version_set.js';
 import type { DBCore } from './core.js';
 
 /** Deletes temporary files and tables the manifest does not reference (outputs of interrupted work). */
-export function removeLeftovers(core: DBCore): void {
+export function removeLeftovers(core: DBCore, keep: ReadonlySet<number> = new Set()): void {
   const live = core.vs.current.tableNumbers();
+  for (const n of keep) live.add(n);
   for (const name of fs.readdirSync(core.dir)) {
     const table = /^(\d+)\.sst$/.exec(name);
     if (name.endsWith('.tmp') || (table && !live.has(Number(table[1])))) {

@@ -1,0 +1,531 @@
+/**
+ * Get and history proofs over the LSM, and their verifiers. Isomorphic: no `node:` imports.
+ *
+ * A proof has three layers, each checked against the one above:
+ * 1. a **certificate**: a log head signed by a quorum of trusted keys, and the RFC 9162 inclusion
+ *    of the checkpoint in that head;
+ * 2. the **master tree**: table descriptors (level, position, key range, entry count, table root)
+ *    revealed with one multiproof against the checkpoint's MasterRoot, which also commits to the
+ *    number of tables per level — so the verifier knows the read order and which tables exist;
+ * 3. **windows**: runs of consecutive entries of a table, revealed with range proofs through the
+ *    block trees and the table's tree of block roots.
+ *
+ * The verifier replays the engine's read. Level 0 tables may overlap, so every one is revealed;
+ * in a deeper level tables are sorted and disjoint, so one covering table — or the one or two
+ * tables around the gap where the key would be — shows what the level holds for the key. Each
+ * table whose key range covers the key needs a window that reaches past both sides of the searched
+ * position (the neighbours prove nothing is hidden between them) or ends at the table's edge.
+ * The first table in read order holding a qualifying entry answers a get: a key's newer versions
+ * always sit earlier in the read order (the LSM invariant the signers attest by signing the root).
+ * A history proof searches every covering table and unions the runs.
+ * @module
+ */
+import { compareBytes, equalBytes } from './bytes.js';
+import {
+  checkCheckpoint,
+  verifyCheckpoint,
+  verifyCheckpointInclusion,
+  verifyHeadExtends,
+  type Checkpoint,
+  type HeadSignature,
+  type LogHead,
+  type TrustPolicy,
+} from './checkpoint.js';
+import { fail, Reason, type Verified, type VerifyFailure } from './errors.js';
+import { Domain, HASH_LEN, Kind, nobleHasher, type Hasher } from './hash.js';
+import {
+  compareEntries,
+  descriptorHash,
+  levelOffsets,
+  masterRootOf,
+  NUM_LEVELS,
+  parseInternalKey,
+  type EntryLeaf,
+  type TableDescriptor,
+} from './lsm.js';
+import { rootFromMultiproof } from './multiproof.js';
+import { rootFromTreeRange } from './tree.js';
+
+/** The revealed part of one data block: entries `[offset, offset + entries.length)`. */
+export interface WindowBlock {
+  /** Block index in the table. */
+  index: number;
+  /** Entries in the block (the block root commits to it). */
+  entryCount: number;
+  offset: number;
+  entries: EntryLeaf[];
+  /** Range proof of the entries in the block's entry tree. */
+  proof: Uint8Array[];
+}
+
+/** Consecutive entries of one table, possibly across consecutive blocks. */
+export interface TableWindow {
+  /** Master-tree index of the table (its place in read order). */
+  table: number;
+  /** Data blocks in the table (the table root commits to it). */
+  blockCount: number;
+  blocks: WindowBlock[];
+  /** Range proof of the blocks' roots in the table's block tree. */
+  blockProof: Uint8Array[];
+}
+
+/** The part of a proof below the checkpoint: descriptors and windows. */
+export interface LsmProofBody {
+  levelCounts: number[];
+  /** Revealed descriptors, in read order. */
+  descriptors: TableDescriptor[];
+  /** Multiproof of the descriptors in the master tree. */
+  masterProof: Uint8Array[];
+  /** Windows, in read order of their tables. */
+  windows: TableWindow[];
+}
+
+/** A checkpoint and the signed log head that includes it. */
+export interface CheckpointCertificate {
+  checkpoint: Checkpoint;
+  head: LogHead;
+  signatures: HeadSignature[];
+  /** RFC 9162 inclusion path of the checkpoint (leaf `checkpoint.index`) in `head`. */
+  inclusion: Uint8Array[];
+}
+
+/** Proof for "the newest version of K at or below V is this entry / there is none". */
+export interface GetProof {
+  certificate: CheckpointCertificate;
+  body: LsmProofBody;
+  /** The value, when the answer is a put. */
+  value?: Uint8Array;
+}
+
+/** Proof for "these are all versions of K in [minVersion, bound]". */
+export interface HistoryProof {
+  certificate: CheckpointCertificate;
+  body: LsmProofBody;
+  /** Highest version the proof covers: the asked maximum, or lower when a limit cut the answer. */
+  bound: number;
+  /** One value per returned entry, oldest first (empty for tombstones). */
+  values: Uint8Array[];
+}
+
+/** What the client trusts and what it asked about the checkpoint. */
+export interface CheckpointExpectation {
+  trust: TrustPolicy;
+  /** The head the client already trusts; the proof's head must equal or provably extend it. */
+  trustedHead?: LogHead;
+  /** RFC 9162 consistency proof from `trustedHead` to the proof's head, when that head is newer. */
+  consistency?: Uint8Array[];
+  /** The checkpoint asked for; by default the head's latest checkpoint. */
+  checkpointIndex?: number;
+  hasher?: Hasher;
+}
+
+/** A proven entry. */
+export interface ProvenEntry {
+  key: Uint8Array;
+  version: number;
+  seq: number;
+  kind: 'put' | 'delete';
+  /** The value (empty for a tombstone). */
+  value: Uint8Array;
+}
+
+/** Facts a verified get proof establishes. */
+export interface GetFacts {
+  checkpoint: Checkpoint;
+  head: LogHead;
+  /** The newest entry at or below the asked version, or undefined when there is none. */
+  entry?: ProvenEntry;
+}
+
+/** Facts a verified history proof establishes. */
+export interface HistoryFacts {
+  checkpoint: Checkpoint;
+  head: LogHead;
+  /** Every version in [minVersion, bound], oldest first. */
+  entries: ProvenEntry[];
+  bound: number;
+  /** Where to continue (`bound + 1`) when the limit cut the answer; undefined when complete. */
+  nextMinVersion?: number;
+}
+
+const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const isHash = (v: unknown): v is Uint8Array => v instanceof Uint8Array && v.length === HASH_LEN;
+
+/** Verifies the certificate: quorum signatures, consistency with trusted state, inclusion. */
+export function verifyCertificate(cert: CheckpointCertificate, exp: CheckpointExpectation): Verified<{ checkpoint: Checkpoint; head: LogHead }> {
+  const hasher = exp.hasher ?? nobleHasher;
+  if (!cert || typeof cert !== 'object') return fail(Reason.MALFORMED_INPUT, 'certificate missing');
+  const { checkpoint, head, signatures, inclusion } = cert;
+  if (!head || !isUint(head.size) || !isHash(head.root)) return fail(Reason.MALFORMED_INPUT, 'malformed log head');
+  const sig = verifyCheckpoint(head, signatures, exp.trust);
+  if (!sig.ok) return sig;
+  if (exp.trustedHead) {
+    const t = exp.trustedHead;
+    if (!(t.size === head.size && equalBytes(t.root, head.root))) {
+      const ext = verifyHeadExtends(t, head, exp.consistency ?? []);
+      if (!ext.ok) return ext;
+    }
+  }
+  const badCp = checkCheckpoint(checkpoint);
+  if (badCp) return badCp;
+  if (checkpoint.index >= head.size) {
+    return fail(Reason.INDEX_OUT_OF_RANGE, `checkpoint ${checkpoint.index} is not in a log of size ${head.size}`);
+  }
+  const wantIndex = exp.checkpointIndex ?? head.size - 1;
+  if (checkpoint.index !== wantIndex) {
+    return fail(Reason.CHECKPOINT_MISMATCH, `proof is at checkpoint ${checkpoint.index}, want ${wantIndex}`);
+  }
+  const inc = verifyCheckpointInclusion(checkpoint, inclusion, head, hasher);
+  if (!inc.ok) return inc;
+  return { ok: true, checkpoint, head };
+}
+
+interface EvaluatedWindow {
+  entries: EntryLeaf[];
+  atStart: boolean;
+  atEnd: boolean;
+}
+
+/** Recomputes a window's table root and checks it against the descriptor. */
+function evaluateWindow(hasher: Hasher, w: TableWindow, d: TableDescriptor): Verified<EvaluatedWindow> {
+  if (!isUint(w.blockCount) || w.blockCount === 0) return fail(Reason.MALFORMED_INPUT, 'window blockCount');
+  if (!Array.isArray(w.blocks) || w.blocks.length === 0) return fail(Reason.MALFORMED_INPUT, 'window has no blocks');
+  const blockRoots: Uint8Array[] = [];
+  const entries: EntryLeaf[] = [];
+  for (let k = 0; k < w.blocks.length; k++) {
+    const b = w.blocks[k];
+    if (!isUint(b.index) || !isUint(b.entryCount) || !isUint(b.offset) || !Array.isArray(b.entries)) {
+      return fail(Reason.MALFORMED_INPUT, `window block ${k} malformed`);
+    }
+    if (b.index !== w.blocks[0].index + k) return fail(Reason.ENTRY_ORDER, `window blocks not consecutive at ${k}`);
+    if (b.entries.length === 0 || b.offset + b.entries.length > b.entryCount) {
+      return fail(Reason.INDEX_OUT_OF_RANGE, `block ${b.index}: entries [${b.offset}, ${b.offset + b.entries.length}) of ${b.entryCount}`);
+    }
+    if (k > 0 && b.offset !== 0) return fail(Reason.ENTRY_ORDER, `block ${b.index} must be revealed from its first entry`);
+    if (k < w.blocks.length - 1 && b.offset + b.entries.length !== b.entryCount) {
+      return fail(Reason.ENTRY_ORDER, `block ${b.index} must be revealed to its last entry`);
+    }
+    const leaves: Uint8Array[] = [];
+    for (const e of b.entries) {
+      if (!(e.key instanceof Uint8Array) || !isUint(e.version) || !isUint(e.seq) || !isHash(e.valueHash)) {
+        return fail(Reason.MALFORMED_INPUT, 'malformed entry');
+      }
+      if (e.kind !== Kind.PUT && e.kind !== Kind.DELETE) return fail(Reason.MALFORMED_INPUT, `entry kind ${String(e.kind)}`);
+      leaves.push(hasher.entryLeaf(e.key, e.version, e.seq, e.kind, e.valueHash));
+      entries.push(e);
+    }
+    const r = rootFromTreeRange(hasher, Domain.ENTRY_NODE, b.offset, b.entryCount, leaves, b.proof);
+    if (!r.ok) return r;
+    blockRoots.push(hasher.blockRoot(b.entryCount, r.root));
+  }
+  for (let i = 1; i < entries.length; i++) {
+    if (compareEntries(entries[i - 1], entries[i]) >= 0) return fail(Reason.ENTRY_ORDER, `window entries out of order at ${i}`);
+  }
+  const first = w.blocks[0];
+  const last = w.blocks[w.blocks.length - 1];
+  const t = rootFromTreeRange(hasher, Domain.BLOCK_NODE, first.index, w.blockCount, blockRoots, w.blockProof);
+  if (!t.ok) return t;
+  const tableRoot = hasher.tableRoot(w.blockCount, d.entryCount, t.root);
+  if (!equalBytes(tableRoot, d.tableRoot)) return fail(Reason.ROOT_MISMATCH, `window of table ${w.table} does not match its table root`);
+  return {
+    ok: true,
+    entries,
+    atStart: first.index === 0 && first.offset === 0,
+    atEnd: last.index === w.blockCount - 1 && last.offset + last.entries.length === last.entryCount,
+  };
+}
+
+/** Where an entry lies relative to the searched interval of one key's versions [lo, hi]. */
+function side(e: EntryLeaf, key: Uint8Array, lo: number, hi: number): -1 | 0 | 1 {
+  const c = compareBytes(e.key, key);
+  if (c < 0) return -1;
+  if (c > 0) return 1;
+  if (e.version > hi) return -1;
+  if (e.version < lo) return 1;
+  return 0;
+}
+
+/** One level of the read: the tables to consult, or why the revealed descriptors fall short. */
+interface LevelStep {
+  level: number;
+  /** Set when the revealed descriptors do not show what this level holds for the key. */
+  error?: VerifyFailure;
+  /** Tables of this level the read consults, in read order. */
+  tables: Array<{ index: number; d: TableDescriptor; covers: boolean }>;
+  /** Positions in `body.descriptors` this level uses. */
+  uses: number[];
+}
+
+/** The master layer, checked, as the sequence of levels the read walks. */
+interface Plan {
+  steps: LevelStep[];
+  descriptorCount: number;
+}
+
+/** Checks the master layer and works out, level by level, which tables cover `key`. */
+function planRead(hasher: Hasher, body: LsmProofBody, masterRoot: Uint8Array, key: Uint8Array): Verified<Plan> {
+  const counts = body.levelCounts;
+  if (!Array.isArray(counts) || counts.length !== NUM_LEVELS || !counts.every(isUint)) {
+    return fail(Reason.MALFORMED_INPUT, `levelCounts must be ${NUM_LEVELS} integers`);
+  }
+  if (!Array.isArray(body.descriptors) || !Array.isArray(body.masterProof) || !Array.isArray(body.windows)) {
+    return fail(Reason.MALFORMED_INPUT, 'descriptors, masterProof and windows must be arrays');
+  }
+  const offsets = levelOffsets(counts);
+  const total = counts.reduce((a, b) => a + b, 0);
+  const indexes: number[] = [];
+  const leaves: Uint8Array[] = [];
+  const ranges: Array<{ lo: Uint8Array; hi: Uint8Array }> = [];
+  for (const d of body.descriptors) {
+    if (!d || !isUint(d.level) || d.level >= NUM_LEVELS || !isUint(d.position) || !isUint(d.entryCount) || !isHash(d.tableRoot)) {
+      return fail(Reason.MALFORMED_INPUT, 'malformed descriptor');
+    }
+    if (d.position >= counts[d.level]) {
+      return fail(Reason.INDEX_OUT_OF_RANGE, `descriptor position ${d.position} in level ${d.level} of ${counts[d.level]}`);
+    }
+    const lo = parseInternalKey(d.smallest);
+    const hi = parseInternalKey(d.largest);
+    if (!lo || !hi) return fail(Reason.MALFORMED_INPUT, 'descriptor key range');
+    indexes.push(offsets[d.level] + d.position);
+    leaves.push(descriptorHash(hasher, d));
+    ranges.push({ lo: lo.key, hi: hi.key });
+  }
+  let treeRoot: Uint8Array;
+  if (total === 0) {
+    if (body.descriptors.length > 0 || body.masterProof.length > 0) return fail(Reason.UNEXPECTED_ELEMENT, 'descriptors for an empty table set');
+    treeRoot = new Uint8Array(HASH_LEN);
+  } else {
+    if (indexes.length === 0) return fail(Reason.MISSING_TABLE, 'no descriptor revealed');
+    const r = rootFromMultiproof(hasher, Domain.MASTER_NODE, total, indexes, leaves, body.masterProof);
+    if (!r.ok) return r.reason === Reason.INDEX_OUT_OF_RANGE ? fail(Reason.ENTRY_ORDER, r.message) : r;
+    treeRoot = r.root;
+  }
+  const root = masterRootOf(hasher, counts, treeRoot);
+  if (!equalBytes(root, masterRoot)) return fail(Reason.ROOT_MISMATCH, 'descriptors do not match the checkpoint MasterRoot');
+
+  const byIndex = new Map<number, number>();
+  indexes.forEach((x, i) => byIndex.set(x, i));
+  const covers = (i: number) => compareBytes(key, ranges[i].lo) >= 0 && compareBytes(key, ranges[i].hi) <= 0;
+  const steps: LevelStep[] = [];
+  // Level 0: tables may overlap, so every one is consulted in order (newest first).
+  if (counts[0] > 0) {
+    const step: LevelStep = { level: 0, tables: [], uses: [] };
+    for (let p = 0; p < counts[0]; p++) {
+      const i = byIndex.get(offsets[0] + p);
+      if (i === undefined) {
+        step.error = fail(Reason.MISSING_TABLE, `level-0 table ${p} not revealed`);
+        break;
+      }
+      step.uses.push(i);
+      step.tables.push({ index: offsets[0] + p, d: body.descriptors[i], covers: covers(i) });
+    }
+    steps.push(step);
+  }
+  // Deeper levels: sorted and disjoint; one covering table, or the neighbours around the gap.
+  for (let level = 1; level < NUM_LEVELS; level++) {
+    if (counts[level] === 0) continue;
+    const revealed: number[] = [];
+    for (let p = 0; p < counts[level]; p++) {
+      const i = byIndex.get(offsets[level] + p);
+      if (i !== undefined) revealed.push(i);
+    }
+    const step: LevelStep = { level, tables: [], uses: revealed };
+    if (revealed.length === 1 && covers(revealed[0])) {
+      step.tables.push({ index: indexes[revealed[0]], d: body.descriptors[revealed[0]], covers: true });
+    } else {
+      const pos = (i: number) => body.descriptors[i].position;
+      const gap =
+        (revealed.length === 1 && pos(revealed[0]) === 0 && compareBytes(key, ranges[revealed[0]].lo) < 0) ||
+        (revealed.length === 1 && pos(revealed[0]) === counts[level] - 1 && compareBytes(key, ranges[revealed[0]].hi) > 0) ||
+        (revealed.length === 2 &&
+          pos(revealed[1]) === pos(revealed[0]) + 1 &&
+          compareBytes(key, ranges[revealed[0]].hi) > 0 &&
+          compareBytes(key, ranges[revealed[1]].lo) < 0);
+      if (!gap) step.error = fail(Reason.MISSING_TABLE, `level ${level}: revealed tables neither cover the key nor bracket it`);
+    }
+    steps.push(step);
+  }
+  return { ok: true, steps, descriptorCount: body.descriptors.length };
+}
+
+/** Shared front half of both verifiers. */
+function verifyFront(
+  proof: { certificate: CheckpointCertificate; body: LsmProofBody },
+  key: Uint8Array,
+  exp: CheckpointExpectation,
+): Verified<{ checkpoint: Checkpoint; head: LogHead; plan: Plan; windows: Map<number, TableWindow> }> {
+  const hasher = exp.hasher ?? nobleHasher;
+  if (!proof || typeof proof !== 'object' || !proof.body) return fail(Reason.MALFORMED_INPUT, 'proof missing');
+  const cert = verifyCertificate(proof.certificate, exp);
+  if (!cert.ok) return cert;
+  const plan = planRead(hasher, proof.body, cert.checkpoint.masterRoot, key);
+  if (!plan.ok) return plan;
+  const windows = new Map<number, TableWindow>();
+  let prev = -1;
+  for (const w of proof.body.windows) {
+    if (!w || !isUint(w.table) || w.table <= prev) return fail(Reason.ENTRY_ORDER, 'windows must be in read order, one per table');
+    prev = w.table;
+    windows.set(w.table, w);
+  }
+  return { ok: true, checkpoint: cert.checkpoint, head: cert.head, plan, windows };
+}
+
+function proven(e: EntryLeaf, value: Uint8Array): ProvenEntry {
+  return { key: e.key, version: e.version, seq: e.seq, kind: e.kind === Kind.DELETE ? 'delete' : 'put', value };
+}
+
+function guard<T extends object>(f: () => Verified<T>): Verified<T> {
+  try {
+    return f();
+  } catch (err) {
+    return fail(Reason.MALFORMED_INPUT, `malformed proof: ${(err as Error)?.message ?? String(err)}`) as VerifyFailure;
+  }
+}
+
+/**
+ * Verifies a get proof for `key` at or below `version` (default: the latest). Returns the proven
+ * newest entry (value or tombstone), or proves there is none. Never throws.
+ */
+export function verifyGetProof(
+  proof: GetProof,
+  query: { key: Uint8Array; version?: number },
+  exp: CheckpointExpectation,
+): Verified<GetFacts> {
+  return guard(() => {
+    const hasher = exp.hasher ?? nobleHasher;
+    const key = query.key;
+    const version = query.version ?? Number.MAX_SAFE_INTEGER;
+    if (!(key instanceof Uint8Array) || key.length === 0 || !isUint(version)) return fail(Reason.MALFORMED_INPUT, 'bad query');
+    const front = verifyFront(proof, key, exp);
+    if (!front.ok) return front;
+    const used = new Set<number>();
+    const usedDescriptors = new Set<number>();
+    let answer: EntryLeaf | undefined;
+    walk: for (const step of front.plan.steps) {
+      if (step.error) return step.error;
+      for (const i of step.uses) usedDescriptors.add(i);
+      for (const t of step.tables) {
+        if (!t.covers) continue;
+        const w = front.windows.get(t.index);
+        if (!w) return fail(Reason.MISSING_WINDOW, `table ${t.index} covers the key but has no window`);
+        used.add(t.index);
+        const ev = evaluateWindow(hasher, w, t.d);
+        if (!ev.ok) return ev;
+        // The searched position: the first entry at or after (key, version). The window must show
+        // the entry before it (or start the table) and the entry at it (or end the table).
+        const es = ev.entries;
+        const firstAt = es.findIndex((e) => side(e, key, 0, version) >= 0);
+        const before = firstAt === -1 ? es.length : firstAt;
+        if (before === 0 && !ev.atStart) return fail(Reason.WINDOW_NOT_BRACKETING, `table ${t.index}: no entry before the searched position`);
+        if (firstAt === -1 && !ev.atEnd) return fail(Reason.WINDOW_NOT_BRACKETING, `table ${t.index}: no entry at the searched position`);
+        if (firstAt !== -1 && es.length - firstAt > 1) return fail(Reason.UNEXPECTED_ELEMENT, `table ${t.index}: window reaches further than needed`);
+        if (before > 1) return fail(Reason.UNEXPECTED_ELEMENT, `table ${t.index}: window starts earlier than needed`);
+        if (firstAt !== -1 && side(es[firstAt], key, 0, version) === 0) {
+          answer = es[firstAt];
+          break walk;
+        }
+      }
+    }
+    if (usedDescriptors.size !== front.plan.descriptorCount) return fail(Reason.UNEXPECTED_ELEMENT, 'descriptor the read does not use');
+    for (const idx of front.windows.keys()) {
+      if (!used.has(idx)) return fail(Reason.UNEXPECTED_ELEMENT, `window for table ${idx} the read does not reach`);
+    }
+    if (!answer) {
+      if (proof.value !== undefined) return fail(Reason.UNEXPECTED_ELEMENT, 'a value for an absent key');
+      return { ok: true, checkpoint: front.checkpoint, head: front.head };
+    }
+    if (answer.kind === Kind.DELETE) {
+      if (proof.value !== undefined) return fail(Reason.UNEXPECTED_ELEMENT, 'a value for a tombstone');
+      return { ok: true, checkpoint: front.checkpoint, head: front.head, entry: proven(answer, new Uint8Array(0)) };
+    }
+    if (!(proof.value instanceof Uint8Array)) return fail(Reason.VALUE_MISMATCH, 'value missing');
+    if (!equalBytes(hasher.valueHash(proof.value), answer.valueHash)) return fail(Reason.VALUE_MISMATCH, 'value does not match its hash');
+    return { ok: true, checkpoint: front.checkpoint, head: front.head, entry: proven(answer, proof.value) };
+  });
+}
+
+/**
+ * Verifies a history proof: the returned entries are all versions of `key` with
+ * `minVersion <= version <= bound`, none omitted, none added. With `limit`, a `bound` below
+ * `maxVersion` is accepted only when exactly `limit` entries came back, and `nextMinVersion`
+ * says where to continue. Never throws.
+ */
+export function verifyHistoryProof(
+  proof: HistoryProof,
+  query: { key: Uint8Array; minVersion?: number; maxVersion?: number; limit?: number },
+  exp: CheckpointExpectation,
+): Verified<HistoryFacts> {
+  return guard(() => {
+    const hasher = exp.hasher ?? nobleHasher;
+    const key = query.key;
+    const min = query.minVersion ?? 0;
+    const max = query.maxVersion ?? Number.MAX_SAFE_INTEGER;
+    const limit = query.limit;
+    if (!(key instanceof Uint8Array) || key.length === 0 || !isUint(min) || !isUint(max) || min > max) {
+      return fail(Reason.MALFORMED_INPUT, 'bad query');
+    }
+    if (limit !== undefined && (!isUint(limit) || limit === 0)) return fail(Reason.MALFORMED_INPUT, 'bad limit');
+    const bound = proof.bound;
+    if (!isUint(bound) || bound > max || bound < min) return fail(Reason.HISTORY_BOUND, `bound ${String(bound)} outside [${min}, ${max}]`);
+    const front = verifyFront(proof, key, exp);
+    if (!front.ok) return front;
+    const found: EntryLeaf[] = [];
+    const used = new Set<number>();
+    const covering: Plan['steps'][number]['tables'] = [];
+    for (const step of front.plan.steps) {
+      if (step.error) return step.error;
+      covering.push(...step.tables);
+    }
+    for (const t of covering) {
+      if (!t.covers) continue;
+      const w = front.windows.get(t.index);
+      if (!w) return fail(Reason.MISSING_WINDOW, `table ${t.index} covers the key but has no window`);
+      used.add(t.index);
+      const ev = evaluateWindow(hasher, w, t.d);
+      if (!ev.ok) return ev;
+      const es = ev.entries;
+      const sides = es.map((e) => side(e, key, min, bound));
+      const firstIn = sides.findIndex((s) => s >= 0);
+      // Before the interval: exactly one entry, or the window starts the table.
+      const beforeCount = firstIn === -1 ? es.length : firstIn;
+      const afterCount = sides.filter((s) => s > 0).length;
+      if (beforeCount === 0 && !ev.atStart) return fail(Reason.WINDOW_NOT_BRACKETING, `table ${t.index}: no entry before the interval`);
+      if (afterCount === 0 && !ev.atEnd) return fail(Reason.WINDOW_NOT_BRACKETING, `table ${t.index}: no entry after the interval`);
+      if (beforeCount > 1 || afterCount > 1) return fail(Reason.UNEXPECTED_ELEMENT, `table ${t.index}: window reaches further than needed`);
+      for (let i = 0; i < es.length; i++) if (sides[i] === 0) found.push(es[i]);
+    }
+    for (const idx of front.windows.keys()) {
+      if (!used.has(idx)) return fail(Reason.UNEXPECTED_ELEMENT, `window for table ${idx} the read does not reach`);
+    }
+    found.sort((a, b) => a.version - b.version);
+    for (let i = 1; i < found.length; i++) {
+      if (found[i].version === found[i - 1].version) return fail(Reason.ENTRY_ORDER, `version ${found[i].version} appears twice`);
+    }
+    if (bound < max) {
+      if (limit === undefined || found.length !== limit) {
+        return fail(Reason.HISTORY_BOUND, `bound ${bound} below the asked ${max} needs exactly limit entries, got ${found.length}`);
+      }
+    } else if (limit !== undefined && found.length > limit) {
+      return fail(Reason.HISTORY_BOUND, `${found.length} entries for limit ${limit}`);
+    }
+    if (!Array.isArray(proof.values) || proof.values.length !== found.length) {
+      return fail(Reason.VALUE_MISMATCH, `${Array.isArray(proof.values) ? proof.values.length : 'no'} values for ${found.length} entries`);
+    }
+    const entries: ProvenEntry[] = [];
+    for (let i = 0; i < found.length; i++) {
+      const v = proof.values[i];
+      if (!(v instanceof Uint8Array) || !equalBytes(hasher.valueHash(v), found[i].valueHash)) {
+        return fail(Reason.VALUE_MISMATCH, `value ${i} does not match its hash`);
+      }
+      entries.push(proven(found[i], v));
+    }
+    return {
+      ok: true,
+      checkpoint: front.checkpoint,
+      head: front.head,
+      entries,
+      bound,
+      nextMinVersion: bound < max ? bound + 1 : undefined,
+    };
+  });
+}

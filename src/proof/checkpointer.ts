@@ -1,0 +1,176 @@
+/**
+ * The node's side of checkpoints and proofs: computes the MasterRoot of the table set at a
+ * checkpoint, appends the checkpoint to the persistent log, signs the new log head with the node
+ * key, keeps that checkpoint's table set pinned, and builds get and history proofs against it.
+ *
+ * Proofs are served against the latest checkpoint (its tables stay on disk until the next one,
+ * across restarts). An older checkpoint can still be checked for inclusion and consistency, but
+ * its tables may be gone, so reads against it are refused with `CHECKPOINT_UNAVAILABLE`.
+ * @module
+ */
+import { checkpointLeafHash, signHead, type Checkpoint, type HeadSignature, type KeyPair, type LogHead } from '../../proofs/checkpoint.js';
+import { HASH_LEN } from '../../proofs/hash.js';
+import { masterRootOf } from '../../proofs/lsm.js';
+import type { CheckpointCertificate, GetProof, HistoryProof } from '../../proofs/lsm_proof.js';
+import { ErrorCode, InvalidArgumentError, ProofKVError } from '../errors.js';
+import { MAX_VERSION, type Entry } from '../keys.js';
+import { nodeHasher } from '../table/node_hasher.js';
+import type { DBCore } from '../db/core.js';
+import type { Version } from '../version/version.js';
+import { CheckpointLog, versionOfStored, type StoredCheckpoint } from './checkpoint_log.js';
+import { loadOrCreateNodeKey } from './node_key.js';
+import { MerkleLevels } from './merkle_levels.js';
+import { buildProof, ProofContext } from './prover.js';
+
+/** A signed checkpoint as the node publishes it. */
+export interface SignedCheckpoint {
+  checkpoint: Checkpoint;
+  /** The log head that ends with this checkpoint. */
+  head: LogHead;
+  signatures: HeadSignature[];
+}
+
+/** Checkpoint log, node key and proof building for one database. */
+export class Checkpointer {
+  private pinned: { stored: StoredCheckpoint; version: Version; ctx: ProofContext } | null = null;
+  private readonly blockTrees = new Map<number, MerkleLevels>();
+
+  private constructor(
+    private readonly core: DBCore,
+    readonly key: KeyPair,
+    readonly log: CheckpointLog,
+  ) {}
+
+  /** Loads the node key and the checkpoint log; pins the latest checkpoint's tables. */
+  static open(core: DBCore): Checkpointer {
+    const c = new Checkpointer(core, loadOrCreateNodeKey(core.dir), CheckpointLog.open(core.dir));
+    const latest = c.log.latest();
+    if (latest) c.pin(latest, versionOfStored(latest));
+    return c;
+  }
+
+  /** Table numbers the latest checkpoint needs (kept on disk across restarts). */
+  pinnedTables(): Set<number> {
+    return this.pinned ? this.pinned.version.tableNumbers() : new Set();
+  }
+
+  private pin(stored: StoredCheckpoint, version: Version): void {
+    const old = this.pinned;
+    this.core.refVersion(version);
+    this.pinned = { stored, version, ctx: new ProofContext(version, nodeHasher, this.core.tables, this.blockTrees) };
+    if (old) this.core.unrefVersion(old.version);
+  }
+
+  /**
+   * Records a checkpoint of the current table set at `seq`: MasterRoot, log append (synced),
+   * signature on the new head. Call only when the memtable is empty (everything up to `seq` is in
+   * tables).
+   */
+  async checkpoint(seq: number): Promise<SignedCheckpoint> {
+    const version = this.core.vs.current;
+    const ctx = new ProofContext(version, nodeHasher, this.core.tables, this.blockTrees);
+    const masterRoot = masterRootOf(nodeHasher, ctx.counts, ctx.master ? ctx.master.root() : new Uint8Array(HASH_LEN));
+    const link = this.log.nextLink();
+    const checkpoint: Checkpoint = { index: link.index, seq, masterRoot };
+    if (link.prevCheckpointHash) checkpoint.prevCheckpointHash = link.prevCheckpointHash;
+    const size = link.index + 1;
+    // The head after appending: computed before the append so the signature goes in the record.
+    this.log.tree.append(checkpointLeafHash(checkpoint, nodeHasher));
+    const head: LogHead = { size, root: this.log.tree.root(size) };
+    this.log.tree.truncate(size - 1);
+    const signatures = [signHead(this.key.privateKey, head)];
+    const stored: StoredCheckpoint = {
+      checkpoint,
+      signatures,
+      tables: version.placed().map((p) => [p.level, p.meta]),
+    };
+    await this.log.append(stored);
+    this.pin(stored, version);
+    return { checkpoint, head, signatures };
+  }
+
+  /** The latest checkpoint, signed. */
+  latest(): SignedCheckpoint {
+    const s = this.log.latest();
+    if (!s) throw new ProofKVError(ErrorCode.CHECKPOINT_UNAVAILABLE, 'no checkpoint has been taken yet');
+    return { checkpoint: s.checkpoint, head: this.log.head(), signatures: s.signatures };
+  }
+
+  /** Checkpoint `index` with its inclusion in the latest head. */
+  at(index: number): SignedCheckpoint & { inclusion: Uint8Array[] } {
+    const latest = this.latest();
+    if (!Number.isSafeInteger(index) || index < 0 || index >= this.log.size) {
+      throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `checkpoint ${String(index)} does not exist (log size ${this.log.size})`);
+    }
+    return { ...latest, checkpoint: this.log.at(index)!, inclusion: this.log.tree.inclusionProof(index, this.log.size) };
+  }
+
+  /** RFC 9162 consistency proof between two head sizes. */
+  consistency(fromSize: number, toSize: number): Uint8Array[] {
+    const ok = (n: number) => Number.isSafeInteger(n) && n >= 1 && n <= this.log.size;
+    if (!ok(fromSize) || !ok(toSize) || fromSize > toSize) {
+      throw new InvalidArgumentError(
+        ErrorCode.INVALID_ARGUMENT,
+        `consistency needs 1 <= from <= to <= ${this.log.size}, got ${String(fromSize)}, ${String(toSize)}`,
+      );
+    }
+    return this.log.tree.consistencyProof(fromSize, toSize);
+  }
+
+  private certificate(index?: number): { cert: CheckpointCertificate; ctx: ProofContext } {
+    const latest = this.latest();
+    const pinned = this.pinned;
+    const want = index ?? latest.checkpoint.index;
+    if (!pinned || pinned.stored.checkpoint.index !== want) {
+      if (!Number.isSafeInteger(want) || want < 0 || want >= this.log.size) {
+        throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `checkpoint ${String(want)} does not exist`);
+      }
+      throw new ProofKVError(
+        ErrorCode.CHECKPOINT_UNAVAILABLE,
+        `proofs are served against the latest checkpoint (${latest.checkpoint.index}); checkpoint ${want}'s tables are no longer kept`,
+      );
+    }
+    return {
+      cert: {
+        checkpoint: pinned.stored.checkpoint,
+        head: latest.head,
+        signatures: latest.signatures,
+        inclusion: this.log.tree.inclusionProof(want, this.log.size),
+      },
+      ctx: pinned.ctx,
+    };
+  }
+
+  /** A get proof for `key` at or below `version`, at the latest (or the given) checkpoint. */
+  getProof(key: Uint8Array, version = MAX_VERSION, checkpoint?: number): { proof: GetProof; entry?: Entry } {
+    const { cert, ctx } = this.certificate(checkpoint);
+    const built = buildProof(ctx, key, { kind: 'get', version });
+    const entry = built.entries[0];
+    const proof: GetProof = { certificate: cert, body: built.body };
+    if (entry && entry.kind === 1) proof.value = entry.value;
+    return { proof, entry };
+  }
+
+  /** A history proof for `key` in [min, max], cut after `limit` entries (oldest first). */
+  historyProof(key: Uint8Array, min: number, max: number, limit?: number, checkpoint?: number): { proof: HistoryProof; entries: Entry[] } {
+    const { cert, ctx } = this.certificate(checkpoint);
+    let built = buildProof(ctx, key, { kind: 'history', min, bound: max });
+    let entries = built.entries.slice().sort((a, b) => a.version - b.version);
+    let bound = max;
+    if (limit !== undefined && entries.length > limit) {
+      bound = entries[limit - 1].version;
+      built = buildProof(ctx, key, { kind: 'history', min, bound });
+      entries = built.entries.slice().sort((a, b) => a.version - b.version);
+    }
+    return {
+      proof: { certificate: cert, body: built.body, bound, values: entries.map((e) => e.value) },
+      entries,
+    };
+  }
+
+  /** Closes the log. The pinned tables stay on disk: the next open pins them again. */
+  async close(): Promise<void> {
+    this.pinned = null;
+    await this.log.close();
+  }
+}

@@ -1,0 +1,278 @@
+/**
+ * Builds get and history proofs from a checkpoint's table set. The prover replays the read the
+ * verifier will replay (`proofs/lsm_proof.ts`): all level-0 descriptors, then per deeper level the
+ * covering table or the neighbours of the gap; for each covering table a window of consecutive
+ * entries around the searched position or interval. It reads only the data blocks a window
+ * touches; block trees and the master tree come from cached levels.
+ * @module
+ */
+import { compareBytes } from '../../proofs/bytes.js';
+import { Domain, Kind, type Hasher } from '../../proofs/hash.js';
+import {
+  compareEntries,
+  descriptorHash,
+  levelOffsets,
+  NUM_LEVELS,
+  type EntryLeaf,
+  type TableDescriptor,
+} from '../../proofs/lsm.js';
+import type { LsmProofBody, TableWindow, WindowBlock } from '../../proofs/lsm_proof.js';
+import { _multiproof } from '../../proofs/multiproof.js';
+import { _rangePath } from '../../proofs/tree.js';
+import type { Entry } from '../keys.js';
+import { MAX_SEQ, userKeyOf } from '../keys.js';
+import type { TableReader } from '../table/table_reader.js';
+import type { TableMeta } from '../version/edit.js';
+import { findTable, type Version } from '../version/version.js';
+import { MerkleLevels } from './merkle_levels.js';
+
+/** Source of open table readers. */
+export interface ReaderSource {
+  get(number: number): TableReader;
+}
+
+/** Everything about one checkpoint's table set that proofs reuse. */
+export class ProofContext {
+  readonly descriptors: TableDescriptor[];
+  readonly metas: TableMeta[];
+  readonly counts: number[];
+  readonly offsets: number[];
+  readonly master: MerkleLevels | null;
+
+  constructor(
+    readonly version: Version,
+    readonly hasher: Hasher,
+    private readonly readers: ReaderSource,
+    private readonly blockTrees: Map<number, MerkleLevels>,
+  ) {
+    this.descriptors = [];
+    this.metas = [];
+    this.counts = version.levels.map((l) => l.length);
+    this.offsets = levelOffsets(this.counts);
+    version.levels.forEach((tables, level) =>
+      tables.forEach((meta, position) => {
+        this.metas.push(meta);
+        this.descriptors.push({
+          level,
+          position,
+          smallest: meta.smallest,
+          largest: meta.largest,
+          entryCount: meta.entryCount,
+          tableRoot: meta.root,
+        });
+      }),
+    );
+    this.master =
+      this.descriptors.length === 0
+        ? null
+        : new MerkleLevels(hasher, Domain.MASTER_NODE, this.descriptors.map((d) => descriptorHash(hasher, d)));
+  }
+
+  reader(index: number): TableReader {
+    return this.readers.get(this.metas[index].number);
+  }
+
+  blockTree(index: number): MerkleLevels {
+    const number = this.metas[index].number;
+    let t = this.blockTrees.get(number);
+    if (!t) {
+      t = new MerkleLevels(this.hasher, Domain.BLOCK_NODE, this.reader(index).blockRoots);
+      if (this.blockTrees.size > 4096) this.blockTrees.clear();
+      this.blockTrees.set(number, t);
+    }
+    return t;
+  }
+}
+
+/** A position in a table: block and offset; `b === blockCount` means past the last entry. */
+interface Pos {
+  b: number;
+  o: number;
+}
+
+/** Reads and hashes blocks of one table while one window is built. */
+class TableCursor {
+  private readonly blocks = new Map<number, Entry[]>();
+  constructor(
+    readonly r: TableReader,
+    private readonly hasher: Hasher,
+  ) {}
+
+  entries(b: number): Entry[] {
+    let e = this.blocks.get(b);
+    if (!e) {
+      e = this.r.readBlock(b);
+      this.blocks.set(b, e);
+    }
+    return e;
+  }
+
+  /** First position whose entry is not before (key, version) — i.e. key > K, or key K at version <= V. */
+  seek(key: Uint8Array, version: number): Pos {
+    const target = { key, version, seq: MAX_SEQ };
+    const n = this.r.blockCount;
+    // Block whose last entry is >= target.
+    let lo = 0;
+    let hi = n;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const last = this.r.indexKeys[mid];
+      const lk = { key: userKeyOf(last), version: readVersion(last), seq: readSeq(last) };
+      if (compareEntries(lk, target) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo === n) return { b: n, o: 0 };
+    const es = this.entries(lo);
+    let o = 0;
+    while (o < es.length && compareEntries(es[o], target) < 0) o++;
+    return { b: lo, o };
+  }
+
+  prev(p: Pos): Pos | null {
+    if (p.o > 0) return { b: p.b, o: p.o - 1 };
+    if (p.b > 0) return { b: p.b - 1, o: this.entries(p.b - 1).length - 1 };
+    return null;
+  }
+
+  next(p: Pos): Pos {
+    const es = this.entries(p.b);
+    if (p.o + 1 < es.length) return { b: p.b, o: p.o + 1 };
+    return { b: p.b + 1, o: 0 };
+  }
+
+  isEnd(p: Pos): boolean {
+    return p.b >= this.r.blockCount;
+  }
+
+  at(p: Pos): Entry {
+    return this.entries(p.b)[p.o];
+  }
+
+  /** The window of entries from `first` to `last` inclusive (both real positions). */
+  window(ctx: ProofContext, table: number, first: Pos, last: Pos): TableWindow {
+    const blocks: WindowBlock[] = [];
+    for (let b = first.b; b <= last.b; b++) {
+      const es = this.entries(b);
+      const from = b === first.b ? first.o : 0;
+      const to = b === last.b ? last.o + 1 : es.length;
+      const leaves = es.map((e) => this.hasher.entryLeaf(e.key, e.version, e.seq, e.kind, this.hasher.valueHash(e.value)));
+      const levels = new MerkleLevels(this.hasher, Domain.ENTRY_NODE, leaves);
+      blocks.push({
+        index: b,
+        entryCount: es.length,
+        offset: from,
+        entries: es.slice(from, to).map((e) => leafOf(this.hasher, e)),
+        proof: _rangePath(levels.source, from, to, es.length) as Uint8Array[],
+      });
+    }
+    const tree = ctx.blockTree(table);
+    return {
+      table,
+      blockCount: this.r.blockCount,
+      blocks,
+      blockProof: _rangePath(tree.source, first.b, last.b + 1, this.r.blockCount) as Uint8Array[],
+    };
+  }
+}
+
+function readVersion(ik: Uint8Array): number {
+  const o = ik.length - 16;
+  return (
+    ((ik[o] << 24) | (ik[o + 1] << 16) | (ik[o + 2] << 8) | ik[o + 3]) * 0x100000000 +
+    (((ik[o + 4] << 24) | (ik[o + 5] << 16) | (ik[o + 6] << 8) | ik[o + 7]) >>> 0)
+  );
+}
+
+function readSeq(ik: Uint8Array): number {
+  const o = ik.length - 8;
+  return ik[o] * 2 ** 48 + ik[o + 1] * 2 ** 40 + ik[o + 2] * 2 ** 32 + ik[o + 3] * 2 ** 24 + ik[o + 4] * 2 ** 16 + ik[o + 5] * 2 ** 8 + ik[o + 6];
+}
+
+function leafOf(hasher: Hasher, e: Entry): EntryLeaf {
+  return { key: e.key, version: e.version, seq: e.seq, kind: e.kind, valueHash: hasher.valueHash(e.value) };
+}
+
+function coversKey(m: TableMeta, key: Uint8Array): boolean {
+  return compareBytes(key, userKeyOf(m.smallest)) >= 0 && compareBytes(key, userKeyOf(m.largest)) <= 0;
+}
+
+/** Which entries of one key a proof searches for. */
+type Search = { kind: 'get'; version: number } | { kind: 'history'; min: number; bound: number };
+
+/** The result of a proof build: the body and the entries it proves (with values). */
+export interface BuiltProof {
+  body: LsmProofBody;
+  /** get: the answer, if any. history: every entry in the interval, in read order. */
+  entries: Entry[];
+}
+
+/** Builds the proof body for a get or a history search of `key`. */
+export function buildProof(ctx: ProofContext, key: Uint8Array, search: Search): BuiltProof {
+  const reveal: number[] = [];
+  const windows: TableWindow[] = [];
+  const found: Entry[] = [];
+  let done = false;
+
+  const consult = (index: number): void => {
+    const cur = new TableCursor(ctx.reader(index), ctx.hasher);
+    if (search.kind === 'get') {
+      const p = cur.seek(key, search.version);
+      const before = cur.prev(p);
+      const first = before ?? p;
+      const last = cur.isEnd(p) ? (before as Pos) : p;
+      windows.push(cur.window(ctx, index, first, last));
+      if (!cur.isEnd(p) && compareBytes(cur.at(p).key, key) === 0) {
+        found.push(cur.at(p));
+        done = true;
+      }
+      return;
+    }
+    // History: from the entry before (key, bound) to the first entry after (key, min).
+    const start = cur.seek(key, search.bound);
+    let p = start;
+    while (!cur.isEnd(p)) {
+      const e = cur.at(p);
+      if (compareBytes(e.key, key) !== 0 || e.version < search.min) break;
+      found.push(e);
+      p = cur.next(p);
+    }
+    const before = cur.prev(start);
+    const first = before ?? start;
+    const last = cur.isEnd(p) ? (cur.prev(p) as Pos) : p;
+    windows.push(cur.window(ctx, index, first, last));
+  };
+
+  for (let p = 0; p < ctx.counts[0]; p++) reveal.push(ctx.offsets[0] + p);
+  for (let p = 0; p < ctx.counts[0] && !done; p++) {
+    const index = ctx.offsets[0] + p;
+    if (coversKey(ctx.metas[index], key)) consult(index);
+  }
+  for (let level = 1; level < NUM_LEVELS && !done; level++) {
+    const tables = ctx.version.levels[level];
+    if (tables.length === 0) continue;
+    const hit = findTable(tables, key);
+    if (hit) {
+      const index = ctx.offsets[level] + tables.indexOf(hit);
+      reveal.push(index);
+      consult(index);
+      continue;
+    }
+    // The gap: first table whose smallest key is above the key.
+    let q = 0;
+    while (q < tables.length && compareBytes(userKeyOf(tables[q].smallest), key) < 0) q++;
+    if (q > 0) reveal.push(ctx.offsets[level] + q - 1);
+    if (q < tables.length) reveal.push(ctx.offsets[level] + q);
+  }
+  const body: LsmProofBody = {
+    levelCounts: ctx.counts.slice(),
+    descriptors: reveal.map((i) => ctx.descriptors[i]),
+    masterProof: ctx.master ? _multiproof(ctx.master.source, reveal, ctx.descriptors.length) : [],
+    windows,
+  };
+  return { body, entries: found };
+}
+
+/** True for a put entry. */
+export function isPut(e: Entry): boolean {
+  return e.kind === Kind.PUT;
+}
