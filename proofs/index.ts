@@ -41,3 +41,4 @@ export * from './encoding.js';
 export * from './lsm.js';
 export * from './lsm_proof.js';
 export { multiproofSize, rootFromMultiproof } from './multiproof.js';
+export * from './lsm_encoding.js';
