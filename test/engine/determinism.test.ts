@@ -55,11 +55,14 @@ const SHAPE: DBOptions = {
 };
 
 interface Snap {
+  /** The checkpoint's MasterRoot and seq: what replicas co-sign. */
+  masterRoot: string;
+  seq: number;
   tables: Array<{ level: number; position: number; number: number; root: string; entryCount: number }>;
   files: Map<string, string>;
 }
 
-function snapshotOf(db: ProofDB, dir: string): Snap {
+function snapshotOf(db: ProofDB, dir: string, cp: { seq: number; checkpoint: { masterRoot: Uint8Array } }): Snap {
   const tables = db.tables().map((t) => ({
     level: t.level,
     position: t.position,
@@ -72,7 +75,7 @@ function snapshotOf(db: ProofDB, dir: string): Snap {
     const name = `${String(t.number).padStart(6, '0')}.sst`;
     files.set(name, fs.readFileSync(path.join(dir, name)).toString('base64'));
   }
-  return { tables, files };
+  return { masterRoot: Buffer.from(cp.checkpoint.masterRoot).toString('hex'), seq: cp.seq, tables, files };
 }
 
 async function runPaced(ops: Op[], dir: string, seed: number): Promise<Snap[]> {
@@ -94,8 +97,7 @@ async function runPaced(ops: Op[], dir: string, seed: number): Promise<Snap[]> {
           await db.delete(op.key);
           break;
         case 'checkpoint':
-          await db.checkpoint();
-          snaps.push(snapshotOf(db, dir));
+          snaps.push(snapshotOf(db, dir, await db.checkpoint()));
           break;
       }
     }
@@ -121,8 +123,7 @@ async function runConcurrent(ops: Op[], dir: string): Promise<Snap[]> {
       else {
         await Promise.all(inflight);
         inflight = [];
-        await db.checkpoint();
-        snaps.push(snapshotOf(db, dir));
+        snaps.push(snapshotOf(db, dir, await db.checkpoint()));
         continue;
       }
       if (!reopened && i > ops.length / 2) {
@@ -142,7 +143,7 @@ async function runConcurrent(ops: Op[], dir: string): Promise<Snap[]> {
 }
 
 describe('determinism', () => {
-  it('same writes and checkpoints give byte-identical tables and roots under different timing', async () => {
+  it('same writes and checkpoints give byte-identical tables, roots and MasterRoots under different timing', async () => {
     const seed = Number(process.env.DETERMINISM_SEED ?? 7);
     const ops = workload(seed, 6000);
     const a = tempDir();
@@ -157,6 +158,8 @@ describe('determinism', () => {
       expect(last.tables.length).toBeGreaterThan(4);
       for (let i = 0; i < paced.length; i++) {
         expect(concurrent[i].tables, `table set after checkpoint ${i}`).toEqual(paced[i].tables);
+        expect(concurrent[i].masterRoot, `MasterRoot of checkpoint ${i}`).toBe(paced[i].masterRoot);
+        expect(concurrent[i].seq).toBe(paced[i].seq);
         for (const [name, bytes] of paced[i].files) {
           expect(concurrent[i].files.get(name) === bytes, `bytes of ${name} after checkpoint ${i}`).toBe(true);
         }
