@@ -50,7 +50,7 @@ describe('checkpoint log', () => {
   });
 
   it('checkpoints are linked, signed by the node key, and each head extends the last', async () => {
-    const results = [];
+    const results: Awaited<ReturnType<ProofDB["checkpoint"]>>[] = [];
     for (let round = 0; round < 5; round++) {
       for (let i = 0; i < 50; i++) await db.put(`k${i}`, `r${round}`);
       results.push(await db.checkpoint());
