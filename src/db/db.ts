@@ -165,11 +165,16 @@ export class ProofDB {
       throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, 'dir must be a non-empty string');
     }
     const opts = resolveOptions(options);
-    if (!fs.existsSync(dir)) {
-      if (!opts.createIfMissing) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `${dir} does not exist`);
-      fs.mkdirSync(dir, { recursive: true });
+    let lock: DirLock;
+    try {
+      if (!fs.existsSync(dir)) {
+        if (!opts.createIfMissing) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `${dir} does not exist`);
+        fs.mkdirSync(dir, { recursive: true });
+      }
+      lock = lockDir(dir);
+    } catch (err) {
+      throw asTyped(err, `opening ${dir}`);
     }
-    const lock = lockDir(dir);
     let core: DBCore | null = null;
     let checkpointer: Checkpointer | null = null;
     try {
@@ -194,7 +199,7 @@ export class ProofDB {
       if (checkpointer) await checkpointer.close().catch(() => undefined);
       if (core) await core.close().catch(() => undefined);
       lock.release();
-      throw err;
+      throw asTyped(err, `opening ${dir}`);
     }
   }
 
@@ -516,6 +521,12 @@ export class ProofDB {
     })();
     return this.closing;
   }
+}
+
+/** Errors from the OS become typed `IO_ERROR`s; typed errors pass through. */
+function asTyped(err: unknown, what: string): ProofKVError {
+  if (err instanceof ProofKVError) return err;
+  return new ProofKVError(ErrorCode.IO_ERROR, `${what}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
 }
 
 function describeKey(ik: Uint8Array): { key: Uint8Array; version: number; seq: number } {

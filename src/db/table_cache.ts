@@ -5,6 +5,7 @@
  * @module
  */
 import * as path from 'node:path';
+import { CorruptionError, ErrorCode, ProofKVError } from '../errors.js';
 import { BlockCache } from '../table/block_cache.js';
 import { TableReader } from '../table/table_reader.js';
 import { files } from '../version/version_set.js';
@@ -26,7 +27,14 @@ export class TableCache {
     let r = this.readers.get(number);
     if (!r) {
       const name = files.table(number);
-      r = TableReader.open(path.join(this.dir, name), { fileNumber: number, cache: this.blocks, fileName: name });
+      try {
+        r = TableReader.open(path.join(this.dir, name), { fileNumber: number, cache: this.blocks, fileName: name });
+      } catch (err) {
+        if (err instanceof ProofKVError) throw err;
+        // The manifest names this table: a missing file is lost data, not an absent key.
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new CorruptionError(name, 'table file named by the manifest is missing');
+        throw new ProofKVError(ErrorCode.IO_ERROR, `opening ${name}: ${(err as Error).message}`, { cause: err });
+      }
       this.readers.set(number, r);
     }
     return r;
