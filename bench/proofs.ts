@@ -1,0 +1,538 @@
+/**
+ * Proof benchmark: get and history proofs of one embedded ProofKV engine, against the anchors of
+ * DESIGN.md §7 — proof size vs the RFC 6962 inclusion path at the same number of leaves,
+ * `getWithProof` latency vs plain `get` on the same engine, and client verifications per second
+ * with the isomorphic verifier (noble SHA-256 + noble Ed25519, one core).
+ *
+ *   npx tsx bench/proofs.ts                  # 1k, 100k and 1M keys
+ *   npx tsx bench/proofs.ts --quick          # 1k and 100k
+ *   npx tsx bench/proofs.ts --sizes 100k --profile /tmp/proofs   # + CPU profiles of the timed phases
+ *   npx tsx bench/proofs.ts --help
+ *
+ * Self-contained (no bench/lib.ts import) so it runs on its own. Not a test: nothing here asserts
+ * on timing; it does check that every proof it times verifies, so a broken prover cannot look fast.
+ * @module
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Session } from 'node:inspector/promises';
+import { ProofDB } from '../src/index.js';
+import {
+  getProofCodec,
+  historyProofCodec,
+  verifyCheckpoint,
+  verifyGetProof,
+  verifyHistoryProof,
+  type CheckpointExpectation,
+  type GetProof,
+  type HistoryProof,
+} from '../proofs/index.js';
+
+// ---- command line ---------------------------------------------------------------------------
+
+function parseArgs(argv: string[]): Map<string, string | true> {
+  const out = new Map<string, string | true>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
+    const eq = a.indexOf('=');
+    if (eq > 0) out.set(a.slice(2, eq), a.slice(eq + 1));
+    else if (i + 1 < argv.length && !argv[i + 1].startsWith('--')) out.set(a.slice(2), argv[++i]);
+    else out.set(a.slice(2), true);
+  }
+  return out;
+}
+
+function parseNum(v: string): number {
+  const m = /^([0-9.e+]+)([km]?)$/i.exec(v.trim());
+  if (!m) throw new Error(`not a number: ${v}`);
+  const mult = m[2].toLowerCase() === 'k' ? 1e3 : m[2].toLowerCase() === 'm' ? 1e6 : 1;
+  return Math.round(Number(m[1]) * mult);
+}
+
+function numArg(args: Map<string, string | true>, name: string, dflt: number): number {
+  const v = args.get(name);
+  if (v === undefined) return dflt;
+  if (v === true) throw new Error(`--${name} needs a value`);
+  return parseNum(v);
+}
+
+const args = parseArgs(process.argv.slice(2));
+if (args.has('help')) {
+  console.log(`usage: npx tsx bench/proofs.ts [--quick] [--sizes 1k,100k,1m] [--samples 1000]
+       [--lat 2000] [--verify 1000] [--versions 100] [--reps 3] [--load-timeout 600]
+       [--profile PREFIX] [--keep]
+--profile PREFIX writes PREFIX-<n>-getWithProof.cpuprofile and PREFIX-<n>-verify.cpuprofile (first
+rep of each phase, every size); summarise with bench/profile-summary.ts or Chrome DevTools.`);
+  process.exit(0);
+}
+const QUICK = args.has('quick');
+const SIZES = (typeof args.get('sizes') === 'string' ? (args.get('sizes') as string).split(',').map(parseNum) : QUICK ? [1e3, 1e5] : [1e3, 1e5, 1e6]);
+const SAMPLES = numArg(args, 'samples', 1000); // keys whose proof size is measured (present and absent)
+const LAT = numArg(args, 'lat', 2000); // awaited operations per latency run
+const VERIFY = numArg(args, 'verify', 1000); // pre-generated proofs verified per verify run
+const VERSIONS = numArg(args, 'versions', 100); // versions of the history key
+const REPS = Math.max(1, numArg(args, 'reps', 3));
+const LOAD_TIMEOUT_S = numArg(args, 'load-timeout', 600);
+const PROFILE = typeof args.get('profile') === 'string' ? (args.get('profile') as string) : undefined;
+const KEEP = args.has('keep');
+const KEY_SIZE = 16;
+const VALUE_SIZE = 100;
+const BATCH = 1000;
+const SEED = 0x9e3779b9;
+
+// ---- data -----------------------------------------------------------------------------------
+
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (t ^ (t >>> 14)) >>> 0;
+  };
+}
+
+function fmix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** Key i: bytes 0..3 a bijection of i (unique, random order), bytes 4..15 from a seeded PRNG. */
+function makeKeys(n: number, seed: number): Uint8Array {
+  const buf = new Uint8Array(n * KEY_SIZE);
+  const dv = new DataView(buf.buffer);
+  const rnd = prng(seed);
+  for (let i = 0; i < n; i++) {
+    dv.setUint32(i * KEY_SIZE, fmix32((i ^ seed) >>> 0));
+    for (let j = 4; j < KEY_SIZE; j++) buf[i * KEY_SIZE + j] = rnd() & 0xff;
+  }
+  return buf;
+}
+const keyAt = (buf: Uint8Array, i: number) => buf.subarray(i * KEY_SIZE, (i + 1) * KEY_SIZE);
+
+const VALUE_POOL = (() => {
+  const rnd = prng(SEED ^ 0x55);
+  const b = new Uint8Array((1 << 20) + VALUE_SIZE);
+  for (let i = 0; i < b.length; i++) b[i] = rnd() & 0xff;
+  return b;
+})();
+const valueAt = (i: number) => {
+  const off = fmix32(i) % (1 << 20);
+  return VALUE_POOL.subarray(off, off + VALUE_SIZE);
+};
+
+function randomIndexes(count: number, range: number, seed: number): number[] {
+  const rnd = prng(seed);
+  return Array.from({ length: count }, () => rnd() % range);
+}
+
+/** The key whose history the benchmark proves: 16 bytes, outside the loaded key set. */
+const HISTORY_KEY = new TextEncoder().encode('history-key-0001');
+
+// ---- statistics and formatting --------------------------------------------------------------
+
+interface Spread {
+  runs: number[];
+  min: number;
+  median: number;
+  max: number;
+}
+function spread(runs: number[]): Spread {
+  const s = [...runs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return { runs, min: s[0], median: s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2, max: s[s.length - 1] };
+}
+function quantile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+const noise = (s: Spread) => (s.median === 0 ? 0 : ((s.max - s.min) / s.median) * 100);
+function fmt(n: number): string {
+  const a = Math.abs(n);
+  if (a >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
+  if (a >= 1e4) return `${(n / 1e3).toFixed(1)}k`;
+  if (a >= 100) return n.toFixed(0);
+  return n.toFixed(a >= 10 ? 1 : 2);
+}
+const fmtS = (s: Spread) => (s.runs.length === 1 ? fmt(s.median) : `${fmt(s.median)} [${fmt(s.min)}–${fmt(s.max)}]`);
+const fmtBytes = (n: number) => (n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : n >= 1 << 10 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`);
+const loadAvg = () => os.loadavg().map((x) => x.toFixed(2)).join(' ');
+
+function printTable(header: string[], rows: string[][]): void {
+  const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => (c ?? '').padEnd(w[i])).join(' | ')} |`;
+  console.log(line(header));
+  console.log(`|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`);
+  for (const r of rows) console.log(line(r));
+}
+
+function dirBytes(dir: string): number {
+  let total = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) total += dirBytes(p);
+    else if (e.isFile()) total += fs.statSync(p).size;
+  }
+  return total;
+}
+
+const tick = () => new Promise<void>((r) => setImmediate(r));
+
+// ---- profiling ------------------------------------------------------------------------------
+
+let session: Session | null = null;
+async function profileStart(): Promise<void> {
+  if (!PROFILE) return;
+  session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 100 });
+  await session.post('Profiler.start');
+}
+async function profileStop(name: string): Promise<void> {
+  if (!PROFILE || !session) return;
+  const { profile } = await session.post('Profiler.stop');
+  const out = `${PROFILE}-${name}.cpuprofile`;
+  fs.writeFileSync(out, JSON.stringify(profile));
+  session.disconnect();
+  session = null;
+  console.log(`  profile written: ${out}`);
+}
+
+// ---- one size -------------------------------------------------------------------------------
+
+interface SizeResult {
+  n: number;
+  loaded: number;
+  loadS: number;
+  cutShort: boolean;
+  tables: string;
+  present: Sizes;
+  absent: Sizes;
+  rfc: number;
+  getLat: Spread[]; // [median µs, p99 µs] spreads
+  proofLat: Spread[];
+  verifyRate: Spread;
+  decodeVerifyRate: Spread;
+  sigRate: Spread;
+  history: { bytes: number; entries: number; windows: number; descriptors: number; rate: Spread; proofUs: Spread };
+}
+
+interface Sizes {
+  median: number;
+  max: number;
+  mean: number;
+  descriptors: number;
+  windows: number;
+  revealed: number;
+  certBytes: number;
+}
+
+function sizeStats(proofs: GetProof[]): Sizes {
+  const lens = proofs.map((p) => getProofCodec.encode(p).length).sort((a, b) => a - b);
+  const avg = (f: (p: GetProof) => number) => proofs.reduce((a, p) => a + f(p), 0) / proofs.length;
+  // The certificate alone: the same proof with an empty body, minus that empty body.
+  const p0 = proofs[0];
+  const empty = { levelCounts: [0, 0, 0, 0, 0, 0, 0], descriptors: [], masterProof: [], windows: [] };
+  const certBytes = getProofCodec.encode({ certificate: p0.certificate, body: empty }).length;
+  return {
+    median: quantile(lens, 0.5),
+    max: lens[lens.length - 1],
+    mean: lens.reduce((a, b) => a + b, 0) / lens.length,
+    descriptors: avg((p) => p.body.descriptors.length),
+    windows: avg((p) => p.body.windows.length),
+    revealed: avg((p) => p.body.windows.reduce((a, w) => a + w.blocks.reduce((b, bl) => b + bl.entries.length, 0), 0)),
+    certBytes,
+  };
+}
+
+/** Awaited one at a time; returns per-op latencies in µs, sorted. */
+async function timeOps(keys: Uint8Array[], op: (k: Uint8Array) => Promise<unknown>): Promise<number[]> {
+  const lat = new Array<number>(keys.length);
+  for (let i = 0; i < keys.length; i++) {
+    const t0 = performance.now();
+    await op(keys[i]);
+    lat[i] = (performance.now() - t0) * 1000;
+  }
+  return lat.sort((a, b) => a - b);
+}
+
+/** Runs `f` over `items` round after round until at least `minMs` passed; returns ops/s. */
+function rate<T>(items: T[], f: (x: T) => void, minMs = 1000): number {
+  let ops = 0;
+  const t0 = performance.now();
+  let t = t0;
+  do {
+    for (const x of items) f(x);
+    ops += items.length;
+    t = performance.now();
+  } while (t - t0 < minMs);
+  return ops / ((t - t0) / 1000);
+}
+
+async function runSize(n: number): Promise<SizeResult> {
+  console.log(`\n=== ${fmt(n)} keys (load avg ${loadAvg()}) ===`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `proofkv-proofs-${n}-`));
+  const db = await ProofDB.open(dir);
+  try {
+    // -- load: batches of 1000 puts, the history key's versions spread evenly over the batches.
+    const keys = makeKeys(n, SEED ^ n);
+    const batches = Math.ceil(n / BATCH);
+    const histEvery = Math.max(1, Math.floor(batches / VERSIONS));
+    let histWritten = 0;
+    let loaded = 0;
+    let cutShort = false;
+    const t0 = performance.now();
+    let lastReport = t0;
+    for (let b = 0; b < batches; b++) {
+      const wb = db.batch();
+      const end = Math.min(n, (b + 1) * BATCH);
+      for (let i = b * BATCH; i < end; i++) wb.put(keyAt(keys, i), valueAt(i));
+      // One version per `histEvery` batches; the rest, if any, go into the last batch.
+      const want = b === batches - 1 ? VERSIONS - histWritten : b % histEvery === 0 && histWritten < VERSIONS ? 1 : 0;
+      for (let v = 0; v < want; v++, histWritten++) wb.put(HISTORY_KEY, valueAt(1_000_000_000 + histWritten));
+      await db.write(wb);
+      loaded = end;
+      const now = performance.now();
+      if (now - lastReport > 30_000) {
+        console.log(`  load: ${fmt(loaded)} of ${fmt(n)} after ${((now - t0) / 1000).toFixed(0)} s (load avg ${loadAvg()})`);
+        lastReport = now;
+      }
+      if ((now - t0) / 1000 > LOAD_TIMEOUT_S && b < batches - 1) {
+        cutShort = true;
+        // Still write the remaining history versions so the history row means the same thing.
+        const wh = db.batch();
+        for (; histWritten < VERSIONS; histWritten++) wh.put(HISTORY_KEY, valueAt(1_000_000_000 + histWritten));
+        await db.write(wh);
+        console.log(`  load stopped by --load-timeout ${LOAD_TIMEOUT_S}s at ${loaded} keys`);
+        break;
+      }
+    }
+    const tc = performance.now();
+    const cp = await db.checkpoint();
+    const cpS = (performance.now() - tc) / 1000;
+    const loadS = (performance.now() - t0) / 1000;
+    const perLevel = new Array<number>(7).fill(0);
+    for (const t of cp.tables) perLevel[t.level]++;
+    const tables = perLevel.map((c, l) => `L${l}:${c}`).filter((s) => !s.endsWith(':0')).join(' ');
+    console.log(
+      `  loaded ${fmt(loaded)} keys + ${VERSIONS} versions of the history key in ${loadS.toFixed(1)} s ` +
+        `(final checkpoint ${cpS.toFixed(2)} s); tables ${tables}; ${fmtBytes(dirBytes(dir))} on disk`,
+    );
+
+    const exp: CheckpointExpectation = { trust: { publicKeys: [db.publicKey()], quorum: 1 } };
+    const nKeys = loaded;
+
+    // -- proof sizes over random present keys and absent keys (and a correctness check of each).
+    const presentIdx = randomIndexes(SAMPLES, nKeys, SEED ^ 1);
+    const present: GetProof[] = [];
+    for (const i of presentIdx) {
+      const k = keyAt(keys, i);
+      const { proof, entry } = await db.getWithProof(k);
+      const r = verifyGetProof(proof, { key: k }, exp);
+      if (!r.ok || !r.entry || r.entry.value.length !== VALUE_SIZE || !entry) throw new Error(`present key ${i}: proof did not verify: ${JSON.stringify(r)}`);
+      present.push(proof);
+    }
+    const absentKeys = Array.from({ length: SAMPLES }, (_, i) => {
+      const k = new Uint8Array(KEY_SIZE);
+      const rnd = prng(SEED ^ 0xabcd ^ i);
+      for (let j = 0; j < KEY_SIZE; j++) k[j] = rnd() & 0xff;
+      return k;
+    });
+    const absent: GetProof[] = [];
+    for (const k of absentKeys) {
+      const { proof, entry } = await db.getWithProof(k);
+      const r = verifyGetProof(proof, { key: k }, exp);
+      if (!r.ok || r.entry || entry) throw new Error(`absent key: proof did not verify as absent: ${JSON.stringify(r)}`);
+      absent.push(proof);
+    }
+    const rfc = 32 * Math.ceil(Math.log2(nKeys));
+
+    // -- latency: plain get vs getWithProof, same keys, awaited one at a time; sides alternate.
+    const latKeys = randomIndexes(LAT, nKeys, SEED ^ 2).map((i) => keyAt(keys, i));
+    const warm = latKeys.slice(0, Math.min(300, latKeys.length));
+    await timeOps(warm, (k) => db.get(k));
+    await timeOps(warm, (k) => db.getWithProof(k));
+    const getMed: number[] = [];
+    const getP99: number[] = [];
+    const proofMed: number[] = [];
+    const proofP99: number[] = [];
+    for (let rep = 0; rep < REPS; rep++) {
+      const runGet = async () => {
+        const l = await timeOps(latKeys, (k) => db.get(k));
+        getMed.push(quantile(l, 0.5));
+        getP99.push(quantile(l, 0.99));
+      };
+      const runProof = async () => {
+        if (rep === 0) await profileStart();
+        const l = await timeOps(latKeys, (k) => db.getWithProof(k));
+        if (rep === 0) await profileStop(`${n}-getWithProof`);
+        proofMed.push(quantile(l, 0.5));
+        proofP99.push(quantile(l, 0.99));
+      };
+      if (rep % 2 === 0) {
+        await runGet();
+        await runProof();
+      } else {
+        await runProof();
+        await runGet();
+      }
+      await tick();
+    }
+
+    // -- client verification rate over pre-generated proofs (noble SHA-256 and Ed25519, this thread).
+    const vProofs = present.slice(0, Math.min(VERIFY, present.length));
+    const vKeys = presentIdx.slice(0, vProofs.length).map((i) => keyAt(keys, i));
+    const vItems = vProofs.map((p, i) => ({ p, k: vKeys[i] }));
+    const encoded = vItems.map(({ p, k }) => ({ b: getProofCodec.encode(p), k }));
+    const check = (ok: boolean) => {
+      if (!ok) throw new Error('verification failed during the timed loop');
+    };
+    rate(vItems, ({ p, k }) => check(verifyGetProof(p, { key: k }, exp).ok), 300); // warm-up
+    const vRuns: number[] = [];
+    const dvRuns: number[] = [];
+    const sRuns: number[] = [];
+    const cert = vProofs[0].certificate;
+    for (let rep = 0; rep < REPS; rep++) {
+      if (rep === 0) await profileStart();
+      vRuns.push(rate(vItems, ({ p, k }) => check(verifyGetProof(p, { key: k }, exp).ok)));
+      if (rep === 0) await profileStop(`${n}-verify`);
+      dvRuns.push(rate(encoded, ({ b, k }) => check(verifyGetProof(getProofCodec.decode(b), { key: k }, exp).ok)));
+      sRuns.push(rate([cert], (c) => check(verifyCheckpoint(c.head, c.signatures, exp.trust).ok)));
+      await tick();
+    }
+
+    // -- history proof of the key with VERSIONS versions.
+    const h = await db.getVersionHistoryWithProof(HISTORY_KEY);
+    const hv = verifyHistoryProof(h.proof, { key: HISTORY_KEY }, exp);
+    if (!hv.ok || hv.entries.length !== VERSIONS) throw new Error(`history proof: ${JSON.stringify(hv).slice(0, 300)}`);
+    const hRuns: number[] = [];
+    const hpRuns: number[] = [];
+    for (let rep = 0; rep < REPS; rep++) {
+      hRuns.push(rate([h.proof as HistoryProof], (p) => check(verifyHistoryProof(p, { key: HISTORY_KEY }, exp).ok), 500));
+      const hl = await timeOps(Array.from({ length: 50 }, () => HISTORY_KEY), (k) => db.getVersionHistoryWithProof(k));
+      hpRuns.push(quantile(hl, 0.5));
+    }
+
+    const r: SizeResult = {
+      n,
+      loaded: nKeys,
+      loadS,
+      cutShort,
+      tables,
+      present: sizeStats(present),
+      absent: sizeStats(absent),
+      rfc,
+      getLat: [spread(getMed), spread(getP99)],
+      proofLat: [spread(proofMed), spread(proofP99)],
+      verifyRate: spread(vRuns),
+      decodeVerifyRate: spread(dvRuns),
+      sigRate: spread(sRuns),
+      history: {
+        bytes: historyProofCodec.encode(h.proof).length,
+        entries: h.entries.length,
+        windows: h.proof.body.windows.length,
+        descriptors: h.proof.body.descriptors.length,
+        rate: spread(hRuns),
+        proofUs: spread(hpRuns),
+      },
+    };
+    report(r);
+    return r;
+  } finally {
+    await db.close();
+    if (!KEEP) fs.rmSync(dir, { recursive: true, force: true });
+    else console.log(`  kept ${dir}`);
+  }
+}
+
+// ---- report ---------------------------------------------------------------------------------
+
+function report(r: SizeResult): void {
+  const label = r.cutShort ? `${fmt(r.loaded)} (of ${fmt(r.n)})` : fmt(r.loaded);
+  console.log(`\n--- ${label} keys; tables ${r.tables}; load avg ${loadAvg()} ---`);
+  const pr = r.present;
+  const ab = r.absent;
+  printTable(
+    ['proof size (CBOR bytes)', 'ProofKV median', 'ProofKV max', 'RFC 6962 path', 'ratio median', 'ratio max', 'target'],
+    [
+      ['get, present key (latest)', `${pr.median}`, `${pr.max}`, `${r.rfc}`, `${(pr.median / r.rfc).toFixed(2)}x`, `${(pr.max / r.rfc).toFixed(2)}x`, pr.max <= 2048 ? '<= 2 KiB: met' : '<= 2 KiB: MISSED'],
+      ['get, absent key', `${ab.median}`, `${ab.max}`, `${r.rfc}`, `${(ab.median / r.rfc).toFixed(2)}x`, `${(ab.max / r.rfc).toFixed(2)}x`, ''],
+      [`history, ${r.history.entries} versions`, `${r.history.bytes}`, '', `${r.rfc}`, `${(r.history.bytes / r.rfc).toFixed(2)}x`, '', ''],
+    ],
+  );
+  console.log(
+    `  composition (means): present: ${pr.descriptors.toFixed(1)} descriptors, ${pr.windows.toFixed(2)} windows, ` +
+      `${pr.revealed.toFixed(1)} revealed entries; absent: ${ab.descriptors.toFixed(1)} descriptors, ${ab.windows.toFixed(2)} windows, ` +
+      `${ab.revealed.toFixed(1)} entries; certificate + empty body ${pr.certBytes} B (of which the value of a present key is ${VALUE_SIZE} B more)`,
+  );
+  console.log(`  history proof: ${r.history.descriptors} descriptors, ${r.history.windows} windows, ${r.history.entries} entries with values`);
+  const [gm, gp] = r.getLat;
+  const [pm, pp] = r.proofLat;
+  printTable(
+    ['latency, awaited one at a time (µs)', 'getWithProof', 'plain get', 'ratio', 'noise proof / get', 'target'],
+    [
+      ['median', fmtS(pm), fmtS(gm), `${(pm.median / gm.median).toFixed(2)}x`, `${noise(pm).toFixed(0)}% / ${noise(gm).toFixed(0)}%`, pm.median / gm.median <= 10 ? '<= 10x: met' : '<= 10x: MISSED'],
+      ['p99', fmtS(pp), fmtS(gp), `${(pp.median / gp.median).toFixed(2)}x`, `${noise(pp).toFixed(0)}% / ${noise(gp).toFixed(0)}%`, ''],
+      [`history proof (${r.history.entries} versions), median`, fmtS(r.history.proofUs), '', '', `${noise(r.history.proofUs).toFixed(0)}%`, ''],
+    ],
+  );
+  printTable(
+    ['client verification, one core (ops/s)', 'rate', 'noise', 'target'],
+    [
+      ['verifyGetProof (objects)', fmtS(r.verifyRate), `${noise(r.verifyRate).toFixed(0)}%`, r.verifyRate.median >= 20_000 ? '>= 20k/s: met' : '>= 20k/s: MISSED'],
+      ['decode CBOR + verifyGetProof', fmtS(r.decodeVerifyRate), `${noise(r.decodeVerifyRate).toFixed(0)}%`, ''],
+      ['(part) verifyCheckpoint: 1 Ed25519 signature', fmtS(r.sigRate), `${noise(r.sigRate).toFixed(0)}%`, ''],
+      [
+        '(derived) verifyGetProof without the signature',
+        fmt(1 / (1 / r.verifyRate.median - 1 / r.sigRate.median)),
+        '',
+        '1/(1/full − 1/signature)',
+      ],
+      [`verifyHistoryProof (${r.history.entries} versions)`, fmtS(r.history.rate), `${noise(r.history.rate).toFixed(0)}%`, ''],
+    ],
+  );
+}
+
+// ---- main -----------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const cpus = os.cpus();
+  console.log('ProofKV proof benchmark (bench/proofs.ts)');
+  console.log(`node ${process.version} on ${os.platform()} ${os.release()} (${os.arch()})`);
+  console.log(`cpus: ${cpus.length} x ${cpus[0]?.model ?? '?'}; memory ${fmtBytes(os.totalmem())} (free ${fmtBytes(os.freemem())})`);
+  console.log(`load average at start: ${loadAvg()}`);
+  console.log(
+    `sizes ${SIZES.map(fmt).join(', ')}; ${KEY_SIZE}-byte keys, ${VALUE_SIZE}-byte values, batches of ${BATCH}, one checkpoint; ` +
+      `default engine options; ${SAMPLES} present + ${SAMPLES} absent keys for sizes; ${LAT} awaited ops per latency run; ` +
+      `${VERIFY} proofs per verify round; ${REPS} reps`,
+  );
+  const t0 = performance.now();
+  const results: SizeResult[] = [];
+  for (const n of SIZES) results.push(await runSize(n));
+
+  console.log(`\n=== summary (DESIGN.md §7 rows) ===`);
+  printTable(
+    ['keys', 'proof median / max (B)', 'RFC 6962 (B)', 'ratio (median)', 'getWithProof µs', 'get µs', 'latency ratio', 'verify/s', 'history B / verify/s'],
+    results.map((r) => [
+      r.cutShort ? `${fmt(r.loaded)} (cut)` : fmt(r.loaded),
+      `${r.present.median} / ${r.present.max}`,
+      `${r.rfc}`,
+      `${(r.present.median / r.rfc).toFixed(2)}x`,
+      fmtS(r.proofLat[0]),
+      fmtS(r.getLat[0]),
+      `${(r.proofLat[0].median / r.getLat[0].median).toFixed(2)}x`,
+      fmtS(r.verifyRate),
+      `${r.history.bytes} / ${fmt(r.history.rate.median)}`,
+    ]),
+  );
+  console.log(`load average at end: ${loadAvg()}; total ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+}
+
+await main();
