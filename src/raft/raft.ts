@@ -367,12 +367,19 @@ export class Raft {
         if (m.context && m.context.length > 0) this.recvReadAck(m.from, m.context);
         return;
       }
-      case MessageType.SnapResp:
+      case MessageType.SnapResp: {
         pr.recentActive = true;
         if (pr.state !== ProgressState.Snapshot || m.index !== pr.pendingSnapshot) return;
-        pr.snapOffset = m.offset ?? 0;
-        this.sendSnapChunk(m.from, pr);
+        const off = m.offset ?? 0;
+        // Send the next chunk only when the follower's offset moves forward (or it lost the
+        // transfer and asks to restart): duplicated or stale acks must not multiply traffic.
+        // Lost chunks are resent on heartbeat responses.
+        if (off > pr.snapOffset || (m.reject && off === 0 && pr.snapOffset !== 0)) {
+          pr.snapOffset = off;
+          this.sendSnapChunk(m.from, pr);
+        }
         return;
+      }
       case MessageType.Unreachable:
         if (pr.state === ProgressState.Replicate) pr.becomeProbe();
         return;
@@ -440,12 +447,21 @@ export class Raft {
       return;
     }
     const oldPaused = pr.isPaused();
-    if (pr.maybeUpdate(m.index) || (pr.state === ProgressState.Snapshot && pr.match + 1 >= this.raftLog.firstIndex())) {
+    const updated = pr.maybeUpdate(m.index);
+    if (pr.state === ProgressState.Snapshot &&
+      (pr.match >= pr.pendingSnapshot || pr.match + 1 >= this.raftLog.firstIndex())) {
+      // The snapshot (or a log catch-up) got the follower far enough: probe from its match.
+      // If the log was compacted further meanwhile, probing starts a newer snapshot.
+      pr.becomeProbe();
+      pr.next = pr.match + 1;
+      if (!updated) {
+        this.sendAppend(m.from);
+        return;
+      }
+    }
+    if (updated) {
       if (pr.state === ProgressState.Probe) pr.becomeReplicate();
-      else if (pr.state === ProgressState.Snapshot && pr.match + 1 >= this.raftLog.firstIndex()) {
-        pr.becomeProbe();
-        pr.becomeReplicate();
-      } else if (pr.state === ProgressState.Replicate) pr.inflights.freeLE(m.index);
+      else if (pr.state === ProgressState.Replicate) pr.inflights.freeLE(m.index);
 
       if (this.maybeCommit()) {
         this.releasePendingReadIndexMessages();
@@ -569,7 +585,7 @@ export class Raft {
     invariant(c !== undefined, 'MsgSnap without a chunk');
     const { index, term } = c.metadata;
     const inc = this.incoming;
-    if (c.offset === 0) {
+    if (c.offset === 0 && !(inc && inc.index === index && inc.term === term && inc.received > 0)) {
       this.incoming = { index, term, parts: [], received: 0 };
     } else if (!inc || inc.index !== index || inc.term !== term || inc.received !== c.offset) {
       // Out of order, duplicated, or we restarted: tell the leader where we are.

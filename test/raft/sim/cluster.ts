@@ -168,6 +168,9 @@ export class Cluster {
   private readonly o: Required<Omit<ClusterOptions, 'net'>>;
   /** Messages sent (delivered or not), by type. */
   readonly sent = new Map<string, number>();
+  /** Events run so far, and the budget (a guard against message storms and livelock). */
+  events = 0;
+  maxEvents = 3_000_000;
   /** Total bytes of entry data sent in append messages. */
   bytesSent = 0;
 
@@ -177,7 +180,9 @@ export class Cluster {
   /** index → (term, data) of every applied entry: the committed log as observed. */
   readonly committed = new Map<number, { term: number; data: string }>();
   maxCommitted = 0;
-  private prevSoft = new Map<number, string>();
+  private leaderCommitMax = 0;
+  private commitTerm = new Map<number, number>();
+  private entryTermAt = new Map<number, number>();
 
   constructor(opts: ClusterOptions) {
     this.o = {
@@ -230,6 +235,7 @@ export class Cluster {
       if (next === undefined || next > t) break;
       const e = this.q.pop()!;
       this.now = e.time;
+      if (++this.events > this.maxEvents) throw new Error(`event storm: more than ${this.maxEvents} events by t=${this.now}ms`);
       e.fn();
       this.checkStep();
     }
@@ -278,7 +284,6 @@ export class Cluster {
     });
     const hs = n.live.getHardState();
     if (hs.commit < snap.metadata.index && hs.commit !== 0) this.fail(`node ${id}: durable commit ${hs.commit} behind snapshot ${snap.metadata.index}`);
-    this.prevSoft.delete(id);
     this.process(n);
   }
 
@@ -528,20 +533,33 @@ export class Cluster {
       const c = this.committed.get(index);
       if (c && c.term !== term) this.fail(`node ${n.id} installs snapshot (${index}, t${term}) but (${index}, t${c.term}) was applied`);
     }
-    // Leader completeness, checked whenever a node becomes leader.
-    if (rd.softState && rd.softState.state === StateType.Leader) this.checkLeaderCompleteness(n);
   }
 
+  /**
+   * Leader completeness (§5.4): an entry committed in term T is in the log of every leader of
+   * a term > T. Commit terms are recorded as leaders advance their commit index (the first
+   * leader to commit an index fixes its commit term).
+   */
   private checkLeaderCompleteness(n: SimNode): void {
-    const l = n.node!.raft.raftLog;
-    const first = l.firstIndex();
-    for (let i = Math.max(first, this.maxCommitted - 200); i <= this.maxCommitted; i++) {
-      const c = this.committed.get(i);
-      if (!c) continue;
+    const r = n.node!.raft;
+    const l = r.raftLog;
+    for (let i = Math.max(l.firstIndex(), 1); i <= this.leaderCommitMax; i++) {
+      const ct = this.commitTerm.get(i);
+      if (ct === undefined || ct >= r.term) continue;
       const t = l.zeroTermOnOutOfBounds(i);
-      if (t !== c.term) this.fail(`leader completeness: leader ${n.id} (term ${n.node!.raft.term}) has t${t} at committed index ${i} (t${c.term})`);
+      const want = this.entryTermAt.get(i)!;
+      if (t !== want) this.fail(`leader completeness: leader ${n.id} (term ${r.term}) has t${t} at index ${i}, committed in term ${ct} with t${want}`);
     }
-    if (l.lastIndex() < this.maxCommitted) this.fail(`leader completeness: leader ${n.id} last index ${l.lastIndex()} < committed ${this.maxCommitted}`);
+  }
+
+  private recordLeaderCommit(n: SimNode): void {
+    const r = n.node!.raft;
+    const l = r.raftLog;
+    while (this.leaderCommitMax < l.committed) {
+      const i = ++this.leaderCommitMax;
+      this.commitTerm.set(i, r.term);
+      this.entryTermAt.set(i, l.zeroTermOnOutOfBounds(i));
+    }
   }
 
   private checkStep(): void {
@@ -550,8 +568,14 @@ export class Cluster {
       const r = n.node.raft;
       if (r.state === StateType.Leader) {
         const prev = this.leaderOfTerm.get(r.term);
-        if (prev === undefined) this.leaderOfTerm.set(r.term, n.id);
-        else if (prev !== n.id) this.fail(`election safety: nodes ${prev} and ${n.id} both lead term ${r.term}`);
+        if (prev === undefined) {
+          this.leaderOfTerm.set(r.term, n.id);
+          // Leader completeness, checked at the moment a node becomes leader.
+          this.checkLeaderCompleteness(n);
+        } else if (prev !== n.id) {
+          this.fail(`election safety: nodes ${prev} and ${n.id} both lead term ${r.term}`);
+        }
+        this.recordLeaderCommit(n);
       }
       const l = r.raftLog;
       if (!(l.applied <= l.committed && l.committed <= l.lastIndex())) {
