@@ -41,8 +41,10 @@ class SharedWorker {
     const isTs = self.endsWith('.ts');
     const url = new URL(isTs ? './worker.ts' : './worker.js', self);
     // Running from TypeScript sources (tests, tsx): the worker loads its entry through tsx's API.
+    // Resolve tsx from this package, not from the process's working directory.
+    const tsxApi = isTs ? import.meta.resolve('tsx/esm/api') : '';
     const w = isTs
-      ? new Worker(`import('tsx/esm/api').then((api) => api.tsImport(${JSON.stringify(url.href)}, ${JSON.stringify(self)}))`, {
+      ? new Worker(`import(${JSON.stringify(tsxApi)}).then((api) => api.tsImport(${JSON.stringify(url.href)}, ${JSON.stringify(self)}))`, {
           eval: true,
         })
       : new Worker(url);
