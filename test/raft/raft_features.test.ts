@@ -1,0 +1,343 @@
+/**
+ * Focused tests of the features beyond the paper's core: PreVote and CheckQuorum, fast
+ * backtracking, pipelining with an inflight window, chunked InstallSnapshot, ReadIndex,
+ * leadership transfer and single-step membership changes with learners.
+ */
+
+import { describe, expect, test } from 'vitest';
+import { RawNode } from '../../src/raft/rawnode.js';
+import { SeededRand } from '../../src/raft/rand.js';
+import { MemoryStorage } from '../../src/raft/storage.js';
+import { ProgressState } from '../../src/raft/progress.js';
+import {
+  ConfChangeType, EntryType, MessageType, RaftErrorCode, StateType, encodeConfChange, isRaftError,
+} from '../../src/raft/types.js';
+import { Cluster } from './sim/cluster.js';
+import { KvApp } from './sim/kv.js';
+import { Network, allEntries, it, msg, newTestRaft, persist, readMessages, storageWithTerms } from './helpers.js';
+
+const enc = new TextEncoder();
+
+function dropped(fn: () => void): boolean {
+  try { fn(); } catch (e) { return isRaftError(e, RaftErrorCode.ProposalDropped); }
+  return false;
+}
+
+describe('PreVote and CheckQuorum', () => {
+  test('an isolated node does not inflate its term with pre-vote, and rejoins without disruption', () => {
+    const n = new Network([undefined, undefined, undefined], { preVote: true, checkQuorum: true });
+    n.campaign(1);
+    const term = n.get(1).term;
+    n.isolate(3);
+    for (let i = 0; i < 100; i++) n.get(3).tick();
+    n.send(...readMessages(n.get(3)));
+    expect(n.get(3).term).toBe(term);
+    expect(n.get(3).state).toBe(StateType.PreCandidate);
+    n.recover();
+    n.send(msg({ type: MessageType.Beat, from: 1, to: 1 }));
+    expect(n.get(1).state).toBe(StateType.Leader);
+    expect(n.get(1).term).toBe(term);
+    expect(n.get(3).state).toBe(StateType.Follower);
+  });
+
+  test('without pre-vote the same isolated node bumps its term and disrupts the leader on return', () => {
+    const n = new Network([undefined, undefined, undefined], { preVote: false, checkQuorum: false });
+    n.campaign(1);
+    const term = n.get(1).term;
+    n.isolate(3);
+    for (let i = 0; i < 100; i++) { n.get(3).tick(); readMessages(n.get(3)); }
+    expect(n.get(3).term).toBeGreaterThan(term);
+    n.recover();
+    // Its next vote request carries the inflated term: the leader is deposed.
+    while (n.get(3).msgs.length === 0) n.get(3).tick();
+    n.send(...readMessages(n.get(3)));
+    expect(n.get(1).term).toBeGreaterThan(term);
+    expect(n.get(1).term).toBeGreaterThanOrEqual(n.get(3).term - 1);
+  });
+
+  test('a leader without an active quorum steps down after an election timeout', () => {
+    const r = newTestRaft(1, [1, 2, 3], { checkQuorum: true, election: 10 });
+    r.becomeCandidate();
+    r.becomeLeader();
+    // One follower answers during the first election timeout: with the leader, a quorum.
+    for (let i = 0; i < 10; i++) {
+      r.step(msg({ type: MessageType.HeartbeatResp, from: 2, to: 1, term: r.term }));
+      r.tick();
+      readMessages(r);
+    }
+    expect(r.state).toBe(StateType.Leader);
+    // Nobody answers during the next one.
+    for (let i = 0; i < 10; i++) { r.tick(); readMessages(r); }
+    expect(r.state).toBe(StateType.Follower);
+  });
+
+  test('a follower in its leader lease ignores vote requests', () => {
+    const r = newTestRaft(1, [1, 2, 3], { checkQuorum: true });
+    r.becomeFollower(1, 2);
+    r.step(msg({ type: MessageType.Vote, from: 3, to: 1, term: 2, index: 10, logTerm: 5 }));
+    expect(r.term).toBe(1);
+    expect(readMessages(r)).toEqual([]);
+    // ... unless the request is part of a leadership transfer.
+    r.step(msg({ type: MessageType.Vote, from: 3, to: 1, term: 2, index: 10, logTerm: 5, force: true }));
+    expect(r.term).toBe(2);
+    expect(readMessages(r).map((m) => [m.type, m.reject])).toEqual([[MessageType.VoteResp, false]]);
+  });
+
+  test('a stale leader learns the new term from its followers and steps down', () => {
+    const r = newTestRaft(1, [1, 2, 3], { checkQuorum: true });
+    r.becomeFollower(3, 2);
+    r.step(msg({ type: MessageType.Heartbeat, from: 3, to: 1, term: 2 }));
+    const ms = readMessages(r);
+    expect(ms.map((m) => [m.type, m.to, m.term])).toEqual([[MessageType.AppResp, 3, 3]]);
+  });
+});
+
+describe('replication', () => {
+  test('fast backtracking skips a whole divergent term per round trip', () => {
+    // Leader: terms 1 x5 then 4 x5. Follower: terms 1 x5 then 2 x50 (a long stale suffix).
+    const lead = newTestRaft(1, [1, 2, 3], { storage: storageWithTerms([1, 2, 3], [1, 1, 1, 1, 1, 4, 4, 4, 4, 4]) });
+    lead.term = 5;
+    const follower = newTestRaft(2, [1, 2, 3], { storage: storageWithTerms([1, 2, 3], [1, 1, 1, 1, 1, ...Array(50).fill(2)]) });
+    follower.term = 5;
+    const third = newTestRaft(3, [1, 2, 3], { storage: storageWithTerms([1, 2, 3], [1, 1, 1, 1, 1, 4, 4, 4, 4, 4]) });
+    third.term = 5;
+    const n = new Network([lead, follower, third]);
+    let rejects = 0;
+    const step = follower.step.bind(follower);
+    follower.step = (m) => { step(m); for (const x of follower.msgs) if (x.type === MessageType.AppResp && x.reject) rejects++; };
+    n.campaign(1);
+    n.propose(1, 'z');
+    expect(it(allEntries(follower))).toEqual(it(allEntries(lead)));
+    expect(rejects).toBeLessThanOrEqual(2);
+  });
+
+  test('the leader pipelines appends up to the inflight window, then pauses', () => {
+    const r = newTestRaft(1, [1, 2], { maxInflight: 3, maxSizePerMsg: 0 });
+    r.becomeCandidate();
+    r.becomeLeader();
+    persist(r);
+    readMessages(r);
+    r.step(msg({ type: MessageType.AppResp, from: 2, to: 1, term: r.term, index: 1 }));
+    expect(r.prs.progress.get(2)!.state).toBe(ProgressState.Replicate);
+    readMessages(r);
+    for (let i = 0; i < 5; i++) r.step(msg({ type: MessageType.Prop, from: 1, to: 1, entries: [{ term: 0, index: 0, type: EntryType.Normal, data: enc.encode(`p${i}`) }] }));
+    const apps = readMessages(r).filter((m) => m.type === MessageType.App);
+    expect(apps.length).toBe(3);
+    expect(r.prs.progress.get(2)!.inflights.full()).toBe(true);
+    // One ack frees room for one more message (carrying everything not yet sent).
+    r.step(msg({ type: MessageType.AppResp, from: 2, to: 1, term: r.term, index: apps[0].index + 1 }));
+    const more = readMessages(r).filter((m) => m.type === MessageType.App);
+    expect(more.length).toBe(1);
+    expect(new TextDecoder().decode(more[0].entries[0].data)).toBe('p3');
+    expect(r.prs.progress.get(2)!.inflights.full()).toBe(true);
+  });
+
+  test('a follower behind the first index receives the snapshot in chunks', () => {
+    const s1 = MemoryStorage.withPeers([1, 2]);
+    s1.append([1, 2, 3, 4, 5].map((i) => ({ index: i, term: 1, type: EntryType.Normal, data: new Uint8Array(0) })));
+    const data = enc.encode('0123456789abcdefghij'); // 20 bytes
+    s1.createSnapshot(5, { voters: [1, 2], learners: [] }, data);
+    s1.compact(5);
+    const lead = newTestRaft(1, [1, 2], { storage: s1, snapshotChunkSize: 6 });
+    lead.term = 1;
+    const f = newTestRaft(2, [1, 2]);
+    const n = new Network([lead, f]);
+    let chunks = 0;
+    const step = f.step.bind(f);
+    f.step = (m) => { if (m.type === MessageType.Snap) chunks++; step(m); };
+    n.campaign(1);
+    expect(lead.state).toBe(StateType.Leader);
+    n.send(msg({ type: MessageType.Beat, from: 1, to: 1 }));
+    expect(chunks).toBe(4); // 6 + 6 + 6 + 2
+    expect((f.raftLog.storage as MemoryStorage).snapshot().data).toEqual(data);
+    expect(f.raftLog.committed).toBe(lead.raftLog.committed);
+    expect(lead.prs.progress.get(2)!.state).toBe(ProgressState.Replicate);
+  });
+
+  test('a lost chunk is resent on the next heartbeat response', () => {
+    const s1 = MemoryStorage.withPeers([1, 2]);
+    s1.append([1, 2, 3].map((i) => ({ index: i, term: 1, type: EntryType.Normal, data: new Uint8Array(0) })));
+    s1.createSnapshot(3, { voters: [1, 2], learners: [] }, enc.encode('abcdefghijkl'));
+    s1.compact(3);
+    const lead = newTestRaft(1, [1, 2], { storage: s1, snapshotChunkSize: 4 });
+    lead.term = 1;
+    const f = newTestRaft(2, [1, 2]);
+    const n = new Network([lead, f]);
+    n.ignore(MessageType.Snap);
+    n.campaign(1);
+    n.send(msg({ type: MessageType.Beat, from: 1, to: 1 }));
+    expect(f.raftLog.committed).toBe(0);
+    n.recover();
+    for (let i = 0; i < 4; i++) n.send(msg({ type: MessageType.Beat, from: 1, to: 1 }));
+    expect(f.raftLog.committed).toBe(lead.raftLog.committed);
+  });
+});
+
+describe('ReadIndex', () => {
+  test('a new leader serves reads only after committing an entry of its term', () => {
+    const n = new Network([undefined, undefined, undefined]);
+    n.ignore(MessageType.App);
+    n.campaign(1);
+    const r = n.get(1);
+    expect(r.state).toBe(StateType.Leader);
+    n.send(msg({ type: MessageType.ReadIndex, from: 1, to: 1, context: enc.encode('r1') }));
+    expect(r.readStates).toEqual([]);
+    n.recover();
+    n.send(msg({ type: MessageType.Beat, from: 1, to: 1 }));
+    expect(r.readStates.map((s) => [s.index, new TextDecoder().decode(s.requestCtx)])).toEqual([[r.raftLog.committed, 'r1']]);
+  });
+
+  test('a read needs a heartbeat quorum; a follower gets its read index from the leader', () => {
+    const n = new Network([undefined, undefined, undefined]);
+    n.campaign(1);
+    n.propose(1, 'a');
+    n.isolate(1);
+    n.send(msg({ type: MessageType.ReadIndex, from: 1, to: 1, context: enc.encode('lonely') }));
+    expect(n.get(1).readStates).toEqual([]); // cut off: cannot confirm leadership
+    n.recover();
+    n.send(msg({ type: MessageType.ReadIndex, from: 2, to: 2, context: enc.encode('f') }));
+    expect(n.get(2).readStates.map((s) => s.index)).toEqual([n.get(1).raftLog.committed]);
+  });
+
+  test('a follower without a leader refuses reads', () => {
+    const r = newTestRaft(1, [1, 2, 3]);
+    expect(dropped(() => r.step(msg({ type: MessageType.ReadIndex, from: 1, to: 1, context: enc.encode('x') })))).toBe(true);
+  });
+});
+
+describe('leadership transfer', () => {
+  test('the transferee is brought up to date and then elected at once', () => {
+    const n = new Network([undefined, undefined, undefined], { preVote: true, checkQuorum: true });
+    n.campaign(1);
+    n.isolate(3);
+    n.propose(1, 'a');
+    n.recover();
+    const term = n.get(1).term;
+    n.send(msg({ type: MessageType.TransferLeader, from: 3, to: 1 }));
+    expect(n.get(3).state).toBe(StateType.Leader);
+    expect(n.get(3).term).toBe(term + 1);
+    expect(n.get(1).state).toBe(StateType.Follower);
+    expect(it(allEntries(n.get(3))).slice(0, -1)).toEqual(it(allEntries(n.get(1))).slice(0, -1));
+  });
+
+  test('proposals are dropped while a transfer is in progress, and the transfer times out', () => {
+    const r = newTestRaft(1, [1, 2, 3], { election: 10 });
+    r.becomeCandidate();
+    r.becomeLeader();
+    persist(r);
+    r.step(msg({ type: MessageType.TransferLeader, from: 2, to: 1 }));
+    expect(r.leadTransferee).toBe(2);
+    expect(dropped(() => r.step(msg({ type: MessageType.Prop, from: 1, to: 1, entries: [{ term: 0, index: 0, type: EntryType.Normal, data: enc.encode('x') }] })))).toBe(true);
+    for (let i = 0; i < 10; i++) r.tick();
+    expect(r.leadTransferee).toBe(0);
+  });
+});
+
+describe('membership', () => {
+  function ccMsg(type: (typeof ConfChangeType)[keyof typeof ConfChangeType], nodeId: number) {
+    return msg({ type: MessageType.Prop, from: 1, to: 1, entries: [{ term: 0, index: 0, type: EntryType.ConfChange, data: encodeConfChange({ type, nodeId }) }] });
+  }
+
+  test('only one conf change may be pending', () => {
+    const r = newTestRaft(1, [1, 2, 3]);
+    r.becomeCandidate();
+    r.becomeLeader();
+    persist(r);
+    // The new leader may not propose until everything up to its election is applied.
+    r.raftLog.commitTo(r.raftLog.lastIndex());
+    r.raftLog.appliedTo(r.raftLog.lastIndex());
+    r.step(ccMsg(ConfChangeType.AddLearner, 4));
+    expect(dropped(() => r.step(ccMsg(ConfChangeType.AddLearner, 5)))).toBe(true);
+  });
+
+  test('a learner that has not caught up cannot be promoted', () => {
+    const r = newTestRaft(1, [1, 2, 3], { learners: [4] });
+    r.becomeCandidate();
+    r.becomeLeader();
+    persist(r);
+    r.raftLog.commitTo(r.raftLog.lastIndex());
+    r.raftLog.appliedTo(r.raftLog.lastIndex());
+    expect(dropped(() => r.step(ccMsg(ConfChangeType.AddNode, 4)))).toBe(true);
+    r.step(msg({ type: MessageType.AppResp, from: 4, to: 1, term: r.term, index: r.raftLog.lastIndex() }));
+    r.step(ccMsg(ConfChangeType.AddNode, 4));
+    expect(r.pendingConfIndex).toBe(r.raftLog.lastIndex());
+  });
+
+  test('learners replicate but neither vote nor count for commit', () => {
+    const r = newTestRaft(1, [1], { learners: [2] });
+    r.becomeCandidate();
+    r.becomeLeader();
+    persist(r);
+    expect(r.raftLog.committed).toBe(1); // quorum of the one voter
+    const l = newTestRaft(2, [1], { learners: [2] });
+    for (let i = 0; i < 100; i++) l.tick();
+    expect(l.state).toBe(StateType.Follower); // a learner never campaigns
+  });
+
+  test('add a learner, let it catch up, promote it, then remove the leader (simulated cluster)', () => {
+    const c = new Cluster({ seed: 11, n: 3, spare: 1, newApp: () => new KvApp(), compactEvery: 20, snapshotChunkSize: 32 });
+    const leader = (): number => c.leaders().sort((a, b) => b.term - a.term)[0]?.id ?? 0;
+    expect(c.runUntilCond(() => leader() !== 0, 5000)).toBe(true);
+    const put = (k: string, v: string, s: number): void => {
+      c.withNode(leader(), (rn) => rn.propose(enc.encode(JSON.stringify({ c: 1, s, op: 'put', k, v }))));
+      c.runFor(50);
+    };
+    for (let i = 1; i <= 60; i++) put('k', `v${i}`, i);
+    const propose = (type: (typeof ConfChangeType)[keyof typeof ConfChangeType], id: number): boolean =>
+      c.withNode(leader(), (rn: RawNode) => rn.proposeConfChange({ type, nodeId: id }));
+    c.start(4); // the new server starts empty, outside the group
+    expect(propose(ConfChangeType.AddLearner, 4)).toBe(true);
+    c.runFor(1000);
+    // Node 4 caught up (through a snapshot: the log was compacted) and holds the data.
+    const n4 = c.get(4);
+    expect(n4.node!.raft.isLearner).toBe(true);
+    expect((n4.app as KvApp).kv.get('k')).toBe('v60');
+    expect(propose(ConfChangeType.AddNode, 4)).toBe(true);
+    c.runFor(500);
+    expect(n4.node!.raft.prs.confState()).toEqual({ voters: [1, 2, 3, 4], learners: [] });
+    expect(n4.node!.raft.isLearner).toBe(false);
+    const old = leader();
+    expect(propose(ConfChangeType.RemoveNode, old)).toBe(true);
+    c.runFor(3000);
+    const now = leader();
+    expect(now).not.toBe(0);
+    expect(now).not.toBe(old);
+    expect(c.get(now).node!.raft.prs.confState().voters).not.toContain(old);
+    put('k', 'after', 61);
+    c.runFor(500);
+    expect((c.get(now).app as KvApp).kv.get('k')).toBe('after');
+    c.checkConverged();
+  });
+});
+
+describe('RawNode', () => {
+  test('rejects local messages and responses from unknown peers', () => {
+    const rn = new RawNode({ id: 1, storage: MemoryStorage.withPeers([1, 2]), electionTick: 10, heartbeatTick: 1, rand: new SeededRand(1) });
+    let e1: unknown;
+    try { rn.step(msg({ type: MessageType.Hup, from: 1, to: 1 })); } catch (e) { e1 = e; }
+    expect(isRaftError(e1, RaftErrorCode.StepLocalMsg)).toBe(true);
+    let e2: unknown;
+    try { rn.step(msg({ type: MessageType.AppResp, from: 9, to: 1, term: 1 })); } catch (e) { e2 = e; }
+    expect(isRaftError(e2, RaftErrorCode.StepPeerNotFound)).toBe(true);
+  });
+
+  test('a Ready carries hard state, entries, messages and committed entries in order', () => {
+    const rn = new RawNode({ id: 1, storage: MemoryStorage.withPeers([1]), electionTick: 10, heartbeatTick: 1, rand: new SeededRand(1) });
+    const s = rn.raft.raftLog.storage as MemoryStorage;
+    rn.campaign();
+    let rd = rn.ready();
+    expect(rd.softState?.state).toBe(StateType.Leader);
+    expect(rd.hardState).toEqual({ term: 1, vote: 1, commit: 0 });
+    expect(it(rd.entries)).toEqual([[1, 1]]);
+    expect(rd.committedEntries).toEqual([]); // not committed before it is persisted
+    expect(rd.mustSync).toBe(true);
+    s.append(rd.entries);
+    s.setHardState(rd.hardState!);
+    rn.advance(rd);
+    rd = rn.ready();
+    expect(it(rd.committedEntries)).toEqual([[1, 1]]);
+    expect(rd.hardState?.commit).toBe(1);
+    rn.advance(rd);
+    expect(rn.hasReady()).toBe(false);
+  });
+});
