@@ -64,6 +64,11 @@ export interface ClusterOptions {
   /** Disk sync latency range in ms. */
   diskMin?: number;
   diskMax?: number;
+  /**
+   * A deliberately broken driver that sends a Ready's messages before its write is synced.
+   * Only for tests that show the simulator catches the bug.
+   */
+  unsafeSendBeforeSync?: boolean;
 }
 
 /** A violated invariant. */
@@ -188,6 +193,7 @@ export class Cluster {
     this.o = {
       tickMs: 10, electionTick: 10, heartbeatTick: 1, preVote: true, checkQuorum: true, compactEvery: 0,
       snapshotChunkSize: 64 * 1024, maxSizePerMsg: 4096, maxInflight: 64, diskMin: 0, diskMax: 2, spare: 0,
+      unsafeSendBeforeSync: false,
       ...opts,
     };
     this.rand = new SeededRand(opts.seed);
@@ -366,6 +372,10 @@ export class Cluster {
     if (rd.entries.length > 0) n.live.append(rd.entries);
     if (rd.hardState) n.live.setHardState(rd.hardState);
     const gen = n.generation;
+    if (this.o.unsafeSendBeforeSync) {
+      for (const m of rd.messages) this.send(m);
+      rd.messages.length = 0;
+    }
     const needsDisk = rd.snapshot !== undefined || rd.entries.length > 0 || rd.hardState !== undefined;
     const finish = (): void => {
       if (n.generation !== gen) return; // crashed meanwhile: the write is lost
