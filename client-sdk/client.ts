@@ -1,0 +1,578 @@
+/**
+ * `ProofKVClient`: plain and verified operations over the HTTP API (`docs/http-api.md`).
+ * Isomorphic: no `node:` imports.
+ *
+ * Plain calls (`put`, `get`, `delete`, `batch`, `history`, `scan`) return what the server says.
+ * Verified calls return only what a proof establishes against a checkpoint that a quorum of
+ * trusted keys signed and that extends the client's trusted state; on any failure they throw
+ * {@link VerificationError} and return nothing:
+ *
+ * | call | proves |
+ * |---|---|
+ * | `verifiedGet(k, { version })` | the newest entry of `k` at or below `version` (or the latest) at the checkpoint — value or tombstone — or that there is none |
+ * | `verifiedHistory(k, { minVersion, maxVersion })` | these are all versions of `k` in the range, none omitted or added (page by page, each page proven) |
+ * | `verifiedPut(k, v)` | the write is in a checkpoint: that checkpoint's proof gives exactly this value at the written version and seq |
+ * | `checkpoint()` | the latest checkpoint is signed by a quorum, is the last leaf of its head, and that head extends the trusted one |
+ *
+ * Proofs cover data up to the latest checkpoint; writes after it are proven from the next one on
+ * (the server checkpoints every second by default).
+ * @module
+ */
+import { equalBytes } from '../proofs/bytes.js';
+import { verifyCertificate, type CheckpointCertificate, type GetFacts, type GetProof, type HistoryFacts, type HistoryProof } from '../proofs/lsm_proof.js';
+import { verifyGetProof, verifyHistoryProof } from '../proofs/lsm_proof.js';
+import { getProofCodec, historyProofCodec } from '../proofs/lsm_encoding.js';
+import type { Checkpoint, LogHead } from '../proofs/checkpoint.js';
+import { Reason, VerificationError } from '../proofs/errors.js';
+import { asBytes, keyPath, toBase64Url, type BytesLike } from './bytes.js';
+import { ClientReason, ProofKVClientError, ProofKVHttpError, verificationFailure } from './errors.js';
+import { MemoryStateStore, type StateStore } from './state.js';
+import { Transport, type FetchLike } from './transport.js';
+import { check, TrustKeeper, type AcceptContext, type TrustConfig } from './trust.js';
+import {
+  b64,
+  b64List,
+  MalformedResponse,
+  obj,
+  parseEntry,
+  parseSignedCheckpoint,
+  parseWrite,
+  uint,
+  type Entry,
+  type SignedCheckpoint,
+  type WriteResult,
+} from './wire.js';
+
+/** Settings of a {@link ProofKVClient}. */
+export interface ProofKVClientOptions {
+  /** Base URLs of the nodes (`http://127.0.0.1:7070`); requests fail over between them. */
+  endpoints: string[];
+  /** Bearer token (`read`, `write` or `admin` role). */
+  token?: string;
+  /** Trusted keys and quorum, or `{ tofu: true }` to pin the first key seen (with a warning). */
+  trust: TrustConfig;
+  /** Where the trusted head persists; default a {@link MemoryStateStore} (lost on exit). */
+  stateStore?: StateStore;
+  /** Per-attempt timeout in ms (default 10 000). */
+  timeoutMs?: number;
+  /** Retries after the first attempt on network errors, timeouts and 502/503/504 (default 3). */
+  retries?: number;
+  /** Base delay of the exponential backoff between retries, ms (default 100; 0 disables waiting). */
+  retryDelayMs?: number;
+  /** `fetch` to use (default `globalThis.fetch`). */
+  fetch?: FetchLike;
+  /** `ProofKV-Client-Id` for idempotent writes (default: 16 random bytes, base64url). */
+  clientId?: string;
+  /** Receives warnings (TOFU pinning); default `console.warn`. */
+  onWarning?: (message: string) => void;
+  /** How long `verifiedPut` waits for a checkpoint that covers the write, ms (default 30 000). */
+  checkpointWaitMs?: number;
+  /** Polling interval of `verifiedPut` when it cannot create checkpoints, ms (default 200). */
+  pollIntervalMs?: number;
+  /** Page size of `verifiedHistory` requests (default 1000). */
+  historyPageSize?: number;
+}
+
+/** A page of plain history. */
+export interface HistoryPage {
+  /** Oldest first, tombstones included. */
+  entries: Entry[];
+  /** Pass as `cursor` to continue; absent on the last page. */
+  cursor?: string;
+}
+
+/** A page of a plain scan. */
+export interface ScanPage {
+  /** Latest live values in key order. */
+  items: Entry[];
+  /** Pass as `cursor` to continue; absent on the last page. */
+  cursor?: string;
+}
+
+/** A batch operation; keys and values as strings (UTF-8) or bytes. */
+export type BatchOp = { op: 'put'; key: BytesLike; value: BytesLike; version?: number } | { op: 'delete'; key: BytesLike };
+
+/** A checkpoint the client verified and accepted. */
+export interface VerifiedCheckpoint {
+  /** The checkpoint, proven to be the last leaf of `head`. */
+  checkpoint: Checkpoint;
+  /** The signed log head that ends with `checkpoint`. */
+  head: LogHead;
+  /** The trusted keys whose signatures verified. */
+  signers: Uint8Array[];
+  /** The trusted head before this call (undefined on first contact). */
+  previous?: LogHead;
+}
+
+/** What `verifiedGet` proved. */
+export interface VerifiedGetResult {
+  /** The newest entry at or below the asked version (value or tombstone), or undefined when none exists. */
+  entry?: Entry;
+  /** The value when `entry` is a put; undefined when the key is absent or deleted. */
+  value?: Uint8Array;
+  /** `entry.version`, when there is an entry. */
+  version?: number;
+  /** The checkpoint the proof is against. */
+  checkpoint: Checkpoint;
+  /** The signed head that includes it. */
+  head: LogHead;
+}
+
+/** What `verifiedHistory` proved. */
+export interface VerifiedHistoryResult {
+  /** Every version of the key in [minVersion, maxVersion], oldest first, tombstones included. */
+  entries: Entry[];
+  minVersion: number;
+  maxVersion: number;
+  /** The checkpoint of the last page (pages may span checkpoints; history is append-only). */
+  checkpoint: Checkpoint;
+  head: LogHead;
+}
+
+/** What `verifiedPut` proved. */
+export interface VerifiedPutResult extends WriteResult {
+  /** A checkpoint whose proof shows the write. */
+  checkpoint: Checkpoint;
+  head: LogHead;
+}
+
+/** Largest version (2^53 - 1). */
+export const MAX_VERSION = Number.MAX_SAFE_INTEGER;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+function checkVersion(v: number | undefined, name: string, min = 1): void {
+  if (v !== undefined && (!Number.isSafeInteger(v) || v < min)) throw new RangeError(`${name} must be an integer in [${min}, 2^53 - 1], got ${String(v)}`);
+}
+
+function query(params: Record<string, string | number | boolean | undefined>): string {
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(params)) if (v !== undefined) parts.push(`${k}=${encodeURIComponent(String(v))}`);
+  return parts.length ? `?${parts.join('&')}` : '';
+}
+
+/** A malformed body in a verified call is a verification failure: it proves nothing. */
+function malformedAsVerification(err: unknown): never {
+  if (err instanceof MalformedResponse) throw new VerificationError(Reason.MALFORMED_ENCODING, err.message, { cause: err });
+  throw err;
+}
+
+function sameEntry(a: Entry, b: Entry): boolean {
+  return (
+    equalBytes(a.key, b.key) &&
+    a.version === b.version &&
+    a.seq === b.seq &&
+    a.kind === b.kind &&
+    (a.kind === 'delete' || equalBytes(a.value, b.value))
+  );
+}
+
+function sameCheckpoint(a: Checkpoint, b: Checkpoint): boolean {
+  const pa = a.prevCheckpointHash;
+  const pb = b.prevCheckpointHash;
+  return a.index === b.index && a.seq === b.seq && equalBytes(a.masterRoot, b.masterRoot) && (pa === undefined ? pb === undefined : pb !== undefined && equalBytes(pa, pb));
+}
+
+/**
+ * The ProofKV client. One instance per trust configuration; it is safe to share between
+ * concurrent calls (verifications that advance the trusted state run one at a time).
+ *
+ * ```ts
+ * const client = new ProofKVClient({ endpoints: ['http://127.0.0.1:7070'], trust: { publicKeys: [key], quorum: 1 },
+ *   stateStore: new FileStateStore('~/.proofkv/trust.json') });
+ * await client.put('greeting', 'hello');
+ * const { value, version, checkpoint } = await client.verifiedGet('greeting');
+ * ```
+ */
+export class ProofKVClient {
+  /** The HTTP transport (endpoints, client id). */
+  readonly transport: Transport;
+  /** The trusted state keeper. */
+  readonly trust: TrustKeeper;
+  private readonly checkpointWaitMs: number;
+  private readonly pollIntervalMs: number;
+  private readonly historyPageSize: number;
+  /** False once the server refused `POST /v1/checkpoints` (token below admin). */
+  private canCreateCheckpoints = true;
+  private readonly ctx: AcceptContext;
+
+  constructor(options: ProofKVClientOptions) {
+    if (typeof options !== 'object' || options === null) throw new TypeError('options are required');
+    this.transport = new Transport(options);
+    const warn = options.onWarning ?? ((m: string) => console.warn(m));
+    this.trust = new TrustKeeper(options.trust, options.stateStore ?? new MemoryStateStore(), this.transport.endpoints, warn);
+    this.checkpointWaitMs = options.checkpointWaitMs ?? 30_000;
+    this.pollIntervalMs = options.pollIntervalMs ?? 200;
+    this.historyPageSize = options.historyPageSize ?? 1000;
+    if (!Number.isInteger(this.historyPageSize) || this.historyPageSize < 1 || this.historyPageSize > 100_000) {
+      throw new RangeError('historyPageSize must be an integer in [1, 100000]');
+    }
+    this.ctx = { consistency: (from, to) => this.consistencyProof(from, to) };
+  }
+
+  private kvPath(key: Uint8Array, suffix = '', params: Record<string, string | number | boolean | undefined> = {}): string {
+    const { segment, base64 } = keyPath(key);
+    return `/v1/kv/${segment}${suffix}${query({ ...params, keyEncoding: base64 ? 'base64url' : undefined })}`;
+  }
+
+  // ---- plain operations ----------------------------------------------------------------------
+
+  /** Writes `value` under `key` at the next version, or at `version` (must exceed the key's latest). */
+  async put(key: BytesLike, value: BytesLike, options: { version?: number } = {}): Promise<WriteResult> {
+    const k = asBytes(key, 'key');
+    const v = asBytes(value, 'value');
+    checkVersion(options.version, 'version');
+    const body: Record<string, unknown> = { value: toBase64Url(v) };
+    if (options.version !== undefined) body.version = options.version;
+    const r = await this.transport.request({ method: 'PUT', path: this.kvPath(k), body, write: true });
+    return parseWrite(r.body);
+  }
+
+  /**
+   * The latest entry of `key`, or the newest at or below `version` (which may be a tombstone,
+   * `kind: 'delete'`). `undefined` when the key is absent (or, without `version`, deleted).
+   * Not verified: see {@link verifiedGet}.
+   */
+  async get(key: BytesLike, options: { version?: number } = {}): Promise<Entry | undefined> {
+    const k = asBytes(key, 'key');
+    checkVersion(options.version, 'version', 0);
+    try {
+      const r = await this.transport.request({ method: 'GET', path: this.kvPath(k, '', { version: options.version }) });
+      return parseEntry(r.body);
+    } catch (err) {
+      if (err instanceof ProofKVHttpError && err.status === 404 && err.code === 'NOT_FOUND') return undefined;
+      throw err;
+    }
+  }
+
+  /** Writes a tombstone for `key` at a new version. */
+  async delete(key: BytesLike): Promise<WriteResult> {
+    const k = asBytes(key, 'key');
+    const r = await this.transport.request({ method: 'DELETE', path: this.kvPath(k), write: true });
+    return parseWrite(r.body);
+  }
+
+  /** Applies `ops` atomically; one result per op, in order. */
+  async batch(ops: BatchOp[]): Promise<WriteResult[]> {
+    if (!Array.isArray(ops) || ops.length === 0) throw new TypeError('batch needs at least one op');
+    const wire = ops.map((o, i) => {
+      if (o.op === 'put') {
+        checkVersion(o.version, `ops[${i}].version`);
+        const w: Record<string, unknown> = { op: 'put', key: toBase64Url(asBytes(o.key, `ops[${i}].key`)), value: toBase64Url(asBytes(o.value, `ops[${i}].value`)) };
+        if (o.version !== undefined) w.version = o.version;
+        return w;
+      }
+      if (o.op === 'delete') return { op: 'delete', key: toBase64Url(asBytes(o.key, `ops[${i}].key`)) };
+      throw new TypeError(`ops[${i}].op must be "put" or "delete"`);
+    });
+    const r = await this.transport.request({ method: 'POST', path: '/v1/batch', body: { ops: wire }, write: true });
+    const o = obj(r.body, 'batch result');
+    if (!Array.isArray(o.results) || o.results.length !== ops.length) throw new MalformedResponse(`batch returned ${Array.isArray(o.results) ? o.results.length : 'no'} results for ${ops.length} ops`);
+    return o.results.map((x, i) => parseWrite(x, `results[${i}]`));
+  }
+
+  /** One page of the versions of `key` in [minVersion, maxVersion], oldest first. Not verified. */
+  async history(key: BytesLike, options: { minVersion?: number; maxVersion?: number; limit?: number; cursor?: string } = {}): Promise<HistoryPage> {
+    const k = asBytes(key, 'key');
+    checkVersion(options.minVersion, 'minVersion', 0);
+    checkVersion(options.maxVersion, 'maxVersion', 0);
+    const r = await this.transport.request({
+      method: 'GET',
+      path: this.kvPath(k, '/history', { min: options.minVersion, max: options.maxVersion, limit: options.limit, cursor: options.cursor }),
+    });
+    const o = obj(r.body, 'history');
+    if (!Array.isArray(o.entries)) throw new MalformedResponse('history.entries is not a list');
+    const page: HistoryPage = { entries: o.entries.map((e, i) => parseEntry(e, `entries[${i}]`)) };
+    if (typeof o.nextCursor === 'string') page.cursor = o.nextCursor;
+    return page;
+  }
+
+  /** One page of latest live values in key order (`start` inclusive, `end` exclusive, `limit` <= 1000). Not verified. */
+  async scan(options: { prefix?: BytesLike; start?: BytesLike; end?: BytesLike; limit?: number; cursor?: string } = {}): Promise<ScanPage> {
+    const enc = (v: BytesLike | undefined, n: string) => (v === undefined ? undefined : toBase64Url(asBytes(v, n)));
+    const r = await this.transport.request({
+      method: 'GET',
+      path: `/v1/kv${query({
+        prefix: enc(options.prefix, 'prefix'),
+        start: enc(options.start, 'start'),
+        end: enc(options.end, 'end'),
+        limit: options.limit,
+        cursor: options.cursor,
+        keyEncoding: 'base64url',
+      })}`,
+    });
+    const o = obj(r.body, 'scan');
+    if (!Array.isArray(o.items)) throw new MalformedResponse('scan.items is not a list');
+    const page: ScanPage = { items: o.items.map((e, i) => parseEntry(e, `items[${i}]`)) };
+    if (typeof o.cursor === 'string') page.cursor = o.cursor;
+    return page;
+  }
+
+  /** The node's status (`GET /v1/status`): role, node id, public key (base64url), last checkpoint, … */
+  async status(): Promise<Record<string, unknown>> {
+    const r = await this.transport.request({ method: 'GET', path: '/v1/status' });
+    return obj(r.body, 'status');
+  }
+
+  // ---- raw proofs ------------------------------------------------------------------------------
+
+  /**
+   * The encoded get proof of `key` (`getProofCodec` CBOR) and the server's entry, unverified —
+   * for saving and checking later with `verifyProofBundle`.
+   */
+  async getProof(key: BytesLike, options: { version?: number; checkpoint?: number } = {}): Promise<{ proof: Uint8Array; entry?: Entry }> {
+    const k = asBytes(key, 'key');
+    checkVersion(options.version, 'version', 0);
+    const r = await this.transport.request({ method: 'GET', path: this.kvPath(k, '/proof', { version: options.version, checkpoint: options.checkpoint }) });
+    const o = obj(r.body, 'proof response');
+    const out: { proof: Uint8Array; entry?: Entry } = { proof: b64(o, 'proof', 'proof response') };
+    if (o.entry !== undefined && o.entry !== null) out.entry = parseEntry(o.entry);
+    return out;
+  }
+
+  /** One page of history with its encoded proof (`historyProofCodec` CBOR), unverified. */
+  async historyProof(
+    key: BytesLike,
+    options: { minVersion?: number; maxVersion?: number; limit?: number } = {},
+  ): Promise<{ proof: Uint8Array; entries: Entry[] }> {
+    const k = asBytes(key, 'key');
+    checkVersion(options.minVersion, 'minVersion', 0);
+    checkVersion(options.maxVersion, 'maxVersion', 0);
+    const r = await this.transport.request({
+      method: 'GET',
+      path: this.kvPath(k, '/history', { min: options.minVersion, max: options.maxVersion, limit: options.limit, proof: true }),
+    });
+    const o = obj(r.body, 'history');
+    if (!Array.isArray(o.entries)) throw new MalformedResponse('history.entries is not a list');
+    return { proof: b64(o, 'proof', 'history'), entries: o.entries.map((e, i) => parseEntry(e, `entries[${i}]`)) };
+  }
+
+  private async consistencyProof(from: number, to: number): Promise<Uint8Array[]> {
+    const r = await this.transport.request({ method: 'GET', path: `/v1/checkpoints/consistency${query({ from, to })}` });
+    try {
+      const o = obj(r.body, 'consistency');
+      if (uint(o, 'from', 'consistency') !== from || uint(o, 'to', 'consistency') !== to) {
+        verificationFailure(ClientReason.RESPONSE_MISMATCH, `consistency proof for ${String(o.from)}..${String(o.to)}, asked ${from}..${to}`);
+      }
+      return b64List(o, 'proof', 'consistency');
+    } catch (err) {
+      return malformedAsVerification(err);
+    }
+  }
+
+  // ---- verified operations -------------------------------------------------------------------
+
+  /**
+   * Fetches the latest signed checkpoint and accepts it: quorum signatures, the checkpoint is the
+   * last leaf of its head (RFC 9162 inclusion), and the head extends the trusted one (consistency
+   * proof; a smaller head is `ROLLBACK`, another root at the same size `FORK`). Advances and
+   * persists the trusted state.
+   */
+  async checkpoint(): Promise<VerifiedCheckpoint> {
+    const r = await this.transport.request({ method: 'GET', path: '/v1/checkpoints/latest' });
+    return this.acceptSignedCheckpoint(r.body);
+  }
+
+  /** Asks the server to checkpoint now (`POST /v1/checkpoints`, admin role) and accepts the result like {@link checkpoint}. */
+  async createCheckpoint(): Promise<VerifiedCheckpoint> {
+    const r = await this.transport.request({ method: 'POST', path: '/v1/checkpoints', write: true });
+    return this.acceptSignedCheckpoint(r.body);
+  }
+
+  private async acceptSignedCheckpoint(body: unknown): Promise<VerifiedCheckpoint> {
+    let signed: SignedCheckpoint;
+    try {
+      signed = parseSignedCheckpoint(body);
+    } catch (err) {
+      return malformedAsVerification(err);
+    }
+    const { checkpoint, head, signatures } = signed;
+    // 1. The head: signatures, rollback/fork, consistency with the trusted head.
+    const accepted = await this.trust.exclusive(() => this.trust.accept(head, signatures, this.ctx));
+    if (checkpoint.index + 1 !== head.size) {
+      verificationFailure(Reason.CHECKPOINT_MISMATCH, `checkpoint ${checkpoint.index} is not the last of a log of size ${head.size}`);
+    }
+    // 2. The checkpoint: its inclusion in the (now trusted, or newer) head.
+    const r = await this.transport.request({ method: 'GET', path: `/v1/checkpoints/${checkpoint.index}` });
+    let cert: CheckpointCertificate;
+    try {
+      const o = obj(r.body, 'checkpoint');
+      cert = { ...parseSignedCheckpoint(o), inclusion: b64List(o, 'inclusion', 'checkpoint') };
+    } catch (err) {
+      return malformedAsVerification(err);
+    }
+    if (!sameCheckpoint(cert.checkpoint, checkpoint)) {
+      verificationFailure(ClientReason.RESPONSE_MISMATCH, `checkpoint ${checkpoint.index} differs between /latest and /${checkpoint.index}`);
+    }
+    await this.trust.exclusive(() =>
+      this.trust.acceptWith(cert.head, cert.signatures, this.ctx, (policy, trusted, consistency) => {
+        check(verifyCertificate(cert, { trust: policy, trustedHead: trusted, consistency, checkpointIndex: checkpoint.index }));
+      }),
+    );
+    const signers = accepted.policy.publicKeys.filter((k) => signatures.some((s) => equalBytes(s.publicKey, k)));
+    const out: VerifiedCheckpoint = { checkpoint, head, signers: signers.map((k) => k.slice()) };
+    if (accepted.previous) out.previous = accepted.previous;
+    return out;
+  }
+
+  /**
+   * The newest entry of `key` at or below `version` (default: latest) at the latest checkpoint,
+   * proven by a get proof (value, version, seq and kind; or a proven absence). The server's plain
+   * `entry` must agree with the proof (`RESPONSE_MISMATCH` otherwise). With `checkpoint`, the
+   * proof must be at that checkpoint index.
+   */
+  async verifiedGet(key: BytesLike, options: { version?: number; checkpoint?: number } = {}): Promise<VerifiedGetResult> {
+    const k = asBytes(key, 'key');
+    checkVersion(options.version, 'version', 0);
+    const r = await this.transport.request({ method: 'GET', path: this.kvPath(k, '/proof', { version: options.version, checkpoint: options.checkpoint }) });
+    let proof: GetProof;
+    let claimed: Entry | undefined;
+    try {
+      const o = obj(r.body, 'proof response');
+      proof = getProofCodec.decode(b64(o, 'proof', 'proof response'));
+      if (o.entry !== undefined && o.entry !== null) claimed = parseEntry(o.entry);
+    } catch (err) {
+      return malformedAsVerification(err);
+    }
+    let facts: GetFacts | undefined;
+    await this.trust.exclusive(() =>
+      this.trust.acceptWith(proof.certificate.head, proof.certificate.signatures, this.ctx, (policy, trusted, consistency) => {
+        const res = verifyGetProof(proof, { key: k, version: options.version }, { trust: policy, trustedHead: trusted, consistency, checkpointIndex: options.checkpoint });
+        check(res);
+        facts = res as GetFacts;
+      }),
+    );
+    const f = facts!;
+    const entry: Entry | undefined = f.entry ? { ...f.entry } : undefined;
+    if (!entry !== !claimed || (entry && claimed && !sameEntry(entry, claimed))) {
+      verificationFailure(
+        entry && claimed && entry.kind === 'put' && !equalBytes(entry.value, claimed.value) ? Reason.VALUE_MISMATCH : ClientReason.RESPONSE_MISMATCH,
+        `server entry ${describe(claimed)} disagrees with the proven ${describe(entry)}`,
+      );
+    }
+    const out: VerifiedGetResult = { checkpoint: f.checkpoint, head: f.head };
+    if (entry) {
+      out.entry = entry;
+      out.version = entry.version;
+      if (entry.kind === 'put') out.value = entry.value;
+    }
+    return out;
+  }
+
+  /**
+   * All versions of `key` in [minVersion, maxVersion] (default: all), oldest first, tombstones
+   * included, each page proven complete by a history proof; follows the proof's continuation
+   * (`nextMinVersion`) until the range is covered. The server's plain `entries` must agree with
+   * each proof.
+   */
+  async verifiedHistory(key: BytesLike, options: { minVersion?: number; maxVersion?: number } = {}): Promise<VerifiedHistoryResult> {
+    const k = asBytes(key, 'key');
+    checkVersion(options.minVersion, 'minVersion', 0);
+    checkVersion(options.maxVersion, 'maxVersion', 0);
+    const minVersion = options.minVersion ?? 0;
+    const maxVersion = options.maxVersion ?? MAX_VERSION;
+    if (minVersion > maxVersion) throw new RangeError(`minVersion ${minVersion} exceeds maxVersion ${maxVersion}`);
+    const limit = this.historyPageSize;
+    const entries: Entry[] = [];
+    let min = minVersion;
+    for (;;) {
+      const r = await this.transport.request({ method: 'GET', path: this.kvPath(k, '/history', { min, max: maxVersion, limit, proof: true }) });
+      let proof: HistoryProof;
+      let claimed: Entry[];
+      // The server may shrink a page to its byte budget; it echoes the limit its proof is for.
+      let pageLimit = limit;
+      try {
+        const o = obj(r.body, 'history');
+        proof = historyProofCodec.decode(b64(o, 'proof', 'history'));
+        if (!Array.isArray(o.entries)) throw new MalformedResponse('history.entries is not a list');
+        claimed = o.entries.map((e, i) => parseEntry(e, `entries[${i}]`));
+        if (o.limit !== undefined) pageLimit = uint(o, 'limit', 'history');
+        if ((o.minVersion !== undefined && o.minVersion !== min) || (o.maxVersion !== undefined && o.maxVersion !== maxVersion)) {
+          verificationFailure(ClientReason.RESPONSE_MISMATCH, `history page for [${String(o.minVersion)}, ${String(o.maxVersion)}], asked [${min}, ${maxVersion}]`);
+        }
+      } catch (err) {
+        return malformedAsVerification(err);
+      }
+      if (pageLimit < 1 || pageLimit > limit) verificationFailure(ClientReason.RESPONSE_MISMATCH, `history page limit ${pageLimit}, asked at most ${limit}`);
+      let facts: HistoryFacts | undefined;
+      const lo = min;
+      await this.trust.exclusive(() =>
+        this.trust.acceptWith(proof.certificate.head, proof.certificate.signatures, this.ctx, (policy, trusted, consistency) => {
+          const res = verifyHistoryProof(proof, { key: k, minVersion: lo, maxVersion, limit: pageLimit }, { trust: policy, trustedHead: trusted, consistency });
+          check(res);
+          facts = res as HistoryFacts;
+        }),
+      );
+      const f = facts!;
+      if (claimed.length !== f.entries.length) {
+        verificationFailure(ClientReason.RESPONSE_MISMATCH, `server listed ${claimed.length} entries, the proof proves ${f.entries.length}`);
+      }
+      for (let i = 0; i < claimed.length; i++) {
+        if (!sameEntry(f.entries[i], claimed[i])) {
+          const valueOnly = f.entries[i].version === claimed[i].version && f.entries[i].kind === 'put' && !equalBytes(f.entries[i].value, claimed[i].value);
+          verificationFailure(valueOnly ? Reason.VALUE_MISMATCH : ClientReason.RESPONSE_MISMATCH, `history entry ${i}: server ${describe(claimed[i])}, proven ${describe(f.entries[i])}`);
+        }
+      }
+      entries.push(...f.entries.map((e) => ({ ...e })));
+      if (f.nextMinVersion === undefined) return { entries, minVersion, maxVersion, checkpoint: f.checkpoint, head: f.head };
+      if (f.nextMinVersion <= min) verificationFailure(Reason.HISTORY_BOUND, `history does not advance past version ${min}`);
+      min = f.nextMinVersion;
+    }
+  }
+
+  /**
+   * Writes `value`, then waits for a checkpoint that covers the write — creating one with
+   * `POST /v1/checkpoints` when the token allows, else polling the latest — and proves with a get
+   * proof at that checkpoint that the key holds exactly this value at the written version and
+   * seq (`WRITE_NOT_PROVEN` otherwise). Retried writes apply once (idempotency headers).
+   */
+  async verifiedPut(key: BytesLike, value: BytesLike, options: { version?: number } = {}): Promise<VerifiedPutResult> {
+    const k = asBytes(key, 'key');
+    const v = asBytes(value, 'value');
+    const w = await this.put(k, v, options);
+    const cp = await this.waitForCheckpoint(w.seq);
+    let g: VerifiedGetResult;
+    try {
+      g = await this.verifiedGet(k, { version: w.version, checkpoint: cp.checkpoint.index });
+    } catch (err) {
+      // A newer checkpoint replaced it in the meantime: prove against the latest instead.
+      if (!(err instanceof ProofKVHttpError && err.code === 'CHECKPOINT_UNAVAILABLE')) throw err;
+      g = await this.verifiedGet(k, { version: w.version });
+    }
+    const e = g.entry;
+    if (!e || e.kind !== 'put' || e.version !== w.version || e.seq !== w.seq || !equalBytes(e.value, v) || g.checkpoint.seq < w.seq) {
+      verificationFailure(ClientReason.WRITE_NOT_PROVEN, `write of version ${w.version} seq ${w.seq} not proven at checkpoint ${g.checkpoint.index}: got ${describe(e)}`);
+    }
+    return { version: w.version, seq: w.seq, checkpoint: g.checkpoint, head: g.head };
+  }
+
+  /** A verified checkpoint whose seq is at least `seq`, created or awaited. */
+  private async waitForCheckpoint(seq: number): Promise<VerifiedCheckpoint> {
+    const deadline = Date.now() + this.checkpointWaitMs;
+    if (this.canCreateCheckpoints) {
+      try {
+        const cp = await this.createCheckpoint();
+        if (cp.checkpoint.seq >= seq) return cp;
+      } catch (err) {
+        if (!(err instanceof ProofKVHttpError && (err.status === 403 || err.status === 401))) throw err;
+        this.canCreateCheckpoints = false;
+      }
+    }
+    for (;;) {
+      let cp: VerifiedCheckpoint | undefined;
+      try {
+        cp = await this.checkpoint();
+      } catch (err) {
+        if (!(err instanceof ProofKVHttpError && err.code === 'CHECKPOINT_UNAVAILABLE')) throw err;
+      }
+      if (cp && cp.checkpoint.seq >= seq) return cp;
+      if (Date.now() >= deadline) throw new ProofKVClientError(`no checkpoint covered seq ${seq} within ${this.checkpointWaitMs} ms`);
+      await sleep(this.pollIntervalMs);
+    }
+  }
+}
+
+function describe(e: Entry | undefined): string {
+  if (!e) return 'none';
+  return `{version ${e.version}, seq ${e.seq}, ${e.kind}${e.kind === 'put' ? `, ${e.value.length} B` : ''}}`;
+}

@@ -1,0 +1,102 @@
+/**
+ * Typed errors of the client SDK. Isomorphic: no `node:` imports.
+ *
+ * - {@link ProofKVHttpError}: the server answered with an error (`application/problem+json`); its
+ *   `status` and stable `code` come from the problem document (`docs/http-api.md`).
+ * - {@link ProofKVNetworkError}: no answer — connection refused or reset, DNS failure, timeout —
+ *   after every retry and endpoint was tried; `cause` holds the last underlying error.
+ * - {@link VerificationError} (from `proofkv/proofs`): a proof, signature, checkpoint or
+ *   consistency check failed, or the server's answer disagrees with what its proof proves. A
+ *   verified call that throws it never returns data. `reason` is a {@link Reason} code or one of
+ *   the client's own {@link ClientReason} codes.
+ * @module
+ */
+import { VerificationError, type Reason } from '../proofs/errors.js';
+
+export { VerificationError };
+
+/**
+ * Verification failures the client adds to the verifiers' {@link Reason} codes. Stable and
+ * append-only, like `Reason`.
+ */
+export const ClientReason = {
+  /** The server's plain answer (entry, entries, checkpoint) disagrees with what its proof proves. */
+  RESPONSE_MISMATCH: 'RESPONSE_MISMATCH',
+  /** The trusted-state store holds state this client cannot use (other keys, unreadable, bad shape). */
+  STATE_MISMATCH: 'STATE_MISMATCH',
+  /** A verified write is not in the checkpoint that should hold it (other value, version or seq). */
+  WRITE_NOT_PROVEN: 'WRITE_NOT_PROVEN',
+} as const;
+
+/** One of the {@link ClientReason} codes. */
+export type ClientReason = (typeof ClientReason)[keyof typeof ClientReason];
+
+/** Every reason a client-side {@link VerificationError} can carry. */
+export type AnyReason = Reason | ClientReason;
+
+/** Throws a {@link VerificationError} with a client reason. */
+export function verificationFailure(reason: AnyReason, message: string): never {
+  throw new VerificationError<AnyReason>(reason, message);
+}
+
+/** Base class of the SDK's transport errors. */
+export class ProofKVClientError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ProofKVClientError';
+  }
+}
+
+/** The fields of an RFC 9457 problem document as the ProofKV server sends them. */
+export interface Problem {
+  type?: string;
+  title?: string;
+  status?: number;
+  code?: string;
+  detail?: string;
+}
+
+/** The server answered with an HTTP error. `code` is the stable code of its problem document. */
+export class ProofKVHttpError extends ProofKVClientError {
+  /** HTTP status. */
+  readonly status: number;
+  /** Stable error code (`NOT_FOUND`, `VERSION_NOT_INCREASING`, …); `HTTP_<status>` without a problem body. */
+  readonly code: string;
+  /** The problem's `detail`, when there is one. */
+  readonly detail?: string;
+  /** The problem document as received. */
+  readonly problem: Problem;
+  /** The endpoint that answered. */
+  readonly endpoint: string;
+
+  constructor(status: number, problem: Problem, endpoint: string) {
+    const code = typeof problem.code === 'string' ? problem.code : `HTTP_${status}`;
+    const text = problem.detail ?? problem.title ?? `HTTP ${status}`;
+    super(`${code} (${status}) from ${endpoint}: ${text}`);
+    this.name = 'ProofKVHttpError';
+    this.status = status;
+    this.code = code;
+    this.detail = problem.detail;
+    this.problem = problem;
+    this.endpoint = endpoint;
+  }
+}
+
+/** No usable answer from any endpoint: network failures or timeouts on every attempt. */
+export class ProofKVNetworkError extends ProofKVClientError {
+  /** The endpoint of the last attempt. */
+  readonly endpoint: string;
+  /** True when the last attempt ran out of time (`timeoutMs`). */
+  readonly timedOut: boolean;
+  /** How many attempts were made. */
+  readonly attempts: number;
+
+  constructor(endpoint: string, attempts: number, timedOut: boolean, cause: unknown) {
+    const why = timedOut ? 'timed out' : cause instanceof Error ? cause.message : String(cause);
+    super(`request failed after ${attempts} attempt(s), last at ${endpoint}: ${why}`, { cause });
+    this.name = 'ProofKVNetworkError';
+    this.endpoint = endpoint;
+    this.timedOut = timedOut;
+    this.attempts = attempts;
+  }
+}

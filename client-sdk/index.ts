@@ -1,0 +1,39 @@
+/**
+ * `proofkv/client`: the ProofKV client SDK — plain and verified operations over the HTTP API,
+ * trusted state (memory, file, browser storage), failover with leader hints, timeouts, idempotent
+ * retries, typed errors, and offline verification of saved proofs. Isomorphic: it never imports
+ * `src/` or `server/`, and no `node:` module at top level (only `FileStateStore` loads
+ * `node:fs/promises` when used), so it bundles for browsers (mark `node:*` external).
+ * `docs/client.md` is the guide.
+ * @module
+ */
+export {
+  ProofKVClient,
+  MAX_VERSION,
+  type ProofKVClientOptions,
+  type BatchOp,
+  type HistoryPage,
+  type ScanPage,
+  type VerifiedCheckpoint,
+  type VerifiedGetResult,
+  type VerifiedHistoryResult,
+  type VerifiedPutResult,
+} from './client.js';
+export { ClientReason, ProofKVClientError, ProofKVHttpError, ProofKVNetworkError, VerificationError, type AnyReason, type Problem } from './errors.js';
+export { Reason } from '../proofs/errors.js';
+export { MemoryStateStore, FileStateStore, BrowserStateStore, type StateStore, type StorageLike, type TrustedState } from './state.js';
+export { TrustKeeper, trustId, type TrustConfig, type AcceptContext, type AcceptedHead } from './trust.js';
+export {
+  Transport,
+  normalizeEndpoint,
+  DEFAULT_RETRIES,
+  DEFAULT_RETRY_DELAY_MS,
+  DEFAULT_TIMEOUT_MS,
+  type FetchLike,
+  type TransportOptions,
+  type RequestSpec,
+  type Reply,
+} from './transport.js';
+export { MalformedResponse, type Entry, type WriteResult, type SignedCheckpoint } from './wire.js';
+export { toBase64Url, fromBase64Url, utf8OrUndefined, type BytesLike } from './bytes.js';
+export { getProofBundle, historyProofBundle, verifyProofBundle, type ProofBundle, type BundleFacts, type HeadRelation } from './bundle.js';

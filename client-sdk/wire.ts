@@ -1,0 +1,115 @@
+/**
+ * Parsing of the HTTP API's JSON bodies into typed values (bytes from base64url). Every parser
+ * throws {@link MalformedResponse} on a shape the contract (`docs/http-api.md`) does not allow.
+ * Isomorphic: no `node:` imports.
+ * @module
+ */
+import type { Checkpoint, HeadSignature, LogHead } from '../proofs/checkpoint.js';
+import { fromBase64Url } from './bytes.js';
+import { ProofKVClientError } from './errors.js';
+
+/** A server body that does not have the shape the HTTP contract promises. */
+export class MalformedResponse extends ProofKVClientError {
+  constructor(message: string) {
+    super(`malformed response: ${message}`);
+    this.name = 'MalformedResponse';
+  }
+}
+
+/** One record of a key: a value (`put`) or a tombstone (`delete`, empty value). */
+export interface Entry {
+  key: Uint8Array;
+  version: number;
+  seq: number;
+  kind: 'put' | 'delete';
+  /** The value; empty for a tombstone. */
+  value: Uint8Array;
+}
+
+/** Where a write landed. */
+export interface WriteResult {
+  /** The version the write got (or was given). */
+  version: number;
+  /** Its global sequence number. */
+  seq: number;
+}
+
+/** A checkpoint with the log head that ends with it and the head's signatures, as the server sends it. */
+export interface SignedCheckpoint {
+  checkpoint: Checkpoint;
+  head: LogHead;
+  signatures: HeadSignature[];
+}
+
+type Obj = Record<string, unknown>;
+
+/** `v` as an object, or a {@link MalformedResponse}. */
+export function obj(v: unknown, what: string): Obj {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new MalformedResponse(`${what} is not an object`);
+  return v as Obj;
+}
+
+/** `o[k]` as a safe non-negative integer. */
+export function uint(o: Obj, k: string, what: string): number {
+  const v = o[k];
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new MalformedResponse(`${what}.${k} is not a non-negative integer`);
+  return v;
+}
+
+/** `o[k]` as bytes from base64url. */
+export function b64(o: Obj, k: string, what: string): Uint8Array {
+  const v = o[k];
+  if (typeof v !== 'string') throw new MalformedResponse(`${what}.${k} is not a base64url string`);
+  try {
+    return fromBase64Url(v);
+  } catch (err) {
+    throw new MalformedResponse(`${what}.${k}: ${(err as Error).message}`);
+  }
+}
+
+/** `o[k]` as a list of base64url byte strings. */
+export function b64List(o: Obj, k: string, what: string): Uint8Array[] {
+  const v = o[k];
+  if (!Array.isArray(v)) throw new MalformedResponse(`${what}.${k} is not a list`);
+  return v.map((x, i) => b64({ x }, 'x', `${what}.${k}[${i}]`));
+}
+
+/** A write result `{ version, seq }`. */
+export function parseWrite(v: unknown, what = 'write result'): WriteResult {
+  const o = obj(v, what);
+  return { version: uint(o, 'version', what), seq: uint(o, 'seq', what) };
+}
+
+/** An entry `{ key, version, seq, kind?, value? }`; `kind` defaults to `put`, a tombstone's value to empty. */
+export function parseEntry(v: unknown, what = 'entry'): Entry {
+  const o = obj(v, what);
+  const kind = o.kind === undefined ? 'put' : o.kind;
+  if (kind !== 'put' && kind !== 'delete') throw new MalformedResponse(`${what}.kind is ${String(o.kind)}`);
+  const value = o.value === undefined && kind === 'delete' ? new Uint8Array(0) : b64(o, 'value', what);
+  return { key: b64(o, 'key', what), version: uint(o, 'version', what), seq: uint(o, 'seq', what), kind, value };
+}
+
+/** A checkpoint `{ index, seq, masterRoot, prevCheckpointHash? }`. */
+export function parseCheckpoint(v: unknown, what = 'checkpoint'): Checkpoint {
+  const o = obj(v, what);
+  const c: Checkpoint = { index: uint(o, 'index', what), seq: uint(o, 'seq', what), masterRoot: b64(o, 'masterRoot', what) };
+  if (o.prevCheckpointHash !== undefined && o.prevCheckpointHash !== null) c.prevCheckpointHash = b64(o, 'prevCheckpointHash', what);
+  return c;
+}
+
+/** A log head `{ size, root }`. */
+export function parseHead(v: unknown, what = 'head'): LogHead {
+  const o = obj(v, what);
+  return { size: uint(o, 'size', what), root: b64(o, 'root', what) };
+}
+
+/** A signed checkpoint `{ checkpoint, head, signatures: [{ publicKey, signature }] }`. */
+export function parseSignedCheckpoint(v: unknown, what = 'signed checkpoint'): SignedCheckpoint {
+  const o = obj(v, what);
+  if (!Array.isArray(o.signatures)) throw new MalformedResponse(`${what}.signatures is not a list`);
+  const signatures = o.signatures.map((s, i) => {
+    const so = obj(s, `${what}.signatures[${i}]`);
+    return { publicKey: b64(so, 'publicKey', `${what}.signatures[${i}]`), signature: b64(so, 'signature', `${what}.signatures[${i}]`) };
+  });
+  return { checkpoint: parseCheckpoint(o.checkpoint, `${what}.checkpoint`), head: parseHead(o.head, `${what}.head`), signatures };
+}
