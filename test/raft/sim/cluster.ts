@@ -261,6 +261,7 @@ export class Cluster {
   private tickLoop(n: SimNode): void {
     if (n.node && !n.busy && !n.paused) {
       n.node.tick();
+      this.observeLeader(n);
       this.process(n);
     }
     this.schedule(this.o.tickMs, () => this.tickLoop(n));
@@ -322,6 +323,7 @@ export class Cluster {
     if (!n.node || n.paused) return false;
     try {
       fn(n.node);
+      this.observeLeader(n);
     } catch (e) {
       if (e instanceof Error && e.name === 'RaftError') {
         this.process(n);
@@ -351,6 +353,8 @@ export class Cluster {
     } catch (e) {
       if (isRaftError(e, RaftErrorCode.StepPeerNotFound) || isRaftError(e, RaftErrorCode.ProposalDropped)) return;
       throw e;
+    } finally {
+      this.observeLeader(n);
     }
   }
 
@@ -389,6 +393,7 @@ export class Cluster {
       for (const e of rd.committedEntries) this.applyEntry(n, e);
       n.pendingReads.push(...rd.readStates);
       rn.advance(rd);
+      this.observeLeader(n);
       n.busy = false;
       this.serveReads(n);
       this.maybeCompact(n);
@@ -568,25 +573,35 @@ export class Cluster {
     while (this.leaderCommitMax < l.committed) {
       const i = ++this.leaderCommitMax;
       this.commitTerm.set(i, r.term);
-      this.entryTermAt.set(i, l.zeroTermOnOutOfBounds(i));
+      const t = l.zeroTermOnOutOfBounds(i) || this.committed.get(i)?.term;
+      if (!t) this.fail(`leader ${n.id} (term ${r.term}) committed index ${i} that it cannot name a term for`);
+      this.entryTermAt.set(i, t);
     }
+  }
+
+  /**
+   * Election safety and commit-term bookkeeping for one node. Called after every input the
+   * node handles (one event may feed it many buffered messages), and after every event.
+   */
+  private observeLeader(n: SimNode): void {
+    const r = n.node?.raft;
+    if (!r || r.state !== StateType.Leader) return;
+    const prev = this.leaderOfTerm.get(r.term);
+    if (prev === undefined) {
+      this.leaderOfTerm.set(r.term, n.id);
+      // Leader completeness, checked at the moment a node becomes leader.
+      this.checkLeaderCompleteness(n);
+    } else if (prev !== n.id) {
+      this.fail(`election safety: nodes ${prev} and ${n.id} both lead term ${r.term}`);
+    }
+    this.recordLeaderCommit(n);
   }
 
   private checkStep(): void {
     for (const n of this.nodes.values()) {
       if (!n.node) continue;
       const r = n.node.raft;
-      if (r.state === StateType.Leader) {
-        const prev = this.leaderOfTerm.get(r.term);
-        if (prev === undefined) {
-          this.leaderOfTerm.set(r.term, n.id);
-          // Leader completeness, checked at the moment a node becomes leader.
-          this.checkLeaderCompleteness(n);
-        } else if (prev !== n.id) {
-          this.fail(`election safety: nodes ${prev} and ${n.id} both lead term ${r.term}`);
-        }
-        this.recordLeaderCommit(n);
-      }
+      this.observeLeader(n);
       const l = r.raftLog;
       if (!(l.applied <= l.committed && l.committed <= l.lastIndex())) {
         this.fail(`node ${n.id}: applied ${l.applied} <= committed ${l.committed} <= last ${l.lastIndex()} broken`);
