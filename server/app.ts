@@ -1,0 +1,111 @@
+/**
+ * The express application: one route table (kv, proofs, checkpoints, node), mounted behind
+ * per-route auth and body parsers, with node-id headers, latency metrics, `405`/`404` answers and
+ * a problem+json error handler. The app holds no state of its own; {@link ProofNode} owns the
+ * database, the write path and the HTTP server.
+ * @module
+ */
+import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import type { Logger } from 'pino';
+import { Authenticator, type RouteRole } from './auth.js';
+import type { AppContext } from './context.js';
+import { errorHandler, HttpError } from './errors.js';
+import { canonicalKeyPath } from './keys.js';
+import { buildOpenApi } from './openapi.js';
+import { allowedMethods, registerRoutes, type BodyKind, type RouteDef } from './route_table.js';
+import { checkpointRoutes } from './routes/checkpoints.js';
+import { kvRoutes } from './routes/kv.js';
+import { nodeRoutes } from './routes/node.js';
+import { proofRoutes } from './routes/proofs.js';
+
+/** What {@link createApp} needs besides the route context. */
+export interface AppOptions {
+  auth: Authenticator;
+  logger: Logger;
+  /** True once shutdown started: new requests get `503 UNAVAILABLE`. */
+  isClosing?: () => boolean;
+}
+
+/** The app and the route table it was built from. */
+export interface BuiltApp {
+  app: Express;
+  routes: RouteDef[];
+  openapi: () => Record<string, unknown>;
+}
+
+/** Matches an express path with `:params` (one segment each). */
+function pathMatcher(p: string): RegExp {
+  const src = p.split('/').map((seg) => (seg.startsWith(':') ? '[^/]+' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('/');
+  return new RegExp(`^${src}/?$`);
+}
+
+/** Builds the express app of a node. */
+export function createApp(ctx: AppContext, options: AppOptions): BuiltApp {
+  const { auth, logger } = options;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', false);
+
+  let doc: Record<string, unknown> | undefined;
+  const openapi = () => (doc ??= buildOpenApi(routes, ctx.info.version));
+  const routes: RouteDef[] = [
+    ...kvRoutes(ctx),
+    ...proofRoutes(ctx),
+    ...checkpointRoutes(ctx),
+    ...nodeRoutes(ctx, openapi, auth.open ? 'none' : 'admin'),
+  ];
+
+  // Every response: node id, latency metric, debug log.
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    const start = process.hrtime.bigint();
+    res.setHeader('ProofKV-Node-Id', ctx.info.nodeId);
+    res.on('finish', () => {
+      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      const route = (res.locals.route as string | undefined) ?? 'unmatched';
+      ctx.metrics.httpDuration.observe({ method: req.method, route, status: String(res.statusCode) }, seconds);
+      logger.debug({ method: req.method, route, status: res.statusCode, ms: Math.round(seconds * 1e4) / 10 }, 'request');
+    });
+    if (options.isClosing?.()) {
+      res.setHeader('Connection', 'close');
+      next(new HttpError('UNAVAILABLE', 'the node is shutting down'));
+      return;
+    }
+    next();
+  });
+  app.use(canonicalKeyPath);
+
+  const parsers: Record<BodyKind, RequestHandler[]> = {
+    none: [],
+    value: [express.raw({ type: () => true, limit: ctx.limits.maxValueBodyBytes, inflate: false })],
+    batch: [express.raw({ type: () => true, limit: ctx.limits.maxBatchBodyBytes, inflate: false })],
+  };
+  registerRoutes(app, routes, {
+    auth: (role: RouteRole) => auth.require(role),
+    parser: (b) => parsers[b],
+    tag: (r) => (_req, res, next) => {
+      res.locals.route = r.name;
+      next();
+    },
+  });
+
+  // A known path with another method: 405; anything else: 404.
+  const allowed = [...allowedMethods(routes)].map(([p, methods]) => ({ re: pathMatcher(p), methods }));
+  app.use((req: Request, _res: Response, next: NextFunction) => {
+    const path = req.path;
+    const hit = allowed.filter((a) => a.re.test(path));
+    if (hit.length > 0) {
+      const methods = [...new Set(hit.flatMap((h) => h.methods.map((m) => m.toUpperCase())))];
+      if (methods.includes('GET')) methods.push('HEAD');
+      next(new HttpError('METHOD_NOT_ALLOWED', `${req.method} is not allowed here; allowed: ${methods.join(', ')}`, { Allow: methods.join(', ') }));
+      return;
+    }
+    next(new HttpError('NOT_FOUND', 'no such route'));
+  });
+  app.use(
+    errorHandler((err, req) => {
+      logger.error({ err, method: req.method, path: req.path }, 'request failed');
+    }),
+  );
+  return { app, routes, openapi };
+}

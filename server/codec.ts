@@ -1,0 +1,196 @@
+/**
+ * Wire encodings: base64url (RFC 4648 §5, no padding) for bytes in JSON, CBOR (cbor-x, byte
+ * strings for bytes), content negotiation of responses by `Accept`, and strict decoding of
+ * request bodies by `Content-Type`.
+ *
+ * Responses are built as plain objects holding `Uint8Array`s and numbers; {@link toJsonWire} and
+ * {@link toCborWire} turn them into the two wire forms.
+ * @module
+ */
+import { Encoder } from 'cbor-x';
+import type { Request, Response } from 'express';
+import { HttpError } from './errors.js';
+
+const B64URL = /^[A-Za-z0-9_-]*$/;
+
+/** Encodes bytes as base64url without padding. */
+export function toBase64Url(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url');
+}
+
+/**
+ * Decodes strict base64url without padding; throws `HttpError(code)` naming `what` when `s` has a
+ * character outside the alphabet, an impossible length, or non-zero trailing bits.
+ */
+export function fromBase64Url(s: string, what: string, code: 'INVALID_ARGUMENT' | 'BAD_REQUEST' = 'INVALID_ARGUMENT'): Uint8Array {
+  if (typeof s !== 'string' || !B64URL.test(s) || s.length % 4 === 1) {
+    throw new HttpError(code, `${what} is not valid base64url (RFC 4648 §5, no padding)`);
+  }
+  const buf = Buffer.from(s, 'base64url');
+  if (buf.toString('base64url') !== s) throw new HttpError(code, `${what} is not canonical base64url`);
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The UTF-8 text of `b`, or undefined when `b` is not valid UTF-8. */
+export function utf8OrUndefined(b: Uint8Array): string | undefined {
+  try {
+    return utf8.decode(b);
+  } catch {
+    return undefined;
+  }
+}
+
+// Same options as the proof codecs: plain byte strings, no records or tags.
+const cbor = new Encoder({
+  mapsAsObjects: true,
+  useRecords: false,
+  structuredClone: false,
+  tagUint8Array: false,
+  useTag259ForMaps: false,
+  variableMapSize: true,
+} as ConstructorParameters<typeof Encoder>[0]);
+
+/** A response body before encoding: objects, arrays, strings, numbers, booleans and bytes. */
+export type Wire = string | number | boolean | null | undefined | Uint8Array | Wire[] | { [k: string]: Wire };
+
+/** The JSON form of `v`: bytes become base64url strings, `undefined` fields are dropped. */
+export function toJsonWire(v: Wire): unknown {
+  if (v instanceof Uint8Array) return toBase64Url(v);
+  if (Array.isArray(v)) return v.map(toJsonWire);
+  if (v !== null && typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) if (x !== undefined) out[k] = toJsonWire(x);
+    return out;
+  }
+  return v;
+}
+
+/**
+ * The CBOR data-model form of `v`: bytes stay byte strings, `undefined` fields are dropped, and
+ * integers above 2^32 - 1 become bigints (cbor-x would write those numbers as floats).
+ */
+export function toCborWire(v: Wire): unknown {
+  if (v instanceof Uint8Array) return v;
+  if (Array.isArray(v)) return v.map(toCborWire);
+  if (typeof v === 'number') return Number.isSafeInteger(v) && v > 0xffffffff ? BigInt(v) : v;
+  if (v !== null && typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) if (x !== undefined) out[k] = toCborWire(x);
+    return out;
+  }
+  return v;
+}
+
+/** Encodes a CBOR data-model value. */
+export function encodeCbor(v: unknown): Uint8Array {
+  return cbor.encode(v);
+}
+
+/** Response media types a route can produce. */
+export type ResponseType = 'json' | 'cbor' | 'octet';
+
+/**
+ * The response type `Accept` asks for: CBOR when `application/cbor` is preferred, the raw value
+ * when `allowOctet` and `application/octet-stream` is preferred, JSON otherwise (also for a
+ * missing, `*\/*` or unsatisfiable `Accept`).
+ */
+export function negotiate(req: Request, allowOctet = false): ResponseType {
+  const offers = allowOctet ? ['application/json', 'application/cbor', 'application/octet-stream'] : ['application/json', 'application/cbor'];
+  const best = req.accepts(offers);
+  if (best === 'application/cbor') return 'cbor';
+  if (best === 'application/octet-stream') return 'octet';
+  return 'json';
+}
+
+/** Sends `body` with status `status` in the negotiated encoding. */
+export function send(req: Request, res: Response, body: Wire, status = 200): void {
+  res.status(status);
+  res.setHeader('Vary', 'Accept');
+  if (negotiate(req) === 'cbor') {
+    res.setHeader('Content-Type', 'application/cbor');
+    res.end(Buffer.from(encodeCbor(toCborWire(body))));
+  } else {
+    res.setHeader('Content-Type', 'application/json; charset=utf-8');
+    res.end(JSON.stringify(toJsonWire(body)));
+  }
+}
+
+/** Request body media types. */
+export type BodyType = 'json' | 'cbor' | 'octet';
+
+/**
+ * The media type of the request body, from `Content-Type` (parameters ignored). Throws
+ * `415 UNSUPPORTED_MEDIA_TYPE` for anything but the accepted types.
+ */
+export function bodyType(req: Request, accepted: readonly BodyType[]): BodyType {
+  const raw = req.headers['content-type'];
+  const mt = typeof raw === 'string' ? raw.split(';')[0].trim().toLowerCase() : '';
+  const t: BodyType | undefined =
+    mt === 'application/json' ? 'json' : mt === 'application/cbor' ? 'cbor' : mt === 'application/octet-stream' ? 'octet' : undefined;
+  if (t === undefined || !accepted.includes(t)) {
+    const list = accepted.map((a) => (a === 'octet' ? 'application/octet-stream' : `application/${a}`)).join(', ');
+    throw new HttpError('UNSUPPORTED_MEDIA_TYPE', `Content-Type ${mt === '' ? '(none)' : mt} is not accepted here; use ${list}`);
+  }
+  return t;
+}
+
+/** The raw request body (the raw parser leaves it undefined when there is none). */
+export function rawBody(req: Request): Uint8Array {
+  const b: unknown = req.body;
+  if (b instanceof Uint8Array) return b;
+  return new Uint8Array(0);
+}
+
+/**
+ * Parses a JSON or CBOR request body into a plain object. Malformed input, a non-object top
+ * level, or CBOR that does not decode cleanly is `400 BAD_REQUEST`.
+ */
+export function parseStructuredBody(type: 'json' | 'cbor', body: Uint8Array): Record<string, unknown> {
+  let v: unknown;
+  if (body.length === 0) throw new HttpError('BAD_REQUEST', 'request body is empty');
+  try {
+    if (type === 'json') {
+      v = JSON.parse(utf8.decode(body));
+    } else {
+      v = cbor.decode(body);
+    }
+  } catch {
+    throw new HttpError('BAD_REQUEST', `request body is not valid ${type === 'json' ? 'JSON' : 'CBOR'}`);
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v) || v instanceof Uint8Array) {
+    throw new HttpError('BAD_REQUEST', 'request body must be an object');
+  }
+  return v as Record<string, unknown>;
+}
+
+/** Own property `name` of a decoded body (never inherited ones). */
+export function field(o: Record<string, unknown>, name: string): unknown {
+  return Object.prototype.hasOwnProperty.call(o, name) ? o[name] : undefined;
+}
+
+/**
+ * A bytes field of a decoded body: a base64url string in JSON, a byte string in CBOR. Throws
+ * `400 INVALID_ARGUMENT` naming `what` otherwise.
+ */
+export function bytesField(type: 'json' | 'cbor', v: unknown, what: string): Uint8Array {
+  if (type === 'json') {
+    if (typeof v !== 'string') throw new HttpError('INVALID_ARGUMENT', `${what} must be a base64url string`);
+    return fromBase64Url(v, what);
+  }
+  if (!(v instanceof Uint8Array)) throw new HttpError('INVALID_ARGUMENT', `${what} must be a byte string`);
+  return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+}
+
+/**
+ * A version field of a decoded body (number, or bigint from CBOR): an integer in
+ * `1 .. 2^53 - 1`, else `400 INVALID_VERSION`.
+ */
+export function versionField(v: unknown, what = 'version'): number {
+  const n = typeof v === 'bigint' && v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= 0n ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1) {
+    throw new HttpError('INVALID_VERSION', `${what} must be an integer in 1 .. 2^53-1`);
+  }
+  return n;
+}

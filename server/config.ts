@@ -1,0 +1,155 @@
+/**
+ * `proofkv serve` configuration: defaults, an optional JSON config file (`--config`), environment
+ * (`PROOFKV_TOKENS`, `PROOFKV_LOG_LEVEL`) and command-line flags, in increasing precedence.
+ * Validated up front; a bad setting is a {@link ConfigError} and nothing starts.
+ *
+ * Config file (every field optional; unknown fields are rejected):
+ * ```json
+ * { "tokens": [{ "token": "…", "role": "admin" }], "data": "./data", "host": "127.0.0.1",
+ *   "port": 7070, "checkpointInterval": 1000, "checkpointWrites": 10000, "logLevel": "info",
+ *   "maxValueSize": 1048576 }
+ * ```
+ * @module
+ */
+import * as fs from 'node:fs';
+import { isLoopbackHost, isRole, parseTokenList, checkToken, type TokenEntry } from './auth.js';
+
+/** A setting is invalid. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** pino levels accepted by `--log-level`. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+/** A log level. */
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** The resolved configuration of `serve`. */
+export interface ServeConfig {
+  dataDir: string;
+  host: string;
+  port: number;
+  tokens: TokenEntry[];
+  checkpointIntervalMs: number;
+  checkpointWrites: number;
+  logLevel: LogLevel;
+  /** Database `maxValueSize`, when set. */
+  maxValueSize?: number;
+}
+
+/** Defaults of `serve`. */
+export const DEFAULTS = {
+  data: './data',
+  host: '127.0.0.1',
+  port: 7070,
+  checkpointInterval: 1000,
+  checkpointWrites: 10000,
+  logLevel: 'info' as LogLevel,
+};
+
+/** Flag values as commander gives them (strings), with the names given explicitly on the command line. */
+export interface ServeFlags {
+  data?: string;
+  host?: string;
+  port?: string;
+  config?: string;
+  checkpointInterval?: string;
+  checkpointWrites?: string;
+  logLevel?: string;
+}
+
+const FILE_FIELDS = ['tokens', 'data', 'host', 'port', 'checkpointInterval', 'checkpointWrites', 'logLevel', 'maxValueSize'];
+
+function int(name: string, v: unknown, min: number, max: number): number {
+  const n = typeof v === 'string' && /^[0-9]+$/.test(v.trim()) ? Number(v.trim()) : v;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new ConfigError(`${name} must be an integer in ${min} .. ${max}, got ${JSON.stringify(v)}`);
+  }
+  return n;
+}
+
+function level(name: string, v: unknown): LogLevel {
+  if (typeof v !== 'string' || !(LOG_LEVELS as readonly string[]).includes(v)) {
+    throw new ConfigError(`${name} must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(v)}`);
+  }
+  return v as LogLevel;
+}
+
+function str(name: string, v: unknown): string {
+  if (typeof v !== 'string' || v.trim() === '') throw new ConfigError(`${name} must be a non-empty string`);
+  return v;
+}
+
+/** Reads and validates a config file. */
+export function readConfigFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`);
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`config file ${file} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new ConfigError(`config file ${file} must hold a JSON object`);
+  for (const k of Object.keys(v)) if (!FILE_FIELDS.includes(k)) throw new ConfigError(`config file ${file}: unknown field "${k}"`);
+  return v as Record<string, unknown>;
+}
+
+function fileTokens(v: unknown): TokenEntry[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) throw new ConfigError('config tokens must be an array of { token, role }');
+  return v.map((t: unknown, i) => {
+    if (t === null || typeof t !== 'object') throw new ConfigError(`config tokens[${i}] must be an object`);
+    const { token, role } = t as { token?: unknown; role?: unknown };
+    try {
+      checkToken(token, `config tokens[${i}]`);
+    } catch (err) {
+      throw new ConfigError((err as Error).message);
+    }
+    if (!isRole(role)) throw new ConfigError(`config tokens[${i}].role must be read, write or admin`);
+    return { token, role };
+  });
+}
+
+/**
+ * Resolves the configuration. `explicit` names the flags given on the command line (they win
+ * over the config file; other flag values are commander defaults and lose to it).
+ */
+export function resolveConfig(flags: ServeFlags, env: NodeJS.ProcessEnv, explicit: ReadonlySet<string>): ServeConfig {
+  const file = flags.config ? readConfigFile(flags.config) : {};
+  const pick = (flag: keyof ServeFlags, fileKey: string, def: unknown): unknown =>
+    explicit.has(flag) ? flags[flag] : file[fileKey] !== undefined ? file[fileKey] : flags[flag] ?? def;
+
+  let tokens = fileTokens(file.tokens);
+  if (env.PROOFKV_TOKENS !== undefined && env.PROOFKV_TOKENS.trim() !== '') {
+    try {
+      tokens = [...tokens, ...parseTokenList(env.PROOFKV_TOKENS)];
+    } catch (err) {
+      throw new ConfigError((err as Error).message);
+    }
+  }
+  const logLevelRaw = explicit.has('logLevel') ? flags.logLevel : env.PROOFKV_LOG_LEVEL ?? file.logLevel ?? flags.logLevel ?? DEFAULTS.logLevel;
+  const cfg: ServeConfig = {
+    dataDir: str('data', pick('data', 'data', DEFAULTS.data)),
+    host: str('host', pick('host', 'host', DEFAULTS.host)),
+    port: int('port', pick('port', 'port', DEFAULTS.port), 0, 65535),
+    tokens,
+    checkpointIntervalMs: int('checkpoint-interval', pick('checkpointInterval', 'checkpointInterval', DEFAULTS.checkpointInterval), 0, 2 ** 31 - 1),
+    checkpointWrites: int('checkpoint-writes', pick('checkpointWrites', 'checkpointWrites', DEFAULTS.checkpointWrites), 0, Number.MAX_SAFE_INTEGER),
+    logLevel: level('log-level', logLevelRaw),
+  };
+  if (file.maxValueSize !== undefined) cfg.maxValueSize = int('maxValueSize', file.maxValueSize, 0, 64 * 1024 * 1024);
+  if (cfg.tokens.length === 0 && !isLoopbackHost(cfg.host)) {
+    throw new ConfigError(
+      `refusing to listen on ${cfg.host} without tokens: every request would be admin. Configure tokens (--config or PROOFKV_TOKENS) or use a loopback host`,
+    );
+  }
+  return cfg;
+}

@@ -1,0 +1,99 @@
+/**
+ * What routes see of the node: the database (for reads only), the write path (for every change),
+ * identity, limits and metrics — plus the response shapes routes share.
+ * @module
+ */
+import type { Request } from 'express';
+import type { ProofDB, SignedCheckpoint, VersionEntry } from '../src/index.js';
+import { utf8OrUndefined, type Wire } from './codec.js';
+import { HttpError } from './errors.js';
+import type { Metrics } from './metrics.js';
+import type { Session, WritePath } from './write_path.js';
+
+/** Request and value size limits. */
+export interface Limits {
+  /** Largest key, bytes. */
+  maxKeySize: number;
+  /** Largest value, bytes (the database's `maxValueSize`). */
+  maxValueSize: number;
+  /** Largest `PUT /v1/kv/{key}` body: room for a base64url value in JSON plus 64 KiB. */
+  maxValueBodyBytes: number;
+  /** Largest `POST /v1/batch` body. */
+  maxBatchBodyBytes: number;
+  /** Largest page of a scan or history, by value bytes (at least one item is always returned). */
+  maxPageBytes: number;
+}
+
+/** The limits for a database whose values are at most `maxValueSize` bytes. */
+export function limitsFor(maxValueSize: number, maxKeySize = 65536): Limits {
+  return {
+    maxKeySize,
+    maxValueSize,
+    maxValueBodyBytes: Math.ceil((maxValueSize * 4) / 3) + 64 * 1024,
+    maxBatchBodyBytes: 16 * 1024 * 1024,
+    maxPageBytes: 4 * 1024 * 1024,
+  };
+}
+
+/** Identity and role of the node. */
+export interface NodeInfo {
+  /** Hex prefix (16 chars) of the public key. */
+  nodeId: string;
+  /** Ed25519 public key clients trust. */
+  publicKey: Uint8Array;
+  /** Software version. */
+  version: string;
+}
+
+/** Everything a route handler may use. */
+export interface AppContext {
+  /** Reads only; changes go through {@link writePath}. */
+  db: ProofDB;
+  writePath: WritePath;
+  info: NodeInfo;
+  limits: Limits;
+  metrics: Metrics;
+}
+
+const CLIENT_ID = /^[\x21-\x7e]{1,64}$/;
+
+/**
+ * The idempotency session of a write from `ProofKV-Client-Id` (1–64 printable ASCII characters)
+ * and `ProofKV-Request-Seq` (decimal integer in 0 .. 2^53-1): both or neither, else
+ * `400 INVALID_ARGUMENT`.
+ */
+export function sessionOf(req: Request): Session | undefined {
+  const id = req.headers['proofkv-client-id'];
+  const seq = req.headers['proofkv-request-seq'];
+  if (id === undefined && seq === undefined) return undefined;
+  if (typeof id !== 'string' || !CLIENT_ID.test(id)) {
+    throw new HttpError('INVALID_ARGUMENT', 'ProofKV-Client-Id must be 1-64 printable ASCII characters (and sent with ProofKV-Request-Seq)');
+  }
+  if (typeof seq !== 'string' || !/^[0-9]{1,16}$/.test(seq) || !Number.isSafeInteger(Number(seq))) {
+    throw new HttpError('INVALID_ARGUMENT', 'ProofKV-Request-Seq must be a decimal integer in 0 .. 2^53-1 (and sent with ProofKV-Client-Id)');
+  }
+  return { clientId: id, seq: Number(seq) };
+}
+
+/** `{ key, version, seq, kind, value, valueUtf8? }` of an entry. */
+export function entryWire(e: VersionEntry, withKey = true): { [k: string]: Wire } {
+  const out: { [k: string]: Wire } = {};
+  if (withKey) out.key = e.key;
+  out.version = e.version;
+  out.seq = e.seq;
+  out.kind = e.kind;
+  out.value = e.value;
+  const text = e.kind === 'put' ? utf8OrUndefined(e.value) : undefined;
+  if (text !== undefined) out.valueUtf8 = text;
+  return out;
+}
+
+/** The wire form of a signed checkpoint. */
+export function checkpointWire(s: SignedCheckpoint): { [k: string]: Wire } {
+  const c = s.checkpoint;
+  return {
+    checkpoint: { index: c.index, seq: c.seq, masterRoot: c.masterRoot, prevCheckpointHash: c.prevCheckpointHash },
+    head: { size: s.head.size, root: s.head.root },
+    signatures: s.signatures.map((g) => ({ publicKey: g.publicKey, signature: g.signature })),
+  };
+}

@@ -1,0 +1,203 @@
+/**
+ * A single ProofKV node: opens the database, wires the write path, the express app and the HTTP
+ * server, takes automatic checkpoints, and shuts down gracefully.
+ *
+ * Automatic checkpoints run every `checkpointIntervalMs` when there were writes since the last
+ * checkpoint, and as soon as `checkpointWrites` operations accumulated since it; at most one runs
+ * at a time. Shutdown stops accepting connections, answers requests that arrive on open
+ * connections with `503 UNAVAILABLE`, lets in-flight requests finish, takes a last checkpoint if
+ * there were new writes, and closes the database.
+ * @module
+ */
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { toHex } from '../proofs/bytes.js';
+import { ProofDB, type DBOptions } from '../src/index.js';
+import { createApp, type BuiltApp } from './app.js';
+import { Authenticator, type TokenEntry } from './auth.js';
+import { limitsFor, type AppContext } from './context.js';
+import { Metrics } from './metrics.js';
+import { LocalWritePath, type WritePath } from './write_path.js';
+
+/** Options of {@link ProofNode.start}. */
+export interface NodeOptions {
+  dataDir: string;
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  tokens: TokenEntry[];
+  /** Checkpoint interval in ms; 0 disables interval checkpoints. */
+  checkpointIntervalMs: number;
+  /** Checkpoint after this many write operations; 0 disables. */
+  checkpointWrites: number;
+  logger: Logger;
+  /** Database options (e.g. `maxValueSize`). */
+  db?: DBOptions;
+  /** How long shutdown waits for in-flight requests before closing their connections (default 10 s). */
+  drainTimeoutMs?: number;
+}
+
+/** Largest request head: a 64 KiB key percent-encoded three times over, plus headers. */
+export const MAX_HEADER_BYTES = 256 * 1024;
+
+/** The software version from package.json. */
+export function softwareVersion(): string {
+  for (const rel of ['../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(fs.readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'proofkv' && typeof pkg.version === 'string') return pkg.version;
+    } catch {
+      // try the next location
+    }
+  }
+  return '0.0.0';
+}
+
+/** A running node. */
+export class ProofNode {
+  private closing = false;
+  private shutdownPromise: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private checkpointing: Promise<void> | null = null;
+
+  private constructor(
+    /** The database (reads; writes go through {@link writePath}). */
+    readonly db: ProofDB,
+    /** The write path every change goes through. */
+    readonly writePath: WritePath,
+    readonly metrics: Metrics,
+    readonly built: BuiltApp,
+    readonly server: http.Server,
+    /** 16-hex-char prefix of the public key. */
+    readonly nodeId: string,
+    private readonly options: NodeOptions,
+  ) {}
+
+  /** Opens the database in `dataDir`, starts listening, schedules checkpoints. */
+  static async start(options: NodeOptions): Promise<ProofNode> {
+    const auth = new Authenticator(options.tokens);
+    const db = await ProofDB.open(options.dataDir, options.db);
+    try {
+      const publicKey = db.publicKey();
+      const nodeId = toHex(publicKey).slice(0, 16);
+      const metrics = new Metrics(db);
+      let node: ProofNode | undefined;
+      const writePath = new LocalWritePath(db, {
+        onApplied: (cmd, ops) => {
+          if (cmd.type === 'batch') metrics.writes.inc({ op: 'batch_op' }, ops);
+          else if (cmd.type === 'put' || cmd.type === 'delete') metrics.writes.inc({ op: cmd.type });
+          node?.afterWrite();
+        },
+      });
+      const ctx: AppContext = {
+        db,
+        writePath,
+        info: { nodeId, publicKey, version: softwareVersion() },
+        limits: limitsFor(db.options.maxValueSize, db.options.maxKeySize),
+        metrics,
+      };
+      const built = createApp(ctx, { auth, logger: options.logger, isClosing: () => node?.closing ?? false });
+      const server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES }, built.app);
+      server.keepAliveTimeout = 5000;
+      node = new ProofNode(db, writePath, metrics, built, server, nodeId, options);
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(options.port, options.host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      server.on('clientError', (err, socket) => {
+        // Malformed HTTP (bad request line, oversized head): answer 400/431 and drop the socket.
+        const code = (err as NodeJS.ErrnoException).code;
+        if (socket.writable) {
+          const status = code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+          socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+        } else {
+          socket.destroy();
+        }
+      });
+      if (options.checkpointIntervalMs > 0) {
+        node.timer = setInterval(() => node!.maybeCheckpoint('interval'), options.checkpointIntervalMs);
+        node.timer.unref();
+      }
+      return node;
+    } catch (err) {
+      await db.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** The bound port. */
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  /** `http://host:port`. */
+  get url(): string {
+    const h = this.options.host.includes(':') ? `[${this.options.host}]` : this.options.host;
+    return `http://${h}:${this.port}`;
+  }
+
+  /** Write operations since the last checkpoint (its seq), 0 when none. */
+  private pendingWrites(): number {
+    let checkpointSeq = 0;
+    try {
+      checkpointSeq = this.db.latestCheckpoint().checkpoint.seq;
+    } catch {
+      // no checkpoint yet
+    }
+    return this.db.stats().lastSeq - checkpointSeq;
+  }
+
+  private afterWrite(): void {
+    const n = this.options.checkpointWrites;
+    if (n > 0 && !this.checkpointing && this.pendingWrites() >= n) this.maybeCheckpoint('writes');
+  }
+
+  /** Takes a checkpoint when there are new writes and none is running. */
+  private maybeCheckpoint(trigger: 'interval' | 'writes'): void {
+    if (this.closing || this.checkpointing) return;
+    if (this.pendingWrites() <= 0) return;
+    this.checkpointing = this.checkpoint(trigger).finally(() => {
+      this.checkpointing = null;
+    });
+  }
+
+  private async checkpoint(trigger: string): Promise<void> {
+    try {
+      const o = await this.metrics.timeCheckpoint(trigger, () => this.writePath.propose({ type: 'checkpoint' }));
+      if (o.type === 'checkpoint') this.options.logger.debug({ trigger, index: o.checkpoint.checkpoint.index, seq: o.checkpoint.seq }, 'checkpoint');
+    } catch (err) {
+      this.options.logger.error({ err, trigger }, 'checkpoint failed');
+    }
+  }
+
+  /**
+   * Graceful shutdown: stop accepting, finish in-flight requests (closing their connections after
+   * `drainTimeoutMs`), take a last checkpoint when there are new writes, close the database.
+   * Idempotent.
+   */
+  shutdown(reason = 'shutdown'): Promise<void> {
+    if (this.shutdownPromise) return this.shutdownPromise;
+    this.closing = true;
+    const log = this.options.logger;
+    this.shutdownPromise = (async () => {
+      log.info({ reason }, 'shutting down');
+      if (this.timer) clearInterval(this.timer);
+      const drained = new Promise<void>((resolve) => this.server.close(() => resolve()));
+      this.server.closeIdleConnections();
+      const force = setTimeout(() => this.server.closeAllConnections(), this.options.drainTimeoutMs ?? 10_000);
+      force.unref();
+      await drained;
+      clearTimeout(force);
+      if (this.checkpointing) await this.checkpointing;
+      if (this.pendingWrites() > 0) await this.checkpoint('shutdown');
+      await this.db.close();
+      log.info('stopped');
+    })();
+    return this.shutdownPromise;
+  }
+}

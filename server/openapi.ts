@@ -1,0 +1,203 @@
+/**
+ * The OpenAPI 3.1 document, built from the route table (so every route is in it, with its method)
+ * plus the shared schemas below. Also the small builders routes use to describe themselves.
+ * @module
+ */
+import { HTTP_CODES } from './errors.js';
+import { openApiPath, type ParamDoc, type RouteDef } from './route_table.js';
+
+/** A `$ref` to a component schema. */
+export const ref = (name: string): Record<string, unknown> => ({ $ref: `#/components/schemas/${name}` });
+
+/** The same schema under `application/json` and `application/cbor`. */
+export function jsonCbor(schema: string): Record<string, Record<string, unknown>> {
+  return { 'application/json': { schema: ref(schema) }, 'application/cbor': { schema: ref(schema) } };
+}
+
+/** A `200` response with `schema` in JSON and CBOR. */
+export function ok(schema: string, description: string): Record<string, { description: string; content: Record<string, Record<string, unknown>> }> {
+  return { '200': { description, content: jsonCbor(schema) } };
+}
+
+/** Problem responses for the given statuses. */
+export function errors(...statuses: number[]): Record<string, { description: string; content: Record<string, Record<string, unknown>> }> {
+  const out: Record<string, { description: string; content: Record<string, Record<string, unknown>> }> = {};
+  for (const s of statuses) {
+    const codes = Object.entries(HTTP_CODES).filter(([, st]) => st === s).map(([c]) => c);
+    out[String(s)] = { description: `Problem: ${codes.join(', ')}`, content: { 'application/problem+json': { schema: ref('Problem') } } };
+  }
+  return out;
+}
+
+/** A required request body: extra media types plus `schema` in JSON and CBOR. */
+export function body(extra: Record<string, Record<string, unknown>>, schema: string): { required: boolean; content: Record<string, Record<string, unknown>> } {
+  return { required: true, content: { ...jsonCbor(schema), ...extra } };
+}
+
+/** A query parameter. */
+export function queryParam(name: string, description: string, schema: Record<string, unknown>, required = false): ParamDoc {
+  return { name, in: 'query', required, description, schema };
+}
+
+/** The `{key}` path parameter. */
+export const keyParam: ParamDoc = {
+  name: 'key',
+  in: 'path',
+  required: true,
+  description: 'The key, 1 B .. 64 KiB: percent-encoded (`%XX` escapes are raw bytes), or base64url with `keyEncoding=base64url`',
+  schema: { type: 'string' },
+};
+
+/** The `keyEncoding` query parameter. */
+export const keyEncodingParam: ParamDoc = queryParam('keyEncoding', 'How keys in the path and in `prefix`/`start`/`end` are written', {
+  type: 'string',
+  enum: ['percent', 'base64url'],
+  default: 'percent',
+});
+
+/** Idempotency headers of writes. */
+export const sessionParams: ParamDoc[] = [
+  { name: 'ProofKV-Client-Id', in: 'header', description: 'Client session id, 1-64 printable ASCII characters', schema: { type: 'string', maxLength: 64 } },
+  { name: 'ProofKV-Request-Seq', in: 'header', description: 'Request number within the session; a retry repeats it', schema: { type: 'integer', minimum: 0 } },
+];
+
+const bytes = { type: 'string', contentEncoding: 'base64url', description: 'Bytes: base64url (no padding) in JSON, a byte string in CBOR' };
+const u53 = { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER };
+
+const SCHEMAS: Record<string, Record<string, unknown>> = {
+  Bytes: bytes,
+  Problem: {
+    type: 'object',
+    required: ['type', 'title', 'status', 'code'],
+    properties: {
+      type: { type: 'string', format: 'uri' },
+      title: { type: 'string' },
+      status: { type: 'integer' },
+      code: { type: 'string', enum: Object.keys(HTTP_CODES) },
+      detail: { type: 'string' },
+    },
+  },
+  WriteResult: { type: 'object', required: ['version', 'seq'], properties: { version: u53, seq: u53 } },
+  PutBody: {
+    type: 'object',
+    description: 'Exactly one of `value` and `valueUtf8`',
+    properties: { value: ref('Bytes'), valueUtf8: { type: 'string' }, version: { ...u53, minimum: 1 } },
+    additionalProperties: false,
+  },
+  BatchOp: {
+    type: 'object',
+    required: ['op', 'key'],
+    properties: {
+      op: { type: 'string', enum: ['put', 'delete'] },
+      key: ref('Bytes'),
+      value: ref('Bytes'),
+      valueUtf8: { type: 'string' },
+      version: { ...u53, minimum: 1 },
+    },
+    additionalProperties: false,
+  },
+  BatchBody: { type: 'object', required: ['ops'], properties: { ops: { type: 'array', items: ref('BatchOp'), maxItems: 10000 } } },
+  BatchResult: { type: 'object', required: ['results'], properties: { results: { type: 'array', items: ref('WriteResult') } } },
+  Entry: {
+    type: 'object',
+    required: ['key', 'version', 'seq', 'kind', 'value'],
+    properties: {
+      key: ref('Bytes'),
+      version: u53,
+      seq: u53,
+      kind: { type: 'string', enum: ['put', 'delete'] },
+      value: ref('Bytes'),
+      valueUtf8: { type: 'string', description: 'JSON only, when the value is valid UTF-8' },
+    },
+  },
+  ScanPage: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: ref('Entry') }, cursor: { type: 'string' } } },
+  GetProofResponse: {
+    type: 'object',
+    required: ['proof'],
+    properties: { entry: ref('Entry'), proof: { ...bytes, description: 'getProofCodec (CBOR) encoding of the GetProof' } },
+  },
+  HistoryResponse: {
+    type: 'object',
+    required: ['entries', 'minVersion', 'maxVersion', 'limit'],
+    properties: {
+      entries: { type: 'array', items: ref('Entry') },
+      nextCursor: { type: 'string' },
+      minVersion: u53,
+      maxVersion: u53,
+      limit: u53,
+      proof: { ...bytes, description: 'historyProofCodec (CBOR) encoding of the HistoryProof' },
+    },
+  },
+  SignedCheckpoint: {
+    type: 'object',
+    required: ['checkpoint', 'head', 'signatures'],
+    properties: {
+      checkpoint: {
+        type: 'object',
+        required: ['index', 'seq', 'masterRoot'],
+        properties: { index: u53, seq: u53, masterRoot: ref('Bytes'), prevCheckpointHash: ref('Bytes') },
+      },
+      head: { type: 'object', required: ['size', 'root'], properties: { size: u53, root: ref('Bytes') } },
+      signatures: {
+        type: 'array',
+        items: { type: 'object', required: ['publicKey', 'signature'], properties: { publicKey: ref('Bytes'), signature: ref('Bytes') } },
+      },
+    },
+  },
+  CheckpointWithInclusion: {
+    allOf: [ref('SignedCheckpoint'), { type: 'object', required: ['inclusion'], properties: { inclusion: { type: 'array', items: ref('Bytes') } } }],
+  },
+  Consistency: { type: 'object', required: ['from', 'to', 'proof'], properties: { from: u53, to: u53, proof: { type: 'array', items: ref('Bytes') } } },
+  Status: {
+    type: 'object',
+    required: ['role', 'nodeId', 'publicKey', 'lastSeq', 'tables', 'bytesOnDisk', 'version', 'limits'],
+    properties: {
+      role: { type: 'string', enum: ['leader', 'follower'] },
+      nodeId: { type: 'string' },
+      publicKey: ref('Bytes'),
+      lastCheckpoint: ref('SignedCheckpoint'),
+      lastSeq: u53,
+      tables: u53,
+      bytesOnDisk: u53,
+      version: { type: 'string' },
+      limits: {
+        type: 'object',
+        properties: { maxKeySize: u53, maxValueSize: u53, maxValueBodyBytes: u53, maxBatchBodyBytes: u53, maxBatchOps: u53, maxPageBytes: u53 },
+      },
+    },
+  },
+  Health: { type: 'object', required: ['ok'], properties: { ok: { type: 'boolean' } } },
+};
+
+/** The OpenAPI 3.1 document of `routes`. */
+export function buildOpenApi(routes: readonly RouteDef[], version: string): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const r of routes) {
+    const p = openApiPath(r.path);
+    const op: Record<string, unknown> = {
+      operationId: r.name,
+      summary: r.doc.summary,
+      parameters: r.doc.parameters ?? [],
+      responses: r.doc.responses,
+      'x-proofkv-role': r.role,
+    };
+    if (r.doc.description) op.description = r.doc.description;
+    if (r.doc.requestBody) op.requestBody = r.doc.requestBody;
+    op.security = r.role === 'none' ? [] : [{ bearer: [] }];
+    (paths[p] ??= {})[r.method] = op;
+  }
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'ProofKV HTTP API',
+      version,
+      description: 'A verifiable, versioned key-value database. See docs/http-api.md.',
+    },
+    servers: [{ url: '/' }],
+    paths,
+    components: {
+      schemas: SCHEMAS,
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'Roles: read < write < admin' } },
+    },
+  };
+}

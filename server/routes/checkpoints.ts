@@ -1,0 +1,117 @@
+/**
+ * Checkpoints: take one on demand, read the latest, read one by index with its RFC 9162
+ * inclusion path in the latest head, and consistency proofs between two log sizes.
+ * @module
+ */
+import { ErrorCode, ProofKVError } from '../../src/index.js';
+import { MAX_VERSION } from '../../src/keys.js';
+import { send } from '../codec.js';
+import { checkpointWire, sessionOf, type AppContext } from '../context.js';
+import { HttpError } from '../errors.js';
+import { queryOf } from '../keys.js';
+import { errors, ok, queryParam, sessionParams } from '../openapi.js';
+import type { RouteDef } from '../route_table.js';
+
+/** Checkpoint routes. `latest` and `consistency` come before `{index}`. */
+export function checkpointRoutes(ctx: AppContext): RouteDef[] {
+  const { db, writePath, metrics } = ctx;
+
+  const create: RouteDef = {
+    method: 'post',
+    path: '/v1/checkpoints',
+    role: 'admin',
+    body: 'none',
+    name: 'checkpoint_create',
+    doc: {
+      summary: 'Take a checkpoint',
+      description: 'Flushes the memtable, installs finished compactions, appends the checkpoint to the log and signs the new head.',
+      parameters: [...sessionParams],
+      responses: { ...ok('SignedCheckpoint', 'The new signed checkpoint'), ...errors(400, 401, 403, 421, 503) },
+    },
+    async handler(req, res) {
+      queryOf(res).only([]);
+      const outcome = await metrics.timeCheckpoint('request', () => writePath.propose({ type: 'checkpoint', session: sessionOf(req) }));
+      if (outcome.type !== 'checkpoint') throw new Error('unexpected outcome');
+      if (outcome.replayed) res.setHeader('ProofKV-Replayed', 'true');
+      send(req, res, checkpointWire(outcome.checkpoint));
+    },
+  };
+
+  const latest: RouteDef = {
+    method: 'get',
+    path: '/v1/checkpoints/latest',
+    role: 'read',
+    body: 'none',
+    name: 'checkpoint_latest',
+    doc: {
+      summary: 'Latest checkpoint',
+      responses: { ...ok('SignedCheckpoint', 'The latest signed checkpoint'), ...errors(401, 403, 404) },
+    },
+    handler(req, res) {
+      queryOf(res).only([]);
+      send(req, res, checkpointWire(db.latestCheckpoint()));
+    },
+  };
+
+  const consistency: RouteDef = {
+    method: 'get',
+    path: '/v1/checkpoints/consistency',
+    role: 'read',
+    body: 'none',
+    name: 'checkpoint_consistency',
+    doc: {
+      summary: 'Consistency proof',
+      description: 'RFC 9162 §2.1.4 consistency proof that the log head of size `to` extends the one of size `from` (1 <= from <= to <= log size).',
+      parameters: [
+        queryParam('from', 'Older log size', { type: 'integer', minimum: 1 }, true),
+        queryParam('to', 'Newer log size (default: the latest)', { type: 'integer', minimum: 1 }),
+      ],
+      responses: { ...ok('Consistency', 'The proof'), ...errors(400, 401, 403, 404) },
+    },
+    handler(req, res) {
+      const q = queryOf(res);
+      q.only(['from', 'to']);
+      const size = db.latestCheckpoint().head.size;
+      const from = q.int('from', 1, MAX_VERSION, undefined);
+      if (from === undefined) throw new HttpError('INVALID_ARGUMENT', 'from is required');
+      const to = q.int('to', 1, MAX_VERSION, size)!;
+      if (to > size) throw new HttpError('NOT_FOUND', `log size ${to} does not exist yet (latest ${size})`);
+      if (from > to) throw new HttpError('INVALID_ARGUMENT', `from ${from} exceeds to ${to}`);
+      send(req, res, { from, to, proof: db.consistencyProof(from, to) });
+    },
+  };
+
+  const byIndex: RouteDef = {
+    method: 'get',
+    path: '/v1/checkpoints/:index',
+    role: 'read',
+    body: 'none',
+    name: 'checkpoint_at',
+    doc: {
+      summary: 'Checkpoint by index',
+      description: 'Checkpoint `index` with the latest signed head and the RFC 9162 inclusion path of the checkpoint in it.',
+      parameters: [{ name: 'index', in: 'path', required: true, description: 'Checkpoint index, from 0', schema: { type: 'integer', minimum: 0 } }],
+      responses: { ...ok('CheckpointWithInclusion', 'The checkpoint, head, signatures and inclusion path'), ...errors(400, 401, 403, 404) },
+    },
+    handler(req, res) {
+      queryOf(res).only([]);
+      const raw = req.params.index;
+      if (typeof raw !== 'string' || !/^[0-9]{1,16}$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
+        throw new HttpError('INVALID_ARGUMENT', 'checkpoint index must be a decimal integer');
+      }
+      const index = Number(raw);
+      const size = db.latestCheckpoint().head.size;
+      if (index >= size) throw new HttpError('NOT_FOUND', `checkpoint ${index} does not exist (log size ${size})`);
+      let c;
+      try {
+        c = db.checkpointAt(index);
+      } catch (err) {
+        if (err instanceof ProofKVError && err.code === ErrorCode.INVALID_ARGUMENT) throw new HttpError('NOT_FOUND', err.message);
+        throw err;
+      }
+      send(req, res, { ...checkpointWire(c), inclusion: c.inclusion });
+    },
+  };
+
+  return [create, latest, consistency, byIndex];
+}

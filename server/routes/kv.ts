@@ -1,0 +1,310 @@
+/**
+ * Keys and values: `PUT`/`GET`/`DELETE /v1/kv/{key}`, `POST /v1/batch` (atomic) and
+ * `GET /v1/kv` (scan over latest live values with a cursor).
+ * @module
+ */
+import { compareBytes } from '../../proofs/bytes.js';
+import { MAX_VERSION } from '../../src/keys.js';
+import type { IteratorOptions } from '../../src/index.js';
+import {
+  bodyType,
+  bytesField,
+  field,
+  fromBase64Url,
+  parseStructuredBody,
+  rawBody,
+  send,
+  negotiate,
+  toBase64Url,
+  versionField,
+  type Wire,
+} from '../codec.js';
+import { entryWire, sessionOf, type AppContext } from '../context.js';
+import { HttpError } from '../errors.js';
+import { checkKeySize, keyOf, queryOf } from '../keys.js';
+import { body, errors, jsonCbor, keyEncodingParam, keyParam, ok, queryParam, ref, sessionParams } from '../openapi.js';
+import type { RouteDef } from '../route_table.js';
+import type { BatchCommandOp, WriteOutcome } from '../write_path.js';
+
+/** Most operations in one batch. */
+export const MAX_BATCH_OPS = 10_000;
+/** Most items in one scan page. */
+export const MAX_SCAN_LIMIT = 1000;
+
+const writeResult = (o: WriteOutcome): Wire => {
+  if (o.type !== 'put' && o.type !== 'delete') throw new Error('unexpected outcome');
+  return { version: o.result.version, seq: o.result.seq };
+};
+
+/** Routes of keys and values. */
+export function kvRoutes(ctx: AppContext): RouteDef[] {
+  const { db, writePath, limits, metrics } = ctx;
+
+  const checkValue = (v: Uint8Array): Uint8Array => {
+    if (v.length > limits.maxValueSize) throw new HttpError('VALUE_TOO_LARGE', `value is ${v.length} bytes, limit ${limits.maxValueSize}`);
+    return v;
+  };
+
+  /** `value` or `valueUtf8` of a JSON/CBOR object. */
+  const valueOf = (type: 'json' | 'cbor', o: Record<string, unknown>, what: string): Uint8Array => {
+    const v = field(o, 'value');
+    const t = field(o, 'valueUtf8');
+    if (v !== undefined && t !== undefined) throw new HttpError('INVALID_ARGUMENT', `${what}: give value or valueUtf8, not both`);
+    if (t !== undefined) {
+      if (typeof t !== 'string') throw new HttpError('INVALID_ARGUMENT', `${what}: valueUtf8 must be a string`);
+      return checkValue(new TextEncoder().encode(t));
+    }
+    if (v === undefined) throw new HttpError('INVALID_ARGUMENT', `${what}: value is missing`);
+    return checkValue(bytesField(type, v, `${what}: value`));
+  };
+
+  const put: RouteDef = {
+    method: 'put',
+    path: '/v1/kv/:key',
+    role: 'write',
+    body: 'value',
+    name: 'kv_put',
+    doc: {
+      summary: 'Write a value',
+      description: 'Writes at the next version of the key, or at `version` (query or body), which must exceed the latest.',
+      parameters: [keyParam, keyEncodingParam, queryParam('version', 'Explicit version, 1 .. 2^53-1', { type: 'integer', minimum: 1 }), ...sessionParams],
+      requestBody: body(
+        { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
+        'PutBody',
+      ),
+      responses: { ...ok('WriteResult', 'The version and seq the write was given'), ...errors(400, 401, 403, 409, 413, 415, 421, 503) },
+    },
+    async handler(req, res) {
+      const q = queryOf(res);
+      q.only(['version', 'keyEncoding']);
+      const key = keyOf(res);
+      let version = q.int('version', 1, MAX_VERSION, undefined, 'INVALID_VERSION');
+      const type = bodyType(req, ['octet', 'json', 'cbor']);
+      const raw = rawBody(req);
+      let value: Uint8Array;
+      if (type === 'octet') {
+        value = checkValue(raw);
+      } else {
+        const o = parseStructuredBody(type, raw);
+        for (const k of Object.keys(o)) {
+          if (k !== 'value' && k !== 'valueUtf8' && k !== 'version') throw new HttpError('INVALID_ARGUMENT', `unknown field ${JSON.stringify(k.slice(0, 64))}`);
+        }
+        value = valueOf(type, o, 'body');
+        const bv = field(o, 'version');
+        if (bv !== undefined) {
+          const n = versionField(bv);
+          if (version !== undefined && version !== n) throw new HttpError('INVALID_VERSION', `version ${n} in the body differs from version ${version} in the query`);
+          version = n;
+        }
+      }
+      const outcome = await writePath.propose({ type: 'put', key, value, version, session: sessionOf(req) });
+      if (outcome.replayed) res.setHeader('ProofKV-Replayed', 'true');
+      send(req, res, writeResult(outcome));
+    },
+  };
+
+  const get: RouteDef = {
+    method: 'get',
+    path: '/v1/kv/:key',
+    role: 'read',
+    body: 'none',
+    name: 'kv_get',
+    doc: {
+      summary: 'Read a value',
+      description:
+        'The latest value (404 when absent or deleted), or with `version` the newest entry at or below it (a tombstone as `kind: "delete"`). ' +
+        'With `Accept: application/octet-stream` the raw value, with headers `ProofKV-Version`, `ProofKV-Seq` and `ProofKV-Kind`.',
+      parameters: [keyParam, keyEncodingParam, queryParam('version', 'Read the newest entry at or below this version, 0 .. 2^53-1', { type: 'integer', minimum: 0 })],
+      responses: {
+        '200': {
+          description: 'The entry',
+          content: { ...jsonCbor('Entry'), 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
+        },
+        ...errors(400, 401, 403, 404, 413),
+      },
+    },
+    async handler(req, res) {
+      const q = queryOf(res);
+      q.only(['version', 'keyEncoding']);
+      const key = keyOf(res);
+      const version = q.int('version', 0, MAX_VERSION, undefined, 'INVALID_VERSION');
+      const e = await db.getWithVersion(key, version ?? MAX_VERSION);
+      metrics.reads.inc({ op: 'get' });
+      if (!e) throw new HttpError('NOT_FOUND', version === undefined ? 'key not found' : `key has no version at or below ${version}`);
+      if (version === undefined && e.kind === 'delete') throw new HttpError('NOT_FOUND', `key was deleted at version ${e.version}`);
+      if (negotiate(req, true) === 'octet') {
+        res.setHeader('ProofKV-Version', String(e.version));
+        res.setHeader('ProofKV-Seq', String(e.seq));
+        res.setHeader('ProofKV-Kind', e.kind);
+        res.setHeader('Content-Type', 'application/octet-stream');
+        res.setHeader('Vary', 'Accept');
+        res.status(200).end(Buffer.from(e.value.buffer, e.value.byteOffset, e.value.byteLength));
+        return;
+      }
+      send(req, res, entryWire(e));
+    },
+  };
+
+  const del: RouteDef = {
+    method: 'delete',
+    path: '/v1/kv/:key',
+    role: 'write',
+    body: 'none',
+    name: 'kv_delete',
+    doc: {
+      summary: 'Delete a key',
+      description: 'Writes a tombstone at the next version; history keeps it.',
+      parameters: [keyParam, keyEncodingParam, ...sessionParams],
+      responses: { ...ok('WriteResult', 'The version and seq of the tombstone'), ...errors(400, 401, 403, 409, 413, 421, 503) },
+    },
+    async handler(req, res) {
+      queryOf(res).only(['keyEncoding']);
+      const key = keyOf(res);
+      const outcome = await writePath.propose({ type: 'delete', key, session: sessionOf(req) });
+      if (outcome.replayed) res.setHeader('ProofKV-Replayed', 'true');
+      send(req, res, writeResult(outcome));
+    },
+  };
+
+  const batch: RouteDef = {
+    method: 'post',
+    path: '/v1/batch',
+    role: 'write',
+    body: 'batch',
+    name: 'batch',
+    doc: {
+      summary: 'Write a batch atomically',
+      description: `Up to ${MAX_BATCH_OPS} puts and deletes, applied all or none, in order. Later operations on a key see the versions of earlier ones.`,
+      parameters: [...sessionParams],
+      requestBody: body({}, 'BatchBody'),
+      responses: { ...ok('BatchResult', 'One result per operation, in order'), ...errors(400, 401, 403, 409, 413, 415, 421, 503) },
+    },
+    async handler(req, res) {
+      queryOf(res).only([]);
+      const type = bodyType(req, ['json', 'cbor']) as 'json' | 'cbor';
+      const o = parseStructuredBody(type, rawBody(req));
+      const list = field(o, 'ops');
+      if (!Array.isArray(list)) throw new HttpError('INVALID_ARGUMENT', 'ops must be an array');
+      if (list.length > MAX_BATCH_OPS) throw new HttpError('PAYLOAD_TOO_LARGE', `a batch holds at most ${MAX_BATCH_OPS} operations, got ${list.length}`);
+      const ops: BatchCommandOp[] = list.map((item: unknown, i): BatchCommandOp => {
+        const at = `ops[${i}]`;
+        if (item === null || typeof item !== 'object' || Array.isArray(item) || item instanceof Uint8Array) {
+          throw new HttpError('INVALID_ARGUMENT', `${at} must be an object`);
+        }
+        const op = item as Record<string, unknown>;
+        const kind = field(op, 'op');
+        const key = bytesField(type, field(op, 'key'), `${at}.key`);
+        checkKeySize(key, `${at}.key`);
+        if (kind === 'delete') {
+          for (const k of Object.keys(op)) if (k !== 'op' && k !== 'key') throw new HttpError('INVALID_ARGUMENT', `${at}: unknown field ${JSON.stringify(k.slice(0, 64))}`);
+          return { op: 'delete', key };
+        }
+        if (kind !== 'put') throw new HttpError('INVALID_ARGUMENT', `${at}.op must be "put" or "delete"`);
+        for (const k of Object.keys(op)) {
+          if (!['op', 'key', 'value', 'valueUtf8', 'version'].includes(k)) throw new HttpError('INVALID_ARGUMENT', `${at}: unknown field ${JSON.stringify(k.slice(0, 64))}`);
+        }
+        const value = valueOf(type, op, at);
+        const v = field(op, 'version');
+        return v === undefined ? { op: 'put', key, value } : { op: 'put', key, value, version: versionField(v, `${at}.version`) };
+      });
+      const outcome = await writePath.propose({ type: 'batch', ops, session: sessionOf(req) });
+      if (outcome.type !== 'batch') throw new Error('unexpected outcome');
+      if (outcome.replayed) res.setHeader('ProofKV-Replayed', 'true');
+      send(req, res, { results: outcome.results.map((r) => ({ version: r.version, seq: r.seq })) });
+    },
+  };
+
+  const scan: RouteDef = {
+    method: 'get',
+    path: '/v1/kv',
+    role: 'read',
+    body: 'none',
+    name: 'kv_scan',
+    doc: {
+      summary: 'Scan latest values',
+      description:
+        'Latest live values in key order within `prefix`, `start` (inclusive) and `end` (exclusive). A page holds at most `limit` items and about ' +
+        '4 MiB of values (always at least one item); continue with `cursor` while the response has one.',
+      parameters: [
+        queryParam('prefix', 'Only keys with this prefix', { type: 'string' }),
+        queryParam('start', 'Lower bound, inclusive', { type: 'string' }),
+        queryParam('end', 'Upper bound, exclusive', { type: 'string' }),
+        queryParam('limit', `Items per page, 1 .. ${MAX_SCAN_LIMIT} (default 100)`, { type: 'integer', minimum: 1, maximum: MAX_SCAN_LIMIT }),
+        queryParam('cursor', 'The `cursor` of the previous page', { type: 'string' }),
+        keyEncodingParam,
+      ],
+      responses: { ...ok('ScanPage', 'A page of items'), ...errors(400, 401, 403, 413) },
+    },
+    async handler(req, res) {
+      const q = queryOf(res);
+      q.only(['prefix', 'start', 'end', 'limit', 'cursor', 'keyEncoding']);
+      const prefix = q.keyBytes('prefix', true);
+      const start = q.keyBytes('start', true);
+      const end = q.keyBytes('end', true);
+      const limit = q.int('limit', 1, MAX_SCAN_LIMIT, 100)!;
+      const cursorText = q.text('cursor');
+      const cursor = cursorText === undefined ? undefined : fromBase64Url(cursorText, 'cursor');
+      if (cursor && cursor.length === 0) throw new HttpError('INVALID_ARGUMENT', 'cursor is empty');
+      if (cursor) checkKeySize(cursor, 'cursor');
+
+      // Tightest lower and upper bounds.
+      const lowers: { key: Uint8Array; inclusive: boolean }[] = [];
+      if (prefix && prefix.length > 0) lowers.push({ key: prefix, inclusive: true });
+      if (start && start.length > 0) lowers.push({ key: start, inclusive: true });
+      if (cursor) lowers.push({ key: cursor, inclusive: false });
+      const uppers: Uint8Array[] = [];
+      const pe = prefix && prefix.length > 0 ? prefixEnd(prefix) : undefined;
+      if (pe) uppers.push(pe);
+      if (end && end.length > 0) uppers.push(end);
+      const opts: IteratorOptions = {};
+      let lower: { key: Uint8Array; inclusive: boolean } | undefined;
+      for (const l of lowers) {
+        const c = lower ? compareBytes(l.key, lower.key) : 1;
+        if (!lower || c > 0 || (c === 0 && !l.inclusive)) lower = l;
+      }
+      if (lower) opts[lower.inclusive ? 'gte' : 'gt'] = lower.key;
+      let upper: Uint8Array | undefined;
+      for (const u of uppers) if (!upper || compareBytes(u, upper) < 0) upper = u;
+      if (upper) opts.lt = upper;
+
+      const items: Wire[] = [];
+      let bytes = 0;
+      let last: Uint8Array | undefined;
+      let more = false;
+      if (!(upper && lower && compareBytes(lower.key, upper) >= 0)) {
+        const it = db.iterator(opts);
+        try {
+          while (!more) {
+            const chunk = await it.nextv(Math.min(limit + 1, 256));
+            if (chunk.length === 0) break;
+            for (const e of chunk) {
+              if (items.length >= limit || (items.length > 0 && bytes + e.value.length > limits.maxPageBytes)) {
+                more = true;
+                break;
+              }
+              items.push(entryWire(e));
+              bytes += e.value.length;
+              last = e.key;
+            }
+          }
+        } finally {
+          it.close();
+        }
+      }
+      metrics.reads.inc({ op: 'scan' });
+      send(req, res, { items, cursor: more && last ? toBase64Url(last) : undefined });
+    },
+  };
+
+  return [scan, batch, put, get, del];
+}
+
+/** The smallest key greater than every key with prefix `p`, or undefined when there is none (all 0xff). */
+export function prefixEnd(p: Uint8Array): Uint8Array | undefined {
+  let i = p.length - 1;
+  while (i >= 0 && p[i] === 0xff) i--;
+  if (i < 0) return undefined;
+  const out = p.slice(0, i + 1);
+  out[i]++;
+  return out;
+}

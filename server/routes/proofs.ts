@@ -1,0 +1,152 @@
+/**
+ * Proofs and history: `GET /v1/kv/{key}/proof` (a get proof against the latest checkpoint) and
+ * `GET /v1/kv/{key}/history` (versions oldest first, optionally with a history proof).
+ *
+ * A history `cursor` is opaque to clients: base64url of `h1:<next minVersion>`.
+ * @module
+ */
+import { getProofCodec, historyProofCodec } from '../../proofs/lsm_encoding.js';
+import { MAX_VERSION } from '../../src/keys.js';
+import { fromBase64Url, send, toBase64Url, type Wire } from '../codec.js';
+import { entryWire, type AppContext } from '../context.js';
+import { HttpError } from '../errors.js';
+import { keyOf, queryOf } from '../keys.js';
+import { errors, keyEncodingParam, keyParam, ok, queryParam } from '../openapi.js';
+import type { RouteDef } from '../route_table.js';
+
+/** Most history entries in one page. */
+export const MAX_HISTORY_LIMIT = 1000;
+
+/** The opaque history cursor for continuing at `minVersion`. */
+export function historyCursor(minVersion: number): string {
+  return toBase64Url(new TextEncoder().encode(`h1:${minVersion}`));
+}
+
+/** The `minVersion` of a history cursor; `400 INVALID_ARGUMENT` if it is not one. */
+export function parseHistoryCursor(c: string): number {
+  const text = new TextDecoder().decode(fromBase64Url(c, 'cursor'));
+  const m = /^h1:([0-9]{1,16})$/.exec(text);
+  const n = m ? Number(m[1]) : NaN;
+  if (!Number.isSafeInteger(n) || n < 0) throw new HttpError('INVALID_ARGUMENT', 'cursor is not a history cursor');
+  return n;
+}
+
+/** Proof and history routes. */
+export function proofRoutes(ctx: AppContext): RouteDef[] {
+  const { db, metrics, limits } = ctx;
+
+  const proof: RouteDef = {
+    method: 'get',
+    path: '/v1/kv/:key/proof',
+    role: 'read',
+    body: 'none',
+    name: 'kv_proof',
+    doc: {
+      summary: 'Read with a proof',
+      description:
+        'The newest entry at or below `version` at the latest checkpoint, with a get proof (`getProofCodec`). Without `entry`, the proof proves absence. ' +
+        'Writes after the checkpoint are covered from the next one on.',
+      parameters: [
+        keyParam,
+        keyEncodingParam,
+        queryParam('version', 'Newest entry at or below this version, 0 .. 2^53-1 (default latest)', { type: 'integer', minimum: 0 }),
+        queryParam('checkpoint', 'Checkpoint index; only the latest is served', { type: 'integer', minimum: 0 }),
+      ],
+      responses: { ...ok('GetProofResponse', 'The entry (if any) and the proof'), ...errors(400, 401, 403, 404, 413) },
+    },
+    async handler(req, res) {
+      const q = queryOf(res);
+      q.only(['version', 'checkpoint', 'keyEncoding']);
+      const key = keyOf(res);
+      const version = q.int('version', 0, MAX_VERSION, undefined, 'INVALID_VERSION');
+      const checkpoint = q.int('checkpoint', 0, MAX_VERSION, undefined);
+      const r = await db.getWithProof(key, { version, checkpoint });
+      metrics.reads.inc({ op: 'proof' });
+      send(req, res, { entry: r.entry ? entryWire(r.entry) : undefined, proof: getProofCodec.encode(r.proof) });
+    },
+  };
+
+  const history: RouteDef = {
+    method: 'get',
+    path: '/v1/kv/:key/history',
+    role: 'read',
+    body: 'none',
+    name: 'kv_history',
+    doc: {
+      summary: 'Version history',
+      description:
+        'Versions in [`min`, `max`], oldest first, tombstones included; at most `limit` and about 4 MiB of values per page, continue with `nextCursor`. ' +
+        'With `proof=true` the entries are those of the latest checkpoint, with a history proof (`historyProofCodec`) of exactly the echoed ' +
+        '`minVersion`, `maxVersion` and `limit`.',
+      parameters: [
+        keyParam,
+        keyEncodingParam,
+        queryParam('min', 'Lowest version, inclusive (default 0)', { type: 'integer', minimum: 0 }),
+        queryParam('max', 'Highest version, inclusive (default 2^53-1)', { type: 'integer', minimum: 0 }),
+        queryParam('limit', `Entries per page, 1 .. ${MAX_HISTORY_LIMIT} (default 100)`, { type: 'integer', minimum: 1, maximum: MAX_HISTORY_LIMIT }),
+        queryParam('cursor', 'The `nextCursor` of the previous page', { type: 'string' }),
+        queryParam('proof', 'Include a history proof', { type: 'boolean' }),
+        queryParam('checkpoint', 'With proof: checkpoint index; only the latest is served', { type: 'integer', minimum: 0 }),
+      ],
+      responses: { ...ok('HistoryResponse', 'A page of history'), ...errors(400, 401, 403, 404, 413) },
+    },
+    async handler(req, res) {
+      const q = queryOf(res);
+      q.only(['min', 'max', 'limit', 'cursor', 'proof', 'checkpoint', 'keyEncoding']);
+      const key = keyOf(res);
+      let min = q.int('min', 0, MAX_VERSION, 0, 'INVALID_VERSION')!;
+      const max = q.int('max', 0, MAX_VERSION, MAX_VERSION, 'INVALID_VERSION')!;
+      let limit = q.int('limit', 1, MAX_HISTORY_LIMIT, 100)!;
+      const cursor = q.text('cursor');
+      if (cursor !== undefined) min = Math.max(min, parseHistoryCursor(cursor));
+      const withProof = q.flag('proof');
+      const checkpoint = q.int('checkpoint', 0, MAX_VERSION, undefined);
+      if (checkpoint !== undefined && !withProof) throw new HttpError('INVALID_ARGUMENT', 'checkpoint needs proof=true');
+      if (min > max) {
+        if (cursor !== undefined) {
+          // A cursor past the range: the history is complete.
+          send(req, res, { entries: [], minVersion: min, maxVersion: max, limit });
+          return;
+        }
+        throw new HttpError('INVALID_VERSION', `min ${min} exceeds max ${max}`);
+      }
+      // The page, cut by the byte budget (the current history bounds the checkpoint's: versions
+      // are append-only, so the checkpoint's entries in the range are a prefix of these).
+      const current = await db.getVersionHistory(key, { minVersion: min, maxVersion: max, limit: limit + 1 });
+      let bytes = 0;
+      let fit = 0;
+      for (const e of current) {
+        if (fit >= limit || (fit > 0 && bytes + e.value.length > limits.maxPageBytes)) break;
+        bytes += e.value.length;
+        fit++;
+      }
+      if (!withProof) {
+        metrics.reads.inc({ op: 'history' });
+        const page = current.slice(0, fit);
+        const more = current.length > fit;
+        const body: { [k: string]: Wire } = {
+          entries: page.map((e) => entryWire(e)),
+          nextCursor: more ? historyCursor(page[page.length - 1].version + 1) : undefined,
+          minVersion: min,
+          maxVersion: max,
+          limit,
+        };
+        send(req, res, body);
+        return;
+      }
+      if (fit > 0 && fit < limit && current.length > fit) limit = fit;
+      const r = await db.getVersionHistoryWithProof(key, { minVersion: min, maxVersion: max, limit, checkpoint });
+      metrics.reads.inc({ op: 'history_proof' });
+      send(req, res, {
+        entries: r.entries.map((e) => entryWire(e)),
+        nextCursor: r.nextMinVersion !== undefined ? historyCursor(r.nextMinVersion) : undefined,
+        minVersion: min,
+        maxVersion: max,
+        limit,
+        proof: historyProofCodec.encode(r.proof),
+      });
+    },
+  };
+
+  return [proof, history];
+}
