@@ -149,6 +149,13 @@ export interface HistoryFacts {
 }
 
 const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+/**
+ * Counts the hash layouts store as u32 (level counts, descriptor positions, blocks per table,
+ * entries per block). `writeU32BE` keeps only the low 32 bits, so without this check a count and
+ * the same count plus 2^32 would hash alike; the verifier then relied on tree shapes alone to
+ * tell them apart. Refused up front instead.
+ */
+const isU32 = (v: unknown): v is number => isUint(v) && v <= 0xffffffff;
 const isHash = (v: unknown): v is Uint8Array => v instanceof Uint8Array && v.length === HASH_LEN;
 
 /** Verifies the certificate: quorum signatures, consistency with trusted state, inclusion. */
@@ -188,13 +195,13 @@ interface EvaluatedWindow {
 
 /** Recomputes a window's table root and checks it against the descriptor. */
 function evaluateWindow(hasher: Hasher, w: TableWindow, d: TableDescriptor): Verified<EvaluatedWindow> {
-  if (!isUint(w.blockCount) || w.blockCount === 0) return fail(Reason.MALFORMED_INPUT, 'window blockCount');
+  if (!isU32(w.blockCount) || w.blockCount === 0) return fail(Reason.MALFORMED_INPUT, 'window blockCount');
   if (!Array.isArray(w.blocks) || w.blocks.length === 0) return fail(Reason.MALFORMED_INPUT, 'window has no blocks');
   const blockRoots: Uint8Array[] = [];
   const entries: EntryLeaf[] = [];
   for (let k = 0; k < w.blocks.length; k++) {
     const b = w.blocks[k];
-    if (!isUint(b.index) || !isUint(b.entryCount) || !isUint(b.offset) || !Array.isArray(b.entries)) {
+    if (!isUint(b.index) || !isU32(b.entryCount) || !isUint(b.offset) || !Array.isArray(b.entries)) {
       return fail(Reason.MALFORMED_INPUT, `window block ${k} malformed`);
     }
     if (b.index !== w.blocks[0].index + k) return fail(Reason.ENTRY_ORDER, `window blocks not consecutive at ${k}`);
@@ -265,7 +272,7 @@ interface Plan {
 /** Checks the master layer and works out, level by level, which tables cover `key`. */
 function planRead(hasher: Hasher, body: LsmProofBody, masterRoot: Uint8Array, key: Uint8Array): Verified<Plan> {
   const counts = body.levelCounts;
-  if (!Array.isArray(counts) || counts.length !== NUM_LEVELS || !counts.every(isUint)) {
+  if (!Array.isArray(counts) || counts.length !== NUM_LEVELS || !counts.every(isU32)) {
     return fail(Reason.MALFORMED_INPUT, `levelCounts must be ${NUM_LEVELS} integers`);
   }
   if (!Array.isArray(body.descriptors) || !Array.isArray(body.masterProof) || !Array.isArray(body.windows)) {
@@ -504,6 +511,11 @@ export function verifyHistoryProof(
     if (bound < max) {
       if (limit === undefined || found.length !== limit) {
         return fail(Reason.HISTORY_BOUND, `bound ${bound} below the asked ${max} needs exactly limit entries, got ${found.length}`);
+      }
+      // A cut answer ends at its last entry. Without this, any bound up to the next version was
+      // accepted (true but malleable: one answer, many valid proofs and continuations).
+      if (bound !== found[found.length - 1].version) {
+        return fail(Reason.HISTORY_BOUND, `bound ${bound} of a cut answer, want its last version ${found[found.length - 1].version}`);
       }
     } else if (limit !== undefined && found.length > limit) {
       return fail(Reason.HISTORY_BOUND, `${found.length} entries for limit ${limit}`);
