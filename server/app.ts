@@ -1,7 +1,7 @@
 /**
  * The express application: one route table (kv, proofs, checkpoints, node), mounted behind
- * per-route auth and body parsers, with node-id headers, latency metrics, `405`/`404` answers and
- * a problem+json error handler. The app holds no state of its own; {@link ProofNode} owns the
+ * per-route auth and body parsers, with node-id and CORS headers (every `OPTIONS` request is a
+ * preflight answered `204`), latency metrics, `405`/`404` answers and a problem+json error handler. The app holds no state of its own; {@link ProofNode} owns the
  * database, the write path and the HTTP server.
  * @module
  */
@@ -32,6 +32,9 @@ export interface BuiltApp {
   routes: RouteDef[];
   openapi: () => Record<string, unknown>;
 }
+
+/** Response headers a browser client may read. */
+const EXPOSED_HEADERS = 'ProofKV-Node-Id, ProofKV-Version, ProofKV-Seq, ProofKV-Kind, ProofKV-Replayed, ProofKV-Leader, WWW-Authenticate, Allow';
 
 /** Matches an express path with `:params` (one segment each). */
 function pathMatcher(p: string): RegExp {
@@ -66,6 +69,16 @@ export function createApp(ctx: AppContext, options: AppOptions): BuiltApp {
       ctx.metrics.httpDuration.observe({ method: req.method, route, status: String(res.statusCode) }, seconds);
       logger.debug({ method: req.method, route, status: res.statusCode, ms: Math.round(seconds * 1e4) / 10 }, 'request');
     });
+    // CORS for browser clients: tokens travel in Authorization, never in cookies, so any origin may call.
+    res.setHeader('Access-Control-Allow-Origin', '*');
+    res.setHeader('Access-Control-Expose-Headers', EXPOSED_HEADERS);
+    if (req.method === 'OPTIONS') {
+      res.setHeader('Access-Control-Allow-Methods', 'GET, HEAD, PUT, POST, DELETE');
+      res.setHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type, Accept, ProofKV-Client-Id, ProofKV-Request-Seq');
+      res.setHeader('Access-Control-Max-Age', '600');
+      res.status(204).end();
+      return;
+    }
     if (options.isClosing?.()) {
       res.setHeader('Connection', 'close');
       next(new HttpError('UNAVAILABLE', 'the node is shutting down'));
