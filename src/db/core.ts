@@ -50,8 +50,10 @@ export interface EngineStats {
   flushes: number;
   compactions: number;
   trivialMoves: number;
-  /** Milliseconds writers waited for a flush or compaction to finish. */
+  /** Milliseconds writers waited for the previous flush (and the compaction it installs): the write stall. */
   stallMs: number;
+  /** Milliseconds install points waited for a compaction to finish (overlaps `stallMs` when a writer waits on that install). */
+  compactionWaitMs: number;
 }
 
 /** Shared engine state. One per open database. */
@@ -67,7 +69,7 @@ export class DBCore {
   readonly shape: TableShape;
   /** Sticky background error: once set, writes fail with it until the database is reopened. */
   bgError: Error | null = null;
-  readonly stats: EngineStats = { flushes: 0, compactions: 0, trivialMoves: 0, stallMs: 0 };
+  readonly stats: EngineStats = { flushes: 0, compactions: 0, trivialMoves: 0, stallMs: 0, compactionWaitMs: 0 };
   private flushing: Promise<void> | null = null;
   private pending: PendingCompaction | null = null;
   private readonly liveVersions = new Set<Version>();
@@ -222,7 +224,7 @@ export class DBCore {
     if (pending) {
       const t0 = performance.now();
       const outputs = await pending.result;
-      this.stats.stallMs += performance.now() - t0;
+      this.stats.compactionWaitMs += performance.now() - t0;
       const c = pending.compaction;
       for (const t of c.inputs) edit.deleted!.push([c.level, t.number]);
       for (const t of c.nextInputs) edit.deleted!.push([c.level + 1, t.number]);

@@ -187,7 +187,7 @@ export class ProofDB {
       core = new DBCore(dir, opts, vs);
       checkpointer = Checkpointer.open(core);
       removeLeftovers(core, checkpointer.pinnedTables());
-      await vs.writeNewManifest();
+      await vs.openManifest();
       // The live engine picked a compaction at its last install; pick the same one before replay,
       // so an install reached during replay applies it exactly as the live engine would have.
       core.maybeScheduleCompaction();

@@ -20,12 +20,35 @@ import type { DBCore } from './core.js';
 /** Deletes temporary files and tables the manifest does not reference (outputs of interrupted work). */
 export function removeLeftovers(core: DBCore, keep: ReadonlySet<number> = new Set()): void {
   const live = core.vs.current.tableNumbers();
+  checkManifestAgainstFiles(core);
   for (const n of keep) live.add(n);
   for (const name of fs.readdirSync(core.dir)) {
     const table = /^(\d+)\.sst$/.exec(name);
     if (name.endsWith('.tmp') || (table && !live.has(Number(table[1])))) {
       fs.rmSync(path.join(core.dir, name), { force: true });
     }
+  }
+}
+
+/**
+ * A manifest that lost its latest edits (damage to its tail that reads like a torn write) would
+ * roll the database back to a table set whose files were already replaced. Two cross-checks catch
+ * that before anything is deleted: every table the manifest names must exist, and the oldest
+ * journal it needs must exist whenever newer journals do (journals are deleted only after an edit
+ * that no longer needs them is durable).
+ */
+function checkManifestAgainstFiles(core: DBCore): void {
+  const names = new Set(fs.readdirSync(core.dir));
+  for (const n of core.vs.current.tableNumbers()) {
+    if (!names.has(files.table(n))) {
+      throw new CorruptionError(files.table(n), 'named by the manifest but missing (is the manifest behind?)');
+    }
+  }
+  const journals = journalNumbers(core.dir);
+  // Journal numbers start at 1, and a fresh manifest says logNumber 0.
+  const needed = Math.max(core.vs.logNumber, 1);
+  if (journals.some((j) => j > needed) && !journals.includes(needed)) {
+    throw new CorruptionError(files.journal(needed), 'the oldest journal the manifest needs is missing while newer ones exist');
   }
 }
 
@@ -48,6 +71,8 @@ export async function replayJournals(core: DBCore): Promise<void> {
     if (n < vs.logNumber) fs.rmSync(path.join(core.dir, files.journal(n)), { force: true });
   }
   const needed = numbers.filter((n) => n >= vs.logNumber);
+  // Journals created from here on (none during replay, one after it) must not reuse a number.
+  if (numbers.length > 0) vs.nextJournalNumber = Math.max(vs.nextJournalNumber, numbers[numbers.length - 1] + 1);
   for (let idx = 0; idx < needed.length; idx++) {
     const number = needed[idx];
     const name = files.journal(number);

@@ -105,7 +105,13 @@ export class WritePipeline {
         group.push(q);
         for (const op of q.ops) bytes += op.key.length + op.value.length + 16;
       }
-      await this.commitGroup(group);
+      try {
+        await this.commitGroup(group);
+      } catch (err) {
+        // An unexpected failure: the state of the write path is unknown, so stop taking writes.
+        this.core.bgError ??= err as Error;
+        for (const w of group) w.reject(err as Error);
+      }
     }
   }
 
@@ -184,6 +190,7 @@ export class WritePipeline {
           await core.rotate(true);
         } catch (err) {
           rotateError = err as Error;
+          core.bgError ??= rotateError;
         }
       }
     }

@@ -11,3 +11,7 @@ export { RaftLog } from './log.js';
 export { Progress, ProgressState, ProgressTracker, Inflights, VoteResult } from './progress.js';
 export { Raft } from './raft.js';
 export { RawNode, type Ready, type Status } from './rawnode.js';
+export {
+  LevelStorage, type PersistRequest, encodeEntry, decodeEntry, encodeHardState, decodeHardState,
+  encodeSnapshot, decodeSnapshot, entryKey,
+} from './level_storage.js';

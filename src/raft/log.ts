@@ -101,6 +101,7 @@ export class RaftLog {
   /** Byte limit of committed entries handed out per Ready. */
   readonly maxNextEntsSize: number;
 
+  /** A log over `storage`; commit and applied start at the storage's snapshot index. */
   constructor(storage: Storage, maxNextEntsSize = Number.MAX_SAFE_INTEGER) {
     this.storage = storage;
     const first = storage.firstIndex();

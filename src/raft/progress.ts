@@ -29,6 +29,7 @@ export class Inflights {
   /** Number of messages in flight. */
   count = 0;
 
+  /** A window of at most `size` messages. */
   constructor(readonly size: number) {
     this.buf = new Array<number>(size).fill(0);
   }
@@ -84,6 +85,7 @@ export class Progress {
   /** True for a learner. */
   isLearner: boolean;
 
+  /** A peer probed from `next`, with an inflight window of `maxInflight` messages. */
   constructor(next: number, maxInflight: number, isLearner: boolean) {
     this.next = next;
     this.inflights = new Inflights(maxInflight);
@@ -183,6 +185,7 @@ export class ProgressTracker {
   /** Votes received in the current election. */
   votes = new Map<number, boolean>();
 
+  /** An empty tracker whose peers get inflight windows of `maxInflight`. */
   constructor(readonly maxInflight: number) {}
 
   /** Current membership. */

@@ -26,6 +26,16 @@ export const files = {
   journal: (n: number) => `${String(n).padStart(6, '0')}.log`,
 };
 
+/** True when a whole physical record (header and payload) starts at `off` (after block padding). */
+function completeRecordAt(bytes: Uint8Array, off: number): boolean {
+  const BLOCK = 32768;
+  if (BLOCK - (off % BLOCK) < 7) off += BLOCK - (off % BLOCK);
+  if (bytes.length - off < 7) return false;
+  const len = bytes[off + 4] | (bytes[off + 5] << 8);
+  const type = bytes[off + 6];
+  return type !== 0 && off + 7 + len <= bytes.length;
+}
+
 /** Syncs a directory so renames and creations in it survive a power loss. */
 export function syncDir(dir: string): void {
   const fd = fs.openSync(dir, 'r');
@@ -51,13 +61,26 @@ export class VersionSet {
   readonly pointers = new Map<number, Uint8Array>();
   private manifest: JournalWriter | null = null;
   private manifestNumber = 0;
+  /** Valid length of the recovered manifest (where appending resumes). */
+  private manifestLength = 0;
+
+  /** Manifests larger than this are rewritten as one snapshot at open. */
+  static readonly MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
   private constructor(readonly dir: string) {}
 
   /** Reads `CURRENT` and its manifest. Returns null when the directory has no database. */
   static recover(dir: string): VersionSet | null {
     const currentPath = path.join(dir, files.current);
-    if (!fs.existsSync(currentPath)) return null;
+    if (!fs.existsSync(currentPath)) {
+      // No CURRENT next to database files is damage, not an empty directory: never start afresh
+      // over data.
+      const leftovers = fs.readdirSync(dir).filter((n) => /^MANIFEST-\d+$|^\d+\.(sst|log)$/.test(n));
+      if (leftovers.length > 0) {
+        throw new CorruptionError(files.current, `missing, but the directory holds ${leftovers.slice(0, 3).join(', ')}${leftovers.length > 3 ? ', ...' : ''}`);
+      }
+      return null;
+    }
     const current = fs.readFileSync(currentPath, 'utf8');
     const m = /^MANIFEST-(\d{6,})\n$/.exec(current);
     if (!m) throw new CorruptionError(files.current, `CURRENT does not name a manifest: ${JSON.stringify(current.slice(0, 40))}`);
@@ -70,8 +93,13 @@ export class VersionSet {
     } catch (err) {
       throw new CorruptionError(name, `manifest named by CURRENT cannot be read: ${(err as Error).message}`);
     }
-    const { records } = readJournal(bytes, name);
+    const { records, validLength, tornTail } = readJournal(bytes, name);
     if (records.length === 0) throw new CorruptionError(name, 'manifest holds no complete edit');
+    if (tornTail && completeRecordAt(bytes, validLength)) {
+      // A crash leaves a prefix of the last edit; a whole record that fails its checksum is damage.
+      throw new CorruptionError(name, 'the last edit is complete but fails its checksum', validLength);
+    }
+    vs.manifestLength = validLength;
     let first = true;
     for (const rec of records) {
       const edit = decodeEdit(rec, name);
@@ -92,12 +120,16 @@ export class VersionSet {
     return new VersionSet(dir);
   }
 
+  /**
+   * Every counter only grows. An edit carries the counters as they were when it was written; the
+   * live values may have moved on while its sync was in flight, so they are merged with max.
+   */
   private applyCounters(e: VersionEdit): void {
-    if (e.logNumber !== undefined) this.logNumber = e.logNumber;
-    if (e.nextTableNumber !== undefined) this.nextTableNumber = e.nextTableNumber;
-    if (e.nextJournalNumber !== undefined) this.nextJournalNumber = e.nextJournalNumber;
-    if (e.flushedSeq !== undefined) this.flushedSeq = e.flushedSeq;
-    if (e.lastSeq !== undefined) this.lastSeq = e.lastSeq;
+    if (e.logNumber !== undefined) this.logNumber = Math.max(this.logNumber, e.logNumber);
+    if (e.nextTableNumber !== undefined) this.nextTableNumber = Math.max(this.nextTableNumber, e.nextTableNumber);
+    if (e.nextJournalNumber !== undefined) this.nextJournalNumber = Math.max(this.nextJournalNumber, e.nextJournalNumber);
+    if (e.flushedSeq !== undefined) this.flushedSeq = Math.max(this.flushedSeq, e.flushedSeq);
+    if (e.lastSeq !== undefined) this.lastSeq = Math.max(this.lastSeq, e.lastSeq);
     for (const [level, key] of e.compactPointers ?? []) this.pointers.set(level, key);
   }
 
@@ -145,6 +177,25 @@ export class VersionSet {
     } catch (err) {
       if (err instanceof ProofKVError) throw err;
       throw new ProofKVError(ErrorCode.IO_ERROR, `writing manifest ${name}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /**
+   * Continues the recovered manifest (a torn last edit is cut off), or starts a new one when it
+   * is missing or has grown past {@link MAX_MANIFEST_BYTES}. Appending instead of rewriting at
+   * every open means a failed open leaves `CURRENT` and the manifest as they were.
+   */
+  async openManifest(): Promise<void> {
+    if (this.manifestNumber === 0 || this.manifestLength > VersionSet.MAX_MANIFEST_BYTES) {
+      await this.writeNewManifest();
+      return;
+    }
+    const p = path.join(this.dir, files.manifest(this.manifestNumber));
+    try {
+      this.manifest = JournalWriter.open(p, { existingLength: this.manifestLength });
+    } catch (err) {
+      if (err instanceof ProofKVError) throw err;
+      throw new ProofKVError(ErrorCode.IO_ERROR, `opening manifest: ${(err as Error).message}`, { cause: err });
     }
   }
 

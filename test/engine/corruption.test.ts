@@ -11,7 +11,6 @@
  * A failed open must not change the directory's data files.
  *
  * Seeded: `CORRUPTION_SEED=<n> npx vitest run test/engine/corruption.test.ts` replays a run.
- * `CORRUPTION_STRICT=1` also asserts behaviours the engine currently gets wrong (see KNOWN BUGS).
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -25,25 +24,17 @@ const SEED = process.env.CORRUPTION_SEED !== undefined ? Number(process.env.CORR
 if (!Number.isSafeInteger(SEED)) throw new Error(`CORRUPTION_SEED must be an integer, got ${process.env.CORRUPTION_SEED}`);
 const REPLAY = `CORRUPTION_SEED=${SEED} npx vitest run test/engine/corruption.test.ts`;
 /**
- * KNOWN BUGS, asserted only with CORRUPTION_STRICT=1 (they fail today):
- * - an open that fails on a corrupt journal has already replaced the manifest (`writeNewManifest`
- *   runs before replay): CURRENT and the manifest's name change (its bytes do not);
- * - a missing CURRENT next to a manifest and tables opens as a new, empty database and deletes
- *   every table;
- * - a damaged (complete, bad checksum) last manifest record is ignored like a torn one: the last
- *   install is lost and reads hit deleted tables.
+ * Once known bugs, now asserted always: a failed open leaves the directory byte-identical; a
+ * missing CURRENT next to database files is corruption; a damaged manifest tail that would roll
+ * the table set back is corruption (or every write is intact).
  */
-const STRICT = process.env.CORRUPTION_STRICT === '1';
+const STRICT = true;
 
 const rnd = prng(SEED);
 const int = (n: number) => Math.floor(rnd() * n);
 const OPTIONS = { ...TINY };
-/**
- * Journal cases reopen with a write buffer that replay never fills: with TINY, replay flushes on
- * the journal's last record, which hits the journal-number bug reported with the crash test
- * (open fails with IO_ERROR EEXIST, or later loses writes). STRICT uses TINY.
- */
-const JOPTIONS = STRICT ? OPTIONS : { ...OPTIONS, writeBufferSize: 64 * 1024 * 1024 };
+/** Journal cases reopen with TINY too, so replay flushes (and numbers journals) during recovery. */
+const JOPTIONS = OPTIONS;
 
 type Op = { kind: 'put' | 'delete'; key: string; value?: string; version?: number };
 
@@ -452,7 +443,7 @@ describe(`corruption (CORRUPTION_SEED=${SEED})`, () => {
     });
 
     if (STRICT) {
-      it('STRICT: CURRENT missing next to a manifest and tables: CorruptionError, nothing deleted', async () => {
+      it('CURRENT missing next to a manifest and tables: CorruptionError, nothing deleted', async () => {
         const { dir, cleanup } = copyDir(base.dir);
         try {
           fs.rmSync(path.join(dir, 'CURRENT'));
@@ -462,7 +453,7 @@ describe(`corruption (CORRUPTION_SEED=${SEED})`, () => {
         }
       });
 
-      it('STRICT: a manifest cut after its first record (later edits lost): CorruptionError or every write intact', async () => {
+      it('a manifest cut after its first record (later edits lost): CorruptionError or every write intact', async () => {
         const { dir, cleanup } = copyDir(base.dir);
         try {
           const manifest = manifestOf(dir);
@@ -484,7 +475,7 @@ describe(`corruption (CORRUPTION_SEED=${SEED})`, () => {
         }
       });
 
-      it('STRICT: a flipped byte in the last manifest record: CorruptionError or every write intact', async () => {
+      it('a flipped byte in the last manifest record: CorruptionError or every write intact', async () => {
         const { dir, cleanup } = copyDir(base.dir);
         try {
           const manifest = manifestOf(dir);
