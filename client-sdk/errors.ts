@@ -92,7 +92,8 @@ export class ProofKVNetworkError extends ProofKVClientError {
   readonly attempts: number;
 
   constructor(endpoint: string, attempts: number, timedOut: boolean, cause: unknown) {
-    const why = timedOut ? 'timed out' : cause instanceof Error ? cause.message : String(cause);
+    const inner = (cause as { cause?: { code?: unknown } } | undefined)?.cause?.code;
+    const why = timedOut ? 'timed out' : (cause instanceof Error ? cause.message : String(cause)) + (typeof inner === 'string' ? ` (${inner})` : '');
     super(`request failed after ${attempts} attempt(s), last at ${endpoint}: ${why}`, { cause });
     this.name = 'ProofKVNetworkError';
     this.endpoint = endpoint;

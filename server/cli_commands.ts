@@ -379,7 +379,7 @@ function registerProofCommands(program: Command): void {
             [
               `valid ${f.type} proof: ${show(fromBase64Url(key), o.keyEncoding)} ${what}`,
               `checkpoint ${f.checkpoint.index} (seq ${f.checkpoint.seq}), log size ${f.head.size}, trusted by ${cand.source}` +
-                (f.relation === 'none' ? '' : `; ${f.relation} than the trusted head`),
+                (f.relation === 'none' ? '' : f.relation === 'same' ? '; the trusted head itself' : `; ${f.relation} than the trusted head`),
             ],
           );
           return;
@@ -534,6 +534,8 @@ function registerImport(program: Command): void {
  * `checkpoint`, `import`) on `program`.
  */
 export function registerClientCommands(program: Command): void {
+  // `--version <n>` of put/get must reach the subcommand, not the program's `-V, --version`.
+  program.enablePositionalOptions();
   registerKeyCommands(program);
   registerProofCommands(program);
   registerImport(program);
