@@ -310,6 +310,26 @@ function checkPolicy(p: unknown): VerifyFailure | Set<string> {
 }
 
 /**
+ * Signatures already verified, as `key|signature|size|root` in hex. Ed25519 verification is
+ * deterministic, so a triple that verified once verifies again; every proof against one head
+ * carries the same certificate, and re-checking it dominated verification time (measured: one
+ * Ed25519 verify costs more than all the Merkle hashing of a get proof). Only successes are kept,
+ * at most {@link SIGNATURE_MEMO_SIZE}, oldest evicted first.
+ */
+const signatureMemo = new Map<string, true>();
+/** Capacity of the verified-signature memo. */
+export const SIGNATURE_MEMO_SIZE = 1024;
+
+function verifySignatureMemo(head: LogHead, s: HeadSignature, keyHex: string): boolean {
+  const id = `${keyHex}|${toHex(s.signature)}|${head.size}|${toHex(head.root)}`;
+  if (signatureMemo.has(id)) return true;
+  if (!verifyHeadSignature(head, s)) return false;
+  if (signatureMemo.size >= SIGNATURE_MEMO_SIZE) signatureMemo.delete(signatureMemo.keys().next().value as string);
+  signatureMemo.set(id, true);
+  return true;
+}
+
+/**
  * Verifies a checkpoint certificate: at least `policy.quorum` distinct trusted keys signed `head`.
  * Every signature must be well-formed and valid (`BAD_SIGNATURE`), by a distinct key
  * (`DUPLICATE_SIGNER`) that is trusted (`UNTRUSTED_KEY`, unless `allowUntrusted` skips it); an
@@ -345,7 +365,7 @@ export function verifyCheckpoint(head: LogHead, signatures: readonly HeadSignatu
       const got = s.signature instanceof Uint8Array ? s.signature.length : typeof s.signature;
       return fail(Reason.BAD_SIGNATURE, `signature ${i} has length ${got}, want ${SIGNATURE_LEN}`);
     }
-    if (!verifyHeadSignature(head, s)) return fail(Reason.BAD_SIGNATURE, `signature ${i} by key ${hex} does not verify`);
+    if (!verifySignatureMemo(head, s, hex)) return fail(Reason.BAD_SIGNATURE, `signature ${i} by key ${hex} does not verify`);
     signers.push(s.publicKey.slice());
   }
   if (signers.length < policy.quorum) {
