@@ -1,0 +1,108 @@
+/**
+ * Helpers for the SDK's end-to-end, tampering and browser tests: a real node (the server
+ * harness's `startServer`), a rewriting HTTP proxy in front of it, and a CLI runner.
+ */
+import { execFile } from 'node:child_process';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as path from 'node:path';
+
+export { startServer, tmpDir, type ServerProc } from '../server/harness.js';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+
+/** A response as the proxy sees it; a rewrite may change `status`, `body` and `headers`. */
+export interface ProxiedResponse {
+  status: number;
+  headers: Record<string, string>;
+  /** Parsed JSON when the upstream sent JSON, else undefined. */
+  body: unknown;
+}
+
+/** Hooks of a {@link RewritingProxy}: change the upstream path, or the response. */
+export interface ProxyHooks {
+  /** The upstream path for a request path (default: unchanged). */
+  path?: (method: string, path: string) => string;
+  /** Rewrites a JSON response in place, or returns a replacement. */
+  response?: (method: string, path: string, res: ProxiedResponse) => ProxiedResponse | void | Promise<ProxiedResponse | void>;
+}
+
+/** A node:http proxy on 127.0.0.1 that forwards to `upstream` and lets a test rewrite answers. */
+export class RewritingProxy {
+  hooks: ProxyHooks = {};
+  /** Every JSON response body seen, by request path, newest last (for replays). */
+  readonly seen = new Map<string, unknown[]>();
+  private server!: Server;
+  url = '';
+
+  constructor(readonly upstream: string) {}
+
+  /** Starts listening on a free port. */
+  async start(): Promise<this> {
+    this.server = createServer((req, res) => {
+      this.handle(req, res).catch((err: unknown) => {
+        res.statusCode = 502;
+        res.end(String(err));
+      });
+    });
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this;
+  }
+
+  /** Stops listening. */
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const method = req.method ?? 'GET';
+    const reqPath = req.url ?? '/';
+    const upstreamPath = this.hooks.path ? this.hooks.path(method, reqPath) : reqPath;
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string' && k !== 'host' && k !== 'content-length' && k !== 'connection') headers[k] = v;
+    const up = await fetch(this.upstream + upstreamPath, { method, headers, body: chunks.length ? Buffer.concat(chunks) : undefined });
+    const raw = Buffer.from(await up.arrayBuffer());
+    const outHeaders: Record<string, string> = {};
+    up.headers.forEach((v, k) => {
+      if (k !== 'content-length' && k !== 'transfer-encoding' && k !== 'connection' && k !== 'keep-alive' && k !== 'content-encoding') outHeaders[k] = v;
+    });
+    const isJson = (up.headers.get('content-type') ?? '').includes('json');
+    let out: ProxiedResponse = { status: up.status, headers: outHeaders, body: isJson ? JSON.parse(raw.toString('utf8')) : undefined };
+    if (isJson && up.status === 200) {
+      const key = reqPath.split('?')[0];
+      const list = this.seen.get(key) ?? [];
+      list.push(JSON.parse(raw.toString('utf8')));
+      this.seen.set(key, list);
+    }
+    if (this.hooks.response) out = (await this.hooks.response(method, reqPath, out)) ?? out;
+    const payload = out.body === undefined ? raw : Buffer.from(JSON.stringify(out.body));
+    res.writeHead(out.status, { ...out.headers, 'content-length': String(payload.length) });
+    res.end(payload);
+  }
+}
+
+/** The result of one CLI run. */
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `node --import tsx server/cli.ts ...args` and collects its output. */
+export function runCli(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', path.join(ROOT, 'server/cli.ts'), ...args],
+      { cwd: ROOT, env: { ...process.env, ...env }, timeout: 60_000 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
