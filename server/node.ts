@@ -16,6 +16,7 @@ import type { Logger } from 'pino';
 import { toHex } from '../proofs/bytes.js';
 import { ProofDB, type DBOptions } from '../src/index.js';
 import { createApp, type BuiltApp } from './app.js';
+import { problem } from './errors.js';
 import { Authenticator, type TokenEntry } from './auth.js';
 import { limitsFor, type AppContext } from './context.js';
 import { Metrics } from './metrics.js';
@@ -100,7 +101,10 @@ export class ProofNode {
       };
       const built = createApp(ctx, { auth, logger: options.logger, isClosing: () => node?.closing ?? false });
       const server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES }, built.app);
-      server.keepAliveTimeout = 5000;
+      // Idle keep-alive connections outlive typical client pools' own timeouts (undici: the server's
+      // hint minus 1 s), so a client never sends on a connection the server is closing.
+      server.keepAliveTimeout = 65_000;
+      server.headersTimeout = 66_000;
       node = new ProofNode(db, writePath, metrics, built, server, nodeId, options);
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -110,14 +114,22 @@ export class ProofNode {
         });
       });
       server.on('clientError', (err, socket) => {
-        // Malformed HTTP (bad request line, oversized head): answer 400/431 and drop the socket.
-        const code = (err as NodeJS.ErrnoException).code;
-        if (socket.writable) {
-          const status = code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
-          socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-        } else {
+        // Unparseable HTTP (bad request line or method, bad header, oversized head): a problem
+        // document when the socket still takes one, then close.
+        if (!socket.writable) {
           socket.destroy();
+          return;
         }
+        const tooLarge = (err as NodeJS.ErrnoException).code === 'HPE_HEADER_OVERFLOW';
+        const body = JSON.stringify({
+          ...problem(tooLarge ? 'PAYLOAD_TOO_LARGE' : 'BAD_REQUEST', tooLarge ? 'request head exceeds 256 KiB' : 'malformed HTTP request'),
+          status: tooLarge ? 431 : 400,
+        });
+        socket.end(
+          `HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\n` +
+            `Content-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+            `ProofKV-Node-Id: ${nodeId}\r\nConnection: close\r\n\r\n${body}`,
+        );
       });
       if (options.checkpointIntervalMs > 0) {
         node.timer = setInterval(() => node!.maybeCheckpoint('interval'), options.checkpointIntervalMs);

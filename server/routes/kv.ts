@@ -183,6 +183,7 @@ export function kvRoutes(ctx: AppContext): RouteDef[] {
       queryOf(res).only([]);
       const type = bodyType(req, ['json', 'cbor']) as 'json' | 'cbor';
       const o = parseStructuredBody(type, rawBody(req));
+      for (const k of Object.keys(o)) if (k !== 'ops') throw new HttpError('INVALID_ARGUMENT', `unknown field ${JSON.stringify(k.slice(0, 64))}`);
       const list = field(o, 'ops');
       if (!Array.isArray(list)) throw new HttpError('INVALID_ARGUMENT', 'ops must be an array');
       if (list.length > MAX_BATCH_OPS) throw new HttpError('PAYLOAD_TOO_LARGE', `a batch holds at most ${MAX_BATCH_OPS} operations, got ${list.length}`);
