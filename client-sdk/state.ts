@@ -1,7 +1,7 @@
 /**
  * Trusted state and where it persists. Isomorphic: {@link FileStateStore} loads `node:fs/promises`
- * and `node:path` dynamically inside its methods, so bundling this module for a browser pulls in
- * no `node:` module.
+ * dynamically inside its methods, through a computed specifier that bundlers leave alone, so
+ * bundling this module for a browser pulls in no `node:` module and needs no configuration.
  *
  * The trusted state of one identity (a set of trusted keys and a quorum, or a TOFU pin for a set
  * of endpoints) is the newest checkpoint-log head the client has verified. A client only ever
@@ -63,6 +63,14 @@ function clone(s: TrustedState): TrustedState {
   return JSON.parse(JSON.stringify(s)) as TrustedState;
 }
 
+type NodeFs = typeof import('node:fs/promises');
+const FS_MODULE = 'node:fs/promises';
+
+/** `node:fs/promises`, loaded on first use (a computed specifier: bundlers do not follow it). */
+function nodeFs(): Promise<NodeFs> {
+  return import(/* @vite-ignore */ /* webpackIgnore: true */ FS_MODULE) as Promise<NodeFs>;
+}
+
 /** Keeps state in memory, for one process lifetime (the default store). */
 export class MemoryStateStore implements StateStore {
   private readonly states = new Map<string, TrustedState>();
@@ -93,13 +101,14 @@ export class FileStateStore implements StateStore {
 
   private async resolved(): Promise<string> {
     if (!this.path.startsWith('~/')) return this.path;
-    const os = await import('node:os');
-    const { join } = await import('node:path');
-    return join(os.homedir(), this.path.slice(2));
+    const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env ?? {};
+    const home = env.HOME ?? env.USERPROFILE;
+    if (!home) throw new Error('cannot expand ~/: no HOME');
+    return `${home.replace(/[\\/]+$/, '')}/${this.path.slice(2)}`;
   }
 
   private async read(file: string): Promise<StoreDocument> {
-    const fs = await import('node:fs/promises');
+    const fs = await nodeFs();
     let text: string | undefined;
     try {
       text = await fs.readFile(file, 'utf8');
@@ -118,10 +127,10 @@ export class FileStateStore implements StateStore {
 
   /** {@inheritDoc StateStore.save} */
   async save(id: string, state: TrustedState): Promise<void> {
-    const fs = await import('node:fs/promises');
-    const { dirname } = await import('node:path');
+    const fs = await nodeFs();
     const file = await this.resolved();
-    await fs.mkdir(dirname(file), { recursive: true, mode: 0o700 });
+    const cut = Math.max(file.lastIndexOf('/'), file.lastIndexOf('\\'));
+    if (cut > 0) await fs.mkdir(file.slice(0, cut), { recursive: true, mode: 0o700 });
     const doc = await this.read(file);
     doc.states[id] = clone(state);
     const rand = new Uint8Array(6);

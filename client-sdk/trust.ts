@@ -128,7 +128,7 @@ export class TrustKeeper {
 
   /**
    * The trust policy; under TOFU before any key is pinned, the policy that pins the first
-   * signature's key (persisted by {@link commit} once that head verifies).
+   * signature's key (persisted once that head verifies).
    */
   async policy(signatures: readonly HeadSignature[]): Promise<TrustPolicy> {
     if (!('tofu' in this.config)) return { publicKeys: this.config.publicKeys, quorum: this.config.quorum };
