@@ -20,7 +20,9 @@ import { proofRoutes } from './routes/proofs.js';
 
 /** What {@link createApp} needs besides the route context. */
 export interface AppOptions {
+  /** Token check of every route. */
   auth: Authenticator;
+  /** Request and error logs. */
   logger: Logger;
   /** True once shutdown started: new requests get `503 UNAVAILABLE`. */
   isClosing?: () => boolean;
@@ -28,8 +30,11 @@ export interface AppOptions {
 
 /** The app and the route table it was built from. */
 export interface BuiltApp {
+  /** The express application (an HTTP request listener). */
   app: Express;
+  /** The route table it was built from. */
   routes: RouteDef[];
+  /** The OpenAPI document of {@link routes}. */
   openapi: () => Record<string, unknown>;
 }
 

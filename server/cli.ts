@@ -89,8 +89,9 @@ export async function serve(flags: ServeFlags, explicit: ReadonlySet<string>): P
         },
       );
     };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
+    // Repeated signals while stopping are harmless: shutdown is idempotent.
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
   });
 }
 

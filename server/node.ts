@@ -24,15 +24,19 @@ import { LocalWritePath, type WritePath } from './write_path.js';
 
 /** Options of {@link ProofNode.start}. */
 export interface NodeOptions {
+  /** Database directory (created if missing). */
   dataDir: string;
+  /** Listen address. */
   host: string;
   /** 0 picks a free port. */
   port: number;
+  /** Bearer tokens; none means every request is admin (the CLI then insists on loopback). */
   tokens: TokenEntry[];
   /** Checkpoint interval in ms; 0 disables interval checkpoints. */
   checkpointIntervalMs: number;
   /** Checkpoint after this many write operations; 0 disables. */
   checkpointWrites: number;
+  /** Structured logger (pino). */
   logger: Logger;
   /** Database options (e.g. `maxValueSize`). */
   db?: DBOptions;
@@ -68,8 +72,11 @@ export class ProofNode {
     readonly db: ProofDB,
     /** The write path every change goes through. */
     readonly writePath: WritePath,
+    /** The node's Prometheus metrics. */
     readonly metrics: Metrics,
+    /** The express app and its route table. */
     readonly built: BuiltApp,
+    /** The HTTP server. */
     readonly server: http.Server,
     /** 16-hex-char prefix of the public key. */
     readonly nodeId: string,

@@ -416,6 +416,34 @@ describe('server end to end (tokenless)', () => {
   });
 });
 
+describe('server shutdown with writes in flight', () => {
+  it('acknowledges only durable writes: every 200 is there after SIGINT and a restart', async () => {
+    let s = await startServer({ args: ['--checkpoint-interval', '0', '--checkpoint-writes', '0'] });
+    try {
+      const pending = Array.from({ length: 40 }, (_, i) =>
+        call(s.url, 'PUT', `/v1/kv/inflight${i}`, json({ valueUtf8: `v${i}` })).then(
+          (r) => ({ i, status: r.status }),
+          () => ({ i, status: 0 }),
+        ),
+      );
+      // Wait for the first acknowledgement, then signal while the rest are in flight or queued.
+      await Promise.race(pending);
+      const exit = s.stop('SIGINT');
+      const results = await Promise.all(pending);
+      expect(await exit).toBe(0);
+      expect(results.every((r) => r.status === 200 || r.status === 503 || r.status === 0)).toBe(true);
+      const acked = results.filter((r) => r.status === 200).map((r) => r.i);
+      expect(acked.length).toBeGreaterThan(0);
+      s = await startServer({ dataDir: s.dataDir, args: ['--checkpoint-interval', '0', '--checkpoint-writes', '0'] });
+      for (const i of acked) expect((await call(s.url, 'GET', `/v1/kv/inflight${i}`)).body.valueUtf8).toBe(`v${i}`);
+      const st = (await call(s.url, 'GET', '/v1/status')).body;
+      expect(st.lastCheckpoint.checkpoint.seq).toBe(st.lastSeq);
+    } finally {
+      await s.stop('SIGKILL');
+    }
+  });
+});
+
 describe('server auth', () => {
   let s: ServerProc;
   const tokens = { admin: 'adm-token-0123456789', write: 'wrt-token-0123456789', read: 'rd-token-0123456789', file: 'file-token-0123456789' };
