@@ -16,6 +16,7 @@ import { BlockCache } from '../table/block_cache.js';
 import { TableBuilder } from '../table/table_builder.js';
 import { TableReader } from '../table/table_reader.js';
 import type { TableMeta } from '../version/edit.js';
+import { ByteReader, ByteWriter } from '../util/coding.js';
 import { files } from '../version/version_set.js';
 
 /** Shape options a table build depends on. */
@@ -40,6 +41,41 @@ export interface CompactionJob {
 export interface CompactionOutput {
   tmpName: string;
   meta: Omit<TableMeta, 'number'>;
+}
+
+/** A memtable to write as one table: its entries packed as `lp internalKey, lp value` pairs. */
+export interface FlushJob {
+  dir: string;
+  tmpName: string;
+  shape: TableShape;
+  /** Entries in internal-key order, each `varint len || internal key || varint len || value`. */
+  packed: Uint8Array;
+}
+
+/** Packs sorted entries for a {@link FlushJob} (one copy, transferable to the worker). */
+export function packEntries(it: { seekToFirst(): void; valid(): boolean; next(): void; key(): Uint8Array; value(): Uint8Array }, sizeHint: number): Uint8Array {
+  const w = new ByteWriter(Math.max(1024, sizeHint));
+  for (it.seekToFirst(); it.valid(); it.next()) {
+    w.lengthPrefixed(it.key());
+    w.lengthPrefixed(it.value());
+  }
+  return w.finish();
+}
+
+/** Builds and writes (synced) the table of a flush; returns its metadata. */
+export function runFlush(job: FlushJob): CompactionOutput {
+  const builder = newTableBuilder(job.shape);
+  const r = new ByteReader(job.packed);
+  while (r.remaining > 0) {
+    const key = r.lengthPrefixed();
+    builder.add(key, r.lengthPrefixed());
+  }
+  const { bytes, meta } = builder.finish();
+  writeFileSynced(path.join(job.dir, job.tmpName), bytes);
+  return {
+    tmpName: job.tmpName,
+    meta: { size: bytes.length, entryCount: meta.entryCount, smallest: meta.smallest, largest: meta.largest, root: meta.root },
+  };
 }
 
 /** Writes `bytes` to `file` and syncs it. */

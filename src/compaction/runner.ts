@@ -6,7 +6,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { CorruptionError, ErrorCode, ProofKVError } from '../errors.js';
-import { runCompaction, type CompactionJob, type CompactionOutput } from './compact.js';
+import { runCompaction, runFlush, type CompactionJob, type CompactionOutput, type FlushJob } from './compact.js';
 
 interface WorkerReply {
   id: number;
@@ -25,13 +25,14 @@ class SharedWorker {
   private nextId = 1;
   private readonly waiting = new Map<number, Waiter>();
 
-  run(job: CompactionJob): Promise<CompactionOutput[]> {
+  run(job: CompactionJob | FlushJob): Promise<CompactionOutput[]> {
     const w = this.ensure();
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
       w.ref();
-      w.postMessage({ id, job });
+      // A flush's packed entries move to the worker without a copy.
+      w.postMessage({ id, job }, 'packed' in job ? [job.packed.buffer as ArrayBuffer] : []);
     });
   }
 
@@ -88,15 +89,25 @@ export class CompactionRunner {
     private readonly delay?: () => Promise<void>,
   ) {}
 
-  /** Runs `job` and resolves with its outputs. */
+  /** Runs a compaction and resolves with its outputs. */
   run(job: CompactionJob): Promise<CompactionOutput[]> {
-    const p =
+    return this.track(
       this.mode === 'inline'
         ? (async () => {
             if (this.delay) await this.delay();
             return runCompaction(job);
           })()
-        : (shared ??= new SharedWorker()).run(job);
+        : (shared ??= new SharedWorker()).run(job),
+    );
+  }
+
+  /** Builds and writes a flushed memtable's table (on the worker, off the event loop). */
+  async flush(job: FlushJob): Promise<CompactionOutput> {
+    const out = await this.track(this.mode === 'inline' ? Promise.resolve([runFlush(job)]) : (shared ??= new SharedWorker()).run(job));
+    return out[0];
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
     const settled = p.then(
       () => undefined,
       () => undefined,

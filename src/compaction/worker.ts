@@ -1,20 +1,20 @@
 /**
- * Entry point of the compaction worker thread: receives {@link CompactionJob}s, runs them with
- * {@link runCompaction} and posts back the outputs (or the error). Keeping compaction here keeps the
+ * Entry point of the compaction worker thread: receives {@link CompactionJob}s and {@link FlushJob}s,
+ * runs them with {@link runCompaction} / {@link runFlush} and posts back the outputs (or the error). Keeping compaction here keeps the
  * Merkle hashing and merging off the event loop that serves reads and writes.
  * @module
  */
 import { parentPort } from 'node:worker_threads';
-import { runCompaction, type CompactionJob } from './compact.js';
+import { runCompaction, runFlush, type CompactionJob, type FlushJob } from './compact.js';
 
 interface Request {
   id: number;
-  job: CompactionJob;
+  job: CompactionJob | FlushJob;
 }
 
 parentPort?.on('message', (req: Request) => {
   try {
-    const outputs = runCompaction(req.job);
+    const outputs = 'packed' in req.job ? [runFlush(req.job)] : runCompaction(req.job);
     parentPort?.postMessage({ id: req.id, outputs });
   } catch (err) {
     const e = err as Error & { code?: string; file?: string };

@@ -53,6 +53,7 @@ export class WriteBatch {
   }
 }
 
+/** A private copy as a plain Uint8Array (a Buffer's `slice` would share memory with the caller). */
 function copy(x: Uint8Array | string): Uint8Array {
-  return typeof x === 'string' ? toBytes(x) : x.slice();
+  return typeof x === 'string' ? toBytes(x) : new Uint8Array(x);
 }

@@ -15,12 +15,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ErrorCode, ProofKVError } from '../errors.js';
 import type { Entry } from '../keys.js';
-import { kindOf, seekKey, seqOf, TRAILER_LEN, versionOf } from '../keys.js';
+import { encodeInternalKey, kindOf, seekKey, seqOf, TRAILER_LEN, versionOf } from '../keys.js';
+import type { Kind } from '../../proofs/hash.js';
 import { JournalWriter } from '../journal/writer.js';
 import { Memtable } from '../memtable/skiplist.js';
 import type { ResolvedOptions } from '../options.js';
 import { CompactionRunner } from '../compaction/runner.js';
-import { newTableBuilder, writeFileSynced, type CompactionOutput, type TableShape } from '../compaction/compact.js';
+import { packEntries, type CompactionOutput, type TableShape } from '../compaction/compact.js';
 import type { TableMeta, VersionEdit } from '../version/edit.js';
 import { pickCompaction, type Compaction } from '../version/picker.js';
 import type { Version } from '../version/version.js';
@@ -129,9 +130,26 @@ export class DBCore {
     return undefined;
   }
 
-  /** The latest version of `userKey` ever written (0 when none). */
-  latestVersion(userKey: Uint8Array): number {
-    return this.getEntry(userKey, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)?.version ?? 0;
+  /**
+   * The latest version of `userKey` ever written (0 when none). `id` is the key as a latin1
+   * string: the memtables answer from their version maps; only keys absent from both reach the
+   * tables (where bloom filters answer most misses).
+   */
+  latestVersion(userKey: Uint8Array, id: string): number {
+    const v = this.mem.latest.get(id) ?? this.imm?.latest.get(id);
+    if (v !== undefined) return v;
+    const version = this.vs.current;
+    for (const t of version.tablesForKey(userKey)) {
+      const e = this.tables.get(t.number).get(userKey, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
+      if (e) return e.version;
+    }
+    return 0;
+  }
+
+  /** Inserts one record into the memtable and its version map. */
+  memAdd(userKey: Uint8Array, id: string, version: number, seq: number, kind: Kind, value: Uint8Array): void {
+    this.mem.add(encodeInternalKey(userKey, version, seq, kind), value, seq);
+    this.mem.latest.set(id, version);
   }
 
   // ---- journal -----------------------------------------------------------------------------
@@ -198,26 +216,18 @@ export class DBCore {
   }
 
   private async flushAndInstall(imm: Memtable, flushedSeq: number): Promise<void> {
-    const builder = newTableBuilder(this.shape);
-    const it = imm.iterator();
-    for (it.seekToFirst(); it.valid(); it.next()) builder.add(it.key(), it.value());
-    const { bytes, meta } = builder.finish();
-    const tmpName = `flush-${flushedSeq}.tmp`;
-    writeFileSynced(path.join(this.dir, tmpName), bytes);
+    // The table is built on the worker (hashing is the cost); the event loop only packs entries.
+    const packed = packEntries(imm.iterator(), imm.approximateSize);
+    const out = await this.runner.flush({ dir: this.dir, tmpName: `flush-${flushedSeq}-${process.pid}.tmp`, shape: this.shape, packed });
     this.stats.flushes++;
-    await this.install({
-      tmpName,
-      meta: { size: bytes.length, entryCount: meta.entryCount, smallest: meta.smallest, largest: meta.largest, root: meta.root },
-      flushedSeq,
-    });
-    if (this.imm === imm) this.imm = null;
+    await this.install({ ...out, flushedSeq }, imm);
   }
 
   /**
    * An install point: applies the pending compaction's result (waiting for it), then the flushed
    * table if any, in one manifest edit; then picks and starts the next compaction.
    */
-  async install(flush?: CompactionOutput & { flushedSeq: number }): Promise<void> {
+  async install(flush?: CompactionOutput & { flushedSeq: number }, imm?: Memtable): Promise<void> {
     const edit: VersionEdit = { deleted: [], added: [], lastSeq: this.lastSeq };
     const renames: Array<[string, string]> = [];
     const pending = this.pending;
@@ -254,7 +264,11 @@ export class DBCore {
     try {
       for (const [from, to] of renames) fs.renameSync(path.join(this.dir, from), path.join(this.dir, to));
       if (renames.length > 0) syncDir(this.dir);
-      await this.vs.logAndApply(edit);
+      // The flushed table and the frozen memtable must never both be visible: drop the memtable
+      // in the same step that makes the table current.
+      await this.vs.logAndApply(edit, () => {
+        if (imm && this.imm === imm) this.imm = null;
+      });
     } finally {
       for (const [, m] of edit.added!) this.installing.delete(m.number);
     }
@@ -267,11 +281,52 @@ export class DBCore {
       }
     }
     this.deleteObsoleteTables();
+    await this.afterInstall();
+  }
+
+  /**
+   * What follows every install (and an open): moves that rewrite nothing are applied at once —
+   * each is a pure function of the version, so this stays deterministic — then the next real
+   * compaction is picked and started.
+   */
+  async afterInstall(): Promise<void> {
+    if (this.pending || this.bgError) return;
+    // Apply the moves to a scratch version, then log the net change as one edit (one sync).
+    const start = this.vs.current;
+    let v = start;
+    const pointers = new Map(this.vs.pointers);
+    let moves = 0;
+    for (;;) {
+      const c = pickCompaction(v, pointers, this.opts);
+      if (!c || !c.trivialMove) break;
+      v = v.apply({ deleted: [[c.level, c.inputs[0].number]], added: [[c.level + 1, c.inputs[0]]] });
+      pointers.set(c.level, c.pointer);
+      moves++;
+    }
+    if (moves > 0) {
+      const levelOf = (ver: Version) => {
+        const m = new Map<number, number>();
+        ver.levels.forEach((tables, level) => tables.forEach((t) => m.set(t.number, level)));
+        return m;
+      };
+      const before = levelOf(start);
+      const after = levelOf(v);
+      const edit: VersionEdit = { deleted: [], added: [], compactPointers: [] };
+      for (const [n, level] of before) if (after.get(n) !== level) edit.deleted!.push([level, n]);
+      v.levels.forEach((tables, level) =>
+        tables.forEach((t) => {
+          if (before.get(t.number) !== level) edit.added!.push([level, t]);
+        }),
+      );
+      for (const [level, key] of pointers) if (this.vs.pointers.get(level) !== key) edit.compactPointers!.push([level, key]);
+      await this.vs.logAndApply(edit);
+      this.stats.trivialMoves += moves;
+    }
     this.maybeScheduleCompaction();
   }
 
   /** Picks the next compaction from the current version and starts it. */
-  maybeScheduleCompaction(): void {
+  private maybeScheduleCompaction(): void {
     if (this.pending || this.bgError) return;
     const c = pickCompaction(this.vs.current, this.vs.pointers, this.opts);
     if (!c) return;

@@ -190,7 +190,7 @@ export class ProofDB {
       await vs.openManifest();
       // The live engine picked a compaction at its last install; pick the same one before replay,
       // so an install reached during replay applies it exactly as the live engine would have.
-      core.maybeScheduleCompaction();
+      await core.afterInstall();
       await replayJournals(core);
       await core.waitForFlush();
       core.openJournal();
@@ -213,7 +213,9 @@ export class ProofDB {
     if (typeof k !== 'string' && !(k instanceof Uint8Array)) {
       throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, 'key must be a string or Uint8Array');
     }
-    const b = toBytes(k);
+    // A private plain Uint8Array: callers may reuse their buffers, and one array type keeps the
+    // comparators monomorphic.
+    const b = typeof k === 'string' ? toBytes(k) : new Uint8Array(k);
     if (b.length === 0) throw new InvalidArgumentError(ErrorCode.EMPTY_KEY, 'key must not be empty');
     if (b.length > this.options.maxKeySize) {
       throw new InvalidArgumentError(ErrorCode.KEY_TOO_LARGE, `key is ${b.length} bytes, limit ${this.options.maxKeySize}`);
@@ -225,7 +227,7 @@ export class ProofDB {
     if (typeof v !== 'string' && !(v instanceof Uint8Array)) {
       throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, 'value must be a string or Uint8Array');
     }
-    const b = toBytes(v);
+    const b = typeof v === 'string' ? toBytes(v) : new Uint8Array(v);
     if (b.length > this.options.maxValueSize) {
       throw new InvalidArgumentError(ErrorCode.VALUE_TOO_LARGE, `value is ${b.length} bytes, limit ${this.options.maxValueSize}`);
     }

@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { CorruptionError } from '../errors.js';
 import { decodeBatch } from '../journal/batch.js';
 import { readJournal } from '../journal/reader.js';
-import { encodeInternalKey } from '../keys.js';
+import { latin1 } from './write.js';
 import { files, syncDir } from '../version/version_set.js';
 import type { DBCore } from './core.js';
 
@@ -97,7 +97,8 @@ export async function replayJournals(core: DBCore): Promise<void> {
       batch.ops.forEach((op, i) => {
         if (op.version === undefined) throw new CorruptionError(name, 'journal record without a version');
         const seq = batch.seq + i;
-        core.mem.add(encodeInternalKey(op.key.slice(), op.version, seq, op.kind), (op.value ?? EMPTY).slice(), seq);
+        const key = op.key.slice();
+        core.memAdd(key, latin1(key), op.version, seq, op.kind, (op.value ?? EMPTY).slice());
       });
       core.lastSeq = last;
       core.noteJournaled(last);

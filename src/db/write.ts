@@ -12,7 +12,7 @@
 import { Kind } from '../../proofs/hash.js';
 import { ErrorCode, InvalidArgumentError, VersionConflictError } from '../errors.js';
 import { encodeBatch, type BatchOp as JournalOp } from '../journal/batch.js';
-import { encodeInternalKey, MAX_VERSION } from '../keys.js';
+import { MAX_VERSION } from '../keys.js';
 import type { BatchOp } from './batch.js';
 import type { DBCore } from './core.js';
 
@@ -43,7 +43,8 @@ type Queued = QueuedWrite | QueuedBarrier;
 const MAX_GROUP_BATCHES = 1024;
 const MAX_GROUP_BYTES = 4 * 1024 * 1024;
 
-const latin1 = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+/** A user key as a latin1 string: a cheap exact Map key for raw bytes. */
+export const latin1 = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
 
 /** Serializes writes and barriers; one per database. */
 export class WritePipeline {
@@ -133,7 +134,7 @@ export class WritePipeline {
       let failure: Error | null = null;
       for (const op of w.ops) {
         const id = latin1(op.key);
-        const latest = local.get(id) ?? assigned.get(id) ?? core.latestVersion(op.key);
+        const latest = local.get(id) ?? assigned.get(id) ?? core.latestVersion(op.key, id);
         let version: number;
         if (op.version !== undefined) {
           if (op.version <= latest) {
@@ -180,10 +181,10 @@ export class WritePipeline {
     // Apply in order, freezing the memtable at the deterministic points.
     let rotateError: Error | null = null;
     for (const a of accepted) {
-      a.ops.forEach((op, i) => {
-        const s = a.seq + i;
-        core.mem.add(encodeInternalKey(op.key, op.version!, s, op.kind), op.value ?? EMPTY, s);
-      });
+      for (let i = 0; i < a.ops.length; i++) {
+        const op = a.ops[i];
+        core.memAdd(op.key, latin1(op.key), op.version!, a.seq + i, op.kind, op.value ?? EMPTY);
+      }
       core.lastSeq = a.seq + a.ops.length - 1;
       if (core.memtableFull() && !rotateError) {
         try {

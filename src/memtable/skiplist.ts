@@ -29,6 +29,11 @@ export class Memtable {
   count = 0;
   /** Highest sequence number inserted (0 when empty). */
   maxSeq = 0;
+  /**
+   * Latest version per user key (keyed by the key's latin1 string), so the write path resolves a
+   * key's next version without a skiplist search.
+   */
+  readonly latest = new Map<string, number>();
 
   constructor(initialCapacity = 1024) {
     this.links = new Int32Array(initialCapacity * MAX_HEIGHT).fill(NIL);

@@ -199,8 +199,8 @@ export class VersionSet {
     }
   }
 
-  /** Appends `edit` to the manifest (synced), then makes it current. */
-  async logAndApply(edit: VersionEdit): Promise<Version> {
+  /** Appends `edit` to the manifest (synced), then makes it current and calls `onApplied` in the same step. */
+  async logAndApply(edit: VersionEdit, onApplied?: () => void): Promise<Version> {
     if (!this.manifest) throw new Error('version set: no manifest open');
     edit.nextTableNumber = this.nextTableNumber;
     edit.nextJournalNumber = this.nextJournalNumber;
@@ -208,6 +208,8 @@ export class VersionSet {
     await this.manifest.flush({ sync: true });
     this.applyCounters(edit);
     this.current = this.current.apply(edit);
+    // In the same synchronous step as the switch: no reader can see a half-installed state.
+    onApplied?.();
     return this.current;
   }
 

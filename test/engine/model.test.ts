@@ -152,7 +152,7 @@ describe('engine against the reference model', () => {
           cleanup();
         }
       }),
-      { numRuns: Number(process.env.MODEL_RUNS ?? 150) },
+      { numRuns: Number(process.env.MODEL_RUNS ?? 150), endOnFailure: true },
     );
   });
 });
