@@ -9,7 +9,7 @@
  *   npx tsx bench/proofs.ts --sizes 100k --profile /tmp/proofs   # + CPU profiles of the timed phases
  *   npx tsx bench/proofs.ts --help
  *
- * Self-contained (no bench/lib.ts import) so it runs on its own. Not a test: nothing here asserts
+ * Shares its PRNG and key helpers with bench/lib.ts. Not a test: nothing here asserts
  * on timing; it does check that every proof it times verifies, so a broken prover cannot look fast.
  * @module
  */
@@ -17,6 +17,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Session } from 'node:inspector/promises';
+import { fmix32, prng } from './lib.js';
 import { ProofDB } from '../src/index.js';
 import {
   getProofCodec,
@@ -84,25 +85,7 @@ const SEED = 0x9e3779b9;
 
 // ---- data -----------------------------------------------------------------------------------
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
 
-function fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 /** Key i: bytes 0..3 a bijection of i (unique, random order), bytes 4..15 from a seeded PRNG. */
 function makeKeys(n: number, seed: number): Uint8Array {

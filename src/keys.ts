@@ -54,7 +54,12 @@ export function writeInternalTrailer(buf: Uint8Array, off: number, version: numb
 
 /** Compares two internal keys in engine order. */
 export function compareInternalKeys(a: Uint8Array, b: Uint8Array): number {
-  const al = a.length - TRAILER_LEN;
+  return compareInternalPrefix(a, a.length, b);
+}
+
+/** {@link compareInternalKeys} of `a.subarray(0, aLen)` and `b`, without making the view. */
+export function compareInternalPrefix(a: Uint8Array, aLen: number, b: Uint8Array): number {
+  const al = aLen - TRAILER_LEN;
   const bl = b.length - TRAILER_LEN;
   const n = al < bl ? al : bl;
   for (let i = 0; i < n; i++) {

@@ -6,7 +6,7 @@
 import { compareBytes } from '../../proofs/bytes.js';
 import { CorruptionError } from '../errors.js';
 import type { InternalIterator } from '../iterator.js';
-import { compareInternalKeys, TRAILER_LEN } from '../keys.js';
+import { compareInternalKeys, compareInternalPrefix, TRAILER_LEN } from '../keys.js';
 import { getFixed32 } from '../util/coding.js';
 
 /** A key order: negative, zero or positive. */
@@ -143,7 +143,7 @@ export class BlockIterator implements InternalIterator {
     if (this.cmp === compareInternalKeys) {
       // Hot path of point reads: compare in place instead of making a key view per entry.
       while (this.parseNext()) {
-        if (compareInternalRaw(this.keyBuf, this.keyLen, target) >= 0) return;
+        if (compareInternalPrefix(this.keyBuf, this.keyLen, target) >= 0) return;
       }
       return;
     }
@@ -282,22 +282,6 @@ export class BlockIterator implements InternalIterator {
   }
 }
 
-/** `compareInternalKeys(a.subarray(0, aLen), b)` without the view. */
-function compareInternalRaw(a: Uint8Array, aLen: number, b: Uint8Array): number {
-  const al = aLen - TRAILER_LEN;
-  const bl = b.length - TRAILER_LEN;
-  const n = al < bl ? al : bl;
-  for (let i = 0; i < n; i++) {
-    const d = a[i] - b[i];
-    if (d !== 0) return d;
-  }
-  if (al !== bl) return al - bl;
-  for (let i = 0; i < TRAILER_LEN; i++) {
-    const d = b[bl + i] - a[al + i];
-    if (d !== 0) return d;
-  }
-  return 0;
-}
 
 /** Reads every entry of a block ordered by plain bytes (metaindex, properties) into a map. */
 export function readNamedBlock(block: Block): Map<string, Uint8Array> {

@@ -10,17 +10,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ProofDB, type DBOptions } from '../../src/index.js';
+import { mulberry32 } from '../support/prng.js';
 import { tempDir } from './harness.js';
 
-function prng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 0x100000000;
-  };
-}
+const prng = mulberry32;
 
 type Op =
   | { t: 'put'; key: string; value: string }

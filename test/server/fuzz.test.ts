@@ -12,21 +12,12 @@ import * as net from 'node:net';
 import { Encoder } from 'cbor-x';
 import { getProofCodec, verifyGetProof } from '../../proofs/index.js';
 import { b64, call, json, pct, startServer, unb64, type ServerProc } from './harness.js';
+import { mulberry32 } from '../support/prng.js';
 
 const SEED = Number(process.env.PROOFKV_FUZZ_SEED ?? 0x5eed);
 const cbor = new Encoder({ mapsAsObjects: true, useRecords: false, tagUint8Array: false } as ConstructorParameters<typeof Encoder>[0]);
 const te = new TextEncoder();
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface FuzzRequest {
   label: string;

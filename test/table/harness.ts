@@ -6,24 +6,8 @@ import { compareInternalKeys, encodeInternalKey, type Entry } from '../../src/ke
 import { TableBuilder, type BuiltTable, type TableOptions } from '../../src/table/table_builder.js';
 import type { Kind } from '../../proofs/hash.js';
 
-/** A deterministic PRNG (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Random bytes of length `n`. */
-export function randomBytes(r: () => number, n: number): Uint8Array {
-  const b = new Uint8Array(n);
-  for (let i = 0; i < n; i++) b[i] = Math.floor(r() * 256);
-  return b;
-}
+import { mulberry32 as rng, randomBytes } from '../support/prng.js';
+export { rng, randomBytes };
 
 /** An entry plus its encoded internal key. */
 export interface Rec extends Entry {
