@@ -7,11 +7,12 @@
  * forever (until the parent kills it with SIGKILL): puts, explicit-version puts, deletes, batches,
  * deliberately rejected writes and occasional checkpoints, one at a time. Before each write it
  * prints the intended operations (`P`), after the write is acknowledged the versions and seqs it
- * was given (`A`), or the rejection (`R`). Each line is one JSON object. stdout is a pipe, which
- * Node writes synchronously on Linux, so a line printed before a write is in the pipe before the
- * write starts.
+ * was given (`A`), or the rejection (`R`). Each line is one JSON object, written to the pipe
+ * synchronously (see `emit`), so a line printed before a write is in the pipe before the write
+ * starts.
  */
 import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
 import { ProofDB, ProofKVError } from '../../src/index.js';
 
 /** Keys the child writes: short and long ones, a few hundred in all. Shared with the parent. */
@@ -78,8 +79,21 @@ export type Line =
   | { t: 'CP'; id: number }
   | { t: 'CA'; id: number; seq: number };
 
+/**
+ * Writes a line to stdout before returning. `process.stdout.write` is not enough: when the pipe is
+ * full (a busy parent), libuv queues the rest and returns, and a SIGKILL then loses lines about
+ * writes that did happen. So write the bytes to fd 1 directly, retrying on EAGAIN.
+ */
 function emit(line: Line): void {
-  process.stdout.write(`${JSON.stringify(line)}\n`);
+  const bytes = Buffer.from(`${JSON.stringify(line)}\n`);
+  let off = 0;
+  while (off < bytes.length) {
+    try {
+      off += fs.writeSync(1, bytes, off, bytes.length - off);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+    }
+  }
 }
 
 async function main(): Promise<void> {
