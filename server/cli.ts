@@ -4,8 +4,10 @@
  *
  * ```
  * proofkv serve --data ./data --host 127.0.0.1 --port 7070 [--config proofkv.json]
- *               [--checkpoint-interval 1000] [--checkpoint-writes 10000] [--log-level info]
+ *               [--checkpoint-interval 1000] [--checkpoint-writes 10000] [--log-level info] [--raft]
  * ```
+ * `--raft` (off by default) routes writes through a one-member Raft group (`<data>/raft`, see
+ * `server/raft_write_path.ts`).
  * `--port 0` picks a free port; the start-up banner on stdout says which (`listening on <url>`).
  * Logs are pino JSON lines on stderr.
  * @module
@@ -27,7 +29,7 @@ function logger(level: string): Logger {
 }
 
 /** Runs `serve` until SIGTERM/SIGINT; resolves when the node stopped. */
-export async function serve(flags: ServeFlags, explicit: ReadonlySet<string>): Promise<void> {
+export async function serve(flags: ServeFlags & { raft?: boolean }, explicit: ReadonlySet<string>): Promise<void> {
   let cfg;
   try {
     cfg = resolveConfig(flags, process.env, explicit);
@@ -54,6 +56,7 @@ export async function serve(flags: ServeFlags, explicit: ReadonlySet<string>): P
       checkpointWrites: cfg.checkpointWrites,
       logger: log,
       db: cfg.maxValueSize === undefined ? undefined : { maxValueSize: cfg.maxValueSize },
+      raft: flags.raft === true,
     });
   } catch (err) {
     log.fatal({ err }, 'could not start');
@@ -69,6 +72,7 @@ export async function serve(flags: ServeFlags, explicit: ReadonlySet<string>): P
       `  public key  ${toHex(pk)} (hex)`,
       `  public key  ${toBase64Url(pk)} (base64url)`,
       `  data        ${cfg.dataDir}`,
+      `  write path  ${flags.raft === true ? 'raft (one-member group)' : 'local'}`,
       `  auth        ${cfg.tokens.length === 0 ? 'none (loopback only, every request is admin)' : `${cfg.tokens.length} token(s)`}`,
       '',
     ].join('\n'),
@@ -110,7 +114,8 @@ export function buildProgram(): Command {
     .option('--checkpoint-interval <ms>', 'checkpoint every N ms when there were writes (0: off)', String(DEFAULTS.checkpointInterval))
     .option('--checkpoint-writes <n>', 'checkpoint after N write operations (0: off)', String(DEFAULTS.checkpointWrites))
     .addOption(new Option('--log-level <level>', 'log level (env PROOFKV_LOG_LEVEL)').choices(LOG_LEVELS as unknown as string[]))
-    .action(async (flags: ServeFlags, cmd: Command) => {
+    .option('--raft', 'route writes through a one-member Raft group in <data>/raft (experimental; default off)')
+    .action(async (flags: ServeFlags & { raft?: boolean }, cmd: Command) => {
       const explicit = new Set(Object.keys(flags).filter((k) => cmd.getOptionValueSource(k) === 'cli'));
       await serve(flags, explicit);
     });

@@ -11,6 +11,7 @@
  */
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { toHex } from '../proofs/bytes.js';
@@ -20,7 +21,8 @@ import { problem } from './errors.js';
 import { Authenticator, type TokenEntry } from './auth.js';
 import { limitsFor, type AppContext } from './context.js';
 import { Metrics } from './metrics.js';
-import { LocalWritePath, type WritePath } from './write_path.js';
+import { RaftWritePath } from './raft_write_path.js';
+import { LocalWritePath, type LocalWritePathOptions, type WritePath } from './write_path.js';
 
 /** Options of {@link ProofNode.start}. */
 export interface NodeOptions {
@@ -42,6 +44,8 @@ export interface NodeOptions {
   db?: DBOptions;
   /** How long shutdown waits for in-flight requests before closing their connections (default 10 s). */
   drainTimeoutMs?: number;
+  /** Route writes through a one-member Raft group (`<dataDir>/raft`) instead of applying them directly. Default false. */
+  raft?: boolean;
 }
 
 /** Largest request head: a 64 KiB key percent-encoded three times over, plus headers. */
@@ -87,18 +91,26 @@ export class ProofNode {
   static async start(options: NodeOptions): Promise<ProofNode> {
     const auth = new Authenticator(options.tokens);
     const db = await ProofDB.open(options.dataDir, options.db);
+    let raftPath: RaftWritePath | undefined;
     try {
       const publicKey = db.publicKey();
       const nodeId = toHex(publicKey).slice(0, 16);
       const metrics = new Metrics(db);
       let node: ProofNode | undefined;
-      const writePath = new LocalWritePath(db, {
+      const wpOptions: LocalWritePathOptions = {
         onApplied: (cmd, ops) => {
           if (cmd.type === 'batch') metrics.writes.inc({ op: 'batch_op' }, ops);
           else if (cmd.type === 'put' || cmd.type === 'delete') metrics.writes.inc({ op: cmd.type });
           node?.afterWrite();
         },
-      });
+      };
+      if (options.raft) {
+        raftPath = await RaftWritePath.open(db, path.join(options.dataDir, 'raft'), {
+          ...wpOptions,
+          warn: (msg, fields) => options.logger.warn(fields ?? {}, msg),
+        });
+      }
+      const writePath: WritePath = raftPath ?? new LocalWritePath(db, wpOptions);
       const ctx: AppContext = {
         db,
         writePath,
@@ -144,6 +156,7 @@ export class ProofNode {
       }
       return node;
     } catch (err) {
+      await raftPath?.close().catch(() => undefined);
       await db.close().catch(() => undefined);
       throw err;
     }
@@ -214,6 +227,7 @@ export class ProofNode {
       clearTimeout(force);
       if (this.checkpointing) await this.checkpointing;
       if (this.pendingWrites() > 0) await this.checkpoint('shutdown');
+      if (this.writePath instanceof RaftWritePath) await this.writePath.close();
       await this.db.close();
       log.info('stopped');
     })();

@@ -84,15 +84,22 @@ export interface LocalWritePathOptions {
   onApplied?: (cmd: WriteCommand, ops: number) => void;
 }
 
-/** Single-node write path: applies commands to the local database, with the session table. */
-export class LocalWritePath implements WritePath {
+/**
+ * The state machine behind both write paths: applies commands to the database, with the session
+ * table. {@link LocalWritePath} calls it directly; `RaftWritePath` calls it for each committed log
+ * entry, in log order.
+ */
+export class CommandApplier {
   /** clientId → session; Map order is LRU order (oldest first). */
   private readonly sessions = new Map<string, ClientSession>();
   private readonly maxSessions: number;
 
   constructor(
     private readonly db: ProofDB,
-    private readonly options: LocalWritePathOptions = {},
+    private readonly options: LocalWritePathOptions & {
+      /** Engine writes are synced (`WriteOptions.sync`); default: the database's own setting. */
+      sync?: boolean;
+    } = {},
   ) {
     this.maxSessions = options.maxSessions ?? MAX_SESSIONS;
   }
@@ -102,8 +109,8 @@ export class LocalWritePath implements WritePath {
     return this.sessions.size;
   }
 
-  /** {@inheritDoc WritePath.propose} */
-  async propose(cmd: WriteCommand): Promise<WriteOutcome> {
+  /** Applies `cmd` once per `(clientId, seq)` (see the module comment) and returns its outcome. */
+  async execute(cmd: WriteCommand): Promise<WriteOutcome> {
     if (!cmd.session) return this.apply(cmd);
     const { clientId, seq } = cmd.session;
     let s = this.sessions.get(clientId);
@@ -144,14 +151,15 @@ export class LocalWritePath implements WritePath {
   }
 
   private async apply(cmd: WriteCommand): Promise<WriteOutcome> {
+    const wo = this.options.sync === undefined ? {} : { sync: this.options.sync };
     switch (cmd.type) {
       case 'put': {
-        const result = cmd.version === undefined ? await this.db.put(cmd.key, cmd.value) : await this.db.putWithVersion(cmd.key, cmd.value, cmd.version);
+        const result = cmd.version === undefined ? await this.db.put(cmd.key, cmd.value, wo) : await this.db.putWithVersion(cmd.key, cmd.value, cmd.version, wo);
         this.options.onApplied?.(cmd, 1);
         return { type: 'put', result };
       }
       case 'delete': {
-        const result = await this.db.delete(cmd.key);
+        const result = await this.db.delete(cmd.key, wo);
         this.options.onApplied?.(cmd, 1);
         return { type: 'delete', result };
       }
@@ -162,12 +170,31 @@ export class LocalWritePath implements WritePath {
           else if (op.version === undefined) batch.put(op.key, op.value);
           else batch.putWithVersion(op.key, op.value, op.version);
         }
-        const results = await this.db.write(batch);
+        const results = await this.db.write(batch, wo);
         this.options.onApplied?.(cmd, results.length);
         return { type: 'batch', results };
       }
       case 'checkpoint':
         return { type: 'checkpoint', checkpoint: await this.db.checkpoint() };
     }
+  }
+}
+
+/** Single-node write path: applies commands to the local database, with the session table. */
+export class LocalWritePath implements WritePath {
+  private readonly applier: CommandApplier;
+
+  constructor(db: ProofDB, options: LocalWritePathOptions = {}) {
+    this.applier = new CommandApplier(db, options);
+  }
+
+  /** Number of clients currently remembered. */
+  get sessionCount(): number {
+    return this.applier.sessionCount;
+  }
+
+  /** {@inheritDoc WritePath.propose} */
+  propose(cmd: WriteCommand): Promise<WriteOutcome> {
+    return this.applier.execute(cmd);
   }
 }

@@ -1,0 +1,242 @@
+/**
+ * RaftWritePath: single-node mode as a one-member Raft group. Commands go through the log and are
+ * applied in order through the shared CommandApplier; failures are per command; a restart applies
+ * nothing twice and loses nothing acknowledged, including across simulated crashes inside the
+ * engine-write / applied-record window; `serve --raft` answers PUT/GET/proof over HTTP.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { getProofCodec, verifyGetProof } from '../../proofs/index.js';
+import { ProofDB } from '../../src/index.js';
+import { RaftWritePath, decodeEnvelope, encodeEnvelope } from '../../server/raft_write_path.js';
+import type { WriteOutcome } from '../../server/write_path.js';
+import { b64, call, startServer, tmpDir, unb64, type ServerProc } from './harness.js';
+
+const te = new TextEncoder();
+const td = new TextDecoder();
+const k = (s: string) => te.encode(s);
+
+interface Opened {
+  db: ProofDB;
+  wp: RaftWritePath;
+}
+
+const open: Opened[] = [];
+async function openAt(dataDir: string): Promise<Opened> {
+  const db = await ProofDB.open(dataDir, { compactionThread: 'inline' });
+  const wp = await RaftWritePath.open(db, path.join(dataDir, 'raft'), { tickMs: 5 });
+  const o = { db, wp };
+  open.push(o);
+  return o;
+}
+async function closeIt(o: Opened): Promise<void> {
+  open.splice(open.indexOf(o), 1);
+  await o.wp.close();
+  await o.db.close();
+}
+afterEach(async () => {
+  for (const o of open.splice(0)) {
+    await o.wp.close().catch(() => undefined);
+    await o.db.close().catch(() => undefined);
+  }
+});
+
+const result = (o: WriteOutcome) => (o.type === 'put' || o.type === 'delete' ? o.result : undefined);
+
+describe('RaftWritePath', () => {
+  it('encodes commands with their proposal id and session', () => {
+    const env = { id: 'n/1', cmd: { type: 'batch' as const, ops: [{ op: 'put' as const, key: k('a'), value: k('b'), version: 3 }, { op: 'delete' as const, key: k('c') }], session: { clientId: 'c', seq: 9 } } };
+    const back = decodeEnvelope(encodeEnvelope(env));
+    expect(back).toEqual(env);
+  });
+
+  it('applies concurrent proposals in order and answers each with its own version and seq', async () => {
+    const { db, wp } = await openAt(path.join(tmpDir(), 'data'));
+    const outs = await Promise.all(Array.from({ length: 40 }, (_, i) => wp.propose({ type: 'put', key: k('k'), value: k(`v${i}`) })));
+    expect(outs.map((o) => result(o))).toEqual(Array.from({ length: 40 }, (_, i) => ({ version: i + 1, seq: i + 1 })));
+    expect(result(await wp.propose({ type: 'delete', key: k('k') }))).toEqual({ version: 41, seq: 41 });
+    const hist = await db.getVersionHistory(k('k'));
+    expect(hist).toHaveLength(41);
+    expect(td.decode((await db.getWithVersion(k('k'), 40))!.value)).toBe('v39');
+    const c = await wp.propose({ type: 'checkpoint' });
+    expect(c.type === 'checkpoint' && c.checkpoint.seq).toBe(41);
+    expect(wp.appliedIndex).toBe(wp.lastIndex);
+  });
+
+  it('applies a batch atomically: all of it, or none of it with its error', async () => {
+    const { db, wp } = await openAt(path.join(tmpDir(), 'data'));
+    const ok = await wp.propose({ type: 'batch', ops: [{ op: 'put', key: k('a'), value: k('1') }, { op: 'put', key: k('b'), value: k('2'), version: 5 }, { op: 'delete', key: k('a') }] });
+    expect(ok).toEqual({ type: 'batch', results: [{ version: 1, seq: 1 }, { version: 5, seq: 2 }, { version: 2, seq: 3 }] });
+    const bad = wp.propose({ type: 'batch', ops: [{ op: 'put', key: k('c'), value: k('x') }, { op: 'put', key: k('b'), value: k('y'), version: 5 }] });
+    await expect(bad).rejects.toMatchObject({ code: 'VERSION_NOT_INCREASING' });
+    expect(await db.get(k('c'))).toBeUndefined();
+    expect(db.stats().lastSeq).toBe(3);
+  });
+
+  it('a failing command returns its error and the loop keeps going', async () => {
+    const { db, wp } = await openAt(path.join(tmpDir(), 'data'));
+    await wp.propose({ type: 'put', key: k('k'), value: k('a'), version: 5 });
+    const [x, y, z] = await Promise.allSettled([
+      wp.propose({ type: 'put', key: k('k'), value: k('b'), version: 5 }),
+      wp.propose({ type: 'put', key: k('k'), value: k('c') }),
+      wp.propose({ type: 'put', key: k('k'), value: k('d'), version: 4 }),
+    ]);
+    expect(x).toMatchObject({ status: 'rejected', reason: { code: 'VERSION_NOT_INCREASING' } });
+    expect(y).toMatchObject({ status: 'fulfilled', value: { result: { version: 6, seq: 2 } } });
+    expect(z).toMatchObject({ status: 'rejected', reason: { code: 'VERSION_NOT_INCREASING' } });
+    expect(result(await wp.propose({ type: 'put', key: k('k'), value: k('e') }))).toEqual({ version: 7, seq: 3 });
+    expect((await db.getVersionHistory(k('k'))).map((e) => e.version)).toEqual([5, 6, 7]);
+  });
+
+  it('deduplicates a retried (clientId, seq) at apply time', async () => {
+    const { db, wp } = await openAt(path.join(tmpDir(), 'data'));
+    const session = { clientId: 'c1', seq: 1 };
+    const [a, b] = await Promise.all([
+      wp.propose({ type: 'put', key: k('k'), value: k('v'), session }),
+      wp.propose({ type: 'put', key: k('k'), value: k('v'), session }),
+    ]);
+    expect(result(a)).toEqual({ version: 1, seq: 1 });
+    expect(b).toMatchObject({ result: { version: 1, seq: 1 }, replayed: true });
+    expect(await db.getVersionHistory(k('k'))).toHaveLength(1);
+    expect(wp.sessionCount).toBe(1);
+  });
+
+  it('survives a clean restart: nothing applied twice, nothing acknowledged lost', async () => {
+    const dir = path.join(tmpDir(), 'data');
+    let o = await openAt(dir);
+    for (let i = 0; i < 25; i++) await o.wp.propose({ type: 'put', key: k(`k${i % 5}`), value: k(`v${i}`) });
+    await o.wp.propose({ type: 'batch', ops: [{ op: 'put', key: k('b'), value: k('1') }, { op: 'delete', key: k('k0') }] });
+    const applied = o.wp.appliedIndex;
+    await closeIt(o);
+
+    o = await openAt(dir);
+    expect(o.db.stats().lastSeq).toBe(27);
+    expect(o.wp.appliedIndex).toBeGreaterThanOrEqual(applied);
+    for (let j = 1; j < 5; j++) expect(await o.db.getVersionHistory(k(`k${j}`))).toHaveLength(5);
+    expect(await o.db.getVersionHistory(k('k0'))).toHaveLength(6);
+    expect(td.decode((await o.db.get(k('k4')))!)).toBe('v24');
+    expect(result(await o.wp.propose({ type: 'put', key: k('k1'), value: k('after') }))).toEqual({ version: 6, seq: 28 });
+    await closeIt(o);
+
+    o = await openAt(dir);
+    expect(o.db.stats().lastSeq).toBe(28);
+    expect(o.wp.appliedIndex).toBe(o.wp.lastIndex);
+  });
+
+  it('crash after the engine write, before the applied record: the entry is not applied again', async () => {
+    const dir = path.join(tmpDir(), 'data');
+    const rec = path.join(dir, 'raft', 'applied');
+    let o = await openAt(dir);
+    await o.wp.propose({ type: 'put', key: k('a'), value: k('1') });
+    const before = fs.readFileSync(rec);
+    await o.wp.propose({ type: 'put', key: k('a'), value: k('2') });
+    await closeIt(o);
+    fs.writeFileSync(rec, before); // the record of the second put never made it
+
+    o = await openAt(dir);
+    expect(await o.db.getVersionHistory(k('a'))).toHaveLength(2);
+    expect(o.db.stats().lastSeq).toBe(2);
+    expect(o.wp.appliedIndex).toBe(o.wp.lastIndex);
+    expect(result(await o.wp.propose({ type: 'put', key: k('a'), value: k('3') }))).toEqual({ version: 3, seq: 3 });
+  });
+
+  it('crash after the log write, before the engine write: the entry is applied exactly once', async () => {
+    const dir = path.join(tmpDir(), 'data');
+    const copy = path.join(tmpDir(), 'copy');
+    let o = await openAt(dir);
+    await o.wp.propose({ type: 'put', key: k('a'), value: k('1') });
+    await closeIt(o);
+    // Keep the engine and the applied record as they are now; let the log run ahead.
+    fs.cpSync(dir, copy, { recursive: true });
+    o = await openAt(dir);
+    await o.wp.propose({ type: 'put', key: k('a'), value: k('2') });
+    await o.wp.propose({ type: 'put', key: k('b'), value: k('x'), version: 9 });
+    await closeIt(o);
+    for (const name of fs.readdirSync(dir)) if (name !== 'raft') fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+    for (const name of fs.readdirSync(copy)) if (name !== 'raft') fs.cpSync(path.join(copy, name), path.join(dir, name), { recursive: true });
+    fs.copyFileSync(path.join(copy, 'raft', 'applied'), path.join(dir, 'raft', 'applied'));
+
+    o = await openAt(dir);
+    expect(await o.db.getVersionHistory(k('a'))).toHaveLength(2);
+    expect((await o.db.getWithVersion(k('b'), 9))?.seq).toBe(3);
+    expect(o.wp.appliedIndex).toBe(o.wp.lastIndex);
+    await closeIt(o);
+    o = await openAt(dir);
+    expect(o.db.stats().lastSeq).toBe(3);
+  });
+
+  it('a retry answered from the session table inside the crash window is not re-applied', async () => {
+    const dir = path.join(tmpDir(), 'data');
+    const rec = path.join(dir, 'raft', 'applied');
+    let o = await openAt(dir);
+    const cmd = { type: 'put' as const, key: k('s'), value: k('v'), session: { clientId: 'cl', seq: 4 } };
+    await o.wp.propose(cmd);
+    const before = fs.readFileSync(rec);
+    expect(await o.wp.propose(cmd)).toMatchObject({ replayed: true });
+    await closeIt(o);
+    fs.writeFileSync(rec, before);
+
+    o = await openAt(dir);
+    expect(await o.db.getVersionHistory(k('s'))).toHaveLength(1);
+    expect(o.wp.appliedIndex).toBe(o.wp.lastIndex);
+  });
+
+  it('refuses to open when the engine lost writes the applied record says were applied', async () => {
+    const dir = path.join(tmpDir(), 'data');
+    const copy = path.join(tmpDir(), 'copy');
+    let o = await openAt(dir);
+    await closeIt(o);
+    fs.cpSync(dir, copy, { recursive: true });
+    o = await openAt(dir);
+    await o.wp.propose({ type: 'put', key: k('a'), value: k('1') });
+    await closeIt(o);
+    for (const name of fs.readdirSync(dir)) if (name !== 'raft') fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+    for (const name of fs.readdirSync(copy)) if (name !== 'raft') fs.cpSync(path.join(copy, name), path.join(dir, name), { recursive: true });
+    const db = await ProofDB.open(dir, { compactionThread: 'inline' });
+    try {
+      await expect(RaftWritePath.open(db, path.join(dir, 'raft'))).rejects.toThrow(/engine is behind/);
+    } finally {
+      await db.close();
+    }
+  });
+});
+
+describe('serve --raft', () => {
+  let s: ServerProc | undefined;
+  afterEach(async () => {
+    await s?.stop('SIGKILL');
+    s = undefined;
+  });
+
+  it('answers PUT, GET and verified proofs, and keeps them across a restart', async () => {
+    s = await startServer({ args: ['--raft', '--checkpoint-interval', '0', '--checkpoint-writes', '0'] });
+    expect(s.stdout()).toContain('write path  raft');
+    const req = (method: string, p: string, init: Parameters<typeof call>[3] = {}) => call(s!.url, method, p, init);
+    const st = await req('GET', '/v1/status');
+    const trust = { publicKeys: [unb64(st.body.publicKey)], quorum: 1 };
+    const oct = { 'content-type': 'application/octet-stream' };
+    expect((await req('PUT', '/v1/kv/user%3A1', { body: 'alice', headers: oct })).body).toEqual({ version: 1, seq: 1 });
+    expect((await req('PUT', '/v1/kv/user%3A1', { body: 'bob', headers: oct })).body).toEqual({ version: 2, seq: 2 });
+    const bad = await req('PUT', '/v1/kv/user%3A1', { body: 'x', headers: { ...oct, 'content-type': 'application/json' }, ...{} });
+    expect(bad.status).toBe(400);
+    expect((await req('GET', '/v1/kv/user:1')).body).toMatchObject({ key: b64('user:1'), version: 2, seq: 2, valueUtf8: 'bob' });
+    const h = { ...oct, 'proofkv-client-id': 'client-A', 'proofkv-request-seq': '1' };
+    const first = await req('PUT', '/v1/kv/idem', { body: 'once', headers: h });
+    const again = await req('PUT', '/v1/kv/idem', { body: 'once', headers: h });
+    expect(again.body).toEqual(first.body);
+    expect((await req('POST', '/v1/checkpoints')).status).toBe(200);
+    const r = await req('GET', '/v1/kv/user:1/proof');
+    const v = verifyGetProof(getProofCodec.decode(unb64(r.body.proof)), { key: te.encode('user:1') }, { trust });
+    expect(v.ok).toBe(true);
+    if (v.ok) expect(td.decode(v.entry!.value)).toBe('bob');
+
+    const dataDir = s.dataDir;
+    expect(await s.stop('SIGTERM')).toBe(0);
+    expect(fs.existsSync(path.join(dataDir, 'raft', 'applied'))).toBe(true);
+    s = await startServer({ dataDir, args: ['--raft'] });
+    expect((await call(s.url, 'GET', '/v1/kv/user:1')).body).toMatchObject({ version: 2, valueUtf8: 'bob' });
+    expect((await call(s.url, 'GET', '/v1/kv/idem')).body).toMatchObject({ version: 1 });
+    expect((await call(s.url, 'PUT', '/v1/kv/user%3A1', { body: 'carol', headers: oct })).body).toEqual({ version: 3, seq: 4 });
+  });
+});
