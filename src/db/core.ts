@@ -368,7 +368,10 @@ export class DBCore {
     }
   }
 
-  /** Stops background work and closes files. A running flush is awaited; a compaction is dropped. */
+  /**
+   * Stops background work and closes files. A running flush and a running compaction are awaited;
+   * the compaction's outputs are then discarded (the next open picks the same compaction again).
+   */
   async close(): Promise<void> {
     try {
       while (this.flushing) await this.flushing;

@@ -506,8 +506,9 @@ export class ProofDB {
   }
 
   /**
-   * Waits for queued writes and a running flush, stops compaction and closes every file. The
-   * memtable is not flushed: the journal holds it and the next open replays it. Idempotent.
+   * Waits for queued writes, a running flush and a running compaction (whose result is discarded),
+   * then closes every file. The memtable is not flushed: the journal holds it and the next open
+   * replays it. Idempotent.
    */
   async close(): Promise<void> {
     if (this.closing) return this.closing;

@@ -31,10 +31,9 @@
  * | `blocking`   | ~225-280 us         | ~4,400-4,800 records/s |
  * | `threadpool` | ~225-360 us         | ~56,000-64,000 records/s |
  *
- * `'threadpool'` is the better choice for a server with many writers in flight. The default is
- * still `'blocking'`: with it a flush settles within microtasks, and the engine's model test
- * currently depends on that (with `'threadpool'` it finds a table-file race: a read opening an
- * `.sst` that is gone). Switch the engine over once that race is fixed.
+ * `'threadpool'` is the better choice for a server with many writers in flight, and the engine
+ * uses it for its journals. The default stays `'blocking'` for other callers (the manifest and the
+ * checkpoint log), where a flush then settles within microtasks.
  * @module
  */
 import * as fs from 'node:fs';

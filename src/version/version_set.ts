@@ -5,8 +5,10 @@
  * The manifest (`MANIFEST-NNNNNN`) is a journal-format file of {@link VersionEdit} records: a full
  * snapshot first, then one edit per install. `CURRENT` names the live manifest and is switched by
  * writing `CURRENT.tmp`, syncing it and renaming it over `CURRENT` (atomic on POSIX), then syncing
- * the directory. Every open writes a fresh manifest, so a manifest never grows without bound across
- * restarts. A torn last edit (a crash while appending it) is ignored: that install never completed.
+ * the directory. An open appends to the live manifest and rewrites it as one snapshot only once it
+ * has grown past {@link VersionSet.MAX_MANIFEST_BYTES}. A torn last edit (a crash while appending
+ * it) is ignored: that install never completed. A whole last record that fails its checksum is
+ * damage, and so is a manifest that names missing tables (checked at open by the engine).
  * @module
  */
 import * as fs from 'node:fs';
@@ -33,7 +35,9 @@ function completeRecordAt(bytes: Uint8Array, off: number): boolean {
   if (bytes.length - off < 7) return false;
   const len = bytes[off + 4] | (bytes[off + 5] << 8);
   const type = bytes[off + 6];
-  return type !== 0 && off + 7 + len <= bytes.length;
+  // Only a FULL record is a whole edit: a FIRST fragment whose later fragments are missing is a
+  // torn multi-block edit, which a crash can leave.
+  return type === 1 && off + 7 + len <= bytes.length;
 }
 
 /** Syncs a directory so renames and creations in it survive a power loss. */
