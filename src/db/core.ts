@@ -347,6 +347,11 @@ export class DBCore {
     this.pending = { compaction: c, result };
   }
 
+  /** True while a picked compaction waits for its install point. */
+  hasPendingCompaction(): boolean {
+    return this.pending !== null;
+  }
+
   /** Installs the pending compaction, if any (a checkpoint with an empty memtable). */
   async installPendingCompaction(): Promise<void> {
     if (this.pending) await this.install();

@@ -495,9 +495,15 @@ export class ProofDB {
   }
 
   /** Engine counters: flushes, compactions, stall time. */
-  stats(): EngineStats & { lastSeq: number; memtableBytes: number } {
+  stats(): EngineStats & { lastSeq: number; memtableBytes: number; flushing: boolean; compactionPending: boolean } {
     this.checkOpen();
-    return { ...this.core.stats, lastSeq: this.core.lastSeq, memtableBytes: this.core.mem.approximateSize };
+    return {
+      ...this.core.stats,
+      lastSeq: this.core.lastSeq,
+      memtableBytes: this.core.mem.approximateSize,
+      flushing: this.core.imm !== null,
+      compactionPending: this.core.hasPendingCompaction(),
+    };
   }
 
   /** The directory this database lives in. */

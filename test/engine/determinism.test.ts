@@ -100,11 +100,13 @@ async function runPaced(ops: Op[], dir: string, seed: number): Promise<Snap[]> {
   return snaps;
 }
 
-async function runConcurrent(ops: Op[], dir: string): Promise<Snap[]> {
+async function runConcurrent(ops: Op[], startDir: string): Promise<Snap[]> {
   const options = { ...SHAPE, compactionThread: 'worker' as const };
+  let dir = startDir;
   let db = await ProofDB.open(dir, options);
   const snaps: Snap[] = [];
   let inflight: Promise<unknown>[] = [];
+  let crashed = false;
   let reopened = false;
   try {
     for (let i = 0; i < ops.length; i++) {
@@ -119,8 +121,24 @@ async function runConcurrent(ops: Op[], dir: string): Promise<Snap[]> {
         snaps.push(snapshotOf(db, dir, await db.checkpoint()));
         continue;
       }
-      if (!reopened && i > ops.length / 2) {
-        // A restart in the middle: recovery replays the journal and must not change the shape.
+      if (!crashed && i > ops.length / 3) {
+        // From here until the crash, writes are awaited one by one so the copy holds exactly ops[0..i].
+        await Promise.all(inflight);
+        inflight = [];
+      }
+      const st = crashed ? undefined : db.stats();
+      if (st && i > ops.length / 3 && st.flushing && st.compactionPending) {
+        // A crash while a flush and a compaction are in flight: copy the directory as it is on
+        // disk now and carry on from the copy. Its replay refills the frozen memtable and freezes
+        // it, so recovery must make the very install (compaction, then flush) the live engine makes.
+        const copy = `${startDir}-crash`;
+        fs.cpSync(dir, copy, { recursive: true });
+        await db.close();
+        dir = copy;
+        db = await ProofDB.open(dir, options);
+        crashed = true;
+      } else if (crashed && !reopened && i > (ops.length * 2) / 3) {
+        // A clean restart as well.
         await Promise.all(inflight);
         inflight = [];
         await db.close();
@@ -129,8 +147,10 @@ async function runConcurrent(ops: Op[], dir: string): Promise<Snap[]> {
       }
     }
     await Promise.all(inflight);
+    expect(crashed && reopened, 'the run crashed and restarted once each').toBe(true);
   } finally {
     await db.close();
+    fs.rmSync(`${startDir}-crash`, { recursive: true, force: true });
   }
   return snaps;
 }
