@@ -1,7 +1,7 @@
 /**
- * Runs compaction jobs inline or on a worker thread. One worker serves every open database in
- * the process (starting a worker costs tens of milliseconds, and far more when it must load
- * TypeScript sources); it is unref'd while idle, so it never keeps the process alive.
+ * Runs compaction and flush jobs inline or on worker threads. The workers serve every open
+ * database in the process (starting one costs tens of milliseconds, and far more when it must load
+ * TypeScript sources); they are unref'd while idle, so they never keep the process alive.
  * @module
  */
 import { Worker } from 'node:worker_threads';
@@ -78,7 +78,14 @@ class SharedWorker {
   }
 }
 
-let shared: SharedWorker | null = null;
+/**
+ * Two process-wide workers: one for compactions and one for flushes, so a flush never queues
+ * behind a long compaction (the install still waits for both, in a fixed order, so what is
+ * written does not depend on which finishes first). With the event loop mostly idle on a write
+ * load, the two workers use both cores of a two-core machine.
+ */
+let compactionWorker: SharedWorker | null = null;
+let flushWorker: SharedWorker | null = null;
 
 /** Executes one database's compactions; `close()` waits for its running job. */
 export class CompactionRunner {
@@ -97,13 +104,13 @@ export class CompactionRunner {
             if (this.delay) await this.delay();
             return runCompaction(job);
           })()
-        : (shared ??= new SharedWorker()).run(job),
+        : (compactionWorker ??= new SharedWorker()).run(job),
     );
   }
 
   /** Builds and writes a flushed memtable's table (on the worker, off the event loop). */
   async flush(job: FlushJob): Promise<CompactionOutput> {
-    const out = await this.track(this.mode === 'inline' ? Promise.resolve([runFlush(job)]) : (shared ??= new SharedWorker()).run(job));
+    const out = await this.track(this.mode === 'inline' ? Promise.resolve([runFlush(job)]) : (flushWorker ??= new SharedWorker()).run(job));
     return out[0];
   }
 
