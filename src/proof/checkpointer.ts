@@ -20,7 +20,7 @@ import type { Version } from '../version/version.js';
 import { CheckpointLog, versionOfStored, type StoredCheckpoint } from './checkpoint_log.js';
 import { loadOrCreateNodeKey } from './node_key.js';
 import { MerkleLevels } from './merkle_levels.js';
-import { buildProof, ProofContext } from './prover.js';
+import { buildProof, ProofBlockCache, ProofContext } from './prover.js';
 
 /** A signed checkpoint as the node publishes it. */
 export interface SignedCheckpoint {
@@ -34,6 +34,7 @@ export interface SignedCheckpoint {
 export class Checkpointer {
   private pinned: { stored: StoredCheckpoint; version: Version; ctx: ProofContext } | null = null;
   private readonly blockTrees = new Map<number, MerkleLevels>();
+  private readonly blockCache = new ProofBlockCache();
 
   private constructor(
     private readonly core: DBCore,
@@ -57,7 +58,7 @@ export class Checkpointer {
   private pin(stored: StoredCheckpoint, version: Version): void {
     const old = this.pinned;
     this.core.refVersion(version);
-    this.pinned = { stored, version, ctx: new ProofContext(version, nodeHasher, this.core.tables, this.blockTrees) };
+    this.pinned = { stored, version, ctx: new ProofContext(version, nodeHasher, this.core.tables, this.blockTrees, this.blockCache) };
     if (old) this.core.unrefVersion(old.version);
   }
 
@@ -68,7 +69,7 @@ export class Checkpointer {
    */
   async checkpoint(seq: number): Promise<SignedCheckpoint> {
     const version = this.core.vs.current;
-    const ctx = new ProofContext(version, nodeHasher, this.core.tables, this.blockTrees);
+    const ctx = new ProofContext(version, nodeHasher, this.core.tables, this.blockTrees, this.blockCache);
     const masterRoot = masterRootOf(nodeHasher, ctx.counts, ctx.master ? ctx.master.root() : new Uint8Array(HASH_LEN));
     const link = this.log.nextLink();
     const checkpoint: Checkpoint = { index: link.index, seq, masterRoot };

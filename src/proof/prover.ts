@@ -21,6 +21,7 @@ import { _multiproof } from '../../proofs/multiproof.js';
 import { _rangePath } from '../../proofs/tree.js';
 import type { Entry } from '../keys.js';
 import { MAX_SEQ, userKeyOf } from '../keys.js';
+import { BlockHasher } from '../table/block_hasher.js';
 import type { TableReader } from '../table/table_reader.js';
 import type { TableMeta } from '../version/edit.js';
 import { findTable, type Version } from '../version/version.js';
@@ -38,13 +39,18 @@ export class ProofContext {
   readonly counts: number[];
   readonly offsets: number[];
   readonly master: MerkleLevels | null;
+  /** Allocation-lean leaf hashing for the blocks windows touch. */
+  readonly blockHasher: BlockHasher;
 
   constructor(
     readonly version: Version,
     readonly hasher: Hasher,
     private readonly readers: ReaderSource,
     private readonly blockTrees: Map<number, MerkleLevels>,
+    /** Shared across checkpoints: a table's blocks never change. */
+    readonly blockCache: ProofBlockCache = new ProofBlockCache(),
   ) {
+    this.blockHasher = new BlockHasher(hasher);
     this.descriptors = [];
     this.metas = [];
     this.counts = version.levels.map((l) => l.length);
@@ -90,21 +96,51 @@ interface Pos {
   o: number;
 }
 
+/** A data block as proofs use it: its decoded entries and its entry tree. */
+interface ProofBlock {
+  entries: Entry[];
+  /** Built on first use by a window. */
+  tree?: MerkleLevels;
+}
+
+/**
+ * Decoded, hashed blocks by `table:block`, least recently used evicted first. Tables never
+ * change, so entries stay valid; a proof for a hot key then rehashes nothing.
+ */
+export class ProofBlockCache {
+  private readonly map = new Map<string, ProofBlock>();
+  constructor(readonly capacity = 8192) {}
+
+  get(table: number, block: number, load: () => Entry[]): ProofBlock {
+    const id = `${table}:${block}`;
+    let e = this.map.get(id);
+    if (e) {
+      this.map.delete(id);
+      this.map.set(id, e);
+      return e;
+    }
+    e = { entries: load() };
+    this.map.set(id, e);
+    if (this.map.size > this.capacity) this.map.delete(this.map.keys().next().value as string);
+    return e;
+  }
+}
+
 /** Reads and hashes blocks of one table while one window is built. */
 class TableCursor {
-  private readonly blocks = new Map<number, Entry[]>();
   constructor(
     readonly r: TableReader,
     private readonly hasher: Hasher,
+    private readonly leaves: BlockHasher,
+    private readonly cache: ProofBlockCache,
   ) {}
 
+  private block(b: number): ProofBlock {
+    return this.cache.get(this.r.fileNumber, b, () => this.r.readBlock(b));
+  }
+
   entries(b: number): Entry[] {
-    let e = this.blocks.get(b);
-    if (!e) {
-      e = this.r.readBlock(b);
-      this.blocks.set(b, e);
-    }
-    return e;
+    return this.block(b).entries;
   }
 
   /** First position whose entry is not before (key, version) — i.e. key > K, or key K at version <= V. */
@@ -152,11 +188,18 @@ class TableCursor {
   window(ctx: ProofContext, table: number, first: Pos, last: Pos): TableWindow {
     const blocks: WindowBlock[] = [];
     for (let b = first.b; b <= last.b; b++) {
-      const es = this.entries(b);
+      const pb = this.block(b);
+      const es = pb.entries;
       const from = b === first.b ? first.o : 0;
       const to = b === last.b ? last.o + 1 : es.length;
-      const leaves = es.map((e) => this.hasher.entryLeaf(e.key, e.version, e.seq, e.kind, this.hasher.valueHash(e.value)));
-      const levels = new MerkleLevels(this.hasher, Domain.ENTRY_NODE, leaves);
+      if (!pb.tree) {
+        // Leaves straight from the block's internal keys, hashed in reused buffers.
+        const leaves: Uint8Array[] = [];
+        const it = this.r.dataBlock(b).iterator();
+        for (it.seekToFirst(); it.valid(); it.next()) leaves.push(this.leaves.leaf(it.key(), it.value()));
+        pb.tree = new MerkleLevels(this.hasher, Domain.ENTRY_NODE, leaves);
+      }
+      const levels = pb.tree;
       blocks.push({
         index: b,
         entryCount: es.length,
@@ -214,7 +257,7 @@ export function buildProof(ctx: ProofContext, key: Uint8Array, search: Search): 
   let done = false;
 
   const consult = (index: number): void => {
-    const cur = new TableCursor(ctx.reader(index), ctx.hasher);
+    const cur = new TableCursor(ctx.reader(index), ctx.hasher, ctx.blockHasher, ctx.blockCache);
     if (search.kind === 'get') {
       const p = cur.seek(key, search.version);
       const before = cur.prev(p);
