@@ -22,8 +22,8 @@ import { ProofDB } from '../src/index.js';
 import {
   getProofCodec,
   historyProofCodec,
-  verifyCheckpoint,
   verifyGetProof,
+  verifyHeadSignature,
   verifyHistoryProof,
   type CheckpointExpectation,
   type GetProof,
@@ -201,6 +201,8 @@ interface SizeResult {
   rfc: number;
   getLat: Spread[]; // [median µs, p99 µs] spreads
   proofLat: Spread[];
+  /** getWithProof medians over keys never proven before in the run (cold proof-block cache), and the plain get on them. */
+  coldLat: Spread[];
   verifyRate: Spread;
   decodeVerifyRate: Spread;
   sigRate: Spread;
@@ -369,6 +371,16 @@ async function runSize(n: number): Promise<SizeResult> {
       await tick();
     }
 
+    // -- cold: each rep proves keys not proven before, so the prover's block cache cannot help.
+    const coldProof: number[] = [];
+    const coldGet: number[] = [];
+    for (let rep = 0; rep < REPS; rep++) {
+      const cold = randomIndexes(Math.max(50, Math.floor(LAT / 4)), nKeys, SEED ^ (0x100 + rep)).map((i) => keyAt(keys, i));
+      coldGet.push(quantile(await timeOps(cold, (k) => db.get(k)), 0.5));
+      coldProof.push(quantile(await timeOps(cold, (k) => db.getWithProof(k)), 0.5));
+      await tick();
+    }
+
     // -- client verification rate over pre-generated proofs (noble SHA-256 and Ed25519, this thread).
     const vProofs = present.slice(0, Math.min(VERIFY, present.length));
     const vKeys = presentIdx.slice(0, vProofs.length).map((i) => keyAt(keys, i));
@@ -387,7 +399,8 @@ async function runSize(n: number): Promise<SizeResult> {
       vRuns.push(rate(vItems, ({ p, k }) => check(verifyGetProof(p, { key: k }, exp).ok)));
       if (rep === 0) await profileStop(`${n}-verify`);
       dvRuns.push(rate(encoded, ({ b, k }) => check(verifyGetProof(getProofCodec.decode(b), { key: k }, exp).ok)));
-      sRuns.push(rate([cert], (c) => check(verifyCheckpoint(c.head, c.signatures, exp.trust).ok)));
+      // The verifier memoizes verified signatures; time the raw Ed25519 check a new head costs.
+      sRuns.push(rate([cert], (c) => check(verifyHeadSignature(c.head, c.signatures[0]))));
       await tick();
     }
 
@@ -414,6 +427,7 @@ async function runSize(n: number): Promise<SizeResult> {
       rfc,
       getLat: [spread(getMed), spread(getP99)],
       proofLat: [spread(proofMed), spread(proofP99)],
+      coldLat: [spread(coldProof), spread(coldGet)],
       verifyRate: spread(vRuns),
       decodeVerifyRate: spread(dvRuns),
       sigRate: spread(sRuns),
@@ -463,20 +477,32 @@ function report(r: SizeResult): void {
     [
       ['median', fmtS(pm), fmtS(gm), `${(pm.median / gm.median).toFixed(2)}x`, `${noise(pm).toFixed(0)}% / ${noise(gm).toFixed(0)}%`, pm.median / gm.median <= 10 ? '<= 10x: met' : '<= 10x: MISSED'],
       ['p99', fmtS(pp), fmtS(gp), `${(pp.median / gp.median).toFixed(2)}x`, `${noise(pp).toFixed(0)}% / ${noise(gp).toFixed(0)}%`, ''],
+      [
+        'median, keys never proven before (cold proof cache)',
+        fmtS(r.coldLat[0]),
+        fmtS(r.coldLat[1]),
+        `${(r.coldLat[0].median / r.coldLat[1].median).toFixed(2)}x`,
+        `${noise(r.coldLat[0]).toFixed(0)}% / ${noise(r.coldLat[1]).toFixed(0)}%`,
+        r.coldLat[0].median / r.coldLat[1].median <= 10 ? '<= 10x: met' : '<= 10x: MISSED',
+      ],
       [`history proof (${r.history.entries} versions), median`, fmtS(r.history.proofUs), '', '', `${noise(r.history.proofUs).toFixed(0)}%`, ''],
     ],
+  );
+  console.log(
+    '  (the median and p99 rows reuse one key sample over the reps, so after the first rep the prover\'s block cache holds it;\n' +
+      '   verifyGetProof reuses one certificate, whose signature the verifier memoizes after the first check — see the Ed25519 row)',
   );
   printTable(
     ['client verification, one core (ops/s)', 'rate', 'noise', 'target'],
     [
       ['verifyGetProof (objects)', fmtS(r.verifyRate), `${noise(r.verifyRate).toFixed(0)}%`, r.verifyRate.median >= 20_000 ? '>= 20k/s: met' : '>= 20k/s: MISSED'],
       ['decode CBOR + verifyGetProof', fmtS(r.decodeVerifyRate), `${noise(r.decodeVerifyRate).toFixed(0)}%`, ''],
-      ['(part) verifyCheckpoint: 1 Ed25519 signature', fmtS(r.sigRate), `${noise(r.sigRate).toFixed(0)}%`, ''],
+      ['(part) one Ed25519 head signature, uncached (paid once per new head)', fmtS(r.sigRate), `${noise(r.sigRate).toFixed(0)}%`, ''],
       [
-        '(derived) verifyGetProof without the signature',
-        fmt(1 / (1 / r.verifyRate.median - 1 / r.sigRate.median)),
+        '(derived) verifyGetProof when its head is new to the verifier',
+        fmt(1 / (1 / r.verifyRate.median + 1 / r.sigRate.median)),
         '',
-        '1/(1/full − 1/signature)',
+        '1/(1/memoized + 1/signature)',
       ],
       [`verifyHistoryProof (${r.history.entries} versions)`, fmtS(r.history.rate), `${noise(r.history.rate).toFixed(0)}%`, ''],
     ],
