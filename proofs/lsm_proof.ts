@@ -242,6 +242,19 @@ function evaluateWindow(hasher: Hasher, w: TableWindow, d: TableDescriptor): Ver
   };
 }
 
+/** The window of a covering table, checked against its descriptor; marks the window used. */
+function consultWindow(
+  hasher: Hasher,
+  windows: ReadonlyMap<number, TableWindow>,
+  used: Set<number>,
+  t: { index: number; d: TableDescriptor },
+): Verified<EvaluatedWindow> {
+  const w = windows.get(t.index);
+  if (!w) return fail(Reason.MISSING_WINDOW, `table ${t.index} covers the key but has no window`);
+  used.add(t.index);
+  return evaluateWindow(hasher, w, t.d);
+}
+
 /** Where an entry lies relative to the searched interval of one key's versions [lo, hi]. */
 function side(e: EntryLeaf, key: Uint8Array, lo: number, hi: number): -1 | 0 | 1 {
   const c = compareBytes(e.key, key);
@@ -413,10 +426,7 @@ export function verifyGetProof(
       for (const i of step.uses) usedDescriptors.add(i);
       for (const t of step.tables) {
         if (!t.covers) continue;
-        const w = front.windows.get(t.index);
-        if (!w) return fail(Reason.MISSING_WINDOW, `table ${t.index} covers the key but has no window`);
-        used.add(t.index);
-        const ev = evaluateWindow(hasher, w, t.d);
+        const ev = consultWindow(hasher, front.windows, used, t);
         if (!ev.ok) return ev;
         // The searched position: the first entry at or after (key, version). The window must show
         // the entry before it (or start the table) and the entry at it (or end the table).
@@ -485,10 +495,7 @@ export function verifyHistoryProof(
     }
     for (const t of covering) {
       if (!t.covers) continue;
-      const w = front.windows.get(t.index);
-      if (!w) return fail(Reason.MISSING_WINDOW, `table ${t.index} covers the key but has no window`);
-      used.add(t.index);
-      const ev = evaluateWindow(hasher, w, t.d);
+      const ev = consultWindow(hasher, front.windows, used, t);
       if (!ev.ok) return ev;
       const es = ev.entries;
       const sides = es.map((e) => side(e, key, min, bound));
