@@ -31,6 +31,13 @@ export interface DBOptions {
   maxBytesForLevelBase?: number;
   /** Block cache capacity, bytes (default 8 MiB). */
   blockCacheSize?: number;
+  /**
+   * Table files up to this many bytes in total are read into memory when first opened, so block
+   * reads need no system call — the role LevelDB gives to mmap'ed table files (default 256 MiB;
+   * 0 reads every block from its file). A table read into memory has every block checksum verified
+   * once, when it is read; blocks read from files are verified on every read.
+   */
+  tableMemoryBytes?: number;
   /** Where compactions run: a worker thread (default) or inline on the caller's thread. */
   compactionThread?: 'worker' | 'inline';
   /**
@@ -69,6 +76,7 @@ export function resolveOptions(o: DBOptions = {}): ResolvedOptions {
     level0CompactionTrigger: o.level0CompactionTrigger ?? 4,
     maxBytesForLevelBase: o.maxBytesForLevelBase ?? 10 * 1024 * 1024,
     blockCacheSize: o.blockCacheSize ?? 8 * 1024 * 1024,
+    tableMemoryBytes: o.tableMemoryBytes ?? 256 * 1024 * 1024,
     compactionThread: o.compactionThread ?? 'worker',
     compactionDelay: o.compactionDelay,
     sync: o.sync ?? false,
@@ -86,6 +94,7 @@ export function resolveOptions(o: DBOptions = {}): ResolvedOptions {
   positive('level0CompactionTrigger', r.level0CompactionTrigger, 2);
   positive('maxBytesForLevelBase', r.maxBytesForLevelBase, 1024);
   positive('blockCacheSize', r.blockCacheSize, 0);
+  positive('tableMemoryBytes', r.tableMemoryBytes, 0);
   if (r.compactionThread !== 'worker' && r.compactionThread !== 'inline') {
     throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `option compactionThread must be 'worker' or 'inline'`);
   }

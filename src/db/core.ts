@@ -83,7 +83,7 @@ export class DBCore {
     readonly opts: ResolvedOptions,
     readonly vs: VersionSet,
   ) {
-    this.tables = new TableCache(dir, opts.blockCacheSize);
+    this.tables = new TableCache(dir, opts.blockCacheSize, opts.tableMemoryBytes);
     this.runner = new CompactionRunner(opts.compactionThread, opts.compactionDelay);
     this.shape = {
       blockSize: opts.blockSize,

@@ -1,9 +1,12 @@
 /**
  * Open table readers by file number, sharing one block cache. Every live table stays open (a
  * table is ~2 MiB, so a 10 GiB database keeps ~5k descriptors); a table is closed when its file
- * is deleted as obsolete.
+ * is deleted as obsolete. Tables are read whole into memory while a byte budget lasts (LevelDB
+ * mmaps its tables for the same reason: a block read then costs no system call); the rest are read
+ * block by block from their files.
  * @module
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CorruptionError, ErrorCode, ProofKVError } from '../errors.js';
 import { BlockCache } from '../table/block_cache.js';
@@ -13,13 +16,38 @@ import { files } from '../version/version_set.js';
 /** Lazily opened {@link TableReader}s. */
 export class TableCache {
   private readonly readers = new Map<number, TableReader>();
+  /** Bytes of tables held in memory, by table number. */
+  private readonly inMemory = new Map<number, number>();
+  private memoryUsed = 0;
   readonly blocks: BlockCache;
 
   constructor(
     private readonly dir: string,
     blockCacheSize: number,
+    private readonly memoryBudget = 0,
   ) {
     this.blocks = new BlockCache(blockCacheSize);
+  }
+
+  /** Bytes of table files currently held in memory. */
+  get memoryBytes(): number {
+    return this.memoryUsed;
+  }
+
+  private open(number: number, name: string): TableReader {
+    const file = path.join(this.dir, name);
+    const opts = { fileNumber: number, cache: this.blocks, fileName: name, checksumOnce: true };
+    if (this.memoryBudget > 0) {
+      const size = fs.statSync(file).size;
+      if (this.memoryUsed + size <= this.memoryBudget) {
+        const buf = fs.readFileSync(file);
+        const r = TableReader.fromBytes(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), opts);
+        this.inMemory.set(number, size);
+        this.memoryUsed += size;
+        return r;
+      }
+    }
+    return TableReader.open(file, opts);
   }
 
   /** The reader of table `number`, opened on first use. */
@@ -28,7 +56,7 @@ export class TableCache {
     if (!r) {
       const name = files.table(number);
       try {
-        r = TableReader.open(path.join(this.dir, name), { fileNumber: number, cache: this.blocks, fileName: name });
+        r = this.open(number, name);
       } catch (err) {
         if (err instanceof ProofKVError) throw err;
         // The manifest names this table: a missing file is lost data, not an absent key.
@@ -47,11 +75,18 @@ export class TableCache {
       r.close();
       this.readers.delete(number);
     }
+    const held = this.inMemory.get(number);
+    if (held !== undefined) {
+      this.memoryUsed -= held;
+      this.inMemory.delete(number);
+    }
   }
 
   /** Closes every reader. */
   close(): void {
     for (const r of this.readers.values()) r.close();
     this.readers.clear();
+    this.inMemory.clear();
+    this.memoryUsed = 0;
   }
 }

@@ -41,6 +41,12 @@ export interface TableReaderOptions {
   fileName?: string;
   /** Hasher for the open-time table-root check and `verify()` (defaults to node:crypto). */
   hasher?: Hasher;
+  /**
+   * For {@link TableReader.fromBytes}: check every data block's checksum once at open, then serve
+   * blocks from the bytes without checking again. The bytes are in memory and cannot rot the way a
+   * file can; a damaged file still fails the open.
+   */
+  checksumOnce?: boolean;
 }
 
 /** Positional reads from a table's bytes. */
@@ -135,8 +141,16 @@ export class TableReader {
 
   /** Opens a table held in memory (e.g. received from a peer, before it is installed). */
   static fromBytes(bytes: Uint8Array, opts: TableReaderOptions): TableReader {
-    return new TableReader(new MemorySource(bytes), opts, opts.fileName ?? `table-${opts.fileNumber}`);
+    const r = new TableReader(new MemorySource(bytes), opts, opts.fileName ?? `table-${opts.fileNumber}`);
+    if (opts.checksumOnce) {
+      for (const h of r.handles) r.loadContents(h);
+      r.checked = true;
+    }
+    return r;
   }
+
+  /** Every data block's checksum was verified at open (in-memory bytes): reads skip it. */
+  private checked = false;
 
   private constructor(
     private readonly src: Source,
@@ -407,6 +421,7 @@ export class TableReader {
   /** Reads and checksums the contents of the block at `h`. */
   private loadContents(h: BlockHandle): Uint8Array {
     this.checkOpen();
+    if (this.checked) return this.src.read(h.offset, h.size);
     const raw = this.src.read(h.offset, h.size + BLOCK_TRAILER_LEN);
     return verifyBlock(raw, h, this.fileName);
   }
