@@ -28,6 +28,7 @@ import {
   _inclusionPath,
   _isUint,
   _rootMismatch,
+  _expectRoot,
   type _SubtreeSource,
   rootFromTreeInclusion,
   splitPoint,
@@ -162,11 +163,7 @@ export function verifyInclusion(
   root: Uint8Array,
   hasher: Hasher = nobleHasher,
 ): Verified {
-  const got = rootFromInclusionProof(leafHash, index, treeSize, proof, hasher);
-  if (!got.ok) return got;
-  const bad = _checkHash('root', root);
-  if (bad) return bad;
-  return equalBytes(got.root, root) ? OK : _rootMismatch('root', got.root, root);
+  return _expectRoot(rootFromInclusionProof(leafHash, index, treeSize, proof, hasher), root);
 }
 
 function isPowerOfTwo(x: number): boolean {

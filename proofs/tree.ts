@@ -55,6 +55,14 @@ export type _SubtreeSource = (lo: number, hi: number) => Uint8Array;
 // ---------------------------------------------------------------------------------------------
 // small checks, shared with log.ts and checkpoint.ts (underscore: not part of the public API)
 
+/** Compares a recomputed root with the expected one (after checking the expected root's length). @internal */
+export function _expectRoot(got: Verified<{ root: Uint8Array }>, root: Uint8Array): Verified {
+  if (!got.ok) return got;
+  const bad = _checkHash('root', root);
+  if (bad) return bad;
+  return equalBytes(got.root, root) ? OK : _rootMismatch('root', got.root, root);
+}
+
 /** True for a safe non-negative integer. @internal */
 export function _isUint(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
@@ -291,10 +299,7 @@ export function verifyTreeInclusion(
   root: Uint8Array,
 ): Verified {
   const got = rootFromTreeInclusion(hasher, domain, leaf, index, size, path);
-  if (!got.ok) return got;
-  const bad = _checkHash('root', root);
-  if (bad) return bad;
-  return equalBytes(got.root, root) ? OK : _rootMismatch('root', got.root, root);
+  return _expectRoot(got, root);
 }
 
 /**
@@ -397,8 +402,5 @@ export function verifyTreeRange(
   root: Uint8Array,
 ): Verified {
   const got = rootFromTreeRange(hasher, domain, start, size, rangeLeaves, proof);
-  if (!got.ok) return got;
-  const bad = _checkHash('root', root);
-  if (bad) return bad;
-  return equalBytes(got.root, root) ? OK : _rootMismatch('root', got.root, root);
+  return _expectRoot(got, root);
 }
