@@ -1,6 +1,6 @@
 /**
  * The fast code against the RFC reference (reference.ts): every size 1..300, every leaf index, and
- * every consistency pair size1 <= size2 <= 300.
+ * every consistency pair size1 <= size2 <= 300, none sampled.
  */
 import { describe, expect, it } from 'vitest';
 import { concatBytes, equalBytes, toHex } from '../../proofs/bytes.js';
@@ -47,12 +47,11 @@ describe('log against the RFC reference', () => {
     }
   });
 
-  it('PATH for every size 1..300 (every index up to size 128, then edges and every 5th): generated, sized and verified', () => {
+  it('PATH for every size 1..300 and every index: generated, sized and verified', () => {
     let checked = 0;
     for (let n = 1; n <= N; n++) {
       const root = ref.mth(0, n);
       for (let m = 0; m < n; m++) {
-        if (n > 128 && m % 5 !== 0 && m > 1 && m < n - 2) continue;
         const want = ref.path(m, 0, n);
         const got = tree.inclusionProof(m, n);
         if (!same(got, want)) expect(hexes(got), `PATH(${m}, ${n})`).toEqual(hexes(want));
@@ -63,7 +62,7 @@ describe('log against the RFC reference', () => {
         checked++;
       }
     }
-    expect(checked).toBeGreaterThan(16_000);
+    expect(checked).toBe((N * (N + 1)) / 2);
   });
 
   it('array prover matches for sizes 1..64 and samples above', () => {
@@ -75,12 +74,11 @@ describe('log against the RFC reference', () => {
     }
   });
 
-  it('SUBPROOF for every pair 1 <= size1 <= size2 <= 160, sampled pairs up to 300: generated, sized and verified', () => {
+  it('SUBPROOF for every pair 1 <= size1 <= size2 <= 300: generated, sized and verified', () => {
     let checked = 0;
     for (let n = 1; n <= N; n++) {
       const root2 = ref.mth(0, n);
       for (let m = 1; m <= n; m++) {
-        if (n > 160 && m % 3 !== 0 && m > 2 && m < n - 2) continue;
         const want = ref.proof(m, n);
         const got = tree.consistencyProof(m, n);
         if (!same(got, want)) expect(hexes(got), `PROOF(${m}, ${n})`).toEqual(hexes(want));
@@ -90,7 +88,7 @@ describe('log against the RFC reference', () => {
         checked++;
       }
     }
-    expect(checked).toBeGreaterThan(20_000);
+    expect(checked).toBe((N * (N + 1)) / 2);
   });
 
   it('array consistency prover matches for pairs up to 64', () => {
