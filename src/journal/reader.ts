@@ -30,6 +30,7 @@
  * block) are skipped without being checked, as LevelDB does.
  * @module
  */
+import { concatBytes } from '../../proofs/bytes.js';
 import { CorruptionError } from '../errors.js';
 import { getFixed32 } from '../util/coding.js';
 import { crc32c, crc32cExtend, unmaskCrc } from '../util/crc32c.js';
@@ -218,7 +219,7 @@ export function readJournal(bytes: Uint8Array, fileName: string): JournalContent
         if (!parts) corrupt(`${TYPE_NAME[type]} record without a FIRST record`, pos);
         parts!.push(fragment);
         if (type === RecordType.LAST) {
-          records.push(concat(parts!));
+          records.push(concatBytes(...parts!));
           parts = null;
           validLength = end;
         }
@@ -228,16 +229,4 @@ export function readJournal(bytes: Uint8Array, fileName: string): JournalContent
     pos = end;
   }
   return { records, validLength, tornTail: validLength < bytes.length };
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
 }
