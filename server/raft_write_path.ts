@@ -231,6 +231,11 @@ export class RaftWritePath implements WritePath {
     return this.applier.sessionCount;
   }
 
+  /** Estimated bytes of the idempotency table. */
+  get sessionBytes(): number {
+    return this.applier.sessionBytes;
+  }
+
   /** {@inheritDoc WritePath.propose} */
   propose(cmd: WriteCommand): Promise<WriteOutcome> {
     if (this.closed) return Promise.reject(unavailable('write path is closed'));
