@@ -84,16 +84,27 @@ describe('transport', () => {
     expect(calls[0].headers.authorization).toBe('Bearer s3cret');
   });
 
-  it('follows a ProofKV-Leader hint on 421, adding an unknown leader to the endpoints', async () => {
+  it('follows a ProofKV-Leader hint on 421 to a configured endpoint (matched by origin)', async () => {
     const { c, calls } = client((call) => {
-      if (origin(call) !== C) return problem(421, 'NOT_LEADER', { 'ProofKV-Leader': `${C}/` });
+      if (origin(call) !== B) return problem(421, 'NOT_LEADER', { 'ProofKV-Leader': `${B}/some/path/` });
       return json(200, { version: 1, seq: 1 });
     });
     await c.put('k', 'v');
-    expect(calls.map(origin)).toEqual([A, C]);
-    expect(c.transport.endpoints).toEqual([A, B, C]);
-    expect(c.transport.preferred).toBe(C);
+    expect(calls.map(origin)).toEqual([A, B]);
+    expect(c.transport.endpoints).toEqual([A, B]);
+    expect(c.transport.preferred).toBe(B);
     expect(calls[0].headers['proofkv-request-seq']).toBe(calls[1].headers['proofkv-request-seq']);
+  });
+
+  it('ignores a leader hint to an unconfigured origin: never sends there, tries the next configured endpoint', async () => {
+    const { c, calls } = client((call) => {
+      if (origin(call) === A) return problem(421, 'NOT_LEADER', { 'ProofKV-Leader': 'http://evil.test:9' });
+      return json(200, { version: 1, seq: 1 });
+    });
+    await c.put('k', 'v');
+    expect(calls.map(origin)).toEqual([A, B]);
+    expect(c.transport.endpoints).toEqual([A, B]);
+    expect(calls.every((x) => origin(x) !== 'http://evil.test:9')).toBe(true);
   });
 
   it('a 421 without a hint tries the next endpoint', async () => {
