@@ -465,19 +465,21 @@ export class ProofKVClient {
     });
     let facts: GetFacts | undefined;
     const { head, signatures, checkpoint } = proof.certificate;
+    // The server's plain entry is checked before the head is accepted: a failed call moves nothing.
     await this.trust.acceptAnswer({ head, signatures, checkpoint, sent }, this.ctx, (policy) => {
       const res = verifyGetProof(proof, { key: k, version: options.version }, { trust: policy, checkpointIndex: options.checkpoint });
       check(res);
+      const proven = (res as GetFacts).entry;
+      if (!proven !== !claimed || (proven && claimed && !sameEntry(proven, claimed))) {
+        verificationFailure(
+          proven && claimed && proven.kind === 'put' && !equalBytes(proven.value, claimed.value) ? Reason.VALUE_MISMATCH : ClientReason.RESPONSE_MISMATCH,
+          `server entry ${describe(claimed)} disagrees with the proven ${describe(proven)}`,
+        );
+      }
       facts = res as GetFacts;
     });
     const f = facts!;
     const entry: Entry | undefined = f.entry ? { ...f.entry } : undefined;
-    if (!entry !== !claimed || (entry && claimed && !sameEntry(entry, claimed))) {
-      verificationFailure(
-        entry && claimed && entry.kind === 'put' && !equalBytes(entry.value, claimed.value) ? Reason.VALUE_MISMATCH : ClientReason.RESPONSE_MISMATCH,
-        `server entry ${describe(claimed)} disagrees with the proven ${describe(entry)}`,
-      );
-    }
     const out: VerifiedGetResult = { checkpoint: f.checkpoint, head: f.head };
     if (entry) {
       out.entry = entry;
@@ -524,18 +526,19 @@ export class ProofKVClient {
       await this.trust.acceptAnswer({ head, signatures, checkpoint, sent }, this.ctx, (policy) => {
         const res = verifyHistoryProof(proof, { key: k, minVersion: lo, maxVersion, limit: pageLimit }, { trust: policy });
         check(res);
+        const proven = (res as HistoryFacts).entries;
+        if (claimed.length !== proven.length) {
+          verificationFailure(ClientReason.RESPONSE_MISMATCH, `server listed ${claimed.length} entries, the proof proves ${proven.length}`);
+        }
+        for (let i = 0; i < claimed.length; i++) {
+          if (!sameEntry(proven[i], claimed[i])) {
+            const valueOnly = proven[i].version === claimed[i].version && proven[i].kind === 'put' && !equalBytes(proven[i].value, claimed[i].value);
+            verificationFailure(valueOnly ? Reason.VALUE_MISMATCH : ClientReason.RESPONSE_MISMATCH, `history entry ${i}: server ${describe(claimed[i])}, proven ${describe(proven[i])}`);
+          }
+        }
         facts = res as HistoryFacts;
       });
       const f = facts!;
-      if (claimed.length !== f.entries.length) {
-        verificationFailure(ClientReason.RESPONSE_MISMATCH, `server listed ${claimed.length} entries, the proof proves ${f.entries.length}`);
-      }
-      for (let i = 0; i < claimed.length; i++) {
-        if (!sameEntry(f.entries[i], claimed[i])) {
-          const valueOnly = f.entries[i].version === claimed[i].version && f.entries[i].kind === 'put' && !equalBytes(f.entries[i].value, claimed[i].value);
-          verificationFailure(valueOnly ? Reason.VALUE_MISMATCH : ClientReason.RESPONSE_MISMATCH, `history entry ${i}: server ${describe(claimed[i])}, proven ${describe(f.entries[i])}`);
-        }
-      }
       entries.push(...f.entries.map((e) => ({ ...e })));
       if (f.nextMinVersion === undefined) return { entries, minVersion, maxVersion, checkpoint: f.checkpoint, head: f.head };
       if (f.nextMinVersion <= min) verificationFailure(Reason.HISTORY_BOUND, `history does not advance past version ${min}`);

@@ -13,10 +13,11 @@
  * 3. **consistency with the current trusted head**: a newer head must extend it (RFC 9162
  *    consistency proof), the same size must have the same root, an older one must be its prefix
  *    (a consistency proof from the answer's head to the trusted one); else `FORK`;
- * 4. **the checkpoint chain** ({@link TrustKeeper.acceptAnswer}): seq never decreases against the
- *    trusted checkpoint; the direct successor of the trusted checkpoint must link to it
- *    (`prevCheckpointHash`); a checkpoint further ahead (or met with no trusted checkpoint) must
- *    link to its predecessor, fetched with an inclusion proof (`CHAIN_MISMATCH` otherwise);
+ * 4. **the checkpoint chain** (`checkChain`): seq never decreases against the trusted checkpoint;
+ *    a new checkpoint must link (`prevCheckpointHash`, seq) to its predecessor, and so on back
+ *    to the trusted checkpoint — each predecessor fetched by index with its inclusion proof — for
+ *    up to {@link MAX_CHAIN_LINKS} links; with no trusted checkpoint (first contact, or state
+ *    from older versions) only the newest link is checked (`CHAIN_MISMATCH` otherwise);
  * 5. only an answer newer than the trusted head advances and persists it: it never moves back.
  *
  * Trust on first use pins the first key that signs a head the client sees (with a warning), and
@@ -278,14 +279,9 @@ export class TrustKeeper {
         if (checkpoint.index < tcp.index && checkpoint.seq > tcp.seq) {
           verificationFailure(Reason.CHAIN_MISMATCH, `older checkpoint ${checkpoint.index} seq ${checkpoint.seq} is above the trusted checkpoint ${tcp.index} seq ${tcp.seq}`);
         }
-        if (checkpoint.index === tcp.index + 1) check(verifyCheckpointLink(tcp, checkpoint));
       }
       const learns = !trusted || head.size > trusted.size || (head.size === trusted.size && !tcp);
-      if (learns && checkpoint.index > 0 && (!tcp || checkpoint.index > tcp.index + 1) && ctx.checkpointAt) {
-        const prev = await ctx.checkpointAt(checkpoint.index - 1);
-        await proveLeaf(prev, head, policy, ctx);
-        check(verifyCheckpointLink(prev.checkpoint, checkpoint));
-      }
+      if (learns) await checkChain(checkpoint, tcp, head, policy, ctx);
       // 5. Advance, never back.
       if (learns) await this.commit(head, policy, checkpoint);
       const out: AcceptedHead = { head, policy, consistency };
@@ -317,6 +313,33 @@ export class TrustKeeper {
     }
     await this.store.save(this.id, next);
     this.state = next;
+  }
+}
+
+/** Links of the checkpoint chain checked per accepted head, walking back to the trusted checkpoint. */
+export const MAX_CHAIN_LINKS = 64;
+
+/**
+ * Checks the links from the trusted checkpoint `tcp` (leaf `tcp.index`) up to `c` (the last leaf
+ * of `head`): each predecessor is fetched with `ctx.checkpointAt`, proven a leaf of `head`, and
+ * `verifyCheckpointLink(prev, next)` must hold, down to `tcp` or for {@link MAX_CHAIN_LINKS}
+ * links; with no `tcp`, only the newest link. Without `ctx.checkpointAt` only a direct link from
+ * `tcp` is checked.
+ */
+async function checkChain(c: Checkpoint, tcp: Checkpoint | undefined, head: LogHead, policy: TrustPolicy, ctx: AcceptContext): Promise<void> {
+  let next = c;
+  const limit = tcp ? MAX_CHAIN_LINKS : 1;
+  for (let links = 0; links < limit && next.index > 0; links++) {
+    if (tcp && next.index <= tcp.index) return;
+    if (tcp && next.index === tcp.index + 1) {
+      check(verifyCheckpointLink(tcp, next));
+      return;
+    }
+    if (!ctx.checkpointAt) return;
+    const prev = await ctx.checkpointAt(next.index - 1);
+    await proveLeaf(prev, head, policy, ctx);
+    check(verifyCheckpointLink(prev.checkpoint, next));
+    next = prev.checkpoint;
   }
 }
 
