@@ -20,6 +20,7 @@ import {
   VerificationError,
 } from '../../client-sdk/index.js';
 import { generateKeyPair } from '../../proofs/checkpoint.js';
+import { rejection } from './fake_node.js';
 
 type Handle = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
 
@@ -61,15 +62,6 @@ function client(extra: Partial<ConstructorParameters<typeof ProofKVClient>[0]> =
     retryDelayMs: 0,
     ...extra,
   });
-}
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
 }
 
 /** Writes 64 KiB chunks (with backpressure) until the client goes away or `bound` bytes are written; reports the bytes written. */

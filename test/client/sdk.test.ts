@@ -22,7 +22,7 @@ import {
   type StateStore,
   type TrustedState,
 } from '../../client-sdk/index.js';
-import { FakeLog, hangUntilAborted, json, problem, recordingFetch, type Call, type Handler } from './fake_node.js';
+import { FakeLog, hangUntilAborted, json, problem, recordingFetch, rejection, type Call, type Handler } from './fake_node.js';
 
 const A = 'http://a.test:1';
 const B = 'http://b.test:2';
@@ -35,15 +35,6 @@ function client(handler: Handler, extra: Partial<ConstructorParameters<typeof Pr
 }
 
 const origin = (call: Call) => new URL(call.url).origin;
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('transport', () => {
   it('fails over to the next endpoint on a network error, with the same client id and seq', async () => {
