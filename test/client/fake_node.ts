@@ -84,6 +84,13 @@ export class FakeLog {
     return this;
   }
 
+  /** Appends `c` as is (a broken link, a lower seq: for chain tests). */
+  append(c: Checkpoint): this {
+    this.checkpoints.push(c);
+    this.tree.append(checkpointLeafHash(c));
+    return this;
+  }
+
   /** The head at `size`. */
   head(size = this.tree.size): LogHead {
     return { size, root: this.tree.root(size) };
