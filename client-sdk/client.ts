@@ -623,8 +623,9 @@ export class ProofKVClient {
       if (e.kind !== want.kind || (want.kind === 'put' && !equalBytes(e.value, want.value))) fail(`the proven entry is ${describe(e)}, not this ${want.kind}`);
       if (e.seq <= baselineSeq) fail(`the proven entry's seq ${e.seq} is not above the baseline checkpoint seq ${baselineSeq}: an older write, not this request's`);
       if (want.kind === 'put' && want.version !== undefined && e.version !== want.version) fail(`version ${e.version}, asked ${want.version}`);
+      const n = latest.entry;
+      if (!n || n.version < e.version) fail(`the latest proof at the same checkpoint shows ${describe(n)}`);
       const out: VerifiedPutResult = { kind: want.kind, version: e.version, seq: e.seq, checkpoint: at.checkpoint, head: at.head, baselineSeq, newest: true };
-      const n = latest.entry!;
       if (n.version !== e.version) {
         out.newest = false;
         out.newer = { version: n.version, seq: n.seq, kind: n.kind };

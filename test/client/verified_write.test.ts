@@ -168,6 +168,17 @@ describe('verifiedPut and verifiedDelete prove this request', () => {
   });
 });
 
+describe('the idempotency table', () => {
+  it('the node reports its estimated bytes and clients in /metrics', async () => {
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    const bytes = Number(/^proofkv_idempotency_bytes (\d+)$/m.exec(text)?.[1]);
+    const clients = Number(/^proofkv_idempotency_clients (\d+)$/m.exec(text)?.[1]);
+    expect(clients).toBeGreaterThanOrEqual(2);
+    expect(bytes).toBeGreaterThanOrEqual(clients * 1024);
+    expect(bytes).toBeLessThanOrEqual(64 * 1024 * 1024);
+  });
+});
+
 describe('per-request freshness', () => {
   it('an honest answer at an older head, delivered after the trusted head moved on, verifies', async () => {
     const c = client();
