@@ -352,8 +352,8 @@ async function reconcile(storage: LevelStorage, file: AppliedFile, engineSeq: nu
   }
   if (engineSeq === rec.engineSeq) {
     // Not in the engine. A retry whose (clientId, seq) is already in the log before it was answered
-    // from the session table (or refused as stale) and wrote nothing: the table is gone after the
-    // restart, so it must not be re-applied as a new write.
+    // from the session table (or refused as stale, or as a reuse for another request) and wrote
+    // nothing: the table is gone after the restart, so it must not be re-applied as a new write.
     const session = next ? decodeEnvelope(next.data).cmd.session : undefined;
     if (next && session) {
       for (let i = storage.firstIndex(); i < next.index; i++) {
