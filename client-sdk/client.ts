@@ -4,8 +4,9 @@
  *
  * Plain calls (`put`, `get`, `delete`, `batch`, `history`, `scan`) return what the server says.
  * Verified calls return only what a proof establishes against a checkpoint that a quorum of
- * trusted keys signed and that extends the client's trusted state; on any failure they throw
- * {@link VerificationError} and return nothing:
+ * trusted keys signed, whose head is at least the trusted head when the call began and consistent
+ * with the current one (`TrustKeeper.acceptAnswer`); on any failure they throw
+ * {@link VerificationError}, return nothing and leave the trusted state as it was:
  *
  * | call | proves |
  * |---|---|
@@ -19,8 +20,7 @@
  * @module
  */
 import { equalBytes } from '../proofs/bytes.js';
-import { type GetFacts, type GetProof, type HistoryFacts, type HistoryProof } from '../proofs/lsm_proof.js';
-import { verifyGetProof, verifyHistoryProof } from '../proofs/lsm_proof.js';
+import { verifyGetProof, verifyHistoryProof, type GetFacts, type GetProof, type HistoryFacts, type HistoryProof } from '../proofs/lsm_proof.js';
 import { getProofCodec, historyProofCodec } from '../proofs/lsm_encoding.js';
 import type { Checkpoint, LogHead } from '../proofs/checkpoint.js';
 import { Reason, VerificationError } from '../proofs/errors.js';
@@ -202,7 +202,8 @@ function sameCheckpoint(a: Checkpoint, b: Checkpoint): boolean {
 
 /**
  * The ProofKV client. One instance per trust configuration; it is safe to share between
- * concurrent calls (verifications that advance the trusted state run one at a time).
+ * concurrent calls: acceptances run one at a time, and freshness is judged per request (an
+ * answer only needs to be at least as new as the trusted head when its request was sent).
  *
  * ```ts
  * const client = new ProofKVClient({ endpoints: ['http://127.0.0.1:7070'], trust: { publicKeys: [key], quorum: 1 },
