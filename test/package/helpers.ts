@@ -81,7 +81,7 @@ export async function launch(cmd: string, args: string[], cwd: string, dataDir: 
   const banner = await new Promise<RegExpExecArray>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no banner in 60 s:\n${out}`)), 60_000);
     const check = () => {
-      const m = /listening on (http:\/\/127\.0\.0\.1:(\d+))[\s\S]*public key {2}([0-9a-f]{64}) \(hex\)/.exec(out);
+      const m = /listening on (http:\/\/127\.0\.0\.1:(\d+))[\s\S]*public key\s+([0-9a-f]{64})\b/.exec(out);
       if (m) {
         clearTimeout(timer);
         resolve(m);
