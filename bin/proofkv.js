@@ -51,6 +51,7 @@ if (existsSync(source)) {
 }
 const { main } = await import(entry);
 await main(process.argv).catch((err) => {
-  process.stderr.write(`proofkv: ${err?.stack ?? String(err)}\n`);
+  // One line, as the CLI reports every error (its commands report theirs themselves).
+  process.stderr.write(`proofkv: ${String(err?.message ?? err).replace(/\s*\n\s*/g, ' ')}\n`);
   process.exitCode = 1;
 });
