@@ -72,6 +72,18 @@ async function typeCheck(dir: string, config: string, compilerOptions: Record<st
   return r.code === 0 ? '' : r.stdout + r.stderr;
 }
 
+/** `require()` of each entry, from a CommonJS script in `dir`, throws the ESM-only error naming `pkg`. */
+async function expectRequireRefused(dir: string, pkg: string, entries: string[]): Promise<void> {
+  for (const entry of entries) {
+    const code = `try { require(${JSON.stringify(entry)}); console.log('{}') } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })) }`;
+    const r = ok(await run(process.execPath, ['--input-type=commonjs', '-e', code], dir), `require ${entry}`);
+    const err = JSON.parse(r.stdout) as { code?: string; message?: string };
+    expect(err.code).toBe('ERR_REQUIRE_ESM');
+    expect(err.message).toContain(`${pkg} is an ES module package`);
+    expect(err.message).toContain(`await import('${pkg}')`);
+  }
+}
+
 const NODE_TYPES = { types: ['node'], typeRoots: [path.join(ROOT, 'node_modules/@types')] };
 
 beforeAll(async () => {
@@ -136,14 +148,7 @@ describe('proofkv tarball', () => {
   });
 
   it('installed: require() of each entry fails with the documented message (ES modules only)', async () => {
-    for (const entry of ['proofkv', 'proofkv/client', 'proofkv/proofs']) {
-      const code = `try { require(${JSON.stringify(entry)}); console.log('loaded') } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })) }`;
-      const r = ok(await run(process.execPath, ['--input-type=commonjs', '-e', code], serverApp), `require ${entry}`);
-      const err = JSON.parse(r.stdout) as { code: string; message: string };
-      expect(err.code).toBe('ERR_REQUIRE_ESM');
-      expect(err.message).toContain('is an ES module package');
-      expect(err.message).toContain("await import('proofkv')");
-    }
+    await expectRequireRefused(serverApp, 'proofkv', ['proofkv', 'proofkv/client', 'proofkv/proofs']);
   });
 
   it('installed: a consumer type-checks against the shipped declarations under node16 and bundler resolution', async () => {
@@ -192,6 +197,10 @@ describe('proofkv-client tarball (verify-only install)', () => {
     }
     expect([...imported].sort()).toEqual(Object.keys(client.dependencies).sort());
     for (const [name, range] of Object.entries(client.dependencies)) expect(range).toBe(root.dependencies[name]);
+  });
+
+  it('installed: require() of each entry fails with the documented message (ES modules only)', async () => {
+    await expectRequireRefused(clientApp, 'proofkv-client', ['proofkv-client', 'proofkv-client/proofs']);
   });
 
   it('installs without any server dependency, and smaller than proofkv', async () => {
