@@ -9,9 +9,8 @@
  */
 import { Encoder } from 'cbor-x';
 import type { Request, Response } from 'express';
+import { fromBase64Url as strictFromBase64Url } from '../proofs/bytes.js';
 import { HttpError } from './errors.js';
-
-const B64URL = /^[A-Za-z0-9_-]*$/;
 
 /** Encodes bytes as base64url without padding. */
 export function toBase64Url(b: Uint8Array): string {
@@ -19,16 +18,16 @@ export function toBase64Url(b: Uint8Array): string {
 }
 
 /**
- * Decodes strict base64url without padding; throws `HttpError(code)` naming `what` when `s` has a
- * character outside the alphabet, an impossible length, or non-zero trailing bits.
+ * Decodes strict base64url without padding (the one decoder of `proofs/bytes.ts`); throws
+ * `HttpError(code)` naming `what` when `s` has a character outside the alphabet (padding
+ * included), an impossible length, or non-zero trailing bits.
  */
 export function fromBase64Url(s: string, what: string, code: 'INVALID_ARGUMENT' | 'BAD_REQUEST' = 'INVALID_ARGUMENT'): Uint8Array {
-  if (typeof s !== 'string' || !B64URL.test(s) || s.length % 4 === 1) {
-    throw new HttpError(code, `${what} is not valid base64url (RFC 4648 §5, no padding)`);
+  try {
+    return strictFromBase64Url(s);
+  } catch (e) {
+    throw new HttpError(code, `${what} is not valid base64url (RFC 4648 §5, no padding): ${(e as Error).message}`);
   }
-  const buf = Buffer.from(s, 'base64url');
-  if (buf.toString('base64url') !== s) throw new HttpError(code, `${what} is not canonical base64url`);
-  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
