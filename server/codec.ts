@@ -10,6 +10,8 @@
 import { Encoder } from 'cbor-x';
 import type { Request, Response } from 'express';
 import { fromBase64Url as strictFromBase64Url } from '../proofs/bytes.js';
+import { scanCbor, type CborLimits } from '../proofs/cbor_scan.js';
+import { DecodeError } from '../proofs/errors.js';
 import { HttpError } from './errors.js';
 
 /** Encodes bytes as base64url without padding. */
@@ -143,8 +145,19 @@ export function rawBody(req: Request): Uint8Array {
 }
 
 /**
+ * The largest CBOR shape a request body can need: a batch is a map holding an array of operation
+ * maps (depth 3); an operation has at most 5 fields; a batch at most 10 000 operations (the batch
+ * route checks its own limit again, with its own error).
+ */
+export const REQUEST_BODY_CBOR_LIMITS: CborLimits = { canonical: false, maxDepth: 3, maxMap: 8, maxArray: 10_000 };
+
+/**
  * Parses a JSON or CBOR request body into a plain object. Malformed input, a non-object top
- * level, or CBOR that does not decode cleanly is `400 BAD_REQUEST`.
+ * level, or CBOR that does not decode cleanly is `400 BAD_REQUEST`. A CBOR body first passes the
+ * linear pre-pass of `proofs/cbor_scan.ts` (no tags — value sharing 28/29 included — no indefinite
+ * lengths, depth and counts within {@link REQUEST_BODY_CBOR_LIMITS}), so cbor-x never expands
+ * more than the bytes hold. Longer heads than needed are accepted here: cbor-x's default encoder
+ * writes them, and they cost no extra work.
  */
 export function parseStructuredBody(type: 'json' | 'cbor', body: Uint8Array): Record<string, unknown> {
   let v: unknown;
@@ -153,10 +166,12 @@ export function parseStructuredBody(type: 'json' | 'cbor', body: Uint8Array): Re
     if (type === 'json') {
       v = JSON.parse(utf8.decode(body));
     } else {
+      scanCbor(body, REQUEST_BODY_CBOR_LIMITS);
       v = cbor.decode(body);
     }
-  } catch {
-    throw new HttpError('BAD_REQUEST', `request body is not valid ${type === 'json' ? 'JSON' : 'CBOR'}`);
+  } catch (e) {
+    const why = e instanceof DecodeError ? `: ${e.message}` : '';
+    throw new HttpError('BAD_REQUEST', `request body is not valid ${type === 'json' ? 'JSON' : 'CBOR'}${why}`);
   }
   if (v === null || typeof v !== 'object' || Array.isArray(v) || v instanceof Uint8Array) {
     throw new HttpError('BAD_REQUEST', 'request body must be an object');
