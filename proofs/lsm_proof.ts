@@ -45,7 +45,7 @@ import {
   type TableDescriptor,
 } from './lsm.js';
 import { rootFromMultiproof } from './multiproof.js';
-import { rootFromTreeRange } from './tree.js';
+import { _describe, rootFromTreeRange } from './tree.js';
 
 /** The revealed part of one data block: entries `[offset, offset + entries.length)`. */
 export interface WindowBlock {
@@ -245,7 +245,7 @@ function evaluateWindow(hasher: Hasher, w: TableWindow, d: TableDescriptor): Ver
       if (!(e.key instanceof Uint8Array) || !isUint(e.version) || !isUint(e.seq) || !isHash(e.valueHash)) {
         return fail(Reason.MALFORMED_INPUT, 'malformed entry');
       }
-      if (e.kind !== Kind.PUT && e.kind !== Kind.DELETE) return fail(Reason.MALFORMED_INPUT, `entry kind ${String(e.kind)}`);
+      if (e.kind !== Kind.PUT && e.kind !== Kind.DELETE) return fail(Reason.MALFORMED_INPUT, `entry kind ${_describe(e.kind)}`);
       leaves.push(hasher.entryLeaf(e.key, e.version, e.seq, e.kind, e.valueHash));
       entries.push(e);
     }
@@ -500,7 +500,7 @@ function guard<T extends object>(f: () => Verified<T>): Verified<T> {
   try {
     return f();
   } catch (err) {
-    return fail(Reason.MALFORMED_INPUT, `malformed proof: ${(err as Error)?.message ?? String(err)}`) as VerifyFailure;
+    return fail(Reason.MALFORMED_INPUT, `malformed proof: ${err instanceof Error ? err.message : _describe(err)}`) as VerifyFailure;
   }
 }
 
@@ -591,7 +591,7 @@ export function verifyHistoryProof(proof: HistoryProof, query: HistoryQuery, exp
     if (limit !== undefined && (!isUint(limit) || limit === 0)) return fail(Reason.MALFORMED_INPUT, 'bad limit');
     if (!proof || typeof proof !== 'object') return fail(Reason.MALFORMED_INPUT, 'proof missing');
     const bound = proof.bound;
-    if (!isUint(bound) || bound > max || bound < min) return fail(Reason.HISTORY_BOUND, `bound ${String(bound)} outside [${min}, ${max}]`);
+    if (!isUint(bound) || bound > max || bound < min) return fail(Reason.HISTORY_BOUND, `bound ${_describe(bound)} outside [${min}, ${max}]`);
     // Versions are distinct integers: a table holds at most bound - min + 1 of them in the
     // interval, with one bracketing entry on each side; never more than the limit in all.
     const inInterval = bound - min + 1;
