@@ -18,6 +18,11 @@
  * The first table in read order holding a qualifying entry answers a get: a key's newer versions
  * always sit earlier in the read order (the LSM invariant the signers attest by signing the root).
  * A history proof searches every covering table and unions the runs.
+ *
+ * On request (`edges: true` in the query) every consulted table that does not cover the key also
+ * proves its first or last entry, so the descriptors' key ranges are checked against the tables'
+ * committed contents instead of trusted (docs/proofs.md §8.12). Cheap structural limits — list
+ * lengths from the level counts and the query — are checked before any signature or hash.
  * @module
  */
 import { compareBytes, equalBytes } from './bytes.js';
