@@ -19,8 +19,8 @@ import path from 'node:path';
 import { Session } from 'node:inspector/promises';
 import { fmix32, prng } from './lib.js';
 import { ProofDB } from '../src/index.js';
-import { Encoder } from 'cbor-x';
 import {
+  _cbor,
   getProofCodec,
   getProofSchema,
   historyProofCodec,
@@ -192,16 +192,7 @@ async function profileStop(name: string): Promise<void> {
 
 // ---- the former decoding rule, for comparison ----------------------------------------------------
 
-/** cbor-x with the proof codecs' options. */
-const formerCbor = new Encoder({
-  mapsAsObjects: false,
-  useRecords: false,
-  structuredClone: false,
-  tagUint8Array: false,
-  useTag259ForMaps: false,
-  variableMapSize: true,
-  bundleStrings: false,
-} as ConstructorParameters<typeof Encoder>[0]);
+const formerCbor = _cbor;
 
 /** The decoder before the linear pre-pass: decode, check the shape, re-encode, compare the bytes. */
 function formerDecode(b: Uint8Array): boolean {

@@ -51,6 +51,8 @@ const cborOptions = {
   bundleStrings: false,
 };
 const cbor = new Encoder(cborOptions as ConstructorParameters<typeof Encoder>[0]);
+/** The codecs' cbor-x instance, for benchmarks and tests that rebuild the former decoding rule. @internal */
+export const _cbor: Encoder = cbor;
 
 /**
  * A schema: validates a decoded CBOR value and maps a typed value back to the CBOR data model.
