@@ -605,7 +605,8 @@ export function verifyHistoryProof(proof: HistoryProof, query: HistoryQuery, exp
       const got = Array.isArray(proof.values) ? proof.values.length : 'no';
       return fail(Array.isArray(proof.values) ? Reason.HISTORY_BOUND : Reason.VALUE_MISMATCH, `${got} values, this query returns at most ${maxValues}`);
     }
-    const front = verifyFront(proof, key, exp, inInterval + 2);
+    // Every in-interval entry of a window is returned, so a window holds at most maxValues of them.
+    const front = verifyFront(proof, key, exp, maxValues + 2);
     if (!front.ok) return front;
     const found: EntryLeaf[] = [];
     const used = new Set<number>();

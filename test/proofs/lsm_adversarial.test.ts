@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compareBytes, equalBytes } from '../../proofs/bytes.js';
 import { checkpointLeafHash, generateKeyPair, signHead, type Checkpoint } from '../../proofs/checkpoint.js';
 import { Reason, type Verified } from '../../proofs/errors.js';
-import { Domain, Kind, nobleHasher as H } from '../../proofs/hash.js';
+import { Domain, Hasher, Kind, nobleHasher as H } from '../../proofs/hash.js';
 import { internalKeyOf, levelOffsets, NUM_LEVELS, type EntryLeaf, type TableDescriptor } from '../../proofs/lsm.js';
 import {
   verifyGetProof,
@@ -1149,5 +1149,69 @@ describe('range lies by a compromised signer (edge proofs)', () => {
       Object.assign(edgeWin!, S.world.window(t, 0, 1));
       rejects(verifyGetProof(wide, { key, edges: true }, { trust: S.trust }), Reason.UNEXPECTED_ELEMENT);
     }
+  });
+});
+
+describe('structural limits before any hashing', () => {
+  /** A hasher that counts its SHA-256 calls. */
+  function counting(): { hasher: Hasher; calls: () => number } {
+    let n = 0;
+    return {
+      hasher: new Hasher((d) => {
+        n++;
+        return H.sha256(d);
+      }),
+      calls: () => n,
+    };
+  }
+
+  it('refuses oversized windows, descriptor lists, master proofs and value lists with zero hashes', async () => {
+    const { l0 } = picks();
+    const g = await honestGet(l0);
+    const h = await honestHistory(l0, { limit: 2 });
+    const t = S.world.tables.find((x) => x.index === g.body.windows[0].table)!;
+    const big: Array<[string, () => Verified, Reason]> = [
+      ['a get window of a whole table', () => {
+        const p = clone(g);
+        p.body.windows[0] = S.world.window(t, 0, t.flat.length - 1);
+        return vget(p, l0, undefined, { hasher: c.hasher });
+      }, Reason.UNEXPECTED_ELEMENT],
+      ['100 000 descriptors', () => {
+        const p = clone(g);
+        p.body.descriptors = Array.from({ length: 100_000 }, () => p.body.descriptors[0]);
+        return vget(p, l0, undefined, { hasher: c.hasher });
+      }, Reason.UNEXPECTED_ELEMENT],
+      ['a master proof of 100 000 hashes', () => {
+        const p = clone(g);
+        p.body.masterProof = Array.from({ length: 100_000 }, () => new Uint8Array(32));
+        return vget(p, l0, undefined, { hasher: c.hasher });
+      }, Reason.PROOF_SIZE],
+      ['more windows than descriptors', () => {
+        const p = clone(g);
+        p.body.windows = Array.from({ length: p.body.descriptors.length + 1 }, () => p.body.windows[0]);
+        return vget(p, l0, undefined, { hasher: c.hasher });
+      }, Reason.UNEXPECTED_ELEMENT],
+      ['more history values than the limit', () => {
+        const p = clone(h);
+        p.values = Array.from({ length: 3 }, () => new Uint8Array(10));
+        return vhist(p, l0, { limit: 2 }, { hasher: c.hasher });
+      }, Reason.HISTORY_BOUND],
+      ['a history window longer than the limit needs', () => {
+        const p = clone(h);
+        p.body.windows[0] = S.world.window(t, 0, Math.min(t.flat.length - 1, 20));
+        return vhist(p, l0, { limit: 2 }, { hasher: c.hasher });
+      }, Reason.UNEXPECTED_ELEMENT],
+    ];
+    let c = counting();
+    for (const [what, run, reason] of big) {
+      c = counting();
+      const r = run();
+      expect(r.ok ? 'accepted' : r.reason, what).toBe(reason);
+      expect(c.calls(), `${what}: hashes before the rejection`).toBe(0);
+    }
+    // The honest proofs do hash (so the counter counts).
+    c = counting();
+    accepts(vget(g, l0, undefined, { hasher: c.hasher }));
+    expect(c.calls()).toBeGreaterThan(10);
   });
 });
