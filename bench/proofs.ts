@@ -19,8 +19,8 @@ import path from 'node:path';
 import { Session } from 'node:inspector/promises';
 import { fmix32, prng } from './lib.js';
 import { ProofDB } from '../src/index.js';
+import { proofCbor } from '../proofs/cbor_instance.js';
 import {
-  _cbor,
   getProofCodec,
   getProofSchema,
   historyProofCodec,
@@ -192,7 +192,7 @@ async function profileStop(name: string): Promise<void> {
 
 // ---- the former decoding rule, for comparison ----------------------------------------------------
 
-const formerCbor = _cbor;
+const formerCbor = proofCbor;
 
 /** The decoder before the linear pre-pass: decode, check the shape, re-encode, compare the bytes. */
 function formerDecode(b: Uint8Array): boolean {

@@ -25,8 +25,8 @@
  * {@link optional}, {@link refine}, {@link codec}) are exported for later proof types.
  * @module
  */
-import { Encoder } from 'cbor-x';
 import { compareBytes } from './bytes.js';
+import { proofCbor } from './cbor_instance.js';
 import { scanCbor, type CborLimits } from './cbor_scan.js';
 import { HASH_LEN } from './hash.js';
 import { DecodeError } from './errors.js';
@@ -40,19 +40,7 @@ import {
   type SignedHead,
 } from './checkpoint.js';
 
-// `useTag259ForMaps` is a runtime option that cbor-x's typings omit; without it Maps get tag 259.
-const cborOptions = {
-  mapsAsObjects: false,
-  useRecords: false,
-  structuredClone: false,
-  tagUint8Array: false,
-  useTag259ForMaps: false,
-  variableMapSize: true,
-  bundleStrings: false,
-};
-const cbor = new Encoder(cborOptions as ConstructorParameters<typeof Encoder>[0]);
-/** The codecs' cbor-x instance, for benchmarks and tests that rebuild the former decoding rule. @internal */
-export const _cbor: Encoder = cbor;
+const cbor = proofCbor;
 
 /**
  * A schema: validates a decoded CBOR value and maps a typed value back to the CBOR data model.

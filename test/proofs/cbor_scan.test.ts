@@ -9,7 +9,8 @@ import { Decoder, Encoder } from 'cbor-x';
 import { describe, expect, it } from 'vitest';
 import { toHex } from '../../proofs/bytes.js';
 import { scanCbor, type CborLimits, type CborScanStats } from '../../proofs/cbor_scan.js';
-import { _cbor, type Codec } from '../../proofs/encoding.js';
+import { proofCbor } from '../../proofs/cbor_instance.js';
+import { type Codec } from '../../proofs/encoding.js';
 import { DecodeError } from '../../proofs/errors.js';
 import { Kind } from '../../proofs/hash.js';
 import { getProofCodec, getProofSchema, historyProofCodec, MAX_PROOF_BYTES } from '../../proofs/lsm_encoding.js';
@@ -213,7 +214,7 @@ describe('canonical mode', () => {
 
   it('scan + schema accept exactly what decode → re-encode → compare accepted (differential fuzz)', () => {
     // The former rule, rebuilt here: decode with cbor-x, parse, re-encode, require the same bytes.
-    const cbor = _cbor;
+    const cbor = proofCbor;
     const oldRule = (b: Uint8Array): string | undefined => {
       try {
         const v = getProofSchema.parse(cbor.decode(b), '');
