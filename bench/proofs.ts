@@ -19,8 +19,10 @@ import path from 'node:path';
 import { Session } from 'node:inspector/promises';
 import { fmix32, prng } from './lib.js';
 import { ProofDB } from '../src/index.js';
+import { proofCbor } from '../proofs/cbor_instance.js';
 import {
   getProofCodec,
+  getProofSchema,
   historyProofCodec,
   verifyGetProof,
   verifyHeadSignature,
@@ -188,6 +190,17 @@ async function profileStop(name: string): Promise<void> {
   console.log(`  profile written: ${out}`);
 }
 
+// ---- the former decoding rule, for comparison ----------------------------------------------------
+
+const formerCbor = proofCbor;
+
+/** The decoder before the linear pre-pass: decode, check the shape, re-encode, compare the bytes. */
+function formerDecode(b: Uint8Array): boolean {
+  const v = getProofSchema.parse(formerCbor.decode(b), '');
+  const again: Uint8Array = formerCbor.encode(getProofSchema.wire(v));
+  return again.length === b.length && again.every((x, i) => x === b[i]);
+}
+
 // ---- one size -------------------------------------------------------------------------------
 
 interface SizeResult {
@@ -198,6 +211,9 @@ interface SizeResult {
   tables: string;
   present: Sizes;
   absent: Sizes;
+  /** The same keys with edge proofs (docs/proofs.md §8.12). */
+  presentEdges: Sizes;
+  absentEdges: Sizes;
   rfc: number;
   getLat: Spread[]; // [median µs, p99 µs] spreads
   proofLat: Spread[];
@@ -205,8 +221,11 @@ interface SizeResult {
   coldLat: Spread[];
   verifyRate: Spread;
   decodeVerifyRate: Spread;
+  /** CBOR decoding alone: the linear pre-pass + cbor-x + schema, and the former rule (cbor-x + schema + re-encode + compare). */
+  decodeRate: Spread;
+  decodeOldRate: Spread;
   sigRate: Spread;
-  history: { bytes: number; entries: number; windows: number; descriptors: number; rate: Spread; proofUs: Spread };
+  history: { bytes: number; bytesEdges: number; entries: number; windows: number; descriptors: number; rate: Spread; proofUs: Spread };
 }
 
 interface Sizes {
@@ -337,6 +356,17 @@ async function runSize(n: number): Promise<SizeResult> {
       if (!r.ok || r.entry || entry) throw new Error(`absent key: proof did not verify as absent: ${JSON.stringify(r)}`);
       absent.push(proof);
     }
+    // -- the same keys with edge proofs: every consulted table outside the key's range proves its edge.
+    const withEdges = async (k: Uint8Array): Promise<GetProof> => {
+      const { proof } = await db.getWithProof(k, { edges: true });
+      const r = verifyGetProof(proof, { key: k, edges: true }, exp);
+      if (!r.ok) throw new Error(`edge proof did not verify: ${r.reason}: ${r.message}`);
+      return proof;
+    };
+    const presentEdges: GetProof[] = [];
+    for (const i of presentIdx) presentEdges.push(await withEdges(keyAt(keys, i)));
+    const absentEdges: GetProof[] = [];
+    for (const k of absentKeys) absentEdges.push(await withEdges(k));
     const rfc = 32 * Math.ceil(Math.log2(nKeys));
 
     // -- latency: plain get vs getWithProof, same keys, awaited one at a time; sides alternate.
@@ -392,6 +422,8 @@ async function runSize(n: number): Promise<SizeResult> {
     rate(vItems, ({ p, k }) => check(verifyGetProof(p, { key: k }, exp).ok), 300); // warm-up
     const vRuns: number[] = [];
     const dvRuns: number[] = [];
+    const dRuns: number[] = [];
+    const dOldRuns: number[] = [];
     const sRuns: number[] = [];
     const cert = vProofs[0].certificate;
     for (let rep = 0; rep < REPS; rep++) {
@@ -399,6 +431,8 @@ async function runSize(n: number): Promise<SizeResult> {
       vRuns.push(rate(vItems, ({ p, k }) => check(verifyGetProof(p, { key: k }, exp).ok)));
       if (rep === 0) await profileStop(`${n}-verify`);
       dvRuns.push(rate(encoded, ({ b, k }) => check(verifyGetProof(getProofCodec.decode(b), { key: k }, exp).ok)));
+      dRuns.push(rate(encoded, ({ b }) => check(getProofCodec.decode(b) !== undefined)));
+      dOldRuns.push(rate(encoded, ({ b }) => check(formerDecode(b))));
       // The verifier memoizes verified signatures; time the raw Ed25519 check a new head costs.
       sRuns.push(rate([cert], (c) => check(verifyHeadSignature(c.head, c.signatures[0]))));
       await tick();
@@ -408,6 +442,8 @@ async function runSize(n: number): Promise<SizeResult> {
     const h = await db.getVersionHistoryWithProof(HISTORY_KEY);
     const hv = verifyHistoryProof(h.proof, { key: HISTORY_KEY }, exp);
     if (!hv.ok || hv.entries.length !== VERSIONS) throw new Error(`history proof: ${JSON.stringify(hv).slice(0, 300)}`);
+    const he = await db.getVersionHistoryWithProof(HISTORY_KEY, { edges: true });
+    if (!verifyHistoryProof(he.proof, { key: HISTORY_KEY, edges: true }, exp).ok) throw new Error('history proof with edges did not verify');
     const hRuns: number[] = [];
     const hpRuns: number[] = [];
     for (let rep = 0; rep < REPS; rep++) {
@@ -424,15 +460,20 @@ async function runSize(n: number): Promise<SizeResult> {
       tables,
       present: sizeStats(present),
       absent: sizeStats(absent),
+      presentEdges: sizeStats(presentEdges),
+      absentEdges: sizeStats(absentEdges),
       rfc,
       getLat: [spread(getMed), spread(getP99)],
       proofLat: [spread(proofMed), spread(proofP99)],
       coldLat: [spread(coldProof), spread(coldGet)],
       verifyRate: spread(vRuns),
       decodeVerifyRate: spread(dvRuns),
+      decodeRate: spread(dRuns),
+      decodeOldRate: spread(dOldRuns),
       sigRate: spread(sRuns),
       history: {
         bytes: historyProofCodec.encode(h.proof).length,
+        bytesEdges: historyProofCodec.encode(he.proof).length,
         entries: h.entries.length,
         windows: h.proof.body.windows.length,
         descriptors: h.proof.body.descriptors.length,
@@ -462,6 +503,17 @@ function report(r: SizeResult): void {
       ['get, present key (latest)', `${pr.median}`, `${pr.max}`, `${r.rfc}`, `${(pr.median / r.rfc).toFixed(2)}x`, `${(pr.max / r.rfc).toFixed(2)}x`, pr.max <= 2048 ? '<= 2 KiB: met' : '<= 2 KiB: MISSED'],
       ['get, absent key', `${ab.median}`, `${ab.max}`, `${r.rfc}`, `${(ab.median / r.rfc).toFixed(2)}x`, `${(ab.max / r.rfc).toFixed(2)}x`, ''],
       [`history, ${r.history.entries} versions`, `${r.history.bytes}`, '', `${r.rfc}`, `${(r.history.bytes / r.rfc).toFixed(2)}x`, '', ''],
+    ],
+  );
+  const pe = r.presentEdges;
+  const ae = r.absentEdges;
+  const plus = (a: number, b: number) => `+${a - b} B (+${(((a - b) / b) * 100).toFixed(0)}%)`;
+  printTable(
+    ['edge proofs, §8.12 (CBOR bytes)', 'median', 'max', 'cost, median', 'cost, max', 'windows (mean)'],
+    [
+      ['get, present key, edges', `${pe.median}`, `${pe.max}`, plus(pe.median, pr.median), plus(pe.max, pr.max), `${pe.windows.toFixed(2)} (was ${pr.windows.toFixed(2)})`],
+      ['get, absent key, edges', `${ae.median}`, `${ae.max}`, plus(ae.median, ab.median), plus(ae.max, ab.max), `${ae.windows.toFixed(2)} (was ${ab.windows.toFixed(2)})`],
+      [`history, ${r.history.entries} versions, edges`, `${r.history.bytesEdges}`, '', plus(r.history.bytesEdges, r.history.bytes), '', ''],
     ],
   );
   console.log(
@@ -497,6 +549,8 @@ function report(r: SizeResult): void {
     [
       ['verifyGetProof (objects)', fmtS(r.verifyRate), `${noise(r.verifyRate).toFixed(0)}%`, r.verifyRate.median >= 20_000 ? '>= 20k/s: met' : '>= 20k/s: MISSED'],
       ['decode CBOR + verifyGetProof', fmtS(r.decodeVerifyRate), `${noise(r.decodeVerifyRate).toFixed(0)}%`, ''],
+      ['(part) decode CBOR: linear pre-pass + cbor-x + schema', fmtS(r.decodeRate), `${noise(r.decodeRate).toFixed(0)}%`, ''],
+      ['(part) decode CBOR, former rule: cbor-x + schema + re-encode + compare', fmtS(r.decodeOldRate), `${noise(r.decodeOldRate).toFixed(0)}%`, ''],
       ['(part) one Ed25519 head signature, uncached (paid once per new head)', fmtS(r.sigRate), `${noise(r.sigRate).toFixed(0)}%`, ''],
       [
         '(derived) verifyGetProof when its head is new to the verifier',

@@ -3,59 +3,16 @@
  * key and value coercion, and URL encoding of keys. Isomorphic: no `node:` imports.
  * @module
  */
-import { toBytes } from '../proofs/bytes.js';
+import { fromBase64Url, toBase64Url, toBytes } from '../proofs/bytes.js';
 
 /** A key or value as the SDK accepts it: bytes, or a string that is UTF-8 encoded. */
 export type BytesLike = Uint8Array | string;
 
-const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
-const LOOKUP = new Int16Array(128).fill(-1);
-for (let i = 0; i < ALPHABET.length; i++) LOOKUP[ALPHABET.charCodeAt(i)] = i;
-
-/** Encodes bytes as base64url without padding (RFC 4648 §5). */
-export function toBase64Url(bytes: Uint8Array): string {
-  let out = '';
-  let i = 0;
-  for (; i + 2 < bytes.length; i += 3) {
-    const n = (bytes[i] << 16) | (bytes[i + 1] << 8) | bytes[i + 2];
-    out += ALPHABET[n >>> 18] + ALPHABET[(n >>> 12) & 63] + ALPHABET[(n >>> 6) & 63] + ALPHABET[n & 63];
-  }
-  const rest = bytes.length - i;
-  if (rest === 1) {
-    const n = bytes[i] << 16;
-    out += ALPHABET[n >>> 18] + ALPHABET[(n >>> 12) & 63];
-  } else if (rest === 2) {
-    const n = (bytes[i] << 16) | (bytes[i + 1] << 8);
-    out += ALPHABET[n >>> 18] + ALPHABET[(n >>> 12) & 63] + ALPHABET[(n >>> 6) & 63];
-  }
-  return out;
-}
-
 /**
- * Decodes base64url (padding tolerated, nothing else). Throws `TypeError` on a character outside
- * the alphabet or an impossible length.
+ * base64url (RFC 4648 §5, no padding). Decoding is strict — no padding, no non-zero trailing bits,
+ * nothing outside the URL-safe alphabet — and shared with the server and the proofs library.
  */
-export function fromBase64Url(text: string): Uint8Array {
-  if (typeof text !== 'string') throw new TypeError(`base64url must be a string, got ${typeof text}`);
-  const s = text.replace(/=+$/, '');
-  if (s.length % 4 === 1) throw new TypeError(`base64url string has impossible length ${s.length}`);
-  const out = new Uint8Array(Math.floor((s.length * 3) / 4));
-  let acc = 0;
-  let bits = 0;
-  let o = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    const v = c < 128 ? LOOKUP[c] : -1;
-    if (v < 0) throw new TypeError(`invalid base64url character at ${i}`);
-    acc = (acc << 6) | v;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out[o++] = (acc >>> bits) & 0xff;
-    }
-  }
-  return out;
-}
+export { fromBase64Url, toBase64Url };
 
 /** UTF-8 encodes a string key or value; checks the type of everything else. */
 export function asBytes(input: BytesLike, name: string): Uint8Array {

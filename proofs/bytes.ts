@@ -61,6 +61,59 @@ export function fromHex(hex: string): Uint8Array {
   return out;
 }
 
+const B64URL_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+const B64URL_LOOKUP = new Int16Array(128).fill(-1);
+for (let i = 0; i < B64URL_ALPHABET.length; i++) B64URL_LOOKUP[B64URL_ALPHABET.charCodeAt(i)] = i;
+
+/** Encodes bytes as base64url without padding (RFC 4648 §5). */
+export function toBase64Url(bytes: Uint8Array): string {
+  const A = B64URL_ALPHABET;
+  let out = '';
+  let i = 0;
+  for (; i + 2 < bytes.length; i += 3) {
+    const n = (bytes[i] << 16) | (bytes[i + 1] << 8) | bytes[i + 2];
+    out += A[n >>> 18] + A[(n >>> 12) & 63] + A[(n >>> 6) & 63] + A[n & 63];
+  }
+  const rest = bytes.length - i;
+  if (rest === 1) {
+    const n = bytes[i] << 16;
+    out += A[n >>> 18] + A[(n >>> 12) & 63];
+  } else if (rest === 2) {
+    const n = (bytes[i] << 16) | (bytes[i + 1] << 8);
+    out += A[n >>> 18] + A[(n >>> 12) & 63] + A[(n >>> 6) & 63];
+  }
+  return out;
+}
+
+/**
+ * Decodes strict base64url (RFC 4648 §5) without padding: the only accepted text for a byte string
+ * is the one {@link toBase64Url} produces. Throws `TypeError` on a non-string, a character outside
+ * the URL-safe alphabet (`=` padding, `+`, `/`, whitespace included), an impossible length
+ * (`length % 4 = 1`), or non-zero trailing bits in the last character (RFC 4648 §3.5), so that no
+ * two strings decode to the same bytes.
+ */
+export function fromBase64Url(text: string): Uint8Array {
+  if (typeof text !== 'string') throw new TypeError(`base64url must be a string, got ${text === null ? 'null' : typeof text}`);
+  if (text.length % 4 === 1) throw new TypeError(`base64url string has impossible length ${text.length}`);
+  const out = new Uint8Array(Math.floor((text.length * 3) / 4));
+  let acc = 0;
+  let bits = 0;
+  let o = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    const v = c < 128 ? B64URL_LOOKUP[c] : -1;
+    if (v < 0) throw new TypeError(`invalid base64url character ${JSON.stringify(text[i])} at ${i}`);
+    acc = ((acc << 6) | v) & 0xfff;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = (acc >>> bits) & 0xff;
+    }
+  }
+  if ((acc & ((1 << bits) - 1)) !== 0) throw new TypeError('base64url has non-zero trailing bits');
+  return out;
+}
+
 /** Largest u64 value this implementation represents exactly as a JS number (2^53 - 1). */
 export const MAX_U64_NUMBER = Number.MAX_SAFE_INTEGER;
 

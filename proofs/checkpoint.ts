@@ -26,7 +26,7 @@ import { equalBytes, readU64BE, toBytes, toHex, writeU64BE } from './bytes.js';
 import { Domain, HASH_LEN, Hasher, nobleHasher } from './hash.js';
 import { DecodeError, OK, Reason, fail, type Verified, type VerifyFailure } from './errors.js';
 import { emptyLogRoot, logLeafHash, verifyConsistency, verifyInclusion } from './log.js';
-import { _checkHash, _checkUint, _isUint } from './tree.js';
+import { _checkHash, _checkUint, _describe, _isUint } from './tree.js';
 
 /** A checkpoint: the engine's state at a sequence number, committed by its MasterRoot. */
 export interface Checkpoint {
@@ -304,7 +304,7 @@ function checkPolicy(p: unknown): VerifyFailure | Set<string> {
     keys.add(hex);
   }
   if (!_isUint(policy.quorum) || policy.quorum < 1 || policy.quorum > keys.size) {
-    return fail(Reason.INVALID_TRUST_POLICY, `quorum ${String(policy.quorum)} out of range [1, ${keys.size}]`);
+    return fail(Reason.INVALID_TRUST_POLICY, `quorum ${_describe(policy.quorum)} out of range [1, ${keys.size}]`);
   }
   return keys;
 }

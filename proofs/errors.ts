@@ -75,6 +75,11 @@ export const Reason = {
   VALUE_MISMATCH: 'VALUE_MISMATCH',
   /** A history proof's covered bound is inconsistent with its limit. */
   HISTORY_BOUND: 'HISTORY_BOUND',
+  /**
+   * With edge proofs required: a table's proven first or last entry is not its descriptor's
+   * `smallest` / `largest` (a signed key range that lies about the table's contents).
+   */
+  RANGE_MISMATCH: 'RANGE_MISMATCH',
 } as const;
 
 /** One of the stable {@link Reason} codes. */

@@ -49,6 +49,20 @@ export function parseInternalKey(ik: Uint8Array): (EntryKey & { kind: number }) 
   return { key: ik.subarray(0, o), version, seq, kind: ik[o + 15] };
 }
 
+/** The internal key of an entry: `key || u64 version || u56 seq || u8 kind` (inverse of {@link parseInternalKey}). */
+export function internalKeyOf(e: EntryKey & { kind: number }): Uint8Array {
+  const o = e.key.length;
+  const ik = new Uint8Array(o + INTERNAL_TRAILER_LEN);
+  ik.set(e.key, 0);
+  writeU64BE(ik, o, e.version);
+  // u56 seq: the low 7 bytes of a u64, written big-endian, then the kind byte.
+  const tmp = new Uint8Array(8);
+  writeU64BE(tmp, 0, e.seq);
+  ik.set(tmp.subarray(1), o + 8);
+  ik[o + 15] = e.kind;
+  return ik;
+}
+
 /** Engine order of two entries: negative if `a` comes first. */
 export function compareEntries(a: EntryKey, b: EntryKey): number {
   const c = compareBytes(a.key, b.key);

@@ -18,6 +18,11 @@
  * The first table in read order holding a qualifying entry answers a get: a key's newer versions
  * always sit earlier in the read order (the LSM invariant the signers attest by signing the root).
  * A history proof searches every covering table and unions the runs.
+ *
+ * On request (`edges: true` in the query) every consulted table that does not cover the key also
+ * proves its first or last entry, so the descriptors' key ranges are checked against the tables'
+ * committed contents instead of trusted (docs/proofs.md §8.12). Cheap structural limits — list
+ * lengths from the level counts and the query — are checked before any signature or hash.
  * @module
  */
 import { compareBytes, equalBytes } from './bytes.js';
@@ -36,6 +41,7 @@ import { Domain, HASH_LEN, Kind, nobleHasher, type Hasher } from './hash.js';
 import {
   compareEntries,
   descriptorHash,
+  internalKeyOf,
   levelOffsets,
   masterRootOf,
   NUM_LEVELS,
@@ -44,7 +50,7 @@ import {
   type TableDescriptor,
 } from './lsm.js';
 import { rootFromMultiproof } from './multiproof.js';
-import { rootFromTreeRange } from './tree.js';
+import { _describe, rootFromTreeRange } from './tree.js';
 
 /** The revealed part of one data block: entries `[offset, offset + entries.length)`. */
 export interface WindowBlock {
@@ -129,6 +135,32 @@ export interface ProvenEntry {
   value: Uint8Array;
 }
 
+/**
+ * Edge proofs (docs/proofs.md §8.12): with `edges: true` the client requires, for every table the
+ * read consults, proof that the descriptor's key range is the table's real one — an extra
+ * one-entry window at the table's first (`smallest`) or last (`largest`) entry for a table that
+ * does not cover the key, and the same equality wherever a covering table's window reaches an
+ * edge. A signer that shrinks or widens a descriptor's range over an honest table root is then
+ * caught (`RANGE_MISMATCH`). Without it such windows are `UNEXPECTED_ELEMENT`.
+ */
+export interface EdgeOption {
+  edges?: boolean;
+}
+
+/** A get query: the key, the version (default latest), and whether edge proofs are required. */
+export interface GetQuery extends EdgeOption {
+  key: Uint8Array;
+  version?: number;
+}
+
+/** A history query: the key, the version interval, the page size, and whether edge proofs are required. */
+export interface HistoryQuery extends EdgeOption {
+  key: Uint8Array;
+  minVersion?: number;
+  maxVersion?: number;
+  limit?: number;
+}
+
 /** Facts a verified get proof establishes. */
 export interface GetFacts {
   checkpoint: Checkpoint;
@@ -160,6 +192,7 @@ const isHash = (v: unknown): v is Uint8Array => v instanceof Uint8Array && v.len
 
 /** Verifies the certificate: quorum signatures, consistency with trusted state, inclusion. */
 export function verifyCertificate(cert: CheckpointCertificate, exp: CheckpointExpectation): Verified<{ checkpoint: Checkpoint; head: LogHead }> {
+  if (!exp || typeof exp !== 'object') return fail(Reason.MALFORMED_INPUT, 'expectation must be an object');
   const hasher = exp.hasher ?? nobleHasher;
   if (!cert || typeof cert !== 'object') return fail(Reason.MALFORMED_INPUT, 'certificate missing');
   const { checkpoint, head, signatures, inclusion } = cert;
@@ -217,7 +250,7 @@ function evaluateWindow(hasher: Hasher, w: TableWindow, d: TableDescriptor): Ver
       if (!(e.key instanceof Uint8Array) || !isUint(e.version) || !isUint(e.seq) || !isHash(e.valueHash)) {
         return fail(Reason.MALFORMED_INPUT, 'malformed entry');
       }
-      if (e.kind !== Kind.PUT && e.kind !== Kind.DELETE) return fail(Reason.MALFORMED_INPUT, `entry kind ${String(e.kind)}`);
+      if (e.kind !== Kind.PUT && e.kind !== Kind.DELETE) return fail(Reason.MALFORMED_INPUT, `entry kind ${_describe(e.kind)}`);
       leaves.push(hasher.entryLeaf(e.key, e.version, e.seq, e.kind, e.valueHash));
       entries.push(e);
     }
@@ -255,6 +288,36 @@ function consultWindow(
   return evaluateWindow(hasher, w, t.d);
 }
 
+/** Which edge of a table an edge window must show. */
+type Edge = 'first' | 'last';
+
+/** With edge proofs: a window that reaches a table's edge must show the descriptor's key there. */
+function checkEdges(ev: EvaluatedWindow, t: { index: number; d: TableDescriptor }): VerifyFailure | undefined {
+  const es = ev.entries;
+  if (ev.atStart && !equalBytes(internalKeyOf(es[0]), t.d.smallest)) {
+    return fail(Reason.RANGE_MISMATCH, `table ${t.index}: first entry is not the descriptor's smallest key`);
+  }
+  if (ev.atEnd && !equalBytes(internalKeyOf(es[es.length - 1]), t.d.largest)) {
+    return fail(Reason.RANGE_MISMATCH, `table ${t.index}: last entry is not the descriptor's largest key`);
+  }
+  return undefined;
+}
+
+/**
+ * The edge window of a consulted table that does not cover the key: exactly its first or last
+ * entry, authenticated against its table root, equal to the descriptor's `smallest` / `largest`.
+ */
+function consultEdge(hasher: Hasher, windows: ReadonlyMap<number, TableWindow>, used: Set<number>, t: { index: number; d: TableDescriptor }, edge: Edge): VerifyFailure | undefined {
+  const w = windows.get(t.index);
+  if (!w) return fail(Reason.MISSING_WINDOW, `table ${t.index} has no edge window (its ${edge} entry)`);
+  used.add(t.index);
+  const ev = evaluateWindow(hasher, w, t.d);
+  if (!ev.ok) return ev;
+  if (ev.entries.length !== 1) return fail(Reason.UNEXPECTED_ELEMENT, `table ${t.index}: edge window of ${ev.entries.length} entries, want 1`);
+  if (edge === 'first' ? !ev.atStart : !ev.atEnd) return fail(Reason.WINDOW_NOT_BRACKETING, `table ${t.index}: edge window is not at the table's ${edge} entry`);
+  return checkEdges(ev, t);
+}
+
 /** Where an entry lies relative to the searched interval of one key's versions [lo, hi]. */
 function side(e: EntryLeaf, key: Uint8Array, lo: number, hi: number): -1 | 0 | 1 {
   const c = compareBytes(e.key, key);
@@ -270,8 +333,12 @@ interface LevelStep {
   level: number;
   /** Set when the revealed descriptors do not show what this level holds for the key. */
   error?: VerifyFailure;
-  /** Tables of this level the read consults, in read order. */
-  tables: Array<{ index: number; d: TableDescriptor; covers: boolean }>;
+  /**
+   * Tables of this level the read consults, in read order: every level-0 table, and at a deeper
+   * level the covering table or the neighbours of the gap. `edge` (when not covering): which of
+   * the table's edges shows that the key is outside it.
+   */
+  tables: Array<{ index: number; d: TableDescriptor; covers: boolean; edge?: Edge }>;
   /** Positions in `body.descriptors` this level uses. */
   uses: number[];
 }
@@ -282,15 +349,9 @@ interface Plan {
   descriptorCount: number;
 }
 
-/** Checks the master layer and works out, level by level, which tables cover `key`. */
+/** Checks the master layer and works out, level by level, which tables cover `key`; `body` has passed {@link checkShape}. */
 function planRead(hasher: Hasher, body: LsmProofBody, masterRoot: Uint8Array, key: Uint8Array): Verified<Plan> {
   const counts = body.levelCounts;
-  if (!Array.isArray(counts) || counts.length !== NUM_LEVELS || !counts.every(isU32)) {
-    return fail(Reason.MALFORMED_INPUT, `levelCounts must be ${NUM_LEVELS} integers`);
-  }
-  if (!Array.isArray(body.descriptors) || !Array.isArray(body.masterProof) || !Array.isArray(body.windows)) {
-    return fail(Reason.MALFORMED_INPUT, 'descriptors, masterProof and windows must be arrays');
-  }
   const offsets = levelOffsets(counts);
   const total = counts.reduce((a, b) => a + b, 0);
   const indexes: number[] = [];
@@ -337,7 +398,8 @@ function planRead(hasher: Hasher, body: LsmProofBody, masterRoot: Uint8Array, ke
         break;
       }
       step.uses.push(i);
-      step.tables.push({ index: offsets[0] + p, d: body.descriptors[i], covers: covers(i) });
+      const c = covers(i);
+      step.tables.push({ index: offsets[0] + p, d: body.descriptors[i], covers: c, edge: c ? undefined : compareBytes(key, ranges[i].lo) < 0 ? 'first' : 'last' });
     }
     steps.push(step);
   }
@@ -354,18 +416,60 @@ function planRead(hasher: Hasher, body: LsmProofBody, masterRoot: Uint8Array, ke
       step.tables.push({ index: indexes[revealed[0]], d: body.descriptors[revealed[0]], covers: true });
     } else {
       const pos = (i: number) => body.descriptors[i].position;
-      const gap =
-        (revealed.length === 1 && pos(revealed[0]) === 0 && compareBytes(key, ranges[revealed[0]].lo) < 0) ||
-        (revealed.length === 1 && pos(revealed[0]) === counts[level] - 1 && compareBytes(key, ranges[revealed[0]].hi) > 0) ||
-        (revealed.length === 2 &&
-          pos(revealed[1]) === pos(revealed[0]) + 1 &&
-          compareBytes(key, ranges[revealed[0]].hi) > 0 &&
-          compareBytes(key, ranges[revealed[1]].lo) < 0);
-      if (!gap) step.error = fail(Reason.MISSING_TABLE, `level ${level}: revealed tables neither cover the key nor bracket it`);
+      const side = (i: number, edge: Edge) => ({ index: indexes[i], d: body.descriptors[i], covers: false, edge });
+      const [a, b] = revealed;
+      if (revealed.length === 1 && pos(a) === 0 && compareBytes(key, ranges[a].lo) < 0) {
+        step.tables.push(side(a, 'first')); // before the level
+      } else if (revealed.length === 1 && pos(a) === counts[level] - 1 && compareBytes(key, ranges[a].hi) > 0) {
+        step.tables.push(side(a, 'last')); // after the level
+      } else if (revealed.length === 2 && pos(b) === pos(a) + 1 && compareBytes(key, ranges[a].hi) > 0 && compareBytes(key, ranges[b].lo) < 0) {
+        step.tables.push(side(a, 'last'), side(b, 'first')); // in the gap
+      } else {
+        step.error = fail(Reason.MISSING_TABLE, `level ${level}: revealed tables neither cover the key nor bracket it`);
+      }
     }
     steps.push(step);
   }
   return { ok: true, steps, descriptorCount: body.descriptors.length };
+}
+
+/**
+ * Structural limits checked before any signature check or hash: list lengths the read can need at
+ * most, from the level counts and the query alone. Only counts are looked at, so the cost is
+ * linear in the number of list items, and an oversized proof is refused before it is hashed.
+ * (The precise checks come later; these only bound the work of reaching them.)
+ */
+function checkShape(body: LsmProofBody, maxWindowEntries: number): VerifyFailure | undefined {
+  const counts = body.levelCounts;
+  if (!Array.isArray(counts) || counts.length !== NUM_LEVELS || !counts.every(isU32)) {
+    return fail(Reason.MALFORMED_INPUT, `levelCounts must be ${NUM_LEVELS} integers`);
+  }
+  if (!Array.isArray(body.descriptors) || !Array.isArray(body.masterProof) || !Array.isArray(body.windows)) {
+    return fail(Reason.MALFORMED_INPUT, 'descriptors, masterProof and windows must be arrays');
+  }
+  // Every level-0 table, and at most two per deeper level.
+  const maxDescriptors = counts[0] + 2 * (NUM_LEVELS - 1);
+  if (body.descriptors.length > maxDescriptors) {
+    return fail(Reason.UNEXPECTED_ELEMENT, `${body.descriptors.length} descriptors, a read reveals at most ${maxDescriptors}`);
+  }
+  // A multiproof has at most one hash per level of the tree (< 2^32 leaves) per revealed leaf.
+  if (body.masterProof.length > 32 * Math.max(1, body.descriptors.length)) {
+    return fail(Reason.PROOF_SIZE, `master proof of ${body.masterProof.length} hashes for ${body.descriptors.length} descriptors`);
+  }
+  // At most one window per revealed table.
+  if (body.windows.length > body.descriptors.length) {
+    return fail(Reason.UNEXPECTED_ELEMENT, `${body.windows.length} windows for ${body.descriptors.length} descriptors`);
+  }
+  for (const w of body.windows) {
+    if (!w || typeof w !== 'object' || !Array.isArray(w.blocks)) return fail(Reason.MALFORMED_INPUT, 'window without blocks');
+    let n = 0;
+    for (const b of w.blocks) {
+      if (!b || typeof b !== 'object' || !Array.isArray(b.entries)) return fail(Reason.MALFORMED_INPUT, 'window block without entries');
+      n += b.entries.length;
+    }
+    if (n > maxWindowEntries) return fail(Reason.UNEXPECTED_ELEMENT, `window of ${n} entries, this read needs at most ${maxWindowEntries}`);
+  }
+  return undefined;
 }
 
 /** Shared front half of both verifiers. */
@@ -373,9 +477,12 @@ function verifyFront(
   proof: { certificate: CheckpointCertificate; body: LsmProofBody },
   key: Uint8Array,
   exp: CheckpointExpectation,
+  maxWindowEntries: number,
 ): Verified<{ checkpoint: Checkpoint; head: LogHead; plan: Plan; windows: Map<number, TableWindow> }> {
   const hasher = exp.hasher ?? nobleHasher;
-  if (!proof || typeof proof !== 'object' || !proof.body) return fail(Reason.MALFORMED_INPUT, 'proof missing');
+  if (!proof || typeof proof !== 'object' || !proof.body || typeof proof.body !== 'object') return fail(Reason.MALFORMED_INPUT, 'proof missing');
+  const shape = checkShape(proof.body, maxWindowEntries);
+  if (shape) return shape;
   const cert = verifyCertificate(proof.certificate, exp);
   if (!cert.ok) return cert;
   const plan = planRead(hasher, proof.body, cert.checkpoint.masterRoot, key);
@@ -398,7 +505,7 @@ function guard<T extends object>(f: () => Verified<T>): Verified<T> {
   try {
     return f();
   } catch (err) {
-    return fail(Reason.MALFORMED_INPUT, `malformed proof: ${(err as Error)?.message ?? String(err)}`) as VerifyFailure;
+    return fail(Reason.MALFORMED_INPUT, `malformed proof: ${err instanceof Error ? err.message : _describe(err)}`) as VerifyFailure;
   }
 }
 
@@ -406,17 +513,17 @@ function guard<T extends object>(f: () => Verified<T>): Verified<T> {
  * Verifies a get proof for `key` at or below `version` (default: the latest). Returns the proven
  * newest entry (value or tombstone), or proves there is none. Never throws.
  */
-export function verifyGetProof(
-  proof: GetProof,
-  query: { key: Uint8Array; version?: number },
-  exp: CheckpointExpectation,
-): Verified<GetFacts> {
+export function verifyGetProof(proof: GetProof, query: GetQuery, exp: CheckpointExpectation): Verified<GetFacts> {
   return guard(() => {
+    if (!query || typeof query !== 'object' || !exp || typeof exp !== 'object') return fail(Reason.MALFORMED_INPUT, 'query and expectation must be objects');
     const hasher = exp.hasher ?? nobleHasher;
     const key = query.key;
     const version = query.version ?? Number.MAX_SAFE_INTEGER;
+    const edges = query.edges === true;
     if (!(key instanceof Uint8Array) || key.length === 0 || !isUint(version)) return fail(Reason.MALFORMED_INPUT, 'bad query');
-    const front = verifyFront(proof, key, exp);
+    if (query.edges !== undefined && typeof query.edges !== 'boolean') return fail(Reason.MALFORMED_INPUT, 'edges must be a boolean');
+    // A get window is the entry before the searched position and the entry at it.
+    const front = verifyFront(proof, key, exp, 2);
     if (!front.ok) return front;
     const used = new Set<number>();
     const usedDescriptors = new Set<number>();
@@ -425,9 +532,15 @@ export function verifyGetProof(
       if (step.error) return step.error;
       for (const i of step.uses) usedDescriptors.add(i);
       for (const t of step.tables) {
-        if (!t.covers) continue;
+        if (!t.covers) {
+          const bad = edges ? consultEdge(hasher, front.windows, used, t, t.edge!) : undefined;
+          if (bad) return bad;
+          continue;
+        }
         const ev = consultWindow(hasher, front.windows, used, t);
         if (!ev.ok) return ev;
+        const badEdge = edges ? checkEdges(ev, t) : undefined;
+        if (badEdge) return badEdge;
         // The searched position: the first entry at or after (key, version). The window must show
         // the entry before it (or start the table) and the entry at it (or end the table).
         const es = ev.entries;
@@ -467,13 +580,12 @@ export function verifyGetProof(
  * `maxVersion` is accepted only when exactly `limit` entries came back, and `nextMinVersion`
  * says where to continue. Never throws.
  */
-export function verifyHistoryProof(
-  proof: HistoryProof,
-  query: { key: Uint8Array; minVersion?: number; maxVersion?: number; limit?: number },
-  exp: CheckpointExpectation,
-): Verified<HistoryFacts> {
+export function verifyHistoryProof(proof: HistoryProof, query: HistoryQuery, exp: CheckpointExpectation): Verified<HistoryFacts> {
   return guard(() => {
+    if (!query || typeof query !== 'object' || !exp || typeof exp !== 'object') return fail(Reason.MALFORMED_INPUT, 'query and expectation must be objects');
     const hasher = exp.hasher ?? nobleHasher;
+    const edges = query.edges === true;
+    if (query.edges !== undefined && typeof query.edges !== 'boolean') return fail(Reason.MALFORMED_INPUT, 'edges must be a boolean');
     const key = query.key;
     const min = query.minVersion ?? 0;
     const max = query.maxVersion ?? Number.MAX_SAFE_INTEGER;
@@ -482,9 +594,19 @@ export function verifyHistoryProof(
       return fail(Reason.MALFORMED_INPUT, 'bad query');
     }
     if (limit !== undefined && (!isUint(limit) || limit === 0)) return fail(Reason.MALFORMED_INPUT, 'bad limit');
+    if (!proof || typeof proof !== 'object') return fail(Reason.MALFORMED_INPUT, 'proof missing');
     const bound = proof.bound;
-    if (!isUint(bound) || bound > max || bound < min) return fail(Reason.HISTORY_BOUND, `bound ${String(bound)} outside [${min}, ${max}]`);
-    const front = verifyFront(proof, key, exp);
+    if (!isUint(bound) || bound > max || bound < min) return fail(Reason.HISTORY_BOUND, `bound ${_describe(bound)} outside [${min}, ${max}]`);
+    // Versions are distinct integers: a table holds at most bound - min + 1 of them in the
+    // interval, with one bracketing entry on each side; never more than the limit in all.
+    const inInterval = bound - min + 1;
+    const maxValues = limit === undefined ? inInterval : Math.min(limit, inInterval);
+    if (!Array.isArray(proof.values) || proof.values.length > maxValues) {
+      const got = Array.isArray(proof.values) ? proof.values.length : 'no';
+      return fail(Array.isArray(proof.values) ? Reason.HISTORY_BOUND : Reason.VALUE_MISMATCH, `${got} values, this query returns at most ${maxValues}`);
+    }
+    // Every in-interval entry of a window is returned, so a window holds at most maxValues of them.
+    const front = verifyFront(proof, key, exp, maxValues + 2);
     if (!front.ok) return front;
     const found: EntryLeaf[] = [];
     const used = new Set<number>();
@@ -494,9 +616,15 @@ export function verifyHistoryProof(
       covering.push(...step.tables);
     }
     for (const t of covering) {
-      if (!t.covers) continue;
+      if (!t.covers) {
+        const bad = edges ? consultEdge(hasher, front.windows, used, t, t.edge!) : undefined;
+        if (bad) return bad;
+        continue;
+      }
       const ev = consultWindow(hasher, front.windows, used, t);
       if (!ev.ok) return ev;
+      const badEdge = edges ? checkEdges(ev, t) : undefined;
+      if (badEdge) return badEdge;
       const es = ev.entries;
       const sides = es.map((e) => side(e, key, min, bound));
       const firstIn = sides.findIndex((s) => s >= 0);

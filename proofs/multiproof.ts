@@ -11,13 +11,13 @@
  */
 import { HASH_LEN, type Hasher } from './hash.js';
 import { fail, Reason, type Verified } from './errors.js';
-import { splitPoint, type _SubtreeSource } from './tree.js';
+import { _checkHasherDomain, _describe, splitPoint, type _SubtreeSource } from './tree.js';
 
 /** Checks that `indexes` is strictly increasing and below `size`. */
 function checkIndexes(indexes: readonly number[], size: number): string | undefined {
   for (let i = 0; i < indexes.length; i++) {
     const x = indexes[i];
-    if (!Number.isSafeInteger(x) || x < 0 || x >= size) return `index ${String(x)} out of range for size ${size}`;
+    if (!Number.isSafeInteger(x) || x < 0 || x >= size) return `index ${_describe(x)} out of range for size ${_describe(size)}`;
     if (i > 0 && x <= indexes[i - 1]) return `indexes not strictly increasing at ${i}`;
   }
   return undefined;
@@ -74,7 +74,9 @@ export function rootFromMultiproof(
   leaves: readonly Uint8Array[],
   proof: readonly Uint8Array[],
 ): Verified<{ root: Uint8Array }> {
-  if (!Number.isSafeInteger(size) || size <= 0) return fail(Reason.INVALID_SIZE, `tree size ${String(size)}`);
+  const badArgs = _checkHasherDomain(hasher, domain);
+  if (badArgs) return badArgs;
+  if (!Number.isSafeInteger(size) || size <= 0) return fail(Reason.INVALID_SIZE, `tree size ${_describe(size)}`);
   if (!Array.isArray(indexes) || !Array.isArray(leaves) || !Array.isArray(proof)) {
     return fail(Reason.MALFORMED_INPUT, 'indexes, leaves and proof must be arrays');
   }

@@ -71,19 +71,19 @@ export function _isUint(v: unknown): v is number {
 /** A failure unless `v` is a safe non-negative integer. @internal */
 export function _checkUint(name: string, v: unknown): VerifyFailure | undefined {
   if (_isUint(v)) return undefined;
-  return fail(Reason.MALFORMED_INPUT, `${name} must be a safe non-negative integer, got ${describe(v)}`);
+  return fail(Reason.MALFORMED_INPUT, `${name} must be a safe non-negative integer, got ${_describe(v)}`);
 }
 
 /** A failure unless `h` is a 32-byte `Uint8Array`. @internal */
 export function _checkHash(name: string, h: unknown): VerifyFailure | undefined {
-  if (!(h instanceof Uint8Array)) return fail(Reason.MALFORMED_INPUT, `${name} must be a Uint8Array, got ${describe(h)}`);
+  if (!(h instanceof Uint8Array)) return fail(Reason.MALFORMED_INPUT, `${name} must be a Uint8Array, got ${_describe(h)}`);
   if (h.length !== HASH_LEN) return fail(Reason.HASH_LENGTH, `${name} has length ${h.length}, want ${HASH_LEN}`);
   return undefined;
 }
 
 /** A failure unless `path` is an array of exactly `want` 32-byte hashes. @internal */
 export function _checkPath(name: string, path: unknown, want: number): VerifyFailure | undefined {
-  if (!Array.isArray(path)) return fail(Reason.MALFORMED_INPUT, `${name} must be an array, got ${describe(path)}`);
+  if (!Array.isArray(path)) return fail(Reason.MALFORMED_INPUT, `${name} must be an array, got ${_describe(path)}`);
   if (path.length !== want) return fail(Reason.PROOF_SIZE, `wrong ${name} size ${path.length}, want ${want}`);
   for (let i = 0; i < path.length; i++) {
     const bad = _checkHash(`${name}[${i}]`, path[i]);
@@ -94,9 +94,9 @@ export function _checkPath(name: string, path: unknown, want: number): VerifyFai
 
 /** A failure unless `hasher` looks like a {@link Hasher} and `domain` is a tree node domain. @internal */
 export function _checkHasherDomain(hasher: unknown, domain: unknown): VerifyFailure | undefined {
-  if (!(hasher instanceof Hasher)) return fail(Reason.MALFORMED_INPUT, `hasher must be a Hasher, got ${describe(hasher)}`);
+  if (!(hasher instanceof Hasher)) return fail(Reason.MALFORMED_INPUT, `hasher must be a Hasher, got ${_describe(hasher)}`);
   if (typeof domain !== 'number' || !TREE_NODE_DOMAINS.includes(domain)) {
-    return fail(Reason.MALFORMED_INPUT, `domain ${describe(domain)} is not a tree node domain`);
+    return fail(Reason.MALFORMED_INPUT, `domain ${_describe(domain)} is not a tree node domain`);
   }
   return undefined;
 }
@@ -106,7 +106,8 @@ export function _rootMismatch(what: string, got: Uint8Array, want: Uint8Array): 
   return fail(Reason.ROOT_MISMATCH, `${what} mismatch: calculated ${toHex(got)}, want ${toHex(want)}`);
 }
 
-function describe(v: unknown): string {
+/** A short description of any value for failure messages; never throws (null-prototype objects, symbols). @internal */
+export function _describe(v: unknown): string {
   if (v instanceof Uint8Array) return `Uint8Array(${v.length})`;
   if (Array.isArray(v)) return `array(${v.length})`;
   if (typeof v === 'number' || typeof v === 'bigint') return String(v);

@@ -84,7 +84,7 @@ function withCommon(cmd: Command): Command {
 /** Parses a public key given as 64 hex digits or 43 base64url characters. */
 export function parsePublicKey(text: string): Uint8Array {
   const t = text.trim();
-  const k = /^[0-9a-fA-F]{64}$/.test(t) ? fromHex(t) : /^[A-Za-z0-9_-]{43}=?$/.test(t) ? fromBase64Url(t) : undefined;
+  const k = /^[0-9a-fA-F]{64}$/.test(t) ? fromHex(t) : /^[A-Za-z0-9_-]{43}$/.test(t) ? fromBase64Url(t) : undefined;
   if (!k || k.length !== 32) throw new UsageError(`public key ${JSON.stringify(text)} is neither 64 hex digits nor 43 base64url characters`);
   return k;
 }

@@ -9,9 +9,10 @@
  */
 import { Encoder } from 'cbor-x';
 import type { Request, Response } from 'express';
+import { fromBase64Url as strictFromBase64Url } from '../proofs/bytes.js';
+import { scanCbor, type CborLimits } from '../proofs/cbor_scan.js';
+import { DecodeError } from '../proofs/errors.js';
 import { HttpError } from './errors.js';
-
-const B64URL = /^[A-Za-z0-9_-]*$/;
 
 /** Encodes bytes as base64url without padding. */
 export function toBase64Url(b: Uint8Array): string {
@@ -19,16 +20,16 @@ export function toBase64Url(b: Uint8Array): string {
 }
 
 /**
- * Decodes strict base64url without padding; throws `HttpError(code)` naming `what` when `s` has a
- * character outside the alphabet, an impossible length, or non-zero trailing bits.
+ * Decodes strict base64url without padding (the one decoder of `proofs/bytes.ts`); throws
+ * `HttpError(code)` naming `what` when `s` has a character outside the alphabet (padding
+ * included), an impossible length, or non-zero trailing bits.
  */
 export function fromBase64Url(s: string, what: string, code: 'INVALID_ARGUMENT' | 'BAD_REQUEST' = 'INVALID_ARGUMENT'): Uint8Array {
-  if (typeof s !== 'string' || !B64URL.test(s) || s.length % 4 === 1) {
-    throw new HttpError(code, `${what} is not valid base64url (RFC 4648 §5, no padding)`);
+  try {
+    return strictFromBase64Url(s);
+  } catch (e) {
+    throw new HttpError(code, `${what} is not valid base64url (RFC 4648 §5, no padding): ${(e as Error).message}`);
   }
-  const buf = Buffer.from(s, 'base64url');
-  if (buf.toString('base64url') !== s) throw new HttpError(code, `${what} is not canonical base64url`);
-  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -144,8 +145,19 @@ export function rawBody(req: Request): Uint8Array {
 }
 
 /**
+ * The largest CBOR shape a request body can need: a batch is a map holding an array of operation
+ * maps (depth 3); an operation has at most 5 fields; a batch at most 10 000 operations (the batch
+ * route checks its own limit again, with its own error).
+ */
+export const REQUEST_BODY_CBOR_LIMITS: CborLimits = { canonical: false, maxDepth: 3, maxMap: 8, maxArray: 10_000 };
+
+/**
  * Parses a JSON or CBOR request body into a plain object. Malformed input, a non-object top
- * level, or CBOR that does not decode cleanly is `400 BAD_REQUEST`.
+ * level, or CBOR that does not decode cleanly is `400 BAD_REQUEST`. A CBOR body first passes the
+ * linear pre-pass of `proofs/cbor_scan.ts` (no tags — value sharing 28/29 included — no indefinite
+ * lengths, depth and counts within {@link REQUEST_BODY_CBOR_LIMITS}), so cbor-x never expands
+ * more than the bytes hold. Longer heads than needed are accepted here: cbor-x's default encoder
+ * writes them, and they cost no extra work.
  */
 export function parseStructuredBody(type: 'json' | 'cbor', body: Uint8Array): Record<string, unknown> {
   let v: unknown;
@@ -154,10 +166,12 @@ export function parseStructuredBody(type: 'json' | 'cbor', body: Uint8Array): Re
     if (type === 'json') {
       v = JSON.parse(utf8.decode(body));
     } else {
+      scanCbor(body, REQUEST_BODY_CBOR_LIMITS);
       v = cbor.decode(body);
     }
-  } catch {
-    throw new HttpError('BAD_REQUEST', `request body is not valid ${type === 'json' ? 'JSON' : 'CBOR'}`);
+  } catch (e) {
+    const why = e instanceof DecodeError ? `: ${e.message}` : '';
+    throw new HttpError('BAD_REQUEST', `request body is not valid ${type === 'json' ? 'JSON' : 'CBOR'}${why}`);
   }
   if (v === null || typeof v !== 'object' || Array.isArray(v) || v instanceof Uint8Array) {
     throw new HttpError('BAD_REQUEST', 'request body must be an object');

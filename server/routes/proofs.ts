@@ -51,16 +51,17 @@ export function proofRoutes(ctx: AppContext): RouteDef[] {
         keyEncodingParam,
         queryParam('version', 'Newest entry at or below this version, 0 .. 2^53-1 (default latest)', { type: 'integer', minimum: 0 }),
         queryParam('checkpoint', 'Checkpoint index; only the latest is served', { type: 'integer', minimum: 0 }),
+        queryParam('edges', 'Also prove the first or last entry of every consulted table that does not cover the key (edge proofs, docs/proofs.md §8.12); verify with `edges: true`', { type: 'boolean' }),
       ],
       responses: { ...ok('GetProofResponse', 'The entry (if any) and the proof'), ...errors(400, 401, 403, 404, 413) },
     },
     async handler(req, res) {
       const q = queryOf(res);
-      q.only(['version', 'checkpoint', 'keyEncoding']);
+      q.only(['version', 'checkpoint', 'edges', 'keyEncoding']);
       const key = keyOf(res);
       const version = q.int('version', 0, MAX_VERSION, undefined, 'INVALID_VERSION');
       const checkpoint = q.int('checkpoint', 0, MAX_VERSION, undefined);
-      const r = await db.getWithProof(key, { version, checkpoint });
+      const r = await db.getWithProof(key, { version, checkpoint, edges: q.flag('edges') });
       metrics.reads.inc({ op: 'proof' });
       send(req, res, { entry: r.entry ? entryWire(r.entry) : undefined, proof: getProofCodec.encode(r.proof) });
     },
@@ -87,12 +88,13 @@ export function proofRoutes(ctx: AppContext): RouteDef[] {
         queryParam('cursor', 'The `nextCursor` of the previous page', { type: 'string' }),
         queryParam('proof', 'Include a history proof', { type: 'boolean' }),
         queryParam('checkpoint', 'With proof: checkpoint index; only the latest is served', { type: 'integer', minimum: 0 }),
+        queryParam('edges', 'With proof: also prove the first or last entry of every consulted table that does not cover the key (edge proofs, docs/proofs.md §8.12); verify with `edges: true`', { type: 'boolean' }),
       ],
       responses: { ...ok('HistoryResponse', 'A page of history'), ...errors(400, 401, 403, 404, 413) },
     },
     async handler(req, res) {
       const q = queryOf(res);
-      q.only(['min', 'max', 'limit', 'cursor', 'proof', 'checkpoint', 'keyEncoding']);
+      q.only(['min', 'max', 'limit', 'cursor', 'proof', 'checkpoint', 'edges', 'keyEncoding']);
       const key = keyOf(res);
       let min = q.int('min', 0, MAX_VERSION, 0, 'INVALID_VERSION')!;
       const max = q.int('max', 0, MAX_VERSION, MAX_VERSION, 'INVALID_VERSION')!;
@@ -102,6 +104,8 @@ export function proofRoutes(ctx: AppContext): RouteDef[] {
       const withProof = q.flag('proof');
       const checkpoint = q.int('checkpoint', 0, MAX_VERSION, undefined);
       if (checkpoint !== undefined && !withProof) throw new HttpError('INVALID_ARGUMENT', 'checkpoint needs proof=true');
+      const edges = q.flag('edges');
+      if (edges && !withProof) throw new HttpError('INVALID_ARGUMENT', 'edges needs proof=true');
       if (min > max) {
         if (cursor !== undefined) {
           // A cursor past the range: the history is complete.
@@ -135,7 +139,7 @@ export function proofRoutes(ctx: AppContext): RouteDef[] {
         return;
       }
       if (fit > 0 && fit < limit && current.length > fit) limit = fit;
-      const r = await db.getVersionHistoryWithProof(key, { minVersion: min, maxVersion: max, limit, checkpoint });
+      const r = await db.getVersionHistoryWithProof(key, { minVersion: min, maxVersion: max, limit, checkpoint, edges });
       metrics.reads.inc({ op: 'history_proof' });
       send(req, res, {
         entries: r.entries.map((e) => entryWire(e)),

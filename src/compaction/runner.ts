@@ -4,7 +4,7 @@
  * TypeScript sources); they are unref'd while idle, so they never keep the process alive.
  * @module
  */
-import { Worker } from 'node:worker_threads';
+import { Worker, type WorkerOptions } from 'node:worker_threads';
 import { CorruptionError, ErrorCode, ProofKVError } from '../errors.js';
 import { runCompaction, runFlush, type CompactionJob, type CompactionOutput, type FlushJob } from './compact.js';
 
@@ -17,6 +17,30 @@ interface WorkerReply {
 interface Waiter {
   resolve: (o: CompactionOutput[]) => void;
   reject: (e: Error) => void;
+}
+
+/**
+ * How to start the compaction worker from the URL of this module. From compiled JavaScript the
+ * worker is `worker.js` next to it; from TypeScript sources (tests, tsx) it is an eval'd script
+ * that loads `worker.ts` through tsx's API, resolved from this package rather than from the
+ * process's working directory. A loader may add a query to this module's URL (tsx's `tsImport`
+ * does), so the file type is read from the path alone.
+ *
+ * `execArgv` is explicit and empty: by default a worker inherits the parent's `process.execArgv`,
+ * and flags meant for the main entry point break it — `node --input-type=module -e …` makes every
+ * worker start fail ("--input-type can only be used with string input"). The worker needs none of
+ * the parent's flags: the TypeScript path registers tsx itself through its API.
+ */
+export function workerSpawnSpec(selfUrl: string): { entry: string | URL; options: WorkerOptions } {
+  const self = new URL(selfUrl);
+  self.search = '';
+  self.hash = '';
+  const isTs = self.pathname.endsWith('.ts');
+  const url = new URL(isTs ? './worker.ts' : './worker.js', self);
+  if (!isTs) return { entry: url, options: { execArgv: [] } };
+  const tsxApi = import.meta.resolve('tsx/esm/api');
+  const code = `import(${JSON.stringify(tsxApi)}).then((api) => api.tsImport(${JSON.stringify(url.href)}, ${JSON.stringify(self.href)}))`;
+  return { entry: code, options: { eval: true, execArgv: [] } };
 }
 
 /** The process-wide compaction worker. */
@@ -38,17 +62,8 @@ class SharedWorker {
 
   private ensure(): Worker {
     if (this.worker) return this.worker;
-    const self = import.meta.url;
-    const isTs = self.endsWith('.ts');
-    const url = new URL(isTs ? './worker.ts' : './worker.js', self);
-    // Running from TypeScript sources (tests, tsx): the worker loads its entry through tsx's API.
-    // Resolve tsx from this package, not from the process's working directory.
-    const tsxApi = isTs ? import.meta.resolve('tsx/esm/api') : '';
-    const w = isTs
-      ? new Worker(`import(${JSON.stringify(tsxApi)}).then((api) => api.tsImport(${JSON.stringify(url.href)}, ${JSON.stringify(self)}))`, {
-          eval: true,
-        })
-      : new Worker(url);
+    const spec = workerSpawnSpec(import.meta.url);
+    const w = new Worker(spec.entry, spec.options);
     w.unref();
     w.on('message', (reply: WorkerReply) => {
       const p = this.waiting.get(reply.id);

@@ -58,6 +58,11 @@ export interface CheckpointResult extends SignedCheckpoint {
 export interface ProofOptions {
   /** Checkpoint index; default the latest (the only one whose tables are kept for proofs). */
   checkpoint?: number;
+  /**
+   * Also prove the edge entries of every consulted table that does not cover the key, so a client
+   * verifying with `edges: true` checks the descriptors' key ranges itself (docs/proofs.md §8.12).
+   */
+  edges?: boolean;
 }
 
 /** A get answer with its proof. */
@@ -430,7 +435,7 @@ export class ProofDB {
     this.checkOpen();
     const k = this.key(key);
     const v = options.version === undefined ? MAX_VERSION : ProofDB.version(options.version, 0);
-    const { proof, entry } = this.checkpointer.getProof(k, v, options.checkpoint);
+    const { proof, entry } = this.checkpointer.getProof(k, v, options.checkpoint, options.edges === true);
     return { proof, entry: entry ? toVersionEntry(entry) : undefined };
   }
 
@@ -448,7 +453,7 @@ export class ProofDB {
     if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1)) {
       throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `limit must be a positive integer, got ${String(limit)}`);
     }
-    const { proof, entries } = this.checkpointer.historyProof(k, min, max, limit, options.checkpoint);
+    const { proof, entries } = this.checkpointer.historyProof(k, min, max, limit, options.checkpoint, options.edges === true);
     return {
       proof,
       entries: entries.map(toVersionEntry),

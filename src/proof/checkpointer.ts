@@ -142,10 +142,10 @@ export class Checkpointer {
     };
   }
 
-  /** A get proof for `key` at or below `version`, at the latest (or the given) checkpoint. */
-  getProof(key: Uint8Array, version = MAX_VERSION, checkpoint?: number): { proof: GetProof; entry?: Entry } {
+  /** A get proof for `key` at or below `version`, at the latest (or the given) checkpoint; `edges`: with edge windows. */
+  getProof(key: Uint8Array, version = MAX_VERSION, checkpoint?: number, edges = false): { proof: GetProof; entry?: Entry } {
     const { cert, ctx } = this.certificate(checkpoint);
-    const built = buildProof(ctx, key, { kind: 'get', version });
+    const built = buildProof(ctx, key, { kind: 'get', version }, { edges });
     const entry = built.entries[0];
     const proof: GetProof = { certificate: cert, body: built.body };
     if (entry && entry.kind === 1) proof.value = entry.value;
@@ -153,14 +153,14 @@ export class Checkpointer {
   }
 
   /** A history proof for `key` in [min, max], cut after `limit` entries (oldest first). */
-  historyProof(key: Uint8Array, min: number, max: number, limit?: number, checkpoint?: number): { proof: HistoryProof; entries: Entry[] } {
+  historyProof(key: Uint8Array, min: number, max: number, limit?: number, checkpoint?: number, edges = false): { proof: HistoryProof; entries: Entry[] } {
     const { cert, ctx } = this.certificate(checkpoint);
-    let built = buildProof(ctx, key, { kind: 'history', min, bound: max });
+    let built = buildProof(ctx, key, { kind: 'history', min, bound: max }, { edges });
     let entries = built.entries.slice().sort((a, b) => a.version - b.version);
     let bound = max;
     if (limit !== undefined && entries.length > limit) {
       bound = entries[limit - 1].version;
-      built = buildProof(ctx, key, { kind: 'history', min, bound });
+      built = buildProof(ctx, key, { kind: 'history', min, bound }, { edges });
       entries = built.entries.slice().sort((a, b) => a.version - b.version);
     }
     return {

@@ -180,6 +180,13 @@ class TableCursor {
     return p.b >= this.r.blockCount;
   }
 
+  /** The table's first or last entry. */
+  edge(which: 'first' | 'last'): Pos {
+    if (which === 'first') return { b: 0, o: 0 };
+    const b = this.r.blockCount - 1;
+    return { b, o: this.entries(b).length - 1 };
+  }
+
   at(p: Pos): Entry {
     return this.entries(p.b)[p.o];
   }
@@ -249,12 +256,24 @@ export interface BuiltProof {
   entries: Entry[];
 }
 
-/** Builds the proof body for a get or a history search of `key`. */
-export function buildProof(ctx: ProofContext, key: Uint8Array, search: Search): BuiltProof {
+/**
+ * Builds the proof body for a get or a history search of `key`. With `edges`, every consulted
+ * table that does not cover the key also gets a one-entry window at the edge that shows it (its
+ * first entry when the key is below its range, its last when above): docs/proofs.md §8.12. Without
+ * it the body is exactly the one of a proof without edge windows.
+ */
+export function buildProof(ctx: ProofContext, key: Uint8Array, search: Search, options: { edges?: boolean } = {}): BuiltProof {
   const reveal: number[] = [];
   const windows: TableWindow[] = [];
   const found: Entry[] = [];
   let done = false;
+
+  const edgeWindow = (index: number, which: 'first' | 'last'): void => {
+    if (!options.edges) return;
+    const cur = new TableCursor(ctx.reader(index), ctx.hasher, ctx.blockHasher, ctx.blockCache);
+    const p = cur.edge(which);
+    windows.push(cur.window(ctx, index, p, p));
+  };
 
   const consult = (index: number): void => {
     const cur = new TableCursor(ctx.reader(index), ctx.hasher, ctx.blockHasher, ctx.blockCache);
@@ -289,6 +308,7 @@ export function buildProof(ctx: ProofContext, key: Uint8Array, search: Search): 
   for (let p = 0; p < ctx.counts[0] && !done; p++) {
     const index = ctx.offsets[0] + p;
     if (coversKey(ctx.metas[index], key)) consult(index);
+    else edgeWindow(index, compareBytes(key, userKeyOf(ctx.metas[index].smallest)) < 0 ? 'first' : 'last');
   }
   for (let level = 1; level < NUM_LEVELS && !done; level++) {
     const tables = ctx.version.levels[level];
@@ -303,8 +323,14 @@ export function buildProof(ctx: ProofContext, key: Uint8Array, search: Search): 
     // The gap: first table whose smallest key is above the key.
     let q = 0;
     while (q < tables.length && compareBytes(userKeyOf(tables[q].smallest), key) < 0) q++;
-    if (q > 0) reveal.push(ctx.offsets[level] + q - 1);
-    if (q < tables.length) reveal.push(ctx.offsets[level] + q);
+    if (q > 0) {
+      reveal.push(ctx.offsets[level] + q - 1);
+      edgeWindow(ctx.offsets[level] + q - 1, 'last');
+    }
+    if (q < tables.length) {
+      reveal.push(ctx.offsets[level] + q);
+      edgeWindow(ctx.offsets[level] + q, 'first');
+    }
   }
   const body: LsmProofBody = {
     levelCounts: ctx.counts.slice(),

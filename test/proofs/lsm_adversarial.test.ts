@@ -8,16 +8,17 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compareBytes, equalBytes } from '../../proofs/bytes.js';
-import { generateKeyPair, signHead } from '../../proofs/checkpoint.js';
+import { checkpointLeafHash, generateKeyPair, signHead, type Checkpoint } from '../../proofs/checkpoint.js';
 import { Reason, type Verified } from '../../proofs/errors.js';
-import { Domain, Kind, nobleHasher as H } from '../../proofs/hash.js';
-import { levelOffsets, NUM_LEVELS, type EntryLeaf } from '../../proofs/lsm.js';
+import { Domain, Hasher, Kind, nobleHasher as H } from '../../proofs/hash.js';
+import { internalKeyOf, levelOffsets, NUM_LEVELS, type EntryLeaf, type TableDescriptor } from '../../proofs/lsm.js';
 import {
   verifyGetProof,
   verifyHistoryProof,
   type CheckpointExpectation,
   type GetProof,
   type HistoryProof,
+  type CheckpointCertificate,
   type LsmProofBody,
   type TableWindow,
 } from '../../proofs/lsm_proof.js';
@@ -25,7 +26,7 @@ import { _multiproof } from '../../proofs/multiproof.js';
 import { _arraySource, _rangePath } from '../../proofs/tree.js';
 import { ProofDB } from '../../src/index.js';
 import { tempDir } from '../engine/harness.js';
-import { buildScenario, clone, enc, SCENARIO_OPTIONS, skey, type Scenario, type WTable } from './lsm_helpers.js';
+import { buildScenario, clone, enc, SCENARIO_OPTIONS, skey, type Scenario, type World, type WTable } from './lsm_helpers.js';
 
 const MAX = Number.MAX_SAFE_INTEGER;
 let S: Scenario;
@@ -729,7 +730,9 @@ describe('leaf/node confusion and odd-node duplication', () => {
     const fake = clone(p);
     const win = windowOf(fake.body, t);
     const last = t.blocks.length - 1;
-    const dup = w.window(t, t.flat.findIndex((x) => x.b === last), t.flat.length - 1).blocks[0];
+    // The copy reveals only the last entry: a get window holds at most two, and a longer one is
+    // refused before any hashing (UNEXPECTED_ELEMENT), which would not test the block tree.
+    const dup = w.window(t, t.flat.length - 1, t.flat.length - 1).blocks[0];
     win.blockCount = t.blocks.length + 1;
     win.blocks = [{ ...dup, index: last + 1 }];
     const fakeRoots = [...t.blockRoots, t.blockRoots[last]];
@@ -1016,5 +1019,199 @@ describe('malformed input never throws', () => {
     rejects(verifyHistoryProof(clone(p) as unknown as HistoryProof, { key: l0, minVersion: 5, maxVersion: 4 }, { trust: S.trust }), Reason.MALFORMED_INPUT);
     rejects(verifyHistoryProof(clone(p) as unknown as HistoryProof, { key: l0, limit: 0 }, { trust: S.trust }), Reason.MALFORMED_INPUT);
     expect(() => verifyGetProof(p, undefined as unknown as { key: Uint8Array }, undefined as unknown as CheckpointExpectation)).not.toThrow();
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// A compromised signer lies about descriptor key ranges (docs/proofs.md §8.12, edge proofs).
+
+/**
+ * The signer is the attacker here: it holds the key the client trusts, signs a one-checkpoint log
+ * whose MasterRoot commits to the lying descriptors — every hash recomputed honestly from the lie —
+ * and serves proofs built by the reference prover over that lie (or variants of them).
+ */
+const liar = generateKeyPair(new Uint8Array(32).fill(0x4c));
+const liarTrust = { publicKeys: [liar.publicKey], quorum: 1 };
+function signedBy(world: World): CheckpointCertificate {
+  const checkpoint: Checkpoint = { index: 0, seq: 1 << 20, masterRoot: world.masterRoot };
+  const head = { size: 1, root: checkpointLeafHash(checkpoint) };
+  return { checkpoint, head, signatures: [signHead(liar.privateKey, head)], inclusion: [] };
+}
+const lget = (p: GetProof, key: Uint8Array, edges: boolean): Verified => verifyGetProof(p, { key, edges }, { trust: liarTrust });
+const lhist = (p: HistoryProof, key: Uint8Array, edges: boolean): Verified => verifyHistoryProof(p, { key, edges }, { trust: liarTrust });
+/** Internal key of the first entry of `t` whose user key is above `key`, or of the last below it. */
+const ikAfter = (t: WTable, key: Uint8Array): Uint8Array | undefined => {
+  const p = t.flat.find((x) => compareBytes(x.e.key, key) > 0);
+  return p && internalKeyOf(p.e);
+};
+const ikBefore = (t: WTable, key: Uint8Array): Uint8Array | undefined => {
+  const p = [...t.flat].reverse().find((x) => compareBytes(x.e.key, key) < 0);
+  return p && internalKeyOf(p.e);
+};
+/** A descriptor of `t` shrunk so that it no longer covers `key` (from above if possible, else from below). */
+function shrunk(t: WTable, key: Uint8Array): TableDescriptor {
+  const after = ikAfter(t, key);
+  if (after) return { ...t.d, smallest: after };
+  const before = ikBefore(t, key);
+  expect(before, 'table has entries on one side of the key').toBeDefined();
+  return { ...t.d, largest: before! };
+}
+
+describe('range lies by a compromised signer (edge proofs)', () => {
+  /** Honest answer, then the lie: accepted without edges (with a wrong answer), rejected with them. */
+  function getLie(key: Uint8Array, forged: World, honestVersion: number): void {
+    const honest = S.world.getProof(signedBy(S.world), key, MAX, true);
+    expect(answerOf(lget(honest, key, true))).toMatch(new RegExp(`@${honestVersion}$`));
+    // Without edge proofs the lie passes: an older version (or none) comes back as the newest.
+    const old = lget(forged.getProof(signedBy(forged), key), key, false);
+    expect(old.ok, 'the lie passes when edges are not required (documented, §8.13)').toBe(true);
+    expect(answerOf(old)).not.toMatch(new RegExp(`@${honestVersion}$`));
+    // Required: the edge window shows the real first/last entry, which is not the claimed one.
+    rejects(lget(forged.getProof(signedBy(forged), key, MAX, true), key, true), Reason.RANGE_MISMATCH);
+    // And leaving the edge window out is no way around it.
+    const noEdge = forged.getProof(signedBy(forged), key);
+    rejects(lget(noEdge, key, true), Reason.MISSING_WINDOW);
+  }
+
+  it('level 0: a table holding the newest version claims a range without the key (RANGE_MISMATCH)', () => {
+    const { l0 } = picks();
+    const r = S.world.refGet(l0, MAX);
+    const t = r.answerTable!;
+    expect(t.d.level).toBe(0);
+    for (const d of [{ ...t.d, largest: ikBefore(t, l0)! }, { ...t.d, smallest: ikAfter(t, l0)! }]) {
+      getLie(l0, S.world.withDescriptor(t.index, d), r.answer!.e.version);
+    }
+  });
+
+  it('level 0: an edge window that is not at the table edge is refused (WINDOW_NOT_BRACKETING)', () => {
+    const { l0 } = picks();
+    const t = S.world.refGet(l0, MAX).answerTable!;
+    const d = { ...t.d, largest: ikBefore(t, l0)! };
+    const forged = S.world.withDescriptor(t.index, d);
+    const p = forged.getProof(signedBy(forged), l0, MAX, true);
+    // The attacker shows the claimed "last" entry instead of the real one: it is not at the end.
+    const at = t.flat.findIndex((x) => equalBytes(internalKeyOf(x.e), d.largest));
+    p.body.windows = p.body.windows.map((w) => (w.table === t.index ? S.world.window(t, at, at) : w));
+    rejects(lget(p, l0, true), Reason.WINDOW_NOT_BRACKETING);
+  });
+
+  it('deeper level: the covering table shrinks to fake a gap (RANGE_MISMATCH)', () => {
+    const { l1 } = picks();
+    const r = S.world.refGet(l1, MAX);
+    const t = r.answerTable!;
+    expect(t.d.level).toBe(1);
+    getLie(l1, S.world.withDescriptor(t.index, shrunk(t, l1)), r.answer!.e.version);
+  });
+
+  it('deeper level: a neighbour widens its range over the key to hide the real table (RANGE_MISMATCH)', () => {
+    const w = S.world;
+    const key = pick('a key answered by a deeper table that is not the first of its level', w.keys(), (k) => {
+      const r = w.refGet(k, MAX);
+      return !!r.answerTable && r.answerTable.d.level >= 1 && r.answerTable.d.position > 0;
+    });
+    const r = w.refGet(key, MAX);
+    const left = w.level(r.answerTable!.d.level)[r.answerTable!.d.position - 1];
+    const widened = { ...left.d, largest: internalKeyOf({ key, version: 0, seq: 0, kind: Kind.PUT }) };
+    const forged = w.withDescriptor(left.index, widened);
+    expect(forged.refGet(key, MAX).consulted.map((x) => x.index)).toContain(left.index);
+    getLie(key, forged, r.answer!.e.version);
+  });
+
+  it('history: a shrunk range hides versions; caught only with edge proofs', () => {
+    const { l0 } = picks();
+    const t = S.world.refGet(l0, MAX).answerTable!;
+    const forged = S.world.withDescriptor(t.index, { ...t.d, largest: ikBefore(t, l0)! });
+    const honest = lhist(S.world.historyProof(signedBy(S.world), l0, 0, MAX, true), l0, true);
+    accepts(honest);
+    const lie = lhist(forged.historyProof(signedBy(forged), l0, 0, MAX), l0, false);
+    accepts(lie);
+    const count = (v: Verified) => (v as unknown as { entries: unknown[] }).entries.length;
+    expect(count(lie), 'without edges the lie drops versions').toBeLessThan(count(honest));
+    rejects(lhist(forged.historyProof(signedBy(forged), l0, 0, MAX, true), l0, true), Reason.RANGE_MISMATCH);
+    rejects(lhist(forged.historyProof(signedBy(forged), l0, 0, MAX), l0, true), Reason.MISSING_WINDOW);
+  });
+
+  it('modes do not mix: edge windows are unexpected without edges, and required with them', async () => {
+    const { l2, absent } = picks();
+    for (const key of [l2, absent]) {
+      const plain = (await S.db.getWithProof(key)).proof;
+      const withEdges = (await S.db.getWithProof(key, { edges: true })).proof;
+      expect(withEdges.body.windows.length).toBeGreaterThan(plain.body.windows.length);
+      accepts(vget(plain, key));
+      accepts(verifyGetProof(withEdges, { key, edges: true }, { trust: S.trust }));
+      rejects(vget(withEdges, key), Reason.UNEXPECTED_ELEMENT);
+      rejects(verifyGetProof(plain, { key, edges: true }, { trust: S.trust }), Reason.MISSING_WINDOW);
+      // An edge window of two entries is refused, too.
+      const wide = clone(withEdges);
+      const edgeWin = wide.body.windows.find((w) => w.blocks.length === 1 && w.blocks[0].entries.length === 1 && w.blocks[0].index === 0 && w.blocks[0].offset === 0);
+      expect(edgeWin, 'a first-entry edge window').toBeDefined();
+      const t = S.world.tables[edgeWin!.table];
+      Object.assign(edgeWin!, S.world.window(t, 0, 1));
+      rejects(verifyGetProof(wide, { key, edges: true }, { trust: S.trust }), Reason.UNEXPECTED_ELEMENT);
+    }
+  });
+});
+
+describe('structural limits before any hashing', () => {
+  /** A hasher that counts its SHA-256 calls. */
+  function counting(): { hasher: Hasher; calls: () => number } {
+    let n = 0;
+    return {
+      hasher: new Hasher((d) => {
+        n++;
+        return H.sha256(d);
+      }),
+      calls: () => n,
+    };
+  }
+
+  it('refuses oversized windows, descriptor lists, master proofs and value lists with zero hashes', async () => {
+    const { l0 } = picks();
+    const g = await honestGet(l0);
+    const h = await honestHistory(l0, { limit: 2 });
+    const t = S.world.tables.find((x) => x.index === g.body.windows[0].table)!;
+    const big: Array<[string, () => Verified, Reason]> = [
+      ['a get window of a whole table', () => {
+        const p = clone(g);
+        p.body.windows[0] = S.world.window(t, 0, t.flat.length - 1);
+        return vget(p, l0, undefined, { hasher: c.hasher });
+      }, Reason.UNEXPECTED_ELEMENT],
+      ['100 000 descriptors', () => {
+        const p = clone(g);
+        p.body.descriptors = Array.from({ length: 100_000 }, () => p.body.descriptors[0]);
+        return vget(p, l0, undefined, { hasher: c.hasher });
+      }, Reason.UNEXPECTED_ELEMENT],
+      ['a master proof of 100 000 hashes', () => {
+        const p = clone(g);
+        p.body.masterProof = Array.from({ length: 100_000 }, () => new Uint8Array(32));
+        return vget(p, l0, undefined, { hasher: c.hasher });
+      }, Reason.PROOF_SIZE],
+      ['more windows than descriptors', () => {
+        const p = clone(g);
+        p.body.windows = Array.from({ length: p.body.descriptors.length + 1 }, () => p.body.windows[0]);
+        return vget(p, l0, undefined, { hasher: c.hasher });
+      }, Reason.UNEXPECTED_ELEMENT],
+      ['more history values than the limit', () => {
+        const p = clone(h);
+        p.values = Array.from({ length: 3 }, () => new Uint8Array(10));
+        return vhist(p, l0, { limit: 2 }, { hasher: c.hasher });
+      }, Reason.HISTORY_BOUND],
+      ['a history window longer than the limit needs', () => {
+        const p = clone(h);
+        p.body.windows[0] = S.world.window(t, 0, Math.min(t.flat.length - 1, 20));
+        return vhist(p, l0, { limit: 2 }, { hasher: c.hasher });
+      }, Reason.UNEXPECTED_ELEMENT],
+    ];
+    let c = counting();
+    for (const [what, run, reason] of big) {
+      c = counting();
+      const r = run();
+      expect(r.ok ? 'accepted' : r.reason, what).toBe(reason);
+      expect(c.calls(), `${what}: hashes before the rejection`).toBe(0);
+    }
+    // The honest proofs do hash (so the counter counts).
+    c = counting();
+    accepts(vget(g, l0, undefined, { hasher: c.hasher }));
+    expect(c.calls()).toBeGreaterThan(10);
   });
 });

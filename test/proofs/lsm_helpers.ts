@@ -130,6 +130,16 @@ export class World {
     return w;
   }
 
+  /**
+   * The world a lying signer would sign: table `index` keeps its entries and table root, but its
+   * descriptor becomes `d` (for example a shrunk key range); descriptor hashes and the MasterRoot
+   * are recomputed honestly from the lie.
+   */
+  withDescriptor(index: number, d: TableDescriptor): World {
+    const tables = this.tables.map((t) => (t.index === index ? { ...t, d, lo: parseInternalKey(d.smallest)!.key, hi: parseInternalKey(d.largest)!.key } : t));
+    return new World(tables, this.counts, computeMasterRoot(H, tables.map((t) => t.d)));
+  }
+
   level(l: number): WTable[] {
     return this.tables.filter((t) => t.d.level === l);
   }
@@ -181,21 +191,42 @@ export class World {
     };
   }
 
-  /** The descriptors an honest read of `key` reveals at `level` (covering table, or gap neighbours). */
-  levelReveal(level: number, key: Uint8Array): { reveal: number[]; covering?: WTable } {
+  /**
+   * The descriptors an honest read of `key` reveals at `level` (covering table, or gap neighbours),
+   * and for a gap which edge of each neighbour shows it (the left one's last, the right one's first).
+   */
+  levelReveal(level: number, key: Uint8Array): { reveal: number[]; covering?: WTable; edges: Array<{ t: WTable; which: 'first' | 'last' }> } {
     const ts = this.level(level);
     const hit = ts.find((t) => this.covers(t, key));
-    if (hit) return { reveal: [hit.index], covering: hit };
+    if (hit) return { reveal: [hit.index], covering: hit, edges: [] };
     let q = 0;
     while (q < ts.length && compareBytes(ts[q].lo, key) < 0) q++;
     const reveal: number[] = [];
-    if (q > 0) reveal.push(ts[q - 1].index);
-    if (q < ts.length) reveal.push(ts[q].index);
-    return { reveal };
+    const edges: Array<{ t: WTable; which: 'first' | 'last' }> = [];
+    if (q > 0) {
+      reveal.push(ts[q - 1].index);
+      edges.push({ t: ts[q - 1], which: 'last' });
+    }
+    if (q < ts.length) {
+      reveal.push(ts[q].index);
+      edges.push({ t: ts[q], which: 'first' });
+    }
+    return { reveal, edges };
   }
 
-  /** Reference prover for a get; `answer` is where the read stops. */
-  refGet(key: Uint8Array, version: number): { body: LsmProofBody; answer?: Placed; answerTable?: WTable; consulted: WTable[] } {
+  /** The one-entry window at a table's first or last entry (edge proofs, docs/proofs.md §8.12). */
+  edgeWindow(t: WTable, which: 'first' | 'last'): TableWindow {
+    const p = which === 'first' ? 0 : t.flat.length - 1;
+    return this.window(t, p, p);
+  }
+
+  /** Which edge of a level-0 table that does not cover `key` shows it. */
+  private edgeOf(t: WTable, key: Uint8Array): 'first' | 'last' {
+    return compareBytes(key, t.lo) < 0 ? 'first' : 'last';
+  }
+
+  /** Reference prover for a get; `answer` is where the read stops; `edges` adds edge windows. */
+  refGet(key: Uint8Array, version: number, edges = false): { body: LsmProofBody; answer?: Placed; answerTable?: WTable; consulted: WTable[] } {
     const reveal: number[] = this.level(0).map((t) => t.index);
     const windows: TableWindow[] = [];
     const consulted: WTable[] = [];
@@ -213,18 +244,21 @@ export class World {
       }
     };
     for (const t of this.level(0)) {
-      if (!answer && this.covers(t, key)) consult(t);
+      if (answer) break;
+      if (this.covers(t, key)) consult(t);
+      else if (edges) windows.push(this.edgeWindow(t, this.edgeOf(t, key)));
     }
     for (let level = 1; level < NUM_LEVELS && !answer; level++) {
-      const { reveal: r, covering } = this.levelReveal(level, key);
+      const { reveal: r, covering, edges: gap } = this.levelReveal(level, key);
       reveal.push(...r);
       if (covering) consult(covering);
+      else if (edges) for (const g of gap) windows.push(this.edgeWindow(g.t, g.which));
     }
     return { body: this.body(reveal, windows), answer, answerTable, consulted };
   }
 
-  /** Reference prover for a history search of [min, bound]. */
-  refHistory(key: Uint8Array, min: number, bound: number): { body: LsmProofBody; found: Placed[] } {
+  /** Reference prover for a history search of [min, bound]; `edges` adds edge windows. */
+  refHistory(key: Uint8Array, min: number, bound: number, edges = false): { body: LsmProofBody; found: Placed[] } {
     const reveal: number[] = this.level(0).map((t) => t.index);
     const windows: TableWindow[] = [];
     const found: Placed[] = [];
@@ -236,25 +270,29 @@ export class World {
       const last = p < t.flat.length ? p : p - 1;
       windows.push(this.window(t, first, last));
     };
-    for (const t of this.level(0)) if (this.covers(t, key)) consult(t);
+    for (const t of this.level(0)) {
+      if (this.covers(t, key)) consult(t);
+      else if (edges) windows.push(this.edgeWindow(t, this.edgeOf(t, key)));
+    }
     for (let level = 1; level < NUM_LEVELS; level++) {
-      const { reveal: r, covering } = this.levelReveal(level, key);
+      const { reveal: r, covering, edges: gap } = this.levelReveal(level, key);
       reveal.push(...r);
       if (covering) consult(covering);
+      else if (edges) for (const g of gap) windows.push(this.edgeWindow(g.t, g.which));
     }
     found.sort((a, b) => a.e.version - b.e.version);
     return { body: this.body(reveal, windows), found };
   }
 
-  getProof(cert: CheckpointCertificate, key: Uint8Array, version = MAX): GetProof {
-    const r = this.refGet(key, version);
+  getProof(cert: CheckpointCertificate, key: Uint8Array, version = MAX, edges = false): GetProof {
+    const r = this.refGet(key, version, edges);
     const proof: GetProof = { certificate: cert, body: r.body };
     if (r.answer && r.answer.e.kind === Kind.PUT) proof.value = r.answer.value;
     return proof;
   }
 
-  historyProof(cert: CheckpointCertificate, key: Uint8Array, min: number, bound: number): HistoryProof {
-    const r = this.refHistory(key, min, bound);
+  historyProof(cert: CheckpointCertificate, key: Uint8Array, min: number, bound: number, edges = false): HistoryProof {
+    const r = this.refHistory(key, min, bound, edges);
     return { certificate: cert, body: r.body, bound, values: r.found.map((p) => p.value) };
   }
 
