@@ -78,6 +78,14 @@ export interface ProofKVClientOptions {
   serverLimits?: { maxValueSize?: number; maxPageBytes?: number };
   /** A ceiling on every response body, bytes (lowers the derived caps). */
   maxResponseBytes?: number;
+  /**
+   * Ask for and require edge proofs (docs/proofs.md §8.12) in verified reads: every table the read
+   * consults also proves the entry at its claimed key-range edge, so a signer that shrinks a table's
+   * range to hide a newer version or a history entry is caught by the client alone
+   * (`RANGE_MISMATCH`). Default `true`; `false` saves up to a few hundred bytes per proof and
+   * leaves table ranges to the signers' honesty.
+   */
+  edgeProofs?: boolean;
 }
 
 /** A page of plain history. */
@@ -220,6 +228,7 @@ export class ProofKVClient {
   private readonly checkpointWaitMs: number;
   private readonly pollIntervalMs: number;
   private readonly historyPageSize: number;
+  private readonly edges: boolean;
   /** False once the server refused `POST /v1/checkpoints` (token below admin). */
   private canCreateCheckpoints = true;
   private readonly ctx: AcceptContext;
@@ -232,6 +241,8 @@ export class ProofKVClient {
     this.checkpointWaitMs = options.checkpointWaitMs ?? 30_000;
     this.pollIntervalMs = options.pollIntervalMs ?? 200;
     this.historyPageSize = options.historyPageSize ?? 1000;
+    this.edges = options.edgeProofs ?? true;
+    if (typeof this.edges !== 'boolean') throw new TypeError('edgeProofs must be a boolean');
     if (!Number.isInteger(this.historyPageSize) || this.historyPageSize < 1 || this.historyPageSize > 100_000) {
       throw new RangeError('historyPageSize must be an integer in [1, 100000]');
     }
@@ -456,7 +467,7 @@ export class ProofKVClient {
     const sent = await this.trust.trustedHead();
     const body = await this.verifiedRequest<unknown>({
       method: 'GET',
-      path: this.kvPath(k, '/proof', { version: options.version, checkpoint: options.checkpoint }),
+      path: this.kvPath(k, '/proof', { version: options.version, checkpoint: options.checkpoint, edges: this.edges || undefined }),
       kind: 'entry',
     });
     const { proof, claimed } = await decoding(() => {
@@ -468,7 +479,7 @@ export class ProofKVClient {
     const { head, signatures, checkpoint } = proof.certificate;
     // The server's plain entry is checked before the head is accepted: a failed call moves nothing.
     await this.trust.acceptAnswer({ head, signatures, checkpoint, sent }, this.ctx, (policy) => {
-      const res = verifyGetProof(proof, { key: k, version: options.version }, { trust: policy, checkpointIndex: options.checkpoint });
+      const res = verifyGetProof(proof, { key: k, version: options.version, edges: this.edges }, { trust: policy, checkpointIndex: options.checkpoint });
       check(res);
       const proven = (res as GetFacts).entry;
       if (!proven !== !claimed || (proven && claimed && !sameEntry(proven, claimed))) {
@@ -508,7 +519,7 @@ export class ProofKVClient {
     let min = minVersion;
     for (;;) {
       const sent = await this.trust.trustedHead();
-      const body = await this.verifiedRequest<unknown>({ method: 'GET', path: this.kvPath(k, '/history', { min, max: maxVersion, limit, proof: true }), kind: 'page' });
+      const body = await this.verifiedRequest<unknown>({ method: 'GET', path: this.kvPath(k, '/history', { min, max: maxVersion, limit, proof: true, edges: this.edges || undefined }), kind: 'page' });
       const lo = min;
       // The server may shrink a page to its byte budget; it echoes the limit its proof is for.
       const { proof, claimed, pageLimit } = await decoding(() => {
@@ -525,7 +536,7 @@ export class ProofKVClient {
       let facts: HistoryFacts | undefined;
       const { head, signatures, checkpoint } = proof.certificate;
       await this.trust.acceptAnswer({ head, signatures, checkpoint, sent }, this.ctx, (policy) => {
-        const res = verifyHistoryProof(proof, { key: k, minVersion: lo, maxVersion, limit: pageLimit }, { trust: policy });
+        const res = verifyHistoryProof(proof, { key: k, minVersion: lo, maxVersion, limit: pageLimit, edges: this.edges }, { trust: policy });
         check(res);
         const proven = (res as HistoryFacts).entries;
         if (claimed.length !== proven.length) {

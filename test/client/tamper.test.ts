@@ -137,7 +137,8 @@ const cases: Case[] = [
   {
     name: 'get: proof of an older version (hides the newest)',
     op: getA,
-    path: (_m, p) => (p === '/v1/kv/ta/proof' ? '/v1/kv/ta/proof?version=1' : p),
+    // The client's own query (edges=true by default) is kept; only version=1 is slipped in.
+    path: (_m, p) => (/^\/v1\/kv\/ta\/proof(\?|$)/.test(p) && !p.includes('version=') ? p.replace(/^\/v1\/kv\/ta\/proof\??/, '/v1/kv/ta/proof?version=1&') : p),
     reasons: ['UNEXPECTED_ELEMENT', 'WINDOW_NOT_BRACKETING'],
   },
   { name: 'history: proof of another key', op: historyH, path: (_m, p) => p.replace('/v1/kv/th/history', '/v1/kv/ta/history'), reasons: ['UNEXPECTED_ELEMENT', 'WINDOW_NOT_BRACKETING'] },
