@@ -279,14 +279,17 @@ export function reportError(r: ErrorReport, json: boolean): void {
 }
 
 /**
- * Adds a hint to a failed verification: `UNTRUSTED_KEY` against a pinned (TOFU) or configured
- * key means the node now signs with another key — a reset or re-keyed node, or an impostor.
+ * Adds a hint to a failed verification against a trusted state: `UNTRUSTED_KEY` against a pinned
+ * (TOFU) or configured key means the node now signs with another key — a reset or re-keyed node,
+ * or an impostor; `ROLLBACK` and `FORK` mean its log is not the one trusted before — a node
+ * restored from an older backup or reset, or a lying one. Both say how to reset the trust.
  */
 export async function explainVerification(r: ErrorReport, o: CommonOptions): Promise<ErrorReport> {
-  if (r.extra.reason !== 'UNTRUSTED_KEY') return r;
+  const reason = r.extra.reason;
+  if (reason !== 'UNTRUSTED_KEY' && reason !== 'ROLLBACK' && reason !== 'FORK') return r;
   const file = stateFile(o);
-  if (o.publicKey && o.publicKey.length > 0) {
-    return { ...r, detail: `${r.detail}; the node signs with a key that is not among --public-key (check its banner or \`proofkv status\`)` };
+  if (reason === 'UNTRUSTED_KEY' && o.publicKey && o.publicKey.length > 0) {
+    return { ...r, detail: `${r.detail}; the node signs with a key that is not among --public-key (compare with its banner or \`proofkv status\`)` };
   }
   let pinned: TrustedState | undefined;
   let id: string | undefined;
@@ -298,14 +301,13 @@ export async function explainVerification(r: ErrorReport, o: CommonOptions): Pro
   }
   if (!pinned) return r;
   const reset = `proofkv trust reset${o.endpoint && o.endpoint.length > 0 ? ` --endpoint ${o.endpoint.join(',')}` : ''}${o.state !== undefined ? ` --state ${o.state}` : ''}`;
-  return {
-    ...r,
-    detail:
-      `the node's key changed: ${file} pins ${pinned.publicKeys.join(',')} for ${id} (trust on first use)` +
-      (pinned.updatedAt ? `, last verified ${pinned.updatedAt}` : '') +
-      `, but the node now signs with another key. If the server was reset or re-keyed on purpose, compare its new key (\`proofkv status\`) out of band and run \`${reset}\`; otherwise do not trust this node`,
-    extra: { ...r.extra, stateFile: file, trustId: id, pinnedKeys: pinned.publicKeys, hint: reset },
-  };
+  const since = pinned.updatedAt ? `, last verified ${pinned.updatedAt}` : '';
+  const detail =
+    reason === 'UNTRUSTED_KEY'
+      ? `UNTRUSTED_KEY: the node's key changed: ${file} ${pinned.tofu ? 'pins' : 'trusts'} ${pinned.publicKeys.join(',')} for ${id}${pinned.tofu ? ' (trust on first use)' : ''}${since}, ` +
+        `but the node now signs with another key. If the server was reset or re-keyed on purpose, compare its new key (\`proofkv status\`) out of band and run \`${reset}\`; otherwise do not trust this node`
+      : `${r.detail}; the node's log does not extend the head trusted in ${file} for ${id}${since}. If the server was reset or restored from a backup on purpose, run \`${reset}\`; otherwise do not trust this node`;
+  return { ...r, detail, extra: { ...r.extra, stateFile: file, trustId: id, trustedKeys: pinned.publicKeys, hint: reset } };
 }
 
 /** Runs an action, mapping every failure to an error report (stderr, or JSON with `--json`). */
