@@ -9,7 +9,9 @@
  * `--raft` (off by default) routes writes through a one-member Raft group (`<data>/raft`, see
  * `server/raft_write_path.ts`).
  * `--port 0` picks a free port; the start-up banner on stdout says which (`listening on <url>`).
- * Logs are pino JSON lines on stderr.
+ * Logs are pino JSON lines on stderr. A port that cannot be listened on is reported before the data
+ * directory (and its `NODE_KEY`) is created; a start-up failure is one line on stderr and a log
+ * record with the message and code, never a stack trace.
  * @module
  */
 import { pathToFileURL } from 'node:url';
