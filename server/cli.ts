@@ -160,6 +160,11 @@ export function buildProgram(): Command {
  */
 export async function main(argv: string[] = process.argv): Promise<void> {
   const json = argv.slice(2).includes('--json');
+  // `proofkv scan | head`: a closed pipe ends the command quietly, as it does for other tools.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(process.exitCode ?? 0);
+  });
   const program = buildProgram();
   const quiet = (cmd: Command) => {
     cmd.exitOverride();

@@ -259,7 +259,9 @@ export function reportOf(err: unknown): ErrorReport {
     return { code: 'VERIFICATION_FAILED', status: null, detail: `${err.reason}: ${err.message}`, extra: { reason: err.reason }, exit: CLIENT_EXIT.verification };
   }
   if (err instanceof ProofKVHttpError) {
-    return { code: err.code, status: err.status, detail: err.detail ?? err.message, extra: {}, exit: err.code === 'NOT_FOUND' ? CLIENT_EXIT.notFound : CLIENT_EXIT.error };
+    let detail = err.detail ?? err.message;
+    if (err.code === 'CHECKPOINT_UNAVAILABLE') detail += '; verified reads need a checkpoint: the server takes one after writes (every --checkpoint-interval ms), `proofkv checkpoint --create` takes one now';
+    return { code: err.code, status: err.status, detail, extra: {}, exit: err.code === 'NOT_FOUND' ? CLIENT_EXIT.notFound : CLIENT_EXIT.error };
   }
   if (err instanceof ProofKVNetworkError) return { code: 'NETWORK_ERROR', status: null, detail: err.message, extra: { endpoint: err.endpoint, timedOut: err.timedOut }, exit: CLIENT_EXIT.error };
   if (err instanceof ProofKVClientError) return { code: 'CLIENT_ERROR', status: null, detail: err.message, extra: {}, exit: CLIENT_EXIT.error };
