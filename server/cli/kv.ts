@@ -167,6 +167,7 @@ function registerGet(program: Command): void {
         if (o.verify) {
           let read = await verifiedRead(c, k, version);
           if (read.newer && o.wait) {
+            process.stderr.write(`proofkv: waiting up to ${waitMs} ms for a checkpoint that covers seq ${read.newer.seq}\n`);
             await waitForCheckpoint(c, read.newer.seq, waitMs);
             read = await verifiedRead(c, k, version);
           }

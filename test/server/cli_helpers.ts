@@ -24,6 +24,8 @@ export interface CliOptions {
    * that are not valid UTF-8 and so cannot be passed as JavaScript strings.
    */
   rawArg?: string;
+  /** Called with each chunk the CLI writes to stderr, as it comes. */
+  onStderr?: (chunk: string) => void;
 }
 
 const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
@@ -41,7 +43,10 @@ export function cli(args: string[], opts: CliOptions = {}): Promise<CliRun> {
   let stdout = '';
   let stderr = '';
   proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  proc.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    opts.onStderr?.(d.toString());
+  });
   proc.stdin.end(opts.input ?? '');
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {

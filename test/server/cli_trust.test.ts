@@ -91,6 +91,33 @@ describe('proofkv status and trust', () => {
   });
 });
 
+describe('proofkv get --wait', () => {
+  let s: ServerProc | undefined;
+  afterAll(async () => {
+    await s?.stop('SIGKILL');
+  });
+
+  it('waits for the checkpoint that covers the newer entry and verifies that one', async () => {
+    // Checkpoints every 2 writes only: the test decides when the next one comes.
+    s = await startServer({ args: ['--checkpoint-interval', '0', '--checkpoint-writes', '2'] });
+    const env = { HOME: tmpDir('proofkv-wait-'), PROOFKV_ENDPOINT: s.url };
+    await cli(['put', 'k', 'v1'], { env });
+    await cli(['put', 'other', 'o1'], { env }); // checkpoint 0 covers seq 2, taken in the background
+    for (let i = 0; i < 20 && (await cli(['checkpoint'], { env })).code !== 0; i++);
+    await cli(['put', 'k', 'v2'], { env }); // seq 3: not covered yet
+    let waiting!: () => void;
+    const isWaiting = new Promise<void>((resolve) => (waiting = resolve));
+    const get = cli(['get', 'k', '--wait', '--json'], { env, onStderr: (c) => c.includes('waiting up to') && waiting() });
+    await isWaiting; // it saw v1 at checkpoint 0 and v2 newer
+    await cli(['put', 'other', 'o2'], { env }); // the second write: checkpoint 1 covers seq 4
+    const r = await get;
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('covers seq 3');
+    expect(jsonOf(r)).toMatchObject({ found: true, verified: true, entry: { version: 2, valueUtf8: 'v2' }, checkpoint: { index: 1, seq: 4 } });
+    expect(jsonOf(r).newer).toBeUndefined();
+  });
+});
+
 describe('proofkv serve start-up failures', () => {
   it('detects a port in use before creating the data directory or the node key, in one line without a stack', async () => {
     const blocker = net.createServer();
