@@ -9,7 +9,8 @@
  * @module
  */
 import { homedir } from 'node:os';
-import { readFile } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { readFile, rename, rm } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import { toHex } from '../../proofs/bytes.js';
 import {
@@ -210,6 +211,22 @@ export async function readStates(file: string): Promise<Record<string, TrustedSt
   }
   if (doc.format !== 'proofkv-trust-v1' || typeof doc.states !== 'object' || doc.states === null) throw new CliError('STATE_UNREADABLE', `${file} is not a proofkv-trust-v1 file`);
   return doc.states;
+}
+
+/** Writes `bytes` to `file` through a temporary file in the same directory and a rename. */
+export async function writeFileAtomic(file: string, bytes: Uint8Array | string, mode = 0o644): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const s = createWriteStream(tmp, { mode });
+      s.on('error', reject);
+      s.end(bytes, () => resolve());
+    });
+    await rename(tmp, file);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw new CliError('IO_ERROR', `cannot write ${file}: ${(err as Error).message}`);
+  }
 }
 
 /** An entry as `--json` prints it: bytes base64url, plus `valueUtf8` when the value is text. */

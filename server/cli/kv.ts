@@ -7,8 +7,7 @@
  * server has no proven scans yet, so its output is marked unverified.
  * @module
  */
-import { createWriteStream } from 'node:fs';
-import { readFile, rename, rm, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { MAX_VERSION, ProofKVClient, type Entry, type VerifiedGetResult } from '../../client-sdk/index.js';
 import type { LogHead } from '../../proofs/checkpoint.js';
@@ -28,6 +27,7 @@ import {
   table,
   versionOption,
   withCommon,
+  writeFileAtomic,
   type CommonOptions,
 } from './common.js';
 
@@ -63,22 +63,6 @@ async function putValue(value: string | undefined, o: CommonOptions & { file?: s
   if (o.file !== undefined) return readValueFile(o.file, MAX_INPUT_VALUE_BYTES);
   if (o.stdin) return readStdin(MAX_INPUT_VALUE_BYTES);
   return decode(value!, o.valueEncoding, 'value', '--value-encoding');
-}
-
-/** Writes `bytes` to `file` through a temporary file in the same directory and a rename. */
-export async function writeFileAtomic(file: string, bytes: Uint8Array | string): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const s = createWriteStream(tmp, { mode: 0o644 });
-      s.on('error', reject);
-      s.end(bytes, () => resolve());
-    });
-    await rename(tmp, file);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw new CliError('IO_ERROR', `cannot write ${file}: ${(err as Error).message}`);
-  }
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

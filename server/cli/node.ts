@@ -4,12 +4,12 @@
  * `~/.proofkv/trust.json`, where trust on first use pins a node's key).
  * @module
  */
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import { toHex } from '../../proofs/bytes.js';
 import { fromBase64Url, type TrustedState } from '../../client-sdk/index.js';
-import { CliError, clientOf, endpointsOf, print, readStates, run, stateFile, table, withCommon, type CommonOptions } from './common.js';
+import { CliError, clientOf, endpointsOf, print, readStates, run, stateFile, table, withCommon, writeFileAtomic, type CommonOptions } from './common.js';
 
 /** The trusted state of the options' identity, with its id and file. */
 async function trustStateOf(o: CommonOptions): Promise<{ id: string; file: string; state?: TrustedState }> {
@@ -105,15 +105,12 @@ async function dropStates(file: string, drop: (id: string) => boolean): Promise<
   }
   const doc = text === undefined ? { format: 'proofkv-trust-v1' } : (JSON.parse(text) as Record<string, unknown>);
   doc.states = states;
-  const tmp = `${file}.${process.pid}.tmp`;
   try {
     await mkdir(dirname(file), { recursive: true, mode: 0o700 });
-    await writeFile(tmp, `${JSON.stringify(doc, null, 2)}\n`, { mode: 0o600 });
-    await rename(tmp, file);
   } catch (err) {
-    await rm(tmp, { force: true });
-    throw new CliError('IO_ERROR', `cannot rewrite ${file}: ${(err as Error).message}`);
+    throw new CliError('IO_ERROR', `cannot create the directory of ${file}: ${(err as Error).message}`);
   }
+  await writeFileAtomic(file, `${JSON.stringify(doc, null, 2)}\n`, 0o600);
   return removed;
 }
 

@@ -8,7 +8,6 @@ import type { Command } from 'commander';
 import { fromHex, toHex } from '../../proofs/bytes.js';
 import { fromBase64Url, getProofBundle, historyProofBundle, verifyProofBundle } from '../../client-sdk/index.js';
 import type { LogHead } from '../../proofs/checkpoint.js';
-import { writeFileAtomic } from './kv.js';
 import {
   CliError,
   clientOf,
@@ -25,6 +24,7 @@ import {
   trustOf,
   versionOption,
   withCommon,
+  writeFileAtomic,
   type CommonOptions,
 } from './common.js';
 
