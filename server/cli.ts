@@ -115,7 +115,9 @@ export async function serve(flags: ServeFlags & { raft?: boolean }, explicit: Re
 
 /**
  * Whether `host:port` is taken: listens on it once and closes. Returns why it cannot be used
- * (in use, not permitted, no such address), or undefined when it is free or `port` is 0.
+ * (in use, not permitted, no such address), or undefined when it is free or `port` is 0. A probe,
+ * not a reservation: a port taken between the probe and the node's own listen still fails there,
+ * after the data directory was opened.
  */
 export async function portInUse(host: string, port: number): Promise<string | undefined> {
   if (port === 0) return undefined;

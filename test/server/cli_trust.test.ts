@@ -58,7 +58,9 @@ describe('proofkv status and trust', () => {
     expect(jsonOf(await run(['trust', 'show', '--json'])).states).toEqual({});
     expect(jsonOf(await run(['trust', 'reset', '--json'])).removed).toEqual([]);
     expect(Object.keys(jsonOf(await run(['trust', 'show', '--json', '--state', elsewhere])).states)).toHaveLength(1);
+    expect(jsonOf(await run(['trust', 'reset', '--id', 'tofu:http://elsewhere', '--json', '--state', elsewhere])).removed).toEqual([]);
     expect(jsonOf(await run(['trust', 'reset', '--all', '--json', '--state', elsewhere])).removed).toEqual([`tofu:${s.url}`]);
+    expect(jsonOf(await run(['trust', 'show', '--json', '--state', elsewhere])).states).toEqual({});
   });
 
   it('a server reset under a pinned key fails verification with UNTRUSTED_KEY that says the key changed and how to reset', async () => {
