@@ -4,31 +4,31 @@
  *
  * Plain calls (`put`, `get`, `delete`, `batch`, `history`, `scan`) return what the server says.
  * Verified calls return only what a proof establishes against a checkpoint that a quorum of
- * trusted keys signed and that extends the client's trusted state; on any failure they throw
- * {@link VerificationError} and return nothing:
+ * trusted keys signed, whose head is at least the trusted head when the call began and consistent
+ * with the current one (`TrustKeeper.acceptAnswer`); on any failure they throw
+ * {@link VerificationError}, return nothing and leave the trusted state as it was:
  *
  * | call | proves |
  * |---|---|
  * | `verifiedGet(k, { version })` | the newest entry of `k` at or below `version` (or the latest) at the checkpoint — value or tombstone — or that there is none |
  * | `verifiedHistory(k, { minVersion, maxVersion })` | these are all versions of `k` in the range, none omitted or added (page by page, each page proven) |
- * | `verifiedPut(k, v)` | the write is in a checkpoint: that checkpoint's proof gives exactly this value at the written version and seq |
- * | `checkpoint()` | the latest checkpoint is signed by a quorum, is the last leaf of its head, and that head extends the trusted one |
+ * | `verifiedPut(k, v, { version })` / `verifiedDelete(k)` | this request's write is in a certified checkpoint: the entry (k, version, seq) holds exactly this value (or a tombstone), its seq is above the trusted checkpoint's before sending (no older write qualifies), its version is the asked one; and whether it is the newest version there (`newest`, else `newer`) |
+ * | `checkpoint()` | the latest checkpoint is signed by a quorum, is the last leaf of its head, links to its predecessor, and that head extends the trusted one |
  *
  * Proofs cover data up to the latest checkpoint; writes after it are proven from the next one on
  * (the server checkpoints every second by default).
  * @module
  */
 import { equalBytes } from '../proofs/bytes.js';
-import { verifyCertificate, type CheckpointCertificate, type GetFacts, type GetProof, type HistoryFacts, type HistoryProof } from '../proofs/lsm_proof.js';
-import { verifyGetProof, verifyHistoryProof } from '../proofs/lsm_proof.js';
+import { verifyGetProof, verifyHistoryProof, type GetFacts, type GetProof, type HistoryFacts, type HistoryProof } from '../proofs/lsm_proof.js';
 import { getProofCodec, historyProofCodec } from '../proofs/lsm_encoding.js';
 import type { Checkpoint, LogHead } from '../proofs/checkpoint.js';
 import { Reason, VerificationError } from '../proofs/errors.js';
 import { asBytes, keyPath, toBase64Url, type BytesLike } from './bytes.js';
 import { ClientReason, ProofKVClientError, ProofKVHttpError, verificationFailure } from './errors.js';
 import { MemoryStateStore, type StateStore } from './state.js';
-import { Transport, type FetchLike } from './transport.js';
-import { check, TrustKeeper, type AcceptContext, type TrustConfig } from './trust.js';
+import { Transport, type FetchLike, type RequestSpec } from './transport.js';
+import { check, proveLeaf, TrustKeeper, type AcceptContext, type IncludedCheckpoint, type TrustConfig } from './trust.js';
 import {
   b64,
   b64List,
@@ -71,6 +71,13 @@ export interface ProofKVClientOptions {
   pollIntervalMs?: number;
   /** Page size of `verifiedHistory` requests (default 1000). */
   historyPageSize?: number;
+  /**
+   * The server's `maxValueSize` and `maxPageBytes` (`GET /v1/status` `limits`) when they differ
+   * from the defaults (1 MiB, 4 MiB): response byte caps derive from them (`responseLimits`).
+   */
+  serverLimits?: { maxValueSize?: number; maxPageBytes?: number };
+  /** A ceiling on every response body, bytes (lowers the derived caps). */
+  maxResponseBytes?: number;
 }
 
 /** A page of plain history. */
@@ -129,11 +136,22 @@ export interface VerifiedHistoryResult {
   head: LogHead;
 }
 
-/** What `verifiedPut` proved. */
+/** What `verifiedPut` / `verifiedDelete` proved. */
 export interface VerifiedPutResult extends WriteResult {
-  /** A checkpoint whose proof shows the write. */
+  /** `put` for {@link ProofKVClient.verifiedPut}, `delete` for {@link ProofKVClient.verifiedDelete}. */
+  kind: 'put' | 'delete';
+  /** The certified checkpoint whose proofs show the write (its head extends the trusted one). */
   checkpoint: Checkpoint;
   head: LogHead;
+  /**
+   * Seq of the trusted checkpoint before the request was sent (0 when the server had none): the
+   * proven entry's seq is above it, so no write older than the request can be the one proven.
+   */
+  baselineSeq: number;
+  /** True when the write is the newest version of the key at `checkpoint`. */
+  newest: boolean;
+  /** When not `newest`: the newest entry of the key at `checkpoint` (a later write, or a tombstone). */
+  newer?: { version: number; seq: number; kind: 'put' | 'delete' };
 }
 
 /** Largest version (2^53 - 1). */
@@ -157,6 +175,15 @@ function malformedAsVerification(err: unknown): never {
   throw err;
 }
 
+/** Runs `f`, turning a {@link MalformedResponse} into `VerificationError(MALFORMED_ENCODING)`. */
+async function decoding<T>(f: () => T | Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (err) {
+    return malformedAsVerification(err);
+  }
+}
+
 function sameEntry(a: Entry, b: Entry): boolean {
   return (
     equalBytes(a.key, b.key) &&
@@ -175,7 +202,8 @@ function sameCheckpoint(a: Checkpoint, b: Checkpoint): boolean {
 
 /**
  * The ProofKV client. One instance per trust configuration; it is safe to share between
- * concurrent calls (verifications that advance the trusted state run one at a time).
+ * concurrent calls: acceptances run one at a time, and freshness is judged per request (an
+ * answer only needs to be at least as new as the trusted head when its request was sent).
  *
  * ```ts
  * const client = new ProofKVClient({ endpoints: ['http://127.0.0.1:7070'], trust: { publicKeys: [key], quorum: 1 },
@@ -207,7 +235,7 @@ export class ProofKVClient {
     if (!Number.isInteger(this.historyPageSize) || this.historyPageSize < 1 || this.historyPageSize > 100_000) {
       throw new RangeError('historyPageSize must be an integer in [1, 100000]');
     }
-    this.ctx = { consistency: (from, to) => this.consistencyProof(from, to) };
+    this.ctx = { consistency: (from, to) => this.consistencyProof(from, to), checkpointAt: (index) => this.checkpointWithInclusion(index) };
   }
 
   private kvPath(key: Uint8Array, suffix = '', params: Record<string, string | number | boolean | undefined> = {}): string {
@@ -237,7 +265,7 @@ export class ProofKVClient {
     const k = asBytes(key, 'key');
     checkVersion(options.version, 'version', 0);
     try {
-      const r = await this.transport.request({ method: 'GET', path: this.kvPath(k, '', { version: options.version }) });
+      const r = await this.transport.request({ method: 'GET', path: this.kvPath(k, '', { version: options.version }), kind: 'entry' });
       return parseEntry(r.body);
     } catch (err) {
       if (err instanceof ProofKVHttpError && err.status === 404 && err.code === 'NOT_FOUND') return undefined;
@@ -279,6 +307,7 @@ export class ProofKVClient {
     const r = await this.transport.request({
       method: 'GET',
       path: this.kvPath(k, '/history', { min: options.minVersion, max: options.maxVersion, limit: options.limit, cursor: options.cursor }),
+      kind: 'page',
     });
     const o = obj(r.body, 'history');
     if (!Array.isArray(o.entries)) throw new MalformedResponse('history.entries is not a list');
@@ -300,6 +329,7 @@ export class ProofKVClient {
         cursor: options.cursor,
         keyEncoding: 'base64url',
       })}`,
+      kind: 'page',
     });
     const o = obj(r.body, 'scan');
     if (!Array.isArray(o.items)) throw new MalformedResponse('scan.items is not a list');
@@ -323,7 +353,7 @@ export class ProofKVClient {
   async getProof(key: BytesLike, options: { version?: number; checkpoint?: number } = {}): Promise<{ proof: Uint8Array; entry?: Entry }> {
     const k = asBytes(key, 'key');
     checkVersion(options.version, 'version', 0);
-    const r = await this.transport.request({ method: 'GET', path: this.kvPath(k, '/proof', { version: options.version, checkpoint: options.checkpoint }) });
+    const r = await this.transport.request({ method: 'GET', path: this.kvPath(k, '/proof', { version: options.version, checkpoint: options.checkpoint }), kind: 'entry' });
     const o = obj(r.body, 'proof response');
     const out: { proof: Uint8Array; entry?: Entry } = { proof: b64(o, 'proof', 'proof response') };
     if (o.entry !== undefined && o.entry !== null) out.entry = parseEntry(o.entry);
@@ -341,74 +371,73 @@ export class ProofKVClient {
     const r = await this.transport.request({
       method: 'GET',
       path: this.kvPath(k, '/history', { min: options.minVersion, max: options.maxVersion, limit: options.limit, proof: true }),
+      kind: 'page',
     });
     const o = obj(r.body, 'history');
     if (!Array.isArray(o.entries)) throw new MalformedResponse('history.entries is not a list');
     return { proof: b64(o, 'proof', 'history'), entries: o.entries.map((e, i) => parseEntry(e, `entries[${i}]`)) };
   }
 
+  /** A request of a verified call: an undecodable answer is `VerificationError(MALFORMED_ENCODING)`. */
+  private verifiedRequest<T>(spec: RequestSpec): Promise<T> {
+    return decoding(async () => (await this.transport.request<T>(spec)).body);
+  }
+
   private async consistencyProof(from: number, to: number): Promise<Uint8Array[]> {
-    const r = await this.transport.request({ method: 'GET', path: `/v1/checkpoints/consistency${query({ from, to })}` });
-    try {
-      const o = obj(r.body, 'consistency');
+    const body = await this.verifiedRequest<unknown>({ method: 'GET', path: `/v1/checkpoints/consistency${query({ from, to })}` });
+    return decoding(() => {
+      const o = obj(body, 'consistency');
       if (uint(o, 'from', 'consistency') !== from || uint(o, 'to', 'consistency') !== to) {
         verificationFailure(ClientReason.RESPONSE_MISMATCH, `consistency proof for ${String(o.from)}..${String(o.to)}, asked ${from}..${to}`);
       }
       return b64List(o, 'proof', 'consistency');
-    } catch (err) {
-      return malformedAsVerification(err);
-    }
+    });
+  }
+
+  /** `GET /v1/checkpoints/{index}`: the checkpoint at `index` with its inclusion in the server's latest signed head (unverified). */
+  private async checkpointWithInclusion(index: number): Promise<IncludedCheckpoint> {
+    const body = await this.verifiedRequest<unknown>({ method: 'GET', path: `/v1/checkpoints/${index}` });
+    const c = await decoding(() => {
+      const o = obj(body, 'checkpoint');
+      return { ...parseSignedCheckpoint(o), inclusion: b64List(o, 'inclusion', 'checkpoint') };
+    });
+    if (c.checkpoint.index !== index) verificationFailure(ClientReason.RESPONSE_MISMATCH, `asked checkpoint ${index}, got ${c.checkpoint.index}`);
+    return c;
   }
 
   // ---- verified operations -------------------------------------------------------------------
 
   /**
    * Fetches the latest signed checkpoint and accepts it: quorum signatures, the checkpoint is the
-   * last leaf of its head (RFC 9162 inclusion), and the head extends the trusted one (consistency
-   * proof; a smaller head is `ROLLBACK`, another root at the same size `FORK`). Advances and
-   * persists the trusted state.
+   * last leaf of its head (RFC 9162 inclusion, `GET /v1/checkpoints/{index}`), it links to its
+   * predecessor (`prevCheckpointHash`, seq), and the head is at least the trusted head when the
+   * call began and consistent with the current one (a smaller head is `ROLLBACK`, another root at
+   * the same size `FORK`). Advances and persists the trusted state when the head is newer.
    */
   async checkpoint(): Promise<VerifiedCheckpoint> {
-    const r = await this.transport.request({ method: 'GET', path: '/v1/checkpoints/latest' });
-    return this.acceptSignedCheckpoint(r.body);
+    const sent = await this.trust.trustedHead();
+    const body = await this.verifiedRequest<unknown>({ method: 'GET', path: '/v1/checkpoints/latest' });
+    return this.acceptSignedCheckpoint(body, sent);
   }
 
   /** Asks the server to checkpoint now (`POST /v1/checkpoints`, admin role) and accepts the result like {@link checkpoint}. */
   async createCheckpoint(): Promise<VerifiedCheckpoint> {
-    const r = await this.transport.request({ method: 'POST', path: '/v1/checkpoints', write: true });
-    return this.acceptSignedCheckpoint(r.body);
+    const sent = await this.trust.trustedHead();
+    const body = await this.verifiedRequest<unknown>({ method: 'POST', path: '/v1/checkpoints', write: true });
+    return this.acceptSignedCheckpoint(body, sent);
   }
 
-  private async acceptSignedCheckpoint(body: unknown): Promise<VerifiedCheckpoint> {
-    let signed: SignedCheckpoint;
-    try {
-      signed = parseSignedCheckpoint(body);
-    } catch (err) {
-      return malformedAsVerification(err);
-    }
-    const { checkpoint, head, signatures } = signed;
-    // 1. The head: signatures, rollback/fork, consistency with the trusted head.
-    const accepted = await this.trust.exclusive(() => this.trust.accept(head, signatures, this.ctx));
+  private async acceptSignedCheckpoint(body: unknown, sent: LogHead | undefined): Promise<VerifiedCheckpoint> {
+    const { checkpoint, head, signatures } = await decoding(() => parseSignedCheckpoint(body));
     if (checkpoint.index + 1 !== head.size) {
       verificationFailure(Reason.CHECKPOINT_MISMATCH, `checkpoint ${checkpoint.index} is not the last of a log of size ${head.size}`);
     }
-    // 2. The checkpoint: its inclusion in the (now trusted, or newer) head.
-    const r = await this.transport.request({ method: 'GET', path: `/v1/checkpoints/${checkpoint.index}` });
-    let cert: CheckpointCertificate;
-    try {
-      const o = obj(r.body, 'checkpoint');
-      cert = { ...parseSignedCheckpoint(o), inclusion: b64List(o, 'inclusion', 'checkpoint') };
-    } catch (err) {
-      return malformedAsVerification(err);
-    }
+    // Its inclusion path, in the server's latest head (which may have grown since).
+    const cert = await this.checkpointWithInclusion(checkpoint.index);
     if (!sameCheckpoint(cert.checkpoint, checkpoint)) {
-      verificationFailure(ClientReason.RESPONSE_MISMATCH, `checkpoint ${checkpoint.index} differs between /latest and /${checkpoint.index}`);
+      verificationFailure(ClientReason.RESPONSE_MISMATCH, `checkpoint ${checkpoint.index} differs between the signed checkpoint and /v1/checkpoints/${checkpoint.index}`);
     }
-    await this.trust.exclusive(() =>
-      this.trust.acceptWith(cert.head, cert.signatures, this.ctx, (policy, trusted, consistency) => {
-        check(verifyCertificate(cert, { trust: policy, trustedHead: trusted, consistency, checkpointIndex: checkpoint.index }));
-      }),
-    );
+    const accepted = await this.trust.acceptAnswer({ head, signatures, checkpoint, sent }, this.ctx, (policy) => proveLeaf(cert, head, policy, this.ctx));
     const signers = accepted.policy.publicKeys.filter((k) => signatures.some((s) => equalBytes(s.publicKey, k)));
     const out: VerifiedCheckpoint = { checkpoint, head, signers: signers.map((k) => k.slice()) };
     if (accepted.previous) out.previous = accepted.previous;
@@ -424,32 +453,34 @@ export class ProofKVClient {
   async verifiedGet(key: BytesLike, options: { version?: number; checkpoint?: number } = {}): Promise<VerifiedGetResult> {
     const k = asBytes(key, 'key');
     checkVersion(options.version, 'version', 0);
-    const r = await this.transport.request({ method: 'GET', path: this.kvPath(k, '/proof', { version: options.version, checkpoint: options.checkpoint }) });
-    let proof: GetProof;
-    let claimed: Entry | undefined;
-    try {
-      const o = obj(r.body, 'proof response');
-      proof = getProofCodec.decode(b64(o, 'proof', 'proof response'));
-      if (o.entry !== undefined && o.entry !== null) claimed = parseEntry(o.entry);
-    } catch (err) {
-      return malformedAsVerification(err);
-    }
+    const sent = await this.trust.trustedHead();
+    const body = await this.verifiedRequest<unknown>({
+      method: 'GET',
+      path: this.kvPath(k, '/proof', { version: options.version, checkpoint: options.checkpoint }),
+      kind: 'entry',
+    });
+    const { proof, claimed } = await decoding(() => {
+      const o = obj(body, 'proof response');
+      const p: GetProof = getProofCodec.decode(b64(o, 'proof', 'proof response'));
+      return { proof: p, claimed: o.entry !== undefined && o.entry !== null ? parseEntry(o.entry) : undefined };
+    });
     let facts: GetFacts | undefined;
-    await this.trust.exclusive(() =>
-      this.trust.acceptWith(proof.certificate.head, proof.certificate.signatures, this.ctx, (policy, trusted, consistency) => {
-        const res = verifyGetProof(proof, { key: k, version: options.version }, { trust: policy, trustedHead: trusted, consistency, checkpointIndex: options.checkpoint });
-        check(res);
-        facts = res as GetFacts;
-      }),
-    );
+    const { head, signatures, checkpoint } = proof.certificate;
+    // The server's plain entry is checked before the head is accepted: a failed call moves nothing.
+    await this.trust.acceptAnswer({ head, signatures, checkpoint, sent }, this.ctx, (policy) => {
+      const res = verifyGetProof(proof, { key: k, version: options.version }, { trust: policy, checkpointIndex: options.checkpoint });
+      check(res);
+      const proven = (res as GetFacts).entry;
+      if (!proven !== !claimed || (proven && claimed && !sameEntry(proven, claimed))) {
+        verificationFailure(
+          proven && claimed && proven.kind === 'put' && !equalBytes(proven.value, claimed.value) ? Reason.VALUE_MISMATCH : ClientReason.RESPONSE_MISMATCH,
+          `server entry ${describe(claimed)} disagrees with the proven ${describe(proven)}`,
+        );
+      }
+      facts = res as GetFacts;
+    });
     const f = facts!;
     const entry: Entry | undefined = f.entry ? { ...f.entry } : undefined;
-    if (!entry !== !claimed || (entry && claimed && !sameEntry(entry, claimed))) {
-      verificationFailure(
-        entry && claimed && entry.kind === 'put' && !equalBytes(entry.value, claimed.value) ? Reason.VALUE_MISMATCH : ClientReason.RESPONSE_MISMATCH,
-        `server entry ${describe(claimed)} disagrees with the proven ${describe(entry)}`,
-      );
-    }
     const out: VerifiedGetResult = { checkpoint: f.checkpoint, head: f.head };
     if (entry) {
       out.entry = entry;
@@ -476,43 +507,39 @@ export class ProofKVClient {
     const entries: Entry[] = [];
     let min = minVersion;
     for (;;) {
-      const r = await this.transport.request({ method: 'GET', path: this.kvPath(k, '/history', { min, max: maxVersion, limit, proof: true }) });
-      let proof: HistoryProof;
-      let claimed: Entry[];
+      const sent = await this.trust.trustedHead();
+      const body = await this.verifiedRequest<unknown>({ method: 'GET', path: this.kvPath(k, '/history', { min, max: maxVersion, limit, proof: true }), kind: 'page' });
+      const lo = min;
       // The server may shrink a page to its byte budget; it echoes the limit its proof is for.
-      let pageLimit = limit;
-      try {
-        const o = obj(r.body, 'history');
-        proof = historyProofCodec.decode(b64(o, 'proof', 'history'));
+      const { proof, claimed, pageLimit } = await decoding(() => {
+        const o = obj(body, 'history');
+        const p: HistoryProof = historyProofCodec.decode(b64(o, 'proof', 'history'));
         if (!Array.isArray(o.entries)) throw new MalformedResponse('history.entries is not a list');
-        claimed = o.entries.map((e, i) => parseEntry(e, `entries[${i}]`));
-        if (o.limit !== undefined) pageLimit = uint(o, 'limit', 'history');
-        if ((o.minVersion !== undefined && o.minVersion !== min) || (o.maxVersion !== undefined && o.maxVersion !== maxVersion)) {
-          verificationFailure(ClientReason.RESPONSE_MISMATCH, `history page for [${String(o.minVersion)}, ${String(o.maxVersion)}], asked [${min}, ${maxVersion}]`);
+        const c = o.entries.map((e, i) => parseEntry(e, `entries[${i}]`));
+        if ((o.minVersion !== undefined && o.minVersion !== lo) || (o.maxVersion !== undefined && o.maxVersion !== maxVersion)) {
+          verificationFailure(ClientReason.RESPONSE_MISMATCH, `history page for [${String(o.minVersion)}, ${String(o.maxVersion)}], asked [${lo}, ${maxVersion}]`);
         }
-      } catch (err) {
-        return malformedAsVerification(err);
-      }
+        return { proof: p, claimed: c, pageLimit: o.limit !== undefined ? uint(o, 'limit', 'history') : limit };
+      });
       if (pageLimit < 1 || pageLimit > limit) verificationFailure(ClientReason.RESPONSE_MISMATCH, `history page limit ${pageLimit}, asked at most ${limit}`);
       let facts: HistoryFacts | undefined;
-      const lo = min;
-      await this.trust.exclusive(() =>
-        this.trust.acceptWith(proof.certificate.head, proof.certificate.signatures, this.ctx, (policy, trusted, consistency) => {
-          const res = verifyHistoryProof(proof, { key: k, minVersion: lo, maxVersion, limit: pageLimit }, { trust: policy, trustedHead: trusted, consistency });
-          check(res);
-          facts = res as HistoryFacts;
-        }),
-      );
-      const f = facts!;
-      if (claimed.length !== f.entries.length) {
-        verificationFailure(ClientReason.RESPONSE_MISMATCH, `server listed ${claimed.length} entries, the proof proves ${f.entries.length}`);
-      }
-      for (let i = 0; i < claimed.length; i++) {
-        if (!sameEntry(f.entries[i], claimed[i])) {
-          const valueOnly = f.entries[i].version === claimed[i].version && f.entries[i].kind === 'put' && !equalBytes(f.entries[i].value, claimed[i].value);
-          verificationFailure(valueOnly ? Reason.VALUE_MISMATCH : ClientReason.RESPONSE_MISMATCH, `history entry ${i}: server ${describe(claimed[i])}, proven ${describe(f.entries[i])}`);
+      const { head, signatures, checkpoint } = proof.certificate;
+      await this.trust.acceptAnswer({ head, signatures, checkpoint, sent }, this.ctx, (policy) => {
+        const res = verifyHistoryProof(proof, { key: k, minVersion: lo, maxVersion, limit: pageLimit }, { trust: policy });
+        check(res);
+        const proven = (res as HistoryFacts).entries;
+        if (claimed.length !== proven.length) {
+          verificationFailure(ClientReason.RESPONSE_MISMATCH, `server listed ${claimed.length} entries, the proof proves ${proven.length}`);
         }
-      }
+        for (let i = 0; i < claimed.length; i++) {
+          if (!sameEntry(proven[i], claimed[i])) {
+            const valueOnly = proven[i].version === claimed[i].version && proven[i].kind === 'put' && !equalBytes(proven[i].value, claimed[i].value);
+            verificationFailure(valueOnly ? Reason.VALUE_MISMATCH : ClientReason.RESPONSE_MISMATCH, `history entry ${i}: server ${describe(claimed[i])}, proven ${describe(proven[i])}`);
+          }
+        }
+        facts = res as HistoryFacts;
+      });
+      const f = facts!;
       entries.push(...f.entries.map((e) => ({ ...e })));
       if (f.nextMinVersion === undefined) return { entries, minVersion, maxVersion, checkpoint: f.checkpoint, head: f.head };
       if (f.nextMinVersion <= min) verificationFailure(Reason.HISTORY_BOUND, `history does not advance past version ${min}`);
@@ -521,29 +548,91 @@ export class ProofKVClient {
   }
 
   /**
-   * Writes `value`, then waits for a checkpoint that covers the write — creating one with
-   * `POST /v1/checkpoints` when the token allows, else polling the latest — and proves with a get
-   * proof at that checkpoint that the key holds exactly this value at the written version and
-   * seq (`WRITE_NOT_PROVEN` otherwise). Retried writes apply once (idempotency headers).
+   * Writes `value` and proves that **this request's** write is in a certified checkpoint:
+   * 1. before sending, the client holds a verified baseline — its trusted checkpoint, or the
+   *    latest one, verified first;
+   * 2. after the write it gets a checkpoint covering it — `POST /v1/checkpoints` when the token
+   *    allows, else polling the latest (`pollIntervalMs`, up to `checkpointWaitMs`);
+   * 3. at one checkpoint whose head extends the trusted one, a get proof of the latest version
+   *    and (when that is not the write) one of the written version show: the entry
+   *    (key, version, seq) holds exactly this value with kind put; its seq is above the
+   *    baseline's (no write older than the request qualifies); its version is `options.version`
+   *    when one was asked. `newest` says whether it is the key's newest version there; if not,
+   *    `newer` is the newer entry.
+   * Otherwise `VerificationError` `WRITE_NOT_PROVEN`. Retried writes apply once (idempotency
+   * headers). What this does not exclude: see `docs/client.md` ("What a verified write proves").
    */
   async verifiedPut(key: BytesLike, value: BytesLike, options: { version?: number } = {}): Promise<VerifiedPutResult> {
     const k = asBytes(key, 'key');
     const v = asBytes(value, 'value');
-    const w = await this.put(k, v, options);
-    const cp = await this.waitForCheckpoint(w.seq);
-    let g: VerifiedGetResult;
-    try {
-      g = await this.verifiedGet(k, { version: w.version, checkpoint: cp.checkpoint.index });
-    } catch (err) {
-      // A newer checkpoint replaced it in the meantime: prove against the latest instead.
-      if (!(err instanceof ProofKVHttpError && err.code === 'CHECKPOINT_UNAVAILABLE')) throw err;
-      g = await this.verifiedGet(k, { version: w.version });
+    checkVersion(options.version, 'version');
+    return this.proveWrite(k, { kind: 'put', value: v, version: options.version }, () => this.put(k, v, options));
+  }
+
+  /**
+   * Deletes `key` (a tombstone at a new version) and proves it like {@link verifiedPut}: the entry
+   * (key, version, seq) is a tombstone with seq above the baseline, at a certified checkpoint,
+   * and whether it is the newest version there.
+   */
+  async verifiedDelete(key: BytesLike): Promise<VerifiedPutResult> {
+    const k = asBytes(key, 'key');
+    return this.proveWrite(k, { kind: 'delete' }, () => this.delete(k));
+  }
+
+  /** The seq of the verified baseline before a write: the trusted checkpoint, verifying the latest first when there is none. */
+  private async baselineSeq(): Promise<number> {
+    let base = await this.trust.trustedCheckpoint();
+    if (!base) {
+      try {
+        await this.checkpoint();
+      } catch (err) {
+        // A server without any checkpoint: the baseline is the empty log.
+        if (err instanceof ProofKVHttpError && err.code === 'CHECKPOINT_UNAVAILABLE') return 0;
+        throw err;
+      }
+      base = await this.trust.trustedCheckpoint();
     }
-    const e = g.entry;
-    if (!e || e.kind !== 'put' || e.version !== w.version || e.seq !== w.seq || !equalBytes(e.value, v) || g.checkpoint.seq < w.seq) {
-      verificationFailure(ClientReason.WRITE_NOT_PROVEN, `write of version ${w.version} seq ${w.seq} not proven at checkpoint ${g.checkpoint.index}: got ${describe(e)}`);
+    if (!base) verificationFailure(ClientReason.STATE_MISMATCH, 'no trusted checkpoint after verifying the latest');
+    return base.seq;
+  }
+
+  private async proveWrite(
+    k: Uint8Array,
+    want: { kind: 'put'; value: Uint8Array; version?: number } | { kind: 'delete' },
+    send: () => Promise<WriteResult>,
+  ): Promise<VerifiedPutResult> {
+    const baselineSeq = await this.baselineSeq();
+    const w = await send();
+    // The answer's seq is only a hint of which checkpoint to wait for; the proofs decide.
+    await this.waitForCheckpoint(w.seq);
+    for (let attempt = 1; ; attempt++) {
+      let latest: VerifiedGetResult;
+      let at: VerifiedGetResult;
+      try {
+        latest = await this.verifiedGet(k);
+        at = latest.entry?.version === w.version ? latest : await this.verifiedGet(k, { version: w.version, checkpoint: latest.checkpoint.index });
+      } catch (err) {
+        // A newer checkpoint replaced it between the two proofs: prove both again at the latest.
+        if (attempt < 4 && err instanceof ProofKVHttpError && err.code === 'CHECKPOINT_UNAVAILABLE') continue;
+        throw err;
+      }
+      const e: Entry | undefined = at.entry;
+      const where = `at checkpoint ${at.checkpoint.index} (seq ${at.checkpoint.seq})`;
+      const fail: (why: string) => never = (why) => verificationFailure(ClientReason.WRITE_NOT_PROVEN, `${want.kind} of version ${w.version} seq ${w.seq} not proven ${where}: ${why}`);
+      if (!e || e.version !== w.version) fail(`the proven entry at or below version ${w.version} is ${describe(e)}`);
+      if (e.seq !== w.seq) fail(`the proven entry has seq ${e.seq}`);
+      if (e.kind !== want.kind || (want.kind === 'put' && !equalBytes(e.value, want.value))) fail(`the proven entry is ${describe(e)}, not this ${want.kind}`);
+      if (e.seq <= baselineSeq) fail(`the proven entry's seq ${e.seq} is not above the baseline checkpoint seq ${baselineSeq}: an older write, not this request's`);
+      if (want.kind === 'put' && want.version !== undefined && e.version !== want.version) fail(`version ${e.version}, asked ${want.version}`);
+      const n = latest.entry;
+      if (!n || n.version < e.version) fail(`the latest proof at the same checkpoint shows ${describe(n)}`);
+      const out: VerifiedPutResult = { kind: want.kind, version: e.version, seq: e.seq, checkpoint: at.checkpoint, head: at.head, baselineSeq, newest: true };
+      if (n.version !== e.version) {
+        out.newest = false;
+        out.newer = { version: n.version, seq: n.seq, kind: n.kind };
+      }
+      return out;
     }
-    return { version: w.version, seq: w.seq, checkpoint: g.checkpoint, head: g.head };
   }
 
   /** A verified checkpoint whose seq is at least `seq`, created or awaited. */

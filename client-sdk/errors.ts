@@ -3,6 +3,7 @@
  *
  * - {@link ProofKVHttpError}: the server answered with an error (`application/problem+json`); its
  *   `status` and stable `code` come from the problem document (`docs/http-api.md`).
+ * - {@link ProofKVResponseTooLargeError}: an answer larger than the request can need (not read).
  * - {@link ProofKVNetworkError}: no answer — connection refused or reset, DNS failure, timeout —
  *   after every retry and endpoint was tried; `cause` holds the last underlying error.
  * - {@link VerificationError} (from `proofkv/proofs`): a proof, signature, checkpoint or
@@ -79,6 +80,24 @@ export class ProofKVHttpError extends ProofKVClientError {
     this.detail = problem.detail;
     this.problem = problem;
     this.endpoint = endpoint;
+  }
+}
+
+/**
+ * A response body larger than the request can legitimately need (`Content-Length` or the bytes
+ * streamed so far above the cap); the rest of the body is not read. Not retried.
+ */
+export class ProofKVResponseTooLargeError extends ProofKVClientError {
+  constructor(
+    /** The endpoint that sent it. */
+    readonly endpoint: string,
+    /** The cap, bytes. */
+    readonly limit: number,
+    /** The declared `Content-Length`, when it was the reason. */
+    readonly declared?: number,
+  ) {
+    super(`response from ${endpoint} exceeds the ${limit}-byte cap of this request${declared === undefined ? '' : ` (Content-Length ${declared})`}`);
+    this.name = 'ProofKVResponseTooLargeError';
   }
 }
 

@@ -19,13 +19,27 @@ export {
   type VerifiedHistoryResult,
   type VerifiedPutResult,
 } from './client.js';
-export { ClientReason, ProofKVClientError, ProofKVHttpError, ProofKVNetworkError, VerificationError, type AnyReason, type Problem } from './errors.js';
+export {
+  ClientReason,
+  ProofKVClientError,
+  ProofKVHttpError,
+  ProofKVNetworkError,
+  ProofKVResponseTooLargeError,
+  VerificationError,
+  type AnyReason,
+  type Problem,
+} from './errors.js';
 export { Reason } from '../proofs/errors.js';
 export { MemoryStateStore, FileStateStore, BrowserStateStore, type StateStore, type StorageLike, type TrustedState } from './state.js';
-export { TrustKeeper, trustId, type TrustConfig, type AcceptContext, type AcceptedHead } from './trust.js';
+export { TrustKeeper, trustId, MAX_CHAIN_LINKS, type TrustConfig, type AcceptContext, type AcceptedHead, type Answer, type IncludedCheckpoint } from './trust.js';
 export {
   Transport,
   normalizeEndpoint,
+  originOf,
+  responseLimits,
+  CONTROL_RESPONSE_BYTES,
+  DEFAULT_MAX_PAGE_BYTES,
+  DEFAULT_MAX_VALUE_SIZE,
   DEFAULT_RETRIES,
   DEFAULT_RETRY_DELAY_MS,
   DEFAULT_TIMEOUT_MS,
@@ -33,6 +47,7 @@ export {
   type TransportOptions,
   type RequestSpec,
   type Reply,
+  type ResponseKind,
 } from './transport.js';
 export { MalformedResponse, type Entry, type WriteResult, type SignedCheckpoint } from './wire.js';
 export { toBase64Url, fromBase64Url, utf8OrUndefined, type BytesLike } from './bytes.js';

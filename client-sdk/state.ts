@@ -4,7 +4,8 @@
  * bundling this module for a browser pulls in no `node:` module and needs no configuration.
  *
  * The trusted state of one identity (a set of trusted keys and a quorum, or a TOFU pin for a set
- * of endpoints) is the newest checkpoint-log head the client has verified. A client only ever
+ * of endpoints) is the newest checkpoint-log head the client has verified, and the checkpoint
+ * that ends it. A client only ever
  * replaces it with a head that provably extends it (RFC 9162 consistency), so a persisted state
  * turns a later rollback or fork into a {@link VerificationError}, across restarts.
  *
@@ -24,6 +25,11 @@ export interface TrustedState {
   tofu?: boolean;
   /** The newest verified checkpoint-log head, when one was seen. */
   head?: { size: number; root: string };
+  /**
+   * The checkpoint that ends `head` (leaf `head.size - 1`), bytes hex, when the client verified it;
+   * absent in state written before it was kept (still readable: the next verified checkpoint fills it).
+   */
+  checkpoint?: { index: number; seq: number; masterRoot: string; prevCheckpointHash?: string };
   /** When the state was last written (ISO 8601), for people reading the file. */
   updatedAt?: string;
 }

@@ -1,20 +1,40 @@
 /**
- * The client's trust: which keys sign checkpoints, and the newest log head it has verified.
- * Isomorphic: no `node:` imports.
+ * The client's trust: which keys sign checkpoints, and the newest log head (and its last
+ * checkpoint) it has verified. Isomorphic: no `node:` imports.
  *
- * Every signed head the client meets — from `GET /v1/checkpoints/…` or inside a proof's
- * certificate — goes through {@link TrustKeeper.accept}, one at a time: quorum signatures under the
- * trust policy, then, against the trusted head, `ROLLBACK` (smaller), `FORK` (same size, other
- * root, or a consistency proof that does not connect them) or an RFC 9162 consistency proof
- * fetched from the server; only then does the trusted head advance and persist. Serializing the
- * checks means each new head is proven to extend the newest trusted one, never an older one.
+ * Every answer of a verified call — a signed head with the checkpoint that ends it, from
+ * `GET /v1/checkpoints/…` or inside a proof's certificate — goes through
+ * {@link TrustKeeper.acceptAnswer}, one at a time:
+ * 1. quorum signatures under the trust policy; the checkpoint is the head's last leaf
+ *    (`index = size - 1`); the caller's own checks (the proof);
+ * 2. **freshness, per request**: the head is at least the trusted head *when the request was
+ *    sent* (else `ROLLBACK`) — so concurrent calls on one client never turn each other's honest
+ *    answers into rollbacks;
+ * 3. **consistency with the current trusted head**: a newer head must extend it (RFC 9162
+ *    consistency proof), the same size must have the same root, an older one must be its prefix
+ *    (a consistency proof from the answer's head to the trusted one); else `FORK`;
+ * 4. **the checkpoint chain** (`checkChain`): seq never decreases against the trusted checkpoint;
+ *    a new checkpoint must link (`prevCheckpointHash`, seq) to its predecessor, and so on back
+ *    to the trusted checkpoint — each predecessor fetched by index with its inclusion proof — for
+ *    up to {@link MAX_CHAIN_LINKS} links; with no trusted checkpoint (first contact, or state
+ *    from older versions) only the newest link is checked (`CHAIN_MISMATCH` otherwise);
+ * 5. only an answer newer than the trusted head advances and persists it: it never moves back.
  *
  * Trust on first use pins the first key that signs a head the client sees (with a warning), and
  * persists it under an id derived from the endpoints, like SSH's known_hosts.
  * @module
  */
 import { equalBytes, fromHex, toHex } from '../proofs/bytes.js';
-import { verifyCheckpoint, verifyHeadExtends, type HeadSignature, type LogHead, type TrustPolicy } from '../proofs/checkpoint.js';
+import {
+  verifyCheckpoint,
+  verifyCheckpointInclusion,
+  verifyCheckpointLink,
+  verifyHeadExtends,
+  type Checkpoint,
+  type HeadSignature,
+  type LogHead,
+  type TrustPolicy,
+} from '../proofs/checkpoint.js';
 import { Reason, VerificationError, type Verified } from '../proofs/errors.js';
 import { ClientReason, verificationFailure } from './errors.js';
 import { parsePublicKey } from './keys.js';
@@ -33,10 +53,33 @@ export function trustId(config: TrustConfig, endpoints: readonly string[]): stri
   return `keys:${config.publicKeys.map((k) => toHex(parsePublicKey(k))).sort().join(',')}:q${config.quorum}`;
 }
 
+/** A checkpoint with a signed head and its RFC 9162 inclusion path in that head (`GET /v1/checkpoints/{index}`). */
+export interface IncludedCheckpoint {
+  checkpoint: Checkpoint;
+  head: LogHead;
+  signatures: HeadSignature[];
+  inclusion: Uint8Array[];
+}
+
 /** What {@link TrustKeeper.accept} needs besides the head: how to prove extension. */
 export interface AcceptContext {
   /** Fetches an RFC 9162 consistency proof between two log sizes. */
   consistency(from: number, to: number): Promise<Uint8Array[]>;
+  /**
+   * Fetches checkpoint `index` with its inclusion in a signed head, to check the link of a new
+   * checkpoint to its predecessor; without it that link is not checked.
+   */
+  checkpointAt?(index: number): Promise<IncludedCheckpoint>;
+}
+
+/** One answer of a verified call, for {@link TrustKeeper.acceptAnswer}. */
+export interface Answer {
+  head: LogHead;
+  signatures: HeadSignature[];
+  /** The checkpoint that ends `head` (leaf `head.size - 1`), proven so by `verify`. */
+  checkpoint: Checkpoint;
+  /** The trusted head when the request was sent (undefined: there was none). */
+  sent?: LogHead;
 }
 
 /** The verified trust a call ran under, returned with the head it accepted. */
@@ -59,7 +102,16 @@ function validateState(s: TrustedState, id: string): TrustedState {
     s.quorum >= 1 &&
     s.quorum <= s.publicKeys.length &&
     (s.head === undefined ||
-      (Number.isSafeInteger(s.head.size) && s.head.size >= 0 && typeof s.head.root === 'string' && /^[0-9a-f]{64}$/.test(s.head.root)));
+      (Number.isSafeInteger(s.head.size) && s.head.size >= 0 && typeof s.head.root === 'string' && /^[0-9a-f]{64}$/.test(s.head.root))) &&
+    (s.checkpoint === undefined ||
+      (s.head !== undefined &&
+        typeof s.checkpoint === 'object' &&
+        s.checkpoint !== null &&
+        s.checkpoint.index === s.head.size - 1 &&
+        Number.isSafeInteger(s.checkpoint.seq) &&
+        s.checkpoint.seq >= 0 &&
+        /^[0-9a-f]{64}$/.test(String(s.checkpoint.masterRoot)) &&
+        (s.checkpoint.prevCheckpointHash === undefined ? s.checkpoint.index === 0 : s.checkpoint.index > 0 && /^[0-9a-f]{64}$/.test(String(s.checkpoint.prevCheckpointHash)))));
   if (!ok) verificationFailure(ClientReason.STATE_MISMATCH, `stored trusted state ${id} is malformed`);
   return s;
 }
@@ -133,6 +185,18 @@ export class TrustKeeper {
   }
 
   /**
+   * The checkpoint that ends the trusted head, when the client has verified it (state written by
+   * older versions, or advanced by {@link accept}, holds only the head).
+   */
+  async trustedCheckpoint(): Promise<Checkpoint | undefined> {
+    const c = (await this.current())?.checkpoint;
+    if (!c) return undefined;
+    const out: Checkpoint = { index: c.index, seq: c.seq, masterRoot: fromHex(c.masterRoot) };
+    if (c.prevCheckpointHash !== undefined) out.prevCheckpointHash = fromHex(c.prevCheckpointHash);
+    return out;
+  }
+
+  /**
    * The trust policy; under TOFU before any key is pinned, the policy that pins the first
    * signature's key (persisted once that head verifies).
    */
@@ -163,6 +227,7 @@ export class TrustKeeper {
    * Like {@link accept}, for a head that comes with something else to verify (a proof's
    * certificate): after the signatures and the rollback/fork checks,
    * `verify(policy, trustedHead, consistency)` must check the rest and throw on failure.
+   * Advances the head only; the trusted checkpoint is dropped. Call inside {@link exclusive}.
    */
   async acceptWith(
     head: LogHead,
@@ -175,21 +240,76 @@ export class TrustKeeper {
     const trusted = await this.trustedHead();
     const consistency = await consistencyFor(trusted, head, ctx);
     verify(policy, trusted, consistency);
-    await this.commit(head, policy, trusted);
+    if (!trusted || head.size > trusted.size) await this.commit(head, policy, undefined);
     return { head, policy, previous: trusted, consistency };
   }
 
-  /** Persists `head` as trusted when it is newer; pins the TOFU key on first contact. */
-  private async commit(head: LogHead, policy: TrustPolicy, previous: LogHead | undefined): Promise<void> {
+  /**
+   * Accepts the answer of one verified call (the module comment's steps 1-5): runs exclusively
+   * (after every earlier acceptance of this keeper), so each check is against the newest trusted
+   * state. `verify(policy)` checks what the answer carries (a proof, an inclusion path) and must
+   * prove `answer.checkpoint` is leaf `head.size - 1` of `answer.head`. Throws
+   * {@link VerificationError} and leaves the trusted state as it was on any failure.
+   */
+  acceptAnswer(answer: Answer, ctx: AcceptContext, verify: (policy: TrustPolicy) => void | Promise<void>): Promise<AcceptedHead> {
+    return this.exclusive(async () => {
+      const { head, signatures, checkpoint, sent } = answer;
+      const policy = await this.policy(signatures);
+      check(verifyCheckpoint(head, signatures, policy));
+      if (typeof checkpoint?.index !== 'number' || checkpoint.index !== head.size - 1) {
+        verificationFailure(Reason.CHECKPOINT_MISMATCH, `checkpoint ${String(checkpoint?.index)} is not the last of a log of size ${head.size}`);
+      }
+      await verify(policy);
+      // 2. Fresh enough for this request.
+      if (sent && head.size < sent.size) verificationFailure(Reason.ROLLBACK, `head size ${head.size} is below the trusted size ${sent.size} when the request was sent`);
+      // 3. Consistent with the current trusted head.
+      const trusted = await this.trustedHead();
+      const tcp = await this.trustedCheckpoint();
+      let consistency: Uint8Array[] = [];
+      if (trusted) {
+        if (head.size > trusted.size) {
+          consistency = trusted.size === 0 ? [] : await ctx.consistency(trusted.size, head.size);
+          check(verifyHeadExtends(trusted, head, consistency));
+        } else if (head.size === trusted.size) {
+          if (!equalBytes(head.root, trusted.root)) verificationFailure(Reason.FORK, `head root differs from the trusted root at size ${head.size}`);
+        } else {
+          const r = verifyHeadExtends(head, trusted, await ctx.consistency(head.size, trusted.size));
+          if (!r.ok) verificationFailure(Reason.FORK, `head ${head.size} is not a prefix of the trusted head ${trusted.size}: ${r.message}`);
+        }
+      }
+      // 4. The checkpoint chain.
+      if (tcp) {
+        if (checkpoint.index > tcp.index && checkpoint.seq < tcp.seq) {
+          verificationFailure(Reason.CHAIN_MISMATCH, `checkpoint ${checkpoint.index} seq ${checkpoint.seq} is below the trusted checkpoint ${tcp.index} seq ${tcp.seq}`);
+        }
+        if (checkpoint.index < tcp.index && checkpoint.seq > tcp.seq) {
+          verificationFailure(Reason.CHAIN_MISMATCH, `older checkpoint ${checkpoint.index} seq ${checkpoint.seq} is above the trusted checkpoint ${tcp.index} seq ${tcp.seq}`);
+        }
+      }
+      const learns = !trusted || head.size > trusted.size || (head.size === trusted.size && !tcp);
+      if (learns) await checkChain(checkpoint, tcp, head, policy, ctx);
+      // 5. Advance, never back.
+      if (learns) await this.commit(head, policy, checkpoint);
+      const out: AcceptedHead = { head, policy, consistency };
+      if (trusted) out.previous = trusted;
+      return out;
+    });
+  }
+
+  /** Persists `head` (and the checkpoint that ends it, when known) as trusted; pins the TOFU key on first contact. */
+  private async commit(head: LogHead, policy: TrustPolicy, checkpoint: Checkpoint | undefined): Promise<void> {
     const s = await this.current();
     const isNew = !s;
-    if (s && previous && head.size === previous.size && equalBytes(head.root, previous.root)) return;
     const next: TrustedState = {
       publicKeys: s ? s.publicKeys : policy.publicKeys.map(toHex),
       quorum: s ? s.quorum : policy.quorum,
       head: { size: head.size, root: toHex(head.root) },
       updatedAt: new Date().toISOString(),
     };
+    if (checkpoint) {
+      next.checkpoint = { index: checkpoint.index, seq: checkpoint.seq, masterRoot: toHex(checkpoint.masterRoot) };
+      if (checkpoint.prevCheckpointHash) next.checkpoint.prevCheckpointHash = toHex(checkpoint.prevCheckpointHash);
+    }
     if ('tofu' in this.config) next.tofu = true;
     if (isNew && 'tofu' in this.config) {
       this.warn(
@@ -209,6 +329,55 @@ function withIndex<T>(i: number, parse: () => T): T {
   } catch (err) {
     throw new TypeError(`trust.publicKeys[${i}]: ${(err as Error).message}`);
   }
+}
+
+/** Links of the checkpoint chain checked per accepted head, walking back to the trusted checkpoint. */
+export const MAX_CHAIN_LINKS = 64;
+
+/**
+ * Checks the links from the trusted checkpoint `tcp` (leaf `tcp.index`) up to `c` (the last leaf
+ * of `head`): each predecessor is fetched with `ctx.checkpointAt`, proven a leaf of `head`, and
+ * `verifyCheckpointLink(prev, next)` must hold, down to `tcp` or for {@link MAX_CHAIN_LINKS}
+ * links; with no `tcp`, only the newest link. Without `ctx.checkpointAt` only a direct link from
+ * `tcp` is checked.
+ */
+async function checkChain(c: Checkpoint, tcp: Checkpoint | undefined, head: LogHead, policy: TrustPolicy, ctx: AcceptContext): Promise<void> {
+  let next = c;
+  const limit = tcp ? MAX_CHAIN_LINKS : 1;
+  for (let links = 0; links < limit && next.index > 0; links++) {
+    if (tcp && next.index <= tcp.index) return;
+    if (tcp && next.index === tcp.index + 1) {
+      check(verifyCheckpointLink(tcp, next));
+      return;
+    }
+    if (!ctx.checkpointAt) return;
+    const prev = await ctx.checkpointAt(next.index - 1);
+    await proveLeaf(prev, head, policy, ctx);
+    check(verifyCheckpointLink(prev.checkpoint, next));
+    next = prev.checkpoint;
+  }
+}
+
+/**
+ * Proves that `c.checkpoint` is leaf `c.checkpoint.index` of the log whose head is `anchor`:
+ * `c.head` is signed under `policy` and is `anchor`, extends it, or is its prefix (RFC 9162
+ * consistency), and `c.inclusion` puts the checkpoint in `c.head`.
+ */
+export async function proveLeaf(c: IncludedCheckpoint, anchor: LogHead, policy: TrustPolicy, ctx: AcceptContext): Promise<void> {
+  check(verifyCheckpoint(c.head, c.signatures, policy));
+  const index = c.checkpoint.index;
+  if (index >= anchor.size || index >= c.head.size) {
+    verificationFailure(Reason.INDEX_OUT_OF_RANGE, `checkpoint ${index} is not in logs of sizes ${anchor.size} and ${c.head.size}`);
+  }
+  if (c.head.size === anchor.size) {
+    if (!equalBytes(c.head.root, anchor.root)) verificationFailure(Reason.FORK, `two roots at log size ${anchor.size}`);
+  } else if (c.head.size > anchor.size) {
+    check(verifyHeadExtends(anchor, c.head, await ctx.consistency(anchor.size, c.head.size)));
+  } else {
+    const r = verifyHeadExtends(c.head, anchor, await ctx.consistency(c.head.size, anchor.size));
+    if (!r.ok) verificationFailure(Reason.FORK, `head ${c.head.size} is not a prefix of head ${anchor.size}: ${r.message}`);
+  }
+  check(verifyCheckpointInclusion(c.checkpoint, c.inclusion, c.head));
 }
 
 /** Throws the failure of a verifier result. */

@@ -115,6 +115,17 @@ export class Metrics {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'proofkv_process_' });
   }
 
+  /**
+   * Gauges of the write path's idempotency table, sampled at scrape time:
+   * `proofkv_idempotency_bytes` (estimated bytes, bounded by its budget) and
+   * `proofkv_idempotency_clients`.
+   */
+  trackIdempotency(table: { readonly sessionBytes: number; readonly sessionCount: number }): void {
+    const registers = [this.registry];
+    new Gauge({ name: 'proofkv_idempotency_bytes', help: 'Estimated bytes of the idempotency (client session) table', registers, collect() { this.set(table.sessionBytes); } });
+    new Gauge({ name: 'proofkv_idempotency_clients', help: 'Clients the idempotency table remembers', registers, collect() { this.set(table.sessionCount); } });
+  }
+
   /** Times `f` into {@link checkpointDuration} under `trigger`, counting failures. */
   async timeCheckpoint<T>(trigger: string, f: () => Promise<T>): Promise<T> {
     const end = this.checkpointDuration.startTimer({ trigger });

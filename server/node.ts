@@ -111,6 +111,7 @@ export class ProofNode {
         });
       }
       const writePath: WritePath = raftPath ?? new LocalWritePath(db, wpOptions);
+      metrics.trackIdempotency(writePath);
       const ctx: AppContext = {
         db,
         writePath,

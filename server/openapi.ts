@@ -58,7 +58,7 @@ export const keyEncodingParam: ParamDoc = queryParam('keyEncoding', 'How keys in
 /** Idempotency headers of writes. */
 export const sessionParams: ParamDoc[] = [
   { name: 'ProofKV-Client-Id', in: 'header', description: 'Client session id, 1-64 printable ASCII characters', schema: { type: 'string', maxLength: 64 } },
-  { name: 'ProofKV-Request-Seq', in: 'header', description: 'Request number within the session; a retry repeats it', schema: { type: 'integer', minimum: 0 } },
+  { name: 'ProofKV-Request-Seq', in: 'header', description: 'Request number within the session; a retry repeats it with the same request (a remembered pair sent with another request is 422 IDEMPOTENCY_KEY_REUSED)', schema: { type: 'integer', minimum: 0 } },
 ];
 
 const bytes = { type: 'string', contentEncoding: 'base64url', description: 'Bytes: base64url (no padding) in JSON, a byte string in CBOR' };

@@ -231,6 +231,11 @@ export class RaftWritePath implements WritePath {
     return this.applier.sessionCount;
   }
 
+  /** Estimated bytes of the idempotency table. */
+  get sessionBytes(): number {
+    return this.applier.sessionBytes;
+  }
+
   /** {@inheritDoc WritePath.propose} */
   propose(cmd: WriteCommand): Promise<WriteOutcome> {
     if (this.closed) return Promise.reject(unavailable('write path is closed'));
@@ -347,8 +352,8 @@ async function reconcile(storage: LevelStorage, file: AppliedFile, engineSeq: nu
   }
   if (engineSeq === rec.engineSeq) {
     // Not in the engine. A retry whose (clientId, seq) is already in the log before it was answered
-    // from the session table (or refused as stale) and wrote nothing: the table is gone after the
-    // restart, so it must not be re-applied as a new write.
+    // from the session table (or refused as stale, or as a reuse for another request) and wrote
+    // nothing: the table is gone after the restart, so it must not be re-applied as a new write.
     const session = next ? decodeEnvelope(next.data).cmd.session : undefined;
     if (next && session) {
       for (let i = storage.firstIndex(); i < next.index; i++) {

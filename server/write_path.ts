@@ -6,15 +6,25 @@
  *
  * Idempotent retries: a command may carry a client session `(clientId, seq)`. The local write path
  * remembers, per client, the outcome of its most recent sequence numbers (a window of
- * {@link SESSION_WINDOW}); a command whose pair was seen before gets the first outcome (waiting
- * for it if it is still in flight) and is not applied again. Clients are kept in a bounded LRU
- * ({@link MAX_SESSIONS} clients by default).
+ * {@link SESSION_WINDOW}) together with a SHA-256 digest of the request ({@link commandDigest}:
+ * operation, keys, values, explicit versions, batch contents); a command whose pair was seen
+ * before gets the first outcome (waiting for it if it is still in flight) and is not applied
+ * again — if its digest matches. A reuse of the pair for another request is refused with
+ * `422 IDEMPOTENCY_KEY_REUSED` and changes nothing, so a rewritten or reused pair can never make
+ * the node answer one request with another's result.
+ *
+ * The table has a byte budget ({@link MAX_SESSION_BYTES} by default), not a client count: each
+ * client and each remembered outcome is charged an estimate of what it holds in memory
+ * ({@link sessionEntryBytes}); when the total is over budget the least recently active clients are
+ * forgotten first (never the one being served).
  *
  * Known gap: the table is in memory. A retry that crosses a restart of the node, or that comes
- * after its client was evicted from the LRU, is applied again. Under Raft the table becomes part
- * of the replicated state (DESIGN.md §5) and this gap closes.
+ * after its client was evicted, is applied again (and a seq below an evicted client's window is no
+ * longer recognised as stale). Under Raft the table becomes part of the replicated state
+ * (DESIGN.md §5) and this gap closes.
  * @module
  */
+import { createHash } from 'node:crypto';
 import { ErrorCode, ProofKVError, type CheckpointResult, type ProofDB, type WriteResult } from '../src/index.js';
 import { HttpError } from './errors.js';
 
@@ -53,20 +63,97 @@ export interface WritePath {
    * or rejects with a `ProofKVError` / `HttpError` (e.g. `NOT_LEADER`) when it was not applied.
    */
   propose(cmd: WriteCommand): Promise<WriteOutcome>;
+  /** Clients the idempotency table remembers. */
+  readonly sessionCount: number;
+  /** Estimated bytes of the idempotency table (bounded by its byte budget). */
+  readonly sessionBytes: number;
 }
 
 /** Sequence numbers remembered per client. */
 export const SESSION_WINDOW = 128;
-/** Clients remembered by default. */
-export const MAX_SESSIONS = 100_000;
+/** Default byte budget of the idempotency table (64 MiB). */
+export const MAX_SESSION_BYTES = 64 * 1024 * 1024;
+/**
+ * Estimated bytes of a remembered client besides its outcomes (Map entries, objects, the id).
+ * With {@link SESSION_ENTRY_BYTES} a client with one write is charged about 1.85 KiB, above its
+ * measured heap cost (about 0.8 KiB), so the budget bounds real memory.
+ */
+export const SESSION_CLIENT_BYTES = 1024;
+/** Estimated bytes of one remembered outcome (promise, closure, digest, result object). */
+export const SESSION_ENTRY_BYTES = 768;
+/** Estimated bytes of each further write result of a remembered batch outcome. */
+export const SESSION_RESULT_BYTES = 64;
 
 type Settled = { ok: true; outcome: WriteOutcome } | { ok: false; error: unknown };
 
+/** One remembered request: the digest of what was asked and its outcome. */
+interface Remembered {
+  digest: Uint8Array;
+  settled: Promise<Settled>;
+  bytes: number;
+}
+
 /** Outcomes of one client's recent sequence numbers. */
 interface ClientSession {
-  results: Map<number, Promise<Settled>>;
+  id: string;
+  results: Map<number, Remembered>;
   /** Lowest seq still remembered once the window has been full; lower ones are stale. */
   floor: number;
+  /** Estimated bytes this client holds in the table. */
+  bytes: number;
+}
+
+/**
+ * SHA-256 of what a command asks for: its type, and per operation the key, value and explicit
+ * version (length-prefixed, so no two different commands encode alike). The session is not part
+ * of it.
+ */
+export function commandDigest(cmd: WriteCommand): Uint8Array {
+  const h = createHash('sha256');
+  const u64 = (n: number) => {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64BE(BigInt(n));
+    h.update(b);
+  };
+  const field = (b: Uint8Array) => {
+    u64(b.length);
+    h.update(b);
+  };
+  const version = (v: number | undefined) => (v === undefined ? h.update(Uint8Array.of(0)) : (h.update(Uint8Array.of(1)), u64(v)));
+  h.update(`proofkv-write-v1\n${cmd.type}\n`);
+  switch (cmd.type) {
+    case 'put':
+      field(cmd.key);
+      field(cmd.value);
+      version(cmd.version);
+      break;
+    case 'delete':
+      field(cmd.key);
+      break;
+    case 'batch':
+      u64(cmd.ops.length);
+      for (const op of cmd.ops) {
+        h.update(op.op === 'put' ? 'p' : 'd');
+        field(op.key);
+        if (op.op === 'put') {
+          field(op.value);
+          version(op.version);
+        }
+      }
+      break;
+    case 'checkpoint':
+      break;
+  }
+  return new Uint8Array(h.digest());
+}
+
+/** The estimated table bytes of one remembered outcome of `cmd`. */
+export function sessionEntryBytes(cmd: WriteCommand): number {
+  return SESSION_ENTRY_BYTES + (cmd.type === 'batch' ? SESSION_RESULT_BYTES * cmd.ops.length : 0);
+}
+
+function sameDigest(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 /** Errors that mean "not applied, try again later": never remembered. */
@@ -78,8 +165,8 @@ function isTransient(err: unknown): boolean {
 
 /** Options of {@link LocalWritePath}. */
 export interface LocalWritePathOptions {
-  /** Clients remembered (LRU). Default {@link MAX_SESSIONS}. */
-  maxSessions?: number;
+  /** Byte budget of the idempotency table (least recently active clients are evicted first). Default {@link MAX_SESSION_BYTES}. */
+  maxSessionBytes?: number;
   /** Called after each applied (not replayed) data write with its number of operations. */
   onApplied?: (cmd: WriteCommand, ops: number) => void;
 }
@@ -92,7 +179,8 @@ export interface LocalWritePathOptions {
 export class CommandApplier {
   /** clientId → session; Map order is LRU order (oldest first). */
   private readonly sessions = new Map<string, ClientSession>();
-  private readonly maxSessions: number;
+  private readonly maxSessionBytes: number;
+  private bytes = 0;
 
   constructor(
     private readonly db: ProofDB,
@@ -101,7 +189,8 @@ export class CommandApplier {
       sync?: boolean;
     } = {},
   ) {
-    this.maxSessions = options.maxSessions ?? MAX_SESSIONS;
+    this.maxSessionBytes = options.maxSessionBytes ?? MAX_SESSION_BYTES;
+    if (!Number.isSafeInteger(this.maxSessionBytes) || this.maxSessionBytes < 0) throw new RangeError('maxSessionBytes must be a non-negative integer');
   }
 
   /** Number of clients currently remembered. */
@@ -109,22 +198,47 @@ export class CommandApplier {
     return this.sessions.size;
   }
 
-  /** Applies `cmd` once per `(clientId, seq)` (see the module comment) and returns its outcome. */
+  /** Estimated bytes the idempotency table holds (see {@link sessionEntryBytes}). */
+  get sessionBytes(): number {
+    return this.bytes;
+  }
+
+  /** Forgets least recently active clients until the table fits its budget; `keep` stays. */
+  private evict(keep: string): void {
+    for (const [id, s] of this.sessions) {
+      if (this.bytes <= this.maxSessionBytes) return;
+      if (id === keep) continue;
+      this.sessions.delete(id);
+      this.bytes -= s.bytes;
+    }
+  }
+
+  /**
+   * Applies `cmd` once per `(clientId, seq)` (see the module comment) and returns its outcome; a
+   * remembered pair with another request digest is `IDEMPOTENCY_KEY_REUSED`.
+   */
   async execute(cmd: WriteCommand): Promise<WriteOutcome> {
     if (!cmd.session) return this.apply(cmd);
     const { clientId, seq } = cmd.session;
+    const digest = commandDigest(cmd);
     let s = this.sessions.get(clientId);
     if (s) {
       this.sessions.delete(clientId);
       this.sessions.set(clientId, s);
     } else {
-      s = { results: new Map(), floor: 0 };
+      s = { id: clientId, results: new Map(), floor: 0, bytes: SESSION_CLIENT_BYTES + 2 * clientId.length };
       this.sessions.set(clientId, s);
-      if (this.sessions.size > this.maxSessions) this.sessions.delete(this.sessions.keys().next().value!);
+      this.bytes += s.bytes;
     }
     const seen = s.results.get(seq);
     if (seen) {
-      const settled = await seen;
+      if (!sameDigest(seen.digest, digest)) {
+        throw new HttpError(
+          'IDEMPOTENCY_KEY_REUSED',
+          `request seq ${seq} of client ${clientId} was already used for another request (other operation, key, value, version or batch); use a new seq`,
+        );
+      }
+      const settled = await seen.settled;
       if (!settled.ok) throw settled.error;
       return { ...settled.outcome, replayed: true };
     }
@@ -136,18 +250,31 @@ export class CommandApplier {
       (outcome) => ({ ok: true as const, outcome }),
       (error: unknown) => ({ ok: false as const, error }),
     );
-    session.results.set(seq, p);
+    const entry: Remembered = { digest, settled: p, bytes: sessionEntryBytes(cmd) };
+    session.results.set(seq, entry);
+    this.charge(session, entry.bytes);
     if (session.results.size > SESSION_WINDOW) {
       const lowest = Math.min(...session.results.keys());
+      this.charge(session, -session.results.get(lowest)!.bytes);
       session.results.delete(lowest);
       session.floor = Math.max(session.floor, lowest + 1);
     }
+    this.evict(clientId);
     const settled = await p;
     if (!settled.ok) {
-      if (isTransient(settled.error) && session.results.get(seq) === p) session.results.delete(seq);
+      if (isTransient(settled.error) && session.results.get(seq) === entry) {
+        session.results.delete(seq);
+        this.charge(session, -entry.bytes);
+      }
       throw settled.error;
     }
     return settled.outcome;
+  }
+
+  /** Adds `n` bytes to `s` and, while it is still in the table, to the table total. */
+  private charge(s: ClientSession, n: number): void {
+    s.bytes += n;
+    if (this.sessions.get(s.id) === s) this.bytes += n;
   }
 
   private async apply(cmd: WriteCommand): Promise<WriteOutcome> {
@@ -191,6 +318,11 @@ export class LocalWritePath implements WritePath {
   /** Number of clients currently remembered. */
   get sessionCount(): number {
     return this.applier.sessionCount;
+  }
+
+  /** Estimated bytes of the idempotency table. */
+  get sessionBytes(): number {
+    return this.applier.sessionBytes;
   }
 
   /** {@inheritDoc WritePath.propose} */

@@ -23,6 +23,7 @@ import {
   ProofKVClientError,
   ProofKVHttpError,
   ProofKVNetworkError,
+  ProofKVResponseTooLargeError,
   toBase64Url,
   VerificationError,
   type Entry,
@@ -281,6 +282,7 @@ export function reportOf(err: unknown): ErrorReport {
     return { code: err.code, status: err.status, detail, extra: {}, exit: err.code === 'NOT_FOUND' ? CLIENT_EXIT.notFound : CLIENT_EXIT.error };
   }
   if (err instanceof ProofKVNetworkError) return { code: 'NETWORK_ERROR', status: null, detail: err.message, extra: { endpoint: err.endpoint, timedOut: err.timedOut }, exit: CLIENT_EXIT.error };
+  if (err instanceof ProofKVResponseTooLargeError) return { code: 'RESPONSE_TOO_LARGE', status: null, detail: err.message, extra: { endpoint: err.endpoint, limit: err.limit }, exit: CLIENT_EXIT.error };
   if (err instanceof ProofKVClientError) return { code: 'CLIENT_ERROR', status: null, detail: err.message, extra: {}, exit: CLIENT_EXIT.error };
   if (err instanceof TypeError || err instanceof RangeError) return { code: 'INVALID_ARGUMENT', status: null, detail: err.message, extra: {}, exit: CLIENT_EXIT.error };
   return { code: 'ERROR', status: null, detail: (err as Error)?.message ?? String(err), extra: {}, exit: CLIENT_EXIT.error };

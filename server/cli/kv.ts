@@ -110,13 +110,19 @@ function registerPut(program: Command): void {
         const c = clientOf(o);
         if (o.verify) {
           const r = await c.verifiedPut(k, v, { version });
-          print(o, { version: r.version, seq: r.seq, verified: true, checkpoint: { index: r.checkpoint.index, seq: r.checkpoint.seq }, head: headJson(r.head) }, [
-            ...table([
-              ['version', String(r.version)],
-              ['seq', String(r.seq)],
-              ['verified', `in checkpoint ${r.checkpoint.index} (seq ${r.checkpoint.seq}, log size ${r.head.size})`],
-            ]),
-          ]);
+          const newest = r.newest ? 'yes' : `no: version ${r.newer!.version} (seq ${r.newer!.seq}, ${r.newer!.kind}) is newer`;
+          print(
+            o,
+            { version: r.version, seq: r.seq, verified: true, newest: r.newest, ...(r.newer ? { newer: r.newer } : {}), checkpoint: { index: r.checkpoint.index, seq: r.checkpoint.seq }, head: headJson(r.head) },
+            [
+              ...table([
+                ['version', String(r.version)],
+                ['seq', String(r.seq)],
+                ['verified', `in checkpoint ${r.checkpoint.index} (seq ${r.checkpoint.seq}, log size ${r.head.size})`],
+                ['newest', newest],
+              ]),
+            ],
+          );
         } else {
           const r = await c.put(k, v, { version });
           print(o, { version: r.version, seq: r.seq, verified: false }, [

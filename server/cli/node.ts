@@ -20,7 +20,7 @@ async function trustStateOf(o: CommonOptions): Promise<{ id: string; file: strin
 
 function stateJson(s: TrustedState | undefined): Record<string, unknown> | null {
   if (!s) return null;
-  return { publicKeys: s.publicKeys, quorum: s.quorum, tofu: s.tofu === true, head: s.head ?? null, updatedAt: s.updatedAt ?? null };
+  return { publicKeys: s.publicKeys, quorum: s.quorum, tofu: s.tofu === true, head: s.head ?? null, checkpoint: s.checkpoint ?? null, updatedAt: s.updatedAt ?? null };
 }
 
 function stateLines(id: string, s: TrustedState): Array<[string, string]> {

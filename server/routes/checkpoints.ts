@@ -26,7 +26,7 @@ export function checkpointRoutes(ctx: AppContext): RouteDef[] {
       summary: 'Take a checkpoint',
       description: 'Flushes the memtable, installs finished compactions, appends the checkpoint to the log and signs the new head.',
       parameters: [...sessionParams],
-      responses: { ...ok('SignedCheckpoint', 'The new signed checkpoint'), ...errors(400, 401, 403, 421, 503) },
+      responses: { ...ok('SignedCheckpoint', 'The new signed checkpoint'), ...errors(400, 401, 403, 409, 421, 422, 503) },
     },
     async handler(req, res) {
       queryOf(res).only([]);

@@ -72,7 +72,7 @@ export function kvRoutes(ctx: AppContext): RouteDef[] {
         { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
         'PutBody',
       ),
-      responses: { ...ok('WriteResult', 'The version and seq the write was given'), ...errors(400, 401, 403, 409, 413, 415, 421, 503) },
+      responses: { ...ok('WriteResult', 'The version and seq the write was given'), ...errors(400, 401, 403, 409, 413, 415, 421, 422, 503) },
     },
     async handler(req, res) {
       const q = queryOf(res);
@@ -155,7 +155,7 @@ export function kvRoutes(ctx: AppContext): RouteDef[] {
       summary: 'Delete a key',
       description: 'Writes a tombstone at the next version; history keeps it.',
       parameters: [keyParam, keyEncodingParam, ...sessionParams],
-      responses: { ...ok('WriteResult', 'The version and seq of the tombstone'), ...errors(400, 401, 403, 409, 413, 421, 503) },
+      responses: { ...ok('WriteResult', 'The version and seq of the tombstone'), ...errors(400, 401, 403, 409, 413, 421, 422, 503) },
     },
     async handler(req, res) {
       queryOf(res).only(['keyEncoding']);
@@ -177,7 +177,7 @@ export function kvRoutes(ctx: AppContext): RouteDef[] {
       description: `Up to ${MAX_BATCH_OPS} puts and deletes, applied all or none, in order. Later operations on a key see the versions of earlier ones.`,
       parameters: [...sessionParams],
       requestBody: body({}, 'BatchBody'),
-      responses: { ...ok('BatchResult', 'One result per operation, in order'), ...errors(400, 401, 403, 409, 413, 415, 421, 503) },
+      responses: { ...ok('BatchResult', 'One result per operation, in order'), ...errors(400, 401, 403, 409, 413, 415, 421, 422, 503) },
     },
     async handler(req, res) {
       queryOf(res).only([]);

@@ -31,6 +31,16 @@ export function recordingFetch(handler: Handler): { fetch: (input: string, init:
   return { fetch, calls };
 }
 
+/** The error `p` rejects with (fails the test if it resolves). */
+export async function rejection(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected a rejection');
+}
+
 /** A JSON response. */
 export function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
   const type = status >= 400 ? 'application/problem+json' : 'application/json';
@@ -71,6 +81,13 @@ export class FakeLog {
       this.checkpoints.push(c);
       this.tree.append(checkpointLeafHash(c));
     }
+    return this;
+  }
+
+  /** Appends `c` as is (a broken link, a lower seq: for chain tests). */
+  append(c: Checkpoint): this {
+    this.checkpoints.push(c);
+    this.tree.append(checkpointLeafHash(c));
     return this;
   }
 

@@ -17,12 +17,22 @@ export interface ProxiedResponse {
   headers: Record<string, string>;
   /** Parsed JSON when the upstream sent JSON, else undefined. */
   body: unknown;
+  /** When set, sent as the body as is (instead of `body` as JSON): truncated or garbage answers. */
+  raw?: Buffer;
+}
+
+/** A request as the proxy forwards it; a request hook may change `headers` and `body`. */
+export interface ProxiedRequest {
+  headers: Record<string, string>;
+  body: Buffer | undefined;
 }
 
 /** Hooks of a {@link RewritingProxy}: change the upstream path, or the response. */
 export interface ProxyHooks {
   /** The upstream path for a request path (default: unchanged). */
   path?: (method: string, path: string) => string;
+  /** Rewrites the request's headers or body before it is forwarded. */
+  request?: (method: string, path: string, req: ProxiedRequest) => void;
   /** Rewrites a JSON response in place, or returns a replacement. */
   response?: (method: string, path: string, res: ProxiedResponse) => ProxiedResponse | void | Promise<ProxiedResponse | void>;
 }
@@ -64,7 +74,9 @@ export class RewritingProxy {
     const upstreamPath = this.hooks.path ? this.hooks.path(method, reqPath) : reqPath;
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string' && k !== 'host' && k !== 'content-length' && k !== 'connection') headers[k] = v;
-    const up = await fetch(this.upstream + upstreamPath, { method, headers, body: chunks.length ? Buffer.concat(chunks) : undefined });
+    const fwd: ProxiedRequest = { headers, body: chunks.length ? Buffer.concat(chunks) : undefined };
+    this.hooks.request?.(method, reqPath, fwd);
+    const up = await fetch(this.upstream + upstreamPath, { method, headers: fwd.headers, body: fwd.body });
     const raw = Buffer.from(await up.arrayBuffer());
     const outHeaders: Record<string, string> = {};
     up.headers.forEach((v, k) => {
@@ -79,7 +91,7 @@ export class RewritingProxy {
       this.seen.set(key, list);
     }
     if (this.hooks.response) out = (await this.hooks.response(method, reqPath, out)) ?? out;
-    const payload = out.body === undefined ? raw : Buffer.from(JSON.stringify(out.body));
+    const payload = out.raw ?? (out.body === undefined ? raw : Buffer.from(JSON.stringify(out.body)));
     res.writeHead(out.status, { ...out.headers, 'content-length': String(payload.length) });
     res.end(payload);
   }

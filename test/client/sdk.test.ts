@@ -7,12 +7,13 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateKeyPair } from '../../proofs/checkpoint.js';
+import { checkpointHash, generateKeyPair, type Checkpoint } from '../../proofs/checkpoint.js';
 import { toHex } from '../../proofs/bytes.js';
 import {
   BrowserStateStore,
   FileStateStore,
   fromBase64Url,
+  MAX_CHAIN_LINKS,
   MemoryStateStore,
   ProofKVClient,
   ProofKVHttpError,
@@ -22,7 +23,7 @@ import {
   type StateStore,
   type TrustedState,
 } from '../../client-sdk/index.js';
-import { FakeLog, hangUntilAborted, json, problem, recordingFetch, type Call, type Handler } from './fake_node.js';
+import { FakeLog, hangUntilAborted, json, problem, recordingFetch, rejection, type Call, type Handler } from './fake_node.js';
 
 const A = 'http://a.test:1';
 const B = 'http://b.test:2';
@@ -35,15 +36,6 @@ function client(handler: Handler, extra: Partial<ConstructorParameters<typeof Pr
 }
 
 const origin = (call: Call) => new URL(call.url).origin;
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('transport', () => {
   it('fails over to the next endpoint on a network error, with the same client id and seq', async () => {
@@ -84,16 +76,27 @@ describe('transport', () => {
     expect(calls[0].headers.authorization).toBe('Bearer s3cret');
   });
 
-  it('follows a ProofKV-Leader hint on 421, adding an unknown leader to the endpoints', async () => {
+  it('follows a ProofKV-Leader hint on 421 to a configured endpoint (matched by origin)', async () => {
     const { c, calls } = client((call) => {
-      if (origin(call) !== C) return problem(421, 'NOT_LEADER', { 'ProofKV-Leader': `${C}/` });
+      if (origin(call) !== B) return problem(421, 'NOT_LEADER', { 'ProofKV-Leader': `${B}/some/path/` });
       return json(200, { version: 1, seq: 1 });
     });
     await c.put('k', 'v');
-    expect(calls.map(origin)).toEqual([A, C]);
-    expect(c.transport.endpoints).toEqual([A, B, C]);
-    expect(c.transport.preferred).toBe(C);
+    expect(calls.map(origin)).toEqual([A, B]);
+    expect(c.transport.endpoints).toEqual([A, B]);
+    expect(c.transport.preferred).toBe(B);
     expect(calls[0].headers['proofkv-request-seq']).toBe(calls[1].headers['proofkv-request-seq']);
+  });
+
+  it('ignores a leader hint to an unconfigured origin: never sends there, tries the next configured endpoint', async () => {
+    const { c, calls } = client((call) => {
+      if (origin(call) === A) return problem(421, 'NOT_LEADER', { 'ProofKV-Leader': 'http://evil.test:9' });
+      return json(200, { version: 1, seq: 1 });
+    });
+    await c.put('k', 'v');
+    expect(calls.map(origin)).toEqual([A, B]);
+    expect(c.transport.endpoints).toEqual([A, B]);
+    expect(calls.every((x) => origin(x) !== 'http://evil.test:9')).toBe(true);
   });
 
   it('a 421 without a hint tries the next endpoint', async () => {
@@ -319,6 +322,67 @@ describe('checkpoint trust', () => {
       trust: { publicKeys: [log.keys[0].publicKey], quorum: 1 },
     });
     expect(((await rejection(c.checkpoint())) as VerificationError).reason).toBe('RESPONSE_MISMATCH');
+  });
+
+  it('keeps the trusted checkpoint with the head; state written without it stays readable and is filled in', async () => {
+    const log = new FakeLog().grow(5);
+    const key = log.keys[0].publicKey;
+    const store = new MemoryStateStore();
+    const { c } = client(routeTo(() => log), { trust: { publicKeys: [key], quorum: 1 }, stateStore: store });
+    // The old format: a head, no checkpoint.
+    await store.save(c.trust.id, { publicKeys: [toHex(key)], quorum: 1, head: { size: 5, root: toHex(log.head(5).root) } });
+    expect(await c.trust.trustedCheckpoint()).toBeUndefined();
+    await c.checkpoint();
+    expect((await store.load(c.trust.id))?.checkpoint).toMatchObject({ index: 4, seq: 40 });
+    log.grow(1);
+    await c.checkpoint();
+    const saved = await store.load(c.trust.id);
+    expect(saved?.head?.size).toBe(6);
+    expect(saved?.checkpoint).toMatchObject({ index: 5, seq: 50 });
+    expect(saved?.checkpoint?.prevCheckpointHash).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('refuses stored state whose checkpoint is not the last of its head', async () => {
+    const log = new FakeLog().grow(2);
+    const store = new MemoryStateStore();
+    const { c } = client(routeTo(() => log), { trust: { publicKeys: [log.keys[0].publicKey], quorum: 1 }, stateStore: store });
+    await store.save(c.trust.id, {
+      publicKeys: [toHex(log.keys[0].publicKey)],
+      quorum: 1,
+      head: { size: 2, root: toHex(log.head(2).root) },
+      checkpoint: { index: 0, seq: 0, masterRoot: '00'.repeat(32) },
+    });
+    expect(((await rejection(c.checkpoint())) as VerificationError).reason).toBe('STATE_MISMATCH');
+  });
+
+  it('walks the chain back to the trusted checkpoint and catches a broken link anywhere in it', async () => {
+    const log = new FakeLog().grow(3);
+    const { c, calls } = client(routeTo(() => log), { trust: { publicKeys: [log.keys[0].publicKey], quorum: 1 } });
+    await c.checkpoint();
+    log.grow(4);
+    const before = calls.length;
+    await c.checkpoint();
+    // Inclusion of the new checkpoint (6), then its predecessors 5, 4, 3 (3 links to the trusted 2 directly).
+    const fetched = calls.slice(before).map((x) => new URL(x.url).pathname).filter((p) => /^\/v1\/checkpoints\/\d+$/.test(p));
+    expect(fetched).toEqual(['/v1/checkpoints/6', '/v1/checkpoints/5', '/v1/checkpoints/4', '/v1/checkpoints/3']);
+    // A signed log whose checkpoint 7 does not link to 6, followed by good links.
+    const bad: Checkpoint = { index: 7, seq: 70, masterRoot: new Uint8Array(32).fill(9), prevCheckpointHash: new Uint8Array(32).fill(1) };
+    log.append(bad);
+    log.append({ index: 8, seq: 80, masterRoot: new Uint8Array(32).fill(8), prevCheckpointHash: checkpointHash(bad) });
+    const trusted = await c.trust.trustedHead();
+    expect(((await rejection(c.checkpoint())) as VerificationError).reason).toBe('CHAIN_MISMATCH');
+    expect(await c.trust.trustedHead()).toEqual(trusted);
+  });
+
+  it('checks at most MAX_CHAIN_LINKS links per accepted head', async () => {
+    const log = new FakeLog().grow(2);
+    const { c, calls } = client(routeTo(() => log), { trust: { publicKeys: [log.keys[0].publicKey], quorum: 1 } });
+    await c.checkpoint();
+    log.grow(MAX_CHAIN_LINKS + 10);
+    const before = calls.length;
+    await c.checkpoint();
+    const fetched = calls.slice(before).filter((x) => /^\/v1\/checkpoints\/\d+$/.test(new URL(x.url).pathname));
+    expect(fetched).toHaveLength(1 + MAX_CHAIN_LINKS);
   });
 
   it('refuses a state store holding other keys for the same id', async () => {
