@@ -33,7 +33,8 @@ const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 /** Runs the CLI with `args`; resolves with its exit code and output (60 s timeout). */
 export function cli(args: string[], opts: CliOptions = {}): Promise<CliRun> {
   const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env };
-  delete env.PROOFKV_TOKEN;
+  // Nothing from the environment the tests run in: each test says its endpoint, state and token.
+  for (const k of ['PROOFKV_TOKEN', 'PROOFKV_STATE', 'PROOFKV_ENDPOINT', 'PROOFKV_TOKENS', 'PROOFKV_LOG_LEVEL']) delete env[k];
   for (const [k, v] of Object.entries(opts.env ?? {})) env[k] = v;
   const argv = ['--import', 'tsx', path.join(ROOT, 'server/cli.ts'), ...args];
   const proc =
