@@ -340,7 +340,8 @@ export function run<A extends unknown[]>(fn: (...args: A) => Promise<void>): (..
       await fn(...args);
     } catch (err) {
       let r = reportOf(err);
-      if (r.code === 'VERIFICATION_FAILED') r = await explainVerification(r, o);
+      // `verify` checks a saved bundle offline against every trusted identity, not this endpoint's.
+      if (r.code === 'VERIFICATION_FAILED' && cmd?.name?.() !== 'verify') r = await explainVerification(r, o);
       reportError(r, o.json === true);
     }
   };
