@@ -1,34 +1,57 @@
 #!/usr/bin/env node
-// The `proofkv` command: runs dist/server/cli.js when the package is built, otherwise
-// server/cli.ts through tsx in a child process (signals and the exit code are passed through).
-import { spawn } from 'node:child_process';
+// The `proofkv` command, in one process (signals reach the server directly).
+//
+// Which code runs:
+// - in a checkout (server/cli.ts sits next to bin/): the TypeScript sources, through tsx's register
+//   API; never dist/, which a checkout may hold stale from an earlier build;
+// - in an installed package (no sources ship): dist/server/cli.js.
+//
+// Started by npm (`npm start`, `npm run proofkv`, `npx proofkv`), npm runs `sh -c <command>` and
+// forwards SIGTERM/SIGINT only to that shell. dash (Debian's sh) neither execs the command nor
+// forwards signals, so the shell dies and this process would be orphaned, keeping the port and the
+// data directory's lock. So under npm this process follows its launcher: when its parent goes away
+// (it is re-parented), it sends itself SIGTERM, the signal npm meant for it.
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
+const PARENT_POLL_MS = 200;
+
+/** Under npm (which sets npm_lifecycle_event), SIGTERM to ourselves once the parent is gone. */
+function followLauncher() {
+  const parent = process.ppid;
+  if (process.env.npm_lifecycle_event === undefined || parent <= 1) return;
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(timer);
+    process.kill(process.pid, 'SIGTERM');
+  }, PARENT_POLL_MS);
+  timer.unref();
+}
+
+const source = fileURLToPath(new URL('../server/cli.ts', import.meta.url));
 const built = fileURLToPath(new URL('../dist/server/cli.js', import.meta.url));
 
-if (existsSync(built)) {
-  const { main } = await import(pathToFileURL(built).href);
-  await main(process.argv);
-} else {
+followLauncher();
+let entry;
+if (existsSync(source)) {
   let tsx;
   try {
-    tsx = import.meta.resolve('tsx');
+    tsx = await import('tsx/esm/api');
   } catch {
-    process.stderr.write('proofkv: not built (npm run build) and tsx is not installed\n');
+    process.stderr.write('proofkv: this is a checkout, which runs the TypeScript sources: install the dev dependencies (npm ci)\n');
     process.exit(1);
   }
-  const source = fileURLToPath(new URL('../server/cli.ts', import.meta.url));
-  const child = spawn(process.execPath, ['--import', tsx, source, ...process.argv.slice(2)], { stdio: 'inherit', cwd: process.cwd() });
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-    process.on(sig, () => child.kill(sig));
-  }
-  child.on('exit', (code, signal) => {
-    process.exitCode = code ?? (signal ? 128 : 1);
-  });
-  child.on('error', (err) => {
-    process.stderr.write(`proofkv: ${err.message} (${root})\n`);
-    process.exitCode = 1;
-  });
+  tsx.register();
+  entry = pathToFileURL(source).href;
+} else if (existsSync(built)) {
+  entry = pathToFileURL(built).href;
+} else {
+  process.stderr.write(`proofkv: neither the sources nor dist/ are present next to ${fileURLToPath(import.meta.url)}\n`);
+  process.exit(1);
 }
+const { main } = await import(entry);
+await main(process.argv).catch((err) => {
+  // One line, as the CLI reports every error (its commands report theirs themselves).
+  process.stderr.write(`proofkv: ${String(err?.message ?? err).replace(/\s*\n\s*/g, ' ')}\n`);
+  process.exitCode = 1;
+});

@@ -12,7 +12,8 @@ import { DirectoryLockedError } from '../errors.js';
 
 const held = new Set<string>();
 
-function alive(pid: number): boolean {
+/** Whether process `pid` is alive (EPERM: alive, owned by another user). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

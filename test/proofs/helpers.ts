@@ -4,8 +4,9 @@ import { createHash } from 'node:crypto';
 import { fromHex } from '../../proofs/bytes.js';
 import { Hasher } from '../../proofs/hash.js';
 
-/** The published RFC 6962 vectors (see /work/shared/vectors/README.md). */
+/** The published RFC 6962 vectors, kept in the repository (source and licence: test/vectors/README.md). */
 export interface Vectors {
+  source: { repo: string; commit: string; note: string };
   leaves_hex: string[];
   roots: { size: number; root_hex: string }[];
   node_hashes_hex: string[][];
@@ -32,7 +33,7 @@ export interface ConsistencyCase {
 }
 
 export function loadVectors(): Vectors {
-  const url = new URL('../../../shared/vectors/rfc6962.json', import.meta.url);
+  const url = new URL('../vectors/rfc6962.json', import.meta.url);
   return JSON.parse(readFileSync(url, 'utf8')) as Vectors;
 }
 

@@ -19,6 +19,19 @@ import { hex, loadVectors, nodeHasher } from './helpers.js';
 const v = loadVectors();
 const leafHashes = v.leaves_hex.map((l) => logLeafHash(hex(l)));
 
+describe('RFC 6962 vectors: the copy', () => {
+  it('is the published set named in test/vectors/README.md, whole', () => {
+    expect(v.source.repo).toBe('transparency-dev/merkle');
+    expect(v.source.commit.startsWith('417fb0c')).toBe(true);
+    expect(v.leaves_hex.length).toBe(8);
+    expect(v.roots.map((r) => r.size)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(v.inclusion.length).toBeGreaterThan(0);
+    expect(v.consistency.length).toBeGreaterThan(0);
+    expect(v.inclusion_invalid.length).toBe(92);
+    expect(v.consistency_invalid.length).toBe(92);
+  });
+});
+
 describe('RFC 6962 vectors: hasher', () => {
   for (const c of v.hasher) {
     it(c.desc, () => {
