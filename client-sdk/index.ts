@@ -51,4 +51,5 @@ export {
 } from './transport.js';
 export { MalformedResponse, type Entry, type WriteResult, type SignedCheckpoint } from './wire.js';
 export { toBase64Url, fromBase64Url, utf8OrUndefined, type BytesLike } from './bytes.js';
+export { parsePublicKey, decodeText, encodeText, PUBLIC_KEY_BYTES, TEXT_ENCODINGS, type TextEncoding } from './keys.js';
 export { getProofBundle, historyProofBundle, verifyProofBundle, type ProofBundle, type BundleFacts, type HeadRelation } from './bundle.js';

@@ -37,18 +37,20 @@ import {
 } from '../proofs/checkpoint.js';
 import { Reason, VerificationError, type Verified } from '../proofs/errors.js';
 import { ClientReason, verificationFailure } from './errors.js';
+import { parsePublicKey } from './keys.js';
 import type { StateStore, TrustedState } from './state.js';
 
 /**
  * What the client trusts: a set of Ed25519 public keys and a quorum, or — explicitly, with a
- * warning — the first key it sees (TOFU).
+ * warning — the first key it sees (TOFU). A key is 32 bytes or a string in a form the node prints
+ * (hex, base64url, or base64; see {@link parsePublicKey}).
  */
-export type TrustConfig = { publicKeys: Uint8Array[]; quorum: number } | { tofu: true };
+export type TrustConfig = { publicKeys: Array<Uint8Array | string>; quorum: number } | { tofu: true };
 
 /** The id under which trusted state of `config` is stored. */
 export function trustId(config: TrustConfig, endpoints: readonly string[]): string {
   if ('tofu' in config) return `tofu:${[...endpoints].sort().join(',')}`;
-  return `keys:${config.publicKeys.map(toHex).sort().join(',')}:q${config.quorum}`;
+  return `keys:${config.publicKeys.map((k) => toHex(parsePublicKey(k))).sort().join(',')}:q${config.quorum}`;
 }
 
 /** A checkpoint with a signed head and its RFC 9162 inclusion path in that head (`GET /v1/checkpoints/{index}`). */
@@ -121,24 +123,28 @@ export class TrustKeeper {
   private state: TrustedState | undefined;
   private loaded = false;
   private queue: Promise<unknown> = Promise.resolve();
+  /** The configuration with every public key as 32 bytes. */
+  private readonly config: { publicKeys: Uint8Array[]; quorum: number } | { tofu: true };
 
   constructor(
-    private readonly config: TrustConfig,
+    config: TrustConfig,
     private readonly store: StateStore,
     endpoints: readonly string[],
     private readonly warn: (message: string) => void,
   ) {
     if (typeof config !== 'object' || config === null) throw new TypeError('trust must be { publicKeys, quorum } or { tofu: true }');
     if (!('tofu' in config)) {
-      if (!Array.isArray(config.publicKeys) || config.publicKeys.length === 0 || !config.publicKeys.every((k) => k instanceof Uint8Array && k.length === 32)) {
-        throw new TypeError('trust.publicKeys must be a non-empty list of 32-byte Ed25519 keys');
+      if (!Array.isArray(config.publicKeys) || config.publicKeys.length === 0) {
+        throw new TypeError('trust.publicKeys must be a non-empty list of 32-byte Ed25519 keys (bytes, hex, base64url or base64)');
       }
+      config = { publicKeys: config.publicKeys.map((k, i) => withIndex(i, () => parsePublicKey(k))), quorum: config.quorum };
       if (!Number.isInteger(config.quorum) || config.quorum < 1 || config.quorum > config.publicKeys.length) {
         throw new RangeError(`trust.quorum ${String(config.quorum)} out of range [1, ${config.publicKeys.length}]`);
       }
     } else if (config.tofu !== true) {
       throw new TypeError('trust must be { publicKeys, quorum } or { tofu: true }');
     }
+    this.config = config as TrustKeeper['config'];
     this.id = trustId(config, endpoints);
   }
 
@@ -313,6 +319,15 @@ export class TrustKeeper {
     }
     await this.store.save(this.id, next);
     this.state = next;
+  }
+}
+
+/** Runs `parse`, naming `trust.publicKeys[i]` in its `TypeError`. */
+function withIndex<T>(i: number, parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    throw new TypeError(`trust.publicKeys[${i}]: ${(err as Error).message}`);
   }
 }
 

@@ -9,14 +9,18 @@
  * `--raft` (off by default) routes writes through a one-member Raft group (`<data>/raft`, see
  * `server/raft_write_path.ts`).
  * `--port 0` picks a free port; the start-up banner on stdout says which (`listening on <url>`).
- * Logs are pino JSON lines on stderr.
+ * Logs are pino JSON lines on stderr. A port that cannot be listened on is reported before the data
+ * directory (and its `NODE_KEY`) is created; a start-up failure is one line on stderr and a log
+ * record with the message and code, never a stack trace.
  * @module
  */
 import { pathToFileURL } from 'node:url';
-import { Command, Option } from 'commander';
+import { createServer } from 'node:net';
+import { Command, CommanderError, Option } from 'commander';
 import { pino, type Logger } from 'pino';
 import { toHex } from '../proofs/bytes.js';
 import { toBase64Url } from './codec.js';
+import { CLIENT_EXIT, oneLine, reportError } from './cli/common.js';
 import { registerClientCommands } from './cli_commands.js';
 import { ConfigError, DEFAULTS, LOG_LEVELS, resolveConfig, type ServeFlags } from './config.js';
 import { ProofNode, softwareVersion } from './node.js';
@@ -42,6 +46,14 @@ export async function serve(flags: ServeFlags & { raft?: boolean }, explicit: Re
     throw err;
   }
   const log = logger(cfg.logLevel);
+  // Before anything touches the data directory: a port in use must not leave a fresh data
+  // directory and node key behind.
+  const busy = await portInUse(cfg.host, cfg.port);
+  if (busy !== undefined) {
+    process.stderr.write(`proofkv: could not start: ${busy}\n`);
+    process.exitCode = EXIT.failed;
+    return;
+  }
   if (cfg.tokens.length === 0) {
     log.warn({ host: cfg.host }, 'no tokens configured: listening on loopback only and treating every request as admin');
   }
@@ -59,8 +71,10 @@ export async function serve(flags: ServeFlags & { raft?: boolean }, explicit: Re
       raft: flags.raft === true,
     });
   } catch (err) {
-    log.fatal({ err }, 'could not start');
-    process.stderr.write(`proofkv: could not start: ${(err as Error).message}\n`);
+    // The message and code only: a start-up failure is the operator's to fix, not a bug to trace.
+    const e = err as { message?: string; code?: unknown };
+    log.fatal({ error: e?.message ?? String(err), code: typeof e?.code === 'string' ? e.code : undefined }, 'could not start');
+    process.stderr.write(`proofkv: could not start: ${oneLine(e?.message ?? String(err))}\n`);
     process.exitCode = EXIT.failed;
     return;
   }
@@ -99,6 +113,24 @@ export async function serve(flags: ServeFlags & { raft?: boolean }, explicit: Re
   });
 }
 
+/**
+ * Whether `host:port` is taken: listens on it once and closes. Returns why it cannot be used
+ * (in use, not permitted, no such address), or undefined when it is free or `port` is 0. A probe,
+ * not a reservation: a port taken between the probe and the node's own listen still fails there,
+ * after the data directory was opened.
+ */
+export async function portInUse(host: string, port: number): Promise<string | undefined> {
+  if (port === 0) return undefined;
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) => {
+      const why = err.code === 'EADDRINUSE' ? 'is already in use' : err.code === 'EACCES' ? 'is not permitted' : err.code === 'EADDRNOTAVAIL' ? 'is not an address of this host' : `cannot be used (${err.code ?? err.message})`;
+      resolve(`${host}:${port} ${why}`);
+    });
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve(undefined)));
+  });
+}
+
 /** The commander program: `serve`, then the client commands. */
 export function buildProgram(): Command {
   const program = new Command('proofkv')
@@ -123,15 +155,42 @@ export function buildProgram(): Command {
   return program;
 }
 
-/** Parses `argv` (as `process.argv`) and runs the chosen command. */
+/**
+ * Parses `argv` (as `process.argv`) and runs the chosen command. A usage error commander finds
+ * (unknown option, missing argument) is one line on stderr, or with `--json` an error object on
+ * stdout like every other error.
+ */
 export async function main(argv: string[] = process.argv): Promise<void> {
-  await buildProgram().parseAsync(argv);
+  const json = argv.slice(2).includes('--json');
+  // `proofkv scan | head`: a closed pipe ends the command quietly, as it does for other tools.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(process.exitCode ?? 0);
+  });
+  const program = buildProgram();
+  const quiet = (cmd: Command) => {
+    cmd.exitOverride();
+    cmd.configureOutput({ writeErr: (s) => (json ? undefined : process.stderr.write(s)) });
+    for (const sub of cmd.commands) quiet(sub);
+  };
+  quiet(program);
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.exitCode === 0) return;
+      if (json) reportError({ code: 'USAGE', status: null, detail: err.message.replace(/^error: /, ''), extra: {}, exit: CLIENT_EXIT.error }, true);
+      process.exitCode = CLIENT_EXIT.error;
+      return;
+    }
+    throw err;
+  }
 }
 
 const invokedDirectly = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
 if (invokedDirectly) {
   main().catch((err: unknown) => {
-    process.stderr.write(`proofkv: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.stderr.write(`proofkv: ${oneLine((err as Error)?.message ?? String(err))}\n`);
     process.exitCode = EXIT.failed;
   });
 }

@@ -22,7 +22,7 @@ import {
 import { entryWire, sessionOf, type AppContext } from '../context.js';
 import { HttpError } from '../errors.js';
 import { checkKeySize, keyOf, queryOf } from '../keys.js';
-import { body, errors, jsonCbor, keyEncodingParam, keyParam, ok, queryParam, ref, sessionParams } from '../openapi.js';
+import { body, errors, jsonCbor, keyEncodingParam, keyParam, ok, queryParam, sessionParams } from '../openapi.js';
 import type { RouteDef } from '../route_table.js';
 import type { BatchCommandOp, WriteOutcome } from '../write_path.js';
 

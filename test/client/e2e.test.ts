@@ -170,7 +170,7 @@ describe('CLI against a real node', () => {
     expect(g).toMatchObject({ found: true, verified: true, entry: { version: 2, valueUtf8: 'v2' } });
     const human = await runCli(['get', 'cli/k', '--version', '1', ...common()]);
     expect(human.stdout).toMatch(/value\s+v1/);
-    expect(human.stdout).toMatch(/verified\s+checkpoint \d+/);
+    expect(human.stdout).toMatch(/verified\s+as of checkpoint \d+/);
     const plain = await runCli(['get', 'cli/k', '--no-verify', '--json', ...common()]);
     expect(JSON.parse(plain.stdout)).toMatchObject({ found: true, verified: false });
 

@@ -1,0 +1,198 @@
+/**
+ * The CLI's key commands against a real `proofkv serve`: what `get` says about the checkpoint it
+ * is verified against, `--out`, the empty key (CLI and server), keys that are not UTF-8, version
+ * and value errors, `scan`, and the shape of errors with and without `--json`.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { call, startServer, tmpDir, unb64, type ServerProc } from './harness.js';
+import { cli, jsonError, jsonOf, type CliOptions } from './cli_helpers.js';
+
+const td = new TextDecoder();
+
+describe('proofkv CLI: keys, values and errors', () => {
+  let s: ServerProc;
+  let home: string;
+  const run = (args: string[], opts: CliOptions = {}) => cli(args, { ...opts, env: { HOME: home, PROOFKV_ENDPOINT: s.url, ...opts.env } });
+
+  beforeAll(async () => {
+    // Checkpoints only when a test asks for one, so "as of checkpoint N" is under the test's control.
+    s = await startServer({ args: ['--checkpoint-interval', '0', '--checkpoint-writes', '0'] });
+    home = tmpDir('proofkv-cli-home-');
+  });
+  afterAll(async () => {
+    await s?.stop('SIGKILL');
+  });
+
+  it('get right after put says the verified read is as of the last checkpoint and that a newer value exists', async () => {
+    expect((await run(['put', 'greet', 'hello'])).code).toBe(0);
+    const cp = jsonOf(await run(['checkpoint', '--create', '--json']));
+    const put = await run(['put', 'greet', 'hi']);
+    expect(put.code).toBe(0);
+    expect(put.stdout).toMatch(/verified\s+not yet/);
+
+    const text = await run(['get', 'greet']);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/value\s+hello/);
+    expect(text.stdout).toContain(`as of checkpoint ${cp.checkpoint.index} (seq ${cp.checkpoint.seq}`);
+    expect(text.stdout).toMatch(/newer\s+version 2 \(seq \d+\) was written after that checkpoint/);
+    const j = jsonOf(await run(['get', 'greet', '--json']));
+    expect(j).toMatchObject({ found: true, verified: true, asOf: 'checkpoint', checkpoint: { index: cp.checkpoint.index, seq: cp.checkpoint.seq }, entry: { version: 1, valueUtf8: 'hello' }, newer: { version: 2, kind: 'put' } });
+
+    // --wait without checkpoints coming: a clear timeout, not a stale answer.
+    const waited = await run(['get', 'greet', '--wait', '--wait-timeout', '0', '--json']);
+    expect(waited.code).toBe(1);
+    expect(jsonError(waited)).toMatchObject({ code: 'CHECKPOINT_TIMEOUT', status: null });
+
+    // Once a checkpoint covers it, the new value is verified and nothing newer is reported.
+    await run(['checkpoint', '--create']);
+    const after = jsonOf(await run(['get', 'greet', '--json']));
+    expect(after).toMatchObject({ entry: { version: 2, valueUtf8: 'hi' }, verified: true });
+    expect(after.newer).toBeUndefined();
+    // A delete after the checkpoint is reported as newer too.
+    await run(['del', 'greet']);
+    const del = jsonOf(await run(['get', 'greet', '--json']));
+    expect(del).toMatchObject({ entry: { version: 2 }, newer: { version: 3, kind: 'delete' } });
+  });
+
+  it('get --out writes the exact bytes to the file and prints only a summary', async () => {
+    const dir = tmpDir('proofkv-cli-out-');
+    const value = new Uint8Array(1024 * 1024);
+    for (let i = 0; i < value.length; i++) value[i] = (i * 131 + 7) & 0xff;
+    fs.writeFileSync(path.join(dir, 'in.bin'), value);
+    expect((await run(['put', 'blob', '--file', path.join(dir, 'in.bin')])).code).toBe(0);
+    await run(['checkpoint', '--create']);
+    const out = path.join(dir, 'out.bin');
+    const r = await run(['get', 'blob', '--out', out]);
+    expect(r.code).toBe(0);
+    expect(new Uint8Array(fs.readFileSync(out))).toEqual(value);
+    expect(r.stdout.length).toBeLessThan(600);
+    expect(r.stdout).toMatch(new RegExp(`^wrote +${value.length} B to ${out.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'));
+    expect(r.stdout).not.toContain(Buffer.from(value.subarray(0, 16)).toString('hex'));
+    const j = jsonOf(await run(['get', 'blob', '--out', out, '--json']));
+    expect(j).toMatchObject({ found: true, file: out, bytes: value.length, verified: true, entry: { valueBytes: value.length } });
+    expect(j.entry.value).toBeUndefined();
+    // Plain reads too.
+    const plain = await run(['get', 'blob', '--no-verify', '--out', out]);
+    expect(plain.stdout.length).toBeLessThan(600);
+  });
+
+  it('refuses an empty key: the CLI with EMPTY_KEY, the server with 400 EMPTY_KEY on every key route', async () => {
+    for (const args of [['get', ''], ['put', '', 'v'], ['del', ''], ['history', ''], ['proof', '']]) {
+      const r = await run([...args, '--json']);
+      expect(r.code, args.join(' ')).toBe(1);
+      expect(jsonError(r)).toMatchObject({ code: 'EMPTY_KEY', status: null });
+    }
+    const plain = await run(['put', '', 'v']);
+    expect(plain.stderr.trim().split('\n')).toHaveLength(1);
+    expect(plain.stderr).toMatch(/^proofkv: EMPTY_KEY: /);
+    for (const [method, p] of [
+      ['GET', '/v1/kv/'],
+      ['PUT', '/v1/kv/'],
+      ['DELETE', '/v1/kv/'],
+      ['GET', '/v1/kv//history'],
+      ['GET', '/v1/kv//proof'],
+      ['GET', '/v1/kv/?keyEncoding=base64url'],
+    ]) {
+      const r = await call(s.url, method, p, method === 'PUT' ? { body: 'x', headers: { 'content-type': 'application/octet-stream' } } : {});
+      expect(r.status, `${method} ${p}`).toBe(400);
+      expect(r.body.code, `${method} ${p}`).toBe('EMPTY_KEY');
+    }
+    // The scan is still `/v1/kv` without the slash.
+    expect((await call(s.url, 'GET', '/v1/kv?limit=1')).status).toBe(200);
+  });
+
+  it('refuses a key that is not valid UTF-8 instead of storing U+FFFD, and stores it given as hex', async () => {
+    const r = await run(['put', '--json'], { rawArg: `"$(printf 'bad\\377key')" v` });
+    expect(r.code).toBe(1);
+    const e = jsonError(r);
+    expect(e.code).toBe('INVALID_ENCODING');
+    expect(e.detail).toContain('U+FFFD');
+    expect(e.detail).toContain('--key-encoding hex');
+    const value = await run(['put', 'k-utf8', '--json'], { rawArg: `"$(printf 'v\\377')"` });
+    expect(jsonError(value).code).toBe('INVALID_ENCODING');
+    expect(jsonError(value).detail).toContain('--value-encoding hex');
+    // Nothing with U+FFFD was stored.
+    const scan = await run(['scan', '--json']);
+    for (const line of scan.stdout.trim().split('\n').filter(Boolean)) {
+      expect(td.decode(unb64(JSON.parse(line).key))).not.toContain('\uFFFD');
+    }
+    const hex = await run(['put', '626164ff6b6579', 'v', '--key-encoding', 'hex', '--json']);
+    expect(hex.code).toBe(0);
+    const g = jsonOf(await run(['get', '626164ff6b6579', '--key-encoding', 'hex', '--no-verify', '--json']));
+    expect(Buffer.from(unb64(g.entry.key)).toString('hex')).toBe('626164ff6b6579');
+  });
+
+  it('says what is wrong with versions and missing values', async () => {
+    const big = await run(['get', 'x', '--version', String(2n ** 60n), '--json']);
+    expect(jsonError(big)).toMatchObject({ code: 'INVALID_VERSION', status: null });
+    expect(jsonError(big).detail).toContain('exceeds the largest version, 2^53-1');
+    const bigPut = await run(['put', 'x', 'v', '--version', String(2n ** 60n)]);
+    expect(bigPut.stderr).toContain('exceeds the largest version');
+    expect(bigPut.stderr).not.toContain('>= ');
+    expect(jsonError(await run(['put', 'x', 'v', '--version', '0', '--json'])).detail).toContain('must be >= 1');
+    expect(jsonError(await run(['history', 'x', '--min', 'two', '--json'])).code).toBe('INVALID_VERSION');
+
+    const missing = await run(['put', 'x']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('a value is missing');
+    expect(missing.stderr).not.toContain('not both');
+    expect(jsonError(await run(['put', 'x', '--json'])).code).toBe('MISSING_VALUE');
+    const dir = tmpDir('proofkv-cli-v-');
+    fs.writeFileSync(path.join(dir, 'v'), 'file');
+    expect(jsonError(await run(['put', 'x', 'arg', '--file', path.join(dir, 'v'), '--json'])).code).toBe('USAGE');
+    // --stdin reads the value, bytes as they are.
+    const bytes = new Uint8Array([0, 0xff, 0x80, 10]);
+    expect((await run(['put', 'from-stdin', '--stdin'], { input: bytes })).code).toBe(0);
+    const g = jsonOf(await run(['get', 'from-stdin', '--no-verify', '--json']));
+    expect(unb64(g.entry.value)).toEqual(bytes);
+  });
+
+  it('reports errors as one line on stderr, or as {error: {code, status, detail}} on stdout with --json', async () => {
+    await run(['put', 'conflict', 'v', '--version', '5']);
+    const http = await run(['put', 'conflict', 'w', '--version', '5', '--json']);
+    expect(http.code).toBe(1);
+    expect(jsonError(http)).toMatchObject({ code: 'VERSION_NOT_INCREASING', status: 409 });
+    expect(http.stderr).toBe('');
+    const plain = await run(['put', 'conflict', 'w', '--version', '5']);
+    expect(plain.stdout).toBe('');
+    expect(plain.stderr).toMatch(/^proofkv: VERSION_NOT_INCREASING \(409\): .+\n$/);
+    expect(plain.stderr.split('\n')).toHaveLength(2);
+
+    const down = await run(['get', 'k', '--json', '--timeout', '2000'], { env: { PROOFKV_ENDPOINT: 'http://127.0.0.1:1' } });
+    expect(down.code).toBe(1);
+    expect(jsonError(down)).toMatchObject({ code: 'NETWORK_ERROR', status: null });
+
+    const usage = await run(['put', 'k', 'v', '--no-such-flag', '--json']);
+    expect(usage.code).toBe(1);
+    expect(jsonError(usage)).toMatchObject({ code: 'USAGE', status: null });
+    expect(usage.stderr).toBe('');
+    const usagePlain = await run(['put', 'k', 'v', '--no-such-flag']);
+    expect(usagePlain.code).toBe(1);
+    expect(usagePlain.stderr.trim().split('\n')).toHaveLength(1);
+
+    const pk = await run(['get', 'k', '--public-key', 'not-a-key', '--json']);
+    expect(jsonError(pk)).toMatchObject({ code: 'USAGE' });
+    expect(jsonError(pk).detail).toContain('--public-key');
+  });
+
+  it('scans plainly and marks every result unverified', async () => {
+    const ops = ['s/a', 's/b', 's/c', 't/a'];
+    for (const k of ops) await run(['put', k, `v-${k}`]);
+    await run(['del', 's/b']);
+    const text = await run(['scan', '--prefix', 's/']);
+    expect(text.code).toBe(0);
+    const lines = text.stdout.trim().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/^s\/a {2}v-s\/a {2}\(version 1, seq \d+\)$/);
+    expect(lines[1]).toMatch(/^s\/c {2}v-s\/c {2}\(version 1, seq \d+\)$/);
+    expect(text.stderr).toMatch(/NOT verified.*proven scans are planned/);
+    const j = await run(['scan', '--prefix', 's/', '--json']);
+    const items = j.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(items.map((i) => td.decode(unb64(i.key)))).toEqual(['s/a', 's/c']);
+    expect(items.every((i) => i.verified === false)).toBe(true);
+    const limited = await run(['scan', '--prefix', 's/', '--limit', '1', '--json']);
+    expect(limited.stdout.trim().split('\n')).toHaveLength(1);
+  });
+});
