@@ -37,10 +37,21 @@ export function parsePublicKey(key: string | Uint8Array): Uint8Array {
   if (typeof key !== 'string') throw new TypeError(`public key must be a string or a Uint8Array, got ${key === null ? 'null' : typeof key}`);
   const t = key.trim();
   if (HEX_KEY.test(t)) return fromHex(t.toLowerCase());
-  if (B64URL_KEY.test(t)) return fromBase64Url(t);
-  if (B64_KEY.test(t)) return fromBase64Url(t.replace(/\+/g, '-').replace(/\//g, '_'));
+  if (B64URL_KEY.test(t)) return fromBase64Url(unpad(t));
+  if (B64_KEY.test(t)) return fromBase64Url(unpad(t).replace(/\+/g, '-').replace(/\//g, '_'));
   const shown = t.length > 80 ? `${t.slice(0, 77)}...` : t;
   throw new TypeError(`public key ${JSON.stringify(shown)} is not 64 hex digits, 43 base64url characters or base64 of ${PUBLIC_KEY_BYTES} bytes`);
+}
+
+/**
+ * Text typed by a person may carry base64 padding; the wire decoder is strict (no padding), so
+ * padding is checked here (only where it makes the length a multiple of 4) and removed.
+ */
+function unpad(text: string): string {
+  const body = text.replace(/=+$/, '');
+  if (body.length === text.length) return text;
+  if (text.length % 4 !== 0 || text.length - body.length > 2) throw new TypeError('has misplaced base64 padding');
+  return body;
 }
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
@@ -65,10 +76,10 @@ export function decodeText(text: string, encoding: TextEncoding): Uint8Array {
       return fromHex(text.toLowerCase());
     case 'base64url':
       if (!/^[A-Za-z0-9_-]*={0,2}$/.test(text)) throw new TypeError('is not base64url (A-Z a-z 0-9 - _)');
-      return fromBase64Url(text);
+      return fromBase64Url(unpad(text));
     case 'base64':
       if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text)) throw new TypeError('is not base64 (A-Z a-z 0-9 + /)');
-      return fromBase64Url(text.replace(/\+/g, '-').replace(/\//g, '_'));
+      return fromBase64Url(unpad(text).replace(/\+/g, '-').replace(/\//g, '_'));
     default:
       throw new TypeError(`unknown encoding ${String(encoding)}`);
   }

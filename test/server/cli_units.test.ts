@@ -60,6 +60,10 @@ describe('decodeText / encodeText', () => {
     expect(() => decodeText('zz', 'hex')).toThrow(TypeError);
     expect(() => decodeText('a+b', 'base64url')).toThrow(TypeError);
     expect(() => decodeText('a-b', 'base64')).toThrow(TypeError);
+    // Padding typed by a person is accepted where it is well placed, and refused elsewhere.
+    expect(decodeText('aGk=', 'base64')).toEqual(te.encode('hi'));
+    expect(() => decodeText('aGk==', 'base64')).toThrow(/padding/);
+    expect(() => decodeText('aG=k', 'base64url')).toThrow(TypeError);
     expect(encodeText(new Uint8Array([0xff]), 'utf8')).toBeUndefined();
   });
 });
