@@ -1,6 +1,6 @@
 /**
  * Proof benchmark: get and history proofs of one embedded ProofKV engine, against the anchors of
- * DESIGN.md §7 — proof size vs the RFC 6962 inclusion path at the same number of leaves,
+ * these rows: proof size vs the RFC 6962 inclusion path at the same number of leaves,
  * `getWithProof` latency vs plain `get` on the same engine, and client verifications per second
  * with the isomorphic verifier (noble SHA-256 + noble Ed25519, one core).
  *
@@ -580,7 +580,7 @@ async function main(): Promise<void> {
   const results: SizeResult[] = [];
   for (const n of SIZES) results.push(await runSize(n));
 
-  console.log(`\n=== summary (DESIGN.md §7 rows) ===`);
+  console.log(`\n=== summary (proof rows) ===`);
   printTable(
     ['keys', 'proof median / max (B)', 'RFC 6962 (B)', 'ratio (median)', 'getWithProof µs', 'get µs', 'latency ratio', 'verify/s', 'history B / verify/s'],
     results.map((r) => [
