@@ -198,6 +198,8 @@ describe('explorer', () => {
     expect(await page.locator('pre.diff .add').allTextContents()).toEqual(['+   "replicas": 3,\n']);
     expect(await page.locator('pre.diff span').count()).toBe(8); // 7 lines of each, one changed
     await shot(page, 'key-timeline');
+    // The README's picture (docs/explorer-timeline.png is a copy): the top of the page.
+    await page.screenshot({ path: path.join(ARTIFACTS, 'key-timeline-top.png'), fullPage: true, clip: { x: 0, y: 0, width: 1100, height: 600 } });
     expect(await axe(page)).toEqual([]);
   });
 

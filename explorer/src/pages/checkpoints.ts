@@ -19,8 +19,12 @@ import { asHead, getClient, latestCheckpoint, seenHeads, type SeenHead } from '.
 /** Checkpoints listed per page of the log. */
 const PAGE = 20;
 
-/** Checkpoint `index` with its inclusion path, proven a leaf of `head` (the verified latest head). */
-async function provenCheckpoint(index: number, latest: VerifiedCheckpoint): Promise<Checkpoint> {
+/**
+ * Checkpoint `index` with its inclusion path, proven a leaf of the verified latest head
+ * (`anchor.head`). When the node answers with a newer head (the log grew), that head is verified
+ * first (signatures, consistency with the trusted one) and becomes the anchor.
+ */
+async function provenCheckpoint(index: number, anchor: { head: VerifiedCheckpoint['head'] }): Promise<Checkpoint> {
   const r = await getClient().transport.request<unknown>({ method: 'GET', path: `/v1/checkpoints/${index}` });
   let c: ReturnType<typeof parseSignedCheckpoint> & { inclusion: Uint8Array[] };
   try {
@@ -30,11 +34,11 @@ async function provenCheckpoint(index: number, latest: VerifiedCheckpoint): Prom
     throw new VerificationError(Reason.MALFORMED_ENCODING, (err as Error).message, { cause: err });
   }
   if (c.checkpoint.index !== index) verificationFailure(ClientReason.RESPONSE_MISMATCH, `asked checkpoint ${index}, got ${c.checkpoint.index}`);
-  // The path must lead to the head this page verified (the node's log may have grown since: reload).
-  if (c.head.size !== latest.head.size || !equalBytes(c.head.root, latest.head.root)) {
-    verificationFailure(ClientReason.RESPONSE_MISMATCH, `the node answered with head size ${c.head.size}, not the verified head size ${latest.head.size} (the log may have grown: refresh)`);
-  }
-  check(verifyCheckpointInclusion(c.checkpoint, c.inclusion, latest.head));
+  const same = () => c.head.size === anchor.head.size && equalBytes(c.head.root, anchor.head.root);
+  if (!same() && c.head.size > anchor.head.size) anchor.head = (await latestCheckpoint()).head;
+  // The path must lead to a head this page verified.
+  if (!same()) verificationFailure(ClientReason.RESPONSE_MISMATCH, `the node answered with a head of size ${c.head.size}, not the verified head of size ${anchor.head.size}`);
+  check(verifyCheckpointInclusion(c.checkpoint, c.inclusion, anchor.head));
   return c.checkpoint;
 }
 
@@ -87,6 +91,7 @@ export async function renderCheckpoints(root: HTMLElement, alive: () => boolean)
     ),
     more,
   );
+  const anchor = { head: latest.head };
   let next: Checkpoint | undefined = latest.checkpoint;
   let index = latest.checkpoint.index;
   const page = async () => {
@@ -97,9 +102,9 @@ export async function renderCheckpoints(root: HTMLElement, alive: () => boolean)
       let status: HTMLElement;
       let cp: Checkpoint | undefined;
       try {
-        cp = index === latest.checkpoint.index ? latest.checkpoint : await provenCheckpoint(index, latest);
+        cp = index === latest.checkpoint.index ? latest.checkpoint : await provenCheckpoint(index, anchor);
         if (next && next.index === cp.index + 1) check(verifyCheckpointLink(cp, next));
-        status = badge('verified', index === latest.checkpoint.index ? 'last leaf of the signed head' : `leaf ${index} of the head${next ? `, linked to ${index + 1}` : ''}`);
+        status = badge('verified', index === latest.checkpoint.index ? 'last leaf of the signed head' : `leaf ${index} of the head of size ${anchor.head.size}${next ? `, linked to ${index + 1}` : ''}`);
       } catch (err) {
         const d = describeError(err);
         status = h('span', { class: 'badge badge-failed', role: 'alert', title: d.detail }, '✗ ', h('code', { class: 'reason' }, d.code), ` ${d.detail}`);
