@@ -13,6 +13,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromBase64Url, ProofKVClient, toBase64Url, verifyProofBundle } from '../../client-sdk/index.js';
 import { fromHex, toHex } from '../../proofs/bytes.js';
+import { TIMELINE_WINDOW as WINDOW } from '../../explorer/src/limits.js';
 import { RewritingProxy, runCli, startServer, tmpDir, type ServerProc } from '../client/helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -68,6 +69,8 @@ beforeAll(async () => {
   await admin.delete('ex/config');
   await admin.put('ex/greeting', 'hello, auditor');
   await admin.put(BINARY_KEY, new Uint8Array([0, 1, 2, 0xfe, 0xff]));
+  // More versions than one window of the timeline.
+  await admin.batch(Array.from({ length: WINDOW + 5 }, (_, i) => ({ op: 'put' as const, key: 'ex/counter', value: String(i + 1) })));
   await admin.createCheckpoint();
   proxy = await new RewritingProxy(node.url).start();
   browser = await chromium.launch({
@@ -158,7 +161,18 @@ describe('explorer', () => {
     expect(keys).toContain('ex/greeting');
     expect(keys).toContain(`hex ${toHex(BINARY_KEY)}`);
     expect(keys).not.toContain('ex/config'); // deleted: the scan lists live keys
-    await page.fill('#prefix', 'ex/');
+    // A prefix typed as hex finds the binary key only.
+    await page.fill('#prefix', '00ff');
+    await page.selectOption('#prefix-enc', 'hex');
+    await page.click('form[role=search] button');
+    await page.waitForFunction(() => (globalThis as unknown as Dom).document.querySelectorAll('table.keys tbody tr').length === 1);
+    expect(await page.locator('table.keys tbody td:first-child').allTextContents()).toEqual([`hex ${toHex(BINARY_KEY)}`]);
+    // A prefix that is not hex is refused on the page, before any request.
+    await page.fill('#prefix', 'zz');
+    await page.click('form[role=search] button');
+    await page.locator('.failure[data-code="INVALID_INPUT"]').waitFor();
+    await page.selectOption('#prefix-enc', 'utf8');
+    await page.fill('#prefix', 'ex/g');
     await page.click('form[role=search] button');
     await page.waitForFunction(() => (globalThis as unknown as Dom).document.querySelectorAll('table.keys tbody tr').length === 1);
     await shot(page, 'keys');
@@ -203,6 +217,31 @@ describe('explorer', () => {
     expect(await axe(page)).toEqual([]);
   });
 
+  it('a key with more versions than a window: the newest window, then the older versions on request', async () => {
+    await open(`#/key/${enc('ex/counter')}`);
+    await page.waitForSelector('#timeline');
+    expect(await page.locator('#history-status').textContent()).toContain(`Versions 6 to ${WINDOW + 5}: ${WINDOW} versions, none omitted and none added`);
+    expect(await page.locator('#timeline tbody tr').count()).toBe(WINDOW);
+    await page.click('#load-older');
+    await page.waitForFunction((n) => (globalThis as unknown as Dom).document.querySelectorAll('#timeline tbody tr').length === n, WINDOW + 5);
+    expect(await page.locator('#history-status').textContent()).toContain(`History proven complete ${WINDOW + 5} versions`);
+    expect(await page.locator('#load-older').count()).toBe(0);
+    // Versions outside the newest of each window have their get proof on request.
+    await page.click('#timeline tr[data-version="40"] .get-status button');
+    await page.locator('#timeline tr[data-version="40"] .get-status .badge-verified').waitFor();
+  });
+
+  it('a key that does not exist is proven absent, and the proof view draws the absence', async () => {
+    await open('#/keys');
+    await page.fill('#open-key', 'ex/never-written');
+    await page.click('button:has-text("Open and verify")');
+    expect(await page.locator('#history-status').textContent()).toContain('Proven absent');
+    await open(`#/proof/${enc('ex/greeting')}/0`);
+    await page.waitForSelector('#proof-svg');
+    expect(await page.locator('#proof-status').textContent()).toContain('The key has no entry at or below version 0');
+    expect(await page.locator('#proof-svg g.step').evaluateAll((gs) => gs.map((g) => g.getAttribute('data-kind')))).toEqual(['entry', 'table', 'masterRoot', 'checkpoint', 'head', 'signer']);
+  });
+
   it('a binary key and value are shown as hex', async () => {
     await open(`#/key/${toBase64Url(BINARY_KEY)}`);
     await page.waitForSelector('#timeline .get-status .badge-verified');
@@ -216,7 +255,7 @@ describe('explorer', () => {
     await open(`#/key/${enc('ex/config')}`);
     await page.click('a:has-text("Proof v2")');
     await page.waitForSelector('#proof-svg');
-    expect(await page.locator('#proof-status').textContent()).toContain('Version 2 (put) is the newest entry of this key at or below 2');
+    expect(await page.locator('#proof-status').textContent()).toContain('Version 2 (put) is the newest entry of this key at or below version 2');
     expect(await page.locator('#proof-svg g.step').evaluateAll((gs) => gs.map((g) => g.getAttribute('data-kind')))).toEqual([
       'entry',
       'block',

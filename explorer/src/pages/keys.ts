@@ -115,7 +115,7 @@ export function renderKeys(root: HTMLElement, params: URLSearchParams, go: (hash
     }
     if (shown === 0) replace(results, h('p', { id: 'no-keys' }, 'The node lists no keys here (unverified).'));
     else if (page.cursor) replace(more, h('button', { type: 'button', id: 'more', onclick: () => void load(page.cursor) }, `Load ${PAGE} more`));
-    else replace(more, h('p', { class: 'muted' }, `${shown} keys listed.`));
+    else replace(more, h('p', { class: 'muted' }, `${shown} key${shown === 1 ? '' : 's'} listed.`));
   };
   void load();
 }

@@ -115,7 +115,7 @@ export async function renderProof(root: HTMLElement, key: Uint8Array, version: n
         'div',
         { class: 'notice notice-verified', id: 'proof-status' },
         badge('verified', 'Proof verified'),
-        ` ${e ? `Version ${e.version} (${e.kind}) is the newest entry of this key at or below ${version ?? 'the latest version'}` : 'The key has no entry at or below this version'} at checkpoint ${facts.checkpoint.index}, in a log head signed by your trusted keys. Checked online (edge proofs, consistency with your trusted head at checkpoint ${online.checkpoint.index}) and the drawn proof offline, as proofkv verify does.`,
+        ` ${e ? `Version ${e.version} (${e.kind}) is the newest entry of this key` : 'The key has no entry'} at or below ${version === undefined ? 'the latest version' : `version ${version}`} at checkpoint ${facts.checkpoint.index}, in a log head signed by your trusted keys. Checked online (edge proofs, consistency with your trusted head at checkpoint ${online.checkpoint.index}) and the drawn proof offline, as proofkv verify does.`,
       ),
       h('p', {}, download, ' Check it offline with ', h('code', {}, 'proofkv verify FILE --public-key KEY'), '.'),
       h('figure', {}, pathSvg(steps), h('figcaption', {}, 'Each box is committed by the one below it; the head is signed by the signers.')),
