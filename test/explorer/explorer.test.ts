@@ -118,6 +118,9 @@ describe('explorer', () => {
     expect((await js.text()).length).toBeGreaterThan(50_000);
     expect((await fetch(`${node.url}/ui/explorer.css`)).headers.get('content-type')).toBe('text/css; charset=utf-8');
     expect((await fetch(`${node.url}/ui`)).status).toBe(200);
+    const head = await fetch(`${node.url}/ui/explorer.css`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(Number(head.headers.get('content-length'))).toBeGreaterThan(1000);
     // Only the three files: no path walks out of the explorer.
     expect((await fetch(`${node.url}/ui/%2e%2e%2fpackage.json`)).status).toBe(404);
     expect((await fetch(`${node.url}/ui/other.js`)).status).toBe(404);
@@ -151,6 +154,16 @@ describe('explorer', () => {
     await page.fill('#keys', toBase64Url(fromHex(publicKeyHex)));
     await page.click('#save-trust');
     await page.waitForSelector('table.keys');
+    // The token lives in this tab's sessionStorage only; localStorage holds keys and state, no token.
+    const stored = await page.evaluate(() => {
+      const w = globalThis as unknown as { sessionStorage: { getItem(k: string): string | null }; localStorage: { length: number; key(i: number): string | null; getItem(k: string): string | null } };
+      const local: string[] = [];
+      for (let i = 0; i < w.localStorage.length; i++) local.push(w.localStorage.getItem(w.localStorage.key(i)!) ?? '');
+      return { session: w.sessionStorage.getItem('proofkv-explorer-token'), local };
+    });
+    expect(stored.session).toBe('reader-token');
+    expect(stored.local.join('\n')).not.toContain('reader-token');
+    expect(stored.local.join('\n')).toContain(publicKeyHex);
   });
 
   it('keys: the list is marked unverified, binary keys show as hex, and the keyboard opens a key', async () => {
@@ -307,6 +320,13 @@ describe('explorer', () => {
     expect(status).toContain('leader');
     expect(status).toContain('one of your trusted keys');
     expect(await page.locator('#certified').textContent()).toMatch(/^✓ Checkpoint \d+/);
+    // The trusted state is the SDK's, in localStorage (BrowserStateStore), at the verified head.
+    const state = await page.evaluate(() => JSON.parse((globalThis as unknown as { localStorage: { getItem(k: string): string | null } }).localStorage.getItem('proofkv-explorer-trust') ?? 'null'));
+    expect(state.format).toBe('proofkv-trust-v1');
+    const states = Object.values(state.states) as Array<{ publicKeys: string[]; quorum: number; head: { size: number } }>;
+    expect(states).toHaveLength(1);
+    expect(states[0]).toMatchObject({ publicKeys: [publicKeyHex], quorum: 1 });
+    expect(states[0].head.size).toBe(Number(/log size (\d+)/.exec((await page.locator('#certified').textContent()) ?? '')?.[1]));
     await shot(page, 'node');
     expect(await axe(page)).toEqual([]);
   });
