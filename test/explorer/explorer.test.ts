@@ -53,7 +53,9 @@ async function axe(p: Page): Promise<string[]> {
   });
 }
 
+/** Loads the page afresh at `hash` (a goto that changes only the fragment would not reload it). */
 async function open(hash: string): Promise<void> {
+  await page.goto('about:blank');
   await page.goto(`${proxy.url}/ui/${hash}`);
 }
 
@@ -309,6 +311,39 @@ describe('explorer', () => {
     expect(await page.locator('#consistency-status').textContent()).toContain('Consistent');
     await shot(page, 'checkpoints');
     expect(await axe(page)).toEqual([]);
+  });
+
+  it('checkpoints: the log a page at a time, linked across pages, while the log grows under the page', async () => {
+    for (let i = 0; i < 22; i++) {
+      await admin.put('ex/tick', String(i));
+      await admin.createCheckpoint();
+    }
+    // The node's log grows right after it answers the latest checkpoint: the rows' inclusion
+    // paths then lead to a newer head, which the page verifies before using it.
+    let grown = 0;
+    proxy.hooks.response = async (m, p) => {
+      if (m === 'GET' && p.startsWith('/v1/checkpoints/latest') && grown === 0) {
+        await admin.put('ex/tick', 'grow');
+        grown = (await admin.createCheckpoint()).head.size;
+      }
+    };
+    try {
+      await open('#/checkpoints');
+      await page.waitForSelector('#older');
+    } finally {
+      proxy.hooks.response = undefined;
+    }
+    expect(grown).toBeGreaterThan(22);
+    const first = await page.locator('#checkpoint-log tbody td:last-child').allTextContents();
+    expect(first).toHaveLength(20);
+    expect(first[0]).toBe('✓ last leaf of the signed head');
+    for (const s of first.slice(1)) expect(s).toMatch(new RegExp(`^✓ leaf \\d+ of the head of size ${grown}, linked to \\d+$`));
+    await page.click('#older');
+    await page.waitForSelector('#checkpoint-log tbody tr[data-index="0"]');
+    const all = await page.locator('#checkpoint-log tbody td:last-child').allTextContents();
+    expect(all).toHaveLength(grown - 1); // from the checkpoint the page verified first down to 0
+    for (const s of all) expect(s).toMatch(/^✓ /);
+    expect(all[20]).toBe(`✓ leaf ${grown - 22} of the head of size ${grown}, linked to ${grown - 21}`); // the first row of the second page
   });
 
   it('node: status and health marked unverified, the last certified checkpoint verified', async () => {
