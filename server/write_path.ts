@@ -109,9 +109,13 @@ export class CommandApplier {
     return this.sessions.size;
   }
 
-  /** Applies `cmd` once per `(clientId, seq)` (see the module comment) and returns its outcome. */
-  async execute(cmd: WriteCommand): Promise<WriteOutcome> {
-    if (!cmd.session) return this.apply(cmd);
+  /**
+   * Applies `cmd` once per `(clientId, seq)` (see the module comment) and returns its outcome.
+   * `logIndex`: the Raft log entry the command comes from (engine in external-log mode). The
+   * engine write is enqueued before this returns its promise, so calls take effect in call order.
+   */
+  async execute(cmd: WriteCommand, logIndex?: number): Promise<WriteOutcome> {
+    if (!cmd.session) return this.apply(cmd, logIndex);
     const { clientId, seq } = cmd.session;
     let s = this.sessions.get(clientId);
     if (s) {
@@ -132,7 +136,7 @@ export class CommandApplier {
       throw new HttpError('REQUEST_SEQ_STALE', `request seq ${seq} of client ${clientId} is older than the remembered window (from ${s.floor})`);
     }
     const session = s;
-    const p: Promise<Settled> = this.apply(cmd).then(
+    const p: Promise<Settled> = this.apply(cmd, logIndex).then(
       (outcome) => ({ ok: true as const, outcome }),
       (error: unknown) => ({ ok: false as const, error }),
     );
@@ -150,8 +154,8 @@ export class CommandApplier {
     return settled.outcome;
   }
 
-  private async apply(cmd: WriteCommand): Promise<WriteOutcome> {
-    const wo = this.options.sync === undefined ? {} : { sync: this.options.sync };
+  private async apply(cmd: WriteCommand, logIndex?: number): Promise<WriteOutcome> {
+    const wo = { ...(this.options.sync === undefined ? {} : { sync: this.options.sync }), ...(logIndex === undefined ? {} : { logIndex }) };
     switch (cmd.type) {
       case 'put': {
         const result = cmd.version === undefined ? await this.db.put(cmd.key, cmd.value, wo) : await this.db.putWithVersion(cmd.key, cmd.value, cmd.version, wo);
@@ -175,7 +179,7 @@ export class CommandApplier {
         return { type: 'batch', results };
       }
       case 'checkpoint':
-        return { type: 'checkpoint', checkpoint: await this.db.checkpoint() };
+        return { type: 'checkpoint', checkpoint: await this.db.checkpoint(logIndex === undefined ? {} : { logIndex }) };
     }
   }
 }

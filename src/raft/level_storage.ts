@@ -1,6 +1,6 @@
 /**
  * {@link LevelStorage}: the Raft log and hard state on disk in classic-level (LevelDB), with
- * every write batched atomically and synced (`sync: true`) before `save` resolves. Reads are
+ * every write batched atomically and synced (`sync: true`; a Ready that only moves the commit index is not synced) before `save` resolves. Reads are
  * served from an in-memory {@link MemoryStorage} mirror loaded at open, so the core's
  * synchronous {@link Storage} interface never waits for I/O.
  *
@@ -143,6 +143,11 @@ export interface PersistRequest {
   readonly hardState?: HardState;
   readonly entries: readonly Entry[];
   readonly snapshot?: Snapshot;
+  /**
+   * False when the write need not be synced: only the commit index changed (a Ready's
+   * `mustSync`, as in etcd). Default true.
+   */
+  readonly mustSync?: boolean;
 }
 
 /** Raft storage on classic-level. Not safe for concurrent `save` calls: await each one. */
@@ -198,8 +203,9 @@ export class LevelStorage implements Storage {
   snapshot(): Snapshot { return this.mem.snapshot(); }
 
   /**
-   * Writes a Ready's snapshot, entries and hard state in one atomic batch and syncs it. Only
-   * after this resolves may the Ready's messages be sent.
+   * Writes a Ready's snapshot, entries and hard state in one atomic batch and syncs it (unless
+   * `mustSync` is false: a commit index alone may be lost and is recomputed). Only after this
+   * resolves may the Ready's messages be sent.
    */
   async save(rd: PersistRequest): Promise<void> {
     const ops: Batch = [];
@@ -221,7 +227,7 @@ export class LevelStorage implements Storage {
     }
     if (rd.hardState) ops.push({ type: 'put', key: HARD_KEY, value: encodeHardState(rd.hardState) });
     if (ops.length === 0) return;
-    await this.db.batch(ops, { sync: true });
+    await this.db.batch(ops, { sync: rd.mustSync !== false });
     if (rd.snapshot) this.mem.applySnapshot(rd.snapshot);
     if (rd.entries.length > 0) this.mem.append(rd.entries);
     if (rd.hardState) this.mem.setHardState(rd.hardState);
