@@ -17,11 +17,14 @@ const td = new TextDecoder();
 /** Applies "x" commands by recording them; "fail" rejects; "fatal" is a machine failure. */
 class Recorder implements StateMachine<string> {
   applied: Array<[number, string]> = [];
+  /** Answer in the same turn (as the engine does) instead of a turn later. */
+  immediate = false;
   apply(index: number, command: Uint8Array): Promise<string> {
     const c = td.decode(command);
     if (c === 'fail') return Promise.reject(Object.assign(new Error('refused'), { code: 'REFUSED' }));
     if (c === 'fatal') return Promise.reject(Object.assign(new Error('disk gone'), { code: 'IO_ERROR' }));
     this.applied.push([index, c]);
+    if (this.immediate) return Promise.resolve(`${c}@${index}`);
     return new Promise((res) => setImmediate(() => res(`${c}@${index}`)));
   }
   isFatal(err: unknown): boolean {
@@ -79,6 +82,21 @@ describe('ReplicationGroup', () => {
     expect(synced).toBeLessThan(5);
     expect(syncs.some((s) => !s)).toBe(true);
     expect(g.status()).toMatchObject({ applied: g.status().lastIndex, commit: g.status().lastIndex, leader: 1 });
+  });
+
+  it('a proposal made as the loop ends is not left for the next tick', async () => {
+    const sm = new Recorder();
+    sm.immediate = true;
+    // No tick ever fires: a stranded proposal would hang this test.
+    const g = await ReplicationGroup.open(tmp(), { stateMachine: sm, appliedIndex: 0, tickMs: 2 ** 31 - 1 });
+    groups.push(g);
+    // Each next proposal is made 0..7 microtask hops after the previous answer, so some land
+    // between the loop's last look at the queue and the end of its run.
+    for (let i = 0; i < 200; i++) {
+      expect(await g.propose(te.encode(`s${i}`))).toMatch(new RegExp(`^s${i}@`));
+      for (let hop = 0; hop < i % 8; hop++) await null;
+    }
+    expect(sm.applied).toHaveLength(200);
   });
 
   it('a failing command rejects only its own proposal; a fatal one stops the group', async () => {
