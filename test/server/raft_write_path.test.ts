@@ -215,4 +215,38 @@ describe('serve --raft', () => {
     expect((await call(s.url, 'GET', '/v1/kv/idem')).body).toMatchObject({ version: 1 });
     expect((await call(s.url, 'PUT', '/v1/kv/user%3A1', { body: 'carol', headers: oct })).body).toEqual({ version: 3, seq: 4 });
   });
+
+  it('loses no acknowledged write to a SIGKILL under load, and a refused local start leaves the data alone', async () => {
+    s = await startServer({ args: ['--raft', '--checkpoint-interval', '0', '--checkpoint-writes', '0'] });
+    const oct = { 'content-type': 'application/octet-stream' };
+    const acked = new Map<string, number>(); // key -> highest acknowledged version
+    let stop = false;
+    const writer = async (w: number) => {
+      for (let i = 0; !stop && i < 400; i++) {
+        const key = `w${w}-${i % 7}`;
+        try {
+          const r = await call(s!.url, 'PUT', `/v1/kv/${key}`, { body: `v${i}`, headers: oct });
+          if (r.status === 200) acked.set(key, Math.max(acked.get(key) ?? 0, r.body.version));
+        } catch {
+          return; // the server is gone
+        }
+      }
+    };
+    const writers = Array.from({ length: 8 }, (_, w) => writer(w));
+    while (acked.size < 40) await new Promise((r) => setTimeout(r, 5));
+    const dataDir = s.dataDir;
+    await s.stop('SIGKILL');
+    stop = true;
+    await Promise.all(writers);
+    expect(acked.size).toBeGreaterThanOrEqual(40);
+
+    // Without --raft the node refuses: the Raft log holds writes the engine does not.
+    await expect(startServer({ dataDir })).rejects.toThrow(/belongs to a Raft group/);
+    s = await startServer({ dataDir, args: ['--raft'] });
+    for (const [key, version] of acked) {
+      const r = await call(s.url, 'GET', `/v1/kv/${key}`);
+      expect(r.status).toBe(200);
+      expect(r.body.version).toBeGreaterThanOrEqual(version);
+    }
+  });
 });
