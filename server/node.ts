@@ -44,7 +44,11 @@ export interface NodeOptions {
   db?: DBOptions;
   /** How long shutdown waits for in-flight requests before closing their connections (default 10 s). */
   drainTimeoutMs?: number;
-  /** Route writes through a one-member Raft group (`<dataDir>/raft`) instead of applying them directly. Default false. */
+  /**
+   * Route writes through a one-member Raft group (`<dataDir>/raft`) whose log is the write-ahead
+   * log (the engine then runs with `writeAheadLog: 'external'`) instead of applying them directly.
+   * Default false; a data directory that has a Raft log refuses to start without it.
+   */
   raft?: boolean;
 }
 
