@@ -6,8 +6,9 @@
  * proofkv serve --data ./data --host 127.0.0.1 --port 7070 [--config proofkv.json]
  *               [--checkpoint-interval 1000] [--checkpoint-writes 10000] [--log-level info] [--raft]
  * ```
- * `--raft` (off by default) routes writes through a one-member Raft group (`<data>/raft`, see
- * `server/raft_write_path.ts`).
+ * `--raft` (off by default) routes writes through a one-member Raft group whose log
+ * (`<data>/raft`) is the write-ahead log (see `docs/replication.md`). A data directory that has
+ * a Raft log must keep being started with `--raft`.
  * `--port 0` picks a free port; the start-up banner on stdout says which (`listening on <url>`).
  * Logs are pino JSON lines on stderr. A port that cannot be listened on is reported before the data
  * directory (and its `NODE_KEY`) is created; a start-up failure is one line on stderr and a log
@@ -146,7 +147,7 @@ export function buildProgram(): Command {
     .option('--checkpoint-interval <ms>', 'checkpoint every N ms when there were writes (0: off)', String(DEFAULTS.checkpointInterval))
     .option('--checkpoint-writes <n>', 'checkpoint after N write operations (0: off)', String(DEFAULTS.checkpointWrites))
     .addOption(new Option('--log-level <level>', 'log level (env PROOFKV_LOG_LEVEL)').choices(LOG_LEVELS as unknown as string[]))
-    .option('--raft', 'route writes through a one-member Raft group in <data>/raft (experimental; default off)')
+    .option('--raft', 'route writes through a one-member Raft group in <data>/raft, whose log is the write-ahead log (every acknowledged write synced; default off)')
     .action(async (flags: ServeFlags & { raft?: boolean }, cmd: Command) => {
       const explicit = new Set(Object.keys(flags).filter((k) => cmd.getOptionValueSource(k) === 'cli'));
       await serve(flags, explicit);

@@ -44,7 +44,11 @@ export interface NodeOptions {
   db?: DBOptions;
   /** How long shutdown waits for in-flight requests before closing their connections (default 10 s). */
   drainTimeoutMs?: number;
-  /** Route writes through a one-member Raft group (`<dataDir>/raft`) instead of applying them directly. Default false. */
+  /**
+   * Route writes through a one-member Raft group (`<dataDir>/raft`) whose log is the write-ahead
+   * log (the engine then runs with `writeAheadLog: 'external'`) instead of applying them directly.
+   * Default false; a data directory that has a Raft log refuses to start without it.
+   */
   raft?: boolean;
 }
 
@@ -90,7 +94,12 @@ export class ProofNode {
   /** Opens the database in `dataDir`, starts listening, schedules checkpoints. */
   static async start(options: NodeOptions): Promise<ProofNode> {
     const auth = new Authenticator(options.tokens);
-    const db = await ProofDB.open(options.dataDir, options.db);
+    const raftDir = path.join(options.dataDir, 'raft');
+    if (!options.raft && fs.existsSync(raftDir)) {
+      // The Raft log is this directory's write-ahead log: the engine alone lacks its newest writes.
+      throw new Error(`${options.dataDir} belongs to a Raft group (${raftDir} holds its write-ahead log): start it with the raft write path`);
+    }
+    const db = await ProofDB.open(options.dataDir, { ...options.db, writeAheadLog: options.raft ? 'external' : 'journal' });
     let raftPath: RaftWritePath | undefined;
     try {
       const publicKey = db.publicKey();
@@ -105,10 +114,7 @@ export class ProofNode {
         },
       };
       if (options.raft) {
-        raftPath = await RaftWritePath.open(db, path.join(options.dataDir, 'raft'), {
-          ...wpOptions,
-          warn: (msg, fields) => options.logger.warn(fields ?? {}, msg),
-        });
+        raftPath = await RaftWritePath.open(db, raftDir, wpOptions);
       }
       const writePath: WritePath = raftPath ?? new LocalWritePath(db, wpOptions);
       metrics.trackIdempotency(writePath);

@@ -20,8 +20,8 @@
  *
  * Known gap: the table is in memory. A retry that crosses a restart of the node, or that comes
  * after its client was evicted, is applied again (and a seq below an evicted client's window is no
- * longer recognised as stale). Under Raft the table becomes part of the replicated state
- * (DESIGN.md §5) and this gap closes.
+ * longer recognised as stale). With the replicated cluster the table becomes part of the
+ * replicated state (docs/replication.md) and this gap closes.
  * @module
  */
 import { createHash } from 'node:crypto';
@@ -216,9 +216,11 @@ export class CommandApplier {
   /**
    * Applies `cmd` once per `(clientId, seq)` (see the module comment) and returns its outcome; a
    * remembered pair with another request digest is `IDEMPOTENCY_KEY_REUSED`.
+   * `logIndex`: the Raft log entry the command comes from (engine in external-log mode). The
+   * engine write is enqueued before this returns its promise, so calls take effect in call order.
    */
-  async execute(cmd: WriteCommand): Promise<WriteOutcome> {
-    if (!cmd.session) return this.apply(cmd);
+  async execute(cmd: WriteCommand, logIndex?: number): Promise<WriteOutcome> {
+    if (!cmd.session) return this.apply(cmd, logIndex);
     const { clientId, seq } = cmd.session;
     const digest = commandDigest(cmd);
     let s = this.sessions.get(clientId);
@@ -246,7 +248,7 @@ export class CommandApplier {
       throw new HttpError('REQUEST_SEQ_STALE', `request seq ${seq} of client ${clientId} is older than the remembered window (from ${s.floor})`);
     }
     const session = s;
-    const p: Promise<Settled> = this.apply(cmd).then(
+    const p: Promise<Settled> = this.apply(cmd, logIndex).then(
       (outcome) => ({ ok: true as const, outcome }),
       (error: unknown) => ({ ok: false as const, error }),
     );
@@ -277,8 +279,8 @@ export class CommandApplier {
     if (this.sessions.get(s.id) === s) this.bytes += n;
   }
 
-  private async apply(cmd: WriteCommand): Promise<WriteOutcome> {
-    const wo = this.options.sync === undefined ? {} : { sync: this.options.sync };
+  private async apply(cmd: WriteCommand, logIndex?: number): Promise<WriteOutcome> {
+    const wo = { ...(this.options.sync === undefined ? {} : { sync: this.options.sync }), ...(logIndex === undefined ? {} : { logIndex }) };
     switch (cmd.type) {
       case 'put': {
         const result = cmd.version === undefined ? await this.db.put(cmd.key, cmd.value, wo) : await this.db.putWithVersion(cmd.key, cmd.value, cmd.version, wo);
@@ -302,7 +304,7 @@ export class CommandApplier {
         return { type: 'batch', results };
       }
       case 'checkpoint':
-        return { type: 'checkpoint', checkpoint: await this.db.checkpoint() };
+        return { type: 'checkpoint', checkpoint: await this.db.checkpoint(logIndex === undefined ? {} : { logIndex }) };
     }
   }
 }

@@ -47,6 +47,14 @@ export interface DBOptions {
   compactionDelay?: () => Promise<void>;
   /** Sync the journal on every write unless a write says otherwise (default false). */
   sync?: boolean;
+  /**
+   * Where writes are made durable (default `'journal'`). With `'external'` the engine writes no
+   * journal: an external log (the Raft log) is the write-ahead log. Every write and checkpoint
+   * then carries the index of the log entry it comes from (`WriteOptions.logIndex`), each flush
+   * records the highest applied index in the manifest, and after a crash the caller replays its
+   * log from `ProofDB.logIndex().durable + 1`. The memtable is lost at a crash by design.
+   */
+  writeAheadLog?: 'journal' | 'external';
 }
 
 /** {@link DBOptions} with every default filled in. */
@@ -80,6 +88,7 @@ export function resolveOptions(o: DBOptions = {}): ResolvedOptions {
     compactionThread: o.compactionThread ?? 'worker',
     compactionDelay: o.compactionDelay,
     sync: o.sync ?? false,
+    writeAheadLog: o.writeAheadLog ?? 'journal',
   };
   positive('maxKeySize', r.maxKeySize);
   if (r.maxKeySize > 65536) {
@@ -95,6 +104,9 @@ export function resolveOptions(o: DBOptions = {}): ResolvedOptions {
   positive('maxBytesForLevelBase', r.maxBytesForLevelBase, 1024);
   positive('blockCacheSize', r.blockCacheSize, 0);
   positive('tableMemoryBytes', r.tableMemoryBytes, 0);
+  if (r.writeAheadLog !== 'journal' && r.writeAheadLog !== 'external') {
+    throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `option writeAheadLog must be 'journal' or 'external'`);
+  }
   if (r.compactionThread !== 'worker' && r.compactionThread !== 'inline') {
     throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `option compactionThread must be 'worker' or 'inline'`);
   }

@@ -63,6 +63,11 @@ export class DBCore {
   imm: Memtable | null = null;
   /** Highest seq assigned. Invariant: flushedSeq <= lastSeq. */
   lastSeq = 0;
+  /**
+   * External-log mode: index of the latest log entry applied (its writes are in the memtable or
+   * the tables). A freeze records it with the frozen memtable; 0 in journal mode.
+   */
+  logIndex = 0;
   journal: JournalWriter | null = null;
   readonly journals: LiveJournal[] = [];
   readonly tables: TableCache;
@@ -193,7 +198,7 @@ export class DBCore {
       this.openJournal();
     }
     const flushedSeq = this.lastSeq;
-    this.flushing = this.flushAndInstall(imm, flushedSeq)
+    this.flushing = this.flushAndInstall(imm, flushedSeq, this.logIndex)
       .catch((err: Error) => {
         this.bgError ??= err;
       })
@@ -215,20 +220,25 @@ export class DBCore {
     }
   }
 
-  private async flushAndInstall(imm: Memtable, flushedSeq: number): Promise<void> {
+  private async flushAndInstall(imm: Memtable, flushedSeq: number, appliedIndex: number): Promise<void> {
     // The table is built on the worker (hashing is the cost); the event loop only packs entries.
     const packed = packEntries(imm.iterator(), imm.approximateSize);
     const out = await this.runner.flush({ dir: this.dir, tmpName: `flush-${flushedSeq}-${process.pid}.tmp`, shape: this.shape, packed });
     this.stats.flushes++;
-    await this.install({ ...out, flushedSeq }, imm);
+    await this.install({ ...out, flushedSeq, appliedIndex }, imm);
   }
 
   /**
    * An install point: applies the pending compaction's result (waiting for it), then the flushed
-   * table if any, in one manifest edit; then picks and starts the next compaction.
+   * table if any, in one manifest edit; then picks and starts the next compaction. In external-log
+   * mode a flush records the log index captured at its freeze (`appliedIndex`), and the last
+   * install of a checkpoint records the checkpoint's own index (`checkpointIndex`, see
+   * `ProofDB.checkpoint`), atomically with the tables.
    */
-  async install(flush?: CompactionOutput & { flushedSeq: number }, imm?: Memtable): Promise<void> {
+  async install(flush?: CompactionOutput & { flushedSeq: number; appliedIndex: number }, imm?: Memtable, checkpointIndex?: number): Promise<void> {
     const edit: VersionEdit = { deleted: [], added: [], lastSeq: this.lastSeq };
+    if (flush && flush.appliedIndex > 0) edit.appliedIndex = flush.appliedIndex;
+    if (checkpointIndex !== undefined) edit.appliedIndex = edit.checkpointIndex = checkpointIndex;
     const renames: Array<[string, string]> = [];
     const pending = this.pending;
     if (pending) {
@@ -352,9 +362,14 @@ export class DBCore {
     return this.pending !== null;
   }
 
-  /** Installs the pending compaction, if any (a checkpoint with an empty memtable). */
-  async installPendingCompaction(): Promise<void> {
-    if (this.pending) await this.install();
+  /**
+   * Installs the pending compaction, if any (a checkpoint with an empty memtable). With
+   * `checkpointIndex` (external-log mode) the install — or, with nothing pending, an edit of its
+   * own — records that the checkpoint at that log index has its table set complete.
+   */
+  async installPendingCompaction(checkpointIndex?: number): Promise<void> {
+    if (this.pending) await this.install(undefined, undefined, checkpointIndex);
+    else if (checkpointIndex !== undefined) await this.vs.logAndApply({ appliedIndex: checkpointIndex, checkpointIndex });
   }
 
   /** Deletes table files no live version references. */

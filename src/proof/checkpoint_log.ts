@@ -7,7 +7,8 @@
  * ```
  * record = u32 BE len || checkpoint message (docs/proofs.md)
  *       || u32 BE n || n × (publicKey[32] || signature[64])     signatures on the head of size index+1
- *       || version edit (tag 6 entries only): the tables of the checkpoint, in read order
+ *       || version edit: tag 6 entries (the tables of the checkpoint, in read order) and, in
+ *          external-log mode, tag 10 (the log index of the entry that asked for it)
  * ```
  * In memory the log is an RFC 9162 tree ({@link LogTree}) rebuilt from the records on open.
  * @module
@@ -42,6 +43,8 @@ export interface StoredCheckpoint {
   signatures: HeadSignature[];
   /** The table set the checkpoint's MasterRoot commits to. */
   tables: Array<[level: number, meta: TableMeta]>;
+  /** External-log mode: the index of the log entry that asked for the checkpoint. */
+  appliedIndex?: number;
 }
 
 function encodeRecord(s: StoredCheckpoint): Uint8Array {
@@ -54,7 +57,7 @@ function encodeRecord(s: StoredCheckpoint): Uint8Array {
     sigs.set(g.publicKey, 4 + i * 96);
     sigs.set(g.signature, 4 + i * 96 + 32);
   });
-  return concatBytes(head.subarray(0, 4), msg, sigs, encodeEdit({ added: s.tables }));
+  return concatBytes(head.subarray(0, 4), msg, sigs, encodeEdit({ added: s.tables, appliedIndex: s.appliedIndex }));
 }
 
 function decodeRecord(rec: Uint8Array): StoredCheckpoint {
@@ -78,7 +81,9 @@ function decodeRecord(rec: Uint8Array): StoredCheckpoint {
     o += 96;
   }
   const edit = decodeEdit(rec.subarray(o), CHECKPOINT_LOG_FILE);
-  return { checkpoint, signatures, tables: edit.added ?? [] };
+  const stored: StoredCheckpoint = { checkpoint, signatures, tables: edit.added ?? [] };
+  if (edit.appliedIndex !== undefined) stored.appliedIndex = edit.appliedIndex;
+  return stored;
 }
 
 /** The checkpoint log of one node. */

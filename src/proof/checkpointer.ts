@@ -65,9 +65,9 @@ export class Checkpointer {
   /**
    * Records a checkpoint of the current table set at `seq`: MasterRoot, log append (synced),
    * signature on the new head. Call only when the memtable is empty (everything up to `seq` is in
-   * tables).
+   * tables). `appliedIndex` (external-log mode) is stored with it: the log entry that asked for it.
    */
-  async checkpoint(seq: number): Promise<SignedCheckpoint> {
+  async checkpoint(seq: number, appliedIndex?: number): Promise<SignedCheckpoint> {
     const version = this.core.vs.current;
     const ctx = new ProofContext(version, nodeHasher, this.core.tables, this.blockTrees, this.blockCache);
     const masterRoot = masterRootOf(nodeHasher, ctx.counts, ctx.master ? ctx.master.root() : new Uint8Array(HASH_LEN));
@@ -85,6 +85,7 @@ export class Checkpointer {
       signatures,
       tables: version.placed().map((p) => [p.level, p.meta]),
     };
+    if (appliedIndex !== undefined) stored.appliedIndex = appliedIndex;
     await this.log.append(stored);
     this.pin(stored, version);
     return { checkpoint, head, signatures };

@@ -61,6 +61,10 @@ export class VersionSet {
   flushedSeq = 0;
   /** Highest seq assigned as of the last edit (the journal may hold more). */
   lastSeq = 0;
+  /** External-log mode: every log entry with index <= this has its effect in the tables. */
+  appliedIndex = 0;
+  /** External-log mode: the latest log index whose checkpoint table set is complete. */
+  checkpointIndex = 0;
   /** Per level: where the next round-robin compaction starts. */
   readonly pointers = new Map<number, Uint8Array>();
   private manifest: JournalWriter | null = null;
@@ -134,6 +138,8 @@ export class VersionSet {
     if (e.nextJournalNumber !== undefined) this.nextJournalNumber = Math.max(this.nextJournalNumber, e.nextJournalNumber);
     if (e.flushedSeq !== undefined) this.flushedSeq = Math.max(this.flushedSeq, e.flushedSeq);
     if (e.lastSeq !== undefined) this.lastSeq = Math.max(this.lastSeq, e.lastSeq);
+    if (e.appliedIndex !== undefined) this.appliedIndex = Math.max(this.appliedIndex, e.appliedIndex);
+    if (e.checkpointIndex !== undefined) this.checkpointIndex = Math.max(this.checkpointIndex, e.checkpointIndex);
     for (const [level, key] of e.compactPointers ?? []) this.pointers.set(level, key);
   }
 
@@ -148,6 +154,9 @@ export class VersionSet {
       nextJournalNumber: this.nextJournalNumber,
       flushedSeq: this.flushedSeq,
       lastSeq: this.lastSeq,
+      // Only databases that ran in external-log mode carry these (journal-mode manifests are unchanged).
+      appliedIndex: this.appliedIndex > 0 ? this.appliedIndex : undefined,
+      checkpointIndex: this.checkpointIndex > 0 ? this.checkpointIndex : undefined,
       compactPointers: [...this.pointers.entries()].sort((a, b) => a[0] - b[0]),
       added,
     };
