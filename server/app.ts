@@ -47,6 +47,11 @@ function pathMatcher(p: string): RegExp {
   return new RegExp(`^${src}/?$`);
 }
 
+/** The route name a request matched, or `unmatched`. */
+function routeOf(req: Request): string {
+  return (req.res?.locals.route as string | undefined) ?? 'unmatched';
+}
+
 /** Builds the express app of a node. */
 export function createApp(ctx: AppContext, options: AppOptions): BuiltApp {
   const { auth, logger } = options;
@@ -121,8 +126,14 @@ export function createApp(ctx: AppContext, options: AppOptions): BuiltApp {
     next(new HttpError('NOT_FOUND', 'no such route'));
   });
   app.use(
-    errorHandler((err, req) => {
-      logger.error({ err, method: req.method, path: req.path }, 'request failed');
+    errorHandler((err, req, answer) => {
+      if (answer.status >= 500 && answer.code !== 'UNAVAILABLE') {
+        logger.error({ err, method: req.method, route: routeOf(req), status: answer.status, code: answer.code }, 'request failed');
+        return;
+      }
+      // Every refused request is logged with its reason (the stable code) — not the key or body.
+      ctx.metrics.refused.inc({ reason: answer.code.toLowerCase() });
+      logger.warn({ method: req.method, route: routeOf(req), status: answer.status, code: answer.code, detail: answer.message, remote: req.socket.remoteAddress }, 'refused request');
     }),
   );
   return { app, routes, openapi };

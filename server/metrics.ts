@@ -45,6 +45,8 @@ export class Metrics {
   readonly checkpointDuration: Histogram<'trigger'>;
   /** Failed checkpoints, by trigger. */
   readonly checkpointFailures: Counter<'trigger'>;
+  /** Connections and requests refused at the edge or by a route, by reason (`connection_limit`, `timeout`, an error code, ...). */
+  readonly refused: Counter<'reason'>;
 
   constructor(db: ProofDB, options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -65,6 +67,7 @@ export class Metrics {
       registers,
     });
     this.checkpointFailures = new Counter({ name: 'proofkv_checkpoint_failures_total', help: 'Failed checkpoints', labelNames: ['trigger'], registers });
+    this.refused = new Counter({ name: 'proofkv_refused_total', help: 'Connections and requests refused, by reason', labelNames: ['reason'], registers });
 
     // Sampled at scrape time; a closed database reports nothing new.
     const live = <T>(f: () => T): T | undefined => {
@@ -106,6 +109,20 @@ export class Metrics {
           if (s) this.set(pick(s));
         },
       });
+    new Gauge({
+      name: 'proofkv_write_fault',
+      help: '1 while writes are refused because of a write fault, by component (journal, flush, internal) and whether the node retries by itself',
+      labelNames: ['component', 'recoverable'],
+      registers,
+      collect() {
+        this.reset();
+        const f = live(() => db.writeFault());
+        if (f) this.set({ component: f.component, recoverable: String(f.recoverable) }, 1);
+      },
+    });
+    engine('proofkv_write_faults_total', 'Write faults entered since start', (s) => s.faults);
+    engine('proofkv_write_fault_recoveries_total', 'Write faults the node left by itself', (s) => s.faultRecoveries);
+    engine('proofkv_journal_syncs_total', 'Journal fdatasyncs that acknowledged writes waited for', (s) => s.journalSyncs);
     engine('proofkv_last_seq', 'Highest write sequence number', (s) => s.lastSeq);
     engine('proofkv_memtable_bytes', 'Approximate memtable size', (s) => s.memtableBytes);
     engine('proofkv_flushes_total', 'Memtable flushes since start', (s) => s.flushes);

@@ -47,6 +47,12 @@ export interface DBOptions {
   compactionDelay?: () => Promise<void>;
   /** Sync the journal on every write unless a write says otherwise (default false). */
   sync?: boolean;
+  /**
+   * Start with a new node key even though a checkpoint log exists: a key rotation, recorded as a
+   * signed statement in `KEY_ROTATIONS` (default false: a missing `NODE_KEY` beside a checkpoint
+   * log refuses to open, and an existing key is kept).
+   */
+  rotateKey?: boolean;
 }
 
 /** {@link DBOptions} with every default filled in. */
@@ -80,6 +86,7 @@ export function resolveOptions(o: DBOptions = {}): ResolvedOptions {
     compactionThread: o.compactionThread ?? 'worker',
     compactionDelay: o.compactionDelay,
     sync: o.sync ?? false,
+    rotateKey: o.rotateKey ?? false,
   };
   positive('maxKeySize', r.maxKeySize);
   if (r.maxKeySize > 65536) {

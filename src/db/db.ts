@@ -12,6 +12,7 @@
  * @module
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { toBytes } from '../../proofs/bytes.js';
 import { Kind } from '../../proofs/hash.js';
 import {
@@ -24,10 +25,11 @@ import { MAX_SEQ, MAX_VERSION, seqOf, versionOf, type Entry } from '../keys.js';
 import { resolveOptions, type DBOptions, type ResolvedOptions } from '../options.js';
 import { VersionSet } from '../version/version_set.js';
 import { WriteBatch, type BatchOp } from './batch.js';
-import { DBCore, type EngineStats } from './core.js';
+import { DBCore, type EngineStats, type WriteFault } from './core.js';
 import { DBIterator, type IteratorOptions, type VersionEntry } from './iterator.js';
 import { lockDir, type DirLock } from './lock.js';
 import { Checkpointer, type SignedCheckpoint } from '../proof/checkpointer.js';
+import type { KeyRotation } from '../proof/node_key.js';
 import type { GetProof, HistoryProof } from '../../proofs/lsm_proof.js';
 import { removeLeftovers, replayJournals } from './recovery.js';
 import { WritePipeline, type WriteResult } from './write.js';
@@ -169,9 +171,10 @@ export class ProofDB {
     try {
       if (!fs.existsSync(dir)) {
         if (!opts.createIfMissing) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `${dir} does not exist`);
-        fs.mkdirSync(dir, { recursive: true });
+        fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
       }
       lock = lockDir(dir);
+      makePrivate(dir);
     } catch (err) {
       throw asTyped(err, `opening ${dir}`);
     }
@@ -185,7 +188,7 @@ export class ProofDB {
         vs = VersionSet.create(dir);
       }
       core = new DBCore(dir, opts, vs);
-      checkpointer = Checkpointer.open(core);
+      checkpointer = Checkpointer.open(core, opts.rotateKey);
       removeLeftovers(core, checkpointer.pinnedTables());
       await vs.openManifest();
       // The live engine picked a compaction at its last install; pick the same one before replay,
@@ -474,6 +477,11 @@ export class ProofDB {
     return this.checkpointer.consistency(fromSize, toSize);
   }
 
+  /** The node's key rotations, oldest first, and the one this open made (see `KEY_ROTATIONS`). */
+  keyRotations(): { rotations: readonly KeyRotation[]; rotatedAtOpen?: KeyRotation } {
+    return { rotations: this.checkpointer.rotations, rotatedAtOpen: this.checkpointer.rotated };
+  }
+
   /** This node's Ed25519 public key: what clients trust. */
   publicKey(): Uint8Array {
     return this.checkpointer.key.publicKey;
@@ -506,6 +514,19 @@ export class ProofDB {
     };
   }
 
+  /**
+   * The write fault the engine is in, or undefined. While one is set, writes and checkpoints throw
+   * `WriteFaultError`; a recoverable fault is retried in the background and clears by itself.
+   */
+  writeFault(): Readonly<WriteFault> | undefined {
+    return this.core.fault ?? undefined;
+  }
+
+  /** Calls `listener` when a write fault begins (with it) and when it clears (with null). One listener. */
+  onWriteFault(listener: ((fault: Readonly<WriteFault> | null) => void) | null): void {
+    this.core.onFaultChange = listener;
+  }
+
   /** The directory this database lives in. */
   get location(): string {
     return this.core.dir;
@@ -529,6 +550,23 @@ export class ProofDB {
       }
     })();
     return this.closing;
+  }
+}
+
+/**
+ * The data directory holds the node's private key and every record: mode 0700, whatever the umask
+ * was when it was created, and every file directly in it loses group and other permissions (0600
+ * for files the engine wrote). Files the engine creates later get the process umask; the server
+ * sets it to 077. Not followed: symbolic links.
+ */
+function makePrivate(dir: string): void {
+  const st = fs.statSync(dir);
+  if ((st.mode & 0o777) !== 0o700) fs.chmodSync(dir, 0o700);
+  for (const d of fs.readdirSync(dir, { withFileTypes: true })) {
+    if (!d.isFile() && !d.isDirectory()) continue;
+    const p = path.join(dir, d.name);
+    const mode = fs.statSync(p).mode & 0o777;
+    if (mode & 0o077) fs.chmodSync(p, mode & 0o700);
   }
 }
 
