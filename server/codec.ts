@@ -144,12 +144,69 @@ export function rawBody(req: Request): Uint8Array {
 }
 
 /**
+ * Deepest nesting a request body may have. The deepest legal body, a batch, needs 3
+ * (`{ops: [{…}]}`); the margin is for forward-compatible fields.
+ */
+export const MAX_BODY_DEPTH = 8;
+/**
+ * Most JSON values (objects, arrays, strings, numbers, literals) a request body may hold. A
+ * 10,000-operation batch needs at most 50,002 (one object and four fields per operation).
+ */
+export const MAX_BODY_VALUES = 60_000;
+
+/**
+ * Checks the shape of a JSON text before it is parsed, in one linear pass with O(1) memory: nesting
+ * at most `maxDepth`, at most `maxValues` values. Stops at the first excess, so a hostile body
+ * (millions of nested arrays, millions of tiny values) costs microseconds to refuse instead of
+ * seconds of `JSON.parse` on the event loop and hundreds of MiB of heap. Malformed JSON passes
+ * here and is refused by the parser.
+ */
+export function checkJsonShape(body: Uint8Array, maxDepth = MAX_BODY_DEPTH, maxValues = MAX_BODY_VALUES): void {
+  let depth = 0;
+  // Values are counted at their start: an opening bracket, a string's opening quote, or the first
+  // byte of a number or literal. Inside a string every byte is skipped.
+  let values = 0;
+  let inString = false;
+  let inScalar = false;
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i];
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped byte
+      else if (c === 0x22) inString = false;
+      continue;
+    }
+    if (c === 0x5b || c === 0x7b) {
+      inScalar = false;
+      if (++depth > maxDepth) throw new HttpError('BAD_REQUEST', `request body nests deeper than ${maxDepth} levels`);
+      values++;
+    } else if (c === 0x5d || c === 0x7d) {
+      inScalar = false;
+      depth--;
+    } else if (c === 0x22) {
+      inString = true;
+      inScalar = false;
+      values++;
+    } else if (c === 0x2c || c === 0x3a || c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) {
+      inScalar = false;
+      continue;
+    } else {
+      if (!inScalar) values++;
+      inScalar = true;
+    }
+    if (values > maxValues) throw new HttpError('PAYLOAD_TOO_LARGE', `request body holds more than ${maxValues} JSON values`);
+  }
+}
+
+/**
  * Parses a JSON or CBOR request body into a plain object. Malformed input, a non-object top
- * level, or CBOR that does not decode cleanly is `400 BAD_REQUEST`.
+ * level, or CBOR that does not decode cleanly is `400 BAD_REQUEST`; a JSON body nested deeper than
+ * {@link MAX_BODY_DEPTH} or holding more than {@link MAX_BODY_VALUES} values is refused before it
+ * is parsed ({@link checkJsonShape}).
  */
 export function parseStructuredBody(type: 'json' | 'cbor', body: Uint8Array): Record<string, unknown> {
   let v: unknown;
   if (body.length === 0) throw new HttpError('BAD_REQUEST', 'request body is empty');
+  if (type === 'json') checkJsonShape(body);
   try {
     if (type === 'json') {
       v = JSON.parse(utf8.decode(body));

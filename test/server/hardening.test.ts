@@ -8,11 +8,13 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { verifyKeyRotation, type KeyRotation } from '../../src/index.js';
-import { call, startServer, tmpDir, unb64, type ServerProc } from './harness.js';
+import { scrubPaths } from '../../server/errors.js';
+import { startServer, tmpDir, unb64, type ServerProc } from './harness.js';
 
 const servers: ServerProc[] = [];
 afterEach(async () => {
@@ -203,5 +205,188 @@ describe('transient faults', () => {
     for (const k of acked) expect((await req(a2, again.url, 'GET', `/v1/kv/${k}`)).status).toBe(200);
     // The refused write was cut off the journal before writes resumed.
     expect((await req(a2, again.url, 'GET', `/v1/kv/${refusedKey}`)).status).toBe(404);
+  });
+});
+
+describe('durability setting', () => {
+  it('with --sync every acknowledged write waited for a journal fdatasync; with --no-sync none did', async () => {
+    const on = await start({ args: ['--sync'] });
+    const agent = new http.Agent({ keepAlive: false });
+    const before = await metric(agent, on.url, 'proofkv_journal_syncs_total');
+    for (let i = 0; i < 5; i++) {
+      expect((await put(agent, on.url, `s${i}`, 'v')).status).toBe(200);
+      // One at a time: each acknowledgement must have been preceded by its own sync.
+      expect(await metric(agent, on.url, 'proofkv_journal_syncs_total')).toBe(before + i + 1);
+    }
+    expect((await status(agent, on.url)).sync).toBe(true);
+
+    const off = await start({ args: ['--no-sync'] });
+    for (let i = 0; i < 5; i++) expect((await put(agent, off.url, `s${i}`, 'v')).status).toBe(200);
+    expect(await metric(agent, off.url, 'proofkv_journal_syncs_total')).toBe(0);
+    expect((await status(agent, off.url)).sync).toBe(false);
+  });
+
+  it('the default is sync, and a config file may say "sync": false', async () => {
+    const agent = new http.Agent({ keepAlive: false });
+    const d = await start();
+    expect((await status(agent, d.url)).sync).toBe(true);
+    const cfg = path.join(tmpDir(), 'proofkv.json');
+    fs.writeFileSync(cfg, JSON.stringify({ sync: false }));
+    const f = await start({ args: ['--config', cfg] });
+    expect((await status(agent, f.url)).sync).toBe(false);
+  });
+});
+
+/** Every file and directory under `dir` with its permission bits. */
+function modes(dir: string): Array<[string, number, boolean]> {
+  const out: Array<[string, number, boolean]> = [[dir, fs.statSync(dir).mode & 0o777, true]];
+  for (const d of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, d.name);
+    if (d.isDirectory()) out.push(...modes(p));
+    else if (d.isFile()) out.push([p, fs.statSync(p).mode & 0o777, false]);
+  }
+  return out;
+}
+
+describe('files and identity', () => {
+  for (const umask of ['000', '022']) {
+    it(`data directory 0700 and files 0600 under umask ${umask}`, async () => {
+      const s = await start({ wrap: ['bash', '-c', `umask ${umask}; exec "$@"`, 'proofkv'], args: ['--raft'] });
+      const agent = new http.Agent({ keepAlive: false });
+      for (let i = 0; i < 3; i++) expect((await put(agent, s.url, `m${i}`, 'v')).status).toBe(200);
+      expect((await req(agent, s.url, 'POST', '/v1/checkpoints')).status).toBe(200);
+      const all = modes(s.dataDir);
+      expect(all.filter(([, , dir]) => !dir).length).toBeGreaterThan(3);
+      for (const [p, mode, dir] of all) expect([path.relative(s.dataDir, p), mode.toString(8)]).toEqual([path.relative(s.dataDir, p), dir ? '700' : '600']);
+    });
+  }
+
+  it('warns about a NODE_KEY others can read and makes it 0600', async () => {
+    const s = await start();
+    await s.stop();
+    fs.chmodSync(path.join(s.dataDir, 'NODE_KEY'), 0o644);
+    const again = await start({ dataDir: s.dataDir });
+    expect(again.stderr()).toMatch(/"level":40[^\n]*"file":"NODE_KEY","mode":"644"/);
+    expect(fs.statSync(path.join(s.dataDir, 'NODE_KEY')).mode & 0o777).toBe(0o600);
+  });
+
+  it('refuses a missing NODE_KEY beside a checkpoint log; --rotate-key records a rotation clients can check', async () => {
+    const s = await start();
+    const agent = new http.Agent({ keepAlive: false });
+    expect((await put(agent, s.url, 'x', '1')).status).toBe(200);
+    const cp1 = JSON.parse((await req(agent, s.url, 'POST', '/v1/checkpoints')).text);
+    const key1 = unb64(cp1.signatures[0].publicKey);
+    await s.stop();
+
+    // Rotation with the old key present: signed by both.
+    const r1 = await start({ dataDir: s.dataDir, args: ['--rotate-key'] });
+    expect(r1.stderr()).toMatch(/"event":"key_rotation"[^\n]*"signedByOldKey":true/);
+    const list1 = JSON.parse((await req(agent, r1.url, 'GET', '/v1/key-rotations')).text).rotations;
+    expect(list1).toHaveLength(1);
+    const rot1 = rotationOf(list1[0]);
+    expect(rot1.oldPublicKey).toEqual(key1);
+    expect(rot1.logSize).toBe(1);
+    expect(rot1.oldSignature).toBeDefined();
+    expect(verifyKeyRotation(rot1)).toBe(true);
+    // A forged statement (another key's signature) does not verify.
+    expect(verifyKeyRotation({ ...rot1, oldPublicKey: rot1.newPublicKey })).toBe(false);
+    expect((await put(agent, r1.url, 'y', '2')).status).toBe(200);
+    const cp2 = JSON.parse((await req(agent, r1.url, 'POST', '/v1/checkpoints')).text);
+    expect(unb64(cp2.signatures[0].publicKey)).toEqual(rot1.newPublicKey);
+    expect(cp2.checkpoint.index).toBe(1);
+    await r1.stop();
+
+    // The key is lost: refused without the flag; with it, a rotation signed by the new key only.
+    fs.rmSync(path.join(s.dataDir, 'NODE_KEY'));
+    await expect(startServer({ dataDir: s.dataDir })).rejects.toThrow(/exited \(1\)[\s\S]*NODE_KEY is missing but the checkpoint log holds \d+ checkpoints/);
+    const r2 = await start({ dataDir: s.dataDir, args: ['--rotate-key'] });
+    expect(r2.stderr()).toMatch(/"event":"key_rotation"[^\n]*"signedByOldKey":false/);
+    const list2 = JSON.parse((await req(agent, r2.url, 'GET', '/v1/key-rotations')).text).rotations;
+    expect(list2).toHaveLength(2);
+    const rot2 = rotationOf(list2[1]);
+    expect(rot2.oldPublicKey).toEqual(rot1.newPublicKey);
+    expect(rot2.oldSignature).toBeUndefined();
+    expect(verifyKeyRotation(rot2)).toBe(true);
+    expect((await req(agent, r2.url, 'GET', '/v1/kv/y')).status).toBe(200);
+  });
+});
+
+function rotationOf(w: Record<string, string | number>): KeyRotation {
+  const r: KeyRotation = {
+    logSize: w.logSize as number,
+    oldPublicKey: unb64(w.oldPublicKey as string),
+    newPublicKey: unb64(w.newPublicKey as string),
+    newSignature: unb64(w.newSignature as string),
+    time: w.time as string,
+  };
+  if (w.oldSignature !== undefined) r.oldSignature = unb64(w.oldSignature as string);
+  return r;
+}
+
+describe('error bodies', () => {
+  it('never hold the data path, even when files are damaged', async () => {
+    const s = await start({ args: ['--checkpoint-interval', '0'] });
+    const agent = new http.Agent({ keepAlive: false });
+    for (let i = 0; i < 50; i++) expect((await put(agent, s.url, `e${i}`, 'v'.repeat(100))).status).toBe(200);
+    expect((await req(agent, s.url, 'POST', '/v1/checkpoints')).status).toBe(200);
+    await s.stop();
+    // Damage every table in the middle, and make the checkpoint log unreadable as a record.
+    for (const f of fs.readdirSync(s.dataDir).filter((n) => n.endsWith('.sst'))) {
+      const p = path.join(s.dataDir, f);
+      const b = fs.readFileSync(p);
+      for (let i = 64; i < b.length - 64; i += 97) b[i] ^= 0xff;
+      fs.writeFileSync(p, b);
+    }
+    // Tables are verified when read: the node opens and answers reads of damaged blocks with 500.
+    const again = await start({ dataDir: s.dataDir, args: ['--checkpoint-interval', '0'] });
+    const answers: string[] = [];
+    for (const p of ['/v1/kv/e1', '/v1/kv/e2/proof', '/v1/kv/e3/history', '/v1/kv?limit=10', '/v1/status']) {
+      const r = await req(agent, again.url, 'GET', p);
+      answers.push(`${r.status} ${r.text}`);
+    }
+    expect(answers.some((a) => a.startsWith('500'))).toBe(true);
+    for (const a of answers) expect(a).not.toContain(path.dirname(s.dataDir));
+  });
+});
+
+describe('scrubPaths', () => {
+  it('replaces absolute paths in engine messages, keeps relative names and media types', () => {
+    expect(scrubPaths("journal write failed for /srv/data/000007.log: ENOSPC: no space left on device, write '/srv/data/x'")).toBe(
+      "journal write failed for <path> ENOSPC: no space left on device, write '<path>'",
+    );
+    expect(scrubPaths('opening C:\\data\\db: EACCES')).toBe('opening <path> EACCES');
+    expect(scrubPaths('corruption in 000001.sst at offset 6444')).toBe('corruption in 000001.sst at offset 6444');
+    expect(scrubPaths('Content-Type application/json is not accepted')).toBe('Content-Type application/json is not accepted');
+  });
+});
+
+describe('TLS', () => {
+  it('serves HTTPS with a certificate, requires client certificates with --tls-client-ca, and refuses a public plain-HTTP listener', async () => {
+    const dir = tmpDir();
+    const ossl = (...a: string[]) => execFileSync('openssl', a, { cwd: dir, stdio: 'pipe' });
+    ossl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=test-ca');
+    ossl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'srv.key', '-out', 'srv.csr', '-subj', '/CN=localhost');
+    fs.writeFileSync(path.join(dir, 'ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+    ossl('x509', '-req', '-in', 'srv.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'srv.pem', '-days', '1', '-extfile', 'ext');
+    ossl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'cli.key', '-out', 'cli.csr', '-subj', '/CN=client');
+    ossl('x509', '-req', '-in', 'cli.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'cli.pem', '-days', '1');
+    const f = (n: string) => path.join(dir, n);
+    const s = await start({ args: ['--tls-cert', f('srv.pem'), '--tls-key', f('srv.key'), '--tls-client-ca', f('ca.pem')] });
+    expect(s.url).toMatch(/^https:/);
+    const get = (cert?: string, key?: string) =>
+      new Promise<number | string>((resolve) => {
+        const u = new URL('/healthz', s.url);
+        const r = https.request({ host: u.hostname, port: u.port, path: u.pathname, ca: fs.readFileSync(f('ca.pem')), cert: cert && fs.readFileSync(cert), key: key && fs.readFileSync(key), timeout: 10_000 }, (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        });
+        r.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+        r.end();
+      });
+    expect(await get(f('cli.pem'), f('cli.key'))).toBe(200);
+    expect(await get()).not.toBe(200);
+    const cfg = path.join(dir, 'tokens.json');
+    fs.writeFileSync(cfg, JSON.stringify({ tokens: [{ token: 'a'.repeat(32), role: 'admin' }] }));
+    await expect(startServer({ args: ['--host', '0.0.0.0', '--config', cfg] })).rejects.toThrow(/exited \(2\)[\s\S]*over plain HTTP/);
   });
 });
