@@ -9,6 +9,7 @@ import express, { type Express, type NextFunction, type Request, type RequestHan
 import type { Logger } from 'pino';
 import { Authenticator, type RouteRole } from './auth.js';
 import type { AppContext } from './context.js';
+import { bodyReader } from './codec.js';
 import { errorHandler, HttpError } from './errors.js';
 import { canonicalKeyPath } from './keys.js';
 import { buildOpenApi } from './openapi.js';
@@ -101,7 +102,7 @@ export function createApp(ctx: AppContext, options: AppOptions): BuiltApp {
   const parsers: Record<BodyKind, RequestHandler[]> = {
     none: [],
     value: [express.raw({ type: () => true, limit: ctx.limits.maxValueBodyBytes, inflate: false })],
-    batch: [express.raw({ type: () => true, limit: ctx.limits.maxBatchBodyBytes, inflate: false })],
+    batch: [bodyReader(ctx.limits.maxBatchBodyBytes)],
   };
   registerRoutes(app, routes, {
     auth: (role: RouteRole) => auth.require(role),

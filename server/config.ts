@@ -8,7 +8,7 @@
  * { "tokens": [{ "token": "…", "role": "admin" }], "data": "./data", "host": "127.0.0.1",
  *   "port": 7070, "checkpointInterval": 1000, "checkpointWrites": 10000, "logLevel": "info",
  *   "maxValueSize": 1048576, "sync": true, "maxConnections": 1024, "headersTimeout": 10000,
- *   "requestTimeout": 60000, "keepAliveTimeout": 5000, "maxRequestsPerSocket": 1000,
+ *   "requestTimeout": 60000, "keepAliveTimeout": 5000, "maxRequestsPerSocket": 0,
  *   "tlsCert": "cert.pem", "tlsKey": "key.pem", "tlsClientCa": "ca.pem", "allowInsecureHttp": false }
  * ```
  * Limits, timeouts and the durability setting are described in `docs/operations.md`.
@@ -80,7 +80,7 @@ export const DEFAULTS = {
   headersTimeout: 10_000,
   requestTimeout: 60_000,
   keepAliveTimeout: 5_000,
-  maxRequestsPerSocket: 1000,
+  maxRequestsPerSocket: 0,
 };
 
 /** Flag values as commander gives them (strings), with the names given explicitly on the command line. */

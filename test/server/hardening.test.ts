@@ -390,3 +390,64 @@ describe('TLS', () => {
     await expect(startServer({ args: ['--host', '0.0.0.0', '--config', cfg] })).rejects.toThrow(/exited \(2\)[\s\S]*over plain HTTP/);
   });
 });
+
+describe('one request cannot stall every other', () => {
+  it('a legal 10,000 x 1 KiB batch: a health check sent after the whole body is answered before the batch', async () => {
+    const s = await start({ args: ['--no-sync'] });
+    const u = new URL(s.url);
+    const ops = [];
+    for (let i = 0; i < 10_000; i++) ops.push({ op: 'put', key: Buffer.from(`big${i}`).toString('base64url'), value: Buffer.alloc(1024, i % 251).toString('base64url') });
+    const body = JSON.stringify({ ops });
+    const order: string[] = [];
+    const health = new http.Agent({ keepAlive: true });
+    expect((await req(health, s.url, 'GET', '/healthz')).status).toBe(200); // connection open before the load
+    let healthz: Promise<unknown> = Promise.resolve();
+    const batch = new Promise<number>((resolve, reject) => {
+      const r = http.request({ host: u.hostname, port: u.port, path: '/v1/batch', method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+        res.resume();
+        res.on('end', () => {
+          order.push('batch');
+          resolve(res.statusCode!);
+        });
+      });
+      r.on('error', reject);
+      r.end(body, () => {
+        healthz = req(health, s.url, 'GET', '/healthz').then((h) => order.push(`healthz ${h.status}`));
+      });
+    });
+    expect(await batch).toBe(200);
+    await healthz;
+    expect(order).toEqual(['healthz 200', 'batch']);
+    health.destroy();
+  });
+
+  it('a hostile 15 MiB nested JSON body is refused at the chunk that nests too deep, while health checks go on', async () => {
+    const s = await start();
+    const u = new URL(s.url);
+    const total = 15 * 1024 * 1024;
+    const chunk = Buffer.alloc(64 * 1024, '[');
+    const sock = net.connect(Number(u.port), u.hostname);
+    let answer = '';
+    let written = 0;
+    sock.on('data', (d) => (answer += d.toString()));
+    sock.on('error', () => undefined);
+    const closed = new Promise<void>((resolve) => sock.on('close', () => resolve()));
+    await new Promise<void>((resolve) => sock.on('connect', () => resolve()));
+    sock.write(`POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${total}\r\n\r\n`);
+    const agent = new http.Agent({ keepAlive: false });
+    const checks: number[] = [];
+    while (written < total && answer === '' && !sock.destroyed) {
+      if (!sock.write(chunk)) await new Promise<void>((resolve) => { sock.once('drain', resolve); sock.once('close', resolve); });
+      written += chunk.length;
+      if (checks.length < 3) checks.push((await req(agent, s.url, 'GET', '/healthz')).status);
+    }
+    await closed;
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(answer).toContain('nests deeper than 8 levels');
+    expect(written).toBeLessThan(total);
+    expect(checks).toEqual([200, 200, 200].slice(0, checks.length));
+    expect(checks.length).toBeGreaterThan(0);
+    expect((await req(agent, s.url, 'GET', '/healthz')).status).toBe(200);
+    expect(s.stderr()).toMatch(/"code":"BAD_REQUEST"[^\n]*refused request/);
+  });
+});
