@@ -120,6 +120,19 @@ export class Metrics {
         if (f) this.set({ component: f.component, recoverable: String(f.recoverable) }, 1);
       },
     });
+    const cacheGauge = (name: string, help: string, pick: (c: ReturnType<ProofDB['cacheStats']>[number]) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['cache'],
+        registers,
+        collect() {
+          const cs = live(() => db.cacheStats());
+          if (cs) for (const c of cs) this.set({ cache: c.cache }, pick(c));
+        },
+      });
+    cacheGauge('proofkv_cache_bytes', 'Bytes held by each engine cache (block, table_memory, proof_block, block_tree)', (c) => c.bytes);
+    cacheGauge('proofkv_cache_capacity_bytes', 'Byte budget of each engine cache', (c) => c.capacity);
     engine('proofkv_write_faults_total', 'Write faults entered since start', (s) => s.faults);
     engine('proofkv_write_fault_recoveries_total', 'Write faults the node left by itself', (s) => s.faultRecoveries);
     engine('proofkv_journal_syncs_total', 'Journal fdatasyncs that acknowledged writes waited for', (s) => s.journalSyncs);

@@ -31,6 +31,10 @@ export interface DBOptions {
   maxBytesForLevelBase?: number;
   /** Block cache capacity, bytes (default 8 MiB). */
   blockCacheSize?: number;
+  /** Byte budget of the decoded blocks proofs use, with their entry trees (default 32 MiB). */
+  proofBlockCacheBytes?: number;
+  /** Byte budget of the per-table block trees proofs use (default 8 MiB). */
+  blockTreeCacheBytes?: number;
   /**
    * Table files up to this many bytes in total are read into memory when first opened, so block
    * reads need no system call — the role LevelDB gives to mmap'ed table files (default 256 MiB;
@@ -82,6 +86,8 @@ export function resolveOptions(o: DBOptions = {}): ResolvedOptions {
     level0CompactionTrigger: o.level0CompactionTrigger ?? 4,
     maxBytesForLevelBase: o.maxBytesForLevelBase ?? 10 * 1024 * 1024,
     blockCacheSize: o.blockCacheSize ?? 8 * 1024 * 1024,
+    proofBlockCacheBytes: o.proofBlockCacheBytes ?? 32 * 1024 * 1024,
+    blockTreeCacheBytes: o.blockTreeCacheBytes ?? 8 * 1024 * 1024,
     tableMemoryBytes: o.tableMemoryBytes ?? 256 * 1024 * 1024,
     compactionThread: o.compactionThread ?? 'worker',
     compactionDelay: o.compactionDelay,
@@ -101,6 +107,8 @@ export function resolveOptions(o: DBOptions = {}): ResolvedOptions {
   positive('level0CompactionTrigger', r.level0CompactionTrigger, 2);
   positive('maxBytesForLevelBase', r.maxBytesForLevelBase, 1024);
   positive('blockCacheSize', r.blockCacheSize, 0);
+  positive('proofBlockCacheBytes', r.proofBlockCacheBytes, 0);
+  positive('blockTreeCacheBytes', r.blockTreeCacheBytes, 0);
   positive('tableMemoryBytes', r.tableMemoryBytes, 0);
   if (r.compactionThread !== 'worker' && r.compactionThread !== 'inline') {
     throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `option compactionThread must be 'worker' or 'inline'`);

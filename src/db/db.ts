@@ -527,6 +527,24 @@ export class ProofDB {
     this.core.onFaultChange = listener;
   }
 
+  /**
+   * The engine's caches with their byte use and budget: `block` (decoded data blocks for reads),
+   * `table_memory` (table files read into memory), `proof_block` (decoded blocks and entry trees
+   * for proofs) and `block_tree` (per-table block trees for proofs). Charges of the proof caches
+   * are estimates of heap use (see `src/proof/prover.ts`).
+   */
+  cacheStats(): Array<{ cache: string; bytes: number; capacity: number; count?: number }> {
+    this.checkOpen();
+    const t = this.core.tables;
+    const c = this.checkpointer;
+    return [
+      { cache: 'block', bytes: t.blocks.size, capacity: t.blocks.capacity },
+      { cache: 'table_memory', bytes: t.memoryBytes, capacity: this.options.tableMemoryBytes },
+      { cache: 'proof_block', bytes: c.blockCache.lru.bytes, capacity: c.blockCache.lru.capacity, count: c.blockCache.lru.count },
+      { cache: 'block_tree', bytes: c.blockTrees.bytes, capacity: c.blockTrees.capacity, count: c.blockTrees.count },
+    ];
+  }
+
   /** The directory this database lives in. */
   get location(): string {
     return this.core.dir;

@@ -21,6 +21,7 @@ import { CheckpointLog, versionOfStored, type StoredCheckpoint } from './checkpo
 import { openNodeKey, type KeyRotation } from './node_key.js';
 import { MerkleLevels } from './merkle_levels.js';
 import { buildProof, ProofBlockCache, ProofContext } from './prover.js';
+import { ByteLru } from '../util/byte_lru.js';
 
 /** A signed checkpoint as the node publishes it. */
 export interface SignedCheckpoint {
@@ -33,8 +34,10 @@ export interface SignedCheckpoint {
 /** Checkpoint log, node key and proof building for one database. */
 export class Checkpointer {
   private pinned: { stored: StoredCheckpoint; version: Version; ctx: ProofContext } | null = null;
-  private readonly blockTrees = new Map<number, MerkleLevels>();
-  private readonly blockCache = new ProofBlockCache();
+  /** Block trees of tables, by table number, bounded by bytes (`blockTreeCacheBytes`). */
+  readonly blockTrees: ByteLru<number, MerkleLevels>;
+  /** Decoded proof blocks, bounded by bytes (`proofBlockCacheBytes`). */
+  readonly blockCache: ProofBlockCache;
 
   private constructor(
     private readonly core: DBCore,
@@ -44,7 +47,10 @@ export class Checkpointer {
     readonly rotations: KeyRotation[],
     /** The rotation this open made, if any. */
     readonly rotated: KeyRotation | undefined,
-  ) {}
+  ) {
+    this.blockTrees = new ByteLru(core.opts.blockTreeCacheBytes);
+    this.blockCache = new ProofBlockCache(core.opts.proofBlockCacheBytes);
+  }
 
   /**
    * Loads the checkpoint log and the node key (refusing a missing key beside a non-empty log

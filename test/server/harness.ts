@@ -7,6 +7,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { decode as cborDecode } from 'cbor-x';
+import { pino } from 'pino';
+import { ProofNode } from '../../server/node.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
@@ -68,6 +70,19 @@ export async function startServer(
       return exited;
     },
   };
+}
+
+/** An in-process node on a fresh data directory, loopback, no tokens, no automatic checkpoints, silent. */
+export function startLocalNode(): Promise<ProofNode> {
+  return ProofNode.start({
+    dataDir: path.join(tmpDir(), 'data'),
+    host: '127.0.0.1',
+    port: 0,
+    tokens: [],
+    checkpointIntervalMs: 0,
+    checkpointWrites: 0,
+    logger: pino({ level: 'silent' }),
+  });
 }
 
 /** A parsed response. */
