@@ -18,6 +18,7 @@ import { Command, Option } from 'commander';
 import { pino, type Logger } from 'pino';
 import { toHex } from '../proofs/bytes.js';
 import { toBase64Url } from './codec.js';
+import { registerBackupCommands } from './cli_backup.js';
 import { registerClientCommands } from './cli_commands.js';
 import { ConfigError, DEFAULTS, LOG_LEVELS, resolveConfig, type ServeConfig, type ServeFlags } from './config.js';
 import { ProofNode, softwareVersion, type NodeOptions } from './node.js';
@@ -148,6 +149,7 @@ export function buildProgram(): Command {
       await serve(flags, explicit);
     });
   registerClientCommands(program);
+  registerBackupCommands(program);
   return program;
 }
 

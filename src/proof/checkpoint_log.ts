@@ -57,7 +57,8 @@ function encodeRecord(s: StoredCheckpoint): Uint8Array {
   return concatBytes(head.subarray(0, 4), msg, sigs, encodeEdit({ added: s.tables }));
 }
 
-function decodeRecord(rec: Uint8Array): StoredCheckpoint {
+/** Decodes one checkpoint log record. Throws `CorruptionError`. */
+export function decodeRecord(rec: Uint8Array): StoredCheckpoint {
   const bad = (d: string) => new CorruptionError(CHECKPOINT_LOG_FILE, d);
   if (rec.length < 4) throw bad('record too short');
   const n = readU32BE(rec, 0);
