@@ -122,6 +122,32 @@ describe('edge limits', () => {
   });
 });
 
+describe('slow bodies', () => {
+  it('a body trickled past the request timeout gets 408 and its connection is closed', async () => {
+    const s = await start({ args: ['--headers-timeout', '500', '--request-timeout', '1500'] });
+    const u = new URL(s.url);
+    const c = net.connect(Number(u.port), u.hostname);
+    let answer = '';
+    let sent = 0;
+    c.on('data', (d) => (answer += d.toString()));
+    c.on('error', () => undefined);
+    const done = new Promise<void>((resolve) => c.on('close', () => resolve()));
+    c.write('PUT /v1/kv/slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 400\r\n\r\n');
+    const drip = setInterval(() => {
+      if (sent < 400 && !c.destroyed) {
+        c.write('x');
+        sent++;
+      }
+    }, 50);
+    await done;
+    clearInterval(drip);
+    expect(sent).toBeLessThan(400);
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+    const agent = new http.Agent({ keepAlive: false });
+    expect((await req(agent, s.url, 'GET', '/v1/kv/slow')).status).toBe(404);
+  });
+});
+
 describe('transient faults', () => {
   it('descriptor exhaustion inside the engine pauses writes visibly, and they resume by themselves', async () => {
     const s = await start({ args: ['--checkpoint-interval', '0', '--checkpoint-writes', '0'] });
