@@ -15,7 +15,7 @@
  * of the replicated state (DESIGN.md §5) and this gap closes.
  * @module
  */
-import { ErrorCode, ProofKVError, type CheckpointResult, type ProofDB, type WriteResult } from '../src/index.js';
+import { ErrorCode, ProofKVError, WriteFaultError, type CheckpointResult, type ProofDB, type WriteResult } from '../src/index.js';
 import { HttpError } from './errors.js';
 
 /** A client session of an idempotent write. */
@@ -71,6 +71,8 @@ interface ClientSession {
 
 /** Errors that mean "not applied, try again later": never remembered. */
 function isTransient(err: unknown): boolean {
+  // Refused during a write fault the node recovers from: nothing was applied.
+  if (err instanceof WriteFaultError) return err.retryable;
   if (err instanceof ProofKVError) return err.code === ErrorCode.DATABASE_CLOSED || err.code === ErrorCode.DIRECTORY_LOCKED;
   if (err instanceof HttpError) return err.code === 'UNAVAILABLE' || err.code === 'NOT_LEADER';
   return false;

@@ -173,6 +173,8 @@ describe('transient faults', () => {
     expect(await metric(agent, s.url, 'proofkv_write_fault{component="flush",recoverable="true"}')).toBe(1);
     const refused = await put(agent, s.url, 'during', 'x');
     expect(refused.status).toBe(503);
+    const session = { 'content-type': 'application/octet-stream', 'proofkv-client-id': 'c1', 'proofkv-request-seq': '7' };
+    expect((await req(agent, s.url, 'PUT', '/v1/kv/retried', 'r', session)).status).toBe(503);
     expect((await req(agent, s.url, 'GET', '/readyz')).status).toBe(503);
     // Reads go on.
     expect((await req(agent, s.url, 'GET', '/v1/kv/a0')).status).toBe(200);
@@ -182,6 +184,11 @@ describe('transient faults', () => {
     expect(await metric(agent, s.url, 'proofkv_write_fault_recoveries_total')).toBe(1);
     expect((await put(agent, s.url, 'after', 'y')).status).toBe(200);
     acked.push('after');
+    // The refused write was not remembered as an answer: its retry is applied now.
+    const retry = await req(agent, s.url, 'PUT', '/v1/kv/retried', 'r', session);
+    expect(retry.status).toBe(200);
+    expect(retry.headers['proofkv-replayed']).toBeUndefined();
+    acked.push('retried');
     expect((await req(agent, s.url, 'POST', '/v1/checkpoints')).status).toBe(200);
     expect((await req(agent, s.url, 'GET', '/readyz')).status).toBe(200);
     expect(s.stderr()).toContain('write fault cleared');
