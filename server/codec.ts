@@ -213,6 +213,63 @@ export class JsonShapeChecker {
   }
 }
 
+/**
+ * Checks the shape of a CBOR body (RFC 8949) before it is decoded, in one linear pass over the item
+ * heads without building anything: nesting at most `maxDepth` (arrays, maps and tags), at most
+ * `maxValues` data items (map keys count). A truncated or malformed body passes here and is refused
+ * by the decoder; a declared length beyond the body stops the scan the same way.
+ */
+export function checkCborShape(body: Uint8Array, maxDepth = MAX_BODY_DEPTH, maxValues = MAX_BODY_VALUES): void {
+  // remaining[i]: items still expected by open container i (-1: indefinite length, ends at 0xff).
+  const remaining: number[] = [];
+  let values = 0;
+  let o = 0;
+  const close = () => {
+    while (remaining.length > 0 && remaining[remaining.length - 1] === 0) remaining.pop();
+  };
+  while (o < body.length) {
+    const ib = body[o++];
+    if (ib === 0xff) {
+      // "break": ends the innermost indefinite-length container.
+      // (The container was counted as an item of its parent at its head.)
+      if (remaining.length === 0 || remaining[remaining.length - 1] !== -1) return;
+      remaining.pop();
+      close();
+      continue;
+    }
+    const major = ib >> 5;
+    const ai = ib & 0x1f;
+    let arg = ai;
+    if (ai >= 24 && ai <= 27) {
+      const n = 1 << (ai - 24);
+      if (o + n > body.length) return;
+      arg = 0;
+      for (let i = 0; i < n; i++) arg = arg * 256 + body[o + i];
+      o += n;
+    } else if (ai >= 28 && ai <= 30) {
+      return;
+    }
+    const indefinite = ai === 31;
+    if (++values > maxValues) throw new HttpError('PAYLOAD_TOO_LARGE', `request body holds more than ${maxValues} CBOR items`);
+    if (remaining.length > 0 && remaining[remaining.length - 1] > 0) remaining[remaining.length - 1]--;
+    if (major === 2 || major === 3) {
+      if (indefinite) {
+        remaining.push(-1); // chunks follow until a break; they count as items
+      } else {
+        o += arg;
+        if (o > body.length) return;
+      }
+    } else if (major === 4 || major === 5 || major === 6) {
+      const count = major === 6 ? 1 : major === 5 ? 2 * arg : arg;
+      if (indefinite || count > 0) {
+        if (remaining.length + 1 > maxDepth) throw new HttpError('BAD_REQUEST', `request body nests deeper than ${maxDepth} levels`);
+        remaining.push(indefinite ? -1 : count);
+      }
+    }
+    close();
+  }
+}
+
 /** Checks a whole JSON body with a {@link JsonShapeChecker}. */
 export function checkJsonShape(body: Uint8Array, maxDepth = MAX_BODY_DEPTH, maxValues = MAX_BODY_VALUES): void {
   new JsonShapeChecker(maxDepth, maxValues).update(body);
@@ -281,12 +338,13 @@ export function bodyReader(limit: number): (req: Request, res: Response, next: (
  * Parses a JSON or CBOR request body into a plain object. Malformed input, a non-object top
  * level, or CBOR that does not decode cleanly is `400 BAD_REQUEST`; a JSON body nested deeper than
  * {@link MAX_BODY_DEPTH} or holding more than {@link MAX_BODY_VALUES} values is refused before it
- * is parsed ({@link checkJsonShape}).
+ * is parsed ({@link checkJsonShape}, {@link checkCborShape}).
  */
 export function parseStructuredBody(type: 'json' | 'cbor', body: Uint8Array): Record<string, unknown> {
   let v: unknown;
   if (body.length === 0) throw new HttpError('BAD_REQUEST', 'request body is empty');
   if (type === 'json') checkJsonShape(body);
+  else checkCborShape(body);
   try {
     if (type === 'json') {
       v = JSON.parse(utf8.decode(body));

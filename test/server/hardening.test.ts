@@ -13,6 +13,8 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { verifyKeyRotation, type KeyRotation } from '../../src/index.js';
+import { Encoder } from 'cbor-x';
+import { checkCborShape, checkJsonShape, JsonShapeChecker } from '../../server/codec.js';
 import { scrubPaths } from '../../server/errors.js';
 import { startServer, tmpDir, unb64, type ServerProc } from './harness.js';
 
@@ -390,6 +392,42 @@ describe('scrubPaths', () => {
     expect(scrubPaths('opening C:\\data\\db: EACCES')).toBe('opening <path> EACCES');
     expect(scrubPaths('corruption in 000001.sst at offset 6444')).toBe('corruption in 000001.sst at offset 6444');
     expect(scrubPaths('Content-Type application/json is not accepted')).toBe('Content-Type application/json is not accepted');
+  });
+});
+
+describe('body shape checks', () => {
+  const cbor = new Encoder({ mapsAsObjects: true, useRecords: false, tagUint8Array: false } as ConstructorParameters<typeof Encoder>[0]);
+  const batch = (n: number) => ({ ops: Array.from({ length: n }, (_, i) => ({ op: 'put', key: `k${i}`, value: new Uint8Array([i & 255]), version: i + 1 })) });
+  const code = (f: () => void): string | undefined => {
+    try {
+      f();
+      return undefined;
+    } catch (err) {
+      return (err as { code?: string }).code;
+    }
+  };
+
+  it('JSON: the largest legal batch passes; deep nesting and too many values are refused, however split into chunks', () => {
+    const legal = new TextEncoder().encode(JSON.stringify({ ops: batch(10_000).ops.map((o) => ({ ...o, value: 'AA' })) }));
+    expect(code(() => checkJsonShape(legal))).toBeUndefined();
+    expect(code(() => checkJsonShape(new TextEncoder().encode('{"a":"[[[[[[[[[[[[[[[[[[[[[\\"]]]]"}')))).toBeUndefined(); // brackets inside strings
+    expect(code(() => checkJsonShape(new TextEncoder().encode('['.repeat(9))))).toBe('BAD_REQUEST');
+    expect(code(() => checkJsonShape(new TextEncoder().encode(`[${'1,'.repeat(100_000)}1]`)))).toBe('PAYLOAD_TOO_LARGE');
+    const deep = new TextEncoder().encode(`{"a":"\\"x",${'['.repeat(9)}`);
+    const checker = new JsonShapeChecker();
+    expect(code(() => [...deep].forEach((b) => checker.update(new Uint8Array([b]))))).toBe('BAD_REQUEST');
+  });
+
+  it('CBOR: the largest legal batch passes; deep nesting and too many items are refused', () => {
+    expect(code(() => checkCborShape(cbor.encode(batch(10_000))))).toBeUndefined();
+    expect(code(() => checkCborShape(cbor.encode({ a: [[[[[[1]]]]]] })))).toBeUndefined();
+    expect(code(() => checkCborShape(new Uint8Array(9).fill(0x81)))).toBe('BAD_REQUEST'); // [[[[…
+    expect(code(() => checkCborShape(new Uint8Array(9).fill(0x9f)))).toBe('BAD_REQUEST'); // indefinite arrays
+    expect(code(() => checkCborShape(new Uint8Array(9).fill(0xc1)))).toBe('BAD_REQUEST'); // tags
+    expect(code(() => checkCborShape(cbor.encode(Array.from({ length: 100_001 }, () => 0))))).toBe('PAYLOAD_TOO_LARGE');
+    // A declared length beyond the body, and an indefinite array closed by a break, end the scan quietly.
+    expect(code(() => checkCborShape(new Uint8Array([0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])))).toBeUndefined();
+    expect(code(() => checkCborShape(new Uint8Array([0x9f, 0x9f, 0x01, 0xff, 0x02, 0xff])))).toBeUndefined();
   });
 });
 
