@@ -623,7 +623,16 @@ export class DBCore {
     try {
       while (this.recovering) await this.recovering;
       while (this.flushing) await this.flushing;
-      if (this.brokenJournal) await this.brokenJournal.writer.close().catch(() => undefined);
+      if (this.brokenJournal) {
+        // Best effort: cut the refused group off, so the next open does not replay it.
+        const { writer, keepLength } = this.brokenJournal;
+        await writer.close().catch(() => undefined);
+        try {
+          truncateSynced(writer.path, keepLength);
+        } catch {
+          // the next open replays what the file holds
+        }
+      }
     } finally {
       await this.runner.close();
       if (this.journal) await this.journal.close().catch(() => undefined);
