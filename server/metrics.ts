@@ -47,6 +47,8 @@ export class Metrics {
   readonly checkpointFailures: Counter<'trigger'>;
   /** Connections and requests refused at the edge or by a route, by reason (`connection_limit`, `timeout`, an error code, ...). */
   readonly refused: Counter<'reason'>;
+  /** Reports open connections and their limit when `/metrics` is scraped (set by the node once it listens). */
+  connections: (() => { open: number; limit: number }) | null = null;
 
   constructor(db: ProofDB, options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -133,6 +135,25 @@ export class Metrics {
       });
     cacheGauge('proofkv_cache_bytes', 'Bytes held by each engine cache (block, table_memory, proof_block, block_tree)', (c) => c.bytes);
     cacheGauge('proofkv_cache_capacity_bytes', 'Byte budget of each engine cache', (c) => c.capacity);
+    const connections = () => this.connections?.();
+    new Gauge({
+      name: 'proofkv_connections',
+      help: 'Open client connections',
+      registers,
+      collect() {
+        const c = connections();
+        if (c) this.set(c.open);
+      },
+    });
+    new Gauge({
+      name: 'proofkv_connections_limit',
+      help: 'Connection limit (more are closed at accept)',
+      registers,
+      collect() {
+        const c = connections();
+        if (c) this.set(c.limit);
+      },
+    });
     engine('proofkv_write_faults_total', 'Write faults entered since start', (s) => s.faults);
     engine('proofkv_write_fault_recoveries_total', 'Write faults the node left by itself', (s) => s.faultRecoveries);
     engine('proofkv_journal_syncs_total', 'Journal fdatasyncs that acknowledged writes waited for', (s) => s.journalSyncs);

@@ -221,6 +221,12 @@ export class ProofNode {
       server.keepAliveTimeout = edge.keepAliveTimeoutMs;
       server.maxRequestsPerSocket = edge.maxRequestsPerSocket;
       server.maxConnections = edge.maxConnections;
+      let open = 0;
+      server.on('connection', (socket: Socket) => {
+        open++;
+        socket.once('close', () => open--);
+      });
+      metrics.connections = () => ({ open, limit: edge.maxConnections });
       server.on('drop', (d?: { remoteAddress?: string; remotePort?: number }) => {
         metrics.refused.inc({ reason: 'connection_limit' });
         log.warn({ reason: 'connection_limit', limit: edge.maxConnections, remote: d?.remoteAddress, port: d?.remotePort }, 'refused connection');

@@ -95,6 +95,8 @@ describe('edge limits', () => {
     expect((await req(agent, s.url, 'POST', '/v1/checkpoints')).status).toBe(200);
     expect(await metric(agent, s.url, 'proofkv_refused_total{reason="connection_limit"}')).toBeGreaterThanOrEqual(172);
     expect(await metric(agent, s.url, 'proofkv_refused_total{reason="timeout"}')).toBeGreaterThanOrEqual(1);
+    expect(await metric(agent, s.url, 'proofkv_connections_limit')).toBe(128);
+    expect(await metric(agent, s.url, 'proofkv_connections')).toBe(1); // this scrape's own
     expect((await status(agent, s.url)).writes).toEqual({ state: 'ok' });
     expect(s.stderr()).toMatch(/"reason":"connection_limit"[^\n]*refused connection/);
   });
