@@ -135,25 +135,18 @@ export class Metrics {
       });
     cacheGauge('proofkv_cache_bytes', 'Bytes held by each engine cache (block, table_memory, proof_block, block_tree)', (c) => c.bytes);
     cacheGauge('proofkv_cache_capacity_bytes', 'Byte budget of each engine cache', (c) => c.capacity);
-    const connections = () => this.connections?.();
-    new Gauge({
-      name: 'proofkv_connections',
-      help: 'Open client connections',
-      registers,
-      collect() {
-        const c = connections();
-        if (c) this.set(c.open);
-      },
-    });
-    new Gauge({
-      name: 'proofkv_connections_limit',
-      help: 'Connection limit (more are closed at accept)',
-      registers,
-      collect() {
-        const c = connections();
-        if (c) this.set(c.limit);
-      },
-    });
+    const sampled = (name: string, help: string, value: () => number | undefined) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          const v = value();
+          if (v !== undefined) this.set(v);
+        },
+      });
+    sampled('proofkv_connections', 'Open client connections', () => this.connections?.().open);
+    sampled('proofkv_connections_limit', 'Connection limit (more are closed at accept)', () => this.connections?.().limit);
     engine('proofkv_write_faults_total', 'Write faults entered since start', (s) => s.faults);
     engine('proofkv_write_fault_recoveries_total', 'Write faults the node left by itself', (s) => s.faultRecoveries);
     engine('proofkv_journal_syncs_total', 'Journal fdatasyncs that acknowledged writes waited for', (s) => s.journalSyncs);
