@@ -130,6 +130,9 @@ export class ProofNode {
   private checkpointing: Promise<void> | null = null;
   /** The edge limits in force. */
   edge!: EdgeLimits;
+  /** Consecutive failed checkpoints, and when automatic checkpoints may try again (ms since the epoch). */
+  private checkpointFailures = 0;
+  private checkpointRetryAt = 0;
 
   private constructor(
     /** The database (reads; writes go through {@link writePath}). */
@@ -313,6 +316,9 @@ export class ProofNode {
   /** Takes a checkpoint when there are new writes and none is running. */
   private maybeCheckpoint(trigger: 'interval' | 'writes'): void {
     if (this.closing || this.checkpointing) return;
+    // A write fault refuses checkpoints and is retried by the engine; after failed automatic
+    // checkpoints, wait (1 s doubling to 60 s) instead of failing and logging every interval.
+    if (this.db.writeFault() || Date.now() < this.checkpointRetryAt) return;
     if (this.pendingWrites() <= 0) return;
     this.checkpointing = this.checkpoint(trigger).finally(() => {
       this.checkpointing = null;
@@ -323,8 +329,13 @@ export class ProofNode {
     try {
       const o = await this.metrics.timeCheckpoint(trigger, () => this.writePath.propose({ type: 'checkpoint' }));
       if (o.type === 'checkpoint') this.options.logger.debug({ trigger, index: o.checkpoint.checkpoint.index, seq: o.checkpoint.seq }, 'checkpoint');
+      this.checkpointFailures = 0;
+      this.checkpointRetryAt = 0;
     } catch (err) {
-      this.options.logger.error({ err, trigger }, 'checkpoint failed');
+      this.checkpointFailures++;
+      const waitMs = Math.min(60_000, 1000 * 2 ** Math.min(this.checkpointFailures - 1, 6));
+      this.checkpointRetryAt = Date.now() + waitMs;
+      this.options.logger.error({ err, trigger, failures: this.checkpointFailures, retryInMs: waitMs }, 'checkpoint failed');
     }
   }
 
