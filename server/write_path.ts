@@ -25,7 +25,7 @@
  * @module
  */
 import { createHash } from 'node:crypto';
-import { ErrorCode, ProofKVError, type CheckpointResult, type ProofDB, type WriteResult } from '../src/index.js';
+import { ErrorCode, ProofKVError, WriteFaultError, type CheckpointResult, type ProofDB, type WriteResult } from '../src/index.js';
 import { HttpError } from './errors.js';
 
 /** A client session of an idempotent write. */
@@ -158,6 +158,8 @@ function sameDigest(a: Uint8Array, b: Uint8Array): boolean {
 
 /** Errors that mean "not applied, try again later": never remembered. */
 function isTransient(err: unknown): boolean {
+  // Refused during a write fault the node recovers from: nothing was applied.
+  if (err instanceof WriteFaultError) return err.retryable;
   if (err instanceof ProofKVError) return err.code === ErrorCode.DATABASE_CLOSED || err.code === ErrorCode.DIRECTORY_LOCKED;
   if (err instanceof HttpError) return err.code === 'UNAVAILABLE' || err.code === 'NOT_LEADER';
   return false;

@@ -31,6 +31,10 @@ export interface DBOptions {
   maxBytesForLevelBase?: number;
   /** Block cache capacity, bytes (default 8 MiB). */
   blockCacheSize?: number;
+  /** Byte budget of the decoded blocks proofs use, with their entry trees (default 32 MiB). */
+  proofBlockCacheBytes?: number;
+  /** Byte budget of the per-table block trees proofs use (default 8 MiB). */
+  blockTreeCacheBytes?: number;
   /**
    * Table files up to this many bytes in total are read into memory when first opened, so block
    * reads need no system call — the role LevelDB gives to mmap'ed table files (default 256 MiB;
@@ -55,6 +59,12 @@ export interface DBOptions {
    * log from `ProofDB.logIndex().durable + 1`. The memtable is lost at a crash by design.
    */
   writeAheadLog?: 'journal' | 'external';
+  /**
+   * Start with a new node key even though a checkpoint log exists: a key rotation, recorded as a
+   * signed statement in `KEY_ROTATIONS` (default false: a missing `NODE_KEY` beside a checkpoint
+   * log refuses to open, and an existing key is kept).
+   */
+  rotateKey?: boolean;
 }
 
 /** {@link DBOptions} with every default filled in. */
@@ -84,11 +94,14 @@ export function resolveOptions(o: DBOptions = {}): ResolvedOptions {
     level0CompactionTrigger: o.level0CompactionTrigger ?? 4,
     maxBytesForLevelBase: o.maxBytesForLevelBase ?? 10 * 1024 * 1024,
     blockCacheSize: o.blockCacheSize ?? 8 * 1024 * 1024,
+    proofBlockCacheBytes: o.proofBlockCacheBytes ?? 32 * 1024 * 1024,
+    blockTreeCacheBytes: o.blockTreeCacheBytes ?? 8 * 1024 * 1024,
     tableMemoryBytes: o.tableMemoryBytes ?? 256 * 1024 * 1024,
     compactionThread: o.compactionThread ?? 'worker',
     compactionDelay: o.compactionDelay,
     sync: o.sync ?? false,
     writeAheadLog: o.writeAheadLog ?? 'journal',
+    rotateKey: o.rotateKey ?? false,
   };
   positive('maxKeySize', r.maxKeySize);
   if (r.maxKeySize > 65536) {
@@ -103,6 +116,8 @@ export function resolveOptions(o: DBOptions = {}): ResolvedOptions {
   positive('level0CompactionTrigger', r.level0CompactionTrigger, 2);
   positive('maxBytesForLevelBase', r.maxBytesForLevelBase, 1024);
   positive('blockCacheSize', r.blockCacheSize, 0);
+  positive('proofBlockCacheBytes', r.proofBlockCacheBytes, 0);
+  positive('blockTreeCacheBytes', r.blockTreeCacheBytes, 0);
   positive('tableMemoryBytes', r.tableMemoryBytes, 0);
   if (r.writeAheadLog !== 'journal' && r.writeAheadLog !== 'external') {
     throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `option writeAheadLog must be 'journal' or 'external'`);

@@ -25,10 +25,11 @@ import { MAX_SEQ, MAX_VERSION, seqOf, versionOf, type Entry } from '../keys.js';
 import { resolveOptions, type DBOptions, type ResolvedOptions } from '../options.js';
 import { files, VersionSet } from '../version/version_set.js';
 import { WriteBatch, type BatchOp } from './batch.js';
-import { DBCore, type EngineStats } from './core.js';
+import { DBCore, type EngineStats, type WriteFault } from './core.js';
 import { DBIterator, type IteratorOptions, type VersionEntry } from './iterator.js';
 import { lockDir, type DirLock } from './lock.js';
 import { Checkpointer, type SignedCheckpoint } from '../proof/checkpointer.js';
+import type { KeyRotation } from '../proof/node_key.js';
 import type { GetProof, HistoryProof } from '../../proofs/lsm_proof.js';
 import { removeLeftovers, replayJournals } from './recovery.js';
 import { WritePipeline, type WriteResult } from './write.js';
@@ -202,9 +203,10 @@ export class ProofDB {
     try {
       if (!fs.existsSync(dir)) {
         if (!opts.createIfMissing) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `${dir} does not exist`);
-        fs.mkdirSync(dir, { recursive: true });
+        fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
       }
       lock = lockDir(dir);
+      makePrivate(dir);
     } catch (err) {
       throw asTyped(err, `opening ${dir}`);
     }
@@ -218,7 +220,7 @@ export class ProofDB {
         vs = VersionSet.create(dir);
       }
       core = new DBCore(dir, opts, vs);
-      checkpointer = Checkpointer.open(core);
+      checkpointer = Checkpointer.open(core, opts.rotateKey);
       removeLeftovers(core, checkpointer.pinnedTables());
       await vs.openManifest();
       // The live engine picked a compaction at its last install; pick the same one before replay,
@@ -533,6 +535,11 @@ export class ProofDB {
     return this.checkpointer.consistency(fromSize, toSize);
   }
 
+  /** The node's key rotations, oldest first, and the one this open made (see `KEY_ROTATIONS`). */
+  keyRotations(): { rotations: readonly KeyRotation[]; rotatedAtOpen?: KeyRotation } {
+    return { rotations: this.checkpointer.rotations, rotatedAtOpen: this.checkpointer.rotated };
+  }
+
   /** This node's Ed25519 public key: what clients trust. */
   publicKey(): Uint8Array {
     return this.checkpointer.key.publicKey;
@@ -569,6 +576,37 @@ export class ProofDB {
   logIndex(): LogIndexState {
     this.checkOpen();
     return { applied: this.core.logIndex, durable: this.core.vs.appliedIndex };
+  }
+
+  /**
+   * The write fault the engine is in, or undefined. While one is set, writes and checkpoints throw
+   * `WriteFaultError`; a recoverable fault is retried in the background and clears by itself.
+   */
+  writeFault(): Readonly<WriteFault> | undefined {
+    return this.core.fault ?? undefined;
+  }
+
+  /** Calls `listener` when a write fault begins (with it) and when it clears (with null). One listener. */
+  onWriteFault(listener: ((fault: Readonly<WriteFault> | null) => void) | null): void {
+    this.core.onFaultChange = listener;
+  }
+
+  /**
+   * The engine's caches with their byte use and budget: `block` (decoded data blocks for reads),
+   * `table_memory` (table files read into memory), `proof_block` (decoded blocks and entry trees
+   * for proofs) and `block_tree` (per-table block trees for proofs). Charges of the proof caches
+   * are estimates of heap use (see `src/proof/prover.ts`).
+   */
+  cacheStats(): Array<{ cache: string; bytes: number; capacity: number; count?: number }> {
+    this.checkOpen();
+    const t = this.core.tables;
+    const c = this.checkpointer;
+    return [
+      { cache: 'block', bytes: t.blocks.size, capacity: t.blocks.capacity },
+      { cache: 'table_memory', bytes: t.memoryBytes, capacity: this.options.tableMemoryBytes },
+      { cache: 'proof_block', bytes: c.blockCache.lru.bytes, capacity: c.blockCache.lru.capacity, count: c.blockCache.lru.count },
+      { cache: 'block_tree', bytes: c.blockTrees.bytes, capacity: c.blockTrees.capacity, count: c.blockTrees.count },
+    ];
   }
 
   /** The directory this database lives in. */
@@ -616,6 +654,23 @@ async function openExternalLog(core: DBCore, checkpointer: Checkpointer): Promis
   core.logIndex = vs.appliedIndex;
   if (vs.checkpointIndex > (checkpointer.log.latest()?.appliedIndex ?? 0)) {
     await checkpointer.checkpoint(core.lastSeq, vs.checkpointIndex);
+  }
+}
+
+/**
+ * The data directory holds the node's private key and every record: mode 0700, whatever the umask
+ * was when it was created, and every file directly in it loses group and other permissions (0600
+ * for files the engine wrote). Files the engine creates later get the process umask; the server
+ * sets it to 077. Not followed: symbolic links.
+ */
+function makePrivate(dir: string): void {
+  const st = fs.statSync(dir);
+  if ((st.mode & 0o777) !== 0o700) fs.chmodSync(dir, 0o700);
+  for (const d of fs.readdirSync(dir, { withFileTypes: true })) {
+    if (!d.isFile() && !d.isDirectory()) continue;
+    const p = path.join(dir, d.name);
+    const mode = fs.statSync(p).mode & 0o777;
+    if (mode & 0o077) fs.chmodSync(p, mode & 0o700);
   }
 }
 

@@ -116,7 +116,7 @@ export class WritePipeline {
         await this.commitGroup(group);
       } catch (err) {
         // An unexpected failure: the state of the write path is unknown, so stop taking writes.
-        this.core.bgError ??= err as Error;
+        this.core.enterFault('internal', err as Error, false);
         for (const w of group) w.reject(err as Error);
       }
     }
@@ -171,6 +171,8 @@ export class WritePipeline {
     // Journal the group: one write, one sync. (None in external-log mode: the caller's log has it.)
     const journal = core.journal;
     if (journal) {
+      // Every earlier flush wrote all its bytes: this is where the last acknowledged record ends.
+      const acknowledged = journal.writtenLength;
       let sync = false;
       for (const a of accepted) {
         journal.addRecord(encodeBatch(a.seq, a.ops));
@@ -179,10 +181,13 @@ export class WritePipeline {
       try {
         await journal.flush({ sync });
       } catch (err) {
-        core.bgError ??= err as Error;
-        for (const a of accepted) a.w.reject(err as Error);
+        // Not acknowledged: recovery cuts the group off this journal and continues in a new one.
+        core.journalFailed(journal, acknowledged, err as Error);
+        const refused = core.faultError();
+        for (const a of accepted) a.w.reject(refused);
         return;
       }
+      if (sync) core.stats.journalSyncs++;
       core.noteJournaled(seq - 1);
     }
 
@@ -199,8 +204,8 @@ export class WritePipeline {
         try {
           await core.rotate(true);
         } catch (err) {
+          // rotate entered a write fault (or found one): later groups are refused until it clears.
           rotateError = err as Error;
-          core.bgError ??= rotateError;
         }
       }
     }

@@ -54,6 +54,8 @@ export function syncDir(dir: string): void {
 export class VersionSet {
   current = Version.empty();
   nextTableNumber = 1;
+  /** An append to the manifest failed: the next edit goes to a new manifest. */
+  private manifestBroken = false;
   nextJournalNumber = 1;
   /** Oldest journal needed by recovery. */
   logNumber = 0;
@@ -183,7 +185,8 @@ export class VersionSet {
       fs.closeSync(fd);
       fs.renameSync(tmp, path.join(this.dir, files.current));
       syncDir(this.dir);
-      if (this.manifest) await this.manifest.close();
+      // A broken writer rethrows its failure on close; the new manifest is current already.
+      if (this.manifest) await this.manifest.close().catch(() => undefined);
       this.manifest = w;
       this.manifestNumber = number;
       if (old > 0) fs.rmSync(path.join(this.dir, files.manifest(old)), { force: true });
@@ -215,10 +218,21 @@ export class VersionSet {
   /** Appends `edit` to the manifest (synced), then makes it current and calls `onApplied` in the same step. */
   async logAndApply(edit: VersionEdit, onApplied?: () => void): Promise<Version> {
     if (!this.manifest) throw new Error('version set: no manifest open');
+    // After a failed append the manifest's tail is unknown (and its writer refuses more): continue
+    // in a fresh manifest holding a snapshot of the state in memory, which never had that edit.
+    if (this.manifestBroken) {
+      await this.writeNewManifest();
+      this.manifestBroken = false;
+    }
     edit.nextTableNumber = this.nextTableNumber;
     edit.nextJournalNumber = this.nextJournalNumber;
-    this.manifest.addRecord(encodeEdit(edit));
-    await this.manifest.flush({ sync: true });
+    try {
+      this.manifest.addRecord(encodeEdit(edit));
+      await this.manifest.flush({ sync: true });
+    } catch (err) {
+      this.manifestBroken = true;
+      throw err;
+    }
     this.applyCounters(edit);
     this.current = this.current.apply(edit);
     // In the same synchronous step as the switch: no reader can see a half-installed state.
