@@ -351,6 +351,7 @@ describe('explorer', () => {
     await page.waitForSelector('#certified');
     await page.waitForSelector('#status-table');
     expect(await page.locator('#health').textContent()).toContain('healthy');
+    expect(await page.locator('#ready').textContent()).toBe('ready (GET /readyz)');
     const status = await page.locator('#status-table').textContent();
     expect(status).toContain('leader');
     expect(status).toContain('one of your trusted keys');

@@ -1,5 +1,5 @@
 /**
- * Node: what the node says about itself (`GET /v1/status`, `/healthz`: plain, marked unverified)
+ * Node: what the node says about itself (`GET /v1/status`, `/healthz`, `/readyz`: plain, marked unverified)
  * next to its last certified checkpoint, verified by the SDK.
  * @module
  */
@@ -7,14 +7,55 @@ import { fromBase64Url } from '../../../client-sdk/bytes.js';
 import { toHex } from '../../../proofs/bytes.js';
 import { badge, busy, failureBox, h, replace } from '../dom.js';
 import { formatBytes, shortHex } from '../format.js';
-import { getClient, latestCheckpoint, trustedState } from '../session.js';
+import { endpoint, getClient, latestCheckpoint, trustedState } from '../session.js';
 
 function row(label: string, value: Node | string): HTMLElement {
   return h('tr', {}, h('th', { scope: 'row' }, label), h('td', {}, value));
 }
 
+/** Largest `/readyz` answer read, bytes. */
+const MAX_READY_BYTES = 64 * 1024;
+
+/**
+ * `GET /readyz`: `200 { ready: true }`, or `503 { ready: false, reasons }` (a plain fetch: the
+ * SDK's transport would retry a 503 as an unavailable node). Nodes without the route count as
+ * not ready, with the status as the reason.
+ */
+async function readiness(): Promise<{ ready: boolean; reasons: string[] }> {
+  const r = await fetch(`${endpoint()}/readyz`, { signal: AbortSignal.timeout(10_000), redirect: 'manual' });
+  // Read at most MAX_READY_BYTES, then stop (an endless answer costs no more).
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = r.body?.getReader();
+  for (;;) {
+    const part = reader ? await reader.read() : { done: true as const, value: undefined };
+    if (part.done) break;
+    size += part.value.length;
+    if (size > MAX_READY_BYTES) {
+      await reader!.cancel();
+      return { ready: false, reasons: [`an answer above ${MAX_READY_BYTES} bytes`] };
+    }
+    chunks.push(part.value);
+  }
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.length;
+  }
+  const text = new TextDecoder().decode(all);
+  let body: { ready?: unknown; reasons?: unknown } = {};
+  try {
+    body = JSON.parse(text) as typeof body;
+  } catch {
+    return { ready: false, reasons: [`HTTP ${r.status}, not JSON`] };
+  }
+  const reasons = Array.isArray(body.reasons) ? body.reasons.map((x) => String(x)) : r.ok ? [] : [`HTTP ${r.status}`];
+  return { ready: r.ok && body.ready === true, reasons };
+}
+
 export async function renderNode(root: HTMLElement, alive: () => boolean): Promise<void> {
-  const health = h('div', {}, busy('Asking /healthz…'));
+  const health = h('div', {}, busy('Asking /healthz and /readyz…'));
   const status = h('div', {}, busy('Asking /v1/status…'));
   const certified = h('div', {}, busy('Verifying the last checkpoint…'));
   replace(
@@ -33,7 +74,12 @@ export async function renderNode(root: HTMLElement, alive: () => boolean): Promi
     (async () => {
       try {
         const r = await client.transport.request<{ ok?: unknown }>({ method: 'GET', path: '/healthz' });
-        replace(health, h('p', { id: 'health' }, badge('unverified', r.body?.ok === true ? 'healthy' : 'not healthy'), ' (GET /healthz)'));
+        const ready = await readiness();
+        replace(
+          health,
+          h('p', { id: 'health' }, badge('unverified', r.body?.ok === true ? 'healthy' : 'not healthy'), ' (GET /healthz)'),
+          h('p', { id: 'ready' }, badge('unverified', ready.ready ? 'ready' : 'not ready'), ready.reasons.length ? ` ${ready.reasons.join('; ')}` : '', ' (GET /readyz)'),
+        );
       } catch (err) {
         replace(health, failureBox(err, 'The health check failed.'));
       }
