@@ -448,6 +448,9 @@ describe('explorer', () => {
       await p.goto(`${proxy.url}/ui/#/node`);
       await p.waitForSelector('#certified');
       await p.waitForFunction((k) => (globalThis as unknown as Dom).document.querySelector('#tofu-warning')?.textContent?.includes(k) === true, publicKeyHex);
+      // The status compares the node's key with the key just pinned.
+      await p.waitForSelector('#status-table');
+      expect(await p.locator('#status-table').textContent()).toContain(`${publicKeyHex} — one of your trusted keys`);
       await shot(p, 'tofu');
       expect(await axe(p)).toEqual([]);
     } finally {

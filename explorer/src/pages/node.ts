@@ -70,7 +70,27 @@ export async function renderNode(root: HTMLElement, alive: () => boolean): Promi
     certified,
   );
   const client = getClient();
+  // The verified checkpoint first: under TOFU it pins the key the status is compared with.
+  const verified = (async () => {
+    try {
+      const cp = await latestCheckpoint();
+      replace(
+        certified,
+        h(
+          'div',
+          { class: 'notice notice-verified', id: 'certified' },
+          badge('verified', `Checkpoint ${cp.checkpoint.index}`),
+          ` seq ${cp.checkpoint.seq}, log size ${cp.head.size}, root ${shortHex(cp.head.root, 24)}, signed by `,
+          cp.signers.map((k, i) => [i ? ', ' : '', h('code', { title: toHex(k) }, shortHex(k, 16))]),
+          '.',
+        ),
+      );
+    } catch (err) {
+      replace(certified, failureBox(err, 'The last checkpoint did not verify.'));
+    }
+  })();
   const tasks = [
+    verified,
     (async () => {
       try {
         const r = await client.transport.request<{ ok?: unknown }>({ method: 'GET', path: '/healthz' });
@@ -87,11 +107,12 @@ export async function renderNode(root: HTMLElement, alive: () => boolean): Promi
     (async () => {
       try {
         const st = await client.status();
+        await verified;
         const trusted = await trustedState();
         let keyNote = '';
         if (typeof st.publicKey === 'string') {
           const hex = toHex(fromBase64Url(st.publicKey));
-          keyNote = trusted?.publicKeys.includes(hex) ? ' — one of your trusted keys' : ' — NOT one of your trusted keys';
+          keyNote = !trusted ? ' — no key is trusted yet' : trusted.publicKeys.includes(hex) ? ' — one of your trusted keys' : ' — NOT one of your trusted keys';
         }
         const limits = (st.limits ?? {}) as Record<string, unknown>;
         const members = Array.isArray(st.members) ? (st.members as unknown[]) : undefined;
@@ -121,24 +142,6 @@ export async function renderNode(root: HTMLElement, alive: () => boolean): Promi
         );
       } catch (err) {
         replace(status, failureBox(err, 'The status request failed.'));
-      }
-    })(),
-    (async () => {
-      try {
-        const cp = await latestCheckpoint();
-        replace(
-          certified,
-          h(
-            'div',
-            { class: 'notice notice-verified', id: 'certified' },
-            badge('verified', `Checkpoint ${cp.checkpoint.index}`),
-            ` seq ${cp.checkpoint.seq}, log size ${cp.head.size}, root ${shortHex(cp.head.root, 24)}, signed by `,
-            cp.signers.map((k, i) => [i ? ', ' : '', h('code', { title: toHex(k) }, shortHex(k, 16))]),
-            '.',
-          ),
-        );
-      } catch (err) {
-        replace(certified, failureBox(err, 'The last checkpoint did not verify.'));
       }
     })(),
   ];
