@@ -183,7 +183,7 @@ async function consistency(x: SeenHead, y: SeenHead, out: HTMLElement): Promise<
     if (!v.ok) throw new VerificationError(v.reason === Reason.ROOT_MISMATCH ? Reason.FORK : v.reason, v.message);
     replace(
       out,
-      h('div', { class: 'notice notice-verified', id: 'consistency-status' }, badge('verified', 'Consistent'), ` The log of size ${to.size} extends the log of size ${from.size}: its first ${from.size} checkpoints are unchanged (RFC 9162 consistency proof, ${proof.length} hashes).`),
+      h('div', { class: 'notice notice-verified', id: 'consistency-status' }, badge('verified', 'Consistent'), ` The log of size ${to.size} extends the log of size ${from.size}: its first ${from.size} checkpoint${from.size === 1 ? ' is' : 's are'} unchanged (RFC 9162 consistency proof, ${proof.length} hash${proof.length === 1 ? '' : 'es'}).`),
     );
   } catch (err) {
     replace(out, failureBox(err, `The heads of size ${from.size} and ${to.size} are not proven consistent.`));
