@@ -41,5 +41,6 @@ export * from './cbor_scan.js';
 export * from './encoding.js';
 export * from './lsm.js';
 export * from './lsm_proof.js';
+export * from './lsm_scan.js';
 export { multiproofSize, rootFromMultiproof } from './multiproof.js';
 export * from './lsm_encoding.js';

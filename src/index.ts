@@ -3,7 +3,7 @@
  * @module
  */
 export { ProofDB, Snapshot } from './db/db.js';
-export type { CheckpointResult, HistoryOptions, ProofOptions, ProvenGet, ProvenHistory, TableInfo, WriteOptions } from './db/db.js';
+export type { CheckpointResult, HistoryOptions, ProofOptions, ProvenGet, ProvenHistory, ProvenScan, ScanProofOptions, TableInfo, WriteOptions } from './db/db.js';
 export type { SignedCheckpoint } from './proof/checkpointer.js';
 export { WriteBatch } from './db/batch.js';
 export type { BatchOp } from './db/batch.js';

@@ -19,6 +19,7 @@ import {
   type TableDescriptor,
 } from '../../proofs/lsm.js';
 import type { CheckpointCertificate, GetProof, HistoryProof, LsmProofBody, TableWindow } from '../../proofs/lsm_proof.js';
+import type { ScanProof } from '../../proofs/lsm_scan.js';
 import { _multiproof } from '../../proofs/multiproof.js';
 import { _arraySource, _rangePath } from '../../proofs/tree.js';
 import type { ProofDB } from '../../src/index.js';
@@ -294,6 +295,55 @@ export class World {
   historyProof(cert: CheckpointCertificate, key: Uint8Array, min: number, bound: number, edges = false): HistoryProof {
     const r = this.refHistory(key, min, bound, edges);
     return { certificate: cert, body: r.body, bound, values: r.found.map((p) => p.value) };
+  }
+
+  /**
+   * Reference prover for a scan of [start, end), or of [start, bound] when `bound` is given (a page
+   * cut by a limit); `edges` adds edge windows. `found` is the newest entry of each key, in key order.
+   */
+  refScan(start: Uint8Array, end: Uint8Array | undefined, bound: Uint8Array | undefined, edges = false): { body: LsmProofBody; found: Placed[] } {
+    const below = (k: Uint8Array) => compareBytes(k, start) < 0;
+    const above = (k: Uint8Array) => (bound ? compareBytes(k, bound) > 0 : end !== undefined && compareBytes(k, end) >= 0);
+    const reveal: number[] = this.level(0).map((t) => t.index);
+    for (let level = 1; level < NUM_LEVELS; level++) {
+      const ts = this.level(level);
+      if (ts.length === 0) continue;
+      // From the last table starting at or before `start` (or the first) to the first ending after the range (or the last).
+      let p = 0;
+      ts.forEach((t, i) => compareBytes(t.lo, start) <= 0 && (p = i));
+      let q = p;
+      while (q < ts.length - 1 && !above(ts[q].hi)) q++;
+      for (let i = p; i <= q; i++) reveal.push(ts[i].index);
+    }
+    const windows: TableWindow[] = [];
+    const all: Placed[] = [];
+    for (const index of reveal) {
+      const t = this.tables[index];
+      if (below(t.hi) || above(t.lo)) {
+        if (edges) windows.push(this.edgeWindow(t, below(t.hi) ? 'last' : 'first'));
+        continue;
+      }
+      const inside = t.flat.map((x, i) => (!below(x.e.key) && !above(x.e.key) ? i : -1)).filter((i) => i >= 0);
+      const firstIn = inside.length ? inside[0] : t.flat.findIndex((x) => !below(x.e.key));
+      const lastIn = inside.length ? inside[inside.length - 1] : firstIn - 1;
+      inside.forEach((i) => all.push(t.flat[i]));
+      windows.push(this.window(t, Math.max(0, firstIn - 1), Math.min(t.flat.length - 1, lastIn + 1)));
+    }
+    all.sort((a, b) => compareEntries(a.e, b.e));
+    const found = all.filter((x, i) => i === 0 || compareBytes(all[i - 1].e.key, x.e.key) !== 0);
+    return { body: this.body(reveal, windows), found };
+  }
+
+  /** The honest scan proof of a page: cut after `limit` keys (live or deleted), values of the returned entries. */
+  scanProof(cert: CheckpointCertificate, q: { start: Uint8Array; end?: Uint8Array; limit?: number; includeTombstones?: boolean; edges?: boolean }): ScanProof {
+    let bound: Uint8Array | undefined;
+    const keys = this.refScan(q.start, q.end, undefined).found.map((x) => x.e.key);
+    if (q.limit !== undefined && keys.length > q.limit) bound = keys[q.limit - 1];
+    const r = this.refScan(q.start, q.end, bound, q.edges === true);
+    const returned = r.found.filter((x) => q.includeTombstones || x.e.kind === Kind.PUT);
+    const proof: ScanProof = { certificate: cert, body: r.body, values: returned.map((x) => x.value) };
+    if (bound) proof.bound = bound;
+    return proof;
   }
 
   /** Every distinct user key in the table set, sorted. */
