@@ -8,9 +8,11 @@ import * as path from 'node:path';
 import { expect } from 'vitest';
 import { compareBytes, toHex } from '../../proofs/bytes.js';
 import { Domain, Kind, nobleHasher as H } from '../../proofs/hash.js';
+import { checkpointLeafHash, generateKeyPair, signHead, type Checkpoint } from '../../proofs/checkpoint.js';
 import {
   compareEntries,
   computeMasterRoot,
+  internalKeyOf,
   descriptorHash,
   levelOffsets,
   NUM_LEVELS,
@@ -361,6 +363,30 @@ export class World {
   }
 }
 
+/**
+ * The signer is the attacker here: it holds the key the client trusts, signs a one-checkpoint log
+ * whose MasterRoot commits to the lying descriptors — every hash recomputed honestly from the lie —
+ * and serves proofs built by the reference prover over that lie (or variants of them).
+ */
+export const liar = generateKeyPair(new Uint8Array(32).fill(0x4c));
+export const liarTrust = { publicKeys: [liar.publicKey], quorum: 1 };
+/** The certificate of a one-checkpoint log over `world`, signed by {@link liar}. */
+export function signedBy(world: World): CheckpointCertificate {
+  const checkpoint: Checkpoint = { index: 0, seq: 1 << 20, masterRoot: world.masterRoot };
+  const head = { size: 1, root: checkpointLeafHash(checkpoint) };
+  return { checkpoint, head, signatures: [signHead(liar.privateKey, head)], inclusion: [] };
+}
+/** Internal key of the first entry of `t` whose user key is above `key`. */
+export const ikAfter = (t: WTable, key: Uint8Array): Uint8Array | undefined => {
+  const p = t.flat.find((x) => compareBytes(x.e.key, key) > 0);
+  return p && internalKeyOf(p.e);
+};
+/** Internal key of the last entry of `t` whose user key is below `key`. */
+export const ikBefore = (t: WTable, key: Uint8Array): Uint8Array | undefined => {
+  const p = [...t.flat].reverse().find((x) => compareBytes(x.e.key, key) < 0);
+  return p && internalKeyOf(p.e);
+};
+
 /** A hex rendering of a fast-check seed/path for replay messages. */
 export function replayHint(seed: number, path?: string): string {
   return `replay with fc.assert(..., { seed: ${seed}${path ? `, path: '${path}'` : ''} })`;
@@ -377,6 +403,8 @@ export const SCENARIO_OPTIONS = {
 };
 
 export const skey = (i: number): string => `key${String(i).padStart(3, '0')}`;
+/** The scan whose proof the scenario keeps from the previous checkpoint. */
+export const STALE_SCAN = { start: enc(skey(25)), end: enc(skey(75)) };
 
 /** What the fixed scenario leaves behind for the suites. */
 export interface Scenario {
@@ -387,7 +415,7 @@ export interface Scenario {
   /** The honest certificate of the latest checkpoint. */
   cert: CheckpointCertificate;
   /** A get proof and a history proof taken at the previous checkpoint (stale once the last is taken). */
-  stale: { get: GetProof; history: HistoryProof; key: Uint8Array; head: { size: number; root: Uint8Array } };
+  stale: { get: GetProof; history: HistoryProof; scan: ScanProof; key: Uint8Array; head: { size: number; root: Uint8Array } };
 }
 
 /**
@@ -406,6 +434,7 @@ export async function buildScenario(open: (dir: string) => Promise<ProofDB>, dir
   const stale = {
     get: (await db.getWithProof(staleKey)).proof,
     history: (await db.getVersionHistoryWithProof(staleKey)).proof,
+    scan: (await db.scanWithProof(STALE_SCAN)).proof,
     key: staleKey,
     head: before.head,
   };
