@@ -97,6 +97,16 @@ export function keySuccessor(key: Uint8Array): Uint8Array {
   return out;
 }
 
+/** The smallest key greater than every key with prefix `p`, or undefined when there is none (all 0xff): a prefix scan is [p, prefixEnd(p)). */
+export function prefixEnd(p: Uint8Array): Uint8Array | undefined {
+  let i = p.length - 1;
+  while (i >= 0 && p[i] === 0xff) i--;
+  if (i < 0) return undefined;
+  const out = p.slice(0, i + 1);
+  out[i]++;
+  return out;
+}
+
 /**
  * The interval a scan page proves: [start, bound] when cut, else [start, end). Also the rule by
  * which the prover picks a deeper level's run of tables, shared so prover and verifier agree.
