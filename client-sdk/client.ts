@@ -581,7 +581,7 @@ export class ProofKVClient {
 
   /**
    * The keys of a range (`{ prefix }`, or `{ start, end }`: start inclusive, end exclusive) at the
-   * latest checkpoint, page by page, each proven by a scan proof (docs/proofs.md §8.10): every
+   * latest checkpoint, page by page, each proven by a scan proof (docs/proofs.md §8.9.1): every
    * live key of the page with its newest version and value, none omitted or added, deleted keys
    * left out unless `includeTombstones`. A page covers at most `limit` keys (default 100, at most
    * 1000; the server may use fewer to fit its byte budget) and is complete up to its proven

@@ -1,6 +1,6 @@
 /**
  * Scan proofs: "these are exactly the keys live in [start, end) at the checkpoint, each with its
- * newest version and value" (docs/proofs.md §8.10). Isomorphic: no `node:` imports.
+ * newest version and value" (docs/proofs.md §8.9.1). Isomorphic: no `node:` imports.
  *
  * A scan composes the windows of get and history proofs (`lsm_proof.ts`). Every level-0 table is
  * revealed; each one whose key range overlaps the scanned range has a window over all its entries

@@ -228,7 +228,7 @@ export function kvRoutes(ctx: AppContext): RouteDef[] {
       description:
         'Latest live values in key order within `prefix`, `start` (inclusive) and `end` (exclusive). A page holds at most `limit` items and about ' +
         '4 MiB of values (always at least one item); continue with `cursor` while the response has one. ' +
-        'With `proof=true` the page is that of the latest checkpoint, with a scan proof (`scanProofCodec`, docs/proofs.md §8.10) of exactly the echoed ' +
+        'With `proof=true` the page is that of the latest checkpoint, with a scan proof (`scanProofCodec`, docs/proofs.md §8.9.1) of exactly the echoed ' +
         '`start`, `end` and `limit` (keys covered, deleted ones included; halved while the values pass the byte budget); its `cursor` is the proof\'s bound, ' +
         'the page\'s last key.',
       parameters: [

@@ -486,7 +486,7 @@ export class ProofDB {
   /**
    * The newest entry of every key in [start, end) at a checkpoint, tombstoned keys left out unless
    * `includeTombstones`, with a proof a client verifies with `verifyScanProof` (docs/proofs.md
-   * §8.10). With `limit`, the page covers the first `limit` keys and `nextStart` says where the
+   * §8.9.1). With `limit`, the page covers the first `limit` keys and `nextStart` says where the
    * next one starts.
    */
   async scanWithProof(options: ScanProofOptions = {}): Promise<ProvenScan> {

@@ -171,7 +171,7 @@ export class Checkpointer {
   }
 
   /**
-   * A scan proof for [start, end) covering at most `limit` keys (docs/proofs.md §8.10): the newest
+   * A scan proof for [start, end) covering at most `limit` keys (docs/proofs.md §8.9.1): the newest
    * entry of each covered key (tombstones too, in key order) and the proof; values are sent for the
    * put entries only, or for every entry with `includeTombstones`.
    */

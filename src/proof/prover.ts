@@ -357,7 +357,7 @@ export interface BuiltScan {
 }
 
 /**
- * Builds the proof body of a scan of [start, end) (docs/proofs.md §8.10): every level-0 table, per
+ * Builds the proof body of a scan of [start, end) (docs/proofs.md §8.9.1): every level-0 table, per
  * deeper level the run of tables from the one that starts at or before `start` to the one that ends
  * after the range; a window over each overlapping table's entries in the range with one entry (or
  * the table's edge) on each side. With `limit`, the page covers the first `limit` keys and ends at

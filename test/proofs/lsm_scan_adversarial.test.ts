@@ -1,5 +1,5 @@
 /**
- * Adversarial scan proofs (docs/proofs.md §8.10). The attacker is the server, as in
+ * Adversarial scan proofs (docs/proofs.md §8.9.1). The attacker is the server, as in
  * `lsm_adversarial.test.ts`: it knows every table of the checkpoint (a `World` read from disk),
  * builds windows over any entry range and multiproofs over any descriptor set, and re-signs only
  * with keys of its own. Each forgery starts from an honest proof that is first checked to verify,
