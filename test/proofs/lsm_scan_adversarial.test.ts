@@ -20,7 +20,7 @@ import { _multiproof } from '../../proofs/multiproof.js';
 import { _arraySource } from '../../proofs/tree.js';
 import { ProofDB } from '../../src/index.js';
 import { tempDir } from '../engine/harness.js';
-import { buildScenario, clone, dec, enc, ikAfter, liarTrust, SCENARIO_OPTIONS, signedBy, skey, STALE_SCAN, type Scenario, type WTable } from './lsm_helpers.js';
+import { buildScenario, clone, dec, enc, ikAfter, ikBefore, liarTrust, SCENARIO_OPTIONS, signedBy, skey, STALE_SCAN, type Scenario, type WTable } from './lsm_helpers.js';
 
 let S: Scenario;
 
@@ -348,6 +348,19 @@ describe('range lies by a compromised signer (edge proofs)', () => {
     expect(honestF.entries.find((e) => dec(e.key) === skey(40))?.version).toBe(1040);
     rejects(verifyScanProof(forged.scanProof(signedBy(forged), { ...q, edges: true }), { ...q, edges: true }, { trust: liarTrust }), Reason.RANGE_MISMATCH);
     rejects(verifyScanProof(forged.scanProof(signedBy(forged), q), { ...q, edges: true }, { trust: liarTrust }), Reason.MISSING_WINDOW);
+  });
+
+  it('a level-1 table that shrinks its range below the scan: older level-2 versions shown, caught with edges', () => {
+    // Table 3 (level 1, key000-key028) claims to end at key024: for [key025, key075) it becomes a
+    // neighbour below the range with no window, and key025-key028 are answered from level 2.
+    const t = table(3);
+    const forged = S.world.withDescriptor(t.index, { ...t.d, largest: ikBefore(t, enc(skey(25)))! });
+    const honestF = accepts(verifyScanProof(S.world.scanProof(signedBy(S.world), { ...MID, edges: true }), { ...MID, edges: true }, { trust: liarTrust }));
+    const lie = accepts(verifyScanProof(forged.scanProof(signedBy(forged), MID), MID, { trust: liarTrust }));
+    const v26 = (f: ScanFacts) => f.entries.find((e) => dec(e.key) === skey(26))!.version;
+    expect(v26(lie), 'without edges an older version of key026 comes back').toBeLessThan(v26(honestF));
+    rejects(verifyScanProof(forged.scanProof(signedBy(forged), { ...MID, edges: true }), { ...MID, edges: true }, { trust: liarTrust }), Reason.RANGE_MISMATCH);
+    rejects(verifyScanProof(forged.scanProof(signedBy(forged), MID), { ...MID, edges: true }, { trust: liarTrust }), Reason.MISSING_WINDOW);
   });
 
   it('modes do not mix: edge windows are unexpected without edges', async () => {
