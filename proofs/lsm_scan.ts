@@ -171,13 +171,13 @@ function planScan(body: LsmProofBody, master: { offsets: number[]; indexes: numb
   return { ok: true, tables };
 }
 
-/** Number of runs of equal consecutive user keys in a window: the keys it reveals. */
+/** Number of runs of equal consecutive user keys in a window: the keys it reveals; −1 for an entry without a byte-string key. */
 function distinctKeys(w: LsmProofBody['windows'][number]): number {
   let n = 0;
   let prev: Uint8Array | undefined;
   for (const b of w.blocks) {
     for (const e of b.entries) {
-      if (!e || !(e.key instanceof Uint8Array)) return Infinity;
+      if (!e || !(e.key instanceof Uint8Array)) return -1;
       if (!prev || !equalBytes(prev, e.key)) n++;
       prev = e.key;
     }
@@ -225,6 +225,7 @@ export function verifyScanProof(proof: ScanProof, query: ScanQuery, exp: Checkpo
     if (limit !== undefined) {
       for (const w of body.windows) {
         const n = distinctKeys(w);
+        if (n < 0) return fail(Reason.MALFORMED_INPUT, 'malformed entry');
         if (n > limit + 2) return fail(Reason.UNEXPECTED_ELEMENT, `window of ${n} keys, a page of ${limit} needs at most ${limit + 2}`);
       }
     }
