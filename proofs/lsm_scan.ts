@@ -140,11 +140,9 @@ function planScan(body: LsmProofBody, master: { offsets: number[]; indexes: numb
   }
   for (let level = 1; level < NUM_LEVELS; level++) {
     if (counts[level] === 0) continue;
+    // The level's revealed descriptors, in position order (descriptors are in master-index order).
     const run: number[] = [];
-    for (let p = 0; p < counts[level]; p++) {
-      const i = byIndex.get(offsets[level] + p);
-      if (i !== undefined) run.push(i);
-    }
+    body.descriptors.forEach((d, i) => d.level === level && run.push(i));
     if (run.length === 0) return fail(Reason.MISSING_TABLE, `level ${level}: no table revealed`);
     const pos = (i: number) => body.descriptors[i].position;
     for (let k = 1; k < run.length; k++) {
