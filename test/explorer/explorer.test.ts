@@ -168,10 +168,11 @@ describe('explorer', () => {
     expect(stored.local.join('\n')).toContain(publicKeyHex);
   });
 
-  it('keys: the list is marked unverified, binary keys show as hex, and the keyboard opens a key', async () => {
+  it('keys: the list is proven by scan proofs, binary keys show as hex, and the keyboard opens a key', async () => {
     await open('#/keys');
     await page.waitForSelector('table.keys tbody tr');
-    expect(await page.locator('#scan-notice').textContent()).toContain('the list itself is not verified');
+    expect(await page.locator('#scan-notice').textContent()).toContain('verified in your browser by a scan proof');
+    expect(await page.locator('table.keys tbody tr td:nth-child(4) .badge-verified').count()).toBe(await page.locator('table.keys tbody tr').count());
     const keys = await page.locator('table.keys tbody tr td:first-child').allTextContents();
     expect(keys).toContain('ex/greeting');
     expect(keys).toContain(`hex ${toHex(BINARY_KEY)}`);
@@ -390,6 +391,15 @@ describe('explorer', () => {
       expect(await page.textContent('body')).not.toContain('forged value');
       await shot(page, 'tamper-history');
       expect(await axe(page)).toEqual([]);
+
+      // A key dropped from a scan page: the scan proof proves it is there.
+      proxy.hooks.response = (_m, p, res) => {
+        const b = res.body as { items?: Array<{ key: string }>; proof?: string };
+        if (p.startsWith('/v1/kv?') && b?.proof && Array.isArray(b.items) && b.items.length > 1) b.items.splice(0, 1);
+      };
+      await open('#/keys');
+      await red('RESPONSE_MISMATCH');
+      expect(await page.locator('table.keys').count()).toBe(0);
 
       // A forged signature on the latest checkpoint.
       proxy.hooks.response = (_m, p, res) => {

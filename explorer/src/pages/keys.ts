@@ -1,11 +1,14 @@
 /**
- * Keys: browse and search by prefix. The list is a **plain** scan (the server has no proven
- * scans yet), shown as unverified; each key opened is verified on its own page.
+ * Keys: browse and search by prefix. The list is a **proven** scan (`verifiedScan`): each page is
+ * verified in the browser against the trusted keys — every live key of the range up to the page's
+ * proven cursor, none omitted, none added, each with its newest version — as of the checkpoint the
+ * page names. Writes after that checkpoint are not listed. Each key opened is verified again on its
+ * own page (its whole history).
  * @module
  */
 import { toBase64Url } from '../../../client-sdk/bytes.js';
 import { decodeText } from '../../../client-sdk/keys.js';
-import type { Entry } from '../../../client-sdk/wire.js';
+import type { VerifiedScanPage } from '../../../client-sdk/client.js';
 import { badge, busy, failureBox, h, replace } from '../dom.js';
 import { formatBytes, keyView } from '../format.js';
 import { getClient } from '../session.js';
@@ -71,9 +74,9 @@ export function renderKeys(root: HTMLElement, params: URLSearchParams, go: (hash
     openError,
     h(
       'div',
-      { class: 'notice notice-unverified', id: 'scan-notice' },
-      badge('unverified', 'Unverified list'),
-      ' This list comes from a plain scan: the server has no proven scans yet, so the list itself is not verified — a key could be missing, or listed without existing. Versions and sizes here are what the node says. Open a key to verify its history against your trusted keys.',
+      { class: 'notice notice-verified', id: 'scan-notice' },
+      badge('verified', 'Proven list'),
+      ' Each page of this list is verified in your browser by a scan proof: every live key of the range up to the end of the page is listed, none omitted and none added, each with its newest version and value, as of the checkpoint the page names. Writes after that checkpoint are not listed yet. Open a key to see and verify its whole history.',
     ),
     results,
   );
@@ -85,23 +88,29 @@ export function renderKeys(root: HTMLElement, params: URLSearchParams, go: (hash
     replace(results, failureBox(err, 'The prefix is not valid in that encoding.'));
     return;
   }
-  const table = h('table', { class: 'keys' }, h('caption', {}, prefix.length ? 'Keys with this prefix (unverified list)' : 'All keys (unverified list)'));
+  const table = h('table', { class: 'keys' }, h('caption', {}, prefix.length ? 'Keys with this prefix (proven list)' : 'All keys (proven list)'));
   const tbody = h('tbody', {});
-  table.append(h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Key'), h('th', { scope: 'col' }, 'Latest version (unverified)'), h('th', { scope: 'col' }, 'Size (unverified)'))), tbody);
+  table.append(h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Key'), h('th', { scope: 'col' }, 'Latest version'), h('th', { scope: 'col' }, 'Size'), h('th', { scope: 'col' }, 'Proven at'))), tbody);
   const more = h('div', {});
-  replace(results, busy('Scanning…'));
+  replace(results, busy('Scanning and verifying…'));
   let shown = 0;
   const load = async (cursor?: string) => {
-    let page: { items: Entry[]; cursor?: string };
+    let page: VerifiedScanPage;
     try {
-      page = await getClient().scan({ prefix: prefix.length ? prefix : undefined, limit: PAGE, cursor });
+      const pages = getClient().verifiedScan(prefix.length ? { prefix } : {}, { limit: PAGE, cursor });
+      const next = await pages.next();
+      await pages.return(undefined);
+      if (next.done) throw new Error('the scan returned no page');
+      page = next.value;
     } catch (err) {
-      replace(more, failureBox(err, 'The scan failed.'));
-      if (shown === 0) replace(results, failureBox(err, 'The scan failed.'));
+      // Nothing of a page that failed verification is shown.
+      replace(more, failureBox(err, 'The scan could not be verified.'));
+      if (shown === 0) replace(results, failureBox(err, 'The scan could not be verified.'));
       return;
     }
     if (shown === 0) replace(results, table, more);
-    for (const e of page.items) {
+    const at = `checkpoint ${page.checkpoint.index}`;
+    for (const e of page.entries) {
       tbody.append(
         h(
           'tr',
@@ -109,13 +118,14 @@ export function renderKeys(root: HTMLElement, params: URLSearchParams, go: (hash
           h('td', {}, h('a', { href: `#/key/${toBase64Url(e.key)}`, class: 'key-link' }, keyCell(e.key))),
           h('td', {}, String(e.version)),
           h('td', {}, e.kind === 'put' ? formatBytes(e.value.length) : 'deleted'),
+          h('td', {}, badge('verified', `✓ ${at}`)),
         ),
       );
       shown++;
     }
-    if (shown === 0) replace(results, h('p', { id: 'no-keys' }, 'The node lists no keys here (unverified).'));
+    if (shown === 0 && !page.cursor) replace(results, h('p', { id: 'no-keys' }, `Proven: no live key here as of ${at}.`));
     else if (page.cursor) replace(more, h('button', { type: 'button', id: 'more', onclick: () => void load(page.cursor) }, `Load ${PAGE} more`));
-    else replace(more, h('p', { class: 'muted' }, `${shown} key${shown === 1 ? '' : 's'} listed.`));
+    else replace(more, h('p', { class: 'muted' }, `${shown} key${shown === 1 ? '' : 's'}, proven complete.`));
   };
   void load();
 }
