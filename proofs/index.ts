@@ -43,3 +43,4 @@ export * from './lsm.js';
 export * from './lsm_proof.js';
 export { multiproofSize, rootFromMultiproof } from './multiproof.js';
 export * from './lsm_encoding.js';
+export * from './note.js';
