@@ -128,8 +128,8 @@ export function formatVerifierKey(v: VerifierKey): string {
 /** Parses a verifier key; throws {@link DecodeError} unless it is well formed, of a known type, with the right hash. */
 export function parseVerifierKey(text: string): VerifierKey {
   if (typeof text !== 'string') throw new DecodeError('', 'verifier key must be a string');
-  const parts = text.split('+');
-  if (parts.length !== 3) throw new DecodeError('', 'verifier key is not name+hash+key');
+  const parts = splitVerifierKey(text);
+  if (!parts) throw new DecodeError('', 'verifier key is not name+hash+key');
   const [name, hash16, key64] = parts;
   if (!isValidKeyName(name)) throw new DecodeError('', `verifier key name ${JSON.stringify(name)} is not valid`);
   if (!/^[0-9a-f]{8}$/.test(hash16)) throw new DecodeError('', 'verifier key hash is not 8 lower-case hex digits');
@@ -148,9 +148,18 @@ export function parseVerifierKey(text: string): VerifierKey {
   return { name, keyHash, type, publicKey };
 }
 
-/** True when `text` looks like a verifier key (has two `+`), as opposed to a raw key. */
+/** `name`, `hash`, `key` at the first two `+` (the base64 key may itself contain `+`). */
+function splitVerifierKey(text: string): [string, string, string] | undefined {
+  const a = text.indexOf('+');
+  const b = a < 0 ? -1 : text.indexOf('+', a + 1);
+  return b < 0 ? undefined : [text.slice(0, a), text.slice(a + 1, b), text.slice(b + 1)];
+}
+
+/** True when `text` looks like a verifier key (`name+8 hex digits+…`), as opposed to a raw key. */
 export function isVerifierKeyText(text: unknown): text is string {
-  return typeof text === 'string' && text.split('+').length === 3 && /^[0-9a-f]{8}$/.test(text.split('+')[1]);
+  if (typeof text !== 'string') return false;
+  const parts = splitVerifierKey(text.trim());
+  return parts !== undefined && /^[0-9a-f]{8}$/.test(parts[1]);
 }
 
 // ---------------------------------------------------------------------------------------------
