@@ -117,6 +117,8 @@ export interface VerifiedCheckpoint {
   signers: Uint8Array[];
   /** The trusted head before this call (undefined on first contact). */
   previous?: LogHead;
+  /** The configured witnesses whose cosignature on `head` verified (`trust.witnesses`; empty without). */
+  witnesses: string[];
 }
 
 /** What `verifiedGet` proved. */
@@ -131,6 +133,8 @@ export interface VerifiedGetResult {
   checkpoint: Checkpoint;
   /** The signed head that includes it. */
   head: LogHead;
+  /** The configured witnesses whose cosignature on `head` verified (`trust.witnesses`; empty without). */
+  witnesses: string[];
 }
 
 /** What `verifiedHistory` proved. */
@@ -246,7 +250,11 @@ export class ProofKVClient {
     if (!Number.isInteger(this.historyPageSize) || this.historyPageSize < 1 || this.historyPageSize > 100_000) {
       throw new RangeError('historyPageSize must be an integer in [1, 100000]');
     }
-    this.ctx = { consistency: (from, to) => this.consistencyProof(from, to), checkpointAt: (index) => this.checkpointWithInclusion(index) };
+    this.ctx = {
+      consistency: (from, to) => this.consistencyProof(from, to),
+      checkpointAt: (index) => this.checkpointWithInclusion(index),
+      note: async (size) => (await this.transport.request<string>({ method: 'GET', path: `/v1/checkpoints/${size}/note`, text: true })).body,
+    };
   }
 
   private kvPath(key: Uint8Array, suffix = '', params: Record<string, string | number | boolean | undefined> = {}): string {
@@ -450,7 +458,7 @@ export class ProofKVClient {
     }
     const accepted = await this.trust.acceptAnswer({ head, signatures, checkpoint, sent }, this.ctx, (policy) => proveLeaf(cert, head, policy, this.ctx));
     const signers = accepted.policy.publicKeys.filter((k) => signatures.some((s) => equalBytes(s.publicKey, k)));
-    const out: VerifiedCheckpoint = { checkpoint, head, signers: signers.map((k) => k.slice()) };
+    const out: VerifiedCheckpoint = { checkpoint, head, signers: signers.map((k) => k.slice()), witnesses: accepted.witnesses };
     if (accepted.previous) out.previous = accepted.previous;
     return out;
   }
@@ -478,7 +486,7 @@ export class ProofKVClient {
     let facts: GetFacts | undefined;
     const { head, signatures, checkpoint } = proof.certificate;
     // The server's plain entry is checked before the head is accepted: a failed call moves nothing.
-    await this.trust.acceptAnswer({ head, signatures, checkpoint, sent }, this.ctx, (policy) => {
+    const accepted = await this.trust.acceptAnswer({ head, signatures, checkpoint, sent }, this.ctx, (policy) => {
       const res = verifyGetProof(proof, { key: k, version: options.version, edges: this.edges }, { trust: policy, checkpointIndex: options.checkpoint });
       check(res);
       const proven = (res as GetFacts).entry;
@@ -492,7 +500,7 @@ export class ProofKVClient {
     });
     const f = facts!;
     const entry: Entry | undefined = f.entry ? { ...f.entry } : undefined;
-    const out: VerifiedGetResult = { checkpoint: f.checkpoint, head: f.head };
+    const out: VerifiedGetResult = { checkpoint: f.checkpoint, head: f.head, witnesses: accepted.witnesses };
     if (entry) {
       out.entry = entry;
       out.version = entry.version;

@@ -156,7 +156,7 @@ function splitVerifierKey(text: string): [string, string, string] | undefined {
 }
 
 /** True when `text` looks like a verifier key (`name+8 hex digits+…`), as opposed to a raw key. */
-export function isVerifierKeyText(text: unknown): text is string {
+export function isVerifierKeyText(text: unknown): boolean {
   if (typeof text !== 'string') return false;
   const parts = splitVerifierKey(text.trim());
   return parts !== undefined && /^[0-9a-f]{8}$/.test(parts[1]);

@@ -22,6 +22,8 @@ import { toHex } from '../proofs/bytes.js';
 import { toBase64Url } from './codec.js';
 import { CLIENT_EXIT, oneLine, reportError } from './cli/common.js';
 import { registerClientCommands } from './cli_commands.js';
+import { addNoteServeOptions, noteOptionsOf } from './cli/note.js';
+import { formatVerifierKey } from '../proofs/note.js';
 import { ConfigError, DEFAULTS, LOG_LEVELS, resolveConfig, type ServeFlags } from './config.js';
 import { ProofNode, softwareVersion } from './node.js';
 
@@ -33,7 +35,7 @@ function logger(level: string): Logger {
 }
 
 /** Runs `serve` until SIGTERM/SIGINT; resolves when the node stopped. */
-export async function serve(flags: ServeFlags & { raft?: boolean }, explicit: ReadonlySet<string>): Promise<void> {
+export async function serve(flags: ServeFlags & { origin?: string; witness?: string[] } & { raft?: boolean }, explicit: ReadonlySet<string>): Promise<void> {
   let cfg;
   try {
     cfg = resolveConfig(flags, process.env, explicit);
@@ -69,6 +71,7 @@ export async function serve(flags: ServeFlags & { raft?: boolean }, explicit: Re
       logger: log,
       db: cfg.maxValueSize === undefined ? undefined : { maxValueSize: cfg.maxValueSize },
       raft: flags.raft === true,
+      notes: noteOptionsOf(flags),
     });
   } catch (err) {
     // The message and code only: a start-up failure is the operator's to fix, not a bug to trace.
@@ -85,6 +88,7 @@ export async function serve(flags: ServeFlags & { raft?: boolean }, explicit: Re
       `  node id     ${node.nodeId}`,
       `  public key  ${toHex(pk)} (hex)`,
       `  public key  ${toBase64Url(pk)} (base64url)`,
+      `  note key    ${node.notes ? formatVerifierKey(node.notes.verifierKey()) : 'none'}`,
       `  data        ${cfg.dataDir}`,
       `  write path  ${flags.raft === true ? 'raft (one-member group)' : 'local'}`,
       `  auth        ${cfg.tokens.length === 0 ? 'none (loopback only, every request is admin)' : `${cfg.tokens.length} token(s)`}`,
@@ -146,8 +150,9 @@ export function buildProgram(): Command {
     .option('--checkpoint-interval <ms>', 'checkpoint every N ms when there were writes (0: off)', String(DEFAULTS.checkpointInterval))
     .option('--checkpoint-writes <n>', 'checkpoint after N write operations (0: off)', String(DEFAULTS.checkpointWrites))
     .addOption(new Option('--log-level <level>', 'log level (env PROOFKV_LOG_LEVEL)').choices(LOG_LEVELS as unknown as string[]))
-    .option('--raft', 'route writes through a one-member Raft group in <data>/raft (experimental; default off)')
-    .action(async (flags: ServeFlags & { raft?: boolean }, cmd: Command) => {
+    .option('--raft', 'route writes through a one-member Raft group in <data>/raft (experimental; default off)');
+  addNoteServeOptions(program.commands[program.commands.length - 1])
+    .action(async (flags: ServeFlags & { raft?: boolean; origin?: string; witness?: string[] }, cmd: Command) => {
       const explicit = new Set(Object.keys(flags).filter((k) => cmd.getOptionValueSource(k) === 'cli'));
       await serve(flags, explicit);
     });

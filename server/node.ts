@@ -20,7 +20,9 @@ import { createApp, type BuiltApp } from './app.js';
 import { problem } from './errors.js';
 import { Authenticator, type TokenEntry } from './auth.js';
 import { limitsFor, type AppContext } from './context.js';
+import { loadOrCreateNodeKey } from '../src/proof/node_key.js';
 import { Metrics } from './metrics.js';
+import { CheckpointNotes, type NoteOptions } from './notes.js';
 import { RaftWritePath } from './raft_write_path.js';
 import { LocalWritePath, type LocalWritePathOptions, type WritePath } from './write_path.js';
 
@@ -44,6 +46,8 @@ export interface NodeOptions {
   db?: DBOptions;
   /** How long shutdown waits for in-flight requests before closing their connections (default 10 s). */
   drainTimeoutMs?: number;
+  /** Checkpoint notes: origin and the witnesses to push each new head to (docs/witness.md). */
+  notes?: NoteOptions;
   /** Route writes through a one-member Raft group (`<dataDir>/raft`) instead of applying them directly. Default false. */
   raft?: boolean;
 }
@@ -70,6 +74,8 @@ export class ProofNode {
   private shutdownPromise: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private checkpointing: Promise<void> | null = null;
+  /** Checkpoint notes and the witness pushes. */
+  notes?: CheckpointNotes;
 
   private constructor(
     /** The database (reads; writes go through {@link writePath}). */
@@ -118,6 +124,7 @@ export class ProofNode {
         info: { nodeId, publicKey, version: softwareVersion() },
         limits: limitsFor(db.options.maxValueSize, db.options.maxKeySize),
         metrics,
+        notes: new CheckpointNotes(db, loadOrCreateNodeKey(options.dataDir), { warn: (msg, f) => options.logger.warn(f ?? {}, msg), ...options.notes }),
       };
       const built = createApp(ctx, { auth, logger: options.logger, isClosing: () => node?.closing ?? false });
       const server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES }, built.app);
@@ -126,6 +133,7 @@ export class ProofNode {
       server.keepAliveTimeout = 65_000;
       server.headersTimeout = 66_000;
       node = new ProofNode(db, writePath, metrics, built, server, nodeId, options);
+      node.notes = ctx.notes;
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(options.port, options.host, () => {
@@ -228,6 +236,7 @@ export class ProofNode {
       clearTimeout(force);
       if (this.checkpointing) await this.checkpointing;
       if (this.pendingWrites() > 0) await this.checkpoint('shutdown');
+      await this.notes?.close();
       if (this.writePath instanceof RaftWritePath) await this.writePath.close();
       await this.db.close();
       log.info('stopped');

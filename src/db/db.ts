@@ -29,6 +29,7 @@ import { DBIterator, type IteratorOptions, type VersionEntry } from './iterator.
 import { lockDir, type DirLock } from './lock.js';
 import { Checkpointer, type SignedCheckpoint } from '../proof/checkpointer.js';
 import type { GetProof, HistoryProof } from '../../proofs/lsm_proof.js';
+import type { LogHead } from '../../proofs/checkpoint.js';
 import { removeLeftovers, replayJournals } from './recovery.js';
 import { WritePipeline, type WriteResult } from './write.js';
 
@@ -477,6 +478,12 @@ export class ProofDB {
   consistencyProof(fromSize: number, toSize: number): Uint8Array[] {
     this.checkOpen();
     return this.checkpointer.consistency(fromSize, toSize);
+  }
+
+  /** The log head of size `size` (1 <= size <= the latest size), for checkpoint notes of past heads. */
+  logHead(size: number): LogHead {
+    this.checkOpen();
+    return this.checkpointer.headAt(size);
   }
 
   /** This node's Ed25519 public key: what clients trust. */

@@ -106,6 +106,14 @@ export class Checkpointer {
     return { ...latest, checkpoint: this.log.at(index)!, inclusion: this.log.tree.inclusionProof(index, this.log.size) };
   }
 
+  /** The log head of size `size` (1 <= size <= log size): every head this node's log passed through. */
+  headAt(size: number): LogHead {
+    if (!Number.isSafeInteger(size) || size < 1 || size > this.log.size) {
+      throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `log size ${String(size)} does not exist (log size ${this.log.size})`);
+    }
+    return { size, root: this.log.tree.root(size) };
+  }
+
   /** RFC 9162 consistency proof between two head sizes. */
   consistency(fromSize: number, toSize: number): Uint8Array[] {
     const ok = (n: number) => Number.isSafeInteger(n) && n >= 1 && n <= this.log.size;
