@@ -17,7 +17,7 @@
  * latest head again and the witnesses cosign it again (same size and root).
  * @module
  */
-import { concatBytes, toHex } from '../proofs/bytes.js';
+import { toHex } from '../proofs/bytes.js';
 import type { KeyPair, LogHead } from '../proofs/checkpoint.js';
 import {
   KEY_TYPE_COSIGNATURE,
@@ -31,7 +31,7 @@ import {
   type VerifierKey,
 } from '../proofs/note.js';
 import type { ProofDB } from '../src/index.js';
-import { formatAddCheckpoint, parseCosignatures, parseTlogSize, TLOG_SIZE_CONTENT_TYPE } from '../witness/protocol.js';
+import { formatAddCheckpoint, parseCosignatures, parseTlogSize, readBounded, TLOG_SIZE_CONTENT_TYPE } from '../witness/protocol.js';
 
 /** A witness the node pushes heads to. */
 export interface WitnessTarget {
@@ -169,7 +169,7 @@ export class CheckpointNotes {
           body: formatAddCheckpoint({ oldSize: old, proof, note }),
           signal: AbortSignal.timeout(this.options.pushTimeoutMs ?? 5000),
         });
-        body = await readBounded(res);
+        body = await readBounded(res, MAX_WITNESS_ANSWER_BYTES);
       } catch (err) {
         warn('witness push failed', { witness: w.key.name, err: (err as Error).message });
         return;
@@ -233,24 +233,4 @@ export class CheckpointNotes {
 
 function idOf(head: LogHead): string {
   return `${head.size}:${toHex(head.root)}`;
-}
-
-/** The body of `res` as text, at most {@link MAX_WITNESS_ANSWER_BYTES}. */
-async function readBounded(res: Response): Promise<string> {
-  const parts: Uint8Array[] = [];
-  let n = 0;
-  if (res.body) {
-    const reader = res.body.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      n += value.length;
-      if (n > MAX_WITNESS_ANSWER_BYTES) {
-        await reader.cancel();
-        throw new Error(`witness answer above ${MAX_WITNESS_ANSWER_BYTES} bytes`);
-      }
-      parts.push(value);
-    }
-  }
-  return new TextDecoder().decode(concatBytes(...parts));
 }

@@ -10,7 +10,7 @@
  * Isomorphic: no `node:` imports.
  * @module
  */
-import { fromBase64, toBase64 } from '../proofs/bytes.js';
+import { concatBytes, fromBase64, toBase64 } from '../proofs/bytes.js';
 import { DecodeError } from '../proofs/errors.js';
 import { HASH_LEN } from '../proofs/hash.js';
 import { MAX_NOTE_BYTES, parseSignatureLines, type NoteSignature } from '../proofs/note.js';
@@ -81,4 +81,24 @@ export function parseTlogSize(body: string): number {
   const t = typeof body === 'string' && body.endsWith('\n') ? body.slice(0, -1) : '';
   if (!DECIMAL.test(t) || !Number.isSafeInteger(Number(t))) throw new DecodeError('', `${JSON.stringify(String(body).slice(0, 40))} is not a tree size`);
   return Number(t);
+}
+
+/** The body of `res` as text, at most `limit` bytes (the stream is cancelled past it). Throws `RangeError` beyond. */
+export async function readBounded(res: Response, limit: number): Promise<string> {
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  if (res.body) {
+    const reader = res.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      n += value.length;
+      if (n > limit) {
+        await reader.cancel().catch(() => undefined);
+        throw new RangeError(`answer above ${limit} bytes`);
+      }
+      parts.push(value);
+    }
+  }
+  return new TextDecoder().decode(concatBytes(...parts));
 }

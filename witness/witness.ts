@@ -26,6 +26,8 @@ import {
   type CheckpointNote,
   type VerifierKey,
 } from '../proofs/note.js';
+import type { Verified } from '../proofs/errors.js';
+import { auditNode } from './audit.js';
 import { parseAddCheckpoint, TLOG_SIZE_CONTENT_TYPE } from './protocol.js';
 import type { CosignedHead, WitnessStore } from './state.js';
 
@@ -37,10 +39,15 @@ export interface FollowedLog {
   keys: VerifierKey[];
   /** Distinct log keys that must sign a checkpoint (1 <= quorum <= keys). */
   quorum: number;
+  /**
+   * An auditing witness: a node of the log whose table set (`GET /v1/checkpoints/latest/tables`)
+   * must pass `auditTableSet` before a head is co-signed (witness/audit.ts).
+   */
+  auditUrl?: string;
 }
 
 /** Why a request was refused (stable codes). */
-export type RefusalCode = 'MALFORMED' | 'UNKNOWN_LOG' | 'BAD_SIGNATURE' | 'OLD_SIZE_TOO_LARGE' | 'STALE_OLD_SIZE' | 'FORK' | 'INCONSISTENT';
+export type RefusalCode = 'MALFORMED' | 'UNKNOWN_LOG' | 'BAD_SIGNATURE' | 'OLD_SIZE_TOO_LARGE' | 'STALE_OLD_SIZE' | 'FORK' | 'INCONSISTENT' | 'AUDIT_FAILED';
 
 /** The witness's answer. */
 export type WitnessAnswer =
@@ -111,6 +118,8 @@ export interface WitnessOptions {
   now?: () => number;
   /** Receives refusals and evidence (default: nothing). */
   onRefusal?: (code: RefusalCode, message: string, evidence?: string) => void;
+  /** The audit of logs with an `auditUrl` (default {@link auditNode}). */
+  audit?: (url: string, checkpoint: CheckpointNote) => Promise<Verified>;
 }
 
 /** A witness over a durable store. */
@@ -151,8 +160,13 @@ export class Witness {
     return run;
   }
 
-  private handle(body: string): WitnessAnswer {
-    const d = decide(body, this.logs, (o) => this.store.load(o));
+  private async handle(body: string): Promise<WitnessAnswer> {
+    let d = decide(body, this.logs, (o) => this.store.load(o));
+    const url = d.accept ? this.logs.get(d.checkpoint.origin)?.auditUrl : undefined;
+    if (d.accept && url !== undefined) {
+      const r = await (this.options.audit ?? auditNode)(url, d.checkpoint);
+      if (!r.ok) d = { accept: false, status: 422, code: 'AUDIT_FAILED', message: `audit of the table set behind head ${d.checkpoint.size}: ${r.reason}: ${r.message}` };
+    }
     if (!d.accept) {
       let evidence: string | undefined;
       if (d.fork) {

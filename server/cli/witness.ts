@@ -3,7 +3,7 @@
  *
  * ```
  * proofkv witness --dir ./witness --name witness.example/w1 --port 7080 \
- *   --log-key 'proofkv/ab12…+1f2e3d4c+AX…' [--log-key …] [--quorum 1]
+ *   --log-key 'proofkv/ab12…+1f2e3d4c+AX…' [--log-key …] [--quorum 1] [--audit-url http://node:7070]
  * ```
  * Each `--log-key` is a node's note verifier key; keys are grouped into logs by their name (the
  * log's origin), and each log needs `--quorum` of its keys on a checkpoint (default 1). The
@@ -51,9 +51,10 @@ export function registerWitnessCommand(program: Command): void {
     .option('--port <port>', 'listen port; 0 picks a free one', '7080')
     .option('--log-key <key>', "a followed log's note verifier key (name+hash+key); repeatable", collect)
     .option('--quorum <n>', 'log keys that must sign a checkpoint', '1')
+    .option('--audit-url <url>', 'audit: check the table set behind each head at this node before co-signing (every followed log)')
     .action(
-      run(async (o: { name: string; dir: string; host: string; port: string; logKey?: string[]; quorum: string }) => {
-        const logs = followedLogs(o.logKey ?? [], intOption(o.quorum, '--quorum', 1) ?? 1);
+      run(async (o: { name: string; dir: string; host: string; port: string; logKey?: string[]; quorum: string; auditUrl?: string }) => {
+        const logs = followedLogs(o.logKey ?? [], intOption(o.quorum, '--quorum', 1) ?? 1).map((l) => (o.auditUrl ? { ...l, auditUrl: o.auditUrl } : l));
         if (logs.length === 0) throw new CliError('USAGE', 'give at least one --log-key');
         const witness = new Witness(new WitnessStore(o.dir), {
           name: o.name,

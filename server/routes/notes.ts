@@ -1,10 +1,12 @@
 /**
- * Checkpoint notes (C2SP tlog-checkpoint signed notes, with witness cosignatures):
- * `GET /v1/checkpoints/latest/note` and `GET /v1/checkpoints/{size}/note`, as
- * `text/plain; charset=utf-8`. The notes themselves are built by `server/notes.ts`.
+ * What witnesses and tlog tools read: checkpoint notes (C2SP tlog-checkpoint signed notes, with
+ * witness cosignatures) at `GET /v1/checkpoints/latest/note` and `GET /v1/checkpoints/{size}/note`,
+ * as `text/plain; charset=utf-8` (built by `server/notes.ts`), and the table set behind the latest
+ * checkpoint for auditing witnesses, `GET /v1/checkpoints/latest/tables`.
  * @module
  */
 import { ErrorCode, ProofKVError } from '../../src/index.js';
+import { send as sendWire } from '../codec.js';
 import type { AppContext } from '../context.js';
 import { HttpError } from '../errors.js';
 import { queryOf } from '../keys.js';
@@ -29,7 +31,37 @@ export function noteRoutes(ctx: AppContext): RouteDef[] {
     res.status(200).setHeader('Content-Type', TEXT);
     res.end(text);
   };
+  const { db } = ctx;
   return [
+    {
+      method: 'get',
+      path: '/v1/checkpoints/latest/tables',
+      role: 'read',
+      body: 'none',
+      name: 'checkpoint_tables',
+      doc: {
+        summary: 'The table set behind the latest checkpoint, for auditors',
+        description: 'The latest checkpoint, the head it ends (size index + 1), its RFC 9162 inclusion path there, and the descriptors (docs/proofs.md §8.2) its MasterRoot commits to, in read order (docs/witness.md, auditing witness).',
+        responses: { '200': { description: '{ checkpoint, head, inclusion, descriptors: [{ level, position, smallest, largest, entryCount, tableRoot }] }', content: { 'application/json': { schema: { type: 'object' } }, 'application/cbor': { schema: { type: 'object' } } } }, ...errors(401, 403, 404) },
+      },
+      handler(req, res) {
+        queryOf(res).only([]);
+        let t;
+        try {
+          t = db.checkpointTables();
+        } catch (err) {
+          if (err instanceof ProofKVError && err.code === ErrorCode.CHECKPOINT_UNAVAILABLE) throw new HttpError('NOT_FOUND', err.message);
+          throw err;
+        }
+        const c = t.checkpoint;
+        sendWire(req, res, {
+          checkpoint: { index: c.index, seq: c.seq, masterRoot: c.masterRoot, prevCheckpointHash: c.prevCheckpointHash },
+          head: { size: t.head.size, root: t.head.root },
+          inclusion: t.inclusion,
+          descriptors: t.descriptors.map((d) => ({ level: d.level, position: d.position, smallest: d.smallest, largest: d.largest, entryCount: d.entryCount, tableRoot: d.tableRoot })),
+        });
+      },
+    },
     {
       method: 'get',
       path: '/v1/checkpoints/latest/note',

@@ -486,6 +486,12 @@ export class ProofDB {
     return this.checkpointer.headAt(size);
   }
 
+  /** The latest checkpoint's table descriptors, for auditors (see `Checkpointer.latestTables`). */
+  checkpointTables(): ReturnType<Checkpointer['latestTables']> {
+    this.checkOpen();
+    return this.checkpointer.latestTables();
+  }
+
   /** This node's Ed25519 public key: what clients trust. */
   publicKey(): Uint8Array {
     return this.checkpointer.key.publicKey;

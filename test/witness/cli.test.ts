@@ -5,10 +5,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatVerifierKey, generateKeyPair, parseVerifierKey, verifierKeyOf } from '../../proofs/index.js';
-import { ProofNode } from '../../server/node.js';
+import type { ProofNode } from '../../server/node.js';
+import { startNode } from './helpers.js';
 import { loadOrCreateNodeKey } from '../../src/proof/node_key.js';
 import { tempDir } from '../engine/harness.js';
 import { cli } from '../server/cli_helpers.js';
@@ -44,16 +44,7 @@ beforeAll(async () => {
     });
     witnessProc.once('exit', (code) => reject(new Error(`witness exited ${code}: ${out}`)));
   });
-  node = await ProofNode.start({
-    dataDir: dataDir.dir,
-    host: '127.0.0.1',
-    port: 0,
-    tokens: [],
-    checkpointIntervalMs: 0,
-    checkpointWrites: 0,
-    logger: pino({ level: 'silent' }),
-    notes: { origin: ORIGIN, witnesses: [{ url, key: parseVerifierKey(witnessKey) }], pushIntervalMs: 0 },
-  });
+  node = await startNode(dataDir.dir, { origin: ORIGIN, witnesses: [{ url, key: parseVerifierKey(witnessKey) }] });
 }, 60_000);
 afterAll(async () => {
   await node?.shutdown('test');

@@ -5,7 +5,6 @@
  * filed as evidence; a head one witness has not cosigned is refused by the SDK.
  */
 import * as fs from 'node:fs';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProofKVClient, VerificationError } from '../../client-sdk/index.js';
 import {
@@ -21,7 +20,8 @@ import {
   verifyCheckpointNote,
   type KeyPair,
 } from '../../proofs/index.js';
-import { ProofNode } from '../../server/node.js';
+import type { ProofNode } from '../../server/node.js';
+import { startNode } from './helpers.js';
 import { loadOrCreateNodeKey } from '../../src/proof/node_key.js';
 import { serveWitness, type WitnessServer } from '../../witness/http.js';
 import { formatAddCheckpoint } from '../../witness/protocol.js';
@@ -53,16 +53,7 @@ beforeAll(async () => {
     });
     w.push({ witness, server: await serveWitness(witness, '127.0.0.1', 0, [ORIGIN]), key });
   }
-  node = await ProofNode.start({
-    dataDir,
-    host: '127.0.0.1',
-    port: 0,
-    tokens: [],
-    checkpointIntervalMs: 0,
-    checkpointWrites: 0,
-    logger: pino({ level: 'silent' }),
-    notes: { origin: ORIGIN, witnesses: w.map((x) => ({ url: x.server.url, key: x.witness.verifierKey() })), pushIntervalMs: 0 },
-  });
+  node = await startNode(dataDir, { origin: ORIGIN, witnesses: w.map((x) => ({ url: x.server.url, key: x.witness.verifierKey() })) });
 });
 afterAll(async () => {
   await node?.shutdown('test');
