@@ -456,7 +456,8 @@ export class ProofKVClient {
     if (!sameCheckpoint(cert.checkpoint, checkpoint)) {
       verificationFailure(ClientReason.RESPONSE_MISMATCH, `checkpoint ${checkpoint.index} differs between the signed checkpoint and /v1/checkpoints/${checkpoint.index}`);
     }
-    const accepted = await this.trust.acceptAnswer({ head, signatures, checkpoint, sent }, this.ctx, (policy) => proveLeaf(cert, head, policy, this.ctx));
+    const cosignatures = typeof body === 'object' && body !== null ? (body as { cosignatures?: unknown }).cosignatures : undefined;
+    const accepted = await this.trust.acceptAnswer({ head, signatures, checkpoint, sent, cosignatures }, this.ctx, (policy) => proveLeaf(cert, head, policy, this.ctx));
     const signers = accepted.policy.publicKeys.filter((k) => signatures.some((s) => equalBytes(s.publicKey, k)));
     const out: VerifiedCheckpoint = { checkpoint, head, signers: signers.map((k) => k.slice()), witnesses: accepted.witnesses };
     if (accepted.previous) out.previous = accepted.previous;
@@ -478,15 +479,15 @@ export class ProofKVClient {
       path: this.kvPath(k, '/proof', { version: options.version, checkpoint: options.checkpoint, edges: this.edges || undefined }),
       kind: 'entry',
     });
-    const { proof, claimed } = await decoding(() => {
+    const { proof, claimed, cosignatures } = await decoding(() => {
       const o = obj(body, 'proof response');
       const p: GetProof = getProofCodec.decode(b64(o, 'proof', 'proof response'));
-      return { proof: p, claimed: o.entry !== undefined && o.entry !== null ? parseEntry(o.entry) : undefined };
+      return { proof: p, claimed: o.entry !== undefined && o.entry !== null ? parseEntry(o.entry) : undefined, cosignatures: o.cosignatures };
     });
     let facts: GetFacts | undefined;
     const { head, signatures, checkpoint } = proof.certificate;
     // The server's plain entry is checked before the head is accepted: a failed call moves nothing.
-    const accepted = await this.trust.acceptAnswer({ head, signatures, checkpoint, sent }, this.ctx, (policy) => {
+    const accepted = await this.trust.acceptAnswer({ head, signatures, checkpoint, sent, cosignatures }, this.ctx, (policy) => {
       const res = verifyGetProof(proof, { key: k, version: options.version, edges: this.edges }, { trust: policy, checkpointIndex: options.checkpoint });
       check(res);
       const proven = (res as GetFacts).entry;
@@ -543,7 +544,8 @@ export class ProofKVClient {
       if (pageLimit < 1 || pageLimit > limit) verificationFailure(ClientReason.RESPONSE_MISMATCH, `history page limit ${pageLimit}, asked at most ${limit}`);
       let facts: HistoryFacts | undefined;
       const { head, signatures, checkpoint } = proof.certificate;
-      await this.trust.acceptAnswer({ head, signatures, checkpoint, sent }, this.ctx, (policy) => {
+      const cosignatures = (body as { cosignatures?: unknown }).cosignatures;
+      await this.trust.acceptAnswer({ head, signatures, checkpoint, sent, cosignatures }, this.ctx, (policy) => {
         const res = verifyHistoryProof(proof, { key: k, minVersion: lo, maxVersion, limit: pageLimit, edges: this.edges }, { trust: policy });
         check(res);
         const proven = (res as HistoryFacts).entries;

@@ -36,7 +36,7 @@ import {
   type TrustPolicy,
 } from '../proofs/checkpoint.js';
 import { Reason, VerificationError, type Verified } from '../proofs/errors.js';
-import { KEY_TYPE_COSIGNATURE, formatCheckpointNote, parseNote, parseVerifierKey, verifyNote, type VerifierKey } from '../proofs/note.js';
+import { KEY_TYPE_COSIGNATURE, formatCheckpointNote, parseNote, parseSignatureLines, parseVerifierKey, verifyNote, type VerifierKey } from '../proofs/note.js';
 import { ClientReason, verificationFailure } from './errors.js';
 import { parsePublicKey } from './keys.js';
 import type { StateStore, TrustedState } from './state.js';
@@ -95,6 +95,8 @@ export interface Answer {
   checkpoint: Checkpoint;
   /** The trusted head when the request was sent (undefined: there was none). */
   sent?: LogHead;
+  /** Witness cosignature lines the answer carried next to the head (`cosignatures`), if any. */
+  cosignatures?: unknown;
 }
 
 /** The verified trust a call ran under, returned with the head it accepted. */
@@ -172,17 +174,32 @@ export class TrustKeeper {
   }
 
   /**
-   * The configured witnesses that cosigned `head`, checked against its checkpoint note: the
-   * note's text must be exactly this head under the policy's origin (`CHECKPOINT_MISMATCH`), and
-   * at least `quorum` listed witnesses' cosignatures must verify (`QUORUM_NOT_MET`; a listed
-   * witness's bad cosignature is `BAD_SIGNATURE`). Without a policy, `[]`.
+   * The configured witnesses that cosigned `head`: from the cosignature lines the answer carried
+   * (`inline`) when they make the quorum, else from the head's checkpoint note, whose text must be
+   * exactly this head under the policy's origin (`CHECKPOINT_MISMATCH`). At least `quorum` listed
+   * witnesses' cosignatures over that text must verify (`QUORUM_NOT_MET`; a listed witness's bad
+   * cosignature is `BAD_SIGNATURE`). Without a policy, `[]`.
    */
-  async witnessesOf(head: LogHead, ctx: AcceptContext): Promise<string[]> {
+  async witnessesOf(head: LogHead, ctx: AcceptContext, inline?: unknown): Promise<string[]> {
     const p = this.witnessPolicy;
     if (!p) return [];
     const id = `${head.size}:${toHex(head.root)}`;
     const memo = this.witnessMemo.get(id);
     if (memo) return memo;
+    const want = formatCheckpointNote({ origin: p.origin, size: head.size, root: head.root, extensions: [] });
+    // 1. The cosignature lines the answer carried (no extra request), when they make the quorum.
+    if (typeof inline === 'string' && inline.length > 0) {
+      let sigs;
+      try {
+        sigs = parseSignatureLines(inline);
+      } catch (err) {
+        verificationFailure(Reason.MALFORMED_ENCODING, `cosignatures of head ${head.size}: ${(err as Error).message}`);
+      }
+      const r = verifyNote({ text: want, signatures: sigs }, p.keys);
+      if (!r.ok && r.reason !== Reason.MISSING_SIGNATURE) check(r);
+      if (r.ok && r.signers.length >= p.quorum) return this.rememberWitnesses(id, r.signers.map((k) => k.name));
+    }
+    // 2. The head's checkpoint note, which holds every cosignature the node has collected.
     if (!ctx.note) verificationFailure(Reason.QUORUM_NOT_MET, 'witness cosignatures are required but this client cannot fetch checkpoint notes');
     const raw = await ctx.note(head.size);
     let note;
@@ -191,7 +208,6 @@ export class TrustKeeper {
     } catch (err) {
       verificationFailure(Reason.MALFORMED_ENCODING, `checkpoint note of size ${head.size}: ${(err as Error).message}`);
     }
-    const want = formatCheckpointNote({ origin: p.origin, size: head.size, root: head.root, extensions: [] });
     if (note.text !== want) verificationFailure(Reason.CHECKPOINT_MISMATCH, `the checkpoint note of size ${head.size} is not the signed head under origin ${JSON.stringify(p.origin)}`);
     const r = verifyNote(note, p.keys);
     const names = r.ok ? r.signers.map((k) => k.name) : [];
@@ -199,6 +215,10 @@ export class TrustKeeper {
     if (names.length < p.quorum) {
       verificationFailure(Reason.QUORUM_NOT_MET, `${names.length} witness cosignature(s) on head ${head.size} (${names.join(', ') || 'none'}), want ${p.quorum} of ${p.keys.map((k) => k.name).join(', ')}`);
     }
+    return this.rememberWitnesses(id, names);
+  }
+
+  private rememberWitnesses(id: string, names: string[]): string[] {
     this.witnessMemo.set(id, names);
     if (this.witnessMemo.size > WITNESS_MEMO_SIZE) this.witnessMemo.delete(this.witnessMemo.keys().next().value as string);
     return names;
@@ -317,7 +337,7 @@ export class TrustKeeper {
         verificationFailure(Reason.CHECKPOINT_MISMATCH, `checkpoint ${String(checkpoint?.index)} is not the last of a log of size ${head.size}`);
       }
       await verify(policy);
-      const witnesses = await this.witnessesOf(head, ctx);
+      const witnesses = await this.witnessesOf(head, ctx, answer.cosignatures);
       // 2. Fresh enough for this request.
       if (sent && head.size < sent.size) verificationFailure(Reason.ROLLBACK, `head size ${head.size} is below the trusted size ${sent.size} when the request was sent`);
       // 3. Consistent with the current trusted head.

@@ -24,6 +24,7 @@ import {
   formatCheckpointNote,
   formatNote,
   isValidKeyName,
+  signatureLine,
   signNote,
   verifierKeyOf,
   verifyNote,
@@ -125,6 +126,16 @@ export class CheckpointNotes {
     }
     const witnessSigs = [...(this.cosigs.get(id)?.values() ?? [])];
     return formatNote({ text, signatures: [own, ...witnessSigs] });
+  }
+
+  /**
+   * The witness cosignatures the node holds for `head` as note signature lines (the tlog-witness
+   * answer format), or undefined when it holds none: what proof and checkpoint responses carry
+   * next to the head (`cosignatures`).
+   */
+  cosignatureLines(head: LogHead): string | undefined {
+    const m = this.cosigs.get(idOf(head));
+    return m && m.size > 0 ? [...m.values()].map(signatureLine).join('') : undefined;
   }
 
   /** The witnesses (names) whose cosignature the node holds for `head`. */

@@ -107,6 +107,42 @@ describe('witnesses and an SDK requiring both', () => {
     expect((await c.checkpoint()).witnesses.sort()).toEqual(['w1.example', 'w2.example']);
   });
 
+  it('proof answers carry the cosignatures: no note request, and a forged one is refused', async () => {
+    const paths: string[] = [];
+    let tamper = false;
+    const counting = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+      const url = String(input);
+      paths.push(new URL(url).pathname);
+      const res = await fetch(input, init);
+      if (!tamper || !url.includes('/proof')) return res;
+      const body = (await res.json()) as { cosignatures: string };
+      // Flip one base64 character of the first cosignature's signature bytes.
+      const line = body.cosignatures.split('\n')[0];
+      const at = line.length - 10;
+      body.cosignatures = body.cosignatures.replace(line, line.slice(0, at) + (line[at] === 'A' ? 'B' : 'A') + line.slice(at + 1));
+      return new Response(JSON.stringify(body), { status: res.status, headers: { 'content-type': 'application/json' } });
+    };
+    const c = new ProofKVClient({
+      endpoints: [node.url],
+      trust: { publicKeys: [nodeKey.publicKey], quorum: 1, witnesses: { origin: ORIGIN, keys: witnessKeys(), quorum: 2 } },
+      retries: 0,
+      fetch: counting as never,
+    });
+    const body = (await (await fetch(`${node.url}/v1/kv/k/proof`)).json()) as { cosignatures?: string };
+    expect(body.cosignatures?.split('\n').filter(Boolean)).toHaveLength(2);
+    expect((await c.verifiedGet('k')).witnesses.sort()).toEqual(['w1.example', 'w2.example']);
+    expect(paths.some((p) => p.endsWith('/note'))).toBe(false);
+    tamper = true;
+    const fresh = new ProofKVClient({
+      endpoints: [node.url],
+      trust: { publicKeys: [nodeKey.publicKey], quorum: 1, witnesses: { origin: ORIGIN, keys: witnessKeys(), quorum: 2 } },
+      retries: 0,
+      fetch: counting as never,
+    });
+    const err = await fresh.verifiedGet('k').catch((e: unknown) => e);
+    expect((err as VerificationError).reason).toBe('BAD_SIGNATURE');
+  });
+
   it('a fork shown to one witness is refused and filed as evidence; its state does not move', async () => {
     const cosigned = w[0].witness.cosigned(ORIGIN)!;
     const stateFile = w[0].witness.store.fileOf(ORIGIN);
