@@ -146,6 +146,8 @@ export interface VerifiedHistoryResult {
   /** The checkpoint of the last page (pages may span checkpoints; history is append-only). */
   checkpoint: Checkpoint;
   head: LogHead;
+  /** The configured witnesses whose cosignature on the last page's head verified (`trust.witnesses`; empty without). */
+  witnesses: string[];
 }
 
 /** What `verifiedPut` / `verifiedDelete` proved. */
@@ -545,7 +547,7 @@ export class ProofKVClient {
       let facts: HistoryFacts | undefined;
       const { head, signatures, checkpoint } = proof.certificate;
       const cosignatures = (body as { cosignatures?: unknown }).cosignatures;
-      await this.trust.acceptAnswer({ head, signatures, checkpoint, sent, cosignatures }, this.ctx, (policy) => {
+      const accepted = await this.trust.acceptAnswer({ head, signatures, checkpoint, sent, cosignatures }, this.ctx, (policy) => {
         const res = verifyHistoryProof(proof, { key: k, minVersion: lo, maxVersion, limit: pageLimit, edges: this.edges }, { trust: policy });
         check(res);
         const proven = (res as HistoryFacts).entries;
@@ -562,7 +564,7 @@ export class ProofKVClient {
       });
       const f = facts!;
       entries.push(...f.entries.map((e) => ({ ...e })));
-      if (f.nextMinVersion === undefined) return { entries, minVersion, maxVersion, checkpoint: f.checkpoint, head: f.head };
+      if (f.nextMinVersion === undefined) return { entries, minVersion, maxVersion, checkpoint: f.checkpoint, head: f.head, witnesses: accepted.witnesses };
       if (f.nextMinVersion <= min) verificationFailure(Reason.HISTORY_BOUND, `history does not advance past version ${min}`);
       min = f.nextMinVersion;
     }

@@ -105,6 +105,7 @@ describe('witnesses and an SDK requiring both', () => {
     expect(new TextDecoder().decode(r.value)).toBe('v1');
     expect(r.witnesses.sort()).toEqual(['w1.example', 'w2.example']);
     expect((await c.checkpoint()).witnesses.sort()).toEqual(['w1.example', 'w2.example']);
+    expect((await c.verifiedHistory('k')).witnesses.sort()).toEqual(['w1.example', 'w2.example']);
   });
 
   it('proof answers carry the cosignatures: no note request, and a forged one is refused', async () => {
