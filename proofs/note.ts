@@ -256,9 +256,17 @@ export function parseNote(input: string | Uint8Array): SignedNote {
 
 /** Signs note `text` with Ed25519 under `name` (type 0x01). Throws `RangeError` on bad input. */
 export function signNote(text: string, name: string, privateKey: Uint8Array): NoteSignature {
+  return signNoteWith(text, name, publicKeyOf(privateKey), (m) => ed25519.sign(m, privateKey));
+}
+
+/**
+ * Like {@link signNote}, for a key held elsewhere: `sign` returns the Ed25519 signature of a
+ * message by the key whose public key is `publicKey`. Throws `RangeError` on bad input.
+ */
+export function signNoteWith(text: string, name: string, publicKey: Uint8Array, sign: (message: Uint8Array) => Uint8Array): NoteSignature {
   if (typeof text !== 'string' || !text.endsWith('\n') || textProblem(text)) throw new RangeError('note text must be valid text ending in a newline');
-  const v = verifierKeyOf(name, publicKeyOf(privateKey));
-  return { name, keyHash: v.keyHash, signature: ed25519.sign(toBytes(text), privateKey) };
+  const v = verifierKeyOf(name, publicKey);
+  return { name, keyHash: v.keyHash, signature: sign(toBytes(text)) };
 }
 
 /** The message a cosignature/v1 signs: `"cosignature/v1\ntime <time>\n" || text`. */

@@ -9,6 +9,7 @@ import express, { type Express, type NextFunction, type Request, type RequestHan
 import type { Logger } from 'pino';
 import { Authenticator, type RouteRole } from './auth.js';
 import type { AppContext } from './context.js';
+import { bodyReader } from './codec.js';
 import { errorHandler, HttpError } from './errors.js';
 import { canonicalKeyPath } from './keys.js';
 import { buildOpenApi } from './openapi.js';
@@ -46,6 +47,11 @@ const EXPOSED_HEADERS = 'ProofKV-Node-Id, ProofKV-Version, ProofKV-Seq, ProofKV-
 function pathMatcher(p: string): RegExp {
   const src = p.split('/').map((seg) => (seg.startsWith(':') ? '[^/]+' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('/');
   return new RegExp(`^${src}/?$`);
+}
+
+/** The route name a request matched, or `unmatched`. */
+function routeOf(req: Request): string {
+  return (req.res?.locals.route as string | undefined) ?? 'unmatched';
 }
 
 /** Builds the express app of a node. */
@@ -98,7 +104,7 @@ export function createApp(ctx: AppContext, options: AppOptions): BuiltApp {
   const parsers: Record<BodyKind, RequestHandler[]> = {
     none: [],
     value: [express.raw({ type: () => true, limit: ctx.limits.maxValueBodyBytes, inflate: false })],
-    batch: [express.raw({ type: () => true, limit: ctx.limits.maxBatchBodyBytes, inflate: false })],
+    batch: [bodyReader(ctx.limits.maxBatchBodyBytes)],
   };
   registerRoutes(app, routes, {
     auth: (role: RouteRole) => auth.require(role),
@@ -123,8 +129,14 @@ export function createApp(ctx: AppContext, options: AppOptions): BuiltApp {
     next(new HttpError('NOT_FOUND', 'no such route'));
   });
   app.use(
-    errorHandler((err, req) => {
-      logger.error({ err, method: req.method, path: req.path }, 'request failed');
+    errorHandler((err, req, answer) => {
+      if (answer.status >= 500 && answer.code !== 'UNAVAILABLE') {
+        logger.error({ err, method: req.method, route: routeOf(req), status: answer.status, code: answer.code }, 'request failed');
+        return;
+      }
+      // Every refused request is logged with its reason (the stable code) — not the key or body.
+      ctx.metrics.refused.inc({ reason: answer.code.toLowerCase() });
+      logger.warn({ method: req.method, route: routeOf(req), status: answer.status, code: answer.code, detail: answer.message, remote: req.socket.remoteAddress }, 'refused request');
     }),
   );
   return { app, routes, openapi };

@@ -6,14 +6,16 @@
  * proofkv serve --data ./data --host 127.0.0.1 --port 7070 [--config proofkv.json]
  *               [--checkpoint-interval 1000] [--checkpoint-writes 10000] [--log-level info] [--raft]
  * ```
- * `--raft` (off by default) routes writes through a one-member Raft group (`<data>/raft`, see
- * `server/raft_write_path.ts`).
+ * `--raft` (off by default) routes writes through a one-member Raft group whose log
+ * (`<data>/raft`) is the write-ahead log (see `docs/replication.md`). A data directory that has
+ * a Raft log must keep being started with `--raft`.
  * `--port 0` picks a free port; the start-up banner on stdout says which (`listening on <url>`).
  * Logs are pino JSON lines on stderr. A port that cannot be listened on is reported before the data
  * directory (and its `NODE_KEY`) is created; a start-up failure is one line on stderr and a log
  * record with the message and code, never a stack trace.
  * @module
  */
+import * as fs from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { createServer } from 'node:net';
 import { Command, CommanderError, Option } from 'commander';
@@ -21,17 +23,31 @@ import { pino, type Logger } from 'pino';
 import { toHex } from '../proofs/bytes.js';
 import { toBase64Url } from './codec.js';
 import { CLIENT_EXIT, oneLine, reportError } from './cli/common.js';
+import { registerBackupCommands } from './cli_backup.js';
 import { registerClientCommands } from './cli_commands.js';
 import { addNoteServeOptions, noteOptionsOf } from './cli/note.js';
 import { formatVerifierKey } from '../proofs/note.js';
-import { ConfigError, DEFAULTS, LOG_LEVELS, resolveConfig, type ServeFlags } from './config.js';
-import { ProofNode, softwareVersion } from './node.js';
+import { ConfigError, DEFAULTS, LOG_LEVELS, resolveConfig, type ServeConfig, type ServeFlags } from './config.js';
+import { ProofNode, softwareVersion, type NodeOptions } from './node.js';
 
 /** Exit codes of `serve`. */
 export const EXIT = { ok: 0, failed: 1, config: 2 } as const;
 
 function logger(level: string): Logger {
   return pino({ level, base: { name: 'proofkv' } }, pino.destination({ dest: 2, sync: true }));
+}
+
+/** Reads the PEM files of `tls` (a missing file is a {@link ConfigError}). */
+function readTls(tls: ServeConfig['tls']): NodeOptions['tls'] {
+  if (!tls) return undefined;
+  const read = (what: string, f: string) => {
+    try {
+      return fs.readFileSync(f);
+    } catch (err) {
+      throw new ConfigError(`cannot read ${what} ${f}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  };
+  return { cert: read('tls-cert', tls.cert), key: read('tls-key', tls.key), ca: tls.clientCa === undefined ? undefined : read('tls-client-ca', tls.clientCa) };
 }
 
 /** Runs `serve` until SIGTERM/SIGINT; resolves when the node stopped. */
@@ -69,9 +85,11 @@ export async function serve(flags: ServeFlags & { origin?: string; witness?: str
       checkpointIntervalMs: cfg.checkpointIntervalMs,
       checkpointWrites: cfg.checkpointWrites,
       logger: log,
-      db: cfg.maxValueSize === undefined ? undefined : { maxValueSize: cfg.maxValueSize },
+      db: { ...(cfg.maxValueSize === undefined ? {} : { maxValueSize: cfg.maxValueSize }), sync: cfg.sync, rotateKey: cfg.rotateKey },
       raft: flags.raft === true,
       notes: noteOptionsOf(flags),
+      edge: cfg.edge,
+      tls: readTls(cfg.tls),
     });
   } catch (err) {
     // The message and code only: a start-up failure is the operator's to fix, not a bug to trace.
@@ -150,13 +168,26 @@ export function buildProgram(): Command {
     .option('--checkpoint-interval <ms>', 'checkpoint every N ms when there were writes (0: off)', String(DEFAULTS.checkpointInterval))
     .option('--checkpoint-writes <n>', 'checkpoint after N write operations (0: off)', String(DEFAULTS.checkpointWrites))
     .addOption(new Option('--log-level <level>', 'log level (env PROOFKV_LOG_LEVEL)').choices(LOG_LEVELS as unknown as string[]))
-    .option('--raft', 'route writes through a one-member Raft group in <data>/raft (experimental; default off)');
+    .option('--raft', 'route writes through a one-member Raft group in <data>/raft, whose log is the write-ahead log (every acknowledged write synced; default off)')
+    .option('--sync', 'fdatasync the journal before acknowledging each write (default; survives power loss)')
+    .option('--no-sync', 'acknowledge writes once the OS has them (survives a process crash, not a power loss)')
+    .option('--max-connections <n>', 'open connections at most (default: from the file-descriptor limit, at most 1024)')
+    .option('--headers-timeout <ms>', 'time to send a request head; also drops silent connections', String(DEFAULTS.headersTimeout))
+    .option('--request-timeout <ms>', 'time to send a whole request', String(DEFAULTS.requestTimeout))
+    .option('--keep-alive-timeout <ms>', 'idle time of a keep-alive connection', String(DEFAULTS.keepAliveTimeout))
+    .option('--max-requests-per-socket <n>', 'requests per connection before it is closed (0: no limit)', String(DEFAULTS.maxRequestsPerSocket))
+    .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (chain)')
+    .option('--tls-key <file>', 'PEM private key of --tls-cert')
+    .option('--tls-client-ca <file>', 'require client certificates signed by this PEM CA')
+    .option('--allow-insecure-http', 'allow plain HTTP on a non-loopback address (e.g. behind a TLS proxy)')
+    .option('--rotate-key', 'start with a new node key although a checkpoint log exists (a logged, signed key rotation)');
   addNoteServeOptions(program.commands[program.commands.length - 1])
     .action(async (flags: ServeFlags & { raft?: boolean; origin?: string; witness?: string[] }, cmd: Command) => {
       const explicit = new Set(Object.keys(flags).filter((k) => cmd.getOptionValueSource(k) === 'cli'));
       await serve(flags, explicit);
     });
   registerClientCommands(program);
+  registerBackupCommands(program);
   return program;
 }
 

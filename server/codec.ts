@@ -152,16 +152,153 @@ export function rawBody(req: Request): Uint8Array {
 export const REQUEST_BODY_CBOR_LIMITS: CborLimits = { canonical: false, maxDepth: 3, maxMap: 8, maxArray: 10_000 };
 
 /**
+ * Deepest nesting a request body may have. The deepest legal body, a batch, needs 3
+ * (`{ops: [{…}]}`); the margin is for forward-compatible fields.
+ */
+export const MAX_BODY_DEPTH = 8;
+/**
+ * Most JSON values (objects, arrays, strings — member names included —, numbers, literals) a
+ * request body may hold. A 10,000-operation batch needs at most 90,003: per operation one object
+ * and four members (`op`, `key`, `value` or `valueUtf8`, `version`), each a name and a value.
+ */
+export const MAX_BODY_VALUES = 100_000;
+
+/**
+ * Checks the shape of a JSON text before it is parsed, incrementally (feed it the body chunk by
+ * chunk as it arrives) in one linear pass with O(1) memory: nesting at most `maxDepth`, at most
+ * `maxValues` values. Throws at the first excess, so a hostile body (millions of nested arrays,
+ * millions of tiny values) is refused after the chunk that crosses the line instead of costing
+ * seconds of `JSON.parse` on the event loop and hundreds of MiB of heap. Malformed JSON passes
+ * here and is refused by the parser.
+ */
+export class JsonShapeChecker {
+  private depth = 0;
+  // Values are counted at their start: an opening bracket, a string's opening quote, or the first
+  // byte of a number or literal. Inside a string every byte is skipped.
+  private values = 0;
+  private inString = false;
+  private escaped = false;
+  private inScalar = false;
+
+  constructor(
+    private readonly maxDepth = MAX_BODY_DEPTH,
+    private readonly maxValues = MAX_BODY_VALUES,
+  ) {}
+
+  /** Scans the next chunk of the body. Throws `400 BAD_REQUEST` (depth) or `413 PAYLOAD_TOO_LARGE` (values). */
+  update(chunk: Uint8Array): void {
+    let { depth, values, inString, escaped, inScalar } = this;
+    for (let i = 0; i < chunk.length; i++) {
+      const c = chunk[i];
+      if (inString) {
+        if (escaped) escaped = false;
+        else if (c === 0x5c) escaped = true;
+        else if (c === 0x22) inString = false;
+        continue;
+      }
+      if (c === 0x5b || c === 0x7b) {
+        inScalar = false;
+        if (++depth > this.maxDepth) throw new HttpError('BAD_REQUEST', `request body nests deeper than ${this.maxDepth} levels`);
+        values++;
+      } else if (c === 0x5d || c === 0x7d) {
+        inScalar = false;
+        depth--;
+        continue;
+      } else if (c === 0x22) {
+        inString = true;
+        inScalar = false;
+        values++;
+      } else if (c === 0x2c || c === 0x3a || c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) {
+        inScalar = false;
+        continue;
+      } else if (!inScalar) {
+        inScalar = true;
+        values++;
+      }
+      if (values > this.maxValues) throw new HttpError('PAYLOAD_TOO_LARGE', `request body holds more than ${this.maxValues} JSON values`);
+    }
+    Object.assign(this, { depth, values, inString, escaped, inScalar });
+  }
+}
+
+/** Checks a whole JSON body with a {@link JsonShapeChecker}. */
+export function checkJsonShape(body: Uint8Array, maxDepth = MAX_BODY_DEPTH, maxValues = MAX_BODY_VALUES): void {
+  new JsonShapeChecker(maxDepth, maxValues).update(body);
+}
+
+/** Resolves after the event loop has served what was waiting (other requests' I/O): a yield point in long work. */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * Reads a request body into `req.body` (a Buffer) with a byte limit, refusing what cannot succeed
+ * as early as possible: a declared `Content-Length` over the limit before reading anything, a
+ * streamed body the moment it crosses the limit, and — for `application/json` — a body whose shape
+ * exceeds {@link MAX_BODY_DEPTH} or {@link MAX_BODY_VALUES} the moment the offending chunk arrives.
+ * A refused request's connection is closed after the answer, so the rest of its body is never read.
+ * `Content-Encoding` other than identity is `415`.
+ */
+export function bodyReader(limit: number): (req: Request, res: Response, next: (err?: unknown) => void) => void {
+  return (req, res, next) => {
+    const refuse = (err: unknown) => {
+      res.setHeader('Connection', 'close');
+      req.pause();
+      next(err);
+    };
+    const enc = String(req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+    if (enc !== 'identity') return refuse(new HttpError('UNSUPPORTED_MEDIA_TYPE', 'unsupported content encoding or charset'));
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > limit) return refuse(new HttpError('PAYLOAD_TOO_LARGE', 'request body exceeds the limit'));
+    const ct = String(req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+    const checker = ct === 'application/json' ? new JsonShapeChecker() : null;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const finish = (err?: unknown) => {
+      if (done) return;
+      done = true;
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      if (err !== undefined) refuse(err);
+      else {
+        req.body = Buffer.concat(chunks, size);
+        next();
+      }
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) return finish(new HttpError('PAYLOAD_TOO_LARGE', 'request body exceeds the limit'));
+      try {
+        checker?.update(chunk);
+      } catch (err) {
+        return finish(err);
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => finish();
+    const onError = () => finish(new HttpError('BAD_REQUEST', 'request body was not received completely'));
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+  };
+}
+
+/**
  * Parses a JSON or CBOR request body into a plain object. Malformed input, a non-object top
- * level, or CBOR that does not decode cleanly is `400 BAD_REQUEST`. A CBOR body first passes the
- * linear pre-pass of `proofs/cbor_scan.ts` (no tags — value sharing 28/29 included — no indefinite
- * lengths, depth and counts within {@link REQUEST_BODY_CBOR_LIMITS}), so cbor-x never expands
- * more than the bytes hold. Longer heads than needed are accepted here: cbor-x's default encoder
- * writes them, and they cost no extra work.
+ * level, or CBOR that does not decode cleanly is `400 BAD_REQUEST`; a JSON body nested deeper than
+ * {@link MAX_BODY_DEPTH} or holding more than {@link MAX_BODY_VALUES} values is refused before it
+ * is parsed ({@link checkJsonShape}). A CBOR body first passes the linear pre-pass of
+ * `proofs/cbor_scan.ts` (no tags — value sharing 28/29 included — no indefinite lengths, depth and
+ * counts within {@link REQUEST_BODY_CBOR_LIMITS}), so cbor-x never expands more than the bytes
+ * hold. Longer heads than needed are accepted here: cbor-x's default encoder writes them, and they
+ * cost no extra work.
  */
 export function parseStructuredBody(type: 'json' | 'cbor', body: Uint8Array): Record<string, unknown> {
   let v: unknown;
   if (body.length === 0) throw new HttpError('BAD_REQUEST', 'request body is empty');
+  if (type === 'json') checkJsonShape(body);
   try {
     if (type === 'json') {
       v = JSON.parse(utf8.decode(body));

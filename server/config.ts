@@ -7,8 +7,11 @@
  * ```json
  * { "tokens": [{ "token": "…", "role": "admin" }], "data": "./data", "host": "127.0.0.1",
  *   "port": 7070, "checkpointInterval": 1000, "checkpointWrites": 10000, "logLevel": "info",
- *   "maxValueSize": 1048576 }
+ *   "maxValueSize": 1048576, "sync": true, "maxConnections": 1024, "headersTimeout": 10000,
+ *   "requestTimeout": 60000, "keepAliveTimeout": 5000, "maxRequestsPerSocket": 0,
+ *   "tlsCert": "cert.pem", "tlsKey": "key.pem", "tlsClientCa": "ca.pem", "allowInsecureHttp": false }
  * ```
+ * Limits, timeouts and the durability setting are described in `docs/operations.md`.
  * @module
  */
 import * as fs from 'node:fs';
@@ -38,6 +41,30 @@ export interface ServeConfig {
   logLevel: LogLevel;
   /** Database `maxValueSize`, when set. */
   maxValueSize?: number;
+  /** fdatasync the journal before acknowledging a write (default true). */
+  sync: boolean;
+  /** Edge limits of the HTTP server. */
+  edge: EdgeLimits;
+  /** HTTPS material (PEM file paths), when serving TLS. */
+  tls?: { cert: string; key: string; clientCa?: string };
+  /** Allow a non-loopback plain-HTTP listener with tokens. */
+  allowInsecureHttp: boolean;
+  /** Start with a new node key even though a checkpoint log exists (a logged key rotation). */
+  rotateKey: boolean;
+}
+
+/** Resource limits of the HTTP server (`docs/operations.md`). */
+export interface EdgeLimits {
+  /** Open connections; more are closed at accept (0: the default, derived from the file-descriptor limit). */
+  maxConnections: number;
+  /** Time for a connection to send a complete request head, ms (also drops idle connections that send nothing). */
+  headersTimeoutMs: number;
+  /** Time for a whole request (head and body), ms. */
+  requestTimeoutMs: number;
+  /** Idle time of a keep-alive connection between requests, ms. */
+  keepAliveTimeoutMs: number;
+  /** Requests served on one connection before it is closed (0: no limit). */
+  maxRequestsPerSocket: number;
 }
 
 /** Defaults of `serve`. */
@@ -48,6 +75,12 @@ export const DEFAULTS = {
   checkpointInterval: 1000,
   checkpointWrites: 10000,
   logLevel: 'info' as LogLevel,
+  sync: true,
+  maxConnections: 0,
+  headersTimeout: 10_000,
+  requestTimeout: 60_000,
+  keepAliveTimeout: 5_000,
+  maxRequestsPerSocket: 0,
 };
 
 /** Flag values as commander gives them (strings), with the names given explicitly on the command line. */
@@ -59,9 +92,45 @@ export interface ServeFlags {
   checkpointInterval?: string;
   checkpointWrites?: string;
   logLevel?: string;
+  /** `--sync` / `--no-sync`. */
+  sync?: boolean;
+  maxConnections?: string;
+  headersTimeout?: string;
+  requestTimeout?: string;
+  keepAliveTimeout?: string;
+  maxRequestsPerSocket?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsClientCa?: string;
+  allowInsecureHttp?: boolean;
+  rotateKey?: boolean;
 }
 
-const FILE_FIELDS = ['tokens', 'data', 'host', 'port', 'checkpointInterval', 'checkpointWrites', 'logLevel', 'maxValueSize'];
+const FILE_FIELDS = [
+  'tokens',
+  'data',
+  'host',
+  'port',
+  'checkpointInterval',
+  'checkpointWrites',
+  'logLevel',
+  'maxValueSize',
+  'sync',
+  'maxConnections',
+  'headersTimeout',
+  'requestTimeout',
+  'keepAliveTimeout',
+  'maxRequestsPerSocket',
+  'tlsCert',
+  'tlsKey',
+  'tlsClientCa',
+  'allowInsecureHttp',
+];
+
+function bool(name: string, v: unknown): boolean {
+  if (typeof v !== 'boolean') throw new ConfigError(`${name} must be true or false, got ${JSON.stringify(v)}`);
+  return v;
+}
 
 function int(name: string, v: unknown, min: number, max: number): number {
   const n = typeof v === 'string' && /^[0-9]+$/.test(v.trim()) ? Number(v.trim()) : v;
@@ -144,11 +213,36 @@ export function resolveConfig(flags: ServeFlags, env: NodeJS.ProcessEnv, explici
     checkpointIntervalMs: int('checkpoint-interval', pick('checkpointInterval', 'checkpointInterval', DEFAULTS.checkpointInterval), 0, 2 ** 31 - 1),
     checkpointWrites: int('checkpoint-writes', pick('checkpointWrites', 'checkpointWrites', DEFAULTS.checkpointWrites), 0, Number.MAX_SAFE_INTEGER),
     logLevel: level('log-level', logLevelRaw),
+    sync: bool('sync', pick('sync', 'sync', DEFAULTS.sync)),
+    edge: {
+      maxConnections: int('max-connections', pick('maxConnections', 'maxConnections', DEFAULTS.maxConnections), 0, 1_000_000),
+      headersTimeoutMs: int('headers-timeout', pick('headersTimeout', 'headersTimeout', DEFAULTS.headersTimeout), 100, 600_000),
+      requestTimeoutMs: int('request-timeout', pick('requestTimeout', 'requestTimeout', DEFAULTS.requestTimeout), 100, 3_600_000),
+      keepAliveTimeoutMs: int('keep-alive-timeout', pick('keepAliveTimeout', 'keepAliveTimeout', DEFAULTS.keepAliveTimeout), 100, 600_000),
+      maxRequestsPerSocket: int('max-requests-per-socket', pick('maxRequestsPerSocket', 'maxRequestsPerSocket', DEFAULTS.maxRequestsPerSocket), 0, 1_000_000),
+    },
+    allowInsecureHttp: bool('allow-insecure-http', pick('allowInsecureHttp', 'allowInsecureHttp', false)),
+    rotateKey: flags.rotateKey === true,
   };
+  if (cfg.edge.headersTimeoutMs > cfg.edge.requestTimeoutMs) throw new ConfigError('headers-timeout must not exceed request-timeout');
   if (file.maxValueSize !== undefined) cfg.maxValueSize = int('maxValueSize', file.maxValueSize, 0, 64 * 1024 * 1024);
+  const tlsCert = pick('tlsCert', 'tlsCert', undefined);
+  const tlsKey = pick('tlsKey', 'tlsKey', undefined);
+  const tlsClientCa = pick('tlsClientCa', 'tlsClientCa', undefined);
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) throw new ConfigError('tls-cert and tls-key go together');
+  if (tlsClientCa !== undefined && tlsCert === undefined) throw new ConfigError('tls-client-ca needs tls-cert and tls-key');
+  if (tlsCert !== undefined) {
+    cfg.tls = { cert: str('tls-cert', tlsCert), key: str('tls-key', tlsKey) };
+    if (tlsClientCa !== undefined) cfg.tls.clientCa = str('tls-client-ca', tlsClientCa);
+  }
   if (cfg.tokens.length === 0 && !isLoopbackHost(cfg.host)) {
     throw new ConfigError(
       `refusing to listen on ${cfg.host} without tokens: every request would be admin. Configure tokens (--config or PROOFKV_TOKENS) or use a loopback host`,
+    );
+  }
+  if (!cfg.tls && !cfg.allowInsecureHttp && !isLoopbackHost(cfg.host)) {
+    throw new ConfigError(
+      `refusing to listen on ${cfg.host} over plain HTTP: bearer tokens would cross the network in clear. Give --tls-cert and --tls-key, or --allow-insecure-http (e.g. behind a TLS-terminating proxy)`,
     );
   }
   return cfg;

@@ -6,7 +6,7 @@
  * @module
  */
 import type { NextFunction, Request, Response } from 'express';
-import { ProofKVError } from '../src/index.js';
+import { ProofKVError, WriteFaultError } from '../src/index.js';
 
 /** Stable error codes of the HTTP API (`docs/http-api.md`), with their status. */
 export const HTTP_CODES = {
@@ -18,6 +18,7 @@ export const HTTP_CODES = {
   KEY_TOO_LARGE: 413,
   VALUE_TOO_LARGE: 413,
   PAYLOAD_TOO_LARGE: 413,
+  REQUEST_TIMEOUT: 408,
   UNAUTHENTICATED: 401,
   FORBIDDEN: 403,
   NOT_FOUND: 404,
@@ -45,6 +46,7 @@ const TITLES: Record<HttpCode, string> = {
   KEY_TOO_LARGE: 'Key too large',
   VALUE_TOO_LARGE: 'Value too large',
   PAYLOAD_TOO_LARGE: 'Payload too large',
+  REQUEST_TIMEOUT: 'Request timeout',
   UNAUTHENTICATED: 'Unauthenticated',
   FORBIDDEN: 'Forbidden',
   NOT_FOUND: 'Not found',
@@ -114,9 +116,13 @@ interface ParserError {
  */
 export function toHttpError(err: unknown): HttpError {
   if (err instanceof HttpError) return err;
+  if (err instanceof WriteFaultError && err.retryable) {
+    // The engine is recovering from a transient fault by itself: try again shortly.
+    return new HttpError('UNAVAILABLE', err.message, { 'Retry-After': '1' });
+  }
   if (err instanceof ProofKVError) {
     const mapped = ENGINE_MAP[err.code] ?? (err.code in HTTP_CODES ? (err.code as HttpCode) : 'INTERNAL');
-    return new HttpError(mapped, err.message);
+    return new HttpError(mapped, scrubPaths(err.message));
   }
   if (typeof err === 'object' && err !== null) {
     const e = err as ParserError;
@@ -132,6 +138,16 @@ export function toHttpError(err: unknown): HttpError {
   return new HttpError('INTERNAL', 'internal error');
 }
 
+/**
+ * `text` with every absolute file path replaced by `<path>`: engine messages name files for the
+ * logs, answers never do (a path tells an attacker where the data lives and who runs the node).
+ * A path is a `/` at the start or after a space, quote, `(`, `=` or `:`, up to the next space,
+ * quote, `)` or `,`. Windows drive paths are replaced too.
+ */
+export function scrubPaths(text: string): string {
+  return text.replace(/(^|[\s'"(=:])(?:\/|[A-Za-z]:[\\/])[^\s'"),]*/g, '$1<path>');
+}
+
 /** Sends `err` as problem+json, with its headers. */
 export function sendProblem(res: Response, err: HttpError): void {
   if (res.headersSent) {
@@ -141,17 +157,17 @@ export function sendProblem(res: Response, err: HttpError): void {
   for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
   res.status(err.status);
   res.setHeader('Content-Type', 'application/problem+json');
-  res.end(JSON.stringify(problem(err.code, err.message)));
+  res.end(JSON.stringify(problem(err.code, err.status >= 500 ? scrubPaths(err.message) : err.message)));
 }
 
-/** Called for 5xx errors, so they are logged with their stack (never sent). */
-export type ErrorReporter = (err: unknown, req: Request) => void;
+/** Called for every error answer with the original error and its mapping (5xx are logged with their stack, never sent). */
+export type ErrorReporter = (err: unknown, req: Request, answer: HttpError) => void;
 
-/** The express error handler: maps, logs 5xx through `report`, responds. */
+/** The express error handler: maps, reports through `report`, responds. */
 export function errorHandler(report: ErrorReporter) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
     const h = toHttpError(err);
-    if (h.status >= 500) report(err, req);
+    report(err, req, h);
     sendProblem(res, h);
   };
 }

@@ -45,6 +45,10 @@ export class Metrics {
   readonly checkpointDuration: Histogram<'trigger'>;
   /** Failed checkpoints, by trigger. */
   readonly checkpointFailures: Counter<'trigger'>;
+  /** Connections and requests refused at the edge or by a route, by reason (`connection_limit`, `timeout`, an error code, ...). */
+  readonly refused: Counter<'reason'>;
+  /** Reports open connections and their limit when `/metrics` is scraped (set by the node once it listens). */
+  connections: (() => { open: number; limit: number }) | null = null;
 
   constructor(db: ProofDB, options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -65,6 +69,7 @@ export class Metrics {
       registers,
     });
     this.checkpointFailures = new Counter({ name: 'proofkv_checkpoint_failures_total', help: 'Failed checkpoints', labelNames: ['trigger'], registers });
+    this.refused = new Counter({ name: 'proofkv_refused_total', help: 'Connections and requests refused, by reason', labelNames: ['reason'], registers });
 
     // Sampled at scrape time; a closed database reports nothing new.
     const live = <T>(f: () => T): T | undefined => {
@@ -106,6 +111,45 @@ export class Metrics {
           if (s) this.set(pick(s));
         },
       });
+    new Gauge({
+      name: 'proofkv_write_fault',
+      help: '1 while writes are refused because of a write fault, by component (journal, flush, internal) and whether the node retries by itself',
+      labelNames: ['component', 'recoverable'],
+      registers,
+      collect() {
+        this.reset();
+        const f = live(() => db.writeFault());
+        if (f) this.set({ component: f.component, recoverable: String(f.recoverable) }, 1);
+      },
+    });
+    const cacheGauge = (name: string, help: string, pick: (c: ReturnType<ProofDB['cacheStats']>[number]) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['cache'],
+        registers,
+        collect() {
+          const cs = live(() => db.cacheStats());
+          if (cs) for (const c of cs) this.set({ cache: c.cache }, pick(c));
+        },
+      });
+    cacheGauge('proofkv_cache_bytes', 'Bytes held by each engine cache (block, table_memory, proof_block, block_tree)', (c) => c.bytes);
+    cacheGauge('proofkv_cache_capacity_bytes', 'Byte budget of each engine cache', (c) => c.capacity);
+    const sampled = (name: string, help: string, value: () => number | undefined) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          const v = value();
+          if (v !== undefined) this.set(v);
+        },
+      });
+    sampled('proofkv_connections', 'Open client connections', () => this.connections?.().open);
+    sampled('proofkv_connections_limit', 'Connection limit (more are closed at accept)', () => this.connections?.().limit);
+    engine('proofkv_write_faults_total', 'Write faults entered since start', (s) => s.faults);
+    engine('proofkv_write_fault_recoveries_total', 'Write faults the node left by itself', (s) => s.faultRecoveries);
+    engine('proofkv_journal_syncs_total', 'Journal fdatasyncs that acknowledged writes waited for', (s) => s.journalSyncs);
     engine('proofkv_last_seq', 'Highest write sequence number', (s) => s.lastSeq);
     engine('proofkv_memtable_bytes', 'Approximate memtable size', (s) => s.memtableBytes);
     engine('proofkv_flushes_total', 'Memtable flushes since start', (s) => s.flushes);

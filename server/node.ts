@@ -11,16 +11,19 @@
  */
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import * as path from 'node:path';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { toHex } from '../proofs/bytes.js';
 import { ProofDB, type DBOptions } from '../src/index.js';
+import { errorCodeOf } from '../src/db/core.js';
+import { NODE_KEY_FILE } from '../src/proof/node_key.js';
 import { createApp, type BuiltApp } from './app.js';
-import { problem } from './errors.js';
+import { problem, type HttpCode } from './errors.js';
 import { Authenticator, type TokenEntry } from './auth.js';
+import { DEFAULTS, type EdgeLimits } from './config.js';
 import { limitsFor, type AppContext } from './context.js';
-import { loadOrCreateNodeKey } from '../src/proof/node_key.js';
 import { Metrics } from './metrics.js';
 import { CheckpointNotes, type NoteOptions } from './notes.js';
 import { RaftWritePath } from './raft_write_path.js';
@@ -48,12 +51,70 @@ export interface NodeOptions {
   drainTimeoutMs?: number;
   /** Checkpoint notes: origin and the witnesses to push each new head to (docs/witness.md). */
   notes?: NoteOptions;
-  /** Route writes through a one-member Raft group (`<dataDir>/raft`) instead of applying them directly. Default false. */
+  /**
+   * Route writes through a one-member Raft group (`<dataDir>/raft`) whose log is the write-ahead
+   * log (the engine then runs with `writeAheadLog: 'external'`) instead of applying them directly.
+   * Default false; a data directory that has a Raft log refuses to start without it.
+   */
   raft?: boolean;
+  /** Connection limit and timeouts (defaults: {@link DEFAULTS}; `maxConnections` 0 derives it from the fd limit). */
+  edge?: Partial<EdgeLimits>;
+  /** Serve HTTPS with this PEM material; `ca` makes the server require client certificates it signed. */
+  tls?: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer };
+}
+
+/** The soft `RLIMIT_NOFILE` of this process (Linux `/proc/self/limits`), or undefined. */
+export function openFileLimit(): number | undefined {
+  try {
+    const m = /^Max open files\s+(\d+|unlimited)/m.exec(fs.readFileSync('/proc/self/limits', 'utf8'));
+    if (m && m[1] !== 'unlimited') return Number(m[1]);
+  } catch {
+    // not Linux
+  }
+  return undefined;
+}
+
+/**
+ * The default connection limit: 1024, but never more than three quarters of the file-descriptor
+ * limit less 64, so that connections alone cannot starve the engine of descriptors (journal,
+ * manifest, checkpoint log, table files, directory syncs). At least 16.
+ */
+export function defaultMaxConnections(nofile = openFileLimit()): number {
+  if (nofile === undefined) return 1024;
+  return Math.max(16, Math.min(1024, Math.floor(nofile * 0.75) - 64));
+}
+
+/** The edge limits in force: `edge` over {@link DEFAULTS}. */
+export function resolveEdge(edge: Partial<EdgeLimits> = {}): EdgeLimits {
+  const max = edge.maxConnections ?? DEFAULTS.maxConnections;
+  return {
+    maxConnections: max > 0 ? max : defaultMaxConnections(),
+    headersTimeoutMs: edge.headersTimeoutMs ?? DEFAULTS.headersTimeout,
+    requestTimeoutMs: edge.requestTimeoutMs ?? DEFAULTS.requestTimeout,
+    keepAliveTimeoutMs: edge.keepAliveTimeoutMs ?? DEFAULTS.keepAliveTimeout,
+    maxRequestsPerSocket: edge.maxRequestsPerSocket ?? DEFAULTS.maxRequestsPerSocket,
+  };
+}
+
+/** The answer to an unparseable or timed-out request, by the HTTP parser's error code. */
+function clientErrorAnswer(code: string | undefined): { status: number; reason: string; http: HttpCode; detail: string } {
+  if (code === 'HPE_HEADER_OVERFLOW') return { status: 431, reason: 'Request Header Fields Too Large', http: 'PAYLOAD_TOO_LARGE', detail: 'request head exceeds 256 KiB' };
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return { status: 408, reason: 'Request Timeout', http: 'REQUEST_TIMEOUT', detail: 'the request was not received in time' };
+  return { status: 400, reason: 'Bad Request', http: 'BAD_REQUEST', detail: 'malformed HTTP request' };
 }
 
 /** Largest request head: a 64 KiB key percent-encoded three times over, plus headers. */
 export const MAX_HEADER_BYTES = 256 * 1024;
+
+/** Warns when `NODE_KEY` in `dir` can be read or written by others (the engine then makes it 0600). */
+function warnLooseNodeKey(dir: string, log: Logger): void {
+  try {
+    const mode = fs.statSync(path.join(dir, NODE_KEY_FILE)).mode & 0o777;
+    if (mode & 0o077) log.warn({ file: NODE_KEY_FILE, mode: mode.toString(8) }, 'the node key was readable or writable by others: made it 0600; treat the key as exposed and consider --rotate-key');
+  } catch {
+    // no key yet
+  }
+}
 
 /** The software version from package.json. */
 export function softwareVersion(): string {
@@ -76,6 +137,11 @@ export class ProofNode {
   private checkpointing: Promise<void> | null = null;
   /** Checkpoint notes and the witness pushes. */
   notes?: CheckpointNotes;
+  /** The edge limits in force. */
+  edge!: EdgeLimits;
+  /** Consecutive failed checkpoints, and when automatic checkpoints may try again (ms since the epoch). */
+  private checkpointFailures = 0;
+  private checkpointRetryAt = 0;
 
   private constructor(
     /** The database (reads; writes go through {@link writePath}). */
@@ -96,7 +162,36 @@ export class ProofNode {
   /** Opens the database in `dataDir`, starts listening, schedules checkpoints. */
   static async start(options: NodeOptions): Promise<ProofNode> {
     const auth = new Authenticator(options.tokens);
-    const db = await ProofDB.open(options.dataDir, options.db);
+    const log = options.logger;
+    // Every file and directory the node creates is private to its user, whatever the umask was
+    // (the engine also makes the data directory 0700 and tightens files left with looser modes).
+    process.umask(0o077);
+    warnLooseNodeKey(options.dataDir, log);
+    const raftDir = path.join(options.dataDir, 'raft');
+    if (!options.raft && fs.existsSync(raftDir)) {
+      // The Raft log is this directory's write-ahead log: the engine alone lacks its newest writes.
+      throw new Error(`${options.dataDir} belongs to a Raft group (${raftDir} holds its write-ahead log): start it with the raft write path`);
+    }
+    const db = await ProofDB.open(options.dataDir, { ...options.db, writeAheadLog: options.raft ? 'external' : 'journal' });
+    const rotated = db.keyRotations().rotatedAtOpen;
+    if (rotated) {
+      log.warn(
+        {
+          event: 'key_rotation',
+          logSize: rotated.logSize,
+          oldPublicKey: toHex(rotated.oldPublicKey),
+          newPublicKey: toHex(rotated.newPublicKey),
+          signedByOldKey: rotated.oldSignature !== undefined,
+        },
+        rotated.oldSignature
+          ? 'node key rotated: the statement is signed by the old key (GET /v1/key-rotations)'
+          : 'node key rotated without the old key (it was lost): clients must get the new public key out of band',
+      );
+    }
+    db.onWriteFault((f) => {
+      if (f) log.error({ component: f.component, code: errorCodeOf(f.error), recoverable: f.recoverable, err: f.error }, 'write fault: writes are refused until it clears');
+      else log.info('write fault cleared: writes resumed');
+    });
     let raftPath: RaftWritePath | undefined;
     try {
       const publicKey = db.publicKey();
@@ -111,10 +206,7 @@ export class ProofNode {
         },
       };
       if (options.raft) {
-        raftPath = await RaftWritePath.open(db, path.join(options.dataDir, 'raft'), {
-          ...wpOptions,
-          warn: (msg, fields) => options.logger.warn(fields ?? {}, msg),
-        });
+        raftPath = await RaftWritePath.open(db, raftDir, wpOptions);
       }
       const writePath: WritePath = raftPath ?? new LocalWritePath(db, wpOptions);
       metrics.trackIdempotency(writePath);
@@ -124,16 +216,46 @@ export class ProofNode {
         info: { nodeId, publicKey, version: softwareVersion() },
         limits: limitsFor(db.options.maxValueSize, db.options.maxKeySize),
         metrics,
-        notes: new CheckpointNotes(db, loadOrCreateNodeKey(options.dataDir), { warn: (msg, f) => options.logger.warn(f ?? {}, msg), ...options.notes }),
+        notes: new CheckpointNotes(db, { warn: (msg, f) => options.logger.warn(f ?? {}, msg), ...options.notes }),
       };
       const built = createApp(ctx, { auth, logger: options.logger, isClosing: () => node?.closing ?? false });
-      const server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES }, built.app);
-      // Idle keep-alive connections outlive typical client pools' own timeouts (undici: the server's
-      // hint minus 1 s), so a client never sends on a connection the server is closing.
-      server.keepAliveTimeout = 65_000;
-      server.headersTimeout = 66_000;
+      const edge = resolveEdge(options.edge);
+      const serverOptions: http.ServerOptions = {
+        maxHeaderSize: MAX_HEADER_BYTES,
+        headersTimeout: edge.headersTimeoutMs,
+        requestTimeout: edge.requestTimeoutMs,
+        keepAliveTimeout: edge.keepAliveTimeoutMs,
+        // How often the timeouts above are enforced (Node's default is 30 s).
+        connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(edge.headersTimeoutMs / 4))),
+      };
+      const tls = options.tls;
+      const server: http.Server = tls
+        ? https.createServer({ ...serverOptions, cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: tls.ca !== undefined, rejectUnauthorized: tls.ca !== undefined }, built.app)
+        : http.createServer(serverOptions, built.app);
+      // Clients learn the idle timeout from the Keep-Alive hint (undici uses it minus 1 s), so they
+      // never send on a connection the server is closing.
+      server.keepAliveTimeout = edge.keepAliveTimeoutMs;
+      server.maxRequestsPerSocket = edge.maxRequestsPerSocket;
+      server.maxConnections = edge.maxConnections;
+      let open = 0;
+      server.on('connection', (socket: Socket) => {
+        open++;
+        socket.once('close', () => open--);
+      });
+      metrics.connections = () => ({ open, limit: edge.maxConnections });
+      server.on('drop', (d?: { remoteAddress?: string; remotePort?: number }) => {
+        metrics.refused.inc({ reason: 'connection_limit' });
+        log.warn({ reason: 'connection_limit', limit: edge.maxConnections, remote: d?.remoteAddress, port: d?.remotePort }, 'refused connection');
+      });
+      if (tls) {
+        server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+          metrics.refused.inc({ reason: 'tls' });
+          log.warn({ reason: 'tls', code: err.code, remote: socket.remoteAddress }, 'refused connection');
+        });
+      }
       node = new ProofNode(db, writePath, metrics, built, server, nodeId, options);
       node.notes = ctx.notes;
+      node.edge = edge;
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(options.port, options.host, () => {
@@ -141,23 +263,30 @@ export class ProofNode {
           resolve();
         });
       });
-      server.on('clientError', (err, socket) => {
-        // Unparseable HTTP (bad request line or method, bad header, oversized head): a problem
-        // document when the socket still takes one, then close.
+      server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+        // Unparseable HTTP (bad request line or method, bad header, oversized head) or a request
+        // not received in time: a problem document when the socket still takes one, then close.
+        const code = err.code;
+        if (code === 'ECONNRESET' || code === 'EPIPE') {
+          socket.destroy();
+          return;
+        }
+        const a = clientErrorAnswer(code);
+        const reason = a.status === 408 ? 'timeout' : a.status === 431 ? 'head_too_large' : 'malformed';
+        metrics.refused.inc({ reason });
+        log.warn({ reason, code, remote: socket.remoteAddress }, 'refused request');
         if (!socket.writable) {
           socket.destroy();
           return;
         }
-        const tooLarge = (err as NodeJS.ErrnoException).code === 'HPE_HEADER_OVERFLOW';
-        const body = JSON.stringify({
-          ...problem(tooLarge ? 'PAYLOAD_TOO_LARGE' : 'BAD_REQUEST', tooLarge ? 'request head exceeds 256 KiB' : 'malformed HTTP request'),
-          status: tooLarge ? 431 : 400,
-        });
+        const body = JSON.stringify({ ...problem(a.http, a.detail), status: a.status });
         socket.end(
-          `HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\n` +
+          `HTTP/1.1 ${a.status} ${a.reason}\r\n` +
             `Content-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
             `ProofKV-Node-Id: ${nodeId}\r\nConnection: close\r\n\r\n${body}`,
         );
+        // A client that does not read its answer must not hold the descriptor.
+        setTimeout(() => socket.destroy(), 1000).unref();
       });
       if (options.checkpointIntervalMs > 0) {
         node.timer = setInterval(() => node!.maybeCheckpoint('interval'), options.checkpointIntervalMs);
@@ -176,10 +305,10 @@ export class ProofNode {
     return (this.server.address() as AddressInfo).port;
   }
 
-  /** `http://host:port`. */
+  /** `http://host:port` (`https://` with TLS). */
   get url(): string {
     const h = this.options.host.includes(':') ? `[${this.options.host}]` : this.options.host;
-    return `http://${h}:${this.port}`;
+    return `${this.options.tls ? 'https' : 'http'}://${h}:${this.port}`;
   }
 
   /** Write operations since the last checkpoint (its seq), 0 when none. */
@@ -201,6 +330,9 @@ export class ProofNode {
   /** Takes a checkpoint when there are new writes and none is running. */
   private maybeCheckpoint(trigger: 'interval' | 'writes'): void {
     if (this.closing || this.checkpointing) return;
+    // A write fault refuses checkpoints and is retried by the engine; after failed automatic
+    // checkpoints, wait (1 s doubling to 60 s) instead of failing and logging every interval.
+    if (this.db.writeFault() || Date.now() < this.checkpointRetryAt) return;
     if (this.pendingWrites() <= 0) return;
     this.checkpointing = this.checkpoint(trigger).finally(() => {
       this.checkpointing = null;
@@ -211,8 +343,13 @@ export class ProofNode {
     try {
       const o = await this.metrics.timeCheckpoint(trigger, () => this.writePath.propose({ type: 'checkpoint' }));
       if (o.type === 'checkpoint') this.options.logger.debug({ trigger, index: o.checkpoint.checkpoint.index, seq: o.checkpoint.seq }, 'checkpoint');
+      this.checkpointFailures = 0;
+      this.checkpointRetryAt = 0;
     } catch (err) {
-      this.options.logger.error({ err, trigger }, 'checkpoint failed');
+      this.checkpointFailures++;
+      const waitMs = Math.min(60_000, 1000 * 2 ** Math.min(this.checkpointFailures - 1, 6));
+      this.checkpointRetryAt = Date.now() + waitMs;
+      this.options.logger.error({ err, trigger, failures: this.checkpointFailures, retryInMs: waitMs }, 'checkpoint failed');
     }
   }
 

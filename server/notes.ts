@@ -11,21 +11,21 @@
  * — <origin> <base64(keyHash || Ed25519 signature)>        the node's note signature (key name = origin)
  * — <witness> <base64(keyHash || time || signature)>      cosignatures the node collected for this head
  * ```
- * Ed25519 is deterministic, so the node signs a note on demand for any head its log passed
- * through (each of which it certified), and gets the same bytes every time. Cosignatures are kept
+ * Ed25519 is deterministic, so the node signs a note on demand (with the node key, through
+ * `ProofDB.signWithNodeKey`) for any head its log passed through, and gets the same bytes every time. Cosignatures are kept
  * in memory for the last {@link MAX_COSIGNED_HEADS} heads; after a restart the node pushes its
  * latest head again and the witnesses cosign it again (same size and root).
  * @module
  */
 import { toHex } from '../proofs/bytes.js';
-import type { KeyPair, LogHead } from '../proofs/checkpoint.js';
+import type { LogHead } from '../proofs/checkpoint.js';
 import {
   KEY_TYPE_COSIGNATURE,
   formatCheckpointNote,
   formatNote,
   isValidKeyName,
   signatureLine,
-  signNote,
+  signNoteWith,
   verifierKeyOf,
   verifyNote,
   type NoteSignature,
@@ -82,10 +82,9 @@ export class CheckpointNotes {
 
   constructor(
     private readonly db: ProofDB,
-    private readonly key: KeyPair,
     private readonly options: NoteOptions = {},
   ) {
-    this.origin = options.origin ?? defaultOrigin(key.publicKey);
+    this.origin = options.origin ?? defaultOrigin(db.publicKey());
     if (!isValidKeyName(this.origin)) throw new RangeError(`origin ${JSON.stringify(this.origin)} is empty or has white space or '+'`);
     this.witnesses = options.witnesses ?? [];
     for (const w of this.witnesses) {
@@ -100,7 +99,7 @@ export class CheckpointNotes {
 
   /** The node's note verifier key (`origin+hash+key`, type 0x01). */
   verifierKey(): VerifierKey {
-    return verifierKeyOf(this.origin, this.key.publicKey);
+    return verifierKeyOf(this.origin, this.db.publicKey());
   }
 
   /** The head of `size` (default: the latest). Throws the engine's errors for a size the log never had. */
@@ -120,7 +119,7 @@ export class CheckpointNotes {
     const id = idOf(head);
     let own = this.ownSigs.get(id);
     if (!own) {
-      own = signNote(text, this.origin, this.key.privateKey);
+      own = signNoteWith(text, this.origin, this.db.publicKey(), (m) => this.db.signWithNodeKey(m));
       this.ownSigs.set(id, own);
       if (this.ownSigs.size > MAX_COSIGNED_HEADS) this.ownSigs.delete(this.ownSigs.keys().next().value as string);
     }

@@ -162,6 +162,19 @@ const SCHEMAS: Record<string, Record<string, unknown>> = {
       tables: u53,
       bytesOnDisk: u53,
       version: { type: 'string' },
+      sync: { type: 'boolean', description: 'Whether a write is fdatasynced before it is acknowledged' },
+      writes: {
+        type: 'object',
+        required: ['state'],
+        description: 'ok, paused (a write fault the node retries by itself) or stopped (needs a restart)',
+        properties: {
+          state: { type: 'string', enum: ['ok', 'paused', 'stopped'] },
+          fault: {
+            type: 'object',
+            properties: { component: { type: 'string' }, code: { type: 'string' }, lastCode: { type: 'string' }, since: { type: 'string' }, attempts: u53 },
+          },
+        },
+      },
       limits: {
         type: 'object',
         properties: { maxKeySize: u53, maxValueSize: u53, maxValueBodyBytes: u53, maxBatchBodyBytes: u53, maxBatchOps: u53, maxPageBytes: u53 },
@@ -169,6 +182,28 @@ const SCHEMAS: Record<string, Record<string, unknown>> = {
     },
   },
   Health: { type: 'object', required: ['ok'], properties: { ok: { type: 'boolean' } } },
+  KeyRotations: {
+    type: 'object',
+    required: ['rotations'],
+    properties: {
+      rotations: {
+        type: 'array',
+        items: {
+          type: 'object',
+          required: ['logSize', 'oldPublicKey', 'newPublicKey', 'newSignature', 'time'],
+          properties: {
+            logSize: u53,
+            oldPublicKey: ref('Bytes'),
+            newPublicKey: ref('Bytes'),
+            oldSignature: ref('Bytes'),
+            newSignature: ref('Bytes'),
+            time: { type: 'string' },
+          },
+        },
+      },
+    },
+  },
+  Ready: { type: 'object', required: ['ready'], properties: { ready: { type: 'boolean' }, reasons: { type: 'array', items: { type: 'string' } } } },
 };
 
 /** The OpenAPI 3.1 document of `routes`. */

@@ -20,12 +20,12 @@
  *
  * Known gap: the table is in memory. A retry that crosses a restart of the node, or that comes
  * after its client was evicted, is applied again (and a seq below an evicted client's window is no
- * longer recognised as stale). Under Raft the table becomes part of the replicated state
- * (DESIGN.md §5) and this gap closes.
+ * longer recognised as stale). With the replicated cluster the table becomes part of the
+ * replicated state (docs/replication.md) and this gap closes.
  * @module
  */
 import { createHash } from 'node:crypto';
-import { ErrorCode, ProofKVError, type CheckpointResult, type ProofDB, type WriteResult } from '../src/index.js';
+import { ErrorCode, ProofKVError, WriteFaultError, type CheckpointResult, type ProofDB, type WriteResult } from '../src/index.js';
 import { HttpError } from './errors.js';
 
 /** A client session of an idempotent write. */
@@ -158,6 +158,8 @@ function sameDigest(a: Uint8Array, b: Uint8Array): boolean {
 
 /** Errors that mean "not applied, try again later": never remembered. */
 function isTransient(err: unknown): boolean {
+  // Refused during a write fault the node recovers from: nothing was applied.
+  if (err instanceof WriteFaultError) return err.retryable;
   if (err instanceof ProofKVError) return err.code === ErrorCode.DATABASE_CLOSED || err.code === ErrorCode.DIRECTORY_LOCKED;
   if (err instanceof HttpError) return err.code === 'UNAVAILABLE' || err.code === 'NOT_LEADER';
   return false;
@@ -216,9 +218,11 @@ export class CommandApplier {
   /**
    * Applies `cmd` once per `(clientId, seq)` (see the module comment) and returns its outcome; a
    * remembered pair with another request digest is `IDEMPOTENCY_KEY_REUSED`.
+   * `logIndex`: the Raft log entry the command comes from (engine in external-log mode). The
+   * engine write is enqueued before this returns its promise, so calls take effect in call order.
    */
-  async execute(cmd: WriteCommand): Promise<WriteOutcome> {
-    if (!cmd.session) return this.apply(cmd);
+  async execute(cmd: WriteCommand, logIndex?: number): Promise<WriteOutcome> {
+    if (!cmd.session) return this.apply(cmd, logIndex);
     const { clientId, seq } = cmd.session;
     const digest = commandDigest(cmd);
     let s = this.sessions.get(clientId);
@@ -246,7 +250,7 @@ export class CommandApplier {
       throw new HttpError('REQUEST_SEQ_STALE', `request seq ${seq} of client ${clientId} is older than the remembered window (from ${s.floor})`);
     }
     const session = s;
-    const p: Promise<Settled> = this.apply(cmd).then(
+    const p: Promise<Settled> = this.apply(cmd, logIndex).then(
       (outcome) => ({ ok: true as const, outcome }),
       (error: unknown) => ({ ok: false as const, error }),
     );
@@ -277,8 +281,8 @@ export class CommandApplier {
     if (this.sessions.get(s.id) === s) this.bytes += n;
   }
 
-  private async apply(cmd: WriteCommand): Promise<WriteOutcome> {
-    const wo = this.options.sync === undefined ? {} : { sync: this.options.sync };
+  private async apply(cmd: WriteCommand, logIndex?: number): Promise<WriteOutcome> {
+    const wo = { ...(this.options.sync === undefined ? {} : { sync: this.options.sync }), ...(logIndex === undefined ? {} : { logIndex }) };
     switch (cmd.type) {
       case 'put': {
         const result = cmd.version === undefined ? await this.db.put(cmd.key, cmd.value, wo) : await this.db.putWithVersion(cmd.key, cmd.value, cmd.version, wo);
@@ -302,7 +306,7 @@ export class CommandApplier {
         return { type: 'batch', results };
       }
       case 'checkpoint':
-        return { type: 'checkpoint', checkpoint: await this.db.checkpoint() };
+        return { type: 'checkpoint', checkpoint: await this.db.checkpoint(logIndex === undefined ? {} : { logIndex }) };
     }
   }
 }

@@ -31,6 +31,10 @@ export interface DBOptions {
   maxBytesForLevelBase?: number;
   /** Block cache capacity, bytes (default 8 MiB). */
   blockCacheSize?: number;
+  /** Byte budget of the decoded blocks proofs use, with their entry trees (default 32 MiB). */
+  proofBlockCacheBytes?: number;
+  /** Byte budget of the per-table block trees proofs use (default 8 MiB). */
+  blockTreeCacheBytes?: number;
   /**
    * Table files up to this many bytes in total are read into memory when first opened, so block
    * reads need no system call — the role LevelDB gives to mmap'ed table files (default 256 MiB;
@@ -47,6 +51,20 @@ export interface DBOptions {
   compactionDelay?: () => Promise<void>;
   /** Sync the journal on every write unless a write says otherwise (default false). */
   sync?: boolean;
+  /**
+   * Where writes are made durable (default `'journal'`). With `'external'` the engine writes no
+   * journal: an external log (the Raft log) is the write-ahead log. Every write and checkpoint
+   * then carries the index of the log entry it comes from (`WriteOptions.logIndex`), each flush
+   * records the highest applied index in the manifest, and after a crash the caller replays its
+   * log from `ProofDB.logIndex().durable + 1`. The memtable is lost at a crash by design.
+   */
+  writeAheadLog?: 'journal' | 'external';
+  /**
+   * Start with a new node key even though a checkpoint log exists: a key rotation, recorded as a
+   * signed statement in `KEY_ROTATIONS` (default false: a missing `NODE_KEY` beside a checkpoint
+   * log refuses to open, and an existing key is kept).
+   */
+  rotateKey?: boolean;
 }
 
 /** {@link DBOptions} with every default filled in. */
@@ -76,10 +94,14 @@ export function resolveOptions(o: DBOptions = {}): ResolvedOptions {
     level0CompactionTrigger: o.level0CompactionTrigger ?? 4,
     maxBytesForLevelBase: o.maxBytesForLevelBase ?? 10 * 1024 * 1024,
     blockCacheSize: o.blockCacheSize ?? 8 * 1024 * 1024,
+    proofBlockCacheBytes: o.proofBlockCacheBytes ?? 32 * 1024 * 1024,
+    blockTreeCacheBytes: o.blockTreeCacheBytes ?? 8 * 1024 * 1024,
     tableMemoryBytes: o.tableMemoryBytes ?? 256 * 1024 * 1024,
     compactionThread: o.compactionThread ?? 'worker',
     compactionDelay: o.compactionDelay,
     sync: o.sync ?? false,
+    writeAheadLog: o.writeAheadLog ?? 'journal',
+    rotateKey: o.rotateKey ?? false,
   };
   positive('maxKeySize', r.maxKeySize);
   if (r.maxKeySize > 65536) {
@@ -94,7 +116,12 @@ export function resolveOptions(o: DBOptions = {}): ResolvedOptions {
   positive('level0CompactionTrigger', r.level0CompactionTrigger, 2);
   positive('maxBytesForLevelBase', r.maxBytesForLevelBase, 1024);
   positive('blockCacheSize', r.blockCacheSize, 0);
+  positive('proofBlockCacheBytes', r.proofBlockCacheBytes, 0);
+  positive('blockTreeCacheBytes', r.blockTreeCacheBytes, 0);
   positive('tableMemoryBytes', r.tableMemoryBytes, 0);
+  if (r.writeAheadLog !== 'journal' && r.writeAheadLog !== 'external') {
+    throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `option writeAheadLog must be 'journal' or 'external'`);
+  }
   if (r.compactionThread !== 'worker' && r.compactionThread !== 'inline') {
     throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `option compactionThread must be 'worker' or 'inline'`);
   }

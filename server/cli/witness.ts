@@ -14,7 +14,7 @@
  */
 import type { Command } from 'commander';
 import { formatVerifierKey, parseVerifierKey, type VerifierKey } from '../../proofs/note.js';
-import { loadOrCreateNodeKey } from '../../src/proof/node_key.js';
+import { openNodeKey } from '../../src/proof/node_key.js';
 import { serveWitness } from '../../witness/http.js';
 import { WitnessStore } from '../../witness/state.js';
 import { Witness, type FollowedLog } from '../../witness/witness.js';
@@ -58,7 +58,7 @@ export function registerWitnessCommand(program: Command): void {
         if (logs.length === 0) throw new CliError('USAGE', 'give at least one --log-key');
         const witness = new Witness(new WitnessStore(o.dir), {
           name: o.name,
-          key: loadOrCreateNodeKey(o.dir),
+          key: openNodeKey(o.dir, { logSize: 0 }).key,
           logs,
           onRefusal: (code, message, evidence) => process.stderr.write(`proofkv witness: refused ${code}: ${message}${evidence ? ` (evidence ${evidence})` : ''}\n`),
         });

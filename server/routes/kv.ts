@@ -12,6 +12,7 @@ import {
   field,
   fromBase64Url,
   parseStructuredBody,
+  yieldToEventLoop,
   rawBody,
   send,
   negotiate,
@@ -183,6 +184,8 @@ export function kvRoutes(ctx: AppContext): RouteDef[] {
       queryOf(res).only([]);
       const type = bodyType(req, ['json', 'cbor']) as 'json' | 'cbor';
       const o = parseStructuredBody(type, rawBody(req));
+      // A large batch is work in stages; let other requests (health checks) in between them.
+      await yieldToEventLoop();
       for (const k of Object.keys(o)) if (k !== 'ops') throw new HttpError('INVALID_ARGUMENT', `unknown field ${JSON.stringify(k.slice(0, 64))}`);
       const list = field(o, 'ops');
       if (!Array.isArray(list)) throw new HttpError('INVALID_ARGUMENT', 'ops must be an array');
@@ -208,6 +211,7 @@ export function kvRoutes(ctx: AppContext): RouteDef[] {
         const v = field(op, 'version');
         return v === undefined ? { op: 'put', key, value } : { op: 'put', key, value, version: versionField(v, `${at}.version`) };
       });
+      await yieldToEventLoop();
       const outcome = await writePath.propose({ type: 'batch', ops, session: sessionOf(req) });
       if (outcome.type !== 'batch') throw new Error('unexpected outcome');
       if (outcome.replayed) res.setHeader('ProofKV-Replayed', 'true');

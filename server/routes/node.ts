@@ -10,6 +10,29 @@ import { queryOf } from '../keys.js';
 import { errors, ok } from '../openapi.js';
 import type { RouteDef } from '../route_table.js';
 import { MAX_BATCH_OPS } from './kv.js';
+import { errorCodeOf } from '../../src/db/core.js';
+import type { ProofDB } from '../../src/index.js';
+import type { Wire } from '../codec.js';
+
+/**
+ * The write state for `/v1/status`: `ok`, `paused` (a fault the node retries by itself) or
+ * `stopped` (a fault that needs a restart), with the fault's component, errno code, start time
+ * and attempts. Never a file path.
+ */
+export function writesWire(db: ProofDB): { [k: string]: Wire } {
+  const f = db.writeFault();
+  if (!f) return { state: 'ok' };
+  return {
+    state: f.recoverable ? 'paused' : 'stopped',
+    fault: {
+      component: f.component,
+      code: errorCodeOf(f.error),
+      lastCode: f.lastError ? errorCodeOf(f.lastError) : undefined,
+      since: new Date(f.since).toISOString(),
+      attempts: f.attempts,
+    },
+  };
+}
 
 /** Node routes; `openapi` returns the document (built from the full route table by the app). */
 export function nodeRoutes(ctx: AppContext, openapi: () => Record<string, unknown>, metricsRole: 'admin' | 'none'): RouteDef[] {
@@ -32,6 +55,8 @@ export function nodeRoutes(ctx: AppContext, openapi: () => Record<string, unknow
       }
       send(req, res, {
         role: 'leader',
+        writes: writesWire(db),
+        sync: db.options.sync,
         nodeId: info.nodeId,
         publicKey: info.publicKey,
         lastCheckpoint: last ? checkpointWire(last) : undefined,
@@ -53,6 +78,59 @@ export function nodeRoutes(ctx: AppContext, openapi: () => Record<string, unknow
     doc: { summary: 'Liveness', responses: { ...ok('Health', 'The node is serving'), ...errors(503) } },
     handler(req, res) {
       send(req, res, { ok: true });
+    },
+  };
+
+  const ready: RouteDef = {
+    method: 'get',
+    path: '/readyz',
+    role: 'none',
+    body: 'none',
+    name: 'readyz',
+    doc: {
+      summary: 'Readiness: the engine is open, takes writes (no write fault) and has a checkpoint to prove against',
+      responses: { ...ok('Ready', 'The node takes writes and serves proofs'), ...errors(503) },
+    },
+    handler(req, res) {
+      const reasons: string[] = [];
+      const fault = db.writeFault();
+      if (fault) reasons.push(`write fault: ${fault.component} (${errorCodeOf(fault.error)})`);
+      try {
+        db.latestCheckpoint();
+      } catch (err) {
+        if (!(err instanceof ProofKVError && err.code === ErrorCode.CHECKPOINT_UNAVAILABLE)) throw err;
+        reasons.push('no checkpoint yet');
+      }
+      send(req, res, reasons.length === 0 ? { ready: true } : { ready: false, reasons }, reasons.length === 0 ? 200 : 503);
+    },
+  };
+
+  const rotations: RouteDef = {
+    method: 'get',
+    path: '/v1/key-rotations',
+    role: 'read',
+    body: 'none',
+    name: 'key_rotations',
+    doc: {
+      summary: 'Signed key rotation statements, oldest first',
+      description:
+        'Each statement says that checkpoint log heads of size logSize and larger are signed by newPublicKey. ' +
+        'newSignature is by the new key; oldSignature, by the old key, is absent when the old key was lost. ' +
+        'Message: "proofkv-key-rotation-v1\\n" || u64 BE logSize || oldPublicKey || newPublicKey.',
+      responses: { ...ok('KeyRotations', 'The rotations'), ...errors(401, 403) },
+    },
+    handler(req, res) {
+      queryOf(res).only([]);
+      send(req, res, {
+        rotations: db.keyRotations().rotations.map((r) => ({
+          logSize: r.logSize,
+          oldPublicKey: r.oldPublicKey,
+          newPublicKey: r.newPublicKey,
+          oldSignature: r.oldSignature,
+          newSignature: r.newSignature,
+          time: r.time,
+        })),
+      });
     },
   };
 
@@ -88,5 +166,5 @@ export function nodeRoutes(ctx: AppContext, openapi: () => Record<string, unknow
     },
   };
 
-  return [status, health, prom, doc];
+  return [status, health, ready, rotations, prom, doc];
 }

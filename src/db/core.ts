@@ -12,6 +12,7 @@
  * @module
  */
 import * as fs from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import * as path from 'node:path';
 import { ErrorCode, ProofKVError } from '../errors.js';
 import type { Entry } from '../keys.js';
@@ -37,6 +38,8 @@ interface LiveJournal {
 interface PendingCompaction {
   compaction: Compaction;
   result: Promise<CompactionOutput[]>;
+  /** Set when the compaction or its install failed: recovery drops it and picks again. */
+  failed?: boolean;
 }
 
 /** What a read sees: the memtables and the table set at one moment. */
@@ -44,6 +47,69 @@ export interface ReadState {
   mem: Memtable;
   imm: Memtable | null;
   version: Version;
+}
+
+/**
+ * A fault of the write side the engine is in. While one is set, writes and checkpoints are refused
+ * with a {@link WriteFaultError}; reads go on. A recoverable fault is retried in the background with
+ * exponential backoff ({@link RECOVERY_BASE_MS} doubling up to {@link RECOVERY_MAX_MS}) and clears
+ * by itself once the retry succeeds; an unrecoverable one (an unexpected failure that leaves the
+ * write path in an unknown state) holds until the database is reopened.
+ */
+export interface WriteFault {
+  /** What failed: the journal (write, sync, or opening a new one), or a flush/compaction install. */
+  component: 'journal' | 'flush' | 'internal';
+  /** The first error of the fault. */
+  error: Error;
+  /** The error of the latest failed recovery attempt, if any. */
+  lastError?: Error;
+  /** When the fault began (ms since the epoch). */
+  since: number;
+  /** Recovery attempts so far. */
+  attempts: number;
+  /** True when the engine retries by itself. */
+  recoverable: boolean;
+}
+
+/** First recovery retry after a fault, ms; each failed attempt doubles it. */
+export const RECOVERY_BASE_MS = 50;
+/** Longest wait between recovery attempts, ms. */
+export const RECOVERY_MAX_MS = 5000;
+
+const errnoConstants: Record<string, number> = osConstants.errno;
+
+/** The errno code of an OS error (`EMFILE`, `ENOSPC`, ...), or the error's name. Never a path. */
+export function errorCodeOf(err: unknown): string {
+  let e: unknown = err;
+  for (let i = 0; i < 5 && e instanceof Error; i++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && /^E[A-Z0-9]+$/.test(code)) return code;
+    // Errors from the compaction worker arrive as messages ("…: EMFILE: too many open files, …").
+    for (const m of e.message.matchAll(/\bE[A-Z0-9]{2,}\b/g)) if (m[0] in errnoConstants) return m[0];
+    e = e.cause;
+  }
+  return err instanceof Error ? err.name : 'Error';
+}
+
+/**
+ * Writes are refused because the engine is in a {@link WriteFault}. Code `IO_ERROR`; `retryable`
+ * says whether the engine is recovering by itself (the HTTP server answers `503` then). The message
+ * names the component and the errno code, never a file path.
+ */
+export class WriteFaultError extends ProofKVError {
+  /** True when the fault is being retried and the write may be sent again later. */
+  readonly retryable: boolean;
+  constructor(fault: WriteFault) {
+    super(
+      ErrorCode.IO_ERROR,
+      fault.recoverable
+        ? `writes are paused: ${fault.component} failed (${errorCodeOf(fault.error)}); the node retries by itself`
+        : `writes stopped: ${fault.component} failed (${errorCodeOf(fault.error)}); reopen the database`,
+      { cause: fault.error },
+    );
+    this.name = 'WriteFaultError';
+    this.retryable = fault.recoverable;
+  }
 }
 
 /** Counters for status and benchmarks. */
@@ -55,6 +121,12 @@ export interface EngineStats {
   stallMs: number;
   /** Milliseconds install points waited for a compaction to finish (overlaps `stallMs` when a writer waits on that install). */
   compactionWaitMs: number;
+  /** Completed journal `fdatasync`s that acknowledged writes waited for (writes with `sync`). */
+  journalSyncs: number;
+  /** Write faults entered since open. */
+  faults: number;
+  /** Write faults the engine recovered from by itself. */
+  faultRecoveries: number;
 }
 
 /** Shared engine state. One per open database. */
@@ -63,14 +135,41 @@ export class DBCore {
   imm: Memtable | null = null;
   /** Highest seq assigned. Invariant: flushedSeq <= lastSeq. */
   lastSeq = 0;
+  /**
+   * External-log mode: index of the latest log entry applied (its writes are in the memtable or
+   * the tables). A freeze records it with the frozen memtable; 0 in journal mode.
+   */
+  logIndex = 0;
   journal: JournalWriter | null = null;
   readonly journals: LiveJournal[] = [];
   readonly tables: TableCache;
   readonly runner: CompactionRunner;
   readonly shape: TableShape;
-  /** Sticky background error: once set, writes fail with it until the database is reopened. */
-  bgError: Error | null = null;
-  readonly stats: EngineStats = { flushes: 0, compactions: 0, trivialMoves: 0, stallMs: 0, compactionWaitMs: 0 };
+  /** The write fault the engine is in, if any (see {@link WriteFault}). */
+  fault: WriteFault | null = null;
+  /** Called when a fault begins (with it) and when it clears (with null). */
+  onFaultChange: ((fault: WriteFault | null) => void) | null = null;
+  readonly stats: EngineStats = {
+    flushes: 0,
+    compactions: 0,
+    trivialMoves: 0,
+    stallMs: 0,
+    compactionWaitMs: 0,
+    journalSyncs: 0,
+    faults: 0,
+    faultRecoveries: 0,
+  };
+  /** A journal whose write or sync failed, and the length its last acknowledged record ends at. */
+  private brokenJournal: { writer: JournalWriter; keepLength: number } | null = null;
+  /** A frozen memtable whose flush failed (or never started), to flush again on recovery. */
+  private failedFlush: { imm: Memtable; flushedSeq: number; appliedIndex: number } | null = null;
+  /** After a journal fault the memtable is flushed before writes resume (the old journal is not trusted). */
+  private flushAfterRecovery = false;
+  /** Tables a failed install may have logged to the manifest: kept on disk until a new manifest is written. */
+  private readonly quarantined = new Set<number>();
+  private recoveryTimer: NodeJS.Timeout | null = null;
+  private recovering: Promise<void> | null = null;
+  private closed = false;
   private flushing: Promise<void> | null = null;
   private pending: PendingCompaction | null = null;
   private readonly liveVersions = new Set<Version>();
@@ -188,18 +287,146 @@ export class DBCore {
     const imm = this.mem;
     this.imm = imm;
     this.mem = new Memtable();
-    if (switchJournal && this.journal) {
-      await this.journal.close();
-      this.openJournal();
-    }
     const flushedSeq = this.lastSeq;
-    this.flushing = this.flushAndInstall(imm, flushedSeq)
+    // In external-log mode the memtable holds entries up to this log index (captured at the freeze).
+    const appliedIndex = this.logIndex;
+    if (switchJournal && this.journal) {
+      // Closing syncs the old journal. A failure there is not fatal: the frozen memtable holds every
+      // record of it and is flushed (synced) next, after which the old journal is not needed.
+      await this.journal.close().catch(() => undefined);
+      this.journal = null;
+      try {
+        this.openJournal();
+      } catch (err) {
+        this.failedFlush = { imm, flushedSeq, appliedIndex };
+        this.enterFault('journal', err as Error);
+        throw this.faultError();
+      }
+    }
+    this.startFlush(imm, flushedSeq, appliedIndex);
+  }
+
+  private startFlush(imm: Memtable, flushedSeq: number, appliedIndex: number): void {
+    this.flushing = this.flushAndInstall(imm, flushedSeq, appliedIndex)
       .catch((err: Error) => {
-        this.bgError ??= err;
+        this.failedFlush ??= { imm, flushedSeq, appliedIndex };
+        this.enterFault('flush', err);
       })
       .finally(() => {
         this.flushing = null;
       });
+  }
+
+  // ---- faults and recovery -----------------------------------------------------------------
+
+  /** The error writes get while {@link fault} is set. */
+  faultError(): WriteFaultError {
+    return new WriteFaultError(this.fault!);
+  }
+
+  /**
+   * Enters (or extends) a write fault and schedules recovery. A second failure while one is set
+   * keeps the first as the reported cause.
+   */
+  enterFault(component: WriteFault['component'], error: Error, recoverable = true): void {
+    if (this.fault) {
+      this.fault.lastError = error;
+      if (!recoverable) this.fault.recoverable = false;
+    } else {
+      this.fault = { component, error, since: Date.now(), attempts: 0, recoverable };
+      this.stats.faults++;
+      this.onFaultChange?.(this.fault);
+    }
+    this.scheduleRecovery();
+  }
+
+  /**
+   * A journal write or sync failed after `keepLength` bytes were acknowledged. The failed group is
+   * not acknowledged; recovery cuts it off the file, starts a new journal and flushes the memtable.
+   */
+  journalFailed(writer: JournalWriter, keepLength: number, error: Error): void {
+    if (this.journal === writer) this.journal = null;
+    this.brokenJournal ??= { writer, keepLength };
+    this.flushAfterRecovery = true;
+    this.enterFault('journal', error);
+  }
+
+  private scheduleRecovery(): void {
+    const f = this.fault;
+    if (!f || !f.recoverable || this.closed || this.recoveryTimer || this.recovering) return;
+    const delay = Math.min(RECOVERY_MAX_MS, RECOVERY_BASE_MS * 2 ** Math.min(f.attempts, 16));
+    this.recoveryTimer = setTimeout(() => {
+      this.recoveryTimer = null;
+      this.recovering = this.tryRecover().finally(() => {
+        this.recovering = null;
+        this.scheduleRecovery();
+      });
+    }, delay);
+    this.recoveryTimer.unref();
+  }
+
+  private async tryRecover(): Promise<void> {
+    const f = this.fault;
+    if (!f || this.closed) return;
+    f.attempts++;
+    try {
+      await this.recoverOnce();
+    } catch (err) {
+      f.lastError = err as Error;
+      return;
+    }
+    if (this.fault === f && f.recoverable) {
+      this.fault = null;
+      this.stats.faultRecoveries++;
+      this.onFaultChange?.(null);
+    }
+  }
+
+  /**
+   * One recovery attempt. Each step is idempotent and leaves the state consistent when it throws:
+   * 1. a broken journal is closed and cut back to its last acknowledged record (synced);
+   * 2. a new journal is opened;
+   * 3. a failed flush is built and installed again (a failed compaction is dropped and picked again:
+   *    the pick is a pure function of the version, so the result is the same);
+   * 4. after a journal fault the memtable is frozen and flushed, so nothing depends on the old journal.
+   */
+  private async recoverOnce(): Promise<void> {
+    while (this.flushing) await this.flushing;
+    if (this.brokenJournal) {
+      const { writer, keepLength } = this.brokenJournal;
+      await writer.close().catch(() => undefined);
+      truncateSynced(writer.path, keepLength);
+      this.brokenJournal = null;
+    }
+    if (!this.journal && this.opts.writeAheadLog === 'journal') this.openJournal();
+    const failed = this.failedFlush;
+    if (failed && this.imm === failed.imm) {
+      await this.flushAndInstall(failed.imm, failed.flushedSeq, failed.appliedIndex);
+    } else {
+      // The flush was installed and what followed it (moves, the next pick) failed: redo that.
+      this.repickFailedCompaction();
+      await this.afterInstall();
+    }
+    this.failedFlush = null;
+    if (this.flushAfterRecovery) {
+      if (this.mem.count > 0) {
+        const imm = this.mem;
+        this.imm = imm;
+        this.mem = new Memtable();
+        this.failedFlush = { imm, flushedSeq: this.lastSeq, appliedIndex: this.logIndex };
+        await this.flushAndInstall(imm, this.lastSeq, this.logIndex);
+        this.failedFlush = null;
+      }
+      this.flushAfterRecovery = false;
+    }
+  }
+
+  /** Drops a failed pending compaction and picks again (the same one: the pick is a pure function of the version). */
+  private repickFailedCompaction(): void {
+    if (this.pending?.failed) {
+      this.pending = null;
+      this.maybeScheduleCompaction();
+    }
   }
 
   /** Waits until no flush is running. */
@@ -208,32 +435,42 @@ export class DBCore {
     this.throwIfFailed();
   }
 
-  /** Throws the sticky background error, if any. */
+  /** Throws a {@link WriteFaultError} while the engine is in a write fault. */
   throwIfFailed(): void {
-    if (this.bgError) {
-      throw new ProofKVError(ErrorCode.IO_ERROR, `background work failed: ${this.bgError.message}`, { cause: this.bgError });
-    }
+    if (this.fault) throw this.faultError();
   }
 
-  private async flushAndInstall(imm: Memtable, flushedSeq: number): Promise<void> {
+  private async flushAndInstall(imm: Memtable, flushedSeq: number, appliedIndex: number): Promise<void> {
     // The table is built on the worker (hashing is the cost); the event loop only packs entries.
     const packed = packEntries(imm.iterator(), imm.approximateSize);
     const out = await this.runner.flush({ dir: this.dir, tmpName: `flush-${flushedSeq}-${process.pid}.tmp`, shape: this.shape, packed });
     this.stats.flushes++;
-    await this.install({ ...out, flushedSeq }, imm);
+    await this.install({ ...out, flushedSeq, appliedIndex }, imm);
   }
 
   /**
    * An install point: applies the pending compaction's result (waiting for it), then the flushed
-   * table if any, in one manifest edit; then picks and starts the next compaction.
+   * table if any, in one manifest edit; then picks and starts the next compaction. In external-log
+   * mode a flush records the log index captured at its freeze (`appliedIndex`), and the last
+   * install of a checkpoint records the checkpoint's own index (`checkpointIndex`, see
+   * `ProofDB.checkpoint`), atomically with the tables.
    */
-  async install(flush?: CompactionOutput & { flushedSeq: number }, imm?: Memtable): Promise<void> {
+  async install(flush?: CompactionOutput & { flushedSeq: number; appliedIndex: number }, imm?: Memtable, checkpointIndex?: number): Promise<void> {
+    this.repickFailedCompaction();
     const edit: VersionEdit = { deleted: [], added: [], lastSeq: this.lastSeq };
+    if (flush && flush.appliedIndex > 0) edit.appliedIndex = flush.appliedIndex;
+    if (checkpointIndex !== undefined) edit.appliedIndex = edit.checkpointIndex = checkpointIndex;
     const renames: Array<[string, string]> = [];
     const pending = this.pending;
     if (pending) {
       const t0 = performance.now();
-      const outputs = await pending.result;
+      let outputs: CompactionOutput[];
+      try {
+        outputs = await pending.result;
+      } catch (err) {
+        pending.failed = true;
+        throw err;
+      }
       this.stats.compactionWaitMs += performance.now() - t0;
       const c = pending.compaction;
       for (const t of c.inputs) edit.deleted!.push([c.level, t.number]);
@@ -261,14 +498,24 @@ export class DBCore {
     }
     if (!pending && !flush) return;
     for (const [, m] of edit.added!) this.installing.add(m.number);
+    let logged = false;
     try {
       for (const [from, to] of renames) fs.renameSync(path.join(this.dir, from), path.join(this.dir, to));
       if (renames.length > 0) syncDir(this.dir);
       // The flushed table and the frozen memtable must never both be visible: drop the memtable
       // in the same step that makes the table current.
+      logged = true;
       await this.vs.logAndApply(edit, () => {
         if (imm && this.imm === imm) this.imm = null;
       });
+      logged = false;
+      this.quarantined.clear();
+    } catch (err) {
+      // The renamed compaction outputs are gone from their temporary names: pick it again.
+      if (pending) pending.failed = true;
+      // The edit may have reached the manifest: keep its tables until a new manifest is written.
+      if (logged) for (const [, m] of edit.added!) this.quarantined.add(m.number);
+      throw err;
     } finally {
       for (const [, m] of edit.added!) this.installing.delete(m.number);
     }
@@ -290,7 +537,7 @@ export class DBCore {
    * compaction is picked and started.
    */
   async afterInstall(): Promise<void> {
-    if (this.pending || this.bgError) return;
+    if (this.pending || this.fault?.recoverable === false) return;
     // Apply the moves to a scratch version, then log the net change as one edit (one sync).
     const start = this.vs.current;
     let v = start;
@@ -327,7 +574,7 @@ export class DBCore {
 
   /** Picks the next compaction from the current version and starts it. */
   private maybeScheduleCompaction(): void {
-    if (this.pending || this.bgError) return;
+    if (this.pending || this.fault?.recoverable === false) return;
     const c = pickCompaction(this.vs.current, this.vs.pointers, this.opts);
     if (!c) return;
     let result: Promise<CompactionOutput[]>;
@@ -341,10 +588,13 @@ export class DBCore {
         shape: this.shape,
       };
       result = this.runner.run(job);
-      // Surface a failure at the install that waits for it; avoid an unhandled rejection meanwhile.
-      result.catch(() => undefined);
     }
-    this.pending = { compaction: c, result };
+    const pending: PendingCompaction = { compaction: c, result };
+    // Surface a failure at the install that waits for it; avoid an unhandled rejection meanwhile.
+    result.catch(() => {
+      pending.failed = true;
+    });
+    this.pending = pending;
   }
 
   /** True while a picked compaction waits for its install point. */
@@ -352,15 +602,21 @@ export class DBCore {
     return this.pending !== null;
   }
 
-  /** Installs the pending compaction, if any (a checkpoint with an empty memtable). */
-  async installPendingCompaction(): Promise<void> {
-    if (this.pending) await this.install();
+  /**
+   * Installs the pending compaction, if any (a checkpoint with an empty memtable). With
+   * `checkpointIndex` (external-log mode) the install — or, with nothing pending, an edit of its
+   * own — records that the checkpoint at that log index has its table set complete.
+   */
+  async installPendingCompaction(checkpointIndex?: number): Promise<void> {
+    if (this.pending) await this.install(undefined, undefined, checkpointIndex);
+    else if (checkpointIndex !== undefined) await this.vs.logAndApply({ appliedIndex: checkpointIndex, checkpointIndex });
   }
 
   /** Deletes table files no live version references. */
   deleteObsoleteTables(): void {
     const keep = this.vs.current.tableNumbers();
     for (const n of this.installing) keep.add(n);
+    for (const n of this.quarantined) keep.add(n);
     for (const v of this.liveVersions) for (const n of v.tableNumbers()) keep.add(n);
     for (const name of fs.readdirSync(this.dir)) {
       const m = /^(\d+)\.sst$/.exec(name);
@@ -378,8 +634,22 @@ export class DBCore {
    * the compaction's outputs are then discarded (the next open picks the same compaction again).
    */
   async close(): Promise<void> {
+    this.closed = true;
+    if (this.recoveryTimer) clearTimeout(this.recoveryTimer);
+    this.recoveryTimer = null;
     try {
+      while (this.recovering) await this.recovering;
       while (this.flushing) await this.flushing;
+      if (this.brokenJournal) {
+        // Best effort: cut the refused group off, so the next open does not replay it.
+        const { writer, keepLength } = this.brokenJournal;
+        await writer.close().catch(() => undefined);
+        try {
+          truncateSynced(writer.path, keepLength);
+        } catch {
+          // the next open replays what the file holds
+        }
+      }
     } finally {
       await this.runner.close();
       if (this.journal) await this.journal.close().catch(() => undefined);
@@ -395,6 +665,17 @@ export class DBCore {
   /** Every table with its level, in read order. */
   tableMetas(): Array<{ level: number; meta: TableMeta }> {
     return this.vs.current.placed().map((p) => ({ level: p.level, meta: p.meta }));
+  }
+}
+
+/** Cuts `file` back to `length` bytes and syncs it. Throws the OS error. */
+function truncateSynced(file: string, length: number): void {
+  const fd = fs.openSync(file, 'r+');
+  try {
+    if (fs.fstatSync(fd).size > length) fs.ftruncateSync(fd, length);
+    fs.fdatasyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
   }
 }
 

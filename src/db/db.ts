@@ -12,6 +12,7 @@
  * @module
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { toBytes } from '../../proofs/bytes.js';
 import { Kind } from '../../proofs/hash.js';
 import {
@@ -22,14 +23,16 @@ import {
 } from '../errors.js';
 import { MAX_SEQ, MAX_VERSION, seqOf, versionOf, type Entry } from '../keys.js';
 import { resolveOptions, type DBOptions, type ResolvedOptions } from '../options.js';
-import { VersionSet } from '../version/version_set.js';
+import { files, VersionSet } from '../version/version_set.js';
 import { WriteBatch, type BatchOp } from './batch.js';
-import { DBCore, type EngineStats } from './core.js';
+import { DBCore, type EngineStats, type WriteFault } from './core.js';
 import { DBIterator, type IteratorOptions, type VersionEntry } from './iterator.js';
 import { lockDir, type DirLock } from './lock.js';
 import { Checkpointer, type SignedCheckpoint } from '../proof/checkpointer.js';
+import type { KeyRotation } from '../proof/node_key.js';
 import type { GetProof, HistoryProof } from '../../proofs/lsm_proof.js';
 import type { LogHead } from '../../proofs/checkpoint.js';
+import { ed25519 } from '@noble/curves/ed25519.js';
 import { removeLeftovers, replayJournals } from './recovery.js';
 import { WritePipeline, type WriteResult } from './write.js';
 
@@ -37,6 +40,29 @@ import { WritePipeline, type WriteResult } from './write.js';
 export interface WriteOptions {
   /** fdatasync the journal before acknowledging (default: the database's `sync` option). */
   sync?: boolean;
+  /**
+   * External-log mode only (`writeAheadLog: 'external'`), and required there: the index of the
+   * external log entry this write comes from. Indexes must increase from write to write (and
+   * checkpoint); a write with a smaller or equal index is refused with `INVALID_ARGUMENT`.
+   */
+  logIndex?: number;
+}
+
+/** Options of {@link ProofDB.checkpoint}. */
+export interface CheckpointOptions {
+  /** External-log mode only, and required there: the index of the log entry that asks for the checkpoint. */
+  logIndex?: number;
+}
+
+/** Where the external log stands, in external-log mode (both 0 in journal mode). */
+export interface LogIndexState {
+  /** Latest log index applied (its writes are in the memtable or the tables). */
+  applied: number;
+  /**
+   * Every entry up to this index has its effect on disk (tables, manifest, checkpoint log). After
+   * an open this is where the caller's replay starts: at `durable + 1`.
+   */
+  durable: number;
 }
 
 /** Bounds of a history query; versions are inclusive. */
@@ -151,6 +177,8 @@ export class Snapshot {
 export class ProofDB {
   private closed = false;
   private closing: Promise<void> | null = null;
+  /** External-log mode: the latest log index a write or checkpoint was given (validation). */
+  private lastLogIndex: number;
 
   private constructor(
     private readonly core: DBCore,
@@ -159,7 +187,9 @@ export class ProofDB {
     private readonly lock: DirLock,
     /** The options in force, defaults filled in. */
     readonly options: ResolvedOptions,
-  ) {}
+  ) {
+    this.lastLogIndex = core.logIndex;
+  }
 
   /**
    * Opens (creating if missing, by default) the database in `dir` and takes its lock. Recovers
@@ -175,9 +205,10 @@ export class ProofDB {
     try {
       if (!fs.existsSync(dir)) {
         if (!opts.createIfMissing) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `${dir} does not exist`);
-        fs.mkdirSync(dir, { recursive: true });
+        fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
       }
       lock = lockDir(dir);
+      makePrivate(dir);
     } catch (err) {
       throw asTyped(err, `opening ${dir}`);
     }
@@ -191,7 +222,7 @@ export class ProofDB {
         vs = VersionSet.create(dir);
       }
       core = new DBCore(dir, opts, vs);
-      checkpointer = Checkpointer.open(core);
+      checkpointer = Checkpointer.open(core, opts.rotateKey);
       removeLeftovers(core, checkpointer.pinnedTables());
       await vs.openManifest();
       // The live engine picked a compaction at its last install; pick the same one before replay,
@@ -199,7 +230,8 @@ export class ProofDB {
       await core.afterInstall();
       await replayJournals(core);
       await core.waitForFlush();
-      core.openJournal();
+      if (opts.writeAheadLog === 'journal') core.openJournal();
+      else await openExternalLog(core, checkpointer);
       return new ProofDB(core, new WritePipeline(core), checkpointer, lock, opts);
     } catch (err) {
       if (checkpointer) await checkpointer.close().catch(() => undefined);
@@ -264,11 +296,30 @@ export class ProofDB {
 
   // ---- writes ------------------------------------------------------------------------------
 
+  /**
+   * Checks a write's or checkpoint's `logIndex` against the mode and takes it: in external-log
+   * mode it is required and must exceed every index taken before; in journal mode it is refused.
+   */
+  private takeLogIndex(logIndex: number | undefined): number {
+    if (this.options.writeAheadLog === 'journal') {
+      if (logIndex !== undefined) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `logIndex needs writeAheadLog: 'external'`);
+      return 0;
+    }
+    if (typeof logIndex !== 'number' || !Number.isSafeInteger(logIndex) || logIndex <= this.lastLogIndex) {
+      throw new InvalidArgumentError(
+        ErrorCode.INVALID_ARGUMENT,
+        `writeAheadLog 'external' needs a logIndex above ${this.lastLogIndex}, got ${String(logIndex)}`,
+      );
+    }
+    this.lastLogIndex = logIndex;
+    return logIndex;
+  }
+
   /** Writes `value` at the key's next version (1 for a new key). */
   async put(key: Bytes, value: Bytes, options: WriteOptions = {}): Promise<WriteResult> {
     this.checkOpen();
     const op = { kind: Kind.PUT, key: this.key(key), value: this.value(value) };
-    return (await this.pipeline.write([op], options.sync ?? this.options.sync))[0];
+    return (await this.pipeline.write([op], options.sync ?? this.options.sync, this.takeLogIndex(options.logIndex)))[0];
   }
 
   /**
@@ -278,14 +329,14 @@ export class ProofDB {
   async putWithVersion(key: Bytes, value: Bytes, version: number, options: WriteOptions = {}): Promise<WriteResult> {
     this.checkOpen();
     const op = { kind: Kind.PUT, key: this.key(key), value: this.value(value), version: ProofDB.version(version, 1) };
-    return (await this.pipeline.write([op], options.sync ?? this.options.sync))[0];
+    return (await this.pipeline.write([op], options.sync ?? this.options.sync, this.takeLogIndex(options.logIndex)))[0];
   }
 
   /** Writes a tombstone at the key's next version. History keeps it. */
   async delete(key: Bytes, options: WriteOptions = {}): Promise<WriteResult> {
     this.checkOpen();
     const op = { kind: Kind.DELETE, key: this.key(key), value: new Uint8Array(0) };
-    return (await this.pipeline.write([op], options.sync ?? this.options.sync))[0];
+    return (await this.pipeline.write([op], options.sync ?? this.options.sync, this.takeLogIndex(options.logIndex)))[0];
   }
 
   /** A new, empty batch for {@link write}. */
@@ -301,8 +352,9 @@ export class ProofDB {
     this.checkOpen();
     if (!(batch instanceof WriteBatch)) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, 'write expects a WriteBatch');
     const ops = batch.ops.map((op) => this.validateOp(op));
+    const logIndex = this.takeLogIndex(options.logIndex);
     if (ops.length === 0) return [];
-    return this.pipeline.write(ops, options.sync ?? this.options.sync);
+    return this.pipeline.write(ops, options.sync ?? this.options.sync, logIndex);
   }
 
   // ---- reads -------------------------------------------------------------------------------
@@ -413,16 +465,21 @@ export class ProofDB {
    * Flushes the memtable into a table and installs the finished (or awaited) compaction, at this
    * point of the write sequence. Writes queued before it are included; writes after it wait.
    */
-  async checkpoint(): Promise<CheckpointResult> {
+  async checkpoint(options: CheckpointOptions = {}): Promise<CheckpointResult> {
     this.checkOpen();
+    const logIndex = this.takeLogIndex(options.logIndex);
+    const external = this.options.writeAheadLog === 'external';
     let signed: SignedCheckpoint | undefined;
     await this.pipeline.barrier(async () => {
       const core = this.core;
       core.throwIfFailed();
       if (core.mem.count > 0) await core.rotate(true);
       await core.waitForFlush();
-      await core.installPendingCompaction();
-      signed = await this.checkpointer.checkpoint(core.lastSeq);
+      // External-log mode: the last install records that this checkpoint's table set is complete,
+      // so that a crash before the checkpoint log append is finished at the next open, never redone.
+      await core.installPendingCompaction(external ? logIndex : undefined);
+      if (external) core.logIndex = logIndex;
+      signed = await this.checkpointer.checkpoint(core.lastSeq, external ? logIndex : undefined);
     });
     return { ...signed!, seq: signed!.checkpoint.seq, tables: this.tables() };
   }
@@ -492,6 +549,20 @@ export class ProofDB {
     return this.checkpointer.latestTables();
   }
 
+  /** The node's key rotations, oldest first, and the one this open made (see `KEY_ROTATIONS`). */
+  keyRotations(): { rotations: readonly KeyRotation[]; rotatedAtOpen?: KeyRotation } {
+    return { rotations: this.checkpointer.rotations, rotatedAtOpen: this.checkpointer.rotated };
+  }
+
+  /**
+   * An Ed25519 signature by the node key over `message` (RFC 8032): for messages of other formats
+   * than the log head, such as checkpoint notes (docs/witness.md). The key never leaves the engine.
+   */
+  signWithNodeKey(message: Uint8Array): Uint8Array {
+    this.checkOpen();
+    return ed25519.sign(message, this.checkpointer.key.privateKey);
+  }
+
   /** This node's Ed25519 public key: what clients trust. */
   publicKey(): Uint8Array {
     return this.checkpointer.key.publicKey;
@@ -524,6 +595,43 @@ export class ProofDB {
     };
   }
 
+  /** External-log mode: the latest applied and the latest durable log index (see {@link LogIndexState}). */
+  logIndex(): LogIndexState {
+    this.checkOpen();
+    return { applied: this.core.logIndex, durable: this.core.vs.appliedIndex };
+  }
+
+  /**
+   * The write fault the engine is in, or undefined. While one is set, writes and checkpoints throw
+   * `WriteFaultError`; a recoverable fault is retried in the background and clears by itself.
+   */
+  writeFault(): Readonly<WriteFault> | undefined {
+    return this.core.fault ?? undefined;
+  }
+
+  /** Calls `listener` when a write fault begins (with it) and when it clears (with null). One listener. */
+  onWriteFault(listener: ((fault: Readonly<WriteFault> | null) => void) | null): void {
+    this.core.onFaultChange = listener;
+  }
+
+  /**
+   * The engine's caches with their byte use and budget: `block` (decoded data blocks for reads),
+   * `table_memory` (table files read into memory), `proof_block` (decoded blocks and entry trees
+   * for proofs) and `block_tree` (per-table block trees for proofs). Charges of the proof caches
+   * are estimates of heap use (see `src/proof/prover.ts`).
+   */
+  cacheStats(): Array<{ cache: string; bytes: number; capacity: number; count?: number }> {
+    this.checkOpen();
+    const t = this.core.tables;
+    const c = this.checkpointer;
+    return [
+      { cache: 'block', bytes: t.blocks.size, capacity: t.blocks.capacity },
+      { cache: 'table_memory', bytes: t.memoryBytes, capacity: this.options.tableMemoryBytes },
+      { cache: 'proof_block', bytes: c.blockCache.lru.bytes, capacity: c.blockCache.lru.capacity, count: c.blockCache.lru.count },
+      { cache: 'block_tree', bytes: c.blockTrees.bytes, capacity: c.blockTrees.capacity, count: c.blockTrees.count },
+    ];
+  }
+
   /** The directory this database lives in. */
   get location(): string {
     return this.core.dir;
@@ -531,8 +639,8 @@ export class ProofDB {
 
   /**
    * Waits for queued writes, a running flush and a running compaction (whose result is discarded),
-   * then closes every file. The memtable is not flushed: the journal holds it and the next open
-   * replays it. Idempotent.
+   * then closes every file. The memtable is not flushed: the journal (in external-log mode, the
+   * caller's log) holds it and the next open replays it. Idempotent.
    */
   async close(): Promise<void> {
     if (this.closing) return this.closing;
@@ -547,6 +655,45 @@ export class ProofDB {
       }
     })();
     return this.closing;
+  }
+}
+
+/**
+ * The end of an open in external-log mode. Writes made earlier in journal mode (replayed into the
+ * memtable) are flushed and the journals deleted, so that from here on the tables and the caller's
+ * log are the whole state. Seqs restart right after the flushed ones: replaying the log gives its
+ * writes the seqs they had. A checkpoint whose table set is complete (`checkpointIndex`) but
+ * whose checkpoint-log record was not written before a crash is taken now, on that same table
+ * set, so it is never taken on another one.
+ */
+async function openExternalLog(core: DBCore, checkpointer: Checkpointer): Promise<void> {
+  if (core.mem.count > 0) {
+    await core.rotate(false);
+    await core.waitForFlush();
+  }
+  for (const j of core.journals.splice(0)) fs.rmSync(path.join(core.dir, files.journal(j.number)), { force: true });
+  const vs = core.vs;
+  core.lastSeq = vs.flushedSeq;
+  core.logIndex = vs.appliedIndex;
+  if (vs.checkpointIndex > (checkpointer.log.latest()?.appliedIndex ?? 0)) {
+    await checkpointer.checkpoint(core.lastSeq, vs.checkpointIndex);
+  }
+}
+
+/**
+ * The data directory holds the node's private key and every record: mode 0700, whatever the umask
+ * was when it was created, and every file directly in it loses group and other permissions (0600
+ * for files the engine wrote). Files the engine creates later get the process umask; the server
+ * sets it to 077. Not followed: symbolic links.
+ */
+function makePrivate(dir: string): void {
+  const st = fs.statSync(dir);
+  if ((st.mode & 0o777) !== 0o700) fs.chmodSync(dir, 0o700);
+  for (const d of fs.readdirSync(dir, { withFileTypes: true })) {
+    if (!d.isFile() && !d.isDirectory()) continue;
+    const p = path.join(dir, d.name);
+    const mode = fs.statSync(p).mode & 0o777;
+    if (mode & 0o077) fs.chmodSync(p, mode & 0o700);
   }
 }
 

@@ -7,6 +7,10 @@
  * writes the whole group with one write (and one fdatasync if any batch asked for `sync`), then
  * applies the batches to the memtable in order, freezing it whenever it fills. Only then are the
  * callers answered: an acknowledged write is in the journal.
+ *
+ * External-log mode (`writeAheadLog: 'external'`): there is no journal; each batch carries the
+ * index of the external log entry it comes from, and `core.logIndex` follows the applied batches
+ * so that a freeze records the index its memtable reaches.
  * @module
  */
 import { Kind } from '../../proofs/hash.js';
@@ -26,6 +30,8 @@ interface QueuedWrite {
   type: 'write';
   ops: BatchOp[];
   sync: boolean;
+  /** External-log mode: index of the log entry this write comes from. */
+  logIndex: number;
   resolve: (r: WriteResult[]) => void;
   reject: (e: Error) => void;
 }
@@ -54,9 +60,9 @@ export class WritePipeline {
   constructor(private readonly core: DBCore) {}
 
   /** Enqueues a batch; resolves with one result per op once it is journaled and applied. */
-  write(ops: BatchOp[], sync: boolean): Promise<WriteResult[]> {
+  write(ops: BatchOp[], sync: boolean, logIndex = 0): Promise<WriteResult[]> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ type: 'write', ops, sync, resolve, reject });
+      this.queue.push({ type: 'write', ops, sync, logIndex, resolve, reject });
       this.kick();
     });
   }
@@ -110,7 +116,7 @@ export class WritePipeline {
         await this.commitGroup(group);
       } catch (err) {
         // An unexpected failure: the state of the write path is unknown, so stop taking writes.
-        this.core.bgError ??= err as Error;
+        this.core.enterFault('internal', err as Error, false);
         for (const w of group) w.reject(err as Error);
       }
     }
@@ -162,21 +168,28 @@ export class WritePipeline {
     }
     if (accepted.length === 0) return;
 
-    // Journal the group: one write, one sync.
-    const journal = core.journal!;
-    let sync = false;
-    for (const a of accepted) {
-      journal.addRecord(encodeBatch(a.seq, a.ops));
-      sync ||= a.w.sync;
+    // Journal the group: one write, one sync. (None in external-log mode: the caller's log has it.)
+    const journal = core.journal;
+    if (journal) {
+      // Every earlier flush wrote all its bytes: this is where the last acknowledged record ends.
+      const acknowledged = journal.writtenLength;
+      let sync = false;
+      for (const a of accepted) {
+        journal.addRecord(encodeBatch(a.seq, a.ops));
+        sync ||= a.w.sync;
+      }
+      try {
+        await journal.flush({ sync });
+      } catch (err) {
+        // Not acknowledged: recovery cuts the group off this journal and continues in a new one.
+        core.journalFailed(journal, acknowledged, err as Error);
+        const refused = core.faultError();
+        for (const a of accepted) a.w.reject(refused);
+        return;
+      }
+      if (sync) core.stats.journalSyncs++;
+      core.noteJournaled(seq - 1);
     }
-    try {
-      await journal.flush({ sync });
-    } catch (err) {
-      core.bgError ??= err as Error;
-      for (const a of accepted) a.w.reject(err as Error);
-      return;
-    }
-    core.noteJournaled(seq - 1);
 
     // Apply in order, freezing the memtable at the deterministic points.
     let rotateError: Error | null = null;
@@ -186,16 +199,17 @@ export class WritePipeline {
         core.memAdd(op.key, latin1(op.key), op.version!, a.seq + i, op.kind, op.value ?? EMPTY);
       }
       core.lastSeq = a.seq + a.ops.length - 1;
+      if (a.w.logIndex > core.logIndex) core.logIndex = a.w.logIndex;
       if (core.memtableFull() && !rotateError) {
         try {
           await core.rotate(true);
         } catch (err) {
+          // rotate entered a write fault (or found one): later groups are refused until it clears.
           rotateError = err as Error;
-          core.bgError ??= rotateError;
         }
       }
     }
-    // Every accepted write is durable in the journal: acknowledge it even if a flush failed.
+    // Every accepted write is durable in the journal (or the external log): acknowledge it even if a flush failed.
     for (const a of accepted) a.w.resolve(a.ops.map((op, i) => ({ version: op.version!, seq: a.seq + i })));
   }
 }

@@ -7,7 +7,8 @@
  * ```
  * record = u32 BE len || checkpoint message (docs/proofs.md)
  *       || u32 BE n || n × (publicKey[32] || signature[64])     signatures on the head of size index+1
- *       || version edit (tag 6 entries only): the tables of the checkpoint, in read order
+ *       || version edit: tag 6 entries (the tables of the checkpoint, in read order) and, in
+ *          external-log mode, tag 10 (the log index of the entry that asked for it)
  * ```
  * In memory the log is an RFC 9162 tree ({@link LogTree}) rebuilt from the records on open.
  * @module
@@ -42,6 +43,8 @@ export interface StoredCheckpoint {
   signatures: HeadSignature[];
   /** The table set the checkpoint's MasterRoot commits to. */
   tables: Array<[level: number, meta: TableMeta]>;
+  /** External-log mode: the index of the log entry that asked for the checkpoint. */
+  appliedIndex?: number;
 }
 
 function encodeRecord(s: StoredCheckpoint): Uint8Array {
@@ -54,10 +57,11 @@ function encodeRecord(s: StoredCheckpoint): Uint8Array {
     sigs.set(g.publicKey, 4 + i * 96);
     sigs.set(g.signature, 4 + i * 96 + 32);
   });
-  return concatBytes(head.subarray(0, 4), msg, sigs, encodeEdit({ added: s.tables }));
+  return concatBytes(head.subarray(0, 4), msg, sigs, encodeEdit({ added: s.tables, appliedIndex: s.appliedIndex }));
 }
 
-function decodeRecord(rec: Uint8Array): StoredCheckpoint {
+/** Decodes one checkpoint log record. Throws `CorruptionError`. */
+export function decodeRecord(rec: Uint8Array): StoredCheckpoint {
   const bad = (d: string) => new CorruptionError(CHECKPOINT_LOG_FILE, d);
   if (rec.length < 4) throw bad('record too short');
   const n = readU32BE(rec, 0);
@@ -78,7 +82,9 @@ function decodeRecord(rec: Uint8Array): StoredCheckpoint {
     o += 96;
   }
   const edit = decodeEdit(rec.subarray(o), CHECKPOINT_LOG_FILE);
-  return { checkpoint, signatures, tables: edit.added ?? [] };
+  const stored: StoredCheckpoint = { checkpoint, signatures, tables: edit.added ?? [] };
+  if (edit.appliedIndex !== undefined) stored.appliedIndex = edit.appliedIndex;
+  return stored;
 }
 
 /** The checkpoint log of one node. */
@@ -89,7 +95,13 @@ export class CheckpointLog {
   readonly retained = new Map<number, { stored: StoredCheckpoint; version: Version }>();
   private readonly checkpoints: Checkpoint[] = [];
 
-  private constructor(private readonly writer: JournalWriter) {}
+  /** Set after a failed append: the length of the file's last synced record. */
+  private brokenAt: number | null = null;
+
+  private constructor(
+    private writer: JournalWriter,
+    private readonly file: string,
+  ) {}
 
   /** Opens (creating if missing) the log in `dir`, rebuilding the tree. A torn tail is truncated. */
   static open(dir: string): CheckpointLog {
@@ -104,6 +116,7 @@ export class CheckpointLog {
     }
     const log = new CheckpointLog(
       fs.existsSync(file) ? JournalWriter.open(file, { existingLength: length }) : JournalWriter.open(file),
+      file,
     );
     for (const rec of records) log.add(decodeRecord(rec), false);
     return log;
@@ -148,16 +161,39 @@ export class CheckpointLog {
     return prev ? { index: prev.index + 1, prevCheckpointHash: checkpointHash(prev, nodeHasher) } : { index: 0 };
   }
 
-  /** Appends and syncs a checkpoint. */
+  /**
+   * Appends and syncs a checkpoint. On failure nothing changes in memory and the checkpoint does
+   * not exist: its signature was never published. The file may hold part or all of the record
+   * (after a failed `fdatasync` its state is unknown), so the next append first cuts the file back
+   * to the end of the last synced record (synced) and continues with a new writer; until that
+   * succeeds, appends keep failing with the OS error and nothing else changes.
+   */
   async append(s: StoredCheckpoint): Promise<void> {
+    if (this.brokenAt !== null) {
+      await this.writer.close().catch(() => undefined);
+      this.writer = JournalWriter.open(this.file, { existingLength: this.brokenAt });
+      this.brokenAt = null;
+    }
+    const before = this.writer.length;
+    const prev = { last: this.last, size: this.tree.size };
     this.add(s);
-    this.writer.addRecord(encodeRecord(s));
-    await this.writer.flush({ sync: true });
+    try {
+      this.writer.addRecord(encodeRecord(s));
+      await this.writer.flush({ sync: true });
+    } catch (err) {
+      this.tree.truncate(prev.size);
+      this.checkpoints.length = prev.size;
+      this.last = prev.last;
+      this.brokenAt = before;
+      throw err;
+    }
   }
 
   /** Closes the file. */
   async close(): Promise<void> {
-    await this.writer.close();
+    // A broken writer's failure was reported by the append that hit it; every synced record is intact.
+    if (this.brokenAt !== null) await this.writer.close().catch(() => undefined);
+    else await this.writer.close();
   }
 }
 

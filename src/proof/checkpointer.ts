@@ -18,9 +18,10 @@ import { nodeHasher } from '../table/node_hasher.js';
 import type { DBCore } from '../db/core.js';
 import type { Version } from '../version/version.js';
 import { CheckpointLog, versionOfStored, type StoredCheckpoint } from './checkpoint_log.js';
-import { loadOrCreateNodeKey } from './node_key.js';
+import { openNodeKey, type KeyRotation } from './node_key.js';
 import { MerkleLevels } from './merkle_levels.js';
 import { buildProof, ProofBlockCache, ProofContext } from './prover.js';
+import { ByteLru } from '../util/byte_lru.js';
 
 /** A signed checkpoint as the node publishes it. */
 export interface SignedCheckpoint {
@@ -33,18 +34,38 @@ export interface SignedCheckpoint {
 /** Checkpoint log, node key and proof building for one database. */
 export class Checkpointer {
   private pinned: { stored: StoredCheckpoint; version: Version; ctx: ProofContext } | null = null;
-  private readonly blockTrees = new Map<number, MerkleLevels>();
-  private readonly blockCache = new ProofBlockCache();
+  /** Block trees of tables, by table number, bounded by bytes (`blockTreeCacheBytes`). */
+  readonly blockTrees: ByteLru<number, MerkleLevels>;
+  /** Decoded proof blocks, bounded by bytes (`proofBlockCacheBytes`). */
+  readonly blockCache: ProofBlockCache;
 
   private constructor(
     private readonly core: DBCore,
     readonly key: KeyPair,
     readonly log: CheckpointLog,
-  ) {}
+    /** The node's key rotations, oldest first (see `node_key.ts`). */
+    readonly rotations: KeyRotation[],
+    /** The rotation this open made, if any. */
+    readonly rotated: KeyRotation | undefined,
+  ) {
+    this.blockTrees = new ByteLru(core.opts.blockTreeCacheBytes);
+    this.blockCache = new ProofBlockCache(core.opts.proofBlockCacheBytes);
+  }
 
-  /** Loads the node key and the checkpoint log; pins the latest checkpoint's tables. */
-  static open(core: DBCore): Checkpointer {
-    const c = new Checkpointer(core, loadOrCreateNodeKey(core.dir), CheckpointLog.open(core.dir));
+  /**
+   * Loads the checkpoint log and the node key (refusing a missing key beside a non-empty log
+   * unless `rotateKey`); pins the latest checkpoint's tables.
+   */
+  static open(core: DBCore, rotateKey = false): Checkpointer {
+    const log = CheckpointLog.open(core.dir);
+    let ks;
+    try {
+      ks = openNodeKey(core.dir, { logSize: log.size, lastSigner: log.latest()?.signatures[0]?.publicKey }, rotateKey);
+    } catch (err) {
+      void log.close().catch(() => undefined);
+      throw err;
+    }
+    const c = new Checkpointer(core, ks.key, log, ks.rotations, ks.rotated);
     const latest = c.log.latest();
     if (latest) c.pin(latest, versionOfStored(latest));
     return c;
@@ -65,9 +86,9 @@ export class Checkpointer {
   /**
    * Records a checkpoint of the current table set at `seq`: MasterRoot, log append (synced),
    * signature on the new head. Call only when the memtable is empty (everything up to `seq` is in
-   * tables).
+   * tables). `appliedIndex` (external-log mode) is stored with it: the log entry that asked for it.
    */
-  async checkpoint(seq: number): Promise<SignedCheckpoint> {
+  async checkpoint(seq: number, appliedIndex?: number): Promise<SignedCheckpoint> {
     const version = this.core.vs.current;
     const ctx = new ProofContext(version, nodeHasher, this.core.tables, this.blockTrees, this.blockCache);
     const masterRoot = masterRootOf(nodeHasher, ctx.counts, ctx.master ? ctx.master.root() : new Uint8Array(HASH_LEN));
@@ -85,6 +106,7 @@ export class Checkpointer {
       signatures,
       tables: version.placed().map((p) => [p.level, p.meta]),
     };
+    if (appliedIndex !== undefined) stored.appliedIndex = appliedIndex;
     await this.log.append(stored);
     this.pin(stored, version);
     return { checkpoint, head, signatures };

@@ -6,6 +6,7 @@
  * touches; block trees and the master tree come from cached levels.
  * @module
  */
+import { ByteLru } from '../util/byte_lru.js';
 import { compareBytes } from '../../proofs/bytes.js';
 import { Domain, Kind, type Hasher } from '../../proofs/hash.js';
 import {
@@ -46,7 +47,7 @@ export class ProofContext {
     readonly version: Version,
     readonly hasher: Hasher,
     private readonly readers: ReaderSource,
-    private readonly blockTrees: Map<number, MerkleLevels>,
+    private readonly blockTrees: ByteLru<number, MerkleLevels>,
     /** Shared across checkpoints: a table's blocks never change. */
     readonly blockCache: ProofBlockCache = new ProofBlockCache(),
   ) {
@@ -82,9 +83,9 @@ export class ProofContext {
     const number = this.metas[index].number;
     let t = this.blockTrees.get(number);
     if (!t) {
-      t = new MerkleLevels(this.hasher, Domain.BLOCK_NODE, this.reader(index).blockRoots);
-      if (this.blockTrees.size > 4096) this.blockTrees.clear();
-      this.blockTrees.set(number, t);
+      const roots = this.reader(index).blockRoots;
+      t = new MerkleLevels(this.hasher, Domain.BLOCK_NODE, roots);
+      this.blockTrees.set(number, t, blockTreeCharge(roots.length));
     }
     return t;
   }
@@ -103,25 +104,48 @@ interface ProofBlock {
   tree?: MerkleLevels;
 }
 
+/** Default byte budget of the decoded proof blocks ({@link ProofBlockCache}). */
+export const DEFAULT_PROOF_BLOCK_CACHE_BYTES = 32 * 1024 * 1024;
+/** Default byte budget of the per-table block trees ({@link blockTreeCharge}). */
+export const DEFAULT_BLOCK_TREE_CACHE_BYTES = 8 * 1024 * 1024;
+
+/** Estimated heap of one `Uint8Array` beyond its bytes (object, backing store header). */
+const ARRAY_OVERHEAD = 96;
+/** Estimated heap of one decoded entry object beyond its two arrays. */
+const ENTRY_OVERHEAD = 64;
+
 /**
- * Decoded, hashed blocks by `table:block`, least recently used evicted first. Tables never
+ * What a decoded proof block is charged: its entries' bytes and objects, and the entry tree a
+ * window builds on it later (about 2n hashes), so the budget holds once the tree exists.
+ */
+export function proofBlockCharge(entries: readonly Entry[]): number {
+  let n = 0;
+  for (const e of entries) n += e.key.length + e.value.length + 2 * ARRAY_OVERHEAD + ENTRY_OVERHEAD;
+  return n + 2 * entries.length * (32 + ARRAY_OVERHEAD);
+}
+
+/** What a table's block tree ({@link MerkleLevels} over `blocks` leaves) is charged: about 2n hashes. */
+export function blockTreeCharge(blocks: number): number {
+  return 2 * Math.max(1, blocks) * (32 + ARRAY_OVERHEAD);
+}
+
+/**
+ * Decoded, hashed blocks by `table:block`, least recently used evicted first, bounded by bytes
+ * ({@link proofBlockCharge}; default {@link DEFAULT_PROOF_BLOCK_CACHE_BYTES}). Tables never
  * change, so entries stay valid; a proof for a hot key then rehashes nothing.
  */
 export class ProofBlockCache {
-  private readonly map = new Map<string, ProofBlock>();
-  constructor(readonly capacity = 8192) {}
+  readonly lru: ByteLru<string, ProofBlock>;
+  constructor(capacity = DEFAULT_PROOF_BLOCK_CACHE_BYTES) {
+    this.lru = new ByteLru(capacity);
+  }
 
   get(table: number, block: number, load: () => Entry[]): ProofBlock {
     const id = `${table}:${block}`;
-    let e = this.map.get(id);
-    if (e) {
-      this.map.delete(id);
-      this.map.set(id, e);
-      return e;
-    }
+    let e = this.lru.get(id);
+    if (e) return e;
     e = { entries: load() };
-    this.map.set(id, e);
-    if (this.map.size > this.capacity) this.map.delete(this.map.keys().next().value as string);
+    this.lru.set(id, e, proofBlockCharge(e.entries));
     return e;
   }
 }

@@ -1,6 +1,8 @@
 /**
  * {@link LevelStorage}: the Raft log and hard state on disk in classic-level (LevelDB), with
- * every write batched atomically and synced (`sync: true`) before `save` resolves. Reads are
+ * every write batched atomically and synced (`sync: true`) before `save` resolves — except a
+ * hard state that only moves the commit index, which is kept in memory and written with the next
+ * batch (or at close), as etcd does not sync it either: a lost commit index is recomputed. Reads are
  * served from an in-memory {@link MemoryStorage} mirror loaded at open, so the core's
  * synchronous {@link Storage} interface never waits for I/O.
  *
@@ -143,10 +145,19 @@ export interface PersistRequest {
   readonly hardState?: HardState;
   readonly entries: readonly Entry[];
   readonly snapshot?: Snapshot;
+  /**
+   * False when the write need not be synced: only the commit index changed (a Ready's
+   * `mustSync`, as in etcd). Such a hard state alone is not written now but with the next
+   * batch or at close. Default true.
+   */
+  readonly mustSync?: boolean;
 }
 
 /** Raft storage on classic-level. Not safe for concurrent `save` calls: await each one. */
 export class LevelStorage implements Storage {
+  /** A commit-only hard state not yet written (see {@link save}). */
+  private pendingHard: HardState | null = null;
+
   private constructor(private readonly db: ClassicLevel<Uint8Array, Uint8Array>, private readonly mem: MemoryStorage) {}
 
   /**
@@ -199,9 +210,16 @@ export class LevelStorage implements Storage {
 
   /**
    * Writes a Ready's snapshot, entries and hard state in one atomic batch and syncs it. Only
-   * after this resolves may the Ready's messages be sent.
+   * after this resolves may the Ready's messages be sent. With `mustSync` false and nothing but a
+   * hard state, the hard state (only its commit index moved) is written with the next batch or
+   * at close: a crash may lose it, and the commit index is then recomputed.
    */
   async save(rd: PersistRequest): Promise<void> {
+    if (rd.mustSync === false && !rd.snapshot && rd.entries.length === 0 && rd.hardState) {
+      this.pendingHard = rd.hardState;
+      this.mem.setHardState(rd.hardState);
+      return;
+    }
     const ops: Batch = [];
     let first = this.mem.firstIndex();
     let last = this.mem.lastIndex();
@@ -219,9 +237,11 @@ export class LevelStorage implements Storage {
       const newLast = ents[ents.length - 1].index;
       for (let i = newLast + 1; i <= last; i++) ops.push({ type: 'del', key: entryKey(i) });
     }
-    if (rd.hardState) ops.push({ type: 'put', key: HARD_KEY, value: encodeHardState(rd.hardState) });
+    const hard = rd.hardState ?? this.pendingHard;
+    if (hard) ops.push({ type: 'put', key: HARD_KEY, value: encodeHardState(hard) });
     if (ops.length === 0) return;
-    await this.db.batch(ops, { sync: true });
+    await this.db.batch(ops, { sync: rd.mustSync !== false });
+    this.pendingHard = null;
     if (rd.snapshot) this.mem.applySnapshot(rd.snapshot);
     if (rd.entries.length > 0) this.mem.append(rd.entries);
     if (rd.hardState) this.mem.setHardState(rd.hardState);
@@ -248,8 +268,12 @@ export class LevelStorage implements Storage {
     if (ops.length > 0) await this.db.batch(ops, { sync: true });
   }
 
-  /** Closes the database. */
+  /** Writes a pending commit-only hard state, then closes the database. */
   async close(): Promise<void> {
+    if (this.pendingHard) {
+      await this.db.put(HARD_KEY, encodeHardState(this.pendingHard), { sync: true }).catch(() => undefined);
+      this.pendingHard = null;
+    }
     await this.db.close();
   }
 }

@@ -13,6 +13,10 @@
  * tag 7  nextJournalNumber  varint
  * tag 8  comparator         lp name  (must be "proofkv.internal.v1")
  * tag 9  lastSeq            varint   highest seq ever assigned (>= flushedSeq)
+ * tag 10 appliedIndex       varint   external-log mode: every entry of the external (Raft) log
+ *                                   with index <= this has its effect in the tables
+ * tag 11 checkpointIndex    varint   external-log mode: the table set of the checkpoint taken at
+ *                                   this log index is complete (its CHECKPOINTS record may not be)
  * lp = varint length || bytes
  * ```
  * Unknown tags are corruption: an edit from a newer format is refused, not half-read.
@@ -42,6 +46,10 @@ export interface VersionEdit {
   nextJournalNumber?: number;
   flushedSeq?: number;
   lastSeq?: number;
+  /** External-log mode: highest log index whose effects are all in the tables. */
+  appliedIndex?: number;
+  /** External-log mode: log index of a checkpoint whose table set this edit completes. */
+  checkpointIndex?: number;
   compactPointers?: Array<[level: number, key: Uint8Array]>;
   deleted?: Array<[level: number, number: number]>;
   added?: Array<[level: number, meta: TableMeta]>;
@@ -60,6 +68,8 @@ const enum Tag {
   NextJournalNumber = 7,
   Comparator = 8,
   LastSeq = 9,
+  AppliedIndex = 10,
+  CheckpointIndex = 11,
 }
 
 /** Encodes an edit. */
@@ -80,6 +90,8 @@ export function encodeEdit(e: VersionEdit): Uint8Array {
   num(Tag.NextJournalNumber, e.nextJournalNumber);
   num(Tag.FlushedSeq, e.flushedSeq);
   num(Tag.LastSeq, e.lastSeq);
+  num(Tag.AppliedIndex, e.appliedIndex);
+  num(Tag.CheckpointIndex, e.checkpointIndex);
   for (const [level, key] of e.compactPointers ?? []) {
     w.varint(Tag.CompactPointer);
     w.varint(level);
@@ -128,6 +140,12 @@ export function decodeEdit(payload: Uint8Array, file: string): VersionEdit {
           break;
         case Tag.LastSeq:
           e.lastSeq = r.varint();
+          break;
+        case Tag.AppliedIndex:
+          e.appliedIndex = r.varint();
+          break;
+        case Tag.CheckpointIndex:
+          e.checkpointIndex = r.varint();
           break;
         case Tag.CompactPointer:
           (e.compactPointers ??= []).push([r.varint(), r.lengthPrefixed().slice()]);

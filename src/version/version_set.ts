@@ -54,6 +54,8 @@ export function syncDir(dir: string): void {
 export class VersionSet {
   current = Version.empty();
   nextTableNumber = 1;
+  /** An append to the manifest failed: the next edit goes to a new manifest. */
+  private manifestBroken = false;
   nextJournalNumber = 1;
   /** Oldest journal needed by recovery. */
   logNumber = 0;
@@ -61,6 +63,10 @@ export class VersionSet {
   flushedSeq = 0;
   /** Highest seq assigned as of the last edit (the journal may hold more). */
   lastSeq = 0;
+  /** External-log mode: every log entry with index <= this has its effect in the tables. */
+  appliedIndex = 0;
+  /** External-log mode: the latest log index whose checkpoint table set is complete. */
+  checkpointIndex = 0;
   /** Per level: where the next round-robin compaction starts. */
   readonly pointers = new Map<number, Uint8Array>();
   private manifest: JournalWriter | null = null;
@@ -134,6 +140,8 @@ export class VersionSet {
     if (e.nextJournalNumber !== undefined) this.nextJournalNumber = Math.max(this.nextJournalNumber, e.nextJournalNumber);
     if (e.flushedSeq !== undefined) this.flushedSeq = Math.max(this.flushedSeq, e.flushedSeq);
     if (e.lastSeq !== undefined) this.lastSeq = Math.max(this.lastSeq, e.lastSeq);
+    if (e.appliedIndex !== undefined) this.appliedIndex = Math.max(this.appliedIndex, e.appliedIndex);
+    if (e.checkpointIndex !== undefined) this.checkpointIndex = Math.max(this.checkpointIndex, e.checkpointIndex);
     for (const [level, key] of e.compactPointers ?? []) this.pointers.set(level, key);
   }
 
@@ -148,6 +156,9 @@ export class VersionSet {
       nextJournalNumber: this.nextJournalNumber,
       flushedSeq: this.flushedSeq,
       lastSeq: this.lastSeq,
+      // Only databases that ran in external-log mode carry these (journal-mode manifests are unchanged).
+      appliedIndex: this.appliedIndex > 0 ? this.appliedIndex : undefined,
+      checkpointIndex: this.checkpointIndex > 0 ? this.checkpointIndex : undefined,
       compactPointers: [...this.pointers.entries()].sort((a, b) => a[0] - b[0]),
       added,
     };
@@ -174,7 +185,8 @@ export class VersionSet {
       fs.closeSync(fd);
       fs.renameSync(tmp, path.join(this.dir, files.current));
       syncDir(this.dir);
-      if (this.manifest) await this.manifest.close();
+      // A broken writer rethrows its failure on close; the new manifest is current already.
+      if (this.manifest) await this.manifest.close().catch(() => undefined);
       this.manifest = w;
       this.manifestNumber = number;
       if (old > 0) fs.rmSync(path.join(this.dir, files.manifest(old)), { force: true });
@@ -206,10 +218,21 @@ export class VersionSet {
   /** Appends `edit` to the manifest (synced), then makes it current and calls `onApplied` in the same step. */
   async logAndApply(edit: VersionEdit, onApplied?: () => void): Promise<Version> {
     if (!this.manifest) throw new Error('version set: no manifest open');
+    // After a failed append the manifest's tail is unknown (and its writer refuses more): continue
+    // in a fresh manifest holding a snapshot of the state in memory, which never had that edit.
+    if (this.manifestBroken) {
+      await this.writeNewManifest();
+      this.manifestBroken = false;
+    }
     edit.nextTableNumber = this.nextTableNumber;
     edit.nextJournalNumber = this.nextJournalNumber;
-    this.manifest.addRecord(encodeEdit(edit));
-    await this.manifest.flush({ sync: true });
+    try {
+      this.manifest.addRecord(encodeEdit(edit));
+      await this.manifest.flush({ sync: true });
+    } catch (err) {
+      this.manifestBroken = true;
+      throw err;
+    }
     this.applyCounters(edit);
     this.current = this.current.apply(edit);
     // In the same synchronous step as the switch: no reader can see a half-installed state.

@@ -12,7 +12,7 @@ import { fromBase64Url, MemoryStateStore, ProofKVClient, ProofKVHttpError, toBas
 import { parseCheckpoint } from '../../client-sdk/wire.js';
 import { checkpointHash, checkpointLeafHash, signHead, type Checkpoint, type KeyPair } from '../../proofs/checkpoint.js';
 import { LogTree } from '../../proofs/log.js';
-import { loadOrCreateNodeKey } from '../../src/proof/node_key.js';
+import { openNodeKey } from '../../src/proof/node_key.js';
 import { rejection } from './fake_node.js';
 import { RewritingProxy, startServer, type ProxiedResponse, type ServerProc } from './helpers.js';
 
@@ -314,7 +314,7 @@ describe('the checkpoint chain, against a compromised signer', () => {
   });
 
   beforeAll(async () => {
-    key = loadOrCreateNodeKey(server.dataDir);
+    key = openNodeKey(server.dataDir, { logSize: 0 }).key; // the node's existing key: a compromised signer
     expect(toBase64Url(key.publicKey)).toBe(toBase64Url(publicKey));
     real = await realCheckpoints();
   });

@@ -7,6 +7,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { decode as cborDecode } from 'cbor-x';
+import { pino } from 'pino';
+import { ProofNode } from '../../server/node.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
@@ -27,13 +29,16 @@ export function tmpDir(prefix = 'proofkv-server-'): string {
 }
 
 /** Starts `node --import tsx server/cli.ts serve --port 0` on `dataDir` and waits for its URL. */
-export async function startServer(opts: { dataDir?: string; args?: string[]; env?: Record<string, string>; logLevel?: string } = {}): Promise<ServerProc> {
+export async function startServer(
+  opts: { dataDir?: string; args?: string[]; env?: Record<string, string>; logLevel?: string; /** Command prefix, e.g. `['prlimit', '--nofile=256']`. */ wrap?: string[] } = {},
+): Promise<ServerProc> {
   const dataDir = opts.dataDir ?? path.join(tmpDir(), 'data');
   const args = ['--import', 'tsx', path.join(ROOT, 'server/cli.ts'), 'serve', '--data', dataDir, '--port', '0', '--log-level', opts.logLevel ?? 'silent', ...(opts.args ?? [])];
   const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env };
   if (!opts.env?.PROOFKV_TOKENS) delete env.PROOFKV_TOKENS;
   delete env.PROOFKV_LOG_LEVEL;
-  const proc = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [cmd, ...argv] = [...(opts.wrap ?? []), process.execPath, ...args];
+  const proc = spawn(cmd, argv, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -42,7 +47,7 @@ export async function startServer(opts: { dataDir?: string; args?: string[]; env
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start in 30 s:\n${out}\n${err}`)), 30_000);
     const check = () => {
-      const m = /listening on (http:\/\/\S+)/.exec(out);
+      const m = /listening on (https?:\/\/\S+)/.exec(out);
       if (m) {
         clearTimeout(timer);
         resolve(m[1]);
@@ -65,6 +70,19 @@ export async function startServer(opts: { dataDir?: string; args?: string[]; env
       return exited;
     },
   };
+}
+
+/** An in-process node on a fresh data directory, loopback, no tokens, no automatic checkpoints, silent. */
+export function startLocalNode(): Promise<ProofNode> {
+  return ProofNode.start({
+    dataDir: path.join(tmpDir(), 'data'),
+    host: '127.0.0.1',
+    port: 0,
+    tokens: [],
+    checkpointIntervalMs: 0,
+    checkpointWrites: 0,
+    logger: pino({ level: 'silent' }),
+  });
 }
 
 /** A parsed response. */

@@ -4,11 +4,9 @@
  * internal references and that each route's role is stated.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import * as path from 'node:path';
-import { pino } from 'pino';
 import { ProofNode } from '../../server/node.js';
 import { openApiPath } from '../../server/route_table.js';
-import { tmpDir } from './harness.js';
+import { startLocalNode } from './harness.js';
 
 interface Layer {
   route?: { path: string | string[]; methods: Record<string, boolean> };
@@ -19,15 +17,7 @@ describe('openapi.json', () => {
   let doc: any;
 
   beforeAll(async () => {
-    node = await ProofNode.start({
-      dataDir: path.join(tmpDir(), 'data'),
-      host: '127.0.0.1',
-      port: 0,
-      tokens: [],
-      checkpointIntervalMs: 0,
-      checkpointWrites: 0,
-      logger: pino({ level: 'silent' }),
-    });
+    node = await startLocalNode();
     const r = await fetch(`${node.url}/openapi.json`, { signal: AbortSignal.timeout(10_000) });
     doc = await r.json();
   });

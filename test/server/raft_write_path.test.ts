@@ -1,15 +1,15 @@
 /**
- * RaftWritePath: single-node mode as a one-member Raft group. Commands go through the log and are
- * applied in order through the shared CommandApplier; failures are per command; a restart applies
- * nothing twice and loses nothing acknowledged, including across simulated crashes inside the
- * engine-write / applied-record window; `serve --raft` answers PUT/GET/proof over HTTP.
+ * RaftWritePath: single-node mode as a one-member Raft group whose log is the write-ahead log.
+ * Commands go through the log and are applied in order through the shared CommandApplier;
+ * failures are per command; a restart or a crash (a copy of the live directory) applies nothing
+ * twice and loses nothing acknowledged; `serve --raft` answers PUT/GET/proof over HTTP.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { getProofCodec, verifyGetProof } from '../../proofs/index.js';
 import { ProofDB } from '../../src/index.js';
-import { RaftWritePath, decodeEnvelope, encodeEnvelope } from '../../server/raft_write_path.js';
+import { RaftWritePath, decodeCommand, encodeCommand } from '../../server/raft_write_path.js';
 import type { WriteOutcome } from '../../server/write_path.js';
 import { b64, call, startServer, tmpDir, unb64, type ServerProc } from './harness.js';
 
@@ -22,9 +22,12 @@ interface Opened {
   wp: RaftWritePath;
 }
 
+/** Small memtables: flushes (and so recorded indexes) every few dozen writes. */
+const SMALL = { writeBufferSize: 4096, targetFileSize: 4096 };
+
 const open: Opened[] = [];
-async function openAt(dataDir: string): Promise<Opened> {
-  const db = await ProofDB.open(dataDir, { compactionThread: 'inline' });
+async function openAt(dataDir: string, db0: { writeBufferSize?: number; targetFileSize?: number } = {}): Promise<Opened> {
+  const db = await ProofDB.open(dataDir, { compactionThread: 'inline', writeAheadLog: 'external', ...db0 });
   const wp = await RaftWritePath.open(db, path.join(dataDir, 'raft'), { tickMs: 5 });
   const o = { db, wp };
   open.push(o);
@@ -45,10 +48,9 @@ afterEach(async () => {
 const result = (o: WriteOutcome) => (o.type === 'put' || o.type === 'delete' ? o.result : undefined);
 
 describe('RaftWritePath', () => {
-  it('encodes commands with their proposal id and session', () => {
-    const env = { id: 'n/1', cmd: { type: 'batch' as const, ops: [{ op: 'put' as const, key: k('a'), value: k('b'), version: 3 }, { op: 'delete' as const, key: k('c') }], session: { clientId: 'c', seq: 9 } } };
-    const back = decodeEnvelope(encodeEnvelope(env));
-    expect(back).toEqual(env);
+  it('encodes commands with their session', () => {
+    const cmd = { type: 'batch' as const, ops: [{ op: 'put' as const, key: k('a'), value: k('b'), version: 3 }, { op: 'delete' as const, key: k('c') }], session: { clientId: 'c', seq: 9 } };
+    expect(decodeCommand(encodeCommand(cmd))).toEqual(cmd);
   });
 
   it('applies concurrent proposals in order and answers each with its own version and seq', async () => {
@@ -124,81 +126,55 @@ describe('RaftWritePath', () => {
     expect(o.wp.appliedIndex).toBe(o.wp.lastIndex);
   });
 
-  it('crash after the engine write, before the applied record: the entry is not applied again', async () => {
+  it('a crash (a copy of the live directory) loses nothing acknowledged and replays to the same state', async () => {
     const dir = path.join(tmpDir(), 'data');
-    const rec = path.join(dir, 'raft', 'applied');
-    let o = await openAt(dir);
-    await o.wp.propose({ type: 'put', key: k('a'), value: k('1') });
-    const before = fs.readFileSync(rec);
-    await o.wp.propose({ type: 'put', key: k('a'), value: k('2') });
-    await closeIt(o);
-    fs.writeFileSync(rec, before); // the record of the second put never made it
-
-    o = await openAt(dir);
-    expect(await o.db.getVersionHistory(k('a'))).toHaveLength(2);
-    expect(o.db.stats().lastSeq).toBe(2);
-    expect(o.wp.appliedIndex).toBe(o.wp.lastIndex);
-    expect(result(await o.wp.propose({ type: 'put', key: k('a'), value: k('3') }))).toEqual({ version: 3, seq: 3 });
+    const o = await openAt(dir, SMALL);
+    const acked: string[] = [];
+    for (let round = 0; round < 6; round++) {
+      const outs = await Promise.all(Array.from({ length: 25 }, (_, i) => o.wp.propose({ type: 'put', key: k(`k${i % 9}`), value: k(`r${round}-${i}-${'x'.repeat(40)}`) })));
+      acked.push(...outs.map((x) => JSON.stringify(result(x))));
+      if (round === 2) await o.wp.propose({ type: 'checkpoint' });
+      const copy = path.join(tmpDir(), `crash-${round}`);
+      fs.cpSync(dir, copy, { recursive: true }); // the directory as a SIGKILL now would leave it
+      fs.rmSync(path.join(copy, 'LOCK'), { force: true });
+      const c = await openAt(copy, SMALL);
+      expect(c.db.logIndex().durable).toBeLessThanOrEqual(c.wp.lastIndex);
+      expect(c.db.stats().lastSeq).toBe(o.db.stats().lastSeq);
+      for (let j = 0; j < 9; j++) expect(await c.db.getVersionHistory(k(`k${j}`))).toEqual(await o.db.getVersionHistory(k(`k${j}`)));
+      await closeIt(c);
+    }
+    expect(new Set(acked).size).toBe(150);
+    // The engine wrote no journal: the Raft log is the only one.
+    expect(fs.readdirSync(dir).filter((n) => n.endsWith('.log'))).toEqual([]);
   });
 
-  it('crash after the log write, before the engine write: the entry is applied exactly once', async () => {
+  it('a retry answered from the session table before the recorded index is not re-applied at open', async () => {
     const dir = path.join(tmpDir(), 'data');
-    const copy = path.join(tmpDir(), 'copy');
-    let o = await openAt(dir);
-    await o.wp.propose({ type: 'put', key: k('a'), value: k('1') });
-    await closeIt(o);
-    // Keep the engine and the applied record as they are now; let the log run ahead.
-    fs.cpSync(dir, copy, { recursive: true });
-    o = await openAt(dir);
-    await o.wp.propose({ type: 'put', key: k('a'), value: k('2') });
-    await o.wp.propose({ type: 'put', key: k('b'), value: k('x'), version: 9 });
-    await closeIt(o);
-    for (const name of fs.readdirSync(dir)) if (name !== 'raft') fs.rmSync(path.join(dir, name), { recursive: true, force: true });
-    for (const name of fs.readdirSync(copy)) if (name !== 'raft') fs.cpSync(path.join(copy, name), path.join(dir, name), { recursive: true });
-    fs.copyFileSync(path.join(copy, 'raft', 'applied'), path.join(dir, 'raft', 'applied'));
-
-    o = await openAt(dir);
-    expect(await o.db.getVersionHistory(k('a'))).toHaveLength(2);
-    expect((await o.db.getWithVersion(k('b'), 9))?.seq).toBe(3);
-    expect(o.wp.appliedIndex).toBe(o.wp.lastIndex);
-    await closeIt(o);
-    o = await openAt(dir);
-    expect(o.db.stats().lastSeq).toBe(3);
-  });
-
-  it('a retry answered from the session table inside the crash window is not re-applied', async () => {
-    const dir = path.join(tmpDir(), 'data');
-    const rec = path.join(dir, 'raft', 'applied');
-    let o = await openAt(dir);
+    const o = await openAt(dir);
     const cmd = { type: 'put' as const, key: k('s'), value: k('v'), session: { clientId: 'cl', seq: 4 } };
     await o.wp.propose(cmd);
-    const before = fs.readFileSync(rec);
+    await o.wp.propose({ type: 'checkpoint' }); // the engine records this index: the put is behind it
     expect(await o.wp.propose(cmd)).toMatchObject({ replayed: true });
-    await closeIt(o);
-    fs.writeFileSync(rec, before);
-
-    o = await openAt(dir);
-    expect(await o.db.getVersionHistory(k('s'))).toHaveLength(1);
-    expect(o.wp.appliedIndex).toBe(o.wp.lastIndex);
+    const copy = path.join(tmpDir(), 'copy');
+    fs.cpSync(dir, copy, { recursive: true });
+    fs.rmSync(path.join(copy, 'LOCK'), { force: true });
+    const c = await openAt(copy);
+    expect(c.db.logIndex().durable).toBeLessThan(c.wp.lastIndex);
+    expect(await c.db.getVersionHistory(k('s'))).toHaveLength(1);
+    expect(c.wp.appliedIndex).toBe(c.wp.lastIndex);
   });
 
-  it('refuses to open when the engine lost writes the applied record says were applied', async () => {
+  it('needs an external-log engine, and refuses a directory of the earlier applied-record design', async () => {
     const dir = path.join(tmpDir(), 'data');
-    const copy = path.join(tmpDir(), 'copy');
-    let o = await openAt(dir);
-    await closeIt(o);
-    fs.cpSync(dir, copy, { recursive: true });
-    o = await openAt(dir);
-    await o.wp.propose({ type: 'put', key: k('a'), value: k('1') });
-    await closeIt(o);
-    for (const name of fs.readdirSync(dir)) if (name !== 'raft') fs.rmSync(path.join(dir, name), { recursive: true, force: true });
-    for (const name of fs.readdirSync(copy)) if (name !== 'raft') fs.cpSync(path.join(copy, name), path.join(dir, name), { recursive: true });
     const db = await ProofDB.open(dir, { compactionThread: 'inline' });
     try {
-      await expect(RaftWritePath.open(db, path.join(dir, 'raft'))).rejects.toThrow(/engine is behind/);
+      await expect(RaftWritePath.open(db, path.join(dir, 'raft'))).rejects.toThrow(/writeAheadLog: 'external'/);
     } finally {
       await db.close();
     }
+    fs.mkdirSync(path.join(dir, 'raft'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'raft', 'applied'), new Uint8Array(64));
+    await expect(openAt(dir)).rejects.toMatchObject({ code: 'REPLICATION_BAD_STATE' });
   });
 });
 
@@ -233,10 +209,44 @@ describe('serve --raft', () => {
 
     const dataDir = s.dataDir;
     expect(await s.stop('SIGTERM')).toBe(0);
-    expect(fs.existsSync(path.join(dataDir, 'raft', 'applied'))).toBe(true);
+    expect(fs.existsSync(path.join(dataDir, 'raft', 'log'))).toBe(true);
     s = await startServer({ dataDir, args: ['--raft'] });
     expect((await call(s.url, 'GET', '/v1/kv/user:1')).body).toMatchObject({ version: 2, valueUtf8: 'bob' });
     expect((await call(s.url, 'GET', '/v1/kv/idem')).body).toMatchObject({ version: 1 });
     expect((await call(s.url, 'PUT', '/v1/kv/user%3A1', { body: 'carol', headers: oct })).body).toEqual({ version: 3, seq: 4 });
+  });
+
+  it('loses no acknowledged write to a SIGKILL under load, and a refused local start leaves the data alone', async () => {
+    s = await startServer({ args: ['--raft', '--checkpoint-interval', '0', '--checkpoint-writes', '0'] });
+    const oct = { 'content-type': 'application/octet-stream' };
+    const acked = new Map<string, number>(); // key -> highest acknowledged version
+    let stop = false;
+    const writer = async (w: number) => {
+      for (let i = 0; !stop && i < 400; i++) {
+        const key = `w${w}-${i % 7}`;
+        try {
+          const r = await call(s!.url, 'PUT', `/v1/kv/${key}`, { body: `v${i}`, headers: oct });
+          if (r.status === 200) acked.set(key, Math.max(acked.get(key) ?? 0, r.body.version));
+        } catch {
+          return; // the server is gone
+        }
+      }
+    };
+    const writers = Array.from({ length: 8 }, (_, w) => writer(w));
+    while (acked.size < 40) await new Promise((r) => setTimeout(r, 5));
+    const dataDir = s.dataDir;
+    await s.stop('SIGKILL');
+    stop = true;
+    await Promise.all(writers);
+    expect(acked.size).toBeGreaterThanOrEqual(40);
+
+    // Without --raft the node refuses: the Raft log holds writes the engine does not.
+    await expect(startServer({ dataDir })).rejects.toThrow(/belongs to a Raft group/);
+    s = await startServer({ dataDir, args: ['--raft'] });
+    for (const [key, version] of acked) {
+      const r = await call(s.url, 'GET', `/v1/kv/${key}`);
+      expect(r.status).toBe(200);
+      expect(r.body.version).toBeGreaterThanOrEqual(version);
+    }
   });
 });

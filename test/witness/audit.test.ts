@@ -26,7 +26,7 @@ import {
 } from '../../proofs/index.js';
 import type { ProofNode } from '../../server/node.js';
 import { startNode } from './helpers.js';
-import { loadOrCreateNodeKey } from '../../src/proof/node_key.js';
+import { openNodeKey } from '../../src/proof/node_key.js';
 import { auditNode, auditTableSet } from '../../witness/audit.js';
 import { serveWitness } from '../../witness/http.js';
 import { formatAddCheckpoint } from '../../witness/protocol.js';
@@ -136,7 +136,7 @@ describe('an auditing witness and a real node', () => {
   it('co-signs every head a real node pushes, after auditing its table set', async () => {
     const data = tempDir('proofkv-audit-node-');
     const wdir = tempDir('proofkv-audit-w-');
-    const nodeKey = loadOrCreateNodeKey(data.dir);
+    const nodeKey = openNodeKey(data.dir, { logSize: 0 }).key;
     const origin = 'proofkv/audit-real.example';
     let node: ProofNode | undefined;
     let audited = 0;

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatVerifierKey, generateKeyPair, parseVerifierKey, verifierKeyOf } from '../../proofs/index.js';
 import type { ProofNode } from '../../server/node.js';
 import { startNode } from './helpers.js';
-import { loadOrCreateNodeKey } from '../../src/proof/node_key.js';
+import { openNodeKey } from '../../src/proof/node_key.js';
 import { tempDir } from '../engine/harness.js';
 import { cli } from '../server/cli_helpers.js';
 
@@ -25,7 +25,7 @@ beforeAll(async () => {
   const dataDir = tempDir('proofkv-note-cli-');
   const wdir = tempDir('proofkv-witness-cli-');
   dirs.push(dataDir, wdir);
-  const nodeKey = loadOrCreateNodeKey(dataDir.dir);
+  const nodeKey = openNodeKey(dataDir.dir, { logSize: 0 }).key;
   nodeVkey = formatVerifierKey(verifierKeyOf(ORIGIN, nodeKey.publicKey));
   witnessProc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'server/cli.ts'), 'witness', '--name', 'w.example', '--dir', wdir.dir, '--port', '0', '--log-key', nodeVkey], {
     stdio: ['ignore', 'pipe', 'pipe'],

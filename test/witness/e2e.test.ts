@@ -22,7 +22,7 @@ import {
 } from '../../proofs/index.js';
 import type { ProofNode } from '../../server/node.js';
 import { startNode } from './helpers.js';
-import { loadOrCreateNodeKey } from '../../src/proof/node_key.js';
+import { openNodeKey } from '../../src/proof/node_key.js';
 import { serveWitness, type WitnessServer } from '../../witness/http.js';
 import { formatAddCheckpoint } from '../../witness/protocol.js';
 import { WitnessStore } from '../../witness/state.js';
@@ -43,7 +43,7 @@ function dir(): string {
 
 beforeAll(async () => {
   const dataDir = dir();
-  nodeKey = loadOrCreateNodeKey(dataDir);
+  nodeKey = openNodeKey(dataDir, { logSize: 0 }).key;
   for (let i = 0; i < 2; i++) {
     const key = generateKeyPair(new Uint8Array(32).fill(40 + i));
     const witness = new Witness(new WitnessStore(dir()), {

@@ -1,0 +1,158 @@
+/**
+ * ReplicationGroup, the Raft driver, over a recording state machine: log order, one synced write
+ * per Ready for every proposal in it, answers after apply, per-command failures, a fatal failure
+ * stopping the group, re-application after the state machine's recorded index at open, and the
+ * refusals of unusable state.
+ */
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { LevelStorage, type PersistRequest } from '../../src/raft/index.js';
+import { ReplicationGroup, decodeEntryPayload, encodeEntryPayload, type StateMachine } from '../../src/replication/index.js';
+
+const te = new TextEncoder();
+const td = new TextDecoder();
+
+/** Applies "x" commands by recording them; "fail" rejects; "fatal" is a machine failure. */
+class Recorder implements StateMachine<string> {
+  applied: Array<[number, string]> = [];
+  /** Answer in the same turn (as the engine does) instead of a turn later. */
+  immediate = false;
+  apply(index: number, command: Uint8Array): Promise<string> {
+    const c = td.decode(command);
+    if (c === 'fail') return Promise.reject(Object.assign(new Error('refused'), { code: 'REFUSED' }));
+    if (c === 'fatal') return Promise.reject(Object.assign(new Error('disk gone'), { code: 'IO_ERROR' }));
+    this.applied.push([index, c]);
+    if (this.immediate) return Promise.resolve(`${c}@${index}`);
+    return new Promise((res) => setImmediate(() => res(`${c}@${index}`)));
+  }
+  isFatal(err: unknown): boolean {
+    return (err as { code?: string }).code === 'IO_ERROR';
+  }
+}
+
+const dirs: string[] = [];
+const groups: Array<ReplicationGroup<string>> = [];
+afterEach(async () => {
+  vi.restoreAllMocks();
+  for (const g of groups.splice(0)) await g.close().catch(() => undefined);
+  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+function tmp(): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'proofkv-repl-'));
+  dirs.push(d);
+  return d;
+}
+async function open(dir: string, sm: StateMachine<string>, appliedIndex = 0) {
+  const g = await ReplicationGroup.open(dir, { stateMachine: sm, appliedIndex, tickMs: 5 });
+  groups.push(g);
+  return g;
+}
+
+describe('ReplicationGroup', () => {
+  it('frames a proposal id with its command and refuses anything else', () => {
+    const p = encodeEntryPayload('abc/7', te.encode('cmd'));
+    const d = decodeEntryPayload(p);
+    expect(d.id).toBe('abc/7');
+    expect(td.decode(d.command)).toBe('cmd');
+    expect(() => decodeEntryPayload(Uint8Array.of(9, 0))).toThrow(/not format 1/);
+    expect(() => decodeEntryPayload(Uint8Array.of(1, 5, 1))).toThrow(/not format 1/);
+    expect(() => encodeEntryPayload('x'.repeat(256), new Uint8Array(0))).toThrow(RangeError);
+  });
+
+  it('applies proposals in log order and answers each with its own outcome, after its entry is synced', async () => {
+    const syncs: boolean[] = [];
+    const save = LevelStorage.prototype.save;
+    vi.spyOn(LevelStorage.prototype, 'save').mockImplementation(function (this: LevelStorage, rd: PersistRequest) {
+      if (rd.entries.length > 0 || rd.hardState) syncs.push(rd.mustSync !== false);
+      return save.call(this, rd);
+    });
+    const sm = new Recorder();
+    const g = await open(tmp(), sm);
+    const before = syncs.filter(Boolean).length;
+    const outs = await Promise.all(Array.from({ length: 60 }, (_, i) => g.propose(te.encode(`c${i}`))));
+    const indexes = sm.applied.map(([i]) => i);
+    expect(sm.applied.map(([, c]) => c)).toEqual(Array.from({ length: 60 }, (_, i) => `c${i}`));
+    expect(indexes).toEqual([...indexes].sort((a, b) => a - b));
+    expect(outs).toEqual(sm.applied.map(([i, c]) => `${c}@${i}`));
+    // 60 proposals made in one turn share one Ready, hence one synced write; commit-only Readies are unsynced.
+    const synced = syncs.filter(Boolean).length - before;
+    expect(synced).toBeGreaterThanOrEqual(1);
+    expect(synced).toBeLessThan(5);
+    expect(syncs.some((s) => !s)).toBe(true);
+    expect(g.status()).toMatchObject({ applied: g.status().lastIndex, commit: g.status().lastIndex, leader: 1 });
+  });
+
+  it('a proposal made as the loop ends is not left for the next tick', async () => {
+    const sm = new Recorder();
+    sm.immediate = true;
+    // No tick ever fires: a stranded proposal would hang this test.
+    const g = await ReplicationGroup.open(tmp(), { stateMachine: sm, appliedIndex: 0, tickMs: 2 ** 31 - 1 });
+    groups.push(g);
+    // Each next proposal is made 0..7 microtask hops after the previous answer, so some land
+    // between the loop's last look at the queue and the end of its run.
+    for (let i = 0; i < 200; i++) {
+      expect(await g.propose(te.encode(`s${i}`))).toMatch(new RegExp(`^s${i}@`));
+      for (let hop = 0; hop < i % 8; hop++) await null;
+    }
+    expect(sm.applied).toHaveLength(200);
+  });
+
+  it('a failing command rejects only its own proposal; a fatal one stops the group', async () => {
+    const sm = new Recorder();
+    const g = await open(tmp(), sm);
+    const [a, b, c] = await Promise.allSettled([g.propose(te.encode('a')), g.propose(te.encode('fail')), g.propose(te.encode('c'))]);
+    expect(a).toMatchObject({ status: 'fulfilled' });
+    expect(b).toMatchObject({ status: 'rejected', reason: { code: 'REFUSED' } });
+    expect(c).toMatchObject({ status: 'fulfilled' });
+    await expect(g.propose(te.encode('fatal'))).rejects.toMatchObject({ code: 'REPLICATION_UNAVAILABLE' });
+    await expect(g.propose(te.encode('d'))).rejects.toMatchObject({ code: 'REPLICATION_UNAVAILABLE', message: /failed: disk gone/ });
+    expect(sm.applied.map(([, x]) => x)).toEqual(['a', 'c']);
+  });
+
+  it('at open re-applies exactly the entries after the recorded index, in order', async () => {
+    const dir = tmp();
+    let sm = new Recorder();
+    let g = await open(dir, sm);
+    for (let i = 0; i < 10; i++) await g.propose(te.encode(`w${i}`));
+    const all = sm.applied.slice();
+    await g.close();
+
+    // The state machine says everything up to the 4th command is durable.
+    sm = new Recorder();
+    g = await open(dir, sm, all[3][0]);
+    expect(sm.applied).toEqual(all.slice(4));
+    expect(await g.propose(te.encode('next'))).toMatch(/^next@/);
+    await g.close();
+
+    // A state machine that lost nothing re-applies nothing.
+    sm = new Recorder();
+    const last = all[all.length - 1][0] + 2;
+    g = await open(dir, sm, last);
+    expect(sm.applied).toEqual([]);
+    expect(g.status().applied).toBeGreaterThanOrEqual(last);
+  });
+
+  it('refuses a state machine ahead of the log, and a directory of the earlier raft write path', async () => {
+    const dir = tmp();
+    const g = await open(dir, new Recorder());
+    await g.propose(te.encode('x'));
+    const last = g.status().lastIndex;
+    await g.close();
+    await expect(ReplicationGroup.open(dir, { stateMachine: new Recorder(), appliedIndex: last + 1 })).rejects.toMatchObject({ code: 'REPLICATION_BAD_STATE' });
+    const old = tmp();
+    fs.writeFileSync(path.join(old, 'applied'), new Uint8Array(64));
+    await expect(ReplicationGroup.open(old, { stateMachine: new Recorder(), appliedIndex: 0 })).rejects.toMatchObject({ code: 'REPLICATION_BAD_STATE' });
+  });
+
+  it('fails queued proposals when closed', async () => {
+    const g = await open(tmp(), new Recorder());
+    const p = g.propose(te.encode('late'));
+    const closing = g.close();
+    await closing;
+    await expect(g.propose(te.encode('after'))).rejects.toMatchObject({ code: 'REPLICATION_UNAVAILABLE' });
+    // The proposal made before close was either applied or refused, never left hanging.
+    await expect(p.then(() => 'done', () => 'done')).resolves.toBe('done');
+  });
+});

@@ -1,0 +1,73 @@
+/**
+ * Every engine cache is bounded by bytes and reported: the byte LRU itself, the proof caches under
+ * a proof load far larger than their budget, and the metrics a node exposes for them.
+ */
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ProofDB } from '../../src/index.js';
+import { ByteLru } from '../../src/util/byte_lru.js';
+import { startLocalNode, tmpDir } from './harness.js';
+
+describe('ByteLru', () => {
+  it('evicts least recently used values until the charges fit, and keeps nothing larger than the budget', () => {
+    const c = new ByteLru<string, number>(100);
+    c.set('a', 1, 40);
+    c.set('b', 2, 40);
+    expect(c.get('a')).toBe(1); // a is now the most recently used
+    c.set('c', 3, 40); // evicts b
+    expect(c.get('b')).toBeUndefined();
+    expect(c.get('a')).toBe(1);
+    expect(c.get('c')).toBe(3);
+    expect(c.bytes).toBe(80);
+    c.set('huge', 4, 101);
+    expect(c.get('huge')).toBeUndefined();
+    expect(c.bytes).toBe(80);
+    c.set('a', 5, 10); // replacing recharges
+    expect(c.bytes).toBe(50);
+    expect(c.count).toBe(2);
+  });
+});
+
+describe('proof caches', () => {
+  it('stay within their byte budgets under proofs of every key, and proofs keep working', async () => {
+    const db = await ProofDB.open(path.join(tmpDir(), 'db'), {
+      writeBufferSize: 64 * 1024,
+      blockSize: 1024,
+      proofBlockCacheBytes: 64 * 1024,
+      blockTreeCacheBytes: 1024 * 1024,
+      compactionThread: 'inline',
+    });
+    try {
+      for (let i = 0; i < 3000; i++) await db.put(`key${String(i).padStart(5, '0')}`, 'v'.repeat(200));
+      await db.checkpoint();
+      let found = 0;
+      for (let i = 0; i < 3000; i += 7) {
+        const r = await db.getWithProof(`key${String(i).padStart(5, '0')}`);
+        if (r.entry) found++;
+        for (const c of db.cacheStats()) expect(c.bytes, c.cache).toBeLessThanOrEqual(c.capacity);
+      }
+      expect(found).toBe(Math.ceil(3000 / 7));
+      const stats = Object.fromEntries(db.cacheStats().map((c) => [c.cache, c]));
+      // The budget was the binding limit: more blocks were touched than it holds.
+      expect(stats.proof_block.bytes).toBeGreaterThan(32 * 1024);
+      expect(stats.proof_block.count).toBeLessThan(3000 / 7);
+      expect(stats.block_tree.bytes).toBeGreaterThan(0);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('are reported in /metrics with their budgets', async () => {
+    const node = await startLocalNode();
+    try {
+      const text = await (await fetch(`${node.url}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
+      for (const cache of ['block', 'table_memory', 'proof_block', 'block_tree']) {
+        expect(text).toMatch(new RegExp(`^proofkv_cache_bytes\\{cache="${cache}"\\} \\d+$`, 'm'));
+        expect(text).toMatch(new RegExp(`^proofkv_cache_capacity_bytes\\{cache="${cache}"\\} [1-9]\\d*$`, 'm'));
+      }
+      expect(text).toMatch(/^proofkv_cache_capacity_bytes\{cache="proof_block"\} 33554432$/m);
+    } finally {
+      await node.shutdown('test');
+    }
+  });
+});
