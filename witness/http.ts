@@ -1,8 +1,9 @@
 /**
  * The witness's HTTP face: `POST /add-checkpoint` (C2SP tlog-witness) and `GET /status` (its
  * name, verifier key and the last cosigned size of each log). Bodies are read up to
- * {@link MAX_ADD_CHECKPOINT_BYTES} (413 beyond). Listens where it is told; no authentication,
- * as the spec has none beyond the checkpoint's own signatures.
+ * {@link MAX_ADD_CHECKPOINT_BYTES} (413 beyond); a request head must arrive within 10 s and the
+ * whole request within 30 s (16 KiB of headers at most). Listens where it is told; no
+ * authentication, as the spec has none beyond the checkpoint's own signatures.
  * @module
  */
 import * as http from 'node:http';
@@ -25,7 +26,7 @@ function reply(res: http.ServerResponse, status: number, contentType: string, bo
 
 /** Serves `witness` on `host:port` (0: a free port). */
 export async function serveWitness(witness: Witness, host: string, port: number, origins: readonly string[]): Promise<WitnessServer> {
-  const server = http.createServer((req, res) => {
+  const server = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000, maxHeaderSize: 16 * 1024 }, (req, res) => {
     const url = (req.url ?? '').split('?')[0];
     if (url === '/status' && req.method === 'GET') {
       const logs = origins.map((origin) => ({ origin, cosigned: witness.cosigned(origin) ?? null }));
