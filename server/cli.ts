@@ -87,7 +87,7 @@ export async function serve(flags: ServeFlags & { origin?: string; witness?: str
       logger: log,
       db: { ...(cfg.maxValueSize === undefined ? {} : { maxValueSize: cfg.maxValueSize }), sync: cfg.sync, rotateKey: cfg.rotateKey },
       raft: flags.raft === true,
-      notes: noteOptionsOf(flags),
+      notes: noteOptionsOf({ origin: cfg.origin, witness: cfg.witnesses }),
       edge: cfg.edge,
       tls: readTls(cfg.tls),
     });

@@ -12,10 +12,14 @@ import { startNode } from './helpers.js';
 import { openNodeKey } from '../../src/proof/node_key.js';
 import { tempDir } from '../engine/harness.js';
 import { cli } from '../server/cli_helpers.js';
+import { noteOptionsOf } from '../../server/cli/note.js';
+import { resolveConfig } from '../../server/config.js';
+import * as fs from 'node:fs';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const ORIGIN = 'proofkv/cli.example';
-const dirs: Array<{ cleanup: () => void }> = [];
+const dirs: Array<{ dir: string; cleanup: () => void }> = [];
+const tempDirOf = () => dirs[0].dir;
 let witnessProc: ChildProcess;
 let witnessKey: string;
 let node: ProofNode;
@@ -69,6 +73,18 @@ describe('proofkv note and proofkv witness', () => {
     const get = await cli(['get', 'greeting', '--endpoint', node.url, '--public-key', nodeVkey]);
     expect(get.code, get.stderr).toBe(0);
     expect(get.stdout).toContain('hello');
+  });
+
+  it('serve reads origin and witnesses from the config file; the command line wins', () => {
+    const file = path.join(tempDirOf(), 'config.json');
+    fs.writeFileSync(file, JSON.stringify({ origin: 'proofkv/from-file', witnesses: [`http://127.0.0.1:1=${witnessKey}`] }));
+    const fromFile = resolveConfig({ config: file }, {}, new Set());
+    expect(fromFile.origin).toBe('proofkv/from-file');
+    expect(noteOptionsOf({ origin: fromFile.origin, witness: fromFile.witnesses }).witnesses?.[0].key.name).toBe('w.example');
+    const flags = resolveConfig({ config: file, origin: 'proofkv/flag', witness: [] }, {}, new Set(['origin', 'witness']));
+    expect([flags.origin, flags.witnesses]).toEqual(['proofkv/flag', []]);
+    fs.writeFileSync(file, JSON.stringify({ witnesses: 'http://x=y' }));
+    expect(() => resolveConfig({ config: file }, {}, new Set())).toThrow(/witnesses must be a list/);
   });
 
   it('refuses a malformed verifier key as a usage error', async () => {
