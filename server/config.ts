@@ -9,7 +9,8 @@
  *   "port": 7070, "checkpointInterval": 1000, "checkpointWrites": 10000, "logLevel": "info",
  *   "maxValueSize": 1048576, "sync": true, "maxConnections": 1024, "headersTimeout": 10000,
  *   "requestTimeout": 60000, "keepAliveTimeout": 5000, "maxRequestsPerSocket": 0,
- *   "tlsCert": "cert.pem", "tlsKey": "key.pem", "tlsClientCa": "ca.pem", "allowInsecureHttp": false }
+ *   "tlsCert": "cert.pem", "tlsKey": "key.pem", "tlsClientCa": "ca.pem", "allowInsecureHttp": false,
+ *   "origin": "proofkv/prod", "witnesses": ["http://w1:7080=witness.example/w1+…"] }
  * ```
  * Limits, timeouts and the durability setting are described in `docs/operations.md`.
  * @module
