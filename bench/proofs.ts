@@ -1,5 +1,5 @@
 /**
- * Proof benchmark: get and history proofs of one embedded ProofKV engine, against the anchors of
+ * Proof benchmark: get, history and scan proofs of one embedded ProofKV engine, against the anchors of
  * these rows: proof size vs the RFC 6962 inclusion path at the same number of leaves,
  * `getWithProof` latency vs plain `get` on the same engine, and client verifications per second
  * with the isomorphic verifier (noble SHA-256 + noble Ed25519, one core).
@@ -24,12 +24,15 @@ import {
   getProofCodec,
   getProofSchema,
   historyProofCodec,
+  scanProofCodec,
+  verifyScanProof,
   verifyGetProof,
   verifyHeadSignature,
   verifyHistoryProof,
   type CheckpointExpectation,
   type GetProof,
   type HistoryProof,
+  type ScanProof,
 } from '../proofs/index.js';
 
 // ---- command line ---------------------------------------------------------------------------
@@ -64,7 +67,8 @@ function numArg(args: Map<string, string | true>, name: string, dflt: number): n
 const args = parseArgs(process.argv.slice(2));
 if (args.has('help')) {
   console.log(`usage: npx tsx bench/proofs.ts [--quick] [--sizes 1k,100k,1m] [--samples 1000]
-       [--lat 2000] [--verify 1000] [--versions 100] [--reps 3] [--load-timeout 600]
+       [--lat 2000] [--verify 1000] [--versions 100] [--scan-page 100] [--scan-starts 50]
+       [--reps 3] [--load-timeout 600]
        [--profile PREFIX] [--keep]
 --profile PREFIX writes PREFIX-<n>-getWithProof.cpuprofile and PREFIX-<n>-verify.cpuprofile (first
 rep of each phase, every size); summarise with bench/profile-summary.ts or Chrome DevTools.`);
@@ -76,6 +80,8 @@ const SAMPLES = numArg(args, 'samples', 1000); // keys whose proof size is measu
 const LAT = numArg(args, 'lat', 2000); // awaited operations per latency run
 const VERIFY = numArg(args, 'verify', 1000); // pre-generated proofs verified per verify run
 const VERSIONS = numArg(args, 'versions', 100); // versions of the history key
+const SCAN_PAGE = numArg(args, 'scan-page', 100); // keys per proven scan page
+const SCAN_STARTS = numArg(args, 'scan-starts', 50); // random start keys of the scan pages
 const REPS = Math.max(1, numArg(args, 'reps', 3));
 const LOAD_TIMEOUT_S = numArg(args, 'load-timeout', 600);
 const PROFILE = typeof args.get('profile') === 'string' ? (args.get('profile') as string) : undefined;
@@ -226,6 +232,8 @@ interface SizeResult {
   decodeOldRate: Spread;
   sigRate: Spread;
   history: { bytes: number; bytesEdges: number; entries: number; windows: number; descriptors: number; rate: Spread; proofUs: Spread };
+  /** Proven scan pages of SCAN_PAGE keys from random start keys (docs/proofs.md §8.9.1). */
+  scan: { median: number; max: number; medianEdges: number; windows: number; descriptors: number; revealed: number; rate: Spread; proofUs: Spread };
 }
 
 interface Sizes {
@@ -452,6 +460,31 @@ async function runSize(n: number): Promise<SizeResult> {
       hpRuns.push(quantile(hl, 0.5));
     }
 
+    // -- proven scan pages of SCAN_PAGE keys from random loaded keys.
+    const starts = randomIndexes(SCAN_STARTS, nKeys, SEED ^ 0x5ca9).map((i) => keyAt(keys, i).slice());
+    const scans: Array<{ p: ScanProof; q: { start: Uint8Array; limit: number } }> = [];
+    const scanEdgeBytes: number[] = [];
+    for (const start of starts) {
+      const q = { start, limit: SCAN_PAGE };
+      const sp = await db.scanWithProof(q);
+      const sv = verifyScanProof(sp.proof, q, exp);
+      if (!sv.ok || (sp.proof.bound && sv.keysCovered !== SCAN_PAGE)) throw new Error(`scan proof: ${JSON.stringify(sv).slice(0, 300)}`);
+      scans.push({ p: sp.proof, q });
+      const se = await db.scanWithProof({ ...q, edges: true });
+      if (!verifyScanProof(se.proof, { ...q, edges: true }, exp).ok) throw new Error('scan proof with edges did not verify');
+      scanEdgeBytes.push(scanProofCodec.encode(se.proof).length);
+    }
+    const scanBytes = scans.map((x) => scanProofCodec.encode(x.p).length).sort((a, b) => a - b);
+    const scanAvg = (f: (p: ScanProof) => number) => scans.reduce((a, x) => a + f(x.p), 0) / scans.length;
+    const sRate: number[] = [];
+    const sLat: number[] = [];
+    for (let rep = 0; rep < REPS; rep++) {
+      sRate.push(rate(scans, ({ p, q }) => check(verifyScanProof(p, q, exp).ok), 500));
+      const sl = await timeOps(starts, (k) => db.scanWithProof({ start: k, limit: SCAN_PAGE }));
+      sLat.push(quantile(sl, 0.5));
+      await tick();
+    }
+
     const r: SizeResult = {
       n,
       loaded: nKeys,
@@ -479,6 +512,16 @@ async function runSize(n: number): Promise<SizeResult> {
         descriptors: h.proof.body.descriptors.length,
         rate: spread(hRuns),
         proofUs: spread(hpRuns),
+      },
+      scan: {
+        median: quantile(scanBytes, 0.5),
+        max: scanBytes[scanBytes.length - 1],
+        medianEdges: quantile(scanEdgeBytes.sort((a, b) => a - b), 0.5),
+        windows: scanAvg((p) => p.body.windows.length),
+        descriptors: scanAvg((p) => p.body.descriptors.length),
+        revealed: scanAvg((p) => p.body.windows.reduce((a, w) => a + w.blocks.reduce((b, bl) => b + bl.entries.length, 0), 0)),
+        rate: spread(sRate),
+        proofUs: spread(sLat),
       },
     };
     report(r);
@@ -559,7 +602,17 @@ function report(r: SizeResult): void {
         '1/(1/memoized + 1/signature)',
       ],
       [`verifyHistoryProof (${r.history.entries} versions)`, fmtS(r.history.rate), `${noise(r.history.rate).toFixed(0)}%`, ''],
+      [`verifyScanProof (page of ${SCAN_PAGE} keys)`, fmtS(r.scan.rate), `${noise(r.scan.rate).toFixed(0)}%`, ''],
     ],
+  );
+  const sc = r.scan;
+  printTable(
+    [`scan page of ${SCAN_PAGE} keys, §8.9.1 (${SCAN_STARTS} random starts)`, 'median', 'max', 'with edges (median)', 'scanWithProof µs (median)'],
+    [[`proof size (CBOR bytes)`, `${sc.median}`, `${sc.max}`, `${sc.medianEdges}`, fmtS(sc.proofUs)]],
+  );
+  console.log(
+    `  scan proof composition (means): ${sc.descriptors.toFixed(1)} descriptors, ${sc.windows.toFixed(2)} windows, ${sc.revealed.toFixed(1)} revealed entries ` +
+      `(${SCAN_PAGE} values of ${VALUE_SIZE} B each are ${SCAN_PAGE * VALUE_SIZE} B of it)`,
   );
 }
 
@@ -582,7 +635,7 @@ async function main(): Promise<void> {
 
   console.log(`\n=== summary (proof rows) ===`);
   printTable(
-    ['keys', 'proof median / max (B)', 'RFC 6962 (B)', 'ratio (median)', 'getWithProof µs', 'get µs', 'latency ratio', 'verify/s', 'history B / verify/s'],
+    ['keys', 'proof median / max (B)', 'RFC 6962 (B)', 'ratio (median)', 'getWithProof µs', 'get µs', 'latency ratio', 'verify/s', 'history B / verify/s', `scan ${SCAN_PAGE} B / verify/s`],
     results.map((r) => [
       r.cutShort ? `${fmt(r.loaded)} (cut)` : fmt(r.loaded),
       `${r.present.median} / ${r.present.max}`,
@@ -593,6 +646,7 @@ async function main(): Promise<void> {
       `${(r.proofLat[0].median / r.getLat[0].median).toFixed(2)}x`,
       fmtS(r.verifyRate),
       `${r.history.bytes} / ${fmt(r.history.rate.median)}`,
+      `${r.scan.median} / ${fmt(r.scan.rate.median)}`,
     ]),
   );
   console.log(`load average at end: ${loadAvg()}; total ${((performance.now() - t0) / 1000).toFixed(0)} s`);

@@ -12,6 +12,7 @@
  * |---|---|
  * | `verifiedGet(k, { version })` | the newest entry of `k` at or below `version` (or the latest) at the checkpoint — value or tombstone — or that there is none |
  * | `verifiedHistory(k, { minVersion, maxVersion })` | these are all versions of `k` in the range, none omitted or added (page by page, each page proven) |
+ * | `verifiedScan({ prefix } \| { start, end }, { limit, includeTombstones })` | page by page: these are exactly the keys live in the range at the checkpoint, each with its newest version and value, none omitted or added; each page complete up to its proven cursor |
  * | `verifiedPut(k, v, { version })` / `verifiedDelete(k)` | this request's write is in a certified checkpoint: the entry (k, version, seq) holds exactly this value (or a tombstone), its seq is above the trusted checkpoint's before sending (no older write qualifies), its version is the asked one; and whether it is the newest version there (`newest`, else `newer`) |
  * | `checkpoint()` | the latest checkpoint is signed by a quorum, is the last leaf of its head, links to its predecessor, and that head extends the trusted one |
  *
@@ -19,12 +20,13 @@
  * (the server checkpoints every second by default).
  * @module
  */
-import { equalBytes } from '../proofs/bytes.js';
+import { compareBytes, equalBytes } from '../proofs/bytes.js';
 import { verifyGetProof, verifyHistoryProof, type GetFacts, type GetProof, type HistoryFacts, type HistoryProof } from '../proofs/lsm_proof.js';
-import { getProofCodec, historyProofCodec } from '../proofs/lsm_encoding.js';
+import { getProofCodec, historyProofCodec, scanProofCodec } from '../proofs/lsm_encoding.js';
+import { keySuccessor, prefixEnd, verifyScanProof, type ScanFacts, type ScanProof } from '../proofs/lsm_scan.js';
 import type { Checkpoint, LogHead } from '../proofs/checkpoint.js';
 import { Reason, VerificationError } from '../proofs/errors.js';
-import { asBytes, keyPath, toBase64Url, type BytesLike } from './bytes.js';
+import { asBytes, fromBase64Url, keyPath, toBase64Url, type BytesLike } from './bytes.js';
 import { ClientReason, ProofKVClientError, ProofKVHttpError, verificationFailure } from './errors.js';
 import { MemoryStateStore, type StateStore } from './state.js';
 import { Transport, type FetchLike, type RequestSpec } from './transport.js';
@@ -148,6 +150,25 @@ export interface VerifiedHistoryResult {
   head: LogHead;
   /** The configured witnesses whose cosignature on the last page's head verified (`trust.witnesses`; empty without). */
   witnesses: string[];
+}
+
+/** The key range of a verified scan: a prefix, or `start` (inclusive) to `end` (exclusive); empty: every key. */
+export type ScanRange = { prefix: BytesLike } | { start?: BytesLike; end?: BytesLike };
+
+/** One page of `verifiedScan`. */
+export interface VerifiedScanPage {
+  /** The newest entry of every key of the page that is live (or, with `includeTombstones`, deleted), in key order. */
+  entries: Entry[];
+  /** Keys the page covers, deleted ones included (at most the page limit). */
+  keysCovered: number;
+  /**
+   * The proven cursor: the page's last key (base64url) when more may follow. The page is complete
+   * up to and including it; pass it as `cursor` to resume right after it. Absent on the last page.
+   */
+  cursor?: string;
+  /** The checkpoint this page is proven against (pages may span checkpoints). */
+  checkpoint: Checkpoint;
+  head: LogHead;
 }
 
 /** What `verifiedPut` / `verifiedDelete` proved. */
@@ -571,6 +592,82 @@ export class ProofKVClient {
   }
 
   /**
+   * The keys of a range (`{ prefix }`, or `{ start, end }`: start inclusive, end exclusive) at the
+   * latest checkpoint, page by page, each proven by a scan proof (docs/proofs.md §8.9.1): every
+   * live key of the page with its newest version and value, none omitted or added, deleted keys
+   * left out unless `includeTombstones`. A page covers at most `limit` keys (default 100, at most
+   * 1000; the server may use fewer to fit its byte budget) and is complete up to its proven
+   * `cursor`; the next page starts right after it, so the pages chain with no gap. Resume a scan
+   * with `cursor`. The server's plain `items` must agree with each proof. Each page may be at a
+   * newer checkpoint than the one before (a scan is not a snapshot across pages).
+   */
+  async *verifiedScan(range: ScanRange = {}, options: { limit?: number; includeTombstones?: boolean; cursor?: string } = {}): AsyncGenerator<VerifiedScanPage> {
+    const r = range as { prefix?: BytesLike; start?: BytesLike; end?: BytesLike };
+    if (r.prefix !== undefined && (r.start !== undefined || r.end !== undefined)) throw new TypeError('give prefix, or start and end, not both');
+    const prefix = r.prefix === undefined ? undefined : asBytes(r.prefix, 'prefix');
+    const start = prefix ?? (r.start === undefined ? new Uint8Array(0) : asBytes(r.start, 'start'));
+    const end = prefix ? prefixEnd(prefix) : r.end === undefined ? undefined : asBytes(r.end, 'end');
+    if (end && (end.length === 0 || compareBytes(start, end) >= 0)) throw new RangeError('scan end must be above start');
+    const limit = options.limit ?? 100;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new RangeError('limit must be an integer in [1, 1000]');
+    const tombstones = options.includeTombstones === true;
+    let cursor = options.cursor === undefined ? undefined : fromCursor(options.cursor);
+    for (;;) {
+      const page = await this.verifiedScanPage(start, cursor, end, limit, tombstones);
+      yield page;
+      if (page.cursor === undefined) return;
+      cursor = fromCursor(page.cursor);
+    }
+  }
+
+  /**
+   * One page of {@link verifiedScan}: keys from `start`, or after `cursor` when that is further
+   * (the server picks the same tightest lower bound), verified against the client's own range.
+   */
+  private async verifiedScanPage(start: Uint8Array, cursor: Uint8Array | undefined, end: Uint8Array | undefined, limit: number, tombstones: boolean): Promise<VerifiedScanPage> {
+    const after = cursor && keySuccessor(cursor);
+    const from = after && compareBytes(after, start) > 0 ? after : start;
+    const sent = await this.trust.trustedHead();
+    const params = {
+      start: start.length > 0 ? toBase64Url(start) : undefined,
+      end: end && toBase64Url(end),
+      cursor: cursor && toBase64Url(cursor),
+      limit,
+      proof: true,
+      includeTombstones: tombstones || undefined,
+      edges: this.edges || undefined,
+      keyEncoding: 'base64url',
+    };
+    const body = await this.verifiedRequest<unknown>({ method: 'GET', path: `/v1/kv${query(params)}`, kind: 'page' });
+    const { proof, claimed, pageLimit } = await decoding(() => {
+      const o = obj(body, 'scan');
+      const p: ScanProof = scanProofCodec.decode(b64(o, 'proof', 'scan'));
+      if (!Array.isArray(o.items)) throw new MalformedResponse('scan.items is not a list');
+      return { proof: p, claimed: o.items.map((e, i) => parseEntry(e, `items[${i}]`)), pageLimit: o.limit !== undefined ? uint(o, 'limit', 'scan') : limit };
+    });
+    if (pageLimit < 1 || pageLimit > limit) verificationFailure(ClientReason.RESPONSE_MISMATCH, `scan page limit ${pageLimit}, asked at most ${limit}`);
+    let facts: ScanFacts | undefined;
+    const { head, signatures, checkpoint } = proof.certificate;
+    await this.trust.acceptAnswer({ head, signatures, checkpoint, sent }, this.ctx, (policy) => {
+      const res = verifyScanProof(proof, { start: from, end, limit: pageLimit, includeTombstones: tombstones, edges: this.edges }, { trust: policy });
+      check(res);
+      const proven = (res as ScanFacts).entries;
+      if (claimed.length !== proven.length) verificationFailure(ClientReason.RESPONSE_MISMATCH, `server listed ${claimed.length} items, the proof proves ${proven.length}`);
+      for (let i = 0; i < claimed.length; i++) {
+        if (!sameEntry(proven[i], claimed[i])) {
+          const valueOnly = equalBytes(proven[i].key, claimed[i].key) && proven[i].version === claimed[i].version && proven[i].kind === 'put' && !equalBytes(proven[i].value, claimed[i].value);
+          verificationFailure(valueOnly ? Reason.VALUE_MISMATCH : ClientReason.RESPONSE_MISMATCH, `scan item ${i}: server ${describe(claimed[i])}, proven ${describe(proven[i])}`);
+        }
+      }
+      facts = res as ScanFacts;
+    });
+    const f = facts!;
+    const out: VerifiedScanPage = { entries: f.entries.map((e) => ({ ...e })), keysCovered: f.keysCovered, checkpoint: f.checkpoint, head: f.head };
+    if (f.bound) out.cursor = toBase64Url(f.bound);
+    return out;
+  }
+
+  /**
    * Writes `value` and proves that **this request's** write is in a certified checkpoint:
    * 1. before sending, the client holds a verified baseline — its trusted checkpoint, or the
    *    latest one, verified first;
@@ -681,6 +778,15 @@ export class ProofKVClient {
       if (Date.now() >= deadline) throw new ProofKVClientError(`no checkpoint covered seq ${seq} within ${this.checkpointWaitMs} ms`);
       await sleep(this.pollIntervalMs);
     }
+  }
+}
+
+/** The key a scan cursor names (base64url); a malformed one is a `TypeError`. */
+function fromCursor(c: string): Uint8Array {
+  try {
+    return fromBase64Url(c);
+  } catch {
+    throw new TypeError('cursor is not a scan cursor');
   }
 }
 

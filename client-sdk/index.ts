@@ -14,6 +14,8 @@ export {
   type BatchOp,
   type HistoryPage,
   type ScanPage,
+  type ScanRange,
+  type VerifiedScanPage,
   type VerifiedCheckpoint,
   type VerifiedGetResult,
   type VerifiedHistoryResult,

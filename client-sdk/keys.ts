@@ -67,7 +67,9 @@ function unpad(text: string): string {
   return body;
 }
 
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+// `ignoreBOM`: a leading U+FEFF is part of the bytes, not a marker to drop (else the text would
+// name another key than the bytes).
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /**
  * The bytes of `text` in `encoding`. UTF-8 text must not contain U+FFFD (the replacement

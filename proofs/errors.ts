@@ -80,6 +80,13 @@ export const Reason = {
    * `smallest` / `largest` (a signed key range that lies about the table's contents).
    */
   RANGE_MISMATCH: 'RANGE_MISMATCH',
+
+  // --- scan proofs ---------------------------------------------------------------------------
+  /**
+   * A scan proof's `bound` lies outside the asked range or does not end a page cut by the limit,
+   * or the page covers more keys (or returns more values) than the limit allows.
+   */
+  SCAN_BOUND: 'SCAN_BOUND',
 } as const;
 
 /** One of the stable {@link Reason} codes. */

@@ -40,7 +40,25 @@ export * from './checkpoint.js';
 export * from './cbor_scan.js';
 export * from './encoding.js';
 export * from './lsm.js';
-export * from './lsm_proof.js';
+export {
+  verifyCertificate,
+  verifyGetProof,
+  verifyHistoryProof,
+  type CheckpointCertificate,
+  type CheckpointExpectation,
+  type EdgeOption,
+  type GetFacts,
+  type GetProof,
+  type GetQuery,
+  type HistoryFacts,
+  type HistoryProof,
+  type HistoryQuery,
+  type LsmProofBody,
+  type ProvenEntry,
+  type TableWindow,
+  type WindowBlock,
+} from './lsm_proof.js';
+export * from './lsm_scan.js';
 export { multiproofSize, rootFromMultiproof } from './multiproof.js';
 export * from './lsm_encoding.js';
 export * from './note.js';

@@ -1,5 +1,5 @@
 /**
- * CBOR encodings of get and history proofs, with strict schemas: decoding accepts only the
+ * CBOR encodings of get, history and scan proofs, with strict schemas: decoding accepts only the
  * canonical encoding of a well-formed proof and throws only `DecodeError`. Shapes mirror the
  * TypeScript types field by field (maps with text keys); `docs/proofs.md` lists them.
  * @module
@@ -9,6 +9,7 @@ import { arrayOf, bytes, codec, hash, optional, refine, struct, uint, type Codec
 import { Kind } from './hash.js';
 import { NUM_LEVELS, type EntryLeaf, type TableDescriptor } from './lsm.js';
 import type { CheckpointCertificate, GetProof, HistoryProof, LsmProofBody, TableWindow, WindowBlock } from './lsm_proof.js';
+import type { ScanProof } from './lsm_scan.js';
 
 /** Largest user key. */
 export const MAX_KEY_LEN = 65536;
@@ -84,9 +85,19 @@ export const historyProofSchema: Schema<HistoryProof> = struct<HistoryProof>({
   values: arrayOf(value, MAX_PROOF_ITEMS),
 });
 
+/** Schema of {@link ScanProof}. */
+export const scanProofSchema: Schema<ScanProof> = struct<ScanProof>({
+  certificate: certificateSchema,
+  body: lsmBodySchema,
+  bound: optional(userKey),
+  values: arrayOf(value, MAX_PROOF_ITEMS),
+});
+
 /** CBOR codec of {@link GetProof}. */
 export const getProofCodec: Codec<GetProof> = codec(getProofSchema, MAX_PROOF_BYTES);
 /** CBOR codec of {@link HistoryProof}. */
 export const historyProofCodec: Codec<HistoryProof> = codec(historyProofSchema, MAX_PROOF_BYTES);
+/** CBOR codec of {@link ScanProof}. */
+export const scanProofCodec: Codec<ScanProof> = codec(scanProofSchema, MAX_PROOF_BYTES);
 /** CBOR codec of {@link CheckpointCertificate}. */
 export const certificateCodec: Codec<CheckpointCertificate> = codec(certificateSchema);

@@ -318,6 +318,44 @@ function consultEdge(hasher: Hasher, windows: ReadonlyMap<number, TableWindow>, 
   return checkEdges(ev, t);
 }
 
+/**
+ * Consults one table of the read: a table that does not cover the key (or range) needs only its
+ * edge window, and only with `edges`; a covering one has its window evaluated (and, with `edges`,
+ * its edges checked). Returns the evaluated window, or `window: undefined` for a non-covering table.
+ */
+function consultTable(
+  hasher: Hasher,
+  windows: ReadonlyMap<number, TableWindow>,
+  used: Set<number>,
+  t: { index: number; d: TableDescriptor; edge?: Edge },
+  covers: boolean,
+  edges: boolean,
+): Verified<{ window?: EvaluatedWindow }> {
+  if (!covers) {
+    const bad = edges ? consultEdge(hasher, windows, used, t, t.edge!) : undefined;
+    return bad ?? { ok: true };
+  }
+  const ev = consultWindow(hasher, windows, used, t);
+  if (!ev.ok) return ev;
+  const badEdge = edges ? checkEdges(ev, t) : undefined;
+  return badEdge ?? { ok: true, window: ev };
+}
+
+/**
+ * The entries of a window inside a searched interval (`sideOf` = 0), which the window must bracket
+ * (§8.6): exactly one entry before the interval or the table's start, exactly one after it or the
+ * table's end. Entries are strictly ordered, so the sides are non-decreasing along the window.
+ */
+function bracketedRun(ev: EvaluatedWindow, sideOf: (e: EntryLeaf) => -1 | 0 | 1, table: number): Verified<{ entries: EntryLeaf[] }> {
+  const sides = ev.entries.map(sideOf);
+  const beforeCount = sides.filter((s) => s < 0).length;
+  const afterCount = sides.filter((s) => s > 0).length;
+  if (beforeCount === 0 && !ev.atStart) return fail(Reason.WINDOW_NOT_BRACKETING, `table ${table}: no entry before the interval`);
+  if (afterCount === 0 && !ev.atEnd) return fail(Reason.WINDOW_NOT_BRACKETING, `table ${table}: no entry after the interval`);
+  if (beforeCount > 1 || afterCount > 1) return fail(Reason.UNEXPECTED_ELEMENT, `table ${table}: window reaches further than needed`);
+  return { ok: true, entries: ev.entries.filter((_, i) => sides[i] === 0) };
+}
+
 /** Where an entry lies relative to the searched interval of one key's versions [lo, hi]. */
 function side(e: EntryLeaf, key: Uint8Array, lo: number, hi: number): -1 | 0 | 1 {
   const c = compareBytes(e.key, key);
@@ -349,8 +387,22 @@ interface Plan {
   descriptorCount: number;
 }
 
-/** Checks the master layer and works out, level by level, which tables cover `key`; `body` has passed {@link checkShape}. */
-function planRead(hasher: Hasher, body: LsmProofBody, masterRoot: Uint8Array, key: Uint8Array): Verified<Plan> {
+/** The master layer, checked: each revealed descriptor's master index and user-key range. */
+interface MasterLayer {
+  offsets: number[];
+  /** Master index of `body.descriptors[i]`. */
+  indexes: number[];
+  /** User-key range of `body.descriptors[i]`. */
+  ranges: Array<{ lo: Uint8Array; hi: Uint8Array }>;
+  /** Position in `body.descriptors` by master index. */
+  byIndex: Map<number, number>;
+}
+
+/**
+ * Checks the descriptors (§8.8 M2–M4): well formed, in read order, and with the multiproof and the
+ * level counts recomputing the checkpoint's MasterRoot. `body` has passed {@link checkShape}.
+ */
+function verifyMaster(hasher: Hasher, body: LsmProofBody, masterRoot: Uint8Array): Verified<MasterLayer> {
   const counts = body.levelCounts;
   const offsets = levelOffsets(counts);
   const total = counts.reduce((a, b) => a + b, 0);
@@ -383,9 +435,17 @@ function planRead(hasher: Hasher, body: LsmProofBody, masterRoot: Uint8Array, ke
   }
   const root = masterRootOf(hasher, counts, treeRoot);
   if (!equalBytes(root, masterRoot)) return fail(Reason.ROOT_MISMATCH, 'descriptors do not match the checkpoint MasterRoot');
-
   const byIndex = new Map<number, number>();
   indexes.forEach((x, i) => byIndex.set(x, i));
+  return { ok: true, offsets, indexes, ranges, byIndex };
+}
+
+/** Checks the master layer and works out, level by level, which tables cover `key`; `body` has passed {@link checkShape}. */
+function planRead(hasher: Hasher, body: LsmProofBody, masterRoot: Uint8Array, key: Uint8Array): Verified<Plan> {
+  const m = verifyMaster(hasher, body, masterRoot);
+  if (!m.ok) return m;
+  const counts = body.levelCounts;
+  const { offsets, indexes, ranges, byIndex } = m;
   const covers = (i: number) => compareBytes(key, ranges[i].lo) >= 0 && compareBytes(key, ranges[i].hi) <= 0;
   const steps: LevelStep[] = [];
   // Level 0: tables may overlap, so every one is consulted in order (newest first).
@@ -439,7 +499,7 @@ function planRead(hasher: Hasher, body: LsmProofBody, masterRoot: Uint8Array, ke
  * linear in the number of list items, and an oversized proof is refused before it is hashed.
  * (The precise checks come later; these only bound the work of reaching them.)
  */
-function checkShape(body: LsmProofBody, maxWindowEntries: number): VerifyFailure | undefined {
+function checkShape(body: LsmProofBody, maxWindowEntries: number, maxDescriptorsFor?: (counts: number[]) => number): VerifyFailure | undefined {
   const counts = body.levelCounts;
   if (!Array.isArray(counts) || counts.length !== NUM_LEVELS || !counts.every(isU32)) {
     return fail(Reason.MALFORMED_INPUT, `levelCounts must be ${NUM_LEVELS} integers`);
@@ -447,8 +507,8 @@ function checkShape(body: LsmProofBody, maxWindowEntries: number): VerifyFailure
   if (!Array.isArray(body.descriptors) || !Array.isArray(body.masterProof) || !Array.isArray(body.windows)) {
     return fail(Reason.MALFORMED_INPUT, 'descriptors, masterProof and windows must be arrays');
   }
-  // Every level-0 table, and at most two per deeper level.
-  const maxDescriptors = counts[0] + 2 * (NUM_LEVELS - 1);
+  // Every level-0 table, and at most two per deeper level (a scan passes its own bound).
+  const maxDescriptors = maxDescriptorsFor ? maxDescriptorsFor(counts) : counts[0] + 2 * (NUM_LEVELS - 1);
   if (body.descriptors.length > maxDescriptors) {
     return fail(Reason.UNEXPECTED_ELEMENT, `${body.descriptors.length} descriptors, a read reveals at most ${maxDescriptors}`);
   }
@@ -487,18 +547,41 @@ function verifyFront(
   if (!cert.ok) return cert;
   const plan = planRead(hasher, proof.body, cert.checkpoint.masterRoot, key);
   if (!plan.ok) return plan;
-  const windows = new Map<number, TableWindow>();
+  const windows = windowsByTable(proof.body);
+  if (!windows.ok) return windows;
+  return { ok: true, checkpoint: cert.checkpoint, head: cert.head, plan, windows: windows.map };
+}
+
+/** The windows by table (master index); they must be in read order, one per table (§8.8 M6). */
+function windowsByTable(body: LsmProofBody): Verified<{ map: Map<number, TableWindow> }> {
+  const map = new Map<number, TableWindow>();
   let prev = -1;
-  for (const w of proof.body.windows) {
+  for (const w of body.windows) {
     if (!w || !isUint(w.table) || w.table <= prev) return fail(Reason.ENTRY_ORDER, 'windows must be in read order, one per table');
     prev = w.table;
-    windows.set(w.table, w);
+    map.set(w.table, w);
   }
-  return { ok: true, checkpoint: cert.checkpoint, head: cert.head, plan, windows };
+  return { ok: true, map };
 }
 
 function proven(e: EntryLeaf, value: Uint8Array): ProvenEntry {
   return { key: e.key, version: e.version, seq: e.seq, kind: e.kind === Kind.DELETE ? 'delete' : 'put', value };
+}
+
+/** The proven entries with their values: one value per entry, in order, each hashing to its entry's valueHash. */
+function provenWithValues(hasher: Hasher, found: EntryLeaf[], values: unknown): Verified<{ entries: ProvenEntry[] }> {
+  if (!Array.isArray(values) || values.length !== found.length) {
+    return fail(Reason.VALUE_MISMATCH, `${Array.isArray(values) ? values.length : 'no'} values for ${found.length} entries`);
+  }
+  const entries: ProvenEntry[] = [];
+  for (let i = 0; i < found.length; i++) {
+    const v: unknown = values[i];
+    if (!(v instanceof Uint8Array) || !equalBytes(hasher.valueHash(v), found[i].valueHash)) {
+      return fail(Reason.VALUE_MISMATCH, `value ${i} does not match its hash`);
+    }
+    entries.push(proven(found[i], v));
+  }
+  return { ok: true, entries };
 }
 
 function guard<T extends object>(f: () => Verified<T>): Verified<T> {
@@ -532,15 +615,10 @@ export function verifyGetProof(proof: GetProof, query: GetQuery, exp: Checkpoint
       if (step.error) return step.error;
       for (const i of step.uses) usedDescriptors.add(i);
       for (const t of step.tables) {
-        if (!t.covers) {
-          const bad = edges ? consultEdge(hasher, front.windows, used, t, t.edge!) : undefined;
-          if (bad) return bad;
-          continue;
-        }
-        const ev = consultWindow(hasher, front.windows, used, t);
-        if (!ev.ok) return ev;
-        const badEdge = edges ? checkEdges(ev, t) : undefined;
-        if (badEdge) return badEdge;
+        const c = consultTable(hasher, front.windows, used, t, t.covers, edges);
+        if (!c.ok) return c;
+        const ev = c.window;
+        if (!ev) continue;
         // The searched position: the first entry at or after (key, version). The window must show
         // the entry before it (or start the table) and the entry at it (or end the table).
         const es = ev.entries;
@@ -616,25 +694,13 @@ export function verifyHistoryProof(proof: HistoryProof, query: HistoryQuery, exp
       covering.push(...step.tables);
     }
     for (const t of covering) {
-      if (!t.covers) {
-        const bad = edges ? consultEdge(hasher, front.windows, used, t, t.edge!) : undefined;
-        if (bad) return bad;
-        continue;
-      }
-      const ev = consultWindow(hasher, front.windows, used, t);
-      if (!ev.ok) return ev;
-      const badEdge = edges ? checkEdges(ev, t) : undefined;
-      if (badEdge) return badEdge;
-      const es = ev.entries;
-      const sides = es.map((e) => side(e, key, min, bound));
-      const firstIn = sides.findIndex((s) => s >= 0);
-      // Before the interval: exactly one entry, or the window starts the table.
-      const beforeCount = firstIn === -1 ? es.length : firstIn;
-      const afterCount = sides.filter((s) => s > 0).length;
-      if (beforeCount === 0 && !ev.atStart) return fail(Reason.WINDOW_NOT_BRACKETING, `table ${t.index}: no entry before the interval`);
-      if (afterCount === 0 && !ev.atEnd) return fail(Reason.WINDOW_NOT_BRACKETING, `table ${t.index}: no entry after the interval`);
-      if (beforeCount > 1 || afterCount > 1) return fail(Reason.UNEXPECTED_ELEMENT, `table ${t.index}: window reaches further than needed`);
-      for (let i = 0; i < es.length; i++) if (sides[i] === 0) found.push(es[i]);
+      const c = consultTable(hasher, front.windows, used, t, t.covers, edges);
+      if (!c.ok) return c;
+      const ev = c.window;
+      if (!ev) continue;
+      const run = bracketedRun(ev, (e) => side(e, key, min, bound), t.index);
+      if (!run.ok) return run;
+      found.push(...run.entries);
     }
     for (const idx of front.windows.keys()) {
       if (!used.has(idx)) return fail(Reason.UNEXPECTED_ELEMENT, `window for table ${idx} the read does not reach`);
@@ -655,24 +721,32 @@ export function verifyHistoryProof(proof: HistoryProof, query: HistoryQuery, exp
     } else if (limit !== undefined && found.length > limit) {
       return fail(Reason.HISTORY_BOUND, `${found.length} entries for limit ${limit}`);
     }
-    if (!Array.isArray(proof.values) || proof.values.length !== found.length) {
-      return fail(Reason.VALUE_MISMATCH, `${Array.isArray(proof.values) ? proof.values.length : 'no'} values for ${found.length} entries`);
-    }
-    const entries: ProvenEntry[] = [];
-    for (let i = 0; i < found.length; i++) {
-      const v = proof.values[i];
-      if (!(v instanceof Uint8Array) || !equalBytes(hasher.valueHash(v), found[i].valueHash)) {
-        return fail(Reason.VALUE_MISMATCH, `value ${i} does not match its hash`);
-      }
-      entries.push(proven(found[i], v));
-    }
+    const withValues = provenWithValues(hasher, found, proof.values);
+    if (!withValues.ok) return withValues;
     return {
       ok: true,
       checkpoint: front.checkpoint,
       head: front.head,
-      entries,
+      entries: withValues.entries,
       bound,
       nextMinVersion: bound < max ? bound + 1 : undefined,
     };
   });
 }
+
+/**
+ * Building blocks shared with the scan verifier (`lsm_scan.ts`); not part of the public API.
+ * @internal
+ */
+export {
+  bracketedRun as _bracketedRun,
+  checkShape as _checkShape,
+  consultTable as _consultTable,
+  guard as _guard,
+  isU32 as _isU32,
+  isUint as _isUint,
+  provenWithValues as _provenWithValues,
+  verifyMaster as _verifyMaster,
+  windowsByTable as _windowsByTable,
+  type Edge as _Edge,
+};

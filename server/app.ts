@@ -19,6 +19,7 @@ import { kvRoutes } from './routes/kv.js';
 import { nodeRoutes } from './routes/node.js';
 import { noteRoutes } from './routes/notes.js';
 import { proofRoutes } from './routes/proofs.js';
+import { explorerRoutes } from './ui.js';
 
 /** What {@link createApp} needs besides the route context. */
 export interface AppOptions {
@@ -100,6 +101,8 @@ export function createApp(ctx: AppContext, options: AppOptions): BuiltApp {
     next();
   });
   app.use(canonicalKeyPath);
+  // The explorer's static files (server/ui.ts); public, like /healthz.
+  app.use('/ui', explorerRoutes());
 
   const parsers: Record<BodyKind, RequestHandler[]> = {
     none: [],

@@ -110,7 +110,18 @@ const SCHEMAS: Record<string, Record<string, unknown>> = {
       valueUtf8: { type: 'string', description: 'JSON only, when the value is valid UTF-8' },
     },
   },
-  ScanPage: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: ref('Entry') }, cursor: { type: 'string' } } },
+  ScanPage: {
+    type: 'object',
+    required: ['items'],
+    properties: {
+      items: { type: 'array', items: ref('Entry') },
+      cursor: { type: 'string' },
+      start: { ...bytes, description: 'With proof: the range start the proof is for (inclusive)' },
+      end: { ...bytes, description: 'With proof: the range end the proof is for (exclusive); absent: no upper end' },
+      limit: { ...u53, description: 'With proof: the keys the page may cover, as the proof was built' },
+      proof: { ...bytes, description: 'scanProofCodec (CBOR) encoding of the ScanProof' },
+    },
+  },
   GetProofResponse: {
     type: 'object',
     required: ['proof'],

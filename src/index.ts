@@ -3,7 +3,7 @@
  * @module
  */
 export { ProofDB, Snapshot } from './db/db.js';
-export type { CheckpointOptions, CheckpointResult, HistoryOptions, LogIndexState, ProofOptions, ProvenGet, ProvenHistory, TableInfo, WriteOptions } from './db/db.js';
+export type { CheckpointOptions, CheckpointResult, HistoryOptions, LogIndexState, ProofOptions, ProvenGet, ProvenHistory, ProvenScan, ScanProofOptions, TableInfo, WriteOptions } from './db/db.js';
 export type { SignedCheckpoint } from './proof/checkpointer.js';
 export type { KeyRotation } from './proof/node_key.js';
 export { verifyKeyRotation } from './proof/node_key.js';

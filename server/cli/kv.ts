@@ -3,8 +3,9 @@
  *
  * `get` is verified by default, and a verified read is **as of the latest checkpoint**: it says
  * which one (index and seq), and when a plain read shows a newer entry written since, it says so
- * (`--wait` waits for a checkpoint that covers it and verifies that instead). `scan` is plain: the
- * server has no proven scans yet, so its output is marked unverified.
+ * (`--wait` waits for a checkpoint that covers it and verifies that instead). `scan` is verified
+ * the same way, page by page with scan proofs (as of the latest checkpoint); `--no-verify` gives the
+ * plain scan of the latest values, marked unverified.
  * @module
  */
 import { readFile, stat } from 'node:fs/promises';
@@ -261,38 +262,60 @@ function registerDelHistory(program: Command): void {
     );
 }
 
-/** The notice every scan prints on stderr. */
-export const SCAN_NOTICE = 'proofkv: scan results are NOT verified: the server does not prove scans yet (proven scans are planned); use `proofkv get` for a verified read of one key';
+/** The notice a plain (`--no-verify`) scan prints on stderr. */
+export const SCAN_NOTICE = 'proofkv: scan results are NOT verified (--no-verify): the server\'s answer is taken as is; drop --no-verify for a proven scan';
 
 function registerScan(program: Command): void {
-  withCommon(program.command('scan').description('list latest live values in key order (UNVERIFIED: proven scans are planned)'))
+  withCommon(program.command('scan').description('list latest live values in key order, proven complete (as of the latest checkpoint) by default'))
     .option('--prefix <p>', 'only keys with this prefix (in --key-encoding)')
     .option('--start <key>', 'lower bound, inclusive')
     .option('--end <key>', 'upper bound, exclusive')
     .option('--limit <n>', 'at most this many items (default: all)')
+    .option('--include-tombstones', 'also list keys whose newest version is a delete (verified scans only)')
+    .option('--no-verify', 'plain scan of the latest values without proofs')
     .action(
-      run(async (o: CommonOptions & { prefix?: string; start?: string; end?: string; limit?: string }) => {
+      run(async (o: CommonOptions & { prefix?: string; start?: string; end?: string; limit?: string; includeTombstones?: boolean; verify: boolean }) => {
         const bound = (v: string | undefined, what: string) => (v === undefined ? undefined : decode(v, o.keyEncoding, what, '--key-encoding'));
         const prefix = bound(o.prefix, '--prefix');
         const start = bound(o.start, '--start');
         const end = bound(o.end, '--end');
         const limit = intOption(o.limit, '--limit', 1);
+        if (o.includeTombstones && !o.verify) throw new CliError('USAGE', '--include-tombstones applies to verified scans; drop --no-verify');
+        if (prefix !== undefined && o.verify && (start !== undefined || end !== undefined)) throw new CliError('USAGE', 'give --prefix, or --start and --end, not both');
         const c = clientOf(o);
-        process.stderr.write(`${SCAN_NOTICE}\n`);
         let n = 0;
-        let cursor: string | undefined;
-        do {
-          const page = await c.scan({ prefix, start, end, cursor, limit: Math.min(1000, limit === undefined ? 1000 : limit - n) });
+        const emit = (items: Entry[], verified: { index: number; seq: number } | false) => {
           const out: string[] = [];
-          for (const e of page.items) {
+          for (const e of items) {
             if (limit !== undefined && n >= limit) break;
             n++;
-            out.push(o.json ? JSON.stringify({ ...entryJson(e), verified: false }) : `${show(e.key, o.keyEncoding)}  ${show(e.value, o.valueEncoding)}  (version ${e.version}, seq ${e.seq})`);
+            const value = e.kind === 'delete' ? '(deleted)' : show(e.value, o.valueEncoding);
+            out.push(o.json ? JSON.stringify({ ...entryJson(e), verified: verified !== false, ...(verified ? { checkpoint: verified } : {}) }) : `${show(e.key, o.keyEncoding)}  ${value}  (version ${e.version}, seq ${e.seq})`);
           }
           if (out.length > 0) process.stdout.write(`${out.join('\n')}\n`);
-          cursor = page.cursor;
-        } while (cursor !== undefined && (limit === undefined || n < limit));
-        process.stderr.write(`proofkv: ${n} item(s), unverified\n`);
+        };
+        if (!o.verify) {
+          process.stderr.write(`${SCAN_NOTICE}\n`);
+          let cursor: string | undefined;
+          do {
+            const page = await c.scan({ prefix, start, end, cursor, limit: Math.min(1000, limit === undefined ? 1000 : limit - n) });
+            emit(page.items, false);
+            cursor = page.cursor;
+          } while (cursor !== undefined && (limit === undefined || n < limit));
+          process.stderr.write(`proofkv: ${n} item(s), unverified\n`);
+          return;
+        }
+        const range = prefix !== undefined ? { prefix } : { start, end };
+        const checkpoints = new Set<number>();
+        let last: { index: number; seq: number } | undefined;
+        for await (const page of c.verifiedScan(range, { limit: Math.min(1000, limit ?? 1000), includeTombstones: o.includeTombstones === true })) {
+          last = { index: page.checkpoint.index, seq: page.checkpoint.seq };
+          checkpoints.add(last.index);
+          emit(page.entries, last);
+          if (limit !== undefined && n >= limit) break;
+        }
+        const asOf = checkpoints.size > 1 ? `checkpoints ${[...checkpoints].join(', ')} (pages may span checkpoints)` : last ? `checkpoint ${last.index} (seq ${last.seq})` : 'the latest checkpoint';
+        process.stderr.write(`proofkv: ${n} item(s), verified complete as of ${asOf}; writes after it are not included\n`);
       }),
     );
 }

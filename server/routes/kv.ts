@@ -1,6 +1,6 @@
 /**
  * Keys and values: `PUT`/`GET`/`DELETE /v1/kv/{key}`, `POST /v1/batch` (atomic) and
- * `GET /v1/kv` (scan over latest live values with a cursor).
+ * `GET /v1/kv` (scan over latest live values with a cursor; with `proof=true`, a proven page).
  * @module
  */
 import { compareBytes } from '../../proofs/bytes.js';
@@ -25,6 +25,8 @@ import { HttpError } from '../errors.js';
 import { checkKeySize, keyOf, queryOf } from '../keys.js';
 import { body, errors, jsonCbor, keyEncodingParam, keyParam, ok, queryParam, sessionParams } from '../openapi.js';
 import type { RouteDef } from '../route_table.js';
+import { keySuccessor, prefixEnd } from '../../proofs/lsm_scan.js';
+import { sendScanPage } from './proofs.js';
 import type { BatchCommandOp, WriteOutcome } from '../write_path.js';
 
 /** Most operations in one batch. */
@@ -229,7 +231,10 @@ export function kvRoutes(ctx: AppContext): RouteDef[] {
       summary: 'Scan latest values',
       description:
         'Latest live values in key order within `prefix`, `start` (inclusive) and `end` (exclusive). A page holds at most `limit` items and about ' +
-        '4 MiB of values (always at least one item); continue with `cursor` while the response has one.',
+        '4 MiB of values (always at least one item); continue with `cursor` while the response has one. ' +
+        'With `proof=true` the page is that of the latest checkpoint, with a scan proof (`scanProofCodec`, docs/proofs.md §8.9.1) of exactly the echoed ' +
+        '`start`, `end` and `limit` (keys covered, deleted ones included; halved while the values pass the byte budget); its `cursor` is the proof\'s bound, ' +
+        'the page\'s last key.',
       parameters: [
         queryParam('prefix', 'Only keys with this prefix', { type: 'string' }),
         queryParam('start', 'Lower bound, inclusive', { type: 'string' }),
@@ -237,12 +242,21 @@ export function kvRoutes(ctx: AppContext): RouteDef[] {
         queryParam('limit', `Items per page, 1 .. ${MAX_SCAN_LIMIT} (default 100)`, { type: 'integer', minimum: 1, maximum: MAX_SCAN_LIMIT }),
         queryParam('cursor', 'The `cursor` of the previous page', { type: 'string' }),
         keyEncodingParam,
+        queryParam('proof', 'Answer from the latest checkpoint with a scan proof', { type: 'boolean' }),
+        queryParam('includeTombstones', 'With proof: also return keys whose newest version is a tombstone', { type: 'boolean' }),
+        queryParam('edges', 'With proof: also prove the edge entries of consulted tables that do not overlap the range (docs/proofs.md §8.12)', { type: 'boolean' }),
+        queryParam('checkpoint', 'With proof: checkpoint index; only the latest is served', { type: 'integer', minimum: 0 }),
       ],
-      responses: { ...ok('ScanPage', 'A page of items'), ...errors(400, 401, 403, 413) },
+      responses: { ...ok('ScanPage', 'A page of items'), ...errors(400, 401, 403, 404, 413) },
     },
     async handler(req, res) {
       const q = queryOf(res);
-      q.only(['prefix', 'start', 'end', 'limit', 'cursor', 'keyEncoding']);
+      q.only(['prefix', 'start', 'end', 'limit', 'cursor', 'keyEncoding', 'proof', 'includeTombstones', 'edges', 'checkpoint']);
+      const withProof = q.flag('proof');
+      const proofFlags = { includeTombstones: q.flag('includeTombstones'), edges: q.flag('edges'), checkpoint: q.int('checkpoint', 0, MAX_VERSION, undefined) };
+      if (!withProof && (proofFlags.includeTombstones || proofFlags.edges || proofFlags.checkpoint !== undefined)) {
+        throw new HttpError('INVALID_ARGUMENT', 'includeTombstones, edges and checkpoint need proof=true');
+      }
       const prefix = q.keyBytes('prefix', true);
       const start = q.keyBytes('start', true);
       const end = q.keyBytes('end', true);
@@ -271,6 +285,12 @@ export function kvRoutes(ctx: AppContext): RouteDef[] {
       let upper: Uint8Array | undefined;
       for (const u of uppers) if (!upper || compareBytes(u, upper) < 0) upper = u;
       if (upper) opts.lt = upper;
+      if (withProof) {
+        if (upper && lower && compareBytes(lower.key, upper) >= 0) throw new HttpError('INVALID_ARGUMENT', 'the range is empty');
+        const start = !lower ? new Uint8Array(0) : lower.inclusive ? lower.key : keySuccessor(lower.key);
+        await sendScanPage(ctx, req, res, { start, end: upper, limit, ...proofFlags });
+        return;
+      }
 
       const items: Wire[] = [];
       let bytes = 0;
@@ -304,12 +324,4 @@ export function kvRoutes(ctx: AppContext): RouteDef[] {
   return [scan, batch, put, get, del];
 }
 
-/** The smallest key greater than every key with prefix `p`, or undefined when there is none (all 0xff). */
-export function prefixEnd(p: Uint8Array): Uint8Array | undefined {
-  let i = p.length - 1;
-  while (i >= 0 && p[i] === 0xff) i--;
-  if (i < 0) return undefined;
-  const out = p.slice(0, i + 1);
-  out[i]++;
-  return out;
-}
+export { prefixEnd };

@@ -5,8 +5,9 @@
  * A history `cursor` is opaque to clients: base64url of `h1:<next minVersion>`.
  * @module
  */
-import { getProofCodec, historyProofCodec } from '../../proofs/lsm_encoding.js';
+import { getProofCodec, historyProofCodec, scanProofCodec } from '../../proofs/lsm_encoding.js';
 import { MAX_VERSION } from '../../src/keys.js';
+import type { Request, Response } from 'express';
 import { fromBase64Url, send, toBase64Url, type Wire } from '../codec.js';
 import { entryWire, type AppContext } from '../context.js';
 import { HttpError } from '../errors.js';
@@ -29,6 +30,43 @@ export function parseHistoryCursor(c: string): number {
   const n = m ? Number(m[1]) : NaN;
   if (!Number.isSafeInteger(n) || n < 0) throw new HttpError('INVALID_ARGUMENT', 'cursor is not a history cursor');
   return n;
+}
+
+/** A proven scan page as `GET /v1/kv?proof=true` asks for it. */
+export interface ScanPageRequest {
+  start: Uint8Array;
+  end?: Uint8Array;
+  limit: number;
+  includeTombstones: boolean;
+  edges: boolean;
+  checkpoint?: number;
+}
+
+/**
+ * Sends a proven scan page (docs/http-api.md): the entries of the latest checkpoint with a scan
+ * proof of exactly the echoed `start`, `end` and `limit`. When the values pass the page's byte
+ * budget the limit is halved (each page still covers at least one key), so `limit` may come back
+ * smaller than asked. `cursor` is the proof's bound: the next page asks for keys after it.
+ */
+export async function sendScanPage(ctx: AppContext, req: Request, res: Response, r: ScanPageRequest): Promise<void> {
+  const { db, metrics, limits } = ctx;
+  let limit = r.limit;
+  const page = () => db.scanWithProof({ start: r.start, end: r.end, limit, includeTombstones: r.includeTombstones, edges: r.edges, checkpoint: r.checkpoint });
+  let p = await page();
+  const bytes = () => p.entries.reduce((n, e) => n + e.value.length, 0);
+  while (limit > 1 && p.entries.length > 1 && bytes() > limits.maxPageBytes) {
+    limit = Math.floor(limit / 2);
+    p = await page();
+  }
+  metrics.reads.inc({ op: 'scan_proof' });
+  send(req, res, {
+    items: p.entries.map((e) => entryWire(e)),
+    cursor: p.proof.bound ? toBase64Url(p.proof.bound) : undefined,
+    start: r.start,
+    end: r.end,
+    limit,
+    proof: scanProofCodec.encode(p.proof),
+  });
 }
 
 /** Proof and history routes. */

@@ -13,7 +13,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { toBytes } from '../../proofs/bytes.js';
+import { compareBytes, toBytes } from '../../proofs/bytes.js';
 import { Kind } from '../../proofs/hash.js';
 import {
   DatabaseClosedError,
@@ -33,6 +33,7 @@ import type { KeyRotation } from '../proof/node_key.js';
 import type { GetProof, HistoryProof } from '../../proofs/lsm_proof.js';
 import type { LogHead } from '../../proofs/checkpoint.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
+import { keySuccessor, type ScanProof } from '../../proofs/lsm_scan.js';
 import { removeLeftovers, replayJournals } from './recovery.js';
 import { WritePipeline, type WriteResult } from './write.js';
 
@@ -105,6 +106,27 @@ export interface ProvenHistory {
   proof: HistoryProof;
   /** Where to continue when `limit` cut the answer. */
   nextMinVersion?: number;
+}
+
+/** Bounds of a proven scan: a key range and a page size. */
+export interface ScanProofOptions extends ProofOptions {
+  /** Lowest key, inclusive (default: the first key). */
+  start?: Bytes;
+  /** First key after the range, exclusive (default: no upper end). */
+  end?: Bytes;
+  /** Most keys the page covers, live or deleted (default: the whole range). */
+  limit?: number;
+  /** Also return keys whose newest version is a tombstone. */
+  includeTombstones?: boolean;
+}
+
+/** A scan page with its proof. */
+export interface ProvenScan {
+  /** The newest entry of each returned key, in key order. */
+  entries: VersionEntry[];
+  proof: ScanProof;
+  /** Where the next page starts when `limit` cut this one (the smallest key after the proof's `bound`). */
+  nextStart?: Uint8Array;
 }
 
 /** A table as the manifest describes it. */
@@ -516,6 +538,32 @@ export class ProofDB {
       proof,
       entries: entries.map(toVersionEntry),
       nextMinVersion: proof.bound < max ? proof.bound + 1 : undefined,
+    };
+  }
+
+  /**
+   * The newest entry of every key in [start, end) at a checkpoint, tombstoned keys left out unless
+   * `includeTombstones`, with a proof a client verifies with `verifyScanProof` (docs/proofs.md
+   * §8.9.1). With `limit`, the page covers the first `limit` keys and `nextStart` says where the
+   * next one starts.
+   */
+  async scanWithProof(options: ScanProofOptions = {}): Promise<ProvenScan> {
+    this.checkOpen();
+    // A start may be one byte longer than a key: the successor of the previous page's last key.
+    const start = options.start === undefined ? new Uint8Array(0) : toBytes(options.start);
+    if (start.length > this.options.maxKeySize + 1) throw new InvalidArgumentError(ErrorCode.KEY_TOO_LARGE, `scan start is ${start.length} bytes`);
+    const end = options.end === undefined ? undefined : this.key(options.end);
+    if (end && compareBytes(start, end) >= 0) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, 'scan end must be above start');
+    const limit = options.limit;
+    if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1)) {
+      throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `limit must be a positive integer, got ${String(limit)}`);
+    }
+    const tombstones = options.includeTombstones === true;
+    const { proof, entries } = this.checkpointer.scanProof(start, end, limit, tombstones, options.checkpoint, options.edges === true);
+    return {
+      proof,
+      entries: (tombstones ? entries : entries.filter((e) => e.kind === Kind.PUT)).map(toVersionEntry),
+      nextStart: proof.bound ? keySuccessor(proof.bound) : undefined,
     };
   }
 

@@ -1,7 +1,7 @@
 /**
  * The node's side of checkpoints and proofs: computes the MasterRoot of the table set at a
  * checkpoint, appends the checkpoint to the persistent log, signs the new log head with the node
- * key, keeps that checkpoint's table set pinned, and builds get and history proofs against it.
+ * key, keeps that checkpoint's table set pinned, and builds get, history and scan proofs against it.
  *
  * Proofs are served against the latest checkpoint (its tables stay on disk until the next one,
  * across restarts). An older checkpoint can still be checked for inclusion and consistency, but
@@ -9,9 +9,10 @@
  * @module
  */
 import { checkpointLeafHash, signHead, type Checkpoint, type HeadSignature, type KeyPair, type LogHead } from '../../proofs/checkpoint.js';
-import { HASH_LEN } from '../../proofs/hash.js';
+import { HASH_LEN, Kind } from '../../proofs/hash.js';
 import { masterRootOf, type TableDescriptor } from '../../proofs/lsm.js';
 import type { CheckpointCertificate, GetProof, HistoryProof } from '../../proofs/lsm_proof.js';
+import type { ScanProof } from '../../proofs/lsm_scan.js';
 import { ErrorCode, InvalidArgumentError, ProofKVError } from '../errors.js';
 import { MAX_VERSION, type Entry } from '../keys.js';
 import { nodeHasher } from '../table/node_hasher.js';
@@ -20,7 +21,7 @@ import type { Version } from '../version/version.js';
 import { CheckpointLog, versionOfStored, type StoredCheckpoint } from './checkpoint_log.js';
 import { openNodeKey, type KeyRotation } from './node_key.js';
 import { MerkleLevels } from './merkle_levels.js';
-import { buildProof, ProofBlockCache, ProofContext } from './prover.js';
+import { buildProof, buildScanProof, ProofBlockCache, ProofContext } from './prover.js';
 import { ByteLru } from '../util/byte_lru.js';
 
 /** A signed checkpoint as the node publishes it. */
@@ -218,6 +219,20 @@ export class Checkpointer {
       proof: { certificate: cert, body: built.body, bound, values: entries.map((e) => e.value) },
       entries,
     };
+  }
+
+  /**
+   * A scan proof for [start, end) covering at most `limit` keys (docs/proofs.md §8.9.1): the newest
+   * entry of each covered key (tombstones too, in key order) and the proof; values are sent for the
+   * put entries only, or for every entry with `includeTombstones`.
+   */
+  scanProof(start: Uint8Array, end: Uint8Array | undefined, limit: number | undefined, includeTombstones: boolean, checkpoint?: number, edges = false): { proof: ScanProof; entries: Entry[] } {
+    const { cert, ctx } = this.certificate(checkpoint);
+    const built = buildScanProof(ctx, start, end, limit, { edges });
+    const returned = includeTombstones ? built.entries : built.entries.filter((e) => e.kind === Kind.PUT);
+    const proof: ScanProof = { certificate: cert, body: built.body, values: returned.map((e) => e.value) };
+    if (built.bound) proof.bound = built.bound;
+    return { proof, entries: built.entries };
   }
 
   /** Closes the log. The pinned tables stay on disk: the next open pins them again. */

@@ -18,10 +18,11 @@ import {
   type TableDescriptor,
 } from '../../proofs/lsm.js';
 import type { LsmProofBody, TableWindow, WindowBlock } from '../../proofs/lsm_proof.js';
+import { keyIntervalSide, scanInterval, type KeyInterval } from '../../proofs/lsm_scan.js';
 import { _multiproof } from '../../proofs/multiproof.js';
 import { _rangePath } from '../../proofs/tree.js';
 import type { Entry } from '../keys.js';
-import { MAX_SEQ, userKeyOf } from '../keys.js';
+import { MAX_SEQ, MAX_VERSION, userKeyOf } from '../keys.js';
 import { BlockHasher } from '../table/block_hasher.js';
 import type { TableReader } from '../table/table_reader.js';
 import type { TableMeta } from '../version/edit.js';
@@ -368,4 +369,105 @@ export function buildProof(ctx: ProofContext, key: Uint8Array, search: Search, o
 /** True for a put entry. */
 export function isPut(e: Entry): boolean {
   return e.kind === Kind.PUT;
+}
+
+/** The result of a scan proof build. */
+export interface BuiltScan {
+  body: LsmProofBody;
+  /** The newest entry of every key the page covers (tombstones included), in key order. */
+  entries: Entry[];
+  /** The page's last key when `limit` cut it. */
+  bound?: Uint8Array;
+}
+
+/**
+ * Builds the proof body of a scan of [start, end) (docs/proofs.md §8.9.1): every level-0 table, per
+ * deeper level the run of tables from the one that starts at or before `start` to the one that ends
+ * after the range; a window over each overlapping table's entries in the range with one entry (or
+ * the table's edge) on each side. With `limit`, the page covers the first `limit` keys and ends at
+ * `bound`. With `edges`, each consulted table that does not overlap gets its edge window.
+ */
+export function buildScanProof(ctx: ProofContext, start: Uint8Array, end: Uint8Array | undefined, limit: number | undefined, options: { edges?: boolean } = {}): BuiltScan {
+  const cursor = (index: number) => new TableCursor(ctx.reader(index), ctx.hasher, ctx.blockHasher, ctx.blockCache);
+  /** Entries of table `index` with keys in `iv`, at most `maxKeys` keys; and the positions around them. */
+  const inRange = (index: number, iv: KeyInterval, maxKeys = Infinity) => {
+    const cur = cursor(index);
+    const first = cur.seek(iv.lo, MAX_VERSION);
+    const found: Entry[] = [];
+    let keys = 0;
+    let p = first;
+    while (!cur.isEnd(p)) {
+      const e = cur.at(p);
+      if (keyIntervalSide(iv, e.key) !== 0) break;
+      if (found.length === 0 || compareBytes(found[found.length - 1].key, e.key) !== 0) {
+        if (keys === maxKeys) break;
+        keys++;
+      }
+      found.push(e);
+      p = cur.next(p);
+    }
+    return { cur, first, after: p, found };
+  };
+  const overlaps = (m: TableMeta, iv: KeyInterval) => keyIntervalSide(iv, userKeyOf(m.largest)) >= 0 && keyIntervalSide(iv, userKeyOf(m.smallest)) <= 0;
+
+  // The tables a scan of `iv` consults, in read order.
+  const consulted = (iv: KeyInterval): number[] => {
+    const out: number[] = [];
+    for (let p = 0; p < ctx.counts[0]; p++) out.push(ctx.offsets[0] + p);
+    for (let level = 1; level < NUM_LEVELS; level++) {
+      const tables = ctx.version.levels[level];
+      if (tables.length === 0) continue;
+      let p = 0;
+      for (let i = 0; i < tables.length && compareBytes(userKeyOf(tables[i].smallest), iv.lo) <= 0; i++) p = i;
+      let q = p;
+      while (q < tables.length - 1 && keyIntervalSide(iv, userKeyOf(tables[q].largest)) <= 0) q++;
+      for (let i = p; i <= q; i++) out.push(ctx.offsets[level] + i);
+    }
+    return out;
+  };
+
+  let bound: Uint8Array | undefined;
+  if (limit !== undefined) {
+    // The page's keys: the first limit + 1 keys of each overlapping table decide the first limit + 1 overall.
+    const iv0 = scanInterval(start, end, undefined);
+    const keys: Uint8Array[] = [];
+    for (const index of consulted(iv0)) {
+      if (!overlaps(ctx.metas[index], iv0)) continue;
+      for (const e of inRange(index, iv0, limit + 1).found) keys.push(e.key);
+    }
+    keys.sort(compareBytes);
+    let distinct = 0;
+    for (let i = 0; i < keys.length && bound === undefined; i++) {
+      if (i > 0 && compareBytes(keys[i - 1], keys[i]) === 0) continue;
+      if (++distinct === limit && compareBytes(keys[keys.length - 1], keys[i]) !== 0) bound = keys[i];
+    }
+  }
+  const iv = scanInterval(start, end, bound);
+  const reveal = consulted(iv);
+  const windows: TableWindow[] = [];
+  const found: Entry[] = [];
+  for (const index of reveal) {
+    const m = ctx.metas[index];
+    if (!overlaps(m, iv)) {
+      if (!options.edges) continue;
+      const cur = cursor(index);
+      const p = cur.edge(keyIntervalSide(iv, userKeyOf(m.largest)) < 0 ? 'last' : 'first');
+      windows.push(cur.window(ctx, index, p, p));
+      continue;
+    }
+    const r = inRange(index, iv);
+    found.push(...r.found);
+    const before = r.cur.prev(r.first);
+    const last = r.cur.isEnd(r.after) ? (r.cur.prev(r.after) as Pos) : r.after;
+    windows.push(r.cur.window(ctx, index, before ?? r.first, last));
+  }
+  found.sort(compareEntries);
+  const entries = found.filter((e, i) => i === 0 || compareBytes(found[i - 1].key, e.key) !== 0);
+  const body: LsmProofBody = {
+    levelCounts: ctx.counts.slice(),
+    descriptors: reveal.map((i) => ctx.descriptors[i]),
+    masterProof: ctx.master ? _multiproof(ctx.master.source, reveal, ctx.descriptors.length) : [],
+    windows,
+  };
+  return { body, entries, bound };
 }

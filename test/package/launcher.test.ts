@@ -23,6 +23,10 @@ describe('stopping a server started through npm', () => {
     started.push(s);
     // npm -> sh -c -> node: the process we signal is not the server.
     expect(s.serverPid).not.toBe(s.launcher.pid);
+    // A checkout serves the explorer built from its sources.
+    const ui = await fetch(`${s.url}/ui/`, { signal: AbortSignal.timeout(30_000) });
+    expect(ui.status).toBe(200);
+    expect(await ui.text()).toContain('/ui/explorer.js');
     s.launcher.kill('SIGTERM');
     const left = await leftoversAfterStop(s);
     expect(left, s.output()).toEqual({ serverAlive: false, portFree: true, lockPresent: false });

@@ -102,9 +102,9 @@ afterAll(() => {
 describe('proofkv tarball', () => {
   it('ships dist/, bin/, cjs/, docs and the manifest: no sources, tests, bench, source maps or stray files', async () => {
     const files = (await tarList(serverTgz)).map((f) => f.replace(/^package\//, ''));
-    const allowed = /^(dist\/.+\.(js|d\.ts)|bin\/proofkv\.js|cjs\/esm-only\.cjs|docs\/[a-z-]+\.md|package\.json|README\.md|LICENSE)$/;
+    const allowed = /^(dist\/.+\.(js|d\.ts)|dist\/ui\/(index\.html|explorer\.css)|bin\/proofkv\.js|cjs\/esm-only\.cjs|docs\/[a-z-]+\.md|package\.json|README\.md|LICENSE)$/;
     expect(files.filter((f) => !allowed.test(f))).toEqual([]);
-    for (const entry of ['dist/server/cli.js', 'dist/src/compaction/worker.js', 'dist/src/index.d.ts', 'dist/client-sdk/index.d.ts', 'dist/proofs/index.d.ts']) {
+    for (const entry of ['dist/server/cli.js', 'dist/src/compaction/worker.js', 'dist/src/index.d.ts', 'dist/client-sdk/index.d.ts', 'dist/proofs/index.d.ts', 'dist/ui/index.html', 'dist/ui/explorer.js', 'dist/ui/explorer.css']) {
       expect(files).toContain(entry);
     }
     expect(files.some((f) => f.startsWith('dist/test/') || f.startsWith('dist/bench/') || f.startsWith('dist/examples/'))).toBe(false);
@@ -248,6 +248,11 @@ describe('npx proofkv serve from the install', () => {
     const got = JSON.parse(ok(await run(bin, ['get', 'greeting', ...common], serverApp), 'proofkv get').stdout) as { verified: boolean };
     expect(got.verified).toBe(true);
     expect(JSON.stringify(got)).toContain('hello');
+    // The explorer is served from the installed dist/ui (no sources, no esbuild at run time).
+    const ui = await fetch(`${s.url}/ui/explorer.js`, { signal: AbortSignal.timeout(10_000) });
+    expect(ui.status).toBe(200);
+    expect(ui.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
+    expect(Buffer.from(await ui.arrayBuffer()).equals(fs.readFileSync(path.join(serverApp, 'node_modules/proofkv/dist/ui/explorer.js')))).toBe(true);
 
     fs.writeFileSync(
       path.join(clientApp, 'verify.mjs'),

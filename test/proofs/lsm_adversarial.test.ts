@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compareBytes, equalBytes } from '../../proofs/bytes.js';
-import { checkpointLeafHash, generateKeyPair, signHead, type Checkpoint } from '../../proofs/checkpoint.js';
+import { generateKeyPair, signHead } from '../../proofs/checkpoint.js';
 import { Reason, type Verified } from '../../proofs/errors.js';
 import { Domain, Hasher, Kind, nobleHasher as H } from '../../proofs/hash.js';
 import { internalKeyOf, levelOffsets, NUM_LEVELS, type EntryLeaf, type TableDescriptor } from '../../proofs/lsm.js';
@@ -26,7 +26,7 @@ import { _multiproof } from '../../proofs/multiproof.js';
 import { _arraySource, _rangePath } from '../../proofs/tree.js';
 import { ProofDB } from '../../src/index.js';
 import { tempDir } from '../engine/harness.js';
-import { buildScenario, clone, enc, SCENARIO_OPTIONS, skey, type Scenario, type World, type WTable } from './lsm_helpers.js';
+import { buildScenario, clone, enc, ikAfter, ikBefore, liarTrust, SCENARIO_OPTIONS, signedBy, skey, type Scenario, type World, type WTable } from './lsm_helpers.js';
 
 const MAX = Number.MAX_SAFE_INTEGER;
 let S: Scenario;
@@ -1025,29 +1025,8 @@ describe('malformed input never throws', () => {
 // ---------------------------------------------------------------------------------------------
 // A compromised signer lies about descriptor key ranges (docs/proofs.md §8.12, edge proofs).
 
-/**
- * The signer is the attacker here: it holds the key the client trusts, signs a one-checkpoint log
- * whose MasterRoot commits to the lying descriptors — every hash recomputed honestly from the lie —
- * and serves proofs built by the reference prover over that lie (or variants of them).
- */
-const liar = generateKeyPair(new Uint8Array(32).fill(0x4c));
-const liarTrust = { publicKeys: [liar.publicKey], quorum: 1 };
-function signedBy(world: World): CheckpointCertificate {
-  const checkpoint: Checkpoint = { index: 0, seq: 1 << 20, masterRoot: world.masterRoot };
-  const head = { size: 1, root: checkpointLeafHash(checkpoint) };
-  return { checkpoint, head, signatures: [signHead(liar.privateKey, head)], inclusion: [] };
-}
 const lget = (p: GetProof, key: Uint8Array, edges: boolean): Verified => verifyGetProof(p, { key, edges }, { trust: liarTrust });
 const lhist = (p: HistoryProof, key: Uint8Array, edges: boolean): Verified => verifyHistoryProof(p, { key, edges }, { trust: liarTrust });
-/** Internal key of the first entry of `t` whose user key is above `key`, or of the last below it. */
-const ikAfter = (t: WTable, key: Uint8Array): Uint8Array | undefined => {
-  const p = t.flat.find((x) => compareBytes(x.e.key, key) > 0);
-  return p && internalKeyOf(p.e);
-};
-const ikBefore = (t: WTable, key: Uint8Array): Uint8Array | undefined => {
-  const p = [...t.flat].reverse().find((x) => compareBytes(x.e.key, key) < 0);
-  return p && internalKeyOf(p.e);
-};
 /** A descriptor of `t` shrunk so that it no longer covers `key` (from above if possible, else from below). */
 function shrunk(t: WTable, key: Uint8Array): TableDescriptor {
   const after = ikAfter(t, key);

@@ -1,5 +1,5 @@
 /**
- * Fuzzed encodings of get and history proofs. Thousands of truncations, bit flips, byte
+ * Fuzzed encodings of get, history and scan proofs. Thousands of truncations, bit flips, byte
  * overwrites, insertions and deletions of the CBOR bytes of honest proofs: decoding either throws
  * `DecodeError` or yields a proof that fails verification with a stable reason; nothing verifies,
  * nothing throws anything else, and the verifier never reaches its catch-all (a decoded proof is
@@ -11,7 +11,8 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DecodeError, Reason, type Verified } from '../../proofs/errors.js';
-import { getProofCodec, historyProofCodec } from '../../proofs/lsm_encoding.js';
+import { getProofCodec, historyProofCodec, scanProofCodec } from '../../proofs/lsm_encoding.js';
+import { verifyScanProof, type ScanProof, type ScanQuery } from '../../proofs/lsm_scan.js';
 import { verifyGetProof, verifyHistoryProof, type GetProof, type HistoryProof } from '../../proofs/lsm_proof.js';
 import { ProofDB } from '../../src/index.js';
 import { tempDir } from '../engine/harness.js';
@@ -56,6 +57,16 @@ beforeAll(async () => {
   targets.push(getTarget('get at version 2', (await S.db.getWithProof(present, { version: 2 })).proof, present, 2));
   targets.push(histTarget('history all', (await S.db.getVersionHistoryWithProof(present)).proof, present, {}));
   targets.push(histTarget('history cut by limit', (await S.db.getVersionHistoryWithProof(explicit, { limit: 5 })).proof, explicit, { limit: 5 }));
+  const scanTarget = (name: string, proof: ScanProof, q: ScanQuery): Target => ({
+    name,
+    bytes: scanProofCodec.encode(proof),
+    decode: (b) => scanProofCodec.decode(b),
+    verify: (p) => verifyScanProof(p as ScanProof, q, trust),
+  });
+  const page: ScanQuery = { start: enc(skey(25)), end: enc(skey(75)), limit: 10 };
+  targets.push(scanTarget('scan page cut by limit', (await S.db.scanWithProof(page)).proof, page));
+  const all: ScanQuery = { start: enc(skey(35)), end: enc(skey(45)), includeTombstones: true, edges: true };
+  targets.push(scanTarget('scan with tombstones and edges', (await S.db.scanWithProof(all)).proof, all));
   targets.push(histTarget('history range', (await S.db.getVersionHistoryWithProof(explicit, { minVersion: 2, maxVersion: 1100 })).proof, explicit, { minVersion: 2, maxVersion: 1100 }));
 });
 afterAll(async () => {
@@ -116,7 +127,7 @@ function check(t: Target, bytes: Uint8Array, what: string): 'decode' | 'reject' 
 
 describe('fuzzed encodings of get and history proofs', () => {
   it('the honest encodings round-trip and verify', () => {
-    expect(targets.length).toBe(7);
+    expect(targets.length).toBe(9);
     for (const t of targets) {
       const p = t.decode(t.bytes);
       expect(t.verify(p), t.name).toMatchObject({ ok: true });

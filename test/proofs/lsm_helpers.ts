@@ -8,9 +8,11 @@ import * as path from 'node:path';
 import { expect } from 'vitest';
 import { compareBytes, toHex } from '../../proofs/bytes.js';
 import { Domain, Kind, nobleHasher as H } from '../../proofs/hash.js';
+import { checkpointLeafHash, generateKeyPair, signHead, type Checkpoint } from '../../proofs/checkpoint.js';
 import {
   compareEntries,
   computeMasterRoot,
+  internalKeyOf,
   descriptorHash,
   levelOffsets,
   NUM_LEVELS,
@@ -19,6 +21,7 @@ import {
   type TableDescriptor,
 } from '../../proofs/lsm.js';
 import type { CheckpointCertificate, GetProof, HistoryProof, LsmProofBody, TableWindow } from '../../proofs/lsm_proof.js';
+import type { ScanProof } from '../../proofs/lsm_scan.js';
 import { _multiproof } from '../../proofs/multiproof.js';
 import { _arraySource, _rangePath } from '../../proofs/tree.js';
 import type { ProofDB } from '../../src/index.js';
@@ -296,6 +299,55 @@ export class World {
     return { certificate: cert, body: r.body, bound, values: r.found.map((p) => p.value) };
   }
 
+  /**
+   * Reference prover for a scan of [start, end), or of [start, bound] when `bound` is given (a page
+   * cut by a limit); `edges` adds edge windows. `found` is the newest entry of each key, in key order.
+   */
+  refScan(start: Uint8Array, end: Uint8Array | undefined, bound: Uint8Array | undefined, edges = false): { body: LsmProofBody; found: Placed[] } {
+    const below = (k: Uint8Array) => compareBytes(k, start) < 0;
+    const above = (k: Uint8Array) => (bound ? compareBytes(k, bound) > 0 : end !== undefined && compareBytes(k, end) >= 0);
+    const reveal: number[] = this.level(0).map((t) => t.index);
+    for (let level = 1; level < NUM_LEVELS; level++) {
+      const ts = this.level(level);
+      if (ts.length === 0) continue;
+      // From the last table starting at or before `start` (or the first) to the first ending after the range (or the last).
+      let p = 0;
+      ts.forEach((t, i) => compareBytes(t.lo, start) <= 0 && (p = i));
+      let q = p;
+      while (q < ts.length - 1 && !above(ts[q].hi)) q++;
+      for (let i = p; i <= q; i++) reveal.push(ts[i].index);
+    }
+    const windows: TableWindow[] = [];
+    const all: Placed[] = [];
+    for (const index of reveal) {
+      const t = this.tables[index];
+      if (below(t.hi) || above(t.lo)) {
+        if (edges) windows.push(this.edgeWindow(t, below(t.hi) ? 'last' : 'first'));
+        continue;
+      }
+      const inside = t.flat.map((x, i) => (!below(x.e.key) && !above(x.e.key) ? i : -1)).filter((i) => i >= 0);
+      const firstIn = inside.length ? inside[0] : t.flat.findIndex((x) => !below(x.e.key));
+      const lastIn = inside.length ? inside[inside.length - 1] : firstIn - 1;
+      inside.forEach((i) => all.push(t.flat[i]));
+      windows.push(this.window(t, Math.max(0, firstIn - 1), Math.min(t.flat.length - 1, lastIn + 1)));
+    }
+    all.sort((a, b) => compareEntries(a.e, b.e));
+    const found = all.filter((x, i) => i === 0 || compareBytes(all[i - 1].e.key, x.e.key) !== 0);
+    return { body: this.body(reveal, windows), found };
+  }
+
+  /** The honest scan proof of a page: cut after `limit` keys (live or deleted), values of the returned entries. */
+  scanProof(cert: CheckpointCertificate, q: { start: Uint8Array; end?: Uint8Array; limit?: number; includeTombstones?: boolean; edges?: boolean }): ScanProof {
+    let bound: Uint8Array | undefined;
+    const keys = this.refScan(q.start, q.end, undefined).found.map((x) => x.e.key);
+    if (q.limit !== undefined && keys.length > q.limit) bound = keys[q.limit - 1];
+    const r = this.refScan(q.start, q.end, bound, q.edges === true);
+    const returned = r.found.filter((x) => q.includeTombstones || x.e.kind === Kind.PUT);
+    const proof: ScanProof = { certificate: cert, body: r.body, values: returned.map((x) => x.value) };
+    if (bound) proof.bound = bound;
+    return proof;
+  }
+
   /** Every distinct user key in the table set, sorted. */
   keys(): Uint8Array[] {
     const m = new Map<string, Uint8Array>();
@@ -310,6 +362,30 @@ export class World {
     return out.sort((a, b) => b.p.e.version - a.p.e.version);
   }
 }
+
+/**
+ * The signer is the attacker here: it holds the key the client trusts, signs a one-checkpoint log
+ * whose MasterRoot commits to the lying descriptors — every hash recomputed honestly from the lie —
+ * and serves proofs built by the reference prover over that lie (or variants of them).
+ */
+export const liar = generateKeyPair(new Uint8Array(32).fill(0x4c));
+export const liarTrust = { publicKeys: [liar.publicKey], quorum: 1 };
+/** The certificate of a one-checkpoint log over `world`, signed by {@link liar}. */
+export function signedBy(world: World): CheckpointCertificate {
+  const checkpoint: Checkpoint = { index: 0, seq: 1 << 20, masterRoot: world.masterRoot };
+  const head = { size: 1, root: checkpointLeafHash(checkpoint) };
+  return { checkpoint, head, signatures: [signHead(liar.privateKey, head)], inclusion: [] };
+}
+/** Internal key of the first entry of `t` whose user key is above `key`. */
+export const ikAfter = (t: WTable, key: Uint8Array): Uint8Array | undefined => {
+  const p = t.flat.find((x) => compareBytes(x.e.key, key) > 0);
+  return p && internalKeyOf(p.e);
+};
+/** Internal key of the last entry of `t` whose user key is below `key`. */
+export const ikBefore = (t: WTable, key: Uint8Array): Uint8Array | undefined => {
+  const p = [...t.flat].reverse().find((x) => compareBytes(x.e.key, key) < 0);
+  return p && internalKeyOf(p.e);
+};
 
 /** A hex rendering of a fast-check seed/path for replay messages. */
 export function replayHint(seed: number, path?: string): string {
@@ -327,6 +403,8 @@ export const SCENARIO_OPTIONS = {
 };
 
 export const skey = (i: number): string => `key${String(i).padStart(3, '0')}`;
+/** The scan whose proof the scenario keeps from the previous checkpoint. */
+export const STALE_SCAN = { start: enc(skey(25)), end: enc(skey(75)) };
 
 /** What the fixed scenario leaves behind for the suites. */
 export interface Scenario {
@@ -337,7 +415,7 @@ export interface Scenario {
   /** The honest certificate of the latest checkpoint. */
   cert: CheckpointCertificate;
   /** A get proof and a history proof taken at the previous checkpoint (stale once the last is taken). */
-  stale: { get: GetProof; history: HistoryProof; key: Uint8Array; head: { size: number; root: Uint8Array } };
+  stale: { get: GetProof; history: HistoryProof; scan: ScanProof; key: Uint8Array; head: { size: number; root: Uint8Array } };
 }
 
 /**
@@ -356,6 +434,7 @@ export async function buildScenario(open: (dir: string) => Promise<ProofDB>, dir
   const stale = {
     get: (await db.getWithProof(staleKey)).proof,
     history: (await db.getVersionHistoryWithProof(staleKey)).proof,
+    scan: (await db.scanWithProof(STALE_SCAN)).proof,
     key: staleKey,
     head: before.head,
   };

@@ -1,5 +1,5 @@
 /**
- * Honest get and history proofs always verify, and prove what the database holds at the
+ * Honest get, history and scan proofs always verify, and prove what the database holds at the
  * checkpoint. Random operation sequences (puts, explicit versions, deletes, batches, several
  * checkpoints) run against a TINY-option engine, so the checkpoint's tables spread over several
  * levels; then every key of interest (present, deleted, absent, before / between / after all
@@ -12,6 +12,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Reason, type Verified } from '../../proofs/errors.js';
 import { verifyGetProof, verifyHistoryProof, type GetFacts, type HistoryFacts, type ProvenEntry } from '../../proofs/lsm_proof.js';
+import { verifyScanProof, type ScanFacts } from '../../proofs/lsm_scan.js';
 import { ProofDB, WriteBatch, type VersionEntry } from '../../src/index.js';
 import { Model, tempDir, TINY, type ModelEntry } from '../engine/harness.js';
 import { dec, enc, norm, World } from './lsm_helpers.js';
@@ -43,6 +44,7 @@ function versionsFor(model: Model, key: string, seq: number): number[] {
 /** Every get and history check for one checkpoint. */
 async function checkCheckpoint(db: ProofDB, model: Model, seq: number, trust: Trust, world: World | undefined, opts: { full: boolean }): Promise<void> {
   const cpIndex = db.latestCheckpoint().checkpoint.index;
+  await checkScans(db, model, seq, trust, world);
   for (const key of [...KEYS, ...PROBES]) {
     const k = enc(key);
     const versions = opts.full ? versionsFor(model, key, seq) : [0, MAX];
@@ -89,6 +91,61 @@ async function checkCheckpoint(db: ProofDB, model: Model, seq: number, trust: Tr
         min = rf.nextMinVersion;
       }
       expect(got, `history ${key} rebuilt from limit ${limit} continuations`).toEqual(full);
+    }
+  }
+}
+
+/** Ranges worth scanning: all, a prefix, inner ranges, ranges between, before and after all keys. */
+const SCAN_RANGES: Array<{ start: string; end?: string }> = [
+  { start: '' },
+  { start: 'k', end: 'l' },
+  { start: 'b', end: 'm' },
+  { start: 'k10', end: 'k3' },
+  { start: 'key', end: 'zz' },
+  { start: 'k15', end: 'k16' },
+  { start: '', end: '0' },
+  { start: 'zzz' },
+];
+
+/** The newest entry of every key in [start, end) at `seq`, tombstones too, in key order. */
+function modelScan(model: Model, seq: number, start: string, end: string | undefined): Array<{ key: string; e: ModelEntry }> {
+  const out: Array<{ key: string; e: ModelEntry }> = [];
+  const keys = [...model.keys.keys()].filter((k) => k >= start && (end === undefined || k < end)).sort((a, b) => Buffer.compare(enc(a), enc(b)));
+  for (const key of keys) {
+    const e = model.getWithVersion(key, MAX, seq);
+    if (e) out.push({ key, e });
+  }
+  return out;
+}
+
+/** Every scan check for one checkpoint: whole ranges, pages chained by their proven cursor, tombstones, edges. */
+async function checkScans(db: ProofDB, model: Model, seq: number, trust: Trust, world: World | undefined): Promise<void> {
+  const cert = (await db.getWithProof('a')).proof.certificate;
+  for (const range of SCAN_RANGES) {
+    const end = range.end === undefined ? undefined : enc(range.end);
+    const want = modelScan(model, seq, range.start, range.end);
+    for (const includeTombstones of [false, true]) {
+      const expected = want.filter((x) => includeTombstones || x.e.kind === 'put').map((x) => ({ key: x.key, ...x.e }));
+      for (const limit of [undefined, 1, 3]) {
+        const got: Array<ModelEntry & { key: string }> = [];
+        let start = enc(range.start);
+        for (let page = 0; ; page++) {
+          expect(page, 'scan pages terminate').toBeLessThanOrEqual(want.length + 1);
+          const edges = page % 2 === 1;
+          const q = { start, end, limit, includeTombstones, edges };
+          const r = await db.scanWithProof(q);
+          const what = `scan [${range.start}, ${range.end}) page ${page} limit ${limit} tombstones ${includeTombstones}`;
+          const f = ok<ScanFacts>(verifyScanProof(r.proof, q, { trust }), what);
+          expect(f.keysCovered, what).toBeLessThanOrEqual(limit ?? Infinity);
+          expect(f.entries.map((e) => dec(e.key)), what).toEqual(r.entries.map((e) => dec(e.key)));
+          if (world) expect(norm(r.proof), `reference prover: ${what}`).toEqual(norm(world.scanProof(cert, q)));
+          got.push(...f.entries.map((e) => ({ key: dec(e.key), ...asModel(e)! })));
+          expect(r.nextStart && norm(r.nextStart)).toEqual(f.nextStart && norm(f.nextStart));
+          if (!f.nextStart) break;
+          start = f.nextStart;
+        }
+        expect(got, `scan [${range.start}, ${range.end}) by pages of ${limit}`).toEqual(expected);
+      }
     }
   }
 }
@@ -176,7 +233,7 @@ async function property<T>(name: string, arb: fc.Arbitrary<T>, run: (t: T) => Pr
 }
 
 describe('honest proofs over random databases', () => {
-  it('every get and history proof verifies and agrees with the model at the checkpoint', async () => {
+  it('every get, history and scan proof verifies and agrees with the model at the checkpoint', async () => {
     const shapes: number[][] = [];
     await property(
       'random ops',

@@ -29,6 +29,7 @@ beforeAll(async () => {
   const trust = { publicKeys: [db.publicKey()], quorum: 1 };
   const get = (await db.getWithProof('k3')).proof;
   const hist = (await db.getVersionHistoryWithProof('k3')).proof;
+  const scan = (await db.scanWithProof({ start: 'k1', end: 'k5', limit: 2, edges: true })).proof;
   const leaves = leafHashesFor(11, H);
   const log = P.LogTree.fromLeafHashes(leaves);
   const head = { size: 11, root: log.root() };
@@ -64,6 +65,7 @@ beforeAll(async () => {
   args.set('verifyNote', () => [{ text: noteText, signatures: noteSigs() }, [logKey, wKey]]);
   args.set('verifyCheckpointNote', () => [{ text: noteText, signatures: noteSigs() }, { origin: 'o.example', logKeys: [logKey], quorum: 1, witnesses: [wKey], witnessQuorum: 1 }]);
   args.set('verifyHistoryProof', () => [structuredClone(hist), { key: new TextEncoder().encode('k3'), limit: 5 }, { trust }]);
+  args.set('verifyScanProof', () => [structuredClone(scan), { start: new TextEncoder().encode('k1'), end: new TextEncoder().encode('k5'), limit: 2, edges: true }, { trust }]);
 });
 afterAll(async () => {
   await db?.close();

@@ -114,7 +114,7 @@ describe('proofkv CLI: keys, values and errors', () => {
     expect(jsonError(value).code).toBe('INVALID_ENCODING');
     expect(jsonError(value).detail).toContain('--value-encoding hex');
     // Nothing with U+FFFD was stored.
-    const scan = await run(['scan', '--json']);
+    const scan = await run(['scan', '--no-verify', '--json']);
     for (const line of scan.stdout.trim().split('\n').filter(Boolean)) {
       expect(td.decode(unb64(JSON.parse(line).key))).not.toContain('\uFFFD');
     }
@@ -177,22 +177,41 @@ describe('proofkv CLI: keys, values and errors', () => {
     expect(jsonError(pk).detail).toContain('--public-key');
   });
 
-  it('scans plainly and marks every result unverified', async () => {
+  it('scans plainly with --no-verify and marks every result unverified', async () => {
     const ops = ['s/a', 's/b', 's/c', 't/a'];
     for (const k of ops) await run(['put', k, `v-${k}`]);
     await run(['del', 's/b']);
-    const text = await run(['scan', '--prefix', 's/']);
+    const text = await run(['scan', '--prefix', 's/', '--no-verify']);
     expect(text.code).toBe(0);
     const lines = text.stdout.trim().split('\n');
     expect(lines).toHaveLength(2);
     expect(lines[0]).toMatch(/^s\/a {2}v-s\/a {2}\(version 1, seq \d+\)$/);
     expect(lines[1]).toMatch(/^s\/c {2}v-s\/c {2}\(version 1, seq \d+\)$/);
-    expect(text.stderr).toMatch(/NOT verified.*proven scans are planned/);
-    const j = await run(['scan', '--prefix', 's/', '--json']);
+    expect(text.stderr).toMatch(/NOT verified \(--no-verify\)/);
+    const j = await run(['scan', '--prefix', 's/', '--json', '--no-verify']);
     const items = j.stdout.trim().split('\n').map((l) => JSON.parse(l));
     expect(items.map((i) => td.decode(unb64(i.key)))).toEqual(['s/a', 's/c']);
     expect(items.every((i) => i.verified === false)).toBe(true);
-    const limited = await run(['scan', '--prefix', 's/', '--limit', '1', '--json']);
+    const limited = await run(['scan', '--prefix', 's/', '--limit', '1', '--json', '--no-verify']);
     expect(limited.stdout.trim().split('\n')).toHaveLength(1);
+    expect(jsonError(await run(['scan', '--include-tombstones', '--no-verify', '--json'])).code).toBe('USAGE');
+  });
+
+  it('scans verified by default, as of the latest checkpoint, page by page', async () => {
+    for (const k of ['v/a', 'v/b', 'v/c', 'v/d', 'w/a']) await run(['put', k, `x-${k}`]);
+    await run(['del', 'v/b']);
+    const cp = jsonOf(await run(['checkpoint', '--create', '--json']));
+    await run(['put', 'v/e', 'after the checkpoint']);
+    const text = await run(['scan', '--prefix', 'v/']);
+    expect(text.code).toBe(0);
+    expect(text.stdout.trim().split('\n').map((l) => l.split('  ')[0])).toEqual(['v/a', 'v/c', 'v/d']);
+    expect(text.stderr).toContain(`3 item(s), verified complete as of checkpoint ${cp.checkpoint.index} (seq ${cp.checkpoint.seq})`);
+    const j = await run(['scan', '--start', 'v/', '--end', 'v/d', '--include-tombstones', '--json']);
+    const items = j.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(items.map((i) => [td.decode(unb64(i.key)), i.kind])).toEqual([['v/a', 'put'], ['v/b', 'delete'], ['v/c', 'put']]);
+    expect(items.every((i) => i.verified === true && i.checkpoint.index === cp.checkpoint.index)).toBe(true);
+    const limited = await run(['scan', '--prefix', 'v/', '--limit', '2', '--json']);
+    expect(limited.stdout.trim().split('\n').map((l) => td.decode(unb64(JSON.parse(l).key)))).toEqual(['v/a', 'v/c']);
+    expect(jsonError(await run(['scan', '--prefix', 'v/', '--start', 'v/a', '--json'])).code).toBe('USAGE');
   });
 });

@@ -25,7 +25,7 @@ describe('proofkv import and export', () => {
   };
   /** Every key of the scan of `prefix`, as text. */
   const keys = async (s: ServerProc, prefix: string) => {
-    const r = await on(s)(['scan', '--prefix', prefix, '--json']);
+    const r = await on(s)(['scan', '--prefix', prefix, '--no-verify', '--json']);
     return r.stdout.trim().split('\n').filter(Boolean).map((l) => td.decode(unb64(JSON.parse(l).key)));
   };
   const lines = (n: number, prefix: string, at: (i: number) => string | undefined = () => undefined) =>

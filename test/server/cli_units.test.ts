@@ -66,6 +66,17 @@ describe('decodeText / encodeText', () => {
     expect(() => decodeText('aG=k', 'base64url')).toThrow(TypeError);
     expect(encodeText(new Uint8Array([0xff]), 'utf8')).toBeUndefined();
   });
+  it('UTF-8 text of bytes names the same bytes: a leading byte-order mark is kept, not dropped', () => {
+    const bom = new Uint8Array([0xef, 0xbb, 0xbf, 0x6b]);
+    expect(encodeText(bom, 'utf8')).toBe('\uFEFFk');
+    expect(decodeText(encodeText(bom, 'utf8')!, 'utf8')).toEqual(bom);
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 32 }), (b) => {
+        const t = encodeText(b, 'utf8');
+        if (t !== undefined && !t.includes('\uFFFD')) expect(decodeText(t, 'utf8')).toEqual(b);
+      }),
+    );
+  });
 });
 
 describe('import parser', () => {
