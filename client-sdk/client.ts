@@ -119,6 +119,8 @@ export interface VerifiedCheckpoint {
   signers: Uint8Array[];
   /** The trusted head before this call (undefined on first contact). */
   previous?: LogHead;
+  /** The configured witnesses whose cosignature on `head` verified (`trust.witnesses`; empty without). */
+  witnesses: string[];
 }
 
 /** What `verifiedGet` proved. */
@@ -133,6 +135,8 @@ export interface VerifiedGetResult {
   checkpoint: Checkpoint;
   /** The signed head that includes it. */
   head: LogHead;
+  /** The configured witnesses whose cosignature on `head` verified (`trust.witnesses`; empty without). */
+  witnesses: string[];
 }
 
 /** What `verifiedHistory` proved. */
@@ -144,6 +148,8 @@ export interface VerifiedHistoryResult {
   /** The checkpoint of the last page (pages may span checkpoints; history is append-only). */
   checkpoint: Checkpoint;
   head: LogHead;
+  /** The configured witnesses whose cosignature on the last page's head verified (`trust.witnesses`; empty without). */
+  witnesses: string[];
 }
 
 /** The key range of a verified scan: a prefix, or `start` (inclusive) to `end` (exclusive); empty: every key. */
@@ -267,7 +273,11 @@ export class ProofKVClient {
     if (!Number.isInteger(this.historyPageSize) || this.historyPageSize < 1 || this.historyPageSize > 100_000) {
       throw new RangeError('historyPageSize must be an integer in [1, 100000]');
     }
-    this.ctx = { consistency: (from, to) => this.consistencyProof(from, to), checkpointAt: (index) => this.checkpointWithInclusion(index) };
+    this.ctx = {
+      consistency: (from, to) => this.consistencyProof(from, to),
+      checkpointAt: (index) => this.checkpointWithInclusion(index),
+      note: async (size) => (await this.transport.request<string>({ method: 'GET', path: `/v1/checkpoints/${size}/note`, text: true })).body,
+    };
   }
 
   private kvPath(key: Uint8Array, suffix = '', params: Record<string, string | number | boolean | undefined> = {}): string {
@@ -469,9 +479,10 @@ export class ProofKVClient {
     if (!sameCheckpoint(cert.checkpoint, checkpoint)) {
       verificationFailure(ClientReason.RESPONSE_MISMATCH, `checkpoint ${checkpoint.index} differs between the signed checkpoint and /v1/checkpoints/${checkpoint.index}`);
     }
-    const accepted = await this.trust.acceptAnswer({ head, signatures, checkpoint, sent }, this.ctx, (policy) => proveLeaf(cert, head, policy, this.ctx));
+    const cosignatures = typeof body === 'object' && body !== null ? (body as { cosignatures?: unknown }).cosignatures : undefined;
+    const accepted = await this.trust.acceptAnswer({ head, signatures, checkpoint, sent, cosignatures }, this.ctx, (policy) => proveLeaf(cert, head, policy, this.ctx));
     const signers = accepted.policy.publicKeys.filter((k) => signatures.some((s) => equalBytes(s.publicKey, k)));
-    const out: VerifiedCheckpoint = { checkpoint, head, signers: signers.map((k) => k.slice()) };
+    const out: VerifiedCheckpoint = { checkpoint, head, signers: signers.map((k) => k.slice()), witnesses: accepted.witnesses };
     if (accepted.previous) out.previous = accepted.previous;
     return out;
   }
@@ -491,15 +502,15 @@ export class ProofKVClient {
       path: this.kvPath(k, '/proof', { version: options.version, checkpoint: options.checkpoint, edges: this.edges || undefined }),
       kind: 'entry',
     });
-    const { proof, claimed } = await decoding(() => {
+    const { proof, claimed, cosignatures } = await decoding(() => {
       const o = obj(body, 'proof response');
       const p: GetProof = getProofCodec.decode(b64(o, 'proof', 'proof response'));
-      return { proof: p, claimed: o.entry !== undefined && o.entry !== null ? parseEntry(o.entry) : undefined };
+      return { proof: p, claimed: o.entry !== undefined && o.entry !== null ? parseEntry(o.entry) : undefined, cosignatures: o.cosignatures };
     });
     let facts: GetFacts | undefined;
     const { head, signatures, checkpoint } = proof.certificate;
     // The server's plain entry is checked before the head is accepted: a failed call moves nothing.
-    await this.trust.acceptAnswer({ head, signatures, checkpoint, sent }, this.ctx, (policy) => {
+    const accepted = await this.trust.acceptAnswer({ head, signatures, checkpoint, sent, cosignatures }, this.ctx, (policy) => {
       const res = verifyGetProof(proof, { key: k, version: options.version, edges: this.edges }, { trust: policy, checkpointIndex: options.checkpoint });
       check(res);
       const proven = (res as GetFacts).entry;
@@ -513,7 +524,7 @@ export class ProofKVClient {
     });
     const f = facts!;
     const entry: Entry | undefined = f.entry ? { ...f.entry } : undefined;
-    const out: VerifiedGetResult = { checkpoint: f.checkpoint, head: f.head };
+    const out: VerifiedGetResult = { checkpoint: f.checkpoint, head: f.head, witnesses: accepted.witnesses };
     if (entry) {
       out.entry = entry;
       out.version = entry.version;
@@ -556,7 +567,8 @@ export class ProofKVClient {
       if (pageLimit < 1 || pageLimit > limit) verificationFailure(ClientReason.RESPONSE_MISMATCH, `history page limit ${pageLimit}, asked at most ${limit}`);
       let facts: HistoryFacts | undefined;
       const { head, signatures, checkpoint } = proof.certificate;
-      await this.trust.acceptAnswer({ head, signatures, checkpoint, sent }, this.ctx, (policy) => {
+      const cosignatures = (body as { cosignatures?: unknown }).cosignatures;
+      const accepted = await this.trust.acceptAnswer({ head, signatures, checkpoint, sent, cosignatures }, this.ctx, (policy) => {
         const res = verifyHistoryProof(proof, { key: k, minVersion: lo, maxVersion, limit: pageLimit, edges: this.edges }, { trust: policy });
         check(res);
         const proven = (res as HistoryFacts).entries;
@@ -573,7 +585,7 @@ export class ProofKVClient {
       });
       const f = facts!;
       entries.push(...f.entries.map((e) => ({ ...e })));
-      if (f.nextMinVersion === undefined) return { entries, minVersion, maxVersion, checkpoint: f.checkpoint, head: f.head };
+      if (f.nextMinVersion === undefined) return { entries, minVersion, maxVersion, checkpoint: f.checkpoint, head: f.head, witnesses: accepted.witnesses };
       if (f.nextMinVersion <= min) verificationFailure(Reason.HISTORY_BOUND, `history does not advance past version ${min}`);
       min = f.nextMinVersion;
     }

@@ -9,6 +9,7 @@
  * @module
  */
 import { fromHex, toHex } from '../proofs/bytes.js';
+import { KEY_TYPE_ED25519, isVerifierKeyText, parseVerifierKey } from '../proofs/note.js';
 import { fromBase64Url, toBase64Url } from './bytes.js';
 
 /** Length of an Ed25519 public key, bytes. */
@@ -26,7 +27,8 @@ const B64_KEY = /^[A-Za-z0-9+/]{43}=?$/;
 
 /**
  * A 32-byte Ed25519 public key from the forms a node prints: 64 hex digits, 43 base64url
- * characters (optionally padded), or standard base64; surrounding white space is ignored. A
+ * characters (optionally padded), standard base64, or a note verifier key
+ * (`name+hash+base64(0x01 || key)`, checked); surrounding white space is ignored. A
  * `Uint8Array` of 32 bytes is returned as is. Anything else throws `TypeError`.
  */
 export function parsePublicKey(key: string | Uint8Array): Uint8Array {
@@ -37,6 +39,17 @@ export function parsePublicKey(key: string | Uint8Array): Uint8Array {
   if (typeof key !== 'string') throw new TypeError(`public key must be a string or a Uint8Array, got ${key === null ? 'null' : typeof key}`);
   const t = key.trim();
   if (HEX_KEY.test(t)) return fromHex(t.toLowerCase());
+  if (isVerifierKeyText(t)) {
+    // A note verifier key (`name+hash+base64(0x01 || key)`, C2SP signed-note), as `proofkv note` and witnesses print them.
+    let v;
+    try {
+      v = parseVerifierKey(t);
+    } catch (err) {
+      throw new TypeError(`verifier key: ${(err as Error).message}`);
+    }
+    if (v.type !== KEY_TYPE_ED25519) throw new TypeError(`verifier key ${v.name} is not an Ed25519 note key (a witness key belongs in trust.witnesses)`);
+    return v.publicKey;
+  }
   if (B64URL_KEY.test(t)) return fromBase64Url(unpad(t));
   if (B64_KEY.test(t)) return fromBase64Url(unpad(t).replace(/\+/g, '-').replace(/\//g, '_'));
   const shown = t.length > 80 ? `${t.slice(0, 77)}...` : t;

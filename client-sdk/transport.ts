@@ -65,6 +65,8 @@ export interface RequestSpec {
   write?: boolean;
   /** What the answer may carry (default `control`): decides the response byte cap. */
   kind?: ResponseKind;
+  /** A `text/plain` answer (a checkpoint note), returned as a string instead of parsed JSON. */
+  text?: boolean;
 }
 
 /** A successful answer. */
@@ -182,7 +184,7 @@ export class Transport {
 
   /** Sends `spec`, failing over and retrying as the module comment describes. */
   async request<T>(spec: RequestSpec): Promise<Reply<T>> {
-    const headers: Record<string, string> = { accept: 'application/json' };
+    const headers: Record<string, string> = { accept: spec.text ? 'text/plain' : 'application/json' };
     if (this.options.token !== undefined) headers.authorization = `Bearer ${this.options.token}`;
     if (spec.body !== undefined) headers['content-type'] = 'application/json';
     if (spec.write) {
@@ -225,7 +227,7 @@ export class Transport {
       clearTimeout(timer);
       const nodeId = res.headers.get('proofkv-node-id') ?? undefined;
       if (res.status >= 200 && res.status < 300) {
-        return { status: res.status, body: parseJson(text, endpoint, res.status) as T, endpoint, nodeId };
+        return { status: res.status, body: (spec.text ? text : parseJson(text, endpoint, res.status)) as T, endpoint, nodeId };
       }
       const problem = parseProblem(text);
       if (res.status === 421) {

@@ -36,16 +36,29 @@ import {
   type TrustPolicy,
 } from '../proofs/checkpoint.js';
 import { Reason, VerificationError, type Verified } from '../proofs/errors.js';
+import { KEY_TYPE_COSIGNATURE, formatCheckpointNote, parseNote, parseSignatureLines, parseVerifierKey, verifyNote, type VerifierKey } from '../proofs/note.js';
 import { ClientReason, verificationFailure } from './errors.js';
 import { parsePublicKey } from './keys.js';
 import type { StateStore, TrustedState } from './state.js';
 
 /**
+ * Witnesses a head must be cosigned by (docs/witness.md): the log's checkpoint-note origin, the
+ * witnesses' cosignature verifier keys (`name+hash+base64(0x04 || key)`, as `proofkv witness`
+ * prints them) and how many of them must have cosigned each accepted head (1 <= quorum <= keys).
+ */
+export interface WitnessPolicy {
+  origin: string;
+  keys: string[];
+  quorum: number;
+}
+
+/**
  * What the client trusts: a set of Ed25519 public keys and a quorum, or — explicitly, with a
  * warning — the first key it sees (TOFU). A key is 32 bytes or a string in a form the node prints
- * (hex, base64url, or base64; see {@link parsePublicKey}).
+ * (hex, base64url, base64, or a note verifier key `name+hash+key`; see {@link parsePublicKey}).
+ * With `witnesses`, every accepted head must also carry k of n witness cosignatures.
  */
-export type TrustConfig = { publicKeys: Array<Uint8Array | string>; quorum: number } | { tofu: true };
+export type TrustConfig = { publicKeys: Array<Uint8Array | string>; quorum: number; witnesses?: WitnessPolicy } | { tofu: true; witnesses?: WitnessPolicy };
 
 /** The id under which trusted state of `config` is stored. */
 export function trustId(config: TrustConfig, endpoints: readonly string[]): string {
@@ -70,6 +83,8 @@ export interface AcceptContext {
    * checkpoint to its predecessor; without it that link is not checked.
    */
   checkpointAt?(index: number): Promise<IncludedCheckpoint>;
+  /** Fetches the checkpoint note of log size `size` (`GET /v1/checkpoints/{size}/note`), for witness cosignatures. */
+  note?(size: number): Promise<string>;
 }
 
 /** One answer of a verified call, for {@link TrustKeeper.acceptAnswer}. */
@@ -80,6 +95,8 @@ export interface Answer {
   checkpoint: Checkpoint;
   /** The trusted head when the request was sent (undefined: there was none). */
   sent?: LogHead;
+  /** Witness cosignature lines the answer carried next to the head (`cosignatures`), if any. */
+  cosignatures?: unknown;
 }
 
 /** The verified trust a call ran under, returned with the head it accepted. */
@@ -90,6 +107,8 @@ export interface AcceptedHead {
   previous?: LogHead;
   /** The consistency proof from `previous` to `head` (empty when they are equal). */
   consistency: Uint8Array[];
+  /** Names of the configured witnesses whose cosignature on `head` verified (empty without a witness policy). */
+  witnesses: string[];
 }
 
 function validateState(s: TrustedState, id: string): TrustedState {
@@ -125,6 +144,10 @@ export class TrustKeeper {
   private queue: Promise<unknown> = Promise.resolve();
   /** The configuration with every public key as 32 bytes. */
   private readonly config: { publicKeys: Uint8Array[]; quorum: number } | { tofu: true };
+  /** The witness policy, keys parsed. */
+  private readonly witnessPolicy?: { origin: string; keys: VerifierKey[]; quorum: number };
+  /** `size:root` → the witnesses that vouched for it, for the last {@link WITNESS_MEMO_SIZE} heads. */
+  private readonly witnessMemo = new Map<string, string[]>();
 
   constructor(
     config: TrustConfig,
@@ -133,6 +156,7 @@ export class TrustKeeper {
     private readonly warn: (message: string) => void,
   ) {
     if (typeof config !== 'object' || config === null) throw new TypeError('trust must be { publicKeys, quorum } or { tofu: true }');
+    const witnesses = config.witnesses;
     if (!('tofu' in config)) {
       if (!Array.isArray(config.publicKeys) || config.publicKeys.length === 0) {
         throw new TypeError('trust.publicKeys must be a non-empty list of 32-byte Ed25519 keys (bytes, hex, base64url or base64)');
@@ -146,6 +170,58 @@ export class TrustKeeper {
     }
     this.config = config as TrustKeeper['config'];
     this.id = trustId(config, endpoints);
+    if (witnesses !== undefined) this.witnessPolicy = parseWitnessPolicy(witnesses);
+  }
+
+  /**
+   * The configured witnesses that cosigned `head`: from the cosignature lines the answer carried
+   * (`inline`) when they make the quorum, else from the head's checkpoint note, whose text must be
+   * exactly this head under the policy's origin (`CHECKPOINT_MISMATCH`). At least `quorum` listed
+   * witnesses' cosignatures over that text must verify (`QUORUM_NOT_MET`; a listed witness's bad
+   * cosignature is `BAD_SIGNATURE`). Without a policy, `[]`.
+   */
+  async witnessesOf(head: LogHead, ctx: AcceptContext, inline?: unknown): Promise<string[]> {
+    const p = this.witnessPolicy;
+    if (!p) return [];
+    const id = `${head.size}:${toHex(head.root)}`;
+    const memo = this.witnessMemo.get(id);
+    if (memo) return memo;
+    const want = formatCheckpointNote({ origin: p.origin, size: head.size, root: head.root, extensions: [] });
+    // 1. The cosignature lines the answer carried (no extra request), when they make the quorum.
+    if (typeof inline === 'string' && inline.length > 0) {
+      let sigs;
+      try {
+        sigs = parseSignatureLines(inline);
+      } catch (err) {
+        verificationFailure(Reason.MALFORMED_ENCODING, `cosignatures of head ${head.size}: ${(err as Error).message}`);
+      }
+      const r = verifyNote({ text: want, signatures: sigs }, p.keys);
+      if (!r.ok && r.reason !== Reason.MISSING_SIGNATURE) check(r);
+      if (r.ok && r.signers.length >= p.quorum) return this.rememberWitnesses(id, r.signers.map((k) => k.name));
+    }
+    // 2. The head's checkpoint note, which holds every cosignature the node has collected.
+    if (!ctx.note) verificationFailure(Reason.QUORUM_NOT_MET, 'witness cosignatures are required but this client cannot fetch checkpoint notes');
+    const raw = await ctx.note(head.size);
+    let note;
+    try {
+      note = parseNote(raw);
+    } catch (err) {
+      verificationFailure(Reason.MALFORMED_ENCODING, `checkpoint note of size ${head.size}: ${(err as Error).message}`);
+    }
+    if (note.text !== want) verificationFailure(Reason.CHECKPOINT_MISMATCH, `the checkpoint note of size ${head.size} is not the signed head under origin ${JSON.stringify(p.origin)}`);
+    const r = verifyNote(note, p.keys);
+    const names = r.ok ? r.signers.map((k) => k.name) : [];
+    if (!r.ok && r.reason !== Reason.MISSING_SIGNATURE) check(r);
+    if (names.length < p.quorum) {
+      verificationFailure(Reason.QUORUM_NOT_MET, `${names.length} witness cosignature(s) on head ${head.size} (${names.join(', ') || 'none'}), want ${p.quorum} of ${p.keys.map((k) => k.name).join(', ')}`);
+    }
+    return this.rememberWitnesses(id, names);
+  }
+
+  private rememberWitnesses(id: string, names: string[]): string[] {
+    this.witnessMemo.set(id, names);
+    if (this.witnessMemo.size > WITNESS_MEMO_SIZE) this.witnessMemo.delete(this.witnessMemo.keys().next().value as string);
+    return names;
   }
 
   /** Runs `fn` after every earlier `exclusive` call has finished. */
@@ -237,11 +313,12 @@ export class TrustKeeper {
   ): Promise<AcceptedHead> {
     const policy = await this.policy(signatures);
     check(verifyCheckpoint(head, signatures, policy));
+    const witnesses = await this.witnessesOf(head, ctx);
     const trusted = await this.trustedHead();
     const consistency = await consistencyFor(trusted, head, ctx);
     verify(policy, trusted, consistency);
     if (!trusted || head.size > trusted.size) await this.commit(head, policy, undefined);
-    return { head, policy, previous: trusted, consistency };
+    return { head, policy, previous: trusted, consistency, witnesses };
   }
 
   /**
@@ -260,6 +337,7 @@ export class TrustKeeper {
         verificationFailure(Reason.CHECKPOINT_MISMATCH, `checkpoint ${String(checkpoint?.index)} is not the last of a log of size ${head.size}`);
       }
       await verify(policy);
+      const witnesses = await this.witnessesOf(head, ctx, answer.cosignatures);
       // 2. Fresh enough for this request.
       if (sent && head.size < sent.size) verificationFailure(Reason.ROLLBACK, `head size ${head.size} is below the trusted size ${sent.size} when the request was sent`);
       // 3. Consistent with the current trusted head.
@@ -290,7 +368,7 @@ export class TrustKeeper {
       if (learns) await checkChain(checkpoint, tcp, head, policy, ctx);
       // 5. Advance, never back.
       if (learns) await this.commit(head, policy, checkpoint);
-      const out: AcceptedHead = { head, policy, consistency };
+      const out: AcceptedHead = { head, policy, consistency, witnesses };
       if (trusted) out.previous = trusted;
       return out;
     });
@@ -329,6 +407,29 @@ function withIndex<T>(i: number, parse: () => T): T {
   } catch (err) {
     throw new TypeError(`trust.publicKeys[${i}]: ${(err as Error).message}`);
   }
+}
+
+/** Heads whose witness cosigners a {@link TrustKeeper} remembers. */
+export const WITNESS_MEMO_SIZE = 64;
+
+/** Parses a {@link WitnessPolicy}; throws `TypeError`/`RangeError` naming the problem. */
+function parseWitnessPolicy(w: WitnessPolicy): { origin: string; keys: VerifierKey[]; quorum: number } {
+  if (typeof w !== 'object' || w === null || typeof w.origin !== 'string' || w.origin === '' || !Array.isArray(w.keys) || w.keys.length === 0) {
+    throw new TypeError('trust.witnesses must be { origin, keys: [cosignature verifier keys], quorum }');
+  }
+  const keys = w.keys.map((k, i) => {
+    let v: VerifierKey;
+    try {
+      v = parseVerifierKey(String(k).trim());
+    } catch (err) {
+      throw new TypeError(`trust.witnesses.keys[${i}]: ${(err as Error).message}`);
+    }
+    if (v.type !== KEY_TYPE_COSIGNATURE) throw new TypeError(`trust.witnesses.keys[${i}] (${v.name}) is not a cosignature/v1 key`);
+    return v;
+  });
+  if (new Set(keys.map((k) => `${k.name}+${k.keyHash}`)).size !== keys.length) throw new TypeError('trust.witnesses.keys lists a witness twice');
+  if (!Number.isInteger(w.quorum) || w.quorum < 1 || w.quorum > keys.length) throw new RangeError(`trust.witnesses.quorum ${String(w.quorum)} out of range [1, ${keys.length}]`);
+  return { origin: w.origin, keys, quorum: w.quorum };
 }
 
 /** Links of the checkpoint chain checked per accepted head, walking back to the trusted checkpoint. */

@@ -95,14 +95,19 @@ export function toBase64Url(bytes: Uint8Array): string {
 export function fromBase64Url(text: string): Uint8Array {
   if (typeof text !== 'string') throw new TypeError(`base64url must be a string, got ${text === null ? 'null' : typeof text}`);
   if (text.length % 4 === 1) throw new TypeError(`base64url string has impossible length ${text.length}`);
-  const out = new Uint8Array(Math.floor((text.length * 3) / 4));
+  return decodeBase64Body(text, text.length, B64URL_LOOKUP, 'base64url');
+}
+
+/** Decodes the first `end` characters of `text` in the alphabet of `lookup`; zero trailing bits. */
+function decodeBase64Body(text: string, end: number, lookup: Int16Array, name: string): Uint8Array {
+  const out = new Uint8Array(Math.floor((end * 3) / 4));
   let acc = 0;
   let bits = 0;
   let o = 0;
-  for (let i = 0; i < text.length; i++) {
+  for (let i = 0; i < end; i++) {
     const c = text.charCodeAt(i);
-    const v = c < 128 ? B64URL_LOOKUP[c] : -1;
-    if (v < 0) throw new TypeError(`invalid base64url character ${JSON.stringify(text[i])} at ${i}`);
+    const v = c < 128 ? lookup[c] : -1;
+    if (v < 0) throw new TypeError(`invalid ${name} character ${JSON.stringify(text[i])} at ${i}`);
     acc = ((acc << 6) | v) & 0xfff;
     bits += 6;
     if (bits >= 8) {
@@ -110,8 +115,30 @@ export function fromBase64Url(text: string): Uint8Array {
       out[o++] = (acc >>> bits) & 0xff;
     }
   }
-  if ((acc & ((1 << bits) - 1)) !== 0) throw new TypeError('base64url has non-zero trailing bits');
+  if ((acc & ((1 << bits) - 1)) !== 0) throw new TypeError(`${name} has non-zero trailing bits`);
   return out;
+}
+
+const B64_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+const B64_LOOKUP = new Int16Array(128).fill(-1);
+for (let i = 0; i < B64_ALPHABET.length; i++) B64_LOOKUP[B64_ALPHABET.charCodeAt(i)] = i;
+
+/** Standard padded base64 (RFC 4648 §4), as Go's `base64.StdEncoding` writes it (signed notes). */
+export function toBase64(bytes: Uint8Array): string {
+  const s = toBase64Url(bytes).replace(/-/g, '+').replace(/_/g, '/');
+  return s + '='.repeat((4 - (s.length % 4)) % 4);
+}
+
+/**
+ * Decodes strict padded base64 (RFC 4648 §4): length a multiple of 4, `=` only as padding at the
+ * end, zero trailing bits — the only text accepted for some bytes is the one {@link toBase64}
+ * writes. Throws `TypeError`.
+ */
+export function fromBase64(text: string): Uint8Array {
+  if (typeof text !== 'string') throw new TypeError(`base64 must be a string, got ${text === null ? 'null' : typeof text}`);
+  if (text.length % 4 !== 0) throw new TypeError(`base64 length ${text.length} is not a multiple of 4`);
+  const pad = text.endsWith('==') ? 2 : text.endsWith('=') ? 1 : 0;
+  return decodeBase64Body(text, text.length - pad, B64_LOOKUP, 'base64');
 }
 
 /** Largest u64 value this implementation represents exactly as a JS number (2^53 - 1). */

@@ -61,3 +61,4 @@ export {
 export * from './lsm_scan.js';
 export { multiproofSize, rootFromMultiproof } from './multiproof.js';
 export * from './lsm_encoding.js';
+export * from './note.js';

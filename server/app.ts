@@ -17,6 +17,7 @@ import { allowedMethods, registerRoutes, type BodyKind, type RouteDef } from './
 import { checkpointRoutes } from './routes/checkpoints.js';
 import { kvRoutes } from './routes/kv.js';
 import { nodeRoutes } from './routes/node.js';
+import { noteRoutes } from './routes/notes.js';
 import { proofRoutes } from './routes/proofs.js';
 import { explorerRoutes } from './ui.js';
 
@@ -67,6 +68,7 @@ export function createApp(ctx: AppContext, options: AppOptions): BuiltApp {
   const routes: RouteDef[] = [
     ...kvRoutes(ctx),
     ...proofRoutes(ctx),
+    ...noteRoutes(ctx),
     ...checkpointRoutes(ctx),
     ...nodeRoutes(ctx, openapi, auth.open ? 'none' : 'admin'),
   ];

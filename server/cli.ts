@@ -25,6 +25,8 @@ import { toBase64Url } from './codec.js';
 import { CLIENT_EXIT, oneLine, reportError } from './cli/common.js';
 import { registerBackupCommands } from './cli_backup.js';
 import { registerClientCommands } from './cli_commands.js';
+import { addNoteServeOptions, noteOptionsOf } from './cli/note.js';
+import { formatVerifierKey } from '../proofs/note.js';
 import { ConfigError, DEFAULTS, LOG_LEVELS, resolveConfig, type ServeConfig, type ServeFlags } from './config.js';
 import { ProofNode, softwareVersion, type NodeOptions } from './node.js';
 
@@ -49,7 +51,7 @@ function readTls(tls: ServeConfig['tls']): NodeOptions['tls'] {
 }
 
 /** Runs `serve` until SIGTERM/SIGINT; resolves when the node stopped. */
-export async function serve(flags: ServeFlags & { raft?: boolean }, explicit: ReadonlySet<string>): Promise<void> {
+export async function serve(flags: ServeFlags & { origin?: string; witness?: string[] } & { raft?: boolean }, explicit: ReadonlySet<string>): Promise<void> {
   let cfg;
   try {
     cfg = resolveConfig(flags, process.env, explicit);
@@ -85,6 +87,7 @@ export async function serve(flags: ServeFlags & { raft?: boolean }, explicit: Re
       logger: log,
       db: { ...(cfg.maxValueSize === undefined ? {} : { maxValueSize: cfg.maxValueSize }), sync: cfg.sync, rotateKey: cfg.rotateKey },
       raft: flags.raft === true,
+      notes: noteOptionsOf({ origin: cfg.origin, witness: cfg.witnesses }),
       edge: cfg.edge,
       tls: readTls(cfg.tls),
     });
@@ -103,6 +106,7 @@ export async function serve(flags: ServeFlags & { raft?: boolean }, explicit: Re
       `  node id     ${node.nodeId}`,
       `  public key  ${toHex(pk)} (hex)`,
       `  public key  ${toBase64Url(pk)} (base64url)`,
+      `  note key    ${node.notes ? formatVerifierKey(node.notes.verifierKey()) : 'none'}`,
       `  data        ${cfg.dataDir}`,
       `  write path  ${flags.raft === true ? 'raft (one-member group)' : 'local'}`,
       `  auth        ${cfg.tokens.length === 0 ? 'none (loopback only, every request is admin)' : `${cfg.tokens.length} token(s)`}`,
@@ -176,8 +180,9 @@ export function buildProgram(): Command {
     .option('--tls-key <file>', 'PEM private key of --tls-cert')
     .option('--tls-client-ca <file>', 'require client certificates signed by this PEM CA')
     .option('--allow-insecure-http', 'allow plain HTTP on a non-loopback address (e.g. behind a TLS proxy)')
-    .option('--rotate-key', 'start with a new node key although a checkpoint log exists (a logged, signed key rotation)')
-    .action(async (flags: ServeFlags & { raft?: boolean }, cmd: Command) => {
+    .option('--rotate-key', 'start with a new node key although a checkpoint log exists (a logged, signed key rotation)');
+  addNoteServeOptions(program.commands[program.commands.length - 1])
+    .action(async (flags: ServeFlags & { raft?: boolean; origin?: string; witness?: string[] }, cmd: Command) => {
       const explicit = new Set(Object.keys(flags).filter((k) => cmd.getOptionValueSource(k) === 'cli'));
       await serve(flags, explicit);
     });

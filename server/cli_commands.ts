@@ -17,6 +17,8 @@
  * proofkv import data.jsonl|data.csv        # validated whole, then atomic batches
  * proofkv status                            # node, leader, last checkpoint, trusted state
  * proofkv trust show|reset                  # the trusted-state file
+ * proofkv note [--size N] [--verifier-key K] # the checkpoint as a C2SP signed note, verified
+ * proofkv witness --name W --log-key K       # run a tlog-witness (server/cli/witness.ts)
  * ```
  * Every command takes `--endpoint` (repeatable; env `PROOFKV_ENDPOINT`, default
  * `http://127.0.0.1:7070`), `--token` (env `PROOFKV_TOKEN`), `--json`, and trust options:
@@ -29,6 +31,8 @@
 import type { Command } from 'commander';
 import { registerKeyCommands } from './cli/kv.js';
 import { registerNodeCommands } from './cli/node.js';
+import { registerNoteCommand } from './cli/note.js';
+import { registerWitnessCommand } from './cli/witness.js';
 import { registerProofCommands } from './cli/proof.js';
 import { registerTransferCommands } from './cli/transfer.js';
 
@@ -46,4 +50,6 @@ export function registerClientCommands(program: Command): void {
   registerProofCommands(program);
   registerTransferCommands(program);
   registerNodeCommands(program);
+  registerNoteCommand(program);
+  registerWitnessCommand(program);
 }

@@ -9,7 +9,8 @@
  *   "port": 7070, "checkpointInterval": 1000, "checkpointWrites": 10000, "logLevel": "info",
  *   "maxValueSize": 1048576, "sync": true, "maxConnections": 1024, "headersTimeout": 10000,
  *   "requestTimeout": 60000, "keepAliveTimeout": 5000, "maxRequestsPerSocket": 0,
- *   "tlsCert": "cert.pem", "tlsKey": "key.pem", "tlsClientCa": "ca.pem", "allowInsecureHttp": false }
+ *   "tlsCert": "cert.pem", "tlsKey": "key.pem", "tlsClientCa": "ca.pem", "allowInsecureHttp": false,
+ *   "origin": "proofkv/prod", "witnesses": ["http://w1:7080=witness.example/w1+…"] }
  * ```
  * Limits, timeouts and the durability setting are described in `docs/operations.md`.
  * @module
@@ -51,6 +52,10 @@ export interface ServeConfig {
   allowInsecureHttp: boolean;
   /** Start with a new node key even though a checkpoint log exists (a logged key rotation). */
   rotateKey: boolean;
+  /** Checkpoint-note origin, when set (docs/witness.md). */
+  origin?: string;
+  /** Witnesses to push heads to, `<url>=<verifier key>` each, parsed by `serve`. */
+  witnesses: string[];
 }
 
 /** Resource limits of the HTTP server (`docs/operations.md`). */
@@ -104,6 +109,10 @@ export interface ServeFlags {
   tlsClientCa?: string;
   allowInsecureHttp?: boolean;
   rotateKey?: boolean;
+  /** Checkpoint-note origin (docs/witness.md). */
+  origin?: string;
+  /** Witnesses to push heads to, `<url>=<verifier key>` each (docs/witness.md). */
+  witness?: string[];
 }
 
 const FILE_FIELDS = [
@@ -125,7 +134,14 @@ const FILE_FIELDS = [
   'tlsKey',
   'tlsClientCa',
   'allowInsecureHttp',
+  'origin',
+  'witnesses',
 ];
+
+function strings(name: string, v: unknown): string[] {
+  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw new ConfigError(`${name} must be a list of strings`);
+  return v as string[];
+}
 
 function bool(name: string, v: unknown): boolean {
   if (typeof v !== 'boolean') throw new ConfigError(`${name} must be true or false, got ${JSON.stringify(v)}`);
@@ -223,7 +239,10 @@ export function resolveConfig(flags: ServeFlags, env: NodeJS.ProcessEnv, explici
     },
     allowInsecureHttp: bool('allow-insecure-http', pick('allowInsecureHttp', 'allowInsecureHttp', false)),
     rotateKey: flags.rotateKey === true,
+    witnesses: strings('witnesses', explicit.has('witness') ? flags.witness : file.witnesses ?? flags.witness ?? []),
   };
+  const origin = pick('origin', 'origin', undefined);
+  if (origin !== undefined) cfg.origin = str('origin', origin);
   if (cfg.edge.headersTimeoutMs > cfg.edge.requestTimeoutMs) throw new ConfigError('headers-timeout must not exceed request-timeout');
   if (file.maxValueSize !== undefined) cfg.maxValueSize = int('maxValueSize', file.maxValueSize, 0, 64 * 1024 * 1024);
   const tlsCert = pick('tlsCert', 'tlsCert', undefined);

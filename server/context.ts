@@ -8,6 +8,7 @@ import type { ProofDB, SignedCheckpoint, VersionEntry } from '../src/index.js';
 import { utf8OrUndefined, type Wire } from './codec.js';
 import { HttpError } from './errors.js';
 import type { Metrics } from './metrics.js';
+import type { CheckpointNotes } from './notes.js';
 import type { Session, WritePath } from './write_path.js';
 
 /** Request and value size limits. */
@@ -53,6 +54,8 @@ export interface AppContext {
   info: NodeInfo;
   limits: Limits;
   metrics: Metrics;
+  /** Checkpoint notes and witness cosignatures (`GET /v1/checkpoints/…/note`); absent: no note routes. */
+  notes?: CheckpointNotes;
 }
 
 const CLIENT_ID = /^[\x21-\x7e]{1,64}$/;

@@ -25,6 +25,7 @@ import { Authenticator, type TokenEntry } from './auth.js';
 import { DEFAULTS, type EdgeLimits } from './config.js';
 import { limitsFor, type AppContext } from './context.js';
 import { Metrics } from './metrics.js';
+import { CheckpointNotes, type NoteOptions } from './notes.js';
 import { RaftWritePath } from './raft_write_path.js';
 import { LocalWritePath, type LocalWritePathOptions, type WritePath } from './write_path.js';
 
@@ -48,6 +49,8 @@ export interface NodeOptions {
   db?: DBOptions;
   /** How long shutdown waits for in-flight requests before closing their connections (default 10 s). */
   drainTimeoutMs?: number;
+  /** Checkpoint notes: origin and the witnesses to push each new head to (docs/witness.md). */
+  notes?: NoteOptions;
   /**
    * Route writes through a one-member Raft group (`<dataDir>/raft`) whose log is the write-ahead
    * log (the engine then runs with `writeAheadLog: 'external'`) instead of applying them directly.
@@ -132,6 +135,8 @@ export class ProofNode {
   private shutdownPromise: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private checkpointing: Promise<void> | null = null;
+  /** Checkpoint notes and the witness pushes. */
+  notes?: CheckpointNotes;
   /** The edge limits in force. */
   edge!: EdgeLimits;
   /** Consecutive failed checkpoints, and when automatic checkpoints may try again (ms since the epoch). */
@@ -211,6 +216,7 @@ export class ProofNode {
         info: { nodeId, publicKey, version: softwareVersion() },
         limits: limitsFor(db.options.maxValueSize, db.options.maxKeySize),
         metrics,
+        notes: new CheckpointNotes(db, { warn: (msg, f) => options.logger.warn(f ?? {}, msg), ...options.notes }),
       };
       const built = createApp(ctx, { auth, logger: options.logger, isClosing: () => node?.closing ?? false });
       const edge = resolveEdge(options.edge);
@@ -248,6 +254,7 @@ export class ProofNode {
         });
       }
       node = new ProofNode(db, writePath, metrics, built, server, nodeId, options);
+      node.notes = ctx.notes;
       node.edge = edge;
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -366,6 +373,7 @@ export class ProofNode {
       clearTimeout(force);
       if (this.checkpointing) await this.checkpointing;
       if (this.pendingWrites() > 0) await this.checkpoint('shutdown');
+      await this.notes?.close();
       if (this.writePath instanceof RaftWritePath) await this.writePath.close();
       await this.db.close();
       log.info('stopped');

@@ -125,7 +125,7 @@ const SCHEMAS: Record<string, Record<string, unknown>> = {
   GetProofResponse: {
     type: 'object',
     required: ['proof'],
-    properties: { entry: ref('Entry'), proof: { ...bytes, description: 'getProofCodec (CBOR) encoding of the GetProof' } },
+    properties: { entry: ref('Entry'), proof: { ...bytes, description: 'getProofCodec (CBOR) encoding of the GetProof' }, cosignatures: { type: 'string', description: 'Witness cosignatures (C2SP tlog-cosignature note signature lines) the node holds for the head, when any (docs/witness.md)' } },
   },
   HistoryResponse: {
     type: 'object',
@@ -137,6 +137,7 @@ const SCHEMAS: Record<string, Record<string, unknown>> = {
       maxVersion: u53,
       limit: u53,
       proof: { ...bytes, description: 'historyProofCodec (CBOR) encoding of the HistoryProof' },
+      cosignatures: { type: 'string', description: 'Witness cosignatures (C2SP tlog-cosignature note signature lines) the node holds for the head, when any (docs/witness.md)' },
     },
   },
   SignedCheckpoint: {
@@ -153,6 +154,7 @@ const SCHEMAS: Record<string, Record<string, unknown>> = {
         type: 'array',
         items: { type: 'object', required: ['publicKey', 'signature'], properties: { publicKey: ref('Bytes'), signature: ref('Bytes') } },
       },
+      cosignatures: { type: 'string', description: 'Witness cosignatures (C2SP tlog-cosignature note signature lines) the node holds for the head, when any (docs/witness.md)' },
     },
   },
   CheckpointWithInclusion: {

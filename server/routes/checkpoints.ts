@@ -33,7 +33,7 @@ export function checkpointRoutes(ctx: AppContext): RouteDef[] {
       const outcome = await metrics.timeCheckpoint('request', () => writePath.propose({ type: 'checkpoint', session: sessionOf(req) }));
       if (outcome.type !== 'checkpoint') throw new Error('unexpected outcome');
       if (outcome.replayed) res.setHeader('ProofKV-Replayed', 'true');
-      send(req, res, checkpointWire(outcome.checkpoint));
+      send(req, res, { ...checkpointWire(outcome.checkpoint), cosignatures: ctx.notes?.cosignatureLines(outcome.checkpoint.head) });
     },
   };
 
@@ -49,7 +49,8 @@ export function checkpointRoutes(ctx: AppContext): RouteDef[] {
     },
     handler(req, res) {
       queryOf(res).only([]);
-      send(req, res, checkpointWire(db.latestCheckpoint()));
+      const latest = db.latestCheckpoint();
+      send(req, res, { ...checkpointWire(latest), cosignatures: ctx.notes?.cosignatureLines(latest.head) });
     },
   };
 
@@ -109,7 +110,7 @@ export function checkpointRoutes(ctx: AppContext): RouteDef[] {
         if (err instanceof ProofKVError && err.code === ErrorCode.INVALID_ARGUMENT) throw new HttpError('NOT_FOUND', err.message);
         throw err;
       }
-      send(req, res, { ...checkpointWire(c), inclusion: c.inclusion });
+      send(req, res, { ...checkpointWire(c), inclusion: c.inclusion, cosignatures: ctx.notes?.cosignatureLines(c.head) });
     },
   };
 

@@ -101,7 +101,7 @@ export function proofRoutes(ctx: AppContext): RouteDef[] {
       const checkpoint = q.int('checkpoint', 0, MAX_VERSION, undefined);
       const r = await db.getWithProof(key, { version, checkpoint, edges: q.flag('edges') });
       metrics.reads.inc({ op: 'proof' });
-      send(req, res, { entry: r.entry ? entryWire(r.entry) : undefined, proof: getProofCodec.encode(r.proof) });
+      send(req, res, { entry: r.entry ? entryWire(r.entry) : undefined, proof: getProofCodec.encode(r.proof), cosignatures: ctx.notes?.cosignatureLines(r.proof.certificate.head) });
     },
   };
 
@@ -186,6 +186,7 @@ export function proofRoutes(ctx: AppContext): RouteDef[] {
         maxVersion: max,
         limit,
         proof: historyProofCodec.encode(r.proof),
+        cosignatures: ctx.notes?.cosignatureLines(r.proof.certificate.head),
       });
     },
   };

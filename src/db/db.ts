@@ -31,6 +31,8 @@ import { lockDir, type DirLock } from './lock.js';
 import { Checkpointer, type SignedCheckpoint } from '../proof/checkpointer.js';
 import type { KeyRotation } from '../proof/node_key.js';
 import type { GetProof, HistoryProof } from '../../proofs/lsm_proof.js';
+import type { LogHead } from '../../proofs/checkpoint.js';
+import { ed25519 } from '@noble/curves/ed25519.js';
 import { keySuccessor, type ScanProof } from '../../proofs/lsm_scan.js';
 import { removeLeftovers, replayJournals } from './recovery.js';
 import { WritePipeline, type WriteResult } from './write.js';
@@ -583,9 +585,30 @@ export class ProofDB {
     return this.checkpointer.consistency(fromSize, toSize);
   }
 
+  /** The log head of size `size` (1 <= size <= the latest size), for checkpoint notes of past heads. */
+  logHead(size: number): LogHead {
+    this.checkOpen();
+    return this.checkpointer.headAt(size);
+  }
+
+  /** The latest checkpoint's table descriptors, for auditors (see `Checkpointer.latestTables`). */
+  checkpointTables(): ReturnType<Checkpointer['latestTables']> {
+    this.checkOpen();
+    return this.checkpointer.latestTables();
+  }
+
   /** The node's key rotations, oldest first, and the one this open made (see `KEY_ROTATIONS`). */
   keyRotations(): { rotations: readonly KeyRotation[]; rotatedAtOpen?: KeyRotation } {
     return { rotations: this.checkpointer.rotations, rotatedAtOpen: this.checkpointer.rotated };
+  }
+
+  /**
+   * An Ed25519 signature by the node key over `message` (RFC 8032): for messages of other formats
+   * than the log head, such as checkpoint notes (docs/witness.md). The key never leaves the engine.
+   */
+  signWithNodeKey(message: Uint8Array): Uint8Array {
+    this.checkOpen();
+    return ed25519.sign(message, this.checkpointer.key.privateKey);
   }
 
   /** This node's Ed25519 public key: what clients trust. */

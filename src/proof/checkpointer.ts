@@ -10,7 +10,7 @@
  */
 import { checkpointLeafHash, signHead, type Checkpoint, type HeadSignature, type KeyPair, type LogHead } from '../../proofs/checkpoint.js';
 import { HASH_LEN, Kind } from '../../proofs/hash.js';
-import { masterRootOf } from '../../proofs/lsm.js';
+import { masterRootOf, type TableDescriptor } from '../../proofs/lsm.js';
 import type { CheckpointCertificate, GetProof, HistoryProof } from '../../proofs/lsm_proof.js';
 import type { ScanProof } from '../../proofs/lsm_scan.js';
 import { ErrorCode, InvalidArgumentError, ProofKVError } from '../errors.js';
@@ -127,6 +127,35 @@ export class Checkpointer {
       throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `checkpoint ${String(index)} does not exist (log size ${this.log.size})`);
     }
     return { ...latest, checkpoint: this.log.at(index)!, inclusion: this.log.tree.inclusionProof(index, this.log.size) };
+  }
+
+  /** The log head of size `size` (1 <= size <= log size): every head this node's log passed through. */
+  headAt(size: number): LogHead {
+    if (!Number.isSafeInteger(size) || size < 1 || size > this.log.size) {
+      throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `log size ${String(size)} does not exist (log size ${this.log.size})`);
+    }
+    return { size, root: this.log.tree.root(size) };
+  }
+
+  /**
+   * The latest checkpoint's table set as descriptors in read order (what its MasterRoot commits
+   * to), with the checkpoint, the head it ends and its inclusion path there: what an auditing
+   * witness checks.
+   */
+  latestTables(): { checkpoint: Checkpoint; head: LogHead; inclusion: Uint8Array[]; descriptors: TableDescriptor[] } {
+    const s = this.log.latest();
+    if (!s) throw new ProofKVError(ErrorCode.CHECKPOINT_UNAVAILABLE, 'no checkpoint has been taken yet');
+    const size = s.checkpoint.index + 1;
+    const positions = new Array<number>(8).fill(0);
+    const descriptors = s.tables.map(([level, m]) => ({
+      level,
+      position: positions[level]++,
+      smallest: m.smallest,
+      largest: m.largest,
+      entryCount: m.entryCount,
+      tableRoot: m.root,
+    }));
+    return { checkpoint: s.checkpoint, head: this.headAt(size), inclusion: this.log.tree.inclusionProof(s.checkpoint.index, size), descriptors };
   }
 
   /** RFC 9162 consistency proof between two head sizes. */

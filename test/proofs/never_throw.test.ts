@@ -57,6 +57,13 @@ beforeAll(async () => {
   args.set('verifyCheckpoint', () => [head, [sig], { publicKeys: [key.publicKey], quorum: 1 }]);
   args.set('verifyCertificate', () => [structuredClone(get.certificate), { trust }]);
   args.set('verifyGetProof', () => [structuredClone(get), { key: new TextEncoder().encode('k3') }, { trust, trustedHead: cp.head }]);
+  const noteText = P.formatCheckpointNote({ origin: 'o.example', size: 11, root: head.root, extensions: [] });
+  const logKey = P.verifierKeyOf('o.example', key.publicKey);
+  const wKey = P.verifierKeyOf('w.example', key.publicKey, P.KEY_TYPE_COSIGNATURE);
+  const noteSigs = () => [P.signNote(noteText, 'o.example', key.privateKey), P.signCosignature(noteText, 'w.example', key.privateKey, 1700000000)];
+  args.set('verifyNoteSignature', () => [noteText, noteSigs()[1], wKey]);
+  args.set('verifyNote', () => [{ text: noteText, signatures: noteSigs() }, [logKey, wKey]]);
+  args.set('verifyCheckpointNote', () => [{ text: noteText, signatures: noteSigs() }, { origin: 'o.example', logKeys: [logKey], quorum: 1, witnesses: [wKey], witnessQuorum: 1 }]);
   args.set('verifyHistoryProof', () => [structuredClone(hist), { key: new TextEncoder().encode('k3'), limit: 5 }, { trust }]);
   args.set('verifyScanProof', () => [structuredClone(scan), { start: new TextEncoder().encode('k1'), end: new TextEncoder().encode('k5'), limit: 2, edges: true }, { trust }]);
 });
