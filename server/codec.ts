@@ -232,18 +232,41 @@ export function yieldToEventLoop(): Promise<void> {
 }
 
 /**
+ * Most bytes of a refused request body read and discarded before the answer (lingering close). The
+ * request timeout still bounds how long a slow sender can hold the connection.
+ */
+export const LINGER_BYTES = 32 * 1024 * 1024;
+
+/**
  * Reads a request body into `req.body` (a Buffer) with a byte limit, refusing what cannot succeed
  * as early as possible: a declared `Content-Length` over the limit before reading anything, a
  * streamed body the moment it crosses the limit, and — for `application/json` — a body whose shape
  * exceeds {@link MAX_BODY_DEPTH} or {@link MAX_BODY_VALUES} the moment the offending chunk arrives.
- * A refused request's connection is closed after the answer, so the rest of its body is never read.
+ * A refused request is answered at once. The rest of its body is then read and discarded — never
+ * buffered or parsed — up to {@link LINGER_BYTES} (lingering, as web servers do), because a
+ * client that is still sending would otherwise hit a reset (EPIPE) instead of reading the answer;
+ * past that, or when the declared length is larger, the connection is closed.
  * `Content-Encoding` other than identity is `415`.
  */
 export function bodyReader(limit: number): (req: Request, res: Response, next: (err?: unknown) => void) => void {
   return (req, res, next) => {
     const refuse = (err: unknown) => {
-      res.setHeader('Connection', 'close');
-      req.pause();
+      const declared = Number(req.headers['content-length'] ?? 0);
+      if (req.complete || declared > LINGER_BYTES) {
+        // Nothing left to read, or too much to read: answer and close.
+        res.setHeader('Connection', 'close');
+        req.pause();
+        return next(err);
+      }
+      // Answer now, and read and discard the rest of the body as it arrives (lingering), so that a
+      // client still sending reads the answer instead of hitting a reset; past LINGER_BYTES the
+      // connection is cut.
+      let drained = 0;
+      req.on('data', (chunk: Buffer) => {
+        drained += chunk.length;
+        if (drained > LINGER_BYTES) req.socket.destroy();
+      });
+      req.resume();
       next(err);
     };
     const enc = String(req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();

@@ -514,6 +514,8 @@ describe('one request cannot stall every other', () => {
       written += chunk.length;
       if (checks.length < 3) checks.push((await req(agent, s.url, 'GET', '/healthz')).status);
     }
+    // The answer came before the body was sent; the client stops there and closes its side.
+    sock.end();
     await closed;
     expect(answer).toMatch(/^HTTP\/1\.1 400 /);
     expect(answer).toContain('nests deeper than 8 levels');
