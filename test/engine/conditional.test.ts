@@ -1,12 +1,13 @@
 /**
  * Conditional writes (`ifVersion`, `ifAbsent`) and appends, model-based: random sequences mixing
  * put, putWithVersion, delete, batches, conditional operations and appends (and checkpoints and
- * reopens) against a plain model, in journal mode and in external-log mode. Every write's outcome
+ * reopens; single writes also issued several at once, so one group commit holds them) against a
+ * plain model, in journal mode and in external-log mode. Every write's outcome
  * (its version, or which error it got) and every key's newest version and value must match.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ConditionFailedError, ProofDB, ProofKVError, type WriteCondition } from '../../src/index.js';
+import { ConditionFailedError, ProofDB, ProofKVError, type WriteCondition, type WriteResult } from '../../src/index.js';
 import { str, tempDir, TINY } from './harness.js';
 
 const KEYS = ['a', 'b', 'c', 'k1'];
@@ -36,12 +37,13 @@ const single: fc.Arbitrary<Op> = fc.oneof(
 const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 8, arbitrary: single },
   { weight: 3, arbitrary: fc.record({ t: fc.constant('batch' as const), ops: fc.array(single, { minLength: 1, maxLength: 5 }) }) },
+  { weight: 3, arbitrary: fc.record({ t: fc.constant('group' as const), ops: fc.array(single, { minLength: 2, maxLength: 6 }) }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('checkpoint' as const) }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('reopen' as const) }) },
 );
 
-/** Newest version, liveness and value of every key. */
-type State = Map<string, { version: number; live: boolean; value: string }>;
+/** Newest version, liveness and value of every key, and its whole history (oldest first). */
+type State = Map<string, { version: number; live: boolean; value: string; history: Array<[number, 'put' | 'delete', string]> }>;
 type Outcome = { versions: number[] } | { error: string; index?: number; currentVersion?: number; absent?: boolean };
 
 const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
@@ -52,7 +54,7 @@ function modelApply(state: State, ops: Op[]): { outcome: Outcome; state: State }
   const versions: number[] = [];
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i];
-    const cur = next.get(op.key) ?? { version: 0, live: false, value: '' };
+    const cur = next.get(op.key) ?? { version: 0, live: false, value: '', history: [] };
     if (op.c.ifVersion !== undefined && op.c.ifVersion !== cur.version) {
       return { outcome: { error: 'CONDITION_FAILED', index: i, currentVersion: cur.version, absent: !cur.live }, state };
     }
@@ -67,7 +69,8 @@ function modelApply(state: State, ops: Op[]): { outcome: Outcome; state: State }
       v = (cur.live ? cur.value : '') + op.value;
       if (bytes(v) > MAX_VALUE) return { outcome: { error: 'VALUE_TOO_LARGE' }, state };
     }
-    next.set(op.key, { version, live: op.t !== 'del', value: v });
+    const kind = op.t === 'del' ? ('delete' as const) : ('put' as const);
+    next.set(op.key, { version, live: op.t !== 'del', value: v, history: [...cur.history, [version, kind, v]] });
     versions.push(version);
   }
   return { outcome: { versions }, state: next };
@@ -81,7 +84,7 @@ function outcomeOf(err: unknown): Outcome {
   throw err;
 }
 
-type Step = Op | { t: 'batch'; ops: Op[] } | { t: 'checkpoint' } | { t: 'reopen' };
+type Step = Op | { t: 'batch'; ops: Op[] } | { t: 'group'; ops: Op[] } | { t: 'checkpoint' } | { t: 'reopen' };
 
 async function run(mode: 'journal' | 'external', steps: Step[]): Promise<void> {
   const { dir, cleanup } = tempDir();
@@ -103,43 +106,53 @@ async function run(mode: 'journal' | 'external', steps: Step[]): Promise<void> {
         db = await ProofDB.open(dir, options);
         continue;
       }
-      const ops: Op[] = s.t === 'batch' ? s.ops : [s];
-      const want = modelApply(state, ops);
-      let got: Outcome;
-      try {
-        if (s.t === 'batch') {
-          const b = db.batch();
-          for (const o of ops) {
-            if (o.t === 'put') b.put(o.key, o.value, o.c);
-            else if (o.t === 'putv') b.putWithVersion(o.key, o.value, o.version, o.c);
-            else if (o.t === 'del') b.delete(o.key, o.c);
-            else b.append(o.key, o.value, o.c);
-          }
-          got = { versions: (await db.write(b, wo())).map((r) => r.version) };
-        } else {
-          const o = s;
-          const opts = { ...o.c, ...wo() };
-          const r =
-            o.t === 'put'
-              ? await db.put(o.key, o.value, opts)
-              : o.t === 'putv'
-                ? await db.putWithVersion(o.key, o.value, o.version, opts)
-                : o.t === 'del'
-                  ? await db.delete(o.key, opts)
-                  : await db.append(o.key, o.value, opts);
-          got = { versions: [r.version] };
-        }
-      } catch (err) {
-        got = outcomeOf(err);
+      // A batch is one write; a group is several single writes issued at once (no await between
+      // them), so the pipeline takes them as one group commit, in call order.
+      const writes: Op[][] = s.t === 'batch' ? [s.ops] : s.t === 'group' ? s.ops.map((o) => [o]) : [[s]];
+      const wanted: Outcome[] = [];
+      for (const w of writes) {
+        const r = modelApply(state, w);
+        wanted.push(r.outcome);
+        state = r.state;
       }
-      expect(got, JSON.stringify(s)).toEqual(want.outcome);
-      state = want.state;
+      const settle = (p: Promise<WriteResult[]>): Promise<Outcome> =>
+        p.then((rs) => ({ versions: rs.map((r) => r.version) }), outcomeOf);
+      const issued = writes.map((w) => {
+        try {
+          if (s.t === 'batch') {
+            const b = db.batch();
+            for (const o of w) {
+              if (o.t === 'put') b.put(o.key, o.value, o.c);
+              else if (o.t === 'putv') b.putWithVersion(o.key, o.value, o.version, o.c);
+              else if (o.t === 'del') b.delete(o.key, o.c);
+              else b.append(o.key, o.value, o.c);
+            }
+            return settle(db.write(b, wo()));
+          }
+          const o = w[0];
+          const opts = { ...o.c, ...wo() };
+          const one =
+            o.t === 'put'
+              ? db.put(o.key, o.value, opts)
+              : o.t === 'putv'
+                ? db.putWithVersion(o.key, o.value, o.version, opts)
+                : o.t === 'del'
+                  ? db.delete(o.key, opts)
+                  : db.append(o.key, o.value, opts);
+          return settle(one.then((r) => [r]));
+        } catch (err) {
+          return Promise.resolve(outcomeOf(err));
+        }
+      });
+      expect(await Promise.all(issued), JSON.stringify(s)).toEqual(wanted);
       for (const k of KEYS) {
         const e = await db.getWithVersion(k, Number.MAX_SAFE_INTEGER);
         const m = state.get(k);
         expect(e?.version ?? 0, `version of ${k}`).toBe(m?.version ?? 0);
         expect(e ? e.kind === 'put' : false, `liveness of ${k}`).toBe(m?.live ?? false);
         expect(str(await db.get(k)), `value of ${k}`).toBe(m?.live ? m.value : undefined);
+        const history = (await db.getVersionHistory(k)).map((h) => [h.version, h.kind, h.kind === 'put' ? str(h.value) : '']);
+        expect(history, `history of ${k}`).toEqual(m?.history ?? []);
       }
     }
   } finally {
