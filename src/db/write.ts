@@ -159,7 +159,9 @@ export class WritePipeline {
     const assigned = new Map<string, KeyState>();
     const accepted: Array<{ w: QueuedWrite; ops: JournalOp[]; seq: number }> = [];
     let seq = core.lastSeq + 1;
-    for (const w of group) {
+    let groupBytes = 0;
+    for (let g = 0; g < group.length; g++) {
+      const w = group[g];
       const local = new Map<string, KeyState>();
       const ops: JournalOp[] = [];
       let failure: Error | null = null;
@@ -211,6 +213,16 @@ export class WritePipeline {
         w.reject(failure);
         continue;
       }
+      // Appends grow values here, after the drain loop's estimate: a batch that would take the
+      // group's resolved bytes past MAX_GROUP_BYTES goes back to the head of the queue, with every
+      // batch after it, and is resolved again in the next group (after this one is applied).
+      let bytes = 0;
+      for (const op of ops) bytes += op.key.length + (op.value?.length ?? 0) + 16;
+      if (accepted.length > 0 && groupBytes + bytes > MAX_GROUP_BYTES) {
+        this.queue.unshift(...group.slice(g));
+        break;
+      }
+      groupBytes += bytes;
       for (const [id, st] of local) assigned.set(id, st);
       accepted.push({ w, ops, seq });
       seq += ops.length;

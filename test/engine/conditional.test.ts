@@ -6,7 +6,7 @@
  * (its version, or which error it got) and every key's newest version and value must match.
  */
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { ConditionFailedError, ProofDB, ProofKVError, type WriteCondition, type WriteResult } from '../../src/index.js';
 import { str, tempDir, TINY } from './harness.js';
 
@@ -170,4 +170,39 @@ describe('conditional writes and appends against a plain model', () => {
       );
     }, 120_000);
   }
+});
+
+describe('appends in one group commit', () => {
+  it('keep the bytes a group journals within the group bound, and every append lands', async () => {
+    const { dir, cleanup } = tempDir();
+    const db = await ProofDB.open(dir, { compactionThread: 'inline' });
+    try {
+      await db.put('big', new Uint8Array(900_000).fill(97));
+      // Record the pending bytes of every journal flush (one flush per group commit), on every
+      // journal: a freeze opens a new one.
+      type Journal = { pendingBytes: number; flush: (o: unknown) => Promise<void> };
+      const proto = Object.getPrototypeOf((db as unknown as { core: { journal: Journal } }).core.journal) as Journal;
+      const flushed: number[] = [];
+      const flush = proto.flush;
+      proto.flush = function (this: Journal, o: unknown) {
+        flushed.push(this.pendingBytes);
+        return flush.call(this, o);
+      };
+      onTestFinished(() => {
+        proto.flush = flush;
+      });
+      const results = await Promise.all(Array.from({ length: 12 }, (_, i) => db.append('big', String.fromCharCode(65 + i))));
+      expect(results.map((r) => r.version)).toEqual(Array.from({ length: 12 }, (_, i) => i + 2));
+      const v = (await db.get('big'))!;
+      expect(v.length).toBe(900_012);
+      expect(Buffer.from(v.subarray(900_000)).toString()).toBe('ABCDEFGHIJKL');
+      // Each append journals its whole ~900 KB value: a group holds at most 4 of them (4 MiB), so
+      // 12 appends need at least 3 groups, none above the bound (plus record framing).
+      expect(flushed.length).toBeGreaterThanOrEqual(3);
+      for (const b of flushed) expect(b).toBeLessThan(4 * 1024 * 1024 + 64 * 1024);
+    } finally {
+      await db.close();
+      cleanup();
+    }
+  });
 });
