@@ -106,8 +106,26 @@ export interface ScanPage {
   cursor?: string;
 }
 
-/** A batch operation; keys and values as strings (UTF-8) or bytes. */
-export type BatchOp = { op: 'put'; key: BytesLike; value: BytesLike; version?: number } | { op: 'delete'; key: BytesLike };
+/**
+ * The condition of a write: at most one of the two. A failed condition is a
+ * {@link ProofKVHttpError} with `code` `CONDITION_FAILED` (409) whose `currentVersion` and
+ * `absent` say what the key held; nothing was written (in a batch, no operation).
+ */
+export interface WriteCondition {
+  /** Write only if the key's newest version is this one (a tombstone's version matches; 0: never written). */
+  ifVersion?: number;
+  /** Write only if the key has no live version (never written, or deleted). Not for deletes. */
+  ifAbsent?: boolean;
+}
+
+/**
+ * A batch operation; keys and values as strings (UTF-8) or bytes. `append` appends `value` to
+ * the key's newest live value.
+ */
+export type BatchOp =
+  | ({ op: 'put'; key: BytesLike; value: BytesLike; version?: number } & WriteCondition)
+  | { op: 'delete'; key: BytesLike; ifVersion?: number }
+  | ({ op: 'append'; key: BytesLike; value: BytesLike } & WriteCondition);
 
 /** A checkpoint the client verified and accepted. */
 export interface VerifiedCheckpoint {
@@ -196,6 +214,14 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 function checkVersion(v: number | undefined, name: string, min = 1): void {
   if (v !== undefined && (!Number.isSafeInteger(v) || v < min)) throw new RangeError(`${name} must be an integer in [${min}, 2^53 - 1], got ${String(v)}`);
+}
+
+/** Checks a condition; its wire fields (query parameters or batch-op fields). */
+function conditionWire(c: WriteCondition, what: string): { ifVersion?: number; ifAbsent?: true } {
+  checkVersion(c.ifVersion, `${what}ifVersion`, 0);
+  if (c.ifAbsent !== undefined && typeof c.ifAbsent !== 'boolean') throw new TypeError(`${what}ifAbsent must be a boolean`);
+  if (c.ifVersion !== undefined && c.ifAbsent) throw new TypeError(`${what}give ifVersion or ifAbsent, not both`);
+  return c.ifVersion !== undefined ? { ifVersion: c.ifVersion } : c.ifAbsent ? { ifAbsent: true } : {};
 }
 
 function query(params: Record<string, string | number | boolean | undefined>): string {
@@ -287,14 +313,30 @@ export class ProofKVClient {
 
   // ---- plain operations ----------------------------------------------------------------------
 
-  /** Writes `value` under `key` at the next version, or at `version` (must exceed the key's latest). */
-  async put(key: BytesLike, value: BytesLike, options: { version?: number } = {}): Promise<WriteResult> {
+  /**
+   * Writes `value` under `key` at the next version, or at `version` (must exceed the key's latest).
+   * With `ifVersion` / `ifAbsent` only if the condition holds (else `CONDITION_FAILED`, see {@link WriteCondition}).
+   */
+  async put(key: BytesLike, value: BytesLike, options: { version?: number } & WriteCondition = {}): Promise<WriteResult> {
     const k = asBytes(key, 'key');
     const v = asBytes(value, 'value');
     checkVersion(options.version, 'version');
+    const cond = conditionWire(options, '');
     const body: Record<string, unknown> = { value: toBase64Url(v) };
     if (options.version !== undefined) body.version = options.version;
-    const r = await this.transport.request({ method: 'PUT', path: this.kvPath(k), body, write: true });
+    const r = await this.transport.request({ method: 'PUT', path: this.kvPath(k, '', cond), body, write: true });
+    return parseWrite(r.body);
+  }
+
+  /**
+   * Appends `suffix` to the key's newest live value (empty when absent or deleted) as a new
+   * version, computed by the server where the write is applied. Conditions as for {@link put}.
+   * Retries are safe (idempotency headers): a retried append is applied once.
+   */
+  async append(key: BytesLike, suffix: BytesLike, options: WriteCondition = {}): Promise<WriteResult> {
+    const k = asBytes(key, 'key');
+    const v = asBytes(suffix, 'suffix');
+    const r = await this.transport.request({ method: 'POST', path: this.kvPath(k, '/append', conditionWire(options, '')), body: { value: toBase64Url(v) }, write: true });
     return parseWrite(r.body);
   }
 
@@ -315,10 +357,10 @@ export class ProofKVClient {
     }
   }
 
-  /** Writes a tombstone for `key` at a new version. */
-  async delete(key: BytesLike): Promise<WriteResult> {
+  /** Writes a tombstone for `key` at a new version; with `ifVersion` only if that is the key's newest version. */
+  async delete(key: BytesLike, options: { ifVersion?: number } = {}): Promise<WriteResult> {
     const k = asBytes(key, 'key');
-    const r = await this.transport.request({ method: 'DELETE', path: this.kvPath(k), write: true });
+    const r = await this.transport.request({ method: 'DELETE', path: this.kvPath(k, '', conditionWire({ ifVersion: options.ifVersion }, '')), write: true });
     return parseWrite(r.body);
   }
 
@@ -326,14 +368,17 @@ export class ProofKVClient {
   async batch(ops: BatchOp[]): Promise<WriteResult[]> {
     if (!Array.isArray(ops) || ops.length === 0) throw new TypeError('batch needs at least one op');
     const wire = ops.map((o, i) => {
-      if (o.op === 'put') {
-        checkVersion(o.version, `ops[${i}].version`);
-        const w: Record<string, unknown> = { op: 'put', key: toBase64Url(asBytes(o.key, `ops[${i}].key`)), value: toBase64Url(asBytes(o.value, `ops[${i}].value`)) };
-        if (o.version !== undefined) w.version = o.version;
+      const at = `ops[${i}].`;
+      if (o.op === 'put' || o.op === 'append') {
+        const w: Record<string, unknown> = { op: o.op, key: toBase64Url(asBytes(o.key, `${at}key`)), value: toBase64Url(asBytes(o.value, `${at}value`)), ...conditionWire(o, at) };
+        if (o.op === 'put') {
+          checkVersion(o.version, `${at}version`);
+          if (o.version !== undefined) w.version = o.version;
+        }
         return w;
       }
-      if (o.op === 'delete') return { op: 'delete', key: toBase64Url(asBytes(o.key, `ops[${i}].key`)) };
-      throw new TypeError(`ops[${i}].op must be "put" or "delete"`);
+      if (o.op === 'delete') return { op: 'delete', key: toBase64Url(asBytes(o.key, `${at}key`)), ...conditionWire({ ifVersion: o.ifVersion }, at) };
+      throw new TypeError(`ops[${i}].op must be "put", "delete" or "append"`);
     });
     const r = await this.transport.request({ method: 'POST', path: '/v1/batch', body: { ops: wire }, write: true });
     const o = obj(r.body, 'batch result');
@@ -681,11 +726,14 @@ export class ProofKVClient {
    *    `newer` is the newer entry.
    * Otherwise `VerificationError` `WRITE_NOT_PROVEN`. Retried writes apply once (idempotency
    * headers). What this does not exclude: see `docs/client.md` ("What a verified write proves").
+   * `ifVersion` / `ifAbsent` are passed to the write: a failed condition throws `CONDITION_FAILED`
+   * before anything is proven; the proof of a written one is the same.
    */
-  async verifiedPut(key: BytesLike, value: BytesLike, options: { version?: number } = {}): Promise<VerifiedPutResult> {
+  async verifiedPut(key: BytesLike, value: BytesLike, options: { version?: number } & WriteCondition = {}): Promise<VerifiedPutResult> {
     const k = asBytes(key, 'key');
     const v = asBytes(value, 'value');
     checkVersion(options.version, 'version');
+    conditionWire(options, '');
     return this.proveWrite(k, { kind: 'put', value: v, version: options.version }, () => this.put(k, v, options));
   }
 
@@ -694,9 +742,10 @@ export class ProofKVClient {
    * (key, version, seq) is a tombstone with seq above the baseline, at a certified checkpoint,
    * and whether it is the newest version there.
    */
-  async verifiedDelete(key: BytesLike): Promise<VerifiedPutResult> {
+  async verifiedDelete(key: BytesLike, options: { ifVersion?: number } = {}): Promise<VerifiedPutResult> {
     const k = asBytes(key, 'key');
-    return this.proveWrite(k, { kind: 'delete' }, () => this.delete(k));
+    conditionWire({ ifVersion: options.ifVersion }, '');
+    return this.proveWrite(k, { kind: 'delete' }, () => this.delete(k, options));
   }
 
   /** The seq of the verified baseline before a write: the trusted checkpoint, verifying the latest first when there is none. */

@@ -55,6 +55,14 @@ export interface Problem {
   status?: number;
   code?: string;
   detail?: string;
+  /** `CONDITION_FAILED`: the key whose condition failed (base64url). */
+  key?: string;
+  /** `CONDITION_FAILED`: the key's newest version (a tombstone's included; 0 when never written). */
+  currentVersion?: number;
+  /** `CONDITION_FAILED`: true when the key has no live version (never written, or deleted). */
+  absent?: boolean;
+  /** `CONDITION_FAILED`: position of the failed operation in its batch (0 for a single write). */
+  index?: number;
 }
 
 /** The server answered with an HTTP error. `code` is the stable code of its problem document. */
@@ -69,6 +77,13 @@ export class ProofKVHttpError extends ProofKVClientError {
   readonly problem: Problem;
   /** The endpoint that answered. */
   readonly endpoint: string;
+  /**
+   * `CONDITION_FAILED` (409): the key's newest version when the condition was evaluated (a
+   * tombstone's included; 0 when never written). Undefined for other errors.
+   */
+  readonly currentVersion?: number;
+  /** `CONDITION_FAILED`: true when the key had no live version (never written, or deleted). */
+  readonly absent?: boolean;
 
   constructor(status: number, problem: Problem, endpoint: string) {
     const code = typeof problem.code === 'string' ? problem.code : `HTTP_${status}`;
@@ -80,6 +95,10 @@ export class ProofKVHttpError extends ProofKVClientError {
     this.detail = problem.detail;
     this.problem = problem;
     this.endpoint = endpoint;
+    if (code === 'CONDITION_FAILED') {
+      if (Number.isSafeInteger(problem.currentVersion) && problem.currentVersion! >= 0) this.currentVersion = problem.currentVersion;
+      if (typeof problem.absent === 'boolean') this.absent = problem.absent;
+    }
   }
 }
 

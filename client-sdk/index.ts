@@ -12,6 +12,7 @@ export {
   MAX_VERSION,
   type ProofKVClientOptions,
   type BatchOp,
+  type WriteCondition,
   type HistoryPage,
   type ScanPage,
   type ScanRange,

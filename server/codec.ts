@@ -146,7 +146,7 @@ export function rawBody(req: Request): Uint8Array {
 
 /**
  * The largest CBOR shape a request body can need: a batch is a map holding an array of operation
- * maps (depth 3); an operation has at most 5 fields; a batch at most 10 000 operations (the batch
+ * maps (depth 3); an operation has at most 5 legal fields; a batch at most 10 000 operations (the batch
  * route checks its own limit again, with its own error).
  */
 export const REQUEST_BODY_CBOR_LIMITS: CborLimits = { canonical: false, maxDepth: 3, maxMap: 8, maxArray: 10_000 };
@@ -158,10 +158,11 @@ export const REQUEST_BODY_CBOR_LIMITS: CborLimits = { canonical: false, maxDepth
 export const MAX_BODY_DEPTH = 8;
 /**
  * Most JSON values (objects, arrays, strings — member names included —, numbers, literals) a
- * request body may hold. A 10,000-operation batch needs at most 90,003: per operation one object
- * and four members (`op`, `key`, `value` or `valueUtf8`, `version`), each a name and a value.
+ * request body may hold. A 10,000-operation batch needs at most 110,003: per operation one object
+ * and five members (`op`, `key`, `value` or `valueUtf8`, `version`, `ifVersion` or `ifAbsent`),
+ * each a name and a value.
  */
-export const MAX_BODY_VALUES = 100_000;
+export const MAX_BODY_VALUES = 120_000;
 
 /**
  * Checks the shape of a JSON text before it is parsed, incrementally (feed it the body chunk by
@@ -361,10 +362,10 @@ export function bytesField(type: 'json' | 'cbor', v: unknown, what: string): Uin
  * A version field of a decoded body (number, or bigint from CBOR): an integer in
  * `1 .. 2^53 - 1`, else `400 INVALID_VERSION`.
  */
-export function versionField(v: unknown, what = 'version'): number {
+export function versionField(v: unknown, what = 'version', min = 1): number {
   const n = typeof v === 'bigint' && v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= 0n ? Number(v) : v;
-  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1) {
-    throw new HttpError('INVALID_VERSION', `${what} must be an integer in 1 .. 2^53-1`);
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < min) {
+    throw new HttpError('INVALID_VERSION', `${what} must be an integer in ${min} .. 2^53-1`);
   }
   return n;
 }

@@ -6,7 +6,7 @@
  * @module
  */
 import type { NextFunction, Request, Response } from 'express';
-import { ProofKVError, WriteFaultError } from '../src/index.js';
+import { ConditionFailedError, ProofKVError, WriteFaultError } from '../src/index.js';
 
 /** Stable error codes of the HTTP API (`docs/http-api.md`), with their status. */
 export const HTTP_CODES = {
@@ -24,6 +24,7 @@ export const HTTP_CODES = {
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
   VERSION_NOT_INCREASING: 409,
+  CONDITION_FAILED: 409,
   REQUEST_SEQ_STALE: 409,
   IDEMPOTENCY_KEY_REUSED: 422,
   CHECKPOINT_UNAVAILABLE: 404,
@@ -52,6 +53,7 @@ const TITLES: Record<HttpCode, string> = {
   NOT_FOUND: 'Not found',
   METHOD_NOT_ALLOWED: 'Method not allowed',
   VERSION_NOT_INCREASING: 'Version not increasing',
+  CONDITION_FAILED: 'Condition failed',
   REQUEST_SEQ_STALE: 'Request sequence number is stale',
   IDEMPOTENCY_KEY_REUSED: 'Idempotency key reused for another request',
   CHECKPOINT_UNAVAILABLE: 'Checkpoint unavailable',
@@ -69,7 +71,19 @@ export interface Problem {
   status: number;
   code: HttpCode;
   detail?: string;
+  /**
+   * `CONDITION_FAILED` only: the key (base64url), its newest version (a tombstone's included, 0
+   * when never written), whether it has no live version, and the failed operation's position in
+   * its batch (0 for a single write).
+   */
+  key?: string;
+  currentVersion?: number;
+  absent?: boolean;
+  index?: number;
 }
+
+/** Extension members of a problem document (RFC 9457 §3.2). */
+export type ProblemMembers = Pick<Problem, 'key' | 'currentVersion' | 'absent' | 'index'>;
 
 /** An error a route throws on purpose; the error handler sends it as problem+json. */
 export class HttpError extends Error {
@@ -81,6 +95,8 @@ export class HttpError extends Error {
     detail: string,
     /** Extra response headers (e.g. `Allow`, `WWW-Authenticate`, `ProofKV-Leader`). */
     readonly headers: Record<string, string> = {},
+    /** Extension members of the problem document. */
+    readonly members: ProblemMembers = {},
   ) {
     super(detail);
     this.name = 'HttpError';
@@ -120,6 +136,10 @@ export function toHttpError(err: unknown): HttpError {
     // The engine is recovering from a transient fault by itself: try again shortly.
     return new HttpError('UNAVAILABLE', err.message, { 'Retry-After': '1' });
   }
+  if (err instanceof ConditionFailedError) {
+    const key = Buffer.from(err.key.buffer, err.key.byteOffset, err.key.byteLength).toString('base64url');
+    return new HttpError('CONDITION_FAILED', err.message, {}, { key, currentVersion: err.currentVersion, absent: err.absent, index: err.index });
+  }
   if (err instanceof ProofKVError) {
     const mapped = ENGINE_MAP[err.code] ?? (err.code in HTTP_CODES ? (err.code as HttpCode) : 'INTERNAL');
     return new HttpError(mapped, scrubPaths(err.message));
@@ -157,7 +177,7 @@ export function sendProblem(res: Response, err: HttpError): void {
   for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
   res.status(err.status);
   res.setHeader('Content-Type', 'application/problem+json');
-  res.end(JSON.stringify(problem(err.code, err.status >= 500 ? scrubPaths(err.message) : err.message)));
+  res.end(JSON.stringify({ ...problem(err.code, err.status >= 500 ? scrubPaths(err.message) : err.message), ...err.members }));
 }
 
 /** Called for every error answer with the original error and its mapping (5xx are logged with their stack, never sent). */

@@ -172,11 +172,11 @@ export function keyOf(res: Response): Uint8Array {
 
 // The key segment may be empty (`/v1/kv/`, `/v1/kv//proof`): that is `400 EMPTY_KEY`, not a
 // scan (`/v1/kv` without the slash) nor a 404/405.
-const KEY_PATH = /^\/v1\/kv\/([^/?]*)(\/(?:proof|history))?\/?$/;
+const KEY_PATH = /^\/v1\/kv\/([^/?]*)(\/(?:proof|history|append))?\/?$/;
 
 /**
  * Pre-routing middleware: parses the query (into `res.locals.query`), and for `/v1/kv/{key}`,
- * `/v1/kv/{key}/proof` and `/v1/kv/{key}/history` decodes the key into `res.locals.key` and
+ * `/v1/kv/{key}/proof`, `/v1/kv/{key}/history` and `/v1/kv/{key}/append` decodes the key into `res.locals.key` and
  * rewrites the segment to base64url. An empty key segment (`/v1/kv/`, `/v1/kv//history`) is
  * `400 EMPTY_KEY` whatever the method.
  */

@@ -37,7 +37,7 @@ export class Metrics {
   readonly registry = new Registry();
   /** HTTP request latency, by method, route name and status. */
   readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
-  /** Write operations applied, by kind (`put`, `delete`, `batch_op`); replayed retries are not counted. */
+  /** Write operations applied, by kind (`put`, `delete`, `append`, `batch_op`); replayed retries are not counted. */
   readonly writes: Counter<'op'>;
   /** Read requests served, by kind (`get`, `scan`, `history`, `proof`, `history_proof`). */
   readonly reads: Counter<'op'>;

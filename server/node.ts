@@ -201,7 +201,7 @@ export class ProofNode {
       const wpOptions: LocalWritePathOptions = {
         onApplied: (cmd, ops) => {
           if (cmd.type === 'batch') metrics.writes.inc({ op: 'batch_op' }, ops);
-          else if (cmd.type === 'put' || cmd.type === 'delete') metrics.writes.inc({ op: cmd.type });
+          else if (cmd.type === 'put' || cmd.type === 'delete' || cmd.type === 'append') metrics.writes.inc({ op: cmd.type });
           node?.afterWrite();
         },
       };

@@ -42,9 +42,9 @@ export function encodeCommand(cmd: WriteCommand): Uint8Array {
 /** Decodes {@link encodeCommand}, normalizing byte strings to `Uint8Array`. */
 export function decodeCommand(data: Uint8Array): WriteCommand {
   const c = cbor.decode(data) as any;
-  if (c.type === 'put') c.value = bytes(c.value);
-  if (c.type === 'put' || c.type === 'delete') c.key = bytes(c.key);
-  if (c.type === 'batch') for (const op of c.ops) { op.key = bytes(op.key); if (op.op === 'put') op.value = bytes(op.value); }
+  if (c.type === 'put' || c.type === 'append') c.value = bytes(c.value);
+  if (c.type === 'put' || c.type === 'delete' || c.type === 'append') c.key = bytes(c.key);
+  if (c.type === 'batch') for (const op of c.ops) { op.key = bytes(op.key); if (op.op === 'put' || op.op === 'append') op.value = bytes(op.value); }
   return c as WriteCommand;
 }
 

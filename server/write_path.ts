@@ -7,7 +7,7 @@
  * Idempotent retries: a command may carry a client session `(clientId, seq)`. The local write path
  * remembers, per client, the outcome of its most recent sequence numbers (a window of
  * {@link SESSION_WINDOW}) together with a SHA-256 digest of the request ({@link commandDigest}:
- * operation, keys, values, explicit versions, batch contents); a command whose pair was seen
+ * operation, keys, values, explicit versions, conditions, batch contents); a command whose pair was seen
  * before gets the first outcome (waiting for it if it is still in flight) and is not applied
  * again — if its digest matches. A reuse of the pair for another request is refused with
  * `422 IDEMPOTENCY_KEY_REUSED` and changes nothing, so a rewritten or reused pair can never make
@@ -36,22 +36,33 @@ export interface Session {
   seq: number;
 }
 
-/** One operation of a batch command. */
+/**
+ * The condition of a write (engine `WriteCondition`): evaluated by the engine when the command is
+ * applied, so it is replayed deterministically from the log.
+ */
+export interface CommandCondition {
+  ifVersion?: number;
+  ifAbsent?: boolean;
+}
+
+/** One operation of a batch command. `append` carries the bytes to append in `value`. */
 export type BatchCommandOp =
-  | { op: 'put'; key: Uint8Array; value: Uint8Array; version?: number }
-  | { op: 'delete'; key: Uint8Array };
+  | ({ op: 'put'; key: Uint8Array; value: Uint8Array; version?: number } & CommandCondition)
+  | { op: 'delete'; key: Uint8Array; ifVersion?: number }
+  | ({ op: 'append'; key: Uint8Array; value: Uint8Array } & CommandCondition);
 
 /** A state-changing command. */
 export type WriteCommand = (
-  | { type: 'put'; key: Uint8Array; value: Uint8Array; version?: number }
-  | { type: 'delete'; key: Uint8Array }
+  | ({ type: 'put'; key: Uint8Array; value: Uint8Array; version?: number } & CommandCondition)
+  | { type: 'delete'; key: Uint8Array; ifVersion?: number }
+  | ({ type: 'append'; key: Uint8Array; value: Uint8Array } & CommandCondition)
   | { type: 'batch'; ops: BatchCommandOp[] }
   | { type: 'checkpoint' }
 ) & { session?: Session };
 
 /** What a command did. `replayed` is true when a retry got the remembered outcome. */
 export type WriteOutcome = (
-  | { type: 'put' | 'delete'; result: WriteResult }
+  | { type: 'put' | 'delete' | 'append'; result: WriteResult }
   | { type: 'batch'; results: WriteResult[] }
   | { type: 'checkpoint'; checkpoint: CheckpointResult }
 ) & { replayed?: boolean };
@@ -104,9 +115,9 @@ interface ClientSession {
 }
 
 /**
- * SHA-256 of what a command asks for: its type, and per operation the key, value and explicit
- * version (length-prefixed, so no two different commands encode alike). The session is not part
- * of it.
+ * SHA-256 of what a command asks for: its type, and per operation the key, value, explicit
+ * version and condition (length-prefixed and tagged, so no two different commands encode alike).
+ * The session is not part of it.
  */
 export function commandDigest(cmd: WriteCommand): Uint8Array {
   const h = createHash('sha256');
@@ -120,25 +131,37 @@ export function commandDigest(cmd: WriteCommand): Uint8Array {
     h.update(b);
   };
   const version = (v: number | undefined) => (v === undefined ? h.update(Uint8Array.of(0)) : (h.update(Uint8Array.of(1)), u64(v)));
-  h.update(`proofkv-write-v1\n${cmd.type}\n`);
+  const condition = (c: CommandCondition) => {
+    if (c.ifVersion !== undefined) {
+      h.update(Uint8Array.of(1));
+      u64(c.ifVersion);
+    } else h.update(Uint8Array.of(c.ifAbsent ? 2 : 0));
+  };
+  h.update(`proofkv-write-v2\n${cmd.type}\n`);
   switch (cmd.type) {
     case 'put':
       field(cmd.key);
       field(cmd.value);
       version(cmd.version);
+      condition(cmd);
+      break;
+    case 'append':
+      field(cmd.key);
+      field(cmd.value);
+      condition(cmd);
       break;
     case 'delete':
       field(cmd.key);
+      condition(cmd);
       break;
     case 'batch':
       u64(cmd.ops.length);
       for (const op of cmd.ops) {
-        h.update(op.op === 'put' ? 'p' : 'd');
+        h.update(op.op === 'put' ? 'p' : op.op === 'append' ? 'a' : 'd');
         field(op.key);
-        if (op.op === 'put') {
-          field(op.value);
-          version(op.version);
-        }
+        if (op.op !== 'delete') field(op.value);
+        if (op.op === 'put') version(op.version);
+        condition(op);
       }
       break;
     case 'checkpoint':
@@ -285,21 +308,29 @@ export class CommandApplier {
     const wo = { ...(this.options.sync === undefined ? {} : { sync: this.options.sync }), ...(logIndex === undefined ? {} : { logIndex }) };
     switch (cmd.type) {
       case 'put': {
-        const result = cmd.version === undefined ? await this.db.put(cmd.key, cmd.value, wo) : await this.db.putWithVersion(cmd.key, cmd.value, cmd.version, wo);
+        const o = { ...wo, ...conditionOf(cmd) };
+        const result = cmd.version === undefined ? await this.db.put(cmd.key, cmd.value, o) : await this.db.putWithVersion(cmd.key, cmd.value, cmd.version, o);
         this.options.onApplied?.(cmd, 1);
         return { type: 'put', result };
       }
       case 'delete': {
-        const result = await this.db.delete(cmd.key, wo);
+        const result = await this.db.delete(cmd.key, { ...wo, ...conditionOf(cmd) });
         this.options.onApplied?.(cmd, 1);
         return { type: 'delete', result };
+      }
+      case 'append': {
+        const result = await this.db.append(cmd.key, cmd.value, { ...wo, ...conditionOf(cmd) });
+        this.options.onApplied?.(cmd, 1);
+        return { type: 'append', result };
       }
       case 'batch': {
         const batch = this.db.batch();
         for (const op of cmd.ops) {
-          if (op.op === 'delete') batch.delete(op.key);
-          else if (op.version === undefined) batch.put(op.key, op.value);
-          else batch.putWithVersion(op.key, op.value, op.version);
+          const c = conditionOf(op);
+          if (op.op === 'delete') batch.delete(op.key, c);
+          else if (op.op === 'append') batch.append(op.key, op.value, c);
+          else if (op.version === undefined) batch.put(op.key, op.value, c);
+          else batch.putWithVersion(op.key, op.value, op.version, c);
         }
         const results = await this.db.write(batch, wo);
         this.options.onApplied?.(cmd, results.length);
@@ -309,6 +340,14 @@ export class CommandApplier {
         return { type: 'checkpoint', checkpoint: await this.db.checkpoint(logIndex === undefined ? {} : { logIndex }) };
     }
   }
+}
+
+/** The condition fields of a command or batch operation that are set. */
+function conditionOf(c: CommandCondition): CommandCondition {
+  const out: CommandCondition = {};
+  if (c.ifVersion !== undefined && c.ifVersion !== null) out.ifVersion = c.ifVersion;
+  if (c.ifAbsent) out.ifAbsent = true;
+  return out;
 }
 
 /** Single-node write path: applies commands to the local database, with the session table. */

@@ -12,6 +12,8 @@ export const ErrorCode = {
   VALUE_TOO_LARGE: 'VALUE_TOO_LARGE',
   INVALID_VERSION: 'INVALID_VERSION',
   VERSION_NOT_INCREASING: 'VERSION_NOT_INCREASING',
+  /** A conditional write (`ifVersion`, `ifAbsent`) whose condition did not hold: nothing was written. */
+  CONDITION_FAILED: 'CONDITION_FAILED',
   DATABASE_CLOSED: 'DATABASE_CLOSED',
   DIRECTORY_LOCKED: 'DIRECTORY_LOCKED',
   SNAPSHOT_RELEASED: 'SNAPSHOT_RELEASED',
@@ -55,6 +57,29 @@ export class VersionConflictError extends ProofKVError {
       `version ${version} is not greater than the key's latest version ${latestVersion}`,
     );
     this.name = 'VersionConflictError';
+  }
+}
+
+/**
+ * A conditional write whose condition did not hold (`ifVersion` is not the key's newest version,
+ * or `ifAbsent` found a live version). Nothing was written: in a batch, no operation applied.
+ */
+export class ConditionFailedError extends ProofKVError {
+  constructor(
+    readonly key: Uint8Array,
+    /** The key's newest version (a tombstone's included); 0 when it was never written. */
+    readonly currentVersion: number,
+    /** True when the key has no live version: never written, or its newest version is a tombstone. */
+    readonly absent: boolean,
+    /** Position of the failed operation in its batch (0 for a single write). */
+    readonly index: number,
+    condition: string,
+  ) {
+    super(
+      ErrorCode.CONDITION_FAILED,
+      `condition ${condition} failed${index > 0 ? ` at operation ${index}` : ''}: the key's newest version is ${currentVersion}${absent ? ' (absent)' : ''}`,
+    );
+    this.name = 'ConditionFailedError';
   }
 }
 

@@ -3,12 +3,12 @@
  * @module
  */
 export { ProofDB, Snapshot } from './db/db.js';
-export type { CheckpointOptions, CheckpointResult, HistoryOptions, LogIndexState, ProofOptions, ProvenGet, ProvenHistory, ProvenScan, ScanProofOptions, TableInfo, WriteOptions } from './db/db.js';
+export type { CheckpointOptions, CheckpointResult, ConditionalWriteOptions, HistoryOptions, LogIndexState, ProofOptions, ProvenGet, ProvenHistory, ProvenScan, ScanProofOptions, TableInfo, WriteOptions } from './db/db.js';
 export type { SignedCheckpoint } from './proof/checkpointer.js';
 export type { KeyRotation } from './proof/node_key.js';
 export { verifyKeyRotation } from './proof/node_key.js';
 export { WriteBatch } from './db/batch.js';
-export type { BatchOp } from './db/batch.js';
+export type { BatchOp, WriteCondition } from './db/batch.js';
 export type { WriteResult } from './db/write.js';
 export { DBIterator } from './db/iterator.js';
 export type { IteratorOptions, VersionEntry } from './db/iterator.js';
@@ -16,6 +16,7 @@ export type { EngineStats, WriteFault } from './db/core.js';
 export { WriteFaultError } from './db/core.js';
 export type { DBOptions, ResolvedOptions } from './options.js';
 export {
+  ConditionFailedError,
   CorruptionError,
   DatabaseClosedError,
   DirectoryLockedError,

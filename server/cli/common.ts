@@ -279,7 +279,8 @@ export function reportOf(err: unknown): ErrorReport {
   if (err instanceof ProofKVHttpError) {
     let detail = err.detail ?? err.message;
     if (err.code === 'CHECKPOINT_UNAVAILABLE') detail += '; verified reads need a checkpoint: the server takes one after writes (every --checkpoint-interval ms), `proofkv checkpoint --create` takes one now';
-    return { code: err.code, status: err.status, detail, extra: {}, exit: err.code === 'NOT_FOUND' ? CLIENT_EXIT.notFound : CLIENT_EXIT.error };
+    const extra = err.code === 'CONDITION_FAILED' ? { currentVersion: err.currentVersion, absent: err.absent } : {};
+    return { code: err.code, status: err.status, detail, extra, exit: err.code === 'NOT_FOUND' ? CLIENT_EXIT.notFound : CLIENT_EXIT.error };
   }
   if (err instanceof ProofKVNetworkError) return { code: 'NETWORK_ERROR', status: null, detail: err.message, extra: { endpoint: err.endpoint, timedOut: err.timedOut }, exit: CLIENT_EXIT.error };
   if (err instanceof ProofKVResponseTooLargeError) return { code: 'RESPONSE_TOO_LARGE', status: null, detail: err.message, extra: { endpoint: err.endpoint, limit: err.limit }, exit: CLIENT_EXIT.error };

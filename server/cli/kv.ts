@@ -1,5 +1,7 @@
 /**
- * Key commands: `put`, `get`, `del`, `history` and `scan`.
+ * Key commands: `put`, `append`, `get`, `del`, `history` and `scan`. `put`, `append` and `del`
+ * take `--if-version N` (and `put`/`append` `--if-absent`): a failed condition is `CONDITION_FAILED`
+ * with the key's current version.
  *
  * `get` is verified by default, and a verified read is **as of the latest checkpoint**: it says
  * which one (index and seq), and when a plain read shows a newer entry written since, it says so
@@ -10,7 +12,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { MAX_VERSION, ProofKVClient, type Entry, type VerifiedGetResult } from '../../client-sdk/index.js';
+import { MAX_VERSION, ProofKVClient, type Entry, type VerifiedGetResult, type WriteCondition } from '../../client-sdk/index.js';
 import type { LogHead } from '../../proofs/checkpoint.js';
 import {
   CLIENT_EXIT,
@@ -97,20 +99,35 @@ async function verifiedRead(c: ProofKVClient, k: Uint8Array, version: number | u
   return { r, newer };
 }
 
+/** `--if-version` / `--if-absent` as a write condition (at most one; `--if-absent` only where `absent`). */
+function conditionOptions(o: { ifVersion?: string; ifAbsent?: boolean }): WriteCondition {
+  const ifVersion = versionOption(o.ifVersion, '--if-version', 0);
+  if (ifVersion !== undefined && o.ifAbsent) throw new CliError('USAGE', 'give --if-version or --if-absent, not both');
+  return ifVersion !== undefined ? { ifVersion } : o.ifAbsent ? { ifAbsent: true } : {};
+}
+
+const IF_VERSION_OPTION = ['--if-version <n>', "write only if the key's newest version is n (a deletion's version counts; 0: never written)"] as const;
+const IF_ABSENT_OPTION = ['--if-absent', 'write only if the key has no live value (never written, or deleted)'] as const;
+
+type ConditionFlags = { ifVersion?: string; ifAbsent?: boolean };
+
 function registerPut(program: Command): void {
   withCommon(program.command('put <key> [value]').description('write a value (next version, or --version)'))
     .option('--version <n>', 'explicit version (must exceed the latest; at most 2^53-1)')
+    .option(...IF_VERSION_OPTION)
+    .option(...IF_ABSENT_OPTION)
     .option('--file <path>', 'read the value from a file')
     .option('--stdin', 'read the value from stdin')
     .option('--verify', 'wait for a checkpoint that includes the write and verify it')
     .action(
-      run(async (key: string, value: string | undefined, o: CommonOptions & { version?: string; file?: string; stdin?: boolean; verify?: boolean }) => {
+      run(async (key: string, value: string | undefined, o: CommonOptions & ConditionFlags & { version?: string; file?: string; stdin?: boolean; verify?: boolean }) => {
         const k = keyArg(key, o.keyEncoding);
         const version = versionOption(o.version, '--version', 1);
+        const condition = conditionOptions(o);
         const v = await putValue(value, o);
         const c = clientOf(o);
         if (o.verify) {
-          const r = await c.verifiedPut(k, v, { version });
+          const r = await c.verifiedPut(k, v, { version, ...condition });
           const newest = r.newest ? 'yes' : `no: version ${r.newer!.version} (seq ${r.newer!.seq}, ${r.newer!.kind}) is newer`;
           print(
             o,
@@ -125,7 +142,7 @@ function registerPut(program: Command): void {
             ],
           );
         } else {
-          const r = await c.put(k, v, { version });
+          const r = await c.put(k, v, { version, ...condition });
           print(o, { version: r.version, seq: r.seq, verified: false }, [
             ...table([
               ['version', String(r.version)],
@@ -134,6 +151,22 @@ function registerPut(program: Command): void {
             ]),
           ]);
         }
+      }),
+    );
+}
+
+function registerAppend(program: Command): void {
+  withCommon(program.command('append <key> [value]').description("append bytes to a key's value as a new version (computed by the server)"))
+    .option('--file <path>', 'read the bytes to append from a file')
+    .option('--stdin', 'read the bytes to append from stdin')
+    .option(...IF_VERSION_OPTION)
+    .option(...IF_ABSENT_OPTION)
+    .action(
+      run(async (key: string, value: string | undefined, o: CommonOptions & ConditionFlags & { file?: string; stdin?: boolean }) => {
+        const k = keyArg(key, o.keyEncoding);
+        const condition = conditionOptions(o);
+        const r = await clientOf(o).append(k, await putValue(value, o), condition);
+        print(o, { version: r.version, seq: r.seq, verified: false }, table([['version', String(r.version)], ['seq', String(r.seq)]]));
       }),
     );
 }
@@ -214,12 +247,14 @@ function registerGet(program: Command): void {
 }
 
 function registerDelHistory(program: Command): void {
-  withCommon(program.command('del <key>').description('delete a key (writes a tombstone at a new version)')).action(
-    run(async (key: string, o: CommonOptions) => {
-      const r = await clientOf(o).delete(keyArg(key, o.keyEncoding));
-      print(o, { version: r.version, seq: r.seq }, table([['deleted at version', String(r.version)], ['seq', String(r.seq)]]));
-    }),
-  );
+  withCommon(program.command('del <key>').description('delete a key (writes a tombstone at a new version)'))
+    .option(...IF_VERSION_OPTION)
+    .action(
+      run(async (key: string, o: CommonOptions & { ifVersion?: string }) => {
+        const r = await clientOf(o).delete(keyArg(key, o.keyEncoding), conditionOptions(o));
+        print(o, { version: r.version, seq: r.seq }, table([['deleted at version', String(r.version)], ['seq', String(r.seq)]]));
+      }),
+    );
 
   withCommon(program.command('history <key>').description('versions of a key, oldest first, proven complete by default'))
     .option('--min <n>', 'lowest version (inclusive)')
@@ -320,9 +355,10 @@ function registerScan(program: Command): void {
     );
 }
 
-/** Registers `put`, `get`, `del`, `history` and `scan`. */
+/** Registers `put`, `append`, `get`, `del`, `history` and `scan`. */
 export function registerKeyCommands(program: Command): void {
   registerPut(program);
+  registerAppend(program);
   registerGet(program);
   registerDelHistory(program);
   registerScan(program);

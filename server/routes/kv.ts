@@ -1,5 +1,6 @@
 /**
- * Keys and values: `PUT`/`GET`/`DELETE /v1/kv/{key}`, `POST /v1/batch` (atomic) and
+ * Keys and values: `PUT`/`GET`/`DELETE /v1/kv/{key}` (writes with optional `ifVersion` /
+ * `ifAbsent` conditions), `POST /v1/kv/{key}/append`, `POST /v1/batch` (atomic) and
  * `GET /v1/kv` (scan over latest live values with a cursor; with `proof=true`, a proven page).
  * @module
  */
@@ -27,7 +28,8 @@ import { body, errors, jsonCbor, keyEncodingParam, keyParam, ok, queryParam, ses
 import type { RouteDef } from '../route_table.js';
 import { keySuccessor, prefixEnd } from '../../proofs/lsm_scan.js';
 import { sendScanPage } from './proofs.js';
-import type { BatchCommandOp, WriteOutcome } from '../write_path.js';
+import type { BatchCommandOp, CommandCondition, WriteCommand, WriteOutcome } from '../write_path.js';
+import type { Query } from '../keys.js';
 
 /** Most operations in one batch. */
 export const MAX_BATCH_OPS = 10_000;
@@ -35,9 +37,33 @@ export const MAX_BATCH_OPS = 10_000;
 export const MAX_SCAN_LIMIT = 1000;
 
 const writeResult = (o: WriteOutcome): Wire => {
-  if (o.type !== 'put' && o.type !== 'delete') throw new Error('unexpected outcome');
+  if (o.type !== 'put' && o.type !== 'delete' && o.type !== 'append') throw new Error('unexpected outcome');
   return { version: o.result.version, seq: o.result.seq };
 };
+
+const CONDITION_DOC =
+  ' With `ifVersion=N` only if the key\'s newest version is N (a tombstone\'s version matches; 0: never written), with `ifAbsent=true` only if it has ' +
+  'no live version; otherwise `409 CONDITION_FAILED` with `currentVersion`, `absent` and `key` in the problem body, and nothing is written.';
+const ifVersionParam = queryParam('ifVersion', 'Write only if the key\'s newest version (a tombstone\'s included) is this one; 0: never written', { type: 'integer', minimum: 0 });
+const ifAbsentParam = queryParam('ifAbsent', 'Write only if the key has no live version (never written, or deleted)', { type: 'boolean' });
+
+/** The `ifVersion` / `ifAbsent` query condition (at most one; `ifAbsent` only where `absentAllowed`). */
+function queryCondition(q: Query, absentAllowed: boolean): CommandCondition {
+  const ifVersion = q.int('ifVersion', 0, MAX_VERSION, undefined, 'INVALID_VERSION');
+  const ifAbsent = absentAllowed && q.flag('ifAbsent');
+  if (ifVersion !== undefined && ifAbsent) throw new HttpError('INVALID_ARGUMENT', 'give ifVersion or ifAbsent, not both');
+  return ifVersion !== undefined ? { ifVersion } : ifAbsent ? { ifAbsent } : {};
+}
+
+/** The `ifVersion` / `ifAbsent` fields of a batch operation. */
+function fieldCondition(op: Record<string, unknown>, at: string): CommandCondition {
+  const v = field(op, 'ifVersion');
+  const a = field(op, 'ifAbsent');
+  if (a !== undefined && typeof a !== 'boolean') throw new HttpError('INVALID_ARGUMENT', `${at}.ifAbsent must be a boolean`);
+  if (v !== undefined && a === true) throw new HttpError('INVALID_ARGUMENT', `${at}: give ifVersion or ifAbsent, not both`);
+  if (v !== undefined) return { ifVersion: versionField(v, `${at}.ifVersion`, 0) };
+  return a === true ? { ifAbsent: true } : {};
+}
 
 /** Routes of keys and values. */
 export function kvRoutes(ctx: AppContext): RouteDef[] {
@@ -61,6 +87,28 @@ export function kvRoutes(ctx: AppContext): RouteDef[] {
     return checkValue(bytesField(type, v, `${what}: value`));
   };
 
+  /**
+   * The value of a `PUT`/append body: the raw bytes (`application/octet-stream`), or `value` /
+   * `valueUtf8` of a JSON or CBOR object that may also hold the `extra` fields (returned in `fields`).
+   */
+  const valueBody = (req: Parameters<RouteDef['handler']>[0], extra: string[]): { value: Uint8Array; fields?: Record<string, unknown> } => {
+    const type = bodyType(req, ['octet', 'json', 'cbor']);
+    const raw = rawBody(req);
+    if (type === 'octet') return { value: checkValue(raw) };
+    const o = parseStructuredBody(type, raw);
+    for (const k of Object.keys(o)) {
+      if (k !== 'value' && k !== 'valueUtf8' && !extra.includes(k)) throw new HttpError('INVALID_ARGUMENT', `unknown field ${JSON.stringify(k.slice(0, 64))}`);
+    }
+    return { value: valueOf(type, o, 'body'), fields: o };
+  };
+
+  /** Proposes a single-key write and answers with its version and seq (`ProofKV-Replayed` on a replay). */
+  const proposeOne = async (req: Parameters<RouteDef['handler']>[0], res: Parameters<RouteDef['handler']>[1], cmd: WriteCommand): Promise<void> => {
+    const outcome = await writePath.propose(cmd);
+    if (outcome.replayed) res.setHeader('ProofKV-Replayed', 'true');
+    send(req, res, writeResult(outcome));
+  };
+
   const put: RouteDef = {
     method: 'put',
     path: '/v1/kv/:key',
@@ -69,8 +117,8 @@ export function kvRoutes(ctx: AppContext): RouteDef[] {
     name: 'kv_put',
     doc: {
       summary: 'Write a value',
-      description: 'Writes at the next version of the key, or at `version` (query or body), which must exceed the latest.',
-      parameters: [keyParam, keyEncodingParam, queryParam('version', 'Explicit version, 1 .. 2^53-1', { type: 'integer', minimum: 1 }), ...sessionParams],
+      description: 'Writes at the next version of the key, or at `version` (query or body), which must exceed the latest.' + CONDITION_DOC,
+      parameters: [keyParam, keyEncodingParam, queryParam('version', 'Explicit version, 1 .. 2^53-1', { type: 'integer', minimum: 1 }), ifVersionParam, ifAbsentParam, ...sessionParams],
       requestBody: body(
         { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
         'PutBody',
@@ -79,30 +127,18 @@ export function kvRoutes(ctx: AppContext): RouteDef[] {
     },
     async handler(req, res) {
       const q = queryOf(res);
-      q.only(['version', 'keyEncoding']);
+      q.only(['version', 'keyEncoding', 'ifVersion', 'ifAbsent']);
       const key = keyOf(res);
       let version = q.int('version', 1, MAX_VERSION, undefined, 'INVALID_VERSION');
-      const type = bodyType(req, ['octet', 'json', 'cbor']);
-      const raw = rawBody(req);
-      let value: Uint8Array;
-      if (type === 'octet') {
-        value = checkValue(raw);
-      } else {
-        const o = parseStructuredBody(type, raw);
-        for (const k of Object.keys(o)) {
-          if (k !== 'value' && k !== 'valueUtf8' && k !== 'version') throw new HttpError('INVALID_ARGUMENT', `unknown field ${JSON.stringify(k.slice(0, 64))}`);
-        }
-        value = valueOf(type, o, 'body');
-        const bv = field(o, 'version');
-        if (bv !== undefined) {
-          const n = versionField(bv);
-          if (version !== undefined && version !== n) throw new HttpError('INVALID_VERSION', `version ${n} in the body differs from version ${version} in the query`);
-          version = n;
-        }
+      const condition = queryCondition(q, true);
+      const { value, fields } = valueBody(req, ['version']);
+      const bv = fields && field(fields, 'version');
+      if (bv !== undefined) {
+        const n = versionField(bv);
+        if (version !== undefined && version !== n) throw new HttpError('INVALID_VERSION', `version ${n} in the body differs from version ${version} in the query`);
+        version = n;
       }
-      const outcome = await writePath.propose({ type: 'put', key, value, version, session: sessionOf(req) });
-      if (outcome.replayed) res.setHeader('ProofKV-Replayed', 'true');
-      send(req, res, writeResult(outcome));
+      await proposeOne(req, res, { type: 'put', key, value, version, ...condition, session: sessionOf(req) });
     },
   };
 
@@ -156,16 +192,43 @@ export function kvRoutes(ctx: AppContext): RouteDef[] {
     name: 'kv_delete',
     doc: {
       summary: 'Delete a key',
-      description: 'Writes a tombstone at the next version; history keeps it.',
-      parameters: [keyParam, keyEncodingParam, ...sessionParams],
+      description:
+        'Writes a tombstone at the next version; history keeps it. With `ifVersion=N` only if the key\'s newest version is N; otherwise `409 CONDITION_FAILED` ' +
+        'with `currentVersion`, `absent` and `key` in the problem body.',
+      parameters: [keyParam, keyEncodingParam, ifVersionParam, ...sessionParams],
       responses: { ...ok('WriteResult', 'The version and seq of the tombstone'), ...errors(400, 401, 403, 409, 413, 421, 422, 503) },
     },
     async handler(req, res) {
-      queryOf(res).only(['keyEncoding']);
+      const q = queryOf(res);
+      q.only(['keyEncoding', 'ifVersion']);
       const key = keyOf(res);
-      const outcome = await writePath.propose({ type: 'delete', key, session: sessionOf(req) });
-      if (outcome.replayed) res.setHeader('ProofKV-Replayed', 'true');
-      send(req, res, writeResult(outcome));
+      await proposeOne(req, res, { type: 'delete', key, ...queryCondition(q, false), session: sessionOf(req) });
+    },
+  };
+
+  const append: RouteDef = {
+    method: 'post',
+    path: '/v1/kv/:key/append',
+    role: 'write',
+    body: 'value',
+    name: 'kv_append',
+    doc: {
+      summary: 'Append to a value',
+      description:
+        'Writes at the next version the key\'s newest live value (empty when absent or deleted) followed by the body\'s bytes, computed where the write ' +
+        'is applied (after every write ordered before it). A result above the value size limit is `413 VALUE_TOO_LARGE` and writes nothing. ' +
+        'Not idempotent: send a client session to make retries safe.' + CONDITION_DOC,
+      parameters: [keyParam, keyEncodingParam, ifVersionParam, ifAbsentParam, ...sessionParams],
+      requestBody: body({ 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } }, 'AppendBody'),
+      responses: { ...ok('WriteResult', 'The version and seq the append was given'), ...errors(400, 401, 403, 409, 413, 415, 421, 422, 503) },
+    },
+    async handler(req, res) {
+      const q = queryOf(res);
+      q.only(['keyEncoding', 'ifVersion', 'ifAbsent']);
+      const key = keyOf(res);
+      const condition = queryCondition(q, true);
+      const { value } = valueBody(req, []);
+      await proposeOne(req, res, { type: 'append', key, value, ...condition, session: sessionOf(req) });
     },
   };
 
@@ -177,7 +240,10 @@ export function kvRoutes(ctx: AppContext): RouteDef[] {
     name: 'batch',
     doc: {
       summary: 'Write a batch atomically',
-      description: `Up to ${MAX_BATCH_OPS} puts and deletes, applied all or none, in order. Later operations on a key see the versions of earlier ones.`,
+      description:
+        `Up to ${MAX_BATCH_OPS} puts, deletes and appends, applied all or none, in order. Later operations on a key see the versions (and values) of earlier ones. ` +
+        'An operation may carry `ifVersion` (puts, deletes, appends) or `ifAbsent` (puts, appends); one failed condition fails the whole batch with ' +
+        '`409 CONDITION_FAILED` (`index` in the problem body names the operation) and nothing is written.',
       parameters: [...sessionParams],
       requestBody: body({}, 'BatchBody'),
       responses: { ...ok('BatchResult', 'One result per operation, in order'), ...errors(400, 401, 403, 409, 413, 415, 421, 422, 503) },
@@ -201,17 +267,17 @@ export function kvRoutes(ctx: AppContext): RouteDef[] {
         const kind = field(op, 'op');
         const key = bytesField(type, field(op, 'key'), `${at}.key`);
         checkKeySize(key, `${at}.key`);
-        if (kind === 'delete') {
-          for (const k of Object.keys(op)) if (k !== 'op' && k !== 'key') throw new HttpError('INVALID_ARGUMENT', `${at}: unknown field ${JSON.stringify(k.slice(0, 64))}`);
-          return { op: 'delete', key };
-        }
-        if (kind !== 'put') throw new HttpError('INVALID_ARGUMENT', `${at}.op must be "put" or "delete"`);
+        const allowed = kind === 'delete' ? ['op', 'key', 'ifVersion'] : kind === 'append' ? ['op', 'key', 'value', 'valueUtf8', 'ifVersion', 'ifAbsent'] : ['op', 'key', 'value', 'valueUtf8', 'version', 'ifVersion', 'ifAbsent'];
+        if (kind !== 'put' && kind !== 'delete' && kind !== 'append') throw new HttpError('INVALID_ARGUMENT', `${at}.op must be "put", "delete" or "append"`);
         for (const k of Object.keys(op)) {
-          if (!['op', 'key', 'value', 'valueUtf8', 'version'].includes(k)) throw new HttpError('INVALID_ARGUMENT', `${at}: unknown field ${JSON.stringify(k.slice(0, 64))}`);
+          if (!allowed.includes(k)) throw new HttpError('INVALID_ARGUMENT', `${at}: unknown field ${JSON.stringify(k.slice(0, 64))}`);
         }
+        const condition = fieldCondition(op, at);
+        if (kind === 'delete') return { op: 'delete', key, ...condition };
         const value = valueOf(type, op, at);
+        if (kind === 'append') return { op: 'append', key, value, ...condition };
         const v = field(op, 'version');
-        return v === undefined ? { op: 'put', key, value } : { op: 'put', key, value, version: versionField(v, `${at}.version`) };
+        return v === undefined ? { op: 'put', key, value, ...condition } : { op: 'put', key, value, version: versionField(v, `${at}.version`), ...condition };
       });
       await yieldToEventLoop();
       const outcome = await writePath.propose({ type: 'batch', ops, session: sessionOf(req) });
@@ -321,7 +387,7 @@ export function kvRoutes(ctx: AppContext): RouteDef[] {
     },
   };
 
-  return [scan, batch, put, get, del];
+  return [scan, batch, put, get, del, append];
 }
 
 export { prefixEnd };

@@ -24,7 +24,7 @@ import {
 import { MAX_SEQ, MAX_VERSION, seqOf, versionOf, type Entry } from '../keys.js';
 import { resolveOptions, type DBOptions, type ResolvedOptions } from '../options.js';
 import { files, VersionSet } from '../version/version_set.js';
-import { WriteBatch, type BatchOp } from './batch.js';
+import { WriteBatch, type BatchOp, type WriteCondition } from './batch.js';
 import { DBCore, type EngineStats, type WriteFault } from './core.js';
 import { DBIterator, type IteratorOptions, type VersionEntry } from './iterator.js';
 import { lockDir, type DirLock } from './lock.js';
@@ -48,6 +48,12 @@ export interface WriteOptions {
    */
   logIndex?: number;
 }
+
+/**
+ * A write's options with a condition (see {@link WriteCondition}): a failed one throws
+ * `ConditionFailedError` (`CONDITION_FAILED`) and writes nothing.
+ */
+export interface ConditionalWriteOptions extends WriteOptions, WriteCondition {}
 
 /** Options of {@link ProofDB.checkpoint}. */
 export interface CheckpointOptions {
@@ -308,12 +314,40 @@ export class ProofDB {
     if (op.kind !== Kind.PUT && op.kind !== Kind.DELETE) {
       throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, 'unknown operation kind');
     }
-    return {
+    const out: BatchOp = {
       kind: op.kind,
       key: this.key(op.key),
       value: op.kind === Kind.PUT ? this.value(op.value) : new Uint8Array(0),
       version: op.version === undefined ? undefined : ProofDB.version(op.version, 1),
     };
+    if (op.append !== undefined) {
+      if (typeof op.append !== 'boolean') throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, 'append must be a boolean');
+      if (op.append && (op.kind !== Kind.PUT || out.version !== undefined)) {
+        throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, 'an append is a put without an explicit version');
+      }
+      if (op.append) out.append = true;
+    }
+    return ProofDB.condition(out, op);
+  }
+
+  /** Validates the condition `c` and sets it on `op`. */
+  private static condition(op: BatchOp, c: WriteCondition): BatchOp {
+    if (c.ifAbsent !== undefined && typeof c.ifAbsent !== 'boolean') throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, 'ifAbsent must be a boolean');
+    if (c.ifVersion !== undefined) {
+      if (c.ifAbsent) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, 'give ifVersion or ifAbsent, not both');
+      op.ifVersion = ProofDB.version(c.ifVersion, 0);
+    }
+    if (c.ifAbsent) {
+      if (op.kind !== Kind.PUT) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, 'ifAbsent applies to puts and appends, not deletes');
+      op.ifAbsent = true;
+    }
+    return op;
+  }
+
+  /** Enqueues one validated operation. */
+  private async writeOne(op: BatchOp, options: WriteOptions): Promise<WriteResult> {
+    const logIndex = this.takeLogIndex(options.logIndex);
+    return (await this.pipeline.write([op], options.sync ?? this.options.sync, logIndex))[0];
   }
 
   // ---- writes ------------------------------------------------------------------------------
@@ -337,28 +371,40 @@ export class ProofDB {
     return logIndex;
   }
 
-  /** Writes `value` at the key's next version (1 for a new key). */
-  async put(key: Bytes, value: Bytes, options: WriteOptions = {}): Promise<WriteResult> {
+  /**
+   * Writes `value` at the key's next version (1 for a new key). With `ifVersion` or `ifAbsent`,
+   * only if the condition holds; otherwise throws `CONDITION_FAILED` and writes nothing.
+   */
+  async put(key: Bytes, value: Bytes, options: ConditionalWriteOptions = {}): Promise<WriteResult> {
     this.checkOpen();
-    const op = { kind: Kind.PUT, key: this.key(key), value: this.value(value) };
-    return (await this.pipeline.write([op], options.sync ?? this.options.sync, this.takeLogIndex(options.logIndex)))[0];
+    return this.writeOne(ProofDB.condition({ kind: Kind.PUT, key: this.key(key), value: this.value(value) }, options), options);
   }
 
   /**
    * Writes `value` at an explicit version, which must be greater than the key's latest version;
-   * otherwise throws `VERSION_NOT_INCREASING` and writes nothing.
+   * otherwise throws `VERSION_NOT_INCREASING` and writes nothing. Conditions as for {@link put}.
    */
-  async putWithVersion(key: Bytes, value: Bytes, version: number, options: WriteOptions = {}): Promise<WriteResult> {
+  async putWithVersion(key: Bytes, value: Bytes, version: number, options: ConditionalWriteOptions = {}): Promise<WriteResult> {
     this.checkOpen();
     const op = { kind: Kind.PUT, key: this.key(key), value: this.value(value), version: ProofDB.version(version, 1) };
-    return (await this.pipeline.write([op], options.sync ?? this.options.sync, this.takeLogIndex(options.logIndex)))[0];
+    return this.writeOne(ProofDB.condition(op, options), options);
   }
 
-  /** Writes a tombstone at the key's next version. History keeps it. */
-  async delete(key: Bytes, options: WriteOptions = {}): Promise<WriteResult> {
+  /** Writes a tombstone at the key's next version (with `ifVersion`: only if that is the newest). History keeps it. */
+  async delete(key: Bytes, options: WriteOptions & Pick<WriteCondition, 'ifVersion'> = {}): Promise<WriteResult> {
     this.checkOpen();
     const op = { kind: Kind.DELETE, key: this.key(key), value: new Uint8Array(0) };
-    return (await this.pipeline.write([op], options.sync ?? this.options.sync, this.takeLogIndex(options.logIndex)))[0];
+    return this.writeOne(ProofDB.condition(op, { ifVersion: options.ifVersion }), options);
+  }
+
+  /**
+   * Writes, at the key's next version, its newest live value (empty when absent or deleted)
+   * followed by `suffix`. The value is computed when the write is applied, after every write
+   * queued before it. A result above `maxValueSize` throws `VALUE_TOO_LARGE` and writes nothing.
+   */
+  async append(key: Bytes, suffix: Bytes, options: ConditionalWriteOptions = {}): Promise<WriteResult> {
+    this.checkOpen();
+    return this.writeOne(ProofDB.condition({ kind: Kind.PUT, key: this.key(key), value: this.value(suffix), append: true }, options), options);
   }
 
   /** A new, empty batch for {@link write}. */

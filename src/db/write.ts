@@ -8,15 +8,20 @@
  * applies the batches to the memtable in order, freezing it whenever it fills. Only then are the
  * callers answered: an acknowledged write is in the journal.
  *
+ * Conditions (`ifVersion`, `ifAbsent`) and appends are resolved in the same step as versions,
+ * against the state the earlier batches of the group and earlier operations of the batch leave:
+ * no write can come between a check and its write. A failed condition fails its whole batch. An
+ * append is journaled as the plain put of its computed value, so replay never recomputes it.
+ *
  * External-log mode (`writeAheadLog: 'external'`): there is no journal; each batch carries the
  * index of the external log entry it comes from, and `core.logIndex` follows the applied batches
  * so that a freeze records the index its memtable reaches.
  * @module
  */
 import { Kind } from '../../proofs/hash.js';
-import { ErrorCode, InvalidArgumentError, VersionConflictError } from '../errors.js';
+import { ConditionFailedError, ErrorCode, InvalidArgumentError, VersionConflictError } from '../errors.js';
 import { encodeBatch, type BatchOp as JournalOp } from '../journal/batch.js';
-import { MAX_VERSION } from '../keys.js';
+import { MAX_SEQ, MAX_VERSION } from '../keys.js';
 import type { BatchOp } from './batch.js';
 import type { DBCore } from './core.js';
 
@@ -44,6 +49,13 @@ interface QueuedBarrier {
 }
 
 type Queued = QueuedWrite | QueuedBarrier;
+
+/** A key's newest version during resolution; its kind and value once a condition or append needed them. */
+interface KeyState {
+  version: number;
+  kind?: Kind;
+  value?: Uint8Array;
+}
 
 /** Most batches and bytes (approximate) one group commit takes. */
 const MAX_GROUP_BATCHES = 1024;
@@ -122,6 +134,19 @@ export class WritePipeline {
     }
   }
 
+  /**
+   * True when the key has a live version in `state`; fills in the newest entry's kind and value
+   * from the memtables and tables when the group has not written the key.
+   */
+  private live(key: Uint8Array, state: KeyState): boolean {
+    if (state.kind === undefined) {
+      const e = state.version === 0 ? undefined : this.core.getEntry(key, MAX_VERSION, MAX_SEQ);
+      state.kind = e ? e.kind : Kind.DELETE;
+      state.value = e && e.kind === Kind.PUT ? e.value : EMPTY;
+    }
+    return state.kind === Kind.PUT;
+  }
+
   private async commitGroup(group: QueuedWrite[]): Promise<void> {
     const core = this.core;
     try {
@@ -130,17 +155,29 @@ export class WritePipeline {
       for (const w of group) w.reject(err as Error);
       return;
     }
-    // Resolve versions. `assigned` holds the versions this group gives, ahead of the memtable.
-    const assigned = new Map<string, number>();
+    // Resolve versions. `assigned` holds the state this group leaves, ahead of the memtable.
+    const assigned = new Map<string, KeyState>();
     const accepted: Array<{ w: QueuedWrite; ops: JournalOp[]; seq: number }> = [];
     let seq = core.lastSeq + 1;
-    for (const w of group) {
-      const local = new Map<string, number>();
+    let groupBytes = 0;
+    for (let g = 0; g < group.length; g++) {
+      const w = group[g];
+      const local = new Map<string, KeyState>();
       const ops: JournalOp[] = [];
       let failure: Error | null = null;
-      for (const op of w.ops) {
+      for (let i = 0; i < w.ops.length; i++) {
+        const op = w.ops[i];
         const id = latin1(op.key);
-        const latest = local.get(id) ?? assigned.get(id) ?? core.latestVersion(op.key, id);
+        const state = local.get(id) ?? assigned.get(id) ?? { version: core.latestVersion(op.key, id) };
+        const latest = state.version;
+        if (op.ifVersion !== undefined || op.ifAbsent) {
+          const held = op.ifVersion !== undefined ? op.ifVersion === latest : !this.live(op.key, state);
+          if (!held) {
+            const cond = op.ifVersion !== undefined ? `ifVersion ${op.ifVersion}` : 'ifAbsent';
+            failure = new ConditionFailedError(op.key, latest, !this.live(op.key, state), i, cond);
+            break;
+          }
+        }
         let version: number;
         if (op.version !== undefined) {
           if (op.version <= latest) {
@@ -155,14 +192,38 @@ export class WritePipeline {
           }
           version = latest + 1;
         }
-        local.set(id, version);
-        ops.push({ kind: op.kind, key: op.key, version, value: op.kind === Kind.PUT ? op.value : undefined });
+        let value = op.kind === Kind.PUT ? op.value : EMPTY;
+        if (op.append) {
+          const prev = this.live(op.key, state) ? state.value! : EMPTY;
+          if (prev.length + op.value.length > core.opts.maxValueSize) {
+            failure = new InvalidArgumentError(
+              ErrorCode.VALUE_TOO_LARGE,
+              `append would make the value ${prev.length + op.value.length} bytes, limit ${core.opts.maxValueSize}`,
+            );
+            break;
+          }
+          value = new Uint8Array(prev.length + op.value.length);
+          value.set(prev, 0);
+          value.set(op.value, prev.length);
+        }
+        local.set(id, { version, kind: op.kind, value });
+        ops.push({ kind: op.kind, key: op.key, version, value: op.kind === Kind.PUT ? value : undefined });
       }
       if (failure) {
         w.reject(failure);
         continue;
       }
-      for (const [id, v] of local) assigned.set(id, v);
+      // Appends grow values here, after the drain loop's estimate: a batch that would take the
+      // group's resolved bytes past MAX_GROUP_BYTES goes back to the head of the queue, with every
+      // batch after it, and is resolved again in the next group (after this one is applied).
+      let bytes = 0;
+      for (const op of ops) bytes += op.key.length + (op.value?.length ?? 0) + 16;
+      if (accepted.length > 0 && groupBytes + bytes > MAX_GROUP_BYTES) {
+        this.queue.unshift(...group.slice(g));
+        break;
+      }
+      groupBytes += bytes;
+      for (const [id, st] of local) assigned.set(id, st);
       accepted.push({ w, ops, seq });
       seq += ops.length;
     }

@@ -214,4 +214,23 @@ describe('proofkv CLI: keys, values and errors', () => {
     expect(limited.stdout.trim().split('\n').map((l) => td.decode(unb64(JSON.parse(l).key)))).toEqual(['v/a', 'v/c']);
     expect(jsonError(await run(['scan', '--prefix', 'v/', '--start', 'v/a', '--json'])).code).toBe('USAGE');
   });
+
+  it('put --if-absent / --if-version, del --if-version, append', async () => {
+    expect(jsonOf(await run(['put', 'cond-k', 'one', '--if-absent', '--json']))).toMatchObject({ version: 1 });
+    const failed = await run(['put', 'cond-k', 'two', '--if-absent', '--json']);
+    expect(failed.code).toBe(1);
+    expect(jsonError(failed)).toMatchObject({ code: 'CONDITION_FAILED', status: 409, currentVersion: 1, absent: false });
+    const text = await run(['put', 'cond-k', 'two', '--if-version', '5']);
+    expect(text.code).toBe(1);
+    expect(text.stderr).toMatch(/CONDITION_FAILED \(409\).*newest version is 1/);
+    expect(jsonOf(await run(['put', 'cond-k', 'two', '--if-version', '1', '--json']))).toMatchObject({ version: 2 });
+    expect(jsonError(await run(['del', 'cond-k', '--if-version', '1', '--json']))).toMatchObject({ code: 'CONDITION_FAILED', currentVersion: 2 });
+    expect(jsonOf(await run(['del', 'cond-k', '--if-version', '2', '--json']))).toMatchObject({ version: 3 });
+    expect(jsonOf(await run(['append', 'cond-k', 'a', '--if-absent', '--json']))).toMatchObject({ version: 4 });
+    expect(jsonOf(await run(['append', 'cond-k', 'bc', '--json']))).toMatchObject({ version: 5 });
+    expect(jsonOf(await run(['append', 'cond-k', '--stdin', '--json'], { input: 'd' }))).toMatchObject({ version: 6 });
+    expect(jsonError(await run(['append', 'cond-k', 'x', '--if-version', '4', '--json']))).toMatchObject({ code: 'CONDITION_FAILED', currentVersion: 6 });
+    expect(jsonOf(await run(['get', 'cond-k', '--no-verify', '--json']))).toMatchObject({ found: true, entry: { version: 6, value: Buffer.from('abcd').toString('base64url') } });
+    expect(jsonError(await run(['put', 'cond-k', 'x', '--if-version', '1', '--if-absent', '--json']))).toMatchObject({ code: 'USAGE' });
+  });
 });

@@ -399,7 +399,7 @@ describe('scrubPaths', () => {
 
 describe('body shape checks', () => {
   const cbor = new Encoder({ mapsAsObjects: true, useRecords: false, tagUint8Array: false } as ConstructorParameters<typeof Encoder>[0]);
-  const batch = (n: number) => ({ ops: Array.from({ length: n }, (_, i) => ({ op: 'put', key: `k${i}`, value: new Uint8Array([i & 255]), version: i + 1 })) });
+  const batch = (n: number) => ({ ops: Array.from({ length: n }, (_, i) => ({ op: 'put', key: `k${i}`, value: new Uint8Array([i & 255]), version: i + 1, ifVersion: i })) });
   const code = (f: () => void): string | undefined => {
     try {
       f();
@@ -414,7 +414,7 @@ describe('body shape checks', () => {
     expect(code(() => checkJsonShape(legal))).toBeUndefined();
     expect(code(() => checkJsonShape(new TextEncoder().encode('{"a":"[[[[[[[[[[[[[[[[[[[[[\\"]]]]"}')))).toBeUndefined(); // brackets inside strings
     expect(code(() => checkJsonShape(new TextEncoder().encode('['.repeat(9))))).toBe('BAD_REQUEST');
-    expect(code(() => checkJsonShape(new TextEncoder().encode(`[${'1,'.repeat(100_000)}1]`)))).toBe('PAYLOAD_TOO_LARGE');
+    expect(code(() => checkJsonShape(new TextEncoder().encode(`[${'1,'.repeat(120_000)}1]`)))).toBe('PAYLOAD_TOO_LARGE');
     const deep = new TextEncoder().encode(`{"a":"\\"x",${'['.repeat(9)}`);
     const checker = new JsonShapeChecker();
     expect(code(() => [...deep].forEach((b) => checker.update(new Uint8Array([b]))))).toBe('BAD_REQUEST');
