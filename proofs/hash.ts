@@ -19,6 +19,7 @@
  */
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
 import { writeU32BE, writeU64BE } from './bytes.js';
+import { sha256 as jsSha256 } from './sha256.js';
 
 /**
  * A one-shot SHA-256 implementation: noble in the isomorphic verifier, `node:crypto` in Node.
@@ -161,12 +162,17 @@ export class Hasher {
 /** The isomorphic hasher (noble SHA-256), for verifiers in Node and browsers. */
 export const nobleHasher = new Hasher((d) => nobleSha256(d));
 
-let installedHasher: Hasher = nobleHasher;
+/**
+ * The built-in hasher: `proofs/sha256.ts`, a one-shot SHA-256 without per-call allocation (3–5x
+ * noble on the verifier's short messages). Used by default once it has given noble's digests on
+ * the self-test messages at load (it falls back to {@link nobleHasher} otherwise).
+ */
+export const jsHasher = new Hasher(jsSha256);
 
 /**
- * The hasher a verifier uses when it is given none: {@link nobleHasher} unless
- * {@link installSha256} installed a faster implementation (the Node entry points of `proofkv`,
- * `proofkv/client`, `proofkv/proofs` and `proofkv-client` install `node:crypto`'s).
+ * The hasher a verifier uses when it is given none: {@link jsHasher}, unless {@link installSha256}
+ * installed another implementation (the Node entry points of `proofkv`, `proofkv/client`,
+ * `proofkv/proofs` and `proofkv-client` install `node:crypto`'s).
  */
 export function defaultHasher(): Hasher {
   return installedHasher;
@@ -186,26 +192,37 @@ function selfTestMessage(n: number): Uint8Array {
   return m;
 }
 
-/**
- * Makes `sha256` the implementation behind {@link defaultHasher}, or restores noble with
- * `undefined`. The candidate must give noble's digests on a set of self-test messages (sizes
- * around the block boundaries and the verifier's message sizes); otherwise it throws `TypeError`
- * and the installed implementation is unchanged. A hasher passed explicitly (for example
- * `CheckpointExpectation.hasher`) is not affected.
- */
-export function installSha256(sha256: Sha256 | undefined): void {
-  if (sha256 === undefined) {
-    installedHasher = nobleHasher;
-    return;
-  }
-  if (typeof sha256 !== 'function') throw new TypeError('sha256 must be a function');
+/** Why `sha256` is not a usable implementation (a digest differs from noble's), or undefined. */
+function selfTest(sha256: Sha256): string | undefined {
+  if (typeof sha256 !== 'function') return 'sha256 must be a function';
   for (const n of SELF_TEST_SIZES) {
     const m = selfTestMessage(n);
     const want = nobleSha256(m);
     const got = sha256(m.slice());
     if (!(got instanceof Uint8Array) || got.length !== HASH_LEN || got.some((b, i) => b !== want[i])) {
-      throw new TypeError(`sha256 gives a wrong digest for a ${n}-byte message`);
+      return `sha256 gives a wrong digest for a ${n}-byte message`;
     }
   }
+  return undefined;
+}
+
+/** {@link jsHasher} if it passed the self-test at load, else {@link nobleHasher}. */
+const builtinHasher: Hasher = selfTest(jsSha256) === undefined ? jsHasher : nobleHasher;
+let installedHasher: Hasher = builtinHasher;
+
+/**
+ * Makes `sha256` the implementation behind {@link defaultHasher}, or restores the built-in one
+ * ({@link jsHasher}) with `undefined`. The candidate must give noble's digests on a set of
+ * self-test messages (sizes around the block boundaries and the verifier's message sizes);
+ * otherwise it throws `TypeError` and the installed implementation is unchanged. A hasher passed explicitly (for example
+ * `CheckpointExpectation.hasher`) is not affected.
+ */
+export function installSha256(sha256: Sha256 | undefined): void {
+  if (sha256 === undefined) {
+    installedHasher = builtinHasher;
+    return;
+  }
+  const bad = selfTest(sha256);
+  if (bad) throw new TypeError(bad);
   installedHasher = new Hasher(sha256);
 }

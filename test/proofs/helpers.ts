@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { nodeSha256Buffer, nodeSha256Plain } from '../../node-entry/sha256.js';
 import { fromHex } from '../../proofs/bytes.js';
-import { Hasher } from '../../proofs/hash.js';
+import { Hasher, jsHasher } from '../../proofs/hash.js';
 
 /** The published RFC 6962 vectors, kept in the repository (source and licence: test/vectors/README.md). */
 export interface Vectors {
@@ -57,9 +57,10 @@ export const nodeHasher = new Hasher((d) => new Uint8Array(createHash('sha256').
 
 /**
  * The SHA-256 primitives the Node entry points install and the tables use (`crypto.hash`, a Buffer
- * or a plain view), each behind its own Hasher with its own reused message buffers.
+ * or a plain view), each behind its own Hasher with its own reused message buffers, and the
+ * built-in JS one (proofs/sha256.ts), the default elsewhere.
  */
-export const entryPointHashers = [new Hasher(nodeSha256Plain), new Hasher(nodeSha256Buffer)];
+export const entryPointHashers = [new Hasher(nodeSha256Plain), new Hasher(nodeSha256Buffer), jsHasher];
 
 /** Deterministic pseudo-random bytes (xorshift32), so a failing case replays. */
 export function prng(seed: number): (n: number) => Uint8Array {

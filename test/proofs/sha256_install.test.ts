@@ -9,7 +9,8 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { nodeSha256Buffer, nodeSha256Plain } from '../../node-entry/sha256.js';
 import { concatBytes, toHex } from '../../proofs/bytes.js';
-import { defaultHasher, Domain, Hasher, installSha256, Kind, LEAF_SCRATCH_KEY_LEN, nobleHasher, type Sha256 } from '../../proofs/hash.js';
+import { defaultHasher, Domain, Hasher, installSha256, jsHasher, Kind, LEAF_SCRATCH_KEY_LEN, nobleHasher, type Sha256 } from '../../proofs/hash.js';
+import { sha256 as jsSha256 } from '../../proofs/sha256.js';
 import { inclusionProof, logLeafHash, logRoot, verifyInclusion } from '../../proofs/log.js';
 import { u32, u64 } from './helpers.js';
 
@@ -18,24 +19,55 @@ const leafBytes = (key: Uint8Array, version: number, seq: number, kind: number, 
 
 afterEach(() => installSha256(undefined));
 
-describe('node:crypto SHA-256 vs noble', () => {
-  it('identical digests on random messages of 0..300 bytes (Buffer and plain view)', () => {
+describe('proofs/sha256.ts and node:crypto SHA-256 vs noble', () => {
+  it('identical digests on random messages of 0..300 bytes (JS, node Buffer and plain view)', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 300 }), (m) => {
         const want = toHex(nobleSha256(m));
+        expect(toHex(jsSha256(m))).toBe(want);
         expect(toHex(nodeSha256Plain(m))).toBe(want);
         expect(toHex(nodeSha256Buffer(m))).toBe(want);
       }),
-      { numRuns: 500 },
+      { numRuns: 1000 },
     );
   });
 
-  it('identical digests at every length 0..200 and on subarray views with an offset', () => {
+  it('identical digests at every length 0..300 and on subarray views with an offset', () => {
     const big = new Uint8Array(400).map((_, i) => (i * 7 + 3) & 0xff);
-    for (let n = 0; n <= 200; n++) {
+    for (let n = 0; n <= 300; n++) {
       const m = big.subarray(5, 5 + n);
-      expect(toHex(nodeSha256Plain(m)), `length ${n}`).toBe(toHex(nobleSha256(m)));
+      const want = toHex(nobleSha256(m));
+      expect(toHex(jsSha256(m)), `length ${n}`).toBe(want);
+      expect(toHex(nodeSha256Plain(m)), `length ${n}`).toBe(want);
     }
+  });
+
+  it('the JS one on FIPS 180-2 vectors, long random messages, and all-0xff bytes', () => {
+    const enc = (t: string) => new TextEncoder().encode(t);
+    expect(toHex(jsSha256(enc('abc')))).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+    expect(toHex(jsSha256(enc('abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq')))).toBe(
+      '248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1',
+    );
+    expect(toHex(jsSha256(new Uint8Array(1_000_000).fill(0x61)))).toBe('cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0');
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 300, maxLength: 5000 }), (m) => {
+        expect(toHex(jsSha256(m))).toBe(toHex(nobleSha256(m)));
+      }),
+      { numRuns: 100 },
+    );
+    for (const n of [55, 56, 64, 119, 120, 128]) {
+      const m = new Uint8Array(n).fill(0xff);
+      expect(toHex(jsSha256(m))).toBe(toHex(nobleSha256(m)));
+    }
+  });
+
+  it('the JS one returns a fresh digest each call and leaves its input unchanged', () => {
+    const m = new Uint8Array(70).fill(7);
+    const a = jsSha256(m);
+    const b = jsSha256(new Uint8Array(3));
+    expect(a).not.toBe(b);
+    expect(toHex(a)).toBe(toHex(nobleSha256(m)));
+    expect([...m].every((x) => x === 7)).toBe(true);
   });
 
   it('the plain digest is a Uint8Array, not a Buffer, so slice() copies', () => {
@@ -48,6 +80,7 @@ describe('node:crypto SHA-256 vs noble', () => {
 describe('Hasher message buffers are reused without leaking', () => {
   const hashers: Array<[string, Hasher]> = [
     ['noble', nobleHasher],
+    ['js', jsHasher],
     ['node plain', new Hasher(nodeSha256Plain)],
     ['node Buffer', new Hasher(nodeSha256Buffer)],
   ];
@@ -85,7 +118,7 @@ describe('installSha256', () => {
 
   it('installs node:crypto: the default hasher changes, every digest and verdict stays the same', () => {
     const root = logRoot(leaves, nobleHasher);
-    expect(defaultHasher()).toBe(nobleHasher);
+    expect(defaultHasher()).toBe(jsHasher);
     installSha256(nodeSha256Plain);
     expect(defaultHasher()).not.toBe(nobleHasher);
     expect(toHex(logRoot(leaves))).toBe(toHex(root));
@@ -93,7 +126,8 @@ describe('installSha256', () => {
       expect(verifyInclusion(leaves[i], i, leaves.length, inclusionProof(i, leaves), root)).toEqual({ ok: true });
     }
     installSha256(undefined);
-    expect(defaultHasher()).toBe(nobleHasher);
+    expect(defaultHasher()).toBe(jsHasher);
+    expect(toHex(logRoot(leaves))).toBe(toHex(root));
   });
 
   const wrong: Array<[string, Sha256]> = [
@@ -118,9 +152,9 @@ describe('installSha256', () => {
 
 describe('the Node entry points install node:crypto on import', () => {
   it('node-entry/proofs.js', async () => {
-    expect(defaultHasher()).toBe(nobleHasher);
+    expect(defaultHasher()).toBe(jsHasher);
     const mod = await import('../../node-entry/proofs.js');
-    expect(mod.defaultHasher()).not.toBe(nobleHasher);
+    expect(mod.defaultHasher()).not.toBe(jsHasher);
     expect(mod.defaultHasher().sha256).toBe(nodeSha256Plain);
     expect(toHex(mod.logRoot(leavesFor(5)))).toBe(toHex(logRoot(leavesFor(5), nobleHasher)));
     expect(typeof mod.verifyGetProof).toBe('function');
