@@ -1,6 +1,6 @@
 /**
- * `proofkv/client` (and `proofkv-client`) in Node: the client SDK with `node:crypto`'s SHA-256
- * installed as the verifiers' default hasher. Same API as `client-sdk/index.ts`, which browsers
+ * `proofkv/client` (and `proofkv-client`) in Node: the client SDK with {@link installNodeSha256}
+ * done (node:crypto for messages of 128 bytes and more). Same API as `client-sdk/index.ts`, which browsers
  * and bundlers without the `node` condition get.
  * @module
  */

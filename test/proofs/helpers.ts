@@ -1,7 +1,7 @@
 /** Shared test helpers for the proofs suites. */
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { nodeSha256Buffer, nodeSha256Plain } from '../../node-entry/sha256.js';
+import { nodeSha256, nodeSha256Buffer, nodeSha256Plain } from '../../node-entry/sha256.js';
 import { fromHex } from '../../proofs/bytes.js';
 import { Hasher, jsHasher } from '../../proofs/hash.js';
 
@@ -56,11 +56,11 @@ export const u64 = (v: number): Uint8Array => {
 export const nodeHasher = new Hasher((d) => new Uint8Array(createHash('sha256').update(d).digest()));
 
 /**
- * The SHA-256 primitives the Node entry points install and the tables use (`crypto.hash`, a Buffer
- * or a plain view), each behind its own Hasher with its own reused message buffers, and the
+ * The SHA-256 primitives the Node entry points install (JS below 128 bytes, `crypto.hash` from
+ * there) and the tables use (`crypto.hash`, a Buffer or a plain view), each behind its own Hasher with its own reused message buffers, and the
  * built-in JS one (proofs/sha256.ts), the default elsewhere.
  */
-export const entryPointHashers = [new Hasher(nodeSha256Plain), new Hasher(nodeSha256Buffer), jsHasher];
+export const entryPointHashers = [new Hasher(nodeSha256), new Hasher(nodeSha256Plain), new Hasher(nodeSha256Buffer), jsHasher];
 
 /** Deterministic pseudo-random bytes (xorshift32), so a failing case replays. */
 export function prng(seed: number): (n: number) => Uint8Array {

@@ -7,7 +7,7 @@
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { nodeSha256Buffer, nodeSha256Plain } from '../../node-entry/sha256.js';
+import { NODE_CRYPTO_MIN_LEN, nodeSha256, nodeSha256Buffer, nodeSha256Plain } from '../../node-entry/sha256.js';
 import { concatBytes, toHex } from '../../proofs/bytes.js';
 import { defaultHasher, Domain, Hasher, installSha256, jsHasher, Kind, LEAF_SCRATCH_KEY_LEN, nobleHasher, type Sha256 } from '../../proofs/hash.js';
 import { sha256 as jsSha256 } from '../../proofs/sha256.js';
@@ -25,6 +25,7 @@ describe('proofs/sha256.ts and node:crypto SHA-256 vs noble', () => {
       fc.property(fc.uint8Array({ maxLength: 300 }), (m) => {
         const want = toHex(nobleSha256(m));
         expect(toHex(jsSha256(m))).toBe(want);
+        expect(toHex(nodeSha256(m))).toBe(want);
         expect(toHex(nodeSha256Plain(m))).toBe(want);
         expect(toHex(nodeSha256Buffer(m))).toBe(want);
       }),
@@ -38,6 +39,7 @@ describe('proofs/sha256.ts and node:crypto SHA-256 vs noble', () => {
       const m = big.subarray(5, 5 + n);
       const want = toHex(nobleSha256(m));
       expect(toHex(jsSha256(m)), `length ${n}`).toBe(want);
+      expect(toHex(nodeSha256(m)), `length ${n}`).toBe(want);
       expect(toHex(nodeSha256Plain(m)), `length ${n}`).toBe(want);
     }
   });
@@ -70,10 +72,13 @@ describe('proofs/sha256.ts and node:crypto SHA-256 vs noble', () => {
     expect([...m].every((x) => x === 7)).toBe(true);
   });
 
-  it('the plain digest is a Uint8Array, not a Buffer, so slice() copies', () => {
-    const d = nodeSha256Plain(new Uint8Array([1, 2, 3]));
-    expect(d.constructor).toBe(Uint8Array);
-    expect(d.length).toBe(32);
+  it('the installed digests are Uint8Arrays, not Buffers, on both sides of the switch, so slice() copies', () => {
+    for (const n of [3, NODE_CRYPTO_MIN_LEN - 1, NODE_CRYPTO_MIN_LEN, 1000]) {
+      for (const d of [nodeSha256(new Uint8Array(n)), nodeSha256Plain(new Uint8Array(n))]) {
+        expect(d.constructor).toBe(Uint8Array);
+        expect(d.length).toBe(32);
+      }
+    }
   });
 });
 
@@ -81,6 +86,7 @@ describe('Hasher message buffers are reused without leaking', () => {
   const hashers: Array<[string, Hasher]> = [
     ['noble', nobleHasher],
     ['js', jsHasher],
+    ['node (installed)', new Hasher(nodeSha256)],
     ['node plain', new Hasher(nodeSha256Plain)],
     ['node Buffer', new Hasher(nodeSha256Buffer)],
   ];
@@ -155,7 +161,7 @@ describe('the Node entry points install node:crypto on import', () => {
     expect(defaultHasher()).toBe(jsHasher);
     const mod = await import('../../node-entry/proofs.js');
     expect(mod.defaultHasher()).not.toBe(jsHasher);
-    expect(mod.defaultHasher().sha256).toBe(nodeSha256Plain);
+    expect(mod.defaultHasher().sha256).toBe(nodeSha256);
     expect(toHex(mod.logRoot(leavesFor(5)))).toBe(toHex(logRoot(leavesFor(5), nobleHasher)));
     expect(typeof mod.verifyGetProof).toBe('function');
   });
