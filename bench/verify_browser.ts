@@ -18,7 +18,8 @@ import { build } from 'esbuild';
 import { chromium } from 'playwright-core';
 import { fmtNum, loadAvg, noisePct, numArg, parseArgs, printTable, prng, rate, spread, tempDir, type Spread } from './lib.js';
 import { ProofDB } from '../src/index.js';
-import { getProofCodec, jsHasher, nobleHasher, toBase64Url, verifyGetProof, type CheckpointExpectation, type GetProof } from '../proofs/index.js';
+import { getProofCodec, Hasher, jsHasher, nobleHasher, toBase64Url, verifyGetProof, type CheckpointExpectation, type GetProof } from '../proofs/index.js';
+import { sha256 as jsSha256 } from '../proofs/sha256.js';
 
 const args = parseArgs(process.argv.slice(2));
 const N = numArg(args, 'n', 100_000);
@@ -102,6 +103,16 @@ async function main(): Promise<void> {
     if (!ok) throw new Error('a proof did not verify in Node');
   };
   rate(objects, ({ p, k }) => check(verifyGetProof(p, { key: k }, exp).ok), 300);
+  // What one verification hashes: SHA-256 calls and 64-byte compressions, counted over every proof.
+  let calls = 0;
+  let blocks = 0;
+  const counting = new Hasher((d) => {
+    calls++;
+    blocks += Math.floor((d.length + 8) / 64) + 1;
+    return jsSha256(d);
+  });
+  for (const { p, k } of objects) check(verifyGetProof(p, { key: k }, { ...exp, hasher: counting }).ok);
+  console.log(`  per verification: ${(calls / objects.length).toFixed(1)} SHA-256 calls, ${(blocks / objects.length).toFixed(1)} compressions`);
   const nodeRuns: number[] = [];
   const nobleRuns: number[] = [];
   const jsRuns: number[] = [];
