@@ -22,7 +22,8 @@ import { writeU32BE, writeU64BE } from './bytes.js';
 import { sha256 as jsSha256 } from './sha256.js';
 
 /**
- * A one-shot SHA-256 implementation: noble in the isomorphic verifier, `node:crypto` in Node.
+ * A one-shot SHA-256 implementation: the built-in `sha256.ts` or noble in the isomorphic verifier,
+ * `node:crypto` in Node.
  * Contract: returns a fresh 32-byte digest and does not keep `data` after it returns (the
  * {@link Hasher} reuses its message buffers between calls).
  */
@@ -159,7 +160,7 @@ export class Hasher {
   }
 }
 
-/** The isomorphic hasher (noble SHA-256), for verifiers in Node and browsers. */
+/** The hasher over noble's SHA-256: the reference the others are checked against. */
 export const nobleHasher = new Hasher((d) => nobleSha256(d));
 
 /**

@@ -247,7 +247,7 @@ export class LogTree {
   #levels: Uint8Array[] = [];
   #size = 0;
 
-  /** An empty log; `hasher` defaults to noble (the server may pass a `node:crypto` one). */
+  /** An empty log; `hasher` defaults to {@link defaultHasher} (the server passes a `node:crypto` one). */
   constructor(hasher: Hasher = defaultHasher()) {
     if (!(hasher instanceof Hasher)) throw new TypeError('hasher must be a Hasher');
     this.#hasher = hasher;
