@@ -144,6 +144,19 @@ export function noisePct(s: Spread): number {
   return s.median === 0 ? 0 : ((s.max - s.min) / s.median) * 100;
 }
 
+/** Runs `f` over `items` round after round until at least `minMs` passed; returns ops/s. */
+export function rate<T>(items: readonly T[], f: (x: T) => void, minMs = 1000): number {
+  let ops = 0;
+  const t0 = performance.now();
+  let t = t0;
+  do {
+    for (const x of items) f(x);
+    ops += items.length;
+    t = performance.now();
+  } while (t - t0 < minMs);
+  return ops / ((t - t0) / 1000);
+}
+
 /** Seconds since `t0` (from performance.now()). */
 export function since(t0: number): number {
   return (performance.now() - t0) / 1000;

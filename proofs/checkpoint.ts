@@ -23,7 +23,7 @@
  */
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { equalBytes, readU64BE, toBytes, toHex, writeU64BE } from './bytes.js';
-import { Domain, HASH_LEN, Hasher, nobleHasher } from './hash.js';
+import { Domain, HASH_LEN, Hasher, defaultHasher } from './hash.js';
 import { DecodeError, OK, Reason, fail, type Verified, type VerifyFailure } from './errors.js';
 import { emptyLogRoot, logLeafHash, verifyConsistency, verifyInclusion } from './log.js';
 import { _checkHash, _checkUint, _describe, _isUint } from './tree.js';
@@ -162,12 +162,12 @@ export function parseCheckpointBytes(bytes: Uint8Array): Checkpoint {
 }
 
 /** `H(checkpoint message)`: the hash the next checkpoint links to. */
-export function checkpointHash(c: Checkpoint, hasher: Hasher = nobleHasher): Uint8Array {
+export function checkpointHash(c: Checkpoint, hasher: Hasher = defaultHasher()): Uint8Array {
   return hasher.sha256(checkpointBytes(c));
 }
 
 /** `H(0x00 || checkpoint message)`: the checkpoint's leaf in the checkpoint log (RFC 9162 §2.1.1). */
-export function checkpointLeafHash(c: Checkpoint, hasher: Hasher = nobleHasher): Uint8Array {
+export function checkpointLeafHash(c: Checkpoint, hasher: Hasher = defaultHasher()): Uint8Array {
   return logLeafHash(checkpointBytes(c), hasher);
 }
 
@@ -175,7 +175,7 @@ export function checkpointLeafHash(c: Checkpoint, hasher: Hasher = nobleHasher):
  * Verifies that `next` directly follows `prev`: `next.index = prev.index + 1`,
  * `next.seq >= prev.seq` and `next.prevCheckpointHash = checkpointHash(prev)`. Never throws.
  */
-export function verifyCheckpointLink(prev: Checkpoint, next: Checkpoint, hasher: Hasher = nobleHasher): Verified {
+export function verifyCheckpointLink(prev: Checkpoint, next: Checkpoint, hasher: Hasher = defaultHasher()): Verified {
   const bad = checkCheckpoint(prev) ?? checkCheckpoint(next);
   if (bad) return bad;
   if (!(hasher instanceof Hasher)) return fail(Reason.MALFORMED_INPUT, 'hasher must be a Hasher');
@@ -192,7 +192,7 @@ export function verifyCheckpointLink(prev: Checkpoint, next: Checkpoint, hasher:
  * Verifies that checkpoint `c` is leaf `c.index` of the checkpoint log with head `head`, by an
  * RFC 9162 §2.1.3.2 inclusion proof. Never throws.
  */
-export function verifyCheckpointInclusion(c: Checkpoint, proof: readonly Uint8Array[], head: LogHead, hasher: Hasher = nobleHasher): Verified {
+export function verifyCheckpointInclusion(c: Checkpoint, proof: readonly Uint8Array[], head: LogHead, hasher: Hasher = defaultHasher()): Verified {
   const bad = checkCheckpoint(c) ?? checkHead(head);
   if (bad) return bad;
   if (!(hasher instanceof Hasher)) return fail(Reason.MALFORMED_INPUT, 'hasher must be a Hasher');
@@ -230,7 +230,7 @@ export function verifyHeadExtends(
   trusted: LogHead,
   next: LogHead,
   proof: readonly Uint8Array[],
-  hasher: Hasher = nobleHasher,
+  hasher: Hasher = defaultHasher(),
 ): Verified {
   const bad = checkHead(trusted, 'trusted head') ?? checkHead(next, 'new head');
   if (bad) return bad;

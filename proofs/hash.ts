@@ -19,8 +19,14 @@
  */
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
 import { writeU32BE, writeU64BE } from './bytes.js';
+import { sha256 as jsSha256 } from './sha256.js';
 
-/** A SHA-256 implementation: noble in the isomorphic verifier, `node:crypto` on the server. */
+/**
+ * A one-shot SHA-256 implementation: the built-in `sha256.ts` or noble in the isomorphic verifier,
+ * `node:crypto` in Node.
+ * Contract: returns a fresh 32-byte digest and does not keep `data` after it returns (the
+ * {@link Hasher} reuses its message buffers between calls).
+ */
 export type Sha256 = (data: Uint8Array) => Uint8Array;
 
 /** Domain-separation prefixes, one per kind of hashed message. */
@@ -47,6 +53,12 @@ export type Kind = (typeof Kind)[keyof typeof Kind];
 /** Length of every digest. */
 export const HASH_LEN = 32;
 
+/**
+ * Longest key whose entry-leaf message a {@link Hasher} builds in its reused buffer (longer keys
+ * get a fresh buffer): the buffer is 54 + this many bytes per hasher.
+ */
+export const LEAF_SCRATCH_KEY_LEN = 1024;
+
 /** The fields an entry leaf commits to. */
 export interface LeafFields {
   key: Uint8Array;
@@ -61,6 +73,11 @@ export interface LeafFields {
  * digests; a test cross-checks them.
  */
 export class Hasher {
+  /** Message buffer of {@link node}, reused: every inner node hashes exactly 65 bytes. */
+  private readonly nodeBuf = new Uint8Array(1 + 2 * HASH_LEN);
+  /** Message buffer of {@link entryLeaf} for keys up to {@link LEAF_SCRATCH_KEY_LEN} bytes, reused. */
+  private readonly leafBuf = new Uint8Array(1 + 4 + LEAF_SCRATCH_KEY_LEN + 8 + 8 + 1 + HASH_LEN);
+
   constructor(readonly sha256: Sha256) {}
 
   /** `H(0x19 || value)`; a tombstone hashes the empty value. */
@@ -73,7 +90,8 @@ export class Hasher {
 
   /** The leaf of one entry: `H(0x10 || u32 keyLen || key || u64 version || u64 seq || u8 kind || valueHash)`. */
   entryLeaf(key: Uint8Array, version: number, seq: number, kind: Kind, valueHash: Uint8Array): Uint8Array {
-    const buf = new Uint8Array(1 + 4 + key.length + 8 + 8 + 1 + HASH_LEN);
+    const len = 1 + 4 + key.length + 8 + 8 + 1 + HASH_LEN;
+    const buf = key.length <= LEAF_SCRATCH_KEY_LEN ? this.leafBuf.subarray(0, len) : new Uint8Array(len);
     buf[0] = Domain.ENTRY_LEAF;
     writeU32BE(buf, 1, key.length);
     buf.set(key, 5);
@@ -88,7 +106,7 @@ export class Hasher {
 
   /** An inner node: `H(domain || left || right)`. */
   node(domain: number, left: Uint8Array, right: Uint8Array): Uint8Array {
-    const buf = new Uint8Array(1 + 2 * HASH_LEN);
+    const buf = this.nodeBuf;
     buf[0] = domain;
     buf.set(left, 1);
     buf.set(right, 1 + HASH_LEN);
@@ -142,5 +160,70 @@ export class Hasher {
   }
 }
 
-/** The isomorphic hasher (noble SHA-256), for verifiers in Node and browsers. */
+/** The hasher over noble's SHA-256: the reference the others are checked against. */
 export const nobleHasher = new Hasher((d) => nobleSha256(d));
+
+/**
+ * The built-in hasher: `proofs/sha256.ts`, a one-shot SHA-256 without per-call allocation (3–5x
+ * noble on the verifier's short messages). Used by default once it has given noble's digests on
+ * the self-test messages at load (it falls back to {@link nobleHasher} otherwise).
+ */
+export const jsHasher = new Hasher(jsSha256);
+
+/**
+ * The hasher a verifier uses when it is given none: {@link jsHasher}, unless {@link installSha256}
+ * installed another implementation (the Node entry points of `proofkv`, `proofkv/client`,
+ * `proofkv/proofs` and `proofkv-client` install `node:crypto`'s).
+ */
+export function defaultHasher(): Hasher {
+  return installedHasher;
+}
+
+/**
+ * Self-test messages for {@link installSha256}: the empty message, `"abc"` (FIPS 180-2 B.1), and
+ * the sizes the verifier hashes (65-byte inner nodes, 70-byte entry leaves of 16-byte keys, two
+ * and more blocks), filled with a byte pattern. Checked against noble.
+ */
+const SELF_TEST_SIZES = [0, 3, 55, 56, 63, 64, 65, 70, 119, 128, 200] as const;
+
+function selfTestMessage(n: number): Uint8Array {
+  if (n === 3) return new Uint8Array([0x61, 0x62, 0x63]);
+  const m = new Uint8Array(n);
+  for (let i = 0; i < n; i++) m[i] = (i * 131 + n) & 0xff;
+  return m;
+}
+
+/** Why `sha256` is not a usable implementation (a digest differs from noble's), or undefined. */
+function selfTest(sha256: Sha256): string | undefined {
+  if (typeof sha256 !== 'function') return 'sha256 must be a function';
+  for (const n of SELF_TEST_SIZES) {
+    const m = selfTestMessage(n);
+    const want = nobleSha256(m);
+    const got = sha256(m.slice());
+    if (!(got instanceof Uint8Array) || got.length !== HASH_LEN || got.some((b, i) => b !== want[i])) {
+      return `sha256 gives a wrong digest for a ${n}-byte message`;
+    }
+  }
+  return undefined;
+}
+
+/** {@link jsHasher} if it passed the self-test at load, else {@link nobleHasher}. */
+const builtinHasher: Hasher = selfTest(jsSha256) === undefined ? jsHasher : nobleHasher;
+let installedHasher: Hasher = builtinHasher;
+
+/**
+ * Makes `sha256` the implementation behind {@link defaultHasher}, or restores the built-in one
+ * ({@link jsHasher}) with `undefined`. The candidate must give noble's digests on a set of
+ * self-test messages (sizes around the block boundaries and the verifier's message sizes);
+ * otherwise it throws `TypeError` and the installed implementation is unchanged. A hasher passed explicitly (for example
+ * `CheckpointExpectation.hasher`) is not affected.
+ */
+export function installSha256(sha256: Sha256 | undefined): void {
+  if (sha256 === undefined) {
+    installedHasher = builtinHasher;
+    return;
+  }
+  const bad = selfTest(sha256);
+  if (bad) throw new TypeError(bad);
+  installedHasher = new Hasher(sha256);
+}

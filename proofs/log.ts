@@ -17,7 +17,7 @@
  * {@link LogTree}) throw `RangeError`/`TypeError` on bad arguments: they run on the server.
  * @module
  */
-import { Domain, HASH_LEN, Hasher, nobleHasher } from './hash.js';
+import { Domain, HASH_LEN, Hasher, defaultHasher } from './hash.js';
 import { equalBytes } from './bytes.js';
 import { OK, Reason, fail, type Verified } from './errors.js';
 import {
@@ -35,7 +35,7 @@ import {
 } from './tree.js';
 
 /** `H(0x00 || data)`: the hash of one log leaf (RFC 9162 §2.1.1). */
-export function logLeafHash(data: Uint8Array, hasher: Hasher = nobleHasher): Uint8Array {
+export function logLeafHash(data: Uint8Array, hasher: Hasher = defaultHasher()): Uint8Array {
   if (!(data instanceof Uint8Array)) throw new TypeError('leaf data must be a Uint8Array');
   const buf = new Uint8Array(1 + data.length);
   buf[0] = Domain.LOG_LEAF;
@@ -44,12 +44,12 @@ export function logLeafHash(data: Uint8Array, hasher: Hasher = nobleHasher): Uin
 }
 
 /** `H(0x01 || left || right)`: an inner node of the log (RFC 9162 §2.1.1). */
-export function logNodeHash(left: Uint8Array, right: Uint8Array, hasher: Hasher = nobleHasher): Uint8Array {
+export function logNodeHash(left: Uint8Array, right: Uint8Array, hasher: Hasher = defaultHasher()): Uint8Array {
   return hasher.node(Domain.LOG_NODE, left, right);
 }
 
 /** The root of the empty log: SHA-256 of the empty string (RFC 9162 §2.1.1, MTH({}) = HASH()). */
-export function emptyLogRoot(hasher: Hasher = nobleHasher): Uint8Array {
+export function emptyLogRoot(hasher: Hasher = defaultHasher()): Uint8Array {
   return hasher.sha256(new Uint8Array(0));
 }
 
@@ -63,7 +63,7 @@ function checkLeafHashes(leafHashes: readonly Uint8Array[]): void {
 }
 
 /** The log root over `leafHashes` (RFC 9162 §2.1.1 MTH); the empty log has {@link emptyLogRoot}. */
-export function logRoot(leafHashes: readonly Uint8Array[], hasher: Hasher = nobleHasher): Uint8Array {
+export function logRoot(leafHashes: readonly Uint8Array[], hasher: Hasher = defaultHasher()): Uint8Array {
   checkLeafHashes(leafHashes);
   if (leafHashes.length === 0) return emptyLogRoot(hasher);
   return hasher.treeRoot(Domain.LOG_NODE, leafHashes);
@@ -73,7 +73,7 @@ export function logRoot(leafHashes: readonly Uint8Array[], hasher: Hasher = nobl
  * Prover: the inclusion proof of leaf `index` in the log of all `leafHashes`
  * (RFC 9162 §2.1.3.1 PATH), leaf to root. Requires `index < leafHashes.length`.
  */
-export function inclusionProof(index: number, leafHashes: readonly Uint8Array[], hasher: Hasher = nobleHasher): Uint8Array[] {
+export function inclusionProof(index: number, leafHashes: readonly Uint8Array[], hasher: Hasher = defaultHasher()): Uint8Array[] {
   checkLeafHashes(leafHashes);
   if (!_isUint(index) || index >= leafHashes.length) {
     throw new RangeError(`index ${index} out of range for tree size ${leafHashes.length}`);
@@ -127,7 +127,7 @@ export function consistencyProof(
   size1: number,
   size2: number,
   leafHashes: readonly Uint8Array[],
-  hasher: Hasher = nobleHasher,
+  hasher: Hasher = defaultHasher(),
 ): Uint8Array[] {
   checkLeafHashes(leafHashes);
   if (!_isUint(size1) || !_isUint(size2) || size1 === 0 || size1 > size2 || size2 > leafHashes.length) {
@@ -145,7 +145,7 @@ export function rootFromInclusionProof(
   index: number,
   treeSize: number,
   proof: readonly Uint8Array[],
-  hasher: Hasher = nobleHasher,
+  hasher: Hasher = defaultHasher(),
 ): Verified<{ root: Uint8Array }> {
   return rootFromTreeInclusion(hasher, Domain.LOG_NODE, leafHash, index, treeSize, proof);
 }
@@ -161,7 +161,7 @@ export function verifyInclusion(
   treeSize: number,
   proof: readonly Uint8Array[],
   root: Uint8Array,
-  hasher: Hasher = nobleHasher,
+  hasher: Hasher = defaultHasher(),
 ): Verified {
   return _expectRoot(rootFromInclusionProof(leafHash, index, treeSize, proof, hasher), root);
 }
@@ -184,7 +184,7 @@ export function verifyConsistency(
   proof: readonly Uint8Array[],
   root1: Uint8Array,
   root2: Uint8Array,
-  hasher: Hasher = nobleHasher,
+  hasher: Hasher = defaultHasher(),
 ): Verified {
   let bad = _checkUint('size1', size1) ?? _checkUint('size2', size2);
   if (bad) return bad;
@@ -247,14 +247,14 @@ export class LogTree {
   #levels: Uint8Array[] = [];
   #size = 0;
 
-  /** An empty log; `hasher` defaults to noble (the server may pass a `node:crypto` one). */
-  constructor(hasher: Hasher = nobleHasher) {
+  /** An empty log; `hasher` defaults to {@link defaultHasher} (the server passes a `node:crypto` one). */
+  constructor(hasher: Hasher = defaultHasher()) {
     if (!(hasher instanceof Hasher)) throw new TypeError('hasher must be a Hasher');
     this.#hasher = hasher;
   }
 
   /** A log holding `leafHashes` in order. */
-  static fromLeafHashes(leafHashes: Iterable<Uint8Array>, hasher: Hasher = nobleHasher): LogTree {
+  static fromLeafHashes(leafHashes: Iterable<Uint8Array>, hasher: Hasher = defaultHasher()): LogTree {
     const t = new LogTree(hasher);
     for (const h of leafHashes) t.append(h);
     return t;

@@ -37,7 +37,7 @@ import {
   type TrustPolicy,
 } from './checkpoint.js';
 import { fail, Reason, type Verified, type VerifyFailure } from './errors.js';
-import { Domain, HASH_LEN, Kind, nobleHasher, type Hasher } from './hash.js';
+import { Domain, HASH_LEN, Kind, defaultHasher, type Hasher } from './hash.js';
 import {
   compareEntries,
   descriptorHash,
@@ -193,7 +193,7 @@ const isHash = (v: unknown): v is Uint8Array => v instanceof Uint8Array && v.len
 /** Verifies the certificate: quorum signatures, consistency with trusted state, inclusion. */
 export function verifyCertificate(cert: CheckpointCertificate, exp: CheckpointExpectation): Verified<{ checkpoint: Checkpoint; head: LogHead }> {
   if (!exp || typeof exp !== 'object') return fail(Reason.MALFORMED_INPUT, 'expectation must be an object');
-  const hasher = exp.hasher ?? nobleHasher;
+  const hasher = exp.hasher ?? defaultHasher();
   if (!cert || typeof cert !== 'object') return fail(Reason.MALFORMED_INPUT, 'certificate missing');
   const { checkpoint, head, signatures, inclusion } = cert;
   if (!head || !isUint(head.size) || !isHash(head.root)) return fail(Reason.MALFORMED_INPUT, 'malformed log head');
@@ -539,7 +539,7 @@ function verifyFront(
   exp: CheckpointExpectation,
   maxWindowEntries: number,
 ): Verified<{ checkpoint: Checkpoint; head: LogHead; plan: Plan; windows: Map<number, TableWindow> }> {
-  const hasher = exp.hasher ?? nobleHasher;
+  const hasher = exp.hasher ?? defaultHasher();
   if (!proof || typeof proof !== 'object' || !proof.body || typeof proof.body !== 'object') return fail(Reason.MALFORMED_INPUT, 'proof missing');
   const shape = checkShape(proof.body, maxWindowEntries);
   if (shape) return shape;
@@ -599,7 +599,7 @@ function guard<T extends object>(f: () => Verified<T>): Verified<T> {
 export function verifyGetProof(proof: GetProof, query: GetQuery, exp: CheckpointExpectation): Verified<GetFacts> {
   return guard(() => {
     if (!query || typeof query !== 'object' || !exp || typeof exp !== 'object') return fail(Reason.MALFORMED_INPUT, 'query and expectation must be objects');
-    const hasher = exp.hasher ?? nobleHasher;
+    const hasher = exp.hasher ?? defaultHasher();
     const key = query.key;
     const version = query.version ?? Number.MAX_SAFE_INTEGER;
     const edges = query.edges === true;
@@ -661,7 +661,7 @@ export function verifyGetProof(proof: GetProof, query: GetQuery, exp: Checkpoint
 export function verifyHistoryProof(proof: HistoryProof, query: HistoryQuery, exp: CheckpointExpectation): Verified<HistoryFacts> {
   return guard(() => {
     if (!query || typeof query !== 'object' || !exp || typeof exp !== 'object') return fail(Reason.MALFORMED_INPUT, 'query and expectation must be objects');
-    const hasher = exp.hasher ?? nobleHasher;
+    const hasher = exp.hasher ?? defaultHasher();
     const edges = query.edges === true;
     if (query.edges !== undefined && typeof query.edges !== 'boolean') return fail(Reason.MALFORMED_INPUT, 'edges must be a boolean');
     const key = query.key;

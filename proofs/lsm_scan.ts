@@ -17,7 +17,7 @@
 import { compareBytes, equalBytes } from './bytes.js';
 import type { Checkpoint, LogHead } from './checkpoint.js';
 import { fail, Reason, type Verified } from './errors.js';
-import { Kind, nobleHasher } from './hash.js';
+import { Kind, defaultHasher } from './hash.js';
 import { compareEntries, NUM_LEVELS, type EntryLeaf, type TableDescriptor } from './lsm.js';
 import {
   _bracketedRun,
@@ -192,7 +192,7 @@ function distinctKeys(w: LsmProofBody['windows'][number]): number {
 export function verifyScanProof(proof: ScanProof, query: ScanQuery, exp: CheckpointExpectation): Verified<ScanFacts> {
   return _guard(() => {
     if (!query || typeof query !== 'object' || !exp || typeof exp !== 'object') return fail(Reason.MALFORMED_INPUT, 'query and expectation must be objects');
-    const hasher = exp.hasher ?? nobleHasher;
+    const hasher = exp.hasher ?? defaultHasher();
     const { start, end, limit } = query;
     if (!(start instanceof Uint8Array)) return fail(Reason.MALFORMED_INPUT, 'start must be a byte string');
     if (end !== undefined && (!(end instanceof Uint8Array) || compareBytes(start, end) >= 0)) return fail(Reason.MALFORMED_INPUT, 'end must be a byte string above start');

@@ -23,7 +23,7 @@
  * transparency-dev/merkle).
  * @module
  */
-import { Domain, HASH_LEN, Hasher, nobleHasher } from './hash.js';
+import { Domain, HASH_LEN, Hasher, defaultHasher } from './hash.js';
 import { equalBytes, toHex } from './bytes.js';
 import { OK, Reason, fail, type Verified, type VerifyFailure } from './errors.js';
 
@@ -217,7 +217,7 @@ function assertProverArgs(domain: number, leaves: readonly Uint8Array[], hasher:
  * taken as already hashed). Requires at least one leaf; throws `RangeError` otherwise.
  * Same as `hasher.treeRoot`, with argument checks.
  */
-export function treeRoot(domain: number, leaves: readonly Uint8Array[], hasher: Hasher = nobleHasher): Uint8Array {
+export function treeRoot(domain: number, leaves: readonly Uint8Array[], hasher: Hasher = defaultHasher()): Uint8Array {
   assertProverArgs(domain, leaves, hasher);
   if (leaves.length === 0) throw new RangeError('a tree needs at least one leaf');
   return hasher.treeRoot(domain, leaves);
@@ -232,7 +232,7 @@ export function treeInclusionProof(
   domain: number,
   leaves: readonly Uint8Array[],
   index: number,
-  hasher: Hasher = nobleHasher,
+  hasher: Hasher = defaultHasher(),
 ): Uint8Array[] {
   assertProverArgs(domain, leaves, hasher);
   if (!_isUint(index) || index >= leaves.length) {
@@ -343,7 +343,7 @@ export function treeRangeProof(
   leaves: readonly Uint8Array[],
   start: number,
   end: number,
-  hasher: Hasher = nobleHasher,
+  hasher: Hasher = defaultHasher(),
 ): Uint8Array[] {
   assertProverArgs(domain, leaves, hasher);
   if (!_isUint(start) || !_isUint(end) || start >= end || end > leaves.length) {

@@ -1,7 +1,13 @@
 /**
- * `proofkv`: the embedded database. See {@link ProofDB}.
+ * `proofkv`: the embedded database. See {@link ProofDB}. Importing it installs `node:crypto`'s
+ * SHA-256 as the default hasher of the proof verifiers (`proofs/`), as the Node entry points of
+ * `proofkv/proofs` and `proofkv/client` do.
  * @module
  */
+import { installNodeSha256 } from '../node-entry/sha256.js';
+
+installNodeSha256();
+
 export { ProofDB, Snapshot } from './db/db.js';
 export type { CheckpointOptions, CheckpointResult, ConditionalWriteOptions, HistoryOptions, LogIndexState, ProofOptions, ProvenGet, ProvenHistory, ProvenScan, ScanProofOptions, TableInfo, WriteOptions } from './db/db.js';
 export type { SignedCheckpoint } from './proof/checkpointer.js';

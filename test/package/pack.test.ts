@@ -125,9 +125,11 @@ describe('proofkv tarball', () => {
   it('installed: an ESM import of each entry works, and the engine runs from dist/ (flush through the worker)', async () => {
     const script = `
       import * as fs from 'node:fs';
+      const proofs = await import('proofkv/proofs');
+      // The node condition of proofkv/proofs installs node:crypto's SHA-256 on import.
+      const nodeSha256 = proofs.defaultHasher() !== proofs.nobleHasher;
       const engine = await import('proofkv');
       const client = await import('proofkv/client');
-      const proofs = await import('proofkv/proofs');
       const dir = fs.mkdtempSync(process.argv[2]);
       const db = await engine.ProofDB.open(dir);
       await db.put('k', 'v');
@@ -138,12 +140,12 @@ describe('proofkv tarball', () => {
       const tables = fs.readdirSync(dir).filter((f) => f.endsWith('.sst')).length;
       console.log(JSON.stringify({
         ProofDB: typeof engine.ProofDB, ProofKVClient: typeof client.ProofKVClient,
-        verifyInclusion: typeof proofs.verifyInclusion, got: value, tables,
+        verifyInclusion: typeof proofs.verifyInclusion, got: value, tables, nodeSha256,
       }));`;
     fs.writeFileSync(path.join(serverApp, 'esm.mjs'), script);
     const r = ok(await run(process.execPath, ['esm.mjs', path.join(work, 'engine-')], serverApp), 'esm import');
     const out = JSON.parse(r.stdout) as Record<string, unknown>;
-    expect(out).toMatchObject({ ProofDB: 'function', ProofKVClient: 'function', verifyInclusion: 'function', got: 'v' });
+    expect(out).toMatchObject({ ProofDB: 'function', ProofKVClient: 'function', verifyInclusion: 'function', got: 'v', nodeSha256: true });
     expect(out.tables).toBeGreaterThan(0);
   });
 
@@ -174,7 +176,7 @@ toHex(42);
 describe('proofkv-client tarball (verify-only install)', () => {
   it('ships the SDK and the verifiers only', async () => {
     const files = (await tarList(clientTgz)).map((f) => f.replace(/^package\//, ''));
-    const allowed = /^(dist\/(client-sdk|proofs)\/[a-z_]+\.(js|d\.ts)|dist\/esm-only\.cjs|package\.json|README\.md)$/;
+    const allowed = /^(dist\/(client-sdk|proofs|node-entry)\/[a-z_0-9]+\.(js|d\.ts)|dist\/esm-only\.cjs|package\.json|README\.md)$/;
     expect(files.filter((f) => !allowed.test(f))).toEqual([]);
     expect(files).toContain('dist/client-sdk/index.js');
     expect(files).toContain('dist/proofs/index.js');
@@ -186,7 +188,7 @@ describe('proofkv-client tarball (verify-only install)', () => {
     expect(client.version).toBe(root.version);
     const installed = path.join(clientApp, 'node_modules/proofkv-client/dist');
     const imported = new Set<string>();
-    for (const sub of ['client-sdk', 'proofs']) {
+    for (const sub of ['client-sdk', 'proofs', 'node-entry']) {
       for (const f of fs.readdirSync(path.join(installed, sub)).filter((n) => n.endsWith('.js'))) {
         const text = fs.readFileSync(path.join(installed, sub, f), 'utf8');
         for (const { fileName: spec } of ts.preProcessFile(text, true, true).importedFiles) {
@@ -257,8 +259,10 @@ describe('npx proofkv serve from the install', () => {
     fs.writeFileSync(
       path.join(clientApp, 'verify.mjs'),
       `import { ProofKVClient, VerificationError } from 'proofkv-client';
-import { fromHex, toHex } from 'proofkv-client/proofs';
+import { defaultHasher, fromHex, nobleHasher, toHex } from 'proofkv-client/proofs';
 const [url, pk] = process.argv.slice(2);
+// The node condition of proofkv-client installs node:crypto's SHA-256 on import.
+const nodeSha256 = defaultHasher() !== nobleHasher;
 const get = (key) => new ProofKVClient({ endpoints: [url], trust: { publicKeys: [key], quorum: 1 } }).verifiedGet('greeting');
 const r = await get(fromHex(pk));
 const other = fromHex(pk);
@@ -270,15 +274,17 @@ try {
 } catch (e) {
   refused = { verificationError: e instanceof VerificationError, reason: e.reason };
 }
-console.log(JSON.stringify({ value: new TextDecoder().decode(r.value), version: r.version, refused }));
+console.log(JSON.stringify({ value: new TextDecoder().decode(r.value), version: r.version, refused, nodeSha256 }));
 `,
     );
     const v = JSON.parse(ok(await run(process.execPath, ['verify.mjs', s.url, s.publicKeyHex], clientApp), 'verifiedGet from proofkv-client').stdout) as {
       value: string;
       version: number;
       refused: { verificationError: boolean; reason?: string };
+      nodeSha256: boolean;
     };
     expect(v.value).toBe('hello');
+    expect(v.nodeSha256).toBe(true);
     expect(v.version).toBe(1);
     // Under a key that did not sign, the same answer is refused.
     expect(v.refused.verificationError).toBe(true);

@@ -9,25 +9,16 @@ import { concatBytes, toHex } from '../../proofs/bytes.js';
 import { Domain, Kind, nobleHasher, type Hasher } from '../../proofs/hash.js';
 import { checkpointHash, checkpointLeafHash, logHeadMessage } from '../../proofs/checkpoint.js';
 import { emptyLogRoot, LogTree, logLeafHash } from '../../proofs/log.js';
-import { nodeHasher } from './helpers.js';
+import { entryPointHashers, nodeHasher, u32, u64 } from './helpers.js';
 
 const sha = (b: Uint8Array) => new Uint8Array(createHash('sha256').update(b).digest());
-const u32 = (v: number) => {
-  const b = new Uint8Array(4);
-  new DataView(b.buffer).setUint32(0, v);
-  return b;
-};
-const u64 = (v: number) => {
-  const b = new Uint8Array(8);
-  new DataView(b.buffer).setBigUint64(0, BigInt(v));
-  return b;
-};
 const byte = (v: number) => new Uint8Array([v]);
 const h32 = fc.uint8Array({ minLength: 32, maxLength: 32 });
 const u53 = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER });
 const both = (f: (h: Hasher) => Uint8Array) => {
   const a = toHex(f(nobleHasher));
   expect(toHex(f(nodeHasher))).toBe(a);
+  for (const h of entryPointHashers) expect(toHex(f(h))).toBe(a);
   return a;
 };
 

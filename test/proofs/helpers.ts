@@ -1,8 +1,9 @@
 /** Shared test helpers for the proofs suites. */
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
+import { nodeSha256, nodeSha256Buffer, nodeSha256Plain } from '../../node-entry/sha256.js';
 import { fromHex } from '../../proofs/bytes.js';
-import { Hasher } from '../../proofs/hash.js';
+import { Hasher, jsHasher } from '../../proofs/hash.js';
 
 /** The published RFC 6962 vectors, kept in the repository (source and licence: test/vectors/README.md). */
 export interface Vectors {
@@ -39,8 +40,27 @@ export function loadVectors(): Vectors {
 
 export const hex = fromHex;
 
+/** `v` as a big-endian u32 / u64, built with DataView (independently of proofs/bytes.ts). */
+export const u32 = (v: number): Uint8Array => {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, v);
+  return b;
+};
+export const u64 = (v: number): Uint8Array => {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, BigInt(v));
+  return b;
+};
+
 /** SHA-256 through node:crypto (the server's implementation). */
 export const nodeHasher = new Hasher((d) => new Uint8Array(createHash('sha256').update(d).digest()));
+
+/**
+ * The SHA-256 primitives the Node entry points install (JS below 128 bytes, `crypto.hash` from
+ * there) and the tables use (`crypto.hash`, a Buffer or a plain view), each behind its own Hasher with its own reused message buffers, and the
+ * built-in JS one (proofs/sha256.ts), the default elsewhere.
+ */
+export const entryPointHashers = [new Hasher(nodeSha256), new Hasher(nodeSha256Plain), new Hasher(nodeSha256Buffer), jsHasher];
 
 /** Deterministic pseudo-random bytes (xorshift32), so a failing case replays. */
 export function prng(seed: number): (n: number) => Uint8Array {

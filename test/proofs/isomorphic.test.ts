@@ -28,7 +28,7 @@ describe('proofs/ is isomorphic', () => {
       'consistencyProof', 'LogTree', 'treeInclusionProof', 'rootFromTreeInclusion', 'verifyTreeAdjacent', 'treeRangeProof',
       'verifyTreeRange', 'checkpointBytes', 'checkpointHash', 'signHead', 'verifyCheckpoint', 'generateKeyPair',
       'verifyHeadExtends', 'signedHeadCodec', 'inclusionProofCodec', 'struct', 'codec', 'VerificationError', 'DecodeError',
-      'Reason', 'Hasher', 'nobleHasher', 'Domain', 'toHex', 'equalBytes',
+      'Reason', 'Hasher', 'nobleHasher', 'defaultHasher', 'installSha256', 'Domain', 'toHex', 'equalBytes',
     ]) {
       expect(api, name).toHaveProperty(name);
     }

@@ -4,7 +4,9 @@
  * checkpoints) run against a TINY-option engine, so the checkpoint's tables spread over several
  * levels; then every key of interest (present, deleted, absent, before / between / after all
  * tables) is read with proofs at many versions and checked against a plain model at the
- * checkpoint's seq, with `verifyGetProof` / `verifyHistoryProof` and their default noble hasher.
+ * checkpoint's seq, with `verifyGetProof` / `verifyHistoryProof` and their default hasher
+ * (node:crypto, which importing `src/index.ts` installs; sha256_install.test.ts cross-checks it
+ * against noble).
  *
  * Replay a failure with PROOFKV_SEED=<seed> (the seed is printed in the failure message).
  */

@@ -14,7 +14,7 @@ import {
   verifyConsistency,
   verifyInclusion,
 } from '../../proofs/log.js';
-import { hex, loadVectors, nodeHasher } from './helpers.js';
+import { entryPointHashers, hex, loadVectors, nodeHasher } from './helpers.js';
 
 const v = loadVectors();
 const leafHashes = v.leaves_hex.map((l) => logLeafHash(hex(l)));
@@ -35,7 +35,7 @@ describe('RFC 6962 vectors: the copy', () => {
 describe('RFC 6962 vectors: hasher', () => {
   for (const c of v.hasher) {
     it(c.desc, () => {
-      for (const h of [nobleHasher, nodeHasher]) {
+      for (const h of [nobleHasher, nodeHasher, ...entryPointHashers]) {
         let got: Uint8Array;
         if (c.op === 'empty_root') got = emptyLogRoot(h);
         else if (c.op === 'leaf') got = logLeafHash(hex(c.input_hex!), h);
