@@ -466,11 +466,13 @@ function planRead(hasher: Hasher, body: LsmProofBody, masterRoot: Uint8Array, ke
   // Deeper levels: sorted and disjoint; one covering table, or the neighbours around the gap.
   for (let level = 1; level < NUM_LEVELS; level++) {
     if (counts[level] === 0) continue;
+    // The revealed tables of this level, in position order. Walked over the revealed descriptors
+    // (their master indexes are strictly increasing, checked by the multiproof), not over the
+    // level's positions: a signed count can be as large as 2^32 − 1.
     const revealed: number[] = [];
-    for (let p = 0; p < counts[level]; p++) {
-      const i = byIndex.get(offsets[level] + p);
-      if (i !== undefined) revealed.push(i);
-    }
+    const lo = offsets[level];
+    const hi = lo + counts[level];
+    for (let i = 0; i < indexes.length; i++) if (indexes[i] >= lo && indexes[i] < hi) revealed.push(i);
     const step: LevelStep = { level, tables: [], uses: revealed };
     if (revealed.length === 1 && covers(revealed[0])) {
       step.tables.push({ index: indexes[revealed[0]], d: body.descriptors[revealed[0]], covers: true });
