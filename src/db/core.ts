@@ -52,7 +52,7 @@ export interface ReadState {
 /**
  * A fault of the write side the engine is in. While one is set, writes and checkpoints are refused
  * with a {@link WriteFaultError}; reads go on. A recoverable fault is retried in the background with
- * exponential backoff ({@link RECOVERY_BASE_MS} doubling up to {@link RECOVERY_MAX_MS}) and clears
+ * exponential backoff (50 ms doubling up to 5 s) and clears
  * by itself once the retry succeeds; an unrecoverable one (an unexpected failure that leaves the
  * write path in an unknown state) holds until the database is reopened.
  */
