@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ProofDB } from '../../src/index.js';
 import { ByteLru } from '../../src/util/byte_lru.js';
+import { defaultMaxConnections, defaultMaxOpenTables } from '../../server/node.js';
 import { startLocalNode, tmpDir } from './harness.js';
 
 describe('ByteLru', () => {
@@ -66,8 +67,28 @@ describe('proof caches', () => {
         expect(text).toMatch(new RegExp(`^proofkv_cache_capacity_bytes\\{cache="${cache}"\\} [1-9]\\d*$`, 'm'));
       }
       expect(text).toMatch(/^proofkv_cache_capacity_bytes\{cache="proof_block"\} 33554432$/m);
+      expect(text).toMatch(/^proofkv_open_tables \d+$/m);
+      expect(text).toMatch(/^proofkv_table_reopens_total \d+$/m);
+      const limit = Number(/^proofkv_open_tables_limit (\d+)$/m.exec(text)?.[1]);
+      const connections = Number(/^proofkv_connections_limit (\d+)$/m.exec(text)?.[1]);
+      // serve derives the bound from the descriptor limit, next to the connection limit.
+      expect(limit).toBe(defaultMaxOpenTables(connections));
     } finally {
       await node.shutdown('test');
     }
+  });
+});
+
+describe('open table file bound under serve', () => {
+  it('leaves room for connections and the engine: tables + connections + 64 fit the descriptor limit', () => {
+    for (const nofile of [256, 1024, 4096, 65536, 1 << 20]) {
+      const conns = defaultMaxConnections(nofile);
+      const tables = defaultMaxOpenTables(conns, nofile);
+      expect(tables).toBeGreaterThanOrEqual(16);
+      expect(tables).toBeLessThanOrEqual(1000);
+      if (nofile >= 1024) expect(conns + tables + 64, `nofile ${nofile}`).toBeLessThanOrEqual(nofile);
+    }
+    expect(defaultMaxOpenTables(704, 1024)).toBe(256);
+    expect(defaultMaxOpenTables(1024, 65536)).toBe(1000);
   });
 });
