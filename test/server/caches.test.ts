@@ -2,10 +2,12 @@
  * Every engine cache is bounded by bytes and reported: the byte LRU itself, the proof caches under
  * a proof load far larger than their budget, and the metrics a node exposes for them.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ProofDB } from '../../src/index.js';
 import { ByteLru } from '../../src/util/byte_lru.js';
+import { resolveConfig } from '../../server/config.js';
 import { defaultMaxConnections, defaultMaxOpenTables } from '../../server/node.js';
 import { startLocalNode, tmpDir } from './harness.js';
 
@@ -90,5 +92,14 @@ describe('open table file bound under serve', () => {
     }
     expect(defaultMaxOpenTables(704, 1024)).toBe(256);
     expect(defaultMaxOpenTables(1024, 65536)).toBe(1000);
+  });
+
+  it('is configured by --max-open-tables or maxOpenTables in the config file (0: derived), and a bad value is refused', () => {
+    expect(resolveConfig({}, {}, new Set()).maxOpenTables).toBe(0);
+    expect(resolveConfig({ maxOpenTables: '64' }, {}, new Set(['maxOpenTables'])).maxOpenTables).toBe(64);
+    const file = path.join(tmpDir(), 'serve.json');
+    fs.writeFileSync(file, JSON.stringify({ maxOpenTables: 128 }));
+    expect(resolveConfig({ config: file }, {}, new Set()).maxOpenTables).toBe(128);
+    expect(() => resolveConfig({ maxOpenTables: '-1' }, {}, new Set(['maxOpenTables']))).toThrow(/max-open-tables/);
   });
 });
