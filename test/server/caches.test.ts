@@ -9,7 +9,7 @@ import { ProofDB } from '../../src/index.js';
 import { ByteLru } from '../../src/util/byte_lru.js';
 import { resolveConfig } from '../../server/config.js';
 import { defaultMaxConnections, defaultMaxOpenTables } from '../../server/node.js';
-import { startLocalNode, tmpDir } from './harness.js';
+import { call, startLocalNode, tmpDir } from './harness.js';
 
 describe('ByteLru', () => {
   it('evicts least recently used values until the charges fit, and keeps nothing larger than the budget', () => {
@@ -101,5 +101,52 @@ describe('open table file bound under serve', () => {
     fs.writeFileSync(file, JSON.stringify({ maxOpenTables: 128 }));
     expect(resolveConfig({ config: file }, {}, new Set()).maxOpenTables).toBe(128);
     expect(() => resolveConfig({ maxOpenTables: '-1' }, {}, new Set(['maxOpenTables']))).toThrow(/max-open-tables/);
+  });
+});
+
+describe('open table files through a node', () => {
+  it('a node with maxOpenTables 4 and many tables answers every read and keeps at most 4 table files open', async () => {
+    const dataDir = path.join(tmpDir(), 'data');
+    const node = await startLocalNode(
+      {
+        writeBufferSize: 2048,
+        targetFileSize: 2048,
+        blockSize: 256,
+        level0CompactionTrigger: 2,
+        maxBytesForLevelBase: 4096,
+        compactionThread: 'inline',
+        tableMemoryBytes: 0,
+        blockCacheSize: 0,
+        maxOpenTables: 4,
+      },
+      dataDir,
+    );
+    const tableFds = () =>
+      fs.readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          const t = fs.readlinkSync(`/proc/self/fd/${fd}`);
+          return t.startsWith(dataDir + path.sep) && t.endsWith('.sst');
+        } catch {
+          return false;
+        }
+      }).length;
+    const octets = { 'content-type': 'application/octet-stream' };
+    try {
+      const value = (i: number) => `value-${i}-${'v'.repeat(50)}`;
+      for (let i = 0; i < 300; i++) {
+        expect((await call(node.url, 'PUT', `/v1/kv/key${i % 150}`, { body: value(i), headers: octets })).status).toBe(200);
+      }
+      for (let i = 0; i < 150; i++) {
+        const r = await call(node.url, 'GET', `/v1/kv/key${(i * 61) % 150}`, { headers: { accept: 'application/octet-stream' } });
+        expect(new TextDecoder().decode(r.raw)).toBe(value(((i * 61) % 150) + 150));
+        expect(tableFds()).toBeLessThanOrEqual(4);
+      }
+      const text = await (await fetch(`${node.url}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
+      expect(Number(/^proofkv_open_tables (\d+)$/m.exec(text)?.[1])).toBeLessThanOrEqual(4);
+      expect(text).toMatch(/^proofkv_open_tables_limit 4$/m);
+      expect(Number(/^proofkv_table_reopens_total (\d+)$/m.exec(text)?.[1])).toBeGreaterThan(0);
+    } finally {
+      await node.shutdown('test');
+    }
   });
 });
