@@ -200,18 +200,17 @@ export class TableReader {
   static open(path: string, opts: TableReaderOptions): TableReader {
     const name = opts.fileName ?? path;
     const src = new FileSource(path, name, opts.openFiles);
-    let r: TableReader;
     try {
-      r = new TableReader(src, opts, name);
+      const r = new TableReader(src, opts, name);
+      if (opts.openFiles) {
+        const fingerprint = r.metaFingerprint();
+        src.onReopen = () => r.checkSameTable(fingerprint);
+      }
+      return r;
     } catch (e) {
       src.close();
       throw e;
     }
-    if (opts.openFiles) {
-      const fingerprint = r.metaFingerprint();
-      src.onReopen = () => r.checkSameTable(fingerprint);
-    }
-    return r;
   }
 
   /** Opens a table held in memory (e.g. received from a peer, before it is installed). */
