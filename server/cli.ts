@@ -85,7 +85,12 @@ export async function serve(flags: ServeFlags & { origin?: string; witness?: str
       checkpointIntervalMs: cfg.checkpointIntervalMs,
       checkpointWrites: cfg.checkpointWrites,
       logger: log,
-      db: { ...(cfg.maxValueSize === undefined ? {} : { maxValueSize: cfg.maxValueSize }), sync: cfg.sync, rotateKey: cfg.rotateKey },
+      db: {
+        ...(cfg.maxValueSize === undefined ? {} : { maxValueSize: cfg.maxValueSize }),
+        ...(cfg.maxOpenTables === 0 ? {} : { maxOpenTables: cfg.maxOpenTables }),
+        sync: cfg.sync,
+        rotateKey: cfg.rotateKey,
+      },
       raft: flags.raft === true,
       notes: noteOptionsOf({ origin: cfg.origin, witness: cfg.witnesses }),
       edge: cfg.edge,
@@ -172,6 +177,7 @@ export function buildProgram(): Command {
     .option('--sync', 'fdatasync the journal before acknowledging each write (default; survives power loss)')
     .option('--no-sync', 'acknowledge writes once the OS has them (survives a process crash, not a power loss)')
     .option('--max-connections <n>', 'open connections at most (default: from the file-descriptor limit, at most 1024)')
+    .option('--max-open-tables <n>', 'table files open at once (default: the file-descriptor limit less connections less 64, at most 1000)')
     .option('--headers-timeout <ms>', 'time to send a request head; also drops silent connections', String(DEFAULTS.headersTimeout))
     .option('--request-timeout <ms>', 'time to send a whole request', String(DEFAULTS.requestTimeout))
     .option('--keep-alive-timeout <ms>', 'idle time of a keep-alive connection', String(DEFAULTS.keepAliveTimeout))

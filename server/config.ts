@@ -7,7 +7,7 @@
  * ```json
  * { "tokens": [{ "token": "…", "role": "admin" }], "data": "./data", "host": "127.0.0.1",
  *   "port": 7070, "checkpointInterval": 1000, "checkpointWrites": 10000, "logLevel": "info",
- *   "maxValueSize": 1048576, "sync": true, "maxConnections": 1024, "headersTimeout": 10000,
+ *   "maxValueSize": 1048576, "sync": true, "maxConnections": 1024, "maxOpenTables": 0, "headersTimeout": 10000,
  *   "requestTimeout": 60000, "keepAliveTimeout": 5000, "maxRequestsPerSocket": 0,
  *   "tlsCert": "cert.pem", "tlsKey": "key.pem", "tlsClientCa": "ca.pem", "allowInsecureHttp": false,
  *   "origin": "proofkv/prod", "witnesses": ["http://w1:7080=witness.example/w1+…"] }
@@ -44,6 +44,8 @@ export interface ServeConfig {
   maxValueSize?: number;
   /** fdatasync the journal before acknowledging a write (default true). */
   sync: boolean;
+  /** Database `maxOpenTables` (0: derived from the file-descriptor limit less the connection limit). */
+  maxOpenTables: number;
   /** Edge limits of the HTTP server. */
   edge: EdgeLimits;
   /** HTTPS material (PEM file paths), when serving TLS. */
@@ -82,6 +84,7 @@ export const DEFAULTS = {
   logLevel: 'info' as LogLevel,
   sync: true,
   maxConnections: 0,
+  maxOpenTables: 0,
   headersTimeout: 10_000,
   requestTimeout: 60_000,
   keepAliveTimeout: 5_000,
@@ -100,6 +103,7 @@ export interface ServeFlags {
   /** `--sync` / `--no-sync`. */
   sync?: boolean;
   maxConnections?: string;
+  maxOpenTables?: string;
   headersTimeout?: string;
   requestTimeout?: string;
   keepAliveTimeout?: string;
@@ -126,6 +130,7 @@ const FILE_FIELDS = [
   'maxValueSize',
   'sync',
   'maxConnections',
+  'maxOpenTables',
   'headersTimeout',
   'requestTimeout',
   'keepAliveTimeout',
@@ -230,6 +235,7 @@ export function resolveConfig(flags: ServeFlags, env: NodeJS.ProcessEnv, explici
     checkpointWrites: int('checkpoint-writes', pick('checkpointWrites', 'checkpointWrites', DEFAULTS.checkpointWrites), 0, Number.MAX_SAFE_INTEGER),
     logLevel: level('log-level', logLevelRaw),
     sync: bool('sync', pick('sync', 'sync', DEFAULTS.sync)),
+    maxOpenTables: int('max-open-tables', pick('maxOpenTables', 'maxOpenTables', DEFAULTS.maxOpenTables), 0, 1_000_000),
     edge: {
       maxConnections: int('max-connections', pick('maxConnections', 'maxConnections', DEFAULTS.maxConnections), 0, 1_000_000),
       headersTimeoutMs: int('headers-timeout', pick('headersTimeout', 'headersTimeout', DEFAULTS.headersTimeout), 100, 600_000),

@@ -147,6 +147,9 @@ export class Metrics {
       });
     sampled('proofkv_connections', 'Open client connections', () => this.connections?.().open);
     sampled('proofkv_connections_limit', 'Connection limit (more are closed at accept)', () => this.connections?.().limit);
+    sampled('proofkv_open_tables', 'Open table file descriptors (tables held in memory have none)', () => live(() => db.openTables())?.open);
+    sampled('proofkv_open_tables_limit', 'Bound on open table files (maxOpenTables); past it the least recently read is closed', () => live(() => db.openTables())?.limit);
+    sampled('proofkv_table_reopens_total', 'Table files reopened after the bound closed them (a high rate: raise maxOpenTables)', () => live(() => db.openTables())?.reopens);
     engine('proofkv_write_faults_total', 'Write faults entered since start', (s) => s.faults);
     engine('proofkv_write_fault_recoveries_total', 'Write faults the node left by itself', (s) => s.faultRecoveries);
     engine('proofkv_journal_syncs_total', 'Journal fdatasyncs that acknowledged writes waited for', (s) => s.journalSyncs);

@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { toHex } from '../proofs/bytes.js';
-import { ProofDB, type DBOptions } from '../src/index.js';
+import { DEFAULT_MAX_OPEN_TABLES, ProofDB, type DBOptions } from '../src/index.js';
 import { errorCodeOf } from '../src/db/core.js';
 import { NODE_KEY_FILE } from '../src/proof/node_key.js';
 import { createApp, type BuiltApp } from './app.js';
@@ -82,6 +82,17 @@ export function openFileLimit(): number | undefined {
 export function defaultMaxConnections(nofile = openFileLimit()): number {
   if (nofile === undefined) return 1024;
   return Math.max(16, Math.min(1024, Math.floor(nofile * 0.75) - 64));
+}
+
+/**
+ * The table-file bound `serve` uses unless `db.maxOpenTables` is set: {@link DEFAULT_MAX_OPEN_TABLES},
+ * but never more than the file-descriptor limit less the connection limit less 64 (journal,
+ * manifest, checkpoint log, Raft log, a compaction's inputs and outputs, directory syncs), so that
+ * connections and table files together cannot exhaust the descriptors. At least 16.
+ */
+export function defaultMaxOpenTables(maxConnections: number, nofile = openFileLimit()): number {
+  if (nofile === undefined) return DEFAULT_MAX_OPEN_TABLES;
+  return Math.max(16, Math.min(DEFAULT_MAX_OPEN_TABLES, nofile - maxConnections - 64));
 }
 
 /** The edge limits in force: `edge` over {@link DEFAULTS}. */
@@ -172,7 +183,11 @@ export class ProofNode {
       // The Raft log is this directory's write-ahead log: the engine alone lacks its newest writes.
       throw new Error(`${options.dataDir} belongs to a Raft group (${raftDir} holds its write-ahead log): start it with the raft write path`);
     }
-    const db = await ProofDB.open(options.dataDir, { ...options.db, writeAheadLog: options.raft ? 'external' : 'journal' });
+    const db = await ProofDB.open(options.dataDir, {
+      ...options.db,
+      maxOpenTables: options.db?.maxOpenTables ?? defaultMaxOpenTables(resolveEdge(options.edge).maxConnections),
+      writeAheadLog: options.raft ? 'external' : 'journal',
+    });
     const rotated = db.keyRotations().rotatedAtOpen;
     if (rotated) {
       log.warn(

@@ -21,6 +21,7 @@ export type { IteratorOptions, VersionEntry } from './db/iterator.js';
 export type { EngineStats, WriteFault } from './db/core.js';
 export { WriteFaultError } from './db/core.js';
 export type { DBOptions, ResolvedOptions } from './options.js';
+export { DEFAULT_MAX_OPEN_TABLES } from './options.js';
 export {
   ConditionFailedError,
   CorruptionError,

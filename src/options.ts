@@ -42,6 +42,15 @@ export interface DBOptions {
    * once, when it is read; blocks read from files are verified on every read.
    */
   tableMemoryBytes?: number;
+  /**
+   * Most table files open at once (default 1000, LevelDB's `max_open_files` default: with 2 MiB
+   * tables that keeps ~2 GiB of tables beyond `tableMemoryBytes` open without reopening). Tables
+   * held in memory need no descriptor and do not count. Past the bound the least recently read
+   * table's descriptor is closed; its next block read reopens the file and checks that it is the
+   * same table (its size and its meta blocks and footer), failing with `CORRUPTION` if not. Iterators and
+   * proofs are unaffected. Minimum 1.
+   */
+  maxOpenTables?: number;
   /** Where compactions run: a worker thread (default) or inline on the caller's thread. */
   compactionThread?: 'worker' | 'inline';
   /**
@@ -70,6 +79,9 @@ export interface DBOptions {
 /** {@link DBOptions} with every default filled in. */
 export type ResolvedOptions = Required<Omit<DBOptions, 'compactionDelay'>> & Pick<DBOptions, 'compactionDelay'>;
 
+/** Default of {@link DBOptions.maxOpenTables}: LevelDB's `max_open_files` default. */
+export const DEFAULT_MAX_OPEN_TABLES = 1000;
+
 /** Number of levels (0..6), as in LevelDB. */
 export const NUM_LEVELS = 7;
 
@@ -97,6 +109,7 @@ export function resolveOptions(o: DBOptions = {}): ResolvedOptions {
     proofBlockCacheBytes: o.proofBlockCacheBytes ?? 32 * 1024 * 1024,
     blockTreeCacheBytes: o.blockTreeCacheBytes ?? 8 * 1024 * 1024,
     tableMemoryBytes: o.tableMemoryBytes ?? 256 * 1024 * 1024,
+    maxOpenTables: o.maxOpenTables ?? DEFAULT_MAX_OPEN_TABLES,
     compactionThread: o.compactionThread ?? 'worker',
     compactionDelay: o.compactionDelay,
     sync: o.sync ?? false,
@@ -119,6 +132,7 @@ export function resolveOptions(o: DBOptions = {}): ResolvedOptions {
   positive('proofBlockCacheBytes', r.proofBlockCacheBytes, 0);
   positive('blockTreeCacheBytes', r.blockTreeCacheBytes, 0);
   positive('tableMemoryBytes', r.tableMemoryBytes, 0);
+  positive('maxOpenTables', r.maxOpenTables);
   if (r.writeAheadLog !== 'journal' && r.writeAheadLog !== 'external') {
     throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `option writeAheadLog must be 'journal' or 'external'`);
   }

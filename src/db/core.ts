@@ -182,7 +182,7 @@ export class DBCore {
     readonly opts: ResolvedOptions,
     readonly vs: VersionSet,
   ) {
-    this.tables = new TableCache(dir, opts.blockCacheSize, opts.tableMemoryBytes);
+    this.tables = new TableCache(dir, opts.blockCacheSize, opts.tableMemoryBytes, opts.maxOpenTables);
     this.runner = new CompactionRunner(opts.compactionThread, opts.compactionDelay);
     this.shape = {
       blockSize: opts.blockSize,

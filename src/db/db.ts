@@ -726,6 +726,16 @@ export class ProofDB {
     ];
   }
 
+  /**
+   * Table file descriptors: how many are `open`, the bound (`limit`, option `maxOpenTables`) and
+   * how many times a descriptor closed by the bound was `reopens`ed. Tables held in memory have none.
+   */
+  openTables(): { open: number; limit: number; reopens: number } {
+    this.checkOpen();
+    const f = this.core.tables.files;
+    return { open: f.count, limit: f.limit, reopens: f.reopens };
+  }
+
   /** The directory this database lives in. */
   get location(): string {
     return this.core.dir;

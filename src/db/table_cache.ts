@@ -1,15 +1,18 @@
 /**
- * Open table readers by file number, sharing one block cache. Every live table stays open (a
- * table is ~2 MiB, so a 10 GiB database keeps ~5k descriptors); a table is closed when its file
- * is deleted as obsolete. Tables are read whole into memory while a byte budget lasts (LevelDB
- * mmaps its tables for the same reason: a block read then costs no system call); the rest are read
- * block by block from their files.
+ * Table readers by file number, sharing one block cache. Tables are read whole into memory while a
+ * byte budget lasts (LevelDB mmaps its tables for the same reason: a block read then costs no
+ * system call) and hold no descriptor; the rest are read block by block from their files, with at
+ * most `maxOpenTables` descriptors open ({@link OpenFiles}: the least recently used is closed, and
+ * reopened, with a same-table check, on its next read). A reader stays in the map, with its index,
+ * filter and Merkle block, until its file is deleted as obsolete; only its descriptor comes and goes.
  * @module
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CorruptionError, ErrorCode, ProofKVError } from '../errors.js';
 import { BlockCache } from '../table/block_cache.js';
+import { OpenFiles } from '../table/open_files.js';
+import { DEFAULT_MAX_OPEN_TABLES } from '../options.js';
 import { TableReader } from '../table/table_reader.js';
 import { files } from '../version/version_set.js';
 
@@ -20,13 +23,17 @@ export class TableCache {
   private readonly inMemory = new Map<number, number>();
   private memoryUsed = 0;
   readonly blocks: BlockCache;
+  /** The descriptors of file-backed readers, at most `maxOpenTables`. */
+  readonly files: OpenFiles;
 
   constructor(
     private readonly dir: string,
     blockCacheSize: number,
     private readonly memoryBudget = 0,
+    maxOpenTables = DEFAULT_MAX_OPEN_TABLES,
   ) {
     this.blocks = new BlockCache(blockCacheSize);
+    this.files = new OpenFiles(maxOpenTables);
   }
 
   /** Bytes of table files currently held in memory. */
@@ -36,7 +43,7 @@ export class TableCache {
 
   private open(number: number, name: string): TableReader {
     const file = path.join(this.dir, name);
-    const opts = { fileNumber: number, cache: this.blocks, fileName: name, checksumOnce: true };
+    const opts = { fileNumber: number, cache: this.blocks, fileName: name, checksumOnce: true, openFiles: this.files };
     if (this.memoryBudget > 0) {
       const size = fs.statSync(file).size;
       if (this.memoryUsed + size <= this.memoryBudget) {

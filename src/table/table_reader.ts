@@ -12,6 +12,7 @@ import { CorruptionError, ErrorCode, ProofKVError } from '../errors.js';
 import type { InternalIterator } from '../iterator.js';
 import { compareInternalKeys, type Entry, kindOf, seekKey, seqOf, TRAILER_LEN, versionOf } from '../keys.js';
 import { ByteReader } from '../util/coding.js';
+import { crc32c } from '../util/crc32c.js';
 import { Block, type BlockIterator, readNamedBlock } from './block.js';
 import { BlockHasher } from './block_hasher.js';
 import type { BlockCache } from './block_cache.js';
@@ -30,6 +31,7 @@ import {
   verifyBlock,
 } from './format.js';
 import { nodeHasher } from './node_hasher.js';
+import type { OpenFiles, Reopenable } from './open_files.js';
 
 /** How to open a table. */
 export interface TableReaderOptions {
@@ -47,6 +49,13 @@ export interface TableReaderOptions {
    * file can; a damaged file still fails the open.
    */
   checksumOnce?: boolean;
+  /**
+   * For {@link TableReader.open}: the bound on open table files this reader's descriptor counts
+   * against. The descriptor may then be closed between reads and reopened on the next one, which
+   * first checks that the file is still this table (its size, and every byte after the data
+   * blocks: meta blocks and footer) and throws `CorruptionError` if not.
+   */
+  openFiles?: OpenFiles;
 }
 
 /** Positional reads from a table's bytes. */
@@ -57,16 +66,67 @@ interface Source {
   close(): void;
 }
 
-class FileSource implements Source {
+/**
+ * A table file read by descriptor. With an {@link OpenFiles} bound the descriptor may be closed
+ * between reads (`release`); the next read reopens the file, checks its size and runs `onReopen`
+ * (the reader's same-table check) before reading.
+ */
+class FileSource implements Source, Reopenable {
   readonly size: number;
+  private fd = -1;
+  private closed = false;
+  /** Checks, after a reopen, that the file is still the table that was opened. */
+  onReopen: (() => void) | undefined;
+
   constructor(
-    private fd: number,
+    private readonly path: string,
     private readonly name: string,
+    private readonly files: OpenFiles | undefined,
   ) {
-    this.size = fstatSync(fd).size;
+    this.openFd();
+    try {
+      this.size = fstatSync(this.fd).size;
+    } catch (e) {
+      this.close();
+      throw e;
+    }
+  }
+
+  private openFd(): void {
+    this.files?.admit(this);
+    try {
+      this.fd = openSync(this.path, 'r');
+    } catch (e) {
+      this.files?.forget(this);
+      throw e;
+    }
+  }
+
+  /** Reopens a released descriptor and checks the file is the same table. */
+  private reopen(): void {
+    if (this.closed) throw new Error(`table ${this.name} is closed`);
+    try {
+      this.openFd();
+    } catch (e) {
+      // The manifest still names this table: a missing file is lost data.
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new CorruptionError(this.name, 'table file disappeared while in use');
+      throw new ProofKVError(ErrorCode.IO_ERROR, `reopening ${this.name}: ${(e as Error).message}`, { cause: e });
+    }
+    if (this.files) this.files.reopens++;
+    try {
+      const size = fstatSync(this.fd).size;
+      if (size !== this.size) throw new CorruptionError(this.name, `table file changed since it was opened (${size} bytes, was ${this.size})`);
+      this.onReopen?.();
+    } catch (e) {
+      this.files?.forget(this);
+      this.release();
+      throw e;
+    }
   }
 
   read(pos: number, len: number): Uint8Array {
+    if (this.fd < 0) this.reopen();
+    else this.files?.touch(this);
     const buf = new Uint8Array(len);
     let got = 0;
     try {
@@ -81,9 +141,15 @@ class FileSource implements Source {
     return got === len ? buf : buf.subarray(0, got);
   }
 
-  close(): void {
+  release(): void {
     if (this.fd >= 0) closeSync(this.fd);
     this.fd = -1;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.files?.forget(this);
+    this.release();
   }
 }
 
@@ -127,14 +193,22 @@ export class TableReader {
   private readonly cache: BlockCache | undefined;
   private readonly hasher: Hasher;
   private closed = false;
+  /** Where the data blocks end and the meta blocks begin. */
+  private readonly dataEnd: number;
 
   /** Opens the table at `path`; reads and checks all meta blocks before returning. */
   static open(path: string, opts: TableReaderOptions): TableReader {
-    const fd = openSync(path, 'r');
+    const name = opts.fileName ?? path;
+    const src = new FileSource(path, name, opts.openFiles);
     try {
-      return new TableReader(new FileSource(fd, opts.fileName ?? path), opts, opts.fileName ?? path);
+      const r = new TableReader(src, opts, name);
+      if (opts.openFiles) {
+        const fingerprint = r.metaFingerprint();
+        src.onReopen = () => r.checkSameTable(fingerprint);
+      }
+      return r;
     } catch (e) {
-      closeSync(fd);
+      src.close();
       throw e;
     }
   }
@@ -190,6 +264,7 @@ export class TableReader {
     }
     if (this.handles.length === 0) throw new CorruptionError(file, 'table has no data blocks', footer.index.offset);
     const dataEnd = expectOffset;
+    this.dataEnd = dataEnd;
     if (footer.index.offset < dataEnd || footer.metaindex.offset < dataEnd) {
       throw new CorruptionError(file, 'index or metaindex block overlaps data blocks', footerAt);
     }
@@ -363,6 +438,25 @@ export class TableReader {
     if (this.closed) return;
     this.closed = true;
     this.src.close();
+  }
+
+  /**
+   * CRC-32C of everything after the data blocks: index, metaindex, properties, filter and Merkle
+   * blocks and the footer — all that the open checked and keeps in memory.
+   */
+  private metaFingerprint(): number {
+    return crc32c(this.src.read(this.dataEnd, this.size - this.dataEnd));
+  }
+
+  /**
+   * After a reopen: the file must still be this table — the same bytes after the data blocks (the
+   * Merkle block among them commits to every data block, and each data block is checksummed when
+   * read). Throws `CorruptionError` otherwise.
+   */
+  private checkSameTable(fingerprint: number): void {
+    if (this.metaFingerprint() !== fingerprint) {
+      throw new CorruptionError(this.fileName, 'table file changed since it was opened (meta blocks or footer differ)', this.dataEnd);
+    }
   }
 
   /** Index of the first data block whose last key is >= `target` (blockCount if none). */

@@ -1,6 +1,7 @@
 /**
  * Property test: random operation sequences (writes, batches, explicit versions including
- * rejected ones, deletes, checkpoints, close/reopen, snapshots) against the reference model.
+ * rejected ones, deletes, checkpoints, close/reopen, snapshots) against the reference model, with
+ * and without a tight bound on open table files.
  * Every read of every kind must agree with the model.
  */
 import fc from 'fast-check';
@@ -62,16 +63,21 @@ async function checkAll(db: ProofDB, model: Model, snap?: { s: Snapshot; seq: nu
 describe('engine against the reference model', () => {
   it('agrees on every read for random operation sequences', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(op, { minLength: 20, maxLength: 120 }), fc.boolean(), async (ops, useWorker) => {
+      fc.asyncProperty(fc.array(op, { minLength: 20, maxLength: 120 }), fc.boolean(), fc.boolean(), async (ops, useWorker, fewFds) => {
         const { dir, cleanup } = tempDir();
-        const options = { ...TINY, compactionThread: useWorker ? ('worker' as const) : ('inline' as const) };
+        // fewFds: every table read from its file, with at most 2 open at once (descriptors closed and reopened under reads).
+        const options = {
+          ...TINY,
+          compactionThread: useWorker ? ('worker' as const) : ('inline' as const),
+          ...(fewFds ? { tableMemoryBytes: 0, maxOpenTables: 2 } : {}),
+        };
         let db = await ProofDB.open(dir, options);
         const model = new Model();
         let snap: { s: Snapshot; seq: number } | undefined;
         try {
           for (const o of ops) {
             const watchdog = setTimeout(() => {
-              console.error('operation hung:', JSON.stringify(o), 'worker:', useWorker, 'ops:', JSON.stringify(ops));
+              console.error('operation hung:', JSON.stringify(o), 'worker:', useWorker, 'fewFds:', fewFds, 'ops:', JSON.stringify(ops));
             }, 10_000);
             try {
             switch (o.t) {

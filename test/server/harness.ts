@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { decode as cborDecode } from 'cbor-x';
 import { pino } from 'pino';
 import { ProofNode } from '../../server/node.js';
+import type { DBOptions } from '../../src/index.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
@@ -72,16 +73,17 @@ export async function startServer(
   };
 }
 
-/** An in-process node on a fresh data directory, loopback, no tokens, no automatic checkpoints, silent. */
-export function startLocalNode(): Promise<ProofNode> {
+/** An in-process node (engine options `db`) on a fresh data directory, loopback, no tokens, no automatic checkpoints, silent. */
+export function startLocalNode(db?: DBOptions, dataDir = path.join(tmpDir(), 'data')): Promise<ProofNode> {
   return ProofNode.start({
-    dataDir: path.join(tmpDir(), 'data'),
+    dataDir,
     host: '127.0.0.1',
     port: 0,
     tokens: [],
     checkpointIntervalMs: 0,
     checkpointWrites: 0,
     logger: pino({ level: 'silent' }),
+    ...(db ? { db } : {}),
   });
 }
 
