@@ -396,7 +396,7 @@ export class TrustKeeper {
     const s = await this.current();
     const followable = (r.reason === Reason.UNTRUSTED_KEY || r.reason === Reason.QUORUM_NOT_MET) && ctx.keyRotations !== undefined && (s !== undefined || !('tofu' in this.config));
     if (!followable) check(r);
-    await this.followRotations(head, ctx, r.message);
+    await this.followRotations(head, ctx, r);
     const next = await this.policy(signatures);
     check(verifyCheckpoint(head, signatures, next));
     return next;
@@ -404,7 +404,7 @@ export class TrustKeeper {
 
   /**
    * Follows the node's key rotations (`ctx.keyRotations`, oldest first) from the trusted keys, for
-   * a head (`head`) the trusted keys do not sign (`why`). A statement whose `oldPublicKey` is a
+   * a head (`head`) the trusted keys do not sign (`failure`). A statement whose `oldPublicKey` is a
    * trusted key is followed only when both signatures verify, the old key's is present (else the
    * key was lost and the new key must be confirmed out of band), its `logSize` is at least the
    * trusted head's size and the previous followed rotation of that key (the old key signed every
@@ -413,15 +413,22 @@ export class TrustKeeper {
    * larger than the last followed `logSize`. Statements from keys the client does not trust are
    * ignored. On success the new keys and the followed rotations are persisted (the trusted head
    * stays, so the head must still extend it) with a warning; on any refusal
-   * (`KEY_ROTATION_REFUSED`) or when no rotation leads away from a trusted key (the original
-   * `UNTRUSTED_KEY`/`QUORUM_NOT_MET`), nothing changes. Call inside {@link exclusive}.
+   * (`KEY_ROTATION_REFUSED`), or when no rotation leads away from a trusted key or the rotations
+   * cannot be fetched (`failure`'s reason), nothing changes. Call inside {@link exclusive}.
    */
-  async followRotations(head: LogHead, ctx: AcceptContext, why: string): Promise<void> {
+  private async followRotations(head: LogHead, ctx: AcceptContext, failure: { reason: Reason; message: string }): Promise<void> {
+    const why = failure.message;
     const s = await this.current();
     const keys = s ? [...s.publicKeys] : (this.config as { publicKeys: Uint8Array[] }).publicKeys.map(toHex);
     const quorum = s ? s.quorum : (this.config as { quorum: number }).quorum;
     const trustedSize = s?.head?.size ?? 0;
-    const rotations = ctx.keyRotations ? await ctx.keyRotations() : [];
+    let rotations: KeyRotation[] = [];
+    try {
+      if (ctx.keyRotations) rotations = await ctx.keyRotations();
+    } catch (err) {
+      // A node that predates rotations (404), or one that cannot answer: the head stays refused.
+      verificationFailure(failure.reason, `${why}; the node's key rotations could not be read: ${(err as Error).message}`);
+    }
     const floors = keys.map(() => trustedSize);
     const followed: NonNullable<TrustedState['rotations']> = [];
     const refuse = (m: string): never => verificationFailure(ClientReason.KEY_ROTATION_REFUSED, `${why}; ${m}`);
@@ -441,7 +448,7 @@ export class TrustKeeper {
       floors[at] = r.logSize;
       followed.push({ logSize: r.logSize, oldPublicKey: oldKey, newPublicKey: newKey });
     }
-    if (followed.length === 0) verificationFailure(Reason.UNTRUSTED_KEY, `${why}; no key rotation starts at a trusted key`);
+    if (followed.length === 0) verificationFailure(failure.reason, `${why}; no key rotation starts at a trusted key`);
     const last = Math.max(...followed.map((r) => r.logSize));
     if (head.size <= last) refuse(`head ${head.size} is signed by a new key but the old key signed heads up to the rotation at log size ${last}`);
     const next: TrustedState = s ? { ...s } : { publicKeys: keys, quorum };
