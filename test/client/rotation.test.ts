@@ -3,14 +3,18 @@
  * with `serve --rotate-key` while the old key existed, persists the new key and keeps verifying; a
  * rotation without the old key (the key was lost) is refused with a reason that says so; forged
  * statements served through the tampering proxy are refused and leave the trusted state as it
- * was; a rollback or a fork across a rotation is still caught.
+ * was; a rollback or a fork across a rotation is still caught. With a fake node: a rotation
+ * replaces one member of a quorum > 1 set, TOFU follows its pinned key, and a stored state whose
+ * rotations do not lead from the configured keys is refused.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FileStateStore, fromBase64Url, ProofKVClient, toBase64Url, VerificationError, type AnyReason } from '../../client-sdk/index.js';
+import { FileStateStore, fromBase64Url, MemoryStateStore, ProofKVClient, toBase64Url, VerificationError, type AnyReason, type ProofKVClientOptions } from '../../client-sdk/index.js';
+import { generateKeyPair, type KeyPair } from '../../proofs/checkpoint.js';
 import { keyRotationMessage } from '../../proofs/rotation.js';
+import { FakeLog, json, problem, recordingFetch, rejection } from './fake_node.js';
 import { RewritingProxy, startServer, tmpDir, type ServerProc } from './helpers.js';
 
 const started: Array<{ stop(): Promise<unknown> } | RewritingProxy> = [];
@@ -182,5 +186,104 @@ describe('key rotation', () => {
     const fk = await reasonOf(t.client(f2.url).checkpoint());
     expect(fk.reason).toBe('FORK');
     expect(Object.values(stateOf(t.stateFile))[0]!.head).toEqual(trusted);
+  });
+});
+
+/** A signed rotation statement in its wire form. */
+function statement(logSize: number, from: KeyPair, to: KeyPair, oldSigner: KeyPair | undefined = from): Record<string, unknown> {
+  const msg = keyRotationMessage({ logSize, oldPublicKey: from.publicKey, newPublicKey: to.publicKey });
+  return {
+    logSize,
+    oldPublicKey: toBase64Url(from.publicKey),
+    newPublicKey: toBase64Url(to.publicKey),
+    ...(oldSigner ? { oldSignature: toBase64Url(ed25519.sign(msg, oldSigner.privateKey)) } : {}),
+    newSignature: toBase64Url(ed25519.sign(msg, to.privateKey)),
+    time: '2026-01-01T00:00:00Z',
+  };
+}
+
+/** A client of a fake node that serves `log` and `rotations()` at `/v1/key-rotations`. */
+function fakeClient(log: FakeLog, rotations: () => unknown[], extra: Partial<ProofKVClientOptions>): ProofKVClient {
+  const { fetch } = recordingFetch((call) => {
+    if (new URL(call.url).pathname === '/v1/key-rotations') return json(200, { rotations: rotations() });
+    return log.route(call) ?? problem(404, 'NOT_FOUND');
+  });
+  return new ProofKVClient({ endpoints: ['http://fake.invalid'], trust: { tofu: true }, onWarning: () => {}, retries: 0, fetch, ...extra });
+}
+
+describe('key rotation, fake node', () => {
+  it('with quorum 2 a rotation replaces exactly one member of the set', async () => {
+    const [k1, k2, k3] = [generateKeyPair(), generateKeyPair(), generateKeyPair()];
+    const log = new FakeLog([k1!, k2!]).grow(2);
+    let rotations: unknown[] = [];
+    const store = new MemoryStateStore();
+    const warnings: string[] = [];
+    const c = fakeClient(log, () => rotations, { trust: { publicKeys: [k1!.publicKey, k2!.publicKey], quorum: 2 }, stateStore: store, onWarning: (m) => warnings.push(m) });
+    expect((await c.checkpoint()).head.size).toBe(2);
+    // k2 is replaced by k3 at log size 2; heads from 3 on are signed by k1 and k3.
+    log.keys[1] = k3!;
+    log.grow(1);
+    // A rotation onto a key already in the set would shrink it: refused.
+    rotations = [statement(2, k2!, k1!)];
+    expect(((await rejection(c.checkpoint())) as VerificationError).reason).toBe('KEY_ROTATION_REFUSED');
+    rotations = [statement(2, k2!, k3!)];
+    const cp = await c.checkpoint();
+    expect(cp.head.size).toBe(3);
+    expect(cp.signers.map(hex).sort()).toEqual([hex(k1!.publicKey), hex(k3!.publicKey)].sort());
+    const [state] = [await store.load(c.trust.id)];
+    expect(state?.publicKeys.sort()).toEqual([hex(k1!.publicKey), hex(k3!.publicKey)].sort());
+    expect(state?.quorum).toBe(2);
+    expect(warnings).toHaveLength(1);
+  });
+
+  it('TOFU follows a rotation of its pinned key; a chain of two rotations is followed in order', async () => {
+    const [k1, k2, k3] = [generateKeyPair(), generateKeyPair(), generateKeyPair()];
+    const log = new FakeLog([k1!]).grow(2);
+    let rotations: unknown[] = [];
+    const store = new MemoryStateStore();
+    const c = fakeClient(log, () => rotations, { stateStore: store });
+    await c.checkpoint();
+    log.keys[0] = k2!;
+    log.grow(1);
+    log.keys[0] = k3!;
+    log.grow(1);
+    rotations = [statement(2, k1!, k2!), statement(3, k2!, k3!)];
+    expect((await c.checkpoint()).head.size).toBe(4);
+    const state = await store.load(c.trust.id);
+    expect(state?.tofu).toBe(true);
+    expect(state?.publicKeys).toEqual([hex(k3!.publicKey)]);
+    expect(state?.rotations?.map((r) => r.logSize)).toEqual([2, 3]);
+  });
+
+  it('refuses a head signed by the new key at or below the rotation size, and a chain whose sizes go back', async () => {
+    const [k1, k2, k3] = [generateKeyPair(), generateKeyPair(), generateKeyPair()];
+    const log = new FakeLog([k1!]).grow(2);
+    let rotations: unknown[] = [];
+    const store = new MemoryStateStore();
+    const c = fakeClient(log, () => rotations, { trust: { publicKeys: [k1!.publicKey], quorum: 1 }, stateStore: store });
+    await c.checkpoint();
+    const before = await store.load(c.trust.id);
+    log.keys[0] = k2!;
+    log.grow(1);
+    rotations = [statement(3, k1!, k2!)];
+    const atSize = (await rejection(c.checkpoint())) as VerificationError;
+    expect(atSize.reason).toBe('KEY_ROTATION_REFUSED');
+    expect(atSize.message).toMatch(/head 3 is signed by a new key but the old key signed heads up to the rotation at log size 3/);
+    rotations = [statement(2, k1!, k3!), statement(1, k3!, k2!)];
+    expect(((await rejection(c.checkpoint())) as VerificationError).reason).toBe('KEY_ROTATION_REFUSED');
+    expect(await store.load(c.trust.id)).toEqual(before);
+  });
+
+  it('refuses stored state whose rotations do not lead from the configured keys', async () => {
+    const [k1, k2] = [generateKeyPair(), generateKeyPair()];
+    const log = new FakeLog([k2!]).grow(2);
+    const store = new MemoryStateStore();
+    const trust = { publicKeys: [k1!.publicKey], quorum: 1 };
+    const c = fakeClient(log, () => [], { trust, stateStore: store });
+    // Someone wrote k2 into the state with a rotation from a key that is not configured.
+    await store.save(c.trust.id, { publicKeys: [hex(k2!.publicKey)], quorum: 1, rotations: [{ logSize: 1, oldPublicKey: hex(k2!.publicKey), newPublicKey: hex(k2!.publicKey) }] });
+    expect(((await rejection(c.checkpoint())) as VerificationError).reason).toBe('STATE_MISMATCH');
+    await store.save(c.trust.id, { publicKeys: [hex(k2!.publicKey)], quorum: 1 });
+    expect(((await rejection(c.checkpoint())) as VerificationError).reason).toBe('STATE_MISMATCH');
   });
 });
