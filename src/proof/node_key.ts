@@ -10,10 +10,12 @@
  * message = "proofkv-key-rotation-v1\n" || u64 BE logSize || oldPublicKey[32] || newPublicKey[32]
  * { "logSize", "oldPublicKey", "newPublicKey", "oldSignature"?, "newSignature", "time" }   (bytes: base64url)
  * ```
- * `logSize` is the checkpoint log size when the new key took over: heads of that size and larger
- * are signed by the new key. `newSignature` proves possession of the new key; `oldSignature`, by
- * the key clients trusted, is what lets them follow the rotation — it is absent when the old key
- * was lost, and then clients must get the new public key out of band.
+ * `logSize` is the checkpoint log size when the new key took over: the head of that size was the
+ * last the old key signed, larger heads are signed by the new key. `newSignature` proves possession
+ * of the new key; `oldSignature`, by the key clients trusted, is what lets them follow the rotation
+ * — it is absent when the old key was lost, and then clients must get the new public key out of
+ * band. The message and its verification are `proofs/rotation.ts`, shared with the client SDK,
+ * which follows rotations (docs/client.md).
  * @module
  */
 import * as fs from 'node:fs';

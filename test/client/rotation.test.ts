@@ -100,6 +100,10 @@ describe('key rotation', () => {
     expect((await again.createCheckpoint()).head.size).toBe(3);
     expect(new TextDecoder().decode((await again.verifiedGet('c'))?.value)).toBe('3');
     expect(t.warnings.length).toBe(warned);
+    // A client configured with the old key and no state at all follows the statement from scratch.
+    const fresh = new ProofKVClient({ endpoints: [r.url], trust: { publicKeys: [t.oldKey], quorum: 1 }, stateStore: new MemoryStateStore(), retries: 0, onWarning: (m) => t.warnings.push(m) });
+    expect(new TextDecoder().decode((await fresh.verifiedGet('b'))?.value)).toBe('2');
+    expect(t.warnings.length).toBe(warned + 1);
   });
 
   it('refuses a rotation made without the old key and says the new key must be confirmed out of band', async () => {
