@@ -15,7 +15,7 @@ import { FileStateStore, fromBase64Url, MemoryStateStore, ProofKVClient, toBase6
 import { generateKeyPair, type KeyPair } from '../../proofs/checkpoint.js';
 import { keyRotationMessage } from '../../proofs/rotation.js';
 import { FakeLog, json, problem, recordingFetch, rejection } from './fake_node.js';
-import { RewritingProxy, startServer, tmpDir, type ServerProc } from './helpers.js';
+import { RewritingProxy, runCli, startServer, tmpDir, type ServerProc } from './helpers.js';
 
 const started: Array<{ stop(): Promise<unknown> } | RewritingProxy> = [];
 afterEach(async () => {
@@ -214,6 +214,37 @@ function fakeClient(log: FakeLog, rotations: () => unknown[], extra: Partial<Pro
   });
   return new ProofKVClient({ endpoints: ['http://fake.invalid'], trust: { tofu: true }, onWarning: () => {}, retries: 0, fetch, ...extra });
 }
+
+describe('key rotation, CLI (trust on first use)', () => {
+  it('follows a rotation by the old key with a warning; a lost-key rotation is refused with the reset hint', async () => {
+    const dataDir = path.join(tmpDir('proofkv-rotation-cli-'), 'data');
+    const home = tmpDir('proofkv-rotation-home-');
+    const first = await serve(dataDir);
+    const port = first.url.split(':')[2]!;
+    const run = (args: string[]) => runCli(args, { HOME: home, PROOFKV_ENDPOINT: first.url });
+    expect((await run(['put', 'k', 'v1', '--verify'])).code).toBe(0);
+    await stop(first);
+
+    const rotated = await serve(dataDir, ['--port', port, '--rotate-key']);
+    expect(rotated.url).toBe(first.url);
+    expect((await run(['put', 'k', 'v2'])).code).toBe(0);
+    const followed = await run(['checkpoint', '--create']);
+    expect(followed.code).toBe(0);
+    expect(followed.stderr).toMatch(/node key [0-9a-f]{64} was rotated to [0-9a-f]{64} at log size 1/);
+    expect((await run(['get', 'k'])).stdout).toContain('v2');
+    await stop(rotated);
+
+    fs.rmSync(path.join(dataDir, 'NODE_KEY'));
+    const lost = await serve(dataDir, ['--port', port, '--rotate-key']);
+    await writeAndCheckpoint(lost.url, 'k', 'v3');
+    const refused = await run(['get', 'k', '--json']);
+    expect(refused.code).toBe(3);
+    const err = JSON.parse(refused.stdout).error as { reason: string; detail: string; hint: string };
+    expect(err.reason).toBe('KEY_ROTATION_REFUSED');
+    expect(err.detail).toMatch(/not signed by the old key \(the key was lost\)/);
+    expect(err.hint).toBe('proofkv trust reset');
+  });
+});
 
 describe('key rotation, fake node', () => {
   it('with quorum 2 a rotation replaces exactly one member of the set', async () => {
