@@ -25,6 +25,7 @@ import { verifyGetProof, verifyHistoryProof, type GetFacts, type GetProof, type 
 import { getProofCodec, historyProofCodec, scanProofCodec } from '../proofs/lsm_encoding.js';
 import { keySuccessor, prefixEnd, verifyScanProof, type ScanFacts, type ScanProof } from '../proofs/lsm_scan.js';
 import type { Checkpoint, LogHead } from '../proofs/checkpoint.js';
+import type { KeyRotation } from '../proofs/rotation.js';
 import { Reason, VerificationError } from '../proofs/errors.js';
 import { asBytes, fromBase64Url, keyPath, toBase64Url, type BytesLike } from './bytes.js';
 import { ClientReason, ProofKVClientError, ProofKVHttpError, verificationFailure } from './errors.js';
@@ -302,6 +303,7 @@ export class ProofKVClient {
     this.ctx = {
       consistency: (from, to) => this.consistencyProof(from, to),
       checkpointAt: (index) => this.checkpointWithInclusion(index),
+      keyRotations: () => this.keyRotations(),
       note: async (size) => (await this.transport.request<string>({ method: 'GET', path: `/v1/checkpoints/${size}/note`, text: true })).body,
     };
   }
@@ -490,6 +492,28 @@ export class ProofKVClient {
     });
     if (c.checkpoint.index !== index) verificationFailure(ClientReason.RESPONSE_MISMATCH, `asked checkpoint ${index}, got ${c.checkpoint.index}`);
     return c;
+  }
+
+  /** `GET /v1/key-rotations`: the node's key rotation statements, oldest first (unverified; the trust keeper checks them). */
+  private async keyRotations(): Promise<KeyRotation[]> {
+    const body = await this.verifiedRequest<unknown>({ method: 'GET', path: '/v1/key-rotations' });
+    return decoding(() => {
+      const list = obj(body, 'key rotations').rotations;
+      if (!Array.isArray(list)) throw new MalformedResponse('key rotations.rotations is not a list');
+      return list.map((v, i) => {
+        const what = `key rotations.rotations[${i}]`;
+        const o = obj(v, what);
+        const r: KeyRotation = {
+          logSize: uint(o, 'logSize', what),
+          oldPublicKey: b64(o, 'oldPublicKey', what),
+          newPublicKey: b64(o, 'newPublicKey', what),
+          newSignature: b64(o, 'newSignature', what),
+          time: typeof o.time === 'string' ? o.time : '',
+        };
+        if (o.oldSignature !== undefined) r.oldSignature = b64(o, 'oldSignature', what);
+        return r;
+      });
+    });
   }
 
   // ---- verified operations -------------------------------------------------------------------

@@ -27,6 +27,12 @@ export const ClientReason = {
   STATE_MISMATCH: 'STATE_MISMATCH',
   /** A verified write is not in the checkpoint that should hold it (other value, version or seq). */
   WRITE_NOT_PROVEN: 'WRITE_NOT_PROVEN',
+  /**
+   * A head is signed by a key the client does not trust and the node's key rotations do not lead
+   * there from a trusted key: a statement does not verify, lacks the old key's signature (the key
+   * was lost: confirm the new key out of band), or disagrees with the trusted head.
+   */
+  KEY_ROTATION_REFUSED: 'KEY_ROTATION_REFUSED',
 } as const;
 
 /** One of the {@link ClientReason} codes. */

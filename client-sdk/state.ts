@@ -30,6 +30,12 @@ export interface TrustedState {
    * absent in state written before it was kept (still readable: the next verified checkpoint fills it).
    */
   checkpoint?: { index: number; seq: number; masterRoot: string; prevCheckpointHash?: string };
+  /**
+   * Key rotations the client followed (oldest first), keys hex: `publicKeys` is the configured (or
+   * pinned) set with each `oldPublicKey` replaced by its `newPublicKey`. Absent in state written
+   * before rotations were followed, and while none was.
+   */
+  rotations?: Array<{ logSize: number; oldPublicKey: string; newPublicKey: string }>;
   /** When the state was last written (ISO 8601), for people reading the file. */
   updatedAt?: string;
 }

@@ -20,6 +20,10 @@
  *    from older versions) only the newest link is checked (`CHAIN_MISMATCH` otherwise);
  * 5. only an answer newer than the trusted head advances and persists it: it never moves back.
  *
+ * When a head is signed by a key the client does not trust (`UNTRUSTED_KEY`, or `QUORUM_NOT_MET`
+ * for want of a trusted signer), the keeper follows the node's key rotations
+ * ({@link TrustKeeper.followRotations}) once and verifies again.
+ *
  * Trust on first use pins the first key that signs a head the client sees (with a warning), and
  * persists it under an id derived from the endpoints, like SSH's known_hosts.
  * @module
@@ -37,6 +41,7 @@ import {
 } from '../proofs/checkpoint.js';
 import { Reason, VerificationError, type Verified } from '../proofs/errors.js';
 import { KEY_TYPE_COSIGNATURE, formatCheckpointNote, parseNote, parseSignatureLines, parseVerifierKey, verifyNote, type VerifierKey } from '../proofs/note.js';
+import { verifyKeyRotation, type KeyRotation } from '../proofs/rotation.js';
 import { ClientReason, verificationFailure } from './errors.js';
 import { parsePublicKey } from './keys.js';
 import type { StateStore, TrustedState } from './state.js';
@@ -83,6 +88,8 @@ export interface AcceptContext {
    * checkpoint to its predecessor; without it that link is not checked.
    */
   checkpointAt?(index: number): Promise<IncludedCheckpoint>;
+  /** Fetches the node's key rotation statements, oldest first (`GET /v1/key-rotations`); without it rotations are not followed. */
+  keyRotations?(): Promise<KeyRotation[]>;
   /** Fetches the checkpoint note of log size `size` (`GET /v1/checkpoints/{size}/note`), for witness cosignatures. */
   note?(size: number): Promise<string>;
 }
@@ -120,6 +127,11 @@ function validateState(s: TrustedState, id: string): TrustedState {
     Number.isSafeInteger(s.quorum) &&
     s.quorum >= 1 &&
     s.quorum <= s.publicKeys.length &&
+    (s.rotations === undefined ||
+      (Array.isArray(s.rotations) &&
+        s.rotations.every(
+          (r) => typeof r === 'object' && r !== null && Number.isSafeInteger(r.logSize) && r.logSize >= 0 && /^[0-9a-f]{64}$/.test(String(r.oldPublicKey)) && /^[0-9a-f]{64}$/.test(String(r.newPublicKey)),
+        ))) &&
     (s.head === undefined ||
       (Number.isSafeInteger(s.head.size) && s.head.size >= 0 && typeof s.head.root === 'string' && /^[0-9a-f]{64}$/.test(s.head.root))) &&
     (s.checkpoint === undefined ||
@@ -242,7 +254,7 @@ export class TrustKeeper {
       if (s !== undefined) {
         validateState(s, this.id);
         if (!('tofu' in this.config)) {
-          const want = this.config.publicKeys.map(toHex).sort().join(',');
+          const want = applyRotations(this.config.publicKeys.map(toHex), s.rotations ?? [])?.sort().join(',');
           if ([...s.publicKeys].sort().join(',') !== want || s.quorum !== this.config.quorum) {
             verificationFailure(ClientReason.STATE_MISMATCH, `stored trusted state ${this.id} holds other keys or quorum`);
           }
@@ -277,8 +289,8 @@ export class TrustKeeper {
    * signature's key (persisted once that head verifies).
    */
   async policy(signatures: readonly HeadSignature[]): Promise<TrustPolicy> {
-    if (!('tofu' in this.config)) return { publicKeys: this.config.publicKeys, quorum: this.config.quorum };
     const s = await this.current();
+    if (!('tofu' in this.config) && !s?.rotations?.length) return { publicKeys: this.config.publicKeys, quorum: this.config.quorum };
     if (s) return { publicKeys: s.publicKeys.map(fromHex), quorum: s.quorum };
     const first = Array.isArray(signatures) ? signatures[0] : undefined;
     if (!first || !(first.publicKey instanceof Uint8Array) || first.publicKey.length !== 32) {
@@ -311,8 +323,7 @@ export class TrustKeeper {
     ctx: AcceptContext,
     verify: (policy: TrustPolicy, trusted: LogHead | undefined, consistency: Uint8Array[]) => void,
   ): Promise<AcceptedHead> {
-    const policy = await this.policy(signatures);
-    check(verifyCheckpoint(head, signatures, policy));
+    const policy = await this.signedPolicy(head, signatures, ctx);
     const witnesses = await this.witnessesOf(head, ctx);
     const trusted = await this.trustedHead();
     const consistency = await consistencyFor(trusted, head, ctx);
@@ -331,8 +342,7 @@ export class TrustKeeper {
   acceptAnswer(answer: Answer, ctx: AcceptContext, verify: (policy: TrustPolicy) => void | Promise<void>): Promise<AcceptedHead> {
     return this.exclusive(async () => {
       const { head, signatures, checkpoint, sent } = answer;
-      const policy = await this.policy(signatures);
-      check(verifyCheckpoint(head, signatures, policy));
+      const policy = await this.signedPolicy(head, signatures, ctx);
       if (typeof checkpoint?.index !== 'number' || checkpoint.index !== head.size - 1) {
         verificationFailure(Reason.CHECKPOINT_MISMATCH, `checkpoint ${String(checkpoint?.index)} is not the last of a log of size ${head.size}`);
       }
@@ -374,6 +384,87 @@ export class TrustKeeper {
     });
   }
 
+  /**
+   * The policy under which `signatures` sign `head` (`verifyCheckpoint`). When that fails for want
+   * of a trusted key (`UNTRUSTED_KEY`, `QUORUM_NOT_MET`), follows the node's key rotations once
+   * ({@link followRotations}) and verifies again under the new policy.
+   */
+  private async signedPolicy(head: LogHead, signatures: HeadSignature[], ctx: AcceptContext): Promise<TrustPolicy> {
+    const policy = await this.policy(signatures);
+    const r = verifyCheckpoint(head, signatures, policy);
+    if (r.ok) return policy;
+    const s = await this.current();
+    const followable = (r.reason === Reason.UNTRUSTED_KEY || r.reason === Reason.QUORUM_NOT_MET) && ctx.keyRotations !== undefined && (s !== undefined || !('tofu' in this.config));
+    if (!followable) check(r);
+    await this.followRotations(head, ctx, r);
+    const next = await this.policy(signatures);
+    check(verifyCheckpoint(head, signatures, next));
+    return next;
+  }
+
+  /**
+   * Follows the node's key rotations (`ctx.keyRotations`, oldest first) from the trusted keys, for
+   * a head (`head`) the trusted keys do not sign (`failure`). A statement whose `oldPublicKey` is a
+   * trusted key is followed only when both signatures verify, the old key's is present (else the
+   * key was lost and the new key must be confirmed out of band), its `logSize` is at least the
+   * trusted head's size and the previous followed rotation of that key (the old key signed every
+   * head up to `logSize`, so a rotation below the trusted head contradicts it), and the new key is
+   * not already trusted (a rotation replaces exactly one member; the quorum stays). `head` must be
+   * larger than the last followed `logSize`. Statements from keys the client does not trust are
+   * ignored. On success the new keys and the followed rotations are persisted (the trusted head
+   * stays, so the head must still extend it) with a warning; on any refusal
+   * (`KEY_ROTATION_REFUSED`), or when no rotation leads away from a trusted key or the rotations
+   * cannot be fetched (`failure`'s reason), nothing changes. Call inside {@link exclusive}.
+   */
+  private async followRotations(head: LogHead, ctx: AcceptContext, failure: { reason: Reason; message: string }): Promise<void> {
+    const why = failure.message;
+    const s = await this.current();
+    const keys = s ? [...s.publicKeys] : (this.config as { publicKeys: Uint8Array[] }).publicKeys.map(toHex);
+    const quorum = s ? s.quorum : (this.config as { quorum: number }).quorum;
+    const trustedSize = s?.head?.size ?? 0;
+    let rotations: KeyRotation[] = [];
+    try {
+      if (ctx.keyRotations) rotations = await ctx.keyRotations();
+    } catch (err) {
+      // A node that predates rotations (404), or one that cannot answer: the head stays refused.
+      verificationFailure(failure.reason, `${why}; the node's key rotations could not be read: ${(err as Error).message}`);
+    }
+    const floors = keys.map(() => trustedSize);
+    const followed: NonNullable<TrustedState['rotations']> = [];
+    const refuse = (m: string): never => verificationFailure(ClientReason.KEY_ROTATION_REFUSED, `${why}; ${m}`);
+    for (const r of rotations.slice(0, MAX_KEY_ROTATIONS)) {
+      const oldKey = toHex(r.oldPublicKey);
+      const at = keys.indexOf(oldKey);
+      if (at < 0) continue;
+      const newKey = toHex(r.newPublicKey);
+      const what = `the rotation of trusted key ${oldKey.slice(0, 16)} to ${newKey.slice(0, 16)} at log size ${r.logSize}`;
+      if (!verifyKeyRotation(r)) refuse(`${what} does not verify`);
+      if (r.oldSignature === undefined) {
+        refuse(`${what} is not signed by the old key (the key was lost): confirm the new key ${newKey} out of band and configure it in trust.publicKeys`);
+      }
+      if (r.logSize < floors[at]!) refuse(`${what} is below the trusted log size ${floors[at]}: the old key signed that head after it was replaced`);
+      if (keys.includes(newKey)) refuse(`${what} names a key that is already trusted`);
+      keys[at] = newKey;
+      floors[at] = r.logSize;
+      followed.push({ logSize: r.logSize, oldPublicKey: oldKey, newPublicKey: newKey });
+    }
+    if (followed.length === 0) verificationFailure(failure.reason, `${why}; no key rotation starts at a trusted key`);
+    const last = Math.max(...followed.map((r) => r.logSize));
+    if (head.size <= last) refuse(`head ${head.size} is signed by a new key but the old key signed heads up to the rotation at log size ${last}`);
+    const next: TrustedState = s ? { ...s } : { publicKeys: keys, quorum };
+    next.publicKeys = keys;
+    next.rotations = [...(s?.rotations ?? []), ...followed];
+    next.updatedAt = new Date().toISOString();
+    await this.store.save(this.id, next);
+    this.state = next;
+    for (const r of followed) {
+      this.warn(
+        `proofkv: node key ${r.oldPublicKey} was rotated to ${r.newPublicKey} at log size ${r.logSize} (signed by both keys); ` +
+          'now trusting the new key. Update trust.publicKeys when you next configure this client.',
+      );
+    }
+  }
+
   /** Persists `head` (and the checkpoint that ends it, when known) as trusted; pins the TOFU key on first contact. */
   private async commit(head: LogHead, policy: TrustPolicy, checkpoint: Checkpoint | undefined): Promise<void> {
     const s = await this.current();
@@ -384,6 +475,7 @@ export class TrustKeeper {
       head: { size: head.size, root: toHex(head.root) },
       updatedAt: new Date().toISOString(),
     };
+    if (s?.rotations) next.rotations = s.rotations;
     if (checkpoint) {
       next.checkpoint = { index: checkpoint.index, seq: checkpoint.seq, masterRoot: toHex(checkpoint.masterRoot) };
       if (checkpoint.prevCheckpointHash) next.checkpoint.prevCheckpointHash = toHex(checkpoint.prevCheckpointHash);
@@ -407,6 +499,20 @@ function withIndex<T>(i: number, parse: () => T): T {
   } catch (err) {
     throw new TypeError(`trust.publicKeys[${i}]: ${(err as Error).message}`);
   }
+}
+
+/** Key rotation statements a {@link TrustKeeper} reads per follow (a node rotates rarely). */
+export const MAX_KEY_ROTATIONS = 1024;
+
+/** `keys` (hex) with each followed rotation's old key replaced by its new one; `undefined` when one does not apply. */
+function applyRotations(keys: string[], rotations: NonNullable<TrustedState['rotations']>): string[] | undefined {
+  const out = [...keys];
+  for (const r of rotations) {
+    const at = out.indexOf(r.oldPublicKey);
+    if (at < 0 || out.includes(r.newPublicKey)) return undefined;
+    out[at] = r.newPublicKey;
+  }
+  return out;
 }
 
 /** Heads whose witness cosigners a {@link TrustKeeper} remembers. */

@@ -304,12 +304,17 @@ export function reportError(r: ErrorReport, json: boolean): void {
  * Adds a hint to a failed verification against a trusted state: `UNTRUSTED_KEY` against a pinned
  * (TOFU) or configured key means the node now signs with another key — a reset or re-keyed node,
  * or an impostor; `ROLLBACK` and `FORK` mean its log is not the one trusted before — a node
- * restored from an older backup or reset, or a lying one. Both say how to reset the trust.
+ * restored from an older backup or reset, or a lying one; `KEY_ROTATION_REFUSED` means the node
+ * rotated its key in a way the client cannot follow (the old key did not sign it, or a forged
+ * statement). All say how to reset the trust.
  */
 export async function explainVerification(r: ErrorReport, o: CommonOptions): Promise<ErrorReport> {
   const reason = r.extra.reason;
-  if (reason !== 'UNTRUSTED_KEY' && reason !== 'ROLLBACK' && reason !== 'FORK') return r;
+  if (reason !== 'UNTRUSTED_KEY' && reason !== 'ROLLBACK' && reason !== 'FORK' && reason !== 'KEY_ROTATION_REFUSED') return r;
   const file = stateFile(o);
+  if (reason === 'KEY_ROTATION_REFUSED' && o.publicKey && o.publicKey.length > 0) {
+    return { ...r, detail: `${r.detail}; once the node's new key is confirmed out of band (its banner or \`proofkv status\`), pass it with --public-key` };
+  }
   if (reason === 'UNTRUSTED_KEY' && o.publicKey && o.publicKey.length > 0) {
     return { ...r, detail: `${r.detail}; the node signs with a key that is not among --public-key (compare with its banner or \`proofkv status\`)` };
   }
@@ -325,7 +330,9 @@ export async function explainVerification(r: ErrorReport, o: CommonOptions): Pro
   const reset = `proofkv trust reset${o.endpoint && o.endpoint.length > 0 ? ` --endpoint ${o.endpoint.join(',')}` : ''}${o.state !== undefined ? ` --state ${o.state}` : ''}`;
   const since = pinned.updatedAt ? `, last verified ${pinned.updatedAt}` : '';
   const detail =
-    reason === 'UNTRUSTED_KEY'
+    reason === 'KEY_ROTATION_REFUSED'
+      ? `${r.detail}. ${file} ${pinned.tofu ? 'pins' : 'trusts'} ${pinned.publicKeys.join(',')} for ${id}${since}; once the node's new key is confirmed out of band, run \`${reset}\`; otherwise do not trust this node`
+      : reason === 'UNTRUSTED_KEY'
       ? `UNTRUSTED_KEY: the node's key changed: ${file} ${pinned.tofu ? 'pins' : 'trusts'} ${pinned.publicKeys.join(',')} for ${id}${pinned.tofu ? ' (trust on first use)' : ''}${since}, ` +
         `but the node now signs with another key. If the server was reset or re-keyed on purpose, compare its new key (\`proofkv status\`) out of band and run \`${reset}\`; otherwise do not trust this node`
       : `${r.detail}; the node's log does not extend the head trusted in ${file} for ${id}${since}. If the server was reset or restored from a backup on purpose, run \`${reset}\`; otherwise do not trust this node`;

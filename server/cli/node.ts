@@ -53,7 +53,7 @@ function registerStatus(program: Command): void {
       const match = pkHex === undefined ? 'unknown' : trusted.length === 0 ? 'no trusted key yet' : trusted.includes(pkHex) ? 'yes' : 'NO';
       const trustNote =
         match === 'NO'
-          ? `the node's key is not the trusted one: verified reads will fail with UNTRUSTED_KEY; if the node was reset on purpose, run \`proofkv trust reset\``
+          ? `the node's key is not the trusted one: verified reads follow a key rotation the trusted key signed (GET /v1/key-rotations), else fail with UNTRUSTED_KEY or KEY_ROTATION_REFUSED; if the node was reset on purpose, run \`proofkv trust reset\``
           : state
             ? 'verified reads check against this state'
             : o.publicKey && o.publicKey.length > 0

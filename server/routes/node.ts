@@ -114,7 +114,7 @@ export function nodeRoutes(ctx: AppContext, openapi: () => Record<string, unknow
     doc: {
       summary: 'Signed key rotation statements, oldest first',
       description:
-        'Each statement says that checkpoint log heads of size logSize and larger are signed by newPublicKey. ' +
+        'Each statement says that the checkpoint log head of size logSize was the last signed by oldPublicKey and larger heads are signed by newPublicKey. ' +
         'newSignature is by the new key; oldSignature, by the old key, is absent when the old key was lost. ' +
         'Message: "proofkv-key-rotation-v1\\n" || u64 BE logSize || oldPublicKey || newPublicKey.',
       responses: { ...ok('KeyRotations', 'The rotations'), ...errors(401, 403) },

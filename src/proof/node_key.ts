@@ -10,58 +10,28 @@
  * message = "proofkv-key-rotation-v1\n" || u64 BE logSize || oldPublicKey[32] || newPublicKey[32]
  * { "logSize", "oldPublicKey", "newPublicKey", "oldSignature"?, "newSignature", "time" }   (bytes: base64url)
  * ```
- * `logSize` is the checkpoint log size when the new key took over: heads of that size and larger
- * are signed by the new key. `newSignature` proves possession of the new key; `oldSignature`, by
- * the key clients trusted, is what lets them follow the rotation — it is absent when the old key
- * was lost, and then clients must get the new public key out of band.
+ * `logSize` is the checkpoint log size when the new key took over: the head of that size was the
+ * last the old key signed, larger heads are signed by the new key. `newSignature` proves possession
+ * of the new key; `oldSignature`, by the key clients trusted, is what lets them follow the rotation
+ * — it is absent when the old key was lost, and then clients must get the new public key out of
+ * band. The message and its verification are `proofs/rotation.ts`, shared with the client SDK,
+ * which follows rotations (docs/client.md).
  * @module
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ed25519 } from '@noble/curves/ed25519.js';
-import { concatBytes, equalBytes, writeU64BE } from '../../proofs/bytes.js';
+import { equalBytes } from '../../proofs/bytes.js';
 import { generateKeyPair, publicKeyOf, type KeyPair } from '../../proofs/checkpoint.js';
+import { keyRotationMessage, verifyKeyRotation, type KeyRotation } from '../../proofs/rotation.js';
 import { CorruptionError, ErrorCode, InvalidArgumentError } from '../errors.js';
+
+export { KEY_ROTATION_CONTEXT, keyRotationMessage, verifyKeyRotation, type KeyRotation } from '../../proofs/rotation.js';
 
 /** File name of the node key. */
 export const NODE_KEY_FILE = 'NODE_KEY';
 /** File name of the key rotation statements. */
 export const KEY_ROTATIONS_FILE = 'KEY_ROTATIONS';
-/** Domain separation of a rotation statement's signed message. */
-export const KEY_ROTATION_CONTEXT = 'proofkv-key-rotation-v1\n';
-
-/** A signed key rotation. */
-export interface KeyRotation {
-  /** Checkpoint log size when the new key took over. */
-  logSize: number;
-  oldPublicKey: Uint8Array;
-  newPublicKey: Uint8Array;
-  /** By the old key; absent when the old key was lost. */
-  oldSignature?: Uint8Array;
-  /** By the new key. */
-  newSignature: Uint8Array;
-  /** When the rotation happened (ISO 8601). */
-  time: string;
-}
-
-/** The message both keys sign. */
-export function keyRotationMessage(r: Pick<KeyRotation, 'logSize' | 'oldPublicKey' | 'newPublicKey'>): Uint8Array {
-  const size = new Uint8Array(8);
-  writeU64BE(size, 0, r.logSize);
-  return concatBytes(new TextEncoder().encode(KEY_ROTATION_CONTEXT), size, r.oldPublicKey, r.newPublicKey);
-}
-
-/** True when the statement's signatures verify (the old one only when present). Never throws. */
-export function verifyKeyRotation(r: KeyRotation): boolean {
-  try {
-    const msg = keyRotationMessage(r);
-    if (!ed25519.verify(r.newSignature, msg, r.newPublicKey, { zip215: false })) return false;
-    return r.oldSignature === undefined || ed25519.verify(r.oldSignature, msg, r.oldPublicKey, { zip215: false });
-  } catch {
-    return false;
-  }
-}
-
 const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64url');
 const unb64 = (s: unknown, what: string): Uint8Array => {
   if (typeof s !== 'string') throw new CorruptionError(KEY_ROTATIONS_FILE, `${what} missing`);
