@@ -5,6 +5,7 @@
  * strings — and the call must return a failure result (a boolean for `verifyHeadSignature`), never
  * throw. Deterministic (seeded); the failing mutation is printed.
  */
+import { ed25519 } from '@noble/curves/ed25519.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as P from '../../proofs/index.js';
 import { _multiproof } from '../../proofs/multiproof.js';
@@ -65,6 +66,11 @@ beforeAll(async () => {
   args.set('verifyNote', () => [{ text: noteText, signatures: noteSigs() }, [logKey, wKey]]);
   args.set('verifyCheckpointNote', () => [{ text: noteText, signatures: noteSigs() }, { origin: 'o.example', logKeys: [logKey], quorum: 1, witnesses: [wKey], witnessQuorum: 1 }]);
   args.set('verifyHistoryProof', () => [structuredClone(hist), { key: new TextEncoder().encode('k3'), limit: 5 }, { trust }]);
+  const newKey = P.generateKeyPair(new Uint8Array(32).fill(4));
+  const rotation = { logSize: 2, oldPublicKey: key.publicKey, newPublicKey: newKey.publicKey, time: '2026-11-29T00:00:00Z' };
+  const rmsg = P.keyRotationMessage(rotation);
+  const rotationSigned = { ...rotation, oldSignature: ed25519.sign(rmsg, key.privateKey), newSignature: ed25519.sign(rmsg, newKey.privateKey) };
+  args.set('verifyKeyRotation', () => [structuredClone(rotationSigned)]);
   args.set('verifyScanProof', () => [structuredClone(scan), { start: new TextEncoder().encode('k1'), end: new TextEncoder().encode('k5'), limit: 2, edges: true }, { trust }]);
 });
 afterAll(async () => {
