@@ -4,7 +4,7 @@
  * imports. The CLI's `proof` command writes one and `verify` checks it.
  *
  * ```json
- * { "format": "proofkv-proof-v1", "type": "get", "key": "<b64url>", "version": 3,
+ * { "format": "proofkv-proof-v1", "type": "get", "key": "<b64url>", "version": 3, "edges": true,
  *   "proof": "<b64url of getProofCodec CBOR>", "endpoint": "http://…", "createdAt": "…" }
  * { "format": "proofkv-proof-v1", "type": "history", "key": "<b64url>", "minVersion": 0,
  *   "maxVersion": 9007199254740991, "limit": 1000, "proof": "<b64url of historyProofCodec CBOR>" }
@@ -12,6 +12,10 @@
  * Offline there is no consistency proof to fetch, so a bundle is checked against the keys (and,
  * when a trusted head is given, against that head only where no proof is needed: an equal head, or
  * the same size with another root, which is a `FORK`).
+ *
+ * `edges: true` records that the proof was fetched with edge proofs (docs/proofs.md §8.12) and makes
+ * the verifier require them; a bundle without the field (older bundles) or with `false` is verified
+ * without edges, and the result's `edges` says which check ran.
  * @module
  */
 import { equalBytes } from '../proofs/bytes.js';
@@ -25,7 +29,7 @@ import { check } from './trust.js';
 
 /** A saved proof. Bytes are base64url. */
 export type ProofBundle =
-  | { format: 'proofkv-proof-v1'; type: 'get'; key: string; version?: number; proof: string; endpoint?: string; createdAt?: string }
+  | { format: 'proofkv-proof-v1'; type: 'get'; key: string; version?: number; edges?: boolean; proof: string; endpoint?: string; createdAt?: string }
   | {
       format: 'proofkv-proof-v1';
       type: 'history';
@@ -33,6 +37,7 @@ export type ProofBundle =
       minVersion?: number;
       maxVersion?: number;
       limit?: number;
+      edges?: boolean;
       proof: string;
       endpoint?: string;
       createdAt?: string;
@@ -44,22 +49,21 @@ export type HeadRelation = 'none' | 'same' | 'older' | 'newer';
 /** The facts a bundle proves, and how its head relates to the trusted one. */
 export type BundleFacts = ({ type: 'get' } & GetFacts) | ({ type: 'history' } & HistoryFacts);
 
-/** Builds a get-proof bundle. */
-export function getProofBundle(key: Uint8Array, proof: Uint8Array, options: { version?: number; endpoint?: string } = {}): ProofBundle {
+/** Builds a get-proof bundle; pass `edges: true` when the proof was fetched with edge proofs. */
+export function getProofBundle(key: Uint8Array, proof: Uint8Array, options: { version?: number; edges?: boolean; endpoint?: string } = {}): ProofBundle {
   const b: ProofBundle = { format: 'proofkv-proof-v1', type: 'get', key: toBase64Url(key), proof: toBase64Url(proof), createdAt: new Date().toISOString() };
-  if (options.version !== undefined) b.version = options.version;
-  if (options.endpoint !== undefined) b.endpoint = options.endpoint;
+  for (const f of ['version', 'edges', 'endpoint'] as const) if (options[f] !== undefined) (b as Record<string, unknown>)[f] = options[f];
   return b;
 }
 
-/** Builds a history-proof bundle. */
+/** Builds a history-proof bundle; pass `edges: true` when the proof was fetched with edge proofs. */
 export function historyProofBundle(
   key: Uint8Array,
   proof: Uint8Array,
-  options: { minVersion?: number; maxVersion?: number; limit?: number; endpoint?: string } = {},
+  options: { minVersion?: number; maxVersion?: number; limit?: number; edges?: boolean; endpoint?: string } = {},
 ): ProofBundle {
   const b: ProofBundle = { format: 'proofkv-proof-v1', type: 'history', key: toBase64Url(key), proof: toBase64Url(proof), createdAt: new Date().toISOString() };
-  for (const f of ['minVersion', 'maxVersion', 'limit', 'endpoint'] as const) if (options[f] !== undefined) (b as Record<string, unknown>)[f] = options[f];
+  for (const f of ['minVersion', 'maxVersion', 'limit', 'edges', 'endpoint'] as const) if (options[f] !== undefined) (b as Record<string, unknown>)[f] = options[f];
   return b;
 }
 
@@ -67,13 +71,18 @@ export function historyProofBundle(
  * Verifies a saved proof offline against `trust` (keys and quorum). With `trustedHead`, a head at
  * the same size with another root is a `FORK`; `relation` reports whether the proof's head is the
  * same as, older or newer than the trusted one (a newer head's consistency cannot be checked
- * offline). Throws {@link VerificationError}, including `MALFORMED_ENCODING` for a bad bundle.
+ * offline). Edge proofs are required exactly when the bundle says `edges: true`; `edges` in the
+ * result reports whether they were checked (false for a bundle without the field). Throws
+ * {@link VerificationError}, including `MALFORMED_ENCODING` for a bad bundle (or an `edges` that is
+ * not a boolean).
  */
-export function verifyProofBundle(bundle: unknown, trust: TrustPolicy, trustedHead?: LogHead): BundleFacts & { relation: HeadRelation } {
+export function verifyProofBundle(bundle: unknown, trust: TrustPolicy, trustedHead?: LogHead): BundleFacts & { relation: HeadRelation; edges: boolean } {
   const b = bundle as ProofBundle;
   if (typeof b !== 'object' || b === null || b.format !== 'proofkv-proof-v1' || (b.type !== 'get' && b.type !== 'history')) {
     throw new DecodeError('', 'not a proofkv-proof-v1 bundle');
   }
+  if (b.edges !== undefined && typeof b.edges !== 'boolean') throw new DecodeError('', 'bundle edges is not a boolean');
+  const edges = b.edges === true;
   let key: Uint8Array;
   let bytes: Uint8Array;
   try {
@@ -84,11 +93,11 @@ export function verifyProofBundle(bundle: unknown, trust: TrustPolicy, trustedHe
   }
   let facts: BundleFacts;
   if (b.type === 'get') {
-    const r = verifyGetProof(getProofCodec.decode(bytes), { key, version: b.version }, { trust });
+    const r = verifyGetProof(getProofCodec.decode(bytes), { key, version: b.version, edges }, { trust });
     check(r);
     facts = { type: 'get', ...(r as GetFacts) };
   } else {
-    const r = verifyHistoryProof(historyProofCodec.decode(bytes), { key, minVersion: b.minVersion, maxVersion: b.maxVersion, limit: b.limit }, { trust });
+    const r = verifyHistoryProof(historyProofCodec.decode(bytes), { key, minVersion: b.minVersion, maxVersion: b.maxVersion, limit: b.limit, edges }, { trust });
     check(r);
     facts = { type: 'history', ...(r as HistoryFacts) };
   }
@@ -100,7 +109,7 @@ export function verifyProofBundle(bundle: unknown, trust: TrustPolicy, trustedHe
       relation = 'same';
     } else relation = h.size < trustedHead.size ? 'older' : 'newer';
   }
-  return { ...facts, relation };
+  return { ...facts, relation, edges };
 }
 
 

@@ -217,6 +217,12 @@ function checkVersion(v: number | undefined, name: string, min = 1): void {
   if (v !== undefined && (!Number.isSafeInteger(v) || v < min)) throw new RangeError(`${name} must be an integer in [${min}, 2^53 - 1], got ${String(v)}`);
 }
 
+/** The `edges` option of a raw proof call: a boolean, default false. */
+function edgesOption(v: boolean | undefined): boolean {
+  if (v !== undefined && typeof v !== 'boolean') throw new TypeError('edges must be a boolean');
+  return v === true;
+}
+
 /** Checks a condition; its wire fields (query parameters or batch-op fields). */
 function conditionWire(c: WriteCondition, what: string): { ifVersion?: number; ifAbsent?: true } {
   checkVersion(c.ifVersion, `${what}ifVersion`, 0);
@@ -437,29 +443,36 @@ export class ProofKVClient {
 
   /**
    * The encoded get proof of `key` (`getProofCodec` CBOR) and the server's entry, unverified —
-   * for saving and checking later with `verifyProofBundle`.
+   * for saving and checking later with `verifyProofBundle`. With `edges: true` the proof carries
+   * edge proofs (docs/proofs.md §8.12); record that in the bundle (`getProofBundle(…, { edges })`).
+   * Default false (the client's `edgeProofs` applies to verified reads only).
    */
-  async getProof(key: BytesLike, options: { version?: number; checkpoint?: number } = {}): Promise<{ proof: Uint8Array; entry?: Entry }> {
+  async getProof(key: BytesLike, options: { version?: number; checkpoint?: number; edges?: boolean } = {}): Promise<{ proof: Uint8Array; entry?: Entry }> {
     const k = asBytes(key, 'key');
     checkVersion(options.version, 'version', 0);
-    const r = await this.transport.request({ method: 'GET', path: this.kvPath(k, '/proof', { version: options.version, checkpoint: options.checkpoint }), kind: 'entry' });
+    const edges = edgesOption(options.edges);
+    const r = await this.transport.request({ method: 'GET', path: this.kvPath(k, '/proof', { version: options.version, checkpoint: options.checkpoint, edges: edges || undefined }), kind: 'entry' });
     const o = obj(r.body, 'proof response');
     const out: { proof: Uint8Array; entry?: Entry } = { proof: b64(o, 'proof', 'proof response') };
     if (o.entry !== undefined && o.entry !== null) out.entry = parseEntry(o.entry);
     return out;
   }
 
-  /** One page of history with its encoded proof (`historyProofCodec` CBOR), unverified. */
+  /**
+   * One page of history with its encoded proof (`historyProofCodec` CBOR), unverified; `edges` as
+   * for {@link getProof}.
+   */
   async historyProof(
     key: BytesLike,
-    options: { minVersion?: number; maxVersion?: number; limit?: number } = {},
+    options: { minVersion?: number; maxVersion?: number; limit?: number; edges?: boolean } = {},
   ): Promise<{ proof: Uint8Array; entries: Entry[] }> {
     const k = asBytes(key, 'key');
     checkVersion(options.minVersion, 'minVersion', 0);
     checkVersion(options.maxVersion, 'maxVersion', 0);
+    const edges = edgesOption(options.edges);
     const r = await this.transport.request({
       method: 'GET',
-      path: this.kvPath(k, '/history', { min: options.minVersion, max: options.maxVersion, limit: options.limit, proof: true }),
+      path: this.kvPath(k, '/history', { min: options.minVersion, max: options.maxVersion, limit: options.limit, proof: true, edges: edges || undefined }),
       kind: 'page',
     });
     const o = obj(r.body, 'history');

@@ -37,9 +37,11 @@ export function registerProofCommands(program: Command): void {
     .option('--max <n>', 'history: highest version')
     .option('--limit <n>', 'history: most entries (server maximum 1000)')
     .option('--out <file>', 'write the proof bundle (JSON) to this file')
+    .option('--no-edges', 'fetch the proof without edge proofs (docs/proofs.md §8.12); the bundle says so')
     .action(
-      run(async (key: string, o: CommonOptions & { version?: string; history?: boolean; min?: string; max?: string; limit?: string; out?: string }) => {
+      run(async (key: string, o: CommonOptions & { version?: string; history?: boolean; min?: string; max?: string; limit?: string; out?: string; edges: boolean }) => {
         const k = keyArg(key, o.keyEncoding);
+        const edges = o.edges;
         const c = clientOf(o);
         const endpoint = c.transport.preferred;
         let bundle;
@@ -47,12 +49,12 @@ export function registerProofCommands(program: Command): void {
           const minVersion = versionOption(o.min, '--min');
           const maxVersion = versionOption(o.max, '--max');
           const limit = intOption(o.limit, '--limit', 1) ?? 1000;
-          const r = await c.historyProof(k, { minVersion, maxVersion, limit });
-          bundle = historyProofBundle(k, r.proof, { minVersion, maxVersion, limit, endpoint });
+          const r = await c.historyProof(k, { minVersion, maxVersion, limit, edges });
+          bundle = historyProofBundle(k, r.proof, { minVersion, maxVersion, limit, edges, endpoint });
         } else {
           const version = versionOption(o.version, '--version', 0);
-          const r = await c.getProof(k, { version });
-          bundle = getProofBundle(k, r.proof, { version, endpoint });
+          const r = await c.getProof(k, { version, edges });
+          bundle = getProofBundle(k, r.proof, { version, edges, endpoint });
         }
         const text = `${JSON.stringify(bundle, null, 2)}\n`;
         if (o.out === undefined) {
@@ -61,63 +63,69 @@ export function registerProofCommands(program: Command): void {
         }
         await writeFileAtomic(o.out, text);
         const size = fromBase64Url(bundle.proof).length;
-        print(o, { file: o.out, type: bundle.type, proofBytes: size }, [`wrote ${bundle.type} proof (${size} B) to ${o.out}`]);
+        print(o, { file: o.out, type: bundle.type, proofBytes: size, edges }, [`wrote ${bundle.type} proof (${size} B, ${edges ? 'with' : 'without'} edge proofs) to ${o.out}`]);
       }),
     );
 
-  withCommon(program.command('verify <file>').description('check a saved proof offline against --public-key or the trusted state')).action(
-    run(async (file: string, o: CommonOptions) => {
-      let bundle: unknown;
-      try {
-        bundle = JSON.parse(await readFile(file, 'utf8'));
-      } catch (err) {
-        throw new CliError('USAGE', `cannot read proof bundle ${file}: ${(err as Error).message}`);
-      }
-      const candidates: Array<{ policy: { publicKeys: Uint8Array[]; quorum: number }; head?: LogHead; source: string }> = [];
-      const trust = trustOf(o);
-      if (!('tofu' in trust)) candidates.push({ policy: { publicKeys: trust.publicKeys as Uint8Array[], quorum: trust.quorum }, source: '--public-key' });
-      else {
-        for (const [id, s] of Object.entries(await readStates(stateFile(o)))) {
-          candidates.push({
-            policy: { publicKeys: s.publicKeys.map(fromHex), quorum: s.quorum },
-            head: s.head ? { size: s.head.size, root: fromHex(s.head.root) } : undefined,
-            source: `trusted state ${id}`,
-          });
-        }
-        if (candidates.length === 0) throw new CliError('USAGE', `no --public-key and no trusted state in ${stateFile(o)}`);
-      }
-      let last: unknown;
-      for (const cand of candidates) {
+  withCommon(program.command('verify <file>').description('check a saved proof offline against --public-key or the trusted state'))
+    .option('--require-edges', 'refuse a bundle made without edge proofs (docs/proofs.md §8.12)')
+    .action(
+      run(async (file: string, o: CommonOptions & { requireEdges?: boolean }) => {
+        let bundle: unknown;
         try {
-          const f = verifyProofBundle(bundle, cand.policy, cand.head);
-          const key = (bundle as { key: string }).key;
-          const facts =
-            f.type === 'get'
-              ? { entry: f.entry ? entryJson(f.entry) : null }
-              : { entries: f.entries.map((e) => entryJson(e)), bound: f.bound, ...(f.nextMinVersion !== undefined ? { nextMinVersion: f.nextMinVersion } : {}) };
-          const what =
-            f.type === 'get'
-              ? f.entry
-                ? `${f.entry.kind === 'delete' ? 'deleted' : show(f.entry.value, o.valueEncoding)} at version ${f.entry.version} (seq ${f.entry.seq})`
-                : 'absent'
-              : `${f.entries.length} version(s) up to ${f.bound}, complete`;
-          print(
-            o,
-            { valid: true, type: f.type, key, ...facts, checkpoint: { index: f.checkpoint.index, seq: f.checkpoint.seq }, head: headJson(f.head), trust: cand.source, relation: f.relation },
-            [
-              `valid ${f.type} proof: ${show(fromBase64Url(key), o.keyEncoding)} ${what}`,
-              `checkpoint ${f.checkpoint.index} (seq ${f.checkpoint.seq}), log size ${f.head.size}, trusted by ${cand.source}` +
-                (f.relation === 'none' ? '' : f.relation === 'same' ? '; the trusted head itself' : `; ${f.relation} than the trusted head`),
-            ],
-          );
-          return;
+          bundle = JSON.parse(await readFile(file, 'utf8'));
         } catch (err) {
-          last = err;
+          throw new CliError('USAGE', `cannot read proof bundle ${file}: ${(err as Error).message}`);
         }
-      }
-      throw last;
-    }),
-  );
+        if (o.requireEdges && (typeof bundle !== 'object' || bundle === null || (bundle as { edges?: unknown }).edges !== true)) {
+          throw new CliError('EDGES_REQUIRED', `${file} was made without edge proofs (no "edges": true) and --require-edges is set; fetch it again with proofkv proof`);
+        }
+        const candidates: Array<{ policy: { publicKeys: Uint8Array[]; quorum: number }; head?: LogHead; source: string }> = [];
+        const trust = trustOf(o);
+        if (!('tofu' in trust)) candidates.push({ policy: { publicKeys: trust.publicKeys as Uint8Array[], quorum: trust.quorum }, source: '--public-key' });
+        else {
+          for (const [id, s] of Object.entries(await readStates(stateFile(o)))) {
+            candidates.push({
+              policy: { publicKeys: s.publicKeys.map(fromHex), quorum: s.quorum },
+              head: s.head ? { size: s.head.size, root: fromHex(s.head.root) } : undefined,
+              source: `trusted state ${id}`,
+            });
+          }
+          if (candidates.length === 0) throw new CliError('USAGE', `no --public-key and no trusted state in ${stateFile(o)}`);
+        }
+        let last: unknown;
+        for (const cand of candidates) {
+          try {
+            const f = verifyProofBundle(bundle, cand.policy, cand.head);
+            const key = (bundle as { key: string }).key;
+            const facts =
+              f.type === 'get'
+                ? { entry: f.entry ? entryJson(f.entry) : null }
+                : { entries: f.entries.map((e) => entryJson(e)), bound: f.bound, ...(f.nextMinVersion !== undefined ? { nextMinVersion: f.nextMinVersion } : {}) };
+            const what =
+              f.type === 'get'
+                ? f.entry
+                  ? `${f.entry.kind === 'delete' ? 'deleted' : show(f.entry.value, o.valueEncoding)} at version ${f.entry.version} (seq ${f.entry.seq})`
+                  : 'absent'
+                : `${f.entries.length} version(s) up to ${f.bound}, complete`;
+            print(
+              o,
+              { valid: true, type: f.type, key, ...facts, checkpoint: { index: f.checkpoint.index, seq: f.checkpoint.seq }, head: headJson(f.head), trust: cand.source, relation: f.relation, edges: f.edges },
+              [
+                `valid ${f.type} proof: ${show(fromBase64Url(key), o.keyEncoding)} ${what}`,
+                `checkpoint ${f.checkpoint.index} (seq ${f.checkpoint.seq}), log size ${f.head.size}, trusted by ${cand.source}` +
+                  (f.relation === 'none' ? '' : f.relation === 'same' ? '; the trusted head itself' : `; ${f.relation} than the trusted head`),
+                f.edges ? 'edge proofs checked' : 'edge proofs NOT checked (the bundle was made without them; a shrunk table range would go unnoticed, docs/proofs.md §8.12)',
+              ],
+            );
+            return;
+          } catch (err) {
+            last = err;
+          }
+        }
+        throw last;
+      }),
+    );
 
   withCommon(program.command('checkpoint').description('fetch, verify and trust the latest checkpoint (or --create one)'))
     .option('--create', 'ask the server to checkpoint now (admin token)')

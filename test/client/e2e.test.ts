@@ -194,7 +194,7 @@ describe('CLI against a real node', () => {
     expect(saved.code).toBe(0);
     const ok = await runCli(['verify', file, '--public-key', toHex(publicKey), '--json']);
     expect(ok.code).toBe(0);
-    expect(JSON.parse(ok.stdout)).toMatchObject({ valid: true, type: 'get', entry: { valueUtf8: 'proven' } });
+    expect(JSON.parse(ok.stdout)).toMatchObject({ valid: true, type: 'get', entry: { valueUtf8: 'proven' }, edges: true });
 
     const bundle = JSON.parse(await readFile(file, 'utf8'));
     const bytes = fromBase64Url(bundle.proof);
@@ -204,6 +204,33 @@ describe('CLI against a real node', () => {
     const bad = await runCli(['verify', join(dir, 'bad.json'), '--public-key', toHex(publicKey)]);
     expect(bad.code).toBe(3);
     expect(bad.stderr).toContain('verification failed');
+  });
+
+  it('proof bundles carry edge proofs by default; verify says whether it checked them and --require-edges refuses an old bundle', async () => {
+    await runCli(['put', 'cli/edge', 'e', '--verify', ...common()]);
+    const file = join(dir, 'edges.json');
+    expect((await runCli(['proof', 'cli/edge', '--history', '--out', file, ...common()])).code).toBe(0);
+    const bundle = JSON.parse(await readFile(file, 'utf8'));
+    expect(bundle.edges).toBe(true);
+    const human = await runCli(['verify', file, '--public-key', toHex(publicKey), '--require-edges']);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toContain('edge proofs checked');
+
+    const noEdges = join(dir, 'no-edges.json');
+    expect((await runCli(['proof', 'cli/edge', '--no-edges', '--out', noEdges, ...common()])).code).toBe(0);
+    const plain = JSON.parse(await readFile(noEdges, 'utf8'));
+    expect(plain.edges).toBe(false);
+    expect((await runCli(['verify', noEdges, '--public-key', toHex(publicKey), '--require-edges'])).code).toBe(1);
+    delete plain.edges; // a bundle written before the field existed
+    await writeFile(noEdges, JSON.stringify(plain));
+    const old = await runCli(['verify', noEdges, '--public-key', toHex(publicKey)]);
+    expect(old.code).toBe(0);
+    expect(old.stdout).toContain('edge proofs NOT checked');
+    const oldJson = await runCli(['verify', noEdges, '--public-key', toHex(publicKey), '--json']);
+    expect(JSON.parse(oldJson.stdout)).toMatchObject({ valid: true, edges: false });
+    const refused = await runCli(['verify', noEdges, '--public-key', toHex(publicKey), '--require-edges', '--json']);
+    expect(refused.code).toBe(1);
+    expect(JSON.parse(refused.stdout || refused.stderr)).toMatchObject({ error: { code: 'EDGES_REQUIRED' } });
   });
 
   it('import reads JSON lines and CSV in batches', async () => {

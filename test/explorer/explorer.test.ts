@@ -288,11 +288,14 @@ describe('explorer', () => {
     const file = path.join(tmpDir('proofkv-explorer-dl-'), 'bundle.json');
     await download.saveAs(file);
     const bundle = JSON.parse(readFileSync(file, 'utf8'));
+    expect(bundle.edges).toBe(true);
     const facts = verifyProofBundle(bundle, { publicKeys: [fromHex(publicKeyHex)], quorum: 1 });
     expect(facts.type === 'get' && facts.entry?.version).toBe(2);
-    const cli = await runCli(['verify', file, '--public-key', publicKeyHex]);
+    expect(facts.edges).toBe(true);
+    const cli = await runCli(['verify', file, '--public-key', publicKeyHex, '--require-edges']);
     expect(cli.stderr).toBe('');
     expect(cli.code).toBe(0);
+    expect(cli.stdout).toContain('edge proofs checked');
   });
 
   it('checkpoints: the log proven against the head, and consistency between two heads this browser verified', async () => {

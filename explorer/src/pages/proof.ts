@@ -1,7 +1,7 @@
 /**
  * Proof view: the path that makes a get answer true, drawn as an inline SVG from the decoded
  * proof (entry → block → table → MasterRoot → checkpoint → signed head → signers), listed as text
- * too, with a download of the proof bundle for offline `proofkv verify`. The proof is checked
+ * too, with a download of the proof bundle (with edge proofs, `edges: true`) for offline `proofkv verify`. The proof is checked
  * twice: online by `verifiedGet` (edges, consistency with the trusted state), and the drawn
  * bytes offline by `verifyProofBundle` against the trusted keys, as `proofkv verify` does.
  * @module
@@ -77,9 +77,9 @@ export async function renderProof(root: HTMLElement, key: Uint8Array, version: n
     // Online first: it pins the key under TOFU and moves the trusted head (consistency proven).
     online = await client.verifiedGet(key, { version });
     recordHead(online.head);
-    const raw = await client.getProof(key, { version });
+    const raw = await client.getProof(key, { version, edges: true });
     proof = getProofCodec.decode(raw.proof);
-    bundle = getProofBundle(key, raw.proof, { version, endpoint: endpoint() });
+    bundle = getProofBundle(key, raw.proof, { version, edges: true, endpoint: endpoint() });
     const policy = await client.trust.policy(proof.certificate.signatures);
     const r = verifyProofBundle(bundle, policy, await client.trust.trustedHead());
     facts = r as GetFacts;
@@ -115,7 +115,7 @@ export async function renderProof(root: HTMLElement, key: Uint8Array, version: n
         'div',
         { class: 'notice notice-verified', id: 'proof-status' },
         badge('verified', 'Proof verified'),
-        ` ${e ? `Version ${e.version} (${e.kind}) is the newest entry of this key` : 'The key has no entry'} at or below ${version === undefined ? 'the latest version' : `version ${version}`} at checkpoint ${facts.checkpoint.index}, in a log head signed by your trusted keys. Checked online (edge proofs, consistency with your trusted head at checkpoint ${online.checkpoint.index}) and the drawn proof offline, as proofkv verify does.`,
+        ` ${e ? `Version ${e.version} (${e.kind}) is the newest entry of this key` : 'The key has no entry'} at or below ${version === undefined ? 'the latest version' : `version ${version}`} at checkpoint ${facts.checkpoint.index}, in a log head signed by your trusted keys. Checked online (edge proofs, consistency with your trusted head at checkpoint ${online.checkpoint.index}) and the drawn proof, with its edge proofs, offline, as proofkv verify does.`,
       ),
       h('p', {}, download, ' Check it offline with ', h('code', {}, 'proofkv verify FILE --public-key KEY'), '.'),
       h('figure', {}, pathSvg(steps), h('figcaption', {}, 'Each box is committed by the one below it; the head is signed by the signers.')),
