@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { decode as cborDecode } from 'cbor-x';
 import { pino } from 'pino';
-import { ProofNode } from '../../server/node.js';
+import { ProofNode, type NodeOptions } from '../../server/node.js';
 import type { DBOptions } from '../../src/index.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -73,8 +73,11 @@ export async function startServer(
   };
 }
 
-/** An in-process node (engine options `db`) on a fresh data directory, loopback, no tokens, no automatic checkpoints, silent. */
-export function startLocalNode(db?: DBOptions, dataDir = path.join(tmpDir(), 'data')): Promise<ProofNode> {
+/**
+ * An in-process node (engine options `db`) on a fresh data directory, loopback, no tokens, no
+ * automatic checkpoints, silent; `extra` adds node options (e.g. `notes`).
+ */
+export function startLocalNode(db?: DBOptions, dataDir = path.join(tmpDir(), 'data'), extra: Partial<NodeOptions> = {}): Promise<ProofNode> {
   return ProofNode.start({
     dataDir,
     host: '127.0.0.1',
@@ -84,6 +87,7 @@ export function startLocalNode(db?: DBOptions, dataDir = path.join(tmpDir(), 'da
     checkpointWrites: 0,
     logger: pino({ level: 'silent' }),
     ...(db ? { db } : {}),
+    ...extra,
   });
 }
 
