@@ -9,3 +9,4 @@ export {
   ReplicationGroup, ReplicationError, ReplicationErrorCode, encodeEntryPayload, decodeEntryPayload,
   type GroupStatus, type ReplicationGroupOptions, type StateMachine,
 } from './group.js';
+export type { PeerAddress, Transport } from './transport.js';
