@@ -149,7 +149,7 @@ describe('HttpTransport: refusals', () => {
     const h1 = signedPostHeaders(c1, body);
     expect((await rawRequest(url, 'POST', h1, body)).status).toBe(204);
     const again = await rawRequest(url, 'POST', h1, body);
-    expect([again.status, again.headers[PeerHeader.refusal]]).toEqual([409, 'replay']);
+    expect([again.status, again.headers[PeerHeader.refusal], again.headers[PeerHeader.minEpoch]]).toEqual([409, 'replay', '50']);
     const older = await rawRequest(url, 'POST', signedPostHeaders(claims(2, 1, { epoch: 50, seq: 9 }), body), body);
     expect([older.status, older.headers[PeerHeader.refusal]]).toEqual([409, 'replay']);
     // an older epoch is told the epoch to beat, in an answer signed for the refused request
@@ -217,6 +217,26 @@ describe('HttpTransport: refusals', () => {
     const r = await rawRequest(b.t.url + MESSAGES_PATH, 'POST', signedPostHeaders(claims(1, 2, { epoch: Date.now() + 1e9 }), body), body);
     expect([r.status, r.headers[PeerHeader.refusal]]).toEqual([403, 'not-member']);
     expect(b.received.length).toBe(1);
+  });
+
+  it('a peer removed and added again, or given a new URL, is still delivered (the request numbers keep rising)', async () => {
+    const [a, b] = await startCluster(2);
+    a.t.send([app(1, 2, 1)]);
+    await waitFor(() => b.received.length === 1, 'first delivery');
+    a.t.setPeers([]);
+    a.t.send([app(1, 2, 2)]);
+    expect(a.t.stats().droppedUnknownPeer).toBe(1);
+    a.t.setPeers([{ id: 2, peerUrl: b.t.url }]);
+    a.t.send([app(1, 2, 3)]);
+    await waitFor(() => b.received.length === 2, 'delivery after re-adding');
+    const gate = await startGate(b.t.url);
+    gate.release(true);
+    a.t.setPeers([{ id: 2, peerUrl: gate.url }]);
+    a.t.send([app(1, 2, 4)]);
+    await waitFor(() => b.received.length === 3, 'delivery at the new URL');
+    expect(b.received.map((m) => m.index)).toEqual([1, 3, 4]);
+    expect(gate.requests).toBe(1);
+    expect(b.t.stats().refused).toEqual({});
   });
 
   it('refuses bad peer sets and options with TRANSPORT_INVALID_ARGUMENT, changing nothing', async () => {

@@ -12,7 +12,8 @@
  * (integers big-endian). The claims travel in the `proofkv-peer-*` headers and the MAC is checked
  * with a constant-time comparison. A `409` that tells a sender its epoch is stale carries its own
  * MAC (domain `"proofkv-peer-epoch-v1"`, bound to the refused request's MAC), so nobody without
- * the secret can move a sender's epoch.
+ * the secret can move a sender's epoch (a `409 replay` carries the same, for a sender that
+ * restarted within the millisecond of its previous epoch).
  *
  * **Replay.** Raft itself tolerates duplicated and reordered messages, but a replayed `MsgProp`
  * would propose a command again (a conf change, for instance) so message batches are not
@@ -171,7 +172,7 @@ export function isFresh(time: number, now: number, maxClockSkewMs: number): bool
 }
 
 /** Outcome of {@link ReplayGuard.admit}. */
-export type Admission = { ok: true } | { ok: false; reason: 'replay' } | { ok: false; reason: 'stale-epoch'; minEpoch: number };
+export type Admission = { ok: true } | { ok: false; reason: 'replay' | 'stale-epoch'; minEpoch: number };
 
 /**
  * The last `(epoch, seq)` accepted from each sender. Holds at most `maxSenders` entries (only
@@ -186,7 +187,7 @@ export class ReplayGuard {
     const cur = this.last.get(from);
     if (cur !== undefined) {
       if (epoch < cur.epoch) return { ok: false, reason: 'stale-epoch', minEpoch: cur.epoch };
-      if (epoch === cur.epoch && seq <= cur.seq) return { ok: false, reason: 'replay' };
+      if (epoch === cur.epoch && seq <= cur.seq) return { ok: false, reason: 'replay', minEpoch: cur.epoch };
       this.last.delete(from);
     } else if (this.last.size >= this.maxSenders) {
       const oldest = this.last.keys().next().value as number;

@@ -147,8 +147,6 @@ interface Link {
   inflight?: http.ClientRequest;
   timer?: NodeJS.Timeout;
   backoff: number;
-  epoch: number;
-  seq: number;
   removed: boolean;
 }
 
@@ -169,7 +167,13 @@ export class HttpTransport implements Transport {
   private unreachableHandler?: (id: number) => void;
   private snapshotHandler?: (index: number, name: string, offset: number, length: number) => Promise<Uint8Array>;
   private closed = false;
-  private readonly epoch0 = Date.now();
+  /**
+   * The `(epoch, seq)` of the requests this node sends, shared by every peer (so a peer that is
+   * removed and added again, or whose URL changes, still sees them increase): the epoch starts at
+   * the start time and only moves up (past what a peer says it has seen); seq counts every request.
+   */
+  private epoch = Date.now();
+  private seq = 0;
 
   private constructor(
     private readonly o: Required<Omit<HttpTransportOptions, 'tls' | 'peers' | 'listen'>> & Pick<HttpTransportOptions, 'tls'>,
@@ -247,10 +251,13 @@ export class HttpTransport implements Transport {
           link.counters.droppedMessages++;
           continue;
         }
-        if (BATCH_FRAME_BYTES + framedSize(encoded) > this.o.maxBatchBytes || !link.queue.push(encoded)) {
+        if (BATCH_FRAME_BYTES + framedSize(encoded) > this.o.maxBatchBytes) {
+          link.counters.droppedMessages++; // can never travel: larger than a batch
+          continue;
+        }
+        if (!link.queue.push(encoded)) {
           link.counters.droppedMessages++;
           overflowed.add(link);
-          continue;
         }
       }
       for (const link of this.links.values()) this.kick(link);
@@ -302,8 +309,7 @@ export class HttpTransport implements Transport {
       const Agent = this.o.tls ? https.Agent : http.Agent;
       this.links.set(id, {
         id, url, agent: new Agent({ ...agentOptions, maxSockets: 1 }), snapAgent: new Agent({ ...agentOptions, maxSockets: 2 }),
-        queue: new PeerQueue(this.o.maxQueueBytes), counters: zeroCounters(), backoff: 0,
-        epoch: this.epoch0, seq: 0, removed: false,
+        queue: new PeerQueue(this.o.maxQueueBytes), counters: zeroCounters(), backoff: 0, removed: false,
       });
     }
   }
@@ -316,7 +322,7 @@ export class HttpTransport implements Transport {
     }
     const link = this.links.get(id);
     if (link === undefined) throw new TransportError(TransportErrorCode.Unreachable, `member ${id} is not a current peer`);
-    const claims = this.claims(link, 0);
+    const claims = this.claims(link);
     const target = `${index}/${name}/${offset}/${length}`;
     const mac = requestMac(this.o.secret, PeerRoute.Snapshot, claims, target, EMPTY_DIGEST);
     const q = new URLSearchParams({ index: String(index), name, offset: String(offset), length: String(length) });
@@ -372,8 +378,8 @@ export class HttpTransport implements Transport {
 
   // ---- sending ----
 
-  private claims(link: Link, seq: number): PeerClaims {
-    return { clusterId: this.o.clusterId, from: this.o.selfId, to: link.id, epoch: link.epoch, seq, time: Date.now() };
+  private claims(link: Link): PeerClaims {
+    return { clusterId: this.o.clusterId, from: this.o.selfId, to: link.id, epoch: this.epoch, seq: ++this.seq, time: Date.now() };
   }
 
   private dropLink(link: Link): void {
@@ -400,7 +406,7 @@ export class HttpTransport implements Transport {
     if (this.closed || link.removed || link.inflight !== undefined || link.timer !== undefined || link.queue.length === 0) return;
     const batch = link.queue.take(this.o.maxBatchBytes);
     const body = encodeBatch(batch);
-    const claims = this.claims(link, ++link.seq);
+    const claims = this.claims(link);
     const mac = requestMac(this.o.secret, PeerRoute.Messages, claims, '', bodyDigest(body));
     const req = (this.o.tls ? https : http).request(new URL(MESSAGES_PATH, link.url), {
       method: 'POST',
@@ -442,22 +448,21 @@ export class HttpTransport implements Transport {
       res.on('error', () => finish('failed'));
       res.on('end', () => {
         if (res.statusCode === 204) return finish('ok');
-        if (res.statusCode === 409 && res.headers[PeerHeader.refusal] === 'stale-epoch' && this.acceptEpoch(link, res.headers, mac)) return finish('epoch');
+        if (res.statusCode === 409 && this.acceptEpoch(link, res.headers, mac)) return finish('epoch');
         finish('failed');
       });
     });
     req.end(body);
   }
 
-  /** Moves `link`'s epoch past the one the peer says it has seen, if the answer is authentic. */
+  /** Moves the epoch past the one `link`'s peer says it has seen, if the answer is authentic. */
   private acceptEpoch(link: Link, headers: http.IncomingHttpHeaders, reqMac: Uint8Array): boolean {
     const min = parseDecimal(headers[PeerHeader.minEpoch]);
     const got = headers[PeerHeader.mac];
     if (min === undefined || typeof got !== 'string' || !/^[0-9a-f]{64}$/.test(got) || min + 1 > Number.MAX_SAFE_INTEGER) return false;
     const want = epochMac(this.o.secret, this.o.clusterId, link.id, this.o.selfId, min, reqMac);
-    if (!macEquals(want, Buffer.from(got, 'hex')) || min < link.epoch) return false;
-    link.epoch = min + 1;
-    link.seq = 0;
+    if (!macEquals(want, Buffer.from(got, 'hex'))) return false;
+    this.epoch = Math.max(this.epoch, min + 1);
     return true;
   }
 
@@ -513,9 +518,8 @@ export class HttpTransport implements Transport {
     if (link === undefined) return this.refuse(res, 'not-member', {}, true); // removed while the body was read
     const admitted = this.replay.admit(claims.from, claims.epoch, claims.seq);
     if (!admitted.ok) {
-      if (admitted.reason === 'replay') return this.refuse(res, 'replay');
       const answer = epochMac(this.o.secret, this.o.clusterId, this.o.selfId, claims.from, admitted.minEpoch, mac);
-      return this.refuse(res, 'stale-epoch', { [PeerHeader.minEpoch]: String(admitted.minEpoch), [PeerHeader.mac]: Buffer.from(answer).toString('hex') });
+      return this.refuse(res, admitted.reason, { [PeerHeader.minEpoch]: String(admitted.minEpoch), [PeerHeader.mac]: Buffer.from(answer).toString('hex') });
     }
     let messages: Message[];
     try {
