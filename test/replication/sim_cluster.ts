@@ -133,6 +133,20 @@ export class SimCluster {
     this.sim = new Simulation(o.seed, o.net);
     this.root = fs.mkdtempSync(path.join(simTmpRoot(), `proofkv-sim-${o.seed}-`));
     for (let id = 1; id <= o.n; id++) this.members.set(id, { id, disk: { dir: path.join(this.root, `m${id}`) }, joiner: false });
+    this.sim.afterEvent = () => this.checkLeaders();
+  }
+
+  private readonly leaderOfTerm = new Map<number, number>();
+
+  /** Election safety: at most one leader per term, ever. */
+  private checkLeaders(): void {
+    for (const id of this.up()) {
+      const s = this.members.get(id)!.group!.status();
+      if (s.role !== 'leader') continue;
+      const prev = this.leaderOfTerm.get(s.term);
+      if (prev === undefined) this.leaderOfTerm.set(s.term, id);
+      else if (prev !== id) this.violation ??= `t=${this.sim.now}: members ${prev} and ${id} both lead term ${s.term}`;
+    }
   }
 
   /** Ids of all members ever created. */

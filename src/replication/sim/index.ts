@@ -21,6 +21,8 @@ export class Simulation {
   readonly net: SimNetwork;
   /** The running members; the simulation waits for them between events. */
   readonly members = new Map<number, ReplicationGroup<unknown>>();
+  /** Called after every event once everything settled (invariant checks). */
+  afterEvent: (() => void) | undefined;
 
   constructor(readonly seed: number, net: Partial<NetworkOptions> = {}, maxEvents?: number) {
     this.rand = new SeededRand(seed);
@@ -66,7 +68,8 @@ export class Simulation {
         busy = true;
         await g.settled();
       }
-      if (!busy) return;
+      if (!busy) break;
     }
+    this.afterEvent?.();
   }
 }
