@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
+import type { ConfChange } from '../../src/raft/index.js';
 import { ReplicationError, ReplicationGroup, type RestoreSnapshot, type StateMachine } from '../../src/replication/index.js';
 import { Simulation, type NetworkOptions } from '../../src/replication/sim/index.js';
 import type { KvOp } from '../raft/linearizability.js';
@@ -149,9 +150,18 @@ export class SimCluster {
     }
   }
 
-  /** Ids of all members ever created. */
+  /** Members removed from the group and stopped: no longer counted anywhere. */
+  readonly retired = new Set<number>();
+
+  /** Ids of all members (retired ones excluded). */
   ids(): number[] {
-    return [...this.members.keys()];
+    return [...this.members.keys()].filter((id) => !this.retired.has(id));
+  }
+
+  /** Stops a member that was removed from the group and leaves it out of every check from now on. */
+  async retire(id: number): Promise<void> {
+    await this.crash(id);
+    this.retired.add(id);
   }
 
   /** Ids of running members. */
@@ -173,7 +183,7 @@ export class SimCluster {
   /** Opens (or reopens) member `id` from its directory. */
   async start(id: number): Promise<void> {
     const m = this.members.get(id)!;
-    if (m.group) return;
+    if (m.group || this.retired.has(id)) return;
     const sm = new KvMachine(m.disk, (index, chain) => this.onApplied(id, index, chain));
     const peers = Array.from({ length: this.o.n }, (_, i) => ({ id: i + 1, peerUrl: `sim://${i + 1}` }));
     const group = await ReplicationGroup.open<string>(m.disk.dir, {
@@ -213,6 +223,27 @@ export class SimCluster {
       if (s.role === 'leader' && (!best || s.term > best.term)) best = { id, term: s.term };
     }
     return best?.id;
+  }
+
+  /**
+   * Proposes `cc` through the leader (any member when none is known), again after each refusal
+   * or timeout, until it is applied there or `maxMs` of virtual time pass. Resolves whether it was.
+   */
+  async change(cc: ConfChange, maxMs = 10_000): Promise<boolean> {
+    let done = false;
+    let stop = false;
+    const attempt = (): void => {
+      if (stop) return;
+      const up = this.up();
+      const via = this.leader() ?? up[this.sim.rand.int(Math.max(1, up.length))];
+      const g = via === undefined ? undefined : this.members.get(via)?.group;
+      if (!g) { this.sim.schedule(50, attempt); return; }
+      g.proposeConfChange(cc, { timeoutMs: 1000 }).then(() => { done = true; }, () => this.sim.schedule(50, attempt));
+    };
+    attempt();
+    const ok = await this.sim.runUntil(() => done, maxMs);
+    stop = true;
+    return ok;
   }
 
   /** Group of a running member. */
