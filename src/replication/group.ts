@@ -207,7 +207,11 @@ export interface GroupStatus {
   leader: number;
   commit: number;
   applied: number;
+  /** First entry still in this member's log (entries before it were compacted behind the snapshot). */
+  firstIndex: number;
   lastIndex: number;
+  /** Index of the Raft snapshot this member holds (0: none). */
+  snapshotIndex: number;
   voters: number[];
   learners: number[];
 }
@@ -428,7 +432,8 @@ export class ReplicationGroup<O> {
     const hs = r.hardState();
     return {
       id: this.id, role, term: hs.term, leader: this.node.leader(), commit: hs.commit, applied: this.applied,
-      lastIndex: r.raftLog.lastIndex(), voters: [...cs.voters], learners: [...cs.learners],
+      firstIndex: this.storage.firstIndex(), lastIndex: r.raftLog.lastIndex(), snapshotIndex: this.storage.snapshot().metadata.index,
+      voters: [...cs.voters], learners: [...cs.learners],
     };
   }
 
