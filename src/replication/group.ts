@@ -1,34 +1,41 @@
 /**
  * {@link ReplicationGroup}: the Raft driver. It turns proposals into committed log entries and
  * hands each committed entry, in log order, to a {@link StateMachine}; a proposal is answered with
- * the outcome of applying its own entry. Today the group has one member (the node itself); the
- * loop is the one a replicated group runs, with no messages to send.
+ * the outcome of applying its own entry on the member that proposed it. A group has one member
+ * (`proofkv serve` without peers) or several, which talk through a {@link Transport}.
  *
  * **The Raft log is the write-ahead log.** The log (a {@link LevelStorage} in `<dir>/log`) is
  * the only journal of a write: the state machine applies entries to an engine opened with
  * `writeAheadLog: 'external'`, which writes no journal of its own and records, atomically with
  * each flush, the highest log index whose effects are in its tables. At open the caller passes
  * that index as {@link ReplicationGroupOptions.appliedIndex}, and the group re-applies every
- * entry after it (the memtable the crash lost is rebuilt from the log, in the same order, so the
- * engine reaches the same state, the same tables and the same checkpoints).
+ * committed entry after it (the memtable the crash lost is rebuilt from the log, in the same
+ * order, so the engine reaches the same state, the same tables and the same checkpoints).
  *
- * **One loop, one sync per Ready.** One driver loop runs at a time. Each turn feeds the queued
- * ticks and every queued proposal into the node and then, for each Ready:
- * 1. `storage.save(rd)` writes entries and hard state in one atomic batch, synced when the Ready
- *    must be (new entries, term or vote; a Ready that only moves the commit index is written
- *    unsynced, as in etcd) — so every proposal that arrived while the previous Ready was being
- *    processed shares one fsync;
- * 2. sends the messages (none in a one-member group);
+ * **One loop, one sync per Ready.** One driver loop runs at a time; nothing steps the Raft node
+ * from outside it (inbound messages, unreachable reports, proposals, reads and membership changes
+ * are queued and fed in by the loop). Each turn feeds the queued ticks, inbound messages and
+ * every queued proposal into the node and then, for each Ready:
+ * 0. if the Ready carries a snapshot, awaits {@link StateMachine.restore} before anything of it
+ *    is persisted;
+ * 1. `storage.save(rd)` writes snapshot, entries and hard state in one atomic batch, synced when
+ *    the Ready must be (new entries, term or vote; a Ready that only moves the commit index is
+ *    written unsynced, as in etcd) — so every proposal that arrived while the previous Ready was
+ *    being processed shares one fsync;
+ * 2. once that write resolves, sends the Ready's messages through the transport;
  * 3. starts applying the committed entries in log order — each `apply` call is made before the
  *    next, so the engine's group commit takes them together — and waits for all of them;
  *    committed entries that an earlier Ready already persisted are applied *while* step 1 syncs
  *    this Ready's new entries (as etcd's server does);
- * 4. answers each entry's proposer with its outcome, then `advance`s the node.
- * After a Ready that persisted new entries, the next turn takes no new proposals until the
- * entries those made committed are applied and answered: in a one-member group that is the very
- * next Ready, so a proposal waits for one fsync, not two, and the proposers just answered join the
- * next batch — 100 clients share each fsync instead of alternating between two half-full batches.
- * A proposal is therefore answered only after its entry is synced in the log and applied.
+ * 4. answers each entry's proposer (if it is waiting on this member) with its outcome, serves the
+ *    reads whose read index is now applied, then `advance`s the node (membership changes take
+ *    effect) and tells the transport the new peer set.
+ * After a Ready that persisted new entries, the next turn takes no new proposals until the work
+ * that Ready made immediately possible is done: in a one-member group that is the very next Ready
+ * (its entries commit at once), so a proposal waits for one fsync, not two, and the proposers
+ * just answered join the next batch — 100 clients share each fsync instead of alternating between
+ * two half-full batches. A proposal is answered only after its entry is committed, synced in this
+ * member's log and applied here.
  *
  * **Why there is no separate applied record.** The previous driver kept `<dir>/applied`, an
  * fdatasync'd `(appliedIndex, engineSeq)` record written after every entry, and reconciled it
@@ -38,22 +45,33 @@
  * records its own index in its last install and in its checkpoint-log record; see docs/engine.md).
  * Everything after that index is in the Raft log, synced before it was applied, and applying it
  * again to the state as of the index produces the same result (apply is deterministic: the
- * engine's install points depend only on the sequence of writes). There is no window in which an
- * entry is half-recorded, so none to analyse. The log's commit index is not synced on its own:
- * after a crash it may lag the engine's recorded index; entries up to the recorded index are
- * skipped, not re-applied.
+ * engine's install points depend only on the sequence of writes). The log's commit index is not
+ * synced on its own: after a crash it may lag the engine's recorded index; entries up to the
+ * recorded index are skipped, not re-applied.
+ *
+ * The whole design (a write on a follower, timeouts, membership, compaction, the simulator) is in
+ * docs/replication.md.
  * @module
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { EntryType, LevelStorage, RawNode, SeededRand, StateType, type Entry } from '../raft/index.js';
+import {
+  ConfChangeType, EntryType, LevelStorage, None, RaftError, RaftErrorCode, RawNode, SeededRand, StateType,
+  decodeConfChange, encodeConfChange, entsSize,
+  type ConfChange, type ConfState, type Entry, type Message, type Ready, type Snapshot, type SoftState,
+} from '../raft/index.js';
+import { realClock, type Clock, type TimerHandle } from './clock.js';
+import type { PeerAddress, Transport } from './transport.js';
 
 /** Stable codes of {@link ReplicationError}. */
 export enum ReplicationErrorCode {
-  /** The group is closed, has failed, or dropped the proposal: it was not applied. */
+  /**
+   * The group is closed, has failed, knows no leader, dropped the request or timed out waiting
+   * for it. {@link ReplicationError.indeterminate} tells whether a proposal may still commit.
+   */
   Unavailable = 'REPLICATION_UNAVAILABLE',
-  /** The group's state on disk cannot be used. */
+  /** The group's state on disk, or an argument, cannot be used. */
   BadState = 'REPLICATION_BAD_STATE',
 }
 
@@ -62,11 +80,30 @@ export class ReplicationError extends Error {
   constructor(
     readonly code: ReplicationErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; indeterminate?: boolean },
   ) {
     super(message, options);
     this.name = 'ReplicationError';
+    this.indeterminate = options?.indeterminate ?? false;
   }
+
+  /**
+   * True when the proposal had already entered the log when this error was raised (it timed out,
+   * or the group closed or failed while it was in flight): its entry may still commit and be
+   * applied. False means it was never appended (no leader, dropped, refused before the loop took
+   * it): retrying cannot apply it twice.
+   */
+  readonly indeterminate: boolean;
+}
+
+/** The Raft snapshot handed to {@link StateMachine.restore}. */
+export interface RestoreSnapshot {
+  /** Last log index the snapshot covers. */
+  readonly index: number;
+  /** Term of the entry at `index`. */
+  readonly term: number;
+  /** What {@link StateMachine.snapshot} returned on the member that made it (a small descriptor). */
+  readonly data: Uint8Array;
 }
 
 /** What the group drives: the replicated state machine. */
@@ -80,6 +117,21 @@ export interface StateMachine<O> {
   apply(index: number, command: Uint8Array): Promise<O>;
   /** True for an error that means the command may not have been applied: the loop stops. */
   isFatal(err: unknown): boolean;
+  /**
+   * Optional: the latest state this machine can be rebuilt from elsewhere (a certified checkpoint's
+   * descriptor) and its log index, at most the last applied index. The group records it as the
+   * Raft snapshot when {@link ReplicationGroupOptions.snapshotEvery} entries were applied since
+   * the last one, and compacts the log behind it.
+   */
+  snapshot?(): { index: number; data: Uint8Array } | undefined;
+  /**
+   * Optional: replaces the machine's state by `snapshot`'s, fetched from member `from` (the
+   * leader that sent it). Awaited before the snapshot is persisted in the log; once it resolves
+   * the machine's state must be durable as of `snapshot.index`. A rejection leaves the log as it
+   * was (the member retries when the leader sends the snapshot again). Without this hook a member
+   * that is sent a snapshot stops (`REPLICATION_BAD_STATE`).
+   */
+  restore?(snapshot: RestoreSnapshot, from: number): Promise<void>;
 }
 
 /** Options of {@link ReplicationGroup.open}. */
@@ -87,11 +139,55 @@ export interface ReplicationGroupOptions<O> {
   stateMachine: StateMachine<O>;
   /**
    * Every entry up to this index has its effect durable in the state machine (the engine's
-   * `logIndex().durable`); entries after it are applied again at open.
+   * `logIndex().durable`); committed entries after it are applied again at open.
    */
   appliedIndex: number;
+  /** This member's Raft id (default 1). */
+  id?: number;
+  /**
+   * The bootstrap voters, this member included, used only when the log is empty (default: this
+   * member alone). They are written as the first log entries (one `AddNode` each, term 1,
+   * committed), identically on every bootstrap member, so that a member added later learns the
+   * initial membership from the log like any other change. Their addresses also seed
+   * {@link resolvePeer}.
+   */
+  peers?: readonly PeerAddress[];
+  /**
+   * True for a member that joins a running group (it was added with
+   * {@link ReplicationGroup.proposeConfChange}): it never bootstraps, starts with an empty
+   * membership and learns it from the leader; `peers` then only gives addresses.
+   */
+  join?: boolean;
+  /** Carries messages to the other members; required when the group has more than one. */
+  transport?: Transport;
+  /**
+   * The address of member `id`, for the transport (the member registry lives in the state
+   * machine). Asked whenever the membership changes; `peers` are used when this gives nothing.
+   */
+  resolvePeer?: (id: number) => PeerAddress | undefined;
   /** Milliseconds per Raft tick (default 100). */
   tickMs?: number;
+  /** Ticks without a leader before a follower campaigns (default 10). */
+  electionTick?: number;
+  /** Ticks between a leader's heartbeats (default 1). */
+  heartbeatTick?: number;
+  /** Seed of the election timeouts and proposal ids (default random; the simulator sets it). */
+  seed?: number;
+  /** Timers and time (default {@link realClock}; the simulator passes a virtual clock). */
+  clock?: Clock;
+  /**
+   * Default timeout of {@link ReplicationGroup.propose}, {@link ReplicationGroup.readIndex} and
+   * {@link ReplicationGroup.proposeConfChange}, in ms: 3 election timeouts
+   * (`3 × electionTick × tickMs`, 3 s with the defaults). Checked on every tick.
+   */
+  requestTimeoutMs?: number;
+  /** Log entries kept behind a snapshot for slow followers (default {@link DEFAULT_COMPACT_MARGIN}). */
+  compactMargin?: number;
+  /**
+   * Ask {@link StateMachine.snapshot} for a new snapshot once this many entries were applied
+   * after the last one (default 10 000; 0 = never: only {@link ReplicationGroup.snapshotAt}).
+   */
+  snapshotEvery?: number;
   /**
    * Called once the log is open and before any entry is applied, with the group (whose
    * {@link ReplicationGroup.commands} and {@link ReplicationGroup.status} can be read).
@@ -99,22 +195,52 @@ export interface ReplicationGroupOptions<O> {
   beforeReplay?: (group: ReplicationGroup<O>) => void;
 }
 
-/** Where the group stands. */
+/** A member's role. */
+export type GroupRole = 'leader' | 'follower' | 'candidate' | 'pre-candidate' | 'learner' | 'removed';
+
+/** Where the group stands, as this member sees it. */
 export interface GroupStatus {
+  id: number;
+  role: GroupRole;
   term: number;
+  /** The leader's id, 0 when none is known. */
   leader: number;
   commit: number;
   applied: number;
+  /** First entry still in this member's log (entries before it were compacted behind the snapshot). */
+  firstIndex: number;
   lastIndex: number;
+  /** Index of the Raft snapshot this member holds (0: none). */
+  snapshotIndex: number;
+  voters: number[];
+  learners: number[];
 }
 
-interface Waiter<O> {
-  resolve(o: O): void;
+/** Entries kept behind a snapshot by default, so that a follower that lags by less needs no snapshot (etcd's `SnapshotCatchUpEntries`). */
+export const DEFAULT_COMPACT_MARGIN = 5000;
+/** Inbound messages queued between two turns of the loop; more are dropped (Raft resends). */
+export const MAX_INBOUND_MESSAGES = 4096;
+/** Bytes of entry data in queued inbound messages; more are dropped (Raft resends). */
+export const MAX_INBOUND_BYTES = 64 * 1024 * 1024;
+
+interface Waiter<T> {
+  resolve(o: T): void;
   reject(e: unknown): void;
+  /** Clock time after which it is rejected as timed out. */
+  deadline: number;
 }
 
-/** This node's id in its one-member group. */
-const NODE_ID = 1;
+interface ReadWaiter extends Waiter<number> {
+  /** The read index, once the leader confirmed it. */
+  index?: number;
+}
+
+interface ConfWaiter extends Waiter<void> {
+  cc: ConfChange;
+  /** The change was handed to the node (it may be in the log). */
+  stepped: boolean;
+}
+
 /** Entry payload format: `FORMAT || u8 idLength || proposal id (UTF-8) || command`. */
 const FORMAT = 1;
 const utf8 = new TextEncoder();
@@ -140,71 +266,154 @@ export function decodeEntryPayload(data: Uint8Array): { id: string; command: Uin
   return { id: fromUtf8.decode(data.subarray(2, 2 + data[1])), command: data.subarray(2 + data[1]) };
 }
 
-const unavailable = (why: string, cause?: unknown) => new ReplicationError(ReplicationErrorCode.Unavailable, why, { cause });
+const unavailable = (why: string, cause?: unknown, indeterminate = false) =>
+  new ReplicationError(ReplicationErrorCode.Unavailable, why, { cause, indeterminate });
+const badState = (why: string) => new ReplicationError(ReplicationErrorCode.BadState, why);
 
-/** The Raft driver of one group. Create with {@link ReplicationGroup.open}. */
+/** The membership after applying `cc` to `cs` (the core's rules: thesis §4.1 single-server changes). */
+export function applyConfChangeTo(cs: ConfState, cc: ConfChange): ConfState {
+  const voters = new Set(cs.voters);
+  const learners = new Set(cs.learners);
+  switch (cc.type) {
+    case ConfChangeType.AddNode: voters.add(cc.nodeId); learners.delete(cc.nodeId); break;
+    case ConfChangeType.AddLearner: if (!voters.has(cc.nodeId)) learners.add(cc.nodeId); break;
+    case ConfChangeType.RemoveNode: voters.delete(cc.nodeId); learners.delete(cc.nodeId); break;
+  }
+  const sorted = (s: Set<number>) => [...s].sort((a, b) => a - b);
+  return { voters: sorted(voters), learners: sorted(learners) };
+}
+
+function checkId(what: string, id: number): void {
+  if (!Number.isSafeInteger(id) || id <= 0 || id > 0xffff_ffff) throw badState(`${what} must be an integer in [1, 2^32), got ${id}`);
+}
+
+/** A transport for a group that has no peers: it carries nothing. */
+const noTransport: Transport = {
+  send() {},
+  onMessages() {},
+  onUnreachable() {},
+  setPeers() {},
+  fetchSnapshotChunk: () => Promise.reject(unavailable('no transport')),
+  onSnapshotRead() {},
+  close: () => Promise.resolve(),
+};
+
+/** The Raft driver of one member of a group. Create with {@link ReplicationGroup.open}. */
 export class ReplicationGroup<O> {
-  private readonly nonce = randomBytes(8).toString('hex');
+  private readonly nonce: string;
   private counter = 0;
   private readonly waiters = new Map<string, Waiter<O>>();
   private queue: Array<{ id: string; data: Uint8Array }> = [];
+  private inbound: Message[] = [];
+  private inboundBytes = 0;
+  private readonly unreachable = new Set<number>();
+  /** Read requests not yet handed to the node; they share one ReadIndex context per turn. */
+  private readQueue: ReadWaiter[] = [];
+  /** ReadIndex context → the reads it serves. */
+  private readonly reads = new Map<string, ReadWaiter[]>();
+  private confQueue: ConfWaiter[] = [];
+  private readonly confWaiters: ConfWaiter[] = [];
+  /** Snapshot and compaction requests, run by the loop between two Readies. */
+  private storageOps: Array<{ run: () => Promise<void>; fail: (err: unknown) => void }> = [];
+  private readonly leaderCallbacks: Array<(leader: number) => void> = [];
+  private lastLeader = None;
   private ticks = 0;
   private running: Promise<void> | null = null;
-  private timer: NodeJS.Timeout | null = null;
+  private timer: TimerHandle | null = null;
   private closed = false;
   private failure: unknown = null;
   /** Proposers answered while processing the current Ready. */
   private answered = 0;
   /** Highest entry handed to the state machine (or skipped as already durable in it). */
   private applied: number;
+  private node: RawNode;
+  private readonly transport: Transport;
+  private readonly clock: Clock;
+  private readonly timeoutMs: number;
+  private readonly margin: number;
+  private readonly snapshotEvery: number;
+  private readonly addresses = new Map<number, PeerAddress>();
 
   private constructor(
+    readonly id: number,
     private readonly storage: LevelStorage,
-    private readonly node: RawNode,
+    private readonly newNode: () => RawNode,
     private readonly sm: StateMachine<O>,
     appliedIndex: number,
+    private readonly options: ReplicationGroupOptions<O>,
+    nonce: string,
   ) {
     this.applied = appliedIndex;
+    this.node = newNode();
+    this.nonce = nonce;
+    this.transport = options.transport ?? noTransport;
+    this.clock = options.clock ?? realClock;
+    const tickMs = options.tickMs ?? 100;
+    this.timeoutMs = options.requestTimeoutMs ?? 3 * (options.electionTick ?? 10) * tickMs;
+    this.margin = options.compactMargin ?? DEFAULT_COMPACT_MARGIN;
+    this.snapshotEvery = options.snapshotEvery ?? 10_000;
+    for (const p of options.peers ?? []) this.addresses.set(p.id, p);
   }
 
   /**
-   * Opens (or creates) the group's log in `dir`, elects itself, applies every committed entry
-   * after `appliedIndex` (and, once elected, every entry of the log: a one-member group commits
-   * its whole log) and starts ticking.
+   * Opens (or creates) the member's log in `dir`, applies every committed entry after
+   * `appliedIndex`, and starts ticking. A one-member group elects itself before this resolves
+   * (and, once elected, applies its whole log: a one-member group commits it); a member of a
+   * larger group waits for an election like any Raft node.
    */
   static async open<O>(dir: string, options: ReplicationGroupOptions<O>): Promise<ReplicationGroup<O>> {
     if (fs.existsSync(path.join(dir, 'applied'))) {
-      throw new ReplicationError(
-        ReplicationErrorCode.BadState,
-        `${dir} was written by the earlier raft write path (it has an 'applied' record); this version cannot take it over`,
-      );
+      throw badState(`${dir} was written by the earlier raft write path (it has an 'applied' record); this version cannot take it over`);
+    }
+    const id = options.id ?? 1;
+    checkId('member id', id);
+    const peers = options.peers ?? [{ id, peerUrl: '' }];
+    for (const p of peers) checkId('peer id', p.id);
+    if (!options.join && !peers.some((p) => p.id === id)) throw badState(`the bootstrap peers ${peers.map((p) => p.id).join(', ')} do not include this member (${id}); a joining member sets join: true`);
+    const tickMs = options.tickMs ?? 100;
+    const electionTick = options.electionTick ?? 10;
+    const heartbeatTick = options.heartbeatTick ?? 1;
+    if (!(tickMs > 0) || !Number.isSafeInteger(electionTick) || !Number.isSafeInteger(heartbeatTick) || heartbeatTick <= 0 || electionTick <= heartbeatTick) {
+      throw badState(`bad timing: tickMs ${tickMs}, electionTick ${electionTick}, heartbeatTick ${heartbeatTick}`);
     }
     fs.mkdirSync(dir, { recursive: true });
-    const storage = await LevelStorage.open(path.join(dir, 'log'), { voters: [NODE_ID], learners: [] });
+    const storage = await LevelStorage.open(path.join(dir, 'log'), { voters: [], learners: [] });
     try {
+      const hs0 = storage.initialState().hardState;
+      const fresh = storage.lastIndex() === 0 && storage.snapshot().metadata.index === 0 && hs0.term === 0 && hs0.vote === 0 && hs0.commit === 0;
+      if (fresh && !options.join) await bootstrap(storage, peers.map((p) => p.id));
       if (options.appliedIndex > storage.lastIndex()) {
-        throw new ReplicationError(
-          ReplicationErrorCode.BadState,
-          `the state machine has applied log index ${options.appliedIndex} but the log in ${dir} ends at ${storage.lastIndex()}`,
-        );
+        throw badState(`the state machine has applied log index ${options.appliedIndex} but the log in ${dir} ends at ${storage.lastIndex()}`);
       }
-      const hs = storage.initialState().hardState;
-      const node = new RawNode({
-        id: NODE_ID, storage, electionTick: 10, heartbeatTick: 1,
-        rand: new SeededRand(randomBytes(4).readUInt32BE(0)),
-        applied: Math.min(options.appliedIndex, hs.commit),
-      });
-      const group = new ReplicationGroup(storage, node, options.stateMachine, options.appliedIndex);
+      const snapIndex = storage.snapshot().metadata.index;
+      if (options.appliedIndex < snapIndex) {
+        throw badState(`the state machine has applied log index ${options.appliedIndex} but the log in ${dir} starts after its snapshot at ${snapIndex}`);
+      }
+      const seeds = new SeededRand(options.seed ?? randomBytes(4).readUInt32BE(0));
+      const nonce = options.seed === undefined ? randomBytes(8).toString('hex') : (seeds.u32().toString(16).padStart(8, '0') + seeds.u32().toString(16).padStart(8, '0'));
+      // The node starts at the snapshot: committed entries after it are delivered again, so that
+      // the membership changes among them take effect (the state machine skips what it has).
+      const newNode = () => new RawNode({ id, storage, electionTick, heartbeatTick, rand: seeds.fork() });
+      const group = new ReplicationGroup(id, storage, newNode, options.stateMachine, options.appliedIndex, options, nonce);
       options.beforeReplay?.(group);
-      node.campaign();
+      group.transport.onMessages((msgs) => group.receive(msgs));
+      group.transport.onUnreachable((peer) => {
+        if (group.closed) return;
+        group.unreachable.add(peer);
+        void group.kick();
+      });
       await group.kick();
       if (group.failure) throw group.failure;
-      if (node.raft.state !== StateType.Leader) throw new ReplicationError(ReplicationErrorCode.BadState, `one-member group did not elect itself (state ${node.raft.state})`);
-      group.timer = setInterval(() => {
-        group.ticks++;
-        void group.kick();
-      }, options.tickMs ?? 100);
-      group.timer.unref();
+      const cs = group.node.raft.prs.confState();
+      if (cs.voters.length + cs.learners.length > 1 && !options.transport) throw badState(`a group of ${cs.voters.length} voters and ${cs.learners.length} learners needs a transport`);
+      group.updatePeers();
+      if (cs.voters.length === 1 && cs.voters[0] === id && cs.learners.length === 0) {
+        group.node.campaign();
+        await group.kick();
+        if (group.failure) throw group.failure;
+        if (group.node.raft.state !== StateType.Leader) throw badState(`one-member group did not elect itself (state ${group.node.raft.state})`);
+      }
+      group.timer = group.clock.setInterval(() => group.onTick(), tickMs);
       return group;
     } catch (err) {
       await storage.close().catch(() => undefined);
@@ -212,10 +421,25 @@ export class ReplicationGroup<O> {
     }
   }
 
-  /** Where the group stands. */
+  /** Where the group stands, as this member sees it. */
   status(): GroupStatus {
-    const hs = this.node.raft.hardState();
-    return { term: hs.term, leader: this.node.leader(), commit: hs.commit, applied: this.applied, lastIndex: this.storage.lastIndex() };
+    const r = this.node.raft;
+    const cs = r.prs.confState();
+    let role: GroupRole;
+    if (!cs.voters.includes(this.id) && !cs.learners.includes(this.id)) role = 'removed';
+    else if (cs.learners.includes(this.id)) role = 'learner';
+    else role = r.state === StateType.Leader ? 'leader' : r.state === StateType.Candidate ? 'candidate' : r.state === StateType.PreCandidate ? 'pre-candidate' : 'follower';
+    const hs = r.hardState();
+    return {
+      id: this.id, role, term: hs.term, leader: this.node.leader(), commit: hs.commit, applied: this.applied,
+      firstIndex: this.storage.firstIndex(), lastIndex: r.raftLog.lastIndex(), snapshotIndex: this.storage.snapshot().metadata.index,
+      voters: [...cs.voters], learners: [...cs.learners],
+    };
+  }
+
+  /** Calls `cb` with the new leader's id (0: none known) whenever it changes, after the Ready that changed it. */
+  onLeaderChange(cb: (leader: number) => void): void {
+    this.leaderCallbacks.push(cb);
   }
 
   /** Normal entries in `[lo, hi]` with their commands (to inspect the log, e.g. at open). */
@@ -231,34 +455,184 @@ export class ReplicationGroup<O> {
   }
 
   /**
-   * Appends `command` to the log and resolves with the state machine's outcome once its entry is
-   * synced and applied; rejects with the command's own failure, or `REPLICATION_UNAVAILABLE`
-   * when it was not applied.
+   * Appends `command` to the log — on any member: a follower's core forwards it to the leader —
+   * and resolves with the state machine's outcome once its entry is committed, synced in this
+   * member's log and applied here. Rejects with the command's own failure, or
+   * `REPLICATION_UNAVAILABLE`: at once when no leader is known; with `indeterminate` set when it
+   * timed out after `timeoutMs` (default {@link ReplicationGroupOptions.requestTimeoutMs}) or the
+   * group closed while it was in flight — its entry may still commit.
    */
-  propose(command: Uint8Array): Promise<O> {
-    if (this.closed) return Promise.reject(unavailable('replication group is closed'));
-    if (this.failure) return Promise.reject(this.failedError());
+  propose(command: Uint8Array, options: { timeoutMs?: number } = {}): Promise<O> {
+    const refused = this.refusal();
+    if (refused) return Promise.reject(refused);
     const id = `${this.nonce}/${++this.counter}`;
     const data = encodeEntryPayload(id, command);
-    const p = new Promise<O>((resolve, reject) => this.waiters.set(id, { resolve, reject }));
+    const deadline = this.clock.now() + (options.timeoutMs ?? this.timeoutMs);
+    const p = new Promise<O>((resolve, reject) => this.waiters.set(id, { resolve, reject, deadline }));
     this.queue.push({ id, data });
     void this.kick();
     return p;
   }
 
-  /** Stops ticking, finishes the running Ready, fails what is still queued, closes the log. */
+  /**
+   * A linearizable read barrier (Raft's ReadIndex, thesis §6.4): resolves with the read index —
+   * the leader's commit index, confirmed by a quorum after the request arrived — once this
+   * member has applied it, so that reading the state machine now is linearizable. A follower asks
+   * the leader. Rejects `REPLICATION_UNAVAILABLE` when no leader is known, the leader changes
+   * before confirming, or after `timeoutMs`. Reads made in the same turn share one round.
+   */
+  readIndex(options: { timeoutMs?: number } = {}): Promise<number> {
+    const refused = this.refusal();
+    if (refused) return Promise.reject(refused);
+    const deadline = this.clock.now() + (options.timeoutMs ?? this.timeoutMs);
+    const p = new Promise<number>((resolve, reject) => this.readQueue.push({ resolve, reject, deadline }));
+    void this.kick();
+    return p;
+  }
+
+  /**
+   * Proposes a membership change (add a learner, add or promote a voter, remove a member —
+   * possibly the leader itself) and resolves once it is applied on this member. Rejects
+   * `REPLICATION_UNAVAILABLE` when no leader is known or the core refuses it (another change
+   * pending, a learner not caught up, the last voter), or indeterminate after the timeout.
+   */
+  proposeConfChange(cc: ConfChange, options: { timeoutMs?: number } = {}): Promise<void> {
+    try {
+      checkId('conf change node id', cc.nodeId);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (!Object.values(ConfChangeType).includes(cc.type)) return Promise.reject(badState(`unknown conf change type ${String(cc.type)}`));
+    const refused = this.refusal();
+    if (refused) return Promise.reject(refused);
+    const deadline = this.clock.now() + (options.timeoutMs ?? this.timeoutMs);
+    const p = new Promise<void>((resolve, reject) => this.confQueue.push({ resolve, reject, deadline, cc: { type: cc.type, nodeId: cc.nodeId }, stepped: false }));
+    void this.kick();
+    return p;
+  }
+
+  /**
+   * Records a Raft snapshot at `index` (at most the applied index) whose data is `data` (the state
+   * machine's descriptor, sent to a follower that is behind the log's first index), and compacts
+   * the log behind it, keeping {@link ReplicationGroupOptions.compactMargin} entries before it for
+   * slow followers. Runs inside the loop, between two Readies. An index not after the current
+   * snapshot changes nothing.
+   */
+  snapshotAt(index: number, data: Uint8Array): Promise<void> {
+    if (!Number.isSafeInteger(index) || index < 0) return Promise.reject(badState(`snapshot index must be a non-negative integer, got ${index}`));
+    return this.storageOp(async () => {
+      if (index > this.applied) throw badState(`snapshot at ${index} is beyond the applied index ${this.applied}`);
+      await this.recordSnapshot(index, data);
+    });
+  }
+
+  /** Drops log entries up to `index`, which must be at or before the snapshot (runs in the loop). */
+  compact(index: number): Promise<void> {
+    return this.storageOp(async () => {
+      if (index >= this.storage.firstIndex()) await this.storage.compact(index);
+    });
+  }
+
+  private storageOp(op: () => Promise<void>): Promise<void> {
+    const refused = this.refusal(false);
+    if (refused) return Promise.reject(refused);
+    return new Promise<void>((resolve, reject) => {
+      this.storageOps.push({ run: () => op().then(resolve, reject), fail: reject });
+      void this.kick();
+    });
+  }
+
+  /** Asks {@link ReplicationGroupOptions.resolvePeer} again and gives the transport the current peer set. */
+  refreshPeers(): void {
+    this.updatePeers();
+  }
+
+  /** Resolves once the loop is not running and nothing is queued for it (the simulator waits for this between events). */
+  async settled(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  /** True while the loop runs or has work queued. */
+  busy(): boolean {
+    return this.running !== null || (!this.closed && !this.failure && this.hasWork());
+  }
+
+  /** Stops ticking, finishes the running Ready, fails what is still waiting, closes the log. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer !== null) this.clock.clearInterval(this.timer);
     while (this.running) await this.running;
-    this.failAll(unavailable('replication group is closed'));
+    this.failAll(unavailable('replication group is closed'), unavailable('replication group closed with the request in flight', undefined, true));
     await this.storage.close();
+  }
+
+  // ---- inputs ------------------------------------------------------------------------------
+
+  private refusal(needLeader = true): ReplicationError | undefined {
+    if (this.closed) return unavailable('replication group is closed');
+    if (this.failure) return this.failedError();
+    if (needLeader && this.node.leader() === None) return unavailable(`no leader is known (term ${this.node.raft.term})`);
+    return undefined;
+  }
+
+  /** Inbound messages from the transport: queued (bounded), stepped by the loop. */
+  private receive(msgs: Message[]): void {
+    if (this.closed || this.failure) return;
+    for (const m of msgs) {
+      const bytes = entsSize(m.entries) + (m.snapshot?.data.length ?? 0);
+      if (this.inbound.length >= MAX_INBOUND_MESSAGES || this.inboundBytes + bytes > MAX_INBOUND_BYTES) break;
+      this.inbound.push(m);
+      this.inboundBytes += bytes;
+    }
+    void this.kick();
+  }
+
+  private onTick(): void {
+    if (this.closed || this.failure) return;
+    this.ticks++;
+    this.expire();
+    void this.kick();
+  }
+
+  /** Rejects every request whose deadline passed. */
+  private expire(): void {
+    const now = this.clock.now();
+    const late = (why: string) => unavailable(`${why} timed out; its outcome is unknown: it may still commit`, undefined, true);
+    for (const [id, w] of this.waiters) {
+      if (w.deadline > now) continue;
+      const queued = this.queue.findIndex((q) => q.id === id);
+      if (queued >= 0) {
+        this.queue.splice(queued, 1);
+        w.reject(unavailable('proposal timed out before the loop took it; it was not appended'));
+      } else {
+        w.reject(late('proposal'));
+      }
+      this.waiters.delete(id);
+    }
+    const readLate = () => unavailable('read index timed out');
+    this.readQueue = this.readQueue.filter((w) => (w.deadline > now ? true : (w.reject(readLate()), false)));
+    for (const [ctx, ws] of this.reads) {
+      const keep = ws.filter((w) => (w.deadline > now ? true : (w.reject(readLate()), false)));
+      if (keep.length === 0) this.reads.delete(ctx);
+      else this.reads.set(ctx, keep);
+    }
+    this.confQueue = this.confQueue.filter((w) => (w.deadline > now ? true : (w.reject(unavailable('membership change timed out before the loop took it')), false)));
+    for (let i = this.confWaiters.length - 1; i >= 0; i--) {
+      if (this.confWaiters[i].deadline > now) continue;
+      this.confWaiters[i].reject(late('membership change'));
+      this.confWaiters.splice(i, 1);
+    }
   }
 
   private failedError(): ReplicationError {
     const e = this.failure as Error;
-    return unavailable(`replication group failed: ${e?.message ?? String(e)}`, e);
+    return unavailable(`replication group failed: ${e?.message ?? String(e)}`, e, true);
+  }
+
+  private hasWork(): boolean {
+    return this.queue.length > 0 || this.ticks > 0 || this.inbound.length > 0 || this.unreachable.size > 0 ||
+      this.readQueue.length > 0 || this.confQueue.length > 0 || this.storageOps.length > 0;
   }
 
   /** Runs the driver loop unless it is running; resolves when the loop that covers this call ends. */
@@ -267,64 +641,119 @@ export class ReplicationGroup<O> {
       this.running = this.run()
         .catch((err: unknown) => {
           this.failure = err;
-          this.failAll(this.failedError());
+          const e = this.failedError();
+          this.failAll(e, e);
         })
         .finally(() => {
           this.running = null;
-          // A proposal queued after the loop's last look but before this callback must not wait
-          // for the next tick.
-          if ((this.queue.length > 0 || this.ticks > 0) && !this.failure && !this.closed) void this.kick();
+          // Work queued after the loop's last look but before this callback must not wait for
+          // the next tick.
+          if (this.hasWork() && !this.failure && !this.closed) void this.kick();
         });
     }
     return this.running;
   }
 
-  private failAll(err: unknown): void {
-    for (const q of this.queue.splice(0)) {
-      this.waiters.get(q.id)?.reject(err);
-      this.waiters.delete(q.id);
-    }
-    for (const w of this.waiters.values()) w.reject(err);
+  /** Rejects everything waiting: `queued` for requests not yet in the node, `inFlight` for the others. */
+  private failAll(queued: ReplicationError, inFlight: ReplicationError): void {
+    const inQueue = new Set(this.queue.splice(0).map((q) => q.id));
+    for (const [id, w] of this.waiters) w.reject(inQueue.has(id) ? queued : inFlight);
     this.waiters.clear();
+    for (const w of this.readQueue.splice(0)) w.reject(queued);
+    for (const ws of this.reads.values()) for (const w of ws) w.reject(queued);
+    this.reads.clear();
+    for (const w of this.confQueue.splice(0)) w.reject(queued);
+    for (const w of this.confWaiters.splice(0)) w.reject(inFlight);
+    for (const op of this.storageOps.splice(0)) op.fail(queued);
+  }
+
+  // ---- the loop ----------------------------------------------------------------------------
+
+  /** Feeds everything queued into the node (never re-entrantly: only the loop steps it). */
+  private feedInputs(feed: boolean): void {
+    const node = this.node;
+    for (; this.ticks > 0; this.ticks--) node.tick();
+    if (this.inbound.length > 0) {
+      const msgs = this.inbound;
+      this.inbound = [];
+      this.inboundBytes = 0;
+      for (const m of msgs) {
+        try {
+          node.step(m);
+        } catch (err) {
+          // A forwarded proposal the leader cannot take, a reply from a removed member, a message
+          // of a local type: Raft ignores them (the proposer times out); anything else is a bug.
+          if (!(err instanceof RaftError) || (err.code !== RaftErrorCode.ProposalDropped && err.code !== RaftErrorCode.StepPeerNotFound && err.code !== RaftErrorCode.StepLocalMsg)) throw err;
+        }
+      }
+    }
+    for (const peer of this.unreachable) node.reportUnreachable(peer);
+    this.unreachable.clear();
+    if (!feed || this.closed) return;
+    for (const q of this.queue.splice(0)) {
+      try {
+        node.propose(q.data);
+      } catch (err) {
+        this.waiters.get(q.id)?.reject(unavailable(`proposal dropped: ${(err as Error).message}`, err));
+        this.waiters.delete(q.id);
+      }
+    }
+    for (const w of this.confQueue.splice(0)) {
+      try {
+        node.proposeConfChange(w.cc);
+        w.stepped = true;
+        this.confWaiters.push(w);
+      } catch (err) {
+        w.reject(unavailable(`membership change dropped: ${(err as Error).message}`, err));
+      }
+    }
+    if (this.readQueue.length > 0) {
+      const ws = this.readQueue;
+      this.readQueue = [];
+      const ctx = `${this.nonce}/r${++this.counter}`;
+      try {
+        node.readIndex(utf8.encode(ctx));
+        this.reads.set(ctx, ws);
+      } catch (err) {
+        for (const w of ws) w.reject(unavailable(`read dropped: ${(err as Error).message}`, err));
+      }
+    }
   }
 
   private async run(): Promise<void> {
-    const node = this.node;
     let feed = true;
     for (;;) {
       if (this.failure) return;
-      for (; this.ticks > 0; this.ticks--) node.tick();
-      if (feed && !this.closed) {
-        for (const q of this.queue.splice(0)) {
-          try {
-            node.propose(q.data);
-          } catch (err) {
-            this.waiters.get(q.id)?.reject(unavailable(`proposal dropped: ${(err as Error).message}`, err));
-            this.waiters.delete(q.id);
-          }
-        }
-      }
+      for (const op of this.storageOps.splice(0)) await op.run();
+      this.feedInputs(feed);
+      const node = this.node;
       if (!node.hasReady()) {
-        if (feed || this.queue.length === 0 || this.closed) return;
+        // Done, unless proposals were held back by the rule below (then take them now); work
+        // queued meanwhile is picked up by kick's re-run.
+        if (feed || this.closed || (this.queue.length === 0 && this.confQueue.length === 0 && this.readQueue.length === 0)) return;
         feed = true;
         continue;
       }
       const rd = node.ready();
       this.answered = 0;
+      if (rd.softState) this.noteSoftState(rd.softState);
+      this.noteReadStates(rd);
+      if (rd.snapshot && !(await this.restoreSnapshot(rd.snapshot))) continue;
       // Committed entries already stable (persisted by an earlier Ready) are applied while this
       // Ready's entries are being synced; the others only after (RawNode's order, steps 1-3).
       const firstNew = rd.entries.length > 0 ? rd.entries[0].index : Infinity;
       const stable = rd.committedEntries.filter((e) => e.index < firstNew);
       const rest = rd.committedEntries.filter((e) => e.index >= firstNew);
       const [saved, applied] = await Promise.allSettled([
-        this.storage.save(rd), // (1) one atomic batch, synced when it must be
-        // (2) a one-member group has no peers to send to.
+        this.storage.save(rd).then(() => this.send(rd.messages)), // (1) one atomic batch, synced when it must be; (2) then send
         this.applyAll(stable), // (3) + answers
       ]);
       if (saved.status === 'rejected') throw saved.reason;
       if (applied.status === 'rejected') throw applied.reason;
+      if (rd.snapshot) this.applied = Math.max(this.applied, rd.snapshot.metadata.index);
       await this.applyAll(rest);
       node.advance(rd); // (4)
+      this.afterAdvance(rd);
       // After persisting new entries, first apply what they committed (in a one-member group:
       // all of them, at once) and only then take new proposals: the proposers answered now
       // join the next batch, instead of every client alternating between two half-full ones.
@@ -336,13 +765,143 @@ export class ReplicationGroup<O> {
     }
   }
 
+  private send(messages: Message[]): void {
+    if (messages.length > 0) this.transport.send(messages);
+  }
+
+  private noteSoftState(ss: SoftState): void {
+    if (ss.lead === this.lastLeader) return;
+    this.lastLeader = ss.lead;
+    // A read the old leader had not confirmed will never be: refuse it now (reads have no effect,
+    // so the client may simply retry).
+    for (const [ctx, ws] of this.reads) {
+      const open = ws.filter((w) => w.index === undefined);
+      if (open.length === 0) continue;
+      for (const w of open) w.reject(unavailable(`the leader changed (now ${ss.lead || 'none'}) before the read was confirmed`));
+      const keep = ws.filter((w) => w.index !== undefined);
+      if (keep.length === 0) this.reads.delete(ctx);
+      else this.reads.set(ctx, keep);
+    }
+    for (const cb of this.leaderCallbacks) {
+      try {
+        cb(ss.lead);
+      } catch {
+        // a listener's failure is its own
+      }
+    }
+  }
+
+  private noteReadStates(rd: Ready): void {
+    for (const rs of rd.readStates) {
+      const ws = this.reads.get(fromUtf8.decode(rs.requestCtx));
+      if (ws) for (const w of ws) w.index ??= rs.index;
+    }
+  }
+
+  /** Resolves every read whose index is applied. */
+  private releaseReads(): void {
+    for (const [ctx, ws] of this.reads) {
+      if (ws.some((w) => w.index === undefined || w.index > this.applied)) {
+        const keep = ws.filter((w) => (w.index !== undefined && w.index <= this.applied ? (w.resolve(w.index), false) : true));
+        this.reads.set(ctx, keep);
+        continue;
+      }
+      for (const w of ws) w.resolve(w.index!);
+      this.reads.delete(ctx);
+    }
+  }
+
+  /**
+   * Hands a received snapshot to the state machine before it is persisted. False when the state
+   * machine failed: the node is rebuilt from the log as it is on disk (as after a restart; the
+   * Ready was neither persisted nor sent) and the leader sends the snapshot again.
+   */
+  private async restoreSnapshot(snap: Snapshot): Promise<boolean> {
+    if (!this.sm.restore) throw badState(`member ${this.id} was sent a snapshot at ${snap.metadata.index} but its state machine cannot restore one`);
+    const from = this.node.leader();
+    try {
+      await this.sm.restore({ index: snap.metadata.index, term: snap.metadata.term, data: snap.data }, from);
+      return true;
+    } catch (err) {
+      if (this.sm.isFatal(err)) throw err;
+      this.node = this.newNode();
+      this.lastLeader = None;
+      return false;
+    }
+  }
+
+  private afterAdvance(rd: Ready): void {
+    let changed = rd.snapshot !== undefined;
+    for (const e of rd.committedEntries) {
+      if (e.type !== EntryType.ConfChange) continue;
+      changed = true;
+      const cc = decodeConfChange(e.data);
+      for (let i = this.confWaiters.length - 1; i >= 0; i--) {
+        const w = this.confWaiters[i];
+        if (w.cc.type === cc.type && w.cc.nodeId === cc.nodeId) {
+          this.confWaiters.splice(i, 1);
+          w.resolve();
+        }
+      }
+    }
+    if (changed) this.updatePeers();
+    this.releaseReads();
+    this.maybeSnapshot();
+  }
+
+  /** Tells the transport who the peers are: the members, and while this member is not one yet, the given peers. */
+  private updatePeers(): void {
+    if (this.closed) return;
+    const cs = this.node.raft.prs.confState();
+    const ids = new Set([...cs.voters, ...cs.learners]);
+    if (!ids.has(this.id)) for (const p of this.options.peers ?? []) ids.add(p.id);
+    ids.delete(this.id);
+    const out: PeerAddress[] = [];
+    for (const id of [...ids].sort((a, b) => a - b)) {
+      const a = this.options.resolvePeer?.(id) ?? this.addresses.get(id);
+      if (a) out.push(a);
+    }
+    this.transport.setPeers(out);
+  }
+
+  /** With {@link ReplicationGroupOptions.snapshotEvery}: asks the state machine for a newer snapshot. */
+  private maybeSnapshot(): void {
+    if (this.snapshotEvery <= 0 || !this.sm.snapshot) return;
+    const snapIndex = this.storage.snapshot().metadata.index;
+    if (this.applied - snapIndex < this.snapshotEvery) return;
+    const d = this.sm.snapshot();
+    if (!d || d.index <= snapIndex || d.index > this.applied) return;
+    this.storageOps.push({ run: () => this.recordSnapshot(d.index, d.data), fail: () => undefined });
+  }
+
+  /** The membership as of log index `index` (the snapshot's, then every change up to `index`). */
+  private confStateAt(index: number): ConfState {
+    const snap = this.storage.snapshot();
+    let cs = snap.metadata.confState;
+    const first = this.storage.firstIndex();
+    if (index < first) return cs;
+    for (const e of this.storage.entries(first, index + 1, Infinity)) {
+      if (e.type === EntryType.ConfChange) cs = applyConfChangeTo(cs, decodeConfChange(e.data));
+    }
+    return cs;
+  }
+
+  private async recordSnapshot(index: number, data: Uint8Array): Promise<void> {
+    const snapIndex = this.storage.snapshot().metadata.index;
+    if (index <= snapIndex) return;
+    if (index > this.storage.lastIndex()) throw badState(`snapshot at ${index} is beyond the log's last index ${this.storage.lastIndex()}`);
+    await this.storage.createSnapshot(index, this.confStateAt(index), data);
+    const upTo = index - this.margin;
+    if (upTo >= this.storage.firstIndex()) await this.storage.compact(upTo);
+  }
+
   /** Starts every entry's apply in log order, waits for all, answers their proposers. */
   private async applyAll(entries: Entry[]): Promise<void> {
     const started: Array<{ id: string; p: Promise<O> }> = [];
     for (const e of entries) {
       if (e.index <= this.applied) continue; // durable in the state machine before a restart
       this.applied = e.index;
-      if (e.type !== EntryType.Normal || e.data.length === 0) continue; // a leader's no-op (no conf changes in one member)
+      if (e.type !== EntryType.Normal || e.data.length === 0) continue; // a leader's no-op, or a membership change (applied by the node in advance)
       const { id, command } = decodeEntryPayload(e.data);
       const p = this.sm.apply(e.index, command);
       p.catch(() => undefined); // settled below, in order
@@ -362,8 +921,22 @@ export class ReplicationGroup<O> {
       this.waiters.delete(id);
       this.answered++;
       if (settled.ok) w.resolve(settled.outcome);
-      else w.reject(this.sm.isFatal(settled.error) ? unavailable(`not applied: ${(settled.error as Error)?.message}`, settled.error) : settled.error);
+      else w.reject(this.sm.isFatal(settled.error) ? unavailable(`not applied: ${(settled.error as Error)?.message}`, settled.error, true) : settled.error);
     }
     if (fatal) throw fatal;
   }
 }
+
+/**
+ * Writes the bootstrap membership into an empty log, as etcd does: entry i is `AddNode(peer i)`
+ * (peers sorted) at term 1, all committed. Every bootstrap member writes the same entries, so
+ * their logs agree, and a member added later replays the membership from the log.
+ */
+async function bootstrap(storage: LevelStorage, ids: number[]): Promise<void> {
+  const sorted = [...new Set(ids)].sort((a, b) => a - b);
+  const entries: Entry[] = sorted.map((nodeId, i) => ({
+    term: 1, index: i + 1, type: EntryType.ConfChange, data: encodeConfChange({ type: ConfChangeType.AddNode, nodeId }),
+  }));
+  await storage.save({ entries, hardState: { term: 1, vote: 0, commit: entries.length }, mustSync: true });
+}
+

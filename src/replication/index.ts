@@ -6,7 +6,9 @@
  * @module
  */
 export {
-  ReplicationGroup, ReplicationError, ReplicationErrorCode, encodeEntryPayload, decodeEntryPayload,
-  type GroupStatus, type ReplicationGroupOptions, type StateMachine,
+  ReplicationGroup, ReplicationError, ReplicationErrorCode, encodeEntryPayload, decodeEntryPayload, applyConfChangeTo,
+  DEFAULT_COMPACT_MARGIN, MAX_INBOUND_BYTES, MAX_INBOUND_MESSAGES,
+  type GroupRole, type GroupStatus, type ReplicationGroupOptions, type RestoreSnapshot, type StateMachine,
 } from './group.js';
+export { realClock, type Clock, type TimerHandle } from './clock.js';
 export type { PeerAddress, Transport } from './transport.js';

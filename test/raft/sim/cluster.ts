@@ -14,6 +14,8 @@
  */
 
 import { RawNode, type Ready } from '../../../src/raft/rawnode.js';
+import { EventHeap } from '../../../src/replication/sim/clock.js';
+import type { NetworkOptions } from '../../../src/replication/sim/network.js';
 import { SeededRand } from '../../../src/raft/rand.js';
 import { MemoryStorage } from '../../../src/raft/storage.js';
 import {
@@ -31,16 +33,8 @@ export interface StateMachine {
   restore(data: Uint8Array): void;
 }
 
-/** Network behaviour; probabilities per message. */
-export interface NetConfig {
-  drop: number;
-  dup: number;
-  minDelay: number;
-  maxDelay: number;
-  /** Probability of a long delay (reordering far behind newer messages). */
-  longDelay: number;
-  longDelayMax: number;
-}
+/** Network behaviour; probabilities per message (the replication simulator's). */
+export type NetConfig = NetworkOptions;
 
 /** Options of a cluster. */
 export interface ClusterOptions {
@@ -109,54 +103,6 @@ export class SimNode {
   }
 }
 
-interface Event {
-  time: number;
-  seq: number;
-  fn: () => void;
-}
-
-/** Binary min-heap of events ordered by (time, seq). */
-class EventQueue {
-  private h: Event[] = [];
-  get size(): number { return this.h.length; }
-  push(e: Event): void {
-    const h = this.h;
-    h.push(e);
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (less(h[p], h[i])) break;
-      [h[p], h[i]] = [h[i], h[p]];
-      i = p;
-    }
-  }
-  pop(): Event | undefined {
-    const h = this.h;
-    if (h.length === 0) return undefined;
-    const top = h[0];
-    const last = h.pop()!;
-    if (h.length > 0) {
-      h[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1, r = l + 1;
-        let m = i;
-        if (l < h.length && less(h[l], h[m])) m = l;
-        if (r < h.length && less(h[r], h[m])) m = r;
-        if (m === i) break;
-        [h[m], h[i]] = [h[i], h[m]];
-        i = m;
-      }
-    }
-    return top;
-  }
-  peekTime(): number | undefined { return this.h[0]?.time; }
-}
-
-function less(a: Event, b: Event): boolean {
-  return a.time < b.time || (a.time === b.time && a.seq < b.seq);
-}
-
 function dataKey(e: { type: string; data: Uint8Array }): string {
   return e.type + ':' + Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength).toString('latin1');
 }
@@ -167,7 +113,7 @@ export class Cluster {
   now = 0;
   readonly nodes = new Map<number, SimNode>();
   readonly net: NetConfig;
-  private readonly q = new EventQueue();
+  private readonly q = new EventHeap<() => void>();
   private seq = 0;
   private readonly cut = new Set<string>();
   private readonly o: Required<Omit<ClusterOptions, 'net'>>;

@@ -1,0 +1,75 @@
+/**
+ * The replication simulator: a {@link VirtualClock} and an in-memory {@link SimNetwork} on which
+ * several real {@link ReplicationGroup}s (each with its own `LevelStorage` directory) run as a
+ * pure function of a seed. {@link Simulation} ties them together: it runs the clock's events one
+ * at a time and, after each, waits until every member's loop is idle. See docs/replication.md
+ * § The simulator.
+ * @module
+ */
+import { SeededRand } from '../../raft/index.js';
+import type { ReplicationGroup } from '../group.js';
+import { VirtualClock } from './clock.js';
+import { SimNetwork, type NetworkOptions } from './network.js';
+
+export { VirtualClock } from './clock.js';
+export { SimNetwork, SimTransport, type NetworkOptions } from './network.js';
+
+/** A clock, a network and one seeded generator, with the members that run on them. */
+export class Simulation {
+  readonly rand: SeededRand;
+  readonly clock: VirtualClock;
+  readonly net: SimNetwork;
+  /** The running members; the simulation waits for them between events. */
+  readonly members = new Map<number, ReplicationGroup<unknown>>();
+  /** Called after every event once everything settled (invariant checks). */
+  afterEvent: (() => void) | undefined;
+
+  constructor(readonly seed: number, net: Partial<NetworkOptions> = {}, maxEvents?: number) {
+    this.rand = new SeededRand(seed);
+    this.clock = new VirtualClock(maxEvents);
+    this.net = new SimNetwork(this.clock, this.rand.fork(), net);
+  }
+
+  /** Current virtual time. */
+  get now(): number {
+    return this.clock.now();
+  }
+
+  /** Runs `fn` at now + `delay` ms of virtual time. */
+  schedule(delay: number, fn: () => void | Promise<void>): void {
+    this.clock.schedule(delay, fn);
+  }
+
+  /** Runs the simulation for `ms` of virtual time. */
+  runFor(ms: number): Promise<void> {
+    return this.clock.run(this.clock.now() + ms, () => this.settle());
+  }
+
+  /** Runs until `cond` holds (checked every `stepMs`) or `maxMs` pass; returns whether it held. */
+  async runUntil(cond: () => boolean, maxMs: number, stepMs = 10): Promise<boolean> {
+    const end = this.clock.now() + maxMs;
+    while (this.clock.now() < end) {
+      if (cond()) return true;
+      await this.runFor(stepMs);
+    }
+    return cond();
+  }
+
+  /**
+   * Waits until no member's loop runs or has work, letting promise callbacks (clients answered
+   * by a member) run in between. Real time passes here (the disk), virtual time does not.
+   */
+  async settle(): Promise<void> {
+    for (;;) {
+      await new Promise((resolve) => setImmediate(resolve));
+      let busy = false;
+      for (const g of this.members.values()) {
+        if (!g.busy()) continue;
+        busy = true;
+        await g.settled();
+      }
+      if (!busy) break;
+    }
+    this.afterEvent?.();
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * ReplicationGroup with three members on the simulator's in-memory network and virtual clock:
+ * election, a write on a follower answered by the follower once it applies it, a read barrier on a
+ * follower, fast refusal without a leader, the timeout's indeterminate error, a minority partition
+ * that commits no write and serves no read, leader isolation and re-election, a crash and reopen
+ * from the same directory, and convergence after healing.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { ReplicationError } from '../../src/replication/index.js';
+import { SimCluster } from './sim_cluster.js';
+
+const te = new TextEncoder();
+const put = (k: string, v: string) => te.encode(JSON.stringify({ k, v }));
+
+const clusters: SimCluster[] = [];
+afterEach(async () => {
+  for (const c of clusters.splice(0)) await c.close();
+});
+
+async function cluster(seed: number, n = 3): Promise<SimCluster> {
+  const c = new SimCluster({ seed, n });
+  clusters.push(c);
+  for (const id of c.ids()) await c.start(id);
+  expect(await c.sim.runUntil(() => {
+    const l = c.leader();
+    return l !== undefined && c.up().every((id) => c.group(id).status().leader === l);
+  }, 5000)).toBe(true);
+  return c;
+}
+
+/** Runs the simulation until `p` settles (or `maxMs` of virtual time pass). */
+async function settle<T>(c: SimCluster, p: Promise<T>, maxMs = 10_000): Promise<PromiseSettledResult<T>> {
+  let out: PromiseSettledResult<T> | undefined;
+  p.then((value) => { out = { status: 'fulfilled', value }; }, (reason: unknown) => { out = { status: 'rejected', reason }; });
+  await c.sim.runUntil(() => out !== undefined, maxMs, 5);
+  if (!out) throw new Error(`not settled after ${maxMs} ms of virtual time`);
+  return out;
+}
+
+describe('ReplicationGroup, three members', () => {
+  it('elects one leader; a write on a follower is forwarded and answered when the follower applies it', async () => {
+    const c = await cluster(1);
+    const leader = c.leader()!;
+    const follower = c.ids().find((id) => id !== leader)!;
+    const st = c.group(follower).status();
+    expect(st).toMatchObject({ id: follower, role: 'follower', leader, voters: [1, 2, 3], learners: [] });
+    const r = await settle(c, c.group(follower).propose(put('a', '1')));
+    expect(r.status).toBe('fulfilled');
+    const index = Number((r as PromiseFulfilledResult<string>).value.split('@')[1]);
+    expect(c.members.get(follower)!.sm!.kv.get('a')).toBe('1');
+    expect(c.group(follower).status().applied).toBeGreaterThanOrEqual(index);
+    // A read barrier on another follower returns an index it has applied, which covers the write.
+    const other = c.ids().find((id) => id !== leader && id !== follower)!;
+    const rd = await settle(c, c.group(other).readIndex());
+    expect(rd.status).toBe('fulfilled');
+    expect((rd as PromiseFulfilledResult<number>).value).toBeGreaterThanOrEqual(index);
+    expect(c.members.get(other)!.sm!.kv.get('a')).toBe('1');
+    await c.sim.runUntil(() => c.converged(), 2000);
+    expect(c.converged()).toBe(true);
+    c.check();
+  });
+
+  it('a minority commits no write and serves no read; the majority elects a leader and goes on; after healing all converge', async () => {
+    const c = await cluster(2);
+    const old = c.leader()!;
+    const rest = c.ids().filter((id) => id !== old);
+    c.sim.net.partition(c.ids(), [old], rest);
+    const commitBefore = c.group(old).status().commit;
+    const w = c.group(old).propose(put('x', 'minority'));
+    const r = c.group(old).readIndex();
+    const [ws, rs] = await Promise.all([settle(c, w), settle(c, r)]);
+    expect(ws.status).toBe('rejected');
+    expect((ws as PromiseRejectedResult).reason).toMatchObject({ code: 'REPLICATION_UNAVAILABLE', indeterminate: true, message: /outcome is unknown/ });
+    expect(rs.status).toBe('rejected');
+    expect(c.group(old).status().commit).toBe(commitBefore);
+    expect(c.members.get(old)!.sm!.kv.has('x')).toBe(false);
+    // The majority side elected a new leader, which takes writes.
+    const nl = c.leader();
+    expect(nl).toBeDefined();
+    expect(rest).toContain(nl);
+    expect((await settle(c, c.group(rest[0]).propose(put('y', 'majority')))).status).toBe('fulfilled');
+    // The deposed leader knows no leader (check quorum): it refuses at once, without appending.
+    const fast = await settle(c, c.group(old).propose(put('z', 'no')));
+    expect((fast as PromiseRejectedResult).reason).toMatchObject({ code: 'REPLICATION_UNAVAILABLE', indeterminate: false });
+    c.sim.net.heal();
+    expect(await c.sim.runUntil(() => c.converged(), 5000)).toBe(true);
+    for (const id of c.ids()) {
+      expect(c.members.get(id)!.sm!.kv.get('y')).toBe('majority');
+      expect(c.members.get(id)!.sm!.kv.has('x')).toBe(false);
+    }
+    c.check();
+  });
+
+  it('a crashed member reopens from its directory, replays its log and catches up', async () => {
+    const c = await cluster(3);
+    const leader = c.leader()!;
+    const victim = c.ids().find((id) => id !== leader)!;
+    await c.crash(victim);
+    for (let i = 0; i < 5; i++) expect((await settle(c, c.group(leader).propose(put(`k${i}`, `v${i}`)))).status).toBe('fulfilled');
+    await c.start(victim);
+    expect(await c.sim.runUntil(() => c.converged(), 5000)).toBe(true);
+    expect(c.members.get(victim)!.sm!.kv.get('k4')).toBe('v4');
+    // The whole cluster down and up again: everything is re-applied from the logs.
+    for (const id of c.ids()) await c.crash(id);
+    for (const id of c.ids()) await c.start(id);
+    expect(await c.sim.runUntil(() => c.converged() && c.members.get(c.leader()!)!.sm!.kv.get('k4') === 'v4', 5000)).toBe(true);
+    c.check();
+  });
+
+  it('refuses at once without a leader and rejects bad arguments with typed errors', async () => {
+    const c = new SimCluster({ seed: 4, n: 3 });
+    clusters.push(c);
+    await c.start(1);
+    await expect(c.group(1).propose(put('a', 'b'))).rejects.toMatchObject({ code: 'REPLICATION_UNAVAILABLE', indeterminate: false, message: /no leader/ });
+    await expect(c.group(1).readIndex()).rejects.toBeInstanceOf(ReplicationError);
+    await expect(c.group(1).proposeConfChange({ type: 'AddNode', nodeId: 0 } as never)).rejects.toMatchObject({ code: 'REPLICATION_BAD_STATE' });
+    expect(c.group(1).status()).toMatchObject({ role: 'follower', leader: 0, voters: [1, 2, 3] });
+  });
+});
