@@ -14,7 +14,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { aptInstall, buildLoadgen, freePorts, onPath, runLoadgen, spawnChild, type Child, type LoadParams, type PhaseResult } from './loadgen.js';
+import { aptInstall, buildLoadgen, freePorts, onPath, runLoadgen, spawnChild, type Child, type LoadParams, type LoadSystem, type PhaseResult } from './loadgen.js';
 import { loadAvg, machineInfo, numArg, parseArgs, tempDir } from './lib.js';
 
 /** A running etcd cluster. */
@@ -78,11 +78,14 @@ export async function startEtcdCluster(dir: string, members = 3): Promise<EtcdCl
   };
 }
 
-/** Starts a 3-member etcd cluster in a fresh temporary directory, runs the load, stops it. */
-export async function measureEtcd(loadgen: string, p: LoadParams): Promise<{ version: string; phases: PhaseResult[] }> {
+/**
+ * Starts a 3-member etcd cluster in a fresh temporary directory, runs the load through `client`
+ * (clientv3 by default, or the JSON gateway), stops it.
+ */
+export async function measureEtcd(loadgen: string, p: LoadParams, client: Extract<LoadSystem, 'etcd' | 'etcd-gateway'> = 'etcd'): Promise<{ version: string; phases: PhaseResult[] }> {
   const cluster = await startEtcdCluster(tempDir('proofkv-bench-etcd-'));
   try {
-    return { version: cluster.version, phases: await runLoadgen(loadgen, 'etcd', cluster.endpoints, p) };
+    return { version: cluster.version, phases: await runLoadgen(loadgen, client, cluster.endpoints, p) };
   } finally {
     await cluster.stop();
   }
@@ -114,15 +117,17 @@ async function main(): Promise<void> {
     return;
   }
   const p = loadParamsOf(args);
-  console.log('bench/etcd.ts: a 3-member etcd cluster on loopback, driven by bench/loadgen (clientv3)');
+  console.log('bench/etcd.ts: a 3-member etcd cluster on loopback, driven by bench/loadgen (clientv3, then the JSON gateway)');
   for (const l of machineInfo()) console.log(`  ${l}`);
   console.log(`  load average before: ${loadAvg()}`);
   const work = tempDir('proofkv-bench-loadgen-');
   try {
     const loadgen = buildLoadgen(work);
-    const r = await measureEtcd(loadgen, p);
-    console.log(`  ${r.version}`);
-    for (const ph of r.phases) console.log(`  ${phaseLine(ph)}`);
+    for (const client of ['etcd', 'etcd-gateway'] as const) {
+      const r = await measureEtcd(loadgen, p, client);
+      console.log(`  ${r.version}, ${client === 'etcd' ? 'clientv3 (gRPC)' : 'v3 JSON gateway (HTTP/1.1 keep-alive)'} (load ${loadAvg()}):`);
+      for (const ph of r.phases) console.log(`    ${phaseLine(ph)}`);
+    }
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }

@@ -1,7 +1,8 @@
 /**
  * The load generator of `bench/cluster.ts` and `bench/etcd.ts`: `bench/loadgen/main.go`, one Go
  * program that drives etcd through its own client (clientv3, gRPC) and ProofKV through its HTTP
- * API (net/http, keep-alive), with the same goroutines and the same latency bookkeeping for both.
+ * API (net/http, keep-alive), with the same goroutines and the same latency bookkeeping for both
+ * (and, for information, etcd's JSON gateway through the same HTTP client as ProofKV).
  * Built here in GOPATH mode against Debian's `golang-etcd-server-dev` (no module download), as
  * the signed-note interop test builds against Debian's Go packages; Debian packages are installed
  * with apt-get when missing. Also: free loopback ports, and a child process that is always
@@ -82,8 +83,14 @@ export interface LoadParams {
   phaseSeconds: number;
 }
 
+/**
+ * What the load generator drives: etcd through clientv3 (gRPC), etcd through its v3 JSON gateway
+ * (HTTP/1.1, the same client as ProofKV's; information only), ProofKV through its HTTP API.
+ */
+export type LoadSystem = 'etcd' | 'etcd-gateway' | 'proofkv';
+
 /** Runs the load generator against `endpoints` of `system`; its three phases. */
-export async function runLoadgen(bin: string, system: 'etcd' | 'proofkv', endpoints: string[], p: LoadParams): Promise<PhaseResult[]> {
+export async function runLoadgen(bin: string, system: LoadSystem, endpoints: string[], p: LoadParams): Promise<PhaseResult[]> {
   const args = [
     '-system', system,
     '-endpoints', endpoints.join(','),

@@ -1,10 +1,11 @@
 // Command loadgen drives a 3-node key-value cluster for bench/cluster.ts: etcd through its own
-// client (go.etcd.io/etcd/clientv3, gRPC), ProofKV through its HTTP API (net/http, keep-alive).
+// client (go.etcd.io/etcd/clientv3, gRPC), ProofKV through its HTTP API (net/http, keep-alive),
+// and, for information, etcd through its v3 JSON gateway with the same HTTP client as ProofKV.
 // One program, one concurrency model (goroutines) and one latency histogram for both systems,
 // so the systems differ only in what they are. Built by bench/cluster.ts in GOPATH mode against
 // Debian's golang-etcd-server-dev (no module download). Not a test: it reports, it asserts nothing.
 //
-//	loadgen -system etcd|proofkv -endpoints URL,URL,URL [-seq 3000] [-conc-n 20000] [-get-n 20000]
+//	loadgen -system etcd|etcd-gateway|proofkv -endpoints URL,URL,URL [-seq 3000] [-conc-n 20000] [-get-n 20000]
 //	        [-concurrency 100] [-value-bytes 100] [-phase-seconds 120]
 //
 // Phases, each printed as one JSON line on stdout:
@@ -20,6 +21,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -73,6 +75,47 @@ func (s *etcdStore) get(ctx context.Context, key string) error {
 
 func (s *etcdStore) close() { s.c.Close() }
 
+// ---- etcd through its v3 JSON gateway (grpc-gateway on the client port) ---------------------
+
+// gatewayStore speaks HTTP/1.1 with keep-alive to etcd's /v3/kv/put and /v3/kv/range, as a
+// client without gRPC would: the same kind of client as ProofKV's. An information column only.
+type gatewayStore struct{ h *proofkvStore }
+
+func (s *gatewayStore) call(ctx context.Context, route string, body map[string]string) ([]byte, error) {
+	b, _ := json.Marshal(body)
+	i := atomic.AddUint64(&s.h.next, 1)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.h.endpoints[int(i%uint64(len(s.h.endpoints)))]+route, bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return s.h.do(req)
+}
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+func (s *gatewayStore) put(ctx context.Context, key string, value []byte) error {
+	_, err := s.call(ctx, "/v3/kv/put", map[string]string{"key": b64(key), "value": base64.StdEncoding.EncodeToString(value)})
+	return err
+}
+
+// get is linearizable: the gateway's range without "serializable".
+func (s *gatewayStore) get(ctx context.Context, key string) error {
+	body, err := s.call(ctx, "/v3/kv/range", map[string]string{"key": b64(key)})
+	if err != nil {
+		return err
+	}
+	var r struct {
+		Count string `json:"count"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil || r.Count != "1" {
+		return fmt.Errorf("range %s: count %q %v", key, r.Count, err)
+	}
+	return nil
+}
+
+func (s *gatewayStore) close() { s.h.close() }
+
 // ---- ProofKV ----------------------------------------------------------------------------------
 
 type proofkvStore struct {
@@ -97,20 +140,21 @@ func (s *proofkvStore) url(key string) string {
 	return s.endpoints[int(i%uint64(len(s.endpoints)))] + "/v1/kv/" + key
 }
 
-func (s *proofkvStore) do(req *http.Request) error {
+// do sends req and returns the body of a 200 answer (at most 1 MiB); anything else is an error.
+func (s *proofkvStore) do(req *http.Request) ([]byte, error) {
 	res, err := s.client.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	body, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
 	res.Body.Close()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if res.StatusCode != 200 {
-		return fmt.Errorf("%s %s: HTTP %d %s", req.Method, req.URL.Path, res.StatusCode, strings.TrimSpace(string(body)))
+		return nil, fmt.Errorf("%s %s: HTTP %d %s", req.Method, req.URL.Path, res.StatusCode, strings.TrimSpace(string(body)))
 	}
-	return nil
+	return body, nil
 }
 
 func (s *proofkvStore) put(ctx context.Context, key string, value []byte) error {
@@ -119,7 +163,8 @@ func (s *proofkvStore) put(ctx context.Context, key string, value []byte) error 
 		return err
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
-	return s.do(req)
+	_, err = s.do(req)
+	return err
 }
 
 // get is the default read, linearizable on a cluster (docs/cluster.md); the raw value.
@@ -129,7 +174,8 @@ func (s *proofkvStore) get(ctx context.Context, key string) error {
 		return err
 	}
 	req.Header.Set("Accept", "application/octet-stream")
-	return s.do(req)
+	_, err = s.do(req)
+	return err
 }
 
 func (s *proofkvStore) close() { s.client.CloseIdleConnections() }
@@ -226,7 +272,7 @@ func ready(s store, wait time.Duration) error {
 }
 
 func main() {
-	system := flag.String("system", "", "etcd or proofkv")
+	system := flag.String("system", "", "etcd, etcd-gateway or proofkv")
 	endpoints := flag.String("endpoints", "", "comma-separated client URLs")
 	seq := flag.Int("seq", 3000, "single-client PUTs")
 	concN := flag.Int("conc-n", 20000, "PUTs with -concurrency in flight")
@@ -250,6 +296,8 @@ func main() {
 			os.Exit(1)
 		}
 		s = e
+	case "etcd-gateway":
+		s = &gatewayStore{newProofKV(eps, *conc)}
 	case "proofkv":
 		s = newProofKV(eps, *conc)
 	default:
