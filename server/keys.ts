@@ -54,6 +54,9 @@ export function percentDecode(s: string, what: string, plusIsSpace = false): Uin
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** How fresh a plain read must be (`?consistency=`), see {@link Query.consistency}. */
+export type ReadConsistency = 'linearizable' | 'serializable';
+
 /** The raw (still percent-encoded) query parameters of a request. */
 export class Query {
   private readonly raw = new Map<string, string>();
@@ -136,6 +139,17 @@ export class Query {
     const n = Number(v);
     if (!Number.isSafeInteger(n) || n < min || n > max) throw new HttpError(code, `${name} must be a decimal integer in ${min} .. ${max}`);
     return n;
+  }
+
+  /**
+   * `consistency`: `linearizable` (default: the read reflects every write acknowledged before it
+   * began, on any member) or `serializable` (this member's applied state, possibly behind).
+   */
+  consistency(): ReadConsistency {
+    const v = this.raw.get('consistency');
+    if (v === undefined || v === 'linearizable') return 'linearizable';
+    if (v === 'serializable') return 'serializable';
+    throw new HttpError('INVALID_ARGUMENT', 'consistency must be "linearizable" or "serializable"');
   }
 
   /** A boolean flag: `true`/`1` or `false`/`0`; absent gives false. */

@@ -49,6 +49,13 @@ export const keyParam: ParamDoc = {
 };
 
 /** The `keyEncoding` query parameter. */
+/** `consistency` of plain reads (docs/http-api.md, Consistency). */
+export const consistencyParam: ParamDoc = queryParam(
+  'consistency',
+  '`linearizable` (default): the answer reflects every write acknowledged before the request, whichever member answers (a ReadIndex round through the leader); `serializable`: this member\'s applied state, without asking the leader',
+  { type: 'string', enum: ['linearizable', 'serializable'] },
+);
+
 export const keyEncodingParam: ParamDoc = queryParam('keyEncoding', 'How keys in the path and in `prefix`/`start`/`end` are written', {
   type: 'string',
   enum: ['percent', 'base64url'],

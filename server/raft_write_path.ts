@@ -20,6 +20,7 @@ import { Encoder } from 'cbor-x';
 import type { ProofDB } from '../src/index.js';
 import { ReplicationError, ReplicationGroup } from '../src/replication/index.js';
 import { HttpError } from './errors.js';
+import type { ReadConsistency } from './keys.js';
 import { CommandApplier, type LocalWritePathOptions, type WriteCommand, type WriteOutcome, type WritePath } from './write_path.js';
 
 /** Options of {@link RaftWritePath.open}. */
@@ -128,6 +129,14 @@ export class RaftWritePath implements WritePath {
     return this.group.propose(encodeCommand(cmd)).catch((err: unknown) => {
       throw err instanceof ReplicationError ? new HttpError('UNAVAILABLE', err.message) : err;
     });
+  }
+
+  /** {@inheritDoc WritePath.readBarrier} */
+  readBarrier(consistency: ReadConsistency): Promise<void> {
+    // A one-member group applies every committed entry before answering its proposer, so its
+    // applied state already holds every acknowledged write.
+    void consistency;
+    return Promise.resolve();
   }
 
   /** Finishes the running Ready, fails what is still queued, closes the log. */

@@ -27,6 +27,7 @@
 import { createHash } from 'node:crypto';
 import { ErrorCode, ProofKVError, WriteFaultError, type CheckpointResult, type ProofDB, type WriteResult } from '../src/index.js';
 import { HttpError } from './errors.js';
+import type { ReadConsistency } from './keys.js';
 
 /** A client session of an idempotent write. */
 export interface Session {
@@ -74,6 +75,13 @@ export interface WritePath {
    * or rejects with a `ProofKVError` / `HttpError` (e.g. `NOT_LEADER`) when it was not applied.
    */
   propose(cmd: WriteCommand): Promise<WriteOutcome>;
+  /**
+   * Waits until this member may answer a plain read with the given consistency: for
+   * `linearizable`, until it has applied everything committed when the read began (Raft ReadIndex);
+   * `serializable` returns at once. Rejects with `HttpError` `UNAVAILABLE` when that cannot be
+   * established (no leader, minority partition).
+   */
+  readBarrier(consistency: ReadConsistency): Promise<void>;
   /** Clients the idempotency table remembers. */
   readonly sessionCount: number;
   /** Estimated bytes of the idempotency table (bounded by its byte budget). */
@@ -371,5 +379,10 @@ export class LocalWritePath implements WritePath {
   /** {@inheritDoc WritePath.propose} */
   propose(cmd: WriteCommand): Promise<WriteOutcome> {
     return this.applier.execute(cmd);
+  }
+
+  /** One node applies every write before answering it: every read is linearizable. */
+  readBarrier(_consistency: ReadConsistency): Promise<void> {
+    return Promise.resolve();
   }
 }

@@ -24,7 +24,7 @@ import {
 import { entryWire, sessionOf, type AppContext } from '../context.js';
 import { HttpError } from '../errors.js';
 import { checkKeySize, keyOf, queryOf } from '../keys.js';
-import { body, errors, jsonCbor, keyEncodingParam, keyParam, ok, queryParam, sessionParams } from '../openapi.js';
+import { body, consistencyParam, errors, jsonCbor, keyEncodingParam, keyParam, ok, queryParam, sessionParams } from '../openapi.js';
 import type { RouteDef } from '../route_table.js';
 import { keySuccessor, prefixEnd } from '../../proofs/lsm_scan.js';
 import { sendScanPage } from './proofs.js';
@@ -153,7 +153,7 @@ export function kvRoutes(ctx: AppContext): RouteDef[] {
       description:
         'The latest value (404 when absent or deleted), or with `version` the newest entry at or below it (a tombstone as `kind: "delete"`). ' +
         'With `Accept: application/octet-stream` the raw value, with headers `ProofKV-Version`, `ProofKV-Seq` and `ProofKV-Kind`.',
-      parameters: [keyParam, keyEncodingParam, queryParam('version', 'Read the newest entry at or below this version, 0 .. 2^53-1', { type: 'integer', minimum: 0 })],
+      parameters: [keyParam, keyEncodingParam, queryParam('version', 'Read the newest entry at or below this version, 0 .. 2^53-1', { type: 'integer', minimum: 0 }), consistencyParam],
       responses: {
         '200': {
           description: 'The entry',
@@ -164,9 +164,10 @@ export function kvRoutes(ctx: AppContext): RouteDef[] {
     },
     async handler(req, res) {
       const q = queryOf(res);
-      q.only(['version', 'keyEncoding']);
+      q.only(['version', 'keyEncoding', 'consistency']);
       const key = keyOf(res);
       const version = q.int('version', 0, MAX_VERSION, undefined, 'INVALID_VERSION');
+      await writePath.readBarrier(q.consistency());
       const e = await db.getWithVersion(key, version ?? MAX_VERSION);
       metrics.reads.inc({ op: 'get' });
       if (!e) throw new HttpError('NOT_FOUND', version === undefined ? 'key not found' : `key has no version at or below ${version}`);
@@ -312,13 +313,16 @@ export function kvRoutes(ctx: AppContext): RouteDef[] {
         queryParam('includeTombstones', 'With proof: also return keys whose newest version is a tombstone', { type: 'boolean' }),
         queryParam('edges', 'With proof: also prove the edge entries of consulted tables that do not overlap the range (docs/proofs.md §8.12)', { type: 'boolean' }),
         queryParam('checkpoint', 'With proof: checkpoint index; only the latest is served', { type: 'integer', minimum: 0 }),
+        consistencyParam,
       ],
       responses: { ...ok('ScanPage', 'A page of items'), ...errors(400, 401, 403, 404, 413) },
     },
     async handler(req, res) {
       const q = queryOf(res);
-      q.only(['prefix', 'start', 'end', 'limit', 'cursor', 'keyEncoding', 'proof', 'includeTombstones', 'edges', 'checkpoint']);
+      q.only(['prefix', 'start', 'end', 'limit', 'cursor', 'keyEncoding', 'proof', 'includeTombstones', 'edges', 'checkpoint', 'consistency']);
       const withProof = q.flag('proof');
+      const consistency = q.consistency();
+      if (withProof && q.has('consistency')) throw new HttpError('INVALID_ARGUMENT', 'consistency applies to plain reads; a proof answers from the latest certified checkpoint');
       const proofFlags = { includeTombstones: q.flag('includeTombstones'), edges: q.flag('edges'), checkpoint: q.int('checkpoint', 0, MAX_VERSION, undefined) };
       if (!withProof && (proofFlags.includeTombstones || proofFlags.edges || proofFlags.checkpoint !== undefined)) {
         throw new HttpError('INVALID_ARGUMENT', 'includeTombstones, edges and checkpoint need proof=true');
@@ -358,6 +362,7 @@ export function kvRoutes(ctx: AppContext): RouteDef[] {
         return;
       }
 
+      await writePath.readBarrier(consistency);
       const items: Wire[] = [];
       let bytes = 0;
       let last: Uint8Array | undefined;

@@ -12,7 +12,7 @@ import { fromBase64Url, send, toBase64Url, type Wire } from '../codec.js';
 import { entryWire, type AppContext } from '../context.js';
 import { HttpError } from '../errors.js';
 import { keyOf, queryOf } from '../keys.js';
-import { errors, keyEncodingParam, keyParam, ok, queryParam } from '../openapi.js';
+import { consistencyParam, errors, keyEncodingParam, keyParam, ok, queryParam } from '../openapi.js';
 import type { RouteDef } from '../route_table.js';
 
 /** Most history entries in one page. */
@@ -127,12 +127,13 @@ export function proofRoutes(ctx: AppContext): RouteDef[] {
         queryParam('proof', 'Include a history proof', { type: 'boolean' }),
         queryParam('checkpoint', 'With proof: checkpoint index; only the latest is served', { type: 'integer', minimum: 0 }),
         queryParam('edges', 'With proof: also prove the first or last entry of every consulted table that does not cover the key (edge proofs, docs/proofs.md §8.12); verify with `edges: true`', { type: 'boolean' }),
+        consistencyParam,
       ],
       responses: { ...ok('HistoryResponse', 'A page of history'), ...errors(400, 401, 403, 404, 413) },
     },
     async handler(req, res) {
       const q = queryOf(res);
-      q.only(['min', 'max', 'limit', 'cursor', 'proof', 'checkpoint', 'edges', 'keyEncoding']);
+      q.only(['min', 'max', 'limit', 'cursor', 'proof', 'checkpoint', 'edges', 'keyEncoding', 'consistency']);
       const key = keyOf(res);
       let min = q.int('min', 0, MAX_VERSION, 0, 'INVALID_VERSION')!;
       const max = q.int('max', 0, MAX_VERSION, MAX_VERSION, 'INVALID_VERSION')!;
@@ -144,6 +145,9 @@ export function proofRoutes(ctx: AppContext): RouteDef[] {
       if (checkpoint !== undefined && !withProof) throw new HttpError('INVALID_ARGUMENT', 'checkpoint needs proof=true');
       const edges = q.flag('edges');
       if (edges && !withProof) throw new HttpError('INVALID_ARGUMENT', 'edges needs proof=true');
+      const consistency = q.consistency();
+      if (withProof && q.has('consistency')) throw new HttpError('INVALID_ARGUMENT', 'consistency applies to plain reads; a proof answers from the latest certified checkpoint');
+      if (!withProof) await ctx.writePath.readBarrier(consistency);
       if (min > max) {
         if (cursor !== undefined) {
           // A cursor past the range: the history is complete.

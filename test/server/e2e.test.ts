@@ -220,6 +220,19 @@ describe('server end to end (tokenless)', () => {
     expectProblem(await req('GET', '/v1/kv/hist/history?proof=true'), 404, 'CHECKPOINT_UNAVAILABLE');
   });
 
+  it('takes consistency=linearizable|serializable on plain reads and refuses it elsewhere', async () => {
+    for (const c of ['linearizable', 'serializable']) {
+      expect((await req('GET', `/v1/kv/hist?consistency=${c}`)).body.valueUtf8).toBe('h7');
+      expect((await req('GET', `/v1/kv/hist/history?min=7&consistency=${c}`)).body.entries.map((e: any) => e.valueUtf8)).toEqual(['h7']);
+      expect((await req('GET', `/v1/kv?prefix=hi&consistency=${c}`)).body.items.map((x: any) => x.valueUtf8)).toEqual(['h7']);
+    }
+    expectProblem(await req('GET', '/v1/kv/hist?consistency=strong'), 400, 'INVALID_ARGUMENT');
+    expectProblem(await req('GET', '/v1/kv?consistency=eventual'), 400, 'INVALID_ARGUMENT');
+    expectProblem(await req('GET', '/v1/kv/hist/history?proof=true&consistency=linearizable'), 400, 'INVALID_ARGUMENT');
+    expectProblem(await req('GET', '/v1/kv?proof=true&consistency=serializable'), 400, 'INVALID_ARGUMENT');
+    expectProblem(await req('PUT', '/v1/kv/hist?consistency=linearizable', json({ valueUtf8: 'x' })), 400, 'INVALID_ARGUMENT');
+  });
+
   let firstHead: { head: LogHead; checkpoint: Checkpoint } | undefined;
 
   it('takes checkpoints and serves verified get proofs (present, absent, deleted, versioned)', async () => {
