@@ -10,7 +10,8 @@
  * ```
  * Rules (a file that breaks one is a {@link ClusterConfigError} and nothing starts): only these
  * fields; 1 to {@link MAX_CLUSTER_MEMBERS} members; ids are integers 1 .. 2^32-1; URLs are
- * `http:` or `https:` origins (no path, query, fragment or credentials); every id, every
+ * `http:` or `https:` origins (no path, query, fragment or credentials, not a wildcard address
+ * such as 0.0.0.0: others dial them); every id, every
  * listener (`host:port` over all client and peer URLs) and every public key is distinct; the
  * file is at most {@link MAX_CLUSTER_CONFIG_BYTES}. The secret file holds 32 bytes as 64 hex
  * digits (surrounding white space allowed) and must not be readable by group or others.
@@ -108,6 +109,8 @@ export function parseListenerUrl(text: unknown, where: string): { origin: string
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') throw invalid(`${where} must be http: or https:, got ${JSON.stringify(text)}`);
   if (u.hostname === '') throw invalid(`${where} has no host: ${JSON.stringify(text)}`);
+  // Members and clients dial these URLs: a wildcard address names no host to dial.
+  if (u.hostname === '0.0.0.0' || u.hostname === '[::]') throw invalid(`${where} must name an address the others can reach, not the wildcard ${u.hostname}`);
   if (u.username !== '' || u.password !== '') throw invalid(`${where} must not carry credentials`);
   if ((u.pathname !== '/' && u.pathname !== '') || u.search !== '' || u.hash !== '') throw invalid(`${where} must be an origin (no path, query or fragment): ${JSON.stringify(text)}`);
   const port = u.port !== '' ? u.port : u.protocol === 'https:' ? '443' : '80';

@@ -29,6 +29,7 @@ import {
   formatClusterConfig,
   formatClusterSecret,
   MAX_CLUSTER_MEMBERS,
+  parseListenerUrl,
   type ClusterConfig,
 } from '../cluster_config.js';
 import { CliError, intOption, print, run, table } from './common.js';
@@ -86,6 +87,11 @@ export function initCluster(o: ClusterInitOptions): ClusterLayout {
   if (!Number.isInteger(n) || n < 1 || n > MAX_CLUSTER_MEMBERS) throw new CliError('USAGE', `--nodes must be 1 .. ${MAX_CLUSTER_MEMBERS}, got ${n}`);
   const host = o.host ?? '127.0.0.1';
   if (host === '' || /[\s/@#?]/.test(host)) throw new CliError('USAGE', `--host ${JSON.stringify(host)} is not a host name or address`);
+  try {
+    parseListenerUrl(`http://${urlHost(host)}:1`, '--host');
+  } catch (err) {
+    throw new CliError('USAGE', (err as Error).message);
+  }
   const clientPort = portOf(o.clientPort, 7001, '--client-port', n);
   const peerPort = portOf(o.peerPort, 7101, '--peer-port', n);
   if (clientPort < peerPort + n && peerPort < clientPort + n) throw new CliError('USAGE', `client ports ${clientPort}..${clientPort + n - 1} and peer ports ${peerPort}..${peerPort + n - 1} overlap`);

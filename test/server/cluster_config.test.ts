@@ -95,7 +95,7 @@ describe('parseClusterConfig', () => {
     for (const clusterId of ['', 'a b', 'x'.repeat(65), 7, 'ü']) expect(codeOf(() => parseClusterConfig(doc([member(1)], { clusterId }))), String(clusterId)).toBe('CLUSTER_CONFIG_INVALID');
     for (const id of [0, -1, 1.5, 2 ** 32, '1', null]) expect(codeOf(() => parseClusterConfig(doc([member(1, { id })]))), String(id)).toBe('CLUSTER_CONFIG_INVALID');
     expect(parseClusterConfig(doc([member(1, { id: 2 ** 32 - 1 })])).members[0].id).toBe(2 ** 32 - 1);
-    for (const url of ['', 'not a url', 'ftp://127.0.0.1:1', 'http://127.0.0.1:1/v1', 'http://127.0.0.1:1?a=1', 'http://127.0.0.1:1#x', 'http://u:p@127.0.0.1:1', 1]) {
+    for (const url of ['', 'not a url', 'ftp://127.0.0.1:1', 'http://127.0.0.1:1/v1', 'http://127.0.0.1:1?a=1', 'http://127.0.0.1:1#x', 'http://u:p@127.0.0.1:1', 'http://0.0.0.0:1', 'http://[::]:1', 1]) {
       expect(codeOf(() => parseClusterConfig(doc([member(1, { clientUrl: url })]))), String(url)).toBe('CLUSTER_CONFIG_INVALID');
       expect(codeOf(() => parseClusterConfig(doc([member(1, { peerUrl: url })]))), String(url)).toBe('CLUSTER_CONFIG_INVALID');
     }
@@ -222,6 +222,7 @@ describe('initCluster', () => {
       { nodes: 3, clientPort: 7001, peerPort: 7003 },
       { nodes: 3, host: 'a b' },
       { nodes: 3, host: 'h/x' },
+      { nodes: 3, host: '0.0.0.0' },
     ]) {
       expect(codeOf(() => initCluster({ dir, ...o })), JSON.stringify(o)).toBe('USAGE');
     }
