@@ -481,8 +481,10 @@ export class ProofKVClient {
   }
 
   /** A request of a verified call: an undecodable answer is `VerificationError(MALFORMED_ENCODING)`. */
-  private verifiedRequest<T>(spec: RequestSpec): Promise<T> {
-    return decoding(async () => (await this.transport.request<T>(spec)).body);
+  /** A request whose answer is verified: it names the trusted log size (`ProofKV-Min-Head`). */
+  private async verifiedRequest<T>(spec: RequestSpec): Promise<T> {
+    const trusted = await this.trust.trustedHead();
+    return decoding(async () => (await this.transport.request<T>({ ...spec, minHead: trusted?.size })).body);
   }
 
   private async consistencyProof(from: number, to: number): Promise<Uint8Array[]> {

@@ -67,6 +67,11 @@ export interface RequestSpec {
   kind?: ResponseKind;
   /** A `text/plain` answer (a checkpoint note), returned as a string instead of parsed JSON. */
   text?: boolean;
+  /**
+   * The log size the client already trusts, sent as `ProofKV-Min-Head`: a cluster member that is
+   * behind it waits briefly or answers 503, and the request moves to the next endpoint.
+   */
+  minHead?: number;
 }
 
 /** A successful answer. */
@@ -187,6 +192,7 @@ export class Transport {
     const headers: Record<string, string> = { accept: spec.text ? 'text/plain' : 'application/json' };
     if (this.options.token !== undefined) headers.authorization = `Bearer ${this.options.token}`;
     if (spec.body !== undefined) headers['content-type'] = 'application/json';
+    if (spec.minHead !== undefined && spec.minHead > 0) headers['proofkv-min-head'] = String(spec.minHead);
     if (spec.write) {
       headers['proofkv-client-id'] = this.clientId;
       headers['proofkv-request-seq'] = String(++this.seq);

@@ -45,6 +45,45 @@ export interface BuiltApp {
 const EXPOSED_HEADERS = 'ProofKV-Node-Id, ProofKV-Version, ProofKV-Seq, ProofKV-Kind, ProofKV-Replayed, ProofKV-Leader, WWW-Authenticate, Allow';
 
 /** Matches an express path with `:params` (one segment each). */
+/** How long a request with `ProofKV-Min-Head` waits for this member's certified head to reach it. */
+export const MIN_HEAD_WAIT_MS = 2000;
+
+/**
+ * `ProofKV-Min-Head: <size>`: a verifying client names the log size it already trusts. A member
+ * whose certified head is smaller — a replica still catching up, e.g. just restarted — waits for
+ * it up to {@link MIN_HEAD_WAIT_MS}, then answers `503 UNAVAILABLE` so that the client asks
+ * another member, rather than serving an honest but older head that the client would have to
+ * reject as a rollback. A server that ignores the header gains nothing: the client still checks
+ * every head it receives against the one it trusts.
+ */
+function minHeadGate(ctx: AppContext): RequestHandler {
+  return (req: Request, _res: Response, next: NextFunction) => {
+    const raw = req.headers['proofkv-min-head'];
+    if (raw === undefined) return next();
+    if (typeof raw !== 'string' || !/^[0-9]{1,16}$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
+      return next(new HttpError('INVALID_ARGUMENT', 'ProofKV-Min-Head must be a decimal log size'));
+    }
+    const want = Number(raw);
+    const size = () => {
+      try {
+        return ctx.db.latestCheckpoint().head.size;
+      } catch {
+        return 0;
+      }
+    };
+    if (size() >= want) return next();
+    const deadline = Date.now() + MIN_HEAD_WAIT_MS;
+    const poll = () => {
+      if (size() >= want) return next();
+      if (Date.now() >= deadline) {
+        return next(new HttpError('UNAVAILABLE', `this member's certified log size ${size()} is below the ${want} the client already trusts: it is catching up`));
+      }
+      setTimeout(poll, 10).unref();
+    };
+    setTimeout(poll, 10).unref();
+  };
+}
+
 function pathMatcher(p: string): RegExp {
   const src = p.split('/').map((seg) => (seg.startsWith(':') ? '[^/]+' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('/');
   return new RegExp(`^${src}/?$`);
@@ -88,7 +127,7 @@ export function createApp(ctx: AppContext, options: AppOptions): BuiltApp {
     res.setHeader('Access-Control-Expose-Headers', EXPOSED_HEADERS);
     if (req.method === 'OPTIONS') {
       res.setHeader('Access-Control-Allow-Methods', 'GET, HEAD, PUT, POST, DELETE');
-      res.setHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type, Accept, ProofKV-Client-Id, ProofKV-Request-Seq');
+      res.setHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type, Accept, ProofKV-Client-Id, ProofKV-Request-Seq, ProofKV-Min-Head');
       res.setHeader('Access-Control-Max-Age', '600');
       res.status(204).end();
       return;
@@ -100,6 +139,7 @@ export function createApp(ctx: AppContext, options: AppOptions): BuiltApp {
     }
     next();
   });
+  app.use(minHeadGate(ctx));
   app.use(canonicalKeyPath);
   // The explorer's static files (server/ui.ts); public, like /healthz.
   app.use('/ui', explorerRoutes());

@@ -31,7 +31,10 @@ export interface Transport {
    * from its `from` member, is addressed to this node, and comes from a current member.
    */
   onMessages(handler: (messages: Message[]) => void): void;
-  /** Sets the receiver of "member `id` could not be reached" reports (Raft's `reportUnreachable`). */
+  /**
+   * Sets the receiver of "member `id` could not be reached" reports (Raft's `reportUnreachable`):
+   * made when a request to it fails and when its queue overflows, possibly many times in a row.
+   */
   onUnreachable(handler: (id: number) => void): void;
   /** Replaces the set of members this node talks to and accepts messages from (itself excluded). */
   setPeers(peers: readonly PeerAddress[]): void;
@@ -40,9 +43,21 @@ export interface Transport {
    * index `index` from member `id` (installing a snapshot: the engine's table files, fetched in
    * chunks). Rejects when the member cannot be reached or does not hold that snapshot; an answer
    * shorter than `length` means the end of the file.
+   *
+   * `name` is 1 to 4 `/`-separated segments, each of letters, digits, `.`, `_` and `-` starting
+   * with a letter or digit (so never `..` or an absolute path). The HTTP transport rejects with a
+   * `TransportError`: `TRANSPORT_NOT_FOUND` (not held), `TRANSPORT_UNREACHABLE` (not a current
+   * peer, connection failure, timeout), `TRANSPORT_REFUSED` (refused or failed on the member),
+   * `TRANSPORT_INVALID_ARGUMENT`, `TRANSPORT_CLOSED`. The bytes are not authenticated beyond the
+   * channel: the caller checks what it assembles (against the certified MasterRoot).
    */
   fetchSnapshotChunk(id: number, index: number, name: string, offset: number, length: number): Promise<Uint8Array>;
-  /** Sets the server side of {@link fetchSnapshotChunk}: reads this node's snapshot files. */
+  /**
+   * Sets the server side of {@link fetchSnapshotChunk}: reads this node's snapshot files. Resolve
+   * with at most `length` bytes (fewer at the end of the file); reject with an error whose `code`
+   * is `'ENOENT'` or `'TRANSPORT_NOT_FOUND'` when the snapshot or file is not held. It is called
+   * only for an authenticated request from a current member.
+   */
   onSnapshotRead(handler: (index: number, name: string, offset: number, length: number) => Promise<Uint8Array>): void;
   /** Stops sending and receiving; drops what is queued. */
   close(): Promise<void>;

@@ -253,6 +253,30 @@ describe('checkpoint trust', () => {
     }
   });
 
+  it('names the trusted head in ProofKV-Min-Head; a member behind it answers 503 and the call moves on, no ROLLBACK', async () => {
+    const log = new FakeLog().grow(3);
+    const key = log.keys[0].publicKey;
+    let aBehind = false;
+    const { c, calls } = client((call) => {
+      const min = Number(call.headers['proofkv-min-head'] ?? 0);
+      // A restarted member still at size 3: it refuses a client that trusts more, as the server does.
+      if (origin(call) === A && aBehind && min > 3) return problem(503, 'UNAVAILABLE');
+      return log.route(call) ?? problem(404, 'NOT_FOUND');
+    }, { trust: { publicKeys: [key], quorum: 1 } });
+    expect((await c.checkpoint()).head.size).toBe(3);
+    expect(calls[0].headers['proofkv-min-head']).toBeUndefined(); // nothing trusted yet
+    log.grow(4);
+    expect((await c.checkpoint()).head.size).toBe(7);
+    aBehind = true;
+    const before = calls.length;
+    const again = await c.checkpoint();
+    expect(again.head.size).toBe(7);
+    const tried = calls.slice(before);
+    expect(origin(tried[0])).toBe(A);
+    expect(tried[0].headers['proofkv-min-head']).toBe('7');
+    expect(tried.some((x) => origin(x) === B)).toBe(true);
+  });
+
   it('detects a fork: same size with another root, or a longer log that does not extend the trusted one', async () => {
     const keys = [generateKeyPair()];
     const honest = new FakeLog(keys, 0).grow(4);

@@ -310,6 +310,13 @@ describe('server end to end (tokenless)', () => {
       expect(ok.ok, JSON.stringify(ok)).toBe(true);
       expect(verifyCheckpoint(headOf(r.body), sigsOf(r.body), trust).ok).toBe(true);
     }
+    // ProofKV-Min-Head: at or below the certified size passes; above it waits, then 503 (a member
+    // catching up tells the client to ask another); malformed is 400.
+    expect((await req('GET', '/v1/checkpoints/latest', { headers: { 'proofkv-min-head': '3' } })).status).toBe(200);
+    const behind = await req('GET', '/v1/kv/late/proof', { headers: { 'proofkv-min-head': '4' } });
+    expectProblem(behind, 503, 'UNAVAILABLE');
+    expect(behind.body.detail).toMatch(/certified log size 3 is below the 4/);
+    expectProblem(await req('GET', '/v1/checkpoints/latest', { headers: { 'proofkv-min-head': '-1' } }), 400, 'INVALID_ARGUMENT');
     const late = await req('GET', '/v1/kv/late/proof');
     const lv = verifyGetProof(getProofCodec.decode(unb64(late.body.proof)), { key: te.encode('late') }, { trust });
     expect(lv.ok && td.decode(lv.entry!.value)).toBe('after the first checkpoint');

@@ -1,0 +1,615 @@
+/**
+ * {@link HttpTransport}: the {@link Transport} between member processes, over HTTP/1.1 (or HTTPS
+ * with mutual TLS) on a listener of its own — the **peer listener**, which serves only the two
+ * routes below and never reads client tokens (a request carrying `Authorization` is refused).
+ *
+ * ```
+ * POST /raft/v1/messages                                   body: a batch (codec.ts)   → 204
+ * GET  /raft/v1/snapshot?index=I&name=N&offset=O&length=L  (L ≤ 1 MiB)                → 200 bytes | 404
+ * ```
+ * Every request is authenticated (auth.ts: HMAC-SHA256 with the cluster secret over the cluster
+ * id, sender, recipient, `(epoch, seq)`, time and body digest). A request is refused — answered
+ * with its status and a `proofkv-peer-refusal` reason, and nothing in it delivered — when it
+ * carries `Authorization` (400), lacks or garbles its claims (401 `missing-auth`), names another
+ * cluster (403 `wrong-cluster`), another recipient (403 `wrong-recipient`) or a sender outside the
+ * current peer set (403 `not-member`), has a body over `maxBatchBytes` (413), a bad MAC (401
+ * `bad-mac`), a time off by more than `maxClockSkewMs` (401 `clock-skew`), an `(epoch, seq)` not
+ * above the last one accepted from its sender (409 `replay` / `stale-epoch`), a malformed batch or
+ * a message whose `from`/`to` differ from the authenticated ones (400 `malformed` /
+ * `sender-mismatch`), or when the sender already has {@link MAX_INBOUND_PER_SENDER} requests of
+ * that route being read (429 `busy`).
+ *
+ * **Sending.** Each peer has a FIFO of encoded messages bounded by `maxQueueBytes`, one keep-alive
+ * connection (an `http.Agent` with one socket) and at most one `POST` in flight: everything queued
+ * while a `POST` is in flight goes out together in the next one (up to `maxBatchBytes`). A message
+ * that does not fit in the queue is dropped and the peer reported unreachable; a failed `POST`
+ * drops its batch (Raft retransmits), reports the peer unreachable and waits a backoff that
+ * doubles from `backoffMs.base` up to `backoffMs.max` (reset by a success) before the next one.
+ * @module
+ */
+import * as http from 'node:http';
+import * as https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Message } from '../../raft/index.js';
+import type { PeerAddress, Transport } from '../transport.js';
+import {
+  PeerHeader, PeerRoute, ReplayGuard, SECRET_BYTES, authHeaders, bodyDigest, epochMac, isFresh,
+  isValidClusterId, macEquals, parseAuthHeaders, parseDecimal, requestMac, type PeerClaims,
+} from './auth.js';
+import { MAX_NODE_ID, decodeBatch, encodeBatch, encodeMessage } from './codec.js';
+import { TransportError, TransportErrorCode } from './errors.js';
+import { BATCH_FRAME_BYTES, PeerQueue, framedSize } from './queue.js';
+
+/** Path of the message route. */
+export const MESSAGES_PATH = '/raft/v1/messages';
+/** Path of the snapshot chunk route. */
+export const SNAPSHOT_PATH = '/raft/v1/snapshot';
+/** Largest snapshot chunk one request may ask for. */
+export const MAX_CHUNK_BYTES = 1 << 20;
+/** Requests of one route from one (claimed) sender read at the same time, at most. */
+export const MAX_INBOUND_PER_SENDER = 4;
+
+const EMPTY_DIGEST = bodyDigest(new Uint8Array(0));
+const SNAPSHOT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,254}(\/[A-Za-z0-9][A-Za-z0-9._-]{0,254}){0,3}$/;
+
+/** Why the peer listener refused a request (the `proofkv-peer-refusal` header). */
+export type RefusalReason =
+  | 'authorization-header' | 'missing-auth' | 'wrong-cluster' | 'wrong-recipient' | 'not-member'
+  | 'too-large' | 'bad-mac' | 'clock-skew' | 'replay' | 'stale-epoch' | 'malformed'
+  | 'sender-mismatch' | 'busy' | 'bad-request' | 'not-found' | 'method' | 'closed';
+
+const refusalStatus: Record<RefusalReason, number> = {
+  'authorization-header': 400, 'missing-auth': 401, 'wrong-cluster': 403, 'wrong-recipient': 403,
+  'not-member': 403, 'too-large': 413, 'bad-mac': 401, 'clock-skew': 401, replay: 409,
+  'stale-epoch': 409, malformed: 400, 'sender-mismatch': 400, busy: 429, 'bad-request': 400,
+  'not-found': 404, method: 405, closed: 503,
+};
+
+/** Mutual TLS material (PEM). Both sides present `cert`, and accept only peers signed by `ca`. */
+export interface TransportTls {
+  cert: string | Buffer;
+  key: string | Buffer;
+  ca: string | Buffer;
+}
+
+/** Options of {@link HttpTransport.start}. */
+export interface HttpTransportOptions {
+  /** This member's id. */
+  selfId: number;
+  /** The cluster's id (from `cluster.json`): requests naming another are refused. */
+  clusterId: string;
+  /** The 32-byte cluster secret. */
+  secret: Uint8Array;
+  /** Where the peer listener binds (`port: 0` picks a free port; see {@link HttpTransport.address}). */
+  listen: { host: string; port: number };
+  /** The other members (self is ignored if listed). */
+  peers: readonly PeerAddress[];
+  /** Bytes of encoded messages queued per peer, at most. Default 16 MiB. */
+  maxQueueBytes?: number;
+  /** Bytes of one `POST` body, at most, sent or accepted. Default 4 MiB; at least 64 KiB. */
+  maxBatchBytes?: number;
+  /** HTTPS with mutual TLS instead of HTTP (the HMAC is still required). */
+  tls?: TransportTls;
+  /** Largest difference between a request's time and this node's clock. Default 5 minutes. */
+  maxClockSkewMs?: number;
+  /** A request that takes longer fails. Default 10 s. */
+  requestTimeoutMs?: number;
+  /** Backoff after a failed `POST`, doubling from `base` to `max` ms. Default 50 and 2000. */
+  backoffMs?: { base: number; max: number };
+}
+
+/** Counters of traffic with one peer. */
+export interface PeerStats {
+  id: number;
+  /** Messages and bytes (batch bodies) delivered to the peer (answered 204), and `POST`s that carried them. */
+  sentMessages: number;
+  sentBytes: number;
+  sentBatches: number;
+  /** Messages dropped: queue full, too large, failed `POST`, or removed/closed with messages queued. */
+  droppedMessages: number;
+  /** `POST`s that failed (connection error, timeout, refusal). */
+  failedBatches: number;
+  /** Times the peer was reported unreachable. */
+  unreachable: number;
+  /** Messages and bytes accepted from the peer and the `POST`s that carried them. */
+  receivedMessages: number;
+  receivedBytes: number;
+  receivedBatches: number;
+  /** Encoded messages waiting now. */
+  queuedMessages: number;
+  queuedBytes: number;
+}
+
+/** What {@link HttpTransport.stats} returns. */
+export interface TransportStats {
+  peers: PeerStats[];
+  /** Requests refused by the peer listener, by reason. */
+  refused: Partial<Record<RefusalReason, number>>;
+  /** Messages sent to an id that is not a current peer (dropped). */
+  droppedUnknownPeer: number;
+}
+
+type Counters = Omit<PeerStats, 'id' | 'queuedMessages' | 'queuedBytes'>;
+const zeroCounters = (): Counters => ({
+  sentMessages: 0, sentBytes: 0, sentBatches: 0, droppedMessages: 0, failedBatches: 0, unreachable: 0,
+  receivedMessages: 0, receivedBytes: 0, receivedBatches: 0,
+});
+
+/** One peer: its queue, its connection and its request stream. */
+interface Link {
+  readonly id: number;
+  readonly url: URL;
+  readonly agent: http.Agent;
+  /** Snapshot chunk reads get their own connections, so they never wait behind messages. */
+  readonly snapAgent: http.Agent;
+  readonly queue: PeerQueue;
+  readonly counters: Counters;
+  inflight?: http.ClientRequest;
+  timer?: NodeJS.Timeout;
+  backoff: number;
+  removed: boolean;
+}
+
+function positive(v: number | undefined, dflt: number, what: string, min = 1): number {
+  if (v === undefined) return dflt;
+  if (!Number.isSafeInteger(v) || v < min) throw new TransportError(TransportErrorCode.InvalidArgument, `${what} must be an integer ≥ ${min}, got ${v}`);
+  return v;
+}
+
+/** The Raft {@link Transport} between processes: see the module comment. */
+export class HttpTransport implements Transport {
+  private readonly links = new Map<number, Link>();
+  private readonly replay = new ReplayGuard();
+  private readonly inbound = new Map<string, number>();
+  private readonly refused: Partial<Record<RefusalReason, number>> = {};
+  private droppedUnknownPeer = 0;
+  private messageHandler?: (messages: Message[]) => void;
+  private unreachableHandler?: (id: number) => void;
+  private snapshotHandler?: (index: number, name: string, offset: number, length: number) => Promise<Uint8Array>;
+  private closed = false;
+  /**
+   * The `(epoch, seq)` of the requests this node sends, shared by every peer (so a peer that is
+   * removed and added again, or whose URL changes, still sees them increase): the epoch starts at
+   * the start time and only moves up (past what a peer says it has seen); seq counts every request.
+   */
+  private epoch = Date.now();
+  private seq = 0;
+
+  private constructor(
+    private readonly o: Required<Omit<HttpTransportOptions, 'tls' | 'peers' | 'listen'>> & Pick<HttpTransportOptions, 'tls'>,
+    private readonly server: http.Server,
+  ) {}
+
+  /** Validates the options, binds the peer listener and returns the transport. */
+  static async start(options: HttpTransportOptions): Promise<HttpTransport> {
+    const bad = (why: string): never => { throw new TransportError(TransportErrorCode.InvalidArgument, why); };
+    if (!Number.isSafeInteger(options.selfId) || options.selfId < 1 || options.selfId > MAX_NODE_ID) bad(`selfId must be a node id, got ${options.selfId}`);
+    if (!isValidClusterId(options.clusterId)) bad('clusterId must be 1–128 printable ASCII characters');
+    if (!(options.secret instanceof Uint8Array) || options.secret.length !== SECRET_BYTES) bad(`secret must be ${SECRET_BYTES} bytes`);
+    const maxBatchBytes = positive(options.maxBatchBytes, 4 << 20, 'maxBatchBytes', 64 << 10);
+    const maxQueueBytes = positive(options.maxQueueBytes, 16 << 20, 'maxQueueBytes', maxBatchBytes);
+    const backoff = options.backoffMs ?? { base: 50, max: 2000 };
+    const o = {
+      selfId: options.selfId, clusterId: options.clusterId, secret: new Uint8Array(options.secret),
+      maxBatchBytes, maxQueueBytes,
+      maxClockSkewMs: positive(options.maxClockSkewMs, 300_000, 'maxClockSkewMs'),
+      requestTimeoutMs: positive(options.requestTimeoutMs, 10_000, 'requestTimeoutMs'),
+      backoffMs: { base: positive(backoff.base, 50, 'backoffMs.base'), max: positive(backoff.max, 2000, 'backoffMs.max') },
+      tls: options.tls,
+    };
+    const server = options.tls
+      ? https.createServer({ cert: options.tls.cert, key: options.tls.key, ca: options.tls.ca, requestCert: true, rejectUnauthorized: true })
+      : http.createServer();
+    const t = new HttpTransport(o, server);
+    t.setPeers(options.peers);
+    server.keepAliveTimeout = 120_000;
+    server.headersTimeout = 30_000;
+    server.requestTimeout = 60_000;
+    server.maxHeadersCount = 64;
+    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      t.handle(req, res).catch(() => {
+        if (!res.headersSent) t.refuse(res, 'malformed');
+        else res.destroy();
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.listen.port, options.listen.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    return t;
+  }
+
+  /** The bound address of the peer listener. */
+  address(): { host: string; port: number } {
+    const a = this.server.address() as AddressInfo;
+    return { host: a.address, port: a.port };
+  }
+
+  /** Base URL of the peer listener (what the other members list as this member's `peerUrl`). */
+  get url(): string {
+    const { host, port } = this.address();
+    return `${this.o.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  }
+
+  send(messages: readonly Message[]): void {
+    try {
+      const overflowed = new Set<Link>();
+      for (const m of messages) {
+        if (this.closed) return;
+        const link = this.links.get(m?.to);
+        if (link === undefined) {
+          this.droppedUnknownPeer++;
+          continue;
+        }
+        let encoded: Uint8Array;
+        try {
+          encoded = encodeMessage({ ...m, from: this.o.selfId });
+        } catch {
+          link.counters.droppedMessages++;
+          continue;
+        }
+        if (BATCH_FRAME_BYTES + framedSize(encoded) > this.o.maxBatchBytes) {
+          link.counters.droppedMessages++; // can never travel: larger than a batch
+          continue;
+        }
+        if (!link.queue.push(encoded)) {
+          link.counters.droppedMessages++;
+          overflowed.add(link);
+        }
+      }
+      for (const link of this.links.values()) this.kick(link);
+      for (const link of overflowed) this.reportUnreachable(link);
+    } catch {
+      // send never throws (Transport contract); what was not queued is dropped.
+    }
+  }
+
+  onMessages(handler: (messages: Message[]) => void): void {
+    this.messageHandler = handler;
+  }
+
+  onUnreachable(handler: (id: number) => void): void {
+    this.unreachableHandler = handler;
+  }
+
+  onSnapshotRead(handler: (index: number, name: string, offset: number, length: number) => Promise<Uint8Array>): void {
+    this.snapshotHandler = handler;
+  }
+
+  /**
+   * Replaces the peer set. Throws {@link TransportError} `TRANSPORT_INVALID_ARGUMENT` (and changes
+   * nothing) for a bad id or URL, or a URL whose scheme does not match the TLS setting. A removed
+   * peer's queue is dropped and its requests are refused from now on; a peer whose URL changed
+   * gets a new connection.
+   */
+  setPeers(peers: readonly PeerAddress[]): void {
+    const want = new Map<number, URL>();
+    const scheme = this.o.tls ? 'https:' : 'http:';
+    for (const p of peers) {
+      if (!Number.isSafeInteger(p?.id) || p.id < 1 || p.id > MAX_NODE_ID) throw new TransportError(TransportErrorCode.InvalidArgument, `bad peer id ${p?.id}`);
+      let url: URL;
+      try {
+        url = new URL(p.peerUrl);
+      } catch {
+        throw new TransportError(TransportErrorCode.InvalidArgument, `peer ${p.id}: bad peerUrl ${p.peerUrl}`);
+      }
+      if (url.protocol !== scheme) throw new TransportError(TransportErrorCode.InvalidArgument, `peer ${p.id}: peerUrl must use ${scheme}`);
+      if (p.id !== this.o.selfId) want.set(p.id, url);
+    }
+    for (const [id, link] of this.links) {
+      const url = want.get(id);
+      if (url === undefined || url.href !== link.url.href) this.dropLink(link);
+    }
+    for (const [id, url] of want) {
+      if (this.links.has(id) || this.closed) continue;
+      const agentOptions = { keepAlive: true, timeout: 60_000, ...(this.o.tls ? { cert: this.o.tls.cert, key: this.o.tls.key, ca: this.o.tls.ca } : {}) };
+      const Agent = this.o.tls ? https.Agent : http.Agent;
+      this.links.set(id, {
+        id, url, agent: new Agent({ ...agentOptions, maxSockets: 1 }), snapAgent: new Agent({ ...agentOptions, maxSockets: 2 }),
+        queue: new PeerQueue(this.o.maxQueueBytes), counters: zeroCounters(), backoff: 0, removed: false,
+      });
+    }
+  }
+
+  async fetchSnapshotChunk(id: number, index: number, name: string, offset: number, length: number): Promise<Uint8Array> {
+    if (this.closed) throw new TransportError(TransportErrorCode.Closed, 'transport is closed');
+    if (!Number.isSafeInteger(index) || index < 0 || !Number.isSafeInteger(offset) || offset < 0 ||
+      !Number.isSafeInteger(length) || length < 1 || length > MAX_CHUNK_BYTES || typeof name !== 'string' || !SNAPSHOT_NAME.test(name)) {
+      throw new TransportError(TransportErrorCode.InvalidArgument, `bad snapshot chunk request (${index}, ${String(name)}, ${offset}, ${length})`);
+    }
+    const link = this.links.get(id);
+    if (link === undefined) throw new TransportError(TransportErrorCode.Unreachable, `member ${id} is not a current peer`);
+    const claims = this.claims(link);
+    const target = `${index}/${name}/${offset}/${length}`;
+    const mac = requestMac(this.o.secret, PeerRoute.Snapshot, claims, target, EMPTY_DIGEST);
+    const q = new URLSearchParams({ index: String(index), name, offset: String(offset), length: String(length) });
+    const url = new URL(`${SNAPSHOT_PATH}?${q.toString()}`, link.url);
+    return await new Promise<Uint8Array>((resolve, reject) => {
+      const req = (this.o.tls ? https : http).request(url, { method: 'GET', agent: link.snapAgent, headers: authHeaders(claims, mac) });
+      req.setTimeout(this.o.requestTimeoutMs, () => req.destroy(new Error('timed out')));
+      req.on('error', (e) => reject(new TransportError(TransportErrorCode.Unreachable, `member ${id}: ${e.message}`, { cause: e })));
+      req.on('response', (res) => {
+        if (res.statusCode !== 200) {
+          res.resume();
+          const reason = res.headers[PeerHeader.refusal];
+          const code = res.statusCode === 404 ? TransportErrorCode.NotFound : TransportErrorCode.Refused;
+          reject(new TransportError(code, `member ${id} answered ${res.statusCode}${typeof reason === 'string' ? ` (${reason})` : ''} for snapshot ${index} ${name}@${offset}`));
+          return;
+        }
+        const chunks: Buffer[] = [];
+        let n = 0;
+        res.on('data', (c: Buffer) => {
+          n += c.length;
+          if (n > length) {
+            req.destroy();
+            reject(new TransportError(TransportErrorCode.Malformed, `member ${id} sent more than the ${length} bytes asked`));
+            return;
+          }
+          chunks.push(c);
+        });
+        res.on('end', () => resolve(new Uint8Array(Buffer.concat(chunks, n))));
+        res.on('error', (e) => reject(new TransportError(TransportErrorCode.Unreachable, `member ${id}: ${e.message}`, { cause: e })));
+      });
+      req.end();
+    });
+  }
+
+  /** Counters per peer and refusals by reason (a copy). */
+  stats(): TransportStats {
+    const peers: PeerStats[] = [];
+    for (const link of this.links.values()) {
+      peers.push({ id: link.id, ...link.counters, queuedMessages: link.queue.length, queuedBytes: link.queue.bytes });
+    }
+    peers.sort((a, b) => a.id - b.id);
+    return { peers, refused: { ...this.refused }, droppedUnknownPeer: this.droppedUnknownPeer };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const link of [...this.links.values()]) this.dropLink(link);
+    const done = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+    await done;
+  }
+
+  // ---- sending ----
+
+  private claims(link: Link): PeerClaims {
+    return { clusterId: this.o.clusterId, from: this.o.selfId, to: link.id, epoch: this.epoch, seq: ++this.seq, time: Date.now() };
+  }
+
+  private dropLink(link: Link): void {
+    link.removed = true;
+    link.counters.droppedMessages += link.queue.clear();
+    clearTimeout(link.timer);
+    link.inflight?.destroy();
+    link.agent.destroy();
+    link.snapAgent.destroy();
+    this.links.delete(link.id);
+  }
+
+  private reportUnreachable(link: Link): void {
+    link.counters.unreachable++;
+    try {
+      this.unreachableHandler?.(link.id);
+    } catch {
+      // a failing handler must not break the transport
+    }
+  }
+
+  /** Starts the next `POST` to `link` when none is in flight, it is not backing off, and something is queued. */
+  private kick(link: Link): void {
+    if (this.closed || link.removed || link.inflight !== undefined || link.timer !== undefined || link.queue.length === 0) return;
+    const batch = link.queue.take(this.o.maxBatchBytes);
+    const body = encodeBatch(batch);
+    const claims = this.claims(link);
+    const mac = requestMac(this.o.secret, PeerRoute.Messages, claims, '', bodyDigest(body));
+    const req = (this.o.tls ? https : http).request(new URL(MESSAGES_PATH, link.url), {
+      method: 'POST',
+      agent: link.agent,
+      headers: { ...authHeaders(claims, mac), 'content-type': 'application/octet-stream', 'content-length': String(body.length) },
+    });
+    link.inflight = req;
+    let settled = false;
+    const finish = (outcome: 'ok' | 'failed' | 'epoch'): void => {
+      if (settled) return;
+      settled = true;
+      link.inflight = undefined;
+      if (link.removed || this.closed) return;
+      if (outcome === 'ok') {
+        link.counters.sentMessages += batch.length;
+        link.counters.sentBytes += body.length;
+        link.counters.sentBatches++;
+        link.backoff = 0;
+      } else {
+        link.counters.droppedMessages += batch.length;
+        link.counters.failedBatches++;
+        if (outcome === 'failed') {
+          link.backoff = link.backoff === 0 ? this.o.backoffMs.base : Math.min(this.o.backoffMs.max, link.backoff * 2);
+          this.reportUnreachable(link);
+          link.timer = setTimeout(() => {
+            link.timer = undefined;
+            this.kick(link);
+          }, link.backoff);
+          link.timer.unref?.();
+          return;
+        }
+      }
+      this.kick(link);
+    };
+    req.setTimeout(this.o.requestTimeoutMs, () => req.destroy(new Error('timed out')));
+    req.on('error', () => finish('failed'));
+    req.on('response', (res) => {
+      res.resume();
+      res.on('error', () => finish('failed'));
+      res.on('end', () => {
+        if (res.statusCode === 204) return finish('ok');
+        if (res.statusCode === 409 && this.acceptEpoch(link, res.headers, mac)) return finish('epoch');
+        finish('failed');
+      });
+    });
+    req.end(body);
+  }
+
+  /** Moves the epoch past the one `link`'s peer says it has seen, if the answer is authentic. */
+  private acceptEpoch(link: Link, headers: http.IncomingHttpHeaders, reqMac: Uint8Array): boolean {
+    const min = parseDecimal(headers[PeerHeader.minEpoch]);
+    const got = headers[PeerHeader.mac];
+    if (min === undefined || typeof got !== 'string' || !/^[0-9a-f]{64}$/.test(got) || min + 1 > Number.MAX_SAFE_INTEGER) return false;
+    const want = epochMac(this.o.secret, this.o.clusterId, link.id, this.o.selfId, min, reqMac);
+    if (!macEquals(want, Buffer.from(got, 'hex'))) return false;
+    this.epoch = Math.max(this.epoch, min + 1);
+    return true;
+  }
+
+  // ---- receiving ----
+
+  private refuse(res: http.ServerResponse, reason: RefusalReason, extra: Record<string, string> = {}, close = false): void {
+    this.refused[reason] = (this.refused[reason] ?? 0) + 1;
+    res.writeHead(refusalStatus[reason], {
+      'content-type': 'text/plain; charset=utf-8', [PeerHeader.refusal]: reason, ...extra,
+      ...(close ? { connection: 'close' } : {}),
+    });
+    res.end(`${reason}\n`);
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (this.closed) return this.refuse(res, 'closed', {}, true);
+    const url = new URL(req.url ?? '/', 'http://peer');
+    const route = url.pathname === MESSAGES_PATH ? PeerRoute.Messages : url.pathname === SNAPSHOT_PATH ? PeerRoute.Snapshot : undefined;
+    if (route === undefined) return this.refuse(res, 'not-found');
+    if (req.method !== (route === PeerRoute.Messages ? 'POST' : 'GET')) return this.refuse(res, 'method');
+    // Client tokens never reach peer routes: a request that carries one is refused, unread.
+    if (req.headers.authorization !== undefined) return this.refuse(res, 'authorization-header', {}, true);
+    const auth = parseAuthHeaders(req.headers);
+    if (auth === undefined) return this.refuse(res, 'missing-auth', {}, true);
+    const { claims, mac } = auth;
+    if (claims.clusterId !== this.o.clusterId) return this.refuse(res, 'wrong-cluster', {}, true);
+    if (claims.to !== this.o.selfId) return this.refuse(res, 'wrong-recipient', {}, true);
+    if (!this.links.has(claims.from)) return this.refuse(res, 'not-member', {}, true);
+    const slot = `${route}/${claims.from}`;
+    const busy = this.inbound.get(slot) ?? 0;
+    if (busy >= MAX_INBOUND_PER_SENDER) return this.refuse(res, 'busy', {}, true);
+    this.inbound.set(slot, busy + 1);
+    try {
+      if (route === PeerRoute.Messages) await this.handleMessages(req, res, claims, mac);
+      else await this.handleSnapshot(url, res, claims, mac);
+    } finally {
+      const n = (this.inbound.get(slot) ?? 1) - 1;
+      if (n === 0) this.inbound.delete(slot);
+      else this.inbound.set(slot, n);
+    }
+  }
+
+  private async handleMessages(req: http.IncomingMessage, res: http.ServerResponse, claims: PeerClaims, mac: Uint8Array): Promise<void> {
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && !(Number(declared) <= this.o.maxBatchBytes)) return this.refuse(res, 'too-large', {}, true);
+    const body = await readBody(req, this.o.maxBatchBytes);
+    if (body === 'aborted') return;
+    if (body === 'too-large') return this.refuse(res, 'too-large', {}, true);
+    if (!macEquals(requestMac(this.o.secret, PeerRoute.Messages, claims, '', bodyDigest(body)), mac)) return this.refuse(res, 'bad-mac', {}, true);
+    if (!isFresh(claims.time, Date.now(), this.o.maxClockSkewMs)) return this.refuse(res, 'clock-skew');
+    if (this.closed) return this.refuse(res, 'closed', {}, true);
+    const link = this.links.get(claims.from);
+    if (link === undefined) return this.refuse(res, 'not-member', {}, true); // removed while the body was read
+    const admitted = this.replay.admit(claims.from, claims.epoch, claims.seq);
+    if (!admitted.ok) {
+      const answer = epochMac(this.o.secret, this.o.clusterId, this.o.selfId, claims.from, admitted.minEpoch, mac);
+      return this.refuse(res, admitted.reason, { [PeerHeader.minEpoch]: String(admitted.minEpoch), [PeerHeader.mac]: Buffer.from(answer).toString('hex') });
+    }
+    let messages: Message[];
+    try {
+      messages = decodeBatch(body);
+    } catch {
+      return this.refuse(res, 'malformed');
+    }
+    for (const m of messages) {
+      if (m.from !== claims.from || m.to !== this.o.selfId) return this.refuse(res, 'sender-mismatch');
+    }
+    link.counters.receivedMessages += messages.length;
+    link.counters.receivedBytes += body.length;
+    link.counters.receivedBatches++;
+    res.writeHead(204);
+    res.end();
+    if (messages.length > 0 && this.messageHandler !== undefined) {
+      try {
+        this.messageHandler(messages);
+      } catch {
+        // the handler's failure is its own; the batch was delivered
+      }
+    }
+  }
+
+  private async handleSnapshot(url: URL, res: http.ServerResponse, claims: PeerClaims, mac: Uint8Array): Promise<void> {
+    const q = parseChunkQuery(url.searchParams);
+    if (q === undefined) return this.refuse(res, 'bad-request');
+    const target = `${q.index}/${q.name}/${q.offset}/${q.length}`;
+    if (!macEquals(requestMac(this.o.secret, PeerRoute.Snapshot, claims, target, EMPTY_DIGEST), mac)) return this.refuse(res, 'bad-mac', {}, true);
+    if (!isFresh(claims.time, Date.now(), this.o.maxClockSkewMs)) return this.refuse(res, 'clock-skew');
+    const handler = this.snapshotHandler;
+    if (handler === undefined) return this.refuse(res, 'not-found');
+    let data: Uint8Array;
+    try {
+      data = await handler(q.index, q.name, q.offset, q.length);
+    } catch (e) {
+      const code = (e as { code?: unknown })?.code;
+      if (code === 'ENOENT' || code === TransportErrorCode.NotFound) return this.refuse(res, 'not-found');
+      res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+      res.end('snapshot read failed\n');
+      return;
+    }
+    if (!(data instanceof Uint8Array) || data.length > q.length) {
+      res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+      res.end('snapshot read returned a bad chunk\n');
+      return;
+    }
+    if (this.closed || !this.links.has(claims.from)) return this.refuse(res, this.closed ? 'closed' : 'not-member', {}, true);
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(data.length) });
+    res.end(data);
+  }
+}
+
+/** The four parameters of a chunk read, each exactly once and canonical; undefined otherwise. */
+function parseChunkQuery(p: URLSearchParams): { index: number; name: string; offset: number; length: number } | undefined {
+  const keys = [...p.keys()];
+  if (keys.length !== 4 || new Set(keys).size !== 4) return undefined;
+  const index = parseDecimal(p.get('index'));
+  const offset = parseDecimal(p.get('offset'));
+  const length = parseDecimal(p.get('length'));
+  const name = p.get('name');
+  if (index === undefined || offset === undefined || length === undefined || name === null) return undefined;
+  if (length < 1 || length > MAX_CHUNK_BYTES || !SNAPSHOT_NAME.test(name)) return undefined;
+  return { index, name, offset, length };
+}
+
+/** Reads a request body of at most `cap` bytes. */
+function readBody(req: http.IncomingMessage, cap: number): Promise<Uint8Array | 'too-large' | 'aborted'> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    let done = false;
+    const settle = (v: Uint8Array | 'too-large' | 'aborted'): void => {
+      if (done) return;
+      done = true;
+      resolve(v);
+    };
+    req.on('data', (c: Buffer) => {
+      if (done) return;
+      n += c.length;
+      if (n > cap) {
+        chunks.length = 0;
+        req.pause();
+        settle('too-large');
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => settle(new Uint8Array(Buffer.concat(chunks, n))));
+    req.on('error', () => settle('aborted'));
+    req.on('close', () => settle('aborted'));
+  });
+}

@@ -1,0 +1,20 @@
+/**
+ * The peer transport between member processes: the message codec (`codec.ts`), request
+ * authentication and the replay guard (`auth.ts`), the bounded per-peer queue (`queue.ts`), all
+ * pure, and {@link HttpTransport} (`http.ts`), the I/O. See `docs/replication.md` § Transport.
+ * @module
+ */
+export { TransportError, TransportErrorCode } from './errors.js';
+export {
+  BATCH_VERSION, MAX_BATCH_MESSAGES, MAX_MEMBERS, MAX_MESSAGE_ENTRIES, MAX_NODE_ID,
+  decodeBatch, decodeMessage, encodeBatch, encodeMessage, encodeMessages,
+} from './codec.js';
+export {
+  PeerHeader, PeerRoute, ReplayGuard, SECRET_BYTES, authHeaders, bodyDigest, epochMac, isFresh,
+  macEquals, parseAuthHeaders, requestMac, type Admission, type PeerClaims,
+} from './auth.js';
+export { PeerQueue } from './queue.js';
+export {
+  HttpTransport, MAX_CHUNK_BYTES, MAX_INBOUND_PER_SENDER, MESSAGES_PATH, SNAPSHOT_PATH,
+  type HttpTransportOptions, type PeerStats, type RefusalReason, type TransportStats, type TransportTls,
+} from './http.js';
