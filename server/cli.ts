@@ -24,6 +24,7 @@ import { toHex } from '../proofs/bytes.js';
 import { toBase64Url } from './codec.js';
 import { CLIENT_EXIT, oneLine, reportError } from './cli/common.js';
 import { registerBackupCommands } from './cli_backup.js';
+import { registerClusterCommands } from './cli/cluster.js';
 import { registerClientCommands } from './cli_commands.js';
 import { addNoteServeOptions, noteOptionsOf } from './cli/note.js';
 import { formatVerifierKey } from '../proofs/note.js';
@@ -194,6 +195,7 @@ export function buildProgram(): Command {
     });
   registerClientCommands(program);
   registerBackupCommands(program);
+  registerClusterCommands(program);
   return program;
 }
 

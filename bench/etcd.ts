@@ -1,0 +1,137 @@
+/**
+ * etcd 3.4 as the anchor of `bench/cluster.ts`: Debian's `etcd-server` (installed with apt-get
+ * when `etcd` is missing), three members on 127.0.0.1 in a temporary directory, with etcd's
+ * defaults otherwise — fsync on (etcd has no way to turn it off short of
+ * `--unsafe-no-fsync`, which is not given), heartbeat 100 ms and election timeout 1000 ms (the
+ * same timing as ProofKV's group). Run alone it measures etcd only:
+ *
+ *   npx tsx bench/etcd.ts [--quick] [--seq N] [--conc-n N] [--get-n N] [--concurrency 100]
+ *
+ * See bench/README.md. Not a test.
+ * @module
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { aptInstall, buildLoadgen, freePorts, onPath, runLoadgen, spawnChild, type Child, type LoadParams, type LoadSystem, type PhaseResult } from './loadgen.js';
+import { loadAvg, machineInfo, numArg, parseArgs, tempDir } from './lib.js';
+
+/** A running etcd cluster. */
+export interface EtcdCluster {
+  /** Client URLs, member 1 first. */
+  endpoints: string[];
+  /** `etcd --version`'s first line. */
+  version: string;
+  /** Stops every member (SIGTERM, then SIGKILL) and removes its data. */
+  stop(): Promise<void>;
+}
+
+/** The `etcd` binary, installing Debian's `etcd-server` when it is missing. */
+export function ensureEtcd(): string {
+  if (!onPath('etcd')) aptInstall(['etcd-server']);
+  return 'etcd';
+}
+
+/** Starts `members` etcd members on loopback under `dir` (fresh data directories). */
+export async function startEtcdCluster(dir: string, members = 3): Promise<EtcdCluster> {
+  const bin = ensureEtcd();
+  const version = execFileSync(bin, ['--version']).toString().split('\n')[0].trim();
+  const ports = await freePorts(2 * members);
+  const names = Array.from({ length: members }, (_, i) => `m${i + 1}`);
+  const clientUrl = (i: number) => `http://127.0.0.1:${ports[i]}`;
+  const peerUrl = (i: number) => `http://127.0.0.1:${ports[members + i]}`;
+  const initial = names.map((n, i) => `${n}=${peerUrl(i)}`).join(',');
+  const children: Child[] = names.map((name, i) => {
+    const data = path.join(dir, name);
+    fs.mkdirSync(data, { recursive: true, mode: 0o700 });
+    return spawnChild(bin, [
+      '--name', name,
+      '--data-dir', data,
+      '--listen-client-urls', clientUrl(i),
+      '--advertise-client-urls', clientUrl(i),
+      '--listen-peer-urls', peerUrl(i),
+      '--initial-advertise-peer-urls', peerUrl(i),
+      '--initial-cluster', initial,
+      '--initial-cluster-token', path.basename(dir),
+      '--initial-cluster-state', 'new',
+      '--logger', 'zap',
+      '--log-outputs', 'stderr',
+      '--log-level', 'warn',
+    ]);
+  });
+  // An early exit (a port taken since the probe, a bad flag) is reported with its output.
+  await new Promise((r) => setTimeout(r, 500));
+  const dead = children.findIndex((c) => c.proc.exitCode !== null);
+  if (dead >= 0) {
+    const out = children[dead].output();
+    await Promise.all(children.map((c) => c.stop()));
+    throw new Error(`etcd member ${names[dead]} exited at start:\n${out}`);
+  }
+  return {
+    endpoints: names.map((_, i) => clientUrl(i)),
+    version,
+    async stop() {
+      await Promise.all(children.map((c) => c.stop()));
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Starts a 3-member etcd cluster in a fresh temporary directory, runs the load through `client`
+ * (clientv3 by default, or the JSON gateway), stops it.
+ */
+export async function measureEtcd(loadgen: string, p: LoadParams, client: Extract<LoadSystem, 'etcd' | 'etcd-gateway'> = 'etcd'): Promise<{ version: string; phases: PhaseResult[] }> {
+  const cluster = await startEtcdCluster(tempDir('proofkv-bench-etcd-'));
+  try {
+    return { version: cluster.version, phases: await runLoadgen(loadgen, client, cluster.endpoints, p) };
+  } finally {
+    await cluster.stop();
+  }
+}
+
+/** Load parameters from the command line (shared with bench/cluster.ts). */
+export function loadParamsOf(args: Map<string, string | true>): LoadParams {
+  const quick = args.has('quick');
+  return {
+    seq: numArg(args, 'seq', quick ? 1000 : 3000),
+    concN: numArg(args, 'conc-n', quick ? 5000 : 20000),
+    getN: numArg(args, 'get-n', quick ? 5000 : 20000),
+    concurrency: numArg(args, 'concurrency', 100),
+    valueBytes: numArg(args, 'value-bytes', 100),
+    phaseSeconds: numArg(args, 'phase-seconds', 120),
+  };
+}
+
+/** One phase as a line of text. */
+export function phaseLine(r: PhaseResult): string {
+  const errs = r.errors > 0 ? `, ${r.errors} errors (first: ${r.firstError})` : '';
+  return `${r.phase}: ${r.ops} ops in ${r.seconds.toFixed(2)} s = ${r.opsPerSec.toFixed(0)} ops/s; latency mean ${r.meanUs.toFixed(0)} µs, p50 ${r.p50Us.toFixed(0)} µs, p99 ${r.p99Us.toFixed(0)} µs${errs}`;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  if (args.has('help')) {
+    console.log('usage: tsx bench/etcd.ts [--quick] [--seq N] [--conc-n N] [--get-n N] [--concurrency 100] [--value-bytes 100] [--phase-seconds 120]');
+    return;
+  }
+  const p = loadParamsOf(args);
+  console.log('bench/etcd.ts: a 3-member etcd cluster on loopback, driven by bench/loadgen (clientv3, then the JSON gateway)');
+  for (const l of machineInfo()) console.log(`  ${l}`);
+  console.log(`  load average before: ${loadAvg()}`);
+  const work = tempDir('proofkv-bench-loadgen-');
+  try {
+    const loadgen = buildLoadgen(work);
+    for (const client of ['etcd', 'etcd-gateway'] as const) {
+      const r = await measureEtcd(loadgen, p, client);
+      console.log(`  ${r.version}, ${client === 'etcd' ? 'clientv3 (gRPC)' : 'v3 JSON gateway (HTTP/1.1 keep-alive)'} (load ${loadAvg()}):`);
+      for (const ph of r.phases) console.log(`    ${phaseLine(ph)}`);
+    }
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+  console.log(`  load average after: ${loadAvg()}`);
+}
+
+if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await main();

@@ -1,0 +1,169 @@
+/**
+ * The load generator of `bench/cluster.ts` and `bench/etcd.ts`: `bench/loadgen/main.go`, one Go
+ * program that drives etcd through its own client (clientv3, gRPC) and ProofKV through its HTTP
+ * API (net/http, keep-alive), with the same goroutines and the same latency bookkeeping for both
+ * (and, for information, etcd's JSON gateway through the same HTTP client as ProofKV).
+ * Built here in GOPATH mode against Debian's `golang-etcd-server-dev` (no module download), as
+ * the signed-note interop test builds against Debian's Go packages; Debian packages are installed
+ * with apt-get when missing. Also: free loopback ports, and a child process that is always
+ * stopped. Not a test.
+ * @module
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+/** Where Debian's Go packages put their sources (GOPATH). */
+const DEBIAN_GOCODE = '/usr/share/gocode';
+
+/** True when `cmd` is on PATH. */
+export function onPath(cmd: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Installs Debian packages with apt-get (as `.ci/run` does for its own); logs what it does. */
+export function aptInstall(packages: string[]): void {
+  console.log(`  installing Debian packages: ${packages.join(' ')} (apt-get)`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  execFileSync('apt-get', ['update', '-q'], { stdio: ['ignore', 'ignore', 'inherit'], env });
+  execFileSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...packages], { stdio: ['ignore', 'ignore', 'inherit'], env });
+}
+
+/**
+ * Builds the load generator into `outDir` and returns its path. Needs `go` and Debian's etcd
+ * client sources (`golang-etcd-server-dev`), installed when missing.
+ */
+export function buildLoadgen(outDir: string): string {
+  const missing: string[] = [];
+  if (!onPath('go')) missing.push('golang-go');
+  if (!fs.existsSync(path.join(DEBIAN_GOCODE, 'src/go.etcd.io/etcd/clientv3'))) missing.push('golang-etcd-server-dev');
+  if (missing.length > 0) aptInstall(missing);
+  const gopath = path.join(outDir, 'gopath');
+  const src = path.join(gopath, 'src/loadgen');
+  fs.mkdirSync(src, { recursive: true });
+  fs.copyFileSync(path.join(HERE, 'loadgen/main.go'), path.join(src, 'main.go'));
+  const bin = path.join(outDir, 'loadgen');
+  execFileSync('go', ['build', '-o', bin, '.'], {
+    cwd: src,
+    stdio: ['ignore', 'inherit', 'inherit'],
+    env: { ...process.env, GO111MODULE: 'off', GOPATH: `${gopath}:${DEBIAN_GOCODE}`, GOFLAGS: '', GOCACHE: path.join(outDir, 'gocache') },
+  });
+  return bin;
+}
+
+/** One phase as the load generator reports it. */
+export interface PhaseResult {
+  phase: 'put1' | 'put100' | 'get100';
+  ops: number;
+  errors: number;
+  firstError?: string;
+  seconds: number;
+  opsPerSec: number;
+  meanUs: number;
+  p50Us: number;
+  p99Us: number;
+  concurrency: number;
+}
+
+/** What each run of the load generator does. */
+export interface LoadParams {
+  seq: number;
+  concN: number;
+  getN: number;
+  concurrency: number;
+  valueBytes: number;
+  phaseSeconds: number;
+}
+
+/**
+ * What the load generator drives: etcd through clientv3 (gRPC), etcd through its v3 JSON gateway
+ * (HTTP/1.1, the same client as ProofKV's; information only), ProofKV through its HTTP API.
+ */
+export type LoadSystem = 'etcd' | 'etcd-gateway' | 'proofkv';
+
+/** Runs the load generator against `endpoints` of `system`; its three phases. */
+export async function runLoadgen(bin: string, system: LoadSystem, endpoints: string[], p: LoadParams): Promise<PhaseResult[]> {
+  const args = [
+    '-system', system,
+    '-endpoints', endpoints.join(','),
+    '-seq', String(p.seq),
+    '-conc-n', String(p.concN),
+    '-get-n', String(p.getN),
+    '-concurrency', String(p.concurrency),
+    '-value-bytes', String(p.valueBytes),
+    '-phase-seconds', String(p.phaseSeconds),
+  ];
+  const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+  const code = await new Promise<number | null>((resolve) => proc.on('exit', (c) => resolve(c)));
+  if (code !== 0) throw new Error(`loadgen (${system}) exited ${code}: ${err.trim()}`);
+  return out
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as PhaseResult);
+}
+
+/** `n` distinct free TCP ports on 127.0.0.1 (each probed by a listen; a probe, not a reservation). */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers: net.Server[] = [];
+  try {
+    const ports: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const s = net.createServer();
+      servers.push(s);
+      ports.push(
+        await new Promise<number>((resolve, reject) => {
+          s.once('error', reject);
+          s.listen({ host: '127.0.0.1', port: 0 }, () => resolve((s.address() as net.AddressInfo).port));
+        }),
+      );
+    }
+    return ports;
+  } finally {
+    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  }
+}
+
+/** A child process whose output is kept (the last 8 KiB) and that stops with SIGTERM, then SIGKILL. */
+export interface Child {
+  proc: ChildProcess;
+  /** The process's recent stdout and stderr. */
+  output(): string;
+  /** Resolves when the process exited. */
+  exited: Promise<void>;
+  /** SIGTERM; SIGKILL after `graceMs`; resolves when it exited. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/** Spawns `cmd args` with its output kept for error messages. */
+export function spawnChild(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Child {
+  const proc = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const keep = (d: Buffer) => (out = (out + d.toString()).slice(-8192));
+  proc.stdout!.on('data', keep);
+  proc.stderr!.on('data', keep);
+  const exited = new Promise<void>((resolve) => proc.on('exit', () => resolve()));
+  return {
+    proc,
+    output: () => out,
+    exited,
+    async stop(graceMs = 10_000) {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}

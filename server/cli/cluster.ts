@@ -1,0 +1,218 @@
+/**
+ * `proofkv cluster init`: lays out a new cluster in one directory (docs/cluster.md).
+ *
+ * ```
+ * proofkv cluster init --nodes 3 --dir ./cluster [--host 127.0.0.1] [--client-port 7001] [--peer-port 7101] [--json]
+ * ```
+ * creates `<dir>/cluster.json` (the members: id, client and peer URL, public key),
+ * `<dir>/cluster.secret` (32 random bytes as hex, mode 0600: the peers' shared secret) and one
+ * data directory per member, `<dir>/node1` … (mode 0700), each holding the member's `NODE_KEY`
+ * made by the node-key code `serve` itself uses, so the public keys in `cluster.json` are the keys
+ * the members sign with. Member i listens on `--client-port + i - 1` and `--peer-port + i - 1`.
+ * Nothing is overwritten: when any of these paths exists the command fails with
+ * `CLUSTER_EXISTS`, and a failure half-way removes what it created. `cluster.json` is written
+ * last, so its presence means the layout is complete. Then each member starts with
+ * `proofkv serve --cluster <dir>/cluster.json --node-id i --data <dir>/node<i> --cluster-secret-file <dir>/cluster.secret`.
+ * @module
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Command } from 'commander';
+import { toHex } from '../../proofs/bytes.js';
+import { openNodeKey } from '../../src/proof/node_key.js';
+import {
+  CLUSTER_CONFIG_FILE,
+  CLUSTER_SECRET_BYTES,
+  CLUSTER_SECRET_FILE,
+  ClusterConfigError,
+  formatClusterConfig,
+  formatClusterSecret,
+  MAX_CLUSTER_MEMBERS,
+  parseListenerUrl,
+  type ClusterConfig,
+} from '../cluster_config.js';
+import { CliError, intOption, print, run, table } from './common.js';
+
+/** What {@link initCluster} needs. */
+export interface ClusterInitOptions {
+  /** Members, 1 .. {@link MAX_CLUSTER_MEMBERS}. */
+  nodes: number;
+  /** Directory to lay the cluster out in (created when missing). */
+  dir: string;
+  /** Host of every member's URLs (default 127.0.0.1). */
+  host?: string;
+  /** Client port of member 1; member i gets `clientPort + i - 1` (default 7001). */
+  clientPort?: number;
+  /** Peer port of member 1; member i gets `peerPort + i - 1` (default 7101). */
+  peerPort?: number;
+}
+
+/** What {@link initCluster} made. */
+export interface ClusterLayout {
+  config: ClusterConfig;
+  /** Absolute paths of the cluster file, the secret file and each member's data directory (by id). */
+  configFile: string;
+  secretFile: string;
+  dataDirs: Map<number, string>;
+}
+
+/** Data directory name of member `id` inside the cluster directory. */
+export function nodeDirName(id: number): string {
+  return `node${id}`;
+}
+
+/** The majority quorum of `n` members. */
+export function majority(n: number): number {
+  return Math.floor(n / 2) + 1;
+}
+
+/** `host` as it appears in a URL (IPv6 literals in brackets). */
+function urlHost(host: string): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+}
+
+function portOf(v: number | undefined, dflt: number, name: string, n: number): number {
+  const p = v ?? dflt;
+  if (!Number.isInteger(p) || p < 1 || p + n - 1 > 65535) throw new CliError('USAGE', `${name} must leave ${n} ports within 1 .. 65535, got ${p}`);
+  return p;
+}
+
+/**
+ * Creates the cluster directory layout (see the module comment). Throws `CLUSTER_EXISTS` when any
+ * path it would create exists, `USAGE` for bad options; on any failure it removes what it made.
+ */
+export function initCluster(o: ClusterInitOptions): ClusterLayout {
+  const n = o.nodes;
+  if (!Number.isInteger(n) || n < 1 || n > MAX_CLUSTER_MEMBERS) throw new CliError('USAGE', `--nodes must be 1 .. ${MAX_CLUSTER_MEMBERS}, got ${n}`);
+  const host = o.host ?? '127.0.0.1';
+  if (host === '' || /[\s/@#?]/.test(host)) throw new CliError('USAGE', `--host ${JSON.stringify(host)} is not a host name or address`);
+  try {
+    parseListenerUrl(`http://${urlHost(host)}:1`, '--host');
+  } catch (err) {
+    throw new CliError('USAGE', (err as Error).message);
+  }
+  const clientPort = portOf(o.clientPort, 7001, '--client-port', n);
+  const peerPort = portOf(o.peerPort, 7101, '--peer-port', n);
+  if (clientPort < peerPort + n && peerPort < clientPort + n) throw new CliError('USAGE', `client ports ${clientPort}..${clientPort + n - 1} and peer ports ${peerPort}..${peerPort + n - 1} overlap`);
+  const dir = path.resolve(o.dir);
+  const configFile = path.join(dir, CLUSTER_CONFIG_FILE);
+  const secretFile = path.join(dir, CLUSTER_SECRET_FILE);
+  const ids = Array.from({ length: n }, (_, i) => i + 1);
+  const dataDirs = new Map(ids.map((id) => [id, path.join(dir, nodeDirName(id))]));
+  for (const p of [configFile, secretFile, ...dataDirs.values()]) {
+    if (fs.existsSync(p)) throw new ClusterConfigError('CLUSTER_EXISTS', `${p} exists: cluster init never overwrites a cluster; choose another --dir`);
+  }
+  const created: string[] = [];
+  try {
+    if (!fs.existsSync(dir)) {
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      created.push(dir);
+    }
+    const members = ids.map((id) => {
+      const d = dataDirs.get(id)!;
+      // Not recursive: fails (EEXIST) if another process made it since the check above.
+      fs.mkdirSync(d, { mode: 0o700 });
+      created.push(d);
+      const { key } = openNodeKey(d, { logSize: 0 });
+      return {
+        id,
+        clientUrl: `http://${urlHost(host)}:${clientPort + id - 1}`,
+        peerUrl: `http://${urlHost(host)}:${peerPort + id - 1}`,
+        publicKey: key.publicKey,
+      };
+    });
+    const config: ClusterConfig = { clusterId: `pk-${toHex(randomBytes(8))}`, members };
+    const text = formatClusterConfig(config);
+    // 'wx': never replace a file another process created since the check.
+    fs.writeFileSync(secretFile, formatClusterSecret(new Uint8Array(randomBytes(CLUSTER_SECRET_BYTES))), { mode: 0o600, flag: 'wx' });
+    created.push(secretFile);
+    fs.chmodSync(secretFile, 0o600);
+    fs.writeFileSync(configFile, text, { mode: 0o644, flag: 'wx' });
+    created.push(configFile);
+    return { config, configFile, secretFile, dataDirs };
+  } catch (err) {
+    for (const p of created.reverse()) fs.rmSync(p, { recursive: true, force: true });
+    if (err instanceof CliError || err instanceof ClusterConfigError) throw err;
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'EEXIST') throw new ClusterConfigError('CLUSTER_EXISTS', `${e.path ?? dir} appeared while cluster init ran; nothing was kept`);
+    throw new CliError('IO_ERROR', `cluster init failed, nothing was kept: ${e.message}`);
+  }
+}
+
+/** The client SDK's trust and endpoints for `config`, as TypeScript to paste. */
+export function sdkSnippet(config: ClusterConfig): string[] {
+  return [
+    "import { ProofKVClient } from 'proofkv/client';",
+    'const client = new ProofKVClient({',
+    `  endpoints: [${config.members.map((m) => `'${m.clientUrl}'`).join(', ')}],`,
+    '  trust: {',
+    '    publicKeys: [',
+    ...config.members.map((m) => `      '${toHex(m.publicKey)}', // node ${m.id}`),
+    '    ],',
+    `    quorum: ${majority(config.members.length)},`,
+    '  },',
+    '});',
+  ];
+}
+
+/** The `serve` command line of member `id` of the layout (paths as given). */
+export function serveCommand(dir: string, id: number): string {
+  const d = (f: string) => path.join(dir, f);
+  return `proofkv serve --cluster ${d(CLUSTER_CONFIG_FILE)} --node-id ${id} --data ${d(nodeDirName(id))} --cluster-secret-file ${d(CLUSTER_SECRET_FILE)}`;
+}
+
+/** Registers `cluster init` on `program`. */
+export function registerClusterCommands(program: Command): void {
+  const cluster = program.command('cluster').description('set up a replicated cluster (docs/cluster.md)');
+  cluster
+    .command('init')
+    .description('create cluster.json, cluster.secret and one data directory with its node key per member')
+    .requiredOption('--nodes <n>', `members, 1 .. ${MAX_CLUSTER_MEMBERS} (3 or 5 tolerate 1 or 2 failures)`)
+    .requiredOption('--dir <dir>', 'directory to create the cluster in (must not hold one)')
+    .option('--host <host>', "host of the members' URLs", '127.0.0.1')
+    .option('--client-port <port>', 'client port of node 1 (node i: + i - 1)', '7001')
+    .option('--peer-port <port>', 'peer port of node 1 (node i: + i - 1)', '7101')
+    .option('--json', 'print JSON instead of text (errors too: {"error": {code, status, detail}})')
+    .action(
+      run(async (o: { nodes: string; dir: string; host: string; clientPort: string; peerPort: string; json?: boolean }) => {
+        let layout: ClusterLayout;
+        try {
+          layout = initCluster({
+            nodes: intOption(o.nodes, '--nodes', 1)!,
+            dir: o.dir,
+            host: o.host,
+            clientPort: intOption(o.clientPort, '--client-port', 1),
+            peerPort: intOption(o.peerPort, '--peer-port', 1),
+          });
+        } catch (err) {
+          if (err instanceof ClusterConfigError) throw new CliError(err.code, err.message);
+          throw err;
+        }
+        const { config } = layout;
+        const quorum = majority(config.members.length);
+        print(
+          o,
+          {
+            clusterId: config.clusterId,
+            configFile: layout.configFile,
+            secretFile: layout.secretFile,
+            quorum,
+            members: config.members.map((m) => ({ id: m.id, clientUrl: m.clientUrl, peerUrl: m.peerUrl, publicKey: toHex(m.publicKey), data: layout.dataDirs.get(m.id), serve: serveCommand(o.dir, m.id) })),
+          },
+          [
+            `cluster ${config.clusterId}: ${config.members.length} member(s), quorum ${quorum}`,
+            ...table([
+              ['cluster file', layout.configFile],
+              ['secret', `${layout.secretFile} (mode 0600; every member needs it, keep it off the clients)`],
+            ]),
+            '',
+            ...config.members.flatMap((m) => [`node ${m.id}  client ${m.clientUrl}  peer ${m.peerUrl}`, `        key ${toHex(m.publicKey)}`, `        ${serveCommand(o.dir, m.id)}`]),
+            '',
+            'SDK trust (the members\' keys, a majority must sign each checkpoint):',
+            ...sdkSnippet(config).map((l) => `  ${l}`),
+          ],
+        );
+      }),
+    );
+}

@@ -1,0 +1,247 @@
+/**
+ * The cluster file `cluster.json` and the cluster secret `cluster.secret`, as `proofkv cluster
+ * init` writes them and `proofkv serve --cluster` reads them (docs/cluster.md).
+ *
+ * ```json
+ * { "clusterId": "pk-3f2a9c0d1e2b4f60",
+ *   "members": [
+ *     { "id": 1, "clientUrl": "http://127.0.0.1:7001", "peerUrl": "http://127.0.0.1:7101",
+ *       "publicKey": "<64 hex: the member's NODE_KEY public key>" }, … ] }
+ * ```
+ * Rules (a file that breaks one is a {@link ClusterConfigError} and nothing starts): only these
+ * fields; 1 to {@link MAX_CLUSTER_MEMBERS} members; ids are integers 1 .. 2^32-1; URLs are
+ * `http:` or `https:` origins (no path, query, fragment or credentials, not a wildcard address
+ * such as 0.0.0.0: others dial them); every id, every
+ * listener (`host:port` over all client and peer URLs) and every public key is distinct; the
+ * file is at most {@link MAX_CLUSTER_CONFIG_BYTES}. The secret file holds 32 bytes as 64 hex
+ * digits (surrounding white space allowed) and must not be readable by group or others.
+ * @module
+ */
+import * as fs from 'node:fs';
+import { fromHex, toHex } from '../proofs/bytes.js';
+import { ConfigError } from './config.js';
+
+/** Name of the cluster file in the directory `cluster init` creates. */
+export const CLUSTER_CONFIG_FILE = 'cluster.json';
+/** Name of the secret file in the directory `cluster init` creates. */
+export const CLUSTER_SECRET_FILE = 'cluster.secret';
+/** Most members a cluster file may list (a Raft group larger than 7 gains nothing but latency). */
+export const MAX_CLUSTER_MEMBERS = 7;
+/** Largest cluster file read, bytes. */
+export const MAX_CLUSTER_CONFIG_BYTES = 64 * 1024;
+/** Bytes of the cluster secret. */
+export const CLUSTER_SECRET_BYTES = 32;
+/** Largest member id (ids are u32 in the signer set; 0 means "no member"). */
+export const MAX_MEMBER_ID = 0xffff_ffff;
+/** Longest cluster id, characters. */
+export const MAX_CLUSTER_ID_LENGTH = 64;
+
+/** Stable codes of {@link ClusterConfigError}. */
+export const CLUSTER_CONFIG_CODES = [
+  /** The cluster file cannot be read, is too large or is not JSON. */
+  'CLUSTER_CONFIG_UNREADABLE',
+  /** The cluster file is JSON but breaks a rule (the message says which field). */
+  'CLUSTER_CONFIG_INVALID',
+  /** The secret file cannot be read or is not 32 bytes of hex. */
+  'CLUSTER_SECRET_INVALID',
+  /** The secret file can be read or written by group or others. */
+  'CLUSTER_SECRET_EXPOSED',
+  /** The member id asked for is not in the cluster file. */
+  'NOT_A_MEMBER',
+  /** `cluster init` would overwrite an existing cluster. */
+  'CLUSTER_EXISTS',
+] as const;
+/** One of {@link CLUSTER_CONFIG_CODES}. */
+export type ClusterConfigCode = (typeof CLUSTER_CONFIG_CODES)[number];
+
+/**
+ * A cluster file or secret is unusable. A {@link ConfigError} (so `serve` exits with its
+ * configuration status) with a stable {@link ClusterConfigCode}.
+ */
+export class ClusterConfigError extends ConfigError {
+  constructor(
+    readonly code: ClusterConfigCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ClusterConfigError';
+  }
+}
+
+/** One member of the cluster file. */
+export interface ClusterMember {
+  /** Raft id and signer-set id, 1 .. 2^32-1. */
+  id: number;
+  /** Origin of the client listener (existing routes, tokens), e.g. `http://127.0.0.1:7001`. */
+  clientUrl: string;
+  /** Origin of the peer listener (transport routes only), e.g. `http://127.0.0.1:7101`. */
+  peerUrl: string;
+  /** The member's Ed25519 public key (its `NODE_KEY`), 32 bytes. */
+  publicKey: Uint8Array;
+}
+
+/** A parsed, validated cluster file; members sorted by id. */
+export interface ClusterConfig {
+  clusterId: string;
+  members: ClusterMember[];
+}
+
+const invalid = (message: string) => new ClusterConfigError('CLUSTER_CONFIG_INVALID', message);
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function onlyFields(o: Record<string, unknown>, allowed: readonly string[], where: string): void {
+  for (const k of Object.keys(o)) if (!allowed.includes(k)) throw invalid(`${where}: unknown field ${JSON.stringify(k)}`);
+  for (const k of allowed) if (!(k in o)) throw invalid(`${where}: missing field ${JSON.stringify(k)}`);
+}
+
+/**
+ * `text` as a listener origin: `http:` or `https:`, a host, no credentials, path, query or
+ * fragment. Returns the normalised origin (`http://127.0.0.1:7001`) and the listener
+ * (`127.0.0.1:7001`, the default port filled in) that distinctness is checked on.
+ */
+export function parseListenerUrl(text: unknown, where: string): { origin: string; listener: string } {
+  if (typeof text !== 'string' || text.length === 0) throw invalid(`${where} must be a non-empty string`);
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    throw invalid(`${where} is not a URL: ${JSON.stringify(text)}`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw invalid(`${where} must be http: or https:, got ${JSON.stringify(text)}`);
+  if (u.hostname === '') throw invalid(`${where} has no host: ${JSON.stringify(text)}`);
+  // Members and clients dial these URLs: a wildcard address names no host to dial.
+  if (u.hostname === '0.0.0.0' || u.hostname === '[::]') throw invalid(`${where} must name an address the others can reach, not the wildcard ${u.hostname}`);
+  if (u.username !== '' || u.password !== '') throw invalid(`${where} must not carry credentials`);
+  if ((u.pathname !== '/' && u.pathname !== '') || u.search !== '' || u.hash !== '') throw invalid(`${where} must be an origin (no path, query or fragment): ${JSON.stringify(text)}`);
+  const port = u.port !== '' ? u.port : u.protocol === 'https:' ? '443' : '80';
+  return { origin: u.origin, listener: `${u.hostname}:${port}` };
+}
+
+function parseMember(m: unknown, i: number): ClusterMember & { listeners: [string, string] } {
+  const where = `members[${i}]`;
+  if (!isObject(m)) throw invalid(`${where} must be an object`);
+  onlyFields(m, ['id', 'clientUrl', 'peerUrl', 'publicKey'], where);
+  const id = m.id;
+  if (typeof id !== 'number' || !Number.isInteger(id) || id < 1 || id > MAX_MEMBER_ID) throw invalid(`${where}.id must be an integer 1 .. ${MAX_MEMBER_ID}, got ${JSON.stringify(id)}`);
+  const client = parseListenerUrl(m.clientUrl, `${where}.clientUrl`);
+  const peer = parseListenerUrl(m.peerUrl, `${where}.peerUrl`);
+  if (typeof m.publicKey !== 'string' || !/^[0-9a-fA-F]{64}$/.test(m.publicKey)) throw invalid(`${where}.publicKey must be 64 hex digits (32 bytes)`);
+  return { id, clientUrl: client.origin, peerUrl: peer.origin, publicKey: fromHex(m.publicKey.toLowerCase()), listeners: [client.listener, peer.listener] };
+}
+
+/** Parses and validates the text of a cluster file (pure: no I/O). */
+export function parseClusterConfig(text: string): ClusterConfig {
+  if (text.length > MAX_CLUSTER_CONFIG_BYTES) throw new ClusterConfigError('CLUSTER_CONFIG_UNREADABLE', `the cluster file is larger than ${MAX_CLUSTER_CONFIG_BYTES} bytes`);
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw new ClusterConfigError('CLUSTER_CONFIG_UNREADABLE', `the cluster file is not JSON: ${(err as Error).message}`);
+  }
+  if (!isObject(doc)) throw invalid('the cluster file must be a JSON object');
+  onlyFields(doc, ['clusterId', 'members'], 'cluster file');
+  const clusterId = doc.clusterId;
+  if (typeof clusterId !== 'string' || !/^[A-Za-z0-9._-]+$/.test(clusterId) || clusterId.length > MAX_CLUSTER_ID_LENGTH) {
+    throw invalid(`clusterId must be 1 .. ${MAX_CLUSTER_ID_LENGTH} characters of A-Z a-z 0-9 . _ -`);
+  }
+  if (!Array.isArray(doc.members)) throw invalid('members must be an array');
+  if (doc.members.length === 0 || doc.members.length > MAX_CLUSTER_MEMBERS) throw invalid(`members must list 1 .. ${MAX_CLUSTER_MEMBERS} members, got ${doc.members.length}`);
+  const members = doc.members.map(parseMember);
+  const ids = new Map<number, number>();
+  const listeners = new Map<string, string>();
+  const keys = new Map<string, number>();
+  members.forEach((m, i) => {
+    const dupId = ids.get(m.id);
+    if (dupId !== undefined) throw invalid(`members[${i}].id ${m.id} is also members[${dupId}].id`);
+    ids.set(m.id, i);
+    for (const [field, l] of [['clientUrl', m.listeners[0]], ['peerUrl', m.listeners[1]]] as const) {
+      const other = listeners.get(l);
+      if (other !== undefined) throw invalid(`members[${i}].${field} listens on ${l}, as ${other} does`);
+      listeners.set(l, `members[${i}].${field}`);
+    }
+    const hex = toHex(m.publicKey);
+    const dupKey = keys.get(hex);
+    if (dupKey !== undefined) throw invalid(`members[${i}].publicKey is also members[${dupKey}].publicKey`);
+    keys.set(hex, i);
+  });
+  return {
+    clusterId,
+    members: members.map(({ id, clientUrl, peerUrl, publicKey }) => ({ id, clientUrl, peerUrl, publicKey })).sort((a, b) => a.id - b.id),
+  };
+}
+
+/** The cluster file's text for `config` (public keys as lowercase hex), validated on the way. */
+export function formatClusterConfig(config: ClusterConfig): string {
+  const doc = {
+    clusterId: config.clusterId,
+    members: config.members.map((m) => ({ id: m.id, clientUrl: m.clientUrl, peerUrl: m.peerUrl, publicKey: toHex(m.publicKey) })),
+  };
+  const text = `${JSON.stringify(doc, null, 2)}\n`;
+  parseClusterConfig(text);
+  return text;
+}
+
+/** Reads and validates the cluster file `file`. */
+export function readClusterConfig(file: string): ClusterConfig {
+  return parseClusterConfig(readBounded(file, MAX_CLUSTER_CONFIG_BYTES, 'CLUSTER_CONFIG_UNREADABLE', 'cluster file'));
+}
+
+/** The member `id` of `config`, or `NOT_A_MEMBER`. */
+export function memberOf(config: ClusterConfig, id: number): ClusterMember {
+  const m = config.members.find((x) => x.id === id);
+  if (!m) throw new ClusterConfigError('NOT_A_MEMBER', `node id ${id} is not a member of cluster ${config.clusterId} (members: ${config.members.map((x) => x.id).join(', ')})`);
+  return m;
+}
+
+/** The 32-byte secret in the text of a secret file: 64 hex digits, white space around allowed. */
+export function parseClusterSecret(text: string): Uint8Array {
+  const t = text.trim();
+  if (!/^[0-9a-fA-F]{64}$/.test(t)) throw new ClusterConfigError('CLUSTER_SECRET_INVALID', `the cluster secret must be ${CLUSTER_SECRET_BYTES} bytes as 64 hex digits`);
+  return fromHex(t.toLowerCase());
+}
+
+/** The text of a secret file for `secret` (64 lowercase hex digits and a newline). */
+export function formatClusterSecret(secret: Uint8Array): string {
+  if (secret.length !== CLUSTER_SECRET_BYTES) throw new RangeError(`the cluster secret must be ${CLUSTER_SECRET_BYTES} bytes`);
+  return `${toHex(secret)}\n`;
+}
+
+/**
+ * Reads the secret file `file`. On POSIX systems a file that group or others may read or write
+ * is refused (`CLUSTER_SECRET_EXPOSED`), as ssh refuses a loose private key: whoever holds the
+ * secret can speak for a member on the peer listener.
+ */
+export function readClusterSecret(file: string): Uint8Array {
+  if (process.platform !== 'win32') {
+    let mode: number;
+    try {
+      mode = fs.statSync(file).mode & 0o777;
+    } catch (err) {
+      throw new ClusterConfigError('CLUSTER_SECRET_INVALID', `cannot read the cluster secret ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    if (mode & 0o077) throw new ClusterConfigError('CLUSTER_SECRET_EXPOSED', `the cluster secret ${file} has mode ${mode.toString(8).padStart(4, '0')}: make it 0600 (chmod 600) and treat the secret as exposed`);
+  }
+  return parseClusterSecret(readBounded(file, 1024, 'CLUSTER_SECRET_INVALID', 'cluster secret'));
+}
+
+function readBounded(file: string, limit: number, code: ClusterConfigCode, what: string): string {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (err) {
+    throw new ClusterConfigError(code, `cannot read the ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  try {
+    const buf = Buffer.alloc(limit + 1);
+    let n = 0;
+    for (;;) {
+      const r = fs.readSync(fd, buf, n, buf.length - n, null);
+      if (r === 0) break;
+      n += r;
+      if (n > limit) throw new ClusterConfigError(code, `the ${what} ${file} is larger than ${limit} bytes`);
+    }
+    return buf.subarray(0, n).toString('utf8');
+  } finally {
+    fs.closeSync(fd);
+  }
+}
