@@ -30,6 +30,8 @@ import { addNoteServeOptions, noteOptionsOf } from './cli/note.js';
 import { formatVerifierKey } from '../proofs/note.js';
 import { ConfigError, DEFAULTS, LOG_LEVELS, resolveConfig, type ServeConfig, type ServeFlags } from './config.js';
 import { ProofNode, softwareVersion, type NodeOptions } from './node.js';
+import { memberOf, readClusterConfig, readClusterSecret } from './cluster_config.js';
+import { isLoopbackHost } from './auth.js';
 
 /** Exit codes of `serve`. */
 export const EXIT = { ok: 0, failed: 1, config: 2 } as const;
@@ -54,8 +56,23 @@ function readTls(tls: ServeConfig['tls']): NodeOptions['tls'] {
 /** Runs `serve` until SIGTERM/SIGINT; resolves when the node stopped. */
 export async function serve(flags: ServeFlags & { origin?: string; witness?: string[] } & { raft?: boolean }, explicit: ReadonlySet<string>): Promise<void> {
   let cfg;
+  let cluster: NodeOptions['cluster'];
   try {
     cfg = resolveConfig(flags, process.env, explicit);
+    if (cfg.cluster) {
+      cluster = {
+        config: readClusterConfig(cfg.cluster.file),
+        nodeId: cfg.cluster.nodeId,
+        secret: readClusterSecret(cfg.cluster.secretFile),
+      };
+      // The client listener is where cluster.json says clients find this member.
+      const client = new URL(memberOf(cluster.config, cluster.nodeId).clientUrl);
+      if (!explicit.has('host')) cfg.host = client.hostname.replace(/^\[(.*)\]$/, '$1');
+      if (!explicit.has('port')) cfg.port = Number(client.port || (client.protocol === 'https:' ? 443 : 80));
+      if (cfg.tokens.length === 0 && !isLoopbackHost(cfg.host)) {
+        throw new ConfigError(`refusing to listen on ${cfg.host} (this member's clientUrl) without tokens: every request would be admin`);
+      }
+    }
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`proofkv: ${err.message}\n`);
@@ -92,7 +109,8 @@ export async function serve(flags: ServeFlags & { origin?: string; witness?: str
         sync: cfg.sync,
         rotateKey: cfg.rotateKey,
       },
-      raft: flags.raft === true,
+      raft: flags.raft === true || cluster !== undefined,
+      ...(cluster ? { cluster } : {}),
       notes: noteOptionsOf({ origin: cfg.origin, witness: cfg.witnesses }),
       edge: cfg.edge,
       tls: readTls(cfg.tls),
@@ -114,7 +132,7 @@ export async function serve(flags: ServeFlags & { origin?: string; witness?: str
       `  public key  ${toBase64Url(pk)} (base64url)`,
       `  note key    ${node.notes ? formatVerifierKey(node.notes.verifierKey()) : 'none'}`,
       `  data        ${cfg.dataDir}`,
-      `  write path  ${flags.raft === true ? 'raft (one-member group)' : 'local'}`,
+      `  write path  ${cluster ? `raft (member ${cluster.nodeId} of cluster ${cluster.config.clusterId}, ${cluster.config.members.length} members; peers on ${memberOf(cluster.config, cluster.nodeId).peerUrl})` : flags.raft === true ? 'raft (one-member group)' : 'local'}`,
       `  auth        ${cfg.tokens.length === 0 ? 'none (loopback only, every request is admin)' : `${cfg.tokens.length} token(s)`}`,
       '',
     ].join('\n'),
@@ -187,7 +205,10 @@ export function buildProgram(): Command {
     .option('--tls-key <file>', 'PEM private key of --tls-cert')
     .option('--tls-client-ca <file>', 'require client certificates signed by this PEM CA')
     .option('--allow-insecure-http', 'allow plain HTTP on a non-loopback address (e.g. behind a TLS proxy)')
-    .option('--rotate-key', 'start with a new node key although a checkpoint log exists (a logged, signed key rotation)');
+    .option('--rotate-key', 'start with a new node key although a checkpoint log exists (a logged, signed key rotation)')
+    .option('--cluster <file>', 'cluster.json of the cluster this node is a member of (made by `proofkv cluster init`; docs/cluster.md)')
+    .option('--node-id <id>', "this node's member id in --cluster")
+    .option('--cluster-secret-file <file>', 'the cluster secret shared by the members (mode 0600)');
   addNoteServeOptions(program.commands[program.commands.length - 1])
     .action(async (flags: ServeFlags & { raft?: boolean; origin?: string; witness?: string[] }, cmd: Command) => {
       const explicit = new Set(Object.keys(flags).filter((k) => cmd.getOptionValueSource(k) === 'cli'));

@@ -58,6 +58,8 @@ export interface ServeConfig {
   origin?: string;
   /** Witnesses to push heads to, `<url>=<verifier key>` each, parsed by `serve`. */
   witnesses: string[];
+  /** Membership of a cluster (`--cluster`, `--node-id`, `--cluster-secret-file`); absent: one node. */
+  cluster?: { file: string; nodeId: number; secretFile: string };
 }
 
 /** Resource limits of the HTTP server (`docs/operations.md`). */
@@ -117,6 +119,12 @@ export interface ServeFlags {
   origin?: string;
   /** Witnesses to push heads to, `<url>=<verifier key>` each (docs/witness.md). */
   witness?: string[];
+  /** `cluster.json` of the cluster this node is a member of (docs/cluster.md). */
+  cluster?: string;
+  /** This node's member id in `cluster.json`. */
+  nodeId?: string;
+  /** File holding the cluster secret (hex, mode 0600). */
+  clusterSecretFile?: string;
 }
 
 const FILE_FIELDS = [
@@ -247,6 +255,12 @@ export function resolveConfig(flags: ServeFlags, env: NodeJS.ProcessEnv, explici
     rotateKey: flags.rotateKey === true,
     witnesses: strings('witnesses', explicit.has('witness') ? flags.witness : file.witnesses ?? flags.witness ?? []),
   };
+  if (flags.cluster !== undefined || flags.nodeId !== undefined || flags.clusterSecretFile !== undefined) {
+    if (flags.cluster === undefined || flags.nodeId === undefined || flags.clusterSecretFile === undefined) {
+      throw new ConfigError('--cluster, --node-id and --cluster-secret-file go together');
+    }
+    cfg.cluster = { file: str('cluster', flags.cluster), nodeId: int('node-id', flags.nodeId, 1, 0xffff_ffff), secretFile: str('cluster-secret-file', flags.clusterSecretFile) };
+  }
   const origin = pick('origin', 'origin', undefined);
   if (origin !== undefined) cfg.origin = str('origin', origin);
   if (cfg.edge.headersTimeoutMs > cfg.edge.requestTimeoutMs) throw new ConfigError('headers-timeout must not exceed request-timeout');

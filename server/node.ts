@@ -27,6 +27,8 @@ import { limitsFor, type AppContext } from './context.js';
 import { Metrics } from './metrics.js';
 import { CheckpointNotes, type NoteOptions } from './notes.js';
 import { RaftWritePath } from './raft_write_path.js';
+import { memberOf, type ClusterConfig } from './cluster_config.js';
+import { HttpTransport } from '../src/replication/transport/index.js';
 import { LocalWritePath, type LocalWritePathOptions, type WritePath } from './write_path.js';
 
 /** Options of {@link ProofNode.start}. */
@@ -61,6 +63,12 @@ export interface NodeOptions {
   edge?: Partial<EdgeLimits>;
   /** Serve HTTPS with this PEM material; `ca` makes the server require client certificates it signed. */
   tls?: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer };
+  /**
+   * This node as member `nodeId` of a cluster (implies `raft`): its peer listener serves the
+   * authenticated transport at the member's `peerUrl`, and the other members are its Raft peers
+   * (docs/cluster.md). The node's `NODE_KEY` must be the member's key in the cluster file.
+   */
+  cluster?: { config: ClusterConfig; nodeId: number; secret: Uint8Array };
 }
 
 /** The soft `RLIMIT_NOFILE` of this process (Linux `/proc/self/limits`), or undefined. */
@@ -150,6 +158,8 @@ export class ProofNode {
   notes?: CheckpointNotes;
   /** The edge limits in force. */
   edge!: EdgeLimits;
+  /** The peer transport of a cluster member. */
+  private transport?: HttpTransport;
   /** Consecutive failed checkpoints, and when automatic checkpoints may try again (ms since the epoch). */
   private checkpointFailures = 0;
   private checkpointRetryAt = 0;
@@ -179,14 +189,15 @@ export class ProofNode {
     process.umask(0o077);
     warnLooseNodeKey(options.dataDir, log);
     const raftDir = path.join(options.dataDir, 'raft');
-    if (!options.raft && fs.existsSync(raftDir)) {
+    const raft = options.raft === true || options.cluster !== undefined;
+    if (!raft && fs.existsSync(raftDir)) {
       // The Raft log is this directory's write-ahead log: the engine alone lacks its newest writes.
       throw new Error(`${options.dataDir} belongs to a Raft group (${raftDir} holds its write-ahead log): start it with the raft write path`);
     }
     const db = await ProofDB.open(options.dataDir, {
       ...options.db,
       maxOpenTables: options.db?.maxOpenTables ?? defaultMaxOpenTables(resolveEdge(options.edge).maxConnections),
-      writeAheadLog: options.raft ? 'external' : 'journal',
+      writeAheadLog: raft ? 'external' : 'journal',
     });
     const rotated = db.keyRotations().rotatedAtOpen;
     if (rotated) {
@@ -208,6 +219,7 @@ export class ProofNode {
       else log.info('write fault cleared: writes resumed');
     });
     let raftPath: RaftWritePath | undefined;
+    let transport: HttpTransport | undefined;
     try {
       const publicKey = db.publicKey();
       const nodeId = toHex(publicKey).slice(0, 16);
@@ -220,7 +232,23 @@ export class ProofNode {
           node?.afterWrite();
         },
       };
-      if (options.raft) {
+      if (options.cluster) {
+        const { config, nodeId: id, secret } = options.cluster;
+        const me = memberOf(config, id);
+        if (toHex(me.publicKey) !== toHex(publicKey)) {
+          throw new Error(`the NODE_KEY of this data directory (${toHex(publicKey).slice(0, 16)}…) is not member ${id}'s key in the cluster file (${toHex(me.publicKey).slice(0, 16)}…)`);
+        }
+        const peerUrl = new URL(me.peerUrl);
+        const peers = config.members.map((m) => ({ id: m.id, peerUrl: m.peerUrl }));
+        transport = await HttpTransport.start({
+          selfId: id,
+          clusterId: config.clusterId,
+          secret,
+          listen: { host: peerUrl.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(peerUrl.port || (peerUrl.protocol === 'https:' ? 443 : 80)) },
+          peers: peers.filter((p) => p.id !== id),
+        });
+        raftPath = await RaftWritePath.open(db, raftDir, { ...wpOptions, cluster: { id, peers, transport } });
+      } else if (raft) {
         raftPath = await RaftWritePath.open(db, raftDir, wpOptions);
       }
       const writePath: WritePath = raftPath ?? new LocalWritePath(db, wpOptions);
@@ -271,6 +299,7 @@ export class ProofNode {
       node = new ProofNode(db, writePath, metrics, built, server, nodeId, options);
       node.notes = ctx.notes;
       node.edge = edge;
+      node.transport = transport;
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(options.port, options.host, () => {
@@ -310,6 +339,7 @@ export class ProofNode {
       return node;
     } catch (err) {
       await raftPath?.close().catch(() => undefined);
+      await transport?.close().catch(() => undefined);
       await db.close().catch(() => undefined);
       throw err;
     }
@@ -339,12 +369,17 @@ export class ProofNode {
 
   private afterWrite(): void {
     const n = this.options.checkpointWrites;
-    if (n > 0 && !this.checkpointing && this.pendingWrites() >= n) this.maybeCheckpoint('writes');
+    if (n > 0 && !this.checkpointing && this.leads() && this.pendingWrites() >= n) this.maybeCheckpoint('writes');
+  }
+
+  /** In a cluster only the leader proposes checkpoints (every member applies them). */
+  private leads(): boolean {
+    return !(this.writePath instanceof RaftWritePath) || this.writePath.isLeader();
   }
 
   /** Takes a checkpoint when there are new writes and none is running. */
   private maybeCheckpoint(trigger: 'interval' | 'writes'): void {
-    if (this.closing || this.checkpointing) return;
+    if (this.closing || this.checkpointing || !this.leads()) return;
     // A write fault refuses checkpoints and is retried by the engine; after failed automatic
     // checkpoints, wait (1 s doubling to 60 s) instead of failing and logging every interval.
     if (this.db.writeFault() || Date.now() < this.checkpointRetryAt) return;
@@ -387,9 +422,10 @@ export class ProofNode {
       await drained;
       clearTimeout(force);
       if (this.checkpointing) await this.checkpointing;
-      if (this.pendingWrites() > 0) await this.checkpoint('shutdown');
+      if (this.pendingWrites() > 0 && this.leads()) await this.checkpoint('shutdown');
       await this.notes?.close();
       if (this.writePath instanceof RaftWritePath) await this.writePath.close();
+      await this.transport?.close();
       await this.db.close();
       log.info('stopped');
     })();

@@ -18,7 +18,7 @@
  */
 import { Encoder } from 'cbor-x';
 import type { ProofDB } from '../src/index.js';
-import { ReplicationError, ReplicationGroup } from '../src/replication/index.js';
+import { ReplicationError, ReplicationGroup, type GroupStatus, type PeerAddress, type Transport } from '../src/replication/index.js';
 import { HttpError } from './errors.js';
 import type { ReadConsistency } from './keys.js';
 import { CommandApplier, type LocalWritePathOptions, type WriteCommand, type WriteOutcome, type WritePath } from './write_path.js';
@@ -27,7 +27,15 @@ import { CommandApplier, type LocalWritePathOptions, type WriteCommand, type Wri
 export interface RaftWritePathOptions extends LocalWritePathOptions {
   /** Milliseconds per Raft tick (default 100). */
   tickMs?: number;
+  /**
+   * This node as a member of a cluster: its Raft id, every member's peer address (the bootstrap
+   * voters) and the transport to them. Absent: a one-member group.
+   */
+  cluster?: { id: number; peers: readonly PeerAddress[]; transport: Transport };
 }
+
+/** What `/v1/status` and `proofkv cluster status` show of the group, as this member sees it. */
+export type ClusterView = GroupStatus;
 
 /** Log entries scanned at open for earlier `(clientId, seq)` pairs (see the module comment). */
 export const RETRY_LOOKBACK = 8192;
@@ -80,6 +88,7 @@ export class RaftWritePath implements WritePath {
     const group = await ReplicationGroup.open<WriteOutcome>(dir, {
       appliedIndex: durable,
       tickMs: options.tickMs,
+      ...(options.cluster ? { id: options.cluster.id, peers: options.cluster.peers, transport: options.cluster.transport } : {}),
       beforeReplay: (g) => {
         replayEnd = g.status().lastIndex;
         if (replayEnd <= durable) return;
@@ -131,12 +140,27 @@ export class RaftWritePath implements WritePath {
     });
   }
 
-  /** {@inheritDoc WritePath.readBarrier} */
-  readBarrier(consistency: ReadConsistency): Promise<void> {
-    // A one-member group applies every committed entry before answering its proposer, so its
-    // applied state already holds every acknowledged write.
-    void consistency;
-    return Promise.resolve();
+  /**
+   * {@inheritDoc WritePath.readBarrier}
+   * Linearizable: Raft ReadIndex through the group (a one-member group confirms at once).
+   */
+  async readBarrier(consistency: ReadConsistency): Promise<void> {
+    if (consistency === 'serializable') return;
+    try {
+      await this.group.readIndex();
+    } catch (err) {
+      throw err instanceof ReplicationError ? new HttpError('UNAVAILABLE', `linearizable read refused: ${err.message}`) : err;
+    }
+  }
+
+  /** True when this member leads the group (it alone proposes checkpoints). */
+  isLeader(): boolean {
+    return this.group.status().role === 'leader';
+  }
+
+  /** The group as this member sees it. */
+  cluster(): ClusterView {
+    return this.group.status();
   }
 
   /** Finishes the running Ready, fails what is still queued, closes the log. */
