@@ -247,7 +247,12 @@ describe('HttpTransport: refusals', () => {
     }
     expect(a.t.stats().peers.map((p) => p.id)).toEqual([2]);
     const base = { selfId: 1, clusterId: CLUSTER, secret: SECRET, listen: { host: '127.0.0.1', port: 0 }, peers: [] };
-    for (const bad of [{ secret: new Uint8Array(16) }, { clusterId: 'has space' }, { selfId: 0 }, { maxBatchBytes: 1000 }, { maxQueueBytes: 1 << 16, maxBatchBytes: 1 << 17 }]) {
+    const taken = a.t.address();
+    for (const bad of [
+      { secret: new Uint8Array(16) }, { clusterId: 'has space' }, { selfId: 0 }, { maxBatchBytes: 1000 },
+      { maxQueueBytes: 1 << 16, maxBatchBytes: 1 << 17 }, { listen: { host: '127.0.0.1', port: 70000 } },
+      { listen: taken }, { peers: [{ id: 2, peerUrl: 'ftp://127.0.0.1:1' }] },
+    ]) {
       await expectRejects(HttpTransport.start({ ...base, ...bad }), TransportErrorCode.InvalidArgument);
     }
   });
