@@ -143,6 +143,32 @@ describe('HttpTransport: refusals', () => {
     expect(one.t.stats().peers[0].receivedMessages).toBe(0);
   });
 
+  it('a sender with 4 bodies being read is refused a fifth (429 busy): inbound buffers stay bounded', async () => {
+    const { one, url, body } = await listener();
+    const http = await import('node:http');
+    const open: Array<import('node:http').ClientRequest> = [];
+    try {
+      for (let i = 0; i < 4; i++) {
+        const req = http.request(url, { method: 'POST', agent: false, headers: { ...signedPostHeaders(claims(2, 1), body), 'content-length': String(body.length + 10) } });
+        req.on('error', () => undefined);
+        req.write(body); // 10 bytes short: the listener keeps waiting for the rest
+        req.flushHeaders();
+        open.push(req);
+      }
+      // (reads the private per-sender counter only to know when the four requests are in)
+      await waitFor(() => (one.t as unknown as { inbound: Map<string, number> }).inbound.get(`${PeerRoute.Messages}/2`) === 4, 'four bodies being read');
+      const r = await rawRequest(url, 'POST', { ...signedPostHeaders(claims(2, 1), body), 'content-length': String(body.length) }, body);
+      expect([r.status, r.headers[PeerHeader.refusal]]).toEqual([429, 'busy']);
+      // another sender is not affected
+      one.t.setPeers([{ id: 2, peerUrl: 'http://127.0.0.1:9' }, { id: 3, peerUrl: 'http://127.0.0.1:9' }]);
+      const b3 = encodeMessages([app(3, 1, 1)]);
+      expect((await rawRequest(url, 'POST', signedPostHeaders(claims(3, 1), b3), b3)).status).toBe(204);
+    } finally {
+      for (const req of open) req.destroy();
+    }
+    expect(one.received).toEqual([app(3, 1, 1)]);
+  });
+
   it('refuses a replayed request (same epoch and seq) and an older seq; delivers the original once', async () => {
     const { one, url, body } = await listener();
     const c1 = claims(2, 1, { epoch: 50, seq: 10 });
@@ -247,7 +273,12 @@ describe('HttpTransport: refusals', () => {
     }
     expect(a.t.stats().peers.map((p) => p.id)).toEqual([2]);
     const base = { selfId: 1, clusterId: CLUSTER, secret: SECRET, listen: { host: '127.0.0.1', port: 0 }, peers: [] };
-    for (const bad of [{ secret: new Uint8Array(16) }, { clusterId: 'has space' }, { selfId: 0 }, { maxBatchBytes: 1000 }, { maxQueueBytes: 1 << 16, maxBatchBytes: 1 << 17 }]) {
+    const taken = a.t.address();
+    for (const bad of [
+      { secret: new Uint8Array(16) }, { clusterId: 'has space' }, { selfId: 0 }, { maxBatchBytes: 1000 },
+      { maxQueueBytes: 1 << 16, maxBatchBytes: 1 << 17 }, { listen: { host: '127.0.0.1', port: 70000 } },
+      { listen: taken }, { peers: [{ id: 2, peerUrl: 'ftp://127.0.0.1:1' }] },
+    ]) {
       await expectRejects(HttpTransport.start({ ...base, ...bad }), TransportErrorCode.InvalidArgument);
     }
   });
@@ -335,6 +366,7 @@ describe('HttpTransport: snapshot chunks', () => {
     b.t.onSnapshotRead(async (index, name, offset, length) => {
       reads.push([index, name, offset, length]);
       if (name === 'broken') throw new Error('disk failure');
+      if (name === 'greedy') return new Uint8Array(length + 1);
       if (index !== 7 || name !== '000012.sst') throw Object.assign(new Error('no such file'), { code: 'ENOENT' });
       return file.subarray(offset, offset + length);
     });
@@ -359,6 +391,7 @@ describe('HttpTransport: snapshot chunks', () => {
     await expectRejects(a.t.fetchSnapshotChunk(2, 7, 'MANIFEST-000001', 0, 10), TransportErrorCode.NotFound);
     await expectRejects(a.t.fetchSnapshotChunk(2, 8, '000012.sst', 0, 10), TransportErrorCode.NotFound);
     await expectRejects(a.t.fetchSnapshotChunk(2, 7, 'broken', 0, 10), TransportErrorCode.Refused);
+    await expectRejects(a.t.fetchSnapshotChunk(2, 7, 'greedy', 0, 10), TransportErrorCode.Refused);
     await expectRejects(a.t.fetchSnapshotChunk(2, 7, '000012.sst', 0, (1 << 20) + 1), TransportErrorCode.InvalidArgument);
     await expectRejects(a.t.fetchSnapshotChunk(2, 7, '000012.sst', 0, 0), TransportErrorCode.InvalidArgument);
     await expectRejects(a.t.fetchSnapshotChunk(2, 7, '../etc/passwd', 0, 10), TransportErrorCode.InvalidArgument);

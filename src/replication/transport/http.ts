@@ -187,7 +187,9 @@ export class HttpTransport implements Transport {
     if (!isValidClusterId(options.clusterId)) bad('clusterId must be 1–128 printable ASCII characters');
     if (!(options.secret instanceof Uint8Array) || options.secret.length !== SECRET_BYTES) bad(`secret must be ${SECRET_BYTES} bytes`);
     const maxBatchBytes = positive(options.maxBatchBytes, 4 << 20, 'maxBatchBytes', 64 << 10);
-    const maxQueueBytes = positive(options.maxQueueBytes, 16 << 20, 'maxQueueBytes', maxBatchBytes);
+    const maxQueueBytes = positive(options.maxQueueBytes, Math.max(16 << 20, maxBatchBytes), 'maxQueueBytes', maxBatchBytes);
+    const { host, port } = options.listen ?? {};
+    if (typeof host !== 'string' || host === '' || !Number.isSafeInteger(port) || port < 0 || port > 65535) bad('listen must be { host, port } with a port in [0, 65535]');
     const backoff = options.backoffMs ?? { base: 50, max: 2000 };
     const o = {
       selfId: options.selfId, clusterId: options.clusterId, secret: new Uint8Array(options.secret),
@@ -212,13 +214,19 @@ export class HttpTransport implements Transport {
         else res.destroy();
       });
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(options.listen.port, options.listen.host, () => {
-        server.off('error', reject);
-        resolve();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve();
+        });
       });
-    });
+    } catch (e) {
+      t.closed = true;
+      for (const link of [...t.links.values()]) t.dropLink(link);
+      throw new TransportError(TransportErrorCode.InvalidArgument, `cannot listen on ${host}:${port}: ${(e as Error).message}`, { cause: e });
+    }
     return t;
   }
 
