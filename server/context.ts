@@ -3,6 +3,7 @@
  * identity, limits and metrics — plus the response shapes routes share.
  * @module
  */
+import type { GroupStatus } from '../src/replication/index.js';
 import type { Request } from 'express';
 import type { ProofDB, SignedCheckpoint, VersionEntry } from '../src/index.js';
 import { utf8OrUndefined, type Wire } from './codec.js';
@@ -56,6 +57,17 @@ export interface AppContext {
   metrics: Metrics;
   /** Checkpoint notes and witness cosignatures (`GET /v1/checkpoints/…/note`); absent: no note routes. */
   notes?: CheckpointNotes;
+  /** The cluster this node is a member of, and how it sees the group; absent: not a cluster member. */
+  cluster?: ClusterInfo;
+}
+
+/** A cluster member's view for `/v1/status` and `proofkv cluster status`. */
+export interface ClusterInfo {
+  clusterId: string;
+  /** The members of the cluster file (id, client URL, public key). */
+  members: ReadonlyArray<{ id: number; clientUrl: string; publicKey: Uint8Array }>;
+  /** The group as this member sees it now. */
+  view(): GroupStatus;
 }
 
 const CLIENT_ID = /^[\x21-\x7e]{1,64}$/;

@@ -261,6 +261,10 @@ export class ProofNode {
         metrics,
         notes: new CheckpointNotes(db, { warn: (msg, f) => options.logger.warn(f ?? {}, msg), ...options.notes }),
       };
+      if (options.cluster && raftPath) {
+        const rp = raftPath;
+        ctx.cluster = { clusterId: options.cluster.config.clusterId, members: options.cluster.config.members, view: () => rp.cluster() };
+      }
       const built = createApp(ctx, { auth, logger: options.logger, isClosing: () => node?.closing ?? false });
       const edge = resolveEdge(options.edge);
       const serverOptions: http.ServerOptions = {

@@ -53,8 +53,26 @@ export function nodeRoutes(ctx: AppContext, openapi: () => Record<string, unknow
       } catch (err) {
         if (!(err instanceof ProofKVError && err.code === ErrorCode.CHECKPOINT_UNAVAILABLE)) throw err;
       }
+      const cluster = ctx.cluster;
+      const view = cluster?.view();
       send(req, res, {
-        role: 'leader',
+        role: view ? view.role : 'leader',
+        cluster: cluster && view
+          ? {
+              clusterId: cluster.clusterId,
+              id: view.id,
+              term: view.term,
+              leader: view.leader,
+              leaderUrl: cluster.members.find((m) => m.id === view.leader)?.clientUrl,
+              commit: view.commit,
+              applied: view.applied,
+              firstIndex: view.firstIndex,
+              lastIndex: view.lastIndex,
+              voters: view.voters,
+              learners: view.learners,
+              members: cluster.members.map((m) => ({ id: m.id, clientUrl: m.clientUrl, publicKey: m.publicKey })),
+            }
+          : undefined,
         writes: writesWire(db),
         sync: db.options.sync,
         nodeId: info.nodeId,
