@@ -18,6 +18,7 @@ import {
   decodeSnapshotDescriptor,
   encodeSnapshotDescriptor,
   installSnapshot,
+  MAX_DESCRIPTOR_BYTES,
   readInstalledSnapshot,
   readSnapshotChunk,
   snapshotDescriptor,
@@ -25,6 +26,7 @@ import {
   type FetchChunk,
   type SnapshotTrust,
 } from '../../src/replication/snapshot.js';
+import { proofCbor } from '../../proofs/cbor_instance.js';
 import { mulberry32 } from '../support/prng.js';
 import { tempDir, TINY } from '../engine/harness.js';
 
@@ -238,9 +240,16 @@ describe('replication snapshots', () => {
       expect(fetched).toBe(0);
       // A checkpoint that is not the one the fetched log ends with (masterRoot altered with a matching table list is impossible; the seq is not).
       await refuse(encodeSnapshotDescriptor({ ...d, checkpoint: { ...d.checkpoint, seq: d.checkpoint.seq + 1 } }), fetch, 'SNAPSHOT_MISMATCH');
-      // Malformed descriptors.
+      // Malformed descriptors: garbage, truncated, an unknown field, another format, too large.
       await refuse(new Uint8Array([1, 2, 3]), fetch, 'SNAPSHOT_INVALID');
       await refuse(snap.data.subarray(0, snap.data.length - 1), fetch, 'SNAPSHOT_INVALID');
+      const raw = proofCbor.decode(snap.data) as Map<string, unknown>;
+      const reencode = (m: Map<string, unknown>) => new Uint8Array(proofCbor.encode(new Map([...m.entries()].sort(([x], [y]) => (x.length - y.length) || (x < y ? -1 : 1)))));
+      expect(hex(reencode(raw))).toBe(hex(snap.data));
+      await refuse(reencode(new Map([...raw, ['extra', 1]])), fetch, 'SNAPSHOT_INVALID');
+      await refuse(reencode(new Map([...raw, ['format', 2]])), fetch, 'SNAPSHOT_INVALID');
+      await refuse(reencode(new Map([...raw, ['tables', [...(raw.get('tables') as unknown[]), (raw.get('tables') as unknown[])[0]]]])), fetch, 'SNAPSHOT_INVALID');
+      await refuse(new Uint8Array(MAX_DESCRIPTOR_BYTES + 1), fetch, 'SNAPSHOT_INVALID');
       // The directory in use by an open engine: verified, then refused at the lock.
       const open = await ProofDB.open(bDir, OPTS);
       try {
