@@ -648,14 +648,14 @@ export class ProofDB {
   }
 
   /**
-   * The latest checkpoint as its `CHECKPOINTS` record stores it (table list in read order, log
-   * index, compaction pointers) and the number of records, or undefined before the first: what a
-   * replication snapshot describes (`src/replication/snapshot.ts`).
+   * The checkpoint proofs are served against (the latest), as its `CHECKPOINTS` record stores it
+   * (table list in read order, log index, compaction pointers), or undefined before the first:
+   * what a replication snapshot describes (`src/replication/snapshot.ts`). Its tables stay on
+   * disk while it is the one served.
    */
-  latestStoredCheckpoint(): { stored: StoredCheckpoint; logSize: number } | undefined {
+  servedCheckpointRecord(): StoredCheckpoint | undefined {
     this.checkOpen();
-    const stored = this.checkpointer.log.latest();
-    return stored && { stored, logSize: this.checkpointer.log.size };
+    return this.checkpointer.log.latest();
   }
 
   /** The node's key rotations, oldest first, and the one this open made (see `KEY_ROTATIONS`). */

@@ -214,12 +214,14 @@ function unavailable(m: string, cause?: unknown): SnapshotError {
 function servedSnapshot(db: ProofDB): Served {
   let latest;
   try {
-    latest = db.latestStoredCheckpoint();
+    latest = db.servedCheckpointRecord();
   } catch (err) {
     throw unavailable(`no snapshot: ${(err as Error).message}`, err);
   }
   if (!latest) throw unavailable('no snapshot: no checkpoint has been taken yet');
-  const { stored, logSize } = latest;
+  const stored = latest;
+  // The log up to and including the checkpoint (a newer, not yet served record is left out).
+  const logSize = stored.checkpoint.index + 1;
   const cached = served.get(db);
   if (cached && cached.checkpoint === stored.checkpoint.index && cached.stored === stored) return cached;
   if (stored.appliedIndex === undefined) throw unavailable('no snapshot: the latest checkpoint has no log index (journal mode)');
@@ -250,7 +252,9 @@ export function snapshotDescriptor(db: ProofDB, options: { index: number; sessio
     throw unavailable(`the session table is as of log index ${String(options.index)}, the latest checkpoint is at ${s.index}`);
   }
   const signed = db.checkpointAt(s.checkpoint);
-  const head = db.logHead(s.checkpoint + 1);
+  const head = db.logHead(s.logSize);
+  // The signatures the node reports for its latest head when the log ends with the checkpoint
+  // (co-signatures included), else the ones its record holds.
   const signatures = signed.head.size === head.size ? signed.signatures : s.stored.signatures;
   const d: SnapshotDescriptor = {
     index: s.index,
