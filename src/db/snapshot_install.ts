@@ -71,7 +71,9 @@ export function sealStagedSnapshot(folder: string): void {
 export function commitStagedSnapshot(dir: string, onStep?: (step: InstallStep) => void): void {
   const staging = path.join(dir, SNAPSHOT_STAGING_DIR);
   stagedNames(staging);
-  fs.rmSync(path.join(dir, SNAPSHOT_INSTALL_DIR), { recursive: true, force: true });
+  // An earlier install committed but never finished (no open since its crash): finish it first,
+  // so that the directory always holds one whole state or one committed install.
+  if (fs.existsSync(path.join(dir, SNAPSHOT_INSTALL_DIR))) finishCommitted(dir);
   fs.renameSync(staging, path.join(dir, SNAPSHOT_INSTALL_DIR));
   syncDir(dir);
   onStep?.('committed');
@@ -84,12 +86,16 @@ export function commitStagedSnapshot(dir: string, onStep?: (step: InstallStep) =
  * whether an install was finished.
  */
 export function finishSnapshotInstall(dir: string, onStep?: (step: InstallStep) => void): boolean {
+  // A fetch that never committed: the old state is whole, the staged files are garbage.
+  fs.rmSync(path.join(dir, SNAPSHOT_STAGING_DIR), { recursive: true, force: true });
+  if (!fs.existsSync(path.join(dir, SNAPSHOT_INSTALL_DIR))) return false;
+  finishCommitted(dir, onStep);
+  return true;
+}
+
+/** Rolls the committed install in `<dir>/SNAPSHOT-INSTALL` forward (idempotent). */
+function finishCommitted(dir: string, onStep?: (step: InstallStep) => void): void {
   const install = path.join(dir, SNAPSHOT_INSTALL_DIR);
-  if (!fs.existsSync(install)) {
-    // A fetch that never committed: the old state is whole, the staged files are garbage.
-    fs.rmSync(path.join(dir, SNAPSHOT_STAGING_DIR), { recursive: true, force: true });
-    return false;
-  }
   const stagedCurrent = path.join(install, files.current);
   if (fs.existsSync(stagedCurrent)) {
     const names = new Set(stagedNames(install));
@@ -113,5 +119,4 @@ export function finishSnapshotInstall(dir: string, onStep?: (step: InstallStep) 
   fs.rmSync(install, { recursive: true, force: true });
   syncDir(dir);
   onStep?.('done');
-  return true;
 }

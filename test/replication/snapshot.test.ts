@@ -330,6 +330,9 @@ describe('replication snapshots', () => {
       const moving = fs.readdirSync(inst).filter((n) => n.endsWith('.sst'));
       for (const n of moving.slice(0, Math.ceil(moving.length / 2))) fs.renameSync(path.join(inst, n), path.join(half, n));
       copies.push(['half-moved', half]);
+      // A committed, unfinished install (no open since the crash) then a newer install: the newer wins.
+      const twice = path.join(root, 'crash-then-newer');
+      copyDir(copies[4][1], twice);
       for (const [step, dir] of copies) {
         const db = await ProofDB.open(dir, OPTS);
         try {
@@ -346,6 +349,19 @@ describe('replication snapshots', () => {
         } finally {
           await db.close();
         }
+      }
+      await applyLog(a, 43, 1601, 1800, 1000);
+      await a.checkpoint({ logIndex: 1801 });
+      const snap2 = snapshotDescriptor(a, { index: 1801 });
+      expect(fs.existsSync(path.join(twice, 'SNAPSHOT-INSTALL'))).toBe(true);
+      await installSnapshot(twice, snap2.data, fetchFrom(a, 1801), trustOf(a));
+      const db = await ProofDB.open(twice, OPTS);
+      try {
+        expect(latest(db)).toEqual(latest(a));
+        expect(db.logIndex().durable).toBe(1801);
+        expect(await proofs(db)).toEqual(await proofs(a));
+      } finally {
+        await db.close();
       }
     } finally {
       await a.close();
