@@ -302,6 +302,40 @@ describe('replication snapshots', () => {
     }
   }, 120_000);
 
+  it('describes nothing before the first checkpoint, in journal mode, or with sessions of another index', async () => {
+    const root = scratch();
+    const a = await ProofDB.open(memberDir(root, 'a'), OPTS);
+    try {
+      await a.put('k', 'v', { logIndex: 1 });
+      expect(() => snapshotDescriptor(a, { index: 1 })).toThrow(expect.objectContaining({ code: 'SNAPSHOT_UNAVAILABLE' }));
+      await expect(readSnapshotChunk(a, 1, 'CHECKPOINTS', 0, 16)).rejects.toMatchObject({ code: 'SNAPSHOT_UNAVAILABLE' });
+      await a.checkpoint({ logIndex: 2 });
+      await a.put('k', 'w', { logIndex: 3 });
+      // The session table must be the one of the checkpoint's own index.
+      expect(() => snapshotDescriptor(a, { index: 3 })).toThrow(expect.objectContaining({ code: 'SNAPSHOT_UNAVAILABLE' }));
+      const snap = snapshotDescriptor(a, { index: 2 });
+      const b = memberDir(root, 'b');
+      await installSnapshot(b, snap.data, fetchFrom(a, 2), trustOf(a));
+      const db = await ProofDB.open(b, OPTS);
+      try {
+        expect(await db.get('k')).toEqual(te.encode('v'));
+        expect(db.logIndex().durable).toBe(2);
+      } finally {
+        await db.close();
+      }
+    } finally {
+      await a.close();
+    }
+    const j = await ProofDB.open(path.join(root, 'j'));
+    try {
+      await j.put('k', 'v');
+      await j.checkpoint();
+      expect(() => snapshotDescriptor(j, { index: 0 })).toThrow(expect.objectContaining({ code: 'SNAPSHOT_UNAVAILABLE' }));
+    } finally {
+      await j.close();
+    }
+  });
+
   it('a crash at any step of the install opens to the old or the new state', async () => {
     const root = scratch();
     const a = await memberA(root, 1600);
