@@ -33,7 +33,7 @@ import { NODE_KEY_FILE } from '../proof/node_key.js';
 import { TableReader } from '../table/table_reader.js';
 import { nodeHasher } from '../table/node_hasher.js';
 import { ByteLru } from '../util/byte_lru.js';
-import { files, syncDir, VersionSet } from '../version/version_set.js';
+import { files, syncDir, syncFile, VersionSet } from '../version/version_set.js';
 
 /** File name of a backup's description. */
 export const BACKUP_FILE = 'BACKUP.json';
@@ -59,15 +59,6 @@ function logRecords(dir: string): Uint8Array[] {
   const file = path.join(dir, CHECKPOINT_LOG_FILE);
   if (!fs.existsSync(file)) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `${dir} holds no checkpoint log`);
   return readJournal(fs.readFileSync(file), CHECKPOINT_LOG_FILE).records;
-}
-
-function fsyncFile(file: string): void {
-  const fd = fs.openSync(file, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
 }
 
 /** Hard-links `from` to `to`, or copies it when linking is impossible (another file system). */
@@ -158,9 +149,9 @@ export async function backupDatabase(dataDir: string, outDir: string, options: {
       await w.flush({ sync: true });
       await w.close();
       const info = verifyCheckpointFiles(tmp, publicKey);
-      for (const name of fs.readdirSync(tmp)) fsyncFile(path.join(tmp, name));
+      for (const name of fs.readdirSync(tmp)) syncFile(path.join(tmp, name));
       fs.writeFileSync(path.join(tmp, BACKUP_FILE), `${JSON.stringify({ format: 'proofkv-backup-v1', ...info, time: new Date().toISOString() }, null, 2)}\n`, { mode: 0o600 });
-      fsyncFile(path.join(tmp, BACKUP_FILE));
+      syncFile(path.join(tmp, BACKUP_FILE));
       syncDir(tmp);
       fs.renameSync(tmp, outDir);
       syncDir(path.dirname(path.resolve(outDir)));
@@ -193,14 +184,14 @@ export async function restoreDatabase(backupDir: string, dataDir: string, option
       const name = files.table(meta.number);
       fs.copyFileSync(path.join(backupDir, name), path.join(dataDir, name), fs.constants.COPYFILE_EXCL);
       fs.chmodSync(path.join(dataDir, name), 0o600);
-      fsyncFile(path.join(dataDir, name));
+      syncFile(path.join(dataDir, name));
     }
     fs.copyFileSync(path.join(backupDir, CHECKPOINT_LOG_FILE), path.join(dataDir, CHECKPOINT_LOG_FILE), fs.constants.COPYFILE_EXCL);
     fs.chmodSync(path.join(dataDir, CHECKPOINT_LOG_FILE), 0o600);
-    fsyncFile(path.join(dataDir, CHECKPOINT_LOG_FILE));
+    syncFile(path.join(dataDir, CHECKPOINT_LOG_FILE));
     if (options.nodeKey) {
       fs.writeFileSync(path.join(dataDir, NODE_KEY_FILE), options.nodeKey, { mode: 0o600 });
-      fsyncFile(path.join(dataDir, NODE_KEY_FILE));
+      syncFile(path.join(dataDir, NODE_KEY_FILE));
     }
     const vs = VersionSet.create(dataDir);
     vs.current = versionOfStored(stored);

@@ -35,6 +35,8 @@ import type { LogHead } from '../../proofs/checkpoint.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { keySuccessor, type ScanProof } from '../../proofs/lsm_scan.js';
 import { removeLeftovers, replayJournals } from './recovery.js';
+import { finishSnapshotInstall } from './snapshot_install.js';
+import type { StoredCheckpoint } from '../proof/checkpoint_log.js';
 import { WritePipeline, type WriteResult } from './write.js';
 
 /** Per-write options. */
@@ -243,6 +245,8 @@ export class ProofDB {
     let core: DBCore | null = null;
     let checkpointer: Checkpointer | null = null;
     try {
+      // A snapshot install committed before a crash is finished first (src/db/snapshot_install.ts).
+      finishSnapshotInstall(dir);
       let vs = VersionSet.recover(dir);
       if (vs && opts.errorIfExists) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `${dir} already holds a database`);
       if (!vs) {
@@ -641,6 +645,17 @@ export class ProofDB {
   checkpointTables(): ReturnType<Checkpointer['latestTables']> {
     this.checkOpen();
     return this.checkpointer.latestTables();
+  }
+
+  /**
+   * The checkpoint proofs are served against (the latest), as its `CHECKPOINTS` record stores it
+   * (table list in read order, log index, compaction pointers), or undefined before the first:
+   * what a replication snapshot describes (`src/replication/snapshot.ts`). Its tables stay on
+   * disk while it is the one served.
+   */
+  servedCheckpointRecord(): StoredCheckpoint | undefined {
+    this.checkOpen();
+    return this.checkpointer.log.latest();
   }
 
   /** The node's key rotations, oldest first, and the one this open made (see `KEY_ROTATIONS`). */

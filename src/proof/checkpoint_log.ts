@@ -8,7 +8,8 @@
  * record = u32 BE len || checkpoint message (docs/proofs.md)
  *       || u32 BE n || n × (publicKey[32] || signature[64])     signatures on the head of size index+1
  *       || version edit: tag 6 entries (the tables of the checkpoint, in read order) and, in
- *          external-log mode, tag 10 (the log index of the entry that asked for it)
+ *          external-log mode, tag 10 (the log index of the entry that asked for it); tag 4
+ *          entries: the engine's compaction pointers at the checkpoint (snapshots)
  * ```
  * In memory the log is an RFC 9162 tree ({@link LogTree}) rebuilt from the records on open.
  * @module
@@ -45,6 +46,13 @@ export interface StoredCheckpoint {
   tables: Array<[level: number, meta: TableMeta]>;
   /** External-log mode: the index of the log entry that asked for the checkpoint. */
   appliedIndex?: number;
+  /**
+   * The engine's compaction pointers when the checkpoint was taken (tag 4 in the record's edit;
+   * absent in records written before snapshots). The next compaction pick is a function of the
+   * table set and these, so a member that installs the checkpoint as a snapshot continues exactly
+   * as the member it came from.
+   */
+  compactPointers?: Array<[level: number, key: Uint8Array]>;
 }
 
 function encodeRecord(s: StoredCheckpoint): Uint8Array {
@@ -57,7 +65,7 @@ function encodeRecord(s: StoredCheckpoint): Uint8Array {
     sigs.set(g.publicKey, 4 + i * 96);
     sigs.set(g.signature, 4 + i * 96 + 32);
   });
-  return concatBytes(head.subarray(0, 4), msg, sigs, encodeEdit({ added: s.tables, appliedIndex: s.appliedIndex }));
+  return concatBytes(head.subarray(0, 4), msg, sigs, encodeEdit({ added: s.tables, appliedIndex: s.appliedIndex, compactPointers: s.compactPointers }));
 }
 
 /** Decodes one checkpoint log record. Throws `CorruptionError`. */
@@ -84,6 +92,7 @@ export function decodeRecord(rec: Uint8Array): StoredCheckpoint {
   const edit = decodeEdit(rec.subarray(o), CHECKPOINT_LOG_FILE);
   const stored: StoredCheckpoint = { checkpoint, signatures, tables: edit.added ?? [] };
   if (edit.appliedIndex !== undefined) stored.appliedIndex = edit.appliedIndex;
+  if (edit.compactPointers && edit.compactPointers.length > 0) stored.compactPointers = edit.compactPointers;
   return stored;
 }
 

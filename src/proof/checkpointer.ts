@@ -108,6 +108,9 @@ export class Checkpointer {
       tables: version.placed().map((p) => [p.level, p.meta]),
     };
     if (appliedIndex !== undefined) stored.appliedIndex = appliedIndex;
+    // The next compaction pick depends on these: a member installing this checkpoint continues alike.
+    const pointers = [...this.core.vs.pointers.entries()].sort((a, b) => a[0] - b[0]);
+    if (pointers.length > 0) stored.compactPointers = pointers;
     await this.log.append(stored);
     this.pin(stored, version);
     return { checkpoint, head, signatures };

@@ -40,6 +40,16 @@ function completeRecordAt(bytes: Uint8Array, off: number): boolean {
   return type === 1 && off + 7 + len <= bytes.length;
 }
 
+/** Syncs a file's data and metadata (`fsync`). */
+export function syncFile(file: string): void {
+  const fd = fs.openSync(file, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** Syncs a directory so renames and creations in it survive a power loss. */
 export function syncDir(dir: string): void {
   const fd = fs.openSync(dir, 'r');

@@ -1,0 +1,473 @@
+/**
+ * Replication snapshots: the engine's tables at a certified checkpoint, for a member that is
+ * behind the leader's first log index (issue 10, requirement 6; docs/replication.md § Snapshots).
+ *
+ * A snapshot is never copied as a whole. Its **descriptor** (small CBOR, the `data` of a Raft
+ * snapshot) names the latest checkpoint — its certificate (checkpoint, head, signatures), its table
+ * list, the length of the `CHECKPOINTS` prefix that ends with it, the engine's log index and the
+ * replicated session table — and the files travel in ≤ 1 MiB chunks
+ * ({@link readSnapshotChunk} on the member that has them, through `Transport.fetchSnapshotChunk`).
+ * {@link installSnapshot} checks the certificate against the trusted keys and the table list
+ * against the certified MasterRoot before it fetches anything, fetches into a staging folder,
+ * re-verifies every file there (the backup's verification: tables re-hashed, MasterRoot
+ * recomputed, checkpoint log rebuilt to the certified head root), and only then replaces the
+ * engine's state in one crash-safe step (`src/db/snapshot_install.ts`).
+ *
+ * Pure parts (descriptor codec, certificate and table-list checks) are separate from the I/O.
+ * @module
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { checkpointBytes, verifyCheckpoint, type Checkpoint, type HeadSignature, type LogHead } from '../../proofs/checkpoint.js';
+import { arrayOf, bytes, checkpointSchema, codec, hash, headSignatureSchema, logHeadSchema, MAX_SIGNATURES, refine, struct, uint, type Schema } from '../../proofs/encoding.js';
+import { equalBytes, toHex } from '../../proofs/bytes.js';
+import { computeMasterRoot, NUM_LEVELS, type TableDescriptor } from '../../proofs/lsm.js';
+import { verifyCheckpointFiles } from '../backup/backup.js';
+import type { ProofDB } from '../db/db.js';
+import { lockDir } from '../db/lock.js';
+import { commitStagedSnapshot, sealStagedSnapshot, SNAPSHOT_STAGING_DIR, type InstallStep } from '../db/snapshot_install.js';
+import { ErrorCode, ProofKVError } from '../errors.js';
+import { readJournal } from '../journal/reader.js';
+import { formatRecords } from '../journal/writer.js';
+import { CHECKPOINT_LOG_FILE, decodeRecord, versionOfStored, type StoredCheckpoint } from '../proof/checkpoint_log.js';
+import { nodeHasher } from '../table/node_hasher.js';
+import type { TableMeta } from '../version/edit.js';
+import { files, syncDir, syncFile, VersionSet } from '../version/version_set.js';
+
+/** Largest chunk {@link readSnapshotChunk} serves and {@link installSnapshot} asks for: 1 MiB. */
+export const SNAPSHOT_CHUNK_BYTES = 1 << 20;
+/** Largest descriptor {@link decodeSnapshotDescriptor} accepts (session table included): 32 MiB. */
+export const MAX_DESCRIPTOR_BYTES = 32 << 20;
+/** Most tables a descriptor may list. */
+export const MAX_SNAPSHOT_TABLES = 100_000;
+/** Longest smallest/largest internal key in a descriptor (the engine's key limit is far below). */
+export const MAX_SNAPSHOT_KEY_BYTES = 1 << 20;
+/** File in the data directory holding the descriptor of the last installed snapshot. */
+export const SNAPSHOT_FILE = 'SNAPSHOT';
+
+/** Stable codes of {@link SnapshotError}. */
+export enum SnapshotErrorCode {
+  /** The descriptor bytes are not a well-formed descriptor (or exceed a bound). */
+  Invalid = 'SNAPSHOT_INVALID',
+  /** The certificate does not carry a quorum of valid signatures by trusted keys. */
+  Untrusted = 'SNAPSHOT_UNTRUSTED',
+  /** Fetched data (or the table list) does not match the certified checkpoint. */
+  Mismatch = 'SNAPSHOT_MISMATCH',
+  /** This member does not serve that snapshot (no checkpoint, not its latest, journal mode). */
+  Unavailable = 'SNAPSHOT_UNAVAILABLE',
+  /** A chunk request for a file that is not part of the snapshot, or out of bounds. */
+  BadRequest = 'SNAPSHOT_BAD_REQUEST',
+  /** The install could not be carried out (I/O, the directory is in use); nothing was installed. */
+  InstallFailed = 'SNAPSHOT_INSTALL_FAILED',
+}
+
+/** A snapshot refused or failed; `code` is stable. Nothing was installed. */
+export class SnapshotError extends Error {
+  constructor(
+    readonly code: SnapshotErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'SnapshotError';
+  }
+}
+
+/** One table of a snapshot, as the checkpoint's record names it (`number`: its file `NNNNNN.sst` on the serving member). */
+export interface SnapshotTable extends TableMeta {
+  level: number;
+}
+
+/** What a snapshot descriptor says. */
+export interface SnapshotDescriptor {
+  /** Log index of the entry that asked for the checkpoint: the engine's recorded index after install. */
+  index: number;
+  /** The checkpoint and the certificate on the log head that ends with it. */
+  checkpoint: Checkpoint;
+  head: LogHead;
+  signatures: HeadSignature[];
+  /** The checkpoint's tables in read order (level 0 newest first, then each level by key). */
+  tables: SnapshotTable[];
+  /** The `CHECKPOINTS` prefix that ends with the checkpoint: record count and bytes. */
+  log: { size: number; bytes: number };
+  /** The replicated session table as of `index` (opaque). */
+  sessions: Uint8Array;
+}
+
+/** Which signers an installing member trusts (refined by the committed signer set). */
+export interface SnapshotTrust {
+  publicKeys: readonly Uint8Array[];
+  quorum: number;
+}
+
+/** Reads `length` bytes at `offset` of snapshot file `name` (a shorter answer: end of file). */
+export type FetchChunk = (name: string, offset: number, length: number) => Promise<Uint8Array>;
+
+// ---- pure: codec and checks ------------------------------------------------------------------
+
+const FORMAT = 1;
+
+const tableSchema: Schema<SnapshotTable> = struct<SnapshotTable>({
+  level: refine(uint, (l) => (l < NUM_LEVELS ? undefined : `level ${l} >= ${NUM_LEVELS}`)),
+  number: refine(uint, (n) => (n > 0 ? undefined : 'table number 0')),
+  size: uint,
+  entryCount: uint,
+  smallest: bytes({ min: 0, max: MAX_SNAPSHOT_KEY_BYTES }),
+  largest: bytes({ min: 0, max: MAX_SNAPSHOT_KEY_BYTES }),
+  root: hash,
+});
+
+const descriptorCodec = codec(
+  struct<SnapshotDescriptor & { format: number }>({
+    format: refine(uint, (f) => (f === FORMAT ? undefined : `format ${f}, want ${FORMAT}`)),
+    index: uint,
+    checkpoint: checkpointSchema,
+    head: logHeadSchema,
+    signatures: arrayOf(headSignatureSchema, MAX_SIGNATURES),
+    tables: refine(arrayOf(tableSchema, MAX_SNAPSHOT_TABLES), (ts) => (new Set(ts.map((t) => t.number)).size === ts.length ? undefined : 'table numbers repeat')),
+    log: struct<{ size: number; bytes: number }>({ size: uint, bytes: uint }),
+    sessions: bytes({ min: 0, max: MAX_DESCRIPTOR_BYTES }),
+  }),
+  MAX_DESCRIPTOR_BYTES,
+);
+
+/** Encodes a descriptor: canonical CBOR (a map with text keys, the checkpoint as in proofs). */
+export function encodeSnapshotDescriptor(d: SnapshotDescriptor): Uint8Array {
+  return descriptorCodec.encode({ ...d, format: FORMAT });
+}
+
+/**
+ * Decodes descriptor bytes, bounded: at most {@link MAX_DESCRIPTOR_BYTES}, at most
+ * {@link MAX_SNAPSHOT_TABLES} tables and `MAX_SIGNATURES` signatures, the canonical encoding only
+ * (a linear pre-scan before anything is decoded), every field checked for type and range.
+ * Throws `SNAPSHOT_INVALID`.
+ */
+export function decodeSnapshotDescriptor(bytes: Uint8Array): SnapshotDescriptor {
+  try {
+    const { format: _format, ...d } = descriptorCodec.decode(bytes);
+    return d;
+  } catch (err) {
+    throw new SnapshotError(SnapshotErrorCode.Invalid, `snapshot descriptor: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** The descriptors the MasterRoot commits to, from a snapshot's table list (read order). */
+function tableDescriptors(tables: readonly SnapshotTable[]): TableDescriptor[] {
+  const positions = new Array<number>(NUM_LEVELS).fill(0);
+  return tables.map((t) => ({
+    level: t.level,
+    position: positions[t.level]++,
+    smallest: t.smallest,
+    largest: t.largest,
+    entryCount: t.entryCount,
+    tableRoot: t.root,
+  }));
+}
+
+/**
+ * Checks what a descriptor claims before anything is fetched: the head ends with the checkpoint
+ * (`head.size = index + 1 = log.size`), a quorum of trusted keys signed the head, the table list
+ * is in read order and hashes to the certified MasterRoot. Throws `SNAPSHOT_UNTRUSTED` or
+ * `SNAPSHOT_MISMATCH`. Pure.
+ */
+export function checkSnapshotDescriptor(d: SnapshotDescriptor, trust: SnapshotTrust): void {
+  const mismatch = (m: string) => new SnapshotError(SnapshotErrorCode.Mismatch, `snapshot: ${m}`);
+  if (d.head.size !== d.checkpoint.index + 1 || d.log.size !== d.head.size) {
+    throw mismatch(`the head (size ${d.head.size}) and log (${d.log.size} records) do not end with checkpoint ${d.checkpoint.index}`);
+  }
+  const v = verifyCheckpoint(d.head, d.signatures, { publicKeys: trust.publicKeys, quorum: trust.quorum, allowUntrusted: true });
+  if (!v.ok) throw new SnapshotError(SnapshotErrorCode.Untrusted, `snapshot certificate: ${v.reason}: ${v.message}`);
+  for (let i = 1; i < d.tables.length; i++) {
+    if (d.tables[i].level < d.tables[i - 1].level) throw mismatch('the table list is not in level order');
+  }
+  if (!equalBytes(computeMasterRoot(nodeHasher, tableDescriptors(d.tables)), d.checkpoint.masterRoot)) {
+    throw mismatch('the table list does not hash to the certified MasterRoot');
+  }
+}
+
+// ---- serving ---------------------------------------------------------------------------------
+
+interface Served {
+  /** Checkpoint index (log record) this entry describes. */
+  checkpoint: number;
+  /** Log index of the snapshot. */
+  index: number;
+  stored: StoredCheckpoint;
+  /** Files of the snapshot and the bytes of each that belong to it. */
+  files: Map<string, number>;
+  logBytes: number;
+  logSize: number;
+}
+
+/** Per database: the latest checkpoint's snapshot files (a few dozen bytes per table). */
+const served = new WeakMap<ProofDB, Served>();
+
+function unavailable(m: string, cause?: unknown): SnapshotError {
+  return new SnapshotError(SnapshotErrorCode.Unavailable, m, { cause });
+}
+
+/**
+ * The snapshot this member serves: its latest checkpoint, with the length of the `CHECKPOINTS`
+ * prefix that ends with it (computed once per checkpoint by re-formatting the records read from
+ * the file and comparing them with its bytes).
+ */
+function servedSnapshot(db: ProofDB): Served {
+  let latest;
+  try {
+    latest = db.servedCheckpointRecord();
+  } catch (err) {
+    throw unavailable(`no snapshot: ${(err as Error).message}`, err);
+  }
+  if (!latest) throw unavailable('no snapshot: no checkpoint has been taken yet');
+  const stored = latest;
+  // The log up to and including the checkpoint (a newer, not yet served record is left out).
+  const logSize = stored.checkpoint.index + 1;
+  const cached = served.get(db);
+  if (cached && cached.checkpoint === stored.checkpoint.index && cached.stored === stored) return cached;
+  if (stored.appliedIndex === undefined) throw unavailable('no snapshot: the latest checkpoint has no log index (journal mode)');
+  const file = path.join(db.location, CHECKPOINT_LOG_FILE);
+  const bytes = fs.readFileSync(file);
+  const records = readJournal(bytes, CHECKPOINT_LOG_FILE).records;
+  if (records.length < logSize) throw unavailable('no snapshot: the latest checkpoint is still being written');
+  const prefix = formatRecords(records.slice(0, logSize));
+  if (!equalBytes(prefix, bytes.subarray(0, prefix.length))) throw unavailable(`no snapshot: ${CHECKPOINT_LOG_FILE} is not laid out as its records`);
+  const names = new Map<string, number>();
+  for (const [, meta] of stored.tables) names.set(files.table(meta.number), meta.size);
+  names.set(CHECKPOINT_LOG_FILE, prefix.length);
+  const s: Served = { checkpoint: stored.checkpoint.index, index: stored.appliedIndex, stored, files: names, logBytes: prefix.length, logSize };
+  served.set(db, s);
+  return s;
+}
+
+/**
+ * The descriptor of this member's latest checkpoint, with `sessions` (the session table exported
+ * as of log index `index`, which must be the checkpoint's own log index: the installing member
+ * replays the log from `index + 1`, so a session table from a later index would make it skip
+ * entries). Throws `SNAPSHOT_UNAVAILABLE` before the first checkpoint, in journal mode, or when
+ * `index` is not the checkpoint's.
+ */
+export function snapshotDescriptor(db: ProofDB, options: { index: number; sessions?: Uint8Array }): { index: number; data: Uint8Array } {
+  const s = servedSnapshot(db);
+  if (options.index !== s.index) {
+    throw unavailable(`the session table is as of log index ${String(options.index)}, the latest checkpoint is at ${s.index}`);
+  }
+  const signed = db.checkpointAt(s.checkpoint);
+  const head = db.logHead(s.logSize);
+  // The signatures the node reports for its latest head when the log ends with the checkpoint
+  // (co-signatures included), else the ones its record holds.
+  const signatures = signed.head.size === head.size ? signed.signatures : s.stored.signatures;
+  const d: SnapshotDescriptor = {
+    index: s.index,
+    checkpoint: s.stored.checkpoint,
+    head,
+    signatures,
+    tables: s.stored.tables.map(([level, m]) => ({ level, number: m.number, size: m.size, entryCount: m.entryCount, smallest: m.smallest, largest: m.largest, root: m.root })),
+    log: { size: s.logSize, bytes: s.logBytes },
+    sessions: options.sessions ?? new Uint8Array(0),
+  };
+  const data = encodeSnapshotDescriptor(d);
+  if (data.length > MAX_DESCRIPTOR_BYTES) throw unavailable(`the descriptor is ${data.length} bytes, limit ${MAX_DESCRIPTOR_BYTES}`);
+  return { index: s.index, data };
+}
+
+/**
+ * Serves `length` (1 ≤ length ≤ 1 MiB) bytes at `offset` of snapshot file `name` of the snapshot
+ * at log index `index` (the transport's `onSnapshotRead`). Only the files of this member's latest
+ * checkpoint are served — its tables (pinned while it is the latest) and the `CHECKPOINTS` prefix
+ * that ends with it — by exact name; anything else is `SNAPSHOT_BAD_REQUEST`, and an `index` that
+ * is no longer the latest checkpoint's is `SNAPSHOT_UNAVAILABLE`. An answer shorter than `length`
+ * means the end of the file.
+ */
+export async function readSnapshotChunk(db: ProofDB, index: number, name: string, offset: number, length: number): Promise<Uint8Array> {
+  const s = servedSnapshot(db);
+  if (index !== s.index) throw unavailable(`snapshot ${String(index)} is not served: the latest checkpoint is at log index ${s.index}`);
+  const size = typeof name === 'string' ? s.files.get(name) : undefined;
+  if (size === undefined) throw new SnapshotError(SnapshotErrorCode.BadRequest, `${JSON.stringify(String(name)).slice(0, 80)} is not a file of snapshot ${index}`);
+  if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 1 || length > SNAPSHOT_CHUNK_BYTES) {
+    throw new SnapshotError(SnapshotErrorCode.BadRequest, `chunk [${String(offset)}, +${String(length)}) out of bounds (length 1..${SNAPSHOT_CHUNK_BYTES})`);
+  }
+  const n = Math.max(0, Math.min(length, size - offset));
+  const out = new Uint8Array(n);
+  if (n === 0) return out;
+  let fd: number;
+  try {
+    // Opened in the same turn as the check: a newer checkpoint cannot delete the table in between.
+    fd = fs.openSync(path.join(db.location, name), 'r');
+  } catch (err) {
+    throw unavailable(`snapshot file ${name}: ${(err as Error).message}`, err);
+  }
+  try {
+    let got = 0;
+    while (got < n) {
+      const r = fs.readSync(fd, out, got, n - got, offset + got);
+      if (r === 0) throw unavailable(`snapshot file ${name} is shorter than ${size} bytes`);
+      got += r;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return out;
+}
+
+// ---- installing ------------------------------------------------------------------------------
+
+/** What {@link installSnapshot} installed. */
+export interface InstalledSnapshot {
+  /** The engine's log index now (replay the log from `index + 1`). */
+  index: number;
+  checkpoint: Checkpoint;
+  head: LogHead;
+  /** The session table bytes the snapshot carried (import them). */
+  sessions: Uint8Array;
+  /** Tables installed and their total bytes. */
+  tables: number;
+  bytes: number;
+}
+
+/** Options of {@link installSnapshot}. */
+export interface InstallOptions {
+  /**
+   * Called once everything is fetched and verified, just before the engine's files are replaced:
+   * close the engine here if it is open (the install takes the directory's lock).
+   */
+  beforeCommit?: () => Promise<void>;
+  /** Most bytes fetched in all (declared file sizes are not certified). Default 2^40. */
+  maxBytes?: number;
+  /** Observes the steps of the commit (tests copy the directory there to simulate crashes). */
+  onStep?: (step: InstallStep | 'fetched' | 'verified' | 'staged') => void;
+}
+
+/** Fetches `size` bytes of `name` in chunks into `to` (created), synced. */
+async function fetchFile(fetchChunk: FetchChunk, name: string, size: number, to: string): Promise<void> {
+  const fd = fs.openSync(to, 'wx', 0o600);
+  try {
+    let offset = 0;
+    while (offset < size) {
+      const want = Math.min(SNAPSHOT_CHUNK_BYTES, size - offset);
+      const chunk = await fetchChunk(name, offset, want);
+      if (!(chunk instanceof Uint8Array) || chunk.length > want) {
+        throw new SnapshotError(SnapshotErrorCode.Mismatch, `snapshot file ${name}: a chunk at ${offset} is not ${want} bytes or fewer`);
+      }
+      if (chunk.length === 0) throw new SnapshotError(SnapshotErrorCode.Mismatch, `snapshot file ${name} ends at ${offset}, want ${size} bytes`);
+      let w = 0;
+      while (w < chunk.length) w += fs.writeSync(fd, chunk, w, chunk.length - w, offset + w);
+      offset += chunk.length;
+    }
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Installs the snapshot `descriptorBytes` into the data directory `dataDir` (which must exist):
+ *
+ * 1. decode the descriptor (bounded); check its certificate against `trust` and its table list
+ *    against the certified MasterRoot ({@link checkSnapshotDescriptor}) — before fetching;
+ * 2. fetch every table and the `CHECKPOINTS` prefix in ≤ 1 MiB chunks into
+ *    `<dataDir>/SNAPSHOT-STAGING/`, synced;
+ * 3. verify the staged files as a backup is verified (`verifyCheckpointFiles`: every table re-read
+ *    and re-hashed, MasterRoot recomputed, log tree rebuilt) and compare them with the certified
+ *    checkpoint and head and with the descriptor's table list;
+ * 4. write a manifest naming exactly those tables, at the checkpoint's seq, log index and
+ *    compaction pointers, and `SNAPSHOT` (the descriptor);
+ * 5. `beforeCommit` (close the engine), take the lock, and commit: the staged set replaces the
+ *    engine's files in one crash-safe step (`src/db/snapshot_install.ts`).
+ *
+ * Any failure before the commit removes the staging folder and leaves the directory as it was; a
+ * crash leaves either the old state or a committed install the next open finishes. `NODE_KEY` and
+ * the Raft log are kept. Returns what was installed, session bytes included.
+ */
+export async function installSnapshot(dataDir: string, descriptorBytes: Uint8Array, fetchChunk: FetchChunk, trust: SnapshotTrust, options: InstallOptions = {}): Promise<InstalledSnapshot> {
+  const d = decodeSnapshotDescriptor(descriptorBytes);
+  checkSnapshotDescriptor(d, trust);
+  const total = d.tables.reduce((a, t) => a + t.size, d.log.bytes);
+  const maxBytes = options.maxBytes ?? 2 ** 40;
+  if (total > maxBytes) throw new SnapshotError(SnapshotErrorCode.Invalid, `snapshot of ${total} bytes exceeds the limit of ${maxBytes}`);
+  const staging = path.join(dataDir, SNAPSHOT_STAGING_DIR);
+  let committed = false;
+  try {
+    fs.rmSync(staging, { recursive: true, force: true });
+    fs.mkdirSync(staging, { mode: 0o700 });
+    for (const t of d.tables) await fetchFile(fetchChunk, files.table(t.number), t.size, path.join(staging, files.table(t.number)));
+    await fetchFile(fetchChunk, CHECKPOINT_LOG_FILE, d.log.bytes, path.join(staging, CHECKPOINT_LOG_FILE));
+    options.onStep?.('fetched');
+    const stored = verifyStaged(staging, d);
+    options.onStep?.('verified');
+    const vs = VersionSet.create(staging);
+    vs.current = versionOfStored(stored);
+    vs.nextTableNumber = Math.max(0, ...d.tables.map((t) => t.number)) + 1;
+    vs.lastSeq = stored.checkpoint.seq;
+    vs.flushedSeq = stored.checkpoint.seq;
+    vs.appliedIndex = d.index;
+    vs.checkpointIndex = d.index;
+    for (const [level, key] of stored.compactPointers ?? []) vs.pointers.set(level, key);
+    await vs.writeNewManifest();
+    await vs.close();
+    fs.writeFileSync(path.join(staging, SNAPSHOT_FILE), descriptorBytes, { mode: 0o600 });
+    syncFile(path.join(staging, SNAPSHOT_FILE));
+    sealStagedSnapshot(staging);
+    options.onStep?.('staged');
+    await options.beforeCommit?.();
+    const lock = lockDir(dataDir);
+    try {
+      commitStagedSnapshot(dataDir, (step) => {
+        if (step === 'committed') committed = true;
+        options.onStep?.(step);
+      });
+    } finally {
+      lock.release();
+    }
+  } catch (err) {
+    if (!committed) fs.rmSync(staging, { recursive: true, force: true });
+    if (err instanceof SnapshotError) throw err;
+    const code = err instanceof ProofKVError && err.code === ErrorCode.CORRUPTION ? SnapshotErrorCode.Mismatch : SnapshotErrorCode.InstallFailed;
+    throw new SnapshotError(code, `installing snapshot ${d.index}${committed ? ' (committed: the next open finishes it)' : ''}: ${(err as Error).message}`, { cause: err });
+  }
+  syncDir(dataDir);
+  return {
+    index: d.index,
+    checkpoint: d.checkpoint,
+    head: d.head,
+    sessions: d.sessions,
+    tables: d.tables.length,
+    bytes: total,
+  };
+}
+
+/**
+ * Verifies the staged files against the descriptor: the backup's verification of the folder, then
+ * the rebuilt head and checkpoint equal to the certified ones, the last record's table list equal
+ * to the descriptor's and its log index equal to the descriptor's. Returns the last record.
+ */
+function verifyStaged(staging: string, d: SnapshotDescriptor): StoredCheckpoint {
+  const mismatch = (m: string) => new SnapshotError(SnapshotErrorCode.Mismatch, `snapshot: ${m}`);
+  const info = verifyCheckpointFiles(staging);
+  if (info.head.size !== d.head.size || info.head.root !== toHex(d.head.root)) {
+    throw mismatch(`the fetched checkpoint log has head (${info.head.size}, ${info.head.root.slice(0, 16)}), the certified head is (${d.head.size}, ${toHex(d.head.root).slice(0, 16)})`);
+  }
+  const records = readJournal(fs.readFileSync(path.join(staging, CHECKPOINT_LOG_FILE)), CHECKPOINT_LOG_FILE);
+  if (records.tornTail || records.records.length !== d.log.size) throw mismatch('the fetched checkpoint log is not exactly the certified records');
+  const stored = decodeRecord(records.records[records.records.length - 1]);
+  if (!equalBytes(checkpointBytes(stored.checkpoint), checkpointBytes(d.checkpoint))) throw mismatch('the fetched checkpoint log ends with another checkpoint');
+  if (stored.appliedIndex !== d.index) throw mismatch(`the checkpoint's log index is ${String(stored.appliedIndex)}, the descriptor says ${d.index}`);
+  const same =
+    stored.tables.length === d.tables.length &&
+    stored.tables.every(([level, m], i) => {
+      const t = d.tables[i];
+      return level === t.level && m.number === t.number && m.size === t.size && m.entryCount === t.entryCount && equalBytes(m.smallest, t.smallest) && equalBytes(m.largest, t.largest) && equalBytes(m.root, t.root);
+    });
+  if (!same) throw mismatch("the checkpoint's record names other tables than the descriptor");
+  return stored;
+}
+
+/**
+ * The descriptor of the last snapshot installed in `dataDir` (its `SNAPSHOT` file), or undefined:
+ * after a crash right after an install, the caller imports its session table from here when its
+ * own session state is older than the engine's log index.
+ */
+export function readInstalledSnapshot(dataDir: string): SnapshotDescriptor | undefined {
+  const file = path.join(dataDir, SNAPSHOT_FILE);
+  if (!fs.existsSync(file)) return undefined;
+  return decodeSnapshotDescriptor(new Uint8Array(fs.readFileSync(file)));
+}
