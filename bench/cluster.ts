@@ -131,7 +131,7 @@ async function main(): Promise<void> {
     `\n(medians of ${REPS} rep(s), [min–max]; advantage = ProofKV/etcd for throughput, etcd/ProofKV for latency: > 1.00x means ProofKV is better; ` +
       'the goal is against etcd with its own client; the gateway columns show etcd behind an HTTP/1.1 JSON client like ProofKV\'s)',
   );
-  const errors = [...results].flatMap(([sys, runs]) => runs.flat().filter((r) => r.errors > 0).map((r) => `${sys} ${r.phase}: ${fmtNum(r.errors)} errors (first: ${r.firstError})`));
+  const errors = [...results].flatMap(([sys, runs]) => runs.flat().filter((r) => r.errors > 0).map((r) => `${sys} ${r.phase}: ${r.errors} errors (first: ${r.firstError})`));
   for (const e of errors) console.log(`errors: ${e}`);
   for (const [sys, msg] of failures) console.log(`${sys} could not run: ${msg.split('\n')[0]}`);
   console.log(`load average after each run: ${loads.join(' | ')}`);
