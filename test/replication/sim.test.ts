@@ -13,7 +13,7 @@
  *   SIM_SEEDS=1000 SIM_SEED_START=5001 npx vitest run test/replication/sim.test.ts
  */
 import { describe, expect, it } from 'vitest';
-import { SeededRand } from '../../src/raft/index.js';
+import { ConfChangeType, SeededRand } from '../../src/raft/index.js';
 import { checkHistory, formatOps } from '../raft/linearizability.js';
 import { Clients, SimCluster } from './sim_cluster.js';
 
@@ -48,15 +48,46 @@ async function runSeed(seed: number): Promise<Report> {
   try {
     for (const id of c.ids()) await c.start(id);
     const clients = new Clients(c, { clients: 3, keys: ['a', 'b', 'c'], thinkMs: 25 });
-    const ids = c.ids();
     const r = c.sim.rand;
+    // In some seeds the membership changes during the faults: a new member joins as a learner
+    // and is promoted, then a random original member — possibly the leader — is removed.
+    const changes: Array<{ done: () => boolean; cancel: () => void }> = [];
+    if (boot.chance(0.4)) {
+      const joiner = n + 1;
+      c.sim.schedule(200 + r.int(600), async () => {
+        c.addJoiner(joiner);
+        await c.start(joiner);
+        count('join');
+        const add = c.startChange({ type: ConfChangeType.AddLearner, nodeId: joiner });
+        changes.push(add);
+        const promote = (): void => {
+          if (!add.done()) { c.sim.schedule(50, promote); return; }
+          changes.push(c.startChange({ type: ConfChangeType.AddNode, nodeId: joiner }));
+          count('promote');
+        };
+        promote();
+      });
+      c.sim.schedule(1200 + r.int(800), () => {
+        const victim = c.leader() !== undefined && r.chance(0.5) ? c.leader()! : 1 + r.int(n);
+        const rm = c.startChange({ type: ConfChangeType.RemoveNode, nodeId: victim });
+        changes.push(rm);
+        count(victim === c.leader() ? 'remove-leader' : 'remove');
+        const retire = async (): Promise<void> => {
+          if (!rm.done()) { c.sim.schedule(50, retire); return; }
+          await c.retire(victim);
+        };
+        c.sim.schedule(50, retire);
+      });
+    }
     const down = new Set<number>();
     const nemesis = async (): Promise<void> => {
+      const ids = c.ids();
+      const n = ids.length;
       const k = r.int(8);
       if (k === 0 || k === 1) {
         // Symmetric partition: a random minority on one side.
         const shuffled = ids.map((x) => [r.u32(), x] as const).sort((a, b) => a[0] - b[0]).map(([, x]) => x);
-        const cutAt = 1 + r.int(Math.floor((n - 1) / 2));
+        const cutAt = 1 + r.int(Math.max(1, Math.floor((n - 1) / 2)));
         c.sim.net.partition(ids, shuffled.slice(0, cutAt), shuffled.slice(cutAt));
         count('partition');
       } else if (k === 2) {
@@ -96,13 +127,16 @@ async function runSeed(seed: number): Promise<Report> {
     c.sim.net.heal();
     clients.stop();
     await c.sim.runFor(700); // pending restarts happen
-    for (const id of ids) await c.start(id);
+    for (const id of c.ids()) await c.start(id);
+    // Membership changes under way finish.
+    expect(await c.sim.runUntil(() => changes.every((ch) => ch.done()), 10_000), 'membership changes finish').toBe(true);
+    await c.sim.runFor(100);
+    const ids = c.ids();
     expect(await c.sim.runUntil(() => clients.idle(), 10_000)).toBe(true);
     // Progress: a write after healing commits and is applied everywhere.
     let done = false;
     const writeAfter = (): void => {
-      const l = c.leader();
-      const via = l ?? ids[0];
+      const via = c.leader() ?? c.up()[0];
       c.group(via).propose(te.encode(JSON.stringify({ k: 'final', v: String(seed) }))).then(() => { done = true; }, () => c.sim.schedule(50, writeAfter));
     };
     writeAfter();
@@ -118,7 +152,7 @@ async function runSeed(seed: number): Promise<Report> {
     for (const id of ids) expect(c.members.get(id)!.sm!.kv.get('final')).toBe(String(seed));
     const result = checkHistory(clients.history);
     if (result.ok === false) throw new Error(`not linearizable on key ${result.badKey}:\n${formatOps(result.badOps!)}`);
-    const restores = ids.reduce((s, id) => s + c.members.get(id)!.sm!.restores.length, 0);
+    const restores = ids.reduce((sum, id) => sum + c.members.get(id)!.sm!.restores.length, 0);
     const applied = c.group(ids[0]).status().applied;
     return {
       seed, n, faults, ops: clients.history.length, stats: clients.stats, applied, restores, events: c.sim.clock.events,
@@ -166,7 +200,7 @@ describe('replication simulator', () => {
     // The runs did what they claim: operations, faults of every kind, snapshots installed.
     expect(totals.ops).toBeGreaterThan(seeds.length * 10);
     if (seeds.length >= 50) {
-      for (const k of ['partition', 'one-way', 'isolate-leader', 'crash', 'restart', 'heal']) expect(faults[k] ?? 0).toBeGreaterThan(0);
+      for (const k of ['partition', 'one-way', 'isolate-leader', 'crash', 'restart', 'heal', 'join', 'promote', 'remove', 'remove-leader']) expect(faults[k] ?? 0).toBeGreaterThan(0);
       expect(totals.restores).toBeGreaterThan(0);
     }
     console.log(`sim: ${seeds.length} seeds, ${totals.ops} ops (${totals.indeterminate} indeterminate), ${totals.applied} entries applied, ${totals.restores} snapshot restores, faults ${JSON.stringify(faults)}`);
