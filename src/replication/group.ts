@@ -195,8 +195,11 @@ export interface ReplicationGroupOptions<O> {
   beforeReplay?: (group: ReplicationGroup<O>) => void;
 }
 
-/** A member's role. */
-export type GroupRole = 'leader' | 'follower' | 'candidate' | 'pre-candidate' | 'learner' | 'removed';
+/**
+ * A member's role: `joining` is a member not (yet) in the membership it knows (opened with
+ * `join: true`); `removed` one whose removal it applied.
+ */
+export type GroupRole = 'leader' | 'follower' | 'candidate' | 'pre-candidate' | 'learner' | 'joining' | 'removed';
 
 /** Where the group stands, as this member sees it. */
 export interface GroupStatus {
@@ -442,7 +445,7 @@ export class ReplicationGroup<O> {
     const r = this.node.raft;
     const cs = r.prs.confState();
     let role: GroupRole;
-    if (!cs.voters.includes(this.id) && !cs.learners.includes(this.id)) role = 'removed';
+    if (!cs.voters.includes(this.id) && !cs.learners.includes(this.id)) role = this.removed.has(this.id) ? 'removed' : 'joining';
     else if (cs.learners.includes(this.id)) role = 'learner';
     else role = r.state === StateType.Leader ? 'leader' : r.state === StateType.Candidate ? 'candidate' : r.state === StateType.PreCandidate ? 'pre-candidate' : 'follower';
     const hs = r.hardState();
