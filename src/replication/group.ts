@@ -221,7 +221,7 @@ export interface GroupStatus {
 
 /** Entries kept behind a snapshot by default, so that a follower that lags by less needs no snapshot (etcd's `SnapshotCatchUpEntries`). */
 export const DEFAULT_COMPACT_MARGIN = 5000;
-/** Senders outside the known membership that are added to the peer set (see {@link ReplicationGroup}'s `heard`). */
+/** Senders outside the known membership that are added to the peer set (docs/replication.md § Membership). */
 export const MAX_HEARD_PEERS = 64;
 /** Inbound messages queued between two turns of the loop; more are dropped (Raft resends). */
 export const MAX_INBOUND_MESSAGES = 4096;
@@ -233,6 +233,8 @@ interface Waiter<T> {
   reject(e: unknown): void;
   /** Clock time after which it is rejected as timed out. */
   deadline: number;
+  /** Its entry is being applied here: the outcome is delivered, whatever the deadline. */
+  applying?: boolean;
 }
 
 interface ReadWaiter extends Waiter<number> {
@@ -548,6 +550,8 @@ export class ReplicationGroup<O> {
   /** Drops log entries up to `index`, which must be at or before the snapshot (runs in the loop). */
   compact(index: number): Promise<void> {
     return this.storageOp(async () => {
+      const snapIndex = this.storage.snapshot().metadata.index;
+      if (index > snapIndex) throw badState(`cannot compact up to ${index}: the snapshot is at ${snapIndex}`);
       if (index >= this.storage.firstIndex()) await this.storage.compact(index);
     });
   }
@@ -622,7 +626,7 @@ export class ReplicationGroup<O> {
     const now = this.clock.now();
     const late = (why: string) => unavailable(`${why} timed out; its outcome is unknown: it may still commit`, undefined, true);
     for (const [id, w] of this.waiters) {
-      if (w.deadline > now) continue;
+      if (w.deadline > now || w.applying) continue;
       const queued = this.queue.findIndex((q) => q.id === id);
       if (queued >= 0) {
         this.queue.splice(queued, 1);
@@ -942,6 +946,8 @@ export class ReplicationGroup<O> {
       this.applied = e.index;
       if (e.type !== EntryType.Normal || e.data.length === 0) continue; // a leader's no-op, or a membership change (applied by the node in advance)
       const { id, command } = decodeEntryPayload(e.data);
+      const w = this.waiters.get(id);
+      if (w) w.applying = true;
       const p = this.sm.apply(e.index, command);
       p.catch(() => undefined); // settled below, in order
       started.push({ id, p });
