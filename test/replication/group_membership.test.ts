@@ -29,7 +29,7 @@ async function scenario(seed: number): Promise<void> {
   // A new member joins as a learner and is promoted once it has caught up.
   c.addJoiner(4);
   await c.start(4);
-  expect(c.group(4).status()).toMatchObject({ voters: [], learners: [], leader: 0 });
+  expect(c.group(4).status()).toMatchObject({ voters: [], learners: [], leader: 0, role: 'joining' });
   expect(await c.change({ type: ConfChangeType.AddLearner, nodeId: 4 }), 'add learner 4').toBe(true);
   expect(await c.sim.runUntil(() => c.group(4).status().learners.includes(4) && c.group(4).status().role === 'learner', 3000)).toBe(true);
   expect(await c.change({ type: ConfChangeType.AddNode, nodeId: 4 }), 'promote 4').toBe(true);
