@@ -10,3 +10,8 @@ export {
   type GroupStatus, type ReplicationGroupOptions, type StateMachine,
 } from './group.js';
 export type { PeerAddress, Transport } from './transport.js';
+export {
+  SessionTable, SessionStore, MemorySessionBook, SessionError, SessionErrorCode, encodeTable, decodeTable,
+  SESSION_WINDOW, SESSION_CLIENT_BYTES, MAX_CLIENT_ID_LENGTH, SESSIONS_FORMAT,
+  type SessionInput, type SessionRecord, type SessionDecision, type SessionBook, type SessionTableOptions, type SessionStoreOptions,
+} from './sessions.js';
