@@ -422,6 +422,16 @@ function decodeDelta(v: Uint8Array): Delta {
   return outcome === null ? { input } : { input, record: { seq, index, digest, bytes, outcome } };
 }
 
+type Batch = Array<{ type: 'put'; key: Uint8Array; value: Uint8Array } | { type: 'del'; key: Uint8Array }>;
+
+/** Adds to `ops` the stored image (or deletion) of every client of `t` changed since the last call. */
+function writeChanges(t: SessionTable, ops: Batch): void {
+  for (const id of t.takeChanges()) {
+    const img = t.clientImage(id);
+    ops.push(img ? { type: 'put', key: clientKey(id), value: withCrc(cbor.encode(img)) } : { type: 'del', key: clientKey(id) });
+  }
+}
+
 /** Folds one delta into `t`, checking that `t` decides as the live table did. */
 function fold(t: SessionTable, d: Delta): void {
   const decision = t.apply(d.input);
@@ -491,16 +501,13 @@ export class SessionStore implements SessionBook {
         throw new SessionError(SessionErrorCode.BadState, `session store in ${dir}: ${(err as Error).message}`, { cause: err });
       }
       base.trackChanges();
-      const ops: Array<{ type: 'put'; key: Uint8Array; value: Uint8Array } | { type: 'del'; key: Uint8Array }> = [];
+      const ops: Batch = [];
       for await (const [k, v] of db.iterator({ gte: journalKey(0), lte: journalKey(Number.MAX_SAFE_INTEGER) })) {
         const d = decodeDelta(v);
         if (d.input.index <= durableIndex) fold(base, d);
         ops.push({ type: 'del', key: k });
       }
-      for (const id of base.takeChanges()) {
-        const img = base.clientImage(id);
-        ops.push(img ? { type: 'put', key: clientKey(id), value: withCrc(cbor.encode(img)) } : { type: 'del', key: clientKey(id) });
-      }
+      writeChanges(base, ops);
       ops.push({ type: 'put', key: BASE_KEY, value: withCrc(cbor.encode(durableIndex)) });
       await db.batch(ops, { sync: true });
       base.skipTo(durableIndex);
@@ -569,7 +576,7 @@ export class SessionStore implements SessionBook {
       if (d.record && d.record.outcome === undefined) await this.waits.get(d.record);
     }
     try {
-      const ops: Array<{ type: 'put'; key: Uint8Array; value: Uint8Array } | { type: 'del'; key: Uint8Array }> = [];
+      const ops: Batch = [];
       let folded = 0;
       const to = Math.max(this.baseIndex, Math.min(durable, index));
       for (const d of this.deltas) {
@@ -584,10 +591,7 @@ export class SessionStore implements SessionBook {
           folded++;
         }
       }
-      for (const id of this.base.takeChanges()) {
-        const img = this.base.clientImage(id);
-        ops.push(img ? { type: 'put', key: clientKey(id), value: withCrc(cbor.encode(img)) } : { type: 'del', key: clientKey(id) });
-      }
+      writeChanges(this.base, ops);
       if (to > this.baseIndex) ops.push({ type: 'put', key: BASE_KEY, value: withCrc(cbor.encode(to)) });
       if (ops.length > 0) await this.db.batch(ops, { sync: true });
       this.deltas.splice(0, folded);
@@ -627,7 +631,7 @@ export class SessionStore implements SessionBook {
   async import(bytes: Uint8Array): Promise<number> {
     if (this.failure) throw this.failure;
     const { table, asOf } = decodeTable(bytes, this.live.options);
-    const ops: Array<{ type: 'put'; key: Uint8Array; value: Uint8Array } | { type: 'del'; key: Uint8Array }> = [];
+    const ops: Batch = [];
     for await (const k of this.db.keys()) if (k[0] === CLIENT || k[0] === JOURNAL) ops.push({ type: 'del', key: k });
     for (const id of table.clientIds()) ops.push({ type: 'put', key: clientKey(id), value: withCrc(cbor.encode(table.clientImage(id))) });
     ops.push({ type: 'put', key: BASE_KEY, value: withCrc(cbor.encode(asOf)) });
