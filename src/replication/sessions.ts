@@ -318,7 +318,7 @@ function parseClient(img: unknown, i: number, asOf: number): { id: string; floor
 }
 
 const copy = (b: Uint8Array) => new Uint8Array(b);
-const cbor = new Encoder({ useRecords: false, mapsAsObjects: true });
+const cbor = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false });
 
 // ---- storage ---------------------------------------------------------------------------------
 
