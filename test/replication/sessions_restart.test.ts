@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ProofDB } from '../../src/index.js';
+import { decodeTable } from '../../src/replication/sessions.js';
 import { RaftWritePath } from '../../server/raft_write_path.js';
 import { SESSION_CLIENT_BYTES, sessionEntryBytes, type WriteCommand } from '../../server/write_path.js';
 
@@ -166,6 +167,10 @@ describe('replicated sessions across restarts', () => {
     const table = a.wp.exportSessions(a.wp.appliedIndex);
     expect(Buffer.from(b.wp.exportSessions(b.wp.appliedIndex)).equals(Buffer.from(table))).toBe(true);
     expect(a.db.logIndex().durable).not.toBe(b.db.logIndex().durable);
+    const decoded = decodeTable(table, { maxBytes: budget }).table;
+    expect(decoded.count).toBe(a.wp.sessionCount);
+    expect(decoded.bytes).toBe(a.wp.sessionBytes);
+    expect(decoded.count).toBeGreaterThan(2);
     // A restart rebuilds it from its stored base, journal and log: the same bytes.
     await closeStack(a);
     const a2 = await openStack(aDir, { writeBufferSize: 1024, maxSessionBytes: budget });
