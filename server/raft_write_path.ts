@@ -26,6 +26,8 @@ import { CommandApplier, MAX_SESSION_BYTES, isEngineFailure, type LocalWritePath
 export interface RaftWritePathOptions extends LocalWritePathOptions {
   /** Milliseconds per Raft tick (default 100). */
   tickMs?: number;
+  /** Bound of the session inputs kept between installs (`SessionStoreOptions.maxPendingBytes`). */
+  maxPendingSessionBytes?: number;
 }
 
 const cbor = new Encoder({ useRecords: false, mapsAsObjects: true });
@@ -64,11 +66,19 @@ export class RaftWritePath implements WritePath {
       throw new Error(`the raft write path needs the database opened with writeAheadLog: 'external' (it is '${db.options.writeAheadLog}')`);
     }
     const durable = db.logIndex().durable;
-    const sessions = await SessionStore.open(path.join(dir, 'sessions'), { durableIndex: durable, maxBytes: options.maxSessionBytes ?? MAX_SESSION_BYTES });
+    let group: ReplicationGroup<WriteOutcome> | undefined;
+    const sessions = await SessionStore.open(path.join(dir, 'sessions'), {
+      durableIndex: durable,
+      maxBytes: options.maxSessionBytes ?? MAX_SESSION_BYTES,
+      maxPendingBytes: options.maxPendingSessionBytes,
+      // Session inputs pile up while nothing is flushed (retries, failed conditions write
+      // nothing): a checkpoint records an index, and its install folds them into the base.
+      onPressure: () => void group?.propose(encodeCommand({ type: 'checkpoint' })).catch(() => undefined),
+    });
     const applier = new CommandApplier(db, { ...options, sessions });
     db.beforeLogIndexDurable((index, recorded) => sessions.persist(index, recorded));
     try {
-      const group = await ReplicationGroup.open<WriteOutcome>(dir, {
+      group = await ReplicationGroup.open<WriteOutcome>(dir, {
         appliedIndex: durable,
         tickMs: options.tickMs,
         stateMachine: { apply: (index, command) => applier.execute(decodeCommand(command), index), isFatal: isEngineFailure },
@@ -89,6 +99,11 @@ export class RaftWritePath implements WritePath {
   /** Last index in the Raft log. */
   get lastIndex(): number {
     return this.group.status().lastIndex;
+  }
+
+  /** Estimated bytes of the session inputs kept since the stored base. */
+  get sessionPendingBytes(): number {
+    return this.sessions.pendingBytes;
   }
 
   /** Number of clients the session table remembers. */

@@ -55,6 +55,8 @@ export const SESSION_WINDOW = 128;
 export const SESSION_CLIENT_BYTES = 1024;
 /** Longest client id (characters). */
 export const MAX_CLIENT_ID_LENGTH = 64;
+/** A client id: what `ProofKV-Client-Id` allows. */
+const CLIENT_ID = /^[\x21-\x7e]{1,64}$/;
 /** Longest outcome a record may carry in an imported table. */
 export const MAX_OUTCOME_BYTES = 1024 * 1024;
 /** Format version of {@link SessionStore.export}. */
@@ -298,7 +300,7 @@ function malformed(why: string): never {
 function parseClient(img: unknown, i: number, asOf: number): { id: string; floor: number; last: number; records: SessionRecord[] } {
   if (!Array.isArray(img) || img.length !== 4) malformed(`client ${i} is not [id, floor, last, records]`);
   const [id, floor, last, recs] = img as unknown[];
-  if (typeof id !== 'string' || id.length < 1 || id.length > MAX_CLIENT_ID_LENGTH) malformed(`client ${i} has a bad id`);
+  if (typeof id !== 'string' || !CLIENT_ID.test(id)) malformed(`client ${i} has a bad id (1-${MAX_CLIENT_ID_LENGTH} printable ASCII characters)`);
   if (!isIndex(floor)) malformed(`client ${id}: bad floor`);
   if (!isIndex(last) || last < 1 || last > asOf) malformed(`client ${id}: recency ${String(last)} is not in [1, ${asOf}]`);
   if (!Array.isArray(recs) || recs.length > SESSION_WINDOW) malformed(`client ${id}: records are not a list of at most ${SESSION_WINDOW}`);
@@ -444,10 +446,26 @@ function fold(t: SessionTable, d: Delta): void {
   }
 }
 
+/** Estimated bytes of one session input kept until it is folded into the base. */
+export const SESSION_INPUT_BYTES = 256;
+/** Default {@link SessionStoreOptions.maxPendingBytes} (16 MiB). */
+export const MAX_PENDING_SESSION_BYTES = 16 * 1024 * 1024;
+
 /** Options of {@link SessionStore.open}. */
 export interface SessionStoreOptions extends SessionTableOptions {
   /** The engine's durable log index D (`db.logIndex().durable`): the table is restored as of it. */
   durableIndex: number;
+  /**
+   * Estimated bytes of the inputs kept since the base ({@link SESSION_INPUT_BYTES} each) past
+   * which {@link onPressure} is called (once until the next {@link SessionStore.persist}).
+   * Default {@link MAX_PENDING_SESSION_BYTES}.
+   */
+  maxPendingBytes?: number;
+  /**
+   * Asks for the engine's recorded index to move (the Raft write path proposes a checkpoint), so
+   * that the next install folds the kept inputs into the base.
+   */
+  onPressure?: () => void;
 }
 
 /** The persistent, replicated session table (see the module comment). Create with {@link SessionStore.open}. */
@@ -459,6 +477,9 @@ export class SessionStore implements SessionBook {
   private readonly waits = new Map<SessionRecord, Promise<unknown>>();
   private chain: Promise<void> = Promise.resolve();
   private failure: SessionError | null = null;
+  private pressed = false;
+  private readonly maxPending: number;
+  private readonly onPressure: (() => void) | undefined;
 
   private constructor(
     private readonly db: ClassicLevel<Uint8Array, Uint8Array>,
@@ -467,7 +488,10 @@ export class SessionStore implements SessionBook {
     /** The table as of {@link baseIndex}, as stored in the base image. */
     private base: SessionTable,
     private baseIndex: number,
+    options: SessionStoreOptions,
   ) {
+    this.maxPending = options.maxPendingBytes ?? MAX_PENDING_SESSION_BYTES;
+    this.onPressure = options.onPressure;
     this.journaled = baseIndex;
     base.trackChanges();
   }
@@ -511,7 +535,7 @@ export class SessionStore implements SessionBook {
       ops.push({ type: 'put', key: BASE_KEY, value: withCrc(cbor.encode(durableIndex)) });
       await db.batch(ops, { sync: true });
       base.skipTo(durableIndex);
-      return new SessionStore(db, base.clone(), base, durableIndex);
+      return new SessionStore(db, base.clone(), base, durableIndex, options);
     } catch (err) {
       await db.close();
       throw err;
@@ -528,6 +552,11 @@ export class SessionStore implements SessionBook {
     return this.live.bytes;
   }
 
+  /** Estimated bytes of the inputs kept since the base (see {@link SessionStoreOptions.maxPendingBytes}). */
+  get pendingBytes(): number {
+    return this.deltas.length * SESSION_INPUT_BYTES;
+  }
+
   /** Index the stored base image is as of. */
   get baseIndexOf(): number {
     return this.baseIndex;
@@ -542,6 +571,10 @@ export class SessionStore implements SessionBook {
   apply(input: SessionInput): SessionDecision {
     const decision = this.live.apply(input);
     this.deltas.push(decision.kind === 'new' ? { input, record: decision.record } : { input });
+    if (!this.pressed && this.deltas.length * SESSION_INPUT_BYTES > this.maxPending) {
+      this.pressed = true;
+      this.onPressure?.();
+    }
     return decision;
   }
 
@@ -595,6 +628,7 @@ export class SessionStore implements SessionBook {
       if (to > this.baseIndex) ops.push({ type: 'put', key: BASE_KEY, value: withCrc(cbor.encode(to)) });
       if (ops.length > 0) await this.db.batch(ops, { sync: true });
       this.deltas.splice(0, folded);
+      this.pressed = false;
       if (to > this.baseIndex) this.base.skipTo(to);
       this.baseIndex = to;
       this.journaled = Math.max(this.journaled, index);

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ProofDB } from '../../src/index.js';
-import { decodeTable } from '../../src/replication/sessions.js';
+import { SESSION_INPUT_BYTES, decodeTable } from '../../src/replication/sessions.js';
 import { RaftWritePath } from '../../server/raft_write_path.js';
 import { SESSION_CLIENT_BYTES, sessionEntryBytes, type WriteCommand } from '../../server/write_path.js';
 
@@ -36,9 +36,9 @@ function tmp(): string {
   roots.push(d);
   return d;
 }
-async function openStack(dir: string, opts: { writeBufferSize?: number; maxSessionBytes?: number } = {}): Promise<Stack> {
+async function openStack(dir: string, opts: { writeBufferSize?: number; maxSessionBytes?: number; maxPendingSessionBytes?: number } = {}): Promise<Stack> {
   const db = await ProofDB.open(dir, { compactionThread: 'inline', writeAheadLog: 'external', writeBufferSize: opts.writeBufferSize ?? 2048, targetFileSize: 2048 });
-  const wp = await RaftWritePath.open(db, path.join(dir, 'raft'), { tickMs: 1000, maxSessionBytes: opts.maxSessionBytes });
+  const wp = await RaftWritePath.open(db, path.join(dir, 'raft'), { tickMs: 1000, maxSessionBytes: opts.maxSessionBytes, maxPendingSessionBytes: opts.maxPendingSessionBytes });
   const s = { db, wp };
   open.push(s);
   return s;
@@ -175,5 +175,22 @@ describe('replicated sessions across restarts', () => {
     await closeStack(a);
     const a2 = await openStack(aDir, { writeBufferSize: 1024, maxSessionBytes: budget });
     expect(Buffer.from(a2.wp.exportSessions(b.wp.appliedIndex)).equals(Buffer.from(table))).toBe(true);
+  });
+
+  it('inputs kept between installs are bounded: a run of retries that writes nothing leads to a checkpoint that folds them', async () => {
+    const cap = 40 * SESSION_INPUT_BYTES;
+    const s = await openStack(path.join(tmp(), 'data'), { writeBufferSize: 1 << 20, maxPendingSessionBytes: cap });
+    const cmd = put('k', 'v', 'retrier', 1);
+    await s.wp.propose(cmd);
+    const durable = s.db.logIndex().durable;
+    let peak = 0;
+    for (let i = 0; i < 200; i++) {
+      expect(await s.wp.propose(cmd)).toMatchObject({ replayed: true });
+      peak = Math.max(peak, s.wp.sessionPendingBytes);
+    }
+    for (let i = 0; i < 200 && s.db.logIndex().durable === durable; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(s.db.logIndex().durable).toBeGreaterThan(durable); // a checkpoint was taken
+    expect(peak).toBeLessThan(4 * cap);
+    expect(await versions(s.db, 'k')).toEqual([1]);
   });
 });
