@@ -85,7 +85,6 @@ export class RaftWritePath implements WritePath {
       });
       return new RaftWritePath(db, group, applier, sessions);
     } catch (err) {
-      db.beforeLogIndexDurable(null);
       await sessions.close();
       throw err;
     }
@@ -142,10 +141,14 @@ export class RaftWritePath implements WritePath {
     return this.sessions.import(bytes);
   }
 
-  /** Finishes the running Ready, fails what is still queued, closes the log and the session store. */
+  /**
+   * Finishes the running Ready, fails what is still queued, closes the log and the session store.
+   * The engine hook stays: a flush install still running fails (`SESSIONS_UNAVAILABLE`) rather
+   * than record an index the closed store did not make durable; its entries are re-applied at
+   * the next open.
+   */
   async close(): Promise<void> {
     await this.group.close();
-    this.db.beforeLogIndexDurable(null);
     await this.sessions.close();
   }
 }

@@ -478,6 +478,7 @@ export class SessionStore implements SessionBook {
   private chain: Promise<void> = Promise.resolve();
   private failure: SessionError | null = null;
   private pressed = false;
+  private closed = false;
   private readonly maxPending: number;
   private readonly onPressure: (() => void) | undefined;
 
@@ -603,6 +604,7 @@ export class SessionStore implements SessionBook {
   }
 
   private async persistNow(index: number, durable: number): Promise<void> {
+    if (this.closed) throw new SessionError(SessionErrorCode.Unavailable, 'session store is closed');
     if (this.failure) throw this.failure;
     for (const d of this.deltas) {
       if (d.input.index > index) break;
@@ -681,8 +683,10 @@ export class SessionStore implements SessionBook {
     return asOf;
   }
 
-  /** Closes the storage (waits for a running {@link persist}). */
+  /** Closes the storage (waits for a running {@link persist}); later calls of {@link persist} fail. */
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     await this.chain;
     await this.db.close();
   }
