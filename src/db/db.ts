@@ -711,6 +711,18 @@ export class ProofDB {
   }
 
   /**
+   * External-log mode: `hook(index, durable)` is awaited before every manifest edit that raises
+   * the recorded log index from `durable` to `index` (a flush install, a checkpoint's last
+   * install), so that state kept beside the engine can be made durable up to `index` first — the
+   * replicated session table does (docs/replication.md § Sessions). A rejection fails that install
+   * (a write fault). One hook; null removes it.
+   */
+  beforeLogIndexDurable(hook: ((index: number, durable: number) => Promise<void>) | null): void {
+    this.checkOpen();
+    this.core.beforeLogIndexDurable = hook;
+  }
+
+  /**
    * The write fault the engine is in, or undefined. While one is set, writes and checkpoints throw
    * `WriteFaultError`; a recoverable fault is retried in the background and clears by itself.
    */
