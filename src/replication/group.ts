@@ -598,6 +598,7 @@ export class ReplicationGroup<O> {
   private refusal(needLeader = true): ReplicationError | undefined {
     if (this.closed) return unavailable('replication group is closed');
     if (this.failure) return this.failedError();
+    if (needLeader && this.removed.has(this.id)) return unavailable(`member ${this.id} was removed from the group`);
     if (needLeader && this.node.leader() === None) return unavailable(`no leader is known (term ${this.node.raft.term})`);
     return undefined;
   }

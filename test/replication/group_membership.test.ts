@@ -50,6 +50,8 @@ async function scenario(seed: number): Promise<void> {
     return l !== undefined && l !== old;
   }, 5000), 'a new leader among the remaining members').toBe(true);
   expect(c.group(old).status().role).toBe('removed');
+  // A removed member refuses at once (it still knows a leader, but nobody would take its proposal).
+  await expect(c.group(old).propose(new TextEncoder().encode('{"k":"z","v":"z"}'))).rejects.toMatchObject({ code: 'REPLICATION_UNAVAILABLE', indeterminate: false, message: /was removed/ });
   await c.retire(old);
 
   // Remove one more original member (a follower now); three voters remain.
