@@ -10,3 +10,7 @@ export {
   type GroupStatus, type ReplicationGroupOptions, type StateMachine,
 } from './group.js';
 export type { PeerAddress, Transport } from './transport.js';
+export {
+  CosignTally, HeadCosigns, MAX_CONFLICTS, checkCosignCommand, checkSignerSet, describeDivergence, meetsQuorums, soloSignerSet,
+  type CosignCommand, type CosignCounters, type CosignVerdict, type Divergence, type MemberSignature, type SignerSet,
+} from './cosign.js';
