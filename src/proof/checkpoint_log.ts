@@ -47,7 +47,7 @@ import { readJournal } from '../journal/reader.js';
 import { nodeHasher } from '../table/node_hasher.js';
 import { decodeEdit, encodeEdit, type TableMeta } from '../version/edit.js';
 import { Version } from '../version/version.js';
-import { sameSignerSet, type Divergence, type MemberSignature, type SignerSet } from '../replication/cosign.js';
+import { sameSignerSet, soloSignerSet, type Divergence, type MemberSignature, type SignerSet } from '../replication/cosign.js';
 
 /** File name of the checkpoint log. */
 export const CHECKPOINT_LOG_FILE = 'CHECKPOINTS';
@@ -259,8 +259,11 @@ export class CheckpointLog {
   readonly tree = new LogTree(nodeHasher);
   private last: StoredCheckpoint | undefined;
   private readonly checkpoints: Checkpoint[] = [];
-  /** Signer set of each checkpoint (undefined for legacy records); equal consecutive sets share one object. */
-  private readonly sets: Array<SignerSet | undefined> = [];
+  /**
+   * Signer set of each checkpoint (a legacy record's: its first signer alone, quorum 1); equal
+   * consecutive sets share one object.
+   */
+  private readonly sets: SignerSet[] = [];
 
   /** Set after a failed append: the length of the file's last synced record. */
   private brokenAt: number | null = null;
@@ -307,11 +310,12 @@ export class CheckpointLog {
     this.tree.append(checkpointLeafHash(c, nodeHasher));
     this.checkpoints.push(c);
     const prevSet = this.sets[this.sets.length - 1];
-    this.sets.push(s.signers && prevSet && sameSignerSet(prevSet, s.signers) ? prevSet : s.signers);
+    const set = s.signers ?? soloSignerSet(s.signatures[0]?.publicKey ?? new Uint8Array(32));
+    this.sets.push(prevSet && sameSignerSet(prevSet, set) ? prevSet : set);
     this.last = s;
   }
 
-  /** The signer set of checkpoint `i` (undefined for a legacy record or a missing checkpoint). */
+  /** The signer set of checkpoint `i` (undefined for a missing checkpoint). */
   signersOf(i: number): SignerSet | undefined {
     return this.sets[i];
   }

@@ -125,7 +125,7 @@ class Certification {
     const head = { size, root: log.tree.root(size) };
     if (!stored.signers) {
       // Legacy record (one node, before co-signing): its signatures are its certificate.
-      this.certified = { stored, signatures: stored.signatures.map((g) => ({ id: set.members[0].id, ...g })) };
+      this.certified = { stored, signatures: stored.signatures.map((g) => ({ id: set.members[0].id, publicKey: g.publicKey, signature: g.signature })) };
       this.pending = undefined;
       return;
     }
@@ -161,15 +161,9 @@ class Certification {
  * key-rotation record (`node_key.ts`), not by a signature of the old key.
  */
 function signersAt(log: CheckpointLog, size: number): { set: SignerSet; prev?: SignerSet } {
-  const of = (i: number): SignerSet => {
-    const s = log.signersOf(i);
-    if (s) return s;
-    const key = (i === log.size - 1 ? log.latest()?.signatures[0]?.publicKey : undefined) ?? new Uint8Array(32);
-    return soloSignerSet(key);
-  };
-  const set = of(size - 1);
+  const set = log.signersOf(size - 1)!;
   if (size === 1) return { set };
-  const prev = of(size - 2);
+  const prev = log.signersOf(size - 2)!;
   return set.members.length === 1 && prev.members.length === 1 ? { set } : { set, prev };
 }
 

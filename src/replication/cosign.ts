@@ -122,13 +122,13 @@ export function memberKey(set: SignerSet | undefined, id: number): Uint8Array | 
   return set?.members.find((m) => m.id === id)?.publicKey;
 }
 
-/** Number of `sigs` made by members of `set` with their key in `set`. */
+/**
+ * Number of `sigs` made with a key of `set` (keys are distinct within a set; a member is its key,
+ * whatever id it signed under — the signature was verified against that key).
+ */
 export function countSigners(set: SignerSet, sigs: readonly MemberSignature[]): number {
   let n = 0;
-  for (const g of sigs) {
-    const key = memberKey(set, g.id);
-    if (key && equalBytes(key, g.publicKey)) n++;
-  }
+  for (const g of sigs) if (set.members.some((m) => equalBytes(m.publicKey, g.publicKey))) n++;
   return n;
 }
 

@@ -249,6 +249,40 @@ describe(`co-signing checkpoint heads (COSIGN_SEED=${SEED})`, () => {
     }
   });
 
+  it('a changed signer set is certified only by a quorum of the new set and of the previous one', async () => {
+    const t = await Trio.open();
+    const r = mulberry32(SEED + 5);
+    try {
+      for (let i = 0; i < 6; i++) await t.append(batch(r, i));
+      await t.append({ type: 'checkpoint', time: 1 });
+      await t.commitCosigns();
+      // Members 2 and 3 are replaced by 4 and 5 (keys held by the test).
+      const k4 = ed25519.keygen();
+      const k5 = ed25519.keygen();
+      const old = t.set;
+      t.set = { quorum: 2, members: [old.members[0], { id: 4, publicKey: k4.publicKey }, { id: 5, publicKey: k5.publicKey }] };
+      for (let i = 6; i < 10; i++) await t.append(batch(r, i));
+      await t.append({ type: 'checkpoint', time: 2 });
+      // 1 signs as a member of both sets, 2 and 3 as members of the previous set only.
+      expect(t.proposed.map((c) => c.nodeId)).toEqual([1, 2, 3]);
+      const [c1, c2] = t.proposed;
+      t.proposed = [];
+      const head: LogHead = { size: c1.size, root: c1.root };
+      const c4: CosignCommand = { ...c1, nodeId: 4, signature: signHead(k4.secretKey, head).signature };
+      await t.append(c1);
+      await t.append(c4);
+      // The new set's quorum (1, 4) is met, the previous set's (2 of 1, 2, 3) is not.
+      for (const rep of t.replicas) expect(rep.db.certification()).toMatchObject({ certifiedSize: 1, latestSize: 2 });
+      await t.append(c2);
+      for (const rep of t.replicas) expect(rep.db.certification()).toMatchObject({ certifiedSize: 2, signers: [1, 4, 2] });
+      const l = t.replicas[0].db.latestCheckpoint();
+      expect(verifyCheckpoint(l.head, l.signatures, { ...trust(t.set), allowUntrusted: true }).ok).toBe(true);
+      expect(verifyCheckpoint(l.head, l.signatures, { ...trust(old), allowUntrusted: true }).ok).toBe(true);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('a restart in the middle of collecting, and after certifying, serves the same certificate; re-applied cosigns are idempotent', async () => {
     const t = await Trio.open();
     const r = mulberry32(SEED + 3);
