@@ -166,7 +166,7 @@ class Reader {
   }
   bytes(n: number, what: string): Uint8Array {
     this.need(n, what);
-    const v = new Uint8Array(this.rec.subarray(this.o, this.o + n)); // a copy, plain even when read from a Buffer
+    const v = this.rec.slice(this.o, this.o + n);
     this.o += n;
     return v;
   }

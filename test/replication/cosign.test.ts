@@ -375,7 +375,8 @@ describe(`co-signing checkpoint heads (COSIGN_SEED=${SEED})`, () => {
       expect(c.results.slice(-2).map((x) => x.verdict)).toEqual(['diverged', 'diverged']);
       // The divergence survives a restart until an operator replaces the data.
       const c2 = await t.restart(2);
-      expect(c2.db.divergence()).toEqual(d);
+      const dd = c2.db.divergence()!;
+      expect({ size: dd.size, own: hex(dd.ownRoot), quorum: hex(dd.quorumRoot), signers: dd.signers }).toEqual({ size: 2, own: heads[2], quorum: heads[0], signers: [1, 2] });
       expect(await code(c2.db.getWithProof('marker'))).toBe('DIVERGED');
     } finally {
       await t.close();
