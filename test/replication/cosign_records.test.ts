@@ -9,7 +9,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ProofDB, type DBOptions } from '../../src/index.js';
 import { CommandApplier } from '../../server/write_path.js';
-import { checkpointBytes } from '../../proofs/checkpoint.js';
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { checkpointBytes, signHead } from '../../proofs/checkpoint.js';
 import { concatBytes, writeU32BE } from '../../proofs/bytes.js';
 import { decodeRecord, encodeCosignRecord, isCheckpointRecord } from '../../src/proof/checkpoint_log.js';
 import { readJournal } from '../../src/journal/reader.js';
@@ -108,6 +109,33 @@ describe('co-signing records in CHECKPOINTS', () => {
       expect(re.latestCheckpoint().head.size).toBe(2);
     } finally {
       await re.close();
+    }
+  });
+
+  it('a one-node log moves to a cluster signer set only with its own signature (the previous set), under any member id', async () => {
+    const dir = path.join(scratch(), 'db');
+    const db = await ProofDB.open(dir);
+    try {
+      await db.put('a', 'x');
+      await db.checkpoint({ time: 1 });
+      const x = ed25519.keygen();
+      const y = ed25519.keygen();
+      const members = [{ id: 2, publicKey: db.publicKey() }, { id: 5, publicKey: x.publicKey }, { id: 7, publicKey: y.publicKey }];
+      await db.put('b', 'y');
+      const cp = await db.checkpoint({ time: 2, signers: { quorum: 2, members } });
+      expect(cp.certified).toBe(false);
+      const head = { size: cp.head.size, root: cp.head.root };
+      const sign = (id: number, key: Uint8Array): CosignCommand => ({ type: 'cosign', nodeId: id, size: head.size, root: head.root, signature: signHead(key, head).signature });
+      // A quorum of the new set without the node itself does not approve the change.
+      expect((await db.cosign(sign(5, x.secretKey))).verdict).toBe('accepted');
+      expect((await db.cosign(sign(7, y.secretKey))).verdict).toBe('accepted');
+      expect(db.certification()).toMatchObject({ certifiedSize: 1, latestSize: 2 });
+      const done = await db.cosign(cp.cosign!);
+      expect(cp.cosign!.nodeId).toBe(2);
+      expect(done.certified?.head.size).toBe(2);
+      expect(db.certification().signers).toEqual([5, 7, 2]);
+    } finally {
+      await db.close();
     }
   });
 
