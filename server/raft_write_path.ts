@@ -53,6 +53,7 @@ export function decodeCommand(data: Uint8Array): WriteCommand {
   if (c.type === 'put' || c.type === 'append') c.value = bytes(c.value);
   if (c.type === 'put' || c.type === 'delete' || c.type === 'append') c.key = bytes(c.key);
   if (c.type === 'batch') for (const op of c.ops) { op.key = bytes(op.key); if (op.op === 'put' || op.op === 'append') op.value = bytes(op.value); }
+  if (c.type === 'cosign') { c.root = bytes(c.root); c.signature = bytes(c.signature); }
   return c as WriteCommand;
 }
 
@@ -127,6 +128,11 @@ export class RaftWritePath implements WritePath {
 
   /** {@inheritDoc WritePath.propose} */
   propose(cmd: WriteCommand): Promise<WriteOutcome> {
+    try {
+      this.applier.refuseIfDiverged();
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return this.group.propose(encodeCommand(cmd)).catch((err: unknown) => {
       throw err instanceof ReplicationError ? new HttpError('UNAVAILABLE', err.message) : err;
     });

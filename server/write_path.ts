@@ -29,7 +29,8 @@
  */
 import { createHash } from 'node:crypto';
 import { Encoder } from 'cbor-x';
-import { ErrorCode, ProofKVError, WriteFaultError, type CheckpointResult, type ProofDB, type WriteResult } from '../src/index.js';
+import { ErrorCode, ProofKVError, WriteFaultError, type CheckpointResult, type CosignResult, type ProofDB, type WriteResult } from '../src/index.js';
+import { describeDivergence, soloSignerSet, type CosignCommand, type SignerSet } from '../src/replication/cosign.js';
 import { MemorySessionBook, type SessionBook, type SessionRecord } from '../src/replication/sessions.js';
 import { HttpError, toHttpError, type ProblemMembers } from './errors.js';
 import type { ReadConsistency } from './keys.js';
@@ -65,7 +66,13 @@ export type WriteCommand = (
   | { type: 'delete'; key: Uint8Array; ifVersion?: number }
   | ({ type: 'append'; key: Uint8Array; value: Uint8Array } & CommandCondition)
   | { type: 'batch'; ops: BatchCommandOp[] }
-  | { type: 'checkpoint' }
+  /**
+   * A checkpoint; `time` (ms) is stamped by the proposer (the leader's timer, or the local write
+   * path), never read at apply: the checkpoint records `max(time, previous checkpoint's time)`.
+   */
+  | { type: 'checkpoint'; time?: number }
+  /** A member's signature on the checkpoint-log head it computed (docs/replication.md § Co-signing). */
+  | CosignCommand
 ) & { session?: Session };
 
 /** What a command did. `replayed` is true when a retry got the remembered outcome. */
@@ -73,6 +80,7 @@ export type WriteOutcome = (
   | { type: 'put' | 'delete' | 'append'; result: WriteResult }
   | { type: 'batch'; results: WriteResult[] }
   | { type: 'checkpoint'; checkpoint: CheckpointResult }
+  | { type: 'cosign'; cosign: CosignResult }
 ) & { replayed?: boolean };
 
 /** The one way routes change state. */
@@ -157,6 +165,13 @@ export function commandDigest(cmd: WriteCommand): Uint8Array {
       }
       break;
     case 'checkpoint':
+      version(cmd.time);
+      break;
+    case 'cosign':
+      u64(cmd.nodeId);
+      u64(cmd.size);
+      field(cmd.root);
+      field(cmd.signature);
       break;
   }
   return new Uint8Array(h.digest());
@@ -215,7 +230,7 @@ export function decodeSettled(db: ProofDB, cmd: WriteCommand, bytes: Uint8Array)
   if (doc.err) {
     const members: ProblemMembers = { ...doc.err.members };
     if (doc.err.code === 'CONDITION_FAILED') {
-      const key = cmd.type === 'batch' ? cmd.ops[members.index ?? 0]?.key : cmd.type === 'checkpoint' ? undefined : cmd.key;
+      const key = cmd.type === 'batch' ? cmd.ops[members.index ?? 0]?.key : cmd.type === 'checkpoint' || cmd.type === 'cosign' ? undefined : cmd.key;
       if (key) members.key = Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('base64url');
     }
     return { ok: false, error: new HttpError(doc.err.code, doc.err.message, {}, members) };
@@ -223,13 +238,32 @@ export function decodeSettled(db: ProofDB, cmd: WriteCommand, bytes: Uint8Array)
   const o = doc.ok!;
   if (o.type === 'checkpoint') {
     const signed = db.latestCheckpoint();
-    return { ok: true, outcome: { type: 'checkpoint', checkpoint: { ...signed, seq: signed.checkpoint.seq, tables: db.tables() } } };
+    const rec = db.servedCheckpointRecord();
+    const checkpoint = { ...signed, seq: signed.checkpoint.seq, tables: db.tables(), time: rec?.time ?? 0, signers: rec?.signers ?? soloSignerSet(db.publicKey()), certified: true };
+    return { ok: true, outcome: { type: 'checkpoint', checkpoint } };
   }
   return { ok: true, outcome: o };
 }
 
 /** Options of {@link LocalWritePath}. */
 export interface LocalWritePathOptions {
+  /**
+   * The signer set of a checkpoint applied now (the group's members at apply). Default: this node
+   * alone, quorum 1 — certified by its own signature at once, as a one-member group.
+   */
+  signers?: () => SignerSet | undefined;
+  /**
+   * Called with this node's signature on a checkpoint it just applied, when that signature alone
+   * does not certify it: the server proposes it to the group (fire and forget; a lost proposal is
+   * proposed again after a restart through {@link CommandApplier.resumeCosign}).
+   */
+  proposeCosign?: (cmd: CosignCommand) => void;
+  /**
+   * Called after each applied cosign command with its result, for logs and metrics: a verdict
+   * other than `accepted`/`duplicate` is an ignored signature (log it); a `divergence` is logged
+   * with {@link describeDivergence} (the `DIVERGENCE` line).
+   */
+  onCosign?: (cmd: CosignCommand, result: CosignResult) => void;
   /** Byte budget of the idempotency table (least recently active clients are evicted first). Default {@link MAX_SESSION_BYTES}. */
   maxSessionBytes?: number;
   /** Called after each applied (not replayed) data write with its number of operations. */
@@ -273,6 +307,22 @@ export class CommandApplier {
   }
 
   /**
+   * Throws `DIVERGED` when this replica has diverged from its signer set (docs/replication.md
+   * § Co-signing): new client commands are refused until an operator replaces its data. Entries
+   * already in the log are still applied (the log stays the truth; nothing is signed or served).
+   */
+  refuseIfDiverged(): void {
+    const d = this.db.divergence();
+    if (d) throw new ProofKVError(ErrorCode.DIVERGED, `${describeDivergence(d)}: this replica refuses writes until an operator restores it`);
+  }
+
+  /** Proposes again this node's signature on its pending head if it is not in the log yet (at open). */
+  resumeCosign(): void {
+    const cmd = this.db.ownCosign();
+    if (cmd) this.options.proposeCosign?.(cmd);
+  }
+
+  /**
    * Applies `cmd` once per `(clientId, seq)` (see the module comment) and returns its outcome; a
    * remembered pair with another request digest is `IDEMPOTENCY_KEY_REUSED`.
    * `logIndex`: the Raft log entry the command comes from (engine in external-log mode; it is
@@ -280,6 +330,7 @@ export class CommandApplier {
    * promise, so calls take effect in call order.
    */
   async execute(cmd: WriteCommand, logIndex?: number): Promise<WriteOutcome> {
+    if (logIndex === undefined) this.refuseIfDiverged();
     if (!cmd.session) return this.apply(cmd, logIndex);
     const { clientId, seq } = cmd.session;
     const decision = this.sessions.apply({ index: logIndex ?? ++this.counter, clientId, seq, digest: commandDigest(cmd), bytes: sessionEntryBytes(cmd) });
@@ -353,8 +404,22 @@ export class CommandApplier {
         this.options.onApplied?.(cmd, results.length);
         return { type: 'batch', results };
       }
-      case 'checkpoint':
-        return { type: 'checkpoint', checkpoint: await this.db.checkpoint(logIndex === undefined ? {} : { logIndex }) };
+      case 'checkpoint': {
+        const signers = this.options.signers?.();
+        const checkpoint = await this.db.checkpoint({
+          ...(logIndex === undefined ? {} : { logIndex }),
+          ...(cmd.time === undefined || cmd.time === null ? {} : { time: cmd.time }),
+          ...(signers ? { signers } : {}),
+        });
+        if (checkpoint.cosign) this.options.proposeCosign?.(checkpoint.cosign);
+        return { type: 'checkpoint', checkpoint };
+      }
+      case 'cosign': {
+        const { nodeId, size, root, signature } = cmd;
+        const cosign = await this.db.cosign({ type: 'cosign', nodeId, size, root, signature }, logIndex === undefined ? {} : { logIndex });
+        this.options.onCosign?.(cmd, cosign);
+        return { type: 'cosign', cosign };
+      }
     }
   }
 }
@@ -385,8 +450,9 @@ export class LocalWritePath implements WritePath {
     return this.applier.sessionBytes;
   }
 
-  /** {@inheritDoc WritePath.propose} */
+  /** {@inheritDoc WritePath.propose} A checkpoint without a time is stamped with the clock here, by its proposer. */
   propose(cmd: WriteCommand): Promise<WriteOutcome> {
+    if (cmd.type === 'checkpoint' && cmd.time === undefined) return this.applier.execute({ ...cmd, time: Date.now() });
     return this.applier.execute(cmd);
   }
 

@@ -23,3 +23,7 @@ export {
   SESSION_WINDOW, SESSION_CLIENT_BYTES, MAX_CLIENT_ID_LENGTH, SESSIONS_FORMAT,
   type SessionInput, type SessionRecord, type SessionDecision, type SessionBook, type SessionTableOptions, type SessionStoreOptions,
 } from './sessions.js';
+export {
+  CosignTally, HeadCosigns, MAX_CONFLICTS, checkCosignCommand, checkSignerSet, describeDivergence, meetsQuorums, soloSignerSet,
+  type CosignCommand, type CosignCounters, type CosignVerdict, type Divergence, type MemberSignature, type SignerSet,
+} from './cosign.js';
