@@ -679,6 +679,7 @@ export class SessionStore implements SessionBook {
     this.live = table.clone();
     this.baseIndex = this.journaled = asOf;
     this.deltas = [];
+    this.pressed = false;
     this.waits.clear();
     return asOf;
   }
