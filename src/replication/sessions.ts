@@ -250,10 +250,11 @@ export class SessionTable {
   }
 
   /**
-   * Builds a table from client images (any order; sorted by recency here), checking every field.
-   * Throws `SESSIONS_MALFORMED` naming the first bad field.
+   * Builds a table from client images (any order; sorted by recency here), checking every field
+   * and (with `enforceBudget`) that it fits `options.maxBytes` as a live table does. Throws
+   * `SESSIONS_MALFORMED` naming the first bad field.
    */
-  static fromImages(images: unknown[], options: SessionTableOptions, asOf: number): SessionTable {
+  static fromImages(images: unknown[], options: SessionTableOptions, asOf: number, enforceBudget = true): SessionTable {
     const t = new SessionTable(options);
     const parsed = images.map((img, i) => parseClient(img, i, asOf));
     parsed.sort((a, b) => a.last - b.last);
@@ -264,7 +265,10 @@ export class SessionTable {
       if (t.clients.has(p.id)) malformed(`client ${p.id} appears twice`);
       t.insert(p.id, p.floor, p.last, p.records);
     }
-    if (t.total > options.maxBytes) malformed(`the table holds ${t.total} estimated bytes, over the budget of ${options.maxBytes}`);
+    // Eviction never drops the client being served: a lone client may hold more than the budget.
+    if (enforceBudget && t.total > options.maxBytes && t.clients.size > 1) {
+      malformed(`the table holds ${t.total} estimated bytes, over the budget of ${options.maxBytes}`);
+    }
     t.applied = asOf;
     return t;
   }
@@ -521,7 +525,8 @@ export class SessionStore implements SessionBook {
       }
       let base: SessionTable;
       try {
-        base = SessionTable.fromImages(images, options, baseIndex);
+        // Not held to the budget: it may have been lowered since; the next new record evicts.
+        base = SessionTable.fromImages(images, options, baseIndex, false);
       } catch (err) {
         throw new SessionError(SessionErrorCode.BadState, `session store in ${dir}: ${(err as Error).message}`, { cause: err });
       }
@@ -679,6 +684,7 @@ export class SessionStore implements SessionBook {
     this.live = table.clone();
     this.baseIndex = this.journaled = asOf;
     this.deltas = [];
+    this.pressed = false;
     this.waits.clear();
     return asOf;
   }

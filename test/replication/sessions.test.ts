@@ -230,4 +230,26 @@ describe('SessionStore', () => {
     expect(Buffer.from(b3.export(400)).equals(Buffer.from(bytes))).toBe(true);
     expect(() => b3.export(399)).toThrow(expect.objectContaining({ code: 'SESSIONS_UNAVAILABLE' }));
   });
+
+  it('reopens with a lowered budget (evicting at the next new record), and keeps a lone client over budget', async () => {
+    const dir = tmp();
+    let s = await openStore(dir, 0, 1 << 20);
+    feed((x) => s.apply(x), Array.from({ length: 30 }, (_, i) => input(i + 1, `c${i % 10}`, Math.floor(i / 10))));
+    await s.persist(30, 0);
+    await s.persist(30, 30);
+    await closeStore(s);
+    const small = 3 * (SESSION_CLIENT_BYTES + 4 + 3 * 100);
+    s = await openStore(dir, 30, small);
+    expect(s.count).toBe(10);
+    feed((x) => s.apply(x), [input(31, 'c0', 3)]);
+    expect(s.bytes).toBeLessThanOrEqual(small);
+    expect(s.table.clientIds()).toEqual(['c9', 'c0']); // c0 now holds 4 records: c8 no longer fits
+    // One client alone may exceed a tiny budget (the one being served is never evicted): its export imports.
+    const lone = await openStore(tmp(), 0, 500);
+    feed((x) => lone.apply(x), [input(1, 'big', 1, undefined, 2000)]);
+    expect(lone.bytes).toBeGreaterThan(500);
+    const other = await openStore(tmp(), 0, 500);
+    expect(await other.import(lone.export(1))).toBe(1);
+    expect(other.table.lookup('big', 1)?.bytes).toBe(2000);
+  });
 });

@@ -193,4 +193,17 @@ describe('replicated sessions across restarts', () => {
     expect(peak).toBeLessThan(4 * cap);
     expect(await versions(s.db, 'k')).toEqual([1]);
   });
+
+  it('writes that each fill the memtable, applied in one Ready, never make an install wait on itself', async () => {
+    const dir = path.join(tmp(), 'data');
+    let s = await openStack(dir, { writeBufferSize: 1024 });
+    const big = 'y'.repeat(900);
+    const outs = await Promise.all(Array.from({ length: 40 }, (_, i) => s.wp.propose(put(`f${i % 4}`, `${big}${i}`, `c${i % 5}`, i))));
+    expect(outs.map((o) => o.type === 'put' && o.result.seq)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    expect(s.db.logIndex().durable).toBeGreaterThan(1);
+    await closeStack(s);
+    s = await openStack(dir, { writeBufferSize: 1024 });
+    for (let i = 0; i < 40; i++) expect(await s.wp.propose(put(`f${i % 4}`, `${big}${i}`, `c${i % 5}`, i))).toMatchObject({ replayed: true, result: { seq: i + 1 } });
+    expect(s.db.stats().lastSeq).toBe(40);
+  });
 });
