@@ -83,7 +83,7 @@ export class RaftWritePath implements WritePath {
       maxPendingBytes: options.maxPendingSessionBytes,
       // Session inputs pile up while nothing is flushed (retries, failed conditions write
       // nothing): a checkpoint records an index, and its install folds them into the base.
-      onPressure: () => void group?.propose(encodeCommand({ type: 'checkpoint' })).catch(() => undefined),
+      onPressure: () => void group?.propose(encodeCommand({ type: 'checkpoint', time: Date.now() })).catch(() => undefined),
     });
     const applier = new CommandApplier(db, { ...options, sessions });
     db.beforeLogIndexDurable((index, recorded) => sessions.persist(index, recorded));
@@ -149,6 +149,11 @@ export class RaftWritePath implements WritePath {
     } catch (err) {
       throw err instanceof ReplicationError ? new HttpError('UNAVAILABLE', `linearizable read refused: ${err.message}`) : err;
     }
+  }
+
+  /** Proposes again this member's signature on its pending head when it is not in the log yet. */
+  resumeCosign(): void {
+    this.applier.resumeCosign();
   }
 
   /** True when this member leads the group (it alone proposes checkpoints). */
