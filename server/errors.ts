@@ -115,6 +115,8 @@ export function problem(code: HttpCode, detail?: string): Problem {
 /** Engine codes that are not HTTP codes of their own. */
 const ENGINE_MAP: Partial<Record<string, HttpCode>> = {
   DATABASE_CLOSED: 'UNAVAILABLE',
+  // A diverged replica (docs/replication.md § Co-signing): clients go to another member.
+  DIVERGED: 'UNAVAILABLE',
   DIRECTORY_LOCKED: 'UNAVAILABLE',
   SNAPSHOT_RELEASED: 'INTERNAL',
 };

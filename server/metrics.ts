@@ -80,6 +80,15 @@ export class Metrics {
       }
     };
     new Gauge({
+      name: 'proofkv_divergence',
+      help: '1 while this replica has diverged from what a quorum certified (it serves no proofs and takes no writes)',
+      registers,
+      collect() {
+        const d = live(() => db.divergence());
+        this.set(d ? 1 : 0);
+      },
+    });
+    new Gauge({
       name: 'proofkv_tables',
       help: 'Tables per LSM level',
       labelNames: ['level'],

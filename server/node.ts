@@ -28,6 +28,8 @@ import { Metrics } from './metrics.js';
 import { CheckpointNotes, type NoteOptions } from './notes.js';
 import { RaftWritePath } from './raft_write_path.js';
 import { memberOf, type ClusterConfig } from './cluster_config.js';
+import { majority } from './cli/cluster.js';
+import { describeDivergence } from '../src/replication/cosign.js';
 import { HttpTransport } from '../src/replication/transport/index.js';
 import { LocalWritePath, type LocalWritePathOptions, type WritePath } from './write_path.js';
 
@@ -148,6 +150,9 @@ export function softwareVersion(): string {
   return '0.0.0';
 }
 
+/** How often a cluster member proposes again its signature on a head still pending, ms. */
+export const COSIGN_RETRY_MS = 2000;
+
 /** A running node. */
 export class ProofNode {
   private closing = false;
@@ -160,6 +165,7 @@ export class ProofNode {
   edge!: EdgeLimits;
   /** The peer transport of a cluster member. */
   private transport?: HttpTransport;
+  private cosignTimer: NodeJS.Timeout | null = null;
   /** Consecutive failed checkpoints, and when automatic checkpoints may try again (ms since the epoch). */
   private checkpointFailures = 0;
   private checkpointRetryAt = 0;
@@ -225,7 +231,24 @@ export class ProofNode {
       const nodeId = toHex(publicKey).slice(0, 16);
       const metrics = new Metrics(db);
       let node: ProofNode | undefined;
+      let cosigner: RaftWritePath | undefined;
+      // A cluster member's checkpoints are certified by a majority of the members' keys.
+      const members = options.cluster?.config.members;
+      const signerSet = members && { quorum: majority(members.length), members: members.map((m) => ({ id: m.id, publicKey: m.publicKey })) };
       const wpOptions: LocalWritePathOptions = {
+        ...(signerSet ? { signers: () => signerSet } : {}),
+        proposeCosign: (cmd) => {
+          // Fire and forget: a lost proposal is proposed again by the cosign timer below.
+          void cosigner?.propose(cmd).catch((err: unknown) => log.debug({ err, size: cmd.size }, 'cosign proposal not applied; it is proposed again'));
+        },
+        onCosign: (cmd, result) => {
+          if (result.divergence) {
+            log.error({ event: 'DIVERGENCE', size: result.divergence.size, ownRoot: toHex(result.divergence.ownRoot), quorumRoot: toHex(result.divergence.quorumRoot), signers: result.divergence.signers }, describeDivergence(result.divergence));
+          } else if (result.verdict !== 'accepted' && result.verdict !== 'duplicate' && result.verdict !== 'stale') {
+            log.warn({ event: 'cosign_ignored', verdict: result.verdict, nodeId: cmd.nodeId, size: cmd.size }, 'ignored a cosign entry');
+          }
+          if (result.certified) log.debug({ size: result.certified.head.size }, 'checkpoint certified');
+        },
         onApplied: (cmd, ops) => {
           if (cmd.type === 'batch') metrics.writes.inc({ op: 'batch_op' }, ops);
           else if (cmd.type === 'put' || cmd.type === 'delete' || cmd.type === 'append') metrics.writes.inc({ op: cmd.type });
@@ -248,6 +271,7 @@ export class ProofNode {
           peers: peers.filter((p) => p.id !== id),
         });
         raftPath = await RaftWritePath.open(db, raftDir, { ...wpOptions, cluster: { id, peers, transport } });
+        cosigner = raftPath;
       } else if (raft) {
         raftPath = await RaftWritePath.open(db, raftDir, wpOptions);
       }
@@ -336,6 +360,14 @@ export class ProofNode {
         // A client that does not read its answer must not hold the descriptor.
         setTimeout(() => socket.destroy(), 1000).unref();
       });
+      if (cosigner) {
+        // This member's signature on its pending head, proposed again until the log holds it
+        // (a proposal is lost when the leader changes under it); a duplicate is ignored at apply.
+        const cs = cosigner;
+        cs.resumeCosign();
+        node.cosignTimer = setInterval(() => cs.resumeCosign(), COSIGN_RETRY_MS);
+        node.cosignTimer.unref();
+      }
       if (options.checkpointIntervalMs > 0) {
         node.timer = setInterval(() => node!.maybeCheckpoint('interval'), options.checkpointIntervalMs);
         node.timer.unref();
@@ -395,7 +427,7 @@ export class ProofNode {
 
   private async checkpoint(trigger: string): Promise<void> {
     try {
-      const o = await this.metrics.timeCheckpoint(trigger, () => this.writePath.propose({ type: 'checkpoint' }));
+      const o = await this.metrics.timeCheckpoint(trigger, () => this.writePath.propose({ type: 'checkpoint', time: Date.now() }));
       if (o.type === 'checkpoint') this.options.logger.debug({ trigger, index: o.checkpoint.checkpoint.index, seq: o.checkpoint.seq }, 'checkpoint');
       this.checkpointFailures = 0;
       this.checkpointRetryAt = 0;
@@ -419,6 +451,7 @@ export class ProofNode {
     this.shutdownPromise = (async () => {
       log.info({ reason }, 'shutting down');
       if (this.timer) clearInterval(this.timer);
+      if (this.cosignTimer) clearInterval(this.cosignTimer);
       const drained = new Promise<void>((resolve) => this.server.close(() => resolve()));
       this.server.closeIdleConnections();
       const force = setTimeout(() => this.server.closeAllConnections(), this.options.drainTimeoutMs ?? 10_000);

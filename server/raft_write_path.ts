@@ -7,26 +7,28 @@
  * index; the proposal is answered with that outcome. How a write becomes durable, and why a crash
  * loses nothing acknowledged, is explained in `src/replication/group.ts` and docs/replication.md.
  *
- * Retries at open. The session table is in memory. When the group re-applies the entries after
- * the engine's recorded index, a retry whose `(clientId, seq)` first appears at or below that
- * index would find an empty table and be applied a second time, although the live run answered it
- * from the table. So the log's last {@link RETRY_LOOKBACK} entries up to the recorded index are
- * scanned once at open, and a re-applied entry whose pair is among them is not applied again (it
- * was a retry). A retry that reaches the node only after a restart is still applied again — the
- * known gap of the in-memory table, closed when the table becomes replicated state.
+ * Sessions. The `(clientId, seq)` table is replicated state: a {@link SessionStore} in
+ * `<dir>/sessions`, restored at open as of the engine's durable log index and kept durable
+ * ahead of it through the engine's `beforeLogIndexDurable` hook, so that re-applying the log after
+ * any crash or restart rebuilds exactly the live run's table and no retry is applied twice
+ * (docs/replication.md § Sessions). {@link RaftWritePath.exportSessions} and
+ * {@link RaftWritePath.importSessions} carry it in snapshots.
  * @module
  */
+import * as path from 'node:path';
 import { Encoder } from 'cbor-x';
 import type { ProofDB } from '../src/index.js';
-import { ReplicationError, ReplicationGroup, type GroupStatus, type PeerAddress, type Transport } from '../src/replication/index.js';
+import { ReplicationError, ReplicationGroup, SessionError, SessionErrorCode, SessionStore, type GroupStatus, type PeerAddress, type Transport } from '../src/replication/index.js';
 import { HttpError } from './errors.js';
 import type { ReadConsistency } from './keys.js';
-import { CommandApplier, type LocalWritePathOptions, type WriteCommand, type WriteOutcome, type WritePath } from './write_path.js';
+import { CommandApplier, MAX_SESSION_BYTES, isEngineFailure, type LocalWritePathOptions, type WriteCommand, type WriteOutcome, type WritePath } from './write_path.js';
 
 /** Options of {@link RaftWritePath.open}. */
 export interface RaftWritePathOptions extends LocalWritePathOptions {
   /** Milliseconds per Raft tick (default 100). */
   tickMs?: number;
+  /** Bound of the session inputs kept between installs (`SessionStoreOptions.maxPendingBytes`). */
+  maxPendingSessionBytes?: number;
   /**
    * This node as a member of a cluster: its Raft id, every member's peer address (the bootstrap
    * voters) and the transport to them. Absent: a one-member group.
@@ -36,9 +38,6 @@ export interface RaftWritePathOptions extends LocalWritePathOptions {
 
 /** What `/v1/status` and `proofkv cluster status` show of the group, as this member sees it. */
 export type ClusterView = GroupStatus;
-
-/** Log entries scanned at open for earlier `(clientId, seq)` pairs (see the module comment). */
-export const RETRY_LOOKBACK = 8192;
 
 const cbor = new Encoder({ useRecords: false, mapsAsObjects: true });
 const bytes = (b: unknown): Uint8Array => (b instanceof Uint8Array ? new Uint8Array(b.buffer, b.byteOffset, b.byteLength) : new Uint8Array(0));
@@ -54,63 +53,52 @@ export function decodeCommand(data: Uint8Array): WriteCommand {
   if (c.type === 'put' || c.type === 'append') c.value = bytes(c.value);
   if (c.type === 'put' || c.type === 'delete' || c.type === 'append') c.key = bytes(c.key);
   if (c.type === 'batch') for (const op of c.ops) { op.key = bytes(op.key); if (op.op === 'put' || op.op === 'append') op.value = bytes(op.value); }
+  if (c.type === 'cosign') { c.root = bytes(c.root); c.signature = bytes(c.signature); }
   return c as WriteCommand;
-}
-
-const sessionKey = (cmd: WriteCommand) => (cmd.session ? `${cmd.session.clientId}\n${cmd.session.seq}` : undefined);
-
-/** Errors meaning the engine could not take the write at all (closed, failed): the group stops. */
-function isFatal(err: unknown): boolean {
-  const code = (err as { code?: unknown })?.code;
-  return code === 'DATABASE_CLOSED' || code === 'DIRECTORY_LOCKED' || code === 'IO_ERROR' || code === 'CORRUPTION';
 }
 
 /** The write path of a Raft group. Create with {@link RaftWritePath.open}. */
 export class RaftWritePath implements WritePath {
   private constructor(
+    private readonly db: ProofDB,
     private readonly group: ReplicationGroup<WriteOutcome>,
     private readonly applier: CommandApplier,
+    private readonly sessions: SessionStore,
   ) {}
 
   /**
    * Opens (or creates) the group in `dir` (normally `<data>/raft`) over `db`, which must be open
-   * with `writeAheadLog: 'external'`, re-applies the log after the engine's recorded index, and
-   * starts serving proposals.
+   * with `writeAheadLog: 'external'`: restores the session table as of the engine's recorded
+   * index, re-applies the log after it, and starts serving proposals.
    */
   static async open(db: ProofDB, dir: string, options: RaftWritePathOptions = {}): Promise<RaftWritePath> {
     if (db.options.writeAheadLog !== 'external') {
       throw new Error(`the raft write path needs the database opened with writeAheadLog: 'external' (it is '${db.options.writeAheadLog}')`);
     }
-    const applier = new CommandApplier(db, options);
     const durable = db.logIndex().durable;
-    let replayEnd = 0;
-    const earlier = new Set<string>();
-    const group = await ReplicationGroup.open<WriteOutcome>(dir, {
-      appliedIndex: durable,
-      tickMs: options.tickMs,
-      ...(options.cluster ? { id: options.cluster.id, peers: options.cluster.peers, transport: options.cluster.transport } : {}),
-      beforeReplay: (g) => {
-        replayEnd = g.status().lastIndex;
-        if (replayEnd <= durable) return;
-        for (const { command } of g.commands(durable - RETRY_LOOKBACK + 1, durable)) {
-          const key = sessionKey(decodeCommand(command));
-          if (key) earlier.add(key);
-        }
-      },
-      stateMachine: {
-        apply: (index, command) => {
-          const cmd = decodeCommand(command);
-          if (index <= replayEnd && earlier.size > 0) {
-            const key = sessionKey(cmd);
-            if (key && earlier.has(key)) return Promise.reject(new Error(`entry ${index} retries an earlier entry: not applied again`));
-          }
-          if (index > replayEnd) earlier.clear();
-          return applier.execute(cmd, index);
-        },
-        isFatal,
-      },
+    let group: ReplicationGroup<WriteOutcome> | undefined;
+    const sessions = await SessionStore.open(path.join(dir, 'sessions'), {
+      durableIndex: durable,
+      maxBytes: options.maxSessionBytes ?? MAX_SESSION_BYTES,
+      maxPendingBytes: options.maxPendingSessionBytes,
+      // Session inputs pile up while nothing is flushed (retries, failed conditions write
+      // nothing): a checkpoint records an index, and its install folds them into the base.
+      onPressure: () => void group?.propose(encodeCommand({ type: 'checkpoint', time: Date.now() })).catch(() => undefined),
     });
-    return new RaftWritePath(group, applier);
+    const applier = new CommandApplier(db, { ...options, sessions });
+    db.beforeLogIndexDurable((index, recorded) => sessions.persist(index, recorded));
+    try {
+      group = await ReplicationGroup.open<WriteOutcome>(dir, {
+        appliedIndex: durable,
+        tickMs: options.tickMs,
+        ...(options.cluster ? { id: options.cluster.id, peers: options.cluster.peers, transport: options.cluster.transport } : {}),
+        stateMachine: { apply: (index, command) => applier.execute(decodeCommand(command), index), isFatal: isEngineFailure },
+      });
+      return new RaftWritePath(db, group, applier, sessions);
+    } catch (err) {
+      await sessions.close();
+      throw err;
+    }
   }
 
   /** Highest log index applied to the engine. */
@@ -121,6 +109,11 @@ export class RaftWritePath implements WritePath {
   /** Last index in the Raft log. */
   get lastIndex(): number {
     return this.group.status().lastIndex;
+  }
+
+  /** Estimated bytes of the session inputs kept since the stored base. */
+  get sessionPendingBytes(): number {
+    return this.sessions.pendingBytes;
   }
 
   /** Number of clients the session table remembers. */
@@ -135,6 +128,11 @@ export class RaftWritePath implements WritePath {
 
   /** {@inheritDoc WritePath.propose} */
   propose(cmd: WriteCommand): Promise<WriteOutcome> {
+    try {
+      this.applier.refuseIfDiverged();
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return this.group.propose(encodeCommand(cmd)).catch((err: unknown) => {
       throw err instanceof ReplicationError ? new HttpError('UNAVAILABLE', err.message) : err;
     });
@@ -153,6 +151,11 @@ export class RaftWritePath implements WritePath {
     }
   }
 
+  /** Proposes again this member's signature on its pending head when it is not in the log yet. */
+  resumeCosign(): void {
+    this.applier.resumeCosign();
+  }
+
   /** True when this member leads the group (it alone proposes checkpoints). */
   isLeader(): boolean {
     return this.group.status().role === 'leader';
@@ -163,8 +166,33 @@ export class RaftWritePath implements WritePath {
     return this.group.status();
   }
 
-  /** Finishes the running Ready, fails what is still queued, closes the log. */
-  close(): Promise<void> {
-    return this.group.close();
+  /**
+   * The session table as of log index `index` (default: the engine's durable index), encoded
+   * for a snapshot (`SessionStore.export`). `SESSIONS_UNAVAILABLE` for an index not applied yet
+   * or older than the stored base.
+   */
+  exportSessions(index = this.db.logIndex().durable): Uint8Array {
+    if (index > this.group.status().applied) throw new SessionError(SessionErrorCode.Unavailable, `log index ${index} is not applied yet`);
+    return this.sessions.export(index);
+  }
+
+  /**
+   * Replaces the session table with `bytes` from {@link exportSessions} (a snapshot install, with
+   * the engine as of the same index) and returns that index. Malformed bytes are refused with
+   * `SESSIONS_MALFORMED` and change nothing.
+   */
+  importSessions(bytes: Uint8Array): Promise<number> {
+    return this.sessions.import(bytes);
+  }
+
+  /**
+   * Finishes the running Ready, fails what is still queued, closes the log and the session store.
+   * The engine hook stays: a flush install still running fails (`SESSIONS_UNAVAILABLE`) rather
+   * than record an index the closed store did not make durable; its entries are re-applied at
+   * the next open.
+   */
+  async close(): Promise<void> {
+    await this.group.close();
+    await this.sessions.close();
   }
 }

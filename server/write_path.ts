@@ -4,30 +4,38 @@
  * {@link LocalWritePath} applies commands to the local {@link ProofDB}; a Raft group replaces it by
  * proposing the command to the log and answering once it is applied, without changing any route.
  *
- * Idempotent retries: a command may carry a client session `(clientId, seq)`. The local write path
- * remembers, per client, the outcome of its most recent sequence numbers (a window of
- * {@link SESSION_WINDOW}) together with a SHA-256 digest of the request ({@link commandDigest}:
- * operation, keys, values, explicit versions, conditions, batch contents); a command whose pair was seen
- * before gets the first outcome (waiting for it if it is still in flight) and is not applied
- * again — if its digest matches. A reuse of the pair for another request is refused with
- * `422 IDEMPOTENCY_KEY_REUSED` and changes nothing, so a rewritten or reused pair can never make
- * the node answer one request with another's result.
+ * Idempotent retries: a command may carry a client session `(clientId, seq)`. The session table
+ * (`SessionTable`, `src/replication/sessions.ts`) remembers, per client, its most recent
+ * sequence numbers (a window of {@link SESSION_WINDOW}), each with a SHA-256 digest of the request
+ * ({@link commandDigest}: operation, keys, values, explicit versions, conditions, batch contents)
+ * and its settled outcome — a result, or a deterministic failure such as `CONDITION_FAILED`. A
+ * command whose pair was seen before gets the first outcome (waiting for it if it is still in
+ * flight) and is not applied again — if its digest matches. A reuse of the pair for another
+ * request is refused with `422 IDEMPOTENCY_KEY_REUSED` and changes nothing, so a rewritten or
+ * reused pair can never make the node answer one request with another's result.
  *
  * The table has a byte budget ({@link MAX_SESSION_BYTES} by default), not a client count: each
- * client and each remembered outcome is charged an estimate of what it holds in memory
+ * client and each remembered outcome is charged an estimate computed from the command alone
  * ({@link sessionEntryBytes}); when the total is over budget the least recently active clients are
  * forgotten first (never the one being served).
  *
- * Known gap: the table is in memory. A retry that crosses a restart of the node, or that comes
- * after its client was evicted, is applied again (and a seq below an evicted client's window is no
- * longer recognised as stale). With the replicated cluster the table becomes part of the
- * replicated state (docs/replication.md) and this gap closes.
+ * Where it lives: on the Raft path the table is replicated state — built by applying the log,
+ * persisted beside the engine and restored exactly as of the engine's durable log index
+ * (`SessionStore`), so a retry is answered from it after any restart or crash, and is never
+ * applied twice. The local path keeps it in memory (`MemorySessionBook`): a retry that
+ * crosses a restart of a local-path node, or that comes after its client was evicted, is applied
+ * again.
  * @module
  */
 import { createHash } from 'node:crypto';
-import { ErrorCode, ProofKVError, WriteFaultError, type CheckpointResult, type ProofDB, type WriteResult } from '../src/index.js';
-import { HttpError } from './errors.js';
+import { Encoder } from 'cbor-x';
+import { ErrorCode, ProofKVError, WriteFaultError, type CheckpointResult, type CosignResult, type ProofDB, type WriteResult } from '../src/index.js';
+import { describeDivergence, soloSignerSet, type CosignCommand, type SignerSet } from '../src/replication/cosign.js';
+import { MemorySessionBook, type SessionBook, type SessionRecord } from '../src/replication/sessions.js';
+import { HttpError, toHttpError, type ProblemMembers } from './errors.js';
 import type { ReadConsistency } from './keys.js';
+
+export { SESSION_CLIENT_BYTES, SESSION_WINDOW } from '../src/replication/sessions.js';
 
 /** A client session of an idempotent write. */
 export interface Session {
@@ -58,7 +66,13 @@ export type WriteCommand = (
   | { type: 'delete'; key: Uint8Array; ifVersion?: number }
   | ({ type: 'append'; key: Uint8Array; value: Uint8Array } & CommandCondition)
   | { type: 'batch'; ops: BatchCommandOp[] }
-  | { type: 'checkpoint' }
+  /**
+   * A checkpoint; `time` (ms) is stamped by the proposer (the leader's timer, or the local write
+   * path), never read at apply: the checkpoint records `max(time, previous checkpoint's time)`.
+   */
+  | { type: 'checkpoint'; time?: number }
+  /** A member's signature on the checkpoint-log head it computed (docs/replication.md § Co-signing). */
+  | CosignCommand
 ) & { session?: Session };
 
 /** What a command did. `replayed` is true when a retry got the remembered outcome. */
@@ -66,6 +80,7 @@ export type WriteOutcome = (
   | { type: 'put' | 'delete' | 'append'; result: WriteResult }
   | { type: 'batch'; results: WriteResult[] }
   | { type: 'checkpoint'; checkpoint: CheckpointResult }
+  | { type: 'cosign'; cosign: CosignResult }
 ) & { replayed?: boolean };
 
 /** The one way routes change state. */
@@ -88,39 +103,16 @@ export interface WritePath {
   readonly sessionBytes: number;
 }
 
-/** Sequence numbers remembered per client. */
-export const SESSION_WINDOW = 128;
 /** Default byte budget of the idempotency table (64 MiB). */
 export const MAX_SESSION_BYTES = 64 * 1024 * 1024;
-/**
- * Estimated bytes of a remembered client besides its outcomes (Map entries, objects, the id).
- * With {@link SESSION_ENTRY_BYTES} a client with one write is charged about 1.85 KiB, above its
- * measured heap cost (about 0.8 KiB), so the budget bounds real memory.
- */
-export const SESSION_CLIENT_BYTES = 1024;
-/** Estimated bytes of one remembered outcome (promise, closure, digest, result object). */
+/** Estimated bytes of one remembered outcome (record, digest, encoded outcome, result object). */
 export const SESSION_ENTRY_BYTES = 768;
 /** Estimated bytes of each further write result of a remembered batch outcome. */
 export const SESSION_RESULT_BYTES = 64;
+/** Longest failure message a remembered outcome keeps (characters). */
+const MAX_REMEMBERED_MESSAGE = 512;
 
 type Settled = { ok: true; outcome: WriteOutcome } | { ok: false; error: unknown };
-
-/** One remembered request: the digest of what was asked and its outcome. */
-interface Remembered {
-  digest: Uint8Array;
-  settled: Promise<Settled>;
-  bytes: number;
-}
-
-/** Outcomes of one client's recent sequence numbers. */
-interface ClientSession {
-  id: string;
-  results: Map<number, Remembered>;
-  /** Lowest seq still remembered once the window has been full; lower ones are stale. */
-  floor: number;
-  /** Estimated bytes this client holds in the table. */
-  bytes: number;
-}
 
 /**
  * SHA-256 of what a command asks for: its type, and per operation the key, value, explicit
@@ -173,6 +165,13 @@ export function commandDigest(cmd: WriteCommand): Uint8Array {
       }
       break;
     case 'checkpoint':
+      version(cmd.time);
+      break;
+    case 'cosign':
+      u64(cmd.nodeId);
+      u64(cmd.size);
+      field(cmd.root);
+      field(cmd.signature);
       break;
   }
   return new Uint8Array(h.digest());
@@ -181,10 +180,6 @@ export function commandDigest(cmd: WriteCommand): Uint8Array {
 /** The estimated table bytes of one remembered outcome of `cmd`. */
 export function sessionEntryBytes(cmd: WriteCommand): number {
   return SESSION_ENTRY_BYTES + (cmd.type === 'batch' ? SESSION_RESULT_BYTES * cmd.ops.length : 0);
-}
-
-function sameDigest(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 /** Errors that mean "not applied, try again later": never remembered. */
@@ -196,8 +191,79 @@ function isTransient(err: unknown): boolean {
   return false;
 }
 
+/**
+ * Errors meaning the engine could not take the write at all (closed, failed): not an outcome of
+ * the command. The Raft group stops on them; their outcome is never remembered in a stored table.
+ */
+export function isEngineFailure(err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code;
+  return code === 'DATABASE_CLOSED' || code === 'DIRECTORY_LOCKED' || code === 'IO_ERROR' || code === 'CORRUPTION';
+}
+
+const cbor = new Encoder({ useRecords: false, mapsAsObjects: true });
+
+/**
+ * The remembered form of a settled outcome (CBOR): `{ ok: outcome }` — a checkpoint only as
+ * `{ ok: { type: 'checkpoint' } }` — or `{ err: { code, message, members } }`, the HTTP error the
+ * failure maps to, its message cut to 512 characters and without the `key` member (the retry's
+ * own command, which has the same digest, gives it back: {@link decodeSettled}).
+ */
+export function encodeSettled(settled: Settled): Uint8Array {
+  if (settled.ok) {
+    const { replayed: _, ...outcome } = settled.outcome;
+    return outcome.type === 'checkpoint' ? CHECKPOINT_TAKEN : cbor.encode({ ok: outcome });
+  }
+  const h = toHttpError(settled.error);
+  const { key: _, ...members } = h.members;
+  return cbor.encode({ err: { code: h.code, message: h.message.slice(0, MAX_REMEMBERED_MESSAGE), members } });
+}
+
+const CHECKPOINT_TAKEN = cbor.encode({ ok: { type: 'checkpoint' } });
+
+/**
+ * Decodes {@link encodeSettled} for a retry of `cmd`: a failure becomes the same `HttpError` the
+ * first answer mapped to; a checkpoint is answered with the database's latest checkpoint (which
+ * covers at least what the first one did).
+ */
+export function decodeSettled(db: ProofDB, cmd: WriteCommand, bytes: Uint8Array): Settled {
+  const doc = cbor.decode(bytes) as { ok?: WriteOutcome; err?: { code: HttpError['code']; message: string; members: ProblemMembers } };
+  if (doc.err) {
+    const members: ProblemMembers = { ...doc.err.members };
+    if (doc.err.code === 'CONDITION_FAILED') {
+      const key = cmd.type === 'batch' ? cmd.ops[members.index ?? 0]?.key : cmd.type === 'checkpoint' || cmd.type === 'cosign' ? undefined : cmd.key;
+      if (key) members.key = Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('base64url');
+    }
+    return { ok: false, error: new HttpError(doc.err.code, doc.err.message, {}, members) };
+  }
+  const o = doc.ok!;
+  if (o.type === 'checkpoint') {
+    const signed = db.latestCheckpoint();
+    const rec = db.servedCheckpointRecord();
+    const checkpoint = { ...signed, seq: signed.checkpoint.seq, tables: db.tables(), time: rec?.time ?? 0, signers: rec?.signers ?? soloSignerSet(db.publicKey()), certified: true };
+    return { ok: true, outcome: { type: 'checkpoint', checkpoint } };
+  }
+  return { ok: true, outcome: o };
+}
+
 /** Options of {@link LocalWritePath}. */
 export interface LocalWritePathOptions {
+  /**
+   * The signer set of a checkpoint applied now (the group's members at apply). Default: this node
+   * alone, quorum 1 — certified by its own signature at once, as a one-member group.
+   */
+  signers?: () => SignerSet | undefined;
+  /**
+   * Called with this node's signature on a checkpoint it just applied, when that signature alone
+   * does not certify it: the server proposes it to the group (fire and forget; a lost proposal is
+   * proposed again after a restart through {@link CommandApplier.resumeCosign}).
+   */
+  proposeCosign?: (cmd: CosignCommand) => void;
+  /**
+   * Called after each applied cosign command with its result, for logs and metrics: a verdict
+   * other than `accepted`/`duplicate` is an ignored signature (log it); a `divergence` is logged
+   * with {@link describeDivergence} (the `DIVERGENCE` line).
+   */
+  onCosign?: (cmd: CosignCommand, result: CosignResult) => void;
   /** Byte budget of the idempotency table (least recently active clients are evicted first). Default {@link MAX_SESSION_BYTES}. */
   maxSessionBytes?: number;
   /** Called after each applied (not replayed) data write with its number of operations. */
@@ -210,106 +276,100 @@ export interface LocalWritePathOptions {
  * entry, in log order.
  */
 export class CommandApplier {
-  /** clientId → session; Map order is LRU order (oldest first). */
-  private readonly sessions = new Map<string, ClientSession>();
-  private readonly maxSessionBytes: number;
-  private bytes = 0;
+  private readonly sessions: SessionBook;
+  /** Outcomes not yet remembered in encoded form (in flight, or an engine failure). */
+  private readonly inflight = new WeakMap<SessionRecord, Promise<Settled>>();
+  /** Session index of the local path, which has no log index. */
+  private counter = 0;
 
   constructor(
     private readonly db: ProofDB,
     private readonly options: LocalWritePathOptions & {
       /** Engine writes are synced (`WriteOptions.sync`); default: the database's own setting. */
       sync?: boolean;
+      /** The session table (the Raft path's replicated `SessionStore`); default: one in memory. */
+      sessions?: SessionBook;
     } = {},
   ) {
-    this.maxSessionBytes = options.maxSessionBytes ?? MAX_SESSION_BYTES;
-    if (!Number.isSafeInteger(this.maxSessionBytes) || this.maxSessionBytes < 0) throw new RangeError('maxSessionBytes must be a non-negative integer');
+    const maxBytes = options.maxSessionBytes ?? MAX_SESSION_BYTES;
+    if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) throw new RangeError('maxSessionBytes must be a non-negative integer');
+    this.sessions = options.sessions ?? new MemorySessionBook({ maxBytes });
   }
 
   /** Number of clients currently remembered. */
   get sessionCount(): number {
-    return this.sessions.size;
+    return this.sessions.count;
   }
 
   /** Estimated bytes the idempotency table holds (see {@link sessionEntryBytes}). */
   get sessionBytes(): number {
-    return this.bytes;
+    return this.sessions.bytes;
   }
 
-  /** Forgets least recently active clients until the table fits its budget; `keep` stays. */
-  private evict(keep: string): void {
-    for (const [id, s] of this.sessions) {
-      if (this.bytes <= this.maxSessionBytes) return;
-      if (id === keep) continue;
-      this.sessions.delete(id);
-      this.bytes -= s.bytes;
-    }
+  /**
+   * Throws `DIVERGED` when this replica has diverged from its signer set (docs/replication.md
+   * § Co-signing): new client commands are refused until an operator replaces its data. Entries
+   * already in the log are still applied (the log stays the truth; nothing is signed or served).
+   */
+  refuseIfDiverged(): void {
+    const d = this.db.divergence();
+    if (d) throw new ProofKVError(ErrorCode.DIVERGED, `${describeDivergence(d)}: this replica refuses writes until an operator restores it`);
+  }
+
+  /** Proposes again this node's signature on its pending head if it is not in the log yet (at open). */
+  resumeCosign(): void {
+    const cmd = this.db.ownCosign();
+    if (cmd) this.options.proposeCosign?.(cmd);
   }
 
   /**
    * Applies `cmd` once per `(clientId, seq)` (see the module comment) and returns its outcome; a
    * remembered pair with another request digest is `IDEMPOTENCY_KEY_REUSED`.
-   * `logIndex`: the Raft log entry the command comes from (engine in external-log mode). The
-   * engine write is enqueued before this returns its promise, so calls take effect in call order.
+   * `logIndex`: the Raft log entry the command comes from (engine in external-log mode; it is
+   * also the session table's index). The engine write is enqueued before this returns its
+   * promise, so calls take effect in call order.
    */
   async execute(cmd: WriteCommand, logIndex?: number): Promise<WriteOutcome> {
+    if (logIndex === undefined) this.refuseIfDiverged();
     if (!cmd.session) return this.apply(cmd, logIndex);
     const { clientId, seq } = cmd.session;
-    const digest = commandDigest(cmd);
-    let s = this.sessions.get(clientId);
-    if (s) {
-      this.sessions.delete(clientId);
-      this.sessions.set(clientId, s);
-    } else {
-      s = { id: clientId, results: new Map(), floor: 0, bytes: SESSION_CLIENT_BYTES + 2 * clientId.length };
-      this.sessions.set(clientId, s);
-      this.bytes += s.bytes;
-    }
-    const seen = s.results.get(seq);
-    if (seen) {
-      if (!sameDigest(seen.digest, digest)) {
+    const decision = this.sessions.apply({ index: logIndex ?? ++this.counter, clientId, seq, digest: commandDigest(cmd), bytes: sessionEntryBytes(cmd) });
+    switch (decision.kind) {
+      case 'reused':
         throw new HttpError(
           'IDEMPOTENCY_KEY_REUSED',
           `request seq ${seq} of client ${clientId} was already used for another request (other operation, key, value, version or batch); use a new seq`,
         );
+      case 'stale':
+        throw new HttpError('REQUEST_SEQ_STALE', `request seq ${seq} of client ${clientId} is older than the remembered window (from ${decision.floor})`);
+      case 'retry': {
+        const { record } = decision;
+        const settled = await (this.inflight.get(record) ?? decodeSettled(this.db, cmd, record.outcome!));
+        if (!settled.ok) throw settled.error;
+        return { ...settled.outcome, replayed: true };
       }
-      const settled = await seen.settled;
-      if (!settled.ok) throw settled.error;
-      return { ...settled.outcome, replayed: true };
     }
-    if (seq < s.floor) {
-      throw new HttpError('REQUEST_SEQ_STALE', `request seq ${seq} of client ${clientId} is older than the remembered window (from ${s.floor})`);
-    }
-    const session = s;
+    const { record } = decision;
+    // A checkpoint's remembered outcome is fixed when it is applied ("a checkpoint was taken"):
+    // its own last install, which records its index, waits for every outcome up to it.
+    if (cmd.type === 'checkpoint') record.outcome = CHECKPOINT_TAKEN;
     const p: Promise<Settled> = this.apply(cmd, logIndex).then(
       (outcome) => ({ ok: true as const, outcome }),
       (error: unknown) => ({ ok: false as const, error }),
-    );
-    const entry: Remembered = { digest, settled: p, bytes: sessionEntryBytes(cmd) };
-    session.results.set(seq, entry);
-    this.charge(session, entry.bytes);
-    if (session.results.size > SESSION_WINDOW) {
-      const lowest = Math.min(...session.results.keys());
-      this.charge(session, -session.results.get(lowest)!.bytes);
-      session.results.delete(lowest);
-      session.floor = Math.max(session.floor, lowest + 1);
-    }
-    this.evict(clientId);
+    ).then((settled) => {
+      // Remembered in the form a retry after a restart gets too; an engine failure is no outcome.
+      if (record.outcome === undefined && (settled.ok || !isEngineFailure(settled.error))) record.outcome = encodeSettled(settled);
+      if (record.outcome !== undefined) this.inflight.delete(record);
+      return settled;
+    });
+    this.inflight.set(record, p);
+    this.sessions.settling(record, p);
     const settled = await p;
     if (!settled.ok) {
-      if (isTransient(settled.error) && session.results.get(seq) === entry) {
-        session.results.delete(seq);
-        this.charge(session, -entry.bytes);
-      }
+      if (isTransient(settled.error)) this.sessions.forget(clientId, record);
       throw settled.error;
     }
     return settled.outcome;
-  }
-
-  /** Adds `n` bytes to `s` and, while it is still in the table, to the table total. */
-  private charge(s: ClientSession, n: number): void {
-    s.bytes += n;
-    if (this.sessions.get(s.id) === s) this.bytes += n;
   }
 
   private async apply(cmd: WriteCommand, logIndex?: number): Promise<WriteOutcome> {
@@ -344,8 +404,22 @@ export class CommandApplier {
         this.options.onApplied?.(cmd, results.length);
         return { type: 'batch', results };
       }
-      case 'checkpoint':
-        return { type: 'checkpoint', checkpoint: await this.db.checkpoint(logIndex === undefined ? {} : { logIndex }) };
+      case 'checkpoint': {
+        const signers = this.options.signers?.();
+        const checkpoint = await this.db.checkpoint({
+          ...(logIndex === undefined ? {} : { logIndex }),
+          ...(cmd.time === undefined || cmd.time === null ? {} : { time: cmd.time }),
+          ...(signers ? { signers } : {}),
+        });
+        if (checkpoint.cosign) this.options.proposeCosign?.(checkpoint.cosign);
+        return { type: 'checkpoint', checkpoint };
+      }
+      case 'cosign': {
+        const { nodeId, size, root, signature } = cmd;
+        const cosign = await this.db.cosign({ type: 'cosign', nodeId, size, root, signature }, logIndex === undefined ? {} : { logIndex });
+        this.options.onCosign?.(cmd, cosign);
+        return { type: 'cosign', cosign };
+      }
     }
   }
 }
@@ -376,8 +450,9 @@ export class LocalWritePath implements WritePath {
     return this.applier.sessionBytes;
   }
 
-  /** {@inheritDoc WritePath.propose} */
+  /** {@inheritDoc WritePath.propose} A checkpoint without a time is stamped with the clock here, by its proposer. */
   propose(cmd: WriteCommand): Promise<WriteOutcome> {
+    if (cmd.type === 'checkpoint' && cmd.time === undefined) return this.applier.execute({ ...cmd, time: Date.now() });
     return this.applier.execute(cmd);
   }
 

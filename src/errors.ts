@@ -21,6 +21,12 @@ export const ErrorCode = {
   IO_ERROR: 'IO_ERROR',
   /** No checkpoint yet, or the asked checkpoint's tables are no longer kept for proofs. */
   CHECKPOINT_UNAVAILABLE: 'CHECKPOINT_UNAVAILABLE',
+  /**
+   * This replica's checkpoint-log root differs from the one a quorum of its signer set certified
+   * (docs/replication.md § Co-signing): it signs nothing, serves no proofs and takes no writes
+   * until an operator replaces its data.
+   */
+  DIVERGED: 'DIVERGED',
 } as const;
 /** One of {@link ErrorCode}. */
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -9,8 +9,8 @@ import { installNodeSha256 } from '../node-entry/sha256.js';
 installNodeSha256();
 
 export { ProofDB, Snapshot } from './db/db.js';
-export type { CheckpointOptions, CheckpointResult, ConditionalWriteOptions, HistoryOptions, LogIndexState, ProofOptions, ProvenGet, ProvenHistory, ProvenScan, ScanProofOptions, TableInfo, WriteOptions } from './db/db.js';
-export type { SignedCheckpoint } from './proof/checkpointer.js';
+export type { CheckpointOptions, CheckpointResult, CosignOptions, ConditionalWriteOptions, HistoryOptions, LogIndexState, ProofOptions, ProvenGet, ProvenHistory, ProvenScan, ScanProofOptions, TableInfo, WriteOptions } from './db/db.js';
+export type { CheckpointMeta, CosignResult, SignedCheckpoint, TakenCheckpoint } from './proof/checkpointer.js';
 export type { KeyRotation } from './proof/node_key.js';
 export { verifyKeyRotation } from './proof/node_key.js';
 export { WriteBatch } from './db/batch.js';

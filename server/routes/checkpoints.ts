@@ -30,7 +30,7 @@ export function checkpointRoutes(ctx: AppContext): RouteDef[] {
     },
     async handler(req, res) {
       queryOf(res).only([]);
-      const outcome = await metrics.timeCheckpoint('request', () => writePath.propose({ type: 'checkpoint', session: sessionOf(req) }));
+      const outcome = await metrics.timeCheckpoint('request', () => writePath.propose({ type: 'checkpoint', time: Date.now(), session: sessionOf(req) }));
       if (outcome.type !== 'checkpoint') throw new Error('unexpected outcome');
       if (outcome.replayed) res.setHeader('ProofKV-Replayed', 'true');
       send(req, res, { ...checkpointWire(outcome.checkpoint), cosignatures: ctx.notes?.cosignatureLines(outcome.checkpoint.head) });

@@ -34,6 +34,16 @@ export function writesWire(db: ProofDB): { [k: string]: Wire } {
   };
 }
 
+/**
+ * A replica that diverged from what a quorum certified (docs/replication.md, Co-signing): the log
+ * size, its own root and the quorum's, the members that signed the quorum's. Absent when healthy.
+ */
+export function divergenceWire(db: ProofDB): { [k: string]: Wire } | undefined {
+  const d = db.divergence();
+  if (!d) return undefined;
+  return { size: d.size, ownRoot: d.ownRoot, quorumRoot: d.quorumRoot, signers: d.signers };
+}
+
 /** Node routes; `openapi` returns the document (built from the full route table by the app). */
 export function nodeRoutes(ctx: AppContext, openapi: () => Record<string, unknown>, metricsRole: 'admin' | 'none'): RouteDef[] {
   const { db, info, limits, metrics } = ctx;
@@ -78,6 +88,7 @@ export function nodeRoutes(ctx: AppContext, openapi: () => Record<string, unknow
         nodeId: info.nodeId,
         publicKey: info.publicKey,
         lastCheckpoint: last ? checkpointWire(last) : undefined,
+        divergence: divergenceWire(db),
         lastSeq: db.stats().lastSeq,
         tables: db.tables().length,
         bytesOnDisk: bytesOnDisk(db.location),
@@ -113,6 +124,8 @@ export function nodeRoutes(ctx: AppContext, openapi: () => Record<string, unknow
       const reasons: string[] = [];
       const fault = db.writeFault();
       if (fault) reasons.push(`write fault: ${fault.component} (${errorCodeOf(fault.error)})`);
+      const d = db.divergence();
+      if (d) reasons.push(`diverged at checkpoint-log size ${d.size}`);
       try {
         db.latestCheckpoint();
       } catch (err) {

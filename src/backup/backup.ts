@@ -27,7 +27,7 @@ import { equalBytes, toHex } from '../../proofs/bytes.js';
 import { CorruptionError, ErrorCode, InvalidArgumentError, ProofKVError } from '../errors.js';
 import { readJournal } from '../journal/reader.js';
 import { JournalWriter } from '../journal/writer.js';
-import { CHECKPOINT_LOG_FILE, decodeRecord, versionOfStored, type StoredCheckpoint } from '../proof/checkpoint_log.js';
+import { CHECKPOINT_LOG_FILE, decodeRecord, isCheckpointRecord, versionOfStored, type StoredCheckpoint } from '../proof/checkpoint_log.js';
 import { ProofContext } from '../proof/prover.js';
 import { NODE_KEY_FILE } from '../proof/node_key.js';
 import { TableReader } from '../table/table_reader.js';
@@ -61,6 +61,11 @@ function logRecords(dir: string): Uint8Array[] {
   return readJournal(fs.readFileSync(file), CHECKPOINT_LOG_FILE).records;
 }
 
+/** The checkpoints of `dir`'s log, in order (cosign and divergence records left out). */
+function logCheckpoints(dir: string): StoredCheckpoint[] {
+  return logRecords(dir).map(decodeRecord).filter(isCheckpointRecord);
+}
+
 /** Hard-links `from` to `to`, or copies it when linking is impossible (another file system). */
 function linkOrCopy(from: string, to: string): void {
   try {
@@ -79,7 +84,7 @@ function linkOrCopy(from: string, to: string): void {
  */
 export function verifyCheckpointFiles(dir: string, publicKey?: Uint8Array): BackupInfo {
   // Read-only: the log is read and its tree rebuilt in memory.
-  const records = logRecords(dir).map(decodeRecord);
+  const records = logCheckpoints(dir);
   const tree = new LogTree(nodeHasher);
   for (const r of records) tree.append(checkpointLeafHash(r.checkpoint, nodeHasher));
   const readers = new Map<number, TableReader>();
@@ -142,7 +147,8 @@ export async function backupDatabase(dataDir: string, outDir: string, options: {
     try {
       const records = logRecords(dataDir);
       if (records.length === 0) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `${dataDir} has no checkpoint yet: take one first`);
-      const stored: StoredCheckpoint = decodeRecord(records[records.length - 1]);
+      const stored = records.map(decodeRecord).filter(isCheckpointRecord).at(-1);
+      if (!stored) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `${dataDir} has no checkpoint yet: take one first`);
       for (const [, meta] of stored.tables) linkOrCopy(path.join(dataDir, files.table(meta.number)), path.join(tmp, files.table(meta.number)));
       const w = JournalWriter.open(path.join(tmp, CHECKPOINT_LOG_FILE));
       for (const rec of records) w.addRecord(rec);
@@ -179,7 +185,7 @@ export async function restoreDatabase(backupDir: string, dataDir: string, option
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   fs.chmodSync(dataDir, 0o700);
   try {
-    const stored = decodeRecord(logRecords(backupDir).at(-1)!);
+    const stored = logCheckpoints(backupDir).at(-1)!;
     for (const [, meta] of stored.tables) {
       const name = files.table(meta.number);
       fs.copyFileSync(path.join(backupDir, name), path.join(dataDir, name), fs.constants.COPYFILE_EXCL);

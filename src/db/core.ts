@@ -140,6 +140,13 @@ export class DBCore {
    * the tables). A freeze records it with the frozen memtable; 0 in journal mode.
    */
   logIndex = 0;
+  /**
+   * External-log mode: awaited before every manifest edit that raises the recorded log index
+   * (`appliedIndex`), with the index it records and the one recorded so far. State the caller
+   * keeps beside the engine (the replicated session table) makes itself durable up to `index`
+   * here, so that it is never behind the engine's recorded index. A rejection fails the install.
+   */
+  beforeLogIndexDurable: ((index: number, durable: number) => Promise<void>) | null = null;
   journal: JournalWriter | null = null;
   readonly journals: LiveJournal[] = [];
   readonly tables: TableCache;
@@ -497,6 +504,7 @@ export class DBCore {
       edit.logNumber = live.length > 0 ? live[0].number : this.vs.nextJournalNumber;
     }
     if (!pending && !flush) return;
+    await this.announceLogIndex(edit.appliedIndex);
     for (const [, m] of edit.added!) this.installing.add(m.number);
     let logged = false;
     try {
@@ -609,7 +617,17 @@ export class DBCore {
    */
   async installPendingCompaction(checkpointIndex?: number): Promise<void> {
     if (this.pending) await this.install(undefined, undefined, checkpointIndex);
-    else if (checkpointIndex !== undefined) await this.vs.logAndApply({ appliedIndex: checkpointIndex, checkpointIndex });
+    else if (checkpointIndex !== undefined) {
+      await this.announceLogIndex(checkpointIndex);
+      await this.vs.logAndApply({ appliedIndex: checkpointIndex, checkpointIndex });
+    }
+  }
+
+  /** Calls {@link beforeLogIndexDurable} when an edit is about to raise the recorded log index. */
+  private async announceLogIndex(index: number | undefined): Promise<void> {
+    if (index !== undefined && index > this.vs.appliedIndex && this.beforeLogIndexDurable) {
+      await this.beforeLogIndexDurable(index, this.vs.appliedIndex);
+    }
   }
 
   /** Deletes table files no live version references. */

@@ -28,7 +28,8 @@ import { WriteBatch, type BatchOp, type WriteCondition } from './batch.js';
 import { DBCore, type EngineStats, type WriteFault } from './core.js';
 import { DBIterator, type IteratorOptions, type VersionEntry } from './iterator.js';
 import { lockDir, type DirLock } from './lock.js';
-import { Checkpointer, type SignedCheckpoint } from '../proof/checkpointer.js';
+import { Checkpointer, type CosignResult, type SignedCheckpoint, type TakenCheckpoint } from '../proof/checkpointer.js';
+import type { CosignCommand, CosignCounters, Divergence, MemberSignature, SignerSet } from '../replication/cosign.js';
 import type { KeyRotation } from '../proof/node_key.js';
 import type { GetProof, HistoryProof } from '../../proofs/lsm_proof.js';
 import type { LogHead } from '../../proofs/checkpoint.js';
@@ -61,6 +62,20 @@ export interface ConditionalWriteOptions extends WriteOptions, WriteCondition {}
 export interface CheckpointOptions {
   /** External-log mode only, and required there: the index of the log entry that asks for the checkpoint. */
   logIndex?: number;
+  /**
+   * The checkpoint's time (ms since the epoch), from the log command; the checkpoint gets
+   * `max(time, previous checkpoint's time)`. Default: the previous checkpoint's time. Never read
+   * from a clock here, so every replica records the same time.
+   */
+  time?: number;
+  /** The members that certify the checkpoint (the group's members at apply). Default: this node alone, quorum 1. */
+  signers?: SignerSet;
+}
+
+/** Options of {@link ProofDB.cosign}. */
+export interface CosignOptions {
+  /** External-log mode only, and required there: the index of the log entry of the cosign command. */
+  logIndex?: number;
 }
 
 /** Where the external log stands, in external-log mode (both 0 in journal mode). */
@@ -82,8 +97,11 @@ export interface HistoryOptions {
   limit?: number;
 }
 
-/** What a checkpoint did: the signed checkpoint and the table set its MasterRoot commits to. */
-export interface CheckpointResult extends SignedCheckpoint {
+/**
+ * What a checkpoint did: the checkpoint (certified at once, or pending with the `cosign` to
+ * propose), its time and signer set, and the table set its MasterRoot commits to.
+ */
+export interface CheckpointResult extends TakenCheckpoint {
   /** Every write with seq <= this is in the tables. */
   seq: number;
   /** Tables after the checkpoint, in read order. */
@@ -541,19 +559,79 @@ export class ProofDB {
     this.checkOpen();
     const logIndex = this.takeLogIndex(options.logIndex);
     const external = this.options.writeAheadLog === 'external';
-    let signed: SignedCheckpoint | undefined;
+    let signed: TakenCheckpoint | undefined;
     await this.pipeline.barrier(async () => {
       const core = this.core;
       core.throwIfFailed();
+      // External-log mode: time and signer set are recorded before the last install, so a
+      // checkpoint finished at the next open records the same ones (openExternalLog).
+      const meta = external ? await this.checkpointer.intend(logIndex, options) : options;
       if (core.mem.count > 0) await core.rotate(true);
       await core.waitForFlush();
       // External-log mode: the last install records that this checkpoint's table set is complete,
       // so that a crash before the checkpoint log append is finished at the next open, never redone.
       await core.installPendingCompaction(external ? logIndex : undefined);
       if (external) core.logIndex = logIndex;
-      signed = await this.checkpointer.checkpoint(core.lastSeq, external ? logIndex : undefined);
+      signed = await this.checkpointer.checkpoint(core.lastSeq, external ? logIndex : undefined, meta);
     });
     return { ...signed!, seq: signed!.checkpoint.seq, tables: this.tables() };
+  }
+
+  /**
+   * Applies a member's signature on a checkpoint-log head (a `cosign` log command; see
+   * `Checkpointer.cosign` and docs/replication.md § Co-signing): a valid signature on this node's
+   * latest head is collected and persisted before this resolves, and certifies the head once the
+   * quorums are met; an invalid, unknown or duplicated one is ignored (see the verdict). Ordered
+   * with writes and checkpoints like a write (a barrier), so a later write never becomes durable
+   * before it.
+   */
+  async cosign(cmd: CosignCommand, options: CosignOptions = {}): Promise<CosignResult> {
+    this.checkOpen();
+    const logIndex = this.takeLogIndex(options.logIndex);
+    let result: CosignResult | undefined;
+    await this.pipeline.barrier(async () => {
+      this.core.throwIfFailed();
+      result = await this.checkpointer.cosign(cmd);
+      if (this.options.writeAheadLog === 'external') this.core.logIndex = logIndex;
+    });
+    return result!;
+  }
+
+  /**
+   * This node's signature on its pending head when it is not among the collected ones yet (to
+   * propose again after a restart; see `Checkpointer.ownCosign`).
+   */
+  ownCosign(): CosignCommand | undefined {
+    this.checkOpen();
+    return this.checkpointer.ownCosign();
+  }
+
+  /** The divergence this replica is in (docs/replication.md § Co-signing), or undefined. */
+  divergence(): Divergence | undefined {
+    return this.checkpointer.divergence();
+  }
+
+  /** Verdicts of the cosign commands applied since open (for metrics). */
+  cosignCounters(): Readonly<CosignCounters> {
+    return this.checkpointer.cosignCounters;
+  }
+
+  /**
+   * Co-signing state for status pages: the certified and the latest log size, and the latest
+   * certificate's signers (member ids, in log order).
+   */
+  certification(): { certifiedSize: number; latestSize: number; signers: number[]; time?: number } {
+    this.checkOpen();
+    const { certified, latest } = this.checkpointer.sizes();
+    const cert = this.checkpointer.certificate();
+    const out: { certifiedSize: number; latestSize: number; signers: number[]; time?: number } = {
+      certifiedSize: certified,
+      latestSize: latest,
+      signers: cert ? cert.signatures.map((g: MemberSignature) => g.id) : [],
+    };
+    const time = this.checkpointer.latestStored()?.time;
+    if (time !== undefined) out.time = time;
+    return out;
   }
 
   /**
@@ -617,7 +695,10 @@ export class ProofDB {
     };
   }
 
-  /** The latest checkpoint with the signed head that ends with it. Throws `CHECKPOINT_UNAVAILABLE` before the first. */
+  /**
+   * The latest certified checkpoint with its certificate (the signed head that ends with it).
+   * Throws `CHECKPOINT_UNAVAILABLE` before the first is certified.
+   */
   latestCheckpoint(): SignedCheckpoint {
     this.checkOpen();
     return this.checkpointer.latest();
@@ -655,7 +736,7 @@ export class ProofDB {
    */
   servedCheckpointRecord(): StoredCheckpoint | undefined {
     this.checkOpen();
-    return this.checkpointer.log.latest();
+    return this.checkpointer.certifiedRecord();
   }
 
   /** The node's key rotations, oldest first, and the one this open made (see `KEY_ROTATIONS`). */
@@ -708,6 +789,18 @@ export class ProofDB {
   logIndex(): LogIndexState {
     this.checkOpen();
     return { applied: this.core.logIndex, durable: this.core.vs.appliedIndex };
+  }
+
+  /**
+   * External-log mode: `hook(index, durable)` is awaited before every manifest edit that raises
+   * the recorded log index from `durable` to `index` (a flush install, a checkpoint's last
+   * install), so that state kept beside the engine can be made durable up to `index` first — the
+   * replicated session table does (docs/replication.md § Sessions). A rejection fails that install
+   * (a write fault). One hook; null removes it.
+   */
+  beforeLogIndexDurable(hook: ((index: number, durable: number) => Promise<void>) | null): void {
+    this.checkOpen();
+    this.core.beforeLogIndexDurable = hook;
   }
 
   /**
@@ -795,7 +888,7 @@ async function openExternalLog(core: DBCore, checkpointer: Checkpointer): Promis
   core.lastSeq = vs.flushedSeq;
   core.logIndex = vs.appliedIndex;
   if (vs.checkpointIndex > (checkpointer.log.latest()?.appliedIndex ?? 0)) {
-    await checkpointer.checkpoint(core.lastSeq, vs.checkpointIndex);
+    await checkpointer.checkpoint(core.lastSeq, vs.checkpointIndex, checkpointer.intentFor(vs.checkpointIndex));
   }
 }
 

@@ -261,6 +261,10 @@ export class WritePipeline {
       }
       core.lastSeq = a.seq + a.ops.length - 1;
       if (a.w.logIndex > core.logIndex) core.logIndex = a.w.logIndex;
+      // Every accepted write is durable in the journal (or the external log): acknowledge it now,
+      // even if a flush fails, and before a rotation may wait for an earlier flush (whose install
+      // may wait for this write's caller: `beforeLogIndexDurable`).
+      a.w.resolve(a.ops.map((op, i) => ({ version: op.version!, seq: a.seq + i })));
       if (core.memtableFull() && !rotateError) {
         try {
           await core.rotate(true);
@@ -270,8 +274,6 @@ export class WritePipeline {
         }
       }
     }
-    // Every accepted write is durable in the journal (or the external log): acknowledge it even if a flush failed.
-    for (const a of accepted) a.w.resolve(a.ops.map((op, i) => ({ version: op.version!, seq: a.seq + i })));
   }
 }
 

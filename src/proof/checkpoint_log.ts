@@ -1,17 +1,32 @@
 /**
- * The persistent checkpoint log: one journal-format record per checkpoint, appended and synced,
- * in `CHECKPOINTS`. Each record holds the checkpoint message, the node's signature on the log
- * head it produced, and the checkpoint's table set (as a version edit), so that after a restart
- * the node can still prove reads against its latest checkpoint.
+ * The persistent checkpoint log: journal-format records, appended and synced, in `CHECKPOINTS`.
+ * A checkpoint record holds the checkpoint message, its time and signer set, this node's own
+ * signature on the log head it produced, and the checkpoint's table set (as a version edit), so
+ * that after a restart the node can still prove reads against its certified checkpoint. Cosign
+ * and divergence records amend the checkpoint before them (docs/replication.md § Co-signing).
  *
  * ```
- * record = u32 BE len || checkpoint message (docs/proofs.md)
- *       || u32 BE n || n × (publicKey[32] || signature[64])     signatures on the head of size index+1
- *       || version edit: tag 6 entries (the tables of the checkpoint, in read order) and, in
- *          external-log mode, tag 10 (the log index of the entry that asked for it); tag 4
- *          entries: the engine's compaction pointers at the checkpoint (snapshots)
+ * legacy checkpoint record (written before co-signing; read, never written):
+ *   u32 BE len || checkpoint message (docs/proofs.md)
+ *   || u32 BE n || n × (publicKey[32] || signature[64])     signatures on the head of size index+1
+ *   || version edit: tag 6 entries (the tables of the checkpoint, in read order) and, in
+ *      external-log mode, tag 10 (the log index of the entry that asked for it); tag 4
+ *      entries: the engine's compaction pointers at the checkpoint (snapshots)
+ * tagged records: u32 BE 0xFFFFFFFF (never a message length) || u8 kind || body
+ *   kind 1, checkpoint:  u32 BE len || checkpoint message || u64 BE time (ms)
+ *                        || u32 BE quorum || u32 BE m || m × (u32 BE id || publicKey[32])   signer set
+ *                        || u32 BE n || n × (publicKey[32] || signature[64])   own signature (0 or 1)
+ *                        || version edit (as above)
+ *   kind 2, cosign:      u64 BE size || u32 BE id || publicKey[32] || signature[64]
+ *                        a member's signature on this node's head of `size` (always the latest
+ *                        checkpoint's), accepted when its log entry was applied; in log order
+ *   kind 3, divergence:  u64 BE size || ownRoot[32] || quorumRoot[32] || u32 BE k || k × u32 BE id
+ *   kind 4, intent:      u64 BE logIndex || u64 BE time || signer set (as in kind 1)
+ *                        written (synced) before a checkpoint's last install in external-log mode
  * ```
- * In memory the log is an RFC 9162 tree ({@link LogTree}) rebuilt from the records on open.
+ * A legacy record's checkpoint has time 0, no signer set and its stored signatures as its
+ * certificate. In memory the log is an RFC 9162 tree ({@link LogTree}) rebuilt from the records
+ * on open; the other records are handed to the opener in file order.
  * @module
  */
 import * as fs from 'node:fs';
@@ -25,7 +40,7 @@ import {
   type HeadSignature,
   type LogHead,
 } from '../../proofs/checkpoint.js';
-import { readU32BE, writeU32BE, concatBytes } from '../../proofs/bytes.js';
+import { readU32BE, writeU32BE, readU64BE, writeU64BE, concatBytes } from '../../proofs/bytes.js';
 import { LogTree } from '../../proofs/log.js';
 import { CorruptionError } from '../errors.js';
 import { JournalWriter } from '../journal/writer.js';
@@ -33,6 +48,7 @@ import { readJournal } from '../journal/reader.js';
 import { nodeHasher } from '../table/node_hasher.js';
 import { decodeEdit, encodeEdit, type TableMeta } from '../version/edit.js';
 import { Version } from '../version/version.js';
+import { sameSignerSet, soloSignerSet, type Divergence, type MemberSignature, type SignerSet } from '../replication/cosign.js';
 
 /** File name of the checkpoint log. */
 export const CHECKPOINT_LOG_FILE = 'CHECKPOINTS';
@@ -40,7 +56,10 @@ export const CHECKPOINT_LOG_FILE = 'CHECKPOINTS';
 /** One stored checkpoint. */
 export interface StoredCheckpoint {
   checkpoint: Checkpoint;
-  /** Signatures on the head of size `checkpoint.index + 1`. */
+  /**
+   * Legacy records: the signatures on the head of size `checkpoint.index + 1` (the certificate).
+   * Records with a signer set: this node's own signature on that head, if it signed.
+   */
   signatures: HeadSignature[];
   /** The table set the checkpoint's MasterRoot commits to. */
   tables: Array<[level: number, meta: TableMeta]>;
@@ -53,56 +72,207 @@ export interface StoredCheckpoint {
    * as the member it came from.
    */
   compactPointers?: Array<[level: number, key: Uint8Array]>;
+  /** The checkpoint's time (ms since the epoch): from its log command, never below the previous one's. Absent in legacy records (0). */
+  time?: number;
+  /** The members that certify the checkpoint. Absent in legacy records. */
+  signers?: SignerSet;
+}
+
+/**
+ * External-log mode: the time and signer set of the checkpoint that log entry `logIndex` asks
+ * for, recorded before its last install, so that a checkpoint finished at the next open (its
+ * install done, its record not written) gets the same time and set as the live run would have.
+ */
+export interface CheckpointIntent {
+  logIndex: number;
+  time: number;
+  signers: SignerSet;
+}
+
+/** A record of the checkpoint log other than a checkpoint, as handed to the opener. */
+export type CheckpointLogAmendment =
+  | { kind: 'cosign'; size: number; signature: MemberSignature }
+  | { kind: 'divergence'; divergence: Divergence }
+  | ({ kind: 'intent' } & CheckpointIntent);
+
+const TAGGED = 0xffffffff;
+const KIND_CHECKPOINT = 1;
+const KIND_COSIGN = 2;
+const KIND_DIVERGENCE = 3;
+const KIND_INTENT = 4;
+
+const u32 = (v: number) => {
+  const b = new Uint8Array(4);
+  writeU32BE(b, 0, v);
+  return b;
+};
+const u64 = (v: number) => {
+  const b = new Uint8Array(8);
+  writeU64BE(b, 0, v);
+  return b;
+};
+const tag = (kind: number) => concatBytes(u32(TAGGED), Uint8Array.of(kind));
+
+function encodeSignatures(signatures: HeadSignature[]): Uint8Array {
+  const sigs = new Uint8Array(4 + signatures.length * 96);
+  writeU32BE(sigs, 0, signatures.length);
+  signatures.forEach((g, i) => {
+    sigs.set(g.publicKey, 4 + i * 96);
+    sigs.set(g.signature, 4 + i * 96 + 32);
+  });
+  return sigs;
+}
+
+function encodeSignerSet(s: SignerSet): Uint8Array {
+  return concatBytes(u32(s.quorum), u32(s.members.length), ...s.members.flatMap((m) => [u32(m.id), m.publicKey]));
 }
 
 function encodeRecord(s: StoredCheckpoint): Uint8Array {
   const msg = checkpointBytes(s.checkpoint);
-  const head = new Uint8Array(8);
-  writeU32BE(head, 0, msg.length);
-  const sigs = new Uint8Array(4 + s.signatures.length * 96);
-  writeU32BE(sigs, 0, s.signatures.length);
-  s.signatures.forEach((g, i) => {
-    sigs.set(g.publicKey, 4 + i * 96);
-    sigs.set(g.signature, 4 + i * 96 + 32);
-  });
-  return concatBytes(head.subarray(0, 4), msg, sigs, encodeEdit({ added: s.tables, appliedIndex: s.appliedIndex, compactPointers: s.compactPointers }));
+  const edit = encodeEdit({ added: s.tables, appliedIndex: s.appliedIndex, compactPointers: s.compactPointers });
+  if (!s.signers) return concatBytes(u32(msg.length), msg, encodeSignatures(s.signatures), edit);
+  return concatBytes(tag(KIND_CHECKPOINT), u32(msg.length), msg, u64(s.time ?? 0), encodeSignerSet(s.signers), encodeSignatures(s.signatures), edit);
 }
 
-/** Decodes one checkpoint log record. Throws `CorruptionError`. */
-export function decodeRecord(rec: Uint8Array): StoredCheckpoint {
-  const bad = (d: string) => new CorruptionError(CHECKPOINT_LOG_FILE, d);
-  if (rec.length < 4) throw bad('record too short');
-  const n = readU32BE(rec, 0);
-  if (4 + n + 4 > rec.length) throw bad('record truncated');
+/** The record of a cosign amendment: `signature` on this node's head of `size`. */
+export function encodeCosignRecord(size: number, g: MemberSignature): Uint8Array {
+  return concatBytes(tag(KIND_COSIGN), u64(size), u32(g.id), g.publicKey, g.signature);
+}
+
+/** The record of a divergence. */
+export function encodeDivergenceRecord(d: Divergence): Uint8Array {
+  return concatBytes(tag(KIND_DIVERGENCE), u64(d.size), d.ownRoot, d.quorumRoot, u32(d.signers.length), ...d.signers.map(u32));
+}
+
+/** The record of a checkpoint intent. */
+export function encodeIntentRecord(i: CheckpointIntent): Uint8Array {
+  return concatBytes(tag(KIND_INTENT), u64(i.logIndex), u64(i.time), encodeSignerSet(i.signers));
+}
+
+/** Reads fields of one record, failing with `CorruptionError` past its end. */
+class Reader {
+  o = 0;
+  constructor(readonly rec: Uint8Array) {}
+  bad(d: string): CorruptionError {
+    return new CorruptionError(CHECKPOINT_LOG_FILE, d);
+  }
+  need(n: number, what: string): void {
+    if (this.o + n > this.rec.length) throw this.bad(`${what} truncated`);
+  }
+  u32(what: string): number {
+    this.need(4, what);
+    const v = readU32BE(this.rec, this.o);
+    this.o += 4;
+    return v;
+  }
+  u64(what: string): number {
+    this.need(8, what);
+    const v = readU64BE(this.rec, this.o);
+    if (v === undefined) throw this.bad(`${what} above 2^53 - 1`);
+    this.o += 8;
+    return v;
+  }
+  bytes(n: number, what: string): Uint8Array {
+    this.need(n, what);
+    const v = this.rec.slice(this.o, this.o + n);
+    this.o += n;
+    return v;
+  }
+  end(what: string): void {
+    if (this.o !== this.rec.length) throw this.bad(`${what} has ${this.rec.length - this.o} trailing bytes`);
+  }
+}
+
+function decodeSignerSet(r: Reader): SignerSet {
+  const quorum = r.u32('signer set');
+  const m = r.u32('signer set');
+  if (m > 0xffff) throw r.bad(`signer set of ${m} members`);
+  const members: SignerSet['members'] = [];
+  for (let i = 0; i < m; i++) members.push({ id: r.u32('signer id'), publicKey: r.bytes(32, 'signer key') });
+  return { quorum, members };
+}
+
+function decodeCheckpointBody(r: Reader, tagged: boolean): StoredCheckpoint {
+  const n = r.u32('record');
   let checkpoint: Checkpoint;
   try {
-    checkpoint = parseCheckpointBytes(rec.slice(4, 4 + n));
+    checkpoint = parseCheckpointBytes(r.bytes(n, 'checkpoint message'));
   } catch (err) {
-    throw bad(`checkpoint message: ${(err as Error).message}`);
+    throw r.bad(`checkpoint message: ${(err as Error).message}`);
   }
-  let o = 4 + n;
-  const count = readU32BE(rec, o);
-  o += 4;
-  if (o + count * 96 > rec.length) throw bad('signatures truncated');
+  let time: number | undefined;
+  let signers: SignerSet | undefined;
+  if (tagged) {
+    time = r.u64('time');
+    signers = decodeSignerSet(r);
+  }
+  const count = r.u32('signatures');
+  r.need(count * 96, 'signatures');
   const signatures: HeadSignature[] = [];
-  for (let i = 0; i < count; i++) {
-    signatures.push({ publicKey: rec.slice(o, o + 32), signature: rec.slice(o + 32, o + 96) });
-    o += 96;
-  }
-  const edit = decodeEdit(rec.subarray(o), CHECKPOINT_LOG_FILE);
+  for (let i = 0; i < count; i++) signatures.push({ publicKey: r.bytes(32, 'signature'), signature: r.bytes(64, 'signature') });
+  const edit = decodeEdit(r.rec.subarray(r.o), CHECKPOINT_LOG_FILE);
   const stored: StoredCheckpoint = { checkpoint, signatures, tables: edit.added ?? [] };
   if (edit.appliedIndex !== undefined) stored.appliedIndex = edit.appliedIndex;
   if (edit.compactPointers && edit.compactPointers.length > 0) stored.compactPointers = edit.compactPointers;
+  if (time !== undefined) stored.time = time;
+  if (signers) stored.signers = signers;
   return stored;
+}
+
+/** Decodes one checkpoint log record. Throws `CorruptionError`. */
+export function decodeRecord(rec: Uint8Array): StoredCheckpoint | CheckpointLogAmendment {
+  const r = new Reader(rec);
+  if (rec.length < 4) throw r.bad('record too short');
+  if (readU32BE(rec, 0) !== TAGGED) return decodeCheckpointBody(r, false);
+  r.o = 4;
+  const kind = r.bytes(1, 'record kind')[0];
+  switch (kind) {
+    case KIND_CHECKPOINT:
+      return decodeCheckpointBody(r, true);
+    case KIND_COSIGN: {
+      const size = r.u64('cosign size');
+      const signature: MemberSignature = { id: r.u32('cosign id'), publicKey: r.bytes(32, 'cosign key'), signature: r.bytes(64, 'cosign signature') };
+      r.end('cosign record');
+      return { kind: 'cosign', size, signature };
+    }
+    case KIND_DIVERGENCE: {
+      const size = r.u64('divergence size');
+      const ownRoot = r.bytes(32, 'divergence root');
+      const quorumRoot = r.bytes(32, 'divergence root');
+      const k = r.u32('divergence signers');
+      r.need(4 * k, 'divergence signers');
+      const signers: number[] = [];
+      for (let i = 0; i < k; i++) signers.push(r.u32('divergence signer'));
+      r.end('divergence record');
+      return { kind: 'divergence', divergence: { size, ownRoot, quorumRoot, signers } };
+    }
+    case KIND_INTENT: {
+      const logIndex = r.u64('intent index');
+      const time = r.u64('intent time');
+      const signers = decodeSignerSet(r);
+      r.end('intent record');
+      return { kind: 'intent', logIndex, time, signers };
+    }
+    default:
+      throw r.bad(`unknown record kind ${kind}`);
+  }
+}
+
+/** True when a decoded record is a checkpoint (not an amendment). */
+export function isCheckpointRecord(r: StoredCheckpoint | CheckpointLogAmendment): r is StoredCheckpoint {
+  return 'checkpoint' in r;
 }
 
 /** The checkpoint log of one node. */
 export class CheckpointLog {
   readonly tree = new LogTree(nodeHasher);
   private last: StoredCheckpoint | undefined;
-  /** Table sets of checkpoints whose proofs can still be served, by index. */
-  readonly retained = new Map<number, { stored: StoredCheckpoint; version: Version }>();
   private readonly checkpoints: Checkpoint[] = [];
+  /**
+   * Signer set of each checkpoint (a legacy record's: its first signer alone, quorum 1); equal
+   * consecutive sets share one object.
+   */
+  private readonly sets: SignerSet[] = [];
 
   /** Set after a failed append: the length of the file's last synced record. */
   private brokenAt: number | null = null;
@@ -112,8 +282,11 @@ export class CheckpointLog {
     private readonly file: string,
   ) {}
 
-  /** Opens (creating if missing) the log in `dir`, rebuilding the tree. A torn tail is truncated. */
-  static open(dir: string): CheckpointLog {
+  /**
+   * Opens (creating if missing) the log in `dir`, rebuilding the tree. A torn tail is truncated.
+   * `visit` sees every record in file order, a checkpoint once it is in the tree.
+   */
+  static open(dir: string, visit?: (rec: StoredCheckpoint | CheckpointLogAmendment, log: CheckpointLog) => void): CheckpointLog {
     const file = path.join(dir, CHECKPOINT_LOG_FILE);
     let records: Uint8Array[] = [];
     let length = 0;
@@ -127,7 +300,11 @@ export class CheckpointLog {
       fs.existsSync(file) ? JournalWriter.open(file, { existingLength: length }) : JournalWriter.open(file),
       file,
     );
-    for (const rec of records) log.add(decodeRecord(rec), false);
+    for (const bytes of records) {
+      const rec = decodeRecord(bytes);
+      if (isCheckpointRecord(rec)) log.add(rec, false);
+      visit?.(rec, log);
+    }
     return log;
   }
 
@@ -141,7 +318,15 @@ export class CheckpointLog {
     }
     this.tree.append(checkpointLeafHash(c, nodeHasher));
     this.checkpoints.push(c);
+    const prevSet = this.sets[this.sets.length - 1];
+    const set = s.signers ?? soloSignerSet(s.signatures[0]?.publicKey ?? new Uint8Array(32));
+    this.sets.push(prevSet && sameSignerSet(prevSet, set) ? prevSet : set);
     this.last = s;
+  }
+
+  /** The signer set of checkpoint `i` (undefined for a missing checkpoint). */
+  signersOf(i: number): SignerSet | undefined {
+    return this.sets[i];
   }
 
   /** Number of checkpoints. */
@@ -178,21 +363,41 @@ export class CheckpointLog {
    * succeeds, appends keep failing with the OS error and nothing else changes.
    */
   async append(s: StoredCheckpoint): Promise<void> {
-    if (this.brokenAt !== null) {
-      await this.writer.close().catch(() => undefined);
-      this.writer = JournalWriter.open(this.file, { existingLength: this.brokenAt });
-      this.brokenAt = null;
-    }
-    const before = this.writer.length;
     const prev = { last: this.last, size: this.tree.size };
     this.add(s);
-    try {
-      this.writer.addRecord(encodeRecord(s));
-      await this.writer.flush({ sync: true });
-    } catch (err) {
+    await this.write(encodeRecord(s), () => {
       this.tree.truncate(prev.size);
       this.checkpoints.length = prev.size;
+      this.sets.length = prev.size;
       this.last = prev.last;
+    });
+  }
+
+  /**
+   * Appends and syncs an amendment record ({@link encodeCosignRecord}, {@link encodeDivergenceRecord}).
+   * On failure it does not exist (same rules as {@link append}).
+   */
+  async appendAmendment(record: Uint8Array): Promise<void> {
+    await this.write(record, () => undefined);
+  }
+
+  private async write(record: Uint8Array, undo: () => void): Promise<void> {
+    if (this.brokenAt !== null) {
+      try {
+        await this.writer.close().catch(() => undefined);
+        this.writer = JournalWriter.open(this.file, { existingLength: this.brokenAt });
+        this.brokenAt = null;
+      } catch (err) {
+        undo();
+        throw err;
+      }
+    }
+    const before = this.writer.length;
+    try {
+      this.writer.addRecord(record);
+      await this.writer.flush({ sync: true });
+    } catch (err) {
+      undo();
       this.brokenAt = before;
       throw err;
     }

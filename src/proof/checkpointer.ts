@@ -1,14 +1,25 @@
 /**
  * The node's side of checkpoints and proofs: computes the MasterRoot of the table set at a
  * checkpoint, appends the checkpoint to the persistent log, signs the new log head with the node
- * key, keeps that checkpoint's table set pinned, and builds get, history and scan proofs against it.
+ * key, collects the co-signatures of the other members (src/replication/cosign.ts), keeps the
+ * table sets of the latest certified and the latest pending checkpoint pinned, and builds get,
+ * history and scan proofs against the certified one.
  *
- * Proofs are served against the latest checkpoint (its tables stay on disk until the next one,
- * across restarts). An older checkpoint can still be checked for inclusion and consistency, but
- * its tables may be gone, so reads against it are refused with `CHECKPOINT_UNAVAILABLE`.
+ * **Pending and certified.** A checkpoint is *pending* until signatures of a quorum of its signer
+ * set and of the previous checkpoint's set are collected (one-member set: at once, by this
+ * node's own signature); then it is *certified*. Everything served — the latest checkpoint, its
+ * certificate, inclusion and consistency proofs, past heads, proofs — is served against the
+ * latest certified checkpoint; a pending one is invisible. An older checkpoint can still be
+ * checked for inclusion and consistency, but its tables may be gone, so reads against it are
+ * refused with `CHECKPOINT_UNAVAILABLE`.
+ *
+ * **Divergence.** When a quorum signs a root that differs from this node's root at the same size,
+ * the node records it (a `CHECKPOINTS` record), signs nothing more and serves no proofs
+ * (`DIVERGED`) until an operator replaces its data (docs/replication.md § Co-signing).
  * @module
  */
 import { checkpointLeafHash, signHead, type Checkpoint, type HeadSignature, type KeyPair, type LogHead } from '../../proofs/checkpoint.js';
+import { equalBytes } from '../../proofs/bytes.js';
 import { HASH_LEN, Kind } from '../../proofs/hash.js';
 import { masterRootOf, type TableDescriptor } from '../../proofs/lsm.js';
 import type { CheckpointCertificate, GetProof, HistoryProof } from '../../proofs/lsm_proof.js';
@@ -18,11 +29,37 @@ import { MAX_VERSION, type Entry } from '../keys.js';
 import { nodeHasher } from '../table/node_hasher.js';
 import type { DBCore } from '../db/core.js';
 import type { Version } from '../version/version.js';
-import { CheckpointLog, versionOfStored, type StoredCheckpoint } from './checkpoint_log.js';
+import {
+  CheckpointLog,
+  encodeCosignRecord,
+  encodeDivergenceRecord,
+  encodeIntentRecord,
+  isCheckpointRecord,
+  versionOfStored,
+  type CheckpointIntent,
+  type CheckpointLogAmendment,
+  type StoredCheckpoint,
+} from './checkpoint_log.js';
 import { openNodeKey, type KeyRotation } from './node_key.js';
 import { MerkleLevels } from './merkle_levels.js';
 import { buildProof, buildScanProof, ProofBlockCache, ProofContext } from './prover.js';
 import { ByteLru } from '../util/byte_lru.js';
+import {
+  checkSignerSet,
+  CosignTally,
+  HeadCosigns,
+  meetsQuorums,
+  newCosignCounters,
+  sameSignerSet,
+  soloSignerSet,
+  type CosignCommand,
+  type CosignCounters,
+  type CosignLogView,
+  type CosignVerdict,
+  type Divergence,
+  type MemberSignature,
+  type SignerSet,
+} from '../replication/cosign.js';
 
 /** A signed checkpoint as the node publishes it. */
 export interface SignedCheckpoint {
@@ -32,9 +69,121 @@ export interface SignedCheckpoint {
   signatures: HeadSignature[];
 }
 
-/** Checkpoint log, node key and proof building for one database. */
+/** What taking a checkpoint did (see {@link Checkpointer.checkpoint}). */
+export interface TakenCheckpoint extends SignedCheckpoint {
+  /** The checkpoint's time (ms): the command's, never below the previous checkpoint's. */
+  time: number;
+  /** The members that certify it. */
+  signers: SignerSet;
+  /** True when this node's own signature certified it at once (one-member set). */
+  certified: boolean;
+  /**
+   * This node's signature on the new head, to put in the replicated log; absent when the node is
+   * not in the signer set, is diverged, or certified the head alone.
+   */
+  cosign?: CosignCommand;
+}
+
+/** What applying a cosign command did (see {@link Checkpointer.cosign}). */
+export interface CosignResult {
+  verdict: CosignVerdict;
+  /** Set when this command certified this node's latest head. */
+  certified?: SignedCheckpoint;
+  /** Set when this command made the node diverge. */
+  divergence?: Divergence;
+}
+
+/** Options of {@link Checkpointer.checkpoint}. */
+export interface CheckpointMeta {
+  /** From the log command (ms since the epoch); default the previous checkpoint's time. */
+  time?: number;
+  /** The members at apply; default this node alone (quorum 1). */
+  signers?: SignerSet;
+}
+
+/** A checkpoint's table set, pinned for proofs. */
+interface Pinned {
+  stored: StoredCheckpoint;
+  version: Version;
+  ctx: ProofContext;
+}
+
+/** The pending/certified state, rebuilt from the log's records at open and advanced live. */
+class Certification {
+  /** The latest certified checkpoint and its certificate (signatures in log order). */
+  certified: { stored: StoredCheckpoint; signatures: MemberSignature[] } | undefined;
+  /** The latest checkpoint while it is not certified. */
+  pending: { stored: StoredCheckpoint; cosigns: HeadCosigns } | undefined;
+  divergence: Divergence | undefined;
+  /** The latest checkpoint intent (external-log mode). */
+  intent: CheckpointIntent | undefined;
+
+  /** A checkpoint was appended to `log` (it is its latest). */
+  onCheckpoint(stored: StoredCheckpoint, log: CheckpointLog): void {
+    const size = stored.checkpoint.index + 1;
+    const { set, prev } = signersAt(log, size);
+    const head = { size, root: log.tree.root(size) };
+    if (!stored.signers) {
+      // Legacy record (one node, before co-signing): its signatures are its certificate.
+      this.certified = { stored, signatures: stored.signatures.map((g) => ({ id: set.members[0].id, publicKey: g.publicKey, signature: g.signature })) };
+      this.pending = undefined;
+      return;
+    }
+    const own = ownSignatures(stored.signatures, set, prev);
+    if (meetsQuorums(set, prev, own)) {
+      this.certified = { stored, signatures: own };
+      this.pending = undefined;
+    } else this.pending = { stored, cosigns: new HeadCosigns(head, set, prev) };
+  }
+
+  /** An accepted signature on the head of `size`; true when it certified the pending checkpoint. */
+  onSignature(size: number, sig: MemberSignature): boolean {
+    const p = this.pending;
+    if (!p || p.cosigns.head.size !== size || !p.cosigns.add(sig)) return false;
+    if (!p.cosigns.certified()) return false;
+    this.certified = { stored: p.stored, signatures: p.cosigns.signatures.slice() };
+    this.pending = undefined;
+    return true;
+  }
+
+  replay(rec: StoredCheckpoint | CheckpointLogAmendment, log: CheckpointLog): void {
+    if (isCheckpointRecord(rec)) this.onCheckpoint(rec, log);
+    else if (rec.kind === 'cosign') this.onSignature(rec.size, rec.signature);
+    else if (rec.kind === 'intent') this.intent = { logIndex: rec.logIndex, time: rec.time, signers: rec.signers };
+    else this.divergence ??= rec.divergence;
+  }
+}
+
+/**
+ * The signer set of the checkpoint ending the head of `size` and the previous checkpoint's set (a
+ * legacy record's set is its first signer alone). The previous set is not asked for when both are
+ * one-member sets: one node alone is the whole trust, and a change of its key is approved by its
+ * key-rotation record (`node_key.ts`), not by a signature of the old key.
+ */
+function signersAt(log: CheckpointLog, size: number): { set: SignerSet; prev?: SignerSet } {
+  const set = log.signersOf(size - 1)!;
+  if (size === 1) return { set };
+  const prev = log.signersOf(size - 2)!;
+  return set.members.length === 1 && prev.members.length === 1 ? { set } : { set, prev };
+}
+
+/** `sigs` (a record's own signature) with the ids their keys have in `set` or `prev`. */
+function ownSignatures(sigs: HeadSignature[], set: SignerSet, prev: SignerSet | undefined): MemberSignature[] {
+  const out: MemberSignature[] = [];
+  for (const g of sigs) {
+    const m = set.members.find((x) => equalBytes(x.publicKey, g.publicKey)) ?? prev?.members.find((x) => equalBytes(x.publicKey, g.publicKey));
+    if (m) out.push({ id: m.id, publicKey: g.publicKey, signature: g.signature });
+  }
+  return out;
+}
+
+/** Checkpoint log, node key, co-signing and proof building for one database. */
 export class Checkpointer {
-  private pinned: { stored: StoredCheckpoint; version: Version; ctx: ProofContext } | null = null;
+  /** Pinned table sets by checkpoint index: the certified checkpoint's and the pending one's. */
+  private readonly pins = new Map<number, Pinned>();
+  private readonly tally = new CosignTally();
+  /** Verdicts of every cosign command applied since open. */
+  readonly cosignCounters: CosignCounters = newCosignCounters();
   /** Block trees of tables, by table number, bounded by bytes (`blockTreeCacheBytes`). */
   readonly blockTrees: ByteLru<number, MerkleLevels>;
   /** Decoded proof blocks, bounded by bytes (`proofBlockCacheBytes`). */
@@ -44,6 +193,7 @@ export class Checkpointer {
     private readonly core: DBCore,
     readonly key: KeyPair,
     readonly log: CheckpointLog,
+    private readonly state: Certification,
     /** The node's key rotations, oldest first (see `node_key.ts`). */
     readonly rotations: KeyRotation[],
     /** The rotation this open made, if any. */
@@ -54,42 +204,124 @@ export class Checkpointer {
   }
 
   /**
-   * Loads the checkpoint log and the node key (refusing a missing key beside a non-empty log
-   * unless `rotateKey`); pins the latest checkpoint's tables.
+   * Loads the checkpoint log (with its certificates and divergence) and the node key (refusing a
+   * missing key beside a non-empty log unless `rotateKey`); pins the certified and the pending
+   * checkpoint's tables.
    */
   static open(core: DBCore, rotateKey = false): Checkpointer {
-    const log = CheckpointLog.open(core.dir);
+    const state = new Certification();
+    const log = CheckpointLog.open(core.dir, (rec, l) => state.replay(rec, l));
     let ks;
     try {
-      ks = openNodeKey(core.dir, { logSize: log.size, lastSigner: log.latest()?.signatures[0]?.publicKey }, rotateKey);
+      const lastSigner = log.latest()?.signatures[0]?.publicKey ?? state.certified?.stored.signatures[0]?.publicKey;
+      ks = openNodeKey(core.dir, { logSize: log.size, lastSigner }, rotateKey);
     } catch (err) {
       void log.close().catch(() => undefined);
       throw err;
     }
-    const c = new Checkpointer(core, ks.key, log, ks.rotations, ks.rotated);
-    const latest = c.log.latest();
-    if (latest) c.pin(latest, versionOfStored(latest));
+    const c = new Checkpointer(core, ks.key, log, state, ks.rotations, ks.rotated);
+    c.repin();
     return c;
   }
 
-  /** Table numbers the latest checkpoint needs (kept on disk across restarts). */
+  /** Table numbers the certified and the pending checkpoint need (kept on disk across restarts). */
   pinnedTables(): Set<number> {
-    return this.pinned ? this.pinned.version.tableNumbers() : new Set();
+    const out = new Set<number>();
+    for (const p of this.pins.values()) for (const n of p.version.tableNumbers()) out.add(n);
+    return out;
   }
 
-  private pin(stored: StoredCheckpoint, version: Version): void {
-    const old = this.pinned;
-    this.core.refVersion(version);
-    this.pinned = { stored, version, ctx: new ProofContext(version, nodeHasher, this.core.tables, this.blockTrees, this.blockCache) };
-    if (old) this.core.unrefVersion(old.version);
+  /** Pins exactly the certified and the pending checkpoint (`fresh`: the version just taken). */
+  private repin(fresh?: { stored: StoredCheckpoint; version: Version }): void {
+    const want = [this.state.certified?.stored, this.state.pending?.stored].filter((x): x is StoredCheckpoint => x !== undefined);
+    const keep = new Set(want.map((x) => x.checkpoint.index));
+    for (const stored of want) {
+      const i = stored.checkpoint.index;
+      if (this.pins.has(i)) continue;
+      const version = fresh && fresh.stored === stored ? fresh.version : versionOfStored(stored);
+      this.core.refVersion(version);
+      this.pins.set(i, { stored, version, ctx: new ProofContext(version, nodeHasher, this.core.tables, this.blockTrees, this.blockCache) });
+    }
+    for (const [i, p] of this.pins) {
+      if (keep.has(i)) continue;
+      this.pins.delete(i);
+      this.core.unrefVersion(p.version);
+    }
+  }
+
+  /** The divergence this node is in, or undefined. */
+  divergence(): Divergence | undefined {
+    return this.state.divergence;
+  }
+
+  /** The record of the latest certified checkpoint (the one served), if any. */
+  certifiedRecord(): StoredCheckpoint | undefined {
+    return this.state.certified?.stored;
+  }
+
+  /** The log size of the latest certified checkpoint (0 before the first) and of the latest checkpoint. */
+  sizes(): { certified: number; latest: number } {
+    const c = this.state.certified;
+    return { certified: c ? c.stored.checkpoint.index + 1 : 0, latest: this.log.size };
   }
 
   /**
-   * Records a checkpoint of the current table set at `seq`: MasterRoot, log append (synced),
-   * signature on the new head. Call only when the memtable is empty (everything up to `seq` is in
-   * tables). `appliedIndex` (external-log mode) is stored with it: the log entry that asked for it.
+   * The time and signer set a checkpoint of log entry `logIndex` will record (`meta` resolved
+   * against the previous checkpoint), and — external-log mode, before the checkpoint's last
+   * install — persisted as an intent record, so that {@link intentFor} gives them back if the
+   * checkpoint has to be finished at the next open.
    */
-  async checkpoint(seq: number, appliedIndex?: number): Promise<SignedCheckpoint> {
+  async intend(logIndex: number, meta: CheckpointMeta): Promise<Required<CheckpointMeta>> {
+    const resolved = this.resolveMeta(meta);
+    const intent = { logIndex, ...resolved };
+    const had = this.state.intent;
+    // Re-applied after a crash between the intent and the install: the record is already there.
+    if (had && had.logIndex === logIndex && had.time === intent.time && sameSignerSet(had.signers, intent.signers)) return resolved;
+    await this.log.appendAmendment(encodeIntentRecord(intent));
+    this.state.intent = intent;
+    return resolved;
+  }
+
+  /** The recorded intent of the checkpoint of log entry `logIndex`, if any (see {@link intend}). */
+  intentFor(logIndex: number): CheckpointMeta | undefined {
+    const i = this.state.intent;
+    return i && i.logIndex === logIndex ? { time: i.time, signers: i.signers } : undefined;
+  }
+
+  private resolveMeta(meta: CheckpointMeta): Required<CheckpointMeta> {
+    const signers = meta.signers ?? soloSignerSet(this.key.publicKey);
+    const bad = checkSignerSet(signers);
+    if (bad) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, bad);
+    if (meta.time !== undefined && (!Number.isSafeInteger(meta.time) || meta.time < 0)) {
+      throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `checkpoint time ${String(meta.time)} is not a non-negative integer (ms)`);
+    }
+    const prevTime = this.log.latest()?.time ?? 0;
+    return { time: Math.max(meta.time ?? prevTime, prevTime), signers };
+  }
+
+  /**
+   * This node's cosign command for its latest head when that head is pending, this node signed
+   * it and its signature is not among those collected: what to propose again after a restart
+   * (a checkpoint finished at open, or a proposal lost with the process).
+   */
+  ownCosign(): CosignCommand | undefined {
+    const p = this.state.pending;
+    if (!p || this.state.divergence) return undefined;
+    const own = ownSignatures(p.stored.signatures, p.cosigns.set, p.cosigns.prev).find((g) => equalBytes(g.publicKey, this.key.publicKey));
+    if (!own || p.cosigns.signatures.some((g) => g.id === own.id)) return undefined;
+    const head = p.cosigns.head;
+    return { type: 'cosign', nodeId: own.id, size: head.size, root: head.root, signature: own.signature };
+  }
+
+  /**
+   * Records a checkpoint of the current table set at `seq`: MasterRoot, time and signer set, log
+   * append (synced), this node's signature on the new head. Call only when the memtable is empty
+   * (everything up to `seq` is in tables). `appliedIndex` (external-log mode) is stored with it:
+   * the log entry that asked for it. The checkpoint is certified at once when this node's
+   * signature alone meets the quorums; otherwise `cosign` is what to propose to the group.
+   */
+  async checkpoint(seq: number, appliedIndex?: number, meta: CheckpointMeta = {}): Promise<TakenCheckpoint> {
+    const { time, signers } = this.resolveMeta(meta);
     const version = this.core.vs.current;
     const ctx = new ProofContext(version, nodeHasher, this.core.tables, this.blockTrees, this.blockCache);
     const masterRoot = masterRootOf(nodeHasher, ctx.counts, ctx.master ? ctx.master.root() : new Uint8Array(HASH_LEN));
@@ -101,41 +333,86 @@ export class Checkpointer {
     this.log.tree.append(checkpointLeafHash(checkpoint, nodeHasher));
     const head: LogHead = { size, root: this.log.tree.root(size) };
     this.log.tree.truncate(size - 1);
-    const signatures = [signHead(this.key.privateKey, head)];
-    const stored: StoredCheckpoint = {
-      checkpoint,
-      signatures,
-      tables: version.placed().map((p) => [p.level, p.meta]),
-    };
+    const prevSet = size > 1 ? this.log.signersOf(size - 2) : undefined;
+    const me = signers.members.find((m) => equalBytes(m.publicKey, this.key.publicKey)) ?? prevSet?.members.find((m) => equalBytes(m.publicKey, this.key.publicKey));
+    const signatures = me && !this.state.divergence ? [signHead(this.key.privateKey, head)] : [];
+    const stored: StoredCheckpoint = { checkpoint, signatures, tables: version.placed().map((p) => [p.level, p.meta]), time, signers };
     if (appliedIndex !== undefined) stored.appliedIndex = appliedIndex;
     // The next compaction pick depends on these: a member installing this checkpoint continues alike.
     const pointers = [...this.core.vs.pointers.entries()].sort((a, b) => a[0] - b[0]);
     if (pointers.length > 0) stored.compactPointers = pointers;
     await this.log.append(stored);
-    this.pin(stored, version);
-    return { checkpoint, head, signatures };
+    this.state.onCheckpoint(stored, this.log);
+    this.repin({ stored, version });
+    const certified = this.state.certified?.stored === stored;
+    const taken: TakenCheckpoint = { checkpoint, head, signatures, time, signers, certified };
+    if (me && signatures.length > 0 && !certified) taken.cosign = { type: 'cosign', nodeId: me.id, size, root: head.root, signature: signatures[0].signature };
+    return taken;
   }
 
-  /** The latest checkpoint, signed. */
+  /**
+   * Applies a cosign command (from the replicated log, in log order): verifies it against the
+   * signer sets of its size, collects a valid signature on this node's latest head (persisted,
+   * synced, before this returns), certifies the head once the quorums are met, and records a
+   * divergence when a quorum signed another root at a size this node has. Anything else is
+   * ignored and counted (see {@link CosignVerdict}). Re-applying a command is a `duplicate`.
+   */
+  async cosign(c: CosignCommand): Promise<CosignResult> {
+    const result = await this.judgeCosign(c);
+    this.cosignCounters[result.verdict]++;
+    return result;
+  }
+
+  private async judgeCosign(c: CosignCommand): Promise<CosignResult> {
+    if (this.state.divergence) return { verdict: 'diverged' };
+    const view: CosignLogView = { size: this.log.size, rootAt: (s) => this.log.tree.root(s), signersAt: (s) => signersAt(this.log, s) };
+    const judged = this.tally.judge(c, view, this.state.pending?.cosigns);
+    if (judged.divergence) {
+      await this.log.appendAmendment(encodeDivergenceRecord(judged.divergence));
+      this.state.divergence = judged.divergence;
+      return { verdict: judged.verdict, divergence: judged.divergence };
+    }
+    if (judged.verdict !== 'accepted' || !judged.signature) return { verdict: judged.verdict };
+    await this.log.appendAmendment(encodeCosignRecord(c.size, judged.signature));
+    if (!this.state.onSignature(c.size, judged.signature)) return { verdict: 'accepted' };
+    this.repin();
+    return { verdict: 'accepted', certified: this.latest() };
+  }
+
+  /** The latest certified checkpoint, with its certificate. */
   latest(): SignedCheckpoint {
-    const s = this.log.latest();
-    if (!s) throw new ProofKVError(ErrorCode.CHECKPOINT_UNAVAILABLE, 'no checkpoint has been taken yet');
-    return { checkpoint: s.checkpoint, head: this.log.head(), signatures: s.signatures };
+    const c = this.state.certified;
+    if (!c) throw new ProofKVError(ErrorCode.CHECKPOINT_UNAVAILABLE, this.log.size > 0 ? 'no checkpoint has been certified yet' : 'no checkpoint has been taken yet');
+    const size = c.stored.checkpoint.index + 1;
+    return { checkpoint: c.stored.checkpoint, head: this.headAt(size), signatures: c.signatures.map((g) => ({ publicKey: g.publicKey, signature: g.signature })) };
+  }
+
+  /** The latest certified checkpoint's certificate with the ids of its signers, in log order. */
+  certificate(): { size: number; signatures: MemberSignature[] } | undefined {
+    const c = this.state.certified;
+    return c && { size: c.stored.checkpoint.index + 1, signatures: c.signatures.slice() };
+  }
+
+  /** The latest checkpoint, certified or pending, with its time and signer set (for status). */
+  latestStored(): StoredCheckpoint | undefined {
+    return this.log.latest();
   }
 
   /** Checkpoint `index` with its inclusion in the latest head. */
   at(index: number): SignedCheckpoint & { inclusion: Uint8Array[] } {
     const latest = this.latest();
-    if (!Number.isSafeInteger(index) || index < 0 || index >= this.log.size) {
-      throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `checkpoint ${String(index)} does not exist (log size ${this.log.size})`);
+    const size = latest.head.size;
+    if (!Number.isSafeInteger(index) || index < 0 || index >= size) {
+      throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `checkpoint ${String(index)} does not exist (certified log size ${size})`);
     }
-    return { ...latest, checkpoint: this.log.at(index)!, inclusion: this.log.tree.inclusionProof(index, this.log.size) };
+    return { ...latest, checkpoint: this.log.at(index)!, inclusion: this.log.tree.inclusionProof(index, size) };
   }
 
-  /** The log head of size `size` (1 <= size <= log size): every head this node's log passed through. */
+  /** The log head of size `size` (1 <= size <= certified log size): every certified head this node's log passed through. */
   headAt(size: number): LogHead {
-    if (!Number.isSafeInteger(size) || size < 1 || size > this.log.size) {
-      throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `log size ${String(size)} does not exist (log size ${this.log.size})`);
+    const max = this.sizes().certified;
+    if (!Number.isSafeInteger(size) || size < 1 || size > max) {
+      throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `log size ${String(size)} does not exist (certified log size ${max})`);
     }
     return { size, root: this.log.tree.root(size) };
   }
@@ -146,8 +423,8 @@ export class Checkpointer {
    * witness checks.
    */
   latestTables(): { checkpoint: Checkpoint; head: LogHead; inclusion: Uint8Array[]; descriptors: TableDescriptor[] } {
-    const s = this.log.latest();
-    if (!s) throw new ProofKVError(ErrorCode.CHECKPOINT_UNAVAILABLE, 'no checkpoint has been taken yet');
+    this.latest();
+    const s = this.state.certified!.stored;
     const size = s.checkpoint.index + 1;
     const positions = new Array<number>(8).fill(0);
     const descriptors = s.tables.map(([level, m]) => ({
@@ -161,25 +438,31 @@ export class Checkpointer {
     return { checkpoint: s.checkpoint, head: this.headAt(size), inclusion: this.log.tree.inclusionProof(s.checkpoint.index, size), descriptors };
   }
 
-  /** RFC 9162 consistency proof between two head sizes. */
+  /** RFC 9162 consistency proof between two certified head sizes. */
   consistency(fromSize: number, toSize: number): Uint8Array[] {
-    const ok = (n: number) => Number.isSafeInteger(n) && n >= 1 && n <= this.log.size;
+    const max = this.sizes().certified;
+    const ok = (n: number) => Number.isSafeInteger(n) && n >= 1 && n <= max;
     if (!ok(fromSize) || !ok(toSize) || fromSize > toSize) {
       throw new InvalidArgumentError(
         ErrorCode.INVALID_ARGUMENT,
-        `consistency needs 1 <= from <= to <= ${this.log.size}, got ${String(fromSize)}, ${String(toSize)}`,
+        `consistency needs 1 <= from <= to <= ${max} (the certified log size), got ${String(fromSize)}, ${String(toSize)}`,
       );
     }
     return this.log.tree.consistencyProof(fromSize, toSize);
   }
 
-  private certificate(index?: number): { cert: CheckpointCertificate; ctx: ProofContext } {
+  private proofCertificate(index?: number): { cert: CheckpointCertificate; ctx: ProofContext } {
+    const d = this.state.divergence;
+    if (d) throw new ProofKVError(ErrorCode.DIVERGED, `this replica diverged from its signer set at checkpoint log size ${d.size}: it serves no proofs until an operator restores it`);
     const latest = this.latest();
-    const pinned = this.pinned;
     const want = index ?? latest.checkpoint.index;
-    if (!pinned || pinned.stored.checkpoint.index !== want) {
+    const pinned = want === latest.checkpoint.index ? this.pins.get(want) : undefined;
+    if (!pinned) {
       if (!Number.isSafeInteger(want) || want < 0 || want >= this.log.size) {
         throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `checkpoint ${String(want)} does not exist`);
+      }
+      if (want > latest.checkpoint.index) {
+        throw new ProofKVError(ErrorCode.CHECKPOINT_UNAVAILABLE, `checkpoint ${want} is not certified yet; proofs are served against the latest certified checkpoint (${latest.checkpoint.index})`);
       }
       throw new ProofKVError(
         ErrorCode.CHECKPOINT_UNAVAILABLE,
@@ -191,7 +474,7 @@ export class Checkpointer {
         checkpoint: pinned.stored.checkpoint,
         head: latest.head,
         signatures: latest.signatures,
-        inclusion: this.log.tree.inclusionProof(want, this.log.size),
+        inclusion: this.log.tree.inclusionProof(want, latest.head.size),
       },
       ctx: pinned.ctx,
     };
@@ -199,7 +482,7 @@ export class Checkpointer {
 
   /** A get proof for `key` at or below `version`, at the latest (or the given) checkpoint; `edges`: with edge windows. */
   getProof(key: Uint8Array, version = MAX_VERSION, checkpoint?: number, edges = false): { proof: GetProof; entry?: Entry } {
-    const { cert, ctx } = this.certificate(checkpoint);
+    const { cert, ctx } = this.proofCertificate(checkpoint);
     const built = buildProof(ctx, key, { kind: 'get', version }, { edges });
     const entry = built.entries[0];
     const proof: GetProof = { certificate: cert, body: built.body };
@@ -209,7 +492,7 @@ export class Checkpointer {
 
   /** A history proof for `key` in [min, max], cut after `limit` entries (oldest first). */
   historyProof(key: Uint8Array, min: number, max: number, limit?: number, checkpoint?: number, edges = false): { proof: HistoryProof; entries: Entry[] } {
-    const { cert, ctx } = this.certificate(checkpoint);
+    const { cert, ctx } = this.proofCertificate(checkpoint);
     let built = buildProof(ctx, key, { kind: 'history', min, bound: max }, { edges });
     let entries = built.entries.slice().sort((a, b) => a.version - b.version);
     let bound = max;
@@ -230,7 +513,7 @@ export class Checkpointer {
    * put entries only, or for every entry with `includeTombstones`.
    */
   scanProof(start: Uint8Array, end: Uint8Array | undefined, limit: number | undefined, includeTombstones: boolean, checkpoint?: number, edges = false): { proof: ScanProof; entries: Entry[] } {
-    const { cert, ctx } = this.certificate(checkpoint);
+    const { cert, ctx } = this.proofCertificate(checkpoint);
     const built = buildScanProof(ctx, start, end, limit, { edges });
     const returned = includeTombstones ? built.entries : built.entries.filter((e) => e.kind === Kind.PUT);
     const proof: ScanProof = { certificate: cert, body: built.body, values: returned.map((e) => e.value) };
@@ -240,7 +523,7 @@ export class Checkpointer {
 
   /** Closes the log. The pinned tables stay on disk: the next open pins them again. */
   async close(): Promise<void> {
-    this.pinned = null;
+    this.pins.clear();
     await this.log.close();
   }
 }

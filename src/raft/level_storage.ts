@@ -41,7 +41,8 @@ function readU64(dv: DataView, off: number): number {
   return dv.getUint32(off) * 0x1_0000_0000 + dv.getUint32(off + 4);
 }
 
-function withCrc(body: Uint8Array): Uint8Array {
+/** `body || crc32c(body)`, the form of every stored value. */
+export function withCrc(body: Uint8Array): Uint8Array {
   const out = new Uint8Array(body.length + 4);
   out.set(body);
   new DataView(out.buffer).setUint32(body.length, crc32c(body));

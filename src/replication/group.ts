@@ -195,8 +195,11 @@ export interface ReplicationGroupOptions<O> {
   beforeReplay?: (group: ReplicationGroup<O>) => void;
 }
 
-/** A member's role. */
-export type GroupRole = 'leader' | 'follower' | 'candidate' | 'pre-candidate' | 'learner' | 'removed';
+/**
+ * A member's role: `joining` is a member not (yet) in the membership it knows (opened with
+ * `join: true`); `removed` one whose removal it applied.
+ */
+export type GroupRole = 'leader' | 'follower' | 'candidate' | 'pre-candidate' | 'learner' | 'joining' | 'removed';
 
 /** Where the group stands, as this member sees it. */
 export interface GroupStatus {
@@ -218,6 +221,8 @@ export interface GroupStatus {
 
 /** Entries kept behind a snapshot by default, so that a follower that lags by less needs no snapshot (etcd's `SnapshotCatchUpEntries`). */
 export const DEFAULT_COMPACT_MARGIN = 5000;
+/** Senders outside the known membership that are added to the peer set (docs/replication.md § Membership). */
+export const MAX_HEARD_PEERS = 64;
 /** Inbound messages queued between two turns of the loop; more are dropped (Raft resends). */
 export const MAX_INBOUND_MESSAGES = 4096;
 /** Bytes of entry data in queued inbound messages; more are dropped (Raft resends). */
@@ -228,6 +233,8 @@ interface Waiter<T> {
   reject(e: unknown): void;
   /** Clock time after which it is rejected as timed out. */
   deadline: number;
+  /** Its entry is being applied here: the outcome is delivered, whatever the deadline. */
+  applying?: boolean;
 }
 
 interface ReadWaiter extends Waiter<number> {
@@ -333,6 +340,19 @@ export class ReplicationGroup<O> {
   private readonly margin: number;
   private readonly snapshotEvery: number;
   private readonly addresses = new Map<number, PeerAddress>();
+  /**
+   * Members removed by a change in this member's log (and not added again): their messages are
+   * ignored. The transport may deliver messages from ids outside the peer set, because a lagging
+   * member does not yet know the members added after its applied index.
+   */
+  private readonly removed = new Set<number>();
+  /** Ids the transport was last told about. */
+  private peerIds = new Set<number>();
+  /**
+   * Senders outside the membership as this member knows it (at most {@link MAX_HEARD_PEERS}):
+   * added to the peer set so that a lagging member can answer a leader it does not know yet.
+   */
+  private readonly heard = new Set<number>();
 
   private constructor(
     readonly id: number,
@@ -369,6 +389,7 @@ export class ReplicationGroup<O> {
     checkId('member id', id);
     const peers = options.peers ?? [{ id, peerUrl: '' }];
     for (const p of peers) checkId('peer id', p.id);
+    if (options.join && !options.transport) throw badState('a joining member needs a transport');
     if (!options.join && !peers.some((p) => p.id === id)) throw badState(`the bootstrap peers ${peers.map((p) => p.id).join(', ')} do not include this member (${id}); a joining member sets join: true`);
     const tickMs = options.tickMs ?? 100;
     const electionTick = options.electionTick ?? 10;
@@ -426,7 +447,7 @@ export class ReplicationGroup<O> {
     const r = this.node.raft;
     const cs = r.prs.confState();
     let role: GroupRole;
-    if (!cs.voters.includes(this.id) && !cs.learners.includes(this.id)) role = 'removed';
+    if (!cs.voters.includes(this.id) && !cs.learners.includes(this.id)) role = this.removed.has(this.id) ? 'removed' : 'joining';
     else if (cs.learners.includes(this.id)) role = 'learner';
     else role = r.state === StateType.Leader ? 'leader' : r.state === StateType.Candidate ? 'candidate' : r.state === StateType.PreCandidate ? 'pre-candidate' : 'follower';
     const hs = r.hardState();
@@ -529,6 +550,8 @@ export class ReplicationGroup<O> {
   /** Drops log entries up to `index`, which must be at or before the snapshot (runs in the loop). */
   compact(index: number): Promise<void> {
     return this.storageOp(async () => {
+      const snapIndex = this.storage.snapshot().metadata.index;
+      if (index > snapIndex) throw badState(`cannot compact up to ${index}: the snapshot is at ${snapIndex}`);
       if (index >= this.storage.firstIndex()) await this.storage.compact(index);
     });
   }
@@ -557,7 +580,10 @@ export class ReplicationGroup<O> {
     return this.running !== null || (!this.closed && !this.failure && this.hasWork());
   }
 
-  /** Stops ticking, finishes the running Ready, fails what is still waiting, closes the log. */
+  /**
+   * Stops ticking, finishes the running Ready, fails what is still waiting, closes the log. The
+   * transport is the caller's: it is not closed (inbound messages are ignored from now on).
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -572,6 +598,7 @@ export class ReplicationGroup<O> {
   private refusal(needLeader = true): ReplicationError | undefined {
     if (this.closed) return unavailable('replication group is closed');
     if (this.failure) return this.failedError();
+    if (needLeader && this.removed.has(this.id)) return unavailable(`member ${this.id} was removed from the group`);
     if (needLeader && this.node.leader() === None) return unavailable(`no leader is known (term ${this.node.raft.term})`);
     return undefined;
   }
@@ -600,7 +627,7 @@ export class ReplicationGroup<O> {
     const now = this.clock.now();
     const late = (why: string) => unavailable(`${why} timed out; its outcome is unknown: it may still commit`, undefined, true);
     for (const [id, w] of this.waiters) {
-      if (w.deadline > now) continue;
+      if (w.deadline > now || w.applying) continue;
       const queued = this.queue.findIndex((q) => q.id === id);
       if (queued >= 0) {
         this.queue.splice(queued, 1);
@@ -677,7 +704,13 @@ export class ReplicationGroup<O> {
       const msgs = this.inbound;
       this.inbound = [];
       this.inboundBytes = 0;
+      let newPeer = false;
       for (const m of msgs) {
+        if (this.removed.has(m.from)) continue;
+        if (!this.peerIds.has(m.from) && m.from !== this.id && this.heard.size < MAX_HEARD_PEERS && !this.heard.has(m.from)) {
+          this.heard.add(m.from);
+          newPeer = true;
+        }
         try {
           node.step(m);
         } catch (err) {
@@ -686,6 +719,7 @@ export class ReplicationGroup<O> {
           if (!(err instanceof RaftError) || (err.code !== RaftErrorCode.ProposalDropped && err.code !== RaftErrorCode.StepPeerNotFound && err.code !== RaftErrorCode.StepLocalMsg)) throw err;
         }
       }
+      if (newPeer) this.updatePeers();
     }
     for (const peer of this.unreachable) node.reportUnreachable(peer);
     this.unreachable.clear();
@@ -836,6 +870,7 @@ export class ReplicationGroup<O> {
       if (e.type !== EntryType.ConfChange) continue;
       changed = true;
       const cc = decodeConfChange(e.data);
+      this.noteRemoved(cc);
       for (let i = this.confWaiters.length - 1; i >= 0; i--) {
         const w = this.confWaiters[i];
         if (w.cc.type === cc.type && w.cc.nodeId === cc.nodeId) {
@@ -849,13 +884,21 @@ export class ReplicationGroup<O> {
     this.maybeSnapshot();
   }
 
+  private noteRemoved(cc: ConfChange): void {
+    if (cc.type === ConfChangeType.RemoveNode) this.removed.add(cc.nodeId);
+    else this.removed.delete(cc.nodeId);
+    this.heard.delete(cc.nodeId);
+  }
+
   /** Tells the transport who the peers are: the members, and while this member is not one yet, the given peers. */
   private updatePeers(): void {
     if (this.closed) return;
     const cs = this.node.raft.prs.confState();
     const ids = new Set([...cs.voters, ...cs.learners]);
     if (!ids.has(this.id)) for (const p of this.options.peers ?? []) ids.add(p.id);
+    for (const id of this.heard) if (!this.removed.has(id)) ids.add(id);
     ids.delete(this.id);
+    this.peerIds = ids;
     const out: PeerAddress[] = [];
     for (const id of [...ids].sort((a, b) => a - b)) {
       const a = this.options.resolvePeer?.(id) ?? this.addresses.get(id);
@@ -878,7 +921,8 @@ export class ReplicationGroup<O> {
   private confStateAt(index: number): ConfState {
     const snap = this.storage.snapshot();
     let cs = snap.metadata.confState;
-    const first = this.storage.firstIndex();
+    // Entries kept behind the snapshot (the margin) are already in its membership.
+    const first = Math.max(this.storage.firstIndex(), snap.metadata.index + 1);
     if (index < first) return cs;
     for (const e of this.storage.entries(first, index + 1, Infinity)) {
       if (e.type === EntryType.ConfChange) cs = applyConfChangeTo(cs, decodeConfChange(e.data));
@@ -903,6 +947,8 @@ export class ReplicationGroup<O> {
       this.applied = e.index;
       if (e.type !== EntryType.Normal || e.data.length === 0) continue; // a leader's no-op, or a membership change (applied by the node in advance)
       const { id, command } = decodeEntryPayload(e.data);
+      const w = this.waiters.get(id);
+      if (w) w.applying = true;
       const p = this.sm.apply(e.index, command);
       p.catch(() => undefined); // settled below, in order
       started.push({ id, p });

@@ -18,3 +18,12 @@ export {
   MAX_DESCRIPTOR_BYTES, MAX_SNAPSHOT_TABLES,
   type SnapshotDescriptor, type SnapshotTable, type SnapshotTrust, type FetchChunk, type InstalledSnapshot, type InstallOptions,
 } from './snapshot.js';
+export {
+  SessionTable, SessionStore, MemorySessionBook, SessionError, SessionErrorCode, encodeTable, decodeTable,
+  SESSION_WINDOW, SESSION_CLIENT_BYTES, MAX_CLIENT_ID_LENGTH, SESSIONS_FORMAT,
+  type SessionInput, type SessionRecord, type SessionDecision, type SessionBook, type SessionTableOptions, type SessionStoreOptions,
+} from './sessions.js';
+export {
+  CosignTally, HeadCosigns, MAX_CONFLICTS, checkCosignCommand, checkSignerSet, describeDivergence, meetsQuorums, soloSignerSet,
+  type CosignCommand, type CosignCounters, type CosignVerdict, type Divergence, type MemberSignature, type SignerSet,
+} from './cosign.js';

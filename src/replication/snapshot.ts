@@ -29,7 +29,7 @@ import { commitStagedSnapshot, sealStagedSnapshot, SNAPSHOT_STAGING_DIR, type In
 import { ErrorCode, ProofKVError } from '../errors.js';
 import { readJournal } from '../journal/reader.js';
 import { formatRecords } from '../journal/writer.js';
-import { CHECKPOINT_LOG_FILE, decodeRecord, versionOfStored, type StoredCheckpoint } from '../proof/checkpoint_log.js';
+import { CHECKPOINT_LOG_FILE, decodeRecord, isCheckpointRecord, versionOfStored, type StoredCheckpoint } from '../proof/checkpoint_log.js';
 import { nodeHasher } from '../table/node_hasher.js';
 import type { TableMeta } from '../version/edit.js';
 import { files, syncDir, syncFile, VersionSet } from '../version/version_set.js';
@@ -228,8 +228,23 @@ function servedSnapshot(db: ProofDB): Served {
   const file = path.join(db.location, CHECKPOINT_LOG_FILE);
   const bytes = fs.readFileSync(file);
   const records = readJournal(bytes, CHECKPOINT_LOG_FILE).records;
-  if (records.length < logSize) throw unavailable('no snapshot: the latest checkpoint is still being written');
-  const prefix = formatRecords(records.slice(0, logSize));
+  // The records up to the served checkpoint's, and the cosign records that certified it (so the
+  // installing member serves the same certificate); a newer checkpoint, intent or anything else
+  // after them is left out.
+  let end = -1;
+  let seen = 0;
+  for (let i = 0; i < records.length; i++) {
+    const r = decodeRecord(records[i]);
+    if (isCheckpointRecord(r)) {
+      if (seen === logSize) break;
+      seen++;
+    } else if (seen < logSize || r.kind !== 'cosign' || r.size !== logSize) {
+      if (seen === logSize) break;
+    }
+    end = i;
+  }
+  if (seen < logSize) throw unavailable('no snapshot: the latest checkpoint is still being written');
+  const prefix = formatRecords(records.slice(0, end + 1));
   if (!equalBytes(prefix, bytes.subarray(0, prefix.length))) throw unavailable(`no snapshot: ${CHECKPOINT_LOG_FILE} is not laid out as its records`);
   const names = new Map<string, number>();
   for (const [, meta] of stored.tables) names.set(files.table(meta.number), meta.size);
@@ -447,8 +462,9 @@ function verifyStaged(staging: string, d: SnapshotDescriptor): StoredCheckpoint 
     throw mismatch(`the fetched checkpoint log has head (${info.head.size}, ${info.head.root.slice(0, 16)}), the certified head is (${d.head.size}, ${toHex(d.head.root).slice(0, 16)})`);
   }
   const records = readJournal(fs.readFileSync(path.join(staging, CHECKPOINT_LOG_FILE)), CHECKPOINT_LOG_FILE);
-  if (records.tornTail || records.records.length !== d.log.size) throw mismatch('the fetched checkpoint log is not exactly the certified records');
-  const stored = decodeRecord(records.records[records.records.length - 1]);
+  const checkpoints = records.records.map(decodeRecord).filter(isCheckpointRecord);
+  if (records.tornTail || checkpoints.length !== d.log.size) throw mismatch('the fetched checkpoint log is not exactly the certified records');
+  const stored = checkpoints[checkpoints.length - 1];
   if (!equalBytes(checkpointBytes(stored.checkpoint), checkpointBytes(d.checkpoint))) throw mismatch('the fetched checkpoint log ends with another checkpoint');
   if (stored.appliedIndex !== d.index) throw mismatch(`the checkpoint's log index is ${String(stored.appliedIndex)}, the descriptor says ${d.index}`);
   const same =

@@ -13,6 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ProofDB, type DBOptions } from '../../src/index.js';
+import { readJournal } from '../../src/journal/reader.js';
 import { mulberry32 } from '../support/prng.js';
 import { tempDir, TINY } from './harness.js';
 
@@ -258,7 +259,11 @@ describe(`external-log mode (EXTLOG_SEED=${SEED})`, () => {
         fs.rmSync(cut, { recursive: true, force: true });
         fs.cpSync(dir, cut, { recursive: true });
         const whole = fs.readFileSync(path.join(cut, 'CHECKPOINTS'));
-        fs.truncateSync(path.join(cut, 'CHECKPOINTS'), sizeBefore);
+        // Cut the checkpoint's record, keeping the intent record (time, signer set) that is
+        // synced before its last install.
+        const intentEnd = readJournal(whole.subarray(0, whole.length - 1), 'CHECKPOINTS').validLength;
+        expect(intentEnd).toBeGreaterThan(sizeBefore);
+        fs.truncateSync(path.join(cut, 'CHECKPOINTS'), intentEnd);
         const re = await ProofDB.open(cut, OPTS);
         try {
           expect(re.logIndex().durable).toBe(i);

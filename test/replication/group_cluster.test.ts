@@ -91,6 +91,29 @@ describe('ReplicationGroup, three members', () => {
     c.check();
   });
 
+  it('onLeaderChange reports each new leader (and 0 when none is known) on every member', async () => {
+    const c = await cluster(5);
+    const seen = new Map<number, number[]>();
+    for (const id of c.ids()) {
+      seen.set(id, []);
+      c.group(id).onLeaderChange((l) => seen.get(id)!.push(l));
+    }
+    const old = c.leader()!;
+    c.sim.net.isolate(old, c.ids());
+    expect(await c.sim.runUntil(() => {
+      const l = c.leader();
+      return l !== undefined && l !== old && c.ids().filter((id) => id !== old).every((id) => c.group(id).status().leader === l);
+    }, 5000)).toBe(true);
+    const nl = c.leader()!;
+    for (const id of c.ids().filter((x) => x !== old)) expect(seen.get(id)!.at(-1)).toBe(nl);
+    // The isolated old leader steps down (check quorum) and knows no leader.
+    expect(await c.sim.runUntil(() => c.group(old).status().role !== 'leader', 5000)).toBe(true);
+    expect(seen.get(old)).toEqual([0]);
+    c.sim.net.heal();
+    expect(await c.sim.runUntil(() => c.group(old).status().leader === nl, 5000)).toBe(true);
+    expect(seen.get(old)!.at(-1)).toBe(nl);
+  });
+
   it('a crashed member reopens from its directory, replays its log and catches up', async () => {
     const c = await cluster(3);
     const leader = c.leader()!;

@@ -29,7 +29,7 @@ async function scenario(seed: number): Promise<void> {
   // A new member joins as a learner and is promoted once it has caught up.
   c.addJoiner(4);
   await c.start(4);
-  expect(c.group(4).status()).toMatchObject({ voters: [], learners: [], leader: 0 });
+  expect(c.group(4).status()).toMatchObject({ voters: [], learners: [], leader: 0, role: 'joining' });
   expect(await c.change({ type: ConfChangeType.AddLearner, nodeId: 4 }), 'add learner 4').toBe(true);
   expect(await c.sim.runUntil(() => c.group(4).status().learners.includes(4) && c.group(4).status().role === 'learner', 3000)).toBe(true);
   expect(await c.change({ type: ConfChangeType.AddNode, nodeId: 4 }), 'promote 4').toBe(true);
@@ -50,6 +50,8 @@ async function scenario(seed: number): Promise<void> {
     return l !== undefined && l !== old;
   }, 5000), 'a new leader among the remaining members').toBe(true);
   expect(c.group(old).status().role).toBe('removed');
+  // A removed member refuses at once (it still knows a leader, but nobody would take its proposal).
+  await expect(c.group(old).propose(new TextEncoder().encode('{"k":"z","v":"z"}'))).rejects.toMatchObject({ code: 'REPLICATION_UNAVAILABLE', indeterminate: false, message: /was removed/ });
   await c.retire(old);
 
   // Remove one more original member (a follower now); three voters remain.

@@ -53,6 +53,11 @@ describe('ReplicationGroup snapshots and compaction', () => {
     await until(c, c.group(leader).snapshotAt(snap.index - 1, new Uint8Array(0)));
     expect(c.group(leader).status().snapshotIndex).toBe(snap.index);
     await expect(until(c, c.group(leader).snapshotAt(st.applied + 10, new Uint8Array(0)))).rejects.toMatchObject({ code: 'REPLICATION_BAD_STATE' });
+    // compact: never beyond the snapshot; up to it, more of the margin goes.
+    await expect(until(c, c.group(leader).compact(snap.index + 1))).rejects.toMatchObject({ code: 'REPLICATION_BAD_STATE' });
+    expect(c.group(leader).status().firstIndex).toBe(snap.index - margin + 1);
+    await until(c, c.group(leader).compact(snap.index - 2));
+    expect(c.group(leader).status().firstIndex).toBe(snap.index - 1);
 
     // The lagging member is behind the first index: the leader sends the snapshot. Its first
     // restore fails: nothing of the snapshot is persisted, its log is as on disk, and the leader

@@ -1,11 +1,12 @@
 /**
  * The whole one-member stack — RaftWritePath → ReplicationGroup → Raft log → CommandApplier →
  * engine in external-log mode — under crashes. A seeded stream of commands (batches of puts and
- * deletes, checkpoints) is proposed in concurrent groups; the live directory is copied between
+ * deletes under client sessions, retries of them, checkpoints) is proposed in concurrent groups; the live directory is copied between
  * turns of the event loop (what a SIGKILL at that moment leaves); each copy is reopened (the
  * group re-applies its log after the engine's recorded index), the commands its log lacks are
  * proposed, and the result must equal a run without a crash: every checkpoint's seq and
- * MasterRoot, the signed head, the table set and every key's history.
+ * MasterRoot, the signed head, the table set and every key's history. A retry whose original
+ * the copy holds is answered from the restored session table, never applied again.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
@@ -31,15 +32,24 @@ const te = new TextEncoder();
 const MARKER = te.encode('marker');
 
 /**
- * Command `i` is a batch ending with `put(marker, i)` (so the state tells the last one applied),
- * or a checkpoint.
+ * Command `i` is a batch ending with `put(marker, i)` (so the state tells the last one applied)
+ * under a client session, a checkpoint, or a retry: the very command (same session) of a recent
+ * batch, which must be answered from the session table — before or after a crash — and never
+ * applied again.
  */
 function makeCommands(seed: number, n: number): WriteCommand[] {
   const r = mulberry32(seed);
   const out: WriteCommand[] = [];
+  const seqs = [0, 0, 0, 0];
   for (let i = 0; i < n - 1; i++) {
-    if (r() < 0.08) {
+    const x = r();
+    if (x < 0.08) {
       out.push({ type: 'checkpoint' });
+      continue;
+    }
+    const recent = out.slice(-12).filter((c) => c.type === 'batch');
+    if (x < 0.2 && recent.length > 0) {
+      out.push(recent[Math.floor(r() * recent.length)]);
       continue;
     }
     const ops: Extract<WriteCommand, { type: 'batch' }>['ops'] = [];
@@ -48,12 +58,16 @@ function makeCommands(seed: number, n: number): WriteCommand[] {
       const key = te.encode(`key-${Math.floor(r() * 30)}`);
       ops.push(r() < 0.85 ? { op: 'put', key, value: te.encode('v'.repeat(Math.floor(r() * 80)) + i) } : { op: 'delete', key });
     }
-    ops.push({ op: 'put', key: MARKER, value: te.encode(String(i)) });
-    out.push({ type: 'batch', ops });
+    ops.push({ op: 'put', key: MARKER, value: te.encode(String(out.length)) });
+    const client = Math.floor(r() * 4);
+    out.push({ type: 'batch', ops, session: { clientId: `client-${client}`, seq: seqs[client]++ } });
   }
   out.push({ type: 'checkpoint' });
   return out;
 }
+
+/** True when `cmds[i]` repeats an earlier command (a retry). */
+const isRetry = (cmds: WriteCommand[], i: number) => cmds[i].type === 'batch' && cmds.indexOf(cmds[i]) < i;
 
 const roots: string[] = [];
 afterEach(() => {
@@ -99,9 +113,10 @@ async function resumeAt(db: ProofDB, cmds: WriteCommand[]): Promise<number> {
   const before = cmds.slice(0, next).filter((c) => c.type === 'checkpoint').length;
   let extra = checkpoints - before;
   expect(extra).toBeGreaterThanOrEqual(0);
-  while (extra > 0 && cmds[next]?.type === 'checkpoint') {
+  // Retries change no state whether or not the copy had them: step over them too.
+  while (next < cmds.length && ((extra > 0 && cmds[next].type === 'checkpoint') || isRetry(cmds, next))) {
+    if (cmds[next].type === 'checkpoint') extra--;
     next++;
-    extra--;
   }
   expect(extra).toBe(0);
   return next;

@@ -12,132 +12,9 @@
  *   SIM_SEED=n npx vitest run test/replication/sim.test.ts       # replay one seed
  *   SIM_SEEDS=1000 SIM_SEED_START=5001 npx vitest run test/replication/sim.test.ts
  */
+
 import { describe, expect, it } from 'vitest';
-import { SeededRand } from '../../src/raft/index.js';
-import { checkHistory, formatOps } from '../raft/linearizability.js';
-import { Clients, SimCluster } from './sim_cluster.js';
-
-const te = new TextEncoder();
-
-/** What one run did. */
-interface Report {
-  seed: number;
-  n: number;
-  faults: Record<string, number>;
-  ops: number;
-  stats: Clients['stats'];
-  applied: number;
-  restores: number;
-  events: number;
-  fingerprint: string;
-}
-
-async function runSeed(seed: number): Promise<Report> {
-  const boot = new SeededRand(seed ^ 0x5eed);
-  const n = boot.chance(0.6) ? 3 : 5;
-  const snapshotEvery = [0, 8, 20][boot.int(3)];
-  const c = new SimCluster({
-    seed, n, snapshotEvery, compactMargin: 1 + boot.int(6),
-    net: {
-      drop: [0, 0.01, 0.05][boot.int(3)], dup: [0, 0.02][boot.int(2)],
-      minDelay: 1, maxDelay: 1 + boot.int(8), longDelay: 0.01, longDelayMax: 40,
-    },
-  });
-  const faults: Record<string, number> = {};
-  const count = (k: string) => { faults[k] = (faults[k] ?? 0) + 1; };
-  try {
-    for (const id of c.ids()) await c.start(id);
-    const clients = new Clients(c, { clients: 3, keys: ['a', 'b', 'c'], thinkMs: 25 });
-    const ids = c.ids();
-    const r = c.sim.rand;
-    const down = new Set<number>();
-    const nemesis = async (): Promise<void> => {
-      const k = r.int(8);
-      if (k === 0 || k === 1) {
-        // Symmetric partition: a random minority on one side.
-        const shuffled = ids.map((x) => [r.u32(), x] as const).sort((a, b) => a[0] - b[0]).map(([, x]) => x);
-        const cutAt = 1 + r.int(Math.floor((n - 1) / 2));
-        c.sim.net.partition(ids, shuffled.slice(0, cutAt), shuffled.slice(cutAt));
-        count('partition');
-      } else if (k === 2) {
-        const a = ids[r.int(n)];
-        const b = ids[r.int(n)];
-        if (a !== b) { c.sim.net.cut(a, b); count('one-way'); }
-      } else if (k === 3) {
-        const l = c.leader();
-        if (l !== undefined) { c.sim.net.isolate(l, ids); count('isolate-leader'); }
-      } else if (k === 4 || k === 5) {
-        const up = c.up().filter((id) => !down.has(id));
-        if (up.length > 0 && down.size < Math.floor((n - 1) / 2) + 1) {
-          const v = up[r.int(up.length)];
-          down.add(v);
-          await c.crash(v);
-          count('crash');
-          c.sim.schedule(50 + r.int(600), async () => { await c.start(v); down.delete(v); count('restart'); });
-        }
-      } else {
-        c.sim.net.heal();
-        count('heal');
-      }
-    };
-    const faultUntil = 2500;
-    const loop = (): void => {
-      if (c.sim.now >= faultUntil) return;
-      c.sim.schedule(100 + r.int(300), async () => {
-        if (c.sim.now >= faultUntil) return;
-        await nemesis();
-        loop();
-      });
-    };
-    loop();
-    await c.sim.runFor(faultUntil);
-    c.check();
-    // Heal, restart everyone, let the clients finish.
-    c.sim.net.heal();
-    clients.stop();
-    await c.sim.runFor(700); // pending restarts happen
-    for (const id of ids) await c.start(id);
-    expect(await c.sim.runUntil(() => clients.idle(), 10_000)).toBe(true);
-    // Progress: a write after healing commits and is applied everywhere.
-    let done = false;
-    const writeAfter = (): void => {
-      const l = c.leader();
-      const via = l ?? ids[0];
-      c.group(via).propose(te.encode(JSON.stringify({ k: 'final', v: String(seed) }))).then(() => { done = true; }, () => c.sim.schedule(50, writeAfter));
-    };
-    writeAfter();
-    expect(await c.sim.runUntil(() => done, 10_000), 'a write after healing commits').toBe(true);
-    const conv = await c.sim.runUntil(() => c.converged(), 10_000);
-    expect(conv, `all members converge: ${JSON.stringify(c.up().map((id) => ({ ...c.group(id).status(), sm: c.members.get(id)!.sm!.applied })))}`).toBe(true);
-    c.check();
-    const states = ids.map((id) => {
-      const sm = c.members.get(id)!.sm!;
-      return JSON.stringify({ chain: sm.chain, kv: [...sm.kv].sort() });
-    });
-    for (const s of states) expect(s).toBe(states[0]);
-    for (const id of ids) expect(c.members.get(id)!.sm!.kv.get('final')).toBe(String(seed));
-    const result = checkHistory(clients.history);
-    if (result.ok === false) throw new Error(`not linearizable on key ${result.badKey}:\n${formatOps(result.badOps!)}`);
-    const restores = ids.reduce((s, id) => s + c.members.get(id)!.sm!.restores.length, 0);
-    const applied = c.group(ids[0]).status().applied;
-    return {
-      seed, n, faults, ops: clients.history.length, stats: clients.stats, applied, restores, events: c.sim.clock.events,
-      fingerprint: `${states[0]}|${c.sim.clock.events}|${c.sim.now}|${JSON.stringify(clients.history)}`,
-    };
-  } finally {
-    await c.close();
-  }
-}
-
-async function replayable(seed: number): Promise<Report> {
-  try {
-    return await runSeed(seed);
-  } catch (err) {
-    const e = err as Error;
-    e.message = `seed ${seed} failed — replay: SIM_SEED=${seed} npx vitest run test/replication/sim.test.ts\n${e.message}`;
-    throw e;
-  }
-}
+import { replayable } from './sim_run.js';
 
 const one = process.env.SIM_SEED !== undefined ? Number(process.env.SIM_SEED) : undefined;
 const count = Number(process.env.SIM_SEEDS ?? 200);
@@ -166,7 +43,7 @@ describe('replication simulator', () => {
     // The runs did what they claim: operations, faults of every kind, snapshots installed.
     expect(totals.ops).toBeGreaterThan(seeds.length * 10);
     if (seeds.length >= 50) {
-      for (const k of ['partition', 'one-way', 'isolate-leader', 'crash', 'restart', 'heal']) expect(faults[k] ?? 0).toBeGreaterThan(0);
+      for (const k of ['partition', 'one-way', 'isolate-leader', 'crash', 'restart', 'heal', 'join', 'promote', 'remove', 'remove-leader']) expect(faults[k] ?? 0).toBeGreaterThan(0);
       expect(totals.restores).toBeGreaterThan(0);
     }
     console.log(`sim: ${seeds.length} seeds, ${totals.ops} ops (${totals.indeterminate} indeterminate), ${totals.applied} entries applied, ${totals.restores} snapshot restores, faults ${JSON.stringify(faults)}`);

@@ -227,13 +227,14 @@ export class SimCluster {
 
   /**
    * Proposes `cc` through the leader (any member when none is known), again after each refusal
-   * or timeout, until it is applied there or `maxMs` of virtual time pass. Resolves whether it was.
+   * or timeout, until it is applied there. Does not run the simulation (usable inside an event);
+   * `done()` tells whether it was applied, `cancel()` stops retrying.
    */
-  async change(cc: ConfChange, maxMs = 10_000): Promise<boolean> {
+  startChange(cc: ConfChange): { done: () => boolean; cancel: () => void } {
     let done = false;
     let stop = false;
     const attempt = (): void => {
-      if (stop) return;
+      if (stop || done) return;
       const up = this.up();
       const via = this.leader() ?? up[this.sim.rand.int(Math.max(1, up.length))];
       const g = via === undefined ? undefined : this.members.get(via)?.group;
@@ -241,8 +242,14 @@ export class SimCluster {
       g.proposeConfChange(cc, { timeoutMs: 1000 }).then(() => { done = true; }, () => this.sim.schedule(50, attempt));
     };
     attempt();
-    const ok = await this.sim.runUntil(() => done, maxMs);
-    stop = true;
+    return { done: () => done, cancel: () => { stop = true; } };
+  }
+
+  /** {@link startChange}, running the simulation until it is applied or `maxMs` pass; resolves whether it was. */
+  async change(cc: ConfChange, maxMs = 10_000): Promise<boolean> {
+    const ch = this.startChange(cc);
+    const ok = await this.sim.runUntil(ch.done, maxMs);
+    ch.cancel();
     return ok;
   }
 

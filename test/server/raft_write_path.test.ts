@@ -2,7 +2,7 @@
  * RaftWritePath: single-node mode as a one-member Raft group whose log is the write-ahead log.
  * Commands go through the log and are applied in order through the shared CommandApplier;
  * failures are per command; a restart or a crash (a copy of the live directory) applies nothing
- * twice and loses nothing acknowledged; `serve --raft` answers PUT/GET/proof over HTTP.
+ * twice — a retry after it included — and loses nothing acknowledged; `serve --raft` answers PUT/GET/proof over HTTP.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
@@ -148,7 +148,7 @@ describe('RaftWritePath', () => {
     expect(fs.readdirSync(dir).filter((n) => n.endsWith('.log'))).toEqual([]);
   });
 
-  it('a retry answered from the session table before the recorded index is not re-applied at open', async () => {
+  it('a retry answered from the session table before the recorded index is answered from the restored table at open, not re-applied', async () => {
     const dir = path.join(tmpDir(), 'data');
     const o = await openAt(dir);
     const cmd = { type: 'put' as const, key: k('s'), value: k('v'), session: { clientId: 'cl', seq: 4 } };
@@ -213,6 +213,10 @@ describe('serve --raft', () => {
     s = await startServer({ dataDir, args: ['--raft'] });
     expect((await call(s.url, 'GET', '/v1/kv/user:1')).body).toMatchObject({ version: 2, valueUtf8: 'bob' });
     expect((await call(s.url, 'GET', '/v1/kv/idem')).body).toMatchObject({ version: 1 });
+    // The retry reaches the restarted node: answered from the replicated session table.
+    expect((await call(s.url, 'PUT', '/v1/kv/idem', { body: 'once', headers: h })).body).toEqual(first.body);
+    expect((await call(s.url, 'PUT', '/v1/kv/idem', { body: 'twice', headers: h })).status).toBe(422);
+    expect((await call(s.url, 'GET', '/v1/kv/idem/history')).body.entries).toHaveLength(1);
     expect((await call(s.url, 'PUT', '/v1/kv/user%3A1', { body: 'carol', headers: oct })).body).toEqual({ version: 3, seq: 4 });
   });
 

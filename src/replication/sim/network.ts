@@ -2,8 +2,12 @@
  * {@link SimNetwork}: an in-memory network of {@link Transport}s for the simulator. Every message
  * is delivered (or not) by an event of the {@link VirtualClock}: after a seeded delay, possibly
  * dropped, duplicated or held back long enough to be reordered; links can be cut one way or both
- * (partitions, isolation). A transport only talks to the peers it was given (`setPeers`) and
- * refuses messages from anyone else, as the HTTP transport does.
+ * (partitions, isolation). A transport sends only to the peers it was given (`setPeers`). It
+ * accepts a message from any member of the network (every one of them is "authenticated": in a
+ * real cluster, a node holding the cluster secret), also one outside its peer set, because a member
+ * that lags does not yet know the members added after its applied index — among them, possibly,
+ * the leader it must hear from to catch up (etcd's pipeline handler accepts such senders too).
+ * The group itself ignores messages from members it knows were removed.
  * @module
  */
 import type { Message, SeededRand } from '../../raft/index.js';
@@ -172,9 +176,9 @@ export class SimTransport implements Transport {
     this.unreachableHandler = undefined;
   }
 
-  /** @internal a delivery: false when refused (closed, or the sender is not a peer). */
-  accept(from: number, m: Message): boolean {
-    if (!this.attached || !this.handler || !this.peers.has(from)) return false;
+  /** @internal a delivery: false when refused (closed). */
+  accept(_from: number, m: Message): boolean {
+    if (!this.attached || !this.handler) return false;
     this.handler([m]);
     return true;
   }
