@@ -30,8 +30,9 @@ import { DBIterator, type IteratorOptions, type VersionEntry } from './iterator.
 import { lockDir, type DirLock } from './lock.js';
 import { Checkpointer, type SignedCheckpoint } from '../proof/checkpointer.js';
 import type { KeyRotation } from '../proof/node_key.js';
-import type { GetProof, HistoryProof } from '../../proofs/lsm_proof.js';
+import type { CheckpointCertificate, GetProof, HistoryProof } from '../../proofs/lsm_proof.js';
 import type { LogHead } from '../../proofs/checkpoint.js';
+import { checkSignerSet, type SignerSet } from '../../proofs/signer_set.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { keySuccessor, type ScanProof } from '../../proofs/lsm_scan.js';
 import { removeLeftovers, replayJournals } from './recovery.js';
@@ -59,6 +60,14 @@ export interface ConditionalWriteOptions extends WriteOptions, WriteCondition {}
 export interface CheckpointOptions {
   /** External-log mode only, and required there: the index of the log entry that asks for the checkpoint. */
   logIndex?: number;
+  /**
+   * The checkpoint's time (ms since the epoch) from the log entry that asks for it. Default: the
+   * clock in local mode, the previous checkpoint's time in external-log mode; never below the
+   * previous checkpoint's time (raised to it).
+   */
+  time?: number;
+  /** The signer set that certifies the new head (docs/proofs.md §5.6); default this node alone, quorum 1. */
+  signers?: SignerSet;
 }
 
 /** Where the external log stands, in external-log mode (both 0 in journal mode). */
@@ -535,6 +544,11 @@ export class ProofDB {
    */
   async checkpoint(options: CheckpointOptions = {}): Promise<CheckpointResult> {
     this.checkOpen();
+    if (options.time !== undefined && !(Number.isSafeInteger(options.time) && options.time >= 0)) {
+      throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `checkpoint time ${String(options.time)} is not a safe non-negative integer`);
+    }
+    const badSet = options.signers === undefined ? undefined : checkSignerSet(options.signers);
+    if (badSet) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `checkpoint signers: ${badSet.message}`);
     const logIndex = this.takeLogIndex(options.logIndex);
     const external = this.options.writeAheadLog === 'external';
     let signed: SignedCheckpoint | undefined;
@@ -547,7 +561,7 @@ export class ProofDB {
       // so that a crash before the checkpoint log append is finished at the next open, never redone.
       await core.installPendingCompaction(external ? logIndex : undefined);
       if (external) core.logIndex = logIndex;
-      signed = await this.checkpointer.checkpoint(core.lastSeq, external ? logIndex : undefined);
+      signed = await this.checkpointer.checkpoint(core.lastSeq, external ? logIndex : undefined, { time: options.time, signers: options.signers });
     });
     return { ...signed!, seq: signed!.checkpoint.seq, tables: this.tables() };
   }
@@ -620,7 +634,7 @@ export class ProofDB {
   }
 
   /** Checkpoint `index`, with its RFC 9162 inclusion proof in the latest signed head. */
-  checkpointAt(index: number): SignedCheckpoint & { inclusion: Uint8Array[] } {
+  checkpointAt(index: number): SignedCheckpoint & { inclusion: Uint8Array[]; setChange?: CheckpointCertificate } {
     this.checkOpen();
     return this.checkpointer.at(index);
   }

@@ -7,6 +7,7 @@
  * ```
  * record = u32 BE len || checkpoint message (docs/proofs.md)
  *       || u32 BE n || n × (publicKey[32] || signature[64])     signatures on the head of size index+1
+ *       || (v2 checkpoint message only) u32 BE len || signer set message (0x1A…, proofs/signer_set.ts)
  *       || version edit: tag 6 entries (the tables of the checkpoint, in read order) and, in
  *          external-log mode, tag 10 (the log index of the entry that asked for it)
  * ```
@@ -24,6 +25,7 @@ import {
   type HeadSignature,
   type LogHead,
 } from '../../proofs/checkpoint.js';
+import { parseSignerSetBytes, signerSetBytes, signerSetHash, type SignerSet } from '../../proofs/signer_set.js';
 import { readU32BE, writeU32BE, concatBytes } from '../../proofs/bytes.js';
 import { LogTree } from '../../proofs/log.js';
 import { CorruptionError } from '../errors.js';
@@ -45,6 +47,8 @@ export interface StoredCheckpoint {
   tables: Array<[level: number, meta: TableMeta]>;
   /** External-log mode: the index of the log entry that asked for the checkpoint. */
   appliedIndex?: number;
+  /** The signer set a v2 checkpoint commits to (its `signerSetHash`); absent for v1. */
+  signers?: SignerSet;
 }
 
 function encodeRecord(s: StoredCheckpoint): Uint8Array {
@@ -57,7 +61,10 @@ function encodeRecord(s: StoredCheckpoint): Uint8Array {
     sigs.set(g.publicKey, 4 + i * 96);
     sigs.set(g.signature, 4 + i * 96 + 32);
   });
-  return concatBytes(head.subarray(0, 4), msg, sigs, encodeEdit({ added: s.tables, appliedIndex: s.appliedIndex }));
+  const set = s.checkpoint.signerSetHash !== undefined ? signerSetBytes(s.signers!) : new Uint8Array(0);
+  const setLen = new Uint8Array(set.length > 0 ? 4 : 0);
+  if (set.length > 0) writeU32BE(setLen, 0, set.length);
+  return concatBytes(head.subarray(0, 4), msg, sigs, setLen, set, encodeEdit({ added: s.tables, appliedIndex: s.appliedIndex }));
 }
 
 /** Decodes one checkpoint log record. Throws `CorruptionError`. */
@@ -81,8 +88,22 @@ export function decodeRecord(rec: Uint8Array): StoredCheckpoint {
     signatures.push({ publicKey: rec.slice(o, o + 32), signature: rec.slice(o + 32, o + 96) });
     o += 96;
   }
+  let signers: SignerSet | undefined;
+  if (checkpoint.signerSetHash !== undefined) {
+    if (o + 4 > rec.length) throw bad('signer set truncated');
+    const len = readU32BE(rec, o);
+    if (o + 4 + len > rec.length) throw bad('signer set truncated');
+    try {
+      signers = parseSignerSetBytes(rec.slice(o + 4, o + 4 + len));
+    } catch (err) {
+      throw bad(`signer set: ${(err as Error).message}`);
+    }
+    if (!Buffer.from(signerSetHash(signers, nodeHasher)).equals(Buffer.from(checkpoint.signerSetHash))) throw bad('signer set does not match the checkpoint');
+    o += 4 + len;
+  }
   const edit = decodeEdit(rec.subarray(o), CHECKPOINT_LOG_FILE);
   const stored: StoredCheckpoint = { checkpoint, signatures, tables: edit.added ?? [] };
+  if (signers) stored.signers = signers;
   if (edit.appliedIndex !== undefined) stored.appliedIndex = edit.appliedIndex;
   return stored;
 }
@@ -94,6 +115,12 @@ export class CheckpointLog {
   /** Table sets of checkpoints whose proofs can still be served, by index. */
   readonly retained = new Map<number, { stored: StoredCheckpoint; version: Version }>();
   private readonly checkpoints: Checkpoint[] = [];
+  /**
+   * Signer-set changes: the signatures and set of each v2 checkpoint whose `signerSetHash` differs
+   * from its predecessor's (or whose predecessor is v1 or absent), by index — what a client walks
+   * to adopt a new set (docs/proofs.md §5.6). One entry per membership change.
+   */
+  private readonly setChanges = new Map<number, { signatures: HeadSignature[]; signers: SignerSet }>();
 
   /** Set after a failed append: the length of the file's last synced record. */
   private brokenAt: number | null = null;
@@ -131,8 +158,20 @@ export class CheckpointLog {
       throw new Error('checkpoint log: new checkpoint does not link to the previous one');
     }
     this.tree.append(checkpointLeafHash(c, nodeHasher));
+    const before = this.checkpoints[c.index - 1]?.signerSetHash;
+    if (c.signerSetHash !== undefined && s.signers && !(before && Buffer.from(before).equals(Buffer.from(c.signerSetHash)))) {
+      this.setChanges.set(c.index, { signatures: s.signatures, signers: s.signers });
+    }
     this.checkpoints.push(c);
     this.last = s;
+  }
+
+  /**
+   * The stored signatures and signer set of checkpoint `i` when it changed the signer set (see
+   * {@link setChanges}); undefined for any other checkpoint.
+   */
+  setChangeAt(i: number): { signatures: HeadSignature[]; signers: SignerSet } | undefined {
+    return this.setChanges.get(i);
   }
 
   /** Number of checkpoints. */
@@ -183,6 +222,7 @@ export class CheckpointLog {
     } catch (err) {
       this.tree.truncate(prev.size);
       this.checkpoints.length = prev.size;
+      this.setChanges.delete(prev.size);
       this.last = prev.last;
       this.brokenAt = before;
       throw err;

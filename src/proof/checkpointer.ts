@@ -23,6 +23,7 @@ import { openNodeKey, type KeyRotation } from './node_key.js';
 import { MerkleLevels } from './merkle_levels.js';
 import { buildProof, buildScanProof, ProofBlockCache, ProofContext } from './prover.js';
 import { ByteLru } from '../util/byte_lru.js';
+import { signerSetHash, singleSignerSet, type SignerSet } from '../../proofs/signer_set.js';
 
 /** A signed checkpoint as the node publishes it. */
 export interface SignedCheckpoint {
@@ -30,6 +31,20 @@ export interface SignedCheckpoint {
   /** The log head that ends with this checkpoint. */
   head: LogHead;
   signatures: HeadSignature[];
+  /** The signer set the checkpoint commits to (v2); absent for a v1 checkpoint. */
+  signers?: SignerSet;
+}
+
+/** What a v2 checkpoint records besides the table set (docs/proofs.md §5.1). */
+export interface CheckpointStamp {
+  /**
+   * Time in ms since the epoch, from the log entry that asks for the checkpoint. Default: the
+   * clock in local mode, the previous checkpoint's time (0 for the first) in external-log mode.
+   * Raised to the previous checkpoint's time when lower, so times never decrease along the log.
+   */
+  time?: number;
+  /** The signer set that certifies the new head; default this node alone (`{ quorum: 1, members: [{ id: 1, publicKey } ] }`). */
+  signers?: SignerSet;
 }
 
 /** Checkpoint log, node key and proof building for one database. */
@@ -89,12 +104,15 @@ export class Checkpointer {
    * signature on the new head. Call only when the memtable is empty (everything up to `seq` is in
    * tables). `appliedIndex` (external-log mode) is stored with it: the log entry that asked for it.
    */
-  async checkpoint(seq: number, appliedIndex?: number): Promise<SignedCheckpoint> {
+  async checkpoint(seq: number, appliedIndex?: number, stamp: CheckpointStamp = {}): Promise<SignedCheckpoint> {
     const version = this.core.vs.current;
     const ctx = new ProofContext(version, nodeHasher, this.core.tables, this.blockTrees, this.blockCache);
     const masterRoot = masterRootOf(nodeHasher, ctx.counts, ctx.master ? ctx.master.root() : new Uint8Array(HASH_LEN));
     const link = this.log.nextLink();
-    const checkpoint: Checkpoint = { index: link.index, seq, masterRoot };
+    const prevTime = this.log.latest()?.checkpoint.time ?? 0;
+    const time = Math.max(stamp.time ?? (appliedIndex === undefined ? Date.now() : prevTime), prevTime);
+    const signers = stamp.signers ?? singleSignerSet(this.key.publicKey);
+    const checkpoint: Checkpoint = { index: link.index, seq, masterRoot, time, signerSetHash: signerSetHash(signers, nodeHasher) };
     if (link.prevCheckpointHash) checkpoint.prevCheckpointHash = link.prevCheckpointHash;
     const size = link.index + 1;
     // The head after appending: computed before the append so the signature goes in the record.
@@ -106,27 +124,38 @@ export class Checkpointer {
       checkpoint,
       signatures,
       tables: version.placed().map((p) => [p.level, p.meta]),
+      signers,
     };
     if (appliedIndex !== undefined) stored.appliedIndex = appliedIndex;
     await this.log.append(stored);
     this.pin(stored, version);
-    return { checkpoint, head, signatures };
+    return { checkpoint, head, signatures, signers };
   }
 
   /** The latest checkpoint, signed. */
   latest(): SignedCheckpoint {
     const s = this.log.latest();
     if (!s) throw new ProofKVError(ErrorCode.CHECKPOINT_UNAVAILABLE, 'no checkpoint has been taken yet');
-    return { checkpoint: s.checkpoint, head: this.log.head(), signatures: s.signatures };
+    return withSigners({ checkpoint: s.checkpoint, head: this.log.head(), signatures: s.signatures }, s.signers);
   }
 
-  /** Checkpoint `index` with its inclusion in the latest head. */
-  at(index: number): SignedCheckpoint & { inclusion: Uint8Array[] } {
+  /**
+   * Checkpoint `index` with its inclusion in the latest head (`signers`: the latest head's set);
+   * when checkpoint `index` changed the signer set, also its own certificate (`setChange`: the
+   * head of size `index + 1`, its stored signatures, the inclusion there and the new set).
+   */
+  at(index: number): SignedCheckpoint & { inclusion: Uint8Array[]; setChange?: CheckpointCertificate } {
     const latest = this.latest();
     if (!Number.isSafeInteger(index) || index < 0 || index >= this.log.size) {
       throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `checkpoint ${String(index)} does not exist (log size ${this.log.size})`);
     }
-    return { ...latest, checkpoint: this.log.at(index)!, inclusion: this.log.tree.inclusionProof(index, this.log.size) };
+    const checkpoint = this.log.at(index)!;
+    const out: SignedCheckpoint & { inclusion: Uint8Array[]; setChange?: CheckpointCertificate } = { ...latest, checkpoint, inclusion: this.log.tree.inclusionProof(index, this.log.size) };
+    const change = this.log.setChangeAt(index);
+    if (change) {
+      out.setChange = { checkpoint, head: this.headAt(index + 1), signatures: change.signatures, inclusion: this.log.tree.inclusionProof(index, index + 1), signers: change.signers };
+    }
+    return out;
   }
 
   /** The log head of size `size` (1 <= size <= log size): every head this node's log passed through. */
@@ -184,12 +213,15 @@ export class Checkpointer {
       );
     }
     return {
-      cert: {
-        checkpoint: pinned.stored.checkpoint,
-        head: latest.head,
-        signatures: latest.signatures,
-        inclusion: this.log.tree.inclusionProof(want, this.log.size),
-      },
+      cert: withSigners(
+        {
+          checkpoint: pinned.stored.checkpoint,
+          head: latest.head,
+          signatures: latest.signatures,
+          inclusion: this.log.tree.inclusionProof(want, this.log.size),
+        },
+        pinned.stored.signers,
+      ),
       ctx: pinned.ctx,
     };
   }
@@ -240,4 +272,9 @@ export class Checkpointer {
     this.pinned = null;
     await this.log.close();
   }
+}
+
+/** `o` with `signers` set when there is a set (v2), so a v1 answer carries no `signers` field. */
+function withSigners<T extends object>(o: T, signers: SignerSet | undefined): T & { signers?: SignerSet } {
+  return signers ? { ...o, signers } : o;
 }
