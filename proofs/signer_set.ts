@@ -157,8 +157,9 @@ export interface CertifiedHead extends VerifiedHead {
  *   (`SIGNER_SET_MISMATCH`). Every signature must verify and be by a distinct key of the trusted
  *   set or of `signers` (`BAD_SIGNATURE`, `DUPLICATE_SIGNER`, `UNTRUSTED_KEY` unless
  *   `trust.allowUntrusted` skips it), and the valid signers must include `trust.quorum` trusted
- *   keys **and** `signers.quorum` members of the checkpoint's own set (`QUORUM_NOT_MET`): a new
- *   set is accepted only from a head a quorum of the trusted set certified.
+ *   keys **and** `signers.quorum` members of the checkpoint's own set (`QUORUM_NOT_MET`; when the
+ *   trusted quorum is missing and a valid signer is outside the trusted set, `UNTRUSTED_KEY`): a
+ *   new set is accepted only from a head a quorum of the trusted set certified.
  *
  * Never throws.
  */
@@ -187,7 +188,12 @@ export function verifyCertifiedHead(
     const valid = r.ok ? r.signers.map(toHex) : [];
     const ofTrusted = valid.filter((k) => trusted.has(k)).length;
     const ofOwn = valid.filter((k) => own.has(k)).length;
-    if (ofTrusted < trust.quorum) return fail(Reason.QUORUM_NOT_MET, `${ofTrusted} valid signatures of the trusted set, want ${trust.quorum}`);
+    if (ofTrusted < trust.quorum) {
+      // Signatures by keys only the checkpoint's own set holds cannot make up for the trusted quorum.
+      const outside = valid.find((k) => !trusted.has(k));
+      const msg = `${ofTrusted} valid signatures of the trusted set, want ${trust.quorum}`;
+      return outside === undefined ? fail(Reason.QUORUM_NOT_MET, msg) : fail(Reason.UNTRUSTED_KEY, `${msg}; key ${outside} is not trusted`);
+    }
     if (ofOwn < signers.quorum) return fail(Reason.QUORUM_NOT_MET, `${ofOwn} valid signatures of the checkpoint's signer set, want ${signers.quorum}`);
     if (!r.ok) return r;
     return { ...r, signerSet: cloneSignerSet(signers) };
