@@ -192,3 +192,51 @@ describe('verifyCertificate with signers', () => {
     expect(verifyCertificate({ ...cert, checkpoint: asV1 }, { trust: policy(2, [1, 2, 3]) })).toMatchObject({ ok: false, reason: Reason.SIGNER_SET_MISMATCH });
   });
 });
+
+describe('the node stamps v2 checkpoints (db.checkpoint({ time, signers }))', () => {
+  it('defaults to its one-member set, keeps times monotonic, records set changes and keeps them across a reopen', async () => {
+    const { ProofDB } = await import('../../src/index.js');
+    const { tempDir } = await import('../engine/harness.js');
+    const t = tempDir('proofkv-cpv2-');
+    try {
+      const hexSet = (x: SignerSet | undefined) => x && { quorum: x.quorum, members: x.members.map((m) => `${m.id}:${Buffer.from(m.publicKey).toString('hex')}`) };
+      let db = await ProofDB.open(t.dir, { compactionThread: 'inline' });
+      const own = { quorum: 1, members: [{ id: 1, publicKey: db.publicKey() }] };
+      await db.put('a', 'x');
+      const c0 = await db.checkpoint({ time: 5000 });
+      expect(c0.checkpoint.time).toBe(5000);
+      expect(hexSet(c0.signers)).toEqual(hexSet(own));
+      expect(Buffer.from(c0.checkpoint.signerSetHash!).equals(signerSetHash(own))).toBe(true);
+      // A lower time is raised to the previous one; a larger set is recorded as a change.
+      const bigger = { quorum: 2, members: [{ id: 1, publicKey: db.publicKey() }, { id: 2, publicKey: keys[2].publicKey }] };
+      const c1 = await db.checkpoint({ time: 4000, signers: bigger });
+      expect(c1.checkpoint.time).toBe(5000);
+      const c2 = await db.checkpoint({ time: 6000, signers: bigger });
+      expect(c2.checkpoint.time).toBe(6000);
+      // Bad options change nothing.
+      await expect(db.checkpoint({ signers: { quorum: 3, members: bigger.members } })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+      await expect(db.checkpoint({ time: -1 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+      expect(db.latestCheckpoint().head.size).toBe(3);
+      const check = () => {
+        expect(hexSet(db.checkpointAt(0).setChange?.signers)).toEqual(hexSet(own));
+        expect(hexSet(db.checkpointAt(1).setChange?.signers)).toEqual(hexSet(bigger));
+        expect(db.checkpointAt(1).setChange?.head.size).toBe(2);
+        expect(db.checkpointAt(2).setChange).toBeUndefined();
+        expect(hexSet(db.latestCheckpoint().signers)).toEqual(hexSet(bigger));
+        // The change's own certificate is what a client checks: its head, signed, with the checkpoint as last leaf.
+        const ch = db.checkpointAt(1).setChange!;
+        expect(verifyCertificate(ch, { trust: { publicKeys: [db.publicKey()], quorum: 1 } })).toMatchObject({ ok: false, reason: Reason.QUORUM_NOT_MET });
+        expect(verifyCertificate({ ...ch, signers: undefined }, { trust: { publicKeys: [db.publicKey()], quorum: 1 } })).toMatchObject({ ok: false, reason: Reason.SIGNER_SET_MISMATCH });
+      };
+      check();
+      await db.close();
+      db = await ProofDB.open(t.dir, { compactionThread: 'inline' });
+      check();
+      const proof = (await db.getWithProof('a')).proof;
+      expect(hexSet(proof.certificate.signers)).toEqual(hexSet(bigger));
+      await db.close();
+    } finally {
+      t.cleanup();
+    }
+  });
+});
