@@ -103,12 +103,17 @@ export function entryWire(e: VersionEntry, withKey = true): { [k: string]: Wire 
   return out;
 }
 
-/** The wire form of a signed checkpoint. */
+/**
+ * The wire form of a signed checkpoint: v2 checkpoints carry `time` and `signerSetHash`, and the
+ * answer carries `signers` (the set the head's last checkpoint commits to, docs/proofs.md §5.6).
+ */
 export function checkpointWire(s: SignedCheckpoint): { [k: string]: Wire } {
   const c = s.checkpoint;
-  return {
-    checkpoint: { index: c.index, seq: c.seq, masterRoot: c.masterRoot, prevCheckpointHash: c.prevCheckpointHash },
+  const out: { [k: string]: Wire } = {
+    checkpoint: { index: c.index, seq: c.seq, masterRoot: c.masterRoot, prevCheckpointHash: c.prevCheckpointHash, time: c.time, signerSetHash: c.signerSetHash },
     head: { size: s.head.size, root: s.head.root },
     signatures: s.signatures.map((g) => ({ publicKey: g.publicKey, signature: g.signature })),
   };
+  if (s.signers) out.signers = { quorum: s.signers.quorum, members: s.signers.members.map((m) => ({ id: m.id, publicKey: m.publicKey })) };
+  return out;
 }

@@ -90,7 +90,9 @@ export function checkpointRoutes(ctx: AppContext): RouteDef[] {
     name: 'checkpoint_at',
     doc: {
       summary: 'Checkpoint by index',
-      description: 'Checkpoint `index` with the latest signed head and the RFC 9162 inclusion path of the checkpoint in it.',
+      description:
+        'Checkpoint `index` with the latest signed head and the RFC 9162 inclusion path of the checkpoint in it. ' +
+        'When checkpoint `index` changed the signer set (docs/proofs.md §5.6), `setChange` is its own certificate: the head of size `index + 1`, its signatures, the inclusion there and the new `signers`.',
       parameters: [{ name: 'index', in: 'path', required: true, description: 'Checkpoint index, from 0', schema: { type: 'integer', minimum: 0 } }],
       responses: { ...ok('CheckpointWithInclusion', 'The checkpoint, head, signatures and inclusion path'), ...errors(400, 401, 403, 404) },
     },
@@ -110,7 +112,8 @@ export function checkpointRoutes(ctx: AppContext): RouteDef[] {
         if (err instanceof ProofKVError && err.code === ErrorCode.INVALID_ARGUMENT) throw new HttpError('NOT_FOUND', err.message);
         throw err;
       }
-      send(req, res, { ...checkpointWire(c), inclusion: c.inclusion, cosignatures: ctx.notes?.cosignatureLines(c.head) });
+      const setChange = c.setChange ? { ...checkpointWire(c.setChange), inclusion: c.setChange.inclusion } : undefined;
+      send(req, res, { ...checkpointWire(c), inclusion: c.inclusion, setChange, cosignatures: ctx.notes?.cosignatureLines(c.head) });
     },
   };
 
