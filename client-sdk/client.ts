@@ -479,14 +479,19 @@ export class ProofKVClient {
   }
 
   /** A request of a verified call: an undecodable answer is `VerificationError(MALFORMED_ENCODING)`. */
-  /** A request whose answer is verified: it names the trusted log size (`ProofKV-Min-Head`). */
-  private async verifiedRequest<T>(spec: RequestSpec): Promise<T> {
+  /**
+   * A request whose answer is verified. It names (`ProofKV-Min-Head`) the trusted log size, or
+   * `atLeast` when larger: a follow-up request of one call (an inclusion or consistency proof for
+   * a head another member just showed) needs a member that has certified that head.
+   */
+  private async verifiedRequest<T>(spec: RequestSpec, atLeast = 0): Promise<T> {
     const trusted = await this.trust.trustedHead();
-    return decoding(async () => (await this.transport.request<T>({ ...spec, minHead: trusted?.size })).body);
+    const minHead = Math.max(trusted?.size ?? 0, atLeast);
+    return decoding(async () => (await this.transport.request<T>({ ...spec, minHead })).body);
   }
 
   private async consistencyProof(from: number, to: number): Promise<Uint8Array[]> {
-    const body = await this.verifiedRequest<unknown>({ method: 'GET', path: `/v1/checkpoints/consistency${query({ from, to })}` });
+    const body = await this.verifiedRequest<unknown>({ method: 'GET', path: `/v1/checkpoints/consistency${query({ from, to })}` }, to);
     return decoding(() => {
       const o = obj(body, 'consistency');
       if (uint(o, 'from', 'consistency') !== from || uint(o, 'to', 'consistency') !== to) {
@@ -498,7 +503,7 @@ export class ProofKVClient {
 
   /** `GET /v1/checkpoints/{index}`: the checkpoint at `index` with its inclusion in the server's latest signed head (unverified). */
   private async checkpointWithInclusion(index: number): Promise<IncludedCheckpoint> {
-    const body = await this.verifiedRequest<unknown>({ method: 'GET', path: `/v1/checkpoints/${index}` });
+    const body = await this.verifiedRequest<unknown>({ method: 'GET', path: `/v1/checkpoints/${index}` }, index + 1);
     const c = await decoding(() => {
       const o = obj(body, 'checkpoint');
       const out: IncludedCheckpoint = { ...parseSignedCheckpoint(o), inclusion: b64List(o, 'inclusion', 'checkpoint') };

@@ -6,11 +6,14 @@
 import { ErrorCode, ProofKVError } from '../../src/index.js';
 import { MAX_VERSION } from '../../src/keys.js';
 import { send } from '../codec.js';
-import { checkpointWire, sessionOf, type AppContext } from '../context.js';
+import { checkpointWire, sessionOf, waitForCertified, type AppContext } from '../context.js';
 import { HttpError } from '../errors.js';
 import { queryOf } from '../keys.js';
 import { errors, ok, queryParam, sessionParams } from '../openapi.js';
 import type { RouteDef } from '../route_table.js';
+
+/** How long `POST /v1/checkpoints` waits for a quorum to certify the checkpoint it took, ms. */
+export const CERTIFY_WAIT_MS = 10_000;
 
 /** Checkpoint routes. `latest` and `consistency` come before `{index}`. */
 export function checkpointRoutes(ctx: AppContext): RouteDef[] {
@@ -33,7 +36,14 @@ export function checkpointRoutes(ctx: AppContext): RouteDef[] {
       const outcome = await metrics.timeCheckpoint('request', () => writePath.propose({ type: 'checkpoint', time: Date.now(), session: sessionOf(req) }));
       if (outcome.type !== 'checkpoint') throw new Error('unexpected outcome');
       if (outcome.replayed) res.setHeader('ProofKV-Replayed', 'true');
-      send(req, res, { ...checkpointWire(outcome.checkpoint), cosignatures: ctx.notes?.cosignatureLines(outcome.checkpoint.head) });
+      // A cluster member's checkpoint is served once a quorum certified it (its signatures come
+      // through the log): answer with the certified head that covers it.
+      const size = outcome.checkpoint.head.size;
+      if (!(await waitForCertified(ctx.db, size, CERTIFY_WAIT_MS))) {
+        throw new HttpError('UNAVAILABLE', `checkpoint ${size - 1} was taken but a quorum has not certified it within ${CERTIFY_WAIT_MS} ms`);
+      }
+      const certified = ctx.db.latestCheckpoint();
+      send(req, res, { ...checkpointWire(certified), cosignatures: ctx.notes?.cosignatureLines(certified.head) });
     },
   };
 
