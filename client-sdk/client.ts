@@ -25,13 +25,14 @@ import { verifyGetProof, verifyHistoryProof, type GetFacts, type GetProof, type 
 import { getProofCodec, historyProofCodec, scanProofCodec } from '../proofs/lsm_encoding.js';
 import { keySuccessor, prefixEnd, verifyScanProof, type ScanFacts, type ScanProof } from '../proofs/lsm_scan.js';
 import type { Checkpoint, LogHead } from '../proofs/checkpoint.js';
+import type { SignerSet } from '../proofs/signer_set.js';
 import type { KeyRotation } from '../proofs/rotation.js';
 import { Reason, VerificationError } from '../proofs/errors.js';
 import { asBytes, fromBase64Url, keyPath, toBase64Url, type BytesLike } from './bytes.js';
 import { ClientReason, ProofKVClientError, ProofKVHttpError, verificationFailure } from './errors.js';
 import { MemoryStateStore, type StateStore } from './state.js';
 import { Transport, type FetchLike, type RequestSpec } from './transport.js';
-import { check, proveLeaf, TrustKeeper, type AcceptContext, type IncludedCheckpoint, type TrustConfig } from './trust.js';
+import { check, proveLeaf, sameCheckpoint, TrustKeeper, type AcceptContext, type IncludedCheckpoint, type TrustConfig } from './trust.js';
 import {
   b64,
   b64List,
@@ -134,12 +135,14 @@ export interface VerifiedCheckpoint {
   checkpoint: Checkpoint;
   /** The signed log head that ends with `checkpoint`. */
   head: LogHead;
-  /** The trusted keys whose signatures verified. */
+  /** The keys of the trusted set (or of the checkpoint's own signer set) whose signatures are on the head. */
   signers: Uint8Array[];
   /** The trusted head before this call (undefined on first contact). */
   previous?: LogHead;
   /** The configured witnesses whose cosignature on `head` verified (`trust.witnesses`; empty without). */
   witnesses: string[];
+  /** The signer set a v2 checkpoint commits to, now trusted (docs/proofs.md §5.6); undefined for v1. */
+  signerSet?: SignerSet;
 }
 
 /** What `verifiedGet` proved. */
@@ -262,11 +265,6 @@ function sameEntry(a: Entry, b: Entry): boolean {
   );
 }
 
-function sameCheckpoint(a: Checkpoint, b: Checkpoint): boolean {
-  const pa = a.prevCheckpointHash;
-  const pb = b.prevCheckpointHash;
-  return a.index === b.index && a.seq === b.seq && equalBytes(a.masterRoot, b.masterRoot) && (pa === undefined ? pb === undefined : pb !== undefined && equalBytes(pa, pb));
-}
 
 /**
  * The ProofKV client. One instance per trust configuration; it is safe to share between
@@ -481,14 +479,19 @@ export class ProofKVClient {
   }
 
   /** A request of a verified call: an undecodable answer is `VerificationError(MALFORMED_ENCODING)`. */
-  /** A request whose answer is verified: it names the trusted log size (`ProofKV-Min-Head`). */
-  private async verifiedRequest<T>(spec: RequestSpec): Promise<T> {
+  /**
+   * A request whose answer is verified. It names (`ProofKV-Min-Head`) the trusted log size, or
+   * `atLeast` when larger: a follow-up request of one call (an inclusion or consistency proof for
+   * a head another member just showed) needs a member that has certified that head.
+   */
+  private async verifiedRequest<T>(spec: RequestSpec, atLeast = 0): Promise<T> {
     const trusted = await this.trust.trustedHead();
-    return decoding(async () => (await this.transport.request<T>({ ...spec, minHead: trusted?.size })).body);
+    const minHead = Math.max(trusted?.size ?? 0, atLeast);
+    return decoding(async () => (await this.transport.request<T>({ ...spec, minHead })).body);
   }
 
   private async consistencyProof(from: number, to: number): Promise<Uint8Array[]> {
-    const body = await this.verifiedRequest<unknown>({ method: 'GET', path: `/v1/checkpoints/consistency${query({ from, to })}` });
+    const body = await this.verifiedRequest<unknown>({ method: 'GET', path: `/v1/checkpoints/consistency${query({ from, to })}` }, to);
     return decoding(() => {
       const o = obj(body, 'consistency');
       if (uint(o, 'from', 'consistency') !== from || uint(o, 'to', 'consistency') !== to) {
@@ -500,10 +503,15 @@ export class ProofKVClient {
 
   /** `GET /v1/checkpoints/{index}`: the checkpoint at `index` with its inclusion in the server's latest signed head (unverified). */
   private async checkpointWithInclusion(index: number): Promise<IncludedCheckpoint> {
-    const body = await this.verifiedRequest<unknown>({ method: 'GET', path: `/v1/checkpoints/${index}` });
+    const body = await this.verifiedRequest<unknown>({ method: 'GET', path: `/v1/checkpoints/${index}` }, index + 1);
     const c = await decoding(() => {
       const o = obj(body, 'checkpoint');
-      return { ...parseSignedCheckpoint(o), inclusion: b64List(o, 'inclusion', 'checkpoint') };
+      const out: IncludedCheckpoint = { ...parseSignedCheckpoint(o), inclusion: b64List(o, 'inclusion', 'checkpoint') };
+      if (o.setChange !== undefined && o.setChange !== null) {
+        const sc = obj(o.setChange, 'checkpoint.setChange');
+        out.setChange = { ...parseSignedCheckpoint(sc, 'checkpoint.setChange'), inclusion: b64List(sc, 'inclusion', 'checkpoint.setChange') };
+      }
+      return out;
     });
     if (c.checkpoint.index !== index) verificationFailure(ClientReason.RESPONSE_MISMATCH, `asked checkpoint ${index}, got ${c.checkpoint.index}`);
     return c;
@@ -554,7 +562,7 @@ export class ProofKVClient {
   }
 
   private async acceptSignedCheckpoint(body: unknown, sent: LogHead | undefined): Promise<VerifiedCheckpoint> {
-    const { checkpoint, head, signatures } = await decoding(() => parseSignedCheckpoint(body));
+    const { checkpoint, head, signatures, signers: signerSet } = await decoding(() => parseSignedCheckpoint(body));
     if (checkpoint.index + 1 !== head.size) {
       verificationFailure(Reason.CHECKPOINT_MISMATCH, `checkpoint ${checkpoint.index} is not the last of a log of size ${head.size}`);
     }
@@ -564,10 +572,12 @@ export class ProofKVClient {
       verificationFailure(ClientReason.RESPONSE_MISMATCH, `checkpoint ${checkpoint.index} differs between the signed checkpoint and /v1/checkpoints/${checkpoint.index}`);
     }
     const cosignatures = typeof body === 'object' && body !== null ? (body as { cosignatures?: unknown }).cosignatures : undefined;
-    const accepted = await this.trust.acceptAnswer({ head, signatures, checkpoint, sent, cosignatures }, this.ctx, (policy) => proveLeaf(cert, head, policy, this.ctx));
-    const signers = accepted.policy.publicKeys.filter((k) => signatures.some((s) => equalBytes(s.publicKey, k)));
+    const accepted = await this.trust.acceptAnswer({ head, signatures, checkpoint, sent, cosignatures, signers: signerSet }, this.ctx, (policy) => proveLeaf(cert, head, policy, this.ctx));
+    const keys = [...accepted.policy.publicKeys, ...(accepted.signerSet?.members.map((m) => m.publicKey) ?? [])];
+    const signers = signatures.map((s) => s.publicKey).filter((k) => keys.some((t) => equalBytes(t, k)));
     const out: VerifiedCheckpoint = { checkpoint, head, signers: signers.map((k) => k.slice()), witnesses: accepted.witnesses };
     if (accepted.previous) out.previous = accepted.previous;
+    if (accepted.signerSet) out.signerSet = accepted.signerSet;
     return out;
   }
 
@@ -592,9 +602,9 @@ export class ProofKVClient {
       return { proof: p, claimed: o.entry !== undefined && o.entry !== null ? parseEntry(o.entry) : undefined, cosignatures: o.cosignatures };
     });
     let facts: GetFacts | undefined;
-    const { head, signatures, checkpoint } = proof.certificate;
+    const { head, signatures, checkpoint, signers } = proof.certificate;
     // The server's plain entry is checked before the head is accepted: a failed call moves nothing.
-    const accepted = await this.trust.acceptAnswer({ head, signatures, checkpoint, sent, cosignatures }, this.ctx, (policy) => {
+    const accepted = await this.trust.acceptAnswer({ head, signatures, checkpoint, sent, cosignatures, signers }, this.ctx, (policy) => {
       const res = verifyGetProof(proof, { key: k, version: options.version, edges: this.edges }, { trust: policy, checkpointIndex: options.checkpoint });
       check(res);
       const proven = (res as GetFacts).entry;
@@ -650,9 +660,9 @@ export class ProofKVClient {
       });
       if (pageLimit < 1 || pageLimit > limit) verificationFailure(ClientReason.RESPONSE_MISMATCH, `history page limit ${pageLimit}, asked at most ${limit}`);
       let facts: HistoryFacts | undefined;
-      const { head, signatures, checkpoint } = proof.certificate;
+      const { head, signatures, checkpoint, signers } = proof.certificate;
       const cosignatures = (body as { cosignatures?: unknown }).cosignatures;
-      const accepted = await this.trust.acceptAnswer({ head, signatures, checkpoint, sent, cosignatures }, this.ctx, (policy) => {
+      const accepted = await this.trust.acceptAnswer({ head, signatures, checkpoint, sent, cosignatures, signers }, this.ctx, (policy) => {
         const res = verifyHistoryProof(proof, { key: k, minVersion: lo, maxVersion, limit: pageLimit, edges: this.edges }, { trust: policy });
         check(res);
         const proven = (res as HistoryFacts).entries;
@@ -731,8 +741,8 @@ export class ProofKVClient {
     });
     if (pageLimit < 1 || pageLimit > limit) verificationFailure(ClientReason.RESPONSE_MISMATCH, `scan page limit ${pageLimit}, asked at most ${limit}`);
     let facts: ScanFacts | undefined;
-    const { head, signatures, checkpoint } = proof.certificate;
-    await this.trust.acceptAnswer({ head, signatures, checkpoint, sent }, this.ctx, (policy) => {
+    const { head, signatures, checkpoint, signers } = proof.certificate;
+    await this.trust.acceptAnswer({ head, signatures, checkpoint, sent, signers }, this.ctx, (policy) => {
       const res = verifyScanProof(proof, { start: from, end, limit: pageLimit, includeTombstones: tombstones, edges: this.edges }, { trust: policy });
       check(res);
       const proven = (res as ScanFacts).entries;

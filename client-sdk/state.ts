@@ -29,7 +29,15 @@ export interface TrustedState {
    * The checkpoint that ends `head` (leaf `head.size - 1`), bytes hex, when the client verified it;
    * absent in state written before it was kept (still readable: the next verified checkpoint fills it).
    */
-  checkpoint?: { index: number; seq: number; masterRoot: string; prevCheckpointHash?: string };
+  checkpoint?: { index: number; seq: number; masterRoot: string; prevCheckpointHash?: string; time?: number; signerSetHash?: string };
+  /**
+   * The signer set the client adopted (docs/proofs.md §5.6), keys hex: the set the trusted head's
+   * last (v2) checkpoint commits to, accepted because a quorum of the set trusted before signed a
+   * head committing to it. When present it is the trust policy (its keys and quorum) instead of
+   * `publicKeys`/`quorum`, which stay the configured (or rotated) keys. Absent before the first v2
+   * checkpoint, and after a followed key rotation.
+   */
+  signers?: { quorum: number; members: Array<{ id: number; publicKey: string }> };
   /**
    * Key rotations the client followed (oldest first), keys hex: `publicKeys` is the configured (or
    * pinned) set with each `oldPublicKey` replaced by its `newPublicKey`. Absent in state written

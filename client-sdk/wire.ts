@@ -5,6 +5,7 @@
  * @module
  */
 import type { Checkpoint, HeadSignature, LogHead } from '../proofs/checkpoint.js';
+import type { SignerSet } from '../proofs/signer_set.js';
 import { fromBase64Url } from './bytes.js';
 import { ProofKVClientError } from './errors.js';
 
@@ -39,6 +40,8 @@ export interface SignedCheckpoint {
   checkpoint: Checkpoint;
   head: LogHead;
   signatures: HeadSignature[];
+  /** The signer set the checkpoint commits to (v2 checkpoints; checked against its hash by the verifier). */
+  signers?: SignerSet;
 }
 
 type Obj = Record<string, unknown>;
@@ -89,12 +92,25 @@ export function parseEntry(v: unknown, what = 'entry'): Entry {
   return { key: b64(o, 'key', what), version: uint(o, 'version', what), seq: uint(o, 'seq', what), kind, value };
 }
 
-/** A checkpoint `{ index, seq, masterRoot, prevCheckpointHash? }`. */
+/** A checkpoint `{ index, seq, masterRoot, prevCheckpointHash?, time?, signerSetHash? }` (the last two: v2). */
 export function parseCheckpoint(v: unknown, what = 'checkpoint'): Checkpoint {
   const o = obj(v, what);
   const c: Checkpoint = { index: uint(o, 'index', what), seq: uint(o, 'seq', what), masterRoot: b64(o, 'masterRoot', what) };
   if (o.prevCheckpointHash !== undefined && o.prevCheckpointHash !== null) c.prevCheckpointHash = b64(o, 'prevCheckpointHash', what);
+  if (o.time !== undefined && o.time !== null) c.time = uint(o, 'time', what);
+  if (o.signerSetHash !== undefined && o.signerSetHash !== null) c.signerSetHash = b64(o, 'signerSetHash', what);
   return c;
+}
+
+/** A signer set `{ quorum, members: [{ id, publicKey }] }` (its validity and hash are the verifier's to check). */
+export function parseSignerSet(v: unknown, what = 'signers'): SignerSet {
+  const o = obj(v, what);
+  if (!Array.isArray(o.members)) throw new MalformedResponse(`${what}.members is not a list`);
+  const members = o.members.map((m, i) => {
+    const mo = obj(m, `${what}.members[${i}]`);
+    return { id: uint(mo, 'id', `${what}.members[${i}]`), publicKey: b64(mo, 'publicKey', `${what}.members[${i}]`) };
+  });
+  return { quorum: uint(o, 'quorum', what), members };
 }
 
 /** A log head `{ size, root }`. */
@@ -111,5 +127,7 @@ export function parseSignedCheckpoint(v: unknown, what = 'signed checkpoint'): S
     const so = obj(s, `${what}.signatures[${i}]`);
     return { publicKey: b64(so, 'publicKey', `${what}.signatures[${i}]`), signature: b64(so, 'signature', `${what}.signatures[${i}]`) };
   });
-  return { checkpoint: parseCheckpoint(o.checkpoint, `${what}.checkpoint`), head: parseHead(o.head, `${what}.head`), signatures };
+  const out: SignedCheckpoint = { checkpoint: parseCheckpoint(o.checkpoint, `${what}.checkpoint`), head: parseHead(o.head, `${what}.head`), signatures };
+  if (o.signers !== undefined && o.signers !== null) out.signers = parseSignerSet(o.signers, `${what}.signers`);
+  return out;
 }

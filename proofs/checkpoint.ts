@@ -3,12 +3,16 @@
  * Isomorphic: no `node:` imports.
  *
  * ```
- * checkpoint message (50 or 82 bytes), the data of log leaf `index`:
- *   0      1           9          17              49        50             82
- *   +------+-----------+----------+---------------+---------+--------------+
- *   | 0x18 | u64 index | u64 seq  | masterRoot[32]| hasPrev | prev[32]     |  (prev only if hasPrev = 1)
- *   +------+-----------+----------+---------------+---------+--------------+
- *   hasPrev = 0 exactly when index = 0.
+ * checkpoint message v2 (90 or 122 bytes), the data of log leaf `index`:
+ *   0      1           9          17              49         57                 89        90           122
+ *   +------+-----------+----------+---------------+----------+------------------+---------+------------+
+ *   | 0x18 | u64 index | u64 seq  | masterRoot[32]| u64 time | signerSetHash[32]| hasPrev | prev[32]   |
+ *   +------+-----------+----------+---------------+----------+------------------+---------+------------+
+ * checkpoint message v1 (50 or 82 bytes; logs written before v2, still read and verified):
+ *   | 0x18 | u64 index | u64 seq  | masterRoot[32]| hasPrev | prev[32] |
+ *   hasPrev = 0 exactly when index = 0 (prev only if hasPrev = 1). The four lengths are distinct,
+ *   so the length alone tells the version; the leaf hash commits to the bytes, so a checkpoint
+ *   cannot be presented as the other version.
  * checkpointHash(c) = H(message)                 what the next checkpoint's prevCheckpointHash holds
  * log leaf of c     = H(0x00 || message)         RFC 9162 §2.1.1 leaf hash of the message
  *
@@ -38,6 +42,16 @@ export interface Checkpoint {
   masterRoot: Uint8Array;
   /** `checkpointHash` of checkpoint `index - 1`; present exactly when `index > 0`. */
   prevCheckpointHash?: Uint8Array;
+  /**
+   * v2 only (with `signerSetHash`): the checkpoint's time, ms since the Unix epoch, taken from the
+   * log entry that asked for it (never decreases along the log).
+   */
+  time?: number;
+  /**
+   * v2 only (with `time`): `signerSetHash` of the signer set that certifies the head ending with
+   * this checkpoint (`proofs/signer_set.ts`). A v1 checkpoint has neither field.
+   */
+  signerSetHash?: Uint8Array;
 }
 
 /** The head of the checkpoint log: its size and RFC 9162 root. This is what replicas sign. */
@@ -102,8 +116,15 @@ export const LOG_HEAD_CONTEXT = 'proofkv-log-head-v1\n';
 const LOG_HEAD_CONTEXT_BYTES = toBytes(LOG_HEAD_CONTEXT);
 /** Length of {@link logHeadMessage}: 20 + 8 + 32. */
 export const LOG_HEAD_MESSAGE_LEN = LOG_HEAD_CONTEXT_BYTES.length + 8 + HASH_LEN;
-/** Length of a checkpoint message without / with a previous-checkpoint hash. */
+/** Length of a v1 checkpoint message without / with a previous-checkpoint hash. */
 export const CHECKPOINT_MESSAGE_LEN = { first: 1 + 8 + 8 + HASH_LEN + 1, chained: 1 + 8 + 8 + HASH_LEN + 1 + HASH_LEN } as const;
+/** Length of a v2 checkpoint message (with time and signer-set hash) without / with a previous-checkpoint hash. */
+export const CHECKPOINT_V2_MESSAGE_LEN = { first: 1 + 8 + 8 + HASH_LEN + 8 + HASH_LEN + 1, chained: 1 + 8 + 8 + HASH_LEN + 8 + HASH_LEN + 1 + HASH_LEN } as const;
+
+/** The layout version of a well-formed checkpoint: 2 when it has `time` and `signerSetHash`, else 1. */
+export function checkpointVersion(c: Checkpoint): 1 | 2 {
+  return c.signerSetHash !== undefined ? 2 : 1;
+}
 
 // ---------------------------------------------------------------------------------------------
 // checkpoints
@@ -114,6 +135,13 @@ export function checkCheckpoint(c: unknown): VerifyFailure | undefined {
   const cp = c as Checkpoint;
   const bad = _checkUint('checkpoint index', cp.index) ?? _checkUint('checkpoint seq', cp.seq) ?? _checkHash('masterRoot', cp.masterRoot);
   if (bad) return bad;
+  if ((cp.time === undefined) !== (cp.signerSetHash === undefined)) {
+    return fail(Reason.MALFORMED_INPUT, 'checkpoint has one of time and signerSetHash, want both (v2) or neither (v1)');
+  }
+  if (cp.time !== undefined) {
+    const badV2 = _checkUint('checkpoint time', cp.time) ?? _checkHash('signerSetHash', cp.signerSetHash);
+    if (badV2) return badV2;
+  }
   if (cp.index === 0) {
     if (cp.prevCheckpointHash !== undefined) return fail(Reason.MALFORMED_INPUT, 'checkpoint 0 has a prevCheckpointHash, want none');
     return undefined;
@@ -123,39 +151,63 @@ export function checkCheckpoint(c: unknown): VerifyFailure | undefined {
 }
 
 /**
- * The checkpoint message: `0x18 || u64 index || u64 seq || masterRoot || u8 hasPrev || prev?`.
- * It is both what {@link checkpointHash} hashes and the data of the checkpoint's log leaf.
- * Throws `RangeError` for a malformed checkpoint.
+ * The checkpoint message: v2 `0x18 || u64 index || u64 seq || masterRoot || u64 time ||
+ * signerSetHash || u8 hasPrev || prev?` when the checkpoint has `time` and `signerSetHash`, else
+ * v1 `0x18 || u64 index || u64 seq || masterRoot || u8 hasPrev || prev?`. It is both what
+ * {@link checkpointHash} hashes and the data of the checkpoint's log leaf. Throws `RangeError` for
+ * a malformed checkpoint.
  */
 export function checkpointBytes(c: Checkpoint): Uint8Array {
   const bad = checkCheckpoint(c);
   if (bad) throw new RangeError(bad.message);
   const hasPrev = c.prevCheckpointHash !== undefined;
-  const buf = new Uint8Array(hasPrev ? CHECKPOINT_MESSAGE_LEN.chained : CHECKPOINT_MESSAGE_LEN.first);
+  const v2 = checkpointVersion(c) === 2;
+  const lens = v2 ? CHECKPOINT_V2_MESSAGE_LEN : CHECKPOINT_MESSAGE_LEN;
+  const buf = new Uint8Array(hasPrev ? lens.chained : lens.first);
   buf[0] = Domain.CHECKPOINT;
   writeU64BE(buf, 1, c.index);
   writeU64BE(buf, 9, c.seq);
   buf.set(c.masterRoot, 17);
-  buf[49] = hasPrev ? 1 : 0;
-  if (hasPrev) buf.set(c.prevCheckpointHash!, 50);
+  let o = 49;
+  if (v2) {
+    writeU64BE(buf, 49, c.time!);
+    buf.set(c.signerSetHash!, 57);
+    o = 89;
+  }
+  buf[o] = hasPrev ? 1 : 0;
+  if (hasPrev) buf.set(c.prevCheckpointHash!, o + 1);
   return buf;
 }
 
-/** Parses a checkpoint message; throws {@link DecodeError} unless it is exactly a valid one. */
+/**
+ * Parses a checkpoint message of either version (told apart by its length: 50 or 82 bytes is v1,
+ * 90 or 122 is v2); throws {@link DecodeError} unless it is exactly a valid one.
+ */
 export function parseCheckpointBytes(bytes: Uint8Array): Checkpoint {
   if (!(bytes instanceof Uint8Array)) throw new DecodeError('', 'checkpoint message must be a Uint8Array');
-  if (bytes.length !== CHECKPOINT_MESSAGE_LEN.first && bytes.length !== CHECKPOINT_MESSAGE_LEN.chained) {
-    throw new DecodeError('', `checkpoint message has length ${bytes.length}, want ${CHECKPOINT_MESSAGE_LEN.first} or ${CHECKPOINT_MESSAGE_LEN.chained}`);
+  const v1 = bytes.length === CHECKPOINT_MESSAGE_LEN.first || bytes.length === CHECKPOINT_MESSAGE_LEN.chained;
+  const v2 = bytes.length === CHECKPOINT_V2_MESSAGE_LEN.first || bytes.length === CHECKPOINT_V2_MESSAGE_LEN.chained;
+  if (!v1 && !v2) {
+    const want = [CHECKPOINT_MESSAGE_LEN.first, CHECKPOINT_MESSAGE_LEN.chained, CHECKPOINT_V2_MESSAGE_LEN.first, CHECKPOINT_V2_MESSAGE_LEN.chained];
+    throw new DecodeError('', `checkpoint message has length ${bytes.length}, want one of ${want.join(', ')}`);
   }
   if (bytes[0] !== Domain.CHECKPOINT) throw new DecodeError('', `checkpoint domain byte 0x${bytes[0].toString(16)}, want 0x18`);
   const index = readU64BE(bytes, 1);
   const seq = readU64BE(bytes, 9);
   if (index === undefined || seq === undefined) throw new DecodeError('', 'checkpoint index or seq above 2^53 - 1');
-  const hasPrev = bytes[49];
-  const want = hasPrev === 1 ? CHECKPOINT_MESSAGE_LEN.chained : CHECKPOINT_MESSAGE_LEN.first;
+  const lens = v2 ? CHECKPOINT_V2_MESSAGE_LEN : CHECKPOINT_MESSAGE_LEN;
+  const o = v2 ? 89 : 49;
+  const hasPrev = bytes[o];
+  const want = hasPrev === 1 ? lens.chained : lens.first;
   if (hasPrev > 1 || bytes.length !== want) throw new DecodeError('', `checkpoint hasPrev ${hasPrev} with length ${bytes.length}`);
   const c: Checkpoint = { index, seq, masterRoot: bytes.slice(17, 49) };
-  if (hasPrev === 1) c.prevCheckpointHash = bytes.slice(50, 82);
+  if (hasPrev === 1) c.prevCheckpointHash = bytes.slice(o + 1, o + 1 + HASH_LEN);
+  if (v2) {
+    const time = readU64BE(bytes, 49);
+    if (time === undefined) throw new DecodeError('', 'checkpoint time above 2^53 - 1');
+    c.time = time;
+    c.signerSetHash = bytes.slice(57, 89);
+  }
   const bad = checkCheckpoint(c);
   if (bad) throw new DecodeError('', bad.message);
   return c;
@@ -173,7 +225,9 @@ export function checkpointLeafHash(c: Checkpoint, hasher: Hasher = defaultHasher
 
 /**
  * Verifies that `next` directly follows `prev`: `next.index = prev.index + 1`,
- * `next.seq >= prev.seq` and `next.prevCheckpointHash = checkpointHash(prev)`. Never throws.
+ * `next.seq >= prev.seq`, `next.prevCheckpointHash = checkpointHash(prev)`, and no downgrade: a v2
+ * checkpoint is followed only by v2 checkpoints, whose time does not decrease (a v1 log may be
+ * continued in v2). Never throws.
  */
 export function verifyCheckpointLink(prev: Checkpoint, next: Checkpoint, hasher: Hasher = defaultHasher()): Verified {
   const bad = checkCheckpoint(prev) ?? checkCheckpoint(next);
@@ -181,6 +235,10 @@ export function verifyCheckpointLink(prev: Checkpoint, next: Checkpoint, hasher:
   if (!(hasher instanceof Hasher)) return fail(Reason.MALFORMED_INPUT, 'hasher must be a Hasher');
   if (next.index !== prev.index + 1) return fail(Reason.CHAIN_MISMATCH, `checkpoint index ${next.index}, want ${prev.index + 1}`);
   if (next.seq < prev.seq) return fail(Reason.CHAIN_MISMATCH, `checkpoint seq ${next.seq} below previous seq ${prev.seq}`);
+  if (checkpointVersion(prev) === 2) {
+    if (checkpointVersion(next) !== 2) return fail(Reason.CHAIN_MISMATCH, `checkpoint ${next.index} is v1 after the v2 checkpoint ${prev.index}`);
+    if (next.time! < prev.time!) return fail(Reason.CHAIN_MISMATCH, `checkpoint time ${next.time} below previous time ${prev.time}`);
+  }
   const want = checkpointHash(prev, hasher);
   if (!equalBytes(next.prevCheckpointHash!, want)) {
     return fail(Reason.CHAIN_MISMATCH, `prevCheckpointHash ${toHex(next.prevCheckpointHash!)}, want ${toHex(want)}`);
@@ -287,7 +345,8 @@ export function verifyHeadSignature(head: LogHead, sig: HeadSignature): boolean 
   }
 }
 
-function checkPolicy(p: unknown): VerifyFailure | Set<string> {
+/** The policy's trusted keys as a set of lower-case hex strings, or why the policy is unusable (`INVALID_TRUST_POLICY`). */
+export function checkTrustPolicy(p: unknown): VerifyFailure | Set<string> {
   if (typeof p !== 'object' || p === null) return fail(Reason.INVALID_TRUST_POLICY, 'trust policy must be an object');
   const policy = p as TrustPolicy;
   if (!Array.isArray(policy.publicKeys) || policy.publicKeys.length === 0) {
@@ -337,7 +396,7 @@ function verifySignatureMemo(head: LogHead, s: HeadSignature, keyHex: string): b
  * policy `INVALID_TRUST_POLICY`. Never throws.
  */
 export function verifyCheckpoint(head: LogHead, signatures: readonly HeadSignature[], policy: TrustPolicy): Verified<VerifiedHead> {
-  const keys = checkPolicy(policy);
+  const keys = checkTrustPolicy(policy);
   if (!(keys instanceof Set)) return keys;
   const bad = checkHead(head);
   if (bad) return bad;

@@ -39,6 +39,7 @@ import {
   type LogHead,
   type SignedHead,
 } from './checkpoint.js';
+import { checkSignerSet, MAX_SIGNERS, type SignerSet, type SignerSetMember } from './signer_set.js';
 
 const cbor = proofCbor;
 
@@ -307,8 +308,16 @@ export const signedHeadSchema: Schema<SignedHead> = struct<SignedHead>({
 });
 /** Schema of {@link Checkpoint} (prevCheckpointHash present exactly when index > 0). */
 export const checkpointSchema: Schema<Checkpoint> = refine(
-  struct<Checkpoint>({ index: uint, seq: uint, masterRoot: hash, prevCheckpointHash: optional(hash) }),
+  struct<Checkpoint>({ index: uint, seq: uint, masterRoot: hash, prevCheckpointHash: optional(hash), time: optional(uint), signerSetHash: optional(hash) }),
   (c) => checkCheckpoint(c)?.message,
+);
+/** Schema of {@link SignerSet} (members by increasing id, distinct keys, 1 <= quorum <= n). */
+export const signerSetSchema: Schema<SignerSet> = refine(
+  struct<SignerSet>({
+    quorum: uint,
+    members: arrayOf(struct<SignerSetMember>({ id: uint, publicKey: bytes(PUBLIC_KEY_LEN) }), MAX_SIGNERS),
+  }),
+  (s) => checkSignerSet(s)?.message,
 );
 /** Schema of {@link InclusionProof}. */
 export const inclusionProofSchema: Schema<InclusionProof> = refine(

@@ -87,6 +87,18 @@ export const Reason = {
    * or the page covers more keys (or returns more values) than the limit allows.
    */
   SCAN_BOUND: 'SCAN_BOUND',
+
+  // --- signer sets (checkpoint v2) -------------------------------------------------------------
+  /**
+   * A signer set is unusable: no members, ids not strictly increasing u32 above 0, a key that is
+   * not 32 bytes or is listed twice, or a quorum outside [1, members].
+   */
+  INVALID_SIGNER_SET: 'INVALID_SIGNER_SET',
+  /**
+   * A signer set does not hash to the checkpoint's `signerSetHash`, is missing where a v2
+   * checkpoint needs it, or is present for a v1 checkpoint (which commits to none).
+   */
+  SIGNER_SET_MISMATCH: 'SIGNER_SET_MISMATCH',
 } as const;
 
 /** One of the stable {@link Reason} codes. */

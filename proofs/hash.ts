@@ -43,6 +43,7 @@ export const Domain = {
   MASTER_ROOT: 0x17,
   CHECKPOINT: 0x18,
   VALUE: 0x19,
+  SIGNER_SET: 0x1a,
 } as const;
 
 /** Record kinds, with LevelDB's numbering: a tombstone is 0, a value is 1. */

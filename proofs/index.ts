@@ -37,6 +37,7 @@ export {
   LogTree,
 } from './log.js';
 export * from './checkpoint.js';
+export * from './signer_set.js';
 export * from './rotation.js';
 export * from './cbor_scan.js';
 export * from './encoding.js';

@@ -4,7 +4,7 @@
  * TypeScript types field by field (maps with text keys); `docs/proofs.md` lists them.
  * @module
  */
-import { checkpointSchema, headSignatureSchema, logHeadSchema, MAX_PROOF_PATH, MAX_SIGNATURES } from './encoding.js';
+import { checkpointSchema, headSignatureSchema, logHeadSchema, MAX_PROOF_PATH, MAX_SIGNATURES, signerSetSchema } from './encoding.js';
 import { arrayOf, bytes, codec, hash, optional, refine, struct, uint, type Codec, type Schema } from './encoding.js';
 import { Kind } from './hash.js';
 import { NUM_LEVELS, type EntryLeaf, type TableDescriptor } from './lsm.js';
@@ -70,6 +70,7 @@ export const certificateSchema: Schema<CheckpointCertificate> = struct<Checkpoin
   head: logHeadSchema,
   signatures: arrayOf(headSignatureSchema, MAX_SIGNATURES),
   inclusion: arrayOf(hash, MAX_PROOF_PATH),
+  signers: optional(signerSetSchema),
 });
 /** Schema of {@link GetProof}. */
 export const getProofSchema: Schema<GetProof> = struct<GetProof>({

@@ -37,6 +37,7 @@ import {
   type TrustPolicy,
 } from './checkpoint.js';
 import { fail, Reason, type Verified, type VerifyFailure } from './errors.js';
+import { verifyCertifiedHead, verifySignerSet, type SignerSet } from './signer_set.js';
 import { Domain, HASH_LEN, Kind, defaultHasher, type Hasher } from './hash.js';
 import {
   compareEntries,
@@ -93,6 +94,12 @@ export interface CheckpointCertificate {
   signatures: HeadSignature[];
   /** RFC 9162 inclusion path of the checkpoint (leaf `checkpoint.index`) in `head`. */
   inclusion: Uint8Array[];
+  /**
+   * The signer set `checkpoint` commits to (`checkpoint.signerSetHash`, v2); absent for a v1
+   * checkpoint. When the checkpoint ends `head`, a quorum of this set must have signed the head
+   * besides a quorum of the trusted set (docs/proofs.md §5.3).
+   */
+  signers?: SignerSet;
 }
 
 /** Proof for "the newest version of K at or below V is this entry / there is none". */
@@ -190,15 +197,31 @@ const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSa
 const isU32 = (v: unknown): v is number => isUint(v) && v <= 0xffffffff;
 const isHash = (v: unknown): v is Uint8Array => v instanceof Uint8Array && v.length === HASH_LEN;
 
-/** Verifies the certificate: quorum signatures, consistency with trusted state, inclusion. */
-export function verifyCertificate(cert: CheckpointCertificate, exp: CheckpointExpectation): Verified<{ checkpoint: Checkpoint; head: LogHead }> {
+/**
+ * Verifies the certificate: quorum signatures, consistency with trusted state, inclusion. When the
+ * checkpoint ends the head and is v2, the head must carry a quorum of `exp.trust` and a quorum of
+ * the checkpoint's own signer set (`cert.signers`, checked against its hash); for an older
+ * checkpoint of the head, a quorum of `exp.trust`, and `cert.signers` (if given) must match the
+ * checkpoint's hash.
+ */
+export function verifyCertificate(cert: CheckpointCertificate, exp: CheckpointExpectation): Verified<{ checkpoint: Checkpoint; head: LogHead; signerSet?: SignerSet }> {
   if (!exp || typeof exp !== 'object') return fail(Reason.MALFORMED_INPUT, 'expectation must be an object');
   const hasher = exp.hasher ?? defaultHasher();
   if (!cert || typeof cert !== 'object') return fail(Reason.MALFORMED_INPUT, 'certificate missing');
-  const { checkpoint, head, signatures, inclusion } = cert;
+  const { checkpoint, head, signatures, inclusion, signers } = cert;
   if (!head || !isUint(head.size) || !isHash(head.root)) return fail(Reason.MALFORMED_INPUT, 'malformed log head');
-  const sig = verifyCheckpoint(head, signatures, exp.trust);
+  const badCp0 = checkCheckpoint(checkpoint);
+  if (badCp0) return badCp0;
+  const sig =
+    checkpoint.index === head.size - 1
+      ? verifyCertifiedHead(head, signatures, exp.trust, signers, checkpoint.signerSetHash, hasher)
+      : verifyCheckpoint(head, signatures, exp.trust);
   if (!sig.ok) return sig;
+  if (checkpoint.index !== head.size - 1 && signers !== undefined) {
+    if (checkpoint.signerSetHash === undefined) return fail(Reason.SIGNER_SET_MISMATCH, 'a v1 checkpoint commits to no signer set, but one was given');
+    const set = verifySignerSet(signers, checkpoint.signerSetHash, hasher);
+    if (!set.ok) return set;
+  }
   if (exp.trustedHead) {
     const t = exp.trustedHead;
     if (!(t.size === head.size && equalBytes(t.root, head.root))) {
@@ -206,8 +229,6 @@ export function verifyCertificate(cert: CheckpointCertificate, exp: CheckpointEx
       if (!ext.ok) return ext;
     }
   }
-  const badCp = checkCheckpoint(checkpoint);
-  if (badCp) return badCp;
   if (checkpoint.index >= head.size) {
     return fail(Reason.INDEX_OUT_OF_RANGE, `checkpoint ${checkpoint.index} is not in a log of size ${head.size}`);
   }
@@ -217,7 +238,10 @@ export function verifyCertificate(cert: CheckpointCertificate, exp: CheckpointEx
   }
   const inc = verifyCheckpointInclusion(checkpoint, inclusion, head, hasher);
   if (!inc.ok) return inc;
-  return { ok: true, checkpoint, head };
+  const out: { checkpoint: Checkpoint; head: LogHead; signerSet?: SignerSet } = { checkpoint, head };
+  const signerSet = (sig as { signerSet?: SignerSet }).signerSet;
+  if (signerSet) out.signerSet = signerSet;
+  return { ok: true, ...out };
 }
 
 interface EvaluatedWindow {

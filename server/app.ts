@@ -8,7 +8,7 @@
 import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { Logger } from 'pino';
 import { Authenticator, type RouteRole } from './auth.js';
-import type { AppContext } from './context.js';
+import { certifiedSize, waitForCertified, type AppContext } from './context.js';
 import { bodyReader } from './codec.js';
 import { errorHandler, HttpError } from './errors.js';
 import { canonicalKeyPath } from './keys.js';
@@ -64,23 +64,10 @@ function minHeadGate(ctx: AppContext): RequestHandler {
       return next(new HttpError('INVALID_ARGUMENT', 'ProofKV-Min-Head must be a decimal log size'));
     }
     const want = Number(raw);
-    const size = () => {
-      try {
-        return ctx.db.latestCheckpoint().head.size;
-      } catch {
-        return 0;
-      }
-    };
-    if (size() >= want) return next();
-    const deadline = Date.now() + MIN_HEAD_WAIT_MS;
-    const poll = () => {
-      if (size() >= want) return next();
-      if (Date.now() >= deadline) {
-        return next(new HttpError('UNAVAILABLE', `this member's certified log size ${size()} is below the ${want} the client already trusts: it is catching up`));
-      }
-      setTimeout(poll, 10).unref();
-    };
-    setTimeout(poll, 10).unref();
+    if (certifiedSize(ctx.db) >= want) return next();
+    void waitForCertified(ctx.db, want, MIN_HEAD_WAIT_MS).then((ok) =>
+      next(ok ? undefined : new HttpError('UNAVAILABLE', `this member's certified log size ${certifiedSize(ctx.db)} is below the ${want} the client already trusts: it is catching up`)),
+    );
   };
 }
 

@@ -103,12 +103,40 @@ export function entryWire(e: VersionEntry, withKey = true): { [k: string]: Wire 
   return out;
 }
 
-/** The wire form of a signed checkpoint. */
+/**
+ * The wire form of a signed checkpoint: v2 checkpoints carry `time` and `signerSetHash`, and the
+ * answer carries `signers` (the set the head's last checkpoint commits to, docs/proofs.md §5.6).
+ */
 export function checkpointWire(s: SignedCheckpoint): { [k: string]: Wire } {
   const c = s.checkpoint;
-  return {
-    checkpoint: { index: c.index, seq: c.seq, masterRoot: c.masterRoot, prevCheckpointHash: c.prevCheckpointHash },
+  const out: { [k: string]: Wire } = {
+    checkpoint: { index: c.index, seq: c.seq, masterRoot: c.masterRoot, prevCheckpointHash: c.prevCheckpointHash, time: c.time, signerSetHash: c.signerSetHash },
     head: { size: s.head.size, root: s.head.root },
     signatures: s.signatures.map((g) => ({ publicKey: g.publicKey, signature: g.signature })),
   };
+  if (s.signers) out.signers = { quorum: s.signers.quorum, members: s.signers.members.map((m) => ({ id: m.id, publicKey: m.publicKey })) };
+  return out;
+}
+
+/** The size of `db`'s latest certified checkpoint-log head (0 before the first). */
+export function certifiedSize(db: ProofDB): number {
+  try {
+    return db.latestCheckpoint().head.size;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Resolves true once `db`'s certified head has at least `size` checkpoints (a cluster member
+ * certifies a checkpoint when a quorum's signatures arrive through the log), false after `ms`.
+ * Polls every 10 ms: a head is certified within a few log round trips.
+ */
+export async function waitForCertified(db: ProofDB, size: number, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (certifiedSize(db) < size) {
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 10).unref());
+  }
+  return true;
 }

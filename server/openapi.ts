@@ -167,18 +167,40 @@ const SCHEMAS: Record<string, Record<string, unknown>> = {
       checkpoint: {
         type: 'object',
         required: ['index', 'seq', 'masterRoot'],
-        properties: { index: u53, seq: u53, masterRoot: ref('Bytes'), prevCheckpointHash: ref('Bytes') },
+        properties: { index: u53, seq: u53, masterRoot: ref('Bytes'), prevCheckpointHash: ref('Bytes'), time: u53, signerSetHash: ref('Bytes') },
       },
       head: { type: 'object', required: ['size', 'root'], properties: { size: u53, root: ref('Bytes') } },
       signatures: {
         type: 'array',
         items: { type: 'object', required: ['publicKey', 'signature'], properties: { publicKey: ref('Bytes'), signature: ref('Bytes') } },
       },
+      signers: {
+        type: 'object',
+        description: 'The signer set the checkpoint commits to (v2 checkpoints; docs/proofs.md §5.6)',
+        required: ['quorum', 'members'],
+        properties: {
+          quorum: u53,
+          members: { type: 'array', items: { type: 'object', required: ['id', 'publicKey'], properties: { id: u53, publicKey: ref('Bytes') } } },
+        },
+      },
       cosignatures: { type: 'string', description: 'Witness cosignatures (C2SP tlog-cosignature note signature lines) the node holds for the head, when any (docs/witness.md)' },
     },
   },
   CheckpointWithInclusion: {
-    allOf: [ref('SignedCheckpoint'), { type: 'object', required: ['inclusion'], properties: { inclusion: { type: 'array', items: ref('Bytes') } } }],
+    allOf: [
+      ref('SignedCheckpoint'),
+      {
+        type: 'object',
+        required: ['inclusion'],
+        properties: {
+          inclusion: { type: 'array', items: ref('Bytes') },
+          setChange: {
+            description: "When this checkpoint changed the signer set: its own certificate (head of size index + 1, its signatures, the inclusion there, the new signers)",
+            allOf: [ref('SignedCheckpoint'), { type: 'object', required: ['inclusion'], properties: { inclusion: { type: 'array', items: ref('Bytes') } } }],
+          },
+        },
+      },
+    ],
   },
   Consistency: { type: 'object', required: ['from', 'to', 'proof'], properties: { from: u53, to: u53, proof: { type: 'array', items: ref('Bytes') } } },
   Status: {

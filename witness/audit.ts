@@ -89,6 +89,9 @@ export function parseTableSet(json: unknown): TableSet {
   const c = o.checkpoint;
   const checkpoint: Checkpoint = { index: n(c.index, 'checkpoint.index'), seq: n(c.seq, 'checkpoint.seq'), masterRoot: b(c.masterRoot, 'checkpoint.masterRoot') };
   if (c.prevCheckpointHash !== undefined) checkpoint.prevCheckpointHash = b(c.prevCheckpointHash, 'checkpoint.prevCheckpointHash');
+  // v2 checkpoints (docs/proofs.md §5.1): without these the leaf would be that of another message.
+  if (c.time !== undefined) checkpoint.time = n(c.time, 'checkpoint.time');
+  if (c.signerSetHash !== undefined) checkpoint.signerSetHash = b(c.signerSetHash, 'checkpoint.signerSetHash');
   return {
     checkpoint,
     head: { size: n(o.head.size, 'head.size'), root: b(o.head.root, 'head.root') },

@@ -6,11 +6,14 @@
 import { ErrorCode, ProofKVError } from '../../src/index.js';
 import { MAX_VERSION } from '../../src/keys.js';
 import { send } from '../codec.js';
-import { checkpointWire, sessionOf, type AppContext } from '../context.js';
+import { checkpointWire, sessionOf, waitForCertified, type AppContext } from '../context.js';
 import { HttpError } from '../errors.js';
 import { queryOf } from '../keys.js';
 import { errors, ok, queryParam, sessionParams } from '../openapi.js';
 import type { RouteDef } from '../route_table.js';
+
+/** How long `POST /v1/checkpoints` waits for a quorum to certify the checkpoint it took, ms. */
+export const CERTIFY_WAIT_MS = 10_000;
 
 /** Checkpoint routes. `latest` and `consistency` come before `{index}`. */
 export function checkpointRoutes(ctx: AppContext): RouteDef[] {
@@ -33,7 +36,14 @@ export function checkpointRoutes(ctx: AppContext): RouteDef[] {
       const outcome = await metrics.timeCheckpoint('request', () => writePath.propose({ type: 'checkpoint', time: Date.now(), session: sessionOf(req) }));
       if (outcome.type !== 'checkpoint') throw new Error('unexpected outcome');
       if (outcome.replayed) res.setHeader('ProofKV-Replayed', 'true');
-      send(req, res, { ...checkpointWire(outcome.checkpoint), cosignatures: ctx.notes?.cosignatureLines(outcome.checkpoint.head) });
+      // A cluster member's checkpoint is served once a quorum certified it (its signatures come
+      // through the log): answer with the certified head that covers it.
+      const size = outcome.checkpoint.head.size;
+      if (!(await waitForCertified(ctx.db, size, CERTIFY_WAIT_MS))) {
+        throw new HttpError('UNAVAILABLE', `checkpoint ${size - 1} was taken but a quorum has not certified it within ${CERTIFY_WAIT_MS} ms`);
+      }
+      const certified = ctx.db.latestCheckpoint();
+      send(req, res, { ...checkpointWire(certified), cosignatures: ctx.notes?.cosignatureLines(certified.head) });
     },
   };
 
@@ -90,7 +100,9 @@ export function checkpointRoutes(ctx: AppContext): RouteDef[] {
     name: 'checkpoint_at',
     doc: {
       summary: 'Checkpoint by index',
-      description: 'Checkpoint `index` with the latest signed head and the RFC 9162 inclusion path of the checkpoint in it.',
+      description:
+        'Checkpoint `index` with the latest signed head and the RFC 9162 inclusion path of the checkpoint in it. ' +
+        'When checkpoint `index` changed the signer set (docs/proofs.md §5.6), `setChange` is its own certificate: the head of size `index + 1`, its signatures, the inclusion there and the new `signers`.',
       parameters: [{ name: 'index', in: 'path', required: true, description: 'Checkpoint index, from 0', schema: { type: 'integer', minimum: 0 } }],
       responses: { ...ok('CheckpointWithInclusion', 'The checkpoint, head, signatures and inclusion path'), ...errors(400, 401, 403, 404) },
     },
@@ -110,7 +122,8 @@ export function checkpointRoutes(ctx: AppContext): RouteDef[] {
         if (err instanceof ProofKVError && err.code === ErrorCode.INVALID_ARGUMENT) throw new HttpError('NOT_FOUND', err.message);
         throw err;
       }
-      send(req, res, { ...checkpointWire(c), inclusion: c.inclusion, cosignatures: ctx.notes?.cosignatureLines(c.head) });
+      const setChange = c.setChange ? { ...checkpointWire(c.setChange), inclusion: c.setChange.inclusion } : undefined;
+      send(req, res, { ...checkpointWire(c), inclusion: c.inclusion, setChange, cosignatures: ctx.notes?.cosignatureLines(c.head) });
     },
   };
 

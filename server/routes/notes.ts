@@ -55,7 +55,7 @@ export function noteRoutes(ctx: AppContext): RouteDef[] {
         }
         const c = t.checkpoint;
         sendWire(req, res, {
-          checkpoint: { index: c.index, seq: c.seq, masterRoot: c.masterRoot, prevCheckpointHash: c.prevCheckpointHash },
+          checkpoint: { index: c.index, seq: c.seq, masterRoot: c.masterRoot, prevCheckpointHash: c.prevCheckpointHash, time: c.time, signerSetHash: c.signerSetHash },
           head: { size: t.head.size, root: t.head.root },
           inclusion: t.inclusion,
           descriptors: t.descriptors.map((d) => ({ level: d.level, position: d.position, smallest: d.smallest, largest: d.largest, entryCount: d.entryCount, tableRoot: d.tableRoot })),

@@ -29,10 +29,11 @@ import { DBCore, type EngineStats, type WriteFault } from './core.js';
 import { DBIterator, type IteratorOptions, type VersionEntry } from './iterator.js';
 import { lockDir, type DirLock } from './lock.js';
 import { Checkpointer, type CosignResult, type SignedCheckpoint, type TakenCheckpoint } from '../proof/checkpointer.js';
-import type { CosignCommand, CosignCounters, Divergence, MemberSignature, SignerSet } from '../replication/cosign.js';
+import type { CosignCommand, CosignCounters, Divergence, MemberSignature } from '../replication/cosign.js';
 import type { KeyRotation } from '../proof/node_key.js';
-import type { GetProof, HistoryProof } from '../../proofs/lsm_proof.js';
+import type { CheckpointCertificate, GetProof, HistoryProof } from '../../proofs/lsm_proof.js';
 import type { LogHead } from '../../proofs/checkpoint.js';
+import { checkSignerSet, type SignerSet } from '../../proofs/signer_set.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { keySuccessor, type ScanProof } from '../../proofs/lsm_scan.js';
 import { removeLeftovers, replayJournals } from './recovery.js';
@@ -557,6 +558,11 @@ export class ProofDB {
    */
   async checkpoint(options: CheckpointOptions = {}): Promise<CheckpointResult> {
     this.checkOpen();
+    if (options.time !== undefined && !(Number.isSafeInteger(options.time) && options.time >= 0)) {
+      throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `checkpoint time ${String(options.time)} is not a safe non-negative integer`);
+    }
+    const badSet = options.signers === undefined ? undefined : checkSignerSet(options.signers);
+    if (badSet) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `checkpoint signers: ${badSet.message}`);
     const logIndex = this.takeLogIndex(options.logIndex);
     const external = this.options.writeAheadLog === 'external';
     let signed: TakenCheckpoint | undefined;
@@ -705,7 +711,7 @@ export class ProofDB {
   }
 
   /** Checkpoint `index`, with its RFC 9162 inclusion proof in the latest signed head. */
-  checkpointAt(index: number): SignedCheckpoint & { inclusion: Uint8Array[] } {
+  checkpointAt(index: number): SignedCheckpoint & { inclusion: Uint8Array[]; setChange?: CheckpointCertificate } {
     this.checkOpen();
     return this.checkpointer.at(index);
   }

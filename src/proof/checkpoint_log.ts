@@ -13,7 +13,7 @@
  *      external-log mode, tag 10 (the log index of the entry that asked for it); tag 4
  *      entries: the engine's compaction pointers at the checkpoint (snapshots)
  * tagged records: u32 BE 0xFFFFFFFF (never a message length) || u8 kind || body
- *   kind 1, checkpoint:  u32 BE len || checkpoint message || u64 BE time (ms)
+ *   kind 1, checkpoint:  u32 BE len || checkpoint message (v1, or v2 with time and signerSetHash) || u64 BE time (ms)
  *                        || u32 BE quorum || u32 BE m || m × (u32 BE id || publicKey[32])   signer set
  *                        || u32 BE n || n × (publicKey[32] || signature[64])   own signature (0 or 1)
  *                        || version edit (as above)
@@ -41,6 +41,7 @@ import {
   type LogHead,
 } from '../../proofs/checkpoint.js';
 import { readU32BE, writeU32BE, readU64BE, writeU64BE, concatBytes } from '../../proofs/bytes.js';
+import { signerSetHash } from '../../proofs/signer_set.js';
 import { LogTree } from '../../proofs/log.js';
 import { CorruptionError } from '../errors.js';
 import { JournalWriter } from '../journal/writer.js';
@@ -216,6 +217,10 @@ function decodeCheckpointBody(r: Reader, tagged: boolean): StoredCheckpoint {
   if (edit.compactPointers && edit.compactPointers.length > 0) stored.compactPointers = edit.compactPointers;
   if (time !== undefined) stored.time = time;
   if (signers) stored.signers = signers;
+  // A v2 message commits to its signer set: the record's set must be the one it names.
+  if (checkpoint.signerSetHash !== undefined && (!signers || !Buffer.from(signerSetHash(signers, nodeHasher)).equals(Buffer.from(checkpoint.signerSetHash)))) {
+    throw r.bad('the signer set does not match the checkpoint message');
+  }
   return stored;
 }
 
@@ -273,6 +278,12 @@ export class CheckpointLog {
    * consecutive sets share one object.
    */
   private readonly sets: SignerSet[] = [];
+  /**
+   * Signer-set changes: the signatures and set of each v2 checkpoint whose `signerSetHash` differs
+   * from its predecessor's (or whose predecessor is v1 or absent), by index — what a client walks
+   * to adopt a new set (docs/proofs.md §5.6). One entry per membership change.
+   */
+  private readonly setChanges = new Map<number, { signatures: HeadSignature[]; signers: SignerSet }>();
 
   /** Set after a failed append: the length of the file's last synced record. */
   private brokenAt: number | null = null;
@@ -303,6 +314,7 @@ export class CheckpointLog {
     for (const bytes of records) {
       const rec = decodeRecord(bytes);
       if (isCheckpointRecord(rec)) log.add(rec, false);
+      else if (rec.kind === 'cosign') log.noteCosign(rec.size, rec.signature);
       visit?.(rec, log);
     }
     return log;
@@ -317,6 +329,10 @@ export class CheckpointLog {
       throw new Error('checkpoint log: new checkpoint does not link to the previous one');
     }
     this.tree.append(checkpointLeafHash(c, nodeHasher));
+    const before = this.checkpoints[c.index - 1]?.signerSetHash;
+    if (c.signerSetHash !== undefined && s.signers && !(before && Buffer.from(before).equals(Buffer.from(c.signerSetHash)))) {
+      this.setChanges.set(c.index, { signatures: s.signatures, signers: s.signers });
+    }
     this.checkpoints.push(c);
     const prevSet = this.sets[this.sets.length - 1];
     const set = s.signers ?? soloSignerSet(s.signatures[0]?.publicKey ?? new Uint8Array(32));
@@ -327,6 +343,25 @@ export class CheckpointLog {
   /** The signer set of checkpoint `i` (undefined for a missing checkpoint). */
   signersOf(i: number): SignerSet | undefined {
     return this.sets[i];
+  }
+
+  /**
+   * The stored signatures and signer set of checkpoint `i` when it changed the signer set (see
+   * {@link setChanges}); undefined for any other checkpoint.
+   */
+  setChangeAt(i: number): { signatures: HeadSignature[]; signers: SignerSet } | undefined {
+    return this.setChanges.get(i);
+  }
+
+  /**
+   * An accepted cosign on the head of `size`: when checkpoint `size - 1` changed the signer set,
+   * the signature joins that change's certificate (which a client walks to adopt the new set).
+   */
+  noteCosign(size: number, g: HeadSignature): void {
+    const change = this.setChanges.get(size - 1);
+    if (change && !change.signatures.some((x) => Buffer.from(x.publicKey).equals(Buffer.from(g.publicKey)))) {
+      change.signatures = [...change.signatures, { publicKey: g.publicKey, signature: g.signature }];
+    }
   }
 
   /** Number of checkpoints. */
@@ -369,6 +404,7 @@ export class CheckpointLog {
       this.tree.truncate(prev.size);
       this.checkpoints.length = prev.size;
       this.sets.length = prev.size;
+      this.setChanges.delete(prev.size);
       this.last = prev.last;
     });
   }

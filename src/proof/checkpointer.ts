@@ -58,8 +58,8 @@ import {
   type CosignVerdict,
   type Divergence,
   type MemberSignature,
-  type SignerSet,
 } from '../replication/cosign.js';
+import { signerSetHash, type SignerSet } from '../../proofs/signer_set.js';
 
 /** A signed checkpoint as the node publishes it. */
 export interface SignedCheckpoint {
@@ -67,6 +67,20 @@ export interface SignedCheckpoint {
   /** The log head that ends with this checkpoint. */
   head: LogHead;
   signatures: HeadSignature[];
+  /** The signer set the checkpoint commits to (v2); absent for a v1 checkpoint. */
+  signers?: SignerSet;
+}
+
+/** What a v2 checkpoint records besides the table set (docs/proofs.md §5.1). */
+export interface CheckpointStamp {
+  /**
+   * Time in ms since the epoch, from the log entry that asks for the checkpoint. Default: the
+   * clock in local mode, the previous checkpoint's time (0 for the first) in external-log mode.
+   * Raised to the previous checkpoint's time when lower, so times never decrease along the log.
+   */
+  time?: number;
+  /** The signer set that certifies the new head; default this node alone (`{ quorum: 1, members: [{ id: 1, publicKey } ] }`). */
+  signers?: SignerSet;
 }
 
 /** What taking a checkpoint did (see {@link Checkpointer.checkpoint}). */
@@ -288,7 +302,8 @@ export class Checkpointer {
     return i && i.logIndex === logIndex ? { time: i.time, signers: i.signers } : undefined;
   }
 
-  private resolveMeta(meta: CheckpointMeta): Required<CheckpointMeta> {
+  /** `local`: journal mode, where a checkpoint without a time takes the clock's (never below the previous). */
+  private resolveMeta(meta: CheckpointMeta, local = false): Required<CheckpointMeta> {
     const signers = meta.signers ?? soloSignerSet(this.key.publicKey);
     const bad = checkSignerSet(signers);
     if (bad) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, bad);
@@ -296,7 +311,7 @@ export class Checkpointer {
       throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `checkpoint time ${String(meta.time)} is not a non-negative integer (ms)`);
     }
     const prevTime = this.log.latest()?.time ?? 0;
-    return { time: Math.max(meta.time ?? prevTime, prevTime), signers };
+    return { time: Math.max(meta.time ?? (local ? Date.now() : prevTime), prevTime), signers };
   }
 
   /**
@@ -321,12 +336,12 @@ export class Checkpointer {
    * signature alone meets the quorums; otherwise `cosign` is what to propose to the group.
    */
   async checkpoint(seq: number, appliedIndex?: number, meta: CheckpointMeta = {}): Promise<TakenCheckpoint> {
-    const { time, signers } = this.resolveMeta(meta);
+    const { time, signers } = this.resolveMeta(meta, appliedIndex === undefined);
     const version = this.core.vs.current;
     const ctx = new ProofContext(version, nodeHasher, this.core.tables, this.blockTrees, this.blockCache);
     const masterRoot = masterRootOf(nodeHasher, ctx.counts, ctx.master ? ctx.master.root() : new Uint8Array(HASH_LEN));
     const link = this.log.nextLink();
-    const checkpoint: Checkpoint = { index: link.index, seq, masterRoot };
+    const checkpoint: Checkpoint = { index: link.index, seq, masterRoot, time, signerSetHash: signerSetHash(signers, nodeHasher) };
     if (link.prevCheckpointHash) checkpoint.prevCheckpointHash = link.prevCheckpointHash;
     const size = link.index + 1;
     // The head after appending: computed before the append so the signature goes in the record.
@@ -374,6 +389,7 @@ export class Checkpointer {
     }
     if (judged.verdict !== 'accepted' || !judged.signature) return { verdict: judged.verdict };
     await this.log.appendAmendment(encodeCosignRecord(c.size, judged.signature));
+    this.log.noteCosign(c.size, judged.signature);
     if (!this.state.onSignature(c.size, judged.signature)) return { verdict: 'accepted' };
     this.repin();
     return { verdict: 'accepted', certified: this.latest() };
@@ -384,7 +400,7 @@ export class Checkpointer {
     const c = this.state.certified;
     if (!c) throw new ProofKVError(ErrorCode.CHECKPOINT_UNAVAILABLE, this.log.size > 0 ? 'no checkpoint has been certified yet' : 'no checkpoint has been taken yet');
     const size = c.stored.checkpoint.index + 1;
-    return { checkpoint: c.stored.checkpoint, head: this.headAt(size), signatures: c.signatures.map((g) => ({ publicKey: g.publicKey, signature: g.signature })) };
+    return withSigners({ checkpoint: c.stored.checkpoint, head: this.headAt(size), signatures: c.signatures.map((g) => ({ publicKey: g.publicKey, signature: g.signature })) }, c.stored.signers);
   }
 
   /** The latest certified checkpoint's certificate with the ids of its signers, in log order. */
@@ -398,14 +414,24 @@ export class Checkpointer {
     return this.log.latest();
   }
 
-  /** Checkpoint `index` with its inclusion in the latest head. */
-  at(index: number): SignedCheckpoint & { inclusion: Uint8Array[] } {
+  /**
+   * Checkpoint `index` with its inclusion in the latest head (`signers`: the latest head's set);
+   * when checkpoint `index` changed the signer set, also its own certificate (`setChange`: the
+   * head of size `index + 1`, its stored signatures, the inclusion there and the new set).
+   */
+  at(index: number): SignedCheckpoint & { inclusion: Uint8Array[]; setChange?: CheckpointCertificate } {
     const latest = this.latest();
     const size = latest.head.size;
     if (!Number.isSafeInteger(index) || index < 0 || index >= size) {
       throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `checkpoint ${String(index)} does not exist (certified log size ${size})`);
     }
-    return { ...latest, checkpoint: this.log.at(index)!, inclusion: this.log.tree.inclusionProof(index, size) };
+    const checkpoint = this.log.at(index)!;
+    const out: SignedCheckpoint & { inclusion: Uint8Array[]; setChange?: CheckpointCertificate } = { ...latest, checkpoint, inclusion: this.log.tree.inclusionProof(index, size) };
+    const change = this.log.setChangeAt(index);
+    if (change) {
+      out.setChange = { checkpoint, head: this.headAt(index + 1), signatures: change.signatures, inclusion: this.log.tree.inclusionProof(index, index + 1), signers: change.signers };
+    }
+    return out;
   }
 
   /** The log head of size `size` (1 <= size <= certified log size): every certified head this node's log passed through. */
@@ -470,12 +496,15 @@ export class Checkpointer {
       );
     }
     return {
-      cert: {
-        checkpoint: pinned.stored.checkpoint,
-        head: latest.head,
-        signatures: latest.signatures,
-        inclusion: this.log.tree.inclusionProof(want, latest.head.size),
-      },
+      cert: withSigners(
+        {
+          checkpoint: pinned.stored.checkpoint,
+          head: latest.head,
+          signatures: latest.signatures,
+          inclusion: this.log.tree.inclusionProof(want, latest.head.size),
+        },
+        pinned.stored.signers,
+      ),
       ctx: pinned.ctx,
     };
   }
@@ -526,4 +555,9 @@ export class Checkpointer {
     this.pins.clear();
     await this.log.close();
   }
+}
+
+/** `o` with `signers` set when there is a set (v2), so a v1 answer carries no `signers` field. */
+function withSigners<T extends object>(o: T, signers: SignerSet | undefined): T & { signers?: SignerSet } {
+  return signers ? { ...o, signers } : o;
 }

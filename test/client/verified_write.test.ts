@@ -279,12 +279,15 @@ describe('the checkpoint chain, against a compromised signer', () => {
       seq: c.seq,
       masterRoot: toBase64Url(c.masterRoot),
       ...(c.prevCheckpointHash ? { prevCheckpointHash: toBase64Url(c.prevCheckpointHash) } : {}),
+      ...(c.signerSetHash ? { time: c.time, signerSetHash: toBase64Url(c.signerSetHash) } : {}),
     });
     const head = { size, root: tree.root(size) };
     const sig = signHead(key.privateKey, head);
     const signed = {
       head: { size, root: toBase64Url(head.root) },
       signatures: [{ publicKey: toBase64Url(sig.publicKey), signature: toBase64Url(sig.signature) }],
+      // The node's own one-member set, which the (v2) checkpoints commit to.
+      signers: { quorum: 1, members: [{ id: 1, publicKey: toBase64Url(key.publicKey) }] },
     };
     proxy.hooks = {
       response: (_m, p, res): ProxiedResponse | undefined => {
@@ -310,6 +313,8 @@ describe('the checkpoint chain, against a compromised signer', () => {
     seq: prev.seq + 1,
     masterRoot: new Uint8Array(randomBytes(32)),
     prevCheckpointHash: checkpointHash(prev),
+    time: prev.time,
+    signerSetHash: prev.signerSetHash,
     ...f,
   });
 

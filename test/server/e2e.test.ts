@@ -37,6 +37,7 @@ const checkpointOf = (w: any): Checkpoint => ({
   seq: w.checkpoint.seq,
   masterRoot: unb64(w.checkpoint.masterRoot),
   ...(w.checkpoint.prevCheckpointHash ? { prevCheckpointHash: unb64(w.checkpoint.prevCheckpointHash) } : {}),
+  ...(w.checkpoint.signerSetHash ? { time: w.checkpoint.time, signerSetHash: unb64(w.checkpoint.signerSetHash) } : {}),
 });
 const headOf = (w: any): LogHead => ({ size: w.head.size, root: unb64(w.head.root) });
 const sigsOf = (w: any) => w.signatures.map((s: any) => ({ publicKey: unb64(s.publicKey), signature: unb64(s.signature) }));

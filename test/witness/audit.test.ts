@@ -52,7 +52,8 @@ const overlapping = [table(1, 0, 'a', 'h'), table(1, 1, 'g', 'm')];
 
 /** A one-checkpoint log over `descriptors`: the checkpoint, its head and what the node would serve. */
 function logOver(descriptors: TableDescriptor[]) {
-  const checkpoint: Checkpoint = { index: 0, seq: 9, masterRoot: computeMasterRoot(nobleHasher, descriptors) };
+  // A v2 checkpoint (docs/proofs.md §5.1): the audit must read its time and signer-set hash to find its leaf.
+  const checkpoint: Checkpoint = { index: 0, seq: 9, masterRoot: computeMasterRoot(nobleHasher, descriptors), time: 1_700_000_000_000, signerSetHash: new Uint8Array(32).fill(5) };
   const tree = LogTree.fromLeafHashes([checkpointLeafHash(checkpoint)]);
   const head = { size: 1, root: tree.root() };
   return { checkpoint, head, tables: { checkpoint, head, inclusion: [] as Uint8Array[], descriptors } };
@@ -90,7 +91,7 @@ describe('a compromised node and an auditing witness', () => {
       const t = served.tables;
       const c = t.checkpoint;
       const body = JSON.stringify({
-        checkpoint: { index: c.index, seq: c.seq, masterRoot: toBase64Url(c.masterRoot) },
+        checkpoint: { index: c.index, seq: c.seq, masterRoot: toBase64Url(c.masterRoot), time: c.time, signerSetHash: toBase64Url(c.signerSetHash!) },
         head: { size: t.head.size, root: toBase64Url(t.head.root) },
         inclusion: [],
         descriptors: t.descriptors.map((d) => ({ ...d, smallest: toBase64Url(d.smallest), largest: toBase64Url(d.largest), tableRoot: toBase64Url(d.tableRoot) })),
