@@ -257,6 +257,7 @@ function sameEntry(a: Entry, b: Entry): boolean {
     equalBytes(a.key, b.key) &&
     a.version === b.version &&
     a.seq === b.seq &&
+    a.time === b.time &&
     a.kind === b.kind &&
     (a.kind === 'delete' || equalBytes(a.value, b.value))
   );
@@ -827,12 +828,13 @@ export class ProofKVClient {
       const fail: (why: string) => never = (why) => verificationFailure(ClientReason.WRITE_NOT_PROVEN, `${want.kind} of version ${w.version} seq ${w.seq} not proven ${where}: ${why}`);
       if (!e || e.version !== w.version) fail(`the proven entry at or below version ${w.version} is ${describe(e)}`);
       if (e.seq !== w.seq) fail(`the proven entry has seq ${e.seq}`);
+      if (e.time !== w.time) fail(`the proven entry has commit time ${e.time}, the server answered ${w.time}`);
       if (e.kind !== want.kind || (want.kind === 'put' && !equalBytes(e.value, want.value))) fail(`the proven entry is ${describe(e)}, not this ${want.kind}`);
       if (e.seq <= baselineSeq) fail(`the proven entry's seq ${e.seq} is not above the baseline checkpoint seq ${baselineSeq}: an older write, not this request's`);
       if (want.kind === 'put' && want.version !== undefined && e.version !== want.version) fail(`version ${e.version}, asked ${want.version}`);
       const n = latest.entry;
       if (!n || n.version < e.version) fail(`the latest proof at the same checkpoint shows ${describe(n)}`);
-      const out: VerifiedPutResult = { kind: want.kind, version: e.version, seq: e.seq, checkpoint: at.checkpoint, head: at.head, baselineSeq, newest: true };
+      const out: VerifiedPutResult = { kind: want.kind, version: e.version, seq: e.seq, time: e.time, checkpoint: at.checkpoint, head: at.head, baselineSeq, newest: true };
       if (n.version !== e.version) {
         out.newest = false;
         out.newer = { version: n.version, seq: n.seq, kind: n.kind };

@@ -58,7 +58,14 @@ export type WriteCommand = (
   | ({ type: 'append'; key: Uint8Array; value: Uint8Array } & CommandCondition)
   | { type: 'batch'; ops: BatchCommandOp[] }
   | { type: 'checkpoint' }
-) & { session?: Session };
+) & {
+  session?: Session;
+  /**
+   * Commit time (ms since the epoch) stamped by the node that proposes the command (the routes:
+   * `Date.now()`); the engine records `max(time, previous commit time)`. Not part of the digest.
+   */
+  time?: number;
+};
 
 /** What a command did. `replayed` is true when a retry got the remembered outcome. */
 export type WriteOutcome = (
@@ -305,7 +312,7 @@ export class CommandApplier {
   }
 
   private async apply(cmd: WriteCommand, logIndex?: number): Promise<WriteOutcome> {
-    const wo = { ...(this.options.sync === undefined ? {} : { sync: this.options.sync }), ...(logIndex === undefined ? {} : { logIndex }) };
+    const wo = { ...(this.options.sync === undefined ? {} : { sync: this.options.sync }), ...(logIndex === undefined ? {} : { logIndex }), ...(cmd.time === undefined ? {} : { time: cmd.time }) };
     switch (cmd.type) {
       case 'put': {
         const o = { ...wo, ...conditionOf(cmd) };

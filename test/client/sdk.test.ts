@@ -43,7 +43,7 @@ describe('transport', () => {
       if (origin(call) === A) throw new TypeError('fetch failed');
       return json(200, { version: 1, seq: 7 });
     });
-    expect(await c.put('k', 'v')).toEqual({ version: 1, seq: 7 });
+    expect(await c.put('k', 'v')).toMatchObject({ version: 1, seq: 7 });
     expect(calls.map(origin)).toEqual([A, B]);
     expect(calls[0].headers['proofkv-client-id']).toBe(c.transport.clientId);
     expect(calls[1].headers['proofkv-client-id']).toBe(c.transport.clientId);

@@ -57,7 +57,7 @@ describe('RaftWritePath', () => {
     const { db, wp } = await openAt(path.join(tmpDir(), 'data'));
     const outs = await Promise.all(Array.from({ length: 40 }, (_, i) => wp.propose({ type: 'put', key: k('k'), value: k(`v${i}`) })));
     expect(outs.map((o) => result(o))).toEqual(Array.from({ length: 40 }, (_, i) => ({ version: i + 1, seq: i + 1 })));
-    expect(result(await wp.propose({ type: 'delete', key: k('k') }))).toEqual({ version: 41, seq: 41 });
+    expect(result(await wp.propose({ type: 'delete', key: k('k') }))).toMatchObject({ version: 41, seq: 41 });
     const hist = await db.getVersionHistory(k('k'));
     expect(hist).toHaveLength(41);
     expect(td.decode((await db.getWithVersion(k('k'), 40))!.value)).toBe('v39');
@@ -87,7 +87,7 @@ describe('RaftWritePath', () => {
     expect(x).toMatchObject({ status: 'rejected', reason: { code: 'VERSION_NOT_INCREASING' } });
     expect(y).toMatchObject({ status: 'fulfilled', value: { result: { version: 6, seq: 2 } } });
     expect(z).toMatchObject({ status: 'rejected', reason: { code: 'VERSION_NOT_INCREASING' } });
-    expect(result(await wp.propose({ type: 'put', key: k('k'), value: k('e') }))).toEqual({ version: 7, seq: 3 });
+    expect(result(await wp.propose({ type: 'put', key: k('k'), value: k('e') }))).toMatchObject({ version: 7, seq: 3 });
     expect((await db.getVersionHistory(k('k'))).map((e) => e.version)).toEqual([5, 6, 7]);
   });
 
@@ -98,7 +98,7 @@ describe('RaftWritePath', () => {
       wp.propose({ type: 'put', key: k('k'), value: k('v'), session }),
       wp.propose({ type: 'put', key: k('k'), value: k('v'), session }),
     ]);
-    expect(result(a)).toEqual({ version: 1, seq: 1 });
+    expect(result(a)).toMatchObject({ version: 1, seq: 1 });
     expect(b).toMatchObject({ result: { version: 1, seq: 1 }, replayed: true });
     expect(await db.getVersionHistory(k('k'))).toHaveLength(1);
     expect(wp.sessionCount).toBe(1);
@@ -118,7 +118,7 @@ describe('RaftWritePath', () => {
     for (let j = 1; j < 5; j++) expect(await o.db.getVersionHistory(k(`k${j}`))).toHaveLength(5);
     expect(await o.db.getVersionHistory(k('k0'))).toHaveLength(6);
     expect(td.decode((await o.db.get(k('k4')))!)).toBe('v24');
-    expect(result(await o.wp.propose({ type: 'put', key: k('k1'), value: k('after') }))).toEqual({ version: 6, seq: 28 });
+    expect(result(await o.wp.propose({ type: 'put', key: k('k1'), value: k('after') }))).toMatchObject({ version: 6, seq: 28 });
     await closeIt(o);
 
     o = await openAt(dir);
@@ -192,8 +192,8 @@ describe('serve --raft', () => {
     const st = await req('GET', '/v1/status');
     const trust = { publicKeys: [unb64(st.body.publicKey)], quorum: 1 };
     const oct = { 'content-type': 'application/octet-stream' };
-    expect((await req('PUT', '/v1/kv/user%3A1', { body: 'alice', headers: oct })).body).toEqual({ version: 1, seq: 1 });
-    expect((await req('PUT', '/v1/kv/user%3A1', { body: 'bob', headers: oct })).body).toEqual({ version: 2, seq: 2 });
+    expect((await req('PUT', '/v1/kv/user%3A1', { body: 'alice', headers: oct })).body).toMatchObject({ version: 1, seq: 1 });
+    expect((await req('PUT', '/v1/kv/user%3A1', { body: 'bob', headers: oct })).body).toMatchObject({ version: 2, seq: 2 });
     const bad = await req('PUT', '/v1/kv/user%3A1', { body: 'x', headers: { ...oct, 'content-type': 'application/json' }, ...{} });
     expect(bad.status).toBe(400);
     expect((await req('GET', '/v1/kv/user:1')).body).toMatchObject({ key: b64('user:1'), version: 2, seq: 2, valueUtf8: 'bob' });
@@ -213,7 +213,7 @@ describe('serve --raft', () => {
     s = await startServer({ dataDir, args: ['--raft'] });
     expect((await call(s.url, 'GET', '/v1/kv/user:1')).body).toMatchObject({ version: 2, valueUtf8: 'bob' });
     expect((await call(s.url, 'GET', '/v1/kv/idem')).body).toMatchObject({ version: 1 });
-    expect((await call(s.url, 'PUT', '/v1/kv/user%3A1', { body: 'carol', headers: oct })).body).toEqual({ version: 3, seq: 4 });
+    expect((await call(s.url, 'PUT', '/v1/kv/user%3A1', { body: 'carol', headers: oct })).body).toMatchObject({ version: 3, seq: 4 });
   });
 
   it('loses no acknowledged write to a SIGKILL under load, and a refused local start leaves the data alone', async () => {
