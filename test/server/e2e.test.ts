@@ -83,7 +83,8 @@ describe('server end to end (tokenless)', () => {
     expect(r.body).toMatchObject({ version: 4, seq: 4 });
 
     const j = await req('GET', '/v1/kv/user:1');
-    expect(j.body).toEqual({ key: b64('user:1'), version: 4, seq: 4, kind: 'put', value: b64('dave'), valueUtf8: 'dave' });
+    expect(j.body).toMatchObject({ key: b64('user:1'), version: 4, seq: 4, kind: 'put', value: b64('dave'), valueUtf8: 'dave' });
+    expect(new Date(j.body.timeIso).getTime()).toBe(j.body.time);
     const c = await req('GET', '/v1/kv/user:1', { headers: { accept: 'application/cbor' } });
     expect(td.decode(c.body.value)).toBe('dave');
     expect(td.decode(c.body.key)).toBe('user:1');

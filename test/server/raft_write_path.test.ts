@@ -56,7 +56,7 @@ describe('RaftWritePath', () => {
   it('applies concurrent proposals in order and answers each with its own version and seq', async () => {
     const { db, wp } = await openAt(path.join(tmpDir(), 'data'));
     const outs = await Promise.all(Array.from({ length: 40 }, (_, i) => wp.propose({ type: 'put', key: k('k'), value: k(`v${i}`) })));
-    expect(outs.map((o) => result(o))).toEqual(Array.from({ length: 40 }, (_, i) => ({ version: i + 1, seq: i + 1 })));
+    expect(outs.map((o) => result(o)).map((r) => ({ version: r?.version, seq: r?.seq }))).toEqual(Array.from({ length: 40 }, (_, i) => ({ version: i + 1, seq: i + 1 })));
     expect(result(await wp.propose({ type: 'delete', key: k('k') }))).toMatchObject({ version: 41, seq: 41 });
     const hist = await db.getVersionHistory(k('k'));
     expect(hist).toHaveLength(41);
@@ -69,7 +69,7 @@ describe('RaftWritePath', () => {
   it('applies a batch atomically: all of it, or none of it with its error', async () => {
     const { db, wp } = await openAt(path.join(tmpDir(), 'data'));
     const ok = await wp.propose({ type: 'batch', ops: [{ op: 'put', key: k('a'), value: k('1') }, { op: 'put', key: k('b'), value: k('2'), version: 5 }, { op: 'delete', key: k('a') }] });
-    expect(ok).toEqual({ type: 'batch', results: [{ version: 1, seq: 1 }, { version: 5, seq: 2 }, { version: 2, seq: 3 }] });
+    expect(ok).toMatchObject({ type: 'batch', results: [{ version: 1, seq: 1 }, { version: 5, seq: 2 }, { version: 2, seq: 3 }] });
     const bad = wp.propose({ type: 'batch', ops: [{ op: 'put', key: k('c'), value: k('x') }, { op: 'put', key: k('b'), value: k('y'), version: 5 }] });
     await expect(bad).rejects.toMatchObject({ code: 'VERSION_NOT_INCREASING' });
     expect(await db.get(k('c'))).toBeUndefined();
