@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ProofDB, WriteBatch } from '../../src/index.js';
+import { backupDatabase, restoreDatabase } from '../../src/backup/backup.js';
 import { encodeBatch } from '../../src/journal/batch.js';
 import { JournalWriter } from '../../src/journal/writer.js';
 import { Kind } from '../../proofs/hash.js';
@@ -143,6 +144,29 @@ describe('commit times against a model', () => {
       expect((await db.put('k', 'v', { time: 5 })).version).toBe(1);
     } finally {
       await db.close();
+      cleanup();
+    }
+  });
+
+  it('a restored backup resumes commit times from its tables (never below the latest restored time)', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const src = path.join(dir, 'src');
+      const db = await ProofDB.open(src, TINY);
+      await db.put('k', 'a', { time: T0 + 5 });
+      await db.put('k', 'b', { time: T0 + 9 });
+      await db.checkpoint();
+      await db.close();
+      await backupDatabase(src, path.join(dir, 'bak'));
+      await restoreDatabase(path.join(dir, 'bak'), path.join(dir, 'restored'), { nodeKey: fs.readFileSync(path.join(src, 'NODE_KEY')) });
+      const r = await ProofDB.open(path.join(dir, 'restored'), TINY);
+      try {
+        expect((await r.getVersionHistory('k')).map((e) => e.time)).toEqual([T0 + 5, T0 + 9]);
+        expect((await r.put('k', 'c', { time: 1 })).time).toBe(T0 + 9);
+      } finally {
+        await r.close();
+      }
+    } finally {
       cleanup();
     }
   });
