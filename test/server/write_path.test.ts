@@ -25,7 +25,7 @@ describe('LocalWritePath', () => {
   it('applies put, delete, batch and checkpoint commands', async () => {
     const applied: number[] = [];
     const wp = new LocalWritePath(db, { onApplied: (_c, n) => applied.push(n) });
-    expect(await wp.propose({ type: 'put', key: k('a'), value: k('1') })).toEqual({ type: 'put', result: { version: 1, seq: 1 } });
+    expect(await wp.propose({ type: 'put', key: k('a'), value: k('1') })).toMatchObject({ type: 'put', result: { version: 1, seq: 1, time: expect.any(Number) } });
     expect(await wp.propose({ type: 'put', key: k('a'), value: k('2'), version: 7 })).toMatchObject({ result: { version: 7 } });
     expect(await wp.propose({ type: 'delete', key: k('a') })).toMatchObject({ type: 'delete', result: { version: 8 } });
     const b = await wp.propose({ type: 'batch', ops: [{ op: 'put', key: k('b'), value: k('x') }, { op: 'delete', key: k('c') }] });
