@@ -57,6 +57,8 @@ export interface FullClusterOptions {
   net?: Partial<NetworkOptions>;
   tickMs?: number;
   electionTick?: number;
+  /** `RaftWritePathOptions.maxPendingSessionBytes`: small values make the session store ask for checkpoints. */
+  maxPendingSessionBytes?: number;
 }
 
 /** The cluster. Create with {@link FullCluster.open}; {@link check} throws the first violation. */
@@ -72,6 +74,12 @@ export class FullCluster {
   violation: string | undefined;
   /** Events of the run (certifications, crashes, restarts) for the determinism check. */
   readonly trace: string[] = [];
+  /**
+   * Not part of the trace: the engine's durable log index at each open, and engine work summed
+   * over every open (flushes and compactions run on real time; see docs/replication.md § The
+   * simulator for why what replicas compute does not depend on it).
+   */
+  readonly diag = { durableAtOpen: [] as string[], flushes: 0, compactions: 0 };
   private readonly keys = new Map<number, Uint8Array>();
 
   private constructor(private readonly o: FullClusterOptions) {
@@ -147,11 +155,13 @@ export class FullCluster {
         tickMs: this.o.tickMs ?? 10,
         group: { clock: this.sim.clock, seed: this.sim.rand.u32(), electionTick: this.o.electionTick ?? 10, heartbeatTick: 1 },
         now: () => EPOCH + this.sim.now,
+        ...(this.o.maxPendingSessionBytes === undefined ? {} : { maxPendingSessionBytes: this.o.maxPendingSessionBytes }),
       });
     } catch (err) {
       await db.close();
       throw err;
     }
+    this.diag.durableAtOpen.push(`${id}@${this.sim.now}:${db.logIndex().durable}`);
     m.db = db;
     m.wp = wp;
     this.sim.members.set(id, wp);
@@ -168,7 +178,10 @@ export class FullCluster {
     m.db = undefined;
     this.sim.members.delete(id);
     await wp.close();
+    const st = db!.stats();
     await db!.close();
+    this.diag.flushes += st.flushes;
+    this.diag.compactions += st.compactions;
   }
 
   /** Every member that certifies a head of size s holds the same checkpoint, head and certificate. */

@@ -5,6 +5,7 @@
  * violation.
  */
 import { SeededRand } from '../../src/raft/index.js';
+import { SESSION_INPUT_BYTES } from '../../src/replication/sessions.js';
 import type { WriteCommand, WriteOutcome } from '../../server/write_path.js';
 import { checkHistory, formatOps, type KvOp } from '../raft/linearizability.js';
 import { EPOCH, FullCluster, certText } from './fullstack_cluster.js';
@@ -25,6 +26,8 @@ export interface FullReport {
   compared: number;
   applied: number;
   events: number;
+  /** {@link FullCluster.diag} after the run (not part of the fingerprint). */
+  diag: FullCluster['diag'];
   /** The run's trace, history and final state: equal for two runs of one seed. */
   fingerprint: string;
 }
@@ -161,6 +164,8 @@ export async function runFullSeed(seed: number): Promise<FullReport> {
   const c = await FullCluster.open({
     seed, n,
     net: { drop: [0, 0.01, 0.05][boot.int(3)], dup: [0, 0.02][boot.int(2)], minDelay: 1, maxDelay: 1 + boot.int(6), longDelay: 0.01, longDelayMax: 30 },
+    // In a third of the seeds the session store asks for checkpoints after 8 inputs without a flush.
+    ...(boot.chance(1 / 3) ? { maxPendingSessionBytes: 8 * SESSION_INPUT_BYTES } : {}),
   });
   const faults: Record<string, number> = {};
   const count = (k: string): void => { faults[k] = (faults[k] ?? 0) + 1; c.trace.push(`${c.sim.now} ${k}`); };
@@ -216,7 +221,7 @@ export async function runFullSeed(seed: number): Promise<FullReport> {
       });
     };
     if (!(await c.sim.runUntil(certifiedEverywhere, 20_000))) {
-      throw new Error(`the final checkpoint (size ${final}) is not certified on every member: ${JSON.stringify(c.ids().map((id) => ({ ...c.members.get(id)!.wp!.cluster(), cert: c.members.get(id)!.db!.certification() })))}`);
+      throw new Error(`the final checkpoint (size ${final}) is not certified on every member: ${JSON.stringify(c.ids().map((id) => ({ ...c.members.get(id)!.wp!.cluster(), cert: c.members.get(id)!.db!.certification(), failure: String((c.members.get(id)!.wp as unknown as { group: { failure: unknown } }).group.failure ?? ''), fault: String(c.members.get(id)!.db!.writeFault()?.error ?? '') })))}`);
     }
     await c.sim.runFor(100);
     c.check();
@@ -262,9 +267,12 @@ export async function runFullSeed(seed: number): Promise<FullReport> {
     if (lin.ok === false) throw new Error(`not linearizable on key ${lin.badKey}:\n${formatOps(lin.badOps!)}`);
     if (lin.ok !== true) throw new Error(`linearizability check gave up on key ${lin.badKey}`);
 
+    const applied = c.members.get(c.ids()[0])!.wp!.cluster().applied;
+    await c.close(); // sums the engine work of the members still running into c.diag
     return {
+      diag: c.diag,
       seed, n, faults, stats: clients.stats, ops: clients.history.length, certified: c.certified.size, compared: c.certStats.compared,
-      applied: c.members.get(c.ids()[0])!.wp!.cluster().applied, events: c.sim.clock.events,
+      applied, events: c.sim.clock.events,
       fingerprint: JSON.stringify({ trace: c.trace, history: clients.history, state: states[0], events: c.sim.clock.events, now: c.sim.now }),
     };
   } finally {
