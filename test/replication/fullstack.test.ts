@@ -66,7 +66,7 @@ describe('full-stack simulation', () => {
     if (seeds.length >= 50) {
       expect(totals.replayed).toBeGreaterThan(0);
       expect(totals.compactions).toBeGreaterThan(0);
-      for (const k of ['partition', 'one-way', 'isolate-leader', 'crash', 'restart', 'heal']) expect(faults[k] ?? 0).toBeGreaterThan(0);
+      for (const k of ['partition', 'one-way', 'isolate-leader', 'crash', 'restart', 'heal', 'crash-all', 'restart-all']) expect(faults[k] ?? 0).toBeGreaterThan(0);
     }
     console.log(`fullsim: ${seeds.length} seeds, ${JSON.stringify(totals)}, faults ${JSON.stringify(faults)}`);
   }, 900_000);

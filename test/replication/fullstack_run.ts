@@ -185,6 +185,18 @@ export async function runFullSeed(seed: number): Promise<FullReport> {
     checkpoints();
     // Every member proposes again its signature on a pending head (the server's cosign timer).
     c.sim.clock.setInterval(() => { for (const id of c.up()) c.members.get(id)!.wp!.resumeCosign(); }, 200);
+    // In some seeds every member crashes at once and all restart: retries in flight across it
+    // must be answered from the session tables the members rebuild from disk and the log.
+    if (boot.chance(0.3)) {
+      c.sim.schedule(400 + r.int(800), async () => {
+        for (const id of c.up()) await c.crash(id);
+        count('crash-all');
+        c.sim.schedule(50 + r.int(150), async () => {
+          for (const id of c.ids()) await c.start(id);
+          count('restart-all');
+        });
+      });
+    }
     const faultUntil = 1500;
     startNemesis(c, { until: faultUntil, maxDown: (n) => Math.floor((n - 1) / 2), restartMin: 50, restartSpan: 400, periodMin: 100, periodSpan: 200, leaderCrash: 0.3, count });
     await c.sim.runFor(faultUntil);
@@ -232,8 +244,11 @@ export async function runFullSeed(seed: number): Promise<FullReport> {
       const db = c.members.get(id)!.db!;
       const hist: Record<string, unknown> = {};
       for (const k of KEYS) hist[k] = (await db.getVersionHistory(k)).map((e) => `${e.version}/${e.seq}/${e.kind}/${td.decode(e.value)}`);
+      // Every checkpoint of the log with the certificate it carries, not only the last one.
+      const log: string[] = [];
+      for (let i = 0; i < db.certification().latestSize; i++) log.push(certText(db.checkpointAt(i)));
       const tables = db.tables().map((t) => `${t.level}/${t.number}/${t.size}/${Buffer.from(t.root).toString('hex')}`);
-      states.push(JSON.stringify({ cert: certText(db.latestCheckpoint()), tables, hist, applied: c.members.get(id)!.wp!.cluster().applied }));
+      states.push(JSON.stringify({ cert: certText(db.latestCheckpoint()), log, tables, hist, applied: c.members.get(id)!.wp!.cluster().applied }));
     }
     for (let i = 1; i < states.length; i++) {
       if (states[i] !== states[0]) throw new Error(`member ${c.ids()[i]} ends in another state than member ${c.ids()[0]}:\n${states[i]}\n${states[0]}`);
