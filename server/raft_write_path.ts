@@ -18,7 +18,7 @@
 import * as path from 'node:path';
 import { Encoder } from 'cbor-x';
 import type { ProofDB } from '../src/index.js';
-import { ReplicationError, ReplicationGroup, SessionError, SessionErrorCode, SessionStore, type GroupStatus, type PeerAddress, type Transport } from '../src/replication/index.js';
+import { ReplicationError, ReplicationGroup, SessionError, SessionErrorCode, SessionStore, type GroupStatus, type ReplicationGroupOptions, type PeerAddress, type Transport } from '../src/replication/index.js';
 import { HttpError } from './errors.js';
 import type { ReadConsistency } from './keys.js';
 import { CommandApplier, MAX_SESSION_BYTES, isEngineFailure, type LocalWritePathOptions, type WriteCommand, type WriteOutcome, type WritePath } from './write_path.js';
@@ -34,6 +34,18 @@ export interface RaftWritePathOptions extends LocalWritePathOptions {
    * voters) and the transport to them. Absent: a one-member group.
    */
   cluster?: { id: number; peers: readonly PeerAddress[]; transport: Transport };
+  /**
+   * The group's timers and randomness, passed through to {@link ReplicationGroup.open}: the
+   * simulator gives a virtual clock and a seed (test/replication/fullstack.test.ts). Default:
+   * real timers, a random seed and the group's default election and heartbeat ticks.
+   */
+  group?: Pick<ReplicationGroupOptions<WriteOutcome>, 'clock' | 'seed' | 'electionTick' | 'heartbeatTick' | 'requestTimeoutMs'>;
+  /**
+   * Wall-clock time (ms since the epoch) stamped on the commands this path proposes itself (the
+   * checkpoint asked for by session-table pressure). Default `Date.now`; the simulator derives it
+   * from its virtual clock.
+   */
+  now?: () => number;
 }
 
 /** What `/v1/status` and `proofkv cluster status` show of the group, as this member sees it. */
@@ -83,7 +95,7 @@ export class RaftWritePath implements WritePath {
       maxPendingBytes: options.maxPendingSessionBytes,
       // Session inputs pile up while nothing is flushed (retries, failed conditions write
       // nothing): a checkpoint records an index, and its install folds them into the base.
-      onPressure: () => void group?.propose(encodeCommand({ type: 'checkpoint', time: Date.now() })).catch(() => undefined),
+      onPressure: () => void group?.propose(encodeCommand({ type: 'checkpoint', time: (options.now ?? Date.now)() })).catch(() => undefined),
     });
     const applier = new CommandApplier(db, { ...options, sessions });
     db.beforeLogIndexDurable((index, recorded) => sessions.persist(index, recorded));
@@ -91,6 +103,7 @@ export class RaftWritePath implements WritePath {
       group = await ReplicationGroup.open<WriteOutcome>(dir, {
         appliedIndex: durable,
         tickMs: options.tickMs,
+        ...options.group,
         ...(options.cluster ? { id: options.cluster.id, peers: options.cluster.peers, transport: options.cluster.transport } : {}),
         stateMachine: { apply: (index, command) => applier.execute(decodeCommand(command), index), isFatal: isEngineFailure },
       });
@@ -149,6 +162,16 @@ export class RaftWritePath implements WritePath {
     } catch (err) {
       throw err instanceof ReplicationError ? new HttpError('UNAVAILABLE', `linearizable read refused: ${err.message}`) : err;
     }
+  }
+
+  /** True while the group's loop runs or has work queued (the simulator waits between events). */
+  busy(): boolean {
+    return this.group.busy();
+  }
+
+  /** Resolves once the group's loop is idle. */
+  settled(): Promise<void> {
+    return this.group.settled();
   }
 
   /** Proposes again this member's signature on its pending head when it is not in the log yet. */

@@ -665,7 +665,11 @@ export class ReplicationGroup<O> {
   /** Runs the driver loop unless it is running; resolves when the loop that covers this call ends. */
   private kick(): Promise<void> {
     if (!this.running) {
-      this.running = this.run()
+      // The loop starts in a microtask, once `running` is set: a state machine that proposes
+      // synchronously from `apply` (the session store's pressure checkpoint) during the loop's
+      // first turn must queue its proposal, not start a second loop beside this one.
+      this.running = Promise.resolve()
+        .then(() => this.run())
         .catch((err: unknown) => {
           this.failure = err;
           const e = this.failedError();

@@ -6,6 +6,7 @@ import { expect } from 'vitest';
 import { ConfChangeType, SeededRand } from '../../src/raft/index.js';
 import { checkHistory, formatOps } from '../raft/linearizability.js';
 import { Clients, SimCluster } from './sim_cluster.js';
+import { startNemesis } from './sim_nemesis.js';
 
 const te = new TextEncoder();
 
@@ -69,48 +70,8 @@ export async function runSeed(seed: number): Promise<Report> {
         c.sim.schedule(50, retire);
       });
     }
-    const down = new Set<number>();
-    const nemesis = async (): Promise<void> => {
-      const ids = c.ids();
-      const n = ids.length;
-      const k = r.int(8);
-      if (k === 0 || k === 1) {
-        // Symmetric partition: a random minority on one side.
-        const shuffled = ids.map((x) => [r.u32(), x] as const).sort((a, b) => a[0] - b[0]).map(([, x]) => x);
-        const cutAt = 1 + r.int(Math.max(1, Math.floor((n - 1) / 2)));
-        c.sim.net.partition(ids, shuffled.slice(0, cutAt), shuffled.slice(cutAt));
-        count('partition');
-      } else if (k === 2) {
-        const a = ids[r.int(n)];
-        const b = ids[r.int(n)];
-        if (a !== b) { c.sim.net.cut(a, b); count('one-way'); }
-      } else if (k === 3) {
-        const l = c.leader();
-        if (l !== undefined) { c.sim.net.isolate(l, ids); count('isolate-leader'); }
-      } else if (k === 4 || k === 5) {
-        const up = c.up().filter((id) => !down.has(id));
-        if (up.length > 0 && down.size < Math.floor((n - 1) / 2) + 1) {
-          const v = up[r.int(up.length)];
-          down.add(v);
-          await c.crash(v);
-          count('crash');
-          c.sim.schedule(50 + r.int(600), async () => { await c.start(v); down.delete(v); count('restart'); });
-        }
-      } else {
-        c.sim.net.heal();
-        count('heal');
-      }
-    };
     const faultUntil = 2500;
-    const loop = (): void => {
-      if (c.sim.now >= faultUntil) return;
-      c.sim.schedule(100 + r.int(300), async () => {
-        if (c.sim.now >= faultUntil) return;
-        await nemesis();
-        loop();
-      });
-    };
-    loop();
+    startNemesis(c, { until: faultUntil, maxDown: (n) => Math.floor((n - 1) / 2) + 1, restartMin: 50, restartSpan: 600, periodMin: 100, periodSpan: 300, count });
     await c.sim.runFor(faultUntil);
     c.check();
     // Heal, restart everyone, let the clients finish.

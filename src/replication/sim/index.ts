@@ -14,13 +14,24 @@ import { SimNetwork, type NetworkOptions } from './network.js';
 export { VirtualClock } from './clock.js';
 export { SimNetwork, SimTransport, type NetworkOptions } from './network.js';
 
+/**
+ * What the simulation waits for between events: a running member's driver loop — a
+ * {@link ReplicationGroup}, or a write path built on one (the full-stack simulation's members).
+ */
+export interface SimMember {
+  /** True while the member's loop runs or has work queued. */
+  busy(): boolean;
+  /** Resolves once the loop is idle. */
+  settled(): Promise<void>;
+}
+
 /** A clock, a network and one seeded generator, with the members that run on them. */
 export class Simulation {
   readonly rand: SeededRand;
   readonly clock: VirtualClock;
   readonly net: SimNetwork;
   /** The running members; the simulation waits for them between events. */
-  readonly members = new Map<number, ReplicationGroup<unknown>>();
+  readonly members = new Map<number, SimMember>();
   /** Called after every event once everything settled (invariant checks). */
   afterEvent: (() => void) | undefined;
 

@@ -1,0 +1,307 @@
+/**
+ * One seeded run of the full-stack simulation (see fullstack.test.ts): a {@link FullCluster} of 3
+ * or 5 members, clients with `(clientId, seq)` sessions that retry, linearizable reads,
+ * checkpoints proposed by the leader, seeded faults; then healing and the checks. Throws on any
+ * violation.
+ */
+import { SeededRand } from '../../src/raft/index.js';
+import { SESSION_INPUT_BYTES } from '../../src/replication/sessions.js';
+import type { WriteCommand, WriteOutcome } from '../../server/write_path.js';
+import { checkHistory, formatOps, type KvOp } from '../raft/linearizability.js';
+import { EPOCH, FullCluster, certText } from './fullstack_cluster.js';
+import { startNemesis } from './sim_nemesis.js';
+
+const te = new TextEncoder();
+const td = new TextDecoder();
+const KEYS = ['a', 'b', 'c', 'd'];
+
+/** What one run did. */
+export interface FullReport {
+  seed: number;
+  n: number;
+  faults: Record<string, number>;
+  stats: Clients['stats'];
+  ops: number;
+  certified: number;
+  compared: number;
+  applied: number;
+  events: number;
+  /** {@link FullCluster.diag} after the run (not part of the fingerprint). */
+  diag: FullCluster['diag'];
+  /** The run's trace, history and final state: equal for two runs of one seed. */
+  fingerprint: string;
+}
+
+/** An acknowledged write of one key: its value and the version the engine answered. */
+interface Acked {
+  key: string;
+  value: string;
+  version: number;
+}
+
+/** Failures that are an answer (the command was applied, or definitely not). */
+const DEFINITE = new Set(['CONDITION_FAILED']);
+
+/**
+ * Clients: each issues one operation at a time on a random running member. A write carries the
+ * client's `(clientId, seq)`; when it fails without an answer (member down, no leader, timeout)
+ * it is sent again with the same pair — to any member — up to 4 more times, and recorded as
+ * indeterminate (`ret = ∞`) if none answers. Reads go through the member's linearizable barrier
+ * (ReadIndex), then read its engine.
+ */
+export class Clients {
+  readonly history: KvOp[] = [];
+  readonly acked: Acked[] = [];
+  readonly stats = { reads: 0, writes: 0, retries: 0, replayed: 0, conditionFailed: 0, indeterminate: 0, refusedReads: 0 };
+  private running = true;
+  private outstanding = 0;
+
+  constructor(private readonly c: FullCluster, private readonly clients: number, private readonly thinkMs: number) {
+    for (let cl = 1; cl <= clients; cl++) c.sim.schedule(c.sim.rand.int(thinkMs + 1), () => this.next(cl, 1));
+  }
+
+  stop(): void {
+    this.running = false;
+  }
+
+  idle(): boolean {
+    return this.outstanding === 0;
+  }
+
+  private next(client: number, seq: number): void {
+    if (!this.running) return;
+    const sim = this.c.sim;
+    const r = sim.rand;
+    const again = (): void => sim.schedule(1 + r.int(this.thinkMs + 1), () => this.next(client, seq + 1));
+    const key = KEYS[r.int(KEYS.length)];
+    const p = r.float();
+    this.outstanding++;
+    const done = (): void => { this.outstanding--; again(); };
+    if (p < 0.4) { this.read(client, key).finally(done); return; }
+    const clientId = `c${client}`;
+    const value = `${clientId}.${seq}`;
+    const session = { clientId, seq };
+    let cmd: WriteCommand;
+    /** What the command does to each key for the checker: a value ('' = deleted). */
+    let effects: Array<{ key: string; value: string }>;
+    if (p < 0.65) {
+      cmd = { type: 'put', key: te.encode(key), value: te.encode(value), session };
+      effects = [{ key, value }];
+    } else if (p < 0.73) {
+      cmd = { type: 'delete', key: te.encode(key), session };
+      effects = [{ key, value: '' }];
+    } else if (p < 0.87) {
+      const other = KEYS[(KEYS.indexOf(key) + 1 + r.int(KEYS.length - 1)) % KEYS.length];
+      effects = [{ key, value: `${value}.0` }, { key: other, value: `${value}.1` }];
+      cmd = { type: 'batch', ops: effects.map((e) => ({ op: 'put' as const, key: te.encode(e.key), value: te.encode(e.value) })), session };
+    } else {
+      const cond = r.chance(0.5) ? { ifAbsent: true } : { ifVersion: 1 + r.int(6) };
+      cmd = { type: 'put', key: te.encode(key), value: te.encode(value), ...cond, session };
+      effects = [{ key, value }];
+    }
+    this.write(client, cmd, effects).finally(done);
+  }
+
+  private async read(client: number, key: string): Promise<void> {
+    const sim = this.c.sim;
+    const up = this.c.up();
+    if (up.length === 0) return;
+    const m = this.c.members.get(up[sim.rand.int(up.length)])!;
+    const { wp, db } = m;
+    const call = sim.now;
+    try {
+      await wp!.readBarrier('linearizable');
+      if (m.db !== db) throw new Error('member restarted during the read');
+      const v = await db!.get(key);
+      this.history.push({ client, kind: 'get', key, call, ret: sim.now, output: v === undefined ? '' : td.decode(v) });
+      this.stats.reads++;
+    } catch {
+      this.stats.refusedReads++; // observed nothing
+    }
+  }
+
+  private async write(client: number, cmd: WriteCommand, effects: Array<{ key: string; value: string }>): Promise<void> {
+    const sim = this.c.sim;
+    const call = sim.now;
+    let outcome: WriteOutcome | undefined;
+    let definite: string | undefined;
+    for (let attempt = 0; attempt < 5 && outcome === undefined && definite === undefined; attempt++) {
+      if (attempt > 0) {
+        this.stats.retries++;
+        await new Promise<void>((res) => sim.schedule(20 + sim.rand.int(60), res));
+      }
+      const up = this.c.up();
+      if (up.length === 0) continue;
+      const wp = this.c.members.get(up[sim.rand.int(up.length)])!.wp!;
+      try {
+        outcome = await wp.propose(cmd);
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (code !== undefined && DEFINITE.has(code)) definite = code;
+        else if (code !== 'UNAVAILABLE') this.c.violation ??= `t=${sim.now}: client ${client} seq ${cmd.session!.seq} failed with ${code ?? ''}: ${(err as Error).message}`;
+      }
+    }
+    if (definite) { this.stats.conditionFailed++; return; }
+    if (outcome === undefined) {
+      this.stats.indeterminate++;
+      for (const e of effects) this.history.push({ client, kind: 'put', key: e.key, value: e.value, call, ret: Infinity });
+      return;
+    }
+    this.stats.writes++;
+    if (outcome.replayed) this.stats.replayed++;
+    const results = outcome.type === 'batch' ? outcome.results : outcome.type === 'put' || outcome.type === 'delete' ? [outcome.result] : [];
+    effects.forEach((e, i) => {
+      this.history.push({ client, kind: 'put', key: e.key, value: e.value, call, ret: sim.now });
+      if (e.value !== '') this.acked.push({ key: e.key, value: e.value, version: results[i].version });
+    });
+  }
+}
+
+/** Runs seed `seed`; throws the first violation. */
+export async function runFullSeed(seed: number): Promise<FullReport> {
+  const boot = new SeededRand(seed ^ 0xf511);
+  const n = boot.chance(0.7) ? 3 : 5;
+  const c = await FullCluster.open({
+    seed, n,
+    net: { drop: [0, 0.01, 0.05][boot.int(3)], dup: [0, 0.02][boot.int(2)], minDelay: 1, maxDelay: 1 + boot.int(6), longDelay: 0.01, longDelayMax: 30 },
+    // In a third of the seeds the session store asks for checkpoints after 8 inputs without a flush.
+    ...(boot.chance(1 / 3) ? { maxPendingSessionBytes: 8 * SESSION_INPUT_BYTES } : {}),
+  });
+  const faults: Record<string, number> = {};
+  const count = (k: string): void => { faults[k] = (faults[k] ?? 0) + 1; c.trace.push(`${c.sim.now} ${k}`); };
+  try {
+    const r = c.sim.rand;
+    const clients = new Clients(c, 3, 20);
+    let running = true;
+    // The leader's checkpoint timer: a checkpoint command stamped with the (virtual) wall clock.
+    const checkpoints = (): void => {
+      if (!running) return;
+      c.sim.schedule(150 + r.int(150), () => {
+        const l = c.leader();
+        if (l !== undefined) void c.members.get(l)!.wp!.propose({ type: 'checkpoint', time: EPOCH + c.sim.now }).catch(() => undefined);
+        checkpoints();
+      });
+    };
+    checkpoints();
+    // Every member proposes again its signature on a pending head (the server's cosign timer).
+    c.sim.clock.setInterval(() => { for (const id of c.up()) c.members.get(id)!.wp!.resumeCosign(); }, 200);
+    // In some seeds every member crashes at once and all restart: retries in flight across it
+    // must be answered from the session tables the members rebuild from disk and the log.
+    if (boot.chance(0.3)) {
+      c.sim.schedule(400 + r.int(800), async () => {
+        for (const id of c.up()) await c.crash(id);
+        count('crash-all');
+        c.sim.schedule(50 + r.int(150), async () => {
+          for (const id of c.ids()) await c.start(id);
+          count('restart-all');
+        });
+      });
+    }
+    const faultUntil = 1500;
+    startNemesis(c, { until: faultUntil, maxDown: (n) => Math.floor((n - 1) / 2), restartMin: 50, restartSpan: 400, periodMin: 100, periodSpan: 200, leaderCrash: 0.3, count });
+    await c.sim.runFor(faultUntil);
+    c.check();
+
+    // Heal, restart everyone, let the clients finish.
+    c.sim.net.heal();
+    clients.stop();
+    running = false;
+    await c.sim.runFor(500);
+    for (const id of c.ids()) await c.start(id);
+    if (!(await c.sim.runUntil(() => clients.idle(), 10_000))) throw new Error('clients did not finish');
+    c.check();
+
+    // A last checkpoint, certified on every member.
+    let final: number | undefined;
+    const propose = (): void => {
+      const l = c.leader() ?? c.up()[0];
+      c.members.get(l)!.wp!.propose({ type: 'checkpoint', time: EPOCH + c.sim.now }).then(
+        (o) => { if (o.type === 'checkpoint') final = o.checkpoint.checkpoint.index + 1; },
+        () => c.sim.schedule(50, propose),
+      );
+    };
+    propose();
+    const certifiedEverywhere = (): boolean => {
+      if (final === undefined) return false;
+      const l = c.leader();
+      if (l === undefined) return false;
+      const commit = c.members.get(l)!.wp!.cluster().commit;
+      return c.ids().every((id) => {
+        const m = c.members.get(id)!;
+        const s = m.wp!.cluster();
+        return s.applied === commit && m.db!.certification().certifiedSize >= final!;
+      });
+    };
+    if (!(await c.sim.runUntil(certifiedEverywhere, 20_000))) {
+      throw new Error(`the final checkpoint (size ${final}) is not certified on every member: ${JSON.stringify(c.ids().map((id) => ({ ...c.members.get(id)!.wp!.cluster(), cert: c.members.get(id)!.db!.certification(), failure: String((c.members.get(id)!.wp as unknown as { group: { failure: unknown } }).group.failure ?? ''), fault: String(c.members.get(id)!.db!.writeFault()?.error ?? '') })))}`);
+    }
+    await c.sim.runFor(100);
+    c.check();
+
+    // Every member ends in the same state: certified head, tables, every key's history.
+    const states: string[] = [];
+    for (const id of c.ids()) {
+      const db = c.members.get(id)!.db!;
+      const hist: Record<string, unknown> = {};
+      for (const k of KEYS) hist[k] = (await db.getVersionHistory(k)).map((e) => `${e.version}/${e.seq}/${e.kind}/${td.decode(e.value)}`);
+      // Every checkpoint of the log with the certificate it carries, not only the last one.
+      const log: string[] = [];
+      for (let i = 0; i < db.certification().latestSize; i++) log.push(certText(db.checkpointAt(i)));
+      const tables = db.tables().map((t) => `${t.level}/${t.number}/${t.size}/${Buffer.from(t.root).toString('hex')}`);
+      states.push(JSON.stringify({ cert: certText(db.latestCheckpoint()), log, tables, hist, applied: c.members.get(id)!.wp!.cluster().applied }));
+    }
+    for (let i = 1; i < states.length; i++) {
+      if (states[i] !== states[0]) throw new Error(`member ${c.ids()[i]} ends in another state than member ${c.ids()[0]}:\n${states[i]}\n${states[0]}`);
+    }
+    // The certified head every member ends with is the one recorded when it was first certified.
+    const last = c.members.get(c.ids()[0])!.db!.latestCheckpoint();
+    const rec = c.certified.get(last.head.size);
+    if (!rec || rec.text !== certText(last)) throw new Error(`final head ${last.head.size} differs from its certification`);
+
+    // No acknowledged write is missing; no write (first try or retry) is applied twice.
+    const db = c.members.get(c.ids()[0])!.db!;
+    const histories = new Map<string, Map<number, string>>();
+    for (const k of KEYS) {
+      const byVersion = new Map<number, string>();
+      const seen = new Set<string>();
+      for (const e of await db.getVersionHistory(k)) {
+        const v = td.decode(e.value);
+        byVersion.set(e.version, e.kind === 'delete' ? '' : v);
+        if (e.kind === 'put') {
+          if (seen.has(v)) throw new Error(`key ${k}: value ${v} applied twice (a retry applied again)`);
+          seen.add(v);
+        }
+      }
+      histories.set(k, byVersion);
+    }
+    for (const a of clients.acked) {
+      const got = histories.get(a.key)!.get(a.version);
+      if (got !== a.value) throw new Error(`acknowledged write ${a.key}=${a.value} (version ${a.version}) is missing: version ${a.version} holds ${got}`);
+    }
+    const lin = checkHistory(clients.history);
+    if (lin.ok === false) throw new Error(`not linearizable on key ${lin.badKey}:\n${formatOps(lin.badOps!)}`);
+    if (lin.ok !== true) throw new Error(`linearizability check gave up on key ${lin.badKey}`);
+
+    const applied = c.members.get(c.ids()[0])!.wp!.cluster().applied;
+    await c.close(); // sums the engine work of the members still running into c.diag
+    return {
+      diag: c.diag,
+      seed, n, faults, stats: clients.stats, ops: clients.history.length, certified: c.certified.size, compared: c.certStats.compared,
+      applied, events: c.sim.clock.events,
+      fingerprint: JSON.stringify({ trace: c.trace, history: clients.history, state: states[0], events: c.sim.clock.events, now: c.sim.now }),
+    };
+  } finally {
+    await c.close();
+  }
+}
+
+/** {@link runFullSeed}, its error naming the seed and the replay command. */
+export async function replayableFull(seed: number): Promise<FullReport> {
+  try {
+    return await runFullSeed(seed);
+  } catch (err) {
+    const e = err as Error;
+    e.message = `seed ${seed} failed — replay: FULLSIM_SEED=${seed} npx vitest run test/replication/fullstack.test.ts\n${e.message}`;
+    throw e;
+  }
+}
