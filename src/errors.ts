@@ -27,6 +27,11 @@ export const ErrorCode = {
    * until an operator replaces its data.
    */
   DIVERGED: 'DIVERGED',
+  /**
+   * The database cannot do that now because other work is in flight (e.g. replacing its state
+   * from a snapshot while an iterator is open); nothing changed, try again later.
+   */
+  BUSY: 'BUSY',
 } as const;
 /** One of {@link ErrorCode}. */
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -103,8 +108,8 @@ export class CorruptionError extends ProofKVError {
 
 /** The database is closed, or was never opened. */
 export class DatabaseClosedError extends ProofKVError {
-  constructor() {
-    super(ErrorCode.DATABASE_CLOSED, 'database is closed');
+  constructor(message = 'database is closed') {
+    super(ErrorCode.DATABASE_CLOSED, message);
     this.name = 'DatabaseClosedError';
   }
 }
