@@ -902,11 +902,14 @@ export class ProofDB {
     this.checkOpen();
     if (this.closing) throw new DatabaseClosedError();
     if (this.replacement) throw new ProofKVError(ErrorCode.BUSY, 'a snapshot is already being installed');
-    const run = this.runReplacement(install, options);
-    this.replacement = run.catch(() => undefined).finally(() => {
+    let done!: () => void;
+    this.replacement = new Promise<void>((resolve) => (done = resolve));
+    try {
+      return await this.runReplacement(install, options);
+    } finally {
       this.replacement = null;
-    });
-    return run;
+      done();
+    }
   }
 
   private async runReplacement<T>(install: (dir: string, beforeCommit: () => Promise<void>) => Promise<T>, options: { drainMs?: number }): Promise<T> {
