@@ -81,6 +81,8 @@ export class RaftSnapshots {
   /** Session tables exported as of checkpoint entries' indexes (at most {@link MAX_CAPTURED}, each bounded by the session budget). */
   private readonly captured = new Map<number, Uint8Array>();
   private latest: { index: number; data: Uint8Array } | undefined;
+  /** A snapshot is being recorded (one at a time). */
+  private recording = false;
   private readonly counters: SnapshotCounters = { recorded: 0, installed: 0, refused: 0, index: 0 };
 
   constructor(
@@ -118,16 +120,23 @@ export class RaftSnapshots {
     }
     if (cmd.type !== 'checkpoint' && cmd.type !== 'cosign') return;
     const d = this.certified();
-    if (!d) return;
-    this.latest = d;
-    for (const k of [...this.captured.keys()]) if (k < d.index) this.captured.delete(k);
+    if (!d || this.recording) return;
+    this.recording = true;
     record(d.index, d.data).then(
       () => {
+        this.recording = false;
+        if (d.index <= (this.latest?.index ?? 0)) return;
+        this.latest = d;
+        for (const k of [...this.captured.keys()]) if (k < d.index) this.captured.delete(k);
         this.counters.recorded++;
         this.counters.index = Math.max(this.counters.index, d.index);
         this.emit({ type: 'recorded', index: d.index, size: d.data.length });
       },
-      (err: unknown) => this.emit({ type: 'skipped', index: d.index, message: `not recorded: ${(err as Error).message}` }),
+      (err: unknown) => {
+        // Tried again after the next checkpoint or cosign entry.
+        this.recording = false;
+        this.emit({ type: 'skipped', index: d.index, message: `not recorded: ${(err as Error).message}` });
+      },
     );
   }
 

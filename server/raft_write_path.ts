@@ -101,7 +101,8 @@ export class RaftWritePath implements WritePath {
         return set ? { publicKeys: set.members.map((m) => m.publicKey), quorum: set.quorum } : { publicKeys: [db.publicKey()], quorum: 1 };
       },
     });
-    const record = (index: number, data: Uint8Array): Promise<void> => group?.snapshotAt(index, data) ?? Promise.resolve();
+    // Entries replayed while the group opens are not recorded yet: the next checkpoint's are.
+    const record = (index: number, data: Uint8Array): Promise<void> => (group ? group.snapshotAt(index, data) : Promise.reject(new Error('the group is still opening')));
     try {
       await recoverInstalledSessions(db, sessions);
       group = await ReplicationGroup.open<WriteOutcome>(dir, {
