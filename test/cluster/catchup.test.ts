@@ -149,6 +149,11 @@ describe('a member behind the compacted log catches up by snapshot', () => {
     expect(events.findIndex((e) => e.type === 'refused')).toBeLessThan(events.findIndex((e) => e.type === 'installed'));
     expect(raft(3).snapshotStats()).toMatchObject({ installed: 1 });
     expect(raft(3).snapshotStats().refused).toBe(refused.length);
+    // What the operator sees: member 3's log starts at the installed snapshot.
+    const installedAt = (events.find((e) => e.type === 'installed') as { index: number }).index;
+    const status = (await (await fetch(`${nodes.get(3)!.url}/v1/status`)).json()) as { cluster: { snapshotIndex: number; firstIndex: number } };
+    expect(status.cluster.snapshotIndex).toBeGreaterThanOrEqual(installedAt);
+    expect(status.cluster.firstIndex).toBeGreaterThan(behind + 1);
     // The routes' database object is still the one the node started with, now on the new state.
     expect(await nodes.get(3)!.db.get(te.encode('k-2-9'))).toEqual(te.encode('value 2 9'));
 
