@@ -290,6 +290,7 @@ export class ProofNode {
       }
       const writePath: WritePath = raftPath ?? new LocalWritePath(db, wpOptions);
       metrics.trackIdempotency(writePath);
+      if (raftPath) metrics.trackSnapshots(raftPath);
       const ctx: AppContext = {
         db,
         writePath,

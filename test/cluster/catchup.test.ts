@@ -154,6 +154,9 @@ describe('a member behind the compacted log catches up by snapshot', () => {
     const status = (await (await fetch(`${nodes.get(3)!.url}/v1/status`)).json()) as { cluster: { snapshotIndex: number; firstIndex: number } };
     expect(status.cluster.snapshotIndex).toBeGreaterThanOrEqual(installedAt);
     expect(status.cluster.firstIndex).toBeGreaterThan(behind + 1);
+    const metrics = await (await fetch(`${nodes.get(3)!.url}/metrics`)).text();
+    expect(metrics).toMatch(/^proofkv_raft_snapshots\{event="installed"\} 1$/m);
+    expect(metrics).toMatch(new RegExp(`^proofkv_raft_snapshots\\{event="refused"\\} ${refused.length}$`, 'm'));
     // The routes' database object is still the one the node started with, now on the new state.
     expect(await nodes.get(3)!.db.get(te.encode('k-2-9'))).toEqual(te.encode('value 2 9'));
 
