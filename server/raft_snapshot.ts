@@ -81,8 +81,9 @@ export class RaftSnapshots {
   /** Session tables exported as of checkpoint entries' indexes (at most {@link MAX_CAPTURED}, each bounded by the session budget). */
   private readonly captured = new Map<number, Uint8Array>();
   private latest: { index: number; data: Uint8Array } | undefined;
-  /** A snapshot is being recorded (one at a time). */
+  /** A snapshot is being recorded (one at a time); `again`: a newer one may be certified meanwhile. */
   private recording = false;
+  private again = false;
   private readonly counters: SnapshotCounters = { recorded: 0, installed: 0, refused: 0, index: 0 };
 
   constructor(
@@ -118,24 +119,40 @@ export class RaftSnapshots {
         this.emit({ type: 'skipped', index, message: `session table not captured: ${(err as Error).message}` });
       }
     }
-    if (cmd.type !== 'checkpoint' && cmd.type !== 'cosign') return;
+    if (cmd.type === 'checkpoint' || cmd.type === 'cosign') this.recordCertified(record);
+  }
+
+  /** Records the latest certified checkpoint if it is new; one recording at a time, the newest next. */
+  private recordCertified(record: (index: number, data: Uint8Array) => Promise<void>): void {
+    if (this.recording) {
+      this.again = true;
+      return;
+    }
     const d = this.certified();
-    if (!d || this.recording) return;
+    if (!d) return;
     this.recording = true;
+    const settle = (): void => {
+      this.recording = false;
+      if (this.again) {
+        this.again = false;
+        this.recordCertified(record);
+      }
+    };
     record(d.index, d.data).then(
       () => {
-        this.recording = false;
-        if (d.index <= (this.latest?.index ?? 0)) return;
-        this.latest = d;
-        for (const k of [...this.captured.keys()]) if (k < d.index) this.captured.delete(k);
-        this.counters.recorded++;
-        this.counters.index = Math.max(this.counters.index, d.index);
-        this.emit({ type: 'recorded', index: d.index, size: d.data.length });
+        if (d.index > (this.latest?.index ?? 0)) {
+          this.latest = d;
+          for (const k of [...this.captured.keys()]) if (k < d.index) this.captured.delete(k);
+          this.counters.recorded++;
+          this.counters.index = Math.max(this.counters.index, d.index);
+          this.emit({ type: 'recorded', index: d.index, size: d.data.length });
+        }
+        settle();
       },
       (err: unknown) => {
         // Tried again after the next checkpoint or cosign entry.
-        this.recording = false;
         this.emit({ type: 'skipped', index: d.index, message: `not recorded: ${(err as Error).message}` });
+        settle();
       },
     );
   }
