@@ -14,7 +14,9 @@ import { ProofDB, type DBOptions } from '../../src/index.js';
 import { SessionStore, SessionTable, encodeTable } from '../../src/replication/index.js';
 import { installSnapshot, readSnapshotChunk, snapshotDescriptor, type FetchChunk } from '../../src/replication/snapshot.js';
 import { SNAPSHOT_STAGING_DIR } from '../../src/db/snapshot_install.js';
-import { recoverInstalledSessions } from '../../server/raft_snapshot.js';
+import { RaftSnapshots, recoverInstalledSessions, type SnapshotEvent } from '../../server/raft_snapshot.js';
+import { encodeSnapshotDescriptor, decodeSnapshotDescriptor } from '../../src/replication/snapshot.js';
+import type { Transport } from '../../src/replication/index.js';
 import { tempDir, TINY } from '../engine/harness.js';
 
 const OPTS: DBOptions = { ...TINY, writeBufferSize: 4096, targetFileSize: 4096, writeAheadLog: 'external' };
@@ -166,5 +168,56 @@ describe('recoverInstalledSessions', () => {
     await b.checkpoint({ logIndex: index + 2 });
     expect(b.logIndex().durable).toBe(index + 2);
     expect(await recoverInstalledSessions(b, store)).toBe(false);
+  });
+});
+
+describe('RaftSnapshots.restore', () => {
+  it('refuses a snapshot before replacing anything (other index, bad session table, untrusted certificate, tampered chunk), then installs the good one with its sessions', async () => {
+    const { a, index, data, sessions, fetch } = await source(200);
+    const b = await memberB();
+    const store = await SessionStore.open(path.join(b.location, 'raft', 'sessions'), { durableIndex: b.logIndex().durable, maxBytes: MAX_SESSION_BYTES });
+    cleanups.push(() => store.close());
+    let tamper = false;
+    const transport = {
+      onSnapshotRead() {},
+      fetchSnapshotChunk: async (from: number, i: number, name: string, offset: number, length: number) => {
+        expect(from).toBe(1);
+        expect(i).toBe(index);
+        const chunk = await fetch(name, offset, length);
+        if (tamper && name.endsWith('.sst')) chunk[0] ^= 1;
+        return chunk;
+      },
+    } as unknown as Transport;
+    const events: SnapshotEvent[] = [];
+    let trusted = [b.publicKey()];
+    const snaps = new RaftSnapshots(b, store, { transport, trust: () => ({ publicKeys: trusted, quorum: 1 }), maxSessionBytes: MAX_SESSION_BYTES, onEvent: (e) => events.push(e) });
+    const unchanged = async () => {
+      expect(td.decode((await b.get('own'))!)).toBe('b-5');
+      expect(b.logIndex().durable).toBe(6);
+      expect(fs.existsSync(path.join(b.location, SNAPSHOT_STAGING_DIR))).toBe(false);
+    };
+    const refused = async (snap: { index: number; term: number; data: Uint8Array }, code: string) => {
+      const err = await snaps.restore(snap, 1).then(() => undefined, (e: unknown) => e as { code?: string });
+      expect(err?.code).toBe(code);
+      await unchanged();
+    };
+    const d = decodeSnapshotDescriptor(data);
+    await refused({ index: index + 1, term: 2, data }, 'SNAPSHOT_MISMATCH');
+    await refused({ index, term: 2, data: encodeSnapshotDescriptor({ ...d, sessions: te.encode('not a table') }) }, 'SNAPSHOT_INVALID');
+    await refused({ index, term: 2, data: encodeSnapshotDescriptor({ ...d, sessions: encodeTable(new SessionTable({ maxBytes: MAX_SESSION_BYTES }), index - 1) }) }, 'SNAPSHOT_MISMATCH');
+    await refused({ index, term: 2, data }, 'SNAPSHOT_UNTRUSTED'); // B trusts only itself
+    trusted = [a.publicKey()];
+    tamper = true;
+    await refused({ index, term: 2, data }, 'SNAPSHOT_MISMATCH');
+    expect(snaps.stats()).toMatchObject({ installed: 0, refused: 5 });
+    tamper = false;
+    await snaps.restore({ index, term: 2, data }, 1);
+    expect(b.logIndex().durable).toBe(index);
+    expect(store.export(index)).toEqual(sessions);
+    expect(snaps.snapshot()).toEqual({ index, data });
+    expect(snaps.stats()).toMatchObject({ installed: 1, refused: 5, index });
+    expect(events.filter((e) => e.type === 'refused').map((e) => (e as { code: string }).code)).toEqual([
+      'SNAPSHOT_MISMATCH', 'SNAPSHOT_INVALID', 'SNAPSHOT_MISMATCH', 'SNAPSHOT_UNTRUSTED', 'SNAPSHOT_MISMATCH',
+    ]);
   });
 });
