@@ -47,7 +47,7 @@ async function open(dir: string): Promise<ProofDB> {
 /** A serving with `n` entries (checkpoint at the last), and the snapshot it serves, sessions of one client included. */
 async function source(n: number): Promise<{ a: ProofDB; index: number; data: Uint8Array; sessions: Uint8Array; fetch: FetchChunk }> {
   const a = await open(memberDir('a'));
-  for (let i = 1; i < n; i++) await a.put(`key-${i % 40}`, `a-${i}`, { logIndex: i });
+  for (let i = 1; i < n; i++) await a.put(`key-${i % 40}`, `a-${i}`, { logIndex: i, time: 1_000_000 + i });
   await a.checkpoint({ logIndex: n });
   const table = new SessionTable({ maxBytes: MAX_SESSION_BYTES });
   const d = table.apply({ index: 3, clientId: 'client-a', seq: 1, digest: new Uint8Array(32).fill(7), bytes: 100 });
@@ -102,13 +102,15 @@ describe('ProofDB.replaceFromSnapshot', () => {
     expect(td.decode((await b.get('key-1'))!)).toBe(td.decode((await a.get('key-1'))!));
     expect(await b.get('own')).toBeUndefined();
     expect(await codeOf(before.get('own'))).toBe('DATABASE_CLOSED');
-    // The engine goes on from the snapshot index, the durability hook still in place.
+    // The engine goes on from the snapshot index, the durability hook still in place, and commit
+    // times resume where A's are (a command with an earlier time gets the previous commit time).
     hooked.length = 0;
-    await b.put('after', 'x', { logIndex: index + 1 });
+    await b.put('after', 'x', { logIndex: index + 1, time: 5 });
     await b.checkpoint({ logIndex: index + 2 });
     expect(hooked).toContain(index + 2);
-    await a.put('after', 'x', { logIndex: index + 1 });
+    await a.put('after', 'x', { logIndex: index + 1, time: 5 });
     await a.checkpoint({ logIndex: index + 2 });
+    expect((await b.getWithVersion('after', 1))?.time).toBe((await a.getWithVersion('after', 1))?.time);
     expect(b.latestCheckpoint().checkpoint.masterRoot).toEqual(a.latestCheckpoint().checkpoint.masterRoot);
   });
 
