@@ -118,6 +118,7 @@ const ENGINE_MAP: Partial<Record<string, HttpCode>> = {
   // A diverged replica (docs/replication.md § Co-signing): clients go to another member.
   DIVERGED: 'UNAVAILABLE',
   DIRECTORY_LOCKED: 'UNAVAILABLE',
+  BUSY: 'UNAVAILABLE',
   SNAPSHOT_RELEASED: 'INTERNAL',
 };
 

@@ -182,6 +182,25 @@ export class Metrics {
     new Gauge({ name: 'proofkv_idempotency_clients', help: 'Clients the idempotency table remembers', registers, collect() { this.set(table.sessionCount); } });
   }
 
+  /**
+   * Exports the Raft snapshots of a member (`RaftWritePath.snapshotStats`) as
+   * `proofkv_raft_snapshots{event="recorded"|"installed"|"refused"}` and `proofkv_raft_snapshot_index`.
+   */
+  trackSnapshots(source: { snapshotStats(): { recorded: number; installed: number; refused: number; index: number } }): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'proofkv_raft_snapshots',
+      help: 'Raft snapshots recorded at certified checkpoints, installed from another member, and refused while installing, since start',
+      labelNames: ['event'],
+      registers,
+      collect() {
+        const s = source.snapshotStats();
+        for (const event of ['recorded', 'installed', 'refused'] as const) this.set({ event }, s[event]);
+      },
+    });
+    new Gauge({ name: 'proofkv_raft_snapshot_index', help: 'Log index of the latest Raft snapshot recorded or installed since start (0: none)', registers, collect() { this.set(source.snapshotStats().index); } });
+  }
+
   /** Times `f` into {@link checkpointDuration} under `trigger`, counting failures. */
   async timeCheckpoint<T>(trigger: string, f: () => Promise<T>): Promise<T> {
     const end = this.checkpointDuration.startTimer({ trigger });

@@ -27,6 +27,7 @@ import { limitsFor, type AppContext } from './context.js';
 import { Metrics } from './metrics.js';
 import { CheckpointNotes, type NoteOptions } from './notes.js';
 import { RaftWritePath } from './raft_write_path.js';
+import type { RaftSnapshotOptions, SnapshotEvent } from './raft_snapshot.js';
 import { memberOf, type ClusterConfig } from './cluster_config.js';
 import { majority } from './cli/cluster.js';
 import { describeDivergence } from '../src/replication/cosign.js';
@@ -71,6 +72,8 @@ export interface NodeOptions {
    * (docs/cluster.md). The node's `NODE_KEY` must be the member's key in the cluster file.
    */
   cluster?: { config: ClusterConfig; nodeId: number; secret: Uint8Array };
+  /** Log compaction margin and snapshot-install options of the Raft write path (`server/raft_snapshot.ts`). */
+  snapshots?: RaftSnapshotOptions;
 }
 
 /** The soft `RLIMIT_NOFILE` of this process (Linux `/proc/self/limits`), or undefined. */
@@ -235,6 +238,16 @@ export class ProofNode {
       // A cluster member's checkpoints are certified by a majority of the members' keys.
       const members = options.cluster?.config.members;
       const signerSet = members && { quorum: majority(members.length), members: members.map((m) => ({ id: m.id, publicKey: m.publicKey })) };
+      const snapshots: RaftSnapshotOptions = {
+        ...options.snapshots,
+        onEvent: (e: SnapshotEvent) => {
+          if (e.type === 'installed') log.info({ event: 'snapshot_installed', ...e }, `caught up by snapshot: installed the certified checkpoint at log index ${e.index} from member ${e.from}`);
+          else if (e.type === 'refused') log.warn({ event: 'snapshot_refused', ...e }, 'refused a snapshot; the leader sends it again');
+          else if (e.type === 'recorded') log.debug({ event: 'snapshot_recorded', ...e }, 'raft snapshot recorded at a certified checkpoint; log compacted behind it');
+          else log.warn({ event: 'snapshot_skipped', ...e }, 'no raft snapshot at this checkpoint');
+          options.snapshots?.onEvent?.(e);
+        },
+      };
       const wpOptions: LocalWritePathOptions = {
         ...(signerSet ? { signers: () => signerSet } : {}),
         proposeCosign: (cmd) => {
@@ -270,13 +283,14 @@ export class ProofNode {
           listen: { host: peerUrl.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(peerUrl.port || (peerUrl.protocol === 'https:' ? 443 : 80)) },
           peers: peers.filter((p) => p.id !== id),
         });
-        raftPath = await RaftWritePath.open(db, raftDir, { ...wpOptions, cluster: { id, peers, transport } });
+        raftPath = await RaftWritePath.open(db, raftDir, { ...wpOptions, snapshots, cluster: { id, peers, transport } });
         cosigner = raftPath;
       } else if (raft) {
-        raftPath = await RaftWritePath.open(db, raftDir, wpOptions);
+        raftPath = await RaftWritePath.open(db, raftDir, { ...wpOptions, snapshots });
       }
       const writePath: WritePath = raftPath ?? new LocalWritePath(db, wpOptions);
       metrics.trackIdempotency(writePath);
+      if (raftPath) metrics.trackSnapshots(raftPath);
       const ctx: AppContext = {
         db,
         writePath,

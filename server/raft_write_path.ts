@@ -21,6 +21,7 @@ import type { ProofDB } from '../src/index.js';
 import { ReplicationError, ReplicationGroup, SessionError, SessionErrorCode, SessionStore, type GroupStatus, type ReplicationGroupOptions, type PeerAddress, type Transport } from '../src/replication/index.js';
 import { HttpError } from './errors.js';
 import type { ReadConsistency } from './keys.js';
+import { RaftSnapshots, recoverInstalledSessions, type RaftSnapshotOptions, type SnapshotCounters } from './raft_snapshot.js';
 import { CommandApplier, MAX_SESSION_BYTES, isEngineFailure, type LocalWritePathOptions, type WriteCommand, type WriteOutcome, type WritePath } from './write_path.js';
 
 /** Options of {@link RaftWritePath.open}. */
@@ -46,6 +47,8 @@ export interface RaftWritePathOptions extends LocalWritePathOptions {
    * from its virtual clock.
    */
   now?: () => number;
+  /** Log compaction behind certified checkpoints and snapshot installs (`server/raft_snapshot.ts`). */
+  snapshots?: RaftSnapshotOptions;
 }
 
 /** What `/v1/status` and `proofkv cluster status` show of the group, as this member sees it. */
@@ -76,6 +79,7 @@ export class RaftWritePath implements WritePath {
     private readonly group: ReplicationGroup<WriteOutcome>,
     private readonly applier: CommandApplier,
     private readonly sessions: SessionStore,
+    private readonly snapshots: RaftSnapshots,
   ) {}
 
   /**
@@ -88,10 +92,11 @@ export class RaftWritePath implements WritePath {
       throw new Error(`the raft write path needs the database opened with writeAheadLog: 'external' (it is '${db.options.writeAheadLog}')`);
     }
     const durable = db.logIndex().durable;
+    const maxSessionBytes = options.maxSessionBytes ?? MAX_SESSION_BYTES;
     let group: ReplicationGroup<WriteOutcome> | undefined;
     const sessions = await SessionStore.open(path.join(dir, 'sessions'), {
       durableIndex: durable,
-      maxBytes: options.maxSessionBytes ?? MAX_SESSION_BYTES,
+      maxBytes: maxSessionBytes,
       maxPendingBytes: options.maxPendingSessionBytes,
       // Session inputs pile up while nothing is flushed (retries, failed conditions write
       // nothing): a checkpoint records an index, and its install folds them into the base.
@@ -99,15 +104,40 @@ export class RaftWritePath implements WritePath {
     });
     const applier = new CommandApplier(db, { ...options, sessions });
     db.beforeLogIndexDurable((index, recorded) => sessions.persist(index, recorded));
+    const snapshots = new RaftSnapshots(db, sessions, {
+      ...options.snapshots,
+      transport: options.cluster?.transport,
+      maxSessionBytes,
+      trust: () => {
+        const set = options.signers?.();
+        return set ? { publicKeys: set.members.map((m) => m.publicKey), quorum: set.quorum } : { publicKeys: [db.publicKey()], quorum: 1 };
+      },
+    });
+    // Entries replayed while the group opens are not recorded yet: the next checkpoint's are.
+    const record = (index: number, data: Uint8Array): Promise<void> => (group ? group.snapshotAt(index, data) : Promise.reject(new Error('the group is still opening')));
     try {
+      await recoverInstalledSessions(db, sessions);
       group = await ReplicationGroup.open<WriteOutcome>(dir, {
         appliedIndex: durable,
         tickMs: options.tickMs,
         ...options.group,
         ...(options.cluster ? { id: options.cluster.id, peers: options.cluster.peers, transport: options.cluster.transport } : {}),
-        stateMachine: { apply: (index, command) => applier.execute(decodeCommand(command), index), isFatal: isEngineFailure },
+        compactMargin: options.snapshots?.compactMargin,
+        // Snapshots are recorded at certified checkpoints (RaftSnapshots), never on a count.
+        snapshotEvery: 0,
+        stateMachine: {
+          apply: (index, command) => {
+            const cmd = decodeCommand(command);
+            const applied = applier.execute(cmd, index);
+            if (cmd.type === 'checkpoint' || cmd.type === 'cosign') void applied.then(() => snapshots.afterApply(index, cmd, record), () => undefined);
+            return applied;
+          },
+          isFatal: isEngineFailure,
+          snapshot: () => snapshots.snapshot(),
+          restore: (snap, from) => snapshots.restore(snap, from),
+        },
       });
-      return new RaftWritePath(db, group, applier, sessions);
+      return new RaftWritePath(db, group, applier, sessions, snapshots);
     } catch (err) {
       await sessions.close();
       throw err;
@@ -127,6 +157,11 @@ export class RaftWritePath implements WritePath {
   /** Estimated bytes of the session inputs kept since the stored base. */
   get sessionPendingBytes(): number {
     return this.sessions.pendingBytes;
+  }
+
+  /** Raft snapshots recorded at certified checkpoints and installed from other members. */
+  snapshotStats(): Readonly<SnapshotCounters> {
+    return this.snapshots.stats();
   }
 
   /** Number of clients the session table remembers. */
@@ -176,7 +211,11 @@ export class RaftWritePath implements WritePath {
 
   /** Proposes again this member's signature on its pending head when it is not in the log yet. */
   resumeCosign(): void {
-    this.applier.resumeCosign();
+    try {
+      this.applier.resumeCosign();
+    } catch {
+      // The engine is closed or installing a snapshot: the node's timer asks again.
+    }
   }
 
   /** True when this member leads the group (it alone proposes checkpoints). */

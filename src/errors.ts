@@ -29,6 +29,11 @@ export const ErrorCode = {
   DIVERGED: 'DIVERGED',
   /** The directory was written by a release before commit times; this one does not read it. */
   OUTDATED_FORMAT: 'OUTDATED_FORMAT',
+  /**
+   * The database cannot do that now because other work is in flight (e.g. replacing its state
+   * from a snapshot while an iterator is open); nothing changed, try again later.
+   */
+  BUSY: 'BUSY',
 } as const;
 /** One of {@link ErrorCode}. */
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -124,8 +129,8 @@ export class OutdatedFormatError extends ProofKVError {
 
 /** The database is closed, or was never opened. */
 export class DatabaseClosedError extends ProofKVError {
-  constructor() {
-    super(ErrorCode.DATABASE_CLOSED, 'database is closed');
+  constructor(message = 'database is closed') {
+    super(ErrorCode.DATABASE_CLOSED, message);
     this.name = 'DatabaseClosedError';
   }
 }

@@ -77,6 +77,7 @@ export function nodeRoutes(ctx: AppContext, openapi: () => Record<string, unknow
               commit: view.commit,
               applied: view.applied,
               firstIndex: view.firstIndex,
+              snapshotIndex: view.snapshotIndex,
               lastIndex: view.lastIndex,
               voters: view.voters,
               learners: view.learners,

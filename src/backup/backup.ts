@@ -216,7 +216,7 @@ export async function restoreDatabase(backupDir: string, dataDir: string, option
 }
 
 /** The largest commit time of a checkpoint's tables in `dir` (their `proofkv.max-time` properties). */
-function maxTimeOfTables(dir: string, stored: StoredCheckpoint): number {
+export function maxTimeOfTables(dir: string, stored: StoredCheckpoint): number {
   let max = 0;
   for (const [, meta] of stored.tables) {
     const name = files.table(meta.number);

@@ -186,6 +186,8 @@ export class DBCore {
   private flushing: Promise<void> | null = null;
   private pending: PendingCompaction | null = null;
   private readonly liveVersions = new Set<Version>();
+  /** Iterators not closed yet (`ProofDB.replaceFromSnapshot` waits for them). */
+  openIterators = 0;
   /** Table numbers being installed: renamed into place but not yet in the current version. */
   private readonly installing = new Set<number>();
   private jobCounter = 0;

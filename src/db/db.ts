@@ -186,15 +186,20 @@ type Bytes = Uint8Array | string;
 export class Snapshot {
   private released = false;
 
+  private readonly generation: number;
+
   /** @internal */
   constructor(
     private readonly db: ProofDB,
     /** The snapshot's sequence number. */
     readonly seq: number,
-  ) {}
+  ) {
+    this.generation = db._generation;
+  }
 
   private check(): void {
     if (this.released) throw new ProofKVError(ErrorCode.SNAPSHOT_RELEASED, 'snapshot was released');
+    this.db._checkGeneration(this.generation);
   }
 
   /** Latest value as of the snapshot; undefined if absent or deleted. */
@@ -236,12 +241,18 @@ export class ProofDB {
   private closing: Promise<void> | null = null;
   /** External-log mode: the latest log index a write or checkpoint was given (validation). */
   private lastLogIndex: number;
+  /** Set while {@link replaceFromSnapshot} has the engine closed: calls are refused meanwhile. */
+  private replacing: string | null = null;
+  /** The running {@link replaceFromSnapshot} ({@link close} waits for it). */
+  private replacement: Promise<unknown> | null = null;
+  /** Bumped by every {@link replaceFromSnapshot}: a {@link Snapshot} of an earlier state refuses reads. */
+  private generation = 0;
 
   private constructor(
-    private readonly core: DBCore,
-    private readonly pipeline: WritePipeline,
-    private readonly checkpointer: Checkpointer,
-    private readonly lock: DirLock,
+    private core: DBCore,
+    private pipeline: WritePipeline,
+    private checkpointer: Checkpointer,
+    private lock: DirLock,
     /** The options in force, defaults filled in. */
     readonly options: ResolvedOptions,
   ) {
@@ -258,6 +269,12 @@ export class ProofDB {
       throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, 'dir must be a non-empty string');
     }
     const opts = resolveOptions(options);
+    const parts = await ProofDB.openParts(dir, opts);
+    return new ProofDB(parts.core, parts.pipeline, parts.checkpointer, parts.lock, opts);
+  }
+
+  /** Takes the lock of `dir`, finishes a committed snapshot install, recovers and opens the engine. */
+  private static async openParts(dir: string, opts: ResolvedOptions): Promise<{ core: DBCore; pipeline: WritePipeline; checkpointer: Checkpointer; lock: DirLock }> {
     let lock: DirLock;
     try {
       if (!fs.existsSync(dir)) {
@@ -296,7 +313,7 @@ export class ProofDB {
       await core.waitForFlush();
       if (opts.writeAheadLog === 'journal') core.openJournal();
       else await openExternalLog(core, checkpointer);
-      return new ProofDB(core, new WritePipeline(core), checkpointer, lock, opts);
+      return { core, pipeline: new WritePipeline(core), checkpointer, lock };
     } catch (err) {
       if (checkpointer) await checkpointer.close().catch(() => undefined);
       if (core) await core.close().catch(() => undefined);
@@ -309,6 +326,18 @@ export class ProofDB {
 
   private checkOpen(): void {
     if (this.closed) throw new DatabaseClosedError();
+    if (this.replacing !== null) throw new DatabaseClosedError(this.replacing);
+  }
+
+  /** @internal Throws `DATABASE_CLOSED` when the state `generation` was read from has been replaced. */
+  _checkGeneration(generation: number): void {
+    this.checkOpen();
+    if (generation !== this.generation) throw new DatabaseClosedError('the database state this snapshot was taken of was replaced by a replication snapshot');
+  }
+
+  /** @internal The state generation ({@link replaceFromSnapshot} bumps it). */
+  get _generation(): number {
+    return this.generation;
   }
 
   private key(k: Bytes): Uint8Array {
@@ -880,11 +909,99 @@ export class ProofDB {
   }
 
   /**
+   * Replaces this database's whole state in place by a replication snapshot, keeping this object
+   * (the server's routes hold it). `install(dir, beforeCommit)` fetches and verifies the snapshot
+   * while the database keeps serving, then calls `beforeCommit` just before it replaces the files
+   * in `dir` (`installSnapshot` in `src/replication/snapshot.ts` does exactly that). `beforeCommit`
+   * refuses new calls (`DATABASE_CLOSED`, "installing a snapshot"), waits up to `drainMs` (default
+   * 5000) for queued writes and open iterators to finish — `BUSY` if they do not, and nothing
+   * changes — then closes the engine and releases the directory's lock. Whatever `install` does
+   * next, the engine is opened again from `dir` before this settles: on the new state when the
+   * install committed, on the old one otherwise. The hooks set with {@link beforeLogIndexDurable}
+   * and {@link onWriteFault} are kept; a {@link Snapshot} taken before refuses reads after it.
+   * If reopening fails the database is closed (`DATABASE_CLOSED`) and the error is thrown.
+   * Throws `BUSY` when a replacement is already running, `DATABASE_CLOSED` when closed.
+   */
+  async replaceFromSnapshot<T>(install: (dir: string, beforeCommit: () => Promise<void>) => Promise<T>, options: { drainMs?: number } = {}): Promise<T> {
+    this.checkOpen();
+    if (this.closing) throw new DatabaseClosedError();
+    if (this.replacement) throw new ProofKVError(ErrorCode.BUSY, 'a snapshot is already being installed');
+    let done!: () => void;
+    this.replacement = new Promise<void>((resolve) => (done = resolve));
+    try {
+      return await this.runReplacement(install, options);
+    } finally {
+      this.replacement = null;
+      done();
+    }
+  }
+
+  private async runReplacement<T>(install: (dir: string, beforeCommit: () => Promise<void>) => Promise<T>, options: { drainMs?: number }): Promise<T> {
+    const dir = this.core.dir;
+    const drainMs = options.drainMs ?? 5000;
+    let closedEngine = false;
+    const beforeCommit = async (): Promise<void> => {
+      if (this.closed) throw new DatabaseClosedError();
+      this.replacing = 'the database is installing a replication snapshot';
+      try {
+        const deadline = Date.now() + drainMs;
+        await this.pipeline.idle();
+        while (this.core.openIterators > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+        if (this.core.openIterators > 0) {
+          throw new ProofKVError(ErrorCode.BUSY, `${this.core.openIterators} iterators are still open after ${drainMs} ms: the snapshot is not installed`);
+        }
+        await this.pipeline.idle();
+      } catch (err) {
+        this.replacing = null;
+        throw err;
+      }
+      closedEngine = true;
+      try {
+        await this.checkpointer.close();
+        await this.core.close();
+      } finally {
+        this.lock.release();
+      }
+    };
+    try {
+      return await install(dir, beforeCommit);
+    } finally {
+      if (closedEngine) await this.reopen(dir);
+    }
+  }
+
+  /** Opens the engine again in `dir` after {@link replaceFromSnapshot} closed it, keeping the hooks. */
+  private async reopen(dir: string): Promise<void> {
+    const hook = this.core.beforeLogIndexDurable;
+    const faults = this.core.onFaultChange;
+    try {
+      const parts = await ProofDB.openParts(dir, { ...this.options, rotateKey: false, errorIfExists: false, createIfMissing: false });
+      parts.core.beforeLogIndexDurable = hook;
+      parts.core.onFaultChange = faults;
+      this.core = parts.core;
+      this.pipeline = parts.pipeline;
+      this.checkpointer = parts.checkpointer;
+      this.lock = parts.lock;
+      this.lastLogIndex = parts.core.logIndex;
+      this.generation++;
+      this.replacing = null;
+    } catch (err) {
+      this.closed = true;
+      this.closing = Promise.resolve();
+      this.replacing = null;
+      throw err;
+    }
+  }
+
+  /**
    * Waits for queued writes, a running flush and a running compaction (whose result is discarded),
    * then closes every file. The memtable is not flushed: the journal (in external-log mode, the
    * caller's log) holds it and the next open replays it. Idempotent.
    */
   async close(): Promise<void> {
+    if (this.closing) return this.closing;
+    // A running snapshot install reopens the engine first (or leaves it closed if that failed).
+    if (this.replacement) await this.replacement;
     if (this.closing) return this.closing;
     this.closed = true;
     this.closing = (async () => {

@@ -63,6 +63,7 @@ export class DBIterator implements AsyncIterableIterator<VersionEntry> {
     private readonly opts: IteratorOptions,
   ) {
     core.refVersion(rs.version);
+    core.openIterators++;
     const children: InternalIterator[] = [rs.mem.iterator()];
     if (rs.imm) children.push(rs.imm.iterator());
     for (const t of rs.version.levels[0]) children.push(core.tables.get(t.number).iterator());
@@ -230,6 +231,7 @@ export class DBIterator implements AsyncIterableIterator<VersionEntry> {
   close(): void {
     if (this.done) return;
     this.done = true;
+    this.core.openIterators--;
     this.core.unrefVersion(this.rs.version);
   }
 }

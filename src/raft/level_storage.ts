@@ -248,13 +248,19 @@ export class LevelStorage implements Storage {
     if (rd.hardState) this.mem.setHardState(rd.hardState);
   }
 
-  /** Records an application snapshot at `index` (synced). */
+  /**
+   * Records an application snapshot at `index` (synced), with a pending commit-only hard state in
+   * the same batch: a snapshot at `index` on disk needs a stored commit of at least `index`.
+   */
   async createSnapshot(index: number, confState: ConfState, data: Uint8Array): Promise<Snapshot> {
     const prev = this.mem.snapshot().metadata.index;
     if (index <= prev) throw new RaftError(RaftErrorCode.SnapOutOfDate, `snapshot ${index} not newer than ${prev}`);
     if (index > this.mem.lastIndex()) throw new RaftError(RaftErrorCode.Unavailable, `snapshot ${index} beyond last index ${this.mem.lastIndex()}`);
     const snap: Snapshot = { metadata: { index, term: this.mem.term(index), confState }, data };
-    await this.db.put(SNAP_KEY, encodeSnapshot(snap), { sync: true });
+    const ops: Batch = [{ type: 'put', key: SNAP_KEY, value: encodeSnapshot(snap) }];
+    if (this.pendingHard) ops.push({ type: 'put', key: HARD_KEY, value: encodeHardState(this.pendingHard) });
+    await this.db.batch(ops, { sync: true });
+    this.pendingHard = null;
     return this.mem.createSnapshot(index, confState, data);
   }
 

@@ -22,7 +22,7 @@ import { checkpointBytes, verifyCheckpoint, type Checkpoint, type HeadSignature,
 import { arrayOf, bytes, checkpointSchema, codec, hash, headSignatureSchema, logHeadSchema, MAX_SIGNATURES, refine, struct, uint, type Schema } from '../../proofs/encoding.js';
 import { equalBytes, toHex } from '../../proofs/bytes.js';
 import { computeMasterRoot, NUM_LEVELS, type TableDescriptor } from '../../proofs/lsm.js';
-import { verifyCheckpointFiles } from '../backup/backup.js';
+import { maxTimeOfTables, verifyCheckpointFiles } from '../backup/backup.js';
 import type { ProofDB } from '../db/db.js';
 import { lockDir } from '../db/lock.js';
 import { commitStagedSnapshot, sealStagedSnapshot, SNAPSHOT_STAGING_DIR, type InstallStep } from '../db/snapshot_install.js';
@@ -414,6 +414,9 @@ export async function installSnapshot(dataDir: string, descriptorBytes: Uint8Arr
     vs.nextTableNumber = Math.max(0, ...d.tables.map((t) => t.number)) + 1;
     vs.lastSeq = stored.checkpoint.seq;
     vs.flushedSeq = stored.checkpoint.seq;
+    // The checkpoint's tables hold every write up to it: commit times resume from their largest,
+    // as on the serving member (a later command with an earlier time gets that time).
+    vs.lastTime = maxTimeOfTables(staging, stored);
     vs.appliedIndex = d.index;
     vs.checkpointIndex = d.index;
     for (const [level, key] of stored.compactPointers ?? []) vs.pointers.set(level, key);

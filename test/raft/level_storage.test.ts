@@ -4,7 +4,7 @@
  * driven over it recovers its log and hard state after a restart.
  */
 
-import { mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
@@ -152,5 +152,24 @@ describe('LevelStorage', () => {
     await drive(rn, s, replayed);
     expect(replayed).toEqual(['x', 'y', 'z', 'w']);
     await s.close();
+  });
+});
+
+describe('LevelStorage.createSnapshot and a pending commit-only hard state', () => {
+  test('the snapshot is stored with the hard state that commits it (a crash copy reopens)', async () => {
+    const dir = await tempDir();
+    const s = await LevelStorage.open(dir, cs);
+    await s.save({ entries: [1, 2, 3, 4].map((i) => ent(i, 1)), hardState: { term: 1, vote: 1, commit: 1 } });
+    // Commit-only, unsynced: kept in memory until the next write.
+    await s.save({ entries: [], hardState: { term: 1, vote: 1, commit: 4 }, mustSync: false });
+    await s.createSnapshot(3, cs, Uint8Array.of(7));
+    // What a SIGKILL now leaves: the directory as it is, the store never closed.
+    const copy = await tempDir();
+    await cp(dir, copy, { recursive: true });
+    await s.close();
+    const r = await LevelStorage.open(copy);
+    expect(r.snapshot().metadata.index).toBe(3);
+    expect(r.initialState().hardState.commit).toBeGreaterThanOrEqual(3);
+    await r.close();
   });
 });

@@ -1,0 +1,246 @@
+/**
+ * The state machine's snapshot hooks of {@link RaftWritePath} (issue 10, requirement 6;
+ * docs/replication.md § Snapshots, "Wiring"): how the Raft log is compacted behind certified
+ * checkpoints, and how a member behind the leader's compacted log catches up by installing the
+ * leader's tables while its process keeps running.
+ *
+ * - **Capture.** When a `checkpoint` entry at log index i has been applied, the session table is
+ *   exported as of i (`SessionStore.export` only reaches back to the store's base, which later
+ *   flushes move past i, so it is captured now) and kept until a newer checkpoint is certified.
+ * - **Record and compact.** Once that checkpoint is certified (at once in a one-member group, when
+ *   a quorum's `cosign` entries are applied otherwise), its descriptor
+ *   (`snapshotDescriptor`: certificate, table list, `CHECKPOINTS` prefix, the captured session
+ *   table) is recorded as the Raft snapshot at i (`ReplicationGroup.snapshotAt`), and the log is
+ *   compacted behind it, keeping the group's `compactMargin` entries. Every certified checkpoint
+ *   is recorded: a member serves only the tables of its latest certified checkpoint, so the Raft
+ *   snapshot a leader sends must be that one.
+ * - **Serve.** The peer listener answers chunk reads with `readSnapshotChunk`.
+ * - **Restore.** A member sent a Raft snapshot validates the session table in it, fetches the
+ *   tables from the sender in ≤ 1 MiB chunks (`Transport.fetchSnapshotChunk`), and
+ *   `installSnapshot` checks them against the certified MasterRoot, with the signer set this
+ *   member knows as trust, before anything is replaced; the engine is swapped in place
+ *   (`ProofDB.replaceFromSnapshot`: the routes keep their `ProofDB`), then the session table is
+ *   imported. A failure leaves the old state and the group asks the leader again.
+ *   A crash between the engine install and the session import is repaired at the next open
+ *   ({@link recoverInstalledSessions}).
+ * @module
+ */
+import type { ProofDB } from '../src/index.js';
+import {
+  decodeSnapshotDescriptor, decodeTable, installSnapshot, readInstalledSnapshot, readSnapshotChunk, snapshotDescriptor,
+  SnapshotError, SnapshotErrorCode,
+  type FetchChunk, type RestoreSnapshot, type SessionStore, type SnapshotTrust, type Transport,
+} from '../src/replication/index.js';
+import type { WriteCommand } from './write_path.js';
+
+/** Options of the snapshot wiring (`RaftWritePathOptions.snapshots`). */
+export interface RaftSnapshotOptions {
+  /**
+   * Log entries kept behind a recorded snapshot, so that a member lagging by less catches up
+   * from the log (the group's `compactMargin`; default `DEFAULT_COMPACT_MARGIN`, 5000).
+   */
+  compactMargin?: number;
+  /**
+   * Reads a chunk of snapshot file `name` of the snapshot at `index` from member `from`; `next` is
+   * the default, the transport's `fetchSnapshotChunk`. Tests inject faults here.
+   */
+  fetchChunk?: (from: number, index: number, name: string, offset: number, length: number, next: ChunkFetcher) => Promise<Uint8Array>;
+  /** How long an install waits for open iterators before it is refused (`ProofDB.replaceFromSnapshot`; default 5000 ms). */
+  drainMs?: number;
+  /** Called for each snapshot event (the node logs them). */
+  onEvent?: (event: SnapshotEvent) => void;
+}
+
+/** Reads `length` bytes at `offset` of file `name` of the snapshot at `index` from member `from`. */
+export type ChunkFetcher = (from: number, index: number, name: string, offset: number, length: number) => Promise<Uint8Array>;
+
+/** What the wiring reports: a snapshot recorded (and the log compacted), installed, or refused. */
+export type SnapshotEvent =
+  | { type: 'recorded'; index: number; size: number }
+  | { type: 'installed'; index: number; from: number; tables: number; bytes: number }
+  | { type: 'refused'; index: number; from: number; code: string; message: string }
+  | { type: 'skipped'; index: number; message: string };
+
+/** Counters of {@link RaftSnapshots}. */
+export interface SnapshotCounters {
+  /** Raft snapshots recorded at certified checkpoints. */
+  recorded: number;
+  /** Snapshots installed from another member. */
+  installed: number;
+  /** Snapshots refused or failed while installing (the leader sends them again). */
+  refused: number;
+  /** Log index of the latest recorded or installed snapshot (0: none). */
+  index: number;
+}
+
+/** Session tables captured at checkpoints not yet recorded: the pending one and the latest certified. */
+const MAX_CAPTURED = 2;
+
+/** The snapshot hooks and the compaction behind certified checkpoints of one member. */
+export class RaftSnapshots {
+  /** Session tables exported as of checkpoint entries' indexes (at most {@link MAX_CAPTURED}, each bounded by the session budget). */
+  private readonly captured = new Map<number, Uint8Array>();
+  private latest: { index: number; data: Uint8Array } | undefined;
+  /** A snapshot is being recorded (one at a time); `again`: a newer one may be certified meanwhile. */
+  private recording = false;
+  private again = false;
+  private readonly counters: SnapshotCounters = { recorded: 0, installed: 0, refused: 0, index: 0 };
+
+  constructor(
+    private readonly db: ProofDB,
+    private readonly sessions: SessionStore,
+    private readonly options: RaftSnapshotOptions & {
+      /** Carries chunk reads both ways (absent in a one-member group: nothing is fetched). */
+      transport?: Transport;
+      /** The signers this member trusts: the certificate of an installed snapshot must meet them. */
+      trust: () => SnapshotTrust;
+      /** Byte budget of the session table (validates the table a snapshot carries). */
+      maxSessionBytes: number;
+    },
+  ) {
+    options.transport?.onSnapshotRead((index, name, offset, length) => readSnapshotChunk(db, index, name, offset, length));
+  }
+
+  /** What was recorded and installed so far. */
+  stats(): Readonly<SnapshotCounters> {
+    return { ...this.counters };
+  }
+
+  /**
+   * After entry `index` (`cmd`) was applied: captures the session table at a checkpoint, and
+   * records the latest certified checkpoint as the Raft snapshot through `record` once it is new.
+   */
+  afterApply(index: number, cmd: WriteCommand, record: (index: number, data: Uint8Array) => Promise<void>): void {
+    if (cmd.type === 'checkpoint') {
+      try {
+        this.captured.set(index, this.sessions.export(index));
+        for (const k of [...this.captured.keys()].sort((a, b) => a - b).slice(0, -MAX_CAPTURED)) this.captured.delete(k);
+      } catch (err) {
+        this.emit({ type: 'skipped', index, message: `session table not captured: ${(err as Error).message}` });
+      }
+    }
+    if (cmd.type === 'checkpoint' || cmd.type === 'cosign') this.recordCertified(record);
+  }
+
+  /** Records the latest certified checkpoint if it is new; one recording at a time, the newest next. */
+  private recordCertified(record: (index: number, data: Uint8Array) => Promise<void>): void {
+    if (this.recording) {
+      this.again = true;
+      return;
+    }
+    const d = this.certified();
+    if (!d) return;
+    this.recording = true;
+    const settle = (): void => {
+      this.recording = false;
+      if (this.again) {
+        this.again = false;
+        this.recordCertified(record);
+      }
+    };
+    record(d.index, d.data).then(
+      () => {
+        if (d.index > (this.latest?.index ?? 0)) {
+          this.latest = d;
+          for (const k of [...this.captured.keys()]) if (k < d.index) this.captured.delete(k);
+          this.counters.recorded++;
+          this.counters.index = Math.max(this.counters.index, d.index);
+          this.emit({ type: 'recorded', index: d.index, size: d.data.length });
+        }
+        settle();
+      },
+      (err: unknown) => {
+        // Tried again after the next checkpoint or cosign entry.
+        this.emit({ type: 'skipped', index: d.index, message: `not recorded: ${(err as Error).message}` });
+        settle();
+      },
+    );
+  }
+
+  /** The latest certified checkpoint's descriptor when it is newer than {@link latest} and its session table was captured. */
+  private certified(): { index: number; data: Uint8Array } | undefined {
+    let index: number | undefined;
+    try {
+      index = this.db.servedCheckpointRecord()?.appliedIndex;
+    } catch {
+      return undefined; // diverged, or closed: nothing is served, nothing is recorded
+    }
+    if (index === undefined || index <= (this.latest?.index ?? 0)) return undefined;
+    const sessions = this.captured.get(index);
+    if (!sessions) return undefined;
+    try {
+      return snapshotDescriptor(this.db, { index, sessions });
+    } catch (err) {
+      this.emit({ type: 'skipped', index, message: (err as Error).message });
+      return undefined;
+    }
+  }
+
+  /** `StateMachine.snapshot`: the latest certified checkpoint's descriptor (with its session table). */
+  snapshot(): { index: number; data: Uint8Array } | undefined {
+    return this.latest;
+  }
+
+  /**
+   * `StateMachine.restore`: installs `snap` fetched from member `from` (see the module comment).
+   * Rejects with a `SnapshotError` (or the session store's error) and changes nothing when the
+   * descriptor, its certificate, a chunk or the session table is refused.
+   */
+  async restore(snap: RestoreSnapshot, from: number): Promise<void> {
+    try {
+      const d = decodeSnapshotDescriptor(snap.data);
+      if (d.index !== snap.index) throw new SnapshotError(SnapshotErrorCode.Mismatch, `the descriptor is at log index ${d.index}, the Raft snapshot at ${snap.index}`);
+      if (!(from > 0)) throw new SnapshotError(SnapshotErrorCode.Unavailable, 'no member to fetch the snapshot from');
+      // The session table is checked before anything is replaced, so the import below cannot refuse it.
+      let asOf: number;
+      try {
+        asOf = decodeTable(d.sessions, { maxBytes: this.options.maxSessionBytes }).asOf;
+      } catch (err) {
+        throw new SnapshotError(SnapshotErrorCode.Invalid, `snapshot session table: ${(err as Error).message}`, { cause: err });
+      }
+      if (asOf !== d.index) throw new SnapshotError(SnapshotErrorCode.Mismatch, `the session table is as of ${asOf}, the snapshot at ${d.index}`);
+      const transport = this.options.transport;
+      if (!transport) throw new SnapshotError(SnapshotErrorCode.Unavailable, 'no transport to fetch the snapshot with');
+      const next: ChunkFetcher = (...a) => transport.fetchSnapshotChunk(...a);
+      const inject = this.options.fetchChunk;
+      const fetchChunk: FetchChunk = (name, offset, length) => (inject ? inject(from, snap.index, name, offset, length, next) : next(from, snap.index, name, offset, length));
+      const installed = await this.db.replaceFromSnapshot(
+        (dir, beforeCommit) => installSnapshot(dir, snap.data, fetchChunk, this.options.trust(), { beforeCommit }),
+        { drainMs: this.options.drainMs },
+      );
+      await this.sessions.import(installed.sessions);
+      this.captured.clear();
+      this.captured.set(installed.index, installed.sessions);
+      this.latest = { index: snap.index, data: snap.data };
+      this.counters.installed++;
+      this.counters.index = Math.max(this.counters.index, snap.index);
+      this.emit({ type: 'installed', index: snap.index, from, tables: installed.tables, bytes: installed.bytes });
+    } catch (err) {
+      this.counters.refused++;
+      const code = (err as { code?: unknown })?.code;
+      this.emit({ type: 'refused', index: snap.index, from, code: typeof code === 'string' ? code : 'ERROR', message: (err as Error).message });
+      throw err;
+    }
+  }
+
+  private emit(e: SnapshotEvent): void {
+    try {
+      this.options.onEvent?.(e);
+    } catch {
+      // a listener's failure is its own
+    }
+  }
+}
+
+/**
+ * At open, after a crash between a snapshot's engine install and its session import: when the
+ * engine's durable log index is the installed snapshot's, the session table is the snapshot's,
+ * so it is imported again (harmless when the import had happened: nothing after the snapshot is
+ * durable in the engine, and the group applies those entries again). Returns whether it imported.
+ */
+export async function recoverInstalledSessions(db: ProofDB, sessions: SessionStore): Promise<boolean> {
+  const installed = readInstalledSnapshot(db.location);
+  if (!installed || installed.index !== db.logIndex().durable) return false;
+  await sessions.import(installed.sessions);
+  return true;
+}
