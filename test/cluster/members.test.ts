@@ -73,6 +73,19 @@ describe('runtime membership: add, remove, replace', () => {
     }
   }
 
+  /** Waits (bounded) until member `id` serves a certified head of at least `size` checkpoints. */
+  async function servesHead(id: number, size: number): Promise<void> {
+    const until = Date.now() + 30_000;
+    let seen = 0;
+    while (Date.now() < until) {
+      const r = await fetch(`${cluster.member(id).url}/v1/checkpoints/latest`, { headers: { Accept: 'application/json' } }).catch(() => undefined);
+      seen = r?.ok ? ((await r.json()) as { head: { size: number } }).head.size : 0;
+      if (seen >= size) return;
+      await sleep(100);
+    }
+    throw new Error(`member ${id} serves a head of ${seen} checkpoints, not ${size}, after 30 s; member: ${JSON.stringify((await cluster.status(id))?.cluster)}`);
+  }
+
   const members = async (via: number) => (await admin(via, 'GET', '/v1/cluster/members')).members as Array<{ id: number; role: string; publicKey: string }>;
 
   /** The raw proof of `key` from every member in `ids`, once they all serve the same certified head (bounded). */
@@ -103,6 +116,14 @@ describe('runtime membership: add, remove, replace', () => {
     const leader = await cluster.leader();
     // A member not in the file yet is refused and nothing changes.
     await expect(adminRequest(cluster.member(leader).url, 'POST', '/v1/cluster/members', undefined, { id: 4, clientUrl: m4.clientUrl, peerUrl: m4.clientUrl, publicKey: hex(m4.publicKey) })).rejects.toMatchObject({ code: 'MEMBERSHIP_CONFLICT' });
+    // Malformed requests are refused and change nothing.
+    const url = cluster.member(leader).url;
+    const good = { id: 4, clientUrl: m4.clientUrl, peerUrl: m4.peerUrl, publicKey: hex(m4.publicKey) };
+    for (const bad of [{ ...good, publicKey: 'zz' }, { ...good, id: 0 }, { ...good, clientUrl: 'ftp://x:1' }, { ...good, extra: 1 }]) {
+      await expect(adminRequest(url, 'POST', '/v1/cluster/members', undefined, bad)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    }
+    await expect(adminRequest(url, 'POST', '/v1/cluster/members/4/promote', undefined)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(adminRequest(url, 'DELETE', '/v1/cluster/members/x1', undefined)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     expect((await members(leader)).map((m) => m.id)).toEqual([1, 2, 3]);
     // Learner, catch-up, promotion (the CLI's add-member).
     const v = await addMemberRemote(cluster.member(leader).url, m4, undefined, 60_000);
@@ -123,6 +144,7 @@ describe('runtime membership: add, remove, replace', () => {
     expect(proofs[0]).toMatch(/^[A-Za-z0-9_-]+$/);
     expect(new Set(proofs).size).toBe(1);
     // A client that knows only the new member and the original keys verifies its proofs.
+    await servesHead(4, cp.head.size);
     const only4 = clientOf([4]);
     const got = await only4.verifiedGet(te.encode('a/77'));
     expect(got.value && td.decode(got.value)).toBe('v77');
@@ -192,7 +214,12 @@ describe('runtime membership: add, remove, replace', () => {
     expect(cp.signerSet?.members.filter((m) => originalKeys.some((k) => hex(k) === hex(m.publicKey)))).toHaveLength(1);
     // A new client is given the current members' keys.
     const only5 = clientOf([5], cp.signerSet!.members.map((m) => m.publicKey));
-    const got = await only5.verifiedGet(te.encode('c/1'));
+    await servesHead(5, cp.head.size);
+    const got = await only5.verifiedGet(te.encode('c/1')).catch(async (err: unknown) => {
+      // What the member says of itself, to tell a lagging member from a stuck one.
+      const put = await fetch(`${cluster.member(5).url}/v1/kv/probe`, { method: 'PUT', body: 'x', headers: { 'Content-Type': 'application/octet-stream' } });
+      throw new Error(`${(err as Error).message}; member 5: ${JSON.stringify((await cluster.status(5))?.cluster)}; PUT: ${put.status} ${await put.text()}`);
+    });
     expect(got.value && td.decode(got.value)).toBe('replaced');
     const old1 = await only5.verifiedGet(te.encode('a/3'));
     expect(old1.value && td.decode(old1.value)).toBe('v3');
