@@ -10,7 +10,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProofKVClient, type VerifiedCheckpoint } from '../../client-sdk/index.js';
-import { addMemberRemote, adminRequest } from '../../server/cli/cluster.js';
+import { addMemberRemote, adminRequest, clusterStatus } from '../../server/cli/cluster.js';
 import { freePortRange } from '../../scripts/local_cluster.js';
 import { ProcessCluster } from './harness.js';
 
@@ -225,5 +225,18 @@ describe('runtime membership: add, remove, replace', () => {
     expect(old1.value && td.decode(old1.value)).toBe('v3');
     const proofs = await sameProofs(now, 'c%2F1');
     expect(new Set(proofs).size).toBe(1);
+    // `proofkv cluster status`: every member's role, term, leader, indexes and certified head.
+    const lines = await clusterStatus(now.map((id) => cluster.member(id).url), undefined);
+    expect(lines.map((l) => l.id)).toEqual(now);
+    const lead = await cluster.leader();
+    for (const l of lines) {
+      expect(l.error).toBeUndefined();
+      expect(l.role).toBe(l.id === lead ? 'leader' : 'follower');
+      expect(l.leader).toBe(lead);
+      expect(l.applied).toBeGreaterThan(0);
+      expect(l.checkpointSize).toBeGreaterThanOrEqual(cp.head.size);
+      expect(l.checkpointRoot).toMatch(/^[0-9a-f]{16}$/);
+      expect(l.divergence).toBeUndefined();
+    }
   }, 240_000);
 });
