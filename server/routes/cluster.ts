@@ -128,9 +128,9 @@ export function clusterRoutes(ctx: AppContext): RouteDef[] {
       parameters: [idParam],
       responses: { '204': { description: 'Removed' }, ...errors(400, 401, 403, 404, 409, 503) },
     },
-    async handler(_req, res) {
+    async handler(req, res) {
       queryOf(res).only([]);
-      const id = pathId(_req);
+      const id = pathId(req);
       await mapped(() => membership().remove(id));
       res.status(204).end();
     },
