@@ -7,6 +7,7 @@
  *   npm run bench:cluster                    # 3000 single-client PUTs, 20000 PUTs and 20000 GETs at 100 in flight, 3 reps
  *   npm run bench:cluster -- --quick         # 1000 / 5000 / 5000, 1 rep
  *   npm run bench:cluster -- --systems etcd  # one system only (proofkv, etcd, etcd-gateway)
+ *   npm run bench:cluster -- --systems proofkv --nodes 1   # a one-member ProofKV cluster: what replication costs
  *
  * Rows: PUT with one client (latency p50/p99, throughput), PUT with 100 in flight (throughput,
  * p50/p99), linearizable GET with 100 in flight (throughput, p50/p99). Printed: both systems,
@@ -25,7 +26,7 @@ import { fmtNum, fmtSpread, loadAvg, machineInfo, numArg, parseArgs, printTable,
 
 const args = parseArgs(process.argv.slice(2));
 if (args.has('help')) {
-  console.log('usage: tsx bench/cluster.ts [--quick] [--reps 3] [--systems proofkv,etcd,etcd-gateway] [--seq N] [--conc-n N] [--get-n N] [--concurrency 100] [--value-bytes 100] [--phase-seconds 120] [--keep]');
+  console.log('usage: tsx bench/cluster.ts [--quick] [--reps 3] [--systems proofkv,etcd,etcd-gateway] [--nodes 3] [--seq N] [--conc-n N] [--get-n N] [--concurrency 100] [--value-bytes 100] [--phase-seconds 120] [--keep]');
   process.exit(0);
 }
 const P: LoadParams = loadParamsOf(args);
@@ -34,15 +35,18 @@ const ALL: readonly LoadSystem[] = ['proofkv', 'etcd', 'etcd-gateway'];
 const SYSTEMS = String(args.get('systems') ?? ALL.join(',')).split(',') as LoadSystem[];
 for (const s of SYSTEMS) if (!ALL.includes(s)) throw new Error(`--systems: unknown system ${s} (${ALL.join(', ')})`);
 const KEEP = args.has('keep');
+/** ProofKV members (etcd always has 3): `--nodes 1` shows what replication itself costs. */
+const NODES = numArg(args, 'nodes', 3);
+if (NODES < 1 || NODES > 7) throw new Error('--nodes must be 1 .. 7');
 
 type System = LoadSystem;
 
-/** Lays out a 3-node cluster on free loopback ports, starts it, runs the load, stops it. */
+/** Lays out a `--nodes` cluster on free loopback ports, starts it, runs the load, stops it. */
 async function measureProofKV(loadgen: string, p: LoadParams): Promise<PhaseResult[]> {
   const dir = tempDir('proofkv-bench-cluster-');
   try {
-    const base = await freePortRange(6);
-    const { config } = initCluster({ nodes: 3, dir, clientPort: base, peerPort: base + 3 });
+    const base = await freePortRange(2 * NODES);
+    const { config } = initCluster({ nodes: NODES, dir, clientPort: base, peerPort: base + NODES });
     const cluster = await startMembers(dir, config, { serveArgs: ['--log-level', 'warn'] });
     try {
       return await runLoadgen(loadgen, 'proofkv', cluster.members.map((m) => m.url), p);
@@ -57,12 +61,12 @@ async function measureProofKV(loadgen: string, p: LoadParams): Promise<PhaseResu
 }
 
 async function main(): Promise<void> {
-  console.log('bench/cluster.ts: 3-node ProofKV vs 3-member etcd on loopback, same load generator');
+  console.log(`bench/cluster.ts: ${NODES}-node ProofKV vs 3-member etcd on loopback, same load generator`);
   for (const l of machineInfo()) console.log(`  ${l}`);
   console.log(
     `  single client: ${P.seq} PUTs; ${P.concurrency} in flight: ${P.concN} PUTs, ${P.getN} linearizable GETs; value ${P.valueBytes} bytes; ${REPS} rep(s); systems ${SYSTEMS.join(', ')}`,
   );
-  console.log('  client: bench/loadgen (Go) — ProofKV: net/http keep-alive, requests spread over the 3 members; etcd: clientv3 (gRPC, round-robin over the 3 members); (info) etcd JSON gateway: the same net/http client as ProofKV');
+  console.log('  client: bench/loadgen (Go) — ProofKV: net/http keep-alive, requests spread over the members; etcd: clientv3 (gRPC, round-robin over the 3 members); (info) etcd JSON gateway: the same net/http client as ProofKV');
   console.log(`  load average before: ${loadAvg()}`);
   const work = tempDir('proofkv-bench-loadgen-');
   const results = new Map<System, PhaseResult[][]>();
@@ -126,12 +130,12 @@ async function main(): Promise<void> {
   row(`linearizable GET, ${P.concurrency} in flight: latency p99`, 'get100', (r) => r.p99Us, 'µs', true);
   console.log('');
   const v = etcdVersion ? ` ${etcdVersion.replace(/^etcd Version: /, '')}` : '';
-  printTable(['row', 'ProofKV, 3 nodes (HTTP)', `etcd${v}, 3 members (clientv3)`, 'ProofKV advantage (goal ≥ 2x)', `(info) etcd${v} via JSON gateway`, '(info) advantage'], rows);
+  printTable(['row', `ProofKV, ${NODES} node${NODES === 1 ? '' : 's'} (HTTP)`, `etcd${v}, 3 members (clientv3)`, 'ProofKV advantage (goal ≥ 2x)', `(info) etcd${v} via JSON gateway`, '(info) advantage'], rows);
   console.log(
     `\n(medians of ${REPS} rep(s), [min–max]; advantage = ProofKV/etcd for throughput, etcd/ProofKV for latency: > 1.00x means ProofKV is better; ` +
       'the goal is against etcd with its own client; the gateway columns show etcd behind an HTTP/1.1 JSON client like ProofKV\'s)',
   );
-  const errors = [...results].flatMap(([sys, runs]) => runs.flat().filter((r) => r.errors > 0).map((r) => `${sys} ${r.phase}: ${fmtNum(r.errors)} errors (first: ${r.firstError})`));
+  const errors = [...results].flatMap(([sys, runs]) => runs.flat().filter((r) => r.errors > 0).map((r) => `${sys} ${r.phase}: ${r.errors} errors (first: ${r.firstError})`));
   for (const e of errors) console.log(`errors: ${e}`);
   for (const [sys, msg] of failures) console.log(`${sys} could not run: ${msg.split('\n')[0]}`);
   console.log(`load average after each run: ${loads.join(' | ')}`);

@@ -11,7 +11,7 @@
  * | call | proves |
  * |---|---|
  * | `verifiedGet(k, { version })` | the newest entry of `k` at or below `version` (or the latest) at the checkpoint — value or tombstone — or that there is none |
- * | `verifiedHistory(k, { minVersion, maxVersion })` | these are all versions of `k` in the range, none omitted or added (page by page, each page proven) |
+ * | `verifiedHistory(k, { minVersion, maxVersion, since, until })` | these are all versions of `k` in the range (committed in [since, until] when given), none omitted or added (page by page, each page proven) |
  * | `verifiedScan({ prefix } \| { start, end }, { limit, includeTombstones })` | page by page: these are exactly the keys live in the range at the checkpoint, each with its newest version and value, none omitted or added; each page complete up to its proven cursor |
  * | `verifiedPut(k, v, { version })` / `verifiedDelete(k)` | this request's write is in a certified checkpoint: the entry (k, version, seq) holds exactly this value (or a tombstone), its seq is above the trusted checkpoint's before sending (no older write qualifies), its version is the asked one; and whether it is the newest version there (`newest`, else `newer`) |
  * | `checkpoint()` | the latest checkpoint is signed by a quorum, is the last leaf of its head, links to its predecessor, and that head extends the trusted one |
@@ -28,6 +28,8 @@ import type { Checkpoint, LogHead } from '../proofs/checkpoint.js';
 import type { SignerSet } from '../proofs/signer_set.js';
 import type { KeyRotation } from '../proofs/rotation.js';
 import { Reason, VerificationError } from '../proofs/errors.js';
+import { inTimeWindow, windowHistory } from '../proofs/lsm_time.js';
+import { timeWindowOf, type TimeRange } from './time.js';
 import { asBytes, fromBase64Url, keyPath, toBase64Url, type BytesLike } from './bytes.js';
 import { ClientReason, ProofKVClientError, ProofKVHttpError, verificationFailure } from './errors.js';
 import { MemoryStateStore, type StateStore } from './state.js';
@@ -260,6 +262,7 @@ function sameEntry(a: Entry, b: Entry): boolean {
     equalBytes(a.key, b.key) &&
     a.version === b.version &&
     a.seq === b.seq &&
+    a.time === b.time &&
     a.kind === b.kind &&
     (a.kind === 'delete' || equalBytes(a.value, b.value))
   );
@@ -393,13 +396,14 @@ export class ProofKVClient {
   }
 
   /** One page of the versions of `key` in [minVersion, maxVersion], oldest first. Not verified. */
-  async history(key: BytesLike, options: { minVersion?: number; maxVersion?: number; limit?: number; cursor?: string } = {}): Promise<HistoryPage> {
+  async history(key: BytesLike, options: { minVersion?: number; maxVersion?: number; limit?: number; cursor?: string } & TimeRange = {}): Promise<HistoryPage> {
     const k = asBytes(key, 'key');
     checkVersion(options.minVersion, 'minVersion', 0);
     checkVersion(options.maxVersion, 'maxVersion', 0);
+    const w = timeWindowOf(options);
     const r = await this.transport.request({
       method: 'GET',
-      path: this.kvPath(k, '/history', { min: options.minVersion, max: options.maxVersion, limit: options.limit, cursor: options.cursor }),
+      path: this.kvPath(k, '/history', { min: options.minVersion, max: options.maxVersion, limit: options.limit, cursor: options.cursor, since: w.since, until: w.until }),
       kind: 'page',
     });
     const o = obj(r.body, 'history');
@@ -633,10 +637,12 @@ export class ProofKVClient {
    * (`nextMinVersion`) until the range is covered. The server's plain `entries` must agree with
    * each proof.
    */
-  async verifiedHistory(key: BytesLike, options: { minVersion?: number; maxVersion?: number } = {}): Promise<VerifiedHistoryResult> {
+  async verifiedHistory(key: BytesLike, options: { minVersion?: number; maxVersion?: number } & TimeRange = {}): Promise<VerifiedHistoryResult> {
     const k = asBytes(key, 'key');
     checkVersion(options.minVersion, 'minVersion', 0);
     checkVersion(options.maxVersion, 'maxVersion', 0);
+    const window = timeWindowOf(options);
+    const timed = window.since !== undefined || window.until !== undefined;
     const minVersion = options.minVersion ?? 0;
     const maxVersion = options.maxVersion ?? MAX_VERSION;
     if (minVersion > maxVersion) throw new RangeError(`minVersion ${minVersion} exceeds maxVersion ${maxVersion}`);
@@ -645,27 +651,38 @@ export class ProofKVClient {
     let min = minVersion;
     for (;;) {
       const sent = await this.trust.trustedHead();
-      const body = await this.verifiedRequest<unknown>({ method: 'GET', path: this.kvPath(k, '/history', { min, max: maxVersion, limit, proof: true, edges: this.edges || undefined }), kind: 'page' });
+      const body = await this.verifiedRequest<unknown>({
+        method: 'GET',
+        path: this.kvPath(k, '/history', { min, max: maxVersion, limit, since: window.since, until: window.until, proof: true, edges: this.edges || undefined }),
+        kind: 'page',
+      });
       const lo = min;
-      // The server may shrink a page to its byte budget; it echoes the limit its proof is for.
-      const { proof, claimed, pageLimit } = await decoding(() => {
+      // The server may shrink a page to its byte budget; it echoes the limit its proof is for. With a
+      // time window it may start the page above `lo`, at a version it proves older than `since`.
+      const { proof, claimed, pageLimit, served } = await decoding(() => {
         const o = obj(body, 'history');
         const p: HistoryProof = historyProofCodec.decode(b64(o, 'proof', 'history'));
         if (!Array.isArray(o.entries)) throw new MalformedResponse('history.entries is not a list');
         const c = o.entries.map((e, i) => parseEntry(e, `entries[${i}]`));
-        if ((o.minVersion !== undefined && o.minVersion !== lo) || (o.maxVersion !== undefined && o.maxVersion !== maxVersion)) {
+        const servedMin = timed && o.minVersion !== undefined ? uint(o, 'minVersion', 'history') : lo;
+        if ((!timed && o.minVersion !== undefined && o.minVersion !== lo) || servedMin < lo || servedMin > maxVersion || (o.maxVersion !== undefined && o.maxVersion !== maxVersion)) {
           verificationFailure(ClientReason.RESPONSE_MISMATCH, `history page for [${String(o.minVersion)}, ${String(o.maxVersion)}], asked [${lo}, ${maxVersion}]`);
         }
-        return { proof: p, claimed: c, pageLimit: o.limit !== undefined ? uint(o, 'limit', 'history') : limit };
+        return { proof: p, claimed: c, pageLimit: o.limit !== undefined ? uint(o, 'limit', 'history') : limit, served: servedMin };
       });
       if (pageLimit < 1 || pageLimit > limit) verificationFailure(ClientReason.RESPONSE_MISMATCH, `history page limit ${pageLimit}, asked at most ${limit}`);
       let facts: HistoryFacts | undefined;
+      let complete = false;
       const { head, signatures, checkpoint, signers } = proof.certificate;
       const cosignatures = (body as { cosignatures?: unknown }).cosignatures;
       const accepted = await this.trust.acceptAnswer({ head, signatures, checkpoint, sent, cosignatures, signers }, this.ctx, (policy) => {
-        const res = verifyHistoryProof(proof, { key: k, minVersion: lo, maxVersion, limit: pageLimit, edges: this.edges }, { trust: policy });
+        const res = verifyHistoryProof(proof, { key: k, minVersion: served, maxVersion, limit: pageLimit, edges: this.edges }, { trust: policy });
         check(res);
-        const proven = (res as HistoryFacts).entries;
+        // With a time window: the page's ends proven outside it (§8.12), and only its versions kept.
+        const win = timed ? windowHistory(res as HistoryFacts, lo, served, window) : undefined;
+        if (win) check(win);
+        const proven = win && win.ok ? win.entries : (res as HistoryFacts).entries;
+        if (win && win.ok) complete = win.complete;
         if (claimed.length !== proven.length) {
           verificationFailure(ClientReason.RESPONSE_MISMATCH, `server listed ${claimed.length} entries, the proof proves ${proven.length}`);
         }
@@ -678,8 +695,8 @@ export class ProofKVClient {
         facts = res as HistoryFacts;
       });
       const f = facts!;
-      entries.push(...f.entries.map((e) => ({ ...e })));
-      if (f.nextMinVersion === undefined) return { entries, minVersion, maxVersion, checkpoint: f.checkpoint, head: f.head, witnesses: accepted.witnesses };
+      entries.push(...f.entries.filter((e) => !timed || inTimeWindow(e.time, window)).map((e) => ({ ...e })));
+      if (f.nextMinVersion === undefined || complete) return { entries, minVersion, maxVersion, checkpoint: f.checkpoint, head: f.head, witnesses: accepted.witnesses };
       if (f.nextMinVersion <= min) verificationFailure(Reason.HISTORY_BOUND, `history does not advance past version ${min}`);
       min = f.nextMinVersion;
     }
@@ -695,7 +712,7 @@ export class ProofKVClient {
    * with `cursor`. The server's plain `items` must agree with each proof. Each page may be at a
    * newer checkpoint than the one before (a scan is not a snapshot across pages).
    */
-  async *verifiedScan(range: ScanRange = {}, options: { limit?: number; includeTombstones?: boolean; cursor?: string } = {}): AsyncGenerator<VerifiedScanPage> {
+  async *verifiedScan(range: ScanRange = {}, options: { limit?: number; includeTombstones?: boolean; cursor?: string } & TimeRange = {}): AsyncGenerator<VerifiedScanPage> {
     const r = range as { prefix?: BytesLike; start?: BytesLike; end?: BytesLike };
     if (r.prefix !== undefined && (r.start !== undefined || r.end !== undefined)) throw new TypeError('give prefix, or start and end, not both');
     const prefix = r.prefix === undefined ? undefined : asBytes(r.prefix, 'prefix');
@@ -706,9 +723,12 @@ export class ProofKVClient {
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new RangeError('limit must be an integer in [1, 1000]');
     const tombstones = options.includeTombstones === true;
     let cursor = options.cursor === undefined ? undefined : fromCursor(options.cursor);
+    // A time window keeps the keys whose newest version was committed in it: the page proves every
+    // key of its range with its newest version and time, so the filtered page is complete too.
+    const window = timeWindowOf(options);
     for (;;) {
       const page = await this.verifiedScanPage(start, cursor, end, limit, tombstones);
-      yield page;
+      yield window.since === undefined && window.until === undefined ? page : { ...page, entries: page.entries.filter((e) => inTimeWindow(e.time, window)) };
       if (page.cursor === undefined) return;
       cursor = fromCursor(page.cursor);
     }
@@ -839,12 +859,13 @@ export class ProofKVClient {
       const fail: (why: string) => never = (why) => verificationFailure(ClientReason.WRITE_NOT_PROVEN, `${want.kind} of version ${w.version} seq ${w.seq} not proven ${where}: ${why}`);
       if (!e || e.version !== w.version) fail(`the proven entry at or below version ${w.version} is ${describe(e)}`);
       if (e.seq !== w.seq) fail(`the proven entry has seq ${e.seq}`);
+      if (e.time !== w.time) fail(`the proven entry has commit time ${e.time}, the server answered ${w.time}`);
       if (e.kind !== want.kind || (want.kind === 'put' && !equalBytes(e.value, want.value))) fail(`the proven entry is ${describe(e)}, not this ${want.kind}`);
       if (e.seq <= baselineSeq) fail(`the proven entry's seq ${e.seq} is not above the baseline checkpoint seq ${baselineSeq}: an older write, not this request's`);
       if (want.kind === 'put' && want.version !== undefined && e.version !== want.version) fail(`version ${e.version}, asked ${want.version}`);
       const n = latest.entry;
       if (!n || n.version < e.version) fail(`the latest proof at the same checkpoint shows ${describe(n)}`);
-      const out: VerifiedPutResult = { kind: want.kind, version: e.version, seq: e.seq, checkpoint: at.checkpoint, head: at.head, baselineSeq, newest: true };
+      const out: VerifiedPutResult = { kind: want.kind, version: e.version, seq: e.seq, time: e.time, checkpoint: at.checkpoint, head: at.head, baselineSeq, newest: true };
       if (n.version !== e.version) {
         out.newest = false;
         out.newer = { version: n.version, seq: n.seq, kind: n.kind };

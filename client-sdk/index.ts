@@ -53,6 +53,7 @@ export {
   type ResponseKind,
 } from './transport.js';
 export { MalformedResponse, type Entry, type WriteResult, type SignedCheckpoint } from './wire.js';
+export { parseTimeText, toTimeMs, timeWindowOf, type TimeLike, type TimeRange } from './time.js';
 export { toBase64Url, fromBase64Url, utf8OrUndefined, type BytesLike } from './bytes.js';
 export { parsePublicKey, decodeText, encodeText, PUBLIC_KEY_BYTES, TEXT_ENCODINGS, type TextEncoding } from './keys.js';
 export { getProofBundle, historyProofBundle, verifyProofBundle, type ProofBundle, type BundleFacts, type HeadRelation } from './bundle.js';

@@ -22,6 +22,8 @@ export interface Entry {
   key: Uint8Array;
   version: number;
   seq: number;
+  /** Commit time, ms since the epoch (docs/proofs.md §1.1); `new Date(time)` gives the instant. */
+  time: number;
   kind: 'put' | 'delete';
   /** The value; empty for a tombstone. */
   value: Uint8Array;
@@ -33,6 +35,8 @@ export interface WriteResult {
   version: number;
   /** Its global sequence number. */
   seq: number;
+  /** Its commit time, ms since the epoch. */
+  time: number;
 }
 
 /** A checkpoint with the log head that ends with it and the head's signatures, as the server sends it. */
@@ -80,16 +84,16 @@ export function b64List(o: Obj, k: string, what: string): Uint8Array[] {
 /** A write result `{ version, seq }`. */
 export function parseWrite(v: unknown, what = 'write result'): WriteResult {
   const o = obj(v, what);
-  return { version: uint(o, 'version', what), seq: uint(o, 'seq', what) };
+  return { version: uint(o, 'version', what), seq: uint(o, 'seq', what), time: uint(o, 'time', what) };
 }
 
-/** An entry `{ key, version, seq, kind?, value? }`; `kind` defaults to `put`, a tombstone's value to empty. */
+/** An entry `{ key, version, seq, time, kind?, value? }`; `kind` defaults to `put`, a tombstone's value to empty. */
 export function parseEntry(v: unknown, what = 'entry'): Entry {
   const o = obj(v, what);
   const kind = o.kind === undefined ? 'put' : o.kind;
   if (kind !== 'put' && kind !== 'delete') throw new MalformedResponse(`${what}.kind is ${String(o.kind)}`);
   const value = o.value === undefined && kind === 'delete' ? new Uint8Array(0) : b64(o, 'value', what);
-  return { key: b64(o, 'key', what), version: uint(o, 'version', what), seq: uint(o, 'seq', what), kind, value };
+  return { key: b64(o, 'key', what), version: uint(o, 'version', what), seq: uint(o, 'seq', what), time: uint(o, 'time', what), kind, value };
 }
 
 /** A checkpoint `{ index, seq, masterRoot, prevCheckpointHash?, time?, signerSetHash? }` (the last two: v2). */

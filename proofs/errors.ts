@@ -80,6 +80,13 @@ export const Reason = {
    * `smallest` / `largest` (a signed key range that lies about the table's contents).
    */
   RANGE_MISMATCH: 'RANGE_MISMATCH',
+  /** A key's proven versions have commit times that decrease as the version grows. */
+  TIME_ORDER: 'TIME_ORDER',
+  /**
+   * A time-window history page skips versions below it without proving them older than `since`
+   * (its first entry must be committed before `since`), or starts below the asked version.
+   */
+  TIME_BOUNDARY: 'TIME_BOUNDARY',
 
   // --- scan proofs ---------------------------------------------------------------------------
   /**

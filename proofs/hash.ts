@@ -7,7 +7,7 @@
  *
  * ```
  * valueHash   = H(0x19 || value)
- * entryLeaf   = H(0x10 || u32 keyLen || key || u64 version || u64 seq || u8 kind || valueHash[32])
+ * entryLeaf   = H(0x10 || u32 keyLen || key || u64 version || u64 seq || u64 time || u8 kind || valueHash[32])
  * entryNode   = H(0x11 || left[32] || right[32])          inner node of a data block's tree
  * blockRoot   = H(0x12 || u32 entryCount || entryTreeRoot[32])
  * blockNode   = H(0x13 || left[32] || right[32])          inner node of a table's tree of block roots
@@ -56,7 +56,7 @@ export const HASH_LEN = 32;
 
 /**
  * Longest key whose entry-leaf message a {@link Hasher} builds in its reused buffer (longer keys
- * get a fresh buffer): the buffer is 54 + this many bytes per hasher.
+ * get a fresh buffer): the buffer is 62 + this many bytes per hasher.
  */
 export const LEAF_SCRATCH_KEY_LEN = 1024;
 
@@ -65,6 +65,8 @@ export interface LeafFields {
   key: Uint8Array;
   version: number;
   seq: number;
+  /** Commit time, ms since the epoch. */
+  time: number;
   kind: Kind;
   valueHash: Uint8Array;
 }
@@ -77,7 +79,7 @@ export class Hasher {
   /** Message buffer of {@link node}, reused: every inner node hashes exactly 65 bytes. */
   private readonly nodeBuf = new Uint8Array(1 + 2 * HASH_LEN);
   /** Message buffer of {@link entryLeaf} for keys up to {@link LEAF_SCRATCH_KEY_LEN} bytes, reused. */
-  private readonly leafBuf = new Uint8Array(1 + 4 + LEAF_SCRATCH_KEY_LEN + 8 + 8 + 1 + HASH_LEN);
+  private readonly leafBuf = new Uint8Array(1 + 4 + LEAF_SCRATCH_KEY_LEN + 8 + 8 + 8 + 1 + HASH_LEN);
 
   constructor(readonly sha256: Sha256) {}
 
@@ -89,9 +91,9 @@ export class Hasher {
     return this.sha256(buf);
   }
 
-  /** The leaf of one entry: `H(0x10 || u32 keyLen || key || u64 version || u64 seq || u8 kind || valueHash)`. */
-  entryLeaf(key: Uint8Array, version: number, seq: number, kind: Kind, valueHash: Uint8Array): Uint8Array {
-    const len = 1 + 4 + key.length + 8 + 8 + 1 + HASH_LEN;
+  /** The leaf of one entry: `H(0x10 || u32 keyLen || key || u64 version || u64 seq || u64 time || u8 kind || valueHash)`. */
+  entryLeaf(key: Uint8Array, version: number, seq: number, time: number, kind: Kind, valueHash: Uint8Array): Uint8Array {
+    const len = 1 + 4 + key.length + 8 + 8 + 8 + 1 + HASH_LEN;
     const buf = key.length <= LEAF_SCRATCH_KEY_LEN ? this.leafBuf.subarray(0, len) : new Uint8Array(len);
     buf[0] = Domain.ENTRY_LEAF;
     writeU32BE(buf, 1, key.length);
@@ -99,8 +101,9 @@ export class Hasher {
     let off = 5 + key.length;
     writeU64BE(buf, off, version);
     writeU64BE(buf, off + 8, seq);
-    buf[off + 16] = kind;
-    off += 17;
+    writeU64BE(buf, off + 16, time);
+    buf[off + 24] = kind;
+    off += 25;
     buf.set(valueHash, off);
     return this.sha256(buf);
   }

@@ -61,6 +61,7 @@ export {
   type WindowBlock,
 } from './lsm_proof.js';
 export * from './lsm_scan.js';
+export * from './lsm_time.js';
 export { multiproofSize, rootFromMultiproof } from './multiproof.js';
 export * from './lsm_encoding.js';
 export * from './note.js';

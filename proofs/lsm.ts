@@ -26,6 +26,8 @@ export interface EntryLeaf {
   key: Uint8Array;
   version: number;
   seq: number;
+  /** Commit time, ms since the epoch (u64 in the leaf, after seq). */
+  time: number;
   kind: Kind;
   /** `valueHash(value)`; the value itself travels only where it is an answer. */
   valueHash: Uint8Array;

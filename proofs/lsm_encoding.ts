@@ -26,7 +26,7 @@ const internalKey = bytes({ min: 17, max: MAX_KEY_LEN + 16 });
 const value = bytes({ min: 0, max: MAX_VALUE_LEN });
 
 /** Schema of {@link EntryLeaf}. */
-export const entryLeafSchema: Schema<EntryLeaf> = struct<EntryLeaf>({ key: userKey, version: uint, seq: uint, kind, valueHash: hash });
+export const entryLeafSchema: Schema<EntryLeaf> = struct<EntryLeaf>({ key: userKey, version: uint, seq: uint, time: uint, kind, valueHash: hash });
 /** Schema of {@link TableDescriptor}. */
 export const descriptorSchema: Schema<TableDescriptor> = refine(
   struct<TableDescriptor>({

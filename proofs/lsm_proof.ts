@@ -25,6 +25,7 @@
  * lengths from the level counts and the query — are checked before any signature or hash.
  * @module
  */
+import { checkTimeOrder } from './lsm_time.js';
 import { compareBytes, equalBytes } from './bytes.js';
 import {
   checkCheckpoint,
@@ -137,6 +138,8 @@ export interface ProvenEntry {
   key: Uint8Array;
   version: number;
   seq: number;
+  /** Commit time (ms since the epoch), as the entry leaf commits to it. */
+  time: number;
   kind: 'put' | 'delete';
   /** The value (empty for a tombstone). */
   value: Uint8Array;
@@ -271,11 +274,11 @@ function evaluateWindow(hasher: Hasher, w: TableWindow, d: TableDescriptor): Ver
     }
     const leaves: Uint8Array[] = [];
     for (const e of b.entries) {
-      if (!(e.key instanceof Uint8Array) || !isUint(e.version) || !isUint(e.seq) || !isHash(e.valueHash)) {
+      if (!(e.key instanceof Uint8Array) || !isUint(e.version) || !isUint(e.seq) || !isUint(e.time) || !isHash(e.valueHash)) {
         return fail(Reason.MALFORMED_INPUT, 'malformed entry');
       }
       if (e.kind !== Kind.PUT && e.kind !== Kind.DELETE) return fail(Reason.MALFORMED_INPUT, `entry kind ${_describe(e.kind)}`);
-      leaves.push(hasher.entryLeaf(e.key, e.version, e.seq, e.kind, e.valueHash));
+      leaves.push(hasher.entryLeaf(e.key, e.version, e.seq, e.time, e.kind, e.valueHash));
       entries.push(e);
     }
     const r = rootFromTreeRange(hasher, Domain.ENTRY_NODE, b.offset, b.entryCount, leaves, b.proof);
@@ -591,7 +594,7 @@ function windowsByTable(body: LsmProofBody): Verified<{ map: Map<number, TableWi
 }
 
 function proven(e: EntryLeaf, value: Uint8Array): ProvenEntry {
-  return { key: e.key, version: e.version, seq: e.seq, kind: e.kind === Kind.DELETE ? 'delete' : 'put', value };
+  return { key: e.key, version: e.version, seq: e.seq, time: e.time, kind: e.kind === Kind.DELETE ? 'delete' : 'put', value };
 }
 
 /** The proven entries with their values: one value per entry, in order, each hashing to its entry's valueHash. */
@@ -749,6 +752,9 @@ export function verifyHistoryProof(proof: HistoryProof, query: HistoryQuery, exp
     }
     const withValues = provenWithValues(hasher, found, proof.values);
     if (!withValues.ok) return withValues;
+    // One key's commit times never decrease with its version (§1.1).
+    const order = checkTimeOrder(withValues.entries);
+    if (!order.ok) return order;
     return {
       ok: true,
       checkpoint: front.checkpoint,

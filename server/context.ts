@@ -99,11 +99,21 @@ export function entryWire(e: VersionEntry, withKey = true): { [k: string]: Wire 
   if (withKey) out.key = e.key;
   out.version = e.version;
   out.seq = e.seq;
+  Object.assign(out, timeWire(e.time));
   out.kind = e.kind;
   out.value = e.value;
   const text = e.kind === 'put' ? utf8OrUndefined(e.value) : undefined;
   if (text !== undefined) out.valueUtf8 = text;
   return out;
+}
+
+/**
+ * A commit time on the wire (docs/http-api.md § Commit times): `time` in ms since the epoch and
+ * `timeIso`, the same instant in ISO 8601 UTC with milliseconds.
+ */
+export function timeWire(ms: number): { time: number; timeIso?: string } {
+  // JavaScript dates end at 8.64e15 ms (year 275760); later times (u64 allows them) have no ISO form.
+  return ms <= 8.64e15 ? { time: ms, timeIso: new Date(ms).toISOString() } : { time: ms };
 }
 
 /**

@@ -13,6 +13,7 @@
  * it cannot decode.
  * @module
  */
+import { parseTimeText } from '../client-sdk/time.js';
 import type { NextFunction, Request, Response } from 'express';
 import { fromBase64Url, toBase64Url } from './codec.js';
 import { HttpError } from './errors.js';
@@ -132,6 +133,18 @@ export class Query {
    * Integer parameter `name` in `min .. max`, or `def` when absent. Only plain decimal digits are
    * accepted; anything else is `400 code`.
    */
+  /**
+   * A time parameter: ms since the epoch (decimal digits) or an ISO 8601 date-time (`2026-11-29`,
+   * `2026-11-29T10:00:00Z`, `…+02:00`; without a zone: UTC). `400 INVALID_ARGUMENT` otherwise.
+   */
+  time(name: string): number | undefined {
+    const v = this.text(name);
+    if (v === undefined) return undefined;
+    const ms = parseTimeText(v);
+    if (ms === undefined) throw new HttpError('INVALID_ARGUMENT', `${name} must be ms since the epoch or an ISO 8601 date-time`);
+    return ms;
+  }
+
   int(name: string, min: number, max: number, def: number | undefined, code: 'INVALID_ARGUMENT' | 'INVALID_VERSION' = 'INVALID_ARGUMENT'): number | undefined {
     const v = this.raw.get(name);
     if (v === undefined) return def;
@@ -213,3 +226,4 @@ export function canonicalKeyPath(req: Request, res: Response, next: NextFunction
     next(err);
   }
 }
+

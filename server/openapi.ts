@@ -88,7 +88,16 @@ const SCHEMAS: Record<string, Record<string, unknown>> = {
       index: { ...u53, description: 'CONDITION_FAILED: position of the failed operation in its batch (0 for a single write)' },
     },
   },
-  WriteResult: { type: 'object', required: ['version', 'seq'], properties: { version: u53, seq: u53 } },
+  WriteResult: {
+    type: 'object',
+    required: ['version', 'seq', 'time'],
+    properties: {
+      version: u53,
+      seq: u53,
+      time: { ...u53, description: 'Commit time, ms since the Unix epoch (docs/http-api.md § Commit times)' },
+      timeIso: { type: 'string', format: 'date-time', description: 'The commit time in ISO 8601 UTC' },
+    },
+  },
   PutBody: {
     type: 'object',
     description: 'Exactly one of `value` and `valueUtf8`',
@@ -120,11 +129,13 @@ const SCHEMAS: Record<string, Record<string, unknown>> = {
   BatchResult: { type: 'object', required: ['results'], properties: { results: { type: 'array', items: ref('WriteResult') } } },
   Entry: {
     type: 'object',
-    required: ['key', 'version', 'seq', 'kind', 'value'],
+    required: ['key', 'version', 'seq', 'time', 'kind', 'value'],
     properties: {
       key: ref('Bytes'),
       version: u53,
       seq: u53,
+      time: { ...u53, description: 'Commit time, ms since the Unix epoch; committed in the entry leaf' },
+      timeIso: { type: 'string', format: 'date-time', description: 'The commit time in ISO 8601 UTC' },
       kind: { type: 'string', enum: ['put', 'delete'] },
       value: ref('Bytes'),
       valueUtf8: { type: 'string', description: 'JSON only, when the value is valid UTF-8' },

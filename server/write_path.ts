@@ -67,16 +67,22 @@ export type WriteCommand = (
   | { type: 'delete'; key: Uint8Array; ifVersion?: number }
   | ({ type: 'append'; key: Uint8Array; value: Uint8Array } & CommandCondition)
   | { type: 'batch'; ops: BatchCommandOp[] }
-  /**
-   * A checkpoint; `time` (ms) is stamped by the proposer (the leader's timer, or the local write
-   * path), never read at apply: the checkpoint records `max(time, previous checkpoint's time)`.
-   */
-  | { type: 'checkpoint'; time?: number }
+  /** A checkpoint (its `time` is the command's, below: the leader's timer or a request). */
+  | { type: 'checkpoint' }
   /** A member's signature on the checkpoint-log head it computed (docs/replication.md § Co-signing). */
   | CosignCommand
   /** A change of the member registry (docs/replication.md § Membership); a Raft group only. */
   | MemberCommand
-) & { session?: Session };
+) & {
+  session?: Session;
+  /**
+   * Time (ms since the epoch) stamped by the node that proposes the command (the routes and the
+   * leader's checkpoint timer: `Date.now()`), never read at apply: a write's commit time is
+   * `max(time, previous commit time)`, a checkpoint's `max(time, previous checkpoint's time)`.
+   * Not part of the request digest.
+   */
+  time?: number;
+};
 
 /** What a command did. `replayed` is true when a retry got the remembered outcome. */
 export type WriteOutcome = (
@@ -394,7 +400,7 @@ export class CommandApplier {
   }
 
   private async apply(cmd: WriteCommand, logIndex?: number): Promise<WriteOutcome> {
-    const wo = { ...(this.options.sync === undefined ? {} : { sync: this.options.sync }), ...(logIndex === undefined ? {} : { logIndex }) };
+    const wo = { ...(this.options.sync === undefined ? {} : { sync: this.options.sync }), ...(logIndex === undefined ? {} : { logIndex }), ...(cmd.time === undefined ? {} : { time: cmd.time }) };
     switch (cmd.type) {
       case 'put': {
         const o = { ...wo, ...conditionOf(cmd) };

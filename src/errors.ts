@@ -27,6 +27,8 @@ export const ErrorCode = {
    * until an operator replaces its data.
    */
   DIVERGED: 'DIVERGED',
+  /** The directory was written by a release before commit times; this one does not read it. */
+  OUTDATED_FORMAT: 'OUTDATED_FORMAT',
 } as const;
 /** One of {@link ErrorCode}. */
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -98,6 +100,25 @@ export class CorruptionError extends ProofKVError {
   ) {
     super(ErrorCode.CORRUPTION, `corruption in ${file}${offset === undefined ? '' : ` at offset ${offset}`}: ${detail}`);
     this.name = 'CorruptionError';
+  }
+}
+
+/**
+ * The directory (a table, a journal, or the manifest) was written before commit times existed
+ * (table format 1, journal tags 0x10/0x11, a manifest without `lastTime`). It is refused, not
+ * migrated: export its records with the release that wrote it and import them into a new
+ * directory (docs/storage.md § Commit times).
+ */
+export class OutdatedFormatError extends ProofKVError {
+  constructor(
+    readonly file: string,
+    detail: string,
+  ) {
+    super(
+      ErrorCode.OUTDATED_FORMAT,
+      `${file} ${detail}: it was written before commit times; export it with the release that wrote it and import into a new directory`,
+    );
+    this.name = 'OutdatedFormatError';
   }
 }
 

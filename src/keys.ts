@@ -23,8 +23,40 @@ export interface Entry {
   key: Uint8Array;
   version: number;
   seq: number;
+  /** Commit time, ms since the epoch (docs/engine.md § Commit times). */
+  time: number;
   kind: Kind;
   value: Uint8Array;
+}
+
+/**
+ * Bytes of the commit time in front of every stored value. Memtables and tables store a record's
+ * value as `u64 time BE || value` (docs/storage.md §7.5): the time travels with the value through
+ * flushes and compactions untouched, and the block hasher reads it from there for the entry leaf.
+ */
+export const TIME_LEN = 8;
+/** Largest commit time (the field is a u64; JS numbers cap it at 2^53 - 1). */
+export const MAX_TIME = Number.MAX_SAFE_INTEGER;
+
+/** The stored form of a value: `u64 time BE || value`. */
+export function encodeStoredValue(time: number, value: Uint8Array): Uint8Array {
+  const out = new Uint8Array(TIME_LEN + value.length);
+  writeU64BE(out, 0, time);
+  out.set(value, TIME_LEN);
+  return out;
+}
+
+/** The commit time of a stored value (see {@link TIME_LEN}); throws RangeError when it is too short. */
+export function storedTime(stored: Uint8Array): number {
+  if (stored.length < TIME_LEN) throw new RangeError(`stored value of ${stored.length} bytes has no commit time`);
+  const t = readU64BE(stored, 0);
+  if (t === undefined) throw new RangeError('stored commit time exceeds 2^53 - 1');
+  return t;
+}
+
+/** The user value of a stored value (a view). */
+export function storedUserValue(stored: Uint8Array): Uint8Array {
+  return stored.subarray(TIME_LEN);
 }
 
 /** Encodes an internal key. */

@@ -8,6 +8,7 @@
  * answered with an error, `null` when the CLI itself, the network or a verification failed.
  * @module
  */
+import { parseTimeText } from '../../client-sdk/time.js';
 import { homedir } from 'node:os';
 import { createWriteStream } from 'node:fs';
 import { readFile, rename, rm } from 'node:fs/promises';
@@ -232,12 +233,25 @@ export async function writeFileAtomic(file: string, bytes: Uint8Array | string, 
 
 /** An entry as `--json` prints it: bytes base64url, plus `valueUtf8` when the value is text. */
 export function entryJson(e: Entry, withValue = true): Record<string, unknown> {
-  const out: Record<string, unknown> = { key: toBase64Url(e.key), version: e.version, seq: e.seq, kind: e.kind };
+  const out: Record<string, unknown> = { key: toBase64Url(e.key), version: e.version, seq: e.seq, time: e.time, timeIso: isoTime(e.time), kind: e.kind };
   if (!withValue) return { ...out, valueBytes: e.value.length };
   out.value = toBase64Url(e.value);
   const text = e.kind === 'put' ? encodeText(e.value, 'utf8') : undefined;
   if (text !== undefined) out.valueUtf8 = text;
   return out;
+}
+
+/** A commit time (ms) as ISO 8601 UTC; the ms as text when the date is out of JavaScript's range. */
+export function isoTime(ms: number): string {
+  return ms <= 8.64e15 ? new Date(ms).toISOString() : `${ms} ms`;
+}
+
+/** `--since` / `--until`: ms since the epoch or ISO 8601; `USAGE` otherwise. */
+export function timeOption(v: string | undefined, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  const ms = parseTimeText(v);
+  if (ms === undefined) throw new CliError('USAGE', `${flag} must be ms since the epoch or an ISO 8601 date-time (e.g. 2026-11-29T10:00:00Z)`);
+  return ms;
 }
 
 /** A log head as `--json` prints it. */

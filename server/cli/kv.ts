@@ -13,6 +13,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { MAX_VERSION, ProofKVClient, type Entry, type VerifiedGetResult, type WriteCondition } from '../../client-sdk/index.js';
+import { inTimeWindow } from '../../proofs/lsm_time.js';
 import type { LogHead } from '../../proofs/checkpoint.js';
 import {
   CLIENT_EXIT,
@@ -20,6 +21,8 @@ import {
   clientOf,
   decode,
   entryJson,
+  isoTime,
+  timeOption,
   headJson,
   intOption,
   keyArg,
@@ -230,6 +233,7 @@ function registerGet(program: Command): void {
         const meta: Array<[string, string]> = [
           ['version', String(entry.version)],
           ['seq', String(entry.seq)],
+          ['committed', `${isoTime(entry.time)} (${entry.time} ms)`],
         ];
         if (o.out !== undefined) {
           if (entry.kind === 'delete') throw new CliError('NOT_FOUND', `version ${entry.version} is a delete: no value to write to ${o.out}`);
@@ -259,29 +263,36 @@ function registerDelHistory(program: Command): void {
   withCommon(program.command('history <key>').description('versions of a key, oldest first, proven complete by default'))
     .option('--min <n>', 'lowest version (inclusive)')
     .option('--max <n>', 'highest version (inclusive)')
+    .option('--since <time>', 'only versions committed at or after this time (ms since the epoch or ISO 8601)')
+    .option('--until <time>', 'only versions committed at or before this time (ms since the epoch or ISO 8601)')
     .option('--no-verify', 'plain history without proofs')
     .action(
-      run(async (key: string, o: CommonOptions & { min?: string; max?: string; verify: boolean }) => {
+      run(async (key: string, o: CommonOptions & { min?: string; max?: string; since?: string; until?: string; verify: boolean }) => {
         const k = keyArg(key, o.keyEncoding);
         const minVersion = versionOption(o.min, '--min');
         const maxVersion = versionOption(o.max, '--max');
+        const since = timeOption(o.since, '--since');
+        const until = timeOption(o.until, '--until');
+        if (since !== undefined && until !== undefined && since > until) throw new CliError('USAGE', '--since is after --until');
         const c = clientOf(o);
         let entries: Entry[];
         let proven: { checkpoint: { index: number; seq: number }; head: LogHead } | undefined;
         if (o.verify) {
-          const r = await c.verifiedHistory(k, { minVersion, maxVersion });
+          const r = await c.verifiedHistory(k, { minVersion, maxVersion, since, until });
           entries = r.entries;
           proven = r;
         } else {
           entries = [];
           let cursor: string | undefined;
           do {
-            const page = await c.history(k, { minVersion, maxVersion, limit: 1000, cursor });
+            const page = await c.history(k, { minVersion, maxVersion, limit: 1000, cursor, since, until });
             entries.push(...page.entries);
             cursor = page.cursor;
           } while (cursor !== undefined);
         }
-        const lines = entries.map((e) => `${String(e.version).padStart(6)}  seq ${String(e.seq).padEnd(8)} ${e.kind === 'delete' ? '(deleted)' : show(e.value, o.valueEncoding)}`);
+        const lines = entries.map(
+          (e) => `${String(e.version).padStart(6)}  seq ${String(e.seq).padEnd(8)} ${isoTime(e.time)}  ${e.kind === 'delete' ? '(deleted)' : show(e.value, o.valueEncoding)}`,
+        );
         if (entries.length === 0) lines.push(`${show(k, o.keyEncoding)}: no versions in range`);
         lines.push(proven ? `verified complete as of checkpoint ${proven.checkpoint.index} (seq ${proven.checkpoint.seq}, log size ${proven.head.size})` : 'not verified (--no-verify)');
         print(
@@ -307,9 +318,13 @@ function registerScan(program: Command): void {
     .option('--end <key>', 'upper bound, exclusive')
     .option('--limit <n>', 'at most this many items (default: all)')
     .option('--include-tombstones', 'also list keys whose newest version is a delete (verified scans only)')
+    .option('--since <time>', 'only keys whose newest version was committed at or after this time (ms or ISO 8601)')
+    .option('--until <time>', 'only keys whose newest version was committed at or before this time (ms or ISO 8601)')
     .option('--no-verify', 'plain scan of the latest values without proofs')
     .action(
-      run(async (o: CommonOptions & { prefix?: string; start?: string; end?: string; limit?: string; includeTombstones?: boolean; verify: boolean }) => {
+      run(async (o: CommonOptions & { prefix?: string; start?: string; end?: string; limit?: string; includeTombstones?: boolean; since?: string; until?: string; verify: boolean }) => {
+        const window = { since: timeOption(o.since, '--since'), until: timeOption(o.until, '--until') };
+        if (window.since !== undefined && window.until !== undefined && window.since > window.until) throw new CliError('USAGE', '--since is after --until');
         const bound = (v: string | undefined, what: string) => (v === undefined ? undefined : decode(v, o.keyEncoding, what, '--key-encoding'));
         const prefix = bound(o.prefix, '--prefix');
         const start = bound(o.start, '--start');
@@ -323,9 +338,15 @@ function registerScan(program: Command): void {
           const out: string[] = [];
           for (const e of items) {
             if (limit !== undefined && n >= limit) break;
+            // The window applies to each key's newest version (a proven page shows every key's, so this stays complete).
+            if (!inTimeWindow(e.time, window)) continue;
             n++;
             const value = e.kind === 'delete' ? '(deleted)' : show(e.value, o.valueEncoding);
-            out.push(o.json ? JSON.stringify({ ...entryJson(e), verified: verified !== false, ...(verified ? { checkpoint: verified } : {}) }) : `${show(e.key, o.keyEncoding)}  ${value}  (version ${e.version}, seq ${e.seq})`);
+            out.push(
+              o.json
+                ? JSON.stringify({ ...entryJson(e), verified: verified !== false, ...(verified ? { checkpoint: verified } : {}) })
+                : `${show(e.key, o.keyEncoding)}  ${value}  (version ${e.version}, seq ${e.seq}, ${isoTime(e.time)})`,
+            );
           }
           if (out.length > 0) process.stdout.write(`${out.join('\n')}\n`);
         };

@@ -21,7 +21,7 @@ import {
   versionField,
   type Wire,
 } from '../codec.js';
-import { entryWire, sessionOf, type AppContext } from '../context.js';
+import { entryWire, sessionOf, timeWire, type AppContext } from '../context.js';
 import { HttpError } from '../errors.js';
 import { checkKeySize, keyOf, queryOf } from '../keys.js';
 import { body, consistencyParam, errors, jsonCbor, keyEncodingParam, keyParam, ok, queryParam, sessionParams } from '../openapi.js';
@@ -38,7 +38,7 @@ export const MAX_SCAN_LIMIT = 1000;
 
 const writeResult = (o: WriteOutcome): Wire => {
   if (o.type !== 'put' && o.type !== 'delete' && o.type !== 'append') throw new Error('unexpected outcome');
-  return { version: o.result.version, seq: o.result.seq };
+  return { version: o.result.version, seq: o.result.seq, ...timeWire(o.result.time) };
 };
 
 const CONDITION_DOC =
@@ -138,7 +138,7 @@ export function kvRoutes(ctx: AppContext): RouteDef[] {
         if (version !== undefined && version !== n) throw new HttpError('INVALID_VERSION', `version ${n} in the body differs from version ${version} in the query`);
         version = n;
       }
-      await proposeOne(req, res, { type: 'put', key, value, version, ...condition, session: sessionOf(req) });
+      await proposeOne(req, res, { type: 'put', key, value, version, ...condition, session: sessionOf(req), time: Date.now() });
     },
   };
 
@@ -203,7 +203,7 @@ export function kvRoutes(ctx: AppContext): RouteDef[] {
       const q = queryOf(res);
       q.only(['keyEncoding', 'ifVersion']);
       const key = keyOf(res);
-      await proposeOne(req, res, { type: 'delete', key, ...queryCondition(q, false), session: sessionOf(req) });
+      await proposeOne(req, res, { type: 'delete', key, ...queryCondition(q, false), session: sessionOf(req), time: Date.now() });
     },
   };
 
@@ -229,7 +229,7 @@ export function kvRoutes(ctx: AppContext): RouteDef[] {
       const key = keyOf(res);
       const condition = queryCondition(q, true);
       const { value } = valueBody(req, []);
-      await proposeOne(req, res, { type: 'append', key, value, ...condition, session: sessionOf(req) });
+      await proposeOne(req, res, { type: 'append', key, value, ...condition, session: sessionOf(req), time: Date.now() });
     },
   };
 
@@ -281,10 +281,10 @@ export function kvRoutes(ctx: AppContext): RouteDef[] {
         return v === undefined ? { op: 'put', key, value, ...condition } : { op: 'put', key, value, version: versionField(v, `${at}.version`), ...condition };
       });
       await yieldToEventLoop();
-      const outcome = await writePath.propose({ type: 'batch', ops, session: sessionOf(req) });
+      const outcome = await writePath.propose({ type: 'batch', ops, session: sessionOf(req), time: Date.now() });
       if (outcome.type !== 'batch') throw new Error('unexpected outcome');
       if (outcome.replayed) res.setHeader('ProofKV-Replayed', 'true');
-      send(req, res, { results: outcome.results.map((r) => ({ version: r.version, seq: r.seq })) });
+      send(req, res, { results: outcome.results.map((r) => ({ version: r.version, seq: r.seq, ...timeWire(r.time) })) });
     },
   };
 

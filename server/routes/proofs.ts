@@ -6,7 +6,9 @@
  * @module
  */
 import { getProofCodec, historyProofCodec, scanProofCodec } from '../../proofs/lsm_encoding.js';
+import { inTimeWindow, type TimeWindow } from '../../proofs/lsm_time.js';
 import { MAX_VERSION } from '../../src/keys.js';
+import type { ProofDB } from '../../src/index.js';
 import type { Request, Response } from 'express';
 import { fromBase64Url, send, toBase64Url, type Wire } from '../codec.js';
 import { entryWire, type AppContext } from '../context.js';
@@ -124,6 +126,8 @@ export function proofRoutes(ctx: AppContext): RouteDef[] {
         queryParam('max', 'Highest version, inclusive (default 2^53-1)', { type: 'integer', minimum: 0 }),
         queryParam('limit', `Entries per page, 1 .. ${MAX_HISTORY_LIMIT} (default 100)`, { type: 'integer', minimum: 1, maximum: MAX_HISTORY_LIMIT }),
         queryParam('cursor', 'The `nextCursor` of the previous page', { type: 'string' }),
+        queryParam('since', 'Only versions committed at or after this time: ms since the epoch or ISO 8601 (docs/http-api.md § Commit times)', { type: 'string' }),
+        queryParam('until', 'Only versions committed at or before this time: ms since the epoch or ISO 8601', { type: 'string' }),
         queryParam('proof', 'Include a history proof', { type: 'boolean' }),
         queryParam('checkpoint', 'With proof: checkpoint index; only the latest is served', { type: 'integer', minimum: 0 }),
         queryParam('edges', 'With proof: also prove the first or last entry of every consulted table that does not cover the key (edge proofs, docs/proofs.md §8.12); verify with `edges: true`', { type: 'boolean' }),
@@ -133,7 +137,7 @@ export function proofRoutes(ctx: AppContext): RouteDef[] {
     },
     async handler(req, res) {
       const q = queryOf(res);
-      q.only(['min', 'max', 'limit', 'cursor', 'proof', 'checkpoint', 'edges', 'keyEncoding', 'consistency']);
+      q.only(['min', 'max', 'limit', 'cursor', 'since', 'until', 'proof', 'checkpoint', 'edges', 'keyEncoding', 'consistency']);
       const key = keyOf(res);
       let min = q.int('min', 0, MAX_VERSION, 0, 'INVALID_VERSION')!;
       const max = q.int('max', 0, MAX_VERSION, MAX_VERSION, 'INVALID_VERSION')!;
@@ -145,6 +149,11 @@ export function proofRoutes(ctx: AppContext): RouteDef[] {
       if (checkpoint !== undefined && !withProof) throw new HttpError('INVALID_ARGUMENT', 'checkpoint needs proof=true');
       const edges = q.flag('edges');
       if (edges && !withProof) throw new HttpError('INVALID_ARGUMENT', 'edges needs proof=true');
+      const window: TimeWindow = { since: q.time('since'), until: q.time('until') };
+      if (window.since !== undefined && window.until !== undefined && window.since > window.until) {
+        throw new HttpError('INVALID_ARGUMENT', `since ${window.since} is after until ${window.until}`);
+      }
+      const timed = window.since !== undefined || window.until !== undefined;
       const consistency = q.consistency();
       if (withProof && q.has('consistency')) throw new HttpError('INVALID_ARGUMENT', 'consistency applies to plain reads; a proof answers from the latest certified checkpoint');
       if (!withProof) await ctx.writePath.readBarrier(consistency);
@@ -156,6 +165,10 @@ export function proofRoutes(ctx: AppContext): RouteDef[] {
         }
         throw new HttpError('INVALID_VERSION', `min ${min} exceeds max ${max}`);
       }
+      // A time window starts at the newest version committed before `since` (proven outside the
+      // window, docs/proofs.md §8.12); the client accepts a page that starts there.
+      const askedMin = min;
+      if (window.since !== undefined) min = (await versionBefore(db, key, min, max, window.since)) ?? min;
       // The page, cut by the byte budget (the current history bounds the checkpoint's: versions
       // are append-only, so the checkpoint's entries in the range are a prefix of these).
       const current = await db.getVersionHistory(key, { minVersion: min, maxVersion: max, limit: limit + 1 });
@@ -169,9 +182,10 @@ export function proofRoutes(ctx: AppContext): RouteDef[] {
       if (!withProof) {
         metrics.reads.inc({ op: 'history' });
         const page = current.slice(0, fit);
-        const more = current.length > fit;
+        // With `until`, a version committed after it ends the history.
+        const more = current.length > fit && !(window.until !== undefined && page.some((e) => e.time > window.until!));
         const body: { [k: string]: Wire } = {
-          entries: page.map((e) => entryWire(e)),
+          entries: page.filter((e) => inTimeWindow(e.time, window)).map((e) => entryWire(e)),
           nextCursor: more ? historyCursor(page[page.length - 1].version + 1) : undefined,
           minVersion: min,
           maxVersion: max,
@@ -181,11 +195,17 @@ export function proofRoutes(ctx: AppContext): RouteDef[] {
         return;
       }
       if (fit > 0 && fit < limit && current.length > fit) limit = fit;
-      const r = await db.getVersionHistoryWithProof(key, { minVersion: min, maxVersion: max, limit, checkpoint, edges });
+      let r = await db.getVersionHistoryWithProof(key, { minVersion: min, maxVersion: max, limit, checkpoint, edges });
+      if (min > askedMin && (r.entries.length === 0 || r.entries[0].time >= window.since!)) {
+        // The boundary version is newer than the checkpoint: prove the page from the asked version.
+        min = askedMin;
+        r = await db.getVersionHistoryWithProof(key, { minVersion: min, maxVersion: max, limit, checkpoint, edges });
+      }
       metrics.reads.inc({ op: 'history_proof' });
+      const ended = window.until !== undefined && r.entries.some((e) => e.time > window.until!);
       send(req, res, {
-        entries: r.entries.map((e) => entryWire(e)),
-        nextCursor: r.nextMinVersion !== undefined ? historyCursor(r.nextMinVersion) : undefined,
+        entries: (timed ? r.entries.filter((e) => inTimeWindow(e.time, window)) : r.entries).map((e) => entryWire(e)),
+        nextCursor: r.nextMinVersion !== undefined && !ended ? historyCursor(r.nextMinVersion) : undefined,
         minVersion: min,
         maxVersion: max,
         limit,
@@ -196,4 +216,23 @@ export function proofRoutes(ctx: AppContext): RouteDef[] {
   };
 
   return [proof, history];
+}
+
+/**
+ * The newest version of `key` in [min, max] committed before `since` (the current history, read
+ * in pages of 1000), or undefined when there is none. Times never decrease with the version, so
+ * the scan stops at the first version committed at or after `since`.
+ */
+async function versionBefore(db: ProofDB, key: Uint8Array, min: number, max: number, since: number): Promise<number | undefined> {
+  let found: number | undefined;
+  for (let from = min; from <= max; ) {
+    const page = await db.getVersionHistory(key, { minVersion: from, maxVersion: max, limit: 1000 });
+    for (const e of page) {
+      if (e.time >= since) return found;
+      found = e.version;
+    }
+    if (page.length < 1000) return found;
+    from = page[page.length - 1].version + 1;
+  }
+  return found;
 }

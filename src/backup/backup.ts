@@ -204,6 +204,8 @@ export async function restoreDatabase(backupDir: string, dataDir: string, option
     vs.nextTableNumber = Math.max(0, ...stored.tables.map(([, m]) => m.number)) + 1;
     vs.lastSeq = stored.checkpoint.seq;
     vs.flushedSeq = stored.checkpoint.seq;
+    // The restored tables hold every write: commit times resume from their largest.
+    vs.lastTime = maxTimeOfTables(dataDir, stored);
     await vs.writeNewManifest();
     await vs.close();
     syncDir(dataDir);
@@ -211,4 +213,19 @@ export async function restoreDatabase(backupDir: string, dataDir: string, option
     throw ioError('restore', err);
   }
   return verifyCheckpointFiles(dataDir, publicKey);
+}
+
+/** The largest commit time of a checkpoint's tables in `dir` (their `proofkv.max-time` properties). */
+function maxTimeOfTables(dir: string, stored: StoredCheckpoint): number {
+  let max = 0;
+  for (const [, meta] of stored.tables) {
+    const name = files.table(meta.number);
+    const r = TableReader.open(path.join(dir, name), { fileNumber: meta.number, fileName: name, hasher: nodeHasher });
+    try {
+      max = Math.max(max, r.maxTime);
+    } finally {
+      r.close();
+    }
+  }
+  return max;
 }

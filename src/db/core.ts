@@ -16,7 +16,7 @@ import { constants as osConstants } from 'node:os';
 import * as path from 'node:path';
 import { ErrorCode, ProofKVError } from '../errors.js';
 import type { Entry } from '../keys.js';
-import { encodeInternalKey, kindOf, seekKey, seqOf, TRAILER_LEN, versionOf } from '../keys.js';
+import { encodeInternalKey, encodeStoredValue, kindOf, seekKey, seqOf, storedTime, storedUserValue, TRAILER_LEN, versionOf } from '../keys.js';
 import type { Kind } from '../../proofs/hash.js';
 import { JournalWriter } from '../journal/writer.js';
 import { Memtable } from '../memtable/skiplist.js';
@@ -136,6 +136,12 @@ export class DBCore {
   /** Highest seq assigned. Invariant: flushedSeq <= lastSeq. */
   lastSeq = 0;
   /**
+   * Commit time (ms since the epoch) of the latest applied write; 0 before the first. Commit times
+   * never go below it (docs/engine.md § Commit times). A freeze records it with the frozen
+   * memtable, and the manifest keeps it (`lastTime`), so it survives a restart.
+   */
+  lastTime = 0;
+  /**
    * External-log mode: index of the latest log entry applied (its writes are in the memtable or
    * the tables). A freeze records it with the frozen memtable; 0 in journal mode.
    */
@@ -169,7 +175,7 @@ export class DBCore {
   /** A journal whose write or sync failed, and the length its last acknowledged record ends at. */
   private brokenJournal: { writer: JournalWriter; keepLength: number } | null = null;
   /** A frozen memtable whose flush failed (or never started), to flush again on recovery. */
-  private failedFlush: { imm: Memtable; flushedSeq: number; appliedIndex: number } | null = null;
+  private failedFlush: { imm: Memtable; flushedSeq: number; appliedIndex: number; flushedTime: number } | null = null;
   /** After a journal fault the memtable is flushed before writes resume (the old journal is not trusted). */
   private flushAfterRecovery = false;
   /** Tables a failed install may have logged to the manifest: kept on disk until a new manifest is written. */
@@ -252,10 +258,11 @@ export class DBCore {
     return 0;
   }
 
-  /** Inserts one record into the memtable and its version map. */
-  memAdd(userKey: Uint8Array, id: string, version: number, seq: number, kind: Kind, value: Uint8Array): void {
-    this.mem.add(encodeInternalKey(userKey, version, seq, kind), value, seq);
+  /** Inserts one record, committed at `time`, into the memtable and its version map. */
+  memAdd(userKey: Uint8Array, id: string, version: number, seq: number, time: number, kind: Kind, value: Uint8Array): void {
+    this.mem.add(encodeInternalKey(userKey, version, seq, kind), encodeStoredValue(time, value), seq);
     this.mem.latest.set(id, version);
+    if (time > this.lastTime) this.lastTime = time;
   }
 
   // ---- journal -----------------------------------------------------------------------------
@@ -297,6 +304,8 @@ export class DBCore {
     const flushedSeq = this.lastSeq;
     // In external-log mode the memtable holds entries up to this log index (captured at the freeze).
     const appliedIndex = this.logIndex;
+    // ... and its writes were committed at or before this time.
+    const flushedTime = this.lastTime;
     if (switchJournal && this.journal) {
       // Closing syncs the old journal. A failure there is not fatal: the frozen memtable holds every
       // record of it and is flushed (synced) next, after which the old journal is not needed.
@@ -305,18 +314,18 @@ export class DBCore {
       try {
         this.openJournal();
       } catch (err) {
-        this.failedFlush = { imm, flushedSeq, appliedIndex };
+        this.failedFlush = { imm, flushedSeq, appliedIndex, flushedTime };
         this.enterFault('journal', err as Error);
         throw this.faultError();
       }
     }
-    this.startFlush(imm, flushedSeq, appliedIndex);
+    this.startFlush(imm, flushedSeq, appliedIndex, flushedTime);
   }
 
-  private startFlush(imm: Memtable, flushedSeq: number, appliedIndex: number): void {
-    this.flushing = this.flushAndInstall(imm, flushedSeq, appliedIndex)
+  private startFlush(imm: Memtable, flushedSeq: number, appliedIndex: number, flushedTime: number): void {
+    this.flushing = this.flushAndInstall(imm, flushedSeq, appliedIndex, flushedTime)
       .catch((err: Error) => {
-        this.failedFlush ??= { imm, flushedSeq, appliedIndex };
+        this.failedFlush ??= { imm, flushedSeq, appliedIndex, flushedTime };
         this.enterFault('flush', err);
       })
       .finally(() => {
@@ -408,7 +417,7 @@ export class DBCore {
     if (!this.journal && this.opts.writeAheadLog === 'journal') this.openJournal();
     const failed = this.failedFlush;
     if (failed && this.imm === failed.imm) {
-      await this.flushAndInstall(failed.imm, failed.flushedSeq, failed.appliedIndex);
+      await this.flushAndInstall(failed.imm, failed.flushedSeq, failed.appliedIndex, failed.flushedTime);
     } else {
       // The flush was installed and what followed it (moves, the next pick) failed: redo that.
       this.repickFailedCompaction();
@@ -420,8 +429,8 @@ export class DBCore {
         const imm = this.mem;
         this.imm = imm;
         this.mem = new Memtable();
-        this.failedFlush = { imm, flushedSeq: this.lastSeq, appliedIndex: this.logIndex };
-        await this.flushAndInstall(imm, this.lastSeq, this.logIndex);
+        this.failedFlush = { imm, flushedSeq: this.lastSeq, appliedIndex: this.logIndex, flushedTime: this.lastTime };
+        await this.flushAndInstall(imm, this.lastSeq, this.logIndex, this.lastTime);
         this.failedFlush = null;
       }
       this.flushAfterRecovery = false;
@@ -447,12 +456,12 @@ export class DBCore {
     if (this.fault) throw this.faultError();
   }
 
-  private async flushAndInstall(imm: Memtable, flushedSeq: number, appliedIndex: number): Promise<void> {
+  private async flushAndInstall(imm: Memtable, flushedSeq: number, appliedIndex: number, flushedTime: number): Promise<void> {
     // The table is built on the worker (hashing is the cost); the event loop only packs entries.
     const packed = packEntries(imm.iterator(), imm.approximateSize);
     const out = await this.runner.flush({ dir: this.dir, tmpName: `flush-${flushedSeq}-${process.pid}.tmp`, shape: this.shape, packed });
     this.stats.flushes++;
-    await this.install({ ...out, flushedSeq, appliedIndex }, imm);
+    await this.install({ ...out, flushedSeq, appliedIndex, flushedTime }, imm);
   }
 
   /**
@@ -462,11 +471,20 @@ export class DBCore {
    * install of a checkpoint records the checkpoint's own index (`checkpointIndex`, see
    * `ProofDB.checkpoint`), atomically with the tables.
    */
-  async install(flush?: CompactionOutput & { flushedSeq: number; appliedIndex: number }, imm?: Memtable, checkpointIndex?: number): Promise<void> {
+  async install(
+    flush?: CompactionOutput & { flushedSeq: number; appliedIndex: number; flushedTime: number },
+    imm?: Memtable,
+    checkpointIndex?: number,
+  ): Promise<void> {
     this.repickFailedCompaction();
     const edit: VersionEdit = { deleted: [], added: [], lastSeq: this.lastSeq };
     if (flush && flush.appliedIndex > 0) edit.appliedIndex = flush.appliedIndex;
     if (checkpointIndex !== undefined) edit.appliedIndex = edit.checkpointIndex = checkpointIndex;
+    // The commit time the tables reach: the flushed memtable's (captured at its freeze), or every
+    // write's at a checkpoint (its memtable is empty). A restart in external-log mode resumes
+    // from it, so replayed log entries get the times they had.
+    if (flush) edit.lastTime = flush.flushedTime;
+    if (checkpointIndex !== undefined) edit.lastTime = this.lastTime;
     const renames: Array<[string, string]> = [];
     const pending = this.pending;
     if (pending) {
@@ -619,7 +637,7 @@ export class DBCore {
     if (this.pending) await this.install(undefined, undefined, checkpointIndex);
     else if (checkpointIndex !== undefined) {
       await this.announceLogIndex(checkpointIndex);
-      await this.vs.logAndApply({ appliedIndex: checkpointIndex, checkpointIndex });
+      await this.vs.logAndApply({ appliedIndex: checkpointIndex, checkpointIndex, lastTime: this.lastTime });
     }
   }
 
@@ -697,13 +715,14 @@ function truncateSynced(file: string, length: number): void {
   }
 }
 
-/** Builds an {@link Entry} from an internal key and value (copies). */
+/** Builds an {@link Entry} from an internal key and stored value (`u64 time || value`; copies). */
 export function entryOf(ik: Uint8Array, value: Uint8Array): Entry {
   return {
     key: ik.slice(0, ik.length - TRAILER_LEN),
     version: versionOf(ik),
     seq: seqOf(ik),
+    time: storedTime(value),
     kind: kindOf(ik),
-    value: value.slice(),
+    value: storedUserValue(value).slice(),
   };
 }

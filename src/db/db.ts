@@ -20,6 +20,7 @@ import {
   ErrorCode,
   InvalidArgumentError,
   ProofKVError,
+  OutdatedFormatError,
 } from '../errors.js';
 import { MAX_SEQ, MAX_VERSION, seqOf, versionOf, type Entry } from '../keys.js';
 import { resolveOptions, type DBOptions, type ResolvedOptions } from '../options.js';
@@ -51,6 +52,13 @@ export interface WriteOptions {
    * checkpoint); a write with a smaller or equal index is refused with `INVALID_ARGUMENT`.
    */
   logIndex?: number;
+  /**
+   * The commit time to record, ms since the epoch (a safe non-negative integer). The version gets
+   * `max(time, previous commit time)`, so times never go down. External-log mode: the log
+   * command's time (never a clock at apply); a write without one gets the previous commit time.
+   * Journal mode: defaults to `Date.now()`. See docs/engine.md § Commit times.
+   */
+  time?: number;
 }
 
 /**
@@ -268,6 +276,11 @@ export class ProofDB {
       finishSnapshotInstall(dir);
       let vs = VersionSet.recover(dir);
       if (vs && opts.errorIfExists) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `${dir} already holds a database`);
+      // A manifest that never recorded a commit time comes from before them: refused when it has
+      // tables (their entries carry no times); journals of that age are refused at replay.
+      if (vs && vs.lastTime === undefined && vs.current.tableNumbers().size > 0) {
+        throw new OutdatedFormatError('MANIFEST', 'names tables but records no commit time');
+      }
       if (!vs) {
         if (!opts.createIfMissing) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `${dir} holds no database`);
         vs = VersionSet.create(dir);
@@ -369,8 +382,18 @@ export class ProofDB {
 
   /** Enqueues one validated operation. */
   private async writeOne(op: BatchOp, options: WriteOptions): Promise<WriteResult> {
+    const time = ProofDB.time(options.time);
     const logIndex = this.takeLogIndex(options.logIndex);
-    return (await this.pipeline.write([op], options.sync ?? this.options.sync, logIndex))[0];
+    return (await this.pipeline.write([op], options.sync ?? this.options.sync, logIndex, time))[0];
+  }
+
+  /** Checks a write's `time` option: undefined, or a non-negative safe integer (ms). */
+  private static time(time: unknown): number | undefined {
+    if (time === undefined) return undefined;
+    if (typeof time !== 'number' || !Number.isSafeInteger(time) || time < 0) {
+      throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `time must be a non-negative integer of ms, got ${String(time)}`);
+    }
+    return time;
   }
 
   // ---- writes ------------------------------------------------------------------------------
@@ -443,9 +466,10 @@ export class ProofDB {
     this.checkOpen();
     if (!(batch instanceof WriteBatch)) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, 'write expects a WriteBatch');
     const ops = batch.ops.map((op) => this.validateOp(op));
+    const time = ProofDB.time(options.time);
     const logIndex = this.takeLogIndex(options.logIndex);
     if (ops.length === 0) return [];
-    return this.pipeline.write(ops, options.sync ?? this.options.sync, logIndex);
+    return this.pipeline.write(ops, options.sync ?? this.options.sync, logIndex, time);
   }
 
   // ---- reads -------------------------------------------------------------------------------
@@ -892,6 +916,7 @@ async function openExternalLog(core: DBCore, checkpointer: Checkpointer): Promis
   for (const j of core.journals.splice(0)) fs.rmSync(path.join(core.dir, files.journal(j.number)), { force: true });
   const vs = core.vs;
   core.lastSeq = vs.flushedSeq;
+  core.lastTime = vs.lastTime ?? 0;
   core.logIndex = vs.appliedIndex;
   if (vs.checkpointIndex > (checkpointer.log.latest()?.appliedIndex ?? 0)) {
     await checkpointer.checkpoint(core.lastSeq, vs.checkpointIndex, checkpointer.intentFor(vs.checkpointIndex));
@@ -926,5 +951,5 @@ function describeKey(ik: Uint8Array): { key: Uint8Array; version: number; seq: n
 }
 
 function toVersionEntry(e: Entry): VersionEntry {
-  return { key: e.key, version: e.version, seq: e.seq, kind: e.kind === Kind.DELETE ? 'delete' : 'put', value: e.value };
+  return { key: e.key, version: e.version, seq: e.seq, time: e.time, kind: e.kind === Kind.DELETE ? 'delete' : 'put', value: e.value };
 }

@@ -7,7 +7,7 @@
 import { compareBytes, toBytes } from '../../proofs/bytes.js';
 import { Kind } from '../../proofs/hash.js';
 import type { InternalIterator } from '../iterator.js';
-import { encodeInternalKey, kindOf, MAX_SEQ, MAX_VERSION, seqOf, TRAILER_LEN, versionOf } from '../keys.js';
+import { encodeInternalKey, kindOf, MAX_SEQ, MAX_VERSION, seqOf, storedTime, storedUserValue, TRAILER_LEN, versionOf } from '../keys.js';
 import { MergingIterator } from '../merging_iterator.js';
 import { LevelIterator } from '../version/level_iterator.js';
 import type { DBCore, ReadState } from './core.js';
@@ -31,6 +31,8 @@ export interface VersionEntry {
   key: Uint8Array;
   version: number;
   seq: number;
+  /** Commit time, ms since the epoch. */
+  time: number;
   kind: 'put' | 'delete';
   /** The value; empty for a tombstone. */
   value: Uint8Array;
@@ -232,12 +234,13 @@ export class DBIterator implements AsyncIterableIterator<VersionEntry> {
   }
 }
 
-function toEntry(ik: Uint8Array, value: Uint8Array): VersionEntry {
+function toEntry(ik: Uint8Array, stored: Uint8Array): VersionEntry {
   return {
     key: ik.slice(0, ik.length - TRAILER_LEN),
     version: versionOf(ik),
     seq: seqOf(ik),
+    time: storedTime(stored),
     kind: kindOf(ik) === Kind.DELETE ? 'delete' : 'put',
-    value: value.slice(),
+    value: storedUserValue(stored).slice(),
   };
 }

@@ -10,7 +10,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CorruptionError } from '../errors.js';
+import { CorruptionError, OutdatedFormatError } from '../errors.js';
 import { decodeBatch } from '../journal/batch.js';
 import { readJournal } from '../journal/reader.js';
 import { latin1 } from './write.js';
@@ -67,6 +67,7 @@ export async function replayJournals(core: DBCore): Promise<void> {
   const vs = core.vs;
   const numbers = journalNumbers(core.dir);
   core.lastSeq = vs.flushedSeq;
+  core.lastTime = vs.lastTime ?? 0;
   for (const n of numbers) {
     if (n < vs.logNumber) fs.rmSync(path.join(core.dir, files.journal(n)), { force: true });
   }
@@ -96,9 +97,10 @@ export async function replayJournals(core: DBCore): Promise<void> {
       }
       batch.ops.forEach((op, i) => {
         if (op.version === undefined) throw new CorruptionError(name, 'journal record without a version');
+        if (op.time === undefined) throw new OutdatedFormatError(name, 'holds journal records without commit times');
         const seq = batch.seq + i;
         const key = op.key.slice();
-        core.memAdd(key, latin1(key), op.version, seq, op.kind, (op.value ?? EMPTY).slice());
+        core.memAdd(key, latin1(key), op.version, seq, op.time, op.kind, (op.value ?? EMPTY).slice());
       });
       core.lastSeq = last;
       core.noteJournaled(last);

@@ -25,10 +25,12 @@ import { MAX_SEQ, MAX_VERSION } from '../keys.js';
 import type { BatchOp } from './batch.js';
 import type { DBCore } from './core.js';
 
-/** The version and seq a write was given. */
+/** The version, seq and commit time a write was given. */
 export interface WriteResult {
   version: number;
   seq: number;
+  /** Commit time, ms since the epoch (docs/engine.md § Commit times). */
+  time: number;
 }
 
 interface QueuedWrite {
@@ -37,6 +39,8 @@ interface QueuedWrite {
   sync: boolean;
   /** External-log mode: index of the log entry this write comes from. */
   logIndex: number;
+  /** The time the caller gave (the log command's, in external-log mode); the clock's otherwise. */
+  time: number | undefined;
   resolve: (r: WriteResult[]) => void;
   reject: (e: Error) => void;
 }
@@ -71,10 +75,14 @@ export class WritePipeline {
 
   constructor(private readonly core: DBCore) {}
 
-  /** Enqueues a batch; resolves with one result per op once it is journaled and applied. */
-  write(ops: BatchOp[], sync: boolean, logIndex = 0): Promise<WriteResult[]> {
+  /**
+   * Enqueues a batch; resolves with one result per op once it is journaled and applied. Its commit
+   * time is `max(time, previous commit time)`; without `time`, the previous commit time in
+   * external-log mode (apply never reads a clock) and `Date.now()` in journal mode.
+   */
+  write(ops: BatchOp[], sync: boolean, logIndex = 0, time?: number): Promise<WriteResult[]> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ type: 'write', ops, sync, logIndex, resolve, reject });
+      this.queue.push({ type: 'write', ops, sync, logIndex, time, resolve, reject });
       this.kick();
     });
   }
@@ -157,8 +165,11 @@ export class WritePipeline {
     }
     // Resolve versions. `assigned` holds the state this group leaves, ahead of the memtable.
     const assigned = new Map<string, KeyState>();
-    const accepted: Array<{ w: QueuedWrite; ops: JournalOp[]; seq: number }> = [];
+    const accepted: Array<{ w: QueuedWrite; ops: JournalOp[]; seq: number; time: number }> = [];
     let seq = core.lastSeq + 1;
+    // Commit times never go down: each accepted batch gets max(its time, the previous one's).
+    let time = core.lastTime;
+    const external = core.opts.writeAheadLog === 'external';
     let groupBytes = 0;
     for (let g = 0; g < group.length; g++) {
       const w = group[g];
@@ -224,7 +235,9 @@ export class WritePipeline {
       }
       groupBytes += bytes;
       for (const [id, st] of local) assigned.set(id, st);
-      accepted.push({ w, ops, seq });
+      time = Math.max(time, w.time ?? (external ? time : Date.now()));
+      for (const op of ops) op.time = time;
+      accepted.push({ w, ops, seq, time });
       seq += ops.length;
     }
     if (accepted.length === 0) return;
@@ -257,14 +270,14 @@ export class WritePipeline {
     for (const a of accepted) {
       for (let i = 0; i < a.ops.length; i++) {
         const op = a.ops[i];
-        core.memAdd(op.key, latin1(op.key), op.version!, a.seq + i, op.kind, op.value ?? EMPTY);
+        core.memAdd(op.key, latin1(op.key), op.version!, a.seq + i, a.time, op.kind, op.value ?? EMPTY);
       }
       core.lastSeq = a.seq + a.ops.length - 1;
       if (a.w.logIndex > core.logIndex) core.logIndex = a.w.logIndex;
       // Every accepted write is durable in the journal (or the external log): acknowledge it now,
       // even if a flush fails, and before a rotation may wait for an earlier flush (whose install
       // may wait for this write's caller: `beforeLogIndexDurable`).
-      a.w.resolve(a.ops.map((op, i) => ({ version: op.version!, seq: a.seq + i })));
+      a.w.resolve(a.ops.map((op, i) => ({ version: op.version!, seq: a.seq + i, time: a.time })));
       if (core.memtableFull() && !rotateError) {
         try {
           await core.rotate(true);

@@ -14,14 +14,19 @@
  *    0x00  key                        LevelDB deletion          (Kind.DELETE, no version)
  *    0x01  key  value                 LevelDB value             (Kind.PUT,    no version)
  *    0x10  key  version  value        ProofKV versioned put     (Kind.PUT)
- *    0x11  key  version               ProofKV versioned delete  (Kind.DELETE)
+ *    0x11  key  version               ProofKV versioned delete  (Kind.DELETE)   before commit times
+ *    0x12  key  version  time  value  ProofKV timed put         (Kind.PUT)
+ *    0x13  key  version  time         ProofKV timed delete      (Kind.DELETE)
  *
  *  key, value   varstring: varint length, then the bytes
  *  version      varint (u64; at most 2^53 - 1 here)
+ *  time         varint: commit time, ms since the epoch (at most 2^53 - 1)
  * ```
  * Varints are LevelDB's (little-endian base 128). The tags 0x00 and 0x01 are LevelDB's
  * `kTypeDeletion` and `kTypeValue` (numerically equal to {@link Kind}); ProofKV's versioned tags
- * are 0x10 for a put and 0x11 for a delete (note: not `0x10 | kind`).
+ * are 0x10 for a put and 0x11 for a delete (note: not `0x10 | kind`), and 0x12 / 0x13 with the
+ * commit time. The engine writes only 0x12 / 0x13; recovery refuses the others (a journal written
+ * before commit times: docs/storage.md §5).
  * @module
  */
 import { CorruptionError } from '../errors.js';
@@ -42,6 +47,10 @@ export const BatchTag = {
   VERSIONED_PUT: 0x10,
   /** ProofKV versioned delete (tombstone): key, version. */
   VERSIONED_DELETE: 0x11,
+  /** ProofKV put with its commit time: key, version, time, value. */
+  TIMED_PUT: 0x12,
+  /** ProofKV delete (tombstone) with its commit time: key, version, time. */
+  TIMED_DELETE: 0x13,
 } as const;
 
 /** One operation of a batch. */
@@ -54,6 +63,8 @@ export interface BatchOp {
   version?: number;
   /** The value of a PUT (required); `undefined` for a DELETE. */
   value?: Uint8Array;
+  /** Commit time (ms); only with a version (tags 0x12 / 0x13). */
+  time?: number;
 }
 
 /** A decoded batch: op `i` has sequence number `seq + i`. */
@@ -70,6 +81,9 @@ function checkOp(op: BatchOp, i: number): void {
   if (op.version !== undefined && !(Number.isSafeInteger(op.version) && op.version >= 0)) {
     throw new RangeError(`op ${i}: version must be a non-negative safe integer, got ${op.version}`);
   }
+  if (op.time !== undefined && !(op.version !== undefined && Number.isSafeInteger(op.time) && op.time >= 0)) {
+    throw new RangeError(`op ${i}: time must be a non-negative safe integer, on an op with a version`);
+  }
   if (op.kind === Kind.PUT && !(op.value instanceof Uint8Array)) throw new TypeError(`op ${i}: a PUT needs a Uint8Array value`);
   if (op.kind === Kind.DELETE && op.value !== undefined) throw new TypeError(`op ${i}: a DELETE has no value`);
 }
@@ -80,6 +94,7 @@ export function encodedBatchSize(ops: readonly BatchOp[]): number {
   for (const op of ops) {
     n += 1 + varintLength(op.key.length) + op.key.length;
     if (op.version !== undefined) n += varintLength(op.version);
+    if (op.time !== undefined) n += varintLength(op.time);
     if (op.kind === Kind.PUT) n += varintLength(op.value!.length) + op.value!.length;
   }
   return n;
@@ -105,13 +120,18 @@ export function encodeBatch(seq: number, ops: readonly BatchOp[]): Uint8Array {
         ? op.kind === Kind.PUT
           ? BatchTag.PUT
           : BatchTag.DELETE
-        : op.kind === Kind.PUT
-          ? BatchTag.VERSIONED_PUT
-          : BatchTag.VERSIONED_DELETE;
+        : op.time !== undefined
+          ? op.kind === Kind.PUT
+            ? BatchTag.TIMED_PUT
+            : BatchTag.TIMED_DELETE
+          : op.kind === Kind.PUT
+            ? BatchTag.VERSIONED_PUT
+            : BatchTag.VERSIONED_DELETE;
     pos = putVarint(out, pos, op.key.length);
     out.set(op.key, pos);
     pos += op.key.length;
     if (op.version !== undefined) pos = putVarint(out, pos, op.version);
+    if (op.time !== undefined) pos = putVarint(out, pos, op.time);
     if (op.kind === Kind.PUT) {
       const v = op.value!;
       pos = putVarint(out, pos, v.length);
@@ -162,6 +182,17 @@ export function decodeBatch(payload: Uint8Array, fileName: string): Batch {
         case BatchTag.VERSIONED_DELETE:
           ops[i] = { kind: Kind.DELETE, key, version: r.varint() };
           break;
+        case BatchTag.TIMED_PUT: {
+          const version = r.varint();
+          const time = r.varint();
+          ops[i] = { kind: Kind.PUT, key, version, time, value: r.lengthPrefixed() };
+          break;
+        }
+        case BatchTag.TIMED_DELETE: {
+          const version = r.varint();
+          ops[i] = { kind: Kind.DELETE, key, version, time: r.varint() };
+          break;
+        }
         default:
           throw new CorruptionError(fileName, `batch record ${i} has unknown tag 0x${tag.toString(16).padStart(2, '0')} (payload offset ${tagAt})`);
       }

@@ -264,7 +264,7 @@ function readSeq(ik: Uint8Array): number {
 }
 
 function leafOf(hasher: Hasher, e: Entry): EntryLeaf {
-  return { key: e.key, version: e.version, seq: e.seq, kind: e.kind, valueHash: hasher.valueHash(e.value) };
+  return { key: e.key, version: e.version, seq: e.seq, time: e.time, kind: e.kind, valueHash: hasher.valueHash(e.value) };
 }
 
 function coversKey(m: TableMeta, key: Uint8Array): boolean {

@@ -322,10 +322,11 @@ export class MemberRegistry {
     return signerSetOf(this.at(index));
   }
 
-  /** Applies the `member` command of entry `index`; false for a replay (index at or below the registry's). Throws (nothing changed) when refused. */
+  /** Applies the `member` command of entry `index`; false for a replay (index at or below the registry's). Throws `MEMBERS_MALFORMED` / `MEMBERS_CONFLICT` (nothing changed) when refused. */
   applyMember(index: number, cmd: MemberCommand): boolean {
     if (index <= this.index) return false;
-    this.push(applyMemberCommand(this.current(), index, cmd));
+    // Checked again at apply: the log, not the route, is what every replica trusts.
+    this.push(applyMemberCommand(this.current(), index, parseMemberCommand(cmd)));
     return true;
   }
 

@@ -49,14 +49,16 @@
  *
  * properties (all values varint64 unless noted; names sorted bytewise):
  *   "proofkv.block-count", "proofkv.entry-count", "proofkv.format-version",
- *   "proofkv.largest" (raw internal key), "proofkv.raw-key-size", "proofkv.raw-value-size",
+ *   "proofkv.largest" (raw internal key), "proofkv.max-time" (largest commit time),
+ *   "proofkv.raw-key-size", "proofkv.raw-value-size",
  *   "proofkv.smallest" (raw internal key)
  * ```
  * Merkle roots: blockRoot[i] = hasher.blockRootOfLeaves(leaves of block i), with one leaf per
- * entry, `entryLeaf(userKey, version, seq, kind, valueHash(value))`, in block order;
+ * entry, `entryLeaf(userKey, version, seq, time, kind, valueHash(value))`, in block order (a
+ * stored value is `u64 time || value`);
  * tableRoot = hasher.tableRootOfBlocks(blockRoots, entryCount). See proofs/hash.ts.
  *
- * Nothing in a table depends on time, machine or file number: the same entries with the same
+ * Nothing in a table depends on the clock at build, machine or file number: the same entries with the same
  * options give byte-identical files.
  * @module
  */
@@ -64,8 +66,12 @@ import { CorruptionError } from '../errors.js';
 import { ByteReader, ByteWriter, getFixed32, putFixed32, varintLength } from '../util/coding.js';
 import { crc32cExtend, maskCrc, unmaskCrc } from '../util/crc32c.js';
 
-/** Version of the table format written by this code (stored in the properties block). */
-export const FORMAT_VERSION = 1;
+/**
+ * Version of the table format written by this code (stored in the properties block). 2: every
+ * stored value starts with its u64 commit time, and the entry leaf commits to it. Format 1 (before
+ * commit times) is refused with `OutdatedFormatError`.
+ */
+export const FORMAT_VERSION = 2;
 /** Bytes after every block: compression type + masked CRC32C. */
 export const BLOCK_TRAILER_LEN = 5;
 /** Fixed size of the footer. */
@@ -86,6 +92,7 @@ export const PROP = {
   ENTRY_COUNT: 'proofkv.entry-count',
   FORMAT_VERSION: 'proofkv.format-version',
   LARGEST: 'proofkv.largest',
+  MAX_TIME: 'proofkv.max-time',
   RAW_KEY_SIZE: 'proofkv.raw-key-size',
   RAW_VALUE_SIZE: 'proofkv.raw-value-size',
   SMALLEST: 'proofkv.smallest',

@@ -4,10 +4,10 @@
  * cut, so `finish()` only hashes the small tree of block roots.
  * @module
  */
-import { compareBytes } from '../../proofs/bytes.js';
+import { compareBytes, readU64BE } from '../../proofs/bytes.js';
 import type { Hasher } from '../../proofs/hash.js';
 import { ErrorCode, InvalidArgumentError } from '../errors.js';
-import { kindOf, TRAILER_LEN } from '../keys.js';
+import { kindOf, TIME_LEN, TRAILER_LEN } from '../keys.js';
 import { ByteWriter } from '../util/coding.js';
 import { BlockBuilder } from './block_builder.js';
 import { BlockHasher } from './block_hasher.js';
@@ -88,6 +88,7 @@ export class TableBuilder {
   private entries = 0;
   private rawKeySize = 0;
   private rawValueSize = 0;
+  private maxTime = 0;
   private done = false;
 
   constructor(options: Partial<TableOptions> = {}) {
@@ -116,13 +117,17 @@ export class TableBuilder {
 
   /**
    * Appends an entry. `internalKey` (see keys.ts) must be strictly greater than the previous one
-   * and carry kind PUT or DELETE; otherwise throws `InvalidArgumentError` and adds nothing.
+   * and carry kind PUT or DELETE, and `value` is the stored value `u64 time || value` (keys.ts
+   * `encodeStoredValue`); otherwise throws `InvalidArgumentError` and adds nothing.
    */
   add(internalKey: Uint8Array, value: Uint8Array): void {
     if (this.done) throw new Error('TableBuilder.add after finish');
     const klen = internalKey.length;
     if (klen <= TRAILER_LEN) {
       throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `internal key too short (${klen} bytes)`);
+    }
+    if (value.length < TIME_LEN || readU64BE(value, 0) === undefined) {
+      throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, 'stored value must start with a u64 commit time below 2^53');
     }
     const kind = kindOf(internalKey);
     if (kind !== 0 && kind !== 1) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `bad entry kind ${kind}`);
@@ -164,6 +169,8 @@ export class TableBuilder {
     this.entries++;
     this.rawKeySize += klen;
     this.rawValueSize += value.length;
+    const time = readU64BE(value, 0)!;
+    if (time > this.maxTime) this.maxTime = time;
     if (this.block.estimatedSize() >= this.opts.blockSize) this.cutBlock();
   }
 
@@ -202,6 +209,7 @@ export class TableBuilder {
       [PROP.ENTRY_COUNT, num(this.entries)],
       [PROP.FORMAT_VERSION, num(FORMAT_VERSION)],
       [PROP.LARGEST, largest],
+      [PROP.MAX_TIME, num(this.maxTime)],
       [PROP.RAW_KEY_SIZE, num(this.rawKeySize)],
       [PROP.RAW_VALUE_SIZE, num(this.rawValueSize)],
       [PROP.SMALLEST, smallest],

@@ -8,9 +8,9 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { equalBytes } from '../../proofs/bytes.js';
 import { HASH_LEN, type Hasher, type Kind } from '../../proofs/hash.js';
-import { CorruptionError, ErrorCode, ProofKVError } from '../errors.js';
+import { CorruptionError, ErrorCode, OutdatedFormatError, ProofKVError } from '../errors.js';
 import type { InternalIterator } from '../iterator.js';
-import { compareInternalKeys, type Entry, kindOf, seekKey, seqOf, TRAILER_LEN, versionOf } from '../keys.js';
+import { compareInternalKeys, type Entry, kindOf, seekKey, seqOf, storedTime, storedUserValue, TRAILER_LEN, versionOf } from '../keys.js';
 import { ByteReader } from '../util/coding.js';
 import { crc32c } from '../util/crc32c.js';
 import { Block, type BlockIterator, readNamedBlock } from './block.js';
@@ -180,8 +180,10 @@ export class TableReader {
   readonly indexKeys: Uint8Array[];
   /** Sum of the internal key lengths (properties block). */
   readonly rawKeySize: number;
-  /** Sum of the value lengths (properties block). */
+  /** Sum of the stored value lengths (properties block). */
   readonly rawValueSize: number;
+  /** Largest commit time of the table's entries (properties block). */
+  readonly maxTime: number;
   /** Size of the file in bytes. */
   readonly size: number;
   /** Name used in errors. */
@@ -300,10 +302,12 @@ export class TableReader {
       }
     };
     const version = num(PROP.FORMAT_VERSION);
+    if (version === 1) throw new OutdatedFormatError(file, 'is table format 1 (no commit times)');
     if (version !== FORMAT_VERSION) throw new CorruptionError(file, `unsupported table format version ${version}`, propsAt);
     this.entryCount = num(PROP.ENTRY_COUNT);
     this.rawKeySize = num(PROP.RAW_KEY_SIZE);
     this.rawValueSize = num(PROP.RAW_VALUE_SIZE);
+    this.maxTime = num(PROP.MAX_TIME);
     const blockCount = num(PROP.BLOCK_COUNT);
     if (blockCount !== this.handles.length) {
       throw new CorruptionError(file, `properties say ${blockCount} blocks, index has ${this.handles.length}`, propsAt);
@@ -385,8 +389,9 @@ export class TableReader {
         key: k.slice(0, k.length - TRAILER_LEN),
         version: versionOf(k),
         seq: seqOf(k),
+        time: this.timeOf(it.value()),
         kind: kindOf(k),
-        value: it.value().slice(),
+        value: storedUserValue(it.value()).slice(),
       });
     }
     return out;
@@ -486,6 +491,15 @@ export class TableReader {
     return block;
   }
 
+  /** The commit time in front of a stored value; a value too short to hold one is corruption. */
+  private timeOf(stored: Uint8Array): number {
+    try {
+      return storedTime(stored);
+    } catch (e) {
+      throw new CorruptionError(this.fileName, `entry value: ${(e as Error).message}`);
+    }
+  }
+
   /**
    * From `it` (in block `bi`), the first entry of `userKey` with seq <= `seq` and version <=
    * `version`, crossing block boundaries; stops at the first other user key.
@@ -502,7 +516,8 @@ export class TableReader {
         const v = readU64At(k, ukLen);
         // Entries at or after the seek target have version <= `version`; skip writes after `seq`.
         if (s <= seq && v <= version) {
-          return { key: k.slice(0, ukLen), version: v, seq: s, kind: k[ukLen + 15] as Kind, value: it.value().slice() };
+          const stored = it.value();
+          return { key: k.slice(0, ukLen), version: v, seq: s, time: this.timeOf(stored), kind: k[ukLen + 15] as Kind, value: storedUserValue(stored).slice() };
         }
         it.next();
       }

@@ -17,6 +17,9 @@
  *                                   with index <= this has its effect in the tables
  * tag 11 checkpointIndex    varint   external-log mode: the table set of the checkpoint taken at
  *                                   this log index is complete (its CHECKPOINTS record may not be)
+ * tag 12 lastTime           varint   commit time (ms) of the latest write whose effect is in the
+ *                                   tables; written in every edit of a manifest made with commit
+ *                                   times (its absence marks a directory from before them)
  * lp = varint length || bytes
  * ```
  * Unknown tags are corruption: an edit from a newer format is refused, not half-read.
@@ -50,6 +53,8 @@ export interface VersionEdit {
   appliedIndex?: number;
   /** External-log mode: log index of a checkpoint whose table set this edit completes. */
   checkpointIndex?: number;
+  /** Commit time (ms) of the latest write whose effect is in the tables (never decreases). */
+  lastTime?: number;
   compactPointers?: Array<[level: number, key: Uint8Array]>;
   deleted?: Array<[level: number, number: number]>;
   added?: Array<[level: number, meta: TableMeta]>;
@@ -70,6 +75,7 @@ const enum Tag {
   LastSeq = 9,
   AppliedIndex = 10,
   CheckpointIndex = 11,
+  LastTime = 12,
 }
 
 /** Encodes an edit. */
@@ -92,6 +98,7 @@ export function encodeEdit(e: VersionEdit): Uint8Array {
   num(Tag.LastSeq, e.lastSeq);
   num(Tag.AppliedIndex, e.appliedIndex);
   num(Tag.CheckpointIndex, e.checkpointIndex);
+  num(Tag.LastTime, e.lastTime);
   for (const [level, key] of e.compactPointers ?? []) {
     w.varint(Tag.CompactPointer);
     w.varint(level);
@@ -146,6 +153,9 @@ export function decodeEdit(payload: Uint8Array, file: string): VersionEdit {
           break;
         case Tag.CheckpointIndex:
           e.checkpointIndex = r.varint();
+          break;
+        case Tag.LastTime:
+          e.lastTime = r.varint();
           break;
         case Tag.CompactPointer:
           (e.compactPointers ??= []).push([r.varint(), r.lengthPrefixed().slice()]);

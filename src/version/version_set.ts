@@ -77,6 +77,11 @@ export class VersionSet {
   appliedIndex = 0;
   /** External-log mode: the latest log index whose checkpoint table set is complete. */
   checkpointIndex = 0;
+  /**
+   * Commit time of the latest write whose effect is in the tables; undefined when no edit of the
+   * manifest carried one (a directory written before commit times: the engine refuses it).
+   */
+  lastTime: number | undefined = undefined;
   /** Per level: where the next round-robin compaction starts. */
   readonly pointers = new Map<number, Uint8Array>();
   private manifest: JournalWriter | null = null;
@@ -152,6 +157,7 @@ export class VersionSet {
     if (e.lastSeq !== undefined) this.lastSeq = Math.max(this.lastSeq, e.lastSeq);
     if (e.appliedIndex !== undefined) this.appliedIndex = Math.max(this.appliedIndex, e.appliedIndex);
     if (e.checkpointIndex !== undefined) this.checkpointIndex = Math.max(this.checkpointIndex, e.checkpointIndex);
+    if (e.lastTime !== undefined) this.lastTime = Math.max(this.lastTime ?? 0, e.lastTime);
     for (const [level, key] of e.compactPointers ?? []) this.pointers.set(level, key);
   }
 
@@ -169,6 +175,7 @@ export class VersionSet {
       // Only databases that ran in external-log mode carry these (journal-mode manifests are unchanged).
       appliedIndex: this.appliedIndex > 0 ? this.appliedIndex : undefined,
       checkpointIndex: this.checkpointIndex > 0 ? this.checkpointIndex : undefined,
+      lastTime: this.lastTime ?? 0,
       compactPointers: [...this.pointers.entries()].sort((a, b) => a[0] - b[0]),
       added,
     };

@@ -41,9 +41,9 @@ describe('transport', () => {
   it('fails over to the next endpoint on a network error, with the same client id and seq', async () => {
     const { c, calls } = client((call) => {
       if (origin(call) === A) throw new TypeError('fetch failed');
-      return json(200, { version: 1, seq: 7 });
+      return json(200, { version: 1, seq: 7, time: 1000 });
     });
-    expect(await c.put('k', 'v')).toEqual({ version: 1, seq: 7 });
+    expect(await c.put('k', 'v')).toMatchObject({ version: 1, seq: 7 });
     expect(calls.map(origin)).toEqual([A, B]);
     expect(calls[0].headers['proofkv-client-id']).toBe(c.transport.clientId);
     expect(calls[1].headers['proofkv-client-id']).toBe(c.transport.clientId);
@@ -57,7 +57,7 @@ describe('transport', () => {
 
   it('retries 503 with backoff and the same idempotency pair; a new write gets the next seq', async () => {
     let n = 0;
-    const { c, calls } = client(() => (++n <= 2 ? problem(503, 'UNAVAILABLE') : json(200, { version: 3, seq: 9 })), { endpoints: [A], retryDelayMs: 1 });
+    const { c, calls } = client(() => (++n <= 2 ? problem(503, 'UNAVAILABLE') : json(200, { version: 3, seq: 9, time: 1000 })), { endpoints: [A], retryDelayMs: 1 });
     await c.put('k', 'v', { version: 3 });
     expect(calls).toHaveLength(3);
     const pairs = new Set(calls.map((x) => `${x.headers['proofkv-client-id']}/${x.headers['proofkv-request-seq']}`));
@@ -68,7 +68,7 @@ describe('transport', () => {
   });
 
   it('reads carry no idempotency headers; the bearer token goes with every request', async () => {
-    const { c, calls } = client(() => json(200, { key: 'aw', version: 2, seq: 5, kind: 'put', value: 'eA' }), { token: 's3cret' });
+    const { c, calls } = client(() => json(200, { key: 'aw', version: 2, seq: 5, time: 1000, kind: 'put', value: 'eA' }), { token: 's3cret' });
     const e = await c.get('k');
     expect(e?.version).toBe(2);
     expect(new TextDecoder().decode(e!.value)).toBe('x');
@@ -79,7 +79,7 @@ describe('transport', () => {
   it('follows a ProofKV-Leader hint on 421 to a configured endpoint (matched by origin)', async () => {
     const { c, calls } = client((call) => {
       if (origin(call) !== B) return problem(421, 'NOT_LEADER', { 'ProofKV-Leader': `${B}/some/path/` });
-      return json(200, { version: 1, seq: 1 });
+      return json(200, { version: 1, seq: 1, time: 1000 });
     });
     await c.put('k', 'v');
     expect(calls.map(origin)).toEqual([A, B]);
@@ -91,7 +91,7 @@ describe('transport', () => {
   it('ignores a leader hint to an unconfigured origin: never sends there, tries the next configured endpoint', async () => {
     const { c, calls } = client((call) => {
       if (origin(call) === A) return problem(421, 'NOT_LEADER', { 'ProofKV-Leader': 'http://evil.test:9' });
-      return json(200, { version: 1, seq: 1 });
+      return json(200, { version: 1, seq: 1, time: 1000 });
     });
     await c.put('k', 'v');
     expect(calls.map(origin)).toEqual([A, B]);
@@ -100,13 +100,13 @@ describe('transport', () => {
   });
 
   it('a 421 without a hint tries the next endpoint', async () => {
-    const { c, calls } = client((call) => (origin(call) === A ? problem(421, 'NOT_LEADER') : json(200, { version: 1, seq: 1 })));
+    const { c, calls } = client((call) => (origin(call) === A ? problem(421, 'NOT_LEADER') : json(200, { version: 1, seq: 1, time: 1000 })));
     await c.put('k', 'v');
     expect(calls.map(origin)).toEqual([A, B]);
   });
 
   it('times out a hanging endpoint and fails over; all hanging gives a timed-out network error', async () => {
-    const one = client((call, signal) => (origin(call) === A ? hangUntilAborted(signal) : json(200, { version: 1, seq: 1 })), { timeoutMs: 50 });
+    const one = client((call, signal) => (origin(call) === A ? hangUntilAborted(signal) : json(200, { version: 1, seq: 1, time: 1000 })), { timeoutMs: 50 });
     await one.c.put('k', 'v');
     expect(one.calls.map(origin)).toEqual([A, B]);
 
@@ -143,7 +143,7 @@ describe('transport', () => {
   });
 
   it('encodes binary keys in the path, dot keys as base64url, and scan bounds as base64url', async () => {
-    const { c, calls } = client((call) => (new URL(call.url).pathname === '/v1/kv' ? json(200, { items: [] }) : json(200, { version: 1, seq: 1 })));
+    const { c, calls } = client((call) => (new URL(call.url).pathname === '/v1/kv' ? json(200, { items: [] }) : json(200, { version: 1, seq: 1, time: 1000 })));
     await c.put(new Uint8Array([0x00, 0xff, 0x2f, 0x41]), 'v');
     await c.put('..', 'v');
     await c.put('a b/ü', 'v');
@@ -155,12 +155,12 @@ describe('transport', () => {
   });
 
   it('batch sends base64url ops and parses one result per op', async () => {
-    const { c, calls } = client(() => json(200, { results: [{ version: 1, seq: 4 }, { version: 2, seq: 5 }] }));
+    const { c, calls } = client(() => json(200, { results: [{ version: 1, seq: 4, time: 1000 }, { version: 2, seq: 5, time: 1001 }] }));
     const r = await c.batch([
       { op: 'put', key: 'a', value: new Uint8Array([1]) },
       { op: 'delete', key: 'b' },
     ]);
-    expect(r).toEqual([{ version: 1, seq: 4 }, { version: 2, seq: 5 }]);
+    expect(r).toEqual([{ version: 1, seq: 4, time: 1000 }, { version: 2, seq: 5, time: 1001 }]);
     expect(JSON.parse(calls[0].body!)).toEqual({ ops: [{ op: 'put', key: 'YQ', value: 'AQ' }, { op: 'delete', key: 'Yg' }] });
     expect(calls[0].headers['proofkv-request-seq']).toBeDefined();
   });

@@ -82,7 +82,7 @@ describe('verifiedPut and verifiedDelete prove this request', () => {
     const old = await c.verifiedPut('sw', 'same');
     proxy.hooks = {
       path: (m, p) => (isPut(m, p, 'sw') ? '/v1/kv/sw-sink' : p),
-      response: (m, p, res) => (isPut(m, p, 'sw') ? { ...res, body: { version: old.version, seq: old.seq } } : undefined),
+      response: (m, p, res) => (isPut(m, p, 'sw') ? { ...res, body: { version: old.version, seq: old.seq, time: old.time } } : undefined),
     };
     const err = await expectFailure(c, () => c.verifiedPut('sw', 'same'), ['WRITE_NOT_PROVEN']);
     expect(err.message).toContain('baseline');
@@ -165,7 +165,7 @@ describe('verifiedPut and verifiedDelete prove this request', () => {
     await c.verifiedPut('dl', 'back');
     proxy.hooks = {
       path: (m, p) => (m === 'DELETE' && p.startsWith('/v1/kv/dl') ? '/v1/kv/dl-sink' : p),
-      response: (m, p, res) => (m === 'DELETE' && p.startsWith('/v1/kv/dl') ? { ...res, body: { version: old.version, seq: old.seq } } : undefined),
+      response: (m, p, res) => (m === 'DELETE' && p.startsWith('/v1/kv/dl') ? { ...res, body: { version: old.version, seq: old.seq, time: old.time } } : undefined),
     };
     await expectFailure(c, () => c.verifiedDelete('dl'), ['WRITE_NOT_PROVEN']);
     expect(await c.verifiedDelete('dl')).toMatchObject({ kind: 'delete', version: 4, newest: true });

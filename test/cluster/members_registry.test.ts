@@ -109,7 +109,14 @@ describe('member registry', () => {
       { type: 'member', op: 'rename', id: 5 },
       { type: 'member', op: 'remove', id: '5' },
     ];
-    for (const c of bad) expect(codeOf(() => parseMemberCommand(c))).toBe(MembersErrorCode.Malformed);
+    const r = MemberRegistry.seed([1, 2, 3].map(member));
+    const before = encodeMembers(r.history());
+    for (const c of bad) {
+      expect(codeOf(() => parseMemberCommand(c))).toBe(MembersErrorCode.Malformed);
+      // Refused at apply too (a command in the log is checked again), with nothing changed.
+      expect(codeOf(() => r.applyMember(9, c as never))).toBe(MembersErrorCode.Malformed);
+    }
+    expect(encodeMembers(r.history())).toEqual(before);
   });
 
   it('exports the registry as of an index and refuses malformed exports', () => {

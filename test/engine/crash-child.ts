@@ -179,7 +179,7 @@ async function main(): Promise<void> {
         else res = [await db.put(op.k, op.value!)];
       }
       res.forEach((x, i) => latest.set(ops[i].k, x.version));
-      emit({ t: 'A', id, res });
+      emit({ t: 'A', id, res: res.map(({ version, seq }) => ({ version, seq })) });
     } catch (err) {
       if (!(err instanceof ProofKVError)) throw err;
       emit({ t: 'R', id, code: err.code });

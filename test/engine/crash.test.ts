@@ -280,7 +280,9 @@ async function writeAfterRecovery(db: ProofDB, model: CrashModel, rnd: () => num
     const planned = model.plan(ops);
     if (!planned) throw new Error('parent write planned as invalid');
     const res = await db.write(db.batch().put(k1, v).delete(k2).putWithVersion(k1, v, explicit));
-    expect(res).toEqual(planned.map((r) => ({ version: r.version, seq: r.seq })));
+    expect(res.map(({ version, seq }) => ({ version, seq }))).toEqual(planned.map((r) => ({ version: r.version, seq: r.seq })));
+    // One batch, one commit time.
+    expect(new Set(res.map((r) => r.time)).size).toBe(1);
     model.apply(planned);
     const c = await db.checkpoint();
     expect(c.seq, 'checkpoint after recovery').toBe(model.lastSeq);

@@ -71,23 +71,26 @@ function snapshotOf(db: ProofDB, dir: string, cp: { seq: number; checkpoint: { m
   return { masterRoot: Buffer.from(cp.checkpoint.masterRoot).toString('hex'), seq: cp.seq, tables, files };
 }
 
+/** Commit time of op `i`: explicit, so the tables do not depend on the clock of the run. */
+const at = (i: number) => ({ time: 1_700_000_000_000 + 3 * i });
+
 async function runPaced(ops: Op[], dir: string, seed: number): Promise<Snap[]> {
   const rnd = prng(seed);
   const delay = () => new Promise<void>((r) => setTimeout(r, Math.floor(rnd() * 15)));
   const db = await ProofDB.open(dir, { ...SHAPE, compactionThread: 'inline', compactionDelay: delay });
   const snaps: Snap[] = [];
   try {
-    for (const op of ops) {
+    for (const [i, op] of ops.entries()) {
       if (rnd() < 0.02) await delay();
       switch (op.t) {
         case 'put':
-          await db.put(op.key, op.value);
+          await db.put(op.key, op.value, at(i));
           break;
         case 'putv':
-          await db.putWithVersion(op.key, op.value, op.version);
+          await db.putWithVersion(op.key, op.value, op.version, at(i));
           break;
         case 'del':
-          await db.delete(op.key);
+          await db.delete(op.key, at(i));
           break;
         case 'checkpoint':
           snaps.push(snapshotOf(db, dir, await db.checkpoint()));
@@ -112,9 +115,9 @@ async function runConcurrent(ops: Op[], startDir: string): Promise<Snap[]> {
     for (let i = 0; i < ops.length; i++) {
       const op = ops[i];
       // Writes are issued without waiting, in order; the pipeline keeps their order.
-      if (op.t === 'put') inflight.push(db.put(op.key, op.value));
-      else if (op.t === 'putv') inflight.push(db.putWithVersion(op.key, op.value, op.version));
-      else if (op.t === 'del') inflight.push(db.delete(op.key));
+      if (op.t === 'put') inflight.push(db.put(op.key, op.value, at(i)));
+      else if (op.t === 'putv') inflight.push(db.putWithVersion(op.key, op.value, op.version, at(i)));
+      else if (op.t === 'del') inflight.push(db.delete(op.key, at(i)));
       else {
         await Promise.all(inflight);
         inflight = [];

@@ -32,6 +32,24 @@ describe('batch codec', () => {
     ]);
   });
 
+  it('encodes timed records with tags 0x12 / 0x13: version, then time varints (golden bytes); they round-trip', () => {
+    const ops: BatchOp[] = [
+      { kind: Kind.PUT, key: b('a'), version: 300, time: 1_700_000_000_000, value: b('z') },
+      { kind: Kind.DELETE, key: b('a'), version: 301, time: 5 },
+    ];
+    const bytes = encodeBatch(7, ops);
+    // 1_700_000_000_000 as a varint: 80 d0 95 ff bc 31.
+    expect(Array.from(bytes.subarray(BATCH_HEADER_SIZE))).toEqual([
+      0x12, 1, 0x61, 0xac, 0x02, 0x80, 0xd0, 0x95, 0xff, 0xbc, 0x31, 1, 0x7a,
+      0x13, 1, 0x61, 0xad, 0x02, 0x05,
+    ]);
+    expect(bytes.length).toBe(encodedBatchSize(ops));
+    expect(decodeBatch(bytes, 'x')).toEqual({ seq: 7, ops });
+    // A time needs a version, and is a safe non-negative integer.
+    expect(() => encodeBatch(1, [{ kind: Kind.PUT, key: b('a'), time: 1, value: b('z') }])).toThrow(RangeError);
+    expect(() => encodeBatch(1, [{ kind: Kind.PUT, key: b('a'), version: 1, time: -1, value: b('z') }])).toThrow(RangeError);
+  });
+
   it('round-trips random batches mixing all four record kinds (property)', () => {
     const op: fc.Arbitrary<BatchOp> = fc.oneof(
       fc.record({ kind: fc.constant(Kind.PUT), key: fc.uint8Array({ maxLength: 40 }), value: fc.uint8Array({ maxLength: 300 }) }),
@@ -94,7 +112,7 @@ describe('batch codec', () => {
       bad(x, /claims 4294967295 records/);
     });
     it('an unknown tag', () => {
-      for (const tag of [0x02, 0x12, 0x7f, 0xff]) {
+      for (const tag of [0x02, 0x14, 0x7f, 0xff]) {
         const x = good.slice();
         x[BATCH_HEADER_SIZE] = tag;
         bad(x, /unknown tag/);

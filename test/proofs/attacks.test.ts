@@ -64,7 +64,7 @@ describe('leaf/node confusion (second preimage)', () => {
   });
 
   it('fails against block trees: the size-wrapped block root rejects a node claimed as an entry', () => {
-    const leaves = leafHashesFor(12, h).map((x) => h.entryLeaf(x, 1, 1, 1, x));
+    const leaves = leafHashesFor(12, h).map((x) => h.entryLeaf(x, 1, 1, 1, 1, x));
     const blockRoot = h.blockRootOfLeaves(leaves);
     const treeRoot = h.treeRoot(Domain.ENTRY_NODE, leaves);
     // node (0..4) claimed as leaf 0 of a 3-leaf tree [n(0..4), n(4..8), n(8..12)]

@@ -61,7 +61,7 @@ function treeSize(x: unknown, memo = new Map<object, number>()): number {
 
 function sampleProof(): GetProof {
   const h = () => rnd(32);
-  const entry = (k: number) => ({ key: new Uint8Array([k, k + 1]), version: 5 + k, seq: 2 ** 40 + k, kind: Kind.PUT, valueHash: h() });
+  const entry = (k: number) => ({ key: new Uint8Array([k, k + 1]), version: 5 + k, seq: 2 ** 40 + k, time: 2 ** 42 + k, kind: Kind.PUT, valueHash: h() });
   return {
     certificate: {
       checkpoint: { index: 3, seq: 99, masterRoot: h(), prevCheckpointHash: h() },

@@ -216,6 +216,14 @@ describe('the node stamps v2 checkpoints (db.checkpoint({ time, signers }))', ()
       // Bad options change nothing.
       await expect(db.checkpoint({ signers: { quorum: 3, members: bigger.members } })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
       await expect(db.checkpoint({ time: -1 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+      // Quorum 2: the node's own signature leaves the new heads pending (co-signing); member 2's
+      // signature on the newest head, applied as a cosign, certifies it.
+      expect(db.latestCheckpoint().head.size).toBe(1);
+      // (The node's own signature counts once its own cosign entry is applied, as in a group.)
+      expect((await db.cosign(db.ownCosign()!)).verdict).toBe('accepted');
+      expect(db.latestCheckpoint().head.size).toBe(1);
+      const r = await db.cosign({ type: 'cosign', nodeId: 2, size: 3, root: c2.head.root, signature: signHead(keys[2].privateKey, c2.head).signature });
+      expect(r.verdict).toBe('accepted');
       expect(db.latestCheckpoint().head.size).toBe(3);
       const check = () => {
         expect(hexSet(db.checkpointAt(0).setChange?.signers)).toEqual(hexSet(own));

@@ -28,10 +28,10 @@ describe('noble vs node:crypto, layouts pinned byte by byte', () => {
       expect(both((h) => h.valueHash(v))).toBe(toHex(sha(concatBytes(byte(0x19), v))));
     }));
   });
-  it('entryLeaf = H(0x10 || u32 keyLen || key || u64 version || u64 seq || u8 kind || valueHash)', () => {
-    fc.assert(fc.property(fc.uint8Array({ minLength: 1, maxLength: 200 }), u53, u53, fc.constantFrom(Kind.PUT, Kind.DELETE), h32, (k, ver, seq, kind, vh) => {
-      const want = sha(concatBytes(byte(0x10), u32(k.length), k, u64(ver), u64(seq), byte(kind), vh));
-      expect(both((h) => h.entryLeaf(k, ver, seq, kind, vh))).toBe(toHex(want));
+  it('entryLeaf = H(0x10 || u32 keyLen || key || u64 version || u64 seq || u64 time || u8 kind || valueHash)', () => {
+    fc.assert(fc.property(fc.uint8Array({ minLength: 1, maxLength: 200 }), u53, u53, u53, fc.constantFrom(Kind.PUT, Kind.DELETE), h32, (k, ver, seq, time, kind, vh) => {
+      const want = sha(concatBytes(byte(0x10), u32(k.length), k, u64(ver), u64(seq), u64(time), byte(kind), vh));
+      expect(both((h) => h.entryLeaf(k, ver, seq, time, kind, vh))).toBe(toHex(want));
     }));
   });
   it('inner nodes = H(domain || left || right) for 0x01, 0x11, 0x13, 0x16', () => {

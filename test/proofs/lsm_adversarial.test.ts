@@ -721,10 +721,17 @@ describe('leaf/node confusion and odd-node duplication', () => {
 
   it('block tree: a table with an odd number of blocks cannot gain a duplicated last block (ROOT_MISMATCH)', async () => {
     const w = S.world;
-    const t = pick('a table with an odd block count covering a get', w.tables, (x) => x.blocks.length % 2 === 1 && x.blocks.length > 1 && x.d.level > 0);
-    const key = t.flat[t.flat.length - 1].e.key;
-    const p = await honestGet(key);
-    const r = w.refGet(key, MAX);
+    // A get of the table's last entry at that entry's version: the table answers it.
+    const at = (x: (typeof w.tables)[number]) => x.flat[x.flat.length - 1].e;
+    const t = pick(
+      'a table with an odd block count that answers a get of its last entry',
+      w.tables,
+      (x) => x.blocks.length % 2 === 1 && x.blocks.length > 1 && x.d.level > 0 && w.refGet(at(x).key, at(x).version).answerTable === x,
+    );
+    const key = at(t).key;
+    const version = at(t).version;
+    const p = await honestGet(key, version);
+    const r = w.refGet(key, version);
     expect(r.answerTable).toBe(t);
     // Claim one more block, a copy of the last, and answer "absent past the end" from it.
     const fake = clone(p);
@@ -737,7 +744,7 @@ describe('leaf/node confusion and odd-node duplication', () => {
     win.blocks = [{ ...dup, index: last + 1 }];
     const fakeRoots = [...t.blockRoots, t.blockRoots[last]];
     win.blockProof = _rangePath(_arraySource(H, Domain.BLOCK_NODE, fakeRoots), last + 1, last + 2, fakeRoots.length) as Uint8Array[];
-    rejects(vget(fake, key), Reason.ROOT_MISMATCH);
+    rejects(vget(fake, key, version), Reason.ROOT_MISMATCH);
   });
 
   it('entry tree: a block with an odd entry count cannot gain a duplicated last entry (ROOT_MISMATCH)', async () => {

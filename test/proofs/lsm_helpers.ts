@@ -101,9 +101,9 @@ export class World {
         const leaves: Uint8Array[][] = [];
         for (let b = 0; b < r.blockCount; b++) {
           const es = r.readBlock(b);
-          const leafs = es.map((e) => ({ key: e.key, version: e.version, seq: e.seq, kind: e.kind, valueHash: H.valueHash(e.value) }));
+          const leafs = es.map((e) => ({ key: e.key, version: e.version, seq: e.seq, time: e.time, kind: e.kind, valueHash: H.valueHash(e.value) }));
           blocks.push(leafs);
-          leaves.push(leafs.map((l) => H.entryLeaf(l.key, l.version, l.seq, l.kind, l.valueHash)));
+          leaves.push(leafs.map((l) => H.entryLeaf(l.key, l.version, l.seq, l.time, l.kind, l.valueHash)));
           es.forEach((e, o) => flat.push({ b, o, e: leafs[o], value: e.value }));
         }
         const d: TableDescriptor = {
@@ -394,11 +394,12 @@ export function replayHint(seed: number, path?: string): string {
 
 /** Engine options for the fixed scenario: several level-0 tables, a level 1 with a gap, a level 2. */
 export const SCENARIO_OPTIONS = {
-  writeBufferSize: 4096,
-  targetFileSize: 2048,
+  // Sized for stored values that carry their 8-byte commit time.
+  writeBufferSize: 4640,
+  targetFileSize: 2540,
   blockSize: 256,
   level0CompactionTrigger: 4,
-  maxBytesForLevelBase: 8192,
+  maxBytesForLevelBase: 9200,
   compactionThread: 'inline' as const,
 };
 

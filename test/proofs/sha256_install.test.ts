@@ -14,8 +14,8 @@ import { sha256 as jsSha256 } from '../../proofs/sha256.js';
 import { inclusionProof, logLeafHash, logRoot, verifyInclusion } from '../../proofs/log.js';
 import { u32, u64 } from './helpers.js';
 
-const leafBytes = (key: Uint8Array, version: number, seq: number, kind: number, vh: Uint8Array) =>
-  concatBytes(new Uint8Array([Domain.ENTRY_LEAF]), u32(key.length), key, u64(version), u64(seq), new Uint8Array([kind]), vh);
+const leafBytes = (key: Uint8Array, version: number, seq: number, time: number, kind: number, vh: Uint8Array) =>
+  concatBytes(new Uint8Array([Domain.ENTRY_LEAF]), u32(key.length), key, u64(version), u64(seq), u64(time), new Uint8Array([kind]), vh);
 
 afterEach(() => installSha256(undefined));
 
@@ -112,8 +112,8 @@ describe('Hasher message buffers are reused without leaking', () => {
       const lens = [0, 1, 16, 100, LEAF_SCRATCH_KEY_LEN - 1, LEAF_SCRATCH_KEY_LEN, LEAF_SCRATCH_KEY_LEN + 1, 5000, 3, LEAF_SCRATCH_KEY_LEN, 0];
       for (const n of lens) {
         const key = new Uint8Array(n).map((_, i) => (i * 31 + n) & 0xff);
-        const got = h.entryLeaf(key, 2 ** 40 + n, n, n % 2 === 0 ? Kind.PUT : Kind.DELETE, vh);
-        expect(toHex(got), `key length ${n}`).toBe(toHex(nobleSha256(leafBytes(key, 2 ** 40 + n, n, n % 2 === 0 ? 1 : 0, vh))));
+        const got = h.entryLeaf(key, 2 ** 40 + n, n, 2 ** 41 + 3 * n, n % 2 === 0 ? Kind.PUT : Kind.DELETE, vh);
+        expect(toHex(got), `key length ${n}`).toBe(toHex(nobleSha256(leafBytes(key, 2 ** 40 + n, n, 2 ** 41 + 3 * n, n % 2 === 0 ? 1 : 0, vh))));
       }
     });
   }

@@ -10,7 +10,8 @@ import * as path from 'node:path';
 import { ProofDB, type DBOptions } from '../../src/index.js';
 import { CommandApplier } from '../../server/write_path.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
-import { checkpointBytes, signHead } from '../../proofs/checkpoint.js';
+import { checkpointBytes, checkpointLeafHash, signHead } from '../../proofs/checkpoint.js';
+import { openNodeKey } from '../../src/proof/node_key.js';
 import { concatBytes, writeU32BE } from '../../proofs/bytes.js';
 import { decodeRecord, encodeCosignRecord, isCheckpointRecord } from '../../src/proof/checkpoint_log.js';
 import { readJournal } from '../../src/journal/reader.js';
@@ -88,8 +89,13 @@ describe('co-signing records in CHECKPOINTS', () => {
     const file = path.join(dir, 'CHECKPOINTS');
     const [rec] = readJournal(fs.readFileSync(file), 'CHECKPOINTS').records.map(decodeRecord);
     if (!isCheckpointRecord(rec)) throw new Error('expected a checkpoint record');
-    const msg = checkpointBytes(rec.checkpoint);
-    const legacy = concatBytes(u32(msg.length), msg, u32(1), rec.signatures[0].publicKey, rec.signatures[0].signature, encodeEdit({ added: rec.tables }));
+    // A legacy record holds a v1 message (no time, no signer-set hash), signed by the node.
+    const v1 = { index: rec.checkpoint.index, seq: rec.checkpoint.seq, masterRoot: rec.checkpoint.masterRoot };
+    const msg = checkpointBytes(v1);
+    const head = { size: 1, root: checkpointLeafHash(v1) };
+    const { key } = openNodeKey(dir, { logSize: 1 });
+    const sig = signHead(key.privateKey, head);
+    const legacy = concatBytes(u32(msg.length), msg, u32(1), sig.publicKey, sig.signature, encodeEdit({ added: rec.tables }));
     fs.rmSync(file);
     const w = JournalWriter.open(file);
     w.addRecord(legacy);
@@ -100,8 +106,9 @@ describe('co-signing records in CHECKPOINTS', () => {
     const re = await ProofDB.open(dir);
     try {
       const got = re.latestCheckpoint();
-      expect(hex(got.head.root)).toBe(hex(want.head.root));
-      expect(got.signatures.map((g) => hex(g.signature))).toEqual(first.signatures.map((g) => hex(g.signature)));
+      expect(hex(got.head.root)).toBe(hex(head.root));
+      expect(got.signatures.map((g) => hex(g.signature))).toEqual([hex(sig.signature)]);
+      expect(hex(want.head.root)).not.toBe(hex(head.root)); // the v2 record it replaced
       expect((await re.getWithProof('a')).entry?.version).toBe(1);
       await re.put('b', 'y');
       const next = await re.checkpoint({ time: 5 });

@@ -28,6 +28,7 @@ import {
 } from '../../src/replication/snapshot.js';
 import { proofCbor } from '../../proofs/cbor_instance.js';
 import { mulberry32 } from '../support/prng.js';
+import type { SignerSet } from '../../proofs/signer_set.js';
 import { tempDir, TINY } from '../engine/harness.js';
 
 const OPTS: DBOptions = { ...TINY, writeBufferSize: 4096, targetFileSize: 4096, writeAheadLog: 'external' };
@@ -45,12 +46,12 @@ function scratch(): string {
 }
 
 /** Applies log entries [from, to] of a seeded stream: puts, deletes, batches, a checkpoint every `every`. */
-async function applyLog(db: ProofDB, seed: number, from: number, to: number, every: number): Promise<void> {
+async function applyLog(db: ProofDB, seed: number, from: number, to: number, every: number, signers?: SignerSet): Promise<void> {
   const r = mulberry32(seed + from);
   for (let i = from; i <= to; i++) {
     const k = `key-${Math.floor(r() * KEYS)}`;
     const x = r();
-    if (i % every === 0) await db.checkpoint({ logIndex: i });
+    if (i % every === 0) await db.checkpoint({ logIndex: i, ...(signers ? { signers } : {}) });
     else if (x < 0.75) await db.put(k, `v${i}-${'x'.repeat(Math.floor(r() * 40))}`, { logIndex: i });
     else if (x < 0.85) await db.delete(k, { logIndex: i });
     else {
@@ -160,12 +161,16 @@ describe('replication snapshots', () => {
         expect(await proofs(b)).toEqual(await proofs(a));
         expect(b.stats().lastSeq).toBe(a.stats().lastSeq);
 
-        // The same further entries, at the same log indexes, give the same checkpoints.
+        // The same further entries, at the same log indexes, give the same checkpoints, as
+        // replicas of one group that certify with one signer set: both members, quorum 1 (B's
+        // signature alone does not certify the checkpoint that changes the set away from A's
+        // set; the next one it certifies alone, and both serve the same certified checkpoint).
+        const signers = { quorum: 1, members: [{ id: 1, publicKey: a.publicKey() }, { id: 2, publicKey: b.publicKey() }] };
         for (const [from, to] of [[3201, 3650], [3652, 4400]]) {
-          await applyLog(a, 11, from, to, 150);
-          await applyLog(b, 11, from, to, 150);
-          await a.checkpoint({ logIndex: to + 1 });
-          await b.checkpoint({ logIndex: to + 1 });
+          await applyLog(a, 11, from, to, 150, signers);
+          await applyLog(b, 11, from, to, 150, signers);
+          await a.checkpoint({ logIndex: to + 1, signers });
+          await b.checkpoint({ logIndex: to + 1, signers });
           expect(latest(b)).toEqual(latest(a));
           expect(b.tables().map((t) => [t.level, hex(t.root)])).toEqual(a.tables().map((t) => [t.level, hex(t.root)]));
         }

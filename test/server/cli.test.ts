@@ -185,8 +185,13 @@ describe('proofkv CLI: keys, values and errors', () => {
     expect(text.code).toBe(0);
     const lines = text.stdout.trim().split('\n');
     expect(lines).toHaveLength(2);
-    expect(lines[0]).toMatch(/^s\/a {2}v-s\/a {2}\(version 1, seq \d+\)$/);
-    expect(lines[1]).toMatch(/^s\/c {2}v-s\/c {2}\(version 1, seq \d+\)$/);
+    expect(lines[0]).toMatch(/^s\/a {2}v-s\/a {2}\(version 1, seq \d+, \d{4}-\d{2}-\d{2}T[\d:.]+Z\)$/);
+    expect(lines[1]).toMatch(/^s\/c {2}v-s\/c {2}\(version 1, seq \d+, \d{4}-\d{2}-\d{2}T[\d:.]+Z\)$/);
+    // A window after every write keeps no key; a time that is not one is a usage error.
+    const later = await run(['scan', '--prefix', 's/', '--no-verify', '--since', new Date(Date.now() + 3_600_000).toISOString()]);
+    expect(later.code).toBe(0);
+    expect(later.stdout.trim()).toBe('');
+    expect((await run(['scan', '--prefix', 's/', '--no-verify', '--since', 'yesterday'])).code).not.toBe(0);
     expect(text.stderr).toMatch(/NOT verified \(--no-verify\)/);
     const j = await run(['scan', '--prefix', 's/', '--json', '--no-verify']);
     const items = j.stdout.trim().split('\n').map((l) => JSON.parse(l));

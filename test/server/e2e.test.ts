@@ -76,15 +76,16 @@ describe('server end to end (tokenless)', () => {
     let r = await req('PUT', '/v1/kv/user%3A1', { body: 'alice', headers: { 'content-type': 'application/octet-stream' } });
     expect(r).toMatchObject({ status: 200, body: { version: 1, seq: 1 } });
     r = await req('PUT', '/v1/kv/user%3A1', json({ value: b64('bob') }));
-    expect(r.body).toEqual({ version: 2, seq: 2 });
+    expect(r.body).toMatchObject({ version: 2, seq: 2 });
     r = await req('PUT', '/v1/kv/user%3A1', json({ valueUtf8: 'carol ✓' }));
-    expect(r.body).toEqual({ version: 3, seq: 3 });
+    expect(r.body).toMatchObject({ version: 3, seq: 3 });
     r = await req('PUT', '/v1/kv/user%3A1', { body: cbor.encode({ value: te.encode('dave') }), headers: { 'content-type': 'application/cbor', accept: 'application/cbor' } });
     expect(r.headers.get('content-type')).toBe('application/cbor');
-    expect(r.body).toEqual({ version: 4, seq: 4 });
+    expect(r.body).toMatchObject({ version: 4, seq: 4 });
 
     const j = await req('GET', '/v1/kv/user:1');
-    expect(j.body).toEqual({ key: b64('user:1'), version: 4, seq: 4, kind: 'put', value: b64('dave'), valueUtf8: 'dave' });
+    expect(j.body).toMatchObject({ key: b64('user:1'), version: 4, seq: 4, kind: 'put', value: b64('dave'), valueUtf8: 'dave' });
+    expect(new Date(j.body.timeIso).getTime()).toBe(j.body.time);
     const c = await req('GET', '/v1/kv/user:1', { headers: { accept: 'application/cbor' } });
     expect(td.decode(c.body.value)).toBe('dave');
     expect(td.decode(c.body.key)).toBe('user:1');

@@ -42,7 +42,7 @@ describe('LocalWritePath', () => {
       wp.propose({ type: 'put', key: k('k'), value: k('v'), session }),
       wp.propose({ type: 'put', key: k('k'), value: k('v'), session }),
     ]);
-    expect(x.type === 'put' && x.result).toEqual({ version: 1, seq: 1 });
+    expect(x.type === 'put' && x.result).toMatchObject({ version: 1, seq: 1 });
     expect(y).toMatchObject({ result: { version: 1, seq: 1 }, replayed: true });
     expect(await wp.propose({ type: 'put', key: k('k'), value: k('v'), session })).toMatchObject({ replayed: true });
     // Another client with the same seq is independent.

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { nobleHasher, type Kind } from '../../proofs/hash.js';
-import { encodeInternalKey, MAX_SEQ, MAX_VERSION } from '../../src/keys.js';
+import { encodeInternalKey, encodeStoredValue, MAX_SEQ, MAX_TIME, MAX_VERSION } from '../../src/keys.js';
 import { BlockHasher } from '../../src/table/block_hasher.js';
 import { nodeHasher } from '../../src/table/node_hasher.js';
 
@@ -9,6 +9,7 @@ const entryArb = fc.record({
   key: fc.uint8Array({ minLength: 1, maxLength: 80 }),
   version: fc.oneof(fc.nat(), fc.constant(MAX_VERSION), fc.constant(0x100000000)),
   seq: fc.oneof(fc.nat(), fc.constant(MAX_SEQ), fc.constant(0x100000000000)),
+  time: fc.oneof(fc.nat(), fc.constant(MAX_TIME), fc.constant(1_700_000_000_123)),
   kind: fc.constantFrom(0, 1) as fc.Arbitrary<Kind>,
   value: fc.oneof(fc.uint8Array({ maxLength: 300 }), fc.constant(new Uint8Array(70_000).fill(7))),
 });
@@ -22,8 +23,8 @@ describe('block hasher', () => {
       const bh = new BlockHasher(h);
       fc.assert(
         fc.property(fc.array(entryArb, { minLength: 1, maxLength: 40 }), (entries) => {
-          const leaves = entries.map((e) => bh.leaf(encodeInternalKey(e.key, e.version, e.seq, e.kind), e.value));
-          const want = entries.map((e) => h.entryLeaf(e.key, e.version, e.seq, e.kind, h.valueHash(e.value)));
+          const leaves = entries.map((e) => bh.leaf(encodeInternalKey(e.key, e.version, e.seq, e.kind), encodeStoredValue(e.time, e.value)));
+          const want = entries.map((e) => h.entryLeaf(e.key, e.version, e.seq, e.time, e.kind, h.valueHash(e.value)));
           expect(leaves.map((l) => [...l])).toEqual(want.map((l) => [...l]));
           expect([...bh.blockRoot(leaves)]).toEqual([...h.blockRootOfLeaves(want)]);
         }),

@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { compareInternalKeys, encodeInternalKey, type Entry } from '../../src/keys.js';
+import { compareInternalKeys, encodeInternalKey, encodeStoredValue, type Entry } from '../../src/keys.js';
 import { TableBuilder, type BuiltTable, type TableOptions } from '../../src/table/table_builder.js';
 import type { Kind } from '../../proofs/hash.js';
 
@@ -14,9 +14,12 @@ export interface Rec extends Entry {
   ik: Uint8Array;
 }
 
-/** Makes a record. */
-export function rec(key: Uint8Array, version: number, seq: number, kind: Kind, value: Uint8Array): Rec {
-  return { key, version, seq, kind, value, ik: encodeInternalKey(key, version, seq, kind) };
+/** Commit time the harness gives a record of `seq` (grows with seq, so per key with version). */
+export const timeOfSeq = (seq: number) => 1_700_000_000_000 + 7 * seq;
+
+/** Makes a record (its time from {@link timeOfSeq} unless given). */
+export function rec(key: Uint8Array, version: number, seq: number, kind: Kind, value: Uint8Array, time = timeOfSeq(seq)): Rec {
+  return { key, version, seq, time, kind, value, ik: encodeInternalKey(key, version, seq, kind) };
 }
 
 /** Sorts records in engine order. */
@@ -57,7 +60,7 @@ export function history(seed: number, nKeys: number, maxVersions = 4, valueLen =
 /** Builds a table from sorted records. */
 export function build(recs: Rec[], opts: Partial<TableOptions> = {}): BuiltTable {
   const b = new TableBuilder(opts);
-  for (const x of recs) b.add(x.ik, x.value);
+  for (const x of recs) b.add(x.ik, encodeStoredValue(x.time, x.value));
   return b.finish();
 }
 

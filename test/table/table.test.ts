@@ -3,7 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { equalBytes } from '../../proofs/bytes.js';
 import { Hasher, Kind, nobleHasher } from '../../proofs/hash.js';
 import { InvalidArgumentError } from '../../src/errors.js';
-import { compareInternalKeys, encodeInternalKey, MAX_SEQ, MAX_VERSION } from '../../src/keys.js';
+import { compareInternalKeys, encodeInternalKey, encodeStoredValue, MAX_SEQ, MAX_VERSION, TIME_LEN } from '../../src/keys.js';
 import { BlockCache } from '../../src/table/block_cache.js';
 import { Block } from '../../src/table/block.js';
 import { nodeHasher } from '../../src/table/node_hasher.js';
@@ -44,7 +44,7 @@ describe('table build/open', () => {
   });
 
   it('scans forwards and backwards', () => {
-    const want = recs.map((r) => ({ ik: r.ik, value: r.value }));
+    const want = recs.map((r) => ({ ik: r.ik, value: encodeStoredValue(r.time, r.value) }));
     expect(scan(t)).toEqual(want);
     expect(scan(t, true)).toEqual([...want].reverse());
   });
@@ -57,7 +57,7 @@ describe('table build/open', () => {
       expect(encodeInternalKey(last.key, last.version, last.seq, last.kind)).toEqual(t.indexKeys[i]);
       all.push(...entries);
     }
-    expect(all).toEqual(recs.map(({ key, version, seq, kind, value }) => ({ key, version, seq, kind, value })));
+    expect(all).toEqual(recs.map(({ key, version, seq, time, kind, value }) => ({ key, version, seq, time, kind, value })));
     expect(() => t.readBlock(t.blockCount)).toThrow(RangeError);
   });
 
@@ -74,7 +74,7 @@ describe('table build/open', () => {
       if (want === undefined) expect(got).toBeUndefined();
       else {
         found++;
-        expect(got).toEqual({ key: want.key, version: want.version, seq: want.seq, kind: want.kind, value: want.value });
+        expect(got).toEqual({ key: want.key, version: want.version, seq: want.seq, time: want.time, kind: want.kind, value: want.value });
       }
     }
     expect(found).toBeGreaterThan(1000);
@@ -160,15 +160,19 @@ describe('table build/open', () => {
 
 describe('table builder', () => {
   it('rejects out-of-order, duplicate and malformed keys without adding them', () => {
+    const sv = encodeStoredValue(1_700_000_000_000, enc.encode('v'));
     const b = new TableBuilder();
-    b.add(encodeInternalKey(enc.encode('b'), 5, 10, Kind.PUT), enc.encode('v'));
-    expect(() => b.add(encodeInternalKey(enc.encode('a'), 5, 10, Kind.PUT), enc.encode('v'))).toThrow(InvalidArgumentError);
-    expect(() => b.add(encodeInternalKey(enc.encode('b'), 5, 10, Kind.PUT), enc.encode('v'))).toThrow(InvalidArgumentError);
+    b.add(encodeInternalKey(enc.encode('b'), 5, 10, Kind.PUT), sv);
+    expect(() => b.add(encodeInternalKey(enc.encode('a'), 5, 10, Kind.PUT), sv)).toThrow(InvalidArgumentError);
+    expect(() => b.add(encodeInternalKey(enc.encode('b'), 5, 10, Kind.PUT), sv)).toThrow(InvalidArgumentError);
     // Same user key, higher version sorts first: out of order.
-    expect(() => b.add(encodeInternalKey(enc.encode('b'), 6, 11, Kind.PUT), enc.encode('v'))).toThrow(InvalidArgumentError);
-    expect(() => b.add(encodeInternalKey(enc.encode('c'), 1, 1, 0xff as Kind), enc.encode('v'))).toThrow(InvalidArgumentError);
-    expect(() => b.add(new Uint8Array(16), enc.encode('v'))).toThrow(InvalidArgumentError);
-    b.add(encodeInternalKey(enc.encode('b'), 4, 9, Kind.DELETE), new Uint8Array(0));
+    expect(() => b.add(encodeInternalKey(enc.encode('b'), 6, 11, Kind.PUT), sv)).toThrow(InvalidArgumentError);
+    expect(() => b.add(encodeInternalKey(enc.encode('c'), 1, 1, 0xff as Kind), sv)).toThrow(InvalidArgumentError);
+    expect(() => b.add(new Uint8Array(16), sv)).toThrow(InvalidArgumentError);
+    // A stored value without its 8-byte commit time, or with one beyond 2^53 - 1.
+    expect(() => b.add(encodeInternalKey(enc.encode('c'), 1, 1, Kind.PUT), enc.encode('v'))).toThrow(InvalidArgumentError);
+    expect(() => b.add(encodeInternalKey(enc.encode('c'), 1, 1, Kind.PUT), new Uint8Array(8).fill(0xff))).toThrow(InvalidArgumentError);
+    b.add(encodeInternalKey(enc.encode('b'), 4, 9, Kind.DELETE), encodeStoredValue(1, new Uint8Array(0)));
     const { meta } = b.finish();
     expect(meta.entryCount).toBe(2);
     expect(() => new TableBuilder().finish()).toThrow(InvalidArgumentError);
@@ -220,7 +224,7 @@ describe('table merkle', () => {
     const h = nobleHasher;
     const roots: Uint8Array[] = [];
     for (let i = 0; i < t.blockCount; i++) {
-      const leaves = t.readBlock(i).map((e) => h.entryLeaf(e.key, e.version, e.seq, e.kind, h.valueHash(e.value)));
+      const leaves = t.readBlock(i).map((e) => h.entryLeaf(e.key, e.version, e.seq, e.time, e.kind, h.valueHash(e.value)));
       roots.push(h.blockRootOfLeaves(leaves));
     }
     expect(roots).toEqual(t.blockRoots.map((r) => r.slice()));
@@ -297,7 +301,7 @@ describe('table properties', () => {
           const t = TableReader.fromBytes(bytes, { fileNumber: 1, cache: new BlockCache(1 << 16) });
           expect(meta.entryCount).toBe(recs.length);
           expect(t.rawKeySize).toBe(recs.reduce((a, x) => a + x.ik.length, 0));
-          expect(t.rawValueSize).toBe(recs.reduce((a, x) => a + x.value.length, 0));
+          expect(t.rawValueSize).toBe(recs.reduce((a, x) => a + TIME_LEN + x.value.length, 0));
           expect(scan(t).map((e) => e.ik)).toEqual(recs.map((x) => x.ik));
           expect(scan(t, true).length).toBe(recs.length);
           const r = rng(seed);

@@ -72,7 +72,7 @@ export async function renderKey(root: HTMLElement, key: Uint8Array, alive: () =>
       'div',
       { class: 'notice notice-verified', id: 'history-status' },
       badge('verified', all ? 'History proven complete' : 'Versions proven complete in range'),
-      ` ${all ? '' : `Versions ${loadedFrom} to ${newest}: `}${entries.length} version${entries.length === 1 ? '' : 's'}, none omitted and none added, up to version ${newest} (the newest when this page opened), proven at checkpoint ${last!.checkpoint.index} (seq ${last!.checkpoint.seq}, log size ${last!.head.size}). Commit times are not shown: the node does not record them.`,
+      ` ${all ? '' : `Versions ${loadedFrom} to ${newest}: `}${entries.length} version${entries.length === 1 ? '' : 's'}, none omitted and none added, up to version ${newest} (the newest when this page opened), proven at checkpoint ${last!.checkpoint.index} (seq ${last!.checkpoint.seq}, log size ${last!.head.size}). Commit times are those the proofs commit to (UTC).`,
     );
     const rows = entries.map((e) => {
       const p = e.kind === 'put' ? preview(e.value) : { form: 'empty', text: '' };
@@ -84,6 +84,7 @@ export async function renderKey(root: HTMLElement, key: Uint8Array, alive: () =>
         h('td', {}, e.kind === 'put' ? 'put' : h('span', { class: 'tombstone' }, 'delete')),
         h('td', {}, e.kind === 'put' ? formatBytes(e.value.length) : '—'),
         h('td', { class: `preview preview-${p.form}` }, e.kind === 'delete' ? '(tombstone)' : p.form === 'empty' ? '(empty)' : p.form === 'hex' ? `hex ${p.text}` : p.text),
+        h('td', { class: 'time', title: `${e.time} ms` }, e.time <= 8.64e15 ? new Date(e.time).toISOString() : `${e.time} ms`),
         h('td', { class: 'status' }, badge('verified', 'in history proof'), ' ', h('span', { class: 'get-status' }, st)),
         h(
           'td',
@@ -98,7 +99,7 @@ export async function renderKey(root: HTMLElement, key: Uint8Array, alive: () =>
       'table',
       { class: 'timeline', id: 'timeline' },
       h('caption', {}, 'Version timeline (oldest first)'),
-      h('thead', {}, h('tr', {}, ...['Version', 'Operation', 'Size', 'Value preview', 'Proof status', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
+      h('thead', {}, h('tr', {}, ...['Version', 'Operation', 'Size', 'Value preview', 'Committed', 'Proof status', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
       h('tbody', {}, rows),
     );
     replace(
