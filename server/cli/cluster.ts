@@ -371,7 +371,13 @@ export function registerClusterCommands(program: Command): void {
     .action(
       run(async (o: { dir: string; id: string; host?: string; clientPort?: string; peerPort?: string; json?: boolean }) => {
         const id = intOption(o.id, '--id', 1)!;
-        const added = addClusterMember({ dir: o.dir, id, host: o.host, clientPort: intOption(o.clientPort, '--client-port', 1), peerPort: intOption(o.peerPort, '--peer-port', 1) });
+        let added: ReturnType<typeof addClusterMember>;
+        try {
+          added = addClusterMember({ dir: o.dir, id, host: o.host, clientPort: intOption(o.clientPort, '--client-port', 1), peerPort: intOption(o.peerPort, '--peer-port', 1) });
+        } catch (err) {
+          if (err instanceof ClusterConfigError) throw new CliError(err.code, err.message);
+          throw err;
+        }
         const m = added.config.members.find((x) => x.id === id)!;
         const serve = `${serveCommand(o.dir, id)} --join`;
         print(o, { id, clientUrl: m.clientUrl, peerUrl: m.peerUrl, publicKey: toHex(m.publicKey), data: added.dataDir, configFile: added.configFile, serve }, [
