@@ -1,5 +1,9 @@
 /**
- * `proofkv cluster init`: lays out a new cluster in one directory (docs/cluster.md).
+ * `proofkv cluster init`: lays out a new cluster in one directory (docs/cluster.md). Also the
+ * runtime-membership commands (docs/cluster.md § Membership): `cluster add` (lays out a member to
+ * add: its data directory and key, and the member in `cluster.json`), `cluster add-member` and
+ * `cluster remove-member` (the `/v1/cluster/members` routes), `cluster status` (every member's
+ * role, term, leader, indexes, certified checkpoint and divergence).
  *
  * ```
  * proofkv cluster init --nodes 3 --dir ./cluster [--host 127.0.0.1] [--client-port 7001] [--peer-port 7101] [--json]
