@@ -15,6 +15,7 @@ import { canonicalKeyPath } from './keys.js';
 import { buildOpenApi } from './openapi.js';
 import { allowedMethods, registerRoutes, type BodyKind, type RouteDef } from './route_table.js';
 import { checkpointRoutes } from './routes/checkpoints.js';
+import { clusterRoutes } from './routes/cluster.js';
 import { kvRoutes } from './routes/kv.js';
 import { nodeRoutes } from './routes/node.js';
 import { noteRoutes } from './routes/notes.js';
@@ -96,6 +97,7 @@ export function createApp(ctx: AppContext, options: AppOptions): BuiltApp {
     ...proofRoutes(ctx),
     ...noteRoutes(ctx),
     ...checkpointRoutes(ctx),
+    ...clusterRoutes(ctx),
     ...nodeRoutes(ctx, openapi, auth.open ? 'none' : 'admin'),
   ];
 

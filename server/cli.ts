@@ -54,7 +54,7 @@ function readTls(tls: ServeConfig['tls']): NodeOptions['tls'] {
 }
 
 /** Runs `serve` until SIGTERM/SIGINT; resolves when the node stopped. */
-export async function serve(flags: ServeFlags & { origin?: string; witness?: string[] } & { raft?: boolean }, explicit: ReadonlySet<string>): Promise<void> {
+export async function serve(flags: ServeFlags & { origin?: string; witness?: string[] } & { raft?: boolean; join?: boolean }, explicit: ReadonlySet<string>): Promise<void> {
   let cfg;
   let cluster: NodeOptions['cluster'];
   try {
@@ -64,6 +64,7 @@ export async function serve(flags: ServeFlags & { origin?: string; witness?: str
         config: readClusterConfig(cfg.cluster.file),
         nodeId: cfg.cluster.nodeId,
         secret: readClusterSecret(cfg.cluster.secretFile),
+        join: flags.join === true,
       };
       // The client listener is where cluster.json says clients find this member.
       const client = new URL(memberOf(cluster.config, cluster.nodeId).clientUrl);
@@ -208,9 +209,10 @@ export function buildProgram(): Command {
     .option('--rotate-key', 'start with a new node key although a checkpoint log exists (a logged, signed key rotation)')
     .option('--cluster <file>', 'cluster.json of the cluster this node is a member of (made by `proofkv cluster init`; docs/cluster.md)')
     .option('--node-id <id>', "this node's member id in --cluster")
-    .option('--cluster-secret-file <file>', 'the cluster secret shared by the members (mode 0600)');
+    .option('--cluster-secret-file <file>', 'the cluster secret shared by the members (mode 0600)')
+    .option('--join', 'join a running cluster as a member added at runtime (`proofkv cluster add`, then `cluster add-member`): never bootstrap, learn the log from the leader');
   addNoteServeOptions(program.commands[program.commands.length - 1])
-    .action(async (flags: ServeFlags & { raft?: boolean; origin?: string; witness?: string[] }, cmd: Command) => {
+    .action(async (flags: ServeFlags & { raft?: boolean; join?: boolean; origin?: string; witness?: string[] }, cmd: Command) => {
       const explicit = new Set(Object.keys(flags).filter((k) => cmd.getOptionValueSource(k) === 'cli'));
       await serve(flags, explicit);
     });

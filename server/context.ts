@@ -3,6 +3,7 @@
  * identity, limits and metrics — plus the response shapes routes share.
  * @module
  */
+import type { Membership } from '../src/replication/members.js';
 import type { GroupStatus } from '../src/replication/index.js';
 import type { Request } from 'express';
 import type { ProofDB, SignedCheckpoint, VersionEntry } from '../src/index.js';
@@ -68,6 +69,8 @@ export interface ClusterInfo {
   members: ReadonlyArray<{ id: number; clientUrl: string; publicKey: Uint8Array }>;
   /** The group as this member sees it now. */
   view(): GroupStatus;
+  /** Runtime membership (`/v1/cluster/members`); absent: the routes answer 404. */
+  membership?: Membership;
 }
 
 const CLIENT_ID = /^[\x21-\x7e]{1,64}$/;

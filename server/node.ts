@@ -29,7 +29,6 @@ import { CheckpointNotes, type NoteOptions } from './notes.js';
 import { RaftWritePath } from './raft_write_path.js';
 import type { RaftSnapshotOptions, SnapshotEvent } from './raft_snapshot.js';
 import { memberOf, type ClusterConfig } from './cluster_config.js';
-import { majority } from './cli/cluster.js';
 import { describeDivergence } from '../src/replication/cosign.js';
 import { HttpTransport } from '../src/replication/transport/index.js';
 import { LocalWritePath, type LocalWritePathOptions, type WritePath } from './write_path.js';
@@ -71,7 +70,13 @@ export interface NodeOptions {
    * authenticated transport at the member's `peerUrl`, and the other members are its Raft peers
    * (docs/cluster.md). The node's `NODE_KEY` must be the member's key in the cluster file.
    */
-  cluster?: { config: ClusterConfig; nodeId: number; secret: Uint8Array };
+  cluster?: {
+    config: ClusterConfig;
+    nodeId: number;
+    secret: Uint8Array;
+    /** A member added at runtime (`serve --join`): it never bootstraps and learns the log from the leader. */
+    join?: boolean;
+  };
   /** Log compaction margin and snapshot-install options of the Raft write path (`server/raft_snapshot.ts`). */
   snapshots?: RaftSnapshotOptions;
 }
@@ -235,9 +240,8 @@ export class ProofNode {
       const metrics = new Metrics(db);
       let node: ProofNode | undefined;
       let cosigner: RaftWritePath | undefined;
-      // A cluster member's checkpoints are certified by a majority of the members' keys.
-      const members = options.cluster?.config.members;
-      const signerSet = members && { quorum: majority(members.length), members: members.map((m) => ({ id: m.id, publicKey: m.publicKey })) };
+      // A cluster member's checkpoints are certified by a majority of the voters at the
+      // checkpoint's log index, with their keys from the member registry (RaftWritePath).
       const snapshots: RaftSnapshotOptions = {
         ...options.snapshots,
         onEvent: (e: SnapshotEvent) => {
@@ -249,7 +253,6 @@ export class ProofNode {
         },
       };
       const wpOptions: LocalWritePathOptions = {
-        ...(signerSet ? { signers: () => signerSet } : {}),
         proposeCosign: (cmd) => {
           // Fire and forget: a lost proposal is proposed again by the cosign timer below.
           void cosigner?.propose(cmd).catch((err: unknown) => log.debug({ err, size: cmd.size }, 'cosign proposal not applied; it is proposed again'));
@@ -283,7 +286,7 @@ export class ProofNode {
           listen: { host: peerUrl.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(peerUrl.port || (peerUrl.protocol === 'https:' ? 443 : 80)) },
           peers: peers.filter((p) => p.id !== id),
         });
-        raftPath = await RaftWritePath.open(db, raftDir, { ...wpOptions, snapshots, cluster: { id, peers, transport } });
+        raftPath = await RaftWritePath.open(db, raftDir, { ...wpOptions, snapshots, cluster: { id, peers, transport, members: config.members, join: options.cluster.join === true } });
         cosigner = raftPath;
       } else if (raft) {
         raftPath = await RaftWritePath.open(db, raftDir, { ...wpOptions, snapshots });
@@ -301,7 +304,16 @@ export class ProofNode {
       };
       if (options.cluster && raftPath) {
         const rp = raftPath;
-        ctx.cluster = { clusterId: options.cluster.config.clusterId, members: options.cluster.config.members, view: () => rp.cluster() };
+        const membership = rp.membership();
+        ctx.cluster = {
+          clusterId: options.cluster.config.clusterId,
+          // The member registry's members (the cluster file's, then every change in the log).
+          get members() {
+            return membership ? membership.list().filter((m) => m.role !== 'registered') : options.cluster!.config.members;
+          },
+          view: () => rp.cluster(),
+          ...(membership ? { membership } : {}),
+        };
       }
       const built = createApp(ctx, { auth, logger: options.logger, isClosing: () => node?.closing ?? false });
       const edge = resolveEdge(options.edge);

@@ -246,6 +246,31 @@ const SCHEMAS: Record<string, Record<string, unknown>> = {
     },
   },
   Health: { type: 'object', required: ['ok'], properties: { ok: { type: 'boolean' } } },
+  MemberBody: {
+    type: 'object',
+    required: ['id', 'clientUrl', 'peerUrl', 'publicKey'],
+    properties: {
+      id: { type: 'integer', minimum: 1, maximum: 0xffff_ffff },
+      clientUrl: { type: 'string', format: 'uri' },
+      peerUrl: { type: 'string', format: 'uri' },
+      publicKey: { type: 'string', pattern: '^[0-9a-fA-F]{64}$', description: 'The member\'s NODE_KEY public key, hex' },
+    },
+    additionalProperties: false,
+  },
+  Member: {
+    type: 'object',
+    required: ['id', 'clientUrl', 'peerUrl', 'publicKey', 'role', 'leader'],
+    properties: {
+      id: u53,
+      clientUrl: { type: 'string' },
+      peerUrl: { type: 'string' },
+      publicKey: { type: 'string', description: 'hex' },
+      role: { type: 'string', enum: ['voter', 'learner', 'registered'] },
+      leader: { type: 'boolean' },
+      match: { ...u53, description: 'The leader\'s replication progress of the member (answers of the leader only)' },
+    },
+  },
+  Members: { type: 'object', required: ['leader', 'term', 'members'], properties: { leader: u53, term: u53, members: { type: 'array', items: ref('Member') } } },
   KeyRotations: {
     type: 'object',
     required: ['rotations'],

@@ -19,6 +19,7 @@ import * as path from 'node:path';
 import { Encoder } from 'cbor-x';
 import type { ProofDB } from '../src/index.js';
 import { ReplicationError, ReplicationGroup, SessionError, SessionErrorCode, SessionStore, type GroupStatus, type ReplicationGroupOptions, type PeerAddress, type Transport } from '../src/replication/index.js';
+import { MemberRegistry, MemberStore, Membership, type MemberInfo } from '../src/replication/members.js';
 import { HttpError } from './errors.js';
 import type { ReadConsistency } from './keys.js';
 import { RaftSnapshots, recoverInstalledSessions, type RaftSnapshotOptions, type SnapshotCounters } from './raft_snapshot.js';
@@ -34,7 +35,19 @@ export interface RaftWritePathOptions extends LocalWritePathOptions {
    * This node as a member of a cluster: its Raft id, every member's peer address (the bootstrap
    * voters) and the transport to them. Absent: a one-member group.
    */
-  cluster?: { id: number; peers: readonly PeerAddress[]; transport: Transport };
+  cluster?: {
+    id: number;
+    peers: readonly PeerAddress[];
+    transport: Transport;
+    /**
+     * The cluster file's members: the seed of the member registry (`<dir>/members`), whose
+     * voters then give each checkpoint's signer set and whose peer URLs the transport dials
+     * (docs/replication.md § Membership). Absent: the signer set is `signers`' (or this node alone).
+     */
+    members?: readonly MemberInfo[];
+    /** A member added at runtime: it never bootstraps and learns the log from the leader. */
+    join?: boolean;
+  };
   /**
    * The group's timers and randomness, passed through to {@link ReplicationGroup.open}: the
    * simulator gives a virtual clock and a seed (test/replication/fullstack.test.ts). Default:
@@ -69,6 +82,7 @@ export function decodeCommand(data: Uint8Array): WriteCommand {
   if (c.type === 'put' || c.type === 'delete' || c.type === 'append') c.key = bytes(c.key);
   if (c.type === 'batch') for (const op of c.ops) { op.key = bytes(op.key); if (op.op === 'put' || op.op === 'append') op.value = bytes(op.value); }
   if (c.type === 'cosign') { c.root = bytes(c.root); c.signature = bytes(c.signature); }
+  if (c.type === 'member' && c.op === 'add') c.publicKey = bytes(c.publicKey);
   return c as WriteCommand;
 }
 
@@ -80,6 +94,7 @@ export class RaftWritePath implements WritePath {
     private readonly applier: CommandApplier,
     private readonly sessions: SessionStore,
     private readonly snapshots: RaftSnapshots,
+    private readonly members: MemberStore | undefined,
   ) {}
 
   /**
@@ -102,7 +117,31 @@ export class RaftWritePath implements WritePath {
       // nothing): a checkpoint records an index, and its install folds them into the base.
       onPressure: () => void group?.propose(encodeCommand({ type: 'checkpoint', time: (options.now ?? Date.now)() })).catch(() => undefined),
     });
-    const applier = new CommandApplier(db, { ...options, sessions });
+    let members: MemberStore | undefined;
+    const seed = options.cluster?.members;
+    try {
+      // A registry file missing in a directory that already applied entries was written before
+      // the registry existed: its voters were the cluster file's members.
+      members = seed && MemberStore.open(dir, () => MemberRegistry.seed(seed, durable > 0 && !options.cluster?.join ? seed.map((m) => m.id) : []));
+    } catch (err) {
+      await sessions.close();
+      throw err;
+    }
+    const refreshPeers = () => queueMicrotask(() => group?.refreshPeers());
+    const applier = new CommandApplier(db, {
+      ...options,
+      sessions,
+      ...(members
+        ? {
+            signers: (logIndex?: number) => members.registry.signerSetAt(logIndex ?? members.registry.index),
+            applyMember: (logIndex, cmd) => {
+              const changed = members.applyMember(logIndex, cmd, db.logIndex().durable);
+              if (changed) refreshPeers();
+              return changed;
+            },
+          }
+        : {}),
+    });
     db.beforeLogIndexDurable((index, recorded) => sessions.persist(index, recorded));
     const snapshots = new RaftSnapshots(db, sessions, {
       ...options.snapshots,
@@ -117,11 +156,20 @@ export class RaftWritePath implements WritePath {
     const record = (index: number, data: Uint8Array): Promise<void> => (group ? group.snapshotAt(index, data) : Promise.reject(new Error('the group is still opening')));
     try {
       await recoverInstalledSessions(db, sessions);
+      const c = options.cluster;
       group = await ReplicationGroup.open<WriteOutcome>(dir, {
         appliedIndex: durable,
         tickMs: options.tickMs,
         ...options.group,
-        ...(options.cluster ? { id: options.cluster.id, peers: options.cluster.peers, transport: options.cluster.transport } : {}),
+        ...(c ? { id: c.id, peers: c.peers, transport: c.transport, join: c.join === true } : {}),
+        ...(members
+          ? {
+              resolvePeer: (id: number) => {
+                const m = members.registry.current().members.find((x) => x.id === id);
+                return m && { id, peerUrl: m.peerUrl };
+              },
+            }
+          : {}),
         compactMargin: options.snapshots?.compactMargin,
         // Snapshots are recorded at certified checkpoints (RaftSnapshots), never on a count.
         snapshotEvery: 0,
@@ -135,9 +183,10 @@ export class RaftWritePath implements WritePath {
           isFatal: isEngineFailure,
           snapshot: () => snapshots.snapshot(),
           restore: (snap, from) => snapshots.restore(snap, from),
+          ...(members ? { applyConfChange: (index, cc) => void members.applyConfChange(index, cc, db.logIndex().durable) } : {}),
         },
       });
-      return new RaftWritePath(db, group, applier, sessions, snapshots);
+      return new RaftWritePath(db, group, applier, sessions, snapshots, members);
     } catch (err) {
       await sessions.close();
       throw err;
@@ -226,6 +275,49 @@ export class RaftWritePath implements WritePath {
   /** The group as this member sees it. */
   cluster(): ClusterView {
     return this.group.status();
+  }
+
+  /**
+   * Runtime membership over the member registry (`GET/POST/DELETE /v1/cluster/members`);
+   * undefined when this group has no registry (not started from a cluster file).
+   */
+  membership(): Membership | undefined {
+    const members = this.members;
+    if (!members) return undefined;
+    const group = this.group;
+    return new Membership(members.registry, {
+      id: group.id,
+      proposeMember: async (cmd) => {
+        await this.propose(cmd);
+      },
+      proposeConfChange: (cc) =>
+        group.proposeConfChange(cc).catch((err: unknown) => {
+          throw err instanceof ReplicationError ? new HttpError('UNAVAILABLE', `membership change not applied: ${err.message}`) : err;
+        }),
+      status: () => group.status(),
+      progress: () => group.progress(),
+    });
+  }
+
+  /**
+   * The member registry as of log index `index` (default: the engine's durable index), encoded
+   * for a snapshot; undefined without a registry. `MEMBERS_UNAVAILABLE` for an index the kept
+   * history does not reach.
+   */
+  exportMembers(index = this.db.logIndex().durable): Uint8Array | undefined {
+    return this.members?.registry.export(index);
+  }
+
+  /**
+   * Replaces the member registry with `bytes` from {@link exportMembers} (a snapshot install, with
+   * the engine as of the same index) and returns its index; malformed bytes are refused with
+   * `MEMBERS_MALFORMED` and change nothing.
+   */
+  importMembers(bytes: Uint8Array): number {
+    if (!this.members) throw new Error('this group has no member registry');
+    const index = this.members.import(bytes);
+    this.group.refreshPeers();
+    return index;
   }
 
   /**

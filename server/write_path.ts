@@ -32,6 +32,7 @@ import { Encoder } from 'cbor-x';
 import { ErrorCode, ProofKVError, WriteFaultError, type CheckpointResult, type CosignResult, type ProofDB, type WriteResult } from '../src/index.js';
 import { describeDivergence, soloSignerSet, type CosignCommand, type SignerSet } from '../src/replication/cosign.js';
 import { MemorySessionBook, type SessionBook, type SessionRecord } from '../src/replication/sessions.js';
+import type { MemberCommand } from '../src/replication/members.js';
 import { HttpError, toHttpError, type ProblemMembers } from './errors.js';
 import type { ReadConsistency } from './keys.js';
 
@@ -70,6 +71,8 @@ export type WriteCommand = (
   | { type: 'checkpoint' }
   /** A member's signature on the checkpoint-log head it computed (docs/replication.md § Co-signing). */
   | CosignCommand
+  /** A change of the member registry (docs/replication.md § Membership); a Raft group only. */
+  | MemberCommand
 ) & {
   session?: Session;
   /**
@@ -87,6 +90,8 @@ export type WriteOutcome = (
   | { type: 'batch'; results: WriteResult[] }
   | { type: 'checkpoint'; checkpoint: CheckpointResult }
   | { type: 'cosign'; cosign: CosignResult }
+  /** `applied` is false for a replay of an entry the stored registry already reflects. */
+  | { type: 'member'; applied: boolean }
 ) & { replayed?: boolean };
 
 /** The one way routes change state. */
@@ -179,6 +184,15 @@ export function commandDigest(cmd: WriteCommand): Uint8Array {
       field(cmd.root);
       field(cmd.signature);
       break;
+    case 'member':
+      h.update(`${cmd.op}\n`);
+      u64(cmd.id);
+      if (cmd.op === 'add') {
+        field(new TextEncoder().encode(cmd.clientUrl));
+        field(new TextEncoder().encode(cmd.peerUrl));
+        field(cmd.publicKey);
+      }
+      break;
   }
   return new Uint8Array(h.digest());
 }
@@ -236,7 +250,7 @@ export function decodeSettled(db: ProofDB, cmd: WriteCommand, bytes: Uint8Array)
   if (doc.err) {
     const members: ProblemMembers = { ...doc.err.members };
     if (doc.err.code === 'CONDITION_FAILED') {
-      const key = cmd.type === 'batch' ? cmd.ops[members.index ?? 0]?.key : cmd.type === 'checkpoint' || cmd.type === 'cosign' ? undefined : cmd.key;
+      const key = cmd.type === 'batch' ? cmd.ops[members.index ?? 0]?.key : cmd.type === 'checkpoint' || cmd.type === 'cosign' || cmd.type === 'member' ? undefined : cmd.key;
       if (key) members.key = Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('base64url');
     }
     return { ok: false, error: new HttpError(doc.err.code, doc.err.message, {}, members) };
@@ -254,10 +268,17 @@ export function decodeSettled(db: ProofDB, cmd: WriteCommand, bytes: Uint8Array)
 /** Options of {@link LocalWritePath}. */
 export interface LocalWritePathOptions {
   /**
-   * The signer set of a checkpoint applied now (the group's members at apply). Default: this node
-   * alone, quorum 1 — certified by its own signature at once, as a one-member group.
+   * The signer set of a checkpoint applied now, at log index `logIndex` (a Raft group: the voters
+   * as of that entry, from the member registry). Default: this node alone, quorum 1 — certified
+   * by its own signature at once, as a one-member group.
    */
-  signers?: () => SignerSet | undefined;
+  signers?: (logIndex?: number) => SignerSet | undefined;
+  /**
+   * Applies the `member` command of log entry `logIndex` to the member registry (synchronously,
+   * in log order); false for a replay the registry already reflects. Absent: `member` commands
+   * are refused (no registry: not a Raft group).
+   */
+  applyMember?: (logIndex: number, cmd: MemberCommand) => boolean;
   /**
    * Called with this node's signature on a checkpoint it just applied, when that signature alone
    * does not certify it: the server proposes it to the group (fire and forget; a lost proposal is
@@ -411,7 +432,7 @@ export class CommandApplier {
         return { type: 'batch', results };
       }
       case 'checkpoint': {
-        const signers = this.options.signers?.();
+        const signers = this.options.signers?.(logIndex);
         const checkpoint = await this.db.checkpoint({
           ...(logIndex === undefined ? {} : { logIndex }),
           ...(cmd.time === undefined || cmd.time === null ? {} : { time: cmd.time }),
@@ -425,6 +446,10 @@ export class CommandApplier {
         const cosign = await this.db.cosign({ type: 'cosign', nodeId, size, root, signature }, logIndex === undefined ? {} : { logIndex });
         this.options.onCosign?.(cmd, cosign);
         return { type: 'cosign', cosign };
+      }
+      case 'member': {
+        if (logIndex === undefined || !this.options.applyMember) throw new HttpError('INVALID_ARGUMENT', 'membership changes need a replicated group (serve --cluster)');
+        return { type: 'member', applied: this.options.applyMember(logIndex, cmd) };
       }
     }
   }

@@ -1,5 +1,9 @@
 /**
- * `proofkv cluster init`: lays out a new cluster in one directory (docs/cluster.md).
+ * `proofkv cluster init`: lays out a new cluster in one directory (docs/cluster.md). Also the
+ * runtime-membership commands (docs/cluster.md § Membership): `cluster add` (lays out a member to
+ * add: its data directory and key, and the member in `cluster.json`), `cluster add-member` and
+ * `cluster remove-member` (the `/v1/cluster/members` routes), `cluster status` (every member's
+ * role, term, leader, indexes, certified checkpoint and divergence).
  *
  * ```
  * proofkv cluster init --nodes 3 --dir ./cluster [--host 127.0.0.1] [--client-port 7001] [--peer-port 7101] [--json]
@@ -22,6 +26,8 @@ import type { Command } from 'commander';
 import { toHex } from '../../proofs/bytes.js';
 import { openNodeKey } from '../../src/proof/node_key.js';
 import {
+  MAX_MEMBER_ID,
+  readClusterConfig,
   CLUSTER_CONFIG_FILE,
   CLUSTER_SECRET_BYTES,
   CLUSTER_SECRET_FILE,
@@ -162,6 +168,148 @@ export function serveCommand(dir: string, id: number): string {
   return `proofkv serve --cluster ${d(CLUSTER_CONFIG_FILE)} --node-id ${id} --data ${d(nodeDirName(id))} --cluster-secret-file ${d(CLUSTER_SECRET_FILE)}`;
 }
 
+/** What {@link addClusterMember} needs. */
+export interface ClusterAddOptions {
+  /** A directory made by {@link initCluster}. */
+  dir: string;
+  /** The new member's id (not in the cluster file). */
+  id: number;
+  /** Its host (default: member 1's client host). */
+  host?: string;
+  /** Its client port (default: one above the highest port of the file). */
+  clientPort?: number;
+  /** Its peer port (default: the next port above the highest of the file and the client port). */
+  peerPort?: number;
+}
+
+/**
+ * `proofkv cluster add`: lays out a member to add at runtime in a directory made by
+ * {@link initCluster}: creates `<dir>/node<id>` with its `NODE_KEY` and adds the member to
+ * `<dir>/cluster.json` (replaced atomically). The running members are not told: that is
+ * `cluster add-member` (the `POST /v1/cluster/members` route) once the new member runs with
+ * `serve --join`. A failure leaves the file as it was and removes the new directory.
+ */
+export function addClusterMember(o: ClusterAddOptions): { config: ClusterConfig; configFile: string; dataDir: string } {
+  const dir = path.resolve(o.dir);
+  const configFile = path.join(dir, CLUSTER_CONFIG_FILE);
+  let config: ClusterConfig;
+  try {
+    config = readClusterConfig(configFile);
+  } catch (err) {
+    if (err instanceof ClusterConfigError) throw new CliError(err.code, err.message);
+    throw err;
+  }
+  if (!Number.isInteger(o.id) || o.id < 1 || o.id > MAX_MEMBER_ID) throw new CliError('USAGE', `--id must be 1 .. ${MAX_MEMBER_ID}, got ${o.id}`);
+  if (config.members.some((m) => m.id === o.id)) throw new ClusterConfigError('CLUSTER_EXISTS', `member ${o.id} is already in ${configFile}`);
+  if (config.members.length >= MAX_CLUSTER_MEMBERS) throw new CliError('USAGE', `${configFile} lists ${config.members.length} members, the most a cluster may`);
+  const first = new URL(config.members[0].clientUrl);
+  const host = o.host ?? first.hostname;
+  const portOfUrl = (u: string) => Number(new URL(u).port);
+  const highest = Math.max(...config.members.flatMap((m) => [portOfUrl(m.clientUrl), portOfUrl(m.peerUrl)]));
+  const clientPort = o.clientPort ?? highest + 1;
+  const peerPort = o.peerPort ?? (o.clientPort === undefined ? highest + 2 : highest + 1);
+  const dataDir = path.join(dir, nodeDirName(o.id));
+  if (fs.existsSync(dataDir)) throw new ClusterConfigError('CLUSTER_EXISTS', `${dataDir} exists`);
+  fs.mkdirSync(dataDir, { mode: 0o700 });
+  try {
+    const { key } = openNodeKey(dataDir, { logSize: 0 });
+    const next: ClusterConfig = {
+      clusterId: config.clusterId,
+      members: [...config.members, { id: o.id, clientUrl: `http://${urlHost(host)}:${clientPort}`, peerUrl: `http://${urlHost(host)}:${peerPort}`, publicKey: key.publicKey }].sort((a, b) => a.id - b.id),
+    };
+    // Checks distinct ids, listeners and keys, and the URL rules, exactly as serve will.
+    const text = formatClusterConfig(next);
+    const tmp = `${configFile}.tmp`;
+    fs.writeFileSync(tmp, text, { mode: 0o644 });
+    fs.renameSync(tmp, configFile);
+    return { config: next, configFile, dataDir };
+  } catch (err) {
+    fs.rmSync(dataDir, { recursive: true, force: true });
+    if (err instanceof ClusterConfigError) throw new CliError(err.code, err.message);
+    throw err;
+  }
+}
+
+/** One admin request to a member's client listener; answers the parsed JSON body or throws a {@link CliError} with the problem's code. */
+export async function adminRequest(endpoint: string, method: string, route: string, token: string | undefined, body?: unknown): Promise<any> {
+  const r = await fetch(`${endpoint.replace(/\/$/, '')}${route}`, {
+    method,
+    headers: { Accept: 'application/json', ...(body === undefined ? {} : { 'Content-Type': 'application/json' }), ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    signal: AbortSignal.timeout(15_000),
+  });
+  const text = await r.text();
+  const doc = text ? JSON.parse(text) : undefined;
+  if (!r.ok) throw new CliError(doc?.code ?? 'UNAVAILABLE', `${method} ${route} on ${endpoint}: ${r.status} ${doc?.detail ?? text.slice(0, 200)}`);
+  return doc;
+}
+
+/**
+ * `proofkv cluster add-member`: asks `endpoint` to add member `member` (POST
+ * /v1/cluster/members: registered, then a learner), waits until the leader reports it caught up,
+ * and promotes it (POST …/promote, sent to the leader's client URL; retried while it answers
+ * 409 or 503), within `timeoutMs`.
+ */
+export async function addMemberRemote(endpoint: string, member: { id: number; clientUrl: string; peerUrl: string; publicKey: Uint8Array }, token: string | undefined, timeoutMs = 60_000): Promise<any> {
+  await adminRequest(endpoint, 'POST', '/v1/cluster/members', token, { id: member.id, clientUrl: member.clientUrl, peerUrl: member.peerUrl, publicKey: toHex(member.publicKey) });
+  const until = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < until) {
+    try {
+      const list = await adminRequest(endpoint, 'GET', '/v1/cluster/members', token);
+      const leader = (list.members as Array<{ id: number; clientUrl: string; role: string }>).find((m) => m.id === list.leader);
+      return await adminRequest(leader?.clientUrl || endpoint, 'POST', `/v1/cluster/members/${member.id}/promote`, token);
+    } catch (err) {
+      last = err;
+      const code = (err as CliError).code;
+      if (code !== 'MEMBERSHIP_CONFLICT' && code !== 'UNAVAILABLE' && !(err instanceof TypeError)) throw err;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new CliError('UNAVAILABLE', `member ${member.id} was added as a learner but not promoted within ${timeoutMs} ms: ${(last as Error)?.message ?? 'no answer'}`);
+}
+
+/** One member's line of `proofkv cluster status` (undefined fields: it did not answer). */
+export interface MemberStatusLine {
+  endpoint: string;
+  id?: number;
+  role?: string;
+  term?: number;
+  leader?: number;
+  commit?: number;
+  applied?: number;
+  checkpointSize?: number;
+  checkpointRoot?: string;
+  divergence?: string;
+  error?: string;
+}
+
+/** `GET /v1/status` of every endpoint, as the lines `proofkv cluster status` prints. */
+export async function clusterStatus(endpoints: string[], token: string | undefined): Promise<MemberStatusLine[]> {
+  return Promise.all(
+    endpoints.map(async (endpoint): Promise<MemberStatusLine> => {
+      try {
+        const s = await adminRequest(endpoint, 'GET', '/v1/status', token);
+        const root = s.lastCheckpoint?.head?.root as string | undefined;
+        return {
+          endpoint,
+          id: s.cluster?.id,
+          role: s.role,
+          term: s.cluster?.term,
+          leader: s.cluster?.leader,
+          commit: s.cluster?.commit,
+          applied: s.cluster?.applied,
+          checkpointSize: s.lastCheckpoint?.head?.size,
+          checkpointRoot: root === undefined ? undefined : toHex(new Uint8Array(Buffer.from(root, 'base64url'))).slice(0, 16),
+          divergence: s.divergence ? `at size ${s.divergence.size}` : undefined,
+        };
+      } catch (err) {
+        return { endpoint, error: (err as Error).message };
+      }
+    }),
+  );
+}
+
 /** Registers `cluster init` on `program`. */
 export function registerClusterCommands(program: Command): void {
   const cluster = program.command('cluster').description('set up a replicated cluster (docs/cluster.md)');
@@ -212,6 +360,94 @@ export function registerClusterCommands(program: Command): void {
             'SDK trust (the members\' keys, a majority must sign each checkpoint):',
             ...sdkSnippet(config).map((l) => `  ${l}`),
           ],
+        );
+      }),
+    );
+  cluster
+    .command('add')
+    .description('lay out a member to add at runtime: <dir>/node<id> with its node key, and the member in <dir>/cluster.json')
+    .requiredOption('--dir <dir>', 'the directory cluster init made')
+    .requiredOption('--id <id>', 'the new member id')
+    .option('--host <host>', "host of the member's URLs (default: member 1's)")
+    .option('--client-port <port>', 'client port (default: one above the highest port in the file)')
+    .option('--peer-port <port>', 'peer port (default: the next free one above that)')
+    .option('--json', 'print JSON instead of text')
+    .action(
+      run(async (o: { dir: string; id: string; host?: string; clientPort?: string; peerPort?: string; json?: boolean }) => {
+        const id = intOption(o.id, '--id', 1)!;
+        let added: ReturnType<typeof addClusterMember>;
+        try {
+          added = addClusterMember({ dir: o.dir, id, host: o.host, clientPort: intOption(o.clientPort, '--client-port', 1), peerPort: intOption(o.peerPort, '--peer-port', 1) });
+        } catch (err) {
+          if (err instanceof ClusterConfigError) throw new CliError(err.code, err.message);
+          throw err;
+        }
+        const m = added.config.members.find((x) => x.id === id)!;
+        const serve = `${serveCommand(o.dir, id)} --join`;
+        print(o, { id, clientUrl: m.clientUrl, peerUrl: m.peerUrl, publicKey: toHex(m.publicKey), data: added.dataDir, configFile: added.configFile, serve }, [
+          `member ${id}: client ${m.clientUrl}  peer ${m.peerUrl}`,
+          `  key ${toHex(m.publicKey)}`,
+          `  start it: ${serve}`,
+          `  then:     proofkv cluster add-member --dir ${o.dir} --id ${id} --endpoint <a running member's client URL>`,
+        ]);
+      }),
+    );
+  cluster
+    .command('add-member')
+    .description('add a member laid out by `cluster add` to the running cluster: learner, catch-up, promotion (POST /v1/cluster/members)')
+    .requiredOption('--endpoint <url>', "a running member's client URL")
+    .requiredOption('--id <id>', 'the member id')
+    .option('--dir <dir>', 'the cluster directory (its cluster.json gives the member URLs and key)', '.')
+    .option('--token <token>', 'admin bearer token (env PROOFKV_TOKEN)')
+    .option('--timeout <ms>', 'how long to wait for the catch-up', '60000')
+    .option('--json', 'print JSON instead of text')
+    .action(
+      run(async (o: { endpoint: string; id: string; dir: string; token?: string; timeout: string; json?: boolean }) => {
+        const id = intOption(o.id, '--id', 1)!;
+        let config: ClusterConfig;
+        try {
+          config = readClusterConfig(path.join(o.dir, CLUSTER_CONFIG_FILE));
+        } catch (err) {
+          if (err instanceof ClusterConfigError) throw new CliError(err.code, err.message);
+          throw err;
+        }
+        const m = config.members.find((x) => x.id === id);
+        if (!m) throw new CliError('NOT_A_MEMBER', `member ${id} is not in ${path.join(o.dir, CLUSTER_CONFIG_FILE)}: run cluster add first`);
+        const v = await addMemberRemote(o.endpoint, m, o.token ?? process.env.PROOFKV_TOKEN, intOption(o.timeout, '--timeout', 1));
+        print(o, v, [`member ${v.id} is a ${v.role} (client ${v.clientUrl})`]);
+      }),
+    );
+  cluster
+    .command('remove-member')
+    .description('remove a member from the running cluster (DELETE /v1/cluster/members/{id}; send it to another member)')
+    .requiredOption('--endpoint <url>', "a running member's client URL (not the one removed)")
+    .requiredOption('--id <id>', 'the member id')
+    .option('--token <token>', 'admin bearer token (env PROOFKV_TOKEN)')
+    .option('--json', 'print JSON instead of text')
+    .action(
+      run(async (o: { endpoint: string; id: string; token?: string; json?: boolean }) => {
+        const id = intOption(o.id, '--id', 1)!;
+        await adminRequest(o.endpoint, 'DELETE', `/v1/cluster/members/${id}`, o.token ?? process.env.PROOFKV_TOKEN);
+        print(o, { removed: id }, [`member ${id} removed`]);
+      }),
+    );
+  cluster
+    .command('status')
+    .description('role, term, leader, commit/applied, last certified checkpoint and divergence of every member')
+    .requiredOption('--endpoint <url...>', "members' client URLs")
+    .option('--token <token>', 'admin bearer token (env PROOFKV_TOKEN)')
+    .option('--json', 'print JSON instead of text')
+    .action(
+      run(async (o: { endpoint: string[]; token?: string; json?: boolean }) => {
+        const lines = await clusterStatus(o.endpoint, o.token ?? process.env.PROOFKV_TOKEN);
+        print(
+          o,
+          { members: lines },
+          lines.map((l) =>
+            l.error
+              ? `${l.endpoint}  unreachable: ${l.error}`
+              : `node ${l.id ?? '?'}  ${l.endpoint}  ${l.role}  term ${l.term}  leader ${l.leader}  commit ${l.commit}  applied ${l.applied}  checkpoint ${l.checkpointSize ?? '-'} ${l.checkpointRoot ?? ''}${l.divergence ? `  DIVERGED ${l.divergence}` : ''}`,
+          ),
         );
       }),
     );

@@ -132,6 +132,14 @@ export interface StateMachine<O> {
    * that is sent a snapshot stops (`REPLICATION_BAD_STATE`).
    */
   restore?(snapshot: RestoreSnapshot, from: number): Promise<void>;
+  /**
+   * Optional: the membership change of committed entry `index`, handed over in log order with the
+   * normal entries (before the next entry's {@link apply}) — so that state derived from the
+   * membership (the member registry, a checkpoint's signer set) follows the log, not the Ready
+   * boundaries (the core itself applies the change later, in `advance`). Entries at or below the
+   * applied index given at open are not handed over again.
+   */
+  applyConfChange?(index: number, cc: ConfChange): void;
 }
 
 /** Options of {@link ReplicationGroup.open}. */
@@ -456,6 +464,16 @@ export class ReplicationGroup<O> {
       firstIndex: this.storage.firstIndex(), lastIndex: r.raftLog.lastIndex(), snapshotIndex: this.storage.snapshot().metadata.index,
       voters: [...cs.voters], learners: [...cs.learners],
     };
+  }
+
+  /**
+   * The leader's view of each member's replication progress (the match index: the last entry
+   * known to be in its log); empty on a member that is not the leader.
+   */
+  progress(): Map<number, { match: number }> {
+    const out = new Map<number, { match: number }>();
+    for (const [id, p] of this.node.status().progress) out.set(id, { match: p.match });
+    return out;
   }
 
   /** Calls `cb` with the new leader's id (0: none known) whenever it changes, after the Ready that changed it. */
@@ -949,6 +967,7 @@ export class ReplicationGroup<O> {
     for (const e of entries) {
       if (e.index <= this.applied) continue; // durable in the state machine before a restart
       this.applied = e.index;
+      if (e.type === EntryType.ConfChange) this.sm.applyConfChange?.(e.index, decodeConfChange(e.data));
       if (e.type !== EntryType.Normal || e.data.length === 0) continue; // a leader's no-op, or a membership change (applied by the node in advance)
       const { id, command } = decodeEntryPayload(e.data);
       const w = this.waiters.get(id);

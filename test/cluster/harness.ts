@@ -7,8 +7,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { initCluster } from '../../server/cli/cluster.js';
-import type { ClusterConfig } from '../../server/cluster_config.js';
+import { addClusterMember, initCluster } from '../../server/cli/cluster.js';
+import type { ClusterConfig, ClusterMember } from '../../server/cluster_config.js';
 import { freePortRange, PROOFKV_BIN, serveArgs } from '../../scripts/local_cluster.js';
 
 /** One member process (replaced on restart). */
@@ -22,6 +22,8 @@ export interface Member {
 /** A cluster of real processes on loopback. */
 export class ProcessCluster {
   readonly members: Member[];
+  /** Extra `serve` arguments of single members (e.g. `--join` for a member added at runtime). */
+  private readonly memberArgs = new Map<number, string[]>();
 
   private constructor(
     readonly dir: string,
@@ -59,7 +61,7 @@ export class ProcessCluster {
     const env = { ...process.env };
     delete env.PROOFKV_TOKENS;
     delete env.PROOFKV_LOG_LEVEL;
-    const proc = spawn(process.execPath, [PROOFKV_BIN, ...serveArgs(this.dir, id), '--log-level', 'warn', ...this.extraArgs], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [PROOFKV_BIN, ...serveArgs(this.dir, id), '--log-level', 'warn', ...this.extraArgs, ...(this.memberArgs.get(id) ?? [])], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     m.proc = proc;
     m.output = '';
     await new Promise<void>((resolve, reject) => {
@@ -78,6 +80,20 @@ export class ProcessCluster {
         reject(new Error(`member ${id} exited (${code ?? signal}) before it listened:\n${m.output}`));
       });
     });
+  }
+
+  /**
+   * Lays out member `id` with `proofkv cluster add` (its data directory and key, and the member
+   * in cluster.json, on the given ports) and starts it with `serve --join`; the running members
+   * are not told (that is the membership route's job).
+   */
+  async joinMember(id: number, clientPort: number, peerPort: number): Promise<ClusterMember> {
+    const { config } = addClusterMember({ dir: this.dir, id, clientPort, peerPort });
+    const m = config.members.find((x) => x.id === id)!;
+    this.members.push({ id, url: m.clientUrl, proc: undefined, output: '' });
+    this.memberArgs.set(id, ['--join']);
+    await this.startMember(id);
+    return m;
   }
 
   /** Sends `signal` to member `id` and waits until it exited. */

@@ -188,7 +188,7 @@ describe('conditions and appends in the Raft write path', () => {
     const run = async (cmd: WriteCommand) => {
       try {
         const o = await first.wp.propose(cmd);
-        outcomes.push(JSON.stringify(o.type === 'batch' ? o.results.map((r) => r.version) : o.type === 'checkpoint' ? 'cp' : o.type === 'cosign' ? 'cs' : o.result.version));
+        outcomes.push(JSON.stringify(o.type === 'batch' ? o.results.map((r) => r.version) : o.type === 'checkpoint' ? 'cp' : o.type === 'cosign' ? 'cs' : o.type === 'member' ? 'member' : o.result.version));
       } catch (err) {
         outcomes.push((err as { code?: string }).code ?? 'error');
       }
