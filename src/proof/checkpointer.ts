@@ -387,12 +387,29 @@ export class Checkpointer {
       this.state.divergence = judged.divergence;
       return { verdict: judged.verdict, divergence: judged.divergence };
     }
+    if (judged.verdict === 'stale' && judged.signature && (await this.lateSetChangeSignature(c.size, judged.signature))) return { verdict: 'accepted' };
     if (judged.verdict !== 'accepted' || !judged.signature) return { verdict: judged.verdict };
     await this.log.appendAmendment(encodeCosignRecord(c.size, judged.signature));
     this.log.noteCosign(c.size, judged.signature);
     if (!this.state.onSignature(c.size, judged.signature)) return { verdict: 'accepted' };
     this.repin();
     return { verdict: 'accepted', certified: this.latest() };
+  }
+
+  /**
+   * A valid signature on the head of an older checkpoint that changed the signer set: it joins
+   * that change's certificate (persisted like any cosign), which clients that trust the previous
+   * set walk to adopt the new one (docs/proofs.md §5.6). A newer checkpoint may be certified
+   * before the change's own certificate has the previous set's quorum (checkpoints close
+   * together); without this its late signatures would be dropped as stale and the walk would fail.
+   * True when it was recorded.
+   */
+  private async lateSetChangeSignature(size: number, g: MemberSignature): Promise<boolean> {
+    const change = this.log.setChangeAt(size - 1);
+    if (!change || change.signatures.some((x) => equalBytes(x.publicKey, g.publicKey))) return false;
+    await this.log.appendAmendment(encodeCosignRecord(size, g));
+    this.log.noteCosign(size, g);
+    return true;
   }
 
   /** The latest certified checkpoint, with its certificate. */

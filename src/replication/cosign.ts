@@ -230,7 +230,9 @@ export class CosignTally {
     const signature: MemberSignature = { id: c.nodeId, publicKey, signature: c.signature };
     const own = log.rootAt(c.size);
     if (equalBytes(own, c.root)) {
-      if (c.size < log.size || !current) return { verdict: 'stale' };
+      // (The signature is returned with a stale verdict too: a checkpoint that changed the signer
+      // set keeps collecting its certificate after a newer one — see Checkpointer.cosign.)
+      if (c.size < log.size || !current) return { verdict: 'stale', signature };
       // Collected by the caller once it is persisted.
       return current.has(signature) ? { verdict: 'duplicate' } : { verdict: 'accepted', signature };
     }

@@ -242,6 +242,19 @@ describe('the node stamps v2 checkpoints (db.checkpoint({ time, signers }))', ()
       check();
       const proof = (await db.getWithProof('a')).proof;
       expect(hexSet(proof.certificate.signers)).toEqual(hexSet(bigger));
+      // Checkpoint 1 changed the set but was overtaken by 2 before member 2 signed it: member 2's
+      // late signature still joins the change's certificate (a client trusting the old set walks
+      // it), persisted, so the change verifies with both quorums — also after a reopen.
+      const c1Head = db.checkpointAt(1).setChange!.head;
+      const late = await db.cosign({ type: 'cosign', nodeId: 2, size: 2, root: c1Head.root, signature: signHead(keys[2].privateKey, c1Head).signature });
+      expect(late.verdict).toBe('accepted');
+      expect(db.latestCheckpoint().head.size).toBe(3);
+      const walk = () => verifyCertificate(db.checkpointAt(1).setChange!, { trust: { publicKeys: [db.publicKey()], quorum: 1 } });
+      expect(walk()).toMatchObject({ ok: true });
+      expect((await db.cosign({ type: 'cosign', nodeId: 2, size: 2, root: c1Head.root, signature: signHead(keys[2].privateKey, c1Head).signature })).verdict).toBe('stale');
+      await db.close();
+      db = await ProofDB.open(t.dir, { compactionThread: 'inline' });
+      expect(walk()).toMatchObject({ ok: true });
       await db.close();
     } finally {
       t.cleanup();
