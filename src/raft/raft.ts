@@ -727,8 +727,22 @@ export class Raft {
   }
 
   private sendSnapChunk(to: number, pr: Progress): void {
-    const snap = pr.snap;
+    let snap = pr.snap;
     if (!snap) return;
+    if (pr.snapOffset === 0) {
+      // (Re)starting a transfer: send the newest snapshot the storage holds. An older one may no
+      // longer be installable (the application keeps only its latest snapshot's data), and a
+      // follower that failed to install it would otherwise be sent the same one forever.
+      try {
+        const latest = this.raftLog.snapshot();
+        if (latest.metadata.index > snap.metadata.index) {
+          pr.becomeSnapshot(latest);
+          snap = latest;
+        }
+      } catch (e) {
+        if (!isRaftError(e, RaftErrorCode.SnapshotTemporarilyUnavailable)) throw e;
+      }
+    }
     const total = snap.data.length;
     const offset = Math.min(pr.snapOffset, total);
     const data = snap.data.subarray(offset, Math.min(total, offset + this.snapChunk));
