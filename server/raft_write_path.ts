@@ -147,8 +147,10 @@ export class RaftWritePath implements WritePath {
       ...options.snapshots,
       transport: options.cluster?.transport,
       maxSessionBytes,
+      // A snapshot's certificate must be certified by the signer set this member knows: the
+      // registry's voters (a cluster member), or the one the caller gives, or this node alone.
       trust: () => {
-        const set = options.signers?.();
+        const set = members ? members.registry.signerSetAt(members.registry.index) : options.signers?.();
         return set ? { publicKeys: set.members.map((m) => m.publicKey), quorum: set.quorum } : { publicKeys: [db.publicKey()], quorum: 1 };
       },
     });
