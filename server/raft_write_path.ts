@@ -21,12 +21,17 @@ import type { ProofDB } from '../src/index.js';
 import { ReplicationError, ReplicationGroup, SessionError, SessionErrorCode, SessionStore, type GroupStatus, type PeerAddress, type Transport } from '../src/replication/index.js';
 import { HttpError } from './errors.js';
 import type { ReadConsistency } from './keys.js';
-import { CommandApplier, MAX_SESSION_BYTES, isEngineFailure, type LocalWritePathOptions, type WriteCommand, type WriteOutcome, type WritePath } from './write_path.js';
+import { CommandApplier, MAX_SESSION_BYTES, isEngineFailure, isRecoverableFault, type LocalWritePathOptions, type WriteCommand, type WriteOutcome, type WritePath } from './write_path.js';
 
 /** Options of {@link RaftWritePath.open}. */
 export interface RaftWritePathOptions extends LocalWritePathOptions {
   /** Milliseconds per Raft tick (default 100). */
   tickMs?: number;
+  /**
+   * fdatasync the Raft log before a write is acknowledged (default true; `proofkv serve
+   * --sync`/`--no-sync`). False: a write survives a crash of the process, not a power loss.
+   */
+  sync?: boolean;
   /** Bound of the session inputs kept between installs (`SessionStoreOptions.maxPendingBytes`). */
   maxPendingSessionBytes?: number;
   /**
@@ -91,8 +96,15 @@ export class RaftWritePath implements WritePath {
       group = await ReplicationGroup.open<WriteOutcome>(dir, {
         appliedIndex: durable,
         tickMs: options.tickMs,
+        sync: options.sync,
         ...(options.cluster ? { id: options.cluster.id, peers: options.cluster.peers, transport: options.cluster.transport } : {}),
-        stateMachine: { apply: (index, command) => applier.execute(decodeCommand(command), index), isFatal: isEngineFailure },
+        stateMachine: {
+          apply: (index, command) => applier.execute(decodeCommand(command), index),
+          isFatal: isEngineFailure,
+          // A recoverable engine write fault pauses applying; the same entries are applied again.
+          isTransient: isRecoverableFault,
+          rollback: (index) => applier.rollback(index),
+        },
       });
       return new RaftWritePath(db, group, applier, sessions);
     } catch (err) {
@@ -109,6 +121,11 @@ export class RaftWritePath implements WritePath {
   /** Last index in the Raft log. */
   get lastIndex(): number {
     return this.group.status().lastIndex;
+  }
+
+  /** Syncs of the Raft log so far (`proofkv_raft_log_syncs_total`). */
+  get logSyncs(): number {
+    return this.group.logSyncs();
   }
 
   /** Estimated bytes of the session inputs kept since the stored base. */
@@ -134,7 +151,11 @@ export class RaftWritePath implements WritePath {
       return Promise.reject(err);
     }
     return this.group.propose(encodeCommand(cmd)).catch((err: unknown) => {
-      throw err instanceof ReplicationError ? new HttpError('UNAVAILABLE', err.message) : err;
+      if (!(err instanceof ReplicationError)) throw err;
+      // Applying is paused by a write fault the engine recovers from: try again shortly, as on
+      // the local path (a proposal refused before the log never applies; one already in the log
+      // is applied once the fault clears, so its retry needs the same session to apply once).
+      throw new HttpError('UNAVAILABLE', err.message, isRecoverableFault(err.cause) ? { 'Retry-After': '1' } : {});
     });
   }
 

@@ -214,12 +214,15 @@ export class LevelStorage implements Storage {
    * after this resolves may the Ready's messages be sent. With `mustSync` false and nothing but a
    * hard state, the hard state (only its commit index moved) is written with the next batch or
    * at close: a crash may lose it, and the commit index is then recomputed.
+   * `options.sync: false` writes without fdatasync even when the Ready must be synced (the
+   * group's `sync: false`, `proofkv serve --no-sync`): the write survives a crash of the process,
+   * not a power loss. Resolves true when the batch was synced.
    */
-  async save(rd: PersistRequest): Promise<void> {
+  async save(rd: PersistRequest, options: { sync?: boolean } = {}): Promise<boolean> {
     if (rd.mustSync === false && !rd.snapshot && rd.entries.length === 0 && rd.hardState) {
       this.pendingHard = rd.hardState;
       this.mem.setHardState(rd.hardState);
-      return;
+      return false;
     }
     const ops: Batch = [];
     let first = this.mem.firstIndex();
@@ -240,12 +243,14 @@ export class LevelStorage implements Storage {
     }
     const hard = rd.hardState ?? this.pendingHard;
     if (hard) ops.push({ type: 'put', key: HARD_KEY, value: encodeHardState(hard) });
-    if (ops.length === 0) return;
-    await this.db.batch(ops, { sync: rd.mustSync !== false });
+    if (ops.length === 0) return false;
+    const sync = rd.mustSync !== false && options.sync !== false;
+    await this.db.batch(ops, { sync });
     this.pendingHard = null;
     if (rd.snapshot) this.mem.applySnapshot(rd.snapshot);
     if (rd.entries.length > 0) this.mem.append(rd.entries);
     if (rd.hardState) this.mem.setHardState(rd.hardState);
+    return sync;
   }
 
   /** Records an application snapshot at `index` (synced). */
