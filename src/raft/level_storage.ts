@@ -159,7 +159,7 @@ export class LevelStorage implements Storage {
   /** A commit-only hard state not yet written (see {@link save}). */
   private pendingHard: HardState | null = null;
 
-  private constructor(private readonly db: ClassicLevel<Uint8Array, Uint8Array>, private readonly mem: MemoryStorage) {}
+  private constructor(private db: ClassicLevel<Uint8Array, Uint8Array>, private readonly mem: MemoryStorage) {}
 
   /**
    * Opens (or creates) the log at `path`. A new log starts empty with membership
@@ -251,6 +251,35 @@ export class LevelStorage implements Storage {
     if (rd.entries.length > 0) this.mem.append(rd.entries);
     if (rd.hardState) this.mem.setHardState(rd.hardState);
     return sync;
+  }
+
+  /**
+   * After a failed {@link save}: closes and reopens the database (LevelDB's own log may hold a
+   * partial record of the failed batch, after which it must not append), then makes the disk
+   * agree with what the saves that succeeded wrote: the snapshot, the entries from `from` (the
+   * failed batch's first index) to the last index rewritten, every entry after it deleted, the
+   * hard state rewritten — one synced batch. Throws when the database cannot be reopened or
+   * written yet (the caller tries again later); reads of the log keep working meanwhile.
+   */
+  async reopen(from: number): Promise<void> {
+    const location = this.db.location;
+    await this.db.close().catch(() => undefined);
+    const db = new ClassicLevel<Uint8Array, Uint8Array>(location, { keyEncoding: 'view', valueEncoding: 'view' });
+    await db.open();
+    try {
+      const ops: Batch = [{ type: 'put', key: SNAP_KEY, value: encodeSnapshot(this.mem.snapshot()) }];
+      const first = Math.max(from, this.mem.firstIndex());
+      const last = this.mem.lastIndex();
+      if (first <= last) for (const e of this.mem.entries(first, last + 1, Infinity)) ops.push({ type: 'put', key: entryKey(e.index), value: encodeEntry(e) });
+      for await (const k of db.keys({ gt: entryKey(last), lte: entryKey(Number.MAX_SAFE_INTEGER) })) ops.push({ type: 'del', key: k });
+      ops.push({ type: 'put', key: HARD_KEY, value: encodeHardState(this.mem.initialState().hardState) });
+      await db.batch(ops, { sync: true });
+    } catch (err) {
+      await db.close().catch(() => undefined);
+      throw err;
+    }
+    this.db = db;
+    this.pendingHard = null;
   }
 
   /** Records an application snapshot at `index` (synced). */

@@ -211,6 +211,14 @@ export interface ReplicationGroupOptions<O> {
    */
   sync?: boolean;
   /**
+   * True for a failed write of the log that passes (a full disk, a file-size limit, descriptor
+   * exhaustion). The group then pauses: the failed Ready is dropped (its proposers are answered
+   * indeterminate), the node is rebuilt from the log as it is, new proposals are refused, and the
+   * log is reopened and reconciled ({@link LevelStorage.reopen}) with backoff until it works.
+   * Default {@link isPassingIoError}; any other failure of the log stops the group.
+   */
+  isTransientLogError?: (err: unknown) => boolean;
+  /**
    * Called once the log is open and before any entry is applied, with the group (whose
    * {@link ReplicationGroup.commands} and {@link ReplicationGroup.status} can be read).
    */
@@ -252,7 +260,12 @@ export const APPLY_RETRY_MAX_MS = 1000;
  * applied again, in order.
  */
 export interface ApplyPause {
-  /** The first entry not applied. */
+  /**
+   * `apply`: the state machine refused entry `index`; `log`: writing the log failed (entries
+   * from `index` were not persisted) and the log is being reopened.
+   */
+  readonly component: 'apply' | 'log';
+  /** The first entry not applied (`apply`), or the first entry of the failed write (`log`). */
   readonly index: number;
   /** The latest refusal. */
   readonly error: unknown;
@@ -260,6 +273,20 @@ export interface ApplyPause {
   readonly attempts: number;
   /** Clock time of the first refusal (the group's clock, ms). */
   readonly since: number;
+}
+
+/**
+ * True for an I/O failure that passes by itself or by an operator freeing resources: a full disk
+ * or quota, a file-size limit, descriptor exhaustion — by errno code, or by the messages LevelDB
+ * reports them with (it gives no code).
+ */
+export function isPassingIoError(err: unknown): boolean {
+  for (let e = err, i = 0; i < 5 && e instanceof Error; i++, e = e.cause) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG' || code === 'EMFILE' || code === 'ENFILE') return true;
+    if (/No space left on device|Disk quota exceeded|File too large|Too many open files/i.test(e.message)) return true;
+  }
+  return false;
 }
 
 /** Entries kept behind a snapshot by default, so that a follower that lags by less needs no snapshot (etcd's `SnapshotCatchUpEntries`). */
@@ -514,8 +541,8 @@ export class ReplicationGroup<O> {
    */
   applyPause(): ApplyPause | undefined {
     if (!this.pause) return undefined;
-    const { index, error, attempts, since } = this.pause;
-    return { index, error, attempts, since };
+    const { component, index, error, attempts, since } = this.pause;
+    return { component, index, error, attempts, since };
   }
 
   /** Syncs of this member's log so far (every Ready that wrote entries, a term or a vote; none with `sync: false`). */
@@ -549,7 +576,7 @@ export class ReplicationGroup<O> {
    * group closed while it was in flight — its entry may still commit.
    */
   propose(command: Uint8Array, options: { timeoutMs?: number } = {}): Promise<O> {
-    const refused = this.refusal() ?? this.pauseRefusal();
+    const refused = this.closed || this.failure ? this.refusal() : (this.pauseRefusal() ?? this.refusal());
     if (refused) return Promise.reject(refused);
     const id = `${this.nonce}/${++this.counter}`;
     const data = encodeEntryPayload(id, command);
@@ -675,7 +702,8 @@ export class ReplicationGroup<O> {
   private pauseRefusal(): ReplicationError | undefined {
     const p = this.pause;
     if (!p) return undefined;
-    return unavailable(`applying is paused at log index ${p.index} (${(p.error as Error)?.message ?? String(p.error)}); the proposal was not appended`, p.error);
+    const what = p.component === 'log' ? 'writing the log failed' : `applying is paused at log index ${p.index}`;
+    return unavailable(`${what} (${(p.error as Error)?.message ?? String(p.error)}); the proposal was not appended`, p.error);
   }
 
   /** Inbound messages from the transport: queued (bounded), stepped by the loop. */
@@ -750,7 +778,8 @@ export class ReplicationGroup<O> {
           this.running = null;
           // Work queued after the loop's last look but before this callback must not wait for
           // the next tick.
-          if (this.hasWork() && !this.failure && !this.closed) void this.kick();
+          // (Not while the log is paused: the tick retries it.)
+          if (this.hasWork() && !this.failure && !this.closed && this.pause?.component !== 'log') void this.kick();
         });
     }
     return this.running;
@@ -840,7 +869,12 @@ export class ReplicationGroup<O> {
     let feed = true;
     for (;;) {
       if (this.failure) return;
-      if (this.pause && this.clock.now() >= this.pause.retryAt && !this.closed) await this.retryApply();
+      if (this.pause && this.clock.now() >= this.pause.retryAt && !this.closed) {
+        if (this.pause.component === 'apply') await this.retryApply();
+        else await this.reopenLog();
+      }
+      // Nothing is written to the log until it is reopened.
+      if (this.pause?.component === 'log') return;
       for (const op of this.storageOps.splice(0)) await op.run();
       this.feedInputs(feed);
       const node = this.node;
@@ -868,8 +902,12 @@ export class ReplicationGroup<O> {
         }), // (1) one atomic batch, synced when it must be; (2) then send
         this.applyAll(stable), // (3) + answers
       ]);
-      if (saved.status === 'rejected') throw saved.reason;
       if (applied.status === 'rejected') throw applied.reason;
+      if (saved.status === 'rejected') {
+        if (!(this.options.isTransientLogError ?? isPassingIoError)(saved.reason)) throw saved.reason;
+        this.logFailed(rd, saved.reason);
+        return;
+      }
       if (rd.snapshot) this.afterRestore(rd.snapshot.metadata.index);
       await this.applyAll(rest);
       node.advance(rd); // (4)
@@ -1032,6 +1070,45 @@ export class ReplicationGroup<O> {
     if (upTo >= this.storage.firstIndex()) await this.storage.compact(upTo);
   }
 
+  /**
+   * A Ready's write of the log failed for a passing reason: nothing of it counts (its messages
+   * were not sent, its new entries are not applied); the proposers of its entries are answered
+   * indeterminate (a partial write may hold them), the node is rebuilt from the log as it was
+   * before, and the loop pauses until {@link reopenLog} succeeds.
+   */
+  private logFailed(rd: Ready, error: unknown): void {
+    const from = rd.entries.length > 0 ? rd.entries[0].index : this.storage.lastIndex() + 1;
+    for (const e of rd.entries) {
+      if (e.type !== EntryType.Normal || e.data.length === 0) continue;
+      const id = decodeEntryPayload(e.data).id;
+      const w = this.waiters.get(id);
+      if (!w) continue;
+      this.waiters.delete(id);
+      w.reject(unavailable(`writing the log failed (${(error as Error)?.message ?? String(error)}); the entry may still be applied once the log is reopened`, error, true));
+    }
+    const now = this.clock.now();
+    this.pause = { component: 'log', index: from, error, attempts: 1, since: now, retryAt: now + APPLY_RETRY_BASE_MS };
+    this.node = this.newNode();
+    this.lastLeader = None;
+  }
+
+  /** Reopens the log after a failed write ({@link logFailed}); on success the group runs again (a lone voter campaigns at once). */
+  private async reopenLog(): Promise<void> {
+    const p = this.pause!;
+    try {
+      await this.storage.reopen(p.index);
+    } catch (err) {
+      const attempts = p.attempts + 1;
+      this.pause = { ...p, error: err, attempts, retryAt: this.clock.now() + Math.min(APPLY_RETRY_MAX_MS, APPLY_RETRY_BASE_MS * 2 ** Math.min(attempts - 1, 16)) };
+      return;
+    }
+    this.pause = null;
+    this.node = this.newNode();
+    this.ticks = 0;
+    const cs = this.node.raft.prs.confState();
+    if (cs.voters.length === 1 && cs.voters[0] === this.id && cs.learners.length === 0) this.node.campaign();
+  }
+
   /** The applied index after a snapshot was installed (it moves a pause past the snapshot). */
   private afterRestore(index: number): void {
     this.applied = Math.max(this.applied, index);
@@ -1125,6 +1202,7 @@ export class ReplicationGroup<O> {
     const attempts = (previous?.attempts ?? 0) + 1;
     const now = this.clock.now();
     this.pause = {
+      component: 'apply',
       index: paused.index,
       error: paused.error,
       attempts,

@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { LevelStorage } from '../../src/raft/index.js';
+import { EntryType, LevelStorage } from '../../src/raft/index.js';
 import { ReplicationGroup, SessionStore, type SessionInput, type StateMachine } from '../../src/replication/index.js';
 
 const te = new TextEncoder();
@@ -139,6 +139,74 @@ describe('ReplicationGroup: transient apply faults', () => {
     expect(sm.rollbacks).toHaveLength(1);
     expect(g.applyPause()).toBeUndefined();
     await expect(g.propose(te.encode('c'))).rejects.toThrow(/replication group failed: entry \d+ took effect after \d+ was refused/);
+  });
+});
+
+describe('ReplicationGroup: a failed write of the log', () => {
+  it('drops the failed Ready, refuses proposals until the log is reopened, then runs on', async () => {
+    const efbig = () => Object.assign(new Error('IO error: 000003.log: File too large'), { code: 'LEVEL_IO_ERROR' });
+    let full = false;
+    const save = LevelStorage.prototype.save;
+    vi.spyOn(LevelStorage.prototype, 'save').mockImplementation(async function (this: LevelStorage, rd, options) {
+      if (full && rd.entries.length > 0) throw efbig();
+      return save.call(this, rd, options);
+    });
+    const reopen = LevelStorage.prototype.reopen;
+    vi.spyOn(LevelStorage.prototype, 'reopen').mockImplementation(function (this: LevelStorage, from) {
+      return full ? Promise.reject(efbig()) : reopen.call(this, from);
+    });
+    const dir = tmp();
+    const sm = new FaultyMachine();
+    const g = await open(dir, sm);
+    expect(await g.propose(te.encode('before'))).toMatch(/^before@/);
+    full = true;
+    const lost = await g.propose(te.encode('lost')).catch((e: unknown) => e);
+    expect(lost).toMatchObject({ code: 'REPLICATION_UNAVAILABLE', indeterminate: true });
+    expect((lost as Error).message).toMatch(/writing the log failed .*File too large/);
+    expect(g.applyPause()).toMatchObject({ component: 'log' });
+    const refused = await g.propose(te.encode('during')).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ code: 'REPLICATION_UNAVAILABLE', indeterminate: false });
+    await until(() => (g.applyPause()?.attempts ?? 0) >= 3);
+
+    full = false;
+    await until(() => g.applyPause() === undefined && g.status().role === 'leader');
+    expect(await g.propose(te.encode('after'))).toMatch(/^after@/);
+    expect(sm.applied.map(([, c]) => c)).toEqual(['before', 'after']);
+    await g.close();
+    groups.splice(groups.indexOf(g), 1);
+    // Reopened from disk: the log is whole and agrees with what was applied.
+    const again = new FaultyMachine();
+    const g2 = await open(dir, again);
+    await until(() => g2.status().applied === g2.status().commit);
+    expect(again.applied.map(([, c]) => c)).toEqual(['before', 'after']);
+  });
+});
+
+describe('LevelStorage.reopen', () => {
+  it('makes the disk agree with the saves that succeeded: a partial write of a failed batch is dropped', async () => {
+    const dir = path.join(tmp(), 'log');
+    const st = await LevelStorage.open(dir);
+    const ent = (index: number, term: number) => ({ term, index, type: EntryType.Normal, data: te.encode(`e${index}`) });
+    await st.save({ entries: [ent(1, 1), ent(2, 1)], hardState: { term: 1, vote: 1, commit: 2 } });
+    // What a batch that reached the disk before its write failed leaves: an entry the log never took,
+    // an overwritten entry and a hard state.
+    const raw = await LevelStorage.open(path.join(tmp(), 'scratch'));
+    await raw.save({ entries: [ent(1, 1), { ...ent(2, 3), data: te.encode('other') }, ent(3, 3)], hardState: { term: 3, vote: 1, commit: 1 } });
+    await raw.close();
+    const db = (st as unknown as { db: { batch(ops: unknown[]): Promise<void> } }).db;
+    const copy = await import('classic-level').then(({ ClassicLevel }) => new ClassicLevel<Uint8Array, Uint8Array>(path.join(path.dirname(dir), 'scratch'), { keyEncoding: 'view', valueEncoding: 'view' }));
+    const ops: Array<{ type: 'put'; key: Uint8Array; value: Uint8Array }> = [];
+    for await (const [key, value] of copy.iterator()) if (key[0] !== 0x73) ops.push({ type: 'put', key, value }); // all but the snapshot record
+    await copy.close();
+    await db.batch(ops);
+    await st.reopen(2);
+    await st.save({ entries: [], hardState: { term: 1, vote: 1, commit: 2 } });
+    await st.close();
+    const back = await LevelStorage.open(dir);
+    expect(back.lastIndex()).toBe(2);
+    expect(back.entries(1, 3, Infinity).map((e) => [e.term, td.decode(e.data)])).toEqual([[1, 'e1'], [1, 'e2']]);
+    expect(back.initialState().hardState).toEqual({ term: 1, vote: 1, commit: 2 });
+    await back.close();
   });
 });
 
