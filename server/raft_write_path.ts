@@ -18,10 +18,10 @@
 import * as path from 'node:path';
 import { Encoder } from 'cbor-x';
 import type { ProofDB } from '../src/index.js';
-import { ReplicationError, ReplicationGroup, SessionError, SessionErrorCode, SessionStore, type GroupStatus, type PeerAddress, type Transport } from '../src/replication/index.js';
-import { HttpError } from './errors.js';
+import { ReplicationError, ReplicationGroup, passingIoCode, SessionError, SessionErrorCode, SessionStore, type GroupStatus, type PeerAddress, type Transport } from '../src/replication/index.js';
+import { HttpError, scrubPaths } from './errors.js';
 import type { ReadConsistency } from './keys.js';
-import { CommandApplier, MAX_SESSION_BYTES, isEngineFailure, isRecoverableFault, type LocalWritePathOptions, type WriteCommand, type WriteOutcome, type WritePath } from './write_path.js';
+import { CommandApplier, MAX_SESSION_BYTES, isEngineFailure, isRecoverableFault, type LocalWritePathOptions, type PathFault, type WriteCommand, type WriteOutcome, type WritePath } from './write_path.js';
 
 /** Options of {@link RaftWritePath.open}. */
 export interface RaftWritePathOptions extends LocalWritePathOptions {
@@ -155,8 +155,23 @@ export class RaftWritePath implements WritePath {
       // Applying is paused by a write fault the engine recovers from: try again shortly, as on
       // the local path (a proposal refused before the log never applies; one already in the log
       // is applied once the fault clears, so its retry needs the same session to apply once).
-      throw new HttpError('UNAVAILABLE', err.message, isRecoverableFault(err.cause) ? { 'Retry-After': '1' } : {});
+      throw new HttpError('UNAVAILABLE', scrubPaths(err.message), isRecoverableFault(err.cause) || this.group.applyPause() ? { 'Retry-After': '1' } : {});
     });
+  }
+
+  /** {@inheritDoc WritePath.writeFault} */
+  writeFault(): PathFault | undefined {
+    const p = this.group.applyPause();
+    if (!p) return undefined;
+    const since = Date.now() - (performance.now() - p.since);
+    if (p.component === 'apply') {
+      const error = p.error instanceof Error ? p.error : new Error(String(p.error));
+      return { component: 'raft-apply', error, since, attempts: p.attempts, recoverable: true };
+    }
+    // LevelDB words its errors without a code (and with the file's path): keep only the errno code.
+    const code = passingIoCode(p.error) ?? 'EIO';
+    const error = Object.assign(new Error(`${code}: writing the raft log failed`), { code });
+    return { component: 'raft-log', error, since, attempts: p.attempts, recoverable: true };
   }
 
   /**

@@ -97,10 +97,29 @@ export interface WritePath {
    * established (no leader, minority partition).
    */
   readBarrier(consistency: ReadConsistency): Promise<void>;
+  /**
+   * A fault of the write path outside the engine while writes are refused until it clears, in the
+   * engine's `WriteFault` shape: a failed write of the Raft log (`raft-log`: a full disk, a
+   * file-size limit), or the Raft apply step still paused at an entry the engine refused (`raft-apply`:
+   * its fault cleared, the entry is not applied again yet). The engine's own faults are
+   * `db.writeFault()`, which `/v1/status` shows first.
+   */
+  writeFault?(): PathFault | undefined;
   /** Clients the idempotency table remembers. */
   readonly sessionCount: number;
   /** Estimated bytes of the idempotency table (bounded by its byte budget). */
   readonly sessionBytes: number;
+}
+
+/** See {@link WritePath.writeFault}. */
+export interface PathFault {
+  component: 'raft-log' | 'raft-apply';
+  error: Error;
+  lastError?: Error;
+  /** When the fault began (ms since the epoch). */
+  since: number;
+  attempts: number;
+  recoverable: true;
 }
 
 /** Default byte budget of the idempotency table (64 MiB). */

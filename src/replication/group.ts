@@ -281,12 +281,26 @@ export interface ApplyPause {
  * reports them with (it gives no code).
  */
 export function isPassingIoError(err: unknown): boolean {
+  return passingIoCode(err) !== undefined;
+}
+
+/** Passing errno codes and how LevelDB words them (it gives no code); ENFILE's words contain EMFILE's, so it comes first. */
+const PASSING_IO: Array<[string, RegExp]> = [
+  ['ENOSPC', /No space left on device/i],
+  ['EDQUOT', /Disk quota exceeded/i],
+  ['EFBIG', /File too large/i],
+  ['ENFILE', /Too many open files in system/i],
+  ['EMFILE', /Too many open files/i],
+];
+
+/** The errno code of a passing I/O failure ({@link isPassingIoError}), from its code or its message. */
+export function passingIoCode(err: unknown): string | undefined {
   for (let e = err, i = 0; i < 5 && e instanceof Error; i++, e = e.cause) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG' || code === 'EMFILE' || code === 'ENFILE') return true;
-    if (/No space left on device|Disk quota exceeded|File too large|Too many open files/i.test(e.message)) return true;
+    if (PASSING_IO.some(([c]) => c === code)) return code;
+    for (const [c, re] of PASSING_IO) if (re.test(e.message)) return c;
   }
-  return false;
+  return undefined;
 }
 
 /** Entries kept behind a snapshot by default, so that a follower that lags by less needs no snapshot (etcd's `SnapshotCatchUpEntries`). */
@@ -409,6 +423,8 @@ export class ReplicationGroup<O> {
   private pause: (ApplyPause & { retryAt: number }) | null = null;
   /** Log syncs made by {@link LevelStorage.save} for this group's Readies. */
   private syncs = 0;
+  /** Set when the node was rebuilt after the log was reopened: campaign once it knows it is the only voter. */
+  private campaignWhenAlone = false;
   private node: RawNode;
   private readonly transport: Transport;
   private readonly clock: Clock;
@@ -1011,6 +1027,11 @@ export class ReplicationGroup<O> {
       }
     }
     if (changed) this.updatePeers();
+    if (this.campaignWhenAlone && !this.node.hasReady()) {
+      this.campaignWhenAlone = false;
+      const cs = this.node.raft.prs.confState();
+      if (cs.voters.length === 1 && cs.voters[0] === this.id && cs.learners.length === 0 && this.node.raft.state !== StateType.Leader) this.node.campaign();
+    }
     this.releaseReads();
     this.maybeSnapshot();
   }
@@ -1105,8 +1126,9 @@ export class ReplicationGroup<O> {
     this.pause = null;
     this.node = this.newNode();
     this.ticks = 0;
-    const cs = this.node.raft.prs.confState();
-    if (cs.voters.length === 1 && cs.voters[0] === this.id && cs.learners.length === 0) this.node.campaign();
+    // The rebuilt node learns the membership from the committed entries it delivers again; a lone
+    // voter then campaigns at once (as at open) instead of waiting an election timeout.
+    this.campaignWhenAlone = true;
   }
 
   /** The applied index after a snapshot was installed (it moves a pause past the snapshot). */
