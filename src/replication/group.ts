@@ -1157,9 +1157,12 @@ export class ReplicationGroup<O> {
   /** Applies again, in order, the entries waiting behind the pause (with the pause's attempt count). */
   private async retryApply(): Promise<void> {
     const p = this.pause!;
-    this.pause = null;
     const entries = p.index <= this.committedTo ? this.storage.entries(p.index, this.committedTo + 1, Infinity) : [];
+    // Still paused while retrying (proposals stay refused, status shows it); a refusal sets a new pause.
+    const retrying = { ...p, retryAt: Infinity };
+    this.pause = retrying;
     await this.applyEntries(entries, p);
+    if (this.pause === retrying) this.pause = null;
   }
 
   /** Answers the proposer of `e`, if it waits here, that its entry waits behind a pause (it is applied later). */
@@ -1200,8 +1203,11 @@ export class ReplicationGroup<O> {
         settled = { ok: true, outcome: await p };
       } catch (error) {
         settled = { ok: false, error };
-        if (!paused && this.sm.isTransient?.(error)) paused = { index: entry.index, error };
-        else if (this.sm.isFatal(error)) fatal ??= error;
+        // After a refusal, later entries' failures are not their outcomes: they are applied again.
+        if (!paused) {
+          if (this.sm.isTransient?.(error)) paused = { index: entry.index, error };
+          else if (this.sm.isFatal(error)) fatal ??= error;
+        }
       }
       if (paused) {
         // This entry, or one before it, was refused: it is applied again later.
