@@ -31,7 +31,7 @@ import { memberOf, type ClusterConfig } from './cluster_config.js';
 import { majority } from './cli/cluster.js';
 import { describeDivergence } from '../src/replication/cosign.js';
 import { HttpTransport } from '../src/replication/transport/index.js';
-import { LocalWritePath, type LocalWritePathOptions, type WritePath } from './write_path.js';
+import { LocalWritePath, type LocalWritePathOptions, type PathFault, type WritePath } from './write_path.js';
 
 /** Options of {@link ProofNode.start}. */
 export interface NodeOptions {
@@ -239,7 +239,11 @@ export class ProofNode {
       // A cluster member's checkpoints are certified by a majority of the members' keys.
       const members = options.cluster?.config.members;
       const signerSet = members && { quorum: majority(members.length), members: members.map((m) => ({ id: m.id, publicKey: m.publicKey })) };
-      const wpOptions: LocalWritePathOptions & { sync?: boolean } = {
+      const wpOptions: LocalWritePathOptions & { sync?: boolean; onPause?: (f: PathFault | undefined) => void } = {
+        onPause: (f) => {
+          if (f) log.error({ component: f.component, code: errorCodeOf(f.error), err: f.error }, f.component === 'raft-log' ? 'raft log write failed: writes are refused until the log is reopened' : 'applying paused at a refused log entry: writes are refused until it is applied again');
+          else log.info('raft write path resumed: writes resumed');
+        },
         // --sync / --no-sync: on the Raft path it is the Raft log's fdatasync (the engine writes no journal).
         ...(options.db?.sync === undefined ? {} : { sync: options.db.sync }),
         ...(signerSet ? { signers: () => signerSet } : {}),

@@ -18,7 +18,7 @@
 import * as path from 'node:path';
 import { Encoder } from 'cbor-x';
 import type { ProofDB } from '../src/index.js';
-import { ReplicationError, ReplicationGroup, passingIoCode, SessionError, SessionErrorCode, SessionStore, type GroupStatus, type PeerAddress, type Transport } from '../src/replication/index.js';
+import { ReplicationError, ReplicationGroup, passingIoCode, SessionError, SessionErrorCode, SessionStore, type ApplyPause, type GroupStatus, type PeerAddress, type Transport } from '../src/replication/index.js';
 import { HttpError, scrubPaths } from './errors.js';
 import type { ReadConsistency } from './keys.js';
 import { CommandApplier, MAX_SESSION_BYTES, isEngineFailure, isRecoverableFault, type LocalWritePathOptions, type PathFault, type WriteCommand, type WriteOutcome, type WritePath } from './write_path.js';
@@ -34,6 +34,8 @@ export interface RaftWritePathOptions extends LocalWritePathOptions {
   sync?: boolean;
   /** Bound of the session inputs kept between installs (`SessionStoreOptions.maxPendingBytes`). */
   maxPendingSessionBytes?: number;
+  /** Called when writes pause on the Raft path ({@link RaftWritePath.writeFault} set) and with `undefined` when they resume. */
+  onPause?: (fault: PathFault | undefined) => void;
   /**
    * This node as a member of a cluster: its Raft id, every member's peer address (the bootstrap
    * voters) and the transport to them. Absent: a one-member group.
@@ -60,6 +62,19 @@ export function decodeCommand(data: Uint8Array): WriteCommand {
   if (c.type === 'batch') for (const op of c.ops) { op.key = bytes(op.key); if (op.op === 'put' || op.op === 'append') op.value = bytes(op.value); }
   if (c.type === 'cosign') { c.root = bytes(c.root); c.signature = bytes(c.signature); }
   return c as WriteCommand;
+}
+
+/** A pause of the group as a {@link PathFault} (never a file path in it). */
+function pathFaultOf(p: ApplyPause): PathFault {
+  const since = Date.now() - (performance.now() - p.since);
+  if (p.component === 'apply') {
+    const error = p.error instanceof Error ? p.error : new Error(String(p.error));
+    return { component: 'raft-apply', error, since, attempts: p.attempts, recoverable: true };
+  }
+  // LevelDB words its errors without a code (and with the file's path): keep only the errno code.
+  const code = passingIoCode(p.error) ?? 'EIO';
+  const error = Object.assign(new Error(`${code}: writing the raft log failed`), { code });
+  return { component: 'raft-log', error, since, attempts: p.attempts, recoverable: true };
 }
 
 /** The write path of a Raft group. Create with {@link RaftWritePath.open}. */
@@ -97,6 +112,7 @@ export class RaftWritePath implements WritePath {
         appliedIndex: durable,
         tickMs: options.tickMs,
         sync: options.sync,
+        onPause: (p) => options.onPause?.(p && pathFaultOf(p)),
         ...(options.cluster ? { id: options.cluster.id, peers: options.cluster.peers, transport: options.cluster.transport } : {}),
         stateMachine: {
           apply: (index, command) => applier.execute(decodeCommand(command), index),
@@ -162,16 +178,7 @@ export class RaftWritePath implements WritePath {
   /** {@inheritDoc WritePath.writeFault} */
   writeFault(): PathFault | undefined {
     const p = this.group.applyPause();
-    if (!p) return undefined;
-    const since = Date.now() - (performance.now() - p.since);
-    if (p.component === 'apply') {
-      const error = p.error instanceof Error ? p.error : new Error(String(p.error));
-      return { component: 'raft-apply', error, since, attempts: p.attempts, recoverable: true };
-    }
-    // LevelDB words its errors without a code (and with the file's path): keep only the errno code.
-    const code = passingIoCode(p.error) ?? 'EIO';
-    const error = Object.assign(new Error(`${code}: writing the raft log failed`), { code });
-    return { component: 'raft-log', error, since, attempts: p.attempts, recoverable: true };
+    return p && pathFaultOf(p);
   }
 
   /**

@@ -219,6 +219,11 @@ export interface ReplicationGroupOptions<O> {
    */
   isTransientLogError?: (err: unknown) => boolean;
   /**
+   * Called when applying pauses or the log fails ({@link ReplicationGroup.applyPause}: the first
+   * refusal, not each retry) and with `undefined` when the group runs again (for logs).
+   */
+  onPause?: (pause: ApplyPause | undefined) => void;
+  /**
    * Called once the log is open and before any entry is applied, with the group (whose
    * {@link ReplicationGroup.commands} and {@link ReplicationGroup.status} can be read).
    */
@@ -1108,7 +1113,9 @@ export class ReplicationGroup<O> {
       w.reject(unavailable(`writing the log failed (${(error as Error)?.message ?? String(error)}); the entry may still be applied once the log is reopened`, error, true));
     }
     const now = this.clock.now();
+    const before = this.pause;
     this.pause = { component: 'log', index: from, error, attempts: 1, since: now, retryAt: now + APPLY_RETRY_BASE_MS };
+    if (before?.component !== 'log') this.notePause();
     this.node = this.newNode();
     this.lastLeader = None;
   }
@@ -1124,6 +1131,7 @@ export class ReplicationGroup<O> {
       return;
     }
     this.pause = null;
+    this.notePause();
     this.node = this.newNode();
     this.ticks = 0;
     // The rebuilt node learns the membership from the committed entries it delivers again; a lone
@@ -1136,8 +1144,10 @@ export class ReplicationGroup<O> {
     this.applied = Math.max(this.applied, index);
     this.committedTo = Math.max(this.committedTo, index);
     if (this.pause && this.pause.index <= index) {
-      if (index >= this.committedTo) this.pause = null;
-      else this.pause = { ...this.pause, index: index + 1 };
+      if (index >= this.committedTo) {
+        this.pause = null;
+        this.notePause();
+      } else this.pause = { ...this.pause, index: index + 1 };
     }
   }
 
@@ -1162,7 +1172,19 @@ export class ReplicationGroup<O> {
     const retrying = { ...p, retryAt: Infinity };
     this.pause = retrying;
     await this.applyEntries(entries, p);
-    if (this.pause === retrying) this.pause = null;
+    if (this.pause === retrying) {
+      this.pause = null;
+      this.notePause();
+    }
+  }
+
+  /** Tells {@link ReplicationGroupOptions.onPause} the pause now in force (undefined: none). */
+  private notePause(): void {
+    try {
+      this.options.onPause?.(this.applyPause());
+    } catch {
+      // a listener's failure is its own
+    }
   }
 
   /** Answers the proposer of `e`, if it waits here, that its entry waits behind a pause (it is applied later). */
@@ -1237,6 +1259,7 @@ export class ReplicationGroup<O> {
       since: previous?.since ?? now,
       retryAt: now + Math.min(APPLY_RETRY_MAX_MS, APPLY_RETRY_BASE_MS * 2 ** Math.min(attempts - 1, 16)),
     };
+    if (!previous) this.notePause();
   }
 }
 

@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { EntryType, LevelStorage } from '../../src/raft/index.js';
-import { ReplicationGroup, SessionStore, type SessionInput, type StateMachine } from '../../src/replication/index.js';
+import { ReplicationGroup, SessionStore, type ApplyPause, type SessionInput, type StateMachine } from '../../src/replication/index.js';
 
 const te = new TextEncoder();
 const td = new TextDecoder();
@@ -68,7 +68,7 @@ function tmp(): string {
   dirs.push(d);
   return d;
 }
-async function open(dir: string, sm: StateMachine<string>, options: { sync?: boolean } = {}) {
+async function open(dir: string, sm: StateMachine<string>, options: { sync?: boolean; onPause?: (p: ApplyPause | undefined) => void } = {}) {
   const g = await ReplicationGroup.open(dir, { stateMachine: sm, appliedIndex: 0, tickMs: 5, ...options });
   groups.push(g);
   return g;
@@ -81,7 +81,8 @@ async function until(check: () => boolean): Promise<void> {
 describe('ReplicationGroup: transient apply faults', () => {
   it('pauses at the refused entry, refuses new proposals, and applies the same entries again in order once the fault clears', async () => {
     const sm = new FaultyMachine();
-    const g = await open(tmp(), sm);
+    const events: Array<string | undefined> = [];
+    const g = await open(tmp(), sm, { onPause: (p) => events.push(p && `${p.component}@${p.index}`) });
     expect(await g.propose(te.encode('before'))).toMatch(/^before@/);
     const applied0 = g.status().applied;
     sm.fault = 'transient';
@@ -115,6 +116,8 @@ describe('ReplicationGroup: transient apply faults', () => {
     expect(sm.applied.map(([i]) => i)).toEqual([applied0, applied0 + 1, applied0 + 2, applied0 + 3]);
     expect(g.status().applied).toBe(g.status().commit);
     expect(await g.propose(te.encode('after'))).toBe(`after@${applied0 + 4}`);
+    // One event when it paused (not one per retry), one when it resumed.
+    expect(events).toEqual([`apply@${applied0 + 1}`, undefined]);
   });
 
   it('an unrecoverable failure still stops the group', async () => {

@@ -247,6 +247,9 @@ describe('transient faults', () => {
     expect((await put(agent, s.url, 'after', value)).status).toBe(200);
     acked.push('after');
     agent.destroy();
+    expect(s.stderr()).toMatch(/"component":"raft-log","code":"EFBIG".*raft log write failed/);
+    expect(s.stderr()).toContain('raft write path resumed');
+    expect(s.stderr().split('\n').filter((l) => l.includes('raft log write failed')).join('\n')).not.toContain(s.dataDir);
 
     await s.stop('SIGKILL');
     const again = await start({ dataDir: s.dataDir });
