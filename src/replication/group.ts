@@ -49,8 +49,15 @@
  * synced on its own: after a crash it may lag the engine's recorded index; entries up to the
  * recorded index are skipped, not re-applied.
  *
- * The whole design (a write on a follower, timeouts, membership, compaction, the simulator) is in
- * docs/replication.md.
+ * **Faults that pass.** A committed entry is never skipped: when the state machine refuses one
+ * with a transient fault ({@link StateMachine.isTransient}: nothing of it applied), applying
+ * pauses at it, the machine rolls back to before it, and the loop applies it and every later
+ * entry again, in order, with backoff, until they succeed; a failed write of the log for a passing
+ * reason drops that Ready and reopens the log. Meanwhile new proposals are refused before the log
+ * ({@link ReplicationGroup.applyPause}). Any other failure stops the group.
+ *
+ * The whole design (a write on a follower, timeouts, membership, compaction, faults, the
+ * simulator) is in docs/replication.md.
  * @module
  */
 import * as fs from 'node:fs';
@@ -557,8 +564,9 @@ export class ReplicationGroup<O> {
   }
 
   /**
-   * The pause of the apply step, when a committed entry was refused by a transient fault of the
-   * state machine and waits to be applied again (undefined when applying runs).
+   * The pause in force: the apply step's, when a committed entry was refused by a transient fault
+   * of the state machine and waits to be applied again, or the log's, after a failed write while
+   * it is being reopened (undefined when the group runs).
    */
   applyPause(): ApplyPause | undefined {
     if (!this.pause) return undefined;
