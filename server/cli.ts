@@ -4,11 +4,15 @@
  *
  * ```
  * proofkv serve --data ./data --host 127.0.0.1 --port 7070 [--config proofkv.json]
- *               [--checkpoint-interval 1000] [--checkpoint-writes 10000] [--log-level info] [--raft]
+ *               [--checkpoint-interval 1000] [--checkpoint-writes 10000] [--log-level info]
+ *               [--sync | --no-sync] [--cluster cluster.json --node-id N --cluster-secret-file F]
  * ```
- * `--raft` (off by default) routes writes through a one-member Raft group whose log
- * (`<data>/raft`) is the write-ahead log (see `docs/replication.md`). A data directory that has
- * a Raft log must keep being started with `--raft`.
+ * Every node writes through a Raft group whose log (`<data>/raft`) is the write-ahead log (see
+ * `docs/replication.md`): one member without `--cluster`. `--sync` (default) fdatasyncs that log
+ * before a write is acknowledged, `--no-sync` does not. A data directory written by the local
+ * path of earlier versions is taken over at its first start. Hidden flags: `--raft` (accepted,
+ * does nothing: it is the default), `--local-write-path` (the engine's own journal instead of the
+ * Raft log; only for `bench/raft.ts`'s reference column).
  * `--port 0` picks a free port; the start-up banner on stdout says which (`listening on <url>`).
  * Logs are pino JSON lines on stderr. A port that cannot be listened on is reported before the data
  * directory (and its `NODE_KEY`) is created; a start-up failure is one line on stderr and a log
@@ -54,7 +58,7 @@ function readTls(tls: ServeConfig['tls']): NodeOptions['tls'] {
 }
 
 /** Runs `serve` until SIGTERM/SIGINT; resolves when the node stopped. */
-export async function serve(flags: ServeFlags & { origin?: string; witness?: string[] } & { raft?: boolean; join?: boolean }, explicit: ReadonlySet<string>): Promise<void> {
+export async function serve(flags: ServeFlags & { origin?: string; witness?: string[] } & { localWritePath?: boolean; join?: boolean }, explicit: ReadonlySet<string>): Promise<void> {
   let cfg;
   let cluster: NodeOptions['cluster'];
   try {
@@ -110,7 +114,7 @@ export async function serve(flags: ServeFlags & { origin?: string; witness?: str
         sync: cfg.sync,
         rotateKey: cfg.rotateKey,
       },
-      raft: flags.raft === true || cluster !== undefined,
+      ...(flags.localWritePath === true ? { localWritePath: true } : {}),
       ...(cluster ? { cluster } : {}),
       notes: noteOptionsOf({ origin: cfg.origin, witness: cfg.witnesses }),
       edge: cfg.edge,
@@ -133,7 +137,7 @@ export async function serve(flags: ServeFlags & { origin?: string; witness?: str
       `  public key  ${toBase64Url(pk)} (base64url)`,
       `  note key    ${node.notes ? formatVerifierKey(node.notes.verifierKey()) : 'none'}`,
       `  data        ${cfg.dataDir}`,
-      `  write path  ${cluster ? `raft (member ${cluster.nodeId} of cluster ${cluster.config.clusterId}, ${cluster.config.members.length} members; peers on ${memberOf(cluster.config, cluster.nodeId).peerUrl})` : flags.raft === true ? 'raft (one-member group)' : 'local'}`,
+      `  write path  ${cluster ? `raft (member ${cluster.nodeId} of cluster ${cluster.config.clusterId}, ${cluster.config.members.length} members; peers on ${memberOf(cluster.config, cluster.nodeId).peerUrl})` : flags.localWritePath === true ? 'local (reference only: --local-write-path)' : 'raft (one-member group)'}`,
       `  auth        ${cfg.tokens.length === 0 ? 'none (loopback only, every request is admin)' : `${cfg.tokens.length} token(s)`}`,
       '',
     ].join('\n'),
@@ -193,8 +197,11 @@ export function buildProgram(): Command {
     .option('--checkpoint-interval <ms>', 'checkpoint every N ms when there were writes (0: off)', String(DEFAULTS.checkpointInterval))
     .option('--checkpoint-writes <n>', 'checkpoint after N write operations (0: off)', String(DEFAULTS.checkpointWrites))
     .addOption(new Option('--log-level <level>', 'log level (env PROOFKV_LOG_LEVEL)').choices(LOG_LEVELS as unknown as string[]))
-    .option('--raft', 'route writes through a one-member Raft group in <data>/raft, whose log is the write-ahead log (every acknowledged write synced; default off)')
-    .option('--sync', 'fdatasync the journal before acknowledging each write (default; survives power loss)')
+    // Writes always go through the Raft group now: --raft stays accepted (and does nothing) for old
+    // scripts; --local-write-path is the pre-Raft path, kept for bench/raft.ts's reference column.
+    .addOption(new Option('--raft', 'no effect: writes always go through the Raft group').hideHelp())
+    .addOption(new Option('--local-write-path', "apply writes through the engine's own journal, not the Raft log (benchmark reference only)").hideHelp())
+    .option('--sync', 'fdatasync the write-ahead log (the Raft log) before acknowledging each write (default; survives power loss)')
     .option('--no-sync', 'acknowledge writes once the OS has them (survives a process crash, not a power loss)')
     .option('--max-connections <n>', 'open connections at most (default: from the file-descriptor limit, at most 1024)')
     .option('--max-open-tables <n>', 'table files open at once (default: the file-descriptor limit less connections less 64, at most 1000)')
@@ -212,7 +219,7 @@ export function buildProgram(): Command {
     .option('--cluster-secret-file <file>', 'the cluster secret shared by the members (mode 0600)')
     .option('--join', 'join a running cluster as a member added at runtime (`proofkv cluster add`, then `cluster add-member`): never bootstrap, learn the log from the leader');
   addNoteServeOptions(program.commands[program.commands.length - 1])
-    .action(async (flags: ServeFlags & { raft?: boolean; join?: boolean; origin?: string; witness?: string[] }, cmd: Command) => {
+    .action(async (flags: ServeFlags & { localWritePath?: boolean; join?: boolean; origin?: string; witness?: string[] }, cmd: Command) => {
       const explicit = new Set(Object.keys(flags).filter((k) => cmd.getOptionValueSource(k) === 'cli'));
       await serve(flags, explicit);
     });

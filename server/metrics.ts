@@ -172,6 +172,16 @@ export class Metrics {
   }
 
   /**
+   * `proofkv_raft_log_syncs_total`, sampled at scrape time: fdatasyncs of the Raft log, the
+   * write-ahead log of the Raft path (its engine writes no journal, so `proofkv_journal_syncs_total`
+   * stays 0 there). A counter in meaning; a gauge because the group counts.
+   */
+  trackRaftLog(syncs: () => number): void {
+    const registers = [this.registry];
+    new Gauge({ name: 'proofkv_raft_log_syncs_total', help: 'fdatasyncs of the Raft log (the write-ahead log) that acknowledged writes waited for', registers, collect() { this.set(syncs()); } });
+  }
+
+  /**
    * Gauges of the write path's idempotency table, sampled at scrape time:
    * `proofkv_idempotency_bytes` (estimated bytes, bounded by its budget) and
    * `proofkv_idempotency_clients`.

@@ -31,7 +31,7 @@ import type { RaftSnapshotOptions, SnapshotEvent } from './raft_snapshot.js';
 import { memberOf, type ClusterConfig } from './cluster_config.js';
 import { describeDivergence } from '../src/replication/cosign.js';
 import { HttpTransport } from '../src/replication/transport/index.js';
-import { LocalWritePath, type LocalWritePathOptions, type WritePath } from './write_path.js';
+import { LocalWritePath, type LocalWritePathOptions, type PathFault, type WritePath } from './write_path.js';
 
 /** Options of {@link ProofNode.start}. */
 export interface NodeOptions {
@@ -56,11 +56,14 @@ export interface NodeOptions {
   /** Checkpoint notes: origin and the witnesses to push each new head to (docs/witness.md). */
   notes?: NoteOptions;
   /**
-   * Route writes through a one-member Raft group (`<dataDir>/raft`) whose log is the write-ahead
-   * log (the engine then runs with `writeAheadLog: 'external'`) instead of applying them directly.
-   * Default false; a data directory that has a Raft log refuses to start without it.
+   * Apply writes directly to the engine (its own journal, `writeAheadLog: 'journal'`) instead of
+   * through the Raft group. Not a product mode: `proofkv serve --local-write-path` (hidden) keeps
+   * it only as the reference column of `bench/raft.ts`. Default false: every node runs a Raft
+   * group (`<dataDir>/raft`, one member without `cluster`) whose log is the write-ahead log; a
+   * data directory the local path wrote is taken over at its first start (the engine's first
+   * external-log open flushes its journal). A directory with a Raft log refuses this option.
    */
-  raft?: boolean;
+  localWritePath?: boolean;
   /** Connection limit and timeouts (defaults: {@link DEFAULTS}; `maxConnections` 0 derives it from the fd limit). */
   edge?: Partial<EdgeLimits>;
   /** Serve HTTPS with this PEM material; `ca` makes the server require client certificates it signed. */
@@ -203,10 +206,11 @@ export class ProofNode {
     process.umask(0o077);
     warnLooseNodeKey(options.dataDir, log);
     const raftDir = path.join(options.dataDir, 'raft');
-    const raft = options.raft === true || options.cluster !== undefined;
+    if (options.localWritePath && options.cluster) throw new Error('a cluster member cannot use the local write path');
+    const raft = options.localWritePath !== true;
     if (!raft && fs.existsSync(raftDir)) {
       // The Raft log is this directory's write-ahead log: the engine alone lacks its newest writes.
-      throw new Error(`${options.dataDir} belongs to a Raft group (${raftDir} holds its write-ahead log): start it with the raft write path`);
+      throw new Error(`${options.dataDir} belongs to a Raft group (${raftDir} holds its write-ahead log): start it without --local-write-path`);
     }
     const db = await ProofDB.open(options.dataDir, {
       ...options.db,
@@ -252,7 +256,13 @@ export class ProofNode {
           options.snapshots?.onEvent?.(e);
         },
       };
-      const wpOptions: LocalWritePathOptions = {
+      const wpOptions: LocalWritePathOptions & { sync?: boolean; onPause?: (f: PathFault | undefined) => void } = {
+        onPause: (f) => {
+          if (f) log.error({ component: f.component, code: errorCodeOf(f.error), err: f.error }, f.component === 'raft-log' ? 'raft log write failed: writes are refused until the log is reopened' : 'applying paused at a refused log entry: writes are refused until it is applied again');
+          else log.info('raft write path resumed: writes resumed');
+        },
+        // --sync / --no-sync: on the Raft path it is the Raft log's fdatasync (the engine writes no journal).
+        ...(options.db?.sync === undefined ? {} : { sync: options.db.sync }),
         proposeCosign: (cmd) => {
           // Fire and forget: a lost proposal is proposed again by the cosign timer below.
           void cosigner?.propose(cmd).catch((err: unknown) => log.debug({ err, size: cmd.size }, 'cosign proposal not applied; it is proposed again'));
@@ -290,6 +300,10 @@ export class ProofNode {
         cosigner = raftPath;
       } else if (raft) {
         raftPath = await RaftWritePath.open(db, raftDir, { ...wpOptions, snapshots });
+      }
+      if (raftPath) {
+        const rp = raftPath;
+        metrics.trackRaftLog(() => rp.logSyncs);
       }
       const writePath: WritePath = raftPath ?? new LocalWritePath(db, wpOptions);
       metrics.trackIdempotency(writePath);

@@ -18,19 +18,26 @@
 import * as path from 'node:path';
 import { Encoder } from 'cbor-x';
 import type { ProofDB } from '../src/index.js';
-import { ReplicationError, ReplicationGroup, SessionError, SessionErrorCode, SessionStore, type GroupStatus, type ReplicationGroupOptions, type PeerAddress, type Transport } from '../src/replication/index.js';
+import { ReplicationError, ReplicationGroup, passingIoCode, SessionError, SessionErrorCode, SessionStore, type ApplyPause, type GroupStatus, type ReplicationGroupOptions, type PeerAddress, type Transport } from '../src/replication/index.js';
 import { MemberRegistry, MemberStore, Membership, type MemberInfo } from '../src/replication/members.js';
-import { HttpError } from './errors.js';
+import { HttpError, scrubPaths } from './errors.js';
 import type { ReadConsistency } from './keys.js';
 import { RaftSnapshots, recoverInstalledSessions, type RaftSnapshotOptions, type SnapshotCounters } from './raft_snapshot.js';
-import { CommandApplier, MAX_SESSION_BYTES, isEngineFailure, type LocalWritePathOptions, type WriteCommand, type WriteOutcome, type WritePath } from './write_path.js';
+import { CommandApplier, MAX_SESSION_BYTES, isEngineFailure, isRecoverableFault, type LocalWritePathOptions, type PathFault, type WriteCommand, type WriteOutcome, type WritePath } from './write_path.js';
 
 /** Options of {@link RaftWritePath.open}. */
 export interface RaftWritePathOptions extends LocalWritePathOptions {
   /** Milliseconds per Raft tick (default 100). */
   tickMs?: number;
+  /**
+   * fdatasync the Raft log before a write is acknowledged (default true; `proofkv serve
+   * --sync`/`--no-sync`). False: a write survives a crash of the process, not a power loss.
+   */
+  sync?: boolean;
   /** Bound of the session inputs kept between installs (`SessionStoreOptions.maxPendingBytes`). */
   maxPendingSessionBytes?: number;
+  /** Called when writes pause on the Raft path ({@link RaftWritePath.writeFault} set) and with `undefined` when they resume. */
+  onPause?: (fault: PathFault | undefined) => void;
   /**
    * This node as a member of a cluster: its Raft id, every member's peer address (the bootstrap
    * voters) and the transport to them. Absent: a one-member group.
@@ -84,6 +91,19 @@ export function decodeCommand(data: Uint8Array): WriteCommand {
   if (c.type === 'cosign') { c.root = bytes(c.root); c.signature = bytes(c.signature); }
   if (c.type === 'member' && c.op === 'add') c.publicKey = bytes(c.publicKey);
   return c as WriteCommand;
+}
+
+/** A pause of the group as a {@link PathFault} (never a file path in it). */
+function pathFaultOf(p: ApplyPause): PathFault {
+  const since = Date.now() - (performance.now() - p.since);
+  if (p.component === 'apply') {
+    const error = p.error instanceof Error ? p.error : new Error(String(p.error));
+    return { component: 'raft-apply', error, since, attempts: p.attempts, recoverable: true };
+  }
+  // LevelDB words its errors without a code (and with the file's path): keep only the errno code.
+  const code = passingIoCode(p.error) ?? 'EIO';
+  const error = Object.assign(new Error(`${code}: writing the raft log failed`), { code });
+  return { component: 'raft-log', error, since, attempts: p.attempts, recoverable: true };
 }
 
 /** The write path of a Raft group. Create with {@link RaftWritePath.open}. */
@@ -163,6 +183,8 @@ export class RaftWritePath implements WritePath {
         appliedIndex: durable,
         tickMs: options.tickMs,
         ...options.group,
+        sync: options.sync,
+        onPause: (p) => options.onPause?.(p && pathFaultOf(p)),
         ...(c ? { id: c.id, peers: c.peers, transport: c.transport, join: c.join === true } : {}),
         ...(members
           ? {
@@ -183,6 +205,9 @@ export class RaftWritePath implements WritePath {
             return applied;
           },
           isFatal: isEngineFailure,
+          // A recoverable engine write fault pauses applying; the same entries are applied again.
+          isTransient: isRecoverableFault,
+          rollback: (index) => applier.rollback(index),
           snapshot: () => snapshots.snapshot(),
           restore: (snap, from) => snapshots.restore(snap, from),
           ...(members ? { applyConfChange: (index, cc) => void members.applyConfChange(index, cc, db.logIndex().durable) } : {}),
@@ -203,6 +228,11 @@ export class RaftWritePath implements WritePath {
   /** Last index in the Raft log. */
   get lastIndex(): number {
     return this.group.status().lastIndex;
+  }
+
+  /** Syncs of the Raft log so far (`proofkv_raft_log_syncs_total`). */
+  get logSyncs(): number {
+    return this.group.logSyncs();
   }
 
   /** Estimated bytes of the session inputs kept since the stored base. */
@@ -233,8 +263,18 @@ export class RaftWritePath implements WritePath {
       return Promise.reject(err);
     }
     return this.group.propose(encodeCommand(cmd)).catch((err: unknown) => {
-      throw err instanceof ReplicationError ? new HttpError('UNAVAILABLE', err.message) : err;
+      if (!(err instanceof ReplicationError)) throw err;
+      // Applying is paused by a write fault the engine recovers from: try again shortly, as on
+      // the local path (a proposal refused before the log never applies; one already in the log
+      // is applied once the fault clears, so its retry needs the same session to apply once).
+      throw new HttpError('UNAVAILABLE', scrubPaths(err.message), isRecoverableFault(err.cause) || this.group.applyPause() ? { 'Retry-After': '1' } : {});
     });
+  }
+
+  /** {@inheritDoc WritePath.writeFault} */
+  writeFault(): PathFault | undefined {
+    const p = this.group.applyPause();
+    return p && pathFaultOf(p);
   }
 
   /**

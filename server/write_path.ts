@@ -108,10 +108,29 @@ export interface WritePath {
    * established (no leader, minority partition).
    */
   readBarrier(consistency: ReadConsistency): Promise<void>;
+  /**
+   * A fault of the write path outside the engine while writes are refused until it clears, in the
+   * engine's `WriteFault` shape: a failed write of the Raft log (`raft-log`: a full disk, a
+   * file-size limit), or the Raft apply step still paused at an entry the engine refused (`raft-apply`:
+   * its fault cleared, the entry is not applied again yet). The engine's own faults are
+   * `db.writeFault()`, which `/v1/status` shows first.
+   */
+  writeFault?(): PathFault | undefined;
   /** Clients the idempotency table remembers. */
   readonly sessionCount: number;
   /** Estimated bytes of the idempotency table (bounded by its byte budget). */
   readonly sessionBytes: number;
+}
+
+/** See {@link WritePath.writeFault}. */
+export interface PathFault {
+  component: 'raft-log' | 'raft-apply';
+  error: Error;
+  lastError?: Error;
+  /** When the fault began (ms since the epoch). */
+  since: number;
+  attempts: number;
+  recoverable: true;
 }
 
 /** Default byte budget of the idempotency table (64 MiB). */
@@ -205,10 +224,19 @@ export function sessionEntryBytes(cmd: WriteCommand): number {
 /** Errors that mean "not applied, try again later": never remembered. */
 function isTransient(err: unknown): boolean {
   // Refused during a write fault the node recovers from: nothing was applied.
-  if (err instanceof WriteFaultError) return err.retryable;
+  if (err instanceof WriteFaultError) return isRecoverableFault(err);
   if (err instanceof ProofKVError) return err.code === ErrorCode.DATABASE_CLOSED || err.code === ErrorCode.DIRECTORY_LOCKED;
   if (err instanceof HttpError) return err.code === 'UNAVAILABLE' || err.code === 'NOT_LEADER';
   return false;
+}
+
+/**
+ * A write fault the engine recovers from by itself (`WriteFaultError` retryable: a full disk,
+ * descriptor exhaustion): the command was refused and nothing of it applied. The Raft group
+ * applies the entry again once it clears (`StateMachine.isTransient`); the local path answers 503.
+ */
+export function isRecoverableFault(err: unknown): boolean {
+  return err instanceof WriteFaultError && err.retryable;
 }
 
 /**
@@ -341,6 +369,17 @@ export class CommandApplier {
   refuseIfDiverged(): void {
     const d = this.db.divergence();
     if (d) throw new ProofKVError(ErrorCode.DIVERGED, `${describeDivergence(d)}: this replica refuses writes until an operator restores it`);
+  }
+
+  /**
+   * Takes back what the applies of log entries from `index` on did outside the engine (their
+   * session inputs) after the engine refused them all with a recoverable write fault, so that
+   * they are applied again exactly as a first time (the Raft group's `rollback`). Throws when the
+   * engine took any of them.
+   */
+  rollback(index: number): void {
+    this.db.rewindLogIndex(index);
+    this.sessions.rollback?.(index);
   }
 
   /** Proposes again this node's signature on its pending head if it is not in the log yet (at open). */

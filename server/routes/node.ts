@@ -13,14 +13,15 @@ import { MAX_BATCH_OPS } from './kv.js';
 import { errorCodeOf } from '../../src/db/core.js';
 import type { ProofDB } from '../../src/index.js';
 import type { Wire } from '../codec.js';
+import type { WritePath } from '../write_path.js';
 
 /**
  * The write state for `/v1/status`: `ok`, `paused` (a fault the node retries by itself) or
  * `stopped` (a fault that needs a restart), with the fault's component, errno code, start time
  * and attempts. Never a file path.
  */
-export function writesWire(db: ProofDB): { [k: string]: Wire } {
-  const f = db.writeFault();
+export function writesWire(db: ProofDB, wp?: WritePath): { [k: string]: Wire } {
+  const f = db.writeFault() ?? wp?.writeFault?.();
   if (!f) return { state: 'ok' };
   return {
     state: f.recoverable ? 'paused' : 'stopped',
@@ -84,7 +85,7 @@ export function nodeRoutes(ctx: AppContext, openapi: () => Record<string, unknow
               members: cluster.members.map((m) => ({ id: m.id, clientUrl: m.clientUrl, publicKey: m.publicKey })),
             }
           : undefined,
-        writes: writesWire(db),
+        writes: writesWire(db, ctx.writePath),
         sync: db.options.sync,
         nodeId: info.nodeId,
         publicKey: info.publicKey,
@@ -123,7 +124,7 @@ export function nodeRoutes(ctx: AppContext, openapi: () => Record<string, unknow
     },
     handler(req, res) {
       const reasons: string[] = [];
-      const fault = db.writeFault();
+      const fault = db.writeFault() ?? ctx.writePath.writeFault?.();
       if (fault) reasons.push(`write fault: ${fault.component} (${errorCodeOf(fault.error)})`);
       const d = db.divergence();
       if (d) reasons.push(`diverged at checkpoint-log size ${d.size}`);

@@ -851,6 +851,23 @@ export class ProofDB {
   }
 
   /**
+   * External-log mode: gives back the log indexes taken from `index` on, whose writes, checkpoints
+   * and cosigns were all refused by a write fault (nothing of them applied), so that the caller
+   * can apply the same entries again once the fault clears. Throws `INVALID_ARGUMENT` when one of
+   * them took effect (the applied log index reached `index`): applying them again would differ.
+   * Call it only when no write, checkpoint or cosign is in flight.
+   */
+  rewindLogIndex(index: number): void {
+    this.checkOpen();
+    if (this.options.writeAheadLog !== 'external') throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `rewindLogIndex needs writeAheadLog: 'external'`);
+    if (!Number.isSafeInteger(index) || index <= 0) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `log index must be a positive integer, got ${index}`);
+    if (this.core.logIndex >= index) {
+      throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `cannot rewind to log index ${index}: entries up to ${this.core.logIndex} took effect`);
+    }
+    this.lastLogIndex = Math.min(this.lastLogIndex, index - 1);
+  }
+
+  /**
    * External-log mode: `hook(index, durable)` is awaited before every manifest edit that raises
    * the recorded log index from `durable` to `index` (a flush install, a checkpoint's last
    * install), so that state kept beside the engine can be made durable up to `index` first — the

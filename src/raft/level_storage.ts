@@ -159,7 +159,7 @@ export class LevelStorage implements Storage {
   /** A commit-only hard state not yet written (see {@link save}). */
   private pendingHard: HardState | null = null;
 
-  private constructor(private readonly db: ClassicLevel<Uint8Array, Uint8Array>, private readonly mem: MemoryStorage) {}
+  private constructor(private db: ClassicLevel<Uint8Array, Uint8Array>, private readonly mem: MemoryStorage) {}
 
   /**
    * Opens (or creates) the log at `path`. A new log starts empty with membership
@@ -214,12 +214,15 @@ export class LevelStorage implements Storage {
    * after this resolves may the Ready's messages be sent. With `mustSync` false and nothing but a
    * hard state, the hard state (only its commit index moved) is written with the next batch or
    * at close: a crash may lose it, and the commit index is then recomputed.
+   * `options.sync: false` writes without fdatasync even when the Ready must be synced (the
+   * group's `sync: false`, `proofkv serve --no-sync`): the write survives a crash of the process,
+   * not a power loss. Resolves true when the batch was synced.
    */
-  async save(rd: PersistRequest): Promise<void> {
+  async save(rd: PersistRequest, options: { sync?: boolean } = {}): Promise<boolean> {
     if (rd.mustSync === false && !rd.snapshot && rd.entries.length === 0 && rd.hardState) {
       this.pendingHard = rd.hardState;
       this.mem.setHardState(rd.hardState);
-      return;
+      return false;
     }
     const ops: Batch = [];
     let first = this.mem.firstIndex();
@@ -240,12 +243,43 @@ export class LevelStorage implements Storage {
     }
     const hard = rd.hardState ?? this.pendingHard;
     if (hard) ops.push({ type: 'put', key: HARD_KEY, value: encodeHardState(hard) });
-    if (ops.length === 0) return;
-    await this.db.batch(ops, { sync: rd.mustSync !== false });
+    if (ops.length === 0) return false;
+    const sync = rd.mustSync !== false && options.sync !== false;
+    await this.db.batch(ops, { sync });
     this.pendingHard = null;
     if (rd.snapshot) this.mem.applySnapshot(rd.snapshot);
     if (rd.entries.length > 0) this.mem.append(rd.entries);
     if (rd.hardState) this.mem.setHardState(rd.hardState);
+    return sync;
+  }
+
+  /**
+   * After a failed {@link save}: closes and reopens the database (LevelDB's own log may hold a
+   * partial record of the failed batch, after which it must not append), then makes the disk
+   * agree with what the saves that succeeded wrote: the snapshot, the entries from `from` (the
+   * failed batch's first index) to the last index rewritten, every entry after it deleted, the
+   * hard state rewritten — one synced batch. Throws when the database cannot be reopened or
+   * written yet (the caller tries again later); reads of the log keep working meanwhile.
+   */
+  async reopen(from: number): Promise<void> {
+    const location = this.db.location;
+    await this.db.close().catch(() => undefined);
+    const db = new ClassicLevel<Uint8Array, Uint8Array>(location, { keyEncoding: 'view', valueEncoding: 'view' });
+    await db.open();
+    try {
+      const ops: Batch = [{ type: 'put', key: SNAP_KEY, value: encodeSnapshot(this.mem.snapshot()) }];
+      const first = Math.max(from, this.mem.firstIndex());
+      const last = this.mem.lastIndex();
+      if (first <= last) for (const e of this.mem.entries(first, last + 1, Infinity)) ops.push({ type: 'put', key: entryKey(e.index), value: encodeEntry(e) });
+      for await (const k of db.keys({ gt: entryKey(last), lte: entryKey(Number.MAX_SAFE_INTEGER) })) ops.push({ type: 'del', key: k });
+      ops.push({ type: 'put', key: HARD_KEY, value: encodeHardState(this.mem.initialState().hardState) });
+      await db.batch(ops, { sync: true });
+    } catch (err) {
+      await db.close().catch(() => undefined);
+      throw err;
+    }
+    this.db = db;
+    this.pendingHard = null;
   }
 
   /**

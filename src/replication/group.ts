@@ -49,8 +49,15 @@
  * synced on its own: after a crash it may lag the engine's recorded index; entries up to the
  * recorded index are skipped, not re-applied.
  *
- * The whole design (a write on a follower, timeouts, membership, compaction, the simulator) is in
- * docs/replication.md.
+ * **Faults that pass.** A committed entry is never skipped: when the state machine refuses one
+ * with a transient fault ({@link StateMachine.isTransient}: nothing of it applied), applying
+ * pauses at it, the machine rolls back to before it, and the loop applies it and every later
+ * entry again, in order, with backoff, until they succeed; a failed write of the log for a passing
+ * reason drops that Ready and reopens the log. Meanwhile new proposals are refused before the log
+ * ({@link ReplicationGroup.applyPause}). Any other failure stops the group.
+ *
+ * The whole design (a write on a follower, timeouts, membership, compaction, faults, the
+ * simulator) is in docs/replication.md.
  * @module
  */
 import * as fs from 'node:fs';
@@ -117,6 +124,22 @@ export interface StateMachine<O> {
   apply(index: number, command: Uint8Array): Promise<O>;
   /** True for an error that means the command may not have been applied: the loop stops. */
   isFatal(err: unknown): boolean;
+  /**
+   * Optional: true for a passing fault of the machine (an engine write fault it recovers from by
+   * itself: a full disk, descriptor exhaustion) on which the command was refused and *nothing* of
+   * it applied. The group then pauses applying: it applies this entry and every later one again,
+   * in order, with backoff, until they succeed (a committed entry can never be skipped); new
+   * proposals are refused meanwhile (see {@link ReplicationGroup.applyPause}). Checked before
+   * {@link isFatal}.
+   */
+  isTransient?(err: unknown): boolean;
+  /**
+   * Optional, with {@link isTransient}: called before the group applies entries again from
+   * `index` after a transient fault, so that the machine forgets what its refused applies of
+   * entries `>= index` recorded outside the engine (the session inputs): applying them again must
+   * produce exactly what a first apply would.
+   */
+  rollback?(index: number): void;
   /**
    * Optional: the latest state this machine can be rebuilt from elsewhere (a certified checkpoint's
    * descriptor) and its log index, at most the last applied index. The group records it as the
@@ -197,6 +220,25 @@ export interface ReplicationGroupOptions<O> {
    */
   snapshotEvery?: number;
   /**
+   * Sync the log before a Ready's new entries count as persisted (default true). False writes the
+   * log without fdatasync: an acknowledged write survives a crash of the process, not a power
+   * loss (`proofkv serve --no-sync`). Snapshot records and compactions are synced either way.
+   */
+  sync?: boolean;
+  /**
+   * True for a failed write of the log that passes (a full disk, a file-size limit, descriptor
+   * exhaustion). The group then pauses: the failed Ready is dropped (its proposers are answered
+   * indeterminate), the node is rebuilt from the log as it is, new proposals are refused, and the
+   * log is reopened and reconciled ({@link LevelStorage.reopen}) with backoff until it works.
+   * Default {@link isPassingIoError}; any other failure of the log stops the group.
+   */
+  isTransientLogError?: (err: unknown) => boolean;
+  /**
+   * Called when applying pauses or the log fails ({@link ReplicationGroup.applyPause}: the first
+   * refusal, not each retry) and with `undefined` when the group runs again (for logs).
+   */
+  onPause?: (pause: ApplyPause | undefined) => void;
+  /**
    * Called once the log is open and before any entry is applied, with the group (whose
    * {@link ReplicationGroup.commands} and {@link ReplicationGroup.status} can be read).
    */
@@ -225,6 +267,60 @@ export interface GroupStatus {
   snapshotIndex: number;
   voters: number[];
   learners: number[];
+}
+
+/** First wait before an entry refused by a transient fault is applied again, ms; it doubles with each refusal. */
+export const APPLY_RETRY_BASE_MS = 50;
+/** Longest wait between two attempts to apply a refused entry again, ms (checked on every tick). */
+export const APPLY_RETRY_MAX_MS = 1000;
+
+/**
+ * Applying is paused: committed entry `index` was refused by a transient fault of the state
+ * machine ({@link StateMachine.isTransient}); it and every later committed entry wait to be
+ * applied again, in order.
+ */
+export interface ApplyPause {
+  /**
+   * `apply`: the state machine refused entry `index`; `log`: writing the log failed (entries
+   * from `index` were not persisted) and the log is being reopened.
+   */
+  readonly component: 'apply' | 'log';
+  /** The first entry not applied (`apply`), or the first entry of the failed write (`log`). */
+  readonly index: number;
+  /** The latest refusal. */
+  readonly error: unknown;
+  /** Attempts to apply it so far (1 after the first refusal). */
+  readonly attempts: number;
+  /** Clock time of the first refusal (the group's clock, ms). */
+  readonly since: number;
+}
+
+/**
+ * True for an I/O failure that passes by itself or by an operator freeing resources: a full disk
+ * or quota, a file-size limit, descriptor exhaustion — by errno code, or by the messages LevelDB
+ * reports them with (it gives no code).
+ */
+export function isPassingIoError(err: unknown): boolean {
+  return passingIoCode(err) !== undefined;
+}
+
+/** Passing errno codes and how LevelDB words them (it gives no code); ENFILE's words contain EMFILE's, so it comes first. */
+const PASSING_IO: Array<[string, RegExp]> = [
+  ['ENOSPC', /No space left on device/i],
+  ['EDQUOT', /Disk quota exceeded/i],
+  ['EFBIG', /File too large/i],
+  ['ENFILE', /Too many open files in system/i],
+  ['EMFILE', /Too many open files/i],
+];
+
+/** The errno code of a passing I/O failure ({@link isPassingIoError}), from its code or its message. */
+export function passingIoCode(err: unknown): string | undefined {
+  for (let e = err, i = 0; i < 5 && e instanceof Error; i++, e = e.cause) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (PASSING_IO.some(([c]) => c === code)) return code;
+    for (const [c, re] of PASSING_IO) if (re.test(e.message)) return c;
+  }
+  return undefined;
 }
 
 /** Entries kept behind a snapshot by default, so that a follower that lags by less needs no snapshot (etcd's `SnapshotCatchUpEntries`). */
@@ -341,6 +437,14 @@ export class ReplicationGroup<O> {
   private answered = 0;
   /** Highest entry handed to the state machine (or skipped as already durable in it). */
   private applied: number;
+  /** Highest committed entry handed to the apply step (applied, or waiting behind {@link pause}). */
+  private committedTo: number;
+  /** Set while applying is paused by a transient fault; `retryAt` is when to try again. */
+  private pause: (ApplyPause & { retryAt: number }) | null = null;
+  /** Log syncs made by {@link LevelStorage.save} for this group's Readies. */
+  private syncs = 0;
+  /** Set when the node was rebuilt after the log was reopened: campaign once it knows it is the only voter. */
+  private campaignWhenAlone = false;
   private node: RawNode;
   private readonly transport: Transport;
   private readonly clock: Clock;
@@ -372,6 +476,7 @@ export class ReplicationGroup<O> {
     nonce: string,
   ) {
     this.applied = appliedIndex;
+    this.committedTo = appliedIndex;
     this.node = newNode();
     this.nonce = nonce;
     this.transport = options.transport ?? noTransport;
@@ -476,6 +581,22 @@ export class ReplicationGroup<O> {
     return out;
   }
 
+  /**
+   * The pause in force: the apply step's, when a committed entry was refused by a transient fault
+   * of the state machine and waits to be applied again, or the log's, after a failed write while
+   * it is being reopened (undefined when the group runs).
+   */
+  applyPause(): ApplyPause | undefined {
+    if (!this.pause) return undefined;
+    const { component, index, error, attempts, since } = this.pause;
+    return { component, index, error, attempts, since };
+  }
+
+  /** Syncs of this member's log so far (every Ready that wrote entries, a term or a vote; none with `sync: false`). */
+  logSyncs(): number {
+    return this.syncs;
+  }
+
   /** Calls `cb` with the new leader's id (0: none known) whenever it changes, after the Ready that changed it. */
   onLeaderChange(cb: (leader: number) => void): void {
     this.leaderCallbacks.push(cb);
@@ -502,7 +623,7 @@ export class ReplicationGroup<O> {
    * group closed while it was in flight — its entry may still commit.
    */
   propose(command: Uint8Array, options: { timeoutMs?: number } = {}): Promise<O> {
-    const refused = this.refusal();
+    const refused = this.closed || this.failure ? this.refusal() : (this.pauseRefusal() ?? this.refusal());
     if (refused) return Promise.reject(refused);
     const id = `${this.nonce}/${++this.counter}`;
     const data = encodeEntryPayload(id, command);
@@ -621,6 +742,17 @@ export class ReplicationGroup<O> {
     return undefined;
   }
 
+  /**
+   * While applying is paused, new proposals are refused before they enter the log (retrying them
+   * later cannot apply them twice); the error's cause is the state machine's refusal.
+   */
+  private pauseRefusal(): ReplicationError | undefined {
+    const p = this.pause;
+    if (!p) return undefined;
+    const what = p.component === 'log' ? 'writing the log failed' : `applying is paused at log index ${p.index}`;
+    return unavailable(`${what} (${(p.error as Error)?.message ?? String(p.error)}); the proposal was not appended`, p.error);
+  }
+
   /** Inbound messages from the transport: queued (bounded), stepped by the loop. */
   private receive(msgs: Message[]): void {
     if (this.closed || this.failure) return;
@@ -697,7 +829,8 @@ export class ReplicationGroup<O> {
           this.running = null;
           // Work queued after the loop's last look but before this callback must not wait for
           // the next tick.
-          if (this.hasWork() && !this.failure && !this.closed) void this.kick();
+          // (Not while the log is paused: the tick retries it.)
+          if (this.hasWork() && !this.failure && !this.closed && this.pause?.component !== 'log') void this.kick();
         });
     }
     return this.running;
@@ -746,7 +879,14 @@ export class ReplicationGroup<O> {
     for (const peer of this.unreachable) node.reportUnreachable(peer);
     this.unreachable.clear();
     if (!feed || this.closed) return;
+    const paused = this.pauseRefusal();
     for (const q of this.queue.splice(0)) {
+      if (paused) {
+        // Taken before the pause began, not appended yet: refused like a new one.
+        this.waiters.get(q.id)?.reject(paused);
+        this.waiters.delete(q.id);
+        continue;
+      }
       try {
         node.propose(q.data);
       } catch (err) {
@@ -780,6 +920,12 @@ export class ReplicationGroup<O> {
     let feed = true;
     for (;;) {
       if (this.failure) return;
+      if (this.pause && this.clock.now() >= this.pause.retryAt && !this.closed) {
+        if (this.pause.component === 'apply') await this.retryApply();
+        else await this.reopenLog();
+      }
+      // Nothing is written to the log until it is reopened.
+      if (this.pause?.component === 'log') return;
       for (const op of this.storageOps.splice(0)) await op.run();
       this.feedInputs(feed);
       const node = this.node;
@@ -801,12 +947,19 @@ export class ReplicationGroup<O> {
       const stable = rd.committedEntries.filter((e) => e.index < firstNew);
       const rest = rd.committedEntries.filter((e) => e.index >= firstNew);
       const [saved, applied] = await Promise.allSettled([
-        this.storage.save(rd).then(() => this.send(rd.messages)), // (1) one atomic batch, synced when it must be; (2) then send
+        this.storage.save(rd, { sync: this.options.sync !== false }).then((synced) => {
+          if (synced) this.syncs++;
+          this.send(rd.messages);
+        }), // (1) one atomic batch, synced when it must be; (2) then send
         this.applyAll(stable), // (3) + answers
       ]);
-      if (saved.status === 'rejected') throw saved.reason;
       if (applied.status === 'rejected') throw applied.reason;
-      if (rd.snapshot) this.applied = Math.max(this.applied, rd.snapshot.metadata.index);
+      if (saved.status === 'rejected') {
+        if (!(this.options.isTransientLogError ?? isPassingIoError)(saved.reason)) throw saved.reason;
+        this.logFailed(rd, saved.reason);
+        return;
+      }
+      if (rd.snapshot) this.afterRestore(rd.snapshot.metadata.index);
       await this.applyAll(rest);
       node.advance(rd); // (4)
       this.afterAdvance(rd);
@@ -854,11 +1007,18 @@ export class ReplicationGroup<O> {
     }
   }
 
-  /** Resolves every read whose index is applied. */
+  /**
+   * Resolves every read whose index is applied. While applying is paused in a group whose only
+   * voter is this member, reads are served at the applied index: every entry after it was
+   * refused to its proposer (indeterminate) and no other member applied it, so it may take effect
+   * after the read (docs/replication.md § Write faults).
+   */
   private releaseReads(): void {
+    const cs = this.pause ? this.node.raft.prs.confState() : undefined;
+    const upTo = cs && cs.voters.length === 1 && cs.voters[0] === this.id ? Infinity : this.applied;
     for (const [ctx, ws] of this.reads) {
-      if (ws.some((w) => w.index === undefined || w.index > this.applied)) {
-        const keep = ws.filter((w) => (w.index !== undefined && w.index <= this.applied ? (w.resolve(w.index), false) : true));
+      if (ws.some((w) => w.index === undefined || w.index > upTo)) {
+        const keep = ws.filter((w) => (w.index !== undefined && w.index <= upTo ? (w.resolve(w.index), false) : true));
         this.reads.set(ctx, keep);
         continue;
       }
@@ -902,6 +1062,11 @@ export class ReplicationGroup<O> {
       }
     }
     if (changed) this.updatePeers();
+    if (this.campaignWhenAlone && !this.node.hasReady()) {
+      this.campaignWhenAlone = false;
+      const cs = this.node.raft.prs.confState();
+      if (cs.voters.length === 1 && cs.voters[0] === this.id && cs.learners.length === 0 && this.node.raft.state !== StateType.Leader) this.node.campaign();
+    }
     this.releaseReads();
     this.maybeSnapshot();
   }
@@ -961,9 +1126,116 @@ export class ReplicationGroup<O> {
     if (upTo >= this.storage.firstIndex()) await this.storage.compact(upTo);
   }
 
-  /** Starts every entry's apply in log order, waits for all, answers their proposers. */
+  /**
+   * A Ready's write of the log failed for a passing reason: nothing of it counts (its messages
+   * were not sent, its new entries are not applied); the proposers of its entries are answered
+   * indeterminate (a partial write may hold them), the node is rebuilt from the log as it was
+   * before, and the loop pauses until {@link reopenLog} succeeds.
+   */
+  private logFailed(rd: Ready, error: unknown): void {
+    const from = rd.entries.length > 0 ? rd.entries[0].index : this.storage.lastIndex() + 1;
+    for (const e of rd.entries) {
+      if (e.type !== EntryType.Normal || e.data.length === 0) continue;
+      const id = decodeEntryPayload(e.data).id;
+      const w = this.waiters.get(id);
+      if (!w) continue;
+      this.waiters.delete(id);
+      w.reject(unavailable(`writing the log failed (${(error as Error)?.message ?? String(error)}); the entry may still be applied once the log is reopened`, error, true));
+    }
+    const now = this.clock.now();
+    const before = this.pause;
+    this.pause = { component: 'log', index: from, error, attempts: 1, since: now, retryAt: now + APPLY_RETRY_BASE_MS };
+    if (before?.component !== 'log') this.notePause();
+    this.node = this.newNode();
+    this.lastLeader = None;
+  }
+
+  /** Reopens the log after a failed write ({@link logFailed}); on success the group runs again (a lone voter campaigns at once). */
+  private async reopenLog(): Promise<void> {
+    const p = this.pause!;
+    try {
+      await this.storage.reopen(p.index);
+    } catch (err) {
+      const attempts = p.attempts + 1;
+      this.pause = { ...p, error: err, attempts, retryAt: this.clock.now() + Math.min(APPLY_RETRY_MAX_MS, APPLY_RETRY_BASE_MS * 2 ** Math.min(attempts - 1, 16)) };
+      return;
+    }
+    this.pause = null;
+    this.notePause();
+    this.node = this.newNode();
+    this.ticks = 0;
+    // The rebuilt node learns the membership from the committed entries it delivers again; a lone
+    // voter then campaigns at once (as at open) instead of waiting an election timeout.
+    this.campaignWhenAlone = true;
+  }
+
+  /** The applied index after a snapshot was installed (it moves a pause past the snapshot). */
+  private afterRestore(index: number): void {
+    this.applied = Math.max(this.applied, index);
+    this.committedTo = Math.max(this.committedTo, index);
+    if (this.pause && this.pause.index <= index) {
+      if (index >= this.committedTo) {
+        this.pause = null;
+        this.notePause();
+      } else this.pause = { ...this.pause, index: index + 1 };
+    }
+  }
+
+  /**
+   * Applies committed entries (in log order) and answers their proposers; while applying is
+   * paused they only wait behind the pause (their proposers are answered at once).
+   */
   private async applyAll(entries: Entry[]): Promise<void> {
-    const started: Array<{ id: string; p: Promise<O> }> = [];
+    if (entries.length > 0) this.committedTo = Math.max(this.committedTo, entries[entries.length - 1].index);
+    if (this.pause) {
+      for (const e of entries) if (e.index > this.applied) this.refuseWaiting(e, this.pause.index, this.pause.error);
+      return;
+    }
+    await this.applyEntries(entries, undefined);
+  }
+
+  /** Applies again, in order, the entries waiting behind the pause (with the pause's attempt count). */
+  private async retryApply(): Promise<void> {
+    const p = this.pause!;
+    const entries = p.index <= this.committedTo ? this.storage.entries(p.index, this.committedTo + 1, Infinity) : [];
+    // Still paused while retrying (proposals stay refused, status shows it); a refusal sets a new pause.
+    const retrying = { ...p, retryAt: Infinity };
+    this.pause = retrying;
+    await this.applyEntries(entries, p);
+    if (this.pause === retrying) {
+      this.pause = null;
+      this.notePause();
+    }
+  }
+
+  /** Tells {@link ReplicationGroupOptions.onPause} the pause now in force (undefined: none). */
+  private notePause(): void {
+    try {
+      this.options.onPause?.(this.applyPause());
+    } catch {
+      // a listener's failure is its own
+    }
+  }
+
+  /** Answers the proposer of `e`, if it waits here, that its entry waits behind a pause (it is applied later). */
+  private refuseWaiting(e: Entry, at: number, cause: unknown): void {
+    if (e.type !== EntryType.Normal || e.data.length === 0) return;
+    const id = decodeEntryPayload(e.data).id;
+    const w = this.waiters.get(id);
+    if (!w) return;
+    this.waiters.delete(id);
+    this.answered++;
+    w.reject(unavailable(`not applied yet: applying is paused at log index ${at} (${(cause as Error)?.message ?? String(cause)}); the entry is in the log and is applied once the fault clears`, cause, true));
+  }
+
+  /**
+   * Starts every entry's apply in log order, waits for all, answers their proposers. An entry
+   * refused by a transient fault pauses applying at it: the entries after it are not answered
+   * with their outcomes (the state machine refuses them too, or they are applied again anyway),
+   * the state machine rolls back to before it, and the loop applies them again later.
+   */
+  private async applyEntries(entries: Entry[], previous: ApplyPause | undefined): Promise<void> {
+    const started: Array<{ entry: Entry; id: string; p: Promise<O> }> = [];
     for (const e of entries) {
       if (e.index <= this.applied) continue; // durable in the state machine before a restart
       this.applied = e.index;
@@ -974,16 +1246,26 @@ export class ReplicationGroup<O> {
       if (w) w.applying = true;
       const p = this.sm.apply(e.index, command);
       p.catch(() => undefined); // settled below, in order
-      started.push({ id, p });
+      started.push({ entry: e, id, p });
     }
     let fatal: unknown = null;
-    for (const { id, p } of started) {
+    let paused: { index: number; error: unknown } | null = null;
+    for (const { entry, id, p } of started) {
       let settled: { ok: true; outcome: O } | { ok: false; error: unknown };
       try {
         settled = { ok: true, outcome: await p };
       } catch (error) {
         settled = { ok: false, error };
-        if (this.sm.isFatal(error)) fatal ??= error;
+        // After a refusal, later entries' failures are not their outcomes: they are applied again.
+        if (!paused) {
+          if (this.sm.isTransient?.(error)) paused = { index: entry.index, error };
+          else if (this.sm.isFatal(error)) fatal ??= error;
+        }
+      }
+      if (paused) {
+        // This entry, or one before it, was refused: it is applied again later.
+        this.refuseWaiting(entry, paused.index, paused.error);
+        continue;
       }
       const w = this.waiters.get(id);
       if (!w) continue;
@@ -993,6 +1275,22 @@ export class ReplicationGroup<O> {
       else w.reject(this.sm.isFatal(settled.error) ? unavailable(`not applied: ${(settled.error as Error)?.message}`, settled.error, true) : settled.error);
     }
     if (fatal) throw fatal;
+    if (!paused) return;
+    // Everything from the refused entry on is applied again: the state machine forgets what those
+    // applies recorded (it throws when one of them took effect, which would make the retry differ).
+    this.applied = paused.index - 1;
+    this.sm.rollback?.(paused.index);
+    const attempts = (previous?.attempts ?? 0) + 1;
+    const now = this.clock.now();
+    this.pause = {
+      component: 'apply',
+      index: paused.index,
+      error: paused.error,
+      attempts,
+      since: previous?.since ?? now,
+      retryAt: now + Math.min(APPLY_RETRY_MAX_MS, APPLY_RETRY_BASE_MS * 2 ** Math.min(attempts - 1, 16)),
+    };
+    if (!previous) this.notePause();
   }
 }
 

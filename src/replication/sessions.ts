@@ -175,8 +175,12 @@ export class SessionTable {
     return [...this.clients.keys()];
   }
 
-  /** Applies one entry's session and says what to do with the entry (see the module comment). */
-  apply(input: SessionInput): SessionDecision {
+  /**
+   * Applies one entry's session and says what to do with the entry (see the module comment).
+   * `record`: the record a `new` decision keeps (the same object an earlier apply of this input
+   * made, when the table is rebuilt); default a new one.
+   */
+  apply(input: SessionInput, record?: SessionRecord): SessionDecision {
     const { index, clientId, seq } = input;
     if (!isIndex(index) || index <= this.applied) throw new SessionError(SessionErrorCode.BadState, `session input index ${index} does not follow ${this.applied}`);
     this.applied = index;
@@ -192,7 +196,7 @@ export class SessionTable {
     const seen = c.records.get(seq);
     if (seen) return { kind: sameBytes(seen.digest, input.digest) ? 'retry' : 'reused', record: seen };
     if (seq < c.floor) return { kind: 'stale', floor: c.floor };
-    const record: SessionRecord = { seq, index, digest: input.digest, bytes: input.bytes };
+    record ??= { seq, index, digest: input.digest, bytes: input.bytes };
     c.records.set(seq, record);
     this.charge(c, record.bytes);
     if (c.records.size > SESSION_WINDOW) {
@@ -342,6 +346,8 @@ export interface SessionBook {
   settling(record: SessionRecord, settled: Promise<unknown>): void;
   /** See {@link SessionTable.forget}; false where the table is replicated (nothing is forgotten). */
   forget(clientId: string, record: SessionRecord): boolean;
+  /** See {@link SessionStore.rollback}; absent where the table is not replicated. */
+  rollback?(index: number): void;
   readonly count: number;
   readonly bytes: number;
 }
@@ -593,6 +599,28 @@ export class SessionStore implements SessionBook {
   /** A replicated table forgets nothing. */
   forget(): boolean {
     return false;
+  }
+
+  /**
+   * Takes back the inputs of the entries from `index` on (they were refused by a passing engine
+   * fault and are applied again, in order, once it clears): the live table becomes the table as
+   * of the entry before `index` — the base with the kept inputs applied again, keeping their
+   * records — so that applying the same entries again decides, touches and evicts exactly as a
+   * first apply would. `SESSIONS_BAD_STATE` when `index` is at or before the stored base.
+   */
+  rollback(index: number): void {
+    if (!isIndex(index) || index <= this.baseIndex) {
+      throw new SessionError(SessionErrorCode.BadState, `cannot roll the session table back to ${index}: the stored base is as of ${this.baseIndex}`);
+    }
+    let keep = this.deltas.length;
+    while (keep > 0 && this.deltas[keep - 1].input.index >= index) keep--;
+    if (keep === this.deltas.length) return;
+    // In place: a persist in progress splices the prefix it folded, which is unchanged.
+    this.deltas.length = keep;
+    this.journaled = Math.min(this.journaled, index - 1);
+    const live = this.base.clone();
+    for (const d of this.deltas) live.apply(d.input, d.record);
+    this.live = live;
   }
 
   /**

@@ -1,7 +1,9 @@
 /**
  * Write faults in the engine, injected in-process: a failed sync of the checkpoint log append and
  * of a manifest edit. Neither may stick: the failed checkpoint does not exist (no fork of the log),
- * the node retries, and after it recovers and reopens every acknowledged write is there.
+ * the node retries, and after it recovers and reopens every acknowledged write is there. On the
+ * Raft write path the same manifest fault pauses applying at the refused log entry, which is
+ * applied again (with the entries after it) once the engine recovered.
  * Faults are injected by replacing `fs.fdatasyncSync` (and syncing the ESM bindings) for calls
  * made from one function, once.
  */
@@ -10,6 +12,7 @@ import { syncBuiltinESMExports } from 'node:module';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ProofDB } from '../../src/index.js';
+import { RaftWritePath } from '../../server/raft_write_path.js';
 import { tmpDir } from './harness.js';
 
 const real = fs.fdatasyncSync;
@@ -30,6 +33,21 @@ function failNextSyncFrom(caller: string): () => number {
   };
   syncBuiltinESMExports();
   return () => failed;
+}
+
+/** Every `fdatasyncSync` called from `caller` throws EIO until `heal()`; `count()` says how many did. */
+function failSyncsFrom(caller: string): { count: () => number; heal: () => void } {
+  let failed = 0;
+  let on = true;
+  fs.fdatasyncSync = (fd: number) => {
+    if (on && (new Error().stack ?? '').includes(caller)) {
+      failed++;
+      throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', errno: -5, syscall: 'fdatasync' });
+    }
+    real(fd);
+  };
+  syncBuiltinESMExports();
+  return { count: () => failed, heal: () => (on = false) };
 }
 
 async function until(check: () => boolean): Promise<void> {
@@ -77,5 +95,52 @@ describe('engine write faults', () => {
     expect(await again.get('during')).toBeUndefined();
     expect(new TextDecoder().decode(await again.get('after'))).toBe('y');
     await again.close();
+  });
+
+  it('on the Raft path, a failed manifest sync pauses applying at the refused entry; it is applied again by itself and nothing acknowledged is lost', async () => {
+    const dir = path.join(tmpDir(), 'db');
+    const openPath = async () => {
+      const db = await ProofDB.open(dir, { compactionThread: 'inline', writeAheadLog: 'external' });
+      return { db, wp: await RaftWritePath.open(db, path.join(dir, 'raft'), { tickMs: 10 }) };
+    };
+    const { db, wp } = await openPath();
+    const te = new TextEncoder();
+    const put = (k: string, v: string, seq?: number) => wp.propose({ type: 'put', key: te.encode(k), value: te.encode(v), ...(seq ? { session: { clientId: 'c', seq } } : {}) });
+    for (let i = 0; i < 50; i++) await put(`k${i}`, `v${i}`);
+    const fault = failSyncsFrom('VersionSet.'); // every manifest write: the edit and a new manifest
+    // The checkpoint entry and the two writes after it (in the same turn) are committed; the engine refuses all three.
+    const [cp, w1, w2] = await Promise.allSettled([wp.propose({ type: 'checkpoint', time: 1 }), put('x1', 'a', 1), put('x2', 'b', 2)]);
+    expect(fault.count()).toBeGreaterThanOrEqual(1);
+    for (const r of [cp, w1, w2]) {
+      expect(r.status).toBe('rejected');
+      expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'UNAVAILABLE', headers: { 'Retry-After': '1' } });
+    }
+    expect((cp as PromiseRejectedResult).reason.message).toMatch(/applying is paused at log index \d+ \(writes are paused: flush failed \(EIO\)/);
+    expect(wp.writeFault()).toMatchObject({ component: 'raft-apply' });
+    // New writes are refused before they enter the log.
+    await expect(put('during', 'x')).rejects.toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/not appended/) });
+    // Both the engine and the group keep retrying while the disk fails.
+    await until(() => fault.count() >= 3);
+    expect(db.writeFault()).toBeDefined();
+    expect(wp.writeFault()).toMatchObject({ component: 'raft-apply' });
+    fault.heal();
+    await until(() => wp.writeFault() === undefined && db.writeFault() === undefined);
+    expect(db.stats().faultRecoveries).toBe(1);
+    // The refused entries were applied again, once each, in order.
+    expect(new TextDecoder().decode(await db.get('x1'))).toBe('a');
+    expect((await db.getVersionHistory('x2')).map((e) => e.version)).toEqual([1]);
+    expect(db.latestCheckpoint().checkpoint.time).toBeGreaterThanOrEqual(1);
+    // Their retries are answered from the session table, not applied again.
+    expect(await put('x1', 'a', 1)).toMatchObject({ replayed: true });
+    await put('after', 'y');
+    await wp.close();
+    await db.close();
+    const again = await openPath();
+    for (let i = 0; i < 50; i++) expect(new TextDecoder().decode(await again.db.get(`k${i}`))).toBe(`v${i}`);
+    expect(await again.db.get('during')).toBeUndefined();
+    expect((await again.db.getVersionHistory('x1')).map((e) => e.version)).toEqual([1]);
+    expect(new TextDecoder().decode(await again.db.get('after'))).toBe('y');
+    await again.wp.close();
+    await again.db.close();
   });
 });

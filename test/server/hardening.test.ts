@@ -2,7 +2,9 @@
  * Server hardening through a real `proofkv serve` process: resource exhaustion refused at the
  * edge (connection limit, silent and slow clients), transient engine faults (descriptor
  * exhaustion, a file-size limit standing in for a full disk) that pause writes visibly and clear
- * by themselves, durability setting, file modes, node key identity and rotation, and error bodies
+ * by themselves — on the Raft write path (`serve`'s only path): an engine fault pauses applying and
+ * the same entries are applied again once it clears; a failed write of the Raft log pauses the
+ * group until the log is reopened —, durability setting (the Raft log's fdatasync), file modes, node key identity and rotation, and error bodies
  * free of data paths. Limits are changed on the running child with `prlimit --pid`.
  */
 import { execFileSync } from 'node:child_process';
@@ -162,6 +164,7 @@ describe('transient faults', () => {
       expect((await put(agent, s.url, `a${i}`, `v${i}`)).status).toBe(200);
       acked.push(`a${i}`);
     }
+    const checkpointBefore = JSON.stringify((await status(agent, s.url)).lastCheckpoint);
     // The keep-alive connection stays; nothing new can be opened.
     prlimit(pid, `--nofile=${openFds(pid)}:`);
     const cp = await req(agent, s.url, 'POST', '/v1/checkpoints');
@@ -169,7 +172,8 @@ describe('transient faults', () => {
     expect(cp.headers['retry-after']).toBe('1');
     const problem = JSON.parse(cp.text);
     expect(problem.code).toBe('UNAVAILABLE');
-    expect(problem.detail).toMatch(/EMFILE/);
+    // The checkpoint entry is in the Raft log: applying pauses at it and it is applied once the fault clears.
+    expect(problem.detail).toMatch(/applying is paused at log index \d+ \(writes are paused: flush failed \(EMFILE\)/);
     expect(cp.text).not.toContain(s.dataDir);
     const st = await status(agent, s.url);
     expect(st.writes.state).toBe('paused');
@@ -177,6 +181,8 @@ describe('transient faults', () => {
     expect(await metric(agent, s.url, 'proofkv_write_fault{component="flush",recoverable="true"}')).toBe(1);
     const refused = await put(agent, s.url, 'during', 'x');
     expect(refused.status).toBe(503);
+    expect(refused.headers['retry-after']).toBe('1');
+    expect(JSON.parse(refused.text).detail).toMatch(/the proposal was not appended/);
     const session = { 'content-type': 'application/octet-stream', 'proofkv-client-id': 'c1', 'proofkv-request-seq': '7' };
     expect((await req(agent, s.url, 'PUT', '/v1/kv/retried', 'r', session)).status).toBe(503);
     expect((await req(agent, s.url, 'GET', '/readyz')).status).toBe(503);
@@ -186,6 +192,8 @@ describe('transient faults', () => {
     prlimit(pid, '--nofile=20000:');
     await until(async () => (await status(agent, s.url)).writes.state === 'ok');
     expect(await metric(agent, s.url, 'proofkv_write_fault_recoveries_total')).toBe(1);
+    // The refused checkpoint entry was applied again by itself: the checkpoint exists.
+    expect(JSON.stringify((await status(agent, s.url)).lastCheckpoint)).not.toBe(checkpointBefore);
     expect((await put(agent, s.url, 'after', 'y')).status).toBe(200);
     acked.push('after');
     // The refused write was not remembered as an answer: its retry is applied now.
@@ -206,9 +214,10 @@ describe('transient faults', () => {
     expect((await req(a2, again.url, 'GET', '/v1/kv/during')).status).toBe(404);
   });
 
-  it('a full disk (file-size limit) fails the journal write; the node cuts the failed group off and resumes', async () => {
+  it('a full disk (file-size limit) fails the Raft log write; the node drops the failed write, reopens the log and resumes', async () => {
     // RLIMIT_FSIZE stands in for ENOSPC (a tmpfs mount needs privileges CI may lack): a write past
-    // it fails with EFBIG (Node ignores SIGXFSZ), through the same journal fault path.
+    // it fails with EFBIG (Node ignores SIGXFSZ). The Raft log (the write-ahead log) is the file
+    // that grows with every write, so it is the one that fails.
     const s = await start({ wrap: ['prlimit', '--fsize=262144:'], args: ['--checkpoint-interval', '0', '--checkpoint-writes', '0'] });
     const pid = s.proc.pid!;
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
@@ -220,46 +229,56 @@ describe('transient faults', () => {
       if (r.status === 200) acked.push(`k${i}`);
       else {
         expect(r.status).toBe(503);
-        expect(JSON.parse(r.text).detail).toMatch(/journal failed \(EFBIG\)/);
+        expect(r.headers['retry-after']).toBe('1');
+        expect(JSON.parse(r.text).detail).toMatch(/writing the log failed .*File too large/);
         expect(r.text).not.toContain(s.dataDir);
         refusedKey = `k${i}`;
       }
     }
     expect(refusedKey).not.toBe('');
     const st = await status(agent, s.url);
-    expect(st.writes).toMatchObject({ state: 'paused', fault: { component: 'journal', code: 'EFBIG' } });
+    expect(st.writes).toMatchObject({ state: 'paused', fault: { component: 'raft-log', code: 'EFBIG' } });
     expect(JSON.stringify(st)).not.toContain(s.dataDir);
+    expect((await put(agent, s.url, 'during', value)).status).toBe(503);
+    expect((await req(agent, s.url, 'GET', '/readyz')).status).toBe(503);
 
     prlimit(pid, '--fsize=unlimited:');
     await until(async () => (await status(agent, s.url)).writes.state === 'ok');
     expect((await put(agent, s.url, 'after', value)).status).toBe(200);
     acked.push('after');
     agent.destroy();
+    expect(s.stderr()).toMatch(/"component":"raft-log","code":"EFBIG".*raft log write failed/);
+    expect(s.stderr()).toContain('raft write path resumed');
+    expect(s.stderr().split('\n').filter((l) => l.includes('raft log write failed')).join('\n')).not.toContain(s.dataDir);
 
     await s.stop('SIGKILL');
     const again = await start({ dataDir: s.dataDir });
     const a2 = new http.Agent({ keepAlive: false });
     for (const k of acked) expect((await req(a2, again.url, 'GET', `/v1/kv/${k}`)).status).toBe(200);
-    // The refused write was cut off the journal before writes resumed.
+    // The refused write was cut off the log before writes resumed, and the one during the fault never entered it.
     expect((await req(a2, again.url, 'GET', `/v1/kv/${refusedKey}`)).status).toBe(404);
+    expect((await req(a2, again.url, 'GET', '/v1/kv/during')).status).toBe(404);
   });
 });
 
 describe('durability setting', () => {
-  it('with --sync every acknowledged write waited for a journal fdatasync; with --no-sync none did', async () => {
-    const on = await start({ args: ['--sync'] });
+  it('with --sync every acknowledged write waited for an fdatasync of the Raft log; with --no-sync none did', async () => {
+    const quiet = ['--checkpoint-interval', '0', '--checkpoint-writes', '0'];
+    const on = await start({ args: ['--sync', ...quiet] });
     const agent = new http.Agent({ keepAlive: false });
-    const before = await metric(agent, on.url, 'proofkv_journal_syncs_total');
+    const before = await metric(agent, on.url, 'proofkv_raft_log_syncs_total');
     for (let i = 0; i < 5; i++) {
       expect((await put(agent, on.url, `s${i}`, 'v')).status).toBe(200);
       // One at a time: each acknowledgement must have been preceded by its own sync.
-      expect(await metric(agent, on.url, 'proofkv_journal_syncs_total')).toBe(before + i + 1);
+      expect(await metric(agent, on.url, 'proofkv_raft_log_syncs_total')).toBe(before + i + 1);
     }
+    // The Raft log is the only write-ahead log: the engine writes no journal.
+    expect(await metric(agent, on.url, 'proofkv_journal_syncs_total')).toBe(0);
     expect((await status(agent, on.url)).sync).toBe(true);
 
-    const off = await start({ args: ['--no-sync'] });
+    const off = await start({ args: ['--no-sync', ...quiet] });
     for (let i = 0; i < 5; i++) expect((await put(agent, off.url, `s${i}`, 'v')).status).toBe(200);
-    expect(await metric(agent, off.url, 'proofkv_journal_syncs_total')).toBe(0);
+    expect(await metric(agent, off.url, 'proofkv_raft_log_syncs_total')).toBe(0);
     expect((await status(agent, off.url)).sync).toBe(false);
   });
 
@@ -288,7 +307,7 @@ function modes(dir: string): Array<[string, number, boolean]> {
 describe('files and identity', () => {
   for (const umask of ['000', '022']) {
     it(`data directory 0700 and files 0600 under umask ${umask}`, async () => {
-      const s = await start({ wrap: ['bash', '-c', `umask ${umask}; exec "$@"`, 'proofkv'], args: ['--raft'] });
+      const s = await start({ wrap: ['bash', '-c', `umask ${umask}; exec "$@"`, 'proofkv'] });
       const agent = new http.Agent({ keepAlive: false });
       for (let i = 0; i < 3; i++) expect((await put(agent, s.url, `m${i}`, 'v')).status).toBe(200);
       expect((await req(agent, s.url, 'POST', '/v1/checkpoints')).status).toBe(200);

@@ -2,7 +2,7 @@
  * RaftWritePath: single-node mode as a one-member Raft group whose log is the write-ahead log.
  * Commands go through the log and are applied in order through the shared CommandApplier;
  * failures are per command; a restart or a crash (a copy of the live directory) applies nothing
- * twice — a retry after it included — and loses nothing acknowledged; `serve --raft` answers PUT/GET/proof over HTTP.
+ * twice — a retry after it included — and loses nothing acknowledged; `serve` (whose only write path this is) answers PUT/GET/proof over HTTP and takes over a directory the local path wrote.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
@@ -178,7 +178,7 @@ describe('RaftWritePath', () => {
   });
 });
 
-describe('serve --raft', () => {
+describe('serve (the Raft write path, its only one)', () => {
   let s: ServerProc | undefined;
   afterEach(async () => {
     await s?.stop('SIGKILL');
@@ -186,8 +186,9 @@ describe('serve --raft', () => {
   });
 
   it('answers PUT, GET and verified proofs, and keeps them across a restart', async () => {
+    // --raft is still accepted (hidden, no effect): the group is the default.
     s = await startServer({ args: ['--raft', '--checkpoint-interval', '0', '--checkpoint-writes', '0'] });
-    expect(s.stdout()).toContain('write path  raft');
+    expect(s.stdout()).toContain('write path  raft (one-member group)');
     const req = (method: string, p: string, init: Parameters<typeof call>[3] = {}) => call(s!.url, method, p, init);
     const st = await req('GET', '/v1/status');
     const trust = { publicKeys: [unb64(st.body.publicKey)], quorum: 1 };
@@ -210,7 +211,7 @@ describe('serve --raft', () => {
     const dataDir = s.dataDir;
     expect(await s.stop('SIGTERM')).toBe(0);
     expect(fs.existsSync(path.join(dataDir, 'raft', 'log'))).toBe(true);
-    s = await startServer({ dataDir, args: ['--raft'] });
+    s = await startServer({ dataDir });
     expect((await call(s.url, 'GET', '/v1/kv/user:1')).body).toMatchObject({ version: 2, valueUtf8: 'bob' });
     expect((await call(s.url, 'GET', '/v1/kv/idem')).body).toMatchObject({ version: 1 });
     // The retry reaches the restarted node: answered from the replicated session table.
@@ -221,7 +222,7 @@ describe('serve --raft', () => {
   });
 
   it('loses no acknowledged write to a SIGKILL under load, and a refused local start leaves the data alone', async () => {
-    s = await startServer({ args: ['--raft', '--checkpoint-interval', '0', '--checkpoint-writes', '0'] });
+    s = await startServer({ args: ['--checkpoint-interval', '0', '--checkpoint-writes', '0'] });
     const oct = { 'content-type': 'application/octet-stream' };
     const acked = new Map<string, number>(); // key -> highest acknowledged version
     let stop = false;
@@ -244,13 +245,38 @@ describe('serve --raft', () => {
     await Promise.all(writers);
     expect(acked.size).toBeGreaterThanOrEqual(40);
 
-    // Without --raft the node refuses: the Raft log holds writes the engine does not.
-    await expect(startServer({ dataDir })).rejects.toThrow(/belongs to a Raft group/);
-    s = await startServer({ dataDir, args: ['--raft'] });
+    // The local path (a benchmark reference) refuses: the Raft log holds writes the engine does not.
+    await expect(startServer({ dataDir, args: ['--local-write-path'] })).rejects.toThrow(/belongs to a Raft group/);
+    s = await startServer({ dataDir });
     for (const [key, version] of acked) {
       const r = await call(s.url, 'GET', `/v1/kv/${key}`);
       expect(r.status).toBe(200);
       expect(r.body.version).toBeGreaterThanOrEqual(version);
     }
+  });
+
+  it('takes over a data directory the local path wrote (its journal included), at the first start', async () => {
+    const oct = { 'content-type': 'application/octet-stream' };
+    s = await startServer({ args: ['--local-write-path', '--checkpoint-interval', '0', '--checkpoint-writes', '0'] });
+    expect(s.stdout()).toContain('write path  local');
+    for (let i = 0; i < 5; i++) expect((await call(s.url, 'PUT', `/v1/kv/k${i}`, { body: `a${i}`, headers: oct })).status).toBe(200);
+    expect((await call(s.url, 'POST', '/v1/checkpoints')).status).toBe(200);
+    // These are only in the engine's journal when the process dies.
+    for (let i = 0; i < 5; i++) expect((await call(s.url, 'PUT', `/v1/kv/k${i}`, { body: `b${i}`, headers: oct })).status).toBe(200);
+    const before = (await call(s.url, 'GET', '/v1/status')).body;
+    const dataDir = s.dataDir;
+    await s.stop('SIGKILL');
+    s = await startServer({ dataDir, args: ['--checkpoint-interval', '0', '--checkpoint-writes', '0'] });
+    expect(s.stdout()).toContain('write path  raft');
+    const st = (await call(s.url, 'GET', '/v1/status')).body;
+    expect(st.publicKey).toBe(before.publicKey);
+    for (let i = 0; i < 5; i++) expect((await call(s.url, 'GET', `/v1/kv/k${i}`)).body).toMatchObject({ version: 2, valueUtf8: `b${i}` });
+    expect((await call(s.url, 'PUT', '/v1/kv/k0', { body: 'c0', headers: oct })).body).toMatchObject({ version: 3, seq: 11 });
+    expect((await call(s.url, 'POST', '/v1/checkpoints')).status).toBe(200);
+    const dir2 = s.dataDir;
+    await s.stop('SIGTERM');
+    expect(fs.existsSync(path.join(dir2, 'raft', 'log'))).toBe(true);
+    s = await startServer({ dataDir: dir2 });
+    expect((await call(s.url, 'GET', '/v1/kv/k0')).body).toMatchObject({ version: 3, valueUtf8: 'c0' });
   });
 });
