@@ -407,6 +407,9 @@ export class Checkpointer {
   private async lateSetChangeSignature(size: number, g: MemberSignature): Promise<boolean> {
     const change = this.log.setChangeAt(size - 1);
     if (!change || change.signatures.some((x) => equalBytes(x.publicKey, g.publicKey))) return false;
+    // Only while the change's own certificate lacks a quorum (of its set or of the previous one).
+    const { set, prev } = signersAt(this.log, size);
+    if (meetsQuorums(set, prev, ownSignatures(change.signatures, set, prev))) return false;
     await this.log.appendAmendment(encodeCosignRecord(size, g));
     this.log.noteCosign(size, g);
     return true;
