@@ -83,6 +83,8 @@ export class RaftSnapshots {
   private latest: { index: number; data: Uint8Array } | undefined;
   /** A snapshot is being recorded (one at a time); `again`: a newer one may be certified meanwhile. */
   private recording = false;
+  /** Member registries exported at the same checkpoints as {@link captured} (cluster members). */
+  private readonly capturedMembers = new Map<number, Uint8Array>();
   private again = false;
   private readonly counters: SnapshotCounters = { recorded: 0, installed: 0, refused: 0, index: 0 };
 
@@ -96,6 +98,12 @@ export class RaftSnapshots {
       trust: () => SnapshotTrust;
       /** Byte budget of the session table (validates the table a snapshot carries). */
       maxSessionBytes: number;
+      /**
+       * The member registry of a cluster member: exported into each snapshot as of its
+       * checkpoint's index, imported with an installed one (a member that missed membership
+       * changes while behind must not keep its old registry: its signer sets would differ).
+       */
+      members?: { export(index: number): Uint8Array | undefined; import(bytes: Uint8Array): number };
     },
   ) {
     options.transport?.onSnapshotRead((index, name, offset, length) => readSnapshotChunk(db, index, name, offset, length));
@@ -114,6 +122,9 @@ export class RaftSnapshots {
     if (cmd.type === 'checkpoint') {
       try {
         this.captured.set(index, this.sessions.export(index));
+        const members = this.options.members?.export(index);
+        if (members) this.capturedMembers.set(index, members);
+        for (const k of [...this.capturedMembers.keys()].sort((a, b) => a - b).slice(0, -MAX_CAPTURED)) this.capturedMembers.delete(k);
         for (const k of [...this.captured.keys()].sort((a, b) => a - b).slice(0, -MAX_CAPTURED)) this.captured.delete(k);
       } catch (err) {
         this.emit({ type: 'skipped', index, message: `session table not captured: ${(err as Error).message}` });
@@ -168,8 +179,10 @@ export class RaftSnapshots {
     if (index === undefined || index <= (this.latest?.index ?? 0)) return undefined;
     const sessions = this.captured.get(index);
     if (!sessions) return undefined;
+    const members = this.capturedMembers.get(index);
+    if (this.options.members && !members) return undefined;
     try {
-      return snapshotDescriptor(this.db, { index, sessions });
+      return snapshotDescriptor(this.db, { index, sessions, ...(members ? { members } : {}) });
     } catch (err) {
       this.emit({ type: 'skipped', index, message: (err as Error).message });
       return undefined;
@@ -209,8 +222,11 @@ export class RaftSnapshots {
         { drainMs: this.options.drainMs },
       );
       await this.sessions.import(installed.sessions);
+      if (installed.members && this.options.members) this.options.members.import(installed.members);
       this.captured.clear();
       this.captured.set(installed.index, installed.sessions);
+      this.capturedMembers.clear();
+      if (installed.members) this.capturedMembers.set(installed.index, installed.members);
       this.latest = { index: snap.index, data: snap.data };
       this.counters.installed++;
       this.counters.index = Math.max(this.counters.index, snap.index);

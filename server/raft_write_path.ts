@@ -167,6 +167,18 @@ export class RaftWritePath implements WritePath {
       ...options.snapshots,
       transport: options.cluster?.transport,
       maxSessionBytes,
+      ...(members
+        ? {
+            members: {
+              export: (index: number) => members.registry.export(index),
+              import: (bytes: Uint8Array) => {
+                const at = members.import(bytes);
+                refreshPeers();
+                return at;
+              },
+            },
+          }
+        : {}),
       // A snapshot's certificate must be certified by the signer set this member knows: the
       // registry's voters (a cluster member), or the one the caller gives, or this node alone.
       trust: () => {

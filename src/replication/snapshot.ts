@@ -19,7 +19,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { checkpointBytes, verifyCheckpoint, type Checkpoint, type HeadSignature, type LogHead } from '../../proofs/checkpoint.js';
-import { arrayOf, bytes, checkpointSchema, codec, hash, headSignatureSchema, logHeadSchema, MAX_SIGNATURES, refine, struct, uint, type Schema } from '../../proofs/encoding.js';
+import { arrayOf, bytes, checkpointSchema, codec, hash, headSignatureSchema, logHeadSchema, MAX_SIGNATURES, optional, refine, struct, uint, type Schema } from '../../proofs/encoding.js';
 import { equalBytes, toHex } from '../../proofs/bytes.js';
 import { computeMasterRoot, NUM_LEVELS, type TableDescriptor } from '../../proofs/lsm.js';
 import { maxTimeOfTables, verifyCheckpointFiles } from '../backup/backup.js';
@@ -92,6 +92,8 @@ export interface SnapshotDescriptor {
   log: { size: number; bytes: number };
   /** The replicated session table as of `index` (opaque). */
   sessions: Uint8Array;
+  /** The cluster's member registry as of `index` (opaque; absent without a registry). */
+  members?: Uint8Array;
 }
 
 /** Which signers an installing member trusts (refined by the committed signer set). */
@@ -127,6 +129,7 @@ const descriptorCodec = codec(
     tables: refine(arrayOf(tableSchema, MAX_SNAPSHOT_TABLES), (ts) => (new Set(ts.map((t) => t.number)).size === ts.length ? undefined : 'table numbers repeat')),
     log: struct<{ size: number; bytes: number }>({ size: uint, bytes: uint }),
     sessions: bytes({ min: 0, max: MAX_DESCRIPTOR_BYTES }),
+    members: optional(bytes({ min: 0, max: MAX_DESCRIPTOR_BYTES })),
   }),
   MAX_DESCRIPTOR_BYTES,
 );
@@ -261,7 +264,7 @@ function servedSnapshot(db: ProofDB): Served {
  * entries). Throws `SNAPSHOT_UNAVAILABLE` before the first checkpoint, in journal mode, or when
  * `index` is not the checkpoint's.
  */
-export function snapshotDescriptor(db: ProofDB, options: { index: number; sessions?: Uint8Array }): { index: number; data: Uint8Array } {
+export function snapshotDescriptor(db: ProofDB, options: { index: number; sessions?: Uint8Array; members?: Uint8Array }): { index: number; data: Uint8Array } {
   const s = servedSnapshot(db);
   if (options.index !== s.index) {
     throw unavailable(`the session table is as of log index ${String(options.index)}, the latest checkpoint is at ${s.index}`);
@@ -280,6 +283,7 @@ export function snapshotDescriptor(db: ProofDB, options: { index: number; sessio
     log: { size: s.logSize, bytes: s.logBytes },
     sessions: options.sessions ?? new Uint8Array(0),
   };
+  if (options.members) d.members = options.members;
   const data = encodeSnapshotDescriptor(d);
   if (data.length > MAX_DESCRIPTOR_BYTES) throw unavailable(`the descriptor is ${data.length} bytes, limit ${MAX_DESCRIPTOR_BYTES}`);
   return { index: s.index, data };
@@ -334,6 +338,8 @@ export interface InstalledSnapshot {
   head: LogHead;
   /** The session table bytes the snapshot carried (import them). */
   sessions: Uint8Array;
+  /** The member registry bytes the snapshot carried, if any (import them). */
+  members?: Uint8Array;
   /** Tables installed and their total bytes. */
   tables: number;
   bytes: number;
@@ -448,6 +454,7 @@ export async function installSnapshot(dataDir: string, descriptorBytes: Uint8Arr
     checkpoint: d.checkpoint,
     head: d.head,
     sessions: d.sessions,
+    ...(d.members ? { members: d.members } : {}),
     tables: d.tables.length,
     bytes: total,
   };

@@ -157,6 +157,8 @@ describe('a member behind the compacted log catches up by snapshot', () => {
     const metrics = await (await fetch(`${nodes.get(3)!.url}/metrics`)).text();
     expect(metrics).toMatch(/^proofkv_raft_snapshots\{event="installed"\} 1$/m);
     expect(metrics).toMatch(new RegExp(`^proofkv_raft_snapshots\\{event="refused"\\} ${refused.length}$`, 'm'));
+    // The member registry came with the snapshot: member 3's is the leader's, byte for byte.
+    expect(Buffer.from(raft(3).exportMembers(installedAt)!).toString('hex')).toBe(Buffer.from(raft(leader()).exportMembers(installedAt)!).toString('hex'));
     // The routes' database object is still the one the node started with, now on the new state.
     expect(await nodes.get(3)!.db.get(te.encode('k-2-9'))).toEqual(te.encode('value 2 9'));
 

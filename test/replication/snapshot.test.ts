@@ -136,6 +136,10 @@ describe('replication snapshots', () => {
       const d = decodeSnapshotDescriptor(snap.data);
       expect(d.tables.length).toBe(a.tables().length);
       expect(hex(encodeSnapshotDescriptor(d))).toBe(hex(snap.data));
+      expect(d.members).toBeUndefined();
+      // A cluster member's descriptor also carries its member registry (opaque bytes).
+      const withMembers = decodeSnapshotDescriptor(snapshotDescriptor(a, { index: 3200, sessions, members: te.encode('registry bytes') }).data);
+      expect(withMembers.members).toEqual(te.encode('registry bytes'));
 
       const bDir = memberDir(root, 'b');
       let chunks = 0;
