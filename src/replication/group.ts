@@ -64,7 +64,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import {
-  ConfChangeType, EntryType, LevelStorage, None, RaftError, RaftErrorCode, RawNode, SeededRand, StateType,
+  ConfChangeType, EntryType, LevelStorage, MessageType, None, RaftError, RaftErrorCode, RawNode, SeededRand, StateType,
   decodeConfChange, encodeConfChange, entsSize,
   type ConfChange, type ConfState, type Entry, type Message, type Ready, type Snapshot, type SoftState,
 } from '../raft/index.js';
@@ -356,6 +356,11 @@ interface ConfWaiter extends Waiter<void> {
 const FORMAT = 1;
 const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder();
+
+/** A leader's replication message (append, heartbeat, snapshot chunk): safe to send before its own log write. */
+function isLeaderReplication(m: Message): boolean {
+  return m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap;
+}
 
 /** Frames a command with its proposal id for the log. */
 export function encodeEntryPayload(id: string, command: Uint8Array): Uint8Array {
@@ -946,10 +951,17 @@ export class ReplicationGroup<O> {
       const firstNew = rd.entries.length > 0 ? rd.entries[0].index : Infinity;
       const stable = rd.committedEntries.filter((e) => e.index < firstNew);
       const rest = rd.committedEntries.filter((e) => e.index >= firstNew);
+      // A leader's appends and heartbeats go out while it writes its own log (Raft thesis
+      // §10.2.1): the core counts the leader's own entries toward commit only once `advance`
+      // reports them stable, so a follower may hold them first without anything committing early.
+      // Everything else (votes, a follower's acks) is sent only after the write, as before.
+      const early = this.node.raft.state === StateType.Leader ? rd.messages.filter(isLeaderReplication) : [];
+      const late = early.length === 0 ? rd.messages : rd.messages.filter((m) => !isLeaderReplication(m));
+      if (early.length > 0) this.send(early);
       const [saved, applied] = await Promise.allSettled([
         this.storage.save(rd, { sync: this.options.sync !== false }).then((synced) => {
           if (synced) this.syncs++;
-          this.send(rd.messages);
+          this.send(late);
         }), // (1) one atomic batch, synced when it must be; (2) then send
         this.applyAll(stable), // (3) + answers
       ]);
