@@ -22,7 +22,10 @@
  *    the Ready must be (new entries, term or vote; a Ready that only moves the commit index is
  *    written unsynced, as in etcd) — so every proposal that arrived while the previous Ready was
  *    being processed shares one fsync;
- * 2. once that write resolves, sends the Ready's messages through the transport;
+ * 2. sends the Ready's messages through the transport: a leader's appends, heartbeats and
+ *    snapshot chunks while step 1 writes (Raft thesis §10.2.1: the core counts the leader's own
+ *    entries toward commit only once `advance` reports them stable), every other message (votes,
+ *    a follower's acknowledgements) once that write resolves;
  * 3. starts applying the committed entries in log order — each `apply` call is made before the
  *    next, so the engine's group commit takes them together — and waits for all of them;
  *    committed entries that an earlier Ready already persisted are applied *while* step 1 syncs
