@@ -45,7 +45,6 @@ import {
   parseWrite,
   uint,
   type Entry,
-  type SignedCheckpoint,
   type WriteResult,
 } from './wire.js';
 

@@ -378,7 +378,7 @@ export class TrustKeeper {
    */
   acceptAnswer(answer: Answer, ctx: AcceptContext, verify: (policy: TrustPolicy) => void | Promise<void>): Promise<AcceptedHead> {
     return this.exclusive(async () => {
-      const { head, signatures, checkpoint, sent } = answer;
+      const { head, checkpoint, sent } = answer;
       const { policy, adopt } = await this.certifiedPolicy(answer, ctx);
       if (typeof checkpoint?.index !== 'number' || checkpoint.index !== head.size - 1) {
         verificationFailure(Reason.CHECKPOINT_MISMATCH, `checkpoint ${String(checkpoint?.index)} is not the last of a log of size ${head.size}`);

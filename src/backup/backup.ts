@@ -181,7 +181,7 @@ export async function restoreDatabase(backupDir: string, dataDir: string, option
   if (fs.existsSync(dataDir) && fs.readdirSync(dataDir).length > 0) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `${dataDir} is not empty`);
   if (options.nodeKey && options.nodeKey.length !== 32) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, 'the node key must be 32 bytes');
   const publicKey = options.publicKey ?? (options.nodeKey ? publicKeyOf(options.nodeKey) : undefined);
-  const info = verifyCheckpointFiles(backupDir, publicKey);
+  verifyCheckpointFiles(backupDir, publicKey); // throws unless the backup verifies
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   fs.chmodSync(dataDir, 0o700);
   try {

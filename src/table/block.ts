@@ -6,7 +6,7 @@
 import { compareBytes } from '../../proofs/bytes.js';
 import { CorruptionError } from '../errors.js';
 import type { InternalIterator } from '../iterator.js';
-import { compareInternalKeys, compareInternalPrefix, TRAILER_LEN } from '../keys.js';
+import { compareInternalKeys, compareInternalPrefix } from '../keys.js';
 import { getFixed32 } from '../util/coding.js';
 
 /** A key order: negative, zero or positive. */
