@@ -57,8 +57,12 @@ export interface ReadState {
  * write path in an unknown state) holds until the database is reopened.
  */
 export interface WriteFault {
-  /** What failed: the journal (write, sync, or opening a new one), or a flush/compaction install. */
-  component: 'journal' | 'flush' | 'internal';
+  /**
+   * What failed: the journal (write, sync, or opening a new one), a flush/compaction install, or an
+   * append to the checkpoint log (a checkpoint, its intent, or a cosignature: not recorded; the
+   * command is refused and may be sent again).
+   */
+  component: 'journal' | 'flush' | 'checkpoint-log' | 'internal';
   /** The first error of the fault. */
   error: Error;
   /** The error of the latest failed recovery attempt, if any. */

@@ -39,7 +39,7 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import { keySuccessor, type ScanProof } from '../../proofs/lsm_scan.js';
 import { removeLeftovers, replayJournals } from './recovery.js';
 import { finishSnapshotInstall } from './snapshot_install.js';
-import type { StoredCheckpoint } from '../proof/checkpoint_log.js';
+import { CheckpointLogWriteError, type StoredCheckpoint } from '../proof/checkpoint_log.js';
 import { WritePipeline, type WriteResult } from './write.js';
 
 /** Per-write options. */
@@ -241,6 +241,12 @@ export class ProofDB {
   private closing: Promise<void> | null = null;
   /** External-log mode: the latest log index a write or checkpoint was given (validation). */
   private lastLogIndex: number;
+  /**
+   * External-log mode: the log index of a checkpoint whose tables are installed (the manifest
+   * records its index) but whose record the checkpoint log refused. Applying that entry again
+   * finishes it, as the next open would ({@link rewindLogIndex} allows it).
+   */
+  private unfinishedCheckpoint: number | null = null;
   /** Set while {@link replaceFromSnapshot} has the engine closed: calls are refused meanwhile. */
   private replacing: string | null = null;
   /** The running {@link replaceFromSnapshot} ({@link close} waits for it). */
@@ -622,18 +628,46 @@ export class ProofDB {
     await this.pipeline.barrier(async () => {
       const core = this.core;
       core.throwIfFailed();
+      if (external && this.unfinishedCheckpoint === logIndex) {
+        // Applied again after the checkpoint log refused its record: the tables are installed.
+        signed = await this.checkpointLogStep(() => this.checkpointer.checkpoint(core.lastSeq, logIndex, this.checkpointer.intentFor(logIndex)));
+        this.unfinishedCheckpoint = null;
+        return;
+      }
       // External-log mode: time and signer set are recorded before the last install, so a
       // checkpoint finished at the next open records the same ones (openExternalLog).
-      const meta = external ? await this.checkpointer.intend(logIndex, options) : options;
+      const meta = external ? await this.checkpointLogStep(() => this.checkpointer.intend(logIndex, options)) : options;
       if (core.mem.count > 0) await core.rotate(true);
       await core.waitForFlush();
       // External-log mode: the last install records that this checkpoint's table set is complete,
       // so that a crash before the checkpoint log append is finished at the next open, never redone.
       await core.installPendingCompaction(external ? logIndex : undefined);
       if (external) core.logIndex = logIndex;
-      signed = await this.checkpointer.checkpoint(core.lastSeq, external ? logIndex : undefined, meta);
+      signed = await this.checkpointLogStep(
+        () => this.checkpointer.checkpoint(core.lastSeq, external ? logIndex : undefined, meta),
+        external ? logIndex : undefined,
+      );
     });
     return { ...signed!, seq: signed!.checkpoint.seq, tables: this.tables() };
+  }
+
+  /**
+   * Runs a step that appends to the checkpoint log. When the append fails (a full disk, no
+   * descriptor left) nothing of the step is recorded. External-log mode: the engine enters a
+   * recoverable write fault (`checkpoint-log`), so that the log entries after it are refused too
+   * and can be applied again in order, and the caller gets the fault's error. (Journal mode: the
+   * error as it is; the next checkpoint takes the same index.) `unfinishedAt`: the log index of a
+   * checkpoint whose tables are already installed.
+   */
+  private async checkpointLogStep<T>(step: () => Promise<T>, unfinishedAt?: number): Promise<T> {
+    try {
+      return await step();
+    } catch (err) {
+      if (!(err instanceof CheckpointLogWriteError) || this.options.writeAheadLog !== 'external') throw err;
+      if (unfinishedAt !== undefined) this.unfinishedCheckpoint = unfinishedAt;
+      this.core.enterFault('checkpoint-log', err);
+      throw this.core.faultError();
+    }
   }
 
   /**
@@ -650,7 +684,7 @@ export class ProofDB {
     let result: CosignResult | undefined;
     await this.pipeline.barrier(async () => {
       this.core.throwIfFailed();
-      result = await this.checkpointer.cosign(cmd);
+      result = await this.checkpointLogStep(() => this.checkpointer.cosign(cmd));
       if (this.options.writeAheadLog === 'external') this.core.logIndex = logIndex;
     });
     return result!;
@@ -861,7 +895,10 @@ export class ProofDB {
     this.checkOpen();
     if (this.options.writeAheadLog !== 'external') throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `rewindLogIndex needs writeAheadLog: 'external'`);
     if (!Number.isSafeInteger(index) || index <= 0) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `log index must be a positive integer, got ${index}`);
-    if (this.core.logIndex >= index) {
+    // A checkpoint whose record the checkpoint log refused took effect only in its tables:
+    // applying its entry again finishes it.
+    const unfinished = this.unfinishedCheckpoint !== null && this.core.logIndex === index && this.unfinishedCheckpoint === index;
+    if (this.core.logIndex >= index && !unfinished) {
       throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `cannot rewind to log index ${index}: entries up to ${this.core.logIndex} took effect`);
     }
     this.lastLogIndex = Math.min(this.lastLogIndex, index - 1);
@@ -1000,6 +1037,7 @@ export class ProofDB {
       this.checkpointer = parts.checkpointer;
       this.lock = parts.lock;
       this.lastLogIndex = parts.core.logIndex;
+      this.unfinishedCheckpoint = null;
       this.generation++;
       this.replacing = null;
     } catch (err) {

@@ -43,7 +43,7 @@ import {
 import { readU32BE, writeU32BE, readU64BE, writeU64BE, concatBytes } from '../../proofs/bytes.js';
 import { signerSetHash } from '../../proofs/signer_set.js';
 import { LogTree } from '../../proofs/log.js';
-import { CorruptionError } from '../errors.js';
+import { CorruptionError, ErrorCode, ProofKVError } from '../errors.js';
 import { JournalWriter } from '../journal/writer.js';
 import { readJournal } from '../journal/reader.js';
 import { nodeHasher } from '../table/node_hasher.js';
@@ -268,6 +268,18 @@ export function isCheckpointRecord(r: StoredCheckpoint | CheckpointLogAmendment)
   return 'checkpoint' in r;
 }
 
+/**
+ * An append to the checkpoint log failed (a full disk, no descriptor left, an I/O error): the record
+ * does not exist, nothing else changed, and the next append first cuts the file back to its last
+ * synced record. The failure passes: the engine treats it as a recoverable write fault.
+ */
+export class CheckpointLogWriteError extends ProofKVError {
+  constructor(cause: unknown) {
+    super(ErrorCode.IO_ERROR, `checkpoint log append failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'CheckpointLogWriteError';
+  }
+}
+
 /** The checkpoint log of one node. */
 export class CheckpointLog {
   readonly tree = new LogTree(nodeHasher);
@@ -425,7 +437,7 @@ export class CheckpointLog {
         this.brokenAt = null;
       } catch (err) {
         undo();
-        throw err;
+        throw new CheckpointLogWriteError(err);
       }
     }
     const before = this.writer.length;
@@ -435,7 +447,7 @@ export class CheckpointLog {
     } catch (err) {
       undo();
       this.brokenAt = before;
-      throw err;
+      throw new CheckpointLogWriteError(err);
     }
   }
 

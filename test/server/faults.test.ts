@@ -50,6 +50,18 @@ function failSyncsFrom(caller: string): { count: () => number; heal: () => void 
   return { count: () => failed, heal: () => (on = false) };
 }
 
+/** A one-member Raft write path over an external-log engine in `dir`. */
+async function openRaftPath(dir: string): Promise<{ db: ProofDB; wp: RaftWritePath }> {
+  const db = await ProofDB.open(dir, { compactionThread: 'inline', writeAheadLog: 'external' });
+  return { db, wp: await RaftWritePath.open(db, path.join(dir, 'raft'), { tickMs: 10 }) };
+}
+
+/** Proposes a put through `wp`, with session `('c', seq)` when `seq` is given. */
+function putter(wp: RaftWritePath) {
+  const te = new TextEncoder();
+  return (k: string, v: string, seq?: number) => wp.propose({ type: 'put', key: te.encode(k), value: te.encode(v), ...(seq ? { session: { clientId: 'c', seq } } : {}) });
+}
+
 async function until(check: () => boolean): Promise<void> {
   for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 25));
   expect(check()).toBe(true);
@@ -99,13 +111,9 @@ describe('engine write faults', () => {
 
   it('on the Raft path, a failed manifest sync pauses applying at the refused entry; it is applied again by itself and nothing acknowledged is lost', async () => {
     const dir = path.join(tmpDir(), 'db');
-    const openPath = async () => {
-      const db = await ProofDB.open(dir, { compactionThread: 'inline', writeAheadLog: 'external' });
-      return { db, wp: await RaftWritePath.open(db, path.join(dir, 'raft'), { tickMs: 10 }) };
-    };
+    const openPath = () => openRaftPath(dir);
     const { db, wp } = await openPath();
-    const te = new TextEncoder();
-    const put = (k: string, v: string, seq?: number) => wp.propose({ type: 'put', key: te.encode(k), value: te.encode(v), ...(seq ? { session: { clientId: 'c', seq } } : {}) });
+    const put = putter(wp);
     for (let i = 0; i < 50; i++) await put(`k${i}`, `v${i}`);
     const fault = failSyncsFrom('VersionSet.'); // every manifest write: the edit and a new manifest
     // The checkpoint entry and the two writes after it (in the same turn) are committed; the engine refuses all three.
@@ -143,4 +151,55 @@ describe('engine write faults', () => {
     await again.wp.close();
     await again.db.close();
   });
+
+  // The checkpoint log's appends: its intent (time and signer set, before the checkpoint's last
+  // install) and its record (after it, when the tables are installed). Either failing pauses
+  // applying at the checkpoint entry; the entry is applied again (once) when the disk heals.
+  for (const [step, caller] of [
+    ['intent', 'CheckpointLog.appendAmendment'],
+    ['record', 'CheckpointLog.append ('],
+  ] as const) {
+    it(`on the Raft path, a failed checkpoint-log append (the ${step}) pauses applying; the checkpoint is taken once when it heals`, async () => {
+      const dir = path.join(tmpDir(), 'db');
+      const openPath = () => openRaftPath(dir);
+      const { db, wp } = await openPath();
+      const put = putter(wp);
+      for (let i = 0; i < 20; i++) await put(`k${i}`, `v${i}`);
+      await wp.propose({ type: 'checkpoint', time: 1 });
+      await put('k20', 'v20');
+      const before = db.latestCheckpoint().checkpoint.index;
+      const fault = failSyncsFrom(caller);
+      const [cp, w1] = await Promise.allSettled([wp.propose({ type: 'checkpoint', time: 5 }), put('x1', 'a', 1)]);
+      expect(fault.count()).toBeGreaterThanOrEqual(1);
+      for (const r of [cp, w1]) {
+        expect(r.status).toBe('rejected');
+        expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'UNAVAILABLE', headers: { 'Retry-After': '1' } });
+      }
+      expect((cp as PromiseRejectedResult).reason.message).toMatch(/applying is paused at log index \d+ \(writes are paused: checkpoint-log failed \(EIO\)/);
+      expect(wp.writeFault()).toMatchObject({ component: 'raft-apply' });
+      await expect(put('during', 'x')).rejects.toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/not appended/) });
+      await until(() => fault.count() >= 2);
+      expect(db.latestCheckpoint().checkpoint.index).toBe(before);
+      fault.heal();
+      await until(() => wp.writeFault() === undefined && db.writeFault() === undefined);
+      // One checkpoint, at the next index, with the entry's time; the write after it applied once.
+      const taken = db.latestCheckpoint().checkpoint;
+      expect(taken.index).toBe(before + 1);
+      expect(taken.time).toBe(5);
+      expect((await db.getVersionHistory('x1')).map((e) => e.version)).toEqual([1]);
+      expect(await put('x1', 'a', 1)).toMatchObject({ replayed: true });
+      await put('after', 'y');
+      const log = fs.readFileSync(path.join(dir, 'CHECKPOINTS'));
+      await wp.close();
+      await db.close();
+      const again = await openPath();
+      expect(again.db.latestCheckpoint().checkpoint).toEqual(taken);
+      expect(fs.readFileSync(path.join(dir, 'CHECKPOINTS')).equals(log)).toBe(true);
+      for (let i = 0; i < 20; i++) expect(new TextDecoder().decode(await again.db.get(`k${i}`))).toBe(`v${i}`);
+      expect((await again.db.getVersionHistory('x1')).map((e) => e.version)).toEqual([1]);
+      expect(await again.db.get('during')).toBeUndefined();
+      await again.wp.close();
+      await again.db.close();
+    });
+  }
 });
