@@ -128,7 +128,6 @@ export function createApp(ctx: AppContext, options: AppOptions): BuiltApp {
     }
     next();
   });
-  app.use(minHeadGate(ctx));
   app.use(canonicalKeyPath);
   // The explorer's static files (server/ui.ts); public, like /healthz.
   app.use('/ui', explorerRoutes());
@@ -140,6 +139,8 @@ export function createApp(ctx: AppContext, options: AppOptions): BuiltApp {
   };
   registerRoutes(app, routes, {
     auth: (role: RouteRole) => auth.require(role),
+    // After auth: a request without the rights it needs never waits here (nor learns this member's head).
+    admitted: [minHeadGate(ctx)],
     parser: (b) => parsers[b],
     tag: (r) => (_req, res, next) => {
       res.locals.route = r.name;

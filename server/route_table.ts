@@ -58,11 +58,13 @@ export interface RouteMiddleware {
   parser: (body: BodyKind) => RequestHandler[];
   /** Runs before auth (e.g. labels the request for metrics). */
   tag: (route: RouteDef) => RequestHandler;
+  /** Run after auth, before the body parser (e.g. a gate that may hold the request). */
+  admitted?: RequestHandler[];
 }
 
 /**
- * Mounts every route of `routes` on `router`: tag, auth, body parser, then the handler, whose
- * rejections go to the error handler.
+ * Mounts every route of `routes` on `router`: tag, auth, the admitted-request middleware, body
+ * parser, then the handler, whose rejections go to the error handler.
  */
 export function registerRoutes(
   router: { [M in Method]: (path: string, ...handlers: RequestHandler[]) => unknown },
@@ -77,7 +79,7 @@ export function registerRoutes(
         next(err);
       }
     };
-    router[r.method](r.path, mw.tag(r), mw.auth(r.role), ...mw.parser(r.body), run);
+    router[r.method](r.path, mw.tag(r), mw.auth(r.role), ...(mw.admitted ?? []), ...mw.parser(r.body), run);
   }
 }
 

@@ -496,6 +496,14 @@ describe('server auth', () => {
     expectProblem(await call(s.url, 'GET', '/v1/status', { token: 'nope' }), 401, 'UNAUTHENTICATED');
     expectProblem(await call(s.url, 'GET', '/v1/status', { headers: { authorization: `Basic ${tokens.admin}` } }), 401, 'UNAUTHENTICATED');
     expectProblem(await call(s.url, 'PUT', '/v1/kv/k', { body: 'v', headers: { 'content-type': 'application/octet-stream' } }), 401, 'UNAUTHENTICATED');
+    // ProofKV-Min-Head is looked at only after auth: a request without a token is refused at once,
+    // never held for the head (nor told this member's certified size), even with a malformed value.
+    for (const head of ['999999', 'x']) {
+      const gated = await call(s.url, 'GET', '/v1/checkpoints/latest', { headers: { 'proofkv-min-head': head } });
+      expectProblem(gated, 401, 'UNAUTHENTICATED');
+      expect(gated.body.detail).not.toMatch(/certified log size/);
+    }
+    expectProblem(await call(s.url, 'GET', '/v1/checkpoints/latest', { token: tokens.read, headers: { 'proofkv-min-head': 'x' } }), 400, 'INVALID_ARGUMENT');
   });
 
   it('enforces read < write < admin', async () => {
