@@ -49,6 +49,11 @@ export class Metrics {
   readonly refused: Counter<'reason'>;
   /** Reports open connections and their limit when `/metrics` is scraped (set by the node once it listens). */
   connections: (() => { open: number; limit: number }) | null = null;
+  /**
+   * The write path's own fault (the Raft log's write, the apply step paused at a refused entry),
+   * shown in `proofkv_write_fault` when the engine has none: what `/v1/status` shows.
+   */
+  pathFault: (() => { component: string; recoverable: boolean } | undefined) | null = null;
 
   constructor(db: ProofDB, options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -71,6 +76,7 @@ export class Metrics {
     this.checkpointFailures = new Counter({ name: 'proofkv_checkpoint_failures_total', help: 'Failed checkpoints', labelNames: ['trigger'], registers });
     this.refused = new Counter({ name: 'proofkv_refused_total', help: 'Connections and requests refused, by reason', labelNames: ['reason'], registers });
 
+    const pathFault = () => this.pathFault?.();
     // Sampled at scrape time; a closed database reports nothing new.
     const live = <T>(f: () => T): T | undefined => {
       try {
@@ -122,12 +128,12 @@ export class Metrics {
       });
     new Gauge({
       name: 'proofkv_write_fault',
-      help: '1 while writes are refused because of a write fault, by component (journal, flush, internal) and whether the node retries by itself',
+      help: '1 while writes are refused because of a write fault, by component (journal, flush, checkpoint-log, internal; raft-log, raft-apply) and whether the node retries by itself',
       labelNames: ['component', 'recoverable'],
       registers,
       collect() {
         this.reset();
-        const f = live(() => db.writeFault());
+        const f = live(() => db.writeFault()) ?? pathFault();
         if (f) this.set({ component: f.component, recoverable: String(f.recoverable) }, 1);
       },
     });

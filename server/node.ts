@@ -307,6 +307,7 @@ export class ProofNode {
       }
       const writePath: WritePath = raftPath ?? new LocalWritePath(db, wpOptions);
       metrics.trackIdempotency(writePath);
+      metrics.pathFault = () => writePath.writeFault?.();
       if (raftPath) metrics.trackSnapshots(raftPath);
       const ctx: AppContext = {
         db,

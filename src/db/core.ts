@@ -157,6 +157,8 @@ export class DBCore {
    * here, so that it is never behind the engine's recorded index. A rejection fails the install.
    */
   beforeLogIndexDurable: ((index: number, durable: number) => Promise<void>) | null = null;
+  /** Recovery from a `checkpoint-log` fault: makes the checkpoint log writable again, or throws (set by the database). */
+  repairCheckpointLog: (() => Promise<void>) | null = null;
   journal: JournalWriter | null = null;
   readonly journals: LiveJournal[] = [];
   readonly tables: TableCache;
@@ -414,6 +416,7 @@ export class DBCore {
    */
   private async recoverOnce(): Promise<void> {
     while (this.flushing) await this.flushing;
+    if (this.fault?.component === 'checkpoint-log') await this.repairCheckpointLog?.();
     if (this.brokenJournal) {
       const { writer, keepLength } = this.brokenJournal;
       await writer.close().catch(() => undefined);

@@ -310,6 +310,8 @@ export class ProofDB {
       }
       core = new DBCore(dir, opts, vs);
       checkpointer = Checkpointer.open(core, opts.rotateKey);
+      const cp = checkpointer;
+      core.repairCheckpointLog = () => cp.repairLog();
       removeLeftovers(core, checkpointer.pinnedTables());
       await vs.openManifest();
       // The live engine picked a compaction at its last install; pick the same one before replay,

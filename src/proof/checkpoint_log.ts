@@ -429,16 +429,29 @@ export class CheckpointLog {
     await this.write(record, () => undefined);
   }
 
+  /**
+   * After a failed append: cuts the file back to its last synced record (synced) with a new
+   * writer, now rather than at the next append, so that a caller recovering from the failure
+   * learns whether the file can be written again. Throws {@link CheckpointLogWriteError} while it
+   * cannot; does nothing when no append failed.
+   */
+  async repair(): Promise<void> {
+    if (this.brokenAt === null) return;
+    try {
+      await this.writer.close().catch(() => undefined);
+      this.writer = JournalWriter.open(this.file, { existingLength: this.brokenAt, syncDirectory: !this.writer.directorySynced });
+      this.brokenAt = null;
+    } catch (err) {
+      throw new CheckpointLogWriteError(err);
+    }
+  }
+
   private async write(record: Uint8Array, undo: () => void): Promise<void> {
-    if (this.brokenAt !== null) {
-      try {
-        await this.writer.close().catch(() => undefined);
-        this.writer = JournalWriter.open(this.file, { existingLength: this.brokenAt });
-        this.brokenAt = null;
-      } catch (err) {
-        undo();
-        throw new CheckpointLogWriteError(err);
-      }
+    try {
+      await this.repair();
+    } catch (err) {
+      undo();
+      throw err;
     }
     const before = this.writer.length;
     try {

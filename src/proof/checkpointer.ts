@@ -268,6 +268,11 @@ export class Checkpointer {
     return this.state.divergence;
   }
 
+  /** After a failed checkpoint-log append: makes the log writable again, or throws while it is not (`CheckpointLog.repair`). */
+  repairLog(): Promise<void> {
+    return this.log.repair();
+  }
+
   /** The record of the latest certified checkpoint (the one served), if any. */
   certifiedRecord(): StoredCheckpoint | undefined {
     return this.state.certified?.stored;

@@ -245,11 +245,13 @@ describe('transient faults', () => {
     const st = await status(agent, s.url);
     expect(st.writes).toMatchObject({ state: 'paused', fault: { component: 'raft-log', code: 'EFBIG' } });
     expect(JSON.stringify(st)).not.toContain(s.dataDir);
+    expect(await metric(agent, s.url, 'proofkv_write_fault{component="raft-log",recoverable="true"}')).toBe(1);
     expect((await put(agent, s.url, 'during', value)).status).toBe(503);
     expect((await req(agent, s.url, 'GET', '/readyz')).status).toBe(503);
 
     prlimit(pid, '--fsize=unlimited:');
     await until(async () => (await status(agent, s.url)).writes.state === 'ok');
+    expect(await metric(agent, s.url, 'proofkv_write_fault{component="raft-log",recoverable="true"}')).toBe(0);
     expect((await put(agent, s.url, 'after', value)).status).toBe(200);
     acked.push('after');
     agent.destroy();
