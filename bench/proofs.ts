@@ -20,7 +20,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Session } from 'node:inspector/promises';
-import { fmix32, prng, rate } from './lib.js';
+import { describeEngineOptions, engineOptionsArg, fmix32, prng, rate } from './lib.js';
 import { ProofDB } from '../src/index.js';
 import { proofCbor } from '../proofs/cbor_instance.js';
 import {
@@ -73,8 +73,9 @@ const args = parseArgs(process.argv.slice(2));
 if (args.has('help')) {
   console.log(`usage: npx tsx bench/proofs.ts [--quick] [--sizes 1k,100k,1m] [--samples 1000]
        [--lat 2000] [--verify 1000] [--versions 100] [--scan-page 100] [--scan-starts 50]
-       [--reps 3] [--load-timeout 600]
+       [--reps 3] [--load-timeout 600] [--engine NAME=VALUE[,NAME=VALUE...]]
        [--profile PREFIX] [--keep]
+--engine sets numeric engine options, e.g. --engine writeBufferSize=16Mi,checkpointLevel0Tables=0.
 --profile PREFIX writes PREFIX-<n>-getWithProof.cpuprofile and PREFIX-<n>-verify.cpuprofile (first
 rep of each phase, every size); summarise with bench/profile-summary.ts or Chrome DevTools.`);
   process.exit(0);
@@ -91,6 +92,8 @@ const REPS = Math.max(1, numArg(args, 'reps', 3));
 const LOAD_TIMEOUT_S = numArg(args, 'load-timeout', 600);
 const PROFILE = typeof args.get('profile') === 'string' ? (args.get('profile') as string) : undefined;
 const KEEP = args.has('keep');
+/** `--engine NAME=VALUE,...`: engine options of every size's database (default: none, the defaults). */
+const ENGINE = engineOptionsArg(args);
 const KEY_SIZE = 16;
 const VALUE_SIZE = 100;
 const BATCH = 1000;
@@ -286,7 +289,7 @@ async function timeOps(keys: Uint8Array[], op: (k: Uint8Array) => Promise<unknow
 async function runSize(n: number): Promise<SizeResult> {
   console.log(`\n=== ${fmt(n)} keys (load avg ${loadAvg()}) ===`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `proofkv-proofs-${n}-`));
-  const db = await ProofDB.open(dir);
+  const db = await ProofDB.open(dir, ENGINE);
   try {
     // -- load: batches of 1000 puts, the history key's versions spread evenly over the batches.
     const keys = makeKeys(n, SEED ^ n);
@@ -633,7 +636,7 @@ async function main(): Promise<void> {
   console.log(`load average at start: ${loadAvg()}`);
   console.log(
     `sizes ${SIZES.map(fmt).join(', ')}; ${KEY_SIZE}-byte keys, ${VALUE_SIZE}-byte values, batches of ${BATCH}, one checkpoint; ` +
-      `default engine options; ${SAMPLES} present + ${SAMPLES} absent keys for sizes; ${LAT} awaited ops per latency run; ` +
+      `${describeEngineOptions(ENGINE)}; ${SAMPLES} present + ${SAMPLES} absent keys for sizes; ${LAT} awaited ops per latency run; ` +
       `${VERIFY} proofs per verify round; ${REPS} reps`,
   );
   const t0 = performance.now();
