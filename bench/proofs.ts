@@ -254,6 +254,70 @@ interface Sizes {
   windows: number;
   revealed: number;
   certBytes: number;
+  /** Mean CBOR bytes per proof, by part (docs/proofs.md §8.10). */
+  bytes: ByteParts;
+  /** Mean windows per proof, by the level of their table. */
+  windowsPerLevel: number[];
+}
+
+/** Where a proof's bytes go: each part as CBOR, and the text map keys across all of them. */
+interface ByteParts {
+  certificate: number;
+  value: number;
+  descriptors: number;
+  /** masterProof and levelCounts. */
+  master: number;
+  windows: number;
+  /** Of `windows`: the entry leaves, the entry range proofs and the block range proofs. */
+  entries: number;
+  entryProofs: number;
+  blockProofs: number;
+  /** Text map keys (each one's CBOR header and bytes), anywhere in the proof. */
+  textKeys: number;
+  /** Map keys anywhere in the proof (an integer-keyed encoding would spend one byte on each). */
+  mapKeys: number;
+}
+
+/** Counts the map keys of a decoded CBOR value and their text bytes (header + UTF-8). */
+function mapKeyBytes(x: unknown, acc = { keys: 0, bytes: 0 }): { keys: number; bytes: number } {
+  if (Array.isArray(x)) for (const e of x) mapKeyBytes(e, acc);
+  else if (x !== null && typeof x === 'object' && !(x instanceof Uint8Array)) {
+    for (const [k, v] of Object.entries(x)) {
+      if (v === undefined) continue;
+      acc.keys++;
+      acc.bytes += (k.length < 24 ? 1 : 2) + k.length;
+      mapKeyBytes(v, acc);
+    }
+  }
+  return acc;
+}
+
+function byteParts(p: GetProof): ByteParts {
+  const len = (x: unknown) => proofCbor.encode(x).length;
+  const b = p.body;
+  const keys = mapKeyBytes(p);
+  let entries = 0;
+  let entryProofs = 0;
+  let blockProofs = 0;
+  for (const w of b.windows) {
+    blockProofs += len(w.blockProof);
+    for (const bl of w.blocks) {
+      entries += len(bl.entries);
+      entryProofs += len(bl.proof);
+    }
+  }
+  return {
+    certificate: len(p.certificate),
+    value: p.value === undefined ? 0 : len(p.value),
+    descriptors: len(b.descriptors),
+    master: len(b.masterProof) + len(b.levelCounts),
+    windows: len(b.windows),
+    entries,
+    entryProofs,
+    blockProofs,
+    textKeys: keys.bytes,
+    mapKeys: keys.keys,
+  };
 }
 
 function sizeStats(proofs: GetProof[]): Sizes {
@@ -271,7 +335,39 @@ function sizeStats(proofs: GetProof[]): Sizes {
     windows: avg((p) => p.body.windows.length),
     revealed: avg((p) => p.body.windows.reduce((a, w) => a + w.blocks.reduce((b, bl) => b + bl.entries.length, 0), 0)),
     certBytes,
+    bytes: meanParts(proofs.map(byteParts)),
+    windowsPerLevel: Array.from({ length: 7 }, (_, level) => avg((p) => p.body.windows.filter((w) => levelOfLeaf(p.body.levelCounts, w.table) === level).length)),
   };
+}
+
+/** The level of master-tree leaf `index` (leaves are in read order: level 0 first; docs/proofs.md §8.3). */
+function levelOfLeaf(levelCounts: number[], index: number): number {
+  let end = 0;
+  for (let level = 0; level < levelCounts.length; level++) {
+    end += levelCounts[level];
+    if (index < end) return level;
+  }
+  return -1;
+}
+
+function meanParts(parts: ByteParts[]): ByteParts {
+  const out = { ...parts[0] };
+  for (const k of Object.keys(out) as Array<keyof ByteParts>) out[k] = parts.reduce((a, x) => a + x[k], 0) / parts.length;
+  return out;
+}
+
+/** One line: mean bytes per part, windows per level, and what integer map keys would save. */
+function describeParts(s: Sizes): string {
+  const b = s.bytes;
+  const r = (x: number) => x.toFixed(0);
+  const perLevel = s.windowsPerLevel.map((w, l) => (w > 0 ? `L${l} ${w.toFixed(2)}` : '')).filter(Boolean).join(', ');
+  const saved = b.textKeys - b.mapKeys;
+  return (
+    `certificate ${r(b.certificate)}, value ${r(b.value)}, descriptors ${r(b.descriptors)}, master proof + counts ${r(b.master)}, ` +
+    `windows ${r(b.windows)} (entry leaves ${r(b.entries)}, entry proofs ${r(b.entryProofs)}, block proofs ${r(b.blockProofs)}); ` +
+    `windows per level: ${perLevel || 'none'}; text map keys ${r(b.textKeys)} B in ${r(b.mapKeys)} keys ` +
+    `(integer keys would save ~${r(saved)} B, ${((saved / s.mean) * 100).toFixed(0)}% of the mean ${r(s.mean)} B)`
+  );
 }
 
 /** Awaited one at a time; returns per-op latencies in µs, sorted. */
@@ -572,6 +668,8 @@ function report(r: SizeResult): void {
       `${pr.revealed.toFixed(1)} revealed entries; absent: ${ab.descriptors.toFixed(1)} descriptors, ${ab.windows.toFixed(2)} windows, ` +
       `${ab.revealed.toFixed(1)} entries; certificate + empty body ${pr.certBytes} B (of which the value of a present key is ${VALUE_SIZE} B more)`,
   );
+  console.log(`  bytes, present key (means): ${describeParts(pr)}`);
+  console.log(`  bytes, absent key (means): ${describeParts(ab)}`);
   console.log(`  history proof: ${r.history.descriptors} descriptors, ${r.history.windows} windows, ${r.history.entries} entries with values`);
   const [gm, gp] = r.getLat;
   const [pm, pp] = r.proofLat;
