@@ -397,7 +397,7 @@ async function main(): Promise<void> {
       target: '',
       note:
         `time: ${[...writeS].map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(', ')}` +
-        (P && P.loadCheckpoints.count > 0 ? `; ProofKV's incl. ${P.loadCheckpoints.count} checkpoints, ${(P.loadCheckpoints.ms / 1000).toFixed(1)} s` : ''),
+        (P && P.loadCheckpoints.count > 0 ? `; ProofKV's includes ${P.loadCheckpoints.count} checkpoints (${(P.loadCheckpoints.ms / 1000).toFixed(1)} s)` : ''),
     });
     rows.push({
       what: `batched writes + ProofKV final checkpoint`,

@@ -60,7 +60,7 @@ export function engineOptionsArg(args: Map<string, string | true>): Record<strin
   return out;
 }
 
-/** The options of {@link engineOptionsArg} as `name=value, ...`, or `defaults`. */
+/** The options of {@link engineOptionsArg} for a report header (`default engine options` when none). */
 export function describeEngineOptions(o: Record<string, number>): string {
   const parts = Object.entries(o).map(([k, v]) => `${k}=${v}`);
   return parts.length === 0 ? 'default engine options' : `engine options ${parts.join(', ')} (others default)`;

@@ -7,7 +7,9 @@
  * after a batch, or at a checkpoint. Each install applies, in this order, the result of the one
  * compaction picked at the previous install (waiting for it: that wait is the write stall when
  * compaction falls behind) and then the flushed table; table numbers are allocated then, in that
- * order. The next compaction is picked from the new version by the pure policy in `picker.ts`.
+ * order. The next compaction is picked from the new version by the pure policy in `picker.ts`, or,
+ * at a checkpoint that would leave more than `checkpointLevel0Tables` level-0 tables, is the
+ * compaction of level 0 into level 1 ({@link DBCore.prepareCheckpointCompaction}).
  * How long a flush or compaction takes changes when things happen, never what is written.
  * @module
  */
