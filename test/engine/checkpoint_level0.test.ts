@@ -3,10 +3,12 @@
  * `checkpointLevel0Tables` level-0 tables, compacting all of level 0 into level 1 when it would
  * leave more — both when its own flush picks that compaction and when the compaction pending at the
  * checkpoint was picked by the policy (an empty memtable), which is then dropped. The table sets stay
- * a pure function of the writes (worker thread vs inline compactions with random delays), and every
- * proof against them verifies.
+ * a pure function of the writes (worker thread vs inline compactions with random delays; in
+ * external-log mode, a crash between a checkpoint's flush and its level-0 compaction replays to
+ * byte-identical checkpoints and tables), and every proof against them verifies.
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ProofDB, type DBOptions } from '../../src/index.js';
 import { InvalidArgumentError } from '../../src/errors.js';
@@ -133,6 +135,86 @@ describe('checkpoints leave level 0 small', () => {
     expect(worker.tables).toEqual(delayed.tables);
     expect(worker.masterRoots).toEqual(delayed.masterRoots);
     expect(delayed.stats.droppedCompactions).toBeGreaterThan(0);
+  });
+
+  it('external-log mode: a crash while a checkpoint compacts level 0 replays to the same checkpoint, dropping the pick of the policy', async () => {
+    // No flush by size (1 MiB memtable): the only compaction job a checkpoint starts is its
+    // level-0 compaction, so the directory copied when that job starts is the state right after
+    // the checkpoint's flush install — what a SIGKILL then leaves. A tiny level budget makes the
+    // policy pick a compaction of its own at the reopen, which the replayed checkpoint must drop.
+    const { dir: root, cleanup } = tempDir('proofkv-cpl0-crash-');
+    let armed: string | null = null;
+    const opts: DBOptions = {
+      ...BASE,
+      writeBufferSize: 1 << 20,
+      checkpointLevel0Tables: 1,
+      writeAheadLog: 'external',
+      compactionDelay: async () => {
+        if (armed !== null) fs.cpSync(dir, armed, { recursive: true });
+        armed = null;
+      },
+    };
+    const dir = path.join(root, 'live');
+    const r = mulberry32(42);
+    type Cmd = { put: [string, string] } | { checkpoint: true };
+    const log: Cmd[] = [];
+    for (let round = 0; round < 30; round++) {
+      for (let i = 0; i < 20; i++) log.push({ put: [`key-${String(Math.floor(r() * 80)).padStart(2, '0')}`, 'v'.repeat(10 + Math.floor(r() * 40))] });
+      log.push({ checkpoint: true });
+    }
+    const apply = async (db: ProofDB, from: number) => {
+      for (let index = from; index <= log.length; index++) {
+        const c = log[index - 1];
+        if ('put' in c) await db.put(c.put[0], c.put[1], { logIndex: index, time: 1_700_000_000_000 + index });
+        else await db.checkpoint({ logIndex: index });
+      }
+    };
+    const fingerprint = (db: ProofDB, d: string) => ({
+      checkpoints: fs.readFileSync(path.join(d, 'CHECKPOINTS')).toString('hex'),
+      tables: db.tables().map((t) => `${t.level}:${t.number}:${hex(t.root)}`),
+    });
+    try {
+      const copies: Array<{ dir: string; index: number }> = [];
+      let db = await ProofDB.open(dir, opts);
+      for (let index = 1; index <= log.length; index++) {
+        const c = log[index - 1];
+        if ('put' in c) {
+          await db.put(c.put[0], c.put[1], { logIndex: index, time: 1_700_000_000_000 + index });
+          continue;
+        }
+        const copy = path.join(root, `crash-${index}`);
+        armed = copy;
+        await db.checkpoint({ logIndex: index });
+        armed = null;
+        if (fs.existsSync(copy)) copies.push({ dir: copy, index });
+      }
+      const ref = fingerprint(db, dir);
+      await db.close();
+      expect(copies.length).toBeGreaterThanOrEqual(3);
+
+      let dropped = 0;
+      for (const c of copies) {
+        db = await ProofDB.open(c.dir, { ...opts, compactionDelay: undefined });
+        try {
+          // The checkpoint's flush is installed (its writes are durable), the checkpoint is not.
+          expect(db.logIndex().durable).toBe(c.index - 1);
+          // The policy's pick is pending, and the checkpoint's rule applies: the replay must drop it.
+          const mustDrop = db.stats().compactionPending && db.tables().filter((t) => t.level === 0).length > 1;
+          await apply(db, c.index);
+          expect(fingerprint(db, c.dir)).toEqual(ref);
+          if (mustDrop) {
+            expect(db.stats().droppedCompactions).toBeGreaterThanOrEqual(1);
+            dropped++;
+          }
+        } finally {
+          await db.close();
+        }
+      }
+      // Not vacuous: some replays met a compaction the policy had picked, and dropped it.
+      expect(dropped).toBeGreaterThan(0);
+    } finally {
+      cleanup();
+    }
   });
 
   it('refuses a negative or fractional checkpointLevel0Tables with INVALID_ARGUMENT and creates nothing', async () => {
