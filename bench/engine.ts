@@ -17,6 +17,8 @@ import { ProofDB } from '../src/index.js';
 import {
   dirBytes,
   fmtBytes,
+  describeEngineOptions,
+  engineOptionsArg,
   fmtNum,
   fmtSpread,
   KeySet,
@@ -42,6 +44,9 @@ if (args.has('help')) {
   console.log(`usage: tsx bench/engine.ts [--quick] [--n 2m] [--batch 1000] [--puts 20k] [--gets 200k]
        [--cgets 200k] [--concurrency 100] [--reps 3] [--write-timeout SECONDS]
        [--systems proofkv,leveldb] [--profile PHASE[,PHASE...] --profile-out PREFIX] [--keep]
+       [--engine NAME=VALUE[,NAME=VALUE...]] [--checkpoint-every BATCHES]
+--engine sets numeric ProofKV options (e.g. writeBufferSize=16Mi,checkpointLevel0Tables=0);
+--checkpoint-every B makes ProofKV's load checkpoint after every B batches (inside the timed load).
 PHASE is one of write, checkpoint, put, get, cget, scan: profiles ProofKV's main thread during the
 first run of that phase into PREFIX-PHASE.cpuprofile (default PREFIX: proofkv).`);
   process.exit(0);
@@ -64,6 +69,8 @@ const RUN_L = systems.includes('leveldb');
 const PROFILE_PHASES = typeof args.get('profile') === 'string' ? (args.get('profile') as string).split(',') : [];
 const PROFILE_PREFIX = typeof args.get('profile-out') === 'string' ? (args.get('profile-out') as string) : 'proofkv';
 const KEEP = args.has('keep');
+const ENGINE = engineOptionsArg(args);
+const CHECKPOINT_EVERY = numArg(args, 'checkpoint-every', 0);
 
 const require = createRequire(import.meta.url);
 const classicLevelVersion = (require('classic-level/package.json') as { version: string }).version;
@@ -90,8 +97,16 @@ class ProofKVSystem implements System {
     readonly db: ProofDB,
     readonly dir: string,
   ) {}
+  /** Checkpoints taken by the load (`--checkpoint-every`) and their total time, ms. */
+  loadCheckpoints = { count: 0, ms: 0 };
   static async open(dir: string): Promise<ProofKVSystem> {
-    return new ProofKVSystem(await ProofDB.open(dir, { sync: false }), dir);
+    return new ProofKVSystem(await ProofDB.open(dir, { sync: false, ...ENGINE }), dir);
+  }
+  async checkpoint(): Promise<void> {
+    const t0 = performance.now();
+    await this.db.checkpoint();
+    this.loadCheckpoints.count++;
+    this.loadCheckpoints.ms += performance.now() - t0;
   }
   async writeBatch(keys: KeySet, vals: ValuePool, from: number, to: number): Promise<void> {
     const b = this.db.batch();
@@ -246,10 +261,12 @@ async function load(sys: System, keys: KeySet, vals: ValuePool, n: number, timeo
   const t0 = performance.now();
   let nextReport = n / 10;
   let i = 0;
+  let batches = 0;
   while (i < n) {
     const to = Math.min(n, i + BATCH);
     await sys.writeBatch(keys, vals, i, to);
     i = to;
+    if (CHECKPOINT_EVERY > 0 && sys instanceof ProofKVSystem && ++batches % CHECKPOINT_EVERY === 0 && i < n) await sys.checkpoint();
     if (i >= nextReport && i < n) {
       const s = since(t0);
       log(`${sys.name} load: ${fmtNum(i)} / ${fmtNum(n)} in ${s.toFixed(1)} s (${fmtNum(i / s)}/s)`);
@@ -325,7 +342,8 @@ async function main(): Promise<void> {
   const tStart = performance.now();
   console.log('# ProofKV vs classic-level (LevelDB) — engine benchmark');
   for (const l of machineInfo()) console.log(`# ${l}`);
-  console.log(`# classic-level ${classicLevelVersion} (compression: false); ProofKV defaults (sync: false)`);
+  console.log(`# classic-level ${classicLevelVersion} (compression: false); ProofKV ${describeEngineOptions(ENGINE)} (sync: false)`);
+  if (CHECKPOINT_EVERY > 0) console.log(`# ProofKV's load checkpoints after every ${CHECKPOINT_EVERY} batches (inside the timed load)`);
   console.log(
     `# N=${N} entries, key ${KEY_SIZE} B (random, unique), value ${VALUE_SIZE} B (random), batch ${BATCH}, ` +
       `puts ${PUTS}, gets ${GETS}, concurrent gets ${CGETS} in windows of ${CONC}, reps ${REPS}`,
@@ -365,7 +383,7 @@ async function main(): Promise<void> {
         await P.db.checkpoint();
         checkpointS = since(t0);
         await profileStop('checkpoint', s);
-        log(`ProofKV: final checkpoint ${checkpointS.toFixed(2)} s`);
+        log(`ProofKV: final checkpoint ${checkpointS.toFixed(2)} s; tables ${describeTables(P)}`);
       }
       settleNote.set(s.name, await s.settle());
       log(`${s.name}: settle: ${settleNote.get(s.name)}`);
@@ -377,7 +395,9 @@ async function main(): Promise<void> {
       p: wrate('ProofKV'),
       l: wrate('LevelDB'),
       target: '',
-      note: `time: ${[...writeS].map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(', ')}`,
+      note:
+        `time: ${[...writeS].map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(', ')}` +
+        (P && P.loadCheckpoints.count > 0 ? `; ProofKV's includes ${P.loadCheckpoints.count} checkpoints (${(P.loadCheckpoints.ms / 1000).toFixed(1)} s)` : ''),
     });
     rows.push({
       what: `batched writes + ProofKV final checkpoint`,

@@ -41,6 +41,31 @@ export function numArg(args: Map<string, string | true>, name: string, dflt: num
   return Math.round(n);
 }
 
+/**
+ * `--engine NAME=VALUE[,NAME=VALUE...]`: numeric ProofKV options for a run (shape options such as
+ * `writeBufferSize`, `maxBytesForLevelBase`, `checkpointLevel0Tables`). Values take `Ki`/`Mi`/`Gi`
+ * (binary) or `k`/`m` (decimal) suffixes; `ProofDB.open` validates the names' values.
+ */
+export function engineOptionsArg(args: Map<string, string | true>): Record<string, number> {
+  const v = args.get('engine');
+  if (v === undefined) return {};
+  if (v === true) throw new Error('--engine needs NAME=VALUE[,NAME=VALUE...]');
+  const out: Record<string, number> = {};
+  for (const part of v.split(',')) {
+    const m = /^([A-Za-z0-9]+)=([0-9.e+]+)(Ki|Mi|Gi|k|m)?$/.exec(part.trim());
+    if (!m) throw new Error(`--engine: expected NAME=VALUE, got ${part}`);
+    const mult = { Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, k: 1e3, m: 1e6 }[m[3] ?? ''] ?? 1;
+    out[m[1]] = Math.round(Number(m[2]) * mult);
+  }
+  return out;
+}
+
+/** The options of {@link engineOptionsArg} for a report header (`default engine options` when none). */
+export function describeEngineOptions(o: Record<string, number>): string {
+  const parts = Object.entries(o).map(([k, v]) => `${k}=${v}`);
+  return parts.length === 0 ? 'default engine options' : `engine options ${parts.join(', ')} (others default)`;
+}
+
 // ---- PRNG and data --------------------------------------------------------------------------
 
 /** mulberry32: a small, fast, seeded 32-bit PRNG. Returns uint32. */

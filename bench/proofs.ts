@@ -20,7 +20,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Session } from 'node:inspector/promises';
-import { fmix32, prng, rate } from './lib.js';
+import { describeEngineOptions, engineOptionsArg, fmix32, prng, rate } from './lib.js';
 import { ProofDB } from '../src/index.js';
 import { proofCbor } from '../proofs/cbor_instance.js';
 import {
@@ -73,8 +73,9 @@ const args = parseArgs(process.argv.slice(2));
 if (args.has('help')) {
   console.log(`usage: npx tsx bench/proofs.ts [--quick] [--sizes 1k,100k,1m] [--samples 1000]
        [--lat 2000] [--verify 1000] [--versions 100] [--scan-page 100] [--scan-starts 50]
-       [--reps 3] [--load-timeout 600]
+       [--reps 3] [--load-timeout 600] [--engine NAME=VALUE[,NAME=VALUE...]]
        [--profile PREFIX] [--keep]
+--engine sets numeric engine options, e.g. --engine writeBufferSize=16Mi,checkpointLevel0Tables=0.
 --profile PREFIX writes PREFIX-<n>-getWithProof.cpuprofile and PREFIX-<n>-verify.cpuprofile (first
 rep of each phase, every size); summarise with bench/profile-summary.ts or Chrome DevTools.`);
   process.exit(0);
@@ -91,6 +92,8 @@ const REPS = Math.max(1, numArg(args, 'reps', 3));
 const LOAD_TIMEOUT_S = numArg(args, 'load-timeout', 600);
 const PROFILE = typeof args.get('profile') === 'string' ? (args.get('profile') as string) : undefined;
 const KEEP = args.has('keep');
+/** `--engine NAME=VALUE,...`: engine options of every size's database (default: none, the defaults). */
+const ENGINE = engineOptionsArg(args);
 const KEY_SIZE = 16;
 const VALUE_SIZE = 100;
 const BATCH = 1000;
@@ -251,6 +254,70 @@ interface Sizes {
   windows: number;
   revealed: number;
   certBytes: number;
+  /** Mean CBOR bytes per proof, by part (docs/proofs.md §8.10). */
+  bytes: ByteParts;
+  /** Mean windows per proof, by the level of their table. */
+  windowsPerLevel: number[];
+}
+
+/** Where a proof's bytes go: each part as CBOR, and the text map keys across all of them. */
+interface ByteParts {
+  certificate: number;
+  value: number;
+  descriptors: number;
+  /** masterProof and levelCounts. */
+  master: number;
+  windows: number;
+  /** Of `windows`: the entry leaves, the entry range proofs and the block range proofs. */
+  entries: number;
+  entryProofs: number;
+  blockProofs: number;
+  /** Text map keys (each one's CBOR header and bytes), anywhere in the proof. */
+  textKeys: number;
+  /** Map keys anywhere in the proof (an integer-keyed encoding would spend one byte on each). */
+  mapKeys: number;
+}
+
+/** Counts the map keys of a decoded CBOR value and their text bytes (header + UTF-8). */
+function mapKeyBytes(x: unknown, acc = { keys: 0, bytes: 0 }): { keys: number; bytes: number } {
+  if (Array.isArray(x)) for (const e of x) mapKeyBytes(e, acc);
+  else if (x !== null && typeof x === 'object' && !(x instanceof Uint8Array)) {
+    for (const [k, v] of Object.entries(x)) {
+      if (v === undefined) continue;
+      acc.keys++;
+      acc.bytes += (k.length < 24 ? 1 : 2) + k.length;
+      mapKeyBytes(v, acc);
+    }
+  }
+  return acc;
+}
+
+function byteParts(p: GetProof): ByteParts {
+  const len = (x: unknown) => proofCbor.encode(x).length;
+  const b = p.body;
+  const keys = mapKeyBytes(p);
+  let entries = 0;
+  let entryProofs = 0;
+  let blockProofs = 0;
+  for (const w of b.windows) {
+    blockProofs += len(w.blockProof);
+    for (const bl of w.blocks) {
+      entries += len(bl.entries);
+      entryProofs += len(bl.proof);
+    }
+  }
+  return {
+    certificate: len(p.certificate),
+    value: p.value === undefined ? 0 : len(p.value),
+    descriptors: len(b.descriptors),
+    master: len(b.masterProof) + len(b.levelCounts),
+    windows: len(b.windows),
+    entries,
+    entryProofs,
+    blockProofs,
+    textKeys: keys.bytes,
+    mapKeys: keys.keys,
+  };
 }
 
 function sizeStats(proofs: GetProof[]): Sizes {
@@ -268,7 +335,39 @@ function sizeStats(proofs: GetProof[]): Sizes {
     windows: avg((p) => p.body.windows.length),
     revealed: avg((p) => p.body.windows.reduce((a, w) => a + w.blocks.reduce((b, bl) => b + bl.entries.length, 0), 0)),
     certBytes,
+    bytes: meanParts(proofs.map(byteParts)),
+    windowsPerLevel: Array.from({ length: 7 }, (_, level) => avg((p) => p.body.windows.filter((w) => levelOfLeaf(p.body.levelCounts, w.table) === level).length)),
   };
+}
+
+/** The level of master-tree leaf `index` (leaves are in read order: level 0 first; docs/proofs.md §8.3). */
+function levelOfLeaf(levelCounts: number[], index: number): number {
+  let end = 0;
+  for (let level = 0; level < levelCounts.length; level++) {
+    end += levelCounts[level];
+    if (index < end) return level;
+  }
+  return -1;
+}
+
+function meanParts(parts: ByteParts[]): ByteParts {
+  const out = { ...parts[0] };
+  for (const k of Object.keys(out) as Array<keyof ByteParts>) out[k] = parts.reduce((a, x) => a + x[k], 0) / parts.length;
+  return out;
+}
+
+/** One line: mean bytes per part, windows per level, and what integer map keys would save. */
+function describeParts(s: Sizes): string {
+  const b = s.bytes;
+  const r = (x: number) => x.toFixed(0);
+  const perLevel = s.windowsPerLevel.map((w, l) => (w > 0 ? `L${l} ${w.toFixed(2)}` : '')).filter(Boolean).join(', ');
+  const saved = b.textKeys - b.mapKeys;
+  return (
+    `certificate ${r(b.certificate)}, value ${r(b.value)}, descriptors ${r(b.descriptors)}, master proof + counts ${r(b.master)}, ` +
+    `windows ${r(b.windows)} (entry leaves ${r(b.entries)}, entry proofs ${r(b.entryProofs)}, block proofs ${r(b.blockProofs)}); ` +
+    `windows per level: ${perLevel || 'none'}; text map keys ${r(b.textKeys)} B in ${r(b.mapKeys)} keys ` +
+    `(integer keys would save ~${r(saved)} B, ${((saved / s.mean) * 100).toFixed(0)}% of the mean ${r(s.mean)} B)`
+  );
 }
 
 /** Awaited one at a time; returns per-op latencies in µs, sorted. */
@@ -286,7 +385,7 @@ async function timeOps(keys: Uint8Array[], op: (k: Uint8Array) => Promise<unknow
 async function runSize(n: number): Promise<SizeResult> {
   console.log(`\n=== ${fmt(n)} keys (load avg ${loadAvg()}) ===`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `proofkv-proofs-${n}-`));
-  const db = await ProofDB.open(dir);
+  const db = await ProofDB.open(dir, ENGINE);
   try {
     // -- load: batches of 1000 puts, the history key's versions spread evenly over the batches.
     const keys = makeKeys(n, SEED ^ n);
@@ -569,6 +668,8 @@ function report(r: SizeResult): void {
       `${pr.revealed.toFixed(1)} revealed entries; absent: ${ab.descriptors.toFixed(1)} descriptors, ${ab.windows.toFixed(2)} windows, ` +
       `${ab.revealed.toFixed(1)} entries; certificate + empty body ${pr.certBytes} B (of which the value of a present key is ${VALUE_SIZE} B more)`,
   );
+  console.log(`  bytes, present key (means): ${describeParts(pr)}`);
+  console.log(`  bytes, absent key (means): ${describeParts(ab)}`);
   console.log(`  history proof: ${r.history.descriptors} descriptors, ${r.history.windows} windows, ${r.history.entries} entries with values`);
   const [gm, gp] = r.getLat;
   const [pm, pp] = r.proofLat;
@@ -633,7 +734,7 @@ async function main(): Promise<void> {
   console.log(`load average at start: ${loadAvg()}`);
   console.log(
     `sizes ${SIZES.map(fmt).join(', ')}; ${KEY_SIZE}-byte keys, ${VALUE_SIZE}-byte values, batches of ${BATCH}, one checkpoint; ` +
-      `default engine options; ${SAMPLES} present + ${SAMPLES} absent keys for sizes; ${LAT} awaited ops per latency run; ` +
+      `${describeEngineOptions(ENGINE)}; ${SAMPLES} present + ${SAMPLES} absent keys for sizes; ${LAT} awaited ops per latency run; ` +
       `${VERIFY} proofs per verify round; ${REPS} reps`,
   );
   const t0 = performance.now();

@@ -27,6 +27,13 @@ export interface DBOptions {
   targetFileSize?: number;
   /** Shape: level-0 table count that triggers a compaction (default 4). */
   level0CompactionTrigger?: number;
+  /**
+   * Shape: the most level-0 tables a checkpoint leaves (default 1). When the checkpoint's flush
+   * leaves more, the checkpoint compacts all of level 0 into level 1 before it signs, so a proof
+   * against it pays for at most this many overlapping level-0 tables (each costs a window). 0
+   * compacts level 0 at every checkpoint that has a level-0 table.
+   */
+  checkpointLevel0Tables?: number;
   /** Shape: size limit of level 1, bytes; each deeper level is 10x (default 10 MiB). */
   maxBytesForLevelBase?: number;
   /** Block cache capacity, bytes (default 8 MiB). */
@@ -104,6 +111,7 @@ export function resolveOptions(o: DBOptions = {}): ResolvedOptions {
     bloomBitsPerKey: o.bloomBitsPerKey ?? 10,
     targetFileSize: o.targetFileSize ?? 2 * 1024 * 1024,
     level0CompactionTrigger: o.level0CompactionTrigger ?? 4,
+    checkpointLevel0Tables: o.checkpointLevel0Tables ?? 1,
     maxBytesForLevelBase: o.maxBytesForLevelBase ?? 10 * 1024 * 1024,
     blockCacheSize: o.blockCacheSize ?? 8 * 1024 * 1024,
     proofBlockCacheBytes: o.proofBlockCacheBytes ?? 32 * 1024 * 1024,
@@ -127,6 +135,7 @@ export function resolveOptions(o: DBOptions = {}): ResolvedOptions {
   positive('bloomBitsPerKey', r.bloomBitsPerKey, 0);
   positive('targetFileSize', r.targetFileSize, 1024);
   positive('level0CompactionTrigger', r.level0CompactionTrigger, 2);
+  positive('checkpointLevel0Tables', r.checkpointLevel0Tables, 0);
   positive('maxBytesForLevelBase', r.maxBytesForLevelBase, 1024);
   positive('blockCacheSize', r.blockCacheSize, 0);
   positive('proofBlockCacheBytes', r.proofBlockCacheBytes, 0);

@@ -7,7 +7,9 @@
  * after a batch, or at a checkpoint. Each install applies, in this order, the result of the one
  * compaction picked at the previous install (waiting for it: that wait is the write stall when
  * compaction falls behind) and then the flushed table; table numbers are allocated then, in that
- * order. The next compaction is picked from the new version by the pure policy in `picker.ts`.
+ * order. The next compaction is picked from the new version by the pure policy in `picker.ts`, or,
+ * at a checkpoint that would leave more than `checkpointLevel0Tables` level-0 tables, is the
+ * compaction of level 0 into level 1 ({@link DBCore.prepareCheckpointCompaction}).
  * How long a flush or compaction takes changes when things happen, never what is written.
  * @module
  */
@@ -24,7 +26,7 @@ import type { ResolvedOptions } from '../options.js';
 import { CompactionRunner } from '../compaction/runner.js';
 import { packEntries, type CompactionOutput, type TableShape } from '../compaction/compact.js';
 import type { TableMeta, VersionEdit } from '../version/edit.js';
-import { pickCompaction, type Compaction } from '../version/picker.js';
+import { pickCompaction, pickLevel0Compaction, type Compaction } from '../version/picker.js';
 import type { Version } from '../version/version.js';
 import { files, syncDir, type VersionSet } from '../version/version_set.js';
 import { TableCache } from './table_cache.js';
@@ -38,6 +40,8 @@ interface LiveJournal {
 interface PendingCompaction {
   compaction: Compaction;
   result: Promise<CompactionOutput[]>;
+  /** Picked by a checkpoint's rule rather than by the policy's scores. */
+  forCheckpoint: boolean;
   /** Set when the compaction or its install failed: recovery drops it and picks again. */
   failed?: boolean;
 }
@@ -121,6 +125,10 @@ export interface EngineStats {
   flushes: number;
   compactions: number;
   trivialMoves: number;
+  /** Compactions of level 0 that checkpoints made (more than `checkpointLevel0Tables` level-0 tables); also counted in `compactions`. */
+  checkpointCompactions: number;
+  /** Compactions picked by the policy and dropped unfinished by a checkpoint that compacted level 0 instead. */
+  droppedCompactions: number;
   /** Milliseconds writers waited for the previous flush (and the compaction it installs): the write stall. */
   stallMs: number;
   /** Milliseconds install points waited for a compaction to finish (overlaps `stallMs` when a writer waits on that install). */
@@ -172,6 +180,8 @@ export class DBCore {
     flushes: 0,
     compactions: 0,
     trivialMoves: 0,
+    checkpointCompactions: 0,
+    droppedCompactions: 0,
     stallMs: 0,
     compactionWaitMs: 0,
     journalSyncs: 0,
@@ -297,9 +307,10 @@ export class DBCore {
   /**
    * Freezes the memtable and starts flushing it. Waits first for the previous flush (and the
    * compaction it installs): the write stall. `switchJournal` is false during recovery, when the
-   * replayed journals stay until flushed.
+   * replayed journals stay until flushed. `forCheckpoint`: the freeze of a checkpoint, whose
+   * install picks the next compaction by the checkpoint's rule ({@link prepareCheckpointCompaction}).
    */
-  async rotate(switchJournal: boolean): Promise<void> {
+  async rotate(switchJournal: boolean, forCheckpoint = false): Promise<void> {
     if (this.flushing) {
       const t0 = performance.now();
       await this.flushing;
@@ -327,11 +338,11 @@ export class DBCore {
         throw this.faultError();
       }
     }
-    this.startFlush(imm, flushedSeq, appliedIndex, flushedTime);
+    this.startFlush(imm, flushedSeq, appliedIndex, flushedTime, forCheckpoint);
   }
 
-  private startFlush(imm: Memtable, flushedSeq: number, appliedIndex: number, flushedTime: number): void {
-    this.flushing = this.flushAndInstall(imm, flushedSeq, appliedIndex, flushedTime)
+  private startFlush(imm: Memtable, flushedSeq: number, appliedIndex: number, flushedTime: number, forCheckpoint: boolean): void {
+    this.flushing = this.flushAndInstall(imm, flushedSeq, appliedIndex, flushedTime, forCheckpoint)
       .catch((err: Error) => {
         this.failedFlush ??= { imm, flushedSeq, appliedIndex, flushedTime };
         this.enterFault('flush', err);
@@ -465,12 +476,12 @@ export class DBCore {
     if (this.fault) throw this.faultError();
   }
 
-  private async flushAndInstall(imm: Memtable, flushedSeq: number, appliedIndex: number, flushedTime: number): Promise<void> {
+  private async flushAndInstall(imm: Memtable, flushedSeq: number, appliedIndex: number, flushedTime: number, forCheckpoint = false): Promise<void> {
     // The table is built on the worker (hashing is the cost); the event loop only packs entries.
     const packed = packEntries(imm.iterator(), imm.approximateSize);
     const out = await this.runner.flush({ dir: this.dir, tmpName: `flush-${flushedSeq}-${process.pid}.tmp`, shape: this.shape, packed });
     this.stats.flushes++;
-    await this.install({ ...out, flushedSeq, appliedIndex, flushedTime }, imm);
+    await this.install({ ...out, flushedSeq, appliedIndex, flushedTime }, imm, undefined, forCheckpoint);
   }
 
   /**
@@ -478,12 +489,14 @@ export class DBCore {
    * table if any, in one manifest edit; then picks and starts the next compaction. In external-log
    * mode a flush records the log index captured at its freeze (`appliedIndex`), and the last
    * install of a checkpoint records the checkpoint's own index (`checkpointIndex`, see
-   * `ProofDB.checkpoint`), atomically with the tables.
+   * `ProofDB.checkpoint`), atomically with the tables. `forCheckpoint`: the install of a
+   * checkpoint's flush, after which the next compaction is picked by the checkpoint's rule.
    */
   async install(
     flush?: CompactionOutput & { flushedSeq: number; appliedIndex: number; flushedTime: number },
     imm?: Memtable,
     checkpointIndex?: number,
+    forCheckpoint = false,
   ): Promise<void> {
     this.repickFailedCompaction();
     const edit: VersionEdit = { deleted: [], added: [], lastSeq: this.lastSeq };
@@ -519,6 +532,7 @@ export class DBCore {
           edit.added!.push([c.level + 1, { ...o.meta, number }]);
         }
         this.stats.compactions++;
+        if (pending.forCheckpoint) this.stats.checkpointCompactions++;
       }
       edit.compactPointers = [[c.level, c.pointer]];
     }
@@ -563,15 +577,15 @@ export class DBCore {
       }
     }
     this.deleteObsoleteTables();
-    await this.afterInstall();
+    await this.afterInstall(forCheckpoint);
   }
 
   /**
    * What follows every install (and an open): moves that rewrite nothing are applied at once —
    * each is a pure function of the version, so this stays deterministic — then the next real
-   * compaction is picked and started.
+   * compaction is picked and started (by the checkpoint's rule when `forCheckpoint`).
    */
-  async afterInstall(): Promise<void> {
+  async afterInstall(forCheckpoint = false): Promise<void> {
     if (this.pending || this.fault?.recoverable === false) return;
     // Apply the moves to a scratch version, then log the net change as one edit (one sync).
     const start = this.vs.current;
@@ -604,13 +618,23 @@ export class DBCore {
       await this.vs.logAndApply(edit);
       this.stats.trivialMoves += moves;
     }
-    this.maybeScheduleCompaction();
+    this.maybeScheduleCompaction(forCheckpoint);
   }
 
-  /** Picks the next compaction from the current version and starts it. */
-  private maybeScheduleCompaction(): void {
+  /** True when a checkpoint on the current version must first compact level 0 (docs/engine.md § Checkpoints). */
+  private level0TooLargeForCheckpoint(): boolean {
+    return this.vs.current.levels[0].length > this.opts.checkpointLevel0Tables;
+  }
+
+  /**
+   * Picks the next compaction from the current version and starts it. `forCheckpoint`: when
+   * level 0 holds more than `checkpointLevel0Tables` tables, the pick is the compaction of level 0
+   * into level 1, whatever the scores.
+   */
+  private maybeScheduleCompaction(forCheckpoint = false): void {
     if (this.pending || this.fault?.recoverable === false) return;
-    const c = pickCompaction(this.vs.current, this.vs.pointers, this.opts);
+    const checkpointPick = forCheckpoint && this.level0TooLargeForCheckpoint();
+    const c = checkpointPick ? pickLevel0Compaction(this.vs.current, this.vs.pointers) : pickCompaction(this.vs.current, this.vs.pointers, this.opts);
     if (!c) return;
     let result: Promise<CompactionOutput[]>;
     if (c.trivialMove) {
@@ -624,12 +648,41 @@ export class DBCore {
       };
       result = this.runner.run(job);
     }
-    const pending: PendingCompaction = { compaction: c, result };
+    const pending: PendingCompaction = { compaction: c, result, forCheckpoint: checkpointPick };
     // Surface a failure at the install that waits for it; avoid an unhandled rejection meanwhile.
     result.catch(() => {
       pending.failed = true;
     });
     this.pending = pending;
+  }
+
+  /**
+   * The checkpoint's rule, applied after its flush is installed and before
+   * {@link installPendingCompaction}: when level 0 holds more than `checkpointLevel0Tables`
+   * tables, the pending compaction becomes the compaction of all of level 0 into level 1, so the
+   * checkpoint's table set has no level-0 table left. A pure function of the version: the
+   * checkpoint's own flush already picked it (`rotate(…, true)`); only when the pending compaction
+   * was picked by the ordinary policy (a checkpoint with an empty memtable, or one applied again
+   * after a crash or a fault) is that one dropped unfinished (its outputs are deleted when its job
+   * ends) and the level-0 compaction picked in its place. Either way the checkpoint makes exactly
+   * one install after its flush, as before.
+   */
+  prepareCheckpointCompaction(): void {
+    this.repickFailedCompaction();
+    if (!this.level0TooLargeForCheckpoint()) return;
+    const p = this.pending;
+    if (p && p.compaction.level === 0) return;
+    if (p) {
+      this.pending = null;
+      this.stats.droppedCompactions++;
+      void p.result.then(
+        (outputs) => {
+          for (const o of outputs) fs.rmSync(path.join(this.dir, o.tmpName), { force: true });
+        },
+        () => undefined,
+      );
+    }
+    this.maybeScheduleCompaction(true);
   }
 
   /** True while a picked compaction waits for its install point. */

@@ -639,8 +639,11 @@ export class ProofDB {
       // External-log mode: time and signer set are recorded before the last install, so a
       // checkpoint finished at the next open records the same ones (openExternalLog).
       const meta = external ? await this.checkpointLogStep(() => this.checkpointer.intend(logIndex, options)) : options;
-      if (core.mem.count > 0) await core.rotate(true);
+      if (core.mem.count > 0) await core.rotate(true, true);
       await core.waitForFlush();
+      // At most `checkpointLevel0Tables` level-0 tables in the certified set: if there are more,
+      // the install below is the compaction of level 0 into level 1.
+      core.prepareCheckpointCompaction();
       // External-log mode: the last install records that this checkpoint's table set is complete,
       // so that a crash before the checkpoint log append is finished at the next open, never redone.
       await core.installPendingCompaction(external ? logIndex : undefined);

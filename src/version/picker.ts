@@ -60,13 +60,27 @@ export function pickCompaction(
     }
   }
   if (bestLevel === -1) return null;
+  return compactionAt(v, bestLevel, pointers);
+}
 
+/**
+ * The compaction of all level-0 tables into level 1 (the one {@link pickCompaction} picks for level
+ * 0), or null when level 0 is empty. A checkpoint runs it, whatever the scores, when it would
+ * otherwise leave more than `checkpointLevel0Tables` tables in level 0 (docs/engine.md §
+ * Checkpoints).
+ */
+export function pickLevel0Compaction(v: Version, pointers: ReadonlyMap<number, Uint8Array>): Compaction | null {
+  return v.levels[0].length === 0 ? null : compactionAt(v, 0, pointers);
+}
+
+/** The compaction of `level` (non-empty) into the next level, by the rules of the module comment. */
+function compactionAt(v: Version, level: number, pointers: ReadonlyMap<number, Uint8Array>): Compaction {
   let inputs: TableMeta[];
-  if (bestLevel === 0) {
+  if (level === 0) {
     inputs = v.levels[0].slice();
   } else {
-    const tables = v.levels[bestLevel];
-    const ptr = pointers.get(bestLevel);
+    const tables = v.levels[level];
+    const ptr = pointers.get(level);
     const next = ptr === undefined ? undefined : tables.find((t) => compareInternalKeys(t.largest, ptr) > 0);
     inputs = [next ?? tables[0]];
   }
@@ -78,12 +92,12 @@ export function pickCompaction(
     if (compareBytes(userKeyOf(t.largest), hi) > 0) hi = userKeyOf(t.largest);
     if (compareInternalKeys(t.largest, largest) > 0) largest = t.largest;
   }
-  const nextInputs = overlapping(v.levels[bestLevel + 1], lo, hi);
+  const nextInputs = overlapping(v.levels[level + 1], lo, hi);
   return {
-    level: bestLevel,
+    level,
     inputs,
     nextInputs,
-    trivialMove: bestLevel > 0 && inputs.length === 1 && nextInputs.length === 0,
+    trivialMove: level > 0 && inputs.length === 1 && nextInputs.length === 0,
     pointer: largest,
   };
 }

@@ -245,10 +245,12 @@ describe('honest proofs over random databases', () => {
         writeAfter: fc.boolean(),
         // Level 0 compacted at 2 tables (TINY) or allowed to keep up to 3 overlapping ones.
         level0CompactionTrigger: fc.constantFrom(2, 4),
+        // Checkpoints compact level 0 when it holds more than 0 or 1 tables, or leave it as it is.
+        checkpointLevel0Tables: fc.constantFrom(0, 1, 64),
       }),
-      async ({ ops, endWithEmptyMemtable, writeAfter, level0CompactionTrigger }) => {
+      async ({ ops, endWithEmptyMemtable, writeAfter, level0CompactionTrigger, checkpointLevel0Tables }) => {
         const { dir, cleanup } = tempDir('proofkv-honest-');
-        const db = await ProofDB.open(dir, { ...TINY, level0CompactionTrigger });
+        const db = await ProofDB.open(dir, { ...TINY, level0CompactionTrigger, checkpointLevel0Tables });
         try {
           const model = new Model();
           for (const o of ops) await apply(db, model, o);

@@ -1,0 +1,232 @@
+/**
+ * The checkpoint's level-0 rule (docs/engine.md § Checkpoints): a checkpoint leaves at most
+ * `checkpointLevel0Tables` level-0 tables, compacting all of level 0 into level 1 when it would
+ * leave more — both when its own flush picks that compaction and when the compaction pending at the
+ * checkpoint was picked by the policy (an empty memtable), which is then dropped. The table sets stay
+ * a pure function of the writes (worker thread vs inline compactions with random delays; in
+ * external-log mode, a crash between a checkpoint's flush and its level-0 compaction replays to
+ * byte-identical checkpoints and tables), and every proof against them verifies.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ProofDB, type DBOptions } from '../../src/index.js';
+import { InvalidArgumentError } from '../../src/errors.js';
+import { verifyGetProof } from '../../proofs/index.js';
+import { mulberry32 } from '../support/prng.js';
+import { tempDir } from './harness.js';
+
+/** Level 0 is never compacted by the policy below 8 tables: only checkpoints keep it small. */
+const BASE: DBOptions = {
+  writeBufferSize: 1024,
+  targetFileSize: 1024,
+  blockSize: 256,
+  level0CompactionTrigger: 8,
+  maxBytesForLevelBase: 1024,
+  compactionThread: 'inline',
+};
+
+const te = new TextEncoder();
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+
+interface Round {
+  /** Puts written one by one (`single`) or as one batch. */
+  puts: Array<[string, string]>;
+  batch: boolean;
+}
+
+/**
+ * Seeded rounds of puts over 80 keys, each followed by a checkpoint. A batch of more than
+ * `writeBufferSize` bytes freezes the memtable right after it, so its round's checkpoint finds
+ * the memtable empty and the compaction pending then was picked by the policy.
+ */
+function rounds(seed: number, n: number): Round[] {
+  const r = mulberry32(seed);
+  return Array.from({ length: n }, () => {
+    const batch = r() < 0.4;
+    const count = batch ? 25 + Math.floor(r() * 20) : 1 + Math.floor(r() * 30);
+    const puts: Array<[string, string]> = [];
+    for (let i = 0; i < count; i++) puts.push([`key-${String(Math.floor(r() * 80)).padStart(2, '0')}`, 'v'.repeat(10 + Math.floor(r() * 50)) + Math.floor(r() * 1e6)]);
+    return { puts, batch };
+  });
+}
+
+interface Run {
+  /** Level-0 table count of each checkpoint's table set. */
+  level0: number[];
+  /** Each checkpoint's tables: level, number, root. */
+  tables: string[][];
+  masterRoots: string[];
+  stats: ReturnType<ProofDB['stats']>;
+}
+
+async function run(opts: DBOptions, plan: Round[], verify: boolean): Promise<Run> {
+  const { dir, cleanup } = tempDir('proofkv-cpl0-');
+  const db = await ProofDB.open(dir, opts);
+  const out: Run = { level0: [], tables: [], masterRoots: [], stats: db.stats() };
+  const latest = new Map<string, string>();
+  // Commit times are explicit, so the tables do not depend on the clock of the run.
+  let tick = 0;
+  const at = () => ({ time: 1_700_000_000_000 + 3 * tick++ });
+  try {
+    for (const round of plan) {
+      if (round.batch) {
+        const b = db.batch();
+        for (const [k, v] of round.puts) b.put(k, v);
+        await db.write(b, at());
+      } else {
+        for (const [k, v] of round.puts) await db.put(k, v, at());
+      }
+      for (const [k, v] of round.puts) latest.set(k, v);
+      const cp = await db.checkpoint();
+      out.level0.push(cp.tables.filter((t) => t.level === 0).length);
+      out.tables.push(cp.tables.map((t) => `${t.level}:${t.number}:${hex(t.root)}`));
+      out.masterRoots.push(hex(cp.checkpoint.masterRoot));
+    }
+    if (verify) {
+      const trust = { publicKeys: [db.publicKey()], quorum: 1 };
+      for (let i = 0; i < 80; i++) {
+        const k = `key-${String(i).padStart(2, '0')}`;
+        const { proof } = await db.getWithProof(k);
+        const res = verifyGetProof(proof, { key: te.encode(k) }, { trust });
+        expect(res.ok, `${k}: ${JSON.stringify(res)}`).toBe(true);
+        const want = latest.get(k);
+        if (res.ok) expect(res.entry?.value === undefined ? undefined : new TextDecoder().decode(res.entry.value)).toBe(want);
+      }
+    }
+    out.stats = db.stats();
+    await db.close();
+    // Nothing left behind: no temporary outputs (a dropped compaction's included), no unreferenced table.
+    const names = fs.readdirSync(dir);
+    expect(names.filter((n) => n.endsWith('.tmp'))).toEqual([]);
+  } finally {
+    cleanup();
+  }
+  return out;
+}
+
+describe('checkpoints leave level 0 small', () => {
+  const plan = rounds(20261129, 60);
+
+  it('with the rule off, level 0 grows to several tables at checkpoints (the control)', async () => {
+    const off = await run({ ...BASE, checkpointLevel0Tables: 64 }, plan, false);
+    expect(Math.max(...off.level0)).toBeGreaterThanOrEqual(4);
+    expect(off.stats.checkpointCompactions).toBe(0);
+  });
+
+  for (const k of [0, 1, 2]) {
+    it(`checkpointLevel0Tables ${k}: no checkpoint leaves more than ${k} level-0 tables; every key proves its newest value`, async () => {
+      const res = await run({ ...BASE, checkpointLevel0Tables: k }, plan, true);
+      expect(Math.max(...res.level0)).toBeLessThanOrEqual(k);
+      expect(res.stats.checkpointCompactions).toBeGreaterThan(0);
+      // Not vacuous: some checkpoints met a compaction the policy had picked, and dropped it.
+      expect(res.stats.droppedCompactions).toBeGreaterThan(0);
+    });
+  }
+
+  it('the same table sets and MasterRoots with the worker thread as with inline compactions at random delays', async () => {
+    const r = mulberry32(7);
+    const delayed = await run(
+      { ...BASE, checkpointLevel0Tables: 1, compactionDelay: () => new Promise((res) => setTimeout(res, Math.floor(r() * 3))) },
+      plan,
+      false,
+    );
+    const worker = await run({ ...BASE, checkpointLevel0Tables: 1, compactionThread: 'worker' }, plan, false);
+    expect(worker.tables).toEqual(delayed.tables);
+    expect(worker.masterRoots).toEqual(delayed.masterRoots);
+    expect(delayed.stats.droppedCompactions).toBeGreaterThan(0);
+  });
+
+  it('external-log mode: a crash while a checkpoint compacts level 0 replays to the same checkpoint, dropping the pick of the policy', async () => {
+    // No flush by size (1 MiB memtable): the only compaction job a checkpoint starts is its
+    // level-0 compaction, so the directory copied when that job starts is the state right after
+    // the checkpoint's flush install — what a SIGKILL then leaves. A tiny level budget makes the
+    // policy pick a compaction of its own at the reopen, which the replayed checkpoint must drop.
+    const { dir: root, cleanup } = tempDir('proofkv-cpl0-crash-');
+    let armed: string | null = null;
+    const opts: DBOptions = {
+      ...BASE,
+      writeBufferSize: 1 << 20,
+      checkpointLevel0Tables: 1,
+      writeAheadLog: 'external',
+      compactionDelay: async () => {
+        if (armed !== null) fs.cpSync(dir, armed, { recursive: true });
+        armed = null;
+      },
+    };
+    const dir = path.join(root, 'live');
+    const r = mulberry32(42);
+    type Cmd = { put: [string, string] } | { checkpoint: true };
+    const log: Cmd[] = [];
+    for (let round = 0; round < 30; round++) {
+      for (let i = 0; i < 20; i++) log.push({ put: [`key-${String(Math.floor(r() * 80)).padStart(2, '0')}`, 'v'.repeat(10 + Math.floor(r() * 40))] });
+      log.push({ checkpoint: true });
+    }
+    const apply = async (db: ProofDB, from: number) => {
+      for (let index = from; index <= log.length; index++) {
+        const c = log[index - 1];
+        if ('put' in c) await db.put(c.put[0], c.put[1], { logIndex: index, time: 1_700_000_000_000 + index });
+        else await db.checkpoint({ logIndex: index });
+      }
+    };
+    const fingerprint = (db: ProofDB, d: string) => ({
+      checkpoints: fs.readFileSync(path.join(d, 'CHECKPOINTS')).toString('hex'),
+      tables: db.tables().map((t) => `${t.level}:${t.number}:${hex(t.root)}`),
+    });
+    try {
+      const copies: Array<{ dir: string; index: number }> = [];
+      let db = await ProofDB.open(dir, opts);
+      for (let index = 1; index <= log.length; index++) {
+        const c = log[index - 1];
+        if ('put' in c) {
+          await db.put(c.put[0], c.put[1], { logIndex: index, time: 1_700_000_000_000 + index });
+          continue;
+        }
+        const copy = path.join(root, `crash-${index}`);
+        armed = copy;
+        await db.checkpoint({ logIndex: index });
+        armed = null;
+        if (fs.existsSync(copy)) copies.push({ dir: copy, index });
+      }
+      const ref = fingerprint(db, dir);
+      await db.close();
+      expect(copies.length).toBeGreaterThanOrEqual(3);
+
+      let dropped = 0;
+      for (const c of copies) {
+        db = await ProofDB.open(c.dir, { ...opts, compactionDelay: undefined });
+        try {
+          // The checkpoint's flush is installed (its writes are durable), the checkpoint is not.
+          expect(db.logIndex().durable).toBe(c.index - 1);
+          // The policy's pick is pending, and the checkpoint's rule applies: the replay must drop it.
+          const mustDrop = db.stats().compactionPending && db.tables().filter((t) => t.level === 0).length > 1;
+          await apply(db, c.index);
+          expect(fingerprint(db, c.dir)).toEqual(ref);
+          if (mustDrop) {
+            expect(db.stats().droppedCompactions).toBeGreaterThanOrEqual(1);
+            dropped++;
+          }
+        } finally {
+          await db.close();
+        }
+      }
+      // Not vacuous: some replays met a compaction the policy had picked, and dropped it.
+      expect(dropped).toBeGreaterThan(0);
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('refuses a negative or fractional checkpointLevel0Tables with INVALID_ARGUMENT and creates nothing', async () => {
+    const { dir, cleanup } = tempDir('proofkv-cpl0-');
+    try {
+      fs.rmSync(dir, { recursive: true, force: true });
+      for (const bad of [-1, 0.5, Number.NaN]) {
+        await expect(ProofDB.open(dir, { checkpointLevel0Tables: bad })).rejects.toBeInstanceOf(InvalidArgumentError);
+        expect(fs.existsSync(dir)).toBe(false);
+      }
+    } finally {
+      cleanup();
+    }
+  });
+});
