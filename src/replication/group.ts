@@ -73,6 +73,7 @@ import {
 } from '../raft/index.js';
 import { realClock, type Clock, type TimerHandle } from './clock.js';
 import type { PeerAddress, Transport } from './transport.js';
+import { trace, traceMessages, tracing } from './trace.js';
 
 /** Stable codes of {@link ReplicationError}. */
 export enum ReplicationErrorCode {
@@ -537,6 +538,7 @@ export class ReplicationGroup<O> {
       // the membership changes among them take effect (the state machine skips what it has).
       const newNode = () => new RawNode({ id, storage, electionTick, heartbeatTick, rand: seeds.fork() });
       const group = new ReplicationGroup(id, storage, newNode, options.stateMachine, options.appliedIndex, options, nonce);
+      trace('node', id);
       options.beforeReplay?.(group);
       group.transport.onMessages((msgs) => group.receive(msgs));
       group.transport.onUnreachable((peer) => {
@@ -637,6 +639,7 @@ export class ReplicationGroup<O> {
     const data = encodeEntryPayload(id, command);
     const deadline = this.clock.now() + (options.timeoutMs ?? this.timeoutMs);
     const p = new Promise<O>((resolve, reject) => this.waiters.set(id, { resolve, reject, deadline }));
+    trace('propose', id);
     this.queue.push({ id, data });
     void this.kick();
     return p;
@@ -764,6 +767,7 @@ export class ReplicationGroup<O> {
   /** Inbound messages from the transport: queued (bounded), stepped by the loop. */
   private receive(msgs: Message[]): void {
     if (this.closed || this.failure) return;
+    traceMessages('rx', msgs);
     for (const m of msgs) {
       const bytes = entsSize(m.entries) + (m.snapshot?.data.length ?? 0);
       if (this.inbound.length >= MAX_INBOUND_MESSAGES || this.inboundBytes + bytes > MAX_INBOUND_BYTES) break;
@@ -896,6 +900,7 @@ export class ReplicationGroup<O> {
         continue;
       }
       try {
+        trace('feed', q.id);
         node.propose(q.data);
       } catch (err) {
         this.waiters.get(q.id)?.reject(unavailable(`proposal dropped: ${(err as Error).message}`, err));
@@ -945,6 +950,10 @@ export class ReplicationGroup<O> {
         continue;
       }
       const rd = node.ready();
+      if (tracing) {
+        const last = (es: Entry[]) => (es.length > 0 ? es[es.length - 1].index : 0);
+        trace('ready', rd.entries.length > 0 ? rd.entries[0].index : 0, last(rd.entries), rd.committedEntries.length > 0 ? rd.committedEntries[0].index : 0, last(rd.committedEntries), rd.messages.length, rd.mustSync);
+      }
       this.answered = 0;
       if (rd.softState) this.noteSoftState(rd.softState);
       this.noteReadStates(rd);
@@ -963,6 +972,7 @@ export class ReplicationGroup<O> {
       if (early.length > 0) this.send(early);
       const [saved, applied] = await Promise.allSettled([
         this.storage.save(rd, { sync: this.options.sync !== false }).then((synced) => {
+          trace('saved', synced);
           if (synced) this.syncs++;
           this.send(late);
         }), // (1) one atomic batch, synced when it must be; (2) then send
@@ -976,6 +986,7 @@ export class ReplicationGroup<O> {
       }
       if (rd.snapshot) this.afterRestore(rd.snapshot.metadata.index);
       await this.applyAll(rest);
+      trace('applied');
       node.advance(rd); // (4)
       this.afterAdvance(rd);
       // After persisting new entries, first apply what they committed (in a one-member group:
@@ -990,6 +1001,7 @@ export class ReplicationGroup<O> {
   }
 
   private send(messages: Message[]): void {
+    traceMessages('tx', messages);
     if (messages.length > 0) this.transport.send(messages);
   }
 
@@ -1257,6 +1269,7 @@ export class ReplicationGroup<O> {
       if (e.type === EntryType.ConfChange) this.sm.applyConfChange?.(e.index, decodeConfChange(e.data));
       if (e.type !== EntryType.Normal || e.data.length === 0) continue; // a leader's no-op, or a membership change (applied by the node in advance)
       const { id, command } = decodeEntryPayload(e.data);
+      trace('apply', e.index, id);
       const w = this.waiters.get(id);
       if (w) w.applying = true;
       const p = this.sm.apply(e.index, command);
@@ -1286,6 +1299,7 @@ export class ReplicationGroup<O> {
       if (!w) continue;
       this.waiters.delete(id);
       this.answered++;
+      trace('answer', id);
       if (settled.ok) w.resolve(settled.outcome);
       else w.reject(this.sm.isFatal(settled.error) ? unavailable(`not applied: ${(settled.error as Error)?.message}`, settled.error, true) : settled.error);
     }
