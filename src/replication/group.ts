@@ -361,9 +361,16 @@ const FORMAT = 1;
 const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder();
 
-/** A leader's replication message (append, heartbeat, snapshot chunk): safe to send before its own log write. */
-function isLeaderReplication(m: Message): boolean {
-  return m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap;
+/**
+ * True for a message that may be sent while the Ready that carries it is being written: a
+ * leader's replication messages (append, heartbeat, snapshot chunk; Raft thesis §10.2.1 — the
+ * core counts the leader's own entries toward commit only once they are stable), and on any
+ * member a proposal or a read request relayed to the leader, which state nothing about this
+ * member's log. Acknowledgements and votes wait for the write.
+ */
+function sendsBeforeWrite(m: Message, leader: boolean): boolean {
+  if (m.type === MessageType.Prop || m.type === MessageType.ReadIndex) return true;
+  return leader && (m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap);
 }
 
 /** Frames a command with its proposal id for the log. */
@@ -966,9 +973,11 @@ export class ReplicationGroup<O> {
       // A leader's appends and heartbeats go out while it writes its own log (Raft thesis
       // §10.2.1): the core counts the leader's own entries toward commit only once `advance`
       // reports them stable, so a follower may hold them first without anything committing early.
-      // Everything else (votes, a follower's acks) is sent only after the write, as before.
-      const early = this.node.raft.state === StateType.Leader ? rd.messages.filter(isLeaderReplication) : [];
-      const late = early.length === 0 ? rd.messages : rd.messages.filter((m) => !isLeaderReplication(m));
+      // Proposals and reads relayed to the leader depend on no write either. Everything else
+      // (votes, a follower's acks) is sent only after the write.
+      const leader = this.node.raft.state === StateType.Leader;
+      const early = rd.messages.filter((m) => sendsBeforeWrite(m, leader));
+      const late = early.length === 0 ? rd.messages : rd.messages.filter((m) => !sendsBeforeWrite(m, leader));
       if (early.length > 0) this.send(early);
       const [saved, applied] = await Promise.allSettled([
         this.storage.save(rd, { sync: this.options.sync !== false }).then((synced) => {

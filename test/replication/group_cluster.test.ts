@@ -6,6 +6,7 @@
  * from the same directory, and convergence after healing.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { MessageType, type Message, type Ready } from '../../src/raft/index.js';
 import { ReplicationError } from '../../src/replication/index.js';
 import { SimCluster } from './sim_cluster.js';
 
@@ -138,5 +139,42 @@ describe('ReplicationGroup, three members', () => {
     await expect(c.group(1).readIndex()).rejects.toBeInstanceOf(ReplicationError);
     await expect(c.group(1).proposeConfChange({ type: 'AddNode', nodeId: 0 } as never)).rejects.toMatchObject({ code: 'REPLICATION_BAD_STATE' });
     expect(c.group(1).status()).toMatchObject({ role: 'follower', leader: 0, voters: [1, 2, 3] });
+  });
+
+  it('a follower relays a proposal to the leader without waiting for its own log write', async () => {
+    const c = await cluster(7);
+    const leader = c.leader()!;
+    const follower = c.ids().find((id) => id !== leader)!;
+    // A relayed proposal states nothing about the follower's log: it goes out before the write of
+    // the Ready that carries it resolves (acknowledgements and votes wait for theirs).
+    const g = c.group(follower) as unknown as {
+      storage: { save(rd: Ready, o?: unknown): Promise<boolean> };
+      transport: { send(ms: readonly Message[]): void };
+    };
+    const written = new WeakSet<Message>();
+    const save = g.storage.save.bind(g.storage);
+    g.storage.save = async (rd, o) => {
+      const synced = await save(rd, o);
+      for (const m of rd.messages) written.add(m);
+      return synced;
+    };
+    const relayedAfterWrite: boolean[] = [];
+    const acksAfterWrite: boolean[] = [];
+    const send = g.transport.send.bind(g.transport);
+    g.transport.send = (ms) => {
+      for (const m of ms) {
+        if (m.type === MessageType.Prop) relayedAfterWrite.push(written.has(m));
+        if (m.type === MessageType.AppResp) acksAfterWrite.push(written.has(m));
+      }
+      send(ms);
+    };
+    const r = await settle(c, c.group(follower).propose(put('relayed', 'yes')));
+    expect(r.status).toBe('fulfilled');
+    expect(c.members.get(follower)!.sm!.kv.get('relayed')).toBe('yes');
+    expect(relayedAfterWrite.length).toBeGreaterThan(0);
+    expect(relayedAfterWrite.every((after) => !after)).toBe(true);
+    expect(acksAfterWrite.length).toBeGreaterThan(0);
+    expect(acksAfterWrite.every((after) => after)).toBe(true);
+    c.check();
   });
 });
