@@ -434,8 +434,16 @@ export class ReplicationGroup<O> {
   private inbound: Message[] = [];
   private inboundBytes = 0;
   private readonly unreachable = new Set<number>();
-  /** Read requests not yet handed to the node; they share one ReadIndex context per turn. */
+  /**
+   * Read requests not yet handed to the node. They share one ReadIndex request, and only one is
+   * in flight at a time ({@link readRequestOpen}): reads that arrive meanwhile wait for it to be
+   * answered and then go together in the next.
+   */
   private readQueue: ReadWaiter[] = [];
+  /** The ReadIndex request in flight (its context) and when it was made (clock ms). */
+  private readInFlight: { ctx: string; since: number } | undefined;
+  /** After this many ms without an answer, the next ReadIndex request goes anyway (a lost message must not hold reads back). */
+  private readonly readRetryMs: number;
   /** ReadIndex context → the reads it serves. */
   private readonly reads = new Map<string, ReadWaiter[]>();
   private confQueue: ConfWaiter[] = [];
@@ -501,6 +509,7 @@ export class ReplicationGroup<O> {
     this.timeoutMs = options.requestTimeoutMs ?? 3 * (options.electionTick ?? 10) * tickMs;
     this.margin = options.compactMargin ?? DEFAULT_COMPACT_MARGIN;
     this.snapshotEvery = options.snapshotEvery ?? 10_000;
+    this.readRetryMs = 2 * (options.heartbeatTick ?? 1) * tickMs;
     for (const p of options.peers ?? []) this.addresses.set(p.id, p);
   }
 
@@ -828,7 +837,26 @@ export class ReplicationGroup<O> {
 
   private hasWork(): boolean {
     return this.queue.length > 0 || this.ticks > 0 || this.inbound.length > 0 || this.unreachable.size > 0 ||
-      this.readQueue.length > 0 || this.confQueue.length > 0 || this.storageOps.length > 0;
+      this.readRequestDue() || this.confQueue.length > 0 || this.storageOps.length > 0;
+  }
+
+  /**
+   * True when reads are queued and a ReadIndex request may go: none is in flight (its index is
+   * known, or its reads were refused or timed out), or the one in flight is older than
+   * {@link readRetryMs} (etcd's server batches its linearizable reads the same way: one request
+   * at a time). A read waits at most for the answer to the request before it, never shares one
+   * made before it arrived, so every read still gets an index confirmed after it was made.
+   */
+  private readRequestDue(): boolean {
+    if (this.readQueue.length === 0) return false;
+    const f = this.readInFlight;
+    if (f === undefined) return true;
+    const ws = this.reads.get(f.ctx);
+    if (ws === undefined || ws.every((w) => w.index !== undefined) || this.clock.now() - f.since >= this.readRetryMs) {
+      this.readInFlight = undefined;
+      return true;
+    }
+    return false;
   }
 
   /** Runs the driver loop unless it is running; resolves when the loop that covers this call ends. */
@@ -923,13 +951,14 @@ export class ReplicationGroup<O> {
         w.reject(unavailable(`membership change dropped: ${(err as Error).message}`, err));
       }
     }
-    if (this.readQueue.length > 0) {
+    if (this.readRequestDue()) {
       const ws = this.readQueue;
       this.readQueue = [];
       const ctx = `${this.nonce}/r${++this.counter}`;
       try {
         node.readIndex(utf8.encode(ctx));
         this.reads.set(ctx, ws);
+        this.readInFlight = { ctx, since: this.clock.now() };
       } catch (err) {
         for (const w of ws) w.reject(unavailable(`read dropped: ${(err as Error).message}`, err));
       }
@@ -952,7 +981,7 @@ export class ReplicationGroup<O> {
       if (!node.hasReady()) {
         // Done, unless proposals were held back by the rule below (then take them now); work
         // queued meanwhile is picked up by kick's re-run.
-        if (feed || this.closed || (this.queue.length === 0 && this.confQueue.length === 0 && this.readQueue.length === 0)) return;
+        if (feed || this.closed || (this.queue.length === 0 && this.confQueue.length === 0 && !this.readRequestDue())) return;
         feed = true;
         continue;
       }

@@ -177,4 +177,57 @@ describe('ReplicationGroup, three members', () => {
     expect(acksAfterWrite.every((after) => after)).toBe(true);
     c.check();
   });
+
+  it('a member has one ReadIndex request in flight; the reads made meanwhile share the next one', async () => {
+    const c = await cluster(8);
+    const leader = c.leader()!;
+    const follower = c.ids().find((id) => id !== leader)!;
+    const g = c.group(follower);
+    const t = (g as unknown as { transport: { send(ms: readonly Message[]): void } }).transport;
+    let requests = 0;
+    const send = t.send.bind(t);
+    t.send = (ms) => {
+      for (const m of ms) if (m.type === MessageType.ReadIndex) requests++;
+      send(ms);
+    };
+    const w = await settle(c, c.group(leader).propose(put('k', 'v')));
+    expect(w.status).toBe('fulfilled');
+    const written = Number((w as PromiseFulfilledResult<string>).value.split('@')[1]);
+    // Five reads, each in a turn of its own, while no message is delivered.
+    const reads: Array<Promise<number>> = [];
+    for (let i = 0; i < 5; i++) {
+      reads.push(g.readIndex());
+      await g.settled();
+    }
+    expect(requests).toBe(1);
+    const all = await settle(c, Promise.all(reads));
+    expect(all.status).toBe('fulfilled');
+    for (const index of (all as PromiseFulfilledResult<number[]>).value) expect(index).toBeGreaterThanOrEqual(written);
+    expect(requests).toBe(2);
+    expect(c.members.get(follower)!.sm!.kv.get('k')).toBe('v');
+  });
+
+  it('a lost ReadIndex request does not hold back the reads queued behind it', async () => {
+    const c = await cluster(9);
+    const leader = c.leader()!;
+    const follower = c.ids().find((id) => id !== leader)!;
+    const g = c.group(follower);
+    const t = (g as unknown as { transport: { send(ms: readonly Message[]): void } }).transport;
+    let dropped = 0;
+    const send = t.send.bind(t);
+    t.send = (ms) => {
+      // The first request is lost on the way.
+      send(ms.filter((m) => (m.type === MessageType.ReadIndex && dropped === 0 ? (dropped++, false) : true)));
+    };
+    const lost = g.readIndex({ timeoutMs: 5000 });
+    lost.catch(() => undefined);
+    await g.settled();
+    expect(dropped).toBe(1);
+    // Well within the lost one's timeout: the next request goes after two heartbeat intervals.
+    const next = await settle(c, g.readIndex({ timeoutMs: 5000 }), 1000);
+    expect(next.status).toBe('fulfilled');
+    const r = await settle(c, lost, 10_000);
+    expect(r.status).toBe('rejected');
+    expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'REPLICATION_UNAVAILABLE', message: /timed out/ });
+  });
 });
