@@ -9,6 +9,7 @@
  *   npm run bench:cluster -- --systems etcd  # one system only (proofkv, etcd, etcd-gateway)
  *   npm run bench:cluster -- --systems proofkv --nodes 1   # a one-member ProofKV cluster: what replication costs
  *   npm run bench:cluster -- --systems proofkv --trace --conc-n 1 --get-n 1   # where a single client's write spends its time
+ *   npm run bench:cluster -- --systems proofkv --cpu-prof DIR   # a V8 CPU profile of each member (bench/profile-summary.ts)
  *
  * Rows: PUT with one client (latency p50/p99, throughput), PUT with 100 in flight (throughput,
  * p50/p99), linearizable GET with 100 in flight (throughput, p50/p99). Printed: both systems,
@@ -29,7 +30,7 @@ import { fmtNum, fmtSpread, loadAvg, machineInfo, numArg, parseArgs, printTable,
 
 const args = parseArgs(process.argv.slice(2));
 if (args.has('help')) {
-  console.log('usage: tsx bench/cluster.ts [--quick] [--reps 3] [--systems proofkv,etcd,etcd-gateway] [--nodes 3] [--seq N] [--conc-n N] [--get-n N] [--concurrency 100] [--value-bytes 100] [--phase-seconds 120] [--keep] [--trace]');
+  console.log('usage: tsx bench/cluster.ts [--quick] [--reps 3] [--systems proofkv,etcd,etcd-gateway] [--nodes 3] [--seq N] [--conc-n N] [--get-n N] [--concurrency 100] [--value-bytes 100] [--phase-seconds 120] [--keep] [--trace] [--cpu-prof DIR]');
   process.exit(0);
 }
 const P: LoadParams = loadParamsOf(args);
@@ -46,6 +47,9 @@ if (NODES < 1 || NODES > 7) throw new Error('--nodes must be 1 .. 7');
  * per stage after the run (bench/cluster_trace.ts): use it with one client's writes only.
  */
 const TRACE = args.has('trace');
+/** A directory for a `--cpu-prof` profile of each ProofKV member (written when it stops). */
+const CPU_PROF = args.has('cpu-prof') ? path.resolve(String(args.get('cpu-prof'))) : undefined;
+if (args.get('cpu-prof') === true) throw new Error('--cpu-prof needs a directory');
 
 type System = LoadSystem;
 
@@ -56,7 +60,8 @@ async function measureProofKV(loadgen: string, p: LoadParams): Promise<PhaseResu
     const base = await freePortRange(2 * NODES);
     const { config } = initCluster({ nodes: NODES, dir, clientPort: base, peerPort: base + NODES });
     if (TRACE) process.env[TRACE_ENV] = path.join(dir, 'trace');
-    const cluster = await startMembers(dir, config, { serveArgs: ['--log-level', 'warn'] });
+    const nodeArgs = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [];
+    const cluster = await startMembers(dir, config, { serveArgs: ['--log-level', 'warn'], nodeArgs });
     delete process.env[TRACE_ENV];
     try {
       return await runLoadgen(loadgen, 'proofkv', cluster.members.map((m) => m.url), p);
