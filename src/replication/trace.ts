@@ -44,16 +44,29 @@ export function trace(kind: string, ...fields: Array<number | string | boolean>)
   lines.push(line);
 }
 
-if (tracing) {
-  process.on('exit', () => {
-    if (dropped > 0) lines.push(JSON.stringify([traceNow(), 'dropped', dropped]));
-    try {
-      fs.writeFileSync(`${prefix}.${process.pid}.jsonl`, lines.join('\n') + '\n');
-    } catch {
-      // a debug aid: losing the trace must not change how the process exits
-    }
-  });
+/**
+ * Writes the events recorded so far to `<prefix>.<pid>.jsonl` (appending; a `dropped` event
+ * counts those over the bound) and forgets them. Called at exit; returns the file written, or
+ * undefined when not tracing or nothing was recorded.
+ */
+export function flushTrace(): string | undefined {
+  if (!tracing || (lines.length === 0 && dropped === 0)) return undefined;
+  if (dropped > 0) lines.push(JSON.stringify([traceNow(), 'dropped', dropped]));
+  const file = `${prefix}.${process.pid}.jsonl`;
+  try {
+    fs.appendFileSync(file, lines.join('\n') + '\n');
+  } catch {
+    // a debug aid: losing the trace must not change how the process exits
+    return undefined;
+  } finally {
+    lines.length = 0;
+    bytes = 0;
+    dropped = 0;
+  }
+  return file;
 }
+
+if (tracing) process.on('exit', () => void flushTrace());
 
 /** Records one event per message: `[µs, kind, type, from, to, index, last entry index (0: none), commit]`. */
 export function traceMessages(kind: string, messages: readonly Message[]): void {
