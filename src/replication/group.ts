@@ -837,7 +837,7 @@ export class ReplicationGroup<O> {
 
   private hasWork(): boolean {
     return this.queue.length > 0 || this.ticks > 0 || this.inbound.length > 0 || this.unreachable.size > 0 ||
-      this.readRequestDue() || this.confQueue.length > 0 || this.storageOps.length > 0;
+      this.readRequestDue(false) || this.confQueue.length > 0 || this.storageOps.length > 0;
   }
 
   /**
@@ -846,13 +846,16 @@ export class ReplicationGroup<O> {
    * {@link readRetryMs} (etcd's server batches its linearizable reads the same way: one request
    * at a time). A read waits at most for the answer to the request before it, never shares one
    * made before it arrived, so every read still gets an index confirmed after it was made.
+   * `afterRetry` false ignores the retry time: {@link hasWork} must not turn true as time passes
+   * without a kick (the tick that follows kicks the loop, which then sends the retry), or a
+   * simulator waiting for the group to settle before it moves the clock would wait forever.
    */
-  private readRequestDue(): boolean {
+  private readRequestDue(afterRetry = true): boolean {
     if (this.readQueue.length === 0) return false;
     const f = this.readInFlight;
     if (f === undefined) return true;
     const ws = this.reads.get(f.ctx);
-    if (ws === undefined || ws.every((w) => w.index !== undefined) || this.clock.now() - f.since >= this.readRetryMs) {
+    if (ws === undefined || ws.every((w) => w.index !== undefined) || (afterRetry && this.clock.now() - f.since >= this.readRetryMs)) {
       this.readInFlight = undefined;
       return true;
     }
