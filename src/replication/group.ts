@@ -331,6 +331,11 @@ export function passingIoCode(err: unknown): string | undefined {
 export const DEFAULT_COMPACT_MARGIN = 5000;
 /** Senders outside the known membership that are added to the peer set (docs/replication.md § Membership). */
 export const MAX_HEARD_PEERS = 64;
+/**
+ * Bytes of proposals handed to the node in one step (one relayed message, one append): the
+ * proposals of a turn are split into steps of at most this much (a larger one goes alone).
+ */
+export const MAX_PROPOSAL_BATCH_BYTES = 1024 * 1024;
 /** Inbound messages queued between two turns of the loop; more are dropped (Raft resends). */
 export const MAX_INBOUND_MESSAGES = 4096;
 /** Bytes of entry data in queued inbound messages; more are dropped (Raft resends). */
@@ -930,6 +935,25 @@ export class ReplicationGroup<O> {
     this.unreachable.clear();
     if (!feed || this.closed) return;
     const paused = this.pauseRefusal();
+    // The proposals of one turn go to the node together (up to MAX_PROPOSAL_BATCH_BYTES at a
+    // time): one relayed message, one append per follower, one acknowledgement each — instead of
+    // one of each per proposal.
+    const batch: Array<{ id: string; data: Uint8Array }> = [];
+    let batchBytes = 0;
+    const proposeBatch = () => {
+      if (batch.length === 0) return;
+      try {
+        for (const q of batch) trace('feed', q.id);
+        node.proposeAll(batch.map((q) => q.data));
+      } catch (err) {
+        for (const q of batch) {
+          this.waiters.get(q.id)?.reject(unavailable(`proposal dropped: ${(err as Error).message}`, err));
+          this.waiters.delete(q.id);
+        }
+      }
+      batch.length = 0;
+      batchBytes = 0;
+    };
     for (const q of this.queue.splice(0)) {
       if (paused) {
         // Taken before the pause began, not appended yet: refused like a new one.
@@ -937,14 +961,11 @@ export class ReplicationGroup<O> {
         this.waiters.delete(q.id);
         continue;
       }
-      try {
-        trace('feed', q.id);
-        node.propose(q.data);
-      } catch (err) {
-        this.waiters.get(q.id)?.reject(unavailable(`proposal dropped: ${(err as Error).message}`, err));
-        this.waiters.delete(q.id);
-      }
+      if (batch.length > 0 && batchBytes + q.data.length > MAX_PROPOSAL_BATCH_BYTES) proposeBatch();
+      batch.push(q);
+      batchBytes += q.data.length;
     }
+    proposeBatch();
     for (const w of this.confQueue.splice(0)) {
       try {
         node.proposeConfChange(w.cc);

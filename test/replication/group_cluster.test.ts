@@ -230,4 +230,35 @@ describe('ReplicationGroup, three members', () => {
     expect(r.status).toBe('rejected');
     expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'REPLICATION_UNAVAILABLE', message: /timed out/ });
   });
+
+  it('the proposals of one turn travel together: one relayed message, one append per follower, split by bytes', async () => {
+    const c = await cluster(10);
+    const leader = c.leader()!;
+    const follower = c.ids().find((id) => id !== leader)!;
+    const wrap = (id: number, each: (m: Message) => void) => {
+      const t = (c.group(id) as unknown as { transport: { send(ms: readonly Message[]): void } }).transport;
+      const send = t.send.bind(t);
+      t.send = (ms) => {
+        for (const m of ms) each(m);
+        send(ms);
+      };
+    };
+    const relayed: number[] = [];
+    wrap(follower, (m) => m.type === MessageType.Prop && relayed.push(m.entries.length));
+    const appends: number[] = [];
+    wrap(leader, (m) => m.type === MessageType.App && m.entries.length > 0 && appends.push(m.entries.length));
+    // Ten small proposals in one turn, then three of 400 KiB (over MAX_PROPOSAL_BATCH_BYTES together).
+    const small = Array.from({ length: 10 }, (_, i) => c.group(follower).propose(put(`k${i}`, String(i))));
+    await c.group(follower).settled();
+    const big = 'x'.repeat(400 * 1024);
+    const large = Array.from({ length: 3 }, (_, i) => c.group(follower).propose(put(`big${i}`, big)));
+    const all = await settle(c, Promise.all([...small, ...large]));
+    expect(all.status).toBe('fulfilled');
+    expect(relayed).toEqual([10, 2, 1]);
+    // The leader appended each relayed message as one, and sent it to each follower in one append.
+    expect(appends.filter((n) => n === 10)).toHaveLength(2);
+    for (let i = 0; i < 10; i++) expect(c.members.get(follower)!.sm!.kv.get(`k${i}`)).toBe(String(i));
+    expect(c.members.get(follower)!.sm!.kv.get('big2')).toBe(big);
+    c.check();
+  });
 });
