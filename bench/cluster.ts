@@ -8,6 +8,8 @@
  *   npm run bench:cluster -- --quick         # 1000 / 5000 / 5000, 1 rep
  *   npm run bench:cluster -- --systems etcd  # one system only (proofkv, etcd, etcd-gateway)
  *   npm run bench:cluster -- --systems proofkv --nodes 1   # a one-member ProofKV cluster: what replication costs
+ *   npm run bench:cluster -- --systems proofkv --trace --conc-n 1 --get-n 1   # where a single client's write spends its time
+ *   npm run bench:cluster -- --systems proofkv --cpu-prof DIR   # a V8 CPU profile of each member (bench/profile-summary.ts)
  *
  * Rows: PUT with one client (latency p50/p99, throughput), PUT with 100 in flight (throughput,
  * p50/p99), linearizable GET with 100 in flight (throughput, p50/p99). Printed: both systems,
@@ -22,11 +24,13 @@ import { initCluster } from '../server/cli/cluster.js';
 import { freePortRange, startMembers } from '../scripts/local_cluster.js';
 import { loadParamsOf, measureEtcd, phaseLine } from './etcd.js';
 import { buildLoadgen, runLoadgen, type LoadParams, type LoadSystem, type PhaseResult } from './loadgen.js';
+import { printTraceSummary } from './cluster_trace.js';
+import { TRACE_ENV } from '../src/replication/trace.js';
 import { fmtNum, fmtSpread, loadAvg, machineInfo, numArg, parseArgs, printTable, spread, tempDir, type Spread } from './lib.js';
 
 const args = parseArgs(process.argv.slice(2));
 if (args.has('help')) {
-  console.log('usage: tsx bench/cluster.ts [--quick] [--reps 3] [--systems proofkv,etcd,etcd-gateway] [--nodes 3] [--seq N] [--conc-n N] [--get-n N] [--concurrency 100] [--value-bytes 100] [--phase-seconds 120] [--keep]');
+  console.log('usage: tsx bench/cluster.ts [--quick] [--reps 3] [--systems proofkv,etcd,etcd-gateway] [--nodes 3] [--seq N] [--conc-n N] [--get-n N] [--concurrency 100] [--value-bytes 100] [--phase-seconds 120] [--keep] [--trace] [--cpu-prof DIR]');
   process.exit(0);
 }
 const P: LoadParams = loadParamsOf(args);
@@ -38,6 +42,14 @@ const KEEP = args.has('keep');
 /** ProofKV members (etcd always has 3): `--nodes 1` shows what replication itself costs. */
 const NODES = numArg(args, 'nodes', 3);
 if (NODES < 1 || NODES > 7) throw new Error('--nodes must be 1 .. 7');
+/**
+ * ProofKV's members record a trace of the replication path (src/replication/trace.ts), printed
+ * per stage after the run (bench/cluster_trace.ts): use it with one client's writes only.
+ */
+const TRACE = args.has('trace');
+/** A directory for a `--cpu-prof` profile of each ProofKV member (written when it stops). */
+const CPU_PROF = args.has('cpu-prof') ? path.resolve(String(args.get('cpu-prof'))) : undefined;
+if (args.get('cpu-prof') === true) throw new Error('--cpu-prof needs a directory');
 
 type System = LoadSystem;
 
@@ -47,13 +59,17 @@ async function measureProofKV(loadgen: string, p: LoadParams): Promise<PhaseResu
   try {
     const base = await freePortRange(2 * NODES);
     const { config } = initCluster({ nodes: NODES, dir, clientPort: base, peerPort: base + NODES });
-    const cluster = await startMembers(dir, config, { serveArgs: ['--log-level', 'warn'] });
+    if (TRACE) process.env[TRACE_ENV] = path.join(dir, 'trace');
+    const nodeArgs = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [];
+    const cluster = await startMembers(dir, config, { serveArgs: ['--log-level', 'warn'], nodeArgs });
+    delete process.env[TRACE_ENV];
     try {
       return await runLoadgen(loadgen, 'proofkv', cluster.members.map((m) => m.url), p);
     } catch (err) {
       throw new Error(`${(err as Error).message}\n${cluster.members.map((m) => `--- node ${m.id}:\n${m.output().slice(-2000)}`).join('\n')}`);
     } finally {
       await cluster.stop();
+      if (TRACE) printTraceSummary(fs.readdirSync(dir).filter((f) => /^trace\.\d+\.jsonl$/.test(f)).map((f) => path.join(dir, f)));
     }
   } finally {
     if (!KEEP) fs.rmSync(dir, { recursive: true, force: true });

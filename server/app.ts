@@ -21,6 +21,7 @@ import { nodeRoutes } from './routes/node.js';
 import { noteRoutes } from './routes/notes.js';
 import { proofRoutes } from './routes/proofs.js';
 import { explorerRoutes } from './ui.js';
+import { trace } from '../src/replication/trace.js';
 
 /** What {@link createApp} needs besides the route context. */
 export interface AppOptions {
@@ -104,8 +105,10 @@ export function createApp(ctx: AppContext, options: AppOptions): BuiltApp {
   // Every response: node id, latency metric, debug log.
   app.use((req: Request, res: Response, next: NextFunction) => {
     const start = process.hrtime.bigint();
+    trace('http', req.method);
     res.setHeader('ProofKV-Node-Id', ctx.info.nodeId);
     res.on('finish', () => {
+      trace('http-end', req.method);
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
       const route = (res.locals.route as string | undefined) ?? 'unmatched';
       ctx.metrics.httpDuration.observe({ method: req.method, route, status: String(res.statusCode) }, seconds);

@@ -213,16 +213,22 @@ export class LevelStorage implements Storage {
    * Writes a Ready's snapshot, entries and hard state in one atomic batch and syncs it. Only
    * after this resolves may the Ready's messages be sent. With `mustSync` false and nothing but a
    * hard state, the hard state (only its commit index moved) is written with the next batch or
-   * at close: a crash may lose it, and the commit index is then recomputed.
+   * at close: a crash may lose it, and the commit index is then recomputed. A Ready with nothing
+   * to persist (no snapshot, entries or hard state) writes nothing and resolves at once.
    * `options.sync: false` writes without fdatasync even when the Ready must be synced (the
    * group's `sync: false`, `proofkv serve --no-sync`): the write survives a crash of the process,
    * not a power loss. Resolves true when the batch was synced.
    */
   async save(rd: PersistRequest, options: { sync?: boolean } = {}): Promise<boolean> {
-    if (rd.mustSync === false && !rd.snapshot && rd.entries.length === 0 && rd.hardState) {
-      this.pendingHard = rd.hardState;
-      this.mem.setHardState(rd.hardState);
-      return false;
+    if (!rd.snapshot && rd.entries.length === 0) {
+      // Nothing new (a Ready of messages or reads only): nothing to write; a commit-only hard
+      // state still pending waits for the next batch, as it would have without this Ready.
+      if (!rd.hardState) return false;
+      if (rd.mustSync === false) {
+        this.pendingHard = rd.hardState;
+        this.mem.setHardState(rd.hardState);
+        return false;
+      }
     }
     const ops: Batch = [];
     let first = this.mem.firstIndex();

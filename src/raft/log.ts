@@ -137,8 +137,18 @@ export class RaftLog {
     return this.storage.term(i);
   }
 
+  /**
+   * True when `i` is outside [firstIndex-1, lastIndex], where {@link term} throws. Tested first
+   * on the hot paths below (a follower checks every append's first new entry, which is beyond
+   * its log): building and throwing an error there cost ~20 µs per append.
+   */
+  private outOfBounds(i: number): boolean {
+    return i < this.firstIndex() - 1 || i > this.lastIndex();
+  }
+
   /** Term of entry `i`, or 0 when it is compacted or beyond the log. */
   zeroTermOnOutOfBounds(i: number): number {
+    if (this.outOfBounds(i)) return 0;
     try {
       return this.term(i);
     } catch (e) {
@@ -149,6 +159,7 @@ export class RaftLog {
 
   /** True when entry `i` exists with term `t`. */
   matchTerm(i: number, t: number): boolean {
+    if (this.outOfBounds(i)) return false;
     try {
       return this.term(i) === t;
     } catch (e) {
@@ -200,6 +211,7 @@ export class RaftLog {
    */
   findConflictByTerm(index: number, term: number): [number, number] {
     for (; index > 0; index--) {
+      if (this.outOfBounds(index)) return [index, 0];
       let t: number;
       try {
         t = this.term(index);

@@ -85,6 +85,19 @@ export class RawNode {
     }));
   }
 
+  /**
+   * Proposes several entries in one step, in order: a leader appends them together and sends one
+   * append per follower, a follower relays them in one message. Throws `ERR_PROPOSAL_DROPPED`
+   * (none of them is appended) when they cannot be.
+   */
+  proposeAll(data: readonly Uint8Array[]): void {
+    if (data.length === 0) return;
+    this.raft.step(newMessage({
+      type: MessageType.Prop, from: this.raft.id,
+      entries: data.map((d) => ({ term: 0, index: 0, type: EntryType.Normal, data: d })),
+    }));
+  }
+
   /** Proposes a membership change; throws `ERR_PROPOSAL_DROPPED` when it cannot be. */
   proposeConfChange(cc: ConfChange): void {
     this.raft.step(newMessage({

@@ -73,6 +73,7 @@ import {
 } from '../raft/index.js';
 import { realClock, type Clock, type TimerHandle } from './clock.js';
 import type { PeerAddress, Transport } from './transport.js';
+import { trace, traceMessages, tracing } from './trace.js';
 
 /** Stable codes of {@link ReplicationError}. */
 export enum ReplicationErrorCode {
@@ -330,6 +331,11 @@ export function passingIoCode(err: unknown): string | undefined {
 export const DEFAULT_COMPACT_MARGIN = 5000;
 /** Senders outside the known membership that are added to the peer set (docs/replication.md § Membership). */
 export const MAX_HEARD_PEERS = 64;
+/**
+ * Bytes of proposals handed to the node in one step (one relayed message, one append): the
+ * proposals of a turn are split into steps of at most this much (a larger one goes alone).
+ */
+export const MAX_PROPOSAL_BATCH_BYTES = 1024 * 1024;
 /** Inbound messages queued between two turns of the loop; more are dropped (Raft resends). */
 export const MAX_INBOUND_MESSAGES = 4096;
 /** Bytes of entry data in queued inbound messages; more are dropped (Raft resends). */
@@ -360,9 +366,16 @@ const FORMAT = 1;
 const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder();
 
-/** A leader's replication message (append, heartbeat, snapshot chunk): safe to send before its own log write. */
-function isLeaderReplication(m: Message): boolean {
-  return m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap;
+/**
+ * True for a message that may be sent while the Ready that carries it is being written: a
+ * leader's replication messages (append, heartbeat, snapshot chunk; Raft thesis §10.2.1 — the
+ * core counts the leader's own entries toward commit only once they are stable), and on any
+ * member a proposal or a read request relayed to the leader, which state nothing about this
+ * member's log. Acknowledgements and votes wait for the write.
+ */
+function sendsBeforeWrite(m: Message, leader: boolean): boolean {
+  if (m.type === MessageType.Prop || m.type === MessageType.ReadIndex) return true;
+  return leader && (m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap);
 }
 
 /** Frames a command with its proposal id for the log. */
@@ -426,8 +439,16 @@ export class ReplicationGroup<O> {
   private inbound: Message[] = [];
   private inboundBytes = 0;
   private readonly unreachable = new Set<number>();
-  /** Read requests not yet handed to the node; they share one ReadIndex context per turn. */
+  /**
+   * Read requests not yet handed to the node. They share one ReadIndex request, and only one is
+   * in flight at a time ({@link readRequestOpen}): reads that arrive meanwhile wait for it to be
+   * answered and then go together in the next.
+   */
   private readQueue: ReadWaiter[] = [];
+  /** The ReadIndex request in flight (its context) and when it was made (clock ms). */
+  private readInFlight: { ctx: string; since: number } | undefined;
+  /** After this many ms without an answer, the next ReadIndex request goes anyway (a lost message must not hold reads back). */
+  private readonly readRetryMs: number;
   /** ReadIndex context → the reads it serves. */
   private readonly reads = new Map<string, ReadWaiter[]>();
   private confQueue: ConfWaiter[] = [];
@@ -493,6 +514,7 @@ export class ReplicationGroup<O> {
     this.timeoutMs = options.requestTimeoutMs ?? 3 * (options.electionTick ?? 10) * tickMs;
     this.margin = options.compactMargin ?? DEFAULT_COMPACT_MARGIN;
     this.snapshotEvery = options.snapshotEvery ?? 10_000;
+    this.readRetryMs = 2 * (options.heartbeatTick ?? 1) * tickMs;
     for (const p of options.peers ?? []) this.addresses.set(p.id, p);
   }
 
@@ -537,6 +559,7 @@ export class ReplicationGroup<O> {
       // the membership changes among them take effect (the state machine skips what it has).
       const newNode = () => new RawNode({ id, storage, electionTick, heartbeatTick, rand: seeds.fork() });
       const group = new ReplicationGroup(id, storage, newNode, options.stateMachine, options.appliedIndex, options, nonce);
+      trace('node', id);
       options.beforeReplay?.(group);
       group.transport.onMessages((msgs) => group.receive(msgs));
       group.transport.onUnreachable((peer) => {
@@ -637,6 +660,7 @@ export class ReplicationGroup<O> {
     const data = encodeEntryPayload(id, command);
     const deadline = this.clock.now() + (options.timeoutMs ?? this.timeoutMs);
     const p = new Promise<O>((resolve, reject) => this.waiters.set(id, { resolve, reject, deadline }));
+    trace('propose', id);
     this.queue.push({ id, data });
     void this.kick();
     return p;
@@ -764,6 +788,7 @@ export class ReplicationGroup<O> {
   /** Inbound messages from the transport: queued (bounded), stepped by the loop. */
   private receive(msgs: Message[]): void {
     if (this.closed || this.failure) return;
+    traceMessages('rx', msgs);
     for (const m of msgs) {
       const bytes = entsSize(m.entries) + (m.snapshot?.data.length ?? 0);
       if (this.inbound.length >= MAX_INBOUND_MESSAGES || this.inboundBytes + bytes > MAX_INBOUND_BYTES) break;
@@ -817,7 +842,29 @@ export class ReplicationGroup<O> {
 
   private hasWork(): boolean {
     return this.queue.length > 0 || this.ticks > 0 || this.inbound.length > 0 || this.unreachable.size > 0 ||
-      this.readQueue.length > 0 || this.confQueue.length > 0 || this.storageOps.length > 0;
+      this.readRequestDue(false) || this.confQueue.length > 0 || this.storageOps.length > 0;
+  }
+
+  /**
+   * True when reads are queued and a ReadIndex request may go: none is in flight (its index is
+   * known, or its reads were refused or timed out), or the one in flight is older than
+   * {@link readRetryMs} (etcd's server batches its linearizable reads the same way: one request
+   * at a time). A read waits at most for the answer to the request before it, never shares one
+   * made before it arrived, so every read still gets an index confirmed after it was made.
+   * `afterRetry` false ignores the retry time: {@link hasWork} must not turn true as time passes
+   * without a kick (the tick that follows kicks the loop, which then sends the retry), or a
+   * simulator waiting for the group to settle before it moves the clock would wait forever.
+   */
+  private readRequestDue(afterRetry = true): boolean {
+    if (this.readQueue.length === 0) return false;
+    const f = this.readInFlight;
+    if (f === undefined) return true;
+    const ws = this.reads.get(f.ctx);
+    if (ws === undefined || ws.every((w) => w.index !== undefined) || (afterRetry && this.clock.now() - f.since >= this.readRetryMs)) {
+      this.readInFlight = undefined;
+      return true;
+    }
+    return false;
   }
 
   /** Runs the driver loop unless it is running; resolves when the loop that covers this call ends. */
@@ -888,6 +935,25 @@ export class ReplicationGroup<O> {
     this.unreachable.clear();
     if (!feed || this.closed) return;
     const paused = this.pauseRefusal();
+    // The proposals of one turn go to the node together (up to MAX_PROPOSAL_BATCH_BYTES at a
+    // time): one relayed message, one append per follower, one acknowledgement each — instead of
+    // one of each per proposal.
+    const batch: Array<{ id: string; data: Uint8Array }> = [];
+    let batchBytes = 0;
+    const proposeBatch = () => {
+      if (batch.length === 0) return;
+      try {
+        for (const q of batch) trace('feed', q.id);
+        node.proposeAll(batch.map((q) => q.data));
+      } catch (err) {
+        for (const q of batch) {
+          this.waiters.get(q.id)?.reject(unavailable(`proposal dropped: ${(err as Error).message}`, err));
+          this.waiters.delete(q.id);
+        }
+      }
+      batch.length = 0;
+      batchBytes = 0;
+    };
     for (const q of this.queue.splice(0)) {
       if (paused) {
         // Taken before the pause began, not appended yet: refused like a new one.
@@ -895,13 +961,11 @@ export class ReplicationGroup<O> {
         this.waiters.delete(q.id);
         continue;
       }
-      try {
-        node.propose(q.data);
-      } catch (err) {
-        this.waiters.get(q.id)?.reject(unavailable(`proposal dropped: ${(err as Error).message}`, err));
-        this.waiters.delete(q.id);
-      }
+      if (batch.length > 0 && batchBytes + q.data.length > MAX_PROPOSAL_BATCH_BYTES) proposeBatch();
+      batch.push(q);
+      batchBytes += q.data.length;
     }
+    proposeBatch();
     for (const w of this.confQueue.splice(0)) {
       try {
         node.proposeConfChange(w.cc);
@@ -911,13 +975,14 @@ export class ReplicationGroup<O> {
         w.reject(unavailable(`membership change dropped: ${(err as Error).message}`, err));
       }
     }
-    if (this.readQueue.length > 0) {
+    if (this.readRequestDue()) {
       const ws = this.readQueue;
       this.readQueue = [];
       const ctx = `${this.nonce}/r${++this.counter}`;
       try {
         node.readIndex(utf8.encode(ctx));
         this.reads.set(ctx, ws);
+        this.readInFlight = { ctx, since: this.clock.now() };
       } catch (err) {
         for (const w of ws) w.reject(unavailable(`read dropped: ${(err as Error).message}`, err));
       }
@@ -940,11 +1005,15 @@ export class ReplicationGroup<O> {
       if (!node.hasReady()) {
         // Done, unless proposals were held back by the rule below (then take them now); work
         // queued meanwhile is picked up by kick's re-run.
-        if (feed || this.closed || (this.queue.length === 0 && this.confQueue.length === 0 && this.readQueue.length === 0)) return;
+        if (feed || this.closed || (this.queue.length === 0 && this.confQueue.length === 0 && !this.readRequestDue())) return;
         feed = true;
         continue;
       }
       const rd = node.ready();
+      if (tracing) {
+        const last = (es: Entry[]) => (es.length > 0 ? es[es.length - 1].index : 0);
+        trace('ready', rd.entries.length > 0 ? rd.entries[0].index : 0, last(rd.entries), rd.committedEntries.length > 0 ? rd.committedEntries[0].index : 0, last(rd.committedEntries), rd.messages.length, rd.mustSync);
+      }
       this.answered = 0;
       if (rd.softState) this.noteSoftState(rd.softState);
       this.noteReadStates(rd);
@@ -957,12 +1026,15 @@ export class ReplicationGroup<O> {
       // A leader's appends and heartbeats go out while it writes its own log (Raft thesis
       // §10.2.1): the core counts the leader's own entries toward commit only once `advance`
       // reports them stable, so a follower may hold them first without anything committing early.
-      // Everything else (votes, a follower's acks) is sent only after the write, as before.
-      const early = this.node.raft.state === StateType.Leader ? rd.messages.filter(isLeaderReplication) : [];
-      const late = early.length === 0 ? rd.messages : rd.messages.filter((m) => !isLeaderReplication(m));
+      // Proposals and reads relayed to the leader depend on no write either. Everything else
+      // (votes, a follower's acks) is sent only after the write.
+      const leader = this.node.raft.state === StateType.Leader;
+      const early = rd.messages.filter((m) => sendsBeforeWrite(m, leader));
+      const late = early.length === 0 ? rd.messages : rd.messages.filter((m) => !sendsBeforeWrite(m, leader));
       if (early.length > 0) this.send(early);
       const [saved, applied] = await Promise.allSettled([
         this.storage.save(rd, { sync: this.options.sync !== false }).then((synced) => {
+          trace('saved', synced);
           if (synced) this.syncs++;
           this.send(late);
         }), // (1) one atomic batch, synced when it must be; (2) then send
@@ -976,6 +1048,7 @@ export class ReplicationGroup<O> {
       }
       if (rd.snapshot) this.afterRestore(rd.snapshot.metadata.index);
       await this.applyAll(rest);
+      trace('applied');
       node.advance(rd); // (4)
       this.afterAdvance(rd);
       // After persisting new entries, first apply what they committed (in a one-member group:
@@ -990,6 +1063,7 @@ export class ReplicationGroup<O> {
   }
 
   private send(messages: Message[]): void {
+    traceMessages('tx', messages);
     if (messages.length > 0) this.transport.send(messages);
   }
 
@@ -1257,6 +1331,7 @@ export class ReplicationGroup<O> {
       if (e.type === EntryType.ConfChange) this.sm.applyConfChange?.(e.index, decodeConfChange(e.data));
       if (e.type !== EntryType.Normal || e.data.length === 0) continue; // a leader's no-op, or a membership change (applied by the node in advance)
       const { id, command } = decodeEntryPayload(e.data);
+      trace('apply', e.index, id);
       const w = this.waiters.get(id);
       if (w) w.applying = true;
       const p = this.sm.apply(e.index, command);
@@ -1286,6 +1361,7 @@ export class ReplicationGroup<O> {
       if (!w) continue;
       this.waiters.delete(id);
       this.answered++;
+      trace('answer', id);
       if (settled.ok) w.resolve(settled.outcome);
       else w.reject(this.sm.isFatal(settled.error) ? unavailable(`not applied: ${(settled.error as Error)?.message}`, settled.error, true) : settled.error);
     }

@@ -172,4 +172,27 @@ describe('LevelStorage.createSnapshot and a pending commit-only hard state', () 
     expect(r.initialState().hardState.commit).toBeGreaterThanOrEqual(3);
     await r.close();
   });
+
+  test('a Ready with nothing to persist writes nothing: the pending commit waits for the next batch', async () => {
+    const dir = await tempDir();
+    const s = await LevelStorage.open(dir, cs);
+    await s.save({ entries: [1, 2, 3, 4].map((i) => ent(i, 1)), hardState: { term: 1, vote: 1, commit: 1 } });
+    await s.save({ entries: [], hardState: { term: 1, vote: 1, commit: 4 }, mustSync: false });
+    // Messages only (a proposal relayed to the leader, say): no write, resolved unsynced.
+    expect(await s.save({ entries: [], mustSync: false })).toBe(false);
+    const crashCopy = async () => {
+      const copy = await tempDir();
+      await cp(dir, copy, { recursive: true });
+      const r = await LevelStorage.open(copy);
+      const hs = r.initialState().hardState;
+      await r.close();
+      return hs;
+    };
+    expect((await crashCopy()).commit).toBe(1);
+    expect(s.initialState().hardState.commit).toBe(4);
+    // The next batch carries it.
+    await s.save({ entries: [ent(5, 1)], mustSync: true });
+    expect(await crashCopy()).toEqual({ term: 1, vote: 1, commit: 4 });
+    await s.close();
+  });
 });

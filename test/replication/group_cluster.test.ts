@@ -6,6 +6,7 @@
  * from the same directory, and convergence after healing.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { MessageType, type Message, type Ready } from '../../src/raft/index.js';
 import { ReplicationError } from '../../src/replication/index.js';
 import { SimCluster } from './sim_cluster.js';
 
@@ -138,5 +139,126 @@ describe('ReplicationGroup, three members', () => {
     await expect(c.group(1).readIndex()).rejects.toBeInstanceOf(ReplicationError);
     await expect(c.group(1).proposeConfChange({ type: 'AddNode', nodeId: 0 } as never)).rejects.toMatchObject({ code: 'REPLICATION_BAD_STATE' });
     expect(c.group(1).status()).toMatchObject({ role: 'follower', leader: 0, voters: [1, 2, 3] });
+  });
+
+  it('a follower relays a proposal to the leader without waiting for its own log write', async () => {
+    const c = await cluster(7);
+    const leader = c.leader()!;
+    const follower = c.ids().find((id) => id !== leader)!;
+    // A relayed proposal states nothing about the follower's log: it goes out before the write of
+    // the Ready that carries it resolves (acknowledgements and votes wait for theirs).
+    const g = c.group(follower) as unknown as {
+      storage: { save(rd: Ready, o?: unknown): Promise<boolean> };
+      transport: { send(ms: readonly Message[]): void };
+    };
+    const written = new WeakSet<Message>();
+    const save = g.storage.save.bind(g.storage);
+    g.storage.save = async (rd, o) => {
+      const synced = await save(rd, o);
+      for (const m of rd.messages) written.add(m);
+      return synced;
+    };
+    const relayedAfterWrite: boolean[] = [];
+    const acksAfterWrite: boolean[] = [];
+    const send = g.transport.send.bind(g.transport);
+    g.transport.send = (ms) => {
+      for (const m of ms) {
+        if (m.type === MessageType.Prop) relayedAfterWrite.push(written.has(m));
+        if (m.type === MessageType.AppResp) acksAfterWrite.push(written.has(m));
+      }
+      send(ms);
+    };
+    const r = await settle(c, c.group(follower).propose(put('relayed', 'yes')));
+    expect(r.status).toBe('fulfilled');
+    expect(c.members.get(follower)!.sm!.kv.get('relayed')).toBe('yes');
+    expect(relayedAfterWrite.length).toBeGreaterThan(0);
+    expect(relayedAfterWrite.every((after) => !after)).toBe(true);
+    expect(acksAfterWrite.length).toBeGreaterThan(0);
+    expect(acksAfterWrite.every((after) => after)).toBe(true);
+    c.check();
+  });
+
+  it('a member has one ReadIndex request in flight; the reads made meanwhile share the next one', async () => {
+    const c = await cluster(8);
+    const leader = c.leader()!;
+    const follower = c.ids().find((id) => id !== leader)!;
+    const g = c.group(follower);
+    const t = (g as unknown as { transport: { send(ms: readonly Message[]): void } }).transport;
+    let requests = 0;
+    const send = t.send.bind(t);
+    t.send = (ms) => {
+      for (const m of ms) if (m.type === MessageType.ReadIndex) requests++;
+      send(ms);
+    };
+    const w = await settle(c, c.group(leader).propose(put('k', 'v')));
+    expect(w.status).toBe('fulfilled');
+    const written = Number((w as PromiseFulfilledResult<string>).value.split('@')[1]);
+    // Five reads, each in a turn of its own, while no message is delivered.
+    const reads: Array<Promise<number>> = [];
+    for (let i = 0; i < 5; i++) {
+      reads.push(g.readIndex());
+      await g.settled();
+    }
+    expect(requests).toBe(1);
+    const all = await settle(c, Promise.all(reads));
+    expect(all.status).toBe('fulfilled');
+    for (const index of (all as PromiseFulfilledResult<number[]>).value) expect(index).toBeGreaterThanOrEqual(written);
+    expect(requests).toBe(2);
+    expect(c.members.get(follower)!.sm!.kv.get('k')).toBe('v');
+  });
+
+  it('a lost ReadIndex request does not hold back the reads queued behind it', async () => {
+    const c = await cluster(9);
+    const leader = c.leader()!;
+    const follower = c.ids().find((id) => id !== leader)!;
+    const g = c.group(follower);
+    const t = (g as unknown as { transport: { send(ms: readonly Message[]): void } }).transport;
+    let dropped = 0;
+    const send = t.send.bind(t);
+    t.send = (ms) => {
+      // The first request is lost on the way.
+      send(ms.filter((m) => (m.type === MessageType.ReadIndex && dropped === 0 ? (dropped++, false) : true)));
+    };
+    const lost = g.readIndex({ timeoutMs: 5000 });
+    lost.catch(() => undefined);
+    await g.settled();
+    expect(dropped).toBe(1);
+    // Well within the lost one's timeout: the next request goes after two heartbeat intervals.
+    const next = await settle(c, g.readIndex({ timeoutMs: 5000 }), 1000);
+    expect(next.status).toBe('fulfilled');
+    const r = await settle(c, lost, 10_000);
+    expect(r.status).toBe('rejected');
+    expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'REPLICATION_UNAVAILABLE', message: /timed out/ });
+  });
+
+  it('the proposals of one turn travel together: one relayed message, one append per follower, split by bytes', async () => {
+    const c = await cluster(10);
+    const leader = c.leader()!;
+    const follower = c.ids().find((id) => id !== leader)!;
+    const wrap = (id: number, each: (m: Message) => void) => {
+      const t = (c.group(id) as unknown as { transport: { send(ms: readonly Message[]): void } }).transport;
+      const send = t.send.bind(t);
+      t.send = (ms) => {
+        for (const m of ms) each(m);
+        send(ms);
+      };
+    };
+    const relayed: number[] = [];
+    wrap(follower, (m) => m.type === MessageType.Prop && relayed.push(m.entries.length));
+    const appends: number[] = [];
+    wrap(leader, (m) => m.type === MessageType.App && m.entries.length > 0 && appends.push(m.entries.length));
+    // Ten small proposals in one turn, then three of 400 KiB (over MAX_PROPOSAL_BATCH_BYTES together).
+    const small = Array.from({ length: 10 }, (_, i) => c.group(follower).propose(put(`k${i}`, String(i))));
+    await c.group(follower).settled();
+    const big = 'x'.repeat(400 * 1024);
+    const large = Array.from({ length: 3 }, (_, i) => c.group(follower).propose(put(`big${i}`, big)));
+    const all = await settle(c, Promise.all([...small, ...large]));
+    expect(all.status).toBe('fulfilled');
+    expect(relayed).toEqual([10, 2, 1]);
+    // The leader appended each relayed message as one, and sent it to each follower in one append.
+    expect(appends.filter((n) => n === 10)).toHaveLength(2);
+    for (let i = 0; i < 10; i++) expect(c.members.get(follower)!.sm!.kv.get(`k${i}`)).toBe(String(i));
+    expect(c.members.get(follower)!.sm!.kv.get('big2')).toBe(big);
+    c.check();
   });
 });

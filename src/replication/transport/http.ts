@@ -39,6 +39,7 @@ import {
 import { MAX_NODE_ID, decodeBatch, encodeBatch, encodeMessage } from './codec.js';
 import { TransportError, TransportErrorCode } from './errors.js';
 import { BATCH_FRAME_BYTES, PeerQueue, framedSize } from './queue.js';
+import { trace } from '../trace.js';
 
 /** Path of the message route. */
 export const MESSAGES_PATH = '/raft/v1/messages';
@@ -422,10 +423,12 @@ export class HttpTransport implements Transport {
       headers: { ...authHeaders(claims, mac), 'content-type': 'application/octet-stream', 'content-length': String(body.length) },
     });
     link.inflight = req;
+    trace('post', link.id, batch.length, body.length);
     let settled = false;
     const finish = (outcome: 'ok' | 'failed' | 'epoch'): void => {
       if (settled) return;
       settled = true;
+      trace('posted', link.id, outcome);
       link.inflight = undefined;
       if (link.removed || this.closed) return;
       if (outcome === 'ok') {
@@ -514,6 +517,7 @@ export class HttpTransport implements Transport {
   }
 
   private async handleMessages(req: http.IncomingMessage, res: http.ServerResponse, claims: PeerClaims, mac: Uint8Array): Promise<void> {
+    trace('req', claims.from);
     const declared = req.headers['content-length'];
     if (declared !== undefined && !(Number(declared) <= this.o.maxBatchBytes)) return this.refuse(res, 'too-large', {}, true);
     const body = await readBody(req, this.o.maxBatchBytes);
