@@ -16,8 +16,10 @@
  *   so an operation ends shortly after it and a client never has two operations in flight.
  * - The log heads each client verified are kept (`trustedHeads`) for the fork/rollback check.
  *
- * Memory is bounded: at most `maxOps` operations (default 500 000) and `maxHeads` heads (default
- * 5000) are kept; the rest are counted (`dropped`).
+ * Memory is bounded: at most `maxOps` operations (default 500 000) are recorded, and the clients
+ * stop once that many are (an operation missing from the history would make its value look
+ * written by no one); at most `maxHeads` distinct trusted heads (default 5000) are kept, the rest
+ * counted in `droppedHeads`.
  * @module
  */
 import { ProofKVClient, ProofKVHttpError, ProofKVNetworkError, VerificationError, MemoryStateStore, type Entry, type FetchLike } from '../../client-sdk/index.js';
@@ -188,7 +190,7 @@ class Client {
   /** Runs operations until the workload stops. */
   async loop(): Promise<void> {
     const think = this.o.thinkMs ?? 5;
-    while (!this.w.stopping) {
+    while (!this.w.stopping && !this.w.full) {
       await this.one();
       if (think > 0) await sleep(think);
     }
@@ -394,6 +396,14 @@ export class Workload {
   /** Operations not kept because `maxOps` was reached. */
   get droppedOps(): number {
     return this.log.dropped;
+  }
+
+  /**
+   * True once `maxOps` operations are recorded: the clients then stop (an operation left out of
+   * the history would make its value look written by no one).
+   */
+  get full(): boolean {
+    return this.log.size >= this.log.cap;
   }
 
   /** Every distinct log head a client verified and trusted, by size. */
