@@ -570,6 +570,17 @@ async function readMember(m: { id: number; url: string }, final: FinalState, key
   return view;
 }
 
+/** Waits until every member's latest checkpoint has the same log size (at most `ms`; then the checks say what differs). */
+async function settleHeads(final: FinalState, ms: number): Promise<void> {
+  const clients = final.members.map((m) => new ProofKVClient({ endpoints: [m.url], trust: { publicKeys: final.publicKeys, quorum: final.quorum }, retries: 1, retryDelayMs: 100, timeoutMs: 5000, onWarning: () => {} }));
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    const sizes = await Promise.all(clients.map((c) => c.checkpoint().then((v) => v.head.size, () => -1)));
+    if (sizes.every((s) => s >= 0 && s === sizes[0])) return;
+    await sleep(300);
+  }
+}
+
 /** Consistency proofs from every trusted size to `to`, through `client`. */
 async function consistencyProofs(client: ProofKVClient, sizes: number[], to: number): Promise<Map<number, Uint8Array[] | Error>> {
   const out = new Map<number, Uint8Array[] | Error>();
@@ -586,7 +597,10 @@ async function consistencyProofs(client: ProofKVClient, sizes: number[], to: num
 }
 
 /**
- * Reads the final state from every member and runs every check. `events` (the nemesis steps)
+ * Reads the final state from every member and runs every check: first asks for a checkpoint
+ * (`POST /v1/checkpoints`: the final proven state must cover the last write; a failure fails the
+ * run) and waits (up to `settleMs`, default 30 s) until every member shows the same latest
+ * checkpoint. `events` (the nemesis steps)
  * give the fault figures and the unavailability after each kill. At most `checkpointLimit`
  * (default 20 000) newest checkpoints are compared per member.
  */
@@ -595,15 +609,23 @@ export async function checkRun(
   trustedHeads: Array<{ size: number; root: Uint8Array }>,
   final: FinalState,
   events: FaultEvent[] = [],
-  options: { checkpointLimit?: number; maxSteps?: number } = {},
+  options: { checkpointLimit?: number; maxSteps?: number; settleMs?: number } = {},
 ): Promise<CheckReport> {
   const keys = keysOf(history);
+  const refClient = new ProofKVClient({ endpoints: final.members.map((m) => m.url), trust: { publicKeys: final.publicKeys, quorum: final.quorum }, retries: 3, retryDelayMs: 100, onWarning: () => {} });
+  // A checkpoint after the last write, so that the final proven state covers every write.
+  const created = await patiently(() => refClient.createCheckpoint()).then(
+    () => undefined,
+    (err: Error) => err.message,
+  );
+  await settleHeads(final, options.settleMs ?? 30_000);
   const members = await Promise.all(final.members.map((m) => readMember(m, final, keys, options.checkpointLimit ?? 20_000)));
   const ref = members.find((m) => m.head && m.errors.length === 0) ?? members.find((m) => m.head);
   const checks: Check[] = [];
   const figures: Record<string, number> = opFigures(history);
   figures.faults = events.length;
   for (const e of events) figures[`faults.${e.kind}`] = (figures[`faults.${e.kind}`] ?? 0) + 1;
+  if (created !== undefined) checks.push({ name: 'final state readable', ok: false, detail: `no checkpoint could be created after the last write: ${created}` });
   if (!ref || !ref.head) {
     checks.push({ name: 'final state readable', ok: false, detail: members.flatMap((m) => m.errors.map((e) => `member ${m.id}: ${e}`)).join('\n') || 'no member' });
     return { ok: false, checks, figures };
@@ -615,7 +637,6 @@ export async function checkRun(
   const lost = checkNoLostWrite(history, view);
   const twice = checkNoDuplicate(history, view);
   const reads = checkReads(history, view);
-  const refClient = new ProofKVClient({ endpoints: final.members.map((m) => m.url), trust: { publicKeys: final.publicKeys, quorum: final.quorum }, retries: 3, retryDelayMs: 100, onWarning: () => {} });
   const proofs = await consistencyProofs(refClient, trustedHeads.map((h) => h.size), ref.head.size);
   const fork = checkNoFork(trustedHeads, ref.head, proofs);
   const agree = checkMembersAgree(members);

@@ -11,9 +11,10 @@
  *   gave up on is recorded `info` and not sent again with a new seq (that would be a new write).
  * - Reads: linearizable and serializable gets, plain history reads (from a little below the
  *   newest version the client has seen), `verifiedGet` and `verifiedHistory`.
- * - Each operation has a deadline (`opTimeoutMs`): the SDK's per-attempt timeout and retry count
- *   are derived from it, and at the deadline the client's `fetch` refuses every further attempt,
- *   so an operation ends shortly after it and a client never has two operations in flight.
+ * - Each operation has a deadline (`opTimeoutMs`; the SDK's per-attempt timeout is a quarter of
+ *   it): at the deadline it is recorded `info` and the client goes on; the client's `fetch`
+ *   refuses every further attempt of that operation (its gate, found through `AsyncLocalStorage`),
+ *   so it ends in the background within the SDK's backoff, sending nothing more.
  * - The log heads each client verified are kept (`trustedHeads`) for the fork/rollback check.
  *
  * Memory is bounded: at most `maxOps` operations (default 500 000) are recorded, and the clients
@@ -22,6 +23,7 @@
  * counted in `droppedHeads`.
  * @module
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { ProofKVClient, ProofKVHttpError, ProofKVNetworkError, VerificationError, MemoryStateStore, type Entry, type FetchLike } from '../../client-sdk/index.js';
 import { keyPath } from '../../client-sdk/bytes.js';
 import { parseEntry } from '../../client-sdk/wire.js';
@@ -70,6 +72,16 @@ export const OP_WEIGHTS: ReadonlyArray<[OpKind, number]> = [
 ];
 
 const td = new TextDecoder();
+
+/** The deadline of one operation, and the member its last request went to. */
+interface Gate {
+  closed: boolean;
+  ctl: AbortController;
+  endpoint: string;
+}
+
+/** The gate of the operation a request belongs to (requests of one client may overlap after a deadline). */
+const opGate = new AsyncLocalStorage<Gate>();
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** The stable code of an error, for `OpRecord.error`. */
@@ -115,9 +127,6 @@ class Client {
   /** The newest version this client saw of each key. */
   private readonly seen = new Map<string, number>();
   private readonly store = new MemoryStateStore();
-  /** Deadline gate of the operation in flight. */
-  private gate = { closed: false, ctl: new AbortController() };
-  private lastEndpoint = '';
   private lastHeadSize = -1;
 
   constructor(
@@ -140,9 +149,10 @@ class Client {
     this.clientId = `nemesis-${this.o.seed}-c${this.index}-g${this.generation}`;
     const perAttempt = Math.max(250, Math.floor(this.o.opTimeoutMs / 4));
     const fetchFn: FetchLike = (input, init) => {
-      const gate = this.gate;
+      const gate = opGate.getStore();
+      if (!gate) return fetch(input, init);
       if (gate.closed) return Promise.reject(new Error('operation deadline passed'));
-      this.lastEndpoint = new URL(input).origin;
+      gate.endpoint = new URL(input).origin;
       const signal = init.signal ? AbortSignal.any([init.signal, gate.ctl.signal]) : gate.ctl.signal;
       return fetch(input, { ...init, signal });
     };
@@ -202,7 +212,7 @@ class Client {
     const kind = this.kind();
     const key = this.key();
     const op: OpRecord = { id: this.w.nextId(), client: this.index, process: this.process, kind, key, call: 0, ret: Infinity, outcome: 'info', endpoint: '' };
-    let run: () => Promise<void>;
+    let run: () => Promise<OpRecord['result']>;
     const write = (value: string | undefined) => {
       op.session = { clientId: this.clientId, seq: ++this.writes };
       if (value !== undefined) op.value = value;
@@ -212,7 +222,7 @@ class Client {
         const v = this.token();
         write(v);
         run = async () => {
-          op.result = { version: (await sdk.put(key, v)).version };
+          return { version: (await sdk.put(key, v)).version };
         };
         break;
       }
@@ -224,7 +234,7 @@ class Client {
         op.ifVersion = Math.max(0, r < 0.15 ? seen - 1 : r < 0.25 ? seen + 1 : seen);
         write(v);
         run = async () => {
-          op.result = { version: (await sdk.put(key, v, { ifVersion: op.ifVersion })).version };
+          return { version: (await sdk.put(key, v, { ifVersion: op.ifVersion })).version };
         };
         break;
       }
@@ -232,21 +242,21 @@ class Client {
         const v = this.token();
         write(v);
         run = async () => {
-          op.result = { version: (await sdk.put(key, v, { ifAbsent: true })).version };
+          return { version: (await sdk.put(key, v, { ifAbsent: true })).version };
         };
         break;
       }
       case 'delete':
         write(undefined);
         run = async () => {
-          op.result = { version: (await sdk.delete(key)).version };
+          return { version: (await sdk.delete(key)).version };
         };
         break;
       case 'append': {
         const v = `|${this.token()}`;
         write(v);
         run = async () => {
-          op.result = { version: (await sdk.append(key, v)).version };
+          return { version: (await sdk.append(key, v)).version };
         };
         break;
       }
@@ -259,14 +269,14 @@ class Client {
         const members = op.ops;
         run = async () => {
           const res = await sdk.batch(members.map((m) => (m.value === undefined ? { op: 'delete' as const, key: m.key } : { op: 'put' as const, key: m.key, value: m.value })));
-          op.result = { versions: res.map((r, i) => ({ version: r.version, value: members[i].value ?? null })) };
+          return { versions: res.map((r, i) => ({ version: r.version, value: members[i].value ?? null })) };
         };
         break;
       }
       case 'get':
         run = async () => {
           const e = await sdk.get(key);
-          op.result = e ? { value: valueOf(e), version: e.version } : { value: null };
+          return e ? { value: valueOf(e), version: e.version } : { value: null };
         };
         break;
       case 'get-serializable':
@@ -275,10 +285,10 @@ class Client {
           try {
             const r = await sdk.transport.request<unknown>({ method: 'GET', path: `/v1/kv/${segment}?consistency=serializable${base64 ? '&keyEncoding=base64url' : ''}`, kind: 'entry' });
             const e = parseEntry(r.body);
-            op.result = { value: valueOf(e), version: e.version };
+            return { value: valueOf(e), version: e.version };
           } catch (err) {
-            if (err instanceof ProofKVHttpError && err.status === 404 && err.code === 'NOT_FOUND') op.result = { value: null };
-            else throw err;
+            if (err instanceof ProofKVHttpError && err.status === 404 && err.code === 'NOT_FOUND') return { value: null };
+            throw err;
           }
         };
         break;
@@ -286,46 +296,57 @@ class Client {
         const minVersion = Math.max(0, (this.seen.get(key) ?? 0) - 4);
         run = async () => {
           const page = await sdk.history(key, { minVersion, limit: 1000 });
-          op.result = { versions: page.entries.map((e) => ({ version: e.version, value: valueOf(e) })), complete: page.cursor === undefined, minVersion };
+          return { versions: page.entries.map((e) => ({ version: e.version, value: valueOf(e) })), complete: page.cursor === undefined, minVersion };
         };
         break;
       }
       case 'verified-get':
         run = async () => {
           const r = await sdk.verifiedGet(key);
-          op.result = { value: r.entry ? valueOf(r.entry) : null, version: r.version, checkpointSize: r.head.size };
+          return { value: r.entry ? valueOf(r.entry) : null, version: r.version, checkpointSize: r.head.size };
         };
         break;
       case 'verified-history': {
         const minVersion = Math.max(0, (this.seen.get(key) ?? 0) - 8);
         run = async () => {
           const r = await sdk.verifiedHistory(key, { minVersion });
-          op.result = { versions: r.entries.map((e) => ({ version: e.version, value: valueOf(e) })), checkpointSize: r.head.size, complete: true, minVersion };
+          return { versions: r.entries.map((e) => ({ version: e.version, value: valueOf(e) })), checkpointSize: r.head.size, complete: true, minVersion };
         };
         break;
       }
     }
-    const gate = { closed: false, ctl: new AbortController() };
-    this.gate = gate;
-    this.lastEndpoint = '';
-    const timer = setTimeout(() => {
-      gate.closed = true;
-      gate.ctl.abort(new Error('operation deadline passed'));
-    }, this.o.opTimeoutMs);
+    // The deadline: the operation is recorded as unknown at once, and every further attempt of
+    // it is refused (its fetches see its closed gate), so it ends in the background soon after.
+    const gate: Gate = { closed: false, ctl: new AbortController(), endpoint: '' };
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<'deadline'>((resolve) => {
+      timer = setTimeout(() => {
+        gate.closed = true;
+        gate.ctl.abort(new Error('operation deadline passed'));
+        resolve('deadline');
+      }, this.o.opTimeoutMs);
+    });
     op.call = this.w.now();
+    const done = opGate.run(gate, run);
+    done.catch(() => undefined);
     try {
-      await run();
-      op.ret = this.w.now();
-      op.outcome = 'ok';
+      const first = await Promise.race([done.then((r) => ({ r })), deadline]);
+      if (first === 'deadline') {
+        op.error = 'TIMEOUT';
+        op.outcome = 'info';
+      } else {
+        op.ret = this.w.now();
+        op.outcome = 'ok';
+        op.result = first.r;
+      }
     } catch (err) {
-      const write = op.session !== undefined;
       op.error = gate.closed ? 'TIMEOUT' : errorCode(err);
-      op.outcome = gate.closed ? 'info' : failureOutcome(err, write);
+      op.outcome = gate.closed ? 'info' : failureOutcome(err, op.session !== undefined);
       if (op.outcome === 'fail') op.ret = this.w.now();
     } finally {
       clearTimeout(timer);
     }
-    op.endpoint = this.lastEndpoint;
+    op.endpoint = gate.endpoint;
     const r = op.result;
     if (op.outcome === 'ok' && r) {
       this.saw(key, r.version);
