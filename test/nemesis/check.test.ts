@@ -134,6 +134,7 @@ describe('each check fails on its fault', () => {
     const r = checkLinearizable(h, final);
     expect(r.ok).toBe(false);
     expect(r.violations).toBe(1);
+    expect(r.detail).toContain('get -> "c0-1" v1'); // the report shows the operations around the failure
     // The same read concurrent with the second write is legal.
     expect(checkLinearizable([put('c0-1', 1, 0, 10), put('c0-2', 2, 11, 40), get('c0-1', 1, 21, 30)], final).ok).toBe(true);
   });

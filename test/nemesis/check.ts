@@ -30,7 +30,7 @@ import { parseCheckpoint } from '../../client-sdk/wire.js';
 import { fromBase64Url } from '../../client-sdk/bytes.js';
 import { verifyConsistency } from '../../proofs/log.js';
 import { toHex } from '../../proofs/bytes.js';
-import { wgl, type Model } from '../raft/linearizability.js';
+import { wgl, type Model, type WglTrace } from '../raft/linearizability.js';
 import { isWrite, writesOf, type FaultEvent, type OpRecord, type VersionValue } from './history.js';
 
 /** What the runner knows of the cluster after the heal. */
@@ -256,8 +256,9 @@ export function checkLinearizable(history: OpRecord[], view: FinalView, maxSteps
   for (const [key, ops] of [...keyOps(history, view)].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     count += ops.length;
     let r: boolean | 'unknown';
+    const trace: WglTrace = { deepest: 0, last: -1 };
     try {
-      r = wgl(ops, kvModel, maxSteps);
+      r = wgl(ops, kvModel, maxSteps, trace);
     } catch (err) {
       if (!(err instanceof RangeError)) throw err;
       r = 'unknown';
@@ -267,7 +268,8 @@ export function checkLinearizable(history: OpRecord[], view: FinalView, maxSteps
       bad.push(`${key}: search gave up after ${maxSteps} steps (${ops.length} operations): unknown, not ok`);
     } else if (!r) {
       violations++;
-      bad.push(`${key}: not linearizable (${ops.length} operations); around the first impossible step:\n${describeOps(ops)}`);
+      const at = trace.last >= 0 ? ops[trace.last] : undefined;
+      bad.push(`${key}: not linearizable (${ops.length} operations); at most ${trace.deepest} could be ordered, the last of them #${at?.id ?? '?'}; the operations around it:\n${describeOps(ops, at)}`);
     }
   }
   const ok = bad.length === 0;
@@ -282,12 +284,12 @@ export function checkLinearizable(history: OpRecord[], view: FinalView, maxSteps
   };
 }
 
-/** A readable excerpt of one key's operations (the first 30 by call). */
-function describeOps(ops: KeyOp[]): string {
-  return ops
-    .slice()
-    .sort((a, b) => a.call - b.call)
-    .slice(0, 30)
+/** A readable excerpt of one key's operations: 30 by call around `at` (default: the first 30). */
+function describeOps(ops: KeyOp[], at?: KeyOp): string {
+  const sorted = ops.slice().sort((a, b) => a.call - b.call);
+  const i = at ? sorted.indexOf(at) : 0;
+  return sorted
+    .slice(Math.max(0, i - 12), Math.max(0, i - 12) + 30)
     .map((o) => {
       const t = `[${o.call.toFixed(0)}, ${o.ret === Infinity ? '∞' : o.ret.toFixed(0)}]`;
       const cond = o.ifVersion !== undefined ? ` ifVersion ${o.ifVersion}` : o.ifAbsent ? ' ifAbsent' : '';

@@ -69,18 +69,24 @@ export interface Interval {
   readonly ret: number;
 }
 
+/** Where a search got furthest: the most operations linearized at once, and the last of them (an index into the operations; -1: none). */
+export interface WglTrace {
+  deepest: number;
+  last: number;
+}
+
 /**
  * The Wing & Gong search with Lowe's memoization over `ops` (one key's operations, or any
  * history of one sequential object) against `model`. Returns true when some total order of the
  * operations that respects real time (an operation that returned before another was called comes
  * first) is accepted by the model, false when none is, and 'unknown' when the search passed
- * `maxSteps`. Operations with `ret = Infinity` must be linearized somewhere after their call
+ * `maxSteps` (`trace`, when given, says how far it got: a failure is just after). Operations with `ret = Infinity` must be linearized somewhere after their call
  * (placing one last means it took effect after everything else, which a caller uses for "maybe
  * never"). The memo key is the set of linearized operations, as a 64-bit Zobrist hash kept
  * incrementally (a collision can only prune a branch, so it can only turn a true into a false
  * answer, with odds below 1e-6 at 5 million states), and the model's state key.
  */
-export function wgl<O extends Interval, S>(ops: readonly O[], model: Model<S, O>, maxSteps = 5_000_000): boolean | 'unknown' {
+export function wgl<O extends Interval, S>(ops: readonly O[], model: Model<S, O>, maxSteps = 5_000_000, trace?: WglTrace): boolean | 'unknown' {
   if (ops.length === 0) return true;
   const events: Node[] = [];
   ops.forEach((o, i) => {
@@ -143,6 +149,10 @@ export function wgl<O extends Interval, S>(ops: readonly O[], model: Model<S, O>
           h0 ^= zob[2 * i];
           h1 ^= zob[2 * i + 1];
           stack.push({ entry, state });
+          if (trace && stack.length > trace.deepest) {
+            trace.deepest = stack.length;
+            trace.last = i;
+          }
           state = next;
           lift(entry);
           entry = head.next;
