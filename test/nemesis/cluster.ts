@@ -15,7 +15,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { addMemberRemote, adminRequest, nodeDirName } from '../../server/cli/cluster.js';
-import { CLUSTER_CONFIG_FILE, formatClusterConfig, readClusterConfig } from '../../server/cluster_config.js';
+import { CLUSTER_CONFIG_FILE, formatClusterConfig, readClusterConfig, type ClusterMember } from '../../server/cluster_config.js';
 import { mulberry32 } from '../support/prng.js';
 import { ProcessCluster } from '../cluster/harness.js';
 import { FaultProxy, type LinkMode } from './proxy.js';
@@ -168,6 +168,11 @@ export class NemesisCluster {
     return this.pc.publicKeys;
   }
 
+  /** Whether member `id` was added and its promotion has not finished yet. */
+  isPendingAdd(id: number): boolean {
+    return this.pendingAdds.has(id);
+  }
+
   /** Spare ids not used yet. */
   get sparesLeft(): number {
     return this.spareIds.length;
@@ -270,7 +275,7 @@ export class NemesisCluster {
     await this.kill(id);
     const dir = path.join(this.pc.dir, nodeDirName(id));
     const files: string[] = [];
-    const raft = path.join(dir, 'raft');
+    const raft = path.join(dir, 'raft', 'log'); // the Raft log's LevelDB (src/raft/level_storage.ts)
     const newestLog = (d: string) => {
       const logs = fs.existsSync(d) ? fs.readdirSync(d).filter((f) => /^\d+\.log$/.test(f)).sort((a, b) => Number(a.slice(0, -4)) - Number(b.slice(0, -4))) : [];
       return logs.length > 0 ? path.join(d, logs[logs.length - 1]) : undefined;
@@ -338,11 +343,20 @@ export class NemesisCluster {
     return { id, done: !this.pendingAdds.has(id), detail };
   }
 
-  private async finishAdd(id: number, info = readClusterConfig(path.join(this.pc.dir, CLUSTER_CONFIG_FILE)).members.find((m) => m.id === id)!, timeoutMs = 20_000): Promise<string> {
+  private async finishAdd(id: number, info: ClusterMember | undefined, timeoutMs: number): Promise<string> {
+    const member = info ?? readClusterConfig(path.join(this.pc.dir, CLUSTER_CONFIG_FILE)).members.find((m) => m.id === id);
+    if (!member) {
+      this.pendingAdds.delete(id);
+      return `not in ${CLUSTER_CONFIG_FILE} any more`;
+    }
     const errors: string[] = [];
+    const until = performance.now() + timeoutMs;
+    // One deadline for the whole change: each member asked in turn gets what is left of it.
     for (const via of this.live().filter((x) => x !== id)) {
+      const left = until - performance.now();
+      if (left < 1000) break;
       try {
-        await addMemberRemote(this.pc.member(via).url, info, undefined, timeoutMs);
+        await addMemberRemote(this.pc.member(via).url, member, undefined, left);
         this.pendingAdds.delete(id);
         return `added and promoted via ${via}`;
       } catch (err) {
@@ -383,6 +397,7 @@ export class NemesisCluster {
 
   private async retire(id: number): Promise<void> {
     this.pendingRemoves.delete(id);
+    this.pendingAdds.delete(id);
     await this.resume(id);
     await this.pc.stopMember(id, 'SIGKILL');
     this.down.delete(id);

@@ -54,6 +54,17 @@ describe('schedule', () => {
     }
   });
 
+  it('quick keeps the kinds and picks and shortens the times', () => {
+    const long = schedule({ seed: 5, nodes: 3, events: 40 });
+    const quick = schedule({ seed: 5, nodes: 3, events: 40, quick: true });
+    expect(quick.map((s) => [s.kind, s.pick])).toEqual(long.map((s) => [s.kind, s.pick]));
+    for (const s of quick) {
+      expect(s.durationMs).toBeLessThanOrEqual(4000);
+      expect(s.gapMs).toBeLessThanOrEqual(1500);
+      if (s.kind === 'pause' || s.kind === 'pause-leader') expect(s.durationMs).toBeGreaterThan(2000);
+    }
+  });
+
   it('refuses bad options', () => {
     expect(() => schedule({ seed: 1, nodes: 4, events: 3 })).toThrow(RangeError);
     expect(() => schedule({ seed: 1, nodes: 3 })).toThrow(RangeError);

@@ -10,8 +10,10 @@
  * every `BAG.length` steps. Targets are chosen when a step plays (who leads is known only then)
  * from the step's own `pick` numbers, so the choice replays too as far as the cluster's state does.
  *
- * Keeping a majority alive most of the time: a step's fault lasts 1.5–10 s (a majority kill at
- * most 4 s), and a quiet gap of 1–4 s with every fault healed follows each step. Membership:
+ * Keeping a majority alive most of the time: a step's fault lasts 2.5–10 s (a majority kill
+ * 1.5–4 s, a membership change's background 1–3 s after the change), and a quiet gap of 1–4 s
+ * with every fault healed follows each step (`quick`: shorter, for CI). Every fault outlasts an
+ * election timeout (1–2 s) except the membership backgrounds. Membership:
  * the planned group size stays between `nodes` and `nodes + 1` (an add when the group is large
  * becomes a remove and the other way round), and adds stop when `maxAdds` spare ids are used.
  * @module
@@ -76,6 +78,11 @@ export interface ScheduleOptions {
   maxAdds?: number;
   /** Time a step costs beyond its fault and gap (restarts, polling), for `minutes` planning. Default 4000. */
   overheadMs?: number;
+  /**
+   * Short steps (the CI run): faults of 2.2–4 s (a majority kill 1.5–2.5 s, still longer than an
+   * election timeout), gaps of 0.5–1.5 s. The same kinds and picks as without it.
+   */
+  quick?: boolean;
 }
 
 const COMMON: NemesisKind[] = ['kill-leader', 'partition-majority', 'partition-leader', 'pause-leader', 'kill', 'slow'];
@@ -106,7 +113,7 @@ export function schedule(o: ScheduleOptions): NemesisStep[] {
   const overhead = o.overheadMs ?? 4000;
   const out: NemesisStep[] = [];
   let planned = 0;
-  for (const step of stream(o.seed, o.nodes, o.maxAdds ?? 8)) {
+  for (const step of stream(o.seed, o.nodes, o.maxAdds ?? 8, o.quick === true)) {
     if (o.events !== undefined) {
       if (out.length >= o.events) break;
     } else {
@@ -120,7 +127,7 @@ export function schedule(o: ScheduleOptions): NemesisStep[] {
 }
 
 /** The endless step stream of a seed (bounded by its consumer). */
-export function* stream(seed: number, nodes: number, maxAdds: number): Generator<NemesisStep> {
+export function* stream(seed: number, nodes: number, maxAdds: number, quick = false): Generator<NemesisStep> {
   const r = mulberry32(seed);
   const between = (lo: number, hi: number) => Math.round(lo + r() * (hi - lo));
   let size = nodes;
@@ -139,13 +146,13 @@ export function* stream(seed: number, nodes: number, maxAdds: number): Generator
       if (kind === 'add-member' || kind === 'replace-leader') adds++;
       if (kind === 'add-member') size++;
       if (kind === 'remove-member') size--;
-      const durationMs = kind === 'kill-majority' ? between(1500, 4000) : isMembership(kind) ? between(1000, 3000) : between(2500, 10_000);
+      const durationMs = kind === 'kill-majority' ? between(1500, quick ? 2500 : 4000) : isMembership(kind) ? between(1000, quick ? 1500 : 3000) : between(quick ? 2200 : 2500, quick ? 4000 : 10_000);
       const backgrounds: Background[] = ['none', 'slow', 'flaky', 'kill-follower'];
       yield {
         n: ++n,
         kind,
         durationMs,
-        gapMs: between(1000, 4000),
+        gapMs: quick ? between(500, 1500) : between(1000, 4000),
         pick: [r(), r(), r()],
         delayMs: between(20, 250),
         jitterMs: between(0, 100),
