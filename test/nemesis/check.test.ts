@@ -3,7 +3,7 @@
  * and FAILS on the fault it exists for (a lost write, a write applied twice, a stale linearizable
  * read, a condition that should have failed, a forked head, members that disagree, a read of
  * uncommitted data, a failed verification, a search that gives up). Without these, a green run
- * would mean nothing.
+ * would mean nothing. Also the report: what its markdown and its plot show.
  */
 import { describe, expect, test } from 'vitest';
 import { consistencyProof, logLeafHash, logRoot } from '../../proofs/log.js';
@@ -23,6 +23,7 @@ import {
   type MemberView,
 } from './check.js';
 import type { OpRecord } from './history.js';
+import { niceMax, perSecond, phaseLatencies, quantile, renderMarkdown, renderSvg } from './report.js';
 
 let nextId = 0;
 /** An operation record with defaults: ok, on key x, by client 0. */
@@ -230,5 +231,47 @@ describe('figures', () => {
     const u = unavailability(h, [{ id: 1, kind: 'kill-leader', targets: [1], start: 100, end: 120 }, { id: 2, kind: 'pause', targets: [2], start: 0, end: 1 }]);
     expect(u.overall).toBe(480);
     expect(u.afterKill).toEqual([400]);
+  });
+});
+
+describe('the report', () => {
+  const h = [put('c0-1', 1, 0, 10), put('c0-2', 2, 1500, 1540), get('c0-2', 2, 1600, 1700), put('c0-3', 0, 2100, Infinity, { outcome: 'info', error: 'TIMEOUT', result: undefined })];
+  const events = [{ id: 1, kind: 'kill-leader', targets: [2], start: 1000, end: 2000, detail: 'the <leader>' }];
+  const check = { ok: false, checks: [{ name: 'no acknowledged write lost', ok: false, detail: 'first line\nsecond line' }, { name: 'members agree', ok: true, detail: 'fine' }], figures: { acknowledgedWritesLost: 1 } };
+
+  test('markdown: verdict, failing details, replay command, events, operations, phases', () => {
+    const md = renderMarkdown({ seed: 5, nodes: 3, minutes: 1, events, history: h, check, replay: 'npm run nemesis -- --seed 5 --nodes 3 --events 1' });
+    expect(md).toContain('# ProofKV nemesis run: FAIL');
+    expect(md).toContain('| no acknowledged write lost | **FAIL** | first line |');
+    expect(md).toContain('first line\nsecond line');
+    expect(md).toContain('`npm run nemesis -- --seed 5 --nodes 3 --events 1`');
+    expect(md).toContain('| 1 | kill-leader | 2 | 1.0 | 2.0 | 1.0 | the <leader> |');
+    expect(md).toContain('| put | 2 | 0 | 1 | TIMEOUT 1 |');
+    expect(md).toContain('| acknowledgedWritesLost | 1 |');
+    expect(md).toMatch(/\| kill-leader \| 2 \| 0 \| 40 \| 40 \| 100 \| 100 \|/);
+  });
+
+  test('phases: an operation belongs to the fault windows its call falls in', () => {
+    const p = phaseLatencies(h, events);
+    expect(p.find((x) => x.phase === 'no fault')).toMatchObject({ ops: 2, notOk: 1, writes: [10] });
+    expect(p.find((x) => x.phase === 'kill-leader')).toMatchObject({ ops: 2, notOk: 0, writes: [40], reads: [100] });
+    expect(quantile([1, 2, 3, 4], 0.5)).toBe(2);
+    expect(quantile([1, 2, 3, 4], 0.99)).toBe(4);
+    expect(Number.isNaN(quantile([], 0.5))).toBe(true);
+  });
+
+  test('svg: one shaded, labelled window per event, escaped text, both series', () => {
+    const svg = renderSvg(h, events, 'seed 5 & more');
+    expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
+    expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
+    expect(svg.match(/fill-opacity="0.15"/g)).toHaveLength(1);
+    expect(svg).toContain('the &lt;leader&gt;');
+    expect(svg).toContain('seed 5 &amp; more');
+    expect(svg.match(/<polyline/g)!.length).toBeGreaterThanOrEqual(2);
+    const s = perSecond(h);
+    expect(s.throughput).toEqual([1, 2, 0]);
+    expect(s.p99.slice(0, 2)).toEqual([10, 100]);
+    expect(niceMax(139)).toBe(200);
+    expect(niceMax(0.3)).toBe(0.5);
   });
 });

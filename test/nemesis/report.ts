@@ -94,7 +94,7 @@ export function renderMarkdown(run: RunSummary): string {
   lines.push('');
 
   lines.push('## Latency per phase (acknowledged operations, ms)', '');
-  lines.push('| phase | operations | not ok | writes p50 | writes p99 | reads p50 | reads p99 |', '|---|---|---|---|---|---|---|');
+  lines.push('| phase | operations | fail or info | writes p50 | writes p99 | reads p50 | reads p99 |', '|---|---|---|---|---|---|---|');
   for (const p of phaseLatencies(history, events)) {
     lines.push(`| ${cell(p.phase)} | ${p.ops} | ${p.notOk} | ${ms(quantile(p.writes, 0.5))} | ${ms(quantile(p.writes, 0.99))} | ${ms(quantile(p.reads, 0.5))} | ${ms(quantile(p.reads, 0.99))} |`);
   }
@@ -106,7 +106,15 @@ export function renderMarkdown(run: RunSummary): string {
   return lines.join('\n');
 }
 
-const PALETTE = ['#e45756', '#4c78a8', '#f58518', '#54a24b', '#b279a2', '#9d755d', '#eeca3b', '#72b7b2', '#ff9da6', '#bab0ac'];
+const PALETTE = ['#e41a1c', '#377eb8', '#ff7f00', '#4daf4a', '#984ea3', '#a65628', '#f781bf', '#17becf', '#bcbd22', '#7f7f7f', '#1b9e77', '#d95f02', '#7570b3', '#e7298a', '#66a61e', '#e6ab02'];
+
+/** A round axis maximum at or above `v` (1, 2 or 5 times a power of ten). */
+export function niceMax(v: number): number {
+  if (!(v > 0)) return 1;
+  const p = 10 ** Math.floor(Math.log10(v));
+  for (const m of [1, 2, 5, 10]) if (m * p >= v) return m * p;
+  return 10 * p;
+}
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 /** Per second of the run: acknowledged operations and the p99 latency of those that completed in it. */
@@ -127,20 +135,22 @@ export function renderSvg(history: OpRecord[], events: FaultEvent[], title: stri
   const { throughput, p99 } = perSecond(history);
   const n = throughput.length;
   const laneH = 14;
-  // Labels of overlapping windows go to separate lanes.
+  // Labels go to lanes so that no two overlap (a label may be wider than its window).
   const sorted = events.slice().sort((a, b) => a.start - b.start);
+  const x = (t: number) => left + ((W - left - right) * t) / Math.max(1, n);
   const laneEnd: number[] = [];
   const lanes = sorted.map((e) => {
-    let l = laneEnd.findIndex((t) => t <= e.start);
+    const x0 = x(e.start / 1000);
+    const x1 = Math.max(x(e.end / 1000), x0 + 6.5 * e.kind.length + 6);
+    let l = laneEnd.findIndex((end) => end <= x0);
     if (l === -1) l = laneEnd.push(0) - 1;
-    laneEnd[l] = e.end;
+    laneEnd[l] = x1;
     return l;
   });
   const top = 40 + Math.min(laneEnd.length, 8) * laneH;
   const panelH = 180;
   const gap = 40;
   const H = top + 2 * panelH + gap + 60;
-  const x = (t: number) => left + ((W - left - right) * t) / Math.max(1, n);
   const kinds = [...new Set(events.map((e) => e.kind))];
   const color = (k: string) => PALETTE[kinds.indexOf(k) % PALETTE.length];
   const out: string[] = [];
@@ -151,18 +161,19 @@ export function renderSvg(history: OpRecord[], events: FaultEvent[], title: stri
   sorted.forEach((e, i) => {
     const x0 = x(e.start / 1000);
     const x1 = Math.max(x0 + 1, x(e.end / 1000));
-    const lane = Math.min(lanes[i], 7);
+    const lane = lanes[i];
     out.push(`<rect x="${x0.toFixed(1)}" y="${top}" width="${(x1 - x0).toFixed(1)}" height="${2 * panelH + gap}" fill="${color(e.kind)}" fill-opacity="0.15"><title>${esc(`#${e.id} ${e.kind} [${e.targets.join(',')}] ${secs(e.start)}–${secs(e.end)} s${e.detail ? ` ${e.detail}` : ''}`)}</title></rect>`);
-    out.push(`<text x="${x0.toFixed(1)}" y="${30 + lane * laneH + 10}" fill="${color(e.kind)}">${esc(e.kind)}</text>`);
+    // Past 8 lanes a window keeps its colour (legend) and its tooltip, not a label.
+    if (lane < 8) out.push(`<text x="${x0.toFixed(1)}" y="${30 + lane * laneH + 10}" fill="${color(e.kind)}">${esc(e.kind)}</text>`);
   });
   const panel = (y0: number, values: number[], label: string, stroke: string) => {
     const finite = values.filter((v) => Number.isFinite(v));
-    const max = Math.max(1, ...finite);
+    const max = niceMax(finite.reduce((m, v) => Math.max(m, v), 0));
     const y = (v: number) => y0 + panelH - (panelH * v) / max;
     out.push(`<rect x="${left}" y="${y0}" width="${W - left - right}" height="${panelH}" fill="none" stroke="#888"/>`);
     for (let k = 0; k <= 4; k++) {
       const v = (max * k) / 4;
-      out.push(`<line x1="${left - 4}" x2="${left}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#888"/><text x="${left - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${v >= 100 ? Math.round(v) : v.toFixed(1)}</text>`);
+      out.push(`<line x1="${left - 4}" x2="${left}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#888"/><text x="${left - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${Number.isInteger(v) ? v : v.toFixed(1)}</text>`);
     }
     out.push(`<text x="14" y="${y0 + panelH / 2}" transform="rotate(-90 14 ${y0 + panelH / 2})" text-anchor="middle">${esc(label)}</text>`);
     const pts: string[] = [];
