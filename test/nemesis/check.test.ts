@@ -173,6 +173,12 @@ describe('each check fails on its fault', () => {
     const final = view({ x: [[1, 'c0-1'], [2, null]] });
     expect(checkLinearizable([put('c0-1', 1, 0, 10), maybe, get(null, undefined, 20, 30)], final).ok).toBe(true);
     expect(checkLinearizable([put('c0-1', 1, 0, 10), maybe, get('c0-1', 1, 20, 30)], final).ok).toBe(true);
+    // Without a tombstone in the final history that no known delete wrote, it never happened.
+    expect(checkLinearizable([put('c0-1', 1, 0, 10), maybe, get(null, undefined, 20, 30)], view({ x: [[1, 'c0-1']] })).ok).toBe(false);
+    expect(keyOps([put('c0-1', 1, 0, 10), maybe], view({ x: [[1, 'c0-1']] })).get('x')).toHaveLength(1);
+    // A tombstone that a delete of known version wrote is not one an unknown delete may claim.
+    const known = op({ kind: 'delete', result: { version: 2 }, call: 12, ret: 15 });
+    expect(checkLinearizable([put('c0-1', 1, 0, 10), maybe, known, get(null, undefined, 20, 30), put('c0-2', 3, 31, 35), get(null, undefined, 40, 45)], view({ x: [[1, 'c0-1'], [2, null], [3, 'c0-2']] })).ok).toBe(false);
     // Once deleted (a read saw it) it cannot come back without a write.
     expect(checkLinearizable([put('c0-1', 1, 0, 10), maybe, get(null, undefined, 20, 30), get('c0-1', 1, 31, 40)], final).ok).toBe(false);
   });

@@ -20,7 +20,8 @@
  * completed having seen that version or a newer one: its response time is bounded by that); one
  * whose value is absent never took effect (after the heal every member applied the same log, so
  * nothing sent is still pending). An `info` delete has no value: it is "maybe" (the model tries
- * both). Batches are split into per-key operations with the batch's call and return: atomicity
+ * both), and only at a tombstone of the final history that no delete of known version wrote (with
+ * none, it never took effect). Batches are split into per-key operations with the batch's call and return: atomicity
  * across keys is not checked by the linearizability checker (the final history shows every
  * member of an applied batch, which "no acknowledged write lost" checks).
  * @module
@@ -109,6 +110,12 @@ export interface KeyOp {
   ifAbsent?: boolean;
   /** Gets: the value read (null: absent or deleted). */
   read?: string | null;
+  /**
+   * Deletes of unknown version (an `info` delete, a member of an `info` batch that was applied):
+   * the versions it may have written — the final history's tombstones that no delete of known
+   * version wrote.
+   */
+  allowed?: ReadonlySet<number>;
   /** History reads: the last version listed (undefined: none) and its value, and the lowest asked. */
   last?: VersionValue;
   minVersion?: number;
@@ -129,9 +136,9 @@ function stepOne(s: KvState, op: KeyOp): KvState[] {
     case 'append':
       return cond() ? next((s.value ?? '') + op.value!) : [];
     case 'delete':
-      return next(null);
+      return op.allowed && !op.allowed.has(s.version + 1) ? [] : next(null);
     case 'maybe-delete':
-      return [s, { version: s.version + 1, value: null }];
+      return op.allowed && !op.allowed.has(s.version + 1) ? [s] : [s, { version: s.version + 1, value: null }];
     case 'cond-fail':
       return cond() ? [] : [s];
     case 'get':
@@ -217,6 +224,15 @@ export function keyOps(history: OpRecord[], view: FinalView): Map<string, KeyOp[
       const vs = op.result.versions ?? [];
       add(op.key, { call: op.call, ret: op.ret, id: op.id, client: op.client, type: 'history', last: vs.length > 0 ? vs[vs.length - 1] : undefined, minVersion: op.result.minVersion ?? 0 });
     }
+  }
+  // A delete of unknown version wrote one of the tombstones no delete of known version wrote;
+  // with none left, an unknown delete never took effect.
+  for (const [key, ops] of out) {
+    const known = new Set(ops.filter((o) => o.type === 'delete' && o.version !== undefined).map((o) => o.version));
+    const free = new Set((view.histories.get(key) ?? []).filter((e) => e.value === null && !known.has(e.version)).map((e) => e.version));
+    const kept = ops.filter((o) => !(o.type === 'maybe-delete' && free.size === 0));
+    for (const o of kept) if ((o.type === 'delete' && o.version === undefined) || o.type === 'maybe-delete') o.allowed = free;
+    out.set(key, kept);
   }
   // An applied write of unknown return took effect before any operation that completed having
   // seen its version (or a newer one): bound its return by the earliest such completion.
