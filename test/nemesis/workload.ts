@@ -28,7 +28,7 @@ import { ProofKVClient, ProofKVHttpError, ProofKVNetworkError, VerificationError
 import { keyPath } from '../../client-sdk/bytes.js';
 import { parseEntry } from '../../client-sdk/wire.js';
 import { mulberry32 } from '../support/prng.js';
-import { HistoryLog, type OpKind, type OpRecord, type Outcome, type VersionValue } from './history.js';
+import { HistoryLog, type OpKind, type OpRecord, type Outcome } from './history.js';
 
 /** Settings of a {@link Workload}. */
 export interface WorkloadOptions {
@@ -170,10 +170,6 @@ class Client {
       onWarning: () => {},
     });
     return this.sdk;
-  }
-
-  private pick<T>(list: readonly T[]): T {
-    return list[Math.floor(this.rng() * list.length)];
   }
 
   private kind(): OpKind {
@@ -454,4 +450,3 @@ export class Workload {
   }
 }
 
-export type { VersionValue };
