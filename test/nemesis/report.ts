@@ -150,8 +150,8 @@ export function renderSvg(history: OpRecord[], events: FaultEvent[], title: stri
   const top = 40 + Math.min(laneEnd.length, 8) * laneH;
   const panelH = 180;
   const gap = 40;
-  const H = top + 2 * panelH + gap + 60;
   const kinds = [...new Set(events.map((e) => e.kind))];
+  const H = top + 2 * panelH + gap + 50 + 14 * Math.ceil(kinds.length / 6);
   const color = (k: string) => PALETTE[kinds.indexOf(k) % PALETTE.length];
   const out: string[] = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`);
@@ -164,7 +164,10 @@ export function renderSvg(history: OpRecord[], events: FaultEvent[], title: stri
     const lane = lanes[i];
     out.push(`<rect x="${x0.toFixed(1)}" y="${top}" width="${(x1 - x0).toFixed(1)}" height="${2 * panelH + gap}" fill="${color(e.kind)}" fill-opacity="0.15"><title>${esc(`#${e.id} ${e.kind} [${e.targets.join(',')}] ${secs(e.start)}–${secs(e.end)} s${e.detail ? ` ${e.detail}` : ''}`)}</title></rect>`);
     // Past 8 lanes a window keeps its colour (legend) and its tooltip, not a label.
-    if (lane < 8) out.push(`<text x="${x0.toFixed(1)}" y="${30 + lane * laneH + 10}" fill="${color(e.kind)}">${esc(e.kind)}</text>`);
+    // A label that would pass the right edge ends at it.
+    const endAnchored = x0 + 6.5 * e.kind.length > W - right;
+    const lx = endAnchored ? W - right : x0;
+    if (lane < 8) out.push(`<text x="${lx.toFixed(1)}" y="${30 + lane * laneH + 10}" fill="${color(e.kind)}"${endAnchored ? ' text-anchor="end"' : ''}>${esc(e.kind)}</text>`);
   });
   const panel = (y0: number, values: number[], label: string, stroke: string) => {
     const finite = values.filter((v) => Number.isFinite(v));
