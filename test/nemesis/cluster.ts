@@ -15,7 +15,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { addMemberRemote, adminRequest, nodeDirName } from '../../server/cli/cluster.js';
-import { CLUSTER_CONFIG_FILE, formatClusterConfig, readClusterConfig, type ClusterMember } from '../../server/cluster_config.js';
+import { CLUSTER_CONFIG_FILE, MAX_CLUSTER_MEMBERS, formatClusterConfig, readClusterConfig, type ClusterMember } from '../../server/cluster_config.js';
 import { mulberry32 } from '../support/prng.js';
 import { ProcessCluster } from '../cluster/harness.js';
 import { FaultProxy, type LinkMode } from './proxy.js';
@@ -50,6 +50,8 @@ export interface MemberStatus {
   learners: number[];
   checkpointSize?: number;
   checkpointRoot?: string;
+  /** The member found its MasterRoot differs from a quorum's (`/v1/status` `divergence`): it stays so. */
+  divergence?: { size: number; ownRoot: string; quorumRoot: string };
 }
 
 /** Block size of the journal format (docs/storage.md §4.1; LevelDB's log uses the same). */
@@ -208,6 +210,7 @@ export class NemesisCluster {
     return {
       id: s.cluster.id, role: s.role, leader: s.cluster.leader, term: s.cluster.term, applied: s.cluster.applied, commit: s.cluster.commit,
       voters: s.cluster.voters ?? [], learners: s.cluster.learners ?? [], checkpointSize: s.lastCheckpoint?.head?.size, checkpointRoot: root,
+      ...(s.divergence ? { divergence: s.divergence } : {}),
     };
   }
 
@@ -330,11 +333,14 @@ export class NemesisCluster {
    * Adds a member: the next spare id is laid out (`cluster add`, after removed members were
    * dropped from `cluster.json`), started with `--join`, added (`POST /v1/cluster/members`) and
    * promoted. Under a fault the route may not finish in `timeoutMs`: the member is then pending
-   * and {@link heal} finishes it. Returns the id, or undefined when no spare is left.
+   * and {@link heal} finishes it. Skipped (no `id`) when no spare id is left or `cluster.json`
+   * is full.
    */
-  async addMember(timeoutMs = 20_000): Promise<{ id: number; done: boolean; detail: string } | undefined> {
-    const id = this.spareIds.shift();
-    if (id === undefined) return undefined;
+  async addMember(timeoutMs = 20_000): Promise<{ id?: number; done: boolean; detail: string }> {
+    if (this.spareIds.length === 0) return { done: false, detail: 'skipped: no spare id left' };
+    const listed = readClusterConfig(path.join(this.pc.dir, CLUSTER_CONFIG_FILE)).members.length;
+    if (listed >= MAX_CLUSTER_MEMBERS) return { done: false, detail: `skipped: ${CLUSTER_CONFIG_FILE} lists ${listed} members, the most it may (removed initial members stay listed)` };
+    const id = this.spareIds.shift()!;
     const ports = this.ports.get(id)!;
     const info = await this.pc.joinMember(id, ports.client, ports.peer);
     this.members.push(id);
@@ -405,7 +411,11 @@ export class NemesisCluster {
     const i = this.pc.members.findIndex((m) => m.id === id);
     if (i >= 0) this.pc.members.splice(i, 1);
     fs.rmSync(path.join(this.pc.dir, nodeDirName(id)), { recursive: true, force: true });
-    // cluster.json lists at most 7 members: a removed one leaves it (only the log's membership counts).
+    // cluster.json lists at most 7 members: a removed member added at runtime leaves it (its key
+    // is in the log's `member add` entry). A removed initial member stays: a member that joins
+    // later seeds its registry from the file, and without an initial member's key it computes
+    // other signer sets for the early checkpoints and diverges (docs/testing.md, Findings).
+    if (id <= this.o.nodes) return;
     const file = path.join(this.pc.dir, CLUSTER_CONFIG_FILE);
     const config = readClusterConfig(file);
     fs.writeFileSync(`${file}.tmp`, formatClusterConfig({ ...config, members: config.members.filter((m) => m.id !== id) }));
@@ -428,7 +438,8 @@ export class NemesisCluster {
   /**
    * Waits until every current member answers with the same applied index and the same latest
    * certified checkpoint (size and root) as every other, twice in a row `stableMs` apart.
-   * Returns the common status, or a description of the disagreement after `timeoutMs`.
+   * Returns the common status, or a description of the disagreement after `timeoutMs` (at once
+   * when a member reports a divergence: that does not heal).
    */
   async settle(timeoutMs = 120_000, stableMs = 1500): Promise<{ ok: true; status: MemberStatus } | { ok: false; detail: string }> {
     const until = performance.now() + timeoutMs;
@@ -440,6 +451,9 @@ export class NemesisCluster {
       const key = (s: MemberStatus) => `${s.applied}/${s.checkpointSize}/${s.checkpointRoot}`;
       const keys = new Set(got.map(key));
       last = all.map((s, i) => `${this.members[i]}: ${s ? key(s) : 'no answer'}`).join(', ');
+      // A diverged member stays diverged (docs/cluster.md): no point in waiting for it.
+      const diverged = got.filter((s) => s.divergence);
+      if (diverged.length > 0) return { ok: false, detail: `${diverged.map((s) => `member ${s.id} diverged at checkpoint ${s.divergence!.size} (own root ${s.divergence!.ownRoot}, quorum root ${s.divergence!.quorumRoot})`).join('; ')}; ${last}` };
       if (got.length === this.members.length && keys.size === 1 && got[0].checkpointSize !== undefined) {
         const k = [...keys][0];
         if (k === agreedOn) return { ok: true, status: got[0] };

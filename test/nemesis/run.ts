@@ -302,8 +302,8 @@ async function play(c: NemesisCluster, s: NemesisStep, nodes: number, log: (line
         if (s.kind === 'add-member') {
           const ev = c.begin(s.kind, []);
           const r = await c.addMember();
-          if (r) ev.targets = [r.id];
-          c.end(ev, r ? r.detail : 'no spare id left');
+          if (r.id !== undefined) ev.targets = [r.id];
+          c.end(ev, r.detail);
         } else if (s.kind === 'remove-member') {
           const leader = await c.leader(3000);
           const candidates = c.members.filter((id) => id !== leader && !c.isPendingAdd(id));
@@ -319,9 +319,9 @@ async function play(c: NemesisCluster, s: NemesisStep, nodes: number, log: (line
           const ev = c.begin(s.kind, []);
           const r = await c.addMember();
           const leader = await leaderOr(c, p1);
-          if (r) ev.targets = [r.id, leader.id];
-          const removed = r && r.done ? await c.removeMember(leader.id) : 'not removed: the add did not finish';
-          c.end(ev, `${r ? r.detail : 'no spare id left'}; old leader ${leader.id}: ${removed}`);
+          ev.targets = r.id !== undefined ? [r.id, leader.id] : [leader.id];
+          const removed = r.done ? await c.removeMember(leader.id) : 'not removed: the add did not finish';
+          c.end(ev, `${r.detail}; old leader ${leader.id}: ${removed}`);
         }
         await hold();
       });
