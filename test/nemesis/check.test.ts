@@ -233,10 +233,19 @@ describe('each check fails on its fault', () => {
 
 describe('figures', () => {
   test('unavailability: the longest gap without an acknowledged write, and after each kill', () => {
-    const h = [put('c0-1', 1, 0, 10), put('c0-2', 2, 11, 20), put('c0-3', 3, 150, 500), put('c0-4', 4, 501, 510)];
-    const u = unavailability(h, [{ id: 1, kind: 'kill-leader', targets: [1], start: 100, end: 120 }, { id: 2, kind: 'pause', targets: [2], start: 0, end: 1 }]);
-    expect(u.overall).toBe(480);
-    expect(u.afterKill).toEqual([400]);
+    const h = [put('c0-1', 1, 0, 10), put('c0-2', 2, 11, 20), put('c0-3', 3, 150, 500), put('c0-4', 4, 90, 600), put('c0-5', 5, 601, 610), put('c0-6', 6, 611, 20_000)];
+    const events = [
+      { id: 1, kind: 'kill-leader', targets: [1], start: 100, end: 120 },
+      { id: 2, kind: 'pause', targets: [2], start: 0, end: 1 },
+      { id: 3, kind: 'torn-tail', targets: [2], start: 612, end: 615 },
+    ];
+    const u = unavailability(h, events);
+    expect(u.overall).toBe(19_390);
+    // From the kill at 100: acks at 500, 600, 610 (then 20 000 is past its window's 10 s tail).
+    expect(u.outages).toEqual([
+      { event: 1, kind: 'kill-leader', ms: 400 },
+      { event: 3, kind: 'torn-tail', ms: 10_003 },
+    ]);
   });
 });
 

@@ -481,8 +481,24 @@ export function checkMembersAgree(members: MemberView[]): Check {
 
 // ---- figures ------------------------------------------------------------------------------------
 
-/** The longest time without an acknowledged write: overall, and after each kill event. */
-export function unavailability(history: OpRecord[], events: FaultEvent[] = [], end?: number): { overall: number; afterKill: number[] } {
+/** After a fault event: the longest stretch without an acknowledged write. */
+export interface Outage {
+  event: number;
+  kind: string;
+  ms: number;
+}
+
+/** How long after its end a fault window is still watched for an outage (recovery: elections, catch-up). */
+export const OUTAGE_TAIL_MS = 10_000;
+
+/**
+ * The longest time without an acknowledged write: overall (from the first invocation to the end
+ * of the run), and after each event that kills a member (`kill*`, `torn-tail`, `replace-leader`):
+ * the longest gap between the event's start, the completions of acknowledged writes after it, in
+ * its window and {@link OUTAGE_TAIL_MS} after (the whole window when none completed), as
+ * `test/cluster/failover.test.ts` measures a failover.
+ */
+export function unavailability(history: OpRecord[], events: FaultEvent[] = [], end?: number): { overall: number; outages: Outage[] } {
   const acks = history.filter((o) => isWrite(o) && o.outcome === 'ok').map((o) => o.ret).sort((a, b) => a - b);
   let last = end ?? 0;
   let first = Infinity;
@@ -497,15 +513,23 @@ export function unavailability(history: OpRecord[], events: FaultEvent[] = [], e
     overall = Math.max(overall, t - prev);
     prev = t;
   }
-  // After a kill: the time from the kill to the first acknowledged write that was sent after it
-  // (a write in flight at the kill may complete through a survivor and says little), capped at the run's end.
-  const afterKill = events
-    .filter((e) => /kill/.test(e.kind))
+  const outages = events
+    .filter((e) => /kill|torn|replace-leader/.test(e.kind))
     .map((e) => {
-      const next = history.filter((o) => isWrite(o) && o.outcome === 'ok' && o.call >= e.start).reduce((m, o) => Math.min(m, o.ret), Infinity);
-      return Math.min(next, last) - e.start;
+      const until = Math.min(last, e.end + OUTAGE_TAIL_MS);
+      let gap = 0;
+      let at = e.start;
+      let any = false;
+      for (const t of acks) {
+        if (t <= e.start) continue;
+        if (t > until) break;
+        gap = Math.max(gap, t - at);
+        at = t;
+        any = true;
+      }
+      return { event: e.id, kind: e.kind, ms: any ? gap : Math.max(0, until - e.start) };
     });
-  return { overall, afterKill };
+  return { overall, outages };
 }
 
 /** Operation counts by kind and outcome. */
@@ -619,7 +643,7 @@ async function consistencyProofs(client: ProofKVClient, sizes: number[], to: num
  * (`POST /v1/checkpoints`: the final proven state must cover the last write; a failure fails the
  * run) and waits (up to `settleMs`, default 30 s) until every member shows the same latest
  * checkpoint. `events` (the nemesis steps)
- * give the fault figures and the unavailability after each kill. At most `checkpointLimit`
+ * give the fault figures and the unavailability after each kill (`unavailability`). At most `checkpointLimit`
  * (default 20 000) newest checkpoints are compared per member.
  */
 export async function checkRun(
@@ -673,7 +697,12 @@ export async function checkRun(
   figures.violations = checks.filter((c) => !c.ok).length;
   const u = unavailability(history, events);
   figures.longestUnavailabilityMs = Math.round(u.overall);
-  figures.kills = u.afterKill.length;
-  if (u.afterKill.length > 0) figures.longestUnavailabilityAfterKillMs = Math.round(Math.max(...u.afterKill));
+  for (const o of u.outages) {
+    const k = `longestUnavailabilityAfter.${o.kind}Ms`;
+    figures[k] = Math.max(figures[k] ?? 0, Math.round(o.ms));
+  }
+  const leaderKills = u.outages.filter((o) => o.kind === 'kill-leader');
+  figures.leaderKills = leaderKills.length;
+  if (leaderKills.length > 0) figures.longestUnavailabilityAfterLeaderKillMs = Math.round(Math.max(...leaderKills.map((o) => o.ms)));
   return { ok: checks.every((c) => c.ok), checks, figures };
 }
