@@ -11,7 +11,7 @@
  * | no write applied twice | a value (each write's is unique) at two versions, a version written by no client, more tombstones on a key than deletes sent to it |
  * | reads show committed data | a read (any kind, serializable and verified ones too) showing at some version another value than the final history has there, or a version the final history lacks |
  * | no fork or rollback | a head a client trusted that the final head does not extend (RFC 9162 consistency proof, verified with `proofs/`) |
- * | members agree | members whose certified heads differ, whose checkpoint at some index differs (MasterRoot, seq, chain), or whose proven histories of a key differ |
+ * | members agree | members whose certified heads differ, whose checkpoint at some index differs (MasterRoot, seq, chain) or is not proven leaf of the member's head (inclusion proof), or whose proven histories of a key differ |
  * | verified reads verified | a verified read that failed verification (`VerificationError`) |
  *
  * How the final history settles operations whose outcome is unknown (`info`): every value the
@@ -27,7 +27,8 @@
  * @module
  */
 import { ProofKVClient, ProofKVHttpError, VerificationError, type Entry } from '../../client-sdk/index.js';
-import { parseCheckpoint } from '../../client-sdk/wire.js';
+import { b64List, parseCheckpoint, parseHead } from '../../client-sdk/wire.js';
+import { verifyCheckpointInclusion } from '../../proofs/checkpoint.js';
 import { fromBase64Url } from '../../client-sdk/bytes.js';
 import { verifyConsistency } from '../../proofs/log.js';
 import { toHex } from '../../proofs/bytes.js';
@@ -601,8 +602,14 @@ async function readMember(m: { id: number; url: string }, final: FinalState, key
   const size = view.head.size;
   for (let i = Math.max(0, size - checkpointLimit); i < size; i++) {
     try {
-      const r = await patiently(() => client.transport.request<{ checkpoint: unknown }>({ method: 'GET', path: `/v1/checkpoints/${i}` }), 10_000);
+      const r = await patiently(() => client.transport.request<{ checkpoint: unknown; head: unknown; inclusion: unknown }>({ method: 'GET', path: `/v1/checkpoints/${i}` }), 10_000);
       const c = parseCheckpoint(r.body.checkpoint);
+      // It is leaf i of the member's log: an inclusion proof in the head it answered with (its certified one, or a newer).
+      const head = parseHead(r.body.head);
+      const included = verifyCheckpointInclusion(c, b64List(r.body as Record<string, unknown>, 'inclusion', 'checkpoint'), head);
+      if (c.index !== i || !included.ok || (head.size === view.head.size && toHex(head.root) !== toHex(view.head.root))) {
+        view.errors.push(`checkpoint ${i} is not leaf ${i} of the member's head ${head.size}${included.ok ? '' : `: ${included.reason} ${included.message}`}`);
+      }
       view.checkpoints.set(i, JSON.stringify({ index: c.index, seq: c.seq, masterRoot: toHex(c.masterRoot), prev: c.prevCheckpointHash && toHex(c.prevCheckpointHash), time: c.time, signerSetHash: c.signerSetHash && toHex(c.signerSetHash) }));
     } catch (err) {
       view.errors.push(`checkpoint ${i}: ${(err as Error).message}`);
