@@ -229,6 +229,15 @@ describe('each check fails on its fault', () => {
     expect(r.failures).toBe(1);
     expect(checkVerified(h.slice(1)).ok).toBe(true);
   });
+
+  test('too few signatures: tolerated during a membership change, a failure at any other time', () => {
+    const h = [op({ kind: 'verified-history', outcome: 'fail', error: 'VERIFY_QUORUM_NOT_MET', call: 5000, ret: 5001 })];
+    const change = { id: 1, kind: 'replace-leader', targets: [4, 1], start: 1000, end: 2000 };
+    expect(checkVerified(h, [change])).toMatchObject({ ok: true, failures: 0, quorumNotMet: 1 });
+    expect(checkVerified(h, [{ ...change, kind: 'kill-leader' }])).toMatchObject({ ok: false, failures: 1 });
+    expect(checkVerified(h, [{ ...change, end: -6000 }]).ok).toBe(false);
+    expect(checkVerified([{ ...h[0], error: 'VERIFY_FORK' }], [change]).ok).toBe(false);
+  });
 });
 
 describe('figures', () => {

@@ -12,7 +12,7 @@
  * | reads show committed data | a read (any kind, serializable and verified ones too) showing at some version another value than the final history has there, or a version the final history lacks |
  * | no fork or rollback | a head a client trusted that the final head does not extend (RFC 9162 consistency proof, verified with `proofs/`) |
  * | members agree | members whose certified heads differ, whose checkpoint at some index differs (MasterRoot, seq, chain) or is not proven leaf of the member's head (inclusion proof), or whose proven histories of a key differ |
- * | verified reads verified | a verified read that failed verification (`VerificationError`) |
+ * | verified reads verified | a verified read that failed verification (`VerificationError`), but for `QUORUM_NOT_MET` during a membership change (documented as transient) |
  *
  * How the final history settles operations whose outcome is unknown (`info`): every value the
  * workload writes is unique, so an `info` write whose value is in its key's final history took
@@ -400,15 +400,34 @@ export function checkReads(history: OpRecord[], view: FinalView): Check {
   return { name: CHECK.reads, ok: bad.length === 0, detail: bad.length === 0 ? `${reads} reads, each showing only committed versions as the final history has them` : listed(bad) };
 }
 
-/** No verified read failed verification. */
-export function checkVerified(history: OpRecord[]): Check & { failures: number } {
-  const bad = history.filter((o) => (o.kind === 'verified-get' || o.kind === 'verified-history') && o.error?.startsWith('VERIFY_'));
-  const n = history.filter((o) => (o.kind === 'verified-get' || o.kind === 'verified-history') && o.outcome === 'ok').length;
+/**
+ * How long after a membership change a verified read may still be refused for too few signatures
+ * (docs/cluster.md § Membership: the set-change checkpoint's certificate completes when the
+ * members' signatures on it are applied, later when a signer died right after the change).
+ */
+export const SET_CHANGE_TAIL_MS = 10_000;
+
+/**
+ * No verified read failed verification — except `QUORUM_NOT_MET` during a membership change or
+ * {@link SET_CHANGE_TAIL_MS} after it, which docs/cluster.md documents as transient (the client
+ * refused a head it could not yet verify: safe, and counted apart). Every other reason, and
+ * `QUORUM_NOT_MET` at any other time, fails the check.
+ */
+export function checkVerified(history: OpRecord[], events: FaultEvent[] = []): Check & { failures: number; quorumNotMet: number } {
+  const changes = events.filter((e) => /member|replace/.test(e.kind));
+  const verified = (o: OpRecord) => o.kind === 'verified-get' || o.kind === 'verified-history';
+  const refused = history.filter((o) => verified(o) && o.error?.startsWith('VERIFY_'));
+  const duringChange = (o: OpRecord) => o.error === 'VERIFY_QUORUM_NOT_MET' && changes.some((e) => e.start <= o.call && o.call <= e.end + SET_CHANGE_TAIL_MS);
+  const tolerated = refused.filter(duringChange);
+  const bad = refused.filter((o) => !duringChange(o));
+  const n = history.filter((o) => verified(o) && o.outcome === 'ok').length;
+  const also = tolerated.length > 0 ? `; ${tolerated.length} refused with QUORUM_NOT_MET during a membership change (documented as transient)` : '';
   return {
     name: CHECK.verified,
     ok: bad.length === 0,
-    detail: bad.length === 0 ? `${n} verified reads verified; none failed verification` : listed(bad.map((o) => `#${o.id} ${o.kind} ${o.key} at ${o.endpoint || '?'}: ${o.error}`)),
+    detail: bad.length === 0 ? `${n} verified reads verified; none failed verification${also}` : listed(bad.map((o) => `#${o.id} ${o.kind} ${o.key} at ${o.endpoint || '?'} (${(o.call / 1000).toFixed(1)} s): ${o.error}`)) + also,
     failures: bad.length,
+    quorumNotMet: tolerated.length,
   };
 }
 
@@ -689,7 +708,7 @@ export async function checkRun(
   const proofs = await consistencyProofs(refClient, trustedHeads.map((h) => h.size), ref.head.size);
   const fork = checkNoFork(trustedHeads, ref.head, proofs);
   const agree = checkMembersAgree(members);
-  const verified = checkVerified(history);
+  const verified = checkVerified(history, events);
   for (const c of [lin, lost, twice, reads, fork, agree, verified]) checks.push({ name: c.name, ok: c.ok, detail: c.detail });
 
   figures.acknowledgedWrites = lost.acked;
@@ -699,6 +718,7 @@ export async function checkRun(
   figures.duplicates = twice.duplicates;
   figures.forks = fork.forks;
   figures.verifyFailures = verified.failures;
+  figures.verifyRefusedDuringSetChange = verified.quorumNotMet;
   figures.trustedHeads = trustedHeads.length;
   figures.finalLogSize = ref.head.size;
   figures.violations = checks.filter((c) => !c.ok).length;
