@@ -237,6 +237,11 @@ describe('each check fails on its fault', () => {
     expect(checkVerified(h, [{ ...change, kind: 'kill-leader' }])).toMatchObject({ ok: false, failures: 1 });
     expect(checkVerified(h, [{ ...change, end: -6000 }]).ok).toBe(false);
     expect(checkVerified([{ ...h[0], error: 'VERIFY_FORK' }], [change]).ok).toBe(false);
+    // A member killed during the change extends the window to its restart (plus the tail).
+    const early = { ...change, end: -6000, start: -7000 };
+    const kill = { id: 2, kind: 'kill', targets: [3], start: -6500, end: -4000 };
+    expect(checkVerified(h, [early]).ok).toBe(false);
+    expect(checkVerified(h, [early, kill]).ok).toBe(true);
   });
 });
 

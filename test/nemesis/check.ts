@@ -408,16 +408,20 @@ export function checkReads(history: OpRecord[], view: FinalView): Check {
 export const SET_CHANGE_TAIL_MS = 10_000;
 
 /**
- * No verified read failed verification — except `QUORUM_NOT_MET` during a membership change or
- * {@link SET_CHANGE_TAIL_MS} after it, which docs/cluster.md documents as transient (the client
+ * No verified read failed verification — except `QUORUM_NOT_MET` during a membership change, the
+ * faults overlapping it, and {@link SET_CHANGE_TAIL_MS} after, which docs/cluster.md documents as transient (the client
  * refused a head it could not yet verify: safe, and counted apart). Every other reason, and
  * `QUORUM_NOT_MET` at any other time, fails the check.
  */
 export function checkVerified(history: OpRecord[], events: FaultEvent[] = []): Check & { failures: number; quorumNotMet: number } {
-  const changes = events.filter((e) => /member|replace/.test(e.kind));
+  // A change's window runs to the end of the faults that overlap it (a member killed during the
+  // change cannot sign until it is back), plus the tail.
+  const changes = events
+    .filter((e) => /member|replace/.test(e.kind))
+    .map((e) => ({ start: e.start, end: events.filter((x) => x.start <= e.end && x.end >= e.start).reduce((m, x) => Math.max(m, x.end), e.end) + SET_CHANGE_TAIL_MS }));
   const verified = (o: OpRecord) => o.kind === 'verified-get' || o.kind === 'verified-history';
   const refused = history.filter((o) => verified(o) && o.error?.startsWith('VERIFY_'));
-  const duringChange = (o: OpRecord) => o.error === 'VERIFY_QUORUM_NOT_MET' && changes.some((e) => e.start <= o.call && o.call <= e.end + SET_CHANGE_TAIL_MS);
+  const duringChange = (o: OpRecord) => o.error === 'VERIFY_QUORUM_NOT_MET' && changes.some((w) => w.start <= o.call && o.call <= w.end);
   const tolerated = refused.filter(duringChange);
   const bad = refused.filter((o) => !duringChange(o));
   const n = history.filter((o) => verified(o) && o.outcome === 'ok').length;
