@@ -317,16 +317,22 @@ function describeOps(ops: KeyOp[], at?: KeyOp): string {
     .join('\n');
 }
 
+/** Each key's final entries by version. */
+function byVersion(view: FinalView): Map<string, Map<number, FinalEntry>> {
+  return new Map([...view.histories].map(([k, list]) => [k, new Map(list.map((e) => [e.version, e]))]));
+}
+
 /** Every acknowledged write is at its version in its key's final history. */
 export function checkNoLostWrite(history: OpRecord[], view: FinalView): Check & { lost: number; acked: number } {
   const bad: string[] = [];
   let acked = 0;
+  const final = byVersion(view);
   for (const op of history) {
     if (!isWrite(op) || op.outcome !== 'ok') continue;
     writesOf(op).forEach((m, i) => {
       acked++;
       const version = op.kind === 'batch' ? op.result?.versions?.[i]?.version : op.result?.version;
-      const e = view.histories.get(m.key)?.find((x) => x.version === version);
+      const e = version === undefined ? undefined : final.get(m.key)?.get(version);
       const want = m.value === undefined ? null : m.value;
       const okHere = e !== undefined && (want === null ? e.value === null : e.value !== null && tokenOf(e.value) === tokenOf(want) && (m.kind === 'append' || e.value === want));
       if (!okHere) bad.push(`#${op.id} ${op.kind} ${m.key} ${fmt(want)} acknowledged at version ${version}: final history has ${e ? fmt(e.value) : 'no such version'}`);
@@ -380,14 +386,15 @@ export function checkNoDuplicate(history: OpRecord[], view: FinalView): Check & 
 export function checkReads(history: OpRecord[], view: FinalView): Check {
   const bad: string[] = [];
   let reads = 0;
+  const final = byVersion(view);
+  const none = new Map<number, FinalEntry>();
   for (const op of history) {
     if (isWrite(op) || op.outcome !== 'ok' || !op.result) continue;
-    const final = view.histories.get(op.key) ?? [];
-    const byVersion = new Map(final.map((e) => [e.version, e]));
+    const versions = final.get(op.key) ?? none;
     const shown: VersionValue[] = op.result.versions ?? (op.result.version !== undefined ? [{ version: op.result.version, value: op.result.value ?? null }] : []);
     reads++;
     for (const v of shown) {
-      const e = byVersion.get(v.version);
+      const e = versions.get(v.version);
       if (!e) bad.push(`#${op.id} ${op.kind} ${op.key} showed version ${v.version} ${fmt(v.value)}; the final history has no such version`);
       else if (e.value !== v.value) bad.push(`#${op.id} ${op.kind} ${op.key} showed version ${v.version} as ${fmt(v.value)}; the final history has ${fmt(e.value)}`);
     }
