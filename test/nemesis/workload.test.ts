@@ -89,6 +89,21 @@ describe('a member that never answers', () => {
     }
   }, 120_000);
 
+  it('a new member list gives a client a new SDK instance and client id, seqs from 1 again', async () => {
+    let list = [url];
+    const w = new Workload({ ...options(), endpoints: () => list });
+    w.start();
+    await recorded(w, 6);
+    list = [url, url.replace('127.0.0.1', 'localhost')];
+    const until = Date.now() + 60_000;
+    while (!w.history().some((o) => o.session?.clientId.endsWith('-g2')) && Date.now() < until) await sleep(50);
+    await w.stop();
+    const ids = new Map<string, number[]>();
+    for (const o of w.history()) if (o.session) ids.set(o.session.clientId, [...(ids.get(o.session.clientId) ?? []), o.session.seq]);
+    expect([...ids.keys()].some((id) => id.endsWith('-g2'))).toBe(true);
+    for (const seqs of ids.values()) expect(seqs).toEqual(seqs.map((_, i) => i + 1));
+  }, 120_000);
+
   it('replays the same choices from the same seed', async () => {
     const runs: OpRecord[][] = [];
     for (let r = 0; r < 2; r++) {
