@@ -8,6 +8,7 @@
 import { describe, expect, test } from 'vitest';
 import { consistencyProof, logLeafHash, logRoot } from '../../proofs/log.js';
 import {
+  checkBatches,
   checkLinearizable,
   checkMembersAgree,
   checkNoDuplicate,
@@ -68,6 +69,7 @@ describe('a legal history passes every check', () => {
     expect(checkNoDuplicate(h, final)).toMatchObject({ ok: true, duplicates: 0 });
     expect(checkReads(h, final).ok).toBe(true);
     expect(checkVerified(h).ok).toBe(true);
+    expect(checkBatches(h, final)).toMatchObject({ ok: true, detail: '1 batches applied, each whole' });
   });
 
   test('an unknown write found in the final history is placed at its version; one not found is dropped', () => {
@@ -222,6 +224,14 @@ describe('each check fails on its fault', () => {
     expect(checkMembersAgree([member(1, 'b', hist), { ...member(2, 'b', hist), errors: ['checkpoint 1: NOT_FOUND'] }]).ok).toBe(false);
   });
 
+  test('a batch half applied', () => {
+    const b = (outcome: OpRecord['outcome']) => op({ kind: 'batch', ops: [{ key: 'x', value: 'c0-1' }, { key: 'y', value: 'c0-2' }, { key: 'z' }], outcome, result: outcome === 'ok' ? { versions: [{ version: 1, value: 'c0-1' }, { version: 1, value: 'c0-2' }, { version: 1, value: null }] } : undefined, call: 0, ret: outcome === 'ok' ? 10 : Infinity });
+    expect(checkBatches([b('ok')], view({ x: [[1, 'c0-1']], y: [[1, 'c0-2']], z: [[1, null]] })).ok).toBe(true);
+    expect(checkBatches([b('info')], view({ x: [], y: [], z: [] })).ok).toBe(true);
+    expect(checkBatches([b('info')], view({ x: [[1, 'c0-1']], y: [], z: [] })).ok).toBe(false);
+    expect(checkBatches([b('ok')], view({ x: [], y: [[1, 'c0-2']], z: [[1, null]] })).ok).toBe(false);
+  });
+
   test('a verified read that failed verification', () => {
     const h = [op({ kind: 'verified-get', outcome: 'fail', error: 'VERIFY_PROOF_INVALID', call: 0, ret: 1 }), op({ kind: 'verified-get', outcome: 'fail', error: 'UNAVAILABLE', call: 2, ret: 3 })];
     const r = checkVerified(h);
@@ -229,6 +239,7 @@ describe('each check fails on its fault', () => {
     expect(r.failures).toBe(1);
     expect(checkVerified(h.slice(1)).ok).toBe(true);
   });
+
 
   test('too few signatures: tolerated during a membership change, a failure at any other time', () => {
     const h = [op({ kind: 'verified-history', outcome: 'fail', error: 'VERIFY_QUORUM_NOT_MET', call: 5000, ret: 5001 })];

@@ -13,6 +13,7 @@
  * | no fork or rollback | a head a client trusted that the final head does not extend (RFC 9162 consistency proof, verified with `proofs/`) |
  * | members agree | members whose certified heads differ, whose checkpoint at some index differs (MasterRoot, seq, chain) or is not proven leaf of the member's head (inclusion proof), or whose proven histories of a key differ |
  * | verified reads verified | a verified read that failed verification (`VerificationError`), but for `QUORUM_NOT_MET` during a membership change (documented as transient) |
+| batches all or nothing | a batch (acknowledged or not) some of whose puts are in the final state and some not |
  *
  * How the final history settles operations whose outcome is unknown (`info`): every value the
  * workload writes is unique, so an `info` write whose value is in its key's final history took
@@ -21,9 +22,10 @@
  * whose value is absent never took effect (after the heal every member applied the same log, so
  * nothing sent is still pending). An `info` delete has no value: it is "maybe" (the model tries
  * both), and only at a tombstone of the final history that no delete of known version wrote (with
- * none, it never took effect). Batches are split into per-key operations with the batch's call and return: atomicity
- * across keys is not checked by the linearizability checker (the final history shows every
- * member of an applied batch, which "no acknowledged write lost" checks).
+ * none, it never took effect). Batches are split into per-key operations with the batch's call
+ * and return: atomicity across keys is not checked by the linearizability checker; the final
+ * state shows each batch whole or not at all ("batches all or nothing"), but whether a reader
+ * could see one half applied is not checked.
  * @module
  */
 import { ProofKVClient, ProofKVHttpError, VerificationError, type Entry } from '../../client-sdk/index.js';
@@ -76,6 +78,7 @@ export const CHECK = {
   fork: 'no fork or rollback',
   members: 'members agree',
   verified: 'verified reads verified',
+  batches: 'batches all or nothing',
 } as const;
 
 /** At most this many problems are listed in a check's detail. */
@@ -380,6 +383,28 @@ export function checkNoDuplicate(history: OpRecord[], view: FinalView): Check & 
     }
   }
   return { name: CHECK.twice, ok: bad.length === 0, detail: bad.length === 0 ? `every value of ${view.histories.size} final histories written once, by a recorded operation` : listed(bad), duplicates };
+}
+
+/**
+ * Every batch took effect whole or not at all in the final state: of its puts (their values are
+ * unique; a delete leaves no value to find) all are in their keys' final histories, or none.
+ * Whether another client could see a batch half applied is not checked (batches are split per
+ * key for the linearizability checker).
+ */
+export function checkBatches(history: OpRecord[], view: FinalView): Check {
+  const where = new Map<string, string>();
+  for (const [key, entries] of view.histories) for (const e of entries) if (e.value !== null) where.set(tokenOf(e.value), key);
+  const bad: string[] = [];
+  let whole = 0;
+  for (const op of history) {
+    if (op.kind !== 'batch') continue;
+    const puts = (op.ops ?? []).filter((m) => m.value !== undefined);
+    const found = puts.filter((m) => where.get(tokenOf(m.value!)) === m.key);
+    if (found.length > 0 && found.length < puts.length) {
+      bad.push(`#${op.id} batch (${op.outcome}): ${found.map((m) => `${m.key} ${fmt(m.value)}`).join(', ')} applied, ${puts.filter((m) => !found.includes(m)).map((m) => `${m.key} ${fmt(m.value)}`).join(', ')} not`);
+    } else if (found.length > 0) whole++;
+  }
+  return { name: CHECK.batches, ok: bad.length === 0, detail: bad.length === 0 ? `${whole} batches applied, each whole` : listed(bad) };
 }
 
 /** Every read's (version, value) pairs agree with the final history. */
@@ -720,7 +745,8 @@ export async function checkRun(
   const fork = checkNoFork(trustedHeads, ref.head, proofs);
   const agree = checkMembersAgree(members);
   const verified = checkVerified(history, events);
-  for (const c of [lin, lost, twice, reads, fork, agree, verified]) checks.push({ name: c.name, ok: c.ok, detail: c.detail });
+  const batches = checkBatches(history, view);
+  for (const c of [lin, lost, twice, reads, fork, agree, verified, batches]) checks.push({ name: c.name, ok: c.ok, detail: c.detail });
 
   figures.acknowledgedWrites = lost.acked;
   figures.acknowledgedWritesLost = lost.lost;

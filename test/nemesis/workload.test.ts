@@ -146,7 +146,7 @@ describe('three processes without faults', () => {
     const report = await checkRun(h, w.trustedHeads(), { members: cluster.members.map((m) => ({ id: m.id, url: m.url })), publicKeys: cluster.publicKeys, quorum: 2 });
     expect(report.checks.filter((c) => !c.ok), JSON.stringify(report.checks, null, 1)).toEqual([]);
     expect(report.ok).toBe(true);
-    expect(report.checks.map((c) => c.name)).toEqual(['linearizable per key', 'no acknowledged write lost', 'no write applied twice', 'reads show committed data', 'no fork or rollback', 'members agree', 'verified reads verified']);
+    expect(report.checks.map((c) => c.name)).toEqual(['linearizable per key', 'no acknowledged write lost', 'no write applied twice', 'reads show committed data', 'no fork or rollback', 'members agree', 'verified reads verified', 'batches all or nothing']);
     expect(report.figures.acknowledgedWritesLost).toBe(0);
     expect(report.figures.acknowledgedWrites).toBeGreaterThan(0);
   }, 300_000);
