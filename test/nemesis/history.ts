@@ -68,9 +68,10 @@ export interface OpRecord {
   error?: string;
   /**
    * What an `ok` operation returned: a write's `version` (a batch: `versions`, one per member,
-   * with their values); a get's `value` (null when absent or deleted) and `version`; a history
-   * read's `versions` (only when the page reached the newest version, else `complete` false);
-   * a verified read's `checkpointSize` (the size of the log head it was proven against).
+   * with their values); a get's `value` (null when absent or deleted) and `version` (none when
+   * absent or deleted, except for a verified get of a tombstone); a history read's `versions`
+   * from `minVersion` on, `complete` when they run up to the newest version; a verified read's
+   * `checkpointSize` (the size of the log head it was proven against).
    */
   result?: {
     version?: number;
