@@ -430,8 +430,9 @@ export class NemesisCluster {
     this.healLinks();
     for (const id of [...this.paused]) await this.resume(id);
     for (const id of [...this.down]) await this.restart(id);
-    for (const id of [...this.pendingAdds]) notes.push(`member ${id}: ${await this.finishAdd(id, undefined, 60_000)}`);
-    for (const id of [...this.pendingRemoves]) notes.push(`member ${id}: ${await this.finishRemove(id, 60_000)}`);
+    // Pending changes are finished side by side: one 60 s deadline for all of them.
+    notes.push(...(await Promise.all([...this.pendingAdds].map(async (id) => `member ${id}: ${await this.finishAdd(id, undefined, 60_000)}`))));
+    notes.push(...(await Promise.all([...this.pendingRemoves].map(async (id) => `member ${id}: ${await this.finishRemove(id, 60_000)}`))));
     return notes;
   }
 
