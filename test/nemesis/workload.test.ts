@@ -104,6 +104,19 @@ describe('a member that never answers', () => {
     for (const seqs of ids.values()) expect(seqs).toEqual(seqs.map((_, i) => i + 1));
   }, 120_000);
 
+  it('stops the clients once maxOps operations are recorded, dropping none in flight', async () => {
+    const w = new Workload({ ...options(), maxOps: 4 });
+    w.start();
+    const until = Date.now() + 60_000;
+    while (!w.full && Date.now() < until) await sleep(50);
+    await w.stop();
+    expect(w.full).toBe(true);
+    // The cap, plus at most the one operation each client had in flight when it was reached.
+    expect(w.history().length).toBeGreaterThanOrEqual(4);
+    expect(w.history().length).toBeLessThanOrEqual(4 + 2);
+    expect(w.droppedOps).toBe(0);
+  }, 120_000);
+
   it('replays the same choices from the same seed', async () => {
     const runs: OpRecord[][] = [];
     for (let r = 0; r < 2; r++) {

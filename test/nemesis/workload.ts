@@ -17,9 +17,9 @@
  *   so it ends in the background within the SDK's backoff, sending nothing more.
  * - The log heads each client verified are kept (`trustedHeads`) for the fork/rollback check.
  *
- * Memory is bounded: at most `maxOps` operations (default 500 000) are recorded, and the clients
- * stop once that many are (an operation missing from the history would make its value look
- * written by no one); at most `maxHeads` distinct trusted heads (default 5000) are kept, the rest
+ * Memory is bounded: the clients start no operation once `maxOps` (default 500 000) are
+ * recorded (an operation missing from the history would make its value look written by no one),
+ * so at most `maxOps + clients` are kept; at most `maxHeads` distinct trusted heads (default 5000) are kept, the rest
  * counted in `droppedHeads`.
  * @module
  */
@@ -366,6 +366,7 @@ class Client {
  */
 export class Workload {
   private readonly log: HistoryLog;
+  private readonly maxOps: number;
   private readonly clients: Client[] = [];
   private readonly heads = new Map<string, { size: number; root: Uint8Array }>();
   private loops: Promise<void>[] = [];
@@ -382,7 +383,9 @@ export class Workload {
     if (!Number.isInteger(o.keys) || o.keys < 1 || o.keys > 1000) throw new RangeError('keys must be an integer in [1, 1000]');
     if (!(o.opTimeoutMs >= 100)) throw new RangeError('opTimeoutMs must be at least 100');
     if (!Number.isInteger(o.quorum) || o.quorum < 1 || o.quorum > o.publicKeys.length) throw new RangeError('quorum must be in [1, publicKeys.length]');
-    this.log = new HistoryLog(o.maxOps ?? 500_000);
+    this.maxOps = o.maxOps ?? 500_000;
+    // Room for the operation each client has in flight when the cap is reached: none is dropped.
+    this.log = new HistoryLog(this.maxOps + o.clients);
     this.origin = o.origin;
     for (let i = 0; i < o.clients; i++) this.clients.push(new Client(i, this, o));
   }
@@ -416,11 +419,12 @@ export class Workload {
   }
 
   /**
-   * True once `maxOps` operations are recorded: the clients then stop (an operation left out of
-   * the history would make its value look written by no one).
+   * True once `maxOps` operations are recorded: the clients then start no more (an operation
+   * left out of the history would make its value look written by no one); the ones in flight
+   * are still recorded.
    */
   get full(): boolean {
-    return this.log.size >= this.log.cap;
+    return this.log.size >= this.maxOps;
   }
 
   /** Every distinct log head a client verified and trusted, by size. */
