@@ -40,8 +40,17 @@ import { isWrite, writesOf, type FaultEvent, type OpRecord, type VersionValue } 
 /** What the runner knows of the cluster after the heal. */
 export interface FinalState {
   members: Array<{ id: number; url: string }>;
+  /** The keys the clients were configured with (the members at start) and their quorum. */
   publicKeys: Uint8Array[];
   quorum: number;
+}
+
+/** The trust the final reads use: keys and quorum, and where they come from. */
+interface FinalTrust {
+  publicKeys: Uint8Array[];
+  quorum: number;
+  /** Set when the configured keys no longer reach a quorum and the current voters' keys are used. */
+  note?: string;
 }
 
 /** One named check. */
@@ -636,9 +645,9 @@ async function patiently<T>(f: () => Promise<T>, ms = 30_000): Promise<T> {
 }
 
 /** Reads what one member shows: its certified head, every checkpoint, each key's proven history. */
-async function readMember(m: { id: number; url: string }, final: FinalState, keys: string[], checkpointLimit: number): Promise<MemberView> {
+async function readMember(m: { id: number; url: string }, trust: FinalTrust, keys: string[], checkpointLimit: number): Promise<MemberView> {
   const view: MemberView = { id: m.id, checkpoints: new Map(), histories: new Map(), errors: [] };
-  const client = new ProofKVClient({ endpoints: [m.url], trust: { publicKeys: final.publicKeys, quorum: final.quorum }, retries: 3, retryDelayMs: 100, timeoutMs: 10_000, onWarning: () => {} });
+  const client = new ProofKVClient({ endpoints: [m.url], trust: { publicKeys: trust.publicKeys, quorum: trust.quorum }, retries: 3, retryDelayMs: 100, timeoutMs: 10_000, onWarning: () => {} });
   try {
     const cp = await patiently(() => client.checkpoint());
     view.head = { size: cp.head.size, root: cp.head.root };
@@ -674,9 +683,38 @@ async function readMember(m: { id: number; url: string }, final: FinalState, key
   return view;
 }
 
+/**
+ * The trust of the final reads. A fresh client trusting the configured keys (the members at
+ * start) cannot accept a head once membership changes left fewer of them than a quorum of the
+ * current signer set (the workload's clients followed each change from a head they trusted;
+ * docs/cluster.md: a new client is given the current members' keys). Then the current voters'
+ * keys from `GET /v1/cluster/members` and their majority are used, and the report says so. The
+ * final head stays anchored: "no fork or rollback" proves it extends every head the workload's
+ * clients trusted.
+ */
+async function finalTrust(final: FinalState): Promise<FinalTrust> {
+  const configured: FinalTrust = { publicKeys: final.publicKeys, quorum: final.quorum };
+  const probe = new ProofKVClient({ endpoints: final.members.map((m) => m.url), trust: configured, retries: 3, retryDelayMs: 100, timeoutMs: 10_000, onWarning: () => {} });
+  try {
+    await patiently(() => probe.checkpoint(), 10_000);
+    return configured;
+  } catch (err) {
+    if (!(err instanceof VerificationError)) return configured;
+    try {
+      const r = await patiently(() => probe.transport.request<{ members: Array<{ id: number; publicKey: string; role: string }> }>({ method: 'GET', path: '/v1/cluster/members' }), 10_000);
+      const voters = r.body.members.filter((m) => m.role === 'voter');
+      const publicKeys = voters.map((m) => Uint8Array.from(Buffer.from(m.publicKey, 'hex')));
+      const quorum = Math.floor(voters.length / 2) + 1;
+      return { publicKeys, quorum, note: `the configured keys no longer reach a quorum (${err.reason}): the final state was read trusting the current voters ${voters.map((m) => m.id).join(', ')} (GET /v1/cluster/members), quorum ${quorum}` };
+    } catch {
+      return configured;
+    }
+  }
+}
+
 /** Waits until every member's latest checkpoint has the same log size (at most `ms`; then the checks say what differs). */
-async function settleHeads(final: FinalState, ms: number): Promise<void> {
-  const clients = final.members.map((m) => new ProofKVClient({ endpoints: [m.url], trust: { publicKeys: final.publicKeys, quorum: final.quorum }, retries: 1, retryDelayMs: 100, timeoutMs: 5000, onWarning: () => {} }));
+async function settleHeads(final: FinalState, trust: FinalTrust, ms: number): Promise<void> {
+  const clients = final.members.map((m) => new ProofKVClient({ endpoints: [m.url], trust: { publicKeys: trust.publicKeys, quorum: trust.quorum }, retries: 1, retryDelayMs: 100, timeoutMs: 5000, onWarning: () => {} }));
   const until = Date.now() + ms;
   while (Date.now() < until) {
     const sizes = await Promise.all(clients.map((c) => c.checkpoint().then((v) => v.head.size, () => -1)));
@@ -716,14 +754,15 @@ export async function checkRun(
   options: { checkpointLimit?: number; maxSteps?: number; settleMs?: number } = {},
 ): Promise<CheckReport> {
   const keys = keysOf(history);
-  const refClient = new ProofKVClient({ endpoints: final.members.map((m) => m.url), trust: { publicKeys: final.publicKeys, quorum: final.quorum }, retries: 3, retryDelayMs: 100, onWarning: () => {} });
+  const trust = await finalTrust(final);
+  const refClient = new ProofKVClient({ endpoints: final.members.map((m) => m.url), trust: { publicKeys: trust.publicKeys, quorum: trust.quorum }, retries: 3, retryDelayMs: 100, onWarning: () => {} });
   // A checkpoint after the last write, so that the final proven state covers every write.
   const created = await patiently(() => refClient.createCheckpoint()).then(
     () => undefined,
     (err: Error) => err.message,
   );
-  await settleHeads(final, options.settleMs ?? 30_000);
-  const members = await Promise.all(final.members.map((m) => readMember(m, final, keys, options.checkpointLimit ?? 20_000)));
+  await settleHeads(final, trust, options.settleMs ?? 30_000);
+  const members = await Promise.all(final.members.map((m) => readMember(m, trust, keys, options.checkpointLimit ?? 20_000)));
   const ref = members.find((m) => m.head && m.errors.length === 0) ?? members.find((m) => m.head);
   const checks: Check[] = [];
   const figures: Record<string, number> = opFigures(history);
@@ -746,6 +785,7 @@ export async function checkRun(
   const agree = checkMembersAgree(members);
   const verified = checkVerified(history, events);
   const batches = checkBatches(history, view);
+  if (trust.note) agree.detail += `\n${trust.note}`;
   for (const c of [lin, lost, twice, reads, fork, agree, verified, batches]) checks.push({ name: c.name, ok: c.ok, detail: c.detail });
 
   figures.acknowledgedWrites = lost.acked;
