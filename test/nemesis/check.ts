@@ -797,6 +797,7 @@ export async function checkRun(
   figures.verifyFailures = verified.failures;
   figures.verifyRefusedDuringSetChange = verified.quorumNotMet;
   figures.trustedHeads = trustedHeads.length;
+  figures.finalTrustFromRegistry = trust.note ? 1 : 0;
   figures.finalLogSize = ref.head.size;
   figures.violations = checks.filter((c) => !c.ok).length;
   const u = unavailability(history, events);
