@@ -6,6 +6,7 @@
  * proofkv serve --data ./data --host 127.0.0.1 --port 7070 [--config proofkv.json]
  *               [--checkpoint-interval 1000] [--checkpoint-writes 10000] [--log-level info]
  *               [--sync | --no-sync] [--cluster cluster.json --node-id N --cluster-secret-file F]
+ *               [--join] [--peer-via ID=URL ...]
  * ```
  * Every node writes through a Raft group whose log (`<data>/raft`) is the write-ahead log (see
  * `docs/replication.md`): one member without `--cluster`. `--sync` (default) fdatasyncs that log
@@ -34,7 +35,7 @@ import { addNoteServeOptions, noteOptionsOf } from './cli/note.js';
 import { formatVerifierKey } from '../proofs/note.js';
 import { ConfigError, DEFAULTS, LOG_LEVELS, resolveConfig, type ServeConfig, type ServeFlags } from './config.js';
 import { ProofNode, softwareVersion, type NodeOptions } from './node.js';
-import { memberOf, readClusterConfig, readClusterSecret } from './cluster_config.js';
+import { memberOf, parsePeerVia, readClusterConfig, readClusterSecret } from './cluster_config.js';
 import { isLoopbackHost } from './auth.js';
 
 /** Exit codes of `serve`. */
@@ -69,6 +70,7 @@ export async function serve(flags: ServeFlags & { origin?: string; witness?: str
         nodeId: cfg.cluster.nodeId,
         secret: readClusterSecret(cfg.cluster.secretFile),
         join: flags.join === true,
+        peerVia: parsePeerVia(cfg.cluster.peerVia, cfg.cluster.nodeId),
       };
       // The client listener is where cluster.json says clients find this member.
       const client = new URL(memberOf(cluster.config, cluster.nodeId).clientUrl);
@@ -217,7 +219,8 @@ export function buildProgram(): Command {
     .option('--cluster <file>', 'cluster.json of the cluster this node is a member of (made by `proofkv cluster init`; docs/cluster.md)')
     .option('--node-id <id>', "this node's member id in --cluster")
     .option('--cluster-secret-file <file>', 'the cluster secret shared by the members (mode 0600)')
-    .option('--join', 'join a running cluster as a member added at runtime (`proofkv cluster add`, then `cluster add-member`): never bootstrap, learn the log from the leader');
+    .option('--join', 'join a running cluster as a member added at runtime (`proofkv cluster add`, then `cluster add-member`): never bootstrap, learn the log from the leader')
+    .option('--peer-via <id=url>', "dial member ID at URL instead of its registered peerUrl (a proxy, a tunnel, NAT; nothing replicated changes); repeatable", collectPeerVia);
   addNoteServeOptions(program.commands[program.commands.length - 1])
     .action(async (flags: ServeFlags & { localWritePath?: boolean; join?: boolean; origin?: string; witness?: string[] }, cmd: Command) => {
       const explicit = new Set(Object.keys(flags).filter((k) => cmd.getOptionValueSource(k) === 'cli'));
@@ -260,6 +263,9 @@ export async function main(argv: string[] = process.argv): Promise<void> {
     throw err;
   }
 }
+
+/** `--peer-via` is repeatable: each occurrence adds one `ID=URL` entry. */
+const collectPeerVia = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v];
 
 const invokedDirectly = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
 if (invokedDirectly) {

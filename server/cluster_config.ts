@@ -50,6 +50,8 @@ export const CLUSTER_CONFIG_CODES = [
   'NOT_A_MEMBER',
   /** `cluster init` would overwrite an existing cluster. */
   'CLUSTER_EXISTS',
+  /** A `--peer-via` entry is not `ID=URL`, names this member or a member twice, or has a bad URL. */
+  'PEER_VIA_INVALID',
 ] as const;
 /** One of {@link CLUSTER_CONFIG_CODES}. */
 export type ClusterConfigCode = (typeof CLUSTER_CONFIG_CODES)[number];
@@ -191,6 +193,35 @@ export function memberOf(config: ClusterConfig, id: number): ClusterMember {
   const m = config.members.find((x) => x.id === id);
   if (!m) throw new ClusterConfigError('NOT_A_MEMBER', `node id ${id} is not a member of cluster ${config.clusterId} (members: ${config.members.map((x) => x.id).join(', ')})`);
   return m;
+}
+
+/**
+ * The dial overrides of `serve --peer-via ID=URL` (repeatable; `peerVia` in the `--config` file):
+ * this member dials member `ID` at `URL` instead of the member's registered `peerUrl` (a local
+ * routing choice: a proxy, a tunnel, NAT). Nothing replicated changes: the member registry keeps
+ * the registered URL. `ID` may name a member that is not in the cluster file yet (one added at
+ * runtime). Refused with `PEER_VIA_INVALID`: an entry that is not `ID=URL`, an id outside
+ * 1 .. 2^32-1, `selfId` itself, an id given twice, a URL that is not a listener origin.
+ */
+export function parsePeerVia(entries: readonly string[], selfId: number): Map<number, string> {
+  const bad = (message: string) => new ClusterConfigError('PEER_VIA_INVALID', message);
+  const out = new Map<number, string>();
+  for (const e of entries) {
+    const m = /^([0-9]{1,10})=(.+)$/.exec(typeof e === 'string' ? e.trim() : '');
+    if (!m) throw bad(`--peer-via ${JSON.stringify(e)} is not ID=URL (e.g. 2=http://127.0.0.1:9102)`);
+    const id = Number(m[1]);
+    if (id < 1 || id > MAX_MEMBER_ID) throw bad(`--peer-via ${JSON.stringify(e)}: the id must be 1 .. ${MAX_MEMBER_ID}`);
+    if (id === selfId) throw bad(`--peer-via ${JSON.stringify(e)} names this member (${selfId}): a member never dials itself`);
+    if (out.has(id)) throw bad(`--peer-via gives member ${id} twice`);
+    let origin: string;
+    try {
+      origin = parseListenerUrl(m[2], `--peer-via ${id}`).origin;
+    } catch (err) {
+      throw bad((err as Error).message);
+    }
+    out.set(id, origin);
+  }
+  return out;
 }
 
 /** The 32-byte secret in the text of a secret file: 64 hex digits, white space around allowed. */

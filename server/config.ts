@@ -59,7 +59,13 @@ export interface ServeConfig {
   /** Witnesses to push heads to, `<url>=<verifier key>` each, parsed by `serve`. */
   witnesses: string[];
   /** Membership of a cluster (`--cluster`, `--node-id`, `--cluster-secret-file`); absent: one node. */
-  cluster?: { file: string; nodeId: number; secretFile: string };
+  cluster?: {
+    file: string;
+    nodeId: number;
+    secretFile: string;
+    /** `--peer-via ID=URL` entries (or the file's `peerVia`), parsed by `serve` (`parsePeerVia`). */
+    peerVia: string[];
+  };
 }
 
 /** Resource limits of the HTTP server (`docs/operations.md`). */
@@ -125,6 +131,8 @@ export interface ServeFlags {
   nodeId?: string;
   /** File holding the cluster secret (hex, mode 0600). */
   clusterSecretFile?: string;
+  /** `ID=URL` dial overrides of peers (`--peer-via`, repeatable; docs/cluster.md). */
+  peerVia?: string[];
 }
 
 const FILE_FIELDS = [
@@ -149,6 +157,7 @@ const FILE_FIELDS = [
   'allowInsecureHttp',
   'origin',
   'witnesses',
+  'peerVia',
 ];
 
 function strings(name: string, v: unknown): string[] {
@@ -259,7 +268,14 @@ export function resolveConfig(flags: ServeFlags, env: NodeJS.ProcessEnv, explici
     if (flags.cluster === undefined || flags.nodeId === undefined || flags.clusterSecretFile === undefined) {
       throw new ConfigError('--cluster, --node-id and --cluster-secret-file go together');
     }
-    cfg.cluster = { file: str('cluster', flags.cluster), nodeId: int('node-id', flags.nodeId, 1, 0xffff_ffff), secretFile: str('cluster-secret-file', flags.clusterSecretFile) };
+    cfg.cluster = {
+      file: str('cluster', flags.cluster),
+      nodeId: int('node-id', flags.nodeId, 1, 0xffff_ffff),
+      secretFile: str('cluster-secret-file', flags.clusterSecretFile),
+      peerVia: strings('peer-via', explicit.has('peerVia') ? flags.peerVia : file.peerVia ?? flags.peerVia ?? []),
+    };
+  } else if ((flags.peerVia ?? []).length > 0 || file.peerVia !== undefined) {
+    throw new ConfigError('--peer-via needs --cluster: it overrides how this member dials its peers');
   }
   const origin = pick('origin', 'origin', undefined);
   if (origin !== undefined) cfg.origin = str('origin', origin);

@@ -79,6 +79,12 @@ export interface NodeOptions {
     secret: Uint8Array;
     /** A member added at runtime (`serve --join`): it never bootstraps and learns the log from the leader. */
     join?: boolean;
+    /**
+     * Dial overrides (`serve --peer-via ID=URL`): member id → the URL this node dials that member
+     * at instead of its registered `peerUrl` (a proxy, a tunnel, NAT). They win in the transport's
+     * initial peers and in the group's peer resolution; the member registry keeps the registered URL.
+     */
+    peerVia?: ReadonlyMap<number, string>;
   };
   /** Log compaction margin and snapshot-install options of the Raft write path (`server/raft_snapshot.ts`). */
   snapshots?: RaftSnapshotOptions;
@@ -288,7 +294,9 @@ export class ProofNode {
           throw new Error(`the NODE_KEY of this data directory (${toHex(publicKey).slice(0, 16)}…) is not member ${id}'s key in the cluster file (${toHex(me.publicKey).slice(0, 16)}…)`);
         }
         const peerUrl = new URL(me.peerUrl);
-        const peers = config.members.map((m) => ({ id: m.id, peerUrl: m.peerUrl }));
+        // `--peer-via`: this member dials those peers elsewhere (a proxy, a tunnel); the registry keeps the registered URL.
+        const via = options.cluster.peerVia ?? new Map<number, string>();
+        const peers = config.members.map((m) => ({ id: m.id, peerUrl: via.get(m.id) ?? m.peerUrl }));
         transport = await HttpTransport.start({
           selfId: id,
           clusterId: config.clusterId,
@@ -296,7 +304,7 @@ export class ProofNode {
           listen: { host: peerUrl.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(peerUrl.port || (peerUrl.protocol === 'https:' ? 443 : 80)) },
           peers: peers.filter((p) => p.id !== id),
         });
-        raftPath = await RaftWritePath.open(db, raftDir, { ...wpOptions, snapshots, cluster: { id, peers, transport, members: config.members, join: options.cluster.join === true } });
+        raftPath = await RaftWritePath.open(db, raftDir, { ...wpOptions, snapshots, cluster: { id, peers, transport, members: config.members, join: options.cluster.join === true, peerVia: via } });
         cosigner = raftPath;
       } else if (raft) {
         raftPath = await RaftWritePath.open(db, raftDir, { ...wpOptions, snapshots });

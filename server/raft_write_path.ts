@@ -54,6 +54,11 @@ export interface RaftWritePathOptions extends LocalWritePathOptions {
     members?: readonly MemberInfo[];
     /** A member added at runtime: it never bootstraps and learns the log from the leader. */
     join?: boolean;
+    /**
+     * Dial overrides (`serve --peer-via`): member id → the URL this node dials it at instead of
+     * the registry's `peerUrl`. Local only: nothing replicated records them.
+     */
+    peerVia?: ReadonlyMap<number, string>;
   };
   /**
    * The group's timers and randomness, passed through to {@link ReplicationGroup.open}: the
@@ -202,7 +207,8 @@ export class RaftWritePath implements WritePath {
           ? {
               resolvePeer: (id: number) => {
                 const m = members.registry.current().members.find((x) => x.id === id);
-                return m && { id, peerUrl: m.peerUrl };
+                const via = c?.peerVia?.get(id);
+                return via !== undefined ? { id, peerUrl: via } : m && { id, peerUrl: m.peerUrl };
               },
             }
           : {}),

@@ -33,14 +33,29 @@ export class ProcessCluster {
     this.members = config.members.map((m) => ({ id: m.id, url: m.clientUrl, proc: undefined, output: '' }));
   }
 
-  /** Initialises an `n`-member cluster on free loopback ports and starts every member. */
-  static async start(n: number, extraArgs: string[] = []): Promise<ProcessCluster> {
+  /**
+   * Initialises an `n`-member cluster on free loopback ports and starts every member.
+   * `beforeStart` runs after the layout exists and before any member starts (e.g. to set
+   * {@link setMemberArgs}); `reservePorts` more free ports are probed after the cluster's, for
+   * the caller (`base + 2n ..`, returned as {@link extraPortBase}).
+   */
+  static async start(n: number, extraArgs: string[] = [], o: { beforeStart?: (c: ProcessCluster) => Promise<void> | void; reservePorts?: number } = {}): Promise<ProcessCluster> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'proofkv-cluster-'));
-    const base = await freePortRange(2 * n);
+    const base = await freePortRange(2 * n + (o.reservePorts ?? 0));
     const { config } = initCluster({ nodes: n, dir, clientPort: base, peerPort: base + n });
     const c = new ProcessCluster(dir, config, extraArgs);
+    c.extraPortBase = base + 2 * n;
+    await o.beforeStart?.(c);
     await Promise.all(c.members.map((m) => c.startMember(m.id)));
     return c;
+  }
+
+  /** First of the `reservePorts` ports {@link start} probed for the caller. */
+  extraPortBase = 0;
+
+  /** Sets the extra `serve` arguments of member `id` (used from its next start). */
+  setMemberArgs(id: number, args: string[]): void {
+    this.memberArgs.set(id, args);
   }
 
   /** The public keys of the members, in id order. */
@@ -91,7 +106,7 @@ export class ProcessCluster {
     const { config } = addClusterMember({ dir: this.dir, id, clientPort, peerPort });
     const m = config.members.find((x) => x.id === id)!;
     this.members.push({ id, url: m.clientUrl, proc: undefined, output: '' });
-    this.memberArgs.set(id, ['--join']);
+    this.memberArgs.set(id, ['--join', ...(this.memberArgs.get(id) ?? []).filter((a) => a !== '--join')]);
     await this.startMember(id);
     return m;
   }

@@ -53,15 +53,43 @@ function stepModel(state: string, op: KvOp): string | undefined {
 }
 
 /**
- * Checks one key's operations (all on the same key); `maxSteps` bounds the search.
- * Initial value is the empty string.
+ * A sequential specification for {@link wgl}: the initial state, the step of one operation
+ * (undefined when the operation cannot happen in that state), and a string that identifies a
+ * state (two states with the same key must behave the same; it is part of the memo key).
  */
-export function checkKey(ops: KvOp[], maxSteps = 5_000_000): boolean | 'unknown' {
-  // Indeterminate gets say nothing.
-  const list = ops.filter((o) => !(o.kind === 'get' && (o.ret === Infinity || o.output === undefined)));
-  if (list.length === 0) return true;
+export interface Model<S, O> {
+  readonly init: S;
+  step(state: S, op: O): S | undefined;
+  key(state: S): string;
+}
+
+/** An operation interval: invocation and response time (`Infinity`: never returned). */
+export interface Interval {
+  readonly call: number;
+  readonly ret: number;
+}
+
+/** Where a search got furthest: the most operations linearized at once, and the last of them (an index into the operations; -1: none). */
+export interface WglTrace {
+  deepest: number;
+  last: number;
+}
+
+/**
+ * The Wing & Gong search with Lowe's memoization over `ops` (one key's operations, or any
+ * history of one sequential object) against `model`. Returns true when some total order of the
+ * operations that respects real time (an operation that returned before another was called comes
+ * first) is accepted by the model, false when none is, and 'unknown' when the search passed
+ * `maxSteps` (`trace`, when given, says how far it got: a failure is just after). Operations with `ret = Infinity` must be linearized somewhere after their call
+ * (placing one last means it took effect after everything else, which a caller uses for "maybe
+ * never"). The memo key is the set of linearized operations, as a 64-bit Zobrist hash kept
+ * incrementally (a collision can only prune a branch, so it can only turn a true into a false
+ * answer, with odds below 1e-6 at 5 million states), and the model's state key.
+ */
+export function wgl<O extends Interval, S>(ops: readonly O[], model: Model<S, O>, maxSteps = 5_000_000, trace?: WglTrace): boolean | 'unknown' {
+  if (ops.length === 0) return true;
   const events: Node[] = [];
-  list.forEach((o, i) => {
+  ops.forEach((o, i) => {
     const ret: Node = { op: i, isCall: false, time: o.ret, match: undefined, prev: undefined, next: undefined };
     const call: Node = { op: i, isCall: true, time: o.call, match: ret, prev: undefined, next: undefined };
     events.push(call, ret);
@@ -76,11 +104,20 @@ export function checkKey(ops: KvOp[], maxSteps = 5_000_000): boolean | 'unknown'
     prev = e;
   }
 
-  const words = Math.ceil(list.length / 32);
-  const linearized = new Uint32Array(words);
+  // Zobrist words of each operation (a fixed xorshift stream: the search is deterministic).
+  const zob = new Uint32Array(2 * ops.length);
+  let x = 0x9e3779b9;
+  for (let i = 0; i < zob.length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    zob[i] = x >>> 0;
+  }
+  let h0 = 0;
+  let h1 = 0;
   const cache = new Set<string>();
-  const stack: Array<{ entry: Node; state: string }> = [];
-  let state = '';
+  const stack: Array<{ entry: Node; state: S }> = [];
+  let state = model.init;
   let entry = head.next;
   let steps = 0;
 
@@ -103,19 +140,24 @@ export function checkKey(ops: KvOp[], maxSteps = 5_000_000): boolean | 'unknown'
     if (++steps > maxSteps) return 'unknown';
     if (entry === undefined) return false;
     if (entry.isCall) {
-      const next = stepModel(state, list[entry.op]);
+      const next = model.step(state, ops[entry.op]);
       if (next !== undefined) {
-        linearized[entry.op >> 5] |= 1 << (entry.op & 31);
-        const key = linearized.join(',') + '|' + next;
-        if (!cache.has(key)) {
-          cache.add(key);
+        const i = entry.op;
+        const k = `${(h0 ^ zob[2 * i]) >>> 0}.${(h1 ^ zob[2 * i + 1]) >>> 0}|${model.key(next)}`;
+        if (!cache.has(k)) {
+          cache.add(k);
+          h0 ^= zob[2 * i];
+          h1 ^= zob[2 * i + 1];
           stack.push({ entry, state });
+          if (trace && stack.length > trace.deepest) {
+            trace.deepest = stack.length;
+            trace.last = i;
+          }
           state = next;
           lift(entry);
           entry = head.next;
           continue;
         }
-        linearized[entry.op >> 5] &= ~(1 << (entry.op & 31));
       }
       entry = entry.next;
     } else {
@@ -123,12 +165,26 @@ export function checkKey(ops: KvOp[], maxSteps = 5_000_000): boolean | 'unknown'
       const top = stack.pop();
       if (!top) return false;
       state = top.state;
-      linearized[top.entry.op >> 5] &= ~(1 << (top.entry.op & 31));
+      const i = top.entry.op;
+      h0 ^= zob[2 * i];
+      h1 ^= zob[2 * i + 1];
       unlift(top.entry);
       entry = top.entry.next;
     }
   }
   return true;
+}
+
+const stringKv: Model<string, KvOp> = { init: '', step: stepModel, key: (s) => s };
+
+/**
+ * Checks one key's operations (all on the same key); `maxSteps` bounds the search.
+ * Initial value is the empty string.
+ */
+export function checkKey(ops: KvOp[], maxSteps = 5_000_000): boolean | 'unknown' {
+  // Indeterminate gets say nothing.
+  const list = ops.filter((o) => !(o.kind === 'get' && (o.ret === Infinity || o.output === undefined)));
+  return wgl(list, stringKv, maxSteps);
 }
 
 /** Checks a whole history, partitioned by key. */
