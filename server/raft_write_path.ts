@@ -19,7 +19,9 @@ import * as path from 'node:path';
 import { Encoder } from 'cbor-x';
 import type { ProofDB } from '../src/index.js';
 import { ReplicationError, ReplicationGroup, passingIoCode, SessionError, SessionErrorCode, SessionStore, type ApplyPause, type GroupStatus, type ReplicationGroupOptions, type PeerAddress, type Transport } from '../src/replication/index.js';
-import { MemberRegistry, MemberStore, Membership, type MemberInfo } from '../src/replication/members.js';
+import { majorityOf, MemberRegistry, MemberStore, Membership, type MemberInfo } from '../src/replication/members.js';
+import type { SnapshotTrust } from '../src/replication/snapshot.js';
+import type { SignerSet } from '../proofs/signer_set.js';
 import { HttpError, scrubPaths } from './errors.js';
 import type { ReadConsistency } from './keys.js';
 import { RaftSnapshots, recoverInstalledSessions, type RaftSnapshotOptions, type SnapshotCounters } from './raft_snapshot.js';
@@ -111,6 +113,20 @@ function pathFaultOf(p: ApplyPause): PathFault {
   return { component: 'raft-log', error, since, attempts: p.attempts, recoverable: true };
 }
 
+/**
+ * Whom a snapshot's certificate must satisfy: the voters this member's registry knows, with their
+ * quorum; a member that joined and has applied nothing yet knows no voters, so the members its
+ * cluster file lists (itself excepted) and a majority of them (docs/cluster.md § A member far
+ * behind); without a registry, the caller's signer set. Undefined: none of these.
+ */
+export function snapshotTrust(members: MemberStore | undefined, self: number | undefined, signers: SignerSet | undefined): SnapshotTrust | undefined {
+  if (!members) return signers && { publicKeys: signers.members.map((m) => m.publicKey), quorum: signers.quorum };
+  const set = members.registry.signerSetAt(members.registry.index);
+  if (set.members.length > 0) return { publicKeys: set.members.map((m) => m.publicKey), quorum: set.quorum };
+  const listed = members.registry.current().members.filter((m) => m.id !== self);
+  return listed.length > 0 ? { publicKeys: listed.map((m) => m.publicKey), quorum: majorityOf(listed.length) } : undefined;
+}
+
 /** The write path of a Raft group. Create with {@link RaftWritePath.open}. */
 export class RaftWritePath implements WritePath {
   private constructor(
@@ -186,10 +202,7 @@ export class RaftWritePath implements WritePath {
         : {}),
       // A snapshot's certificate must be certified by the signer set this member knows: the
       // registry's voters (a cluster member), or the one the caller gives, or this node alone.
-      trust: () => {
-        const set = members ? members.registry.signerSetAt(members.registry.index) : options.signers?.();
-        return set ? { publicKeys: set.members.map((m) => m.publicKey), quorum: set.quorum } : { publicKeys: [db.publicKey()], quorum: 1 };
-      },
+      trust: () => snapshotTrust(members, options.cluster?.id, options.signers?.()) ?? { publicKeys: [db.publicKey()], quorum: 1 },
     });
     // Entries replayed while the group opens are not recorded yet: the next checkpoint's are.
     const record = (index: number, data: Uint8Array): Promise<void> => (group ? group.snapshotAt(index, data) : Promise.reject(new Error('the group is still opening')));

@@ -1,0 +1,53 @@
+/**
+ * Whom a member trusts for a snapshot's certificate (`snapshotTrust`): the voters its registry
+ * knows, or — a member that joined and has applied nothing yet, whose registry knows no voters —
+ * the members its cluster file lists, itself excepted, with a majority of them. Before, a joiner's
+ * trust had no keys at all and it refused every snapshot, so it never caught up once the leader's
+ * log no longer started at index 1 (found by the nemesis harness).
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { snapshotTrust } from '../../server/raft_write_path.js';
+import { MemberRegistry, MemberStore, type MemberInfo } from '../../src/replication/members.js';
+import { ConfChangeType } from '../../src/raft/index.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+const scratch = () => {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'proofkv-trust-'));
+  dirs.push(d);
+  return d;
+};
+const member = (id: number): MemberInfo => ({ id, clientUrl: `http://127.0.0.1:${7000 + id}`, peerUrl: `http://127.0.0.1:${7100 + id}`, publicKey: new Uint8Array(32).fill(id) });
+const keys = (t: { publicKeys: readonly Uint8Array[] } | undefined) => t?.publicKeys.map((k) => k[0]);
+
+describe('snapshot trust', () => {
+  it('a bootstrapped member trusts its registry voters and their quorum', () => {
+    const store = MemberStore.open(scratch(), () => MemberRegistry.seed([1, 2, 3].map(member), [1, 2, 3]));
+    expect(snapshotTrust(store, 1, undefined)).toMatchObject({ quorum: 2 });
+    expect(keys(snapshotTrust(store, 1, undefined))).toEqual([1, 2, 3]);
+  });
+
+  it('a joiner that applied nothing trusts the listed members but itself, a majority of them; once it knows voters, those', () => {
+    // Its cluster file lists the three initial members, one added later (4), and itself (5).
+    const store = MemberStore.open(scratch(), () => MemberRegistry.seed([1, 2, 3, 4, 5].map(member), []));
+    const early = snapshotTrust(store, 5, undefined);
+    expect(keys(early)).toEqual([1, 2, 3, 4]);
+    expect(early!.quorum).toBe(3);
+    store.applyConfChange(1, { type: ConfChangeType.AddNode, nodeId: 1 }, 0);
+    store.applyConfChange(2, { type: ConfChangeType.AddNode, nodeId: 2 }, 0);
+    const later = snapshotTrust(store, 5, undefined);
+    expect(keys(later)).toEqual([1, 2]);
+    expect(later!.quorum).toBe(2);
+  });
+
+  it('without a registry: the signer set given, else none', () => {
+    expect(snapshotTrust(undefined, undefined, undefined)).toBeUndefined();
+    const set = { quorum: 1, members: [{ id: 9, publicKey: new Uint8Array(32).fill(9) }] };
+    expect(snapshotTrust(undefined, undefined, set)).toEqual({ publicKeys: [set.members[0].publicKey], quorum: 1 });
+  });
+});
