@@ -171,8 +171,28 @@ export class LevelStorage implements Storage {
     try {
       const mem = new MemoryStorage(initial);
       const sv = await db.get(SNAP_KEY);
-      if (sv !== undefined) mem.applySnapshot(decodeSnapshot(sv));
-      const first = mem.firstIndex();
+      if (sv !== undefined) {
+        const snap = decodeSnapshot(sv);
+        mem.applySnapshot(snap);
+        // The entries a compaction kept behind the snapshot (the margin for slow followers): the
+        // contiguous run that ends at the snapshot's index with its term. Older keys (left by a
+        // version that did not restore them) are deleted.
+        const behind: Entry[] = [];
+        for await (const [k, v] of db.iterator({ gte: entryKey(0), lte: entryKey(snap.metadata.index), reverse: true })) {
+          const index = readU64(new DataView(k.buffer, k.byteOffset, k.byteLength), 1);
+          if (index !== snap.metadata.index - behind.length) break;
+          behind.push(decodeEntry(index, v));
+        }
+        behind.reverse();
+        const restored = behind.length >= 2 && behind[behind.length - 1].term === snap.metadata.term;
+        if (restored) mem.restoreBehind(behind);
+        // Kept from the dummy entry on, so the run is the same at the next open.
+        const keepFrom = restored ? behind[0].index : snap.metadata.index + 1;
+        const stale: Batch = [];
+        for await (const k of db.keys({ gte: entryKey(0), lt: entryKey(keepFrom) })) stale.push({ type: 'del', key: k });
+        if (stale.length > 0) await db.batch(stale, { sync: true });
+      }
+      const first = Math.max(mem.firstIndex(), mem.snapshot().metadata.index + 1);
       const ents: Entry[] = [];
       for await (const [k, v] of db.iterator({ gte: entryKey(first), lte: entryKey(Number.MAX_SAFE_INTEGER) })) {
         const index = readU64(new DataView(k.buffer, k.byteOffset, k.byteLength), 1);

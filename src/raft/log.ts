@@ -107,8 +107,10 @@ export class RaftLog {
     const first = storage.firstIndex();
     const last = storage.lastIndex();
     this.unstable = new Unstable(last + 1);
-    this.committed = first - 1;
-    this.applied = first - 1;
+    // Entries kept behind the snapshot are committed too (a storage may keep a margin before it).
+    const start = Math.max(first - 1, storage.snapshot().metadata.index);
+    this.committed = start;
+    this.applied = start;
     this.maxNextEntsSize = maxNextEntsSize;
   }
 

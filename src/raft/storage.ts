@@ -122,6 +122,23 @@ export class MemoryStorage implements Storage {
   }
 
   /**
+   * Right after {@link applySnapshot} at open: puts back the entries a compaction kept behind the
+   * snapshot (its margin for slow followers), read from disk. `ents` are contiguous and end at the
+   * snapshot's index with the snapshot's term (so, by the log matching property, they are the
+   * committed prefix); the first becomes the dummy entry (its own term is known, the one before it
+   * is not). Fewer than two entries change nothing.
+   */
+  restoreBehind(ents: readonly Entry[]): void {
+    if (ents.length < 2) return;
+    const snap = this.snap.metadata;
+    const last = ents[ents.length - 1];
+    invariant(this.ents[0].index === snap.index, `restoreBehind: the log does not start at the snapshot ${snap.index}`);
+    invariant(last.index === snap.index && last.term === snap.term, `restoreBehind: entries end at ${last.index} (term ${last.term}), not at the snapshot ${snap.index} (term ${snap.term})`);
+    for (let i = 1; i < ents.length; i++) invariant(ents[i].index === ents[0].index + i, `restoreBehind: gap at ${ents[0].index + i}`);
+    this.ents = [dummy(ents[0].index, ents[0].term), ...ents.slice(1), ...this.ents.slice(1)];
+  }
+
+  /**
    * Records an application snapshot at `index` (at most the last index) with the membership
    * at that point; the log itself is not compacted (see {@link compact}).
    */

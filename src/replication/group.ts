@@ -556,8 +556,10 @@ export class ReplicationGroup<O> {
       const seeds = new SeededRand(options.seed ?? randomBytes(4).readUInt32BE(0));
       const nonce = options.seed === undefined ? randomBytes(8).toString('hex') : (seeds.u32().toString(16).padStart(8, '0') + seeds.u32().toString(16).padStart(8, '0'));
       // The node starts at the snapshot: committed entries after it are delivered again, so that
-      // the membership changes among them take effect (the state machine skips what it has).
-      const newNode = () => new RawNode({ id, storage, electionTick, heartbeatTick, rand: seeds.fork() });
+      // the membership changes among them take effect (the state machine skips what it has);
+      // the entries kept behind it (the compaction margin) are not: the snapshot's membership
+      // already holds their changes.
+      const newNode = () => new RawNode({ id, storage, electionTick, heartbeatTick, rand: seeds.fork(), applied: storage.snapshot().metadata.index });
       const group = new ReplicationGroup(id, storage, newNode, options.stateMachine, options.appliedIndex, options, nonce);
       trace('node', id);
       options.beforeReplay?.(group);

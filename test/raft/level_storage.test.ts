@@ -80,6 +80,33 @@ describe('LevelStorage', () => {
     await s.close();
   });
 
+  test('the entries a compaction keeps behind the snapshot (the margin) are there after a reopen, and stay there', async () => {
+    const dir = await tempDir();
+    let s = await LevelStorage.open(dir, cs);
+    await s.save({ entries: Array.from({ length: 100 }, (_, i) => ent(i + 1, i < 60 ? 1 : 2)), hardState: { term: 2, vote: 1, commit: 100 } });
+    await s.createSnapshot(80, cs, Uint8Array.of(8));
+    await s.compact(50); // a margin of 30 entries before the snapshot
+    expect(s.firstIndex()).toBe(51);
+    await s.close();
+    for (let round = 0; round < 2; round++) {
+      s = await LevelStorage.open(dir);
+      // Before, the log restarted at the snapshot (first index 81): a follower 30 entries behind
+      // needed a snapshot. Now only the first kept entry becomes the dummy (the term before it is
+      // not on disk), the same at every open.
+      expect(s.firstIndex()).toBe(52);
+      expect(s.snapshot().metadata.index).toBe(80);
+      expect(idx(s.entries(52, 101, Infinity))).toEqual(Array.from({ length: 49 }, (_, i) => [i + 52, i + 52 <= 60 ? 1 : 2]));
+      expect(s.term(51)).toBe(1);
+      await s.close();
+    }
+    // A node over it starts with the snapshot's index applied: the margin is not delivered again.
+    s = await LevelStorage.open(dir);
+    const rn = new RawNode({ id: 1, storage: s, electionTick: 10, heartbeatTick: 1, rand: new SeededRand(1) });
+    expect(rn.raft.raftLog.applied).toBe(80);
+    expect(rn.raft.raftLog.committed).toBe(100);
+    await s.close();
+  });
+
   test('a corrupted entry is reported as corruption', async () => {
     const dir = await tempDir();
     const s = await LevelStorage.open(dir, cs);
