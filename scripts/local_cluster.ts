@@ -7,6 +7,7 @@
  * @module
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -105,8 +106,23 @@ export async function startMembers(dir: string, config: ClusterConfig, o: StartO
 }
 
 /**
+ * The lowest port the kernel hands out as a connection's local (ephemeral) port (Linux:
+ * `ip_local_port_range`; 32768 elsewhere or when unreadable).
+ */
+function ephemeralLow(): number {
+  try {
+    const low = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 1024 ? low : 32768;
+  } catch {
+    return 32768;
+  }
+}
+
+/**
  * A base port `p` such that `p .. p + count - 1` are all free on `host` right now (probed by
- * listening; a probe, not a reservation). Tries up to 50 random bases in 20000 .. 59999.
+ * listening; a probe, not a reservation). Tries up to 50 random bases from 10000 up to below the
+ * ephemeral range: a member restarted after a kill binds its ports again, and a port in the
+ * ephemeral range may meanwhile be the local port of some outgoing connection.
  */
 export async function freePortRange(count: number, host = '127.0.0.1'): Promise<number> {
   const free = (port: number) =>
@@ -116,7 +132,7 @@ export async function freePortRange(count: number, host = '127.0.0.1'): Promise<
       s.listen({ host, port, exclusive: true }, () => s.close(() => resolve(true)));
     });
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20000 + Math.floor(Math.random() * (40000 - count));
+    const base = 10000 + Math.floor(Math.random() * Math.max(1, ephemeralLow() - 10000 - count));
     let ok = true;
     for (let p = base; ok && p < base + count; p++) ok = await free(p);
     if (ok) return base;
