@@ -342,7 +342,16 @@ export class NemesisCluster {
     if (listed >= MAX_CLUSTER_MEMBERS) return { done: false, detail: `skipped: ${CLUSTER_CONFIG_FILE} lists ${listed} members, the most it may (removed initial members stay listed)` };
     const id = this.spareIds.shift()!;
     const ports = this.ports.get(id)!;
-    const info = await this.pc.joinMember(id, ports.client, ports.peer);
+    let info: ClusterMember;
+    try {
+      info = await this.pc.joinMember(id, ports.client, ports.peer);
+    } catch (err) {
+      // A member that cannot start (its port taken meanwhile, say) fails the run with a report,
+      // not the runner with an uncaught rejection.
+      const detail = `member ${id} did not start: ${(err as Error).message.slice(0, 2000)}`;
+      this.problems.push(detail);
+      return { id, done: false, detail };
+    }
     this.members.push(id);
     this.pendingAdds.add(id);
     const detail = await this.finishAdd(id, info, timeoutMs);
