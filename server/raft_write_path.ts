@@ -115,16 +115,19 @@ function pathFaultOf(p: ApplyPause): PathFault {
 
 /**
  * Whom a snapshot's certificate must satisfy: the voters this member's registry knows, with their
- * quorum; a member that joined and has applied nothing yet knows no voters, so the members its
- * cluster file lists (itself excepted) and a majority of them (docs/cluster.md § A member far
- * behind); without a registry, the caller's signer set. Undefined: none of these.
+ * quorum; without a registry, the caller's signer set. A member that joined and has applied
+ * nothing yet knows no voters: it trusts the keys its cluster file lists (itself excepted), and
+ * asks for as many of their signatures as a quorum of a signer set made of a majority of them —
+ * `majority(majority(listed))` — because the file keeps listing removed members (an initial
+ * member must stay in it), so the current voters may be only a majority of the listed members
+ * and sign with their own quorum (docs/cluster.md § A member far behind). Undefined: none.
  */
 export function snapshotTrust(members: MemberStore | undefined, self: number | undefined, signers: SignerSet | undefined): SnapshotTrust | undefined {
   if (!members) return signers && { publicKeys: signers.members.map((m) => m.publicKey), quorum: signers.quorum };
   const set = members.registry.signerSetAt(members.registry.index);
   if (set.members.length > 0) return { publicKeys: set.members.map((m) => m.publicKey), quorum: set.quorum };
   const listed = members.registry.current().members.filter((m) => m.id !== self);
-  return listed.length > 0 ? { publicKeys: listed.map((m) => m.publicKey), quorum: majorityOf(listed.length) } : undefined;
+  return listed.length > 0 ? { publicKeys: listed.map((m) => m.publicKey), quorum: majorityOf(majorityOf(listed.length)) } : undefined;
 }
 
 /** The write path of a Raft group. Create with {@link RaftWritePath.open}. */

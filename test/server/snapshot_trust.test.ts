@@ -32,12 +32,15 @@ describe('snapshot trust', () => {
     expect(keys(snapshotTrust(store, 1, undefined))).toEqual([1, 2, 3]);
   });
 
-  it('a joiner that applied nothing trusts the listed members but itself, a majority of them; once it knows voters, those', () => {
+  it('a joiner that applied nothing trusts the listed members but itself, a quorum of a majority of them; once it knows voters, those', () => {
     // Its cluster file lists the three initial members, one added later (4), and itself (5).
     const store = MemberStore.open(scratch(), () => MemberRegistry.seed([1, 2, 3, 4, 5].map(member), []));
     const early = snapshotTrust(store, 5, undefined);
     expect(keys(early)).toEqual([1, 2, 3, 4]);
-    expect(early!.quorum).toBe(3);
+    expect(early!.quorum).toBe(2); // 3 voters of the 4 listed sign with their quorum, 2
+    // Seven listed (two initial members removed since, still listed): the four voters' quorum is 3.
+    const seven = MemberStore.open(scratch(), () => MemberRegistry.seed([1, 2, 3, 4, 5, 6, 7, 8].map(member), []));
+    expect(snapshotTrust(seven, 8, undefined)!.quorum).toBe(3);
     store.applyConfChange(1, { type: ConfChangeType.AddNode, nodeId: 1 }, 0);
     store.applyConfChange(2, { type: ConfChangeType.AddNode, nodeId: 2 }, 0);
     const later = snapshotTrust(store, 5, undefined);
