@@ -76,7 +76,11 @@ export interface ScheduleOptions {
   minutes?: number;
   /** Most member adds (spare ids the cluster prepares). Default 8. */
   maxAdds?: number;
-  /** Time a step costs beyond its fault and gap (restarts, polling), for `minutes` planning. Default 4000. */
+  /**
+   * Time a step costs beyond its fault and gap (restarts, polling), for `minutes` planning.
+   * Default 0: the plan then holds more steps than fit, and the runner stops playing when the
+   * minutes have passed (with 4000 ms, a 30-minute plan played in 22 minutes).
+   */
   overheadMs?: number;
   /**
    * Short steps (the CI run): faults of 2.2–4 s (a majority kill 1.5–2.5 s, still longer than an
@@ -110,7 +114,7 @@ export function schedule(o: ScheduleOptions): NemesisStep[] {
   if (o.events === undefined && o.minutes === undefined) throw new RangeError('give events or minutes');
   if (o.events !== undefined && (!Number.isInteger(o.events) || o.events < 1 || o.events > 100_000)) throw new RangeError('events must be 1 .. 100000');
   if (o.minutes !== undefined && !(o.minutes > 0 && o.minutes <= 24 * 60)) throw new RangeError('minutes must be in (0, 1440]');
-  const overhead = o.overheadMs ?? 4000;
+  const overhead = o.overheadMs ?? 0;
   const out: NemesisStep[] = [];
   let planned = 0;
   for (const step of stream(o.seed, o.nodes, o.maxAdds ?? 8, o.quick === true)) {
