@@ -109,7 +109,8 @@ export async function startMembers(dir: string, config: ClusterConfig, o: StartO
  * The lowest port the kernel hands out as a connection's local (ephemeral) port (Linux:
  * `ip_local_port_range`; 32768 elsewhere or when unreadable).
  */
-function ephemeralLow(): number {
+/** The first port of the kernel's ephemeral (outgoing connection) range; 32768 when unknown. */
+export function ephemeralLow(): number {
   try {
     const low = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
     return Number.isInteger(low) && low > 1024 ? low : 32768;
