@@ -46,7 +46,7 @@ export interface FinalState {
 }
 
 /** The trust the final reads use: keys and quorum, and where they come from. */
-interface FinalTrust {
+export interface FinalTrust {
   publicKeys: Uint8Array[];
   quorum: number;
   /** Set when the configured keys no longer reach a quorum and the current voters' keys are used. */
@@ -692,7 +692,7 @@ async function readMember(m: { id: number; url: string }, trust: FinalTrust, key
  * final head stays anchored: "no fork or rollback" proves it extends every head the workload's
  * clients trusted.
  */
-async function finalTrust(final: FinalState): Promise<FinalTrust> {
+export async function finalTrust(final: FinalState): Promise<FinalTrust> {
   const configured: FinalTrust = { publicKeys: final.publicKeys, quorum: final.quorum };
   const probe = new ProofKVClient({ endpoints: final.members.map((m) => m.url), trust: configured, retries: 3, retryDelayMs: 100, timeoutMs: 10_000, onWarning: () => {} });
   try {

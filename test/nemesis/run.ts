@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ProofKVClient } from '../../client-sdk/index.js';
 import { majority } from '../../server/cli/cluster.js';
-import { checkRun, type CheckReport } from './check.js';
+import { checkRun, finalTrust, type CheckReport, type FinalTrust } from './check.js';
 import { NemesisCluster } from './cluster.js';
 import type { FaultEvent, OpRecord } from './history.js';
 import { writeReport } from './report.js';
@@ -91,7 +91,8 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
     const healed = await cluster.heal();
     log(`played ${played} steps; healed${healed.length ? `: ${healed.join('; ')}` : ''}`);
     // A last checkpoint after the last write, then every member must agree on it.
-    await finalCheckpoint(cluster, quorum);
+    const trusted = await finalCheckpoint(cluster, quorum);
+    if (trusted.note) log(trusted.note);
     const settled = await cluster.settle();
     log(settled.ok ? `settled at applied ${settled.status.applied}, checkpoint ${settled.status.checkpointSize}` : settled.detail);
     const history = workload.history();
@@ -121,14 +122,20 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
   }
 }
 
-/** Asks for a checkpoint until one is certified (at most 60 s): the final state covers every write. */
-async function finalCheckpoint(cluster: NemesisCluster, quorum: number): Promise<void> {
-  const client = new ProofKVClient({ endpoints: cluster.endpoints(), trust: { publicKeys: cluster.publicKeys, quorum }, retries: 20, retryDelayMs: 200, timeoutMs: 10_000, onWarning: () => undefined });
+/**
+ * Asks for a checkpoint until one is certified (at most 60 s): the final state covers every write.
+ * Its client trusts what the checker's final reads trust ({@link finalTrust}): the configured keys
+ * while they reach a quorum, else the current voters'; the trust is returned for the log.
+ */
+async function finalCheckpoint(cluster: NemesisCluster, quorum: number): Promise<FinalTrust> {
+  const members = cluster.members.map((id) => ({ id, url: cluster.pc.member(id).url }));
+  const trust = await finalTrust({ members, publicKeys: cluster.publicKeys, quorum });
+  const client = new ProofKVClient({ endpoints: cluster.endpoints(), trust: { publicKeys: trust.publicKeys, quorum: trust.quorum }, retries: 20, retryDelayMs: 200, timeoutMs: 10_000, onWarning: () => undefined });
   const until = performance.now() + 60_000;
   for (;;) {
     try {
       await client.createCheckpoint();
-      return;
+      return trust;
     } catch (err) {
       if (performance.now() > until) throw err;
       await sleep(500);
