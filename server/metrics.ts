@@ -173,6 +173,8 @@ export class Metrics {
     engine('proofkv_flushes_total', 'Memtable flushes since start', (s) => s.flushes);
     engine('proofkv_compactions_total', 'Compactions since start', (s) => s.compactions);
     engine('proofkv_trivial_moves_total', 'Compactions that only moved a table', (s) => s.trivialMoves);
+    engine('proofkv_checkpoint_compactions_total', 'Level-0 compactions checkpoints made to leave at most checkpointLevel0Tables level-0 tables (also in proofkv_compactions_total; writes wait for them)', (s) => s.checkpointCompactions);
+    engine('proofkv_dropped_compactions_total', 'Compactions the policy picked and a checkpoint dropped unfinished, compacting level 0 instead (their work was lost)', (s) => s.droppedCompactions);
     engine('proofkv_write_stall_seconds_total', 'Time writers waited for a flush or compaction', (s) => s.stallMs / 1000);
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'proofkv_process_' });
   }
