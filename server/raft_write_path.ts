@@ -219,6 +219,10 @@ export class RaftWritePath implements WritePath {
         sync: options.sync,
         onPause: (p) => options.onPause?.(p && pathFaultOf(p)),
         ...(c ? { id: c.id, peers: c.peers, transport: c.transport, join: c.join === true } : {}),
+        // The initial members' registry entries open the log: a member that joins later learns
+        // every initial member's key from the log, even from a cluster file that no longer lists
+        // a removed one (its checkpoints' signer sets would differ from the others': divergence).
+        ...(seed && !c?.join ? { bootstrapCommands: [...seed].sort((a, b) => a.id - b.id).map((m) => encodeCommand({ type: 'member', op: 'add', id: m.id, clientUrl: m.clientUrl, peerUrl: m.peerUrl, publicKey: m.publicKey })) } : {}),
         ...(members
           ? {
               resolvePeer: (id: number) => {

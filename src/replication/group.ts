@@ -188,6 +188,14 @@ export interface ReplicationGroupOptions<O> {
    */
   peers?: readonly PeerAddress[];
   /**
+   * State-machine commands written into a fresh log after the bootstrap `AddNode` entries (term 1,
+   * committed, in this order), identically on every bootstrap member; used only when the log is
+   * empty and `join` is not set. The write path puts the initial members' registry entries here
+   * (ids, URLs, keys), so that a member added later learns them from the log, not from its own
+   * copy of the cluster file.
+   */
+  bootstrapCommands?: readonly Uint8Array[];
+  /**
    * True for a member that joins a running group (it was added with
    * {@link ReplicationGroup.proposeConfChange}): it never bootstraps, starts with an empty
    * membership and learns it from the leader; `peers` then only gives addresses.
@@ -545,7 +553,7 @@ export class ReplicationGroup<O> {
     try {
       const hs0 = storage.initialState().hardState;
       const fresh = storage.lastIndex() === 0 && storage.snapshot().metadata.index === 0 && hs0.term === 0 && hs0.vote === 0 && hs0.commit === 0;
-      if (fresh && !options.join) await bootstrap(storage, peers.map((p) => p.id));
+      if (fresh && !options.join) await bootstrap(storage, peers.map((p) => p.id), options.bootstrapCommands ?? []);
       if (options.appliedIndex > storage.lastIndex()) {
         throw badState(`the state machine has applied log index ${options.appliedIndex} but the log in ${dir} ends at ${storage.lastIndex()}`);
       }
@@ -1389,14 +1397,17 @@ export class ReplicationGroup<O> {
 
 /**
  * Writes the bootstrap membership into an empty log, as etcd does: entry i is `AddNode(peer i)`
- * (peers sorted) at term 1, all committed. Every bootstrap member writes the same entries, so
- * their logs agree, and a member added later replays the membership from the log.
+ * (peers sorted) at term 1, then one normal entry per command of `commands`, all committed. Every
+ * bootstrap member writes the same entries, so their logs agree, and a member added later replays
+ * the membership from the log.
  */
-async function bootstrap(storage: LevelStorage, ids: number[]): Promise<void> {
+async function bootstrap(storage: LevelStorage, ids: number[], commands: readonly Uint8Array[]): Promise<void> {
   const sorted = [...new Set(ids)].sort((a, b) => a - b);
   const entries: Entry[] = sorted.map((nodeId, i) => ({
     term: 1, index: i + 1, type: EntryType.ConfChange, data: encodeConfChange({ type: ConfChangeType.AddNode, nodeId }),
   }));
+  // Nobody waits for these: their proposal ids only have to be the same on every member.
+  commands.forEach((command, i) => entries.push({ term: 1, index: entries.length + 1, type: EntryType.Normal, data: encodeEntryPayload(`bootstrap-${i + 1}`, command) }));
   await storage.save({ entries, hardState: { term: 1, vote: 0, commit: entries.length }, mustSync: true });
 }
 

@@ -6,8 +6,12 @@
  *    members and quorum 3, its signature counts (a checkpoint is certified with one original
  *    member down), and an SDK that trusted only the 3 original keys follows the set change;
  * 2. a member removed (the set shrinks; the removed node stops serving writes);
- * 3. a member replaced (add + remove), followed again by an SDK trusting the original keys.
+ * 3. a member replaced (add + remove), followed again by an SDK trusting the original keys; the
+ *    new member is laid out from a cluster.json that no longer lists the member removed in 2, and
+ *    still agrees with the others (it learns the initial members' keys from the log).
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProofKVClient, type VerifiedCheckpoint } from '../../client-sdk/index.js';
 import { addMemberRemote, adminRequest, clusterStatus } from '../../server/cli/cluster.js';
@@ -197,6 +201,14 @@ describe('runtime membership: add, remove, replace', () => {
   it('replaces a member (add 5, remove another) and an SDK trusting the original keys follows', async () => {
     const live = (await members((await cluster.leader()))).map((m) => m.id);
     const leader = await cluster.leader();
+    // The operator deletes the original member removed above from cluster.json before laying out
+    // member 5: the joiner must learn that member's key from the log (the bootstrap registry
+    // entries), or its checkpoints' signer sets differ from the others' and it diverges.
+    const removed = [1, 2, 3].filter((id) => !live.includes(id));
+    expect(removed).toHaveLength(1);
+    const file = path.join(cluster.dir, 'cluster.json');
+    const json = JSON.parse(fs.readFileSync(file, 'utf8')) as { members: Array<{ id: number }> };
+    fs.writeFileSync(file, JSON.stringify({ ...json, members: json.members.filter((m) => m.id !== removed[0]) }, null, 2));
     const base = await freePortRange(2);
     const m5 = await cluster.joinMember(5, base, base + 1);
     await addMemberRemote(cluster.member(leader).url, m5, undefined, 60_000);
