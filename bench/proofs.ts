@@ -21,6 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Session } from 'node:inspector/promises';
 import { describeEngineOptions, engineOptionsArg, fmix32, prng, rate } from './lib.js';
+import { scaleChartSvg, type ScalePoint } from './scale_chart.js';
 import { ProofDB } from '../src/index.js';
 import { proofCbor } from '../proofs/cbor_instance.js';
 import {
@@ -74,10 +75,12 @@ if (args.has('help')) {
   console.log(`usage: npx tsx bench/proofs.ts [--quick] [--sizes 1k,100k,1m] [--samples 1000]
        [--lat 2000] [--verify 1000] [--versions 100] [--scan-page 100] [--scan-starts 50]
        [--reps 3] [--load-timeout 600] [--engine NAME=VALUE[,NAME=VALUE...]]
-       [--profile PREFIX] [--keep]
+       [--profile PREFIX] [--keep] [--chart FILE.svg] [--json FILE.json]
 --engine sets numeric engine options, e.g. --engine writeBufferSize=16Mi,checkpointLevel0Tables=0.
 --profile PREFIX writes PREFIX-<n>-getWithProof.cpuprofile and PREFIX-<n>-verify.cpuprofile (first
-rep of each phase, every size); summarise with bench/profile-summary.ts or Chrome DevTools.`);
+rep of each phase, every size); summarise with bench/profile-summary.ts or Chrome DevTools.
+--chart FILE.svg writes load writes/s, proof size, getWithProof latency and verify/s against N (issue 13's
+scale chart); --json FILE.json writes the per-size figures.`);
   process.exit(0);
 }
 const QUICK = args.has('quick');
@@ -92,6 +95,8 @@ const REPS = Math.max(1, numArg(args, 'reps', 3));
 const LOAD_TIMEOUT_S = numArg(args, 'load-timeout', 600);
 const PROFILE = typeof args.get('profile') === 'string' ? (args.get('profile') as string) : undefined;
 const KEEP = args.has('keep');
+const CHART = typeof args.get('chart') === 'string' ? (args.get('chart') as string) : undefined;
+const JSON_OUT = typeof args.get('json') === 'string' ? (args.get('json') as string) : undefined;
 /** `--engine NAME=VALUE,...`: engine options of every size's database (default: none, the defaults). */
 const ENGINE = engineOptionsArg(args);
 const KEY_SIZE = 16;
@@ -757,7 +762,18 @@ async function main(): Promise<void> {
       `${r.scan.median} / ${fmt(r.scan.rate.median)}`,
     ]),
   );
-  console.log(`load average at end: ${loadAvg()}; total ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  const points: ScalePoint[] = results.map((r) => ({ n: r.loaded, writesPerS: r.loaded / r.loadS, proofBytes: r.present.median, getWithProofUs: r.proofLat[0].median, verifyPerS: r.verifyRate.median }));
+  const end = loadAvg();
+  if (JSON_OUT) {
+    fs.writeFileSync(JSON_OUT, JSON.stringify({ machine: `${cpus.length} x ${cpus[0]?.model ?? '?'}, node ${process.version}`, loadAvgAtEnd: end, engine: ENGINE, points }, null, 2));
+    console.log(`figures written to ${JSON_OUT}`);
+  }
+  if (CHART) {
+    const caption = `bench/proofs.ts --sizes ${SIZES.map(fmt).join(',')}; ${cpus.length} x ${cpus[0]?.model ?? '?'}, node ${process.version}; load average at end ${end}`;
+    fs.writeFileSync(CHART, scaleChartSvg(points, caption));
+    console.log(`scale chart written to ${CHART}`);
+  }
+  console.log(`load average at end: ${end}; total ${((performance.now() - t0) / 1000).toFixed(0)} s`);
 }
 
 await main();
