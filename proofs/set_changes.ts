@@ -21,7 +21,8 @@
  * under the set returned).
  *
  * While the client trusts configured keys (no committed set yet), a change whose predecessor
- * commits to a set with other keys or quorum is skipped: it lies before those keys were in force.
+ * commits to a set with other keys or quorum (at checkpoint 0: whose own set has other keys or
+ * quorum) is skipped: it lies before those keys were in force, and nothing is learnt from it.
  * @module
  */
 import { equalBytes, toHex } from './bytes.js';
@@ -143,9 +144,12 @@ function verifyPredecessor(state: SetChainState, change: SetChange, hasher: Hash
   const c = change.checkpoint;
   const p = change.previous;
   if (c.index === 0) {
+    // The log's first set: certified by itself alone; followed only when it is the configured keys.
     if (p !== undefined) return fail(Reason.MALFORMED_INPUT, 'checkpoint 0 has no predecessor, but one was shown');
     if (state.setHash) return fail(Reason.SIGNER_SET_MISMATCH, 'a set change at checkpoint 0 cannot follow a trusted set');
-    return { ok: true, skip: false };
+    const own = verifySignerSet(change.signers, c.signerSetHash!, hasher);
+    if (!own.ok) return own;
+    return { ok: true, skip: !samePolicy(signerSetPolicy(change.signers), state.policy) };
   }
   if (typeof p !== 'object' || p === null) return fail(Reason.MALFORMED_INPUT, `the set change at checkpoint ${c.index} shows no predecessor`);
   if (p.checkpoint?.index !== c.index - 1) return fail(Reason.CHECKPOINT_MISMATCH, `the predecessor shown for checkpoint ${c.index} is checkpoint ${String(p.checkpoint?.index)}`);
@@ -176,7 +180,6 @@ function verifyPredecessor(state: SetChainState, change: SetChange, hasher: Hash
   if (p.signers === undefined) return fail(Reason.SIGNER_SET_MISMATCH, `checkpoint ${c.index - 1} commits to a signer set, but none was shown`);
   const set = verifySignerSet(p.signers, prevHash, hasher);
   if (!set.ok) return set;
-  if (state.followed > 0) return fail(Reason.SIGNER_SET_MISMATCH, `checkpoint ${c.index - 1} commits to a set after a followed change, not to the configured keys`);
   return { ok: true, skip: !samePolicy(signerSetPolicy(p.signers), state.policy) };
 }
 
