@@ -23,9 +23,12 @@
  * Signer sets (docs/proofs.md §5.6): when the head's last checkpoint is v2, the head must carry a
  * quorum of the trusted set and a quorum of the set the checkpoint commits to (the answer's
  * `signers`, checked against its hash); that set is then adopted and persisted with the head. When
- * the trusted set's quorum did not sign the head, the keeper walks back through the checkpoints
- * where the set changed ({@link TrustKeeper.followSignerSets}), each with its own certificate, and
- * adopts each set only from a head a quorum of the set trusted before it signed.
+ * the trusted set's quorum did not sign the head, the keeper follows every set change in between
+ * ({@link TrustKeeper.followSignerSets}): from the server's list of changes
+ * (`GET /v1/checkpoints/set-changes`, verified forward by `proofs/set_changes.ts`), or — a few
+ * checkpoints back, or from a server without the list — by walking back one checkpoint at a time;
+ * each change with its own certificate, each set adopted only from a head a quorum of the set
+ * trusted before it signed.
  *
  * When a head is signed by a key the client does not trust (`UNTRUSTED_KEY`, or `QUORUM_NOT_MET`
  * for want of a trusted signer) and no chain of signer sets leads to it, the keeper follows the

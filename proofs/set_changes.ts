@@ -104,6 +104,7 @@ export function samePolicy(a: TrustPolicy, b: TrustPolicy): boolean {
  */
 export function verifySetChange(state: SetChainState, change: SetChange, anchor: LogHead, top: Checkpoint, hasher: Hasher = defaultHasher()): Verified<{ state: SetChainState }> {
   try {
+    if (typeof state !== 'object' || state === null || ![state.last, state.seen, state.followed].every(Number.isSafeInteger)) return fail(Reason.MALFORMED_INPUT, 'a set chain state needs its counts');
     if (typeof change !== 'object' || change === null) return fail(Reason.MALFORMED_INPUT, 'a set change must be an object');
     const c = change.checkpoint;
     const i = c?.index;
@@ -190,6 +191,7 @@ function verifyPredecessor(state: SetChainState, change: SetChange, hasher: Hash
  * the policy under which the anchor's signatures must be verified.
  */
 export function finishSetChain(state: SetChainState, top: Checkpoint): Verified<{ policy: TrustPolicy; setHash?: Uint8Array; followed: number }> {
+  if (typeof state !== 'object' || state === null || typeof top !== 'object' || top === null) return fail(Reason.MALFORMED_INPUT, 'finishSetChain needs a state and a checkpoint');
   if (!state.atTop && state.setHash && top.signerSetHash !== undefined && !equalBytes(top.signerSetHash, state.setHash)) {
     return fail(Reason.SIGNER_SET_MISMATCH, `checkpoint ${top.index} commits to another set than the last listed change (checkpoint ${state.last}) made: a set change was left out`);
   }
@@ -211,20 +213,25 @@ export function verifySetChanges(
   top: Checkpoint,
   hasher: Hasher = defaultHasher(),
 ): Verified<{ policy: TrustPolicy; setHash?: Uint8Array; followed: number }> {
-  if (!Array.isArray(changes)) return fail(Reason.MALFORMED_INPUT, 'set changes must be a list');
-  let state = start;
-  for (const change of changes) {
-    const bound = checkSetChainBound(state);
-    if (!bound.ok) return bound;
-    const r = verifySetChange(state, change, anchor, top, hasher);
-    if (!r.ok) return r;
-    state = r.state;
+  try {
+    if (!Array.isArray(changes)) return fail(Reason.MALFORMED_INPUT, 'set changes must be a list');
+    let state = start;
+    for (const change of changes) {
+      const bound = checkSetChainBound(state);
+      if (!bound.ok) return bound;
+      const r = verifySetChange(state, change, anchor, top, hasher);
+      if (!r.ok) return r;
+      state = r.state;
+    }
+    return finishSetChain(state, top);
+  } catch (err) {
+    return fail(Reason.MALFORMED_INPUT, `set changes: ${(err as Error).message}`);
   }
-  return finishSetChain(state, top);
 }
 
 /** `QUORUM_NOT_MET` once `state` has consumed {@link MAX_SET_CHANGES} changes (the next one would exceed the bound). */
 export function checkSetChainBound(state: SetChainState): Verified {
+  if (typeof state !== 'object' || state === null || !Number.isSafeInteger(state.seen)) return fail(Reason.MALFORMED_INPUT, 'a set chain state needs a count of changes seen');
   if (state.seen >= MAX_SET_CHANGES) {
     return fail(Reason.QUORUM_NOT_MET, `more than ${MAX_SET_CHANGES} signer-set changes lie between the trusted set (${describe(state.policy)}) and the head: configure the client with newer keys`);
   }
