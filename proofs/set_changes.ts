@@ -90,7 +90,7 @@ export function startSetChain(policy: TrustPolicy, setHash: Uint8Array | undefin
   return s;
 }
 
-const describe = (p: TrustPolicy) => `${p.publicKeys.length} keys, quorum ${p.quorum}`;
+const describePolicy = (p: TrustPolicy) => `${p.publicKeys.length} keys, quorum ${p.quorum}`;
 
 /** True when two policies trust the same keys with the same quorum. */
 export function samePolicy(a: TrustPolicy, b: TrustPolicy): boolean {
@@ -233,7 +233,7 @@ export function verifySetChanges(
 export function checkSetChainBound(state: SetChainState): Verified {
   if (typeof state !== 'object' || state === null || !Number.isSafeInteger(state.seen)) return fail(Reason.MALFORMED_INPUT, 'a set chain state needs a count of changes seen');
   if (state.seen >= MAX_SET_CHANGES) {
-    return fail(Reason.QUORUM_NOT_MET, `more than ${MAX_SET_CHANGES} signer-set changes lie between the trusted set (${describe(state.policy)}) and the head: configure the client with newer keys`);
+    return fail(Reason.QUORUM_NOT_MET, `more than ${MAX_SET_CHANGES} signer-set changes lie between the trusted set (${describePolicy(state.policy)}) and the head: configure the client with newer keys`);
   }
   return OK;
 }

@@ -28,6 +28,7 @@ import { checkpointLeafHash, generateKeyPair, signHead, type Checkpoint, type Ke
 import { LogTree } from '../../proofs/log.js';
 import { signerSetHash, type SignerSet } from '../../proofs/signer_set.js';
 import type { ProofNode } from '../../server/node.js';
+import { setChangeBytes } from '../../src/proof/checkpointer.js';
 import { RewritingProxy, tmpDir, type ProxiedResponse } from './helpers.js';
 import { startLocalNode } from '../server/harness.js';
 
@@ -143,6 +144,13 @@ describe('a client configured with the initial keys, more than 1024 checkpoints 
     const first = (await (await fetch(`${node.url}/v1/checkpoints/set-changes?limit=2`)).json()) as Body;
     expect(first.changes.map((c: Body) => c.checkpoint.index)).toEqual([0, 1]);
     expect(first.next).toBe(2);
+    // The byte bound: a page always holds its first change, then stops before the bound.
+    const one = node.db.signerSetChanges(0, SIZE, 64, 1);
+    expect(one.changes.map((c) => c.checkpoint.index)).toEqual([0]);
+    expect(one.next).toBe(1);
+    const two = setChangeBytes(one.changes[0]) + setChangeBytes(node.db.signerSetChanges(1, SIZE, 1, 1).changes[0]);
+    expect(node.db.signerSetChanges(0, SIZE, 64, two).changes.map((c) => c.checkpoint.index)).toEqual([0, 1]);
+    expect(node.db.signerSetChanges(0, SIZE, 64, two - 1).changes.map((c) => c.checkpoint.index)).toEqual([0]);
     expect((await fetch(`${node.url}/v1/checkpoints/set-changes?size=${SIZE + 1}`)).status).toBe(404);
     expect((await fetch(`${node.url}/v1/checkpoints/set-changes?limit=65`)).status).toBe(400);
   });
