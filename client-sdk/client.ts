@@ -34,13 +34,14 @@ import { asBytes, fromBase64Url, keyPath, toBase64Url, type BytesLike } from './
 import { ClientReason, ProofKVClientError, ProofKVHttpError, verificationFailure } from './errors.js';
 import { MemoryStateStore, type StateStore } from './state.js';
 import { Transport, type FetchLike, type RequestSpec } from './transport.js';
-import { check, proveLeaf, sameCheckpoint, TrustKeeper, type AcceptContext, type IncludedCheckpoint, type TrustConfig } from './trust.js';
+import { check, proveLeaf, sameCheckpoint, TrustKeeper, type AcceptContext, type IncludedCheckpoint, type SetChangePage, type TrustConfig } from './trust.js';
 import {
   b64,
   b64List,
   MalformedResponse,
   obj,
   parseEntry,
+  parseSetChange,
   parseSignedCheckpoint,
   parseWrite,
   uint,
@@ -309,6 +310,7 @@ export class ProofKVClient {
     this.ctx = {
       consistency: (from, to) => this.consistencyProof(from, to),
       checkpointAt: (index) => this.checkpointWithInclusion(index),
+      signerSetChanges: (from, size) => this.signerSetChanges(from, size),
       keyRotations: () => this.keyRotations(),
       note: async (size) => (await this.transport.request<string>({ method: 'GET', path: `/v1/checkpoints/${size}/note`, text: true })).body,
     };
@@ -518,6 +520,31 @@ export class ProofKVClient {
     });
     if (c.checkpoint.index !== index) verificationFailure(ClientReason.RESPONSE_MISMATCH, `asked checkpoint ${index}, got ${c.checkpoint.index}`);
     return c;
+  }
+
+  /**
+   * `GET /v1/checkpoints/set-changes`: one page of the signer-set changes at checkpoints `from ..
+   * size - 1`, proven against the head of `size` (unverified; the trust keeper checks them), or
+   * `undefined` when the server does not list them (a version before the route: 400 or 404).
+   */
+  private async signerSetChanges(from: number, size: number): Promise<SetChangePage | undefined> {
+    let body: unknown;
+    try {
+      body = await this.verifiedRequest<unknown>({ method: 'GET', path: `/v1/checkpoints/set-changes${query({ from, size })}` }, size);
+    } catch (err) {
+      if (err instanceof ProofKVHttpError && (err.status === 400 || err.status === 404)) return undefined;
+      throw err;
+    }
+    return decoding(() => {
+      const o = obj(body, 'set changes');
+      if (uint(o, 'from', 'set changes') !== from || uint(o, 'size', 'set changes') !== size) {
+        verificationFailure(ClientReason.RESPONSE_MISMATCH, `set changes from ${String(o.from)} at size ${String(o.size)}, asked from ${from} at size ${size}`);
+      }
+      if (!Array.isArray(o.changes)) throw new MalformedResponse('set changes.changes is not a list');
+      const page: SetChangePage = { changes: o.changes.map((c, i) => parseSetChange(c, `set changes.changes[${i}]`)) };
+      if (o.next !== undefined && o.next !== null) page.next = uint(o, 'next', 'set changes');
+      return page;
+    });
   }
 
   /** `GET /v1/key-rotations`: the node's key rotation statements, oldest first (unverified; the trust keeper checks them). */

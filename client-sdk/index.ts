@@ -34,7 +34,21 @@ export {
 } from './errors.js';
 export { Reason } from '../proofs/errors.js';
 export { MemoryStateStore, FileStateStore, BrowserStateStore, type StateStore, type StorageLike, type TrustedState } from './state.js';
-export { TrustKeeper, trustId, MAX_CHAIN_LINKS, MAX_SIGNER_SET_WALK, type TrustConfig, type WitnessPolicy, WITNESS_MEMO_SIZE, type AcceptContext, type AcceptedHead, type Answer, type IncludedCheckpoint } from './trust.js';
+export {
+  TrustKeeper,
+  trustId,
+  MAX_CHAIN_LINKS,
+  MAX_SIGNER_SET_WALK,
+  BACK_WALK_CHECKPOINTS,
+  type TrustConfig,
+  type WitnessPolicy,
+  WITNESS_MEMO_SIZE,
+  type AcceptContext,
+  type AcceptedHead,
+  type Answer,
+  type IncludedCheckpoint,
+  type SetChangePage,
+} from './trust.js';
 export {
   Transport,
   normalizeEndpoint,

@@ -23,9 +23,12 @@
  * Signer sets (docs/proofs.md §5.6): when the head's last checkpoint is v2, the head must carry a
  * quorum of the trusted set and a quorum of the set the checkpoint commits to (the answer's
  * `signers`, checked against its hash); that set is then adopted and persisted with the head. When
- * the trusted set's quorum did not sign the head, the keeper walks back through the checkpoints
- * where the set changed ({@link TrustKeeper.followSignerSets}), each with its own certificate, and
- * adopts each set only from a head a quorum of the set trusted before it signed.
+ * the trusted set's quorum did not sign the head, the keeper follows every set change in between
+ * ({@link TrustKeeper.followSignerSets}): from the server's list of changes
+ * (`GET /v1/checkpoints/set-changes`, verified forward by `proofs/set_changes.ts`), or — a few
+ * checkpoints back, or from a server without the list — by walking back one checkpoint at a time;
+ * each change with its own certificate, each set adopted only from a head a quorum of the set
+ * trusted before it signed.
  *
  * When a head is signed by a key the client does not trust (`UNTRUSTED_KEY`, or `QUORUM_NOT_MET`
  * for want of a trusted signer) and no chain of signer sets leads to it, the keeper follows the
@@ -51,6 +54,7 @@ import {
 } from '../proofs/checkpoint.js';
 import { checkSignerSet, signerSetHash, signerSetPolicy, verifyCertifiedHead, type SignerSet } from '../proofs/signer_set.js';
 import { Reason, VerificationError, type Verified } from '../proofs/errors.js';
+import { checkSetChainBound, finishSetChain, samePolicy, startSetChain, verifySetChange, type SetChainState, type SetChange } from '../proofs/set_changes.js';
 import { KEY_TYPE_COSIGNATURE, formatCheckpointNote, parseNote, parseSignatureLines, parseVerifierKey, verifyNote, type VerifierKey } from '../proofs/note.js';
 import { verifyKeyRotation, type KeyRotation } from '../proofs/rotation.js';
 import { ClientReason, verificationFailure } from './errors.js';
@@ -106,10 +110,25 @@ export interface AcceptContext {
    * checkpoint to its predecessor; without it that link is not checked.
    */
   checkpointAt?(index: number): Promise<IncludedCheckpoint>;
+  /**
+   * Fetches one page of the signer-set changes at checkpoints `from .. size - 1`, each proven
+   * against the head of `size` (`GET /v1/checkpoints/set-changes`), or `undefined` when the server
+   * does not list them. Without it (or on `undefined`) set changes are found by walking back one
+   * checkpoint at a time ({@link checkpointAt}).
+   */
+  signerSetChanges?(from: number, size: number): Promise<SetChangePage | undefined>;
   /** Fetches the node's key rotation statements, oldest first (`GET /v1/key-rotations`); without it rotations are not followed. */
   keyRotations?(): Promise<KeyRotation[]>;
   /** Fetches the checkpoint note of log size `size` (`GET /v1/checkpoints/{size}/note`), for witness cosignatures. */
   note?(size: number): Promise<string>;
+}
+
+/** One page of `GET /v1/checkpoints/set-changes` (unverified). */
+export interface SetChangePage {
+  /** Changes in increasing checkpoint index. */
+  changes: SetChange[];
+  /** The `from` of the next page; absent on the last page. */
+  next?: number;
 }
 
 /** One answer of a verified call, for {@link TrustKeeper.acceptAnswer}. */
@@ -445,7 +464,7 @@ export class TrustKeeper {
     const r = verifyCertifiedHead(head, signatures, policy, signers, hash);
     if (r.ok) return { policy, adopt: r.signerSet };
     const byQuorum = (reason: string) => reason === Reason.UNTRUSTED_KEY || reason === Reason.QUORUM_NOT_MET;
-    if (!byQuorum(r.reason) || !ctx.checkpointAt) check(r);
+    if (!byQuorum(r.reason) || (!ctx.checkpointAt && !ctx.signerSetChanges)) check(r);
     let parent: TrustPolicy;
     let again: ReturnType<typeof verifyCertifiedHead>;
     try {
@@ -466,7 +485,64 @@ export class TrustKeeper {
 
   /**
    * The trust policy of the signer set in force just before the answer's checkpoint, reached from
-   * the trusted set through every signer-set change in between (docs/proofs.md §5.6):
+   * the trusted set through every signer-set change in between (docs/proofs.md §5.6): from a
+   * trusted head at most {@link BACK_WALK_CHECKPOINTS} checkpoints back, or when the server does
+   * not list set changes, by {@link walkBackSignerSets}; otherwise by {@link listSignerSets}.
+   * Nothing is persisted here: the caller adopts the answer's set with its head. Throws
+   * {@link VerificationError}.
+   */
+  private async followSignerSets(answer: Answer, trusted: TrustPolicy, ctx: AcceptContext): Promise<TrustPolicy> {
+    const s = await this.current();
+    const floor = s?.head ? s.head.size - 1 : -1;
+    const stored = s?.signers ? storedSignerSet(s.signers) : undefined;
+    const trustedHash = stored ? signerSetHash(stored) : undefined;
+    if (ctx.signerSetChanges && answer.checkpoint.index - floor > BACK_WALK_CHECKPOINTS) {
+      const listed = await this.listSignerSets(answer, startSetChain(trusted, trustedHash, floor + 1), ctx);
+      if (listed) return listed;
+    }
+    if (!ctx.checkpointAt) verificationFailure(Reason.QUORUM_NOT_MET, `head ${answer.head.size} is not signed by a quorum of the trusted set, and the server lists no set changes`);
+    return this.walkBackSignerSets(answer, trusted, trustedHash, floor, ctx);
+  }
+
+  /**
+   * Follows the set changes the server lists (`ctx.signerSetChanges`, page by page from the
+   * checkpoint after the trusted head) forward with {@link verifySetChange}: each change after the
+   * last, certified by a quorum of the set trusted so far and of its own, its head a prefix of the
+   * answer's, its predecessor committing to the set trusted so far; at most
+   * {@link MAX_SET_CHANGES} changes (`QUORUM_NOT_MET` beyond); then {@link finishSetChain}: the
+   * answer's checkpoint commits to the set reached (or was listed). `undefined` when the server
+   * does not list set changes (its first answer is `undefined`).
+   */
+  private async listSignerSets(answer: Answer, start: SetChainState, ctx: AcceptContext): Promise<TrustPolicy | undefined> {
+    const { head: anchor, checkpoint: top } = answer;
+    let state = start;
+    for (let from = start.last + 1, pages = 0; ; pages++) {
+      const page = await ctx.signerSetChanges!(from, anchor.size);
+      if (page === undefined) {
+        if (pages === 0) return undefined;
+        verificationFailure(ClientReason.RESPONSE_MISMATCH, `the server stopped listing signer-set changes at checkpoint ${from}`);
+      }
+      if (!Array.isArray(page.changes)) verificationFailure(ClientReason.RESPONSE_MISMATCH, 'a page of signer-set changes holds no list');
+      for (const change of page.changes) {
+        check(checkSetChainBound(state));
+        const r = verifySetChange(state, change, anchor, top);
+        if (!r.ok) throw VerificationError.from(r);
+        state = r.state;
+      }
+      if (page.next === undefined) break;
+      if (page.changes.length === 0 || page.next !== state.last + 1) {
+        verificationFailure(ClientReason.RESPONSE_MISMATCH, `a page of signer-set changes from checkpoint ${from} ends at ${state.last} but says the next starts at ${String(page.next)}`);
+      }
+      from = page.next;
+    }
+    const end = finishSetChain(state, top);
+    if (!end.ok) throw VerificationError.from(end);
+    return end.policy;
+  }
+
+  /**
+   * The trust policy of the signer set in force just before the answer's checkpoint, found by
+   * walking back one checkpoint at a time (docs/proofs.md §5.6):
    * 1. back from the answer's checkpoint, each predecessor fetched (`ctx.checkpointAt`) and
    *    authenticated by its `prevCheckpointHash` link (`CHAIN_MISMATCH`), until a checkpoint that
    *    commits to the trusted set (by hash, or — while the client trusts configured keys — a set
@@ -476,15 +552,11 @@ export class TrustKeeper {
    *    certificate (`setChange`: the head ending with it) must be signed by a quorum of that set
    *    and of the new one ({@link verifyCertifiedHead}), include the checkpoint, and be a prefix of
    *    the answer's head (`FORK`); the new set is trusted from there on.
-   * Nothing is persisted here: the caller adopts the answer's set with its head. Throws
-   * {@link VerificationError}.
+   * Throws {@link VerificationError}.
    */
-  private async followSignerSets(answer: Answer, trusted: TrustPolicy, ctx: AcceptContext): Promise<TrustPolicy> {
+  private async walkBackSignerSets(answer: Answer, trusted: TrustPolicy, storedHash: Uint8Array | undefined, floor: number, ctx: AcceptContext): Promise<TrustPolicy> {
     const { head: anchor, checkpoint: top } = answer;
-    const s = await this.current();
-    const floor = s?.head ? s.head.size - 1 : -1;
-    const stored = s?.signers ? storedSignerSet(s.signers) : undefined;
-    let trustedHash = stored ? signerSetHash(stored) : undefined;
+    let trustedHash = storedHash;
     const chain: Checkpoint[] = [];
     const certs = new Map<number, IncludedCheckpoint>();
     for (let next = top; next.index - 1 > floor; ) {
@@ -694,6 +766,13 @@ function parseWitnessPolicy(w: WitnessPolicy): { origin: string; keys: VerifierK
 /** Checkpoints a {@link TrustKeeper} walks back at most to find the signer-set changes between its trusted set and a head's. */
 export const MAX_SIGNER_SET_WALK = 1024;
 
+/**
+ * A head at most this many checkpoints after the trusted head has its signer-set changes found by
+ * walking back (one request per checkpoint, and every checkpoint seen); farther, by the server's
+ * list of changes (one request per page of up to 64 changes).
+ */
+export const BACK_WALK_CHECKPOINTS = 4;
+
 /** A stored (hex) signer set as bytes, or `undefined` when it is not a valid set. */
 function storedSignerSet(v: unknown): SignerSet | undefined {
   const o = v as NonNullable<TrustedState['signers']>;
@@ -701,12 +780,6 @@ function storedSignerSet(v: unknown): SignerSet | undefined {
   if (!o.members.every((m) => typeof m === 'object' && m !== null && /^[0-9a-f]{64}$/.test(String(m.publicKey)))) return undefined;
   const set: SignerSet = { quorum: o.quorum, members: o.members.map((m) => ({ id: m.id, publicKey: fromHex(m.publicKey) })) };
   return checkSignerSet(set) ? undefined : set;
-}
-
-/** True when two policies trust the same keys with the same quorum. */
-function samePolicy(a: TrustPolicy, b: TrustPolicy): boolean {
-  const keys = (p: TrustPolicy) => p.publicKeys.map(toHex).sort().join(',');
-  return a.quorum === b.quorum && keys(a) === keys(b);
 }
 
 /** True when two checkpoints are well formed and have the same message (so the same version and fields). */

@@ -6,6 +6,7 @@
  */
 import type { Checkpoint, HeadSignature, LogHead } from '../proofs/checkpoint.js';
 import type { SignerSet } from '../proofs/signer_set.js';
+import type { SetChange } from '../proofs/set_changes.js';
 import { fromBase64Url } from './bytes.js';
 import { ProofKVClientError } from './errors.js';
 
@@ -133,5 +134,22 @@ export function parseSignedCheckpoint(v: unknown, what = 'signed checkpoint'): S
   });
   const out: SignedCheckpoint = { checkpoint: parseCheckpoint(o.checkpoint, `${what}.checkpoint`), head: parseHead(o.head, `${what}.head`), signatures };
   if (o.signers !== undefined && o.signers !== null) out.signers = parseSignerSet(o.signers, `${what}.signers`);
+  return out;
+}
+
+/**
+ * One listed signer-set change of `GET /v1/checkpoints/set-changes`: the certificate (as
+ * `setChange` of `GET /v1/checkpoints/{index}`), `consistency` and `previous` (unverified).
+ */
+export function parseSetChange(v: unknown, what = 'set change'): SetChange {
+  const o = obj(v, what);
+  const cert = parseSignedCheckpoint(o, what);
+  if (!cert.signers) throw new MalformedResponse(`${what}.signers is missing`);
+  const out: SetChange = { ...cert, signers: cert.signers, inclusion: b64List(o, 'inclusion', what), consistency: b64List(o, 'consistency', what) };
+  if (o.previous !== undefined && o.previous !== null) {
+    const p = obj(o.previous, `${what}.previous`);
+    out.previous = { checkpoint: parseCheckpoint(p.checkpoint, `${what}.previous.checkpoint`), inclusion: b64List(p, 'inclusion', `${what}.previous`) };
+    if (p.signers !== undefined && p.signers !== null) out.previous.signers = parseSignerSet(p.signers, `${what}.previous.signers`);
+  }
   return out;
 }

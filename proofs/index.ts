@@ -38,6 +38,7 @@ export {
 } from './log.js';
 export * from './checkpoint.js';
 export * from './signer_set.js';
+export * from './set_changes.js';
 export * from './rotation.js';
 export * from './cbor_scan.js';
 export * from './encoding.js';

@@ -71,6 +71,24 @@ export const sessionParams: ParamDoc[] = [
 const bytes = { type: 'string', contentEncoding: 'base64url', description: 'Bytes: base64url (no padding) in JSON, a byte string in CBOR' };
 const u53 = { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER };
 
+/** A checkpoint message's fields (docs/proofs.md §5.1). */
+const checkpointSchema = {
+  type: 'object',
+  required: ['index', 'seq', 'masterRoot'],
+  properties: { index: u53, seq: u53, masterRoot: ref('Bytes'), prevCheckpointHash: ref('Bytes'), time: u53, signerSetHash: ref('Bytes') },
+};
+
+/** A signer set (docs/proofs.md §5.6). */
+const signersSchema = {
+  type: 'object',
+  description: 'The signer set the checkpoint commits to (v2 checkpoints; docs/proofs.md §5.6)',
+  required: ['quorum', 'members'],
+  properties: {
+    quorum: u53,
+    members: { type: 'array', items: { type: 'object', required: ['id', 'publicKey'], properties: { id: u53, publicKey: ref('Bytes') } } },
+  },
+};
+
 const SCHEMAS: Record<string, Record<string, unknown>> = {
   Bytes: bytes,
   Problem: {
@@ -175,25 +193,13 @@ const SCHEMAS: Record<string, Record<string, unknown>> = {
     type: 'object',
     required: ['checkpoint', 'head', 'signatures'],
     properties: {
-      checkpoint: {
-        type: 'object',
-        required: ['index', 'seq', 'masterRoot'],
-        properties: { index: u53, seq: u53, masterRoot: ref('Bytes'), prevCheckpointHash: ref('Bytes'), time: u53, signerSetHash: ref('Bytes') },
-      },
+      checkpoint: checkpointSchema,
       head: { type: 'object', required: ['size', 'root'], properties: { size: u53, root: ref('Bytes') } },
       signatures: {
         type: 'array',
         items: { type: 'object', required: ['publicKey', 'signature'], properties: { publicKey: ref('Bytes'), signature: ref('Bytes') } },
       },
-      signers: {
-        type: 'object',
-        description: 'The signer set the checkpoint commits to (v2 checkpoints; docs/proofs.md §5.6)',
-        required: ['quorum', 'members'],
-        properties: {
-          quorum: u53,
-          members: { type: 'array', items: { type: 'object', required: ['id', 'publicKey'], properties: { id: u53, publicKey: ref('Bytes') } } },
-        },
-      },
+      signers: signersSchema,
       cosignatures: { type: 'string', description: 'Witness cosignatures (C2SP tlog-cosignature note signature lines) the node holds for the head, when any (docs/witness.md)' },
     },
   },
@@ -212,6 +218,43 @@ const SCHEMAS: Record<string, Record<string, unknown>> = {
         },
       },
     ],
+  },
+  SetChanges: {
+    type: 'object',
+    required: ['from', 'size', 'changes'],
+    description: 'One page of the checkpoints that changed the signer set (docs/proofs.md §5.6)',
+    properties: {
+      from: u53,
+      size: u53,
+      next: { ...u53, description: 'The `from` of the next page; absent on the last page' },
+      changes: {
+        type: 'array',
+        items: {
+          allOf: [
+            ref('SignedCheckpoint'),
+            {
+              type: 'object',
+              required: ['inclusion', 'signers', 'consistency'],
+              description: "The changing checkpoint's own certificate (head of size index + 1, its signatures, the inclusion there, the new signers)",
+              properties: {
+                inclusion: { type: 'array', items: ref('Bytes') },
+                consistency: { type: 'array', items: ref('Bytes'), description: 'RFC 9162 consistency proof from this head to the head of size `size`' },
+                previous: {
+                  type: 'object',
+                  required: ['checkpoint', 'inclusion'],
+                  description: 'Checkpoint index - 1 (absent for checkpoint 0), its inclusion in this head, and the set it commits to (v2)',
+                  properties: {
+                    checkpoint: checkpointSchema,
+                    inclusion: { type: 'array', items: ref('Bytes') },
+                    signers: signersSchema,
+                  },
+                },
+              },
+            },
+          ],
+        },
+      },
+    },
   },
   Consistency: { type: 'object', required: ['from', 'to', 'proof'], properties: { from: u53, to: u53, proof: { type: 'array', items: ref('Bytes') } } },
   Status: {

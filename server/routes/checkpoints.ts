@@ -5,12 +5,21 @@
  */
 import { ErrorCode, ProofKVError } from '../../src/index.js';
 import { MAX_VERSION } from '../../src/keys.js';
-import { send } from '../codec.js';
+import { send, type Wire } from '../codec.js';
 import { checkpointWire, sessionOf, waitForCertified, type AppContext } from '../context.js';
 import { HttpError } from '../errors.js';
 import { queryOf } from '../keys.js';
 import { errors, ok, queryParam, sessionParams } from '../openapi.js';
 import type { RouteDef } from '../route_table.js';
+import type { SetChange } from '../../proofs/set_changes.js';
+
+/** Most signer-set changes in one page of `GET /v1/checkpoints/set-changes` (and its default `limit`). */
+export const SET_CHANGES_PAGE_MAX = 64;
+/**
+ * About the most raw bytes of set changes in one page past its first change (see `setChangeBytes`):
+ * as JSON (at most about 1.8 times that) a page stays below the SDK's 1 MiB cap on control answers.
+ */
+export const SET_CHANGES_PAGE_BYTES = 512 * 1024;
 
 /** How long `POST /v1/checkpoints` waits for a quorum to certify the checkpoint it took, ms. */
 export const CERTIFY_WAIT_MS = 10_000;
@@ -92,6 +101,39 @@ export function checkpointRoutes(ctx: AppContext): RouteDef[] {
     },
   };
 
+  const setChanges: RouteDef = {
+    method: 'get',
+    path: '/v1/checkpoints/set-changes',
+    role: 'read',
+    body: 'none',
+    name: 'checkpoint_set_changes',
+    doc: {
+      summary: 'Signer-set changes',
+      description:
+        'The checkpoints `from .. size - 1` that changed the signer set, oldest first (docs/proofs.md §5.6), each proven against the certified head of size `size`: ' +
+        'its own certificate (head of size index + 1, signatures, inclusion, new `signers`), the consistency proof from that head to `size`, and its predecessor ' +
+        `(checkpoint index - 1, its inclusion in the change's head, the set it commits to). At most \`limit\` (<= ${SET_CHANGES_PAGE_MAX}) changes and about ${SET_CHANGES_PAGE_BYTES / 1024} KiB (raw bytes) per page; ` +
+        '`next`, when present, is the `from` of the next page.',
+      parameters: [
+        queryParam('from', 'First checkpoint index to list changes at (default 0)', { type: 'integer', minimum: 0 }),
+        queryParam('size', 'Log size of the head the changes are proven against (default: the latest)', { type: 'integer', minimum: 1 }),
+        queryParam('limit', `Most changes in this page (default and at most ${SET_CHANGES_PAGE_MAX})`, { type: 'integer', minimum: 1, maximum: SET_CHANGES_PAGE_MAX }),
+      ],
+      responses: { ...ok('SetChanges', 'One page of set changes'), ...errors(400, 401, 403, 404) },
+    },
+    handler(req, res) {
+      const q = queryOf(res);
+      q.only(['from', 'size', 'limit']);
+      const latest = db.latestCheckpoint().head.size;
+      const from = q.int('from', 0, MAX_VERSION, 0)!;
+      const size = q.int('size', 1, MAX_VERSION, latest)!;
+      const limit = q.int('limit', 1, SET_CHANGES_PAGE_MAX, SET_CHANGES_PAGE_MAX)!;
+      if (size > latest) throw new HttpError('NOT_FOUND', `log size ${size} does not exist yet (latest ${latest})`);
+      const page = db.signerSetChanges(from, size, limit, SET_CHANGES_PAGE_BYTES);
+      send(req, res, { from, size, changes: page.changes.map(setChangeWire), next: page.next });
+    },
+  };
+
   const byIndex: RouteDef = {
     method: 'get',
     path: '/v1/checkpoints/:index',
@@ -127,5 +169,16 @@ export function checkpointRoutes(ctx: AppContext): RouteDef[] {
     },
   };
 
-  return [create, latest, consistency, byIndex];
+  return [create, latest, consistency, setChanges, byIndex];
+}
+
+/** A listed set change on the wire: the certificate as `setChange` of `GET /v1/checkpoints/{index}`, plus `consistency` and `previous`. */
+function setChangeWire(c: SetChange): { [k: string]: Wire } {
+  const out: { [k: string]: Wire } = { ...checkpointWire(c), inclusion: c.inclusion, consistency: c.consistency };
+  if (c.previous) {
+    const p = c.previous;
+    const prev = checkpointWire({ checkpoint: p.checkpoint, head: c.head, signatures: [], signers: p.signers });
+    out.previous = { checkpoint: prev.checkpoint, inclusion: p.inclusion, signers: prev.signers };
+  }
+  return out;
 }

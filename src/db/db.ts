@@ -35,6 +35,7 @@ import type { KeyRotation } from '../proof/node_key.js';
 import type { CheckpointCertificate, GetProof, HistoryProof } from '../../proofs/lsm_proof.js';
 import type { LogHead } from '../../proofs/checkpoint.js';
 import { checkSignerSet, type SignerSet } from '../../proofs/signer_set.js';
+import type { SetChange } from '../../proofs/set_changes.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { keySuccessor, type ScanProof } from '../../proofs/lsm_scan.js';
 import { removeLeftovers, replayJournals } from './recovery.js';
@@ -806,6 +807,15 @@ export class ProofDB {
   checkpointAt(index: number): SignedCheckpoint & { inclusion: Uint8Array[]; setChange?: CheckpointCertificate } {
     this.checkOpen();
     return this.checkpointer.at(index);
+  }
+
+  /**
+   * The signer-set changes at checkpoints `from .. size - 1`, proven against the certified head of
+   * `size` (see `Checkpointer.setChanges`): at most `limit` per call and about `maxBytes`.
+   */
+  signerSetChanges(from: number, size: number, limit: number, maxBytes: number): { changes: SetChange[]; next?: number } {
+    this.checkOpen();
+    return this.checkpointer.setChanges(from, size, limit, maxBytes);
   }
 
   /** RFC 9162 consistency proof that the log head of size `toSize` extends the one of size `fromSize`. */

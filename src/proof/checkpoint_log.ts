@@ -366,6 +366,22 @@ export class CheckpointLog {
   }
 
   /**
+   * Indexes of the checkpoints in `[from, before)` that changed the signer set (see
+   * {@link setChanges}), increasing, at most `limit` of them. Walks the changes (one per membership
+   * change) from the oldest.
+   */
+  setChangeIndexes(from: number, before: number, limit: number): number[] {
+    const out: number[] = [];
+    // Map order is insertion order, which is index order: checkpoints are added in order, and a
+    // failed append removes only the last one.
+    for (const i of this.setChanges.keys()) {
+      if (out.length >= limit || i >= before) break;
+      if (i >= from) out.push(i);
+    }
+    return out;
+  }
+
+  /**
    * An accepted cosign on the head of `size`: when checkpoint `size - 1` changed the signer set,
    * the signature joins that change's certificate (which a client walks to adopt the new set).
    */

@@ -60,6 +60,7 @@ import {
   type MemberSignature,
 } from '../replication/cosign.js';
 import { signerSetHash, type SignerSet } from '../../proofs/signer_set.js';
+import type { SetChange } from '../../proofs/set_changes.js';
 
 /** A signed checkpoint as the node publishes it. */
 export interface SignedCheckpoint {
@@ -459,6 +460,57 @@ export class Checkpointer {
     return out;
   }
 
+  /**
+   * The signer-set changes at checkpoints `from .. size - 1` (docs/proofs.md §5.6), oldest first,
+   * each proven against the head of `size` (1 <= size <= certified log size): its own certificate,
+   * the consistency proof from its head to `size`, and its predecessor with the inclusion in its
+   * head and the set it commits to. At most `limit` changes and — past the first — about
+   * `maxBytes` of them ({@link setChangeBytes}); `next` is where the following page starts when
+   * changes were left for it.
+   */
+  setChanges(from: number, size: number, limit: number, maxBytes: number): { changes: SetChange[]; next?: number } {
+    const max = this.sizes().certified;
+    if (!Number.isSafeInteger(size) || size < 1 || size > max) {
+      throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `log size ${String(size)} does not exist (certified log size ${max})`);
+    }
+    if (!Number.isSafeInteger(from) || from < 0) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `from ${String(from)} is not a checkpoint index`);
+    if (!Number.isSafeInteger(limit) || limit < 1) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `limit ${String(limit)} is not a positive integer`);
+    // One more than the page takes: whether a next page exists.
+    const indexes = this.log.setChangeIndexes(from, size, limit + 1);
+    const changes: SetChange[] = [];
+    let bytes = 0;
+    for (const i of indexes) {
+      if (changes.length >= limit) break;
+      const change = this.setChangeProof(i, size);
+      bytes += setChangeBytes(change);
+      if (changes.length > 0 && bytes > maxBytes) break;
+      changes.push(change);
+    }
+    const out: { changes: SetChange[]; next?: number } = { changes };
+    if (changes.length < indexes.length) out.next = changes[changes.length - 1].checkpoint.index + 1;
+    return out;
+  }
+
+  /** The set change at checkpoint `i` (one of {@link CheckpointLog.setChangeIndexes}), proven against the head of `size`. */
+  private setChangeProof(i: number, size: number): SetChange {
+    const change = this.log.setChangeAt(i)!;
+    const checkpoint = this.log.at(i)!;
+    const out: SetChange = {
+      checkpoint,
+      head: this.headAt(i + 1),
+      signatures: change.signatures.map((g) => ({ publicKey: g.publicKey, signature: g.signature })),
+      inclusion: this.log.tree.inclusionProof(i, i + 1),
+      signers: change.signers,
+      consistency: this.log.tree.consistencyProof(i + 1, size),
+    };
+    if (i > 0) {
+      const prev = this.log.at(i - 1)!;
+      out.previous = { checkpoint: prev, inclusion: this.log.tree.inclusionProof(i - 1, i + 1) };
+      if (prev.signerSetHash !== undefined) out.previous.signers = this.log.signersOf(i - 1);
+    }
+    return out;
+  }
+
   /** The log head of size `size` (1 <= size <= certified log size): every certified head this node's log passed through. */
   headAt(size: number): LogHead {
     const max = this.sizes().certified;
@@ -585,4 +637,14 @@ export class Checkpointer {
 /** `o` with `signers` set when there is a set (v2), so a v1 answer carries no `signers` field. */
 function withSigners<T extends object>(o: T, signers: SignerSet | undefined): T & { signers?: SignerSet } {
   return signers ? { ...o, signers } : o;
+}
+
+/**
+ * About the bytes of a listed set change (raw, before the wire encoding): two checkpoint messages,
+ * a head, the signatures, both sets' members and the proof hashes — what bounds a page.
+ */
+export function setChangeBytes(c: SetChange): number {
+  const hashes = c.inclusion.length + c.consistency.length + (c.previous?.inclusion.length ?? 0);
+  const members = c.signers.members.length + (c.previous?.signers?.members.length ?? 0);
+  return 2 * 160 + 40 + c.signatures.length * 96 + members * 36 + hashes * 32;
 }

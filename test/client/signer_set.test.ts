@@ -7,7 +7,8 @@
  * an in-memory `AcceptContext` that a test can tamper with.
  */
 import { describe, expect, it } from 'vitest';
-import { MemoryStateStore, TrustKeeper, VerificationError, type AcceptContext, type Answer, type IncludedCheckpoint } from '../../client-sdk/index.js';
+import { BACK_WALK_CHECKPOINTS, MemoryStateStore, TrustKeeper, VerificationError, type AcceptContext, type Answer, type IncludedCheckpoint, type SetChangePage } from '../../client-sdk/index.js';
+import type { SetChange } from '../../proofs/set_changes.js';
 import { checkpointHash, checkpointLeafHash, generateKeyPair, signHead, type Checkpoint, type HeadSignature, type LogHead, type TrustPolicy } from '../../proofs/checkpoint.js';
 import { Reason } from '../../proofs/errors.js';
 import { LogTree } from '../../proofs/log.js';
@@ -73,11 +74,49 @@ class Log {
     return h !== undefined && !(p !== undefined && Buffer.from(p).equals(Buffer.from(h)));
   }
 
-  /** The server's side: consistency proofs and checkpoints by index (with `setChange` at set changes), at head `size`. */
-  ctx(size = this.cps.length): AcceptContext & { fetched: number[] } {
+  /** The set changes at `from .. size - 1` as `GET /v1/checkpoints/set-changes` lists them, in pages of `pageSize`. */
+  setChanges(from: number, size: number, pageSize: number): SetChangePage {
+    const changes: SetChange[] = [];
+    let next: number | undefined;
+    for (let i = from; i < size; i++) {
+      if (!this.isChange(i) || this.hideChange.has(i)) continue;
+      if (changes.length === pageSize) {
+        next = changes[changes.length - 1].checkpoint.index + 1;
+        break;
+      }
+      const c: SetChange = {
+        checkpoint: this.cps[i],
+        head: this.head(i + 1),
+        signatures: this.sigs[i],
+        inclusion: this.tree.inclusionProof(i, i + 1),
+        signers: this.sets[i],
+        consistency: this.tree.consistencyProof(i + 1, size),
+      };
+      if (i > 0) c.previous = { checkpoint: this.cps[i - 1], inclusion: this.tree.inclusionProof(i - 1, i + 1), signers: this.cps[i - 1].signerSetHash ? this.sets[i - 1] : undefined };
+      changes.push(c);
+    }
+    return next === undefined ? { changes } : { changes, next };
+  }
+
+  /**
+   * The server's side: consistency proofs and checkpoints by index (with `setChange` at set
+   * changes), at head `size`; with `listPage`, also the list of set changes in pages of that many
+   * (`listed`: the `from` of each page asked for; `undefined` pages: a server without the list).
+   */
+  ctx(size = this.cps.length, listPage?: number | 'absent'): AcceptContext & { fetched: number[]; listed: number[] } {
     const fetched: number[] = [];
+    const listed: number[] = [];
     return {
       fetched,
+      listed,
+      ...(listPage === undefined
+        ? {}
+        : {
+            signerSetChanges: async (from: number, at: number) => {
+              listed.push(from);
+              return listPage === 'absent' ? undefined : this.setChanges(from, at, listPage);
+            },
+          }),
       consistency: async (from, to) => this.tree.consistencyProof(from, to),
       keyRotations: async () => [],
       checkpointAt: async (i) => {
@@ -250,5 +289,51 @@ describe('signer-set trust', () => {
       if (!r.ok) throw VerificationError.from(r);
     };
     await expect(keeper().acceptAnswer(stripped, v2.ctx(), verify)).rejects.toMatchObject({ reason: Reason.ROOT_MISMATCH });
+  });
+
+  it('far from the trusted head, follows the listed changes page by page; near it, or without the list, walks back', async () => {
+    const B = set(3, [1, 2, 3, 4]);
+    const E = set(2, [4, 5, 6]);
+    const F = set(2, [5, 6, 7]);
+    // 0: A. 1: A→B. 2..9: B. 10: B→E. 11..19: E. 20: E→F. 21: F.
+    const build = () => {
+      const log = new Log().add(A, [1, 2]).add(B, [1, 2, 3, 4]);
+      for (let i = 2; i < 10; i++) log.add(B, [1, 2, 3]);
+      log.add(E, [2, 3, 4, 5]);
+      for (let i = 11; i < 20; i++) log.add(E, [4, 5]);
+      return log.add(F, [4, 5, 6]).add(F, [6, 7]);
+    };
+    const log = build();
+    const far = keeper();
+    const ctx = log.ctx(log.cps.length, 1);
+    const r = await far.acceptAnswer(log.answer(), ctx, log.verify());
+    expect(ids(r.signerSet)).toEqual([5, 6, 7]);
+    // Pages of one change (0, 1, 10, 20): from 0, then after each change but the last; no checkpoint fetched for the sets.
+    expect(ctx.listed).toEqual([0, 1, 2, 11]);
+    expect(ctx.fetched.length).toBeLessThanOrEqual(1);
+
+    // A trusted head within BACK_WALK_CHECKPOINTS of the answer: the walk back, no list.
+    const near = keeper();
+    await near.acceptAnswer(log.answer(18), log.ctx(18, 1), log.verify(18));
+    const nearCtx = log.ctx(log.cps.length, 1);
+    expect(log.cps.length - 18).toBeLessThanOrEqual(BACK_WALK_CHECKPOINTS);
+    expect(ids((await near.acceptAnswer(log.answer(), nearCtx, log.verify())).signerSet)).toEqual([5, 6, 7]);
+    expect(nearCtx.listed).toEqual([]);
+    expect(nearCtx.fetched.length).toBeGreaterThan(0);
+
+    // A server without the list: the walk back.
+    const old = keeper();
+    const oldCtx = log.ctx(log.cps.length, 'absent');
+    expect(ids((await old.acceptAnswer(log.answer(), oldCtx, log.verify())).signerSet)).toEqual([5, 6, 7]);
+    expect(oldCtx.listed).toEqual([0]);
+    expect(oldCtx.fetched).toContain(10);
+
+    // A change the list leaves out: refused, nothing stored.
+    const hidden = build();
+    hidden.hideChange.add(10);
+    const store = new MemoryStateStore();
+    const k = keeper(store);
+    await expect(k.acceptAnswer(hidden.answer(), hidden.ctx(hidden.cps.length, 64), hidden.verify())).rejects.toMatchObject({ reason: Reason.SIGNER_SET_MISMATCH });
+    expect(await store.load(k.id)).toBeUndefined();
   });
 });

@@ -74,6 +74,14 @@ beforeAll(async () => {
   const rotationSigned = { ...rotation, oldSignature: ed25519.sign(rmsg, key.privateKey), newSignature: ed25519.sign(rmsg, newKey.privateKey) };
   args.set('verifyKeyRotation', () => [structuredClone(rotationSigned)]);
   args.set('verifyScanProof', () => [structuredClone(scan), { start: new TextEncoder().encode('k1'), end: new TextEncoder().encode('k5'), limit: 2, edges: true }, { trust }]);
+  // Signer-set changes: checkpoint 0 (the node alone) and 2 (the node and `key`, quorum 1), the latter with a predecessor.
+  const changed = await db.checkpoint({ signers: { quorum: 1, members: [{ id: 1, publicKey: db.publicKey() }, { id: 2, publicKey: key.publicKey }] } });
+  const changes = db.signerSetChanges(0, changed.head.size, 64, 1 << 20).changes;
+  const start = P.startSetChain(trust, undefined, 0);
+  const first = P.verifySetChange(start, changes[0], changed.head, changed.checkpoint, H);
+  if (!first.ok) throw new Error(first.message);
+  args.set('verifySetChanges', () => [structuredClone(start), structuredClone(changes), changed.head, changed.checkpoint, H]);
+  args.set('verifySetChange', () => [structuredClone(first.state), structuredClone(changes[1]), changed.head, changed.checkpoint, H]);
 });
 afterAll(async () => {
   await db?.close();
