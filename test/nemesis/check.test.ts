@@ -246,11 +246,15 @@ describe('each check fails on its fault', () => {
     const change = { id: 1, kind: 'replace-leader', targets: [4, 1], start: 1000, end: 2000 };
     expect(checkVerified(h, [change])).toMatchObject({ ok: true, failures: 0, quorumNotMet: 1 });
     expect(checkVerified(h, [{ ...change, kind: 'kill-leader' }])).toMatchObject({ ok: false, failures: 1 });
-    expect(checkVerified(h, [{ ...change, end: -6000 }]).ok).toBe(false);
+    expect(checkVerified(h, [{ ...change, end: -11000 }]).ok).toBe(false);
     expect(checkVerified([{ ...h[0], error: 'VERIFY_FORK' }], [change]).ok).toBe(false);
+    // The same shortfall named by a key of the new set among the signatures.
+    const untrusted = [{ ...h[0], error: 'VERIFY_UNTRUSTED_KEY' }];
+    expect(checkVerified(untrusted, [change])).toMatchObject({ ok: true, failures: 0, quorumNotMet: 1 });
+    expect(checkVerified(untrusted, [{ ...change, kind: 'kill-leader' }])).toMatchObject({ ok: false, failures: 1 });
     // A member killed during the change extends the window to its restart (plus the tail).
-    const early = { ...change, end: -6000, start: -7000 };
-    const kill = { id: 2, kind: 'kill', targets: [3], start: -6500, end: -4000 };
+    const early = { ...change, end: -11000, start: -12000 };
+    const kill = { id: 2, kind: 'kill', targets: [3], start: -11500, end: -9000 };
     expect(checkVerified(h, [early]).ok).toBe(false);
     expect(checkVerified(h, [early, kill]).ok).toBe(true);
   });

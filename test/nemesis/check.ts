@@ -12,7 +12,7 @@
  * | reads show committed data | a read (any kind, serializable and verified ones too) showing at some version another value than the final history has there, or a version the final history lacks |
  * | no fork or rollback | a head a client trusted that the final head does not extend (RFC 9162 consistency proof, verified with `proofs/`) |
  * | members agree | members whose certified heads differ, whose checkpoint at some index differs (MasterRoot, seq, chain) or is not proven leaf of the member's head (inclusion proof), or whose proven histories of a key differ |
- * | verified reads verified | a verified read that failed verification (`VerificationError`), but for `QUORUM_NOT_MET` during a membership change (documented as transient) |
+ * | verified reads verified | a verified read that failed verification (`VerificationError`), but for too few trusted signatures (`QUORUM_NOT_MET`, `UNTRUSTED_KEY`) during a membership change (documented as transient) |
 | batches all or nothing | a batch (acknowledged or not) some of whose puts are in the final state and some not |
  *
  * How the final history settles operations whose outcome is unknown (`info`): every value the
@@ -446,13 +446,22 @@ export function checkReads(history: OpRecord[], view: FinalView): Check {
  * (docs/cluster.md § Membership: the set-change checkpoint's certificate completes when the
  * members' signatures on it are applied, later when a signer died right after the change).
  */
-export const SET_CHANGE_TAIL_MS = 10_000;
+export const SET_CHANGE_TAIL_MS = 15_000;
 
 /**
- * No verified read failed verification — except `QUORUM_NOT_MET` during a membership change, the
- * faults overlapping it, and {@link SET_CHANGE_TAIL_MS} after, which docs/cluster.md documents as transient (the client
- * refused a head it could not yet verify: safe, and counted apart). Every other reason, and
- * `QUORUM_NOT_MET` at any other time, fails the check.
+ * The refusals a set-change certificate that is still short of the previous set's quorum gives: too
+ * few signatures of the trusted set (`QUORUM_NOT_MET`), or the same with a signature of the new set
+ * among them (`UNTRUSTED_KEY`: `verifyCertifiedHead` names the first valid key outside the trusted
+ * set, and a certificate only holds keys of the trusted or the new set).
+ */
+const SET_CHANGE_REFUSALS = new Set(['VERIFY_QUORUM_NOT_MET', 'VERIFY_UNTRUSTED_KEY']);
+
+/**
+ * No verified read failed verification — except a refusal for too few trusted signatures
+ * (`QUORUM_NOT_MET`, `UNTRUSTED_KEY`) during a membership change, the faults overlapping it, and
+ * {@link SET_CHANGE_TAIL_MS} after, which docs/cluster.md documents as transient (the client
+ * refused a head it could not yet verify: safe, and counted apart). Every other reason, and those
+ * two at any other time, fail the check.
  */
 export function checkVerified(history: OpRecord[], events: FaultEvent[] = []): Check & { failures: number; quorumNotMet: number } {
   // A change's window runs to the end of the faults that overlap it (a member killed during the
@@ -462,11 +471,11 @@ export function checkVerified(history: OpRecord[], events: FaultEvent[] = []): C
     .map((e) => ({ start: e.start, end: events.filter((x) => x.start <= e.end && x.end >= e.start).reduce((m, x) => Math.max(m, x.end), e.end) + SET_CHANGE_TAIL_MS }));
   const verified = (o: OpRecord) => o.kind === 'verified-get' || o.kind === 'verified-history';
   const refused = history.filter((o) => verified(o) && o.error?.startsWith('VERIFY_'));
-  const duringChange = (o: OpRecord) => o.error === 'VERIFY_QUORUM_NOT_MET' && changes.some((w) => w.start <= o.call && o.call <= w.end);
+  const duringChange = (o: OpRecord) => SET_CHANGE_REFUSALS.has(o.error ?? '') && changes.some((w) => w.start <= o.call && o.call <= w.end);
   const tolerated = refused.filter(duringChange);
   const bad = refused.filter((o) => !duringChange(o));
   const n = history.filter((o) => verified(o) && o.outcome === 'ok').length;
-  const also = tolerated.length > 0 ? `; ${tolerated.length} refused with QUORUM_NOT_MET during a membership change (documented as transient)` : '';
+  const also = tolerated.length > 0 ? `; ${tolerated.length} refused for too few trusted signatures during a membership change (documented as transient)` : '';
   return {
     name: CHECK.verified,
     ok: bad.length === 0,
@@ -696,8 +705,18 @@ export async function finalTrust(final: FinalState): Promise<FinalTrust> {
   const configured: FinalTrust = { publicKeys: final.publicKeys, quorum: final.quorum };
   const probe = new ProofKVClient({ endpoints: final.members.map((m) => m.url), trust: configured, retries: 3, retryDelayMs: 100, timeoutMs: 10_000, onWarning: () => {} });
   try {
-    await patiently(() => probe.checkpoint(), 10_000);
-    return configured;
+    // A set change made by the heal can leave its certificate short of the previous set's quorum
+    // for a moment (the documented transient): wait it out before giving up on the configured keys.
+    const until = Date.now() + SET_CHANGE_TAIL_MS;
+    for (;;) {
+      try {
+        await patiently(() => probe.checkpoint(), 10_000);
+        return configured;
+      } catch (err) {
+        if (!(err instanceof VerificationError) || !SET_CHANGE_REFUSALS.has(`VERIFY_${err.reason}`) || Date.now() > until) throw err;
+        await sleep(500);
+      }
+    }
   } catch (err) {
     if (!(err instanceof VerificationError)) return configured;
     try {
