@@ -203,6 +203,14 @@ describe('compact proof encoding (format 2)', () => {
     const cert = (tr: Tree) => (tr as { pairs: Array<[Tree, Tree]> }).pairs.find(([k]) => k === K.getProof.certificate)![1] as { pairs: Array<[Tree, Tree]> };
     const field = (m: { pairs: Array<[Tree, Tree]> }, k: number) => m.pairs.find(([x]) => x === k)![1];
     const sorted = (m: { pairs: Array<[Tree, Tree]> }) => m.pairs.sort((a, b) => (a[0] as number) - (b[0] as number));
+    const entries = (tr: Tree) =>
+      (field(field(tr as { pairs: Array<[Tree, Tree]> }, K.getProof.body) as { pairs: Array<[Tree, Tree]> }, K.body.windows) as Tree[]).flatMap((w) =>
+        (field(w as { pairs: Array<[Tree, Tree]> }, K.window.blocks) as Tree[]).flatMap((b) => field(b as { pairs: Array<[Tree, Tree]> }, K.windowBlock.entries) as Tree[]),
+      ) as Array<{ pairs: Array<[Tree, Tree]> }>;
+    const entryWithValue = (tr: Tree) => entries(tr).find((e) => e.pairs.some(([k]) => k === K.entryLeaf.value))!;
+    const answer = p.body.windows.flatMap((w) => w.blocks.flatMap((b) => b.entries)).find((e) => e.kind === 1 && norm(e.key) === norm(enc(skey(13))))!;
+    expect(answer).toBeDefined();
+    expect(entries(toTree(proofCbor.decode(t.bytes))).filter((e) => e.pairs.some(([k]) => k === K.entryLeaf.value)).length).toBe(1);
     const explicit: Array<[string, (tr: Tree) => void]> = [
       ['head root', (tr) => sorted(Object.assign(cert(tr), { pairs: [...cert(tr).pairs, [K.certificate.root, p.certificate.head.root]] }))],
       [
@@ -220,8 +228,57 @@ describe('compact proof encoding (format 2)', () => {
           sig.pairs[0][1] = p.certificate.signatures[0].publicKey;
         },
       ],
+      [
+        'checkpoint index of the head\'s last checkpoint',
+        (tr) => {
+          const cp = field(cert(tr), K.certificate.checkpoint) as { pairs: Array<[Tree, Tree]> };
+          cp.pairs.push([K.checkpoint.index, p.certificate.checkpoint.index]);
+          sorted(cp);
+        },
+      ],
+      [
+        'masterRoot',
+        (tr) => {
+          const cp = field(cert(tr), K.certificate.checkpoint) as { pairs: Array<[Tree, Tree]> };
+          cp.pairs.push([K.checkpoint.masterRoot, p.certificate.checkpoint.masterRoot]);
+          sorted(cp);
+        },
+      ],
+      [
+        "the answer's valueHash, which the value gives",
+        (tr) => {
+          const e = entryWithValue(tr);
+          e.pairs = e.pairs.filter(([k]) => k !== K.entryLeaf.value);
+          e.pairs.push([K.entryLeaf.valueHash, answer.valueHash]);
+          sorted(e);
+        },
+      ],
+      [
+        "the answer's valueHash and its value index both",
+        (tr) => {
+          const e = entryWithValue(tr);
+          e.pairs.push([K.entryLeaf.valueHash, answer.valueHash]);
+          sorted(e);
+        },
+      ],
+      [
+        'a value index past the values',
+        (tr) => {
+          const e = entryWithValue(tr);
+          e.pairs.find(([k]) => k === K.entryLeaf.value)![1] = 1;
+        },
+      ],
+      [
+        'a descriptor key that parses, written whole',
+        (tr) => {
+          const body = field(tr as { pairs: Array<[Tree, Tree]> }, K.getProof.body) as { pairs: Array<[Tree, Tree]> };
+          const d0 = (field(body, K.body.descriptors) as Tree[])[0] as { pairs: Array<[Tree, Tree]> };
+          d0.pairs.find(([k]) => k === K.descriptor.smallest)![1] = p.body.descriptors[0].smallest;
+        },
+      ],
     ];
     expect(p.certificate.signers).toBeDefined();
+    expect(p.certificate.checkpoint.index).toBe(p.certificate.head.size - 1);
     for (const [what, edit] of explicit) expect(outcome(t, mutant(t, edit), what), what).toBe('decode');
     // Window blocks: an explicit 0 offset, an explicit index where the position implies it.
     const windowsOf = (tr: Tree) => field(field(tr as { pairs: Array<[Tree, Tree]> }, K.getProof.body) as { pairs: Array<[Tree, Tree]> }, K.body.windows) as Tree[];
@@ -249,6 +306,11 @@ describe('compact proof encoding (format 2)', () => {
       ['signer set dropped', (q) => delete q.certificate.signers],
       ['signature by a key outside the set', (q) => (q.certificate.signatures[0].publicKey = other)],
       ['masterRoot altered', (q) => (q.certificate.checkpoint.masterRoot = flip(q.certificate.checkpoint.masterRoot))],
+      ['an older checkpoint index', (q) => (q.certificate.checkpoint.index -= 1)],
+      ['a descriptor entry count changed', (q) => (q.body.descriptors[0].entryCount += 1)],
+      ['the value changed', (q) => (q.value = new Uint8Array([...q.value!, 1]))],
+      ['a descriptor key whose version does not fit 2^53', (q) => q.body.descriptors[0].smallest.fill(0xff, q.body.descriptors[0].smallest.length - 16, q.body.descriptors[0].smallest.length - 8)],
+      ['a descriptor key of another seq', (q) => (q.body.descriptors[0].largest[q.body.descriptors[0].largest.length - 2] ^= 1)],
       ['first block index moved', (q) => (q.body.windows[0].blocks[0].index += 1)],
       ['block offset set', (q) => (q.body.windows[0].blocks[0].offset += 1)],
       ['a second block at a gap', (q) => q.body.windows[0].blocks.push({ ...clone(q.body.windows[0].blocks[0]), index: q.body.windows[0].blocks[0].index + 2 })],
