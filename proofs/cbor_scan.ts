@@ -26,7 +26,6 @@
  * byte, plus the UTF-8 check and key comparisons over bytes read once each.
  * @module
  */
-import { compareBytes } from './bytes.js';
 import { DecodeError } from './errors.js';
 
 /** Bounds on the shape a scan accepts. */
@@ -179,11 +178,21 @@ export function scanCbor(bytes: Uint8Array, limits: CborLimits, stats?: CborScan
 
 /** A map key `[start, end)` must sort strictly after the previous key of its map (RFC 8949 §4.2.1). */
 function keyInOrder(bytes: Uint8Array, top: Frame, start: number, end: number, bad: (at: number, msg: string) => never): void {
-  if (top.keyEnd > top.keyStart && compareBytes(bytes.subarray(top.keyStart, top.keyEnd), bytes.subarray(start, end)) >= 0) {
+  if (top.keyEnd > top.keyStart && compareRanges(bytes, top.keyStart, top.keyEnd, start, end) >= 0) {
     bad(start, 'map keys not in strictly increasing canonical order (RFC 8949 §4.2.1)');
   }
   top.keyStart = start;
   top.keyEnd = end;
+}
+
+/** Bytewise order of `bytes[a0, a1)` and `bytes[b0, b1)` (a proper prefix first), without copying. */
+function compareRanges(bytes: Uint8Array, a0: number, a1: number, b0: number, b1: number): number {
+  const n = Math.min(a1 - a0, b1 - b0);
+  for (let i = 0; i < n; i++) {
+    const d = bytes[a0 + i] - bytes[b0 + i];
+    if (d !== 0) return d;
+  }
+  return a1 - a0 - (b1 - b0);
 }
 
 /** One item of the innermost open container is complete; closes every container it completes. */

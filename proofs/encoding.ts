@@ -178,12 +178,13 @@ function keyedMap<T extends object, K extends string | number>(
   keyOf: (field: keyof T & string) => K,
   keyType: 'string' | 'number',
 ): Schema<T> {
-  const spec = (k: keyof T): { schema: Schema<unknown>; optional: boolean } => {
-    const f = fields[k] as Schema<unknown> | Optional<unknown>;
-    return 'optional' in f ? { schema: f.optional, optional: true } : { schema: f, optional: false };
-  };
+  // Per field, in wire order: its name, wire key, schema and whether it may be absent (computed once).
+  const specs = names.map((name) => {
+    const f = fields[name] as Schema<unknown> | Optional<unknown>;
+    return 'optional' in f ? { name, key: keyOf(name), schema: f.optional, optional: true } : { name, key: keyOf(name), schema: f, optional: false };
+  });
   const known = new Set<unknown>(names.map(keyOf));
-  const inner = names.map((k) => shapeOf(spec(k).schema));
+  const inner = specs.map((x) => shapeOf(x.schema));
   const shape: SchemaShape = {
     depth: 1 + Math.max(0, ...inner.map((x) => x.depth)),
     maxArray: Math.max(0, ...inner.map((x) => x.maxArray)),
@@ -199,24 +200,22 @@ function keyedMap<T extends object, K extends string | number>(
         if (!known.has(k)) throw new DecodeError(path, `unknown field ${describeKey(k)}`);
       }
       const out: Record<string, unknown> = {};
-      for (const k of names) {
-        const { schema, optional: opt } = spec(k);
-        const sub = path === '' ? k : `${path}.${k}`;
-        const key = keyOf(k);
+      for (const { name, key, schema, optional: opt } of specs) {
+        const sub = path === '' ? name : `${path}.${name}`;
         if (!input.has(key)) {
           if (opt) continue;
           throw new DecodeError(sub, keyType === 'string' ? 'missing field' : `missing field (key ${key})`);
         }
-        out[k] = schema.parse(input.get(key), sub);
+        out[name] = schema.parse(input.get(key), sub);
       }
       return out as T;
     },
     wire(v) {
       const m = new Map<K, unknown>();
-      for (const k of names) {
-        const x = (v as Record<string, unknown>)[k];
-        if (x === undefined && spec(k).optional) continue;
-        m.set(keyOf(k), spec(k).schema.wire(x));
+      for (const { name, key, schema, optional: opt } of specs) {
+        const x = (v as Record<string, unknown>)[name];
+        if (x === undefined && opt) continue;
+        m.set(key, schema.wire(x));
       }
       return m;
     },
