@@ -313,11 +313,20 @@ function certificateToWire(c: CheckpointCertificate, masterRoot: Uint8Array | un
 }
 
 /**
+ * Most descriptors whose master layer the decoder hashes to derive the masterRoot. A get or history
+ * proof reveals at most every level-0 table and two per deeper level, a scan one run per level.
+ */
+export const MAX_DERIVED_DESCRIPTORS = 1024;
+
+/**
  * The MasterRoot the body implies (§8.3–§8.4: descriptors at their master indexes, the
  * multiproof, the level counts), or undefined when the body implies none (bad counts, positions,
  * order, or proof length — the verifier then refuses the proof, which must carry its masterRoot).
  */
 function impliedMasterRoot(body: LsmProofBody): Uint8Array | undefined {
+  // Hashing before the verifier's structural limits (§8.8 S): bounded, so an oversized body costs
+  // the decoder no more than reading it; beyond the bound the masterRoot travels explicitly.
+  if (body.descriptors.length > MAX_DERIVED_DESCRIPTORS) return undefined;
   try {
     const hasher = defaultHasher();
     const counts = body.levelCounts;

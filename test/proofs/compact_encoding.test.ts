@@ -9,7 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { proofCbor } from '../../proofs/cbor_instance.js';
-import { PROOF_FORMAT, PROOF_KEYS, proofFormatOf } from '../../proofs/compact_encoding.js';
+import { MAX_DERIVED_DESCRIPTORS, PROOF_FORMAT, PROOF_KEYS, proofFormatOf } from '../../proofs/compact_encoding.js';
 import type { Codec } from '../../proofs/encoding.js';
 import { DecodeError, Reason, type Verified } from '../../proofs/errors.js';
 import { getProofCodec, getProofCodecV1, historyProofCodec, historyProofCodecV1, scanProofCodec, scanProofCodecV1 } from '../../proofs/lsm_encoding.js';
@@ -288,6 +288,21 @@ describe('compact proof encoding (format 2)', () => {
     if (w0.offset !== 0) expect(outcome(t, mutant(t, (tr) => b0(tr, K.windowBlock.offset, 0)), 'offset 0 explicit')).toBe('decode');
     if (w0.index !== 0) expect(outcome(t, mutant(t, (tr) => b0(tr, K.windowBlock.index, 0)), 'index 0 explicit')).toBe('decode');
     expect(outcome(t, mutant(t, (tr) => b0(tr, K.windowBlock.offset, 0)), 'offset 0 explicit')).toBe('decode');
+  });
+
+  it('beyond MAX_DERIVED_DESCRIPTORS descriptors the masterRoot is written, not derived', () => {
+    const t = targets[0];
+    const q = clone(t.proof as GetProof);
+    const checkpointOf = (b: Uint8Array) => {
+      const top = proofCbor.decode(b) as Map<number, Map<number, Map<number, unknown>>>;
+      return top.get(PROOF_KEYS.getProof.certificate)!.get(PROOF_KEYS.certificate.checkpoint)!;
+    };
+    expect(checkpointOf(t.bytes).has(PROOF_KEYS.checkpoint.masterRoot)).toBe(false);
+    q.body.descriptors = Array.from({ length: MAX_DERIVED_DESCRIPTORS + 1 }, () => clone(q.body.descriptors[0]));
+    const b = t.encode(q);
+    expect(checkpointOf(b).has(PROOF_KEYS.checkpoint.masterRoot)).toBe(true);
+    expect(norm(t.decode(b))).toEqual(norm(q));
+    expect(t.verify(t.decode(b))).toMatchObject({ ok: false, reason: 'UNEXPECTED_ELEMENT' });
   });
 
   it('tampered proof objects keep their tampering through the encoding: the verifier refuses them for the same reason', () => {
