@@ -8,8 +8,8 @@
  *
  *   npx tsx bench/verify_browser.ts                 # 100k keys, 500 proofs, 3 reps
  *   npx tsx bench/verify_browser.ts --n 1m --proofs 1000 --reps 5 --chromium /usr/bin/chromium
- *   npx tsx bench/verify_browser.ts --n 1m --proofs 1000 --save /tmp/p1m.json   # keep the proof set ...
- *   npx tsx bench/verify_browser.ts --load /tmp/p1m.json --node-only             # ... and time it again, Node only
+ *   npx tsx bench/verify_browser.ts --n 1m --proofs 1000 --save p1m.json   # keep the proof set ...
+ *   npx tsx bench/verify_browser.ts --load p1m.json --node-only             # ... and time it again, Node only
  *
  * `--save FILE` writes the proof set (encoded proofs, keys, the node's public key, the table
  * shape) as JSON; `--load FILE` times that set instead of building a database, so old and new
