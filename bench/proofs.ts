@@ -26,8 +26,10 @@ import { ProofDB } from '../src/index.js';
 import { proofCbor } from '../proofs/cbor_instance.js';
 import {
   getProofCodec,
-  getProofSchema,
+  getProofCodecV1,
   historyProofCodec,
+  historyProofCodecV1,
+  PROOF_KEYS,
   jsHasher,
   nobleHasher,
   scanProofCodec,
@@ -209,17 +211,6 @@ async function profileStop(name: string): Promise<void> {
   console.log(`  profile written: ${out}`);
 }
 
-// ---- the former decoding rule, for comparison ----------------------------------------------------
-
-const formerCbor = proofCbor;
-
-/** The decoder before the linear pre-pass: decode, check the shape, re-encode, compare the bytes. */
-function formerDecode(b: Uint8Array): boolean {
-  const v = getProofSchema.parse(formerCbor.decode(b), '');
-  const again: Uint8Array = formerCbor.encode(getProofSchema.wire(v));
-  return again.length === b.length && again.every((x, i) => x === b[i]);
-}
-
 // ---- one size -------------------------------------------------------------------------------
 
 interface SizeResult {
@@ -242,18 +233,24 @@ interface SizeResult {
   nobleVerifyRate: Spread;
   jsVerifyRate: Spread;
   decodeVerifyRate: Spread;
-  /** CBOR decoding alone: the linear pre-pass + cbor-x + schema, and the former rule (cbor-x + schema + re-encode + compare). */
+  /** CBOR decoding alone (linear pre-pass + cbor-x + schema), format 2 and the same proofs in format 1. */
   decodeRate: Spread;
-  decodeOldRate: Spread;
+  decodeV1Rate: Spread;
+  /** decode + verify from format-1 bytes. */
+  decodeVerifyV1Rate: Spread;
   sigRate: Spread;
-  history: { bytes: number; bytesEdges: number; entries: number; windows: number; descriptors: number; rate: Spread; proofUs: Spread };
+  history: { bytes: number; bytesV1: number; bytesEdges: number; entries: number; windows: number; descriptors: number; rate: Spread; proofUs: Spread };
   /** Proven scan pages of SCAN_PAGE keys from random start keys (docs/proofs.md §8.9.1). */
   scan: { median: number; max: number; medianEdges: number; windows: number; descriptors: number; revealed: number; rate: Spread; proofUs: Spread };
 }
 
 interface Sizes {
+  /** Format 2 (compact), the encoding served by default. */
   median: number;
   max: number;
+  /** The same proofs in the text-keyed format 1. */
+  medianV1: number;
+  maxV1: number;
   mean: number;
   descriptors: number;
   windows: number;
@@ -265,7 +262,7 @@ interface Sizes {
   windowsPerLevel: number[];
 }
 
-/** Where a proof's bytes go: each part as CBOR, and the text map keys across all of them. */
+/** Where a proof's bytes go: each part as compact CBOR (format 2), and its map keys. */
 interface ByteParts {
   certificate: number;
   value: number;
@@ -277,56 +274,54 @@ interface ByteParts {
   entries: number;
   entryProofs: number;
   blockProofs: number;
-  /** Text map keys (each one's CBOR header and bytes), anywhere in the proof. */
-  textKeys: number;
-  /** Map keys anywhere in the proof (an integer-keyed encoding would spend one byte on each). */
+  /** Map keys anywhere in the proof (one byte each in format 2). */
   mapKeys: number;
+  /** The whole proof in the text-keyed format 1, for comparison. */
+  textKeyed: number;
 }
 
-/** Counts the map keys of a decoded CBOR value and their text bytes (header + UTF-8). */
-function mapKeyBytes(x: unknown, acc = { keys: 0, bytes: 0 }): { keys: number; bytes: number } {
-  if (Array.isArray(x)) for (const e of x) mapKeyBytes(e, acc);
-  else if (x !== null && typeof x === 'object' && !(x instanceof Uint8Array)) {
-    for (const [k, v] of Object.entries(x)) {
-      if (v === undefined) continue;
-      acc.keys++;
-      acc.bytes += (k.length < 24 ? 1 : 2) + k.length;
-      mapKeyBytes(v, acc);
-    }
-  }
-  return acc;
+/** Counts the map keys of a decoded CBOR value. */
+function mapKeyCount(x: unknown): number {
+  if (Array.isArray(x)) return x.reduce((a: number, e) => a + mapKeyCount(e), 0);
+  if (x instanceof Map) return [...x.values()].reduce((a: number, v) => a + 1 + mapKeyCount(v), 0);
+  return 0;
 }
 
 function byteParts(p: GetProof): ByteParts {
-  const len = (x: unknown) => proofCbor.encode(x).length;
-  const b = p.body;
-  const keys = mapKeyBytes(p);
+  const len = (x: unknown) => (x === undefined ? 0 : proofCbor.encode(x).length);
+  // The compact encoding as a CBOR tree, so each part is measured as it travels.
+  const K = PROOF_KEYS;
+  const top = proofCbor.decode(getProofCodec.encode(p)) as Map<number, unknown>;
+  const b = top.get(K.getProof.body) as Map<number, unknown>;
+  const field = (m: unknown, k: number) => (m as Map<number, unknown>).get(k);
+  const list = (x: unknown) => (x ?? []) as unknown[];
   let entries = 0;
   let entryProofs = 0;
   let blockProofs = 0;
-  for (const w of b.windows) {
-    blockProofs += len(w.blockProof);
-    for (const bl of w.blocks) {
-      entries += len(bl.entries);
-      entryProofs += len(bl.proof);
+  for (const w of list(b.get(K.body.windows))) {
+    blockProofs += len(field(w, K.window.blockProof));
+    for (const bl of list(field(w, K.window.blocks))) {
+      entries += len(field(bl, K.windowBlock.entries));
+      entryProofs += len(field(bl, K.windowBlock.proof));
     }
   }
   return {
-    certificate: len(p.certificate),
-    value: p.value === undefined ? 0 : len(p.value),
-    descriptors: len(b.descriptors),
-    master: len(b.masterProof) + len(b.levelCounts),
-    windows: len(b.windows),
+    certificate: len(top.get(K.getProof.certificate)),
+    value: len(top.get(K.getProof.value)),
+    descriptors: len(b.get(K.body.descriptors)),
+    master: len(b.get(K.body.masterProof)) + len(b.get(K.body.levelCounts)),
+    windows: len(b.get(K.body.windows)),
     entries,
     entryProofs,
     blockProofs,
-    textKeys: keys.bytes,
-    mapKeys: keys.keys,
+    mapKeys: mapKeyCount(top),
+    textKeyed: getProofCodecV1.encode(p).length,
   };
 }
 
 function sizeStats(proofs: GetProof[]): Sizes {
   const lens = proofs.map((p) => getProofCodec.encode(p).length).sort((a, b) => a - b);
+  const lensV1 = proofs.map((p) => getProofCodecV1.encode(p).length).sort((a, b) => a - b);
   const avg = (f: (p: GetProof) => number) => proofs.reduce((a, p) => a + f(p), 0) / proofs.length;
   // The certificate alone: the same proof with an empty body, minus that empty body.
   const p0 = proofs[0];
@@ -336,6 +331,8 @@ function sizeStats(proofs: GetProof[]): Sizes {
     median: quantile(lens, 0.5),
     max: lens[lens.length - 1],
     mean: lens.reduce((a, b) => a + b, 0) / lens.length,
+    medianV1: quantile(lensV1, 0.5),
+    maxV1: lensV1[lensV1.length - 1],
     descriptors: avg((p) => p.body.descriptors.length),
     windows: avg((p) => p.body.windows.length),
     revealed: avg((p) => p.body.windows.reduce((a, w) => a + w.blocks.reduce((b, bl) => b + bl.entries.length, 0), 0)),
@@ -361,17 +358,16 @@ function meanParts(parts: ByteParts[]): ByteParts {
   return out;
 }
 
-/** One line: mean bytes per part, windows per level, and what integer map keys would save. */
+/** One line: mean bytes per part (format 2), windows per level, and the same proofs in format 1. */
 function describeParts(s: Sizes): string {
   const b = s.bytes;
   const r = (x: number) => x.toFixed(0);
   const perLevel = s.windowsPerLevel.map((w, l) => (w > 0 ? `L${l} ${w.toFixed(2)}` : '')).filter(Boolean).join(', ');
-  const saved = b.textKeys - b.mapKeys;
   return (
     `certificate ${r(b.certificate)}, value ${r(b.value)}, descriptors ${r(b.descriptors)}, master proof + counts ${r(b.master)}, ` +
     `windows ${r(b.windows)} (entry leaves ${r(b.entries)}, entry proofs ${r(b.entryProofs)}, block proofs ${r(b.blockProofs)}); ` +
-    `windows per level: ${perLevel || 'none'}; text map keys ${r(b.textKeys)} B in ${r(b.mapKeys)} keys ` +
-    `(integer keys would save ~${r(saved)} B, ${((saved / s.mean) * 100).toFixed(0)}% of the mean ${r(s.mean)} B)`
+    `windows per level: ${perLevel || 'none'}; ${r(b.mapKeys)} map keys (1 B each); mean ${r(s.mean)} B, ` +
+    `text-keyed format 1 ${r(b.textKeyed)} B (${(((b.textKeyed - s.mean) / b.textKeyed) * 100).toFixed(0)}% saved)`
   );
 }
 
@@ -525,6 +521,7 @@ async function runSize(n: number): Promise<SizeResult> {
     const vKeys = presentIdx.slice(0, vProofs.length).map((i) => keyAt(keys, i));
     const vItems = vProofs.map((p, i) => ({ p, k: vKeys[i] }));
     const encoded = vItems.map(({ p, k }) => ({ b: getProofCodec.encode(p), k }));
+    const encodedV1 = vItems.map(({ p, k }) => ({ b: getProofCodecV1.encode(p), k }));
     const check = (ok: boolean) => {
       if (!ok) throw new Error('verification failed during the timed loop');
     };
@@ -536,7 +533,8 @@ async function runSize(n: number): Promise<SizeResult> {
     const jsExp: CheckpointExpectation = { ...exp, hasher: jsHasher };
     const dvRuns: number[] = [];
     const dRuns: number[] = [];
-    const dOldRuns: number[] = [];
+    const dV1Runs: number[] = [];
+    const dvV1Runs: number[] = [];
     const sRuns: number[] = [];
     const cert = vProofs[0].certificate;
     for (let rep = 0; rep < REPS; rep++) {
@@ -547,7 +545,8 @@ async function runSize(n: number): Promise<SizeResult> {
       jvRuns.push(rate(vItems, ({ p, k }) => check(verifyGetProof(p, { key: k }, jsExp).ok)));
       dvRuns.push(rate(encoded, ({ b, k }) => check(verifyGetProof(getProofCodec.decode(b), { key: k }, exp).ok)));
       dRuns.push(rate(encoded, ({ b }) => check(getProofCodec.decode(b) !== undefined)));
-      dOldRuns.push(rate(encoded, ({ b }) => check(formerDecode(b))));
+      dV1Runs.push(rate(encodedV1, ({ b }) => check(getProofCodecV1.decode(b) !== undefined)));
+      dvV1Runs.push(rate(encodedV1, ({ b, k }) => check(verifyGetProof(getProofCodec.decode(b), { key: k }, exp).ok)));
       // The verifier memoizes verified signatures; time the raw Ed25519 check a new head costs.
       sRuns.push(rate([cert], (c) => check(verifyHeadSignature(c.head, c.signatures[0]))));
       await tick();
@@ -611,10 +610,12 @@ async function runSize(n: number): Promise<SizeResult> {
       jsVerifyRate: spread(jvRuns),
       decodeVerifyRate: spread(dvRuns),
       decodeRate: spread(dRuns),
-      decodeOldRate: spread(dOldRuns),
+      decodeV1Rate: spread(dV1Runs),
+      decodeVerifyV1Rate: spread(dvV1Runs),
       sigRate: spread(sRuns),
       history: {
         bytes: historyProofCodec.encode(h.proof).length,
+        bytesV1: historyProofCodecV1.encode(h.proof).length,
         bytesEdges: historyProofCodec.encode(he.proof).length,
         entries: h.entries.length,
         windows: h.proof.body.windows.length,
@@ -650,11 +651,11 @@ function report(r: SizeResult): void {
   const pr = r.present;
   const ab = r.absent;
   printTable(
-    ['proof size (CBOR bytes)', 'ProofKV median', 'ProofKV max', 'RFC 6962 path', 'ratio median', 'ratio max', 'target'],
+    ['proof size (CBOR bytes, format 2)', 'ProofKV median', 'ProofKV max', 'format 1 median / max', 'RFC 6962 path', 'ratio median', 'ratio max', 'target (median)'],
     [
-      ['get, present key (latest)', `${pr.median}`, `${pr.max}`, `${r.rfc}`, `${(pr.median / r.rfc).toFixed(2)}x`, `${(pr.max / r.rfc).toFixed(2)}x`, pr.max <= 2048 ? '<= 2 KiB: met' : '<= 2 KiB: MISSED'],
-      ['get, absent key', `${ab.median}`, `${ab.max}`, `${r.rfc}`, `${(ab.median / r.rfc).toFixed(2)}x`, `${(ab.max / r.rfc).toFixed(2)}x`, ''],
-      [`history, ${r.history.entries} versions`, `${r.history.bytes}`, '', `${r.rfc}`, `${(r.history.bytes / r.rfc).toFixed(2)}x`, '', ''],
+      ['get, present key (latest)', `${pr.median}`, `${pr.max}`, `${pr.medianV1} / ${pr.maxV1}`, `${r.rfc}`, `${(pr.median / r.rfc).toFixed(2)}x`, `${(pr.max / r.rfc).toFixed(2)}x`, pr.median <= 2048 ? '<= 2 KiB: met' : '<= 2 KiB: MISSED'],
+      ['get, absent key', `${ab.median}`, `${ab.max}`, `${ab.medianV1} / ${ab.maxV1}`, `${r.rfc}`, `${(ab.median / r.rfc).toFixed(2)}x`, `${(ab.max / r.rfc).toFixed(2)}x`, ''],
+      [`history, ${r.history.entries} versions`, `${r.history.bytes}`, '', `${r.history.bytesV1}`, `${r.rfc}`, `${(r.history.bytes / r.rfc).toFixed(2)}x`, '', ''],
     ],
   );
   const pe = r.presentEdges;
@@ -704,9 +705,10 @@ function report(r: SizeResult): void {
       ['verifyGetProof (objects), default hasher in Node (JS < 128 B, node:crypto above)', fmtS(r.verifyRate), `${noise(r.verifyRate).toFixed(0)}%`, r.verifyRate.median >= 20_000 ? '>= 20k/s: met' : '>= 20k/s: MISSED'],
       ['verifyGetProof (objects), proofs/sha256.ts (the browser default)', fmtS(r.jsVerifyRate), `${noise(r.jsVerifyRate).toFixed(0)}%`, ''],
       ['verifyGetProof (objects), noble SHA-256', fmtS(r.nobleVerifyRate), `${noise(r.nobleVerifyRate).toFixed(0)}%`, ''],
-      ['decode CBOR + verifyGetProof', fmtS(r.decodeVerifyRate), `${noise(r.decodeVerifyRate).toFixed(0)}%`, ''],
-      ['(part) decode CBOR: linear pre-pass + cbor-x + schema', fmtS(r.decodeRate), `${noise(r.decodeRate).toFixed(0)}%`, ''],
-      ['(part) decode CBOR, former rule: cbor-x + schema + re-encode + compare', fmtS(r.decodeOldRate), `${noise(r.decodeOldRate).toFixed(0)}%`, ''],
+      ['decode CBOR (format 2) + verifyGetProof', fmtS(r.decodeVerifyRate), `${noise(r.decodeVerifyRate).toFixed(0)}%`, ''],
+      ['decode CBOR (format 1, text keys) + verifyGetProof', fmtS(r.decodeVerifyV1Rate), `${noise(r.decodeVerifyV1Rate).toFixed(0)}%`, ''],
+      ['(part) decode CBOR, format 2: linear pre-pass + cbor-x + schema + derived fields', fmtS(r.decodeRate), `${noise(r.decodeRate).toFixed(0)}%`, ''],
+      ['(part) decode CBOR, format 1: linear pre-pass + cbor-x + schema', fmtS(r.decodeV1Rate), `${noise(r.decodeV1Rate).toFixed(0)}%`, ''],
       ['(part) one Ed25519 head signature, uncached (paid once per new head)', fmtS(r.sigRate), `${noise(r.sigRate).toFixed(0)}%`, ''],
       [
         '(derived) verifyGetProof when its head is new to the verifier',

@@ -8,6 +8,13 @@
  *
  *   npx tsx bench/verify_browser.ts                 # 100k keys, 500 proofs, 3 reps
  *   npx tsx bench/verify_browser.ts --n 1m --proofs 1000 --reps 5 --chromium /usr/bin/chromium
+ *   npx tsx bench/verify_browser.ts --n 1m --proofs 1000 --save p1m.json   # keep the proof set ...
+ *   npx tsx bench/verify_browser.ts --load p1m.json --node-only             # ... and time it again, Node only
+ *
+ * `--save FILE` writes the proof set (encoded proofs, keys, the node's public key, the table
+ * shape) as JSON; `--load FILE` times that set instead of building a database, so old and new
+ * verifier code can be compared back to back on the same proofs (proofs in either encoding
+ * format). `--node-only` skips Chromium.
  *
  * Not a test: it asserts nothing about timing; it does fail if any timed proof does not verify.
  * @module
@@ -18,7 +25,7 @@ import { build } from 'esbuild';
 import { chromium } from 'playwright-core';
 import { fmtNum, loadAvg, noisePct, numArg, parseArgs, printTable, prng, rate, spread, tempDir, type Spread } from './lib.js';
 import { ProofDB } from '../src/index.js';
-import { getProofCodec, Hasher, jsHasher, nobleHasher, toBase64Url, verifyGetProof, type CheckpointExpectation, type GetProof } from '../proofs/index.js';
+import { fromBase64Url, getProofCodec, getProofCodecV1, Hasher, jsHasher, nobleHasher, toBase64Url, verifyGetProof, type CheckpointExpectation, type GetProof } from '../proofs/index.js';
 import { sha256 as jsSha256 } from '../proofs/sha256.js';
 
 const args = parseArgs(process.argv.slice(2));
@@ -28,6 +35,9 @@ const REPS = Math.max(1, numArg(args, 'reps', 3));
 const MS = numArg(args, 'ms', 1000);
 const CHROMIUM = typeof args.get('chromium') === 'string' ? (args.get('chromium') as string) : '/usr/bin/chromium';
 const ROOT = path.resolve(import.meta.dirname, '..');
+const SAVE = typeof args.get('save') === 'string' ? (args.get('save') as string) : undefined;
+const LOAD = typeof args.get('load') === 'string' ? (args.get('load') as string) : undefined;
+const NODE_ONLY = args.has('node-only');
 const KEY_SIZE = 16;
 const VALUE_SIZE = 100;
 
@@ -56,7 +66,28 @@ globalThis.runBench = (input) => {
 };
 `;
 
-async function makeProofs(): Promise<{ items: Array<{ proof: Uint8Array; key: Uint8Array }>; publicKey: Uint8Array; tables: string }> {
+interface ProofSet {
+  items: Array<{ proof: Uint8Array; key: Uint8Array }>;
+  publicKey: Uint8Array;
+  tables: string;
+}
+
+/**
+ * The proof set of `--load FILE` (written by `--save`), re-encoded in the current proof format. The
+ * file holds the text-keyed format 1, which every version of the decoder reads.
+ */
+function loadProofs(file: string): ProofSet {
+  const j = JSON.parse(fs.readFileSync(file, 'utf8')) as { items: Array<{ proof: string; key: string }>; publicKey: string; tables: string };
+  const items = j.items.map((x) => ({ proof: getProofCodec.encode(getProofCodec.decode(fromBase64Url(x.proof))), key: fromBase64Url(x.key) }));
+  return { items, publicKey: fromBase64Url(j.publicKey), tables: j.tables };
+}
+
+function saveProofs(file: string, set: ProofSet): void {
+  const items = set.items.map((x) => ({ proof: toBase64Url(getProofCodecV1.encode(getProofCodec.decode(x.proof))), key: toBase64Url(x.key) }));
+  fs.writeFileSync(file, JSON.stringify({ items, publicKey: toBase64Url(set.publicKey), tables: set.tables }));
+}
+
+async function makeProofs(): Promise<ProofSet> {
   const dir = tempDir('proofkv-verify-browser-');
   const db = await ProofDB.open(dir);
   try {
@@ -88,9 +119,13 @@ async function makeProofs(): Promise<{ items: Array<{ proof: Uint8Array; key: Ui
 }
 
 async function main(): Promise<void> {
-  if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing (--chromium PATH)`);
-  console.log(`verifyGetProof, Node vs headless Chromium: ${fmtNum(N)} keys, ${PROOFS} proofs, ${REPS} reps of >= ${MS} ms (load avg ${loadAvg()})`);
-  const { items, publicKey, tables } = await makeProofs();
+  if (!NODE_ONLY && !fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing (--chromium PATH)`);
+  console.log(
+    `verifyGetProof, Node vs headless Chromium: ${LOAD ? `proofs of ${LOAD}` : `${fmtNum(N)} keys, ${PROOFS} proofs`}, ${REPS} reps of >= ${MS} ms (load avg ${loadAvg()})`,
+  );
+  const set = LOAD ? loadProofs(LOAD) : await makeProofs();
+  if (SAVE) saveProofs(SAVE, set);
+  const { items, publicKey, tables } = set;
   const meanBytes = items.reduce((a, x) => a + x.proof.length, 0) / items.length;
   console.log(`  tables ${tables}; mean proof ${meanBytes.toFixed(0)} B`);
 
@@ -116,10 +151,26 @@ async function main(): Promise<void> {
   const nodeRuns: number[] = [];
   const nobleRuns: number[] = [];
   const jsRuns: number[] = [];
+  const decodeRuns: number[] = [];
+  const encoded = items.map(({ proof, key }) => ({ b: proof, k: key }));
   for (let r = 0; r < REPS; r++) {
     nodeRuns.push(rate(objects, ({ p, k }) => check(verifyGetProof(p, { key: k }, exp).ok), MS));
+    decodeRuns.push(rate(encoded, ({ b, k }) => check(verifyGetProof(getProofCodec.decode(b), { key: k }, exp).ok), MS));
     jsRuns.push(rate(objects, ({ p, k }) => check(verifyGetProof(p, { key: k }, jsExp).ok), MS));
     nobleRuns.push(rate(objects, ({ p, k }) => check(verifyGetProof(p, { key: k }, nobleExp).ok), MS));
+  }
+
+  const row = (name: string, s: Spread, goal: string) => [name, `${fmtNum(s.median)} [${fmtNum(s.min)}–${fmtNum(s.max)}]`, `${noisePct(s).toFixed(0)}%`, goal];
+  const nodeRows = [
+    row('Node, default: JS < 128 B, node:crypto above', spread(nodeRuns), '>= 20k/s'),
+    row('Node, proofs/sha256.ts (the browser default)', spread(jsRuns), ''),
+    row('Node, noble SHA-256', spread(nobleRuns), ''),
+    row('Node, default, decode CBOR + verify', spread(decodeRuns), ''),
+  ];
+  if (NODE_ONLY) {
+    printTable(['verifyGetProof, one core, head already verified (ops/s)', 'rate', 'noise', 'goal'], nodeRows);
+    console.log(`  load average at end: ${loadAvg()}`);
+    return;
   }
 
   // Chromium: the browser bundle of proofs/.
@@ -143,13 +194,10 @@ async function main(): Promise<void> {
   } finally {
     await browser.close();
   }
-  const row = (name: string, s: Spread, goal: string) => [name, `${fmtNum(s.median)} [${fmtNum(s.min)}–${fmtNum(s.max)}]`, `${noisePct(s).toFixed(0)}%`, goal];
   printTable(
     ['verifyGetProof, one core, head already verified (ops/s)', 'rate', 'noise', 'goal'],
     [
-      row('Node, default: JS < 128 B, node:crypto above', spread(nodeRuns), '>= 20k/s'),
-      row('Node, proofs/sha256.ts (the browser default)', spread(jsRuns), ''),
-      row('Node, noble SHA-256', spread(nobleRuns), ''),
+      ...nodeRows,
       row('Chromium, default hasher: proofs/sha256.ts (objects)', spread(page.verify), '>= 5k/s'),
       row('Chromium, decode CBOR + verify', spread(page.decodeVerify), ''),
     ],

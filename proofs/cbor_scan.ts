@@ -16,8 +16,8 @@
  *   deeper than `maxDepth`, text that is not UTF-8, trailing bytes;
  * - in `canonical` mode, also non-shortest heads, everything outside ProofKV's proof data model
  *   (negative integers, floats, simple values, unsigned integers above 2^53 − 1, map keys that are
- *   not text) and map keys not in strictly increasing order of their encodings (RFC 8949 §4.2.1;
- *   no duplicates). Outside canonical mode (request bodies from any encoder) a longer head than
+ *   of the codec's key type — text, or unsigned integers for the compact format) and map keys not
+ *   in strictly increasing order of their encodings (RFC 8949 §4.2.1; no duplicates). Outside canonical mode (request bodies from any encoder) a longer head than
  *   needed is accepted — cbor-x itself writes 16-bit map heads — since it costs no extra work.
  *
  * In canonical mode a successful scan proves that the bytes are the core deterministic encoding
@@ -26,7 +26,6 @@
  * byte, plus the UTF-8 check and key comparisons over bytes read once each.
  * @module
  */
-import { compareBytes } from './bytes.js';
 import { DecodeError } from './errors.js';
 
 /** Bounds on the shape a scan accepts. */
@@ -44,6 +43,12 @@ export interface CborLimits {
    * integers, floats, `false`, `true` and `null`, and maps with keys of any type in any order.
    */
   canonical: boolean;
+  /**
+   * In canonical mode, the type of every map key: text strings (the text-keyed proof format 1,
+   * the default) or unsigned integers (the compact proof format 2, docs/proofs.md §8.10). One
+   * type per codec: a map with a key of the other type is refused.
+   */
+  mapKeys?: 'text' | 'uint';
 }
 
 /** Work counters of one scan, for tests and benchmarks. */
@@ -70,6 +75,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 export function scanCbor(bytes: Uint8Array, limits: CborLimits, stats?: CborScanStats): void {
   if (!(bytes instanceof Uint8Array)) throw new DecodeError('', 'want Uint8Array');
   const n = bytes.length;
+  const keyMajor = limits.mapKeys === 'uint' ? 0 : 3;
   const stack: Frame[] = [];
   let pos = 0;
   const bad = (at: number, msg: string): never => {
@@ -125,10 +131,11 @@ export function scanCbor(bytes: Uint8Array, limits: CborLimits, stats?: CborScan
       }
       pos += len;
     }
-    if (limits.canonical && isKey && major !== 3) bad(start, `map key of major type ${major}, want text`);
+    if (limits.canonical && isKey && major !== keyMajor) bad(start, `map key of major type ${major}, want ${keyMajor === 0 ? 'unsigned integer' : 'text'}`);
     switch (major) {
       case 0:
         if (limits.canonical && huge) bad(start, 'unsigned integer above 2^53 - 1');
+        if (limits.canonical && isKey) keyInOrder(bytes, top!, start, pos, bad);
         itemDone(stack);
         break;
       case 1:
@@ -146,13 +153,7 @@ export function scanCbor(bytes: Uint8Array, limits: CborLimits, stats?: CborScan
           }
         }
         pos += arg;
-        if (limits.canonical && isKey) {
-          if (top!.keyEnd > top!.keyStart && compareBytes(bytes.subarray(top!.keyStart, top!.keyEnd), bytes.subarray(start, pos)) >= 0) {
-            bad(start, 'map keys not in strictly increasing canonical order (RFC 8949 §4.2.1)');
-          }
-          top!.keyStart = start;
-          top!.keyEnd = pos;
-        }
+        if (limits.canonical && isKey) keyInOrder(bytes, top!, start, pos, bad);
         itemDone(stack);
         break;
       }
@@ -173,6 +174,25 @@ export function scanCbor(bytes: Uint8Array, limits: CborLimits, stats?: CborScan
     }
   } while (stack.length > 0);
   if (pos !== n) bad(pos, `${n - pos} trailing bytes`);
+}
+
+/** A map key `[start, end)` must sort strictly after the previous key of its map (RFC 8949 §4.2.1). */
+function keyInOrder(bytes: Uint8Array, top: Frame, start: number, end: number, bad: (at: number, msg: string) => never): void {
+  if (top.keyEnd > top.keyStart && compareRanges(bytes, top.keyStart, top.keyEnd, start, end) >= 0) {
+    bad(start, 'map keys not in strictly increasing canonical order (RFC 8949 §4.2.1)');
+  }
+  top.keyStart = start;
+  top.keyEnd = end;
+}
+
+/** Bytewise order of `bytes[a0, a1)` and `bytes[b0, b1)` (a proper prefix first), without copying. */
+function compareRanges(bytes: Uint8Array, a0: number, a1: number, b0: number, b1: number): number {
+  const n = Math.min(a1 - a0, b1 - b0);
+  for (let i = 0; i < n; i++) {
+    const d = bytes[a0 + i] - bytes[b0 + i];
+    if (d !== 0) return d;
+  }
+  return a1 - a0 - (b1 - b0);
 }
 
 /** One item of the innermost open container is complete; closes every container it completes. */

@@ -167,48 +167,55 @@ type Fields<T> = { [K in keyof T]-?: undefined extends T[K] ? Optional<Exclude<T
 const keyBytes = (k: string): Uint8Array => cbor.encode(k);
 
 /**
- * A CBOR map with exactly the given text keys (optional ones may be absent), emitted in RFC 8949
- * §4.2.1 key order. Unknown keys and non-text keys are rejected.
+ * A CBOR map of `fields`, each under its wire key `keyOf(field)`, emitted in the order of `names`
+ * (the canonical key order); optional fields may be absent; keys of another type than `keyType`,
+ * unknown keys and missing required fields are refused. The shared body of {@link struct} and
+ * {@link numbered}.
  */
-export function struct<T extends object>(fields: Fields<T>): Schema<T> {
-  const names = Object.keys(fields).sort((a, b) => compareBytes(keyBytes(a), keyBytes(b))) as (keyof T & string)[];
-  const spec = (k: keyof T): { schema: Schema<unknown>; optional: boolean } => {
-    const f = fields[k] as Schema<unknown> | Optional<unknown>;
-    return 'optional' in f ? { schema: f.optional, optional: true } : { schema: f, optional: false };
-  };
-  const known = new Set<string>(names);
-  const inner = names.map((k) => shapeOf(spec(k).schema));
+function keyedMap<T extends object, K extends string | number>(
+  fields: Fields<T>,
+  names: (keyof T & string)[],
+  keyOf: (field: keyof T & string) => K,
+  keyType: 'string' | 'number',
+): Schema<T> {
+  // Per field, in wire order: its name, wire key, schema and whether it may be absent (computed once).
+  const specs = names.map((name) => {
+    const f = fields[name] as Schema<unknown> | Optional<unknown>;
+    return 'optional' in f ? { name, key: keyOf(name), schema: f.optional, optional: true } : { name, key: keyOf(name), schema: f, optional: false };
+  });
+  const known = new Set<unknown>(names.map(keyOf));
+  const inner = specs.map((x) => shapeOf(x.schema));
   const shape: SchemaShape = {
     depth: 1 + Math.max(0, ...inner.map((x) => x.depth)),
     maxArray: Math.max(0, ...inner.map((x) => x.maxArray)),
     maxMap: Math.max(names.length, ...inner.map((x) => x.maxMap)),
   };
+  const describeKey = (k: unknown) => (typeof k === 'string' ? `"${k}"` : String(k));
   return {
     shape,
     parse(input, path) {
       if (!(input instanceof Map)) throw new DecodeError(path, `want map, got ${typeName(input)}`);
       for (const k of input.keys()) {
-        if (typeof k !== 'string') throw new DecodeError(path, `map key of type ${typeName(k)}, want text`);
-        if (!known.has(k)) throw new DecodeError(path, `unknown field "${k}"`);
+        if (typeof k !== keyType) throw new DecodeError(path, `map key of type ${typeName(k)}, want ${keyType === 'string' ? 'text' : 'unsigned integer'}`);
+        if (!known.has(k)) throw new DecodeError(path, `unknown field ${describeKey(k)}`);
       }
       const out: Record<string, unknown> = {};
-      for (const k of names) {
-        const { schema, optional: opt } = spec(k);
-        const sub = path === '' ? k : `${path}.${k}`;
-        if (!input.has(k)) {
+      for (const { name, key, schema, optional: opt } of specs) {
+        const sub = path === '' ? name : `${path}.${name}`;
+        if (!input.has(key)) {
           if (opt) continue;
-          throw new DecodeError(sub, 'missing field');
+          throw new DecodeError(sub, keyType === 'string' ? 'missing field' : `missing field (key ${key})`);
         }
-        out[k] = schema.parse(input.get(k), sub);
+        out[name] = schema.parse(input.get(key), sub);
       }
       return out as T;
     },
     wire(v) {
-      const m = new Map<string, unknown>();
-      for (const k of names) {
-        const x = (v as Record<string, unknown>)[k];
-        if (x === undefined && spec(k).optional) continue;
-        m.set(k, spec(k).schema.wire(x));
+      const m = new Map<K, unknown>();
+      for (const { name, key, schema, optional: opt } of specs) {
+        const x = (v as Record<string, unknown>)[name];
+        if (x === undefined && opt) continue;
+        m.set(key, schema.wire(x));
       }
       return m;
     },
@@ -216,8 +223,39 @@ export function struct<T extends object>(fields: Fields<T>): Schema<T> {
 }
 
 /**
+ * A CBOR map with exactly the given text keys (optional ones may be absent), emitted in RFC 8949
+ * §4.2.1 key order. Unknown keys and non-text keys are rejected.
+ */
+export function struct<T extends object>(fields: Fields<T>): Schema<T> {
+  const names = Object.keys(fields).sort((a, b) => compareBytes(keyBytes(a), keyBytes(b))) as (keyof T & string)[];
+  return keyedMap(fields, names, (k) => k, 'string');
+}
+
+/** The one-byte map keys of a {@link numbered} struct: a small integer (0..23) per field. */
+export type FieldIds<T> = { [K in keyof T]-?: number };
+
+/**
+ * A CBOR map with small unsigned integer keys (0..23, one byte each on the wire) instead of field
+ * names — the compact proof format 2 (docs/proofs.md §8.10). `ids` is the structure's registry:
+ * each field's key. Otherwise exactly {@link struct}: optional fields may be absent, keys are
+ * emitted in increasing order, unknown keys, text keys and missing required fields are refused.
+ * Decode it with a codec whose `mapKeys` is `'uint'`.
+ */
+export function numbered<T extends object>(fields: Fields<T>, ids: FieldIds<T>): Schema<T> {
+  const names = (Object.keys(fields) as (keyof T & string)[]).sort((a, b) => ids[a] - ids[b]);
+  const seen = new Set<number>();
+  for (const k of names) {
+    const id = ids[k];
+    if (!Number.isInteger(id) || id < 0 || id > 23 || seen.has(id)) throw new TypeError(`field ${k}: key ${id} is not a distinct integer 0..23`);
+    seen.add(id);
+  }
+  return keyedMap(fields, names, (k) => ids[k], 'number');
+}
+
+/**
  * A codec for `schema`: canonical encoding, and decoding that accepts only the canonical encoding
- * of a valid value, of at most `maxBytes` bytes.
+ * of a valid value, of at most `maxBytes` bytes, whose maps are keyed by `mapKeys` (text field names,
+ * or the small integers of {@link numbered}).
  *
  * Decoding first runs {@link scanCbor} in canonical mode, bounded by the schema's
  * {@link SchemaShape}: one linear pass that rejects tags, indefinite lengths, non-shortest heads,
@@ -228,10 +266,10 @@ export function struct<T extends object>(fields: Fields<T>): Schema<T> {
  * canonical form: what the scan and the schema accept re-encodes to the same bytes
  * (`test/proofs/cbor_scan.test.ts` checks this against the re-encoding rule).
  */
-export function codec<T>(schema: Schema<T>, maxBytes = 1 << 20): Codec<T> {
+export function codec<T>(schema: Schema<T>, maxBytes = 1 << 20, mapKeys: 'text' | 'uint' = 'text'): Codec<T> {
   const encodeWire = (w: unknown): Uint8Array => new Uint8Array(cbor.encode(w));
   const shape = shapeOf(schema);
-  const limits: CborLimits = { canonical: true, maxDepth: shape.depth, maxArray: shape.maxArray, maxMap: shape.maxMap };
+  const limits: CborLimits = { canonical: true, maxDepth: shape.depth, maxArray: shape.maxArray, maxMap: shape.maxMap, mapKeys };
   return {
     encode(value) {
       let w: unknown;

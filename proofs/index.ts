@@ -65,4 +65,5 @@ export * from './lsm_scan.js';
 export * from './lsm_time.js';
 export { multiproofSize, rootFromMultiproof } from './multiproof.js';
 export * from './lsm_encoding.js';
+export { MAX_DERIVED_DESCRIPTORS, PROOF_FORMAT, PROOF_KEYS, proofFormatOf, compactGetProofSchema, compactHistoryProofSchema, compactScanProofSchema } from './compact_encoding.js';
 export * from './note.js';

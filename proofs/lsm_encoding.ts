@@ -1,29 +1,25 @@
 /**
  * CBOR encodings of get, history and scan proofs, with strict schemas: decoding accepts only the
- * canonical encoding of a well-formed proof and throws only `DecodeError`. Shapes mirror the
- * TypeScript types field by field (maps with text keys); `docs/proofs.md` lists them.
+ * canonical encoding of a well-formed proof and throws only `DecodeError`. The schemas here are
+ * those of the text-keyed format 1, whose shapes mirror the TypeScript types field by field; the
+ * codecs `getProofCodec`, `historyProofCodec`, `scanProofCodec` encode the compact format 2
+ * (`compact_encoding.ts`) and decode both. `docs/proofs.md` §8.10 lists them.
  * @module
  */
 import { checkpointSchema, headSignatureSchema, logHeadSchema, MAX_PROOF_PATH, MAX_SIGNATURES, signerSetSchema } from './encoding.js';
 import { arrayOf, bytes, codec, hash, optional, refine, struct, uint, type Codec, type Schema } from './encoding.js';
-import { Kind } from './hash.js';
+import { internalKeyField, kindField, MAX_PROOF_BYTES, MAX_PROOF_ITEMS, userKeyField, valueField } from './proof_fields.js';
 import { NUM_LEVELS, type EntryLeaf, type TableDescriptor } from './lsm.js';
 import type { CheckpointCertificate, GetProof, HistoryProof, LsmProofBody, TableWindow, WindowBlock } from './lsm_proof.js';
 import type { ScanProof } from './lsm_scan.js';
+import { compactGetProofSchema, compactHistoryProofSchema, compactScanProofSchema, proofFormatOf } from './compact_encoding.js';
 
-/** Largest user key. */
-export const MAX_KEY_LEN = 65536;
-/** Largest value a proof may carry. */
-export const MAX_VALUE_LEN = 64 * 1024 * 1024;
-/** Largest encoded proof accepted. */
-export const MAX_PROOF_BYTES = 80 * 1024 * 1024;
-/** Most entries, blocks, windows or descriptors in one proof list. */
-export const MAX_PROOF_ITEMS = 1 << 20;
+export { MAX_KEY_LEN, MAX_PROOF_BYTES, MAX_PROOF_ITEMS, MAX_VALUE_LEN } from './proof_fields.js';
 
-const kind: Schema<Kind> = refine(uint, (k) => (k === Kind.PUT || k === Kind.DELETE ? undefined : `kind ${k}, want 0 or 1`)) as Schema<Kind>;
-const userKey = bytes({ min: 1, max: MAX_KEY_LEN });
-const internalKey = bytes({ min: 17, max: MAX_KEY_LEN + 16 });
-const value = bytes({ min: 0, max: MAX_VALUE_LEN });
+const kind = kindField;
+const userKey = userKeyField;
+const internalKey = internalKeyField;
+const value = valueField;
 
 /** Schema of {@link EntryLeaf}. */
 export const entryLeafSchema: Schema<EntryLeaf> = struct<EntryLeaf>({ key: userKey, version: uint, seq: uint, time: uint, kind, valueHash: hash });
@@ -94,11 +90,37 @@ export const scanProofSchema: Schema<ScanProof> = struct<ScanProof>({
   values: arrayOf(value, MAX_PROOF_ITEMS),
 });
 
-/** CBOR codec of {@link GetProof}. */
-export const getProofCodec: Codec<GetProof> = codec(getProofSchema, MAX_PROOF_BYTES);
-/** CBOR codec of {@link HistoryProof}. */
-export const historyProofCodec: Codec<HistoryProof> = codec(historyProofSchema, MAX_PROOF_BYTES);
-/** CBOR codec of {@link ScanProof}. */
-export const scanProofCodec: Codec<ScanProof> = codec(scanProofSchema, MAX_PROOF_BYTES);
+/** Text-keyed (format 1) codec of {@link GetProof}: what servers sent before format 2, and send on request. */
+export const getProofCodecV1: Codec<GetProof> = codec(getProofSchema, MAX_PROOF_BYTES);
+/** Text-keyed (format 1) codec of {@link HistoryProof}. */
+export const historyProofCodecV1: Codec<HistoryProof> = codec(historyProofSchema, MAX_PROOF_BYTES);
+/** Text-keyed (format 1) codec of {@link ScanProof}. */
+export const scanProofCodecV1: Codec<ScanProof> = codec(scanProofSchema, MAX_PROOF_BYTES);
+
+/**
+ * A proof codec that encodes the compact format 2 and decodes either format: format 2 strictly
+ * by its schema, format 1 (a proof whose first map key is text) strictly by the text-keyed one.
+ * So a client reads proofs from servers of either version and proof bundles saved before format 2.
+ */
+function eitherFormat<T>(compact: Codec<T>, textKeyed: Codec<T>): Codec<T> {
+  return {
+    encode: (v) => compact.encode(v),
+    decode: (b) => (proofFormatOf(b) === 1 ? textKeyed.decode(b) : compact.decode(b)),
+  };
+}
+
+/** CBOR codec of {@link GetProof}: encodes format 2 (`compact_encoding.ts`), decodes formats 2 and 1. */
+export const getProofCodec: Codec<GetProof> = eitherFormat(codec(compactGetProofSchema, MAX_PROOF_BYTES, 'uint'), getProofCodecV1);
+/** CBOR codec of {@link HistoryProof}: encodes format 2, decodes formats 2 and 1. */
+export const historyProofCodec: Codec<HistoryProof> = eitherFormat(codec(compactHistoryProofSchema, MAX_PROOF_BYTES, 'uint'), historyProofCodecV1);
+/** CBOR codec of {@link ScanProof}: encodes format 2, decodes formats 2 and 1. */
+export const scanProofCodec: Codec<ScanProof> = eitherFormat(codec(compactScanProofSchema, MAX_PROOF_BYTES, 'uint'), scanProofCodecV1);
+
+/** The codecs of one proof format: format 1 encodes text-keyed proofs, format 2 compact ones. */
+export function proofCodecs(format: 1 | 2): { get: Codec<GetProof>; history: Codec<HistoryProof>; scan: Codec<ScanProof> } {
+  return format === 1
+    ? { get: getProofCodecV1, history: historyProofCodecV1, scan: scanProofCodecV1 }
+    : { get: getProofCodec, history: historyProofCodec, scan: scanProofCodec };
+}
 /** CBOR codec of {@link CheckpointCertificate}. */
 export const certificateCodec: Codec<CheckpointCertificate> = codec(certificateSchema);

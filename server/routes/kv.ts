@@ -27,7 +27,7 @@ import { checkKeySize, keyOf, queryOf } from '../keys.js';
 import { body, consistencyParam, errors, jsonCbor, keyEncodingParam, keyParam, ok, queryParam, sessionParams } from '../openapi.js';
 import type { RouteDef } from '../route_table.js';
 import { keySuccessor, prefixEnd } from '../../proofs/lsm_scan.js';
-import { sendScanPage } from './proofs.js';
+import { proofFormatOfQuery, proofFormatParam, sendScanPage } from './proofs.js';
 import type { BatchCommandOp, CommandCondition, WriteCommand, WriteOutcome } from '../write_path.js';
 import type { Query } from '../keys.js';
 
@@ -313,17 +313,18 @@ export function kvRoutes(ctx: AppContext): RouteDef[] {
         queryParam('includeTombstones', 'With proof: also return keys whose newest version is a tombstone', { type: 'boolean' }),
         queryParam('edges', 'With proof: also prove the edge entries of consulted tables that do not overlap the range (docs/proofs.md §8.12)', { type: 'boolean' }),
         queryParam('checkpoint', 'With proof: checkpoint index; only the latest is served', { type: 'integer', minimum: 0 }),
+        proofFormatParam,
         consistencyParam,
       ],
       responses: { ...ok('ScanPage', 'A page of items'), ...errors(400, 401, 403, 404, 413) },
     },
     async handler(req, res) {
       const q = queryOf(res);
-      q.only(['prefix', 'start', 'end', 'limit', 'cursor', 'keyEncoding', 'proof', 'includeTombstones', 'edges', 'checkpoint', 'consistency']);
+      q.only(['prefix', 'start', 'end', 'limit', 'cursor', 'keyEncoding', 'proof', 'includeTombstones', 'edges', 'checkpoint', 'consistency', 'proofFormat']);
       const withProof = q.flag('proof');
       const consistency = q.consistency();
       if (withProof && q.has('consistency')) throw new HttpError('INVALID_ARGUMENT', 'consistency applies to plain reads; a proof answers from the latest certified checkpoint');
-      const proofFlags = { includeTombstones: q.flag('includeTombstones'), edges: q.flag('edges'), checkpoint: q.int('checkpoint', 0, MAX_VERSION, undefined) };
+      const proofFlags = { includeTombstones: q.flag('includeTombstones'), edges: q.flag('edges'), checkpoint: q.int('checkpoint', 0, MAX_VERSION, undefined), format: proofFormatOfQuery(q, withProof) };
       if (!withProof && (proofFlags.includeTombstones || proofFlags.edges || proofFlags.checkpoint !== undefined)) {
         throw new HttpError('INVALID_ARGUMENT', 'includeTombstones, edges and checkpoint need proof=true');
       }

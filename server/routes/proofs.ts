@@ -5,7 +5,7 @@
  * A history `cursor` is opaque to clients: base64url of `h1:<next minVersion>`.
  * @module
  */
-import { getProofCodec, historyProofCodec, scanProofCodec } from '../../proofs/lsm_encoding.js';
+import { proofCodecs } from '../../proofs/lsm_encoding.js';
 import { inTimeWindow, type TimeWindow } from '../../proofs/lsm_time.js';
 import { MAX_VERSION } from '../../src/keys.js';
 import type { ProofDB } from '../../src/index.js';
@@ -13,7 +13,7 @@ import type { Request, Response } from 'express';
 import { fromBase64Url, send, toBase64Url, type Wire } from '../codec.js';
 import { entryWire, type AppContext } from '../context.js';
 import { HttpError } from '../errors.js';
-import { keyOf, queryOf } from '../keys.js';
+import { keyOf, queryOf, type Query } from '../keys.js';
 import { consistencyParam, errors, keyEncodingParam, keyParam, ok, queryParam } from '../openapi.js';
 import type { RouteDef } from '../route_table.js';
 
@@ -34,6 +34,22 @@ export function parseHistoryCursor(c: string): number {
   return n;
 }
 
+/**
+ * The `proofFormat` query parameter of the proof routes: 2 (default) for the compact encoding, 1
+ * for the text-keyed one that servers sent before it (docs/proofs.md §8.10, docs/http-api.md).
+ */
+export const proofFormatParam = queryParam(
+  'proofFormat',
+  'With a proof: its encoding, `2` (default: compact, integer map keys) or `1` (text map keys, what servers sent before format 2; docs/proofs.md §8.10)',
+  { type: 'integer', enum: [1, 2] },
+);
+
+/** The proof format a request asks for (`proofFormat`, default 2); `400 INVALID_ARGUMENT` outside 1..2 or without a proof. */
+export function proofFormatOfQuery(q: Query, withProof = true): 1 | 2 {
+  if (q.has('proofFormat') && !withProof) throw new HttpError('INVALID_ARGUMENT', 'proofFormat needs proof=true');
+  return q.int('proofFormat', 1, 2, 2) as 1 | 2;
+}
+
 /** A proven scan page as `GET /v1/kv?proof=true` asks for it. */
 export interface ScanPageRequest {
   start: Uint8Array;
@@ -42,6 +58,8 @@ export interface ScanPageRequest {
   includeTombstones: boolean;
   edges: boolean;
   checkpoint?: number;
+  /** The proof's encoding (`proofFormat`). */
+  format: 1 | 2;
 }
 
 /**
@@ -67,7 +85,7 @@ export async function sendScanPage(ctx: AppContext, req: Request, res: Response,
     start: r.start,
     end: r.end,
     limit,
-    proof: scanProofCodec.encode(p.proof),
+    proof: proofCodecs(r.format).scan.encode(p.proof),
   });
 }
 
@@ -84,7 +102,7 @@ export function proofRoutes(ctx: AppContext): RouteDef[] {
     doc: {
       summary: 'Read with a proof',
       description:
-        'The newest entry at or below `version` at the latest checkpoint, with a get proof (`getProofCodec`). Without `entry`, the proof proves absence. ' +
+        'The newest entry at or below `version` at the latest checkpoint, with a get proof (`getProofCodec`, format `proofFormat`). Without `entry`, the proof proves absence. ' +
         'Writes after the checkpoint are covered from the next one on.',
       parameters: [
         keyParam,
@@ -92,18 +110,20 @@ export function proofRoutes(ctx: AppContext): RouteDef[] {
         queryParam('version', 'Newest entry at or below this version, 0 .. 2^53-1 (default latest)', { type: 'integer', minimum: 0 }),
         queryParam('checkpoint', 'Checkpoint index; only the latest is served', { type: 'integer', minimum: 0 }),
         queryParam('edges', 'Also prove the first or last entry of every consulted table that does not cover the key (edge proofs, docs/proofs.md §8.12); verify with `edges: true`', { type: 'boolean' }),
+        proofFormatParam,
       ],
       responses: { ...ok('GetProofResponse', 'The entry (if any) and the proof'), ...errors(400, 401, 403, 404, 413) },
     },
     async handler(req, res) {
       const q = queryOf(res);
-      q.only(['version', 'checkpoint', 'edges', 'keyEncoding']);
+      q.only(['version', 'checkpoint', 'edges', 'keyEncoding', 'proofFormat']);
+      const format = proofFormatOfQuery(q);
       const key = keyOf(res);
       const version = q.int('version', 0, MAX_VERSION, undefined, 'INVALID_VERSION');
       const checkpoint = q.int('checkpoint', 0, MAX_VERSION, undefined);
       const r = await db.getWithProof(key, { version, checkpoint, edges: q.flag('edges') });
       metrics.reads.inc({ op: 'proof' });
-      send(req, res, { entry: r.entry ? entryWire(r.entry) : undefined, proof: getProofCodec.encode(r.proof), cosignatures: ctx.notes?.cosignatureLines(r.proof.certificate.head) });
+      send(req, res, { entry: r.entry ? entryWire(r.entry) : undefined, proof: proofCodecs(format).get.encode(r.proof), cosignatures: ctx.notes?.cosignatureLines(r.proof.certificate.head) });
     },
   };
 
@@ -131,13 +151,14 @@ export function proofRoutes(ctx: AppContext): RouteDef[] {
         queryParam('proof', 'Include a history proof', { type: 'boolean' }),
         queryParam('checkpoint', 'With proof: checkpoint index; only the latest is served', { type: 'integer', minimum: 0 }),
         queryParam('edges', 'With proof: also prove the first or last entry of every consulted table that does not cover the key (edge proofs, docs/proofs.md §8.12); verify with `edges: true`', { type: 'boolean' }),
+        proofFormatParam,
         consistencyParam,
       ],
       responses: { ...ok('HistoryResponse', 'A page of history'), ...errors(400, 401, 403, 404, 413) },
     },
     async handler(req, res) {
       const q = queryOf(res);
-      q.only(['min', 'max', 'limit', 'cursor', 'since', 'until', 'proof', 'checkpoint', 'edges', 'keyEncoding', 'consistency']);
+      q.only(['min', 'max', 'limit', 'cursor', 'since', 'until', 'proof', 'checkpoint', 'edges', 'keyEncoding', 'consistency', 'proofFormat']);
       const key = keyOf(res);
       let min = q.int('min', 0, MAX_VERSION, 0, 'INVALID_VERSION')!;
       const max = q.int('max', 0, MAX_VERSION, MAX_VERSION, 'INVALID_VERSION')!;
@@ -149,6 +170,7 @@ export function proofRoutes(ctx: AppContext): RouteDef[] {
       if (checkpoint !== undefined && !withProof) throw new HttpError('INVALID_ARGUMENT', 'checkpoint needs proof=true');
       const edges = q.flag('edges');
       if (edges && !withProof) throw new HttpError('INVALID_ARGUMENT', 'edges needs proof=true');
+      const format = proofFormatOfQuery(q, withProof);
       const window: TimeWindow = { since: q.time('since'), until: q.time('until') };
       if (window.since !== undefined && window.until !== undefined && window.since > window.until) {
         throw new HttpError('INVALID_ARGUMENT', `since ${window.since} is after until ${window.until}`);
@@ -209,7 +231,7 @@ export function proofRoutes(ctx: AppContext): RouteDef[] {
         minVersion: min,
         maxVersion: max,
         limit,
-        proof: historyProofCodec.encode(r.proof),
+        proof: proofCodecs(format).history.encode(r.proof),
         cosignatures: ctx.notes?.cosignatureLines(r.proof.certificate.head),
       });
     },

@@ -13,7 +13,9 @@ import { proofCbor } from '../../proofs/cbor_instance.js';
 import { type Codec } from '../../proofs/encoding.js';
 import { DecodeError } from '../../proofs/errors.js';
 import { Kind } from '../../proofs/hash.js';
-import { getProofCodec, getProofSchema, historyProofCodec, MAX_PROOF_BYTES } from '../../proofs/lsm_encoding.js';
+import { getProofCodec, getProofCodecV1, getProofSchema, historyProofCodec, MAX_PROOF_BYTES } from '../../proofs/lsm_encoding.js';
+import { compactGetProofSchema } from '../../proofs/compact_encoding.js';
+import { codec, type Schema } from '../../proofs/encoding.js';
 import type { GetProof } from '../../proofs/lsm_proof.js';
 import { parseStructuredBody } from '../../server/codec.js';
 import { HttpError } from '../../server/errors.js';
@@ -174,8 +176,8 @@ describe('unbounded-work inputs are rejected by the linear pass', () => {
   });
 });
 
-describe('canonical mode', () => {
-  const good = getProofCodec.encode(sampleProof());
+describe('canonical mode (format 1, text keys)', () => {
+  const good = getProofCodecV1.encode(sampleProof());
 
   it('rejects non-shortest heads, floats, negatives, simple values, non-text or unsorted or duplicate keys, bad UTF-8, trailing bytes', () => {
     const bad: Array<[string, Uint8Array]> = [
@@ -213,50 +215,7 @@ describe('canonical mode', () => {
   });
 
   it('scan + schema accept exactly what decode → re-encode → compare accepted (differential fuzz)', () => {
-    // The former rule, rebuilt here: decode with cbor-x, parse, re-encode, require the same bytes.
-    const cbor = proofCbor;
-    const oldRule = (b: Uint8Array): string | undefined => {
-      try {
-        const v = getProofSchema.parse(cbor.decode(b), '');
-        return toHex(getProofCodec.encode(v)) === toHex(b) ? toHex(getProofCodec.encode(v)) : undefined;
-      } catch {
-        return undefined;
-      }
-    };
-    const newRule = (b: Uint8Array): string | undefined => {
-      try {
-        return toHex(getProofCodec.encode(getProofCodec.decode(b)));
-      } catch (e) {
-        if (!(e instanceof DecodeError)) throw e;
-        return undefined;
-      }
-    };
-    let accepted = 0;
-    const seeds = [good, getProofCodec.encode({ ...sampleProof(), value: undefined }), getProofCodec.encode(sampleProof())];
-    for (let i = 0; i < 3000; i++) {
-      const base = seeds[i % seeds.length];
-      const b = base.slice();
-      const kind = i % 4;
-      const at = rnd(4).reduce((a, x) => a * 256 + x, 0) % b.length;
-      let m: Uint8Array;
-      if (kind === 0) {
-        b[at] ^= 1 << (i % 8);
-        m = b;
-      } else if (kind === 1) {
-        b[at] = rnd(1)[0];
-        m = b;
-      } else if (kind === 2) {
-        m = new Uint8Array([...b.subarray(0, at), rnd(1)[0], ...b.subarray(at)]);
-      } else {
-        m = new Uint8Array([...b.subarray(0, at), ...b.subarray(at + 1)]);
-      }
-      const want = oldRule(m);
-      expect(newRule(m), `mutation ${i}: ${toHex(m)}`).toBe(want);
-      if (want !== undefined) accepted++;
-    }
-    for (const s of seeds) expect(newRule(s)).toBe(oldRule(s));
-    // Some mutations stay valid (a flipped byte inside a hash), so both sides of the rule are exercised.
-    expect(accepted).toBeGreaterThan(100);
+    differential(getProofSchema, getProofCodecV1, [good, getProofCodecV1.encode({ ...sampleProof(), value: undefined }), getProofCodecV1.encode(sampleProof())]);
   });
 });
 
@@ -268,3 +227,78 @@ describe('request bodies (lenient mode)', () => {
     expect(parseStructuredBody('cbor', b)).toEqual({ version: 5, value: null });
   });
 });
+
+describe('canonical mode (format 2, integer keys)', () => {
+  const compact = codec(compactGetProofSchema, MAX_PROOF_BYTES, 'uint');
+  const LIMITS: CborLimits = { ...GET_LIMITS, mapKeys: 'uint' };
+
+  it('rejects text, byte-string, non-shortest, unsorted and duplicate keys', () => {
+    const bad: Array<[string, Uint8Array]> = [
+      ['text key', new CborWriter().head(5, 1).text('body').head(0, 0).done()],
+      ['bytes key', new CborWriter().head(5, 1).bytes(new Uint8Array([1])).head(0, 0).done()],
+      ['non-shortest key', new CborWriter().head(5, 1).head(0, 1, 1).head(0, 0).done()],
+      ['unsorted keys', new CborWriter().head(5, 2).head(0, 2).head(0, 0).head(0, 1).head(0, 0).done()],
+      ['duplicate keys', new CborWriter().head(5, 2).head(0, 1).head(0, 0).head(0, 1).head(0, 1).done()],
+      ['negative key', new CborWriter().head(5, 1).head(1, 0).head(0, 0).done()],
+    ];
+    for (const [what, b] of bad) {
+      expect(scanRejects(b, LIMITS).err.message, what).toMatch(/map key|order|non-shortest/);
+      expect(decodeRejects(compact, b), what).toBeInstanceOf(DecodeError);
+    }
+    scanCbor(getProofCodec.encode(sampleProof()), LIMITS);
+  });
+
+  it('scan + schema accept exactly what decode → re-encode → compare accepted (differential fuzz)', () => {
+    const p = sampleProof();
+    differential(compactGetProofSchema, compact, [compact.encode(p), compact.encode({ ...p, value: undefined }), compact.encode(sampleProof())]);
+  });
+});
+
+/**
+ * Random byte edits of `seeds`: the codec (linear scan + schema) accepts exactly what the former
+ * rule — decode with cbor-x, parse, re-encode, require the same bytes — accepted.
+ */
+function differential(schema: Schema<GetProof>, c: Codec<GetProof>, seeds: Uint8Array[]): void {
+  const cbor = proofCbor;
+  const oldRule = (b: Uint8Array): string | undefined => {
+    try {
+      const v = schema.parse(cbor.decode(b), '');
+      return toHex(c.encode(v)) === toHex(b) ? toHex(c.encode(v)) : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const newRule = (b: Uint8Array): string | undefined => {
+    try {
+      return toHex(c.encode(c.decode(b)));
+    } catch (e) {
+      if (!(e instanceof DecodeError)) throw e;
+      return undefined;
+    }
+  };
+  let accepted = 0;
+  for (let i = 0; i < 3000; i++) {
+    const base = seeds[i % seeds.length];
+    const b = base.slice();
+    const kind = i % 4;
+    const at = rnd(4).reduce((a, x) => a * 256 + x, 0) % b.length;
+    let m: Uint8Array;
+    if (kind === 0) {
+      b[at] ^= 1 << (i % 8);
+      m = b;
+    } else if (kind === 1) {
+      b[at] = rnd(1)[0];
+      m = b;
+    } else if (kind === 2) {
+      m = new Uint8Array([...b.subarray(0, at), rnd(1)[0], ...b.subarray(at)]);
+    } else {
+      m = new Uint8Array([...b.subarray(0, at), ...b.subarray(at + 1)]);
+    }
+    const want = oldRule(m);
+    expect(newRule(m), `mutation ${i}: ${toHex(m)}`).toBe(want);
+    if (want !== undefined) accepted++;
+  }
+  for (const s of seeds) expect(newRule(s)).toBe(oldRule(s));
+  // Some mutations stay valid (a flipped byte inside a hash), so both sides of the rule are exercised.
+  expect(accepted).toBeGreaterThan(100);
+}

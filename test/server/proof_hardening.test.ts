@@ -1,10 +1,23 @@
 /**
  * Issue 8 through a real `proofkv serve` process: the edge-proof flag of the proof routes
- * (docs/proofs.md §8.12), and CBOR request bodies built to make a decoder do unbounded work
+ * (docs/proofs.md §8.12), the `proofFormat` parameter (§8.10: compact by default, text-keyed on
+ * request), and CBOR request bodies built to make a decoder do unbounded work
  * (value-sharing tags, indefinite lengths, deep nesting), which get a 400 and change nothing.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getProofCodec, historyProofCodec, verifyGetProof, verifyHistoryProof, type TrustPolicy } from '../../proofs/index.js';
+import {
+  getProofCodec,
+  getProofCodecV1,
+  historyProofCodec,
+  historyProofCodecV1,
+  proofFormatOf,
+  scanProofCodec,
+  scanProofCodecV1,
+  toHex,
+  verifyGetProof,
+  verifyHistoryProof,
+  type TrustPolicy,
+} from '../../proofs/index.js';
 import { sharingBomb } from '../proofs/cbor_writer.js';
 import { call, json, startServer, unb64, type ServerProc } from './harness.js';
 
@@ -29,6 +42,41 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await s?.stop();
+});
+
+describe('proofFormat', () => {
+  const hexOf = (x: unknown): unknown => JSON.parse(JSON.stringify(x, (_k, v) => (v instanceof Uint8Array ? toHex(v) : v)));
+  const routes = [
+    { path: '/v1/kv/a2/proof', v1: getProofCodecV1, either: getProofCodec },
+    { path: '/v1/kv/a2/history?proof=true', v1: historyProofCodecV1, either: historyProofCodec },
+    { path: '/v1/kv?proof=true&prefix=a', v1: scanProofCodecV1, either: scanProofCodec },
+  ];
+
+  it('proofs are compact (format 2) by default; proofFormat=1 gives the same proof text-keyed, larger', async () => {
+    for (const r of routes) {
+      const sep = r.path.includes('?') ? '&' : '?';
+      const compact = unb64((await req('GET', r.path)).body.proof);
+      const explicit = unb64((await req('GET', `${r.path}${sep}proofFormat=2`)).body.proof);
+      const textKeyed = unb64((await req('GET', `${r.path}${sep}proofFormat=1`)).body.proof);
+      expect(proofFormatOf(compact), r.path).toBe(2);
+      expect(explicit).toEqual(compact);
+      expect(proofFormatOf(textKeyed), r.path).toBe(1);
+      expect(compact.length, r.path).toBeLessThan(textKeyed.length);
+      // The text-keyed bytes are the format-1 encoding of the same proof, and both codecs read them.
+      expect(hexOf(r.v1.decode(textKeyed))).toEqual(hexOf(r.either.decode(compact)));
+      expect(hexOf(r.either.decode(textKeyed))).toEqual(hexOf(r.either.decode(compact)));
+      expect(() => r.v1.decode(compact)).toThrow(/want text/);
+    }
+    expect(verifyGetProof(getProofCodec.decode(unb64((await req('GET', '/v1/kv/a2/proof?proofFormat=1')).body.proof)), { key: te.encode('a2') }, { trust })).toMatchObject({ ok: true });
+  });
+
+  it('a format other than 1 or 2, or proofFormat without a proof: 400', async () => {
+    for (const p of ['/v1/kv/a2/proof?proofFormat=3', '/v1/kv/a2/proof?proofFormat=0', '/v1/kv/a2/proof?proofFormat=x', '/v1/kv/a2/history?proofFormat=1', '/v1/kv?prefix=a&proofFormat=2']) {
+      const r = await req('GET', p);
+      expect(r.status, p).toBe(400);
+      expect(r.body.code, p).toBe('INVALID_ARGUMENT');
+    }
+  });
 });
 
 describe('edges flag', () => {
