@@ -44,12 +44,16 @@ export const PeerHeader = {
   minEpoch: 'proofkv-peer-min-epoch',
   /** On every refusal: the reason (one of {@link RefusalReason}). */
   refusal: 'proofkv-peer-refusal',
+  /** On a stream's `101` answer: the recipient's 16-byte nonce (hex), which every frame's key covers. */
+  nonce: 'proofkv-peer-nonce',
 } as const;
 
 /** Which route a request is for (part of what its MAC covers). */
 export enum PeerRoute {
   Messages = 1,
   Snapshot = 2,
+  /** The handshake of a message stream (stream.ts). */
+  Stream = 3,
 }
 
 /** What a sender claims about a request; all of it is covered by the MAC. */
@@ -65,6 +69,8 @@ export interface PeerClaims {
 
 const REQUEST_DOMAIN = new TextEncoder().encode('proofkv-peer-request-v1\0');
 const EPOCH_DOMAIN = new TextEncoder().encode('proofkv-peer-epoch-v1\0');
+const ACCEPT_DOMAIN = new TextEncoder().encode('proofkv-peer-stream-accept-v1\0');
+const STREAM_KEY_DOMAIN = new TextEncoder().encode('proofkv-peer-stream-key-v1\0');
 const te = new TextEncoder();
 
 /** SHA-256 of a request body. */
@@ -108,6 +114,25 @@ export function requestMac(secret: Uint8Array, route: PeerRoute, c: PeerClaims, 
 /** The MAC of a `409 stale-epoch` answer from `from` (the recipient) to `to` (the sender). */
 export function epochMac(secret: Uint8Array, clusterId: string, from: number, to: number, minEpoch: number, reqMac: Uint8Array): Uint8Array {
   return hmac(secret, [EPOCH_DOMAIN, ...lp16(clusterId), u32(from), u32(to), u64(minEpoch), reqMac]);
+}
+
+/**
+ * The MAC of a stream's `101` answer from `from` (the recipient) to `to` (the sender): it binds
+ * the recipient's id and its `nonce` to the handshake request's MAC, so the sender knows which
+ * member accepted and nobody without the secret can accept a stream in a member's name.
+ */
+export function streamAcceptMac(secret: Uint8Array, clusterId: string, from: number, to: number, nonce: Uint8Array, reqMac: Uint8Array): Uint8Array {
+  return hmac(secret, [ACCEPT_DOMAIN, ...lp16(clusterId), u32(from), u32(to), Uint8Array.of(nonce.length), nonce, reqMac]);
+}
+
+/**
+ * The key of one stream's frame MACs: HMAC(secret, domain | handshake MAC | recipient's nonce).
+ * The handshake MAC covers the sender's `(epoch, seq)`, which the replay guard never accepts
+ * twice, and the nonce is fresh for each accepted stream: no two streams share a key, so a frame
+ * captured on one stream fails on every other.
+ */
+export function streamKey(secret: Uint8Array, reqMac: Uint8Array, nonce: Uint8Array): Uint8Array {
+  return hmac(secret, [STREAM_KEY_DOMAIN, reqMac, Uint8Array.of(nonce.length), nonce]);
 }
 
 /** Constant-time comparison of a received MAC with the expected one. */
