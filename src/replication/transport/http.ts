@@ -170,6 +170,9 @@ interface OutStream {
   seq: number;
   /** Set while a write waits for `drain`: the stream breaks when it fires. */
   stall?: NodeJS.Timeout;
+  /** Writes an empty frame every third of `idleTimeoutMs` in which nothing was written. */
+  keepAlive?: NodeJS.Timeout;
+  wrote: boolean;
 }
 
 /** An accepted inbound stream of one peer. */
@@ -492,6 +495,7 @@ export class HttpTransport implements Transport {
 
   /** Writes one frame; a write the socket cannot take at once must drain within `requestTimeoutMs`. */
   private writeFrame(s: OutStream, body: Uint8Array): void {
+    s.wrote = true;
     if (!s.socket.write(encodeFrame(s.key, ++s.seq, body)) && s.stall === undefined) {
       s.stall = setTimeout(() => s.socket.destroy(), this.o.requestTimeoutMs);
       s.stall.unref?.();
@@ -500,6 +504,7 @@ export class HttpTransport implements Transport {
 
   private closeOutStream(s: OutStream): void {
     clearTimeout(s.stall);
+    clearInterval(s.keepAlive);
     s.socket.destroy();
   }
 
@@ -562,7 +567,7 @@ export class HttpTransport implements Transport {
         socket.destroy();
         return;
       }
-      const s: OutStream = { socket, key: streamKey(this.o.secret, mac, nonce), seq: 0 };
+      const s: OutStream = { socket, key: streamKey(this.o.secret, mac, nonce), seq: 0, wrote: false };
       link.stream = s;
       link.backoff = 0;
       socket.removeAllListeners('timeout'); // the dial's timeout ends with the handshake
@@ -570,10 +575,13 @@ export class HttpTransport implements Transport {
       trace('stream', link.id);
       socket.setNoDelay(true);
       socket.setKeepAlive(true, 10_000);
+      socket.setTimeout(0);
       // A write-idle stream gets an empty frame, so the recipient's idle timeout spares it.
-      socket.setTimeout(Math.floor(this.o.idleTimeoutMs / 3), () => {
-        if (link.stream === s && !socket.writableNeedDrain) this.writeFrame(s, EMPTY_BATCH);
-      });
+      s.keepAlive = setInterval(() => {
+        if (!s.wrote && !socket.writableNeedDrain) this.writeFrame(s, EMPTY_BATCH);
+        s.wrote = false;
+      }, Math.floor(this.o.idleTimeoutMs / 3));
+      s.keepAlive.unref?.();
       socket.on('drain', () => {
         clearTimeout(s.stall);
         s.stall = undefined;
@@ -584,6 +592,7 @@ export class HttpTransport implements Transport {
       socket.on('error', () => undefined);
       socket.on('close', () => {
         clearTimeout(s.stall);
+        clearInterval(s.keepAlive);
         if (link.stream !== s) return;
         link.stream = undefined;
         trace('broken', link.id);
