@@ -207,6 +207,8 @@ function positive(v: number | undefined, dflt: number, what: string, min = 1): n
 export class HttpTransport implements Transport {
   private readonly links = new Map<number, Link>();
   private readonly inStreams = new Map<number, InStream>();
+  /** Refused handshakes whose connection is closing (the listener's close waits for none of them). */
+  private readonly refusedSockets = new Set<Socket>();
   private readonly replay = new ReplayGuard();
   private readonly inbound = new Map<string, number>();
   private readonly refused: Partial<Record<RefusalReason, number>> = {};
@@ -432,6 +434,7 @@ export class HttpTransport implements Transport {
     this.closed = true;
     for (const link of [...this.links.values()]) this.dropLink(link);
     for (const id of [...this.inStreams.keys()]) this.dropInStream(id);
+    for (const socket of this.refusedSockets) socket.destroy();
     const done = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeAllConnections();
     await done;
@@ -677,6 +680,8 @@ export class HttpTransport implements Transport {
     const head = [`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}`, `${PeerHeader.refusal}: ${reason}`];
     for (const [k, v] of Object.entries(extra)) head.push(`${k}: ${v}`);
     head.push('connection: close', 'content-length: 0', '', '');
+    this.refusedSockets.add(socket);
+    socket.on('close', () => this.refusedSockets.delete(socket));
     socket.setTimeout(this.o.requestTimeoutMs, () => socket.destroy());
     socket.end(head.join('\r\n'));
   }
