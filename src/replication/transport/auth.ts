@@ -4,23 +4,25 @@
  *
  * A request's MAC, keyed with the 32-byte cluster secret, covers
  * ```
- * "proofkv-peer-request-v1" | 0x00 | route:u8 (1 messages, 2 snapshot)
+ * "proofkv-peer-request-v1" | 0x00 | route:u8 (1 messages, 2 snapshot, 3 stream handshake)
  * | len:u16 | clusterId (UTF-8) | from:u32 | to:u32 | epoch:u64 | seq:u64 | time:u64
- * | len:u16 | target (UTF-8: "" for messages, "index/name/offset/length" for a snapshot chunk)
+ * | len:u16 | target (UTF-8: "" for messages and streams, "index/name/offset/length" for a snapshot chunk)
  * | SHA-256(body)
  * ```
  * (integers big-endian). The claims travel in the `proofkv-peer-*` headers and the MAC is checked
  * with a constant-time comparison. A `409` that tells a sender its epoch is stale carries its own
  * MAC (domain `"proofkv-peer-epoch-v1"`, bound to the refused request's MAC), so nobody without
  * the secret can move a sender's epoch (a `409 replay` carries the same, for a sender that
- * restarted within the millisecond of its previous epoch).
+ * restarted within the millisecond of its previous epoch). A stream's `101` answer carries a MAC
+ * too ({@link streamAcceptMac}: the recipient's id and fresh nonce bound to the handshake's MAC),
+ * and its frames are authenticated under {@link streamKey}, a key of that stream only.
  *
  * **Replay.** Raft itself tolerates duplicated and reordered messages, but a replayed `MsgProp`
  * would propose a command again (a conf change, for instance) so message batches are not
  * replayable: each sender numbers its requests to each recipient with `(epoch, seq)` — the epoch
  * is the sender's start time in ms (raised past what a recipient has seen when the recipient says
  * it is stale, e.g. after the sender's clock stepped back), `seq` counts up from 1 — and the
- * recipient accepts a batch only when `(epoch, seq)` is above the last pair it accepted from that
+ * recipient accepts a batch (or a stream handshake) only when `(epoch, seq)` is above the last pair it accepted from that
  * sender, and only when the request's `time` is within `maxClockSkewMs` of its own clock (which
  * bounds what a recipient that restarted, and so forgot its pairs, could be replayed). Snapshot
  * chunk reads change nothing and may run in parallel, so they are checked for freshness only.
