@@ -105,13 +105,13 @@ export interface HttpTransportOptions {
   peers: readonly PeerAddress[];
   /** Bytes of encoded messages queued per peer, at most. Default 16 MiB. */
   maxQueueBytes?: number;
-  /** Bytes of one `POST` body, at most, sent or accepted. Default 4 MiB; at least 64 KiB. */
+  /** Bytes of one batch, at most: a frame's body sent or accepted, and a `POST` body accepted. Default 4 MiB; at least 64 KiB. */
   maxBatchBytes?: number;
   /** HTTPS with mutual TLS instead of HTTP (the HMAC is still required). */
   tls?: TransportTls;
   /** Largest difference between a request's time and this node's clock. Default 5 minutes. */
   maxClockSkewMs?: number;
-  /** A request that takes longer fails. Default 10 s. */
+  /** A request (a stream dial, a chunk read) that takes longer fails, and a stream whose write waits longer for `drain` is closed. Default 10 s. */
   requestTimeoutMs?: number;
   /** Backoff after a failed dial or a broken stream, doubling from `base` to `max` ms. Default 50 and 2000. */
   backoffMs?: { base: number; max: number };
