@@ -99,23 +99,23 @@ function timeline(nodes: Map<number, NodeTrace>, proposer: NodeTrace, answer: Ev
     if (f === L) continue;
     const tx = first(L, 'tx', readyL[0], (e) => carries(e, i) && e[4] === f.id);
     if (!tx) continue;
-    const post = first(L, 'post', tx[0], (e) => e[2] === f.id);
+    const frame = first(L, 'frame', tx[0], (e) => e[2] === f.id);
     const rx = first(f, 'rx', tx[0], (e) => carries(e, i));
     const readyF = rx && first(f, 'ready', rx[0], (e) => contains(e[2] as number, e[3] as number, i));
     const savedF = readyF && first(f, 'saved', readyF[0]);
     const txResp = savedF && first(f, 'tx', savedF[0], (e) => e[2] === 'MsgAppResp' && (e[5] as number) >= i);
-    const postResp = txResp && first(f, 'post', txResp[0], (e) => e[2] === L.id);
+    const frameResp = txResp && first(f, 'frame', txResp[0], (e) => e[2] === L.id);
     const rxResp = txResp && first(L, 'rx', txResp[0], (e) => e[2] === 'MsgAppResp' && e[3] === f.id && (e[5] as number) >= i);
-    if (!post || !rx || !readyF || !savedF || !txResp || !postResp || !rxResp) continue;
+    if (!frame || !rx || !readyF || !savedF || !txResp || !frameResp || !rxResp) continue;
     if (rxResp[0] < bestRx) {
       bestRx = rxResp[0];
       best = [
-        ['leader POSTs the batch to the follower', post[0]],
+        ['leader writes the frame to the follower', frame[0]],
         ['follower receives MsgApp', rx[0]],
         ['follower Ready with the entry', readyF[0]],
         ['follower log saved (fsync)', savedF[0]],
         ['follower sends MsgAppResp', txResp[0]],
-        ['follower POSTs it', postResp[0]],
+        ['follower writes its frame', frameResp[0]],
         ['leader receives MsgAppResp', rxResp[0]],
       ];
     }

@@ -1,8 +1,9 @@
 /**
  * Helpers of the transport tests: starting transports on 127.0.0.1, raw signed requests, a gate
- * proxy that holds requests until released (a slow or silent peer without timing), bounded waits.
+ * proxy that holds connections until released (a slow or silent peer without timing), bounded waits.
  */
 import * as http from 'node:http';
+import * as net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Message } from '../../src/raft/index.js';
@@ -22,14 +23,14 @@ export interface Node {
 }
 
 const started: HttpTransport[] = [];
-const servers: http.Server[] = [];
+const gates: Array<{ server: net.Server; sockets: Set<net.Socket> }> = [];
 
 /** Closes everything the helpers started (call in afterEach). */
 export async function closeAll(): Promise<void> {
   for (const t of started.splice(0)) await t.close();
-  for (const s of servers.splice(0)) {
-    s.closeAllConnections();
-    await new Promise((r) => s.close(r));
+  for (const g of gates.splice(0)) {
+    for (const c of g.sockets) c.destroy();
+    await new Promise((r) => g.server.close(r));
   }
 }
 
@@ -106,22 +107,24 @@ export function signedPostHeaders(c: PeerClaims, body: Uint8Array, secret = SECR
 }
 
 /**
- * A proxy in front of `target` that holds every request until {@link Gate.release} (or forever):
- * a slow or silent peer, without timing.
+ * A TCP proxy in front of `target` that holds every connection (reads nothing, forwards nothing)
+ * until {@link Gate.release} (or forever): a slow or silent peer, without timing.
  */
 export interface Gate {
   url: string;
-  /** Requests received so far. */
+  /** Connections accepted so far. */
   requests: number;
-  /** Requests held now. */
+  /** Connections held now. */
   held: number;
-  /** Forwards every held request, and from now on forwards at once when `open`. */
+  /** Forwards every held connection, and from now on forwards at once when `open`. */
   release(open?: boolean): void;
 }
 
 export async function startGate(target: string): Promise<Gate> {
+  const to = new URL(target);
   let queue: Array<() => void> = [];
   let open = false;
+  const sockets = new Set<net.Socket>();
   const gate: Gate = {
     url: '', requests: 0, held: 0,
     release(o = false) {
@@ -132,29 +135,32 @@ export async function startGate(target: string): Promise<Gate> {
       for (const f of q) f();
     },
   };
-  const server = http.createServer((req, res) => {
+  const server = net.createServer((client) => {
     gate.requests++;
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const forward = (): void => {
-        const headers = { ...req.headers };
-        delete headers.host;
-        const out = http.request(new URL(req.url ?? '/', target), { method: req.method, headers, agent: false }, (r) => {
-          res.writeHead(r.statusCode ?? 502, r.headers);
-          r.pipe(res);
-        });
-        out.on('error', () => res.destroy());
-        out.end(Buffer.concat(chunks));
-      };
-      if (open) forward();
-      else {
-        gate.held++;
-        queue.push(forward);
-      }
-    });
+    sockets.add(client);
+    client.pause();
+    client.on('error', () => undefined);
+    client.on('close', () => sockets.delete(client));
+    const forward = (): void => {
+      const up = net.connect(Number(to.port), to.hostname);
+      sockets.add(up);
+      up.on('error', () => client.destroy());
+      client.on('close', () => up.destroy());
+      up.on('close', () => {
+        sockets.delete(up);
+        client.destroy();
+      });
+      client.pipe(up);
+      up.pipe(client);
+      client.resume();
+    };
+    if (open) forward();
+    else {
+      gate.held++;
+      queue.push(forward);
+    }
   });
-  servers.push(server);
+  gates.push({ server, sockets });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   gate.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return gate;

@@ -1,9 +1,9 @@
 /**
- * HttpTransport between real listeners on 127.0.0.1: three members exchanging batches in order;
- * every refusal of the peer listener (Authorization header, missing or bad MAC, altered body,
+ * HttpTransport between real listeners on 127.0.0.1: three members exchanging batches in order
+ * (on streams); every refusal of the peer listener's `POST` route (Authorization header, missing or bad MAC, altered body,
  * other cluster, other recipient, non-member, removed member, oversized body, replay, stale
  * time, stale epoch, malformed batch, forged `from`) answered with its status and reason and
- * never delivered; batching while a peer is held; bounded queues and unreachable reports for a
+ * never delivered; batching while a stream is being opened; bounded queues and unreachable reports for a
  * dead or silent peer; snapshot chunk reads; close.
  */
 import { afterEach, describe, expect, it } from 'vitest';
@@ -222,7 +222,7 @@ describe('HttpTransport: refusals', () => {
       a.t.send([app(1, 2, 1)]);
       await waitFor(() => a.unreachable.length > 0, 'unreachable report');
       expect(posts).toBe(1);
-      expect(a.t.stats().peers[0].failedBatches).toBe(1);
+      expect(a.t.stats().peers[0].failedStreams).toBe(1);
     } finally {
       fake.closeAllConnections();
       await new Promise((r) => fake.close(r));
@@ -233,11 +233,12 @@ describe('HttpTransport: refusals', () => {
     const [a, b] = await startCluster(2);
     a.t.send([app(1, 2, 1)]);
     await waitFor(() => b.received.length === 1, 'first delivery');
-    b.t.setPeers([]);
-    a.t.send([app(1, 2, 2)]);
+    b.t.setPeers([]); // closes a's stream to b
     await waitFor(() => a.unreachable.includes(2), 'unreachable report');
+    a.t.send([app(1, 2, 2)]); // a dials again, and is refused
+    await waitFor(() => (b.t.stats().refused['not-member'] ?? 0) >= 1, 'the new stream refused');
+    await waitFor(() => a.t.stats().peers[0].failedStreams >= 2, 'the refused dial failed');
     expect(b.received.length).toBe(1);
-    expect(b.t.stats().refused['not-member']).toBeGreaterThanOrEqual(1);
     // a crafted, otherwise valid request from the removed member is refused too
     const body = encodeMessages([app(1, 2, 3)]);
     const r = await rawRequest(b.t.url + MESSAGES_PATH, 'POST', signedPostHeaders(claims(1, 2, { epoch: Date.now() + 1e9 }), body), body);
@@ -285,31 +286,32 @@ describe('HttpTransport: refusals', () => {
 });
 
 describe('HttpTransport: batching and bounds', () => {
-  it('1000 sends while the peer is held go out in few POSTs, all delivered in order', async () => {
+  it('1000 sends while the stream is being opened go out in one frame, all delivered in order', async () => {
     const [a, b, c] = await startCluster(3);
     const gate = await startGate(b.t.url);
     a.t.setPeers([{ id: 2, peerUrl: gate.url }, { id: 3, peerUrl: c.t.url }]);
     a.t.send([app(1, 2, 0)]);
-    await waitFor(() => gate.held === 1, 'the first POST held');
+    await waitFor(() => gate.held === 1, 'the dial held');
     for (let i = 1; i < 1000; i++) a.t.send([app(1, 2, i), app(1, 3, i)]);
     expect(gate.requests).toBe(1);
-    expect(a.t.stats().peers[0].queuedMessages).toBe(999);
+    expect(a.t.stats().peers[0].queuedMessages).toBe(1000);
     gate.release(true);
     await waitFor(() => b.received.length === 1000 && c.received.length === 999 && a.t.stats().peers[0].sentMessages === 1000, 'all delivered and answered');
-    expect(gate.requests).toBe(2);
-    expect(a.t.stats().peers[0].sentBatches).toBe(2);
+    expect(gate.requests).toBe(1);
+    expect(a.t.stats().peers[0].sentBatches).toBe(1);
+    expect(a.t.stats().peers[0].streamsOpened).toBe(1);
     expect(b.received.map((m) => m.index)).toEqual(Array.from({ length: 1000 }, (_, i) => i));
     expect(c.received.map((m) => m.index)).toEqual(Array.from({ length: 999 }, (_, i) => i + 1));
     expect(a.t.stats().peers[1].sentBatches).toBeLessThan(999);
   });
 
-  it('a batch never exceeds maxBatchBytes: a long queue is split over several POSTs', async () => {
+  it('a frame never exceeds maxBatchBytes: a long queue is split over several frames', async () => {
     const [a, b] = await startCluster(2, { maxBatchBytes: 64 << 10 });
     const gate = await startGate(b.t.url);
     a.t.setPeers([{ id: 2, peerUrl: gate.url }]);
     const big = new Uint8Array(10_000).fill(1);
     a.t.send([app(1, 2, 0, big)]);
-    await waitFor(() => gate.held === 1, 'the first POST held');
+    await waitFor(() => gate.held === 1, 'the dial held');
     for (let i = 1; i < 40; i++) a.t.send([app(1, 2, i, big)]);
     gate.release(true);
     await waitFor(() => b.received.length === 40 && a.t.stats().peers[0].sentMessages === 40, 'all delivered and answered');
@@ -332,7 +334,7 @@ describe('HttpTransport: batching and bounds', () => {
       expect(a.t.stats().peers[0].queuedBytes).toBeLessThanOrEqual(maxQueueBytes);
       if (i % 500 === 0) await new Promise((r) => setTimeout(r, 1));
     }
-    await waitFor(() => a.t.stats().peers[0].failedBatches >= 2, 'failed POSTs');
+    await waitFor(() => a.t.stats().peers[0].failedStreams >= 2, 'failed dials');
     const s = a.t.stats().peers[0];
     expect(s.droppedMessages).toBeGreaterThan(4000);
     expect(s.sentMessages).toBe(0);
@@ -340,13 +342,13 @@ describe('HttpTransport: batching and bounds', () => {
     expect(new Set(a.unreachable)).toEqual(new Set([2]));
   });
 
-  it('a silent peer (accepts, never answers): one POST in flight, the queue stays bounded, overflow reported', async () => {
+  it('a silent peer (accepts the connection, never answers the handshake): one dial, the queue stays bounded, overflow reported', async () => {
     const [, b] = await startCluster(2);
     const a = await startNode(1, { maxQueueBytes: 64 << 10, maxBatchBytes: 64 << 10 });
     const gate = await startGate(b.t.url);
     a.t.setPeers([{ id: 2, peerUrl: gate.url }]);
     a.t.send([app(1, 2, 0)]);
-    await waitFor(() => gate.held === 1, 'first POST held');
+    await waitFor(() => gate.held === 1, 'the dial held');
     for (let i = 1; i < 3000; i++) {
       a.t.send([app(1, 2, i, new Uint8Array(100))]);
       expect(a.t.stats().peers[0].queuedBytes).toBeLessThanOrEqual(64 << 10);

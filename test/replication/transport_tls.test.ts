@@ -11,7 +11,7 @@ import * as https from 'node:https';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { MessageType, newMessage } from '../../src/raft/index.js';
-import { MESSAGES_PATH, TransportErrorCode, encodeMessages, type TransportTls } from '../../src/replication/transport/index.js';
+import { MESSAGES_PATH, STREAM_PATH, STREAM_PROTOCOL, TransportErrorCode, encodeMessages, type TransportTls } from '../../src/replication/transport/index.js';
 import { claims, closeAll, rawRequest, signedPostHeaders, startNode, waitFor } from './transport_helpers.js';
 
 let dir = '';
@@ -60,6 +60,7 @@ describe('HttpTransport with mutual TLS', () => {
     a.t.send(ms);
     await waitFor(() => b.received.length === 3, 'delivery over TLS');
     expect(b.received).toEqual(ms);
+    expect(a.t.stats().peers[0].streamsOpened).toBe(1); // the messages went on a stream over TLS
     b.t.onSnapshotRead(async (_index, _name, offset, length) => new Uint8Array(length).fill(offset & 0xff));
     expect(await a.t.fetchSnapshotChunk(2, 1, 'CURRENT', 5, 4)).toEqual(Uint8Array.of(5, 5, 5, 5));
 
@@ -73,8 +74,14 @@ describe('HttpTransport with mutual TLS', () => {
     // a valid certificate does not replace the MAC
     expect(await httpsStatus(url, 'node1', 'POST', { 'content-type': 'application/octet-stream' }, body)).toBe(401);
     expect(await httpsStatus(url, 'node1', 'POST', { ...signedPostHeaders(claims(1, 2), body, new Uint8Array(32)) }, body)).toBe(401);
+    // the stream route: no stream without a certificate of the CA, nor without the MAC inside TLS
+    const upgrade = { connection: 'Upgrade', upgrade: STREAM_PROTOCOL };
+    for (const client of [undefined, 'outsider']) {
+      expect(typeof await httpsStatus(b.t.url + STREAM_PATH, client, 'GET', upgrade)).toBe('string');
+    }
+    expect(await httpsStatus(b.t.url + STREAM_PATH, 'node1', 'GET', upgrade)).toBe(401);
     expect(b.received.length).toBe(3);
-    expect(b.t.stats().refused).toEqual({ 'missing-auth': 1, 'bad-mac': 1 });
+    expect(b.t.stats().refused).toEqual({ 'missing-auth': 2, 'bad-mac': 1 });
 
     expect(() => a.t.setPeers([{ id: 2, peerUrl: 'http://127.0.0.1:1' }])).toThrow(expect.objectContaining({ code: TransportErrorCode.InvalidArgument }));
   });

@@ -4,23 +4,25 @@
  *
  * A request's MAC, keyed with the 32-byte cluster secret, covers
  * ```
- * "proofkv-peer-request-v1" | 0x00 | route:u8 (1 messages, 2 snapshot)
+ * "proofkv-peer-request-v1" | 0x00 | route:u8 (1 messages, 2 snapshot, 3 stream handshake)
  * | len:u16 | clusterId (UTF-8) | from:u32 | to:u32 | epoch:u64 | seq:u64 | time:u64
- * | len:u16 | target (UTF-8: "" for messages, "index/name/offset/length" for a snapshot chunk)
+ * | len:u16 | target (UTF-8: "" for messages and streams, "index/name/offset/length" for a snapshot chunk)
  * | SHA-256(body)
  * ```
  * (integers big-endian). The claims travel in the `proofkv-peer-*` headers and the MAC is checked
  * with a constant-time comparison. A `409` that tells a sender its epoch is stale carries its own
  * MAC (domain `"proofkv-peer-epoch-v1"`, bound to the refused request's MAC), so nobody without
  * the secret can move a sender's epoch (a `409 replay` carries the same, for a sender that
- * restarted within the millisecond of its previous epoch).
+ * restarted within the millisecond of its previous epoch). A stream's `101` answer carries a MAC
+ * too ({@link streamAcceptMac}: the recipient's id and fresh nonce bound to the handshake's MAC),
+ * and its frames are authenticated under {@link streamKey}, a key of that stream only.
  *
  * **Replay.** Raft itself tolerates duplicated and reordered messages, but a replayed `MsgProp`
  * would propose a command again (a conf change, for instance) so message batches are not
  * replayable: each sender numbers its requests to each recipient with `(epoch, seq)` — the epoch
  * is the sender's start time in ms (raised past what a recipient has seen when the recipient says
  * it is stale, e.g. after the sender's clock stepped back), `seq` counts up from 1 — and the
- * recipient accepts a batch only when `(epoch, seq)` is above the last pair it accepted from that
+ * recipient accepts a batch (or a stream handshake) only when `(epoch, seq)` is above the last pair it accepted from that
  * sender, and only when the request's `time` is within `maxClockSkewMs` of its own clock (which
  * bounds what a recipient that restarted, and so forgot its pairs, could be replayed). Snapshot
  * chunk reads change nothing and may run in parallel, so they are checked for freshness only.
@@ -44,12 +46,16 @@ export const PeerHeader = {
   minEpoch: 'proofkv-peer-min-epoch',
   /** On every refusal: the reason (one of {@link RefusalReason}). */
   refusal: 'proofkv-peer-refusal',
+  /** On a stream's `101` answer: the recipient's 16-byte nonce (hex), which every frame's key covers. */
+  nonce: 'proofkv-peer-nonce',
 } as const;
 
 /** Which route a request is for (part of what its MAC covers). */
 export enum PeerRoute {
   Messages = 1,
   Snapshot = 2,
+  /** The handshake of a message stream (stream.ts). */
+  Stream = 3,
 }
 
 /** What a sender claims about a request; all of it is covered by the MAC. */
@@ -65,6 +71,8 @@ export interface PeerClaims {
 
 const REQUEST_DOMAIN = new TextEncoder().encode('proofkv-peer-request-v1\0');
 const EPOCH_DOMAIN = new TextEncoder().encode('proofkv-peer-epoch-v1\0');
+const ACCEPT_DOMAIN = new TextEncoder().encode('proofkv-peer-stream-accept-v1\0');
+const STREAM_KEY_DOMAIN = new TextEncoder().encode('proofkv-peer-stream-key-v1\0');
 const te = new TextEncoder();
 
 /** SHA-256 of a request body. */
@@ -108,6 +116,25 @@ export function requestMac(secret: Uint8Array, route: PeerRoute, c: PeerClaims, 
 /** The MAC of a `409 stale-epoch` answer from `from` (the recipient) to `to` (the sender). */
 export function epochMac(secret: Uint8Array, clusterId: string, from: number, to: number, minEpoch: number, reqMac: Uint8Array): Uint8Array {
   return hmac(secret, [EPOCH_DOMAIN, ...lp16(clusterId), u32(from), u32(to), u64(minEpoch), reqMac]);
+}
+
+/**
+ * The MAC of a stream's `101` answer from `from` (the recipient) to `to` (the sender): it binds
+ * the recipient's id and its `nonce` to the handshake request's MAC, so the sender knows which
+ * member accepted and nobody without the secret can accept a stream in a member's name.
+ */
+export function streamAcceptMac(secret: Uint8Array, clusterId: string, from: number, to: number, nonce: Uint8Array, reqMac: Uint8Array): Uint8Array {
+  return hmac(secret, [ACCEPT_DOMAIN, ...lp16(clusterId), u32(from), u32(to), Uint8Array.of(nonce.length), nonce, reqMac]);
+}
+
+/**
+ * The key of one stream's frame MACs: HMAC(secret, domain | handshake MAC | recipient's nonce).
+ * The handshake MAC covers the sender's `(epoch, seq)`, which the replay guard never accepts
+ * twice, and the nonce is fresh for each accepted stream: no two streams share a key, so a frame
+ * captured on one stream fails on every other.
+ */
+export function streamKey(secret: Uint8Array, reqMac: Uint8Array, nonce: Uint8Array): Uint8Array {
+  return hmac(secret, [STREAM_KEY_DOMAIN, reqMac, Uint8Array.of(nonce.length), nonce]);
 }
 
 /** Constant-time comparison of a received MAC with the expected one. */

@@ -1,9 +1,10 @@
 /**
  * {@link HttpTransport}: the {@link Transport} between member processes, over HTTP/1.1 (or HTTPS
- * with mutual TLS) on a listener of its own — the **peer listener**, which serves only the two
- * routes below and never reads client tokens (a request carrying `Authorization` is refused).
+ * with mutual TLS) on a listener of its own — the **peer listener**, which serves only the routes
+ * below and never reads client tokens (a request carrying `Authorization` is refused).
  *
  * ```
+ * GET  /raft/v1/stream   Upgrade: proofkv-peer-stream/1                   → 101, then frames (stream.ts) one way
  * POST /raft/v1/messages                                   body: a batch (codec.ts)   → 204
  * GET  /raft/v1/snapshot?index=I&name=N&offset=O&length=L  (L ≤ 1 MiB)                → 200 bytes | 404
  * ```
@@ -19,26 +20,40 @@
  * `sender-mismatch`), or when the sender already has {@link MAX_INBOUND_PER_SENDER} requests of
  * that route being read (429 `busy`).
  *
- * **Sending.** Each peer has a FIFO of encoded messages bounded by `maxQueueBytes`, one keep-alive
- * connection (an `http.Agent` with one socket) and at most one `POST` in flight: everything queued
- * while a `POST` is in flight goes out together in the next one (up to `maxBatchBytes`). A message
- * that does not fit in the queue is dropped and the peer reported unreachable; a failed `POST`
- * drops its batch (Raft retransmits), reports the peer unreachable and waits a backoff that
- * doubles from `backoffMs.base` up to `backoffMs.max` (reset by a success) before the next one.
+ * **Streams.** A sender carries its messages to each peer on one long-lived **stream**: a `GET`
+ * of the stream route with `Upgrade`, authenticated like any request (route 3, no body). The
+ * recipient answers `101` with a fresh nonce and a MAC that proves its own member id; from then on
+ * the connection carries frames one way (stream.ts), each a batch with its own MAC under a key
+ * that only this stream has, numbered so that a replayed, reordered or altered frame is refused and
+ * the stream closed. The recipient never writes on a stream: flow control is TCP's. It holds one
+ * inbound stream per peer (a second replaces the first) and closes one that carried nothing for
+ * `idleTimeoutMs` (the sender writes an empty frame after a third of that without writing).
+ *
+ * **Sending.** Each peer has a FIFO of encoded messages bounded by `maxQueueBytes`. When the
+ * peer's stream is writable, everything queued goes out at once, in frames of at most
+ * `maxBatchBytes`; while the socket's buffer is full (the peer reads slowly), messages wait in the
+ * queue. A message that does not fit in the queue is dropped and the peer reported unreachable.
+ * When a dial fails or a stream breaks (connection error, refusal, a write stalled for
+ * `requestTimeoutMs`), the messages queued are dropped (Raft retransmits), the peer is reported
+ * unreachable and the sender dials again after a backoff that doubles from `backoffMs.base` up to
+ * `backoffMs.max` (reset when a stream opens). Snapshot chunk reads stay separate `GET`s.
  * @module
  */
+import { randomBytes } from 'node:crypto';
 import * as http from 'node:http';
 import * as https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Message } from '../../raft/index.js';
 import type { PeerAddress, Transport } from '../transport.js';
 import {
   PeerHeader, PeerRoute, ReplayGuard, SECRET_BYTES, authHeaders, bodyDigest, epochMac, isFresh,
-  isValidClusterId, macEquals, parseAuthHeaders, parseDecimal, requestMac, type PeerClaims,
+  isValidClusterId, macEquals, parseAuthHeaders, parseDecimal, requestMac, streamAcceptMac, streamKey,
+  type PeerClaims,
 } from './auth.js';
 import { MAX_NODE_ID, decodeBatch, encodeBatch, encodeMessage } from './codec.js';
 import { TransportError, TransportErrorCode } from './errors.js';
 import { BATCH_FRAME_BYTES, PeerQueue, framedSize } from './queue.js';
+import { FrameReader, STREAM_NONCE_BYTES, STREAM_PATH, STREAM_PROTOCOL, encodeFrame } from './stream.js';
 import { trace } from '../trace.js';
 
 /** Path of the message route. */
@@ -51,6 +66,9 @@ export const MAX_CHUNK_BYTES = 1 << 20;
 export const MAX_INBOUND_PER_SENDER = 4;
 
 const EMPTY_DIGEST = bodyDigest(new Uint8Array(0));
+const EMPTY_BATCH = encodeBatch([]);
+const HEX_MAC = /^[0-9a-f]{64}$/;
+const HEX_NONCE = new RegExp(`^[0-9a-f]{${2 * STREAM_NONCE_BYTES}}$`);
 const SNAPSHOT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,254}(\/[A-Za-z0-9][A-Za-z0-9._-]{0,254}){0,3}$/;
 
 /** Why the peer listener refused a request (the `proofkv-peer-refusal` header). */
@@ -87,32 +105,41 @@ export interface HttpTransportOptions {
   peers: readonly PeerAddress[];
   /** Bytes of encoded messages queued per peer, at most. Default 16 MiB. */
   maxQueueBytes?: number;
-  /** Bytes of one `POST` body, at most, sent or accepted. Default 4 MiB; at least 64 KiB. */
+  /** Bytes of one batch, at most: a frame's body sent or accepted, and a `POST` body accepted. Default 4 MiB; at least 64 KiB. */
   maxBatchBytes?: number;
   /** HTTPS with mutual TLS instead of HTTP (the HMAC is still required). */
   tls?: TransportTls;
   /** Largest difference between a request's time and this node's clock. Default 5 minutes. */
   maxClockSkewMs?: number;
-  /** A request that takes longer fails. Default 10 s. */
+  /** A request (a stream dial, a chunk read) that takes longer fails, and a stream whose write waits longer for `drain` is closed. Default 10 s. */
   requestTimeoutMs?: number;
-  /** Backoff after a failed `POST`, doubling from `base` to `max` ms. Default 50 and 2000. */
+  /** Backoff after a failed dial or a broken stream, doubling from `base` to `max` ms. Default 50 and 2000. */
   backoffMs?: { base: number; max: number };
+  /**
+   * A recipient closes an inbound stream that carried no frame for this long; a sender writes an
+   * empty frame (a keep-alive) after a third of it without writing. Default 30 s.
+   */
+  idleTimeoutMs?: number;
 }
 
 /** Counters of traffic with one peer. */
 export interface PeerStats {
   id: number;
-  /** Messages and bytes (batch bodies) delivered to the peer (answered 204), and `POST`s that carried them. */
+  /** Messages and bytes (batch bodies) written to the peer's stream, and the frames that carried them (keep-alives not counted). */
   sentMessages: number;
   sentBytes: number;
   sentBatches: number;
-  /** Messages dropped: queue full, too large, failed `POST`, or removed/closed with messages queued. */
+  /** Messages dropped: queue full, too large, failed dial or broken stream, or removed/closed with messages queued. */
   droppedMessages: number;
-  /** `POST`s that failed (connection error, timeout, refusal). */
-  failedBatches: number;
+  /** Streams to the peer that opened (the dial answered `101` with a valid MAC). */
+  streamsOpened: number;
+  /** Dials that failed (connection error, timeout, refusal, bad answer) and open streams that broke. */
+  failedStreams: number;
   /** Times the peer was reported unreachable. */
   unreachable: number;
-  /** Messages and bytes accepted from the peer and the `POST`s that carried them. */
+  /** Streams accepted from the peer. */
+  streamsAccepted: number;
+  /** Messages and bytes accepted from the peer and the frames (or `POST`s) that carried them. */
   receivedMessages: number;
   receivedBytes: number;
   receivedBatches: number;
@@ -132,20 +159,39 @@ export interface TransportStats {
 
 type Counters = Omit<PeerStats, 'id' | 'queuedMessages' | 'queuedBytes'>;
 const zeroCounters = (): Counters => ({
-  sentMessages: 0, sentBytes: 0, sentBatches: 0, droppedMessages: 0, failedBatches: 0, unreachable: 0,
-  receivedMessages: 0, receivedBytes: 0, receivedBatches: 0,
+  sentMessages: 0, sentBytes: 0, sentBatches: 0, droppedMessages: 0, streamsOpened: 0, failedStreams: 0,
+  unreachable: 0, streamsAccepted: 0, receivedMessages: 0, receivedBytes: 0, receivedBatches: 0,
 });
 
-/** One peer: its queue, its connection and its request stream. */
+/** An open outbound stream: its socket, its frame key and the number of the last frame written. */
+interface OutStream {
+  readonly socket: Socket;
+  readonly key: Uint8Array;
+  seq: number;
+  /** Set while a write waits for `drain`: the stream breaks when it fires. */
+  stall?: NodeJS.Timeout;
+  /** Writes an empty frame every third of `idleTimeoutMs` in which nothing was written. */
+  keepAlive?: NodeJS.Timeout;
+  wrote: boolean;
+}
+
+/** An accepted inbound stream of one peer. */
+interface InStream {
+  readonly socket: Socket;
+  readonly reader: FrameReader;
+}
+
+/** One peer: its queue, its stream and the dial of the next one. */
 interface Link {
   readonly id: number;
   readonly url: URL;
-  readonly agent: http.Agent;
   /** Snapshot chunk reads get their own connections, so they never wait behind messages. */
   readonly snapAgent: http.Agent;
   readonly queue: PeerQueue;
   readonly counters: Counters;
-  inflight?: http.ClientRequest;
+  stream?: OutStream;
+  dialing?: http.ClientRequest;
+  /** The backoff before the next dial. */
   timer?: NodeJS.Timeout;
   backoff: number;
   removed: boolean;
@@ -160,6 +206,9 @@ function positive(v: number | undefined, dflt: number, what: string, min = 1): n
 /** The Raft {@link Transport} between processes: see the module comment. */
 export class HttpTransport implements Transport {
   private readonly links = new Map<number, Link>();
+  private readonly inStreams = new Map<number, InStream>();
+  /** Refused handshakes whose connection is closing (the listener's close waits for none of them). */
+  private readonly refusedSockets = new Set<Socket>();
   private readonly replay = new ReplayGuard();
   private readonly inbound = new Map<string, number>();
   private readonly refused: Partial<Record<RefusalReason, number>> = {};
@@ -198,6 +247,7 @@ export class HttpTransport implements Transport {
       maxClockSkewMs: positive(options.maxClockSkewMs, 300_000, 'maxClockSkewMs'),
       requestTimeoutMs: positive(options.requestTimeoutMs, 10_000, 'requestTimeoutMs'),
       backoffMs: { base: positive(backoff.base, 50, 'backoffMs.base'), max: positive(backoff.max, 2000, 'backoffMs.max') },
+      idleTimeoutMs: positive(options.idleTimeoutMs, 30_000, 'idleTimeoutMs', 3),
       tls: options.tls,
     };
     const server = options.tls
@@ -215,6 +265,7 @@ export class HttpTransport implements Transport {
         else res.destroy();
       });
     });
+    server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => t.handleUpgrade(req, socket, head));
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -312,12 +363,14 @@ export class HttpTransport implements Transport {
       const url = want.get(id);
       if (url === undefined || url.href !== link.url.href) this.dropLink(link);
     }
+    for (const id of [...this.inStreams.keys()]) {
+      if (!want.has(id)) this.dropInStream(id);
+    }
     for (const [id, url] of want) {
       if (this.links.has(id) || this.closed) continue;
-      const agentOptions = { keepAlive: true, timeout: 60_000, ...(this.o.tls ? { cert: this.o.tls.cert, key: this.o.tls.key, ca: this.o.tls.ca } : {}) };
       const Agent = this.o.tls ? https.Agent : http.Agent;
       this.links.set(id, {
-        id, url, agent: new Agent({ ...agentOptions, maxSockets: 1 }), snapAgent: new Agent({ ...agentOptions, maxSockets: 2 }),
+        id, url, snapAgent: new Agent({ keepAlive: true, timeout: 60_000, ...this.tlsOptions(), maxSockets: 2 }),
         queue: new PeerQueue(this.o.maxQueueBytes), counters: zeroCounters(), backoff: 0, removed: false,
       });
     }
@@ -380,6 +433,8 @@ export class HttpTransport implements Transport {
     if (this.closed) return;
     this.closed = true;
     for (const link of [...this.links.values()]) this.dropLink(link);
+    for (const id of [...this.inStreams.keys()]) this.dropInStream(id);
+    for (const socket of this.refusedSockets) socket.destroy();
     const done = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeAllConnections();
     await done;
@@ -391,12 +446,18 @@ export class HttpTransport implements Transport {
     return { clusterId: this.o.clusterId, from: this.o.selfId, to: link.id, epoch: this.epoch, seq: ++this.seq, time: Date.now() };
   }
 
+  /** TLS options of this member's outbound connections (none without TLS). */
+  private tlsOptions(): { cert?: string | Buffer; key?: string | Buffer; ca?: string | Buffer } {
+    return this.o.tls ? { cert: this.o.tls.cert, key: this.o.tls.key, ca: this.o.tls.ca } : {};
+  }
+
   private dropLink(link: Link): void {
     link.removed = true;
     link.counters.droppedMessages += link.queue.clear();
     clearTimeout(link.timer);
-    link.inflight?.destroy();
-    link.agent.destroy();
+    link.dialing?.destroy();
+    if (link.stream) this.closeOutStream(link.stream);
+    link.stream = undefined;
     link.snapAgent.destroy();
     this.links.delete(link.id);
   }
@@ -410,67 +471,159 @@ export class HttpTransport implements Transport {
     }
   }
 
-  /** Starts the next `POST` to `link` when none is in flight, it is not backing off, and something is queued. */
+  /**
+   * Writes what `link` has queued to its stream while the socket takes it, or dials a stream
+   * when there is none (and no dial or backoff is under way) and something is queued.
+   */
   private kick(link: Link): void {
-    if (this.closed || link.removed || link.inflight !== undefined || link.timer !== undefined || link.queue.length === 0) return;
-    const batch = link.queue.take(this.o.maxBatchBytes);
-    const body = encodeBatch(batch);
-    const claims = this.claims(link);
-    const mac = requestMac(this.o.secret, PeerRoute.Messages, claims, '', bodyDigest(body));
-    const req = (this.o.tls ? https : http).request(new URL(MESSAGES_PATH, link.url), {
-      method: 'POST',
-      agent: link.agent,
-      headers: { ...authHeaders(claims, mac), 'content-type': 'application/octet-stream', 'content-length': String(body.length) },
-    });
-    link.inflight = req;
-    trace('post', link.id, batch.length, body.length);
-    let settled = false;
-    const finish = (outcome: 'ok' | 'failed' | 'epoch'): void => {
-      if (settled) return;
-      settled = true;
-      trace('posted', link.id, outcome);
-      link.inflight = undefined;
-      if (link.removed || this.closed) return;
-      if (outcome === 'ok') {
-        link.counters.sentMessages += batch.length;
-        link.counters.sentBytes += body.length;
-        link.counters.sentBatches++;
-        link.backoff = 0;
-      } else {
-        link.counters.droppedMessages += batch.length;
-        link.counters.failedBatches++;
-        if (outcome === 'failed') {
-          link.backoff = link.backoff === 0 ? this.o.backoffMs.base : Math.min(this.o.backoffMs.max, link.backoff * 2);
-          this.reportUnreachable(link);
-          link.timer = setTimeout(() => {
-            link.timer = undefined;
-            this.kick(link);
-          }, link.backoff);
-          link.timer.unref?.();
-          return;
-        }
-      }
+    if (this.closed || link.removed || link.queue.length === 0) return;
+    const s = link.stream;
+    if (s === undefined) {
+      if (link.dialing === undefined && link.timer === undefined) this.dial(link);
+      return;
+    }
+    if (s.socket.writableNeedDrain) return;
+    s.socket.cork();
+    while (link.queue.length > 0 && !s.socket.writableNeedDrain) {
+      const batch = link.queue.take(this.o.maxBatchBytes);
+      const body = encodeBatch(batch);
+      trace('frame', link.id, batch.length, body.length);
+      this.writeFrame(s, body);
+      link.counters.sentMessages += batch.length;
+      link.counters.sentBytes += body.length;
+      link.counters.sentBatches++;
+    }
+    s.socket.uncork();
+  }
+
+  /** Writes one frame; a write the socket cannot take at once must drain within `requestTimeoutMs`. */
+  private writeFrame(s: OutStream, body: Uint8Array): void {
+    s.wrote = true;
+    if (!s.socket.write(encodeFrame(s.key, ++s.seq, body)) && s.stall === undefined) {
+      s.stall = setTimeout(() => s.socket.destroy(), this.o.requestTimeoutMs);
+      s.stall.unref?.();
+    }
+  }
+
+  private closeOutStream(s: OutStream): void {
+    clearTimeout(s.stall);
+    clearInterval(s.keepAlive);
+    s.socket.destroy();
+  }
+
+  /** After a failed dial or a broken stream: drop what is queued, report, and dial again after a backoff. */
+  private failed(link: Link): void {
+    link.counters.failedStreams++;
+    link.counters.droppedMessages += link.queue.clear();
+    link.backoff = link.backoff === 0 ? this.o.backoffMs.base : Math.min(this.o.backoffMs.max, link.backoff * 2);
+    this.reportUnreachable(link);
+    link.timer = setTimeout(() => {
+      link.timer = undefined;
       this.kick(link);
+    }, link.backoff);
+    link.timer.unref?.();
+  }
+
+  /** Opens a stream to `link`'s peer: an authenticated `Upgrade`, whose `101` must prove the peer's id. */
+  private dial(link: Link): void {
+    const claims = this.claims(link);
+    const mac = requestMac(this.o.secret, PeerRoute.Stream, claims, '', EMPTY_DIGEST);
+    const req = (this.o.tls ? https : http).request(new URL(STREAM_PATH, link.url), {
+      method: 'GET',
+      agent: false,
+      ...this.tlsOptions(),
+      headers: { ...authHeaders(claims, mac), connection: 'Upgrade', upgrade: STREAM_PROTOCOL },
+    });
+    link.dialing = req;
+    trace('dial', link.id);
+    let settled = false;
+    const settle = (): boolean => {
+      if (settled) return false;
+      settled = true;
+      link.dialing = undefined;
+      return !(link.removed || this.closed);
+    };
+    const fail = (): void => {
+      if (settle()) this.failed(link);
     };
     req.setTimeout(this.o.requestTimeoutMs, () => req.destroy(new Error('timed out')));
-    req.on('error', () => finish('failed'));
+    req.on('error', fail);
     req.on('response', (res) => {
       res.resume();
-      res.on('error', () => finish('failed'));
+      res.on('error', fail);
       res.on('end', () => {
-        if (res.statusCode === 204) return finish('ok');
-        if (res.statusCode === 409 && this.acceptEpoch(link, res.headers, mac)) return finish('epoch');
-        finish('failed');
+        if (res.statusCode === 409 && this.acceptEpoch(link, res.headers, mac)) {
+          // the epoch moved past the one the peer holds: dial again at once
+          if (settle()) this.kick(link);
+          return;
+        }
+        fail();
       });
     });
-    req.end(body);
+    req.on('upgrade', (res: http.IncomingMessage, socket: Socket, head: Buffer) => {
+      const nonce = this.acceptedNonce(link, res, mac);
+      if (nonce === undefined || head.length > 0) {
+        socket.destroy();
+        return fail();
+      }
+      if (!settle()) {
+        socket.destroy();
+        return;
+      }
+      const s: OutStream = { socket, key: streamKey(this.o.secret, mac, nonce), seq: 0, wrote: false };
+      link.stream = s;
+      link.backoff = 0;
+      socket.removeAllListeners('timeout'); // the dial's timeout ends with the handshake
+      link.counters.streamsOpened++;
+      trace('stream', link.id);
+      socket.setNoDelay(true);
+      socket.setKeepAlive(true, 10_000);
+      socket.setTimeout(0);
+      // A write-idle stream gets an empty frame, so the recipient's idle timeout spares it.
+      s.keepAlive = setInterval(() => {
+        if (!s.wrote && !socket.writableNeedDrain) this.writeFrame(s, EMPTY_BATCH);
+        s.wrote = false;
+      }, Math.floor(this.o.idleTimeoutMs / 3));
+      s.keepAlive.unref?.();
+      socket.on('drain', () => {
+        clearTimeout(s.stall);
+        s.stall = undefined;
+        this.kick(link);
+      });
+      // The recipient never writes on a stream: anything it sends is a protocol error.
+      socket.on('data', () => socket.destroy());
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        clearTimeout(s.stall);
+        clearInterval(s.keepAlive);
+        if (link.stream !== s) return;
+        link.stream = undefined;
+        trace('broken', link.id);
+        if (!link.removed && !this.closed) this.failed(link);
+      });
+      this.kick(link);
+    });
+    req.end();
+  }
+
+  /** The recipient's nonce from a `101` answer, when its MAC proves it comes from `link`'s member; else undefined. */
+  private acceptedNonce(link: Link, res: http.IncomingMessage, reqMac: Uint8Array): Uint8Array | undefined {
+    const h = res.headers;
+    const nonce = h[PeerHeader.nonce];
+    const got = h[PeerHeader.mac];
+    if (res.statusCode !== 101 || h.upgrade !== STREAM_PROTOCOL || parseDecimal(h[PeerHeader.from]) !== link.id ||
+      parseDecimal(h[PeerHeader.to]) !== this.o.selfId || typeof nonce !== 'string' || !HEX_NONCE.test(nonce) ||
+      typeof got !== 'string' || !HEX_MAC.test(got)) return undefined;
+    const n = Buffer.from(nonce, 'hex');
+    const want = streamAcceptMac(this.o.secret, this.o.clusterId, link.id, this.o.selfId, n, reqMac);
+    return macEquals(want, Buffer.from(got, 'hex')) ? n : undefined;
   }
 
   /** Moves the epoch past the one `link`'s peer says it has seen, if the answer is authentic. */
   private acceptEpoch(link: Link, headers: http.IncomingHttpHeaders, reqMac: Uint8Array): boolean {
     const min = parseDecimal(headers[PeerHeader.minEpoch]);
     const got = headers[PeerHeader.mac];
-    if (min === undefined || typeof got !== 'string' || !/^[0-9a-f]{64}$/.test(got) || min + 1 > Number.MAX_SAFE_INTEGER) return false;
+    if (min === undefined || typeof got !== 'string' || !HEX_MAC.test(got) || min + 1 > Number.MAX_SAFE_INTEGER) return false;
     const want = epochMac(this.o.secret, this.o.clusterId, link.id, this.o.selfId, min, reqMac);
     if (!macEquals(want, Buffer.from(got, 'hex'))) return false;
     this.epoch = Math.max(this.epoch, min + 1);
@@ -479,8 +632,12 @@ export class HttpTransport implements Transport {
 
   // ---- receiving ----
 
-  private refuse(res: http.ServerResponse, reason: RefusalReason, extra: Record<string, string> = {}, close = false): void {
+  private count(reason: RefusalReason): void {
     this.refused[reason] = (this.refused[reason] ?? 0) + 1;
+  }
+
+  private refuse(res: http.ServerResponse, reason: RefusalReason, extra: Record<string, string> = {}, close = false): void {
+    this.count(reason);
     res.writeHead(refusalStatus[reason], {
       'content-type': 'text/plain; charset=utf-8', [PeerHeader.refusal]: reason, ...extra,
       ...(close ? { connection: 'close' } : {}),
@@ -513,6 +670,124 @@ export class HttpTransport implements Transport {
       const n = (this.inbound.get(slot) ?? 1) - 1;
       if (n === 0) this.inbound.delete(slot);
       else this.inbound.set(slot, n);
+    }
+  }
+
+  /** Refuses a stream handshake on its raw socket: the status and reason, then the connection is closed. */
+  private refuseUpgrade(socket: Socket, reason: RefusalReason, extra: Record<string, string> = {}): void {
+    this.count(reason);
+    const status = refusalStatus[reason];
+    const head = [`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}`, `${PeerHeader.refusal}: ${reason}`];
+    for (const [k, v] of Object.entries(extra)) head.push(`${k}: ${v}`);
+    head.push('connection: close', 'content-length: 0', '', '');
+    this.refusedSockets.add(socket);
+    socket.on('close', () => this.refusedSockets.delete(socket));
+    socket.setTimeout(this.o.requestTimeoutMs, () => socket.destroy());
+    socket.end(head.join('\r\n'));
+  }
+
+  /**
+   * A stream handshake: the same checks as a `POST` of messages (with no body), then `101` with a
+   * fresh nonce and this member's proof of identity; the connection then carries frames from the
+   * sender. A second stream of the same sender replaces the first.
+   */
+  private handleUpgrade(req: http.IncomingMessage, socket: Socket, head: Buffer): void {
+    socket.on('error', () => undefined);
+    if (this.closed) return this.refuseUpgrade(socket, 'closed');
+    const url = new URL(req.url ?? '/', 'http://peer');
+    if (url.pathname !== STREAM_PATH) return this.refuseUpgrade(socket, 'not-found');
+    if (req.method !== 'GET') return this.refuseUpgrade(socket, 'method');
+    // Client tokens never open a peer stream: a handshake that carries one is refused.
+    if (req.headers.authorization !== undefined) return this.refuseUpgrade(socket, 'authorization-header');
+    if (req.headers.upgrade !== STREAM_PROTOCOL || url.search !== '') return this.refuseUpgrade(socket, 'bad-request');
+    const auth = parseAuthHeaders(req.headers);
+    if (auth === undefined) return this.refuseUpgrade(socket, 'missing-auth');
+    const { claims, mac } = auth;
+    if (claims.clusterId !== this.o.clusterId) return this.refuseUpgrade(socket, 'wrong-cluster');
+    if (claims.to !== this.o.selfId) return this.refuseUpgrade(socket, 'wrong-recipient');
+    const link = this.links.get(claims.from);
+    if (link === undefined) return this.refuseUpgrade(socket, 'not-member');
+    if (!macEquals(requestMac(this.o.secret, PeerRoute.Stream, claims, '', EMPTY_DIGEST), mac)) return this.refuseUpgrade(socket, 'bad-mac');
+    if (!isFresh(claims.time, Date.now(), this.o.maxClockSkewMs)) return this.refuseUpgrade(socket, 'clock-skew');
+    const admitted = this.replay.admit(claims.from, claims.epoch, claims.seq);
+    if (!admitted.ok) {
+      const answer = epochMac(this.o.secret, this.o.clusterId, this.o.selfId, claims.from, admitted.minEpoch, mac);
+      return this.refuseUpgrade(socket, admitted.reason, { [PeerHeader.minEpoch]: String(admitted.minEpoch), [PeerHeader.mac]: Buffer.from(answer).toString('hex') });
+    }
+    const nonce = randomBytes(STREAM_NONCE_BYTES);
+    const proof = streamAcceptMac(this.o.secret, this.o.clusterId, this.o.selfId, claims.from, nonce, mac);
+    socket.write([
+      'HTTP/1.1 101 Switching Protocols', 'connection: Upgrade', `upgrade: ${STREAM_PROTOCOL}`,
+      `${PeerHeader.from}: ${this.o.selfId}`, `${PeerHeader.to}: ${claims.from}`,
+      `${PeerHeader.nonce}: ${nonce.toString('hex')}`, `${PeerHeader.mac}: ${Buffer.from(proof).toString('hex')}`, '', '',
+    ].join('\r\n'));
+    this.dropInStream(claims.from);
+    const stream: InStream = { socket, reader: new FrameReader(streamKey(this.o.secret, mac, nonce), this.o.maxBatchBytes) };
+    this.inStreams.set(claims.from, stream);
+    link.counters.streamsAccepted++;
+    trace('accept', claims.from);
+    socket.setNoDelay(true);
+    socket.setTimeout(this.o.idleTimeoutMs, () => socket.destroy());
+    socket.on('data', (chunk: Buffer) => this.onStreamData(claims.from, stream, chunk));
+    socket.on('close', () => {
+      if (this.inStreams.get(claims.from) === stream) this.inStreams.delete(claims.from);
+    });
+    if (head.length > 0) this.onStreamData(claims.from, stream, head);
+  }
+
+  private dropInStream(from: number): void {
+    const s = this.inStreams.get(from);
+    if (s === undefined) return;
+    this.inStreams.delete(from);
+    s.socket.destroy();
+  }
+
+  /**
+   * Bytes of an inbound stream: the messages of every whole, authentic frame are delivered (in one
+   * call); the first refused frame closes the stream, and nothing in it or after it is delivered.
+   */
+  private onStreamData(from: number, stream: InStream, chunk: Buffer): void {
+    if (this.inStreams.get(from) !== stream) {
+      stream.socket.destroy();
+      return;
+    }
+    const link = this.links.get(from);
+    if (link === undefined || this.closed) {
+      this.count(this.closed ? 'closed' : 'not-member');
+      return this.dropInStream(from);
+    }
+    trace('req', from);
+    const { bodies, refused } = stream.reader.push(chunk);
+    const messages: Message[] = [];
+    let refusal: RefusalReason | undefined = refused;
+    for (const body of bodies) {
+      let batch: Message[];
+      try {
+        batch = decodeBatch(body);
+      } catch {
+        refusal = 'malformed';
+        break;
+      }
+      if (batch.some((m) => m.from !== from || m.to !== this.o.selfId)) {
+        refusal = 'sender-mismatch';
+        break;
+      }
+      link.counters.receivedBytes += body.length;
+      if (batch.length === 0) continue; // a keep-alive
+      link.counters.receivedMessages += batch.length;
+      link.counters.receivedBatches++;
+      for (const m of batch) messages.push(m);
+    }
+    if (refusal !== undefined) {
+      this.count(refusal);
+      this.dropInStream(from);
+    }
+    if (messages.length > 0 && this.messageHandler !== undefined) {
+      try {
+        this.messageHandler(messages);
+      } catch {
+        // the handler's failure is its own; the frames were delivered
+      }
     }
   }
 

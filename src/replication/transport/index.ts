@@ -1,7 +1,7 @@
 /**
  * The peer transport between member processes: the message codec (`codec.ts`), request
- * authentication and the replay guard (`auth.ts`), the bounded per-peer queue (`queue.ts`), all
- * pure, and {@link HttpTransport} (`http.ts`), the I/O. See `docs/replication.md` § Transport.
+ * authentication and the replay guard (`auth.ts`), the frames of a message stream (`stream.ts`),
+ * the bounded per-peer queue (`queue.ts`), all pure, and {@link HttpTransport} (`http.ts`), the I/O. See `docs/replication.md` § Transport.
  * @module
  */
 export { TransportError, TransportErrorCode } from './errors.js';
@@ -11,8 +11,12 @@ export {
 } from './codec.js';
 export {
   PeerHeader, PeerRoute, ReplayGuard, SECRET_BYTES, authHeaders, bodyDigest, epochMac, isFresh,
-  macEquals, parseAuthHeaders, requestMac, type Admission, type PeerClaims,
+  macEquals, parseAuthHeaders, requestMac, streamAcceptMac, streamKey, type Admission, type PeerClaims,
 } from './auth.js';
+export {
+  FRAME_HEADER_BYTES, FrameReader, STREAM_NONCE_BYTES, STREAM_PATH, STREAM_PROTOCOL, encodeFrame,
+  type FrameRead, type FrameRefusal,
+} from './stream.js';
 export { PeerQueue } from './queue.js';
 export {
   HttpTransport, MAX_CHUNK_BYTES, MAX_INBOUND_PER_SENDER, MESSAGES_PATH, SNAPSHOT_PATH,
