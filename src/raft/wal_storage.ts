@@ -9,7 +9,7 @@
  *
  * Files in the log's directory: `<seq>.wal` (seq as 16 hex digits, from 0), and at most one
  * `<seq>.wal.tmp` being preallocated (deleted at open). Segment `seq` is
- * `min(segmentBytes, 1 MiB · 2^seq)` bytes (a small log stays small; a busy one reaches
+ * `min(segmentBytes, 64 KiB · 2^seq)` bytes (a small log stays small; a busy one reaches
  * `segmentBytes`, 64 MiB by default); one write larger than that grows its segment. Every segment
  * begins with its header and the state as it stood (snapshot, hard state, compaction point), so
  * the older segments can be deleted once a snapshot has compacted the log past them. The record
@@ -26,12 +26,12 @@ import { getU64, hardStateBytes, parseEntry, parseHardState, parseSnapshot, putE
 import { MirroredStorage, type StagedWrite } from './mirrored_storage.js';
 import { MemoryStorage, emptyHardState } from './storage.js';
 import { RaftError, RaftErrorCode, type ConfState, type Entry, type HardState, type Snapshot } from './types.js';
-import { RecordType, SnapshotKind, encodeRecords, scanSegment, type WalRecord } from './wal_format.js';
+import { RECORD_HEADER, RecordType, SnapshotKind, encodeRecords, scanSegment, type WalRecord } from './wal_format.js';
 
 /** Default largest segment size: 64 MiB, as etcd's. */
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 /** Size of segment 0; each next one doubles, up to the largest size. */
-export const FIRST_SEGMENT_BYTES = 1024 * 1024;
+export const FIRST_SEGMENT_BYTES = 64 * 1024;
 
 /** Options of {@link WalStorage.open}. */
 export interface WalOptions {
@@ -344,11 +344,11 @@ export class WalStorage extends MirroredStorage {
 
   /**
    * Appends records at the end of the newest segment (beginning the next one first when they do
-   * not fit), in one write, synced when `sync`. `minIndex` is the lowest entry index among them.
+   * not fit), as one frame in one write, synced when `sync`. `minIndex` is the lowest entry index among them.
    */
   private async append(records: ReadonlyArray<readonly [RecordType, Uint8Array]>, sync: boolean, minIndex: number): Promise<void> {
-    let bytes = 0;
-    for (const [, b] of records) bytes += 9 + b.length;
+    let bytes = RECORD_HEADER;
+    for (const [, b] of records) bytes += 5 + b.length;
     if (this.offset > 0 && this.offset + bytes > this.size) await this.cut();
     if (this.dirUnsynced) {
       await syncDir(this.dir);

@@ -265,7 +265,7 @@ describe('WalStorage: crash safety on open', () => {
       try { await WalStorage.open(dir, undefined, SMALL); } catch (e) { err = e; }
       expect(err, `byte ${p}`).toBeInstanceOf(RaftError);
       expect(isRaftError(err, RaftErrorCode.Corrupt), `byte ${p}`).toBe(true);
-      expect((err as Error).message).toMatch(/bad record before a whole one/);
+      expect((err as Error).message).toMatch(/bad frame before a whole one/);
       expect(Buffer.compare(await readFile(file), b), `byte ${p}`).toBe(0);
     }
   });
