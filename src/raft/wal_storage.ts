@@ -4,8 +4,8 @@
  * when it must be synced, one `fdatasync` — never one per entry. Segments are filled with zeros
  * to their size before they are used (by a file pipeline, one segment ahead of need), so the
  * `fdatasync` of a write in place changes no file size or block map and is cheap. Reads are served
- * from an in-memory {@link MemoryStorage} mirror rebuilt at open, so the core's synchronous
- * {@link Storage} interface never waits for I/O.
+ * from an in-memory mirror rebuilt at open ({@link MirroredStorage}), so the core's synchronous
+ * storage interface never waits for I/O.
  *
  * Files in the log's directory: `<seq>.wal` (seq as 16 hex digits, from 0), and at most one
  * `<seq>.wal.tmp` being preallocated (deleted at open). Segment `seq` is
@@ -209,8 +209,8 @@ export function mirrorOf(img: LogImage): MemoryStorage {
     throw new RaftError(RaftErrorCode.Corrupt, `Raft log: entries resume at ${after[0].index} after the snapshot at ${snap.index} (gap)`);
   }
   mem.append(after);
-  // A write is records in order, the hard state last: a torn write may keep its snapshot and not
-  // its hard state. A snapshot's index is committed, so the commit index is at least that.
+  // A snapshot's index is committed, so the commit index is at least that (a save of a snapshot
+  // whose Ready carried no hard state would otherwise leave a commit below it on disk).
   const hs = img.hardState.commit < snap.index ? { ...img.hardState, commit: snap.index } : img.hardState;
   if (hs.commit > mem.lastIndex()) throw new RaftError(RaftErrorCode.Corrupt, `hard state commit ${hs.commit} beyond last index ${mem.lastIndex()}`);
   mem.setHardState(hs);
