@@ -308,23 +308,28 @@ export class WalStorage extends MirroredStorage {
   }
 
   /**
-   * Writes `img` as a new log in directory `dir` (which must not exist): segment 0, synced, and
-   * the directory synced. Used for a new log and by the conversion of an old one.
+   * Writes `img` as a new log in directory `dir` (which must not exist), atomically: segment 0 is
+   * written and synced in `<dir>.tmp` (a leftover one is deleted first), which is synced and then
+   * renamed to `dir`, and the parent directory is synced. A crash before the rename leaves no
+   * `dir`. Used for a new log and by the conversion of an old one.
    */
   static async create(dir: string, img: LogImage, maxSegment: number): Promise<void> {
-    await fsp.mkdir(dir, { recursive: true });
+    const tmp = `${dir}.tmp`;
+    await fsp.rm(tmp, { recursive: true, force: true });
+    await fsp.mkdir(tmp, { recursive: true });
     const records: Array<[RecordType, Uint8Array]> = [...baseRecords(0, img.snapshot, img.hardState, img.compactedTo)];
     for (const e of img.entries) records.push(entryRecord(e));
     const buf = encodeRecords(records);
-    const pre = await preallocate(dir, 0, Math.max(segmentSize(0, maxSegment), buf.length));
+    const pre = await preallocate(tmp, 0, Math.max(segmentSize(0, maxSegment), buf.length));
     try {
       await writeAll(pre.fh, buf, 0);
       await pre.fh.datasync();
     } finally {
       await pre.fh.close();
     }
-    await fsp.rename(pre.tmp, path.join(dir, segmentName(0)));
-    await syncDir(dir);
+    await fsp.rename(pre.tmp, path.join(tmp, segmentName(0)));
+    await syncDir(tmp);
+    await fsp.rename(tmp, dir);
     await syncDir(path.dirname(dir));
   }
 

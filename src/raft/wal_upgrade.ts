@@ -10,16 +10,12 @@
  * @module
  */
 
-import * as fsp from 'node:fs/promises';
-import * as path from 'node:path';
 import { LevelStorage } from './level_storage.js';
 import { EntryType, type ConfState, type Entry } from './types.js';
-import { WalStorage, syncDir, type LogImage } from './wal_storage.js';
+import { WalStorage, type LogImage } from './wal_storage.js';
 
 /** Converts the LevelDB log in `levelDir` into segment files in `walDir` (which must not exist). */
 export async function convertLevelLog(levelDir: string, walDir: string, initial: ConfState, segmentBytes: number): Promise<void> {
-  const tmp = `${walDir}.tmp`;
-  await fsp.rm(tmp, { recursive: true, force: true });
   const old = await LevelStorage.open(levelDir, initial);
   let img: LogImage;
   try {
@@ -35,7 +31,6 @@ export async function convertLevelLog(levelDir: string, walDir: string, initial:
   } finally {
     await old.close();
   }
-  await WalStorage.create(tmp, img, segmentBytes);
-  await fsp.rename(tmp, walDir);
-  await syncDir(path.dirname(walDir));
+  // Into `<wal>.tmp`, synced, then renamed (WalStorage.create).
+  await WalStorage.create(walDir, img, segmentBytes);
 }

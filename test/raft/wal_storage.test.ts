@@ -8,7 +8,7 @@
  */
 
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
@@ -185,6 +185,21 @@ describe('WalStorage', () => {
     expect(dump(r)).toEqual([[1, 1, 'a'], [2, 1, 'b'], [3, 1, 'd']]);
     expect(r.initialState().hardState).toEqual({ term: 1, vote: 1, commit: 2 });
     await r.close();
+  });
+
+  test('a new log is created atomically: a crash before its rename leaves no log, and the next open starts over', async () => {
+    const dir = await tempDir();
+    // What a crash while creating it leaves: the temporary directory with a torn segment.
+    await mkdir(`${dir}.tmp`, { recursive: true });
+    await writeFile(join(`${dir}.tmp`, segmentName(0)), Buffer.from('torn'));
+    const s = await WalStorage.open(dir, cs);
+    expect(existsSync(`${dir}.tmp`)).toBe(false);
+    expect(s.initialState().confState).toEqual(cs);
+    expect(s.lastIndex()).toBe(0);
+    await s.close();
+    // A segment directory whose segments are gone is not a new log.
+    for (const n of await readdir(dir)) await rm(join(dir, n));
+    await expect(WalStorage.open(dir, cs)).rejects.toMatchObject({ code: RaftErrorCode.Corrupt });
   });
 
   test('bad options are refused', async () => {
