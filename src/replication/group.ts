@@ -4,7 +4,7 @@
  * the outcome of applying its own entry on the member that proposed it. A group has one member
  * (`proofkv serve` without peers) or several, which talk through a {@link Transport}.
  *
- * **The Raft log is the write-ahead log.** The log (a {@link LevelStorage} in `<dir>/log`) is
+ * **The Raft log is the write-ahead log.** The log (a {@link WalStorage}: segment files in `<dir>/wal`) is
  * the only journal of a write: the state machine applies entries to an engine opened with
  * `writeAheadLog: 'external'`, which writes no journal of its own and records, atomically with
  * each flush, the highest log index whose effects are in its tables. At open the caller passes
@@ -18,7 +18,7 @@
  * every queued proposal into the node and then, for each Ready:
  * 0. if the Ready carries a snapshot, awaits {@link StateMachine.restore} before anything of it
  *    is persisted;
- * 1. `storage.save(rd)` writes snapshot, entries and hard state in one atomic batch, synced when
+ * 1. `storage.save(rd)` writes snapshot, entries and hard state in one write, synced when
  *    the Ready must be (new entries, term or vote; a Ready that only moves the commit index is
  *    written unsynced, as in etcd) — so every proposal that arrived while the previous Ready was
  *    being processed shares one fsync;
@@ -67,10 +67,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import {
-  ConfChangeType, EntryType, LevelStorage, MessageType, None, RaftError, RaftErrorCode, RawNode, SeededRand, StateType,
+  ConfChangeType, EntryType, MessageType, None, RaftError, RaftErrorCode, RawNode, SeededRand, StateType,
   decodeConfChange, encodeConfChange, entsSize,
   type ConfChange, type ConfState, type Entry, type Message, type Ready, type Snapshot, type SoftState,
 } from '../raft/index.js';
+import { WalStorage } from '../raft/wal_storage.js';
 import { realClock, type Clock, type TimerHandle } from './clock.js';
 import type { PeerAddress, Transport } from './transport.js';
 import { trace, traceMessages, tracing } from './trace.js';
@@ -241,7 +242,7 @@ export interface ReplicationGroupOptions<O> {
    * True for a failed write of the log that passes (a full disk, a file-size limit, descriptor
    * exhaustion). The group then pauses: the failed Ready is dropped (its proposers are answered
    * indeterminate), the node is rebuilt from the log as it is, new proposals are refused, and the
-   * log is reopened and reconciled ({@link LevelStorage.reopen}) with backoff until it works.
+   * log is reopened and reconciled ({@link WalStorage.reopen}) with backoff until it works.
    * Default {@link isPassingIoError}; any other failure of the log stops the group.
    */
   isTransientLogError?: (err: unknown) => boolean;
@@ -478,7 +479,7 @@ export class ReplicationGroup<O> {
   private committedTo: number;
   /** Set while applying is paused by a transient fault; `retryAt` is when to try again. */
   private pause: (ApplyPause & { retryAt: number }) | null = null;
-  /** Log syncs made by {@link LevelStorage.save} for this group's Readies. */
+  /** Log syncs made by {@link WalStorage.save} for this group's Readies. */
   private syncs = 0;
   /** Set when the node was rebuilt after the log was reopened: campaign once it knows it is the only voter. */
   private campaignWhenAlone = false;
@@ -505,7 +506,7 @@ export class ReplicationGroup<O> {
 
   private constructor(
     readonly id: number,
-    private readonly storage: LevelStorage,
+    private readonly storage: WalStorage,
     private readonly newNode: () => RawNode,
     private readonly sm: StateMachine<O>,
     appliedIndex: number,
@@ -549,7 +550,7 @@ export class ReplicationGroup<O> {
       throw badState(`bad timing: tickMs ${tickMs}, electionTick ${electionTick}, heartbeatTick ${heartbeatTick}`);
     }
     fs.mkdirSync(dir, { recursive: true });
-    const storage = await LevelStorage.open(path.join(dir, 'log'), { voters: [], learners: [] });
+    const storage = await WalStorage.open(path.join(dir, 'wal'), { voters: [], learners: [] }, { upgradeFrom: path.join(dir, 'log') });
     try {
       const hs0 = storage.initialState().hardState;
       const fresh = storage.lastIndex() === 0 && storage.snapshot().metadata.index === 0 && hs0.term === 0 && hs0.vote === 0 && hs0.commit === 0;
@@ -1401,7 +1402,7 @@ export class ReplicationGroup<O> {
  * bootstrap member writes the same entries, so their logs agree, and a member added later replays
  * the membership from the log.
  */
-async function bootstrap(storage: LevelStorage, ids: number[], commands: readonly Uint8Array[]): Promise<void> {
+async function bootstrap(storage: WalStorage, ids: number[], commands: readonly Uint8Array[]): Promise<void> {
   const sorted = [...new Set(ids)].sort((a, b) => a - b);
   const entries: Entry[] = sorted.map((nodeId, i) => ({
     term: 1, index: i + 1, type: EntryType.ConfChange, data: encodeConfChange({ type: ConfChangeType.AddNode, nodeId }),

@@ -270,29 +270,28 @@ export class NemesisCluster {
 
   /**
    * SIGKILLs member `id`, then appends a torn record to its newest write-ahead files: the Raft
-   * log's newest LevelDB `.log`, the engine's `CHECKPOINTS` and its current manifest. Only bytes
-   * after the last synced byte: nothing synced is cut (that would be lost durable state, not a
-   * crash). Returns what was torn; the caller restarts the member.
+   * log's newest segment (`raft/wal/<seq>.wal`, src/raft/wal_storage.ts), the engine's
+   * `CHECKPOINTS` and its current manifest. Only bytes after the last synced byte: nothing synced
+   * is cut (that would be lost durable state, not a crash). A segment is preallocated with zeros,
+   * so its torn record goes right after its last whole record, over those zeros (see
+   * test/raft/wal_torn.ts). Returns what was torn; the caller restarts the member.
    */
   async tearTail(id: number): Promise<string[]> {
     await this.kill(id);
     const dir = path.join(this.pc.dir, nodeDirName(id));
     const files: string[] = [];
-    const raft = path.join(dir, 'raft', 'log'); // the Raft log's LevelDB (src/raft/level_storage.ts)
-    const newestLog = (d: string) => {
-      const logs = fs.existsSync(d) ? fs.readdirSync(d).filter((f) => /^\d+\.log$/.test(f)).sort((a, b) => Number(a.slice(0, -4)) - Number(b.slice(0, -4))) : [];
-      return logs.length > 0 ? path.join(d, logs[logs.length - 1]) : undefined;
-    };
-    const log = newestLog(raft);
-    if (log) files.push(log);
-    if (fs.existsSync(path.join(dir, 'CHECKPOINTS'))) files.push(path.join(dir, 'CHECKPOINTS'));
+    const { tearWalTail } = await import('../raft/wal_torn.js');
+    const segment = tearWalTail(path.join(dir, 'raft', 'wal'), this.rand);
+    if (segment) files.push(path.relative(dir, segment));
+    const appended: string[] = [];
+    if (fs.existsSync(path.join(dir, 'CHECKPOINTS'))) appended.push(path.join(dir, 'CHECKPOINTS'));
     const current = path.join(dir, 'CURRENT');
     if (fs.existsSync(current)) {
       const m = /^(MANIFEST-\d+)\n$/.exec(fs.readFileSync(current, 'utf8'));
-      if (m && fs.existsSync(path.join(dir, m[1]))) files.push(path.join(dir, m[1]));
+      if (m && fs.existsSync(path.join(dir, m[1]))) appended.push(path.join(dir, m[1]));
     }
-    for (const f of files) fs.appendFileSync(f, tornRecord(fs.statSync(f).size, this.rand));
-    return files.map((f) => path.relative(dir, f));
+    for (const f of appended) fs.appendFileSync(f, tornRecord(fs.statSync(f).size, this.rand));
+    return [...files, ...appended.map((f) => path.relative(dir, f))];
   }
 
   // ---- links ----

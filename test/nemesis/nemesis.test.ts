@@ -45,7 +45,7 @@ describe('nemesis: a short schedule over three processes', () => {
     // A partitioned minority refused a write (it cannot commit); none acknowledged one (a check above).
     expect(r.events.some((e) => /^partition-(majority|leader)$/.test(e.kind) && /minority write probe on \d+: 503/.test(e.detail ?? ''))).toBe(true);
     // A torn tail was written into the newest files and the member came back.
-    expect(r.events.some((e) => e.kind === 'torn-tail' && /raft\/log\/\d+\.log/.test(e.detail ?? '') && /restarted/.test(e.detail ?? ''))).toBe(true);
+    expect(r.events.some((e) => e.kind === 'torn-tail' && /raft\/wal\/[0-9a-f]{16}\.wal/.test(e.detail ?? '') && /restarted/.test(e.detail ?? ''))).toBe(true);
     // Membership changed: a member was added (promoted) and one removed.
     expect(r.events.some((e) => /^(add-member|replace-leader)$/.test(e.kind) && /added and promoted/.test(e.detail ?? ''))).toBe(true);
     expect(r.events.some((e) => /^(remove-member|replace-leader)$/.test(e.kind) && /removed via/.test(e.detail ?? ''))).toBe(true);

@@ -12,8 +12,8 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { LevelStorage, decodeEntry, encodeEntry, entryKey } from '../../src/raft/level_storage.js';
 import { SeededRand } from '../../src/raft/rand.js';
 import { RawNode } from '../../src/raft/rawnode.js';
-import { EntryType, RaftErrorCode, StateType, isRaftError } from '../../src/raft/types.js';
-import { ent, it as idx } from './helpers.js';
+import { EntryType, RaftErrorCode, isRaftError } from '../../src/raft/types.js';
+import { ent, it as idx, rawNodeRecoversAfterRestart } from './helpers.js';
 
 const dirs: string[] = [];
 async function tempDir(): Promise<string> {
@@ -141,44 +141,7 @@ describe('LevelStorage', () => {
 
   test('a single-node RawNode persists through LevelStorage and recovers after restart', async () => {
     const dir = await tempDir();
-    const drive = async (rn: RawNode, s: LevelStorage, applied: string[]): Promise<void> => {
-      while (rn.hasReady()) {
-        const rd = rn.ready();
-        await s.save(rd); // synced before anything else
-        for (const e of rd.committedEntries) if (e.data.length > 0) applied.push(new TextDecoder().decode(e.data));
-        rn.advance(rd);
-      }
-    };
-    let s = await LevelStorage.open(dir, { voters: [1], learners: [] });
-    let rn = new RawNode({ id: 1, storage: s, electionTick: 10, heartbeatTick: 1, rand: new SeededRand(1) });
-    const applied: string[] = [];
-    rn.campaign();
-    await drive(rn, s, applied);
-    expect(rn.raft.state).toBe(StateType.Leader);
-    for (const v of ['x', 'y', 'z']) {
-      rn.propose(new TextEncoder().encode(v));
-      await drive(rn, s, applied);
-    }
-    expect(applied).toEqual(['x', 'y', 'z']);
-    const hs = rn.raft.hardState();
-    await s.close();
-
-    s = await LevelStorage.open(dir);
-    expect(s.initialState().hardState).toEqual(hs);
-    rn = new RawNode({ id: 1, storage: s, electionTick: 10, heartbeatTick: 1, rand: new SeededRand(2) });
-    const replayed: string[] = [];
-    for (let i = 0; i < 30 && rn.raft.state !== StateType.Leader; i++) {
-      rn.tick();
-      await drive(rn, s, replayed);
-    }
-    expect(rn.raft.state).toBe(StateType.Leader);
-    expect(rn.raft.term).toBeGreaterThan(hs.term);
-    // Committed entries are handed out again after a restart (applied starts at the snapshot).
-    expect(replayed).toEqual(['x', 'y', 'z']);
-    rn.propose(new TextEncoder().encode('w'));
-    await drive(rn, s, replayed);
-    expect(replayed).toEqual(['x', 'y', 'z', 'w']);
-    await s.close();
+    await rawNodeRecoversAfterRestart((voters) => LevelStorage.open(dir, voters ? { voters, learners: [] } : undefined));
   });
 });
 

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { LevelStorage, type PersistRequest } from '../../src/raft/index.js';
+import { WalStorage, type PersistRequest } from '../../src/raft/index.js';
 import { ReplicationGroup, decodeEntryPayload, encodeEntryPayload, type StateMachine } from '../../src/replication/index.js';
 
 const te = new TextEncoder();
@@ -63,8 +63,8 @@ describe('ReplicationGroup', () => {
 
   it('applies proposals in log order and answers each with its own outcome, after its entry is synced', async () => {
     const syncs: boolean[] = [];
-    const save = LevelStorage.prototype.save;
-    vi.spyOn(LevelStorage.prototype, 'save').mockImplementation(function (this: LevelStorage, rd: PersistRequest) {
+    const save = WalStorage.prototype.save;
+    vi.spyOn(WalStorage.prototype, 'save').mockImplementation(function (this: WalStorage, rd: PersistRequest) {
       if (rd.entries.length > 0 || rd.hardState) syncs.push(rd.mustSync !== false);
       return save.call(this, rd);
     });

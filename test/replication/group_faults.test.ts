@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { EntryType, LevelStorage } from '../../src/raft/index.js';
+import { EntryType, LevelStorage, WalStorage } from '../../src/raft/index.js';
 import { ReplicationGroup, SessionStore, type ApplyPause, type SessionInput, type StateMachine } from '../../src/replication/index.js';
 
 const te = new TextEncoder();
@@ -149,13 +149,13 @@ describe('ReplicationGroup: a failed write of the log', () => {
   it('drops the failed Ready, refuses proposals until the log is reopened, then runs on', async () => {
     const efbig = () => Object.assign(new Error('IO error: 000003.log: File too large'), { code: 'LEVEL_IO_ERROR' });
     let full = false;
-    const save = LevelStorage.prototype.save;
-    vi.spyOn(LevelStorage.prototype, 'save').mockImplementation(async function (this: LevelStorage, rd, options) {
+    const save = WalStorage.prototype.save;
+    vi.spyOn(WalStorage.prototype, 'save').mockImplementation(async function (this: WalStorage, rd, options) {
       if (full && rd.entries.length > 0) throw efbig();
       return save.call(this, rd, options);
     });
-    const reopen = LevelStorage.prototype.reopen;
-    vi.spyOn(LevelStorage.prototype, 'reopen').mockImplementation(function (this: LevelStorage, from) {
+    const reopen = WalStorage.prototype.reopen;
+    vi.spyOn(WalStorage.prototype, 'reopen').mockImplementation(function (this: WalStorage, from) {
       return full ? Promise.reject(efbig()) : reopen.call(this, from);
     });
     const dir = tmp();
@@ -216,8 +216,8 @@ describe('LevelStorage.reopen', () => {
 describe('ReplicationGroup: sync option', () => {
   it('syncs every Ready that writes entries by default, and none with sync: false', async () => {
     const seen: Array<boolean | undefined> = [];
-    const save = LevelStorage.prototype.save;
-    vi.spyOn(LevelStorage.prototype, 'save').mockImplementation(function (this: LevelStorage, rd, options) {
+    const save = WalStorage.prototype.save;
+    vi.spyOn(WalStorage.prototype, 'save').mockImplementation(function (this: WalStorage, rd, options) {
       if (rd.entries.length > 0) seen.push(options?.sync);
       return save.call(this, rd, options);
     });

@@ -210,7 +210,7 @@ describe('serve (the Raft write path, its only one)', () => {
 
     const dataDir = s.dataDir;
     expect(await s.stop('SIGTERM')).toBe(0);
-    expect(fs.existsSync(path.join(dataDir, 'raft', 'log'))).toBe(true);
+    expect(fs.existsSync(path.join(dataDir, 'raft', 'wal'))).toBe(true);
     s = await startServer({ dataDir });
     expect((await call(s.url, 'GET', '/v1/kv/user:1')).body).toMatchObject({ version: 2, valueUtf8: 'bob' });
     expect((await call(s.url, 'GET', '/v1/kv/idem')).body).toMatchObject({ version: 1 });
@@ -275,7 +275,7 @@ describe('serve (the Raft write path, its only one)', () => {
     expect((await call(s.url, 'POST', '/v1/checkpoints')).status).toBe(200);
     const dir2 = s.dataDir;
     await s.stop('SIGTERM');
-    expect(fs.existsSync(path.join(dir2, 'raft', 'log'))).toBe(true);
+    expect(fs.existsSync(path.join(dir2, 'raft', 'wal'))).toBe(true);
     s = await startServer({ dataDir: dir2 });
     expect((await call(s.url, 'GET', '/v1/kv/k0')).body).toMatchObject({ version: 3, valueUtf8: 'c0' });
   });
