@@ -325,6 +325,9 @@ export interface LocalWritePathOptions {
   onApplied?: (cmd: WriteCommand, ops: number) => void;
 }
 
+/** Times a node proposes again its signature on one set-change head whose certificate lacks a quorum. */
+export const MAX_SET_CHANGE_COSIGN_RETRIES = 30;
+
 /**
  * The state machine behind both write paths: applies commands to the database, with the session
  * table. {@link LocalWritePath} calls it directly; `RaftWritePath` calls it for each committed log
@@ -336,6 +339,8 @@ export class CommandApplier {
   private readonly inflight = new WeakMap<SessionRecord, Promise<Settled>>();
   /** Session index of the local path, which has no log index. */
   private counter = 0;
+  /** Times this node's signature on a set-change head (by head size) was proposed again; at most 16 heads. */
+  private readonly setChangeRetries = new Map<number, number>();
 
   constructor(
     private readonly db: ProofDB,
@@ -382,10 +387,22 @@ export class CommandApplier {
     this.sessions.rollback?.(index);
   }
 
-  /** Proposes again this node's signature on its pending head if it is not in the log yet (at open). */
+  /**
+   * Proposes again this node's signature on its pending head if it is not in the log yet (at open,
+   * then on a timer), and on the newest set-change checkpoints whose certificate still lacks a
+   * quorum — each at most {@link MAX_SET_CHANGE_COSIGN_RETRIES} times (a change whose previous set
+   * lost its quorum for good would otherwise add a log entry per member and tick forever).
+   */
   resumeCosign(): void {
     const cmd = this.db.ownCosign();
     if (cmd) this.options.proposeCosign?.(cmd);
+    for (const c of this.db.setChangeCosigns()) {
+      const tries = this.setChangeRetries.get(c.size) ?? 0;
+      if (tries >= MAX_SET_CHANGE_COSIGN_RETRIES) continue;
+      this.setChangeRetries.set(c.size, tries + 1);
+      if (this.setChangeRetries.size > 16) this.setChangeRetries.delete(this.setChangeRetries.keys().next().value!);
+      this.options.proposeCosign?.(c);
+    }
   }
 
   /**

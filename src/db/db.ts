@@ -705,6 +705,15 @@ export class ProofDB {
     return this.checkpointer.ownCosign();
   }
 
+  /**
+   * This node's signatures on the newest set-change checkpoints whose own certificate still lacks
+   * a quorum (see `Checkpointer.setChangeCosigns`), to propose again.
+   */
+  setChangeCosigns(limit?: number): CosignCommand[] {
+    this.checkOpen();
+    return this.checkpointer.setChangeCosigns(limit);
+  }
+
   /** The divergence this replica is in (docs/replication.md § Co-signing), or undefined. */
   divergence(): Divergence | undefined {
     return this.checkpointer.divergence();

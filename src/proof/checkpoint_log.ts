@@ -269,6 +269,18 @@ export function isCheckpointRecord(r: StoredCheckpoint | CheckpointLogAmendment)
 }
 
 /**
+ * The certificate of a checkpoint that changed the signer set, as this replica holds it: its own
+ * record's signature and every signature a cosign entry brought (`signatures`), the new set, and
+ * the keys whose signature came through a cosign entry (`logged`, hex) — the part every replica
+ * holds alike, since the record's own signature is each replica's own.
+ */
+export interface SetChangeCertificate {
+  signatures: HeadSignature[];
+  signers: SignerSet;
+  logged: Set<string>;
+}
+
+/**
  * An append to the checkpoint log failed (a full disk, no descriptor left, an I/O error): the record
  * does not exist, nothing else changed, and the next append first cuts the file back to its last
  * synced record. The failure passes: the engine treats it as a recoverable write fault.
@@ -295,7 +307,7 @@ export class CheckpointLog {
    * from its predecessor's (or whose predecessor is v1 or absent), by index — what a client walks
    * to adopt a new set (docs/proofs.md §5.6). One entry per membership change.
    */
-  private readonly setChanges = new Map<number, { signatures: HeadSignature[]; signers: SignerSet }>();
+  private readonly setChanges = new Map<number, SetChangeCertificate>();
 
   /** Set after a failed append: the length of the file's last synced record. */
   private brokenAt: number | null = null;
@@ -343,7 +355,7 @@ export class CheckpointLog {
     this.tree.append(checkpointLeafHash(c, nodeHasher));
     const before = this.checkpoints[c.index - 1]?.signerSetHash;
     if (c.signerSetHash !== undefined && s.signers && !(before && Buffer.from(before).equals(Buffer.from(c.signerSetHash)))) {
-      this.setChanges.set(c.index, { signatures: s.signatures, signers: s.signers });
+      this.setChanges.set(c.index, { signatures: s.signatures, signers: s.signers, logged: new Set() });
     }
     this.checkpoints.push(c);
     const prevSet = this.sets[this.sets.length - 1];
@@ -361,7 +373,7 @@ export class CheckpointLog {
    * The stored signatures and signer set of checkpoint `i` when it changed the signer set (see
    * {@link setChanges}); undefined for any other checkpoint.
    */
-  setChangeAt(i: number): { signatures: HeadSignature[]; signers: SignerSet } | undefined {
+  setChangeAt(i: number): SetChangeCertificate | undefined {
     return this.setChanges.get(i);
   }
 
@@ -387,7 +399,9 @@ export class CheckpointLog {
    */
   noteCosign(size: number, g: HeadSignature): void {
     const change = this.setChanges.get(size - 1);
-    if (change && !change.signatures.some((x) => Buffer.from(x.publicKey).equals(Buffer.from(g.publicKey)))) {
+    if (!change) return;
+    change.logged.add(Buffer.from(g.publicKey).toString('hex'));
+    if (!change.signatures.some((x) => Buffer.from(x.publicKey).equals(Buffer.from(g.publicKey)))) {
       change.signatures = [...change.signatures, { publicKey: g.publicKey, signature: g.signature }];
     }
   }

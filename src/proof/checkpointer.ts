@@ -19,7 +19,7 @@
  * @module
  */
 import { checkpointLeafHash, signHead, type Checkpoint, type HeadSignature, type KeyPair, type LogHead } from '../../proofs/checkpoint.js';
-import { equalBytes } from '../../proofs/bytes.js';
+import { equalBytes, toHex } from '../../proofs/bytes.js';
 import { HASH_LEN, Kind } from '../../proofs/hash.js';
 import { masterRootOf, type TableDescriptor } from '../../proofs/lsm.js';
 import type { CheckpointCertificate, GetProof, HistoryProof } from '../../proofs/lsm_proof.js';
@@ -38,6 +38,7 @@ import {
   versionOfStored,
   type CheckpointIntent,
   type CheckpointLogAmendment,
+  type SetChangeCertificate,
   type StoredCheckpoint,
 } from './checkpoint_log.js';
 import { openNodeKey, type KeyRotation } from './node_key.js';
@@ -180,6 +181,11 @@ function signersAt(log: CheckpointLog, size: number): { set: SignerSet; prev?: S
   if (size === 1) return { set };
   const prev = log.signersOf(size - 2)!;
   return set.members.length === 1 && prev.members.length === 1 ? { set } : { set, prev };
+}
+
+/** The signatures of a set-change certificate that cosign entries brought (what every replica holds). */
+function loggedSignatures(change: SetChangeCertificate): HeadSignature[] {
+  return change.signatures.filter((g) => change.logged.has(toHex(g.publicKey)));
 }
 
 /** `sigs` (a record's own signature) with the ids their keys have in `set` or `prev`. */
@@ -335,6 +341,36 @@ export class Checkpointer {
   }
 
   /**
+   * This node's cosign commands for the newest set-change checkpoints before the latest one (at
+   * most `limit`, newest first) whose own certificate in this log still lacks a quorum of its set or of the previous
+   * one, and that this node signed when it took them. A newer head can be certified first, and a
+   * signature proposed when the change was taken can be lost (a leader change, a restart that
+   * replayed the checkpoint before the group served): clients that trust the previous set walk
+   * this certificate (docs/proofs.md §5.6), so it is proposed again until the signatures that cosign
+   * entries brought meet both quorums (what every replica holds: a replica's own record signature
+   * is only in its own copy) or this node's own entry is among them.
+   */
+  setChangeCosigns(limit = 4): CosignCommand[] {
+    if (this.state.divergence) return [];
+    const out: CosignCommand[] = [];
+    const changes = this.log.setChangeIndexes(0, this.log.size, Number.MAX_SAFE_INTEGER);
+    for (let k = changes.length - 1; k >= 0 && out.length < limit; k--) {
+      const i = changes[k];
+      const size = i + 1;
+      // The latest head is the pending one: `ownCosign` proposes this node's signature on it.
+      if (size >= this.log.size) continue;
+      const change = this.log.setChangeAt(i)!;
+      if (change.logged.has(toHex(this.key.publicKey))) continue;
+      const { set, prev } = signersAt(this.log, size);
+      if (meetsQuorums(set, prev, ownSignatures(loggedSignatures(change), set, prev))) continue;
+      const mine = ownSignatures(change.signatures, set, prev).find((g) => equalBytes(g.publicKey, this.key.publicKey));
+      if (!mine) continue;
+      out.push({ type: 'cosign', nodeId: mine.id, size, root: this.log.tree.root(size), signature: mine.signature });
+    }
+    return out;
+  }
+
+  /**
    * Records a checkpoint of the current table set at `seq`: MasterRoot, time and signer set, log
    * append (synced), this node's signature on the new head. Call only when the memtable is empty
    * (everything up to `seq` is in tables). `appliedIndex` (external-log mode) is stored with it:
@@ -412,10 +448,13 @@ export class Checkpointer {
    */
   private async lateSetChangeSignature(size: number, g: MemberSignature): Promise<boolean> {
     const change = this.log.setChangeAt(size - 1);
-    if (!change || change.signatures.some((x) => equalBytes(x.publicKey, g.publicKey))) return false;
-    // Only while the change's own certificate lacks a quorum (of its set or of the previous one).
+    // Judged on what cosign entries brought (the same on every replica), not on this replica's own
+    // record signature: this node's own signature, arriving as an entry, is recorded too, so that
+    // it stops proposing it again (setChangeCosigns).
+    if (!change || change.logged.has(toHex(g.publicKey))) return false;
+    // Only while the change's logged certificate lacks a quorum (of its set or of the previous one).
     const { set, prev } = signersAt(this.log, size);
-    if (meetsQuorums(set, prev, ownSignatures(change.signatures, set, prev))) return false;
+    if (meetsQuorums(set, prev, ownSignatures(loggedSignatures(change), set, prev))) return false;
     await this.log.appendAmendment(encodeCosignRecord(size, g));
     this.log.noteCosign(size, g);
     return true;

@@ -102,6 +102,10 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
     // The harness's own findings are checks too: a member that did not restart after a torn
     // tail, members that never agreed, a membership change that never finished.
     check.checks.push({ name: 'every member restarted after its fault', ok: cluster.problems.length === 0, detail: cluster.problems.length === 0 ? `${events.filter((e) => /kill|torn/.test(e.kind)).length} kill/torn-tail events, all restarted` : cluster.problems.join('\n') });
+    // A fresh client given only the keys of the members at start follows every signer-set change
+    // of the run to the final head (docs/proofs.md §5.6); falling back to the current voters' keys
+    // means it could not.
+    check.checks.push({ name: 'a client given the initial keys follows to the final head', ok: trusted.note === undefined, detail: trusted.note ?? `a fresh client trusting the ${o.nodes} initial keys (quorum ${quorum}) verified the final head` });
     check.checks.push({ name: 'members converged after heal', ok: settled.ok, detail: settled.ok ? `every member applied ${settled.status.applied} and certified checkpoint ${settled.status.checkpointSize}` : settled.detail });
     const pending = healed.filter((h) => /pending/.test(h));
     check.checks.push({ name: 'membership changes finished after heal', ok: pending.length === 0, detail: pending.length === 0 ? `${events.filter((e) => /member/.test(e.kind)).length} membership events` : pending.join('\n') });

@@ -283,6 +283,46 @@ describe(`co-signing checkpoint heads (COSIGN_SEED=${SEED})`, () => {
     }
   });
 
+  it('a set change overtaken by a newer certified head: its members propose their signatures again until its own certificate is complete', async () => {
+    const t = await Trio.open();
+    const r = mulberry32(SEED + 6);
+    try {
+      for (let i = 0; i < 4; i++) await t.append(batch(r, i));
+      await t.append({ type: 'checkpoint', time: 1 });
+      await t.commitCosigns();
+      // Member 3 is replaced by 4 (key held by the test): checkpoint 1 changes the set.
+      const k4 = ed25519.keygen();
+      const old = t.set;
+      t.set = { quorum: 2, members: [old.members[0], old.members[1], { id: 4, publicKey: k4.publicKey }] };
+      await t.append(batch(r, 4));
+      await t.append({ type: 'checkpoint', time: 2 });
+      // Only member 1's signature on the change reaches the log (the others' proposals were lost).
+      const change = t.proposed.find((c) => c.nodeId === 1)!;
+      t.proposed = [];
+      await t.append(change);
+      // A newer head is certified by the new set alone (1, 2; then 4's signature too).
+      await t.append(batch(r, 5));
+      await t.append({ type: 'checkpoint', time: 3 });
+      await t.commitCosigns();
+      for (const rep of t.replicas) expect(rep.db.certification()).toMatchObject({ certifiedSize: 3 });
+      // The change's own certificate lacks the previous set's quorum (only 1 of 1, 2, 3 signed there):
+      // members 2 and 3 hold a signature on it in their own records, and propose it again.
+      const again = t.replicas.flatMap((rep) => rep.db.setChangeCosigns());
+      expect(again.map((c) => [c.nodeId, c.size])).toEqual([[2, 2], [3, 2]]);
+      for (const c of again) expect(verifyCheckpoint({ size: c.size, root: c.root }, [{ publicKey: t.set.members.concat(old.members).find((m) => m.id === c.nodeId)!.publicKey, signature: c.signature }], { ...trust(old), quorum: 1 }).ok).toBe(true);
+      t.proposed = [];
+      for (const rep of t.replicas) rep.applier.resumeCosign();
+      expect(t.proposed.map((c) => [c.nodeId, c.size])).toEqual([[2, 2], [3, 2]]);
+      await t.commitCosigns();
+      // Complete now (the previous set's 1, 2, 3 and the new set's 1, 2): nothing more to propose.
+      for (const rep of t.replicas) expect(rep.db.setChangeCosigns()).toEqual([]);
+      const set2 = t.replicas[0].db.signerSetChanges(0, 3, 10, 1 << 20).changes.find((c) => c.checkpoint.index === 1)!;
+      expect(verifyCheckpoint(set2.head, set2.signatures, trust(old)).ok).toBe(true);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('a restart in the middle of collecting, and after certifying, serves the same certificate; re-applied cosigns are idempotent', async () => {
     const t = await Trio.open();
     const r = mulberry32(SEED + 3);
