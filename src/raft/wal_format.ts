@@ -28,7 +28,7 @@
 
 import { crc32c, maskCrc } from '../util/crc32c.js';
 import { getU64, view } from './codec.js';
-import { RaftError, RaftErrorCode } from './types.js';
+import { RaftError, RaftErrorCode, type Entry, type HardState, type Snapshot } from './types.js';
 
 /** Bytes of a frame's header: crc, length, kind. */
 export const RECORD_HEADER = 9;
@@ -166,4 +166,14 @@ export function scanSegment(name: string, seq: number, b: Uint8Array, last: bool
     if (got !== seq) corrupt(0, `the first record is not the header of segment ${seq}`);
   }
   return { records, end: off, dirtyEnd };
+}
+
+/** The state a log replays to, and the contents of a new log (see `WalStorage.open`). */
+export interface LogImage {
+  readonly snapshot: Snapshot;
+  readonly hardState: HardState;
+  /** The dummy entry's index: entries before it are gone (0 for none). */
+  readonly compactedTo: number;
+  /** Contiguous entries; those up to the snapshot's index are the margin kept behind it. */
+  readonly entries: readonly Entry[];
 }

@@ -26,7 +26,9 @@ import { getU64, hardStateBytes, parseEntry, parseHardState, parseSnapshot, putE
 import { MirroredStorage, type StagedWrite } from './mirrored_storage.js';
 import { MemoryStorage, emptyHardState } from './storage.js';
 import { RaftError, RaftErrorCode, type ConfState, type Entry, type HardState, type Snapshot } from './types.js';
-import { RECORD_HEADER, RecordType, SnapshotKind, encodeRecords, scanSegment, type WalRecord } from './wal_format.js';
+import { RECORD_HEADER, RecordType, SnapshotKind, encodeRecords, scanSegment, type LogImage, type WalRecord } from './wal_format.js';
+
+export type { LogImage } from './wal_format.js';
 
 /** Default largest segment size: 64 MiB, as etcd's. */
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
@@ -95,16 +97,6 @@ interface Segment {
   readonly path: string;
   /** Lowest entry index written in this segment (Infinity when none): decides when it can go. */
   minIndex: number;
-}
-
-/** The state a log replays to, and the contents of a new log (see {@link WalStorage.open}). */
-export interface LogImage {
-  readonly snapshot: Snapshot;
-  readonly hardState: HardState;
-  /** The dummy entry's index: entries before it are gone (0 for none). */
-  readonly compactedTo: number;
-  /** Contiguous entries; those up to the snapshot's index are the margin kept behind it. */
-  readonly entries: readonly Entry[];
 }
 
 function entryRecord(e: Entry): [RecordType, Uint8Array] {
@@ -253,8 +245,9 @@ export class WalStorage extends MirroredStorage {
     if (!Number.isSafeInteger(max) || max < 4096) throw new RaftError(RaftErrorCode.Unavailable, `segmentBytes must be an integer of at least 4096, got ${max}`);
     if (options.upgradeFrom !== undefined) {
       if (!fs.existsSync(dir) && fs.existsSync(options.upgradeFrom)) {
-        const { convertLevelLog } = await import('./wal_upgrade.js');
-        await convertLevelLog(options.upgradeFrom, dir, initial, max);
+        const { readLevelLog } = await import('./wal_upgrade.js');
+        // Into `<wal>.tmp`, synced, then renamed (create): the old log stays until that is done.
+        await WalStorage.create(dir, await readLevelLog(options.upgradeFrom, initial), max);
       }
       if (fs.existsSync(dir) && fs.existsSync(options.upgradeFrom)) await fsp.rm(options.upgradeFrom, { recursive: true, force: true });
     }
