@@ -387,6 +387,21 @@ describe('time windows through a tampering proxy', () => {
     expect(pages).toBe(3);
   });
 
+  it('sends no window with a scan, and the node refuses one (the filter is the client\'s, docs/http-api.md § Commit times)', async () => {
+    const paths: string[] = [];
+    proxy.hooks = { response: onScan((_b, path) => void paths.push(path)) };
+    try {
+      await scanAll(client(), scanWin(), 100);
+    } finally {
+      proxy.hooks = {};
+    }
+    expect(paths).toHaveLength(1);
+    expect(paths[0]).not.toMatch(/since|until/);
+    const r = await fetch(`${server.url}/v1/kv?prefix=p%2F&proof=true&since=${t[1]}`);
+    expect(r.status).toBe(400);
+    expect(((await r.json()) as Body).code).toBe('INVALID_ARGUMENT');
+  });
+
   it('ignores a plain cursor dropped from a scan page: it follows the proven bound', async () => {
     let pages = 0;
     proxy.hooks = { response: onScan((b) => (pages++, delete b.cursor)) };
