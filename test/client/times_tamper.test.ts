@@ -147,6 +147,8 @@ interface Case {
   response?: (method: string, path: string, res: ProxiedResponse) => ProxiedResponse | void;
   /** The reason the client must give. */
   reason: AnyReason;
+  /** The versions the untouched call gives (history cases; default the window's 4..7). */
+  versions?: number[];
 }
 
 const historyCases = (): Case[] => [
@@ -165,6 +167,13 @@ const historyCases = (): Case[] => [
     op: historyOp,
     path: onHistoryPath((p) => withParam(p, 'min', '4')),
     reason: 'TIME_BOUNDARY',
+  },
+  {
+    name: 'history (until only): min moved up in the forwarded query, to hide the oldest versions',
+    op: (c) => c.verifiedHistory('w', { until: t[7] }),
+    path: onHistoryPath((p) => withParam(p, 'min', '3')),
+    reason: 'TIME_BOUNDARY',
+    versions: [1, 2, 3, 4, 5, 6, 7],
   },
   {
     name: 'history: min moved up in the forwarded query, minVersion echo dropped',
@@ -369,7 +378,7 @@ describe('time windows through a tampering proxy', () => {
       await expectCaught(tc);
       // The same call, untouched, verifies and gives the window.
       const again = await tc.op(client(tc.pageSize));
-      if (tc.name.startsWith('history')) expect((again as { entries: { version: number }[] }).entries.map((e) => e.version)).toEqual([4, 5, 6, 7]);
+      if (tc.name.startsWith('history')) expect((again as { entries: { version: number }[] }).entries.map((e) => e.version)).toEqual(tc.versions ?? [4, 5, 6, 7]);
       else expect(keysOf(again as VerifiedScanPage[])).toEqual(['p/b', 'p/c', 'p/d', 'p/e']);
     });
   }
