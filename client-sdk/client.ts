@@ -937,5 +937,5 @@ function fromCursor(c: string): Uint8Array {
 
 function describe(e: Entry | undefined): string {
   if (!e) return 'none';
-  return `{version ${e.version}, seq ${e.seq}, ${e.kind}${e.kind === 'put' ? `, ${e.value.length} B` : ''}}`;
+  return `{version ${e.version}, seq ${e.seq}, time ${e.time}, ${e.kind}${e.kind === 'put' ? `, ${e.value.length} B` : ''}}`;
 }

@@ -70,12 +70,21 @@ export const sessionParams: ParamDoc[] = [
 
 const bytes = { type: 'string', contentEncoding: 'base64url', description: 'Bytes: base64url (no padding) in JSON, a byte string in CBOR' };
 const u53 = { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER };
+/** `timeIso` of write results and entries (docs/http-api.md § Commit times). */
+const timeIso = { type: 'string', format: 'date-time', description: 'The commit time in ISO 8601 UTC with milliseconds; absent for a time past year 275760' };
 
 /** A checkpoint message's fields (docs/proofs.md §5.1). */
 const checkpointSchema = {
   type: 'object',
   required: ['index', 'seq', 'masterRoot'],
-  properties: { index: u53, seq: u53, masterRoot: ref('Bytes'), prevCheckpointHash: ref('Bytes'), time: u53, signerSetHash: ref('Bytes') },
+  properties: {
+    index: u53,
+    seq: u53,
+    masterRoot: ref('Bytes'),
+    prevCheckpointHash: ref('Bytes'),
+    time: { ...u53, description: 'v2 checkpoints: when the checkpoint was taken, ms since the Unix epoch; never decreases along the log (docs/proofs.md §5.1)' },
+    signerSetHash: ref('Bytes'),
+  },
 };
 
 /** A signer set (docs/proofs.md §5.6). */
@@ -113,7 +122,7 @@ const SCHEMAS: Record<string, Record<string, unknown>> = {
       version: u53,
       seq: u53,
       time: { ...u53, description: 'Commit time, ms since the Unix epoch (docs/http-api.md § Commit times)' },
-      timeIso: { type: 'string', format: 'date-time', description: 'The commit time in ISO 8601 UTC' },
+      timeIso,
     },
   },
   PutBody: {
@@ -153,7 +162,7 @@ const SCHEMAS: Record<string, Record<string, unknown>> = {
       version: u53,
       seq: u53,
       time: { ...u53, description: 'Commit time, ms since the Unix epoch; committed in the entry leaf' },
-      timeIso: { type: 'string', format: 'date-time', description: 'The commit time in ISO 8601 UTC' },
+      timeIso,
       kind: { type: 'string', enum: ['put', 'delete'] },
       value: ref('Bytes'),
       valueUtf8: { type: 'string', description: 'JSON only, when the value is valid UTF-8' },
@@ -162,9 +171,11 @@ const SCHEMAS: Record<string, Record<string, unknown>> = {
   ScanPage: {
     type: 'object',
     required: ['items'],
+    description:
+      'Scans take no `since` / `until`: each item carries its newest version\'s `time`, and a client filters a page itself — on a proven page, by the proven times, which is complete for the page (docs/proofs.md §8.12, time windows)',
     properties: {
-      items: { type: 'array', items: ref('Entry') },
-      cursor: { type: 'string' },
+      items: { type: 'array', items: ref('Entry'), description: 'Each key\'s newest entry, in key order (tombstones only with proof and includeTombstones)' },
+      cursor: { type: 'string', description: 'Present when there may be more; pass it as `cursor`. With proof: the proof\'s bound, the page\'s last key (base64url)' },
       start: { ...bytes, description: 'With proof: the range start the proof is for (inclusive)' },
       end: { ...bytes, description: 'With proof: the range end the proof is for (exclusive); absent: no upper end' },
       limit: { ...u53, description: 'With proof: the keys the page may cover, as the proof was built' },
@@ -180,11 +191,18 @@ const SCHEMAS: Record<string, Record<string, unknown>> = {
     type: 'object',
     required: ['entries', 'minVersion', 'maxVersion', 'limit'],
     properties: {
-      entries: { type: 'array', items: ref('Entry') },
-      nextCursor: { type: 'string' },
-      minVersion: u53,
+      entries: { type: 'array', items: ref('Entry'), description: 'Oldest first, tombstones included; with `since` / `until` only the versions committed in that window' },
+      nextCursor: {
+        type: 'string',
+        description: 'Present when there may be more versions; absent once a version committed after `until` is reached. A verifying client follows the proof (`bound + 1`) instead',
+      },
+      minVersion: {
+        ...u53,
+        description:
+          'The lowest version the page (and its proof) covers: the asked `min`, or with `since` the newest version committed before `since` (the boundary entry, proven but not listed in `entries`; docs/proofs.md §8.12, time windows)',
+      },
       maxVersion: u53,
-      limit: u53,
+      limit: { ...u53, description: 'The page size the page (and its proof) was built for; at most the asked one' },
       proof: { ...bytes, description: 'historyProofCodec (CBOR) encoding of the HistoryProof: proof format 2 (compact), or 1 with proofFormat=1 (docs/proofs.md §8.10)' },
       cosignatures: { type: 'string', description: 'Witness cosignatures (C2SP tlog-cosignature note signature lines) the node holds for the head, when any (docs/witness.md)' },
     },

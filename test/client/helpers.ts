@@ -118,3 +118,20 @@ export function runCli(args: string[], env: Record<string, string> = {}): Promis
     );
   });
 }
+
+/**
+ * Runs `op` once with `hooks` on `proxy` (restoring no hooks after) and returns what it threw;
+ * throws when it resolved instead — a tampered answer that was accepted.
+ */
+export async function thrownThrough(proxy: RewritingProxy, hooks: ProxyHooks, op: () => Promise<unknown>): Promise<unknown> {
+  proxy.hooks = hooks;
+  let result: unknown;
+  try {
+    result = await op();
+  } catch (err) {
+    return err;
+  } finally {
+    proxy.hooks = {};
+  }
+  throw new Error(`the tampered call was accepted: ${String(result)}`);
+}

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromBase64Url, MemoryStateStore, ProofKVClient, toBase64Url, VerificationError, type AnyReason } from '../../client-sdk/index.js';
 import { getProofCodec, historyProofCodec } from '../../proofs/lsm_encoding.js';
 import type { GetProof, HistoryProof } from '../../proofs/lsm_proof.js';
-import { RewritingProxy, startServer, type ProxiedResponse, type ServerProc } from './helpers.js';
+import { RewritingProxy, startServer, thrownThrough, type ProxiedResponse, type ServerProc } from './helpers.js';
 
 let server: ServerProc;
 let proxy: RewritingProxy;
@@ -259,17 +259,7 @@ describe('tampering proxy', () => {
       proxy.hooks = {};
       if (tc.before) await tc.before(c);
       const trustedBefore = await c.trust.trustedHead();
-      proxy.hooks = { path: tc.path, response: tc.response };
-      let result: unknown;
-      let error: unknown;
-      try {
-        result = await tc.op(c);
-      } catch (err) {
-        error = err;
-      } finally {
-        proxy.hooks = {};
-      }
-      expect(result).toBeUndefined();
+      const error = await thrownThrough(proxy, { path: tc.path, response: tc.response }, () => tc.op(c));
       expect(error).toBeInstanceOf(VerificationError);
       if (process.env.TAMPER_DEBUG) console.log(tc.name, '->', (error as VerificationError<string>).reason, (error as Error).message);
       expect(tc.reasons).toContain((error as VerificationError<string>).reason);

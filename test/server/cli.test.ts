@@ -1,7 +1,8 @@
 /**
  * The CLI's key commands against a real `proofkv serve`: what `get` says about the checkpoint it
  * is verified against, `--out`, the empty key (CLI and server), keys that are not UTF-8, version
- * and value errors, `scan`, and the shape of errors with and without `--json`.
+ * and value errors, `scan`, time windows of `history` and `scan` (`--since` / `--until`), and the
+ * shape of errors with and without `--json`.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
@@ -218,6 +219,58 @@ describe('proofkv CLI: keys, values and errors', () => {
     const limited = await run(['scan', '--prefix', 'v/', '--limit', '2', '--json']);
     expect(limited.stdout.trim().split('\n').map((l) => td.decode(unb64(JSON.parse(l).key)))).toEqual(['v/a', 'v/c']);
     expect(jsonError(await run(['scan', '--prefix', 'v/', '--start', 'v/a', '--json'])).code).toBe('USAGE');
+  });
+
+  it('history --since/--until and scan --since, verified against the node; a bad time is USAGE', async () => {
+    for (let v = 1; v <= 4; v++) await run(['put', 'tw', `t${v}`]);
+    for (const k of ['tp/a', 'tp/b', 'tp/c']) await run(['put', k, `x-${k}`]);
+    const cp = jsonOf(await run(['checkpoint', '--create', '--json']));
+    // The commit times, as the verified (unfiltered) history and scan show them.
+    const all = jsonOf(await run(['history', 'tw', '--json']));
+    const t: number[] = all.entries.map((e: { time: number }) => e.time);
+    expect(all.entries.map((e: { timeIso: string }) => e.timeIso)).toEqual(t.map((ms) => new Date(ms).toISOString()));
+    expect(new Set(t).size).toBe(4);
+    const scanned = (await run(['scan', '--prefix', 'tp/', '--json'])).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const pt: number[] = scanned.map((i: { time: number }) => i.time);
+    expect(new Set(pt).size).toBe(3);
+    const iso = (ms: number) => new Date(ms).toISOString();
+
+    // History: the window [t2, t3] in ISO 8601, verified by default.
+    const h = jsonOf(await run(['history', 'tw', '--since', iso(t[1]), '--until', iso(t[2]), '--json']));
+    expect(h).toMatchObject({ verified: true, checkpoint: { index: cp.checkpoint.index } });
+    expect(h.entries.map((e: { version: number; valueUtf8: string }) => [e.version, e.valueUtf8])).toEqual([[2, 't2'], [3, 't3']]);
+    const text = await run(['history', 'tw', '--since', iso(t[1]), '--until', iso(t[2])]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain(iso(t[1]));
+    expect(text.stdout).not.toContain(iso(t[0]));
+    expect(text.stdout).toContain(`verified complete as of checkpoint ${cp.checkpoint.index}`);
+    // Only --since, as ms: the last two versions.
+    expect(jsonOf(await run(['history', 'tw', '--since', String(t[2]), '--json'])).entries.map((e: { version: number }) => e.version)).toEqual([3, 4]);
+
+    // Scan: the keys whose newest version was committed at or after tp/b's, verified.
+    const s = await run(['scan', '--prefix', 'tp/', '--since', iso(pt[1]), '--json']);
+    expect(s.code).toBe(0);
+    const items = s.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(items.map((i) => td.decode(unb64(i.key)))).toEqual(['tp/b', 'tp/c']);
+    expect(items.every((i) => i.verified === true && i.checkpoint.index === cp.checkpoint.index)).toBe(true);
+    expect(s.stderr).toContain('2 item(s), verified complete');
+
+    // Bad times: a usage error, exit 1 (and without --json nothing on stdout).
+    for (const args of [
+      ['history', 'tw', '--since', 'yesterday'],
+      ['history', 'tw', '--until', '2026-13-01T00:00:00Z'],
+      ['history', 'tw', '--since', iso(t[2]), '--until', iso(t[1])],
+      ['scan', '--prefix', 'tp/', '--since', 'monday'],
+      ['scan', '--prefix', 'tp/', '--since', iso(pt[2]), '--until', iso(pt[0])],
+    ]) {
+      const bad = await run([...args, '--json']);
+      expect(bad.code, args.join(' ')).toBe(1);
+      expect(jsonError(bad), args.join(' ')).toMatchObject({ code: 'USAGE', status: null });
+    }
+    const plain = await run(['history', 'tw', '--since', 'yesterday']);
+    expect(plain.code).toBe(1);
+    expect(plain.stdout).toBe('');
+    expect(plain.stderr).toMatch(/^proofkv: USAGE: --since must be/);
   });
 
   it('put --if-absent / --if-version, del --if-version, append', async () => {
