@@ -134,11 +134,12 @@ function registerPut(program: Command): void {
           const newest = r.newest ? 'yes' : `no: version ${r.newer!.version} (seq ${r.newer!.seq}, ${r.newer!.kind}) is newer`;
           print(
             o,
-            { version: r.version, seq: r.seq, verified: true, newest: r.newest, ...(r.newer ? { newer: r.newer } : {}), checkpoint: { index: r.checkpoint.index, seq: r.checkpoint.seq }, head: headJson(r.head) },
+            { version: r.version, seq: r.seq, time: r.time, timeIso: isoTime(r.time), verified: true, newest: r.newest, ...(r.newer ? { newer: r.newer } : {}), checkpoint: { index: r.checkpoint.index, seq: r.checkpoint.seq }, head: headJson(r.head) },
             [
               ...table([
                 ['version', String(r.version)],
                 ['seq', String(r.seq)],
+                ['time', isoTime(r.time)],
                 ['verified', `in checkpoint ${r.checkpoint.index} (seq ${r.checkpoint.seq}, log size ${r.head.size})`],
                 ['newest', newest],
               ]),
@@ -146,10 +147,11 @@ function registerPut(program: Command): void {
           );
         } else {
           const r = await c.put(k, v, { version, ...condition });
-          print(o, { version: r.version, seq: r.seq, verified: false }, [
+          print(o, { version: r.version, seq: r.seq, time: r.time, timeIso: isoTime(r.time), verified: false }, [
             ...table([
               ['version', String(r.version)],
               ['seq', String(r.seq)],
+              ['time', isoTime(r.time)],
               ['verified', 'not yet: a verified read sees this write once a checkpoint covers seq ' + r.seq + ' (or use --verify)'],
             ]),
           ]);
@@ -169,7 +171,7 @@ function registerAppend(program: Command): void {
         const k = keyArg(key, o.keyEncoding);
         const condition = conditionOptions(o);
         const r = await clientOf(o).append(k, await putValue(value, o), condition);
-        print(o, { version: r.version, seq: r.seq, verified: false }, table([['version', String(r.version)], ['seq', String(r.seq)]]));
+        print(o, { version: r.version, seq: r.seq, time: r.time, timeIso: isoTime(r.time), verified: false }, table([['version', String(r.version)], ['seq', String(r.seq)], ['time', isoTime(r.time)]]));
       }),
     );
 }
@@ -256,7 +258,7 @@ function registerDelHistory(program: Command): void {
     .action(
       run(async (key: string, o: CommonOptions & { ifVersion?: string }) => {
         const r = await clientOf(o).delete(keyArg(key, o.keyEncoding), conditionOptions(o));
-        print(o, { version: r.version, seq: r.seq }, table([['deleted at version', String(r.version)], ['seq', String(r.seq)]]));
+        print(o, { version: r.version, seq: r.seq, time: r.time, timeIso: isoTime(r.time) }, table([['deleted at version', String(r.version)], ['seq', String(r.seq)], ['time', isoTime(r.time)]]));
       }),
     );
 

@@ -32,12 +32,21 @@ describe('proofkv CLI: keys, values and errors', () => {
     const put = await run(['put', 'greet', 'hi']);
     expect(put.code).toBe(0);
     expect(put.stdout).toMatch(/verified\s+not yet/);
+    expect(put.stdout).toMatch(/time\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/);
 
     const text = await run(['get', 'greet']);
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/value\s+hello/);
     expect(text.stdout).toContain(`as of checkpoint ${cp.checkpoint.index} (seq ${cp.checkpoint.seq}`);
     expect(text.stdout).toMatch(/newer\s+version 2 \(seq \d+\) was written after that checkpoint/);
+    // Write results print their commit time, as the HTTP write result has it; times never decrease.
+    const put3 = jsonOf(await run(['put', 'stamp', 'hey', '--json']));
+    expect(put3).toMatchObject({ version: 1, verified: false });
+    expect(put3.timeIso).toBe(new Date(put3.time).toISOString());
+    const stampDel = jsonOf(await run(['del', 'stamp', '--json']));
+    expect(stampDel.version).toBe(2);
+    expect(stampDel.time).toBeGreaterThanOrEqual(put3.time);
+    expect(stampDel.timeIso).toBe(new Date(stampDel.time).toISOString());
     const j = jsonOf(await run(['get', 'greet', '--json']));
     expect(j).toMatchObject({ found: true, verified: true, asOf: 'checkpoint', checkpoint: { index: cp.checkpoint.index, seq: cp.checkpoint.seq }, entry: { version: 1, valueUtf8: 'hello' }, newer: { version: 2, kind: 'put' } });
 
