@@ -258,6 +258,7 @@ export class ProofNode {
           if (e.type === 'installed') log.info({ event: 'snapshot_installed', ...e }, `caught up by snapshot: installed the certified checkpoint at log index ${e.index} from member ${e.from}`);
           else if (e.type === 'refused') log.warn({ event: 'snapshot_refused', ...e }, 'refused a snapshot; the leader sends it again');
           else if (e.type === 'recorded') log.debug({ event: 'snapshot_recorded', ...e }, 'raft snapshot recorded at a certified checkpoint; log compacted behind it');
+          else if (e.type === 'deferred') log.debug({ event: 'snapshot_deferred', ...e }, 'checkpoints applied again while the group opens: the next certified checkpoint is recorded');
           else log.warn({ event: 'snapshot_skipped', ...e }, 'no raft snapshot at this checkpoint');
           options.snapshots?.onEvent?.(e);
         },

@@ -207,8 +207,8 @@ export class RaftWritePath implements WritePath {
       // registry's voters (a cluster member), or the one the caller gives, or this node alone.
       trust: () => snapshotTrust(members, options.cluster?.id, options.signers?.()) ?? { publicKeys: [db.publicKey()], quorum: 1 },
     });
-    // Entries replayed while the group opens are not recorded yet: the next checkpoint's are.
-    const record = (index: number, data: Uint8Array): Promise<void> => (group ? group.snapshotAt(index, data) : Promise.reject(new Error('the group is still opening')));
+    // Entries replayed while the group opens are not recorded yet (`record` undefined): the next checkpoint's are.
+    const record = (index: number, data: Uint8Array): Promise<void> => group!.snapshotAt(index, data);
     try {
       await recoverInstalledSessions(db, sessions);
       const c = options.cluster;
@@ -239,7 +239,7 @@ export class RaftWritePath implements WritePath {
           apply: (index, command) => {
             const cmd = decodeCommand(command);
             const applied = applier.execute(cmd, index);
-            if (cmd.type === 'checkpoint' || cmd.type === 'cosign') void applied.then(() => snapshots.afterApply(index, cmd, record), () => undefined);
+            if (cmd.type === 'checkpoint' || cmd.type === 'cosign') void applied.then(() => snapshots.afterApply(index, cmd, group && record), () => undefined);
             return applied;
           },
           isFatal: isEngineFailure,
