@@ -28,7 +28,7 @@ import { Metrics } from './metrics.js';
 import { CheckpointNotes, type NoteOptions } from './notes.js';
 import { RaftWritePath } from './raft_write_path.js';
 import type { RaftSnapshotOptions, SnapshotEvent } from './raft_snapshot.js';
-import { memberOf, type ClusterConfig } from './cluster_config.js';
+import { initialSignerSetOf, memberOf, type ClusterConfig } from './cluster_config.js';
 import { describeDivergence } from '../src/replication/cosign.js';
 import { HttpTransport } from '../src/replication/transport/index.js';
 import { LocalWritePath, type LocalWritePathOptions, type PathFault, type WritePath } from './write_path.js';
@@ -305,7 +305,11 @@ export class ProofNode {
           listen: { host: peerUrl.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(peerUrl.port || (peerUrl.protocol === 'https:' ? 443 : 80)) },
           peers: peers.filter((p) => p.id !== id),
         });
-        raftPath = await RaftWritePath.open(db, raftDir, { ...wpOptions, snapshots, cluster: { id, peers, transport, members: config.members, join: options.cluster.join === true, peerVia: via } });
+        raftPath = await RaftWritePath.open(db, raftDir, {
+          ...wpOptions,
+          snapshots,
+          cluster: { id, peers, transport, members: config.members, join: options.cluster.join === true, peerVia: via, initialSignerSet: initialSignerSetOf(config, id) },
+        });
         cosigner = raftPath;
       } else if (raft) {
         raftPath = await RaftWritePath.open(db, raftDir, { ...wpOptions, snapshots });
