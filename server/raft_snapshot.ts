@@ -40,6 +40,13 @@ export interface RaftSnapshotOptions {
    * from the log (the group's `compactMargin`; default `DEFAULT_COMPACT_MARGIN`, 5000).
    */
   compactMargin?: number;
+  /** Bytes of the entries kept behind a recorded snapshot, at most (the group's `compactMarginBytes`; default 64 MiB). */
+  compactMarginBytes?: number;
+  /**
+   * Bytes of log entries held in memory above which a checkpoint is proposed, so that its
+   * certified snapshot compacts the log (the group's `maxLogMemoryBytes`; default 256 MiB).
+   */
+  maxLogMemoryBytes?: number;
   /**
    * Reads a chunk of snapshot file `name` of the snapshot at `index` from member `from`; `next` is
    * the default, the transport's `fetchSnapshotChunk`. Tests inject faults here.

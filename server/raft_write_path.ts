@@ -158,13 +158,14 @@ export class RaftWritePath implements WritePath {
     const durable = db.logIndex().durable;
     const maxSessionBytes = options.maxSessionBytes ?? MAX_SESSION_BYTES;
     let group: ReplicationGroup<WriteOutcome> | undefined;
+    const proposeCheckpoint = () => void group?.propose(encodeCommand({ type: 'checkpoint', time: (options.now ?? Date.now)() })).catch(() => undefined);
     const sessions = await SessionStore.open(path.join(dir, 'sessions'), {
       durableIndex: durable,
       maxBytes: maxSessionBytes,
       maxPendingBytes: options.maxPendingSessionBytes,
       // Session inputs pile up while nothing is flushed (retries, failed conditions write
       // nothing): a checkpoint records an index, and its install folds them into the base.
-      onPressure: () => void group?.propose(encodeCommand({ type: 'checkpoint', time: (options.now ?? Date.now)() })).catch(() => undefined),
+      onPressure: proposeCheckpoint,
     });
     let members: MemberStore | undefined;
     const seed = options.cluster?.members;
@@ -238,6 +239,11 @@ export class RaftWritePath implements WritePath {
             }
           : {}),
         compactMargin: options.snapshots?.compactMargin,
+        // The log's in-memory mirror is byte-bound: past the bound a checkpoint is proposed, and
+        // its certified snapshot compacts the log (keeping at most compactMarginBytes behind it).
+        compactMarginBytes: options.snapshots?.compactMarginBytes,
+        maxLogMemoryBytes: options.snapshots?.maxLogMemoryBytes,
+        onLogPressure: proposeCheckpoint,
         // Snapshots are recorded at certified checkpoints (RaftSnapshots), never on a count.
         snapshotEvery: 0,
         stateMachine: {
@@ -271,6 +277,11 @@ export class RaftWritePath implements WritePath {
   /** Last index in the Raft log. */
   get lastIndex(): number {
     return this.group.status().lastIndex;
+  }
+
+  /** Bytes of log entries held in memory (docs/raft.md § Memory). */
+  get logMemoryBytes(): number {
+    return this.group.logMemoryBytes();
   }
 
   /** Syncs of the Raft log so far (`proofkv_raft_log_syncs_total`). */
