@@ -4,10 +4,15 @@
  *
  * ```json
  * { "clusterId": "pk-3f2a9c0d1e2b4f60",
+ *   "initialSignerSet": "<64 hex: hash of the bootstrap voters' signer set>",
  *   "members": [
  *     { "id": 1, "clientUrl": "http://127.0.0.1:7001", "peerUrl": "http://127.0.0.1:7101",
  *       "publicKey": "<64 hex: the member's NODE_KEY public key>" }, … ] }
  * ```
+ * `initialSignerSet` (optional; `cluster init` writes it, `cluster add` keeps it) commits to the
+ * signer set of the log's checkpoint 0 — the members the cluster was created with, majority
+ * quorum: a member that joins trusts a snapshot only through the signer-set changes from that
+ * set ({@link initialSignerSetOf}, docs/cluster.md § A member far behind).
  * Rules (a file that breaks one is a {@link ClusterConfigError} and nothing starts): only these
  * fields; 1 to {@link MAX_CLUSTER_MEMBERS} members; ids are integers 1 .. 2^32-1; URLs are
  * `http:` or `https:` origins (no path, query, fragment or credentials, not a wildcard address
@@ -19,6 +24,8 @@
  */
 import * as fs from 'node:fs';
 import { fromHex, toHex } from '../proofs/bytes.js';
+import { signerSetHash, type SignerSet } from '../proofs/signer_set.js';
+import { majorityOf } from '../src/replication/members.js';
 import { ConfigError } from './config.js';
 
 /** Name of the cluster file in the directory `cluster init` creates. */
@@ -86,13 +93,34 @@ export interface ClusterMember {
 export interface ClusterConfig {
   clusterId: string;
   members: ClusterMember[];
+  /**
+   * Hash of the signer set the log's first checkpoint commits to (the bootstrap voters, majority
+   * quorum; {@link bootstrapSignerSet}); absent in files written before it existed.
+   */
+  initialSignerSet?: Uint8Array;
+}
+
+/** The signer set of members bootstrapped together: all of them by id, a majority quorum (as the member registry computes it). */
+export function bootstrapSignerSet(members: readonly ClusterMember[]): SignerSet {
+  const sorted = [...members].sort((a, b) => a.id - b.id);
+  return { quorum: majorityOf(sorted.length), members: sorted.map((m) => ({ id: m.id, publicKey: m.publicKey })) };
+}
+
+/**
+ * The hash of the initial signer set member `selfId` trusts for a snapshot while it knows no
+ * voters (a member that joined): the file's `initialSignerSet`, or — a file without it — the set
+ * of the members it lists other than `selfId`, which is right when the file lists exactly the
+ * initial members and this one (otherwise every snapshot is refused, safely: add the field).
+ */
+export function initialSignerSetOf(config: ClusterConfig, selfId: number): Uint8Array {
+  return config.initialSignerSet ?? signerSetHash(bootstrapSignerSet(config.members.filter((m) => m.id !== selfId)));
 }
 
 const invalid = (message: string) => new ClusterConfigError('CLUSTER_CONFIG_INVALID', message);
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-function onlyFields(o: Record<string, unknown>, allowed: readonly string[], where: string): void {
-  for (const k of Object.keys(o)) if (!allowed.includes(k)) throw invalid(`${where}: unknown field ${JSON.stringify(k)}`);
+function onlyFields(o: Record<string, unknown>, allowed: readonly string[], where: string, optionalFields: readonly string[] = []): void {
+  for (const k of Object.keys(o)) if (!allowed.includes(k) && !optionalFields.includes(k)) throw invalid(`${where}: unknown field ${JSON.stringify(k)}`);
   for (const k of allowed) if (!(k in o)) throw invalid(`${where}: missing field ${JSON.stringify(k)}`);
 }
 
@@ -141,7 +169,9 @@ export function parseClusterConfig(text: string): ClusterConfig {
     throw new ClusterConfigError('CLUSTER_CONFIG_UNREADABLE', `the cluster file is not JSON: ${(err as Error).message}`);
   }
   if (!isObject(doc)) throw invalid('the cluster file must be a JSON object');
-  onlyFields(doc, ['clusterId', 'members'], 'cluster file');
+  onlyFields(doc, ['clusterId', 'members'], 'cluster file', ['initialSignerSet']);
+  const initial = doc.initialSignerSet;
+  if (initial !== undefined && (typeof initial !== 'string' || !/^[0-9a-fA-F]{64}$/.test(initial))) throw invalid('initialSignerSet must be 64 hex digits (a 32-byte signer-set hash)');
   const clusterId = doc.clusterId;
   if (typeof clusterId !== 'string' || !/^[A-Za-z0-9._-]+$/.test(clusterId) || clusterId.length > MAX_CLUSTER_ID_LENGTH) {
     throw invalid(`clusterId must be 1 .. ${MAX_CLUSTER_ID_LENGTH} characters of A-Z a-z 0-9 . _ -`);
@@ -166,16 +196,19 @@ export function parseClusterConfig(text: string): ClusterConfig {
     if (dupKey !== undefined) throw invalid(`members[${i}].publicKey is also members[${dupKey}].publicKey`);
     keys.set(hex, i);
   });
-  return {
+  const out: ClusterConfig = {
     clusterId,
     members: members.map(({ id, clientUrl, peerUrl, publicKey }) => ({ id, clientUrl, peerUrl, publicKey })).sort((a, b) => a.id - b.id),
   };
+  if (typeof initial === 'string') out.initialSignerSet = fromHex(initial.toLowerCase());
+  return out;
 }
 
 /** The cluster file's text for `config` (public keys as lowercase hex), validated on the way. */
 export function formatClusterConfig(config: ClusterConfig): string {
   const doc = {
     clusterId: config.clusterId,
+    ...(config.initialSignerSet ? { initialSignerSet: toHex(config.initialSignerSet) } : {}),
     members: config.members.map((m) => ({ id: m.id, clientUrl: m.clientUrl, peerUrl: m.peerUrl, publicKey: toHex(m.publicKey) })),
   };
   const text = `${JSON.stringify(doc, null, 2)}\n`;

@@ -28,7 +28,7 @@ import { Metrics } from './metrics.js';
 import { CheckpointNotes, type NoteOptions } from './notes.js';
 import { RaftWritePath } from './raft_write_path.js';
 import type { RaftSnapshotOptions, SnapshotEvent } from './raft_snapshot.js';
-import { memberOf, type ClusterConfig } from './cluster_config.js';
+import { initialSignerSetOf, memberOf, type ClusterConfig } from './cluster_config.js';
 import { describeDivergence } from '../src/replication/cosign.js';
 import { HttpTransport } from '../src/replication/transport/index.js';
 import { LocalWritePath, type LocalWritePathOptions, type PathFault, type WritePath } from './write_path.js';
@@ -258,6 +258,7 @@ export class ProofNode {
           if (e.type === 'installed') log.info({ event: 'snapshot_installed', ...e }, `caught up by snapshot: installed the certified checkpoint at log index ${e.index} from member ${e.from}`);
           else if (e.type === 'refused') log.warn({ event: 'snapshot_refused', ...e }, 'refused a snapshot; the leader sends it again');
           else if (e.type === 'recorded') log.debug({ event: 'snapshot_recorded', ...e }, 'raft snapshot recorded at a certified checkpoint; log compacted behind it');
+          else if (e.type === 'deferred') log.debug({ event: 'snapshot_deferred', ...e }, 'checkpoints applied again while the group opens: the next certified checkpoint is recorded');
           else log.warn({ event: 'snapshot_skipped', ...e }, 'no raft snapshot at this checkpoint');
           options.snapshots?.onEvent?.(e);
         },
@@ -304,7 +305,11 @@ export class ProofNode {
           listen: { host: peerUrl.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(peerUrl.port || (peerUrl.protocol === 'https:' ? 443 : 80)) },
           peers: peers.filter((p) => p.id !== id),
         });
-        raftPath = await RaftWritePath.open(db, raftDir, { ...wpOptions, snapshots, cluster: { id, peers, transport, members: config.members, join: options.cluster.join === true, peerVia: via } });
+        raftPath = await RaftWritePath.open(db, raftDir, {
+          ...wpOptions,
+          snapshots,
+          cluster: { id, peers, transport, members: config.members, join: options.cluster.join === true, peerVia: via, initialSignerSet: initialSignerSetOf(config, id) },
+        });
         cosigner = raftPath;
       } else if (raft) {
         raftPath = await RaftWritePath.open(db, raftDir, { ...wpOptions, snapshots });

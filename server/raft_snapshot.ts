@@ -40,6 +40,13 @@ export interface RaftSnapshotOptions {
    * from the log (the group's `compactMargin`; default `DEFAULT_COMPACT_MARGIN`, 5000).
    */
   compactMargin?: number;
+  /** Bytes of the entries kept behind a recorded snapshot, at most (the group's `compactMarginBytes`; default 64 MiB). */
+  compactMarginBytes?: number;
+  /**
+   * Bytes of log entries held in memory above which a checkpoint is proposed, so that its
+   * certified snapshot compacts the log (the group's `maxLogMemoryBytes`; default 256 MiB).
+   */
+  maxLogMemoryBytes?: number;
   /**
    * Reads a chunk of snapshot file `name` of the snapshot at `index` from member `from`; `next` is
    * the default, the transport's `fetchSnapshotChunk`. Tests inject faults here.
@@ -59,7 +66,12 @@ export type SnapshotEvent =
   | { type: 'recorded'; index: number; size: number }
   | { type: 'installed'; index: number; from: number; tables: number; bytes: number }
   | { type: 'refused'; index: number; from: number; code: string; message: string }
-  | { type: 'skipped'; index: number; message: string };
+  | { type: 'skipped'; index: number; message: string }
+  /**
+   * Checkpoint entries are being applied again while the group opens: nothing is recorded until
+   * it is open (the next certified checkpoint is). Reported once per open, not per entry.
+   */
+  | { type: 'deferred'; index: number };
 
 /** Counters of {@link RaftSnapshots}. */
 export interface SnapshotCounters {
@@ -86,6 +98,8 @@ export class RaftSnapshots {
   /** Member registries exported at the same checkpoints as {@link captured} (cluster members). */
   private readonly capturedMembers = new Map<number, Uint8Array>();
   private again = false;
+  /** A `deferred` event was reported (once per open). */
+  private deferredNoted = false;
   private readonly counters: SnapshotCounters = { recorded: 0, installed: 0, refused: 0, index: 0 };
 
   constructor(
@@ -117,8 +131,11 @@ export class RaftSnapshots {
   /**
    * After entry `index` (`cmd`) was applied: captures the session table at a checkpoint, and
    * records the latest certified checkpoint as the Raft snapshot through `record` once it is new.
+   * `record` is undefined while the group is still opening (entries applied again from the log):
+   * the capture happens, the recording waits for the next checkpoint or cosign entry, and one
+   * `deferred` event says so (not a `skipped` warning per replayed entry).
    */
-  afterApply(index: number, cmd: WriteCommand, record: (index: number, data: Uint8Array) => Promise<void>): void {
+  afterApply(index: number, cmd: WriteCommand, record: ((index: number, data: Uint8Array) => Promise<void>) | undefined): void {
     if (cmd.type === 'checkpoint') {
       try {
         this.captured.set(index, this.sessions.export(index));
@@ -130,7 +147,13 @@ export class RaftSnapshots {
         this.emit({ type: 'skipped', index, message: `session table not captured: ${(err as Error).message}` });
       }
     }
-    if (cmd.type === 'checkpoint' || cmd.type === 'cosign') this.recordCertified(record);
+    if (cmd.type !== 'checkpoint' && cmd.type !== 'cosign') return;
+    if (record) {
+      this.recordCertified(record);
+    } else if (!this.deferredNoted) {
+      this.deferredNoted = true;
+      this.emit({ type: 'deferred', index });
+    }
   }
 
   /** Records the latest certified checkpoint if it is new; one recording at a time, the newest next. */

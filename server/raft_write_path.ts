@@ -19,7 +19,7 @@ import * as path from 'node:path';
 import { Encoder } from 'cbor-x';
 import type { ProofDB } from '../src/index.js';
 import { ReplicationError, ReplicationGroup, passingIoCode, SessionError, SessionErrorCode, SessionStore, type ApplyPause, type GroupStatus, type ReplicationGroupOptions, type PeerAddress, type Transport } from '../src/replication/index.js';
-import { majorityOf, MemberRegistry, MemberStore, Membership, type MemberInfo } from '../src/replication/members.js';
+import { MemberRegistry, MemberStore, Membership, type MemberInfo } from '../src/replication/members.js';
 import type { SnapshotTrust } from '../src/replication/snapshot.js';
 import type { SignerSet } from '../proofs/signer_set.js';
 import { HttpError, scrubPaths } from './errors.js';
@@ -56,6 +56,12 @@ export interface RaftWritePathOptions extends LocalWritePathOptions {
     members?: readonly MemberInfo[];
     /** A member added at runtime: it never bootstraps and learns the log from the leader. */
     join?: boolean;
+    /**
+     * Hash of the log's initial signer set (`cluster.json`'s `initialSignerSet`): while this
+     * member knows no voters, a snapshot is trusted only through the signer-set changes from it
+     * ({@link snapshotTrust}). Absent: such a member trusts only its own key (refuses every snapshot).
+     */
+    initialSignerSet?: Uint8Array;
     /**
      * Dial overrides (`serve --peer-via`): member id → the URL this node dials it at instead of
      * the registry's `peerUrl`. Local only: nothing replicated records them.
@@ -116,18 +122,17 @@ function pathFaultOf(p: ApplyPause): PathFault {
 /**
  * Whom a snapshot's certificate must satisfy: the voters this member's registry knows, with their
  * quorum; without a registry, the caller's signer set. A member that joined and has applied
- * nothing yet knows no voters: it trusts the keys its cluster file lists (itself excepted), and
- * asks for as many of their signatures as a quorum of a signer set made of a majority of them —
- * `majority(majority(listed))` — because the file keeps listing removed members (an initial
- * member must stay in it), so the current voters may be only a majority of the listed members
- * and sign with their own quorum (docs/cluster.md § A member far behind). Undefined: none.
+ * nothing yet knows no voters: it trusts the initial signer set its cluster file commits to
+ * (`initialSignerSet`, the hash of checkpoint 0's set) and follows the certified signer-set
+ * changes the snapshot lists from there to the snapshot's own set, whose quorum must have signed
+ * (`snapshotPolicy` in src/replication/snapshot.ts; docs/cluster.md § A member far behind).
+ * Undefined: none.
  */
-export function snapshotTrust(members: MemberStore | undefined, self: number | undefined, signers: SignerSet | undefined): SnapshotTrust | undefined {
+export function snapshotTrust(members: MemberStore | undefined, initialSignerSet: Uint8Array | undefined, signers: SignerSet | undefined): SnapshotTrust | undefined {
   if (!members) return signers && { publicKeys: signers.members.map((m) => m.publicKey), quorum: signers.quorum };
   const set = members.registry.signerSetAt(members.registry.index);
   if (set.members.length > 0) return { publicKeys: set.members.map((m) => m.publicKey), quorum: set.quorum };
-  const listed = members.registry.current().members.filter((m) => m.id !== self);
-  return listed.length > 0 ? { publicKeys: listed.map((m) => m.publicKey), quorum: majorityOf(majorityOf(listed.length)) } : undefined;
+  return initialSignerSet && { initialSignerSet };
 }
 
 /** The write path of a Raft group. Create with {@link RaftWritePath.open}. */
@@ -153,13 +158,14 @@ export class RaftWritePath implements WritePath {
     const durable = db.logIndex().durable;
     const maxSessionBytes = options.maxSessionBytes ?? MAX_SESSION_BYTES;
     let group: ReplicationGroup<WriteOutcome> | undefined;
+    const proposeCheckpoint = () => void group?.propose(encodeCommand({ type: 'checkpoint', time: (options.now ?? Date.now)() })).catch(() => undefined);
     const sessions = await SessionStore.open(path.join(dir, 'sessions'), {
       durableIndex: durable,
       maxBytes: maxSessionBytes,
       maxPendingBytes: options.maxPendingSessionBytes,
       // Session inputs pile up while nothing is flushed (retries, failed conditions write
       // nothing): a checkpoint records an index, and its install folds them into the base.
-      onPressure: () => void group?.propose(encodeCommand({ type: 'checkpoint', time: (options.now ?? Date.now)() })).catch(() => undefined),
+      onPressure: proposeCheckpoint,
     });
     let members: MemberStore | undefined;
     const seed = options.cluster?.members;
@@ -205,10 +211,10 @@ export class RaftWritePath implements WritePath {
         : {}),
       // A snapshot's certificate must be certified by the signer set this member knows: the
       // registry's voters (a cluster member), or the one the caller gives, or this node alone.
-      trust: () => snapshotTrust(members, options.cluster?.id, options.signers?.()) ?? { publicKeys: [db.publicKey()], quorum: 1 },
+      trust: () => snapshotTrust(members, options.cluster?.initialSignerSet, options.signers?.()) ?? { publicKeys: [db.publicKey()], quorum: 1 },
     });
-    // Entries replayed while the group opens are not recorded yet: the next checkpoint's are.
-    const record = (index: number, data: Uint8Array): Promise<void> => (group ? group.snapshotAt(index, data) : Promise.reject(new Error('the group is still opening')));
+    // Entries replayed while the group opens are not recorded yet (`record` undefined): the next checkpoint's are.
+    const record = (index: number, data: Uint8Array): Promise<void> => group!.snapshotAt(index, data);
     try {
       await recoverInstalledSessions(db, sessions);
       const c = options.cluster;
@@ -233,13 +239,18 @@ export class RaftWritePath implements WritePath {
             }
           : {}),
         compactMargin: options.snapshots?.compactMargin,
+        // The log's in-memory mirror is byte-bound: past the bound a checkpoint is proposed, and
+        // its certified snapshot compacts the log (keeping at most compactMarginBytes behind it).
+        compactMarginBytes: options.snapshots?.compactMarginBytes,
+        maxLogMemoryBytes: options.snapshots?.maxLogMemoryBytes,
+        onLogPressure: proposeCheckpoint,
         // Snapshots are recorded at certified checkpoints (RaftSnapshots), never on a count.
         snapshotEvery: 0,
         stateMachine: {
           apply: (index, command) => {
             const cmd = decodeCommand(command);
             const applied = applier.execute(cmd, index);
-            if (cmd.type === 'checkpoint' || cmd.type === 'cosign') void applied.then(() => snapshots.afterApply(index, cmd, record), () => undefined);
+            if (cmd.type === 'checkpoint' || cmd.type === 'cosign') void applied.then(() => snapshots.afterApply(index, cmd, group && record), () => undefined);
             return applied;
           },
           isFatal: isEngineFailure,
@@ -266,6 +277,11 @@ export class RaftWritePath implements WritePath {
   /** Last index in the Raft log. */
   get lastIndex(): number {
     return this.group.status().lastIndex;
+  }
+
+  /** Bytes of log entries held in memory (docs/raft.md § Memory). */
+  get logMemoryBytes(): number {
+    return this.group.logMemoryBytes();
   }
 
   /** Syncs of the Raft log so far (`proofkv_raft_log_syncs_total`). */

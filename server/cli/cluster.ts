@@ -24,9 +24,11 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { toHex } from '../../proofs/bytes.js';
+import { signerSetHash } from '../../proofs/signer_set.js';
 import { openNodeKey } from '../../src/proof/node_key.js';
 import {
   MAX_MEMBER_ID,
+  bootstrapSignerSet,
   readClusterConfig,
   CLUSTER_CONFIG_FILE,
   CLUSTER_SECRET_BYTES,
@@ -128,7 +130,8 @@ export function initCluster(o: ClusterInitOptions): ClusterLayout {
         publicKey: key.publicKey,
       };
     });
-    const config: ClusterConfig = { clusterId: `pk-${toHex(randomBytes(8))}`, members };
+    // The file commits to the signer set the log's checkpoint 0 will have: a joiner's snapshot trust starts there.
+    const config: ClusterConfig = { clusterId: `pk-${toHex(randomBytes(8))}`, initialSignerSet: signerSetHash(bootstrapSignerSet(members)), members };
     const text = formatClusterConfig(config);
     // 'wx': never replace a file another process created since the check.
     fs.writeFileSync(secretFile, formatClusterSecret(new Uint8Array(randomBytes(CLUSTER_SECRET_BYTES))), { mode: 0o600, flag: 'wx' });
@@ -214,7 +217,7 @@ export function addClusterMember(o: ClusterAddOptions): { config: ClusterConfig;
   try {
     const { key } = openNodeKey(dataDir, { logSize: 0 });
     const next: ClusterConfig = {
-      clusterId: config.clusterId,
+      ...config,
       members: [...config.members, { id: o.id, clientUrl: `http://${urlHost(host)}:${clientPort}`, peerUrl: `http://${urlHost(host)}:${peerPort}`, publicKey: key.publicKey }].sort((a, b) => a.id - b.id),
     };
     // Checks distinct ids, listeners and keys, and the URL rules, exactly as serve will.

@@ -35,10 +35,105 @@ export interface StagedWrite {
   readonly prevLast: number;
 }
 
+/** Bytes counted for one mirrored entry besides its data (object, index, term, type). */
+export const MIRRORED_ENTRY_OVERHEAD = 64;
+
+/** Bytes one mirrored entry is counted for: its data and {@link MIRRORED_ENTRY_OVERHEAD}. */
+export function mirroredEntryBytes(e: Entry): number {
+  return e.data.length + MIRRORED_ENTRY_OVERHEAD;
+}
+
+/**
+ * The bytes of the entries a mirror holds after its dummy entry, index by index, kept alongside
+ * it: O(1) per appended or dropped entry. When it no longer covers exactly the mirror's entries
+ * (the mirror was filled at open, or changed by a path that does not report here) it is counted
+ * again from the mirror, once.
+ */
+class MirrorBytes {
+  /** Index of `sizes[head]`. */
+  private first = 1;
+  private sizes: number[] = [];
+  private head = 0;
+  total = 0;
+
+  private get end(): number {
+    return this.first + this.sizes.length - this.head;
+  }
+
+  /** Entries from `ents[0].index` on replace what was counted from there. */
+  append(ents: readonly Entry[]): void {
+    if (ents.length === 0) return;
+    const from = ents[0].index;
+    if (from < this.first || from > this.end) return this.invalidate();
+    while (this.end > from) this.total -= this.sizes.pop()!;
+    for (const e of ents) {
+      const n = mirroredEntryBytes(e);
+      this.sizes.push(n);
+      this.total += n;
+    }
+  }
+
+  /** Entries up to `index` are gone. */
+  dropUpTo(index: number): void {
+    while (this.first <= index && this.head < this.sizes.length) {
+      this.total -= this.sizes[this.head++];
+      this.first++;
+    }
+    if (this.first <= index) this.first = index + 1;
+    if (this.head > 1024 && this.head * 2 > this.sizes.length) {
+      this.sizes = this.sizes.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  /** No entries: the next one appended is at `after + 1` (a snapshot installed over the log). */
+  reset(after: number): void {
+    this.first = after + 1;
+    this.sizes = [];
+    this.head = 0;
+    this.total = 0;
+  }
+
+  /** Counts `mem`'s entries again when the counts do not cover exactly them. */
+  check(mem: MemoryStorage): void {
+    const first = mem.firstIndex();
+    const last = mem.lastIndex();
+    if (this.first === first && this.end === last + 1) return;
+    this.sizes = last >= first ? mem.entries(first, last + 1, Infinity).map(mirroredEntryBytes) : [];
+    this.head = 0;
+    this.first = first;
+    this.total = this.sizes.reduce((a, b) => a + b, 0);
+  }
+
+  /** Counts nothing until {@link check} counts the mirror again. */
+  private invalidate(): void {
+    this.reset(-2);
+  }
+
+  /**
+   * The compaction point for a snapshot at `index` that keeps at most `maxEntries` entries and
+   * `maxBytes` bytes of them before it: the highest of `index - maxEntries` and the last index
+   * whose dropping leaves the entries after it up to `index` within `maxBytes`.
+   */
+  compactPoint(index: number, maxEntries: number, maxBytes: number): number {
+    let upTo = index - maxEntries;
+    let bytes = 0;
+    for (let i = Math.min(index, this.end - 1); i > Math.max(upTo, this.first - 1); i--) {
+      bytes += this.sizes[this.head + i - this.first];
+      if (bytes > maxBytes) {
+        upTo = i;
+        break;
+      }
+    }
+    return upTo;
+  }
+}
+
 /** A {@link Storage} whose reads come from a mirror in memory and whose writes go to disk. */
 export abstract class MirroredStorage implements Storage {
   /** A commit-only hard state not yet written (see {@link save}). */
   protected pendingHard: HardState | null = null;
+  private readonly bytes = new MirrorBytes();
 
   protected constructor(protected readonly mem: MemoryStorage) {}
 
@@ -87,10 +182,41 @@ export abstract class MirroredStorage implements Storage {
     const wrote = await this.write({ snapshot: rd.snapshot, entries: ents, hardState: rd.hardState ?? this.pendingHard, prevFirst, prevLast }, sync);
     if (!wrote) return false;
     this.pendingHard = null;
-    if (rd.snapshot) this.mem.applySnapshot(rd.snapshot);
-    if (rd.entries.length > 0) this.mem.append(rd.entries);
+    if (rd.snapshot) {
+      this.mem.applySnapshot(rd.snapshot);
+      this.bytes.reset(rd.snapshot.metadata.index);
+    }
+    if (rd.entries.length > 0) {
+      this.mem.append(rd.entries);
+      this.bytes.append(ents);
+    }
     if (rd.hardState) this.mem.setHardState(rd.hardState);
     return sync;
+  }
+
+  /**
+   * Bytes of the entries the mirror holds (after the compaction point): their data and
+   * {@link MIRRORED_ENTRY_OVERHEAD} each. What bounds it is the caller's compaction: a snapshot
+   * and {@link compactPoint} (docs/raft.md § Memory).
+   */
+  mirroredBytes(): number {
+    this.bytes.check(this.mem);
+    return this.bytes.total;
+  }
+
+  /**
+   * Where to compact for a snapshot at `index` (at most the snapshot's index): keeping at most
+   * `maxEntries` entries before it, and fewer when those would hold more than `maxBytes` bytes.
+   */
+  compactPoint(index: number, maxEntries: number, maxBytes = Infinity): number {
+    this.bytes.check(this.mem);
+    return this.bytes.compactPoint(index, maxEntries, maxBytes);
+  }
+
+  /** Drops the mirror's entries up to `index` (a compaction the storage has checked). */
+  protected compactMirror(index: number): void {
+    this.mem.compact(index);
+    this.bytes.dropUpTo(index);
   }
 
   /** Writes `w` (synced when `sync`); resolves false when there was nothing to write. */

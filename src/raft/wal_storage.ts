@@ -428,7 +428,7 @@ export class WalStorage extends MirroredStorage {
    */
   async compact(index: number): Promise<void> {
     this.checkCompact(index);
-    this.mem.compact(index);
+    this.compactMirror(index);
     this.compactedTo = Math.max(this.compactedTo, index);
     await this.append([u64Record(RecordType.Compact, index)], true, Infinity);
     let deleted = 0;

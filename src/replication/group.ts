@@ -228,6 +228,21 @@ export interface ReplicationGroupOptions<O> {
   /** Log entries kept behind a snapshot for slow followers (default {@link DEFAULT_COMPACT_MARGIN}). */
   compactMargin?: number;
   /**
+   * Bytes of the entries kept behind a snapshot, at most (default
+   * {@link DEFAULT_COMPACT_MARGIN_BYTES}): fewer than `compactMargin` entries are kept when they
+   * would hold more (the log's in-memory mirror is byte-bound, docs/raft.md § Memory).
+   */
+  compactMarginBytes?: number;
+  /**
+   * Bytes of log entries held in memory (`WalStorage.mirroredBytes`) above which
+   * `onLogPressure` is called after a write (default {@link DEFAULT_MAX_LOG_MEMORY_BYTES}), once
+   * until the bytes fall below again: the state machine is asked for a snapshot point (the write
+   * path proposes a checkpoint, whose certified snapshot compacts the log).
+   */
+  maxLogMemoryBytes?: number;
+  /** See `maxLogMemoryBytes`; called with the bytes held. */
+  onLogPressure?: (bytes: number) => void;
+  /**
    * Ask {@link StateMachine.snapshot} for a new snapshot once this many entries were applied
    * after the last one (default 10 000; 0 = never: only {@link ReplicationGroup.snapshotAt}).
    */
@@ -338,6 +353,10 @@ export function passingIoCode(err: unknown): string | undefined {
 
 /** Entries kept behind a snapshot by default, so that a follower that lags by less needs no snapshot (etcd's `SnapshotCatchUpEntries`). */
 export const DEFAULT_COMPACT_MARGIN = 5000;
+/** Default {@link ReplicationGroupOptions.compactMarginBytes}: 64 MiB. */
+export const DEFAULT_COMPACT_MARGIN_BYTES = 64 << 20;
+/** Default {@link ReplicationGroupOptions.maxLogMemoryBytes}: 256 MiB. */
+export const DEFAULT_MAX_LOG_MEMORY_BYTES = 256 << 20;
 /** Senders outside the known membership that are added to the peer set (docs/replication.md § Membership). */
 export const MAX_HEARD_PEERS = 64;
 /**
@@ -464,6 +483,8 @@ export class ReplicationGroup<O> {
   private readonly confWaiters: ConfWaiter[] = [];
   /** Snapshot and compaction requests, run by the loop between two Readies. */
   private storageOps: Array<{ run: () => Promise<void>; fail: (err: unknown) => void }> = [];
+  /** The log's mirror was over `maxLogMemoryBytes` at the last check (`onLogPressure` called). */
+  private logPressure = false;
   private readonly leaderCallbacks: Array<(leader: number) => void> = [];
   private lastLeader = None;
   private ticks = 0;
@@ -736,6 +757,21 @@ export class ReplicationGroup<O> {
       if (index > snapIndex) throw badState(`cannot compact up to ${index}: the snapshot is at ${snapIndex}`);
       if (index >= this.storage.firstIndex()) await this.storage.compact(index);
     });
+  }
+
+  /** Bytes of log entries the log's in-memory mirror holds (`WalStorage.mirroredBytes`; docs/raft.md § Memory). */
+  logMemoryBytes(): number {
+    return this.storage.mirroredBytes();
+  }
+
+  /** Calls `onLogPressure` once when the log's mirror holds more than `maxLogMemoryBytes` (again after it fell below). */
+  private checkLogMemory(): void {
+    const on = this.options.onLogPressure;
+    if (!on) return;
+    const bytes = this.storage.mirroredBytes();
+    const over = bytes > (this.options.maxLogMemoryBytes ?? DEFAULT_MAX_LOG_MEMORY_BYTES);
+    if (over && !this.logPressure) on(bytes);
+    this.logPressure = over;
   }
 
   private storageOp(op: () => Promise<void>): Promise<void> {
@@ -1048,6 +1084,7 @@ export class ReplicationGroup<O> {
           trace('saved', synced);
           if (synced) this.syncs++;
           this.send(late);
+          this.checkLogMemory();
         }), // (1) one atomic batch, synced when it must be; (2) then send
         this.applyAll(stable), // (3) + answers
       ]);
@@ -1222,7 +1259,7 @@ export class ReplicationGroup<O> {
     if (index <= snapIndex) return;
     if (index > this.storage.lastIndex()) throw badState(`snapshot at ${index} is beyond the log's last index ${this.storage.lastIndex()}`);
     await this.storage.createSnapshot(index, this.confStateAt(index), data);
-    const upTo = index - this.margin;
+    const upTo = this.storage.compactPoint(index, this.margin, this.options.compactMarginBytes ?? DEFAULT_COMPACT_MARGIN_BYTES);
     if (upTo >= this.storage.firstIndex()) await this.storage.compact(upTo);
   }
 

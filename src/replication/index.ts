@@ -14,7 +14,7 @@ export { realClock, type Clock, type TimerHandle } from './clock.js';
 export type { PeerAddress, Transport } from './transport.js';
 export {
   snapshotDescriptor, readSnapshotChunk, installSnapshot, readInstalledSnapshot, encodeSnapshotDescriptor,
-  decodeSnapshotDescriptor, checkSnapshotDescriptor, SnapshotError, SnapshotErrorCode, SNAPSHOT_CHUNK_BYTES,
+  decodeSnapshotDescriptor, checkSnapshotDescriptor, snapshotPolicy, SnapshotError, SnapshotErrorCode, SNAPSHOT_CHUNK_BYTES,
   MAX_DESCRIPTOR_BYTES, MAX_SNAPSHOT_TABLES,
   type SnapshotDescriptor, type SnapshotTable, type SnapshotTrust, type FetchChunk, type InstalledSnapshot, type InstallOptions,
 } from './snapshot.js';

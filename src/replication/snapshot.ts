@@ -18,8 +18,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { checkpointBytes, verifyCheckpoint, type Checkpoint, type HeadSignature, type LogHead } from '../../proofs/checkpoint.js';
-import { arrayOf, bytes, checkpointSchema, codec, hash, headSignatureSchema, logHeadSchema, MAX_SIGNATURES, optional, refine, struct, uint, type Schema } from '../../proofs/encoding.js';
+import { checkpointBytes, verifyCheckpoint, type Checkpoint, type HeadSignature, type LogHead, type TrustPolicy } from '../../proofs/checkpoint.js';
+import { arrayOf, bytes, checkpointSchema, codec, hash, headSignatureSchema, logHeadSchema, MAX_PROOF_PATH, MAX_SIGNATURES, optional, refine, signerSetSchema, struct, uint, type Schema } from '../../proofs/encoding.js';
+import { MAX_SET_CHANGES, startSetChain, verifySetChanges, type SetChange, type SetChangePredecessor } from '../../proofs/set_changes.js';
+import { signerSetPolicy, verifySignerSet } from '../../proofs/signer_set.js';
 import { equalBytes, toHex } from '../../proofs/bytes.js';
 import { computeMasterRoot, NUM_LEVELS, type TableDescriptor } from '../../proofs/lsm.js';
 import { maxTimeOfTables, verifyCheckpointFiles } from '../backup/backup.js';
@@ -94,13 +96,23 @@ export interface SnapshotDescriptor {
   sessions: Uint8Array;
   /** The cluster's member registry as of `index` (opaque; absent without a registry). */
   members?: Uint8Array;
+  /**
+   * The signer-set changes at checkpoints `0 .. checkpoint.index`, each proven against `head` —
+   * what `GET /v1/checkpoints/set-changes?from=0&size=<head.size>` lists (docs/proofs.md §5.6).
+   * A member that knows no voters yet walks them from the initial set ({@link SnapshotTrust}).
+   * Absent for a v1 checkpoint (no committed signer set).
+   */
+  setChanges?: SetChange[];
 }
 
-/** Which signers an installing member trusts (refined by the committed signer set). */
-export interface SnapshotTrust {
-  publicKeys: readonly Uint8Array[];
-  quorum: number;
-}
+/**
+ * Which signers an installing member trusts: a set of keys and how many of them must have signed
+ * the snapshot's head (a member that knows its voters), or — a member that joined and knows no
+ * voters yet — the hash of the cluster's initial signer set (`initialSignerSet` of
+ * `cluster.json`): the descriptor's {@link SnapshotDescriptor.setChanges} are followed from that
+ * set to the snapshot's, and the head needs that set's quorum ({@link snapshotPolicy}).
+ */
+export type SnapshotTrust = TrustPolicy | { initialSignerSet: Uint8Array };
 
 /** Reads `length` bytes at `offset` of snapshot file `name` (a shorter answer: end of file). */
 export type FetchChunk = (name: string, offset: number, length: number) => Promise<Uint8Array>;
@@ -119,6 +131,22 @@ const tableSchema: Schema<SnapshotTable> = struct<SnapshotTable>({
   root: hash,
 });
 
+const predecessorSchema: Schema<SetChangePredecessor> = struct<SetChangePredecessor>({
+  checkpoint: checkpointSchema,
+  inclusion: arrayOf(hash, MAX_PROOF_PATH),
+  signers: optional(signerSetSchema),
+});
+
+const setChangeSchema: Schema<SetChange> = struct<SetChange>({
+  checkpoint: checkpointSchema,
+  head: logHeadSchema,
+  signatures: arrayOf(headSignatureSchema, MAX_SIGNATURES),
+  inclusion: arrayOf(hash, MAX_PROOF_PATH),
+  signers: signerSetSchema,
+  consistency: arrayOf(hash, MAX_PROOF_PATH),
+  previous: optional(predecessorSchema),
+});
+
 const descriptorCodec = codec(
   struct<SnapshotDescriptor & { format: number }>({
     format: refine(uint, (f) => (f === FORMAT ? undefined : `format ${f}, want ${FORMAT}`)),
@@ -130,6 +158,7 @@ const descriptorCodec = codec(
     log: struct<{ size: number; bytes: number }>({ size: uint, bytes: uint }),
     sessions: bytes({ min: 0, max: MAX_DESCRIPTOR_BYTES }),
     members: optional(bytes({ min: 0, max: MAX_DESCRIPTOR_BYTES })),
+    setChanges: optional(arrayOf(setChangeSchema, MAX_SET_CHANGES)),
   }),
   MAX_DESCRIPTOR_BYTES,
 );
@@ -168,17 +197,46 @@ function tableDescriptors(tables: readonly SnapshotTable[]): TableDescriptor[] {
 }
 
 /**
+ * The keys and quorum the descriptor's head must be signed by under `trust`. For a set of keys,
+ * those. For the initial signer set's hash, the set in force at the snapshot's checkpoint, reached
+ * by following `d.setChanges` from it with `verifySetChanges` (the SDK's walk): the first listed
+ * change must be checkpoint 0 committing to that hash (the log's first set, certified by a
+ * quorum of itself), and every later change must be certified by a quorum of the set before it and
+ * of the new one, with nothing left out up to the snapshot's checkpoint. So a certificate by a
+ * made-up set, or by members removed since (a minority of the set in force), is refused however
+ * many keys the cluster file lists. Throws `SNAPSHOT_UNTRUSTED`. Pure.
+ */
+export function snapshotPolicy(d: SnapshotDescriptor, trust: SnapshotTrust): TrustPolicy {
+  if (!('initialSignerSet' in trust)) return { publicKeys: trust.publicKeys, quorum: trust.quorum };
+  const untrusted = (m: string) => new SnapshotError(SnapshotErrorCode.Untrusted, `snapshot signer sets: ${m}`);
+  const changes = d.setChanges ?? [];
+  const first = changes[0];
+  if (first === undefined) throw untrusted('the descriptor lists no signer-set changes to follow from the initial set');
+  if (first.checkpoint.index !== 0 || first.checkpoint.signerSetHash === undefined || !equalBytes(first.checkpoint.signerSetHash, trust.initialSignerSet)) {
+    throw untrusted(`the first listed change (checkpoint ${first.checkpoint.index}) is not checkpoint 0 committing to the initial signer set ${toHex(trust.initialSignerSet).slice(0, 16)}… of the cluster file`);
+  }
+  const own = verifySignerSet(first.signers, trust.initialSignerSet);
+  if (!own.ok) throw untrusted(`the initial signer set shown: ${own.reason}: ${own.message}`);
+  const walk = verifySetChanges(startSetChain(signerSetPolicy(first.signers), undefined, 0), changes, d.head, d.checkpoint);
+  if (!walk.ok) throw untrusted(`${walk.reason}: ${walk.message}`);
+  // Checkpoint 0 commits to the initial set, so the walk followed it: it ends on a committed set.
+  if (walk.setHash === undefined) throw untrusted('the walk did not follow the initial signer set');
+  return walk.policy;
+}
+
+/**
  * Checks what a descriptor claims before anything is fetched: the head ends with the checkpoint
- * (`head.size = index + 1 = log.size`), a quorum of trusted keys signed the head, the table list
- * is in read order and hashes to the certified MasterRoot. Throws `SNAPSHOT_UNTRUSTED` or
- * `SNAPSHOT_MISMATCH`. Pure.
+ * (`head.size = index + 1 = log.size`), a quorum of trusted keys ({@link snapshotPolicy}) signed
+ * the head, the table list is in read order and hashes to the certified MasterRoot. Throws
+ * `SNAPSHOT_UNTRUSTED` or `SNAPSHOT_MISMATCH`. Pure.
  */
 export function checkSnapshotDescriptor(d: SnapshotDescriptor, trust: SnapshotTrust): void {
   const mismatch = (m: string) => new SnapshotError(SnapshotErrorCode.Mismatch, `snapshot: ${m}`);
   if (d.head.size !== d.checkpoint.index + 1 || d.log.size !== d.head.size) {
     throw mismatch(`the head (size ${d.head.size}) and log (${d.log.size} records) do not end with checkpoint ${d.checkpoint.index}`);
   }
-  const v = verifyCheckpoint(d.head, d.signatures, { publicKeys: trust.publicKeys, quorum: trust.quorum, allowUntrusted: true });
+  const policy = snapshotPolicy(d, trust);
+  const v = verifyCheckpoint(d.head, d.signatures, { publicKeys: policy.publicKeys, quorum: policy.quorum, allowUntrusted: true });
   if (!v.ok) throw new SnapshotError(SnapshotErrorCode.Untrusted, `snapshot certificate: ${v.reason}: ${v.message}`);
   for (let i = 1; i < d.tables.length; i++) {
     if (d.tables[i].level < d.tables[i - 1].level) throw mismatch('the table list is not in level order');
@@ -284,6 +342,9 @@ export function snapshotDescriptor(db: ProofDB, options: { index: number; sessio
     sessions: options.sessions ?? new Uint8Array(0),
   };
   if (options.members) d.members = options.members;
+  // The signer-set changes up to the checkpoint, proven against its head, for a member that knows
+  // no voters yet (at most MAX_SET_CHANGES; with more, such a member refuses the snapshot).
+  if (s.stored.checkpoint.signerSetHash !== undefined) d.setChanges = db.signerSetChanges(0, head.size, MAX_SET_CHANGES, MAX_DESCRIPTOR_BYTES / 2).changes;
   const data = encodeSnapshotDescriptor(d);
   if (data.length > MAX_DESCRIPTOR_BYTES) throw unavailable(`the descriptor is ${data.length} bytes, limit ${MAX_DESCRIPTOR_BYTES}`);
   return { index: s.index, data };

@@ -11,34 +11,23 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { getProofCodec } from '../../proofs/lsm_encoding.js';
 import { verifyGetProof } from '../../proofs/lsm_proof.js';
 import { initCluster } from '../../server/cli/cluster.js';
 import { readClusterSecret, type ClusterConfig } from '../../server/cluster_config.js';
-import { ProofNode } from '../../server/node.js';
+import type { ProofNode } from '../../server/node.js';
 import type { SnapshotEvent } from '../../server/raft_snapshot.js';
 import { RaftWritePath } from '../../server/raft_write_path.js';
 import type { WriteCommand } from '../../server/write_path.js';
 import { freePortRange } from '../../scripts/local_cluster.js';
+import { Members, startMember, until } from './in_process.js';
 
 const te = new TextEncoder();
 const MARGIN = 4;
 
-/** Polls `cond` every 20 ms, at most `ms` (a bound, not a timing assertion). */
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  for (;;) {
-    if (await cond()) return;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 describe('a member behind the compacted log catches up by snapshot', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'proofkv-catchup-'));
-  const nodes = new Map<number, ProofNode>();
   const events: SnapshotEvent[] = [];
   let config: ClusterConfig;
   let secret: Uint8Array;
@@ -47,22 +36,20 @@ describe('a member behind the compacted log catches up by snapshot', () => {
   let tamper = 0;
   let fetched = 0;
 
+  const members = new Members();
+  const nodes = members.nodes;
+
   afterAll(async () => {
-    for (const n of nodes.values()) await n.shutdown().catch(() => undefined);
+    await members.shutdown();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
   async function start(id: number): Promise<ProofNode> {
-    const url = new URL(config.members.find((m) => m.id === id)!.clientUrl);
-    const node = await ProofNode.start({
+    const node = await startMember({
+      config,
+      id,
       dataDir: dataDirs.get(id)!,
-      host: '127.0.0.1',
-      port: Number(url.port),
-      tokens: [],
-      checkpointIntervalMs: 0,
-      checkpointWrites: 0,
-      logger: pino({ level: 'silent' }),
-      cluster: { config, nodeId: id, secret },
+      secret,
       snapshots: {
         compactMargin: MARGIN,
         onEvent: (e) => {
@@ -87,25 +74,11 @@ describe('a member behind the compacted log catches up by snapshot', () => {
     return node;
   }
 
-  const raft = (id: number): RaftWritePath => {
-    const wp = nodes.get(id)!.writePath;
-    if (!(wp instanceof RaftWritePath)) throw new Error('not a raft member');
-    return wp;
-  };
-  const leader = (): number => {
-    for (const [id] of nodes) if (raft(id).isLeader()) return id;
-    return 0;
-  };
+  const raft = (id: number): RaftWritePath => members.raft(id);
+  const leader = (): number => members.leader();
   const put = (id: number, key: string, value: string, session?: { clientId: string; seq: number }): Promise<unknown> =>
     raft(id).propose({ type: 'put', key: te.encode(key), value: te.encode(value), time: Date.now(), ...(session ? { session } : {}) } as WriteCommand);
-  /** Proposes a checkpoint on the leader and waits until members `ids` certified it. */
-  async function certifiedCheckpoint(ids: number[]): Promise<number> {
-    const l = leader();
-    await raft(l).propose({ type: 'checkpoint', time: Date.now() });
-    const size = nodes.get(l)!.db.certification().latestSize;
-    await until(`checkpoint ${size} certified on ${ids.join(', ')}`, () => ids.every((id) => nodes.get(id)!.db.certification().certifiedSize >= size));
-    return size;
-  }
+  const certifiedCheckpoint = (ids: number[]): Promise<number> => members.certifiedCheckpoint(ids);
 
   it('installs the snapshot after refusing a tampered one, then serves identical proofs and answers old retries', async () => {
     const base = await freePortRange(6);

@@ -11,7 +11,10 @@ import { ProofDB } from '../../src/index.js';
 import { toHex } from '../../proofs/bytes.js';
 import { publicKeyOf } from '../../proofs/checkpoint.js';
 import { NODE_KEY_FILE } from '../../src/proof/node_key.js';
+import { signerSetHash } from '../../proofs/signer_set.js';
 import {
+  bootstrapSignerSet,
+  initialSignerSetOf,
   CLUSTER_CONFIG_FILE,
   CLUSTER_SECRET_FILE,
   ClusterConfigError,
@@ -127,6 +130,26 @@ describe('parseClusterConfig', () => {
   });
 });
 
+describe('initialSignerSet (the hash of checkpoint 0\'s signer set)', () => {
+  it('is optional, 64 hex digits, kept by format; without it a joiner derives it from the other listed members', () => {
+    const hash = 'cd'.repeat(32);
+    const c = parseClusterConfig(doc([member(1), member(2), member(3)], { initialSignerSet: hash.toUpperCase() }));
+    expect(toHex(c.initialSignerSet!)).toBe(hash);
+    expect(parseClusterConfig(formatClusterConfig(c))).toEqual(c);
+    expect(toHex(initialSignerSetOf(c, 4))).toBe(hash);
+    for (const bad of ['cd'.repeat(31), 'zz'.repeat(32), 7, null]) {
+      expect(codeOf(() => parseClusterConfig(doc([member(1)], { initialSignerSet: bad })))).toBe('CLUSTER_CONFIG_INVALID');
+    }
+    // Without the field: the members other than the asking one, majority quorum.
+    const old = parseClusterConfig(doc([member(1), member(2), member(3), member(4)]));
+    expect(old.initialSignerSet).toBeUndefined();
+    expect(formatClusterConfig(old)).not.toContain('initialSignerSet');
+    const three = parseClusterConfig(doc([member(1), member(2), member(3)])).members;
+    expect(toHex(initialSignerSetOf(old, 4))).toBe(toHex(signerSetHash(bootstrapSignerSet(three))));
+    expect(bootstrapSignerSet(three)).toMatchObject({ quorum: 2, members: [{ id: 1 }, { id: 2 }, { id: 3 }] });
+  });
+});
+
 describe('cluster secret', () => {
   const hex = '0f'.repeat(32);
   it('parses 64 hex digits with white space around', () => {
@@ -164,6 +187,8 @@ describe('initCluster', () => {
     const cfg = readClusterConfig(path.join(dir, CLUSTER_CONFIG_FILE));
     expect(cfg).toEqual(layout.config);
     expect(cfg.clusterId).toMatch(/^pk-[0-9a-f]{16}$/);
+    // It commits to the signer set the log's checkpoint 0 will have: all three, quorum 2.
+    expect(toHex(cfg.initialSignerSet!)).toBe(toHex(signerSetHash(bootstrapSignerSet(cfg.members))));
     expect(cfg.members.map((m) => [m.id, m.clientUrl, m.peerUrl])).toEqual([
       [1, 'http://127.0.0.1:17001', 'http://127.0.0.1:17101'],
       [2, 'http://127.0.0.1:17002', 'http://127.0.0.1:17102'],

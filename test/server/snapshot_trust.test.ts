@@ -1,9 +1,11 @@
 /**
  * Whom a member trusts for a snapshot's certificate (`snapshotTrust`): the voters its registry
  * knows, or — a member that joined and has applied nothing yet, whose registry knows no voters —
- * the members its cluster file lists, itself excepted, with a majority of them. Before, a joiner's
- * trust had no keys at all and it refused every snapshot, so it never caught up once the leader's
- * log no longer started at index 1 (found by the nemesis harness).
+ * the initial signer set its cluster file commits to, from which the snapshot's signer-set
+ * changes are followed (`snapshotPolicy`, test/replication/snapshot_trust_chain.test.ts). Before,
+ * a joiner's trust had no keys at all and it refused every snapshot, so it never caught up once
+ * the leader's log no longer started at index 1 (found by the nemesis harness); then it trusted
+ * `majority(majority(listed))` of the listed keys, which members removed since could meet.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -12,6 +14,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { snapshotTrust } from '../../server/raft_write_path.js';
 import { MemberRegistry, MemberStore, type MemberInfo } from '../../src/replication/members.js';
 import { ConfChangeType } from '../../src/raft/index.js';
+import type { SnapshotTrust } from '../../src/replication/snapshot.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -23,29 +26,28 @@ const scratch = () => {
   return d;
 };
 const member = (id: number): MemberInfo => ({ id, clientUrl: `http://127.0.0.1:${7000 + id}`, peerUrl: `http://127.0.0.1:${7100 + id}`, publicKey: new Uint8Array(32).fill(id) });
-const keys = (t: { publicKeys: readonly Uint8Array[] } | undefined) => t?.publicKeys.map((k) => k[0]);
+const keys = (t: SnapshotTrust | undefined) => (t && 'publicKeys' in t ? t.publicKeys.map((k) => k[0]) : undefined);
+const INITIAL = new Uint8Array(32).fill(0xab);
 
 describe('snapshot trust', () => {
   it('a bootstrapped member trusts its registry voters and their quorum', () => {
     const store = MemberStore.open(scratch(), () => MemberRegistry.seed([1, 2, 3].map(member), [1, 2, 3]));
-    expect(snapshotTrust(store, 1, undefined)).toMatchObject({ quorum: 2 });
-    expect(keys(snapshotTrust(store, 1, undefined))).toEqual([1, 2, 3]);
+    const t = snapshotTrust(store, INITIAL, undefined);
+    expect(t).toMatchObject({ quorum: 2 });
+    expect(keys(t)).toEqual([1, 2, 3]);
   });
 
-  it('a joiner that applied nothing trusts the listed members but itself, a quorum of a majority of them; once it knows voters, those', () => {
+  it('a joiner that applied nothing trusts the initial signer set (whatever its file lists); once it knows voters, those', () => {
     // Its cluster file lists the three initial members, one added later (4), and itself (5).
     const store = MemberStore.open(scratch(), () => MemberRegistry.seed([1, 2, 3, 4, 5].map(member), []));
-    const early = snapshotTrust(store, 5, undefined);
-    expect(keys(early)).toEqual([1, 2, 3, 4]);
-    expect(early!.quorum).toBe(2); // 3 voters of the 4 listed sign with their quorum, 2
-    // Seven listed (two initial members removed since, still listed): the four voters' quorum is 3.
-    const seven = MemberStore.open(scratch(), () => MemberRegistry.seed([1, 2, 3, 4, 5, 6, 7, 8].map(member), []));
-    expect(snapshotTrust(seven, 8, undefined)!.quorum).toBe(3);
+    expect(snapshotTrust(store, INITIAL, undefined)).toEqual({ initialSignerSet: INITIAL });
+    // No initial set known: no trust (the caller falls back to its own key: every snapshot refused).
+    expect(snapshotTrust(store, undefined, undefined)).toBeUndefined();
     store.applyConfChange(1, { type: ConfChangeType.AddNode, nodeId: 1 }, 0);
     store.applyConfChange(2, { type: ConfChangeType.AddNode, nodeId: 2 }, 0);
-    const later = snapshotTrust(store, 5, undefined);
+    const later = snapshotTrust(store, INITIAL, undefined);
     expect(keys(later)).toEqual([1, 2]);
-    expect(later!.quorum).toBe(2);
+    expect(later).toMatchObject({ quorum: 2 });
   });
 
   it('without a registry: the signer set given, else none', () => {

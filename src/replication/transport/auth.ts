@@ -15,7 +15,9 @@
  * the secret can move a sender's epoch (a `409 replay` carries the same, for a sender that
  * restarted within the millisecond of its previous epoch). A stream's `101` answer carries a MAC
  * too ({@link streamAcceptMac}: the recipient's id and fresh nonce bound to the handshake's MAC),
- * and its frames are authenticated under {@link streamKey}, a key of that stream only.
+ * and its frames are authenticated under {@link streamKey}, a key of that stream only. A snapshot
+ * chunk's `200` answer carries a MAC over its bytes bound to the request's MAC
+ * ({@link chunkAnswerMac}, domain `"proofkv-peer-chunk-answer-v1"`).
  *
  * **Replay.** Raft itself tolerates duplicated and reordered messages, but a replayed `MsgProp`
  * would propose a command again (a conf change, for instance) so message batches are not
@@ -73,6 +75,7 @@ const REQUEST_DOMAIN = new TextEncoder().encode('proofkv-peer-request-v1\0');
 const EPOCH_DOMAIN = new TextEncoder().encode('proofkv-peer-epoch-v1\0');
 const ACCEPT_DOMAIN = new TextEncoder().encode('proofkv-peer-stream-accept-v1\0');
 const STREAM_KEY_DOMAIN = new TextEncoder().encode('proofkv-peer-stream-key-v1\0');
+const CHUNK_ANSWER_DOMAIN = new TextEncoder().encode('proofkv-peer-chunk-answer-v1\0');
 const te = new TextEncoder();
 
 /** SHA-256 of a request body. */
@@ -135,6 +138,17 @@ export function streamAcceptMac(secret: Uint8Array, clusterId: string, from: num
  */
 export function streamKey(secret: Uint8Array, reqMac: Uint8Array, nonce: Uint8Array): Uint8Array {
   return hmac(secret, [STREAM_KEY_DOMAIN, reqMac, Uint8Array.of(nonce.length), nonce]);
+}
+
+/**
+ * The MAC of a snapshot chunk's `200` answer from `from` (the member that serves it) to `to` (the
+ * member that asked): it binds the chunk's bytes (`digest`, their SHA-256) to the request's MAC,
+ * which covers the chunk's `index/name/offset/length` and the asker's `(epoch, seq)` — fresh for
+ * every request — so a tampered chunk, another chunk's answer or an answer to an earlier request
+ * fails, and nobody without the secret can answer in a member's name.
+ */
+export function chunkAnswerMac(secret: Uint8Array, clusterId: string, from: number, to: number, reqMac: Uint8Array, digest: Uint8Array): Uint8Array {
+  return hmac(secret, [CHUNK_ANSWER_DOMAIN, ...lp16(clusterId), u32(from), u32(to), reqMac, digest]);
 }
 
 /** Constant-time comparison of a received MAC with the expected one. */

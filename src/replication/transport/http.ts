@@ -6,7 +6,7 @@
  * ```
  * GET  /raft/v1/stream   Upgrade: proofkv-peer-stream/1                   → 101, then frames (stream.ts) one way
  * POST /raft/v1/messages                                   body: a batch (codec.ts)   → 204
- * GET  /raft/v1/snapshot?index=I&name=N&offset=O&length=L  (L ≤ 1 MiB)                → 200 bytes | 404
+ * GET  /raft/v1/snapshot?index=I&name=N&offset=O&length=L  (L ≤ 1 MiB)                → 200 bytes + MAC | 404
  * ```
  * Every request is authenticated (auth.ts: HMAC-SHA256 with the cluster secret over the cluster
  * id, sender, recipient, `(epoch, seq)`, time and body digest). A request is refused — answered
@@ -37,6 +37,13 @@
  * `requestTimeoutMs`), the messages queued are dropped (Raft retransmits), the peer is reported
  * unreachable and the sender dials again after a backoff that doubles from `backoffMs.base` up to
  * `backoffMs.max` (reset when a stream opens). Snapshot chunk reads stay separate `GET`s.
+ *
+ * **Chunk answers.** A chunk's `200` answer carries a MAC (`proofkv-peer-mac`, auth.ts
+ * `chunkAnswerMac`) over its bytes, bound to the request's MAC, so a hostile network can neither
+ * alter a chunk nor answer with another request's chunk. The reader refuses (`TRANSPORT_MALFORMED`)
+ * an answer without a MAC or without a `content-length` within the length asked before reading its
+ * body, and one whose MAC fails once its (at most 1 MiB) body is read. The content is checked
+ * again against the certified MasterRoot before any install: the MAC only stops garbage early.
  * @module
  */
 import { randomBytes } from 'node:crypto';
@@ -46,7 +53,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Message } from '../../raft/index.js';
 import type { PeerAddress, Transport } from '../transport.js';
 import {
-  PeerHeader, PeerRoute, ReplayGuard, SECRET_BYTES, authHeaders, bodyDigest, epochMac, isFresh,
+  PeerHeader, PeerRoute, ReplayGuard, SECRET_BYTES, authHeaders, bodyDigest, chunkAnswerMac, epochMac, isFresh,
   isValidClusterId, macEquals, parseAuthHeaders, parseDecimal, requestMac, streamAcceptMac, streamKey,
   type PeerClaims,
 } from './auth.js';
@@ -401,18 +408,29 @@ export class HttpTransport implements Transport {
           reject(new TransportError(code, `member ${id} answered ${res.statusCode}${typeof reason === 'string' ? ` (${reason})` : ''} for snapshot ${index} ${name}@${offset}`));
           return;
         }
+        // The answer must carry its MAC (auth.ts, chunkAnswerMac) and a length within the one
+        // asked: anything else is refused before its body is read.
+        const got = res.headers[PeerHeader.mac];
+        const declared = parseDecimal(res.headers['content-length']);
+        const refuse = (why: string) => {
+          req.destroy();
+          reject(new TransportError(TransportErrorCode.Malformed, `member ${id}: ${why} (snapshot ${index} ${name}@${offset})`));
+        };
+        if (typeof got !== 'string' || !HEX_MAC.test(got)) return refuse('the chunk answer carries no MAC');
+        if (declared === undefined || declared > length) return refuse(`the chunk answer declares ${String(res.headers['content-length'])} bytes, at most ${length} were asked`);
         const chunks: Buffer[] = [];
         let n = 0;
         res.on('data', (c: Buffer) => {
           n += c.length;
-          if (n > length) {
-            req.destroy();
-            reject(new TransportError(TransportErrorCode.Malformed, `member ${id} sent more than the ${length} bytes asked`));
-            return;
-          }
+          if (n > declared) return refuse(`sent more than the ${declared} bytes it declared`);
           chunks.push(c);
         });
-        res.on('end', () => resolve(new Uint8Array(Buffer.concat(chunks, n))));
+        res.on('end', () => {
+          const body = new Uint8Array(Buffer.concat(chunks, n));
+          const want = chunkAnswerMac(this.o.secret, this.o.clusterId, id, this.o.selfId, mac, bodyDigest(body));
+          if (!macEquals(want, Buffer.from(got, 'hex'))) return refuse('the chunk answer has a bad MAC (tampered, or the answer to another request)');
+          resolve(body);
+        });
         res.on('error', (e) => reject(new TransportError(TransportErrorCode.Unreachable, `member ${id}: ${e.message}`, { cause: e })));
       });
       req.end();
@@ -855,7 +873,8 @@ export class HttpTransport implements Transport {
       return;
     }
     if (this.closed || !this.links.has(claims.from)) return this.refuse(res, this.closed ? 'closed' : 'not-member', {}, true);
-    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(data.length) });
+    const answerMac = chunkAnswerMac(this.o.secret, this.o.clusterId, this.o.selfId, claims.from, mac, bodyDigest(data));
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(data.length), [PeerHeader.mac]: Buffer.from(answerMac).toString('hex') });
     res.end(data);
   }
 }

@@ -10,7 +10,7 @@ export {
   decodeBatch, decodeMessage, encodeBatch, encodeMessage, encodeMessages,
 } from './codec.js';
 export {
-  PeerHeader, PeerRoute, ReplayGuard, SECRET_BYTES, authHeaders, bodyDigest, epochMac, isFresh,
+  PeerHeader, PeerRoute, ReplayGuard, SECRET_BYTES, authHeaders, bodyDigest, chunkAnswerMac, epochMac, isFresh,
   macEquals, parseAuthHeaders, requestMac, streamAcceptMac, streamKey, type Admission, type PeerClaims,
 } from './auth.js';
 export {

@@ -1,0 +1,117 @@
+/**
+ * A member added at runtime catches up by snapshot and trusts it through the signer-set changes
+ * from the initial set its cluster file commits to (issue 10, item 1; docs/cluster.md § A member
+ * far behind): three in-process members over the real peer transport on loopback, compaction
+ * margin 4, a follower removed (a signer-set change: {1,2,3} → the other two), the log
+ * compacted, then member 4 laid out by `cluster add` (its file lists 1–4 and commits to
+ * {1,2,3}), started with `join`, added as a learner: it knows no voters, installs the leader's
+ * snapshot (walking {1,2,3} → the two), is promoted, and serves proofs byte-identical to the others'.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { getProofCodec } from '../../proofs/lsm_encoding.js';
+import { verifyGetProof } from '../../proofs/lsm_proof.js';
+import { signerSetHash } from '../../proofs/signer_set.js';
+import { addClusterMember, initCluster } from '../../server/cli/cluster.js';
+import { bootstrapSignerSet, readClusterConfig, readClusterSecret, type ClusterConfig } from '../../server/cluster_config.js';
+import type { SnapshotEvent } from '../../server/raft_snapshot.js';
+import { freePortRange } from '../../scripts/local_cluster.js';
+import { Members, startMember, until } from './in_process.js';
+
+const te = new TextEncoder();
+const MARGIN = 4;
+
+describe('a member added at runtime installs a snapshot it trusts through the set changes', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'proofkv-join-snapshot-'));
+  const members = new Members();
+  const nodes = members.nodes;
+  const events: SnapshotEvent[] = [];
+  let config: ClusterConfig;
+  let secret: Uint8Array;
+  const dataDirs = new Map<number, string>();
+
+  afterAll(async () => {
+    await members.shutdown();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function start(id: number, join = false): Promise<void> {
+    const snapshots = { compactMargin: MARGIN, onEvent: (e: SnapshotEvent) => void (id === 4 && events.push(e)) };
+    nodes.set(id, await startMember({ config, id, dataDir: dataDirs.get(id)!, secret, join, snapshots }));
+  }
+
+  const raft = (id: number) => members.raft(id);
+  const leader = (among?: number[]) => members.leader(among);
+  const put = (id: number, key: string, value: string) => raft(id).propose({ type: 'put', key: te.encode(key), value: te.encode(value), time: Date.now() });
+  const certifiedCheckpoint = (ids: number[]) => members.certifiedCheckpoint(ids);
+
+  it('installs, is promoted, and serves identical verified proofs', async () => {
+    const base = await freePortRange(8);
+    const layout = initCluster({ nodes: 3, dir: path.join(dir, 'c'), clientPort: base, peerPort: base + 3 });
+    config = layout.config;
+    for (const [id, d] of layout.dataDirs) dataDirs.set(id, d);
+    secret = readClusterSecret(layout.secretFile);
+    // `cluster init` commits to the bootstrap voters' signer set.
+    expect(Buffer.from(config.initialSignerSet!).equals(Buffer.from(signerSetHash(bootstrapSignerSet(config.members))))).toBe(true);
+    for (const id of [1, 2, 3]) await start(id);
+    await until('a leader', () => leader() !== 0);
+    for (let i = 0; i < 5; i++) await put(leader(), `early-${i}`, `v${i}`);
+    await certifiedCheckpoint([1, 2, 3]);
+
+    // A signer-set change: a follower leaves ({1,2,3} → the other two), asked of the leader.
+    const gone = [1, 2, 3].find((id) => id !== leader())!;
+    const rest = [1, 2, 3].filter((id) => id !== gone);
+    await raft(leader()).membership()!.remove(gone);
+    await nodes.get(gone)!.shutdown();
+    nodes.delete(gone);
+    await until('a leader among the rest', () => leader(rest) !== 0);
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 10; i++) await put(leader(rest), `k-${round}-${i}`, `value ${round} ${i}`);
+      await certifiedCheckpoint(rest);
+    }
+    const cert = nodes.get(leader(rest))!.db.latestCheckpoint();
+    expect(cert.signers?.members.map((m) => m.id)).toEqual(rest);
+    await until('the log compacted', () => raft(leader(rest)).cluster().firstIndex > 1);
+
+    // Member 4: laid out by `cluster add` (the file keeps 1 and commits to {1,2,3}), started to join.
+    const added = addClusterMember({ dir: path.join(dir, 'c'), id: 4, clientPort: base + 6, peerPort: base + 7 });
+    config = readClusterConfig(added.configFile);
+    expect(Buffer.from(config.initialSignerSet!).equals(Buffer.from(layout.config.initialSignerSet!))).toBe(true);
+    dataDirs.set(4, added.dataDir);
+    await start(4, true);
+    const m4 = config.members.find((m) => m.id === 4)!;
+    await raft(leader(rest)).membership()!.add(m4);
+    await until('member 4 installed a snapshot', () => events.some((e) => e.type === 'installed'), 60_000).catch((err: Error) => {
+      throw new Error(`${err.message}; member 4's snapshot events: ${JSON.stringify(events).slice(0, 3000)}`);
+    });
+    expect(events.filter((e) => e.type === 'refused')).toEqual([]);
+    await until('member 4 caught up', () => raft(4).appliedIndex >= raft(leader(rest)).appliedIndex);
+    await until('member 4 promoted', async () => {
+      try {
+        await raft(leader(rest)).membership()!.promote(4);
+        return true;
+      } catch {
+        return false;
+      }
+    }, 60_000);
+
+    await put(leader([...rest, 4]), 'after', 'join');
+    const size = await certifiedCheckpoint([...rest, 4]);
+    const signers = nodes.get(4)!.db.latestCheckpoint().signers!;
+    expect(signers.members.map((m) => m.id)).toEqual([...rest, 4]);
+    const trust = { publicKeys: signers.members.map((m) => m.publicKey), quorum: signers.quorum };
+    const proofs: Array<{ id: number; key: string; bytes: string }> = [];
+    for (const id of [...rest, 4]) {
+      const db = nodes.get(id)!.db;
+      expect(db.latestCheckpoint().head.size).toBe(size);
+      for (const key of ['early-0', 'k-2-9', 'after']) {
+        const r = await db.getWithProof(te.encode(key));
+        expect(verifyGetProof(r.proof, { key: te.encode(key) }, { trust }).ok).toBe(true);
+        proofs.push({ id, key, bytes: Buffer.from(getProofCodec.encode(r.proof)).toString('hex') });
+      }
+    }
+    for (const p of proofs) expect(p.bytes).toBe(proofs.find((q) => q.key === p.key && q.id === rest[0])!.bytes);
+  }, 180_000);
+});
