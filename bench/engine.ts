@@ -46,7 +46,7 @@ if (args.has('help')) {
   console.log(`usage: tsx bench/engine.ts [--quick] [--n 2m] [--batch 1000] [--puts 20k] [--gets 200k]
        [--cgets 200k] [--concurrency 100] [--reps 3] [--write-timeout SECONDS]
        [--systems proofkv,leveldb] [--profile PHASE[,PHASE...] --profile-out PREFIX] [--keep]
-       [--engine NAME=VALUE[,NAME=VALUE...]] [--checkpoint-every BATCHES] [--rss]
+       [--engine NAME=VALUE[,NAME=VALUE...]] [--checkpoint-every BATCHES] [--rss] [--compaction-thread inline]
 --rss: only the RSS row. Each system loads N entries in a child process of its own (ProofKV then
 checkpoints and waits for its compactions, LevelDB for its background work); each child reports
 its RSS after a full GC, and this prints both, the ratio and the configured caches.
@@ -76,6 +76,7 @@ const PROFILE_PREFIX = typeof args.get('profile-out') === 'string' ? (args.get('
 const KEEP = args.has('keep');
 const ENGINE = engineOptionsArg(args);
 const CHECKPOINT_EVERY = numArg(args, 'checkpoint-every', 0);
+const COMPACTION_THREAD = args.get('compaction-thread') === 'inline' ? ('inline' as const) : ('worker' as const);
 
 const require = createRequire(import.meta.url);
 const classicLevelVersion = (require('classic-level/package.json') as { version: string }).version;
@@ -105,7 +106,7 @@ class ProofKVSystem implements System {
   /** Checkpoints taken by the load (`--checkpoint-every`) and their total time, ms. */
   loadCheckpoints = { count: 0, ms: 0 };
   static async open(dir: string): Promise<ProofKVSystem> {
-    return new ProofKVSystem(await ProofDB.open(dir, { sync: false, ...ENGINE }), dir);
+    return new ProofKVSystem(await ProofDB.open(dir, { sync: false, compactionThread: COMPACTION_THREAD, ...ENGINE }), dir);
   }
   async checkpoint(): Promise<void> {
     const t0 = performance.now();
@@ -642,6 +643,7 @@ async function rssChild(which: string): Promise<void> {
 function runRssChild(which: string): Promise<RssReport> {
   const self = fileURLToPath(import.meta.url);
   const argv = ['--expose-gc', '--import', 'tsx', self, '--rss-child', which, '--n', String(N)];
+  if (COMPACTION_THREAD === 'inline') argv.push('--compaction-thread', 'inline');
   if (Object.keys(ENGINE).length > 0) argv.push('--engine', Object.entries(ENGINE).map(([k, v]) => `${k}=${v}`).join(','));
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -661,7 +663,10 @@ async function rssMain(): Promise<void> {
   const load0 = loadAvg();
   console.log('# ProofKV vs classic-level — process RSS after a bulk load, one child process per system');
   for (const l of machineInfo()) console.log(`# ${l}`);
-  console.log(`# N=${N} entries, key ${KEY_SIZE} B, value ${VALUE_SIZE} B, batch ${BATCH}; ProofKV ${describeEngineOptions(ENGINE)}; load average at start: ${load0}`);
+  console.log(
+    `# N=${N} entries, key ${KEY_SIZE} B, value ${VALUE_SIZE} B, batch ${BATCH}; ProofKV ${describeEngineOptions(ENGINE)}, ` +
+      `compactions on ${COMPACTION_THREAD === 'inline' ? 'the main thread' : 'worker threads'}; load average at start: ${load0}`,
+  );
   const reports: RssReport[] = [];
   for (const which of systems) {
     log(`rss: ${which}`);
