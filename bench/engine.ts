@@ -9,8 +9,10 @@
  * Not a test: nothing here asserts on timing.
  * @module
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { Session } from 'node:inspector/promises';
+import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { ClassicLevel } from 'classic-level';
 import { ProofDB } from '../src/index.js';
@@ -44,7 +46,10 @@ if (args.has('help')) {
   console.log(`usage: tsx bench/engine.ts [--quick] [--n 2m] [--batch 1000] [--puts 20k] [--gets 200k]
        [--cgets 200k] [--concurrency 100] [--reps 3] [--write-timeout SECONDS]
        [--systems proofkv,leveldb] [--profile PHASE[,PHASE...] --profile-out PREFIX] [--keep]
-       [--engine NAME=VALUE[,NAME=VALUE...]] [--checkpoint-every BATCHES]
+       [--engine NAME=VALUE[,NAME=VALUE...]] [--checkpoint-every BATCHES] [--rss] [--compaction-thread inline]
+--rss: only the RSS row. Each system loads N entries in a child process of its own (ProofKV then
+checkpoints and waits for its compactions, LevelDB for its background work); each child reports
+its RSS after a full GC, and this prints both, the ratio and the configured caches.
 --engine sets numeric ProofKV options (e.g. writeBufferSize=16Mi,checkpointLevel0Tables=0);
 --checkpoint-every B makes ProofKV's load checkpoint after every B batches (inside the timed load).
 PHASE is one of write, checkpoint, put, get, cget, scan: profiles ProofKV's main thread during the
@@ -71,6 +76,7 @@ const PROFILE_PREFIX = typeof args.get('profile-out') === 'string' ? (args.get('
 const KEEP = args.has('keep');
 const ENGINE = engineOptionsArg(args);
 const CHECKPOINT_EVERY = numArg(args, 'checkpoint-every', 0);
+const COMPACTION_THREAD = args.get('compaction-thread') === 'inline' ? ('inline' as const) : ('worker' as const);
 
 const require = createRequire(import.meta.url);
 const classicLevelVersion = (require('classic-level/package.json') as { version: string }).version;
@@ -100,7 +106,7 @@ class ProofKVSystem implements System {
   /** Checkpoints taken by the load (`--checkpoint-every`) and their total time, ms. */
   loadCheckpoints = { count: 0, ms: 0 };
   static async open(dir: string): Promise<ProofKVSystem> {
-    return new ProofKVSystem(await ProofDB.open(dir, { sync: false, ...ENGINE }), dir);
+    return new ProofKVSystem(await ProofDB.open(dir, { sync: false, compactionThread: COMPACTION_THREAD, ...ENGINE }), dir);
   }
   async checkpoint(): Promise<void> {
     const t0 = performance.now();
@@ -571,4 +577,130 @@ function describeTables(P: ProofKVSystem): string {
   return `per level ${per.join('/')}`;
 }
 
-await main();
+// ---- RSS: one system per child process ---------------------------------------------------------
+
+/** What an `--rss-child` reports, as one JSON line on stdout. */
+interface RssReport {
+  system: string;
+  rss: number;
+  /** Peak RSS of the child (`VmHWM`). */
+  peakRss: number;
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number;
+  loadS: number;
+  /** ProofKV: its caches' use and capacity; LevelDB: its configured cache. */
+  caches: Array<{ cache: string; bytes: number; capacity: number }>;
+  tables: string;
+}
+
+/** The child: loads N entries into one system, settles it, reports its memory after a full GC. */
+async function rssChild(which: string): Promise<void> {
+  const keys = new KeySet(N, KEY_SIZE, SEED);
+  const vals = new ValuePool(VALUE_SIZE, SEED ^ 0xabcdef);
+  const s = which === 'proofkv' ? await ProofKVSystem.open(tempDir('proofkv-rss-')) : await LevelDBSystem.open(tempDir('leveldb-rss-'));
+  try {
+    const r = await load(s, keys, vals, N, 0);
+    let caches: RssReport['caches'];
+    let tables: string;
+    if (s instanceof ProofKVSystem) {
+      await s.db.checkpoint();
+      await s.db.waitForCompactions();
+      caches = s.db.cacheStats();
+      tables = describeTables(s);
+    } else {
+      await s.settle();
+      // classic-level's defaults: an 8 MiB block cache and a 4 MiB write buffer.
+      caches = [{ cache: 'block cache (default)', bytes: 0, capacity: 8 << 20 }];
+      tables = s.levels();
+    }
+    const gc = (globalThis as { gc?: () => void }).gc;
+    for (let i = 0; i < 3; i++) {
+      gc?.();
+      await tick(50);
+    }
+    const mu = process.memoryUsage();
+    const hwm = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+    const report: RssReport = {
+      system: s.name,
+      rss: mu.rss,
+      peakRss: hwm ? Number(hwm[1]) * 1024 : 0,
+      heapUsed: mu.heapUsed,
+      external: mu.external,
+      arrayBuffers: mu.arrayBuffers,
+      loadS: r.s,
+      caches,
+      tables,
+    };
+    console.log(JSON.stringify(report));
+  } finally {
+    await s.close();
+    fs.rmSync(s.dir, { recursive: true, force: true });
+  }
+}
+
+/** Runs one child (`node --expose-gc --import tsx bench/engine.ts --rss-child …`) and reads its report. */
+function runRssChild(which: string): Promise<RssReport> {
+  const self = fileURLToPath(import.meta.url);
+  const argv = ['--expose-gc', '--import', 'tsx', self, '--rss-child', which, '--n', String(N)];
+  if (COMPACTION_THREAD === 'inline') argv.push('--compaction-thread', 'inline');
+  if (Object.keys(ENGINE).length > 0) argv.push('--engine', Object.entries(ENGINE).map(([k, v]) => `${k}=${v}`).join(','));
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      const line = out.trim().split('\n').pop() ?? '';
+      if (code !== 0 || !line.startsWith('{')) reject(new Error(`rss child ${which} exited with ${code}: ${out.slice(-500)}`));
+      else resolve(JSON.parse(line) as RssReport);
+    });
+  });
+}
+
+/** `--rss`: the RSS row of issue 13, each system in its own process, one after the other. */
+async function rssMain(): Promise<void> {
+  const load0 = loadAvg();
+  console.log('# ProofKV vs classic-level — process RSS after a bulk load, one child process per system');
+  for (const l of machineInfo()) console.log(`# ${l}`);
+  console.log(
+    `# N=${N} entries, key ${KEY_SIZE} B, value ${VALUE_SIZE} B, batch ${BATCH}; ProofKV ${describeEngineOptions(ENGINE)}, ` +
+      `compactions on ${COMPACTION_THREAD === 'inline' ? 'the main thread' : 'worker threads'}; load average at start: ${load0}`,
+  );
+  const reports: RssReport[] = [];
+  for (const which of systems) {
+    log(`rss: ${which}`);
+    reports.push(await runRssChild(which === 'leveldb' ? 'leveldb' : 'proofkv'));
+  }
+  console.log('');
+  printTable(
+    ['system', 'rss', 'peak rss', 'heap used', 'external (array buffers)', 'load s', 'tables', 'caches: use / capacity'],
+    reports.map((r) => [
+      r.system,
+      fmtBytes(r.rss),
+      fmtBytes(r.peakRss),
+      fmtBytes(r.heapUsed),
+      `${fmtBytes(r.external)} (${fmtBytes(r.arrayBuffers)})`,
+      r.loadS.toFixed(1),
+      r.tables,
+      r.caches.map((c) => `${c.cache} ${fmtBytes(c.bytes)} / ${fmtBytes(c.capacity)}`).join('; '),
+    ]),
+  );
+  const p = reports.find((r) => r.system === 'ProofKV');
+  const l = reports.find((r) => r.system === 'LevelDB');
+  if (p && l) {
+    const configured = p.caches.reduce((n, c) => n + c.capacity, 0);
+    const bound = 1.5 * l.rss + configured;
+    console.log('');
+    console.log(
+      `- ratio ProofKV / LevelDB RSS: ${(p.rss / l.rss).toFixed(2)}x (peak ${(p.peakRss / l.peakRss).toFixed(2)}x); ` +
+        `goal: ProofKV <= 1.5 x LevelDB + ProofKV's configured caches (${fmtBytes(configured)}) = ${fmtBytes(bound)}: ` +
+        `${p.rss <= bound ? 'MET' : 'MISSED'} (${fmtBytes(p.rss)})`,
+    );
+  }
+  console.log(`- load average at start: ${load0}; at end: ${loadAvg()}`);
+}
+
+if (typeof args.get('rss-child') === 'string') await rssChild(args.get('rss-child') as string);
+else if (args.has('rss')) await rssMain();
+else await main();

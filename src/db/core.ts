@@ -2,14 +2,14 @@
  * The engine's shared state and its maintenance: memtable rotation, flushes, compaction
  * scheduling and installs.
  *
- * Determinism: the table set changes only at *install points*, which are a pure function of the
- * write sequence: a memtable is frozen exactly when its accounted size reaches `writeBufferSize`
- * after a batch, or at a checkpoint. Each install applies, in this order, the result of the one
- * compaction picked at the previous install (waiting for it: that wait is the write stall when
- * compaction falls behind) and then the flushed table; table numbers are allocated then, in that
- * order. The next compaction is picked from the new version by the pure policy in `picker.ts`, or,
- * at a checkpoint that would leave more than `checkpointLevel0Tables` level-0 tables, is the
- * compaction of level 0 into level 1 ({@link DBCore.prepareCheckpointCompaction}).
+ * Determinism: the table set changes only at *install points*, whose sequence is a pure function
+ * of the write sequence: a memtable is frozen exactly when its accounted size reaches
+ * `writeBufferSize` after a batch, or at a checkpoint. After each install the pure policy in
+ * `picker.ts` picks the next compaction from the new version, and the *drain* installs it, picks
+ * again, and so on until every level's score is below 1; a flush's install waits for the drain
+ * (the write backpressure), so flushes and compactions alternate in one fixed order and table
+ * numbers are allocated in it. A checkpoint then compacts level 0 into level 1 when it would
+ * leave more than `checkpointLevel0Tables` level-0 tables ({@link DBCore.settleForCheckpoint}).
  * How long a flush or compaction takes changes when things happen, never what is written.
  * @module
  */
@@ -44,6 +44,8 @@ interface PendingCompaction {
   forCheckpoint: boolean;
   /** Set when the compaction or its install failed: recovery drops it and picks again. */
   failed?: boolean;
+  /** The failure. */
+  error?: Error;
 }
 
 /** What a read sees: the memtables and the table set at one moment. */
@@ -127,11 +129,18 @@ export interface EngineStats {
   trivialMoves: number;
   /** Compactions of level 0 that checkpoints made (more than `checkpointLevel0Tables` level-0 tables); also counted in `compactions`. */
   checkpointCompactions: number;
-  /** Compactions picked by the policy and dropped unfinished by a checkpoint that compacted level 0 instead. */
+  /**
+   * Compactions dropped unfinished by a checkpoint. Always 0 since the drain (docs/engine.md §
+   * Compaction scheduling): a checkpoint waits for the policy's compactions before its own rule.
+   * Kept so that the field and its metric stay stable.
+   */
   droppedCompactions: number;
-  /** Milliseconds writers waited for the previous flush (and the compaction it installs): the write stall. */
+  /** Milliseconds writers waited for the previous flush (and the compactions before its install): the write stall. */
   stallMs: number;
-  /** Milliseconds install points waited for a compaction to finish (overlaps `stallMs` when a writer waits on that install). */
+  /**
+   * Milliseconds flush installs waited for the drain, i.e. for the compactions picked since the
+   * previous flush (the write backpressure; overlaps `stallMs` when a writer waits on that install).
+   */
   compactionWaitMs: number;
   /** Completed journal `fdatasync`s that acknowledged writes waited for (writes with `sync`). */
   journalSyncs: number;
@@ -201,6 +210,8 @@ export class DBCore {
   private closed = false;
   private flushing: Promise<void> | null = null;
   private pending: PendingCompaction | null = null;
+  /** The drain ({@link startDrain}) while it runs. */
+  private draining: Promise<void> | null = null;
   private readonly liveVersions = new Set<Version>();
   /** Iterators not closed yet (`ProofDB.replaceFromSnapshot` waits for them). */
   openIterators = 0;
@@ -307,10 +318,9 @@ export class DBCore {
   /**
    * Freezes the memtable and starts flushing it. Waits first for the previous flush (and the
    * compaction it installs): the write stall. `switchJournal` is false during recovery, when the
-   * replayed journals stay until flushed. `forCheckpoint`: the freeze of a checkpoint, whose
-   * install picks the next compaction by the checkpoint's rule ({@link prepareCheckpointCompaction}).
+   * replayed journals stay until flushed.
    */
-  async rotate(switchJournal: boolean, forCheckpoint = false): Promise<void> {
+  async rotate(switchJournal: boolean): Promise<void> {
     if (this.flushing) {
       const t0 = performance.now();
       await this.flushing;
@@ -338,11 +348,11 @@ export class DBCore {
         throw this.faultError();
       }
     }
-    this.startFlush(imm, flushedSeq, appliedIndex, flushedTime, forCheckpoint);
+    this.startFlush(imm, flushedSeq, appliedIndex, flushedTime);
   }
 
-  private startFlush(imm: Memtable, flushedSeq: number, appliedIndex: number, flushedTime: number, forCheckpoint: boolean): void {
-    this.flushing = this.flushAndInstall(imm, flushedSeq, appliedIndex, flushedTime, forCheckpoint)
+  private startFlush(imm: Memtable, flushedSeq: number, appliedIndex: number, flushedTime: number): void {
+    this.flushing = this.flushAndInstall(imm, flushedSeq, appliedIndex, flushedTime)
       .catch((err: Error) => {
         this.failedFlush ??= { imm, flushedSeq, appliedIndex, flushedTime };
         this.enterFault('flush', err);
@@ -442,6 +452,7 @@ export class DBCore {
       // The flush was installed and what followed it (moves, the next pick) failed: redo that.
       this.repickFailedCompaction();
       await this.afterInstall();
+      await this.waitForCompactions();
     }
     this.failedFlush = null;
     if (this.flushAfterRecovery) {
@@ -476,49 +487,47 @@ export class DBCore {
     if (this.fault) throw this.faultError();
   }
 
-  private async flushAndInstall(imm: Memtable, flushedSeq: number, appliedIndex: number, flushedTime: number, forCheckpoint = false): Promise<void> {
+  private async flushAndInstall(imm: Memtable, flushedSeq: number, appliedIndex: number, flushedTime: number): Promise<void> {
     // The table is built on the worker (hashing is the cost); the event loop only packs entries.
     const packed = packEntries(imm.iterator(), imm.approximateSize);
     const out = await this.runner.flush({ dir: this.dir, tmpName: `flush-${flushedSeq}-${process.pid}.tmp`, shape: this.shape, packed });
     this.stats.flushes++;
-    await this.install({ ...out, flushedSeq, appliedIndex, flushedTime }, imm, undefined, forCheckpoint);
+    await this.install({ ...out, flushedSeq, appliedIndex, flushedTime }, imm);
   }
 
   /**
-   * An install point: applies the pending compaction's result (waiting for it), then the flushed
-   * table if any, in one manifest edit; then picks and starts the next compaction. In external-log
-   * mode a flush records the log index captured at its freeze (`appliedIndex`), and the last
-   * install of a checkpoint records the checkpoint's own index (`checkpointIndex`, see
-   * `ProofDB.checkpoint`), atomically with the tables. `forCheckpoint`: the install of a
-   * checkpoint's flush, after which the next compaction is picked by the checkpoint's rule.
+   * An install point, one manifest edit. A flush's install first waits until the compactions
+   * picked since the previous flush have all been installed ({@link waitForCompactions}: every
+   * level's score is then below 1) — that wait is the write backpressure — and then adds the
+   * flushed table to level 0. The drain's installs ({@link drain}) apply the pending compaction's
+   * result. Then the next compaction is picked and started. In external-log mode a flush records
+   * the log index captured at its freeze (`appliedIndex`).
    */
-  async install(
-    flush?: CompactionOutput & { flushedSeq: number; appliedIndex: number; flushedTime: number },
-    imm?: Memtable,
-    checkpointIndex?: number,
-    forCheckpoint = false,
-  ): Promise<void> {
+  private async install(flush?: CompactionOutput & { flushedSeq: number; appliedIndex: number; flushedTime: number }, imm?: Memtable): Promise<void> {
     this.repickFailedCompaction();
+    if (flush) {
+      const t0 = performance.now();
+      await this.waitForCompactions();
+      this.stats.compactionWaitMs += performance.now() - t0;
+    }
     const edit: VersionEdit = { deleted: [], added: [], lastSeq: this.lastSeq };
     if (flush && flush.appliedIndex > 0) edit.appliedIndex = flush.appliedIndex;
-    if (checkpointIndex !== undefined) edit.appliedIndex = edit.checkpointIndex = checkpointIndex;
-    // The commit time the tables reach: the flushed memtable's (captured at its freeze), or every
-    // write's at a checkpoint (its memtable is empty). A restart in external-log mode resumes
-    // from it, so replayed log entries get the times they had.
+    // The commit time the tables reach: the flushed memtable's (captured at its freeze). A restart
+    // in external-log mode resumes from it, so replayed log entries get the times they had.
     if (flush) edit.lastTime = flush.flushedTime;
-    if (checkpointIndex !== undefined) edit.lastTime = this.lastTime;
     const renames: Array<[string, string]> = [];
+    // Only while closing (the drain stopped) does a flush's install meet a pending compaction: it
+    // then applies it first, as the drain would have.
     const pending = this.pending;
     if (pending) {
-      const t0 = performance.now();
       let outputs: CompactionOutput[];
       try {
         outputs = await pending.result;
       } catch (err) {
         pending.failed = true;
+        pending.error = err as Error;
         throw err;
       }
-      this.stats.compactionWaitMs += performance.now() - t0;
       const c = pending.compaction;
       for (const t of c.inputs) edit.deleted!.push([c.level, t.number]);
       for (const t of c.nextInputs) edit.deleted!.push([c.level + 1, t.number]);
@@ -561,7 +570,10 @@ export class DBCore {
       this.quarantined.clear();
     } catch (err) {
       // The renamed compaction outputs are gone from their temporary names: pick it again.
-      if (pending) pending.failed = true;
+      if (pending) {
+        pending.failed = true;
+        pending.error = err as Error;
+      }
       // The edit may have reached the manifest: keep its tables until a new manifest is written.
       if (logged) for (const [, m] of edit.added!) this.quarantined.add(m.number);
       throw err;
@@ -577,15 +589,15 @@ export class DBCore {
       }
     }
     this.deleteObsoleteTables();
-    await this.afterInstall(forCheckpoint);
+    await this.afterInstall();
   }
 
   /**
    * What follows every install (and an open): moves that rewrite nothing are applied at once —
    * each is a pure function of the version, so this stays deterministic — then the next real
-   * compaction is picked and started (by the checkpoint's rule when `forCheckpoint`).
+   * compaction is picked and started, and the drain installs it (and the ones after it).
    */
-  async afterInstall(forCheckpoint = false): Promise<void> {
+  async afterInstall(): Promise<void> {
     if (this.pending || this.fault?.recoverable === false) return;
     // Apply the moves to a scratch version, then log the net change as one edit (one sync).
     const start = this.vs.current;
@@ -618,23 +630,17 @@ export class DBCore {
       await this.vs.logAndApply(edit);
       this.stats.trivialMoves += moves;
     }
-    this.maybeScheduleCompaction(forCheckpoint);
-  }
-
-  /** True when a checkpoint on the current version must first compact level 0 (docs/engine.md § Checkpoints). */
-  private level0TooLargeForCheckpoint(): boolean {
-    return this.vs.current.levels[0].length > this.opts.checkpointLevel0Tables;
+    this.maybeScheduleCompaction();
   }
 
   /**
-   * Picks the next compaction from the current version and starts it. `forCheckpoint`: when
-   * level 0 holds more than `checkpointLevel0Tables` tables, the pick is the compaction of level 0
-   * into level 1, whatever the scores.
+   * Picks the next compaction from the current version, starts it and makes sure the drain runs.
+   * `level0`: the compaction of all of level 0 into level 1, whatever the scores (the checkpoint's
+   * rule, {@link settleForCheckpoint}); otherwise the policy's pick, if any.
    */
-  private maybeScheduleCompaction(forCheckpoint = false): void {
-    if (this.pending || this.fault?.recoverable === false) return;
-    const checkpointPick = forCheckpoint && this.level0TooLargeForCheckpoint();
-    const c = checkpointPick ? pickLevel0Compaction(this.vs.current, this.vs.pointers) : pickCompaction(this.vs.current, this.vs.pointers, this.opts);
+  private maybeScheduleCompaction(level0 = false): void {
+    if (this.pending || this.closed || this.fault?.recoverable === false) return;
+    const c = level0 ? pickLevel0Compaction(this.vs.current, this.vs.pointers) : pickCompaction(this.vs.current, this.vs.pointers, this.opts);
     if (!c) return;
     let result: Promise<CompactionOutput[]>;
     if (c.trivialMove) {
@@ -648,59 +654,91 @@ export class DBCore {
       };
       result = this.runner.run(job);
     }
-    const pending: PendingCompaction = { compaction: c, result, forCheckpoint: checkpointPick };
+    const pending: PendingCompaction = { compaction: c, result, forCheckpoint: level0 };
     // Surface a failure at the install that waits for it; avoid an unhandled rejection meanwhile.
-    result.catch(() => {
+    result.catch((err: Error) => {
       pending.failed = true;
+      pending.error = err;
     });
     this.pending = pending;
+    this.startDrain();
   }
 
   /**
-   * The checkpoint's rule, applied after its flush is installed and before
-   * {@link installPendingCompaction}: when level 0 holds more than `checkpointLevel0Tables`
-   * tables, the pending compaction becomes the compaction of all of level 0 into level 1, so the
-   * checkpoint's table set has no level-0 table left. A pure function of the version: the
-   * checkpoint's own flush already picked it (`rotate(…, true)`); only when the pending compaction
-   * was picked by the ordinary policy (a checkpoint with an empty memtable, or one applied again
-   * after a crash or a fault) is that one dropped unfinished (its outputs are deleted when its job
-   * ends) and the level-0 compaction picked in its place. Either way the checkpoint makes exactly
-   * one install after its flush, as before.
+   * Starts the drain unless it runs: the loop that installs the pending compaction as soon as its
+   * job ends, which picks the next one (from the new version, by the same pure policy), until
+   * nothing is picked — every level's score below 1. Nothing else changes the table set meanwhile
+   * (a flush's install waits for the drain to end), so the sequence of versions is a pure function
+   * of the writes; only when each compaction runs depends on timing. A failed compaction or install
+   * ends the drain and enters a recoverable write fault; recovery picks the same compaction again.
    */
-  prepareCheckpointCompaction(): void {
-    this.repickFailedCompaction();
-    if (!this.level0TooLargeForCheckpoint()) return;
-    const p = this.pending;
-    if (p && p.compaction.level === 0) return;
-    if (p) {
-      this.pending = null;
-      this.stats.droppedCompactions++;
-      void p.result.then(
-        (outputs) => {
-          for (const o of outputs) fs.rmSync(path.join(this.dir, o.tmpName), { force: true });
-        },
-        () => undefined,
-      );
+  private startDrain(): void {
+    if (this.draining || this.closed) return;
+    this.draining = this.drain().finally(() => {
+      this.draining = null;
+    });
+  }
+
+  private async drain(): Promise<void> {
+    while (this.pending && !this.pending.failed && !this.closed) {
+      try {
+        await this.install();
+      } catch (err) {
+        this.enterFault('flush', err as Error);
+        return;
+      }
     }
-    this.maybeScheduleCompaction(true);
-  }
-
-  /** True while a picked compaction waits for its install point. */
-  hasPendingCompaction(): boolean {
-    return this.pending !== null;
   }
 
   /**
-   * Installs the pending compaction, if any (a checkpoint with an empty memtable). With
-   * `checkpointIndex` (external-log mode) the install — or, with nothing pending, an edit of its
-   * own — records that the checkpoint at that log index has its table set complete.
+   * Waits until the drain has installed every compaction the policy picks (every level's score is
+   * then below 1; while closing, until the drain stopped). Throws the error of a compaction that
+   * failed (the fault's recovery picks it again).
    */
-  async installPendingCompaction(checkpointIndex?: number): Promise<void> {
-    if (this.pending) await this.install(undefined, undefined, checkpointIndex);
-    else if (checkpointIndex !== undefined) {
+  async waitForCompactions(): Promise<void> {
+    while (this.draining) await this.draining;
+    const p = this.pending;
+    if (p?.failed) throw p.error ?? new ProofKVError(ErrorCode.IO_ERROR, 'compaction failed');
+  }
+
+  /**
+   * Waits until no flush runs and the drain has ended (a flush's install starts the drain again,
+   * so both are awaited until neither runs): the table set is then levelled. Throws like
+   * {@link waitForCompactions}, or when the engine is in a write fault.
+   */
+  async waitForBackgroundWork(): Promise<void> {
+    while (this.flushing || this.draining) {
+      while (this.flushing) await this.flushing;
+      await this.waitForCompactions();
+    }
+    this.throwIfFailed();
+  }
+
+  /**
+   * Completes a checkpoint's table set, after its flush's install ({@link waitForFlush}): waits
+   * for the drain; then, when level 0 holds more than `checkpointLevel0Tables` tables, compacts all
+   * of level 0 into level 1 (whatever the scores) and waits for the drain again. The result is a
+   * pure function of the version after the flush, so a checkpoint applied again after a crash
+   * anywhere in between (the open resumes the drain) reaches the same table set. With
+   * `checkpointIndex` (external-log mode) an edit of its own then records that the checkpoint at
+   * that log index has its table set complete.
+   */
+  async settleForCheckpoint(checkpointIndex?: number): Promise<void> {
+    this.repickFailedCompaction();
+    await this.waitForCompactions();
+    if (this.vs.current.levels[0].length > this.opts.checkpointLevel0Tables) {
+      this.maybeScheduleCompaction(true);
+      await this.waitForCompactions();
+    }
+    if (checkpointIndex !== undefined) {
       await this.announceLogIndex(checkpointIndex);
       await this.vs.logAndApply({ appliedIndex: checkpointIndex, checkpointIndex, lastTime: this.lastTime });
     }
+  }
+
+  /** True while a picked compaction waits for its install. */
+  hasPendingCompaction(): boolean {
+    return this.pending !== null;
   }
 
   /** Calls {@link beforeLogIndexDurable} when an edit is about to raise the recorded log index. */
@@ -728,8 +766,9 @@ export class DBCore {
   }
 
   /**
-   * Stops background work and closes files. A running flush and a running compaction are awaited;
-   * the compaction's outputs are then discarded (the next open picks the same compaction again).
+   * Stops background work and closes files. A running flush and the drain's running install are
+   * awaited; the drain then stops, and a compaction picked but not installed runs to its end with
+   * its outputs discarded (the next open picks the same compaction again).
    */
   async close(): Promise<void> {
     this.closed = true;
@@ -738,6 +777,7 @@ export class DBCore {
     try {
       while (this.recovering) await this.recovering;
       while (this.flushing) await this.flushing;
+      while (this.draining) await this.draining;
       if (this.brokenJournal) {
         // Best effort: cut the refused group off, so the next open does not replay it.
         const { writer, keepLength } = this.brokenJournal;

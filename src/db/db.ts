@@ -640,14 +640,13 @@ export class ProofDB {
       // External-log mode: time and signer set are recorded before the last install, so a
       // checkpoint finished at the next open records the same ones (openExternalLog).
       const meta = external ? await this.checkpointLogStep(() => this.checkpointer.intend(logIndex, options)) : options;
-      if (core.mem.count > 0) await core.rotate(true, true);
+      if (core.mem.count > 0) await core.rotate(true);
       await core.waitForFlush();
-      // At most `checkpointLevel0Tables` level-0 tables in the certified set: if there are more,
-      // the install below is the compaction of level 0 into level 1.
-      core.prepareCheckpointCompaction();
-      // External-log mode: the last install records that this checkpoint's table set is complete,
-      // so that a crash before the checkpoint log append is finished at the next open, never redone.
-      await core.installPendingCompaction(external ? logIndex : undefined);
+      // Every level within budget, and at most `checkpointLevel0Tables` level-0 tables in the
+      // certified set (more are compacted into level 1). External-log mode: an edit then records
+      // that this checkpoint's table set is complete, so that a crash before the checkpoint log
+      // append is finished at the next open, never redone.
+      await core.settleForCheckpoint(external ? logIndex : undefined);
       if (external) core.logIndex = logIndex;
       signed = await this.checkpointLogStep(
         () => this.checkpointer.checkpoint(core.lastSeq, external ? logIndex : undefined, meta),
@@ -900,6 +899,18 @@ export class ProofDB {
       flushing: this.core.imm !== null,
       compactionPending: this.core.hasPendingCompaction(),
     };
+  }
+
+  /**
+   * Waits until the background flush and compactions have run to the end: every level is then
+   * within its budget (docs/engine.md § Compaction scheduling). Writes need not wait for this (a
+   * flush waits for the compactions by itself); a bulk load that wants a levelled table set before
+   * it reads can. Rejects with the error of a failed flush or compaction (the engine is then in a
+   * write fault and retries by itself).
+   */
+  async waitForCompactions(): Promise<void> {
+    this.checkOpen();
+    await this.core.waitForBackgroundWork();
   }
 
   /** External-log mode: the latest applied and the latest durable log index (see {@link LogIndexState}). */

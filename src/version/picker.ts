@@ -41,6 +41,15 @@ export function maxBytesForLevel(level: number, base: number): number {
   return base * 10 ** (level - 1);
 }
 
+/**
+ * The compaction score of `level` (below the last): level 0 by table count over
+ * `level0CompactionTrigger`, deeper levels by bytes over their budget. A level with score >= 1
+ * is due for compaction; the scheduler's drain runs until every score is below 1.
+ */
+export function levelScore(v: Version, level: number, opts: PickerOptions): number {
+  return level === 0 ? v.levels[0].length / opts.level0CompactionTrigger : v.levelBytes(level) / maxBytesForLevel(level, opts.maxBytesForLevelBase);
+}
+
 /** Picks the next compaction, or null when every level is within budget. */
 export function pickCompaction(
   v: Version,
@@ -50,10 +59,7 @@ export function pickCompaction(
   let bestLevel = -1;
   let bestScore = 1;
   for (let level = 0; level < NUM_LEVELS - 1; level++) {
-    const score =
-      level === 0
-        ? v.levels[0].length / opts.level0CompactionTrigger
-        : v.levelBytes(level) / maxBytesForLevel(level, opts.maxBytesForLevelBase);
+    const score = levelScore(v, level, opts);
     if (score >= bestScore && (bestLevel === -1 || score > bestScore)) {
       bestScore = score;
       bestLevel = level;
