@@ -79,11 +79,16 @@ export async function startEtcdCluster(dir: string, members = 3): Promise<EtcdCl
 }
 
 /**
- * Starts a 3-member etcd cluster in a fresh temporary directory, runs the load through `client`
- * (clientv3 by default, or the JSON gateway), stops it.
+ * Starts an etcd cluster of `members` (3 by default) in a fresh temporary directory, runs the load
+ * through `client` (clientv3 by default, or the JSON gateway), stops it.
  */
-export async function measureEtcd(loadgen: string, p: LoadParams, client: Extract<LoadSystem, 'etcd' | 'etcd-gateway'> = 'etcd'): Promise<{ version: string; phases: PhaseResult[] }> {
-  const cluster = await startEtcdCluster(tempDir('proofkv-bench-etcd-'));
+export async function measureEtcd(
+  loadgen: string,
+  p: LoadParams,
+  client: Extract<LoadSystem, 'etcd' | 'etcd-gateway'> = 'etcd',
+  members = 3,
+): Promise<{ version: string; phases: PhaseResult[] }> {
+  const cluster = await startEtcdCluster(tempDir('proofkv-bench-etcd-'), members);
   try {
     return { version: cluster.version, phases: await runLoadgen(loadgen, client, cluster.endpoints, p) };
   } finally {
@@ -98,6 +103,7 @@ export function loadParamsOf(args: Map<string, string | true>): LoadParams {
     seq: numArg(args, 'seq', quick ? 1000 : 3000),
     concN: numArg(args, 'conc-n', quick ? 5000 : 20000),
     getN: numArg(args, 'get-n', quick ? 5000 : 20000),
+    proofN: numArg(args, 'proof-n', 0),
     concurrency: numArg(args, 'concurrency', 100),
     valueBytes: numArg(args, 'value-bytes', 100),
     phaseSeconds: numArg(args, 'phase-seconds', 120),

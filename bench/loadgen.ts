@@ -61,7 +61,7 @@ export function buildLoadgen(outDir: string): string {
 
 /** One phase as the load generator reports it. */
 export interface PhaseResult {
-  phase: 'put1' | 'put100' | 'get100';
+  phase: 'put1' | 'put100' | 'get100' | 'proof100';
   ops: number;
   errors: number;
   firstError?: string;
@@ -78,6 +78,8 @@ export interface LoadParams {
   seq: number;
   concN: number;
   getN: number;
+  /** GETs with a proof at `concurrency` in flight (ProofKV; etcd: plain linearizable GETs); 0: no such phase. */
+  proofN: number;
   concurrency: number;
   valueBytes: number;
   phaseSeconds: number;
@@ -89,7 +91,7 @@ export interface LoadParams {
  */
 export type LoadSystem = 'etcd' | 'etcd-gateway' | 'proofkv';
 
-/** Runs the load generator against `endpoints` of `system`; its three phases. */
+/** Runs the load generator against `endpoints` of `system`; its phases (three, four with `proofN`). */
 export async function runLoadgen(bin: string, system: LoadSystem, endpoints: string[], p: LoadParams): Promise<PhaseResult[]> {
   const args = [
     '-system', system,
@@ -97,6 +99,7 @@ export async function runLoadgen(bin: string, system: LoadSystem, endpoints: str
     '-seq', String(p.seq),
     '-conc-n', String(p.concN),
     '-get-n', String(p.getN),
+    '-proof-n', String(p.proofN),
     '-concurrency', String(p.concurrency),
     '-value-bytes', String(p.valueBytes),
     '-phase-seconds', String(p.phaseSeconds),
