@@ -95,7 +95,7 @@ async function measureSingleServe(loadgen: string, p: LoadParams, dir: string): 
       });
     });
     try {
-      return await runLoadgen(loadgen, 'proofkv', [url], p);
+      return await runLoadgen(loadgen, 'proofkv', [url], p, [child.proc.pid!]);
     } catch (err) {
       throw new Error(`${(err as Error).message}\n--- proofkv serve:\n${child.output().slice(-2000)}`);
     }
@@ -116,7 +116,7 @@ async function measureProofKV(loadgen: string, p: LoadParams): Promise<PhaseResu
     const cluster = await startMembers(dir, config, { serveArgs: ['--log-level', 'warn'], nodeArgs });
     delete process.env[TRACE_ENV];
     try {
-      return await runLoadgen(loadgen, 'proofkv', cluster.members.map((m) => m.url), p);
+      return await runLoadgen(loadgen, 'proofkv', cluster.members.map((m) => m.url), p, cluster.members.map((m) => m.proc.pid!));
     } catch (err) {
       throw new Error(`${(err as Error).message}\n${cluster.members.map((m) => `--- node ${m.id}:\n${m.output().slice(-2000)}`).join('\n')}`);
     } finally {
@@ -179,7 +179,7 @@ async function main(): Promise<void> {
   const col = (sys: System, phase: PhaseResult['phase'], f: (r: PhaseResult) => number): Spread | undefined => {
     const runs = results.get(sys);
     if (!runs) return undefined;
-    const v = runs.map((ph) => ph.find((r) => r.phase === phase)).filter((r): r is PhaseResult => r !== undefined && r.ops > 0).map(f);
+    const v = runs.map((ph) => ph.find((r) => r.phase === phase)).filter((r): r is PhaseResult => r !== undefined && r.ops > 0).map(f).filter((x) => Number.isFinite(x));
     return v.length > 0 ? spread(v) : undefined;
   };
   const cell = (s: Spread | undefined, unit: string, sys: System) => (s ? `${fmtSpread(s)} ${unit}` : failures.has(sys) ? 'could not run' : 'not run');
@@ -191,19 +191,26 @@ async function main(): Promise<void> {
     const g = col('etcd-gateway', phase, f);
     rows.push([name, cell(p, unit, 'proofkv'), cell(e, unit, 'etcd'), adv(e), cell(g, unit, 'etcd-gateway'), adv(g)]);
   };
+  // Server CPU per request: what a request costs the servers (every member's CPU, summed), a
+  // figure the machine's load moves far less than throughput or latency.
+  const cpuPerOp = (r: PhaseResult) => (r.serverCpuUs !== undefined ? r.serverCpuUs / r.ops : NaN);
   row('PUT, 1 client: latency p50', 'put1', (r) => r.p50Us, 'µs', true);
   row('PUT, 1 client: latency p99', 'put1', (r) => r.p99Us, 'µs', true);
   row('PUT, 1 client: throughput', 'put1', (r) => r.opsPerSec, 'PUT/s', false);
+  row('PUT, 1 client: server CPU per PUT', 'put1', cpuPerOp, 'µs', true);
   row(`PUT, ${P.concurrency} in flight: throughput`, 'put100', (r) => r.opsPerSec, 'PUT/s', false);
   row(`PUT, ${P.concurrency} in flight: latency p50`, 'put100', (r) => r.p50Us, 'µs', true);
   row(`PUT, ${P.concurrency} in flight: latency p99`, 'put100', (r) => r.p99Us, 'µs', true);
+  row(`PUT, ${P.concurrency} in flight: server CPU per PUT`, 'put100', cpuPerOp, 'µs', true);
   row(`linearizable GET, ${P.concurrency} in flight: throughput`, 'get100', (r) => r.opsPerSec, 'GET/s', false);
   row(`linearizable GET, ${P.concurrency} in flight: latency p50`, 'get100', (r) => r.p50Us, 'µs', true);
   row(`linearizable GET, ${P.concurrency} in flight: latency p99`, 'get100', (r) => r.p99Us, 'µs', true);
+  row(`linearizable GET, ${P.concurrency} in flight: server CPU per GET`, 'get100', cpuPerOp, 'µs', true);
   if (P.proofN > 0) {
     row(`GET with proof (etcd: plain GET), ${P.concurrency} in flight: throughput`, 'proof100', (r) => r.opsPerSec, 'GET/s', false);
     row(`GET with proof (etcd: plain GET), ${P.concurrency} in flight: latency p50`, 'proof100', (r) => r.p50Us, 'µs', true);
     row(`GET with proof (etcd: plain GET), ${P.concurrency} in flight: latency p99`, 'proof100', (r) => r.p99Us, 'µs', true);
+    row(`GET with proof (etcd: plain GET), ${P.concurrency} in flight: server CPU per GET`, 'proof100', cpuPerOp, 'µs', true);
   }
   console.log('');
   const v = etcdVersion ? ` ${etcdVersion.replace(/^etcd Version: /, '')}` : '';

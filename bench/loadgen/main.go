@@ -215,6 +215,10 @@ type result struct {
 	P50Us      float64 `json:"p50Us"`
 	P99Us      float64 `json:"p99Us"`
 	Concurrent int     `json:"concurrency"`
+	// StartMs and EndMs: the phase's wall-clock bounds (Unix ms), so that the caller can charge the
+	// servers' CPU time between them to the phase.
+	StartMs int64 `json:"startMs"`
+	EndMs   int64 `json:"endMs"`
 }
 
 func key(prefix string, i int) string { return fmt.Sprintf("%s-%010d", prefix, i) }
@@ -253,6 +257,7 @@ func run(phase string, n, conc int, limit time.Duration, op func(ctx context.Con
 	}
 	wg.Wait()
 	secs := time.Since(t0).Seconds()
+	endMs := time.Now().UnixMilli()
 	ok := make([]float64, 0, n)
 	for _, l := range lat {
 		if l > 0 {
@@ -260,7 +265,7 @@ func run(phase string, n, conc int, limit time.Duration, op func(ctx context.Con
 		}
 	}
 	sort.Float64s(ok)
-	r := result{Phase: phase, Ops: len(ok), Errors: int(errs), Seconds: secs, Concurrent: conc}
+	r := result{Phase: phase, Ops: len(ok), Errors: int(errs), Seconds: secs, Concurrent: conc, StartMs: t0.UnixMilli(), EndMs: endMs}
 	if fe, _ := firstErr.Load().(string); fe != "" {
 		r.FirstError = fe
 	}
