@@ -85,7 +85,7 @@ export function createFront(routes: readonly RouteDef[], parts: FrontParts): (re
     Object.setPrototypeOf(res, app.response);
     res.locals = Object.create(null) as Response['locals'];
     runChain(chain, req, res, onError);
-  }; 
+  };
 }
 
 /**
