@@ -1,5 +1,6 @@
 /**
- * A 3-node ProofKV cluster against a 3-member etcd 3.4 cluster, both on loopback on this machine,
+ * A 3-node ProofKV cluster against a 3-member etcd 3.4 cluster (or, with `--members 1`, one
+ * `proofkv serve` against a one-member etcd: issue 13's HTTP row), both on loopback on this machine,
  * in the same run, driven by the same load generator (`bench/loadgen/main.go`: etcd through
  * clientv3 over gRPC, ProofKV through its HTTP API with keep-alive; see bench/README.md for why;
  * for information also etcd through its JSON gateway with ProofKV's HTTP client).
@@ -10,9 +11,12 @@
  *   npm run bench:cluster -- --systems proofkv --nodes 1   # a one-member ProofKV cluster: what replication costs
  *   npm run bench:cluster -- --systems proofkv --trace --conc-n 1 --get-n 1   # where a single client's write spends its time
  *   npm run bench:cluster -- --systems proofkv --cpu-prof DIR   # a V8 CPU profile of each member (bench/profile-summary.ts)
+ *   npm run bench:http                       # = bench:cluster -- --members 1: one `proofkv serve` vs one etcd member
  *
  * Rows: PUT with one client (latency p50/p99, throughput), PUT with 100 in flight (throughput,
- * p50/p99), linearizable GET with 100 in flight (throughput, p50/p99). Printed: both systems,
+ * p50/p99), linearizable GET with 100 in flight (throughput, p50/p99), GET with a proof with 100
+ * in flight (ProofKV's `/v1/kv/{key}/proof`; etcd has no proofs, so its column is its plain
+ * linearizable GET again). Printed: both systems,
  * the ratio (ProofKV's advantage: > 1.00x means ProofKV is better; the issue's goal is ≥ 2x) and
  * the load average. Both sync every acknowledged write (etcd's default; ProofKV's Raft log is
  * synced). Not a test: nothing here asserts on timing.
@@ -21,27 +25,38 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { initCluster } from '../server/cli/cluster.js';
-import { freePortRange, startMembers } from '../scripts/local_cluster.js';
+import { freePortRange, PROOFKV_BIN, startMembers } from '../scripts/local_cluster.js';
 import { loadParamsOf, measureEtcd, phaseLine } from './etcd.js';
-import { buildLoadgen, runLoadgen, type LoadParams, type LoadSystem, type PhaseResult } from './loadgen.js';
+import { buildLoadgen, runLoadgen, spawnChild, type LoadParams, type LoadSystem, type PhaseResult } from './loadgen.js';
 import { printTraceSummary } from './cluster_trace.js';
 import { TRACE_ENV } from '../src/replication/trace.js';
 import { fmtNum, fmtSpread, loadAvg, machineInfo, numArg, parseArgs, printTable, spread, tempDir, type Spread } from './lib.js';
 
 const args = parseArgs(process.argv.slice(2));
 if (args.has('help')) {
-  console.log('usage: tsx bench/cluster.ts [--quick] [--reps 3] [--systems proofkv,etcd,etcd-gateway] [--nodes 3] [--seq N] [--conc-n N] [--get-n N] [--concurrency 100] [--value-bytes 100] [--phase-seconds 120] [--keep] [--trace] [--cpu-prof DIR]');
+  console.log('usage: tsx bench/cluster.ts [--quick] [--reps 3] [--systems proofkv,etcd,etcd-gateway] [--nodes 3] [--members 1|3] [--seq N] [--conc-n N] [--get-n N] [--proof-n N] [--concurrency 100] [--value-bytes 100] [--phase-seconds 120] [--keep] [--trace] [--cpu-prof DIR]');
   process.exit(0);
 }
 const P: LoadParams = loadParamsOf(args);
+// GETs with a proof: as many as plain GETs unless asked otherwise.
+if (!args.has('proof-n')) P.proofN = P.getN;
 const REPS = numArg(args, 'reps', args.has('quick') ? 1 : 3);
 const ALL: readonly LoadSystem[] = ['proofkv', 'etcd', 'etcd-gateway'];
 const SYSTEMS = String(args.get('systems') ?? ALL.join(',')).split(',') as LoadSystem[];
 for (const s of SYSTEMS) if (!ALL.includes(s)) throw new Error(`--systems: unknown system ${s} (${ALL.join(', ')})`);
 const KEEP = args.has('keep');
-/** ProofKV members (etcd always has 3): `--nodes 1` shows what replication itself costs. */
-const NODES = numArg(args, 'nodes', 3);
+/**
+ * `--members 1`: one `proofkv serve` (its one-member Raft group, every acknowledged write synced)
+ * against a one-member etcd (fsync on): issue 13's single-node HTTP row. `--members 3` (the
+ * default): ProofKV's `--nodes` against a 3-member etcd.
+ */
+const MEMBERS = numArg(args, 'members', 3);
+if (MEMBERS !== 1 && MEMBERS !== 3) throw new Error('--members must be 1 or 3');
+/** ProofKV members against a 3-member etcd: `--nodes 1` shows what replication itself costs. */
+const NODES = MEMBERS === 1 ? 1 : numArg(args, 'nodes', 3);
 if (NODES < 1 || NODES > 7) throw new Error('--nodes must be 1 .. 7');
+if (MEMBERS === 1 && args.has('nodes') && numArg(args, 'nodes', 1) !== 1) throw new Error('--members 1 runs one ProofKV node: leave out --nodes');
+if (MEMBERS === 1 && args.has('trace')) throw new Error('--trace follows the replication path of a cluster: use it without --members 1');
 /**
  * ProofKV's members record a trace of the replication path (src/replication/trace.ts), printed
  * per stage after the run (bench/cluster_trace.ts): use it with one client's writes only.
@@ -53,10 +68,47 @@ if (args.get('cpu-prof') === true) throw new Error('--cpu-prof needs a directory
 
 type System = LoadSystem;
 
-/** Lays out a `--nodes` cluster on free loopback ports, starts it, runs the load, stops it. */
+/**
+ * One `proofkv serve` (no cluster configuration: the one-member Raft group of a plain node, as a
+ * user starts it) on a free loopback port, with `--log-level warn`; runs the load, stops it.
+ */
+async function measureSingleServe(loadgen: string, p: LoadParams, dir: string): Promise<PhaseResult[]> {
+  const nodeArgs = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [];
+  const env = { ...process.env };
+  delete env.PROOFKV_TOKENS;
+  const child = spawnChild(process.execPath, [...nodeArgs, PROOFKV_BIN, 'serve', '--data', path.join(dir, 'data'), '--host', '127.0.0.1', '--port', '0', '--log-level', 'warn'], { env });
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`proofkv serve did not start in 60 s:\n${child.output()}`)), 60_000);
+      const onData = () => {
+        const m = /listening on (https?:\/\/\S+)/.exec(child.output());
+        if (m) {
+          clearTimeout(timer);
+          child.proc.stdout!.off('data', onData);
+          resolve(m[1]);
+        }
+      };
+      child.proc.stdout!.on('data', onData);
+      void child.exited.then(() => {
+        clearTimeout(timer);
+        reject(new Error(`proofkv serve exited before listening:\n${child.output()}`));
+      });
+    });
+    try {
+      return await runLoadgen(loadgen, 'proofkv', [url], p, [child.proc.pid!]);
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n--- proofkv serve:\n${child.output().slice(-2000)}`);
+    }
+  } finally {
+    await child.stop();
+  }
+}
+
+/** Lays out a `--nodes` cluster on free loopback ports (or one plain `serve` with `--members 1`), starts it, runs the load, stops it. */
 async function measureProofKV(loadgen: string, p: LoadParams): Promise<PhaseResult[]> {
   const dir = tempDir('proofkv-bench-cluster-');
   try {
+    if (MEMBERS === 1) return await measureSingleServe(loadgen, p, dir);
     const base = await freePortRange(2 * NODES);
     const { config } = initCluster({ nodes: NODES, dir, clientPort: base, peerPort: base + NODES });
     if (TRACE) process.env[TRACE_ENV] = path.join(dir, 'trace');
@@ -64,7 +116,7 @@ async function measureProofKV(loadgen: string, p: LoadParams): Promise<PhaseResu
     const cluster = await startMembers(dir, config, { serveArgs: ['--log-level', 'warn'], nodeArgs });
     delete process.env[TRACE_ENV];
     try {
-      return await runLoadgen(loadgen, 'proofkv', cluster.members.map((m) => m.url), p);
+      return await runLoadgen(loadgen, 'proofkv', cluster.members.map((m) => m.url), p, cluster.members.map((m) => m.proc.pid!));
     } catch (err) {
       throw new Error(`${(err as Error).message}\n${cluster.members.map((m) => `--- node ${m.id}:\n${m.output().slice(-2000)}`).join('\n')}`);
     } finally {
@@ -77,12 +129,16 @@ async function measureProofKV(loadgen: string, p: LoadParams): Promise<PhaseResu
 }
 
 async function main(): Promise<void> {
-  console.log(`bench/cluster.ts: ${NODES}-node ProofKV vs 3-member etcd on loopback, same load generator`);
+  console.log(
+    MEMBERS === 1
+      ? 'bench/cluster.ts --members 1: one `proofkv serve` (one-member Raft group, synced) vs a one-member etcd (fsync on) on loopback, same load generator'
+      : `bench/cluster.ts: ${NODES}-node ProofKV vs 3-member etcd on loopback, same load generator`,
+  );
   for (const l of machineInfo()) console.log(`  ${l}`);
   console.log(
-    `  single client: ${P.seq} PUTs; ${P.concurrency} in flight: ${P.concN} PUTs, ${P.getN} linearizable GETs; value ${P.valueBytes} bytes; ${REPS} rep(s); systems ${SYSTEMS.join(', ')}`,
+    `  single client: ${P.seq} PUTs; ${P.concurrency} in flight: ${P.concN} PUTs, ${P.getN} linearizable GETs, ${P.proofN} GETs with a proof (etcd: plain GETs); value ${P.valueBytes} bytes; ${REPS} rep(s); systems ${SYSTEMS.join(', ')}`,
   );
-  console.log('  client: bench/loadgen (Go) — ProofKV: net/http keep-alive, requests spread over the members; etcd: clientv3 (gRPC, round-robin over the 3 members); (info) etcd JSON gateway: the same net/http client as ProofKV');
+  console.log(`  client: bench/loadgen (Go) — ProofKV: net/http keep-alive, requests spread over the members; etcd: clientv3 (gRPC, round-robin over the ${MEMBERS} member(s)); (info) etcd JSON gateway: the same net/http client as ProofKV`);
   console.log(`  load average before: ${loadAvg()}`);
   const work = tempDir('proofkv-bench-loadgen-');
   const results = new Map<System, PhaseResult[][]>();
@@ -99,7 +155,7 @@ async function main(): Promise<void> {
         try {
           let phases: PhaseResult[];
           if (sys !== 'proofkv') {
-            const r = await measureEtcd(loadgen, P, sys);
+            const r = await measureEtcd(loadgen, P, sys, MEMBERS);
             etcdVersion = r.version;
             phases = r.phases;
           } else {
@@ -123,7 +179,7 @@ async function main(): Promise<void> {
   const col = (sys: System, phase: PhaseResult['phase'], f: (r: PhaseResult) => number): Spread | undefined => {
     const runs = results.get(sys);
     if (!runs) return undefined;
-    const v = runs.map((ph) => ph.find((r) => r.phase === phase)).filter((r): r is PhaseResult => r !== undefined && r.ops > 0).map(f);
+    const v = runs.map((ph) => ph.find((r) => r.phase === phase)).filter((r): r is PhaseResult => r !== undefined && r.ops > 0).map(f).filter((x) => Number.isFinite(x));
     return v.length > 0 ? spread(v) : undefined;
   };
   const cell = (s: Spread | undefined, unit: string, sys: System) => (s ? `${fmtSpread(s)} ${unit}` : failures.has(sys) ? 'could not run' : 'not run');
@@ -135,18 +191,31 @@ async function main(): Promise<void> {
     const g = col('etcd-gateway', phase, f);
     rows.push([name, cell(p, unit, 'proofkv'), cell(e, unit, 'etcd'), adv(e), cell(g, unit, 'etcd-gateway'), adv(g)]);
   };
+  // Server CPU per request: what a request costs the servers (every member's CPU, summed), a
+  // figure the machine's load moves far less than throughput or latency.
+  const cpuPerOp = (r: PhaseResult) => (r.serverCpuUs !== undefined ? r.serverCpuUs / r.ops : NaN);
   row('PUT, 1 client: latency p50', 'put1', (r) => r.p50Us, 'µs', true);
   row('PUT, 1 client: latency p99', 'put1', (r) => r.p99Us, 'µs', true);
   row('PUT, 1 client: throughput', 'put1', (r) => r.opsPerSec, 'PUT/s', false);
+  row('PUT, 1 client: server CPU per PUT', 'put1', cpuPerOp, 'µs', true);
   row(`PUT, ${P.concurrency} in flight: throughput`, 'put100', (r) => r.opsPerSec, 'PUT/s', false);
   row(`PUT, ${P.concurrency} in flight: latency p50`, 'put100', (r) => r.p50Us, 'µs', true);
   row(`PUT, ${P.concurrency} in flight: latency p99`, 'put100', (r) => r.p99Us, 'µs', true);
+  row(`PUT, ${P.concurrency} in flight: server CPU per PUT`, 'put100', cpuPerOp, 'µs', true);
   row(`linearizable GET, ${P.concurrency} in flight: throughput`, 'get100', (r) => r.opsPerSec, 'GET/s', false);
   row(`linearizable GET, ${P.concurrency} in flight: latency p50`, 'get100', (r) => r.p50Us, 'µs', true);
   row(`linearizable GET, ${P.concurrency} in flight: latency p99`, 'get100', (r) => r.p99Us, 'µs', true);
+  row(`linearizable GET, ${P.concurrency} in flight: server CPU per GET`, 'get100', cpuPerOp, 'µs', true);
+  if (P.proofN > 0) {
+    row(`GET with proof (etcd: plain GET), ${P.concurrency} in flight: throughput`, 'proof100', (r) => r.opsPerSec, 'GET/s', false);
+    row(`GET with proof (etcd: plain GET), ${P.concurrency} in flight: latency p50`, 'proof100', (r) => r.p50Us, 'µs', true);
+    row(`GET with proof (etcd: plain GET), ${P.concurrency} in flight: latency p99`, 'proof100', (r) => r.p99Us, 'µs', true);
+    row(`GET with proof (etcd: plain GET), ${P.concurrency} in flight: server CPU per GET`, 'proof100', cpuPerOp, 'µs', true);
+  }
   console.log('');
   const v = etcdVersion ? ` ${etcdVersion.replace(/^etcd Version: /, '')}` : '';
-  printTable(['row', `ProofKV, ${NODES} node${NODES === 1 ? '' : 's'} (HTTP)`, `etcd${v}, 3 members (clientv3)`, 'ProofKV advantage (goal ≥ 2x)', `(info) etcd${v} via JSON gateway`, '(info) advantage'], rows);
+  const etcdMembers = `${MEMBERS} member${MEMBERS === 1 ? '' : 's'}`;
+  printTable(['row', `ProofKV, ${NODES} node${NODES === 1 ? '' : 's'} (HTTP)`, `etcd${v}, ${etcdMembers} (clientv3)`, 'ProofKV advantage (goal ≥ 2x)', `(info) etcd${v} via JSON gateway`, '(info) advantage'], rows);
   console.log(
     `\n(medians of ${REPS} rep(s), [min–max]; advantage = ProofKV/etcd for throughput, etcd/ProofKV for latency: > 1.00x means ProofKV is better; ` +
       'the goal is against etcd with its own client; the gateway columns show etcd behind an HTTP/1.1 JSON client like ProofKV\'s)',

@@ -23,6 +23,8 @@ export interface EtcdCluster {
   endpoints: string[];
   /** `etcd --version`'s first line. */
   version: string;
+  /** The members' process ids. */
+  pids: number[];
   /** Stops every member (SIGTERM, then SIGKILL) and removes its data. */
   stop(): Promise<void>;
 }
@@ -71,6 +73,7 @@ export async function startEtcdCluster(dir: string, members = 3): Promise<EtcdCl
   return {
     endpoints: names.map((_, i) => clientUrl(i)),
     version,
+    pids: children.map((c) => c.proc.pid!),
     async stop() {
       await Promise.all(children.map((c) => c.stop()));
       fs.rmSync(dir, { recursive: true, force: true });
@@ -79,13 +82,18 @@ export async function startEtcdCluster(dir: string, members = 3): Promise<EtcdCl
 }
 
 /**
- * Starts a 3-member etcd cluster in a fresh temporary directory, runs the load through `client`
- * (clientv3 by default, or the JSON gateway), stops it.
+ * Starts an etcd cluster of `members` (3 by default) in a fresh temporary directory, runs the load
+ * through `client` (clientv3 by default, or the JSON gateway), stops it.
  */
-export async function measureEtcd(loadgen: string, p: LoadParams, client: Extract<LoadSystem, 'etcd' | 'etcd-gateway'> = 'etcd'): Promise<{ version: string; phases: PhaseResult[] }> {
-  const cluster = await startEtcdCluster(tempDir('proofkv-bench-etcd-'));
+export async function measureEtcd(
+  loadgen: string,
+  p: LoadParams,
+  client: Extract<LoadSystem, 'etcd' | 'etcd-gateway'> = 'etcd',
+  members = 3,
+): Promise<{ version: string; phases: PhaseResult[] }> {
+  const cluster = await startEtcdCluster(tempDir('proofkv-bench-etcd-'), members);
   try {
-    return { version: cluster.version, phases: await runLoadgen(loadgen, client, cluster.endpoints, p) };
+    return { version: cluster.version, phases: await runLoadgen(loadgen, client, cluster.endpoints, p, cluster.pids) };
   } finally {
     await cluster.stop();
   }
@@ -98,6 +106,7 @@ export function loadParamsOf(args: Map<string, string | true>): LoadParams {
     seq: numArg(args, 'seq', quick ? 1000 : 3000),
     concN: numArg(args, 'conc-n', quick ? 5000 : 20000),
     getN: numArg(args, 'get-n', quick ? 5000 : 20000),
+    proofN: numArg(args, 'proof-n', 0),
     concurrency: numArg(args, 'concurrency', 100),
     valueBytes: numArg(args, 'value-bytes', 100),
     phaseSeconds: numArg(args, 'phase-seconds', 120),
@@ -107,7 +116,8 @@ export function loadParamsOf(args: Map<string, string | true>): LoadParams {
 /** One phase as a line of text. */
 export function phaseLine(r: PhaseResult): string {
   const errs = r.errors > 0 ? `, ${r.errors} errors (first: ${r.firstError})` : '';
-  return `${r.phase}: ${r.ops} ops in ${r.seconds.toFixed(2)} s = ${r.opsPerSec.toFixed(0)} ops/s; latency mean ${r.meanUs.toFixed(0)} µs, p50 ${r.p50Us.toFixed(0)} µs, p99 ${r.p99Us.toFixed(0)} µs${errs}`;
+  const cpu = r.serverCpuUs !== undefined && r.ops > 0 ? `; server CPU ${(r.serverCpuUs / r.ops).toFixed(0)} µs/op` : '';
+  return `${r.phase}: ${r.ops} ops in ${r.seconds.toFixed(2)} s = ${r.opsPerSec.toFixed(0)} ops/s; latency mean ${r.meanUs.toFixed(0)} µs, p50 ${r.p50Us.toFixed(0)} µs, p99 ${r.p99Us.toFixed(0)} µs${cpu}${errs}`;
 }
 
 async function main(): Promise<void> {

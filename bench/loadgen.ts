@@ -61,7 +61,7 @@ export function buildLoadgen(outDir: string): string {
 
 /** One phase as the load generator reports it. */
 export interface PhaseResult {
-  phase: 'put1' | 'put100' | 'get100';
+  phase: 'put1' | 'put100' | 'get100' | 'proof100';
   ops: number;
   errors: number;
   firstError?: string;
@@ -71,6 +71,46 @@ export interface PhaseResult {
   p50Us: number;
   p99Us: number;
   concurrency: number;
+  /** The phase's wall-clock bounds, Unix ms. */
+  startMs: number;
+  endMs: number;
+  /**
+   * CPU time (user + system) the watched server processes spent during the phase, µs, from
+   * `/proc/<pid>/stat` sampled every {@link CPU_SAMPLE_MS} (undefined without `/proc` or pids).
+   */
+  serverCpuUs?: number;
+}
+
+/** How often {@link runLoadgen} samples the servers' CPU time. */
+export const CPU_SAMPLE_MS = 50;
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** CPU time (user + system) of process `pid` so far, µs; undefined when `/proc` does not have it. */
+export function processCpuUs(pid: number): number | undefined {
+  try {
+    const st = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1e6) / CLK_TCK;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The CPU time of `samples` (time-ordered) at time `t`, linearly interpolated. */
+function cpuAt(samples: readonly { t: number; cpu: number }[], t: number): number | undefined {
+  if (samples.length === 0 || t < samples[0].t || t > samples[samples.length - 1].t) return undefined;
+  let i = 1;
+  while (i < samples.length - 1 && samples[i].t < t) i++;
+  const a = samples[i - 1];
+  const b = samples[i];
+  return b.t === a.t ? b.cpu : a.cpu + ((b.cpu - a.cpu) * (t - a.t)) / (b.t - a.t);
 }
 
 /** What each run of the load generator does. */
@@ -78,6 +118,8 @@ export interface LoadParams {
   seq: number;
   concN: number;
   getN: number;
+  /** GETs with a proof at `concurrency` in flight (ProofKV; etcd: plain linearizable GETs); 0: no such phase. */
+  proofN: number;
   concurrency: number;
   valueBytes: number;
   phaseSeconds: number;
@@ -89,29 +131,48 @@ export interface LoadParams {
  */
 export type LoadSystem = 'etcd' | 'etcd-gateway' | 'proofkv';
 
-/** Runs the load generator against `endpoints` of `system`; its three phases. */
-export async function runLoadgen(bin: string, system: LoadSystem, endpoints: string[], p: LoadParams): Promise<PhaseResult[]> {
+/**
+ * Runs the load generator against `endpoints` of `system`; its phases (three, four with `proofN`).
+ * With `serverPids`, each phase also gets the CPU time those processes spent during it.
+ */
+export async function runLoadgen(bin: string, system: LoadSystem, endpoints: string[], p: LoadParams, serverPids: readonly number[] = []): Promise<PhaseResult[]> {
   const args = [
     '-system', system,
     '-endpoints', endpoints.join(','),
     '-seq', String(p.seq),
     '-conc-n', String(p.concN),
     '-get-n', String(p.getN),
+    '-proof-n', String(p.proofN),
     '-concurrency', String(p.concurrency),
     '-value-bytes', String(p.valueBytes),
     '-phase-seconds', String(p.phaseSeconds),
   ];
+  const samples: { t: number; cpu: number }[] = [];
+  const sample = () => {
+    const each = serverPids.map(processCpuUs);
+    if (serverPids.length > 0 && each.every((c) => c !== undefined)) samples.push({ t: Date.now(), cpu: each.reduce((a, b) => a! + b!, 0)! });
+  };
+  sample();
+  // At most one sample per CPU_SAMPLE_MS for the loadgen's lifetime (bounded by its phase limits).
+  const sampler = setInterval(sample, CPU_SAMPLE_MS);
   const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
   const code = await new Promise<number | null>((resolve) => proc.on('exit', (c) => resolve(c)));
+  clearInterval(sampler);
+  sample();
   if (code !== 0) throw new Error(`loadgen (${system}) exited ${code}: ${err.trim()}`);
   return out
     .split('\n')
     .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as PhaseResult);
+    .map((l) => {
+      const r = JSON.parse(l) as PhaseResult;
+      const a = cpuAt(samples, r.startMs);
+      const b = cpuAt(samples, r.endMs);
+      return a !== undefined && b !== undefined ? { ...r, serverCpuUs: b - a } : r;
+    });
 }
 
 /** `n` distinct free TCP ports on 127.0.0.1 (each probed by a listen; a probe, not a reservation). */

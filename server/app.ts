@@ -2,9 +2,12 @@
  * The express application: one route table (kv, proofs, checkpoints, node), mounted behind
  * per-route auth and body parsers, with node-id and CORS headers (every `OPTIONS` request is a
  * preflight answered `204`), latency metrics, `405`/`404` answers and a problem+json error handler. The app holds no state of its own; {@link ProofNode} owns the
- * database, the write path and the HTTP server.
+ * database, the write path and the HTTP server. The node's request listener is the light front
+ * of `http_front.ts` over this app: it runs the same middleware for the hot key-value routes
+ * without express's router.
  * @module
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { Logger } from 'pino';
 import { Authenticator, type RouteRole } from './auth.js';
@@ -13,7 +16,8 @@ import { bodyReader } from './codec.js';
 import { errorHandler, HttpError } from './errors.js';
 import { canonicalKeyPath } from './keys.js';
 import { buildOpenApi } from './openapi.js';
-import { allowedMethods, registerRoutes, type BodyKind, type RouteDef } from './route_table.js';
+import { createFront } from './http_front.js';
+import { allowedMethods, registerRoutes, routeChain, type BodyKind, type RouteDef, type RouteMiddleware } from './route_table.js';
 import { checkpointRoutes } from './routes/checkpoints.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { kvRoutes } from './routes/kv.js';
@@ -35,8 +39,10 @@ export interface AppOptions {
 
 /** The app and the route table it was built from. */
 export interface BuiltApp {
-  /** The express application (an HTTP request listener). */
+  /** The express application (an HTTP request listener); {@link listener} runs in front of it. */
   app: Express;
+  /** The node's HTTP request listener: the light front (`http_front.ts`) over {@link app}. */
+  listener: (req: IncomingMessage, res: ServerResponse) => void;
   /** The route table it was built from. */
   routes: RouteDef[];
   /** The OpenAPI document of {@link routes}. */
@@ -103,7 +109,7 @@ export function createApp(ctx: AppContext, options: AppOptions): BuiltApp {
   ];
 
   // Every response: node id, latency metric, debug log.
-  app.use((req: Request, res: Response, next: NextFunction) => {
+  const everyResponse = (req: Request, res: Response, next: NextFunction) => {
     const start = process.hrtime.bigint();
     trace('http', req.method);
     res.setHeader('ProofKV-Node-Id', ctx.info.nodeId);
@@ -130,7 +136,8 @@ export function createApp(ctx: AppContext, options: AppOptions): BuiltApp {
       return;
     }
     next();
-  });
+  };
+  app.use(everyResponse);
   app.use(canonicalKeyPath);
   // The explorer's static files (server/ui.ts); public, like /healthz.
   app.use('/ui', explorerRoutes());
@@ -140,7 +147,7 @@ export function createApp(ctx: AppContext, options: AppOptions): BuiltApp {
     value: [express.raw({ type: () => true, limit: ctx.limits.maxValueBodyBytes, inflate: false })],
     batch: [bodyReader(ctx.limits.maxBatchBodyBytes)],
   };
-  registerRoutes(app, routes, {
+  const middleware: RouteMiddleware = {
     auth: (role: RouteRole) => auth.require(role),
     // After auth: a request without the rights it needs never waits here (nor learns this member's head).
     admitted: [minHeadGate(ctx)],
@@ -149,11 +156,12 @@ export function createApp(ctx: AppContext, options: AppOptions): BuiltApp {
       res.locals.route = r.name;
       next();
     },
-  });
+  };
+  registerRoutes(app, routes, middleware);
 
   // A known path with another method: 405; anything else: 404.
   const allowed = [...allowedMethods(routes)].map(([p, methods]) => ({ re: pathMatcher(p), methods }));
-  app.use((req: Request, _res: Response, next: NextFunction) => {
+  const notRouted = (req: Request, _res: Response, next: NextFunction) => {
     const path = req.path;
     const hit = allowed.filter((a) => a.re.test(path));
     if (hit.length > 0) {
@@ -163,9 +171,9 @@ export function createApp(ctx: AppContext, options: AppOptions): BuiltApp {
       return;
     }
     next(new HttpError('NOT_FOUND', 'no such route'));
-  });
-  app.use(
-    errorHandler((err, req, answer) => {
+  };
+  app.use(notRouted);
+  const onError = errorHandler((err, req, answer) => {
       if (answer.status >= 500 && answer.code !== 'UNAVAILABLE') {
         logger.error({ err, method: req.method, route: routeOf(req), status: answer.status, code: answer.code }, 'request failed');
         return;
@@ -173,7 +181,8 @@ export function createApp(ctx: AppContext, options: AppOptions): BuiltApp {
       // Every refused request is logged with its reason (the stable code) — not the key or body.
       ctx.metrics.refused.inc({ reason: answer.code.toLowerCase() });
       logger.warn({ method: req.method, route: routeOf(req), status: answer.status, code: answer.code, detail: answer.message, remote: req.socket.remoteAddress }, 'refused request');
-    }),
-  );
-  return { app, routes, openapi };
+  });
+  app.use(onError);
+  const listener = createFront(routes, { app, before: [everyResponse, canonicalKeyPath], chain: (r) => routeChain(r, middleware), after: notRouted, onError });
+  return { app, listener, routes, openapi };
 }

@@ -355,8 +355,8 @@ export class ProofNode {
       };
       const tls = options.tls;
       const server: http.Server = tls
-        ? https.createServer({ ...serverOptions, cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: tls.ca !== undefined, rejectUnauthorized: tls.ca !== undefined }, built.app)
-        : http.createServer(serverOptions, built.app);
+        ? https.createServer({ ...serverOptions, cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: tls.ca !== undefined, rejectUnauthorized: tls.ca !== undefined }, built.listener)
+        : http.createServer(serverOptions, built.listener);
       // Clients learn the idle timeout from the Keep-Alive hint (undici uses it minus 1 s), so they
       // never send on a connection the server is closing.
       server.keepAliveTimeout = edge.keepAliveTimeoutMs;

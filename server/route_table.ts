@@ -63,24 +63,28 @@ export interface RouteMiddleware {
 }
 
 /**
- * Mounts every route of `routes` on `router`: tag, auth, the admitted-request middleware, body
- * parser, then the handler, whose rejections go to the error handler.
+ * The middleware chain of route `r`: tag, auth, the admitted-request middleware, body parser, then
+ * the handler, whose rejections go to `next` (the error handler). Express's router and the light
+ * front (`server/http_front.ts`) run the same chain.
  */
+export function routeChain(r: RouteDef, mw: RouteMiddleware): RequestHandler[] {
+  const run: RequestHandler = async (req, res, next) => {
+    try {
+      await r.handler(req, res);
+    } catch (err) {
+      next(err);
+    }
+  };
+  return [mw.tag(r), mw.auth(r.role), ...(mw.admitted ?? []), ...mw.parser(r.body), run];
+}
+
+/** Mounts every route of `routes` on `router` with its {@link routeChain}. */
 export function registerRoutes(
   router: { [M in Method]: (path: string, ...handlers: RequestHandler[]) => unknown },
   routes: readonly RouteDef[],
   mw: RouteMiddleware,
 ): void {
-  for (const r of routes) {
-    const run: RequestHandler = async (req, res, next) => {
-      try {
-        await r.handler(req, res);
-      } catch (err) {
-        next(err);
-      }
-    };
-    router[r.method](r.path, mw.tag(r), mw.auth(r.role), ...(mw.admitted ?? []), ...mw.parser(r.body), run);
-  }
+  for (const r of routes) router[r.method](r.path, ...routeChain(r, mw));
 }
 
 /** The methods each path of `routes` allows (for `405` answers), keyed by express path. */

@@ -6,13 +6,16 @@
 // Debian's golang-etcd-server-dev (no module download). Not a test: it reports, it asserts nothing.
 //
 //	loadgen -system etcd|etcd-gateway|proofkv -endpoints URL,URL,URL [-seq 3000] [-conc-n 20000] [-get-n 20000]
-//	        [-concurrency 100] [-value-bytes 100] [-phase-seconds 120]
+//	        [-proof-n 0] [-concurrency 100] [-value-bytes 100] [-phase-seconds 120]
 //
 // Phases, each printed as one JSON line on stdout:
 //
 //	put1   -seq PUTs, one at a time, over 1000 keys (latency)
 //	put100 -conc-n PUTs with -concurrency in flight, over 5000 keys (throughput, latency)
 //	get100 -get-n linearizable GETs with -concurrency in flight over the keys put100 wrote
+//	proof100 (only with -proof-n > 0) -proof-n GETs with a proof, -concurrency in flight, same keys:
+//	       ProofKV's GET /v1/kv/{key}/proof (CBOR, as the SDK asks); etcd has no proofs, so its
+//	       row is the same linearizable GET as get100 (the cost of a proof is ProofKV's alone)
 //
 // Requests go to the endpoints in turn (etcd: clientv3's round-robin balancer over all
 // endpoints; ProofKV: the next URL for each request), so followers take their share in both.
@@ -41,6 +44,8 @@ import (
 type store interface {
 	put(ctx context.Context, key string, value []byte) error
 	get(ctx context.Context, key string) error
+	// proof reads key with a proof where the system has them (ProofKV), a plain get otherwise.
+	proof(ctx context.Context, key string) error
 	close()
 }
 
@@ -72,6 +77,9 @@ func (s *etcdStore) get(ctx context.Context, key string) error {
 	}
 	return nil
 }
+
+// proof: etcd has no proofs; the same linearizable get.
+func (s *etcdStore) proof(ctx context.Context, key string) error { return s.get(ctx, key) }
 
 func (s *etcdStore) close() { s.c.Close() }
 
@@ -113,6 +121,9 @@ func (s *gatewayStore) get(ctx context.Context, key string) error {
 	}
 	return nil
 }
+
+// proof: etcd has no proofs; the same linearizable range.
+func (s *gatewayStore) proof(ctx context.Context, key string) error { return s.get(ctx, key) }
 
 func (s *gatewayStore) close() { s.h.close() }
 
@@ -178,6 +189,17 @@ func (s *proofkvStore) get(ctx context.Context, key string) error {
 	return err
 }
 
+// proof is a get proof against the latest checkpoint, in CBOR (as the SDK asks for it).
+func (s *proofkvStore) proof(ctx context.Context, key string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url(key)+"/proof", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/cbor")
+	_, err = s.do(req)
+	return err
+}
+
 func (s *proofkvStore) close() { s.client.CloseIdleConnections() }
 
 // ---- phases -----------------------------------------------------------------------------------
@@ -193,6 +215,10 @@ type result struct {
 	P50Us      float64 `json:"p50Us"`
 	P99Us      float64 `json:"p99Us"`
 	Concurrent int     `json:"concurrency"`
+	// StartMs and EndMs: the phase's wall-clock bounds (Unix ms), so that the caller can charge the
+	// servers' CPU time between them to the phase.
+	StartMs int64 `json:"startMs"`
+	EndMs   int64 `json:"endMs"`
 }
 
 func key(prefix string, i int) string { return fmt.Sprintf("%s-%010d", prefix, i) }
@@ -231,6 +257,7 @@ func run(phase string, n, conc int, limit time.Duration, op func(ctx context.Con
 	}
 	wg.Wait()
 	secs := time.Since(t0).Seconds()
+	endMs := time.Now().UnixMilli()
 	ok := make([]float64, 0, n)
 	for _, l := range lat {
 		if l > 0 {
@@ -238,7 +265,7 @@ func run(phase string, n, conc int, limit time.Duration, op func(ctx context.Con
 		}
 	}
 	sort.Float64s(ok)
-	r := result{Phase: phase, Ops: len(ok), Errors: int(errs), Seconds: secs, Concurrent: conc}
+	r := result{Phase: phase, Ops: len(ok), Errors: int(errs), Seconds: secs, Concurrent: conc, StartMs: t0.UnixMilli(), EndMs: endMs}
 	if fe, _ := firstErr.Load().(string); fe != "" {
 		r.FirstError = fe
 	}
@@ -255,13 +282,14 @@ func run(phase string, n, conc int, limit time.Duration, op func(ctx context.Con
 	return r
 }
 
-// ready retries a PUT until it succeeds (the cluster elected a leader) or the wait is over.
-func ready(s store, wait time.Duration) error {
+// ready retries op until it succeeds (a PUT: the cluster elected a leader; a proof: the first
+// checkpoint is there) or the wait is over.
+func ready(op func(ctx context.Context) error, wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	var last error
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		last = s.put(ctx, "bench-ready", []byte("1"))
+		last = op(ctx)
 		cancel()
 		if last == nil {
 			return nil
@@ -277,13 +305,14 @@ func main() {
 	seq := flag.Int("seq", 3000, "single-client PUTs")
 	concN := flag.Int("conc-n", 20000, "PUTs with -concurrency in flight")
 	getN := flag.Int("get-n", 20000, "GETs with -concurrency in flight")
+	proofN := flag.Int("proof-n", 0, "GETs with a proof with -concurrency in flight (0: no such phase)")
 	conc := flag.Int("concurrency", 100, "operations in flight")
 	valueBytes := flag.Int("value-bytes", 100, "value size")
 	phaseSeconds := flag.Int("phase-seconds", 120, "stop a phase after this many seconds")
 	readyWait := flag.Int("ready-seconds", 60, "wait this long for the cluster to take a write")
 	flag.Parse()
 	eps := strings.Split(*endpoints, ",")
-	if *endpoints == "" || *conc < 1 || *seq < 1 || *concN < 1 || *getN < 1 {
+	if *endpoints == "" || *conc < 1 || *seq < 1 || *concN < 1 || *getN < 1 || *proofN < 0 {
 		fmt.Fprintln(os.Stderr, "loadgen: need -endpoints and positive counts")
 		os.Exit(2)
 	}
@@ -305,7 +334,8 @@ func main() {
 		os.Exit(2)
 	}
 	defer s.close()
-	if err := ready(s, time.Duration(*readyWait)*time.Second); err != nil {
+	readyFor := time.Duration(*readyWait) * time.Second
+	if err := ready(func(ctx context.Context) error { return s.put(ctx, "bench-ready", []byte("1")) }, readyFor); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
 	}
@@ -331,4 +361,16 @@ func main() {
 		// A fixed stride over the written keys: every GET finds its key.
 		return s.get(ctx, key("c", (i*7919)%written))
 	}))
+	if *proofN > 0 {
+		// Proofs are served from the latest checkpoint: wait for the first one (periodic checkpoints)
+		// instead of timing "no checkpoint yet" answers. A key the checkpoint does not hold yet gets
+		// a proof of absence, which costs the server about as much.
+		if err := ready(func(ctx context.Context) error { return s.proof(ctx, key("c", written-1)) }, readyFor); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen: proofs:", err)
+			os.Exit(1)
+		}
+		emit(run("proof100", *proofN, *conc, limit, func(ctx context.Context, i int) error {
+			return s.proof(ctx, key("c", (i*7919)%written))
+		}))
+	}
 }
