@@ -44,5 +44,5 @@ export const nodeSha256: Sha256 = (data) => (data.length < NODE_CRYPTO_MIN_LEN ?
 
 /** Makes {@link nodeSha256} the default hasher of `proofs/` in this process. */
 export function installNodeSha256(): void {
-  installSha256(nodeSha256);
+  installSha256(nodeSha256, { jsBelow: NODE_CRYPTO_MIN_LEN });
 }

@@ -19,7 +19,7 @@
  */
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
 import { writeU32BE, writeU64BE } from './bytes.js';
-import { sha256 as jsSha256 } from './sha256.js';
+import { sha256 as jsSha256, sha256Node as jsSha256Node } from './sha256.js';
 
 /**
  * A one-shot SHA-256 implementation: the built-in `sha256.ts` or noble in the isomorphic verifier,
@@ -53,6 +53,13 @@ export type Kind = (typeof Kind)[keyof typeof Kind];
 
 /** Length of every digest. */
 export const HASH_LEN = 32;
+/**
+ * Size of a {@link Hasher}'s reused message buffer (value hashes of values up to this minus one
+ * byte, block and table roots, descriptor leaves with short keys); longer messages get a fresh buffer.
+ */
+export const MESSAGE_SCRATCH_LEN = 1024;
+/** Length of an inner node's message: the domain byte and two digests. */
+const NODE_MESSAGE_LEN = 1 + 2 * HASH_LEN;
 
 /**
  * Longest key whose entry-leaf message a {@link Hasher} builds in its reused buffer (longer keys
@@ -77,18 +84,53 @@ export interface LeafFields {
  */
 export class Hasher {
   /** Message buffer of {@link node}, reused: every inner node hashes exactly 65 bytes. */
-  private readonly nodeBuf = new Uint8Array(1 + 2 * HASH_LEN);
+  private readonly nodeBuf = new Uint8Array(NODE_MESSAGE_LEN);
   /** Message buffer of {@link entryLeaf} for keys up to {@link LEAF_SCRATCH_KEY_LEN} bytes, reused. */
   private readonly leafBuf = new Uint8Array(1 + 4 + LEAF_SCRATCH_KEY_LEN + 8 + 8 + 8 + 1 + HASH_LEN);
 
-  constructor(readonly sha256: Sha256) {}
+  /**
+   * Messages shorter than this go to `proofs/sha256.ts` directly (inner nodes through its
+   * `sha256Node`, which reads the two children without building the message); 0 when `sha256` is
+   * an implementation of its own, which then hashes every message.
+   */
+  private readonly jsBelow: number;
+
+  /**
+   * @param sha256 the SHA-256 implementation.
+   * @param options `jsBelow`: a promise that `sha256` hashes every message shorter than this many
+   *   bytes with `proofs/sha256.ts` (as {@link jsHasher} and the Node entry points' hasher do), so the
+   *   hasher may call it directly on its short messages; default 0 (always call `sha256`).
+   */
+  constructor(
+    readonly sha256: Sha256,
+    options: { jsBelow?: number } = {},
+  ) {
+    this.jsBelow = options.jsBelow ?? 0;
+  }
+
+  /** Message buffer of {@link valueHash} (values up to {@link MESSAGE_SCRATCH_LEN} − 1 bytes), {@link blockRoot}, {@link tableRoot} and {@link message} callers, reused. */
+  private readonly msgBuf = new Uint8Array(MESSAGE_SCRATCH_LEN);
+
+  /**
+   * A scratch buffer of `len` bytes for a message about to be hashed with {@link digest} (reused:
+   * valid until the next call on this hasher), or a fresh one when `len` exceeds
+   * {@link MESSAGE_SCRATCH_LEN}.
+   */
+  scratch(len: number): Uint8Array {
+    return len <= MESSAGE_SCRATCH_LEN ? this.msgBuf.subarray(0, len) : new Uint8Array(len);
+  }
+
+  /** `sha256(message)`, short messages straight to `proofs/sha256.ts` when the implementation allows it (`jsBelow`). */
+  digest(message: Uint8Array): Uint8Array {
+    return message.length < this.jsBelow ? jsSha256(message) : this.sha256(message);
+  }
 
   /** `H(0x19 || value)`; a tombstone hashes the empty value. */
   valueHash(value: Uint8Array): Uint8Array {
-    const buf = new Uint8Array(1 + value.length);
+    const buf = this.scratch(1 + value.length);
     buf[0] = Domain.VALUE;
     buf.set(value, 1);
-    return this.sha256(buf);
+    return this.digest(buf);
   }
 
   /** The leaf of one entry: `H(0x10 || u32 keyLen || key || u64 version || u64 seq || u64 time || u8 kind || valueHash)`. */
@@ -105,11 +147,12 @@ export class Hasher {
     buf[off + 24] = kind;
     off += 25;
     buf.set(valueHash, off);
-    return this.sha256(buf);
+    return this.digest(buf);
   }
 
   /** An inner node: `H(domain || left || right)`. */
   node(domain: number, left: Uint8Array, right: Uint8Array): Uint8Array {
+    if (this.jsBelow > NODE_MESSAGE_LEN && left.length === HASH_LEN && right.length === HASH_LEN) return jsSha256Node(domain, left, right);
     const buf = this.nodeBuf;
     buf[0] = domain;
     buf.set(left, 1);
@@ -119,21 +162,21 @@ export class Hasher {
 
   /** `H(0x12 || u32 entryCount || entryTreeRoot)`. */
   blockRoot(entryCount: number, entryTreeRoot: Uint8Array): Uint8Array {
-    const buf = new Uint8Array(1 + 4 + HASH_LEN);
+    const buf = this.scratch(1 + 4 + HASH_LEN);
     buf[0] = Domain.BLOCK_ROOT;
     writeU32BE(buf, 1, entryCount);
     buf.set(entryTreeRoot, 5);
-    return this.sha256(buf);
+    return this.digest(buf);
   }
 
   /** `H(0x14 || u32 blockCount || u64 entryCount || blockTreeRoot)`. */
   tableRoot(blockCount: number, entryCount: number, blockTreeRoot: Uint8Array): Uint8Array {
-    const buf = new Uint8Array(1 + 4 + 8 + HASH_LEN);
+    const buf = this.scratch(1 + 4 + 8 + HASH_LEN);
     buf[0] = Domain.TABLE_ROOT;
     writeU32BE(buf, 1, blockCount);
     writeU64BE(buf, 5, entryCount);
     buf.set(blockTreeRoot, 13);
-    return this.sha256(buf);
+    return this.digest(buf);
   }
 
   /**
@@ -172,7 +215,7 @@ export const nobleHasher = new Hasher((d) => nobleSha256(d));
  * noble on the verifier's short messages). Used by default once it has given noble's digests on
  * the self-test messages at load (it falls back to {@link nobleHasher} otherwise).
  */
-export const jsHasher = new Hasher(jsSha256);
+export const jsHasher = new Hasher(jsSha256, { jsBelow: Infinity });
 
 /**
  * The hasher a verifier uses when it is given none: {@link jsHasher}, unless {@link installSha256}
@@ -211,8 +254,18 @@ function selfTest(sha256: Sha256): string | undefined {
   return undefined;
 }
 
+/** Whether `proofs/sha256.ts`'s inner-node entry gives noble's digest on a 65-byte message. */
+function nodeSelfTest(): boolean {
+  const m = selfTestMessage(NODE_MESSAGE_LEN);
+  const want = nobleSha256(m);
+  const got = jsSha256Node(m[0], m.subarray(1, 1 + HASH_LEN), m.subarray(1 + HASH_LEN));
+  return got.length === HASH_LEN && got.every((b, i) => b === want[i]);
+}
+
+/** Whether `proofs/sha256.ts` (both entries) passed the self-test at load. */
+const builtinOk = selfTest(jsSha256) === undefined && nodeSelfTest();
 /** {@link jsHasher} if it passed the self-test at load, else {@link nobleHasher}. */
-const builtinHasher: Hasher = selfTest(jsSha256) === undefined ? jsHasher : nobleHasher;
+const builtinHasher: Hasher = builtinOk ? jsHasher : nobleHasher;
 let installedHasher: Hasher = builtinHasher;
 
 /**
@@ -220,14 +273,15 @@ let installedHasher: Hasher = builtinHasher;
  * ({@link jsHasher}) with `undefined`. The candidate must give noble's digests on a set of
  * self-test messages (sizes around the block boundaries and the verifier's message sizes);
  * otherwise it throws `TypeError` and the installed implementation is unchanged. A hasher passed explicitly (for example
- * `CheckpointExpectation.hasher`) is not affected.
+ * `CheckpointExpectation.hasher`) is not affected. `options.jsBelow`: see the {@link Hasher}
+ * constructor (ignored if `proofs/sha256.ts` failed its own self-test at load).
  */
-export function installSha256(sha256: Sha256 | undefined): void {
+export function installSha256(sha256: Sha256 | undefined, options: { jsBelow?: number } = {}): void {
   if (sha256 === undefined) {
     installedHasher = builtinHasher;
     return;
   }
   const bad = selfTest(sha256);
   if (bad) throw new TypeError(bad);
-  installedHasher = new Hasher(sha256);
+  installedHasher = new Hasher(sha256, { jsBelow: builtinOk ? options.jsBelow : 0 });
 }

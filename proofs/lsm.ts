@@ -88,7 +88,7 @@ export interface TableDescriptor {
 
 /** The descriptor leaf hash. */
 export function descriptorHash(hasher: Hasher, d: TableDescriptor): Uint8Array {
-  const buf = new Uint8Array(1 + 1 + 4 + 4 + d.smallest.length + 4 + d.largest.length + 8 + HASH_LEN);
+  const buf = hasher.scratch(1 + 1 + 4 + 4 + d.smallest.length + 4 + d.largest.length + 8 + HASH_LEN);
   let o = 0;
   buf[o++] = Domain.TABLE_DESCRIPTOR;
   buf[o++] = d.level;
@@ -102,17 +102,17 @@ export function descriptorHash(hasher: Hasher, d: TableDescriptor): Uint8Array {
   o += 4 + d.largest.length;
   writeU64BE(buf, o, d.entryCount);
   buf.set(d.tableRoot, o + 8);
-  return hasher.sha256(buf);
+  return hasher.digest(buf);
 }
 
 /** The MasterRoot from the per-level table counts and the master tree root. */
 export function masterRootOf(hasher: Hasher, levelCounts: readonly number[], masterTreeRoot: Uint8Array): Uint8Array {
-  const buf = new Uint8Array(1 + 1 + 4 * NUM_LEVELS + HASH_LEN);
+  const buf = hasher.scratch(1 + 1 + 4 * NUM_LEVELS + HASH_LEN);
   buf[0] = Domain.MASTER_ROOT;
   buf[1] = NUM_LEVELS;
   for (let l = 0; l < NUM_LEVELS; l++) writeU32BE(buf, 2 + 4 * l, levelCounts[l]);
   buf.set(masterTreeRoot, 2 + 4 * NUM_LEVELS);
-  return hasher.sha256(buf);
+  return hasher.digest(buf);
 }
 
 /** The MasterRoot of a whole table set, given its descriptors in read order (prover side). */

@@ -208,12 +208,20 @@ const isHash = (v: unknown): v is Uint8Array => v instanceof Uint8Array && v.len
  * checkpoint's hash.
  */
 export function verifyCertificate(cert: CheckpointCertificate, exp: CheckpointExpectation): Verified<{ checkpoint: Checkpoint; head: LogHead; signerSet?: SignerSet }> {
+  return certificateVerdict(cert, exp, true);
+}
+
+/**
+ * {@link verifyCertificate}; with `wantSet` false a remembered certificate's signer set is not
+ * copied out (the get, history and scan verifiers use only the checkpoint and the head).
+ */
+function certificateVerdict(cert: CheckpointCertificate, exp: CheckpointExpectation, wantSet: boolean): Verified<{ checkpoint: Checkpoint; head: LogHead; signerSet?: SignerSet }> {
   if (!exp || typeof exp !== 'object') return fail(Reason.MALFORMED_INPUT, 'expectation must be an object');
   const hasher = exp.hasher ?? defaultHasher();
   if (!cert || typeof cert !== 'object') return fail(Reason.MALFORMED_INPUT, 'certificate missing');
   if (lastCertificate !== undefined && sameCertificate(lastCertificate, cert, exp, hasher)) {
     const out: { checkpoint: Checkpoint; head: LogHead; signerSet?: SignerSet } = { checkpoint: cert.checkpoint, head: cert.head };
-    if (lastCertificate.signerSet) out.signerSet = cloneSignerSet(lastCertificate.signerSet);
+    if (wantSet && lastCertificate.signerSet) out.signerSet = cloneSignerSet(lastCertificate.signerSet);
     return { ok: true, ...out };
   }
   const r = verifyCertificateOnce(cert, exp, hasher);
@@ -680,7 +688,7 @@ function verifyFront(
   if (!proof || typeof proof !== 'object' || !proof.body || typeof proof.body !== 'object') return fail(Reason.MALFORMED_INPUT, 'proof missing');
   const shape = checkShape(proof.body, maxWindowEntries);
   if (shape) return shape;
-  const cert = verifyCertificate(proof.certificate, exp);
+  const cert = certificateVerdict(proof.certificate, exp, false);
   if (!cert.ok) return cert;
   const plan = planRead(hasher, proof.body, cert.checkpoint.masterRoot, key);
   if (!plan.ok) return plan;

@@ -47,9 +47,17 @@ function walk(
 
 /** Number of hashes in the multiproof of `indexes` (sorted, distinct) in a tree of `size` leaves. */
 export function multiproofSize(indexes: readonly number[], size: number): number {
-  let n = 0;
-  walk(indexes, size, { outside: () => n++ });
-  return n;
+  return countOutside(indexes, 0, size, 0, indexes.length);
+}
+
+/** {@link walk}'s count of subtrees without a revealed leaf in `[lo, hi)`, without a callback (the verifiers' hot path). */
+function countOutside(indexes: readonly number[], lo: number, hi: number, from: number, to: number): number {
+  if (from === to) return 1;
+  if (hi - lo === 1) return 0;
+  const mid = lo + splitPoint(hi - lo);
+  let cut = from;
+  while (cut < to && indexes[cut] < mid) cut++;
+  return countOutside(indexes, lo, mid, from, cut) + countOutside(indexes, mid, hi, cut, to);
 }
 
 /** Prover: the multiproof for the sorted, distinct `indexes`, with subtree roots from `src`. @internal */
@@ -85,20 +93,35 @@ export function rootFromMultiproof(
   }
   const bad = checkIndexes(indexes, size);
   if (bad) return fail(Reason.INDEX_OUT_OF_RANGE, bad);
-  for (const h of [...leaves, ...proof]) {
-    if (!(h instanceof Uint8Array) || h.length !== HASH_LEN) return fail(Reason.HASH_LENGTH, `hash must be ${HASH_LEN} bytes`);
+  for (const list of [leaves, proof]) {
+    for (const h of list) {
+      if (!(h instanceof Uint8Array) || h.length !== HASH_LEN) return fail(Reason.HASH_LENGTH, `hash must be ${HASH_LEN} bytes`);
+    }
   }
   const want = multiproofSize(indexes, size);
   if (proof.length !== want) return fail(Reason.PROOF_SIZE, `wrong proof size ${proof.length}, want ${want}`);
-  let next = 0;
-  const rec = (lo: number, hi: number, from: number, to: number): Uint8Array => {
-    if (from === to) return proof[next++];
-    if (hi - lo === 1) return leaves[from];
-    const mid = lo + splitPoint(hi - lo);
-    let cut = from;
-    while (cut < to && indexes[cut] < mid) cut++;
-    const left = rec(lo, mid, from, cut);
-    return hasher.node(domain, left, rec(mid, hi, cut, to));
-  };
-  return { ok: true, root: rec(0, size, 0, indexes.length) };
+  const w: MultiWalk = { hasher, domain, indexes, leaves, proof, next: 0 };
+  return { ok: true, root: multiRoot(w, 0, size, 0, indexes.length) };
+}
+
+/** The state of {@link rootFromMultiproof}'s walk (a plain object, not a closure: the verifiers' hot path). */
+interface MultiWalk {
+  hasher: Hasher;
+  domain: number;
+  indexes: readonly number[];
+  leaves: readonly Uint8Array[];
+  proof: readonly Uint8Array[];
+  /** Next unused hash of `proof`. */
+  next: number;
+}
+
+/** The root of the subtree `[lo, hi)`, whose revealed leaves are `indexes[from..to)`. */
+function multiRoot(w: MultiWalk, lo: number, hi: number, from: number, to: number): Uint8Array {
+  if (from === to) return w.proof[w.next++];
+  if (hi - lo === 1) return w.leaves[from];
+  const mid = lo + splitPoint(hi - lo);
+  let cut = from;
+  while (cut < to && w.indexes[cut] < mid) cut++;
+  const left = multiRoot(w, lo, mid, from, cut);
+  return w.hasher.node(w.domain, left, multiRoot(w, mid, hi, cut, to));
 }

@@ -30,6 +30,11 @@ const TAIL = new Uint8Array(128);
 /** One compression of the 64-byte block at `b[off]` into {@link S}. */
 function compress(b: Uint8Array, off: number): void {
   for (let i = 0; i < 16; i++, off += 4) W[i] = (b[off] << 24) | (b[off + 1] << 16) | (b[off + 2] << 8) | b[off + 3];
+  compressW();
+}
+
+/** One compression of the block already in `W[0..15]` (big-endian words) into {@link S}. */
+function compressW(): void {
   for (let i = 16; i < 64; i++) {
     const w15 = W[i - 15];
     const w2 = W[i - 2];
@@ -69,8 +74,8 @@ function compress(b: Uint8Array, off: number): void {
   S[7] = (S[7] + h) | 0;
 }
 
-/** SHA-256 of `data` (any length), as a fresh 32-byte array. Does not keep `data`. */
-export function sha256(data: Uint8Array): Uint8Array {
+/** Sets {@link S} to the initial hash value H(0). */
+function init(): void {
   S[0] = 0x6a09e667;
   S[1] = 0xbb67ae85;
   S[2] = 0x3c6ef372;
@@ -79,6 +84,24 @@ export function sha256(data: Uint8Array): Uint8Array {
   S[5] = 0x9b05688c;
   S[6] = 0x1f83d9ab;
   S[7] = 0x5be0cd19;
+}
+
+/** {@link S} as a fresh 32-byte digest. */
+function digest(): Uint8Array {
+  const out = new Uint8Array(32);
+  for (let i = 0; i < 8; i++) {
+    const v = S[i];
+    out[4 * i] = v >>> 24;
+    out[4 * i + 1] = v >>> 16;
+    out[4 * i + 2] = v >>> 8;
+    out[4 * i + 3] = v;
+  }
+  return out;
+}
+
+/** SHA-256 of `data` (any length), as a fresh 32-byte array. Does not keep `data`. */
+export function sha256(data: Uint8Array): Uint8Array {
+  init();
   const n = data.length;
   const rest = n % 64;
   const full = n - rest;
@@ -100,13 +123,27 @@ export function sha256(data: Uint8Array): Uint8Array {
   TAIL[tailLen - 1] = lo;
   compress(TAIL, 0);
   if (tailLen === 128) compress(TAIL, 64);
-  const out = new Uint8Array(32);
-  for (let i = 0; i < 8; i++) {
-    const v = S[i];
-    out[4 * i] = v >>> 24;
-    out[4 * i + 1] = v >>> 16;
-    out[4 * i + 2] = v >>> 8;
-    out[4 * i + 3] = v;
-  }
-  return out;
+  return digest();
+}
+
+/**
+ * SHA-256 of the 65-byte message `prefix || left || right` (an inner tree node, `left` and
+ * `right` 32 bytes each), equal to `sha256` of that message but without building it: the message
+ * schedule is read straight from the two digests, and the second block is the known padding of a
+ * 65-byte message (its last byte, 0x80, zeros, the bit length 520). The caller checks the lengths.
+ */
+export function sha256Node(prefix: number, left: Uint8Array, right: Uint8Array): Uint8Array {
+  init();
+  // Block 1: prefix, left[0..31], right[0..30] — every word straddles the one-byte shift.
+  W[0] = (prefix << 24) | (left[0] << 16) | (left[1] << 8) | left[2];
+  for (let i = 1, j = 3; i < 8; i++, j += 4) W[i] = (left[j] << 24) | (left[j + 1] << 16) | (left[j + 2] << 8) | left[j + 3];
+  W[8] = (left[31] << 24) | (right[0] << 16) | (right[1] << 8) | right[2];
+  for (let i = 9, j = 3; i < 16; i++, j += 4) W[i] = (right[j] << 24) | (right[j + 1] << 16) | (right[j + 2] << 8) | right[j + 3];
+  compressW();
+  // Block 2: right[31], the 0x80 terminator, zeros, u64 bit length 65 * 8.
+  W[0] = (right[31] << 24) | 0x800000;
+  for (let i = 1; i < 15; i++) W[i] = 0;
+  W[15] = 65 * 8;
+  compressW();
+  return digest();
 }

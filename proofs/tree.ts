@@ -85,9 +85,14 @@ export function _checkHash(name: string, h: unknown): VerifyFailure | undefined 
 export function _checkPath(name: string, path: unknown, want: number): VerifyFailure | undefined {
   if (!Array.isArray(path)) return fail(Reason.MALFORMED_INPUT, `${name} must be an array, got ${_describe(path)}`);
   if (path.length !== want) return fail(Reason.PROOF_SIZE, `wrong ${name} size ${path.length}, want ${want}`);
-  for (let i = 0; i < path.length; i++) {
-    const bad = _checkHash(`${name}[${i}]`, path[i]);
-    if (bad) return bad;
+  return checkHashes(name, path);
+}
+
+/** A failure unless every item of `list` is a 32-byte `Uint8Array`; names the item (`name[i]`) only when one is not. */
+function checkHashes(name: string, list: readonly unknown[]): VerifyFailure | undefined {
+  for (let i = 0; i < list.length; i++) {
+    const h = list[i];
+    if (!(h instanceof Uint8Array) || h.length !== HASH_LEN) return _checkHash(`${name}[${i}]`, h);
   }
   return undefined;
 }
@@ -190,7 +195,15 @@ export function _rangePath(src: _SubtreeSource | undefined, start: number, end: 
  * Requires `start < end <= size`.
  */
 export function rangeProofSize(start: number, end: number, size: number): number {
-  return _rangePath(undefined, start, end, size) as number;
+  return countOutsideRange(start, end, 0, size);
+}
+
+/** {@link _rangePath}'s count for the subtree `[lo, hi)`, without a closure (the verifiers' hot path). */
+function countOutsideRange(start: number, end: number, lo: number, hi: number): number {
+  if (hi <= start || lo >= end) return 1;
+  if (start <= lo && hi <= end) return 0;
+  const k = splitPoint(hi - lo);
+  return countOutsideRange(start, end, lo, lo + k) + countOutsideRange(start, end, lo + k, hi);
 }
 
 /** A subtree source over an array of leaves, hashing `[lo, hi)` bottom-up. @internal */
@@ -373,20 +386,31 @@ export function rootFromTreeRange(
   }
   bad = _checkPath('proof', proof, rangeProofSize(start, end, size));
   if (bad) return bad;
-  for (let i = 0; i < rangeLeaves.length; i++) {
-    bad = _checkHash(`leaves[${i}]`, rangeLeaves[i]);
-    if (bad) return bad;
-  }
-  let next = 0;
-  const compute = (lo: number, hi: number): Uint8Array => {
-    if (hi <= start || lo >= end) return proof[next++];
-    if (hi - lo === 1) return rangeLeaves[lo - start];
-    const k = splitPoint(hi - lo);
-    const l = compute(lo, lo + k);
-    return hasher.node(domain, l, compute(lo + k, hi));
-  };
-  const root = compute(0, size);
-  return { ok: true, root };
+  bad = checkHashes('leaves', rangeLeaves);
+  if (bad) return bad;
+  const walk: RangeWalk = { hasher, domain, start, end, leaves: rangeLeaves, proof, next: 0 };
+  return { ok: true, root: rangeRoot(walk, 0, size) };
+}
+
+/** The state of {@link rootFromTreeRange}'s walk (a plain object, not a closure: this is the verifiers' hot path). */
+interface RangeWalk {
+  hasher: Hasher;
+  domain: number;
+  start: number;
+  end: number;
+  leaves: readonly Uint8Array[];
+  proof: readonly Uint8Array[];
+  /** Next unused hash of `proof`. */
+  next: number;
+}
+
+/** The root of the subtree `[lo, hi)`: a proof hash outside the range, else a leaf or an inner node. */
+function rangeRoot(w: RangeWalk, lo: number, hi: number): Uint8Array {
+  if (hi <= w.start || lo >= w.end) return w.proof[w.next++];
+  if (hi - lo === 1) return w.leaves[lo - w.start];
+  const k = splitPoint(hi - lo);
+  const l = rangeRoot(w, lo, lo + k);
+  return w.hasher.node(w.domain, l, rangeRoot(w, lo + k, hi));
 }
 
 /**

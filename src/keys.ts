@@ -111,6 +111,18 @@ export function userKeyOf(ik: Uint8Array): Uint8Array {
   return ik.subarray(0, ik.length - TRAILER_LEN);
 }
 
+/** `compareBytes(userKeyOf(ik), userKey)` without making the view (point reads compare table bounds this way). */
+export function compareUserKeyOf(ik: Uint8Array, userKey: Uint8Array): number {
+  const al = ik.length - TRAILER_LEN;
+  const bl = userKey.length;
+  const n = al < bl ? al : bl;
+  for (let i = 0; i < n; i++) {
+    const d = ik[i] - userKey[i];
+    if (d !== 0) return d;
+  }
+  return al - bl;
+}
+
 /** Compares the user-key parts of two internal keys. */
 export function compareUserKeysOf(a: Uint8Array, b: Uint8Array): number {
   return compareBytes(userKeyOf(a), userKeyOf(b));

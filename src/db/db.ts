@@ -206,7 +206,7 @@ export class Snapshot {
   /** Latest value as of the snapshot; undefined if absent or deleted. */
   async get(key: Bytes): Promise<Uint8Array | undefined> {
     this.check();
-    return this.db._get(key, MAX_VERSION, this.seq);
+    return this.db._getSync(key, MAX_VERSION, this.seq);
   }
 
   /** Newest entry at or below `version` as of the snapshot. */
@@ -347,6 +347,15 @@ export class ProofDB {
   /** @internal The state generation ({@link replaceFromSnapshot} bumps it). */
   get _generation(): number {
     return this.generation;
+  }
+
+  /**
+   * {@link key} for a read that keeps nothing past its synchronous return: a plain `Uint8Array`
+   * is used as it is (no copy); a string or another view type (`Buffer`) is converted as for a write.
+   */
+  private readKey(k: Bytes): Uint8Array {
+    if (k instanceof Uint8Array && k.constructor === Uint8Array && k.length > 0 && k.length <= this.options.maxKeySize) return k;
+    return this.key(k);
   }
 
   private key(k: Bytes): Uint8Array {
@@ -512,10 +521,17 @@ export class ProofDB {
 
   // ---- reads -------------------------------------------------------------------------------
 
-  /** The latest value of `key`, or undefined if it never existed or its latest version is a tombstone. */
-  async get(key: Bytes): Promise<Uint8Array | undefined> {
-    this.checkOpen();
-    return this._get(key, MAX_VERSION, MAX_SEQ);
+  /**
+   * The latest value of `key`, or undefined if it never existed or its latest version is a tombstone.
+   * The read itself is synchronous (memtables, then tables in memory or by `readSync`): the promise
+   * is already settled when it is returned, and bad input or a closed database rejects it.
+   */
+  get(key: Bytes): Promise<Uint8Array | undefined> {
+    try {
+      return Promise.resolve(this._getSync(key, MAX_VERSION, MAX_SEQ));
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /** The newest entry of `key` at or below `version` (a tombstone included), or undefined. */
@@ -547,8 +563,13 @@ export class ProofDB {
 
   /** @internal */
   async _get(key: Bytes, version: number, seq: number): Promise<Uint8Array | undefined> {
+    return this._getSync(key, version, seq);
+  }
+
+  /** @internal The read of {@link get}; throws what `get` rejects with. */
+  _getSync(key: Bytes, version: number, seq: number): Uint8Array | undefined {
     this.checkOpen();
-    const e = this.core.getEntry(this.key(key), version, seq);
+    const e = this.core.getEntry(this.readKey(key), version, seq);
     return e && e.kind === Kind.PUT ? e.value : undefined;
   }
 

@@ -6,7 +6,7 @@
 import { compareBytes } from '../../proofs/bytes.js';
 import { CorruptionError } from '../errors.js';
 import type { InternalIterator } from '../iterator.js';
-import { compareInternalKeys, compareInternalPrefix } from '../keys.js';
+import { compareInternalKeys, compareInternalPrefix, TRAILER_LEN } from '../keys.js';
 import { getFixed32 } from '../util/coding.js';
 
 /** A key order: negative, zero or positive. */
@@ -64,8 +64,8 @@ export class Block {
  * view into the block. Malformed entries throw `CorruptionError`.
  */
 export class BlockIterator implements InternalIterator {
-  private readonly data: Uint8Array;
-  private readonly end: number;
+  private data: Uint8Array;
+  private end: number;
   private keyBuf = new Uint8Array(64);
   private keyLen = 0;
   /** Offset of the current entry, or -1 when invalid. */
@@ -78,13 +78,29 @@ export class BlockIterator implements InternalIterator {
   private valLen = 0;
   /** Cursor of the slow-path varint decoder. */
   private vp = 0;
+  /** Length of the key {@link restartKeyStart} found last. */
+  private restartKeyLen = 0;
 
   constructor(
-    readonly block: Block,
+    /** The block iterated (another one after {@link reset}). */
+    public block: Block,
     private readonly cmp: Comparator = compareInternalKeys,
   ) {
     this.data = block.data;
     this.end = block.restartsOffset;
+  }
+
+  /**
+   * Points this iterator at `block` (same comparator), invalid until the next seek: lets a point
+   * read reuse one iterator and its key buffer instead of allocating both per lookup.
+   */
+  reset(block: Block): this {
+    this.block = block;
+    this.data = block.data;
+    this.end = block.restartsOffset;
+    this.restartIdx = 0;
+    this.invalidate();
+    return this;
   }
 
   valid(): boolean {
@@ -134,13 +150,16 @@ export class BlockIterator implements InternalIterator {
     // Last restart whose key is < target (or restart 0).
     let lo = 0;
     let hi = restarts.length - 1;
+    const internal = this.cmp === compareInternalKeys;
     while (lo < hi) {
       const mid = (lo + hi + 1) >>> 1;
-      if (this.cmp(this.restartKey(mid), target) < 0) lo = mid;
+      // Internal-key order (point reads) compares the restart key in place, without a view.
+      const c = internal ? this.compareRestartKey(mid, target) : this.cmp(this.restartKey(mid), target);
+      if (c < 0) lo = mid;
       else hi = mid - 1;
     }
     this.seekToRestart(lo);
-    if (this.cmp === compareInternalKeys) {
+    if (internal) {
       // Hot path of point reads: compare in place instead of making a key view per entry.
       while (this.parseNext()) {
         if (compareInternalPrefix(this.keyBuf, this.keyLen, target) >= 0) return;
@@ -192,8 +211,34 @@ export class BlockIterator implements InternalIterator {
     throw new CorruptionError(this.block.file, detail, this.block.fileOffset + at);
   }
 
+  /** `compareInternalKeys(restartKey(i), target)`, without making the view. */
+  private compareRestartKey(i: number, target: Uint8Array): number {
+    const start = this.restartKeyStart(i);
+    const d = this.data;
+    const al = this.restartKeyLen - TRAILER_LEN;
+    if (al < 0) this.corrupt(`restart key of ${this.restartKeyLen} bytes, shorter than its trailer`, start);
+    const bl = target.length - TRAILER_LEN;
+    const n = al < bl ? al : bl;
+    for (let j = 0; j < n; j++) {
+      const c = d[start + j] - target[j];
+      if (c !== 0) return c;
+    }
+    if (al !== bl) return al - bl;
+    for (let j = 0; j < TRAILER_LEN; j++) {
+      const c = target[bl + j] - d[start + al + j];
+      if (c !== 0) return c;
+    }
+    return 0;
+  }
+
   /** The full key stored at restart `i` (a view into the block). */
   private restartKey(i: number): Uint8Array {
+    const p = this.restartKeyStart(i);
+    return this.data.subarray(p, p + this.restartKeyLen);
+  }
+
+  /** Offset of the full key stored at restart `i`; its length goes to {@link restartKeyLen}. */
+  private restartKeyStart(i: number): number {
     const d = this.data;
     const start = this.block.restarts[i];
     let p = start;
@@ -212,7 +257,8 @@ export class BlockIterator implements InternalIterator {
     }
     if (shared !== 0) this.corrupt(`restart entry with shared prefix ${shared}`, start);
     if (p + unshared > this.end) this.corrupt('restart key overruns block', start);
-    return d.subarray(p, p + unshared);
+    this.restartKeyLen = unshared;
+    return p;
   }
 
   /** Decodes a varint32 at `this.vp`, advancing it. */

@@ -10,7 +10,7 @@ import { equalBytes } from '../../proofs/bytes.js';
 import { HASH_LEN, type Hasher, type Kind } from '../../proofs/hash.js';
 import { CorruptionError, ErrorCode, OutdatedFormatError, ProofKVError } from '../errors.js';
 import type { InternalIterator } from '../iterator.js';
-import { compareInternalKeys, type Entry, kindOf, seekKey, seqOf, storedTime, storedUserValue, TRAILER_LEN, versionOf } from '../keys.js';
+import { compareInternalKeys, type Entry, kindOf, seekKey, seqOf, writeInternalTrailer, storedTime, storedUserValue, TRAILER_LEN, versionOf } from '../keys.js';
 import { ByteReader } from '../util/coding.js';
 import { crc32c } from '../util/crc32c.js';
 import { Block, type BlockIterator, readNamedBlock } from './block.js';
@@ -161,6 +161,10 @@ class MemorySource implements Source {
   read(pos: number, len: number): Uint8Array {
     return this.bytes.slice(pos, Math.min(pos + len, this.bytes.length));
   }
+  /** `read` without the copy: a view of the table's bytes. */
+  view(pos: number, len: number): Uint8Array {
+    return this.bytes.subarray(pos, Math.min(pos + len, this.bytes.length));
+  }
   close(): void {}
 }
 
@@ -227,6 +231,13 @@ export class TableReader {
 
   /** Every data block's checksum was verified at open (in-memory bytes): reads skip it. */
   private checked = false;
+  /**
+   * {@link userKeyPrefix} of each index key (4 bytes per data block): {@link findBlock} binary-searches
+   * these contiguous integers and compares whole keys only where they tie.
+   */
+  private readonly indexPrefixes: Uint32Array;
+  /** See {@link pointIterator}. */
+  private pointIt: BlockIterator | undefined;
 
   private constructor(
     private readonly src: Source,
@@ -265,6 +276,7 @@ export class TableReader {
       this.handles.push(h);
     }
     if (this.handles.length === 0) throw new CorruptionError(file, 'table has no data blocks', footer.index.offset);
+    this.indexPrefixes = Uint32Array.from(this.indexKeys, userKeyPrefix);
     const dataEnd = expectOffset;
     this.dataEnd = dataEnd;
     if (footer.index.offset < dataEnd || footer.metaindex.offset < dataEnd) {
@@ -364,12 +376,36 @@ export class TableReader {
    */
   get(userKey: Uint8Array, version: number, seq: number): Entry | undefined {
     if (!this.mayContain(userKey)) return undefined;
-    const target = seekKey(userKey, version, seq);
+    const target = seekTarget(userKey, version, seq);
     const bi = this.findBlock(target);
     if (bi >= this.handles.length) return undefined;
-    const it = this.dataBlock(bi).iterator();
+    const it = this.pointIterator(this.pointBlock(bi));
     it.seek(target);
     return this.scanFrom(it, bi, userKey, version, seq);
+  }
+
+  /**
+   * Data block `i` for a point read. A table held in memory whose checksums were checked at open
+   * hands out a view of its bytes, neither copied nor cached: the block lives only inside the
+   * synchronous read (values and keys leave it as copies), and parsing its restart array costs less
+   * than the copy, the cache's bookkeeping and the garbage of a cached one. Other tables: {@link dataBlock}.
+   */
+  private pointBlock(i: number): Block {
+    const src = this.src;
+    if (!(this.checked && src instanceof MemorySource)) return this.dataBlock(i);
+    this.checkOpen();
+    const h = this.handles[i];
+    return new Block(src.view(h.offset, h.size), this.fileName, h.offset);
+  }
+
+  /**
+   * The iterator point reads reuse (one per reader, pointed at `block`): a get is synchronous and
+   * keeps no iterator past its return, so one object and key buffer serve every lookup.
+   */
+  private pointIterator(block: Block): BlockIterator {
+    if (this.pointIt === undefined) this.pointIt = block.iterator();
+    else this.pointIt.reset(block);
+    return this.pointIt;
   }
 
   /** A two-level iterator (index, then blocks) over the whole table. */
@@ -467,11 +503,16 @@ export class TableReader {
   /** Index of the first data block whose last key is >= `target` (blockCount if none). */
   findBlock(target: Uint8Array): number {
     const keys = this.indexKeys;
+    const prefixes = this.indexPrefixes;
+    const tp = userKeyPrefix(target);
     let lo = 0;
     let hi = keys.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (compareInternalKeys(keys[mid], target) < 0) lo = mid + 1;
+      // Differing prefixes order the keys (see userKeyPrefix); equal ones need the full compare.
+      const p = prefixes[mid];
+      const c = p !== tp ? p - tp : compareInternalKeys(keys[mid], target);
+      if (c < 0) lo = mid + 1;
       else hi = mid;
     }
     return lo;
@@ -522,7 +563,7 @@ export class TableReader {
         it.next();
       }
       if (++bi >= this.handles.length) return undefined;
-      it = this.dataBlock(bi).iterator();
+      it = this.pointIterator(this.pointBlock(bi));
       it.seekToFirst();
     }
   }
@@ -563,6 +604,38 @@ export class TableReader {
 }
 
 /** The u64 big-endian version at `off` (safe-integer range, as keys.ts writes it). */
+/**
+ * The first four bytes of an internal key's user key as an unsigned big-endian integer, zero-padded
+ * when the user key is shorter. When two keys' prefixes differ they are ordered as their user keys
+ * (a zero pad sorts a shorter key that is a prefix of the other first, as bytewise order does).
+ */
+function userKeyPrefix(ik: Uint8Array): number {
+  const n = ik.length - TRAILER_LEN;
+  if (n >= 4) return ((ik[0] << 24) | (ik[1] << 16) | (ik[2] << 8) | ik[3]) >>> 0;
+  let p = 0;
+  for (let i = 0; i < 4; i++) p = p * 256 + (i < n ? ik[i] : 0);
+  return p;
+}
+
+/** Longest user key whose seek target {@link seekTarget} builds in its reused buffer. */
+const SEEK_SCRATCH_KEY_LEN = 256;
+/** The reused seek target of point reads: {@link SEEK_SCRATCH_KEY_LEN} + 16 bytes for the whole process. */
+const seekScratch = new Uint8Array(SEEK_SCRATCH_KEY_LEN + TRAILER_LEN);
+
+/**
+ * `seekKey(userKey, version, seq)` in a buffer reused by every point read (valid until the next
+ * call; a get is synchronous and keeps no target past its return), or a fresh one for a key longer
+ * than {@link SEEK_SCRATCH_KEY_LEN}.
+ */
+function seekTarget(userKey: Uint8Array, version: number, seq: number): Uint8Array {
+  const n = userKey.length;
+  if (n > SEEK_SCRATCH_KEY_LEN) return seekKey(userKey, version, seq);
+  const t = seekScratch.subarray(0, n + TRAILER_LEN);
+  for (let i = 0; i < n; i++) t[i] = userKey[i];
+  writeInternalTrailer(t, n, version, seq, 0xff as Kind);
+  return t;
+}
+
 function readU64At(b: Uint8Array, off: number): number {
   const hi = ((b[off] << 24) | (b[off + 1] << 16) | (b[off + 2] << 8) | b[off + 3]) >>> 0;
   const lo = ((b[off + 4] << 24) | (b[off + 5] << 16) | (b[off + 6] << 8) | b[off + 7]) >>> 0;

@@ -8,7 +8,7 @@
  * @module
  */
 import { compareBytes } from '../../proofs/bytes.js';
-import { compareInternalKeys, userKeyOf } from '../keys.js';
+import { compareInternalKeys, compareUserKeyOf, userKeyOf } from '../keys.js';
 import { NUM_LEVELS } from '../options.js';
 import type { TableMeta, VersionEdit } from './edit.js';
 
@@ -89,7 +89,7 @@ export class Version {
 
 /** True when `userKey` lies in the table's user-key range. */
 export function containsUserKey(t: TableMeta, userKey: Uint8Array): boolean {
-  return compareBytes(userKey, userKeyOf(t.smallest)) >= 0 && compareBytes(userKey, userKeyOf(t.largest)) <= 0;
+  return compareUserKeyOf(t.smallest, userKey) <= 0 && compareUserKeyOf(t.largest, userKey) >= 0;
 }
 
 /** Binary search in a sorted, disjoint level for the table containing `userKey`. */
@@ -98,7 +98,7 @@ export function findTable(tables: readonly TableMeta[], userKey: Uint8Array): Ta
   let hi = tables.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (compareBytes(userKeyOf(tables[mid].largest), userKey) < 0) lo = mid + 1;
+    if (compareUserKeyOf(tables[mid].largest, userKey) < 0) lo = mid + 1;
     else hi = mid;
   }
   if (lo < tables.length && containsUserKey(tables[lo], userKey)) return tables[lo];

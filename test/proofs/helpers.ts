@@ -1,7 +1,7 @@
 /** Shared test helpers for the proofs suites. */
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { nodeSha256, nodeSha256Buffer, nodeSha256Plain } from '../../node-entry/sha256.js';
+import { NODE_CRYPTO_MIN_LEN, nodeSha256, nodeSha256Buffer, nodeSha256Plain } from '../../node-entry/sha256.js';
 import { fromHex } from '../../proofs/bytes.js';
 import { Hasher, jsHasher } from '../../proofs/hash.js';
 
@@ -60,7 +60,13 @@ export const nodeHasher = new Hasher((d) => new Uint8Array(createHash('sha256').
  * there) and the tables use (`crypto.hash`, a Buffer or a plain view), each behind its own Hasher with its own reused message buffers, and the
  * built-in JS one (proofs/sha256.ts), the default elsewhere.
  */
-export const entryPointHashers = [new Hasher(nodeSha256), new Hasher(nodeSha256Plain), new Hasher(nodeSha256Buffer), jsHasher];
+export const entryPointHashers = [
+  new Hasher(nodeSha256),
+  new Hasher(nodeSha256, { jsBelow: NODE_CRYPTO_MIN_LEN }),
+  new Hasher(nodeSha256Plain),
+  new Hasher(nodeSha256Buffer),
+  jsHasher,
+];
 
 /** Deterministic pseudo-random bytes (xorshift32), so a failing case replays. */
 export function prng(seed: number): (n: number) => Uint8Array {

@@ -9,8 +9,8 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NODE_CRYPTO_MIN_LEN, nodeSha256, nodeSha256Buffer, nodeSha256Plain } from '../../node-entry/sha256.js';
 import { concatBytes, toHex } from '../../proofs/bytes.js';
-import { defaultHasher, Domain, Hasher, installSha256, jsHasher, Kind, LEAF_SCRATCH_KEY_LEN, nobleHasher, type Sha256 } from '../../proofs/hash.js';
-import { sha256 as jsSha256 } from '../../proofs/sha256.js';
+import { defaultHasher, Domain, Hasher, installSha256, jsHasher, Kind, LEAF_SCRATCH_KEY_LEN, MESSAGE_SCRATCH_LEN, nobleHasher, type Sha256 } from '../../proofs/hash.js';
+import { sha256 as jsSha256, sha256Node } from '../../proofs/sha256.js';
 import { inclusionProof, logLeafHash, logRoot, verifyInclusion } from '../../proofs/log.js';
 import { u32, u64 } from './helpers.js';
 
@@ -86,7 +86,8 @@ describe('Hasher message buffers are reused without leaking', () => {
   const hashers: Array<[string, Hasher]> = [
     ['noble', nobleHasher],
     ['js', jsHasher],
-    ['node (installed)', new Hasher(nodeSha256)],
+    ['node', new Hasher(nodeSha256)],
+    ['node (installed: JS below 128 B)', new Hasher(nodeSha256, { jsBelow: NODE_CRYPTO_MIN_LEN })],
     ['node plain', new Hasher(nodeSha256Plain)],
     ['node Buffer', new Hasher(nodeSha256Buffer)],
   ];
@@ -117,6 +118,56 @@ describe('Hasher message buffers are reused without leaking', () => {
       }
     });
   }
+});
+
+describe('the inner-node entry and the reused message buffer', () => {
+  const h32 = fc.uint8Array({ minLength: 32, maxLength: 32 });
+  it('sha256Node(d, l, r) = SHA-256(d || l || r), also on subarray views with an offset', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 255 }), h32, h32, fc.integer({ min: 0, max: 7 }), (d, l, r, off) => {
+        const want = toHex(nobleSha256(concatBytes(new Uint8Array([d]), l, r)));
+        expect(toHex(sha256Node(d, l, r))).toBe(want);
+        const buf = new Uint8Array(off + 64);
+        buf.set(l, off);
+        buf.set(r, off + 32);
+        expect(toHex(sha256Node(d, buf.subarray(off, off + 32), buf.subarray(off + 32)))).toBe(want);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a hasher with jsBelow treats a child that is not 32 bytes exactly as one without', () => {
+    const fast = new Hasher(nodeSha256, { jsBelow: NODE_CRYPTO_MIN_LEN });
+    const plain = new Hasher(nodeSha256);
+    const outcome = (h: Hasher, l: number, r: number) => {
+      try {
+        return toHex(h.node(Domain.ENTRY_NODE, new Uint8Array(l).fill(7), new Uint8Array(r).fill(9)));
+      } catch (e) {
+        return `throws ${(e as Error).name}`;
+      }
+    };
+    for (const [l, r] of [[33, 32], [32, 33], [31, 32], [32, 31], [0, 0]]) {
+      expect(outcome(fast, l, r), `${l} + ${r} bytes`).toBe(outcome(plain, l, r));
+    }
+    expect(outcome(fast, 32, 33)).toBe('throws RangeError');
+  });
+
+  it('valueHash, blockRoot and tableRoot share one buffer: values around its bound, interleaved', () => {
+    const fast = new Hasher(nodeSha256, { jsBelow: NODE_CRYPTO_MIN_LEN });
+    for (const h of [fast, jsHasher, new Hasher(nodeSha256Buffer)]) {
+      const root = nobleSha256(new Uint8Array([1]));
+      const lens = [0, 100, MESSAGE_SCRATCH_LEN - 2, MESSAGE_SCRATCH_LEN - 1, MESSAGE_SCRATCH_LEN, 5000, 3, MESSAGE_SCRATCH_LEN - 1, 0];
+      for (const n of lens) {
+        const v = new Uint8Array(n).map((_, i) => (i * 17 + n) & 0xff);
+        const vh = h.valueHash(v);
+        const br = h.blockRoot(n + 1, root);
+        const tr = h.tableRoot(3, n, br);
+        expect(toHex(vh), `value of ${n} bytes`).toBe(toHex(nobleSha256(concatBytes(new Uint8Array([Domain.VALUE]), v))));
+        expect(toHex(br)).toBe(toHex(nobleSha256(concatBytes(new Uint8Array([Domain.BLOCK_ROOT]), u32(n + 1), root))));
+        expect(toHex(tr)).toBe(toHex(nobleSha256(concatBytes(new Uint8Array([Domain.TABLE_ROOT]), u32(3), u64(n), br))));
+      }
+    }
+  });
 });
 
 describe('installSha256', () => {
