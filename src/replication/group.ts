@@ -29,7 +29,9 @@
  * 3. starts applying the committed entries in log order — each `apply` call is made before the
  *    next, so the engine's group commit takes them together — and waits for all of them;
  *    committed entries that an earlier Ready already persisted are applied *while* step 1 syncs
- *    this Ready's new entries (as etcd's server does);
+ *    this Ready's new entries (as etcd's server does); so are those that a commit learnt during
+ *    the sync makes appliable: messages arriving meanwhile are stepped at once, and a leader sends
+ *    the appends that carry the new commit index (see `duringSync`);
  * 4. answers each entry's proposer (if it is waiting on this member) with its outcome, serves the
  *    reads whose read index is now applied, then `advance`s the node (membership changes take
  *    effect) and tells the transport the new peer set.
