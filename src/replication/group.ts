@@ -35,11 +35,12 @@
  * 4. answers each entry's proposer (if it is waiting on this member) with its outcome, serves the
  *    reads whose read index is now applied, then `advance`s the node (membership changes take
  *    effect) and tells the transport the new peer set.
- * After a Ready that persisted new entries, the next turn takes no new proposals until the work
- * that Ready made immediately possible is done: in a one-member group that is the very next Ready
- * (its entries commit at once), so a proposal waits for one fsync, not two, and the proposers
- * just answered join the next batch — 100 clients share each fsync instead of alternating between
- * two half-full batches. A proposal is answered only after its entry is committed, synced in this
+ * In a group whose only voter is this member, after a Ready that persisted new entries, the next
+ * turn takes no new proposals until the work that Ready made immediately possible is done: that is
+ * the very next Ready (its entries commit at once), so a proposal waits for one fsync, not two,
+ * and the proposers just answered join the next batch — 100 clients share each fsync instead of
+ * alternating between two half-full batches. With other voters every turn takes the proposals
+ * queued (holding them there starved them). A proposal is answered only after its entry is committed, synced in this
  * member's log and applied here.
  *
  * **Why there is no separate applied record.** The previous driver kept `<dir>/applied`, an
@@ -1077,11 +1078,15 @@ export class ReplicationGroup<O> {
       trace('applied');
       node.advance(rd); // (4)
       this.afterAdvance(rd);
-      // After persisting new entries, first apply what they committed (in a one-member group:
-      // all of them, at once) and only then take new proposals: the proposers answered now
-      // join the next batch, instead of every client alternating between two half-full ones.
+      // In a group whose only voter is this member, after persisting new entries, first apply
+      // what they committed (all of them, at once: the very next Ready) and only then take new
+      // proposals: the proposers answered now join the next batch, instead of every client
+      // alternating between two half-full ones. With other voters nothing commits before their
+      // acknowledgements, and a Ready almost always persists new entries (relayed proposals on
+      // the leader, appends on a follower): holding there starved this member's own proposals
+      // (bench/README.md), so they are taken every turn.
       const held = !feed;
-      feed = rd.entries.length === 0;
+      feed = rd.entries.length === 0 || !this.soleVoter();
       // Having just answered proposers, let one turn of the event loop pass: requests that are
       // already back are parsed and join the next batch instead of waiting a whole fsync.
       if (held && feed && this.answered > 0) await new Promise((resolve) => setImmediate(resolve));
@@ -1164,8 +1169,7 @@ export class ReplicationGroup<O> {
    * after the read (docs/replication.md § Write faults).
    */
   private releaseReads(): void {
-    const cs = this.pause ? this.node.raft.prs.confState() : undefined;
-    const upTo = cs && cs.voters.length === 1 && cs.voters[0] === this.id ? Infinity : this.applied;
+    const upTo = this.pause && this.soleVoter() ? Infinity : this.applied;
     for (const [ctx, ws] of this.reads) {
       if (ws.some((w) => w.index === undefined || w.index > upTo)) {
         const keep = ws.filter((w) => (w.index !== undefined && w.index <= upTo ? (w.resolve(w.index), false) : true));
@@ -1175,6 +1179,12 @@ export class ReplicationGroup<O> {
       for (const w of ws) w.resolve(w.index!);
       this.reads.delete(ctx);
     }
+  }
+
+  /** True when this member is the group's only voter (learners aside). */
+  private soleVoter(): boolean {
+    const cs = this.node.raft.prs.confState();
+    return cs.voters.length === 1 && cs.voters[0] === this.id;
   }
 
   /**
