@@ -40,8 +40,8 @@
  * the very next Ready (its entries commit at once), so a proposal waits for one fsync, not two,
  * and the proposers just answered join the next batch — 100 clients share each fsync instead of
  * alternating between two half-full batches. With other voters every turn takes the proposals
- * queued (holding them there starved them). A proposal is answered only after its entry is committed, synced in this
- * member's log and applied here.
+ * queued (holding them there starved them). A proposal is answered only after its entry is
+ * committed, synced in this member's log and applied here.
  *
  * **Why there is no separate applied record.** The previous driver kept `<dir>/applied`, an
  * fdatasync'd `(appliedIndex, engineSeq)` record written after every entry, and reconciled it
