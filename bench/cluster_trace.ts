@@ -133,8 +133,12 @@ function timeline(nodes: Map<number, NodeTrace>, proposer: NodeTrace, answer: Ev
     if (!rxCommit) return undefined;
     t.push(['follower learns the commit', rxCommit[0]]);
   }
+  // The follower applies it from the Ready that commits it, or from a commit it learnt while it
+  // synced a later Ready (group.ts, duringSync): whichever came last before the apply.
   const readyC = lastBefore(proposer, 'ready', apply[0], (e) => contains(e[4] as number, e[5] as number, i));
-  if (readyC && proposer !== L) t.push(['follower Ready that commits it', readyC[0]]);
+  const duringSync = lastBefore(proposer, 'commit-during-sync', apply[0], (e) => contains(e[2] as number, e[3] as number, i));
+  const committing = [readyC, duringSync].filter((e): e is Ev => e !== undefined).sort((a, b) => b[0] - a[0])[0];
+  if (committing && proposer !== L) t.push(['follower Ready that commits it (or the commit learnt during a sync)', committing[0]]);
   t.push(['apply starts (proposer)', apply[0]], ['proposer answered', answer[0]], ['HTTP answer written', httpEnd[0]]);
   return t;
 }

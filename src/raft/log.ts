@@ -231,16 +231,19 @@ export class RaftLog {
     return this.unstable.entries;
   }
 
-  /** Committed entries not yet applied, limited to `maxNextEntsSize` bytes. */
-  nextCommittedEnts(): Entry[] {
-    const off = Math.max(this.applied + 1, this.firstIndex());
+  /**
+   * Committed entries not yet applied, limited to `maxNextEntsSize` bytes: from `after + 1` (default
+   * the applied index; a caller that handed out entries beyond it passes the last one handed out).
+   */
+  nextCommittedEnts(after = this.applied): Entry[] {
+    const off = Math.max(after + 1, this.firstIndex());
     if (this.committed + 1 > off) return this.slice(off, this.committed + 1, this.maxNextEntsSize);
     return [];
   }
 
-  /** True when {@link nextCommittedEnts} is non-empty. */
-  hasNextCommittedEnts(): boolean {
-    return this.committed + 1 > Math.max(this.applied + 1, this.firstIndex());
+  /** True when {@link nextCommittedEnts} (from the same `after`) is non-empty. */
+  hasNextCommittedEnts(after = this.applied): boolean {
+    return this.committed + 1 > Math.max(after + 1, this.firstIndex());
   }
 
   /** The snapshot to persist (unstable) or the storage's. */

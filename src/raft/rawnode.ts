@@ -59,6 +59,12 @@ export class RawNode {
   readonly raft: Raft;
   private prevSoft: SoftState;
   private prevHard: HardState;
+  /** Last committed index handed out by {@link ready}'s `committedEntries` (0: none yet). */
+  private handed = 0;
+  /** True when the committed entries of the Ready not yet advanced include a membership change. */
+  private handedConf = false;
+  /** Last index handed out by {@link takeCommitted} and not yet covered by an {@link advance} (0: none). */
+  private taken = 0;
 
   /** Creates a node from its config; the storage's hard state and membership are loaded. */
   constructor(config: Config) {
@@ -144,7 +150,7 @@ export class RawNode {
     const hs = r.hardState();
     if (!hardStateEqual(hs, this.prevHard)) return true;
     if (r.raftLog.unstable.snapshot !== undefined) return true;
-    if (r.msgs.length > 0 || r.raftLog.unstableEntries().length > 0 || r.raftLog.hasNextCommittedEnts()) return true;
+    if (r.msgs.length > 0 || r.raftLog.unstableEntries().length > 0 || r.raftLog.hasNextCommittedEnts(Math.max(r.raftLog.applied, this.taken))) return true;
     return r.readStates.length > 0;
   }
 
@@ -159,18 +165,21 @@ export class RawNode {
     const softChanged = ss.lead !== this.prevSoft.lead || ss.state !== this.prevSoft.state;
     const hardChanged = !hardStateEqual(hs, this.prevHard);
     const entries = r.raftLog.unstableEntries().slice();
+    const committedEntries = r.raftLog.nextCommittedEnts(Math.max(r.raftLog.applied, this.taken));
     const rd: Ready = {
       softState: softChanged ? ss : undefined,
       hardState: hardChanged ? hs : undefined,
       readStates: r.readStates,
       entries,
       snapshot: r.raftLog.unstable.snapshot,
-      committedEntries: r.raftLog.nextCommittedEnts(),
+      committedEntries,
       messages: r.msgs,
       mustSync: entries.length > 0 || hs.vote !== this.prevHard.vote || hs.term !== this.prevHard.term,
     };
     r.msgs = [];
     r.readStates = [];
+    if (committedEntries.length > 0) this.handed = committedEntries[committedEntries.length - 1].index;
+    this.handedConf = committedEntries.some((e) => e.type === EntryType.ConfChange);
     if (softChanged) this.prevSoft = ss;
     if (hardChanged) this.prevHard = hs;
     return rd;
@@ -193,6 +202,50 @@ export class RawNode {
         if (e.type === EntryType.ConfChange) r.applyConfChange(decodeConfChange(e.data));
       }
     }
+    this.handedConf = false;
+    if (this.taken > r.raftLog.applied) r.raftLog.appliedTo(this.taken);
+    this.taken = 0;
+  }
+
+  /**
+   * While the Ready last returned is being persisted (between {@link ready} and {@link advance}):
+   * the committed entries after those it handed out, up to `upTo` — which the caller sets to the
+   * last index already persisted in its own log before that Ready, so nothing returned waits for
+   * a sync — for the caller to apply at once instead of after the sync (a commit learnt from a
+   * peer while this member syncs its log). They are not returned again by the next Ready, and the
+   * next {@link advance} counts them applied: the caller must have applied them by then.
+   *
+   * Membership changes stay on the ordinary path (they take effect in `advance`): none is
+   * returned, nothing after one is returned, and nothing at all while the outstanding Ready's
+   * committed entries hold one or a snapshot waits to be persisted. At most the log's
+   * `maxNextEntsSize` bytes at a time.
+   */
+  takeCommitted(upTo: number): Entry[] {
+    const log = this.raft.raftLog;
+    if (this.handedConf || log.unstable.snapshot !== undefined) return [];
+    const after = Math.max(log.applied, this.handed, this.taken);
+    if (Math.min(log.committed, upTo) <= after) return [];
+    const ents = log.nextCommittedEnts(after);
+    let n = 0;
+    while (n < ents.length && ents[n].index <= upTo && ents[n].type !== EntryType.ConfChange) n++;
+    if (n === 0) return [];
+    const out = ents.slice(0, n);
+    this.taken = out[n - 1].index;
+    return out;
+  }
+
+  /**
+   * Hands over, between {@link ready} and {@link advance}, the queued messages that `accept`
+   * takes (for instance a leader's appends that carry a commit learnt while it syncs); the others
+   * stay for the next Ready, in order.
+   */
+  takeMessages(accept: (m: Message) => boolean): Message[] {
+    const r = this.raft;
+    const out: Message[] = [];
+    const keep: Message[] = [];
+    for (const m of r.msgs) (accept(m) ? out : keep).push(m);
+    if (out.length > 0) r.msgs = keep;
+    return out;
   }
 
   /** A summary of the node. */

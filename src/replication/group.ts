@@ -29,16 +29,19 @@
  * 3. starts applying the committed entries in log order — each `apply` call is made before the
  *    next, so the engine's group commit takes them together — and waits for all of them;
  *    committed entries that an earlier Ready already persisted are applied *while* step 1 syncs
- *    this Ready's new entries (as etcd's server does);
+ *    this Ready's new entries (as etcd's server does); so are those that a commit learnt during
+ *    the sync makes appliable: messages arriving meanwhile are stepped at once, and a leader sends
+ *    the appends that carry the new commit index (see `duringSync`);
  * 4. answers each entry's proposer (if it is waiting on this member) with its outcome, serves the
  *    reads whose read index is now applied, then `advance`s the node (membership changes take
  *    effect) and tells the transport the new peer set.
- * After a Ready that persisted new entries, the next turn takes no new proposals until the work
- * that Ready made immediately possible is done: in a one-member group that is the very next Ready
- * (its entries commit at once), so a proposal waits for one fsync, not two, and the proposers
- * just answered join the next batch — 100 clients share each fsync instead of alternating between
- * two half-full batches. A proposal is answered only after its entry is committed, synced in this
- * member's log and applied here.
+ * In a group whose only voter is this member, after a Ready that persisted new entries, the next
+ * turn takes no new proposals until the work that Ready made immediately possible is done: that is
+ * the very next Ready (its entries commit at once), so a proposal waits for one fsync, not two,
+ * and the proposers just answered join the next batch — 100 clients share each fsync instead of
+ * alternating between two half-full batches. With other voters every turn takes the proposals
+ * queued (holding them there starved them). A proposal is answered only after its entry is
+ * committed, synced in this member's log and applied here.
  *
  * **Why there is no separate applied record.** The previous driver kept `<dir>/applied`, an
  * fdatasync'd `(appliedIndex, engineSeq)` record written after every entry, and reconciled it
@@ -524,6 +527,8 @@ export class ReplicationGroup<O> {
    * added to the peer set so that a lagging member can answer a leader it does not know yet.
    */
   private readonly heard = new Set<number>();
+  /** Set while the loop waits for a sync ({@link duringSync}): wakes it to step what arrived. */
+  private wake: (() => void) | null = null;
 
   private constructor(
     readonly id: number,
@@ -842,6 +847,7 @@ export class ReplicationGroup<O> {
       this.inbound.push(m);
       this.inboundBytes += bytes;
     }
+    this.wake?.();
     void this.kick();
   }
 
@@ -957,27 +963,7 @@ export class ReplicationGroup<O> {
   private feedInputs(feed: boolean): void {
     const node = this.node;
     for (; this.ticks > 0; this.ticks--) node.tick();
-    if (this.inbound.length > 0) {
-      const msgs = this.inbound;
-      this.inbound = [];
-      this.inboundBytes = 0;
-      let newPeer = false;
-      for (const m of msgs) {
-        if (this.removed.has(m.from)) continue;
-        if (!this.peerIds.has(m.from) && m.from !== this.id && this.heard.size < MAX_HEARD_PEERS && !this.heard.has(m.from)) {
-          this.heard.add(m.from);
-          newPeer = true;
-        }
-        try {
-          node.step(m);
-        } catch (err) {
-          // A forwarded proposal the leader cannot take, a reply from a removed member, a message
-          // of a local type: Raft ignores them (the proposer times out); anything else is a bug.
-          if (!(err instanceof RaftError) || (err.code !== RaftErrorCode.ProposalDropped && err.code !== RaftErrorCode.StepPeerNotFound && err.code !== RaftErrorCode.StepLocalMsg)) throw err;
-        }
-      }
-      if (newPeer) this.updatePeers();
-    }
+    this.stepInbound();
     for (const peer of this.unreachable) node.reportUnreachable(peer);
     this.unreachable.clear();
     if (!feed || this.closed) return;
@@ -1036,6 +1022,31 @@ export class ReplicationGroup<O> {
     }
   }
 
+  /** Steps the queued inbound messages into the node (only the loop calls this). */
+  private stepInbound(): void {
+    if (this.inbound.length === 0) return;
+    const node = this.node;
+    const msgs = this.inbound;
+    this.inbound = [];
+    this.inboundBytes = 0;
+    let newPeer = false;
+    for (const m of msgs) {
+      if (this.removed.has(m.from)) continue;
+      if (!this.peerIds.has(m.from) && m.from !== this.id && this.heard.size < MAX_HEARD_PEERS && !this.heard.has(m.from)) {
+        this.heard.add(m.from);
+        newPeer = true;
+      }
+      try {
+        node.step(m);
+      } catch (err) {
+        // A forwarded proposal the leader cannot take, a reply from a removed member, a message
+        // of a local type: Raft ignores them (the proposer times out); anything else is a bug.
+        if (!(err instanceof RaftError) || (err.code !== RaftErrorCode.ProposalDropped && err.code !== RaftErrorCode.StepPeerNotFound && err.code !== RaftErrorCode.StepLocalMsg)) throw err;
+      }
+    }
+    if (newPeer) this.updatePeers();
+  }
+
   private async run(): Promise<void> {
     let feed = true;
     for (;;) {
@@ -1079,14 +1090,19 @@ export class ReplicationGroup<O> {
       const early = rd.messages.filter((m) => sendsBeforeWrite(m, leader));
       const late = early.length === 0 ? rd.messages : rd.messages.filter((m) => !sendsBeforeWrite(m, leader));
       if (early.length > 0) this.send(early);
+      // The last index this member had persisted before this Ready (its entries replace the log
+      // from their first index on): committed entries up to it may be applied during the sync.
+      const persisted = Math.min(this.storage.lastIndex(), firstNew - 1);
+      const saving = this.storage.save(rd, { sync: this.options.sync !== false }).then((synced) => {
+        trace('saved', synced);
+        if (synced) this.syncs++;
+        this.send(late);
+        this.checkLogMemory();
+      }); // (1) one atomic batch, synced when it must be; (2) then send
+      const applying = this.applyAll(stable); // (3) + answers
       const [saved, applied] = await Promise.allSettled([
-        this.storage.save(rd, { sync: this.options.sync !== false }).then((synced) => {
-          trace('saved', synced);
-          if (synced) this.syncs++;
-          this.send(late);
-          this.checkLogMemory();
-        }), // (1) one atomic batch, synced when it must be; (2) then send
-        this.applyAll(stable), // (3) + answers
+        saving,
+        rd.entries.length > 0 && !rd.snapshot ? this.duringSync(saving, applying, persisted, leader ? node.raft.term : -1) : applying,
       ]);
       if (applied.status === 'rejected') throw applied.reason;
       if (saved.status === 'rejected') {
@@ -1099,15 +1115,54 @@ export class ReplicationGroup<O> {
       trace('applied');
       node.advance(rd); // (4)
       this.afterAdvance(rd);
-      // After persisting new entries, first apply what they committed (in a one-member group:
-      // all of them, at once) and only then take new proposals: the proposers answered now
-      // join the next batch, instead of every client alternating between two half-full ones.
+      // In a group whose only voter is this member, after persisting new entries, first apply
+      // what they committed (all of them, at once: the very next Ready) and only then take new
+      // proposals: the proposers answered now join the next batch, instead of every client
+      // alternating between two half-full ones. With other voters nothing commits before their
+      // acknowledgements, and a Ready almost always persists new entries (relayed proposals on
+      // the leader, appends on a follower): holding there starved this member's own proposals
+      // (bench/README.md), so they are taken every turn.
       const held = !feed;
-      feed = rd.entries.length === 0;
+      feed = rd.entries.length === 0 || !this.soleVoter();
       // Having just answered proposers, let one turn of the event loop pass: requests that are
       // already back are parsed and join the next batch instead of waiting a whole fsync.
       if (held && feed && this.answered > 0) await new Promise((resolve) => setImmediate(resolve));
     }
+  }
+
+  /**
+   * While this member syncs a Ready's entries (`saving`): steps the messages that arrive, so that
+   * a commit learnt meanwhile (a follower's acknowledgement on the leader, the leader's commit
+   * index on a follower) is acted on at once instead of after the sync — the newly committed
+   * entries this member had already persisted (up to `persisted`) are applied and their
+   * proposers answered, and a leader sends the appends that carry the new commit index. Applies
+   * stay in log order: each batch starts once the one before it (`applying`, the Ready's own)
+   * has settled, so a refusal of an earlier entry pauses applying before a later one starts.
+   * Messages that must follow a sync (acknowledgements, votes) stay queued for the next Ready, whose
+   * own sync comes after this one; so do all messages once this member is no longer the leader of
+   * `leaderTerm` (-1: it was not the leader when the Ready was made). Resolves when `saving` has
+   * settled and every batch is applied.
+   */
+  private async duringSync(saving: Promise<void>, applying: Promise<void>, persisted: number, leaderTerm: number): Promise<void> {
+    let done = false;
+    const settled = saving.then(() => { done = true; }, () => { done = true; });
+    let chain = applying;
+    for (;;) {
+      await Promise.race([settled, new Promise<void>((resolve) => { this.wake = resolve; })]);
+      this.wake = null;
+      if (done || this.failure || this.closed || this.pause) break;
+      this.stepInbound();
+      const node = this.node;
+      if (node.raft.state === StateType.Leader && node.raft.term === leaderTerm) {
+        const out = node.takeMessages((m) => sendsBeforeWrite(m, true));
+        if (out.length > 0) this.send(out);
+      }
+      const ents = node.takeCommitted(persisted);
+      if (ents.length === 0) continue;
+      if (tracing) trace('commit-during-sync', ents[0].index, ents[ents.length - 1].index);
+      chain = chain.then(() => this.applyAll(ents)).then(() => this.releaseReads());
+    }
+    await chain;
   }
 
   private send(messages: Message[]): void {
@@ -1151,8 +1206,7 @@ export class ReplicationGroup<O> {
    * after the read (docs/replication.md § Write faults).
    */
   private releaseReads(): void {
-    const cs = this.pause ? this.node.raft.prs.confState() : undefined;
-    const upTo = cs && cs.voters.length === 1 && cs.voters[0] === this.id ? Infinity : this.applied;
+    const upTo = this.pause && this.soleVoter() ? Infinity : this.applied;
     for (const [ctx, ws] of this.reads) {
       if (ws.some((w) => w.index === undefined || w.index > upTo)) {
         const keep = ws.filter((w) => (w.index !== undefined && w.index <= upTo ? (w.resolve(w.index), false) : true));
@@ -1162,6 +1216,12 @@ export class ReplicationGroup<O> {
       for (const w of ws) w.resolve(w.index!);
       this.reads.delete(ctx);
     }
+  }
+
+  /** True when this member is the group's only voter (learners aside). */
+  private soleVoter(): boolean {
+    const cs = this.node.raft.prs.confState();
+    return cs.voters.length === 1 && cs.voters[0] === this.id;
   }
 
   /**

@@ -5,7 +5,7 @@
  */
 
 import { describe, expect, test } from 'vitest';
-import { RawNode } from '../../src/raft/rawnode.js';
+import { RawNode, type Ready } from '../../src/raft/rawnode.js';
 import { SeededRand } from '../../src/raft/rand.js';
 import { MemoryStorage } from '../../src/raft/storage.js';
 import { ProgressState } from '../../src/raft/progress.js';
@@ -339,5 +339,94 @@ describe('RawNode', () => {
     expect(rd.hardState?.commit).toBe(1);
     rn.advance(rd);
     expect(rn.hasReady()).toBe(false);
+  });
+
+  /** A leader of [1, 2, 3] with entries 1-3 persisted and acknowledged by nobody yet. */
+  function leaderOfThree(): { rn: RawNode; s: MemoryStorage; persist: (rd: Ready) => void } {
+    const s = MemoryStorage.withPeers([1, 2, 3]);
+    const rn = new RawNode({ id: 1, storage: s, electionTick: 10, heartbeatTick: 1, rand: new SeededRand(1) });
+    const persist = (rd: Ready) => {
+      s.append(rd.entries);
+      if (rd.hardState) s.setHardState(rd.hardState);
+    };
+    rn.campaign(); // pre-vote first
+    rn.step(msg({ type: MessageType.PreVoteResp, from: 2, to: 1, term: 1 }));
+    let rd = rn.ready();
+    persist(rd);
+    rn.advance(rd);
+    rn.step(msg({ type: MessageType.VoteResp, from: 2, to: 1, term: 1 }));
+    rd = rn.ready();
+    expect(rd.softState?.state).toBe(StateType.Leader);
+    persist(rd);
+    rn.advance(rd);
+    rn.propose(enc.encode('a'));
+    rn.propose(enc.encode('b'));
+    rd = rn.ready();
+    persist(rd);
+    rn.advance(rd);
+    expect(rn.raft.raftLog.lastIndex()).toBe(3);
+    expect(rn.raft.raftLog.committed).toBe(0);
+    return { rn, s, persist };
+  }
+
+  test('takeCommitted hands out, while a Ready syncs, the entries a commit learnt meanwhile made appliable, once', () => {
+    const { rn, persist } = leaderOfThree();
+    rn.propose(enc.encode('c'));
+    const rd = rn.ready(); // entry 4, being synced
+    expect(it(rd.entries)).toEqual([[4, 1]]);
+    expect(rd.committedEntries).toEqual([]);
+    // Both followers hold 1-4 before the leader's own sync of 4 is done: 4 commits (a quorum
+    // without the leader), but only what this member persisted before the Ready may be applied.
+    rn.step(msg({ type: MessageType.AppResp, from: 2, to: 1, term: 1, index: 4 }));
+    rn.step(msg({ type: MessageType.AppResp, from: 3, to: 1, term: 1, index: 4 }));
+    expect(rn.raft.raftLog.committed).toBe(4);
+    expect(it(rn.takeCommitted(3))).toEqual([[1, 1], [2, 1], [3, 1]]);
+    expect(rn.takeCommitted(3)).toEqual([]); // not twice
+    // The appends that carry the new commit index can go now; they are not in the next Ready.
+    const apps = rn.takeMessages((m) => m.type === MessageType.App);
+    for (const to of [2, 3]) expect(Math.max(...apps.filter((m) => m.to === to).map((m) => m.commit))).toBe(4);
+    expect(rn.takeMessages((m) => m.type === MessageType.App)).toEqual([]);
+    expect(rn.raft.raftLog.applied).toBe(0); // counted applied only at advance
+    persist(rd);
+    rn.advance(rd);
+    expect(rn.raft.raftLog.applied).toBe(3);
+    const next = rn.ready();
+    expect(it(next.committedEntries)).toEqual([[4, 1]]); // 1-3 are not handed out again
+    persist(next);
+    rn.advance(next);
+    expect(rn.raft.raftLog.applied).toBe(4);
+  });
+
+  test('takeCommitted leaves membership changes, and everything after one, to the Ready path', () => {
+    const { rn, persist } = leaderOfThree();
+    rn.step(msg({ type: MessageType.AppResp, from: 2, to: 1, term: 1, index: 3 }));
+    let rd = rn.ready();
+    expect(it(rd.committedEntries)).toEqual([[1, 1], [2, 1], [3, 1]]);
+    persist(rd);
+    rn.advance(rd);
+    rn.proposeConfChange({ type: ConfChangeType.AddLearner, nodeId: 4 });
+    rn.propose(enc.encode('d'));
+    rd = rn.ready();
+    expect(it(rd.entries)).toEqual([[4, 1], [5, 1]]);
+    persist(rd);
+    rn.advance(rd);
+    rn.propose(enc.encode('e'));
+    rd = rn.ready(); // entry 6 syncing
+    rn.step(msg({ type: MessageType.AppResp, from: 2, to: 1, term: 1, index: 5 }));
+    expect(rn.raft.raftLog.committed).toBe(5);
+    expect(rn.takeCommitted(5)).toEqual([]); // 4 is a membership change: 4 and 5 wait for the Ready
+    persist(rd);
+    rn.advance(rd);
+    rd = rn.ready();
+    expect(it(rd.committedEntries)).toEqual([[4, 1], [5, 1]]);
+    expect(rd.committedEntries[0].type).toBe(EntryType.ConfChange);
+    persist(rd);
+    rn.propose(enc.encode('f'));
+    // The outstanding Ready's committed entries hold a membership change: nothing is taken.
+    rn.step(msg({ type: MessageType.AppResp, from: 2, to: 1, term: 1, index: 6 }));
+    expect(rn.raft.raftLog.committed).toBe(6);
+    expect(rn.takeCommitted(6)).toEqual([]);
+    rn.advance(rd);
+    expect(rn.raft.prs.confState().learners).toEqual([4]);
   });
 });

@@ -8,8 +8,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { WalStorage, type PersistRequest } from '../../src/raft/index.js';
-import { ReplicationGroup, decodeEntryPayload, encodeEntryPayload, type StateMachine } from '../../src/replication/index.js';
+import { EntryType, MessageType, WalStorage, newMessage, type Message, type PersistRequest } from '../../src/raft/index.js';
+import { ReplicationGroup, decodeEntryPayload, encodeEntryPayload, type StateMachine, type Transport } from '../../src/replication/index.js';
 
 const te = new TextEncoder();
 const td = new TextDecoder();
@@ -156,5 +156,65 @@ describe('ReplicationGroup', () => {
     await expect(g.propose(te.encode('after'))).rejects.toMatchObject({ code: 'REPLICATION_UNAVAILABLE' });
     // The proposal made before close was either applied or refused, never left hanging.
     await expect(settled).resolves.toBe('done');
+  });
+});
+
+/** A transport that records what a member sends and lets the test deliver messages to it. */
+class HandTransport implements Transport {
+  sent: Message[] = [];
+  deliver: (msgs: Message[]) => void = () => undefined;
+  send(messages: readonly Message[]): void { this.sent.push(...messages); }
+  onMessages(handler: (messages: Message[]) => void): void { this.deliver = handler; }
+  onUnreachable(): void {}
+  setPeers(): void {}
+  fetchSnapshotChunk(): Promise<Uint8Array> { return Promise.reject(new Error('no snapshots here')); }
+  onSnapshotRead(): void {}
+  async close(): Promise<void> {}
+}
+
+describe('ReplicationGroup, a commit learnt while it syncs', () => {
+  it('a follower applies what it had persisted at once, and acknowledges the entry being synced only after the sync', async () => {
+    // Member 2 of [1, 2, 3]; the test plays leader 1 (term 2). The bootstrap wrote 1-3 (term 1).
+    let gate: (() => void) | undefined;
+    let held = false;
+    const save = WalStorage.prototype.save;
+    vi.spyOn(WalStorage.prototype, 'save').mockImplementation(async function (this: WalStorage, rd: PersistRequest, options) {
+      if (rd.entries.some((e) => e.index === 6)) {
+        held = true;
+        await new Promise<void>((resolve) => { gate = resolve; });
+      }
+      return save.call(this, rd, options);
+    });
+    const sm = new Recorder();
+    sm.immediate = true;
+    const t = new HandTransport();
+    const g = await ReplicationGroup.open(tmp(), { stateMachine: sm, appliedIndex: 0, id: 2, peers: [1, 2, 3].map((id) => ({ id, peerUrl: `http://127.0.0.1:${7100 + id}` })), transport: t, tickMs: 2 ** 31 - 1 });
+    groups.push(g);
+    const entry = (index: number, c: string) => ({ term: 2, index, type: EntryType.Normal, data: encodeEntryPayload(`lead/${index}`, te.encode(c)) });
+    const app = (index: number, logTerm: number, entries: ReturnType<typeof entry>[], commit: number) =>
+      newMessage({ type: MessageType.App, from: 1, to: 2, term: 2, index, logTerm, entries, commit });
+    const acked = (i: number) => t.sent.some((m) => m.type === MessageType.AppResp && !m.reject && m.index >= i);
+    const until = async (cond: () => boolean) => {
+      for (let i = 0; i < 2000 && !cond(); i++) await new Promise((r) => setImmediate(r));
+      expect(cond()).toBe(true);
+    };
+    t.deliver([app(3, 1, [entry(4, 'a'), entry(5, 'b')], 3)]);
+    await until(() => acked(5));
+    t.deliver([app(5, 2, [entry(6, 'c')], 3)]);
+    await until(() => held);
+    // While 6 syncs, the leader's commit of 5 arrives: 4 and 5 (persisted before) apply now.
+    t.deliver([app(6, 2, [], 5)]);
+    await until(() => sm.applied.length === 2);
+    expect(sm.applied).toEqual([[4, 'a'], [5, 'b']]);
+    expect(g.status().applied).toBe(5);
+    // 6 is not acknowledged before its sync, and not applied even once it is known committed.
+    t.deliver([app(6, 2, [], 6)]);
+    for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+    expect(acked(6)).toBe(false);
+    expect(sm.applied).toHaveLength(2);
+    gate!();
+    await until(() => acked(6) && sm.applied.length === 3);
+    expect(sm.applied[2]).toEqual([6, 'c']);
+    expect(g.status()).toMatchObject({ applied: 6, commit: 6 });
   });
 });
