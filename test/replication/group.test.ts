@@ -194,8 +194,10 @@ describe('ReplicationGroup, a commit learnt while it syncs', () => {
     const app = (index: number, logTerm: number, entries: ReturnType<typeof entry>[], commit: number) =>
       newMessage({ type: MessageType.App, from: 1, to: 2, term: 2, index, logTerm, entries, commit });
     const acked = (i: number) => t.sent.some((m) => m.type === MessageType.AppResp && !m.reject && m.index >= i);
+    // Bounded by wall time, not by turns: the saves are real fdatasyncs, slow on a loaded disk.
     const until = async (cond: () => boolean) => {
-      for (let i = 0; i < 2000 && !cond(); i++) await new Promise((r) => setImmediate(r));
+      const end = Date.now() + 20_000;
+      while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 1));
       expect(cond()).toBe(true);
     };
     t.deliver([app(3, 1, [entry(4, 'a'), entry(5, 'b')], 3)]);
