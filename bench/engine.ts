@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { ClassicLevel } from 'classic-level';
 import { ProofDB } from '../src/index.js';
+import { workerMemoryStats } from '../src/compaction/runner.js';
 import {
   dirBytes,
   fmtBytes,
@@ -592,6 +593,8 @@ interface RssReport {
   /** ProofKV: its caches' use and capacity; LevelDB: its configured cache. */
   caches: Array<{ cache: string; bytes: number; capacity: number }>;
   tables: string;
+  /** ProofKV: the largest heap a compaction or flush worker had in use at the end of a job. */
+  workerPeakJobHeap?: number;
 }
 
 /** The child: loads N entries into one system, settles it, reports its memory after a full GC. */
@@ -631,6 +634,7 @@ async function rssChild(which: string): Promise<void> {
       loadS: r.s,
       caches,
       tables,
+      workerPeakJobHeap: s instanceof ProofKVSystem ? workerMemoryStats().peakJobHeapUsed : undefined,
     };
     console.log(JSON.stringify(report));
   } finally {
@@ -674,7 +678,7 @@ async function rssMain(): Promise<void> {
   }
   console.log('');
   printTable(
-    ['system', 'rss', 'peak rss', 'heap used', 'external (array buffers)', 'load s', 'tables', 'caches: use / capacity'],
+    ['system', 'rss', 'peak rss', 'heap used', 'external (array buffers)', 'load s', 'writes/s', 'worker heap at job end (peak)', 'tables', 'caches: use / capacity'],
     reports.map((r) => [
       r.system,
       fmtBytes(r.rss),
@@ -682,6 +686,8 @@ async function rssMain(): Promise<void> {
       fmtBytes(r.heapUsed),
       `${fmtBytes(r.external)} (${fmtBytes(r.arrayBuffers)})`,
       r.loadS.toFixed(1),
+      `${fmtNum(N / r.loadS)}/s`,
+      r.workerPeakJobHeap === undefined ? '-' : fmtBytes(r.workerPeakJobHeap),
       r.tables,
       r.caches.map((c) => `${c.cache} ${fmtBytes(c.bytes)} / ${fmtBytes(c.capacity)}`).join('; '),
     ]),
