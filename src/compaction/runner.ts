@@ -20,6 +20,13 @@ interface WorkerReply {
 /** Young generation of a worker's isolate, MiB: its semi-spaces, which V8 otherwise sizes up to 16 MiB each. */
 export const WORKER_YOUNG_GENERATION_MB = 8;
 
+/**
+ * How long a worker may stay idle, ms, before it is ended (its isolate and everything it holds
+ * freed); the next job starts a new one. Longer than the gaps between flushes and compactions of a
+ * busy write load (a memtable of 4 MiB fills in seconds at that rate), so a load keeps its workers.
+ */
+export const WORKER_IDLE_MS = 2000;
+
 /** What the process's compaction and flush workers have used (for benchmarks and tests). */
 export interface WorkerMemoryStats {
   /** Largest heap in use at the end of a job, over every job since the process started. */
@@ -28,9 +35,13 @@ export interface WorkerMemoryStats {
   jobs: number;
   /** Workers that ended abnormally (out of memory, crashed): each failed its waiting jobs. */
   workerFailures: number;
+  /** Workers ended after {@link WORKER_IDLE_MS} without a job. */
+  idleExits: number;
+  /** Workers running now. */
+  running: number;
 }
 
-const memoryStats: WorkerMemoryStats = { peakJobHeapUsed: 0, jobs: 0, workerFailures: 0 };
+const memoryStats: WorkerMemoryStats = { peakJobHeapUsed: 0, jobs: 0, workerFailures: 0, idleExits: 0, running: 0 };
 
 /** A copy of the process-wide {@link WorkerMemoryStats}. */
 export function workerMemoryStats(): WorkerMemoryStats {
@@ -71,12 +82,15 @@ class SharedWorker {
   private worker: Worker | null = null;
   private nextId = 1;
   private readonly waiting = new Map<number, Waiter>();
+  private idleTimer: NodeJS.Timeout | null = null;
 
   /** @param heapMb the old-generation limit of the worker's isolate, MiB. */
   constructor(private readonly heapMb: number) {}
 
   run(job: CompactionJob | FlushJob): Promise<CompactionOutput[]> {
     const w = this.ensure();
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
@@ -100,7 +114,10 @@ class SharedWorker {
       memoryStats.jobs++;
       if (reply.heapUsed !== undefined) memoryStats.peakJobHeapUsed = Math.max(memoryStats.peakJobHeapUsed, reply.heapUsed);
       this.waiting.delete(reply.id);
-      if (this.waiting.size === 0) w.unref();
+      if (this.waiting.size === 0) {
+        w.unref();
+        this.retireWhenIdle(w);
+      }
       if (reply.outputs) {
         p.resolve(reply.outputs);
       } else {
@@ -114,18 +131,37 @@ class SharedWorker {
     });
     // Out of memory (`ERR_WORKER_OUT_OF_MEMORY`) or a crash: the isolate is gone; its jobs fail
     // like any compaction failure and the next job starts a new worker.
+    // A worker already replaced (ended when idle, or after its 'error') has no jobs left: its
+    // 'exit' must not fail the jobs of the worker that replaced it.
     const fail = (err: Error) => {
-      if (this.worker === w) {
-        this.worker = null;
-        memoryStats.workerFailures++;
-      }
+      if (this.worker !== w) return;
+      this.worker = null;
+      memoryStats.workerFailures++;
+      memoryStats.running--;
+      if (this.idleTimer) clearTimeout(this.idleTimer);
+      this.idleTimer = null;
       for (const p of this.waiting.values()) p.reject(new ProofKVError(ErrorCode.IO_ERROR, `compaction worker: ${err.message}`));
       this.waiting.clear();
     };
     w.on('error', fail);
     w.on('exit', (code) => fail(new Error(`compaction worker exited with code ${code}`)));
     this.worker = w;
+    memoryStats.running++;
     return w;
+  }
+
+  /** Ends `w` if it is still the worker and still idle after {@link WORKER_IDLE_MS}. */
+  private retireWhenIdle(w: Worker): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = null;
+      if (this.worker !== w || this.waiting.size > 0) return;
+      this.worker = null;
+      memoryStats.idleExits++;
+      memoryStats.running--;
+      void w.terminate();
+    }, WORKER_IDLE_MS);
+    this.idleTimer.unref();
   }
 }
 

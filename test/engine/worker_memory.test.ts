@@ -84,6 +84,28 @@ describe('compaction worker heap limit', () => {
     }
   });
 
+  it('ends an idle worker and starts a new one for the next job', async () => {
+    const db = await ProofDB.open(dir());
+    try {
+      await db.put('a', value(1));
+      await db.checkpoint(); // a flush job on the flush worker
+      const idleBefore = workerMemoryStats().idleExits;
+      const jobsBefore = workerMemoryStats().jobs;
+      // Bounded wait for the idle timeout to end the worker (its isolate and heap are freed).
+      for (let i = 0; i < 200 && workerMemoryStats().idleExits === idleBefore; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(workerMemoryStats().idleExits).toBeGreaterThan(idleBefore);
+      // The next flush runs on a new worker.
+      await db.put('b', value(2));
+      const c = await db.checkpoint();
+      expect(c.seq).toBe(2);
+      expect(workerMemoryStats().jobs).toBeGreaterThan(jobsBefore);
+      expect(db.stats().flushes).toBe(2);
+      expect(str(await db.get('a'))).toBe(value(1));
+    } finally {
+      await db.close();
+    }
+  }, 30_000);
+
   it('rejects a limit below 1 MiB', async () => {
     await expect(ProofDB.open(dir(), { compactionWorkerHeapBytes: 1024 })).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT });
   });
