@@ -23,9 +23,13 @@ interface Request {
 /**
  * This isolate's `gc()`: V8 exposes it to contexts created while `--expose-gc` is set, and a
  * worker cannot be started with V8 flags, so the flag is set for the moment one context is made
- * and cleared again (no other context, in this isolate or another, gets a `gc` global).
+ * and cleared again (no other context, in this isolate or another, gets a `gc` global). When the
+ * process already runs with `--expose-gc` (V8 flags are process-wide), this context has `gc` and
+ * the flag is left alone.
  */
 const collect: () => void = (() => {
+  const own = (globalThis as { gc?: () => void }).gc;
+  if (typeof own === 'function') return own;
   v8.setFlagsFromString('--expose-gc');
   try {
     return vm.runInNewContext('gc') as () => void;
