@@ -130,9 +130,9 @@ class SharedWorker {
       }
     });
     // Out of memory (`ERR_WORKER_OUT_OF_MEMORY`) or a crash: the isolate is gone; its jobs fail
-    // like any compaction failure and the next job starts a new worker.
-    // A worker already replaced (ended when idle, or after its 'error') has no jobs left: its
-    // 'exit' must not fail the jobs of the worker that replaced it.
+    // like any compaction failure and the next job starts a new worker. A worker already replaced
+    // (ended when idle, or after its 'error') has no jobs left: its 'exit' must not fail the jobs
+    // of the worker that replaced it.
     const fail = (err: Error) => {
       if (this.worker !== w) return;
       this.worker = null;
@@ -159,7 +159,7 @@ class SharedWorker {
       this.worker = null;
       memoryStats.idleExits++;
       memoryStats.running--;
-      void w.terminate();
+      w.terminate().catch(() => undefined);
     }, WORKER_IDLE_MS);
     this.idleTimer.unref();
   }
