@@ -22,10 +22,19 @@ export const WORKER_YOUNG_GENERATION_MB = 8;
 
 /**
  * How long a worker may stay idle, ms, before it is ended (its isolate and everything it holds
- * freed); the next job starts a new one. Longer than the gaps between flushes and compactions of a
- * busy write load (a memtable of 4 MiB fills in seconds at that rate), so a load keeps its workers.
+ * freed); the next job starts a new one, with cold (unoptimised) code. Far longer than the gaps
+ * between the jobs of a bulk load (the flush worker idles while a drain runs, the compaction
+ * worker between drains: seconds): with 2 s a 1M-entry load restarted its workers 6 times and
+ * wrote about a quarter slower.
  */
-export const WORKER_IDLE_MS = 2000;
+export const WORKER_IDLE_MS = 30_000;
+
+let workerIdleMs = WORKER_IDLE_MS;
+
+/** Test hook: sets the idle timeout of workers that become idle from now on (`null`: the default). */
+export function setWorkerIdleMsForTests(ms: number | null): void {
+  workerIdleMs = ms ?? WORKER_IDLE_MS;
+}
 
 /** What the process's compaction and flush workers have used (for benchmarks and tests). */
 export interface WorkerMemoryStats {
@@ -150,7 +159,7 @@ class SharedWorker {
     return w;
   }
 
-  /** Ends `w` if it is still the worker and still idle after {@link WORKER_IDLE_MS}. */
+  /** Ends `w` if it is still the worker and still idle after the idle timeout ({@link WORKER_IDLE_MS}). */
   private retireWhenIdle(w: Worker): void {
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => {
@@ -160,7 +169,7 @@ class SharedWorker {
       memoryStats.idleExits++;
       memoryStats.running--;
       w.terminate().catch(() => undefined);
-    }, WORKER_IDLE_MS);
+    }, workerIdleMs);
     this.idleTimer.unref();
   }
 }

@@ -6,7 +6,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { ErrorCode, ProofDB, WriteFaultError } from '../../src/index.js';
-import { workerMemoryStats } from '../../src/compaction/runner.js';
+import { setWorkerIdleMsForTests, workerMemoryStats } from '../../src/compaction/runner.js';
 import { str, tempDir } from './harness.js';
 
 const cleanups: Array<() => void> = [];
@@ -85,6 +85,7 @@ describe('compaction worker heap limit', () => {
   });
 
   it('ends an idle worker and starts a new one for the next job', async () => {
+    setWorkerIdleMsForTests(500);
     const db = await ProofDB.open(dir());
     try {
       await db.put('a', value(1));
@@ -102,6 +103,7 @@ describe('compaction worker heap limit', () => {
       expect(db.stats().flushes).toBe(2);
       expect(str(await db.get('a'))).toBe(value(1));
     } finally {
+      setWorkerIdleMsForTests(null);
       await db.close();
     }
   }, 30_000);
