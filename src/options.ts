@@ -61,6 +61,15 @@ export interface DBOptions {
   /** Where compactions run: a worker thread (default) or inline on the caller's thread. */
   compactionThread?: 'worker' | 'inline';
   /**
+   * Heap limit of each compaction and flush worker thread, bytes (default 64 MiB, rounded up to
+   * whole MiB; minimum 1 MiB): the V8 old generation of the worker's isolate
+   * (`resourceLimits.maxOldGenerationSizeMb`); its young generation is bounded at 8 MiB. A job
+   * that needs more ends the worker: the job fails like any compaction failure (a recoverable
+   * write fault, retried; nothing written is lost) and the next job starts a new worker. Workers
+   * are shared by the databases of a process that have the same limit.
+   */
+  compactionWorkerHeapBytes?: number;
+  /**
    * Test hook: called before a compaction's result is handed back, to vary its timing.
    * Only honoured with `compactionThread: 'inline'`. Never affects what is written.
    */
@@ -88,6 +97,9 @@ export type ResolvedOptions = Required<Omit<DBOptions, 'compactionDelay'>> & Pic
 
 /** Default of {@link DBOptions.maxOpenTables}: LevelDB's `max_open_files` default. */
 export const DEFAULT_MAX_OPEN_TABLES = 1000;
+
+/** Default of {@link DBOptions.compactionWorkerHeapBytes}. */
+export const DEFAULT_COMPACTION_WORKER_HEAP_BYTES = 64 * 1024 * 1024;
 
 /** Number of levels (0..6), as in LevelDB. */
 export const NUM_LEVELS = 7;
@@ -119,6 +131,7 @@ export function resolveOptions(o: DBOptions = {}): ResolvedOptions {
     tableMemoryBytes: o.tableMemoryBytes ?? 256 * 1024 * 1024,
     maxOpenTables: o.maxOpenTables ?? DEFAULT_MAX_OPEN_TABLES,
     compactionThread: o.compactionThread ?? 'worker',
+    compactionWorkerHeapBytes: o.compactionWorkerHeapBytes ?? DEFAULT_COMPACTION_WORKER_HEAP_BYTES,
     compactionDelay: o.compactionDelay,
     sync: o.sync ?? false,
     writeAheadLog: o.writeAheadLog ?? 'journal',
@@ -142,6 +155,7 @@ export function resolveOptions(o: DBOptions = {}): ResolvedOptions {
   positive('blockTreeCacheBytes', r.blockTreeCacheBytes, 0);
   positive('tableMemoryBytes', r.tableMemoryBytes, 0);
   positive('maxOpenTables', r.maxOpenTables);
+  positive('compactionWorkerHeapBytes', r.compactionWorkerHeapBytes, 1024 * 1024);
   if (r.writeAheadLog !== 'journal' && r.writeAheadLog !== 'external') {
     throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `option writeAheadLog must be 'journal' or 'external'`);
   }

@@ -225,7 +225,7 @@ export class DBCore {
     readonly vs: VersionSet,
   ) {
     this.tables = new TableCache(dir, opts.blockCacheSize, opts.tableMemoryBytes, opts.maxOpenTables);
-    this.runner = new CompactionRunner(opts.compactionThread, opts.compactionDelay);
+    this.runner = new CompactionRunner(opts.compactionThread, opts.compactionDelay, opts.compactionWorkerHeapBytes);
     this.shape = {
       blockSize: opts.blockSize,
       blockRestartInterval: opts.blockRestartInterval,
