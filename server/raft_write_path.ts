@@ -120,18 +120,20 @@ function pathFaultOf(p: ApplyPause): PathFault {
 }
 
 /**
- * Whom a snapshot's certificate must satisfy: the voters this member's registry knows, with their
- * quorum; without a registry, the caller's signer set. A member that joined and has applied
- * nothing yet knows no voters: it trusts the initial signer set its cluster file commits to
- * (`initialSignerSet`, the hash of checkpoint 0's set) and follows the certified signer-set
- * changes the snapshot lists from there to the snapshot's own set, whose quorum must have signed
+ * Whom a snapshot's certificate must satisfy: the signer set of the voters this member's registry
+ * knows at its applied index — from which, when the snapshot's checkpoint commits to a later set
+ * (the member fell behind a membership change), the certified signer-set changes the snapshot
+ * lists are followed to the snapshot's set, whose quorum must have signed; without a registry,
+ * the caller's signer set's keys and quorum. A member that joined and has applied nothing yet
+ * knows no voters: it trusts the initial signer set its cluster file commits to
+ * (`initialSignerSet`, the hash of checkpoint 0's set) and follows the changes from there
  * (`snapshotPolicy` in src/replication/snapshot.ts; docs/cluster.md § A member far behind).
  * Undefined: none.
  */
 export function snapshotTrust(members: MemberStore | undefined, initialSignerSet: Uint8Array | undefined, signers: SignerSet | undefined): SnapshotTrust | undefined {
   if (!members) return signers && { publicKeys: signers.members.map((m) => m.publicKey), quorum: signers.quorum };
   const set = members.registry.signerSetAt(members.registry.index);
-  if (set.members.length > 0) return { publicKeys: set.members.map((m) => m.publicKey), quorum: set.quorum };
+  if (set.members.length > 0) return { signerSet: set };
   return initialSignerSet && { initialSignerSet };
 }
 

@@ -18,10 +18,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { checkpointBytes, verifyCheckpoint, type Checkpoint, type HeadSignature, type LogHead, type TrustPolicy } from '../../proofs/checkpoint.js';
+import { checkpointBytes, verifyCheckpoint, verifyCheckpointInclusion, verifyHeadExtends, type Checkpoint, type HeadSignature, type LogHead, type TrustPolicy } from '../../proofs/checkpoint.js';
 import { arrayOf, bytes, checkpointSchema, codec, hash, headSignatureSchema, logHeadSchema, MAX_PROOF_PATH, MAX_SIGNATURES, optional, refine, signerSetSchema, struct, uint, type Schema } from '../../proofs/encoding.js';
-import { MAX_SET_CHANGES, startSetChain, verifySetChanges, type SetChange, type SetChangePredecessor } from '../../proofs/set_changes.js';
-import { signerSetPolicy, verifySignerSet } from '../../proofs/signer_set.js';
+import { MAX_SET_CHANGES, startSetChain, verifySetChanges, type SetChainState, type SetChange, type SetChangePredecessor } from '../../proofs/set_changes.js';
+import { signerSetHash, signerSetPolicy, verifySignerSet, type SignerSet } from '../../proofs/signer_set.js';
 import { equalBytes, toHex } from '../../proofs/bytes.js';
 import { computeMasterRoot, NUM_LEVELS, type TableDescriptor } from '../../proofs/lsm.js';
 import { maxTimeOfTables, verifyCheckpointFiles } from '../backup/backup.js';
@@ -99,20 +99,27 @@ export interface SnapshotDescriptor {
   /**
    * The signer-set changes at checkpoints `0 .. checkpoint.index`, each proven against `head` —
    * what `GET /v1/checkpoints/set-changes?from=0&size=<head.size>` lists (docs/proofs.md §5.6).
-   * A member that knows no voters yet walks them from the initial set ({@link SnapshotTrust}).
+   * A member that knows no voters yet walks them from the initial set, one that fell behind a
+   * membership change from the set it knows ({@link SnapshotTrust}).
    * Absent for a v1 checkpoint (no committed signer set).
    */
   setChanges?: SetChange[];
 }
 
 /**
- * Which signers an installing member trusts: a set of keys and how many of them must have signed
- * the snapshot's head (a member that knows its voters), or — a member that joined and knows no
- * voters yet — the hash of the cluster's initial signer set (`initialSignerSet` of
- * `cluster.json`): the descriptor's {@link SnapshotDescriptor.setChanges} are followed from that
- * set to the snapshot's, and the head needs that set's quorum ({@link snapshotPolicy}).
+ * Which signers an installing member trusts:
+ * - a set of keys and how many of them must have signed the snapshot's head (no committed set:
+ *   a member without a registry, or one whose own key is all it has);
+ * - `signerSet`: the signer set a member that knows its voters has at its applied index — when
+ *   the snapshot's checkpoint commits to another set (the member fell behind a membership
+ *   change), the descriptor's {@link SnapshotDescriptor.setChanges} are followed from the change
+ *   that committed to this set to the snapshot's, and the head needs the quorum of the set reached;
+ * - `initialSignerSet`: a member that joined and knows no voters yet trusts the hash of the
+ *   cluster's initial signer set (`initialSignerSet` of `cluster.json`) and follows the changes
+ *   from checkpoint 0.
+ * See {@link snapshotPolicy}.
  */
-export type SnapshotTrust = TrustPolicy | { initialSignerSet: Uint8Array };
+export type SnapshotTrust = TrustPolicy | { signerSet: SignerSet } | { initialSignerSet: Uint8Array };
 
 /** Reads `length` bytes at `offset` of snapshot file `name` (a shorter answer: end of file). */
 export type FetchChunk = (name: string, offset: number, length: number) => Promise<Uint8Array>;
@@ -197,31 +204,81 @@ function tableDescriptors(tables: readonly SnapshotTable[]): TableDescriptor[] {
 }
 
 /**
- * The keys and quorum the descriptor's head must be signed by under `trust`. For a set of keys,
- * those. For the initial signer set's hash, the set in force at the snapshot's checkpoint, reached
- * by following `d.setChanges` from it with `verifySetChanges` (the SDK's walk): the first listed
- * change must be checkpoint 0 committing to that hash (the log's first set, certified by a
- * quorum of itself), and every later change must be certified by a quorum of the set before it and
- * of the new one, with nothing left out up to the snapshot's checkpoint. So a certificate by a
- * made-up set, or by members removed since (a minority of the set in force), is refused however
- * many keys the cluster file lists. Throws `SNAPSHOT_UNTRUSTED`. Pure.
+ * The keys and quorum the descriptor's head must be signed by under `trust`. Throws
+ * `SNAPSHOT_UNTRUSTED`. Pure.
+ *
+ * - A set of keys: those.
+ * - The initial signer set's hash (a joiner): the set in force at the snapshot's checkpoint,
+ *   reached by following `d.setChanges` from it with `verifySetChanges` (the SDK's walk): the
+ *   first listed change must be checkpoint 0 committing to that hash (the log's first set,
+ *   certified by a quorum of itself), and every later change must be certified by a quorum of the
+ *   set before it and of the new one, with nothing left out up to the snapshot's checkpoint.
+ * - A known signer set (a member that knows its voters): when the snapshot's checkpoint commits
+ *   to that set (or to none: v1), its keys and quorum, as before. Otherwise the member fell
+ *   behind a membership change: the walk starts after the last listed change whose checkpoint
+ *   commits to the known set (its inclusion in the snapshot's log proven) and follows every later
+ *   change the same way to the snapshot's set, whose quorum is required. A descriptor that lists
+ *   no change to the known set (none, or it was left out) is refused.
+ *
+ * So a certificate by a made-up set, or by members removed since (a minority of the set in
+ * force), is refused however many keys the member knows.
  */
 export function snapshotPolicy(d: SnapshotDescriptor, trust: SnapshotTrust): TrustPolicy {
-  if (!('initialSignerSet' in trust)) return { publicKeys: trust.publicKeys, quorum: trust.quorum };
-  const untrusted = (m: string) => new SnapshotError(SnapshotErrorCode.Untrusted, `snapshot signer sets: ${m}`);
+  if ('initialSignerSet' in trust) return initialSetPolicy(d, trust.initialSignerSet);
+  if ('signerSet' in trust) return knownSetPolicy(d, trust.signerSet);
+  return { publicKeys: trust.publicKeys, quorum: trust.quorum };
+}
+
+const untrustedSets = (m: string) => new SnapshotError(SnapshotErrorCode.Untrusted, `snapshot signer sets: ${m}`);
+
+/** Follows `changes` from `start` to the snapshot's checkpoint; the policy of the set reached. */
+function walkSetChanges(d: SnapshotDescriptor, start: SetChainState, changes: readonly SetChange[]): TrustPolicy {
+  const walk = verifySetChanges(start, changes, d.head, d.checkpoint);
+  if (!walk.ok) throw untrustedSets(`${walk.reason}: ${walk.message}`);
+  // The walk starts on a committed set: it ends on one.
+  if (walk.setHash === undefined) throw untrustedSets('the walk did not follow a committed signer set');
+  return walk.policy;
+}
+
+/** A joiner's policy: the walk from checkpoint 0, which must commit to `initial`. */
+function initialSetPolicy(d: SnapshotDescriptor, initial: Uint8Array): TrustPolicy {
   const changes = d.setChanges ?? [];
   const first = changes[0];
-  if (first === undefined) throw untrusted('the descriptor lists no signer-set changes to follow from the initial set');
-  if (first.checkpoint.index !== 0 || first.checkpoint.signerSetHash === undefined || !equalBytes(first.checkpoint.signerSetHash, trust.initialSignerSet)) {
-    throw untrusted(`the first listed change (checkpoint ${first.checkpoint.index}) is not checkpoint 0 committing to the initial signer set ${toHex(trust.initialSignerSet).slice(0, 16)}… of the cluster file`);
+  if (first === undefined) throw untrustedSets('the descriptor lists no signer-set changes to follow from the initial set');
+  if (first.checkpoint.index !== 0 || first.checkpoint.signerSetHash === undefined || !equalBytes(first.checkpoint.signerSetHash, initial)) {
+    throw untrustedSets(`the first listed change (checkpoint ${first.checkpoint.index}) is not checkpoint 0 committing to the initial signer set ${toHex(initial).slice(0, 16)}… of the cluster file`);
   }
-  const own = verifySignerSet(first.signers, trust.initialSignerSet);
-  if (!own.ok) throw untrusted(`the initial signer set shown: ${own.reason}: ${own.message}`);
-  const walk = verifySetChanges(startSetChain(signerSetPolicy(first.signers), undefined, 0), changes, d.head, d.checkpoint);
-  if (!walk.ok) throw untrusted(`${walk.reason}: ${walk.message}`);
-  // Checkpoint 0 commits to the initial set, so the walk followed it: it ends on a committed set.
-  if (walk.setHash === undefined) throw untrusted('the walk did not follow the initial signer set');
-  return walk.policy;
+  const own = verifySignerSet(first.signers, initial);
+  if (!own.ok) throw untrustedSets(`the initial signer set shown: ${own.reason}: ${own.message}`);
+  return walkSetChanges(d, startSetChain(signerSetPolicy(first.signers), undefined, 0), changes);
+}
+
+/** The policy of a member that knows `known`: its own, or the walk from the change to it. */
+function knownSetPolicy(d: SnapshotDescriptor, known: SignerSet): TrustPolicy {
+  let hash: Uint8Array;
+  try {
+    hash = signerSetHash(known);
+  } catch (err) {
+    throw untrustedSets(`the known signer set is invalid: ${(err as Error).message}`);
+  }
+  const own = signerSetPolicy(known);
+  const top = d.checkpoint.signerSetHash;
+  if (top === undefined || equalBytes(top, hash)) return own;
+  const changes = d.setChanges ?? [];
+  let at = -1;
+  for (let i = changes.length - 1; i >= 0 && at < 0; i--) {
+    const h = changes[i].checkpoint?.signerSetHash;
+    if (h !== undefined && equalBytes(h, hash)) at = i;
+  }
+  const from = changes[at];
+  if (from === undefined) {
+    throw untrustedSets(`checkpoint ${d.checkpoint.index} commits to another set than the known one (${toHex(hash).slice(0, 16)}…), and no listed change commits to the known set`);
+  }
+  // The starting change is in the snapshot's log: its checkpoint in its head, that head a prefix.
+  const ext = verifyHeadExtends(from.head, d.head, from.consistency);
+  const incl = ext.ok ? verifyCheckpointInclusion(from.checkpoint, from.inclusion, from.head) : ext;
+  if (!incl.ok) throw untrustedSets(`the change to the known set (checkpoint ${from.checkpoint.index}): ${incl.reason}: ${incl.message}`);
+  return walkSetChanges(d, startSetChain(own, hash, from.checkpoint.index + 1), changes.slice(at + 1));
 }
 
 /**
@@ -343,7 +400,8 @@ export function snapshotDescriptor(db: ProofDB, options: { index: number; sessio
   };
   if (options.members) d.members = options.members;
   // The signer-set changes up to the checkpoint, proven against its head, for a member that knows
-  // no voters yet (at most MAX_SET_CHANGES; with more, such a member refuses the snapshot).
+  // no voters yet or fell behind a membership change (at most MAX_SET_CHANGES; with more, a
+  // joiner refuses the snapshot, and so does a member whose known set's change is cut off).
   if (s.stored.checkpoint.signerSetHash !== undefined) d.setChanges = db.signerSetChanges(0, head.size, MAX_SET_CHANGES, MAX_DESCRIPTOR_BYTES / 2).changes;
   const data = encodeSnapshotDescriptor(d);
   if (data.length > MAX_DESCRIPTOR_BYTES) throw unavailable(`the descriptor is ${data.length} bytes, limit ${MAX_DESCRIPTOR_BYTES}`);

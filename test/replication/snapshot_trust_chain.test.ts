@@ -7,6 +7,10 @@
  * by a made-up set, one with a change left out, one without changes, and one whose head is signed
  * by members removed since (a minority of the set in force, which the former
  * `majority(majority(listed))` rule accepted) are refused with `SNAPSHOT_UNTRUSTED`.
+ *
+ * A member that knows its voters (`{ signerSet }`) and fell behind later membership changes: it
+ * follows the listed changes from the one that committed to its known set, and needs the quorum
+ * of the set reached; the same refusals, and its known set's quorum when nothing changed since.
  */
 import { describe, expect, it } from 'vitest';
 import { signHead } from '../../proofs/checkpoint.js';
@@ -56,15 +60,20 @@ const B3 = set(2, [3, 4, 5]);
 const C4 = set(3, [3, 4, 5, 6]);
 const honest = () => log().add(A5, [1, 2, 3], 3).add(B3, [1, 2, 3, 4], 3).add(C4, [3, 4, 6], 3);
 
+/** The honest snapshot (signed by 4, 5, 6) is trusted under `trust`, through its bytes too, with C4's keys and quorum. */
+function trustsHonestAsC4(trust: SnapshotTrust): void {
+  const d = descriptor(honest(), [4, 5, 6]);
+  expect(refusal(d, trust)).toBeUndefined();
+  const p = snapshotPolicy(d, trust);
+  expect(p.quorum).toBe(3);
+  expect(p.publicKeys.map((k) => keys.findIndex((x) => Buffer.from(x.publicKey).equals(Buffer.from(k))))).toEqual(ids(C4));
+  // The changes travel in the descriptor bytes.
+  expect(refusal(decodeSnapshotDescriptor(encodeSnapshotDescriptor(d)), trust)).toBeUndefined();
+}
+
 describe("a joiner's snapshot trust: the signer-set changes from the initial set", () => {
   it('trusts the honest snapshot: the walk reaches the set in force and its quorum signed', () => {
-    const d = descriptor(honest(), [4, 5, 6]);
-    expect(refusal(d, initial(A5))).toBeUndefined();
-    const p = snapshotPolicy(d, initial(A5));
-    expect(p.quorum).toBe(3);
-    expect(p.publicKeys.map((k) => keys.findIndex((x) => Buffer.from(x.publicKey).equals(Buffer.from(k))))).toEqual(ids(C4));
-    // The changes travel in the descriptor bytes.
-    expect(refusal(decodeSnapshotDescriptor(encodeSnapshotDescriptor(d)), initial(A5))).toBeUndefined();
+    trustsHonestAsC4(initial(A5));
   });
 
   it('refuses a head signed by members removed since (1 and 2), which majority(majority(listed)) accepted', () => {
@@ -98,5 +107,74 @@ describe("a joiner's snapshot trust: the signer-set changes from the initial set
     expect(refusal(bare, initial(A5))).toBe('SNAPSHOT_UNTRUSTED');
     // Another initial set (the cluster file of another cluster): refused at checkpoint 0.
     expect(refusal(descriptor(l, [4, 5, 6]), initial(A))).toBe('SNAPSHOT_UNTRUSTED');
+  });
+});
+
+const knows = (s: SignerSet): SnapshotTrust => ({ signerSet: s });
+
+// A member that knows its voters (issue 10: a member far behind a membership change): it follows
+// the listed changes from the one that committed to the set it knows. Without the walk it trusted
+// only its known set's keys and quorum: it refused the honest snapshot certified by C4 (only 4 and
+// 5 of A5 signed) and accepted one signed by 1, 2 and 3 (removed members and a minority of C4).
+describe('a member that knows its voters: the signer-set changes from its known set', () => {
+  it('knowing A5, accepts a snapshot certified by C4 after the certified changes A5 → B3 → C4', () => {
+    trustsHonestAsC4(knows(A5));
+    // Knowing B3, the walk starts at its change (checkpoint 3): the change to B3 need not be followed.
+    trustsHonestAsC4(knows(B3));
+    expect(refusal(descriptor(honest(), [4, 5, 6], honest().list(3)), knows(B3))).toBeUndefined();
+  });
+
+  it("refuses a head signed by a quorum of the known set that is no quorum of the snapshot's set", () => {
+    // 1, 2 and 3 are a quorum of A5; 1 and 2 were removed, and 3 alone is no quorum of C4.
+    expect(refusal(descriptor(honest(), [1, 2, 3]), knows(A5))).toBe('SNAPSHOT_UNTRUSTED');
+    expect(refusal(descriptor(honest(), [3, 4]), knows(B3))).toBe('SNAPSHOT_UNTRUSTED');
+  });
+
+  it('refuses a snapshot certified by a made-up set, and a made-up change to the known set', () => {
+    const hijack = log().add(A5, [1, 2, 3], 2).add(X, [7, 8], 2);
+    expect(refusal(descriptor(hijack, [7, 8]), knows(A5))).toBe('SNAPSHOT_UNTRUSTED');
+    // Even with a quorum of A5 on the head too (which A5's keys alone accepted): X's change is not A5's.
+    expect(refusal(descriptor(hijack, [1, 2, 3, 7, 8]), knows(A5))).toBe('SNAPSHOT_UNTRUSTED');
+    // A made-up log (starting from X) lists no change to the known set.
+    const madeUp = log().add(X, [7, 8], 4);
+    expect(refusal(descriptor(madeUp, [7, 8]), knows(A5))).toBe('SNAPSHOT_UNTRUSTED');
+    // A change committing to B3 taken from another log (checkpoint 2): not in the snapshot's log.
+    const other = log().add(A5, [1, 2, 3], 2).add(B3, [1, 2, 3, 4], 4);
+    const l = honest();
+    const all = l.list();
+    const forged = [all[0], other.change(2, 6), all[2]];
+    expect(forged.map((c) => c.checkpoint.index)).toEqual([0, 2, 6]);
+    expect(refusal(descriptor(l, [4, 5, 6], forged), knows(B3))).toBe('SNAPSHOT_UNTRUSTED');
+  });
+
+  it('refuses when a change is left out, or certified by a minority of the set before it', () => {
+    // 3, 4 and 5 are a quorum of A5 as well as of C4: only the walk refuses these.
+    const l = honest();
+    const all = l.list();
+    expect(refusal(descriptor(l, [3, 4, 5]), knows(A5))).toBeUndefined();
+    expect(refusal(descriptor(l, [3, 4, 5], [all[0], all[2]]), knows(A5))).toBe('SNAPSHOT_UNTRUSTED');
+    expect(refusal(descriptor(l, [3, 4, 5], all.slice(0, 2)), knows(A5))).toBe('SNAPSHOT_UNTRUSTED');
+    expect(refusal(descriptor(l, [3, 4, 5], []), knows(A5))).toBe('SNAPSHOT_UNTRUSTED');
+    const { setChanges: _none, ...bare } = descriptor(l, [3, 4, 5]);
+    expect(refusal(bare, knows(A5))).toBe('SNAPSHOT_UNTRUSTED');
+    // A5 → B3 certified by 4 and 5 only (2 of A5, quorum 3).
+    const weakB = log().add(A5, [1, 2, 3], 3).add(B3, [4, 5], 3).add(C4, [3, 4, 6], 3);
+    expect(refusal(descriptor(weakB, [3, 4, 5]), knows(A5))).toBe('SNAPSHOT_UNTRUSTED');
+    // B3 → {3, 6, 7} certified by all of the new set but only 3 of B3 (1 of 3, quorum 2).
+    const weakC = log().add(A5, [1, 2, 3], 3).add(B3, [1, 2, 3, 4], 3).add(set(2, [3, 6, 7]), [3, 6, 7], 3);
+    expect(refusal(descriptor(weakC, [3, 4, 5, 6, 7]), knows(A5))).toBe('SNAPSHOT_UNTRUSTED');
+    expect(refusal(descriptor(weakC, [3, 6, 7]), knows(B3))).toBe('SNAPSHOT_UNTRUSTED');
+  });
+
+  it('without a change after the known set: the known set and its quorum, as before', () => {
+    const same = log().add(A5, [1, 2, 3], 4);
+    expect(refusal(descriptor(same, [1, 2, 5]), knows(A5))).toBeUndefined();
+    expect(refusal(descriptor(same, [1, 2]), knows(A5))).toBe('SNAPSHOT_UNTRUSTED');
+    const { setChanges: _none, ...bare } = descriptor(same, [1, 2, 5]);
+    expect(refusal(bare, knows(A5))).toBeUndefined();
+    expect(snapshotPolicy(bare, knows(A5))).toEqual({ publicKeys: A5.members.map((m) => m.publicKey), quorum: 3 });
+    // Knowing the snapshot's own set (C4): its quorum, whatever the list says.
+    expect(refusal(descriptor(honest(), [4, 5, 6], []), knows(C4))).toBeUndefined();
+    expect(refusal(descriptor(honest(), [3, 4]), knows(C4))).toBe('SNAPSHOT_UNTRUSTED');
   });
 });
