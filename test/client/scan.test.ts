@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromBase64Url, MemoryStateStore, ProofKVClient, toBase64Url, VerificationError, type AnyReason, type VerifiedScanPage } from '../../client-sdk/index.js';
 import { scanProofCodec } from '../../proofs/lsm_encoding.js';
 import type { ScanProof } from '../../proofs/lsm_scan.js';
-import { RewritingProxy, startServer, type ProxiedResponse, type ServerProc } from './helpers.js';
+import { RewritingProxy, startServer, thrownThrough, type ProxiedResponse, type ServerProc } from './helpers.js';
 
 let server: ServerProc;
 let proxy: RewritingProxy;
@@ -157,15 +157,7 @@ describe('verifiedScan through a tampering proxy', () => {
       // The client trusts the latest head first, so a failure on any page must leave it there.
       await (tc.before ?? ((x: ProofKVClient) => x.checkpoint()))(c);
       const trustedBefore = await c.trust.trustedHead();
-      proxy.hooks = { path: tc.path, response: tc.response };
-      let error: unknown;
-      try {
-        await scanAll(c);
-      } catch (err) {
-        error = err;
-      } finally {
-        proxy.hooks = {};
-      }
+      const error = await thrownThrough(proxy, { path: tc.path, response: tc.response }, () => scanAll(c));
       expect(error).toBeInstanceOf(VerificationError);
       expect(tc.reasons, (error as Error).message).toContain((error as VerificationError<string>).reason);
       expect(trustedBefore).toBeDefined();
