@@ -44,6 +44,9 @@
  * an answer without a MAC or without a `content-length` within the length asked before reading its
  * body, and one whose MAC fails once its (at most 1 MiB) body is read. The content is checked
  * again against the certified MasterRoot before any install: the MAC only stops garbage early.
+ * A chunk read's refusals carry a MAC as well (`chunkRefusalMac`, over status and reason, bound to
+ * the request's MAC): the listener checks a chunk read's MAC before anything else, and the reader
+ * takes a refusal without a valid one as `TRANSPORT_MALFORMED`, not as the member's answer.
  * @module
  */
 import { randomBytes } from 'node:crypto';
@@ -53,7 +56,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Message } from '../../raft/index.js';
 import type { PeerAddress, Transport } from '../transport.js';
 import {
-  PeerHeader, PeerRoute, ReplayGuard, SECRET_BYTES, authHeaders, bodyDigest, chunkAnswerMac, epochMac, isFresh,
+  PeerHeader, PeerRoute, ReplayGuard, SECRET_BYTES, authHeaders, bodyDigest, chunkAnswerMac, chunkRefusalMac, epochMac, isFresh,
   isValidClusterId, macEquals, parseAuthHeaders, parseDecimal, requestMac, streamAcceptMac, streamKey,
   type PeerClaims,
 } from './auth.js';
@@ -82,13 +85,13 @@ const SNAPSHOT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,254}(\/[A-Za-z0-9][A-Za-z0-9
 export type RefusalReason =
   | 'authorization-header' | 'missing-auth' | 'wrong-cluster' | 'wrong-recipient' | 'not-member'
   | 'too-large' | 'bad-mac' | 'clock-skew' | 'replay' | 'stale-epoch' | 'malformed'
-  | 'sender-mismatch' | 'busy' | 'bad-request' | 'not-found' | 'method' | 'closed';
+  | 'sender-mismatch' | 'busy' | 'bad-request' | 'not-found' | 'method' | 'closed' | 'read-failed';
 
 const refusalStatus: Record<RefusalReason, number> = {
   'authorization-header': 400, 'missing-auth': 401, 'wrong-cluster': 403, 'wrong-recipient': 403,
   'not-member': 403, 'too-large': 413, 'bad-mac': 401, 'clock-skew': 401, replay: 409,
   'stale-epoch': 409, malformed: 400, 'sender-mismatch': 400, busy: 429, 'bad-request': 400,
-  'not-found': 404, method: 405, closed: 503,
+  'not-found': 404, method: 405, closed: 503, 'read-failed': 500,
 };
 
 /** Mutual TLS material (PEM). Both sides present `cert`, and accept only peers signed by `ca`. */
@@ -402,10 +405,20 @@ export class HttpTransport implements Transport {
       req.on('error', (e) => reject(new TransportError(TransportErrorCode.Unreachable, `member ${id}: ${e.message}`, { cause: e })));
       req.on('response', (res) => {
         if (res.statusCode !== 200) {
-          res.resume();
+          // A refusal counts only with its MAC (auth.ts, chunkRefusalMac): bound to this request,
+          // its status and its reason. Without one it is refused, unread, like a bad answer.
+          const status = res.statusCode ?? 0;
           const reason = res.headers[PeerHeader.refusal];
-          const code = res.statusCode === 404 ? TransportErrorCode.NotFound : TransportErrorCode.Refused;
-          reject(new TransportError(code, `member ${id} answered ${res.statusCode}${typeof reason === 'string' ? ` (${reason})` : ''} for snapshot ${index} ${name}@${offset}`));
+          const got = res.headers[PeerHeader.mac];
+          if (typeof reason !== 'string' || typeof got !== 'string' || !HEX_MAC.test(got) ||
+            !macEquals(chunkRefusalMac(this.o.secret, this.o.clusterId, id, this.o.selfId, mac, status, reason), Buffer.from(got, 'hex'))) {
+            req.destroy();
+            reject(new TransportError(TransportErrorCode.Malformed, `member ${id}: an unauthenticated refusal (${status}${typeof reason === 'string' ? ` ${reason.slice(0, 64)}` : ''}) of snapshot ${index} ${name}@${offset}`));
+            return;
+          }
+          res.resume();
+          const code = status === 404 ? TransportErrorCode.NotFound : TransportErrorCode.Refused;
+          reject(new TransportError(code, `member ${id} answered ${status} (${reason}) for snapshot ${index} ${name}@${offset}`));
           return;
         }
         // The answer must carry its MAC (auth.ts, chunkAnswerMac) and a length within the one
@@ -654,10 +667,18 @@ export class HttpTransport implements Transport {
     this.refused[reason] = (this.refused[reason] ?? 0) + 1;
   }
 
-  private refuse(res: http.ServerResponse, reason: RefusalReason, extra: Record<string, string> = {}, close = false): void {
+  /**
+   * Answers a refusal. `answerTo`: the authenticated chunk read it refuses (its sender and MAC);
+   * the refusal then carries its own MAC bound to that request (auth.ts, chunkRefusalMac).
+   */
+  private refuse(res: http.ServerResponse, reason: RefusalReason, extra: Record<string, string> = {}, close = false, answerTo?: { to: number; mac: Uint8Array }): void {
     this.count(reason);
-    res.writeHead(refusalStatus[reason], {
-      'content-type': 'text/plain; charset=utf-8', [PeerHeader.refusal]: reason, ...extra,
+    const status = refusalStatus[reason];
+    const signed = answerTo === undefined ? {} : {
+      [PeerHeader.mac]: Buffer.from(chunkRefusalMac(this.o.secret, this.o.clusterId, this.o.selfId, answerTo.to, answerTo.mac, status, reason)).toString('hex'),
+    };
+    res.writeHead(status, {
+      'content-type': 'text/plain; charset=utf-8', [PeerHeader.refusal]: reason, ...extra, ...signed,
       ...(close ? { connection: 'close' } : {}),
     });
     res.end(`${reason}\n`);
@@ -674,16 +695,21 @@ export class HttpTransport implements Transport {
     const auth = parseAuthHeaders(req.headers);
     if (auth === undefined) return this.refuse(res, 'missing-auth', {}, true);
     const { claims, mac } = auth;
-    if (claims.clusterId !== this.o.clusterId) return this.refuse(res, 'wrong-cluster', {}, true);
-    if (claims.to !== this.o.selfId) return this.refuse(res, 'wrong-recipient', {}, true);
-    if (!this.links.has(claims.from)) return this.refuse(res, 'not-member', {}, true);
+    // A chunk read has no body: its MAC is checked first, so that every refusal an honest reader
+    // can meet carries a MAC bound to its request (a reader refuses a refusal without one).
+    const chunk = route === PeerRoute.Snapshot ? this.authenticChunk(url, claims, mac) : undefined;
+    const answerTo = chunk === undefined ? undefined : { to: claims.from, mac };
+    if (claims.clusterId !== this.o.clusterId) return this.refuse(res, 'wrong-cluster', {}, true, answerTo);
+    if (claims.to !== this.o.selfId) return this.refuse(res, 'wrong-recipient', {}, true, answerTo);
+    if (!this.links.has(claims.from)) return this.refuse(res, 'not-member', {}, true, answerTo);
     const slot = `${route}/${claims.from}`;
     const busy = this.inbound.get(slot) ?? 0;
-    if (busy >= MAX_INBOUND_PER_SENDER) return this.refuse(res, 'busy', {}, true);
+    if (busy >= MAX_INBOUND_PER_SENDER) return this.refuse(res, 'busy', {}, true, answerTo);
     this.inbound.set(slot, busy + 1);
     try {
       if (route === PeerRoute.Messages) await this.handleMessages(req, res, claims, mac);
-      else await this.handleSnapshot(url, res, claims, mac);
+      else if (chunk === undefined) this.refuse(res, parseChunkQuery(url.searchParams) === undefined ? 'bad-request' : 'bad-mac', {}, true);
+      else await this.handleSnapshot(chunk, res, claims, answerTo!);
     } finally {
       const n = (this.inbound.get(slot) ?? 1) - 1;
       if (n === 0) this.inbound.delete(slot);
@@ -849,38 +875,40 @@ export class HttpTransport implements Transport {
     }
   }
 
-  private async handleSnapshot(url: URL, res: http.ServerResponse, claims: PeerClaims, mac: Uint8Array): Promise<void> {
+  /** The query of a chunk read whose MAC verifies; undefined for a malformed query or a bad MAC. */
+  private authenticChunk(url: URL, claims: PeerClaims, mac: Uint8Array): ChunkQuery | undefined {
     const q = parseChunkQuery(url.searchParams);
-    if (q === undefined) return this.refuse(res, 'bad-request');
+    if (q === undefined) return undefined;
     const target = `${q.index}/${q.name}/${q.offset}/${q.length}`;
-    if (!macEquals(requestMac(this.o.secret, PeerRoute.Snapshot, claims, target, EMPTY_DIGEST), mac)) return this.refuse(res, 'bad-mac', {}, true);
-    if (!isFresh(claims.time, Date.now(), this.o.maxClockSkewMs)) return this.refuse(res, 'clock-skew');
+    return macEquals(requestMac(this.o.secret, PeerRoute.Snapshot, claims, target, EMPTY_DIGEST), mac) ? q : undefined;
+  }
+
+  /** An authenticated chunk read ({@link authenticChunk}): the chunk and its MAC, or a refusal with its MAC. */
+  private async handleSnapshot(q: ChunkQuery, res: http.ServerResponse, claims: PeerClaims, answerTo: { to: number; mac: Uint8Array }): Promise<void> {
+    if (!isFresh(claims.time, Date.now(), this.o.maxClockSkewMs)) return this.refuse(res, 'clock-skew', {}, false, answerTo);
     const handler = this.snapshotHandler;
-    if (handler === undefined) return this.refuse(res, 'not-found');
+    if (handler === undefined) return this.refuse(res, 'not-found', {}, false, answerTo);
     let data: Uint8Array;
     try {
       data = await handler(q.index, q.name, q.offset, q.length);
     } catch (e) {
       const code = (e as { code?: unknown })?.code;
-      if (code === 'ENOENT' || code === TransportErrorCode.NotFound) return this.refuse(res, 'not-found');
-      res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
-      res.end('snapshot read failed\n');
-      return;
+      return this.refuse(res, code === 'ENOENT' || code === TransportErrorCode.NotFound ? 'not-found' : 'read-failed', {}, false, answerTo);
     }
-    if (!(data instanceof Uint8Array) || data.length > q.length) {
-      res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
-      res.end('snapshot read returned a bad chunk\n');
-      return;
-    }
-    if (this.closed || !this.links.has(claims.from)) return this.refuse(res, this.closed ? 'closed' : 'not-member', {}, true);
-    const answerMac = chunkAnswerMac(this.o.secret, this.o.clusterId, this.o.selfId, claims.from, mac, bodyDigest(data));
+    // A handler that returns more than asked is this member's fault: refused, not served.
+    if (!(data instanceof Uint8Array) || data.length > q.length) return this.refuse(res, 'read-failed', {}, false, answerTo);
+    if (this.closed || !this.links.has(claims.from)) return this.refuse(res, this.closed ? 'closed' : 'not-member', {}, true, answerTo);
+    const answerMac = chunkAnswerMac(this.o.secret, this.o.clusterId, this.o.selfId, claims.from, answerTo.mac, bodyDigest(data));
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(data.length), [PeerHeader.mac]: Buffer.from(answerMac).toString('hex') });
     res.end(data);
   }
 }
 
+/** The four parameters of a chunk read. */
+interface ChunkQuery { index: number; name: string; offset: number; length: number }
+
 /** The four parameters of a chunk read, each exactly once and canonical; undefined otherwise. */
-function parseChunkQuery(p: URLSearchParams): { index: number; name: string; offset: number; length: number } | undefined {
+function parseChunkQuery(p: URLSearchParams): ChunkQuery | undefined {
   const keys = [...p.keys()];
   if (keys.length !== 4 || new Set(keys).size !== 4) return undefined;
   const index = parseDecimal(p.get('index'));
