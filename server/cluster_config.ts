@@ -26,6 +26,7 @@ import * as fs from 'node:fs';
 import { fromHex, toHex } from '../proofs/bytes.js';
 import { signerSetHash, type SignerSet } from '../proofs/signer_set.js';
 import { majorityOf } from '../src/replication/members.js';
+import { guessedInitialSignerSet } from '../src/replication/snapshot.js';
 import { ConfigError } from './config.js';
 
 /** Name of the cluster file in the directory `cluster init` creates. */
@@ -59,6 +60,13 @@ export const CLUSTER_CONFIG_CODES = [
   'CLUSTER_EXISTS',
   /** A `--peer-via` entry is not `ID=URL`, names this member or a member twice, or has a bad URL. */
   'PEER_VIA_INVALID',
+  /**
+   * `cluster initial-set`: the initial signer set a member showed does not verify (checkpoint 0's
+   * certificate, its set, or keys the cluster file does not list), or the log has none (v1).
+   */
+  'CLUSTER_INITIAL_SET_UNVERIFIED',
+  /** `cluster initial-set`: the cluster file already commits to another initial signer set. */
+  'CLUSTER_INITIAL_SET_CONFLICT',
 ] as const;
 /** One of {@link CLUSTER_CONFIG_CODES}. */
 export type ClusterConfigCode = (typeof CLUSTER_CONFIG_CODES)[number];
@@ -110,10 +118,15 @@ export function bootstrapSignerSet(members: readonly ClusterMember[]): SignerSet
  * The hash of the initial signer set member `selfId` trusts for a snapshot while it knows no
  * voters (a member that joined): the file's `initialSignerSet`, or — a file without it — the set
  * of the members it lists other than `selfId`, which is right when the file lists exactly the
- * initial members and this one (otherwise every snapshot is refused, safely: add the field).
+ * initial members and this one. That guess is a `GuessedInitialSignerSet` (src/replication/snapshot.ts): when the
+ * snapshot's checkpoint 0 commits to another set, the install is refused with
+ * `SNAPSHOT_INITIAL_SET_UNKNOWN`, whose message gives the way out (`proofkv cluster initial-set`
+ * fills the field from the cluster's verified checkpoint 0; docs/cluster.md § An old cluster file).
  */
 export function initialSignerSetOf(config: ClusterConfig, selfId: number): Uint8Array {
-  return config.initialSignerSet ?? signerSetHash(bootstrapSignerSet(config.members.filter((m) => m.id !== selfId)));
+  if (config.initialSignerSet) return config.initialSignerSet;
+  const others = config.members.filter((m) => m.id !== selfId);
+  return guessedInitialSignerSet(signerSetHash(bootstrapSignerSet(others)), others.map((m) => m.id));
 }
 
 const invalid = (message: string) => new ClusterConfigError('CLUSTER_CONFIG_INVALID', message);

@@ -3,10 +3,13 @@
  * test/cluster/join_snapshot.test.ts): members as `ProofNode`s over the real peer transport on
  * loopback, a bounded wait, and certified checkpoints proposed on the leader.
  */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import pino from 'pino';
 import type { ClusterConfig } from '../../server/cluster_config.js';
 import { ProofNode } from '../../server/node.js';
-import type { RaftSnapshotOptions } from '../../server/raft_snapshot.js';
+import type { RaftSnapshotOptions, SnapshotEvent } from '../../server/raft_snapshot.js';
 import { RaftWritePath } from '../../server/raft_write_path.js';
 
 /** Polls `cond` every 20 ms, at most `ms` (a bound, not a timing assertion). */
@@ -61,5 +64,59 @@ export class Members {
 
   async shutdown(): Promise<void> {
     for (const n of this.nodes.values()) await n.shutdown().catch(() => undefined);
+  }
+}
+
+const te = new TextEncoder();
+
+/**
+ * Members in process with their cluster file, secret and data directories in a temporary
+ * directory (`dir`); the snapshot events of member `watch` are kept in `events`.
+ */
+export class InProcessCluster {
+  readonly dir: string;
+  readonly members = new Members();
+  readonly events: SnapshotEvent[] = [];
+  readonly dataDirs = new Map<number, string>();
+  config!: ClusterConfig;
+  secret!: Uint8Array;
+
+  constructor(prefix: string, private readonly o: { watch: number; compactMargin: number }) {
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  }
+
+  /** Starts member `id` (its data directory from `dataDirs`) with the current `config`. */
+  async start(id: number, join = false): Promise<void> {
+    const snapshots = { compactMargin: this.o.compactMargin, onEvent: (e: SnapshotEvent) => void (id === this.o.watch && this.events.push(e)) };
+    this.members.nodes.set(id, await startMember({ config: this.config, id, dataDir: this.dataDirs.get(id)!, secret: this.secret, join, snapshots }));
+  }
+
+  /** A put on member `id`. */
+  put(id: number, key: string, value: string): Promise<unknown> {
+    return this.members.raft(id).propose({ type: 'put', key: te.encode(key), value: te.encode(value), time: Date.now() });
+  }
+
+  /**
+   * A signer-set change: a follower of `ids` is removed (asked of the leader) and stopped; then
+   * three rounds of writes, each with a certified checkpoint, among the rest. Returns the rest.
+   */
+  async removeFollower(ids: number[]): Promise<number[]> {
+    const m = this.members;
+    const gone = ids.find((id) => id !== m.leader())!;
+    const rest = ids.filter((id) => id !== gone);
+    await m.raft(m.leader()).membership()!.remove(gone);
+    await m.nodes.get(gone)!.shutdown();
+    m.nodes.delete(gone);
+    await until('a leader among the rest', () => m.leader(rest) !== 0);
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 10; i++) await this.put(m.leader(rest), `k-${round}-${i}`, `value ${round} ${i}`);
+      await m.certifiedCheckpoint(rest);
+    }
+    return rest;
+  }
+
+  async close(): Promise<void> {
+    await this.members.shutdown();
+    fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
