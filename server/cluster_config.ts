@@ -19,7 +19,8 @@
  * such as 0.0.0.0: others dial them); every id, every
  * listener (`host:port` over all client and peer URLs) and every public key is distinct; the
  * file is at most {@link MAX_CLUSTER_CONFIG_BYTES}. The secret file holds 32 bytes as 64 hex
- * digits (surrounding white space allowed) and must not be readable by group or others.
+ * digits (surrounding white space allowed) — during a rotation a second line with the secret also
+ * accepted ({@link parseClusterSecrets}) — and must not be readable by group or others.
  * @module
  */
 import * as fs from 'node:fs';
@@ -277,6 +278,28 @@ export function parseClusterSecret(text: string): Uint8Array {
   return fromHex(t.toLowerCase());
 }
 
+/**
+ * The secrets of a secret file: `secret`, the one this member MACs its peer traffic with (the
+ * first line), and `accept`, another one it also accepts while the cluster rotates its secret
+ * (a second line; empty otherwise). docs/cluster.md § Rotating the cluster secret.
+ */
+export interface ClusterSecrets {
+  secret: Uint8Array;
+  accept: Uint8Array[];
+}
+
+/**
+ * The secrets in the text of a secret file: one or two lines of 64 hex digits (white space
+ * around and blank lines allowed), distinct; the first is the one sent with.
+ */
+export function parseClusterSecrets(text: string): ClusterSecrets {
+  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  if (lines.length === 0 || lines.length > 2) throw new ClusterConfigError('CLUSTER_SECRET_INVALID', `the cluster secret file must hold one secret, or two during a rotation (one a line), not ${lines.length}`);
+  const [secret, ...accept] = lines.map(parseClusterSecret);
+  if (accept.some((k) => toHex(k) === toHex(secret))) throw new ClusterConfigError('CLUSTER_SECRET_INVALID', 'the two secrets of the cluster secret file are the same');
+  return { secret, accept };
+}
+
 /** The text of a secret file for `secret` (64 lowercase hex digits and a newline). */
 export function formatClusterSecret(secret: Uint8Array): string {
   if (secret.length !== CLUSTER_SECRET_BYTES) throw new RangeError(`the cluster secret must be ${CLUSTER_SECRET_BYTES} bytes`);
@@ -289,6 +312,11 @@ export function formatClusterSecret(secret: Uint8Array): string {
  * secret can speak for a member on the peer listener.
  */
 export function readClusterSecret(file: string): Uint8Array {
+  return readClusterSecrets(file).secret;
+}
+
+/** Reads the secret file `file` with the secret accepted besides during a rotation ({@link parseClusterSecrets}); checked as {@link readClusterSecret}. */
+export function readClusterSecrets(file: string): ClusterSecrets {
   if (process.platform !== 'win32') {
     let mode: number;
     try {
@@ -298,7 +326,7 @@ export function readClusterSecret(file: string): Uint8Array {
     }
     if (mode & 0o077) throw new ClusterConfigError('CLUSTER_SECRET_EXPOSED', `the cluster secret ${file} has mode ${mode.toString(8).padStart(4, '0')}: make it 0600 (chmod 600) and treat the secret as exposed`);
   }
-  return parseClusterSecret(readBounded(file, 1024, 'CLUSTER_SECRET_INVALID', 'cluster secret'));
+  return parseClusterSecrets(readBounded(file, 1024, 'CLUSTER_SECRET_INVALID', 'cluster secret'));
 }
 
 function readBounded(file: string, limit: number, code: ClusterConfigCode, what: string): string {

@@ -19,6 +19,7 @@ import { fillInitialSignerSet, verifiedInitialSignerSet } from '../../server/cli
 import { formatClusterConfig, initialSignerSetOf, readClusterConfig, type ClusterConfig } from '../../server/cluster_config.js';
 import { GuessedInitialSignerSet } from '../../src/replication/snapshot.js';
 import { A, keys, Log, set, X } from '../proofs/set_change_log.js';
+import { thrownCode } from '../support/thrown_code.js';
 
 /** A cluster file listing `ids` with the test keys (another key for the ids in `otherKey`). */
 function config(ids: number[], otherKey: number[] = [], initial?: Uint8Array): ClusterConfig {
@@ -29,14 +30,7 @@ function config(ids: number[], otherKey: number[] = [], initial?: Uint8Array): C
   };
 }
 
-const codeOf = (f: () => unknown) => {
-  try {
-    f();
-    return undefined;
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
-};
+const codeOf = thrownCode;
 
 // Checkpoint 0 commits to A = {1, 2, 3} (quorum 2), signed by 1 and 2; then B at checkpoint 3.
 const honest = () => new Log().add(A, [1, 2], 3).add(set(2, [2, 3, 4]), [2, 3, 4], 2);
