@@ -4,13 +4,35 @@
  * loopback, a bounded wait, and certified checkpoints proposed on the leader.
  */
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import pino from 'pino';
+import { PeerRoute, SNAPSHOT_PATH, authHeaders, bodyDigest, requestMac } from '../../src/replication/transport/index.js';
 import type { ClusterConfig } from '../../server/cluster_config.js';
 import { ProofNode } from '../../server/node.js';
 import type { RaftSnapshotOptions, SnapshotEvent } from '../../server/raft_snapshot.js';
 import { RaftWritePath } from '../../server/raft_write_path.js';
+
+/**
+ * A chunk read of a file no member serves, MACed with `secret`, sent to member `to`'s peer
+ * listener as member `from`: `401 bad-mac` when `to` does not accept `secret`, else the
+ * authenticated refusal of the read (`<status> <reason>`). It changes nothing on the member.
+ */
+export function peerSecretProbe(config: ClusterConfig, to: number, from: number, secret: Uint8Array): Promise<string> {
+  const target = '1/missing.sst/0/1';
+  const claims = { clusterId: config.clusterId, from, to, epoch: 1, seq: 1, time: Date.now() };
+  const headers = authHeaders(claims, requestMac(secret, PeerRoute.Snapshot, claims, target, bodyDigest(new Uint8Array(0))));
+  const url = new URL(`${SNAPSHOT_PATH}?index=1&name=missing.sst&offset=0&length=1`, config.members.find((m) => m.id === to)!.peerUrl);
+  return new Promise((resolve) => {
+    const req = http.request(url, { method: 'GET', headers, agent: false }, (res) => {
+      res.resume();
+      resolve(`${res.statusCode} ${String(res.headers['proofkv-peer-refusal'])}`);
+    });
+    req.on('error', (e) => resolve(`error ${e.message}`));
+    req.end();
+  });
+}
 
 /** Polls `cond` every 20 ms, at most `ms` (a bound, not a timing assertion). */
 export async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {

@@ -10,14 +10,12 @@
  * and every member holds the last write.
  */
 import { randomBytes } from 'node:crypto';
-import * as http from 'node:http';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { initCluster } from '../../server/cli/cluster.js';
 import { readClusterSecret } from '../../server/cluster_config.js';
-import { PeerRoute, SNAPSHOT_PATH, authHeaders, bodyDigest, requestMac } from '../../src/replication/transport/index.js';
 import { freePortRange } from '../../scripts/local_cluster.js';
-import { InProcessCluster, until } from './in_process.js';
+import { InProcessCluster, peerSecretProbe, until } from './in_process.js';
 
 const te = new TextEncoder();
 
@@ -25,24 +23,7 @@ describe('cluster secret rotation without a restart', () => {
   const c = new InProcessCluster('proofkv-secret-rotation-', { watch: 0, compactMargin: 5000 });
   afterAll(() => c.close());
 
-  /**
-   * A chunk read of a missing file, MACed with `secret`, sent to member `to` as member `from`:
-   * `bad-mac` when `to` does not accept `secret`, else the authenticated refusal of the read.
-   */
-  function probe(to: number, from: number, secret: Uint8Array): Promise<string> {
-    const target = '1/missing.sst/0/1';
-    const claims = { clusterId: c.config.clusterId, from, to, epoch: 1, seq: 1, time: Date.now() };
-    const headers = authHeaders(claims, requestMac(secret, PeerRoute.Snapshot, claims, target, bodyDigest(new Uint8Array(0))));
-    const url = new URL(`${SNAPSHOT_PATH}?index=1&name=missing.sst&offset=0&length=1`, c.config.members.find((m) => m.id === to)!.peerUrl);
-    return new Promise((resolve) => {
-      const req = http.request(url, { method: 'GET', headers, agent: false }, (res) => {
-        res.resume();
-        resolve(`${res.statusCode} ${String(res.headers['proofkv-peer-refusal'])}`);
-      });
-      req.on('error', (e) => resolve(`error ${e.message}`));
-      req.end();
-    });
-  }
+  const probe = (to: number, from: number, secret: Uint8Array) => peerSecretProbe(c.config, to, from, secret);
 
   it('rotates step by step while writes go on; the old secret is refused afterwards', async () => {
     const base = await freePortRange(6);
