@@ -658,7 +658,7 @@ export class HttpTransport implements Transport {
         socket.destroy();
         return;
       }
-      if (secret !== this.secrets.send) {
+      if (!equalBytes(secret, this.secrets.send)) {
         // The secret was rotated while this dial was under way: dial again with the new one.
         socket.destroy();
         return this.kick(link);
