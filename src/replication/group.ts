@@ -1100,8 +1100,9 @@ export class ReplicationGroup<O> {
       // The last index this member had persisted before this Ready (its entries replace the log
       // from their first index on): committed entries up to it may be applied during the sync.
       const persisted = Math.min(this.storage.lastIndex(), firstNew - 1);
-      const saving = this.storage.save(rd, { sync: this.options.sync !== false }).then(async (synced) => {
-        if (synced && this.options.afterSync) await this.options.afterSync();
+      const written = this.storage.save(rd, { sync: this.options.sync !== false });
+      const afterSync = this.options.afterSync;
+      const saving = (afterSync ? written.then(async (synced) => { if (synced) await afterSync(); return synced; }) : written).then((synced) => {
         trace('saved', synced);
         if (synced) this.syncs++;
         this.send(late);
