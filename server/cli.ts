@@ -35,7 +35,7 @@ import { addNoteServeOptions, noteOptionsOf } from './cli/note.js';
 import { formatVerifierKey } from '../proofs/note.js';
 import { ConfigError, DEFAULTS, LOG_LEVELS, resolveConfig, type ServeConfig, type ServeFlags } from './config.js';
 import { ProofNode, softwareVersion, type NodeOptions } from './node.js';
-import { memberOf, parsePeerVia, readClusterConfig, readClusterSecret } from './cluster_config.js';
+import { memberOf, parsePeerVia, readClusterConfig, readClusterSecrets } from './cluster_config.js';
 import { isLoopbackHost } from './auth.js';
 
 /** Exit codes of `serve`. */
@@ -65,10 +65,12 @@ export async function serve(flags: ServeFlags & { origin?: string; witness?: str
   try {
     cfg = resolveConfig(flags, process.env, explicit);
     if (cfg.cluster) {
+      const secrets = readClusterSecrets(cfg.cluster.secretFile);
       cluster = {
         config: readClusterConfig(cfg.cluster.file),
         nodeId: cfg.cluster.nodeId,
-        secret: readClusterSecret(cfg.cluster.secretFile),
+        secret: secrets.secret,
+        acceptSecrets: secrets.accept,
         join: flags.join === true,
         peerVia: parsePeerVia(cfg.cluster.peerVia, cfg.cluster.nodeId),
       };
@@ -163,6 +165,20 @@ export async function serve(flags: ServeFlags & { origin?: string; witness?: str
     // Repeated signals while stopping are harmless: shutdown is idempotent.
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
+    // A cluster member reads its secret file again on SIGHUP: the live step of a secret rotation
+    // (docs/cluster.md § Rotating the cluster secret). A file that cannot be used changes nothing.
+    const secretFile = cfg.cluster?.secretFile;
+    if (secretFile !== undefined) {
+      process.on('SIGHUP', () => {
+        try {
+          const s = readClusterSecrets(secretFile);
+          node.setClusterSecrets(s.secret, s.accept);
+          log.info({ event: 'cluster_secret_reloaded', accepted: 1 + s.accept.length }, `cluster secret reloaded from ${secretFile}: sending with its first secret, accepting ${1 + s.accept.length}`);
+        } catch (err) {
+          log.error({ event: 'cluster_secret_reload_failed', error: (err as Error).message }, 'cluster secret not reloaded; the previous secrets stay in force');
+        }
+      });
+    }
   });
 }
 

@@ -19,13 +19,15 @@
  * such as 0.0.0.0: others dial them); every id, every
  * listener (`host:port` over all client and peer URLs) and every public key is distinct; the
  * file is at most {@link MAX_CLUSTER_CONFIG_BYTES}. The secret file holds 32 bytes as 64 hex
- * digits (surrounding white space allowed) and must not be readable by group or others.
+ * digits (surrounding white space allowed) — during a rotation a second line with the secret also
+ * accepted ({@link parseClusterSecrets}) — and must not be readable by group or others.
  * @module
  */
 import * as fs from 'node:fs';
 import { fromHex, toHex } from '../proofs/bytes.js';
 import { signerSetHash, type SignerSet } from '../proofs/signer_set.js';
 import { majorityOf } from '../src/replication/members.js';
+import { guessedInitialSignerSet } from '../src/replication/snapshot.js';
 import { ConfigError } from './config.js';
 
 /** Name of the cluster file in the directory `cluster init` creates. */
@@ -59,6 +61,13 @@ export const CLUSTER_CONFIG_CODES = [
   'CLUSTER_EXISTS',
   /** A `--peer-via` entry is not `ID=URL`, names this member or a member twice, or has a bad URL. */
   'PEER_VIA_INVALID',
+  /**
+   * `cluster initial-set`: the initial signer set a member showed does not verify (checkpoint 0's
+   * certificate, its set, or keys the cluster file does not list), or the log has none (v1).
+   */
+  'CLUSTER_INITIAL_SET_UNVERIFIED',
+  /** `cluster initial-set`: the cluster file already commits to another initial signer set. */
+  'CLUSTER_INITIAL_SET_CONFLICT',
 ] as const;
 /** One of {@link CLUSTER_CONFIG_CODES}. */
 export type ClusterConfigCode = (typeof CLUSTER_CONFIG_CODES)[number];
@@ -110,10 +119,15 @@ export function bootstrapSignerSet(members: readonly ClusterMember[]): SignerSet
  * The hash of the initial signer set member `selfId` trusts for a snapshot while it knows no
  * voters (a member that joined): the file's `initialSignerSet`, or — a file without it — the set
  * of the members it lists other than `selfId`, which is right when the file lists exactly the
- * initial members and this one (otherwise every snapshot is refused, safely: add the field).
+ * initial members and this one. That guess is a `GuessedInitialSignerSet` (src/replication/snapshot.ts): when the
+ * snapshot's checkpoint 0 commits to another set, the install is refused with
+ * `SNAPSHOT_INITIAL_SET_UNKNOWN`, whose message gives the way out (`proofkv cluster initial-set`
+ * fills the field from the cluster's verified checkpoint 0; docs/cluster.md § An old cluster file).
  */
 export function initialSignerSetOf(config: ClusterConfig, selfId: number): Uint8Array {
-  return config.initialSignerSet ?? signerSetHash(bootstrapSignerSet(config.members.filter((m) => m.id !== selfId)));
+  if (config.initialSignerSet) return config.initialSignerSet;
+  const others = config.members.filter((m) => m.id !== selfId);
+  return guessedInitialSignerSet(signerSetHash(bootstrapSignerSet(others)), others.map((m) => m.id));
 }
 
 const invalid = (message: string) => new ClusterConfigError('CLUSTER_CONFIG_INVALID', message);
@@ -264,6 +278,28 @@ export function parseClusterSecret(text: string): Uint8Array {
   return fromHex(t.toLowerCase());
 }
 
+/**
+ * The secrets of a secret file: `secret`, the one this member MACs its peer traffic with (the
+ * first line), and `accept`, another one it also accepts while the cluster rotates its secret
+ * (a second line; empty otherwise). docs/cluster.md § Rotating the cluster secret.
+ */
+export interface ClusterSecrets {
+  secret: Uint8Array;
+  accept: Uint8Array[];
+}
+
+/**
+ * The secrets in the text of a secret file: one or two lines of 64 hex digits (white space
+ * around and blank lines allowed), distinct; the first is the one sent with.
+ */
+export function parseClusterSecrets(text: string): ClusterSecrets {
+  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  if (lines.length === 0 || lines.length > 2) throw new ClusterConfigError('CLUSTER_SECRET_INVALID', `the cluster secret file must hold one secret, or two during a rotation (one a line), not ${lines.length}`);
+  const [secret, ...accept] = lines.map(parseClusterSecret);
+  if (accept.some((k) => toHex(k) === toHex(secret))) throw new ClusterConfigError('CLUSTER_SECRET_INVALID', 'the two secrets of the cluster secret file are the same');
+  return { secret, accept };
+}
+
 /** The text of a secret file for `secret` (64 lowercase hex digits and a newline). */
 export function formatClusterSecret(secret: Uint8Array): string {
   if (secret.length !== CLUSTER_SECRET_BYTES) throw new RangeError(`the cluster secret must be ${CLUSTER_SECRET_BYTES} bytes`);
@@ -276,6 +312,11 @@ export function formatClusterSecret(secret: Uint8Array): string {
  * secret can speak for a member on the peer listener.
  */
 export function readClusterSecret(file: string): Uint8Array {
+  return readClusterSecrets(file).secret;
+}
+
+/** Reads the secret file `file` with the secret accepted besides during a rotation ({@link parseClusterSecrets}); checked as {@link readClusterSecret}. */
+export function readClusterSecrets(file: string): ClusterSecrets {
   if (process.platform !== 'win32') {
     let mode: number;
     try {
@@ -285,7 +326,7 @@ export function readClusterSecret(file: string): Uint8Array {
     }
     if (mode & 0o077) throw new ClusterConfigError('CLUSTER_SECRET_EXPOSED', `the cluster secret ${file} has mode ${mode.toString(8).padStart(4, '0')}: make it 0600 (chmod 600) and treat the secret as exposed`);
   }
-  return parseClusterSecret(readBounded(file, 1024, 'CLUSTER_SECRET_INVALID', 'cluster secret'));
+  return parseClusterSecrets(readBounded(file, 1024, 'CLUSTER_SECRET_INVALID', 'cluster secret'));
 }
 
 function readBounded(file: string, limit: number, code: ClusterConfigCode, what: string): string {

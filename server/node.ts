@@ -30,7 +30,7 @@ import { RaftWritePath } from './raft_write_path.js';
 import type { RaftSnapshotOptions, SnapshotEvent } from './raft_snapshot.js';
 import { initialSignerSetOf, memberOf, type ClusterConfig } from './cluster_config.js';
 import { describeDivergence } from '../src/replication/cosign.js';
-import { HttpTransport } from '../src/replication/transport/index.js';
+import { HttpTransport, TransportError, TransportErrorCode } from '../src/replication/transport/index.js';
 import { LocalWritePath, type LocalWritePathOptions, type PathFault, type WritePath } from './write_path.js';
 
 /** Options of {@link ProofNode.start}. */
@@ -77,6 +77,8 @@ export interface NodeOptions {
     config: ClusterConfig;
     nodeId: number;
     secret: Uint8Array;
+    /** A secret accepted besides `secret` while the cluster rotates it (the secret file's second line; docs/cluster.md). */
+    acceptSecrets?: Uint8Array[];
     /** A member added at runtime (`serve --join`): it never bootstraps and learns the log from the leader. */
     join?: boolean;
     /**
@@ -302,6 +304,7 @@ export class ProofNode {
           selfId: id,
           clusterId: config.clusterId,
           secret,
+          acceptSecrets: options.cluster.acceptSecrets,
           listen: { host: peerUrl.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(peerUrl.port || (peerUrl.protocol === 'https:' ? 443 : 80)) },
           peers: peers.filter((p) => p.id !== id),
         });
@@ -491,6 +494,18 @@ export class ProofNode {
       this.checkpointRetryAt = Date.now() + waitMs;
       this.options.logger.error({ err, trigger, failures: this.checkpointFailures, retryInMs: waitMs }, 'checkpoint failed');
     }
+  }
+
+  /**
+   * Rotates the cluster secret of a member's peer transport without a restart
+   * (`HttpTransport.setSecrets`; `serve` calls it on SIGHUP with the secret file read again):
+   * from now on it sends with `secret` and accepts `secret` and `acceptSecrets`. Throws
+   * `TRANSPORT_INVALID_ARGUMENT` (nothing changed) for bad secrets, and when this node is no
+   * cluster member.
+   */
+  setClusterSecrets(secret: Uint8Array, acceptSecrets: readonly Uint8Array[] = []): void {
+    if (!this.transport) throw new TransportError(TransportErrorCode.InvalidArgument, 'this node is not a cluster member: it has no peer transport');
+    this.transport.setSecrets(secret, acceptSecrets);
   }
 
   /**

@@ -24,7 +24,11 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { toHex } from '../../proofs/bytes.js';
-import { signerSetHash } from '../../proofs/signer_set.js';
+import { verifyCheckpoint, verifyCheckpointInclusion } from '../../proofs/checkpoint.js';
+import type { SetChange } from '../../proofs/set_changes.js';
+import { signerSetHash, signerSetPolicy, verifySignerSet } from '../../proofs/signer_set.js';
+import type { Verified } from '../../proofs/errors.js';
+import { parseSetChange } from '../../client-sdk/wire.js';
 import { openNodeKey } from '../../src/proof/node_key.js';
 import {
   MAX_MEMBER_ID,
@@ -233,6 +237,64 @@ export function addClusterMember(o: ClusterAddOptions): { config: ClusterConfig;
   }
 }
 
+/**
+ * The hash of the initial signer set — the one checkpoint 0 commits to — shown by `change`, the
+ * first signer-set change a member lists (`GET /v1/checkpoints/set-changes?from=0`), verified
+ * against `config`: it is checkpoint 0 (in a head of size 1 that includes it), the set hashes to
+ * what checkpoint 0 commits to, a quorum of that set signed the head, and every member of the set
+ * is listed in the cluster file under the same id with the same public key — so a member cannot
+ * make the operator commit the file to keys the file does not already trust. Throws
+ * `CLUSTER_INITIAL_SET_UNVERIFIED`. Pure.
+ */
+export function verifiedInitialSignerSet(config: ClusterConfig, change: SetChange | undefined): Uint8Array {
+  const refuse = (why: string) => new ClusterConfigError('CLUSTER_INITIAL_SET_UNVERIFIED', `the initial signer set shown does not verify: ${why}`);
+  if (change === undefined) throw refuse('the member lists no signer-set change at checkpoint 0 (a log whose checkpoint 0 commits to no signer set, written before signer sets were committed, has no initial set to fill in)');
+  const { checkpoint, head, signers } = change;
+  const hash = checkpoint.signerSetHash;
+  if (checkpoint.index !== 0 || head.size !== 1 || hash === undefined) throw refuse(`the first change listed is checkpoint ${checkpoint.index} (head size ${head.size}), not checkpoint 0 committing to a set`);
+  const steps: Array<[string, Verified]> = [
+    ['its signer set', verifySignerSet(signers, hash)],
+    ['its inclusion in its head', verifyCheckpointInclusion(checkpoint, change.inclusion, head)],
+    ["its head's certificate (a quorum of the set)", verifyCheckpoint(head, change.signatures, signerSetPolicy(signers))],
+  ];
+  for (const [what, v] of steps) if (!v.ok) throw refuse(`checkpoint 0: ${what}: ${v.reason}: ${v.message}`);
+  for (const m of signers.members) {
+    const listed = config.members.find((x) => x.id === m.id);
+    if (!listed || !Buffer.from(listed.publicKey).equals(Buffer.from(m.publicKey))) throw refuse(`member ${m.id} of the set is not in the cluster file with that public key`);
+  }
+  return hash;
+}
+
+/**
+ * `proofkv cluster initial-set`: fills `initialSignerSet` in `<dir>/cluster.json` (replaced
+ * atomically) from checkpoint 0 as the member at `endpoint` shows it, verified by
+ * {@link verifiedInitialSignerSet}. For a cluster file written before the field existed: a member
+ * that joins needs it to trust a snapshot (`SNAPSHOT_INITIAL_SET_UNKNOWN` says so). A file that
+ * already holds the same hash is left as it is; one that holds another is `CLUSTER_INITIAL_SET_CONFLICT`.
+ */
+export async function fillInitialSignerSet(o: { dir: string; endpoint: string; token?: string }): Promise<{ configFile: string; initialSignerSet: Uint8Array; changed: boolean }> {
+  const configFile = path.join(path.resolve(o.dir), CLUSTER_CONFIG_FILE);
+  const config = readClusterConfig(configFile);
+  const doc = await adminRequest(o.endpoint, 'GET', '/v1/checkpoints/set-changes?from=0&limit=1', o.token);
+  const changes: unknown = doc?.changes;
+  if (!Array.isArray(changes)) throw new ClusterConfigError('CLUSTER_INITIAL_SET_UNVERIFIED', `${o.endpoint} answered no list of set changes`);
+  let first: SetChange | undefined;
+  try {
+    first = changes.length === 0 ? undefined : parseSetChange(changes[0]);
+  } catch (err) {
+    throw new ClusterConfigError('CLUSTER_INITIAL_SET_UNVERIFIED', `${o.endpoint} answered a malformed set change: ${(err as Error).message}`);
+  }
+  const hash = verifiedInitialSignerSet(config, first);
+  if (config.initialSignerSet) {
+    if (Buffer.from(config.initialSignerSet).equals(Buffer.from(hash))) return { configFile, initialSignerSet: hash, changed: false };
+    throw new ClusterConfigError('CLUSTER_INITIAL_SET_CONFLICT', `${configFile} commits to the initial signer set ${toHex(config.initialSignerSet)}, the cluster at ${o.endpoint} to ${toHex(hash)}: another cluster's file?`);
+  }
+  const tmp = `${configFile}.tmp`;
+  fs.writeFileSync(tmp, formatClusterConfig({ ...config, initialSignerSet: hash }), { mode: 0o644 });
+  fs.renameSync(tmp, configFile);
+  return { configFile, initialSignerSet: hash, changed: true };
+}
+
 /** One admin request to a member's client listener; answers the parsed JSON body or throws a {@link CliError} with the problem's code. */
 export async function adminRequest(endpoint: string, method: string, route: string, token: string | undefined, body?: unknown): Promise<any> {
   const r = await fetch(`${endpoint.replace(/\/$/, '')}${route}`, {
@@ -418,6 +480,28 @@ export function registerClusterCommands(program: Command): void {
         if (!m) throw new CliError('NOT_A_MEMBER', `member ${id} is not in ${path.join(o.dir, CLUSTER_CONFIG_FILE)}: run cluster add first`);
         const v = await addMemberRemote(o.endpoint, m, o.token ?? process.env.PROOFKV_TOKEN, intOption(o.timeout, '--timeout', 1));
         print(o, v, [`member ${v.id} is a ${v.role} (client ${v.clientUrl})`]);
+      }),
+    );
+  cluster
+    .command('initial-set')
+    .description("fill initialSignerSet in an old cluster.json from the cluster's verified checkpoint 0 (a joining member needs it to trust a snapshot)")
+    .requiredOption('--endpoint <url>', "a running member's client URL")
+    .option('--dir <dir>', 'the cluster directory (its cluster.json is updated)', '.')
+    .option('--token <token>', 'read bearer token (env PROOFKV_TOKEN)')
+    .option('--json', 'print JSON instead of text')
+    .action(
+      run(async (o: { endpoint: string; dir: string; token?: string; json?: boolean }) => {
+        let r: Awaited<ReturnType<typeof fillInitialSignerSet>>;
+        try {
+          r = await fillInitialSignerSet({ dir: o.dir, endpoint: o.endpoint, token: o.token ?? process.env.PROOFKV_TOKEN });
+        } catch (err) {
+          if (err instanceof ClusterConfigError) throw new CliError(err.code, err.message);
+          throw err;
+        }
+        print(o, { configFile: r.configFile, initialSignerSet: toHex(r.initialSignerSet), changed: r.changed }, [
+          `${r.configFile}: initialSignerSet ${toHex(r.initialSignerSet)}${r.changed ? ' (written)' : ' (already there)'}`,
+          ...(r.changed ? ['copy this cluster.json to every member that joins, and restart a joining member that refused its snapshot'] : []),
+        ]);
       }),
     );
   cluster

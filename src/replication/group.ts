@@ -257,6 +257,13 @@ export interface ReplicationGroupOptions<O> {
    */
   sync?: boolean;
   /**
+   * Awaited after each write of the log that synced, before its Ready counts as persisted (before
+   * its late messages are sent and its new entries applied). The simulator makes a sync's
+   * completion an event of its virtual clock with it, so that messages arrive and commits are
+   * learnt while a member syncs (`src/replication/sim/syncs.ts`). Default: none.
+   */
+  afterSync?: () => Promise<void>;
+  /**
    * True for a failed write of the log that passes (a full disk, a file-size limit, descriptor
    * exhaustion). The group then pauses: the failed Ready is dropped (its proposers are answered
    * indeterminate), the node is rebuilt from the log as it is, new proposals are refused, and the
@@ -1093,7 +1100,9 @@ export class ReplicationGroup<O> {
       // The last index this member had persisted before this Ready (its entries replace the log
       // from their first index on): committed entries up to it may be applied during the sync.
       const persisted = Math.min(this.storage.lastIndex(), firstNew - 1);
-      const saving = this.storage.save(rd, { sync: this.options.sync !== false }).then((synced) => {
+      const written = this.storage.save(rd, { sync: this.options.sync !== false });
+      const afterSync = this.options.afterSync;
+      const saving = (afterSync ? written.then(async (synced) => { if (synced) await afterSync(); return synced; }) : written).then((synced) => {
         trace('saved', synced);
         if (synced) this.syncs++;
         this.send(late);

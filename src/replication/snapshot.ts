@@ -61,6 +61,34 @@ export enum SnapshotErrorCode {
   BadRequest = 'SNAPSHOT_BAD_REQUEST',
   /** The install could not be carried out (I/O, the directory is in use); nothing was installed. */
   InstallFailed = 'SNAPSHOT_INSTALL_FAILED',
+  /**
+   * A joiner whose cluster file does not commit to the initial signer set (written before
+   * `initialSignerSet` existed: {@link GuessedInitialSignerSet}) was sent a snapshot whose log
+   * starts from another set than the one guessed. Nothing can be trusted until the operator fills
+   * the field (`proofkv cluster initial-set`, docs/cluster.md § An old cluster file).
+   */
+  InitialSetUnknown = 'SNAPSHOT_INITIAL_SET_UNKNOWN',
+}
+
+/**
+ * The hash of an initial signer set *guessed* from a cluster file written before
+ * `initialSignerSet` existed (the members it lists other than the member itself, majority
+ * quorum): right only when the file lists exactly the initial members and this one. A joiner
+ * trusting such a hash whose snapshot's checkpoint 0 commits to another set is refused with
+ * {@link SnapshotErrorCode.InitialSetUnknown}, not `SNAPSHOT_UNTRUSTED`: the guess, not the
+ * snapshot, is what the operator must fix.
+ */
+export class GuessedInitialSignerSet extends Uint8Array {
+  /** Ids of the members the guess was made of. */
+  memberIds: readonly number[] = [];
+}
+
+/** A copy of `hash`, marked as guessed from the members `memberIds` ({@link GuessedInitialSignerSet}). */
+export function guessedInitialSignerSet(hash: Uint8Array, memberIds: readonly number[]): GuessedInitialSignerSet {
+  const g = new GuessedInitialSignerSet(hash.length);
+  g.set(hash);
+  g.memberIds = [...memberIds];
+  return g;
 }
 
 /** A snapshot refused or failed; `code` is stable. Nothing was installed. */
@@ -246,6 +274,11 @@ function initialSetPolicy(d: SnapshotDescriptor, initial: Uint8Array): TrustPoli
   const first = changes[0];
   if (first === undefined) throw untrustedSets('the descriptor lists no signer-set changes to follow from the initial set');
   if (first.checkpoint.index !== 0 || first.checkpoint.signerSetHash === undefined || !equalBytes(first.checkpoint.signerSetHash, initial)) {
+    if (initial instanceof GuessedInitialSignerSet) {
+      throw new SnapshotError(SnapshotErrorCode.InitialSetUnknown,
+        `this member's cluster.json has no initialSignerSet (it was written before that field existed), and the initial signer set guessed from the members it lists other than this one (${initial.memberIds.join(', ')}) is not the set the snapshot's checkpoint 0 commits to; ` +
+        'fill the field from the cluster\'s verified checkpoint 0 with `proofkv cluster initial-set --dir <cluster directory> --endpoint <a running member\'s client URL>` and restart this member');
+    }
     throw untrustedSets(`the first listed change (checkpoint ${first.checkpoint.index}) is not checkpoint 0 committing to the initial signer set ${toHex(initial).slice(0, 16)}… of the cluster file`);
   }
   const own = verifySignerSet(first.signers, initial);

@@ -3,11 +3,36 @@
  * test/cluster/join_snapshot.test.ts): members as `ProofNode`s over the real peer transport on
  * loopback, a bounded wait, and certified checkpoints proposed on the leader.
  */
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import pino from 'pino';
+import { PeerRoute, SNAPSHOT_PATH, authHeaders, bodyDigest, requestMac } from '../../src/replication/transport/index.js';
 import type { ClusterConfig } from '../../server/cluster_config.js';
 import { ProofNode } from '../../server/node.js';
-import type { RaftSnapshotOptions } from '../../server/raft_snapshot.js';
+import type { RaftSnapshotOptions, SnapshotEvent } from '../../server/raft_snapshot.js';
 import { RaftWritePath } from '../../server/raft_write_path.js';
+
+/**
+ * A chunk read of a file no member serves, MACed with `secret`, sent to member `to`'s peer
+ * listener as member `from`: `401 bad-mac` when `to` does not accept `secret`, else the
+ * authenticated refusal of the read (`<status> <reason>`). It changes nothing on the member.
+ */
+export function peerSecretProbe(config: ClusterConfig, to: number, from: number, secret: Uint8Array): Promise<string> {
+  const target = '1/missing.sst/0/1';
+  const claims = { clusterId: config.clusterId, from, to, epoch: 1, seq: 1, time: Date.now() };
+  const headers = authHeaders(claims, requestMac(secret, PeerRoute.Snapshot, claims, target, bodyDigest(new Uint8Array(0))));
+  const url = new URL(`${SNAPSHOT_PATH}?index=1&name=missing.sst&offset=0&length=1`, config.members.find((m) => m.id === to)!.peerUrl);
+  return new Promise((resolve) => {
+    const req = http.request(url, { method: 'GET', headers, agent: false }, (res) => {
+      res.resume();
+      resolve(`${res.statusCode} ${String(res.headers['proofkv-peer-refusal'])}`);
+    });
+    req.on('error', (e) => resolve(`error ${e.message}`));
+    req.end();
+  });
+}
 
 /** Polls `cond` every 20 ms, at most `ms` (a bound, not a timing assertion). */
 export async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
@@ -61,5 +86,59 @@ export class Members {
 
   async shutdown(): Promise<void> {
     for (const n of this.nodes.values()) await n.shutdown().catch(() => undefined);
+  }
+}
+
+const te = new TextEncoder();
+
+/**
+ * Members in process with their cluster file, secret and data directories in a temporary
+ * directory (`dir`); the snapshot events of member `watch` are kept in `events`.
+ */
+export class InProcessCluster {
+  readonly dir: string;
+  readonly members = new Members();
+  readonly events: SnapshotEvent[] = [];
+  readonly dataDirs = new Map<number, string>();
+  config!: ClusterConfig;
+  secret!: Uint8Array;
+
+  constructor(prefix: string, private readonly o: { watch: number; compactMargin: number }) {
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  }
+
+  /** Starts member `id` (its data directory from `dataDirs`) with the current `config`. */
+  async start(id: number, join = false): Promise<void> {
+    const snapshots = { compactMargin: this.o.compactMargin, onEvent: (e: SnapshotEvent) => void (id === this.o.watch && this.events.push(e)) };
+    this.members.nodes.set(id, await startMember({ config: this.config, id, dataDir: this.dataDirs.get(id)!, secret: this.secret, join, snapshots }));
+  }
+
+  /** A put on member `id`. */
+  put(id: number, key: string, value: string): Promise<unknown> {
+    return this.members.raft(id).propose({ type: 'put', key: te.encode(key), value: te.encode(value), time: Date.now() });
+  }
+
+  /**
+   * A signer-set change: a follower of `ids` is removed (asked of the leader) and stopped; then
+   * three rounds of writes, each with a certified checkpoint, among the rest. Returns the rest.
+   */
+  async removeFollower(ids: number[]): Promise<number[]> {
+    const m = this.members;
+    const gone = ids.find((id) => id !== m.leader())!;
+    const rest = ids.filter((id) => id !== gone);
+    await m.raft(m.leader()).membership()!.remove(gone);
+    await m.nodes.get(gone)!.shutdown();
+    m.nodes.delete(gone);
+    await until('a leader among the rest', () => m.leader(rest) !== 0);
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 10; i++) await this.put(m.leader(rest), `k-${round}-${i}`, `value ${round} ${i}`);
+      await m.certifiedCheckpoint(rest);
+    }
+    return rest;
+  }
+
+  async close(): Promise<void> {
+    await this.members.shutdown();
+    fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }

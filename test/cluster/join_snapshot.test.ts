@@ -7,81 +7,57 @@
  * {1,2,3}), started with `join`, added as a learner: it knows no voters, installs the leader's
  * snapshot (walking {1,2,3} → the two), is promoted, and serves proofs byte-identical to the others'.
  */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { getProofCodec } from '../../proofs/lsm_encoding.js';
 import { verifyGetProof } from '../../proofs/lsm_proof.js';
 import { signerSetHash } from '../../proofs/signer_set.js';
 import { addClusterMember, initCluster } from '../../server/cli/cluster.js';
-import { bootstrapSignerSet, readClusterConfig, readClusterSecret, type ClusterConfig } from '../../server/cluster_config.js';
-import type { SnapshotEvent } from '../../server/raft_snapshot.js';
+import { bootstrapSignerSet, readClusterConfig, readClusterSecret } from '../../server/cluster_config.js';
 import { freePortRange } from '../../scripts/local_cluster.js';
-import { Members, startMember, until } from './in_process.js';
+import { InProcessCluster, until } from './in_process.js';
 
 const te = new TextEncoder();
-const MARGIN = 4;
 
 describe('a member added at runtime installs a snapshot it trusts through the set changes', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'proofkv-join-snapshot-'));
-  const members = new Members();
+  const c = new InProcessCluster('proofkv-join-snapshot-', { watch: 4, compactMargin: 4 });
+  const { dir, members, events, dataDirs } = c;
   const nodes = members.nodes;
-  const events: SnapshotEvent[] = [];
-  let config: ClusterConfig;
-  let secret: Uint8Array;
-  const dataDirs = new Map<number, string>();
 
-  afterAll(async () => {
-    await members.shutdown();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => c.close());
 
-  async function start(id: number, join = false): Promise<void> {
-    const snapshots = { compactMargin: MARGIN, onEvent: (e: SnapshotEvent) => void (id === 4 && events.push(e)) };
-    nodes.set(id, await startMember({ config, id, dataDir: dataDirs.get(id)!, secret, join, snapshots }));
-  }
-
+  const start = (id: number, join = false) => c.start(id, join);
   const raft = (id: number) => members.raft(id);
   const leader = (among?: number[]) => members.leader(among);
-  const put = (id: number, key: string, value: string) => raft(id).propose({ type: 'put', key: te.encode(key), value: te.encode(value), time: Date.now() });
+  const put = (id: number, key: string, value: string) => c.put(id, key, value);
   const certifiedCheckpoint = (ids: number[]) => members.certifiedCheckpoint(ids);
 
   it('installs, is promoted, and serves identical verified proofs', async () => {
     const base = await freePortRange(8);
     const layout = initCluster({ nodes: 3, dir: path.join(dir, 'c'), clientPort: base, peerPort: base + 3 });
-    config = layout.config;
+    c.config = layout.config;
     for (const [id, d] of layout.dataDirs) dataDirs.set(id, d);
-    secret = readClusterSecret(layout.secretFile);
+    c.secret = readClusterSecret(layout.secretFile);
     // `cluster init` commits to the bootstrap voters' signer set.
-    expect(Buffer.from(config.initialSignerSet!).equals(Buffer.from(signerSetHash(bootstrapSignerSet(config.members))))).toBe(true);
+    expect(Buffer.from(c.config.initialSignerSet!).equals(Buffer.from(signerSetHash(bootstrapSignerSet(c.config.members))))).toBe(true);
     for (const id of [1, 2, 3]) await start(id);
     await until('a leader', () => leader() !== 0);
     for (let i = 0; i < 5; i++) await put(leader(), `early-${i}`, `v${i}`);
     await certifiedCheckpoint([1, 2, 3]);
 
     // A signer-set change: a follower leaves ({1,2,3} → the other two), asked of the leader.
-    const gone = [1, 2, 3].find((id) => id !== leader())!;
-    const rest = [1, 2, 3].filter((id) => id !== gone);
-    await raft(leader()).membership()!.remove(gone);
-    await nodes.get(gone)!.shutdown();
-    nodes.delete(gone);
-    await until('a leader among the rest', () => leader(rest) !== 0);
-    for (let round = 0; round < 3; round++) {
-      for (let i = 0; i < 10; i++) await put(leader(rest), `k-${round}-${i}`, `value ${round} ${i}`);
-      await certifiedCheckpoint(rest);
-    }
+    const rest = await c.removeFollower([1, 2, 3]);
     const cert = nodes.get(leader(rest))!.db.latestCheckpoint();
     expect(cert.signers?.members.map((m) => m.id)).toEqual(rest);
     await until('the log compacted', () => raft(leader(rest)).cluster().firstIndex > 1);
 
     // Member 4: laid out by `cluster add` (the file keeps 1 and commits to {1,2,3}), started to join.
     const added = addClusterMember({ dir: path.join(dir, 'c'), id: 4, clientPort: base + 6, peerPort: base + 7 });
-    config = readClusterConfig(added.configFile);
-    expect(Buffer.from(config.initialSignerSet!).equals(Buffer.from(layout.config.initialSignerSet!))).toBe(true);
+    c.config = readClusterConfig(added.configFile);
+    expect(Buffer.from(c.config.initialSignerSet!).equals(Buffer.from(layout.config.initialSignerSet!))).toBe(true);
     dataDirs.set(4, added.dataDir);
     await start(4, true);
-    const m4 = config.members.find((m) => m.id === 4)!;
+    const m4 = c.config.members.find((m) => m.id === 4)!;
     await raft(leader(rest)).membership()!.add(m4);
     await until('member 4 installed a snapshot', () => events.some((e) => e.type === 'installed'), 60_000).catch((err: Error) => {
       throw new Error(`${err.message}; member 4's snapshot events: ${JSON.stringify(events).slice(0, 3000)}`);

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import type { ConfChange } from '../../src/raft/index.js';
 import { ReplicationError, ReplicationGroup, type RestoreSnapshot, type StateMachine } from '../../src/replication/index.js';
-import { Simulation, type NetworkOptions } from '../../src/replication/sim/index.js';
+import { Simulation, type NetworkOptions, type SyncOptions } from '../../src/replication/sim/index.js';
 import type { KvOp } from '../raft/linearizability.js';
 
 const te = new TextEncoder();
@@ -116,6 +116,8 @@ export interface SimClusterOptions {
   /** Group snapshot policy (0 = never). */
   snapshotEvery?: number;
   compactMargin?: number;
+  /** Log syncs that take virtual time (default: off, a sync completes at once). */
+  syncs?: SyncOptions;
 }
 
 /** Several members on one {@link Simulation}. */
@@ -127,11 +129,12 @@ export class SimCluster {
   private readonly chains = new Map<number, string>();
   /** A violated invariant, thrown by {@link check}. */
   violation: string | undefined;
-  readonly o: Required<Omit<SimClusterOptions, 'net'>>;
+  readonly o: Required<Omit<SimClusterOptions, 'net' | 'syncs'>>;
 
   constructor(o: SimClusterOptions) {
     this.o = { tickMs: 10, electionTick: 10, heartbeatTick: 2, snapshotEvery: 0, compactMargin: 5, ...o };
     this.sim = new Simulation(o.seed, o.net);
+    if (o.syncs) this.sim.syncs.options = o.syncs;
     this.root = fs.mkdtempSync(path.join(simTmpRoot(), `proofkv-sim-${o.seed}-`));
     for (let id = 1; id <= o.n; id++) this.members.set(id, { id, disk: { dir: path.join(this.root, `m${id}`) }, joiner: false });
     this.sim.afterEvent = () => this.checkLeaders();
@@ -170,6 +173,7 @@ export class SimCluster {
   }
 
   private onApplied(id: number, index: number, chain: string): void {
+    if (this.sim.syncs.parked(id)) this.sim.syncs.counts.appliedDuringSync++;
     const seen = this.chains.get(index);
     if (seen === undefined) this.chains.set(index, chain);
     else if (seen !== chain) this.violation ??= `t=${this.sim.now}: member ${id} applied index ${index} with chain ${chain}, another member with ${seen}`;
@@ -186,12 +190,15 @@ export class SimCluster {
     if (m.group || this.retired.has(id)) return;
     const sm = new KvMachine(m.disk, (index, chain) => this.onApplied(id, index, chain));
     const peers = Array.from({ length: this.o.n }, (_, i) => ({ id: i + 1, peerUrl: `sim://${i + 1}` }));
+    const syncs = this.sim.syncs.open(id);
     const group = await ReplicationGroup.open<string>(m.disk.dir, {
       stateMachine: sm, appliedIndex: sm.applied, id, peers, join: m.joiner,
       transport: this.sim.net.transport(id), resolvePeer: (p) => ({ id: p, peerUrl: `sim://${p}` }),
       tickMs: this.o.tickMs, electionTick: this.o.electionTick, heartbeatTick: this.o.heartbeatTick,
       seed: this.sim.rand.u32(), clock: this.sim.clock, snapshotEvery: this.o.snapshotEvery, compactMargin: this.o.compactMargin,
+      afterSync: syncs.afterSync,
     });
+    syncs.arm();
     m.group = group;
     m.sm = sm;
     this.sim.members.set(id, group as ReplicationGroup<unknown>);
@@ -212,6 +219,8 @@ export class SimCluster {
     m.group = undefined;
     m.sm = undefined;
     this.sim.members.delete(id);
+    // A sync in progress completes (its write is on disk) and the group closes.
+    this.sim.syncs.release(id);
     await g.close();
   }
 

@@ -5,6 +5,7 @@
 import { expect } from 'vitest';
 import { ConfChangeType, SeededRand } from '../../src/raft/index.js';
 import { checkHistory, formatOps } from '../raft/linearizability.js';
+import type { SyncCounts } from '../../src/replication/sim/index.js';
 import { Clients, SimCluster } from './sim_cluster.js';
 import { startNemesis } from './sim_nemesis.js';
 
@@ -20,6 +21,8 @@ export interface Report {
   applied: number;
   restores: number;
   events: number;
+  /** Syncs that took virtual time, messages delivered and entries applied while a member synced. */
+  syncs: SyncCounts;
   fingerprint: string;
 }
 
@@ -27,13 +30,16 @@ export async function runSeed(seed: number): Promise<Report> {
   const boot = new SeededRand(seed ^ 0x5eed);
   const n = boot.chance(0.6) ? 3 : 5;
   const snapshotEvery = [0, 8, 20][boot.int(3)];
-  const c = new SimCluster({
-    seed, n, snapshotEvery, compactMargin: 1 + boot.int(6),
-    net: {
-      drop: [0, 0.01, 0.05][boot.int(3)], dup: [0, 0.02][boot.int(2)],
-      minDelay: 1, maxDelay: 1 + boot.int(8), longDelay: 0.01, longDelayMax: 40,
-    },
-  });
+  const compactMargin = 1 + boot.int(6);
+  const net = {
+    drop: [0, 0.01, 0.05][boot.int(3)], dup: [0, 0.02][boot.int(2)],
+    minDelay: 1, maxDelay: 1 + boot.int(8), longDelay: 0.01, longDelayMax: 40,
+  };
+  // Log syncs take virtual time in three seeds of four: up to 1, 4 or 8 of the longest network
+  // delays (a quarter of them zero: an event at the same time), so that messages arrive and
+  // commits are learnt while members sync; in the fourth they complete at once, as before.
+  const syncSpan = [0, 1, 4, 8][boot.int(4)];
+  const c = new SimCluster({ seed, n, snapshotEvery, compactMargin, net, syncs: { zero: 0.25, maxDelay: syncSpan * net.maxDelay } });
   const faults: Record<string, number> = {};
   const count = (k: string) => { faults[k] = (faults[k] ?? 0) + 1; };
   try {
@@ -106,8 +112,8 @@ export async function runSeed(seed: number): Promise<Report> {
     const restores = ids.reduce((sum, id) => sum + c.members.get(id)!.sm!.restores.length, 0);
     const applied = c.group(ids[0]).status().applied;
     return {
-      seed, n, faults, ops: clients.history.length, stats: clients.stats, applied, restores, events: c.sim.clock.events,
-      fingerprint: `${states[0]}|${c.sim.clock.events}|${c.sim.now}|${JSON.stringify(clients.history)}`,
+      seed, n, faults, ops: clients.history.length, stats: clients.stats, applied, restores, events: c.sim.clock.events, syncs: { ...c.sim.syncs.counts },
+      fingerprint: `${states[0]}|${c.sim.clock.events}|${c.sim.now}|${JSON.stringify(c.sim.syncs.counts)}|${JSON.stringify(clients.history)}`,
     };
   } finally {
     await c.close();

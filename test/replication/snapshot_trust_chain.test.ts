@@ -16,7 +16,7 @@ import { describe, expect, it } from 'vitest';
 import { signHead } from '../../proofs/checkpoint.js';
 import { computeMasterRoot } from '../../proofs/lsm.js';
 import { signerSetHash, type SignerSet } from '../../proofs/signer_set.js';
-import { checkSnapshotDescriptor, decodeSnapshotDescriptor, encodeSnapshotDescriptor, snapshotPolicy, type SnapshotDescriptor, type SnapshotTrust } from '../../src/replication/snapshot.js';
+import { checkSnapshotDescriptor, decodeSnapshotDescriptor, encodeSnapshotDescriptor, guessedInitialSignerSet, snapshotPolicy, type SnapshotDescriptor, type SnapshotTrust } from '../../src/replication/snapshot.js';
 import { nodeHasher } from '../../src/table/node_hasher.js';
 import { A, keys, Log, set, X } from '../proofs/set_change_log.js';
 
@@ -107,6 +107,34 @@ describe("a joiner's snapshot trust: the signer-set changes from the initial set
     expect(refusal(bare, initial(A5))).toBe('SNAPSHOT_UNTRUSTED');
     // Another initial set (the cluster file of another cluster): refused at checkpoint 0.
     expect(refusal(descriptor(l, [4, 5, 6]), initial(A))).toBe('SNAPSHOT_UNTRUSTED');
+  });
+});
+
+describe('a joiner whose cluster file predates initialSignerSet (the initial set is guessed)', () => {
+  const guessed = (s: SignerSet): SnapshotTrust => ({ initialSignerSet: guessedInitialSignerSet(signerSetHash(s), ids(s)) });
+
+  it('trusts the honest snapshot when the guess is the initial set (the file lists the initial members and the joiner)', () => {
+    trustsHonestAsC4(guessed(A5));
+  });
+
+  it('refuses with SNAPSHOT_INITIAL_SET_UNKNOWN and the way out when the guess is another set', () => {
+    // The file also lists member 6, added after the cluster was created: the guess is A5 + 6.
+    const d = descriptor(honest(), [4, 5, 6]);
+    let err: { code?: string; message?: string } = {};
+    try {
+      checkSnapshotDescriptor(d, guessed(set(4, [1, 2, 3, 4, 5, 6])));
+    } catch (e) {
+      err = e as typeof err;
+    }
+    expect(err.code).toBe('SNAPSHOT_INITIAL_SET_UNKNOWN');
+    expect(err.message).toContain('(1, 2, 3, 4, 5, 6)');
+    expect(err.message).toContain('proofkv cluster initial-set');
+    // The same hash given by the file (not guessed) is an untrusted snapshot, as before.
+    expect(refusal(d, initial(set(4, [1, 2, 3, 4, 5, 6])))).toBe('SNAPSHOT_UNTRUSTED');
+    // A guess never widens trust: a log that starts from the guessed set but is signed by a
+    // minority of it is still refused, as untrusted.
+    const minority = log().add(A5, [1], 1);
+    expect(refusal(descriptor(minority, [1]), guessed(A5))).toBe('SNAPSHOT_UNTRUSTED');
   });
 });
 

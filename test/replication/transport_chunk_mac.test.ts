@@ -20,7 +20,8 @@ interface Answer {
   body: Buffer;
 }
 
-type Mode = 'pass' | 'tamper' | 'replay' | 'replay-same' | 'strip' | 'forge' | 'headers-only' | 'overlong';
+type Mode = 'pass' | 'tamper' | 'replay' | 'replay-same' | 'strip' | 'forge' | 'headers-only' | 'overlong'
+  | 'forge-refusal' | 'strip-refusal' | 'replay-refusal' | 'retarget-refusal';
 
 const servers: http.Server[] = [];
 afterEach(async () => {
@@ -57,10 +58,20 @@ async function hostileProxy(target: string, mode: () => Mode): Promise<{ url: st
       if (m === 'replay-same') a = byChunk.get(chunk) ?? a;
       if (m === 'strip') delete a.headers[PeerHeader.mac];
       if (m === 'forge') a.headers[PeerHeader.mac] = randomBytes(32).toString('hex');
+      // Refusals: made up (a 404 without a MAC or with a random one), the last real refusal
+      // replayed to another request, or that refusal with its reason changed.
+      const lastRefusal = [...answers].reverse().find((x) => x.status !== 200);
+      if (m === 'forge-refusal' || m === 'strip-refusal') {
+        a = { status: 404, headers: { [PeerHeader.refusal]: 'not-found' }, body: Buffer.from('not-found\n') };
+        if (m === 'forge-refusal') a.headers[PeerHeader.mac] = randomBytes(32).toString('hex');
+      }
+      if (m === 'replay-refusal' && lastRefusal) a = lastRefusal;
+      if (m === 'retarget-refusal' && lastRefusal) a = { ...lastRefusal, status: 429, headers: { ...lastRefusal.headers, [PeerHeader.refusal]: 'busy' } };
       answers.push(real);
       byChunk.set(chunk, real);
       const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/octet-stream', 'content-length': String(a.body.length) };
       if (a.headers[PeerHeader.mac] !== undefined) headers[PeerHeader.mac] = a.headers[PeerHeader.mac];
+      if (a.headers[PeerHeader.refusal] !== undefined) headers[PeerHeader.refusal] = a.headers[PeerHeader.refusal];
       if (m === 'headers-only') {
         // No MAC, a body announced and never sent: only a reader that waits for it would hang.
         delete headers[PeerHeader.mac];
@@ -114,5 +125,35 @@ describe('HttpTransport: snapshot chunk answers carry a MAC', () => {
     await a.t.fetchSnapshotChunk(2, 7, '000012.sst', 100, 100);
     const macs = proxy.answers.slice(-2).map((x) => x.headers[PeerHeader.mac]);
     expect(macs[0]).not.toBe(macs[1]);
+  });
+
+  it('refusals carry a MAC bound to their request: forged, stripped, replayed and altered refusals are refused', async () => {
+    const file = new Uint8Array(randomBytes(4096));
+    const [a, b] = await startCluster(2, { requestTimeoutMs: 60_000 });
+    b.t.onSnapshotRead(async (_index, name, offset, length) => {
+      if (name !== '000012.sst') throw Object.assign(new Error('no such file'), { code: 'ENOENT' });
+      return file.subarray(offset, offset + length);
+    });
+    let mode: Mode = 'pass';
+    const proxy = await hostileProxy(b.t.url, () => mode);
+    a.t.setPeers([{ id: 2, peerUrl: proxy.url }]);
+
+    // A real refusal, through the proxy: authenticated, so the reader reports what it says.
+    expect(await codeOf(a.t.fetchSnapshotChunk(2, 7, '000099.sst', 0, 100))).toBe(TransportErrorCode.NotFound);
+    const real = proxy.answers[proxy.answers.length - 1];
+    expect(real.status).toBe(404);
+    expect(real.headers[PeerHeader.mac]).toMatch(/^[0-9a-f]{64}$/);
+
+    // Refusals of a chunk that member 2 would serve: none of them is taken for member 2's word.
+    for (const m of ['forge-refusal', 'strip-refusal', 'replay-refusal', 'retarget-refusal'] as const) {
+      mode = m;
+      expect([m, await codeOf(a.t.fetchSnapshotChunk(2, 7, '000012.sst', 0, 100))]).toEqual([m, TransportErrorCode.Malformed]);
+    }
+    // The same missing file asked again: the recorded refusal does not answer the new request either.
+    mode = 'replay-refusal';
+    expect(await codeOf(a.t.fetchSnapshotChunk(2, 7, '000099.sst', 0, 100))).toBe(TransportErrorCode.Malformed);
+    mode = 'pass';
+    expect(await codeOf(a.t.fetchSnapshotChunk(2, 7, '000099.sst', 0, 100))).toBe(TransportErrorCode.NotFound);
+    expect(Buffer.from(await a.t.fetchSnapshotChunk(2, 7, '000012.sst', 0, 100)).equals(Buffer.from(file.subarray(0, 100)))).toBe(true);
   });
 });

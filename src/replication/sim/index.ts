@@ -10,9 +10,11 @@ import { SeededRand } from '../../raft/index.js';
 import type { ReplicationGroup } from '../group.js';
 import { VirtualClock } from './clock.js';
 import { SimNetwork, type NetworkOptions } from './network.js';
+import { SimSyncs } from './syncs.js';
 
 export { VirtualClock } from './clock.js';
 export { SimNetwork, SimTransport, type NetworkOptions } from './network.js';
+export { SimSyncs, SimSync, type SyncOptions, type SyncCounts } from './syncs.js';
 
 /**
  * What the simulation waits for between events: a running member's driver loop — a
@@ -30,6 +32,12 @@ export class Simulation {
   readonly rand: SeededRand;
   readonly clock: VirtualClock;
   readonly net: SimNetwork;
+  /**
+   * The members' log syncs: off until `syncs.options` gives them a delay; then a member given
+   * `syncs.open(id).afterSync` completes each sync at a seeded event of the clock. Its generator
+   * is its own (derived from the seed), so turning it on changes no other draw.
+   */
+  readonly syncs: SimSyncs;
   /** The running members; the simulation waits for them between events. */
   readonly members = new Map<number, SimMember>();
   /** Called after every event once everything settled (invariant checks). */
@@ -39,6 +47,8 @@ export class Simulation {
     this.rand = new SeededRand(seed);
     this.clock = new VirtualClock(maxEvents);
     this.net = new SimNetwork(this.clock, this.rand.fork(), net);
+    this.syncs = new SimSyncs(this.clock, new SeededRand(seed ^ 0x5c0c5));
+    this.net.onDeliver = (to) => { if (this.syncs.parked(to)) this.syncs.counts.deliveredDuringSync++; };
   }
 
   /** Current virtual time. */
@@ -68,16 +78,20 @@ export class Simulation {
 
   /**
    * Waits until no member's loop runs or has work, letting promise callbacks (clients answered
-   * by a member) run in between. Real time passes here (the disk), virtual time does not.
+   * by a member) run in between. Real time passes here (the disk), virtual time does not. A
+   * member whose loop waits for a simulated sync ({@link SimSyncs}) counts as idle: the sync
+   * completes at a later event. What it does meanwhile (stepping a message, applying entries of
+   * a state machine that does no I/O) runs in promise callbacks, which the `setImmediate` of each
+   * round lets finish; a state machine with real I/O must not be given simulated syncs.
    */
   async settle(): Promise<void> {
     for (;;) {
       await new Promise((resolve) => setImmediate(resolve));
       let busy = false;
-      for (const g of this.members.values()) {
-        if (!g.busy()) continue;
+      for (const [id, g] of this.members) {
+        if (!g.busy() || this.syncs.parked(id)) continue;
         busy = true;
-        await g.settled();
+        await Promise.race([g.settled(), this.syncs.whenParked(id)]);
       }
       if (!busy) break;
     }

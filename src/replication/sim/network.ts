@@ -1,7 +1,8 @@
 /**
  * {@link SimNetwork}: an in-memory network of {@link Transport}s for the simulator. Every message
  * is delivered (or not) by an event of the {@link VirtualClock}: after a seeded delay, possibly
- * dropped, duplicated or held back long enough to be reordered; links can be cut one way or both
+ * dropped, duplicated (never a relayed proposal, `MsgProp`: the peer transport delivers a message at
+ * most once) or held back long enough to be reordered; links can be cut one way or both
  * (partitions, isolation). A transport sends only to the peers it was given (`setPeers`). It
  * accepts a message from any member of the network (every one of them is "authenticated": in a
  * real cluster, a node holding the cluster secret), also one outside its peer set, because a member
@@ -10,7 +11,7 @@
  * The group itself ignores messages from members it knows were removed.
  * @module
  */
-import type { Message, SeededRand } from '../../raft/index.js';
+import { MessageType, type Message, type SeededRand } from '../../raft/index.js';
 import type { PeerAddress, Transport } from '../transport.js';
 import type { VirtualClock } from './clock.js';
 
@@ -35,6 +36,8 @@ export class SimNetwork {
   private readonly cuts = new Set<string>();
   /** Messages handed to the network, delivered, and dropped (by cut, loss or refusal). */
   readonly counts = { sent: 0, delivered: 0, dropped: 0 };
+  /** Called with the recipient of every delivered message (the simulation's counts). */
+  onDeliver: ((to: number) => void) | undefined;
 
   constructor(private readonly clock: VirtualClock, private readonly rand: SeededRand, options: Partial<NetworkOptions> = {}) {
     this.options = { drop: 0, dup: 0, minDelay: 1, maxDelay: 5, longDelay: 0, longDelayMax: 0, ...options };
@@ -95,7 +98,12 @@ export class SimNetwork {
         continue;
       }
       if (this.rand.chance(o.drop)) { this.counts.dropped++; continue; }
-      const copies = this.rand.chance(o.dup) ? 2 : 1;
+      // A relayed proposal is never duplicated: the peer transport delivers a message at most once
+      // (numbered frames, a replay guard), and Raft appends a proposal again for each copy it
+      // receives — a duplicate would be a second write, not a network fault. (The draw is made
+      // anyway, so that the seeds' other draws stay where they were.)
+      const dup = this.rand.chance(o.dup);
+      const copies = dup && m.type !== MessageType.Prop ? 2 : 1;
       for (let i = 0; i < copies; i++) {
         let d = o.minDelay + this.rand.int(Math.max(1, o.maxDelay - o.minDelay + 1));
         if (o.longDelay > 0 && this.rand.chance(o.longDelay)) d += this.rand.int(Math.max(1, o.longDelayMax));
@@ -115,6 +123,7 @@ export class SimNetwork {
       return;
     }
     this.counts.delivered++;
+    this.onDeliver?.(m.to);
   }
 
   /** @internal a transport's fetchSnapshotChunk */

@@ -17,7 +17,8 @@
  * too ({@link streamAcceptMac}: the recipient's id and fresh nonce bound to the handshake's MAC),
  * and its frames are authenticated under {@link streamKey}, a key of that stream only. A snapshot
  * chunk's `200` answer carries a MAC over its bytes bound to the request's MAC
- * ({@link chunkAnswerMac}, domain `"proofkv-peer-chunk-answer-v1"`).
+ * ({@link chunkAnswerMac}, domain `"proofkv-peer-chunk-answer-v1"`), and its refusals one over
+ * their status and reason ({@link chunkRefusalMac}, domain `"proofkv-peer-chunk-refusal-v1"`).
  *
  * **Replay.** Raft itself tolerates duplicated and reordered messages, but a replayed `MsgProp`
  * would propose a command again (a conf change, for instance) so message batches are not
@@ -76,6 +77,7 @@ const EPOCH_DOMAIN = new TextEncoder().encode('proofkv-peer-epoch-v1\0');
 const ACCEPT_DOMAIN = new TextEncoder().encode('proofkv-peer-stream-accept-v1\0');
 const STREAM_KEY_DOMAIN = new TextEncoder().encode('proofkv-peer-stream-key-v1\0');
 const CHUNK_ANSWER_DOMAIN = new TextEncoder().encode('proofkv-peer-chunk-answer-v1\0');
+const CHUNK_REFUSAL_DOMAIN = new TextEncoder().encode('proofkv-peer-chunk-refusal-v1\0');
 const te = new TextEncoder();
 
 /** SHA-256 of a request body. */
@@ -149,6 +151,17 @@ export function streamKey(secret: Uint8Array, reqMac: Uint8Array, nonce: Uint8Ar
  */
 export function chunkAnswerMac(secret: Uint8Array, clusterId: string, from: number, to: number, reqMac: Uint8Array, digest: Uint8Array): Uint8Array {
   return hmac(secret, [CHUNK_ANSWER_DOMAIN, ...lp16(clusterId), u32(from), u32(to), reqMac, digest]);
+}
+
+/**
+ * The MAC of a snapshot chunk's refusal (any status but `200`) from `from` (the member that
+ * refuses) to `to` (the member that asked): it binds the status and the reason (the
+ * `proofkv-peer-refusal` header) to the request's MAC, exactly as {@link chunkAnswerMac} binds a
+ * chunk's bytes, so that nobody without the secret can refuse a chunk in a member's name, and a
+ * refusal recorded for one request fails for every other.
+ */
+export function chunkRefusalMac(secret: Uint8Array, clusterId: string, from: number, to: number, reqMac: Uint8Array, status: number, reason: string): Uint8Array {
+  return hmac(secret, [CHUNK_REFUSAL_DOMAIN, ...lp16(clusterId), u32(from), u32(to), reqMac, Uint8Array.of(status >>> 8, status & 0xff), ...lp16(reason)]);
 }
 
 /** Constant-time comparison of a received MAC with the expected one. */

@@ -44,16 +44,20 @@
  * an answer without a MAC or without a `content-length` within the length asked before reading its
  * body, and one whose MAC fails once its (at most 1 MiB) body is read. The content is checked
  * again against the certified MasterRoot before any install: the MAC only stops garbage early.
+ * A chunk read's refusals carry a MAC as well (`chunkRefusalMac`, over status and reason, bound to
+ * the request's MAC): the listener checks a chunk read's MAC before anything else, and the reader
+ * takes a refusal without a valid one as `TRANSPORT_MALFORMED`, not as the member's answer.
  * @module
  */
 import { randomBytes } from 'node:crypto';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import { equalBytes } from '../../../proofs/bytes.js';
 import type { Message } from '../../raft/index.js';
 import type { PeerAddress, Transport } from '../transport.js';
 import {
-  PeerHeader, PeerRoute, ReplayGuard, SECRET_BYTES, authHeaders, bodyDigest, chunkAnswerMac, epochMac, isFresh,
+  PeerHeader, PeerRoute, ReplayGuard, SECRET_BYTES, authHeaders, bodyDigest, chunkAnswerMac, chunkRefusalMac, epochMac, isFresh,
   isValidClusterId, macEquals, parseAuthHeaders, parseDecimal, requestMac, streamAcceptMac, streamKey,
   type PeerClaims,
 } from './auth.js';
@@ -71,6 +75,8 @@ export const SNAPSHOT_PATH = '/raft/v1/snapshot';
 export const MAX_CHUNK_BYTES = 1 << 20;
 /** Requests of one route from one (claimed) sender read at the same time, at most. */
 export const MAX_INBOUND_PER_SENDER = 4;
+/** Secrets a member accepts at once, at most: the one it sends with and, during a rotation, one more. */
+export const MAX_ACCEPTED_SECRETS = 2;
 
 const EMPTY_DIGEST = bodyDigest(new Uint8Array(0));
 const EMPTY_BATCH = encodeBatch([]);
@@ -82,13 +88,13 @@ const SNAPSHOT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,254}(\/[A-Za-z0-9][A-Za-z0-9
 export type RefusalReason =
   | 'authorization-header' | 'missing-auth' | 'wrong-cluster' | 'wrong-recipient' | 'not-member'
   | 'too-large' | 'bad-mac' | 'clock-skew' | 'replay' | 'stale-epoch' | 'malformed'
-  | 'sender-mismatch' | 'busy' | 'bad-request' | 'not-found' | 'method' | 'closed';
+  | 'sender-mismatch' | 'busy' | 'bad-request' | 'not-found' | 'method' | 'closed' | 'read-failed';
 
 const refusalStatus: Record<RefusalReason, number> = {
   'authorization-header': 400, 'missing-auth': 401, 'wrong-cluster': 403, 'wrong-recipient': 403,
   'not-member': 403, 'too-large': 413, 'bad-mac': 401, 'clock-skew': 401, replay: 409,
   'stale-epoch': 409, malformed: 400, 'sender-mismatch': 400, busy: 429, 'bad-request': 400,
-  'not-found': 404, method: 405, closed: 503,
+  'not-found': 404, method: 405, closed: 503, 'read-failed': 500,
 };
 
 /** Mutual TLS material (PEM). Both sides present `cert`, and accept only peers signed by `ca`. */
@@ -104,8 +110,15 @@ export interface HttpTransportOptions {
   selfId: number;
   /** The cluster's id (from `cluster.json`): requests naming another are refused. */
   clusterId: string;
-  /** The 32-byte cluster secret. */
+  /** The 32-byte cluster secret: every request and answer this member makes is MACed with it. */
   secret: Uint8Array;
+  /**
+   * Secrets accepted besides `secret` while the cluster rotates it (at most
+   * {@link MAX_ACCEPTED_SECRETS} − 1): a request MACed with any accepted secret is authenticated,
+   * and its answers (the `101`, a stale-epoch `409`, a chunk and its refusals) and a stream's frame
+   * key use the secret that verified it. See {@link HttpTransport.setSecrets}.
+   */
+  acceptSecrets?: readonly Uint8Array[];
   /** Where the peer listener binds (`port: 0` picks a free port; see {@link HttpTransport.address}). */
   listen: { host: string; port: number };
   /** The other members (self is ignored if listed). */
@@ -160,6 +173,11 @@ export interface TransportStats {
   peers: PeerStats[];
   /** Requests refused by the peer listener, by reason. */
   refused: Partial<Record<RefusalReason, number>>;
+  /**
+   * Requests and stream handshakes authenticated by an accepted secret other than the one this
+   * member sends with (during a secret rotation: peers still sending with the other secret).
+   */
+  acceptedByOtherSecret: number;
   /** Messages sent to an id that is not a current peer (dropped). */
   droppedUnknownPeer: number;
 }
@@ -174,6 +192,8 @@ const zeroCounters = (): Counters => ({
 interface OutStream {
   readonly socket: Socket;
   readonly key: Uint8Array;
+  /** The secret the handshake was MACed with (the frame key derives from it). */
+  readonly secret: Uint8Array;
   seq: number;
   /** Set while a write waits for `drain`: the stream breaks when it fires. */
   stall?: NodeJS.Timeout;
@@ -186,6 +206,8 @@ interface OutStream {
 interface InStream {
   readonly socket: Socket;
   readonly reader: FrameReader;
+  /** The accepted secret that authenticated the handshake (the frame key derives from it). */
+  readonly secret: Uint8Array;
 }
 
 /** One peer: its queue, its stream and the dial of the next one. */
@@ -220,6 +242,10 @@ export class HttpTransport implements Transport {
   private readonly inbound = new Map<string, number>();
   private readonly refused: Partial<Record<RefusalReason, number>> = {};
   private droppedUnknownPeer = 0;
+  /** Requests and streams authenticated by an accepted secret other than the one this member sends with. */
+  private acceptedByOtherSecret = 0;
+  /** The secret this member MACs with, and every secret it accepts (that one first). */
+  private secrets: { send: Uint8Array; accept: Uint8Array[] };
   private messageHandler?: (messages: Message[]) => void;
   private unreachableHandler?: (id: number) => void;
   private snapshotHandler?: (index: number, name: string, offset: number, length: number) => Promise<Uint8Array>;
@@ -233,23 +259,26 @@ export class HttpTransport implements Transport {
   private seq = 0;
 
   private constructor(
-    private readonly o: Required<Omit<HttpTransportOptions, 'tls' | 'peers' | 'listen'>> & Pick<HttpTransportOptions, 'tls'>,
+    private readonly o: Required<Omit<HttpTransportOptions, 'tls' | 'peers' | 'listen' | 'secret' | 'acceptSecrets'>> & Pick<HttpTransportOptions, 'tls'>,
     private readonly server: http.Server,
-  ) {}
+    secrets: { send: Uint8Array; accept: Uint8Array[] },
+  ) {
+    this.secrets = secrets;
+  }
 
   /** Validates the options, binds the peer listener and returns the transport. */
   static async start(options: HttpTransportOptions): Promise<HttpTransport> {
     const bad = (why: string): never => { throw new TransportError(TransportErrorCode.InvalidArgument, why); };
     if (!Number.isSafeInteger(options.selfId) || options.selfId < 1 || options.selfId > MAX_NODE_ID) bad(`selfId must be a node id, got ${options.selfId}`);
     if (!isValidClusterId(options.clusterId)) bad('clusterId must be 1–128 printable ASCII characters');
-    if (!(options.secret instanceof Uint8Array) || options.secret.length !== SECRET_BYTES) bad(`secret must be ${SECRET_BYTES} bytes`);
+    const secrets = secretSet(options.secret, options.acceptSecrets ?? []);
     const maxBatchBytes = positive(options.maxBatchBytes, 4 << 20, 'maxBatchBytes', 64 << 10);
     const maxQueueBytes = positive(options.maxQueueBytes, Math.max(16 << 20, maxBatchBytes), 'maxQueueBytes', maxBatchBytes);
     const { host, port } = options.listen ?? {};
     if (typeof host !== 'string' || host === '' || !Number.isSafeInteger(port) || port < 0 || port > 65535) bad('listen must be { host, port } with a port in [0, 65535]');
     const backoff = options.backoffMs ?? { base: 50, max: 2000 };
     const o = {
-      selfId: options.selfId, clusterId: options.clusterId, secret: new Uint8Array(options.secret),
+      selfId: options.selfId, clusterId: options.clusterId,
       maxBatchBytes, maxQueueBytes,
       maxClockSkewMs: positive(options.maxClockSkewMs, 300_000, 'maxClockSkewMs'),
       requestTimeoutMs: positive(options.requestTimeoutMs, 10_000, 'requestTimeoutMs'),
@@ -260,7 +289,7 @@ export class HttpTransport implements Transport {
     const server = options.tls
       ? https.createServer({ cert: options.tls.cert, key: options.tls.key, ca: options.tls.ca, requestCert: true, rejectUnauthorized: true })
       : http.createServer();
-    const t = new HttpTransport(o, server);
+    const t = new HttpTransport(o, server, secrets);
     t.setPeers(options.peers);
     server.keepAliveTimeout = 120_000;
     server.headersTimeout = 30_000;
@@ -287,6 +316,35 @@ export class HttpTransport implements Transport {
       throw new TransportError(TransportErrorCode.InvalidArgument, `cannot listen on ${host}:${port}: ${(e as Error).message}`, { cause: e });
     }
     return t;
+  }
+
+  /**
+   * Rotates the cluster secret without a restart: from now on this member MACs with `secret` and
+   * accepts `secret` and `acceptSecrets` (at most {@link MAX_ACCEPTED_SECRETS} in all). Streams
+   * that no longer fit are closed at once: each outbound stream opened with another secret than
+   * `secret` (it is dialed again with `secret`, its queue kept), each inbound stream whose
+   * handshake a secret no longer accepted authenticated (its sender dials again). A bad argument
+   * is `TRANSPORT_INVALID_ARGUMENT` and changes nothing. The operator's procedure is in
+   * docs/cluster.md § Rotating the cluster secret.
+   */
+  setSecrets(secret: Uint8Array, acceptSecrets: readonly Uint8Array[] = []): void {
+    const next = secretSet(secret, acceptSecrets);
+    this.secrets = next;
+    for (const link of this.links.values()) {
+      const s = link.stream;
+      if (s === undefined || equalBytes(s.secret, next.send)) continue;
+      link.stream = undefined; // not a break: nothing is dropped or reported
+      this.closeOutStream(s);
+      this.kick(link);
+    }
+    for (const [from, s] of [...this.inStreams]) if (!next.accept.some((k) => equalBytes(k, s.secret))) this.dropInStream(from);
+  }
+
+  /** The accepted secret under which `mac` is `macOf(secret)`, or undefined (constant-time compares). */
+  private verifiedBy(macOf: (secret: Uint8Array) => Uint8Array, mac: Uint8Array): Uint8Array | undefined {
+    const secret = this.secrets.accept.find((k) => macEquals(macOf(k), mac));
+    if (secret !== undefined && secret !== this.secrets.send) this.acceptedByOtherSecret++;
+    return secret;
   }
 
   /** The bound address of the peer listener. */
@@ -393,7 +451,8 @@ export class HttpTransport implements Transport {
     if (link === undefined) throw new TransportError(TransportErrorCode.Unreachable, `member ${id} is not a current peer`);
     const claims = this.claims(link);
     const target = `${index}/${name}/${offset}/${length}`;
-    const mac = requestMac(this.o.secret, PeerRoute.Snapshot, claims, target, EMPTY_DIGEST);
+    const secret = this.secrets.send;
+    const mac = requestMac(secret, PeerRoute.Snapshot, claims, target, EMPTY_DIGEST);
     const q = new URLSearchParams({ index: String(index), name, offset: String(offset), length: String(length) });
     const url = new URL(`${SNAPSHOT_PATH}?${q.toString()}`, link.url);
     return await new Promise<Uint8Array>((resolve, reject) => {
@@ -402,10 +461,20 @@ export class HttpTransport implements Transport {
       req.on('error', (e) => reject(new TransportError(TransportErrorCode.Unreachable, `member ${id}: ${e.message}`, { cause: e })));
       req.on('response', (res) => {
         if (res.statusCode !== 200) {
-          res.resume();
+          // A refusal counts only with its MAC (auth.ts, chunkRefusalMac): bound to this request,
+          // its status and its reason. Without one it is refused, unread, like a bad answer.
+          const status = res.statusCode ?? 0;
           const reason = res.headers[PeerHeader.refusal];
-          const code = res.statusCode === 404 ? TransportErrorCode.NotFound : TransportErrorCode.Refused;
-          reject(new TransportError(code, `member ${id} answered ${res.statusCode}${typeof reason === 'string' ? ` (${reason})` : ''} for snapshot ${index} ${name}@${offset}`));
+          const got = res.headers[PeerHeader.mac];
+          if (typeof reason !== 'string' || typeof got !== 'string' || !HEX_MAC.test(got) ||
+            !macEquals(chunkRefusalMac(secret, this.o.clusterId, id, this.o.selfId, mac, status, reason), Buffer.from(got, 'hex'))) {
+            req.destroy();
+            reject(new TransportError(TransportErrorCode.Malformed, `member ${id}: an unauthenticated refusal (${status}${typeof reason === 'string' ? ` ${reason.slice(0, 64)}` : ''}) of snapshot ${index} ${name}@${offset}`));
+            return;
+          }
+          res.resume();
+          const code = status === 404 ? TransportErrorCode.NotFound : TransportErrorCode.Refused;
+          reject(new TransportError(code, `member ${id} answered ${status} (${reason}) for snapshot ${index} ${name}@${offset}`));
           return;
         }
         // The answer must carry its MAC (auth.ts, chunkAnswerMac) and a length within the one
@@ -427,7 +496,7 @@ export class HttpTransport implements Transport {
         });
         res.on('end', () => {
           const body = new Uint8Array(Buffer.concat(chunks, n));
-          const want = chunkAnswerMac(this.o.secret, this.o.clusterId, id, this.o.selfId, mac, bodyDigest(body));
+          const want = chunkAnswerMac(secret, this.o.clusterId, id, this.o.selfId, mac, bodyDigest(body));
           if (!macEquals(want, Buffer.from(got, 'hex'))) return refuse('the chunk answer has a bad MAC (tampered, or the answer to another request)');
           resolve(body);
         });
@@ -444,7 +513,7 @@ export class HttpTransport implements Transport {
       peers.push({ id: link.id, ...link.counters, queuedMessages: link.queue.length, queuedBytes: link.queue.bytes });
     }
     peers.sort((a, b) => a.id - b.id);
-    return { peers, refused: { ...this.refused }, droppedUnknownPeer: this.droppedUnknownPeer };
+    return { peers, refused: { ...this.refused }, droppedUnknownPeer: this.droppedUnknownPeer, acceptedByOtherSecret: this.acceptedByOtherSecret };
   }
 
   async close(): Promise<void> {
@@ -545,7 +614,8 @@ export class HttpTransport implements Transport {
   /** Opens a stream to `link`'s peer: an authenticated `Upgrade`, whose `101` must prove the peer's id. */
   private dial(link: Link): void {
     const claims = this.claims(link);
-    const mac = requestMac(this.o.secret, PeerRoute.Stream, claims, '', EMPTY_DIGEST);
+    const secret = this.secrets.send;
+    const mac = requestMac(secret, PeerRoute.Stream, claims, '', EMPTY_DIGEST);
     const req = (this.o.tls ? https : http).request(new URL(STREAM_PATH, link.url), {
       method: 'GET',
       agent: false,
@@ -570,7 +640,7 @@ export class HttpTransport implements Transport {
       res.resume();
       res.on('error', fail);
       res.on('end', () => {
-        if (res.statusCode === 409 && this.acceptEpoch(link, res.headers, mac)) {
+        if (res.statusCode === 409 && this.acceptEpoch(link, res.headers, mac, secret)) {
           // the epoch moved past the one the peer holds: dial again at once
           if (settle()) this.kick(link);
           return;
@@ -579,7 +649,7 @@ export class HttpTransport implements Transport {
       });
     });
     req.on('upgrade', (res: http.IncomingMessage, socket: Socket, head: Buffer) => {
-      const nonce = this.acceptedNonce(link, res, mac);
+      const nonce = this.acceptedNonce(link, res, mac, secret);
       if (nonce === undefined || head.length > 0) {
         socket.destroy();
         return fail();
@@ -588,7 +658,12 @@ export class HttpTransport implements Transport {
         socket.destroy();
         return;
       }
-      const s: OutStream = { socket, key: streamKey(this.o.secret, mac, nonce), seq: 0, wrote: false };
+      if (!equalBytes(secret, this.secrets.send)) {
+        // The secret was rotated while this dial was under way: dial again with the new one.
+        socket.destroy();
+        return this.kick(link);
+      }
+      const s: OutStream = { socket, key: streamKey(secret, mac, nonce), secret, seq: 0, wrote: false };
       link.stream = s;
       link.backoff = 0;
       socket.removeAllListeners('timeout'); // the dial's timeout ends with the handshake
@@ -625,7 +700,7 @@ export class HttpTransport implements Transport {
   }
 
   /** The recipient's nonce from a `101` answer, when its MAC proves it comes from `link`'s member; else undefined. */
-  private acceptedNonce(link: Link, res: http.IncomingMessage, reqMac: Uint8Array): Uint8Array | undefined {
+  private acceptedNonce(link: Link, res: http.IncomingMessage, reqMac: Uint8Array, secret: Uint8Array): Uint8Array | undefined {
     const h = res.headers;
     const nonce = h[PeerHeader.nonce];
     const got = h[PeerHeader.mac];
@@ -633,16 +708,16 @@ export class HttpTransport implements Transport {
       parseDecimal(h[PeerHeader.to]) !== this.o.selfId || typeof nonce !== 'string' || !HEX_NONCE.test(nonce) ||
       typeof got !== 'string' || !HEX_MAC.test(got)) return undefined;
     const n = Buffer.from(nonce, 'hex');
-    const want = streamAcceptMac(this.o.secret, this.o.clusterId, link.id, this.o.selfId, n, reqMac);
+    const want = streamAcceptMac(secret, this.o.clusterId, link.id, this.o.selfId, n, reqMac);
     return macEquals(want, Buffer.from(got, 'hex')) ? n : undefined;
   }
 
-  /** Moves the epoch past the one `link`'s peer says it has seen, if the answer is authentic. */
-  private acceptEpoch(link: Link, headers: http.IncomingHttpHeaders, reqMac: Uint8Array): boolean {
+  /** Moves the epoch past the one `link`'s peer says it has seen, if the answer (to a request MACed with `secret`) is authentic. */
+  private acceptEpoch(link: Link, headers: http.IncomingHttpHeaders, reqMac: Uint8Array, secret: Uint8Array): boolean {
     const min = parseDecimal(headers[PeerHeader.minEpoch]);
     const got = headers[PeerHeader.mac];
     if (min === undefined || typeof got !== 'string' || !HEX_MAC.test(got) || min + 1 > Number.MAX_SAFE_INTEGER) return false;
-    const want = epochMac(this.o.secret, this.o.clusterId, link.id, this.o.selfId, min, reqMac);
+    const want = epochMac(secret, this.o.clusterId, link.id, this.o.selfId, min, reqMac);
     if (!macEquals(want, Buffer.from(got, 'hex'))) return false;
     this.epoch = Math.max(this.epoch, min + 1);
     return true;
@@ -654,10 +729,19 @@ export class HttpTransport implements Transport {
     this.refused[reason] = (this.refused[reason] ?? 0) + 1;
   }
 
-  private refuse(res: http.ServerResponse, reason: RefusalReason, extra: Record<string, string> = {}, close = false): void {
+  /**
+   * Answers a refusal. `answerTo`: the authenticated chunk read it refuses (its sender, MAC and
+   * the secret that verified it); the refusal then carries its own MAC bound to that request
+   * (auth.ts, chunkRefusalMac).
+   */
+  private refuse(res: http.ServerResponse, reason: RefusalReason, extra: Record<string, string> = {}, close = false, answerTo?: AnswerTo): void {
     this.count(reason);
-    res.writeHead(refusalStatus[reason], {
-      'content-type': 'text/plain; charset=utf-8', [PeerHeader.refusal]: reason, ...extra,
+    const status = refusalStatus[reason];
+    const signed = answerTo === undefined ? {} : {
+      [PeerHeader.mac]: Buffer.from(chunkRefusalMac(answerTo.secret, this.o.clusterId, this.o.selfId, answerTo.to, answerTo.mac, status, reason)).toString('hex'),
+    };
+    res.writeHead(status, {
+      'content-type': 'text/plain; charset=utf-8', [PeerHeader.refusal]: reason, ...extra, ...signed,
       ...(close ? { connection: 'close' } : {}),
     });
     res.end(`${reason}\n`);
@@ -674,16 +758,21 @@ export class HttpTransport implements Transport {
     const auth = parseAuthHeaders(req.headers);
     if (auth === undefined) return this.refuse(res, 'missing-auth', {}, true);
     const { claims, mac } = auth;
-    if (claims.clusterId !== this.o.clusterId) return this.refuse(res, 'wrong-cluster', {}, true);
-    if (claims.to !== this.o.selfId) return this.refuse(res, 'wrong-recipient', {}, true);
-    if (!this.links.has(claims.from)) return this.refuse(res, 'not-member', {}, true);
+    // A chunk read has no body: its MAC is checked first, so that every refusal an honest reader
+    // can meet carries a MAC bound to its request (a reader refuses a refusal without one).
+    const chunk = route === PeerRoute.Snapshot ? this.authenticChunk(url, claims, mac) : undefined;
+    const answerTo = chunk === undefined ? undefined : { to: claims.from, mac, secret: chunk.secret };
+    if (claims.clusterId !== this.o.clusterId) return this.refuse(res, 'wrong-cluster', {}, true, answerTo);
+    if (claims.to !== this.o.selfId) return this.refuse(res, 'wrong-recipient', {}, true, answerTo);
+    if (!this.links.has(claims.from)) return this.refuse(res, 'not-member', {}, true, answerTo);
     const slot = `${route}/${claims.from}`;
     const busy = this.inbound.get(slot) ?? 0;
-    if (busy >= MAX_INBOUND_PER_SENDER) return this.refuse(res, 'busy', {}, true);
+    if (busy >= MAX_INBOUND_PER_SENDER) return this.refuse(res, 'busy', {}, true, answerTo);
     this.inbound.set(slot, busy + 1);
     try {
       if (route === PeerRoute.Messages) await this.handleMessages(req, res, claims, mac);
-      else await this.handleSnapshot(url, res, claims, mac);
+      else if (chunk === undefined) this.refuse(res, parseChunkQuery(url.searchParams) === undefined ? 'bad-request' : 'bad-mac', {}, true);
+      else await this.handleSnapshot(chunk.q, res, claims, answerTo!);
     } finally {
       const n = (this.inbound.get(slot) ?? 1) - 1;
       if (n === 0) this.inbound.delete(slot);
@@ -725,22 +814,23 @@ export class HttpTransport implements Transport {
     if (claims.to !== this.o.selfId) return this.refuseUpgrade(socket, 'wrong-recipient');
     const link = this.links.get(claims.from);
     if (link === undefined) return this.refuseUpgrade(socket, 'not-member');
-    if (!macEquals(requestMac(this.o.secret, PeerRoute.Stream, claims, '', EMPTY_DIGEST), mac)) return this.refuseUpgrade(socket, 'bad-mac');
+    const secret = this.verifiedBy((k) => requestMac(k, PeerRoute.Stream, claims, '', EMPTY_DIGEST), mac);
+    if (secret === undefined) return this.refuseUpgrade(socket, 'bad-mac');
     if (!isFresh(claims.time, Date.now(), this.o.maxClockSkewMs)) return this.refuseUpgrade(socket, 'clock-skew');
     const admitted = this.replay.admit(claims.from, claims.epoch, claims.seq);
     if (!admitted.ok) {
-      const answer = epochMac(this.o.secret, this.o.clusterId, this.o.selfId, claims.from, admitted.minEpoch, mac);
+      const answer = epochMac(secret, this.o.clusterId, this.o.selfId, claims.from, admitted.minEpoch, mac);
       return this.refuseUpgrade(socket, admitted.reason, { [PeerHeader.minEpoch]: String(admitted.minEpoch), [PeerHeader.mac]: Buffer.from(answer).toString('hex') });
     }
     const nonce = randomBytes(STREAM_NONCE_BYTES);
-    const proof = streamAcceptMac(this.o.secret, this.o.clusterId, this.o.selfId, claims.from, nonce, mac);
+    const proof = streamAcceptMac(secret, this.o.clusterId, this.o.selfId, claims.from, nonce, mac);
     socket.write([
       'HTTP/1.1 101 Switching Protocols', 'connection: Upgrade', `upgrade: ${STREAM_PROTOCOL}`,
       `${PeerHeader.from}: ${this.o.selfId}`, `${PeerHeader.to}: ${claims.from}`,
       `${PeerHeader.nonce}: ${nonce.toString('hex')}`, `${PeerHeader.mac}: ${Buffer.from(proof).toString('hex')}`, '', '',
     ].join('\r\n'));
     this.dropInStream(claims.from);
-    const stream: InStream = { socket, reader: new FrameReader(streamKey(this.o.secret, mac, nonce), this.o.maxBatchBytes) };
+    const stream: InStream = { socket, reader: new FrameReader(streamKey(secret, mac, nonce), this.o.maxBatchBytes), secret };
     this.inStreams.set(claims.from, stream);
     link.counters.streamsAccepted++;
     trace('accept', claims.from);
@@ -816,14 +906,16 @@ export class HttpTransport implements Transport {
     const body = await readBody(req, this.o.maxBatchBytes);
     if (body === 'aborted') return;
     if (body === 'too-large') return this.refuse(res, 'too-large', {}, true);
-    if (!macEquals(requestMac(this.o.secret, PeerRoute.Messages, claims, '', bodyDigest(body)), mac)) return this.refuse(res, 'bad-mac', {}, true);
+    const digest = bodyDigest(body);
+    const secret = this.verifiedBy((k) => requestMac(k, PeerRoute.Messages, claims, '', digest), mac);
+    if (secret === undefined) return this.refuse(res, 'bad-mac', {}, true);
     if (!isFresh(claims.time, Date.now(), this.o.maxClockSkewMs)) return this.refuse(res, 'clock-skew');
     if (this.closed) return this.refuse(res, 'closed', {}, true);
     const link = this.links.get(claims.from);
     if (link === undefined) return this.refuse(res, 'not-member', {}, true); // removed while the body was read
     const admitted = this.replay.admit(claims.from, claims.epoch, claims.seq);
     if (!admitted.ok) {
-      const answer = epochMac(this.o.secret, this.o.clusterId, this.o.selfId, claims.from, admitted.minEpoch, mac);
+      const answer = epochMac(secret, this.o.clusterId, this.o.selfId, claims.from, admitted.minEpoch, mac);
       return this.refuse(res, admitted.reason, { [PeerHeader.minEpoch]: String(admitted.minEpoch), [PeerHeader.mac]: Buffer.from(answer).toString('hex') });
     }
     let messages: Message[];
@@ -849,38 +941,55 @@ export class HttpTransport implements Transport {
     }
   }
 
-  private async handleSnapshot(url: URL, res: http.ServerResponse, claims: PeerClaims, mac: Uint8Array): Promise<void> {
+  /** The query of a chunk read whose MAC verifies, and the secret it verifies under; undefined for a malformed query or a bad MAC. */
+  private authenticChunk(url: URL, claims: PeerClaims, mac: Uint8Array): { q: ChunkQuery; secret: Uint8Array } | undefined {
     const q = parseChunkQuery(url.searchParams);
-    if (q === undefined) return this.refuse(res, 'bad-request');
+    if (q === undefined) return undefined;
     const target = `${q.index}/${q.name}/${q.offset}/${q.length}`;
-    if (!macEquals(requestMac(this.o.secret, PeerRoute.Snapshot, claims, target, EMPTY_DIGEST), mac)) return this.refuse(res, 'bad-mac', {}, true);
-    if (!isFresh(claims.time, Date.now(), this.o.maxClockSkewMs)) return this.refuse(res, 'clock-skew');
+    const secret = this.verifiedBy((k) => requestMac(k, PeerRoute.Snapshot, claims, target, EMPTY_DIGEST), mac);
+    return secret === undefined ? undefined : { q, secret };
+  }
+
+  /** An authenticated chunk read ({@link authenticChunk}): the chunk and its MAC, or a refusal with its MAC. */
+  private async handleSnapshot(q: ChunkQuery, res: http.ServerResponse, claims: PeerClaims, answerTo: AnswerTo): Promise<void> {
+    if (!isFresh(claims.time, Date.now(), this.o.maxClockSkewMs)) return this.refuse(res, 'clock-skew', {}, false, answerTo);
     const handler = this.snapshotHandler;
-    if (handler === undefined) return this.refuse(res, 'not-found');
+    if (handler === undefined) return this.refuse(res, 'not-found', {}, false, answerTo);
     let data: Uint8Array;
     try {
       data = await handler(q.index, q.name, q.offset, q.length);
     } catch (e) {
       const code = (e as { code?: unknown })?.code;
-      if (code === 'ENOENT' || code === TransportErrorCode.NotFound) return this.refuse(res, 'not-found');
-      res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
-      res.end('snapshot read failed\n');
-      return;
+      return this.refuse(res, code === 'ENOENT' || code === TransportErrorCode.NotFound ? 'not-found' : 'read-failed', {}, false, answerTo);
     }
-    if (!(data instanceof Uint8Array) || data.length > q.length) {
-      res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
-      res.end('snapshot read returned a bad chunk\n');
-      return;
-    }
-    if (this.closed || !this.links.has(claims.from)) return this.refuse(res, this.closed ? 'closed' : 'not-member', {}, true);
-    const answerMac = chunkAnswerMac(this.o.secret, this.o.clusterId, this.o.selfId, claims.from, mac, bodyDigest(data));
+    // A handler that returns more than asked is this member's fault: refused, not served.
+    if (!(data instanceof Uint8Array) || data.length > q.length) return this.refuse(res, 'read-failed', {}, false, answerTo);
+    if (this.closed || !this.links.has(claims.from)) return this.refuse(res, this.closed ? 'closed' : 'not-member', {}, true, answerTo);
+    const answerMac = chunkAnswerMac(answerTo.secret, this.o.clusterId, this.o.selfId, claims.from, answerTo.mac, bodyDigest(data));
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(data.length), [PeerHeader.mac]: Buffer.from(answerMac).toString('hex') });
     res.end(data);
   }
 }
 
+/** The authenticated request an answer is bound to: its sender, its MAC and the secret that verified it. */
+interface AnswerTo { to: number; mac: Uint8Array; secret: Uint8Array }
+
+/** The secrets of {@link HttpTransport.setSecrets} (copies; the send one first), or `TRANSPORT_INVALID_ARGUMENT`. */
+function secretSet(secret: Uint8Array, acceptSecrets: readonly Uint8Array[]): { send: Uint8Array; accept: Uint8Array[] } {
+  const all = [secret, ...acceptSecrets];
+  if (!Array.isArray(acceptSecrets) || all.some((k) => !(k instanceof Uint8Array) || k.length !== SECRET_BYTES)) {
+    throw new TransportError(TransportErrorCode.InvalidArgument, `secret and acceptSecrets must be ${SECRET_BYTES} bytes each`);
+  }
+  const accept = all.filter((k, i) => all.findIndex((x) => equalBytes(x, k)) === i).map((k) => new Uint8Array(k));
+  if (accept.length > MAX_ACCEPTED_SECRETS) throw new TransportError(TransportErrorCode.InvalidArgument, `at most ${MAX_ACCEPTED_SECRETS} distinct secrets may be accepted at once`);
+  return { send: accept[0], accept };
+}
+
+/** The four parameters of a chunk read. */
+interface ChunkQuery { index: number; name: string; offset: number; length: number }
+
 /** The four parameters of a chunk read, each exactly once and canonical; undefined otherwise. */
-function parseChunkQuery(p: URLSearchParams): { index: number; name: string; offset: number; length: number } | undefined {
+function parseChunkQuery(p: URLSearchParams): ChunkQuery | undefined {
   const keys = [...p.keys()];
   if (keys.length !== 4 || new Set(keys).size !== 4) return undefined;
   const index = parseDecimal(p.get('index'));
