@@ -101,6 +101,90 @@ export const DEFAULT_MAX_OPEN_TABLES = 1000;
 /** Default of {@link DBOptions.compactionWorkerHeapBytes}. */
 export const DEFAULT_COMPACTION_WORKER_HEAP_BYTES = 64 * 1024 * 1024;
 
+/**
+ * The options that decide what the engine writes: table bytes, where memtables are frozen, which
+ * compactions are picked. Two engines given the same writes build the same tables only if these
+ * are equal, so they are recorded in the manifest when a database is created and fixed for its
+ * life (docs/engine.md § Shape options).
+ */
+export const SHAPE_OPTIONS = [
+  'writeBufferSize',
+  'blockSize',
+  'blockRestartInterval',
+  'bloomBitsPerKey',
+  'targetFileSize',
+  'level0CompactionTrigger',
+  'checkpointLevel0Tables',
+  'maxBytesForLevelBase',
+] as const;
+
+/** The shape options' values, as recorded in the manifest. */
+export type Shape = { [K in (typeof SHAPE_OPTIONS)[number]]: number };
+
+/**
+ * The shape a new database gets (issue 13, RocksDB-like sizing: docs/engine.md § Shape options).
+ */
+export const DEFAULT_SHAPE: Readonly<Shape> = Object.freeze({
+  writeBufferSize: 4 * 1024 * 1024,
+  blockSize: 4096,
+  blockRestartInterval: 16,
+  bloomBitsPerKey: 10,
+  targetFileSize: 2 * 1024 * 1024,
+  level0CompactionTrigger: 4,
+  checkpointLevel0Tables: 1,
+  maxBytesForLevelBase: 10 * 1024 * 1024,
+});
+
+/**
+ * The defaults before issue 13 (LevelDB's sizes). A database whose manifest records no shape was
+ * created before shapes were recorded, with these defaults unless its opener passed others: it
+ * keeps them, so that an upgraded replica goes on building the tables its peers build.
+ */
+export const LEGACY_SHAPE: Readonly<Shape> = Object.freeze({
+  writeBufferSize: 4 * 1024 * 1024,
+  blockSize: 4096,
+  blockRestartInterval: 16,
+  bloomBitsPerKey: 10,
+  targetFileSize: 2 * 1024 * 1024,
+  level0CompactionTrigger: 4,
+  checkpointLevel0Tables: 1,
+  maxBytesForLevelBase: 10 * 1024 * 1024,
+});
+
+/** The shape options of `o`. */
+export function shapeOf(o: Shape): Shape {
+  const s = {} as Shape;
+  for (const k of SHAPE_OPTIONS) s[k] = o[k];
+  return s;
+}
+
+/**
+ * The options a database opens with, given its recorded shape: `recorded` (from the manifest)
+ * wins, and an option the caller set explicitly to another value is refused with
+ * `INVALID_ARGUMENT` (the shape is fixed at creation). `recorded` undefined with `existing` true
+ * is a database from before shapes were recorded: the options the caller set, else
+ * {@link LEGACY_SHAPE}. A new database takes `resolved` as it is.
+ */
+export function withRecordedShape(resolved: ResolvedOptions, explicit: DBOptions, recorded: Shape | undefined, existing: boolean): ResolvedOptions {
+  if (!existing) return resolved;
+  const out = { ...resolved };
+  for (const k of SHAPE_OPTIONS) {
+    const given = explicit[k];
+    if (recorded) {
+      if (given !== undefined && given !== recorded[k]) {
+        throw new InvalidArgumentError(
+          ErrorCode.INVALID_ARGUMENT,
+          `option ${k} is ${given}, but the database was created with ${recorded[k]}: shape options are fixed when a database is created`,
+        );
+      }
+      out[k] = recorded[k];
+    } else {
+      out[k] = given ?? LEGACY_SHAPE[k];
+    }
+  }
+  return out;
+}
+
 /** Number of levels (0..6), as in LevelDB. */
 export const NUM_LEVELS = 7;
 
@@ -117,14 +201,14 @@ export function resolveOptions(o: DBOptions = {}): ResolvedOptions {
     errorIfExists: o.errorIfExists ?? false,
     maxKeySize: o.maxKeySize ?? 65536,
     maxValueSize: o.maxValueSize ?? 1024 * 1024,
-    writeBufferSize: o.writeBufferSize ?? 4 * 1024 * 1024,
-    blockSize: o.blockSize ?? 4096,
-    blockRestartInterval: o.blockRestartInterval ?? 16,
-    bloomBitsPerKey: o.bloomBitsPerKey ?? 10,
-    targetFileSize: o.targetFileSize ?? 2 * 1024 * 1024,
-    level0CompactionTrigger: o.level0CompactionTrigger ?? 4,
-    checkpointLevel0Tables: o.checkpointLevel0Tables ?? 1,
-    maxBytesForLevelBase: o.maxBytesForLevelBase ?? 10 * 1024 * 1024,
+    writeBufferSize: o.writeBufferSize ?? DEFAULT_SHAPE.writeBufferSize,
+    blockSize: o.blockSize ?? DEFAULT_SHAPE.blockSize,
+    blockRestartInterval: o.blockRestartInterval ?? DEFAULT_SHAPE.blockRestartInterval,
+    bloomBitsPerKey: o.bloomBitsPerKey ?? DEFAULT_SHAPE.bloomBitsPerKey,
+    targetFileSize: o.targetFileSize ?? DEFAULT_SHAPE.targetFileSize,
+    level0CompactionTrigger: o.level0CompactionTrigger ?? DEFAULT_SHAPE.level0CompactionTrigger,
+    checkpointLevel0Tables: o.checkpointLevel0Tables ?? DEFAULT_SHAPE.checkpointLevel0Tables,
+    maxBytesForLevelBase: o.maxBytesForLevelBase ?? DEFAULT_SHAPE.maxBytesForLevelBase,
     blockCacheSize: o.blockCacheSize ?? 8 * 1024 * 1024,
     proofBlockCacheBytes: o.proofBlockCacheBytes ?? 32 * 1024 * 1024,
     blockTreeCacheBytes: o.blockTreeCacheBytes ?? 8 * 1024 * 1024,

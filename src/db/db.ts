@@ -23,7 +23,7 @@ import {
   OutdatedFormatError,
 } from '../errors.js';
 import { MAX_SEQ, MAX_VERSION, seqOf, versionOf, type Entry } from '../keys.js';
-import { resolveOptions, type DBOptions, type ResolvedOptions } from '../options.js';
+import { resolveOptions, shapeOf, withRecordedShape, type DBOptions, type ResolvedOptions } from '../options.js';
 import { files, VersionSet } from '../version/version_set.js';
 import { WriteBatch, type BatchOp, type WriteCondition } from './batch.js';
 import { DBCore, type EngineStats, type WriteFault } from './core.js';
@@ -275,14 +275,14 @@ export class ProofDB {
     if (typeof dir !== 'string' || dir.length === 0) {
       throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, 'dir must be a non-empty string');
     }
-    const opts = resolveOptions(options);
-    const parts = await ProofDB.openParts(dir, opts);
-    return new ProofDB(parts.core, parts.pipeline, parts.checkpointer, parts.lock, opts);
+    const parts = await ProofDB.openParts(dir, resolveOptions(options), options);
+    return new ProofDB(parts.core, parts.pipeline, parts.checkpointer, parts.lock, parts.core.opts);
   }
 
   /** Takes the lock of `dir`, finishes a committed snapshot install, recovers and opens the engine. */
-  private static async openParts(dir: string, opts: ResolvedOptions): Promise<{ core: DBCore; pipeline: WritePipeline; checkpointer: Checkpointer; lock: DirLock }> {
+  private static async openParts(dir: string, resolved: ResolvedOptions, explicit: DBOptions): Promise<{ core: DBCore; pipeline: WritePipeline; checkpointer: Checkpointer; lock: DirLock }> {
     let lock: DirLock;
+    let opts = resolved;
     try {
       if (!fs.existsSync(dir)) {
         if (!opts.createIfMissing) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `${dir} does not exist`);
@@ -299,6 +299,7 @@ export class ProofDB {
       // A snapshot install committed before a crash is finished first (src/db/snapshot_install.ts).
       finishSnapshotInstall(dir);
       let vs = VersionSet.recover(dir);
+      const existing = vs !== null;
       if (vs && opts.errorIfExists) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `${dir} already holds a database`);
       // A manifest that never recorded a commit time comes from before them: refused when it has
       // tables (their entries carry no times); journals of that age are refused at replay.
@@ -309,12 +310,20 @@ export class ProofDB {
         if (!opts.createIfMissing) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `${dir} holds no database`);
         vs = VersionSet.create(dir);
       }
+      // The shape is fixed when the database is created (docs/engine.md § Shape options): a recorded
+      // one wins (a differing explicit option is refused), one from before shapes were recorded
+      // keeps the defaults of then.
+      opts = withRecordedShape(opts, explicit, vs.shape, existing);
+      const recordShape = existing && vs.shape === undefined;
+      vs.shape = shapeOf(opts);
       core = new DBCore(dir, opts, vs);
       checkpointer = Checkpointer.open(core, opts.rotateKey);
       const cp = checkpointer;
       core.repairCheckpointLog = () => cp.repairLog();
       removeLeftovers(core, checkpointer.pinnedTables());
       await vs.openManifest();
+      // A new manifest records the shape in its first edit; an older one gets an edit of its own.
+      if (recordShape) await vs.logAndApply({ shape: vs.shape });
       // The live engine picked a compaction at its last install; pick the same one before replay,
       // so an install reached during replay applies it exactly as the live engine would have.
       await core.afterInstall();
@@ -1085,7 +1094,9 @@ export class ProofDB {
     const hook = this.core.beforeLogIndexDurable;
     const faults = this.core.onFaultChange;
     try {
-      const parts = await ProofDB.openParts(dir, { ...this.options, rotateKey: false, errorIfExists: false, createIfMissing: false });
+      // A staged manifest records no shape: this member's own (equal on every member) is kept.
+      const opts: ResolvedOptions = { ...this.options, rotateKey: false, errorIfExists: false, createIfMissing: false };
+      const parts = await ProofDB.openParts(dir, opts, opts);
       parts.core.beforeLogIndexDurable = hook;
       parts.core.onFaultChange = faults;
       this.core = parts.core;
