@@ -142,6 +142,12 @@ export interface EngineStats {
    * previous flush (the write backpressure; overlaps `stallMs` when a writer waits on that install).
    */
   compactionWaitMs: number;
+  /** Bytes of the tables flushes wrote (each entry hashed once here). */
+  flushBytes: number;
+  /** Bytes of the input tables of installed merging compactions. */
+  compactionBytesRead: number;
+  /** Bytes of the tables installed merging compactions wrote (each entry in them hashed again). */
+  compactionBytesWritten: number;
   /** Completed journal `fdatasync`s that acknowledged writes waited for (writes with `sync`). */
   journalSyncs: number;
   /** Write faults entered since open. */
@@ -193,6 +199,9 @@ export class DBCore {
     droppedCompactions: 0,
     stallMs: 0,
     compactionWaitMs: 0,
+    flushBytes: 0,
+    compactionBytesRead: 0,
+    compactionBytesWritten: 0,
     journalSyncs: 0,
     faults: 0,
     faultRecoveries: 0,
@@ -492,6 +501,7 @@ export class DBCore {
     const packed = packEntries(imm.iterator(), imm.approximateSize);
     const out = await this.runner.flush({ dir: this.dir, tmpName: `flush-${flushedSeq}-${process.pid}.tmp`, shape: this.shape, packed });
     this.stats.flushes++;
+    this.stats.flushBytes += out.meta.size;
     await this.install({ ...out, flushedSeq, appliedIndex, flushedTime }, imm);
   }
 
@@ -541,6 +551,8 @@ export class DBCore {
           edit.added!.push([c.level + 1, { ...o.meta, number }]);
         }
         this.stats.compactions++;
+        for (const t of [...c.inputs, ...c.nextInputs]) this.stats.compactionBytesRead += t.size;
+        for (const o of outputs) this.stats.compactionBytesWritten += o.meta.size;
         if (pending.forCheckpoint) this.stats.checkpointCompactions++;
       }
       edit.compactPointers = [[c.level, c.pointer]];
