@@ -36,6 +36,13 @@ export interface DBOptions {
   checkpointLevel0Tables?: number;
   /** Shape: size limit of level 1, bytes; each deeper level is 10x (default 10 MiB). */
   maxBytesForLevelBase?: number;
+  /**
+   * Frozen memtables that may wait for their flush installs before a write that fills the memtable
+   * waits too (default 2; 1 is the behaviour before issue 13). Not a shape option: it changes when
+   * writers wait, never what is written. Memory: up to `(1 + maxFrozenMemtables) x writeBufferSize`
+   * of memtables (docs/engine.md § Compaction scheduling).
+   */
+  maxFrozenMemtables?: number;
   /** Block cache capacity, bytes (default 8 MiB). */
   blockCacheSize?: number;
   /** Byte budget of the decoded blocks proofs use, with their entry trees (default 32 MiB). */
@@ -104,8 +111,9 @@ export const DEFAULT_COMPACTION_WORKER_HEAP_BYTES = 64 * 1024 * 1024;
 /**
  * The options that decide what the engine writes: table bytes, where memtables are frozen, which
  * compactions are picked. Two engines given the same writes build the same tables only if these
- * are equal, so they are recorded in the manifest when a database is created and fixed for its
- * life (docs/engine.md § Shape options).
+ * are equal. They are recorded in the manifest (the shape a database was created with, or last
+ * opened with explicitly), and a reopen that does not set them takes the recorded ones, not this
+ * release's defaults (docs/engine.md § Shape options).
  */
 export const SHAPE_OPTIONS = [
   'writeBufferSize',
@@ -151,6 +159,11 @@ export const LEGACY_SHAPE: Readonly<Shape> = Object.freeze({
   maxBytesForLevelBase: 10 * 1024 * 1024,
 });
 
+/** True when `a` and `b` are the same shape. */
+export function sameShape(a: Shape | undefined, b: Shape | undefined): boolean {
+  return a !== undefined && b !== undefined && SHAPE_OPTIONS.every((k) => a[k] === b[k]);
+}
+
 /** The shape options of `o`. */
 export function shapeOf(o: Shape): Shape {
   const s = {} as Shape;
@@ -159,29 +172,16 @@ export function shapeOf(o: Shape): Shape {
 }
 
 /**
- * The options a database opens with, given its recorded shape: `recorded` (from the manifest)
- * wins, and an option the caller set explicitly to another value is refused with
- * `INVALID_ARGUMENT` (the shape is fixed at creation). `recorded` undefined with `existing` true
- * is a database from before shapes were recorded: the options the caller set, else
- * {@link LEGACY_SHAPE}. A new database takes `resolved` as it is.
+ * The options a database opens with, given the shape recorded in its manifest: a shape option the
+ * caller sets explicitly wins (and is recorded); one it leaves unset is the recorded value, not
+ * the default of this release. `recorded` undefined with `existing` true is a database from before
+ * shapes were recorded: an unset option is then {@link LEGACY_SHAPE}'s, the default it was created
+ * with. A new database takes `resolved` as it is.
  */
 export function withRecordedShape(resolved: ResolvedOptions, explicit: DBOptions, recorded: Shape | undefined, existing: boolean): ResolvedOptions {
   if (!existing) return resolved;
   const out = { ...resolved };
-  for (const k of SHAPE_OPTIONS) {
-    const given = explicit[k];
-    if (recorded) {
-      if (given !== undefined && given !== recorded[k]) {
-        throw new InvalidArgumentError(
-          ErrorCode.INVALID_ARGUMENT,
-          `option ${k} is ${given}, but the database was created with ${recorded[k]}: shape options are fixed when a database is created`,
-        );
-      }
-      out[k] = recorded[k];
-    } else {
-      out[k] = given ?? LEGACY_SHAPE[k];
-    }
-  }
+  for (const k of SHAPE_OPTIONS) out[k] = explicit[k] ?? (recorded ?? LEGACY_SHAPE)[k];
   return out;
 }
 
@@ -209,6 +209,7 @@ export function resolveOptions(o: DBOptions = {}): ResolvedOptions {
     level0CompactionTrigger: o.level0CompactionTrigger ?? DEFAULT_SHAPE.level0CompactionTrigger,
     checkpointLevel0Tables: o.checkpointLevel0Tables ?? DEFAULT_SHAPE.checkpointLevel0Tables,
     maxBytesForLevelBase: o.maxBytesForLevelBase ?? DEFAULT_SHAPE.maxBytesForLevelBase,
+    maxFrozenMemtables: o.maxFrozenMemtables ?? 2,
     blockCacheSize: o.blockCacheSize ?? 8 * 1024 * 1024,
     proofBlockCacheBytes: o.proofBlockCacheBytes ?? 32 * 1024 * 1024,
     blockTreeCacheBytes: o.blockTreeCacheBytes ?? 8 * 1024 * 1024,
@@ -234,6 +235,7 @@ export function resolveOptions(o: DBOptions = {}): ResolvedOptions {
   positive('level0CompactionTrigger', r.level0CompactionTrigger, 2);
   positive('checkpointLevel0Tables', r.checkpointLevel0Tables, 0);
   positive('maxBytesForLevelBase', r.maxBytesForLevelBase, 1024);
+  positive('maxFrozenMemtables', r.maxFrozenMemtables);
   positive('blockCacheSize', r.blockCacheSize, 0);
   positive('proofBlockCacheBytes', r.proofBlockCacheBytes, 0);
   positive('blockTreeCacheBytes', r.blockTreeCacheBytes, 0);

@@ -23,7 +23,7 @@ import {
   OutdatedFormatError,
 } from '../errors.js';
 import { MAX_SEQ, MAX_VERSION, seqOf, versionOf, type Entry } from '../keys.js';
-import { resolveOptions, shapeOf, withRecordedShape, type DBOptions, type ResolvedOptions } from '../options.js';
+import { resolveOptions, sameShape, shapeOf, withRecordedShape, type DBOptions, type ResolvedOptions } from '../options.js';
 import { files, VersionSet } from '../version/version_set.js';
 import { WriteBatch, type BatchOp, type WriteCondition } from './batch.js';
 import { DBCore, type EngineStats, type WriteFault } from './core.js';
@@ -310,20 +310,19 @@ export class ProofDB {
         if (!opts.createIfMissing) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `${dir} holds no database`);
         vs = VersionSet.create(dir);
       }
-      // The shape is fixed when the database is created (docs/engine.md § Shape options): a recorded
-      // one wins (a differing explicit option is refused), one from before shapes were recorded
-      // keeps the defaults of then.
+      // The shape is recorded in the manifest (docs/engine.md § Shape options): unset shape options
+      // are the recorded ones, not this release's defaults (a database from before shapes were
+      // recorded keeps the defaults it was created with); explicit ones are recorded.
       opts = withRecordedShape(opts, explicit, vs.shape, existing);
-      const recordShape = existing && vs.shape === undefined;
-      vs.shape = shapeOf(opts);
+      const shape = shapeOf(opts);
+      const recordShape = existing && !sameShape(vs.shape, shape);
+      vs.shape = shape;
       core = new DBCore(dir, opts, vs);
       checkpointer = Checkpointer.open(core, opts.rotateKey);
       const cp = checkpointer;
       core.repairCheckpointLog = () => cp.repairLog();
       removeLeftovers(core, checkpointer.pinnedTables());
       await vs.openManifest();
-      // A new manifest records the shape in its first edit; an older one gets an edit of its own.
-      if (recordShape) await vs.logAndApply({ shape: vs.shape });
       // The live engine picked a compaction at its last install; pick the same one before replay,
       // so an install reached during replay applies it exactly as the live engine would have.
       await core.afterInstall();
@@ -331,6 +330,9 @@ export class ProofDB {
       await core.waitForFlush();
       if (opts.writeAheadLog === 'journal') core.openJournal();
       else await openExternalLog(core, checkpointer);
+      // A new manifest records the shape in its first edit; a changed one gets an edit of its own,
+      // once the open has succeeded.
+      if (recordShape) await vs.logAndApply({ shape });
       return { core, pipeline: new WritePipeline(core), checkpointer, lock };
     } catch (err) {
       if (checkpointer) await checkpointer.close().catch(() => undefined);
@@ -920,13 +922,15 @@ export class ProofDB {
   }
 
   /** Engine counters: flushes, compactions, stall time. */
-  stats(): EngineStats & { lastSeq: number; memtableBytes: number; flushing: boolean; compactionPending: boolean } {
+  stats(): EngineStats & { lastSeq: number; memtableBytes: number; frozenMemtables: number; frozenBytes: number; flushing: boolean; compactionPending: boolean } {
     this.checkOpen();
     return {
       ...this.core.stats,
       lastSeq: this.core.lastSeq,
       memtableBytes: this.core.mem.approximateSize,
-      flushing: this.core.imm !== null,
+      frozenMemtables: this.core.imms.length,
+      frozenBytes: this.core.imms.reduce((a, m) => a + m.approximateSize, 0),
+      flushing: this.core.imms.length > 0,
       compactionPending: this.core.hasPendingCompaction(),
     };
   }

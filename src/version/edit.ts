@@ -23,8 +23,9 @@
  * tag 13 shape              varint n (8), then n varints: writeBufferSize, blockSize,
  *                                   blockRestartInterval, bloomBitsPerKey, targetFileSize,
  *                                   level0CompactionTrigger, checkpointLevel0Tables,
- *                                   maxBytesForLevelBase — the shape options the database was
- *                                   created with (its absence: created before shapes were recorded)
+ *                                   maxBytesForLevelBase — the shape options the database runs
+ *                                   with, from its creation on; the latest wins (no edit with
+ *                                   one: created before shapes were recorded)
  * lp = varint length || bytes
  * ```
  * Unknown tags are corruption: an edit from a newer format is refused, not half-read.
@@ -61,7 +62,7 @@ export interface VersionEdit {
   checkpointIndex?: number;
   /** Commit time (ms) of the latest write whose effect is in the tables (never decreases). */
   lastTime?: number;
-  /** The shape options the database was created with (fixed for its life). */
+  /** The shape options the database runs with (recorded at creation and when an open changes them). */
   shape?: Shape;
   compactPointers?: Array<[level: number, key: Uint8Array]>;
   deleted?: Array<[level: number, number: number]>;
