@@ -15,7 +15,7 @@ export interface DBOptions {
   maxKeySize?: number;
   /** Largest value, bytes (default 1 MiB). */
   maxValueSize?: number;
-  /** Shape: memtable size that triggers a flush, bytes (default 4 MiB). */
+  /** Shape: memtable size that triggers a flush, bytes (default 16 MiB; 4 MiB before issue 13). */
   writeBufferSize?: number;
   /** Shape: target data block size, bytes (default 4096). */
   blockSize?: number;
@@ -23,7 +23,7 @@ export interface DBOptions {
   blockRestartInterval?: number;
   /** Shape: bloom filter bits per key (default 10). */
   bloomBitsPerKey?: number;
-  /** Shape: target table file size, bytes (default 2 MiB). */
+  /** Shape: target table file size, bytes (default 16 MiB; 2 MiB before issue 13). */
   targetFileSize?: number;
   /** Shape: level-0 table count that triggers a compaction (default 4). */
   level0CompactionTrigger?: number;
@@ -34,7 +34,7 @@ export interface DBOptions {
    * compacts level 0 at every checkpoint that has a level-0 table.
    */
   checkpointLevel0Tables?: number;
-  /** Shape: size limit of level 1, bytes; each deeper level is 10x (default 10 MiB). */
+  /** Shape: size limit of level 1, bytes; each deeper level is 10x (default 64 MiB; 10 MiB before issue 13). */
   maxBytesForLevelBase?: number;
   /**
    * Frozen memtables that may wait for their flush installs before a write that fills the memtable
@@ -130,17 +130,18 @@ export const SHAPE_OPTIONS = [
 export type Shape = { [K in (typeof SHAPE_OPTIONS)[number]]: number };
 
 /**
- * The shape a new database gets (issue 13, RocksDB-like sizing: docs/engine.md § Shape options).
+ * The shape a new database gets (issue 13: 16 MiB memtables and tables, a 64 MiB level 1; chosen by
+ * measurement between LevelDB's sizes and RocksDB's, docs/engine.md § Shape options).
  */
 export const DEFAULT_SHAPE: Readonly<Shape> = Object.freeze({
-  writeBufferSize: 4 * 1024 * 1024,
+  writeBufferSize: 16 * 1024 * 1024,
   blockSize: 4096,
   blockRestartInterval: 16,
   bloomBitsPerKey: 10,
-  targetFileSize: 2 * 1024 * 1024,
+  targetFileSize: 16 * 1024 * 1024,
   level0CompactionTrigger: 4,
   checkpointLevel0Tables: 1,
-  maxBytesForLevelBase: 10 * 1024 * 1024,
+  maxBytesForLevelBase: 64 * 1024 * 1024,
 });
 
 /**
