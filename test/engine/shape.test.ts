@@ -11,6 +11,7 @@ import { readJournal } from '../../src/journal/reader.js';
 import { formatRecords } from '../../src/journal/writer.js';
 import { DEFAULT_SHAPE, LEGACY_SHAPE, SHAPE_OPTIONS, shapeOf } from '../../src/options.js';
 import { decodeEdit, encodeEdit } from '../../src/version/edit.js';
+import { VersionSet } from '../../src/version/version_set.js';
 import { tempDir } from './harness.js';
 
 /** The manifest `CURRENT` names. */
@@ -88,6 +89,11 @@ describe('shape options', () => {
       db = await ProofDB.open(t.dir, { compactionThread: 'inline' });
       expect(shapeOf(db.options)).toEqual(changed);
       await db.close();
+      // What a snapshot install stages with the member's manifest (src/replication/snapshot.ts).
+      expect(VersionSet.recordedShape(t.dir)).toEqual(changed);
+      const empty = tempDir();
+      expect(VersionSet.recordedShape(empty.dir)).toBeUndefined();
+      empty.cleanup();
     } finally {
       t.cleanup();
     }
