@@ -5,7 +5,9 @@
  * what is written: the table set after each checkpoint is the same with any bound and any
  * compaction timing (docs/engine.md § Compaction scheduling).
  */
-import { describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
+import { afterEach, describe, expect, it } from 'vitest';
 import { ProofDB, type DBOptions } from '../../src/index.js';
 import { mulberry32 } from '../support/prng.js';
 import { tempDir } from './harness.js';
@@ -19,6 +21,26 @@ const SHAPE: DBOptions = {
 };
 
 const at = (i: number) => ({ time: 1_700_000_000_000 + i });
+
+const realSync = fs.fdatasyncSync;
+afterEach(() => {
+  fs.fdatasyncSync = realSync;
+  syncBuiltinESMExports();
+});
+
+/** The next `fdatasyncSync` called from a manifest append throws EIO. */
+function failNextManifestSync(): () => number {
+  let failed = 0;
+  fs.fdatasyncSync = (fd: number) => {
+    if (failed === 0 && (new Error().stack ?? '').includes('VersionSet.logAndApply')) {
+      failed++;
+      throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', errno: -5, syscall: 'fdatasync' });
+    }
+    realSync(fd);
+  };
+  syncBuiltinESMExports();
+  return () => failed;
+}
 
 /** A gate the inline compactions wait at (`compactionDelay`) until it is opened. */
 function gate(): { wait: () => Promise<void>; open: () => void; waiting: () => number } {
@@ -104,6 +126,57 @@ describe('write stall', () => {
       t.cleanup();
     }
   }, 60_000);
+
+  it('a failed install with frozen memtables queued behind it: recovery installs them in freeze order and nothing is lost', async () => {
+    const writeAll = async (db: ProofDB) => {
+      const writes: Promise<unknown>[] = [];
+      for (let b = 0; b < 35; b++) writes.push(db.write(batchOf(db, b), at(b)));
+      return writes;
+    };
+
+    const t = tempDir();
+    const g = gate();
+    const db = await ProofDB.open(t.dir, { ...SHAPE, maxFrozenMemtables: 3, compactionThread: 'inline', compactionDelay: g.wait });
+    try {
+      const writes = (await writeAll(db)).map((w) => w.catch((e: Error) => e));
+      for (let i = 0; i < 400 && !(g.waiting() > 0 && db.stats().frozenMemtables === 3); i++) await new Promise((res) => setTimeout(res, 5));
+      expect(db.stats().frozenMemtables, 'three frozen memtables wait behind a held compaction').toBe(3);
+      // The held compaction's install fails; the three flush installs behind it fail with it.
+      const failed = failNextManifestSync();
+      g.open();
+      for (let i = 0; i < 2000 && db.writeFault() === undefined; i++) await new Promise((res) => setTimeout(res, 5));
+      expect(failed()).toBe(1);
+      expect(db.writeFault()?.component).toBe('flush');
+      for (let i = 0; i < 2000 && db.writeFault() !== undefined; i++) await new Promise((res) => setTimeout(res, 10));
+      expect(db.writeFault()).toBeUndefined();
+      expect(db.stats().faultRecoveries).toBe(1);
+      // Writes refused during the fault are sent again, in order, as a client would.
+      const results = await Promise.all(writes);
+      for (const [b, res] of results.entries()) if (res instanceof Error) await db.write(batchOf(db, b), at(b));
+      await db.checkpoint();
+      expect(db.stats().frozenMemtables).toBe(0);
+      // Every write is there, once, and the database reopens to the same.
+      const check = async (d: ProofDB) => {
+        for (let b = 0; b < 35; b++) {
+          for (let j = 0; j < 50; j += 7) {
+            const e = await d.getWithVersion(`k${((b * 50 + j) * 7919) % 100_003}`, Number.MAX_SAFE_INTEGER);
+            expect(e?.version, `batch ${b} op ${j}`).toBe(1);
+            expect(new TextDecoder().decode(e!.value)).toBe(`${b}:${j}:`.padEnd(100, 'v'));
+          }
+        }
+      };
+      await check(db);
+      expect(db.stats().lastSeq).toBe(35 * 50);
+      await db.close();
+      const again = await ProofDB.open(t.dir, { compactionThread: 'inline' });
+      await check(again);
+      await again.close();
+    } finally {
+      g.open();
+      await db.close();
+      t.cleanup();
+    }
+  }, 120_000);
 
   it('the table set after each checkpoint is the same with any bound and any compaction timing', async () => {
     const rnd = mulberry32(13);
