@@ -531,6 +531,12 @@ async function main(): Promise<void> {
     });
     if (misses > 0) info.push(`WARNING: ${misses} gets of existing keys returned undefined`);
     if (P) info.push(`ProofKV stats at end: ${JSON.stringify(P.db.stats())}`);
+    if (P) {
+      // How many times each entry was hashed into a table: once by its flush, again by each compaction.
+      const st = P.db.stats();
+      const wa = st.flushBytes > 0 ? (st.flushBytes + st.compactionBytesWritten) / st.flushBytes : 0;
+      info.push(`ProofKV write amplification: ${wa.toFixed(2)} (flushed ${fmtBytes(st.flushBytes)}, compactions read ${fmtBytes(st.compactionBytesRead)} and wrote ${fmtBytes(st.compactionBytesWritten)}; stall ${(st.stallMs / 1000).toFixed(1)} s)`);
+    }
     info.push(`on-disk at end: ${sys.map((s) => `${s.name} ${fmtBytes(dirBytes(s.dir))}`).join(', ')}`);
     const mu = process.memoryUsage();
     info.push(`process memory at end: rss ${fmtBytes(mu.rss)}, heap used ${fmtBytes(mu.heapUsed)}, external ${fmtBytes(mu.external)}`);

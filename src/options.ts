@@ -15,7 +15,7 @@ export interface DBOptions {
   maxKeySize?: number;
   /** Largest value, bytes (default 1 MiB). */
   maxValueSize?: number;
-  /** Shape: memtable size that triggers a flush, bytes (default 4 MiB). */
+  /** Shape: memtable size that triggers a flush, bytes (default 16 MiB; 4 MiB before issue 13). */
   writeBufferSize?: number;
   /** Shape: target data block size, bytes (default 4096). */
   blockSize?: number;
@@ -23,7 +23,7 @@ export interface DBOptions {
   blockRestartInterval?: number;
   /** Shape: bloom filter bits per key (default 10). */
   bloomBitsPerKey?: number;
-  /** Shape: target table file size, bytes (default 2 MiB). */
+  /** Shape: target table file size, bytes (default 16 MiB; 2 MiB before issue 13). */
   targetFileSize?: number;
   /** Shape: level-0 table count that triggers a compaction (default 4). */
   level0CompactionTrigger?: number;
@@ -34,8 +34,15 @@ export interface DBOptions {
    * compacts level 0 at every checkpoint that has a level-0 table.
    */
   checkpointLevel0Tables?: number;
-  /** Shape: size limit of level 1, bytes; each deeper level is 10x (default 10 MiB). */
+  /** Shape: size limit of level 1, bytes; each deeper level is 10x (default 64 MiB; 10 MiB before issue 13). */
   maxBytesForLevelBase?: number;
+  /**
+   * Frozen memtables that may wait for their flush installs before a write that fills the memtable
+   * waits too (default 2; 1 is the behaviour before issue 13). Not a shape option: it changes when
+   * writers wait, never what is written. Memory: up to `(1 + maxFrozenMemtables) x writeBufferSize`
+   * of memtables (docs/engine.md § Compaction scheduling).
+   */
+  maxFrozenMemtables?: number;
   /** Block cache capacity, bytes (default 8 MiB). */
   blockCacheSize?: number;
   /** Byte budget of the decoded blocks proofs use, with their entry trees (default 32 MiB). */
@@ -101,6 +108,84 @@ export const DEFAULT_MAX_OPEN_TABLES = 1000;
 /** Default of {@link DBOptions.compactionWorkerHeapBytes}. */
 export const DEFAULT_COMPACTION_WORKER_HEAP_BYTES = 64 * 1024 * 1024;
 
+/**
+ * The options that decide what the engine writes: table bytes, where memtables are frozen, which
+ * compactions are picked. Two engines given the same writes build the same tables only if these
+ * are equal. They are recorded in the manifest (the shape a database was created with, or last
+ * opened with explicitly), and a reopen that does not set them takes the recorded ones, not this
+ * release's defaults (docs/engine.md § Shape options).
+ */
+export const SHAPE_OPTIONS = [
+  'writeBufferSize',
+  'blockSize',
+  'blockRestartInterval',
+  'bloomBitsPerKey',
+  'targetFileSize',
+  'level0CompactionTrigger',
+  'checkpointLevel0Tables',
+  'maxBytesForLevelBase',
+] as const;
+
+/** The shape options' values, as recorded in the manifest. */
+export type Shape = { [K in (typeof SHAPE_OPTIONS)[number]]: number };
+
+/**
+ * The shape a new database gets (issue 13: 16 MiB memtables and tables, a 64 MiB level 1; chosen by
+ * measurement between LevelDB's sizes and RocksDB's, docs/engine.md § Shape options).
+ */
+export const DEFAULT_SHAPE: Readonly<Shape> = Object.freeze({
+  writeBufferSize: 16 * 1024 * 1024,
+  blockSize: 4096,
+  blockRestartInterval: 16,
+  bloomBitsPerKey: 10,
+  targetFileSize: 16 * 1024 * 1024,
+  level0CompactionTrigger: 4,
+  checkpointLevel0Tables: 1,
+  maxBytesForLevelBase: 64 * 1024 * 1024,
+});
+
+/**
+ * The defaults before issue 13 (LevelDB's sizes). A database whose manifest records no shape was
+ * created before shapes were recorded, with these defaults unless its opener passed others: it
+ * keeps them, so that an upgraded replica goes on building the tables its peers build.
+ */
+export const LEGACY_SHAPE: Readonly<Shape> = Object.freeze({
+  writeBufferSize: 4 * 1024 * 1024,
+  blockSize: 4096,
+  blockRestartInterval: 16,
+  bloomBitsPerKey: 10,
+  targetFileSize: 2 * 1024 * 1024,
+  level0CompactionTrigger: 4,
+  checkpointLevel0Tables: 1,
+  maxBytesForLevelBase: 10 * 1024 * 1024,
+});
+
+/** True when `a` and `b` are the same shape. */
+export function sameShape(a: Shape | undefined, b: Shape | undefined): boolean {
+  return a !== undefined && b !== undefined && SHAPE_OPTIONS.every((k) => a[k] === b[k]);
+}
+
+/** The shape options of `o`. */
+export function shapeOf(o: Shape): Shape {
+  const s = {} as Shape;
+  for (const k of SHAPE_OPTIONS) s[k] = o[k];
+  return s;
+}
+
+/**
+ * The options a database opens with, given the shape recorded in its manifest: a shape option the
+ * caller sets explicitly wins (and is recorded); one it leaves unset is the recorded value, not
+ * the default of this release. `recorded` undefined with `existing` true is a database from before
+ * shapes were recorded: an unset option is then {@link LEGACY_SHAPE}'s, the default it was created
+ * with. A new database takes `resolved` as it is.
+ */
+export function withRecordedShape(resolved: ResolvedOptions, explicit: DBOptions, recorded: Shape | undefined, existing: boolean): ResolvedOptions {
+  if (!existing) return resolved;
+  const out = { ...resolved };
+  for (const k of SHAPE_OPTIONS) out[k] = explicit[k] ?? (recorded ?? LEGACY_SHAPE)[k];
+  return out;
+}
+
 /** Number of levels (0..6), as in LevelDB. */
 export const NUM_LEVELS = 7;
 
@@ -117,14 +202,15 @@ export function resolveOptions(o: DBOptions = {}): ResolvedOptions {
     errorIfExists: o.errorIfExists ?? false,
     maxKeySize: o.maxKeySize ?? 65536,
     maxValueSize: o.maxValueSize ?? 1024 * 1024,
-    writeBufferSize: o.writeBufferSize ?? 4 * 1024 * 1024,
-    blockSize: o.blockSize ?? 4096,
-    blockRestartInterval: o.blockRestartInterval ?? 16,
-    bloomBitsPerKey: o.bloomBitsPerKey ?? 10,
-    targetFileSize: o.targetFileSize ?? 2 * 1024 * 1024,
-    level0CompactionTrigger: o.level0CompactionTrigger ?? 4,
-    checkpointLevel0Tables: o.checkpointLevel0Tables ?? 1,
-    maxBytesForLevelBase: o.maxBytesForLevelBase ?? 10 * 1024 * 1024,
+    writeBufferSize: o.writeBufferSize ?? DEFAULT_SHAPE.writeBufferSize,
+    blockSize: o.blockSize ?? DEFAULT_SHAPE.blockSize,
+    blockRestartInterval: o.blockRestartInterval ?? DEFAULT_SHAPE.blockRestartInterval,
+    bloomBitsPerKey: o.bloomBitsPerKey ?? DEFAULT_SHAPE.bloomBitsPerKey,
+    targetFileSize: o.targetFileSize ?? DEFAULT_SHAPE.targetFileSize,
+    level0CompactionTrigger: o.level0CompactionTrigger ?? DEFAULT_SHAPE.level0CompactionTrigger,
+    checkpointLevel0Tables: o.checkpointLevel0Tables ?? DEFAULT_SHAPE.checkpointLevel0Tables,
+    maxBytesForLevelBase: o.maxBytesForLevelBase ?? DEFAULT_SHAPE.maxBytesForLevelBase,
+    maxFrozenMemtables: o.maxFrozenMemtables ?? 2,
     blockCacheSize: o.blockCacheSize ?? 8 * 1024 * 1024,
     proofBlockCacheBytes: o.proofBlockCacheBytes ?? 32 * 1024 * 1024,
     blockTreeCacheBytes: o.blockTreeCacheBytes ?? 8 * 1024 * 1024,
@@ -150,6 +236,7 @@ export function resolveOptions(o: DBOptions = {}): ResolvedOptions {
   positive('level0CompactionTrigger', r.level0CompactionTrigger, 2);
   positive('checkpointLevel0Tables', r.checkpointLevel0Tables, 0);
   positive('maxBytesForLevelBase', r.maxBytesForLevelBase, 1024);
+  positive('maxFrozenMemtables', r.maxFrozenMemtables);
   positive('blockCacheSize', r.blockCacheSize, 0);
   positive('proofBlockCacheBytes', r.proofBlockCacheBytes, 0);
   positive('blockTreeCacheBytes', r.blockTreeCacheBytes, 0);

@@ -51,8 +51,20 @@ interface PendingCompaction {
 /** What a read sees: the memtables and the table set at one moment. */
 export interface ReadState {
   mem: Memtable;
-  imm: Memtable | null;
+  /** The frozen memtables not yet installed as tables, newest first. */
+  imms: readonly Memtable[];
   version: Version;
+}
+
+/** A frozen memtable on its way to a level-0 table, with what its flush install records. */
+interface FrozenMemtable {
+  imm: Memtable;
+  /** Every record with seq <= this is in it or in a table. */
+  flushedSeq: number;
+  /** External-log mode: the log index captured at its freeze. */
+  appliedIndex: number;
+  /** Commit time of its latest write. */
+  flushedTime: number;
 }
 
 /**
@@ -142,6 +154,12 @@ export interface EngineStats {
    * previous flush (the write backpressure; overlaps `stallMs` when a writer waits on that install).
    */
   compactionWaitMs: number;
+  /** Bytes of the tables flushes wrote (each entry hashed once here). */
+  flushBytes: number;
+  /** Bytes of the input tables of installed merging compactions. */
+  compactionBytesRead: number;
+  /** Bytes of the tables installed merging compactions wrote (each entry in them hashed again). */
+  compactionBytesWritten: number;
   /** Completed journal `fdatasync`s that acknowledged writes waited for (writes with `sync`). */
   journalSyncs: number;
   /** Write faults entered since open. */
@@ -153,7 +171,11 @@ export interface EngineStats {
 /** Shared engine state. One per open database. */
 export class DBCore {
   mem = new Memtable();
-  imm: Memtable | null = null;
+  /**
+   * Frozen memtables, oldest first, each dropped in the step that makes its table current. At
+   * most `maxFrozenMemtables` (plus one, briefly, when recovery flushes after a journal fault).
+   */
+  readonly imms: Memtable[] = [];
   /** Highest seq assigned. Invariant: flushedSeq <= lastSeq. */
   lastSeq = 0;
   /**
@@ -193,14 +215,17 @@ export class DBCore {
     droppedCompactions: 0,
     stallMs: 0,
     compactionWaitMs: 0,
+    flushBytes: 0,
+    compactionBytesRead: 0,
+    compactionBytesWritten: 0,
     journalSyncs: 0,
     faults: 0,
     faultRecoveries: 0,
   };
   /** A journal whose write or sync failed, and the length its last acknowledged record ends at. */
   private brokenJournal: { writer: JournalWriter; keepLength: number } | null = null;
-  /** A frozen memtable whose flush failed (or never started), to flush again on recovery. */
-  private failedFlush: { imm: Memtable; flushedSeq: number; appliedIndex: number; flushedTime: number } | null = null;
+  /** Frozen memtables whose flush failed (or never started), in freeze order, to flush again on recovery. */
+  private failedFlushes: FrozenMemtable[] = [];
   /** After a journal fault the memtable is flushed before writes resume (the old journal is not trusted). */
   private flushAfterRecovery = false;
   /** Tables a failed install may have logged to the manifest: kept on disk until a new manifest is written. */
@@ -208,7 +233,11 @@ export class DBCore {
   private recoveryTimer: NodeJS.Timeout | null = null;
   private recovering: Promise<void> | null = null;
   private closed = false;
-  private flushing: Promise<void> | null = null;
+  /**
+   * The flushes in flight, oldest first: each builds its table at once and installs it after the
+   * one before it (installs keep freeze order). Each settles (never rejects) after its install.
+   */
+  private readonly flushQueue: Array<Promise<void>> = [];
   private pending: PendingCompaction | null = null;
   /** The drain ({@link startDrain}) while it runs. */
   private draining: Promise<void> | null = null;
@@ -238,7 +267,7 @@ export class DBCore {
 
   /** The current memtables and version. */
   readState(): ReadState {
-    return { mem: this.mem, imm: this.imm, version: this.vs.current };
+    return { mem: this.mem, imms: this.imms.slice().reverse(), version: this.vs.current };
   }
 
   /** Pins a version so its table files outlive later compactions while a reader uses them. */
@@ -262,7 +291,8 @@ export class DBCore {
    */
   getEntry(userKey: Uint8Array, version: number, seq: number, rs: ReadState = this.readState()): Entry | undefined {
     const target = seekKey(userKey, version, seq);
-    const fromMem = rs.mem.get(userKey, target, seq) ?? rs.imm?.get(userKey, target, seq);
+    let fromMem = rs.mem.get(userKey, target, seq);
+    for (let i = 0; !fromMem && i < rs.imms.length; i++) fromMem = rs.imms[i].get(userKey, target, seq);
     if (fromMem) return entryOf(fromMem[0], fromMem[1]);
     for (const t of rs.version.tablesForKey(userKey)) {
       const e = this.tables.get(t.number).get(userKey, version, seq);
@@ -277,7 +307,8 @@ export class DBCore {
    * tables (where bloom filters answer most misses).
    */
   latestVersion(userKey: Uint8Array, id: string): number {
-    const v = this.mem.latest.get(id) ?? this.imm?.latest.get(id);
+    let v = this.mem.latest.get(id);
+    for (let i = this.imms.length - 1; v === undefined && i >= 0; i--) v = this.imms[i].latest.get(id);
     if (v !== undefined) return v;
     const version = this.vs.current;
     for (const t of version.tablesForKey(userKey)) {
@@ -315,20 +346,27 @@ export class DBCore {
     return this.mem.approximateSize >= this.opts.writeBufferSize;
   }
 
+  /** The latest flush in flight (it settles after every earlier one), or null. */
+  private get flushing(): Promise<void> | null {
+    return this.flushQueue.length > 0 ? this.flushQueue[this.flushQueue.length - 1] : null;
+  }
+
   /**
-   * Freezes the memtable and starts flushing it. Waits first for the previous flush (and the
-   * compaction it installs): the write stall. `switchJournal` is false during recovery, when the
-   * replayed journals stay until flushed.
+   * Freezes the memtable and starts flushing it. When `maxFrozenMemtables` frozen memtables are
+   * still waiting for their installs (which wait for the compactions before them), waits first for
+   * the oldest: the write stall. `switchJournal` is false during recovery, when the replayed
+   * journals stay until flushed. Only when the stall happens depends on timing: the freeze points,
+   * and the order of installs and compactions, do not.
    */
   async rotate(switchJournal: boolean): Promise<void> {
-    if (this.flushing) {
+    if (this.flushQueue.length >= this.opts.maxFrozenMemtables) {
       const t0 = performance.now();
-      await this.flushing;
+      while (this.flushQueue.length >= this.opts.maxFrozenMemtables) await this.flushQueue[0];
       this.stats.stallMs += performance.now() - t0;
     }
     this.throwIfFailed();
     const imm = this.mem;
-    this.imm = imm;
+    this.imms.push(imm);
     this.mem = new Memtable();
     const flushedSeq = this.lastSeq;
     // In external-log mode the memtable holds entries up to this log index (captured at the freeze).
@@ -343,23 +381,26 @@ export class DBCore {
       try {
         this.openJournal();
       } catch (err) {
-        this.failedFlush = { imm, flushedSeq, appliedIndex, flushedTime };
+        this.failedFlushes.push({ imm, flushedSeq, appliedIndex, flushedTime });
         this.enterFault('journal', err as Error);
         throw this.faultError();
       }
     }
-    this.startFlush(imm, flushedSeq, appliedIndex, flushedTime);
+    this.startFlush({ imm, flushedSeq, appliedIndex, flushedTime });
   }
 
-  private startFlush(imm: Memtable, flushedSeq: number, appliedIndex: number, flushedTime: number): void {
-    this.flushing = this.flushAndInstall(imm, flushedSeq, appliedIndex, flushedTime)
+  private startFlush(frozen: FrozenMemtable): void {
+    const before = this.flushing;
+    const done: Promise<void> = this.flushAndInstall(frozen, before)
       .catch((err: Error) => {
-        this.failedFlush ??= { imm, flushedSeq, appliedIndex, flushedTime };
+        // This one and every later frozen memtable are flushed again, in order, by recovery.
+        this.failedFlushes.push(frozen);
         this.enterFault('flush', err);
       })
       .finally(() => {
-        this.flushing = null;
+        this.flushQueue.splice(this.flushQueue.indexOf(done), 1);
       });
+    this.flushQueue.push(done);
   }
 
   // ---- faults and recovery -----------------------------------------------------------------
@@ -445,24 +486,28 @@ export class DBCore {
       this.brokenJournal = null;
     }
     if (!this.journal && this.opts.writeAheadLog === 'journal') this.openJournal();
-    const failed = this.failedFlush;
-    if (failed && this.imm === failed.imm) {
-      await this.flushAndInstall(failed.imm, failed.flushedSeq, failed.appliedIndex, failed.flushedTime);
+    // Frozen memtables not installed yet, in freeze order (a failed one's successors failed too).
+    const failed = this.imms.flatMap((imm) => this.failedFlushes.filter((f) => f.imm === imm));
+    if (failed.length > 0) {
+      for (const f of failed) {
+        await this.flushAndInstall(f, null);
+        this.failedFlushes.splice(this.failedFlushes.indexOf(f), 1);
+      }
     } else {
       // The flush was installed and what followed it (moves, the next pick) failed: redo that.
       this.repickFailedCompaction();
       await this.afterInstall();
       await this.waitForCompactions();
     }
-    this.failedFlush = null;
+    this.failedFlushes = [];
     if (this.flushAfterRecovery) {
       if (this.mem.count > 0) {
-        const imm = this.mem;
-        this.imm = imm;
+        const frozen = { imm: this.mem, flushedSeq: this.lastSeq, appliedIndex: this.logIndex, flushedTime: this.lastTime };
+        this.imms.push(frozen.imm);
         this.mem = new Memtable();
-        this.failedFlush = { imm, flushedSeq: this.lastSeq, appliedIndex: this.logIndex, flushedTime: this.lastTime };
-        await this.flushAndInstall(imm, this.lastSeq, this.logIndex, this.lastTime);
-        this.failedFlush = null;
+        this.failedFlushes = [frozen];
+        await this.flushAndInstall(frozen, null);
+        this.failedFlushes = [];
       }
       this.flushAfterRecovery = false;
     }
@@ -487,11 +532,25 @@ export class DBCore {
     if (this.fault) throw this.faultError();
   }
 
-  private async flushAndInstall(imm: Memtable, flushedSeq: number, appliedIndex: number, flushedTime: number): Promise<void> {
+  /**
+   * Builds the table of a frozen memtable (at once, on the flush worker) and installs it once the
+   * flush before it (`before`) has settled; if that one failed, this one fails too without
+   * installing (recovery installs both, in order).
+   */
+  private async flushAndInstall(frozen: FrozenMemtable, before: Promise<void> | null): Promise<void> {
+    const { imm, flushedSeq, appliedIndex, flushedTime } = frozen;
     // The table is built on the worker (hashing is the cost); the event loop only packs entries.
     const packed = packEntries(imm.iterator(), imm.approximateSize);
     const out = await this.runner.flush({ dir: this.dir, tmpName: `flush-${flushedSeq}-${process.pid}.tmp`, shape: this.shape, packed });
     this.stats.flushes++;
+    this.stats.flushBytes += out.meta.size;
+    if (before) {
+      await before;
+      if (this.imms[0] !== imm) {
+        fs.rmSync(path.join(this.dir, out.tmpName), { force: true });
+        throw this.fault ? this.faultError() : new ProofKVError(ErrorCode.IO_ERROR, 'an earlier flush was not installed');
+      }
+    }
     await this.install({ ...out, flushedSeq, appliedIndex, flushedTime }, imm);
   }
 
@@ -541,6 +600,8 @@ export class DBCore {
           edit.added!.push([c.level + 1, { ...o.meta, number }]);
         }
         this.stats.compactions++;
+        for (const t of [...c.inputs, ...c.nextInputs]) this.stats.compactionBytesRead += t.size;
+        for (const o of outputs) this.stats.compactionBytesWritten += o.meta.size;
         if (pending.forCheckpoint) this.stats.checkpointCompactions++;
       }
       edit.compactPointers = [[c.level, c.pointer]];
@@ -564,7 +625,7 @@ export class DBCore {
       // in the same step that makes the table current.
       logged = true;
       await this.vs.logAndApply(edit, () => {
-        if (imm && this.imm === imm) this.imm = null;
+        if (imm && this.imms[0] === imm) this.imms.shift();
       });
       logged = false;
       this.quarantined.clear();

@@ -23,7 +23,7 @@ import {
   OutdatedFormatError,
 } from '../errors.js';
 import { MAX_SEQ, MAX_VERSION, seqOf, versionOf, type Entry } from '../keys.js';
-import { resolveOptions, type DBOptions, type ResolvedOptions } from '../options.js';
+import { resolveOptions, sameShape, shapeOf, withRecordedShape, type DBOptions, type ResolvedOptions } from '../options.js';
 import { files, VersionSet } from '../version/version_set.js';
 import { WriteBatch, type BatchOp, type WriteCondition } from './batch.js';
 import { DBCore, type EngineStats, type WriteFault } from './core.js';
@@ -275,14 +275,14 @@ export class ProofDB {
     if (typeof dir !== 'string' || dir.length === 0) {
       throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, 'dir must be a non-empty string');
     }
-    const opts = resolveOptions(options);
-    const parts = await ProofDB.openParts(dir, opts);
-    return new ProofDB(parts.core, parts.pipeline, parts.checkpointer, parts.lock, opts);
+    const parts = await ProofDB.openParts(dir, resolveOptions(options), options);
+    return new ProofDB(parts.core, parts.pipeline, parts.checkpointer, parts.lock, parts.core.opts);
   }
 
   /** Takes the lock of `dir`, finishes a committed snapshot install, recovers and opens the engine. */
-  private static async openParts(dir: string, opts: ResolvedOptions): Promise<{ core: DBCore; pipeline: WritePipeline; checkpointer: Checkpointer; lock: DirLock }> {
+  private static async openParts(dir: string, resolved: ResolvedOptions, explicit: DBOptions): Promise<{ core: DBCore; pipeline: WritePipeline; checkpointer: Checkpointer; lock: DirLock }> {
     let lock: DirLock;
+    let opts = resolved;
     try {
       if (!fs.existsSync(dir)) {
         if (!opts.createIfMissing) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `${dir} does not exist`);
@@ -299,6 +299,7 @@ export class ProofDB {
       // A snapshot install committed before a crash is finished first (src/db/snapshot_install.ts).
       finishSnapshotInstall(dir);
       let vs = VersionSet.recover(dir);
+      const existing = vs !== null;
       if (vs && opts.errorIfExists) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `${dir} already holds a database`);
       // A manifest that never recorded a commit time comes from before them: refused when it has
       // tables (their entries carry no times); journals of that age are refused at replay.
@@ -309,6 +310,13 @@ export class ProofDB {
         if (!opts.createIfMissing) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `${dir} holds no database`);
         vs = VersionSet.create(dir);
       }
+      // The shape is recorded in the manifest (docs/engine.md § Shape options): unset shape options
+      // are the recorded ones, not this release's defaults (a database from before shapes were
+      // recorded keeps the defaults it was created with); explicit ones are recorded.
+      opts = withRecordedShape(opts, explicit, vs.shape, existing);
+      const shape = shapeOf(opts);
+      const recordShape = existing && !sameShape(vs.shape, shape);
+      vs.shape = shape;
       core = new DBCore(dir, opts, vs);
       checkpointer = Checkpointer.open(core, opts.rotateKey);
       const cp = checkpointer;
@@ -322,6 +330,9 @@ export class ProofDB {
       await core.waitForFlush();
       if (opts.writeAheadLog === 'journal') core.openJournal();
       else await openExternalLog(core, checkpointer);
+      // A new manifest records the shape in its first edit; a changed one gets an edit of its own,
+      // once the open has succeeded.
+      if (recordShape) await vs.logAndApply({ shape });
       return { core, pipeline: new WritePipeline(core), checkpointer, lock };
     } catch (err) {
       if (checkpointer) await checkpointer.close().catch(() => undefined);
@@ -911,13 +922,15 @@ export class ProofDB {
   }
 
   /** Engine counters: flushes, compactions, stall time. */
-  stats(): EngineStats & { lastSeq: number; memtableBytes: number; flushing: boolean; compactionPending: boolean } {
+  stats(): EngineStats & { lastSeq: number; memtableBytes: number; frozenMemtables: number; frozenBytes: number; flushing: boolean; compactionPending: boolean } {
     this.checkOpen();
     return {
       ...this.core.stats,
       lastSeq: this.core.lastSeq,
       memtableBytes: this.core.mem.approximateSize,
-      flushing: this.core.imm !== null,
+      frozenMemtables: this.core.imms.length,
+      frozenBytes: this.core.imms.reduce((a, m) => a + m.approximateSize, 0),
+      flushing: this.core.imms.length > 0,
       compactionPending: this.core.hasPendingCompaction(),
     };
   }
@@ -1085,7 +1098,9 @@ export class ProofDB {
     const hook = this.core.beforeLogIndexDurable;
     const faults = this.core.onFaultChange;
     try {
-      const parts = await ProofDB.openParts(dir, { ...this.options, rotateKey: false, errorIfExists: false, createIfMissing: false });
+      // A staged manifest records no shape: this member's own (equal on every member) is kept.
+      const opts: ResolvedOptions = { ...this.options, rotateKey: false, errorIfExists: false, createIfMissing: false };
+      const parts = await ProofDB.openParts(dir, opts, opts);
       parts.core.beforeLogIndexDurable = hook;
       parts.core.onFaultChange = faults;
       this.core = parts.core;

@@ -65,7 +65,7 @@ export class DBIterator implements AsyncIterableIterator<VersionEntry> {
     core.refVersion(rs.version);
     core.openIterators++;
     const children: InternalIterator[] = [rs.mem.iterator()];
-    if (rs.imm) children.push(rs.imm.iterator());
+    for (const imm of rs.imms) children.push(imm.iterator());
     for (const t of rs.version.levels[0]) children.push(core.tables.get(t.number).iterator());
     for (let l = 1; l < rs.version.levels.length; l++) {
       if (rs.version.levels[l].length > 0) children.push(new LevelIterator(rs.version.levels[l], core.tables));

@@ -568,6 +568,9 @@ export async function installSnapshot(dataDir: string, descriptorBytes: Uint8Arr
     const stored = verifyStaged(staging, d);
     options.onStep?.('verified');
     const vs = VersionSet.create(staging);
+    // The member's own shape (equal on every member): a manifest without one would open with the
+    // pre-issue-13 defaults (docs/engine.md § Shape options).
+    vs.shape = VersionSet.recordedShape(dataDir);
     vs.current = versionOfStored(stored);
     vs.nextTableNumber = Math.max(0, ...d.tables.map((t) => t.number)) + 1;
     vs.lastSeq = stored.checkpoint.seq;

@@ -20,12 +20,19 @@
  * tag 12 lastTime           varint   commit time (ms) of the latest write whose effect is in the
  *                                   tables; written in every edit of a manifest made with commit
  *                                   times (its absence marks a directory from before them)
+ * tag 13 shape              varint n (8), then n varints: writeBufferSize, blockSize,
+ *                                   blockRestartInterval, bloomBitsPerKey, targetFileSize,
+ *                                   level0CompactionTrigger, checkpointLevel0Tables,
+ *                                   maxBytesForLevelBase — the shape options the database runs
+ *                                   with, from its creation on; the latest wins (no edit with
+ *                                   one: created before shapes were recorded)
  * lp = varint length || bytes
  * ```
  * Unknown tags are corruption: an edit from a newer format is refused, not half-read.
  * @module
  */
 import { CorruptionError } from '../errors.js';
+import { SHAPE_OPTIONS, type Shape } from '../options.js';
 import { ByteReader, ByteWriter } from '../util/coding.js';
 
 /** What the manifest knows about one table. */
@@ -55,6 +62,8 @@ export interface VersionEdit {
   checkpointIndex?: number;
   /** Commit time (ms) of the latest write whose effect is in the tables (never decreases). */
   lastTime?: number;
+  /** The shape options the database runs with (recorded at creation and when an open changes them). */
+  shape?: Shape;
   compactPointers?: Array<[level: number, key: Uint8Array]>;
   deleted?: Array<[level: number, number: number]>;
   added?: Array<[level: number, meta: TableMeta]>;
@@ -76,6 +85,7 @@ const enum Tag {
   AppliedIndex = 10,
   CheckpointIndex = 11,
   LastTime = 12,
+  Shape = 13,
 }
 
 /** Encodes an edit. */
@@ -99,6 +109,11 @@ export function encodeEdit(e: VersionEdit): Uint8Array {
   num(Tag.AppliedIndex, e.appliedIndex);
   num(Tag.CheckpointIndex, e.checkpointIndex);
   num(Tag.LastTime, e.lastTime);
+  if (e.shape !== undefined) {
+    w.varint(Tag.Shape);
+    w.varint(SHAPE_OPTIONS.length);
+    for (const k of SHAPE_OPTIONS) w.varint(e.shape[k]);
+  }
   for (const [level, key] of e.compactPointers ?? []) {
     w.varint(Tag.CompactPointer);
     w.varint(level);
@@ -157,6 +172,14 @@ export function decodeEdit(payload: Uint8Array, file: string): VersionEdit {
         case Tag.LastTime:
           e.lastTime = r.varint();
           break;
+        case Tag.Shape: {
+          const n = r.varint();
+          if (n !== SHAPE_OPTIONS.length) throw new CorruptionError(file, `shape with ${n} options, want ${SHAPE_OPTIONS.length}`);
+          const shape = {} as Shape;
+          for (const k of SHAPE_OPTIONS) shape[k] = r.varint();
+          e.shape = shape;
+          break;
+        }
         case Tag.CompactPointer:
           (e.compactPointers ??= []).push([r.varint(), r.lengthPrefixed().slice()]);
           break;

@@ -17,6 +17,7 @@ import { CorruptionError, ErrorCode, ProofKVError } from '../errors.js';
 import { JournalWriter } from '../journal/writer.js';
 import { readJournal } from '../journal/reader.js';
 import { COMPARATOR_NAME, decodeEdit, encodeEdit, type TableMeta, type VersionEdit } from './edit.js';
+import type { Shape } from '../options.js';
 import { Version } from './version.js';
 
 /** File names in a database directory. */
@@ -82,6 +83,11 @@ export class VersionSet {
    * manifest carried one (a directory written before commit times: the engine refuses it).
    */
   lastTime: number | undefined = undefined;
+  /**
+   * The shape options the database was created with; undefined when no edit recorded one (a
+   * database from before shapes were recorded, until its first open records it).
+   */
+  shape: Shape | undefined = undefined;
   /** Per level: where the next round-robin compaction starts. */
   readonly pointers = new Map<number, Uint8Array>();
   private manifest: JournalWriter | null = null;
@@ -140,6 +146,18 @@ export class VersionSet {
     return vs;
   }
 
+  /**
+   * The shape recorded in the manifest of `dir`, or undefined when it has none, or no readable
+   * manifest (a snapshot install stages a manifest with the member's own shape).
+   */
+  static recordedShape(dir: string): Shape | undefined {
+    try {
+      return VersionSet.recover(dir)?.shape;
+    } catch {
+      return undefined;
+    }
+  }
+
   /** A new, empty version set (the caller then writes a manifest with {@link writeNewManifest}). */
   static create(dir: string): VersionSet {
     return new VersionSet(dir);
@@ -158,6 +176,7 @@ export class VersionSet {
     if (e.appliedIndex !== undefined) this.appliedIndex = Math.max(this.appliedIndex, e.appliedIndex);
     if (e.checkpointIndex !== undefined) this.checkpointIndex = Math.max(this.checkpointIndex, e.checkpointIndex);
     if (e.lastTime !== undefined) this.lastTime = Math.max(this.lastTime ?? 0, e.lastTime);
+    if (e.shape !== undefined) this.shape = e.shape;
     for (const [level, key] of e.compactPointers ?? []) this.pointers.set(level, key);
   }
 
@@ -176,6 +195,7 @@ export class VersionSet {
       appliedIndex: this.appliedIndex > 0 ? this.appliedIndex : undefined,
       checkpointIndex: this.checkpointIndex > 0 ? this.checkpointIndex : undefined,
       lastTime: this.lastTime ?? 0,
+      shape: this.shape,
       compactPointers: [...this.pointers.entries()].sort((a, b) => a[0] - b[0]),
       added,
     };

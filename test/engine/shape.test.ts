@@ -1,0 +1,146 @@
+/**
+ * Shape options are recorded in the manifest: a reopen without them takes the recorded shape (not
+ * the defaults of the release), an explicit one is taken and recorded, and a database from before
+ * shapes were recorded keeps the defaults it was created with (docs/engine.md § Shape options).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ProofDB } from '../../src/index.js';
+import { readJournal } from '../../src/journal/reader.js';
+import { formatRecords } from '../../src/journal/writer.js';
+import { DEFAULT_SHAPE, LEGACY_SHAPE, SHAPE_OPTIONS, shapeOf } from '../../src/options.js';
+import { decodeEdit, encodeEdit } from '../../src/version/edit.js';
+import { VersionSet } from '../../src/version/version_set.js';
+import { tempDir } from './harness.js';
+
+/** The manifest `CURRENT` names. */
+function manifestPath(dir: string): string {
+  return path.join(dir, fs.readFileSync(path.join(dir, 'CURRENT'), 'utf8').trim());
+}
+
+/** The shapes the manifest's edits record, in order. */
+function recordedShapes(dir: string): unknown[] {
+  const file = manifestPath(dir);
+  const { records } = readJournal(fs.readFileSync(file), file);
+  return records.map((r) => decodeEdit(r, file).shape).filter((s) => s !== undefined);
+}
+
+/** Rewrites the manifest as a release from before shapes were recorded wrote it: no shape field. */
+function stripShape(dir: string): void {
+  const file = manifestPath(dir);
+  const { records } = readJournal(fs.readFileSync(file), file);
+  const edits = records.map((r) => {
+    const e = decodeEdit(r, file);
+    delete e.shape;
+    return encodeEdit(e);
+  });
+  fs.writeFileSync(file, formatRecords(edits));
+}
+
+const value = (i: number) => `${i}:`.padEnd(100, 'v');
+const at = (i: number) => ({ time: 1_700_000_000_000 + i });
+
+/** Writes keys [from, to) in batches of 500. */
+async function load(db: ProofDB, from: number, to: number): Promise<void> {
+  for (let i = from; i < to; i += 500) {
+    const batch = db.batch();
+    for (let j = i; j < Math.min(to, i + 500); j++) batch.put(`key-${(j * 7919) % 1_000_003}`, value(j));
+    await db.write(batch, at(i));
+  }
+}
+
+describe('shape options', () => {
+  it('a new database records its shape; a reopen without shape options takes it, an explicit one is recorded', async () => {
+    const t = tempDir();
+    try {
+      const shape = { writeBufferSize: 8192, targetFileSize: 4096, blockSize: 512, level0CompactionTrigger: 3, maxBytesForLevelBase: 16384 };
+      let db = await ProofDB.open(t.dir, { ...shape, compactionThread: 'inline' });
+      await load(db, 0, 2000);
+      const want = shapeOf({ ...DEFAULT_SHAPE, ...shape });
+      expect(shapeOf(db.options)).toEqual(want);
+      // The write-amplification counters: compactions keep every entry, so they write what they read.
+      await db.waitForCompactions();
+      const st = db.stats();
+      expect(st.flushBytes).toBeGreaterThan(0);
+      expect(st.compactions).toBeGreaterThan(0);
+      expect(st.compactionBytesWritten / st.compactionBytesRead).toBeGreaterThan(0.9);
+      expect(st.compactionBytesWritten / st.compactionBytesRead).toBeLessThan(1.1);
+      await db.close();
+      expect(recordedShapes(t.dir)).toEqual([want]);
+
+      // No shape options: the recorded ones, not the defaults; the same ones explicitly: nothing new recorded.
+      db = await ProofDB.open(t.dir, { compactionThread: 'inline' });
+      expect(shapeOf(db.options)).toEqual(want);
+      await load(db, 2000, 3000);
+      expect(await db.get('key-0')).toBeDefined();
+      await db.close();
+      db = await ProofDB.open(t.dir, { ...shape, compactionThread: 'inline' });
+      expect(shapeOf(db.options)).toEqual(want);
+      await db.close();
+      expect(recordedShapes(t.dir)).toEqual([want]);
+
+      // An explicit different option is taken and recorded; the next open without options keeps it.
+      db = await ProofDB.open(t.dir, { writeBufferSize: 16384, compactionThread: 'inline' });
+      const changed = { ...want, writeBufferSize: 16384 };
+      expect(shapeOf(db.options)).toEqual(changed);
+      await db.close();
+      expect(recordedShapes(t.dir)).toEqual([want, changed]);
+      db = await ProofDB.open(t.dir, { compactionThread: 'inline' });
+      expect(shapeOf(db.options)).toEqual(changed);
+      await db.close();
+      // What a snapshot install stages with the member's manifest (src/replication/snapshot.ts).
+      expect(VersionSet.recordedShape(t.dir)).toEqual(changed);
+      const empty = tempDir();
+      expect(VersionSet.recordedShape(empty.dir)).toBeUndefined();
+      empty.cleanup();
+    } finally {
+      t.cleanup();
+    }
+  });
+
+  it('a database with no recorded shape (created before issue 13) reopens with the old defaults and builds the tables it always would', async () => {
+    const old = tempDir();
+    const ref = tempDir();
+    try {
+      // 60k entries of ~140 accounted bytes: two 4 MiB memtables flushed under the old defaults.
+      const legacyOptions = { ...LEGACY_SHAPE, compactionThread: 'inline' as const };
+      let db = await ProofDB.open(old.dir, legacyOptions);
+      await load(db, 0, 30_000);
+      await db.close();
+      stripShape(old.dir);
+      expect(recordedShapes(old.dir)).toEqual([]);
+
+      // Reopened with no options, as the server opens it: the old defaults, recorded from now on.
+      db = await ProofDB.open(old.dir, { compactionThread: 'inline' });
+      expect(shapeOf(db.options)).toEqual(shapeOf(LEGACY_SHAPE));
+      expect(recordedShapes(old.dir)).toEqual([shapeOf(LEGACY_SHAPE)]);
+      await load(db, 30_000, 60_000);
+      const cp = await db.checkpoint();
+      expect(db.stats().flushes, 'flushes at 4 MiB memtables').toBeGreaterThanOrEqual(1);
+      for (const i of [0, 29_999, 30_000, 59_999]) expect(new TextDecoder().decode(await db.get(`key-${(i * 7919) % 1_000_003}`))).toBe(value(i));
+      const tables = db.tables();
+      await db.close();
+
+      // The same writes on a database that ran the old defaults throughout: the same tables.
+      const r = await ProofDB.open(ref.dir, legacyOptions);
+      await load(r, 0, 30_000);
+      await r.close();
+      const r2 = await ProofDB.open(ref.dir, legacyOptions);
+      await load(r2, 30_000, 60_000);
+      const rcp = await r2.checkpoint();
+      expect(r2.tables()).toEqual(tables);
+      expect(Buffer.from(rcp.checkpoint.masterRoot).equals(Buffer.from(cp.checkpoint.masterRoot))).toBe(true);
+      await r2.close();
+
+      // And the next open still finds the old shape, now recorded.
+      db = await ProofDB.open(old.dir, { compactionThread: 'inline' });
+      expect(shapeOf(db.options)).toEqual(shapeOf(LEGACY_SHAPE));
+      await db.close();
+      expect(SHAPE_OPTIONS.length).toBe(8);
+    } finally {
+      old.cleanup();
+      ref.cleanup();
+    }
+  }, 120_000);
+});
