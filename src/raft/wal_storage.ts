@@ -77,21 +77,6 @@ async function writeAll(fh: fsp.FileHandle, b: Uint8Array, pos: number): Promise
   }
 }
 
-/**
- * `writeAll` on the event loop, for the appends of {@link WalStorage.save}: a copy into the page
- * cache of a few KiB (microseconds), where `fh.write` is a round trip through libuv's threadpool
- * (a wake-up and a promise on the loop) before the `fdatasync` that follows it — the journal
- * writer's choice too (src/journal/writer.ts). The sync stays in the threadpool.
- */
-function writeAllSync(fd: number, b: Uint8Array, pos: number): void {
-  let done = 0;
-  while (done < b.length) {
-    const bytesWritten = fs.writeSync(fd, b, done, b.length - done, pos + done);
-    if (bytesWritten <= 0) throw new RaftError(RaftErrorCode.Unavailable, `short write at ${pos + done}`);
-    done += bytesWritten;
-  }
-}
-
 async function writeZeros(fh: fsp.FileHandle, from: number, to: number): Promise<void> {
   for (let off = from; off < to; off += ZERO_CHUNK.length) {
     await writeAll(fh, ZERO_CHUNK.subarray(0, Math.min(ZERO_CHUNK.length, to - off)), off);
@@ -371,7 +356,7 @@ export class WalStorage extends MirroredStorage {
     const all = this.offset === 0 ? [...baseRecords(seg.seq, this.mem.snapshot(), this.mem.initialState().hardState, this.compactedTo), ...records] : records;
     const buf = encodeRecords(all);
     this.dirtyTo = Math.max(this.dirtyTo, this.offset + buf.length);
-    writeAllSync(this.fh.fd, buf, this.offset);
+    await writeAll(this.fh, buf, this.offset);
     if (sync) await this.fh.datasync();
     this.offset += buf.length;
     seg.minIndex = Math.min(seg.minIndex, minIndex);
