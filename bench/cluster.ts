@@ -10,7 +10,7 @@
  *   npm run bench:cluster -- --systems etcd  # one system only (proofkv, etcd, etcd-gateway)
  *   npm run bench:cluster -- --systems proofkv --nodes 1   # a one-member ProofKV cluster: what replication costs
  *   npm run bench:cluster -- --systems proofkv --trace --conc-n 1 --get-n 1   # where a single client's write spends its time
- *   npm run bench:cluster -- --systems proofkv --cpu-prof DIR   # a V8 CPU profile of each member (bench/profile-summary.ts)
+ *   npm run bench:cluster -- --systems proofkv --cpu-prof DIR   # a V8 CPU profile of each member (bench/profile-summary.ts; by area: bench/cluster_profile.ts)
  *   npm run bench:http                       # = bench:cluster -- --members 1: one `proofkv serve` vs one etcd member
  *
  * Rows: PUT with one client (latency p50/p99, throughput), PUT with 100 in flight (throughput,

@@ -16,22 +16,8 @@
  * @module
  */
 import fs from 'node:fs';
+import { profileTree, tallyAreas, type Profile } from './cpuprofile.js';
 import { numArg, parseArgs } from './lib.js';
-
-interface CallFrame {
-  functionName: string;
-  url: string;
-}
-interface ProfileNode {
-  id: number;
-  callFrame: CallFrame;
-  children?: number[];
-}
-interface Profile {
-  nodes: ProfileNode[];
-  samples: number[];
-  timeDeltas: number[];
-}
 
 /** Areas of a request, first match wins (most specific first). */
 const AREAS: ReadonlyArray<readonly [string, RegExp]> = [
@@ -53,12 +39,7 @@ const NODE_HTTP_RE = /^node:(_http_|http|net|stream|internal\/(streams|http|stre
 
 /** Busy time of a profile by area, in microseconds, and the idle time. */
 export function areasOf(prof: Profile): { byArea: Map<string, number>; idle: number; all: number } {
-  const byId = new Map<number, ProfileNode>();
-  const parent = new Map<number, number>();
-  for (const n of prof.nodes) {
-    byId.set(n.id, n);
-    for (const c of n.children ?? []) parent.set(c, n.id);
-  }
+  const { byId, parent, inHttpServer } = profileTree(prof);
   const areaOfNode = new Map<number, string>();
   const areaOf = (leaf: number): string => {
     const cached = areaOfNode.get(leaf);
@@ -74,24 +55,7 @@ export function areasOf(prof: Profile): { byArea: Map<string, number>; idle: num
     areaOfNode.set(leaf, area);
     return area;
   };
-  const inHttpServer = (leaf: number): boolean => {
-    for (let id: number | undefined = leaf; id !== undefined; id = parent.get(id)) if (byId.get(id)!.callFrame.url === 'node:_http_server') return true;
-    return false;
-  };
-  const byArea = new Map<string, number>();
-  let idle = 0;
-  let all = 0;
-  let started = false;
-  for (let i = 0; i < prof.samples.length; i++) {
-    started ||= inHttpServer(prof.samples[i]);
-    if (!started) continue;
-    const dt = prof.timeDeltas[i] ?? 0;
-    all += dt;
-    const a = areaOf(prof.samples[i]);
-    if (a === '(idle)') idle += dt;
-    else byArea.set(a, (byArea.get(a) ?? 0) + dt);
-  }
-  return { byArea, idle, all };
+  return tallyAreas(prof, inHttpServer, areaOf);
 }
 
 function main(): void {

@@ -32,19 +32,19 @@
  * | `threadpool` | ~225-360 us         | ~56,000-64,000 records/s |
  *
  * `'threadpool'` is the better choice for a server with many writers in flight, and the engine
- * uses it for its journals. The default stays `'blocking'` for other callers (the manifest and the
- * checkpoint log), where a flush then settles within microtasks.
+ * uses it for its journals and the checkpoint log (src/proof/checkpoint_log.ts). The default stays
+ * `'blocking'` for other callers (the manifest), where a flush then settles within microtasks.
  * @module
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
 import { ByteWriter, putFixed32 } from '../util/coding.js';
 import { crc32cExtend, maskCrc } from '../util/crc32c.js';
 import { CorruptionError, ErrorCode, ProofKVError } from '../errors.js';
 import { BLOCK_SIZE, HEADER_SIZE, RecordType } from './format.js';
 
-const fdatasyncAsync = promisify(fs.fdatasync);
+/** `fs.fdatasync` in the threadpool, looked up at each call (so that a test can inject a failed sync). */
+const fdatasyncAsync = (fd: number): Promise<void> => new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
 
 /** Precomputed CRC-32C of each type byte alone, the start of every record checksum. */
 const TYPE_CRC: number[] = [0, 1, 2, 3, 4].map((t) => crc32cExtend(0, Uint8Array.of(t)));

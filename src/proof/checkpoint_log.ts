@@ -51,6 +51,17 @@ import { decodeEdit, encodeEdit, type TableMeta } from '../version/edit.js';
 import { Version } from '../version/version.js';
 import { sameSignerSet, soloSignerSet, type Divergence, type MemberSignature, type SignerSet } from '../replication/cosign.js';
 
+/**
+ * The records' `fdatasync` runs in libuv's threadpool, not on the event loop: a checkpoint or a
+ * co-signature record still resolves its append only once its bytes are durable, and what is served
+ * (the pending and certified state of the Checkpointer) changes only after that, but the process
+ * keeps serving meanwhile. Blocking, the syncs of every checkpoint (intent, record, accepted
+ * co-signatures) stalled each member for the device flush: in the profile of a 3-member cluster at
+ * load, the largest single block of a member's event loop (bench/README.md § The cluster's CPU per
+ * write). Callers are serialized by the engine's write queue (checkpoints and cosigns are barriers).
+ */
+const SYNC_MODE = 'threadpool';
+
 /** File name of the checkpoint log. */
 export const CHECKPOINT_LOG_FILE = 'CHECKPOINTS';
 
@@ -332,7 +343,7 @@ export class CheckpointLog {
       length = j.validLength;
     }
     const log = new CheckpointLog(
-      fs.existsSync(file) ? JournalWriter.open(file, { existingLength: length }) : JournalWriter.open(file),
+      fs.existsSync(file) ? JournalWriter.open(file, { existingLength: length, syncMode: SYNC_MODE }) : JournalWriter.open(file, { syncMode: SYNC_MODE }),
       file,
     );
     for (const bytes of records) {
@@ -469,7 +480,7 @@ export class CheckpointLog {
     if (this.brokenAt === null) return;
     try {
       await this.writer.close().catch(() => undefined);
-      this.writer = JournalWriter.open(this.file, { existingLength: this.brokenAt, syncDirectory: !this.writer.directorySynced });
+      this.writer = JournalWriter.open(this.file, { existingLength: this.brokenAt, syncDirectory: !this.writer.directorySynced, syncMode: SYNC_MODE });
       this.brokenAt = null;
     } catch (err) {
       throw new CheckpointLogWriteError(err);
@@ -477,11 +488,15 @@ export class CheckpointLog {
   }
 
   private async write(record: Uint8Array, undo: () => void): Promise<void> {
-    try {
-      await this.repair();
-    } catch (err) {
-      undo();
-      throw err;
+    // (Awaited only when there is something to repair: otherwise the record is written and its
+    // sync started in the caller's own turn.)
+    if (this.brokenAt !== null) {
+      try {
+        await this.repair();
+      } catch (err) {
+        undo();
+        throw err;
+      }
     }
     const before = this.writer.length;
     try {

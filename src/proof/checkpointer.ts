@@ -18,7 +18,7 @@
  * (`DIVERGED`) until an operator replaces its data (docs/replication.md § Co-signing).
  * @module
  */
-import { checkpointLeafHash, signHead, type Checkpoint, type HeadSignature, type KeyPair, type LogHead } from '../../proofs/checkpoint.js';
+import { checkpointLeafHash, type Checkpoint, type HeadSignature, type KeyPair, type LogHead } from '../../proofs/checkpoint.js';
 import { equalBytes, toHex } from '../../proofs/bytes.js';
 import { HASH_LEN, Kind } from '../../proofs/hash.js';
 import { masterRootOf, type TableDescriptor } from '../../proofs/lsm.js';
@@ -60,6 +60,7 @@ import {
   type Divergence,
   type MemberSignature,
 } from '../replication/cosign.js';
+import { signHeadNative } from './ed25519_node.js';
 import { signerSetHash, type SignerSet } from '../../proofs/signer_set.js';
 import type { SetChange } from '../../proofs/set_changes.js';
 
@@ -392,7 +393,7 @@ export class Checkpointer {
     this.log.tree.truncate(size - 1);
     const prevSet = size > 1 ? this.log.signersOf(size - 2) : undefined;
     const me = signers.members.find((m) => equalBytes(m.publicKey, this.key.publicKey)) ?? prevSet?.members.find((m) => equalBytes(m.publicKey, this.key.publicKey));
-    const signatures = me && !this.state.divergence ? [signHead(this.key.privateKey, head)] : [];
+    const signatures = me && !this.state.divergence ? [signHeadNative(this.key.privateKey, head)] : [];
     const stored: StoredCheckpoint = { checkpoint, signatures, tables: version.placed().map((p) => [p.level, p.meta]), time, signers };
     if (appliedIndex !== undefined) stored.appliedIndex = appliedIndex;
     // The next compaction pick depends on these: a member installing this checkpoint continues alike.

@@ -13,7 +13,8 @@
  * @module
  */
 import { equalBytes, toHex } from '../../proofs/bytes.js';
-import { PUBLIC_KEY_LEN, SIGNATURE_LEN, verifyHeadSignature, type HeadSignature, type LogHead } from '../../proofs/checkpoint.js';
+import { PUBLIC_KEY_LEN, SIGNATURE_LEN, type HeadSignature, type LogHead } from '../../proofs/checkpoint.js';
+import { verifyHeadSignatureNative } from '../proof/ed25519_node.js';
 import { HASH_LEN } from '../../proofs/hash.js';
 
 /**
@@ -215,14 +216,14 @@ export class CosignTally {
     const { set, prev } = log.signersAt(c.size);
     const head: LogHead = { size: c.size, root: c.root };
     let publicKey = memberKey(set, c.nodeId);
-    let valid = publicKey !== undefined && verifyHeadSignature(head, { publicKey, signature: c.signature });
+    let valid = publicKey !== undefined && verifyHeadSignatureNative(head, { publicKey, signature: c.signature });
     if (!valid) {
       // A member of the previous set only (being removed) also approves the head; so does a key
       // that was replaced in this checkpoint's set.
       const old = memberKey(prev, c.nodeId);
       if (old && !(publicKey && equalBytes(old, publicKey))) {
         publicKey = old;
-        valid = verifyHeadSignature(head, { publicKey, signature: c.signature });
+        valid = verifyHeadSignatureNative(head, { publicKey, signature: c.signature });
       } else if (!publicKey) publicKey = old;
     }
     if (!publicKey) return { verdict: 'unknown-signer' };

@@ -52,7 +52,12 @@ class Trio {
   readonly replicas: Replica[] = [];
   /** The log: entry i (from 1) is `log[i - 1]`. */
   readonly log: WriteCommand[] = [];
-  /** Cosign commands proposed by the replicas and not yet in the log, in proposal order. */
+  /**
+   * Cosign commands proposed by the replicas and not yet in the log, by proposer id (stable: one
+   * replica's own proposals stay in their order). The replicas apply each entry concurrently and
+   * sync their checkpoint logs in the threadpool, so which one proposes first is a matter of
+   * timing; in a cluster the log orders them, here the test does, the same way every run.
+   */
   proposed: CosignCommand[] = [];
   set!: SignerSet;
 
@@ -75,7 +80,10 @@ class Trio {
   private wire(r: Replica): void {
     r.applier = new CommandApplier(r.db, {
       signers: () => this.set,
-      proposeCosign: (cmd) => this.proposed.push(cmd),
+      proposeCosign: (cmd) => {
+        this.proposed.push(cmd);
+        this.proposed.sort((a, b) => a.nodeId - b.nodeId);
+      },
       onCosign: (_cmd, res) => {
         r.results.push(res);
         if (res.divergence) r.logged.push(describeDivergence(res.divergence));
@@ -91,7 +99,7 @@ class Trio {
     return Promise.all(to.map((r) => r.applier.execute(typeof cmd === 'function' ? cmd(r) : cmd, index)));
   }
 
-  /** Appends the proposed cosigns (those `keep` accepts) in proposal order, then forgets the rest. */
+  /** Appends the proposed cosigns (those `keep` accepts) in the order of {@link proposed}, then forgets the rest. */
   async commitCosigns(keep: (c: CosignCommand) => boolean = () => true): Promise<void> {
     const batch = this.proposed.filter(keep);
     this.proposed = [];

@@ -4,8 +4,8 @@
  * the node retries, and after it recovers and reopens every acknowledged write is there. On the
  * Raft write path the same manifest fault pauses applying at the refused log entry, which is
  * applied again (with the entries after it) once the engine recovered.
- * Faults are injected by replacing `fs.fdatasyncSync` (and syncing the ESM bindings) for calls
- * made from one function, once.
+ * Faults are injected by replacing `fs.fdatasyncSync` and `fs.fdatasync` (and syncing the ESM
+ * bindings) for calls made from one function, once.
  */
 import fs from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
@@ -16,37 +16,43 @@ import { RaftWritePath } from '../../server/raft_write_path.js';
 import { tmpDir } from './harness.js';
 
 const real = fs.fdatasyncSync;
+const realAsync = fs.fdatasync;
 afterEach(() => {
   fs.fdatasyncSync = real;
+  fs.fdatasync = realAsync;
   syncBuiltinESMExports();
 });
 
-/** The next `fdatasyncSync` called from `caller` throws EIO; returns how many were failed so far. */
-function failNextSyncFrom(caller: string): () => number {
-  let failed = 0;
+const eio = () => Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', errno: -5, syscall: 'fdatasync' });
+
+/**
+ * Replaces both `fdatasyncSync` and the threadpool `fdatasync` (the checkpoint log syncs in the
+ * threadpool): `fail()` says, from the caller's stack (async frames included), whether this sync throws EIO.
+ */
+function injectSyncFaults(fail: (stack: string) => boolean): void {
   fs.fdatasyncSync = (fd: number) => {
-    if (failed === 0 && (new Error().stack ?? '').includes(caller)) {
-      failed++;
-      throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', errno: -5, syscall: 'fdatasync' });
-    }
+    if (fail(new Error().stack ?? '')) throw eio();
     real(fd);
   };
+  fs.fdatasync = ((fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => {
+    if (fail(new Error().stack ?? '')) process.nextTick(cb, eio());
+    else realAsync(fd, cb);
+  }) as typeof fs.fdatasync;
   syncBuiltinESMExports();
+}
+
+/** The next sync called from `caller` throws EIO; returns how many were failed so far. */
+function failNextSyncFrom(caller: string): () => number {
+  let failed = 0;
+  injectSyncFaults((stack) => failed === 0 && stack.includes(caller) && ++failed > 0);
   return () => failed;
 }
 
-/** Every `fdatasyncSync` called from `caller` throws EIO until `heal()`; `count()` says how many did. */
+/** Every sync called from `caller` throws EIO until `heal()`; `count()` says how many did. */
 function failSyncsFrom(caller: string): { count: () => number; heal: () => void } {
   let failed = 0;
   let on = true;
-  fs.fdatasyncSync = (fd: number) => {
-    if (on && (new Error().stack ?? '').includes(caller)) {
-      failed++;
-      throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', errno: -5, syscall: 'fdatasync' });
-    }
-    real(fd);
-  };
-  syncBuiltinESMExports();
+  injectSyncFaults((stack) => on && stack.includes(caller) && ++failed > 0);
   return { count: () => failed, heal: () => (on = false) };
 }
 
