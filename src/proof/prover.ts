@@ -3,7 +3,9 @@
  * verifier will replay (`proofs/lsm_proof.ts`): all level-0 descriptors, then per deeper level the
  * covering table or the neighbours of the gap; for each covering table a window of consecutive
  * entries around the searched position or interval. It reads only the data blocks a window
- * touches; block trees and the master tree come from cached levels.
+ * touches, and in each hashes only the K-entry groups the window touches: the rest of the entry
+ * tree comes from the group roots the table stores (format 3; a format-2 block is hashed whole).
+ * Block trees and the master tree come from cached levels.
  * @module
  */
 import { ByteLru } from '../util/byte_lru.js';
@@ -27,7 +29,9 @@ import { BlockHasher } from '../table/block_hasher.js';
 import type { TableReader } from '../table/table_reader.js';
 import type { TableMeta } from '../version/edit.js';
 import { findTable, type Version } from '../version/version.js';
-import { MerkleLevels } from './merkle_levels.js';
+import { CorruptionError } from '../errors.js';
+import { groupCount } from '../table/format.js';
+import { GroupedTree, MerkleLevels } from './merkle_levels.js';
 
 /** Source of open table readers. */
 export interface ReaderSource {
@@ -101,8 +105,8 @@ interface Pos {
 /** A data block as proofs use it: its decoded entries and its entry tree. */
 interface ProofBlock {
   entries: Entry[];
-  /** Built on first use by a window. */
-  tree?: MerkleLevels;
+  /** Built on first use by a window; its groups hashed as windows touch them. */
+  tree?: GroupedTree;
 }
 
 /** Default byte budget of the decoded proof blocks ({@link ProofBlockCache}). */
@@ -216,6 +220,35 @@ class TableCursor {
     return this.entries(p.b)[p.o];
   }
 
+  /**
+   * Block `b`'s entry tree over its `count` entries, from the group roots the block stores (a
+   * `CorruptionError` when their number is not the one its entry count gives).
+   */
+  private entryTree(b: number, count: number): GroupedTree {
+    const k = this.r.merkleGroup;
+    const nodes = k === 0 ? undefined : this.r.dataBlock(b).nodes;
+    const roots: Uint8Array[] = [];
+    if (nodes !== undefined) {
+      const g = groupCount(count, k);
+      if (nodes.length !== 32 * g) {
+        throw new CorruptionError(this.r.fileName, `data block ${b} stores ${nodes.length / 32} group roots, want ${g}`, this.r.blockHandle(b).offset);
+      }
+      for (let i = 0; i < g; i++) roots.push(nodes.slice(32 * i, 32 * (i + 1)));
+    }
+    return new GroupedTree(this.hasher, Domain.ENTRY_NODE, count, k, roots);
+  }
+
+  /** Leaf hashes of entries `[lo, hi)` of block `b`, straight from its internal keys and stored values. */
+  private leafHashes(b: number, lo: number, hi: number): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    const it = this.r.dataBlock(b).iterator();
+    let i = 0;
+    for (it.seekToFirst(); it.valid() && i < hi; it.next(), i++) {
+      if (i >= lo) out.push(this.leaves.leaf(it.key(), it.value()));
+    }
+    return out;
+  }
+
   /** The window of entries from `first` to `last` inclusive (both real positions). */
   window(ctx: ProofContext, table: number, first: Pos, last: Pos): TableWindow {
     const blocks: WindowBlock[] = [];
@@ -224,13 +257,8 @@ class TableCursor {
       const es = pb.entries;
       const from = b === first.b ? first.o : 0;
       const to = b === last.b ? last.o + 1 : es.length;
-      if (!pb.tree) {
-        // Leaves straight from the block's internal keys, hashed in reused buffers.
-        const leaves: Uint8Array[] = [];
-        const it = this.r.dataBlock(b).iterator();
-        for (it.seekToFirst(); it.valid(); it.next()) leaves.push(this.leaves.leaf(it.key(), it.value()));
-        pb.tree = new MerkleLevels(this.hasher, Domain.ENTRY_NODE, leaves);
-      }
+      pb.tree ??= this.entryTree(b, es.length);
+      pb.tree.prepare(from, to, (lo, hi) => this.leafHashes(b, lo, hi));
       const levels = pb.tree;
       blocks.push({
         index: b,
