@@ -10,7 +10,7 @@
  */
 import { ByteLru } from '../util/byte_lru.js';
 import { compareBytes } from '../../proofs/bytes.js';
-import { Domain, Kind, type Hasher } from '../../proofs/hash.js';
+import { Domain, HASH_LEN, Kind, type Hasher } from '../../proofs/hash.js';
 import {
   compareEntries,
   descriptorHash,
@@ -24,7 +24,7 @@ import { keyIntervalSide, scanInterval, type KeyInterval } from '../../proofs/ls
 import { _multiproof } from '../../proofs/multiproof.js';
 import { _rangePath } from '../../proofs/tree.js';
 import type { Entry } from '../keys.js';
-import { MAX_SEQ, MAX_VERSION, userKeyOf } from '../keys.js';
+import { MAX_SEQ, MAX_VERSION, seekKey, TIME_LEN, TRAILER_LEN, userKeyOf } from '../keys.js';
 import { BlockHasher } from '../table/block_hasher.js';
 import type { TableReader } from '../table/table_reader.js';
 import type { TableMeta } from '../version/edit.js';
@@ -102,11 +102,125 @@ interface Pos {
   o: number;
 }
 
-/** A data block as proofs use it: its decoded entries and its entry tree. */
-interface ProofBlock {
-  entries: Entry[];
+/**
+ * A data block as proofs use it, in a few flat arrays rather than an object per entry (a cold
+ * proof decodes one or two blocks, and the decoded-block cache churns through them: objects per
+ * entry were most of the garbage the collector spent its time on): a private copy of the block's
+ * bytes, its internal keys back to back, where each entry's key and stored value are, its stored
+ * group roots, and its entry tree once a window has used it.
+ */
+class ProofBlock {
+  /** Entry count. */
+  readonly count: number;
+  /** Internal key of entry i: `keys[keyAt[i], keyAt[i + 1])`. */
+  private readonly keys: Uint8Array;
+  private readonly keyAt: Uint32Array;
+  /** Stored value (`u64 time || value`) of entry i: `data[valAt[i], valAt[i] + valLen[i])`. */
+  private readonly valAt: Uint32Array;
+  private readonly valLen: Uint32Array;
+  /** A copy of the block's contents (never a view of a cached block or the table's bytes). */
+  private readonly data: Uint8Array;
+  /** The stored group roots (format 3), or empty. */
+  readonly roots: Uint8Array[];
   /** Built on first use by a window; its groups hashed as windows touch them. */
   tree?: GroupedTree;
+
+  constructor(r: TableReader, b: number) {
+    const block = r.dataBlock(b);
+    const src = block.data;
+    this.data = new Uint8Array(src.length + block.nodes.length);
+    this.data.set(src);
+    this.data.set(block.nodes, src.length);
+    const keyAt: number[] = [0];
+    const valAt: number[] = [];
+    const valLen: number[] = [];
+    let keys = new Uint8Array(Math.max(64, src.length));
+    let used = 0;
+    const it = block.iterator();
+    for (it.seekToFirst(); it.valid(); it.next()) {
+      const k = it.key();
+      const v = it.value();
+      if (v.length < TIME_LEN) throw new CorruptionError(r.fileName, `entry value of ${v.length} bytes has no commit time`, block.fileOffset + it.offset());
+      if (used + k.length > keys.length) {
+        const grown = new Uint8Array(Math.max(2 * keys.length, used + k.length));
+        grown.set(keys.subarray(0, used));
+        keys = grown;
+      }
+      keys.set(k, used);
+      used += k.length;
+      keyAt.push(used);
+      valAt.push(v.byteOffset - src.byteOffset);
+      valLen.push(v.length);
+    }
+    this.count = valAt.length;
+    this.keys = keys.subarray(0, used);
+    this.keyAt = Uint32Array.from(keyAt);
+    this.valAt = Uint32Array.from(valAt);
+    this.valLen = Uint32Array.from(valLen);
+    this.roots = [];
+    const k = r.merkleGroup;
+    if (k !== 0 && block.nodes.length > 0) {
+      const g = groupCount(this.count, k);
+      if (block.nodes.length !== HASH_LEN * g) {
+        throw new CorruptionError(r.fileName, `data block ${b} stores ${block.nodes.length / HASH_LEN} group roots, want ${g}`, block.fileOffset);
+      }
+      for (let i = 0; i < g; i++) this.roots.push(this.data.subarray(src.length + HASH_LEN * i, src.length + HASH_LEN * (i + 1)));
+    } else if (k !== 0 && groupCount(this.count, k) !== 0) {
+      throw new CorruptionError(r.fileName, `data block ${b} of ${this.count} entries stores no group roots`, block.fileOffset);
+    }
+  }
+
+  /** Bytes charged in the cache: the arrays, and the entry tree a window builds (about 2n hashes). */
+  get charge(): number {
+    return this.data.length + this.keys.length + 12 * (this.count + 1) + 4 * ARRAY_OVERHEAD + 2 * this.count * (HASH_LEN + ARRAY_OVERHEAD);
+  }
+
+  /** Internal key of entry `i` (a view). */
+  ik(i: number): Uint8Array {
+    return this.keys.subarray(this.keyAt[i], this.keyAt[i + 1]);
+  }
+
+  /** Stored value of entry `i` (a view). */
+  stored(i: number): Uint8Array {
+    return this.data.subarray(this.valAt[i], this.valAt[i] + this.valLen[i]);
+  }
+
+  /**
+   * Whether entry `i` comes before the search target (key, version, any seq) in engine order: a
+   * smaller user key, or the same key at a higher version. Compared in place.
+   */
+  before(i: number, key: Uint8Array, version: number): boolean {
+    const keys = this.keys;
+    const at = this.keyAt[i];
+    const ukLen = this.keyAt[i + 1] - at - TRAILER_LEN;
+    const n = ukLen < key.length ? ukLen : key.length;
+    for (let j = 0; j < n; j++) {
+      const d = keys[at + j] - key[j];
+      if (d !== 0) return d < 0;
+    }
+    if (ukLen !== key.length) return ukLen < key.length;
+    return readU64(keys, at + ukLen) > version;
+  }
+
+  /** Entry `i`, decoded (key and value are copies). */
+  entry(i: number): Entry {
+    const { stored, ...e } = this.decode(i);
+    return { ...e, value: stored.slice(TIME_LEN) };
+  }
+
+  /** The entry leaf fields of entry `i` (the key a copy). */
+  leafFields(hasher: Hasher, i: number): EntryLeaf {
+    const { stored, ...e } = this.decode(i);
+    return { ...e, valueHash: hasher.valueHash(stored.subarray(TIME_LEN)) };
+  }
+
+  /** Entry `i`'s fields (the key a copy) and its stored value (a view). */
+  private decode(i: number): { key: Uint8Array; version: number; seq: number; time: number; kind: Kind; stored: Uint8Array } {
+    const ik = this.ik(i);
+    const ukLen = ik.length - TRAILER_LEN;
+    const stored = this.stored(i);
+    return { key: ik.slice(0, ukLen), version: readU64(ik, ukLen), seq: readU56(ik, ukLen + 8), time: readU64(stored, 0), kind: ik[ik.length - 1] as Kind, stored };
+  }
 }
 
 /** Default byte budget of the decoded proof blocks ({@link ProofBlockCache}). */
@@ -116,18 +230,6 @@ export const DEFAULT_BLOCK_TREE_CACHE_BYTES = 8 * 1024 * 1024;
 
 /** Estimated heap of one `Uint8Array` beyond its bytes (object, backing store header). */
 const ARRAY_OVERHEAD = 96;
-/** Estimated heap of one decoded entry object beyond its two arrays. */
-const ENTRY_OVERHEAD = 64;
-
-/**
- * What a decoded proof block is charged: its entries' bytes and objects, and the entry tree a
- * window builds on it later (about 2n hashes), so the budget holds once the tree exists.
- */
-export function proofBlockCharge(entries: readonly Entry[]): number {
-  let n = 0;
-  for (const e of entries) n += e.key.length + e.value.length + 2 * ARRAY_OVERHEAD + ENTRY_OVERHEAD;
-  return n + 2 * entries.length * (32 + ARRAY_OVERHEAD);
-}
 
 /** What a table's block tree ({@link MerkleLevels} over `blocks` leaves) is charged: about 2n hashes. */
 export function blockTreeCharge(blocks: number): number {
@@ -136,8 +238,8 @@ export function blockTreeCharge(blocks: number): number {
 
 /**
  * Decoded, hashed blocks by `table:block`, least recently used evicted first, bounded by bytes
- * ({@link proofBlockCharge}; default {@link DEFAULT_PROOF_BLOCK_CACHE_BYTES}). Tables never
- * change, so entries stay valid; a proof for a hot key then rehashes nothing.
+ * (`ProofBlock.charge`; default {@link DEFAULT_PROOF_BLOCK_CACHE_BYTES}). Tables never change,
+ * so entries stay valid; a proof for a hot key then rehashes nothing.
  */
 export class ProofBlockCache {
   readonly lru: ByteLru<string, ProofBlock>;
@@ -145,12 +247,12 @@ export class ProofBlockCache {
     this.lru = new ByteLru(capacity);
   }
 
-  get(table: number, block: number, load: () => Entry[]): ProofBlock {
+  get(table: number, block: number, load: () => ProofBlock): ProofBlock {
     const id = `${table}:${block}`;
     let e = this.lru.get(id);
     if (e) return e;
-    e = { entries: load() };
-    this.lru.set(id, e, proofBlockCharge(e.entries));
+    e = load();
+    this.lru.set(id, e, e.charge);
     return e;
   }
 }
@@ -165,43 +267,38 @@ class TableCursor {
   ) {}
 
   private block(b: number): ProofBlock {
-    return this.cache.get(this.r.fileNumber, b, () => this.r.readBlock(b));
+    return this.cache.get(this.r.fileNumber, b, () => new ProofBlock(this.r, b));
   }
 
-  entries(b: number): Entry[] {
-    return this.block(b).entries;
+  /** Entries in block `b`. */
+  count(b: number): number {
+    return this.block(b).count;
   }
 
   /** First position whose entry is not before (key, version) — i.e. key > K, or key K at version <= V. */
   seek(key: Uint8Array, version: number): Pos {
-    const target = { key, version, seq: MAX_SEQ };
-    const n = this.r.blockCount;
-    // Block whose last entry is >= target.
+    // Block whose last entry is >= the target (the reader's index search).
+    const b = this.r.findBlock(seekKey(key, version, MAX_SEQ));
+    if (b === this.r.blockCount) return { b, o: 0 };
+    const pb = this.block(b);
     let lo = 0;
-    let hi = n;
+    let hi = pb.count;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      const last = this.r.indexKeys[mid];
-      const lk = { key: userKeyOf(last), version: readVersion(last), seq: readSeq(last) };
-      if (compareEntries(lk, target) < 0) lo = mid + 1;
+      if (pb.before(mid, key, version)) lo = mid + 1;
       else hi = mid;
     }
-    if (lo === n) return { b: n, o: 0 };
-    const es = this.entries(lo);
-    let o = 0;
-    while (o < es.length && compareEntries(es[o], target) < 0) o++;
-    return { b: lo, o };
+    return { b, o: lo };
   }
 
   prev(p: Pos): Pos | null {
     if (p.o > 0) return { b: p.b, o: p.o - 1 };
-    if (p.b > 0) return { b: p.b - 1, o: this.entries(p.b - 1).length - 1 };
+    if (p.b > 0) return { b: p.b - 1, o: this.count(p.b - 1) - 1 };
     return null;
   }
 
   next(p: Pos): Pos {
-    const es = this.entries(p.b);
-    if (p.o + 1 < es.length) return { b: p.b, o: p.o + 1 };
+    if (p.o + 1 < this.count(p.b)) return { b: p.b, o: p.o + 1 };
     return { b: p.b + 1, o: 0 };
   }
 
@@ -213,40 +310,20 @@ class TableCursor {
   edge(which: 'first' | 'last'): Pos {
     if (which === 'first') return { b: 0, o: 0 };
     const b = this.r.blockCount - 1;
-    return { b, o: this.entries(b).length - 1 };
+    return { b, o: this.count(b) - 1 };
   }
 
+  /** The entry at `p` (a fresh copy). */
   at(p: Pos): Entry {
-    return this.entries(p.b)[p.o];
+    return this.block(p.b).entry(p.o);
   }
 
-  /**
-   * Block `b`'s entry tree over its `count` entries, from the group roots the block stores (a
-   * `CorruptionError` when their number is not the one its entry count gives).
-   */
-  private entryTree(b: number, count: number): GroupedTree {
-    const k = this.r.merkleGroup;
-    const nodes = k === 0 ? undefined : this.r.dataBlock(b).nodes;
-    const roots: Uint8Array[] = [];
-    if (nodes !== undefined) {
-      const g = groupCount(count, k);
-      if (nodes.length !== 32 * g) {
-        throw new CorruptionError(this.r.fileName, `data block ${b} stores ${nodes.length / 32} group roots, want ${g}`, this.r.blockHandle(b).offset);
-      }
-      for (let i = 0; i < g; i++) roots.push(nodes.slice(32 * i, 32 * (i + 1)));
-    }
-    return new GroupedTree(this.hasher, Domain.ENTRY_NODE, count, k, roots);
-  }
-
-  /** Leaf hashes of entries `[lo, hi)` of block `b`, straight from its internal keys and stored values. */
-  private leafHashes(b: number, lo: number, hi: number): Uint8Array[] {
-    const out: Uint8Array[] = [];
-    const it = this.r.dataBlock(b).iterator();
-    let i = 0;
-    for (it.seekToFirst(); it.valid() && i < hi; it.next(), i++) {
-      if (i >= lo) out.push(this.leaves.leaf(it.key(), it.value()));
-    }
-    return out;
+  /** Whether the entry at `p` has user key `key`, compared in place. */
+  hasKey(p: Pos, key: Uint8Array): boolean {
+    const ik = this.block(p.b).ik(p.o);
+    if (ik.length - TRAILER_LEN !== key.length) return false;
+    for (let i = 0; i < key.length; i++) if (ik[i] !== key[i]) return false;
+    return true;
   }
 
   /** The window of entries from `first` to `last` inclusive (both real positions). */
@@ -254,18 +331,23 @@ class TableCursor {
     const blocks: WindowBlock[] = [];
     for (let b = first.b; b <= last.b; b++) {
       const pb = this.block(b);
-      const es = pb.entries;
+      const n = pb.count;
       const from = b === first.b ? first.o : 0;
-      const to = b === last.b ? last.o + 1 : es.length;
-      pb.tree ??= this.entryTree(b, es.length);
-      pb.tree.prepare(from, to, (lo, hi) => this.leafHashes(b, lo, hi));
-      const levels = pb.tree;
+      const to = b === last.b ? last.o + 1 : n;
+      pb.tree ??= new GroupedTree(this.hasher, Domain.ENTRY_NODE, n, this.r.merkleGroup, pb.roots);
+      pb.tree.prepare(from, to, (lo, hi) => {
+        const out: Uint8Array[] = [];
+        for (let i = lo; i < hi; i++) out.push(this.leaves.leaf(pb.ik(i), pb.stored(i)));
+        return out;
+      });
+      const entries: EntryLeaf[] = [];
+      for (let i = from; i < to; i++) entries.push(pb.leafFields(this.hasher, i));
       blocks.push({
         index: b,
-        entryCount: es.length,
+        entryCount: n,
         offset: from,
-        entries: es.slice(from, to).map((e) => leafOf(this.hasher, e)),
-        proof: _rangePath(levels.source, from, to, es.length) as Uint8Array[],
+        entries,
+        proof: _rangePath(pb.tree.source, from, to, n) as Uint8Array[],
       });
     }
     const tree = ctx.blockTree(table);
@@ -278,21 +360,14 @@ class TableCursor {
   }
 }
 
-function readVersion(ik: Uint8Array): number {
-  const o = ik.length - 16;
-  return (
-    ((ik[o] << 24) | (ik[o + 1] << 16) | (ik[o + 2] << 8) | ik[o + 3]) * 0x100000000 +
-    (((ik[o + 4] << 24) | (ik[o + 5] << 16) | (ik[o + 6] << 8) | ik[o + 7]) >>> 0)
-  );
+/** The u64 big-endian integer at `off` (safe-integer range, as keys.ts and the stored values write it). */
+function readU64(b: Uint8Array, off: number): number {
+  return ((b[off] << 24) | (b[off + 1] << 16) | (b[off + 2] << 8) | b[off + 3]) * 0x100000000 + (((b[off + 4] << 24) | (b[off + 5] << 16) | (b[off + 6] << 8) | b[off + 7]) >>> 0);
 }
 
-function readSeq(ik: Uint8Array): number {
-  const o = ik.length - 8;
-  return ik[o] * 2 ** 48 + ik[o + 1] * 2 ** 40 + ik[o + 2] * 2 ** 32 + ik[o + 3] * 2 ** 24 + ik[o + 4] * 2 ** 16 + ik[o + 5] * 2 ** 8 + ik[o + 6];
-}
-
-function leafOf(hasher: Hasher, e: Entry): EntryLeaf {
-  return { key: e.key, version: e.version, seq: e.seq, time: e.time, kind: e.kind, valueHash: hasher.valueHash(e.value) };
+/** The u56 big-endian seq at `off`. */
+function readU56(b: Uint8Array, off: number): number {
+  return b[off] * 2 ** 48 + b[off + 1] * 2 ** 40 + b[off + 2] * 2 ** 32 + (((b[off + 3] << 24) | (b[off + 4] << 16) | (b[off + 5] << 8) | b[off + 6]) >>> 0);
 }
 
 function coversKey(m: TableMeta, key: Uint8Array): boolean {
@@ -336,7 +411,7 @@ export function buildProof(ctx: ProofContext, key: Uint8Array, search: Search, o
       const first = before ?? p;
       const last = cur.isEnd(p) ? (before as Pos) : p;
       windows.push(cur.window(ctx, index, first, last));
-      if (!cur.isEnd(p) && compareBytes(cur.at(p).key, key) === 0) {
+      if (!cur.isEnd(p) && cur.hasKey(p, key)) {
         found.push(cur.at(p));
         done = true;
       }
