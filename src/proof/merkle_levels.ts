@@ -5,34 +5,53 @@
  * MTH of that range.
  * @module
  */
-import type { Hasher } from '../../proofs/hash.js';
+import { HASH_LEN, type Hasher } from '../../proofs/hash.js';
 
-/** Cached levels of one tree. */
+/**
+ * Cached levels of one tree, each level one flat array of 32-byte hashes (no object per node: a
+ * table's block tree has as many nodes as blocks, and the caches hold many). Hashes handed out are
+ * views into these arrays.
+ */
 export class MerkleLevels {
-  private readonly levels: Uint8Array[][];
+  private readonly levels: Uint8Array[];
 
   constructor(hasher: Hasher, domain: number, leaves: readonly Uint8Array[]) {
-    this.levels = [leaves.slice()];
-    let level = this.levels[0];
-    while (level.length > 1) {
-      const next: Uint8Array[] = [];
-      for (let i = 0; i + 1 < level.length; i += 2) next.push(hasher.node(domain, level[i], level[i + 1]));
-      if (level.length % 2 === 1) next.push(level[level.length - 1]);
+    let count = leaves.length;
+    let level = new Uint8Array(HASH_LEN * count);
+    for (let i = 0; i < count; i++) level.set(leaves[i], HASH_LEN * i);
+    this.levels = [level];
+    while (count > 1) {
+      const half = count >>> 1;
+      const next = new Uint8Array(HASH_LEN * (count - half));
+      for (let i = 0; i < half; i++) {
+        const l = 2 * i * HASH_LEN;
+        next.set(hasher.node(domain, level.subarray(l, l + HASH_LEN), level.subarray(l + HASH_LEN, l + 2 * HASH_LEN)), HASH_LEN * i);
+      }
+      if (count % 2 === 1) next.set(level.subarray(HASH_LEN * (count - 1)), HASH_LEN * half);
       this.levels.push(next);
       level = next;
+      count -= half;
     }
+  }
+
+  /** Bytes held: every level's hashes. */
+  get bytes(): number {
+    let n = 0;
+    for (const l of this.levels) n += l.length;
+    return n;
   }
 
   /** The root. */
   root(): Uint8Array {
-    return this.levels[this.levels.length - 1][0];
+    return this.levels[this.levels.length - 1].subarray(0, HASH_LEN);
   }
 
   /** The root of the aligned subtree over leaves `[lo, hi)`. */
   readonly source = (lo: number, hi: number): Uint8Array => {
     let h = 0;
     while (1 << h < hi - lo) h++;
-    return this.levels[h][lo >> h];
+    const at = HASH_LEN * (lo >> h);
+    return this.levels[h].subarray(at, at + HASH_LEN);
   };
 }
 

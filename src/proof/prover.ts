@@ -112,77 +112,81 @@ interface Pos {
 class ProofBlock {
   /** Entry count. */
   readonly count: number;
-  /** Internal key of entry i: `keys[keyAt[i], keyAt[i + 1])`. */
-  private readonly keys: Uint8Array;
-  private readonly keyAt: Uint32Array;
-  /** Stored value (`u64 time || value`) of entry i: `data[valAt[i], valAt[i] + valLen[i])`. */
-  private readonly valAt: Uint32Array;
-  private readonly valLen: Uint32Array;
-  /** A copy of the block's contents (never a view of a cached block or the table's bytes). */
-  private readonly data: Uint8Array;
+  /**
+   * One allocation: a copy of the block's body, its stored group roots, then its internal keys back
+   * to back (never a view of a cached block or of the table's bytes).
+   */
+  private readonly bytes: Uint8Array;
+  /**
+   * Entry i's internal key is `bytes[offs[i], offs[i + 1])`; its stored value (`u64 time || value`)
+   * starts at `offs[n + 1 + i]` and is `offs[2n + 1 + i]` bytes long.
+   */
+  private readonly offs: Uint32Array;
   /** The stored group roots (format 3), or empty. */
   readonly roots: Uint8Array[];
   /** Built on first use by a window; its groups hashed as windows touch them. */
   tree?: GroupedTree;
 
   constructor(r: TableReader, b: number) {
-    const block = r.dataBlock(b);
-    const src = block.data;
-    this.data = new Uint8Array(src.length + block.nodes.length);
-    this.data.set(src);
-    this.data.set(block.nodes, src.length);
-    const keyAt: number[] = [0];
-    const valAt: number[] = [];
-    const valLen: number[] = [];
-    let keys = new Uint8Array(Math.max(64, src.length));
+    // The block only lives through this constructor, which copies all it keeps.
+    const block = r.transientBlock(b);
+    const body = block.data;
+    const nodes = block.nodes;
+    let keys: Uint8Array = keyScratch;
+    let at: Uint32Array = offScratch;
     let used = 0;
+    let n = 0;
     const it = block.iterator();
     for (it.seekToFirst(); it.valid(); it.next()) {
       const k = it.key();
       const v = it.value();
       if (v.length < TIME_LEN) throw new CorruptionError(r.fileName, `entry value of ${v.length} bytes has no commit time`, block.fileOffset + it.offset());
-      if (used + k.length > keys.length) {
-        const grown = new Uint8Array(Math.max(2 * keys.length, used + k.length));
-        grown.set(keys.subarray(0, used));
-        keys = grown;
-      }
+      if (used + k.length > keys.length) keys = keyScratch = grow(keys, used + k.length, used);
+      if (3 * n + 3 > at.length) at = offScratch = growU32(at, 3 * n + 3);
       keys.set(k, used);
       used += k.length;
-      keyAt.push(used);
-      valAt.push(v.byteOffset - src.byteOffset);
-      valLen.push(v.length);
+      at[3 * n] = used;
+      at[3 * n + 1] = v.byteOffset - body.byteOffset;
+      at[3 * n + 2] = v.length;
+      n++;
     }
-    this.count = valAt.length;
-    this.keys = keys.subarray(0, used);
-    this.keyAt = Uint32Array.from(keyAt);
-    this.valAt = Uint32Array.from(valAt);
-    this.valLen = Uint32Array.from(valLen);
+    this.count = n;
+    const keysAt = body.length + nodes.length;
+    this.bytes = new Uint8Array(keysAt + used);
+    this.bytes.set(body);
+    this.bytes.set(nodes, body.length);
+    this.bytes.set(keys.subarray(0, used), keysAt);
+    const offs = new Uint32Array(3 * n + 1);
+    offs[0] = keysAt;
+    for (let i = 0; i < n; i++) {
+      offs[i + 1] = keysAt + at[3 * i];
+      offs[n + 1 + i] = at[3 * i + 1];
+      offs[2 * n + 1 + i] = at[3 * i + 2];
+    }
+    this.offs = offs;
     this.roots = [];
     const k = r.merkleGroup;
-    if (k !== 0 && block.nodes.length > 0) {
-      const g = groupCount(this.count, k);
-      if (block.nodes.length !== HASH_LEN * g) {
-        throw new CorruptionError(r.fileName, `data block ${b} stores ${block.nodes.length / HASH_LEN} group roots, want ${g}`, block.fileOffset);
-      }
-      for (let i = 0; i < g; i++) this.roots.push(this.data.subarray(src.length + HASH_LEN * i, src.length + HASH_LEN * (i + 1)));
-    } else if (k !== 0 && groupCount(this.count, k) !== 0) {
-      throw new CorruptionError(r.fileName, `data block ${b} of ${this.count} entries stores no group roots`, block.fileOffset);
+    const g = k === 0 ? 0 : groupCount(n, k);
+    if (nodes.length !== HASH_LEN * g) {
+      throw new CorruptionError(r.fileName, `data block ${b} stores ${nodes.length / HASH_LEN} group roots, want ${g}`, block.fileOffset);
     }
+    for (let i = 0; i < g; i++) this.roots.push(this.bytes.subarray(body.length + HASH_LEN * i, body.length + HASH_LEN * (i + 1)));
   }
 
-  /** Bytes charged in the cache: the arrays, and the entry tree a window builds (about 2n hashes). */
+  /** Bytes charged in the cache: its two arrays, and the entry tree a window builds (about 2n hashes). */
   get charge(): number {
-    return this.data.length + this.keys.length + 12 * (this.count + 1) + 4 * ARRAY_OVERHEAD + 2 * this.count * (HASH_LEN + ARRAY_OVERHEAD);
+    return this.bytes.length + this.offs.byteLength + 2 * ARRAY_OVERHEAD + (this.roots.length + 8) * ARRAY_OVERHEAD + 2 * this.count * HASH_LEN;
   }
 
   /** Internal key of entry `i` (a view). */
   ik(i: number): Uint8Array {
-    return this.keys.subarray(this.keyAt[i], this.keyAt[i + 1]);
+    return this.bytes.subarray(this.offs[i], this.offs[i + 1]);
   }
 
   /** Stored value of entry `i` (a view). */
   stored(i: number): Uint8Array {
-    return this.data.subarray(this.valAt[i], this.valAt[i] + this.valLen[i]);
+    const at = this.offs[this.count + 1 + i];
+    return this.bytes.subarray(at, at + this.offs[2 * this.count + 1 + i]);
   }
 
   /**
@@ -190,9 +194,9 @@ class ProofBlock {
    * smaller user key, or the same key at a higher version. Compared in place.
    */
   before(i: number, key: Uint8Array, version: number): boolean {
-    const keys = this.keys;
-    const at = this.keyAt[i];
-    const ukLen = this.keyAt[i + 1] - at - TRAILER_LEN;
+    const keys = this.bytes;
+    const at = this.offs[i];
+    const ukLen = this.offs[i + 1] - at - TRAILER_LEN;
     const n = ukLen < key.length ? ukLen : key.length;
     for (let j = 0; j < n; j++) {
       const d = keys[at + j] - key[j];
@@ -223,6 +227,24 @@ class ProofBlock {
   }
 }
 
+/** Scratch of {@link ProofBlock}'s decode (keys, offsets), reused: grown to the largest block seen. */
+let keyScratch: Uint8Array = new Uint8Array(4096);
+let offScratch: Uint32Array = new Uint32Array(3 * 128);
+
+/** `a` grown to at least `need` bytes, its first `keep` bytes kept. */
+function grow(a: Uint8Array, need: number, keep: number): Uint8Array {
+  const out = new Uint8Array(Math.max(need, 2 * a.length));
+  out.set(a.subarray(0, keep));
+  return out;
+}
+
+/** `a` grown to at least `need` entries, contents kept. */
+function growU32(a: Uint32Array, need: number): Uint32Array {
+  const out = new Uint32Array(Math.max(need, 2 * a.length));
+  out.set(a);
+  return out;
+}
+
 /** Default byte budget of the decoded proof blocks ({@link ProofBlockCache}). */
 export const DEFAULT_PROOF_BLOCK_CACHE_BYTES = 32 * 1024 * 1024;
 /** Default byte budget of the per-table block trees ({@link blockTreeCharge}). */
@@ -231,9 +253,12 @@ export const DEFAULT_BLOCK_TREE_CACHE_BYTES = 8 * 1024 * 1024;
 /** Estimated heap of one `Uint8Array` beyond its bytes (object, backing store header). */
 const ARRAY_OVERHEAD = 96;
 
-/** What a table's block tree ({@link MerkleLevels} over `blocks` leaves) is charged: about 2n hashes. */
+/**
+ * What a table's block tree ({@link MerkleLevels} over `blocks` leaves) is charged: about 2n
+ * hashes in one flat array per level (at most 33 levels).
+ */
 export function blockTreeCharge(blocks: number): number {
-  return 2 * Math.max(1, blocks) * (32 + ARRAY_OVERHEAD);
+  return 2 * Math.max(1, blocks) * HASH_LEN + (2 + Math.ceil(Math.log2(Math.max(1, blocks)))) * ARRAY_OVERHEAD;
 }
 
 /**

@@ -420,6 +420,16 @@ export class TableReader {
   }
 
   /**
+   * Data block `i` (requires 0 <= i < blockCount) for a caller that copies whatever it keeps before
+   * it returns, and never keeps the block: a view of the table's bytes when the table is held in
+   * memory with its checksums checked at open (no copy, not cached), else {@link dataBlock}. The
+   * prover decodes its blocks this way.
+   */
+  transientBlock(i: number): Block {
+    return this.pointBlock(i);
+  }
+
+  /**
    * The iterator point reads reuse (one per reader, pointed at `block`): a get is synchronous and
    * keeps no iterator past its return, so one object and key buffer serve every lookup.
    */
