@@ -206,10 +206,14 @@ class ProofBlock {
     return readU64(keys, at + ukLen) > version;
   }
 
-  /** Entry `i`, decoded (key and value are copies). */
+  /**
+   * Entry `i`, decoded. Its key is a copy; its value a view into this cached block (as before this
+   * representation, when callers got the cached entry objects themselves): not to be modified. A
+   * value copy per entry made history proofs of 100 versions twice as slow.
+   */
   entry(i: number): Entry {
     const { stored, ...e } = this.decode(i);
-    return { ...e, value: stored.slice(TIME_LEN) };
+    return { ...e, value: stored.subarray(TIME_LEN) };
   }
 
   /** The entry leaf fields of entry `i` (the key a copy). */
