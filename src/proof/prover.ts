@@ -126,8 +126,6 @@ class ProofBlock {
   readonly roots: Uint8Array[];
   /** Built on first use by a window; its groups hashed as windows touch them. */
   tree?: GroupedTree;
-  /** Value hashes of the entries windows revealed (charged up front, see {@link charge}). */
-  private readonly valueHashes: (Uint8Array | undefined)[] = [];
 
   constructor(r: TableReader, b: number) {
     // The block only lives through this constructor, which copies all it keeps.
@@ -175,12 +173,9 @@ class ProofBlock {
     for (let i = 0; i < g; i++) this.roots.push(this.bytes.subarray(body.length + HASH_LEN * i, body.length + HASH_LEN * (i + 1)));
   }
 
-  /**
-   * Bytes charged in the cache: its two arrays, the entry tree a window builds (about 2n hashes)
-   * and the value hashes windows reveal (at most n).
-   */
+  /** Bytes charged in the cache: its two arrays, and the entry tree a window builds (about 2n hashes). */
   get charge(): number {
-    return this.bytes.length + this.offs.byteLength + 2 * ARRAY_OVERHEAD + (this.roots.length + 8) * ARRAY_OVERHEAD + 2 * this.count * HASH_LEN + this.count * (HASH_LEN + ARRAY_OVERHEAD);
+    return this.bytes.length + this.offs.byteLength + 2 * ARRAY_OVERHEAD + (this.roots.length + 8) * ARRAY_OVERHEAD + 2 * this.count * HASH_LEN;
   }
 
   /** Internal key of entry `i` (a view). */
@@ -223,13 +218,12 @@ class ProofBlock {
     return { key: ik.slice(0, ukLen), version: readU64(ik, ukLen), seq: readU56(ik, ukLen + 8), time: readU64(stored, 0), kind: ik[ik.length - 1] as Kind, value: stored.subarray(TIME_LEN) };
   }
 
-  /** The entry leaf fields of entry `i` (the key a copy); its value hash is kept for the next window. */
+  /** The entry leaf fields of entry `i` (the key a copy). */
   leafFields(hasher: Hasher, i: number): EntryLeaf {
     const ik = this.ik(i);
     const ukLen = ik.length - TRAILER_LEN;
     const stored = this.stored(i);
-    const valueHash = (this.valueHashes[i] ??= hasher.valueHash(stored.subarray(TIME_LEN)));
-    return { key: ik.slice(0, ukLen), version: readU64(ik, ukLen), seq: readU56(ik, ukLen + 8), time: readU64(stored, 0), kind: ik[ik.length - 1] as Kind, valueHash };
+    return { key: ik.slice(0, ukLen), version: readU64(ik, ukLen), seq: readU56(ik, ukLen + 8), time: readU64(stored, 0), kind: ik[ik.length - 1] as Kind, valueHash: hasher.valueHash(stored.subarray(TIME_LEN)) };
   }
 }
 
