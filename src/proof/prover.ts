@@ -3,12 +3,14 @@
  * verifier will replay (`proofs/lsm_proof.ts`): all level-0 descriptors, then per deeper level the
  * covering table or the neighbours of the gap; for each covering table a window of consecutive
  * entries around the searched position or interval. It reads only the data blocks a window
- * touches; block trees and the master tree come from cached levels.
+ * touches, and in each hashes only the K-entry groups the window touches: the rest of the entry
+ * tree comes from the group roots the table stores (format 3; a format-2 block is hashed whole).
+ * Block trees and the master tree come from cached levels.
  * @module
  */
 import { ByteLru } from '../util/byte_lru.js';
 import { compareBytes } from '../../proofs/bytes.js';
-import { Domain, Kind, type Hasher } from '../../proofs/hash.js';
+import { Domain, HASH_LEN, Kind, type Hasher } from '../../proofs/hash.js';
 import {
   compareEntries,
   descriptorHash,
@@ -22,12 +24,14 @@ import { keyIntervalSide, scanInterval, type KeyInterval } from '../../proofs/ls
 import { _multiproof } from '../../proofs/multiproof.js';
 import { _rangePath } from '../../proofs/tree.js';
 import type { Entry } from '../keys.js';
-import { MAX_SEQ, MAX_VERSION, userKeyOf } from '../keys.js';
+import { MAX_SEQ, MAX_VERSION, seekKey, TIME_LEN, TRAILER_LEN, userKeyOf } from '../keys.js';
 import { BlockHasher } from '../table/block_hasher.js';
 import type { TableReader } from '../table/table_reader.js';
 import type { TableMeta } from '../version/edit.js';
 import { findTable, type Version } from '../version/version.js';
-import { MerkleLevels } from './merkle_levels.js';
+import { CorruptionError } from '../errors.js';
+import { groupCount } from '../table/format.js';
+import { GroupedTree, MerkleLevels } from './merkle_levels.js';
 
 /** Source of open table readers. */
 export interface ReaderSource {
@@ -98,11 +102,147 @@ interface Pos {
   o: number;
 }
 
-/** A data block as proofs use it: its decoded entries and its entry tree. */
-interface ProofBlock {
-  entries: Entry[];
-  /** Built on first use by a window. */
-  tree?: MerkleLevels;
+/**
+ * A data block as proofs use it, in a few flat arrays rather than an object per entry (a cold
+ * proof decodes one or two blocks, and the decoded-block cache churns through them: objects per
+ * entry were most of the garbage the collector spent its time on): a private copy of the block's
+ * bytes, its internal keys back to back, where each entry's key and stored value are, its stored
+ * group roots, and its entry tree once a window has used it.
+ */
+class ProofBlock {
+  /** Entry count. */
+  readonly count: number;
+  /**
+   * One allocation: a copy of the block's body, its stored group roots, then its internal keys back
+   * to back (never a view of a cached block or of the table's bytes).
+   */
+  private readonly bytes: Uint8Array;
+  /**
+   * Entry i's internal key is `bytes[offs[i], offs[i + 1])`; its stored value (`u64 time || value`)
+   * starts at `offs[n + 1 + i]` and is `offs[2n + 1 + i]` bytes long.
+   */
+  private readonly offs: Uint32Array;
+  /** The stored group roots (format 3), or empty. */
+  readonly roots: Uint8Array[];
+  /** Built on first use by a window; its groups hashed as windows touch them. */
+  tree?: GroupedTree;
+
+  constructor(r: TableReader, b: number) {
+    // The block only lives through this constructor, which copies all it keeps.
+    const block = r.transientBlock(b);
+    const body = block.data;
+    const nodes = block.nodes;
+    let keys: Uint8Array = keyScratch;
+    let at: Uint32Array = offScratch;
+    let used = 0;
+    let n = 0;
+    const it = block.iterator();
+    for (it.seekToFirst(); it.valid(); it.next()) {
+      const k = it.key();
+      const v = it.value();
+      if (v.length < TIME_LEN) throw new CorruptionError(r.fileName, `entry value of ${v.length} bytes has no commit time`, block.fileOffset + it.offset());
+      if (used + k.length > keys.length) keys = keyScratch = grow(keys, used + k.length, used);
+      if (3 * n + 3 > at.length) at = offScratch = growU32(at, 3 * n + 3);
+      keys.set(k, used);
+      used += k.length;
+      at[3 * n] = used;
+      at[3 * n + 1] = v.byteOffset - body.byteOffset;
+      at[3 * n + 2] = v.length;
+      n++;
+    }
+    this.count = n;
+    const keysAt = body.length + nodes.length;
+    this.bytes = new Uint8Array(keysAt + used);
+    this.bytes.set(body);
+    this.bytes.set(nodes, body.length);
+    this.bytes.set(keys.subarray(0, used), keysAt);
+    const offs = new Uint32Array(3 * n + 1);
+    offs[0] = keysAt;
+    for (let i = 0; i < n; i++) {
+      offs[i + 1] = keysAt + at[3 * i];
+      offs[n + 1 + i] = at[3 * i + 1];
+      offs[2 * n + 1 + i] = at[3 * i + 2];
+    }
+    this.offs = offs;
+    this.roots = [];
+    const k = r.merkleGroup;
+    const g = k === 0 ? 0 : groupCount(n, k);
+    if (nodes.length !== HASH_LEN * g) {
+      throw new CorruptionError(r.fileName, `data block ${b} stores ${nodes.length / HASH_LEN} group roots, want ${g}`, block.fileOffset);
+    }
+    for (let i = 0; i < g; i++) this.roots.push(this.bytes.subarray(body.length + HASH_LEN * i, body.length + HASH_LEN * (i + 1)));
+  }
+
+  /** Bytes charged in the cache: its two arrays, and the entry tree a window builds (about 2n hashes). */
+  get charge(): number {
+    return this.bytes.length + this.offs.byteLength + 2 * ARRAY_OVERHEAD + (this.roots.length + 8) * ARRAY_OVERHEAD + 2 * this.count * HASH_LEN;
+  }
+
+  /** Internal key of entry `i` (a view). */
+  ik(i: number): Uint8Array {
+    return this.bytes.subarray(this.offs[i], this.offs[i + 1]);
+  }
+
+  /** Stored value of entry `i` (a view). */
+  stored(i: number): Uint8Array {
+    const at = this.offs[this.count + 1 + i];
+    return this.bytes.subarray(at, at + this.offs[2 * this.count + 1 + i]);
+  }
+
+  /**
+   * Whether entry `i` comes before the search target (key, version, any seq) in engine order: a
+   * smaller user key, or the same key at a higher version. Compared in place.
+   */
+  before(i: number, key: Uint8Array, version: number): boolean {
+    const keys = this.bytes;
+    const at = this.offs[i];
+    const ukLen = this.offs[i + 1] - at - TRAILER_LEN;
+    const n = ukLen < key.length ? ukLen : key.length;
+    for (let j = 0; j < n; j++) {
+      const d = keys[at + j] - key[j];
+      if (d !== 0) return d < 0;
+    }
+    if (ukLen !== key.length) return ukLen < key.length;
+    return readU64(keys, at + ukLen) > version;
+  }
+
+  /**
+   * Entry `i`, decoded. Its key is a copy; its value a view into this cached block (as before this
+   * representation, when callers got the cached entry objects themselves): not to be modified. A
+   * value copy per entry made history proofs of 100 versions twice as slow.
+   */
+  entry(i: number): Entry {
+    const ik = this.ik(i);
+    const ukLen = ik.length - TRAILER_LEN;
+    const stored = this.stored(i);
+    return { key: ik.slice(0, ukLen), version: readU64(ik, ukLen), seq: readU56(ik, ukLen + 8), time: readU64(stored, 0), kind: ik[ik.length - 1] as Kind, value: stored.subarray(TIME_LEN) };
+  }
+
+  /** The entry leaf fields of entry `i` (the key a copy). */
+  leafFields(hasher: Hasher, i: number): EntryLeaf {
+    const ik = this.ik(i);
+    const ukLen = ik.length - TRAILER_LEN;
+    const stored = this.stored(i);
+    return { key: ik.slice(0, ukLen), version: readU64(ik, ukLen), seq: readU56(ik, ukLen + 8), time: readU64(stored, 0), kind: ik[ik.length - 1] as Kind, valueHash: hasher.valueHash(stored.subarray(TIME_LEN)) };
+  }
+}
+
+/** Scratch of {@link ProofBlock}'s decode (keys, offsets), reused: grown to the largest block seen. */
+let keyScratch: Uint8Array = new Uint8Array(4096);
+let offScratch: Uint32Array = new Uint32Array(3 * 128);
+
+/** `a` grown to at least `need` bytes, its first `keep` bytes kept. */
+function grow(a: Uint8Array, need: number, keep: number): Uint8Array {
+  const out = new Uint8Array(Math.max(need, 2 * a.length));
+  out.set(a.subarray(0, keep));
+  return out;
+}
+
+/** `a` grown to at least `need` entries, contents kept. */
+function growU32(a: Uint32Array, need: number): Uint32Array {
+  const out = new Uint32Array(Math.max(need, 2 * a.length));
+  out.set(a);
+  return out;
 }
 
 /** Default byte budget of the decoded proof blocks ({@link ProofBlockCache}). */
@@ -112,28 +252,19 @@ export const DEFAULT_BLOCK_TREE_CACHE_BYTES = 8 * 1024 * 1024;
 
 /** Estimated heap of one `Uint8Array` beyond its bytes (object, backing store header). */
 const ARRAY_OVERHEAD = 96;
-/** Estimated heap of one decoded entry object beyond its two arrays. */
-const ENTRY_OVERHEAD = 64;
 
 /**
- * What a decoded proof block is charged: its entries' bytes and objects, and the entry tree a
- * window builds on it later (about 2n hashes), so the budget holds once the tree exists.
+ * What a table's block tree ({@link MerkleLevels} over `blocks` leaves) is charged: about 2n
+ * hashes in one flat array per level (at most 33 levels).
  */
-export function proofBlockCharge(entries: readonly Entry[]): number {
-  let n = 0;
-  for (const e of entries) n += e.key.length + e.value.length + 2 * ARRAY_OVERHEAD + ENTRY_OVERHEAD;
-  return n + 2 * entries.length * (32 + ARRAY_OVERHEAD);
-}
-
-/** What a table's block tree ({@link MerkleLevels} over `blocks` leaves) is charged: about 2n hashes. */
 export function blockTreeCharge(blocks: number): number {
-  return 2 * Math.max(1, blocks) * (32 + ARRAY_OVERHEAD);
+  return 2 * Math.max(1, blocks) * HASH_LEN + (2 + Math.ceil(Math.log2(Math.max(1, blocks)))) * ARRAY_OVERHEAD;
 }
 
 /**
  * Decoded, hashed blocks by `table:block`, least recently used evicted first, bounded by bytes
- * ({@link proofBlockCharge}; default {@link DEFAULT_PROOF_BLOCK_CACHE_BYTES}). Tables never
- * change, so entries stay valid; a proof for a hot key then rehashes nothing.
+ * (`ProofBlock.charge`; default {@link DEFAULT_PROOF_BLOCK_CACHE_BYTES}). Tables never change,
+ * so entries stay valid; a proof for a hot key then rehashes nothing.
  */
 export class ProofBlockCache {
   readonly lru: ByteLru<string, ProofBlock>;
@@ -141,12 +272,12 @@ export class ProofBlockCache {
     this.lru = new ByteLru(capacity);
   }
 
-  get(table: number, block: number, load: () => Entry[]): ProofBlock {
+  get(table: number, block: number, load: () => ProofBlock): ProofBlock {
     const id = `${table}:${block}`;
     let e = this.lru.get(id);
     if (e) return e;
-    e = { entries: load() };
-    this.lru.set(id, e, proofBlockCharge(e.entries));
+    e = load();
+    this.lru.set(id, e, e.charge);
     return e;
   }
 }
@@ -161,43 +292,38 @@ class TableCursor {
   ) {}
 
   private block(b: number): ProofBlock {
-    return this.cache.get(this.r.fileNumber, b, () => this.r.readBlock(b));
+    return this.cache.get(this.r.fileNumber, b, () => new ProofBlock(this.r, b));
   }
 
-  entries(b: number): Entry[] {
-    return this.block(b).entries;
+  /** Entries in block `b`. */
+  count(b: number): number {
+    return this.block(b).count;
   }
 
   /** First position whose entry is not before (key, version) — i.e. key > K, or key K at version <= V. */
   seek(key: Uint8Array, version: number): Pos {
-    const target = { key, version, seq: MAX_SEQ };
-    const n = this.r.blockCount;
-    // Block whose last entry is >= target.
+    // Block whose last entry is >= the target (the reader's index search).
+    const b = this.r.findBlock(seekKey(key, version, MAX_SEQ));
+    if (b === this.r.blockCount) return { b, o: 0 };
+    const pb = this.block(b);
     let lo = 0;
-    let hi = n;
+    let hi = pb.count;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      const last = this.r.indexKeys[mid];
-      const lk = { key: userKeyOf(last), version: readVersion(last), seq: readSeq(last) };
-      if (compareEntries(lk, target) < 0) lo = mid + 1;
+      if (pb.before(mid, key, version)) lo = mid + 1;
       else hi = mid;
     }
-    if (lo === n) return { b: n, o: 0 };
-    const es = this.entries(lo);
-    let o = 0;
-    while (o < es.length && compareEntries(es[o], target) < 0) o++;
-    return { b: lo, o };
+    return { b, o: lo };
   }
 
   prev(p: Pos): Pos | null {
     if (p.o > 0) return { b: p.b, o: p.o - 1 };
-    if (p.b > 0) return { b: p.b - 1, o: this.entries(p.b - 1).length - 1 };
+    if (p.b > 0) return { b: p.b - 1, o: this.count(p.b - 1) - 1 };
     return null;
   }
 
   next(p: Pos): Pos {
-    const es = this.entries(p.b);
-    if (p.o + 1 < es.length) return { b: p.b, o: p.o + 1 };
+    if (p.o + 1 < this.count(p.b)) return { b: p.b, o: p.o + 1 };
     return { b: p.b + 1, o: 0 };
   }
 
@@ -209,11 +335,20 @@ class TableCursor {
   edge(which: 'first' | 'last'): Pos {
     if (which === 'first') return { b: 0, o: 0 };
     const b = this.r.blockCount - 1;
-    return { b, o: this.entries(b).length - 1 };
+    return { b, o: this.count(b) - 1 };
   }
 
+  /** The entry at `p` (a fresh copy). */
   at(p: Pos): Entry {
-    return this.entries(p.b)[p.o];
+    return this.block(p.b).entry(p.o);
+  }
+
+  /** Whether the entry at `p` has user key `key`, compared in place. */
+  hasKey(p: Pos, key: Uint8Array): boolean {
+    const ik = this.block(p.b).ik(p.o);
+    if (ik.length - TRAILER_LEN !== key.length) return false;
+    for (let i = 0; i < key.length; i++) if (ik[i] !== key[i]) return false;
+    return true;
   }
 
   /** The window of entries from `first` to `last` inclusive (both real positions). */
@@ -221,23 +356,23 @@ class TableCursor {
     const blocks: WindowBlock[] = [];
     for (let b = first.b; b <= last.b; b++) {
       const pb = this.block(b);
-      const es = pb.entries;
+      const n = pb.count;
       const from = b === first.b ? first.o : 0;
-      const to = b === last.b ? last.o + 1 : es.length;
-      if (!pb.tree) {
-        // Leaves straight from the block's internal keys, hashed in reused buffers.
-        const leaves: Uint8Array[] = [];
-        const it = this.r.dataBlock(b).iterator();
-        for (it.seekToFirst(); it.valid(); it.next()) leaves.push(this.leaves.leaf(it.key(), it.value()));
-        pb.tree = new MerkleLevels(this.hasher, Domain.ENTRY_NODE, leaves);
-      }
-      const levels = pb.tree;
+      const to = b === last.b ? last.o + 1 : n;
+      pb.tree ??= new GroupedTree(this.hasher, Domain.ENTRY_NODE, n, this.r.merkleGroup, pb.roots);
+      pb.tree.prepare(from, to, (lo, hi) => {
+        const out: Uint8Array[] = [];
+        for (let i = lo; i < hi; i++) out.push(this.leaves.leaf(pb.ik(i), pb.stored(i)));
+        return out;
+      });
+      const entries: EntryLeaf[] = [];
+      for (let i = from; i < to; i++) entries.push(pb.leafFields(this.hasher, i));
       blocks.push({
         index: b,
-        entryCount: es.length,
+        entryCount: n,
         offset: from,
-        entries: es.slice(from, to).map((e) => leafOf(this.hasher, e)),
-        proof: _rangePath(levels.source, from, to, es.length) as Uint8Array[],
+        entries,
+        proof: _rangePath(pb.tree.source, from, to, n) as Uint8Array[],
       });
     }
     const tree = ctx.blockTree(table);
@@ -250,21 +385,14 @@ class TableCursor {
   }
 }
 
-function readVersion(ik: Uint8Array): number {
-  const o = ik.length - 16;
-  return (
-    ((ik[o] << 24) | (ik[o + 1] << 16) | (ik[o + 2] << 8) | ik[o + 3]) * 0x100000000 +
-    (((ik[o + 4] << 24) | (ik[o + 5] << 16) | (ik[o + 6] << 8) | ik[o + 7]) >>> 0)
-  );
+/** The u64 big-endian integer at `off` (safe-integer range, as keys.ts and the stored values write it). */
+function readU64(b: Uint8Array, off: number): number {
+  return ((b[off] << 24) | (b[off + 1] << 16) | (b[off + 2] << 8) | b[off + 3]) * 0x100000000 + (((b[off + 4] << 24) | (b[off + 5] << 16) | (b[off + 6] << 8) | b[off + 7]) >>> 0);
 }
 
-function readSeq(ik: Uint8Array): number {
-  const o = ik.length - 8;
-  return ik[o] * 2 ** 48 + ik[o + 1] * 2 ** 40 + ik[o + 2] * 2 ** 32 + ik[o + 3] * 2 ** 24 + ik[o + 4] * 2 ** 16 + ik[o + 5] * 2 ** 8 + ik[o + 6];
-}
-
-function leafOf(hasher: Hasher, e: Entry): EntryLeaf {
-  return { key: e.key, version: e.version, seq: e.seq, time: e.time, kind: e.kind, valueHash: hasher.valueHash(e.value) };
+/** The u56 big-endian seq at `off`. */
+function readU56(b: Uint8Array, off: number): number {
+  return b[off] * 2 ** 48 + b[off + 1] * 2 ** 40 + b[off + 2] * 2 ** 32 + (((b[off + 3] << 24) | (b[off + 4] << 16) | (b[off + 5] << 8) | b[off + 6]) >>> 0);
 }
 
 function coversKey(m: TableMeta, key: Uint8Array): boolean {
@@ -308,7 +436,7 @@ export function buildProof(ctx: ProofContext, key: Uint8Array, search: Search, o
       const first = before ?? p;
       const last = cur.isEnd(p) ? (before as Pos) : p;
       windows.push(cur.window(ctx, index, first, last));
-      if (!cur.isEnd(p) && compareBytes(cur.at(p).key, key) === 0) {
+      if (!cur.isEnd(p) && cur.hasKey(p, key)) {
         found.push(cur.at(p));
         done = true;
       }

@@ -9,6 +9,9 @@ import type { InternalIterator } from '../iterator.js';
 import { compareInternalKeys, compareInternalPrefix, TRAILER_LEN } from '../keys.js';
 import { getFixed32 } from '../util/coding.js';
 
+/** The `nodes` of a block that stores none. */
+const NO_NODES = new Uint8Array(0);
+
 /** A key order: negative, zero or positive. */
 export type Comparator = (a: Uint8Array, b: Uint8Array) => number;
 
@@ -26,11 +29,14 @@ export class Block {
    * @param data block contents, without the trailer (already checksummed by the caller)
    * @param file file name for errors
    * @param fileOffset offset of the block in its file, for errors
+   * @param nodes a data block's stored group roots (format 3, format.ts), `32 × G` bytes; empty
+   *   when it stores none
    */
   constructor(
     readonly data: Uint8Array,
     readonly file: string,
     readonly fileOffset: number,
+    readonly nodes: Uint8Array = NO_NODES,
   ) {
     const len = data.length;
     if (len < 4) throw new CorruptionError(file, `block too short (${len} bytes)`, fileOffset);
@@ -50,7 +56,7 @@ export class Block {
 
   /** Bytes this block holds in memory (what a cache charges for it). */
   get charge(): number {
-    return this.data.length + this.restarts.byteLength + 96;
+    return this.data.length + this.nodes.length + this.restarts.byteLength + 96;
   }
 
   /** A new iterator over the block, ordered by `cmp` (internal-key order by default). */

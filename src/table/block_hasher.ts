@@ -65,18 +65,27 @@ export class BlockHasher {
     return sha(s.subarray(0, n));
   }
 
-  /** `hasher.blockRootOfLeaves(leaves)`, with one scratch buffer for every inner node. */
-  blockRoot(leaves: readonly Uint8Array[]): Uint8Array {
+  /**
+   * `hasher.blockRootOfLeaves(leaves)`, with one scratch buffer for every inner node. With
+   * `groups`, also the block's group roots (format.ts): when there are more than `2^groups.log`
+   * leaves, `groups.out` receives the tree's nodes at height `groups.log` — node `g` is the root of
+   * leaves `[g·K, min((g+1)·K, n))` — and stays empty otherwise.
+   */
+  blockRoot(leaves: readonly Uint8Array[], groups?: { log: number; out: Uint8Array[] }): Uint8Array {
     const count = leaves.length;
     if (count === 0) throw new RangeError('a block root needs at least one leaf');
     const sha = this.hasher.sha256;
     const msg = this.nodeMsg;
-    // Bottom-up pairing with the odd last node promoted: the RFC 6962 tree shape.
+    // Bottom-up pairing with the odd last node promoted: the RFC 6962 tree shape, so after h
+    // rounds node j covers leaves [j·2^h, min((j+1)·2^h, n)).
     const level = this.level;
     level.length = 0;
     for (let i = 0; i < count; i++) level.push(leaves[i]);
+    if (groups) groups.out.length = 0;
     let size = count;
+    let height = 0;
     while (size > 1) {
+      if (groups !== undefined && height === groups.log) for (let i = 0; i < size; i++) groups.out.push(level[i]);
       let w = 0;
       for (let i = 0; i + 1 < size; i += 2) {
         msg.set(level[i], 1);
@@ -85,6 +94,7 @@ export class BlockHasher {
       }
       if (size % 2 === 1) level[w++] = level[size - 1];
       size = w;
+      height++;
     }
     const root = this.hasher.blockRoot(count, level[0]);
     level.length = 0;

@@ -47,10 +47,18 @@
  *   restarts      restartOffset fixed32 LE x numRestarts   (entries with shared = 0)
  *   numRestarts   fixed32 LE                                 (>= 1)
  *
+ * data block contents from format 3 on: the block above (its "body"), then, only when the
+ * block's n entries exceed K, its stored Merkle nodes, all covered by the block's CRC:
+ *   groupRoot[32] x G   G = ceil(n / K); root g is the root of the entry tree's aligned subtree
+ *                       over entries [gK, min(gK+K, n))
+ *   G | 2^31      fixed32 LE (a body ends with numRestarts, always below 2^31: the top bit tells)
+ *   A block of at most K entries is its body alone, byte for byte as in format 2.
+ *   K = "proofkv.merkle-group", or DEFAULT_MERKLE_GROUP when that property is absent.
+ *
  * properties (all values varint64 unless noted; names sorted bytewise):
  *   "proofkv.block-count", "proofkv.entry-count", "proofkv.format-version",
  *   "proofkv.largest" (raw internal key), "proofkv.max-time" (largest commit time),
- *   "proofkv.raw-key-size", "proofkv.raw-value-size",
+ *   "proofkv.merkle-group" (K; format 3, only when not DEFAULT_MERKLE_GROUP), "proofkv.raw-key-size", "proofkv.raw-value-size",
  *   "proofkv.smallest" (raw internal key)
  * ```
  * Merkle roots: blockRoot[i] = hasher.blockRootOfLeaves(leaves of block i), with one leaf per
@@ -68,10 +76,23 @@ import { crc32cExtend, maskCrc, unmaskCrc } from '../util/crc32c.js';
 
 /**
  * Version of the table format written by this code (stored in the properties block). 2: every
- * stored value starts with its u64 commit time, and the entry leaf commits to it. Format 1 (before
- * commit times) is refused with `OutdatedFormatError`.
+ * stored value starts with its u64 commit time, and the entry leaf commits to it. 3: every data
+ * block also stores the roots of its entry tree's aligned K-entry subtrees (its "group roots"), so
+ * a proof hashes only the groups its window touches. Format 2 tables are still read (their proofs
+ * rebuild whole block trees); format 1 (before commit times) is refused with `OutdatedFormatError`.
  */
-export const FORMAT_VERSION = 2;
+export const FORMAT_VERSION = 3;
+/** The oldest table format still read (format 2: no stored group roots). */
+export const MIN_FORMAT_VERSION = 2;
+/**
+ * Entries per stored group root (K) in the tables this code writes: a power of two. Chosen by
+ * measurement (bench/README.md § "Stored group roots"): 4 B per entry on disk.
+ */
+export const DEFAULT_MERKLE_GROUP = 8;
+/** Top bit of a data block's last word: set when group roots precede it (format 3). */
+export const GROUPS_FLAG = 0x80000000;
+/** Largest K a table may declare (a group tree is at most this many leaves). */
+export const MAX_MERKLE_GROUP = 1 << 16;
 /** Bytes after every block: compression type + masked CRC32C. */
 export const BLOCK_TRAILER_LEN = 5;
 /** Fixed size of the footer. */
@@ -93,6 +114,7 @@ export const PROP = {
   FORMAT_VERSION: 'proofkv.format-version',
   LARGEST: 'proofkv.largest',
   MAX_TIME: 'proofkv.max-time',
+  MERKLE_GROUP: 'proofkv.merkle-group',
   RAW_KEY_SIZE: 'proofkv.raw-key-size',
   RAW_VALUE_SIZE: 'proofkv.raw-value-size',
   SMALLEST: 'proofkv.smallest',
@@ -220,4 +242,36 @@ export function decodeFooter(buf: Uint8Array, file: string, fileOffset: number):
     if (buf[i] !== 0) throw new CorruptionError(file, 'non-zero footer padding', fileOffset + i);
   }
   return { metaindex, index };
+}
+
+/**
+ * Number of group roots a format-3 data block of `entries` entries stores with group size `k`:
+ * `ceil(entries / k)` when `entries > k`, else 0 (a block of at most K entries is one group, and
+ * its root is what the block root wraps, so it stores nothing).
+ */
+export function groupCount(entries: number, k: number): number {
+  return entries > k ? Math.ceil(entries / k) : 0;
+}
+
+/** A format-3 data block split into the block proper and its stored group roots. */
+export interface DataBlockParts {
+  /** The block (entries, restarts): what `Block` parses. */
+  body: Uint8Array;
+  /** `32 × G` bytes of group roots (a view; empty when G = 0). */
+  nodes: Uint8Array;
+}
+
+/**
+ * Splits format-3 data block contents (already checksummed) into body and group roots. Throws
+ * `CorruptionError` when the group count does not fit the contents.
+ */
+export function splitDataBlock(contents: Uint8Array, file: string, at: number): DataBlockParts {
+  const len = contents.length;
+  const last = len >= 4 ? getFixed32(contents, len - 4) : 0;
+  if (last < GROUPS_FLAG) return { body: contents, nodes: contents.subarray(len, len) };
+  const g = last - GROUPS_FLAG;
+  // Roots of at least two groups, and a body that keeps at least its restart count (4 bytes).
+  if (g < 2 || g > (len - 8) / 32) throw new CorruptionError(file, `bad group root count ${g}`, at + len - 4);
+  const bodyEnd = len - 4 - 32 * g;
+  return { body: contents.subarray(0, bodyEnd), nodes: contents.subarray(bodyEnd, len - 4) };
 }

@@ -1,7 +1,8 @@
 /**
  * Writes a table (layout in format.ts) from entries added in engine order. The Merkle leaves of a
  * data block are hashed as its entries arrive and folded into the block root when the block is
- * cut, so `finish()` only hashes the small tree of block roots.
+ * cut, so `finish()` only hashes the small tree of block roots. The nodes of that fold at height
+ * log2(K) — the block's group roots — are stored after the block, for the prover.
  * @module
  */
 import { compareBytes, readU64BE } from '../../proofs/bytes.js';
@@ -15,8 +16,11 @@ import { bloomHash, buildBloom } from './bloom.js';
 import {
   blockTrailer,
   type BlockHandle,
+  DEFAULT_MERKLE_GROUP,
   encodeFooter,
   FORMAT_VERSION,
+  GROUPS_FLAG,
+  MAX_MERKLE_GROUP,
   handleBytes,
   META_FILTER,
   META_MERKLE,
@@ -33,15 +37,26 @@ export interface TableOptions {
   restartInterval: number;
   /** Bloom filter bits per distinct user key; 0 writes no filter. */
   bloomBitsPerKey: number;
+  /**
+   * Entries per stored group root (K, a power of two from 2 to 2^16): each data block stores the
+   * roots of its entry tree's aligned K-entry subtrees (format.ts), so a proof hashes one group
+   * instead of the whole block. Not part of any Merkle root. 0 writes the format-2 layout (no
+   * group roots), which tests use to check that older tables still open and prove.
+   */
+  merkleGroup: number;
   /** Merkle hash layouts and SHA-256 implementation. */
   hasher: Hasher;
 }
 
-/** Defaults: 4 KiB blocks, a restart every 16 entries, 10 bloom bits per key, node:crypto SHA-256. */
+/**
+ * Defaults: 4 KiB blocks, a restart every 16 entries, 10 bloom bits per key, a group root per 8
+ * entries, node:crypto SHA-256.
+ */
 export const DEFAULT_TABLE_OPTIONS: Readonly<TableOptions> = Object.freeze({
   blockSize: 4096,
   restartInterval: 16,
   bloomBitsPerKey: 10,
+  merkleGroup: DEFAULT_MERKLE_GROUP,
   hasher: nodeHasher,
 });
 
@@ -77,6 +92,10 @@ export class TableBuilder {
   private readonly block: BlockBuilder;
   private readonly blockHasher: BlockHasher;
   private leaves: Uint8Array[] = [];
+  /** The current block's group roots, filled by the block hasher when the block is cut. */
+  private readonly groups: { log: number; out: Uint8Array[] } | undefined;
+  /** Bytes of group roots and their counts written so far (see {@link estimatedSize}). */
+  private nodeBytes = 0;
   private readonly blockRoots: Uint8Array[] = [];
   private readonly indexKeys: Uint8Array[] = [];
   private readonly handles: BlockHandle[] = [];
@@ -100,6 +119,11 @@ export class TableBuilder {
     if (!Number.isFinite(o.bloomBitsPerKey) || o.bloomBitsPerKey < 0) {
       throw new RangeError(`bad bloomBitsPerKey ${o.bloomBitsPerKey}`);
     }
+    const k = o.merkleGroup;
+    if (!Number.isInteger(k) || (k !== 0 && (k < 2 || k > MAX_MERKLE_GROUP || (k & (k - 1)) !== 0))) {
+      throw new RangeError(`bad merkleGroup ${k} (0, or a power of two from 2 to ${MAX_MERKLE_GROUP})`);
+    }
+    this.groups = k === 0 ? undefined : { log: Math.log2(k), out: [] };
     this.opts = o;
     this.block = new BlockBuilder(o.restartInterval);
     this.blockHasher = new BlockHasher(o.hasher);
@@ -110,9 +134,14 @@ export class TableBuilder {
     return this.entries;
   }
 
-  /** Bytes the file would have if the current block were cut now (excluding meta blocks). */
+  /**
+   * Bytes the file would have if the current block were cut now, excluding meta blocks and the
+   * stored group roots (with their counts): what a compaction compares with its target file size,
+   * so tables are cut where they would be without stored nodes, whatever K is.
+   */
   get estimatedSize(): number {
-    return this.out.length + (this.block.empty ? 0 : this.block.estimatedSize() + 5);
+    const size = this.out.length - this.nodeBytes;
+    return this.block.empty ? size : size + this.block.estimatedSize() + 5;
   }
 
   /**
@@ -207,13 +236,14 @@ export class TableBuilder {
     const propList: [string, Uint8Array][] = [
       [PROP.BLOCK_COUNT, num(this.blockRoots.length)],
       [PROP.ENTRY_COUNT, num(this.entries)],
-      [PROP.FORMAT_VERSION, num(FORMAT_VERSION)],
+      [PROP.FORMAT_VERSION, num(this.groups === undefined ? 2 : FORMAT_VERSION)],
       [PROP.LARGEST, largest],
       [PROP.MAX_TIME, num(this.maxTime)],
       [PROP.RAW_KEY_SIZE, num(this.rawKeySize)],
       [PROP.RAW_VALUE_SIZE, num(this.rawValueSize)],
       [PROP.SMALLEST, smallest],
     ];
+    if (this.groups !== undefined && this.opts.merkleGroup !== DEFAULT_MERKLE_GROUP) propList.push([PROP.MERKLE_GROUP, num(this.opts.merkleGroup)]);
     propList.sort((a, b) => compareBytes(enc.encode(a[0]), enc.encode(b[0])));
     for (const [name, v] of propList) props.add(enc.encode(name), v);
     meta.push([META_PROPERTIES, this.writeRaw(props.finish())]);
@@ -243,13 +273,29 @@ export class TableBuilder {
     };
   }
 
-  /** Writes the current data block and records its index entry and Merkle root. */
+  /**
+   * Writes the current data block followed by its group roots and their count (when it has more
+   * than K entries), under one trailer, and records its index entry and Merkle root.
+   */
   private cutBlock(): void {
     const lastKey = this.block.lastKeyView().slice();
-    const handle = this.writeRaw(this.block.finish());
+    const root = this.blockHasher.blockRoot(this.leaves, this.groups);
+    const out = this.out;
+    const start = out.length;
+    out.bytes(this.block.finish());
+    if (this.groups !== undefined) {
+      const groups = this.groups.out;
+      if (groups.length > 0) {
+        for (let i = 0; i < groups.length; i++) out.bytes(groups[i]);
+        out.fixed32(GROUPS_FLAG + groups.length);
+        this.nodeBytes += 32 * groups.length + 4;
+        groups.length = 0;
+      }
+    }
+    const handle = { offset: start, size: out.length - start };
+    out.bytes(blockTrailer(out.buf, start, out.length));
     this.indexKeys.push(lastKey);
     this.handles.push(handle);
-    const root = this.blockHasher.blockRoot(this.leaves);
     // Plain Uint8Array (a node:crypto digest is a Buffer): a view, not a copy.
     this.blockRoots.push(root.constructor === Uint8Array ? root : new Uint8Array(root.buffer, root.byteOffset, root.length));
     this.leaves = [];

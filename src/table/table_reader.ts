@@ -22,12 +22,17 @@ import {
   type BlockHandle,
   decodeFooter,
   decodeHandle,
+  DEFAULT_MERKLE_GROUP,
   FOOTER_LEN,
   FORMAT_VERSION,
+  groupCount,
+  MAX_MERKLE_GROUP,
   META_FILTER,
+  MIN_FORMAT_VERSION,
   META_MERKLE,
   META_PROPERTIES,
   PROP,
+  splitDataBlock,
   verifyBlock,
 } from './format.js';
 import { nodeHasher } from './node_hasher.js';
@@ -190,6 +195,13 @@ export class TableReader {
   readonly maxTime: number;
   /** Size of the file in bytes. */
   readonly size: number;
+  /** The table's format version (format.ts `FORMAT_VERSION`; 2 or 3). */
+  readonly formatVersion: number;
+  /**
+   * Entries per stored group root (K) of the data blocks (format 3), or 0 for a format-2 table,
+   * whose blocks store none.
+   */
+  readonly merkleGroup: number;
   /** Name used in errors. */
   readonly fileName: string;
   /** The file number (block cache key). */
@@ -315,7 +327,16 @@ export class TableReader {
     };
     const version = num(PROP.FORMAT_VERSION);
     if (version === 1) throw new OutdatedFormatError(file, 'is table format 1 (no commit times)');
-    if (version !== FORMAT_VERSION) throw new CorruptionError(file, `unsupported table format version ${version}`, propsAt);
+    if (version < MIN_FORMAT_VERSION || version > FORMAT_VERSION) throw new CorruptionError(file, `unsupported table format version ${version}`, propsAt);
+    this.formatVersion = version;
+    this.merkleGroup = 0;
+    if (version >= 3) {
+      const k = props.has(PROP.MERKLE_GROUP) ? num(PROP.MERKLE_GROUP) : DEFAULT_MERKLE_GROUP;
+      if (k < 2 || k > MAX_MERKLE_GROUP || (k & (k - 1)) !== 0) throw new CorruptionError(file, `bad merkle group size ${k}`, propsAt);
+      this.merkleGroup = k;
+    } else if (props.has(PROP.MERKLE_GROUP)) {
+      throw new CorruptionError(file, `format ${version} table with a merkle group size`, propsAt);
+    }
     this.entryCount = num(PROP.ENTRY_COUNT);
     this.rawKeySize = num(PROP.RAW_KEY_SIZE);
     this.rawValueSize = num(PROP.RAW_VALUE_SIZE);
@@ -395,7 +416,17 @@ export class TableReader {
     if (!(this.checked && src instanceof MemorySource)) return this.dataBlock(i);
     this.checkOpen();
     const h = this.handles[i];
-    return new Block(src.view(h.offset, h.size), this.fileName, h.offset);
+    return this.dataBlockOf(src.view(h.offset, h.size), h);
+  }
+
+  /**
+   * Data block `i` (requires 0 <= i < blockCount) for a caller that copies whatever it keeps before
+   * it returns, and never keeps the block: a view of the table's bytes when the table is held in
+   * memory with its checksums checked at open (no copy, not cached), else {@link dataBlock}. The
+   * prover decodes its blocks this way.
+   */
+  transientBlock(i: number): Block {
+    return this.pointBlock(i);
   }
 
   /**
@@ -436,7 +467,9 @@ export class TableReader {
   /**
    * Re-reads every data block from the file (bypassing the cache), checks key order and the
    * index, recomputes every leaf, block root and the table root, and compares them with the
-   * stored Merkle block. Throws `CorruptionError` on any mismatch.
+   * stored Merkle block, and (format 3) every block's stored group roots with the recomputed
+   * ones. Throws `CorruptionError` on any mismatch. This is the check a table from elsewhere
+   * (a snapshot, a backup) passes before it is used: its stored nodes are then the entries'.
    */
   verify(hasher: Hasher = this.hasher): void {
     this.checkOpen();
@@ -445,6 +478,8 @@ export class TableReader {
     let count = 0;
     const roots: Uint8Array[] = [];
     const bh = new BlockHasher(hasher);
+    const k = this.merkleGroup;
+    const groups = k === 0 ? undefined : { log: Math.log2(k), out: [] as Uint8Array[] };
     for (let i = 0; i < this.handles.length; i++) {
       const h = this.handles[i];
       const block = this.loadBlock(h);
@@ -466,8 +501,9 @@ export class TableReader {
       if (!equalBytes(prev as Uint8Array, this.indexKeys[i])) {
         throw new CorruptionError(file, `last key of data block ${i} differs from its index key`, h.offset);
       }
-      const root = bh.blockRoot(leaves);
+      const root = bh.blockRoot(leaves, groups);
       if (!equalBytes(root, this.blockRoots[i])) throw new CorruptionError(file, `merkle root of data block ${i} mismatch`, h.offset);
+      if (groups !== undefined) checkGroupRoots(block.nodes, groups.out, leaves.length, k, file, i, h.offset);
       roots.push(root);
     }
     if (count !== this.entryCount) throw new CorruptionError(file, `table has ${count} entries, properties say ${this.entryCount}`);
@@ -577,7 +613,14 @@ export class TableReader {
   }
 
   private loadBlock(h: BlockHandle): Block {
-    return new Block(this.loadContents(h), this.fileName, h.offset);
+    return this.dataBlockOf(this.loadContents(h), h);
+  }
+
+  /** A data block from its checked contents: from format 3 on, its body with its group roots. */
+  private dataBlockOf(contents: Uint8Array, h: BlockHandle): Block {
+    if (this.merkleGroup === 0) return new Block(contents, this.fileName, h.offset);
+    const parts = splitDataBlock(contents, this.fileName, h.offset);
+    return new Block(parts.body, this.fileName, h.offset, parts.nodes);
   }
 
   /** Contents of a meta block, which must end before `limit` (the footer). */
@@ -603,7 +646,22 @@ export class TableReader {
   }
 }
 
-/** The u64 big-endian version at `off` (safe-integer range, as keys.ts writes it). */
+/**
+ * Throws `CorruptionError` unless the group roots `stored` in data block `i` (format 3) are
+ * exactly `computed`, the ones its `entries` entries give with group size `k`.
+ */
+export function checkGroupRoots(stored: Uint8Array, computed: readonly Uint8Array[], entries: number, k: number, file: string, i: number, at: number): void {
+  const g = groupCount(entries, k);
+  if (stored.length !== g * HASH_LEN || computed.length !== g) {
+    throw new CorruptionError(file, `data block ${i} stores ${stored.length / HASH_LEN} group roots, want ${g}`, at);
+  }
+  for (let j = 0; j < g; j++) {
+    if (!equalBytes(stored.subarray(j * HASH_LEN, (j + 1) * HASH_LEN), computed[j])) {
+      throw new CorruptionError(file, `stored group root ${j} of data block ${i} mismatch`, at);
+    }
+  }
+}
+
 /**
  * The first four bytes of an internal key's user key as an unsigned big-endian integer, zero-padded
  * when the user key is shorter. When two keys' prefixes differ they are ordered as their user keys
@@ -636,6 +694,7 @@ function seekTarget(userKey: Uint8Array, version: number, seq: number): Uint8Arr
   return t;
 }
 
+/** The u64 big-endian version at `off` (safe-integer range, as keys.ts writes it). */
 function readU64At(b: Uint8Array, off: number): number {
   const hi = ((b[off] << 24) | (b[off + 1] << 16) | (b[off + 2] << 8) | b[off + 3]) >>> 0;
   const lo = ((b[off + 4] << 24) | (b[off + 5] << 16) | (b[off + 6] << 8) | b[off + 7]) >>> 0;
