@@ -34,6 +34,13 @@ export interface DBOptions {
    * compacts level 0 at every checkpoint that has a level-0 table.
    */
   checkpointLevel0Tables?: number;
+  /**
+   * Shape: entries per stored group root in a data block (table format 3, docs/storage.md §7.5):
+   * a power of two from 2 to 65536, default 8. 0 writes table format 2 (no stored roots), which a
+   * database created before table format 3 keeps, so that its tables' bytes — and so the
+   * compactions its replicas pick — stay those of its peers.
+   */
+  merkleGroup?: number;
   /** Shape: size limit of level 1, bytes; each deeper level is 10x (default 64 MiB; 10 MiB before issue 13). */
   maxBytesForLevelBase?: number;
   /**
@@ -124,6 +131,7 @@ export const SHAPE_OPTIONS = [
   'level0CompactionTrigger',
   'checkpointLevel0Tables',
   'maxBytesForLevelBase',
+  'merkleGroup',
 ] as const;
 
 /** The shape options' values, as recorded in the manifest. */
@@ -142,6 +150,7 @@ export const DEFAULT_SHAPE: Readonly<Shape> = Object.freeze({
   level0CompactionTrigger: 4,
   checkpointLevel0Tables: 1,
   maxBytesForLevelBase: 64 * 1024 * 1024,
+  merkleGroup: 8,
 });
 
 /**
@@ -158,6 +167,7 @@ export const LEGACY_SHAPE: Readonly<Shape> = Object.freeze({
   level0CompactionTrigger: 4,
   checkpointLevel0Tables: 1,
   maxBytesForLevelBase: 10 * 1024 * 1024,
+  merkleGroup: 0,
 });
 
 /** True when `a` and `b` are the same shape. */
@@ -210,6 +220,7 @@ export function resolveOptions(o: DBOptions = {}): ResolvedOptions {
     level0CompactionTrigger: o.level0CompactionTrigger ?? DEFAULT_SHAPE.level0CompactionTrigger,
     checkpointLevel0Tables: o.checkpointLevel0Tables ?? DEFAULT_SHAPE.checkpointLevel0Tables,
     maxBytesForLevelBase: o.maxBytesForLevelBase ?? DEFAULT_SHAPE.maxBytesForLevelBase,
+    merkleGroup: o.merkleGroup ?? DEFAULT_SHAPE.merkleGroup,
     maxFrozenMemtables: o.maxFrozenMemtables ?? 2,
     blockCacheSize: o.blockCacheSize ?? 8 * 1024 * 1024,
     proofBlockCacheBytes: o.proofBlockCacheBytes ?? 32 * 1024 * 1024,
@@ -237,6 +248,10 @@ export function resolveOptions(o: DBOptions = {}): ResolvedOptions {
   positive('checkpointLevel0Tables', r.checkpointLevel0Tables, 0);
   positive('maxBytesForLevelBase', r.maxBytesForLevelBase, 1024);
   positive('maxFrozenMemtables', r.maxFrozenMemtables);
+  positive('merkleGroup', r.merkleGroup, 0);
+  if (r.merkleGroup !== 0 && (r.merkleGroup < 2 || r.merkleGroup > 65536 || (r.merkleGroup & (r.merkleGroup - 1)) !== 0)) {
+    throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `option merkleGroup must be 0 or a power of two from 2 to 65536, got ${r.merkleGroup}`);
+  }
   positive('blockCacheSize', r.blockCacheSize, 0);
   positive('proofBlockCacheBytes', r.proofBlockCacheBytes, 0);
   positive('blockTreeCacheBytes', r.blockTreeCacheBytes, 0);

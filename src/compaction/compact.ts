@@ -25,6 +25,8 @@ export interface TableShape {
   blockRestartInterval: number;
   bloomBitsPerKey: number;
   targetFileSize: number;
+  /** Entries per stored group root (table format 3); 0 writes table format 2. */
+  merkleGroup: number;
 }
 
 /** A compaction to run. */
@@ -96,6 +98,7 @@ export function newTableBuilder(shape: TableShape): TableBuilder {
     blockSize: shape.blockSize,
     restartInterval: shape.blockRestartInterval,
     bloomBitsPerKey: shape.bloomBitsPerKey,
+    merkleGroup: shape.merkleGroup,
     hasher: nodeHasher,
   });
 }

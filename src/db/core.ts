@@ -260,6 +260,7 @@ export class DBCore {
       blockRestartInterval: opts.blockRestartInterval,
       bloomBitsPerKey: opts.bloomBitsPerKey,
       targetFileSize: opts.targetFileSize,
+      merkleGroup: opts.merkleGroup,
     };
   }
 

@@ -9,7 +9,10 @@ import { describe, expect, it } from 'vitest';
 import { ProofDB } from '../../src/index.js';
 import { readJournal } from '../../src/journal/reader.js';
 import { formatRecords } from '../../src/journal/writer.js';
-import { DEFAULT_SHAPE, LEGACY_SHAPE, SHAPE_OPTIONS, shapeOf } from '../../src/options.js';
+import { DEFAULT_SHAPE, LEGACY_SHAPE, SHAPE_OPTIONS, resolveOptions, shapeOf } from '../../src/options.js';
+import { BlockCache } from '../../src/table/block_cache.js';
+import { TableReader } from '../../src/table/table_reader.js';
+import { ByteWriter } from '../../src/util/coding.js';
 import { decodeEdit, encodeEdit } from '../../src/version/edit.js';
 import { VersionSet } from '../../src/version/version_set.js';
 import { tempDir } from './harness.js';
@@ -36,6 +39,18 @@ function stripShape(dir: string): void {
     return encodeEdit(e);
   });
   fs.writeFileSync(file, formatRecords(edits));
+}
+
+/** The `merkleGroup` of every table file in `dir` (0: table format 2, no stored group roots). */
+function tableGroups(dir: string): number[] {
+  return fs.readdirSync(dir).filter((f) => f.endsWith('.sst')).map((f) => {
+    const t = TableReader.open(path.join(dir, f), { fileNumber: Number.parseInt(f, 10), cache: new BlockCache(1 << 20) });
+    try {
+      return t.merkleGroup;
+    } finally {
+      t.close();
+    }
+  });
 }
 
 const value = (i: number) => `${i}:`.padEnd(100, 'v');
@@ -68,6 +83,9 @@ describe('shape options', () => {
       expect(st.compactionBytesWritten / st.compactionBytesRead).toBeLessThan(1.1);
       await db.close();
       expect(recordedShapes(t.dir)).toEqual([want]);
+      // A new database writes table format 3 with the default group of 8 entries.
+      expect(tableGroups(t.dir).length).toBeGreaterThan(0);
+      expect(new Set(tableGroups(t.dir))).toEqual(new Set([8]));
 
       // No shape options: the recorded ones, not the defaults; the same ones explicitly: nothing new recorded.
       db = await ProofDB.open(t.dir, { compactionThread: 'inline' });
@@ -121,6 +139,9 @@ describe('shape options', () => {
       for (const i of [0, 29_999, 30_000, 59_999]) expect(new TextDecoder().decode(await db.get(`key-${(i * 7919) % 1_000_003}`))).toBe(value(i));
       const tables = db.tables();
       await db.close();
+      // It went on writing table format 2 (no stored group roots), as its peers on the old release do.
+      expect(tableGroups(old.dir).length).toBeGreaterThan(0);
+      expect(new Set(tableGroups(old.dir))).toEqual(new Set([0]));
 
       // The same writes on a database that ran the old defaults throughout: the same tables.
       const r = await ProofDB.open(ref.dir, legacyOptions);
@@ -137,10 +158,27 @@ describe('shape options', () => {
       db = await ProofDB.open(old.dir, { compactionThread: 'inline' });
       expect(shapeOf(db.options)).toEqual(shapeOf(LEGACY_SHAPE));
       await db.close();
-      expect(SHAPE_OPTIONS.length).toBe(8);
+      expect(SHAPE_OPTIONS.length).toBe(9);
     } finally {
       old.cleanup();
       ref.cleanup();
     }
   }, 120_000);
+
+  it('a shape record of 8 options (before merkleGroup was one) reads as table format 2; other counts are corruption', () => {
+    const record = (n: number): Uint8Array => {
+      const w = new ByteWriter();
+      w.varint(13);
+      w.varint(n);
+      for (let i = 0; i < n; i++) w.varint(1000 + i);
+      return w.finish();
+    };
+    const shape = decodeEdit(record(8), 'MANIFEST').shape;
+    expect(shape).toEqual({ ...Object.fromEntries(SHAPE_OPTIONS.slice(0, 8).map((k, i) => [k, 1000 + i])), merkleGroup: 0 });
+    expect(decodeEdit(record(9), 'MANIFEST').shape?.merkleGroup).toBe(1008);
+    for (const n of [7, 10]) expect(() => decodeEdit(record(n), 'MANIFEST')).toThrow(/shape with/);
+    // And the option itself: 0 or a power of two from 2 to 65536.
+    for (const bad of [1, 3, 12, 131072, -8, 2.5]) expect(() => resolveOptions({ merkleGroup: bad })).toThrow(/merkleGroup/);
+    for (const good of [0, 2, 8, 65536]) expect(resolveOptions({ merkleGroup: good }).merkleGroup).toBe(good);
+  });
 });
