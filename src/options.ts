@@ -64,8 +64,9 @@ export interface DBOptions {
    */
   tableMemoryBytes?: number;
   /**
-   * Most table files open at once (default 1000, LevelDB's `max_open_files` default: with 2 MiB
-   * tables that keeps ~2 GiB of tables beyond `tableMemoryBytes` open without reopening). Tables
+   * Most table files open at once (default 1000, LevelDB's `max_open_files` default: with 16 MiB
+   * tables that keeps ~16 GiB of tables beyond `tableMemoryBytes` open without reopening; ~2 GiB
+   * with the 2 MiB tables of a database created before issue 13). Tables
    * held in memory need no descriptor and do not count. Past the bound the least recently read
    * table's descriptor is closed; its next block read reopens the file and checks that it is the
    * same table (its size and its meta blocks and footer), failing with `CORRUPTION` if not. Iterators and
