@@ -5,6 +5,7 @@
  * and errors; rights at the handshake and per request; hostile input answered or closing only its
  * own connection, writing nothing; back-pressure on a client that does not read; shutdown.
  */
+import * as net from 'node:net';
 import { decode as cborDecode } from 'cbor-x';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProofNode } from '../../server/node.js';
@@ -258,6 +259,36 @@ describe('stream rights', () => {
     expect([get.status, get.body.toString()]).toEqual([200, 'by writer']);
     w.close();
     r.close();
+  });
+});
+
+describe('Upgrade headers on other paths', () => {
+  let node: ProofNode;
+  beforeAll(async () => {
+    node = await startLocalNode();
+    await node.writePath.propose({ type: 'put', key: new TextEncoder().encode('x'), value: new TextEncoder().encode('plain'), time: Date.now() });
+  });
+  afterAll(() => node?.shutdown('test'));
+
+  it('a bodiless request (curl --http2 sends Upgrade: h2c) is served as HTTP and its connection closed; one with a body is 400', async () => {
+    const get = await openStream(node.url, { path: '/v1/kv/x', upgrade: 'h2c' });
+    if (isClient(get)) throw new Error('upgraded');
+    const plain = await call(node.url, 'GET', '/v1/kv/x');
+    expect([get.status, get.body]).toEqual([200, new TextDecoder().decode(plain.raw)]);
+    expect(get.headers.connection).toBe('close');
+    // A body node no longer parses: refused, and nothing written.
+    const before = node.db.stats().lastSeq;
+    const put = await new Promise<string>((resolve, reject) => {
+      const sock = net.connect(Number(new URL(node.url).port), '127.0.0.1', () => {
+        sock.write('PUT /v1/kv/y HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nContent-Type: application/octet-stream\r\nContent-Length: 3\r\n\r\nabc');
+      });
+      let text = '';
+      sock.on('data', (d) => (text += d.toString()));
+      sock.on('close', () => resolve(text));
+      sock.on('error', reject);
+    });
+    expect(put.split('\r\n')[0]).toBe('HTTP/1.1 400 Bad Request');
+    expect(node.db.stats().lastSeq).toBe(before);
   });
 });
 
