@@ -100,7 +100,7 @@ export class StreamConnection {
   }
 
   private onData(chunk: Buffer): void {
-    if (this.ending) return;
+    if (this.ending || this.socket.writableEnded) return;
     this.buf = this.off < this.buf.length ? Buffer.concat([this.buf.subarray(this.off), chunk]) : chunk;
     this.off = 0;
     this.pump();
@@ -215,7 +215,12 @@ export class StreamConnection {
     void this.run(route, f, accept, headers).then((a) => {
       this.routes.served(route.name, a.status, Number(process.hrtime.bigint() - start) / 1e9);
       this.inFlight.delete(id);
-      this.enqueue(id, a);
+      try {
+        this.enqueue(id, a);
+      } catch (err) {
+        // An answer the frame cannot hold (header lines over 64 KiB): the client still gets one.
+        this.enqueue(id, this.routes.fail(err, route.name, this.remote));
+      }
       if (this.paused) this.pump();
     });
   }
@@ -260,7 +265,11 @@ export class StreamConnection {
   /** Writes the answers of this event-loop turn in one socket write. */
   private flush(): void {
     this.flushScheduled = false;
-    if (this.out.length === 0 || this.socket.destroyed) return;
+    if (this.out.length === 0 || this.socket.destroyed || this.socket.writableEnded) {
+      this.out = [];
+      this.outBytes = 0;
+      return;
+    }
     const data = this.out.length === 1 ? this.out[0] : Buffer.concat(this.out, this.outBytes);
     this.out = [];
     this.outBytes = 0;

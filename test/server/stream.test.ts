@@ -312,6 +312,23 @@ describe('stream connections and the connection limit', () => {
   });
 });
 
+describe('stream connections and the HTTP timeouts', () => {
+  it('an upgraded connection outlives the request and keep-alive timeouts (they are HTTP\'s)', async () => {
+    const node = await startLocalNode(undefined, undefined, { edge: { headersTimeoutMs: 200, requestTimeoutMs: 300, keepAliveTimeoutMs: 200 } });
+    try {
+      const c = await openStream(node.url);
+      if (!isClient(c)) throw new Error('handshake refused');
+      // Idle for several times every HTTP timeout (checked every 50 ms here).
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(c.closed).toBe(false);
+      expect((await c.request({ id: 1, op: OP.PING })).status).toBe(204);
+      c.close();
+    } finally {
+      await node.shutdown('test');
+    }
+  });
+});
+
 describe('Upgrade headers on other paths', () => {
   let node: ProofNode;
   beforeAll(async () => {
