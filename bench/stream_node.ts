@@ -7,7 +7,10 @@
  * phase's throughput and server CPU per request for both fronts, the ratio, and the load average.
  * Not a test.
  *
- *   npx tsx bench/stream_node.ts [--n 20000] [--inflight 100] [--value 100] [--no-sync]
+ *   npx tsx bench/stream_node.ts [--n 20000] [--inflight 100] [--value 100] [--no-sync] [--cpu-prof DIR]
+ *
+ * With `--cpu-prof DIR` each server writes a V8 CPU profile into DIR (summarise it with
+ * `bench/profile-summary.ts` or `bench/http.ts`).
  * @module
  */
 import { spawn } from 'node:child_process';
@@ -25,11 +28,13 @@ const N = numArg(args, 'n', 20_000);
 const INFLIGHT = numArg(args, 'inflight', 100);
 const VALUE = Buffer.alloc(numArg(args, 'value', 100), 0x61);
 const SYNC = !args.has('no-sync');
+const PROF = args.get('cpu-prof');
 
 /** A `proofkv serve` process on a fresh directory. */
 async function startServe(): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
   const dir = tempDir('proofkv-stream-bench-');
-  const argv = ['--import', 'tsx', path.join(ROOT, 'server/cli.ts'), 'serve', '--data', path.join(dir, 'data'), '--port', '0', '--log-level', 'error', ...(SYNC ? [] : ['--no-sync'])];
+  const prof = typeof PROF === 'string' ? ['--cpu-prof', '--cpu-prof-dir', PROF] : [];
+  const argv = [...prof, '--import', 'tsx', path.join(ROOT, 'server/cli.ts'), 'serve', '--data', path.join(dir, 'data'), '--port', '0', '--log-level', 'error', ...(SYNC ? [] : ['--no-sync'])];
   const env = { ...process.env };
   delete env.PROOFKV_TOKENS;
   const proc = spawn(process.execPath, argv, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });

@@ -240,7 +240,8 @@ export class StreamConnection {
       if (f.value.length > this.routes.maxValueBodyBytes) throw new HttpError('PAYLOAD_TOO_LARGE', 'request body exceeds the limit');
       // The stream's value is the HTTP body with Content-Type application/octet-stream.
       if (route === this.routes.put) headers.set('content-type', 'application/octet-stream');
-      return await route.core({ key: f.key, query, header: (n) => headers.get(n), body: f.value, accept });
+      // Copies: the frame's fields are views into a socket chunk that a stored key or value must not hold on to.
+      return await route.core({ key: new Uint8Array(f.key), query, header: (n) => headers.get(n), body: new Uint8Array(f.value), accept });
     } catch (err) {
       return this.routes.fail(err, route.name, this.remote);
     }
