@@ -11,6 +11,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { decode as cborDecode } from 'cbor-x';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, resolveConfig } from '../../server/config.js';
 import type { ProofNode } from '../../server/node.js';
 import { until } from '../cluster/in_process.js';
 import { call, pct, startLocalNode, tmpDir, type Reply } from './harness.js';
@@ -535,5 +536,21 @@ describe('stream and node shutdown', () => {
     expect((await held).status).toBe(503);
     await c.whenClosed();
     await stopping;
+  });
+});
+
+describe('stream settings', () => {
+  const fileWith = (o: Record<string, unknown>): string => {
+    const f = path.join(tmpDir(), 'config.json');
+    fs.writeFileSync(f, JSON.stringify(o));
+    return f;
+  };
+  it('maxStreamInFlight and maxStreamBufferedBytes come from the config file, with defaults and bounds', () => {
+    const none = resolveConfig({}, {}, new Set());
+    expect([none.edge.maxStreamInFlight, none.edge.maxStreamBufferedBytes]).toEqual([1024, 8 * 1024 * 1024]);
+    const set = resolveConfig({ config: fileWith({ maxStreamInFlight: 16, maxStreamBufferedBytes: 65536 }) }, {}, new Set());
+    expect([set.edge.maxStreamInFlight, set.edge.maxStreamBufferedBytes]).toEqual([16, 65536]);
+    expect(() => resolveConfig({ config: fileWith({ maxStreamInFlight: 0 }) }, {}, new Set())).toThrow(ConfigError);
+    expect(() => resolveConfig({ config: fileWith({ maxStreamBufferedBytes: 1000 }) }, {}, new Set())).toThrow(/maxStreamBufferedBytes/);
   });
 });
