@@ -10,21 +10,23 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { Logger } from 'pino';
-import { Authenticator, type RouteRole } from './auth.js';
+import { Authenticator, type Role, type RouteRole } from './auth.js';
 import { certifiedSize, waitForCertified, type AppContext } from './context.js';
-import { bodyReader } from './codec.js';
-import { errorHandler, HttpError } from './errors.js';
+import { bodyReader, type Answer } from './codec.js';
+import { errorHandler, HttpError, problemAnswer, toHttpError } from './errors.js';
 import { canonicalKeyPath } from './keys.js';
 import { buildOpenApi } from './openapi.js';
 import { createFront } from './http_front.js';
 import { allowedMethods, registerRoutes, routeChain, type BodyKind, type RouteDef, type RouteMiddleware } from './route_table.js';
 import { checkpointRoutes } from './routes/checkpoints.js';
 import { clusterRoutes } from './routes/cluster.js';
-import { kvRoutes } from './routes/kv.js';
+import { kvCores, kvRoutes } from './routes/kv.js';
+import type { KeyCore } from './routes/key_request.js';
 import { nodeRoutes } from './routes/node.js';
 import { noteRoutes } from './routes/notes.js';
-import { proofRoutes } from './routes/proofs.js';
+import { proofCore, proofRoutes } from './routes/proofs.js';
 import { explorerRoutes } from './ui.js';
+import { streamHandshakeRoute } from './stream/index.js';
 import { trace } from '../src/replication/trace.js';
 
 /** What {@link createApp} needs besides the route context. */
@@ -47,6 +49,36 @@ export interface BuiltApp {
   routes: RouteDef[];
   /** The OpenAPI document of {@link routes}. */
   openapi: () => Record<string, unknown>;
+  /** The hot routes as the stream (`server/stream/`) runs them. */
+  stream: StreamRoutes;
+}
+
+/** A hot route as the stream runs it: its name (in metrics), the role it needs, its core. */
+export interface StreamRoute {
+  name: string;
+  role: Role;
+  core: KeyCore;
+}
+
+/**
+ * What the stream runs for each request (docs/stream-protocol.md): the cores of the HTTP routes
+ * and the checks of their chain, so that both fronts answer alike.
+ */
+export interface StreamRoutes {
+  get: StreamRoute;
+  put: StreamRoute;
+  delete: StreamRoute;
+  proof: StreamRoute;
+  /** The largest value of a `PUT` (the HTTP route's body-parser limit). */
+  maxValueBodyBytes: number;
+  /** The admission gate of a `ProofKV-Min-Head` value ({@link minHeadWait}). */
+  admit(raw: string | undefined): Promise<void> | undefined;
+  /** True once shutdown started: new requests get `503 UNAVAILABLE`. */
+  isClosing(): boolean;
+  /** The problem answer to `err`, counted and logged as the HTTP error middleware counts and logs it. */
+  fail(err: unknown, route: string, remote: string | undefined): Answer;
+  /** Records a request served on the stream (latency metric and debug log). */
+  served(route: string, status: number, seconds: number): void;
 }
 
 /** Response headers a browser client may read. */
@@ -66,17 +98,32 @@ export const MIN_HEAD_WAIT_MS = 2000;
  */
 function minHeadGate(ctx: AppContext): RequestHandler {
   return (req: Request, _res: Response, next: NextFunction) => {
-    const raw = req.headers['proofkv-min-head'];
-    if (raw === undefined) return next();
-    if (typeof raw !== 'string' || !/^[0-9]{1,16}$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
-      return next(new HttpError('INVALID_ARGUMENT', 'ProofKV-Min-Head must be a decimal log size'));
+    let wait: Promise<void> | undefined;
+    try {
+      wait = minHeadWait(ctx, req.headers['proofkv-min-head']);
+    } catch (err) {
+      return next(err);
     }
-    const want = Number(raw);
-    if (certifiedSize(ctx.db) >= want) return next();
-    void waitForCertified(ctx.db, want, MIN_HEAD_WAIT_MS).then((ok) =>
-      next(ok ? undefined : new HttpError('UNAVAILABLE', `this member's certified log size ${certifiedSize(ctx.db)} is below the ${want} the client already trusts: it is catching up`)),
-    );
+    if (wait === undefined) return next();
+    void wait.then(() => next(), next);
   };
+}
+
+/**
+ * The gate of {@link minHeadGate} for a `ProofKV-Min-Head` value: undefined when the request may
+ * go on at once, a promise that settles when it may (or rejects `503 UNAVAILABLE`); throws
+ * `400 INVALID_ARGUMENT` for a malformed value. The stream runs the same gate.
+ */
+export function minHeadWait(ctx: AppContext, raw: string | string[] | undefined): Promise<void> | undefined {
+  if (raw === undefined) return undefined;
+  if (typeof raw !== 'string' || !/^[0-9]{1,16}$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
+    throw new HttpError('INVALID_ARGUMENT', 'ProofKV-Min-Head must be a decimal log size');
+  }
+  const want = Number(raw);
+  if (certifiedSize(ctx.db) >= want) return undefined;
+  return waitForCertified(ctx.db, want, MIN_HEAD_WAIT_MS).then((ok) => {
+    if (!ok) throw new HttpError('UNAVAILABLE', `this member's certified log size ${certifiedSize(ctx.db)} is below the ${want} the client already trusts: it is catching up`);
+  });
 }
 
 function pathMatcher(p: string): RegExp {
@@ -106,6 +153,7 @@ export function createApp(ctx: AppContext, options: AppOptions): BuiltApp {
     ...checkpointRoutes(ctx),
     ...clusterRoutes(ctx),
     ...nodeRoutes(ctx, openapi, auth.open ? 'none' : 'admin'),
+    streamHandshakeRoute(),
   ];
 
   // Every response: node id, latency metric, debug log.
@@ -173,16 +221,44 @@ export function createApp(ctx: AppContext, options: AppOptions): BuiltApp {
     next(new HttpError('NOT_FOUND', 'no such route'));
   };
   app.use(notRouted);
-  const onError = errorHandler((err, req, answer) => {
-      if (answer.status >= 500 && answer.code !== 'UNAVAILABLE') {
-        logger.error({ err, method: req.method, route: routeOf(req), status: answer.status, code: answer.code }, 'request failed');
-        return;
-      }
-      // Every refused request is logged with its reason (the stable code) — not the key or body.
-      ctx.metrics.refused.inc({ reason: answer.code.toLowerCase() });
-      logger.warn({ method: req.method, route: routeOf(req), status: answer.status, code: answer.code, detail: answer.message, remote: req.socket.remoteAddress }, 'refused request');
-  });
+  /** Logs an error answer; a refused request is also counted by its reason. */
+  const report = (err: unknown, method: string | undefined, route: string, remote: string | undefined, answer: HttpError): void => {
+    if (answer.status >= 500 && answer.code !== 'UNAVAILABLE') {
+      logger.error({ err, method, route, status: answer.status, code: answer.code }, 'request failed');
+      return;
+    }
+    // Every refused request is logged with its reason (the stable code) — not the key or body.
+    ctx.metrics.refused.inc({ reason: answer.code.toLowerCase() });
+    logger.warn({ method, route, status: answer.status, code: answer.code, detail: answer.message, remote }, 'refused request');
+  };
+  const onError = errorHandler((err, req, answer) => report(err, req.method, routeOf(req), req.socket.remoteAddress, answer));
   app.use(onError);
   const listener = createFront(routes, { app, before: [everyResponse, canonicalKeyPath], chain: (r) => routeChain(r, middleware), after: notRouted, onError });
-  return { app, listener, routes, openapi };
+
+  const routeOfName = (name: string): RouteDef => routes.find((r) => r.name === name)!;
+  const streamRoute = (name: string, core: KeyCore): StreamRoute => {
+    const role = routeOfName(name).role;
+    if (role === 'none') throw new Error(`app: the stream's route ${name} must need a role`);
+    return { name, role, core };
+  };
+  const kv = kvCores(ctx);
+  const stream: StreamRoutes = {
+    get: streamRoute('kv_get', kv.get),
+    put: streamRoute('kv_put', kv.put),
+    delete: streamRoute('kv_delete', kv.delete),
+    proof: streamRoute('kv_proof', proofCore(ctx)),
+    maxValueBodyBytes: ctx.limits.maxValueBodyBytes,
+    admit: (raw) => minHeadWait(ctx, raw),
+    isClosing: () => options.isClosing?.() ?? false,
+    fail(err, route, remote) {
+      const h = toHttpError(err);
+      report(err, 'STREAM', route, remote, h);
+      return problemAnswer(h);
+    },
+    served(route, status, seconds) {
+      ctx.metrics.streamDuration.observe({ route, status: String(status) }, seconds);
+      logger.debug({ method: 'STREAM', route, status, ms: Math.round(seconds * 1e4) / 10 }, 'request');
+    },
+  };
+  return { app, listener, routes, openapi, stream };
 }

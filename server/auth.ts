@@ -99,7 +99,7 @@ export class Authenticator {
       if (need === 'none') return next();
       try {
         const role = this.roleOf(req);
-        if (rank(role) < rank(need)) throw new HttpError('FORBIDDEN', `this route needs the ${need} role; the token has ${role}`);
+        checkRole(role, need);
         res.locals.role = role;
         next();
       } catch (err) {
@@ -107,6 +107,11 @@ export class Authenticator {
       }
     };
   }
+}
+
+/** Throws `403 FORBIDDEN` unless `role` includes `need` (the HTTP routes and the stream's requests). */
+export function checkRole(role: Role, need: Role): void {
+  if (rank(role) < rank(need)) throw new HttpError('FORBIDDEN', `this route needs the ${need} role; the token has ${role}`);
 }
 
 function unauthenticated(detail: string): HttpError {

@@ -105,17 +105,33 @@ export function negotiate(req: Request, allowOctet = false): ResponseType {
   return 'json';
 }
 
+/**
+ * A route's answer before it meets a transport: status, headers (in the order HTTP sets them) and
+ * body. The HTTP front sends it with {@link sendAnswer}; the stream (`server/stream/`) frames it.
+ */
+export interface Answer {
+  status: number;
+  headers: Record<string, string>;
+  /** Absent: no body. */
+  body?: string | Buffer;
+}
+
+/** The answer holding `body` with status `status` in encoding `kind` (`octet` is not an encoding of a body: JSON). */
+export function answerOf(kind: ResponseType, body: Wire, status = 200): Answer {
+  if (kind === 'cbor') return { status, headers: { Vary: 'Accept', 'Content-Type': 'application/cbor' }, body: Buffer.from(encodeCbor(toCborWire(body))) };
+  return { status, headers: { Vary: 'Accept', 'Content-Type': 'application/json; charset=utf-8' }, body: JSON.stringify(toJsonWire(body)) };
+}
+
+/** Sends `a` on an HTTP response. */
+export function sendAnswer(res: Response, a: Answer): void {
+  res.status(a.status);
+  for (const k in a.headers) res.setHeader(k, a.headers[k]);
+  res.end(a.body);
+}
+
 /** Sends `body` with status `status` in the negotiated encoding. */
 export function send(req: Request, res: Response, body: Wire, status = 200): void {
-  res.status(status);
-  res.setHeader('Vary', 'Accept');
-  if (negotiate(req) === 'cbor') {
-    res.setHeader('Content-Type', 'application/cbor');
-    res.end(Buffer.from(encodeCbor(toCborWire(body))));
-  } else {
-    res.setHeader('Content-Type', 'application/json; charset=utf-8');
-    res.end(JSON.stringify(toJsonWire(body)));
-  }
+  sendAnswer(res, answerOf(negotiate(req), body, status));
 }
 
 /** Request body media types. */
@@ -126,7 +142,11 @@ export type BodyType = 'json' | 'cbor' | 'octet';
  * `415 UNSUPPORTED_MEDIA_TYPE` for anything but the accepted types.
  */
 export function bodyType(req: Request, accepted: readonly BodyType[]): BodyType {
-  const raw = req.headers['content-type'];
+  return bodyTypeOf(req.headers['content-type'], accepted);
+}
+
+/** {@link bodyType} of a `Content-Type` header value. */
+export function bodyTypeOf(raw: string | string[] | undefined, accepted: readonly BodyType[]): BodyType {
   const mt = typeof raw === 'string' ? raw.split(';')[0].trim().toLowerCase() : '';
   const t: BodyType | undefined =
     mt === 'application/json' ? 'json' : mt === 'application/cbor' ? 'cbor' : mt === 'application/octet-stream' ? 'octet' : undefined;

@@ -9,7 +9,7 @@
  *   "port": 7070, "checkpointInterval": 1000, "checkpointWrites": 10000, "logLevel": "info",
  *   "maxValueSize": 1048576, "sync": true, "maxConnections": 1024, "maxOpenTables": 0, "headersTimeout": 10000,
  *   "requestTimeout": 60000, "keepAliveTimeout": 5000, "maxRequestsPerSocket": 0,
- *   "tlsCert": "cert.pem", "tlsKey": "key.pem", "tlsClientCa": "ca.pem", "allowInsecureHttp": false,
+ *   "maxStreamInFlight": 1024, "maxStreamBufferedBytes": 8388608, "tlsCert": "cert.pem", "tlsKey": "key.pem", "tlsClientCa": "ca.pem", "allowInsecureHttp": false,
  *   "origin": "proofkv/prod", "witnesses": ["http://w1:7080=witness.example/w1+…"] }
  * ```
  * Limits, timeouts and the durability setting are described in `docs/operations.md`.
@@ -80,6 +80,10 @@ export interface EdgeLimits {
   keepAliveTimeoutMs: number;
   /** Requests served on one connection before it is closed (0: no limit). */
   maxRequestsPerSocket: number;
+  /** Requests in flight on one stream connection before the node stops reading it (docs/stream-protocol.md). */
+  maxStreamInFlight: number;
+  /** Unsent answer bytes of one stream connection before the node stops reading it. */
+  maxStreamBufferedBytes: number;
 }
 
 /** Defaults of `serve`. */
@@ -97,6 +101,8 @@ export const DEFAULTS = {
   requestTimeout: 60_000,
   keepAliveTimeout: 5_000,
   maxRequestsPerSocket: 0,
+  maxStreamInFlight: 1024,
+  maxStreamBufferedBytes: 8 * 1024 * 1024,
 };
 
 /** Flag values as commander gives them (strings), with the names given explicitly on the command line. */
@@ -151,6 +157,8 @@ const FILE_FIELDS = [
   'requestTimeout',
   'keepAliveTimeout',
   'maxRequestsPerSocket',
+  'maxStreamInFlight',
+  'maxStreamBufferedBytes',
   'tlsCert',
   'tlsKey',
   'tlsClientCa',
@@ -259,6 +267,9 @@ export function resolveConfig(flags: ServeFlags, env: NodeJS.ProcessEnv, explici
       requestTimeoutMs: int('request-timeout', pick('requestTimeout', 'requestTimeout', DEFAULTS.requestTimeout), 100, 3_600_000),
       keepAliveTimeoutMs: int('keep-alive-timeout', pick('keepAliveTimeout', 'keepAliveTimeout', DEFAULTS.keepAliveTimeout), 100, 600_000),
       maxRequestsPerSocket: int('max-requests-per-socket', pick('maxRequestsPerSocket', 'maxRequestsPerSocket', DEFAULTS.maxRequestsPerSocket), 0, 1_000_000),
+      // Config-file settings only (no flag).
+      maxStreamInFlight: int('maxStreamInFlight', file.maxStreamInFlight ?? DEFAULTS.maxStreamInFlight, 1, 65_536),
+      maxStreamBufferedBytes: int('maxStreamBufferedBytes', file.maxStreamBufferedBytes ?? DEFAULTS.maxStreamBufferedBytes, 64 * 1024, 1024 * 1024 * 1024),
     },
     allowInsecureHttp: bool('allow-insecure-http', pick('allowInsecureHttp', 'allowInsecureHttp', false)),
     rotateKey: flags.rotateKey === true,

@@ -81,8 +81,16 @@ const CLIENT_ID = /^[\x21-\x7e]{1,64}$/;
  * `400 INVALID_ARGUMENT`.
  */
 export function sessionOf(req: Request): Session | undefined {
-  const id = req.headers['proofkv-client-id'];
-  const seq = req.headers['proofkv-request-seq'];
+  return sessionOfHeaders((name) => req.headers[name]);
+}
+
+/** A request header by lower-case name, as node's `req.headers` holds it. */
+export type HeaderGetter = (name: string) => string | string[] | undefined;
+
+/** {@link sessionOf} of the headers `header` gives (the stream's requests carry them too). */
+export function sessionOfHeaders(header: HeaderGetter): Session | undefined {
+  const id = header('proofkv-client-id');
+  const seq = header('proofkv-request-seq');
   if (id === undefined && seq === undefined) return undefined;
   if (typeof id !== 'string' || !CLIENT_ID.test(id)) {
     throw new HttpError('INVALID_ARGUMENT', 'ProofKV-Client-Id must be 1-64 printable ASCII characters (and sent with ProofKV-Request-Seq)');

@@ -7,6 +7,7 @@
  */
 import type { NextFunction, Request, Response } from 'express';
 import { ConditionFailedError, ProofKVError, WriteFaultError } from '../src/index.js';
+import type { Answer } from './codec.js';
 
 /** Stable error codes of the HTTP API (`docs/http-api.md`), with their status. */
 export const HTTP_CODES = {
@@ -30,6 +31,8 @@ export const HTTP_CODES = {
   IDEMPOTENCY_KEY_REUSED: 422,
   CHECKPOINT_UNAVAILABLE: 404,
   NOT_LEADER: 421,
+  UPGRADE_REQUIRED: 426,
+  STREAM_PROTOCOL: 400,
   UNAVAILABLE: 503,
   CORRUPTION: 500,
   IO_ERROR: 500,
@@ -60,6 +63,8 @@ const TITLES: Record<HttpCode, string> = {
   IDEMPOTENCY_KEY_REUSED: 'Idempotency key reused for another request',
   CHECKPOINT_UNAVAILABLE: 'Checkpoint unavailable',
   NOT_LEADER: 'Not the leader',
+  UPGRADE_REQUIRED: 'Upgrade required',
+  STREAM_PROTOCOL: 'Stream protocol violation',
   UNAVAILABLE: 'Unavailable',
   CORRUPTION: 'Corruption',
   IO_ERROR: 'I/O error',
@@ -173,16 +178,25 @@ export function scrubPaths(text: string): string {
   return text.replace(/(^|[\s'"(=:])(?:\/|[A-Za-z]:[\\/])[^\s'"),]*/g, '$1<path>');
 }
 
+/** The problem+json answer of `err`, with its headers (the HTTP front and the stream send the same). */
+export function problemAnswer(err: HttpError): Answer {
+  return {
+    status: err.status,
+    headers: { ...err.headers, 'Content-Type': 'application/problem+json' },
+    body: JSON.stringify({ ...problem(err.code, err.status >= 500 ? scrubPaths(err.message) : err.message), ...err.members }),
+  };
+}
+
 /** Sends `err` as problem+json, with its headers. */
 export function sendProblem(res: Response, err: HttpError): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
-  res.status(err.status);
-  res.setHeader('Content-Type', 'application/problem+json');
-  res.end(JSON.stringify({ ...problem(err.code, err.status >= 500 ? scrubPaths(err.message) : err.message), ...err.members }));
+  const a = problemAnswer(err);
+  for (const [k, v] of Object.entries(a.headers)) res.setHeader(k, v);
+  res.status(a.status);
+  res.end(a.body);
 }
 
 /** Called for every error answer with the original error and its mapping (5xx are logged with their stack, never sent). */

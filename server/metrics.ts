@@ -37,6 +37,10 @@ export class Metrics {
   readonly registry = new Registry();
   /** HTTP request latency, by method, route name and status. */
   readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
+  /** Stream request latency (`proofkv-stream/1`, docs/stream-protocol.md), by route name and status. */
+  readonly streamDuration: Histogram<'route' | 'status'>;
+  /** Reports the open stream connections (also counted in {@link connections}) when `/metrics` is scraped. */
+  streamConnections: (() => number) | null = null;
   /** Write operations applied, by kind (`put`, `delete`, `append`, `batch_op`); replayed retries are not counted. */
   readonly writes: Counter<'op'>;
   /** Read requests served, by kind (`get`, `scan`, `history`, `proof`, `history_proof`). */
@@ -61,6 +65,13 @@ export class Metrics {
       name: 'proofkv_http_request_duration_seconds',
       help: 'HTTP request latency by method, route and status',
       labelNames: ['method', 'route', 'status'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
+    this.streamDuration = new Histogram({
+      name: 'proofkv_stream_request_duration_seconds',
+      help: 'Stream request latency by route and status (requests multiplexed on proofkv-stream/1 connections)',
+      labelNames: ['route', 'status'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     });
@@ -161,6 +172,7 @@ export class Metrics {
         },
       });
     sampled('proofkv_connections', 'Open client connections', () => this.connections?.().open);
+    sampled('proofkv_stream_connections', 'Open stream connections (proofkv-stream/1; also counted in proofkv_connections)', () => this.streamConnections?.());
     sampled('proofkv_connections_limit', 'Connection limit (more are closed at accept)', () => this.connections?.().limit);
     sampled('proofkv_open_tables', 'Open table file descriptors (tables held in memory have none)', () => live(() => db.openTables())?.open);
     sampled('proofkv_open_tables_limit', 'Bound on open table files (maxOpenTables); past it the least recently read is closed', () => live(() => db.openTables())?.limit);

@@ -32,6 +32,7 @@ import { initialSignerSetOf, memberOf, type ClusterConfig } from './cluster_conf
 import { describeDivergence } from '../src/replication/cosign.js';
 import { HttpTransport, TransportError, TransportErrorCode } from '../src/replication/transport/index.js';
 import { LocalWritePath, type LocalWritePathOptions, type PathFault, type WritePath } from './write_path.js';
+import { StreamServer, maxFrameBytes } from './stream/index.js';
 
 /** Options of {@link ProofNode.start}. */
 export interface NodeOptions {
@@ -133,6 +134,8 @@ export function resolveEdge(edge: Partial<EdgeLimits> = {}): EdgeLimits {
     requestTimeoutMs: edge.requestTimeoutMs ?? DEFAULTS.requestTimeout,
     keepAliveTimeoutMs: edge.keepAliveTimeoutMs ?? DEFAULTS.keepAliveTimeout,
     maxRequestsPerSocket: edge.maxRequestsPerSocket ?? DEFAULTS.maxRequestsPerSocket,
+    maxStreamInFlight: edge.maxStreamInFlight ?? DEFAULTS.maxStreamInFlight,
+    maxStreamBufferedBytes: edge.maxStreamBufferedBytes ?? DEFAULTS.maxStreamBufferedBytes,
   };
 }
 
@@ -184,6 +187,8 @@ export class ProofNode {
   notes?: CheckpointNotes;
   /** The edge limits in force. */
   edge!: EdgeLimits;
+  /** The stream front's connections (docs/stream-protocol.md). */
+  stream!: StreamServer;
   /** The peer transport of a cluster member. */
   private transport?: HttpTransport;
   private cosignTimer: NodeJS.Timeout | null = null;
@@ -375,6 +380,21 @@ export class ProofNode {
         socket.once('close', () => open--);
       });
       metrics.connections = () => ({ open, limit: edge.maxConnections });
+      // The stream front (docs/stream-protocol.md) on the same port and TLS: its connections are
+      // accepted by this server, so they count toward maxConnections like HTTP's.
+      const stream = new StreamServer({
+        routes: built.stream,
+        auth,
+        nodeId,
+        listener: built.listener,
+        limits: {
+          maxFrameBytes: maxFrameBytes(ctx.limits.maxKeySize, ctx.limits.maxValueSize),
+          maxInFlight: edge.maxStreamInFlight,
+          maxBufferedBytes: edge.maxStreamBufferedBytes,
+        },
+      });
+      server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => stream.handleUpgrade(req, socket, head));
+      metrics.streamConnections = () => stream.connections.size;
       server.on('drop', (d?: { remoteAddress?: string; remotePort?: number }) => {
         metrics.refused.inc({ reason: 'connection_limit' });
         log.warn({ reason: 'connection_limit', limit: edge.maxConnections, remote: d?.remoteAddress, port: d?.remotePort }, 'refused connection');
@@ -386,6 +406,7 @@ export class ProofNode {
         });
       }
       node = new ProofNode(db, writePath, metrics, built, server, nodeId, options);
+      node.stream = stream;
       node.notes = ctx.notes;
       node.edge = edge;
       node.transport = transport;
@@ -538,7 +559,12 @@ export class ProofNode {
       if (this.cosignTimer) clearInterval(this.cosignTimer);
       const drained = new Promise<void>((resolve) => this.server.close(() => resolve()));
       this.server.closeIdleConnections();
-      const force = setTimeout(() => this.server.closeAllConnections(), this.options.drainTimeoutMs ?? 10_000);
+      // Stream connections answer what is in flight (new requests get 503), then close.
+      this.stream.drain();
+      const force = setTimeout(() => {
+        this.server.closeAllConnections();
+        this.stream.destroyAll();
+      }, this.options.drainTimeoutMs ?? 10_000);
       force.unref();
       await drained;
       clearTimeout(force);

@@ -8,7 +8,9 @@ import { compareBytes } from '../../proofs/bytes.js';
 import { MAX_VERSION } from '../../src/keys.js';
 import type { IteratorOptions } from '../../src/index.js';
 import {
+  answerOf,
   bodyType,
+  bodyTypeOf,
   bytesField,
   field,
   fromBase64Url,
@@ -16,12 +18,15 @@ import {
   yieldToEventLoop,
   rawBody,
   send,
+  sendAnswer,
   negotiate,
   toBase64Url,
   versionField,
+  type Answer,
+  type ResponseType,
   type Wire,
 } from '../codec.js';
-import { entryWire, sessionOf, timeWire, type AppContext } from '../context.js';
+import { entryWire, sessionOf, sessionOfHeaders, timeWire, type AppContext, type HeaderGetter } from '../context.js';
 import { HttpError } from '../errors.js';
 import { checkKeySize, keyOf, queryOf } from '../keys.js';
 import { body, consistencyParam, errors, jsonCbor, keyEncodingParam, keyParam, ok, queryParam, sessionParams } from '../openapi.js';
@@ -30,6 +35,7 @@ import { keySuccessor, prefixEnd } from '../../proofs/lsm_scan.js';
 import { proofFormatOfQuery, proofFormatParam, sendScanPage } from './proofs.js';
 import type { BatchCommandOp, CommandCondition, WriteCommand, WriteOutcome } from '../write_path.js';
 import type { Query } from '../keys.js';
+import { keyRequestOf, type KeyCore, type KeyRequest } from './key_request.js';
 
 /** Most operations in one batch. */
 export const MAX_BATCH_OPS = 10_000;
@@ -65,8 +71,8 @@ function fieldCondition(op: Record<string, unknown>, at: string): CommandConditi
   return a === true ? { ifAbsent: true } : {};
 }
 
-/** Routes of keys and values. */
-export function kvRoutes(ctx: AppContext): RouteDef[] {
+/** The cores of `GET`, `PUT` and `DELETE /v1/kv/{key}`, shared by their HTTP routes and the stream. */
+export function kvCores(ctx: AppContext): { get: KeyCore; put: KeyCore; delete: KeyCore } {
   const { db, writePath, limits, metrics } = ctx;
 
   const checkValue = (v: Uint8Array): Uint8Array => {
@@ -74,33 +80,102 @@ export function kvRoutes(ctx: AppContext): RouteDef[] {
     return v;
   };
 
-  /** `value` or `valueUtf8` of a JSON/CBOR object. */
-  const valueOf = (type: 'json' | 'cbor', o: Record<string, unknown>, what: string): Uint8Array => {
-    const v = field(o, 'value');
-    const t = field(o, 'valueUtf8');
-    if (v !== undefined && t !== undefined) throw new HttpError('INVALID_ARGUMENT', `${what}: give value or valueUtf8, not both`);
-    if (t !== undefined) {
-      if (typeof t !== 'string') throw new HttpError('INVALID_ARGUMENT', `${what}: valueUtf8 must be a string`);
-      return checkValue(new TextEncoder().encode(t));
-    }
-    if (v === undefined) throw new HttpError('INVALID_ARGUMENT', `${what}: value is missing`);
-    return checkValue(bytesField(type, v, `${what}: value`));
+  /** Proposes a single-key write and answers with its version and seq (`ProofKV-Replayed` on a replay). */
+  const proposeOne = async (r: KeyRequest, cmd: WriteCommand): Promise<Answer> => {
+    const outcome = await writePath.propose(cmd);
+    const a = answerOf(r.accept === 'cbor' ? 'cbor' : 'json', writeResult(outcome));
+    if (outcome.replayed) a.headers = { 'ProofKV-Replayed': 'true', ...a.headers };
+    return a;
   };
 
-  /**
-   * The value of a `PUT`/append body: the raw bytes (`application/octet-stream`), or `value` /
-   * `valueUtf8` of a JSON or CBOR object that may also hold the `extra` fields (returned in `fields`).
-   */
-  const valueBody = (req: Parameters<RouteDef['handler']>[0], extra: string[]): { value: Uint8Array; fields?: Record<string, unknown> } => {
-    const type = bodyType(req, ['octet', 'json', 'cbor']);
-    const raw = rawBody(req);
-    if (type === 'octet') return { value: checkValue(raw) };
-    const o = parseStructuredBody(type, raw);
-    for (const k of Object.keys(o)) {
-      if (k !== 'value' && k !== 'valueUtf8' && !extra.includes(k)) throw new HttpError('INVALID_ARGUMENT', `unknown field ${JSON.stringify(k.slice(0, 64))}`);
+  const put: KeyCore = async (r) => {
+    const q = r.query;
+    q.only(['version', 'keyEncoding', 'ifVersion', 'ifAbsent']);
+    let version = q.int('version', 1, MAX_VERSION, undefined, 'INVALID_VERSION');
+    const condition = queryCondition(q, true);
+    const { value, fields } = valueBodyOf(r.header('content-type'), r.body, ['version'], checkValue);
+    const bv = fields && field(fields, 'version');
+    if (bv !== undefined) {
+      const n = versionField(bv);
+      if (version !== undefined && version !== n) throw new HttpError('INVALID_VERSION', `version ${n} in the body differs from version ${version} in the query`);
+      version = n;
     }
-    return { value: valueOf(type, o, 'body'), fields: o };
+    return proposeOne(r, { type: 'put', key: r.key, value, version, ...condition, session: sessionOfHeaders(r.header), time: Date.now() });
   };
+
+  const get: KeyCore = async (r) => {
+    const q = r.query;
+    q.only(['version', 'keyEncoding', 'consistency']);
+    const version = q.int('version', 0, MAX_VERSION, undefined, 'INVALID_VERSION');
+    await writePath.readBarrier(q.consistency());
+    const e = await db.getWithVersion(r.key, version ?? MAX_VERSION);
+    metrics.reads.inc({ op: 'get' });
+    if (!e) throw new HttpError('NOT_FOUND', version === undefined ? 'key not found' : `key has no version at or below ${version}`);
+    if (version === undefined && e.kind === 'delete') throw new HttpError('NOT_FOUND', `key was deleted at version ${e.version}`);
+    if (r.accept === 'octet') {
+      return {
+        status: 200,
+        headers: { 'ProofKV-Version': String(e.version), 'ProofKV-Seq': String(e.seq), 'ProofKV-Kind': e.kind, 'Content-Type': 'application/octet-stream', Vary: 'Accept' },
+        body: Buffer.from(e.value.buffer, e.value.byteOffset, e.value.byteLength),
+      };
+    }
+    return answerOf(r.accept, entryWire(e));
+  };
+
+  const del: KeyCore = async (r) => {
+    const q = r.query;
+    q.only(['keyEncoding', 'ifVersion']);
+    return proposeOne(r, { type: 'delete', key: r.key, ...queryCondition(q, false), session: sessionOfHeaders(r.header), time: Date.now() });
+  };
+
+  return { get, put, delete: del };
+}
+
+/**
+ * The value of a `PUT`/append body of media type `contentType`: the raw bytes
+ * (`application/octet-stream`), or `value` / `valueUtf8` of a JSON or CBOR object that may also
+ * hold the `extra` fields (returned in `fields`). `checkValue` refuses a value over the limit.
+ */
+function valueBodyOf(
+  contentType: string | string[] | undefined,
+  raw: Uint8Array,
+  extra: string[],
+  checkValue: (v: Uint8Array) => Uint8Array,
+): { value: Uint8Array; fields?: Record<string, unknown> } {
+  const type = bodyTypeOf(contentType, ['octet', 'json', 'cbor']);
+  if (type === 'octet') return { value: checkValue(raw) };
+  const o = parseStructuredBody(type, raw);
+  for (const k of Object.keys(o)) {
+    if (k !== 'value' && k !== 'valueUtf8' && !extra.includes(k)) throw new HttpError('INVALID_ARGUMENT', `unknown field ${JSON.stringify(k.slice(0, 64))}`);
+  }
+  return { value: structuredValue(type, o, 'body', checkValue), fields: o };
+}
+
+/** `value` or `valueUtf8` of a JSON/CBOR object, checked by `checkValue`. */
+function structuredValue(type: 'json' | 'cbor', o: Record<string, unknown>, what: string, checkValue: (v: Uint8Array) => Uint8Array): Uint8Array {
+  const v = field(o, 'value');
+  const t = field(o, 'valueUtf8');
+  if (v !== undefined && t !== undefined) throw new HttpError('INVALID_ARGUMENT', `${what}: give value or valueUtf8, not both`);
+  if (t !== undefined) {
+    if (typeof t !== 'string') throw new HttpError('INVALID_ARGUMENT', `${what}: valueUtf8 must be a string`);
+    return checkValue(new TextEncoder().encode(t));
+  }
+  if (v === undefined) throw new HttpError('INVALID_ARGUMENT', `${what}: value is missing`);
+  return checkValue(bytesField(type, v, `${what}: value`));
+}
+
+/** Routes of keys and values. */
+export function kvRoutes(ctx: AppContext): RouteDef[] {
+  const { db, writePath, limits, metrics } = ctx;
+  const cores = kvCores(ctx);
+
+  const checkValue = (v: Uint8Array): Uint8Array => {
+    if (v.length > limits.maxValueSize) throw new HttpError('VALUE_TOO_LARGE', `value is ${v.length} bytes, limit ${limits.maxValueSize}`);
+    return v;
+  };
+
+  /** `value` or `valueUtf8` of a JSON/CBOR object. */
+  const valueOf = (type: 'json' | 'cbor', o: Record<string, unknown>, what: string): Uint8Array => structuredValue(type, o, what, checkValue);
 
   /** Proposes a single-key write and answers with its version and seq (`ProofKV-Replayed` on a replay). */
   const proposeOne = async (req: Parameters<RouteDef['handler']>[0], res: Parameters<RouteDef['handler']>[1], cmd: WriteCommand): Promise<void> => {
@@ -126,19 +201,7 @@ export function kvRoutes(ctx: AppContext): RouteDef[] {
       responses: { ...ok('WriteResult', 'The version and seq the write was given'), ...errors(400, 401, 403, 409, 413, 415, 421, 422, 503) },
     },
     async handler(req, res) {
-      const q = queryOf(res);
-      q.only(['version', 'keyEncoding', 'ifVersion', 'ifAbsent']);
-      const key = keyOf(res);
-      let version = q.int('version', 1, MAX_VERSION, undefined, 'INVALID_VERSION');
-      const condition = queryCondition(q, true);
-      const { value, fields } = valueBody(req, ['version']);
-      const bv = fields && field(fields, 'version');
-      if (bv !== undefined) {
-        const n = versionField(bv);
-        if (version !== undefined && version !== n) throw new HttpError('INVALID_VERSION', `version ${n} in the body differs from version ${version} in the query`);
-        version = n;
-      }
-      await proposeOne(req, res, { type: 'put', key, value, version, ...condition, session: sessionOf(req), time: Date.now() });
+      sendAnswer(res, await cores.put(keyRequestOf(req, res)));
     },
   };
 
@@ -163,25 +226,7 @@ export function kvRoutes(ctx: AppContext): RouteDef[] {
       },
     },
     async handler(req, res) {
-      const q = queryOf(res);
-      q.only(['version', 'keyEncoding', 'consistency']);
-      const key = keyOf(res);
-      const version = q.int('version', 0, MAX_VERSION, undefined, 'INVALID_VERSION');
-      await writePath.readBarrier(q.consistency());
-      const e = await db.getWithVersion(key, version ?? MAX_VERSION);
-      metrics.reads.inc({ op: 'get' });
-      if (!e) throw new HttpError('NOT_FOUND', version === undefined ? 'key not found' : `key has no version at or below ${version}`);
-      if (version === undefined && e.kind === 'delete') throw new HttpError('NOT_FOUND', `key was deleted at version ${e.version}`);
-      if (negotiate(req, true) === 'octet') {
-        res.setHeader('ProofKV-Version', String(e.version));
-        res.setHeader('ProofKV-Seq', String(e.seq));
-        res.setHeader('ProofKV-Kind', e.kind);
-        res.setHeader('Content-Type', 'application/octet-stream');
-        res.setHeader('Vary', 'Accept');
-        res.status(200).end(Buffer.from(e.value.buffer, e.value.byteOffset, e.value.byteLength));
-        return;
-      }
-      send(req, res, entryWire(e));
+      sendAnswer(res, await cores.get(keyRequestOf(req, res, true)));
     },
   };
 
@@ -200,10 +245,7 @@ export function kvRoutes(ctx: AppContext): RouteDef[] {
       responses: { ...ok('WriteResult', 'The version and seq of the tombstone'), ...errors(400, 401, 403, 409, 413, 421, 422, 503) },
     },
     async handler(req, res) {
-      const q = queryOf(res);
-      q.only(['keyEncoding', 'ifVersion']);
-      const key = keyOf(res);
-      await proposeOne(req, res, { type: 'delete', key, ...queryCondition(q, false), session: sessionOf(req), time: Date.now() });
+      sendAnswer(res, await cores.delete(keyRequestOf(req, res)));
     },
   };
 
@@ -228,7 +270,7 @@ export function kvRoutes(ctx: AppContext): RouteDef[] {
       q.only(['keyEncoding', 'ifVersion', 'ifAbsent']);
       const key = keyOf(res);
       const condition = queryCondition(q, true);
-      const { value } = valueBody(req, []);
+      const { value } = valueBodyOf(req.headers['content-type'], rawBody(req), [], checkValue);
       await proposeOne(req, res, { type: 'append', key, value, ...condition, session: sessionOf(req), time: Date.now() });
     },
   };

@@ -10,7 +10,8 @@ import { inTimeWindow, type TimeWindow } from '../../proofs/lsm_time.js';
 import { MAX_VERSION } from '../../src/keys.js';
 import type { ProofDB } from '../../src/index.js';
 import type { Request, Response } from 'express';
-import { fromBase64Url, send, toBase64Url, type Wire } from '../codec.js';
+import { answerOf, fromBase64Url, send, sendAnswer, toBase64Url, type Wire } from '../codec.js';
+import { keyRequestOf, type KeyCore } from './key_request.js';
 import { entryWire, type AppContext } from '../context.js';
 import { HttpError } from '../errors.js';
 import { keyOf, queryOf, type Query } from '../keys.js';
@@ -89,9 +90,29 @@ export async function sendScanPage(ctx: AppContext, req: Request, res: Response,
   });
 }
 
+/** The core of `GET /v1/kv/{key}/proof`, shared by its HTTP route and the stream. */
+export function proofCore(ctx: AppContext): KeyCore {
+  const { db, metrics } = ctx;
+  return async (r) => {
+    const q = r.query;
+    q.only(['version', 'checkpoint', 'edges', 'keyEncoding', 'proofFormat']);
+    const format = proofFormatOfQuery(q);
+    const version = q.int('version', 0, MAX_VERSION, undefined, 'INVALID_VERSION');
+    const checkpoint = q.int('checkpoint', 0, MAX_VERSION, undefined);
+    const p = await db.getWithProof(r.key, { version, checkpoint, edges: q.flag('edges') });
+    metrics.reads.inc({ op: 'proof' });
+    return answerOf(r.accept === 'cbor' ? 'cbor' : 'json', {
+      entry: p.entry ? entryWire(p.entry) : undefined,
+      proof: proofCodecs(format).get.encode(p.proof),
+      cosignatures: ctx.notes?.cosignatureLines(p.proof.certificate.head),
+    });
+  };
+}
+
 /** Proof and history routes. */
 export function proofRoutes(ctx: AppContext): RouteDef[] {
   const { db, metrics, limits } = ctx;
+  const proofOf = proofCore(ctx);
 
   const proof: RouteDef = {
     method: 'get',
@@ -115,15 +136,7 @@ export function proofRoutes(ctx: AppContext): RouteDef[] {
       responses: { ...ok('GetProofResponse', 'The entry (if any) and the proof'), ...errors(400, 401, 403, 404, 413) },
     },
     async handler(req, res) {
-      const q = queryOf(res);
-      q.only(['version', 'checkpoint', 'edges', 'keyEncoding', 'proofFormat']);
-      const format = proofFormatOfQuery(q);
-      const key = keyOf(res);
-      const version = q.int('version', 0, MAX_VERSION, undefined, 'INVALID_VERSION');
-      const checkpoint = q.int('checkpoint', 0, MAX_VERSION, undefined);
-      const r = await db.getWithProof(key, { version, checkpoint, edges: q.flag('edges') });
-      metrics.reads.inc({ op: 'proof' });
-      send(req, res, { entry: r.entry ? entryWire(r.entry) : undefined, proof: proofCodecs(format).get.encode(r.proof), cosignatures: ctx.notes?.cosignatureLines(r.proof.certificate.head) });
+      sendAnswer(res, await proofOf(keyRequestOf(req, res)));
     },
   };
 

@@ -1,0 +1,280 @@
+/**
+ * One `proofkv-stream/1` connection after its handshake (docs/stream-protocol.md): the read loop
+ * that cuts request frames out of the socket's bytes, the in-flight table, back-pressure (reading
+ * stops at `maxInFlight` requests in flight or `maxBufferedBytes` of unsent answers, and resumes
+ * as answers go out), and the answers of one event-loop turn written in one socket write.
+ *
+ * Each request runs what its HTTP route runs (`StreamRoutes` of `server/app.ts`): the shutdown
+ * check, the query's and key's checks, the role check, the `ProofKV-Min-Head` gate, the body
+ * limit, then the route's core; an error becomes the same problem answer.
+ * @module
+ */
+import type { Socket } from 'node:net';
+import type { StreamRoutes, StreamRoute } from '../app.js';
+import { checkRole, type Role } from '../auth.js';
+import type { Answer } from '../codec.js';
+import { HttpError } from '../errors.js';
+import { checkKeySize, Query } from '../keys.js';
+import { STREAM_ACCEPT, StreamOp, StreamProtocolError, decodeRequest, encodeAnswer, frameSize, parseHeaderLines, utf8Text, type RequestFrame } from './codec.js';
+
+/** The answer headers a stream answer carries (the others are HTTP's per-connection ones). */
+export const STREAM_ANSWER_HEADERS = ['ProofKV-Replayed', 'ProofKV-Leader', 'Retry-After', 'ProofKV-Version', 'ProofKV-Seq', 'ProofKV-Kind', 'Content-Type'] as const;
+
+/** How long a closing connection waits for its last answers to be read and the client's end, ms. */
+export const CLOSE_GRACE_MS = 10_000;
+
+/** Bounds of one connection. */
+export interface ConnectionLimits {
+  /** Largest request frame (`length`). */
+  maxFrameBytes: number;
+  /** Most requests in flight; reading stops at it. */
+  maxInFlight: number;
+  /** Most unsent answer bytes before reading stops. */
+  maxBufferedBytes: number;
+}
+
+/** Counters of one connection (tests and the bench read them). */
+export interface ConnectionStats {
+  /** Requests answered. */
+  answered: number;
+  /** Times reading stopped at a bound. */
+  pauses: number;
+  /** The most unsent answer bytes seen right after a write (the socket's `writableLength`). */
+  peakBuffered: number;
+  /** The most requests in flight at once. */
+  peakInFlight: number;
+}
+
+const OPS: Record<number, 'get' | 'put' | 'delete' | 'proof'> = { [StreamOp.get]: 'get', [StreamOp.put]: 'put', [StreamOp.delete]: 'delete', [StreamOp.proof]: 'proof' };
+
+/** One stream connection. */
+export class StreamConnection {
+  readonly stats: ConnectionStats = { answered: 0, pauses: 0, peakBuffered: 0, peakInFlight: 0 };
+  private buf: Buffer = Buffer.alloc(0);
+  private off = 0;
+  private readonly inFlight = new Set<number>();
+  private out: Buffer[] = [];
+  private outBytes = 0;
+  private flushScheduled = false;
+  /** No more requests are read (a connection error, or the client's end): close once in-flight answers are out. */
+  private ending = false;
+  /** Shutdown: requests still read get 503; close once in-flight answers are out. */
+  private draining = false;
+  private paused = false;
+  private waitingDrain = false;
+  private readonly remote: string | undefined;
+
+  constructor(
+    private readonly socket: Socket,
+    /** The role of the handshake's token. */
+    private readonly role: Role,
+    private readonly routes: StreamRoutes,
+    private readonly limits: ConnectionLimits,
+  ) {
+    this.remote = socket.remoteAddress;
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('end', () => this.onEnd());
+    socket.on('error', () => socket.destroy());
+  }
+
+  /** Requests in flight now. */
+  get inFlightCount(): number {
+    return this.inFlight.size;
+  }
+
+  /** Feeds bytes that arrived with the handshake (after its head). */
+  feed(head: Buffer): void {
+    if (head.length > 0) this.onData(head);
+  }
+
+  /** Shutdown: answer what is in flight, refuse new requests with 503, then close. */
+  drain(): void {
+    this.draining = true;
+    this.maybeClose();
+  }
+
+  /** Cuts the connection at once. */
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.ending) return;
+    this.buf = this.off < this.buf.length ? Buffer.concat([this.buf.subarray(this.off), chunk]) : chunk;
+    this.off = 0;
+    this.pump();
+  }
+
+  /** Cuts and starts the requests buffered, as long as the bounds allow; pauses or resumes the socket. */
+  private pump(): void {
+    while (!this.ending) {
+      if (this.blocked()) {
+        if (!this.paused) {
+          this.paused = true;
+          this.stats.pauses++;
+          this.socket.pause();
+        }
+        return;
+      }
+      let size: number | undefined;
+      try {
+        size = frameSize(this.buf, this.off, this.limits.maxFrameBytes);
+      } catch (err) {
+        this.fatal((err as Error).message);
+        return;
+      }
+      if (size === undefined) break;
+      const at = this.off;
+      this.off += size;
+      let frame: RequestFrame;
+      try {
+        frame = decodeRequest(this.buf, at, size);
+      } catch (err) {
+        const e = err as StreamProtocolError;
+        if (e.fatal) {
+          this.fatal(e.message);
+          return;
+        }
+        this.refuse(e.id, new HttpError('STREAM_PROTOCOL', e.message), 'stream');
+        continue;
+      }
+      this.request(frame);
+    }
+    if (this.off >= this.buf.length) {
+      this.buf = Buffer.alloc(0);
+      this.off = 0;
+    }
+    if (this.paused && !this.ending) {
+      this.paused = false;
+      this.socket.resume();
+    }
+  }
+
+  /** Whether a bound stops reading: requests in flight, or unsent answer bytes. */
+  private blocked(): boolean {
+    if (this.inFlight.size >= this.limits.maxInFlight) return true;
+    if (this.outBytes + this.socket.writableLength >= this.limits.maxBufferedBytes) {
+      if (!this.waitingDrain && this.socket.writableLength > 0) {
+        this.waitingDrain = true;
+        this.socket.once('drain', () => {
+          this.waitingDrain = false;
+          this.pump();
+        });
+      }
+      return true;
+    }
+    return false;
+  }
+
+  private onEnd(): void {
+    if (this.ending) return;
+    // The client will send nothing more: a frame it started is cut.
+    if (this.off < this.buf.length) this.fatal(`the connection ended inside a frame (${this.buf.length - this.off} bytes of it received)`);
+    else {
+      this.ending = true;
+      this.maybeClose();
+    }
+  }
+
+  /** A connection error: an answer with id 0, no more reading, close once in-flight answers are out. */
+  private fatal(message: string): void {
+    this.ending = true;
+    this.buf = Buffer.alloc(0);
+    this.off = 0;
+    this.socket.pause();
+    this.refuse(0, new HttpError('STREAM_PROTOCOL', message), 'stream');
+  }
+
+  /** Answers request `id` with the problem of `err` (not in the in-flight table). */
+  private refuse(id: number, err: unknown, route: string): void {
+    this.enqueue(id, this.routes.fail(err, route, this.remote));
+  }
+
+  private request(f: RequestFrame): void {
+    const { id } = f;
+    if (f.op === StreamOp.ping) {
+      if (f.value.length > 0) return this.refuse(id, new HttpError('STREAM_PROTOCOL', 'a PING carries no value'), 'stream');
+      this.enqueue(id, { status: 204, headers: {} });
+      return;
+    }
+    const name = OPS[f.op];
+    if (name === undefined) return this.refuse(id, new HttpError('STREAM_PROTOCOL', `unknown op ${f.op}`), 'stream');
+    const route = this.routes[name];
+    if (this.inFlight.has(id)) return this.refuse(id, new HttpError('STREAM_PROTOCOL', `request id ${id} is already in flight on this connection`), route.name);
+    const accept = STREAM_ACCEPT[f.accept];
+    if (accept === undefined || (accept === 'octet' && name !== 'get')) {
+      return this.refuse(id, new HttpError('STREAM_PROTOCOL', `accept ${f.accept} is not an answer encoding of this op (0 CBOR, 1 JSON${name === 'get' ? ', 2 raw value' : ''})`), route.name);
+    }
+    if (name !== 'put' && f.value.length > 0) return this.refuse(id, new HttpError('STREAM_PROTOCOL', `a ${name.toUpperCase()} carries no value (${f.value.length} bytes sent)`), route.name);
+    const headers = parseHeaderLines(f.headers);
+    if (headers === undefined) return this.refuse(id, new HttpError('STREAM_PROTOCOL', 'the headers must be UTF-8 lines "name: value"'), route.name);
+    this.inFlight.add(id);
+    if (this.inFlight.size > this.stats.peakInFlight) this.stats.peakInFlight = this.inFlight.size;
+    const start = process.hrtime.bigint();
+    void this.run(route, f, accept, headers).then((a) => {
+      this.routes.served(route.name, a.status, Number(process.hrtime.bigint() - start) / 1e9);
+      this.inFlight.delete(id);
+      this.enqueue(id, a);
+      if (this.paused) this.pump();
+    });
+  }
+
+  /** What the HTTP chain runs for the request, in its order; never rejects. */
+  private async run(route: StreamRoute, f: RequestFrame, accept: 'json' | 'cbor' | 'octet', headers: Map<string, string>): Promise<Answer> {
+    try {
+      if (this.routes.isClosing()) throw new HttpError('UNAVAILABLE', 'the node is shutting down');
+      const text = utf8Text(f.query);
+      if (text === undefined) throw new HttpError('BAD_REQUEST', 'the query is not valid UTF-8');
+      const query = new Query(text === '' ? '' : `?${text}`);
+      if (query.has('keyEncoding')) throw new HttpError('INVALID_ARGUMENT', 'keyEncoding does not apply to the stream: its keys are raw bytes');
+      checkKeySize(f.key, 'key');
+      checkRole(this.role, route.role);
+      const wait = this.routes.admit(headers.get('proofkv-min-head'));
+      if (wait !== undefined) await wait;
+      if (f.value.length > this.routes.maxValueBodyBytes) throw new HttpError('PAYLOAD_TOO_LARGE', 'request body exceeds the limit');
+      // The stream's value is the HTTP body with Content-Type application/octet-stream.
+      if (route === this.routes.put) headers.set('content-type', 'application/octet-stream');
+      return await route.core({ key: f.key, query, header: (n) => headers.get(n), body: f.value, accept });
+    } catch (err) {
+      return this.routes.fail(err, route.name, this.remote);
+    }
+  }
+
+  private enqueue(id: number, a: Answer): void {
+    const h: [string, string][] = [];
+    for (const k of STREAM_ANSWER_HEADERS) {
+      const v = a.headers[k];
+      if (v !== undefined) h.push([k, v]);
+    }
+    const frame = encodeAnswer(id, a.status, h, a.body);
+    this.stats.answered++;
+    this.out.push(frame);
+    this.outBytes += frame.length;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Writes the answers of this event-loop turn in one socket write. */
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.out.length === 0 || this.socket.destroyed) return;
+    const data = this.out.length === 1 ? this.out[0] : Buffer.concat(this.out, this.outBytes);
+    this.out = [];
+    this.outBytes = 0;
+    this.socket.write(data);
+    if (this.socket.writableLength > this.stats.peakBuffered) this.stats.peakBuffered = this.socket.writableLength;
+    if (this.paused) this.pump();
+    this.maybeClose();
+  }
+
+  private maybeClose(): void {
+    if ((this.ending || this.draining) && this.inFlight.size === 0 && this.out.length === 0 && !this.flushScheduled && !this.socket.destroyed) {
+      this.socket.end();
+      // A client that does not read its last answers (or never closes its side) must not hold the descriptor.
+      setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref();
+    }
+  }
+}
