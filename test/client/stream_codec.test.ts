@@ -1,5 +1,5 @@
 /**
- * The stream protocol's frames (client-sdk/stream/codec.ts), pure: request and answer round trips
+ * The stream protocol's frames (client-sdk/stream_codec.ts), pure: request and answer round trips
  * (random fields, every byte split of the stream), the exact byte layout of the spec, and hostile
  * input — an over-long length, a length under the fixed fields, fields running past the frame,
  * malformed headers, a status a Response cannot carry, a stream cut inside a frame — each a
@@ -19,8 +19,8 @@ import {
   StreamOp,
   StreamProtocolError,
   type StreamRequest,
-} from '../../client-sdk/stream/codec.js';
-import { translate } from '../../client-sdk/stream/fetch.js';
+} from '../../client-sdk/stream_codec.js';
+import { translate } from '../../client-sdk/stream_fetch.js';
 import { toBase64Url } from '../../client-sdk/bytes.js';
 
 const bytes = (s: string) => new TextEncoder().encode(s);
@@ -278,5 +278,20 @@ describe('streamFetch: what goes over the stream', () => {
     expect(translate(`${E}/v1/kv/k`, { method: 'PUT', headers: { 'content-type': 'application/cbor' }, body: new Uint8Array(2) })).toBeUndefined();
     expect(translate(`${E}/v1/kv/k`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{not json' })).toBeUndefined();
     expect(translate(`${E}/v1/kv/k`, { method: 'PUT', headers: {}, body: 'x' })).toBeUndefined();
+  });
+});
+
+describe('the stream client is Node-only', () => {
+  it('the browser bundle of proofkv/client has no stream client and no node:http; the Node entry exports streamFetch', async () => {
+    const { build } = await import('esbuild');
+    const root = new URL('../../', import.meta.url).pathname;
+    const out = await build({ entryPoints: [`${root}client-sdk/index.ts`], bundle: true, platform: 'browser', format: 'esm', write: false, logLevel: 'silent', metafile: true });
+    const inputs = Object.keys(out.metafile!.inputs);
+    expect(inputs.some((f) => f.includes('stream_'))).toBe(false);
+    expect(out.outputFiles[0].text).not.toMatch(/node:http|streamFetch/);
+    const node = await import('../../node-entry/client.js');
+    expect(typeof node.streamFetch).toBe('function');
+    expect(typeof node.ProofKVClient).toBe('function');
+    expect('streamFetch' in (await import('../../client-sdk/index.js'))).toBe(false);
   });
 });

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromBase64Url, MemoryStateStore, ProofKVClient, ProofKVHttpError } from '../../client-sdk/index.js';
-import { streamFetch, type StreamFetch } from '../../client-sdk/stream/fetch.js';
+import { streamFetch, type StreamFetch } from '../../client-sdk/stream_fetch.js';
 import { startServer, type ServerProc } from './helpers.js';
 
 let server: ServerProc;

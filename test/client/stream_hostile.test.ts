@@ -10,8 +10,8 @@
 import * as net from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MemoryStateStore, ProofKVClient, ProofKVNetworkError } from '../../client-sdk/index.js';
-import { StreamAccept, StreamOp, StreamProtocolError, type StreamErrorCode } from '../../client-sdk/stream/codec.js';
-import { streamFetch, type StreamFetch } from '../../client-sdk/stream/fetch.js';
+import { StreamAccept, StreamOp, StreamProtocolError, type StreamErrorCode } from '../../client-sdk/stream_codec.js';
+import { streamFetch, type StreamFetch } from '../../client-sdk/stream_fetch.js';
 import { generateKeyPair } from '../../proofs/checkpoint.js';
 import { ScriptedStreamServer } from './stream_helpers.js';
 

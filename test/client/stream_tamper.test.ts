@@ -8,8 +8,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromBase64Url, MemoryStateStore, ProofKVClient, ProofKVNetworkError, toBase64Url, VerificationError } from '../../client-sdk/index.js';
-import { StreamOp, type StreamAnswer } from '../../client-sdk/stream/codec.js';
-import { streamFetch, type StreamFetch } from '../../client-sdk/stream/fetch.js';
+import { StreamOp, type StreamAnswer } from '../../client-sdk/stream_codec.js';
+import { streamFetch, type StreamFetch } from '../../client-sdk/stream_fetch.js';
 import { getProofCodec } from '../../proofs/lsm_encoding.js';
 import type { GetProof } from '../../proofs/lsm_proof.js';
 import { startServer, type ServerProc } from './helpers.js';

@@ -2,7 +2,7 @@
  * Frames of the stream protocol `proofkv-stream/1` (docs/stream-protocol.md): the request and
  * answer encodings, an incremental reader that cuts a byte stream into frames under a length
  * bound, and the protocol's typed error. Pure: no I/O and no `node:` import (the connection that
- * uses it, `stream/connection.ts`, is node-only).
+ * uses it, `stream_connection.ts`, is node-only).
  *
  * ```
  * request  u32 length | u32 id | u8 op | u8 accept | u16 keyLength key | u16 queryLength query | u16 headersLength headers | value
@@ -12,7 +12,7 @@
  * `name: value\n`.
  * @module
  */
-import { ProofKVClientError } from '../errors.js';
+import { ProofKVClientError } from './errors.js';
 
 /** The protocol name, sent in the handshake's `Upgrade` header. */
 export const STREAM_PROTOCOL = 'proofkv-stream/1';

@@ -1,7 +1,7 @@
 /**
  * `streamFetch`: a `fetch` for the SDK that sends the hot key-value routes of an endpoint over a
  * `proofkv-stream/1` connection to it (docs/stream-protocol.md) and every other request over HTTP.
- * Node-only (`node:http`, `node:https` through `stream/connection.ts`); exported by the Node entry
+ * Node-only (`node:http`, `node:https` through `stream_connection.ts`); exported by the Node entry
  * of `proofkv/client`. With it the SDK is unchanged: `new ProofKVClient({ ..., fetch: streamFetch() })`
  * verifies every answer exactly as over HTTP, fails over on the same errors, and retries writes
  * with the same idempotency headers.
@@ -33,10 +33,10 @@
  * connection. An aborted `signal` rejects with its reason.
  * @module
  */
-import { fromBase64Url } from '../bytes.js';
-import type { FetchLike } from '../transport.js';
-import { StreamAccept, StreamOp, StreamProtocolError, type StreamAnswer } from './codec.js';
-import { checkConnectionBounds, networkFailure, StreamConnection, StreamRefused, type StreamConnectionOptions } from './connection.js';
+import { fromBase64Url } from './bytes.js';
+import type { FetchLike } from './transport.js';
+import { StreamAccept, StreamOp, StreamProtocolError, type StreamAnswer } from './stream_codec.js';
+import { checkConnectionBounds, networkFailure, StreamConnection, StreamRefused, type StreamConnectionOptions } from './stream_connection.js';
 
 /** Options of {@link streamFetch}. */
 export interface StreamFetchOptions {

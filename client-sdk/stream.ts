@@ -5,7 +5,7 @@
  * `client-sdk/index.ts`, so browser bundles do not pull `node:http`. docs/client.md § The stream.
  * @module
  */
-export { streamFetch, type StreamFetch, type StreamFetchOptions, type StreamFetchStats } from './fetch.js';
+export { streamFetch, type StreamFetch, type StreamFetchOptions, type StreamFetchStats } from './stream_fetch.js';
 export {
   StreamConnection,
   StreamRefused,
@@ -13,7 +13,7 @@ export {
   DEFAULT_MAX_IN_FLIGHT,
   DEFAULT_MAX_QUEUED_BYTES,
   type StreamConnectionOptions,
-} from './connection.js';
+} from './stream_connection.js';
 export {
   STREAM_PROTOCOL,
   STREAM_PATH,
@@ -28,4 +28,4 @@ export {
   decodeAnswer,
   type StreamRequest,
   type StreamAnswer,
-} from './codec.js';
+} from './stream_codec.js';

@@ -27,7 +27,7 @@ import {
   StreamProtocolError,
   type StreamAnswer,
   type StreamRequest,
-} from './codec.js';
+} from './stream_codec.js';
 
 /** Settings of one connection. */
 export interface StreamConnectionOptions {
