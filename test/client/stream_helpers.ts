@@ -7,7 +7,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { decodeAnswer, decodeRequest, encodeAnswer, FrameReader, STREAM_PROTOCOL, type StreamAnswer, type StreamRequest } from '../../client-sdk/stream/codec.js';
+import { decodeAnswer, decodeRequest, encodeAnswer, FrameReader, STREAM_PROTOCOL, type StreamAnswer, type StreamRequest } from '../../client-sdk/stream_codec.js';
 
 /** One upgraded connection of a {@link ScriptedStreamServer}. */
 export interface ScriptedConnection {
