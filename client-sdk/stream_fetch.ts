@@ -185,7 +185,7 @@ export function streamFetch(options: StreamFetchOptions = {}): StreamFetch {
     if (init.signal?.aborted) throw init.signal.reason;
     let conn: StreamConnection;
     try {
-      conn = await connectionOf(pool, origin, authorization);
+      conn = await untilAborted(connectionOf(pool, origin, authorization), init.signal);
     } catch (err) {
       if (err instanceof StreamRefused) {
         // A node without the stream, or credentials it refuses: HTTP gives this request its
@@ -193,6 +193,7 @@ export function streamFetch(options: StreamFetchOptions = {}): StreamFetch {
         pool.refusedUntil = Date.now() + refusedRetryMs;
         return viaHttp(input, init);
       }
+      if (init.signal?.aborted && err === init.signal.reason) throw err;
       throw err instanceof TypeError ? err : networkFailure(err);
     }
     const answer = await conn.request(request, init.signal);
@@ -208,6 +209,28 @@ export function streamFetch(options: StreamFetchOptions = {}): StreamFetch {
     pools.clear();
   };
   return f;
+}
+
+/**
+ * `p`, or a rejection with `signal.reason` as soon as `signal` aborts (the connection it waits for
+ * goes on opening, for later requests).
+ */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal | null | undefined): Promise<T> {
+  if (!signal) return p;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
 }
 
 /** The {@link Response} of an answer frame. */

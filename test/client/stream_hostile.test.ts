@@ -145,6 +145,23 @@ describe('streamFetch against a scripted server', () => {
     expect(srv.connections[0].requests).toHaveLength(2);
   });
 
+  it('a node that never answers the upgrade: the request aborts with its signal, and the connect timeout fails it like fetch', async () => {
+    const silent = net.createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(silent.address() as net.AddressInfo).port}`;
+    try {
+      const ctl = new AbortController();
+      const pending = sf(`${url}/v1/kv/k`, { headers: json, signal: ctl.signal });
+      ctl.abort(new Error('timed out by the caller'));
+      await expect(pending).rejects.toThrow('timed out by the caller');
+      const short = streamFetch({ connectTimeoutMs: 50 });
+      expect(await failureCode(short(`${url}/v1/kv/k`, { headers: json }))).toBe('HANDSHAKE_FAILED');
+      short.close();
+    } finally {
+      silent.close();
+    }
+  });
+
   it('at most maxInFlight requests are written; the next goes out when one is answered', async () => {
     sf = streamFetch({ maxInFlight: 2 });
     srv.onRequest = () => undefined;
