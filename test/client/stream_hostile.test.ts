@@ -77,6 +77,26 @@ describe('streamFetch against a scripted server', () => {
     expect(srv.connections).toHaveLength(1);
   });
 
+  it('the requests issued in one event-loop turn go out in one socket write', async () => {
+    srv.onRequest = (r, c) => c.answer({ id: r.id, status: 200, body: 'ok' });
+    await sf(`${srv.url}/v1/kv/open`, { headers: json }); // the connection is open
+    const port = Number(new URL(srv.url).port);
+    const writes: number[] = [];
+    const original = net.Socket.prototype.write;
+    net.Socket.prototype.write = function (this: net.Socket, ...args: unknown[]) {
+      if (this.remotePort === port) writes.push((args[0] as Uint8Array).length);
+      return (original as (...a: unknown[]) => boolean).apply(this, args);
+    } as typeof original;
+    try {
+      const all = Array.from({ length: 10 }, (_, i) => sf(`${srv.url}/v1/kv/batch${i}`, { headers: json }).then(text));
+      expect(await Promise.all(all)).toEqual(Array(10).fill('ok'));
+    } finally {
+      net.Socket.prototype.write = original;
+    }
+    expect(writes).toHaveLength(1);
+    expect(srv.connections[0].requests).toHaveLength(11);
+  });
+
   it('a 204 answer has no body; problem answers keep status and body', async () => {
     srv.onRequest = (r, c) => c.answer(r.op === StreamOp.DELETE ? { id: r.id, status: 204 } : { id: r.id, status: 409, headers: [['Content-Type', 'application/problem+json']], body: '{"code":"CONDITION_FAILED"}' });
     const d = await sf(`${srv.url}/v1/kv/k`, { method: 'DELETE', headers: json });
