@@ -95,16 +95,16 @@ export interface Exchange {
 /**
  * A TCP proxy on 127.0.0.1 in front of `upstream` (host:port of a node). It passes the HTTP
  * handshake through unchanged; once the node answered 101, it cuts both directions into frames,
- * remembers each request by id, and passes each answer through `onAnswer`, which returns the
- * frames to send in its place (none: held back; the same: untouched). Every answer seen is kept
- * in `seen` (for replays).
+ * remembers each request by id, and passes each answer to `onAnswer`, which forwards the answers
+ * to send in its place (none: held back; the same: untouched; others: rewritten, swapped,
+ * replayed). Every answer seen is kept in `seen` (for replays).
  */
 export class StreamTamperProxy {
   private server!: net.Server;
   url = '';
   readonly seen: Exchange[] = [];
   private readonly sockets = new Set<net.Socket>();
-  /** Rewrites an answer: returns the answer frames (encoded) to forward in its place. */
+  /** Sees each answer; calls `forward` with the answers to send in its place (any number, any id). */
   onAnswer: (x: Exchange, forward: (a: StreamAnswer) => void) => void = (x, forward) => forward(x.answer);
 
   constructor(private readonly upstream: string) {}
