@@ -100,7 +100,7 @@ export class StreamConnection {
   }
 
   private onData(chunk: Buffer): void {
-    if (this.ending) return;
+    if (this.ending || this.socket.writableEnded) return;
     this.buf = this.off < this.buf.length ? Buffer.concat([this.buf.subarray(this.off), chunk]) : chunk;
     this.off = 0;
     this.pump();
@@ -215,7 +215,12 @@ export class StreamConnection {
     void this.run(route, f, accept, headers).then((a) => {
       this.routes.served(route.name, a.status, Number(process.hrtime.bigint() - start) / 1e9);
       this.inFlight.delete(id);
-      this.enqueue(id, a);
+      try {
+        this.enqueue(id, a);
+      } catch (err) {
+        // An answer the frame cannot hold (header lines over 64 KiB): the client still gets one.
+        this.enqueue(id, this.routes.fail(err, route.name, this.remote));
+      }
       if (this.paused) this.pump();
     });
   }
@@ -235,7 +240,8 @@ export class StreamConnection {
       if (f.value.length > this.routes.maxValueBodyBytes) throw new HttpError('PAYLOAD_TOO_LARGE', 'request body exceeds the limit');
       // The stream's value is the HTTP body with Content-Type application/octet-stream.
       if (route === this.routes.put) headers.set('content-type', 'application/octet-stream');
-      return await route.core({ key: f.key, query, header: (n) => headers.get(n), body: f.value, accept });
+      // Copies: the frame's fields are views into a socket chunk that a stored key or value must not hold on to.
+      return await route.core({ key: new Uint8Array(f.key), query, header: (n) => headers.get(n), body: new Uint8Array(f.value), accept });
     } catch (err) {
       return this.routes.fail(err, route.name, this.remote);
     }
@@ -260,7 +266,11 @@ export class StreamConnection {
   /** Writes the answers of this event-loop turn in one socket write. */
   private flush(): void {
     this.flushScheduled = false;
-    if (this.out.length === 0 || this.socket.destroyed) return;
+    if (this.out.length === 0 || this.socket.destroyed || this.socket.writableEnded) {
+      this.out = [];
+      this.outBytes = 0;
+      return;
+    }
     const data = this.out.length === 1 ? this.out[0] : Buffer.concat(this.out, this.outBytes);
     this.out = [];
     this.outBytes = 0;

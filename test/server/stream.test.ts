@@ -5,11 +5,16 @@
  * and errors; rights at the handshake and per request; hostile input answered or closing only its
  * own connection, writing nothing; back-pressure on a client that does not read; shutdown.
  */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as path from 'node:path';
 import { decode as cborDecode } from 'cbor-x';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, resolveConfig } from '../../server/config.js';
 import type { ProofNode } from '../../server/node.js';
-import { call, pct, startLocalNode, type Reply } from './harness.js';
+import { until } from '../cluster/in_process.js';
+import { call, pct, startLocalNode, tmpDir, type Reply } from './harness.js';
 import { ACCEPT, OP, encodeRequest, isClient, openStream, type StreamAnswer, type StreamClient, type StreamRequest } from './stream_client.js';
 
 /** The answer headers the spec says a stream answer carries. */
@@ -262,6 +267,69 @@ describe('stream rights', () => {
   });
 });
 
+describe('stream over TLS, and its metrics', () => {
+  it('upgrades an HTTPS connection with the node certificate; requests and connections are counted', async () => {
+    const dir = tmpDir();
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'k.pem', '-out', 'c.pem', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { cwd: dir, stdio: 'pipe' });
+    const cert = fs.readFileSync(path.join(dir, 'c.pem'));
+    const node = await startLocalNode(undefined, undefined, { tls: { cert, key: fs.readFileSync(path.join(dir, 'k.pem')) } });
+    try {
+      expect(node.url).toMatch(/^https:/);
+      const c = await openStream(node.url, { ca: cert });
+      if (!isClient(c)) throw new Error('handshake refused');
+      expect((await c.request({ id: 1, op: OP.PUT, key: 't', value: 'over tls' })).status).toBe(200);
+      const g = await c.request({ id: 2, op: OP.GET, key: 't', accept: ACCEPT.RAW });
+      expect([g.status, g.body.toString()]).toEqual([200, 'over tls']);
+      expect((await c.request({ id: 3, op: OP.GET, key: 'absent' })).status).toBe(404);
+      const text = await node.metrics.registry.metrics();
+      expect(text).toMatch(/proofkv_stream_request_duration_seconds_count\{route="kv_put",status="200"\} 1\b/);
+      expect(text).toMatch(/proofkv_stream_request_duration_seconds_count\{route="kv_get",status="404"\} 1\b/);
+      expect(text).toMatch(/^proofkv_stream_connections 1$/m);
+      // A plain-TCP client on the TLS port gets no stream.
+      await expect(openStream(node.url.replace('https:', 'http:'))).rejects.toThrow();
+      c.close();
+    } finally {
+      await node.shutdown('test');
+    }
+  });
+});
+
+describe('stream connections and the connection limit', () => {
+  it('count toward maxConnections like HTTP ones; closing one frees a place', async () => {
+    const node = await startLocalNode(undefined, undefined, { edge: { maxConnections: 2 } });
+    try {
+      const a = await openStream(node.url);
+      const b = await openStream(node.url);
+      if (!isClient(a) || !isClient(b)) throw new Error('handshake refused');
+      // The third connection is closed at accept, before any handshake answer.
+      await expect(openStream(node.url)).rejects.toThrow();
+      a.close();
+      await until('the limit frees a place', async () => (await openStream(node.url).then((c) => (isClient(c) && c.close(), true), () => false)));
+      expect((await b.request({ id: 1, op: OP.PING })).status).toBe(204);
+      b.close();
+    } finally {
+      await node.shutdown('test');
+    }
+  });
+});
+
+describe('stream connections and the HTTP timeouts', () => {
+  it('an upgraded connection outlives the request and keep-alive timeouts (they are HTTP\'s)', async () => {
+    const node = await startLocalNode(undefined, undefined, { edge: { headersTimeoutMs: 200, requestTimeoutMs: 300, keepAliveTimeoutMs: 200 } });
+    try {
+      const c = await openStream(node.url);
+      if (!isClient(c)) throw new Error('handshake refused');
+      // Idle for several times every HTTP timeout (checked every 50 ms here).
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(c.closed).toBe(false);
+      expect((await c.request({ id: 1, op: OP.PING })).status).toBe(204);
+      c.close();
+    } finally {
+      await node.shutdown('test');
+    }
+  });
+});
+
 describe('Upgrade headers on other paths', () => {
   let node: ProofNode;
   beforeAll(async () => {
@@ -468,5 +536,21 @@ describe('stream and node shutdown', () => {
     expect((await held).status).toBe(503);
     await c.whenClosed();
     await stopping;
+  });
+});
+
+describe('stream settings', () => {
+  const fileWith = (o: Record<string, unknown>): string => {
+    const f = path.join(tmpDir(), 'config.json');
+    fs.writeFileSync(f, JSON.stringify(o));
+    return f;
+  };
+  it('maxStreamInFlight and maxStreamBufferedBytes come from the config file, with defaults and bounds', () => {
+    const none = resolveConfig({}, {}, new Set());
+    expect([none.edge.maxStreamInFlight, none.edge.maxStreamBufferedBytes]).toEqual([1024, 8 * 1024 * 1024]);
+    const set = resolveConfig({ config: fileWith({ maxStreamInFlight: 16, maxStreamBufferedBytes: 65536 }) }, {}, new Set());
+    expect([set.edge.maxStreamInFlight, set.edge.maxStreamBufferedBytes]).toEqual([16, 65536]);
+    expect(() => resolveConfig({ config: fileWith({ maxStreamInFlight: 0 }) }, {}, new Set())).toThrow(ConfigError);
+    expect(() => resolveConfig({ config: fileWith({ maxStreamBufferedBytes: 1000 }) }, {}, new Set())).toThrow(/maxStreamBufferedBytes/);
   });
 });
