@@ -233,6 +233,29 @@ describe('streamFetch against a scripted server', () => {
     expect(sf.stats()).toMatchObject({ streamed: 0, http: 2, opened: 0 });
   });
 
+  it('a 421 NOT_LEADER answer over the stream carries ProofKV-Leader, and the SDK follows it to that endpoint', async () => {
+    const leader = await new ScriptedStreamServer().start();
+    try {
+      srv.onRequest = (r, c) =>
+        c.answer({ id: r.id, status: 421, headers: [['ProofKV-Leader', leader.url], ['Content-Type', 'application/problem+json']], body: '{"code":"NOT_LEADER"}' });
+      leader.onRequest = (r, c) => c.answer({ id: r.id, status: 200, headers: [['Content-Type', 'application/json']], body: '{"version":2,"seq":9,"time":1700000000000}' });
+      const client = new ProofKVClient({
+        endpoints: [srv.url, leader.url],
+        trust: { publicKeys: [generateKeyPair().publicKey], quorum: 1 },
+        retries: 0,
+        fetch: sf,
+      });
+      expect(await client.put('k', 'v')).toEqual({ version: 2, seq: 9, time: 1700000000000 });
+      expect(client.transport.preferred).toBe(leader.url);
+      // The same write, with the same idempotency pair, went to both.
+      const [a, b] = [srv.connections[0].requests[0], leader.connections[0].requests[0]];
+      expect(b.headers).toEqual(a.headers);
+      expect(sf.stats()).toMatchObject({ streamed: 2, opened: 2 });
+    } finally {
+      await leader.close();
+    }
+  });
+
   it('a dead endpoint rejects like fetch (TypeError), so the SDK fails over to the next one', async () => {
     const dead = net.createServer();
     await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve));
