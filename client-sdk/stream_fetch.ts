@@ -147,8 +147,13 @@ export function streamFetch(options: StreamFetchOptions = {}): StreamFetch {
     const i = pool.next;
     pool.next = (i + 1) % connections;
     const have = pool.slots[i];
-    if (have) return have.then((c) => (c.closed ? reopen() : c));
-    return reopen();
+    if (!have) return reopen();
+    return have.then((c) => {
+      if (!c.closed) return c;
+      // Closed under us: whoever saw it first opens the slot's next connection; the others share it.
+      const now = pool.slots[i];
+      return now && now !== have ? now : reopen();
+    });
     function reopen(): Promise<StreamConnection> {
       const p = StreamConnection.open({
         origin,
@@ -160,11 +165,16 @@ export function streamFetch(options: StreamFetchOptions = {}): StreamFetch {
         tls: options.tls,
       }).then((c) => {
         stats.opened++;
-        open.add(c);
-        c.onClose = () => {
+        const done = () => {
           open.delete(c);
           if (pool.slots[i] === p) pool.slots[i] = undefined;
         };
+        // A connection can fail as it opens (a bad first frame): then it is never kept.
+        if (c.closed) done();
+        else {
+          open.add(c);
+          c.onClose = done;
+        }
         return c;
       });
       pool.slots[i] = p;

@@ -144,6 +144,18 @@ describe('streamFetch against a scripted server', () => {
     });
   }
 
+  it('after a connection fails, the requests that follow share one new connection', async () => {
+    srv.onRequest = (r, c) => {
+      if (c === srv.connections[0]) c.socket.destroy();
+      else c.answer({ id: r.id, status: 200, body: 'ok' });
+    };
+    expect(await failureCode(sf(`${srv.url}/v1/kv/a`, { headers: json }))).toBe('CONNECTION_CLOSED');
+    const all = await Promise.all(Array.from({ length: 5 }, (_, i) => sf(`${srv.url}/v1/kv/k${i}`, { headers: json }).then(text)));
+    expect(all).toEqual(Array(5).fill('ok'));
+    expect(srv.connections).toHaveLength(2);
+    expect(sf.stats()).toMatchObject({ opened: 2, open: 1 });
+  });
+
   it('an aborted request rejects with its reason; its late answer is dropped and the connection goes on', async () => {
     const ctl = new AbortController();
     srv.onRequest = (r, c) => {
