@@ -4,11 +4,17 @@
  * a raw GET and a CBOR proof — every key-value request goes over the stream (counted), every
  * other one over HTTP, and every answer equals what the same calls give over HTTP. A read token
  * is refused a write over the stream as over HTTP; a bad token falls back to HTTP, which refuses it.
+ * Over TLS: the stream reaches an HTTPS node with the CA given in `tls`, and fails like fetch without it.
  */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromBase64Url, MemoryStateStore, ProofKVClient, ProofKVHttpError } from '../../client-sdk/index.js';
 import { streamFetch, type StreamFetch } from '../../client-sdk/stream_fetch.js';
-import { startServer, type ServerProc } from './helpers.js';
+import { startServer, tmpDir, type ServerProc } from './helpers.js';
+import { startLocalNode } from '../server/harness.js';
+import { StreamProtocolError } from '../../client-sdk/stream_codec.js';
 
 let server: ServerProc;
 let publicKey: Uint8Array;
@@ -129,5 +135,33 @@ describe('the SDK over streamFetch, one node', () => {
     const got = await Promise.all(keys.map((k) => c.get(k)));
     got.forEach((e, i) => expect(new TextDecoder().decode(e!.value)).toBe(`value-${i}`));
     expect(sf.stats().opened).toBe(1);
+  });
+});
+
+describe('streamFetch over TLS', () => {
+  it('upgrades an HTTPS connection with the CA it is given; without it the connection fails like fetch', async () => {
+    const dir = tmpDir();
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'k.pem', '-out', 'c.pem', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1'], { cwd: dir, stdio: 'pipe' });
+    const cert = fs.readFileSync(path.join(dir, 'c.pem'));
+    const node = await startLocalNode(undefined, undefined, { tls: { cert, key: fs.readFileSync(path.join(dir, 'k.pem')) } });
+    const tls = streamFetch({ tls: { ca: cert } });
+    const untrusting = streamFetch();
+    try {
+      expect(node.url).toMatch(/^https:/);
+      const put = await tls(`${node.url}/v1/kv/t`, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: 'over tls' });
+      expect(put.status).toBe(200);
+      const get = await tls(`${node.url}/v1/kv/t`, { headers: { accept: 'application/octet-stream' } });
+      expect(await get.text()).toBe('over tls');
+      expect(tls.stats()).toMatchObject({ streamed: 2, http: 0, opened: 1 });
+      const err = await untrusting(`${node.url}/v1/kv/t`, { headers: { accept: 'application/octet-stream' } }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TypeError);
+      expect((err as TypeError).cause).not.toBeInstanceOf(StreamProtocolError); // the TLS error itself
+      expect(untrusting.stats().streamed).toBe(0);
+    } finally {
+      tls.close();
+      untrusting.close();
+      await node.shutdown('test');
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
