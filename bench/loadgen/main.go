@@ -238,7 +238,7 @@ type streamConn struct {
 	mu      sync.Mutex
 	pending map[uint32]chan streamAnswer
 	nextID  uint32
-	queue   []byte // frames waiting for the writer, back to back
+	queue   []byte // frames waiting for the writer, back to back (at most -concurrency requests' worth)
 	wake    chan struct{}
 	err     error // set once the connection failed: every later request fails with it
 	done    chan struct{}
