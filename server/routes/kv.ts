@@ -19,14 +19,12 @@ import {
   rawBody,
   send,
   sendAnswer,
-  negotiate,
   toBase64Url,
   versionField,
   type Answer,
-  type ResponseType,
   type Wire,
 } from '../codec.js';
-import { entryWire, sessionOf, sessionOfHeaders, timeWire, type AppContext, type HeaderGetter } from '../context.js';
+import { entryWire, sessionOf, sessionOfHeaders, timeWire, type AppContext, type Limits } from '../context.js';
 import { HttpError } from '../errors.js';
 import { checkKeySize, keyOf, queryOf } from '../keys.js';
 import { body, consistencyParam, errors, jsonCbor, keyEncodingParam, keyParam, ok, queryParam, sessionParams } from '../openapi.js';
@@ -74,11 +72,7 @@ function fieldCondition(op: Record<string, unknown>, at: string): CommandConditi
 /** The cores of `GET`, `PUT` and `DELETE /v1/kv/{key}`, shared by their HTTP routes and the stream. */
 export function kvCores(ctx: AppContext): { get: KeyCore; put: KeyCore; delete: KeyCore } {
   const { db, writePath, limits, metrics } = ctx;
-
-  const checkValue = (v: Uint8Array): Uint8Array => {
-    if (v.length > limits.maxValueSize) throw new HttpError('VALUE_TOO_LARGE', `value is ${v.length} bytes, limit ${limits.maxValueSize}`);
-    return v;
-  };
+  const checkValue = valueChecker(limits);
 
   /** Proposes a single-key write and answers with its version and seq (`ProofKV-Replayed` on a replay). */
   const proposeOne = async (r: KeyRequest, cmd: WriteCommand): Promise<Answer> => {
@@ -131,6 +125,14 @@ export function kvCores(ctx: AppContext): { get: KeyCore; put: KeyCore; delete: 
   return { get, put, delete: del };
 }
 
+/** Passes a value through, or throws `413 VALUE_TOO_LARGE` past `limits.maxValueSize`. */
+function valueChecker(limits: Limits): (v: Uint8Array) => Uint8Array {
+  return (v) => {
+    if (v.length > limits.maxValueSize) throw new HttpError('VALUE_TOO_LARGE', `value is ${v.length} bytes, limit ${limits.maxValueSize}`);
+    return v;
+  };
+}
+
 /**
  * The value of a `PUT`/append body of media type `contentType`: the raw bytes
  * (`application/octet-stream`), or `value` / `valueUtf8` of a JSON or CBOR object that may also
@@ -168,11 +170,7 @@ function structuredValue(type: 'json' | 'cbor', o: Record<string, unknown>, what
 export function kvRoutes(ctx: AppContext): RouteDef[] {
   const { db, writePath, limits, metrics } = ctx;
   const cores = kvCores(ctx);
-
-  const checkValue = (v: Uint8Array): Uint8Array => {
-    if (v.length > limits.maxValueSize) throw new HttpError('VALUE_TOO_LARGE', `value is ${v.length} bytes, limit ${limits.maxValueSize}`);
-    return v;
-  };
+  const checkValue = valueChecker(limits);
 
   /** `value` or `valueUtf8` of a JSON/CBOR object. */
   const valueOf = (type: 'json' | 'cbor', o: Record<string, unknown>, what: string): Uint8Array => structuredValue(type, o, what, checkValue);

@@ -184,6 +184,17 @@ describe('stream answers what HTTP answers', () => {
     for (const c of reads) expectSame(await viaHttp(streamNode.url, c), await viaStream(s, c), c.what);
   });
 
+  it('the writes of one connection are proposed in arrival order', async () => {
+    const ids = Array.from({ length: 100 }, () => nextId++);
+    // All 100 in one socket write, none waiting for another's answer.
+    const answers = Promise.all(ids.map((id) => s.next((a) => a.id === id)));
+    s.write(Buffer.concat(ids.map((id, i) => encodeRequest({ id, op: OP.PUT, key: 'ordered', value: `w${i}` }))));
+    const versions = (await answers).map((a) => JSON.parse(a.body.toString()).version as number);
+    expect(versions).toEqual(ids.map((_, i) => i + 1));
+    const last = await s.request({ id: nextId++, op: OP.GET, key: 'ordered', accept: ACCEPT.RAW });
+    expect(last.body.toString()).toBe('w99');
+  });
+
   it('PING answers 204 without headers or body; keyEncoding is refused (keys are raw bytes)', async () => {
     const p = await s.request({ id: nextId++, op: OP.PING });
     expect([p.status, p.headers.length, p.body.length]).toEqual([204, 0, 0]);
