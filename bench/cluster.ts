@@ -2,12 +2,16 @@
  * A 3-node ProofKV cluster against a 3-member etcd 3.4 cluster (or, with `--members 1`, one
  * `proofkv serve` against a one-member etcd: issue 13's HTTP row), both on loopback on this machine,
  * in the same run, driven by the same load generator (`bench/loadgen/main.go`: etcd through
- * clientv3 over gRPC, ProofKV through its HTTP API with keep-alive; see bench/README.md for why;
- * for information also etcd through its JSON gateway with ProofKV's HTTP client).
+ * clientv3 over gRPC, ProofKV through its HTTP API with keep-alive and through its stream protocol
+ * `proofkv-stream/1`, requests multiplexed on one connection per member as clientv3 multiplexes
+ * gRPC; see bench/README.md for why; for information also etcd through its JSON gateway with
+ * ProofKV's HTTP client).
  *
  *   npm run bench:cluster                    # 3000 single-client PUTs, 20000 PUTs and 20000 GETs at 100 in flight, 3 reps
  *   npm run bench:cluster -- --quick         # 1000 / 5000 / 5000, 1 rep
  *   npm run bench:cluster -- --systems etcd  # one system only (proofkv, etcd, etcd-gateway)
+ *   npm run bench:cluster -- --proofkv-protocol stream   # ProofKV over the stream only (http, stream, both: the default)
+ *   npm run bench:cluster -- --stream-conns 2             # stream connections per member (default 1)
  *   npm run bench:cluster -- --systems proofkv --nodes 1   # a one-member ProofKV cluster: what replication costs
  *   npm run bench:cluster -- --systems proofkv --trace --conc-n 1 --get-n 1   # where a single client's write spends its time
  *   npm run bench:cluster -- --systems proofkv --cpu-prof DIR   # a V8 CPU profile of each member (bench/profile-summary.ts; by area: bench/cluster_profile.ts)
@@ -16,7 +20,8 @@
  * Rows: PUT with one client (latency p50/p99, throughput), PUT with 100 in flight (throughput,
  * p50/p99), linearizable GET with 100 in flight (throughput, p50/p99), GET with a proof with 100
  * in flight (ProofKV's `/v1/kv/{key}/proof`; etcd has no proofs, so its column is its plain
- * linearizable GET again). Printed: both systems,
+ * linearizable GET again). Printed: both systems (ProofKV over HTTP and over the stream, each on
+ * a fresh cluster, each with its ratio to etcd),
  * the ratio (ProofKV's advantage: > 1.00x means ProofKV is better; the issue's goal is ≥ 2x) and
  * the load average. Both sync every acknowledged write (etcd's default; ProofKV's Raft log is
  * synced). Not a test: nothing here asserts on timing.
@@ -34,16 +39,29 @@ import { fmtNum, fmtSpread, loadAvg, machineInfo, numArg, parseArgs, printTable,
 
 const args = parseArgs(process.argv.slice(2));
 if (args.has('help')) {
-  console.log('usage: tsx bench/cluster.ts [--quick] [--reps 3] [--systems proofkv,etcd,etcd-gateway] [--nodes 3] [--members 1|3] [--seq N] [--conc-n N] [--get-n N] [--proof-n N] [--concurrency 100] [--value-bytes 100] [--phase-seconds 120] [--keep] [--trace] [--cpu-prof DIR]');
+  console.log('usage: tsx bench/cluster.ts [--quick] [--reps 3] [--systems proofkv,etcd,etcd-gateway] [--proofkv-protocol http|stream|both] [--stream-conns 1] [--nodes 3] [--members 1|3] [--seq N] [--conc-n N] [--get-n N] [--proof-n N] [--concurrency 100] [--value-bytes 100] [--phase-seconds 120] [--keep] [--trace] [--cpu-prof DIR]');
   process.exit(0);
 }
-const P: LoadParams = loadParamsOf(args);
+const P: LoadParams = { ...loadParamsOf(args), streamConns: numArg(args, 'stream-conns', 1) };
 // GETs with a proof: as many as plain GETs unless asked otherwise.
 if (!args.has('proof-n')) P.proofN = P.getN;
 const REPS = numArg(args, 'reps', args.has('quick') ? 1 : 3);
-const ALL: readonly LoadSystem[] = ['proofkv', 'etcd', 'etcd-gateway'];
-const SYSTEMS = String(args.get('systems') ?? ALL.join(',')).split(',') as LoadSystem[];
-for (const s of SYSTEMS) if (!ALL.includes(s)) throw new Error(`--systems: unknown system ${s} (${ALL.join(', ')})`);
+const ALL = ['proofkv', 'etcd', 'etcd-gateway'] as const;
+const CHOSEN = String(args.get('systems') ?? ALL.join(',')).split(',');
+for (const s of CHOSEN) if (!(ALL as readonly string[]).includes(s)) throw new Error(`--systems: unknown system ${s} (${ALL.join(', ')})`);
+/**
+ * How the load generator speaks to ProofKV: `http` (its HTTP API, keep-alive), `stream` (its
+ * stream protocol, `proofkv-stream/1`) or `both` (the default: two runs per rep, each on a fresh
+ * cluster, printed as two columns).
+ */
+const PROTOCOL = String(args.get('proofkv-protocol') ?? 'both');
+if (!['http', 'stream', 'both'].includes(PROTOCOL)) throw new Error('--proofkv-protocol must be http, stream or both');
+/** ProofKV's protocols in this run, as load-generator systems. */
+const PROOFKV_SYSTEMS: LoadSystem[] = PROTOCOL === 'both' ? ['proofkv', 'proofkv-stream'] : PROTOCOL === 'stream' ? ['proofkv-stream'] : ['proofkv'];
+/** Every system measured: ProofKV's protocols in the place of `proofkv`. */
+const SYSTEMS: LoadSystem[] = CHOSEN.flatMap((s) => (s === 'proofkv' ? PROOFKV_SYSTEMS : [s as LoadSystem]));
+// Stream connections per member (`proofkv-stream`, P.streamConns); clientv3 keeps one gRPC connection per endpoint.
+if (!Number.isInteger(P.streamConns) || P.streamConns! < 1 || P.streamConns! > 16) throw new Error('--stream-conns must be 1 .. 16');
 const KEEP = args.has('keep');
 /**
  * `--members 1`: one `proofkv serve` (its one-member Raft group, every acknowledged write synced)
@@ -67,12 +85,14 @@ const CPU_PROF = args.has('cpu-prof') ? path.resolve(String(args.get('cpu-prof')
 if (args.get('cpu-prof') === true) throw new Error('--cpu-prof needs a directory');
 
 type System = LoadSystem;
+/** ProofKV's systems: over HTTP, over the stream. */
+const isProofKV = (s: System): s is 'proofkv' | 'proofkv-stream' => s === 'proofkv' || s === 'proofkv-stream';
 
 /**
  * One `proofkv serve` (no cluster configuration: the one-member Raft group of a plain node, as a
  * user starts it) on a free loopback port, with `--log-level warn`; runs the load, stops it.
  */
-async function measureSingleServe(loadgen: string, p: LoadParams, dir: string): Promise<PhaseResult[]> {
+async function measureSingleServe(loadgen: string, sys: System, p: LoadParams, dir: string): Promise<PhaseResult[]> {
   const nodeArgs = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [];
   const env = { ...process.env };
   delete env.PROOFKV_TOKENS;
@@ -95,7 +115,7 @@ async function measureSingleServe(loadgen: string, p: LoadParams, dir: string): 
       });
     });
     try {
-      return await runLoadgen(loadgen, 'proofkv', [url], p, [child.proc.pid!]);
+      return await runLoadgen(loadgen, sys, [url], p, [child.proc.pid!]);
     } catch (err) {
       throw new Error(`${(err as Error).message}\n--- proofkv serve:\n${child.output().slice(-2000)}`);
     }
@@ -104,11 +124,14 @@ async function measureSingleServe(loadgen: string, p: LoadParams, dir: string): 
   }
 }
 
-/** Lays out a `--nodes` cluster on free loopback ports (or one plain `serve` with `--members 1`), starts it, runs the load, stops it. */
-async function measureProofKV(loadgen: string, p: LoadParams): Promise<PhaseResult[]> {
+/**
+ * Lays out a `--nodes` cluster on free loopback ports (or one plain `serve` with `--members 1`),
+ * starts it, runs the load over HTTP (`proofkv`) or the stream (`proofkv-stream`), stops it.
+ */
+async function measureProofKV(loadgen: string, sys: System, p: LoadParams): Promise<PhaseResult[]> {
   const dir = tempDir('proofkv-bench-cluster-');
   try {
-    if (MEMBERS === 1) return await measureSingleServe(loadgen, p, dir);
+    if (MEMBERS === 1) return await measureSingleServe(loadgen, sys, p, dir);
     const base = await freePortRange(2 * NODES);
     const { config } = initCluster({ nodes: NODES, dir, clientPort: base, peerPort: base + NODES });
     if (TRACE) process.env[TRACE_ENV] = path.join(dir, 'trace');
@@ -116,7 +139,7 @@ async function measureProofKV(loadgen: string, p: LoadParams): Promise<PhaseResu
     const cluster = await startMembers(dir, config, { serveArgs: ['--log-level', 'warn'], nodeArgs });
     delete process.env[TRACE_ENV];
     try {
-      return await runLoadgen(loadgen, 'proofkv', cluster.members.map((m) => m.url), p, cluster.members.map((m) => m.proc.pid!));
+      return await runLoadgen(loadgen, sys, cluster.members.map((m) => m.url), p, cluster.members.map((m) => m.proc.pid!));
     } catch (err) {
       throw new Error(`${(err as Error).message}\n${cluster.members.map((m) => `--- node ${m.id}:\n${m.output().slice(-2000)}`).join('\n')}`);
     } finally {
@@ -138,7 +161,10 @@ async function main(): Promise<void> {
   console.log(
     `  single client: ${P.seq} PUTs; ${P.concurrency} in flight: ${P.concN} PUTs, ${P.getN} linearizable GETs, ${P.proofN} GETs with a proof (etcd: plain GETs); value ${P.valueBytes} bytes; ${REPS} rep(s); systems ${SYSTEMS.join(', ')}`,
   );
-  console.log(`  client: bench/loadgen (Go) — ProofKV: net/http keep-alive, requests spread over the members; etcd: clientv3 (gRPC, round-robin over the ${MEMBERS} member(s)); (info) etcd JSON gateway: the same net/http client as ProofKV`);
+  console.log(
+    `  client: bench/loadgen (Go) — ProofKV: ${PROOFKV_SYSTEMS.map((s) => (s === 'proofkv' ? 'net/http keep-alive' : `the stream protocol (${P.streamConns} connection(s) per member, requests multiplexed)`)).join(' and ')}, requests spread over the members; ` +
+      `etcd: clientv3 (gRPC, round-robin over the ${MEMBERS} member(s)); (info) etcd JSON gateway: the same net/http client as ProofKV`,
+  );
   console.log(`  load average before: ${loadAvg()}`);
   const work = tempDir('proofkv-bench-loadgen-');
   const results = new Map<System, PhaseResult[][]>();
@@ -154,12 +180,12 @@ async function main(): Promise<void> {
         if (failures.has(sys)) continue;
         try {
           let phases: PhaseResult[];
-          if (sys !== 'proofkv') {
+          if (isProofKV(sys)) {
+            phases = await measureProofKV(loadgen, sys, P);
+          } else {
             const r = await measureEtcd(loadgen, P, sys, MEMBERS);
             etcdVersion = r.version;
             phases = r.phases;
-          } else {
-            phases = await measureProofKV(loadgen, P);
           }
           results.set(sys, [...(results.get(sys) ?? []), phases]);
           loads.push(loadAvg());
@@ -184,12 +210,14 @@ async function main(): Promise<void> {
   };
   const cell = (s: Spread | undefined, unit: string, sys: System) => (s ? `${fmtSpread(s)} ${unit}` : failures.has(sys) ? 'could not run' : 'not run');
   const rows: string[][] = [];
+  // One column per ProofKV protocol, then etcd, then ProofKV's advantage per protocol, then (info)
+  // the gateway and the advantage of ProofKV's first protocol over it.
   const row = (name: string, phase: PhaseResult['phase'], f: (r: PhaseResult) => number, unit: string, lowerIsBetter: boolean) => {
-    const p = col('proofkv', phase, f);
-    const adv = (e: Spread | undefined) => (e && p ? `${(lowerIsBetter ? e.median / p.median : p.median / e.median).toFixed(2)}x` : '–');
+    const ps = PROOFKV_SYSTEMS.map((sys) => col(sys, phase, f));
+    const adv = (p: Spread | undefined, e: Spread | undefined) => (e && p ? `${(lowerIsBetter ? e.median / p.median : p.median / e.median).toFixed(2)}x` : '–');
     const e = col('etcd', phase, f);
     const g = col('etcd-gateway', phase, f);
-    rows.push([name, cell(p, unit, 'proofkv'), cell(e, unit, 'etcd'), adv(e), cell(g, unit, 'etcd-gateway'), adv(g)]);
+    rows.push([name, ...ps.map((p, i) => cell(p, unit, PROOFKV_SYSTEMS[i])), cell(e, unit, 'etcd'), ...ps.map((p) => adv(p, e)), cell(g, unit, 'etcd-gateway'), adv(ps[0], g)]);
   };
   // Server CPU per request: what a request costs the servers (every member's CPU, summed), a
   // figure the machine's load moves far less than throughput or latency.
@@ -215,7 +243,19 @@ async function main(): Promise<void> {
   console.log('');
   const v = etcdVersion ? ` ${etcdVersion.replace(/^etcd Version: /, '')}` : '';
   const etcdMembers = `${MEMBERS} member${MEMBERS === 1 ? '' : 's'}`;
-  printTable(['row', `ProofKV, ${NODES} node${NODES === 1 ? '' : 's'} (HTTP)`, `etcd${v}, ${etcdMembers} (clientv3)`, 'ProofKV advantage (goal ≥ 2x)', `(info) etcd${v} via JSON gateway`, '(info) advantage'], rows);
+  const nodes = `${NODES} node${NODES === 1 ? '' : 's'}`;
+  const protocolName = (sys: System) => (sys === 'proofkv' ? 'HTTP' : 'stream');
+  printTable(
+    [
+      'row',
+      ...PROOFKV_SYSTEMS.map((sys) => `ProofKV, ${nodes} (${protocolName(sys)})`),
+      `etcd${v}, ${etcdMembers} (clientv3)`,
+      ...PROOFKV_SYSTEMS.map((sys) => (PROOFKV_SYSTEMS.length === 1 ? 'ProofKV advantage (goal ≥ 2x)' : `ProofKV ${protocolName(sys)} advantage (goal ≥ 2x)`)),
+      `(info) etcd${v} via JSON gateway`,
+      `(info) advantage${PROOFKV_SYSTEMS.length === 1 ? '' : ` (${protocolName(PROOFKV_SYSTEMS[0])})`}`,
+    ],
+    rows,
+  );
   console.log(
     `\n(medians of ${REPS} rep(s), [min–max]; advantage = ProofKV/etcd for throughput, etcd/ProofKV for latency: > 1.00x means ProofKV is better; ` +
       'the goal is against etcd with its own client; the gateway columns show etcd behind an HTTP/1.1 JSON client like ProofKV\'s)',

@@ -123,13 +123,17 @@ export interface LoadParams {
   concurrency: number;
   valueBytes: number;
   phaseSeconds: number;
+  /** `proofkv-stream`: stream connections per member (default 1, as clientv3 has one gRPC connection per endpoint). */
+  streamConns?: number;
 }
 
 /**
  * What the load generator drives: etcd through clientv3 (gRPC), etcd through its v3 JSON gateway
- * (HTTP/1.1, the same client as ProofKV's; information only), ProofKV through its HTTP API.
+ * (HTTP/1.1, the same client as ProofKV's; information only), ProofKV through its HTTP API
+ * (`proofkv`) or through its stream protocol (`proofkv-stream`: `proofkv-stream/1`, requests
+ * multiplexed on `streamConns` connections per member).
  */
-export type LoadSystem = 'etcd' | 'etcd-gateway' | 'proofkv';
+export type LoadSystem = 'etcd' | 'etcd-gateway' | 'proofkv' | 'proofkv-stream';
 
 /**
  * Runs the load generator against `endpoints` of `system`; its phases (three, four with `proofN`).
@@ -146,6 +150,7 @@ export async function runLoadgen(bin: string, system: LoadSystem, endpoints: str
     '-concurrency', String(p.concurrency),
     '-value-bytes', String(p.valueBytes),
     '-phase-seconds', String(p.phaseSeconds),
+    '-stream-conns', String(p.streamConns ?? 1),
   ];
   const samples: { t: number; cpu: number }[] = [];
   const sample = () => {

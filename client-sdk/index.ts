@@ -3,8 +3,9 @@
  * trusted state (memory, file, browser storage), failover with leader hints, timeouts, idempotent
  * retries, typed errors, and offline verification of saved proofs. Isomorphic: it never imports
  * `src/` or `server/`, and no `node:` module at top level (only `FileStateStore` loads
- * `node:fs/promises` when used), so it bundles for browsers (mark `node:*` external).
- * `docs/client.md` is the guide.
+ * `node:fs/promises` when used), so it bundles for browsers (mark `node:*` external). The stream
+ * protocol's client (`streamFetch`, `stream.ts`) needs `node:http`: the Node entry
+ * (`node-entry/client.ts`) exports it, this module does not. `docs/client.md` is the guide.
  * @module
  */
 export {

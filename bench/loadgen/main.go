@@ -1,12 +1,14 @@
 // Command loadgen drives a 3-node key-value cluster for bench/cluster.ts: etcd through its own
-// client (go.etcd.io/etcd/clientv3, gRPC), ProofKV through its HTTP API (net/http, keep-alive),
-// and, for information, etcd through its v3 JSON gateway with the same HTTP client as ProofKV.
-// One program, one concurrency model (goroutines) and one latency histogram for both systems,
-// so the systems differ only in what they are. Built by bench/cluster.ts in GOPATH mode against
-// Debian's golang-etcd-server-dev (no module download). Not a test: it reports, it asserts nothing.
+// client (go.etcd.io/etcd/clientv3, gRPC), ProofKV through its HTTP API (net/http, keep-alive) or
+// through its stream protocol (proofkv-stream/1: requests multiplexed on a few connections per
+// member, as clientv3 multiplexes gRPC), and, for information, etcd through its v3 JSON gateway
+// with the same HTTP client as ProofKV. One program, one concurrency model (goroutines) and one
+// latency histogram for every system, so the systems differ only in what they are. Built by
+// bench/cluster.ts in GOPATH mode against Debian's golang-etcd-server-dev (no module download).
+// Not a test: it reports, it asserts nothing.
 //
-//	loadgen -system etcd|etcd-gateway|proofkv -endpoints URL,URL,URL [-seq 3000] [-conc-n 20000] [-get-n 20000]
-//	        [-proof-n 0] [-concurrency 100] [-value-bytes 100] [-phase-seconds 120]
+//	loadgen -system etcd|etcd-gateway|proofkv|proofkv-stream -endpoints URL,URL,URL [-seq 3000] [-conc-n 20000]
+//	        [-get-n 20000] [-proof-n 0] [-concurrency 100] [-value-bytes 100] [-phase-seconds 120] [-stream-conns 1]
 //
 // Phases, each printed as one JSON line on stdout:
 //
@@ -18,19 +20,24 @@
 //	       row is the same linearizable GET as get100 (the cost of a proof is ProofKV's alone)
 //
 // Requests go to the endpoints in turn (etcd: clientv3's round-robin balancer over all
-// endpoints; ProofKV: the next URL for each request), so followers take their share in both.
+// endpoints; ProofKV: the next URL for each request, and over the stream the next connection of
+// that member), so followers take their share in both.
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -202,6 +209,279 @@ func (s *proofkvStore) proof(ctx context.Context, key string) error {
 
 func (s *proofkvStore) close() { s.client.CloseIdleConnections() }
 
+// ---- ProofKV over the stream protocol (proofkv-stream/1) -----------------------------------------
+
+// Frame fields of proofkv-stream/1 (docs/stream-protocol.md).
+const (
+	streamProtocol  = "proofkv-stream/1"
+	opGet           = 1
+	opPut           = 2
+	opProof         = 4
+	acceptCBOR      = 0
+	acceptJSON      = 1
+	acceptRaw       = 2
+	maxAnswerFrame  = 16 << 20 // the largest answer accepted: far above a 100-byte value's proof
+	streamReadBytes = 64 << 10
+)
+
+type streamAnswer struct {
+	status int
+	body   []byte
+	err    error
+}
+
+// streamConn is one upgraded connection: requests multiplexed by id; one writer goroutine that
+// writes every frame queued since its last write in one write; one reader goroutine that hands
+// each answer to its request, in whatever order answers come.
+type streamConn struct {
+	conn    net.Conn
+	mu      sync.Mutex
+	pending map[uint32]chan streamAnswer
+	nextID  uint32
+	queue   []byte // frames waiting for the writer, back to back (at most -concurrency requests' worth)
+	wake    chan struct{}
+	err     error // set once the connection failed: every later request fails with it
+	done    chan struct{}
+}
+
+// dialStream connects to endpoint (http://host:port), upgrades the connection to the stream and
+// starts its reader and writer.
+func dialStream(endpoint string) (*streamConn, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Scheme != "http" {
+		return nil, fmt.Errorf("stream endpoint %q: need http://host:port", endpoint)
+	}
+	conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	req := "GET /v1/stream HTTP/1.1\r\nHost: " + u.Host + "\r\nConnection: Upgrade\r\nUpgrade: " + streamProtocol + "\r\n\r\n"
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, req); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	br := bufio.NewReaderSize(conn, streamReadBytes)
+	res, err := http.ReadResponse(br, &http.Request{Method: http.MethodGet})
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("stream upgrade at %s: %v", endpoint, err)
+	}
+	if res.StatusCode != http.StatusSwitchingProtocols || !strings.EqualFold(res.Header.Get("Upgrade"), streamProtocol) {
+		body, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
+		conn.Close()
+		return nil, fmt.Errorf("stream upgrade at %s: HTTP %d %s", endpoint, res.StatusCode, strings.TrimSpace(string(body)))
+	}
+	conn.SetDeadline(time.Time{})
+	c := &streamConn{conn: conn, pending: map[uint32]chan streamAnswer{}, nextID: 1, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	go c.writer()
+	go c.reader(br)
+	return c, nil
+}
+
+// fail ends the connection: every request in flight gets err, later ones too.
+func (c *streamConn) fail(err error) {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.err = err
+	pending := c.pending
+	c.pending = nil
+	c.queue = nil
+	close(c.done)
+	c.mu.Unlock()
+	c.conn.Close()
+	for _, ch := range pending {
+		ch <- streamAnswer{err: err}
+	}
+}
+
+func (c *streamConn) writer() {
+	var batch []byte
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-c.wake:
+		}
+		c.mu.Lock()
+		batch, c.queue = c.queue, batch[:0]
+		c.mu.Unlock()
+		if len(batch) == 0 {
+			continue
+		}
+		if _, err := c.conn.Write(batch); err != nil {
+			c.fail(err)
+			return
+		}
+	}
+}
+
+func (c *streamConn) reader(br *bufio.Reader) {
+	var head [12]byte
+	for {
+		if _, err := io.ReadFull(br, head[:4]); err != nil {
+			c.fail(fmt.Errorf("stream read: %v", err))
+			return
+		}
+		n := binary.BigEndian.Uint32(head[:4])
+		if n < 8 || n > maxAnswerFrame {
+			c.fail(fmt.Errorf("stream: answer frame of %d bytes", n))
+			return
+		}
+		frame := make([]byte, n)
+		if _, err := io.ReadFull(br, frame); err != nil {
+			c.fail(fmt.Errorf("stream read: %v", err))
+			return
+		}
+		id := binary.BigEndian.Uint32(frame[0:4])
+		status := int(binary.BigEndian.Uint16(frame[4:6]))
+		hl := int(binary.BigEndian.Uint16(frame[6:8]))
+		if 8+hl > len(frame) {
+			c.fail(errors.New("stream: answer headers run past the frame"))
+			return
+		}
+		body := frame[8+hl:]
+		if id == 0 {
+			c.fail(fmt.Errorf("stream: connection error %d %s", status, strings.TrimSpace(string(body))))
+			return
+		}
+		c.mu.Lock()
+		ch, ok := c.pending[id]
+		delete(c.pending, id)
+		c.mu.Unlock()
+		if !ok {
+			c.fail(fmt.Errorf("stream: an answer for id %d, which is not in flight", id))
+			return
+		}
+		ch <- streamAnswer{status: status, body: body} // buffered: never blocks
+	}
+}
+
+// do sends one request and waits for its answer (or ctx). A request whose ctx ends first keeps its
+// id until the answer comes, so the id is never reused while the server may still answer it.
+func (c *streamConn) do(ctx context.Context, op, accept byte, key, query string, value []byte) (streamAnswer, error) {
+	ch := make(chan streamAnswer, 1)
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return streamAnswer{}, err
+	}
+	id := c.nextID
+	for id == 0 || c.pending[id] != nil {
+		id++
+	}
+	c.nextID = id + 1
+	c.pending[id] = ch
+	n := 4 + 1 + 1 + 2 + len(key) + 2 + len(query) + 2 + len(value)
+	var f [12]byte
+	binary.BigEndian.PutUint32(f[0:4], uint32(n))
+	binary.BigEndian.PutUint32(f[4:8], id)
+	f[8], f[9] = op, accept
+	binary.BigEndian.PutUint16(f[10:12], uint16(len(key)))
+	c.queue = append(c.queue, f[:]...)
+	c.queue = append(c.queue, key...)
+	c.queue = binary.BigEndian.AppendUint16(c.queue, uint16(len(query)))
+	c.queue = append(c.queue, query...)
+	c.queue = binary.BigEndian.AppendUint16(c.queue, 0) // no headers
+	c.queue = append(c.queue, value...)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case a := <-ch:
+		return a, a.err
+	case <-ctx.Done():
+		return streamAnswer{}, ctx.Err()
+	}
+}
+
+// proofkvStreamStore spreads requests over the members as the HTTP store does, and over
+// -stream-conns connections per member; a failed connection is dialled again on its next use.
+type proofkvStreamStore struct {
+	endpoints []string
+	perEp     int
+	mu        sync.Mutex
+	conns     []*streamConn // endpoint i's connection j at i*perEp+j
+	next      uint64
+}
+
+func newProofKVStream(endpoints []string, perEp int) *proofkvStreamStore {
+	return &proofkvStreamStore{endpoints: endpoints, perEp: perEp, conns: make([]*streamConn, len(endpoints)*perEp)}
+}
+
+func (s *proofkvStreamStore) conn() (*streamConn, error) {
+	i := atomic.AddUint64(&s.next, 1)
+	ep := int(i % uint64(len(s.endpoints)))
+	slot := ep*s.perEp + int((i/uint64(len(s.endpoints)))%uint64(s.perEp))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.conns[slot]; c != nil {
+		select {
+		case <-c.done:
+		default:
+			return c, nil
+		}
+	}
+	c, err := dialStream(s.endpoints[ep])
+	if err != nil {
+		return nil, err
+	}
+	s.conns[slot] = c
+	return c, nil
+}
+
+// call sends one request and returns the body of a 200 answer; anything else is an error.
+func (s *proofkvStreamStore) call(ctx context.Context, what string, op, accept byte, key, query string, value []byte) ([]byte, error) {
+	c, err := s.conn()
+	if err != nil {
+		return nil, err
+	}
+	a, err := c.do(ctx, op, accept, key, query, value)
+	if err != nil {
+		return nil, err
+	}
+	if a.status != 200 {
+		return nil, fmt.Errorf("stream %s %s: %d %s", what, key, a.status, strings.TrimSpace(string(a.body)))
+	}
+	return a.body, nil
+}
+
+func (s *proofkvStreamStore) put(ctx context.Context, key string, value []byte) error {
+	_, err := s.call(ctx, "PUT", opPut, acceptJSON, key, "", value)
+	return err
+}
+
+// get is a linearizable read (the default, asked for explicitly); the raw value, as over HTTP.
+func (s *proofkvStreamStore) get(ctx context.Context, key string) error {
+	_, err := s.call(ctx, "GET", opGet, acceptRaw, key, "consistency=linearizable", nil)
+	return err
+}
+
+// proof is a get proof against the latest checkpoint, in CBOR; read, not parsed (as over HTTP).
+func (s *proofkvStreamStore) proof(ctx context.Context, key string) error {
+	_, err := s.call(ctx, "PROOF", opProof, acceptCBOR, key, "", nil)
+	return err
+}
+
+func (s *proofkvStreamStore) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.conns {
+		if c != nil {
+			c.fail(errors.New("closed"))
+		}
+	}
+}
+
 // ---- phases -----------------------------------------------------------------------------------
 
 type result struct {
@@ -300,7 +580,7 @@ func ready(op func(ctx context.Context) error, wait time.Duration) error {
 }
 
 func main() {
-	system := flag.String("system", "", "etcd, etcd-gateway or proofkv")
+	system := flag.String("system", "", "etcd, etcd-gateway, proofkv or proofkv-stream")
 	endpoints := flag.String("endpoints", "", "comma-separated client URLs")
 	seq := flag.Int("seq", 3000, "single-client PUTs")
 	concN := flag.Int("conc-n", 20000, "PUTs with -concurrency in flight")
@@ -310,9 +590,10 @@ func main() {
 	valueBytes := flag.Int("value-bytes", 100, "value size")
 	phaseSeconds := flag.Int("phase-seconds", 120, "stop a phase after this many seconds")
 	readyWait := flag.Int("ready-seconds", 60, "wait this long for the cluster to take a write")
+	streamConns := flag.Int("stream-conns", 1, "proofkv-stream: connections per endpoint (1 .. 16; clientv3 uses one per endpoint)")
 	flag.Parse()
 	eps := strings.Split(*endpoints, ",")
-	if *endpoints == "" || *conc < 1 || *seq < 1 || *concN < 1 || *getN < 1 || *proofN < 0 {
+	if *endpoints == "" || *conc < 1 || *seq < 1 || *concN < 1 || *getN < 1 || *proofN < 0 || *streamConns < 1 || *streamConns > 16 {
 		fmt.Fprintln(os.Stderr, "loadgen: need -endpoints and positive counts")
 		os.Exit(2)
 	}
@@ -329,8 +610,10 @@ func main() {
 		s = &gatewayStore{newProofKV(eps, *conc)}
 	case "proofkv":
 		s = newProofKV(eps, *conc)
+	case "proofkv-stream":
+		s = newProofKVStream(eps, *streamConns)
 	default:
-		fmt.Fprintln(os.Stderr, "loadgen: -system must be etcd or proofkv")
+		fmt.Fprintln(os.Stderr, "loadgen: -system must be etcd, etcd-gateway, proofkv or proofkv-stream")
 		os.Exit(2)
 	}
 	defer s.close()
