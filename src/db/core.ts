@@ -28,7 +28,7 @@ import { packEntries, type CompactionOutput, type TableShape } from '../compacti
 import type { TableMeta, VersionEdit } from '../version/edit.js';
 import { pickCompaction, pickLevel0Compaction, type Compaction } from '../version/picker.js';
 import type { Version } from '../version/version.js';
-import { files, syncDir, type VersionSet } from '../version/version_set.js';
+import { files, syncDir, syncDirAsync, type VersionSet } from '../version/version_set.js';
 import { TableCache } from './table_cache.js';
 import { trace, tracing } from '../replication/trace.js';
 
@@ -628,7 +628,7 @@ export class DBCore {
     const t0 = tracing ? performance.now() : 0;
     try {
       for (const [from, to] of renames) fs.renameSync(path.join(this.dir, from), path.join(this.dir, to));
-      if (renames.length > 0) syncDir(this.dir);
+      if (renames.length > 0) await syncDirAsync(this.dir);
       const t1 = tracing ? performance.now() : 0;
       // The flushed table and the frozen memtable must never both be visible: drop the memtable
       // in the same step that makes the table current.
