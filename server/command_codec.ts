@@ -60,11 +60,20 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 const optionalUint = (v: unknown): boolean => v === undefined || isUint(v);
 
-/** The client id's UTF-8 bytes when the binary form can carry the session exactly, else undefined. */
-function sessionBytes(s: unknown): Uint8Array | undefined {
+/**
+ * The client id's UTF-8 bytes when the binary form can carry the session exactly, else undefined.
+ * An ASCII id (the usual case) is returned as the string itself, written byte for byte.
+ */
+function sessionBytes(s: unknown): Uint8Array | string | undefined {
   if (typeof s !== 'object' || s === null) return undefined;
+  let fields = 0;
+  for (const k in s) if (k !== 'clientId' && k !== 'seq') return undefined;
+  else fields++;
   const { clientId, seq } = s as Partial<Session>;
-  if (Object.keys(s).length !== 2 || typeof clientId !== 'string' || !isUint(seq)) return undefined;
+  if (fields !== 2 || typeof clientId !== 'string' || !isUint(seq)) return undefined;
+  let ascii = clientId.length <= MAX_CLIENT_ID_BYTES;
+  for (let i = 0; ascii && i < clientId.length; i++) if (clientId.charCodeAt(i) >= 0x80) ascii = false;
+  if (ascii) return clientId;
   const id = utf8.encode(clientId);
   // Lone surrogates do not survive UTF-8: such an id stays in CBOR, as it always was.
   if (id.length > MAX_CLIENT_ID_BYTES || LONE_SURROGATE.test(clientId)) return undefined;
@@ -96,13 +105,16 @@ function encodeBinary(cmd: WriteCommand): Uint8Array | undefined {
   if (ifAbsent) flags |= F_IF_ABSENT;
   if (id) (flags |= F_SESSION), (size += varintLength(id.length) + id.length + varintLength(cmd.session!.seq));
   if (put) size += varintLength(cmd.value.length) + cmd.value.length;
-  const out = new Uint8Array(size);
+  // From Node's buffer pool: a fresh small typed array costs more than the whole encoding, and
+  // every byte of it is written below (the caller copies it into the entry's payload).
+  const out: Uint8Array = Buffer.allocUnsafe(size);
   out[0] = put ? TAG_PUT : TAG_DELETE;
   out[1] = flags;
   let p = 2;
-  const bytes = (b: Uint8Array) => {
+  const bytes = (b: Uint8Array | string) => {
     p = putVarint(out, p, b.length);
-    out.set(b, p);
+    if (typeof b === 'string') for (let i = 0; i < b.length; i++) out[p + i] = b.charCodeAt(i);
+    else out.set(b, p);
     p += b.length;
   };
   if (cmd.time !== undefined) p = putVarint(out, p, cmd.time);
