@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { ProofDB, type DBOptions } from '../../src/index.js';
 import { CommandApplier, type WriteCommand } from '../../server/write_path.js';
 import { CommandCodecError, decodeCommand, encodeCommand, encodeCommandCbor, MAX_CLIENT_ID_BYTES, TAG_DELETE, TAG_PUT } from '../../server/command_codec.js';
+import { decodeEntryPayload, encodeEntryPayload } from '../../src/replication/group.js';
 import { tempDir } from '../engine/harness.js';
 import { mulberry32 } from '../support/prng.js';
 
@@ -122,6 +123,21 @@ describe('command codec', () => {
       }
       expect(hex(encodeCommand(cmd))).toBe(hex(b));
     }
+  });
+
+  it('frames an entry payload with the UTF-8 bytes of its proposal id, ASCII or not', () => {
+    const cmd = Uint8Array.of(TAG_DELETE, 0, 1, 0x6b);
+    for (const id of ['0123456789abcdef/42', 'bootstrap-1', 'ü/1', '日本/7', 'x'.repeat(255), 'é'.repeat(127)]) {
+      const idBytes = te.encode(id);
+      const want = Uint8Array.from([1, idBytes.length, ...idBytes, ...cmd]);
+      const got = encodeEntryPayload(id, cmd);
+      expect(hex(got)).toBe(hex(want));
+      const back = decodeEntryPayload(got);
+      expect(back.id).toBe(id);
+      expect(hex(back.command)).toBe(hex(cmd));
+    }
+    expect(() => encodeEntryPayload('x'.repeat(256), cmd)).toThrow(RangeError);
+    expect(() => encodeEntryPayload('é'.repeat(128), cmd)).toThrow(RangeError);
   });
 
   it('the same commands through either encoding give the same outcomes, tables, MasterRoots and heads', async () => {
