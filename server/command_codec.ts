@@ -24,7 +24,7 @@
  */
 import { Encoder } from 'cbor-x';
 import { ErrorCode, ProofKVError } from '../src/errors.js';
-import { putVarint, varintLength } from '../src/util/coding.js';
+import { putVarint, StrictReader, varintLength } from '../src/util/coding.js';
 import type { Session, WriteCommand } from './write_path.js';
 
 /** First byte of a binary `put` command. */
@@ -130,31 +130,14 @@ function encodeBinary(cmd: WriteCommand): Uint8Array | undefined {
 }
 
 /** Strict cursor over a binary command: every failure is a {@link CommandCodecError}. */
-class Reader {
-  pos = 2;
-  constructor(private readonly b: Uint8Array) {}
-  uint(what: string): number {
-    let result = 0;
-    let mul = 1;
-    for (let i = 0; i < 8; i++) {
-      if (this.pos >= this.b.length) throw new CommandCodecError(`truncated at ${what}`);
-      const x = this.b[this.pos++];
-      result += (x & 0x7f) * mul;
-      if (x < 0x80) {
-        if (x === 0 && i > 0) throw new CommandCodecError(`${what}: varint not in shortest form`);
-        if (!Number.isSafeInteger(result)) throw new CommandCodecError(`${what}: varint above 2^53 - 1`);
-        return result;
-      }
-      mul *= 0x80;
-    }
-    throw new CommandCodecError(`${what}: varint too long`);
+class Reader extends StrictReader {
+  constructor(b: Uint8Array) {
+    super(b, 2, b.length, (why) => new CommandCodecError(why));
   }
   /** A length-prefixed byte string, as a view of the entry's bytes. */
   bytes(what: string, max = Infinity): Uint8Array {
-    const n = this.uint(`${what} length`);
-    if (n > this.b.length - this.pos) throw new CommandCodecError(`${what}: length ${n} beyond the ${this.b.length - this.pos} bytes left`);
-    if (n > max) throw new CommandCodecError(`${what}: ${n} bytes, at most ${max}`);
-    const out = new Uint8Array(this.b.buffer, this.b.byteOffset + this.pos, n);
+    const n = this.length(what, max);
+    const out = new Uint8Array(this.buf.buffer, this.buf.byteOffset + this.pos, n);
     this.pos += n;
     return out;
   }
