@@ -16,12 +16,12 @@
  * @module
  */
 import * as path from 'node:path';
-import { Encoder } from 'cbor-x';
 import type { ProofDB } from '../src/index.js';
 import { ReplicationError, ReplicationGroup, passingIoCode, SessionError, SessionErrorCode, SessionStore, type ApplyPause, type GroupStatus, type ReplicationGroupOptions, type PeerAddress, type Transport } from '../src/replication/index.js';
 import { MemberRegistry, MemberStore, Membership, type MemberInfo } from '../src/replication/members.js';
 import type { SnapshotTrust } from '../src/replication/snapshot.js';
 import type { SignerSet } from '../proofs/signer_set.js';
+import { decodeCommand, encodeCommand } from './command_codec.js';
 import { HttpError, scrubPaths } from './errors.js';
 import type { ReadConsistency } from './keys.js';
 import { RaftSnapshots, recoverInstalledSessions, type RaftSnapshotOptions, type SnapshotCounters } from './raft_snapshot.js';
@@ -84,27 +84,10 @@ export interface RaftWritePathOptions extends LocalWritePathOptions {
   snapshots?: RaftSnapshotOptions;
 }
 
+export { CommandCodecError, decodeCommand, encodeCommand, encodeCommandCbor } from './command_codec.js';
+
 /** What `/v1/status` and `proofkv cluster status` show of the group, as this member sees it. */
 export type ClusterView = GroupStatus;
-
-const cbor = new Encoder({ useRecords: false, mapsAsObjects: true });
-const bytes = (b: unknown): Uint8Array => (b instanceof Uint8Array ? new Uint8Array(b.buffer, b.byteOffset, b.byteLength) : new Uint8Array(0));
-
-/** Encodes a command for the log. */
-export function encodeCommand(cmd: WriteCommand): Uint8Array {
-  return cbor.encode(cmd);
-}
-
-/** Decodes {@link encodeCommand}, normalizing byte strings to `Uint8Array`. */
-export function decodeCommand(data: Uint8Array): WriteCommand {
-  const c = cbor.decode(data) as any;
-  if (c.type === 'put' || c.type === 'append') c.value = bytes(c.value);
-  if (c.type === 'put' || c.type === 'delete' || c.type === 'append') c.key = bytes(c.key);
-  if (c.type === 'batch') for (const op of c.ops) { op.key = bytes(op.key); if (op.op === 'put' || op.op === 'append') op.value = bytes(op.value); }
-  if (c.type === 'cosign') { c.root = bytes(c.root); c.signature = bytes(c.signature); }
-  if (c.type === 'member' && c.op === 'add') c.publicKey = bytes(c.publicKey);
-  return c as WriteCommand;
-}
 
 /** A pause of the group as a {@link PathFault} (never a file path in it). */
 function pathFaultOf(p: ApplyPause): PathFault {

@@ -28,8 +28,9 @@ import { packEntries, type CompactionOutput, type TableShape } from '../compacti
 import type { TableMeta, VersionEdit } from '../version/edit.js';
 import { pickCompaction, pickLevel0Compaction, type Compaction } from '../version/picker.js';
 import type { Version } from '../version/version.js';
-import { files, syncDir, type VersionSet } from '../version/version_set.js';
+import { files, syncDir, syncDirAsync, type VersionSet } from '../version/version_set.js';
 import { TableCache } from './table_cache.js';
+import { trace, tracing } from '../replication/trace.js';
 
 /** A journal file still needed by recovery, with the highest seq it holds. */
 interface LiveJournal {
@@ -542,7 +543,9 @@ export class DBCore {
     const { imm, flushedSeq, appliedIndex, flushedTime } = frozen;
     // The table is built on the worker (hashing is the cost); the event loop only packs entries.
     const packed = packEntries(imm.iterator(), imm.approximateSize);
+    const tf = tracing ? performance.now() : 0;
     const out = await this.runner.flush({ dir: this.dir, tmpName: `flush-${flushedSeq}-${process.pid}.tmp`, shape: this.shape, packed });
+    if (tracing) trace('flush-built', imm.count, Math.round((performance.now() - tf) * 1000));
     this.stats.flushes++;
     this.stats.flushBytes += out.meta.size;
     if (before) {
@@ -569,6 +572,7 @@ export class DBCore {
       const t0 = performance.now();
       await this.waitForCompactions();
       this.stats.compactionWaitMs += performance.now() - t0;
+      if (tracing) trace('flush-waited', Math.round((performance.now() - t0) * 1000));
     }
     const edit: VersionEdit = { deleted: [], added: [], lastSeq: this.lastSeq };
     if (flush && flush.appliedIndex > 0) edit.appliedIndex = flush.appliedIndex;
@@ -616,18 +620,23 @@ export class DBCore {
       edit.logNumber = live.length > 0 ? live[0].number : this.vs.nextJournalNumber;
     }
     if (!pending && !flush) return;
+    const ta = tracing ? performance.now() : 0;
     await this.announceLogIndex(edit.appliedIndex);
+    if (tracing) trace('announced', Math.round((performance.now() - ta) * 1000));
     for (const [, m] of edit.added!) this.installing.add(m.number);
     let logged = false;
+    const t0 = tracing ? performance.now() : 0;
     try {
       for (const [from, to] of renames) fs.renameSync(path.join(this.dir, from), path.join(this.dir, to));
-      if (renames.length > 0) syncDir(this.dir);
+      if (renames.length > 0) await syncDirAsync(this.dir);
+      const t1 = tracing ? performance.now() : 0;
       // The flushed table and the frozen memtable must never both be visible: drop the memtable
       // in the same step that makes the table current.
       logged = true;
       await this.vs.logAndApply(edit, () => {
         if (imm && this.imms[0] === imm) this.imms.shift();
       });
+      if (tracing) trace('install', flush ? 'flush' : 'compaction', Math.round((t1 - t0) * 1000), Math.round((performance.now() - t1) * 1000));
       logged = false;
       this.quarantined.clear();
     } catch (err) {

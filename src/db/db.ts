@@ -42,6 +42,7 @@ import { removeLeftovers, replayJournals } from './recovery.js';
 import { finishSnapshotInstall } from './snapshot_install.js';
 import { CheckpointLogWriteError, type StoredCheckpoint } from '../proof/checkpoint_log.js';
 import { WritePipeline, type WriteResult } from './write.js';
+import { trace } from '../replication/trace.js';
 
 /** Per-write options. */
 export interface WriteOptions {
@@ -663,6 +664,7 @@ export class ProofDB {
     await this.pipeline.barrier(async () => {
       const core = this.core;
       core.throwIfFailed();
+      trace('ckpt', 'begin', logIndex);
       if (external && this.unfinishedCheckpoint === logIndex) {
         // Applied again after the checkpoint log refused its record: the tables are installed.
         signed = await this.checkpointLogStep(() => this.checkpointer.checkpoint(core.lastSeq, logIndex, this.checkpointer.intentFor(logIndex)));
@@ -672,18 +674,22 @@ export class ProofDB {
       // External-log mode: time and signer set are recorded before the last install, so a
       // checkpoint finished at the next open records the same ones (openExternalLog).
       const meta = external ? await this.checkpointLogStep(() => this.checkpointer.intend(logIndex, options)) : options;
+      trace('ckpt', 'intent', logIndex);
       if (core.mem.count > 0) await core.rotate(true);
       await core.waitForFlush();
+      trace('ckpt', 'flushed', logIndex);
       // Every level within budget, and at most `checkpointLevel0Tables` level-0 tables in the
       // certified set (more are compacted into level 1). External-log mode: an edit then records
       // that this checkpoint's table set is complete, so that a crash before the checkpoint log
       // append is finished at the next open, never redone.
       await core.settleForCheckpoint(external ? logIndex : undefined);
+      trace('ckpt', 'settled', logIndex);
       if (external) core.logIndex = logIndex;
       signed = await this.checkpointLogStep(
         () => this.checkpointer.checkpoint(core.lastSeq, external ? logIndex : undefined, meta),
         external ? logIndex : undefined,
       );
+      trace('ckpt', 'end', logIndex);
     });
     return { ...signed!, seq: signed!.checkpoint.seq, tables: this.tables() };
   }
@@ -721,7 +727,9 @@ export class ProofDB {
     let result: CosignResult | undefined;
     await this.pipeline.barrier(async () => {
       this.core.throwIfFailed();
+      trace('cosign', 'begin', logIndex);
       result = await this.checkpointLogStep(() => this.checkpointer.cosign(cmd));
+      trace('cosign', 'end', logIndex, result.verdict);
       if (this.options.writeAheadLog === 'external') this.core.logIndex = logIndex;
     });
     return result!;

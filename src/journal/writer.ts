@@ -32,8 +32,8 @@
  * | `threadpool` | ~225-360 us         | ~56,000-64,000 records/s |
  *
  * `'threadpool'` is the better choice for a server with many writers in flight, and the engine
- * uses it for its journals and the checkpoint log (src/proof/checkpoint_log.ts). The default stays
- * `'blocking'` for other callers (the manifest), where a flush then settles within microtasks.
+ * uses it for its journals, the checkpoint log (src/proof/checkpoint_log.ts) and the manifest
+ * (src/version/version_set.ts). The default stays `'blocking'` for other callers.
  * @module
  */
 import * as fs from 'node:fs';

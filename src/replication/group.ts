@@ -418,13 +418,19 @@ function sendsBeforeWrite(m: Message, leader: boolean): boolean {
 
 /** Frames a command with its proposal id for the log. */
 export function encodeEntryPayload(id: string, command: Uint8Array): Uint8Array {
-  const idBytes = utf8.encode(id);
-  if (idBytes.length > 255) throw new RangeError('proposal id longer than 255 bytes');
-  const out = new Uint8Array(2 + idBytes.length + command.length);
+  // A proposal id is ASCII (`<hex nonce>/<counter>`): written byte for byte, the same bytes as
+  // its UTF-8 encoding, without the encoder's intermediate array.
+  let ascii = id.length <= 255;
+  for (let i = 0; ascii && i < id.length; i++) if (id.charCodeAt(i) >= 0x80) ascii = false;
+  const idBytes = ascii ? undefined : utf8.encode(id);
+  const idLength = idBytes ? idBytes.length : id.length;
+  if (idLength > 255) throw new RangeError('proposal id longer than 255 bytes');
+  const out = new Uint8Array(2 + idLength + command.length);
   out[0] = FORMAT;
-  out[1] = idBytes.length;
-  out.set(idBytes, 2);
-  out.set(command, 2 + idBytes.length);
+  out[1] = idLength;
+  if (idBytes) out.set(idBytes, 2);
+  else for (let i = 0; i < idLength; i++) out[2 + i] = id.charCodeAt(i);
+  out.set(command, 2 + idLength);
   return out;
 }
 

@@ -66,7 +66,15 @@ export function flushTrace(): string | undefined {
   return file;
 }
 
-if (tracing) process.on('exit', () => void flushTrace());
+if (tracing) {
+  process.on('exit', () => void flushTrace());
+  // Garbage-collector pauses, to tell them apart from the replication path's own stalls.
+  void import('node:perf_hooks').then(({ PerformanceObserver }) =>
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) trace('gc', Math.round(e.duration * 1000));
+    }).observe({ entryTypes: ['gc'] }),
+  );
+}
 
 /** Records one event per message: `[µs, kind, type, from, to, index, last entry index (0: none), commit]`. */
 export function traceMessages(kind: string, messages: readonly Message[]): void {

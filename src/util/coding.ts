@@ -187,3 +187,58 @@ export class ByteReader {
     return this.bytes(this.varint());
   }
 }
+
+/**
+ * A cursor for strict encodings (the peer transport's messages, the log's binary commands):
+ * unsigned LEB128 varints in shortest form and at most 2^53 − 1. Every failure throws the error
+ * `fail(why)` builds, so each format keeps its own typed error.
+ */
+export class StrictReader {
+  pos: number;
+  constructor(
+    readonly buf: Uint8Array,
+    start: number,
+    readonly end: number,
+    private readonly fail: (why: string) => Error,
+  ) {
+    this.pos = start;
+  }
+
+  get remaining(): number {
+    return this.end - this.pos;
+  }
+
+  /** Throws the format's error. */
+  malformed(why: string): never {
+    throw this.fail(why);
+  }
+
+  u8(what: string): number {
+    if (this.pos >= this.end) this.malformed(`truncated at ${what}`);
+    return this.buf[this.pos++];
+  }
+
+  uint(what: string): number {
+    let result = 0;
+    let mul = 1;
+    for (let i = 0; i < 8; i++) {
+      const b = this.u8(what);
+      result += (b & 0x7f) * mul;
+      if (b < 0x80) {
+        if (b === 0 && i > 0) this.malformed(`${what}: varint not in shortest form`);
+        if (!Number.isSafeInteger(result)) this.malformed(`${what}: varint above 2^53 - 1`);
+        return result;
+      }
+      mul *= 0x80;
+    }
+    return this.malformed(`${what}: varint too long`);
+  }
+
+  /** A varint length that fits in the bytes left (and is at most `max`). */
+  length(what: string, max = Infinity): number {
+    const n = this.uint(what);
+    if (n > this.remaining) this.malformed(`${what}: length ${n} beyond the ${this.remaining} bytes left`);
+    if (n > max) this.malformed(`${what}: ${n} bytes, at most ${max}`);
+    return n;
+  }
+}

@@ -61,6 +61,26 @@ export function syncDir(dir: string): void {
   }
 }
 
+/**
+ * {@link syncDir} in libuv's threadpool: the event loop goes on while the device flushes (an
+ * install's renames; docs/replication.md § Decisions). Rejects with the OS error.
+ */
+export function syncDirAsync(dir: string): Promise<void> {
+  return new Promise((resolve, reject) =>
+    fs.open(dir, 'r', (err, fd) => {
+      if (err) return reject(err);
+      fs.fsync(fd, (syncErr) => fs.close(fd, () => (syncErr ? reject(syncErr) : resolve())));
+    }),
+  );
+}
+
+/**
+ * How the manifest's edits are synced: in the threadpool, so that an install's `fdatasync` no
+ * longer stops the event loop (a member's Raft loop, its reads and its transport) for the device
+ * flush. An edit still takes effect only once it is durable ({@link VersionSet.logAndApply}).
+ */
+const MANIFEST_SYNC_MODE = 'threadpool' as const;
+
 /** The current version plus the counters the manifest persists. */
 export class VersionSet {
   current = Version.empty();
@@ -212,7 +232,7 @@ export class VersionSet {
     const p = path.join(this.dir, name);
     try {
       fs.rmSync(p, { force: true });
-      const w = JournalWriter.open(p);
+      const w = JournalWriter.open(p, { syncMode: MANIFEST_SYNC_MODE });
       w.addRecord(encodeEdit(this.snapshotEdit()));
       await w.flush({ sync: true });
       const tmp = path.join(this.dir, `${files.current}.tmp`);
@@ -245,7 +265,7 @@ export class VersionSet {
     }
     const p = path.join(this.dir, files.manifest(this.manifestNumber));
     try {
-      this.manifest = JournalWriter.open(p, { existingLength: this.manifestLength });
+      this.manifest = JournalWriter.open(p, { existingLength: this.manifestLength, syncMode: MANIFEST_SYNC_MODE });
     } catch (err) {
       if (err instanceof ProofKVError) throw err;
       throw new ProofKVError(ErrorCode.IO_ERROR, `opening manifest: ${(err as Error).message}`, { cause: err });

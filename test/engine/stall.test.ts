@@ -23,21 +23,27 @@ const SHAPE: DBOptions = {
 const at = (i: number) => ({ time: 1_700_000_000_000 + i });
 
 const realSync = fs.fdatasyncSync;
+const realAsync = fs.fdatasync;
 afterEach(() => {
   fs.fdatasyncSync = realSync;
+  fs.fdatasync = realAsync;
   syncBuiltinESMExports();
 });
 
-/** The next `fdatasyncSync` called from a manifest append throws EIO. */
+const eio = () => Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', errno: -5, syscall: 'fdatasync' });
+
+/** The next sync called from a manifest append (the manifest syncs in the threadpool) throws EIO. */
 function failNextManifestSync(): () => number {
   let failed = 0;
+  const fail = () => failed === 0 && (new Error().stack ?? '').includes('VersionSet.logAndApply') && ++failed > 0;
   fs.fdatasyncSync = (fd: number) => {
-    if (failed === 0 && (new Error().stack ?? '').includes('VersionSet.logAndApply')) {
-      failed++;
-      throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', errno: -5, syscall: 'fdatasync' });
-    }
+    if (fail()) throw eio();
     realSync(fd);
   };
+  fs.fdatasync = ((fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => {
+    if (fail()) process.nextTick(cb, eio());
+    else realAsync(fd, cb);
+  }) as typeof fs.fdatasync;
   syncBuiltinESMExports();
   return () => failed;
 }

@@ -25,7 +25,7 @@
  * @module
  */
 import { EntryType, MessageType, type Entry, type Message, type SnapshotChunk } from '../../raft/index.js';
-import { ByteWriter, putVarint, varintLength } from '../../util/coding.js';
+import { ByteWriter, putVarint, StrictReader, varintLength } from '../../util/coding.js';
 import { TransportError, TransportErrorCode } from './errors.js';
 
 /** Version byte that starts every batch. */
@@ -55,8 +55,10 @@ const F_OFFSET = 16;
 const F_CONTEXT = 32;
 const F_ALL = 63;
 
+const malformedError = (why: string): TransportError => new TransportError(TransportErrorCode.Malformed, `malformed peer message: ${why}`);
+
 function malformed(why: string): never {
-  throw new TransportError(TransportErrorCode.Malformed, `malformed peer message: ${why}`);
+  throw malformedError(why);
 }
 
 function invalid(why: string): never {
@@ -87,49 +89,25 @@ class Writer {
 }
 
 /** Strict cursor; every failure is `TRANSPORT_MALFORMED`. */
-class Reader {
-  pos: number;
-  constructor(readonly buf: Uint8Array, start: number, readonly end: number) {
-    this.pos = start;
-  }
-  get remaining(): number {
-    return this.end - this.pos;
-  }
-  u8(what: string): number {
-    if (this.pos >= this.end) malformed(`truncated at ${what}`);
-    return this.buf[this.pos++];
-  }
-  uint(what: string): number {
-    let result = 0;
-    let mul = 1;
-    for (let i = 0; i < 8; i++) {
-      const b = this.u8(what);
-      result += (b & 0x7f) * mul;
-      if (b < 0x80) {
-        if (b === 0 && i > 0) malformed(`${what}: varint not in shortest form`);
-        if (!Number.isSafeInteger(result)) malformed(`${what}: varint above 2^53 - 1`);
-        return result;
-      }
-      mul *= 0x80;
-    }
-    return malformed(`${what}: varint too long`);
+class Reader extends StrictReader {
+  constructor(buf: Uint8Array, start: number, end: number) {
+    super(buf, start, end, malformedError);
   }
   id(what: string): number {
     const v = this.uint(what);
-    if (v < 1 || v > MAX_NODE_ID) malformed(`${what}: node id ${v} out of range`);
+    if (v < 1 || v > MAX_NODE_ID) this.malformed(`${what}: node id ${v} out of range`);
     return v;
   }
   /** A count of items each at least `minSize` bytes, checked before anything is allocated. */
   count(what: string, cap: number, minSize: number): number {
     const n = this.uint(what);
-    if (n > cap) malformed(`${what}: ${n} is above the cap of ${cap}`);
-    if (n * minSize > this.remaining) malformed(`${what}: ${n} items cannot fit in ${this.remaining} bytes`);
+    if (n > cap) this.malformed(`${what}: ${n} is above the cap of ${cap}`);
+    if (n * minSize > this.remaining) this.malformed(`${what}: ${n} items cannot fit in ${this.remaining} bytes`);
     return n;
   }
   /** A length-prefixed byte string, copied. */
   bytes(what: string): Uint8Array {
-    const n = this.uint(what);
-    if (n > this.remaining) malformed(`${what}: length ${n} beyond the ${this.remaining} bytes left`);
+    const n = this.length(what);
     const out = this.buf.slice(this.pos, this.pos + n);
     this.pos += n;
     return out;
