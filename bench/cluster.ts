@@ -39,7 +39,7 @@ import { fmtNum, fmtSpread, loadAvg, machineInfo, numArg, parseArgs, printTable,
 
 const args = parseArgs(process.argv.slice(2));
 if (args.has('help')) {
-  console.log('usage: tsx bench/cluster.ts [--quick] [--reps 3] [--systems proofkv,etcd,etcd-gateway] [--proofkv-protocol http|stream|both] [--stream-conns 1] [--nodes 3] [--members 1|3] [--seq N] [--conc-n N] [--get-n N] [--proof-n N] [--concurrency 100] [--value-bytes 100] [--phase-seconds 120] [--keep] [--trace] [--cpu-prof DIR]');
+  console.log('usage: tsx bench/cluster.ts [--quick] [--reps 3] [--systems proofkv,etcd,etcd-gateway] [--proofkv-protocol http|stream|both] [--stream-conns 1] [--nodes 3] [--members 1|3] [--seq N] [--conc-n N] [--get-n N] [--proof-n N] [--concurrency 100] [--value-bytes 100] [--phase-seconds 120] [--keep] [--trace] [--cpu-prof DIR] [--serve-args='--checkpoint-interval 5000']');
   process.exit(0);
 }
 const P: LoadParams = { ...loadParamsOf(args), streamConns: numArg(args, 'stream-conns', 1) };
@@ -80,6 +80,8 @@ if (MEMBERS === 1 && args.has('trace')) throw new Error('--trace follows the rep
  * per stage after the run (bench/cluster_trace.ts): use it with one client's writes only.
  */
 const TRACE = args.has('trace');
+/** `--serve-args='--checkpoint-interval 5000'` (with `=`): extra `serve` flags for every ProofKV member (what a setting costs or saves). */
+const SERVE_ARGS = typeof args.get('serve-args') === 'string' ? String(args.get('serve-args')).split(/\s+/).filter((a) => a !== '') : [];
 /** A directory for a `--cpu-prof` profile of each ProofKV member (written when it stops). */
 const CPU_PROF = args.has('cpu-prof') ? path.resolve(String(args.get('cpu-prof'))) : undefined;
 if (args.get('cpu-prof') === true) throw new Error('--cpu-prof needs a directory');
@@ -96,7 +98,7 @@ async function measureSingleServe(loadgen: string, sys: System, p: LoadParams, d
   const nodeArgs = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [];
   const env = { ...process.env };
   delete env.PROOFKV_TOKENS;
-  const child = spawnChild(process.execPath, [...nodeArgs, PROOFKV_BIN, 'serve', '--data', path.join(dir, 'data'), '--host', '127.0.0.1', '--port', '0', '--log-level', 'warn'], { env });
+  const child = spawnChild(process.execPath, [...nodeArgs, PROOFKV_BIN, 'serve', '--data', path.join(dir, 'data'), '--host', '127.0.0.1', '--port', '0', '--log-level', 'warn', ...SERVE_ARGS], { env });
   try {
     const url = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`proofkv serve did not start in 60 s:\n${child.output()}`)), 60_000);
@@ -136,7 +138,7 @@ async function measureProofKV(loadgen: string, sys: System, p: LoadParams): Prom
     const { config } = initCluster({ nodes: NODES, dir, clientPort: base, peerPort: base + NODES });
     if (TRACE) process.env[TRACE_ENV] = path.join(dir, 'trace');
     const nodeArgs = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [];
-    const cluster = await startMembers(dir, config, { serveArgs: ['--log-level', 'warn'], nodeArgs });
+    const cluster = await startMembers(dir, config, { serveArgs: ['--log-level', 'warn', ...SERVE_ARGS], nodeArgs });
     delete process.env[TRACE_ENV];
     try {
       return await runLoadgen(loadgen, sys, cluster.members.map((m) => m.url), p, cluster.members.map((m) => m.proc.pid!));
