@@ -39,7 +39,7 @@ import { fmtNum, fmtSpread, loadAvg, machineInfo, numArg, parseArgs, printTable,
 
 const args = parseArgs(process.argv.slice(2));
 if (args.has('help')) {
-  console.log('usage: tsx bench/cluster.ts [--quick] [--reps 3] [--systems proofkv,etcd,etcd-gateway] [--proofkv-protocol http|stream|both] [--stream-conns 1] [--nodes 3] [--members 1|3] [--seq N] [--conc-n N] [--get-n N] [--proof-n N] [--concurrency 100] [--value-bytes 100] [--phase-seconds 120] [--keep] [--trace] [--cpu-prof DIR] [--serve-args='--checkpoint-interval 5000']');
+  console.log('usage: tsx bench/cluster.ts [--quick] [--reps 3] [--systems proofkv,etcd,etcd-gateway] [--proofkv-protocol http|stream|both] [--stream-conns 1] [--nodes 3] [--members 1|3] [--seq N] [--conc-n N] [--get-n N] [--proof-n N] [--concurrency 100] [--value-bytes 100] [--phase-seconds 120] [--keep] [--trace] [--cpu-prof DIR] [--serve-args="--checkpoint-interval 5000"]');
   process.exit(0);
 }
 const P: LoadParams = { ...loadParamsOf(args), streamConns: numArg(args, 'stream-conns', 1) };
