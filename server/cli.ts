@@ -118,6 +118,7 @@ export async function serve(flags: ServeFlags & { origin?: string; witness?: str
         sync: cfg.sync,
         rotateKey: cfg.rotateKey,
       },
+      logCommands: cfg.logCommands,
       ...(flags.localWritePath === true ? { localWritePath: true } : {}),
       ...(cluster ? { cluster } : {}),
       notes: noteOptionsOf({ origin: cfg.origin, witness: cfg.witnesses }),
@@ -221,6 +222,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--local-write-path', "apply writes through the engine's own journal, not the Raft log (benchmark reference only)").hideHelp())
     .option('--sync', 'fdatasync the write-ahead log (the Raft log) before acknowledging each write (default; survives power loss)')
     .option('--no-sync', 'acknowledge writes once the OS has them (survives a process crash, not a power loss)')
+    .addOption(new Option('--log-commands <format>', "form of the put/delete commands this node proposes: binary (default), or cbor while a rolling upgrade still runs members that decode only CBOR").choices(['binary', 'cbor']))
     .option('--max-connections <n>', 'open connections at most (default: from the file-descriptor limit, at most 1024)')
     .option('--max-open-tables <n>', 'table files open at once (default: the file-descriptor limit less connections less 64, at most 1000)')
     .option('--headers-timeout <ms>', 'time to send a request head; also drops silent connections', String(DEFAULTS.headersTimeout))

@@ -177,6 +177,15 @@ function decodeBinary(b: Uint8Array): WriteCommand {
   return cmd as WriteCommand;
 }
 
+/**
+ * The forms a member may propose `put`/`delete` commands in (`proofkv serve --log-commands`):
+ * `binary`, or `cbor` — what every command was before the binary form, for a rolling upgrade from a
+ * release that decodes only CBOR. Every member decodes both.
+ */
+export type LogCommandFormat = 'binary' | 'cbor';
+/** Every {@link LogCommandFormat}. */
+export const LOG_COMMAND_FORMATS: readonly LogCommandFormat[] = ['binary', 'cbor'];
+
 /** Encodes a command for the log: the binary form for a `put` or `delete` that fits it, else CBOR. */
 export function encodeCommand(cmd: WriteCommand): Uint8Array {
   return encodeBinary(cmd) ?? encodeCommandCbor(cmd);

@@ -17,6 +17,7 @@
  */
 import * as fs from 'node:fs';
 import { isLoopbackHost, isRole, parseTokenList, checkToken, type TokenEntry } from './auth.js';
+import { LOG_COMMAND_FORMATS, type LogCommandFormat } from './command_codec.js';
 
 /** A setting is invalid. */
 export class ConfigError extends Error {
@@ -44,6 +45,8 @@ export interface ServeConfig {
   maxValueSize?: number;
   /** fdatasync the journal before acknowledging a write (default true). */
   sync: boolean;
+  /** The form of the `put`/`delete` commands this node proposes to the Raft log (default `binary`; `cbor` during a rolling upgrade). */
+  logCommands: LogCommandFormat;
   /** Database `maxOpenTables` (0: derived from the file-descriptor limit less the connection limit). */
   maxOpenTables: number;
   /** Edge limits of the HTTP server. */
@@ -95,6 +98,7 @@ export const DEFAULTS = {
   checkpointWrites: 10000,
   logLevel: 'info' as LogLevel,
   sync: true,
+  logCommands: 'binary' as LogCommandFormat,
   maxConnections: 0,
   maxOpenTables: 0,
   headersTimeout: 10_000,
@@ -116,6 +120,8 @@ export interface ServeFlags {
   logLevel?: string;
   /** `--sync` / `--no-sync`. */
   sync?: boolean;
+  /** `--log-commands binary|cbor`. */
+  logCommands?: string;
   maxConnections?: string;
   maxOpenTables?: string;
   headersTimeout?: string;
@@ -151,6 +157,7 @@ const FILE_FIELDS = [
   'logLevel',
   'maxValueSize',
   'sync',
+  'logCommands',
   'maxConnections',
   'maxOpenTables',
   'headersTimeout',
@@ -167,6 +174,12 @@ const FILE_FIELDS = [
   'witnesses',
   'peerVia',
 ];
+
+/** `--log-commands` / `logCommands`: one of {@link LOG_COMMAND_FORMATS}. */
+function logCommandFormat(v: unknown): LogCommandFormat {
+  if (typeof v !== 'string' || !(LOG_COMMAND_FORMATS as readonly string[]).includes(v)) throw new ConfigError(`log-commands must be one of ${LOG_COMMAND_FORMATS.join(', ')}`);
+  return v as LogCommandFormat;
+}
 
 function strings(name: string, v: unknown): string[] {
   if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw new ConfigError(`${name} must be a list of strings`);
@@ -260,6 +273,7 @@ export function resolveConfig(flags: ServeFlags, env: NodeJS.ProcessEnv, explici
     checkpointWrites: int('checkpoint-writes', pick('checkpointWrites', 'checkpointWrites', DEFAULTS.checkpointWrites), 0, Number.MAX_SAFE_INTEGER),
     logLevel: level('log-level', logLevelRaw),
     sync: bool('sync', pick('sync', 'sync', DEFAULTS.sync)),
+    logCommands: logCommandFormat(pick('logCommands', 'logCommands', DEFAULTS.logCommands)),
     maxOpenTables: int('max-open-tables', pick('maxOpenTables', 'maxOpenTables', DEFAULTS.maxOpenTables), 0, 1_000_000),
     edge: {
       maxConnections: int('max-connections', pick('maxConnections', 'maxConnections', DEFAULTS.maxConnections), 0, 1_000_000),

@@ -26,7 +26,7 @@ import { DEFAULTS, type EdgeLimits } from './config.js';
 import { limitsFor, type AppContext } from './context.js';
 import { Metrics } from './metrics.js';
 import { CheckpointNotes, type NoteOptions } from './notes.js';
-import { RaftWritePath } from './raft_write_path.js';
+import { RaftWritePath, type LogCommandFormat } from './raft_write_path.js';
 import type { RaftSnapshotOptions, SnapshotEvent } from './raft_snapshot.js';
 import { initialSignerSetOf, memberOf, type ClusterConfig } from './cluster_config.js';
 import { describeDivergence } from '../src/replication/cosign.js';
@@ -91,6 +91,8 @@ export interface NodeOptions {
   };
   /** Log compaction margin and snapshot-install options of the Raft write path (`server/raft_snapshot.ts`). */
   snapshots?: RaftSnapshotOptions;
+  /** The form of the `put`/`delete` commands this node proposes (`serve --log-commands`; default `binary`). */
+  logCommands?: LogCommandFormat;
 }
 
 /** The soft `RLIMIT_NOFILE` of this process (Linux `/proc/self/limits`), or undefined. */
@@ -319,12 +321,13 @@ export class ProofNode {
         });
         raftPath = await RaftWritePath.open(db, raftDir, {
           ...wpOptions,
+          logCommands: options.logCommands,
           snapshots,
           cluster: { id, peers, transport, members: config.members, join: options.cluster.join === true, peerVia: via, initialSignerSet: initialSignerSetOf(config, id) },
         });
         cosigner = raftPath;
       } else if (raft) {
-        raftPath = await RaftWritePath.open(db, raftDir, { ...wpOptions, snapshots });
+        raftPath = await RaftWritePath.open(db, raftDir, { ...wpOptions, snapshots, logCommands: options.logCommands });
       }
       if (raftPath) {
         const rp = raftPath;

@@ -21,7 +21,7 @@ import { ReplicationError, ReplicationGroup, passingIoCode, SessionError, Sessio
 import { MemberRegistry, MemberStore, Membership, type MemberInfo } from '../src/replication/members.js';
 import type { SnapshotTrust } from '../src/replication/snapshot.js';
 import type { SignerSet } from '../proofs/signer_set.js';
-import { decodeCommand, encodeCommand } from './command_codec.js';
+import { decodeCommand, encodeCommand, encodeCommandCbor, type LogCommandFormat } from './command_codec.js';
 import { HttpError, scrubPaths } from './errors.js';
 import type { ReadConsistency } from './keys.js';
 import { RaftSnapshots, recoverInstalledSessions, type RaftSnapshotOptions, type SnapshotCounters } from './raft_snapshot.js';
@@ -82,9 +82,18 @@ export interface RaftWritePathOptions extends LocalWritePathOptions {
   now?: () => number;
   /** Log compaction behind certified checkpoints and snapshot installs (`server/raft_snapshot.ts`). */
   snapshots?: RaftSnapshotOptions;
+  /**
+   * How this member writes the `put` and `delete` commands it proposes (`proofkv serve
+   * --log-commands`): `binary` (default) or `cbor`, the only form before the binary one existed.
+   * Every member decodes both; `cbor` is for a rolling upgrade from a release that decodes only
+   * CBOR: upgraded members propose CBOR until every member runs a release that decodes the binary
+   * form (docs/replication.md § Decisions).
+   */
+  logCommands?: LogCommandFormat;
 }
 
-export { CommandCodecError, decodeCommand, encodeCommand, encodeCommandCbor } from './command_codec.js';
+
+export { CommandCodecError, decodeCommand, encodeCommand, encodeCommandCbor, LOG_COMMAND_FORMATS, type LogCommandFormat } from './command_codec.js';
 
 /** What `/v1/status` and `proofkv cluster status` show of the group, as this member sees it. */
 export type ClusterView = GroupStatus;
@@ -129,6 +138,7 @@ export class RaftWritePath implements WritePath {
     private readonly sessions: SessionStore,
     private readonly snapshots: RaftSnapshots,
     private readonly members: MemberStore | undefined,
+    private readonly encode: (cmd: WriteCommand) => Uint8Array,
   ) {}
 
   /**
@@ -247,7 +257,7 @@ export class RaftWritePath implements WritePath {
           ...(members ? { applyConfChange: (index, cc) => void members.applyConfChange(index, cc, db.logIndex().durable) } : {}),
         },
       });
-      return new RaftWritePath(db, group, applier, sessions, snapshots, members);
+      return new RaftWritePath(db, group, applier, sessions, snapshots, members, options.logCommands === 'cbor' ? encodeCommandCbor : encodeCommand);
     } catch (err) {
       await sessions.close();
       throw err;
@@ -301,7 +311,7 @@ export class RaftWritePath implements WritePath {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.group.propose(encodeCommand(cmd)).catch((err: unknown) => {
+    return this.group.propose(this.encode(cmd)).catch((err: unknown) => {
       if (!(err instanceof ReplicationError)) throw err;
       // Applying is paused by a write fault the engine recovers from: try again shortly, as on
       // the local path (a proposal refused before the log never applies; one already in the log

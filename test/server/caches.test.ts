@@ -94,6 +94,12 @@ describe('open table file bound under serve', () => {
     expect(defaultMaxOpenTables(1024, 65536)).toBe(1000);
   });
 
+  it('takes --log-commands / logCommands: binary by default, cbor for a rolling upgrade, anything else refused', () => {
+    expect(resolveConfig({}, {}, new Set()).logCommands).toBe('binary');
+    expect(resolveConfig({ logCommands: 'cbor' }, {}, new Set(['logCommands'])).logCommands).toBe('cbor');
+    expect(() => resolveConfig({ logCommands: 'json' }, {}, new Set(['logCommands']))).toThrow(/log-commands must be one of binary, cbor/);
+  });
+
   it('is configured by --max-open-tables or maxOpenTables in the config file (0: derived), and a bad value is refused', () => {
     expect(resolveConfig({}, {}, new Set()).maxOpenTables).toBe(0);
     expect(resolveConfig({ maxOpenTables: '64' }, {}, new Set(['maxOpenTables'])).maxOpenTables).toBe(64);

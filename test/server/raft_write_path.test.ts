@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { getProofCodec, verifyGetProof } from '../../proofs/index.js';
 import { ProofDB } from '../../src/index.js';
-import { RaftWritePath, decodeCommand, encodeCommand } from '../../server/raft_write_path.js';
+import { RaftWritePath, decodeCommand, encodeCommand, encodeCommandCbor, type LogCommandFormat } from '../../server/raft_write_path.js';
 import type { WriteOutcome } from '../../server/write_path.js';
 import { b64, call, startServer, tmpDir, unb64, type ServerProc } from './harness.js';
 
@@ -26,9 +26,9 @@ interface Opened {
 const SMALL = { writeBufferSize: 4096, targetFileSize: 4096 };
 
 const open: Opened[] = [];
-async function openAt(dataDir: string, db0: { writeBufferSize?: number; targetFileSize?: number } = {}): Promise<Opened> {
+async function openAt(dataDir: string, db0: { writeBufferSize?: number; targetFileSize?: number } = {}, logCommands?: LogCommandFormat): Promise<Opened> {
   const db = await ProofDB.open(dataDir, { compactionThread: 'inline', writeAheadLog: 'external', ...db0 });
-  const wp = await RaftWritePath.open(db, path.join(dataDir, 'raft'), { tickMs: 5 });
+  const wp = await RaftWritePath.open(db, path.join(dataDir, 'raft'), { tickMs: 5, logCommands });
   const o = { db, wp };
   open.push(o);
   return o;
@@ -51,6 +51,33 @@ describe('RaftWritePath', () => {
   it('encodes commands with their session', () => {
     const cmd = { type: 'batch' as const, ops: [{ op: 'put' as const, key: k('a'), value: k('b'), version: 3 }, { op: 'delete' as const, key: k('c') }], session: { clientId: 'c', seq: 9 } };
     expect(decodeCommand(encodeCommand(cmd))).toEqual(cmd);
+  });
+
+  it('proposes put and delete in the form logCommands names, and applies either form alike', async () => {
+    /** Whether any file of the Raft log holds `bytes`. */
+    const logHolds = (dir: string, bytes: Uint8Array): boolean => {
+      const files = fs.readdirSync(path.join(dir, 'raft'), { recursive: true, withFileTypes: true }).filter((f) => f.isFile());
+      return files.some((f) => fs.readFileSync(path.join(f.parentPath ?? (f as unknown as { path: string }).path, f.name)).indexOf(Buffer.from(bytes)) >= 0);
+    };
+    const cmds = [
+      { type: 'put' as const, key: k('log-form'), value: k('value-1'), time: 1_700_000_000_000 },
+      { type: 'delete' as const, key: k('log-form'), time: 1_700_000_000_001 },
+    ];
+    const seen: Record<string, unknown[]> = {};
+    for (const form of [undefined, 'binary', 'cbor'] as const) {
+      const dir = tmpDir();
+      const o = await openAt(dir, {}, form);
+      seen[String(form)] = [];
+      for (const c of cmds) seen[String(form)].push(result(await o.wp.propose(c)));
+      await closeIt(o);
+      for (const c of cmds) {
+        expect(encodeCommand(c)[0]).toBeLessThan(0xa0); // the binary form of this command exists
+        expect(logHolds(dir, encodeCommandCbor(c))).toBe(form === 'cbor');
+        expect(logHolds(dir, encodeCommand(c))).toBe(form !== 'cbor');
+      }
+    }
+    expect(seen.cbor).toEqual(seen.binary);
+    expect(seen.undefined).toEqual(seen.binary);
   });
 
   it('applies concurrent proposals in order and answers each with its own version and seq', async () => {
