@@ -83,6 +83,14 @@ export interface Codec<T> {
   encode(value: T): Uint8Array;
   /** Decodes and validates; throws only {@link DecodeError}. */
   decode(bytes: Uint8Array): T;
+  /**
+   * {@link Codec.encode} without its check: `encode` also parses the wire form it built, as the
+   * decoder would, and throws `RangeError` on what fails; this one trusts `value` to fit the
+   * schema (a server encoding the proofs its own engine made: `server/routes/proofs.ts`). For a
+   * value that fits, the bytes are the same; for one that does not, what comes out is unspecified
+   * (a verifier refuses it).
+   */
+  encodeTrusted(value: T): Uint8Array;
 }
 
 function typeName(v: unknown): string {
@@ -280,6 +288,9 @@ export function codec<T>(schema: Schema<T>, maxBytes = 1 << 20, mapKeys: 'text' 
         throw new RangeError(`cannot encode: ${e instanceof Error ? e.message : String(e)}`);
       }
       return encodeWire(w);
+    },
+    encodeTrusted(value) {
+      return encodeWire(schema.wire(value));
     },
     decode(input) {
       if (!(input instanceof Uint8Array)) throw new DecodeError('', `want Uint8Array, got ${typeName(input)}`);

@@ -105,6 +105,7 @@ export const scanProofCodecV1: Codec<ScanProof> = codec(scanProofSchema, MAX_PRO
 function eitherFormat<T>(compact: Codec<T>, textKeyed: Codec<T>): Codec<T> {
   return {
     encode: (v) => compact.encode(v),
+    encodeTrusted: (v) => compact.encodeTrusted(v),
     decode: (b) => (proofFormatOf(b) === 1 ? textKeyed.decode(b) : compact.decode(b)),
   };
 }

@@ -86,7 +86,7 @@ export async function sendScanPage(ctx: AppContext, req: Request, res: Response,
     start: r.start,
     end: r.end,
     limit,
-    proof: proofCodecs(r.format).scan.encode(p.proof),
+    proof: proofCodecs(r.format).scan.encodeTrusted(p.proof),
   });
 }
 
@@ -103,7 +103,7 @@ export function proofCore(ctx: AppContext): KeyCore {
     metrics.reads.inc({ op: 'proof' });
     return answerOf(r.accept === 'cbor' ? 'cbor' : 'json', {
       entry: p.entry ? entryWire(p.entry) : undefined,
-      proof: proofCodecs(format).get.encode(p.proof),
+      proof: proofCodecs(format).get.encodeTrusted(p.proof),
       cosignatures: ctx.notes?.cosignatureLines(p.proof.certificate.head),
     });
   };
@@ -244,7 +244,7 @@ export function proofRoutes(ctx: AppContext): RouteDef[] {
         minVersion: min,
         maxVersion: max,
         limit,
-        proof: proofCodecs(format).history.encode(r.proof),
+        proof: proofCodecs(format).history.encodeTrusted(r.proof),
         cosignatures: ctx.notes?.cosignatureLines(r.proof.certificate.head),
       });
     },

@@ -29,7 +29,9 @@ interface Target {
   bytes: Uint8Array;
   decode(b: Uint8Array): unknown;
   encode(p: unknown): Uint8Array;
+  encodeTrusted(p: unknown): Uint8Array;
   textKeyed: (p: unknown) => Uint8Array;
+  textKeyedTrusted: (p: unknown) => Uint8Array;
   verify(p: unknown): Verified;
 }
 
@@ -46,7 +48,9 @@ beforeAll(async () => {
     bytes: codec.encode(proof),
     decode: (b) => codec.decode(b),
     encode: (p) => codec.encode(p as P),
+    encodeTrusted: (p) => codec.encodeTrusted(p as P),
     textKeyed: (p) => textKeyed.encode(p as P),
+    textKeyedTrusted: (p) => textKeyed.encodeTrusted(p as P),
     verify: (p) => verify(p as P),
   });
   const present = enc(skey(13));
@@ -144,6 +148,15 @@ describe('compact proof encoding (format 2)', () => {
       expect(norm(encodeTree(toTree(proofCbor.decode(t.bytes)))), t.name).toEqual(norm(t.bytes));
       const top = proofCbor.decode(t.bytes) as Map<number, unknown>;
       expect(top.get(PROOF_KEYS.getProof.format)).toBe(PROOF_FORMAT);
+    }
+  });
+
+  it('encodeTrusted (the server\'s, without the self-check) writes the same bytes as encode, in both formats', () => {
+    for (const t of targets) {
+      expect(Buffer.from(t.encodeTrusted(t.proof)).equals(Buffer.from(t.bytes)), t.name).toBe(true);
+      expect(Buffer.from(t.textKeyedTrusted(t.proof)).equals(Buffer.from(t.textKeyed(t.proof))), t.name).toBe(true);
+      const decoded = t.decode(t.bytes);
+      expect(Buffer.from(t.encodeTrusted(decoded)).equals(Buffer.from(t.bytes)), t.name).toBe(true);
     }
   });
 
