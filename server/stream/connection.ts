@@ -239,7 +239,8 @@ export class StreamConnection {
       if (route === this.routes.put) headers.set('content-type', 'application/octet-stream');
       // Copies: the frame's fields are views into a socket chunk that a stored key or value must not hold on to.
       const body = f.value.length === 0 ? NO_BYTES : new Uint8Array(f.value);
-      a = await route.core({ key: new Uint8Array(f.key), query, header: (n) => headers.get(n), body, accept });
+      // `bind`, not an arrow: no closure that a loader keeping function names would name per call.
+      a = await route.core({ key: new Uint8Array(f.key), query, header: headers.get.bind(headers), body, accept });
     } catch (err) {
       a = this.routes.fail(err, route.name, this.remote);
     }
