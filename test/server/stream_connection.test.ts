@@ -2,8 +2,8 @@
  * One stream connection's batching and answer encoding, on a fake socket: the answers completed
  * in one event-loop turn leave in one socket write (and those of later turns in later writes),
  * each frame laid out as docs/stream-protocol.md says (decoded here by the test client written from
- * that page alone), a raw value copied once and not altered, and the route and status handed to
- * the metrics hook. The real node's answers are compared with HTTP's in stream.test.ts.
+ * that page alone), a raw value written as it was and left unaltered, and the route and status
+ * handed to the metrics hook. The real node's answers are compared with HTTP's in stream.test.ts.
  */
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
@@ -90,7 +90,7 @@ describe('one stream connection', () => {
     await turn();
     await turn();
     expect(socket.writes).toHaveLength(1);
-    // The value the core answered is not the bytes written (those are a copy), and is unchanged.
+    // The value the core answered is left as it was (the turn's buffer holds a copy of it).
     expect(value.toString()).toBe('välue-ü\u{1F600}');
     const answers = new AnswerDecoder().push(socket.writes[0]);
     expect(answers.map((a) => [a.id, a.status])).toEqual([[4, 204], [1, 200], [2, 200], [3, 404]]);
