@@ -7,8 +7,9 @@
  * phase's throughput and server CPU per request for both fronts, the ratio, and the load average.
  * Not a test.
  *
- *   npx tsx bench/stream_node.ts [--n 20000] [--inflight 100] [--value 100] [--no-sync] [--cpu-prof DIR]
+ *   npx tsx bench/stream_node.ts [--n 20000] [--inflight 100] [--value 100] [--no-sync] [--fronts both|http|stream] [--cpu-prof DIR]
  *
+ * `--fronts` runs one front only (default both; the ratio column needs both).
  * With `--cpu-prof DIR` each server writes a V8 CPU profile into DIR (summarise it with
  * `bench/profile-summary.ts` or `bench/http.ts`).
  * @module
@@ -29,6 +30,8 @@ const INFLIGHT = numArg(args, 'inflight', 100);
 const VALUE = Buffer.alloc(numArg(args, 'value', 100), 0x61);
 const SYNC = !args.has('no-sync');
 const PROF = args.get('cpu-prof');
+const FRONTS = String(args.get('fronts') ?? 'both');
+if (!['both', 'http', 'stream'].includes(FRONTS)) throw new Error(`--fronts must be both, http or stream, not ${FRONTS}`);
 
 /** A `proofkv serve` process on a fresh directory. */
 async function startServe(): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
@@ -162,15 +165,14 @@ async function streamPhases(): Promise<{ put: Phase; get: Phase }> {
 
 const before = loadAvg();
 console.log(`one proofkv serve (${SYNC ? 'sync' : '--no-sync'}), ${N} PUTs of ${VALUE.length} B then ${N} linearizable GETs, ${INFLIGHT} in flight; load average ${before}`);
-const h = await httpPhases();
-const st = await streamPhases();
-const row = (name: string, a: Phase, b: Phase) => [
+const h = FRONTS === 'stream' ? undefined : await httpPhases();
+const st = FRONTS === 'http' ? undefined : await streamPhases();
+const cells = (p: Phase | undefined) => (p === undefined ? ['-', '-'] : [fmtNum(p.rate), `${p.cpuUsPerReq.toFixed(0)} µs`]);
+const row = (name: string, a: Phase | undefined, b: Phase | undefined) => [
   name,
-  fmtNum(a.rate),
-  `${a.cpuUsPerReq.toFixed(0)} µs`,
-  fmtNum(b.rate),
-  `${b.cpuUsPerReq.toFixed(0)} µs`,
-  `${(a.cpuUsPerReq / b.cpuUsPerReq).toFixed(2)}x`,
+  ...cells(a),
+  ...cells(b),
+  a && b ? `${(a.cpuUsPerReq / b.cpuUsPerReq).toFixed(2)}x` : '-',
 ];
-printTable(['phase', 'HTTP req/s', 'HTTP server CPU/req', 'stream req/s', 'stream server CPU/req', 'CPU ratio HTTP/stream'], [row('PUT', h.put, st.put), row('GET', h.get, st.get)]);
+printTable(['phase', 'HTTP req/s', 'HTTP server CPU/req', 'stream req/s', 'stream server CPU/req', 'CPU ratio HTTP/stream'], [row('PUT', h?.put, st?.put), row('GET', h?.get, st?.get)]);
 console.log(`load average before ${before}, after ${loadAvg()}`);

@@ -78,7 +78,7 @@ export interface StreamRoutes {
   /** The problem answer to `err`, counted and logged as the HTTP error middleware counts and logs it. */
   fail(err: unknown, route: string, remote: string | undefined): Answer;
   /** Records a request served on the stream (latency metric and debug log). */
-  served(route: string, status: number, seconds: number): void;
+  served(route: StreamRoute, status: number, seconds: number): void;
 }
 
 /** Response headers a browser client may read. */
@@ -165,8 +165,8 @@ export function createApp(ctx: AppContext, options: AppOptions): BuiltApp {
       trace('http-end', req.method);
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
       const route = (res.locals.route as string | undefined) ?? 'unmatched';
-      ctx.metrics.httpDuration.observe({ method: req.method, route, status: String(res.statusCode) }, seconds);
-      logger.debug({ method: req.method, route, status: res.statusCode, ms: Math.round(seconds * 1e4) / 10 }, 'request');
+      ctx.metrics.observeHttp(req.method, route, res.statusCode, seconds);
+      if (logger.isLevelEnabled('debug')) logger.debug({ method: req.method, route, status: res.statusCode, ms: Math.round(seconds * 1e4) / 10 }, 'request');
     });
     // CORS for browser clients: tokens travel in Authorization, never in cookies, so any origin may call.
     res.setHeader('Access-Control-Allow-Origin', '*');
@@ -256,8 +256,8 @@ export function createApp(ctx: AppContext, options: AppOptions): BuiltApp {
       return problemAnswer(h);
     },
     served(route, status, seconds) {
-      ctx.metrics.streamDuration.observe({ route, status: String(status) }, seconds);
-      logger.debug({ method: 'STREAM', route, status, ms: Math.round(seconds * 1e4) / 10 }, 'request');
+      ctx.metrics.observeStream(route.name, status, seconds);
+      if (logger.isLevelEnabled('debug')) logger.debug({ method: 'STREAM', route: route.name, status, ms: Math.round(seconds * 1e4) / 10 }, 'request');
     },
   };
   return { app, listener, routes, openapi, stream };

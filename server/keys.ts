@@ -73,11 +73,14 @@ export class Query {
       const eq = part.indexOf('=');
       const rawName = eq === -1 ? part : part.slice(0, eq);
       const value = eq === -1 ? '' : part.slice(eq + 1);
-      let name: string;
-      try {
-        name = strictUtf8.decode(percentDecode(rawName, 'query parameter name', true));
-      } catch {
-        throw new HttpError('BAD_REQUEST', 'malformed query parameter name');
+      let name = rawName;
+      // A name without escapes or '+' decodes to itself (a URL's text has no lone surrogates).
+      if (rawName.includes('%') || rawName.includes('+')) {
+        try {
+          name = strictUtf8.decode(percentDecode(rawName, 'query parameter name', true));
+        } catch {
+          throw new HttpError('BAD_REQUEST', 'malformed query parameter name');
+        }
       }
       if (this.raw.has(name)) throw new HttpError('INVALID_ARGUMENT', `query parameter ${JSON.stringify(name.slice(0, 64))} is repeated`);
       this.raw.set(name, value);

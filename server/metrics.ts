@@ -31,6 +31,24 @@ export function bytesOnDisk(dir: string): number {
   return total;
 }
 
+/**
+ * The label set `{ ...labels, status }` of a latency series, built once per status and reused: a
+ * request looks it up instead of building an object and a status string. Bounded by the series
+ * the histogram itself keeps (prom-client holds one per label set): statuses are those the
+ * routes answer.
+ */
+class StatusLabels<L extends Record<string, string>> {
+  private readonly byStatus = new Map<number, L & { status: string }>();
+
+  constructor(private readonly labels: L) {}
+
+  of(status: number): L & { status: string } {
+    let set = this.byStatus.get(status);
+    if (set === undefined) this.byStatus.set(status, (set = { ...this.labels, status: String(status) }));
+    return set;
+  }
+}
+
 /** The node's metrics. */
 export class Metrics {
   /** The registry `/metrics` renders. */
@@ -230,6 +248,29 @@ export class Metrics {
     });
     new Gauge({ name: 'proofkv_raft_snapshot_index', help: 'Log index of the latest Raft snapshot recorded or installed since start (0: none)', registers, collect() { this.set(source.snapshotStats().index); } });
   }
+
+  /**
+   * Records an HTTP request's latency in {@link httpDuration}. The label set of each (method,
+   * route, status) is built once and reused ({@link StatusLabels}; methods are those of node's
+   * HTTP parser, routes the route table's names).
+   */
+  observeHttp(method: string, route: string, status: number, seconds: number): void {
+    let byRoute = this.httpLabels.get(method);
+    if (byRoute === undefined) this.httpLabels.set(method, (byRoute = new Map()));
+    let sets = byRoute.get(route);
+    if (sets === undefined) byRoute.set(route, (sets = new StatusLabels({ method, route })));
+    this.httpDuration.observe(sets.of(status), seconds);
+  }
+
+  /** Records a stream request's latency in {@link streamDuration}, as {@link observeHttp} does. */
+  observeStream(route: string, status: number, seconds: number): void {
+    let sets = this.streamLabels.get(route);
+    if (sets === undefined) this.streamLabels.set(route, (sets = new StatusLabels({ route })));
+    this.streamDuration.observe(sets.of(status), seconds);
+  }
+
+  private readonly httpLabels = new Map<string, Map<string, StatusLabels<{ method: string; route: string }>>>();
+  private readonly streamLabels = new Map<string, StatusLabels<{ route: string }>>();
 
   /** Times `f` into {@link checkpointDuration} under `trigger`, counting failures. */
   async timeCheckpoint<T>(trigger: string, f: () => Promise<T>): Promise<T> {

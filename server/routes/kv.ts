@@ -35,6 +35,9 @@ import type { BatchCommandOp, CommandCondition, WriteCommand, WriteOutcome } fro
 import type { Query } from '../keys.js';
 import { keyRequestOf, type KeyCore, type KeyRequest } from './key_request.js';
 
+/** The label set of a counted GET (one object for every request). */
+const GET_READ = { op: 'get' } as const;
+
 /** Most operations in one batch. */
 export const MAX_BATCH_OPS = 10_000;
 /** Most items in one scan page. */
@@ -103,7 +106,7 @@ export function kvCores(ctx: AppContext): { get: KeyCore; put: KeyCore; delete: 
     const version = q.int('version', 0, MAX_VERSION, undefined, 'INVALID_VERSION');
     await writePath.readBarrier(q.consistency());
     const e = await db.getWithVersion(r.key, version ?? MAX_VERSION);
-    metrics.reads.inc({ op: 'get' });
+    metrics.reads.inc(GET_READ);
     if (!e) throw new HttpError('NOT_FOUND', version === undefined ? 'key not found' : `key has no version at or below ${version}`);
     if (version === undefined && e.kind === 'delete') throw new HttpError('NOT_FOUND', `key was deleted at version ${e.version}`);
     if (r.accept === 'octet') {

@@ -85,31 +85,28 @@ export function frameSize(buf: Uint8Array, off: number, maxFrame: number): numbe
  * header lengths overrun the frame. The fields are views into `buf`.
  */
 export function decodeRequest(buf: Uint8Array, off: number, size: number): RequestFrame {
+  // No closures here: this runs once per request, and a closure per call is an allocation (and,
+  // under a loader that keeps function names, a property definition).
   const end = off + size;
-  let p = off + 4;
-  const u16 = (): number => {
-    const v = (buf[p] << 8) | buf[p + 1];
-    p += 2;
-    return v;
-  };
-  const id = ((buf[p] << 24) >>> 0) + (buf[p + 1] << 16) + (buf[p + 2] << 8) + buf[p + 3];
-  p += 4;
+  const id = ((buf[off + 4] << 24) >>> 0) + (buf[off + 5] << 16) + (buf[off + 6] << 8) + buf[off + 7];
   if (id === 0) throw new StreamProtocolError('request id 0 is reserved for connection errors', true);
-  const op = buf[p++];
-  const accept = buf[p++];
-  const part = (what: string): Uint8Array => {
-    if (end - p < 2) throw new StreamProtocolError(`the ${what} length overruns the frame`, false, id);
-    const n = u16();
-    if (end - p < n) throw new StreamProtocolError(`the ${what} (${n} bytes) overruns the frame`, false, id);
-    const v = buf.subarray(p, p + n);
+  const op = buf[off + 8];
+  const accept = buf[off + 9];
+  let p = off + 10;
+  const parts: Uint8Array[] = [];
+  for (let i = 0; i < 3; i++) {
+    if (end - p < 2) throw new StreamProtocolError(`the ${PART_NAMES[i]} length overruns the frame`, false, id);
+    const n = (buf[p] << 8) | buf[p + 1];
+    p += 2;
+    if (end - p < n) throw new StreamProtocolError(`the ${PART_NAMES[i]} (${n} bytes) overruns the frame`, false, id);
+    parts.push(buf.subarray(p, p + n));
     p += n;
-    return v;
-  };
-  const key = part('key');
-  const query = part('query');
-  const headers = part('headers');
-  return { id, op, accept, key, query, headers, value: buf.subarray(p, end) };
+  }
+  return { id, op, accept, key: parts[0], query: parts[1], headers: parts[2], value: buf.subarray(p, end) };
 }
+
+/** The variable-length fields before the value, in frame order (for error messages). */
+const PART_NAMES = ['key', 'query', 'headers'] as const;
 
 /**
  * Parses header lines `name: value\n` (a final line may lack its `\n`; `\r\n` is accepted) into
@@ -142,24 +139,62 @@ export function parseHeaderLines(bytes: Uint8Array): Map<string, string> | undef
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
+ * An answer frame measured but not yet written ({@link answerFrame}): a connection sums the sizes
+ * of the answers of one event-loop turn and writes them all into one buffer
+ * ({@link writeAnswerFrame}), so that each answer's bytes (a GET's value included) are copied once.
+ */
+export interface AnswerFrame {
+  id: number;
+  status: number;
+  /** The header lines, `name: value\n` each. */
+  head: string;
+  headBytes: number;
+  body: string | Uint8Array | undefined;
+  bodyBytes: number;
+  /** The whole frame's bytes, its length field included. */
+  size: number;
+}
+
+/**
+ * Measures an answer frame of header lines `head` (`name: value\n` each, as {@link headerLines}
+ * builds them) and `body`. Throws `RangeError` when the header lines exceed 65535 bytes (no route
+ * sets that many).
+ */
+export function answerFrame(id: number, status: number, head: string, body?: string | Uint8Array): AnswerFrame {
+  const headBytes = head === '' ? 0 : Buffer.byteLength(head);
+  if (headBytes > 0xffff) throw new RangeError(`answer headers of ${headBytes} bytes exceed 65535`);
+  const bodyBytes = body === undefined ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
+  return { id, status, head, headBytes, body, bodyBytes, size: ANSWER_HEAD_BYTES + headBytes + bodyBytes };
+}
+
+/** Writes `a` into `out` at `at` (`out` has room for `a.size` bytes there); returns the offset after it. */
+export function writeAnswerFrame(a: AnswerFrame, out: Buffer, at: number): number {
+  out.writeUInt32BE(a.size - 4, at);
+  out.writeUInt32BE(a.id, at + 4);
+  out.writeUInt16BE(a.status, at + 8);
+  out.writeUInt16BE(a.headBytes, at + 10);
+  let p = at + ANSWER_HEAD_BYTES;
+  if (a.headBytes > 0) p += out.write(a.head, p, a.headBytes, 'utf8');
+  if (typeof a.body === 'string') out.write(a.body, p, a.bodyBytes, 'utf8');
+  else if (a.body !== undefined) out.set(a.body, p);
+  return at + a.size;
+}
+
+/** Header lines `name: value\n` of `headers`, in the given order. */
+export function headerLines(headers: ReadonlyArray<readonly [string, string]>): string {
+  let h = '';
+  for (const [k, v] of headers) h += `${k}: ${v}\n`;
+  return h;
+}
+
+/**
  * Encodes an answer frame: `headers` as `name: value\n` lines (in the given order), then `body`.
  * Throws `RangeError` when the header lines exceed 65535 bytes (no route sets that many).
  */
 export function encodeAnswer(id: number, status: number, headers: ReadonlyArray<readonly [string, string]>, body?: string | Uint8Array): Buffer {
-  let h = '';
-  for (const [k, v] of headers) h += `${k}: ${v}\n`;
-  const hBytes = h === '' ? 0 : Buffer.byteLength(h);
-  if (hBytes > 0xffff) throw new RangeError(`answer headers of ${hBytes} bytes exceed 65535`);
-  const bBytes = body === undefined ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
-  const out = Buffer.allocUnsafe(ANSWER_HEAD_BYTES + hBytes + bBytes);
-  out.writeUInt32BE(out.length - 4, 0);
-  out.writeUInt32BE(id, 4);
-  out.writeUInt16BE(status, 8);
-  out.writeUInt16BE(hBytes, 10);
-  let p = ANSWER_HEAD_BYTES;
-  if (hBytes > 0) p += out.write(h, p, 'utf8');
-  if (typeof body === 'string') out.write(body, p, 'utf8');
-  else if (body !== undefined) out.set(body, p);
+  const a = answerFrame(id, status, headerLines(headers), body);
+  const out = Buffer.allocUnsafe(a.size);
+  writeAnswerFrame(a, out, 0);
   return out;
 }
 

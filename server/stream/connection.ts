@@ -15,7 +15,7 @@ import { checkRole, type Role } from '../auth.js';
 import type { Answer } from '../codec.js';
 import { HttpError } from '../errors.js';
 import { checkKeySize, Query } from '../keys.js';
-import { STREAM_ACCEPT, StreamOp, StreamProtocolError, decodeRequest, encodeAnswer, frameSize, parseHeaderLines, utf8Text, type RequestFrame } from './codec.js';
+import { STREAM_ACCEPT, StreamOp, StreamProtocolError, answerFrame, decodeRequest, frameSize, parseHeaderLines, utf8Text, writeAnswerFrame, type AnswerFrame, type RequestFrame } from './codec.js';
 
 /** The answer headers a stream answer carries (the others are HTTP's per-connection ones). */
 export const STREAM_ANSWER_HEADERS = ['ProofKV-Replayed', 'ProofKV-Leader', 'Retry-After', 'ProofKV-Version', 'ProofKV-Seq', 'ProofKV-Kind', 'Content-Type'] as const;
@@ -45,6 +45,8 @@ export interface ConnectionStats {
   peakInFlight: number;
 }
 
+const NO_BYTES = new Uint8Array(0);
+
 const OPS: Record<number, 'get' | 'put' | 'delete' | 'proof'> = { [StreamOp.get]: 'get', [StreamOp.put]: 'put', [StreamOp.delete]: 'delete', [StreamOp.proof]: 'proof' };
 
 /** One stream connection. */
@@ -53,7 +55,8 @@ export class StreamConnection {
   private buf: Buffer = Buffer.alloc(0);
   private off = 0;
   private readonly inFlight = new Set<number>();
-  private out: Buffer[] = [];
+  /** The answers of this event-loop turn, measured, written together by {@link flush}. */
+  private out: AnswerFrame[] = [];
   private outBytes = 0;
   private flushScheduled = false;
   /** No more requests are read (a connection error, or the client's end): close once in-flight answers are out. */
@@ -211,27 +214,21 @@ export class StreamConnection {
     if (headers === undefined) return this.refuse(id, new HttpError('STREAM_PROTOCOL', 'the headers must be UTF-8 lines "name: value"'), route.name);
     this.inFlight.add(id);
     if (this.inFlight.size > this.stats.peakInFlight) this.stats.peakInFlight = this.inFlight.size;
-    const start = process.hrtime.bigint();
-    void this.run(route, f, accept, headers).then((a) => {
-      this.routes.served(route.name, a.status, Number(process.hrtime.bigint() - start) / 1e9);
-      this.inFlight.delete(id);
-      try {
-        this.enqueue(id, a);
-      } catch (err) {
-        // An answer the frame cannot hold (header lines over 64 KiB): the client still gets one.
-        this.enqueue(id, this.routes.fail(err, route.name, this.remote));
-      }
-      if (this.paused) this.pump();
-    });
+    void this.serve(route, f, accept, headers);
   }
 
-  /** What the HTTP chain runs for the request, in its order; never rejects. */
-  private async run(route: StreamRoute, f: RequestFrame, accept: 'json' | 'cbor' | 'octet', headers: Map<string, string>): Promise<Answer> {
+  /**
+   * Runs what the HTTP chain runs for the request, in its order, and queues its answer (one async
+   * call per request: no closure or second promise per request); never rejects.
+   */
+  private async serve(route: StreamRoute, f: RequestFrame, accept: 'json' | 'cbor' | 'octet', headers: Map<string, string>): Promise<void> {
+    const start = performance.now();
+    let a: Answer;
     try {
       if (this.routes.isClosing()) throw new HttpError('UNAVAILABLE', 'the node is shutting down');
       const text = utf8Text(f.query);
       if (text === undefined) throw new HttpError('BAD_REQUEST', 'the query is not valid UTF-8');
-      const query = new Query(text === '' ? '' : `?${text}`);
+      const query = text === '' ? new Query('') : new Query(`?${text}`);
       if (query.has('keyEncoding')) throw new HttpError('INVALID_ARGUMENT', 'keyEncoding does not apply to the stream: its keys are raw bytes');
       checkKeySize(f.key, 'key');
       checkRole(this.role, route.role);
@@ -241,29 +238,43 @@ export class StreamConnection {
       // The stream's value is the HTTP body with Content-Type application/octet-stream.
       if (route === this.routes.put) headers.set('content-type', 'application/octet-stream');
       // Copies: the frame's fields are views into a socket chunk that a stored key or value must not hold on to.
-      return await route.core({ key: new Uint8Array(f.key), query, header: (n) => headers.get(n), body: new Uint8Array(f.value), accept });
+      const body = f.value.length === 0 ? NO_BYTES : new Uint8Array(f.value);
+      // `bind`, not an arrow: no closure that a loader keeping function names would name per call.
+      a = await route.core({ key: new Uint8Array(f.key), query, header: headers.get.bind(headers), body, accept });
     } catch (err) {
-      return this.routes.fail(err, route.name, this.remote);
+      a = this.routes.fail(err, route.name, this.remote);
     }
+    this.routes.served(route, a.status, (performance.now() - start) / 1e3);
+    this.inFlight.delete(f.id);
+    try {
+      this.enqueue(f.id, a);
+    } catch (err) {
+      // An answer the frame cannot hold (header lines over 64 KiB): the client still gets one.
+      this.enqueue(f.id, this.routes.fail(err, route.name, this.remote));
+    }
+    if (this.paused) this.pump();
   }
 
   private enqueue(id: number, a: Answer): void {
-    const h: [string, string][] = [];
+    let head = '';
     for (const k of STREAM_ANSWER_HEADERS) {
       const v = a.headers[k];
-      if (v !== undefined) h.push([k, v]);
+      if (v !== undefined) head += `${k}: ${v}\n`;
     }
-    const frame = encodeAnswer(id, a.status, h, a.body);
+    const frame = answerFrame(id, a.status, head, a.body);
     this.stats.answered++;
     this.out.push(frame);
-    this.outBytes += frame.length;
+    this.outBytes += frame.size;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      setImmediate(() => this.flush());
+      setImmediate(this.flushNow);
     }
   }
 
-  /** Writes the answers of this event-loop turn in one socket write. */
+  /** {@link flush}, bound once per connection (no closure per turn). */
+  private readonly flushNow = (): void => this.flush();
+
+  /** Writes the answers of this event-loop turn in one socket write, each answer's bytes copied once. */
   private flush(): void {
     this.flushScheduled = false;
     if (this.out.length === 0 || this.socket.destroyed || this.socket.writableEnded) {
@@ -271,7 +282,9 @@ export class StreamConnection {
       this.outBytes = 0;
       return;
     }
-    const data = this.out.length === 1 ? this.out[0] : Buffer.concat(this.out, this.outBytes);
+    const data = Buffer.allocUnsafe(this.outBytes);
+    let at = 0;
+    for (const a of this.out) at = writeAnswerFrame(a, data, at);
     this.out = [];
     this.outBytes = 0;
     this.socket.write(data);

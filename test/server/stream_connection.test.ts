@@ -1,0 +1,173 @@
+/**
+ * One stream connection's batching and answer encoding, on a fake socket: the answers completed
+ * in one event-loop turn leave in one socket write (and those of later turns in later writes),
+ * each frame laid out as docs/stream-protocol.md says (decoded here by the test client written from
+ * that page alone), a raw value written as it was and left unaltered, and the route and status
+ * handed to the metrics hook. The real node's answers are compared with HTTP's in stream.test.ts.
+ */
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import type { StreamRoute, StreamRoutes } from '../../server/app.js';
+import type { Answer } from '../../server/codec.js';
+import { HttpError, problemAnswer, toHttpError } from '../../server/errors.js';
+import type { KeyRequest } from '../../server/routes/key_request.js';
+import { StreamConnection } from '../../server/stream/connection.js';
+import { answerFrame, encodeAnswer, headerLines, writeAnswerFrame } from '../../server/stream/codec.js';
+import { ACCEPT, AnswerDecoder, OP, encodeRequest } from './stream_client.js';
+
+/** The parts of a socket a connection uses; records every write. */
+class FakeSocket extends EventEmitter {
+  readonly writes: Buffer[] = [];
+  writableLength = 0;
+  writableEnded = false;
+  destroyed = false;
+  remoteAddress = '127.0.0.1';
+  setNoDelay(): void {}
+  pause(): void {}
+  resume(): void {}
+  write(b: Buffer): boolean {
+    this.writes.push(Buffer.from(b));
+    return true;
+  }
+  end(): void {
+    this.writableEnded = true;
+  }
+  destroy(): void {
+    this.destroyed = true;
+  }
+}
+
+const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+/** Routes whose GET core answers what `answer` says, when `gate` lets it. */
+function fakeRoutes(answer: (r: KeyRequest) => Answer, gate: (r: KeyRequest) => Promise<void> = async () => {}) {
+  const served: [string, number][] = [];
+  const core = async (r: KeyRequest): Promise<Answer> => {
+    await gate(r);
+    return answer(r);
+  };
+  const route = (name: string, role: 'read' | 'write'): StreamRoute => ({ name, role, core });
+  const routes: StreamRoutes = {
+    get: route('kv_get', 'read'),
+    put: route('kv_put', 'write'),
+    delete: route('kv_delete', 'write'),
+    proof: route('kv_proof', 'read'),
+    maxValueBodyBytes: 1 << 20,
+    admit: () => undefined,
+    isClosing: () => false,
+    fail: (err) => problemAnswer(toHttpError(err)),
+    served: (r, status) => void served.push([r.name, status]),
+  };
+  return { routes, served };
+}
+
+function open(routes: StreamRoutes): { socket: FakeSocket; conn: StreamConnection } {
+  const socket = new FakeSocket();
+  const conn = new StreamConnection(socket as unknown as Socket, 'admin', routes, { maxFrameBytes: 1 << 21, maxInFlight: 64, maxBufferedBytes: 1 << 20 });
+  return { socket, conn };
+}
+
+const text = (b: Uint8Array) => Buffer.from(b).toString('utf8');
+
+describe('one stream connection', () => {
+  it('answers completed in one turn leave in one write, laid out as the spec says; a raw value is copied and unaltered', async () => {
+    const value = Buffer.from('välue-ü\u{1F600}');
+    const { routes, served } = fakeRoutes((r): Answer => {
+      const key = text(r.key);
+      if (key === 'raw') return { status: 200, headers: { 'ProofKV-Version': '7', 'ProofKV-Seq': '9', 'ProofKV-Kind': 'put', 'Content-Type': 'application/octet-stream', Vary: 'Accept' }, body: value };
+      if (key === 'json') return { status: 200, headers: { Vary: 'Accept', 'Content-Type': 'application/json; charset=utf-8' }, body: '{"valueUtf8":"é\u{1F600}"}' };
+      throw new HttpError('NOT_FOUND', `no ${key}`);
+    });
+    const { socket } = open(routes);
+    const frames = Buffer.concat([
+      encodeRequest({ id: 1, op: OP.GET, accept: ACCEPT.RAW, key: 'raw' }),
+      encodeRequest({ id: 2, op: OP.GET, accept: ACCEPT.JSON, key: 'json' }),
+      encodeRequest({ id: 3, op: OP.GET, accept: ACCEPT.JSON, key: 'none' }),
+      encodeRequest({ id: 4, op: OP.PING }),
+    ]);
+    socket.emit('data', frames);
+    await turn();
+    await turn();
+    expect(socket.writes).toHaveLength(1);
+    // The value the core answered is left as it was (the turn's buffer holds a copy of it).
+    expect(value.toString()).toBe('välue-ü\u{1F600}');
+    const answers = new AnswerDecoder().push(socket.writes[0]);
+    expect(answers.map((a) => [a.id, a.status])).toEqual([[4, 204], [1, 200], [2, 200], [3, 404]]);
+    const byId = new Map(answers.map((a) => [a.id, a]));
+    expect(byId.get(1)!.headers).toEqual([['ProofKV-Version', '7'], ['ProofKV-Seq', '9'], ['ProofKV-Kind', 'put'], ['Content-Type', 'application/octet-stream']]);
+    expect(byId.get(1)!.body.equals(value)).toBe(true);
+    expect(byId.get(2)!.body.toString()).toBe('{"valueUtf8":"é\u{1F600}"}');
+    expect(JSON.parse(byId.get(3)!.body.toString())).toMatchObject({ code: 'NOT_FOUND', detail: 'no none' });
+    expect(byId.get(4)!.headers).toEqual([]);
+    expect(byId.get(4)!.body.length).toBe(0);
+    expect(served.sort()).toEqual([['kv_get', 200], ['kv_get', 200], ['kv_get', 404]]);
+  });
+
+  it('answers completed in different turns leave in different writes, in completion order', async () => {
+    const release = new Map<string, () => void>();
+    const { routes } = fakeRoutes(
+      (r) => ({ status: 200, headers: { 'Content-Type': 'application/octet-stream' }, body: Buffer.from(text(r.key)) }),
+      (r) => new Promise<void>((res) => release.set(text(r.key), res)),
+    );
+    const { socket, conn } = open(routes);
+    socket.emit('data', Buffer.concat(['a', 'b', 'c'].map((k, i) => encodeRequest({ id: i + 1, op: OP.GET, accept: ACCEPT.RAW, key: k }))));
+    await turn();
+    expect(conn.inFlightCount).toBe(3);
+    expect(socket.writes).toHaveLength(0);
+    release.get('b')!();
+    await turn();
+    await turn();
+    release.get('c')!();
+    release.get('a')!();
+    await turn();
+    await turn();
+    expect(socket.writes).toHaveLength(2);
+    const first = new AnswerDecoder().push(socket.writes[0]);
+    const second = new AnswerDecoder().push(socket.writes[1]);
+    expect(first.map((a) => [a.id, a.body.toString()])).toEqual([[2, 'b']]);
+    expect(second.map((a) => [a.id, a.body.toString()])).toEqual([[3, 'c'], [1, 'a']]);
+    expect(conn.inFlightCount).toBe(0);
+    expect(conn.stats.answered).toBe(3);
+  });
+
+  it('an answer whose header lines a frame cannot hold is answered with a problem under its id, and the others of its turn still go out', async () => {
+    const { routes } = fakeRoutes((r): Answer =>
+      text(r.key) === 'huge' ? { status: 200, headers: { 'ProofKV-Leader': 'x'.repeat(70_000) }, body: 'no' } : { status: 200, headers: {}, body: 'ok' },
+    );
+    const { socket } = open(routes);
+    socket.emit('data', Buffer.concat([encodeRequest({ id: 5, op: OP.GET, key: 'huge' }), encodeRequest({ id: 6, op: OP.GET, key: 'fine' })]));
+    await turn();
+    await turn();
+    expect(socket.writes).toHaveLength(1);
+    const answers = new AnswerDecoder().push(socket.writes[0]);
+    expect(answers.map((a) => [a.id, a.status])).toEqual([[5, 500], [6, 200]]);
+    expect(answers[1].body.toString()).toBe('ok');
+  });
+});
+
+describe('answer frames', () => {
+  it('several frames written into one buffer decode as each one encoded alone', () => {
+    const specs: [number, number, [string, string][], string | Uint8Array | undefined][] = [
+      [1, 200, [['ProofKV-Version', '1'], ['Content-Type', 'application/octet-stream']], new Uint8Array([0, 255, 1])],
+      [0xffffffff, 404, [['Content-Type', 'application/problem+json']], '{"detail":"ü\u{1F600}"}'],
+      [3, 204, [], undefined],
+      [4, 200, [['ProofKV-Kind', 'pût']], ''],
+    ];
+    const frames = specs.map(([id, status, h, body]) => answerFrame(id, status, headerLines(h), body));
+    const out = Buffer.alloc(frames.reduce((n, f) => n + f.size, 0));
+    let at = 0;
+    for (const f of frames) at = writeAnswerFrame(f, out, at);
+    expect(at).toBe(out.length);
+    expect(out.equals(Buffer.concat(specs.map(([id, status, h, body]) => encodeAnswer(id, status, h, body))))).toBe(true);
+    const decoded = new AnswerDecoder().push(out);
+    expect(decoded.map((d) => [d.id, d.status, d.headers, d.body.toString('hex')])).toEqual(
+      specs.map(([id, status, h, body]) => [id, status, h, Buffer.from(body ?? '').toString('hex')]),
+    );
+  });
+
+  it('header lines over 65535 bytes are a RangeError before anything is written', () => {
+    expect(() => answerFrame(1, 200, headerLines([['A', 'é'.repeat(32_767)]]))).toThrow(RangeError);
+    expect(() => answerFrame(1, 200, headerLines([['A', 'x'.repeat(65_531)]]))).not.toThrow();
+  });
+});
