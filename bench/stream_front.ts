@@ -80,7 +80,7 @@ const node: ProofNode = await startLocalNode({ sync: false });
 try {
   const routes = (node.stream as unknown as { o: { routes: StreamRoutes } }).o.routes;
   const socket = new CountingSocket();
-  new StreamConnection(socket as unknown as Socket, 'admin', routes, { maxFrameBytes: 1 << 21, maxInFlight: 4096, maxBufferedBytes: 1 << 26 });
+  new StreamConnection(socket as unknown as Socket, 'admin', routes, { maxFrameBytes: 1 << 21, maxInFlight: 4096, maxBufferedBytes: 1 << 26, maxInFlightBytes: 1 << 26 });
   const put = (i: number, id: number) => encodeRequest({ id, op: OP.PUT, key: `k${i}`, value: VALUE, accept: ACCEPT.JSON });
   const get = (i: number, id: number) => encodeRequest({ id, op: OP.GET, key: `k${i % N}`, accept: ACCEPT.RAW });
   // Warm-up (JIT), not measured.

@@ -9,7 +9,7 @@
  *   "port": 7070, "checkpointInterval": 1000, "checkpointWrites": 10000, "logLevel": "info",
  *   "maxValueSize": 1048576, "sync": true, "maxConnections": 1024, "maxOpenTables": 0, "headersTimeout": 10000,
  *   "requestTimeout": 60000, "keepAliveTimeout": 5000, "maxRequestsPerSocket": 0,
- *   "maxStreamInFlight": 1024, "maxStreamBufferedBytes": 8388608, "tlsCert": "cert.pem", "tlsKey": "key.pem", "tlsClientCa": "ca.pem", "allowInsecureHttp": false,
+ *   "maxStreamInFlight": 1024, "maxStreamBufferedBytes": 8388608, "maxStreamInFlightBytes": 16777216, "tlsCert": "cert.pem", "tlsKey": "key.pem", "tlsClientCa": "ca.pem", "allowInsecureHttp": false,
  *   "origin": "proofkv/prod", "witnesses": ["http://w1:7080=witness.example/w1+…"] }
  * ```
  * Limits, timeouts and the durability setting are described in `docs/operations.md`.
@@ -87,6 +87,8 @@ export interface EdgeLimits {
   maxStreamInFlight: number;
   /** Unsent answer bytes of one stream connection before the node stops reading it. */
   maxStreamBufferedBytes: number;
+  /** Request bytes in flight on one stream connection (the frames not answered yet) before the node stops reading it. */
+  maxStreamInFlightBytes: number;
 }
 
 /** Defaults of `serve`. */
@@ -107,6 +109,7 @@ export const DEFAULTS = {
   maxRequestsPerSocket: 0,
   maxStreamInFlight: 1024,
   maxStreamBufferedBytes: 8 * 1024 * 1024,
+  maxStreamInFlightBytes: 16 * 1024 * 1024,
 };
 
 /** Flag values as commander gives them (strings), with the names given explicitly on the command line. */
@@ -166,6 +169,7 @@ const FILE_FIELDS = [
   'maxRequestsPerSocket',
   'maxStreamInFlight',
   'maxStreamBufferedBytes',
+  'maxStreamInFlightBytes',
   'tlsCert',
   'tlsKey',
   'tlsClientCa',
@@ -284,6 +288,7 @@ export function resolveConfig(flags: ServeFlags, env: NodeJS.ProcessEnv, explici
       // Config-file settings only (no flag).
       maxStreamInFlight: int('maxStreamInFlight', file.maxStreamInFlight ?? DEFAULTS.maxStreamInFlight, 1, 65_536),
       maxStreamBufferedBytes: int('maxStreamBufferedBytes', file.maxStreamBufferedBytes ?? DEFAULTS.maxStreamBufferedBytes, 64 * 1024, 1024 * 1024 * 1024),
+      maxStreamInFlightBytes: int('maxStreamInFlightBytes', file.maxStreamInFlightBytes ?? DEFAULTS.maxStreamInFlightBytes, 64 * 1024, 1024 * 1024 * 1024),
     },
     allowInsecureHttp: bool('allow-insecure-http', pick('allowInsecureHttp', 'allowInsecureHttp', false)),
     rotateKey: flags.rotateKey === true,

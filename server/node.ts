@@ -138,6 +138,7 @@ export function resolveEdge(edge: Partial<EdgeLimits> = {}): EdgeLimits {
     maxRequestsPerSocket: edge.maxRequestsPerSocket ?? DEFAULTS.maxRequestsPerSocket,
     maxStreamInFlight: edge.maxStreamInFlight ?? DEFAULTS.maxStreamInFlight,
     maxStreamBufferedBytes: edge.maxStreamBufferedBytes ?? DEFAULTS.maxStreamBufferedBytes,
+    maxStreamInFlightBytes: edge.maxStreamInFlightBytes ?? DEFAULTS.maxStreamInFlightBytes,
   };
 }
 
@@ -394,6 +395,7 @@ export class ProofNode {
           maxFrameBytes: maxFrameBytes(ctx.limits.maxKeySize, ctx.limits.maxValueSize),
           maxInFlight: edge.maxStreamInFlight,
           maxBufferedBytes: edge.maxStreamBufferedBytes,
+          maxInFlightBytes: edge.maxStreamInFlightBytes,
         },
       });
       server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => stream.handleUpgrade(req, socket, head));

@@ -1,8 +1,8 @@
 /**
  * One `proofkv-stream/1` connection after its handshake (docs/stream-protocol.md): the read loop
  * that cuts request frames out of the socket's bytes, the in-flight table, back-pressure (reading
- * stops at `maxInFlight` requests in flight or `maxBufferedBytes` of unsent answers, and resumes
- * as answers go out), and the answers of one event-loop turn written in one socket write.
+ * stops at `maxInFlight` requests or `maxInFlightBytes` of request frames in flight, or at
+ * `maxBufferedBytes` of unsent answers, and resumes as answers go out), and the answers of one event-loop turn written in one socket write.
  *
  * Each request runs what its HTTP route runs (`StreamRoutes` of `server/app.ts`): the shutdown
  * check, the query's and key's checks, the role check, the `ProofKV-Min-Head` gate, the body
@@ -10,9 +10,9 @@
  * @module
  */
 import type { Socket } from 'node:net';
-import type { StreamRoutes, StreamRoute } from '../app.js';
+import type { StreamRoutes, StreamRoute } from './routes.js';
 import { checkRole, type Role } from '../auth.js';
-import type { Answer } from '../codec.js';
+import type { Answer } from '../answer.js';
 import { HttpError } from '../errors.js';
 import { checkKeySize, Query } from '../keys.js';
 import { STREAM_ACCEPT, StreamOp, StreamProtocolError, answerFrame, decodeRequest, frameSize, parseHeaderLines, utf8Text, writeAnswerFrame, type AnswerFrame, type RequestFrame } from './codec.js';
@@ -29,6 +29,12 @@ export interface ConnectionLimits {
   maxFrameBytes: number;
   /** Most requests in flight; reading stops at it. */
   maxInFlight: number;
+  /**
+   * Most request bytes in flight (the frames of the requests not answered yet: their keys and
+   * values are held until then); reading stops at it. A frame larger than the bound is still
+   * taken when nothing else is in flight, so a large value always gets through.
+   */
+  maxInFlightBytes: number;
   /** Most unsent answer bytes before reading stops. */
   maxBufferedBytes: number;
 }
@@ -43,6 +49,8 @@ export interface ConnectionStats {
   peakBuffered: number;
   /** The most requests in flight at once. */
   peakInFlight: number;
+  /** The most request bytes in flight at once (frame sizes). */
+  peakInFlightBytes: number;
 }
 
 const NO_BYTES = new Uint8Array(0);
@@ -51,10 +59,12 @@ const OPS: Record<number, 'get' | 'put' | 'delete' | 'proof'> = { [StreamOp.get]
 
 /** One stream connection. */
 export class StreamConnection {
-  readonly stats: ConnectionStats = { answered: 0, pauses: 0, peakBuffered: 0, peakInFlight: 0 };
+  readonly stats: ConnectionStats = { answered: 0, pauses: 0, peakBuffered: 0, peakInFlight: 0, peakInFlightBytes: 0 };
   private buf: Buffer = Buffer.alloc(0);
   private off = 0;
   private readonly inFlight = new Set<number>();
+  /** Frame bytes of the requests in {@link inFlight}. */
+  private inFlightBytes = 0;
   /** The answers of this event-loop turn, measured, written together by {@link flush}. */
   private out: AnswerFrame[] = [];
   private outBytes = 0;
@@ -113,11 +123,7 @@ export class StreamConnection {
   private pump(): void {
     while (!this.ending) {
       if (this.blocked()) {
-        if (!this.paused) {
-          this.paused = true;
-          this.stats.pauses++;
-          this.socket.pause();
-        }
+        this.pauseReading();
         return;
       }
       let size: number | undefined;
@@ -128,6 +134,11 @@ export class StreamConnection {
         return;
       }
       if (size === undefined) break;
+      // The request bytes bound: a frame that would cross it waits for answers, unless nothing is in flight.
+      if (this.inFlight.size > 0 && this.inFlightBytes + size > this.limits.maxInFlightBytes) {
+        this.pauseReading();
+        return;
+      }
       const at = this.off;
       this.off += size;
       let frame: RequestFrame;
@@ -142,7 +153,7 @@ export class StreamConnection {
         this.refuse(e.id, new HttpError('STREAM_PROTOCOL', e.message), 'stream');
         continue;
       }
-      this.request(frame);
+      this.request(frame, size);
     }
     if (this.off >= this.buf.length) {
       this.buf = Buffer.alloc(0);
@@ -152,6 +163,14 @@ export class StreamConnection {
       this.paused = false;
       this.socket.resume();
     }
+  }
+
+  /** Stops reading the socket until answers go out ({@link pump} resumes it). */
+  private pauseReading(): void {
+    if (this.paused) return;
+    this.paused = true;
+    this.stats.pauses++;
+    this.socket.pause();
   }
 
   /** Whether a bound stops reading: requests in flight, or unsent answer bytes. */
@@ -194,7 +213,7 @@ export class StreamConnection {
     this.enqueue(id, this.routes.fail(err, route, this.remote));
   }
 
-  private request(f: RequestFrame): void {
+  private request(f: RequestFrame, size: number): void {
     const { id } = f;
     if (f.op === StreamOp.ping) {
       if (f.value.length > 0) return this.refuse(id, new HttpError('STREAM_PROTOCOL', 'a PING carries no value'), 'stream');
@@ -213,15 +232,17 @@ export class StreamConnection {
     const headers = parseHeaderLines(f.headers);
     if (headers === undefined) return this.refuse(id, new HttpError('STREAM_PROTOCOL', 'the headers must be UTF-8 lines "name: value"'), route.name);
     this.inFlight.add(id);
+    this.inFlightBytes += size;
     if (this.inFlight.size > this.stats.peakInFlight) this.stats.peakInFlight = this.inFlight.size;
-    void this.serve(route, f, accept, headers);
+    if (this.inFlightBytes > this.stats.peakInFlightBytes) this.stats.peakInFlightBytes = this.inFlightBytes;
+    void this.serve(route, f, accept, headers, size);
   }
 
   /**
    * Runs what the HTTP chain runs for the request, in its order, and queues its answer (one async
    * call per request: no closure or second promise per request); never rejects.
    */
-  private async serve(route: StreamRoute, f: RequestFrame, accept: 'json' | 'cbor' | 'octet', headers: Map<string, string>): Promise<void> {
+  private async serve(route: StreamRoute, f: RequestFrame, accept: 'json' | 'cbor' | 'octet', headers: Map<string, string>, size: number): Promise<void> {
     const start = performance.now();
     let a: Answer;
     try {
@@ -246,6 +267,7 @@ export class StreamConnection {
     }
     this.routes.served(route, a.status, (performance.now() - start) / 1e3);
     this.inFlight.delete(f.id);
+    this.inFlightBytes -= size;
     try {
       this.enqueue(f.id, a);
     } catch (err) {

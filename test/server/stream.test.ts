@@ -530,6 +530,51 @@ describe('stream back-pressure', () => {
   }, 90_000);
 });
 
+describe('stream request bytes in flight', () => {
+  const VALUE = 128 * 1024;
+  const IN_FLIGHT_BYTES = 512 * 1024;
+  let node: ProofNode;
+  beforeAll(async () => {
+    node = await startLocalNode(undefined, undefined, { edge: { maxStreamInFlightBytes: IN_FLIGHT_BYTES } });
+  });
+  afterAll(() => node?.shutdown('test'));
+
+  it('PUTs of large values sent at once: the requests held stay under maxStreamInFlightBytes (plus one frame), and every one is answered and written', async () => {
+    const c = await openStream(node.url);
+    if (!isClient(c)) throw new Error('handshake refused');
+    const N = 40;
+    const frames = Buffer.concat(Array.from({ length: N }, (_, i) => encodeRequest({ id: 1 + i, op: OP.PUT, key: `big-${i}`, value: Buffer.alloc(VALUE, 0x41 + (i % 26)) })));
+    const answers = new Map<number, number>();
+    const done = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`only ${answers.size} answers in 60 s`)), 60_000);
+      const check = () => {
+        for (const a of c.received.splice(0)) answers.set(a.id, a.status);
+        if (answers.size === N) {
+          clearTimeout(timer);
+          resolve();
+        } else setTimeout(check, 20);
+      };
+      check();
+    });
+    c.write(frames);
+    await done;
+    expect([...answers.values()].every((st) => st === 200)).toBe(true);
+    const server = [...node.stream.connections][0];
+    expect(server.stats.peakInFlightBytes).toBeGreaterThan(0);
+    expect(server.stats.peakInFlightBytes).toBeLessThanOrEqual(IN_FLIGHT_BYTES + VALUE + 1024);
+    expect(server.stats.pauses).toBeGreaterThan(0);
+    // A value larger than the bound alone still gets through.
+    const huge = await c.request({ id: 1000, op: OP.PUT, key: 'huge', value: Buffer.alloc(IN_FLIGHT_BYTES + 1, 0x5a) });
+    expect(huge.status).toBe(200);
+    for (let i = 0; i < N; i += 13) {
+      const got = await c.request({ id: 2000 + i, op: OP.GET, key: `big-${i}`, accept: ACCEPT.RAW });
+      expect(got.status).toBe(200);
+      expect(Buffer.compare(got.body, Buffer.alloc(VALUE, 0x41 + (i % 26)))).toBe(0);
+    }
+    c.close();
+  }, 90_000);
+});
+
 describe('stream and node shutdown', () => {
   it('in-flight answers go out, new requests get 503, then the connection closes', async () => {
     const node = await startLocalNode();
@@ -556,11 +601,12 @@ describe('stream settings', () => {
     fs.writeFileSync(f, JSON.stringify(o));
     return f;
   };
-  it('maxStreamInFlight and maxStreamBufferedBytes come from the config file, with defaults and bounds', () => {
+  it('maxStreamInFlight, maxStreamBufferedBytes and maxStreamInFlightBytes come from the config file, with defaults and bounds', () => {
     const none = resolveConfig({}, {}, new Set());
-    expect([none.edge.maxStreamInFlight, none.edge.maxStreamBufferedBytes]).toEqual([1024, 8 * 1024 * 1024]);
-    const set = resolveConfig({ config: fileWith({ maxStreamInFlight: 16, maxStreamBufferedBytes: 65536 }) }, {}, new Set());
-    expect([set.edge.maxStreamInFlight, set.edge.maxStreamBufferedBytes]).toEqual([16, 65536]);
+    expect([none.edge.maxStreamInFlight, none.edge.maxStreamBufferedBytes, none.edge.maxStreamInFlightBytes]).toEqual([1024, 8 * 1024 * 1024, 16 * 1024 * 1024]);
+    const set = resolveConfig({ config: fileWith({ maxStreamInFlight: 16, maxStreamBufferedBytes: 65536, maxStreamInFlightBytes: 131072 }) }, {}, new Set());
+    expect([set.edge.maxStreamInFlight, set.edge.maxStreamBufferedBytes, set.edge.maxStreamInFlightBytes]).toEqual([16, 65536, 131072]);
+    expect(() => resolveConfig({ config: fileWith({ maxStreamInFlightBytes: 1000 }) }, {}, new Set())).toThrow(/maxStreamInFlightBytes/);
     expect(() => resolveConfig({ config: fileWith({ maxStreamInFlight: 0 }) }, {}, new Set())).toThrow(ConfigError);
     expect(() => resolveConfig({ config: fileWith({ maxStreamBufferedBytes: 1000 }) }, {}, new Set())).toThrow(/maxStreamBufferedBytes/);
   });

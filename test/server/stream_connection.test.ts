@@ -64,7 +64,7 @@ function fakeRoutes(answer: (r: KeyRequest) => Answer, gate: (r: KeyRequest) => 
 
 function open(routes: StreamRoutes): { socket: FakeSocket; conn: StreamConnection } {
   const socket = new FakeSocket();
-  const conn = new StreamConnection(socket as unknown as Socket, 'admin', routes, { maxFrameBytes: 1 << 21, maxInFlight: 64, maxBufferedBytes: 1 << 20 });
+  const conn = new StreamConnection(socket as unknown as Socket, 'admin', routes, { maxFrameBytes: 1 << 21, maxInFlight: 64, maxBufferedBytes: 1 << 20, maxInFlightBytes: 1 << 24 });
   return { socket, conn };
 }
 
