@@ -10,9 +10,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { Logger } from 'pino';
-import { Authenticator, type Role, type RouteRole } from './auth.js';
+import { Authenticator, type RouteRole } from './auth.js';
 import { certifiedSize, waitForCertified, type AppContext } from './context.js';
-import { bodyReader, type Answer } from './codec.js';
+import { bodyReader } from './codec.js';
 import { errorHandler, HttpError, problemAnswer, toHttpError } from './errors.js';
 import { canonicalKeyPath } from './keys.js';
 import { buildOpenApi } from './openapi.js';
@@ -27,6 +27,9 @@ import { noteRoutes } from './routes/notes.js';
 import { proofCore, proofRoutes } from './routes/proofs.js';
 import { explorerRoutes } from './ui.js';
 import { streamHandshakeRoute } from './stream/index.js';
+import type { StreamRoute, StreamRoutes } from './stream/routes.js';
+
+export type { StreamRoute, StreamRoutes } from './stream/routes.js';
 import { trace } from '../src/replication/trace.js';
 
 /** What {@link createApp} needs besides the route context. */
@@ -51,34 +54,6 @@ export interface BuiltApp {
   openapi: () => Record<string, unknown>;
   /** The hot routes as the stream (`server/stream/`) runs them. */
   stream: StreamRoutes;
-}
-
-/** A hot route as the stream runs it: its name (in metrics), the role it needs, its core. */
-export interface StreamRoute {
-  name: string;
-  role: Role;
-  core: KeyCore;
-}
-
-/**
- * What the stream runs for each request (docs/stream-protocol.md): the cores of the HTTP routes
- * and the checks of their chain, so that both fronts answer alike.
- */
-export interface StreamRoutes {
-  get: StreamRoute;
-  put: StreamRoute;
-  delete: StreamRoute;
-  proof: StreamRoute;
-  /** The largest value of a `PUT` (the HTTP route's body-parser limit). */
-  maxValueBodyBytes: number;
-  /** The admission gate of a `ProofKV-Min-Head` value ({@link minHeadWait}). */
-  admit(raw: string | undefined): Promise<void> | undefined;
-  /** True once shutdown started: new requests get `503 UNAVAILABLE`. */
-  isClosing(): boolean;
-  /** The problem answer to `err`, counted and logged as the HTTP error middleware counts and logs it. */
-  fail(err: unknown, route: string, remote: string | undefined): Answer;
-  /** Records a request served on the stream (latency metric and debug log). */
-  served(route: StreamRoute, status: number, seconds: number): void;
 }
 
 /** Response headers a browser client may read. */

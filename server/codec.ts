@@ -13,6 +13,8 @@ import { fromBase64Url as strictFromBase64Url } from '../proofs/bytes.js';
 import { scanCbor, type CborLimits } from '../proofs/cbor_scan.js';
 import { DecodeError } from '../proofs/errors.js';
 import { HttpError } from './errors.js';
+import type { Answer } from './answer.js';
+export type { Answer } from './answer.js';
 
 /** Encodes bytes as base64url without padding. */
 export function toBase64Url(b: Uint8Array): string {
@@ -105,16 +107,6 @@ export function negotiate(req: Request, allowOctet = false): ResponseType {
   return 'json';
 }
 
-/**
- * A route's answer before it meets a transport: status, headers (in the order HTTP sets them) and
- * body. The HTTP front sends it with {@link sendAnswer}; the stream (`server/stream/`) frames it.
- */
-export interface Answer {
-  status: number;
-  headers: Record<string, string>;
-  /** Absent: no body. */
-  body?: string | Buffer;
-}
 
 /** The answer holding `body` with status `status` in encoding `kind` (`octet` is not an encoding of a body: JSON). */
 export function answerOf(kind: ResponseType, body: Wire, status = 200): Answer {

@@ -7,7 +7,7 @@
  */
 import type { NextFunction, Request, Response } from 'express';
 import { ConditionFailedError, ProofKVError, WriteFaultError } from '../src/index.js';
-import type { Answer } from './codec.js';
+import type { Answer } from './answer.js';
 
 /** Stable error codes of the HTTP API (`docs/http-api.md`), with their status. */
 export const HTTP_CODES = {

@@ -9,7 +9,7 @@
  */
 import { STATUS_CODES, ServerResponse, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import type { StreamRoutes } from '../app.js';
+import type { StreamRoutes } from './routes.js';
 import type { Authenticator } from '../auth.js';
 import { HttpError } from '../errors.js';
 import { errors } from '../openapi.js';
