@@ -62,6 +62,15 @@ export class StreamConnection {
   readonly stats: ConnectionStats = { answered: 0, pauses: 0, peakBuffered: 0, peakInFlight: 0, peakInFlightBytes: 0 };
   private buf: Buffer = Buffer.alloc(0);
   private off = 0;
+  /**
+   * Chunks received after `buf[off..]`, not yet joined to it: a frame that arrives in many chunks
+   * is joined once, when all of it is here, not once per chunk (which copies a large frame sent in
+   * small pieces over and over: quadratic work for the sender's linear bytes).
+   */
+  private held: Buffer[] = [];
+  private heldBytes = 0;
+  /** Bytes from `off` that the next frame needs (4 while its length field is incomplete). */
+  private need = 0;
   private readonly inFlight = new Set<number>();
   /** Frame bytes of the requests in {@link inFlight}. */
   private inFlightBytes = 0;
@@ -114,13 +123,27 @@ export class StreamConnection {
 
   private onData(chunk: Buffer): void {
     if (this.ending || this.socket.writableEnded) return;
-    this.buf = this.off < this.buf.length ? Buffer.concat([this.buf.subarray(this.off), chunk]) : chunk;
-    this.off = 0;
+    if (this.off < this.buf.length) {
+      this.held.push(chunk);
+      this.heldBytes += chunk.length;
+      // Part of a frame: wait, without copying, until all of it is here (pump joins the chunks).
+      if (this.buf.length - this.off + this.heldBytes < this.need) return;
+    } else {
+      this.buf = chunk;
+      this.off = 0;
+    }
     this.pump();
   }
 
   /** Cuts and starts the requests buffered, as long as the bounds allow; pauses or resumes the socket. */
   private pump(): void {
+    if (this.held.length > 0) {
+      this.held.unshift(this.buf.subarray(this.off));
+      this.buf = Buffer.concat(this.held);
+      this.off = 0;
+      this.held = [];
+      this.heldBytes = 0;
+    }
     while (!this.ending) {
       if (this.blocked()) {
         this.pauseReading();
@@ -133,7 +156,10 @@ export class StreamConnection {
         this.fatal((err as Error).message);
         return;
       }
-      if (size === undefined) break;
+      if (size === undefined || this.buf.length - this.off < size) {
+        this.need = size ?? 4;
+        break;
+      }
       // The request bytes bound: a frame that would cross it waits for answers, unless nothing is in flight.
       if (this.inFlight.size > 0 && this.inFlightBytes + size > this.limits.maxInFlightBytes) {
         this.pauseReading();
@@ -192,7 +218,7 @@ export class StreamConnection {
   private onEnd(): void {
     if (this.ending) return;
     // The client will send nothing more: a frame it started is cut.
-    if (this.off < this.buf.length) this.fatal(`the connection ended inside a frame (${this.buf.length - this.off} bytes of it received)`);
+    if (this.off < this.buf.length) this.fatal(`the connection ended inside a frame (${this.buf.length - this.off + this.heldBytes} bytes of it received)`);
     else {
       this.ending = true;
       this.maybeClose();
@@ -204,6 +230,8 @@ export class StreamConnection {
     this.ending = true;
     this.buf = Buffer.alloc(0);
     this.off = 0;
+    this.held = [];
+    this.heldBytes = 0;
     this.socket.pause();
     this.refuse(0, new HttpError('STREAM_PROTOCOL', message), 'stream');
   }

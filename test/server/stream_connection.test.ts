@@ -7,7 +7,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { StreamRoute, StreamRoutes } from '../../server/app.js';
 import type { Answer } from '../../server/codec.js';
 import { HttpError, problemAnswer, toHttpError } from '../../server/errors.js';
@@ -143,6 +143,51 @@ describe('one stream connection', () => {
     const answers = new AnswerDecoder().push(socket.writes[0]);
     expect(answers.map((a) => [a.id, a.status])).toEqual([[5, 500], [6, 200]]);
     expect(answers[1].body.toString()).toBe('ok');
+  });
+});
+
+describe('input assembly (attacker: a large frame sent in small pieces)', () => {
+  it('a frame that arrives in many chunks is joined once, not once per chunk, and arrives intact', async () => {
+    const value = Buffer.alloc(256 * 1024);
+    for (let i = 0; i < value.length; i++) value[i] = (i * 7 + 3) & 0xff;
+    let got: Uint8Array | undefined;
+    const { routes } = fakeRoutes((r) => {
+      got = r.body;
+      return { status: 204, headers: {} };
+    });
+    const { socket } = open(routes);
+    const frame = Buffer.concat([encodeRequest({ id: 1, op: OP.PUT, key: 'big', value }), encodeRequest({ id: 2, op: OP.PING })]);
+    // Every byte the connection copies to join chunks (Buffer.concat's results), while the frame arrives.
+    const concat = vi.spyOn(Buffer, 'concat');
+    let copied = 0;
+    try {
+      // 3 bytes first (a length field cut in two), then pieces of 512 bytes: 515 chunks.
+      socket.emit('data', frame.subarray(0, 3));
+      for (let at = 3; at < frame.length; at += 512) socket.emit('data', frame.subarray(at, Math.min(at + 512, frame.length)));
+      copied = concat.mock.results.reduce((n, r) => n + (r.value as Buffer).length, 0);
+    } finally {
+      concat.mockRestore();
+    }
+    // Joined at most twice (the length field, then the whole frame); joined per chunk, it was 67 MB.
+    expect(copied).toBeLessThanOrEqual(2 * frame.length);
+    await turn();
+    await turn();
+    expect(Buffer.from(got!).equals(value)).toBe(true);
+    const answers = new AnswerDecoder().push(Buffer.concat(socket.writes));
+    expect(answers.map((a) => [a.id, a.status]).sort()).toEqual([[1, 204], [2, 204]]);
+  });
+
+  it('a connection that ends inside a frame held in pieces gets the connection error', async () => {
+    const { routes } = fakeRoutes(() => ({ status: 204, headers: {} }));
+    const { socket } = open(routes);
+    const frame = encodeRequest({ id: 1, op: OP.PUT, key: 'k', value: Buffer.alloc(4000) });
+    for (let at = 0; at < 3000; at += 1000) socket.emit('data', frame.subarray(at, at + 1000));
+    socket.emit('end');
+    await turn();
+    await turn();
+    const answers = new AnswerDecoder().push(Buffer.concat(socket.writes));
+    expect(answers.map((a) => [a.id, a.status])).toEqual([[0, 400]]);
+    expect(JSON.parse(answers[0].body.toString())).toMatchObject({ code: 'STREAM_PROTOCOL', detail: 'the connection ended inside a frame (3000 bytes of it received)' });
   });
 });
 
