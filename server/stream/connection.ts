@@ -37,7 +37,18 @@ export interface ConnectionLimits {
   maxInFlightBytes: number;
   /** Most unsent answer bytes before reading stops. */
   maxBufferedBytes: number;
+  /**
+   * How long a connection may be idle — nothing in flight, no byte read or written — before the
+   * server ends it, ms (default {@link DEFAULT_STREAM_IDLE_TIMEOUT_MS}; set by the handshake,
+   * {@link StreamServer.handleUpgrade}).
+   */
+  idleTimeoutMs?: number;
 }
+
+/** Default {@link ConnectionLimits.idleTimeoutMs}: 5 minutes. */
+export const DEFAULT_STREAM_IDLE_TIMEOUT_MS = 300_000;
+/** The idle time after which the kernel probes a stream connection's peer (TCP keep-alive), ms. */
+export const STREAM_KEEPALIVE_MS = 60_000;
 
 /** Counters of one connection (tests and the bench read them). */
 export interface ConnectionStats {
@@ -113,6 +124,18 @@ export class StreamConnection {
   /** Shutdown: answer what is in flight, refuse new requests with 503, then close. */
   drain(): void {
     this.draining = true;
+    this.maybeClose();
+  }
+
+  /**
+   * The socket was idle for `idleTimeoutMs`: with nothing in flight and no answer waiting, the
+   * connection is ended as when the client ends it (the client sees a clean end between frames).
+   * With requests in flight it goes on: their answers will come.
+   */
+  idle(): void {
+    if (this.ending || this.inFlight.size > 0 || this.out.length > 0 || this.socket.destroyed) return;
+    this.ending = true;
+    this.socket.pause();
     this.maybeClose();
   }
 

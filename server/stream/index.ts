@@ -14,10 +14,10 @@ import type { Authenticator } from '../auth.js';
 import { HttpError } from '../errors.js';
 import { errors } from '../openapi.js';
 import type { RouteDef } from '../route_table.js';
-import { StreamConnection, type ConnectionLimits } from './connection.js';
+import { DEFAULT_STREAM_IDLE_TIMEOUT_MS, STREAM_KEEPALIVE_MS, StreamConnection, type ConnectionLimits } from './connection.js';
 import { STREAM_PATH, STREAM_PROTOCOL } from './codec.js';
 
-export { StreamConnection, STREAM_ANSWER_HEADERS, type ConnectionLimits, type ConnectionStats } from './connection.js';
+export { DEFAULT_STREAM_IDLE_TIMEOUT_MS, StreamConnection, STREAM_ANSWER_HEADERS, type ConnectionLimits, type ConnectionStats } from './connection.js';
 export { STREAM_PATH, STREAM_PROTOCOL, StreamOp, StreamProtocolError, maxFrameBytes } from './codec.js';
 
 /** Default `maxStreamInFlight`: requests in flight per connection before reading stops. */
@@ -67,6 +67,12 @@ export class StreamServer {
     const c = new StreamConnection(socket, role, this.o.routes, this.o.limits);
     this.connections.add(c);
     socket.once('close', () => this.connections.delete(c));
+    // A connection counts toward maxConnections until it closes: a peer gone without a FIN or RST
+    // (a crashed machine, a NAT that forgot the flow) is found by keep-alive probes, and one that
+    // sends nothing and awaits nothing is ended after the idle timeout.
+    socket.setKeepAlive(true, STREAM_KEEPALIVE_MS);
+    socket.setTimeout(this.o.limits.idleTimeoutMs ?? DEFAULT_STREAM_IDLE_TIMEOUT_MS);
+    socket.on('timeout', () => c.idle());
     c.feed(head);
   }
 

@@ -6,7 +6,11 @@
  * handed to the metrics hook. The real node's answers are compared with HTTP's in stream.test.ts.
  */
 import { EventEmitter } from 'node:events';
+import { createServer, type IncomingMessage } from 'node:http';
+import * as net from 'node:net';
 import type { Socket } from 'node:net';
+import { Authenticator } from '../../server/auth.js';
+import { StreamServer } from '../../server/stream/index.js';
 import { describe, expect, it, vi } from 'vitest';
 import type { StreamRoute, StreamRoutes } from '../../server/app.js';
 import type { Answer } from '../../server/codec.js';
@@ -188,6 +192,101 @@ describe('input assembly (attacker: a large frame sent in small pieces)', () => 
     const answers = new AnswerDecoder().push(Buffer.concat(socket.writes));
     expect(answers.map((a) => [a.id, a.status])).toEqual([[0, 400]]);
     expect(JSON.parse(answers[0].body.toString())).toMatchObject({ code: 'STREAM_PROTOCOL', detail: 'the connection ended inside a frame (3000 bytes of it received)' });
+  });
+});
+
+describe('idle and vanished clients (attacker: connections that hold a slot and send nothing)', () => {
+  /** A node:http server on 127.0.0.1 with only the stream front, over `routes`, idle timeout `idleMs`. */
+  async function streamNode(routes: StreamRoutes, idleMs: number) {
+    const stream = new StreamServer({
+      routes,
+      auth: new Authenticator([]),
+      nodeId: 'n1',
+      limits: { maxFrameBytes: 1 << 20, maxInFlight: 8, maxBufferedBytes: 1 << 20, maxInFlightBytes: 1 << 20, idleTimeoutMs: idleMs },
+      listener: (_req, res) => res.end(),
+    });
+    const server = createServer((_req, res) => res.end());
+    server.on('upgrade', (req: IncomingMessage, socket: net.Socket, head: Buffer) => stream.handleUpgrade(req, socket, head));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as net.AddressInfo).port;
+    /** Opens a stream connection; resolves once upgraded, with what arrives after the 101 and whether the server ended it. */
+    const connect = async () => {
+      const s = net.connect(port, '127.0.0.1');
+      const got = { bytes: Buffer.alloc(0), ended: false, head: '' };
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject);
+        s.write('GET /v1/stream HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: proofkv-stream/1\r\n\r\n');
+        s.on('data', (c: Buffer) => {
+          got.bytes = Buffer.concat([got.bytes, c]);
+          const i = got.bytes.indexOf('\r\n\r\n');
+          if (got.head === '' && i >= 0) {
+            got.head = got.bytes.subarray(0, i).toString();
+            got.bytes = got.bytes.subarray(i + 4);
+            resolve();
+          }
+        });
+      });
+      s.on('end', () => {
+        got.ended = true;
+        s.end();
+      });
+      return { s, got };
+    };
+    const close = async () => {
+      stream.destroyAll();
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    };
+    return { stream, connect, close };
+  }
+
+  /** Waits (bounded: 5 s) until `cond` holds. */
+  async function until(cond: () => boolean): Promise<boolean> {
+    for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+    return cond();
+  }
+
+  it('a connection that sends nothing after the handshake is ended after the idle timeout; one with a request in flight is not', async () => {
+    let release: (() => void) | undefined;
+    const { routes } = fakeRoutes(
+      () => ({ status: 200, headers: {}, body: 'late' }),
+      () => new Promise<void>((r) => (release = r)),
+    );
+    const node = await streamNode(routes, 150);
+    try {
+      const quiet = await node.connect();
+      const busy = await node.connect();
+      expect(quiet.got.head).toMatch(/^HTTP\/1.1 101/);
+      expect(node.stream.connections.size).toBe(2);
+      busy.s.write(encodeRequest({ id: 9, op: OP.GET, key: 'slow' }));
+      expect(await until(() => quiet.got.ended)).toBe(true);
+      // The quiet one ended cleanly (no connection error frame) and is gone from the node's set.
+      expect(quiet.got.bytes.length).toBe(0);
+      expect(await until(() => node.stream.connections.size === 1)).toBe(true);
+      // The busy one outlived several idle periods with its request in flight, then gets its answer.
+      await new Promise((r) => setTimeout(r, 400));
+      expect(busy.got.ended).toBe(false);
+      release!();
+      expect(await until(() => busy.got.bytes.length > 0)).toBe(true);
+      expect(new AnswerDecoder().push(busy.got.bytes).map((a) => [a.id, a.status, a.body.toString()])).toEqual([[9, 200, 'late']]);
+      busy.s.destroy();
+      quiet.s.destroy();
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('the handshake turns TCP keep-alive on, so a peer gone without a word is found', () => {
+    const { routes } = fakeRoutes(() => ({ status: 204, headers: {} }));
+    const stream = new StreamServer({ routes, auth: new Authenticator([]), nodeId: 'n1', limits: { maxFrameBytes: 1 << 20, maxInFlight: 8, maxBufferedBytes: 1 << 20, maxInFlightBytes: 1 << 20 }, listener: () => undefined });
+    const socket = new FakeSocket();
+    const calls: unknown[][] = [];
+    Object.assign(socket, { setKeepAlive: (...a: unknown[]) => void calls.push(['keepAlive', ...a]), setTimeout: (...a: unknown[]) => void calls.push(['timeout', ...a]) });
+    const req = { url: '/v1/stream', method: 'GET', headers: { upgrade: 'proofkv-stream/1', connection: 'Upgrade' } } as unknown as IncomingMessage;
+    stream.handleUpgrade(req, socket as unknown as net.Socket, Buffer.alloc(0));
+    expect(socket.writes[0].toString()).toMatch(/^HTTP\/1.1 101/);
+    expect(calls).toContainEqual(['keepAlive', true, 60_000]);
+    expect(calls).toContainEqual(['timeout', 300_000]);
   });
 });
 
