@@ -43,6 +43,30 @@ export interface ConnectionLimits {
    * {@link StreamServer.handleUpgrade}).
    */
   idleTimeoutMs?: number;
+  /**
+   * Most answer bytes reserved by the reads in flight (default
+   * {@link DEFAULT_STREAM_ANSWER_RESERVE_BYTES}): each GET and PROOF reserves the largest answer a
+   * read can have ({@link readAnswerReserve}) until its answer is queued; a read that would cross
+   * the bound waits, unread, unless nothing is in flight. Without it, 1,024 raw reads of a 1 MiB
+   * value sent at once by a client that does not read made the node build 1 GiB of answers, and
+   * 1,024 JSON reads (7.7 MB each) ran it out of memory.
+   */
+  maxAnswerReserveBytes?: number;
+}
+
+/** Default {@link ConnectionLimits.maxAnswerReserveBytes}: 256 MiB. */
+export const DEFAULT_STREAM_ANSWER_RESERVE_BYTES = 256 * 1024 * 1024;
+
+/**
+ * The answer bytes a GET or PROOF with accept byte `accept` reserves: the largest answer of a
+ * frame of `maxFrameBytes` (key + value + 64 KiB) — as raw bytes (accept 2); in CBOR (0), whose
+ * answer may carry the value twice (`value` and `valueUtf8`); in JSON (1), whose answer carries it
+ * in base64 (4/3) and, when it is UTF-8, as `valueUtf8`, where a control character is escaped in
+ * 6 bytes (`\u0007`): 22/3 in all (a 1 MiB value of such bytes answers 7.7 MB).
+ */
+export function readAnswerReserve(maxFrameBytes: number, accept: number): number {
+  const times = accept === 2 ? 1 : accept === 0 ? 2 : 22 / 3;
+  return Math.ceil(maxFrameBytes * times);
 }
 
 /** Default {@link ConnectionLimits.idleTimeoutMs}: 5 minutes. */
@@ -85,6 +109,8 @@ export class StreamConnection {
   private readonly inFlight = new Set<number>();
   /** Frame bytes of the requests in {@link inFlight}. */
   private inFlightBytes = 0;
+  /** Answer bytes reserved by the reads in {@link inFlight} ({@link ConnectionLimits.maxAnswerReserveBytes}). */
+  private answerReserved = 0;
   /** The answers of this event-loop turn, measured, written together by {@link flush}. */
   private out: AnswerFrame[] = [];
   private outBytes = 0;
@@ -188,6 +214,11 @@ export class StreamConnection {
         this.pauseReading();
         return;
       }
+      // The answer bound: a read whose answer could cross it waits too (op and accept: the frame's 9th and 10th bytes).
+      if (this.inFlight.size > 0 && this.answerReserved + this.reserveOf(this.buf[this.off + 8], this.buf[this.off + 9]) > (this.limits.maxAnswerReserveBytes ?? DEFAULT_STREAM_ANSWER_RESERVE_BYTES)) {
+        this.pauseReading();
+        return;
+      }
       const at = this.off;
       this.off += size;
       let frame: RequestFrame;
@@ -284,6 +315,7 @@ export class StreamConnection {
     if (headers === undefined) return this.refuse(id, new HttpError('STREAM_PROTOCOL', 'the headers must be UTF-8 lines "name: value"'), route.name);
     this.inFlight.add(id);
     this.inFlightBytes += size;
+    this.answerReserved += this.reserveOf(f.op, f.accept);
     if (this.inFlight.size > this.stats.peakInFlight) this.stats.peakInFlight = this.inFlight.size;
     if (this.inFlightBytes > this.stats.peakInFlightBytes) this.stats.peakInFlightBytes = this.inFlightBytes;
     void this.serve(route, f, accept, headers, size);
@@ -319,6 +351,7 @@ export class StreamConnection {
     this.routes.served(route, a.status, (performance.now() - start) / 1e3);
     this.inFlight.delete(f.id);
     this.inFlightBytes -= size;
+    this.answerReserved -= this.reserveOf(f.op, f.accept);
     try {
       this.enqueue(f.id, a);
     } catch (err) {
@@ -326,6 +359,11 @@ export class StreamConnection {
       this.enqueue(f.id, this.routes.fail(err, route.name, this.remote));
     }
     if (this.paused) this.pump();
+  }
+
+  /** The answer bytes a request of op `op` and accept byte `accept` reserves while in flight. */
+  private reserveOf(op: number, accept: number): number {
+    return op === StreamOp.get || op === StreamOp.proof ? readAnswerReserve(this.limits.maxFrameBytes, accept) : 0;
   }
 
   private enqueue(id: number, a: Answer): void {

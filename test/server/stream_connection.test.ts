@@ -195,6 +195,62 @@ describe('input assembly (attacker: a large frame sent in small pieces)', () => 
   });
 });
 
+describe('answer bytes of the reads in flight (attacker: many reads of a large value, never reading the answers)', () => {
+  it('reads in flight stay under maxAnswerReserveBytes (writes are not held by it); all are answered once released', async () => {
+    const release: (() => void)[] = [];
+    const { routes } = fakeRoutes(
+      (r) => ({ status: 200, headers: {}, body: text(r.key) }),
+      () => new Promise<void>((res) => release.push(res)),
+    );
+    const socket = new FakeSocket();
+    // A raw read reserves 3072 bytes (a JSON one 22,528, a CBOR one 6,144): 4 raw reads fit in 13 KiB.
+    const conn = new StreamConnection(socket as unknown as Socket, 'admin', routes, { maxFrameBytes: 3072, maxInFlight: 64, maxBufferedBytes: 1 << 20, maxInFlightBytes: 1 << 20, maxAnswerReserveBytes: 13 * 1024 });
+    const puts = Array.from({ length: 10 }, (_, i) => encodeRequest({ id: 1 + i, op: OP.PUT, key: `p${i}`, value: 'v' }));
+    const gets = Array.from({ length: 20 }, (_, i) => encodeRequest({ id: 100 + i, op: OP.GET, key: `g${i}`, accept: ACCEPT.RAW }));
+    socket.emit('data', Buffer.concat([...puts, ...gets]));
+    await turn();
+    expect(conn.inFlightCount).toBe(14);
+    // Answers go out as the held reads are released; the rest are then read and answered.
+    for (let i = 0; i < 200 && conn.stats.answered < 30; i++) {
+      for (const r of release.splice(0)) r();
+      await turn();
+    }
+    expect(conn.stats.answered).toBe(30);
+    expect(conn.stats.peakInFlight).toBe(14);
+    await turn();
+    const ids = new AnswerDecoder().push(Buffer.concat(socket.writes)).map((a) => a.id);
+    expect(ids.sort((a, b) => a - b)).toEqual([...Array.from({ length: 10 }, (_, i) => 1 + i), ...Array.from({ length: 20 }, (_, i) => 100 + i)]);
+  });
+
+  it('a JSON read reserves its worst case (a UTF-8 value escaped in valueUtf8, plus base64): one at a time under a bound that holds 4 raw ones', async () => {
+    const release: (() => void)[] = [];
+    const { routes } = fakeRoutes(
+      () => ({ status: 200, headers: {}, body: 'ok' }),
+      () => new Promise<void>((res) => release.push(res)),
+    );
+    const socket = new FakeSocket();
+    const conn = new StreamConnection(socket as unknown as Socket, 'admin', routes, { maxFrameBytes: 3072, maxInFlight: 64, maxBufferedBytes: 1 << 20, maxInFlightBytes: 1 << 20, maxAnswerReserveBytes: 13 * 1024 });
+    socket.emit('data', Buffer.concat(Array.from({ length: 3 }, (_, i) => encodeRequest({ id: 1 + i, op: OP.GET, key: `j${i}`, accept: ACCEPT.JSON }))));
+    await turn();
+    expect(conn.inFlightCount).toBe(1);
+    for (let i = 0; i < 50 && conn.stats.answered < 3; i++) {
+      for (const r of release.splice(0)) r();
+      await turn();
+    }
+    expect([conn.stats.answered, conn.stats.peakInFlight]).toEqual([3, 1]);
+  });
+
+  it('one read larger than the bound still runs when nothing else is in flight', async () => {
+    const { routes } = fakeRoutes(() => ({ status: 200, headers: {}, body: 'ok' }));
+    const socket = new FakeSocket();
+    const conn = new StreamConnection(socket as unknown as Socket, 'admin', routes, { maxFrameBytes: 3072, maxInFlight: 64, maxBufferedBytes: 1 << 20, maxInFlightBytes: 1 << 20, maxAnswerReserveBytes: 1000 });
+    socket.emit('data', Buffer.concat([encodeRequest({ id: 1, op: OP.GET, key: 'a' }), encodeRequest({ id: 2, op: OP.PROOF, key: 'b' })]));
+    for (let i = 0; i < 20 && conn.stats.answered < 2; i++) await turn();
+    expect(conn.stats.answered).toBe(2);
+    expect(conn.stats.peakInFlight).toBe(1);
+  });
+});
+
 describe('idle and vanished clients (attacker: connections that hold a slot and send nothing)', () => {
   /** A node:http server on 127.0.0.1 with only the stream front, over `routes`, idle timeout `idleMs`. */
   async function streamNode(routes: StreamRoutes, idleMs: number) {
