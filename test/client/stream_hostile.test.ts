@@ -305,6 +305,25 @@ describe('streamFetch against a scripted server', () => {
     }
   });
 
+  it('a hostile node cannot send the token elsewhere: a 3xx answer is refused, a ProofKV-Leader outside the endpoints is not followed', async () => {
+    const elsewhere = await new ScriptedStreamServer().start();
+    try {
+      elsewhere.onRequest = (r, c) => c.answer({ id: r.id, status: 200, headers: [['Content-Type', 'application/json']], body: '{"version":1,"seq":1,"time":1700000000000}' });
+      const client = new ProofKVClient({ endpoints: [srv.url], token: 'secret-token', trust: { publicKeys: [generateKeyPair().publicKey], quorum: 1 }, retries: 0, fetch: sf });
+      srv.onRequest = (r, c) => c.answer({ id: r.id, status: 307, headers: [['Location', `${elsewhere.url}/v1/kv/k`]], body: '' });
+      await expect(client.put('k', 'v')).rejects.toMatchObject({ status: 307, problem: { code: 'REDIRECT_REFUSED' } });
+      srv.onRequest = (r, c) =>
+        c.answer({ id: r.id, status: 421, headers: [['ProofKV-Leader', elsewhere.url], ['Content-Type', 'application/problem+json']], body: '{"code":"NOT_LEADER"}' });
+      await expect(client.put('k', 'v')).rejects.toBeDefined();
+      // Nothing reached the other server: no handshake (which would carry the token), no HTTP request.
+      expect(elsewhere.connections).toHaveLength(0);
+      expect(elsewhere.httpSeen).toEqual([]);
+      expect(srv.connections[0].handshake.authorization).toBe('Bearer secret-token');
+    } finally {
+      await elsewhere.close();
+    }
+  });
+
   it('a dead endpoint rejects like fetch (TypeError), so the SDK fails over to the next one', async () => {
     const dead = net.createServer();
     await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve));
