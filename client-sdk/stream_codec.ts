@@ -100,6 +100,8 @@ export const StreamErrorCode = {
   HANDSHAKE_FAILED: 'HANDSHAKE_FAILED',
   /** The connection closed (or failed) with requests in flight. */
   CONNECTION_CLOSED: 'CONNECTION_CLOSED',
+  /** Requests were in flight and nothing arrived from the node for `answerTimeoutMs` (a silent node, a dead peer). */
+  ANSWER_TIMEOUT: 'ANSWER_TIMEOUT',
   /** The client's own bound (requests in flight and queued bytes) is reached. */
   CLIENT_BOUND: 'CLIENT_BOUND',
   /** A request that cannot be framed (key length, id, header text). */

@@ -43,6 +43,13 @@ export interface StreamConnectionOptions {
   maxAnswerBytes?: number;
   /** Time allowed for the TCP (and TLS) connection and the handshake's answer (default 10 s). */
   connectTimeoutMs?: number;
+  /**
+   * With requests in flight, the longest silence of the node (no byte received) before the
+   * connection is failed with {@link StreamErrorCode.ANSWER_TIMEOUT} (default
+   * {@link DEFAULT_ANSWER_TIMEOUT_MS}): a node that never answers, or a peer gone without a word,
+   * cannot hold requests (or the slots of abandoned ones) for ever.
+   */
+  answerTimeoutMs?: number;
   /** TLS options for an `https:` origin (`ca`, `servername`, …). */
   tls?: ConnectionOptions;
 }
@@ -57,6 +64,11 @@ export const DEFAULT_MAX_QUEUED_BYTES = 8 * 1024 * 1024;
  */
 export const DEFAULT_MAX_ANSWER_BYTES = 10 * 1024 * 1024 + 64 * 1024;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+/**
+ * Default `answerTimeoutMs`: 30 s. Every route the stream carries answers within seconds (the
+ * `ProofKV-Min-Head` gate waits at most 2 s), and the SDK's own per-attempt timeout is 10 s.
+ */
+export const DEFAULT_ANSWER_TIMEOUT_MS = 30_000;
 /** The largest body of a refused handshake that is read (it is returned as the answer). */
 const MAX_REFUSAL_BODY = 1024 * 1024;
 
@@ -88,8 +100,14 @@ interface Waiting extends Pending {
 }
 
 /** Checks the bounds of {@link StreamConnectionOptions}: a `RangeError` names the first bad one. */
-export function checkConnectionBounds(options: Pick<StreamConnectionOptions, 'maxInFlight' | 'maxQueuedBytes' | 'maxAnswerBytes' | 'connectTimeoutMs'>): void {
-  for (const [name, v, min] of [['maxInFlight', options.maxInFlight, 1], ['maxQueuedBytes', options.maxQueuedBytes, 1], ['maxAnswerBytes', options.maxAnswerBytes, 16], ['connectTimeoutMs', options.connectTimeoutMs, 1]] as const) {
+export function checkConnectionBounds(options: Pick<StreamConnectionOptions, 'maxInFlight' | 'maxQueuedBytes' | 'maxAnswerBytes' | 'connectTimeoutMs' | 'answerTimeoutMs'>): void {
+  for (const [name, v, min] of [
+    ['maxInFlight', options.maxInFlight, 1],
+    ['maxQueuedBytes', options.maxQueuedBytes, 1],
+    ['maxAnswerBytes', options.maxAnswerBytes, 16],
+    ['connectTimeoutMs', options.connectTimeoutMs, 1],
+    ['answerTimeoutMs', options.answerTimeoutMs, 1],
+  ] as const) {
     if (v !== undefined && (!Number.isSafeInteger(v) || v < min || v > 0xffffffff)) throw new RangeError(`${name} must be an integer of ${min} .. 2^32-1`);
   }
 }
@@ -117,6 +135,10 @@ export class StreamConnection {
   private failure: StreamProtocolError | undefined;
   private readonly maxInFlight: number;
   private readonly maxQueuedBytes: number;
+  private readonly answerTimeoutMs: number;
+  /** When the node was last heard from, or the first request of a busy spell written (ms, `Date.now`). */
+  private lastHeard = 0;
+  private silenceTimer: ReturnType<typeof setTimeout> | undefined;
   /** Called once when the connection is done (failed or closed). */
   onClose: ((err: StreamProtocolError) => void) | undefined;
 
@@ -129,6 +151,7 @@ export class StreamConnection {
     this.nodeId = nodeId;
     this.maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
     this.maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
+    this.answerTimeoutMs = options.answerTimeoutMs ?? DEFAULT_ANSWER_TIMEOUT_MS;
     this.reader = new FrameReader((options.maxAnswerBytes ?? DEFAULT_MAX_ANSWER_BYTES) - 4);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.received(chunk));
@@ -266,6 +289,8 @@ export class StreamConnection {
 
   /** Moves waiting requests into flight while there are slots; their frames go out at the end of the turn. */
   private admit(): void {
+    // The silence clock starts when the node is first given something to answer.
+    if (this.inFlight.size === 0 && this.waiting.length > 0) this.lastHeard = Date.now();
     while (this.waiting.length > 0 && this.inFlight.size < this.maxInFlight) {
       const w = this.waiting.shift()!;
       this.waitingBytes -= w.frame.length;
@@ -273,7 +298,11 @@ export class StreamConnection {
       this.unwritten.push(w.frame);
       this.unwrittenBytes += w.frame.length;
     }
-    if (this.inFlight.size > 0) this.socket.ref();
+    if (this.inFlight.size > 0) {
+      this.socket.ref();
+      // Unreferenced: the socket keeps the process alive while requests are in flight, the timer does not.
+      this.silenceTimer ??= setTimeout(this.checkSilence, this.answerTimeoutMs).unref();
+    }
     if (this.unwritten.length > 0 && !this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => {
@@ -305,8 +334,24 @@ export class StreamConnection {
     w.reject(reason);
   }
 
+  /**
+   * Fails the connection when requests (abandoned ones included) are in flight and the node has
+   * been silent for `answerTimeoutMs`; otherwise checks again when that much silence could have passed.
+   */
+  private readonly checkSilence = (): void => {
+    this.silenceTimer = undefined;
+    if (this.failure || this.inFlight.size === 0) return;
+    const silent = Date.now() - this.lastHeard;
+    if (silent >= this.answerTimeoutMs) {
+      this.fail(new StreamProtocolError('ANSWER_TIMEOUT', `${this.inFlight.size} requests in flight and nothing received from the node for ${silent} ms`));
+      return;
+    }
+    this.silenceTimer = setTimeout(this.checkSilence, this.answerTimeoutMs - silent).unref();
+  };
+
   private received(chunk: Uint8Array): void {
     if (this.failure) return;
+    this.lastHeard = Date.now();
     this.reader.push(chunk);
     try {
       for (let p = this.reader.next(); p !== undefined; p = this.reader.next()) this.dispatch(decodeAnswer(p));
@@ -344,6 +389,8 @@ export class StreamConnection {
     this.unwritten = [];
     this.unwrittenBytes = 0;
     this.waitingBytes = 0;
+    clearTimeout(this.silenceTimer);
+    this.silenceTimer = undefined;
     this.socket.destroy();
     this.onClose?.(err);
   }

@@ -52,6 +52,8 @@ export interface StreamFetchOptions {
   maxAnswerBytes?: number;
   /** Time for a connection's TCP/TLS set-up and upgrade (default 10 s). */
   connectTimeoutMs?: number;
+  /** With requests in flight, the longest silence of a node before its connection fails (default 30 s; see `StreamConnectionOptions.answerTimeoutMs`). */
+  answerTimeoutMs?: number;
   /** TLS options for `https:` endpoints (`ca`, `servername`, …), as `https.request` takes them. */
   tls?: StreamConnectionOptions['tls'];
   /** How long an endpoint that refused the upgrade is sent plain HTTP before the stream is tried again (default 30 s). */
@@ -162,6 +164,7 @@ export function streamFetch(options: StreamFetchOptions = {}): StreamFetch {
         maxQueuedBytes: options.maxQueuedBytes,
         maxAnswerBytes: options.maxAnswerBytes,
         connectTimeoutMs: options.connectTimeoutMs,
+        answerTimeoutMs: options.answerTimeoutMs,
         tls: options.tls,
       }).then((c) => {
         stats.opened++;

@@ -68,15 +68,16 @@ export class StreamProtocolError extends Error {
 
 /**
  * The `length` field at `buf[off..off+4)`, checked against the bound: the frame's total size
- * (with its length field) when the whole frame is in `buf`, else undefined (wait for more bytes).
- * Throws a fatal {@link StreamProtocolError} for a length over `maxFrame` or under the fixed fields.
+ * (with its length field), whether or not all of it is in `buf` yet; undefined when the length
+ * field itself is not. Throws a fatal {@link StreamProtocolError} for a length over `maxFrame` or
+ * under the fixed fields.
  */
 export function frameSize(buf: Uint8Array, off: number, maxFrame: number): number | undefined {
   if (buf.length - off < 4) return undefined;
   const len = ((buf[off] << 24) >>> 0) + (buf[off + 1] << 16) + (buf[off + 2] << 8) + buf[off + 3];
   if (len > maxFrame) throw new StreamProtocolError(`frame length ${len} exceeds the bound ${maxFrame}`, true);
   if (len < REQUEST_FIXED_BYTES) throw new StreamProtocolError(`frame length ${len} is shorter than a request's fixed fields (${REQUEST_FIXED_BYTES})`, true);
-  return buf.length - off >= 4 + len ? 4 + len : undefined;
+  return 4 + len;
 }
 
 /**

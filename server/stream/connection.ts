@@ -37,7 +37,42 @@ export interface ConnectionLimits {
   maxInFlightBytes: number;
   /** Most unsent answer bytes before reading stops. */
   maxBufferedBytes: number;
+  /**
+   * How long a connection may be idle — nothing in flight, no byte read or written — before the
+   * server ends it, ms (default {@link DEFAULT_STREAM_IDLE_TIMEOUT_MS}; set by the handshake,
+   * {@link StreamServer.handleUpgrade}).
+   */
+  idleTimeoutMs?: number;
+  /**
+   * Most answer bytes reserved by the reads in flight (default
+   * {@link DEFAULT_STREAM_ANSWER_RESERVE_BYTES}): each GET and PROOF reserves the largest answer a
+   * read can have ({@link readAnswerReserve}) until its answer is queued; a read that would cross
+   * the bound waits, unread, unless nothing is in flight. Without it, 1,024 raw reads of a 1 MiB
+   * value sent at once by a client that does not read made the node build 1 GiB of answers, and
+   * 1,024 JSON reads (7.7 MB each) ran it out of memory.
+   */
+  maxAnswerReserveBytes?: number;
 }
+
+/** Default {@link ConnectionLimits.maxAnswerReserveBytes}: 256 MiB. */
+export const DEFAULT_STREAM_ANSWER_RESERVE_BYTES = 256 * 1024 * 1024;
+
+/**
+ * The answer bytes a GET or PROOF with accept byte `accept` reserves: the largest answer of a
+ * frame of `maxFrameBytes` (key + value + 64 KiB) — as raw bytes (accept 2); in CBOR (0), whose
+ * answer may carry the value twice (`value` and `valueUtf8`); in JSON (1), whose answer carries it
+ * in base64 (4/3) and, when it is UTF-8, as `valueUtf8`, where a control character is escaped in
+ * 6 bytes (`\u0007`): 22/3 in all (a 1 MiB value of such bytes answers 7.7 MB).
+ */
+export function readAnswerReserve(maxFrameBytes: number, accept: number): number {
+  const times = accept === 2 ? 1 : accept === 0 ? 2 : 22 / 3;
+  return Math.ceil(maxFrameBytes * times);
+}
+
+/** Default {@link ConnectionLimits.idleTimeoutMs}: 5 minutes. */
+export const DEFAULT_STREAM_IDLE_TIMEOUT_MS = 300_000;
+/** The idle time after which the kernel probes a stream connection's peer (TCP keep-alive), ms. */
+export const STREAM_KEEPALIVE_MS = 60_000;
 
 /** Counters of one connection (tests and the bench read them). */
 export interface ConnectionStats {
@@ -62,9 +97,20 @@ export class StreamConnection {
   readonly stats: ConnectionStats = { answered: 0, pauses: 0, peakBuffered: 0, peakInFlight: 0, peakInFlightBytes: 0 };
   private buf: Buffer = Buffer.alloc(0);
   private off = 0;
+  /**
+   * Chunks received after `buf[off..]`, not yet joined to it: a frame that arrives in many chunks
+   * is joined once, when all of it is here, not once per chunk (which copies a large frame sent in
+   * small pieces over and over: quadratic work for the sender's linear bytes).
+   */
+  private held: Buffer[] = [];
+  private heldBytes = 0;
+  /** Bytes from `off` that the next frame needs (4 while its length field is incomplete). */
+  private need = 0;
   private readonly inFlight = new Set<number>();
   /** Frame bytes of the requests in {@link inFlight}. */
   private inFlightBytes = 0;
+  /** Answer bytes reserved by the reads in {@link inFlight} ({@link ConnectionLimits.maxAnswerReserveBytes}). */
+  private answerReserved = 0;
   /** The answers of this event-loop turn, measured, written together by {@link flush}. */
   private out: AnswerFrame[] = [];
   private outBytes = 0;
@@ -107,6 +153,18 @@ export class StreamConnection {
     this.maybeClose();
   }
 
+  /**
+   * The socket was idle for `idleTimeoutMs`: with nothing in flight and no answer waiting, the
+   * connection is ended as when the client ends it (the client sees a clean end between frames).
+   * With requests in flight it goes on: their answers will come.
+   */
+  idle(): void {
+    if (this.ending || this.inFlight.size > 0 || this.out.length > 0 || this.socket.destroyed) return;
+    this.ending = true;
+    this.socket.pause();
+    this.maybeClose();
+  }
+
   /** Cuts the connection at once. */
   destroy(): void {
     this.socket.destroy();
@@ -114,13 +172,27 @@ export class StreamConnection {
 
   private onData(chunk: Buffer): void {
     if (this.ending || this.socket.writableEnded) return;
-    this.buf = this.off < this.buf.length ? Buffer.concat([this.buf.subarray(this.off), chunk]) : chunk;
-    this.off = 0;
+    if (this.off < this.buf.length) {
+      this.held.push(chunk);
+      this.heldBytes += chunk.length;
+      // Part of a frame: wait, without copying, until all of it is here (pump joins the chunks).
+      if (this.buf.length - this.off + this.heldBytes < this.need) return;
+    } else {
+      this.buf = chunk;
+      this.off = 0;
+    }
     this.pump();
   }
 
   /** Cuts and starts the requests buffered, as long as the bounds allow; pauses or resumes the socket. */
   private pump(): void {
+    if (this.held.length > 0) {
+      this.held.unshift(this.buf.subarray(this.off));
+      this.buf = Buffer.concat(this.held);
+      this.off = 0;
+      this.held = [];
+      this.heldBytes = 0;
+    }
     while (!this.ending) {
       if (this.blocked()) {
         this.pauseReading();
@@ -133,9 +205,17 @@ export class StreamConnection {
         this.fatal((err as Error).message);
         return;
       }
-      if (size === undefined) break;
+      if (size === undefined || this.buf.length - this.off < size) {
+        this.need = size ?? 4;
+        break;
+      }
       // The request bytes bound: a frame that would cross it waits for answers, unless nothing is in flight.
       if (this.inFlight.size > 0 && this.inFlightBytes + size > this.limits.maxInFlightBytes) {
+        this.pauseReading();
+        return;
+      }
+      // The answer bound: a read whose answer could cross it waits too (op and accept: the frame's 9th and 10th bytes).
+      if (this.inFlight.size > 0 && this.answerReserved + this.reserveOf(this.buf[this.off + 8], this.buf[this.off + 9]) > (this.limits.maxAnswerReserveBytes ?? DEFAULT_STREAM_ANSWER_RESERVE_BYTES)) {
         this.pauseReading();
         return;
       }
@@ -192,7 +272,7 @@ export class StreamConnection {
   private onEnd(): void {
     if (this.ending) return;
     // The client will send nothing more: a frame it started is cut.
-    if (this.off < this.buf.length) this.fatal(`the connection ended inside a frame (${this.buf.length - this.off} bytes of it received)`);
+    if (this.off < this.buf.length) this.fatal(`the connection ended inside a frame (${this.buf.length - this.off + this.heldBytes} bytes of it received)`);
     else {
       this.ending = true;
       this.maybeClose();
@@ -204,6 +284,8 @@ export class StreamConnection {
     this.ending = true;
     this.buf = Buffer.alloc(0);
     this.off = 0;
+    this.held = [];
+    this.heldBytes = 0;
     this.socket.pause();
     this.refuse(0, new HttpError('STREAM_PROTOCOL', message), 'stream');
   }
@@ -233,6 +315,7 @@ export class StreamConnection {
     if (headers === undefined) return this.refuse(id, new HttpError('STREAM_PROTOCOL', 'the headers must be UTF-8 lines "name: value"'), route.name);
     this.inFlight.add(id);
     this.inFlightBytes += size;
+    this.answerReserved += this.reserveOf(f.op, f.accept);
     if (this.inFlight.size > this.stats.peakInFlight) this.stats.peakInFlight = this.inFlight.size;
     if (this.inFlightBytes > this.stats.peakInFlightBytes) this.stats.peakInFlightBytes = this.inFlightBytes;
     void this.serve(route, f, accept, headers, size);
@@ -268,6 +351,7 @@ export class StreamConnection {
     this.routes.served(route, a.status, (performance.now() - start) / 1e3);
     this.inFlight.delete(f.id);
     this.inFlightBytes -= size;
+    this.answerReserved -= this.reserveOf(f.op, f.accept);
     try {
       this.enqueue(f.id, a);
     } catch (err) {
@@ -275,6 +359,11 @@ export class StreamConnection {
       this.enqueue(f.id, this.routes.fail(err, route.name, this.remote));
     }
     if (this.paused) this.pump();
+  }
+
+  /** The answer bytes a request of op `op` and accept byte `accept` reserves while in flight. */
+  private reserveOf(op: number, accept: number): number {
+    return op === StreamOp.get || op === StreamOp.proof ? readAnswerReserve(this.limits.maxFrameBytes, accept) : 0;
   }
 
   private enqueue(id: number, a: Answer): void {

@@ -14,10 +14,10 @@ import type { Authenticator } from '../auth.js';
 import { HttpError } from '../errors.js';
 import { errors } from '../openapi.js';
 import type { RouteDef } from '../route_table.js';
-import { StreamConnection, type ConnectionLimits } from './connection.js';
+import { DEFAULT_STREAM_IDLE_TIMEOUT_MS, STREAM_KEEPALIVE_MS, StreamConnection, type ConnectionLimits } from './connection.js';
 import { STREAM_PATH, STREAM_PROTOCOL } from './codec.js';
 
-export { StreamConnection, STREAM_ANSWER_HEADERS, type ConnectionLimits, type ConnectionStats } from './connection.js';
+export { DEFAULT_STREAM_IDLE_TIMEOUT_MS, StreamConnection, STREAM_ANSWER_HEADERS, type ConnectionLimits, type ConnectionStats } from './connection.js';
 export { STREAM_PATH, STREAM_PROTOCOL, StreamOp, StreamProtocolError, maxFrameBytes } from './codec.js';
 
 /** Default `maxStreamInFlight`: requests in flight per connection before reading stops. */
@@ -57,6 +57,8 @@ export class StreamServer {
     try {
       if (this.draining || this.o.routes.isClosing()) throw new HttpError('UNAVAILABLE', 'the node is shutting down');
       if (req.method !== 'GET') throw new HttpError('METHOD_NOT_ALLOWED', `${req.method} is not allowed here; allowed: GET`, { Allow: 'GET' });
+      // Its body would be read as frames, where a proxy in front would read it as a body.
+      if (declaresBody(req)) throw new HttpError('BAD_REQUEST', 'the stream handshake carries no body (no Content-Length or Transfer-Encoding)');
       if (url.length > path.length) throw new HttpError('INVALID_ARGUMENT', 'the stream handshake takes no query');
       if (String(req.headers.upgrade ?? '').trim().toLowerCase() !== STREAM_PROTOCOL) throw upgradeRequired();
       role = this.o.auth.roleOf(req as Parameters<Authenticator['roleOf']>[0]);
@@ -67,6 +69,12 @@ export class StreamServer {
     const c = new StreamConnection(socket, role, this.o.routes, this.o.limits);
     this.connections.add(c);
     socket.once('close', () => this.connections.delete(c));
+    // A connection counts toward maxConnections until it closes: a peer gone without a FIN or RST
+    // (a crashed machine, a NAT that forgot the flow) is found by keep-alive probes, and one that
+    // sends nothing and awaits nothing is ended after the idle timeout.
+    socket.setKeepAlive(true, STREAM_KEEPALIVE_MS);
+    socket.setTimeout(this.o.limits.idleTimeoutMs ?? DEFAULT_STREAM_IDLE_TIMEOUT_MS);
+    socket.on('timeout', () => c.idle());
     c.feed(head);
   }
 
@@ -99,9 +107,7 @@ export class StreamServer {
    * longer parsed by node: a request that declares one is refused `400 BAD_REQUEST`.
    */
   private notStream(req: IncomingMessage, socket: Socket, head: Buffer): void {
-    const te = req.headers['transfer-encoding'];
-    const cl = Number(req.headers['content-length'] ?? 0);
-    if (te !== undefined || cl !== 0 || head.length > 0) {
+    if (declaresBody(req) || head.length > 0) {
       return this.refuse(socket, new HttpError('BAD_REQUEST', `Upgrade is only honoured at ${STREAM_PATH}; send this request without it`));
     }
     const res = new ServerResponse(req);
@@ -114,6 +120,11 @@ export class StreamServer {
     });
     this.o.listener(req, res);
   }
+}
+
+/** Whether a request declares a body: a `Transfer-Encoding`, or a `Content-Length` other than 0. */
+function declaresBody(req: IncomingMessage): boolean {
+  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) !== 0;
 }
 
 /**

@@ -276,6 +276,29 @@ describe('stream rights', () => {
     w.close();
     r.close();
   });
+
+  it('bytes pipelined after a refused handshake reach nothing: neither frames nor an HTTP request with a good token', async () => {
+    const before = node.db.stats().lastSeq;
+    const frame = encodeRequest({ id: 1, op: OP.PUT, key: 'pipelined', value: 'v' });
+    const httpPut = 'PUT /v1/kv/pipelined HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer writer-token\r\nContent-Type: application/octet-stream\r\nContent-Length: 1\r\n\r\nv';
+    for (const [auth, after] of [['', frame], ['Authorization: Bearer wrong\r\n', Buffer.from(httpPut)], ['Authorization: Bearer reader-token\r\nUpgrade: websocket\r\n', frame]] as const) {
+      const answer = await new Promise<string>((resolve, reject) => {
+        const sock = net.connect(Number(new URL(node.url).port), '127.0.0.1', () => {
+          const upgrade = auth.includes('Upgrade:') ? '' : 'Upgrade: proofkv-stream/1\r\n';
+          sock.write(Buffer.concat([Buffer.from(`GET /v1/stream HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n${upgrade}${auth}\r\n`), after]));
+        });
+        const cut = setTimeout(() => sock.destroy(), 5000);
+        let text = '';
+        sock.on('data', (d) => (text += d.toString('latin1')));
+        sock.on('close', () => (clearTimeout(cut), resolve(text)));
+        sock.on('error', reject);
+      });
+      // One HTTP answer (the refusal), nothing after it.
+      expect(answer.match(/HTTP\/1\.1 /g)).toHaveLength(1);
+      expect(answer.split('\r\n')[0]).toMatch(/^HTTP\/1\.1 (401|426) /);
+    }
+    expect(node.db.stats().lastSeq).toBe(before);
+  });
 });
 
 describe('stream over TLS, and its metrics', () => {
@@ -368,6 +391,29 @@ describe('Upgrade headers on other paths', () => {
     });
     expect(put.split('\r\n')[0]).toBe('HTTP/1.1 400 Bad Request');
     expect(node.db.stats().lastSeq).toBe(before);
+  });
+
+  it('a handshake that declares a body is refused 400, and the body is not run as frames', async () => {
+    const before = node.db.stats().lastSeq;
+    const frame = encodeRequest({ id: 1, op: OP.PUT, key: 'smuggled', value: 'v' });
+    for (const framing of [`Content-Length: ${frame.length}\r\n`, 'Transfer-Encoding: chunked\r\n']) {
+      const body = framing.startsWith('Content') ? frame : Buffer.concat([Buffer.from(`${frame.length.toString(16)}\r\n`), frame, Buffer.from('\r\n0\r\n\r\n')]);
+      const answer = await new Promise<string>((resolve, reject) => {
+        const sock = net.connect(Number(new URL(node.url).port), '127.0.0.1', () => {
+          sock.write(Buffer.concat([Buffer.from(`GET /v1/stream HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: proofkv-stream/1\r\n${framing}\r\n`), body]));
+        });
+        let text = '';
+        // An upgraded connection would stay open: cut it after 5 s, so the assertion below says why.
+        const cut = setTimeout(() => sock.destroy(), 5000);
+        sock.on('data', (d) => (text += d.toString('latin1')));
+        sock.on('close', () => (clearTimeout(cut), resolve(text)));
+        sock.on('error', reject);
+      });
+      expect(answer.split('\r\n')[0]).toBe('HTTP/1.1 400 Bad Request');
+      expect(answer).toContain('"code":"BAD_REQUEST"');
+    }
+    expect(node.db.stats().lastSeq).toBe(before);
+    expect(new TextDecoder().decode((await call(node.url, 'GET', '/v1/kv/smuggled')).raw)).toContain('NOT_FOUND');
   });
 });
 

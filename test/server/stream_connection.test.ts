@@ -6,8 +6,12 @@
  * handed to the metrics hook. The real node's answers are compared with HTTP's in stream.test.ts.
  */
 import { EventEmitter } from 'node:events';
+import { createServer, type IncomingMessage } from 'node:http';
+import * as net from 'node:net';
 import type { Socket } from 'node:net';
-import { describe, expect, it } from 'vitest';
+import { Authenticator } from '../../server/auth.js';
+import { StreamServer } from '../../server/stream/index.js';
+import { describe, expect, it, vi } from 'vitest';
 import type { StreamRoute, StreamRoutes } from '../../server/app.js';
 import type { Answer } from '../../server/codec.js';
 import { HttpError, problemAnswer, toHttpError } from '../../server/errors.js';
@@ -143,6 +147,202 @@ describe('one stream connection', () => {
     const answers = new AnswerDecoder().push(socket.writes[0]);
     expect(answers.map((a) => [a.id, a.status])).toEqual([[5, 500], [6, 200]]);
     expect(answers[1].body.toString()).toBe('ok');
+  });
+});
+
+describe('input assembly (attacker: a large frame sent in small pieces)', () => {
+  it('a frame that arrives in many chunks is joined once, not once per chunk, and arrives intact', async () => {
+    const value = Buffer.alloc(256 * 1024);
+    for (let i = 0; i < value.length; i++) value[i] = (i * 7 + 3) & 0xff;
+    let got: Uint8Array | undefined;
+    const { routes } = fakeRoutes((r) => {
+      got = r.body;
+      return { status: 204, headers: {} };
+    });
+    const { socket } = open(routes);
+    const frame = Buffer.concat([encodeRequest({ id: 1, op: OP.PUT, key: 'big', value }), encodeRequest({ id: 2, op: OP.PING })]);
+    // Every byte the connection copies to join chunks (Buffer.concat's results), while the frame arrives.
+    const concat = vi.spyOn(Buffer, 'concat');
+    let copied = 0;
+    try {
+      // 3 bytes first (a length field cut in two), then pieces of 512 bytes: 515 chunks.
+      socket.emit('data', frame.subarray(0, 3));
+      for (let at = 3; at < frame.length; at += 512) socket.emit('data', frame.subarray(at, Math.min(at + 512, frame.length)));
+      copied = concat.mock.results.reduce((n, r) => n + (r.value as Buffer).length, 0);
+    } finally {
+      concat.mockRestore();
+    }
+    // Joined at most twice (the length field, then the whole frame); joined per chunk, it was 67 MB.
+    expect(copied).toBeLessThanOrEqual(2 * frame.length);
+    await turn();
+    await turn();
+    expect(Buffer.from(got!).equals(value)).toBe(true);
+    const answers = new AnswerDecoder().push(Buffer.concat(socket.writes));
+    expect(answers.map((a) => [a.id, a.status]).sort()).toEqual([[1, 204], [2, 204]]);
+  });
+
+  it('a connection that ends inside a frame held in pieces gets the connection error', async () => {
+    const { routes } = fakeRoutes(() => ({ status: 204, headers: {} }));
+    const { socket } = open(routes);
+    const frame = encodeRequest({ id: 1, op: OP.PUT, key: 'k', value: Buffer.alloc(4000) });
+    for (let at = 0; at < 3000; at += 1000) socket.emit('data', frame.subarray(at, at + 1000));
+    socket.emit('end');
+    await turn();
+    await turn();
+    const answers = new AnswerDecoder().push(Buffer.concat(socket.writes));
+    expect(answers.map((a) => [a.id, a.status])).toEqual([[0, 400]]);
+    expect(JSON.parse(answers[0].body.toString())).toMatchObject({ code: 'STREAM_PROTOCOL', detail: 'the connection ended inside a frame (3000 bytes of it received)' });
+  });
+});
+
+describe('answer bytes of the reads in flight (attacker: many reads of a large value, never reading the answers)', () => {
+  it('reads in flight stay under maxAnswerReserveBytes (writes are not held by it); all are answered once released', async () => {
+    const release: (() => void)[] = [];
+    const { routes } = fakeRoutes(
+      (r) => ({ status: 200, headers: {}, body: text(r.key) }),
+      () => new Promise<void>((res) => release.push(res)),
+    );
+    const socket = new FakeSocket();
+    // A raw read reserves 3072 bytes (a JSON one 22,528, a CBOR one 6,144): 4 raw reads fit in 13 KiB.
+    const conn = new StreamConnection(socket as unknown as Socket, 'admin', routes, { maxFrameBytes: 3072, maxInFlight: 64, maxBufferedBytes: 1 << 20, maxInFlightBytes: 1 << 20, maxAnswerReserveBytes: 13 * 1024 });
+    const puts = Array.from({ length: 10 }, (_, i) => encodeRequest({ id: 1 + i, op: OP.PUT, key: `p${i}`, value: 'v' }));
+    const gets = Array.from({ length: 20 }, (_, i) => encodeRequest({ id: 100 + i, op: OP.GET, key: `g${i}`, accept: ACCEPT.RAW }));
+    socket.emit('data', Buffer.concat([...puts, ...gets]));
+    await turn();
+    expect(conn.inFlightCount).toBe(14);
+    // Answers go out as the held reads are released; the rest are then read and answered.
+    for (let i = 0; i < 200 && conn.stats.answered < 30; i++) {
+      for (const r of release.splice(0)) r();
+      await turn();
+    }
+    expect(conn.stats.answered).toBe(30);
+    expect(conn.stats.peakInFlight).toBe(14);
+    await turn();
+    const ids = new AnswerDecoder().push(Buffer.concat(socket.writes)).map((a) => a.id);
+    expect(ids.sort((a, b) => a - b)).toEqual([...Array.from({ length: 10 }, (_, i) => 1 + i), ...Array.from({ length: 20 }, (_, i) => 100 + i)]);
+  });
+
+  it('a JSON read reserves its worst case (a UTF-8 value escaped in valueUtf8, plus base64): one at a time under a bound that holds 4 raw ones', async () => {
+    const release: (() => void)[] = [];
+    const { routes } = fakeRoutes(
+      () => ({ status: 200, headers: {}, body: 'ok' }),
+      () => new Promise<void>((res) => release.push(res)),
+    );
+    const socket = new FakeSocket();
+    const conn = new StreamConnection(socket as unknown as Socket, 'admin', routes, { maxFrameBytes: 3072, maxInFlight: 64, maxBufferedBytes: 1 << 20, maxInFlightBytes: 1 << 20, maxAnswerReserveBytes: 13 * 1024 });
+    socket.emit('data', Buffer.concat(Array.from({ length: 3 }, (_, i) => encodeRequest({ id: 1 + i, op: OP.GET, key: `j${i}`, accept: ACCEPT.JSON }))));
+    await turn();
+    expect(conn.inFlightCount).toBe(1);
+    for (let i = 0; i < 50 && conn.stats.answered < 3; i++) {
+      for (const r of release.splice(0)) r();
+      await turn();
+    }
+    expect([conn.stats.answered, conn.stats.peakInFlight]).toEqual([3, 1]);
+  });
+
+  it('one read larger than the bound still runs when nothing else is in flight', async () => {
+    const { routes } = fakeRoutes(() => ({ status: 200, headers: {}, body: 'ok' }));
+    const socket = new FakeSocket();
+    const conn = new StreamConnection(socket as unknown as Socket, 'admin', routes, { maxFrameBytes: 3072, maxInFlight: 64, maxBufferedBytes: 1 << 20, maxInFlightBytes: 1 << 20, maxAnswerReserveBytes: 1000 });
+    socket.emit('data', Buffer.concat([encodeRequest({ id: 1, op: OP.GET, key: 'a' }), encodeRequest({ id: 2, op: OP.PROOF, key: 'b' })]));
+    for (let i = 0; i < 20 && conn.stats.answered < 2; i++) await turn();
+    expect(conn.stats.answered).toBe(2);
+    expect(conn.stats.peakInFlight).toBe(1);
+  });
+});
+
+describe('idle and vanished clients (attacker: connections that hold a slot and send nothing)', () => {
+  /** A node:http server on 127.0.0.1 with only the stream front, over `routes`, idle timeout `idleMs`. */
+  async function streamNode(routes: StreamRoutes, idleMs: number) {
+    const stream = new StreamServer({
+      routes,
+      auth: new Authenticator([]),
+      nodeId: 'n1',
+      limits: { maxFrameBytes: 1 << 20, maxInFlight: 8, maxBufferedBytes: 1 << 20, maxInFlightBytes: 1 << 20, idleTimeoutMs: idleMs },
+      listener: (_req, res) => res.end(),
+    });
+    const server = createServer((_req, res) => res.end());
+    server.on('upgrade', (req: IncomingMessage, socket: net.Socket, head: Buffer) => stream.handleUpgrade(req, socket, head));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as net.AddressInfo).port;
+    /** Opens a stream connection; resolves once upgraded, with what arrives after the 101 and whether the server ended it. */
+    const connect = async () => {
+      const s = net.connect(port, '127.0.0.1');
+      const got = { bytes: Buffer.alloc(0), ended: false, head: '' };
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject);
+        s.write('GET /v1/stream HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: proofkv-stream/1\r\n\r\n');
+        s.on('data', (c: Buffer) => {
+          got.bytes = Buffer.concat([got.bytes, c]);
+          const i = got.bytes.indexOf('\r\n\r\n');
+          if (got.head === '' && i >= 0) {
+            got.head = got.bytes.subarray(0, i).toString();
+            got.bytes = got.bytes.subarray(i + 4);
+            resolve();
+          }
+        });
+      });
+      s.on('end', () => {
+        got.ended = true;
+        s.end();
+      });
+      return { s, got };
+    };
+    const close = async () => {
+      stream.destroyAll();
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    };
+    return { stream, connect, close };
+  }
+
+  /** Waits (bounded: 5 s) until `cond` holds. */
+  async function until(cond: () => boolean): Promise<boolean> {
+    for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+    return cond();
+  }
+
+  it('a connection that sends nothing after the handshake is ended after the idle timeout; one with a request in flight is not', async () => {
+    let release: (() => void) | undefined;
+    const { routes } = fakeRoutes(
+      () => ({ status: 200, headers: {}, body: 'late' }),
+      () => new Promise<void>((r) => (release = r)),
+    );
+    const node = await streamNode(routes, 150);
+    try {
+      const quiet = await node.connect();
+      const busy = await node.connect();
+      expect(quiet.got.head).toMatch(/^HTTP\/1.1 101/);
+      expect(node.stream.connections.size).toBe(2);
+      busy.s.write(encodeRequest({ id: 9, op: OP.GET, key: 'slow' }));
+      expect(await until(() => quiet.got.ended)).toBe(true);
+      // The quiet one ended cleanly (no connection error frame) and is gone from the node's set.
+      expect(quiet.got.bytes.length).toBe(0);
+      expect(await until(() => node.stream.connections.size === 1)).toBe(true);
+      // The busy one outlived several idle periods with its request in flight, then gets its answer.
+      await new Promise((r) => setTimeout(r, 400));
+      expect(busy.got.ended).toBe(false);
+      release!();
+      expect(await until(() => busy.got.bytes.length > 0)).toBe(true);
+      expect(new AnswerDecoder().push(busy.got.bytes).map((a) => [a.id, a.status, a.body.toString()])).toEqual([[9, 200, 'late']]);
+      busy.s.destroy();
+      quiet.s.destroy();
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('the handshake turns TCP keep-alive on, so a peer gone without a word is found', () => {
+    const { routes } = fakeRoutes(() => ({ status: 204, headers: {} }));
+    const stream = new StreamServer({ routes, auth: new Authenticator([]), nodeId: 'n1', limits: { maxFrameBytes: 1 << 20, maxInFlight: 8, maxBufferedBytes: 1 << 20, maxInFlightBytes: 1 << 20 }, listener: () => undefined });
+    const socket = new FakeSocket();
+    const calls: unknown[][] = [];
+    Object.assign(socket, { setKeepAlive: (...a: unknown[]) => void calls.push(['keepAlive', ...a]), setTimeout: (...a: unknown[]) => void calls.push(['timeout', ...a]) });
+    const req = { url: '/v1/stream', method: 'GET', headers: { upgrade: 'proofkv-stream/1', connection: 'Upgrade' } } as unknown as IncomingMessage;
+    stream.handleUpgrade(req, socket as unknown as net.Socket, Buffer.alloc(0));
+    expect(socket.writes[0].toString()).toMatch(/^HTTP\/1.1 101/);
+    expect(calls).toContainEqual(['keepAlive', true, 60_000]);
+    expect(calls).toContainEqual(['timeout', 300_000]);
   });
 });
 
