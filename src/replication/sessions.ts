@@ -615,11 +615,15 @@ export class SessionStore implements SessionBook {
     let keep = this.deltas.length;
     while (keep > 0 && this.deltas[keep - 1].input.index >= index) keep--;
     if (keep === this.deltas.length) return;
+    if (index <= this.base.lastIndex) {
+      // A persist in progress already folded entries from `index` on into the base.
+      throw new SessionError(SessionErrorCode.BadState, `cannot roll the session table back to ${index}: the base being stored is as of ${this.base.lastIndex}`);
+    }
     // In place: a persist in progress splices the prefix it folded, which is unchanged.
     this.deltas.length = keep;
     this.journaled = Math.min(this.journaled, index - 1);
     const live = this.base.clone();
-    for (const d of this.deltas) live.apply(d.input, d.record);
+    for (const d of this.deltas) if (d.input.index > this.base.lastIndex) live.apply(d.input, d.record);
     this.live = live;
   }
 
@@ -679,11 +683,15 @@ export class SessionStore implements SessionBook {
    * clients least recently active first. Every outcome up to `index` must have settled.
    */
   export(index: number): Uint8Array {
-    if (!isIndex(index) || index < this.baseIndex) {
-      throw new SessionError(SessionErrorCode.Unavailable, `session table as of ${index} is no longer available (stored base is as of ${this.baseIndex})`);
+    // `base.lastIndex`, not only `baseIndex`: while a persist waits for its write, the base already
+    // holds the inputs it folded (up to the index it stores), and the deltas it folded are still listed.
+    const folded = Math.max(this.baseIndex, this.base.lastIndex);
+    if (!isIndex(index) || index < folded) {
+      throw new SessionError(SessionErrorCode.Unavailable, `session table as of ${index} is no longer available (stored base is as of ${folded})`);
     }
     const t = this.base.clone();
     for (const d of this.deltas) {
+      if (d.input.index <= folded) continue;
       if (d.input.index > index) break;
       if (d.record && d.record.outcome === undefined) throw new SessionError(SessionErrorCode.Unavailable, `entry ${d.input.index} has not settled yet`);
       fold(t, d);

@@ -158,6 +158,35 @@ describe('SessionStore', () => {
     }
   });
 
+  it('while a persist waits for its write, export sees each index\'s table (no input twice) and refuses one the base already passed', async () => {
+    const log = seededLog(7, 300, 9);
+    const ref = new SessionTable({ maxBytes: 1 << 20 });
+    const images: Uint8Array[] = [encodeTable(ref, 0)];
+    for (const i of log) {
+      feed((x) => ref.apply(x), [i]);
+      images.push(encodeTable(ref, i.index));
+    }
+    const s = await openStore(tmp(), 0);
+    feed((x) => s.apply(x), log);
+    // Hold the store's write: the persist folds up to its target into the base, then waits.
+    const db = (s as unknown as { db: { batch: (...a: unknown[]) => Promise<void> } }).db;
+    const write = db.batch.bind(db);
+    let release!: () => void;
+    const gate = new Promise<void>((res) => (release = res));
+    db.batch = async (...a: unknown[]) => {
+      await gate;
+      return write(...a);
+    };
+    const p = s.persist(250, 200);
+    await new Promise((res) => setTimeout(res, 20));
+    for (const at of [200, 250, 300]) expect(Buffer.from(s.export(at)).equals(Buffer.from(images[at])), `as of ${at}`).toBe(true);
+    expect(() => s.export(150)).toThrow(expect.objectContaining({ code: 'SESSIONS_UNAVAILABLE' }));
+    release();
+    await p;
+    for (const at of [200, 250, 300]) expect(Buffer.from(s.export(at)).equals(Buffer.from(images[at])), `as of ${at}, after`).toBe(true);
+    await closeStore(s);
+  });
+
   it('waits for outcomes in flight before it persists them, and refuses a base ahead of the engine', async () => {
     const dir = tmp();
     const s = await openStore(dir, 0);
