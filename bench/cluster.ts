@@ -27,8 +27,10 @@
  * synced). Not a test: nothing here asserts on timing.
  * @module
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { initCluster } from '../server/cli/cluster.js';
 import { freePortRange, PROOFKV_BIN, startMembers } from '../scripts/local_cluster.js';
 import { loadParamsOf, measureEtcd, phaseLine } from './etcd.js';
@@ -39,7 +41,7 @@ import { fmtNum, fmtSpread, loadAvg, machineInfo, numArg, parseArgs, printTable,
 
 const args = parseArgs(process.argv.slice(2));
 if (args.has('help')) {
-  console.log('usage: tsx bench/cluster.ts [--quick] [--reps 3] [--systems proofkv,etcd,etcd-gateway] [--proofkv-protocol http|stream|both] [--stream-conns 1] [--nodes 3] [--members 1|3] [--seq N] [--conc-n N] [--get-n N] [--proof-n N] [--concurrency 100] [--value-bytes 100] [--phase-seconds 120] [--keep] [--trace] [--cpu-prof DIR] [--serve-args="--checkpoint-interval 5000"]');
+  console.log('usage: tsx bench/cluster.ts [--quick] [--reps 3] [--systems proofkv,etcd,etcd-gateway] [--proofkv-protocol http|stream|both] [--stream-conns 1] [--nodes 3] [--members 1|3] [--seq N] [--conc-n N] [--get-n N] [--proof-n N] [--concurrency 100] [--value-bytes 100] [--phase-seconds 120] [--keep] [--trace] [--cpu-prof DIR] [--serve-args="--checkpoint-interval 5000"] [--source]');
   process.exit(0);
 }
 const P: LoadParams = { ...loadParamsOf(args), streamConns: numArg(args, 'stream-conns', 1) };
@@ -82,6 +84,13 @@ if (MEMBERS === 1 && args.has('trace')) throw new Error('--trace follows the rep
 const TRACE = args.has('trace');
 /** `--serve-args='--checkpoint-interval 5000'` (with `=`): extra `serve` flags for every ProofKV member (what a setting costs or saves). */
 const SERVE_ARGS = typeof args.get('serve-args') === 'string' ? String(args.get('serve-args')).split(/\s+/).filter((a) => a !== '') : [];
+/**
+ * What the ProofKV members run: by default the built `dist/` (built here first with `npm run build`,
+ * through `bench/dist_cli.mjs`), as an installed package runs it; `--source`: `bin/proofkv.js` on the
+ * TypeScript sources through tsx, which transpiles at start-up and in every worker thread.
+ */
+const FROM_SOURCE = args.has('source');
+const MEMBER_BIN = FROM_SOURCE ? PROOFKV_BIN : fileURLToPath(new URL('./dist_cli.mjs', import.meta.url));
 /** A directory for a `--cpu-prof` profile of each ProofKV member (written when it stops). */
 const CPU_PROF = args.has('cpu-prof') ? path.resolve(String(args.get('cpu-prof'))) : undefined;
 if (args.get('cpu-prof') === true) throw new Error('--cpu-prof needs a directory');
@@ -98,7 +107,7 @@ async function measureSingleServe(loadgen: string, sys: System, p: LoadParams, d
   const nodeArgs = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [];
   const env = { ...process.env };
   delete env.PROOFKV_TOKENS;
-  const child = spawnChild(process.execPath, [...nodeArgs, PROOFKV_BIN, 'serve', '--data', path.join(dir, 'data'), '--host', '127.0.0.1', '--port', '0', '--log-level', 'warn', ...SERVE_ARGS], { env });
+  const child = spawnChild(process.execPath, [...nodeArgs, MEMBER_BIN, 'serve', '--data', path.join(dir, 'data'), '--host', '127.0.0.1', '--port', '0', '--log-level', 'warn', ...SERVE_ARGS], { env });
   try {
     const url = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`proofkv serve did not start in 60 s:\n${child.output()}`)), 60_000);
@@ -138,7 +147,7 @@ async function measureProofKV(loadgen: string, sys: System, p: LoadParams): Prom
     const { config } = initCluster({ nodes: NODES, dir, clientPort: base, peerPort: base + NODES });
     if (TRACE) process.env[TRACE_ENV] = path.join(dir, 'trace');
     const nodeArgs = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [];
-    const cluster = await startMembers(dir, config, { serveArgs: ['--log-level', 'warn', ...SERVE_ARGS], nodeArgs });
+    const cluster = await startMembers(dir, config, { serveArgs: ['--log-level', 'warn', ...SERVE_ARGS], nodeArgs, bin: MEMBER_BIN });
     delete process.env[TRACE_ENV];
     try {
       return await runLoadgen(loadgen, sys, cluster.members.map((m) => m.url), p, cluster.members.map((m) => m.proc.pid!));
@@ -167,6 +176,8 @@ async function main(): Promise<void> {
     `  client: bench/loadgen (Go) — ProofKV: ${PROOFKV_SYSTEMS.map((s) => (s === 'proofkv' ? 'net/http keep-alive' : `the stream protocol (${P.streamConns} connection(s) per member, requests multiplexed)`)).join(' and ')}, requests spread over the members; ` +
       `etcd: clientv3 (gRPC, round-robin over the ${MEMBERS} member(s)); (info) etcd JSON gateway: the same net/http client as ProofKV`,
   );
+  console.log(`  ProofKV members run: ${FROM_SOURCE ? 'the TypeScript sources through tsx (--source)' : 'the built dist/ (npm run build first), as an installed package'}`);
+  if (!FROM_SOURCE && SYSTEMS.some((s) => isProofKV(s))) execFileSync('npm', ['run', 'build'], { cwd: fileURLToPath(new URL('..', import.meta.url)), stdio: ['ignore', 'ignore', 'inherit'] });
   console.log(`  load average before: ${loadAvg()}`);
   const work = tempDir('proofkv-bench-loadgen-');
   const results = new Map<System, PhaseResult[][]>();

@@ -41,6 +41,8 @@ export interface StartOptions {
   serveArgs?: string[];
   /** Extra `node` flags for every member (e.g. `--cpu-prof`, as `bench/cluster.ts --cpu-prof` passes). */
   nodeArgs?: string[];
+  /** The script `node` runs for each member (default {@link PROOFKV_BIN}; `bench/cluster.ts` passes the built dist's). */
+  bin?: string;
   /** Time for every member to print its banner, ms (default 60 000). */
   startTimeoutMs?: number;
   /** Called with each chunk of a member's output as it comes (the quick start prints it). */
@@ -55,7 +57,7 @@ export function serveArgs(dir: string, id: number): string[] {
 function startMember(dir: string, id: number, o: StartOptions): { member: Promise<RunningMember>; proc: ChildProcess; exited: Promise<void> } {
   const env = { ...process.env };
   delete env.PROOFKV_TOKENS;
-  const proc = spawn(process.execPath, [...(o.nodeArgs ?? []), PROOFKV_BIN, ...serveArgs(dir, id), ...(o.serveArgs ?? [])], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...(o.nodeArgs ?? []), o.bin ?? PROOFKV_BIN, ...serveArgs(dir, id), ...(o.serveArgs ?? [])], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const exited = new Promise<void>((resolve) => proc.on('exit', () => resolve()));
   const member = new Promise<RunningMember>((resolve, reject) => {
