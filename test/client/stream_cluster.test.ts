@@ -10,7 +10,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProofKVClient, type VerifiedGetResult } from '../../client-sdk/index.js';
 import { streamFetch, type StreamFetch } from '../../client-sdk/stream_fetch.js';
-import { ProcessCluster } from '../cluster/harness.js';
+import { firstCheckpoint, ProcessCluster } from '../cluster/harness.js';
 
 const te = new TextEncoder();
 const td = new TextDecoder();
@@ -42,16 +42,7 @@ describe('three processes over the stream: the member the client talks to (the l
       onWarning: () => {},
     });
     await client.put('first', 'write');
-    const firstUntil = Date.now() + 30_000;
-    for (;;) {
-      try {
-        await client.checkpoint();
-        break;
-      } catch (err) {
-        if ((err as { code?: string }).code !== 'CHECKPOINT_UNAVAILABLE' || Date.now() > firstUntil) throw err;
-        await new Promise((res) => setTimeout(res, 100));
-      }
-    }
+    await firstCheckpoint(client);
     const acked = new Map<string, string>();
     const verified: VerifiedGetResult[] = [];
     let stop = false;

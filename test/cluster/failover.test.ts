@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProofKVClient, type VerifiedGetResult } from '../../client-sdk/index.js';
-import { ProcessCluster } from './harness.js';
+import { firstCheckpoint, ProcessCluster } from './harness.js';
 
 const te = new TextEncoder();
 const td = new TextDecoder();
@@ -37,16 +37,7 @@ describe('three processes: the leader is killed and restarted twice', () => {
     });
     // A first write and its checkpoint, so that verified reads have a certified head to go by.
     await client.put(te.encode('first'), te.encode('write'));
-    const firstUntil = Date.now() + 30_000;
-    for (;;) {
-      try {
-        await client.checkpoint();
-        break;
-      } catch (err) {
-        if ((err as { code?: string }).code !== 'CHECKPOINT_UNAVAILABLE' || Date.now() > firstUntil) throw err;
-        await new Promise((res) => setTimeout(res, 100));
-      }
-    }
+    await firstCheckpoint(client);
     const acked = new Map<string, string>();
     const ackTimes: number[] = [];
     const verified: VerifiedGetResult[] = [];

@@ -151,3 +151,20 @@ export class ProcessCluster {
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * Asks `client` for a checkpoint until one is made (a cluster just started answers
+ * `CHECKPOINT_UNAVAILABLE` until it has a leader and its first certified head), for up to 30 s.
+ */
+export async function firstCheckpoint(client: { checkpoint(): Promise<unknown> }): Promise<void> {
+  const until = Date.now() + 30_000;
+  for (;;) {
+    try {
+      await client.checkpoint();
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'CHECKPOINT_UNAVAILABLE' || Date.now() > until) throw err;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  }
+}
