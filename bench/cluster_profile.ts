@@ -24,13 +24,13 @@ import { numArg, parseArgs } from './lib.js';
 
 /** Areas, first match wins (most specific first); matched against a frame's path. */
 export const CLUSTER_AREAS: ReadonlyArray<readonly [string, RegExp]> = [
-  ['Raft core (step, Ready, log, progress)', /\/src\/raft\/(raft|rawnode|log|progress|types|storage|rand|codec|index)\.ts$/],
-  ['WAL (encode, write, fdatasync)', /\/src\/raft\/(wal_storage|wal_format|wal_upgrade|level_storage|mirrored_storage)\.ts$/],
-  ['peer transport (codec, MAC, queue, stream, socket)', /\/src\/replication\/transport(\.ts$|\/)/],
-  ['group loop (src/replication/group.ts, trace)', /\/src\/replication\/(group|trace|clock|members|index)\.ts$/],
-  ['sessions table', /\/src\/replication\/sessions\.ts$/],
-  ['checkpoints and co-signing (cosign, checkpointer, checkpoint log, Ed25519, Merkle)', /\/src\/replication\/cosign\.ts$|\/src\/proof\/|\/src\/merkle\/|\/node_modules\/@noble\//],
-  ['write path (server/raft_write_path.ts, write_path.ts)', /\/server\/(raft_write_path|write_path)\.ts$/],
+  ['Raft core (step, Ready, log, progress)', /\/src\/raft\/(raft|rawnode|log|progress|types|storage|rand|codec|index)\.[jt]s$/],
+  ['WAL (encode, write, fdatasync)', /\/src\/raft\/(wal_storage|wal_format|wal_upgrade|level_storage|mirrored_storage)\.[jt]s$/],
+  ['peer transport (codec, MAC, queue, stream, socket)', /\/src\/replication\/transport(\.[jt]s$|\/)/],
+  ['group loop (src/replication/group.ts, trace)', /\/src\/replication\/(group|trace|clock|members|index)\.[jt]s$/],
+  ['sessions table', /\/src\/replication\/sessions\.[jt]s$/],
+  ['checkpoints and co-signing (cosign, checkpointer, checkpoint log, Ed25519, Merkle)', /\/src\/replication\/cosign\.[jt]s$|\/src\/proof\/|\/src\/merkle\/|\/node_modules\/@noble\//],
+  ['write path (server/raft_write_path.ts, write_path.ts)', /\/server\/(raft_write_path|write_path)\.[jt]s$/],
   ['logging (pino)', /\/node_modules\/(pino|pino-std-serializers|sonic-boom|thread-stream)\//],
   ['client HTTP (node http, express, front, routes, codec, metrics)', /\/server\/|\/node_modules\/(express|router|body-parser|raw-body|accepts|negotiator|type-is|mime-types|content-type|on-finished|finalhandler|parseurl|path-to-regexp|depd|statuses|http-errors|media-typer|vary|prom-client|debug|ms|proxy-addr|forwarded|ipaddr\.js|setprototypeof|inherits|safe-buffer|iconv-lite|bytes|ee-first|unpipe|destroy)\//],
   ['engine apply and flush (src/db, memtable, tables, version, compaction)', /\/src\//],
