@@ -1027,6 +1027,7 @@ export class ReplicationGroup<O> {
       const ctx = `${this.nonce}/r${++this.counter}`;
       try {
         node.readIndex(utf8.encode(ctx));
+        trace('read-request', ws.length);
         this.reads.set(ctx, ws);
         this.readInFlight = { ctx, since: this.clock.now() };
       } catch (err) {

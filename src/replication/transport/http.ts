@@ -587,6 +587,7 @@ export class HttpTransport implements Transport {
     if (s.socket.writableNeedDrain) return;
     s.socket.cork();
     link.counters.sentWrites++;
+    trace('write', link.id);
     while (link.queue.length > 0 && !s.socket.writableNeedDrain) {
       const batch = link.queue.take(this.o.maxBatchBytes);
       const body = encodeBatch(batch);
