@@ -326,6 +326,21 @@ describe('HttpTransport: batching and bounds', () => {
     expect(c.t.stats().peers[0].receivedBatches).toBe(2);
   });
 
+  it('flush() writes what is queued at once, in one frame per peer, and the end of the turn then writes nothing more', async () => {
+    const [a, b] = await startCluster(2);
+    a.t.send([app(1, 2, 0)]);
+    await waitFor(() => b.received.length === 1, 'the stream open');
+    const before = a.t.stats().peers[0];
+    a.t.send([app(1, 2, 1)]);
+    a.t.send([app(1, 2, 2)]);
+    a.t.flush();
+    const now = a.t.stats().peers[0];
+    expect([now.sentBatches - before.sentBatches, now.sentWrites - before.sentWrites, now.queuedMessages]).toEqual([1, 1, 0]);
+    await waitFor(() => b.received.length === 3, 'delivered');
+    await new Promise((r) => setImmediate(r));
+    expect(a.t.stats().peers[0].sentWrites).toBe(now.sentWrites);
+  });
+
   it('a frame never exceeds maxBatchBytes: a long queue is split over several frames', async () => {
     const [a, b] = await startCluster(2, { maxBatchBytes: 64 << 10 });
     const gate = await startGate(b.t.url);

@@ -399,10 +399,18 @@ export class HttpTransport implements Transport {
     }
   }
 
-  /** Writes what the sends of the turn that ended queued (the `setImmediate` of {@link send}). */
-  private flush(): void {
+  /**
+   * Writes what was queued now, without waiting for the end of the turn (the `setImmediate` of
+   * {@link send} calls it too): for messages a write waits on. Never throws.
+   */
+  flush(): void {
+    if (this.flushing !== undefined) clearImmediate(this.flushing);
     this.flushing = undefined;
-    for (const link of this.links.values()) this.kick(link);
+    try {
+      for (const link of this.links.values()) this.kick(link);
+    } catch {
+      // like send: a failure here is a broken stream, handled by its close
+    }
   }
 
   onMessages(handler: (messages: Message[]) => void): void {
