@@ -31,7 +31,8 @@
  *
  * **Sending.** Each peer has a FIFO of encoded messages bounded by `maxQueueBytes`. `send`
  * only queues: at the end of the event-loop turn (a `setImmediate`), what every `send` of the turn
- * queued for a peer goes out as one frame in one write. When the peer's stream is writable,
+ * queued for a peer goes out as one frame in one write ({@link HttpTransport.flush} writes at
+ * once, for the messages a write waits on). When the peer's stream is writable,
  * everything queued goes out at once, in frames of at most `maxBatchBytes`; while the socket's buffer is full (the peer reads slowly), messages wait in the
  * queue. A message that does not fit in the queue is dropped and the peer reported unreachable.
  * When a dial fails or a stream breaks (connection error, refusal, a write stalled for
