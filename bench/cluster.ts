@@ -35,7 +35,7 @@ import { initCluster } from '../server/cli/cluster.js';
 import { freePortRange, PROOFKV_BIN, startMembers } from '../scripts/local_cluster.js';
 import { loadParamsOf, measureEtcd, phaseLine } from './etcd.js';
 import { buildLoadgen, runLoadgen, spawnChild, type LoadParams, type LoadSystem, type PhaseResult } from './loadgen.js';
-import { printTraceSummary } from './cluster_trace.js';
+import { printTraceSummary, printTrafficSummary } from './cluster_trace.js';
 import { TRACE_ENV } from '../src/replication/trace.js';
 import { fmtNum, fmtSpread, loadAvg, machineInfo, numArg, parseArgs, printTable, spread, tempDir, type Spread } from './lib.js';
 
@@ -155,7 +155,11 @@ async function measureProofKV(loadgen: string, sys: System, p: LoadParams): Prom
       throw new Error(`${(err as Error).message}\n${cluster.members.map((m) => `--- node ${m.id}:\n${m.output().slice(-2000)}`).join('\n')}`);
     } finally {
       await cluster.stop();
-      if (TRACE) printTraceSummary(fs.readdirSync(dir).filter((f) => /^trace\.\d+\.jsonl$/.test(f)).map((f) => path.join(dir, f)));
+      if (TRACE) {
+        const files = fs.readdirSync(dir).filter((f) => /^trace\.\d+\.jsonl$/.test(f)).map((f) => path.join(dir, f));
+        printTraceSummary(files);
+        printTrafficSummary(files);
+      }
     }
   } finally {
     if (!KEEP) fs.rmSync(dir, { recursive: true, force: true });

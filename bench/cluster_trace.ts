@@ -6,7 +6,10 @@
  * each follower over the transport, the followers' fsync and answer, the commit, the apply, the
  * HTTP answer — separately for writes sent to the leader and to a follower (which forwards them).
  *
- *   npx tsx bench/cluster_trace.ts <trace file>...
+ *   npx tsx bench/cluster_trace.ts [--reads N] <trace file>...
+ *
+ * It also prints each member's peer traffic ({@link printTrafficSummary}): ReadIndex requests,
+ * messages sent by type, frames and socket writes, in all and per linearizable read.
  *
  * Stages are matched by log index and proposal id; all times are one machine's monotonic clock.
  * Not a test.
@@ -180,4 +183,44 @@ export function printTraceSummary(files: string[]): void {
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) printTraceSummary(process.argv.slice(2));
+/** Message types counted one by one in {@link printTrafficSummary} (the others are summed). */
+const READ_TYPES = ['MsgHeartbeat', 'MsgHeartbeatResp', 'MsgReadIndex', 'MsgReadIndexResp'] as const;
+
+/**
+ * Prints, from the trace files, the peer traffic of each member — ReadIndex requests and the
+ * reads they carried, messages sent by type, frames and socket writes — in all and per read
+ * (`reads`: the reads of the run, when the members did not trace their read requests).
+ */
+export function printTrafficSummary(files: string[], reads?: number): void {
+  const nodes = files.map(load).filter((n): n is NodeTrace => n !== undefined).sort((a, b) => a.id - b.id);
+  const rows: Array<{ name: string; v: number[] }> = [];
+  const total = new Array<number>(9).fill(0);
+  for (const n of nodes) {
+    const list = (kind: string) => n.byKind.get(kind) ?? [];
+    const tx = list('tx');
+    const byType = READ_TYPES.map((t) => tx.filter((e) => e[2] === t).length);
+    const frames = list('frame');
+    const v = [
+      list('read-request').reduce((a, e) => a + (e[2] as number), 0), list('read-request').length,
+      ...byType, tx.length - byType.reduce((a, b) => a + b, 0), frames.length, list('write').length,
+    ];
+    v.forEach((x, i) => (total[i] += x));
+    rows.push({ name: `member ${n.id}`, v });
+  }
+  const served = reads ?? total[0];
+  rows.push({ name: 'all members', v: total });
+  const cell = (x: number) => (Number.isInteger(x) ? String(x) : x.toFixed(3));
+  const table = rows.map((r) => [r.name, ...r.v.map(cell)]);
+  if (served > 0) table.push([`per read (${served} reads)`, ...total.map((x) => cell(x / served))]);
+  console.log('peer traffic (sent by each member):');
+  printTable(['', 'reads', 'ReadIndex requests', ...READ_TYPES, 'other messages', 'frames', 'socket writes'], table);
+  console.log('');
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const argv = process.argv.slice(2);
+  const at = argv.indexOf('--reads');
+  const reads = at >= 0 ? Number(argv.splice(at, 2)[1]) : undefined;
+  printTraceSummary(argv);
+  printTrafficSummary(argv, reads);
+}

@@ -1027,6 +1027,7 @@ export class ReplicationGroup<O> {
       const ctx = `${this.nonce}/r${++this.counter}`;
       try {
         node.readIndex(utf8.encode(ctx));
+        trace('read-request', ws.length);
         this.reads.set(ctx, ws);
         this.readInFlight = { ctx, since: this.clock.now() };
       } catch (err) {
@@ -1102,7 +1103,11 @@ export class ReplicationGroup<O> {
       const leader = this.node.raft.state === StateType.Leader;
       const early = rd.messages.filter((m) => sendsBeforeWrite(m, leader));
       const late = early.length === 0 ? rd.messages : rd.messages.filter((m) => !sendsBeforeWrite(m, leader));
-      if (early.length > 0) this.send(early);
+      // A write's hops are written at once, not at the end of the turn with the rest: appends
+      // (new entries, or a new commit index) before this member's own write and apply start,
+      // whose synchronous parts would delay them; a proposal relayed to the leader likewise.
+      // Heartbeats and ReadIndex traffic are left to the end of the turn, coalesced.
+      if (early.length > 0) this.send(early, early.some((m) => m.type === MessageType.App || m.type === MessageType.Prop || m.type === MessageType.Snap));
       // The last index this member had persisted before this Ready (its entries replace the log
       // from their first index on): committed entries up to it may be applied during the sync.
       const persisted = Math.min(this.storage.lastIndex(), firstNew - 1);
@@ -1111,7 +1116,8 @@ export class ReplicationGroup<O> {
       const saving = (afterSync ? written.then(async (synced) => { if (synced) await afterSync(); return synced; }) : written).then((synced) => {
         trace('saved', synced);
         if (synced) this.syncs++;
-        this.send(late);
+        // An acknowledgement of synced entries is what the leader's commit waits for: at once.
+        this.send(late, synced);
         this.checkLogMemory();
       }); // (1) one atomic batch, synced when it must be; (2) then send
       const applying = this.applyAll(stable); // (3) + answers
@@ -1170,7 +1176,7 @@ export class ReplicationGroup<O> {
       const node = this.node;
       if (node.raft.state === StateType.Leader && node.raft.term === leaderTerm) {
         const out = node.takeMessages((m) => sendsBeforeWrite(m, true));
-        if (out.length > 0) this.send(out);
+        if (out.length > 0) this.send(out, true);
       }
       const ents = node.takeCommitted(persisted);
       if (ents.length === 0) continue;
@@ -1180,9 +1186,16 @@ export class ReplicationGroup<O> {
     await chain;
   }
 
-  private send(messages: Message[]): void {
+  /**
+   * Hands `messages` to the transport; with `now`, has it write them at once (a transport
+   * otherwise writes a turn's messages together at its end: ReadIndex traffic is coalesced so,
+   * while a write's appends and acknowledgements do not wait for the rest of the turn).
+   */
+  private send(messages: Message[], now = false): void {
     traceMessages('tx', messages);
-    if (messages.length > 0) this.transport.send(messages);
+    if (messages.length === 0) return;
+    this.transport.send(messages);
+    if (now) this.transport.flush?.();
   }
 
   private noteSoftState(ss: SoftState): void {

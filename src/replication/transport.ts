@@ -27,6 +27,14 @@ export interface Transport {
    */
   send(messages: readonly Message[]): void;
   /**
+   * Writes at once what {@link send} queued, instead of with the rest of the event-loop turn's
+   * messages (a transport that coalesces a turn's sends into one write per peer). The group
+   * calls it after the messages a write waits on: a leader's appends before its own log write
+   * starts, a member's acknowledgement once its log is synced. Optional: a transport that writes
+   * on `send` has nothing to do. Never throws.
+   */
+  flush?(): void;
+  /**
    * Sets the receiver of inbound messages. Every message handed to it was authenticated as coming
    * from its `from` member, is addressed to this node, and comes from a current member.
    */

@@ -12,6 +12,8 @@ import { ProgressState } from '../../src/raft/progress.js';
 import {
   ConfChangeType, EntryType, MessageType, RaftErrorCode, StateType, encodeConfChange, isRaftError,
 } from '../../src/raft/types.js';
+import type { Message } from '../../src/raft/types.js';
+import type { Raft } from '../../src/raft/raft.js';
 import { Cluster } from './sim/cluster.js';
 import { KvApp } from './sim/kv.js';
 import { Network, allEntries, it, msg, newTestRaft, persist, readMessages, storageWithTerms } from './helpers.js';
@@ -196,7 +198,79 @@ describe('ReadIndex', () => {
     expect(n.get(1).readStates).toEqual([]); // cut off: cannot confirm leadership
     n.recover();
     n.send(msg({ type: MessageType.ReadIndex, from: 2, to: 2, context: enc.encode('f') }));
+    // The round of 'lonely' is still in flight (its heartbeats were lost): 'f' waits for the
+    // next round, which the heartbeat tick starts with the newest read.
+    expect(n.get(2).readStates).toEqual([]);
+    n.send(msg({ type: MessageType.Beat, from: 1, to: 1 }));
     expect(n.get(2).readStates.map((s) => s.index)).toEqual([n.get(1).raftLog.committed]);
+    expect(n.get(1).readStates.map((s) => new TextDecoder().decode(s.requestCtx))).toEqual(['lonely']);
+  });
+
+  /** A leader of [1, 2, 3] in term 1 whose no-op entry is committed (it serves reads). */
+  function readyLeader(): Raft {
+    const r = newTestRaft(1, [1, 2, 3]);
+    r.becomeCandidate();
+    r.becomeLeader();
+    persist(r);
+    for (const id of [2, 3]) r.step(msg({ type: MessageType.AppResp, from: id, to: 1, term: r.term, index: r.raftLog.lastIndex() }));
+    persist(r);
+    readMessages(r);
+    return r;
+  }
+  const beats = (ms: Message[]) => ms.filter((m) => m.type === MessageType.Heartbeat);
+  const ctxOf = (m: Message) => new TextDecoder().decode(m.context);
+  const ack = (r: Raft, from: number, ctx: string) =>
+    r.step(msg({ type: MessageType.HeartbeatResp, from, to: 1, term: r.term, context: enc.encode(ctx) }));
+
+  test('one round in flight at a time: requests of this member and of followers that arrive meanwhile share the next round', () => {
+    const r = readyLeader();
+    const commit0 = r.raftLog.committed;
+    r.step(msg({ type: MessageType.ReadIndex, from: 1, to: 1, context: enc.encode('a') }));
+    const first = beats(readMessages(r));
+    expect(first.map((m) => [m.to, ctxOf(m)])).toEqual([[2, 'a'], [3, 'a']]);
+    expect(r.readRounds).toBe(1);
+    // Arriving while round 'a' is in flight: a local read and two reads forwarded by followers.
+    r.step(msg({ type: MessageType.ReadIndex, from: 1, to: 1, context: enc.encode('b') }));
+    r.step(msg({ type: MessageType.ReadIndex, from: 2, to: 1, context: enc.encode('f2') }));
+    r.step(msg({ type: MessageType.ReadIndex, from: 3, to: 1, context: enc.encode('f3') }));
+    expect(beats(readMessages(r))).toEqual([]); // no round per request
+    // Round 'a' confirmed by a quorum (1 and 2): 'a' is answered, and one round starts for all the rest.
+    ack(r, 2, 'a');
+    expect(r.readStates.map((s) => [ctxOf({ context: s.requestCtx } as Message), s.index])).toEqual([['a', commit0]]);
+    r.readStates = [];
+    const second = readMessages(r);
+    expect(beats(second).map((m) => [m.to, ctxOf(m)])).toEqual([[2, 'f3'], [3, 'f3']]);
+    expect(second.filter((m) => m.type === MessageType.ReadIndexResp)).toEqual([]);
+    expect(r.readRounds).toBe(2);
+    // A late ack of round 'a' confirms nothing queued after it.
+    ack(r, 3, 'a');
+    expect(r.readStates).toEqual([]);
+    expect(readMessages(r).filter((m) => m.type === MessageType.ReadIndexResp || m.type === MessageType.Heartbeat)).toEqual([]);
+    // One ack of the newest confirms the whole second round: the local read and both followers'.
+    ack(r, 3, 'f3');
+    expect(r.readStates.map((s) => ctxOf({ context: s.requestCtx } as Message))).toEqual(['b']);
+    const answers = readMessages(r).filter((m) => m.type === MessageType.ReadIndexResp);
+    expect(answers.map((m) => [m.to, ctxOf(m), m.index])).toEqual([[2, 'f2', commit0], [3, 'f3', commit0]]);
+    expect(r.readRounds).toBe(2);
+  });
+
+  test('a read that arrived after a round started is never confirmed by that round, even if its heartbeats are lost and retried by a tick', () => {
+    const r = readyLeader();
+    r.step(msg({ type: MessageType.ReadIndex, from: 1, to: 1, context: enc.encode('a') }));
+    readMessages(r); // round 'a' lost
+    r.step(msg({ type: MessageType.ReadIndex, from: 2, to: 1, context: enc.encode('f') }));
+    expect(beats(readMessages(r))).toEqual([]);
+    ack(r, 2, 'a');
+    ack(r, 3, 'a'); // both ack 'a' (sent before 'f' arrived): only 'a' is answered
+    expect(r.readStates.map((s) => ctxOf({ context: s.requestCtx } as Message))).toEqual(['a']);
+    const out = readMessages(r);
+    expect(out.filter((m) => m.type === MessageType.ReadIndexResp)).toEqual([]);
+    expect(beats(out).map((m) => ctxOf(m))).toEqual(['f', 'f']);
+    // The round for 'f' is lost too: the heartbeat tick resends it with the newest read.
+    r.step(msg({ type: MessageType.Beat, from: 1, to: 1 }));
+    expect(beats(readMessages(r)).map((m) => ctxOf(m))).toEqual(['f', 'f']);
+    ack(r, 2, 'f');
+    expect(readMessages(r).filter((m) => m.type === MessageType.ReadIndexResp).map((m) => [m.to, ctxOf(m)])).toEqual([[2, 'f']]);
   });
 
   test('a follower without a leader refuses reads', () => {

@@ -162,8 +162,14 @@ describe('ReplicationGroup', () => {
 /** A transport that records what a member sends and lets the test deliver messages to it. */
 class HandTransport implements Transport {
   sent: Message[] = [];
+  /** Every send (its message types) and flush, in order. */
+  calls: string[] = [];
   deliver: (msgs: Message[]) => void = () => undefined;
-  send(messages: readonly Message[]): void { this.sent.push(...messages); }
+  send(messages: readonly Message[]): void {
+    this.sent.push(...messages);
+    this.calls.push(messages.map((m) => m.type).join(','));
+  }
+  flush(): void { this.calls.push('flush'); }
   onMessages(handler: (messages: Message[]) => void): void { this.deliver = handler; }
   onUnreachable(): void {}
   setPeers(): void {}
@@ -171,6 +177,29 @@ class HandTransport implements Transport {
   onSnapshotRead(): void {}
   async close(): Promise<void> {}
 }
+
+describe('ReplicationGroup, what it has the transport write at once', () => {
+  it('a follower\'s acknowledgement of synced entries is flushed at once; a heartbeat\'s answer waits for the end of the turn', async () => {
+    const t = new HandTransport();
+    const g = await ReplicationGroup.open(tmp(), { stateMachine: new Recorder(), appliedIndex: 0, id: 2, peers: [1, 2, 3].map((id) => ({ id, peerUrl: `http://127.0.0.1:${7100 + id}` })), transport: t, tickMs: 2 ** 31 - 1 });
+    groups.push(g);
+    const until = async (cond: () => boolean) => {
+      const end = Date.now() + 20_000;
+      while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 1));
+      expect(cond()).toBe(true);
+    };
+    const entry = { term: 2, index: 4, type: EntryType.Normal, data: encodeEntryPayload('lead/4', te.encode('a')) };
+    t.deliver([newMessage({ type: MessageType.App, from: 1, to: 2, term: 2, index: 3, logTerm: 1, entries: [entry], commit: 3 })]);
+    await until(() => t.sent.some((m) => m.type === MessageType.AppResp && m.index === 4));
+    const ack = t.calls.findIndex((c) => c.includes(MessageType.AppResp));
+    expect(t.calls[ack + 1]).toBe('flush');
+    t.deliver([newMessage({ type: MessageType.Heartbeat, from: 1, to: 2, term: 2, commit: 4, context: te.encode('r') })]);
+    await until(() => t.sent.some((m) => m.type === MessageType.HeartbeatResp));
+    await g.settled();
+    const beat = t.calls.findIndex((c) => c.includes(MessageType.HeartbeatResp));
+    expect(t.calls.slice(beat + 1)).not.toContain('flush');
+  });
+});
 
 describe('ReplicationGroup, a commit learnt while it syncs', () => {
   it('a follower applies what it had persisted at once, and acknowledges the entry being synced only after the sync', async () => {

@@ -305,6 +305,42 @@ describe('HttpTransport: batching and bounds', () => {
     expect(a.t.stats().peers[1].sentBatches).toBeLessThan(999);
   });
 
+  it('the messages of every send of one turn to an open stream go out as one frame in one write', async () => {
+    const [a, b, c] = await startCluster(3);
+    a.t.send([app(1, 2, 0), app(1, 3, 0)]);
+    await waitFor(() => b.received.length === 1 && c.received.length === 1, 'the streams open');
+    const before = a.t.stats().peers.map((p) => ({ ...p }));
+    for (let i = 1; i <= 5; i++) a.t.send([app(1, 2, i)]);
+    a.t.send([app(1, 3, 1), app(1, 2, 6), app(1, 3, 2)]);
+    expect(a.t.stats().peers[0].queuedMessages).toBe(6); // nothing is written before the turn ends
+    await waitFor(() => b.received.length === 7 && c.received.length === 3, 'all delivered');
+    expect(b.received.map((m) => m.index)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(c.received.map((m) => m.index)).toEqual([0, 1, 2]);
+    const after = a.t.stats().peers;
+    for (const [i, n] of [[0, 6], [1, 2]]) {
+      expect(after[i].sentMessages - before[i].sentMessages).toBe(n);
+      expect(after[i].sentBatches - before[i].sentBatches).toBe(1);
+      expect(after[i].sentWrites - before[i].sentWrites).toBe(1);
+    }
+    expect(b.t.stats().peers[0].receivedBatches).toBe(2);
+    expect(c.t.stats().peers[0].receivedBatches).toBe(2);
+  });
+
+  it('flush() writes what is queued at once, in one frame per peer, and the end of the turn then writes nothing more', async () => {
+    const [a, b] = await startCluster(2);
+    a.t.send([app(1, 2, 0)]);
+    await waitFor(() => b.received.length === 1, 'the stream open');
+    const before = a.t.stats().peers[0];
+    a.t.send([app(1, 2, 1)]);
+    a.t.send([app(1, 2, 2)]);
+    a.t.flush();
+    const now = a.t.stats().peers[0];
+    expect([now.sentBatches - before.sentBatches, now.sentWrites - before.sentWrites, now.queuedMessages]).toEqual([1, 1, 0]);
+    await waitFor(() => b.received.length === 3, 'delivered');
+    await new Promise((r) => setImmediate(r));
+    expect(a.t.stats().peers[0].sentWrites).toBe(now.sentWrites);
+  });
+
   it('a frame never exceeds maxBatchBytes: a long queue is split over several frames', async () => {
     const [a, b] = await startCluster(2, { maxBatchBytes: 64 << 10 });
     const gate = await startGate(b.t.url);

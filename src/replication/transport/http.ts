@@ -29,9 +29,11 @@
  * inbound stream per peer (a second replaces the first) and closes one that carried nothing for
  * `idleTimeoutMs` (the sender writes an empty frame after a third of that without writing).
  *
- * **Sending.** Each peer has a FIFO of encoded messages bounded by `maxQueueBytes`. When the
- * peer's stream is writable, everything queued goes out at once, in frames of at most
- * `maxBatchBytes`; while the socket's buffer is full (the peer reads slowly), messages wait in the
+ * **Sending.** Each peer has a FIFO of encoded messages bounded by `maxQueueBytes`. `send`
+ * only queues: at the end of the event-loop turn (a `setImmediate`), what every `send` of the turn
+ * queued for a peer goes out as one frame in one write ({@link HttpTransport.flush} writes at
+ * once, for the messages a write waits on). When the peer's stream is writable,
+ * everything queued goes out at once, in frames of at most `maxBatchBytes`; while the socket's buffer is full (the peer reads slowly), messages wait in the
  * queue. A message that does not fit in the queue is dropped and the peer reported unreachable.
  * When a dial fails or a stream breaks (connection error, refusal, a write stalled for
  * `requestTimeoutMs`), the messages queued are dropped (Raft retransmits), the peer is reported
@@ -149,6 +151,8 @@ export interface PeerStats {
   sentMessages: number;
   sentBytes: number;
   sentBatches: number;
+  /** Corked writes to the peer's stream that carried frames (each one `writev` of its frames; keep-alives not counted). */
+  sentWrites: number;
   /** Messages dropped: queue full, too large, failed dial or broken stream, or removed/closed with messages queued. */
   droppedMessages: number;
   /** Streams to the peer that opened (the dial answered `101` with a valid MAC). */
@@ -184,7 +188,7 @@ export interface TransportStats {
 
 type Counters = Omit<PeerStats, 'id' | 'queuedMessages' | 'queuedBytes'>;
 const zeroCounters = (): Counters => ({
-  sentMessages: 0, sentBytes: 0, sentBatches: 0, droppedMessages: 0, streamsOpened: 0, failedStreams: 0,
+  sentMessages: 0, sentBytes: 0, sentBatches: 0, sentWrites: 0, droppedMessages: 0, streamsOpened: 0, failedStreams: 0,
   unreachable: 0, streamsAccepted: 0, receivedMessages: 0, receivedBytes: 0, receivedBatches: 0,
 });
 
@@ -257,6 +261,8 @@ export class HttpTransport implements Transport {
    */
   private epoch = Date.now();
   private seq = 0;
+  /** Set from the first {@link send} of an event-loop turn until the `setImmediate` that writes what the turn queued. */
+  private flushing?: NodeJS.Immediate;
 
   private constructor(
     private readonly o: Required<Omit<HttpTransportOptions, 'tls' | 'peers' | 'listen' | 'secret' | 'acceptSecrets'>> & Pick<HttpTransportOptions, 'tls'>,
@@ -385,10 +391,26 @@ export class HttpTransport implements Transport {
           overflowed.add(link);
         }
       }
-      for (const link of this.links.values()) this.kick(link);
+      // What every send of this turn queued goes out together, once the turn's I/O callbacks
+      // (and their promise jobs) have run: one frame and one write per peer, not one per call.
+      this.flushing ??= setImmediate(() => this.flush());
       for (const link of overflowed) this.reportUnreachable(link);
     } catch {
       // send never throws (Transport contract); what was not queued is dropped.
+    }
+  }
+
+  /**
+   * Writes what was queued now, without waiting for the end of the turn (the `setImmediate` of
+   * {@link send} calls it too): for messages a write waits on. Never throws.
+   */
+  flush(): void {
+    if (this.flushing !== undefined) clearImmediate(this.flushing);
+    this.flushing = undefined;
+    try {
+      for (const link of this.links.values()) this.kick(link);
+    } catch {
+      // like send: a failure here is a broken stream, handled by its close
     }
   }
 
@@ -519,6 +541,8 @@ export class HttpTransport implements Transport {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.flushing !== undefined) clearImmediate(this.flushing);
+    this.flushing = undefined;
     for (const link of [...this.links.values()]) this.dropLink(link);
     for (const id of [...this.inStreams.keys()]) this.dropInStream(id);
     for (const socket of this.refusedSockets) socket.destroy();
@@ -571,6 +595,8 @@ export class HttpTransport implements Transport {
     }
     if (s.socket.writableNeedDrain) return;
     s.socket.cork();
+    link.counters.sentWrites++;
+    trace('write', link.id);
     while (link.queue.length > 0 && !s.socket.writableNeedDrain) {
       const batch = link.queue.take(this.o.maxBatchBytes);
       const body = encodeBatch(batch);
