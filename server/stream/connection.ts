@@ -1,8 +1,11 @@
 /**
  * One `proofkv-stream/1` connection after its handshake (docs/stream-protocol.md): the read loop
  * that cuts request frames out of the socket's bytes, the in-flight table, back-pressure (reading
- * stops at `maxInFlight` requests or `maxInFlightBytes` of request frames in flight, or at
- * `maxBufferedBytes` of unsent answers, and resumes as answers go out), and the answers of one event-loop turn written in one socket write.
+ * stops at `maxInFlight` requests in flight or answers queued, `maxInFlightBytes` of request frames
+ * in flight, `maxBufferedBytes` of unsent answers, or when the node's budgets (`budget.ts`) have no
+ * room for the next frame, and resumes as answers go out), the answer bytes of its reads (reserved
+ * by a read's route right before it reads, then the answer's real size until the kernel has it),
+ * and the answers of one event-loop turn written in one socket write.
  *
  * Each request runs what its HTTP route runs (`StreamRoutes` of `server/app.ts`): the shutdown
  * check, the query's and key's checks, the role check, the `ProofKV-Min-Head` gate, the body
@@ -379,9 +382,15 @@ export class StreamConnection implements BudgetHolder {
     this.socket.pause();
   }
 
-  /** Whether a bound stops reading: requests in flight, or unsent answer bytes. */
+  /**
+   * Whether a bound stops reading: requests in flight, answers queued in this turn, or unsent
+   * answer bytes. Answers queued are bounded in number too (`maxInFlight`): PINGs and refused
+   * requests are answered without being in flight, and a chunk of thousands of them made
+   * thousands of answer objects (about 100 bytes of heap each, counted as their 12-byte frames)
+   * and held the event loop for all of them in one turn; now reading stops until they are written.
+   */
   private blocked(): boolean {
-    if (this.inFlight.size >= this.limits.maxInFlight) return true;
+    if (this.inFlight.size >= this.limits.maxInFlight || this.out.length >= this.limits.maxInFlight) return true;
     if (this.outBytes + this.socket.writableLength >= this.limits.maxBufferedBytes) {
       if (!this.waitingDrain && this.socket.writableLength > 0) {
         this.waitingDrain = true;

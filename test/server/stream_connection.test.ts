@@ -167,6 +167,24 @@ describe('one stream connection', () => {
   });
 });
 
+describe('answers that are never in flight (attacker: a chunk of thousands of PINGs or bad requests)', () => {
+  it('at most maxInFlight answers are queued per turn: reading stops there and resumes after the write; all are answered', async () => {
+    const { routes } = fakeRoutes(() => ({ status: 200, headers: {}, body: 'ok' }));
+    const { socket, conn } = open(routes);
+    const N = 10_000;
+    // PINGs and unknown ops: answered at once, never in flight, so maxInFlight alone did not stop them.
+    socket.emit('data', Buffer.concat(Array.from({ length: N }, (_, i) => encodeRequest({ id: 1 + i, op: i % 2 === 0 ? OP.PING : 9 }))));
+    for (let i = 0; i < 1000 && conn.stats.answered < N; i++) await turn();
+    await turn();
+    expect(conn.stats.answered).toBe(N);
+    const perWrite = socket.writes.map((w) => new AnswerDecoder().push(w).length);
+    expect(perWrite.reduce((a, b) => a + b, 0)).toBe(N);
+    // The first version queued all 10,000 (objects of ~100 bytes counted as 12) in one turn.
+    expect(Math.max(...perWrite)).toBeLessThanOrEqual(64);
+    expect(conn.stats.pauses).toBeGreaterThan(0);
+  });
+});
+
 describe('input assembly (attacker: a large frame sent in small pieces)', () => {
   it('a frame that arrives in many chunks is joined once, not once per chunk, and arrives intact', async () => {
     const value = Buffer.alloc(256 * 1024);
