@@ -158,6 +158,8 @@ export class StreamConnection implements BudgetHolder {
   private reading = 0;
   /** When {@link queued} last moved (or became non-zero), for {@link stalledSince}. */
   private lastProgress = 0;
+  /** The socket's `writableLength` when {@link stalledSince} last looked. */
+  private seenWritable = 0;
   /** Reads waiting for this connection's answer bytes to fall. */
   private roomWaiters: (() => void)[] = [];
   /** Request-budget bytes granted for the next frame (taken while its reading waited). */
@@ -202,7 +204,13 @@ export class StreamConnection implements BudgetHolder {
 
   /** {@inheritDoc BudgetHolder.stalledSince} */
   stalledSince(): number | undefined {
-    return this.queued > 0 ? this.lastProgress : undefined;
+    if (this.queued === 0) return undefined;
+    // A large write to a slow reader reaches its callback only when all of it is taken: the
+    // socket's buffer shrinking since the last look is progress too.
+    const w = this.socket.writableLength;
+    if (w < this.seenWritable) this.lastProgress = performance.now();
+    this.seenWritable = w;
+    return this.lastProgress;
   }
 
   /** {@inheritDoc BudgetHolder.evict} */

@@ -363,6 +363,24 @@ describe('the node-wide budgets (attacker: many connections, each under its own 
     expect(b.answers.used).toBe(0);
   });
 
+  it('a slow reader that still reads is not stalled: its socket buffer shrinking counts as progress, not only whole writes taken', async () => {
+    const { routes } = big();
+    const socket = new FakeSocket();
+    socket.hold = true;
+    const conn = new StreamConnection(socket as unknown as Socket, 'admin', routes, small, budgets(1 << 20));
+    expect(conn.stalledSince()).toBeUndefined();
+    socket.emit('data', gets(1));
+    for (let i = 0; i < 5 && conn.stats.answered < 1; i++) await turn();
+    await turn();
+    socket.writableLength = 3012;
+    const first = conn.stalledSince()!;
+    await new Promise((r) => setTimeout(r, 5));
+    expect(conn.stalledSince()).toBe(first);
+    socket.writableLength = 1000;
+    await new Promise((r) => setTimeout(r, 5));
+    expect(conn.stalledSince()!).toBeGreaterThan(first);
+  });
+
   it('a connection that dies with reads waiting, building and unsent gives every byte back', async () => {
     const release: (() => void)[] = [];
     const { routes } = fakeRoutes(
