@@ -77,8 +77,11 @@ export interface StreamBudgets {
   requests: ByteBudget;
 }
 
-/** Default {@link ConnectionLimits.stallMs}: 30 s. */
-export const DEFAULT_STREAM_STALL_MS = 30_000;
+/**
+ * Default {@link ConnectionLimits.stallMs}: 5 s. A waiter is served within about two of these
+ * (the check runs every `stallMs`), inside the SDK's 10 s per-attempt timeout.
+ */
+export const DEFAULT_STREAM_STALL_MS = 5_000;
 
 /** A read in flight: the answer bytes its hook reserved (0 until then). */
 interface ReadTicket {
