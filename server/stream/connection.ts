@@ -332,11 +332,12 @@ export class StreamConnection implements BudgetHolder {
         frame = decodeRequest(this.buf, at, size);
       } catch (err) {
         const e = err as StreamProtocolError;
+        // Not in flight: its bytes go back (a fatal one too, or every id-0 frame would keep its bytes for ever).
+        this.budgets.requests.release(size);
         if (e.fatal) {
           this.fatal(e.message);
           return;
         }
-        this.budgets.requests.release(size);
         this.refuse(e.id, new HttpError('STREAM_PROTOCOL', e.message), 'stream');
         continue;
       }

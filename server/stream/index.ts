@@ -14,7 +14,7 @@ import type { Authenticator } from '../auth.js';
 import { HttpError } from '../errors.js';
 import { errors } from '../openapi.js';
 import type { RouteDef } from '../route_table.js';
-import { DEFAULT_STREAM_IDLE_TIMEOUT_MS, DEFAULT_STREAM_STALL_MS, STREAM_KEEPALIVE_MS, StreamConnection, type ConnectionLimits, type StreamBudgets } from './connection.js';
+import { DEFAULT_STREAM_IDLE_TIMEOUT_MS, DEFAULT_STREAM_STALL_MS, STREAM_KEEPALIVE_MS, StreamConnection, readAnswerReserve, type ConnectionLimits, type StreamBudgets } from './connection.js';
 import { ByteBudget } from './budget.js';
 import { STREAM_PATH, STREAM_PROTOCOL } from './codec.js';
 
@@ -61,9 +61,12 @@ export class StreamServer {
 
   constructor(private readonly o: StreamServerOptions) {
     const stallMs = o.limits.stallMs ?? DEFAULT_STREAM_STALL_MS;
+    // At least two of the largest reservation each: a request larger than a budget runs only when
+    // nothing is held, and small answers that keep coming could hold it back (and the queue behind it).
+    const floor = (n: number) => 2 * n;
     this.budgets = {
-      answers: new ByteBudget(o.node?.maxAnswerBytes ?? DEFAULT_MAX_STREAM_ANSWER_BYTES, stallMs),
-      requests: new ByteBudget(o.node?.maxRequestBytes ?? DEFAULT_MAX_STREAM_REQUEST_BYTES, stallMs),
+      answers: new ByteBudget(Math.max(o.node?.maxAnswerBytes ?? DEFAULT_MAX_STREAM_ANSWER_BYTES, floor(readAnswerReserve(o.limits.maxFrameBytes, 1))), stallMs),
+      requests: new ByteBudget(Math.max(o.node?.maxRequestBytes ?? DEFAULT_MAX_STREAM_REQUEST_BYTES, floor(o.limits.maxFrameBytes)), stallMs),
     };
   }
 

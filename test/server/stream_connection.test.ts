@@ -173,7 +173,7 @@ describe('answers that are never in flight (attacker: a chunk of thousands of PI
     const { socket, conn } = open(routes);
     const N = 10_000;
     // PINGs and unknown ops: answered at once, never in flight, so maxInFlight alone did not stop them.
-    socket.emit('data', Buffer.concat(Array.from({ length: N }, (_, i) => encodeRequest({ id: 1 + i, op: i % 2 === 0 ? OP.PING : 9 }))));
+    socket.emit('data', Buffer.concat(Array.from({ length: N }, (_, i) => encodeRequest({ id: 1 + i, op: i % 2 === 0 ? OP.PING : (9 as 1) }))));
     for (let i = 0; i < 1000 && conn.stats.answered < N; i++) await turn();
     await turn();
     expect(conn.stats.answered).toBe(N);
@@ -402,6 +402,32 @@ describe('the node-wide budgets (attacker: many connections, each under its own 
     socket.destroy();
     for (let i = 0; i < 10; i++) await turn();
     expect([b.answers.used, b.answers.waiting, b.requests.used]).toEqual([0, 0, 0]);
+  });
+
+  it('the node raises each budget to two of its largest requests (two JSON reads worst case, two frames), so none must wait for an empty budget', () => {
+    const { routes } = fakeRoutes(() => ({ status: 200, headers: {}, body: 'ok' }));
+    const server = (node: { maxAnswerBytes?: number; maxRequestBytes?: number }) =>
+      new StreamServer({ routes, auth: new Authenticator([]), nodeId: 'n1', limits: small, node, listener: (_req, res) => res.end() });
+    const tiny = server({ maxAnswerBytes: 1000, maxRequestBytes: 1000 });
+    expect([tiny.budgets.answers.capacity, tiny.budgets.requests.capacity]).toEqual([2 * 22_528, 2 * 3072]);
+    const given = server({ maxAnswerBytes: 1 << 20, maxRequestBytes: 1 << 20 });
+    expect([given.budgets.answers.capacity, given.budgets.requests.capacity]).toEqual([1 << 20, 1 << 20]);
+    const defaults = server({});
+    expect([defaults.budgets.answers.capacity, defaults.budgets.requests.capacity]).toEqual([512 * 1024 * 1024, 256 * 1024 * 1024]);
+  });
+
+  it('frames refused as malformed (a connection error included) give their request bytes back', async () => {
+    const { routes } = fakeRoutes(() => ({ status: 200, headers: {}, body: 'ok' }));
+    const b = budgets(1 << 30, 1 << 20);
+    for (let i = 0; i < 3; i++) {
+      const socket = new FakeSocket();
+      new StreamConnection(socket as unknown as Socket, 'admin', routes, small, b);
+      // An unknown op (answered, the connection goes on), then id 0 (a connection error).
+      socket.emit('data', Buffer.concat([encodeRequest({ id: 1, op: 9 as 1 }), encodeRequest({ id: 0, op: OP.GET, key: 'k' })]));
+      await turn();
+      // The first version kept every id-0 frame's bytes: a few thousand such connections and the node read no more frames.
+      expect(b.requests.used).toBe(0);
+    }
   });
 
   it('request frames in flight stay under the node request budget across connections; waiting frames are read as requests end', async () => {
