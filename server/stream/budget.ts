@@ -8,7 +8,8 @@
  * refused (back-pressure), and gets its bytes as others give theirs back.
  *
  * Fair and deadlock-free: waiters are served in arrival order, and the head of the queue is never
- * passed by a later, smaller request (no starvation of large ones). Bytes are held only by work
+ * passed by a later, smaller request (no starvation of large ones); a connection queues one read
+ * at a time (its others wait behind it on the connection), so the queue serves connections in turn. Bytes are held only by work
  * that ends on its own (a read building its answer, a request in flight) or by answers waiting for
  * their client to read them: a holder whose unsent answers have not moved for `stallMs` while
  * others wait is evicted (its connection is cut and its bytes return), so a client that never
@@ -151,10 +152,13 @@ export class ByteBudget {
     }
   }
 
-  /** While someone waits, checks every `stallMs` for holders whose unsent answers stalled. */
+  /**
+   * While someone waits, checks every quarter of `stallMs` for holders whose unsent answers
+   * stalled, so that one is cut between `stallMs` and 1.25 × `stallMs` after it stalled.
+   */
   private watch(): void {
     if (this.timer !== undefined) return;
-    this.timer = setInterval(() => this.evictStalled(), this.stallMs);
+    this.timer = setInterval(() => this.evictStalled(), Math.max(1, Math.floor(this.stallMs / 4)));
     this.timer.unref();
   }
 

@@ -78,8 +78,8 @@ export interface StreamBudgets {
 }
 
 /**
- * Default {@link ConnectionLimits.stallMs}: 5 s. A waiter is served within about two of these
- * (the check runs every `stallMs`), inside the SDK's 10 s per-attempt timeout.
+ * Default {@link ConnectionLimits.stallMs}: 5 s. A stalled holder is cut within 1.25 of these
+ * (the check runs every quarter of it), inside the SDK's 10 s per-attempt timeout.
  */
 export const DEFAULT_STREAM_STALL_MS = 5_000;
 
@@ -165,6 +165,10 @@ export class StreamConnection implements BudgetHolder {
   private seenWritable = 0;
   /** Reads waiting for this connection's answer bytes to fall. */
   private roomWaiters: (() => void)[] = [];
+  /** A read of this connection is waiting for its answer bytes (on the connection's or the node's bound). */
+  private turnTaken = false;
+  /** The connection's other reads, waiting for that one's turn to end. */
+  private readonly turnWaiters: (() => void)[] = [];
   /** Request-budget bytes granted for the next frame (taken while its reading waited). */
   private frameCredit = 0;
   /** Waiting for the node's request bytes of the next frame. */
@@ -240,7 +244,9 @@ export class StreamConnection implements BudgetHolder {
     this.outBytes = 0;
     this.budgets.requests.release(this.frameCredit);
     this.frameCredit = 0;
+    // Reads waiting for room or for their turn give up (each throws 503 to a socket that is gone).
     this.wakeRoom();
+    for (const w of this.turnWaiters.splice(0)) w();
   }
 
   /** Requests in flight now. */
@@ -485,19 +491,29 @@ export class StreamConnection implements BudgetHolder {
     if (ticket.reserved > 0) return;
     const worst = readAnswerReserve(this.limits.maxFrameBytes, ticket.accept);
     const cap = this.limits.maxAnswerReserveBytes ?? DEFAULT_STREAM_ANSWER_RESERVE_BYTES;
-    while (!this.closed && this.answerHeld > 0 && this.answerHeld + worst > cap) await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
+    // One read of a connection waits for the node at a time: the node's queue then serves
+    // connections in turn, not one connection's hundreds of reads before another's one.
+    while (!this.closed && this.turnTaken) await new Promise<void>((resolve) => this.turnWaiters.push(resolve));
     if (this.closed) throw gone();
-    this.answerHeld += worst;
-    ticket.reserved = worst;
-    const wait = this.budgets.answers.take(worst, this);
-    if (wait !== undefined) {
-      try {
-        await wait;
-      } catch {
-        this.answerHeld -= worst;
-        ticket.reserved = 0;
-        throw gone();
+    this.turnTaken = true;
+    try {
+      while (!this.closed && this.answerHeld > 0 && this.answerHeld + worst > cap) await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
+      if (this.closed) throw gone();
+      this.answerHeld += worst;
+      ticket.reserved = worst;
+      const wait = this.budgets.answers.take(worst, this);
+      if (wait !== undefined) {
+        try {
+          await wait;
+        } catch {
+          this.answerHeld -= worst;
+          ticket.reserved = 0;
+          throw gone();
+        }
       }
+    } finally {
+      this.turnTaken = false;
+      this.turnWaiters.shift()?.();
     }
     if (this.answerHeld > this.stats.peakAnswerBytes) this.stats.peakAnswerBytes = this.answerHeld;
     if (++this.reading > this.stats.peakReading) this.stats.peakReading = this.reading;

@@ -15,7 +15,7 @@ import { ConfigError, resolveConfig } from '../../server/config.js';
 import type { ProofNode } from '../../server/node.js';
 import { until } from '../cluster/in_process.js';
 import { call, pct, startLocalNode, tmpDir, type Reply } from './harness.js';
-import { ACCEPT, OP, encodeRequest, isClient, openStream, type StreamAnswer, type StreamClient, type StreamRequest } from './stream_client.js';
+import { ACCEPT, OP, encodeRequest, isClient, nonReaders, openStream, type StreamAnswer, type StreamClient, type StreamRequest } from './stream_client.js';
 
 /** The answer headers the spec says a stream answer carries. */
 const MEANINGFUL = ['proofkv-replayed', 'proofkv-leader', 'retry-after', 'proofkv-version', 'proofkv-seq', 'proofkv-kind', 'content-type'];
@@ -634,14 +634,7 @@ describe('the node-wide answer budget (attacker: many connections that never rea
     w.close();
     // Six connections, 100 raw GETs each (25 MiB of answers each: more than the kernel's socket buffers take), none read:
     // each alone may hold 64 MiB of unsent answers and 256 MiB of reads' answers (a raw read reserves 1.18 MB).
-    const clients: StreamClient[] = [];
-    for (let i = 0; i < 6; i++) {
-      const c = await openStream(node.url);
-      if (!isClient(c)) throw new Error('handshake refused');
-      c.socket.pause();
-      c.write(Buffer.concat(Array.from({ length: 100 }, (_, j) => encodeRequest({ id: 1 + j, op: OP.GET, key: 'v', accept: ACCEPT.RAW }))));
-      clients.push(c);
-    }
+    const clients = await nonReaders(node.url, 6, 100, 'v');
     const budget = node.stream.budgets.answers;
     // A bound on the wait (until reads wait for the node's bytes and no answer moves), not a timing assertion.
     const end = Date.now() + 20_000;
