@@ -9,7 +9,7 @@
  *   "port": 7070, "checkpointInterval": 1000, "checkpointWrites": 10000, "logLevel": "info",
  *   "maxValueSize": 1048576, "sync": true, "maxConnections": 1024, "maxOpenTables": 0, "headersTimeout": 10000,
  *   "requestTimeout": 60000, "keepAliveTimeout": 5000, "maxRequestsPerSocket": 0,
- *   "maxStreamInFlight": 1024, "maxStreamBufferedBytes": 8388608, "maxStreamInFlightBytes": 16777216, "tlsCert": "cert.pem", "tlsKey": "key.pem", "tlsClientCa": "ca.pem", "allowInsecureHttp": false,
+ *   "maxStreamInFlight": 1024, "maxStreamBufferedBytes": 8388608, "maxStreamInFlightBytes": 16777216, "maxStreamAnswerBytes": 536870912, "maxStreamRequestBytes": 268435456, "tlsCert": "cert.pem", "tlsKey": "key.pem", "tlsClientCa": "ca.pem", "allowInsecureHttp": false,
  *   "origin": "proofkv/prod", "witnesses": ["http://w1:7080=witness.example/w1+…"] }
  * ```
  * Limits, timeouts and the durability setting are described in `docs/operations.md`.
@@ -89,6 +89,13 @@ export interface EdgeLimits {
   maxStreamBufferedBytes: number;
   /** Request bytes in flight on one stream connection (the frames not answered yet) before the node stops reading it. */
   maxStreamInFlightBytes: number;
+  /**
+   * Answer bytes of all stream connections of the node: reads' reservations and answers not yet
+   * handed to the kernel (docs/stream-protocol.md § Bounds). A read past it waits its turn.
+   */
+  maxStreamAnswerBytes: number;
+  /** Request bytes in flight on all stream connections of the node; a frame past it waits, unread, for its turn. */
+  maxStreamRequestBytes: number;
 }
 
 /** Defaults of `serve`. */
@@ -110,6 +117,8 @@ export const DEFAULTS = {
   maxStreamInFlight: 1024,
   maxStreamBufferedBytes: 8 * 1024 * 1024,
   maxStreamInFlightBytes: 16 * 1024 * 1024,
+  maxStreamAnswerBytes: 512 * 1024 * 1024,
+  maxStreamRequestBytes: 256 * 1024 * 1024,
 };
 
 /** Flag values as commander gives them (strings), with the names given explicitly on the command line. */
@@ -170,6 +179,8 @@ const FILE_FIELDS = [
   'maxStreamInFlight',
   'maxStreamBufferedBytes',
   'maxStreamInFlightBytes',
+  'maxStreamAnswerBytes',
+  'maxStreamRequestBytes',
   'tlsCert',
   'tlsKey',
   'tlsClientCa',
@@ -289,6 +300,8 @@ export function resolveConfig(flags: ServeFlags, env: NodeJS.ProcessEnv, explici
       maxStreamInFlight: int('maxStreamInFlight', file.maxStreamInFlight ?? DEFAULTS.maxStreamInFlight, 1, 65_536),
       maxStreamBufferedBytes: int('maxStreamBufferedBytes', file.maxStreamBufferedBytes ?? DEFAULTS.maxStreamBufferedBytes, 64 * 1024, 1024 * 1024 * 1024),
       maxStreamInFlightBytes: int('maxStreamInFlightBytes', file.maxStreamInFlightBytes ?? DEFAULTS.maxStreamInFlightBytes, 64 * 1024, 1024 * 1024 * 1024),
+      maxStreamAnswerBytes: int('maxStreamAnswerBytes', file.maxStreamAnswerBytes ?? DEFAULTS.maxStreamAnswerBytes, 1024 * 1024, 64 * 1024 * 1024 * 1024),
+      maxStreamRequestBytes: int('maxStreamRequestBytes', file.maxStreamRequestBytes ?? DEFAULTS.maxStreamRequestBytes, 1024 * 1024, 64 * 1024 * 1024 * 1024),
     },
     allowInsecureHttp: bool('allow-insecure-http', pick('allowInsecureHttp', 'allowInsecureHttp', false)),
     rotateKey: flags.rotateKey === true,

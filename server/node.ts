@@ -139,6 +139,8 @@ export function resolveEdge(edge: Partial<EdgeLimits> = {}): EdgeLimits {
     maxStreamInFlight: edge.maxStreamInFlight ?? DEFAULTS.maxStreamInFlight,
     maxStreamBufferedBytes: edge.maxStreamBufferedBytes ?? DEFAULTS.maxStreamBufferedBytes,
     maxStreamInFlightBytes: edge.maxStreamInFlightBytes ?? DEFAULTS.maxStreamInFlightBytes,
+    maxStreamAnswerBytes: edge.maxStreamAnswerBytes ?? DEFAULTS.maxStreamAnswerBytes,
+    maxStreamRequestBytes: edge.maxStreamRequestBytes ?? DEFAULTS.maxStreamRequestBytes,
   };
 }
 
@@ -397,6 +399,7 @@ export class ProofNode {
           maxBufferedBytes: edge.maxStreamBufferedBytes,
           maxInFlightBytes: edge.maxStreamInFlightBytes,
         },
+        node: { maxAnswerBytes: edge.maxStreamAnswerBytes, maxRequestBytes: edge.maxStreamRequestBytes },
       });
       server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => stream.handleUpgrade(req, socket, head));
       metrics.streamConnections = () => stream.connections.size;

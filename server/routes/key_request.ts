@@ -22,6 +22,8 @@ export interface KeyRequest {
   body: Uint8Array;
   /** The answer encoding (`octet`: the raw value, `GET` only; the other routes answer JSON for it). */
   accept: ResponseType;
+  /** Called by a read route right before it reads, after any ReadIndex wait (the stream's answer bound; absent over HTTP). */
+  beforeRead?: () => Promise<void>;
 }
 
 /** A hot key route's core: the answer, or a thrown `HttpError` (or engine error) the front maps. */

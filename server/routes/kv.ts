@@ -105,6 +105,7 @@ export function kvCores(ctx: AppContext): { get: KeyCore; put: KeyCore; delete: 
     q.only(['version', 'keyEncoding', 'consistency']);
     const version = q.int('version', 0, MAX_VERSION, undefined, 'INVALID_VERSION');
     await writePath.readBarrier(q.consistency());
+    if (r.beforeRead) await r.beforeRead();
     const e = await db.getWithVersion(r.key, version ?? MAX_VERSION);
     metrics.reads.inc(GET_READ);
     if (!e) throw new HttpError('NOT_FOUND', version === undefined ? 'key not found' : `key has no version at or below ${version}`);

@@ -99,6 +99,7 @@ export function proofCore(ctx: AppContext): KeyCore {
     const format = proofFormatOfQuery(q);
     const version = q.int('version', 0, MAX_VERSION, undefined, 'INVALID_VERSION');
     const checkpoint = q.int('checkpoint', 0, MAX_VERSION, undefined);
+    if (r.beforeRead) await r.beforeRead();
     const p = await db.getWithProof(r.key, { version, checkpoint, edges: q.flag('edges') });
     metrics.reads.inc({ op: 'proof' });
     return answerOf(r.accept === 'cbor' ? 'cbor' : 'json', {

@@ -14,16 +14,22 @@ import type { Authenticator } from '../auth.js';
 import { HttpError } from '../errors.js';
 import { errors } from '../openapi.js';
 import type { RouteDef } from '../route_table.js';
-import { DEFAULT_STREAM_IDLE_TIMEOUT_MS, STREAM_KEEPALIVE_MS, StreamConnection, type ConnectionLimits } from './connection.js';
+import { DEFAULT_STREAM_IDLE_TIMEOUT_MS, DEFAULT_STREAM_STALL_MS, STREAM_KEEPALIVE_MS, StreamConnection, readAnswerReserve, type ConnectionLimits, type StreamBudgets } from './connection.js';
+import { ByteBudget } from './budget.js';
 import { STREAM_PATH, STREAM_PROTOCOL } from './codec.js';
 
-export { DEFAULT_STREAM_IDLE_TIMEOUT_MS, StreamConnection, STREAM_ANSWER_HEADERS, type ConnectionLimits, type ConnectionStats } from './connection.js';
+export { DEFAULT_STREAM_IDLE_TIMEOUT_MS, DEFAULT_STREAM_STALL_MS, StreamConnection, STREAM_ANSWER_HEADERS, type ConnectionLimits, type ConnectionStats, type StreamBudgets } from './connection.js';
+export { ByteBudget, BudgetCancelled, type BudgetHolder, type BudgetStats } from './budget.js';
 export { STREAM_PATH, STREAM_PROTOCOL, StreamOp, StreamProtocolError, maxFrameBytes } from './codec.js';
 
 /** Default `maxStreamInFlight`: requests in flight per connection before reading stops. */
 export const DEFAULT_MAX_STREAM_IN_FLIGHT = 1024;
 /** Default `maxStreamBufferedBytes`: unsent answer bytes per connection before reading stops (8 MiB). */
 export const DEFAULT_MAX_STREAM_BUFFERED_BYTES = 8 * 1024 * 1024;
+/** Default `maxStreamAnswerBytes`: answer bytes of all stream connections of a node (512 MiB). */
+export const DEFAULT_MAX_STREAM_ANSWER_BYTES = 512 * 1024 * 1024;
+/** Default `maxStreamRequestBytes`: request bytes in flight on all stream connections of a node (256 MiB). */
+export const DEFAULT_MAX_STREAM_REQUEST_BYTES = 256 * 1024 * 1024;
 
 /** What {@link StreamServer} needs. */
 export interface StreamServerOptions {
@@ -32,6 +38,12 @@ export interface StreamServerOptions {
   /** Sent in `ProofKV-Node-Id` of the handshake's answer, as on every HTTP answer. */
   nodeId: string;
   limits: ConnectionLimits;
+  /**
+   * The node-wide bounds, shared by all connections (docs/stream-protocol.md § Bounds): answer
+   * bytes (default {@link DEFAULT_MAX_STREAM_ANSWER_BYTES}) and request bytes in flight (default
+   * {@link DEFAULT_MAX_STREAM_REQUEST_BYTES}).
+   */
+  node?: { maxAnswerBytes?: number; maxRequestBytes?: number };
   /**
    * The node's HTTP request listener: a request with an `Upgrade` header on another path (node
    * hands every such request to the `'upgrade'` event) is served by it, then the connection closes.
@@ -43,9 +55,20 @@ export interface StreamServerOptions {
 export class StreamServer {
   /** Open connections. */
   readonly connections = new Set<StreamConnection>();
+  /** The node's budgets, shared by every connection. */
+  readonly budgets: StreamBudgets;
   private draining = false;
 
-  constructor(private readonly o: StreamServerOptions) {}
+  constructor(private readonly o: StreamServerOptions) {
+    const stallMs = o.limits.stallMs ?? DEFAULT_STREAM_STALL_MS;
+    // At least two of the largest reservation each: a request larger than a budget runs only when
+    // nothing is held, and small answers that keep coming could hold it back (and the queue behind it).
+    const floor = (n: number) => 2 * n;
+    this.budgets = {
+      answers: new ByteBudget(Math.max(o.node?.maxAnswerBytes ?? DEFAULT_MAX_STREAM_ANSWER_BYTES, floor(readAnswerReserve(o.limits.maxFrameBytes, 1))), stallMs),
+      requests: new ByteBudget(Math.max(o.node?.maxRequestBytes ?? DEFAULT_MAX_STREAM_REQUEST_BYTES, floor(o.limits.maxFrameBytes)), stallMs),
+    };
+  }
 
   /** The `'upgrade'` listener of the node's HTTP server. */
   handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
@@ -66,7 +89,7 @@ export class StreamServer {
       return this.refuse(socket, err);
     }
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${STREAM_PROTOCOL}\r\nProofKV-Node-Id: ${this.o.nodeId}\r\n\r\n`);
-    const c = new StreamConnection(socket, role, this.o.routes, this.o.limits);
+    const c = new StreamConnection(socket, role, this.o.routes, this.o.limits, this.budgets);
     this.connections.add(c);
     socket.once('close', () => this.connections.delete(c));
     // A connection counts toward maxConnections until it closes: a peer gone without a FIN or RST

@@ -1,12 +1,13 @@
 /**
  * `npm run nemesis -- [--minutes M | --events E] [--nodes 3|5] [--seed S] [--out DIR]
- * [--clients C] [--keys K] [--quick]`: one nemesis run (docs/testing.md). Prints progress, the report's
+ * [--clients C] [--keys K] [--quick] [--protocol http|stream]`: one nemesis run (docs/testing.md). Prints progress, the report's
  * paths and the verdict; a failing run prints its seed and the one command that replays its
  * schedule, and exits with status 1 (2 for a usage error or a harness that could not run).
  * @module
  */
 import { pathToFileURL } from 'node:url';
 import { runNemesis, replayCommand } from './run.js';
+import { NEMESIS_PROTOCOLS, type NemesisProtocol } from './workload.js';
 
 /** Parsed arguments of the command. */
 export interface CliArgs {
@@ -18,9 +19,11 @@ export interface CliArgs {
   clients?: number;
   keys?: number;
   quick?: boolean;
+  /** How the clients reach the members (default `http`). */
+  protocol?: NemesisProtocol;
 }
 
-const USAGE = 'usage: npm run nemesis -- [--minutes M | --events E] [--nodes 3|5] [--seed S] [--out DIR] [--clients C] [--keys K] [--quick]';
+const USAGE = 'usage: npm run nemesis -- [--minutes M | --events E] [--nodes 3|5] [--seed S] [--out DIR] [--clients C] [--keys K] [--quick] [--protocol http|stream]';
 
 /** Parses the command's arguments (throws a usage error). Without --minutes or --events: 5 minutes. */
 export function parseArgs(argv: readonly string[], randomSeed: () => number = () => Math.floor(Math.random() * 2 ** 31)): CliArgs {
@@ -45,6 +48,10 @@ export function parseArgs(argv: readonly string[], randomSeed: () => number = ()
       case '--events': out.events = num(flag, v, 1, 100_000); break;
       case '--clients': out.clients = num(flag, v, 1, 64); break;
       case '--keys': out.keys = num(flag, v, 1, 1000); break;
+      case '--protocol':
+        if (!NEMESIS_PROTOCOLS.includes(v as NemesisProtocol)) throw new Error(`--protocol must be ${NEMESIS_PROTOCOLS.join(' or ')}, got ${JSON.stringify(v)}\n${USAGE}`);
+        out.protocol = v as NemesisProtocol;
+        break;
       case '--quick':
         out.quick = true;
         continue;
@@ -58,7 +65,7 @@ export function parseArgs(argv: readonly string[], randomSeed: () => number = ()
     i++;
   }
   if (out.minutes !== undefined && out.events !== undefined) throw new Error(`give --minutes or --events, not both\n${USAGE}`);
-  return { seed: out.seed ?? randomSeed(), nodes: out.nodes ?? 3, ...(out.events === undefined ? { minutes: out.minutes ?? 5 } : { events: out.events }), ...(out.out ? { out: out.out } : {}), ...(out.clients ? { clients: out.clients } : {}), ...(out.keys ? { keys: out.keys } : {}), ...(out.quick ? { quick: true } : {}) };
+  return { seed: out.seed ?? randomSeed(), nodes: out.nodes ?? 3, ...(out.events === undefined ? { minutes: out.minutes ?? 5 } : { events: out.events }), ...(out.out ? { out: out.out } : {}), ...(out.clients ? { clients: out.clients } : {}), ...(out.keys ? { keys: out.keys } : {}), ...(out.quick ? { quick: true } : {}), ...(out.protocol ? { protocol: out.protocol } : {}) };
 }
 
 async function main(): Promise<void> {
@@ -72,7 +79,7 @@ async function main(): Promise<void> {
   }
   const started = new Date();
   const stamp = (line: string) => process.stdout.write(`[${((Date.now() - started.getTime()) / 1000).toFixed(1).padStart(7)} s] ${line}\n`);
-  stamp(`nemesis: seed ${args.seed}, ${args.nodes} nodes, ${args.events !== undefined ? `${args.events} events` : `${args.minutes} minutes`}`);
+  stamp(`nemesis: seed ${args.seed}, ${args.nodes} nodes, clients over ${args.protocol ?? 'http'}, ${args.events !== undefined ? `${args.events} events` : `${args.minutes} minutes`}`);
   try {
     const r = await runNemesis({ ...args, log: stamp });
     for (const c of r.check.checks) stamp(`${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail.split('\n')[0]}`);
@@ -85,7 +92,7 @@ async function main(): Promise<void> {
     }
   } catch (err) {
     stamp(`the harness could not run: ${(err as Error).stack ?? err}`);
-    const again = args.events !== undefined ? replayCommand(args.seed, args.nodes, args.events, args.quick) : `npm run nemesis -- --seed ${args.seed} --nodes ${args.nodes} --minutes ${args.minutes}${args.quick ? ' --quick' : ''}`;
+    const again = args.events !== undefined ? replayCommand(args.seed, args.nodes, args.events, args.quick, args.protocol) : `npm run nemesis -- --seed ${args.seed} --nodes ${args.nodes} --minutes ${args.minutes}${args.quick ? ' --quick' : ''}${args.protocol ? ` --protocol ${args.protocol}` : ''}`;
     stamp(`seed ${args.seed}; replay with: ${again}`);
     process.exitCode = 2;
   }

@@ -9,7 +9,8 @@
  * down, a cut-off minority refused a write, a torn tail was written and its member restarted,
  * members were added and removed.
  *
- * The seed is fixed so CI replays the same schedule; `NEMESIS_SEED` picks another one. Seed 848
+ * The seed is fixed so CI replays the same schedule; `NEMESIS_SEED` picks another one, and
+ * `NEMESIS_PROTOCOL=stream` runs the clients over the stream protocol. Seed 848
  * plays its membership changes in the first four steps, before any kill, pause or torn tail:
  * a member added after the leader's log was compacted cannot catch up yet (docs/testing.md,
  * Findings; `NEMESIS_SEED=20261129` runs into it).
@@ -20,6 +21,8 @@ import { runNemesis, type NemesisResult } from './run.js';
 import { NEMESIS_KINDS } from './schedule.js';
 
 const SEED = Number(process.env.NEMESIS_SEED ?? 848);
+/** The clients' protocol (`NEMESIS_PROTOCOL=stream`: the SDK's `streamFetch()`; default HTTP). */
+const PROTOCOL = process.env.NEMESIS_PROTOCOL === 'stream' ? 'stream' : 'http';
 
 describe('nemesis: a short schedule over three processes', () => {
   let r: NemesisResult | undefined;
@@ -29,7 +32,7 @@ describe('nemesis: a short schedule over three processes', () => {
   });
 
   it('passes every check while every kind of fault really happens', async () => {
-    r = await runNemesis({ seed: SEED, nodes: 3, events: 22, quick: true, clients: 4, keys: 6 });
+    r = await runNemesis({ seed: SEED, nodes: 3, events: 22, quick: true, clients: 4, keys: 6, protocol: PROTOCOL });
     const failed = r.check.checks.filter((c) => !c.ok);
     expect(failed, `seed ${SEED}; replay: ${r.replay}; report in ${r.reportDir}\n${failed.map((c) => `${c.name}: ${c.detail}`).join('\n')}`).toEqual([]);
     expect(r.check.ok).toBe(true);

@@ -17,6 +17,10 @@ import { OP_KINDS, isWrite, type FaultEvent, type OpRecord } from './history.js'
 export interface RunSummary {
   seed: number;
   nodes: number;
+  /** The clients' protocol (`http`, or `stream` for the hot key routes). */
+  protocol?: string;
+  /** Protocol `stream`: requests over the stream and over HTTP, connections opened. */
+  streamStats?: { streamed: number; http: number; opened: number };
   minutes: number;
   events: FaultEvent[];
   history: OpRecord[];
@@ -64,7 +68,7 @@ export function renderMarkdown(run: RunSummary): string {
   const lines: string[] = [];
   lines.push(`# ProofKV nemesis run: ${check.ok ? 'PASS' : 'FAIL'}`, '');
   lines.push(`| | |`, `|---|---|`);
-  lines.push(`| seed | ${run.seed} |`, `| nodes | ${run.nodes} |`, `| duration | ${run.minutes} min |`, `| operations | ${history.length} |`, `| fault events | ${events.length} |`);
+  lines.push(`| seed | ${run.seed} |`, `| nodes | ${run.nodes} |`, `| client protocol | ${run.protocol ?? 'http'}${run.streamStats ? ` (${run.streamStats.streamed} requests over the stream on ${run.streamStats.opened} connections, ${run.streamStats.http} over HTTP)` : ''} |`, `| duration | ${run.minutes} min |`, `| operations | ${history.length} |`, `| fault events | ${events.length} |`);
   lines.push(`| replay | \`${cell(run.replay)}\` |`, '');
   lines.push('![throughput and p99 latency over time, fault windows shaded](plot.svg)', '');
 

@@ -17,7 +17,7 @@ import { NemesisCluster } from './cluster.js';
 import type { FaultEvent, OpRecord } from './history.js';
 import { writeReport } from './report.js';
 import { addsOf, schedule, type NemesisStep } from './schedule.js';
-import { Workload } from './workload.js';
+import { Workload, type NemesisProtocol } from './workload.js';
 
 /** What to run. */
 export interface NemesisOptions {
@@ -35,6 +35,8 @@ export interface NemesisOptions {
   clients?: number;
   /** Keys (default 8). */
   keys?: number;
+  /** How the clients reach the members (default `http`; `stream`: the SDK's `streamFetch()` for the hot key routes). */
+  protocol?: NemesisProtocol;
   /** Progress lines (default: none). */
   log?: (line: string) => void;
 }
@@ -47,6 +49,8 @@ export interface NemesisResult {
   reportDir: string;
   /** The command that replays this run's schedule. */
   replay: string;
+  /** What the clients' `streamFetch`es did (all zero over `http`). */
+  streamStats: { streamed: number; http: number; opened: number };
 }
 
 /** How long a write probe on a cut-off member waits for its answer, ms (more than the proposal timeout). */
@@ -54,9 +58,9 @@ const PROBE_TIMEOUT_MS = 8000;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** The command that replays `steps` steps of `seed` over `nodes` members. */
-export function replayCommand(seed: number, nodes: number, steps: number, quick = false): string {
-  return `npm run nemesis -- --seed ${seed} --nodes ${nodes} --events ${steps}${quick ? ' --quick' : ''}`;
+/** The command that replays `steps` steps of `seed` over `nodes` members (with the clients' `protocol`, when not the default `http`). */
+export function replayCommand(seed: number, nodes: number, steps: number, quick = false, protocol: NemesisProtocol = 'http'): string {
+  return `npm run nemesis -- --seed ${seed} --nodes ${nodes} --events ${steps}${quick ? ' --quick' : ''}${protocol === 'http' ? '' : ` --protocol ${protocol}`}`;
 }
 
 /** Plays a whole run. Rejects only when the harness itself cannot run (a cluster that never starts). */
@@ -74,7 +78,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
     if (first === undefined) throw new Error('the cluster elected no leader in 60 s');
     const quorum = majority(o.nodes);
     t0 = performance.now();
-    const workload = new Workload({ endpoints: () => cluster.endpoints(), publicKeys: cluster.publicKeys, quorum, clients: o.clients ?? 4, keys: o.keys ?? 8, seed: o.seed, opTimeoutMs: 10_000, origin: t0 });
+    const workload = new Workload({ endpoints: () => cluster.endpoints(), publicKeys: cluster.publicKeys, quorum, clients: o.clients ?? 4, keys: o.keys ?? 8, seed: o.seed, opTimeoutMs: 10_000, origin: t0, protocol: o.protocol ?? 'http' });
     workload.start();
     await sleep(2000);
     const deadline = o.events === undefined && o.minutes !== undefined ? t0 + o.minutes * 60_000 : Infinity;
@@ -116,9 +120,11 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisResult> {
       detail: acked.length === 0 ? `${probes.length} write probes on a minority: ${summarize(probes.map((p) => p.answer))}` : acked.map((p) => `event ${p.event}: member ${p.member} answered ${p.answer}`).join('\n'),
     });
     check.ok = check.checks.every((c) => c.ok);
-    const replay = replayCommand(o.seed, o.nodes, played, o.quick);
-    writeReport(reportDir, { seed: o.seed, nodes: o.nodes, minutes: Math.round(((performance.now() - t0) / 60_000) * 10) / 10, events, history, check, replay });
-    return { check, events, history, reportDir, replay };
+    const replay = replayCommand(o.seed, o.nodes, played, o.quick, o.protocol);
+    const via = workload.streamStats();
+    if (o.protocol === 'stream') log(`clients: ${via.streamed} requests over the stream (${via.opened} connections opened), ${via.http} over HTTP`);
+    writeReport(reportDir, { seed: o.seed, nodes: o.nodes, protocol: o.protocol ?? 'http', ...(o.protocol === 'stream' ? { streamStats: via } : {}), minutes: Math.round(((performance.now() - t0) / 60_000) * 10) / 10, events, history, check, replay });
+    return { check, events, history, reportDir, replay, streamStats: via };
   } finally {
     // Each member's last output (warnings and errors: `--log-level warn`), for a failing run's post-mortem.
     for (const m of cluster.pc.members) fs.writeFileSync(path.join(reportDir, `member-${m.id}.log`), m.output);

@@ -3,7 +3,8 @@
  * operation ends at its deadline as `info` (a write) and the clients go on; a seed replays the
  * same choices; errors are classified (a refused write is `fail`, an unanswered one `info`).
  * Against a real three-process cluster without faults, the recorded history passes every check
- * and holds every kind of operation, with one idempotency session per write.
+ * and holds every kind of operation, with one idempotency session per write — with the clients over
+ * HTTP, and over the stream (`streamFetch()`: the hot key routes on stream connections).
  */
 import * as net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -45,6 +46,7 @@ describe('errors', () => {
     expect(() => new Workload({ ...base, keys: 0 })).toThrow(RangeError);
     expect(() => new Workload({ ...base, quorum: 2 })).toThrow(RangeError);
     expect(() => new Workload({ ...base, opTimeoutMs: 10 })).toThrow(RangeError);
+    expect(() => new Workload({ ...base, protocol: 'grpc' as 'http' })).toThrow(/protocol must be one of http, stream/);
   });
 });
 
@@ -131,7 +133,8 @@ describe('a member that never answers', () => {
   }, 120_000);
 });
 
-describe('three processes without faults', () => {
+// A cluster per protocol: the checks start from empty keys, and a second run's client ids would be the first's.
+describe.each(['http', 'stream'] as const)('three processes without faults, clients over %s', (protocol) => {
   let cluster: ProcessCluster;
   beforeAll(async () => {
     cluster = await ProcessCluster.start(3, ['--checkpoint-interval', '300']);
@@ -141,7 +144,7 @@ describe('three processes without faults', () => {
   });
 
   it('records every kind of operation and the history passes every check', async () => {
-    const w = new Workload({ endpoints: () => cluster.members.map((m) => m.url), publicKeys: cluster.publicKeys, quorum: 2, clients: 4, keys: 4, seed: 11, opTimeoutMs: 10_000 });
+    const w = new Workload({ endpoints: () => cluster.members.map((m) => m.url), publicKeys: cluster.publicKeys, quorum: 2, clients: 4, keys: 4, seed: 11, opTimeoutMs: 10_000, protocol });
     w.start();
     // Enough operations that every kind was chosen (the weights make this near certain by 400; bounded).
     const until = Date.now() + 120_000;
@@ -162,5 +165,13 @@ describe('three processes without faults', () => {
     expect(report.checks.map((c) => c.name)).toEqual(['linearizable per key', 'no acknowledged write lost', 'no write applied twice', 'reads show committed data', 'no fork or rollback', 'members agree', 'verified reads verified', 'batches all or nothing']);
     expect(report.figures.acknowledgedWritesLost).toBe(0);
     expect(report.figures.acknowledgedWrites).toBeGreaterThan(0);
+    // Over the stream, the hot key routes went over it and the others over HTTP; over HTTP, nothing did.
+    const via = w.streamStats();
+    if (protocol === 'stream') {
+      const hot = h.filter((o) => o.outcome === 'ok' && ['put', 'put-if-version', 'put-if-absent', 'delete', 'get', 'get-serializable', 'verified-get'].includes(o.kind)).length;
+      expect(via.streamed).toBeGreaterThanOrEqual(hot);
+      expect(via.opened).toBeGreaterThanOrEqual(1);
+      expect(via.http).toBeGreaterThan(0);
+    } else expect(via).toEqual({ streamed: 0, http: 0, opened: 0 });
   }, 300_000);
 });

@@ -26,6 +26,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { ProofKVClient, ProofKVHttpError, ProofKVNetworkError, VerificationError, MemoryStateStore, type Entry, type FetchLike } from '../../client-sdk/index.js';
 import { keyPath } from '../../client-sdk/bytes.js';
+import { streamFetch, type StreamFetch, type StreamFetchStats } from '../../client-sdk/stream_fetch.js';
 import { parseEntry } from '../../client-sdk/wire.js';
 import { mulberry32 } from '../support/prng.js';
 import { HistoryLog, type OpKind, type OpRecord, type Outcome } from './history.js';
@@ -54,7 +55,18 @@ export interface WorkloadOptions {
   maxOps?: number;
   /** Distinct trusted heads kept (default 5000). */
   maxHeads?: number;
+  /**
+   * How the clients reach the members (default `http`): `stream` gives each client's SDK a
+   * `streamFetch()` (docs/stream-protocol.md), so its GETs, PUTs, DELETEs and proofs go over
+   * `proofkv-stream/1` connections and every other route over HTTP; the checks are the same.
+   */
+  protocol?: NemesisProtocol;
 }
+
+/** The client protocols of a nemesis run. */
+export const NEMESIS_PROTOCOLS = ['http', 'stream'] as const;
+/** A client protocol of a nemesis run: plain HTTP, or the stream for the hot key routes. */
+export type NemesisProtocol = (typeof NEMESIS_PROTOCOLS)[number];
 
 /** How often each kind is chosen (relative weights). */
 export const OP_WEIGHTS: ReadonlyArray<[OpKind, number]> = [
@@ -128,6 +140,8 @@ class Client {
   private readonly seen = new Map<string, number>();
   private readonly store = new MemoryStateStore();
   private lastHeadSize = -1;
+  /** The client's `streamFetch` (protocol `stream`): one for the whole run, its connections keyed by endpoint. */
+  readonly stream: StreamFetch | undefined;
 
   constructor(
     readonly index: number,
@@ -136,6 +150,8 @@ class Client {
   ) {
     this.process = `c${index}`;
     this.rng = mulberry32((o.seed ^ Math.imul(index + 1, 0x9e3779b1)) >>> 0);
+    // Its HTTP requests (the other routes) take the global fetch, as the `http` protocol's do.
+    if (o.protocol === 'stream') this.stream = streamFetch({ fetch: (input, init) => fetch(input, init) });
   }
 
   /** The SDK for the current member list (a new one, with a new client id, when it changed). */
@@ -148,13 +164,14 @@ class Client {
     this.writes = 0;
     this.clientId = `nemesis-${this.o.seed}-c${this.index}-g${this.generation}`;
     const perAttempt = Math.max(250, Math.floor(this.o.opTimeoutMs / 4));
+    const send: FetchLike = this.stream ?? ((input, init) => fetch(input, init));
     const fetchFn: FetchLike = (input, init) => {
       const gate = opGate.getStore();
-      if (!gate) return fetch(input, init);
+      if (!gate) return send(input, init);
       if (gate.closed) return Promise.reject(new Error('operation deadline passed'));
       gate.endpoint = new URL(input).origin;
       const signal = init.signal ? AbortSignal.any([init.signal, gate.ctl.signal]) : gate.ctl.signal;
-      return fetch(input, { ...init, signal });
+      return send(input, { ...init, signal });
     };
     this.sdk = new ProofKVClient({
       endpoints,
@@ -383,6 +400,7 @@ export class Workload {
     if (!Number.isInteger(o.keys) || o.keys < 1 || o.keys > 1000) throw new RangeError('keys must be an integer in [1, 1000]');
     if (!(o.opTimeoutMs >= 100)) throw new RangeError('opTimeoutMs must be at least 100');
     if (!Number.isInteger(o.quorum) || o.quorum < 1 || o.quorum > o.publicKeys.length) throw new RangeError('quorum must be in [1, publicKeys.length]');
+    if (o.protocol !== undefined && !NEMESIS_PROTOCOLS.includes(o.protocol)) throw new RangeError(`protocol must be one of ${NEMESIS_PROTOCOLS.join(', ')}`);
     this.maxOps = o.maxOps ?? 500_000;
     // Room for the operation each client has in flight when the cap is reached: none is dropped.
     this.log = new HistoryLog(this.maxOps + o.clients);
@@ -406,6 +424,23 @@ export class Workload {
   async stop(): Promise<void> {
     this.stopping = true;
     await Promise.all(this.loops);
+    for (const c of this.clients) c.stream?.close();
+  }
+
+  /**
+   * What the clients' `streamFetch`es did (protocol `stream`; all zero over `http`): requests
+   * answered over the stream, requests sent over HTTP, connections opened.
+   */
+  streamStats(): Omit<StreamFetchStats, 'open'> {
+    const sum = { streamed: 0, http: 0, opened: 0 };
+    for (const c of this.clients) {
+      const s = c.stream?.stats();
+      if (!s) continue;
+      sum.streamed += s.streamed;
+      sum.http += s.http;
+      sum.opened += s.opened;
+    }
+    return sum;
   }
 
   /** The recorded operations, by id. */

@@ -15,7 +15,7 @@ import { ConfigError, resolveConfig } from '../../server/config.js';
 import type { ProofNode } from '../../server/node.js';
 import { until } from '../cluster/in_process.js';
 import { call, pct, startLocalNode, tmpDir, type Reply } from './harness.js';
-import { ACCEPT, OP, encodeRequest, isClient, openStream, type StreamAnswer, type StreamClient, type StreamRequest } from './stream_client.js';
+import { ACCEPT, OP, encodeRequest, isClient, nonReaders, openStream, type StreamAnswer, type StreamClient, type StreamRequest } from './stream_client.js';
 
 /** The answer headers the spec says a stream answer carries. */
 const MEANINGFUL = ['proofkv-replayed', 'proofkv-leader', 'retry-after', 'proofkv-version', 'proofkv-seq', 'proofkv-kind', 'content-type'];
@@ -621,6 +621,41 @@ describe('stream request bytes in flight', () => {
   }, 90_000);
 });
 
+describe('the node-wide answer budget (attacker: many connections that never read, each under its own bounds)', () => {
+  const VALUE = 256 * 1024;
+  // Above the node's floor (two JSON reads' worst case, 17.3 MB with the default frame bound).
+  const NODE_ANSWERS = 20 * 1024 * 1024;
+
+  it('reads of all connections hold at most the node budget; the others wait; shutdown gives every byte back', async () => {
+    const node = await startLocalNode(undefined, undefined, { edge: { maxStreamAnswerBytes: NODE_ANSWERS, maxStreamBufferedBytes: 64 * 1024 * 1024 }, drainTimeoutMs: 500 });
+    const w = await openStream(node.url);
+    if (!isClient(w)) throw new Error('handshake refused');
+    expect((await w.request({ id: 1, op: OP.PUT, key: 'v', value: Buffer.alloc(VALUE, 0x61) })).status).toBe(200);
+    w.close();
+    // Six connections, 100 raw GETs each (25 MiB of answers each: more than the kernel's socket buffers take), none read:
+    // each alone may hold 64 MiB of unsent answers and 256 MiB of reads' answers (a raw read reserves 1.18 MB).
+    const clients = await nonReaders(node.url, 6, 100, 'v');
+    const budget = node.stream.budgets.answers;
+    // A bound on the wait (until reads wait for the node's bytes and no answer moves), not a timing assertion.
+    const end = Date.now() + 20_000;
+    const answered = () => [...node.stream.connections].reduce((n, c) => n + c.stats.answered, 0);
+    let last = -1;
+    while (Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 200));
+      if (budget.waiting > 0 && answered() === last) break;
+      last = answered();
+    }
+    expect(budget.waiting, `${answered()} answered`).toBeGreaterThan(0);
+    expect(answered()).toBeLessThan(600);
+    expect(budget.capacity).toBe(NODE_ANSWERS);
+    expect(budget.stats.peak).toBeLessThanOrEqual(NODE_ANSWERS);
+    expect(budget.used).toBeGreaterThan(0);
+    await node.shutdown('test');
+    expect([budget.used, budget.waiting, node.stream.budgets.requests.used]).toEqual([0, 0, 0]);
+    for (const c of clients) c.close();
+  }, 90_000);
+});
+
 describe('stream and node shutdown', () => {
   it('in-flight answers go out, new requests get 503, then the connection closes', async () => {
     const node = await startLocalNode();
@@ -655,5 +690,16 @@ describe('stream settings', () => {
     expect(() => resolveConfig({ config: fileWith({ maxStreamInFlightBytes: 1000 }) }, {}, new Set())).toThrow(/maxStreamInFlightBytes/);
     expect(() => resolveConfig({ config: fileWith({ maxStreamInFlight: 0 }) }, {}, new Set())).toThrow(ConfigError);
     expect(() => resolveConfig({ config: fileWith({ maxStreamBufferedBytes: 1000 }) }, {}, new Set())).toThrow(/maxStreamBufferedBytes/);
+  });
+
+  it('maxStreamAnswerBytes and maxStreamRequestBytes (node-wide) come from the config file, with defaults and bounds', () => {
+    const none = resolveConfig({}, {}, new Set());
+    expect([none.edge.maxStreamAnswerBytes, none.edge.maxStreamRequestBytes]).toEqual([512 * 1024 * 1024, 256 * 1024 * 1024]);
+    const set = resolveConfig({ config: fileWith({ maxStreamAnswerBytes: 2 ** 20, maxStreamRequestBytes: 3 * 2 ** 20 }) }, {}, new Set());
+    expect([set.edge.maxStreamAnswerBytes, set.edge.maxStreamRequestBytes]).toEqual([2 ** 20, 3 * 2 ** 20]);
+    for (const bad of [1000, -1, 1.5, 'big', 2 ** 37]) {
+      expect(() => resolveConfig({ config: fileWith({ maxStreamAnswerBytes: bad }) }, {}, new Set())).toThrow(ConfigError);
+      expect(() => resolveConfig({ config: fileWith({ maxStreamRequestBytes: bad }) }, {}, new Set())).toThrow(/maxStreamRequestBytes/);
+    }
   });
 });

@@ -233,3 +233,19 @@ export function openStream(url: string, o: OpenOptions = {}): Promise<StreamClie
 export function isClient(r: StreamClient | HandshakeRefusal): r is StreamClient {
   return r instanceof StreamClient;
 }
+
+/**
+ * Opens `connections` stream connections that each send `reads` raw GETs of `key` at once and
+ * never read their answers (the socket paused): the attacker of the node's answer budgets.
+ */
+export async function nonReaders(url: string, connections: number, reads: number, key: string): Promise<StreamClient[]> {
+  const out: StreamClient[] = [];
+  for (let i = 0; i < connections; i++) {
+    const c = await openStream(url);
+    if (!isClient(c)) throw new Error('handshake refused');
+    c.socket.pause();
+    c.write(Buffer.concat(Array.from({ length: reads }, (_, j) => encodeRequest({ id: 1 + j, op: OP.GET, key, accept: ACCEPT.RAW }))));
+    out.push(c);
+  }
+  return out;
+}

@@ -17,6 +17,7 @@ import type { Answer } from '../../server/codec.js';
 import { HttpError, problemAnswer, toHttpError } from '../../server/errors.js';
 import type { KeyRequest } from '../../server/routes/key_request.js';
 import { StreamConnection } from '../../server/stream/connection.js';
+import { ByteBudget } from '../../server/stream/budget.js';
 import { answerFrame, encodeAnswer, headerLines, writeAnswerFrame } from '../../server/stream/codec.js';
 import { ACCEPT, AnswerDecoder, OP, encodeRequest } from './stream_client.js';
 
@@ -30,15 +31,29 @@ class FakeSocket extends EventEmitter {
   setNoDelay(): void {}
   pause(): void {}
   resume(): void {}
-  write(b: Buffer): boolean {
+  /** Write callbacks not called yet: a client that does not read (`hold`), or called at the next turn. */
+  readonly pending: (() => void)[] = [];
+  hold = false;
+  write(b: Buffer, cb?: () => void): boolean {
     this.writes.push(Buffer.from(b));
+    if (cb) {
+      if (this.hold) this.pending.push(cb);
+      else setImmediate(cb);
+    }
     return true;
+  }
+  /** The client reads: every held write reaches the kernel. */
+  drainAll(): void {
+    this.hold = false;
+    for (const cb of this.pending.splice(0)) cb();
   }
   end(): void {
     this.writableEnded = true;
   }
   destroy(): void {
+    if (this.destroyed) return;
     this.destroyed = true;
+    this.emit('close');
   }
 }
 
@@ -47,8 +62,10 @@ const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 /** Routes whose GET core answers what `answer` says, when `gate` lets it. */
 function fakeRoutes(answer: (r: KeyRequest) => Answer, gate: (r: KeyRequest) => Promise<void> = async () => {}) {
   const served: [string, number][] = [];
+  // As the real read cores: the gate (the ReadIndex wait), then the stream's hook, then the answer.
   const core = async (r: KeyRequest): Promise<Answer> => {
     await gate(r);
+    if (r.beforeRead) await r.beforeRead();
     return answer(r);
   };
   const route = (name: string, role: 'read' | 'write'): StreamRoute => ({ name, role, core });
@@ -150,6 +167,24 @@ describe('one stream connection', () => {
   });
 });
 
+describe('answers that are never in flight (attacker: a chunk of thousands of PINGs or bad requests)', () => {
+  it('at most maxInFlight answers are queued per turn: reading stops there and resumes after the write; all are answered', async () => {
+    const { routes } = fakeRoutes(() => ({ status: 200, headers: {}, body: 'ok' }));
+    const { socket, conn } = open(routes);
+    const N = 10_000;
+    // PINGs and unknown ops: answered at once, never in flight, so maxInFlight alone did not stop them.
+    socket.emit('data', Buffer.concat(Array.from({ length: N }, (_, i) => encodeRequest({ id: 1 + i, op: i % 2 === 0 ? OP.PING : (9 as 1) }))));
+    for (let i = 0; i < 1000 && conn.stats.answered < N; i++) await turn();
+    await turn();
+    expect(conn.stats.answered).toBe(N);
+    const perWrite = socket.writes.map((w) => new AnswerDecoder().push(w).length);
+    expect(perWrite.reduce((a, b) => a + b, 0)).toBe(N);
+    // The first version queued all 10,000 (objects of ~100 bytes counted as 12) in one turn.
+    expect(Math.max(...perWrite)).toBeLessThanOrEqual(64);
+    expect(conn.stats.pauses).toBeGreaterThan(0);
+  });
+});
+
 describe('input assembly (attacker: a large frame sent in small pieces)', () => {
   it('a frame that arrives in many chunks is joined once, not once per chunk, and arrives intact', async () => {
     const value = Buffer.alloc(256 * 1024);
@@ -196,58 +231,228 @@ describe('input assembly (attacker: a large frame sent in small pieces)', () => 
 });
 
 describe('answer bytes of the reads in flight (attacker: many reads of a large value, never reading the answers)', () => {
-  it('reads in flight stay under maxAnswerReserveBytes (writes are not held by it); all are answered once released', async () => {
+  /** Limits where a raw read reserves 3072 bytes (a JSON one 22,528, a CBOR one 6,144): 4 raw ones fit in 13 KiB. */
+  const small = { maxFrameBytes: 3072, maxInFlight: 64, maxBufferedBytes: 1 << 20, maxInFlightBytes: 1 << 20, maxAnswerReserveBytes: 13 * 1024 };
+
+  it('reads wait in flight holding nothing; past their route hook at most the bound worth of reads build answers at once; all are answered', async () => {
     const release: (() => void)[] = [];
     const { routes } = fakeRoutes(
       (r) => ({ status: 200, headers: {}, body: text(r.key) }),
       () => new Promise<void>((res) => release.push(res)),
     );
     const socket = new FakeSocket();
-    // A raw read reserves 3072 bytes (a JSON one 22,528, a CBOR one 6,144): 4 raw reads fit in 13 KiB.
-    const conn = new StreamConnection(socket as unknown as Socket, 'admin', routes, { maxFrameBytes: 3072, maxInFlight: 64, maxBufferedBytes: 1 << 20, maxInFlightBytes: 1 << 20, maxAnswerReserveBytes: 13 * 1024 });
+    socket.hold = true;
+    const conn = new StreamConnection(socket as unknown as Socket, 'admin', routes, small);
     const puts = Array.from({ length: 10 }, (_, i) => encodeRequest({ id: 1 + i, op: OP.PUT, key: `p${i}`, value: 'v' }));
     const gets = Array.from({ length: 20 }, (_, i) => encodeRequest({ id: 100 + i, op: OP.GET, key: `g${i}`, accept: ACCEPT.RAW }));
     socket.emit('data', Buffer.concat([...puts, ...gets]));
     await turn();
-    expect(conn.inFlightCount).toBe(14);
-    // Answers go out as the held reads are released; the rest are then read and answered.
+    // Every request is in flight (the ReadIndex wait holds no answer bytes): the first version held 14.
+    expect(conn.inFlightCount).toBe(30);
+    expect(conn.answerBytes).toBe(0);
     for (let i = 0; i < 200 && conn.stats.answered < 30; i++) {
       for (const r of release.splice(0)) r();
+      socket.drainAll();
+      socket.hold = true;
       await turn();
     }
     expect(conn.stats.answered).toBe(30);
-    expect(conn.stats.peakInFlight).toBe(14);
-    await turn();
+    expect(conn.stats.peakReading).toBeLessThanOrEqual(4);
+    expect(conn.stats.peakAnswerBytes).toBeLessThanOrEqual(13 * 1024);
+    for (let i = 0; i < 3; i++) {
+      socket.drainAll();
+      await turn();
+    }
+    expect(conn.answerBytes).toBe(0);
     const ids = new AnswerDecoder().push(Buffer.concat(socket.writes)).map((a) => a.id);
     expect(ids.sort((a, b) => a - b)).toEqual([...Array.from({ length: 10 }, (_, i) => 1 + i), ...Array.from({ length: 20 }, (_, i) => 100 + i)]);
   });
 
-  it('a JSON read reserves its worst case (a UTF-8 value escaped in valueUtf8, plus base64): one at a time under a bound that holds 4 raw ones', async () => {
+  it('JSON reads: all in flight at once, built one at a time (each reserves its worst case only while it builds), each then holding its real answer size', async () => {
     const release: (() => void)[] = [];
     const { routes } = fakeRoutes(
       () => ({ status: 200, headers: {}, body: 'ok' }),
       () => new Promise<void>((res) => release.push(res)),
     );
     const socket = new FakeSocket();
-    const conn = new StreamConnection(socket as unknown as Socket, 'admin', routes, { maxFrameBytes: 3072, maxInFlight: 64, maxBufferedBytes: 1 << 20, maxInFlightBytes: 1 << 20, maxAnswerReserveBytes: 13 * 1024 });
+    socket.hold = true;
+    // Room for one JSON worst case (22,528) and a few small answers, where the first version let one JSON read in flight.
+    const conn = new StreamConnection(socket as unknown as Socket, 'admin', routes, { ...small, maxAnswerReserveBytes: 23 * 1024 });
     socket.emit('data', Buffer.concat(Array.from({ length: 3 }, (_, i) => encodeRequest({ id: 1 + i, op: OP.GET, key: `j${i}`, accept: ACCEPT.JSON }))));
     await turn();
-    expect(conn.inFlightCount).toBe(1);
+    expect(conn.inFlightCount).toBe(3);
     for (let i = 0; i < 50 && conn.stats.answered < 3; i++) {
       for (const r of release.splice(0)) r();
       await turn();
     }
-    expect([conn.stats.answered, conn.stats.peakInFlight]).toEqual([3, 1]);
+    expect([conn.stats.answered, conn.stats.peakInFlight, conn.stats.peakReading]).toEqual([3, 3, 1]);
+    // The client has not read: what the connection holds is the three answers' real frames (12 + 2 bytes each), not 3 × 22,528.
+    expect(conn.answerBytes).toBe(3 * 14);
+    for (let i = 0; i < 3; i++) {
+      socket.drainAll();
+      await turn();
+    }
+    expect(conn.answerBytes).toBe(0);
   });
 
-  it('one read larger than the bound still runs when nothing else is in flight', async () => {
+  it('one read larger than the bound still runs when the connection holds nothing', async () => {
     const { routes } = fakeRoutes(() => ({ status: 200, headers: {}, body: 'ok' }));
     const socket = new FakeSocket();
-    const conn = new StreamConnection(socket as unknown as Socket, 'admin', routes, { maxFrameBytes: 3072, maxInFlight: 64, maxBufferedBytes: 1 << 20, maxInFlightBytes: 1 << 20, maxAnswerReserveBytes: 1000 });
+    const conn = new StreamConnection(socket as unknown as Socket, 'admin', routes, { ...small, maxAnswerReserveBytes: 1000 });
     socket.emit('data', Buffer.concat([encodeRequest({ id: 1, op: OP.GET, key: 'a' }), encodeRequest({ id: 2, op: OP.PROOF, key: 'b' })]));
     for (let i = 0; i < 20 && conn.stats.answered < 2; i++) await turn();
     expect(conn.stats.answered).toBe(2);
-    expect(conn.stats.peakInFlight).toBe(1);
+    expect(conn.stats.peakReading).toBe(1);
+  });
+});
+
+describe('the node-wide budgets (attacker: many connections, each under its own bounds)', () => {
+  const small = { maxFrameBytes: 3072, maxInFlight: 64, maxBufferedBytes: 1 << 20, maxInFlightBytes: 1 << 20, maxAnswerReserveBytes: 13 * 1024 };
+  /** Answers of 3,000 bytes: a raw read's frame is 3,012 of its 3,072 reserved. */
+  const big = () => fakeRoutes(() => ({ status: 200, headers: {}, body: 'x'.repeat(3000) }));
+  const budgets = (answers: number, requests = 1 << 30, stallMs = 60_000) => ({ answers: new ByteBudget(answers, stallMs), requests: new ByteBudget(requests, stallMs) });
+  const gets = (n: number, from = 1) => Buffer.concat(Array.from({ length: n }, (_, i) => encodeRequest({ id: from + i, op: OP.GET, key: `g${i}`, accept: ACCEPT.RAW })));
+
+  it('connections each below their own bound, together above the node bound, hold no more than it; all are answered as clients read, and every byte comes back', async () => {
+    const { routes } = big();
+    const b = budgets(2 * 3072);
+    const conns = Array.from({ length: 5 }, () => {
+      const socket = new FakeSocket();
+      socket.hold = true;
+      return { socket, conn: new StreamConnection(socket as unknown as Socket, 'admin', routes, small, b) };
+    });
+    for (const { socket } of conns) socket.emit('data', gets(4));
+    for (let i = 0; i < 10; i++) await turn();
+    // No client reads: two answers exist, the other 18 reads wait their turn (each connection alone would have
+    // built 4), one per connection on the node's queue (the others behind it on their connection).
+    expect(conns.reduce((n, c) => n + c.conn.stats.answered, 0)).toBe(2);
+    expect(b.answers.waiting).toBe(5);
+    expect(b.answers.used).toBeLessThanOrEqual(2 * 3072);
+    for (let i = 0; i < 400 && conns.some((c) => c.conn.stats.answered < 4); i++) {
+      for (const c of conns) c.socket.drainAll();
+      for (const c of conns) c.socket.hold = true;
+      await turn();
+    }
+    expect(conns.map((c) => c.conn.stats.answered)).toEqual([4, 4, 4, 4, 4]);
+    expect(b.answers.stats.peak).toBeLessThanOrEqual(2 * 3072);
+    for (let i = 0; i < 3; i++) {
+      for (const c of conns) c.socket.drainAll();
+      await turn();
+    }
+    expect([b.answers.used, b.requests.used]).toEqual([0, 0]);
+  });
+
+  it('a client that never reads cannot starve a fast one for ever: once the fast one waited stallMs, the stalled connection is cut and its bytes come back', async () => {
+    const { routes } = big();
+    const b = budgets(2 * 3072, 1 << 30, 50);
+    const slow = new FakeSocket();
+    slow.hold = true;
+    const slowConn = new StreamConnection(slow as unknown as Socket, 'admin', routes, small, b);
+    slow.emit('data', gets(4));
+    for (let i = 0; i < 10; i++) await turn();
+    expect(slowConn.stats.answered).toBe(2);
+    const fast = new FakeSocket();
+    const fastConn = new StreamConnection(fast as unknown as Socket, 'admin', routes, small, b);
+    fast.emit('data', gets(3, 50));
+    // Bounded wait (the stall check runs every 50 ms): the fast client's reads are answered.
+    for (let i = 0; i < 200 && fastConn.stats.answered < 3; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(fastConn.stats.answered).toBe(3);
+    expect(slow.destroyed).toBe(true);
+    expect(fast.destroyed).toBe(false);
+    expect(b.answers.stats.evictions).toBe(1);
+    for (let i = 0; i < 5; i++) await turn();
+    expect(b.answers.used).toBe(0);
+  });
+
+  it('a slow reader that still reads is not stalled: its socket buffer shrinking counts as progress, not only whole writes taken', async () => {
+    const { routes } = big();
+    const socket = new FakeSocket();
+    socket.hold = true;
+    const conn = new StreamConnection(socket as unknown as Socket, 'admin', routes, small, budgets(1 << 20));
+    expect(conn.stalledSince()).toBeUndefined();
+    socket.emit('data', gets(1));
+    for (let i = 0; i < 5 && conn.stats.answered < 1; i++) await turn();
+    await turn();
+    socket.writableLength = 3012;
+    const first = conn.stalledSince()!;
+    await new Promise((r) => setTimeout(r, 5));
+    expect(conn.stalledSince()).toBe(first);
+    socket.writableLength = 1000;
+    await new Promise((r) => setTimeout(r, 5));
+    expect(conn.stalledSince()!).toBeGreaterThan(first);
+  });
+
+  it('a connection that dies with reads waiting, building and unsent gives every byte back', async () => {
+    const release: (() => void)[] = [];
+    const { routes } = fakeRoutes(
+      () => ({ status: 200, headers: {}, body: 'x'.repeat(3000) }),
+      () => new Promise<void>((res) => release.push(res)),
+    );
+    const b = budgets(2 * 3072);
+    const socket = new FakeSocket();
+    socket.hold = true;
+    const conn = new StreamConnection(socket as unknown as Socket, 'admin', routes, small, b);
+    socket.emit('data', Buffer.concat([gets(6), encodeRequest({ id: 90, op: OP.PUT, key: 'p', value: 'v' })]));
+    await turn();
+    for (const r of release.splice(0)) r();
+    for (let i = 0; i < 10; i++) await turn();
+    // Two reads' answers built and unsent, one read waiting for the node's bytes, three behind it on the connection.
+    expect(conn.stats.answered).toBe(3);
+    expect(b.answers.waiting).toBe(1);
+    expect(b.answers.used).toBeGreaterThan(0);
+    socket.destroy();
+    for (let i = 0; i < 10; i++) await turn();
+    expect([b.answers.used, b.answers.waiting, b.requests.used]).toEqual([0, 0, 0]);
+  });
+
+  it('the node raises each budget to two of its largest requests (two JSON reads worst case, two frames), so none must wait for an empty budget', () => {
+    const { routes } = fakeRoutes(() => ({ status: 200, headers: {}, body: 'ok' }));
+    const server = (node: { maxAnswerBytes?: number; maxRequestBytes?: number }) =>
+      new StreamServer({ routes, auth: new Authenticator([]), nodeId: 'n1', limits: small, node, listener: (_req, res) => res.end() });
+    const tiny = server({ maxAnswerBytes: 1000, maxRequestBytes: 1000 });
+    expect([tiny.budgets.answers.capacity, tiny.budgets.requests.capacity]).toEqual([2 * 22_528, 2 * 3072]);
+    const given = server({ maxAnswerBytes: 1 << 20, maxRequestBytes: 1 << 20 });
+    expect([given.budgets.answers.capacity, given.budgets.requests.capacity]).toEqual([1 << 20, 1 << 20]);
+    const defaults = server({});
+    expect([defaults.budgets.answers.capacity, defaults.budgets.requests.capacity]).toEqual([512 * 1024 * 1024, 256 * 1024 * 1024]);
+  });
+
+  it('frames refused as malformed (a connection error included) give their request bytes back', async () => {
+    const { routes } = fakeRoutes(() => ({ status: 200, headers: {}, body: 'ok' }));
+    const b = budgets(1 << 30, 1 << 20);
+    for (let i = 0; i < 3; i++) {
+      const socket = new FakeSocket();
+      new StreamConnection(socket as unknown as Socket, 'admin', routes, small, b);
+      // An unknown op (answered, the connection goes on), then id 0 (a connection error).
+      socket.emit('data', Buffer.concat([encodeRequest({ id: 1, op: 9 as 1 }), encodeRequest({ id: 0, op: OP.GET, key: 'k' })]));
+      await turn();
+      // The first version kept every id-0 frame's bytes: a few thousand such connections and the node read no more frames.
+      expect(b.requests.used).toBe(0);
+    }
+  });
+
+  it('request frames in flight stay under the node request budget across connections; waiting frames are read as requests end', async () => {
+    const release: (() => void)[] = [];
+    const { routes } = fakeRoutes(
+      () => ({ status: 200, headers: {}, body: 'ok' }),
+      () => new Promise<void>((res) => release.push(res)),
+    );
+    const frame = encodeRequest({ id: 1, op: OP.PUT, key: 'k', value: 'v'.repeat(1000) });
+    const b = budgets(1 << 30, 3 * frame.length);
+    const conns = Array.from({ length: 3 }, () => {
+      const socket = new FakeSocket();
+      return { socket, conn: new StreamConnection(socket as unknown as Socket, 'admin', routes, small, b) };
+    });
+    for (const { socket } of conns) socket.emit('data', Buffer.concat(Array.from({ length: 4 }, (_, i) => encodeRequest({ id: 1 + i, op: OP.PUT, key: 'k', value: 'v'.repeat(1000) }))));
+    await turn();
+    expect(conns.reduce((n, c) => n + c.conn.inFlightCount, 0)).toBe(3);
+    for (let i = 0; i < 200 && conns.some((c) => c.conn.stats.answered < 4); i++) {
+      for (const r of release.splice(0)) r();
+      await turn();
+      expect(b.requests.used).toBeLessThanOrEqual(3 * frame.length);
+    }
+    expect(conns.map((c) => c.conn.stats.answered)).toEqual([4, 4, 4]);
+    expect(b.requests.used).toBe(0);
   });
 });
 
