@@ -49,6 +49,17 @@ class StatusLabels<L extends Record<string, string>> {
   }
 }
 
+/** One node-wide stream budget as `/metrics` reports it ({@link Metrics.streamBudgets}). */
+export interface StreamBudgetSample {
+  /** `answers` or `requests`. */
+  budget: string;
+  used: number;
+  capacity: number;
+  waiting: number;
+  waits: number;
+  evictions: number;
+}
+
 /** The node's metrics. */
 export class Metrics {
   /** The registry `/metrics` renders. */
@@ -59,6 +70,12 @@ export class Metrics {
   readonly streamDuration: Histogram<'route' | 'status'>;
   /** Reports the open stream connections (also counted in {@link connections}) when `/metrics` is scraped. */
   streamConnections: (() => number) | null = null;
+  /**
+   * Reports the node-wide stream budgets (docs/stream-protocol.md § Bounds) when `/metrics` is
+   * scraped: per budget (`answers`, `requests`) the bytes held, the capacity, the waiters, and the
+   * waits and evictions since start.
+   */
+  streamBudgets: (() => ReadonlyArray<StreamBudgetSample>) | null = null;
   /** Write operations applied, by kind (`put`, `delete`, `append`, `batch_op`); replayed retries are not counted. */
   readonly writes: Counter<'op'>;
   /** Read requests served, by kind (`get`, `scan`, `history`, `proof`, `history_proof`). */
@@ -191,6 +208,23 @@ export class Metrics {
       });
     sampled('proofkv_connections', 'Open client connections', () => this.connections?.().open);
     sampled('proofkv_stream_connections', 'Open stream connections (proofkv-stream/1; also counted in proofkv_connections)', () => this.streamConnections?.());
+    const budgets = () => this.streamBudgets?.();
+    const budgetGauge = (name: string, help: string, pick: (b: StreamBudgetSample) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['budget'],
+        registers,
+        collect() {
+          const bs = budgets();
+          if (bs) for (const b of bs) this.set({ budget: b.budget }, pick(b));
+        },
+      });
+    budgetGauge('proofkv_stream_budget_bytes', 'Bytes held in each node-wide stream budget (answers: reads being built and answers not yet handed to the kernel; requests: request frames in flight)', (b) => b.used);
+    budgetGauge('proofkv_stream_budget_capacity_bytes', 'Capacity of each node-wide stream budget (maxStreamAnswerBytes, maxStreamRequestBytes, raised to their floor)', (b) => b.capacity);
+    budgetGauge('proofkv_stream_budget_waiting', 'Stream connections waiting for bytes of each budget now', (b) => b.waiting);
+    budgetGauge('proofkv_stream_budget_waits_total', 'Takes of each stream budget that had to wait since start (back-pressure; a steady rate: raise the budget or find the slow readers)', (b) => b.waits);
+    budgetGauge('proofkv_stream_budget_evictions_total', 'Stream connections cut since start because their unsent answers stalled while others waited for the budget', (b) => b.evictions);
     sampled('proofkv_connections_limit', 'Connection limit (more are closed at accept)', () => this.connections?.().limit);
     sampled('proofkv_open_tables', 'Open table file descriptors (tables held in memory have none)', () => live(() => db.openTables())?.open);
     sampled('proofkv_open_tables_limit', 'Bound on open table files (maxOpenTables); past it the least recently read is closed', () => live(() => db.openTables())?.limit);

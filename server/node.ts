@@ -403,6 +403,11 @@ export class ProofNode {
       });
       server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => stream.handleUpgrade(req, socket, head));
       metrics.streamConnections = () => stream.connections.size;
+      metrics.streamBudgets = () =>
+        (['answers', 'requests'] as const).map((budget) => {
+          const b = stream.budgets[budget];
+          return { budget, used: b.used, capacity: b.capacity, waiting: b.waiting, waits: b.stats.waits, evictions: b.stats.evictions };
+        });
       server.on('drop', (d?: { remoteAddress?: string; remotePort?: number }) => {
         metrics.refused.inc({ reason: 'connection_limit' });
         log.warn({ reason: 'connection_limit', limit: edge.maxConnections, remote: d?.remoteAddress, port: d?.remotePort }, 'refused connection');

@@ -650,6 +650,15 @@ describe('the node-wide answer budget (attacker: many connections that never rea
     expect(budget.capacity).toBe(NODE_ANSWERS);
     expect(budget.stats.peak).toBeLessThanOrEqual(NODE_ANSWERS);
     expect(budget.used).toBeGreaterThan(0);
+    // The operator sees it in /metrics: the bytes held, the capacity, the waiters.
+    const text = await (await fetch(`${node.url}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
+    const metric = (name: string, b: string) => Number(new RegExp(`^${name}\\{budget="${b}"\\} (\\S+)$`, 'm').exec(text)?.[1]);
+    expect(metric('proofkv_stream_budget_capacity_bytes', 'answers')).toBe(NODE_ANSWERS);
+    expect(metric('proofkv_stream_budget_bytes', 'answers')).toBeGreaterThan(0);
+    expect(metric('proofkv_stream_budget_bytes', 'answers')).toBeLessThanOrEqual(NODE_ANSWERS);
+    expect(metric('proofkv_stream_budget_waiting', 'answers')).toBeGreaterThan(0);
+    expect(metric('proofkv_stream_budget_waits_total', 'answers')).toBeGreaterThan(0);
+    expect(metric('proofkv_stream_budget_evictions_total', 'requests')).toBe(0);
     await node.shutdown('test');
     expect([budget.used, budget.waiting, node.stream.budgets.requests.used]).toEqual([0, 0, 0]);
     for (const c of clients) c.close();
