@@ -31,6 +31,7 @@ import type { StreamRoute, StreamRoutes } from './stream/routes.js';
 
 export type { StreamRoute, StreamRoutes } from './stream/routes.js';
 import { trace } from '../src/replication/trace.js';
+import { LogBudget, DEFAULT_LOG_LINES_PER_SECOND } from './log_budget.js';
 
 /** What {@link createApp} needs besides the route context. */
 export interface AppOptions {
@@ -40,6 +41,12 @@ export interface AppOptions {
   logger: Logger;
   /** True once shutdown started: new requests get `503 UNAVAILABLE`. */
   isClosing?: () => boolean;
+  /**
+   * Most `refused request` log lines a second (default {@link DEFAULT_LOG_LINES_PER_SECOND});
+   * every refusal is still counted in `proofkv_refused_total`, and a line after suppressed ones
+   * says how many (`suppressed`).
+   */
+  refusedLogLinesPerSecond?: number;
 }
 
 /** The app and the route table it was built from. */
@@ -196,15 +203,19 @@ export function createApp(ctx: AppContext, options: AppOptions): BuiltApp {
     next(new HttpError('NOT_FOUND', 'no such route'));
   };
   app.use(notRouted);
+  const refusedLines = new LogBudget(options.refusedLogLinesPerSecond);
   /** Logs an error answer; a refused request is also counted by its reason. */
   const report = (err: unknown, method: string | undefined, route: string, remote: string | undefined, answer: HttpError): void => {
     if (answer.status >= 500 && answer.code !== 'UNAVAILABLE') {
       logger.error({ err, method, route, status: answer.status, code: answer.code }, 'request failed');
       return;
     }
-    // Every refused request is logged with its reason (the stable code) — not the key or body.
+    // Every refused request is counted and logged with its reason (the stable code) — not the key
+    // or body — up to the log budget's lines a second; a line then says how many it stood for.
     ctx.metrics.refused.inc({ reason: answer.code.toLowerCase() });
-    logger.warn({ method, route, status: answer.status, code: answer.code, detail: answer.message, remote }, 'refused request');
+    const suppressed = refusedLines.take();
+    if (suppressed === undefined) return;
+    logger.warn({ method, route, status: answer.status, code: answer.code, detail: answer.message, remote, ...(suppressed > 0 ? { suppressed } : {}) }, 'refused request');
   };
   const onError = errorHandler((err, req, answer) => report(err, req.method, routeOf(req), req.socket.remoteAddress, answer));
   app.use(onError);
