@@ -7,6 +7,14 @@
  * sees a half-linked node. Entries are never removed; a frozen memtable is flushed and dropped whole.
  * Node heights come from a fixed-seed generator, so the structure is the same on every run (it does
  * not reach table bytes either way: a table depends only on the sorted entries).
+ *
+ * Each node also keeps the first 8 bytes of its user key (zero-padded) as two biased 32-bit words
+ * in typed arrays beside the links: a search compares those numbers first and reads the key itself
+ * only when they tie. Key order is bytewise with a shorter key first, so keys whose padded 8-byte
+ * prefixes differ are ordered as their prefixes are; the search then touches one typed array
+ * instead of a key object and its bytes at most steps, which is what an insert into a large
+ * memtable spends its time on (cache misses, bench/README.md § "Table builds and the apply per
+ * write").
  * @module
  */
 import { compareInternalKeys, seqOf, TRAILER_LEN } from '../keys.js';
@@ -21,6 +29,9 @@ export class Memtable {
   private keys: Uint8Array[] = [new Uint8Array(0)];
   private values: Uint8Array[] = [new Uint8Array(0)];
   private links: Int32Array;
+  /** Per node: bytes 0–3 and 4–7 of its user key (zero-padded) as big-endian words with the top bit flipped, so signed order is byte order. */
+  private prefixHi: Int32Array;
+  private prefixLo: Int32Array;
   private height = 1;
   private rng = 0x2545f491;
   /** Bytes accounted for flush decisions: key + value + a fixed per-entry overhead. */
@@ -37,6 +48,8 @@ export class Memtable {
 
   constructor(initialCapacity = 1024) {
     this.links = new Int32Array(initialCapacity * MAX_HEIGHT).fill(NIL);
+    this.prefixHi = new Int32Array(initialCapacity);
+    this.prefixLo = new Int32Array(initialCapacity);
   }
 
   private randomHeight(): number {
@@ -58,11 +71,14 @@ export class Memtable {
    * level (the insertion points).
    */
   private findGreaterOrEqual(key: Uint8Array, prev: Int32Array | null): number {
+    const hi = prefixWord(key, 0);
+    const lo = prefixWord(key, 4);
+    const links = this.links;
     let x = HEAD;
     let level = this.height - 1;
     for (;;) {
-      const next = this.links[x * MAX_HEIGHT + level];
-      if (next !== NIL && compareInternalKeys(this.keys[next], key) < 0) {
+      const next = links[x * MAX_HEIGHT + level];
+      if (next !== NIL && this.lessThan(next, key, hi, lo)) {
         x = next;
       } else {
         if (prev) prev[level] = x;
@@ -73,14 +89,25 @@ export class Memtable {
   }
 
   private findLessThan(key: Uint8Array): number {
+    const hi = prefixWord(key, 0);
+    const lo = prefixWord(key, 4);
     let x = HEAD;
     let level = this.height - 1;
     for (;;) {
       const next = this.links[x * MAX_HEIGHT + level];
-      if (next !== NIL && compareInternalKeys(this.keys[next], key) < 0) x = next;
+      if (next !== NIL && this.lessThan(next, key, hi, lo)) x = next;
       else if (level === 0) return x;
       else level--;
     }
+  }
+
+  /** True when node's key < `key`, whose prefix words are `hi`, `lo`: by the words when they differ. */
+  private lessThan(node: number, key: Uint8Array, hi: number, lo: number): boolean {
+    const h = this.prefixHi[node];
+    if (h !== hi) return h < hi;
+    const l = this.prefixLo[node];
+    if (l !== lo) return l < lo;
+    return compareInternalKeys(this.keys[node], key) < 0;
   }
 
   private findLast(): number {
@@ -113,7 +140,15 @@ export class Memtable {
       const grown = new Int32Array(this.links.length * 2).fill(NIL);
       grown.set(this.links);
       this.links = grown;
+      const hi = new Int32Array(this.prefixHi.length * 2);
+      hi.set(this.prefixHi);
+      this.prefixHi = hi;
+      const lo = new Int32Array(this.prefixLo.length * 2);
+      lo.set(this.prefixLo);
+      this.prefixLo = lo;
     }
+    this.prefixHi[node] = prefixWord(internalKey, 0);
+    this.prefixLo[node] = prefixWord(internalKey, 4);
     this.keys.push(internalKey);
     this.values.push(value);
     for (let i = 0; i < h; i++) {
@@ -196,6 +231,18 @@ class MemtableIterator implements InternalIterator {
   value(): Uint8Array {
     return this.mem._value(this.node);
   }
+}
+
+/**
+ * Bytes `at` .. `at + 3` of internal key `ik`'s user key, zero past its end, as a big-endian word
+ * with the top bit flipped (so that comparing the signed words compares the bytes).
+ */
+function prefixWord(ik: Uint8Array, at: number): number {
+  const n = ik.length - TRAILER_LEN - at;
+  if (n >= 4) return ((ik[at] << 24) | (ik[at + 1] << 16) | (ik[at + 2] << 8) | ik[at + 3]) ^ 0x80000000;
+  let w = 0;
+  for (let i = 0; i < 4; i++) w = (w << 8) | (i < n ? ik[at + i] : 0);
+  return w ^ 0x80000000;
 }
 
 /** True when internal key `ik` has user key `userKey`. */
