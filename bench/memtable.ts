@@ -5,8 +5,11 @@
  * shape (16-byte random keys, 100-byte values, new keys in random order) into one memtable, and
  * the skip list's insert alone on keys encoded beforehand.
  *
- * Run: `npx tsx bench/memtable.ts [--n 200k] [--reps 5] [--key 16] [--value 100]`. Reports median
- * [min–max] µs per record over the reps (each into a fresh memtable); asserts nothing.
+ * `--keys cluster` uses the keys of the cluster bench's load generator instead (`c-%010d`, 12
+ * bytes, written in ascending order, so every key shares its first 8 bytes with thousands of others).
+ *
+ * Run: `npx tsx bench/memtable.ts [--n 200k] [--reps 5] [--key 16] [--value 100] [--keys random|cluster]`. Reports median
+ * [min–max] CPU µs per record over the reps (each into a fresh memtable); asserts nothing.
  * @module
  */
 import { encodeInternalKey, encodeStoredValue } from '../src/keys.js';
@@ -19,17 +22,24 @@ const reps = numArg(args, 'reps', 5);
 const keySize = numArg(args, 'key', 16);
 const valueSize = numArg(args, 'value', 100);
 
-const keys = new KeySet(n, keySize, 3);
+const shape = String(args.get('keys') ?? 'random');
+if (shape !== 'random' && shape !== 'cluster') throw new Error(`--keys random|cluster, got ${shape}`);
+const random = new KeySet(n, keySize, 3);
+const enc = new TextEncoder();
+const clusterKeys = shape === 'cluster' ? Array.from({ length: n }, (_, i) => enc.encode(`c-${String(i).padStart(10, '0')}`)) : [];
+const keys = { key: (i: number): Uint8Array => (shape === 'cluster' ? clusterKeys[i] : random.key(i)) };
 const values = new ValuePool(valueSize, 5);
 const latin1 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.length).toString('latin1');
 const ids = Array.from({ length: n }, (_, i) => latin1(keys.key(i)));
 const iks = Array.from({ length: n }, (_, i) => encodeInternalKey(keys.key(i), 1, i + 1, 1));
 const svs = Array.from({ length: n }, (_, i) => encodeStoredValue(1_700_000_000_000 + i, values.value(i)));
 
+/** CPU µs per record of `f` (this process's user + system time: steadier than wall time on a shared machine). */
 function time(f: () => void): number {
-  const t0 = process.hrtime.bigint();
+  const c0 = process.cpuUsage();
   f();
-  return Number(process.hrtime.bigint() - t0) / 1e3 / n;
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / n;
 }
 
 const full: number[] = [];
@@ -54,9 +64,9 @@ const fmt = (xs: number[]): string => {
   const s = spread(xs);
   return `${s.median.toFixed(3)} [${s.min.toFixed(3)}–${s.max.toFixed(3)}]`;
 };
-console.log(`# bench/memtable.ts — apply per record into one memtable (${n} records, ${keySize} B keys, ${valueSize} B values)`);
+console.log(`# bench/memtable.ts — apply per record into one memtable (${n} records, ${shape === 'cluster' ? 'c-%010d keys ascending' : `${keySize} B random keys`}, ${valueSize} B values)`);
 for (const l of machineInfo()) console.log(`# ${l}`);
-printTable(['row', 'µs/record'], [
+printTable(['row', 'CPU µs/record'], [
   ['encode key + stored value, insert, latest version', fmt(full)],
   ['skip list insert alone', fmt(insert)],
 ]);

@@ -71,8 +71,11 @@ export class Memtable {
    * level (the insertion points).
    */
   private findGreaterOrEqual(key: Uint8Array, prev: Int32Array | null): number {
-    const hi = prefixWord(key, 0);
-    const lo = prefixWord(key, 4);
+    return this.search(key, prefixWord(key, 0), prefixWord(key, 4), prev);
+  }
+
+  /** {@link findGreaterOrEqual} with the key's prefix words computed. */
+  private search(key: Uint8Array, hi: number, lo: number, prev: Int32Array | null): number {
     const links = this.links;
     let x = HEAD;
     let level = this.height - 1;
@@ -122,11 +125,37 @@ export class Memtable {
   }
 
   private readonly prevScratch = new Int32Array(MAX_HEIGHT);
+  /**
+   * The insertion points an insert right after the last one would have: per level, the last
+   * inserted node where it is linked, else the node it was linked after. Valid for any key greater
+   * than the last inserted key whose level-0 successor there is not smaller (see {@link add}).
+   */
+  private readonly finger = new Int32Array(MAX_HEIGHT);
+  /** The node inserted last, or NIL. */
+  private lastNode = NIL;
 
-  /** Inserts an entry. Internal keys are unique (they contain the seq); a duplicate is a bug. */
+  /**
+   * Inserts an entry. Internal keys are unique (they contain the seq); a duplicate is a bug.
+   *
+   * Writes usually arrive in nearly ascending key order (a load, sequential keys, new versions of
+   * keys written in order), so an insert first tries the last insert's points ({@link finger}): if
+   * the key is greater than the last inserted key K and not greater than K's successor at level 0,
+   * it belongs right after K on every level — a node's successor on a higher level is never before
+   * its successor on level 0 — so two comparisons replace the search from the top.
+   */
   add(internalKey: Uint8Array, value: Uint8Array, seq: number): void {
     const prev = this.prevScratch;
-    const found = this.findGreaterOrEqual(internalKey, prev);
+    const hi = prefixWord(internalKey, 0);
+    const lo = prefixWord(internalKey, 4);
+    let found: number;
+    const last = this.lastNode;
+    const after = last === NIL ? NIL : this.links[last * MAX_HEIGHT];
+    if (last !== NIL && this.lessThan(last, internalKey, hi, lo) && (after === NIL || !this.lessThan(after, internalKey, hi, lo))) {
+      for (let i = 0; i < this.height; i++) prev[i] = this.finger[i];
+      found = after;
+    } else {
+      found = this.search(internalKey, hi, lo, prev);
+    }
     if (found !== NIL && compareInternalKeys(this.keys[found], internalKey) === 0) {
       throw new Error('memtable: duplicate internal key');
     }
@@ -147,14 +176,16 @@ export class Memtable {
       lo.set(this.prefixLo);
       this.prefixLo = lo;
     }
-    this.prefixHi[node] = prefixWord(internalKey, 0);
-    this.prefixLo[node] = prefixWord(internalKey, 4);
+    this.prefixHi[node] = hi;
+    this.prefixLo[node] = lo;
     this.keys.push(internalKey);
     this.values.push(value);
     for (let i = 0; i < h; i++) {
       this.links[node * MAX_HEIGHT + i] = this.links[prev[i] * MAX_HEIGHT + i];
       this.links[prev[i] * MAX_HEIGHT + i] = node;
     }
+    for (let i = 0; i < this.height; i++) this.finger[i] = i < h ? node : prev[i];
+    this.lastNode = node;
     this.approximateSize += internalKey.length + value.length + 24;
     this.count++;
     if (seq > this.maxSeq) this.maxSeq = seq;

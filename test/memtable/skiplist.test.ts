@@ -17,22 +17,36 @@ const userKeyArb = fc.oneof(
 );
 const recArb = fc.record({ key: userKeyArb, version: fc.integer({ min: 1, max: 5 }), kind: fc.constantFrom(0, 1) as fc.Arbitrary<0 | 1> });
 
-function build(recs: { key: Uint8Array; version: number; kind: 0 | 1 }[]): { mem: Memtable; iks: Uint8Array[] } {
+/**
+ * A memtable of `recs` (seq = index + 1). `order` inserts them: `random` as given, `ascending`
+ * sorted with every `swapEvery`-th pair swapped (the nearly ascending arrival that the insert's
+ * finger serves, and the misses in between).
+ */
+function build(
+  recs: { key: Uint8Array; version: number; kind: 0 | 1 }[],
+  order: 'random' | 'ascending' = 'random',
+  swapEvery = 5,
+): { mem: Memtable; iks: Uint8Array[] } {
   const mem = new Memtable(4); // small: the link and prefix arrays grow many times
-  const iks: Uint8Array[] = [];
-  recs.forEach((r, i) => {
-    const ik = encodeInternalKey(r.key, r.version, i + 1, r.kind);
-    mem.add(ik, Uint8Array.of(i), i + 1);
-    iks.push(ik);
-  });
-  return { mem, iks: iks.sort(compareInternalKeys) };
+  const recIks = recs.map((r, i) => ({ ik: encodeInternalKey(r.key, r.version, i + 1, r.kind), seq: i + 1 }));
+  if (order === 'ascending') {
+    recIks.sort((a, b) => compareInternalKeys(a.ik, b.ik));
+    for (let i = swapEvery; i < recIks.length; i += swapEvery) [recIks[i - 1], recIks[i]] = [recIks[i], recIks[i - 1]];
+  }
+  for (const r of recIks) mem.add(r.ik, Uint8Array.of(r.seq & 0xff), r.seq);
+  return { mem, iks: recIks.map((r) => r.ik).sort(compareInternalKeys) };
 }
 
 describe('memtable order', () => {
   it('iterates in compareInternalKeys order; seek, prev and get agree with a sorted model', () => {
     fc.assert(
-      fc.property(fc.array(recArb, { minLength: 1, maxLength: 120 }), fc.array(userKeyArb, { maxLength: 20 }), (recs, probes) => {
-        const { mem, iks } = build(recs);
+      fc.property(
+        fc.array(recArb, { minLength: 1, maxLength: 120 }),
+        fc.array(userKeyArb, { maxLength: 20 }),
+        fc.constantFrom('random', 'ascending') as fc.Arbitrary<'random' | 'ascending'>,
+        fc.integer({ min: 2, max: 1000 }),
+        (recs, probes, order, swapEvery) => {
+        const { mem, iks } = build(recs, order, swapEvery);
         const it = mem.iterator();
         const got: Uint8Array[] = [];
         for (it.seekToFirst(); it.valid(); it.next()) got.push(it.key());
@@ -54,8 +68,25 @@ describe('memtable order', () => {
           }
         }
       }),
-      { numRuns: 200 },
+      { numRuns: 300 },
     );
+  });
+
+  it('refuses a duplicate of the last inserted key and of its successor (the finger path)', () => {
+    const mem = new Memtable();
+    const a = encodeInternalKey(Uint8Array.of(1), 1, 1, 1);
+    const b = encodeInternalKey(Uint8Array.of(3), 1, 2, 1);
+    const c = encodeInternalKey(Uint8Array.of(2), 1, 3, 1);
+    mem.add(b, Uint8Array.of(2), 2);
+    mem.add(a, Uint8Array.of(1), 1);
+    expect(() => mem.add(a.slice(), Uint8Array.of(9), 1)).toThrow(/duplicate/);
+    expect(() => mem.add(b.slice(), Uint8Array.of(9), 2)).toThrow(/duplicate/);
+    mem.add(c, Uint8Array.of(3), 3); // after the last insert, before its successor
+    const it = mem.iterator();
+    const got: number[] = [];
+    for (it.seekToFirst(); it.valid(); it.next()) got.push(it.value()[0]);
+    expect(got).toEqual([1, 3, 2]);
+    expect(mem.count).toBe(3);
   });
 
   it('refuses a duplicate internal key and keeps the entry it had', () => {
