@@ -145,6 +145,19 @@ export class TableBuilder {
   }
 
   /**
+   * True when internal key `ik` has the user key of the last entry added (false before the first):
+   * a compaction cuts its outputs only where this is false, so one key's versions stay in one table.
+   */
+  continuesUserKey(ik: Uint8Array): boolean {
+    if (this.prevKeyLen < 0) return false;
+    const n = this.prevKeyLen - TRAILER_LEN;
+    if (ik.length - TRAILER_LEN !== n) return false;
+    const prev = this.prevKey;
+    for (let i = 0; i < n; i++) if (prev[i] !== ik[i]) return false;
+    return true;
+  }
+
+  /**
    * Appends an entry. `internalKey` (see keys.ts) must be strictly greater than the previous one
    * and carry kind PUT or DELETE, and `value` is the stored value `u64 time || value` (keys.ts
    * `encodeStoredValue`); otherwise throws `InvalidArgumentError` and adds nothing.

@@ -46,28 +46,29 @@ describe('memtable order', () => {
         fc.constantFrom('random', 'ascending') as fc.Arbitrary<'random' | 'ascending'>,
         fc.integer({ min: 2, max: 1000 }),
         (recs, probes, order, swapEvery) => {
-        const { mem, iks } = build(recs, order, swapEvery);
-        const it = mem.iterator();
-        const got: Uint8Array[] = [];
-        for (it.seekToFirst(); it.valid(); it.next()) got.push(it.key());
-        expect(got.map((k) => Buffer.from(k).toString('hex'))).toEqual(iks.map((k) => Buffer.from(k).toString('hex')));
-        const back: Uint8Array[] = [];
-        for (it.seekToLast(); it.valid(); it.prev()) back.push(it.key());
-        expect(back.reverse()).toEqual(got);
-        for (const uk of [...probes, ...recs.map((r) => r.key)]) {
-          for (const [v, s] of [[Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER], [2, recs.length], [3, Math.ceil(recs.length / 2)]]) {
-            const target = seekKey(uk, v, s);
-            it.seek(target);
-            const want = iks.find((k) => compareInternalKeys(k, target) >= 0);
-            expect(it.valid() ? Buffer.from(it.key()).toString('hex') : undefined).toBe(want && Buffer.from(want).toString('hex'));
-            const hit = mem.get(uk, target, s);
-            const model = iks.find(
-              (k) => compareInternalKeys(k, target) >= 0 && Buffer.compare(k.subarray(0, k.length - 16), uk) === 0 && seqOf(k) <= s,
-            );
-            expect(hit && Buffer.from(hit[0]).toString('hex')).toBe(model && Buffer.from(model).toString('hex'));
+          const { mem, iks } = build(recs, order, swapEvery);
+          const it = mem.iterator();
+          const got: Uint8Array[] = [];
+          for (it.seekToFirst(); it.valid(); it.next()) got.push(it.key());
+          expect(got.map((k) => Buffer.from(k).toString('hex'))).toEqual(iks.map((k) => Buffer.from(k).toString('hex')));
+          const back: Uint8Array[] = [];
+          for (it.seekToLast(); it.valid(); it.prev()) back.push(it.key());
+          expect(back.reverse()).toEqual(got);
+          for (const uk of [...probes, ...recs.map((r) => r.key)]) {
+            for (const [v, s] of [[Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER], [2, recs.length], [3, Math.ceil(recs.length / 2)]]) {
+              const target = seekKey(uk, v, s);
+              it.seek(target);
+              const want = iks.find((k) => compareInternalKeys(k, target) >= 0);
+              expect(it.valid() ? Buffer.from(it.key()).toString('hex') : undefined).toBe(want && Buffer.from(want).toString('hex'));
+              const hit = mem.get(uk, target, s);
+              const model = iks.find(
+                (k) => compareInternalKeys(k, target) >= 0 && Buffer.compare(k.subarray(0, k.length - 16), uk) === 0 && seqOf(k) <= s,
+              );
+              expect(hit && Buffer.from(hit[0]).toString('hex')).toBe(model && Buffer.from(model).toString('hex'));
+            }
           }
-        }
-      }),
+        },
+      ),
       { numRuns: 300 },
     );
   });

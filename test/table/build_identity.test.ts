@@ -13,7 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { Domain, HASH_LEN, nobleHasher } from '../../proofs/hash.js';
 import { splitDataBlock } from '../../src/table/format.js';
 import { nodeHasher } from '../../src/table/node_hasher.js';
-import type { TableOptions } from '../../src/table/table_builder.js';
+import { TableBuilder, type TableOptions } from '../../src/table/table_builder.js';
 import { TableReader } from '../../src/table/table_reader.js';
 import { build, history, rec, rng, randomBytes, sortRecs, type Rec } from './harness.js';
 
@@ -65,6 +65,21 @@ describe('table builder output is unchanged', () => {
       ),
       { numRuns: 40 },
     );
+  });
+});
+
+describe('TableBuilder.continuesUserKey', () => {
+  it('is true only for the user key of the last entry added', () => {
+    const enc = new TextEncoder();
+    const b = new TableBuilder();
+    const ik = (k: string, v: number, seq: number) => rec(enc.encode(k), v, seq, 1, new Uint8Array(0)).ik;
+    expect(b.continuesUserKey(ik('ab', 1, 1))).toBe(false); // nothing added yet
+    b.add(ik('ab', 2, 5), Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 1]));
+    expect(b.continuesUserKey(ik('ab', 1, 1))).toBe(true);
+    expect(b.continuesUserKey(ik('ab', 9, 9))).toBe(true);
+    expect(b.continuesUserKey(ik('a', 1, 1))).toBe(false);
+    expect(b.continuesUserKey(ik('abc', 1, 1))).toBe(false);
+    expect(b.continuesUserKey(ik('ac', 1, 1))).toBe(false);
   });
 });
 
