@@ -38,9 +38,37 @@ export const TIME_LEN = 8;
 /** Largest commit time (the field is a u64; JS numbers cap it at 2^53 - 1). */
 export const MAX_TIME = Number.MAX_SAFE_INTEGER;
 
-/** The stored form of a value: `u64 time BE || value`. */
+/** Bytes of one slab of {@link encodeStoredValue}. */
+export const STORED_VALUE_SLAB = 64 * 1024;
+/** Stored values longer than this get an array of their own rather than a piece of a slab. */
+export const STORED_VALUE_SLAB_MAX = 4 * 1024;
+
+let slab = new Uint8Array(0);
+let slabPos = 0;
+
+/**
+ * The stored form of a value: `u64 time BE || value`, in fresh bytes that nothing else writes.
+ * Forms up to {@link STORED_VALUE_SLAB_MAX} bytes are views into a shared 64 KiB slab, cut one
+ * after another, and a new slab is started when the current one is full: a fresh typed array above
+ * 64 bytes gets an off-heap backing store of its own, which cost more than the rest of a
+ * memtable insert's encoding (bench/README.md § "Table builds and the apply per write"). A slab
+ * is freed once no view of it is left; since a memtable's values are cut in insertion order, a
+ * slab is shared by at most the values written around the same time, and a value kept after its
+ * memtable is gone keeps at most one slab (64 KiB) alive. Callers must not rely on `.buffer`
+ * being the value's own.
+ */
 export function encodeStoredValue(time: number, value: Uint8Array): Uint8Array {
-  const out = new Uint8Array(TIME_LEN + value.length);
+  const n = TIME_LEN + value.length;
+  let out: Uint8Array;
+  if (n > STORED_VALUE_SLAB_MAX) out = new Uint8Array(n);
+  else {
+    if (slabPos + n > slab.length) {
+      slab = new Uint8Array(STORED_VALUE_SLAB);
+      slabPos = 0;
+    }
+    out = slab.subarray(slabPos, slabPos + n);
+    slabPos += n;
+  }
   writeU64BE(out, 0, time);
   out.set(value, TIME_LEN);
   return out;

@@ -8,9 +8,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { compareBytes } from '../../proofs/bytes.js';
 import { nodeHasher } from '../table/node_hasher.js';
-import { userKeyOf } from '../keys.js';
 import { MergingIterator } from '../merging_iterator.js';
 import { BlockCache } from '../table/block_cache.js';
 import { TableBuilder } from '../table/table_builder.js';
@@ -113,7 +111,6 @@ export function runCompaction(job: CompactionJob): CompactionOutput[] {
   try {
     const it = new MergingIterator(readers.map((r) => r.iterator()));
     let builder: TableBuilder | null = null;
-    let lastUserKey: Uint8Array | null = null;
     const finishOutput = () => {
       if (!builder) return;
       const { bytes, meta } = builder.finish();
@@ -127,13 +124,12 @@ export function runCompaction(job: CompactionJob): CompactionOutput[] {
     };
     for (it.seekToFirst(); it.valid(); it.next()) {
       const key = it.key();
-      const uk = userKeyOf(key);
-      if (builder !== null && lastUserKey !== null && compareBytes(uk, lastUserKey) !== 0) {
-        if ((builder as TableBuilder).estimatedSize >= job.shape.targetFileSize) finishOutput();
+      // Cut only between two user keys (compared in place with the builder's last key: no copy per entry).
+      if (builder !== null && (builder as TableBuilder).estimatedSize >= job.shape.targetFileSize && !(builder as TableBuilder).continuesUserKey(key)) {
+        finishOutput();
       }
       if (builder === null) builder = newTableBuilder(job.shape);
       (builder as TableBuilder).add(key, it.value());
-      lastUserKey = uk.slice();
     }
     finishOutput();
   } finally {

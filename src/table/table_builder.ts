@@ -90,8 +90,8 @@ export class TableBuilder {
   private readonly opts: TableOptions;
   private readonly out = new ByteWriter(1 << 16);
   private readonly block: BlockBuilder;
+  /** Holds the current block's leaves (hashed as entries arrive) until the block is cut. */
   private readonly blockHasher: BlockHasher;
-  private leaves: Uint8Array[] = [];
   /** The current block's group roots, filled by the block hasher when the block is cut. */
   private readonly groups: { log: number; out: Uint8Array[] } | undefined;
   /** Bytes of group roots and their counts written so far (see {@link estimatedSize}). */
@@ -145,6 +145,19 @@ export class TableBuilder {
   }
 
   /**
+   * True when internal key `ik` has the user key of the last entry added (false before the first):
+   * a compaction cuts its outputs only where this is false, so one key's versions stay in one table.
+   */
+  continuesUserKey(ik: Uint8Array): boolean {
+    if (this.prevKeyLen < 0) return false;
+    const n = this.prevKeyLen - TRAILER_LEN;
+    if (ik.length - TRAILER_LEN !== n) return false;
+    const prev = this.prevKey;
+    for (let i = 0; i < n; i++) if (prev[i] !== ik[i]) return false;
+    return true;
+  }
+
+  /**
    * Appends an entry. `internalKey` (see keys.ts) must be strictly greater than the previous one
    * and carry kind PUT or DELETE, and `value` is the stored value `u64 time || value` (keys.ts
    * `encodeStoredValue`); otherwise throws `InvalidArgumentError` and adds nothing.
@@ -193,7 +206,7 @@ export class TableBuilder {
       this.bloomHashes[this.bloomCount++] = bloomHash(internalKey, 0, ukLen);
     }
 
-    this.leaves.push(this.blockHasher.leaf(internalKey, value));
+    this.blockHasher.addLeaf(internalKey, value);
     this.block.add(internalKey, value);
     this.entries++;
     this.rawKeySize += klen;
@@ -279,7 +292,7 @@ export class TableBuilder {
    */
   private cutBlock(): void {
     const lastKey = this.block.lastKeyView().slice();
-    const root = this.blockHasher.blockRoot(this.leaves, this.groups);
+    const root = this.blockHasher.finishBlock(this.groups);
     const out = this.out;
     const start = out.length;
     out.bytes(this.block.finish());
@@ -298,7 +311,6 @@ export class TableBuilder {
     this.handles.push(handle);
     // Plain Uint8Array (a node:crypto digest is a Buffer): a view, not a copy.
     this.blockRoots.push(root.constructor === Uint8Array ? root : new Uint8Array(root.buffer, root.byteOffset, root.length));
-    this.leaves = [];
     this.block.reset();
   }
 

@@ -33,7 +33,35 @@ describe('block hasher', () => {
     });
   }
 
+  it('addLeaf/finishBlock equal leaf/blockRoot, group roots included, across blocks of mixed key and value lengths', () => {
+    const streamed = new BlockHasher(nodeHasher);
+    const ref = new BlockHasher(nobleHasher);
+    fc.assert(
+      fc.property(fc.array(fc.array(entryArb, { minLength: 1, maxLength: 70 }), { minLength: 1, maxLength: 4 }), fc.constantFrom(1, 2, 3), (blocks, log) => {
+        for (const entries of blocks) {
+          const leaves: Uint8Array[] = [];
+          for (const e of entries) {
+            const ik = encodeInternalKey(e.key, e.version, e.seq, e.kind);
+            const sv = encodeStoredValue(e.time, e.value);
+            streamed.addLeaf(ik, sv);
+            // A leaf() between two addLeaf() calls must not disturb the block being streamed.
+            leaves.push(streamed.leaf(ik, sv));
+          }
+          expect(streamed.pendingLeaves).toBe(entries.length);
+          const g1 = { log, out: [] as Uint8Array[] };
+          const g2 = { log, out: [] as Uint8Array[] };
+          const got = streamed.finishBlock(g1);
+          expect([...got]).toEqual([...ref.blockRoot(leaves, g2)]);
+          expect(g1.out.map((x) => [...x])).toEqual(g2.out.map((x) => [...x]));
+          expect(streamed.pendingLeaves).toBe(0);
+        }
+      }),
+      { numRuns: 40 },
+    );
+  });
+
   it('refuses an empty block', () => {
     expect(() => new BlockHasher(nobleHasher).blockRoot([])).toThrow(RangeError);
+    expect(() => new BlockHasher(nodeHasher).finishBlock()).toThrow(RangeError);
   });
 });
