@@ -10,6 +10,11 @@
  * Each request runs what its HTTP route runs (`StreamRoutes` of `server/app.ts`): the shutdown
  * check, the query's and key's checks, the role check, the `ProofKV-Min-Head` gate, the body
  * limit, then the route's core; an error becomes the same problem answer.
+ *
+ * With `PROOFKV_TRACE` set (src/replication/trace.ts) it records, per request, `stream-in` (the
+ * frame decoded), `stream-core` (handed to the route's core), `stream-queued` (its answer queued)
+ * and, per socket write, `stream-write` (answers written, bytes): docs/stream-protocol.md § Trace
+ * events. Off, each is one boolean test.
  * @module
  */
 import type { Socket } from 'node:net';
@@ -19,6 +24,7 @@ import type { Answer } from '../answer.js';
 import { HttpError } from '../errors.js';
 import { checkKeySize, Query } from '../keys.js';
 import { ByteBudget, type BudgetHolder } from './budget.js';
+import { trace, tracing } from '../../src/replication/trace.js';
 import { STREAM_ACCEPT, StreamOp, StreamProtocolError, answerFrame, decodeRequest, frameSize, parseHeaderLines, utf8Text, writeAnswerFrame, type AnswerFrame, type RequestFrame } from './codec.js';
 
 /** The answer headers a stream answer carries (the others are HTTP's per-connection ones). */
@@ -472,6 +478,7 @@ export class StreamConnection implements BudgetHolder {
       this.refuse(id, new HttpError('STREAM_PROTOCOL', problem ?? 'malformed request'), route?.name ?? 'stream');
       return false;
     }
+    if (tracing) trace('stream-in', id, name!);
     this.inFlight.add(id);
     this.inFlightBytes += size;
     if (this.inFlight.size > this.stats.peakInFlight) this.stats.peakInFlight = this.inFlight.size;
@@ -557,6 +564,7 @@ export class StreamConnection implements BudgetHolder {
       // Copies: the frame's fields are views into a socket chunk that a stored key or value must not hold on to.
       const body = f.value.length === 0 ? NO_BYTES : new Uint8Array(f.value);
       // `bind`, not an arrow: no closure that a loader keeping function names would name per call.
+      if (tracing) trace('stream-core', f.id);
       a = await route.core({ key: new Uint8Array(f.key), query, header: headers.get.bind(headers), body, accept, beforeRead: ticket === undefined ? undefined : this.reserveRead.bind(this, ticket) });
     } catch (err) {
       a = this.routes.fail(err, route.name, this.remote);
@@ -603,6 +611,7 @@ export class StreamConnection implements BudgetHolder {
     if (this.queued === 0) this.lastProgress = performance.now();
     this.queued += frame.size;
     if (this.answerHeld > this.stats.peakAnswerBytes) this.stats.peakAnswerBytes = this.answerHeld;
+    if (tracing) trace('stream-queued', id, this.out.length);
     this.out.push(frame);
     this.outBytes += frame.size;
     if (!this.flushScheduled) {
@@ -626,10 +635,12 @@ export class StreamConnection implements BudgetHolder {
     const data = Buffer.allocUnsafe(this.outBytes);
     let at = 0;
     for (const a of this.out) at = writeAnswerFrame(a, data, at);
+    const answers = this.out.length;
     this.out = [];
     this.outBytes = 0;
     // The bytes stay charged until the socket has handed them to the kernel.
     this.socket.write(data, this.sent.bind(this, data.length));
+    if (tracing) trace('stream-write', answers, data.length);
     if (this.socket.writableLength > this.stats.peakBuffered) this.stats.peakBuffered = this.socket.writableLength;
     if (this.paused) this.pump();
     this.maybeClose();
