@@ -5,7 +5,8 @@
  * in flight, `maxBufferedBytes` of unsent answers, or when the node's budgets (`budget.ts`) have no
  * room for the next frame, and resumes as answers go out), the answer bytes of its reads (reserved
  * by a read's route right before it reads, then the answer's real size until the kernel has it),
- * and the answers of one event-loop turn written in one socket write.
+ * and the answers of one event-loop turn written in one socket write (at once when the connection
+ * owes no other answer: a lone request's answer does not wait for the turn's end).
  *
  * Each request runs what its HTTP route runs (`StreamRoutes` of `server/app.ts`): the shutdown
  * check, the query's and key's checks, the role check, the `ProofKV-Min-Head` gate, the body
@@ -185,7 +186,9 @@ export class StreamConnection implements BudgetHolder {
   /** The answers of this event-loop turn, measured, written together by {@link flush}. */
   private out: AnswerFrame[] = [];
   private outBytes = 0;
-  private flushScheduled = false;
+  private flushScheduled: NodeJS.Immediate | undefined;
+  /** {@link pump} is running: answers queued meanwhile wait for the turn's write, with the chunk's others. */
+  private pumping = false;
   /** No more requests are read (a connection error, or the client's end): close once in-flight answers are out. */
   private ending = false;
   /** Shutdown: requests still read get 503; close once in-flight answers are out. */
@@ -304,6 +307,15 @@ export class StreamConnection implements BudgetHolder {
 
   /** Cuts and starts the requests buffered, as long as the bounds allow; pauses or resumes the socket. */
   private pump(): void {
+    this.pumping = true;
+    try {
+      this.pumpFrames();
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private pumpFrames(): void {
     if (this.held.length > 0) {
       this.held.unshift(this.buf.subarray(this.off));
       this.buf = Buffer.concat(this.held);
@@ -581,7 +593,13 @@ export class StreamConnection implements BudgetHolder {
       // An answer the frame cannot hold (header lines over 64 KiB): the client still gets one.
       this.enqueue(f.id, this.routes.fail(err, route.name, this.remote), reserved);
     }
-    if (this.paused) this.pump();
+    // The last answer this connection owes: nothing else can join its write, so it goes now
+    // instead of after the rest of the turn (the Raft loop's next steps, other connections'
+    // callbacks) and the turn's `setImmediate`. With other requests in flight the turn's answers
+    // still leave together; answered during pump (a refusal before any wait), the chunk's others
+    // join it at the turn's end.
+    if (this.inFlight.size === 0 && !this.pumping && this.out.length > 0) this.flush();
+    else if (this.paused) this.pump();
   }
 
   /**
@@ -614,10 +632,7 @@ export class StreamConnection implements BudgetHolder {
     if (tracing) trace('stream-queued', id, this.out.length);
     this.out.push(frame);
     this.outBytes += frame.size;
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(this.flushNow);
-    }
+    this.flushScheduled ??= setImmediate(this.flushNow);
   }
 
   /** {@link flush}, bound once per connection (no closure per turn). */
@@ -625,7 +640,10 @@ export class StreamConnection implements BudgetHolder {
 
   /** Writes the answers of this event-loop turn in one socket write, each answer's bytes copied once. */
   private flush(): void {
-    this.flushScheduled = false;
+    if (this.flushScheduled !== undefined) {
+      clearImmediate(this.flushScheduled);
+      this.flushScheduled = undefined;
+    }
     if (this.out.length === 0 || this.socket.destroyed || this.socket.writableEnded) {
       this.sent(this.outBytes);
       this.out = [];
@@ -655,7 +673,7 @@ export class StreamConnection implements BudgetHolder {
   }
 
   private maybeClose(): void {
-    if ((this.ending || this.draining) && this.inFlight.size === 0 && this.out.length === 0 && !this.flushScheduled && !this.socket.destroyed) {
+    if ((this.ending || this.draining) && this.inFlight.size === 0 && this.out.length === 0 && this.flushScheduled === undefined && !this.socket.destroyed) {
       this.socket.end();
       // A client that does not read its last answers (or never closes its side) must not hold the descriptor.
       setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref();
