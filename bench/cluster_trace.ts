@@ -172,9 +172,10 @@ function frontOf(n: NodeTrace, propose: number, answer: number): { in: Array<[st
   return { in: [['client request arrives (http)', http[0]]], out: [['HTTP answer written', end[0]]] };
 }
 
-const median = (v: number[]) => {
+/** The `q` quantile of `v` (0.5: the median). */
+const quantile = (v: number[], q: number) => {
   const s = [...v].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s[Math.floor(s.length / 2)];
+  return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.floor(s.length * q))];
 };
 
 /** Prints, from the trace files, one table per kind of write (to the leader, to a follower). */
@@ -198,13 +199,17 @@ export function printTraceSummary(files: string[]): void {
     // Only writes with every stage of their kind (a commit learnt from a heartbeat has one less, for instance).
     const n = Math.max(...tls.map((t) => t.length));
     const full = tls.filter((t) => t.length === n);
-    const rows = full[0].map(([name], k) => [
-      name,
-      String(Math.round(median(full.map((t) => t[k][1] - t[0][1])))),
-      k === 0 ? '' : String(Math.round(median(full.map((t) => t[k][1] - t[k - 1][1])))),
-    ]);
+    const rows = full[0].map(([name], k) => {
+      const step = full.map((t) => t[k][1] - t[k - 1]?.[1]);
+      return [
+        name,
+        String(Math.round(quantile(full.map((t) => t[k][1] - t[0][1]), 0.5))),
+        k === 0 ? '' : String(Math.round(quantile(step, 0.5))),
+        k === 0 ? '' : String(Math.round(quantile(step, 0.9))),
+      ];
+    });
     console.log(`${key}: ${full.length} writes (of ${tls.length} followed)`);
-    printTable(['stage', 'µs since the request arrived (median)', 'µs since the previous stage (median)'], rows);
+    printTable(['stage', 'µs since the request arrived (median)', 'µs since the previous stage (median)', '(p90)'], rows);
     console.log('');
   }
 }
