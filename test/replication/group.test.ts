@@ -201,6 +201,53 @@ describe('ReplicationGroup, what it has the transport write at once', () => {
   });
 });
 
+describe('ReplicationGroup, a proposal made on a follower while it syncs', () => {
+  it('is relayed to the leader (and flushed) at once, not after the sync; in order, and the sync\'s acknowledgement still waits for it', async () => {
+    // Member 2 of [1, 2, 3]; the test plays leader 1 (term 2). The bootstrap wrote 1-3 (term 1).
+    let gate: (() => void) | undefined;
+    let held = false;
+    const save = WalStorage.prototype.save;
+    vi.spyOn(WalStorage.prototype, 'save').mockImplementation(async function (this: WalStorage, rd: PersistRequest, options) {
+      if (rd.entries.some((e) => e.index === 5)) {
+        held = true;
+        await new Promise<void>((resolve) => { gate = resolve; });
+      }
+      return save.call(this, rd, options);
+    });
+    const t = new HandTransport();
+    const g = await ReplicationGroup.open(tmp(), { stateMachine: new Recorder(), appliedIndex: 0, id: 2, peers: [1, 2, 3].map((id) => ({ id, peerUrl: `http://127.0.0.1:${7100 + id}` })), transport: t, tickMs: 2 ** 31 - 1 });
+    groups.push(g);
+    const entry = (index: number, c: string) => ({ term: 2, index, type: EntryType.Normal, data: encodeEntryPayload(`lead/${index}`, te.encode(c)) });
+    const until = async (cond: () => boolean) => {
+      const end = Date.now() + 20_000;
+      while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 1));
+      expect(cond()).toBe(true);
+    };
+    t.deliver([newMessage({ type: MessageType.App, from: 1, to: 2, term: 2, index: 3, logTerm: 1, entries: [entry(4, 'a')], commit: 3 })]);
+    await until(() => t.sent.some((m) => m.type === MessageType.AppResp && m.index === 4));
+    expect(g.status().leader).toBe(1);
+    t.deliver([newMessage({ type: MessageType.App, from: 1, to: 2, term: 2, index: 4, logTerm: 2, entries: [entry(5, 'b')], commit: 3 })]);
+    await until(() => held);
+    // Two proposals while 5 syncs: one relayed message, in order, flushed, before the sync ends.
+    void g.propose(te.encode('p1')).catch(() => undefined);
+    void g.propose(te.encode('p2')).catch(() => undefined);
+    await until(() => t.sent.some((m) => m.type === MessageType.Prop));
+    const props = t.sent.filter((m) => m.type === MessageType.Prop);
+    expect(props).toHaveLength(1);
+    expect(props[0].to).toBe(1);
+    expect(props[0].entries.map((e) => td.decode(decodeEntryPayload(e.data).command))).toEqual(['p1', 'p2']);
+    const at = t.calls.findIndex((c) => c.includes(MessageType.Prop));
+    expect(t.calls[at + 1]).toBe('flush');
+    // 5 is still not acknowledged: only the relay went early.
+    expect(t.sent.some((m) => m.type === MessageType.AppResp && m.index >= 5)).toBe(false);
+    gate!();
+    await until(() => t.sent.some((m) => m.type === MessageType.AppResp && m.index === 5));
+    await g.settled();
+    // Relayed once: not again after the sync.
+    expect(t.sent.filter((m) => m.type === MessageType.Prop)).toHaveLength(1);
+  });
+});
+
 describe('ReplicationGroup, a commit learnt while it syncs', () => {
   it('a follower applies what it had persisted at once, and acknowledges the entry being synced only after the sync', async () => {
     // Member 2 of [1, 2, 3]; the test plays leader 1 (term 2). The bootstrap wrote 1-3 (term 1).
