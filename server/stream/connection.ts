@@ -14,8 +14,8 @@
  *
  * With `PROOFKV_TRACE` set (src/replication/trace.ts) it records, per request, `stream-in` (the
  * frame decoded), `stream-core` (handed to the route's core), `stream-queued` (its answer queued)
- * and, per socket write, `stream-write` (answers written, bytes): docs/stream-protocol.md § Trace
- * events. Off, each is one boolean test.
+ * and, per socket write as it starts, `stream-write` (answers, bytes): docs/stream-protocol.md §
+ * Trace events. Off, each is one boolean test.
  * @module
  */
 import type { Socket } from 'node:net';
@@ -657,8 +657,10 @@ export class StreamConnection implements BudgetHolder {
     this.out = [];
     this.outBytes = 0;
     // The bytes stay charged until the socket has handed them to the kernel.
-    this.socket.write(data, this.sent.bind(this, data.length));
+    // Traced as the write starts: on loopback the write itself (the kernel's delivery to the
+    // client) takes tens of µs, which is the next hop's, not this front's wait.
     if (tracing) trace('stream-write', answers, data.length);
+    this.socket.write(data, this.sent.bind(this, data.length));
     if (this.socket.writableLength > this.stats.peakBuffered) this.stats.peakBuffered = this.socket.writableLength;
     if (this.paused) this.pump();
     this.maybeClose();
