@@ -713,8 +713,8 @@ export class ReplicationGroup<O> {
     trace('propose', id);
     this.queue.push({ id, data });
     void this.kick();
-    // A follower syncing a Ready relays it at once (duringSync), not after the sync.
-    if (this.wake && this.node.raft.state === StateType.Follower) this.wake();
+    // A follower syncing a Ready relays a lone proposal at once (duringSync), not after the sync.
+    if (this.wake && this.loneProposals() && this.node.raft.state === StateType.Follower) this.wake();
     return p;
   }
 
@@ -1007,6 +1007,14 @@ export class ReplicationGroup<O> {
     }
   }
 
+  /**
+   * True when proposals are queued and none of this member's is in flight (relayed or appended,
+   * not yet answered): a lone client's, which {@link duringSync} relays at once on a follower.
+   */
+  private loneProposals(): boolean {
+    return this.queue.length > 0 && this.waiters.size === this.queue.length;
+  }
+
   /** Feeds the queued proposals into the node, in order, in batches (only the loop calls this). */
   private feedProposals(): void {
     const node = this.node;
@@ -1185,10 +1193,12 @@ export class ReplicationGroup<O> {
       if (node.raft.state === StateType.Leader && node.raft.term === leaderTerm) {
         const out = node.takeMessages((m) => sendsBeforeWrite(m, true));
         if (out.length > 0) this.send(out, true);
-      } else if (node.raft.state === StateType.Follower && this.queue.length > 0 && !this.closed && node.leader() !== None) {
-        // Proposals made meanwhile on a follower: relayed to the leader now (a relay depends on
-        // no write of this member's), not after this sync (bench/README.md: a request arriving
-        // while this member synced another write's entry waited up to the sync's end).
+      } else if (node.raft.state === StateType.Follower && this.loneProposals() && !this.closed && node.leader() !== None) {
+        // Proposals made meanwhile on a follower that has none in flight: relayed to the leader
+        // now (a relay depends on no write of this member's), not after this sync
+        // (bench/README.md: a lone request arriving while this member synced another write's
+        // entry waited up to the sync's end). With proposals in flight they wait for the sync and
+        // go together, as many proposals' relays did before.
         this.feedProposals();
         const out = node.takeMessages((m) => m.type === MessageType.Prop);
         if (out.length > 0) this.send(out, true);

@@ -217,7 +217,7 @@ describe('ReplicationGroup, what it has the transport write at once', () => {
 });
 
 describe('ReplicationGroup, a proposal made on a follower while it syncs', () => {
-  it('is relayed to the leader (and flushed) at once, not after the sync; in order, and the sync\'s acknowledgement still waits for it', async () => {
+  it('is relayed to the leader (and flushed) at once when none of its proposals is in flight, not after the sync; in order; the sync\'s acknowledgement still waits for it', async () => {
     // Member 2 of [1, 2, 3]; the test plays leader 1 (term 2). The bootstrap wrote 1-3 (term 1).
     const sync = holdSaveOf(5);
     const t = new HandTransport();
@@ -246,11 +246,17 @@ describe('ReplicationGroup, a proposal made on a follower while it syncs', () =>
     expect(t.calls[at + 1]).toBe('flush');
     // 5 is still not acknowledged: only the relay went early.
     expect(t.sent.some((m) => m.type === MessageType.AppResp && m.index >= 5)).toBe(false);
+    // A third while p1 and p2 are in flight (many clients): it waits for the sync, as before.
+    void g.propose(te.encode('p3')).catch(() => undefined);
+    for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+    expect(t.sent.filter((m) => m.type === MessageType.Prop)).toHaveLength(1);
     sync.release();
     await until(() => t.sent.some((m) => m.type === MessageType.AppResp && m.index === 5));
+    await until(() => t.sent.filter((m) => m.type === MessageType.Prop).length === 2);
     await g.settled();
-    // Relayed once: not again after the sync.
-    expect(t.sent.filter((m) => m.type === MessageType.Prop)).toHaveLength(1);
+    // p1 and p2 relayed once (not again after the sync), p3 after it.
+    const relayed = t.sent.filter((m) => m.type === MessageType.Prop).map((m) => m.entries.map((e) => td.decode(decodeEntryPayload(e.data).command)));
+    expect(relayed).toEqual([['p1', 'p2'], ['p3']]);
   });
 });
 
