@@ -13,7 +13,8 @@
  *   npm run bench:cluster -- --proofkv-protocol stream   # ProofKV over the stream only (http, stream, both: the default)
  *   npm run bench:cluster -- --stream-conns 2             # stream connections per member (default 1)
  *   npm run bench:cluster -- --systems proofkv --nodes 1   # a one-member ProofKV cluster: what replication costs
- *   npm run bench:cluster -- --systems proofkv --trace --conc-n 1 --get-n 1   # where a single client's write spends its time
+ *   npm run bench:cluster -- --systems proofkv --trace --conc-n 1 --get-n 1   # where a single client's write spends its time, per hop
+ *   npm run bench:cluster -- --systems proofkv --proofkv-protocol stream --seq 2000 --conc-n 1 --get-n 1 --proof-n 1 --reps 1 --trace   # the same over the stream (its front's events too)
  *   npm run bench:cluster -- --systems proofkv --cpu-prof DIR   # a V8 CPU profile of each member (bench/profile-summary.ts; by area: bench/cluster_profile.ts)
  *   npm run bench:http                       # = bench:cluster -- --members 1: one `proofkv serve` vs one etcd member
  *

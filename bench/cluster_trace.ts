@@ -4,7 +4,8 @@
  * and prints, for the writes proposed one at a time, the median time of each stage of a write's
  * way — the client's request arriving, the proposal, the leader's Ready and fsync, the append to
  * each follower over the transport, the followers' fsync and answer, the commit, the apply, the
- * HTTP answer — separately for writes sent to the leader and to a follower (which forwards them).
+ * answer's socket write (over HTTP or the stream protocol) — separately for writes sent to the
+ * leader and to a follower (which relays them).
  *
  *   npx tsx bench/cluster_trace.ts [--reads N] <trace file>...
  *
@@ -70,10 +71,9 @@ function timeline(nodes: Map<number, NodeTrace>, proposer: NodeTrace, answer: Ev
   const id = answer[2] as string;
   const prop = lastBefore(proposer, 'propose', answer[0], (e) => e[2] === id);
   if (!prop) return undefined;
-  const http = lastBefore(proposer, 'http', prop[0]);
-  const httpEnd = first(proposer, 'http-end', answer[0]);
   const apply = lastBefore(proposer, 'apply', answer[0], (e) => e[3] === id);
-  if (!http || !httpEnd || !apply) return undefined;
+  const front = frontOf(proposer, prop[0], answer[0]);
+  if (!apply || !front) return undefined;
   const i = apply[2] as number;
   // The leader: the member that sent the entry in an append.
   let leader: NodeTrace | undefined;
@@ -84,12 +84,13 @@ function timeline(nodes: Map<number, NodeTrace>, proposer: NodeTrace, answer: Ev
   }
   if (!leader || !txApp) return undefined;
   const L = leader;
-  const t: Array<[string, number]> = [['client request arrives (http)', http[0]], ['propose', prop[0]]];
+  const t: Array<[string, number]> = [...front.in, ['propose', prop[0]]];
   if (proposer !== L) {
     const txProp = first(proposer, 'tx', prop[0], (e) => e[2] === 'MsgProp');
+    const frameProp = txProp && first(proposer, 'frame', txProp[0], (e) => e[2] === L.id);
     const rxProp = txProp && first(L, 'rx', txProp[0], (e) => e[2] === 'MsgProp' && e[3] === proposer.id);
-    if (!txProp || !rxProp) return undefined;
-    t.push(['follower sends MsgProp', txProp[0]], ['leader receives MsgProp', rxProp[0]]);
+    if (!txProp || !frameProp || !rxProp) return undefined;
+    t.push(['follower sends MsgProp', txProp[0]], ['follower writes the MsgProp frame', frameProp[0]], ['leader receives MsgProp', rxProp[0]]);
   }
   const readyL = lastBefore(L, 'ready', txApp[0], (e) => contains(e[2] as number, e[3] as number, i));
   if (!readyL) return undefined;
@@ -142,13 +143,39 @@ function timeline(nodes: Map<number, NodeTrace>, proposer: NodeTrace, answer: Ev
   const duringSync = lastBefore(proposer, 'commit-during-sync', apply[0], (e) => contains(e[2] as number, e[3] as number, i));
   const committing = [readyC, duringSync].filter((e): e is Ev => e !== undefined).sort((a, b) => b[0] - a[0])[0];
   if (committing && proposer !== L) t.push(['follower Ready that commits it (or the commit learnt during a sync)', committing[0]]);
-  t.push(['apply starts (proposer)', apply[0]], ['proposer answered', answer[0]], ['HTTP answer written', httpEnd[0]]);
+  t.push(['apply starts (proposer)', apply[0]], ['proposer answered', answer[0]], ...front.out);
   return t;
 }
 
-const median = (v: number[]) => {
+/**
+ * The client front's stages of the write proposed at `propose` and answered at `answer` on member
+ * `n`: over HTTP (server/app.ts) the request's arrival and the answer's end; over the stream
+ * (server/stream/connection.ts) the frame decoded, handed to the core, the answer queued and the
+ * socket write that carried it. Whichever front's request came last before the proposal.
+ */
+function frontOf(n: NodeTrace, propose: number, answer: number): { in: Array<[string, number]>; out: Array<[string, number]> } | undefined {
+  const http = lastBefore(n, 'http', propose);
+  const core = lastBefore(n, 'stream-core', propose);
+  if (core && (!http || core[0] > http[0])) {
+    const id = core[2];
+    const decoded = lastBefore(n, 'stream-in', core[0], (e) => e[2] === id);
+    const queued = first(n, 'stream-queued', answer, (e) => e[2] === id);
+    const written = queued && first(n, 'stream-write', queued[0]);
+    if (!decoded || !queued || !written) return undefined;
+    return {
+      in: [['client request decoded (stream)', decoded[0]], ['handed to the core (stream)', core[0]]],
+      out: [['answer queued (stream)', queued[0]], ['answer written (stream)', written[0]]],
+    };
+  }
+  const end = first(n, 'http-end', answer);
+  if (!http || !end) return undefined;
+  return { in: [['client request arrives (http)', http[0]]], out: [['HTTP answer written', end[0]]] };
+}
+
+/** The `q` quantile of `v` (0.5: the median). */
+const quantile = (v: number[], q: number) => {
   const s = [...v].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s[Math.floor(s.length / 2)];
+  return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.floor(s.length * q))];
 };
 
 /** Prints, from the trace files, one table per kind of write (to the leader, to a follower). */
@@ -172,13 +199,17 @@ export function printTraceSummary(files: string[]): void {
     // Only writes with every stage of their kind (a commit learnt from a heartbeat has one less, for instance).
     const n = Math.max(...tls.map((t) => t.length));
     const full = tls.filter((t) => t.length === n);
-    const rows = full[0].map(([name], k) => [
-      name,
-      String(Math.round(median(full.map((t) => t[k][1] - t[0][1])))),
-      k === 0 ? '' : String(Math.round(median(full.map((t) => t[k][1] - t[k - 1][1])))),
-    ]);
+    const rows = full[0].map(([name], k) => {
+      const step = full.map((t) => t[k][1] - t[k - 1]?.[1]);
+      return [
+        name,
+        String(Math.round(quantile(full.map((t) => t[k][1] - t[0][1]), 0.5))),
+        k === 0 ? '' : String(Math.round(quantile(step, 0.5))),
+        k === 0 ? '' : String(Math.round(quantile(step, 0.9))),
+      ];
+    });
     console.log(`${key}: ${full.length} writes (of ${tls.length} followed)`);
-    printTable(['stage', 'µs since the request arrived (median)', 'µs since the previous stage (median)'], rows);
+    printTable(['stage', 'µs since the request arrived (median)', 'µs since the previous stage (median)', '(p90)'], rows);
     console.log('');
   }
 }

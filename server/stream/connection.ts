@@ -5,11 +5,17 @@
  * in flight, `maxBufferedBytes` of unsent answers, or when the node's budgets (`budget.ts`) have no
  * room for the next frame, and resumes as answers go out), the answer bytes of its reads (reserved
  * by a read's route right before it reads, then the answer's real size until the kernel has it),
- * and the answers of one event-loop turn written in one socket write.
+ * and the answers of one event-loop turn written in one socket write (at once when the connection
+ * owes no other answer: a lone request's answer does not wait for the turn's end).
  *
  * Each request runs what its HTTP route runs (`StreamRoutes` of `server/app.ts`): the shutdown
  * check, the query's and key's checks, the role check, the `ProofKV-Min-Head` gate, the body
  * limit, then the route's core; an error becomes the same problem answer.
+ *
+ * With `PROOFKV_TRACE` set (src/replication/trace.ts) it records, per request, `stream-in` (the
+ * frame decoded), `stream-core` (handed to the route's core), `stream-queued` (its answer queued)
+ * and, per socket write as it starts, `stream-write` (answers, bytes): docs/stream-protocol.md §
+ * Trace events. Off, each is one boolean test.
  * @module
  */
 import type { Socket } from 'node:net';
@@ -19,6 +25,7 @@ import type { Answer } from '../answer.js';
 import { HttpError } from '../errors.js';
 import { checkKeySize, Query } from '../keys.js';
 import { ByteBudget, type BudgetHolder } from './budget.js';
+import { trace, tracing } from '../../src/replication/trace.js';
 import { STREAM_ACCEPT, StreamOp, StreamProtocolError, answerFrame, decodeRequest, frameSize, parseHeaderLines, utf8Text, writeAnswerFrame, type AnswerFrame, type RequestFrame } from './codec.js';
 
 /** The answer headers a stream answer carries (the others are HTTP's per-connection ones). */
@@ -179,7 +186,9 @@ export class StreamConnection implements BudgetHolder {
   /** The answers of this event-loop turn, measured, written together by {@link flush}. */
   private out: AnswerFrame[] = [];
   private outBytes = 0;
-  private flushScheduled = false;
+  private flushScheduled: NodeJS.Immediate | undefined;
+  /** {@link pump} is running: answers queued meanwhile wait for the turn's write, with the chunk's others. */
+  private pumping = false;
   /** No more requests are read (a connection error, or the client's end): close once in-flight answers are out. */
   private ending = false;
   /** Shutdown: requests still read get 503; close once in-flight answers are out. */
@@ -298,6 +307,15 @@ export class StreamConnection implements BudgetHolder {
 
   /** Cuts and starts the requests buffered, as long as the bounds allow; pauses or resumes the socket. */
   private pump(): void {
+    this.pumping = true;
+    try {
+      this.pumpFrames();
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private pumpFrames(): void {
     if (this.held.length > 0) {
       this.held.unshift(this.buf.subarray(this.off));
       this.buf = Buffer.concat(this.held);
@@ -472,6 +490,7 @@ export class StreamConnection implements BudgetHolder {
       this.refuse(id, new HttpError('STREAM_PROTOCOL', problem ?? 'malformed request'), route?.name ?? 'stream');
       return false;
     }
+    if (tracing) trace('stream-in', id, name!);
     this.inFlight.add(id);
     this.inFlightBytes += size;
     if (this.inFlight.size > this.stats.peakInFlight) this.stats.peakInFlight = this.inFlight.size;
@@ -557,6 +576,7 @@ export class StreamConnection implements BudgetHolder {
       // Copies: the frame's fields are views into a socket chunk that a stored key or value must not hold on to.
       const body = f.value.length === 0 ? NO_BYTES : new Uint8Array(f.value);
       // `bind`, not an arrow: no closure that a loader keeping function names would name per call.
+      if (tracing) trace('stream-core', f.id);
       a = await route.core({ key: new Uint8Array(f.key), query, header: headers.get.bind(headers), body, accept, beforeRead: ticket === undefined ? undefined : this.reserveRead.bind(this, ticket) });
     } catch (err) {
       a = this.routes.fail(err, route.name, this.remote);
@@ -573,7 +593,13 @@ export class StreamConnection implements BudgetHolder {
       // An answer the frame cannot hold (header lines over 64 KiB): the client still gets one.
       this.enqueue(f.id, this.routes.fail(err, route.name, this.remote), reserved);
     }
-    if (this.paused) this.pump();
+    // The last answer this connection owes: nothing else can join its write, so it goes now
+    // instead of after the rest of the turn (the Raft loop's next steps, other connections'
+    // callbacks) and the turn's `setImmediate`. With other requests in flight the turn's answers
+    // still leave together; answered during pump (a refusal before any wait), the chunk's others
+    // join it at the turn's end.
+    if (this.inFlight.size === 0 && !this.pumping && this.out.length > 0) this.flush();
+    else if (this.paused) this.pump();
   }
 
   /**
@@ -603,12 +629,10 @@ export class StreamConnection implements BudgetHolder {
     if (this.queued === 0) this.lastProgress = performance.now();
     this.queued += frame.size;
     if (this.answerHeld > this.stats.peakAnswerBytes) this.stats.peakAnswerBytes = this.answerHeld;
+    if (tracing) trace('stream-queued', id, this.out.length);
     this.out.push(frame);
     this.outBytes += frame.size;
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(this.flushNow);
-    }
+    this.flushScheduled ??= setImmediate(this.flushNow);
   }
 
   /** {@link flush}, bound once per connection (no closure per turn). */
@@ -616,7 +640,10 @@ export class StreamConnection implements BudgetHolder {
 
   /** Writes the answers of this event-loop turn in one socket write, each answer's bytes copied once. */
   private flush(): void {
-    this.flushScheduled = false;
+    if (this.flushScheduled !== undefined) {
+      clearImmediate(this.flushScheduled);
+      this.flushScheduled = undefined;
+    }
     if (this.out.length === 0 || this.socket.destroyed || this.socket.writableEnded) {
       this.sent(this.outBytes);
       this.out = [];
@@ -626,9 +653,13 @@ export class StreamConnection implements BudgetHolder {
     const data = Buffer.allocUnsafe(this.outBytes);
     let at = 0;
     for (const a of this.out) at = writeAnswerFrame(a, data, at);
+    const answers = this.out.length;
     this.out = [];
     this.outBytes = 0;
     // The bytes stay charged until the socket has handed them to the kernel.
+    // Traced as the write starts: on loopback the write itself (the kernel's delivery to the
+    // client) takes tens of µs, which is the next hop's, not this front's wait.
+    if (tracing) trace('stream-write', answers, data.length);
     this.socket.write(data, this.sent.bind(this, data.length));
     if (this.socket.writableLength > this.stats.peakBuffered) this.stats.peakBuffered = this.socket.writableLength;
     if (this.paused) this.pump();
@@ -644,7 +675,7 @@ export class StreamConnection implements BudgetHolder {
   }
 
   private maybeClose(): void {
-    if ((this.ending || this.draining) && this.inFlight.size === 0 && this.out.length === 0 && !this.flushScheduled && !this.socket.destroyed) {
+    if ((this.ending || this.draining) && this.inFlight.size === 0 && this.out.length === 0 && this.flushScheduled === undefined && !this.socket.destroyed) {
       this.socket.end();
       // A client that does not read its last answers (or never closes its side) must not hold the descriptor.
       setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref();

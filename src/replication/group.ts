@@ -713,6 +713,8 @@ export class ReplicationGroup<O> {
     trace('propose', id);
     this.queue.push({ id, data });
     void this.kick();
+    // A follower syncing a Ready relays a lone proposal at once (duringSync), not after the sync.
+    if (this.wake && this.loneProposals() && this.node.raft.state === StateType.Follower) this.wake();
     return p;
   }
 
@@ -980,6 +982,42 @@ export class ReplicationGroup<O> {
     for (const peer of this.unreachable) node.reportUnreachable(peer);
     this.unreachable.clear();
     if (!feed || this.closed) return;
+    this.feedProposals();
+    for (const w of this.confQueue.splice(0)) {
+      try {
+        node.proposeConfChange(w.cc);
+        w.stepped = true;
+        this.confWaiters.push(w);
+      } catch (err) {
+        w.reject(unavailable(`membership change dropped: ${(err as Error).message}`, err));
+      }
+    }
+    if (this.readRequestDue()) {
+      const ws = this.readQueue;
+      this.readQueue = [];
+      const ctx = `${this.nonce}/r${++this.counter}`;
+      try {
+        node.readIndex(utf8.encode(ctx));
+        trace('read-request', ws.length);
+        this.reads.set(ctx, ws);
+        this.readInFlight = { ctx, since: this.clock.now() };
+      } catch (err) {
+        for (const w of ws) w.reject(unavailable(`read dropped: ${(err as Error).message}`, err));
+      }
+    }
+  }
+
+  /**
+   * True when proposals are queued and none of this member's is in flight (relayed or appended,
+   * not yet answered): a lone client's, which {@link duringSync} relays at once on a follower.
+   */
+  private loneProposals(): boolean {
+    return this.queue.length > 0 && this.waiters.size === this.queue.length;
+  }
+
+  /** Feeds the queued proposals into the node, in order, in batches (only the loop calls this). */
+  private feedProposals(): void {
+    const node = this.node;
     const paused = this.pauseRefusal();
     // The proposals of one turn go to the node together (up to MAX_PROPOSAL_BATCH_BYTES at a
     // time): one relayed message, one append per follower, one acknowledgement each — instead of
@@ -1012,28 +1050,6 @@ export class ReplicationGroup<O> {
       batchBytes += q.data.length;
     }
     proposeBatch();
-    for (const w of this.confQueue.splice(0)) {
-      try {
-        node.proposeConfChange(w.cc);
-        w.stepped = true;
-        this.confWaiters.push(w);
-      } catch (err) {
-        w.reject(unavailable(`membership change dropped: ${(err as Error).message}`, err));
-      }
-    }
-    if (this.readRequestDue()) {
-      const ws = this.readQueue;
-      this.readQueue = [];
-      const ctx = `${this.nonce}/r${++this.counter}`;
-      try {
-        node.readIndex(utf8.encode(ctx));
-        trace('read-request', ws.length);
-        this.reads.set(ctx, ws);
-        this.readInFlight = { ctx, since: this.clock.now() };
-      } catch (err) {
-        for (const w of ws) w.reject(unavailable(`read dropped: ${(err as Error).message}`, err));
-      }
-    }
   }
 
   /** Steps the queued inbound messages into the node (only the loop calls this). */
@@ -1176,6 +1192,15 @@ export class ReplicationGroup<O> {
       const node = this.node;
       if (node.raft.state === StateType.Leader && node.raft.term === leaderTerm) {
         const out = node.takeMessages((m) => sendsBeforeWrite(m, true));
+        if (out.length > 0) this.send(out, true);
+      } else if (node.raft.state === StateType.Follower && this.loneProposals() && !this.closed && node.leader() !== None) {
+        // Proposals made meanwhile on a follower that has none in flight: relayed to the leader
+        // now (a relay depends on no write of this member's), not after this sync
+        // (bench/README.md: a lone request arriving while this member synced another write's
+        // entry waited up to the sync's end). With proposals in flight they wait for the sync and
+        // go together, as many proposals' relays did before.
+        this.feedProposals();
+        const out = node.takeMessages((m) => m.type === MessageType.Prop);
         if (out.length > 0) this.send(out, true);
       }
       const ents = node.takeCommitted(persisted);

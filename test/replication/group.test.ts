@@ -178,6 +178,21 @@ class HandTransport implements Transport {
   async close(): Promise<void> {}
 }
 
+/** Holds every log save that writes entry `index` until `release` (`held` once one waits). */
+function holdSaveOf(index: number): { held: boolean; release: () => void } {
+  const gates: Array<() => void> = [];
+  const h = { held: false, release: () => { for (const g of gates.splice(0)) g(); } };
+  const save = WalStorage.prototype.save;
+  vi.spyOn(WalStorage.prototype, 'save').mockImplementation(async function (this: WalStorage, rd: PersistRequest, options) {
+    if (rd.entries.some((e) => e.index === index)) {
+      h.held = true;
+      await new Promise<void>((resolve) => gates.push(resolve));
+    }
+    return save.call(this, rd, options);
+  });
+  return h;
+}
+
 describe('ReplicationGroup, what it has the transport write at once', () => {
   it('a follower\'s acknowledgement of synced entries is flushed at once; a heartbeat\'s answer waits for the end of the turn', async () => {
     const t = new HandTransport();
@@ -201,19 +216,54 @@ describe('ReplicationGroup, what it has the transport write at once', () => {
   });
 });
 
+describe('ReplicationGroup, a proposal made on a follower while it syncs', () => {
+  it('is relayed to the leader (and flushed) at once when none of its proposals is in flight, not after the sync; in order; the sync\'s acknowledgement still waits for it', async () => {
+    // Member 2 of [1, 2, 3]; the test plays leader 1 (term 2). The bootstrap wrote 1-3 (term 1).
+    const sync = holdSaveOf(5);
+    const t = new HandTransport();
+    const g = await ReplicationGroup.open(tmp(), { stateMachine: new Recorder(), appliedIndex: 0, id: 2, peers: [1, 2, 3].map((id) => ({ id, peerUrl: `http://127.0.0.1:${7100 + id}` })), transport: t, tickMs: 2 ** 31 - 1 });
+    groups.push(g);
+    const entry = (index: number, c: string) => ({ term: 2, index, type: EntryType.Normal, data: encodeEntryPayload(`lead/${index}`, te.encode(c)) });
+    const until = async (cond: () => boolean) => {
+      const end = Date.now() + 20_000;
+      while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 1));
+      expect(cond()).toBe(true);
+    };
+    t.deliver([newMessage({ type: MessageType.App, from: 1, to: 2, term: 2, index: 3, logTerm: 1, entries: [entry(4, 'a')], commit: 3 })]);
+    await until(() => t.sent.some((m) => m.type === MessageType.AppResp && m.index === 4));
+    expect(g.status().leader).toBe(1);
+    t.deliver([newMessage({ type: MessageType.App, from: 1, to: 2, term: 2, index: 4, logTerm: 2, entries: [entry(5, 'b')], commit: 3 })]);
+    await until(() => sync.held);
+    // Two proposals while 5 syncs: one relayed message, in order, flushed, before the sync ends.
+    void g.propose(te.encode('p1')).catch(() => undefined);
+    void g.propose(te.encode('p2')).catch(() => undefined);
+    await until(() => t.sent.some((m) => m.type === MessageType.Prop));
+    const props = t.sent.filter((m) => m.type === MessageType.Prop);
+    expect(props).toHaveLength(1);
+    expect(props[0].to).toBe(1);
+    expect(props[0].entries.map((e) => td.decode(decodeEntryPayload(e.data).command))).toEqual(['p1', 'p2']);
+    const at = t.calls.findIndex((c) => c.includes(MessageType.Prop));
+    expect(t.calls[at + 1]).toBe('flush');
+    // 5 is still not acknowledged: only the relay went early.
+    expect(t.sent.some((m) => m.type === MessageType.AppResp && m.index >= 5)).toBe(false);
+    // A third while p1 and p2 are in flight (many clients): it waits for the sync, as before.
+    void g.propose(te.encode('p3')).catch(() => undefined);
+    for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+    expect(t.sent.filter((m) => m.type === MessageType.Prop)).toHaveLength(1);
+    sync.release();
+    await until(() => t.sent.some((m) => m.type === MessageType.AppResp && m.index === 5));
+    await until(() => t.sent.filter((m) => m.type === MessageType.Prop).length === 2);
+    await g.settled();
+    // p1 and p2 relayed once (not again after the sync), p3 after it.
+    const relayed = t.sent.filter((m) => m.type === MessageType.Prop).map((m) => m.entries.map((e) => td.decode(decodeEntryPayload(e.data).command)));
+    expect(relayed).toEqual([['p1', 'p2'], ['p3']]);
+  });
+});
+
 describe('ReplicationGroup, a commit learnt while it syncs', () => {
   it('a follower applies what it had persisted at once, and acknowledges the entry being synced only after the sync', async () => {
     // Member 2 of [1, 2, 3]; the test plays leader 1 (term 2). The bootstrap wrote 1-3 (term 1).
-    let gate: (() => void) | undefined;
-    let held = false;
-    const save = WalStorage.prototype.save;
-    vi.spyOn(WalStorage.prototype, 'save').mockImplementation(async function (this: WalStorage, rd: PersistRequest, options) {
-      if (rd.entries.some((e) => e.index === 6)) {
-        held = true;
-        await new Promise<void>((resolve) => { gate = resolve; });
-      }
-      return save.call(this, rd, options);
-    });
+    const sync = holdSaveOf(6);
     const sm = new Recorder();
     sm.immediate = true;
     const t = new HandTransport();
@@ -232,7 +282,7 @@ describe('ReplicationGroup, a commit learnt while it syncs', () => {
     t.deliver([app(3, 1, [entry(4, 'a'), entry(5, 'b')], 3)]);
     await until(() => acked(5));
     t.deliver([app(5, 2, [entry(6, 'c')], 3)]);
-    await until(() => held);
+    await until(() => sync.held);
     // While 6 syncs, the leader's commit of 5 arrives: 4 and 5 (persisted before) apply now.
     t.deliver([app(6, 2, [], 5)]);
     await until(() => sm.applied.length === 2);
@@ -243,7 +293,7 @@ describe('ReplicationGroup, a commit learnt while it syncs', () => {
     for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
     expect(acked(6)).toBe(false);
     expect(sm.applied).toHaveLength(2);
-    gate!();
+    sync.release();
     await until(() => acked(6) && sm.applied.length === 3);
     expect(sm.applied[2]).toEqual([6, 'c']);
     expect(g.status()).toMatchObject({ applied: 6, commit: 6 });

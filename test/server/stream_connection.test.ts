@@ -152,6 +152,52 @@ describe('one stream connection', () => {
     expect(conn.stats.answered).toBe(3);
   });
 
+  it('the answer of the last request in flight is written at once, before the turn ends; with others in flight it waits for them or the turn', async () => {
+    const release = new Map<string, () => void>();
+    const { routes } = fakeRoutes(
+      (r) => ({ status: 200, headers: {}, body: text(r.key) }),
+      (r) => new Promise<void>((res) => release.set(text(r.key), res)),
+    );
+    const { socket, conn } = open(routes);
+    socket.emit('data', encodeRequest({ id: 1, op: OP.GET, key: 'lone' }));
+    await turn();
+    expect(conn.inFlightCount).toBe(1);
+    // An immediate queued before the answer exists runs before any the connection queues for it:
+    // the answer must be written by then (before, it waited for the connection's own immediate).
+    const atImmediate = new Promise<number>((resolve) => setImmediate(() => resolve(socket.writes.length)));
+    release.get('lone')!();
+    expect(await atImmediate).toBe(1);
+    expect(new AnswerDecoder().push(socket.writes[0]).map((a) => [a.id, a.body.toString()])).toEqual([[1, 'lone']]);
+
+    // Two in flight: the first answer waits (for the turn's write), the second takes both in one write.
+    socket.emit('data', Buffer.concat([encodeRequest({ id: 2, op: OP.GET, key: 'x' }), encodeRequest({ id: 3, op: OP.GET, key: 'y' })]));
+    await turn();
+    const firstAlone = new Promise<number>((resolve) => setImmediate(() => resolve(socket.writes.length)));
+    release.get('x')!();
+    expect(await firstAlone).toBe(1);
+    const bothAtOnce = new Promise<number>((resolve) => setImmediate(() => resolve(socket.writes.length)));
+    release.get('y')!();
+    expect(await bothAtOnce).toBe(2);
+    expect(new AnswerDecoder().push(socket.writes[1]).map((a) => a.id)).toEqual([2, 3]);
+    // The cancelled immediate writes nothing more.
+    await turn();
+    expect(socket.writes).toHaveLength(2);
+  });
+
+  it('answers of a chunk refused before any wait (during the read of the chunk) still leave in one write at the turn end', async () => {
+    const { routes } = fakeRoutes(() => ({ status: 200, headers: {}, body: 'ok' }));
+    const socket = new FakeSocket();
+    // A read-only token: every PUT is refused by the role check, synchronously, while the chunk is read.
+    new StreamConnection(socket as unknown as Socket, 'read', routes, { maxFrameBytes: 1 << 21, maxInFlight: 64, maxBufferedBytes: 1 << 20, maxInFlightBytes: 1 << 24 });
+    socket.emit('data', Buffer.concat(Array.from({ length: 20 }, (_, i) => encodeRequest({ id: i + 1, op: OP.PUT, key: 'k', value: 'v' }))));
+    await turn();
+    await turn();
+    expect(socket.writes).toHaveLength(1);
+    const answers = new AnswerDecoder().push(socket.writes[0]);
+    expect(answers).toHaveLength(20);
+    expect(new Set(answers.map((a) => a.status))).toEqual(new Set([403]));
+  });
+
   it('an answer whose header lines a frame cannot hold is answered with a problem under its id, and the others of its turn still go out', async () => {
     const { routes } = fakeRoutes((r): Answer =>
       text(r.key) === 'huge' ? { status: 200, headers: { 'ProofKV-Leader': 'x'.repeat(70_000) }, body: 'no' } : { status: 200, headers: {}, body: 'ok' },
