@@ -17,7 +17,7 @@
  */
 import * as path from 'node:path';
 import type { ProofDB } from '../src/index.js';
-import { ReplicationError, ReplicationGroup, passingIoCode, SessionError, SessionErrorCode, SessionStore, type ApplyPause, type GroupStatus, type ReplicationGroupOptions, type PeerAddress, type Transport } from '../src/replication/index.js';
+import { LaterAnswer, ReplicationError, ReplicationGroup, passingIoCode, SessionError, SessionErrorCode, SessionStore, type ApplyPause, type GroupStatus, type ReplicationGroupOptions, type PeerAddress, type Transport } from '../src/replication/index.js';
 import { MemberRegistry, MemberStore, Membership, type MemberInfo } from '../src/replication/members.js';
 import type { SnapshotTrust } from '../src/replication/snapshot.js';
 import type { SignerSet } from '../proofs/signer_set.js';
@@ -244,8 +244,19 @@ export class RaftWritePath implements WritePath {
         stateMachine: {
           apply: (index, command) => {
             const cmd = decodeCommand(command);
+            if (cmd.type === 'checkpoint') {
+              // A pipelined checkpoint: the entry took effect at its freeze (the loop goes on, the
+              // session table is captured as of it), its proposer is answered at its record.
+              let tookEffect!: () => void;
+              const took = new Promise<void>((resolve) => (tookEffect = resolve));
+              const outcome = applier.execute(cmd, index, tookEffect);
+              const applied = Promise.race([took, outcome]);
+              void applied.then(() => snapshots.afterApply(index, cmd, group && record), () => undefined);
+              void outcome.then(() => snapshots.afterRecord(group && record), () => undefined);
+              return applied.then(() => new LaterAnswer(outcome));
+            }
             const applied = applier.execute(cmd, index);
-            if (cmd.type === 'checkpoint' || cmd.type === 'cosign') void applied.then(() => snapshots.afterApply(index, cmd, group && record), () => undefined);
+            if (cmd.type === 'cosign') void applied.then(() => snapshots.afterApply(index, cmd, group && record), () => undefined);
             return applied;
           },
           isFatal: isEngineFailure,
@@ -257,6 +268,10 @@ export class RaftWritePath implements WritePath {
           ...(members ? { applyConfChange: (index, cc) => void members.applyConfChange(index, cc, db.logIndex().durable) } : {}),
         },
       });
+      // A checkpoint entry replayed while the group opened took effect at its freeze: the open
+      // ends once its record is appended too, as it did when the apply awaited it (a failed one
+      // is the engine's write fault, reported as any other).
+      await db.waitForCheckpoint().catch(() => undefined);
       return new RaftWritePath(db, group, applier, sessions, snapshots, members, options.logCommands === 'cbor' ? encodeCommandCbor : encodeCommand);
     } catch (err) {
       await sessions.close();
