@@ -354,14 +354,15 @@ export class RaftWritePath implements WritePath {
     }
   }
 
-  /** True while the group's loop runs or has work queued (the simulator waits between events). */
+  /** True while the group's loop runs or has work queued, or the engine records a checkpoint (the simulator waits between events). */
   busy(): boolean {
-    return this.group.busy();
+    return this.group.busy() || this.db.checkpointInFlight();
   }
 
-  /** Resolves once the group's loop is idle. */
-  settled(): Promise<void> {
-    return this.group.settled();
+  /** Resolves once the group's loop is idle and the engine's checkpoint in flight, if any, recorded. */
+  async settled(): Promise<void> {
+    await this.group.settled();
+    await this.db.waitForCheckpoint().catch(() => undefined);
   }
 
   /** Proposes again this member's signature on its pending head when it is not in the log yet. */

@@ -523,6 +523,11 @@ export class DBCore {
     if (this.tail) throw this.fault ? this.faultError() : new ProofKVError(ErrorCode.IO_ERROR, 'a checkpoint is still in flight');
   }
 
+  /** True while a pipelined checkpoint's steps after its freeze run (not while a failed one waits for recovery). */
+  checkpointRunning(): boolean {
+    return this.tail?.state === 'running';
+  }
+
   /** Runs the failed checkpoint tail once its flush is installed (recovery). */
   private async finishFailedTail(): Promise<void> {
     const t = this.tail;

@@ -735,6 +735,11 @@ export class ProofDB {
     await this.core.checkpointIdle();
   }
 
+  /** True while a checkpoint's steps after its freeze run (external-log mode; false while a failed one waits for the engine's recovery). */
+  checkpointInFlight(): boolean {
+    return !this.closed && this.core.checkpointRunning();
+  }
+
   /**
    * Runs a step that appends to the checkpoint log. When the append fails (a full disk, no
    * descriptor left) nothing of the step is recorded. External-log mode: the engine enters a
