@@ -244,20 +244,19 @@ export class RaftWritePath implements WritePath {
         stateMachine: {
           apply: (index, command) => {
             const cmd = decodeCommand(command);
-            if (cmd.type === 'checkpoint') {
-              // A pipelined checkpoint: the entry took effect at its freeze (the loop goes on, the
-              // session table is captured as of it), its proposer is answered at its record.
+            if (cmd.type === 'checkpoint' || cmd.type === 'cosign') {
+              // Pipelined: a checkpoint took effect at its freeze (the session table is captured as
+              // of it), a cosign once queued behind the record of the checkpoint in flight; the loop
+              // goes on, and the proposer is answered with the outcome (the record, the verdict).
               let tookEffect!: () => void;
               const took = new Promise<void>((resolve) => (tookEffect = resolve));
               const outcome = applier.execute(cmd, index, tookEffect);
               const applied = Promise.race([took, outcome]);
-              void applied.then(() => snapshots.afterApply(index, cmd, group && record), () => undefined);
-              void outcome.then(() => snapshots.afterRecord(group && record), () => undefined);
+              if (cmd.type === 'checkpoint') void applied.then(() => snapshots.afterApply(index, cmd, group && record), () => undefined);
+              void outcome.then(() => (cmd.type === 'checkpoint' ? snapshots.afterRecord(group && record) : snapshots.afterApply(index, cmd, group && record)), () => undefined);
               return applied.then(() => new LaterAnswer(outcome));
             }
-            const applied = applier.execute(cmd, index);
-            if (cmd.type === 'cosign') void applied.then(() => snapshots.afterApply(index, cmd, group && record), () => undefined);
-            return applied;
+            return applier.execute(cmd, index);
           },
           isFatal: isEngineFailure,
           // A recoverable engine write fault pauses applying; the same entries are applied again.

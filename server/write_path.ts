@@ -410,8 +410,9 @@ export class CommandApplier {
    * remembered pair with another request digest is `IDEMPOTENCY_KEY_REUSED`.
    * `logIndex`: the Raft log entry the command comes from (engine in external-log mode; it is
    * also the session table's index). The engine write is enqueued before this returns its
-   * promise, so calls take effect in call order. `tookEffect`: called when a checkpoint took
-   * effect in the engine (its freeze, in external-log mode), before its outcome (its record).
+   * promise, so calls take effect in call order. `tookEffect`: called when a checkpoint or a
+   * cosign took effect in the engine (a checkpoint's freeze; a cosign queued behind the record of
+   * the checkpoint in flight), before its outcome.
    */
   async execute(cmd: WriteCommand, logIndex?: number, tookEffect?: () => void): Promise<WriteOutcome> {
     if (logIndex === undefined) this.refuseIfDiverged();
@@ -502,7 +503,9 @@ export class CommandApplier {
       }
       case 'cosign': {
         const { nodeId, size, root, signature } = cmd;
-        const cosign = await this.db.cosign({ type: 'cosign', nodeId, size, root, signature }, logIndex === undefined ? {} : { logIndex });
+        const { result } = await this.db.startCosign({ type: 'cosign', nodeId, size, root, signature }, logIndex === undefined ? {} : { logIndex });
+        tookEffect?.();
+        const cosign = await result;
         this.options.onCosign?.(cmd, cosign);
         return { type: 'cosign', cosign };
       }

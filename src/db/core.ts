@@ -90,6 +90,14 @@ export interface CheckpointTail {
   readonly record: () => Promise<void>;
   /** The settle and the index edit are done (a retry goes on with the record). */
   settled: boolean;
+  /** The record is appended (a retry goes on with the follow-ups). */
+  recorded: boolean;
+  /**
+   * Steps of later log entries that must run after the record, in order, before a flush frozen
+   * after the checkpoint installs (cosigns applied while it is in flight: {@link afterCheckpointRecord}).
+   * Each is removed once it succeeded; a failure is retried like the record.
+   */
+  readonly followUps: Array<{ run: () => Promise<void>; reject: (err: Error) => void }>;
   /** `failed`: a step threw; recovery runs the steps again. `abandoned`: the fail-stop. */
   state: 'running' | 'failed' | 'done' | 'abandoned';
   /** Settles when the record is appended; rejects at a fail-stop or a close before that. */
@@ -460,6 +468,8 @@ export class DBCore {
       after: this.imms.length > 0 ? this.imms[this.imms.length - 1] : null,
       record,
       settled: false,
+      recorded: false,
+      followUps: [],
       state: 'running',
       completion,
       idle: Promise.resolve(),
@@ -501,7 +511,15 @@ export class DBCore {
         tail.settled = true;
       }
       trace('ckpt', 'settled', tail.index);
-      await tail.record();
+      if (!tail.recorded) {
+        await tail.record();
+        tail.recorded = true;
+      }
+      // Taken one by one: a follow-up queued while one runs is run too, before the tail is done.
+      while (tail.followUps.length > 0) {
+        await tail.followUps[0].run();
+        tail.followUps.shift();
+      }
     } catch (err) {
       tail.state = 'failed';
       throw err;
@@ -510,6 +528,24 @@ export class DBCore {
     if (this.tail === tail) this.tail = null;
     trace('ckpt', 'end', tail.index);
     tail.resolve();
+  }
+
+  /**
+   * Queues `step` (of a log entry applied after the checkpoint in flight) to run after that
+   * checkpoint's record and before any flush frozen after it installs, in call order; resolves
+   * with its result. A failure is retried with the checkpoint's steps (a step must then change
+   * nothing when it throws). Returns null when no checkpoint is in flight and running: the
+   * caller runs the step itself.
+   */
+  afterCheckpointRecord<T>(step: () => Promise<T>): Promise<T> | null {
+    const t = this.tail;
+    if (!t || t.state !== 'running') return null;
+    return new Promise<T>((resolve, reject) => {
+      t.followUps.push({
+        run: async () => resolve(await step()),
+        reject,
+      });
+    });
   }
 
   /**
@@ -689,6 +725,7 @@ export class DBCore {
     t.state = 'abandoned';
     this.onFaultChange?.(f);
     t.reject(this.faultError());
+    for (const u of t.followUps.splice(0)) u.reject(this.faultError());
   }
 
   /** Waits until no flush is running. */
@@ -1020,7 +1057,9 @@ export class DBCore {
       // A checkpoint whose steps failed is not finished now: the next open replays its entry.
       if (this.tail && this.tail.state !== 'done') {
         this.tail.state = 'abandoned';
-        this.tail.reject(new ProofKVError(ErrorCode.DATABASE_CLOSED, 'the database closed before the checkpoint was recorded'));
+        const closed = new ProofKVError(ErrorCode.DATABASE_CLOSED, 'the database closed before the checkpoint was recorded');
+        this.tail.reject(closed);
+        for (const u of this.tail.followUps.splice(0)) u.reject(closed);
         this.tail = null;
       }
       if (this.brokenJournal) {

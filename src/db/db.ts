@@ -767,20 +767,43 @@ export class ProofDB {
    * before it.
    */
   async cosign(cmd: CosignCommand, options: CosignOptions = {}): Promise<CosignResult> {
+    return (await this.startCosign(cmd, options)).result;
+  }
+
+  /**
+   * {@link cosign}, resolving once the cosign **took effect** in log order: `result` then settles
+   * with its verdict. External-log mode, while a checkpoint is in flight: the cosign is judged
+   * after that checkpoint's record (judged before it, it would be `unknown-head` on this replica
+   * only) and before any flush frozen after it installs, so the writes after it go on meanwhile;
+   * its append failing is retried with the checkpoint's steps (docs/engine.md § Checkpoints).
+   * Otherwise it is judged in the write queue.
+   */
+  async startCosign(cmd: CosignCommand, options: CosignOptions = {}): Promise<{ result: Promise<CosignResult> }> {
     this.checkOpen();
     const logIndex = this.takeLogIndex(options.logIndex);
-    let result: CosignResult | undefined;
+    const judge = async (): Promise<CosignResult> => {
+      trace('cosign', 'begin', logIndex);
+      const r = await this.checkpointLogStep(() => this.checkpointer.cosign(cmd));
+      trace('cosign', 'end', logIndex, r.verdict);
+      return r;
+    };
+    let result: Promise<CosignResult> | undefined;
     await this.pipeline.barrier(async () => {
       this.core.throwIfFailed();
-      // A cosign judged before this replica's record of the checkpoint in flight would be
-      // `unknown-head` here only: it waits for that record (a failed one refuses it for now).
-      await this.core.checkpointIdle();
-      trace('cosign', 'begin', logIndex);
-      result = await this.checkpointLogStep(() => this.checkpointer.cosign(cmd));
-      trace('cosign', 'end', logIndex, result.verdict);
-      if (this.options.writeAheadLog === 'external') this.core.logIndex = logIndex;
+      const external = this.options.writeAheadLog === 'external';
+      const later = external ? this.core.afterCheckpointRecord(judge) : null;
+      if (later) {
+        later.catch(() => undefined); // the caller's await sees the rejection
+        result = later;
+      } else {
+        // A failed checkpoint in flight refuses the cosign for now (its record does not exist).
+        await this.core.checkpointIdle();
+        const r = await judge();
+        result = Promise.resolve(r);
+      }
+      if (external) this.core.logIndex = logIndex;
     });
-    return result!;
+    return { result: result! };
   }
 
   /**

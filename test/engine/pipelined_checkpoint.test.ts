@@ -158,15 +158,21 @@ describe('pipelined checkpoints', () => {
       // Entry 12: A's signature. B applies it while its record does not exist yet.
       const verdictA = a.cosign(onA.cosign!, { logIndex: 12 });
       const verdictB = b.cosign(onA.cosign!, { logIndex: 12 });
+      // The cosign waits for B's record, not the writes after it: entry 13 is answered meanwhile.
+      let judgedB = false;
+      void verdictB.then(() => (judgedB = true));
+      expect(await b.put('after', 'x', { logIndex: 13, time: TIME + 13 })).toMatchObject({ version: 1 });
       await new Promise((res) => setTimeout(res, 20));
+      expect(judgedB).toBe(false);
       held.open();
       const [ra, rb] = await Promise.all([verdictA, verdictB]);
       expect(rb.verdict).toBe(ra.verdict);
       expect(rb.verdict).not.toBe('unknown-head');
       const takenB = await onB.result;
       expect(Buffer.from(takenB.checkpoint.masterRoot).equals(Buffer.from(onA.checkpoint.masterRoot))).toBe(true);
-      // B's own signature (entry 13) certifies the head on both replicas alike.
-      const [ca, cb] = await Promise.all([a.cosign(takenB.cosign!, { logIndex: 13 }), b.cosign(takenB.cosign!, { logIndex: 13 })]);
+      // B's own signature (entry 14) certifies the head on both replicas alike.
+      await a.put('after', 'x', { logIndex: 13, time: TIME + 13 });
+      const [ca, cb] = await Promise.all([a.cosign(takenB.cosign!, { logIndex: 14 }), b.cosign(takenB.cosign!, { logIndex: 14 })]);
       expect(ca.verdict).toBe('accepted');
       expect(cb.verdict).toBe('accepted');
       expect(a.latestCheckpoint().checkpoint).toEqual(b.latestCheckpoint().checkpoint);
