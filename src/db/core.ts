@@ -514,6 +514,8 @@ export class DBCore {
       if (!tail.recorded) {
         await tail.record();
         tail.recorded = true;
+        // The checkpoint's proposer is answered now, whatever happens to the follow-ups.
+        tail.resolve();
       }
       // Taken one by one: a follow-up queued while one runs is run too, before the tail is done.
       while (tail.followUps.length > 0) {
