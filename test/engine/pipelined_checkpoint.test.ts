@@ -98,8 +98,8 @@ describe('pipelined checkpoints', () => {
   it("a write after a checkpoint entry is applied, answered and readable while that checkpoint's flush is held; the result equals the reference", async () => {
     const log = makeLog(100);
     const { ref, dir, db } = await beforeFirstCheckpoint(log);
+    const held = gate();
     try {
-      const held = gate();
       let heldFlushes = 0;
       db._engineHooks({
         beforeFlushInstall: async () => {
@@ -136,6 +136,7 @@ describe('pipelined checkpoints', () => {
       expect(checkpointsOf(dir)).toBe(ref.checkpoints);
       expect(tableIds(db)).toEqual(ref.tables);
     } finally {
+      held.open(); // a failed expectation must not leave the flush held
       await db.close();
     }
   });
@@ -146,12 +147,12 @@ describe('pipelined checkpoints', () => {
     const dirB = path.join(root, 'b');
     const a = await ProofDB.open(dirA, OPTS);
     const b = await ProofDB.open(dirB, OPTS);
+    const held = gate();
     try {
       const signers = { quorum: 2, members: [{ id: 1, publicKey: a.publicKey() }, { id: 2, publicKey: b.publicKey() }] };
       for (const db of [a, b]) for (let i = 1; i <= 10; i++) await db.put(`k${i}`, `v${i}`, { logIndex: i, time: TIME + i });
       // Replica A finishes the checkpoint at once; replica B's flush is held.
       const onA = await a.checkpoint({ logIndex: 11, time: TIME, signers });
-      const held = gate();
       b._engineHooks({ beforeFlushInstall: () => held.wait });
       const onB = await b.startCheckpoint({ logIndex: 11, time: TIME, signers });
       expect(onA.cosign).toBeDefined();
@@ -177,6 +178,7 @@ describe('pipelined checkpoints', () => {
       expect(cb.verdict).toBe('accepted');
       expect(a.latestCheckpoint().checkpoint).toEqual(b.latestCheckpoint().checkpoint);
     } finally {
+      held.open(); // a failed expectation must not leave the flush held
       await a.close();
       await b.close();
     }
@@ -258,8 +260,8 @@ describe('pipelined checkpoints', () => {
     const log = makeLog(75);
     const { root, ref, dir, db } = await beforeFirstCheckpoint(log);
     const copies: string[] = [];
+    const held = gate();
     try {
-      const held = gate();
       db._engineHooks({ beforeFlushInstall: () => held.wait });
       const cp = await applyEntry(db, log[24], 25);
       for (let i = 26; i < 50; i++) {
@@ -279,6 +281,7 @@ describe('pipelined checkpoints', () => {
       for (let i = 50; i <= log.length; i++) await (await applyEntry(db, log[i - 1], i)).done;
       expect(checkpointsOf(dir)).toBe(ref.checkpoints);
     } finally {
+      held.open(); // a failed expectation must not leave the flush held
       await db.close();
     }
     expect(copies.length).toBeGreaterThan(4);
