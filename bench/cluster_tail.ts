@@ -8,7 +8,8 @@
  *   apply     `apply` → `answer`         the engine's write queue (behind checkpoints, cosigns)
  *
  * — and prints the median of each stage for all writes and for the slowest 1 %, with what
- * overlapped the slowest: the engine's checkpoint and cosign barriers (`ckpt`, `cosign`), installs,
+ * overlapped the slowest: the engine's checkpoint and cosign barriers (`ckpt`, `cosign`; a
+ * pipelined checkpoint holds the write queue only from `begin` to `frozen`: `ckpt-hold`), installs,
  * garbage-collector pauses, and the group's turns (`ready` → `saved`: the log write and its sync).
  * Used for the tail of bench/README.md § "Each member's write path". Not a test.
  *
@@ -79,7 +80,11 @@ for (const file of files) {
         else if (e[2] === 'end' && open.has(key)) {
           list.push({ kind, from: open.get(key)!, to: t, detail: String(e[3]) });
           open.delete(key);
-        } else if (kind === 'ckpt' && open.has(key)) list.push({ kind: `ckpt:${e[2]}`, from: t, to: t, detail: String(e[3]) });
+        } else if (kind === 'ckpt' && open.has(key)) {
+          list.push({ kind: `ckpt:${e[2]}`, from: t, to: t, detail: String(e[3]) });
+          // A pipelined checkpoint holds the write queue only up to its freeze.
+          if (e[2] === 'frozen') list.push({ kind: 'ckpt-hold', from: open.get(key)!, to: t, detail: String(e[3]) });
+        }
         break;
       }
       case 'install':
@@ -141,6 +146,10 @@ for (const [k, n] of [...counts].sort((a, b) => b[1] - a[1])) console.log(`  ${S
 // The barriers themselves, per member: how long each checkpoint and cosign held the write queue.
 for (const [node, list] of [...spans].sort((a, b) => a[0] - b[0])) {
   const ck = list.filter((s) => s.kind === 'ckpt').map((s) => s.to - s.from);
+  // Pipelined checkpoints (a `frozen` phase): the write queue is held from begin to the freeze;
+  // before them, from begin to end.
+  const holds = list.filter((s) => s.kind === 'ckpt-hold').map((s) => s.to - s.from);
+  const held = holds.length > 0 ? holds : ck;
   const co = list.filter((s) => s.kind === 'cosign').map((s) => s.to - s.from);
   const ins = list.filter((s) => s.kind.startsWith('install')).map((s) => s.to - s.from);
   const gc = list.filter((s) => s.kind === 'gc').map((s) => s.to - s.from);
@@ -149,7 +158,7 @@ for (const [node, list] of [...spans].sort((a, b) => a[0] - b[0])) {
   const of = (k: string) => list.filter((s) => s.kind === k).map((s) => s.to - s.from);
   const max = (xs: number[]) => (xs.length ? Math.max(...xs) : 0);
   console.log(
-    `member ${node}: ${ck.length} checkpoints (median ${ms(median(ck))}, max ${ms(max(ck))}), ${co.length} cosigns (median ${ms(median(co))}, max ${ms(max(co))}), ` +
+    `member ${node}: ${ck.length} checkpoints (begin to record median ${ms(median(ck))}, max ${ms(max(ck))}; write queue held median ${ms(median(held))}, max ${ms(max(held))}, ${ms(sum(held))} in all), ${co.length} cosigns (median ${ms(median(co))}, max ${ms(max(co))}), ` +
       `${ins.length} installs (sum ${ms(sum(ins))}, max ${ms(max(ins))}), gc ${gc.length} (sum ${ms(sum(gc))}, max ${ms(max(gc))}), log saves median ${ms(median(save))} max ${ms(max(save))}; ` +
       `flush built on the worker median ${ms(median(of('flush-built')))} max ${ms(max(of('flush-built')))}, a flush's wait for compactions median ${ms(median(of('flush-waited')))} max ${ms(max(of('flush-waited')))}, ` +
       `session persist before an install median ${ms(median(of('announced')))} max ${ms(max(of('announced')))}`,
@@ -165,7 +174,7 @@ for (const [, list] of spans) {
     const whole = ev.find((x) => x.kind === 'ckpt');
     if (!whole) continue;
     let prev = whole.from;
-    for (const p of ['intent', 'flushed', 'settled']) {
+    for (const p of ['intent', 'frozen', 'flushed', 'settled']) {
       const at = ev.find((x) => x.kind === `ckpt:${p}`);
       if (!at) continue;
       (phases.get(p) ?? phases.set(p, []).get(p)!).push(at.from - prev);

@@ -156,6 +156,15 @@ export class RaftSnapshots {
     }
   }
 
+  /**
+   * Called when a pipelined checkpoint's record is appended (its entry was handed to
+   * {@link afterApply} at its freeze, before the record existed): records the latest certified
+   * checkpoint if it is new (a one-member group certifies at the record).
+   */
+  afterRecord(record: ((index: number, data: Uint8Array) => Promise<void>) | undefined): void {
+    if (record) this.recordCertified(record);
+  }
+
   /** Records the latest certified checkpoint if it is new; one recording at a time, the newest next. */
   private recordCertified(record: (index: number, data: Uint8Array) => Promise<void>): void {
     if (this.recording) {

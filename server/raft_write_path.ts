@@ -17,7 +17,7 @@
  */
 import * as path from 'node:path';
 import type { ProofDB } from '../src/index.js';
-import { ReplicationError, ReplicationGroup, passingIoCode, SessionError, SessionErrorCode, SessionStore, type ApplyPause, type GroupStatus, type ReplicationGroupOptions, type PeerAddress, type Transport } from '../src/replication/index.js';
+import { LaterAnswer, ReplicationError, ReplicationGroup, passingIoCode, SessionError, SessionErrorCode, SessionStore, type ApplyPause, type GroupStatus, type ReplicationGroupOptions, type PeerAddress, type Transport } from '../src/replication/index.js';
 import { MemberRegistry, MemberStore, Membership, type MemberInfo } from '../src/replication/members.js';
 import type { SnapshotTrust } from '../src/replication/snapshot.js';
 import type { SignerSet } from '../proofs/signer_set.js';
@@ -244,9 +244,19 @@ export class RaftWritePath implements WritePath {
         stateMachine: {
           apply: (index, command) => {
             const cmd = decodeCommand(command);
-            const applied = applier.execute(cmd, index);
-            if (cmd.type === 'checkpoint' || cmd.type === 'cosign') void applied.then(() => snapshots.afterApply(index, cmd, group && record), () => undefined);
-            return applied;
+            if (cmd.type === 'checkpoint' || cmd.type === 'cosign') {
+              // Pipelined: a checkpoint took effect at its freeze (the session table is captured as
+              // of it), a cosign once queued behind the record of the checkpoint in flight; the loop
+              // goes on, and the proposer is answered with the outcome (the record, the verdict).
+              let tookEffect!: () => void;
+              const took = new Promise<void>((resolve) => (tookEffect = resolve));
+              const outcome = applier.execute(cmd, index, tookEffect);
+              const applied = Promise.race([took, outcome]);
+              if (cmd.type === 'checkpoint') void applied.then(() => snapshots.afterApply(index, cmd, group && record), () => undefined);
+              void outcome.then(() => (cmd.type === 'checkpoint' ? snapshots.afterRecord(group && record) : snapshots.afterApply(index, cmd, group && record)), () => undefined);
+              return applied.then(() => new LaterAnswer(outcome));
+            }
+            return applier.execute(cmd, index);
           },
           isFatal: isEngineFailure,
           // A recoverable engine write fault pauses applying; the same entries are applied again.
@@ -257,6 +267,10 @@ export class RaftWritePath implements WritePath {
           ...(members ? { applyConfChange: (index, cc) => void members.applyConfChange(index, cc, db.logIndex().durable) } : {}),
         },
       });
+      // A checkpoint entry replayed while the group opened took effect at its freeze: the open
+      // ends once its record is appended too, as it did when the apply awaited it (a failed one
+      // is the engine's write fault, reported as any other).
+      await db.waitForCheckpoint().catch(() => undefined);
       return new RaftWritePath(db, group, applier, sessions, snapshots, members, options.logCommands === 'cbor' ? encodeCommandCbor : encodeCommand);
     } catch (err) {
       await sessions.close();
@@ -339,14 +353,15 @@ export class RaftWritePath implements WritePath {
     }
   }
 
-  /** True while the group's loop runs or has work queued (the simulator waits between events). */
+  /** True while the group's loop runs or has work queued, or the engine records a checkpoint (the simulator waits between events). */
   busy(): boolean {
-    return this.group.busy();
+    return this.group.busy() || this.db.checkpointInFlight();
   }
 
-  /** Resolves once the group's loop is idle. */
-  settled(): Promise<void> {
-    return this.group.settled();
+  /** Resolves once the group's loop is idle and the engine's checkpoint in flight, if any, recorded. */
+  async settled(): Promise<void> {
+    await this.group.settled();
+    await this.db.waitForCheckpoint().catch(() => undefined);
   }
 
   /** Proposes again this member's signature on its pending head when it is not in the log yet. */

@@ -410,11 +410,13 @@ export class CommandApplier {
    * remembered pair with another request digest is `IDEMPOTENCY_KEY_REUSED`.
    * `logIndex`: the Raft log entry the command comes from (engine in external-log mode; it is
    * also the session table's index). The engine write is enqueued before this returns its
-   * promise, so calls take effect in call order.
+   * promise, so calls take effect in call order. `tookEffect`: called when a checkpoint or a
+   * cosign took effect in the engine (a checkpoint's freeze; a cosign queued behind the record of
+   * the checkpoint in flight), before its outcome.
    */
-  async execute(cmd: WriteCommand, logIndex?: number): Promise<WriteOutcome> {
+  async execute(cmd: WriteCommand, logIndex?: number, tookEffect?: () => void): Promise<WriteOutcome> {
     if (logIndex === undefined) this.refuseIfDiverged();
-    if (!cmd.session) return this.apply(cmd, logIndex);
+    if (!cmd.session) return this.apply(cmd, logIndex, tookEffect);
     const { clientId, seq } = cmd.session;
     const decision = this.sessions.apply({ index: logIndex ?? ++this.counter, clientId, seq, digest: commandDigest(cmd), bytes: sessionEntryBytes(cmd) });
     switch (decision.kind) {
@@ -436,7 +438,7 @@ export class CommandApplier {
     // A checkpoint's remembered outcome is fixed when it is applied ("a checkpoint was taken"):
     // its own last install, which records its index, waits for every outcome up to it.
     if (cmd.type === 'checkpoint') record.outcome = CHECKPOINT_TAKEN;
-    const p: Promise<Settled> = this.apply(cmd, logIndex).then(
+    const p: Promise<Settled> = this.apply(cmd, logIndex, tookEffect).then(
       (outcome) => ({ ok: true as const, outcome }),
       (error: unknown) => ({ ok: false as const, error }),
     ).then((settled) => {
@@ -455,7 +457,7 @@ export class CommandApplier {
     return settled.outcome;
   }
 
-  private async apply(cmd: WriteCommand, logIndex?: number): Promise<WriteOutcome> {
+  private async apply(cmd: WriteCommand, logIndex?: number, tookEffect?: () => void): Promise<WriteOutcome> {
     const wo = { ...(this.options.sync === undefined ? {} : { sync: this.options.sync }), ...(logIndex === undefined ? {} : { logIndex }), ...(cmd.time === undefined ? {} : { time: cmd.time }) };
     switch (cmd.type) {
       case 'put': {
@@ -489,17 +491,21 @@ export class CommandApplier {
       }
       case 'checkpoint': {
         const signers = this.options.signers?.(logIndex);
-        const checkpoint = await this.db.checkpoint({
+        const { result } = await this.db.startCheckpoint({
           ...(logIndex === undefined ? {} : { logIndex }),
           ...(cmd.time === undefined || cmd.time === null ? {} : { time: cmd.time }),
           ...(signers ? { signers } : {}),
         });
+        tookEffect?.();
+        const checkpoint = await result;
         if (checkpoint.cosign) this.options.proposeCosign?.(checkpoint.cosign);
         return { type: 'checkpoint', checkpoint };
       }
       case 'cosign': {
         const { nodeId, size, root, signature } = cmd;
-        const cosign = await this.db.cosign({ type: 'cosign', nodeId, size, root, signature }, logIndex === undefined ? {} : { logIndex });
+        const { result } = await this.db.startCosign({ type: 'cosign', nodeId, size, root, signature }, logIndex === undefined ? {} : { logIndex });
+        tookEffect?.();
+        const cosign = await result;
         this.options.onCosign?.(cmd, cosign);
         return { type: 'cosign', cosign };
       }

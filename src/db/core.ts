@@ -66,6 +66,46 @@ interface FrozenMemtable {
   appliedIndex: number;
   /** Commit time of its latest write. */
   flushedTime: number;
+  /**
+   * The checkpoint whose steps after its freeze were running when this memtable was frozen: this
+   * flush's install waits until that checkpoint's record is appended ({@link CheckpointTail}).
+   */
+  heldBy: CheckpointTail | null;
+}
+
+/**
+ * The steps of a pipelined checkpoint after its freeze (external-log mode; docs/engine.md
+ * § Checkpoints): wait for the install of every memtable frozen up to the checkpoint, settle
+ * ({@link DBCore.settleForCheckpoint}), the edit recording its log index, its record. They run in
+ * the flush chain, so a flush frozen after the checkpoint installs only once they are done.
+ */
+export interface CheckpointTail {
+  /** The log index of the checkpoint entry. */
+  readonly index: number;
+  /** The commit time of the latest write at the freeze (what the index edit records). */
+  readonly time: number;
+  /** The last memtable frozen at or before the checkpoint's freeze, or null: installed before the settle. */
+  readonly after: Memtable | null;
+  /** Appends the checkpoint's record (the database's step). Throws to be retried. */
+  readonly record: () => Promise<void>;
+  /** The settle and the index edit are done (a retry goes on with the record). */
+  settled: boolean;
+  /** The record is appended (a retry goes on with the follow-ups). */
+  recorded: boolean;
+  /**
+   * Steps of later log entries that must run after the record, in order, before a flush frozen
+   * after the checkpoint installs (cosigns applied while it is in flight: {@link afterCheckpointRecord}).
+   * Each is removed once it succeeded; a failure is retried like the record.
+   */
+  readonly followUps: Array<{ run: () => Promise<void>; reject: (err: Error) => void }>;
+  /** `failed`: a step threw; recovery runs the steps again. `abandoned`: the fail-stop. */
+  state: 'running' | 'failed' | 'done' | 'abandoned';
+  /** Settles when the record is appended; rejects at a fail-stop or a close before that. */
+  readonly completion: Promise<void>;
+  /** Settles (never rejects) when the steps finished or failed. */
+  readonly idle: Promise<void>;
+  resolve(): void;
+  reject(err: Error): void;
 }
 
 /**
@@ -98,6 +138,11 @@ export interface WriteFault {
 export const RECOVERY_BASE_MS = 50;
 /** Longest wait between recovery attempts, ms. */
 export const RECOVERY_MAX_MS = 5000;
+/**
+ * Recovery attempts a checkpoint's steps after its freeze get (about 21 s with the backoff above)
+ * before the fault becomes fatal: the fail-stop of docs/engine.md § Checkpoints.
+ */
+export const CHECKPOINT_TAIL_ATTEMPTS = 10;
 
 const errnoConstants: Record<string, number> = osConstants.errno;
 
@@ -248,6 +293,12 @@ export class DBCore {
   /** Table numbers being installed: renamed into place but not yet in the current version. */
   private readonly installing = new Set<number>();
   private jobCounter = 0;
+  /** The pipelined checkpoint whose steps after the freeze are not done yet, or null. */
+  private tail: CheckpointTail | null = null;
+  /** Recovery attempts a failed checkpoint tail gets before the fail-stop (tests lower it). */
+  checkpointTailAttempts = CHECKPOINT_TAIL_ATTEMPTS;
+  /** Test hook: awaited after a flush's table is built, before its install (null: none). */
+  beforeFlushInstall: ((flushedSeq: number) => Promise<void>) | null = null;
 
   constructor(
     readonly dir: string,
@@ -361,9 +412,10 @@ export class DBCore {
    * and the order of installs and compactions, do not.
    */
   async rotate(switchJournal: boolean): Promise<void> {
-    if (this.flushQueue.length >= this.opts.maxFrozenMemtables) {
+    // Frozen memtables count, not a checkpoint's steps in the flush chain (they hold no memtable).
+    if (this.imms.length >= this.opts.maxFrozenMemtables && this.flushQueue.length > 0) {
       const t0 = performance.now();
-      while (this.flushQueue.length >= this.opts.maxFrozenMemtables) await this.flushQueue[0];
+      while (this.imms.length >= this.opts.maxFrozenMemtables && this.flushQueue.length > 0) await this.flushQueue[0];
       this.stats.stallMs += performance.now() - t0;
     }
     this.throwIfFailed();
@@ -383,12 +435,147 @@ export class DBCore {
       try {
         this.openJournal();
       } catch (err) {
-        this.failedFlushes.push({ imm, flushedSeq, appliedIndex, flushedTime });
+        this.failedFlushes.push({ imm, flushedSeq, appliedIndex, flushedTime, heldBy: null });
         this.enterFault('journal', err as Error);
         throw this.faultError();
       }
     }
-    this.startFlush({ imm, flushedSeq, appliedIndex, flushedTime });
+    this.startFlush({ imm, flushedSeq, appliedIndex, flushedTime, heldBy: this.tail });
+  }
+
+  /**
+   * Starts the steps of a pipelined checkpoint after its freeze (called in the write queue right
+   * after the freeze, or without one when the memtable was empty): they run after every flush in
+   * flight and before the install of any memtable frozen later. `record` appends the
+   * checkpoint's record. Returns the tail; its `completion` settles when the record is appended.
+   * A failed step enters a recoverable write fault and recovery runs the steps again, up to
+   * {@link checkpointTailAttempts} times; then the fault becomes fatal (the fail-stop). One at a
+   * time: wait for {@link checkpointIdle} first.
+   */
+  startCheckpointTail(index: number, record: () => Promise<void>): CheckpointTail {
+    if (this.tail) throw new ProofKVError(ErrorCode.BUSY, 'a checkpoint is already in flight');
+    let resolve!: () => void;
+    let reject!: (err: Error) => void;
+    const completion = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    completion.catch(() => undefined);
+    const before = this.flushing;
+    const tail: CheckpointTail = {
+      index,
+      time: this.lastTime,
+      after: this.imms.length > 0 ? this.imms[this.imms.length - 1] : null,
+      record,
+      settled: false,
+      recorded: false,
+      followUps: [],
+      state: 'running',
+      completion,
+      idle: Promise.resolve(),
+      resolve,
+      reject,
+    };
+    this.tail = tail;
+    const done: Promise<void> = (async () => {
+      if (before) await before;
+      await this.runTail(tail);
+    })()
+      .catch((err: Error) => {
+        if (tail.state === 'running') tail.state = 'failed';
+        this.enterFault('flush', err);
+      })
+      .finally(() => {
+        this.flushQueue.splice(this.flushQueue.indexOf(done), 1);
+      });
+    (tail as { idle: Promise<void> }).idle = done;
+    this.flushQueue.push(done);
+    return tail;
+  }
+
+  /**
+   * The steps of a checkpoint tail: the install of its flush (done before, or it failed), the
+   * settle and the index edit (once), the record. Throws when one fails (the tail is then
+   * `failed`); marks it done and resolves its completion otherwise.
+   */
+  private async runTail(tail: CheckpointTail): Promise<void> {
+    if (tail.state === 'done' || tail.state === 'abandoned') return;
+    tail.state = 'running';
+    try {
+      if (tail.after && this.imms.includes(tail.after)) {
+        throw this.fault ? this.faultError() : new ProofKVError(ErrorCode.IO_ERROR, "the checkpoint's flush was not installed");
+      }
+      trace('ckpt', 'flushed', tail.index);
+      if (!tail.settled) {
+        await this.settleForCheckpoint(tail.index, tail.time);
+        tail.settled = true;
+      }
+      trace('ckpt', 'settled', tail.index);
+      if (!tail.recorded) {
+        await tail.record();
+        tail.recorded = true;
+        // The checkpoint's proposer is answered now, whatever happens to the follow-ups.
+        tail.resolve();
+      }
+      // Taken one by one: a follow-up queued while one runs is run too, before the tail is done.
+      while (tail.followUps.length > 0) {
+        await tail.followUps[0].run();
+        tail.followUps.shift();
+      }
+    } catch (err) {
+      tail.state = 'failed';
+      throw err;
+    }
+    tail.state = 'done';
+    if (this.tail === tail) this.tail = null;
+    trace('ckpt', 'end', tail.index);
+    tail.resolve();
+  }
+
+  /**
+   * Queues `step` (of a log entry applied after the checkpoint in flight) to run after that
+   * checkpoint's record and before any flush frozen after it installs, in call order; resolves
+   * with its result. A failure is retried with the checkpoint's steps (a step must then change
+   * nothing when it throws). Returns null when no checkpoint is in flight and running: the
+   * caller runs the step itself.
+   */
+  afterCheckpointRecord<T>(step: () => Promise<T>): Promise<T> | null {
+    const t = this.tail;
+    if (!t || t.state !== 'running') return null;
+    return new Promise<T>((resolve, reject) => {
+      t.followUps.push({
+        run: async () => resolve(await step()),
+        reject,
+      });
+    });
+  }
+
+  /**
+   * Resolves when no pipelined checkpoint is in flight; throws the write fault when one is in
+   * flight and failed (its record does not exist yet: what reads the checkpoint log must wait).
+   */
+  async checkpointIdle(): Promise<void> {
+    const t = this.tail;
+    if (!t) return;
+    await t.idle;
+    if (this.tail) throw this.fault ? this.faultError() : new ProofKVError(ErrorCode.IO_ERROR, 'a checkpoint is still in flight');
+  }
+
+  /** True while a pipelined checkpoint's steps after its freeze run (not while a failed one waits for recovery). */
+  checkpointRunning(): boolean {
+    return this.tail?.state === 'running';
+  }
+
+  /** Runs the failed checkpoint tail once its flush is installed (recovery). */
+  private async finishFailedTail(): Promise<void> {
+    const t = this.tail;
+    if (!t || t.state !== 'failed' || (t.after && this.imms.includes(t.after))) return;
+    // What followed the flush's install (moves, the next pick) may have failed: redo it first,
+    // as a replica without the fault did it.
+    this.repickFailedCompaction();
+    await this.afterInstall();
+    await this.waitForCompactions();
+    await this.runTail(t);
   }
 
   private startFlush(frozen: FrozenMemtable): void {
@@ -461,6 +648,8 @@ export class DBCore {
       await this.recoverOnce();
     } catch (err) {
       f.lastError = err as Error;
+      const t = this.tail;
+      if (t && t.state === 'failed' && f.attempts >= this.checkpointTailAttempts) this.failStop(t);
       return;
     }
     if (this.fault === f && f.recoverable) {
@@ -492,6 +681,8 @@ export class DBCore {
     const failed = this.imms.flatMap((imm) => this.failedFlushes.filter((f) => f.imm === imm));
     if (failed.length > 0) {
       for (const f of failed) {
+        // A failed checkpoint tail runs between its flush and the memtables frozen after it.
+        await this.finishFailedTail();
         await this.flushAndInstall(f, null);
         this.failedFlushes.splice(this.failedFlushes.indexOf(f), 1);
       }
@@ -501,10 +692,11 @@ export class DBCore {
       await this.afterInstall();
       await this.waitForCompactions();
     }
+    await this.finishFailedTail();
     this.failedFlushes = [];
     if (this.flushAfterRecovery) {
       if (this.mem.count > 0) {
-        const frozen = { imm: this.mem, flushedSeq: this.lastSeq, appliedIndex: this.logIndex, flushedTime: this.lastTime };
+        const frozen = { imm: this.mem, flushedSeq: this.lastSeq, appliedIndex: this.logIndex, flushedTime: this.lastTime, heldBy: null };
         this.imms.push(frozen.imm);
         this.mem = new Memtable();
         this.failedFlushes = [frozen];
@@ -521,6 +713,21 @@ export class DBCore {
       this.pending = null;
       this.maybeScheduleCompaction();
     }
+  }
+
+  /**
+   * The fail-stop: a checkpoint's steps after its freeze could not finish. Later log entries took
+   * effect, so the checkpoint can no longer be refused: the fault becomes fatal (writes are
+   * refused until the database is reopened; the next open replays the external log from the
+   * recorded index, which is below the checkpoint's, and redoes it).
+   */
+  private failStop(t: CheckpointTail): void {
+    const f = this.fault!;
+    f.recoverable = false;
+    t.state = 'abandoned';
+    this.onFaultChange?.(f);
+    t.reject(this.faultError());
+    for (const u of t.followUps.splice(0)) u.reject(this.faultError());
   }
 
   /** Waits until no flush is running. */
@@ -548,12 +755,12 @@ export class DBCore {
     if (tracing) trace('flush-built', imm.count, Math.round((performance.now() - tf) * 1000));
     this.stats.flushes++;
     this.stats.flushBytes += out.meta.size;
-    if (before) {
-      await before;
-      if (this.imms[0] !== imm) {
-        fs.rmSync(path.join(this.dir, out.tmpName), { force: true });
-        throw this.fault ? this.faultError() : new ProofKVError(ErrorCode.IO_ERROR, 'an earlier flush was not installed');
-      }
+    if (this.beforeFlushInstall) await this.beforeFlushInstall(flushedSeq);
+    if (before) await before;
+    // Installs keep freeze order, and a memtable frozen after a checkpoint waits for its record.
+    if ((before && this.imms[0] !== imm) || (frozen.heldBy && frozen.heldBy.state !== 'done')) {
+      fs.rmSync(path.join(this.dir, out.tmpName), { force: true });
+      throw this.fault ? this.faultError() : new ProofKVError(ErrorCode.IO_ERROR, 'an earlier flush or checkpoint was not installed');
     }
     await this.install({ ...out, flushedSeq, appliedIndex, flushedTime }, imm);
   }
@@ -792,9 +999,9 @@ export class DBCore {
    * pure function of the version after the flush, so a checkpoint applied again after a crash
    * anywhere in between (the open resumes the drain) reaches the same table set. With
    * `checkpointIndex` (external-log mode) an edit of its own then records that the checkpoint at
-   * that log index has its table set complete.
+   * that log index has its table set complete, with `lastTime` (the commit time at its freeze).
    */
-  async settleForCheckpoint(checkpointIndex?: number): Promise<void> {
+  async settleForCheckpoint(checkpointIndex?: number, lastTime = this.lastTime): Promise<void> {
     this.repickFailedCompaction();
     await this.waitForCompactions();
     if (this.vs.current.levels[0].length > this.opts.checkpointLevel0Tables) {
@@ -803,7 +1010,7 @@ export class DBCore {
     }
     if (checkpointIndex !== undefined) {
       await this.announceLogIndex(checkpointIndex);
-      await this.vs.logAndApply({ appliedIndex: checkpointIndex, checkpointIndex, lastTime: this.lastTime });
+      await this.vs.logAndApply({ appliedIndex: checkpointIndex, checkpointIndex, lastTime });
     }
   }
 
@@ -849,6 +1056,14 @@ export class DBCore {
       while (this.recovering) await this.recovering;
       while (this.flushing) await this.flushing;
       while (this.draining) await this.draining;
+      // A checkpoint whose steps failed is not finished now: the next open replays its entry.
+      if (this.tail && this.tail.state !== 'done') {
+        this.tail.state = 'abandoned';
+        const closed = new ProofKVError(ErrorCode.DATABASE_CLOSED, 'the database closed before the checkpoint was recorded');
+        this.tail.reject(closed);
+        for (const u of this.tail.followUps.splice(0)) u.reject(closed);
+        this.tail = null;
+      }
       if (this.brokenJournal) {
         // Best effort: cut the refused group off, so the next open does not replay it.
         const { writer, keepLength } = this.brokenJournal;

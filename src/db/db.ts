@@ -26,7 +26,7 @@ import { MAX_SEQ, MAX_VERSION, seqOf, versionOf, type Entry } from '../keys.js';
 import { resolveOptions, sameShape, shapeOf, withRecordedShape, type DBOptions, type ResolvedOptions } from '../options.js';
 import { files, VersionSet } from '../version/version_set.js';
 import { WriteBatch, type BatchOp, type WriteCondition } from './batch.js';
-import { DBCore, type EngineStats, type WriteFault } from './core.js';
+import { DBCore, type CHECKPOINT_TAIL_ATTEMPTS, type EngineStats, type WriteFault } from './core.js';
 import { DBIterator, type IteratorOptions, type VersionEntry } from './iterator.js';
 import { lockDir, type DirLock } from './lock.js';
 import { Checkpointer, type CosignResult, type SignedCheckpoint, type TakenCheckpoint } from '../proof/checkpointer.js';
@@ -243,12 +243,6 @@ export class ProofDB {
   private closing: Promise<void> | null = null;
   /** External-log mode: the latest log index a write or checkpoint was given (validation). */
   private lastLogIndex: number;
-  /**
-   * External-log mode: the log index of a checkpoint whose tables are installed (the manifest
-   * records its index) but whose record the checkpoint log refused. Applying that entry again
-   * finishes it, as the next open would ({@link rewindLogIndex} allows it).
-   */
-  private unfinishedCheckpoint: number | null = null;
   /** Set while {@link replaceFromSnapshot} has the engine closed: calls are refused meanwhile. */
   private replacing: string | null = null;
   /** The running {@link replaceFromSnapshot} ({@link close} waits for it). */
@@ -649,9 +643,27 @@ export class ProofDB {
 
   /**
    * Flushes the memtable into a table and installs the finished (or awaited) compaction, at this
-   * point of the write sequence. Writes queued before it are included; writes after it wait.
+   * point of the write sequence. Writes queued before it are included; resolves once the
+   * checkpoint is recorded. In external-log mode writes queued after it go on at its freeze
+   * (see {@link startCheckpoint}); in journal mode they wait for it.
    */
   async checkpoint(options: CheckpointOptions = {}): Promise<CheckpointResult> {
+    return (await this.startCheckpoint(options)).result;
+  }
+
+  /**
+   * Takes a checkpoint at this point of the write sequence and resolves once it **took effect**:
+   * `result` then settles when it is recorded. External-log mode: the checkpoint takes effect at
+   * its freeze (the intent is recorded, the seq and log index are captured, the memtable is
+   * frozen), and the writes queued after it go into the new memtable while its flush, settle and
+   * record run (pipelined checkpoints, docs/engine.md § Checkpoints); the certified table set is
+   * exactly the one the checkpoint would have had with writes held. A fault after the freeze
+   * no longer refuses the checkpoint: the engine retries its steps, and when they cannot finish
+   * the fault becomes fatal and `result` rejects (the next open redoes the checkpoint from the
+   * log). A second checkpoint waits in the write queue for the record of the one in flight.
+   * Journal mode: resolves when the checkpoint is recorded (the write queue waits for it).
+   */
+  async startCheckpoint(options: CheckpointOptions = {}): Promise<{ result: Promise<CheckpointResult> }> {
     this.checkOpen();
     if (options.time !== undefined && !(Number.isSafeInteger(options.time) && options.time >= 0)) {
       throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `checkpoint time ${String(options.time)} is not a safe non-negative integer`);
@@ -659,39 +671,73 @@ export class ProofDB {
     const badSet = options.signers === undefined ? undefined : checkSignerSet(options.signers);
     if (badSet) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `checkpoint signers: ${badSet.message}`);
     const logIndex = this.takeLogIndex(options.logIndex);
-    const external = this.options.writeAheadLog === 'external';
-    let signed: TakenCheckpoint | undefined;
+    if (this.options.writeAheadLog === 'external') return this.pipelinedCheckpoint(logIndex, options);
+    let result: CheckpointResult | undefined;
     await this.pipeline.barrier(async () => {
       const core = this.core;
       core.throwIfFailed();
       trace('ckpt', 'begin', logIndex);
-      if (external && this.unfinishedCheckpoint === logIndex) {
-        // Applied again after the checkpoint log refused its record: the tables are installed.
-        signed = await this.checkpointLogStep(() => this.checkpointer.checkpoint(core.lastSeq, logIndex, this.checkpointer.intentFor(logIndex)));
-        this.unfinishedCheckpoint = null;
-        return;
-      }
-      // External-log mode: time and signer set are recorded before the last install, so a
-      // checkpoint finished at the next open records the same ones (openExternalLog).
-      const meta = external ? await this.checkpointLogStep(() => this.checkpointer.intend(logIndex, options)) : options;
-      trace('ckpt', 'intent', logIndex);
       if (core.mem.count > 0) await core.rotate(true);
       await core.waitForFlush();
       trace('ckpt', 'flushed', logIndex);
       // Every level within budget, and at most `checkpointLevel0Tables` level-0 tables in the
-      // certified set (more are compacted into level 1). External-log mode: an edit then records
-      // that this checkpoint's table set is complete, so that a crash before the checkpoint log
-      // append is finished at the next open, never redone.
-      await core.settleForCheckpoint(external ? logIndex : undefined);
+      // certified set (more are compacted into level 1).
+      await core.settleForCheckpoint();
       trace('ckpt', 'settled', logIndex);
-      if (external) core.logIndex = logIndex;
-      signed = await this.checkpointLogStep(
-        () => this.checkpointer.checkpoint(core.lastSeq, external ? logIndex : undefined, meta),
-        external ? logIndex : undefined,
-      );
+      const signed = await this.checkpointer.checkpoint(core.lastSeq, undefined, options);
+      result = { ...signed, seq: signed.checkpoint.seq, tables: this.tables() };
       trace('ckpt', 'end', logIndex);
     });
-    return { ...signed!, seq: signed!.checkpoint.seq, tables: this.tables() };
+    return { result: Promise.resolve(result!) };
+  }
+
+  /**
+   * External-log mode: the checkpoint's steps up to its freeze in the write queue, the rest in
+   * the engine's flush chain ({@link DBCore.startCheckpointTail}).
+   */
+  private async pipelinedCheckpoint(logIndex: number, options: CheckpointOptions): Promise<{ result: Promise<CheckpointResult> }> {
+    let result: Promise<CheckpointResult> | undefined;
+    await this.pipeline.barrier(async () => {
+      const core = this.core;
+      core.throwIfFailed();
+      trace('ckpt', 'begin', logIndex);
+      // One checkpoint in flight: the next one (its intent, its signer set) follows its record.
+      await core.checkpointIdle();
+      core.throwIfFailed();
+      // Time and signer set are recorded before the freeze, so a checkpoint finished at the next
+      // open records the same ones (openExternalLog). A refusal here changes nothing.
+      const meta = await this.checkpointLogStep(() => this.checkpointer.intend(logIndex, options));
+      trace('ckpt', 'intent', logIndex);
+      // The freeze records the log index of the writes before the checkpoint (a crash before its
+      // index edit replays the checkpoint entry); the checkpoint takes effect here.
+      if (core.mem.count > 0) await core.rotate(true);
+      const seq = core.lastSeq;
+      core.logIndex = logIndex;
+      trace('ckpt', 'frozen', logIndex);
+      let taken: CheckpointResult | undefined;
+      const tail = core.startCheckpointTail(logIndex, async () => {
+        const signed = await this.checkpointLogStep(() => this.checkpointer.checkpoint(seq, logIndex, meta));
+        // The table set is still the checkpoint's: a later flush installs after this step.
+        taken = { ...signed, seq: signed.checkpoint.seq, tables: this.tables() };
+      });
+      result = tail.completion.then(() => taken!);
+    });
+    return { result: result! };
+  }
+
+  /**
+   * Resolves when no checkpoint is in flight (external-log mode: the record of the last one
+   * taken is appended); rejects with the write fault when the one in flight failed and is being
+   * retried or was abandoned (see {@link startCheckpoint}).
+   */
+  async waitForCheckpoint(): Promise<void> {
+    this.checkOpen();
+    await this.core.checkpointIdle();
+  }
+
+  /** True while a checkpoint's steps after its freeze run (external-log mode; false while a failed one waits for the engine's recovery). */
+  checkpointInFlight(): boolean {
+    return !this.closed && this.core.checkpointRunning();
   }
 
   /**
@@ -699,15 +745,14 @@ export class ProofDB {
    * descriptor left) nothing of the step is recorded. External-log mode: the engine enters a
    * recoverable write fault (`checkpoint-log`), so that the log entries after it are refused too
    * and can be applied again in order, and the caller gets the fault's error. (Journal mode: the
-   * error as it is; the next checkpoint takes the same index.) `unfinishedAt`: the log index of a
-   * checkpoint whose tables are already installed.
+   * error as it is; the next checkpoint takes the same index.) A checkpoint's record fails the
+   * same way, after its freeze: the engine then retries it (docs/engine.md § Checkpoints).
    */
-  private async checkpointLogStep<T>(step: () => Promise<T>, unfinishedAt?: number): Promise<T> {
+  private async checkpointLogStep<T>(step: () => Promise<T>): Promise<T> {
     try {
       return await step();
     } catch (err) {
       if (!(err instanceof CheckpointLogWriteError) || this.options.writeAheadLog !== 'external') throw err;
-      if (unfinishedAt !== undefined) this.unfinishedCheckpoint = unfinishedAt;
       this.core.enterFault('checkpoint-log', err);
       throw this.core.faultError();
     }
@@ -722,17 +767,43 @@ export class ProofDB {
    * before it.
    */
   async cosign(cmd: CosignCommand, options: CosignOptions = {}): Promise<CosignResult> {
+    return (await this.startCosign(cmd, options)).result;
+  }
+
+  /**
+   * {@link cosign}, resolving once the cosign **took effect** in log order: `result` then settles
+   * with its verdict. External-log mode, while a checkpoint is in flight: the cosign is judged
+   * after that checkpoint's record (judged before it, it would be `unknown-head` on this replica
+   * only) and before any flush frozen after it installs, so the writes after it go on meanwhile;
+   * its append failing is retried with the checkpoint's steps (docs/engine.md § Checkpoints).
+   * Otherwise it is judged in the write queue.
+   */
+  async startCosign(cmd: CosignCommand, options: CosignOptions = {}): Promise<{ result: Promise<CosignResult> }> {
     this.checkOpen();
     const logIndex = this.takeLogIndex(options.logIndex);
-    let result: CosignResult | undefined;
+    const judge = async (): Promise<CosignResult> => {
+      trace('cosign', 'begin', logIndex);
+      const r = await this.checkpointLogStep(() => this.checkpointer.cosign(cmd));
+      trace('cosign', 'end', logIndex, r.verdict);
+      return r;
+    };
+    let result: Promise<CosignResult> | undefined;
     await this.pipeline.barrier(async () => {
       this.core.throwIfFailed();
-      trace('cosign', 'begin', logIndex);
-      result = await this.checkpointLogStep(() => this.checkpointer.cosign(cmd));
-      trace('cosign', 'end', logIndex, result.verdict);
-      if (this.options.writeAheadLog === 'external') this.core.logIndex = logIndex;
+      const external = this.options.writeAheadLog === 'external';
+      const later = external ? this.core.afterCheckpointRecord(judge) : null;
+      if (later) {
+        later.catch(() => undefined); // the caller's await sees the rejection
+        result = later;
+      } else {
+        // A failed checkpoint in flight refuses the cosign for now (its record does not exist).
+        await this.core.checkpointIdle();
+        const r = await judge();
+        result = Promise.resolve(r);
+      }
+      if (external) this.core.logIndex = logIndex;
     });
-    return result!;
+    return { result: result! };
   }
 
   /**
@@ -972,10 +1043,7 @@ export class ProofDB {
     this.checkOpen();
     if (this.options.writeAheadLog !== 'external') throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `rewindLogIndex needs writeAheadLog: 'external'`);
     if (!Number.isSafeInteger(index) || index <= 0) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `log index must be a positive integer, got ${index}`);
-    // A checkpoint whose record the checkpoint log refused took effect only in its tables:
-    // applying its entry again finishes it.
-    const unfinished = this.unfinishedCheckpoint !== null && this.core.logIndex === index && this.unfinishedCheckpoint === index;
-    if (this.core.logIndex >= index && !unfinished) {
+    if (this.core.logIndex >= index) {
       throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `cannot rewind to log index ${index}: entries up to ${this.core.logIndex} took effect`);
     }
     this.lastLogIndex = Math.min(this.lastLogIndex, index - 1);
@@ -1034,6 +1102,18 @@ export class ProofDB {
     return { open: f.count, limit: f.limit, reopens: f.reopens };
   }
 
+  /**
+   * @internal Test hooks of the engine: `beforeFlushInstall` is awaited after a flush's table is
+   * built, before its install (a rejection fails that flush like an I/O error: a recoverable
+   * write fault); `checkpointTailAttempts` bounds the recovery attempts of a checkpoint's steps
+   * after its freeze before the fail-stop (default {@link CHECKPOINT_TAIL_ATTEMPTS}).
+   */
+  _engineHooks(hooks: { beforeFlushInstall?: ((flushedSeq: number) => Promise<void>) | null; checkpointTailAttempts?: number }): void {
+    this.checkOpen();
+    if (hooks.beforeFlushInstall !== undefined) this.core.beforeFlushInstall = hooks.beforeFlushInstall;
+    if (hooks.checkpointTailAttempts !== undefined) this.core.checkpointTailAttempts = hooks.checkpointTailAttempts;
+  }
+
   /** The directory this database lives in. */
   get location(): string {
     return this.core.dir;
@@ -1082,6 +1162,7 @@ export class ProofDB {
           throw new ProofKVError(ErrorCode.BUSY, `${this.core.openIterators} iterators are still open after ${drainMs} ms: the snapshot is not installed`);
         }
         await this.pipeline.idle();
+        await this.core.checkpointIdle().catch(() => undefined);
       } catch (err) {
         this.replacing = null;
         throw err;
@@ -1116,7 +1197,6 @@ export class ProofDB {
       this.checkpointer = parts.checkpointer;
       this.lock = parts.lock;
       this.lastLogIndex = parts.core.logIndex;
-      this.unfinishedCheckpoint = null;
       this.generation++;
       this.replacing = null;
     } catch (err) {
@@ -1141,6 +1221,8 @@ export class ProofDB {
     this.closing = (async () => {
       try {
         await this.pipeline.idle();
+        // A checkpoint in flight appends its record first (a failed one is abandoned by the close).
+        await this.core.checkpointIdle().catch(() => undefined);
         await this.checkpointer.close();
         await this.core.close();
       } finally {

@@ -127,9 +127,11 @@ export interface StateMachine<O> {
    * Applies the command of committed entry `index`. Called in log order, each call before the
    * next (an implementation must take the entry in call order, e.g. by enqueueing synchronously);
    * the calls of one Ready may run concurrently. A rejection is that command's failure and goes
-   * to its proposer, unless {@link isFatal} says the machine itself failed.
+   * to its proposer, unless {@link isFatal} says the machine itself failed. Resolving with a
+   * {@link LaterAnswer} says the entry took effect (the loop goes on) while its proposer's answer
+   * comes later (a pipelined checkpoint: applied at its freeze, answered at its record).
    */
-  apply(index: number, command: Uint8Array): Promise<O>;
+  apply(index: number, command: Uint8Array): Promise<O | LaterAnswer<O>>;
   /** True for an error that means the command may not have been applied: the loop stops. */
   isFatal(err: unknown): boolean;
   /**
@@ -171,6 +173,18 @@ export interface StateMachine<O> {
    * applied index given at open are not handed over again.
    */
   applyConfChange?(index: number, cc: ConfChange): void;
+}
+
+/**
+ * What {@link StateMachine.apply} resolves with for an entry that took effect but whose outcome
+ * comes later: the group counts the entry applied and answers its proposer when `answer`
+ * settles (a rejection is the proposer's error; it does not pause or stop applying: the
+ * machine reports its own failure on the entries after it).
+ */
+export class LaterAnswer<O> {
+  constructor(readonly answer: Promise<O>) {
+    answer.catch(() => undefined);
+  }
 }
 
 /** Options of {@link ReplicationGroup.open}. */
@@ -1485,7 +1499,7 @@ export class ReplicationGroup<O> {
    * the state machine rolls back to before it, and the loop applies them again later.
    */
   private async applyEntries(entries: Entry[], previous: ApplyPause | undefined): Promise<void> {
-    const started: Array<{ entry: Entry; id: string; p: Promise<O> }> = [];
+    const started: Array<{ entry: Entry; id: string; p: Promise<O | LaterAnswer<O>> }> = [];
     for (const e of entries) {
       if (e.index <= this.applied) continue; // durable in the state machine before a restart
       this.applied = e.index;
@@ -1502,7 +1516,7 @@ export class ReplicationGroup<O> {
     let fatal: unknown = null;
     let paused: { index: number; error: unknown } | null = null;
     for (const { entry, id, p } of started) {
-      let settled: { ok: true; outcome: O } | { ok: false; error: unknown };
+      let settled: { ok: true; outcome: O | LaterAnswer<O> } | { ok: false; error: unknown };
       try {
         settled = { ok: true, outcome: await p };
       } catch (error) {
@@ -1523,7 +1537,9 @@ export class ReplicationGroup<O> {
       this.waiters.delete(id);
       this.answered++;
       trace('answer', id);
-      if (settled.ok) w.resolve(settled.outcome);
+      if (settled.ok && settled.outcome instanceof LaterAnswer) {
+        settled.outcome.answer.then(w.resolve, (error: unknown) => w.reject(this.sm.isFatal(error) ? unavailable(`not finished: ${(error as Error)?.message}`, error, true) : error));
+      } else if (settled.ok) w.resolve(settled.outcome as O);
       else w.reject(this.sm.isFatal(settled.error) ? unavailable(`not applied: ${(settled.error as Error)?.message}`, settled.error, true) : settled.error);
     }
     if (fatal) throw fatal;

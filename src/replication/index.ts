@@ -6,7 +6,7 @@
  * @module
  */
 export {
-  ReplicationGroup, ReplicationError, ReplicationErrorCode, encodeEntryPayload, decodeEntryPayload, applyConfChangeTo,
+  ReplicationGroup, LaterAnswer, ReplicationError, ReplicationErrorCode, encodeEntryPayload, decodeEntryPayload, applyConfChangeTo,
   DEFAULT_COMPACT_MARGIN, MAX_INBOUND_BYTES, MAX_INBOUND_MESSAGES, MAX_PROPOSAL_BATCH_BYTES, APPLY_RETRY_BASE_MS, APPLY_RETRY_MAX_MS, isPassingIoError, passingIoCode,
   type ApplyPause, type GroupRole, type GroupStatus, type ReplicationGroupOptions, type RestoreSnapshot, type StateMachine,
 } from './group.js';

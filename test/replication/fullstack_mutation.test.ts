@@ -30,9 +30,9 @@ async function firstFailure(max: number): Promise<string | undefined> {
 describe('full-stack simulation, mutation', () => {
   it('finds a retry applied twice when the applier ignores sessions', async () => {
     const real = CommandApplier.prototype.execute;
-    vi.spyOn(CommandApplier.prototype, 'execute').mockImplementation(function (this: CommandApplier, cmd: WriteCommand, logIndex?: number) {
+    vi.spyOn(CommandApplier.prototype, 'execute').mockImplementation(function (this: CommandApplier, cmd: WriteCommand, logIndex?: number, tookEffect?: () => void) {
       const { session: _, ...bare } = cmd;
-      return real.call(this, bare as WriteCommand, logIndex);
+      return real.call(this, bare as WriteCommand, logIndex, tookEffect);
     });
     const caught = await firstFailure(40);
     console.log(`fullsim mutation (sessions ignored): ${caught?.split('\n')[0]}`);
@@ -40,8 +40,8 @@ describe('full-stack simulation, mutation', () => {
   }, 300_000);
 
   it('finds a replica that stamps checkpoints with its own clock', async () => {
-    const real = ProofDB.prototype.checkpoint;
-    vi.spyOn(ProofDB.prototype, 'checkpoint').mockImplementation(function (this: ProofDB, options = {}) {
+    const real = ProofDB.prototype.startCheckpoint;
+    vi.spyOn(ProofDB.prototype, 'startCheckpoint').mockImplementation(function (this: ProofDB, options = {}) {
       // Member 1's clock runs 1 ms ahead of the time in the log entry; the others follow the log.
       const skewed = path.basename(this.location) === 'm1';
       return real.call(this, skewed ? { ...options, time: (options.time ?? 0) + 1 } : options);

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { EntryType, MessageType, WalStorage, newMessage, type Message, type PersistRequest } from '../../src/raft/index.js';
-import { ReplicationGroup, decodeEntryPayload, encodeEntryPayload, type StateMachine, type Transport } from '../../src/replication/index.js';
+import { LaterAnswer, ReplicationGroup, decodeEntryPayload, encodeEntryPayload, type StateMachine, type Transport } from '../../src/replication/index.js';
 
 const te = new TextEncoder();
 const td = new TextDecoder();
@@ -97,6 +97,28 @@ describe('ReplicationGroup', () => {
       for (let hop = 0; hop < i % 8; hop++) await null;
     }
     expect(sm.applied).toHaveLength(200);
+  });
+
+  it('an entry applied with a LaterAnswer lets the loop go on; its proposer is answered when the answer settles', async () => {
+    const sm = new Recorder();
+    let finish!: (outcome: string) => void;
+    const apply = sm.apply.bind(sm);
+    // "later" took effect at once (as a pipelined checkpoint at its freeze); its outcome comes later.
+    sm.apply = (index, command) => {
+      if (td.decode(command) !== 'later') return apply(index, command);
+      sm.applied.push([index, 'later']);
+      return Promise.resolve(new LaterAnswer(new Promise<string>((res) => (finish = res)))) as unknown as Promise<string>;
+    };
+    const g = await open(tmp(), sm);
+    let answered: string | undefined;
+    const later = g.propose(te.encode('later')).then((o) => (answered = o));
+    // Proposals after it are applied and answered (in later Readies) while its answer is pending.
+    for (let i = 0; i < 5; i++) expect(await g.propose(te.encode(`n${i}`))).toMatch(new RegExp(`^n${i}@`));
+    expect(sm.applied.map(([, c]) => c)).toEqual(['later', 'n0', 'n1', 'n2', 'n3', 'n4']);
+    expect(answered).toBeUndefined();
+    finish('recorded');
+    await later;
+    expect(answered).toBe('recorded');
   });
 
   it('a failing command rejects only its own proposal; a fatal one stops the group', async () => {

@@ -115,97 +115,135 @@ describe('engine write faults', () => {
     await again.close();
   });
 
-  it('on the Raft path, a failed manifest sync pauses applying at the refused entry; it is applied again by itself and nothing acknowledged is lost', async () => {
+  it("on the Raft path, a failed manifest sync after a checkpoint's freeze is retried by the engine; the entries after it pause and are applied again, nothing acknowledged is lost", async () => {
     const dir = path.join(tmpDir(), 'db');
     const openPath = () => openRaftPath(dir);
     const { db, wp } = await openPath();
     const put = putter(wp);
     for (let i = 0; i < 50; i++) await put(`k${i}`, `v${i}`);
     const fault = failSyncsFrom('VersionSet.'); // every manifest write: the edit and a new manifest
-    // The checkpoint entry and the two writes after it (in the same turn) are committed; the engine refuses all three.
-    const [cp, w1, w2] = await Promise.allSettled([wp.propose({ type: 'checkpoint', time: 1 }), put('x1', 'a', 1), put('x2', 'b', 2)]);
-    expect(fault.count()).toBeGreaterThanOrEqual(1);
-    for (const r of [cp, w1, w2]) {
-      expect(r.status).toBe('rejected');
-      expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'UNAVAILABLE', headers: { 'Retry-After': '1' } });
-    }
-    expect((cp as PromiseRejectedResult).reason.message).toMatch(/applying is paused at log index \d+ \(writes are paused: flush failed \(EIO\)/);
-    expect(wp.writeFault()).toMatchObject({ component: 'raft-apply' });
-    // New writes are refused before they enter the log.
-    await expect(put('during', 'x')).rejects.toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/not appended/) });
-    // Both the engine and the group keep retrying while the disk fails.
+    // The checkpoint takes effect at its freeze; its flush's install fails after it. The two writes
+    // after it (in the same turn) are applied at once, or refused by the fault and applied again.
+    const cp = wp.propose({ type: 'checkpoint', time: 1 });
+    const [w1, w2] = await Promise.allSettled([put('x1', 'a', 1), put('x2', 'b', 2)]);
+    for (const r of [w1, w2]) if (r.status === 'rejected') expect(r.reason).toMatchObject({ code: 'UNAVAILABLE', headers: { 'Retry-After': '1' } });
+    await until(() => fault.count() >= 1);
+    // The checkpoint's proposer waits for its record; the engine keeps retrying while the disk fails.
+    let answered = false;
+    void cp.then(() => (answered = true), () => (answered = true));
+    expect(db.writeFault()).toMatchObject({ component: 'flush', recoverable: true });
+    // A write now is refused by the engine: applying pauses at it (or it is not even appended).
+    await expect(put('during', 'x')).rejects.toMatchObject({ code: 'UNAVAILABLE' });
     await until(() => fault.count() >= 3);
+    expect(answered).toBe(false);
     expect(db.writeFault()).toBeDefined();
-    expect(wp.writeFault()).toMatchObject({ component: 'raft-apply' });
     fault.heal();
+    const taken = await cp;
+    expect(taken).toMatchObject({ type: 'checkpoint', checkpoint: { certified: true } });
     await until(() => wp.writeFault() === undefined && db.writeFault() === undefined);
-    expect(db.stats().faultRecoveries).toBe(1);
-    // The refused entries were applied again, once each, in order.
+    expect(db.stats().faultRecoveries).toBeGreaterThanOrEqual(1);
+    // Every write was applied once, in order.
     expect(new TextDecoder().decode(await db.get('x1'))).toBe('a');
     expect((await db.getVersionHistory('x2')).map((e) => e.version)).toEqual([1]);
     expect(db.latestCheckpoint().checkpoint.time).toBeGreaterThanOrEqual(1);
     // Their retries are answered from the session table, not applied again.
     expect(await put('x1', 'a', 1)).toMatchObject({ replayed: true });
     await put('after', 'y');
+    const checkpoint = db.latestCheckpoint().checkpoint;
     await wp.close();
     await db.close();
     const again = await openPath();
+    expect(again.db.latestCheckpoint().checkpoint).toEqual(checkpoint);
     for (let i = 0; i < 50; i++) expect(new TextDecoder().decode(await again.db.get(`k${i}`))).toBe(`v${i}`);
-    expect(await again.db.get('during')).toBeUndefined();
     expect((await again.db.getVersionHistory('x1')).map((e) => e.version)).toEqual([1]);
     expect(new TextDecoder().decode(await again.db.get('after'))).toBe('y');
     await again.wp.close();
     await again.db.close();
   });
 
-  // The checkpoint log's appends: its intent (time and signer set, before the checkpoint's last
-  // install) and its record (after it, when the tables are installed). Either failing pauses
-  // applying at the checkpoint entry; the entry is applied again (once) when the disk heals.
-  for (const [step, caller] of [
-    ['intent', 'CheckpointLog.appendAmendment'],
-    ['record', 'CheckpointLog.append ('],
-  ] as const) {
-    it(`on the Raft path, a failed checkpoint-log append (the ${step}) pauses applying; the checkpoint is taken once when it heals`, async () => {
-      const dir = path.join(tmpDir(), 'db');
-      const openPath = () => openRaftPath(dir);
-      const { db, wp } = await openPath();
-      const put = putter(wp);
-      for (let i = 0; i < 20; i++) await put(`k${i}`, `v${i}`);
-      await wp.propose({ type: 'checkpoint', time: 1 });
-      await put('k20', 'v20');
-      const before = db.latestCheckpoint().checkpoint.index;
-      const fault = failSyncsFrom(caller);
-      const [cp, w1] = await Promise.allSettled([wp.propose({ type: 'checkpoint', time: 5 }), put('x1', 'a', 1)]);
-      expect(fault.count()).toBeGreaterThanOrEqual(1);
-      for (const r of [cp, w1]) {
-        expect(r.status).toBe('rejected');
-        expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'UNAVAILABLE', headers: { 'Retry-After': '1' } });
-      }
-      expect((cp as PromiseRejectedResult).reason.message).toMatch(/applying is paused at log index \d+ \(writes are paused: checkpoint-log failed \(EIO\)/);
-      expect(wp.writeFault()).toMatchObject({ component: 'raft-apply' });
-      await expect(put('during', 'x')).rejects.toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/not appended/) });
-      await until(() => fault.count() >= 2);
-      expect(db.latestCheckpoint().checkpoint.index).toBe(before);
-      fault.heal();
-      await until(() => wp.writeFault() === undefined && db.writeFault() === undefined);
-      // One checkpoint, at the next index, with the entry's time; the write after it applied once.
-      const taken = db.latestCheckpoint().checkpoint;
-      expect(taken.index).toBe(before + 1);
-      expect(taken.time).toBe(5);
-      expect((await db.getVersionHistory('x1')).map((e) => e.version)).toEqual([1]);
-      expect(await put('x1', 'a', 1)).toMatchObject({ replayed: true });
-      await put('after', 'y');
-      const log = fs.readFileSync(path.join(dir, 'CHECKPOINTS'));
-      await wp.close();
-      await db.close();
-      const again = await openPath();
-      expect(again.db.latestCheckpoint().checkpoint).toEqual(taken);
-      expect(fs.readFileSync(path.join(dir, 'CHECKPOINTS')).equals(log)).toBe(true);
-      for (let i = 0; i < 20; i++) expect(new TextDecoder().decode(await again.db.get(`k${i}`))).toBe(`v${i}`);
-      expect((await again.db.getVersionHistory('x1')).map((e) => e.version)).toEqual([1]);
-      expect(await again.db.get('during')).toBeUndefined();
-      await again.wp.close();
-      await again.db.close();
-    });
-  }
+  // The checkpoint log's intent (time and signer set, before the checkpoint's freeze): failing,
+  // it refuses the checkpoint entry (nothing of it took effect) and pauses applying at it; the
+  // entry is applied again (once) when the disk heals.
+  it('on the Raft path, a failed checkpoint-log append (the intent) pauses applying; the checkpoint is taken once when it heals', async () => {
+    const { dir, openPath, db, wp, put, before } = await afterOneCheckpoint();
+    const fault = failSyncsFrom('CheckpointLog.appendAmendment');
+    const [cp, w1] = await Promise.allSettled([wp.propose({ type: 'checkpoint', time: 5 }), put('x1', 'a', 1)]);
+    expect(fault.count()).toBeGreaterThanOrEqual(1);
+    for (const r of [cp, w1]) {
+      expect(r.status).toBe('rejected');
+      expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'UNAVAILABLE', headers: { 'Retry-After': '1' } });
+    }
+    expect((cp as PromiseRejectedResult).reason.message).toMatch(/applying is paused at log index \d+ \(writes are paused: checkpoint-log failed \(EIO\)/);
+    expect(wp.writeFault()).toMatchObject({ component: 'raft-apply' });
+    await expect(put('during', 'x')).rejects.toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/not appended/) });
+    await until(() => fault.count() >= 2);
+    expect(db.latestCheckpoint().checkpoint.index).toBe(before);
+    fault.heal();
+    await until(() => wp.writeFault() === undefined && db.writeFault() === undefined);
+    // The entry applied again is recorded after its freeze.
+    await until(() => db.latestCheckpoint().checkpoint.index > before);
+    await expectOneCheckpoint(db, wp, dir, openPath, before, put);
+  });
+
+  // Its record (after the freeze, when the tables are installed): the checkpoint already took
+  // effect, so it is not refused; the engine retries the append until the disk heals.
+  it("on the Raft path, a failed checkpoint-log append (the record) is retried by the engine; the checkpoint's proposer is answered once it is recorded", async () => {
+    const { dir, openPath, db, wp, put, before } = await afterOneCheckpoint();
+    const fault = failSyncsFrom('CheckpointLog.append (');
+    const cp = wp.propose({ type: 'checkpoint', time: 5 });
+    const w1 = await put('x1', 'a', 1).then(
+      () => 'applied',
+      (err: { code?: string }) => err.code,
+    );
+    // Applied at once (the checkpoint took effect at its freeze), or refused by the fault and applied again.
+    expect(['applied', 'UNAVAILABLE']).toContain(w1);
+    await until(() => fault.count() >= 2);
+    expect(db.writeFault()).toMatchObject({ component: 'checkpoint-log', recoverable: true });
+    expect(db.latestCheckpoint().checkpoint.index).toBe(before);
+    fault.heal();
+    expect(await cp).toMatchObject({ type: 'checkpoint', checkpoint: { certified: true, checkpoint: { index: before + 1, time: 5 } } });
+    await until(() => wp.writeFault() === undefined && db.writeFault() === undefined);
+    await expectOneCheckpoint(db, wp, dir, openPath, before, put);
+  });
+
 });
+
+/** A one-member Raft path that applied 20 writes, a checkpoint and a write; `before` is that checkpoint's index. */
+async function afterOneCheckpoint() {
+  const dir = path.join(tmpDir(), 'db');
+  const openPath = () => openRaftPath(dir);
+  const { db, wp } = await openPath();
+  const put = putter(wp);
+  for (let i = 0; i < 20; i++) await put(`k${i}`, `v${i}`);
+  await wp.propose({ type: 'checkpoint', time: 1 });
+  await put('k20', 'v20');
+  return { dir, openPath, db, wp, put, before: db.latestCheckpoint().checkpoint.index };
+}
+
+/** One checkpoint was taken after `before`, with time 5; the write x1 after it applied once; all of it survives a restart. */
+async function expectOneCheckpoint(
+  db: ProofDB,
+  wp: RaftWritePath,
+  dir: string,
+  openPath: () => Promise<{ db: ProofDB; wp: RaftWritePath }>,
+  before: number,
+  put: ReturnType<typeof putter>,
+): Promise<void> {
+  const taken = db.latestCheckpoint().checkpoint;
+  expect(taken.index).toBe(before + 1);
+  expect(taken.time).toBe(5);
+  // x1 is applied (again, if the fault refused it) by the time the group's pause has cleared.
+  expect((await db.getVersionHistory('x1')).map((e) => e.version)).toEqual([1]);
+  expect(await put('x1', 'a', 1)).toMatchObject({ replayed: true });
+  await put('after', 'y');
+  const log = fs.readFileSync(path.join(dir, 'CHECKPOINTS'));
+  await wp.close();
+  await db.close();
+  const again = await openPath();
+  expect(again.db.latestCheckpoint().checkpoint).toEqual(taken);
+  expect(fs.readFileSync(path.join(dir, 'CHECKPOINTS')).equals(log)).toBe(true);
+  for (let i = 0; i < 20; i++) expect(new TextDecoder().decode(await again.db.get(`k${i}`))).toBe(`v${i}`);
+  expect((await again.db.getVersionHistory('x1')).map((e) => e.version)).toEqual([1]);
+  await again.wp.close();
+  await again.db.close();
+}
