@@ -27,6 +27,7 @@
  */
 import { compareBytes } from './bytes.js';
 import { proofCbor } from './cbor_instance.js';
+import { writeCbor } from './cbor_write.js';
 import { scanCbor, type CborLimits } from './cbor_scan.js';
 import { HASH_LEN } from './hash.js';
 import { DecodeError } from './errors.js';
@@ -275,7 +276,7 @@ export function numbered<T extends object>(fields: Fields<T>, ids: FieldIds<T>):
  * (`test/proofs/cbor_scan.test.ts` checks this against the re-encoding rule).
  */
 export function codec<T>(schema: Schema<T>, maxBytes = 1 << 20, mapKeys: 'text' | 'uint' = 'text'): Codec<T> {
-  const encodeWire = (w: unknown): Uint8Array => new Uint8Array(cbor.encode(w));
+  const encodeWire = writeCbor;
   const shape = shapeOf(schema);
   const limits: CborLimits = { canonical: true, maxDepth: shape.depth, maxArray: shape.maxArray, maxMap: shape.maxMap, mapKeys };
   return {
