@@ -32,6 +32,7 @@
  * @module
  */
 import { equalBytes, toHex } from './bytes.js';
+import { copyCertificate, sameCertificate } from './certificate_copy.js';
 import { checkCheckpoint, checkpointLeafHash, PUBLIC_KEY_LEN, SIGNATURE_LEN, type Checkpoint, type HeadSignature } from './checkpoint.js';
 import { arrayOf, bytes, hash, MAX_PROOF_PATH, MAX_SIGNATURES, numbered, optional, refine, uint, type Schema } from './encoding.js';
 import { DecodeError } from './errors.js';
@@ -292,24 +293,59 @@ function certificateFromWire(w: CertificateWire, masterRoot: Uint8Array | undefi
   return cert;
 }
 
-/** The wire form of a certificate: every derived field that equals what the decoder derives is left out. */
-function certificateToWire(c: CheckpointCertificate, masterRoot: Uint8Array | undefined): CertificateWire {
+/** A certificate's wire form apart from the masterRoot's (which depends on the proof's body). */
+interface CertificateWireParts {
+  /** The checkpoint's wire form with its masterRoot. */
+  checkpoint: CheckpointWire;
+  root: Uint8Array | undefined;
+  signatures: SignatureWire[];
+}
+
+/**
+ * The encoder's memo of the last certificate it wrote: a copy, and its wire form's parts. Every
+ * proof served against one head carries the same certificate; deriving its root from the
+ * inclusion path and its signer set's hash (to leave them out) was most of the certificate's
+ * share of an encode (bench/README.md § "Serving a proof"). A certificate equal to the copy field
+ * by field (`sameCertificate`) has the same wire form, so the parts are reused (never mutated:
+ * the writer only reads them); any other certificate is derived afresh and remembered instead.
+ */
+let lastWire: { cert: CheckpointCertificate; parts: CertificateWireParts } | undefined;
+
+function certificateWireParts(c: CheckpointCertificate): CertificateWireParts {
+  if (lastWire !== undefined && sameCertificate(lastWire.cert, c)) return lastWire.parts;
+  let copy: CheckpointCertificate | undefined;
+  try {
+    copy = copyCertificate(c);
+  } catch {
+    copy = undefined; // a malformed certificate (encode() refuses it next): not remembered
+  }
+  // Remembered parts are derived from the copy, so nothing the caller holds is in them.
+  const parts = deriveWireParts(copy ?? c);
+  lastWire = copy ? { cert: copy, parts } : undefined;
+  return parts;
+}
+
+function deriveWireParts(c: CheckpointCertificate): CertificateWireParts {
   const same = (a: Uint8Array | undefined, b: Uint8Array | undefined) => a !== undefined && b !== undefined && equalBytes(a, b);
   const checkpoint: CheckpointWire = { ...c.checkpoint };
   if (c.checkpoint.index === c.head.size - 1) delete checkpoint.index;
-  if (same(c.checkpoint.masterRoot, masterRoot)) delete checkpoint.masterRoot;
   if (same(c.checkpoint.signerSetHash, impliedSetHash(c.checkpoint, c.signers))) delete checkpoint.signerSetHash;
   return {
     checkpoint,
-    size: c.head.size,
     root: same(c.head.root, impliedRoot(c.checkpoint, c.head.size, c.inclusion)) ? undefined : c.head.root,
     signatures: c.signatures.map((s) => {
       const i = memberIndex(c.signers, s.publicKey);
       return { signer: i >= 0 ? i : s.publicKey, signature: s.signature };
     }),
-    inclusion: c.inclusion,
-    signers: c.signers,
   };
+}
+
+/** The wire form of a certificate: every derived field that equals what the decoder derives is left out. */
+function certificateToWire(c: CheckpointCertificate, masterRoot: Uint8Array | undefined): CertificateWire {
+  const parts = certificateWireParts(c);
+  const checkpoint: CheckpointWire = { ...parts.checkpoint };
+  if (masterRoot !== undefined && c.checkpoint.masterRoot !== undefined && equalBytes(c.checkpoint.masterRoot, masterRoot)) delete checkpoint.masterRoot;
+  return { checkpoint, size: c.head.size, root: parts.root, signatures: parts.signatures, inclusion: c.inclusion, signers: c.signers };
 }
 
 /**

@@ -38,6 +38,7 @@ import {
   type TrustPolicy,
 } from './checkpoint.js';
 import { fail, Reason, type Verified, type VerifyFailure } from './errors.js';
+import { CERTIFICATE_MEMO_MAX_ITEMS, copyCertificate, sameBytes, sameCertificate, sameList } from './certificate_copy.js';
 import { cloneSignerSet, verifyCertifiedHead, verifySignerSet, type SignerSet } from './signer_set.js';
 import { Domain, HASH_LEN, Kind, defaultHasher, type Hasher } from './hash.js';
 import {
@@ -219,7 +220,7 @@ function certificateVerdict(cert: CheckpointCertificate, exp: CheckpointExpectat
   if (!exp || typeof exp !== 'object') return fail(Reason.MALFORMED_INPUT, 'expectation must be an object');
   const hasher = exp.hasher ?? defaultHasher();
   if (!cert || typeof cert !== 'object') return fail(Reason.MALFORMED_INPUT, 'certificate missing');
-  if (lastCertificate !== undefined && sameCertificate(lastCertificate, cert, exp, hasher)) {
+  if (lastCertificate !== undefined && sameRemembered(lastCertificate, cert, exp, hasher)) {
     const out: { checkpoint: Checkpoint; head: LogHead; signerSet?: SignerSet } = { checkpoint: cert.checkpoint, head: cert.head };
     if (wantSet && lastCertificate.signerSet) out.signerSet = cloneSignerSet(lastCertificate.signerSet);
     return { ok: true, ...out };
@@ -241,8 +242,7 @@ function certificateVerdict(cert: CheckpointCertificate, exp: CheckpointExpectat
  * hashes and trusted keys each (so at most about 30 KiB); failures are never remembered.
  */
 let lastCertificate: RememberedCertificate | undefined;
-/** Largest list (signatures, members, hashes, trusted keys) of a certificate the memo keeps. */
-export const CERTIFICATE_MEMO_MAX_ITEMS = 64;
+export { CERTIFICATE_MEMO_MAX_ITEMS };
 
 interface RememberedCertificate {
   cert: CheckpointCertificate;
@@ -255,37 +255,19 @@ interface RememberedCertificate {
 }
 
 const copyBytes = (b: Uint8Array): Uint8Array => b.slice();
-const sameBytes = (a: Uint8Array | undefined, b: unknown): boolean => (a === undefined ? b === undefined : b instanceof Uint8Array && equalBytes(a, b));
-function sameList(a: readonly Uint8Array[] | undefined, b: unknown): boolean {
-  if (a === undefined) return b === undefined;
-  if (!Array.isArray(b) || b.length !== a.length) return false;
-  for (let i = 0; i < a.length; i++) if (!sameBytes(a[i], b[i])) return false;
-  return true;
-}
 
 function rememberCertificate(cert: CheckpointCertificate, exp: CheckpointExpectation, hasher: Hasher, signerSet: SignerSet | undefined): RememberedCertificate | undefined {
   try {
-    return copyCertificate(cert, exp, hasher, signerSet);
+    return copyRemembered(cert, exp, hasher, signerSet);
   } catch {
     return undefined; // an expectation field the verification did not use was malformed: not remembered
   }
 }
 
-function copyCertificate(cert: CheckpointCertificate, exp: CheckpointExpectation, hasher: Hasher, signerSet: SignerSet | undefined): RememberedCertificate | undefined {
-  const lists = [cert.signatures, cert.inclusion, cert.signers?.members ?? [], exp.consistency ?? [], exp.trust.publicKeys];
-  if (lists.some((l) => l.length > CERTIFICATE_MEMO_MAX_ITEMS)) return undefined;
-  const c = cert.checkpoint;
-  const checkpoint: Checkpoint = { index: c.index, seq: c.seq, masterRoot: copyBytes(c.masterRoot) };
-  if (c.prevCheckpointHash !== undefined) checkpoint.prevCheckpointHash = copyBytes(c.prevCheckpointHash);
-  if (c.time !== undefined) checkpoint.time = c.time;
-  if (c.signerSetHash !== undefined) checkpoint.signerSetHash = copyBytes(c.signerSetHash);
-  const copy: CheckpointCertificate = {
-    checkpoint,
-    head: { size: cert.head.size, root: copyBytes(cert.head.root) },
-    signatures: cert.signatures.map((s) => ({ publicKey: copyBytes(s.publicKey), signature: copyBytes(s.signature) })),
-    inclusion: cert.inclusion.map(copyBytes),
-  };
-  if (cert.signers !== undefined) copy.signers = cloneSignerSet(cert.signers);
+function copyRemembered(cert: CheckpointCertificate, exp: CheckpointExpectation, hasher: Hasher, signerSet: SignerSet | undefined): RememberedCertificate | undefined {
+  if ((exp.consistency ?? []).length > CERTIFICATE_MEMO_MAX_ITEMS || exp.trust.publicKeys.length > CERTIFICATE_MEMO_MAX_ITEMS) return undefined;
+  const copy = copyCertificate(cert);
+  if (!copy) return undefined;
   const out: RememberedCertificate = { cert: copy, trust: { publicKeys: exp.trust.publicKeys.map(copyBytes), quorum: exp.trust.quorum }, hasher };
   if (exp.trust.allowUntrusted !== undefined) out.trust.allowUntrusted = exp.trust.allowUntrusted;
   if (exp.trustedHead) out.trustedHead = { size: exp.trustedHead.size, root: copyBytes(exp.trustedHead.root) };
@@ -296,28 +278,9 @@ function copyCertificate(cert: CheckpointCertificate, exp: CheckpointExpectation
 }
 
 /** Whether `cert` under `exp` and `hasher` is the remembered certificate, field by field. Never throws on malformed input. */
-function sameCertificate(m: RememberedCertificate, cert: CheckpointCertificate, exp: CheckpointExpectation, hasher: Hasher): boolean {
-  const a = m.cert;
-  const c = cert.checkpoint;
+function sameRemembered(m: RememberedCertificate, cert: CheckpointCertificate, exp: CheckpointExpectation, hasher: Hasher): boolean {
   const t = exp.trust;
-  if (hasher !== m.hasher || !c || typeof c !== 'object' || !cert.head || typeof cert.head !== 'object' || !t || typeof t !== 'object') return false;
-  if (c.index !== a.checkpoint.index || c.seq !== a.checkpoint.seq || c.time !== a.checkpoint.time || cert.head.size !== a.head.size) return false;
-  if (!sameBytes(a.checkpoint.masterRoot, c.masterRoot) || !sameBytes(a.checkpoint.prevCheckpointHash, c.prevCheckpointHash)) return false;
-  if (!sameBytes(a.checkpoint.signerSetHash, c.signerSetHash) || !sameBytes(a.head.root, cert.head.root) || !sameList(a.inclusion, cert.inclusion)) return false;
-  if (!Array.isArray(cert.signatures) || cert.signatures.length !== a.signatures.length) return false;
-  for (let i = 0; i < a.signatures.length; i++) {
-    const s = cert.signatures[i];
-    if (!s || typeof s !== 'object' || !sameBytes(a.signatures[i].publicKey, s.publicKey) || !sameBytes(a.signatures[i].signature, s.signature)) return false;
-  }
-  const set = cert.signers;
-  if (a.signers === undefined ? set !== undefined : !set || typeof set !== 'object' || set.quorum !== a.signers.quorum || !Array.isArray(set.members)) return false;
-  if (a.signers && set) {
-    if (set.members.length !== a.signers.members.length) return false;
-    for (let i = 0; i < set.members.length; i++) {
-      const x = set.members[i];
-      if (!x || typeof x !== 'object' || x.id !== a.signers.members[i].id || !sameBytes(a.signers.members[i].publicKey, x.publicKey)) return false;
-    }
-  }
+  if (hasher !== m.hasher || !t || typeof t !== 'object' || !sameCertificate(m.cert, cert)) return false;
   if (t.quorum !== m.trust.quorum || t.allowUntrusted !== m.trust.allowUntrusted || !sameList(m.trust.publicKeys, t.publicKeys)) return false;
   if (exp.checkpointIndex !== m.checkpointIndex || !sameList(m.consistency, exp.consistency)) return false;
   const th = exp.trustedHead;
