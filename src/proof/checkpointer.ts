@@ -203,6 +203,8 @@ function ownSignatures(sigs: HeadSignature[], set: SignerSet, prev: SignerSet | 
 export class Checkpointer {
   /** Pinned table sets by checkpoint index: the certified checkpoint's and the pending one's. */
   private readonly pins = new Map<number, Pinned>();
+  /** The last inclusion path a proof asked for ({@link proofInclusion}). */
+  private lastInclusion: { index: number; size: number; root: Uint8Array; path: Uint8Array[] } | undefined;
   private readonly tally = new CosignTally();
   /** Verdicts of every cosign command applied since open. */
   readonly cosignCounters: CosignCounters = newCosignCounters();
@@ -594,6 +596,20 @@ export class Checkpointer {
     return this.log.tree.consistencyProof(fromSize, toSize);
   }
 
+  /**
+   * The inclusion path of checkpoint `index` in `head`, as fresh copies: every proof against one
+   * head needs the same path, so the last one is kept (a few hundred bytes), keyed by the index
+   * and the head's size and root, and copied out, never handed out itself.
+   */
+  private proofInclusion(index: number, head: LogHead): Uint8Array[] {
+    let last = this.lastInclusion;
+    if (last === undefined || last.index !== index || last.size !== head.size || !equalBytes(last.root, head.root)) {
+      last = { index, size: head.size, root: head.root.slice(), path: this.log.tree.inclusionProof(index, head.size) };
+      this.lastInclusion = last;
+    }
+    return last.path.map((h) => h.slice());
+  }
+
   private proofCertificate(index?: number): { cert: CheckpointCertificate; ctx: ProofContext } {
     const d = this.state.divergence;
     if (d) throw new ProofKVError(ErrorCode.DIVERGED, `this replica diverged from its signer set at checkpoint log size ${d.size}: it serves no proofs until an operator restores it`);
@@ -618,7 +634,7 @@ export class Checkpointer {
           checkpoint: pinned.stored.checkpoint,
           head: latest.head,
           signatures: latest.signatures,
-          inclusion: this.log.tree.inclusionProof(want, latest.head.size),
+          inclusion: this.proofInclusion(want, latest.head),
         },
         pinned.stored.signers,
       ),

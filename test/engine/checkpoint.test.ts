@@ -144,3 +144,36 @@ describe('checkpoint log', () => {
     }
   });
 });
+
+describe('the inclusion path of a proof', () => {
+  it('is a fresh copy every time: changing one proof in place changes no later proof', async () => {
+    for (let c = 0; c < 5; c++) {
+      await db.put(enc.encode(`k${c}`), enc.encode(`v${c}`));
+      await db.checkpoint();
+    }
+    const key = enc.encode('k3');
+    const first = (await db.getWithProof(key)).proof;
+    expect(first.certificate.inclusion.length).toBeGreaterThan(0);
+    const second = (await db.getWithProof(key)).proof;
+    expect(second.certificate.inclusion).toEqual(first.certificate.inclusion);
+    expect(second.certificate.inclusion[0]).not.toBe(first.certificate.inclusion[0]);
+    first.certificate.inclusion[0][0] ^= 1;
+    first.certificate.inclusion.pop();
+    expect(verifyGetProof(first, { key }, { trust: trust() }).ok).toBe(false);
+    const third = (await db.getWithProof(key)).proof;
+    expect(third.certificate.inclusion).toEqual(second.certificate.inclusion);
+    expect(verifyGetProof(third, { key }, { trust: trust() }).ok).toBe(true);
+  });
+
+  it('follows the head: a proof after a new checkpoint verifies against the new head', async () => {
+    for (let c = 0; c < 12; c++) {
+      await db.put(enc.encode(`k${c}`), enc.encode(`v${c}`));
+      await db.checkpoint();
+      const p = (await db.getWithProof(enc.encode('k0'))).proof;
+      expect(p.certificate.head.size).toBe(c + 1);
+      expect(verifyGetProof(p, { key: enc.encode('k0') }, { trust: trust() }).ok, `after checkpoint ${c}`).toBe(true);
+      // Twice against the same head: the kept path.
+      expect(verifyGetProof((await db.getWithProof(enc.encode(`k${c}`))).proof, { key: enc.encode(`k${c}`) }, { trust: trust() }).ok).toBe(true);
+    }
+  });
+});
