@@ -556,7 +556,11 @@ export class Raft {
         return;
       case MessageType.ReadIndex:
         if (this.lead === None) throw dropped(`no leader at term ${this.term} to serve a read`);
-        this.send({ ...m, to: this.lead });
+        // `logTerm` states this member's term as it forwards its own request: a leader of that
+        // term counts the request as this member's acknowledgement of its leadership
+        // (`forwarderConfirms`). A request relayed for another member states nothing (0): the
+        // leader would count it as that member's word.
+        this.send({ ...m, to: this.lead, logTerm: m.from === None || m.from === this.id ? this.term : 0 });
         return;
       case MessageType.ReadIndexResp:
         this.readStates.push({ index: m.index, requestCtx: m.context ?? new Uint8Array(0) });
@@ -797,12 +801,32 @@ export class Raft {
    * round whose heartbeats were sent after it arrived (thesis §6.4).
    */
   private startReadIndex(m: Message): void {
+    if (this.forwarderConfirms(m)) {
+      this.respondRead(m, this.raftLog.committed);
+      return;
+    }
     const key = ctxKey(m.context);
     if (!this.pendingReads.has(key)) {
       this.pendingReads.set(key, { index: this.raftLog.committed, req: m, acks: new Set([this.id]) });
       this.readQueue.push(key);
     }
     if (this.readRound === undefined) this.startReadRound();
+  }
+
+  /**
+   * True when a request forwarded by a follower confirms itself: the follower stated (in
+   * `logTerm`) that it was in this leader's term when it forwarded the request, i.e. after its
+   * reads arrived, and this leader and it form a quorum of voters (any follower of a 3-voter
+   * group). Both were then in this term at a time after the reads began, so no member of that
+   * quorum had voted in a later term, and no later leader — whose quorum would need one of them —
+   * could have been elected and committed anything before the reads began: this leader's commit
+   * index covers every write acknowledged before them, as a heartbeat round would show. The
+   * follower's word covers only its own request (it says nothing about when reads queued here
+   * began), so a request that needs more acknowledgements than these two takes the round.
+   */
+  private forwarderConfirms(m: Message): boolean {
+    if (m.from === None || m.from === this.id || m.logTerm !== this.term) return false;
+    return this.prs.hasQuorum(new Set([this.id, m.from]));
   }
 
   /** Sends the heartbeats of a round for the newest queued read (covering all queued before it). */

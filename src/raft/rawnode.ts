@@ -248,6 +248,19 @@ export class RawNode {
     return out;
   }
 
+  /**
+   * Hands over, between {@link ready} and {@link advance}, the read states completed since that
+   * Ready (a ReadIndex answer needs nothing persisted: its index is already committed); they are
+   * not returned again.
+   */
+  takeReadStates(): ReadState[] {
+    const r = this.raft;
+    if (r.readStates.length === 0) return [];
+    const out = r.readStates;
+    r.readStates = [];
+    return out;
+  }
+
   /** A summary of the node. */
   status(): Status {
     const r = this.raft;

@@ -135,7 +135,11 @@ export interface Message {
   from: number;
   /** Sender's term (0 for local messages and proposals). */
   term: number;
-  /** App: term of the entry at `index`. Vote: candidate's last term. AppResp reject: term at `rejectHint`. */
+  /**
+   * App: term of the entry at `index`. Vote: candidate's last term. AppResp reject: term at
+   * `rejectHint`. ReadIndex forwarded by a follower: the follower's term when it forwarded its
+   * own request (0: relayed for another member, or not stated).
+   */
   logTerm: number;
   /** App: index preceding `entries`. Vote: candidate's last index. AppResp: ack or rejected index. ReadIndex: read index. */
   index: number;

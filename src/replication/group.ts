@@ -72,7 +72,7 @@ import { randomBytes } from 'node:crypto';
 import {
   ConfChangeType, EntryType, MessageType, None, RaftError, RaftErrorCode, RawNode, SeededRand, StateType,
   decodeConfChange, encodeConfChange, entsSize,
-  type ConfChange, type ConfState, type Entry, type Message, type Ready, type Snapshot, type SoftState,
+  type ConfChange, type ConfState, type Entry, type Message, type ReadState, type Ready, type Snapshot, type SoftState,
 } from '../raft/index.js';
 import { WalStorage } from '../raft/wal_storage.js';
 import { realClock, type Clock, type TimerHandle } from './clock.js';
@@ -421,13 +421,15 @@ const fromUtf8 = new TextDecoder();
 /**
  * True for a message that may be sent while the Ready that carries it is being written: a
  * leader's replication messages (append, heartbeat, snapshot chunk; Raft thesis §10.2.1 — the
- * core counts the leader's own entries toward commit only once they are stable), and on any
- * member a proposal or a read request relayed to the leader, which state nothing about this
- * member's log. Acknowledgements and votes wait for the write.
+ * core counts the leader's own entries toward commit only once they are stable) and its answers
+ * to forwarded reads (a read index is a commit index, already on a quorum's disks, confirmed by
+ * a quorum: it depends on nothing this Ready writes — etcd's leader sends them at once too), and
+ * on any member a proposal or a read request relayed to the leader, which state nothing about
+ * this member's log. Acknowledgements and votes wait for the write.
  */
 function sendsBeforeWrite(m: Message, leader: boolean): boolean {
   if (m.type === MessageType.Prop || m.type === MessageType.ReadIndex) return true;
-  return leader && (m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap);
+  return leader && (m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap || m.type === MessageType.ReadIndexResp);
 }
 
 /** Frames a command with its proposal id for the log. */
@@ -745,6 +747,8 @@ export class ReplicationGroup<O> {
     const deadline = this.clock.now() + (options.timeoutMs ?? this.timeoutMs);
     const p = new Promise<number>((resolve, reject) => this.readQueue.push({ resolve, reject, deadline }));
     void this.kick();
+    // A member syncing a Ready asks for the read index at once (duringSync), not after the sync.
+    this.wake?.();
     return p;
   }
 
@@ -1006,18 +1010,21 @@ export class ReplicationGroup<O> {
         w.reject(unavailable(`membership change dropped: ${(err as Error).message}`, err));
       }
     }
-    if (this.readRequestDue()) {
-      const ws = this.readQueue;
-      this.readQueue = [];
-      const ctx = `${this.nonce}/r${++this.counter}`;
-      try {
-        node.readIndex(utf8.encode(ctx));
-        trace('read-request', ws.length);
-        this.reads.set(ctx, ws);
-        this.readInFlight = { ctx, since: this.clock.now() };
-      } catch (err) {
-        for (const w of ws) w.reject(unavailable(`read dropped: ${(err as Error).message}`, err));
-      }
+    if (this.readRequestDue()) this.requestReads();
+  }
+
+  /** Hands the queued reads to the node as one ReadIndex request (only the loop calls this). */
+  private requestReads(): void {
+    const ws = this.readQueue;
+    this.readQueue = [];
+    const ctx = `${this.nonce}/r${++this.counter}`;
+    try {
+      this.node.readIndex(utf8.encode(ctx));
+      trace('read-request', ws.length);
+      this.reads.set(ctx, ws);
+      this.readInFlight = { ctx, since: this.clock.now() };
+    } catch (err) {
+      for (const w of ws) w.reject(unavailable(`read dropped: ${(err as Error).message}`, err));
     }
   }
 
@@ -1118,7 +1125,10 @@ export class ReplicationGroup<O> {
       }
       this.answered = 0;
       if (rd.softState) this.noteSoftState(rd.softState);
-      this.noteReadStates(rd);
+      this.noteReadStates(rd.readStates);
+      // No apply is in flight between two Readies (`applied` is what the state machine holds):
+      // a read whose index is applied already is answered now, not after this Ready's write.
+      if (rd.readStates.length > 0) this.releaseReads();
       if (rd.snapshot && !(await this.restoreSnapshot(rd.snapshot))) continue;
       // Committed entries already stable (persisted by an earlier Ready) are applied while this
       // Ready's entries are being synced; the others only after (RawNode's order, steps 1-3).
@@ -1189,10 +1199,13 @@ export class ReplicationGroup<O> {
    * proposers answered, and a leader sends the appends that carry the new commit index. Applies
    * stay in log order: each batch starts once the one before it (`applying`, the Ready's own)
    * has settled, so a refusal of an earlier entry pauses applying before a later one starts.
+   * Reads are served meanwhile too: reads made during the sync send their ReadIndex request (a
+   * leader's heartbeat round, a follower's relayed request), a leader answers followers' requests,
+   * and a read whose index is confirmed is released once the applies before it have settled.
    * Messages that must follow a sync (acknowledgements, votes) stay queued for the next Ready, whose
-   * own sync comes after this one; so do all messages once this member is no longer the leader of
-   * `leaderTerm` (-1: it was not the leader when the Ready was made). Resolves when `saving` has
-   * settled and every batch is applied.
+   * own sync comes after this one; so do all messages of a member that is no longer the leader of
+   * `leaderTerm` (-1: it was not the leader when the Ready was made), except a follower's relayed
+   * proposals and read requests. Resolves when `saving` has settled and every batch is applied.
    */
   private async duringSync(saving: Promise<void>, applying: Promise<void>, persisted: number, leaderTerm: number): Promise<void> {
     let done = false;
@@ -1204,20 +1217,34 @@ export class ReplicationGroup<O> {
       if (done || this.failure || this.closed || this.pause) break;
       this.stepInbound();
       const node = this.node;
+      // Reads that arrived meanwhile ask for their read index now, not after the sync: a ReadIndex
+      // request (a leader's heartbeat round, a follower's relayed request) depends on no write.
+      if (!this.closed && this.readRequestDue()) this.requestReads();
       if (node.raft.state === StateType.Leader && node.raft.term === leaderTerm) {
         const out = node.takeMessages((m) => sendsBeforeWrite(m, true));
         if (out.length > 0) this.send(out, true);
-      } else if (node.raft.state === StateType.Follower && this.loneProposals() && !this.closed && node.leader() !== None) {
-        // Proposals made meanwhile on a follower that has none in flight: relayed to the leader
-        // now (a relay depends on no write of this member's), not after this sync
-        // (bench/README.md: a lone request arriving while this member synced another write's
-        // entry waited up to the sync's end). With proposals in flight they wait for the sync and
-        // go together, as many proposals' relays did before.
-        this.feedProposals();
-        const out = node.takeMessages((m) => m.type === MessageType.Prop);
-        if (out.length > 0) this.send(out, true);
+      } else if (node.raft.state === StateType.Follower) {
+        if (this.loneProposals() && !this.closed && node.leader() !== None) {
+          // Proposals made meanwhile on a follower that has none in flight: relayed to the leader
+          // now (a relay depends on no write of this member's), not after this sync
+          // (bench/README.md: a lone request arriving while this member synced another write's
+          // entry waited up to the sync's end). With proposals in flight they wait for the sync and
+          // go together, as many proposals' relays did before.
+          this.feedProposals();
+        }
+        // The relayed proposals, and the read request made above: a proposal is written at once,
+        // a read request at the end of the turn with the rest of its ReadIndex traffic.
+        const out = node.takeMessages((m) => m.type === MessageType.Prop || m.type === MessageType.ReadIndex);
+        if (out.length > 0) this.send(out, out.some((m) => m.type === MessageType.Prop));
       }
+      // Read indexes confirmed meanwhile (a leader's own reads, a follower's answers from the
+      // leader): released once the applies before them have settled, not after the sync.
+      const readStates = node.takeReadStates();
       const ents = node.takeCommitted(persisted);
+      if (readStates.length > 0) {
+        this.noteReadStates(readStates);
+        if (ents.length === 0) chain = chain.then(() => this.releaseReads());
+      }
       if (ents.length === 0) continue;
       if (tracing) trace('commit-during-sync', ents[0].index, ents[ents.length - 1].index);
       chain = chain.then(() => this.applyAll(ents)).then(() => this.releaseReads());
@@ -1259,8 +1286,8 @@ export class ReplicationGroup<O> {
     }
   }
 
-  private noteReadStates(rd: Ready): void {
-    for (const rs of rd.readStates) {
+  private noteReadStates(readStates: readonly ReadState[]): void {
+    for (const rs of readStates) {
       const ws = this.reads.get(fromUtf8.decode(rs.requestCtx));
       if (ws) for (const w of ws) w.index ??= rs.index;
     }

@@ -197,19 +197,53 @@ describe('ReadIndex', () => {
     n.send(msg({ type: MessageType.ReadIndex, from: 1, to: 1, context: enc.encode('lonely') }));
     expect(n.get(1).readStates).toEqual([]); // cut off: cannot confirm leadership
     n.recover();
+    // A follower's request confirms itself in a group of three voters (the leader and the
+    // follower are a quorum, both in the leader's term after the read began): answered at once,
+    // without a heartbeat round, while the round of 'lonely' is still in flight (its heartbeats
+    // were lost) ...
+    const rounds = n.get(1).readRounds;
     n.send(msg({ type: MessageType.ReadIndex, from: 2, to: 2, context: enc.encode('f') }));
-    // The round of 'lonely' is still in flight (its heartbeats were lost): 'f' waits for the
-    // next round, which the heartbeat tick starts with the newest read.
-    expect(n.get(2).readStates).toEqual([]);
-    n.send(msg({ type: MessageType.Beat, from: 1, to: 1 }));
     expect(n.get(2).readStates.map((s) => s.index)).toEqual([n.get(1).raftLog.committed]);
+    expect(n.get(1).readRounds).toBe(rounds);
+    // ... which 'f' does not confirm: 'lonely' waits for the round the heartbeat tick resends.
+    expect(n.get(1).readStates).toEqual([]);
+    n.send(msg({ type: MessageType.Beat, from: 1, to: 1 }));
     expect(n.get(1).readStates.map((s) => new TextDecoder().decode(s.requestCtx))).toEqual(['lonely']);
   });
 
-  /** A leader of [1, 2, 3] in term 1 whose no-op entry is committed (it serves reads). */
-  function readyLeader(): Raft {
+  test('a follower states its term on its own forwarded request, and nothing (0) on one it relays for another member', () => {
+    const n = new Network([undefined, undefined, undefined]);
+    n.campaign(1);
+    const f = n.get(2);
+    f.step(msg({ type: MessageType.ReadIndex, from: 2, to: 2, context: enc.encode('own') }));
+    f.step(msg({ type: MessageType.ReadIndex, from: 3, to: 2, logTerm: f.term, context: enc.encode('relayed') }));
+    const out = readMessages(f).filter((m) => m.type === MessageType.ReadIndex);
+    expect(out.map((m) => [m.from, m.to, new TextDecoder().decode(m.context), m.logTerm])).toEqual([[2, 1, 'own', f.term], [3, 1, 'relayed', 0]]);
+  });
+
+  test('in a group of five, a stale leader and one follower cut off from a majority that elected a new leader and committed a write answer no read', () => {
+    const n = new Network([undefined, undefined, undefined, undefined, undefined]);
+    n.campaign(1);
+    n.propose(1, 'a');
+    const oldTerm = n.get(1).term;
+    for (const a of [1, 2]) for (const b of [3, 4, 5]) n.cut(a, b);
+    n.campaign(3);
+    expect(n.get(3).state).toBe(StateType.Leader);
+    n.propose(3, 'b');
+    expect(n.get(3).raftLog.committed).toBeGreaterThan(n.get(1).raftLog.committed);
+    // 1 still leads the old term (no CheckQuorum here) and 2 still follows it: both in one term,
+    // but two of five are no quorum, so 2's request must take a heartbeat round, which fails.
+    expect([n.get(1).state, n.get(1).term, n.get(2).lead, n.get(2).term]).toEqual([StateType.Leader, oldTerm, 1, oldTerm]);
+    n.send(msg({ type: MessageType.ReadIndex, from: 2, to: 2, context: enc.encode('stale') }));
+    n.send(msg({ type: MessageType.Beat, from: 1, to: 1 }));
+    expect(n.get(2).readStates).toEqual([]);
+    expect(n.get(1).readStates).toEqual([]);
+  });
+
+  /** A leader of [1, 2, 3] in `term` whose no-op entry is committed (it serves reads). */
+  function readyLeader(term = 1): Raft {
     const r = newTestRaft(1, [1, 2, 3]);
-    r.becomeCandidate();
+    for (let t = 0; t < term; t++) r.becomeCandidate();
     r.becomeLeader();
     persist(r);
     for (const id of [2, 3]) r.step(msg({ type: MessageType.AppResp, from: id, to: 1, term: r.term, index: r.raftLog.lastIndex() }));
@@ -271,6 +305,31 @@ describe('ReadIndex', () => {
     expect(beats(readMessages(r)).map((m) => ctxOf(m))).toEqual(['f', 'f']);
     ack(r, 2, 'f');
     expect(readMessages(r).filter((m) => m.type === MessageType.ReadIndexResp).map((m) => [m.to, ctxOf(m)])).toEqual([[2, 'f']]);
+  });
+
+  test('a forwarded request confirms itself only with the leader\'s own term stated, and confirms nothing queued before it', () => {
+    const r = readyLeader(2);
+    const commit0 = r.raftLog.committed;
+    r.step(msg({ type: MessageType.ReadIndex, from: 1, to: 1, context: enc.encode('a') }));
+    expect(beats(readMessages(r)).map((m) => ctxOf(m))).toEqual(['a', 'a']);
+    // No term stated (a relayed request, or an older member's), a later term, an earlier one: queued for a round.
+    r.step(msg({ type: MessageType.ReadIndex, from: 2, to: 1, logTerm: 0, context: enc.encode('none') }));
+    r.step(msg({ type: MessageType.ReadIndex, from: 3, to: 1, logTerm: r.term + 1, context: enc.encode('later') }));
+    r.step(msg({ type: MessageType.ReadIndex, from: 2, to: 1, logTerm: r.term - 1, context: enc.encode('earlier') }));
+    expect(readMessages(r)).toEqual([]);
+    // The leader's own term stated: answered at once, with no round of its own.
+    r.step(msg({ type: MessageType.ReadIndex, from: 3, to: 1, logTerm: r.term, context: enc.encode('now') }));
+    expect(readMessages(r).map((m) => [m.type, m.to, ctxOf(m), m.index])).toEqual([[MessageType.ReadIndexResp, 3, 'now', commit0]]);
+    expect(r.readRounds).toBe(1);
+    // It confirmed none of those queued before it: 'a' needs its round's ack, the rest the next round.
+    expect(r.readStates).toEqual([]);
+    ack(r, 2, 'a');
+    expect(r.readStates.map((s) => ctxOf({ context: s.requestCtx } as Message))).toEqual(['a']);
+    const next = readMessages(r);
+    expect(next.filter((m) => m.type === MessageType.ReadIndexResp)).toEqual([]);
+    expect(beats(next).map((m) => ctxOf(m))).toEqual(['earlier', 'earlier']);
+    ack(r, 3, 'earlier');
+    expect(readMessages(r).filter((m) => m.type === MessageType.ReadIndexResp).map((m) => ctxOf(m))).toEqual(['none', 'later', 'earlier']);
   });
 
   test('a follower without a leader refuses reads', () => {

@@ -14,12 +14,12 @@ afterEach(() => {
 
 describe('replication simulator, mutation', () => {
   it('finds the stale read of a driver that does not wait for apply', async () => {
-    type Internals = { noteReadStates(rd: { readStates: Array<{ index: number; requestCtx: Uint8Array }> }): void };
+    type Internals = { noteReadStates(readStates: ReadonlyArray<{ index: number; requestCtx: Uint8Array }>): void };
     const proto = ReplicationGroup.prototype as unknown as Internals;
     const real = proto.noteReadStates;
-    vi.spyOn(proto, 'noteReadStates').mockImplementation(function (this: Internals, rd) {
+    vi.spyOn(proto, 'noteReadStates').mockImplementation(function (this: Internals, readStates) {
       // The bug: record read index 0, so the read is released before the entries it must see are applied.
-      real.call(this, { ...rd, readStates: rd.readStates.map((rs) => ({ ...rs, index: 0 })) });
+      real.call(this, readStates.map((rs) => ({ ...rs, index: 0 })));
     });
     let caught: string | undefined;
     for (let seed = 1; seed <= 80 && caught === undefined; seed++) {
