@@ -22,11 +22,11 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { getU64, hardStateBytes, parseEntry, parseHardState, parseSnapshot, putEntry, putU64, snapshotBytes, view, ENTRY_HEADER } from './codec.js';
+import { getU64, hardStateBytes, parseEntry, parseHardState, parseSnapshot, putU64, snapshotBytes, view } from './codec.js';
 import { MirroredStorage, type StagedWrite } from './mirrored_storage.js';
 import { MemoryStorage, emptyHardState } from './storage.js';
 import { RaftError, RaftErrorCode, type ConfState, type Entry, type HardState, type Snapshot } from './types.js';
-import { RECORD_HEADER, RecordType, SnapshotKind, encodeRecords, scanSegment, type LogImage, type WalRecord } from './wal_format.js';
+import { RecordType, SnapshotKind, encodeRecords, framedSize, scanSegment, type LogImage, type RecordToWrite, type WalRecord } from './wal_format.js';
 
 export type { LogImage } from './wal_format.js';
 
@@ -97,13 +97,6 @@ interface Segment {
   readonly path: string;
   /** Lowest entry index written in this segment (Infinity when none): decides when it can go. */
   minIndex: number;
-}
-
-function entryRecord(e: Entry): [RecordType, Uint8Array] {
-  const b = new Uint8Array(8 + ENTRY_HEADER + e.data.length);
-  putU64(view(b), 0, e.index);
-  putEntry(b, 8, e);
-  return [RecordType.Entry, b];
 }
 
 function u64Record(type: RecordType, v: number): [RecordType, Uint8Array] {
@@ -310,8 +303,8 @@ export class WalStorage extends MirroredStorage {
     const tmp = `${dir}.tmp`;
     await fsp.rm(tmp, { recursive: true, force: true });
     await fsp.mkdir(tmp, { recursive: true });
-    const records: Array<[RecordType, Uint8Array]> = [...baseRecords(0, img.snapshot, img.hardState, img.compactedTo)];
-    for (const e of img.entries) records.push(entryRecord(e));
+    const records: RecordToWrite[] = [...baseRecords(0, img.snapshot, img.hardState, img.compactedTo)];
+    for (const e of img.entries) records.push(e);
     const buf = encodeRecords(records);
     const pre = await preallocate(tmp, 0, Math.max(segmentSize(0, maxSegment), buf.length));
     try {
@@ -331,9 +324,10 @@ export class WalStorage extends MirroredStorage {
 
   /** One write of records: the snapshot, the entries, the hard state last (see {@link MirroredStorage.save}). */
   protected async write(w: StagedWrite, sync: boolean): Promise<boolean> {
-    const records: Array<[RecordType, Uint8Array]> = [];
+    const records: RecordToWrite[] = [];
     if (w.snapshot) records.push(snapshotRecord(SnapshotKind.Installed, w.snapshot));
-    for (const e of w.entries) records.push(entryRecord(e));
+    // Entries are written into the frame in place (no record body of their own first).
+    for (const e of w.entries) records.push(e);
     if (w.hardState) records.push([RecordType.HardState, hardStateBytes(w.hardState)]);
     if (records.length === 0) return false;
     await this.append(records, sync, w.entries.length > 0 ? w.entries[0].index : Infinity);
@@ -344,9 +338,8 @@ export class WalStorage extends MirroredStorage {
    * Appends records at the end of the newest segment (beginning the next one first when they do
    * not fit), as one frame in one write, synced when `sync`. `minIndex` is the lowest entry index among them.
    */
-  private async append(records: ReadonlyArray<readonly [RecordType, Uint8Array]>, sync: boolean, minIndex: number): Promise<void> {
-    let bytes = RECORD_HEADER;
-    for (const [, b] of records) bytes += 5 + b.length;
+  private async append(records: ReadonlyArray<RecordToWrite>, sync: boolean, minIndex: number): Promise<void> {
+    const bytes = framedSize(records);
     if (this.offset > 0 && this.offset + bytes > this.size) await this.cut();
     if (this.dirUnsynced) {
       await syncDir(this.dir);

@@ -15,7 +15,9 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { SeededRand } from '../../src/raft/rand.js';
 import { RaftError, RaftErrorCode, isRaftError } from '../../src/raft/types.js';
 import { WalStorage, segmentName } from '../../src/raft/wal_storage.js';
-import { scanSegment } from '../../src/raft/wal_format.js';
+import { RecordType, encodeRecords, framedSize, scanSegment } from '../../src/raft/wal_format.js';
+import { entryBytes } from '../../src/raft/codec.js';
+import { EntryType } from '../../src/raft/types.js';
 import { ent, rawNodeRecoversAfterRestart } from './helpers.js';
 
 const dirs: string[] = [];
@@ -230,6 +232,29 @@ async function logWithLastRecord(): Promise<{ dir: string; file: string; start: 
   const last = scanned.records[scanned.records.length - 1];
   return { dir, file, start: last.offset, end: scanned.end, before, full };
 }
+
+describe('WAL frames', () => {
+  test('an entry written in place is the entry record of its index and entryBytes, byte for byte; the scan reads it back', () => {
+    const entries = [ent(7, 2, ''), ent(8, 2, 'x'.repeat(300)), { index: 2 ** 40, term: 2 ** 33, type: EntryType.ConfChange, data: Uint8Array.of(0, 1, 2) }];
+    const hard = Uint8Array.from({ length: 24 }, (_, i) => i);
+    const asBodies = encodeRecords([
+      ...entries.map((e) => {
+        const body = new Uint8Array(8 + entryBytes(e).length);
+        new DataView(body.buffer).setBigUint64(0, BigInt(e.index));
+        body.set(entryBytes(e), 8);
+        return [RecordType.Entry, body] as const;
+      }),
+      [RecordType.HardState, hard] as const,
+    ]);
+    const inPlace = encodeRecords([...entries, [RecordType.HardState, hard] as const]);
+    expect(Buffer.from(inPlace).equals(Buffer.from(asBodies))).toBe(true);
+    expect(framedSize([...entries, [RecordType.HardState, hard] as const])).toBe(inPlace.length);
+    const segment = [RecordType.Segment, new Uint8Array(8)] as const;
+    const scanned = scanSegment('x', 0, encodeRecords([segment, ...entries]), false);
+    expect(scanned.records.map((r) => r.type)).toEqual([RecordType.Segment, RecordType.Entry, RecordType.Entry, RecordType.Entry]);
+    expect(Buffer.from(scanned.records[2].body.subarray(8 + 9)).toString()).toBe('x'.repeat(300));
+  });
+});
 
 describe('WalStorage: crash safety on open', () => {
   test('a torn last record (zeros, garbage or a flipped byte at every offset) is cut back to the last whole record', async () => {
