@@ -87,8 +87,8 @@ export function kvCores(ctx: AppContext): { get: KeyCore; put: KeyCore; delete: 
   /**
    * Checks a single-key write's request (`command`: its checks, then the command) and proposes it.
    * Not an async function: the answer follows the proposal's outcome by one promise hop, where
-   * the `await`s of async functions added three (each lets the Raft loop's own continuation run
-   * first; bench/README.md § The CPU a PUT costs). A check that fails rejects, as before.
+   * the `await`s of two nested async functions took two (each hop lets the Raft loop's own
+   * continuation run first; docs/replication.md § Decisions). A check that fails rejects, as before.
    */
   const proposeOne = (r: KeyRequest, command: (r: KeyRequest) => WriteCommand): Promise<Answer> => {
     let cmd: WriteCommand;
