@@ -744,7 +744,7 @@ export class ReplicationGroup<O> {
     const data = encodeEntryPayload(id, command);
     const deadline = this.clock.now() + (options.timeoutMs ?? this.timeoutMs);
     const p = new Promise<O>((resolve, reject) => this.waiters.set(id, { resolve, reject: mapError ? (err) => reject(mapError(err)) : reject, deadline }));
-    trace('propose', id);
+    if (tracing) trace('propose', id);
     this.queue.push({ id, data });
     void this.kick();
     // A follower syncing a Ready relays a lone proposal at once (duringSync), not after the sync.
@@ -1061,7 +1061,7 @@ export class ReplicationGroup<O> {
     const proposeBatch = () => {
       if (batch.length === 0) return;
       try {
-        for (const q of batch) trace('feed', q.id);
+        if (tracing) for (const q of batch) trace('feed', q.id);
         node.proposeAll(batch.map((q) => q.data));
       } catch (err) {
         for (const q of batch) {
@@ -1527,7 +1527,7 @@ export class ReplicationGroup<O> {
       if (e.type === EntryType.ConfChange) this.sm.applyConfChange?.(e.index, decodeConfChange(e.data));
       if (e.type !== EntryType.Normal || e.data.length === 0) continue; // a leader's no-op, or a membership change (applied by the node in advance)
       const { id, command } = decodeEntryPayload(e.data);
-      trace('apply', e.index, id);
+      if (tracing) trace('apply', e.index, id);
       const w = this.waiters.get(id);
       if (w) w.applying = true;
       const p = this.sm.apply(e.index, command);
@@ -1557,7 +1557,7 @@ export class ReplicationGroup<O> {
       if (!w) continue;
       this.waiters.delete(id);
       this.answered++;
-      trace('answer', id);
+      if (tracing) trace('answer', id);
       if (settled.ok && settled.outcome instanceof LaterAnswer) {
         settled.outcome.answer.then(w.resolve, (error: unknown) => w.reject(this.sm.isFatal(error) ? unavailable(`not finished: ${(error as Error)?.message}`, error, true) : error));
       } else if (settled.ok) w.resolve(settled.outcome as O);

@@ -67,7 +67,7 @@ import { MAX_NODE_ID, decodeBatch, encodeBatch, encodeMessage } from './codec.js
 import { TransportError, TransportErrorCode } from './errors.js';
 import { BATCH_FRAME_BYTES, PeerQueue, framedSize } from './queue.js';
 import { FRAME_HEADER_BYTES, FrameReader, STREAM_NONCE_BYTES, STREAM_PATH, STREAM_PROTOCOL, encodeBatchFrame, encodeFrame } from './stream.js';
-import { trace } from '../trace.js';
+import { trace, tracing } from '../trace.js';
 
 /** Path of the message route. */
 export const MESSAGES_PATH = '/raft/v1/messages';
@@ -596,12 +596,12 @@ export class HttpTransport implements Transport {
     if (s.socket.writableNeedDrain) return;
     s.socket.cork();
     link.counters.sentWrites++;
-    trace('write', link.id);
+    if (tracing) trace('write', link.id);
     while (link.queue.length > 0 && !s.socket.writableNeedDrain) {
       const batch = link.queue.take(this.o.maxBatchBytes);
       const frame = encodeBatchFrame(s.key, ++s.seq, batch);
       const size = frame.length - FRAME_HEADER_BYTES;
-      trace('frame', link.id, batch.length, size);
+      if (tracing) trace('frame', link.id, batch.length, size);
       this.writeFrame(s, frame);
       link.counters.sentMessages += batch.length;
       link.counters.sentBytes += size;
@@ -891,7 +891,7 @@ export class HttpTransport implements Transport {
       this.count(this.closed ? 'closed' : 'not-member');
       return this.dropInStream(from);
     }
-    trace('req', from);
+    if (tracing) trace('req', from);
     const { bodies, refused } = stream.reader.push(chunk);
     const messages: Message[] = [];
     let refusal: RefusalReason | undefined = refused;
