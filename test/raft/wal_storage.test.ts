@@ -87,6 +87,32 @@ describe('WalStorage', () => {
     await r.close();
   });
 
+  test('a synced save with nothing unsynced before it is one O_DSYNC write; after an unsynced write it is a write and an fdatasync of the file', async () => {
+    const dir = await tempDir();
+    const s = await WalStorage.open(dir, cs);
+    const syncs = countSyncs(s);
+    const dsync = () => (s as unknown as { dsync: unknown }).dsync;
+    // Since the open, the segment may hold bytes not synced (a previous process's): fdatasync.
+    await s.save({ entries: [ent(1, 1, 'a')], hardState: { term: 1, vote: 1, commit: 0 } });
+    expect(syncs.n).toBe(1);
+    expect(dsync()).toBeNull();
+    await s.save({ entries: [ent(2, 1, 'b')] });
+    expect(syncs.n).toBe(1);
+    expect(dsync()).not.toBeNull();
+    // An unsynced write: the next synced save must sync it too (an O_DSYNC write syncs only its own range).
+    expect(await s.save({ entries: [ent(3, 1, 'c')] }, { sync: false })).toBe(false);
+    await s.save({ entries: [ent(4, 1, 'd')] });
+    expect(syncs.n).toBe(2);
+    await s.save({ entries: [ent(5, 1, 'e')], hardState: { term: 1, vote: 1, commit: 5 } });
+    expect(syncs.n).toBe(2);
+    await s.close();
+    const r = await WalStorage.open(dir);
+    expect(r.lastIndex()).toBe(5);
+    expect(r.entries(1, 6, Infinity).map((e) => new TextDecoder().decode(e.data))).toEqual(['a', 'b', 'c', 'd', 'e']);
+    expect(r.initialState().hardState).toEqual({ term: 1, vote: 1, commit: 5 });
+    await r.close();
+  });
+
   test('an installed snapshot replaces the log; createSnapshot and compact keep the margin behind it across a reopen', async () => {
     const dir = await tempDir();
     let s = await WalStorage.open(dir, cs);
@@ -175,7 +201,9 @@ describe('WalStorage', () => {
     await s.save({ entries: [ent(1, 1, 'a'), ent(2, 1, 'b')], hardState: { term: 1, vote: 1, commit: 2 } });
     const fh = (s as unknown as { fh: { datasync(): Promise<void> } }).fh;
     const orig = fh.datasync.bind(fh);
-    // The write reaches the file, its sync fails (EIO): the save did not happen.
+    // The write reaches the file, its sync fails (EIO): the save did not happen. (As after an
+    // unsynced write: the save takes the write-and-fdatasync way.)
+    (s as unknown as { unsynced: boolean }).unsynced = true;
     fh.datasync = () => Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
     await expect(s.save({ entries: [ent(2, 3, 'other'), ent(3, 3, 'c')], hardState: { term: 3, vote: 2, commit: 2 } })).rejects.toThrow(/EIO/);
     fh.datasync = orig;
@@ -186,6 +214,33 @@ describe('WalStorage', () => {
     const r = await WalStorage.open(dir);
     expect(dump(r)).toEqual([[1, 1, 'a'], [2, 1, 'b'], [3, 1, 'd']]);
     expect(r.initialState().hardState).toEqual({ term: 1, vote: 1, commit: 2 });
+    await r.close();
+  });
+
+  test('reopen() after a failed O_DSYNC write: the records of the failed save do not come back', async () => {
+    const dir = await tempDir();
+    const s = await WalStorage.open(dir, cs);
+    await s.save({ entries: [ent(1, 1, 'a')], hardState: { term: 1, vote: 1, commit: 1 } });
+    await s.save({ entries: [ent(2, 1, 'b')] });
+    const d = (s as unknown as { dsync: { write(...a: unknown[]): Promise<unknown> } | null }).dsync;
+    expect(d).not.toBeNull();
+    const write = d!.write.bind(d);
+    // The bytes reach the file, the write reports EIO (its sync failed): the save did not happen.
+    d!.write = async (...a: unknown[]) => {
+      await write(...a);
+      throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+    };
+    await expect(s.save({ entries: [ent(2, 3, 'other'), ent(3, 3, 'c')], hardState: { term: 3, vote: 2, commit: 2 } })).rejects.toThrow(/EIO/);
+    expect(s.lastIndex()).toBe(2);
+    await s.reopen(2);
+    // The failed descriptor is closed; the reopen's own synced hard state opened a new one.
+    expect((s as unknown as { dsync: unknown }).dsync).not.toBe(d);
+    await s.save({ entries: [ent(3, 1, 'd')] });
+    await s.save({ entries: [ent(4, 1, 'e')] });
+    await s.close();
+    const r = await WalStorage.open(dir);
+    expect(dump(r)).toEqual([[1, 1, 'a'], [2, 1, 'b'], [3, 1, 'd'], [4, 1, 'e']]);
+    expect(r.initialState().hardState).toEqual({ term: 1, vote: 1, commit: 1 });
     await r.close();
   });
 
