@@ -453,22 +453,7 @@ export function decodeEntryPayload(data: Uint8Array): { id: string; command: Uin
   if (data.length < 2 || data[0] !== FORMAT || data.length < 2 + data[1]) {
     throw new ReplicationError(ReplicationErrorCode.BadState, `log entry payload is not format ${FORMAT} (${data.length} bytes, first byte ${data[0]})`);
   }
-  return { id: proposalId(data, 2, 2 + data[1]), command: data.subarray(2 + data[1]) };
-}
-
-/**
- * The proposal id in `data[from, to)`: an ASCII one (every id this code writes) read byte for
- * byte, anything else through the UTF-8 decoder — the same string either way, without the
- * decoder's per-call cost for the id decoded on every member for every entry.
- */
-function proposalId(data: Uint8Array, from: number, to: number): string {
-  let id = '';
-  for (let i = from; i < to; i++) {
-    const c = data[i];
-    if (c >= 0x80) return fromUtf8.decode(data.subarray(from, to));
-    id += String.fromCharCode(c);
-  }
-  return id;
+  return { id: fromUtf8.decode(data.subarray(2, 2 + data[1])), command: data.subarray(2 + data[1]) };
 }
 
 const unavailable = (why: string, cause?: unknown, indeterminate = false) =>
