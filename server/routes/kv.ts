@@ -91,13 +91,13 @@ export function kvCores(ctx: AppContext): { get: KeyCore; put: KeyCore; delete: 
    * continuation run first; docs/replication.md § Decisions). A check that fails rejects, as before.
    */
   const proposeOne = (r: KeyRequest, command: (r: KeyRequest) => WriteCommand): Promise<Answer> => {
-    let cmd: WriteCommand;
+    let proposed: Promise<WriteOutcome>;
     try {
-      cmd = command(r);
+      proposed = writePath.propose(command(r));
     } catch (err) {
       return Promise.reject(err);
     }
-    return writePath.propose(cmd).then((outcome) => answerOne(r, outcome));
+    return proposed.then((outcome) => answerOne(r, outcome));
   };
 
   const putCommand = (r: KeyRequest): WriteCommand => {
