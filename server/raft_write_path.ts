@@ -325,14 +325,20 @@ export class RaftWritePath implements WritePath {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.group.propose(this.encode(cmd)).catch((err: unknown) => {
-      if (!(err instanceof ReplicationError)) throw err;
-      // Applying is paused by a write fault the engine recovers from: try again shortly, as on
-      // the local path (a proposal refused before the log never applies; one already in the log
-      // is applied once the fault clears, so its retry needs the same session to apply once).
-      throw new HttpError('UNAVAILABLE', scrubPaths(err.message), isRecoverableFault(err.cause) || this.group.applyPause() ? { 'Retry-After': '1' } : {});
-    });
+    return this.group.propose(this.encode(cmd), { mapError: this.mapError });
   }
+
+  /**
+   * A refused or failed proposal as the routes' error (mapped by the group as it rejects: no
+   * `.catch` hop between the outcome and the answer). Applying paused by a write fault the engine
+   * recovers from: try again shortly, as on the local path (a proposal refused before the log
+   * never applies; one already in the log is applied once the fault clears, so its retry needs
+   * the same session to apply once).
+   */
+  private readonly mapError = (err: unknown): unknown => {
+    if (!(err instanceof ReplicationError)) return err;
+    return new HttpError('UNAVAILABLE', scrubPaths(err.message), isRecoverableFault(err.cause) || this.group.applyPause() ? { 'Retry-After': '1' } : {});
+  };
 
   /** {@inheritDoc WritePath.writeFault} */
   writeFault(): PathFault | undefined {

@@ -414,10 +414,22 @@ export class CommandApplier {
    * cosign took effect in the engine (a checkpoint's freeze; a cosign queued behind the record of
    * the checkpoint in flight), before its outcome.
    */
-  async execute(cmd: WriteCommand, logIndex?: number, tookEffect?: () => void): Promise<WriteOutcome> {
+  execute(cmd: WriteCommand, logIndex?: number, tookEffect?: () => void): Promise<WriteOutcome> {
+    if (cmd.session) return this.executeOnce(cmd, cmd.session, logIndex, tookEffect);
+    try {
+      if (logIndex === undefined) this.refuseIfDiverged();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    // Not an async function: a command without a session is answered with the engine write's own
+    // promise (an async function returning it adds two promise hops to every write's answer).
+    return this.apply(cmd, logIndex, tookEffect);
+  }
+
+  /** {@link execute} of a command with a session: applied once per `(clientId, seq)`. */
+  private async executeOnce(cmd: WriteCommand, session: Session, logIndex?: number, tookEffect?: () => void): Promise<WriteOutcome> {
     if (logIndex === undefined) this.refuseIfDiverged();
-    if (!cmd.session) return this.apply(cmd, logIndex, tookEffect);
-    const { clientId, seq } = cmd.session;
+    const { clientId, seq } = session;
     const decision = this.sessions.apply({ index: logIndex ?? ++this.counter, clientId, seq, digest: commandDigest(cmd), bytes: sessionEntryBytes(cmd) });
     switch (decision.kind) {
       case 'reused':

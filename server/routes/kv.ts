@@ -77,15 +77,30 @@ export function kvCores(ctx: AppContext): { get: KeyCore; put: KeyCore; delete: 
   const { db, writePath, limits, metrics } = ctx;
   const checkValue = valueChecker(limits);
 
-  /** Proposes a single-key write and answers with its version and seq (`ProofKV-Replayed` on a replay). */
-  const proposeOne = async (r: KeyRequest, cmd: WriteCommand): Promise<Answer> => {
-    const outcome = await writePath.propose(cmd);
+  /** The answer to a single-key write: its version and seq (`ProofKV-Replayed` on a replay). */
+  const answerOne = (r: KeyRequest, outcome: WriteOutcome): Answer => {
     const a = answerOf(r.accept === 'cbor' ? 'cbor' : 'json', writeResult(outcome));
     if (outcome.replayed) a.headers = { 'ProofKV-Replayed': 'true', ...a.headers };
     return a;
   };
 
-  const put: KeyCore = async (r) => {
+  /**
+   * Checks a single-key write's request (`command`: its checks, then the command) and proposes it.
+   * Not an async function: the answer follows the proposal's outcome by one promise hop, where
+   * the `await`s of two nested async functions took two (each hop lets the Raft loop's own
+   * continuation run first; docs/replication.md § Decisions). A check that fails rejects, as before.
+   */
+  const proposeOne = (r: KeyRequest, command: (r: KeyRequest) => WriteCommand): Promise<Answer> => {
+    let proposed: Promise<WriteOutcome>;
+    try {
+      proposed = writePath.propose(command(r));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return proposed.then((outcome) => answerOne(r, outcome));
+  };
+
+  const putCommand = (r: KeyRequest): WriteCommand => {
     const q = r.query;
     q.only(['version', 'keyEncoding', 'ifVersion', 'ifAbsent']);
     let version = q.int('version', 1, MAX_VERSION, undefined, 'INVALID_VERSION');
@@ -97,9 +112,9 @@ export function kvCores(ctx: AppContext): { get: KeyCore; put: KeyCore; delete: 
       if (version !== undefined && version !== n) throw new HttpError('INVALID_VERSION', `version ${n} in the body differs from version ${version} in the query`);
       version = n;
     }
-    // `return await`: an async function returning a promise adds two more microtask hops (V8) to a write's answer.
-    return await proposeOne(r, { type: 'put', key: r.key, value, version, ...condition, session: sessionOfHeaders(r.header), time: Date.now() });
+    return { type: 'put', key: r.key, value, version, ...condition, session: sessionOfHeaders(r.header), time: Date.now() };
   };
+  const put: KeyCore = (r) => proposeOne(r, putCommand);
 
   const get: KeyCore = async (r) => {
     const q = r.query;
@@ -121,11 +136,12 @@ export function kvCores(ctx: AppContext): { get: KeyCore; put: KeyCore; delete: 
     return answerOf(r.accept, entryWire(e));
   };
 
-  const del: KeyCore = async (r) => {
+  const deleteCommand = (r: KeyRequest): WriteCommand => {
     const q = r.query;
     q.only(['keyEncoding', 'ifVersion']);
-    return await proposeOne(r, { type: 'delete', key: r.key, ...queryCondition(q, false), session: sessionOfHeaders(r.header), time: Date.now() });
+    return { type: 'delete', key: r.key, ...queryCondition(q, false), session: sessionOfHeaders(r.header), time: Date.now() };
   };
+  const del: KeyCore = (r) => proposeOne(r, deleteCommand);
 
   return { get, put, delete: del };
 }

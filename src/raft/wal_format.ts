@@ -27,7 +27,7 @@
  */
 
 import { crc32c, maskCrc } from '../util/crc32c.js';
-import { getU64, view } from './codec.js';
+import { ENTRY_HEADER, getU64, putEntry, putU64, view } from './codec.js';
 import { RaftError, RaftErrorCode, type Entry, type HardState, type Snapshot } from './types.js';
 
 /** Bytes of a frame's header: crc, length, kind. */
@@ -63,18 +63,43 @@ export interface WalRecord {
   readonly offset: number;
 }
 
-/** Frames a list of records as one write: one buffer, one CRC. */
-export function encodeRecords(records: ReadonlyArray<readonly [RecordType, Uint8Array]>): Uint8Array {
+/**
+ * A record to frame: its type and body, or a log entry — an entry record (`index | term |
+ * entryType | data`) written in place, without a body of its own first.
+ */
+export type RecordToWrite = readonly [RecordType, Uint8Array] | Entry;
+
+/** Bytes of an entry record's body before the entry's data: index, then term and type. */
+const ENTRY_RECORD_HEADER = 8 + ENTRY_HEADER;
+
+/** Bytes of the frame {@link encodeRecords} makes of `records`. */
+export function framedSize(records: ReadonlyArray<RecordToWrite>): number {
   let n = RECORD_HEADER;
-  for (const [, body] of records) n += INNER_HEADER + body.length;
+  for (const r of records) n += INNER_HEADER + (Array.isArray(r) ? (r as readonly [RecordType, Uint8Array])[1].length : ENTRY_RECORD_HEADER + (r as Entry).data.length);
+  return n;
+}
+
+/** Frames a list of records as one write: one buffer, one CRC. */
+export function encodeRecords(records: ReadonlyArray<RecordToWrite>): Uint8Array {
+  const n = framedSize(records);
   const out = new Uint8Array(n);
   const dv = new DataView(out.buffer);
   let off = RECORD_HEADER;
-  for (const [type, body] of records) {
-    out[off] = type;
-    dv.setUint32(off + 1, body.length);
-    out.set(body, off + INNER_HEADER);
-    off += INNER_HEADER + body.length;
+  for (const r of records) {
+    if (Array.isArray(r)) {
+      const [type, body] = r as readonly [RecordType, Uint8Array];
+      out[off] = type;
+      dv.setUint32(off + 1, body.length);
+      out.set(body, off + INNER_HEADER);
+      off += INNER_HEADER + body.length;
+    } else {
+      const e = r as Entry;
+      out[off] = RecordType.Entry;
+      dv.setUint32(off + 1, ENTRY_RECORD_HEADER + e.data.length);
+      putU64(dv, off + INNER_HEADER, e.index);
+      putEntry(out, off + INNER_HEADER + 8, e);
+      off += INNER_HEADER + ENTRY_RECORD_HEADER + e.data.length;
+    }
   }
   dv.setUint32(4, n - RECORD_HEADER);
   out[8] = FRAME_WRITE;

@@ -1,7 +1,8 @@
 /**
  * {@link WalStorage}: the Raft log, hard state and snapshot as records in preallocated segment
  * files, in the manner of etcd's WAL. One `save` is one write at the end of the newest segment and,
- * when it must be synced, one `fdatasync` — never one per entry. Segments are filled with zeros
+ * when it must be synced, one `fdatasync` — never one per entry — or, when nothing unsynced
+ * precedes it in the segment, that one write through an `O_DSYNC` descriptor alone. Segments are filled with zeros
  * to their size before they are used (by a file pipeline, one segment ahead of need), so the
  * `fdatasync` of a write in place changes no file size or block map and is cheap. Reads are served
  * from an in-memory mirror rebuilt at open ({@link MirroredStorage}), so the core's synchronous
@@ -22,11 +23,11 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { getU64, hardStateBytes, parseEntry, parseHardState, parseSnapshot, putEntry, putU64, snapshotBytes, view, ENTRY_HEADER } from './codec.js';
+import { getU64, hardStateBytes, parseEntry, parseHardState, parseSnapshot, putU64, snapshotBytes, view } from './codec.js';
 import { MirroredStorage, type StagedWrite } from './mirrored_storage.js';
 import { MemoryStorage, emptyHardState } from './storage.js';
 import { RaftError, RaftErrorCode, type ConfState, type Entry, type HardState, type Snapshot } from './types.js';
-import { RECORD_HEADER, RecordType, SnapshotKind, encodeRecords, scanSegment, type LogImage, type WalRecord } from './wal_format.js';
+import { RecordType, SnapshotKind, encodeRecords, framedSize, scanSegment, type LogImage, type RecordToWrite, type WalRecord } from './wal_format.js';
 
 export type { LogImage } from './wal_format.js';
 
@@ -65,6 +66,9 @@ export async function syncDir(dir: string): Promise<void> {
   try { await h.sync(); } finally { await h.close(); }
 }
 
+/** `O_DSYNC` where the platform has it (not on Windows: synced saves then `fdatasync`). */
+const O_DSYNC: number | undefined = fs.constants.O_DSYNC;
+
 // One zero buffer for every preallocation and repair (a fixed 1 MiB).
 const ZERO_CHUNK = new Uint8Array(1024 * 1024);
 
@@ -97,13 +101,6 @@ interface Segment {
   readonly path: string;
   /** Lowest entry index written in this segment (Infinity when none): decides when it can go. */
   minIndex: number;
-}
-
-function entryRecord(e: Entry): [RecordType, Uint8Array] {
-  const b = new Uint8Array(8 + ENTRY_HEADER + e.data.length);
-  putU64(view(b), 0, e.index);
-  putEntry(b, 8, e);
-  return [RecordType.Entry, b];
 }
 
 function u64Record(type: RecordType, v: number): [RecordType, Uint8Array] {
@@ -217,6 +214,19 @@ export class WalStorage extends MirroredStorage {
   private dirUnsynced = false;
   /** Bytes of the newest segment were written (maybe in part) up to here: a failed write's extent. */
   private dirtyTo: number;
+  /**
+   * The newest segment may hold bytes written since its last sync (an unsynced save, or anything
+   * before this process opened it): the next synced save then writes and `fdatasync`s the whole
+   * file. Otherwise it writes through {@link dsync} alone.
+   */
+  private unsynced = true;
+  /**
+   * The newest segment opened `O_DSYNC` (lazily, for synced saves): one write that returns once
+   * its bytes are durable, one threadpool job instead of a write and an `fdatasync` (measured:
+   * ~30 µs less CPU and ~35 µs less wall time per synced save; docs/raft.md). It syncs only the
+   * range it writes, hence {@link unsynced}.
+   */
+  private dsync: fsp.FileHandle | null = null;
 
   private constructor(
     private readonly dir: string,
@@ -310,8 +320,8 @@ export class WalStorage extends MirroredStorage {
     const tmp = `${dir}.tmp`;
     await fsp.rm(tmp, { recursive: true, force: true });
     await fsp.mkdir(tmp, { recursive: true });
-    const records: Array<[RecordType, Uint8Array]> = [...baseRecords(0, img.snapshot, img.hardState, img.compactedTo)];
-    for (const e of img.entries) records.push(entryRecord(e));
+    const records: RecordToWrite[] = [...baseRecords(0, img.snapshot, img.hardState, img.compactedTo)];
+    for (const e of img.entries) records.push(e);
     const buf = encodeRecords(records);
     const pre = await preallocate(tmp, 0, Math.max(segmentSize(0, maxSegment), buf.length));
     try {
@@ -331,9 +341,10 @@ export class WalStorage extends MirroredStorage {
 
   /** One write of records: the snapshot, the entries, the hard state last (see {@link MirroredStorage.save}). */
   protected async write(w: StagedWrite, sync: boolean): Promise<boolean> {
-    const records: Array<[RecordType, Uint8Array]> = [];
+    const records: RecordToWrite[] = [];
     if (w.snapshot) records.push(snapshotRecord(SnapshotKind.Installed, w.snapshot));
-    for (const e of w.entries) records.push(entryRecord(e));
+    // Entries are written into the frame in place (no record body of their own first).
+    for (const e of w.entries) records.push(e);
     if (w.hardState) records.push([RecordType.HardState, hardStateBytes(w.hardState)]);
     if (records.length === 0) return false;
     await this.append(records, sync, w.entries.length > 0 ? w.entries[0].index : Infinity);
@@ -344,9 +355,8 @@ export class WalStorage extends MirroredStorage {
    * Appends records at the end of the newest segment (beginning the next one first when they do
    * not fit), as one frame in one write, synced when `sync`. `minIndex` is the lowest entry index among them.
    */
-  private async append(records: ReadonlyArray<readonly [RecordType, Uint8Array]>, sync: boolean, minIndex: number): Promise<void> {
-    let bytes = RECORD_HEADER;
-    for (const [, b] of records) bytes += 5 + b.length;
+  private async append(records: ReadonlyArray<RecordToWrite>, sync: boolean, minIndex: number): Promise<void> {
+    const bytes = framedSize(records);
     if (this.offset > 0 && this.offset + bytes > this.size) await this.cut();
     if (this.dirUnsynced) {
       await syncDir(this.dir);
@@ -356,8 +366,20 @@ export class WalStorage extends MirroredStorage {
     const all = this.offset === 0 ? [...baseRecords(seg.seq, this.mem.snapshot(), this.mem.initialState().hardState, this.compactedTo), ...records] : records;
     const buf = encodeRecords(all);
     this.dirtyTo = Math.max(this.dirtyTo, this.offset + buf.length);
-    await writeAll(this.fh, buf, this.offset);
-    if (sync) await this.fh.datasync();
+    if (sync && !this.unsynced && O_DSYNC !== undefined) {
+      this.dsync ??= await fsp.open(seg.path, fs.constants.O_WRONLY | O_DSYNC);
+      await writeAll(this.dsync, buf, this.offset);
+    } else {
+      // An unsynced write stays unsynced until a later save's `fdatasync` (a commit-only hard
+      // state, `sync: false`): an `O_DSYNC` write after it would make the later frame durable
+      // and not this one, and a crash would then find a bad frame before a good one.
+      this.unsynced = true;
+      await writeAll(this.fh, buf, this.offset);
+      if (sync) {
+        await this.fh.datasync();
+        this.unsynced = false;
+      }
+    }
     this.offset += buf.length;
     seg.minIndex = Math.min(seg.minIndex, minIndex);
     if (this.next === null && this.offset > this.size / 2) {
@@ -382,8 +404,11 @@ export class WalStorage extends MirroredStorage {
       throw err;
     }
     await this.fh.close().catch(() => undefined);
+    await this.closeDsync();
     this.segments.push({ seq, path: p, minIndex: Infinity });
     this.fh = pre.fh;
+    // Zero-filled and synced by preallocate: nothing in it is unsynced.
+    this.unsynced = false;
     this.offset = 0;
     this.dirtyTo = 0;
     this.size = pre.size;
@@ -403,10 +428,13 @@ export class WalStorage extends MirroredStorage {
     this.next = null;
     if (next) await next.then((p) => p.fh.close().then(() => fsp.rm(p.tmp, { force: true })), () => undefined).catch(() => undefined);
     await this.fh.close().catch(() => undefined);
+    await this.closeDsync();
+    this.unsynced = true;
     const seg = this.segments[this.segments.length - 1];
     this.fh = await fsp.open(seg.path, 'r+');
     if (this.dirtyTo > this.offset) await writeZeros(this.fh, this.offset, this.dirtyTo);
     await this.fh.datasync();
+    this.unsynced = false;
     this.dirtyTo = this.offset;
     await this.append([[RecordType.HardState, hardStateBytes(this.mem.initialState().hardState)]], true, Infinity);
     this.pendingHard = null;
@@ -455,7 +483,15 @@ export class WalStorage extends MirroredStorage {
     const next = this.next;
     this.next = null;
     if (next) await next.then((p) => p.fh.close().then(() => fsp.rm(p.tmp, { force: true })), () => undefined).catch(() => undefined);
+    await this.closeDsync();
     await this.fh.close();
+  }
+
+  /** Closes the newest segment's `O_DSYNC` descriptor, if open (a cut, a reopen, close). */
+  private async closeDsync(): Promise<void> {
+    const d = this.dsync;
+    this.dsync = null;
+    await d?.close().catch(() => undefined);
   }
 }
 

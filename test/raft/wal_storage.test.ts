@@ -15,7 +15,9 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { SeededRand } from '../../src/raft/rand.js';
 import { RaftError, RaftErrorCode, isRaftError } from '../../src/raft/types.js';
 import { WalStorage, segmentName } from '../../src/raft/wal_storage.js';
-import { scanSegment } from '../../src/raft/wal_format.js';
+import { RecordType, encodeRecords, framedSize, scanSegment } from '../../src/raft/wal_format.js';
+import { entryBytes } from '../../src/raft/codec.js';
+import { EntryType } from '../../src/raft/types.js';
 import { ent, rawNodeRecoversAfterRestart } from './helpers.js';
 
 const dirs: string[] = [];
@@ -82,6 +84,32 @@ describe('WalStorage', () => {
     // The pending commit went out with the next write.
     expect(r.initialState().hardState).toEqual({ term: 1, vote: 1, commit: 50 });
     expect(r.lastIndex()).toBe(51);
+    await r.close();
+  });
+
+  test('a synced save with nothing unsynced before it is one O_DSYNC write; after an unsynced write it is a write and an fdatasync of the file', async () => {
+    const dir = await tempDir();
+    const s = await WalStorage.open(dir, cs);
+    const syncs = countSyncs(s);
+    const dsync = () => (s as unknown as { dsync: unknown }).dsync;
+    // Since the open, the segment may hold bytes not synced (a previous process's): fdatasync.
+    await s.save({ entries: [ent(1, 1, 'a')], hardState: { term: 1, vote: 1, commit: 0 } });
+    expect(syncs.n).toBe(1);
+    expect(dsync()).toBeNull();
+    await s.save({ entries: [ent(2, 1, 'b')] });
+    expect(syncs.n).toBe(1);
+    expect(dsync()).not.toBeNull();
+    // An unsynced write: the next synced save must sync it too (an O_DSYNC write syncs only its own range).
+    expect(await s.save({ entries: [ent(3, 1, 'c')] }, { sync: false })).toBe(false);
+    await s.save({ entries: [ent(4, 1, 'd')] });
+    expect(syncs.n).toBe(2);
+    await s.save({ entries: [ent(5, 1, 'e')], hardState: { term: 1, vote: 1, commit: 5 } });
+    expect(syncs.n).toBe(2);
+    await s.close();
+    const r = await WalStorage.open(dir);
+    expect(r.lastIndex()).toBe(5);
+    expect(r.entries(1, 6, Infinity).map((e) => new TextDecoder().decode(e.data))).toEqual(['a', 'b', 'c', 'd', 'e']);
+    expect(r.initialState().hardState).toEqual({ term: 1, vote: 1, commit: 5 });
     await r.close();
   });
 
@@ -173,7 +201,9 @@ describe('WalStorage', () => {
     await s.save({ entries: [ent(1, 1, 'a'), ent(2, 1, 'b')], hardState: { term: 1, vote: 1, commit: 2 } });
     const fh = (s as unknown as { fh: { datasync(): Promise<void> } }).fh;
     const orig = fh.datasync.bind(fh);
-    // The write reaches the file, its sync fails (EIO): the save did not happen.
+    // The write reaches the file, its sync fails (EIO): the save did not happen. (As after an
+    // unsynced write: the save takes the write-and-fdatasync way.)
+    (s as unknown as { unsynced: boolean }).unsynced = true;
     fh.datasync = () => Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
     await expect(s.save({ entries: [ent(2, 3, 'other'), ent(3, 3, 'c')], hardState: { term: 3, vote: 2, commit: 2 } })).rejects.toThrow(/EIO/);
     fh.datasync = orig;
@@ -184,6 +214,33 @@ describe('WalStorage', () => {
     const r = await WalStorage.open(dir);
     expect(dump(r)).toEqual([[1, 1, 'a'], [2, 1, 'b'], [3, 1, 'd']]);
     expect(r.initialState().hardState).toEqual({ term: 1, vote: 1, commit: 2 });
+    await r.close();
+  });
+
+  test('reopen() after a failed O_DSYNC write: the records of the failed save do not come back', async () => {
+    const dir = await tempDir();
+    const s = await WalStorage.open(dir, cs);
+    await s.save({ entries: [ent(1, 1, 'a')], hardState: { term: 1, vote: 1, commit: 1 } });
+    await s.save({ entries: [ent(2, 1, 'b')] });
+    const d = (s as unknown as { dsync: { write(...a: unknown[]): Promise<unknown> } | null }).dsync;
+    expect(d).not.toBeNull();
+    const write = d!.write.bind(d);
+    // The bytes reach the file, the write reports EIO (its sync failed): the save did not happen.
+    d!.write = async (...a: unknown[]) => {
+      await write(...a);
+      throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+    };
+    await expect(s.save({ entries: [ent(2, 3, 'other'), ent(3, 3, 'c')], hardState: { term: 3, vote: 2, commit: 2 } })).rejects.toThrow(/EIO/);
+    expect(s.lastIndex()).toBe(2);
+    await s.reopen(2);
+    // The failed descriptor is closed; the reopen's own synced hard state opened a new one.
+    expect((s as unknown as { dsync: unknown }).dsync).not.toBe(d);
+    await s.save({ entries: [ent(3, 1, 'd')] });
+    await s.save({ entries: [ent(4, 1, 'e')] });
+    await s.close();
+    const r = await WalStorage.open(dir);
+    expect(dump(r)).toEqual([[1, 1, 'a'], [2, 1, 'b'], [3, 1, 'd'], [4, 1, 'e']]);
+    expect(r.initialState().hardState).toEqual({ term: 1, vote: 1, commit: 1 });
     await r.close();
   });
 
@@ -230,6 +287,29 @@ async function logWithLastRecord(): Promise<{ dir: string; file: string; start: 
   const last = scanned.records[scanned.records.length - 1];
   return { dir, file, start: last.offset, end: scanned.end, before, full };
 }
+
+describe('WAL frames', () => {
+  test('an entry written in place is the entry record of its index and entryBytes, byte for byte; the scan reads it back', () => {
+    const entries = [ent(7, 2, ''), ent(8, 2, 'x'.repeat(300)), { index: 2 ** 40, term: 2 ** 33, type: EntryType.ConfChange, data: Uint8Array.of(0, 1, 2) }];
+    const hard = Uint8Array.from({ length: 24 }, (_, i) => i);
+    const asBodies = encodeRecords([
+      ...entries.map((e) => {
+        const body = new Uint8Array(8 + entryBytes(e).length);
+        new DataView(body.buffer).setBigUint64(0, BigInt(e.index));
+        body.set(entryBytes(e), 8);
+        return [RecordType.Entry, body] as const;
+      }),
+      [RecordType.HardState, hard] as const,
+    ]);
+    const inPlace = encodeRecords([...entries, [RecordType.HardState, hard] as const]);
+    expect(Buffer.from(inPlace).equals(Buffer.from(asBodies))).toBe(true);
+    expect(framedSize([...entries, [RecordType.HardState, hard] as const])).toBe(inPlace.length);
+    const segment = [RecordType.Segment, new Uint8Array(8)] as const;
+    const scanned = scanSegment('x', 0, encodeRecords([segment, ...entries]), false);
+    expect(scanned.records.map((r) => r.type)).toEqual([RecordType.Segment, RecordType.Entry, RecordType.Entry, RecordType.Entry]);
+    expect(Buffer.from(scanned.records[2].body.subarray(8 + 9)).toString()).toBe('x'.repeat(300));
+  });
+});
 
 describe('WalStorage: crash safety on open', () => {
   test('a torn last record (zeros, garbage or a flipped byte at every offset) is cut back to the last whole record', async () => {

@@ -163,13 +163,22 @@ describe('ReplicationGroup: a failed write of the log', () => {
     const g = await open(dir, sm);
     expect(await g.propose(te.encode('before'))).toMatch(/^before@/);
     full = true;
-    const lost = await g.propose(te.encode('lost')).catch((e: unknown) => e);
+    const lostSeen: Array<string | undefined> = [];
+    const lost = await g.propose(te.encode('lost'), { mapError: (err) => (lostSeen.push(g.applyPause()?.component), err) }).catch((e: unknown) => e);
+    // Mapped when the write failed, with the log's pause already in force (a caller's Retry-After reads it).
+    expect(lostSeen).toEqual(['log']);
     expect(lost).toMatchObject({ code: 'REPLICATION_UNAVAILABLE', indeterminate: true });
     expect((lost as Error).message).toMatch(/writing the log failed .*File too large/);
     expect(g.applyPause()).toMatchObject({ component: 'log' });
     const refused = await g.propose(te.encode('during')).catch((e: unknown) => e);
     expect(refused).toMatchObject({ code: 'REPLICATION_UNAVAILABLE', indeterminate: false });
     await until(() => (g.applyPause()?.attempts ?? 0) >= 3);
+    // A caller's error mapping sees every rejection as it is made — the refusal at once, the
+    // failed write's (which the log's pause already covers) — in place of a `.catch` on the result.
+    const seen: Array<{ err: unknown; pause: string | undefined }> = [];
+    const mapError = (err: unknown) => (seen.push({ err, pause: g.applyPause()?.component }), { mapped: (err as { code?: string }).code });
+    await expect(g.propose(te.encode('during2'), { mapError })).rejects.toEqual({ mapped: 'REPLICATION_UNAVAILABLE' });
+    expect(seen).toEqual([{ err: expect.objectContaining({ indeterminate: false }), pause: 'log' }]);
 
     full = false;
     await until(() => g.applyPause() === undefined && g.status().role === 'leader');

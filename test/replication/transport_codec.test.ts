@@ -9,8 +9,8 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { EntryType, MessageType, isLocalMessage, newMessage, type Message } from '../../src/raft/index.js';
 import {
-  MAX_BATCH_MESSAGES, TransportError, TransportErrorCode, decodeBatch, decodeMessage, encodeBatch,
-  encodeMessage, encodeMessages,
+  FRAME_HEADER_BYTES, FrameReader, MAX_BATCH_MESSAGES, MAX_MEMBERS, TransportError, TransportErrorCode, batchSize, decodeBatch,
+  decodeMessage, encodeBatch, encodeBatchFrame, encodeFrame, encodeMessage, encodeMessages,
 } from '../../src/replication/transport/index.js';
 
 const bytes = (...v: number[]): Uint8Array => Uint8Array.from(v);
@@ -78,6 +78,66 @@ describe('transport codec', () => {
     const [m] = decodeBatch(body);
     body.fill(0);
     expect(m.entries[2].data[0]).toBe(0xab);
+  });
+
+  it('a message\'s entries are views of one copy of their own bytes: not of the body, not of another message\'s', () => {
+    const entries = Array.from({ length: 40 }, (_, i) => ({ term: 3, index: 100 + i, type: i % 7 === 3 ? EntryType.ConfChange : EntryType.Normal, data: new Uint8Array(i * 13).fill(i) }));
+    const a = newMessage({ type: MessageType.App, to: 2, from: 1, term: 3, index: 99, logTerm: 3, commit: 98, entries });
+    const b = newMessage({ type: MessageType.App, to: 2, from: 1, term: 3, index: 139, logTerm: 3, commit: 99, entries: [{ term: 3, index: 140, type: EntryType.Normal, data: bytes(9, 9) }] });
+    const body = encodeMessages([a, b]);
+    const [ma, mb] = decodeBatch(body);
+    expect(ma).toEqual(a);
+    expect(mb).toEqual(b);
+    body.fill(0);
+    ma.entries.forEach((e, i) => expect(e.data).toEqual(new Uint8Array(i * 13).fill(i)));
+    const shared = ma.entries[1].data.buffer;
+    for (const e of ma.entries) expect(e.data.buffer).toBe(shared);
+    expect(mb.entries[0].data.buffer).not.toBe(shared);
+    expect(shared).not.toBe(body.buffer);
+    // The copy holds this message's entries and their headers only (a few bytes each), not the rest of the batch.
+    const dataBytes = entries.reduce((n, e) => n + e.data.length, 0);
+    expect(shared.byteLength).toBeLessThanOrEqual(dataBytes + entries.length * 8);
+    // An entry's bytes never reach into its neighbour's.
+    ma.entries[5].data.fill(0xee);
+    expect(ma.entries[6].data).toEqual(new Uint8Array(6 * 13).fill(6));
+  });
+
+  it('encodes into one buffer sized up front: round-trips and re-encodes to the same bytes, at every varint length', () => {
+    for (const m of samples) {
+      const out = encodeMessage(m);
+      expect(decodeMessage(out)).toEqual(m);
+      expect(encodeMessage(decodeMessage(out))).toEqual(out);
+    }
+    // Large integers and many entries: the bound counts every varint at its longest, the output is trimmed to what was written.
+    const m = newMessage({
+      type: MessageType.App, to: 0xffff_ffff, from: 0xffff_fffe, term: Number.MAX_SAFE_INTEGER, logTerm: 2 ** 50, index: 2 ** 52, commit: 1, rejectHint: 127,
+      entries: Array.from({ length: 300 }, (_, i) => ({ term: Number.MAX_SAFE_INTEGER - i, index: 2 ** 52 + i, type: EntryType.Normal, data: new Uint8Array(i % 200).fill(i & 0xff) })),
+    });
+    const out = encodeMessage(m);
+    expect(decodeMessage(out)).toEqual(m);
+    expect(out.byteOffset + out.length).toBeLessThanOrEqual(out.buffer.byteLength);
+  });
+
+  it('a batch framed in place is the frame of the encoded batch, byte for byte, and a reader accepts it', () => {
+    const key = new Uint8Array(32).fill(7);
+    for (const ms of [[], samples.slice(0, 1), samples]) {
+      const encoded = ms.map(encodeMessage);
+      const framed = encodeBatchFrame(key, 5, encoded);
+      expect(framed).toEqual(encodeFrame(key, 5, encodeBatch(encoded)));
+      expect(framed.length).toBe(FRAME_HEADER_BYTES + batchSize(encoded));
+    }
+    const reader = new FrameReader(key, 1 << 20);
+    const read = reader.push(encodeBatchFrame(key, 1, samples.map(encodeMessage)));
+    expect(read.refused).toBeUndefined();
+    expect(decodeBatch(read.bodies[0])).toEqual(samples);
+  });
+
+  it('refuses a snapshot whose membership lists are missing or over the cap before sizing the message', () => {
+    const snap = (voters: unknown, learners: unknown) =>
+      newMessage({ type: MessageType.Snap, to: 2, from: 1, snapshot: { metadata: { index: 1, term: 1, confState: { voters, learners } as never }, offset: 0, total: 1, data: bytes(1) } });
+    for (const m of [snap(new Array(MAX_MEMBERS + 1).fill(1), []), snap([1], new Array(MAX_MEMBERS + 1).fill(2)), snap(undefined, []), snap([1], 'x')]) {
+      expect(() => encodeMessage(m)).toThrow(expect.objectContaining({ code: TransportErrorCode.InvalidArgument }));
+    }
   });
 
   it('refuses to encode local types and out-of-range fields with TRANSPORT_INVALID_ARGUMENT', () => {

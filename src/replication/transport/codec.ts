@@ -21,11 +21,12 @@
  * Decoding is strict: every count is checked against the bytes left (and a fixed cap) before
  * anything is allocated, unknown types and flag bits, non-shortest varints, ids of 0 or above
  * 2^32 - 1 and trailing bytes are refused, and the only error thrown is {@link TransportError}
- * `TRANSPORT_MALFORMED`. Decoded byte strings are copies (they do not keep the body alive).
+ * `TRANSPORT_MALFORMED`. Decoded byte strings are copies (they do not keep the body alive): a
+ * message's entries share one copy of their bytes, which holds nothing but them.
  * @module
  */
 import { EntryType, MessageType, type Entry, type Message, type SnapshotChunk } from '../../raft/index.js';
-import { ByteWriter, putVarint, StrictReader, varintLength } from '../../util/coding.js';
+import { putVarint, StrictReader, varintLength } from '../../util/coding.js';
 import { TransportError, TransportErrorCode } from './errors.js';
 
 /** Version byte that starts every batch. */
@@ -65,27 +66,62 @@ function invalid(why: string): never {
   throw new TransportError(TransportErrorCode.InvalidArgument, `cannot encode peer message: ${why}`);
 }
 
-/** Output of checked varints and byte strings. */
+/**
+ * Output of checked varints and byte strings, into a buffer sized up front ({@link messageBound}):
+ * one allocation per message, no growth and no copy at the end.
+ */
 class Writer {
-  private readonly out = new ByteWriter(64);
+  private readonly out: Uint8Array;
+  private pos = 0;
+  constructor(bound: number) {
+    this.out = new Uint8Array(bound);
+  }
   u8(v: number): void {
-    this.out.u8(v);
+    this.out[this.pos++] = v;
   }
   uint(v: number, what: string): void {
     if (!Number.isSafeInteger(v) || v < 0) invalid(`${what} must be a non-negative safe integer, got ${v}`);
-    this.out.varint(v);
+    this.pos = putVarint(this.out, this.pos, v);
   }
   id(v: number, what: string): void {
     if (!Number.isSafeInteger(v) || v < 1 || v > MAX_NODE_ID) invalid(`${what} must be a node id in [1, 2^32 - 1], got ${v}`);
-    this.uint(v, what);
+    this.pos = putVarint(this.out, this.pos, v);
   }
   bytes(b: Uint8Array, what: string): void {
     if (!(b instanceof Uint8Array)) invalid(`${what} must be bytes`);
-    this.out.lengthPrefixed(b);
+    this.pos = putVarint(this.out, this.pos, b.length);
+    this.out.set(b, this.pos);
+    this.pos += b.length;
   }
+  /** The bytes written: the whole buffer when the bound was exact, else a view of its prefix. */
   finish(): Uint8Array {
-    return this.out.finish();
+    return this.pos === this.out.length ? this.out : this.out.subarray(0, this.pos);
   }
+}
+
+/** Most bytes of a varint (2^53 - 1 takes 8). */
+const VARINT_MAX = 8;
+
+/** Byte length of `b` when it is bytes (else 0: the writer refuses it before writing). */
+const lengthOf = (b: unknown): number => (b instanceof Uint8Array ? b.length : 0);
+
+/**
+ * An upper bound of the bytes {@link encodeMessage} writes for `m` (every varint counted at its
+ * longest): the writer's one allocation. Counts and lists beyond a decoder's caps are refused by
+ * the caller before this is used.
+ */
+function messageBound(m: Message, entries: readonly Entry[]): number {
+  let n = 2 + 7 * VARINT_MAX + VARINT_MAX;
+  for (const e of entries) n += 1 + 3 * VARINT_MAX + lengthOf(e.data);
+  const s = m.snapshot;
+  if (s !== undefined) {
+    const voters = Array.isArray(s.metadata?.confState?.voters) ? s.metadata.confState.voters.length : 0;
+    const learners = Array.isArray(s.metadata?.confState?.learners) ? s.metadata.confState.learners.length : 0;
+    n += (7 + voters + learners) * VARINT_MAX + lengthOf(s.data);
+  }
+  if (m.offset !== undefined) n += VARINT_MAX;
+  if (m.context !== undefined) n += VARINT_MAX + lengthOf(m.context);
+  return n;
 }
 
 /** Strict cursor; every failure is `TRANSPORT_MALFORMED`. */
@@ -114,8 +150,12 @@ class Reader extends StrictReader {
   }
 }
 
-function writeIds(w: Writer, ids: readonly number[], what: string): void {
+function checkIds(ids: unknown, what: string): void {
   if (!Array.isArray(ids) || ids.length > MAX_MEMBERS) invalid(`${what} must be a list of at most ${MAX_MEMBERS} ids`);
+}
+
+function writeIds(w: Writer, ids: readonly number[], what: string): void {
+  checkIds(ids, what);
   w.uint(ids.length, what);
   for (const id of ids) w.id(id, what);
 }
@@ -134,7 +174,15 @@ function readIds(r: Reader, what: string): number[] {
 export function encodeMessage(m: Message): Uint8Array {
   const code = typeCode.get(m.type);
   if (code === undefined) invalid(`type ${String(m.type)} never travels between members`);
-  const w = new Writer();
+  const entries = m.entries ?? [];
+  if (entries.length > MAX_MESSAGE_ENTRIES) invalid(`${entries.length} entries is above the cap of ${MAX_MESSAGE_ENTRIES}`);
+  const s = m.snapshot;
+  if (s !== undefined) {
+    // Checked before the bound counts them (writeIds checks them again as it writes).
+    checkIds(s.metadata?.confState?.voters, 'voters');
+    checkIds(s.metadata?.confState?.learners, 'learners');
+  }
+  const w = new Writer(messageBound(m, entries));
   let flags = 0;
   if (m.reject) flags |= F_REJECT;
   if (m.force !== undefined) flags |= F_FORCE | (m.force ? F_FORCE_VALUE : 0);
@@ -150,8 +198,6 @@ export function encodeMessage(m: Message): Uint8Array {
   w.uint(m.index, 'index');
   w.uint(m.commit, 'commit');
   w.uint(m.rejectHint, 'rejectHint');
-  const entries = m.entries ?? [];
-  if (entries.length > MAX_MESSAGE_ENTRIES) invalid(`${entries.length} entries is above the cap of ${MAX_MESSAGE_ENTRIES}`);
   w.uint(entries.length, 'entries');
   for (const e of entries) {
     if (e.type !== EntryType.Normal && e.type !== EntryType.ConfChange) invalid(`entry type ${String(e.type)}`);
@@ -160,8 +206,7 @@ export function encodeMessage(m: Message): Uint8Array {
     w.uint(e.index, 'entry index');
     w.bytes(e.data, 'entry data');
   }
-  if (m.snapshot !== undefined) {
-    const s = m.snapshot;
+  if (s !== undefined) {
     if (s.offset + s.data.length > s.total) invalid(`snapshot chunk ends at ${s.offset + s.data.length}, beyond its total ${s.total}`);
     w.uint(s.metadata.index, 'snapshot index');
     w.uint(s.metadata.term, 'snapshot term');
@@ -197,12 +242,25 @@ function readMessage(r: Reader): Message {
   };
   const n = r.count('entries', MAX_MESSAGE_ENTRIES, 4);
   const entries: Entry[] = [];
+  // The entries' bytes are copied once, together (their data are views of that copy): one
+  // allocation per message instead of one per entry, and the copy holds only this message's
+  // entries, not the rest of the frame.
+  const from = r.pos;
+  // Per entry: its type, term, index, data offset (from `from`) and length.
+  const fields: number[] = [];
   for (let i = 0; i < n; i++) {
     const t = r.u8('entry type');
     if (t > 1) malformed(`unknown entry type ${t}`);
     const term = r.uint('entry term');
     const index = r.uint('entry index');
-    entries.push({ term, index, type: t === 1 ? EntryType.ConfChange : EntryType.Normal, data: r.bytes('entry data') });
+    const length = r.length('entry data');
+    fields.push(t, term, index, r.pos - from, length);
+    r.pos += length;
+  }
+  const copy = n > 0 ? r.buf.slice(from, r.pos) : undefined;
+  for (let i = 0; i < 5 * n; i += 5) {
+    const at = fields[i + 3];
+    entries.push({ term: fields[i + 1], index: fields[i + 2], type: fields[i] === 1 ? EntryType.ConfChange : EntryType.Normal, data: copy!.subarray(at, at + fields[i + 4]) });
   }
   m.entries = entries;
   if ((flags & F_SNAPSHOT) !== 0) {
@@ -233,18 +291,33 @@ export function decodeMessage(bytes: Uint8Array): Message {
   });
 }
 
-/** Frames already-encoded messages ({@link encodeMessage}) as one batch. */
-export function encodeBatch(encoded: readonly Uint8Array[]): Uint8Array {
+/** Bytes of the batch of already-encoded messages `encoded` ({@link encodeBatch}). */
+export function batchSize(encoded: readonly Uint8Array[]): number {
   let size = 1 + varintLength(encoded.length);
   for (const e of encoded) size += varintLength(e.length) + e.length;
-  const out = new Uint8Array(size);
-  out[0] = BATCH_VERSION;
-  let pos = putVarint(out, 1, encoded.length);
+  return size;
+}
+
+/**
+ * Writes the batch of already-encoded messages `encoded` into `out` at `at` (room for
+ * {@link batchSize} bytes); returns the position after it. Lets a frame hold its batch without
+ * a copy of it.
+ */
+export function writeBatch(encoded: readonly Uint8Array[], out: Uint8Array, at: number): number {
+  out[at] = BATCH_VERSION;
+  let pos = putVarint(out, at + 1, encoded.length);
   for (const e of encoded) {
     pos = putVarint(out, pos, e.length);
     out.set(e, pos);
     pos += e.length;
   }
+  return pos;
+}
+
+/** Frames already-encoded messages ({@link encodeMessage}) as one batch. */
+export function encodeBatch(encoded: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(batchSize(encoded));
+  writeBatch(encoded, out, 0);
   return out;
 }
 

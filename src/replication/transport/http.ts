@@ -66,8 +66,8 @@ import {
 import { MAX_NODE_ID, decodeBatch, encodeBatch, encodeMessage } from './codec.js';
 import { TransportError, TransportErrorCode } from './errors.js';
 import { BATCH_FRAME_BYTES, PeerQueue, framedSize } from './queue.js';
-import { FrameReader, STREAM_NONCE_BYTES, STREAM_PATH, STREAM_PROTOCOL, encodeFrame } from './stream.js';
-import { trace } from '../trace.js';
+import { FRAME_HEADER_BYTES, FrameReader, STREAM_NONCE_BYTES, STREAM_PATH, STREAM_PROTOCOL, encodeBatchFrame, encodeFrame } from './stream.js';
+import { trace, tracing } from '../trace.js';
 
 /** Path of the message route. */
 export const MESSAGES_PATH = '/raft/v1/messages';
@@ -377,7 +377,7 @@ export class HttpTransport implements Transport {
         }
         let encoded: Uint8Array;
         try {
-          encoded = encodeMessage({ ...m, from: this.o.selfId });
+          encoded = encodeMessage(m.from === this.o.selfId ? m : { ...m, from: this.o.selfId });
         } catch {
           link.counters.droppedMessages++;
           continue;
@@ -596,23 +596,24 @@ export class HttpTransport implements Transport {
     if (s.socket.writableNeedDrain) return;
     s.socket.cork();
     link.counters.sentWrites++;
-    trace('write', link.id);
+    if (tracing) trace('write', link.id);
     while (link.queue.length > 0 && !s.socket.writableNeedDrain) {
       const batch = link.queue.take(this.o.maxBatchBytes);
-      const body = encodeBatch(batch);
-      trace('frame', link.id, batch.length, body.length);
-      this.writeFrame(s, body);
+      const frame = encodeBatchFrame(s.key, ++s.seq, batch);
+      const size = frame.length - FRAME_HEADER_BYTES;
+      if (tracing) trace('frame', link.id, batch.length, size);
+      this.writeFrame(s, frame);
       link.counters.sentMessages += batch.length;
-      link.counters.sentBytes += body.length;
+      link.counters.sentBytes += size;
       link.counters.sentBatches++;
     }
     s.socket.uncork();
   }
 
-  /** Writes one frame; a write the socket cannot take at once must drain within `requestTimeoutMs`. */
-  private writeFrame(s: OutStream, body: Uint8Array): void {
+  /** Writes one frame (of `s`'s next seq); a write the socket cannot take at once must drain within `requestTimeoutMs`. */
+  private writeFrame(s: OutStream, frame: Buffer): void {
     s.wrote = true;
-    if (!s.socket.write(encodeFrame(s.key, ++s.seq, body)) && s.stall === undefined) {
+    if (!s.socket.write(frame) && s.stall === undefined) {
       s.stall = setTimeout(() => s.socket.destroy(), this.o.requestTimeoutMs);
       s.stall.unref?.();
     }
@@ -700,7 +701,7 @@ export class HttpTransport implements Transport {
       socket.setTimeout(0);
       // A write-idle stream gets an empty frame, so the recipient's idle timeout spares it.
       s.keepAlive = setInterval(() => {
-        if (!s.wrote && !socket.writableNeedDrain) this.writeFrame(s, EMPTY_BATCH);
+        if (!s.wrote && !socket.writableNeedDrain) this.writeFrame(s, encodeFrame(s.key, ++s.seq, EMPTY_BATCH));
         s.wrote = false;
       }, Math.floor(this.o.idleTimeoutMs / 3));
       s.keepAlive.unref?.();
@@ -890,7 +891,7 @@ export class HttpTransport implements Transport {
       this.count(this.closed ? 'closed' : 'not-member');
       return this.dropInStream(from);
     }
-    trace('req', from);
+    if (tracing) trace('req', from);
     const { bodies, refused } = stream.reader.push(chunk);
     const messages: Message[] = [];
     let refusal: RefusalReason | undefined = refused;

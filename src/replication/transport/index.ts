@@ -7,14 +7,14 @@
 export { TransportError, TransportErrorCode } from './errors.js';
 export {
   BATCH_VERSION, MAX_BATCH_MESSAGES, MAX_MEMBERS, MAX_MESSAGE_ENTRIES, MAX_NODE_ID,
-  decodeBatch, decodeMessage, encodeBatch, encodeMessage, encodeMessages,
+  batchSize, decodeBatch, decodeMessage, encodeBatch, encodeMessage, encodeMessages, writeBatch,
 } from './codec.js';
 export {
   PeerHeader, PeerRoute, ReplayGuard, SECRET_BYTES, authHeaders, bodyDigest, chunkAnswerMac, epochMac, isFresh,
   macEquals, parseAuthHeaders, requestMac, streamAcceptMac, streamKey, type Admission, type PeerClaims,
 } from './auth.js';
 export {
-  FRAME_HEADER_BYTES, FrameReader, STREAM_NONCE_BYTES, STREAM_PATH, STREAM_PROTOCOL, encodeFrame,
+  FRAME_HEADER_BYTES, FrameReader, STREAM_NONCE_BYTES, STREAM_PATH, STREAM_PROTOCOL, encodeBatchFrame, encodeFrame,
   type FrameRead, type FrameRefusal,
 } from './stream.js';
 export { PeerQueue } from './queue.js';

@@ -19,6 +19,7 @@
  */
 import { createHmac } from 'node:crypto';
 import { macEquals } from './auth.js';
+import { batchSize, writeBatch } from './codec.js';
 
 /** Path of the stream route (an HTTP/1.1 `GET` with `Upgrade`). */
 export const STREAM_PATH = '/raft/v1/stream';
@@ -42,10 +43,26 @@ function putU64(b: Buffer, at: number, v: number): void {
 /** The frame of `body` (a batch) as the `seq`-th of the stream keyed `key`. */
 export function encodeFrame(key: Uint8Array, seq: number, body: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + body.length);
-  out.writeUInt32BE(body.length, 0);
-  putU64(out, 4, seq);
-  frameMac(key, out, body).copy(out, 12);
   out.set(body, FRAME_HEADER_BYTES);
+  return sealFrame(out, key, seq);
+}
+
+/**
+ * The frame of the batch of already-encoded messages `encoded` (codec.ts), as the `seq`-th of the
+ * stream keyed `key`: {@link encodeFrame} of their `encodeBatch`, with the batch written in
+ * place instead of copied.
+ */
+export function encodeBatchFrame(key: Uint8Array, seq: number, encoded: readonly Uint8Array[]): Buffer {
+  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + batchSize(encoded));
+  writeBatch(encoded, out, FRAME_HEADER_BYTES);
+  return sealFrame(out, key, seq);
+}
+
+/** Writes the header of the frame `out` (its body in place after it): length, `seq` and MAC. */
+function sealFrame(out: Buffer, key: Uint8Array, seq: number): Buffer {
+  out.writeUInt32BE(out.length - FRAME_HEADER_BYTES, 0);
+  putU64(out, 4, seq);
+  frameMac(key, out, out.subarray(FRAME_HEADER_BYTES)).copy(out, 12);
   return out;
 }
 
