@@ -35,6 +35,15 @@ export interface DBOptions {
    */
   checkpointLevel0Tables?: number;
   /**
+   * Shape: the byte bound of level 0, bytes (default 16 MiB, one default memtable; 0 turns it off,
+   * the behaviour before, which a database created before this option keeps). Two uses, both pure
+   * functions of the table set: the policy compacts level 0 into level 1 once its tables hold this
+   * many bytes (as it does at `level0CompactionTrigger` tables); and a checkpoint that finds more
+   * than `checkpointLevel0Tables` (at least 1) level-0 tables merges them into **one** level-0
+   * table while they hold fewer bytes, instead of rewriting level 1 (docs/engine.md § Checkpoints).
+   */
+  level0MaxBytes?: number;
+  /**
    * Shape: entries per stored group root in a data block (table format 3, docs/storage.md §7.5):
    * a power of two from 2 to 65536, default 8. 0 writes table format 2 (no stored roots), which a
    * database created before table format 3 keeps, so that its tables' bytes — and so the
@@ -139,6 +148,7 @@ export const SHAPE_OPTIONS = [
   'checkpointLevel0Tables',
   'maxBytesForLevelBase',
   'merkleGroup',
+  'level0MaxBytes',
 ] as const;
 
 /** The shape options' values, as recorded in the manifest. */
@@ -158,6 +168,7 @@ export const DEFAULT_SHAPE: Readonly<Shape> = Object.freeze({
   checkpointLevel0Tables: 1,
   maxBytesForLevelBase: 64 * 1024 * 1024,
   merkleGroup: 8,
+  level0MaxBytes: 16 * 1024 * 1024,
 });
 
 /**
@@ -175,6 +186,7 @@ export const LEGACY_SHAPE: Readonly<Shape> = Object.freeze({
   checkpointLevel0Tables: 1,
   maxBytesForLevelBase: 10 * 1024 * 1024,
   merkleGroup: 0,
+  level0MaxBytes: 0,
 });
 
 /** True when `a` and `b` are the same shape. */
@@ -228,6 +240,7 @@ export function resolveOptions(o: DBOptions = {}): ResolvedOptions {
     checkpointLevel0Tables: o.checkpointLevel0Tables ?? DEFAULT_SHAPE.checkpointLevel0Tables,
     maxBytesForLevelBase: o.maxBytesForLevelBase ?? DEFAULT_SHAPE.maxBytesForLevelBase,
     merkleGroup: o.merkleGroup ?? DEFAULT_SHAPE.merkleGroup,
+    level0MaxBytes: o.level0MaxBytes ?? DEFAULT_SHAPE.level0MaxBytes,
     maxFrozenMemtables: o.maxFrozenMemtables ?? 2,
     blockCacheSize: o.blockCacheSize ?? 8 * 1024 * 1024,
     proofBlockCacheBytes: o.proofBlockCacheBytes ?? 32 * 1024 * 1024,
@@ -255,6 +268,10 @@ export function resolveOptions(o: DBOptions = {}): ResolvedOptions {
   positive('checkpointLevel0Tables', r.checkpointLevel0Tables, 0);
   positive('maxBytesForLevelBase', r.maxBytesForLevelBase, 1024);
   positive('maxFrozenMemtables', r.maxFrozenMemtables);
+  positive('level0MaxBytes', r.level0MaxBytes, 0);
+  if (r.level0MaxBytes !== 0 && r.level0MaxBytes < 1024) {
+    throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `option level0MaxBytes must be 0 or an integer >= 1024, got ${r.level0MaxBytes}`);
+  }
   positive('merkleGroup', r.merkleGroup, 0);
   if (r.merkleGroup !== 0 && (r.merkleGroup < 2 || r.merkleGroup > 65536 || (r.merkleGroup & (r.merkleGroup - 1)) !== 0)) {
     throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `option merkleGroup must be 0 or a power of two from 2 to 65536, got ${r.merkleGroup}`);

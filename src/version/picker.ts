@@ -3,11 +3,16 @@
  * replica picks the same compaction at the same point of the write sequence. No seek-triggered
  * compactions, no timing, no randomness.
  *
- * Scores as in LevelDB: level 0 by table count over `level0CompactionTrigger`, deeper levels by
- * bytes over their budget (`maxBytesForLevelBase` x 10^(level-1)). The highest score >= 1 wins,
- * the lower level on a tie. Level 0 compacts all its tables with the overlapping level-1 tables;
- * a deeper level compacts the first table after its compaction pointer (round robin) with the
- * overlapping tables of the next level. A single input with nothing to merge is moved, not rewritten.
+ * Scores as in LevelDB: level 0 by table count over `level0CompactionTrigger` or by bytes over
+ * `level0MaxBytes` (the larger; bytes only when that option is not 0), deeper levels by bytes over
+ * their budget (`maxBytesForLevelBase` x 10^(level-1)). The highest score >= 1 wins, the lower
+ * level on a tie. Level 0 compacts all its tables with the overlapping level-1 tables; a deeper
+ * level compacts the first table after its compaction pointer (round robin) with the overlapping
+ * tables of the next level. A single input with nothing to merge is moved, not rewritten.
+ *
+ * A checkpoint's level-0 rule ({@link pickCheckpointLevel0}) is a function of the version and the
+ * shape too: all of level 0 merged into one level-0 table while level 0 is under its byte bound
+ * (RocksDB's intra-L0 compaction), else all of level 0 into level 1.
  * @module
  */
 import { compareBytes } from '../../proofs/bytes.js';
@@ -20,20 +25,30 @@ import { overlapping, type Version } from './version.js';
 export interface PickerOptions {
   level0CompactionTrigger: number;
   maxBytesForLevelBase: number;
+  /** Level 0's byte bound; 0: none. */
+  level0MaxBytes: number;
+}
+
+/** The knobs of a checkpoint's level-0 rule. */
+export interface CheckpointLevel0Options {
+  checkpointLevel0Tables: number;
+  level0MaxBytes: number;
 }
 
 /** A picked compaction. */
 export interface Compaction {
-  /** Input level; outputs go to `level + 1`. */
+  /** Input level. */
   level: number;
+  /** Where the outputs go: `level + 1`, or 0 for a merge within level 0. */
+  outputLevel: number;
   /** Inputs from `level`, in read order. */
   inputs: TableMeta[];
-  /** Inputs from `level + 1`. */
+  /** Inputs from `level + 1` (none for a merge within level 0). */
   nextInputs: TableMeta[];
   /** One table moved down unchanged. */
   trivialMove: boolean;
-  /** The compaction pointer of `level` after this compaction (largest input key). */
-  pointer: Uint8Array;
+  /** The compaction pointer of `level` after this compaction (largest input key); none for a merge within level 0. */
+  pointer?: Uint8Array;
 }
 
 /** Byte budget of a level >= 1. */
@@ -43,11 +58,14 @@ export function maxBytesForLevel(level: number, base: number): number {
 
 /**
  * The compaction score of `level` (below the last): level 0 by table count over
- * `level0CompactionTrigger`, deeper levels by bytes over their budget. A level with score >= 1
- * is due for compaction; the scheduler's drain runs until every score is below 1.
+ * `level0CompactionTrigger` or by bytes over `level0MaxBytes` (when not 0), whichever is larger;
+ * deeper levels by bytes over their budget. A level with score >= 1 is due for compaction; the
+ * scheduler's drain runs until every score is below 1.
  */
 export function levelScore(v: Version, level: number, opts: PickerOptions): number {
-  return level === 0 ? v.levels[0].length / opts.level0CompactionTrigger : v.levelBytes(level) / maxBytesForLevel(level, opts.maxBytesForLevelBase);
+  if (level > 0) return v.levelBytes(level) / maxBytesForLevel(level, opts.maxBytesForLevelBase);
+  const byCount = v.levels[0].length / opts.level0CompactionTrigger;
+  return opts.level0MaxBytes === 0 ? byCount : Math.max(byCount, v.levelBytes(0) / opts.level0MaxBytes);
 }
 
 /** Picks the next compaction, or null when every level is within budget. */
@@ -79,6 +97,24 @@ export function pickLevel0Compaction(v: Version, pointers: ReadonlyMap<number, U
   return v.levels[0].length === 0 ? null : compactionAt(v, 0, pointers);
 }
 
+/**
+ * A checkpoint's level-0 rule (docs/engine.md § Checkpoints): null when level 0 holds at most
+ * `checkpointLevel0Tables` tables. Otherwise, when one level-0 table is allowed
+ * (`checkpointLevel0Tables` >= 1), `level0MaxBytes` is not 0 and level 0 holds fewer bytes than
+ * it, the **merge of all level-0 tables into one level-0 table** (no level-1 table is read or
+ * rewritten: the cost is bounded by level 0's bytes, not level 1's); else the compaction of all
+ * of level 0 into level 1 ({@link pickLevel0Compaction}). A pure function of the version and the
+ * shape, so every replica and a replay pick the same.
+ */
+export function pickCheckpointLevel0(v: Version, pointers: ReadonlyMap<number, Uint8Array>, opts: CheckpointLevel0Options): Compaction | null {
+  const level0 = v.levels[0];
+  if (level0.length <= opts.checkpointLevel0Tables) return null;
+  if (opts.checkpointLevel0Tables >= 1 && opts.level0MaxBytes > 0 && v.levelBytes(0) < opts.level0MaxBytes) {
+    return { level: 0, outputLevel: 0, inputs: level0.slice(), nextInputs: [], trivialMove: false };
+  }
+  return pickLevel0Compaction(v, pointers);
+}
+
 /** The compaction of `level` (non-empty) into the next level, by the rules of the module comment. */
 function compactionAt(v: Version, level: number, pointers: ReadonlyMap<number, Uint8Array>): Compaction {
   let inputs: TableMeta[];
@@ -101,6 +137,7 @@ function compactionAt(v: Version, level: number, pointers: ReadonlyMap<number, U
   const nextInputs = overlapping(v.levels[level + 1], lo, hi);
   return {
     level,
+    outputLevel: level + 1,
     inputs,
     nextInputs,
     trivialMove: level > 0 && inputs.length === 1 && nextInputs.length === 0,

@@ -1,19 +1,20 @@
 /**
  * The checkpoint's level-0 rule (docs/engine.md § Checkpoints): a checkpoint leaves at most
- * `checkpointLevel0Tables` level-0 tables, compacting all of level 0 into level 1 when it would
- * leave more, after the policy's compactions have drained — both after its own flush and when it
- * finds the memtable empty (flushed by size, with the policy's compactions possibly still
- * running). The table sets stay
- * a pure function of the writes (worker thread vs inline compactions with random delays; in
- * external-log mode, a crash between a checkpoint's flush and its level-0 compaction replays to
- * byte-identical checkpoints and tables), and every proof against them verifies.
+ * `checkpointLevel0Tables` level-0 tables, after the policy's compactions have drained — both
+ * after its own flush and when it finds the memtable empty (flushed by size, with the policy's
+ * compactions possibly still running) — by merging all of level 0 into one level-0 table while
+ * level 0 is under `level0MaxBytes`, or by compacting all of level 0 into level 1 (always, with
+ * `level0MaxBytes` 0, the rule before the merge). Both rules are run: the table sets stay a pure
+ * function of the writes (worker thread vs inline compactions with random delays; in external-log
+ * mode, a crash between a checkpoint's flush and its level-0 compaction replays to byte-identical
+ * checkpoints and tables), and every proof against them (get, absence, history) verifies.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ProofDB, type DBOptions } from '../../src/index.js';
 import { InvalidArgumentError } from '../../src/errors.js';
-import { verifyGetProof } from '../../proofs/index.js';
+import { verifyGetProof, verifyHistoryProof } from '../../proofs/index.js';
 import { mulberry32 } from '../support/prng.js';
 import { tempDir } from './harness.js';
 
@@ -26,6 +27,12 @@ const BASE: DBOptions = {
   maxBytesForLevelBase: 1024,
   compactionThread: 'inline',
 };
+
+/** The two level-0 rules: level 0 into level 1 (no byte bound), and level 0 merged within level 0 under a byte bound. */
+const RULES = [
+  { name: 'into level 1', level0MaxBytes: 0 },
+  { name: 'merged within level 0', level0MaxBytes: 6 * 1024 },
+] as const;
 
 const te = new TextEncoder();
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -66,6 +73,7 @@ async function run(opts: DBOptions, plan: Round[], verify: boolean): Promise<Run
   const db = await ProofDB.open(dir, opts);
   const out: Run = { level0: [], tables: [], masterRoots: [], stats: db.stats() };
   const latest = new Map<string, string>();
+  const written = new Map<string, string[]>();
   // Commit times are explicit, so the tables do not depend on the clock of the run.
   let tick = 0;
   const at = () => ({ time: 1_700_000_000_000 + 3 * tick++ });
@@ -78,7 +86,10 @@ async function run(opts: DBOptions, plan: Round[], verify: boolean): Promise<Run
       } else {
         for (const [k, v] of round.puts) await db.put(k, v, at());
       }
-      for (const [k, v] of round.puts) latest.set(k, v);
+      for (const [k, v] of round.puts) {
+        latest.set(k, v);
+        written.set(k, [...(written.get(k) ?? []), v]);
+      }
       const cp = await db.checkpoint();
       out.level0.push(cp.tables.filter((t) => t.level === 0).length);
       out.tables.push(cp.tables.map((t) => `${t.level}:${t.number}:${hex(t.root)}`));
@@ -93,7 +104,18 @@ async function run(opts: DBOptions, plan: Round[], verify: boolean): Promise<Run
         expect(res.ok, `${k}: ${JSON.stringify(res)}`).toBe(true);
         const want = latest.get(k);
         if (res.ok) expect(res.entry?.value === undefined ? undefined : new TextDecoder().decode(res.entry.value)).toBe(want);
+        // Every version the key ever had is still there and proven (merges drop nothing).
+        if (i % 4 === 0) {
+          const h = await db.getVersionHistoryWithProof(k);
+          const hv = verifyHistoryProof(h.proof, { key: te.encode(k) }, { trust });
+          expect(hv.ok, `history of ${k}: ${JSON.stringify(hv)}`).toBe(true);
+          if (hv.ok) expect(hv.entries.map((e) => (e.value === undefined ? undefined : new TextDecoder().decode(e.value)))).toEqual(written.get(k) ?? []);
+        }
       }
+      // Absence: a key never written proves absent.
+      const { proof: none } = await db.getWithProof('absent-key');
+      const nv = verifyGetProof(none, { key: te.encode('absent-key') }, { trust });
+      expect(nv.ok && nv.entry === undefined, JSON.stringify(nv)).toBe(true);
     }
     out.stats = db.stats();
     await db.close();
@@ -106,38 +128,48 @@ async function run(opts: DBOptions, plan: Round[], verify: boolean): Promise<Run
   return out;
 }
 
-describe('checkpoints leave level 0 small', () => {
+describe.each(RULES)('checkpoints leave level 0 small: $name', ({ level0MaxBytes }) => {
   const plan = rounds(20261129, 60);
+  const base: DBOptions = { ...BASE, level0MaxBytes };
 
   it('with the rule off, level 0 grows to several tables at checkpoints (the control)', async () => {
-    const off = await run({ ...BASE, checkpointLevel0Tables: 64 }, plan, false);
+    const off = await run({ ...base, checkpointLevel0Tables: 64 }, plan, false);
     expect(Math.max(...off.level0)).toBeGreaterThanOrEqual(4);
     expect(off.stats.checkpointCompactions).toBe(0);
   });
 
   for (const k of [0, 1, 2]) {
-    it(`checkpointLevel0Tables ${k}: no checkpoint leaves more than ${k} level-0 tables; every key proves its newest value`, async () => {
-      const res = await run({ ...BASE, checkpointLevel0Tables: k }, plan, true);
+    it(`checkpointLevel0Tables ${k}: no checkpoint leaves more than ${k} level-0 tables; every key proves its newest value, its history and an absent key its absence`, async () => {
+      const res = await run({ ...base, checkpointLevel0Tables: k }, plan, true);
       expect(Math.max(...res.level0)).toBeLessThanOrEqual(k);
       expect(res.stats.checkpointCompactions).toBeGreaterThan(0);
       // The checkpoint waits for the policy's compactions instead of dropping one.
       expect(res.stats.droppedCompactions).toBe(0);
+      // Which rule ran: merges only with a byte bound and a level-0 table allowed (0 tables
+      // allowed: a merge into one level-0 table would not do, so level 0 goes into level 1).
+      if (level0MaxBytes === 0 || k === 0) expect(res.stats.checkpointLevel0Merges).toBe(0);
+      else {
+        expect(res.stats.checkpointLevel0Merges).toBeGreaterThan(0);
+        // Level 0 still reaches deeper levels: by the policy's byte trigger (never 8 tables here).
+        expect(res.tables[res.tables.length - 1].some((t) => !t.startsWith('0:'))).toBe(true);
+      }
     });
   }
 
   it('the same table sets and MasterRoots with the worker thread as with inline compactions at random delays', async () => {
     const r = mulberry32(7);
     const delayed = await run(
-      { ...BASE, checkpointLevel0Tables: 1, compactionDelay: () => new Promise((res) => setTimeout(res, Math.floor(r() * 3))) },
+      { ...base, checkpointLevel0Tables: 1, compactionDelay: () => new Promise((res) => setTimeout(res, Math.floor(r() * 3))) },
       plan,
       false,
     );
-    const worker = await run({ ...BASE, checkpointLevel0Tables: 1, compactionThread: 'worker' }, plan, false);
+    const worker = await run({ ...base, checkpointLevel0Tables: 1, compactionThread: 'worker' }, plan, false);
     expect(worker.tables).toEqual(delayed.tables);
     expect(worker.masterRoots).toEqual(delayed.masterRoots);
     // Not vacuous: the policy compacted too (its compactions run before each checkpoint's rule).
     expect(delayed.stats.compactions).toBeGreaterThan(delayed.stats.checkpointCompactions);
     expect(delayed.stats.checkpointCompactions).toBeGreaterThan(0);
+    if (level0MaxBytes > 0) expect(delayed.stats.checkpointLevel0Merges).toBe(delayed.stats.checkpointCompactions);
   });
 
   it('external-log mode: a crash while a checkpoint compacts level 0 replays to the same checkpoint', async () => {
@@ -149,7 +181,7 @@ describe('checkpoints leave level 0 small', () => {
     const { dir: root, cleanup } = tempDir('proofkv-cpl0-crash-');
     let armed: string | null = null;
     const opts: DBOptions = {
-      ...BASE,
+      ...base,
       writeBufferSize: 1 << 20,
       checkpointLevel0Tables: 1,
       writeAheadLog: 'external',
@@ -221,7 +253,9 @@ describe('checkpoints leave level 0 small', () => {
       cleanup();
     }
   });
+});
 
+describe('the level-0 rule\'s options', () => {
   it('refuses a negative or fractional checkpointLevel0Tables with INVALID_ARGUMENT and creates nothing', async () => {
     const { dir, cleanup } = tempDir('proofkv-cpl0-');
     try {

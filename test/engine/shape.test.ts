@@ -158,14 +158,14 @@ describe('shape options', () => {
       db = await ProofDB.open(old.dir, { compactionThread: 'inline' });
       expect(shapeOf(db.options)).toEqual(shapeOf(LEGACY_SHAPE));
       await db.close();
-      expect(SHAPE_OPTIONS.length).toBe(9);
+      expect(SHAPE_OPTIONS.length).toBe(10);
     } finally {
       old.cleanup();
       ref.cleanup();
     }
   }, 120_000);
 
-  it('a shape record of 8 options (before merkleGroup was one) reads as table format 2; other counts are corruption', () => {
+  it('a shape record of 8 options (before merkleGroup was one) reads as table format 2, of 8 or 9 as no level-0 byte bound; other counts are corruption', () => {
     const record = (n: number): Uint8Array => {
       const w = new ByteWriter();
       w.varint(13);
@@ -174,9 +174,13 @@ describe('shape options', () => {
       return w.finish();
     };
     const shape = decodeEdit(record(8), 'MANIFEST').shape;
-    expect(shape).toEqual({ ...Object.fromEntries(SHAPE_OPTIONS.slice(0, 8).map((k, i) => [k, 1000 + i])), merkleGroup: 0 });
-    expect(decodeEdit(record(9), 'MANIFEST').shape?.merkleGroup).toBe(1008);
-    for (const n of [7, 10]) expect(() => decodeEdit(record(n), 'MANIFEST')).toThrow(/shape with/);
+    expect(shape).toEqual({ ...Object.fromEntries(SHAPE_OPTIONS.slice(0, 8).map((k, i) => [k, 1000 + i])), merkleGroup: 0, level0MaxBytes: 0 });
+    expect(decodeEdit(record(9), 'MANIFEST').shape).toMatchObject({ merkleGroup: 1008, level0MaxBytes: 0 });
+    expect(decodeEdit(record(10), 'MANIFEST').shape).toMatchObject({ merkleGroup: 1008, level0MaxBytes: 1009 });
+    for (const n of [7, 11]) expect(() => decodeEdit(record(n), 'MANIFEST')).toThrow(/shape with/);
+    // level0MaxBytes: 0 (off) or at least 1 KiB.
+    for (const bad of [1, 1023, -1, 2048.5]) expect(() => resolveOptions({ level0MaxBytes: bad })).toThrow(/level0MaxBytes/);
+    for (const good of [0, 1024, 64 << 20]) expect(resolveOptions({ level0MaxBytes: good }).level0MaxBytes).toBe(good);
     // And the option itself: 0 or a power of two from 2 to 65536.
     for (const bad of [1, 3, 12, 131072, -8, 2.5]) expect(() => resolveOptions({ merkleGroup: bad })).toThrow(/merkleGroup/);
     for (const good of [0, 2, 8, 65536]) expect(resolveOptions({ merkleGroup: good }).merkleGroup).toBe(good);
