@@ -37,7 +37,7 @@ export interface CompactionJob {
   shape: TableShape;
   /**
    * Write one output, never cut at `targetFileSize` (a merge within level 0: level 0 must hold
-   * one table after it; its size is bounded by the level-0 inputs, under `level0MaxBytes`).
+   * one table after it; its size is bounded by the level-0 inputs, under `checkpointLevel0Bytes`).
    */
   singleOutput?: boolean;
 }

@@ -189,7 +189,7 @@ export interface EngineStats {
   checkpointCompactions: number;
   /**
    * Of `checkpointCompactions`, the merges of level 0 into one level-0 table (level 0 under
-   * `level0MaxBytes`); the others compacted level 0 into level 1.
+   * `checkpointLevel0Bytes`); the others compacted level 0 into level 1.
    */
   checkpointLevel0Merges: number;
   /**
@@ -1004,7 +1004,7 @@ export class DBCore {
    * Completes a checkpoint's table set, after its flush's install ({@link waitForFlush}): waits
    * for the drain; then, when level 0 holds more than `checkpointLevel0Tables` tables, applies the
    * level-0 rule (whatever the scores): all of level 0 merged into one level-0 table while level 0
-   * is under `level0MaxBytes`, else compacted into level 1 (`pickCheckpointLevel0`); and waits for
+   * is under `checkpointLevel0Bytes`, else compacted into level 1 (`pickCheckpointLevel0`); and waits for
    * the drain again. The result is a
    * pure function of the version after the flush, so a checkpoint applied again after a crash
    * anywhere in between (the open resumes the drain) reaches the same table set. With

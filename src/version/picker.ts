@@ -3,16 +3,15 @@
  * replica picks the same compaction at the same point of the write sequence. No seek-triggered
  * compactions, no timing, no randomness.
  *
- * Scores as in LevelDB: level 0 by table count over `level0CompactionTrigger` or by bytes over
- * `level0MaxBytes` (the larger; bytes only when that option is not 0), deeper levels by bytes over
- * their budget (`maxBytesForLevelBase` x 10^(level-1)). The highest score >= 1 wins, the lower
- * level on a tie. Level 0 compacts all its tables with the overlapping level-1 tables; a deeper
+ * Scores as in LevelDB: level 0 by table count over `level0CompactionTrigger`, deeper levels by
+ * bytes over their budget (`maxBytesForLevelBase` x 10^(level-1)). The highest score >= 1 wins,
+ * the lower level on a tie. Level 0 compacts all its tables with the overlapping level-1 tables; a deeper
  * level compacts the first table after its compaction pointer (round robin) with the overlapping
  * tables of the next level. A single input with nothing to merge is moved, not rewritten.
  *
  * A checkpoint's level-0 rule ({@link pickCheckpointLevel0}) is a function of the version and the
- * shape too: all of level 0 merged into one level-0 table while level 0 is under its byte bound
- * (RocksDB's intra-L0 compaction), else all of level 0 into level 1.
+ * shape too: all of level 0 merged into one level-0 table while level 0 is under
+ * `checkpointLevel0Bytes` (RocksDB's intra-L0 compaction), else all of level 0 into level 1.
  * @module
  */
 import { compareBytes } from '../../proofs/bytes.js';
@@ -25,14 +24,12 @@ import { overlapping, type Version } from './version.js';
 export interface PickerOptions {
   level0CompactionTrigger: number;
   maxBytesForLevelBase: number;
-  /** Level 0's byte bound; 0: none. */
-  level0MaxBytes: number;
 }
 
 /** The knobs of a checkpoint's level-0 rule. */
 export interface CheckpointLevel0Options {
   checkpointLevel0Tables: number;
-  level0MaxBytes: number;
+  checkpointLevel0Bytes: number;
 }
 
 /** A picked compaction. */
@@ -58,14 +55,11 @@ export function maxBytesForLevel(level: number, base: number): number {
 
 /**
  * The compaction score of `level` (below the last): level 0 by table count over
- * `level0CompactionTrigger` or by bytes over `level0MaxBytes` (when not 0), whichever is larger;
- * deeper levels by bytes over their budget. A level with score >= 1 is due for compaction; the
- * scheduler's drain runs until every score is below 1.
+ * `level0CompactionTrigger`, deeper levels by bytes over their budget. A level with score >= 1
+ * is due for compaction; the scheduler's drain runs until every score is below 1.
  */
 export function levelScore(v: Version, level: number, opts: PickerOptions): number {
-  if (level > 0) return v.levelBytes(level) / maxBytesForLevel(level, opts.maxBytesForLevelBase);
-  const byCount = v.levels[0].length / opts.level0CompactionTrigger;
-  return opts.level0MaxBytes === 0 ? byCount : Math.max(byCount, v.levelBytes(0) / opts.level0MaxBytes);
+  return level === 0 ? v.levels[0].length / opts.level0CompactionTrigger : v.levelBytes(level) / maxBytesForLevel(level, opts.maxBytesForLevelBase);
 }
 
 /** Picks the next compaction, or null when every level is within budget. */
@@ -100,16 +94,17 @@ export function pickLevel0Compaction(v: Version, pointers: ReadonlyMap<number, U
 /**
  * A checkpoint's level-0 rule (docs/engine.md § Checkpoints): null when level 0 holds at most
  * `checkpointLevel0Tables` tables. Otherwise, when one level-0 table is allowed
- * (`checkpointLevel0Tables` >= 1), `level0MaxBytes` is not 0 and level 0 holds fewer bytes than
- * it, the **merge of all level-0 tables into one level-0 table** (no level-1 table is read or
- * rewritten: the cost is bounded by level 0's bytes, not level 1's); else the compaction of all
- * of level 0 into level 1 ({@link pickLevel0Compaction}). A pure function of the version and the
- * shape, so every replica and a replay pick the same.
+ * (`checkpointLevel0Tables` >= 1), `checkpointLevel0Bytes` is not 0 and level 0 holds fewer bytes
+ * than it, the **merge of all level-0 tables into one level-0 table** (no level-1 table is read or
+ * rewritten: the cost is bounded by level 0's bytes, not level 1's); else — level 0 has reached its
+ * byte bound — the compaction of all of level 0 into level 1 ({@link pickLevel0Compaction}), which
+ * is how level 0 moves on when merges keep it under `level0CompactionTrigger` tables. A pure
+ * function of the version and the shape, so every replica and a replay pick the same.
  */
 export function pickCheckpointLevel0(v: Version, pointers: ReadonlyMap<number, Uint8Array>, opts: CheckpointLevel0Options): Compaction | null {
   const level0 = v.levels[0];
   if (level0.length <= opts.checkpointLevel0Tables) return null;
-  if (opts.checkpointLevel0Tables >= 1 && opts.level0MaxBytes > 0 && v.levelBytes(0) < opts.level0MaxBytes) {
+  if (opts.checkpointLevel0Tables >= 1 && opts.checkpointLevel0Bytes > 0 && v.levelBytes(0) < opts.checkpointLevel0Bytes) {
     return { level: 0, outputLevel: 0, inputs: level0.slice(), nextInputs: [], trivialMove: false };
   }
   return pickLevel0Compaction(v, pointers);

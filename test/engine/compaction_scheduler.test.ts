@@ -25,8 +25,6 @@ const SHAPE = {
   blockSize: 512,
   level0CompactionTrigger: 3,
   maxBytesForLevelBase: 32 * 1024,
-  /** Level 0 by table count only (its byte bound is exercised in determinism.test.ts). */
-  level0MaxBytes: 0,
 };
 
 const maxScore = (v: Version) => Math.max(...Array.from({ length: NUM_LEVELS - 1 }, (_, l) => levelScore(v, l, SHAPE)));
