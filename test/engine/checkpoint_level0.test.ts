@@ -14,7 +14,11 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ProofDB, type DBOptions } from '../../src/index.js';
 import { InvalidArgumentError } from '../../src/errors.js';
-import { verifyGetProof, verifyHistoryProof } from '../../proofs/index.js';
+import { Kind, verifyGetProof, verifyHistoryProof } from '../../proofs/index.js';
+import { encodeInternalKey } from '../../src/keys.js';
+import type { TableMeta } from '../../src/version/edit.js';
+import { pickCheckpointLevel0 } from '../../src/version/picker.js';
+import { Version } from '../../src/version/version.js';
 import { mulberry32 } from '../support/prng.js';
 import { tempDir } from './harness.js';
 
@@ -262,6 +266,61 @@ describe.each(RULES)('checkpoints leave level 0 small: $name', ({ checkpointLeve
 });
 
 describe('the level-0 rule\'s options', () => {
+  /** A table of `size` bytes over user keys [lo, hi]. */
+  const table = (number: number, size: number, lo: string, hi: string): TableMeta => ({
+    number,
+    size,
+    entryCount: 1,
+    smallest: encodeInternalKey(te.encode(lo), 1, number, Kind.PUT),
+    largest: encodeInternalKey(te.encode(hi), 1, number, Kind.PUT),
+    root: new Uint8Array(32),
+  });
+  // Level 0: three tables of 1,000 bytes; level 1: two tables, one overlapping level 0.
+  const v = Version.empty().apply({
+    added: [
+      [0, table(7, 1000, 'b', 'd')],
+      [0, table(8, 1000, 'a', 'c')],
+      [0, table(9, 1000, 'c', 'e')],
+      [1, table(3, 5000, 'a', 'f')],
+      [1, table(4, 5000, 'x', 'z')],
+    ],
+  });
+  const pointers = new Map<number, Uint8Array>();
+
+  it('pickCheckpointLevel0: a merge within level 0 under the byte bound, level 0 into level 1 at it, nothing at or under the table count', () => {
+    const merge = pickCheckpointLevel0(v, pointers, { checkpointLevel0Tables: 1, checkpointLevel0Bytes: 3001 })!;
+    expect([merge.level, merge.outputLevel, merge.trivialMove]).toEqual([0, 0, false]);
+    expect(merge.inputs.map((t) => t.number)).toEqual([9, 8, 7]);
+    expect(merge.nextInputs).toEqual([]);
+    expect(merge.pointer).toBeUndefined();
+    // At the bound (3000 bytes of level 0), or with no bound, or when no level-0 table may stay: into level 1.
+    for (const opts of [
+      { checkpointLevel0Tables: 1, checkpointLevel0Bytes: 3000 },
+      { checkpointLevel0Tables: 2, checkpointLevel0Bytes: 0 },
+      { checkpointLevel0Tables: 0, checkpointLevel0Bytes: 1 << 30 },
+    ]) {
+      const into = pickCheckpointLevel0(v, pointers, opts)!;
+      expect([into.level, into.outputLevel], JSON.stringify(opts)).toEqual([0, 1]);
+      expect(into.inputs.map((t) => t.number)).toEqual([9, 8, 7]);
+      expect(into.nextInputs.map((t) => t.number)).toEqual([3]);
+    }
+    // Three level-0 tables are allowed: no compaction at all.
+    expect(pickCheckpointLevel0(v, pointers, { checkpointLevel0Tables: 3, checkpointLevel0Bytes: 1 << 30 })).toBeNull();
+  });
+
+  it('refuses a checkpointLevel0Bytes other than 0 or an integer >= 1024 with INVALID_ARGUMENT and creates nothing', async () => {
+    const { dir, cleanup } = tempDir('proofkv-cpl0-');
+    try {
+      fs.rmSync(dir, { recursive: true, force: true });
+      for (const bad of [1, 1023, -1, 2048.5, Number.NaN]) {
+        await expect(ProofDB.open(dir, { checkpointLevel0Bytes: bad })).rejects.toBeInstanceOf(InvalidArgumentError);
+        expect(fs.existsSync(dir)).toBe(false);
+      }
+    } finally {
+      cleanup();
+    }
+  });
+
   it('refuses a negative or fractional checkpointLevel0Tables with INVALID_ARGUMENT and creates nothing', async () => {
     const { dir, cleanup } = tempDir('proofkv-cpl0-');
     try {
