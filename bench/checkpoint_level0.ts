@@ -8,8 +8,8 @@
  * Run once per level-0 rule, in the same process, one after the other (`--rules`, default
  * `0,16Mi`): `checkpointLevel0Bytes=0` is the rule before issue 10's merge (every checkpoint that finds
  * more than `checkpointLevel0Tables` level-0 tables compacts level 0 into level 1), any other value
- * merges level 0 into one level-0 table below that many bytes and compacts it into level 1 at or
- * above it. Rows per rule: the bytes the checkpoints' rule and the policy's compactions wrote, per
+ * merges level 0 into one level-0 table below that many bytes (and below level 1's) and compacts
+ * it into level 1 otherwise. Rows per rule: the bytes the checkpoints' rule and the policy's compactions wrote, per
  * checkpoint (median, p90, max over checkpoints, and in total); the tail of each checkpoint (from
  * its freeze to its record: the wait for its flush, the settle, the index edit and the record,
  * what runs beside the writes); the process's CPU per put (every thread: the flush and compaction

@@ -39,8 +39,8 @@ export interface DBOptions {
    * Shape: level 0's byte bound at checkpoints, bytes (default 16 MiB, one default memtable; 0 =
    * none, the rule before, which a database created before this option keeps). A checkpoint that
    * finds more than `checkpointLevel0Tables` (at least 1) level-0 tables merges them into **one**
-   * level-0 table while they hold fewer bytes than this, instead of rewriting level 1; at or above
-   * it (or with 0) it compacts level 0 into level 1 (docs/engine.md § Checkpoints).
+   * level-0 table while they hold fewer bytes than this and than level 1, instead of rewriting
+   * level 1; otherwise (or with 0) it compacts level 0 into level 1 (docs/engine.md § Checkpoints).
    */
   checkpointLevel0Bytes?: number;
   /**

@@ -1004,7 +1004,8 @@ export class DBCore {
    * Completes a checkpoint's table set, after its flush's install ({@link waitForFlush}): waits
    * for the drain; then, when level 0 holds more than `checkpointLevel0Tables` tables, applies the
    * level-0 rule (whatever the scores): all of level 0 merged into one level-0 table while level 0
-   * is under `checkpointLevel0Bytes`, else compacted into level 1 (`pickCheckpointLevel0`); and waits for
+   * is under `checkpointLevel0Bytes` and smaller than level 1, else compacted into level 1
+   * (`pickCheckpointLevel0`); and waits for
    * the drain again. The result is a
    * pure function of the version after the flush, so a checkpoint applied again after a crash
    * anywhere in between (the open resumes the drain) reaches the same table set. With

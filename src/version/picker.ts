@@ -95,16 +95,19 @@ export function pickLevel0Compaction(v: Version, pointers: ReadonlyMap<number, U
  * A checkpoint's level-0 rule (docs/engine.md § Checkpoints): null when level 0 holds at most
  * `checkpointLevel0Tables` tables. Otherwise, when one level-0 table is allowed
  * (`checkpointLevel0Tables` >= 1), `checkpointLevel0Bytes` is not 0 and level 0 holds fewer bytes
- * than it, the **merge of all level-0 tables into one level-0 table** (no level-1 table is read or
- * rewritten: the cost is bounded by level 0's bytes, not level 1's); else — level 0 has reached its
- * byte bound — the compaction of all of level 0 into level 1 ({@link pickLevel0Compaction}), which
- * is how level 0 moves on when merges keep it under `level0CompactionTrigger` tables. A pure
- * function of the version and the shape, so every replica and a replay pick the same.
+ * than it and than level 1, the **merge of all level-0 tables into one level-0 table** (no level-1
+ * table is read or rewritten: the cost is bounded by level 0's bytes, not level 1's); else — level
+ * 0 has reached its byte bound, or level 1 is no larger than level 0, so that rewriting it costs
+ * at most as much again — the compaction of all of level 0 into level 1
+ * ({@link pickLevel0Compaction}), which is how level 0 moves on when merges keep it under
+ * `level0CompactionTrigger` tables. A pure function of the version and the shape, so every replica
+ * and a replay pick the same.
  */
 export function pickCheckpointLevel0(v: Version, pointers: ReadonlyMap<number, Uint8Array>, opts: CheckpointLevel0Options): Compaction | null {
   const level0 = v.levels[0];
   if (level0.length <= opts.checkpointLevel0Tables) return null;
-  if (opts.checkpointLevel0Tables >= 1 && opts.checkpointLevel0Bytes > 0 && v.levelBytes(0) < opts.checkpointLevel0Bytes) {
+  const level0Bytes = v.levelBytes(0);
+  if (opts.checkpointLevel0Tables >= 1 && opts.checkpointLevel0Bytes > 0 && level0Bytes < opts.checkpointLevel0Bytes && level0Bytes < v.levelBytes(1)) {
     return { level: 0, outputLevel: 0, inputs: level0.slice(), nextInputs: [], trivialMove: false };
   }
   return pickLevel0Compaction(v, pointers);

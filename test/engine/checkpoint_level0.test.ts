@@ -32,10 +32,14 @@ const BASE: DBOptions = {
   compactionThread: 'inline',
 };
 
-/** The two level-0 rules: level 0 into level 1 (no byte bound), and level 0 merged within level 0 under a byte bound. */
+/**
+ * The two level-0 rules: level 0 into level 1 (no byte bound), and level 0 merged within level 0
+ * under a byte bound (with a level 1 that can hold more than it: merges need level 0 smaller than
+ * level 1).
+ */
 const RULES = [
-  { name: 'into level 1', checkpointLevel0Bytes: 0 },
-  { name: 'merged within level 0', checkpointLevel0Bytes: 6 * 1024 },
+  { name: 'into level 1', checkpointLevel0Bytes: 0, maxBytesForLevelBase: 1024 },
+  { name: 'merged within level 0', checkpointLevel0Bytes: 6 * 1024, maxBytesForLevelBase: 16 * 1024 },
 ] as const;
 
 const te = new TextEncoder();
@@ -132,9 +136,9 @@ async function run(opts: DBOptions, plan: Round[], verify: boolean): Promise<Run
   return out;
 }
 
-describe.each(RULES)('checkpoints leave level 0 small: $name', ({ checkpointLevel0Bytes }) => {
+describe.each(RULES)('checkpoints leave level 0 small: $name', ({ checkpointLevel0Bytes, maxBytesForLevelBase }) => {
   const plan = rounds(20261129, 60);
-  const base: DBOptions = { ...BASE, checkpointLevel0Bytes };
+  const base: DBOptions = { ...BASE, checkpointLevel0Bytes, maxBytesForLevelBase };
 
   it('with the rule off, level 0 grows to several tables at checkpoints (the control)', async () => {
     const off = await run({ ...base, checkpointLevel0Tables: 64 }, plan, false);
@@ -235,6 +239,8 @@ describe.each(RULES)('checkpoints leave level 0 small: $name', ({ checkpointLeve
         if (fs.existsSync(copy)) copies.push({ dir: copy, index });
       }
       const ref = fingerprint(db, dir);
+      // Not vacuous for the merge: the live run merged level 0 at some checkpoints.
+      if (checkpointLevel0Bytes > 0) expect(db.stats().checkpointLevel0Merges).toBeGreaterThan(0);
       await db.close();
       expect(copies.length).toBeGreaterThanOrEqual(3);
 
@@ -287,7 +293,7 @@ describe('the level-0 rule\'s options', () => {
   });
   const pointers = new Map<number, Uint8Array>();
 
-  it('pickCheckpointLevel0: a merge within level 0 under the byte bound, level 0 into level 1 at it, nothing at or under the table count', () => {
+  it('pickCheckpointLevel0: a merge within level 0 under the byte bound and level 1\'s bytes, level 0 into level 1 at either, nothing at or under the table count', () => {
     const merge = pickCheckpointLevel0(v, pointers, { checkpointLevel0Tables: 1, checkpointLevel0Bytes: 3001 })!;
     expect([merge.level, merge.outputLevel, merge.trivialMove]).toEqual([0, 0, false]);
     expect(merge.inputs.map((t) => t.number)).toEqual([9, 8, 7]);
@@ -304,6 +310,10 @@ describe('the level-0 rule\'s options', () => {
       expect(into.inputs.map((t) => t.number)).toEqual([9, 8, 7]);
       expect(into.nextInputs.map((t) => t.number)).toEqual([3]);
     }
+    // Level 1 no larger than level 0 (2,500 bytes against 3,000): into level 1 even under the bound.
+    const small = Version.empty().apply({ added: [[0, table(7, 1000, 'b', 'd')], [0, table(8, 1000, 'a', 'c')], [0, table(9, 1000, 'c', 'e')], [1, table(3, 2500, 'a', 'f')]] });
+    const early = pickCheckpointLevel0(small, pointers, { checkpointLevel0Tables: 1, checkpointLevel0Bytes: 1 << 30 })!;
+    expect([early.outputLevel, early.nextInputs.map((t) => t.number)]).toEqual([1, [3]]);
     // Three level-0 tables are allowed: no compaction at all.
     expect(pickCheckpointLevel0(v, pointers, { checkpointLevel0Tables: 3, checkpointLevel0Bytes: 1 << 30 })).toBeNull();
   });

@@ -136,8 +136,12 @@ async function seedDir(root: string, opts: DBOptions = OPTS): Promise<string> {
  */
 /** Level 0 left by the policy only at 8 tables; checkpoints compact it into level 1 (no byte bound). */
 const OPTS_LEVEL0 = { ...OPTS, level0CompactionTrigger: 8, maxBytesForLevelBase: 1024, checkpointLevel0Bytes: 0 };
-/** The same with a byte bound: checkpoints merge level 0 into one level-0 table, and compact it into level 1 once it reaches the bound. */
-const OPTS_LEVEL0_MERGE = { ...OPTS_LEVEL0, checkpointLevel0Bytes: 4096 };
+/**
+ * The same with a byte bound: checkpoints merge level 0 into one level-0 table (while it is under
+ * the bound and level 1's bytes: a level 1 of 16 KiB can hold more), and compact it into level 1
+ * otherwise.
+ */
+const OPTS_LEVEL0_MERGE = { ...OPTS_LEVEL0, maxBytesForLevelBase: 16 * 1024, checkpointLevel0Bytes: 4096 };
 
 /**
  * Applies a seeded log once without a crash and once in groups, copying the directory between turns
