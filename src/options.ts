@@ -29,11 +29,20 @@ export interface DBOptions {
   level0CompactionTrigger?: number;
   /**
    * Shape: the most level-0 tables a checkpoint leaves (default 1). When the checkpoint's flush
-   * leaves more, the checkpoint compacts all of level 0 into level 1 before it signs, so a proof
-   * against it pays for at most this many overlapping level-0 tables (each costs a window). 0
-   * compacts level 0 at every checkpoint that has a level-0 table.
+   * leaves more, the checkpoint merges level 0 into one level-0 table or compacts it into level 1
+   * (`checkpointLevel0Bytes`) before it signs, so a proof against it pays for at most this many
+   * overlapping level-0 tables (each costs a window). 0 compacts level 0 into level 1 at every
+   * checkpoint that has a level-0 table.
    */
   checkpointLevel0Tables?: number;
+  /**
+   * Shape: level 0's byte bound at checkpoints, bytes (default 16 MiB, one default memtable; 0 =
+   * none, the rule before, which a database created before this option keeps). A checkpoint that
+   * finds more than `checkpointLevel0Tables` (at least 1) level-0 tables merges them into **one**
+   * level-0 table while they hold fewer bytes than this and than level 1, instead of rewriting
+   * level 1; otherwise (or with 0) it compacts level 0 into level 1 (docs/engine.md § Checkpoints).
+   */
+  checkpointLevel0Bytes?: number;
   /**
    * Shape: entries per stored group root in a data block (table format 3, docs/storage.md §7.5):
    * a power of two from 2 to 65536, default 8. 0 writes table format 2 (no stored roots), which a
@@ -139,6 +148,7 @@ export const SHAPE_OPTIONS = [
   'checkpointLevel0Tables',
   'maxBytesForLevelBase',
   'merkleGroup',
+  'checkpointLevel0Bytes',
 ] as const;
 
 /** The shape options' values, as recorded in the manifest. */
@@ -158,6 +168,7 @@ export const DEFAULT_SHAPE: Readonly<Shape> = Object.freeze({
   checkpointLevel0Tables: 1,
   maxBytesForLevelBase: 64 * 1024 * 1024,
   merkleGroup: 8,
+  checkpointLevel0Bytes: 16 * 1024 * 1024,
 });
 
 /**
@@ -175,6 +186,7 @@ export const LEGACY_SHAPE: Readonly<Shape> = Object.freeze({
   checkpointLevel0Tables: 1,
   maxBytesForLevelBase: 10 * 1024 * 1024,
   merkleGroup: 0,
+  checkpointLevel0Bytes: 0,
 });
 
 /** True when `a` and `b` are the same shape. */
@@ -228,6 +240,7 @@ export function resolveOptions(o: DBOptions = {}): ResolvedOptions {
     checkpointLevel0Tables: o.checkpointLevel0Tables ?? DEFAULT_SHAPE.checkpointLevel0Tables,
     maxBytesForLevelBase: o.maxBytesForLevelBase ?? DEFAULT_SHAPE.maxBytesForLevelBase,
     merkleGroup: o.merkleGroup ?? DEFAULT_SHAPE.merkleGroup,
+    checkpointLevel0Bytes: o.checkpointLevel0Bytes ?? DEFAULT_SHAPE.checkpointLevel0Bytes,
     maxFrozenMemtables: o.maxFrozenMemtables ?? 2,
     blockCacheSize: o.blockCacheSize ?? 8 * 1024 * 1024,
     proofBlockCacheBytes: o.proofBlockCacheBytes ?? 32 * 1024 * 1024,
@@ -255,6 +268,10 @@ export function resolveOptions(o: DBOptions = {}): ResolvedOptions {
   positive('checkpointLevel0Tables', r.checkpointLevel0Tables, 0);
   positive('maxBytesForLevelBase', r.maxBytesForLevelBase, 1024);
   positive('maxFrozenMemtables', r.maxFrozenMemtables);
+  positive('checkpointLevel0Bytes', r.checkpointLevel0Bytes, 0);
+  if (r.checkpointLevel0Bytes !== 0 && r.checkpointLevel0Bytes < 1024) {
+    throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `option checkpointLevel0Bytes must be 0 or an integer >= 1024, got ${r.checkpointLevel0Bytes}`);
+  }
   positive('merkleGroup', r.merkleGroup, 0);
   if (r.merkleGroup !== 0 && (r.merkleGroup < 2 || r.merkleGroup > 65536 || (r.merkleGroup & (r.merkleGroup - 1)) !== 0)) {
     throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `option merkleGroup must be 0 or a power of two from 2 to 65536, got ${r.merkleGroup}`);

@@ -35,6 +35,11 @@ export interface CompactionJob {
   /** Prefix of the temporary output names, unique per job. */
   tmpPrefix: string;
   shape: TableShape;
+  /**
+   * Write one output, never cut at `targetFileSize` (a merge within level 0: level 0 must hold
+   * one table after it; its size is bounded by the level-0 inputs, under `checkpointLevel0Bytes`).
+   */
+  singleOutput?: boolean;
 }
 
 /** One output table, not yet numbered. */
@@ -125,7 +130,7 @@ export function runCompaction(job: CompactionJob): CompactionOutput[] {
     for (it.seekToFirst(); it.valid(); it.next()) {
       const key = it.key();
       // Cut only between two user keys (compared in place with the builder's last key: no copy per entry).
-      if (builder !== null && (builder as TableBuilder).estimatedSize >= job.shape.targetFileSize && !(builder as TableBuilder).continuesUserKey(key)) {
+      if (!job.singleOutput && builder !== null && (builder as TableBuilder).estimatedSize >= job.shape.targetFileSize && !(builder as TableBuilder).continuesUserKey(key)) {
         finishOutput();
       }
       if (builder === null) builder = newTableBuilder(job.shape);

@@ -26,7 +26,7 @@ import type { ResolvedOptions } from '../options.js';
 import { CompactionRunner } from '../compaction/runner.js';
 import { packEntries, type CompactionOutput, type TableShape } from '../compaction/compact.js';
 import type { TableMeta, VersionEdit } from '../version/edit.js';
-import { pickCompaction, pickLevel0Compaction, type Compaction } from '../version/picker.js';
+import { pickCheckpointLevel0, pickCompaction, type Compaction } from '../version/picker.js';
 import type { Version } from '../version/version.js';
 import { files, syncDir, syncDirAsync, type VersionSet } from '../version/version_set.js';
 import { TableCache } from './table_cache.js';
@@ -188,6 +188,11 @@ export interface EngineStats {
   /** Compactions of level 0 that checkpoints made (more than `checkpointLevel0Tables` level-0 tables); also counted in `compactions`. */
   checkpointCompactions: number;
   /**
+   * Of `checkpointCompactions`, the merges of level 0 into one level-0 table (level 0 under
+   * `checkpointLevel0Bytes`); the others compacted level 0 into level 1.
+   */
+  checkpointLevel0Merges: number;
+  /**
    * Compactions dropped unfinished by a checkpoint. Always 0 since the drain (docs/engine.md §
    * Compaction scheduling): a checkpoint waits for the policy's compactions before its own rule.
    * Kept so that the field and its metric stay stable.
@@ -258,6 +263,7 @@ export class DBCore {
     compactions: 0,
     trivialMoves: 0,
     checkpointCompactions: 0,
+    checkpointLevel0Merges: 0,
     droppedCompactions: 0,
     stallMs: 0,
     compactionWaitMs: 0,
@@ -803,20 +809,21 @@ export class DBCore {
       for (const t of c.inputs) edit.deleted!.push([c.level, t.number]);
       for (const t of c.nextInputs) edit.deleted!.push([c.level + 1, t.number]);
       if (c.trivialMove) {
-        edit.added!.push([c.level + 1, c.inputs[0]]);
+        edit.added!.push([c.outputLevel, c.inputs[0]]);
         this.stats.trivialMoves++;
       } else {
         for (const o of outputs) {
           const number = this.vs.nextTableNumber++;
           renames.push([o.tmpName, files.table(number)]);
-          edit.added!.push([c.level + 1, { ...o.meta, number }]);
+          edit.added!.push([c.outputLevel, { ...o.meta, number }]);
         }
         this.stats.compactions++;
         for (const t of [...c.inputs, ...c.nextInputs]) this.stats.compactionBytesRead += t.size;
         for (const o of outputs) this.stats.compactionBytesWritten += o.meta.size;
         if (pending.forCheckpoint) this.stats.checkpointCompactions++;
+        if (c.outputLevel === c.level) this.stats.checkpointLevel0Merges++;
       }
-      edit.compactPointers = [[c.level, c.pointer]];
+      if (c.pointer) edit.compactPointers = [[c.level, c.pointer]];
     }
     if (flush) {
       const number = this.vs.nextTableNumber++;
@@ -886,7 +893,7 @@ export class DBCore {
       const c = pickCompaction(v, pointers, this.opts);
       if (!c || !c.trivialMove) break;
       v = v.apply({ deleted: [[c.level, c.inputs[0].number]], added: [[c.level + 1, c.inputs[0]]] });
-      pointers.set(c.level, c.pointer);
+      pointers.set(c.level, c.pointer!);
       moves++;
     }
     if (moves > 0) {
@@ -913,12 +920,12 @@ export class DBCore {
 
   /**
    * Picks the next compaction from the current version, starts it and makes sure the drain runs.
-   * `level0`: the compaction of all of level 0 into level 1, whatever the scores (the checkpoint's
-   * rule, {@link settleForCheckpoint}); otherwise the policy's pick, if any.
+   * `level0`: the checkpoint's level-0 rule, whatever the scores ({@link settleForCheckpoint}:
+   * level 0 merged into one level-0 table, or into level 1); otherwise the policy's pick, if any.
    */
   private maybeScheduleCompaction(level0 = false): void {
     if (this.pending || this.closed || this.fault?.recoverable === false) return;
-    const c = level0 ? pickLevel0Compaction(this.vs.current, this.vs.pointers) : pickCompaction(this.vs.current, this.vs.pointers, this.opts);
+    const c = level0 ? pickCheckpointLevel0(this.vs.current, this.vs.pointers, this.opts) : pickCompaction(this.vs.current, this.vs.pointers, this.opts);
     if (!c) return;
     let result: Promise<CompactionOutput[]>;
     if (c.trivialMove) {
@@ -929,6 +936,7 @@ export class DBCore {
         inputs: [...c.inputs, ...c.nextInputs].map((t) => t.number),
         tmpPrefix: `compact-${++this.jobCounter}-${process.pid}`,
         shape: this.shape,
+        singleOutput: c.outputLevel === 0,
       };
       result = this.runner.run(job);
     }
@@ -994,8 +1002,11 @@ export class DBCore {
 
   /**
    * Completes a checkpoint's table set, after its flush's install ({@link waitForFlush}): waits
-   * for the drain; then, when level 0 holds more than `checkpointLevel0Tables` tables, compacts all
-   * of level 0 into level 1 (whatever the scores) and waits for the drain again. The result is a
+   * for the drain; then, when level 0 holds more than `checkpointLevel0Tables` tables, applies the
+   * level-0 rule (whatever the scores): all of level 0 merged into one level-0 table while level 0
+   * is under `checkpointLevel0Bytes` and smaller than level 1, else compacted into level 1
+   * (`pickCheckpointLevel0`); and waits for
+   * the drain again. The result is a
    * pure function of the version after the flush, so a checkpoint applied again after a crash
    * anywhere in between (the open resumes the drain) reaches the same table set. With
    * `checkpointIndex` (external-log mode) an edit of its own then records that the checkpoint at

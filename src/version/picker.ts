@@ -5,9 +5,13 @@
  *
  * Scores as in LevelDB: level 0 by table count over `level0CompactionTrigger`, deeper levels by
  * bytes over their budget (`maxBytesForLevelBase` x 10^(level-1)). The highest score >= 1 wins,
- * the lower level on a tie. Level 0 compacts all its tables with the overlapping level-1 tables;
- * a deeper level compacts the first table after its compaction pointer (round robin) with the
- * overlapping tables of the next level. A single input with nothing to merge is moved, not rewritten.
+ * the lower level on a tie. Level 0 compacts all its tables with the overlapping level-1 tables; a deeper
+ * level compacts the first table after its compaction pointer (round robin) with the overlapping
+ * tables of the next level. A single input with nothing to merge is moved, not rewritten.
+ *
+ * A checkpoint's level-0 rule ({@link pickCheckpointLevel0}) is a function of the version and the
+ * shape too: all of level 0 merged into one level-0 table while level 0 is under
+ * `checkpointLevel0Bytes` (RocksDB's intra-L0 compaction), else all of level 0 into level 1.
  * @module
  */
 import { compareBytes } from '../../proofs/bytes.js';
@@ -22,18 +26,26 @@ export interface PickerOptions {
   maxBytesForLevelBase: number;
 }
 
+/** The knobs of a checkpoint's level-0 rule. */
+export interface CheckpointLevel0Options {
+  checkpointLevel0Tables: number;
+  checkpointLevel0Bytes: number;
+}
+
 /** A picked compaction. */
 export interface Compaction {
-  /** Input level; outputs go to `level + 1`. */
+  /** Input level. */
   level: number;
+  /** Where the outputs go: `level + 1`, or 0 for a merge within level 0. */
+  outputLevel: number;
   /** Inputs from `level`, in read order. */
   inputs: TableMeta[];
-  /** Inputs from `level + 1`. */
+  /** Inputs from `level + 1` (none for a merge within level 0). */
   nextInputs: TableMeta[];
   /** One table moved down unchanged. */
   trivialMove: boolean;
-  /** The compaction pointer of `level` after this compaction (largest input key). */
-  pointer: Uint8Array;
+  /** The compaction pointer of `level` after this compaction (largest input key); none for a merge within level 0. */
+  pointer?: Uint8Array;
 }
 
 /** Byte budget of a level >= 1. */
@@ -79,6 +91,28 @@ export function pickLevel0Compaction(v: Version, pointers: ReadonlyMap<number, U
   return v.levels[0].length === 0 ? null : compactionAt(v, 0, pointers);
 }
 
+/**
+ * A checkpoint's level-0 rule (docs/engine.md § Checkpoints): null when level 0 holds at most
+ * `checkpointLevel0Tables` tables. Otherwise, when one level-0 table is allowed
+ * (`checkpointLevel0Tables` >= 1), `checkpointLevel0Bytes` is not 0 and level 0 holds fewer bytes
+ * than it and than level 1, the **merge of all level-0 tables into one level-0 table** (no level-1
+ * table is read or rewritten: the cost is bounded by level 0's bytes, not level 1's); else — level
+ * 0 has reached its byte bound, or level 1 is no larger than level 0, so that rewriting it costs
+ * at most as much again — the compaction of all of level 0 into level 1
+ * ({@link pickLevel0Compaction}), which is how level 0 moves on when merges keep it under
+ * `level0CompactionTrigger` tables. A pure function of the version and the shape, so every replica
+ * and a replay pick the same.
+ */
+export function pickCheckpointLevel0(v: Version, pointers: ReadonlyMap<number, Uint8Array>, opts: CheckpointLevel0Options): Compaction | null {
+  const level0 = v.levels[0];
+  if (level0.length <= opts.checkpointLevel0Tables) return null;
+  const level0Bytes = v.levelBytes(0);
+  if (opts.checkpointLevel0Tables >= 1 && opts.checkpointLevel0Bytes > 0 && level0Bytes < opts.checkpointLevel0Bytes && level0Bytes < v.levelBytes(1)) {
+    return { level: 0, outputLevel: 0, inputs: level0.slice(), nextInputs: [], trivialMove: false };
+  }
+  return pickLevel0Compaction(v, pointers);
+}
+
 /** The compaction of `level` (non-empty) into the next level, by the rules of the module comment. */
 function compactionAt(v: Version, level: number, pointers: ReadonlyMap<number, Uint8Array>): Compaction {
   let inputs: TableMeta[];
@@ -101,6 +135,7 @@ function compactionAt(v: Version, level: number, pointers: ReadonlyMap<number, U
   const nextInputs = overlapping(v.levels[level + 1], lo, hi);
   return {
     level,
+    outputLevel: level + 1,
     inputs,
     nextInputs,
     trivialMove: level > 0 && inputs.length === 1 && nextInputs.length === 0,

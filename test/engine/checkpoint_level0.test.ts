@@ -1,19 +1,24 @@
 /**
  * The checkpoint's level-0 rule (docs/engine.md § Checkpoints): a checkpoint leaves at most
- * `checkpointLevel0Tables` level-0 tables, compacting all of level 0 into level 1 when it would
- * leave more, after the policy's compactions have drained — both after its own flush and when it
- * finds the memtable empty (flushed by size, with the policy's compactions possibly still
- * running). The table sets stay
- * a pure function of the writes (worker thread vs inline compactions with random delays; in
- * external-log mode, a crash between a checkpoint's flush and its level-0 compaction replays to
- * byte-identical checkpoints and tables), and every proof against them verifies.
+ * `checkpointLevel0Tables` level-0 tables, after the policy's compactions have drained — both
+ * after its own flush and when it finds the memtable empty (flushed by size, with the policy's
+ * compactions possibly still running) — by merging all of level 0 into one level-0 table while
+ * level 0 is under `checkpointLevel0Bytes`, or by compacting all of level 0 into level 1 (always, with
+ * `checkpointLevel0Bytes` 0, the rule before the merge). Both rules are run: the table sets stay a pure
+ * function of the writes (worker thread vs inline compactions with random delays; in external-log
+ * mode, a crash between a checkpoint's flush and its level-0 compaction replays to byte-identical
+ * checkpoints and tables), and every proof against them (get, absence, history) verifies.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ProofDB, type DBOptions } from '../../src/index.js';
 import { InvalidArgumentError } from '../../src/errors.js';
-import { verifyGetProof } from '../../proofs/index.js';
+import { Kind, verifyGetProof, verifyHistoryProof } from '../../proofs/index.js';
+import { encodeInternalKey } from '../../src/keys.js';
+import type { TableMeta } from '../../src/version/edit.js';
+import { pickCheckpointLevel0 } from '../../src/version/picker.js';
+import { Version } from '../../src/version/version.js';
 import { mulberry32 } from '../support/prng.js';
 import { tempDir } from './harness.js';
 
@@ -26,6 +31,16 @@ const BASE: DBOptions = {
   maxBytesForLevelBase: 1024,
   compactionThread: 'inline',
 };
+
+/**
+ * The two level-0 rules: level 0 into level 1 (no byte bound), and level 0 merged within level 0
+ * under a byte bound (with a level 1 that can hold more than it: merges need level 0 smaller than
+ * level 1).
+ */
+const RULES = [
+  { name: 'into level 1', checkpointLevel0Bytes: 0, maxBytesForLevelBase: 1024 },
+  { name: 'merged within level 0', checkpointLevel0Bytes: 6 * 1024, maxBytesForLevelBase: 16 * 1024 },
+] as const;
 
 const te = new TextEncoder();
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -66,6 +81,7 @@ async function run(opts: DBOptions, plan: Round[], verify: boolean): Promise<Run
   const db = await ProofDB.open(dir, opts);
   const out: Run = { level0: [], tables: [], masterRoots: [], stats: db.stats() };
   const latest = new Map<string, string>();
+  const written = new Map<string, string[]>();
   // Commit times are explicit, so the tables do not depend on the clock of the run.
   let tick = 0;
   const at = () => ({ time: 1_700_000_000_000 + 3 * tick++ });
@@ -78,7 +94,10 @@ async function run(opts: DBOptions, plan: Round[], verify: boolean): Promise<Run
       } else {
         for (const [k, v] of round.puts) await db.put(k, v, at());
       }
-      for (const [k, v] of round.puts) latest.set(k, v);
+      for (const [k, v] of round.puts) {
+        latest.set(k, v);
+        written.set(k, [...(written.get(k) ?? []), v]);
+      }
       const cp = await db.checkpoint();
       out.level0.push(cp.tables.filter((t) => t.level === 0).length);
       out.tables.push(cp.tables.map((t) => `${t.level}:${t.number}:${hex(t.root)}`));
@@ -93,7 +112,18 @@ async function run(opts: DBOptions, plan: Round[], verify: boolean): Promise<Run
         expect(res.ok, `${k}: ${JSON.stringify(res)}`).toBe(true);
         const want = latest.get(k);
         if (res.ok) expect(res.entry?.value === undefined ? undefined : new TextDecoder().decode(res.entry.value)).toBe(want);
+        // Every version the key ever had is still there and proven (merges drop nothing).
+        if (i % 4 === 0) {
+          const h = await db.getVersionHistoryWithProof(k);
+          const hv = verifyHistoryProof(h.proof, { key: te.encode(k) }, { trust });
+          expect(hv.ok, `history of ${k}: ${JSON.stringify(hv)}`).toBe(true);
+          if (hv.ok) expect(hv.entries.map((e) => (e.value === undefined ? undefined : new TextDecoder().decode(e.value)))).toEqual(written.get(k) ?? []);
+        }
       }
+      // Absence: a key never written proves absent.
+      const { proof: none } = await db.getWithProof('absent-key');
+      const nv = verifyGetProof(none, { key: te.encode('absent-key') }, { trust });
+      expect(nv.ok && nv.entry === undefined, JSON.stringify(nv)).toBe(true);
     }
     out.stats = db.stats();
     await db.close();
@@ -106,38 +136,54 @@ async function run(opts: DBOptions, plan: Round[], verify: boolean): Promise<Run
   return out;
 }
 
-describe('checkpoints leave level 0 small', () => {
+describe.each(RULES)('checkpoints leave level 0 small: $name', ({ checkpointLevel0Bytes, maxBytesForLevelBase }) => {
   const plan = rounds(20261129, 60);
+  const base: DBOptions = { ...BASE, checkpointLevel0Bytes, maxBytesForLevelBase };
 
   it('with the rule off, level 0 grows to several tables at checkpoints (the control)', async () => {
-    const off = await run({ ...BASE, checkpointLevel0Tables: 64 }, plan, false);
+    const off = await run({ ...base, checkpointLevel0Tables: 64 }, plan, false);
     expect(Math.max(...off.level0)).toBeGreaterThanOrEqual(4);
     expect(off.stats.checkpointCompactions).toBe(0);
   });
 
   for (const k of [0, 1, 2]) {
-    it(`checkpointLevel0Tables ${k}: no checkpoint leaves more than ${k} level-0 tables; every key proves its newest value`, async () => {
-      const res = await run({ ...BASE, checkpointLevel0Tables: k }, plan, true);
+    it(`checkpointLevel0Tables ${k}: no checkpoint leaves more than ${k} level-0 tables; every key proves its newest value, its history and an absent key its absence`, async () => {
+      const res = await run({ ...base, checkpointLevel0Tables: k }, plan, true);
       expect(Math.max(...res.level0)).toBeLessThanOrEqual(k);
       expect(res.stats.checkpointCompactions).toBeGreaterThan(0);
       // The checkpoint waits for the policy's compactions instead of dropping one.
       expect(res.stats.droppedCompactions).toBe(0);
+      // Which rule ran: merges only with a byte bound and a level-0 table allowed (0 tables
+      // allowed: a merge into one level-0 table would not do, so level 0 goes into level 1).
+      if (checkpointLevel0Bytes === 0 || k === 0) expect(res.stats.checkpointLevel0Merges).toBe(0);
+      else {
+        expect(res.stats.checkpointLevel0Merges).toBeGreaterThan(0);
+        // Level 0 still moves on (never 8 tables here): checkpoints that found it at its byte
+        // bound compacted it into level 1.
+        expect(res.stats.checkpointCompactions).toBeGreaterThan(res.stats.checkpointLevel0Merges);
+        expect(res.tables[res.tables.length - 1].some((t) => !t.startsWith('0:'))).toBe(true);
+      }
     });
   }
 
   it('the same table sets and MasterRoots with the worker thread as with inline compactions at random delays', async () => {
     const r = mulberry32(7);
     const delayed = await run(
-      { ...BASE, checkpointLevel0Tables: 1, compactionDelay: () => new Promise((res) => setTimeout(res, Math.floor(r() * 3))) },
+      { ...base, checkpointLevel0Tables: 1, compactionDelay: () => new Promise((res) => setTimeout(res, Math.floor(r() * 3))) },
       plan,
       false,
     );
-    const worker = await run({ ...BASE, checkpointLevel0Tables: 1, compactionThread: 'worker' }, plan, false);
+    const worker = await run({ ...base, checkpointLevel0Tables: 1, compactionThread: 'worker' }, plan, false);
     expect(worker.tables).toEqual(delayed.tables);
     expect(worker.masterRoots).toEqual(delayed.masterRoots);
     // Not vacuous: the policy compacted too (its compactions run before each checkpoint's rule).
     expect(delayed.stats.compactions).toBeGreaterThan(delayed.stats.checkpointCompactions);
     expect(delayed.stats.checkpointCompactions).toBeGreaterThan(0);
+    // With a byte bound, both of the rule's kinds ran: merges, and compactions into level 1 at the bound.
+    if (checkpointLevel0Bytes > 0) {
+      expect(delayed.stats.checkpointLevel0Merges).toBeGreaterThan(0);
+      expect(delayed.stats.checkpointCompactions).toBeGreaterThan(delayed.stats.checkpointLevel0Merges);
+    }
   });
 
   it('external-log mode: a crash while a checkpoint compacts level 0 replays to the same checkpoint', async () => {
@@ -149,7 +195,7 @@ describe('checkpoints leave level 0 small', () => {
     const { dir: root, cleanup } = tempDir('proofkv-cpl0-crash-');
     let armed: string | null = null;
     const opts: DBOptions = {
-      ...BASE,
+      ...base,
       writeBufferSize: 1 << 20,
       checkpointLevel0Tables: 1,
       writeAheadLog: 'external',
@@ -193,6 +239,8 @@ describe('checkpoints leave level 0 small', () => {
         if (fs.existsSync(copy)) copies.push({ dir: copy, index });
       }
       const ref = fingerprint(db, dir);
+      // Not vacuous for the merge: the live run merged level 0 at some checkpoints.
+      if (checkpointLevel0Bytes > 0) expect(db.stats().checkpointLevel0Merges).toBeGreaterThan(0);
       await db.close();
       expect(copies.length).toBeGreaterThanOrEqual(3);
 
@@ -217,6 +265,67 @@ describe('checkpoints leave level 0 small', () => {
       }
       // Not vacuous: some replays had to compact level 0 again.
       expect(replayed).toBeGreaterThan(0);
+    } finally {
+      cleanup();
+    }
+  });
+});
+
+describe('the level-0 rule\'s options', () => {
+  /** A table of `size` bytes over user keys [lo, hi]. */
+  const table = (number: number, size: number, lo: string, hi: string): TableMeta => ({
+    number,
+    size,
+    entryCount: 1,
+    smallest: encodeInternalKey(te.encode(lo), 1, number, Kind.PUT),
+    largest: encodeInternalKey(te.encode(hi), 1, number, Kind.PUT),
+    root: new Uint8Array(32),
+  });
+  // Level 0: three tables of 1,000 bytes; level 1: two tables, one overlapping level 0.
+  const v = Version.empty().apply({
+    added: [
+      [0, table(7, 1000, 'b', 'd')],
+      [0, table(8, 1000, 'a', 'c')],
+      [0, table(9, 1000, 'c', 'e')],
+      [1, table(3, 5000, 'a', 'f')],
+      [1, table(4, 5000, 'x', 'z')],
+    ],
+  });
+  const pointers = new Map<number, Uint8Array>();
+
+  it('pickCheckpointLevel0: a merge within level 0 under the byte bound and level 1\'s bytes, level 0 into level 1 at either, nothing at or under the table count', () => {
+    const merge = pickCheckpointLevel0(v, pointers, { checkpointLevel0Tables: 1, checkpointLevel0Bytes: 3001 })!;
+    expect([merge.level, merge.outputLevel, merge.trivialMove]).toEqual([0, 0, false]);
+    expect(merge.inputs.map((t) => t.number)).toEqual([9, 8, 7]);
+    expect(merge.nextInputs).toEqual([]);
+    expect(merge.pointer).toBeUndefined();
+    // At the bound (3000 bytes of level 0), or with no bound, or when no level-0 table may stay: into level 1.
+    for (const opts of [
+      { checkpointLevel0Tables: 1, checkpointLevel0Bytes: 3000 },
+      { checkpointLevel0Tables: 2, checkpointLevel0Bytes: 0 },
+      { checkpointLevel0Tables: 0, checkpointLevel0Bytes: 1 << 30 },
+    ]) {
+      const into = pickCheckpointLevel0(v, pointers, opts)!;
+      expect([into.level, into.outputLevel], JSON.stringify(opts)).toEqual([0, 1]);
+      expect(into.inputs.map((t) => t.number)).toEqual([9, 8, 7]);
+      expect(into.nextInputs.map((t) => t.number)).toEqual([3]);
+    }
+    // Level 1 no larger than level 0 (2,500 bytes against 3,000): into level 1 even under the bound.
+    const small = Version.empty().apply({ added: [[0, table(7, 1000, 'b', 'd')], [0, table(8, 1000, 'a', 'c')], [0, table(9, 1000, 'c', 'e')], [1, table(3, 2500, 'a', 'f')]] });
+    const early = pickCheckpointLevel0(small, pointers, { checkpointLevel0Tables: 1, checkpointLevel0Bytes: 1 << 30 })!;
+    expect([early.outputLevel, early.nextInputs.map((t) => t.number)]).toEqual([1, [3]]);
+    // Three level-0 tables are allowed: no compaction at all.
+    expect(pickCheckpointLevel0(v, pointers, { checkpointLevel0Tables: 3, checkpointLevel0Bytes: 1 << 30 })).toBeNull();
+  });
+
+  it('refuses a checkpointLevel0Bytes other than 0 or an integer >= 1024 with INVALID_ARGUMENT and creates nothing', async () => {
+    const { dir, cleanup } = tempDir('proofkv-cpl0-');
+    try {
+      fs.rmSync(dir, { recursive: true, force: true });
+      for (const bad of [1, 1023, -1, 2048.5, Number.NaN]) {
+        await expect(ProofDB.open(dir, { checkpointLevel0Bytes: bad })).rejects.toBeInstanceOf(InvalidArgumentError);
+        expect(fs.existsSync(dir)).toBe(false);
+      }
     } finally {
       cleanup();
     }

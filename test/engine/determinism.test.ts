@@ -4,7 +4,8 @@
  * compactions inline behind random delays, the other fires writes concurrently (so group commit
  * groups them differently), compacts on the worker thread and is closed and reopened midway —
  * and after every checkpoint their table files are byte-identical, with the same numbers, levels
- * and roots.
+ * and roots. Run with both level-0 rules of checkpoints: level 0 into level 1 (no byte bound), and
+ * level 0 merged into one level-0 table under a byte bound and into level 1 at it.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -39,7 +40,7 @@ function workload(seed: number, n: number): Op[] {
   return ops;
 }
 
-const SHAPE: DBOptions = {
+const BASE_SHAPE: DBOptions = {
   writeBufferSize: 16 * 1024,
   targetFileSize: 8 * 1024,
   blockSize: 512,
@@ -74,7 +75,7 @@ function snapshotOf(db: ProofDB, dir: string, cp: { seq: number; checkpoint: { m
 /** Commit time of op `i`: explicit, so the tables do not depend on the clock of the run. */
 const at = (i: number) => ({ time: 1_700_000_000_000 + 3 * i });
 
-async function runPaced(ops: Op[], dir: string, seed: number): Promise<Snap[]> {
+async function runPaced(ops: Op[], dir: string, seed: number, SHAPE: DBOptions, stats?: (s: ReturnType<ProofDB['stats']>) => void): Promise<Snap[]> {
   const rnd = prng(seed);
   const delay = () => new Promise<void>((r) => setTimeout(r, Math.floor(rnd() * 15)));
   const db = await ProofDB.open(dir, { ...SHAPE, compactionThread: 'inline', compactionDelay: delay });
@@ -97,13 +98,14 @@ async function runPaced(ops: Op[], dir: string, seed: number): Promise<Snap[]> {
           break;
       }
     }
+    stats?.(db.stats());
   } finally {
     await db.close();
   }
   return snaps;
 }
 
-async function runConcurrent(ops: Op[], startDir: string): Promise<Snap[]> {
+async function runConcurrent(ops: Op[], startDir: string, SHAPE: DBOptions): Promise<Snap[]> {
   const options = { ...SHAPE, compactionThread: 'worker' as const };
   let dir = startDir;
   let db = await ProofDB.open(dir, options);
@@ -158,14 +160,29 @@ async function runConcurrent(ops: Op[], startDir: string): Promise<Snap[]> {
   return snaps;
 }
 
-describe('determinism', () => {
+describe.each([
+  { rule: 'level 0 into level 1', checkpointLevel0Bytes: 0 },
+  { rule: 'level 0 merged within level 0 under a byte bound', checkpointLevel0Bytes: 24 * 1024 },
+])('determinism ($rule)', ({ checkpointLevel0Bytes }) => {
   it('same writes and checkpoints give byte-identical tables, roots and MasterRoots under different timing', async () => {
     const seed = Number(process.env.DETERMINISM_SEED ?? 7);
     const ops = workload(seed, 6000);
+    const SHAPE = { ...BASE_SHAPE, checkpointLevel0Bytes };
     const a = tempDir();
     const b = tempDir();
     try {
-      const [paced, concurrent] = await Promise.all([runPaced(ops, a.dir, seed), runConcurrent(ops, b.dir)]);
+      let stats: ReturnType<ProofDB['stats']> | undefined;
+      const [paced, concurrent] = await Promise.all([runPaced(ops, a.dir, seed, SHAPE, (s) => (stats = s)), runConcurrent(ops, b.dir, SHAPE)]);
+      // Which rule ran, and (with a byte bound) that merges and compactions into level 1 at the bound both happened.
+      if (checkpointLevel0Bytes === 0) {
+        expect(stats!.checkpointLevel0Merges).toBe(0);
+        expect(stats!.checkpointCompactions).toBeGreaterThan(0);
+      } else {
+        expect(stats!.checkpointLevel0Merges).toBeGreaterThan(5);
+        expect(stats!.checkpointCompactions).toBeGreaterThan(stats!.checkpointLevel0Merges);
+      }
+      // At most one level-0 table (checkpointLevel0Tables 1) in every checkpoint's table set.
+      for (const snap of paced) expect(snap.tables.filter((t) => t.level === 0).length).toBeLessThanOrEqual(1);
       expect(paced.length).toBe(ops.filter((o) => o.t === 'checkpoint').length);
       expect(concurrent.length).toBe(paced.length);
       // The workload must really exercise flushes and compactions across levels.

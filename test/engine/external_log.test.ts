@@ -134,7 +134,14 @@ async function seedDir(root: string, opts: DBOptions = OPTS): Promise<string> {
  * they would leave more than one level-0 table; docs/engine.md § Checkpoints). Replay after a crash
  * between a checkpoint's flush and its last install picks that compaction again from the version.
  */
-const OPTS_LEVEL0 = { ...OPTS, level0CompactionTrigger: 8, maxBytesForLevelBase: 1024 };
+/** Level 0 left by the policy only at 8 tables; checkpoints compact it into level 1 (no byte bound). */
+const OPTS_LEVEL0 = { ...OPTS, level0CompactionTrigger: 8, maxBytesForLevelBase: 1024, checkpointLevel0Bytes: 0 };
+/**
+ * The same with a byte bound: checkpoints merge level 0 into one level-0 table (while it is under
+ * the bound and level 1's bytes: a level 1 of 16 KiB can hold more), and compact it into level 1
+ * otherwise.
+ */
+const OPTS_LEVEL0_MERGE = { ...OPTS_LEVEL0, maxBytesForLevelBase: 16 * 1024, checkpointLevel0Bytes: 4096 };
 
 /**
  * Applies a seeded log once without a crash and once in groups, copying the directory between turns
@@ -267,6 +274,15 @@ describe(`external-log mode (EXTLOG_SEED=${SEED})`, () => {
     expect(durables.size).toBeGreaterThan(3);
     // The log ends with a checkpoint: at most one level-0 table. Not vacuous: level 0 was compacted
     // into deeper levels, by checkpoints only (the policy needs 8 level-0 tables).
+    expect(ref.tables.filter(([level]) => level === 0).length).toBeLessThanOrEqual(1);
+    expect(ref.tables.some(([level]) => level !== 0)).toBe(true);
+  });
+
+  it('the same with level 0 merged within level 0 by checkpoints, and into level 1 at its byte bound', async () => {
+    const { ref, durables } = await crashAndReplay(OPTS_LEVEL0_MERGE, SEED + 3);
+    expect(durables.size).toBeGreaterThan(3);
+    // At most one level-0 table after the final checkpoint; not vacuous: level 0 reached deeper
+    // levels, which with merges only a checkpoint at the byte bound does (8 level-0 tables are never reached).
     expect(ref.tables.filter(([level]) => level === 0).length).toBeLessThanOrEqual(1);
     expect(ref.tables.some(([level]) => level !== 0)).toBe(true);
   });

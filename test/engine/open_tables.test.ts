@@ -170,7 +170,9 @@ describe('maxOpenTables', () => {
 
   /** A db with at least two tables, each holding keys the other does not; a read of `a` opened last. */
   async function twoTables(): Promise<{ db: ProofDB; dir: string; a: string; b: string; aFile: string; bFile: string }> {
-    const { db, dir } = await openDb({ maxOpenTables: 1, level0CompactionTrigger: 100, maxBytesForLevelBase: 1 << 30 });
+    // The checkpoint compacts level 0 into level 1 (no merge within level 0: checkpointLevel0Bytes
+    // 0), which cuts it into key-disjoint tables at TINY's targetFileSize.
+    const { db, dir } = await openDb({ maxOpenTables: 1, level0CompactionTrigger: 100, maxBytesForLevelBase: 1 << 30, checkpointLevel0Bytes: 0 });
     for (const k of KEYS.slice(0, 40)) await db.put(k, `first-${k}-${'z'.repeat(40)}`);
     for (const k of KEYS.slice(80)) await db.put(k, `second-${k}-${'z'.repeat(40)}`);
     await db.checkpoint();

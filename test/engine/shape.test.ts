@@ -41,6 +41,31 @@ function stripShape(dir: string): void {
   fs.writeFileSync(file, formatRecords(edits));
 }
 
+/**
+ * Rewrites every shape record of the manifest as a release from before `checkpointLevel0Bytes` wrote it:
+ * 9 options (the tag-13 field appended after the edit's other fields). Returns how many it rewrote.
+ */
+function shapeRecordsOfNine(dir: string): number {
+  let n = 0;
+  const file = manifestPath(dir);
+  const { records } = readJournal(fs.readFileSync(file), file);
+  const edits = records.map((r) => {
+    const e = decodeEdit(r, file);
+    const shape = e.shape;
+    if (shape === undefined) return r;
+    n++;
+    delete e.shape;
+    const w = new ByteWriter();
+    w.bytes(encodeEdit(e));
+    w.varint(13);
+    w.varint(9);
+    for (const k of SHAPE_OPTIONS.slice(0, 9)) w.varint(shape[k]);
+    return w.finish();
+  });
+  fs.writeFileSync(file, formatRecords(edits));
+  return n;
+}
+
 /** The `merkleGroup` of every table file in `dir` (0: table format 2, no stored group roots). */
 function tableGroups(dir: string): number[] {
   return fs.readdirSync(dir).filter((f) => f.endsWith('.sst')).map((f) => {
@@ -158,14 +183,61 @@ describe('shape options', () => {
       db = await ProofDB.open(old.dir, { compactionThread: 'inline' });
       expect(shapeOf(db.options)).toEqual(shapeOf(LEGACY_SHAPE));
       await db.close();
-      expect(SHAPE_OPTIONS.length).toBe(9);
+      expect(SHAPE_OPTIONS.length).toBe(10);
     } finally {
       old.cleanup();
       ref.cleanup();
     }
   }, 120_000);
 
-  it('a shape record of 8 options (before merkleGroup was one) reads as table format 2; other counts are corruption', () => {
+  it('a database whose shape record has no checkpointLevel0Bytes (created before it) reopens without a byte bound and builds the tables it always would', async () => {
+    // Small shape, many checkpoints: under the new rule their level-0 compactions would be merges
+    // (level 1 may grow past level 0).
+    const shape = { writeBufferSize: 8192, targetFileSize: 4096, blockSize: 512, maxBytesForLevelBase: 256 * 1024, compactionThread: 'inline' as const };
+    const run = async (dir: string, first: object, second: object, strip: boolean) => {
+      let db = await ProofDB.open(dir, { ...shape, ...first });
+      for (let i = 0; i < 10; i++) {
+        await load(db, i * 200, i * 200 + 150);
+        await db.checkpoint({ time: 1_700_000_000_000 + i });
+      }
+      await db.close();
+      if (strip) expect(shapeRecordsOfNine(dir)).toBeGreaterThan(0);
+      db = await ProofDB.open(dir, { compactionThread: 'inline', ...second });
+      const checkpointLevel0Bytes = db.options.checkpointLevel0Bytes;
+      for (let i = 10; i < 25; i++) {
+        await load(db, i * 200, i * 200 + 150);
+        await db.checkpoint({ time: 1_700_000_000_000 + i });
+      }
+      const out = { checkpointLevel0Bytes, tables: db.tables(), root: Buffer.from(db.latestCheckpoint().checkpoint.masterRoot).toString('hex'), merges: db.stats().checkpointLevel0Merges };
+      await db.close();
+      return out;
+    };
+    const old = tempDir();
+    const ref = tempDir();
+    const now = tempDir();
+    try {
+      // Created by the release before (the rule of then: checkpointLevel0Bytes 0, its record of 9 options), reopened with no shape options.
+      const upgraded = await run(old.dir, { checkpointLevel0Bytes: 0 }, {}, true);
+      expect(recordedShapes(old.dir).every((r) => (r as { checkpointLevel0Bytes: number }).checkpointLevel0Bytes === 0)).toBe(true);
+      expect(upgraded.checkpointLevel0Bytes).toBe(0);
+      expect(upgraded.merges).toBe(0);
+      // The same writes with the old rule throughout: the same tables and MasterRoot.
+      const always = await run(ref.dir, { checkpointLevel0Bytes: 0 }, { checkpointLevel0Bytes: 0 }, false);
+      expect(upgraded.tables).toEqual(always.tables);
+      expect(upgraded.root).toBe(always.root);
+      // Not vacuous: the new default rule builds other tables from the same writes.
+      const fresh = await run(now.dir, {}, {}, false);
+      expect(fresh.checkpointLevel0Bytes).toBe(DEFAULT_SHAPE.checkpointLevel0Bytes);
+      expect(fresh.merges).toBeGreaterThan(0);
+      expect(fresh.root).not.toBe(always.root);
+    } finally {
+      old.cleanup();
+      ref.cleanup();
+      now.cleanup();
+    }
+  }, 120_000);
+
+  it('a shape record of 8 options (before merkleGroup was one) reads as table format 2, of 8 or 9 as no level-0 byte bound; other counts are corruption', () => {
     const record = (n: number): Uint8Array => {
       const w = new ByteWriter();
       w.varint(13);
@@ -174,9 +246,13 @@ describe('shape options', () => {
       return w.finish();
     };
     const shape = decodeEdit(record(8), 'MANIFEST').shape;
-    expect(shape).toEqual({ ...Object.fromEntries(SHAPE_OPTIONS.slice(0, 8).map((k, i) => [k, 1000 + i])), merkleGroup: 0 });
-    expect(decodeEdit(record(9), 'MANIFEST').shape?.merkleGroup).toBe(1008);
-    for (const n of [7, 10]) expect(() => decodeEdit(record(n), 'MANIFEST')).toThrow(/shape with/);
+    expect(shape).toEqual({ ...Object.fromEntries(SHAPE_OPTIONS.slice(0, 8).map((k, i) => [k, 1000 + i])), merkleGroup: 0, checkpointLevel0Bytes: 0 });
+    expect(decodeEdit(record(9), 'MANIFEST').shape).toMatchObject({ merkleGroup: 1008, checkpointLevel0Bytes: 0 });
+    expect(decodeEdit(record(10), 'MANIFEST').shape).toMatchObject({ merkleGroup: 1008, checkpointLevel0Bytes: 1009 });
+    for (const n of [7, 11]) expect(() => decodeEdit(record(n), 'MANIFEST')).toThrow(/shape with/);
+    // checkpointLevel0Bytes: 0 (off) or at least 1 KiB.
+    for (const bad of [1, 1023, -1, 2048.5]) expect(() => resolveOptions({ checkpointLevel0Bytes: bad })).toThrow(/checkpointLevel0Bytes/);
+    for (const good of [0, 1024, 64 << 20]) expect(resolveOptions({ checkpointLevel0Bytes: good }).checkpointLevel0Bytes).toBe(good);
     // And the option itself: 0 or a power of two from 2 to 65536.
     for (const bad of [1, 3, 12, 131072, -8, 2.5]) expect(() => resolveOptions({ merkleGroup: bad })).toThrow(/merkleGroup/);
     for (const good of [0, 2, 8, 65536]) expect(resolveOptions({ merkleGroup: good }).merkleGroup).toBe(good);
