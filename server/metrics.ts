@@ -237,7 +237,8 @@ export class Metrics {
     engine('proofkv_flushes_total', 'Memtable flushes since start', (s) => s.flushes);
     engine('proofkv_compactions_total', 'Compactions since start', (s) => s.compactions);
     engine('proofkv_trivial_moves_total', 'Compactions that only moved a table', (s) => s.trivialMoves);
-    engine('proofkv_checkpoint_compactions_total', 'Level-0 compactions checkpoints made to leave at most checkpointLevel0Tables level-0 tables (also in proofkv_compactions_total; writes wait for them)', (s) => s.checkpointCompactions);
+    engine('proofkv_checkpoint_compactions_total', 'Compactions of level 0 checkpoints made to leave at most checkpointLevel0Tables level-0 tables: merges within level 0 and compactions into level 1 (also in proofkv_compactions_total)', (s) => s.checkpointCompactions);
+    engine('proofkv_checkpoint_level0_merges_total', 'Of proofkv_checkpoint_compactions_total, the merges of level 0 into one level-0 table (level 0 under checkpointLevel0Bytes and smaller than level 1)', (s) => s.checkpointLevel0Merges);
     engine('proofkv_dropped_compactions_total', 'Compactions the policy picked and a checkpoint dropped unfinished, compacting level 0 instead (their work was lost)', (s) => s.droppedCompactions);
     engine('proofkv_write_stall_seconds_total', 'Time writers waited for a flush or compaction', (s) => s.stallMs / 1000);
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'proofkv_process_' });

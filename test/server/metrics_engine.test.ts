@@ -1,7 +1,8 @@
 /**
  * The engine's counters in `/metrics` follow `ProofDB.stats()`: a checkpoint that compacts level 0
  * (docs/engine.md § Checkpoints, step 4) shows in `proofkv_checkpoint_compactions_total`, and a
- * policy compaction it dropped in `proofkv_dropped_compactions_total`.
+ * policy compaction it dropped in `proofkv_dropped_compactions_total`; the merges within level 0
+ * in `proofkv_checkpoint_level0_merges_total`.
  */
 import { describe, expect, it } from 'vitest';
 import { ProofDB } from '../../src/index.js';
@@ -25,6 +26,7 @@ describe('engine counters in /metrics', () => {
       const before = await metrics.registry.metrics();
       expect(sample(before, 'proofkv_checkpoint_compactions_total')).toBe(0);
       expect(sample(before, 'proofkv_dropped_compactions_total')).toBe(0);
+      expect(sample(before, 'proofkv_checkpoint_level0_merges_total')).toBe(0);
       let t = 1_700_000_000_000;
       for (let round = 0; round < 12; round++) {
         // Rounds of single puts (several flushes: several level-0 tables) and big batches (the
@@ -42,8 +44,34 @@ describe('engine counters in /metrics', () => {
       expect(stats.checkpointCompactions).toBeGreaterThan(0);
       const after = await metrics.registry.metrics();
       expect(sample(after, 'proofkv_checkpoint_compactions_total')).toBe(stats.checkpointCompactions);
+      expect(sample(after, 'proofkv_checkpoint_level0_merges_total')).toBe(stats.checkpointLevel0Merges);
+      expect(stats.checkpointLevel0Merges).toBeLessThanOrEqual(stats.checkpointCompactions);
       expect(sample(after, 'proofkv_dropped_compactions_total')).toBe(stats.droppedCompactions);
       expect(sample(after, 'proofkv_compactions_total')).toBeGreaterThanOrEqual(stats.checkpointCompactions);
+    } finally {
+      await db.close();
+      cleanup();
+    }
+  });
+
+  it('count the merges of level 0 within level 0 apart', async () => {
+    const { dir, cleanup } = tempDir('proofkv-metrics-');
+    // A level 1 that keeps what the first checkpoints put there: later level 0s are smaller and merge.
+    const db = await ProofDB.open(dir, { writeBufferSize: 4096, targetFileSize: 4096, blockSize: 256, maxBytesForLevelBase: 1 << 20, compactionThread: 'inline' });
+    try {
+      const metrics = new Metrics(db, { defaultMetrics: false });
+      let t = 1_700_000_000_000;
+      for (let round = 0; round < 10; round++) {
+        const n = round < 2 ? 300 : 10;
+        for (let i = 0; i < n; i++) await db.put(`key-${(round * 13 + i) % 300}`, 'v'.repeat(40) + round, { time: t++ });
+        await db.checkpoint();
+      }
+      const stats = db.stats();
+      const after = await metrics.registry.metrics();
+      expect(stats.checkpointLevel0Merges).toBeGreaterThan(0);
+      expect(stats.checkpointCompactions).toBeGreaterThanOrEqual(stats.checkpointLevel0Merges);
+      expect(sample(after, 'proofkv_checkpoint_level0_merges_total')).toBe(stats.checkpointLevel0Merges);
+      expect(sample(after, 'proofkv_checkpoint_compactions_total')).toBe(stats.checkpointCompactions);
     } finally {
       await db.close();
       cleanup();
