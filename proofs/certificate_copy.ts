@@ -8,9 +8,20 @@
  * @module
  */
 import { equalBytes } from './bytes.js';
-import type { Checkpoint } from './checkpoint.js';
-import type { CheckpointCertificate } from './lsm_proof.js';
-import { cloneSignerSet } from './signer_set.js';
+import type { Checkpoint, HeadSignature, LogHead } from './checkpoint.js';
+import { cloneSignerSet, type SignerSet } from './signer_set.js';
+
+/**
+ * The fields of a certificate these functions read: `CheckpointCertificate` of `lsm_proof.ts`,
+ * spelt out here so that this module does not import the verifier that imports it.
+ */
+export interface CertificateFields {
+  checkpoint: Checkpoint;
+  head: LogHead;
+  signatures: HeadSignature[];
+  inclusion: Uint8Array[];
+  signers?: SignerSet;
+}
 
 /** Largest list (signatures, members, hashes, trusted keys) of a certificate a memo keeps. */
 export const CERTIFICATE_MEMO_MAX_ITEMS = 64;
@@ -32,7 +43,7 @@ export function sameList(a: readonly Uint8Array[] | undefined, b: unknown): bool
  * A deep copy of `cert` (of a well-formed certificate: throws on a malformed one), or undefined when
  * one of its lists is longer than {@link CERTIFICATE_MEMO_MAX_ITEMS} (not worth keeping).
  */
-export function copyCertificate(cert: CheckpointCertificate): CheckpointCertificate | undefined {
+export function copyCertificate(cert: CertificateFields): CertificateFields | undefined {
   const lists = [cert.signatures, cert.inclusion, cert.signers?.members ?? []];
   if (lists.some((l) => l.length > CERTIFICATE_MEMO_MAX_ITEMS)) return undefined;
   const c = cert.checkpoint;
@@ -40,7 +51,7 @@ export function copyCertificate(cert: CheckpointCertificate): CheckpointCertific
   if (c.prevCheckpointHash !== undefined) checkpoint.prevCheckpointHash = copyBytes(c.prevCheckpointHash);
   if (c.time !== undefined) checkpoint.time = c.time;
   if (c.signerSetHash !== undefined) checkpoint.signerSetHash = copyBytes(c.signerSetHash);
-  const copy: CheckpointCertificate = {
+  const copy: CertificateFields = {
     checkpoint,
     head: { size: cert.head.size, root: copyBytes(cert.head.root) },
     signatures: cert.signatures.map((s) => ({ publicKey: copyBytes(s.publicKey), signature: copyBytes(s.signature) })),
@@ -51,7 +62,7 @@ export function copyCertificate(cert: CheckpointCertificate): CheckpointCertific
 }
 
 /** Whether `cert` equals the copy `a` field by field (checkpoint, head, signatures, inclusion, signer set). Never throws on malformed input. */
-export function sameCertificate(a: CheckpointCertificate, cert: CheckpointCertificate): boolean {
+export function sameCertificate(a: CertificateFields, cert: CertificateFields): boolean {
   const c = cert.checkpoint;
   if (!c || typeof c !== 'object' || !cert.head || typeof cert.head !== 'object') return false;
   if (c.index !== a.checkpoint.index || c.seq !== a.checkpoint.seq || c.time !== a.checkpoint.time || cert.head.size !== a.head.size) return false;
