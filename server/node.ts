@@ -273,7 +273,7 @@ export class ProofNode {
     }
     // A cluster member's peer listener starts before its engine opens: a member that joins with an
     // empty data directory first learns the cluster's shape from the others (docs/cluster.md § Membership).
-    let transport: HttpTransport | undefined = options.cluster ? await startPeerTransport(options.cluster) : undefined;
+    const transport = options.cluster ? await startPeerTransport(options.cluster) : undefined;
     let db: ProofDB;
     try {
       const shape = options.cluster?.join === true && !holdsEngineState(options.dataDir) ? await learnShape(options.cluster, transport!, options.db, log) : {};
@@ -359,12 +359,11 @@ export class ProofNode {
         }
         const via = options.cluster.peerVia ?? new Map<number, string>();
         const peers = peersOf(options.cluster);
-        transport = transport!;
         raftPath = await RaftWritePath.open(db, raftDir, {
           ...wpOptions,
           logCommands: options.logCommands,
           snapshots,
-          cluster: { id, peers, transport, members: config.members, join: options.cluster.join === true, peerVia: via, initialSignerSet: initialSignerSetOf(config, id) },
+          cluster: { id, peers, transport: transport!, members: config.members, join: options.cluster.join === true, peerVia: via, initialSignerSet: initialSignerSetOf(config, id) },
         });
         cosigner = raftPath;
       } else if (raft) {
