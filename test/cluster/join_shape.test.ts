@@ -9,6 +9,7 @@
  * promoted. Without the shape it would record this release's defaults and its root would differ
  * at the next checkpoint that compacts (`DIVERGENCE`).
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { getProofCodec } from '../../proofs/lsm_encoding.js';
@@ -19,7 +20,10 @@ import { freePortRange } from '../../scripts/local_cluster.js';
 import { ProofDB } from '../../src/index.js';
 import { DEFAULT_SHAPE, shapeOf, type Shape } from '../../src/options.js';
 import { VersionSet } from '../../src/version/version_set.js';
-import { InProcessCluster, until } from './in_process.js';
+import { HttpTransport } from '../../src/replication/transport/index.js';
+import { encodeShape, SHAPE_FILE } from '../../src/replication/shape.js';
+import { SnapshotError, SnapshotErrorCode } from '../../src/replication/snapshot.js';
+import { InProcessCluster, startMember, until } from './in_process.js';
 
 /** The older shape the cluster's members record: small levels, no level-0 byte bound, table format 2. */
 const OLD: Shape = {
@@ -128,4 +132,44 @@ describe('a member added to a cluster of an older shape builds its peers\' table
   it('by snapshot', async () => {
     await joinOldShapeCluster(bySnapshot, 'snapshot');
   }, 240_000);
+});
+
+describe('a joiner that cannot learn the shape does not start', () => {
+  const c = new InProcessCluster('proofkv-join-shape-refused-', { watch: 2, compactMargin: 4 });
+  afterAll(() => c.close());
+
+  it('every other member older (it refuses the shape read): SHAPE_UNKNOWN, the directory untouched; once one tells it, it starts with that shape', async () => {
+    const base = await freePortRange(4);
+    const layout = initCluster({ nodes: 2, dir: path.join(c.dir, 'c'), clientPort: base, peerPort: base + 2 });
+    const secret = readClusterSecret(layout.secretFile);
+    const dataDir = layout.dataDirs.get(2)!;
+    // Member 1 as a release from before shapes were told answers on the wire: a refusal of any
+    // name but its snapshot files (its joiner is not added yet: it would also say `not-member`).
+    let tells = false;
+    const one = await HttpTransport.start({
+      selfId: 1, clusterId: layout.config.clusterId, secret, listen: { host: '127.0.0.1', port: base + 2 }, peers: [{ id: 2, peerUrl: layout.config.members[1].peerUrl }],
+    });
+    one.onSnapshotRead(async (_index, name, offset, length) => {
+      if (tells && name === SHAPE_FILE) return encodeShape(OLD).slice(offset, offset + length);
+      throw new SnapshotError(SnapshotErrorCode.BadRequest, `${name} is not a file of the snapshot`);
+    });
+    try {
+      const before = fs.readdirSync(dataDir);
+      const start = () => startMember({ config: layout.config, id: 2, dataDir, secret, join: true, snapshots: {} });
+      const err = await start().then(() => undefined, (e: unknown) => e);
+      expect(err).toMatchObject({ code: 'SHAPE_UNKNOWN', message: expect.stringContaining('member 1: refused') });
+      expect(fs.readdirSync(dataDir)).toEqual(before);
+      // Its peer listener was closed: it starts again on the same ports once member 1 tells the shape.
+      tells = true;
+      const node = await start();
+      try {
+        expect(shapeOf(node.db.options)).toEqual(OLD);
+        expect(VersionSet.recordedShape(dataDir)).toEqual(OLD);
+      } finally {
+        await node.shutdown();
+      }
+    } finally {
+      await one.close();
+    }
+  }, 120_000);
 });
