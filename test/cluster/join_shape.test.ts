@@ -20,7 +20,7 @@ import { freePortRange } from '../../scripts/local_cluster.js';
 import { ProofDB } from '../../src/index.js';
 import { DEFAULT_SHAPE, shapeOf, type Shape } from '../../src/options.js';
 import { VersionSet } from '../../src/version/version_set.js';
-import { HttpTransport } from '../../src/replication/transport/index.js';
+import { HttpTransport, TransportError, TransportErrorCode } from '../../src/replication/transport/index.js';
 import { encodeShape, SHAPE_FILE } from '../../src/replication/shape.js';
 import { SnapshotError, SnapshotErrorCode } from '../../src/replication/snapshot.js';
 import { InProcessCluster, startMember, until } from './in_process.js';
@@ -34,9 +34,11 @@ const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
 /**
  * A three-member cluster whose members record {@link OLD}, a joiner added by log replay (a large
- * compaction margin) or by snapshot (margin 4, the log compacted behind each certified checkpoint).
+ * compaction margin) or by snapshot (margin 4, the log compacted behind each certified checkpoint),
+ * from a leader that tells its shape or — `'older-leader'` — one that refuses the read as a
+ * release from before shapes were told does (the joiner then keeps the shape it learned at its join).
  */
-async function joinOldShapeCluster(c: InProcessCluster, how: 'log' | 'snapshot'): Promise<void> {
+async function joinOldShapeCluster(c: InProcessCluster, how: 'log' | 'snapshot' | 'older-leader'): Promise<void> {
   const { members, events, dataDirs, dir } = c;
   const nodes = members.nodes;
   const base = await freePortRange(8);
@@ -63,7 +65,7 @@ async function joinOldShapeCluster(c: InProcessCluster, how: 'log' | 'snapshot')
   };
   await round(1, 300, 200, [1, 2, 3]);
   await round(2, 300, 200, [1, 2, 3]);
-  if (how === 'snapshot') await until('the log compacted', () => members.raft(members.leader()).cluster().firstIndex > 1);
+  if (how !== 'log') await until('the log compacted', () => members.raft(members.leader()).cluster().firstIndex > 1);
   else expect(members.raft(members.leader()).cluster().firstIndex).toBe(1);
 
   const added = addClusterMember({ dir: path.join(dir, 'c'), id: 4, clientPort: base + 6, peerPort: base + 7 });
@@ -75,9 +77,9 @@ async function joinOldShapeCluster(c: InProcessCluster, how: 'log' | 'snapshot')
   expect(VersionSet.recordedShape(added.dataDir)).toEqual(OLD);
   const m4 = c.config.members.find((m) => m.id === 4)!;
   await members.raft(members.leader()).membership()!.add(m4);
-  if (how === 'snapshot') {
+  if (how !== 'log') {
     await until('member 4 installed a snapshot', () => events.some((e) => e.type === 'installed'), 60_000);
-    expect(events.find((e) => e.type === 'installed')).toMatchObject({ shape: 'told', shapeChanged: false });
+    expect(events.find((e) => e.type === 'installed')).toMatchObject({ shape: how === 'snapshot' ? 'told' : 'own', shapeChanged: false });
   }
   await until('member 4 caught up', () => members.raft(4).appliedIndex >= members.raft(members.leader()).appliedIndex, 60_000);
   if (how === 'log') expect(events.some((e) => e.type === 'installed')).toBe(false);
@@ -120,9 +122,17 @@ async function joinOldShapeCluster(c: InProcessCluster, how: 'log' | 'snapshot')
 describe('a member added to a cluster of an older shape builds its peers\' tables', () => {
   const byLog = new InProcessCluster('proofkv-join-shape-log-', { watch: 4, compactMargin: 100_000 });
   const bySnapshot = new InProcessCluster('proofkv-join-shape-snap-', { watch: 4, compactMargin: 4 });
+  /** The leader refuses the shape read, as one of a release from before shapes were told. */
+  const fromOlder = new InProcessCluster('proofkv-join-shape-older-', {
+    watch: 4,
+    compactMargin: 4,
+    fetchChunk: (from, index, name, offset, length, next) =>
+      name === SHAPE_FILE ? Promise.reject(new TransportError(TransportErrorCode.Refused, `member ${from} answered 500 (read-failed) for snapshot ${index} ${name}@${offset}`)) : next(from, index, name, offset, length),
+  });
   afterAll(async () => {
     await byLog.close();
     await bySnapshot.close();
+    await fromOlder.close();
   });
 
   it('by log replay from the start', async () => {
@@ -131,6 +141,10 @@ describe('a member added to a cluster of an older shape builds its peers\' table
 
   it('by snapshot', async () => {
     await joinOldShapeCluster(bySnapshot, 'snapshot');
+  }, 240_000);
+
+  it('by snapshot from a leader that does not tell its shape (the joiner keeps the one it learned)', async () => {
+    await joinOldShapeCluster(fromOlder, 'older-leader');
   }, 240_000);
 });
 
