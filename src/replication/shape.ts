@@ -20,6 +20,7 @@
  */
 import { CorruptionError } from '../errors.js';
 import { SHAPE_OPTIONS, resolveOptions, sameShape, shapeOf, type DBOptions, type Shape } from '../options.js';
+import { ByteWriter } from '../util/coding.js';
 import { decodeEdit, encodeEdit } from '../version/edit.js';
 
 /** The snapshot chunk name under which a member tells its recorded shape (any index). */
@@ -72,9 +73,39 @@ export class ShapeError extends Error {
   }
 }
 
-/** The bytes a member tells its shape with: the manifest's tag-13 record of `shape`. */
+/** Tag of the shape record in a version edit (`src/version/edit.ts`). */
+const SHAPE_TAG = 13;
+
+/** A version edit holding only a shape record of the first `n` options of `shape`. */
+function shapeRecord(shape: Shape, n: number): Uint8Array {
+  const w = new ByteWriter(16 + 10 * n);
+  w.varint(SHAPE_TAG);
+  w.varint(n);
+  for (const k of SHAPE_OPTIONS.slice(0, n)) w.varint(shape[k]);
+  return w.finish();
+}
+
+/**
+ * The bytes a member tells its shape with: the manifest's tag-13 record of `shape`, with the
+ * **fewest** options that the manifest decoder reads back as `shape` — an option added by a later
+ * release and left at the value a record without it reads as (`merkleGroup` 0,
+ * `checkpointLevel0Bytes` 0) is left out, as the release before it wrote the record. So a member
+ * whose shape an older release can build tells it in a record that release reads; only a shape
+ * that uses an option it does not know is refused there (`SHAPE_INVALID`).
+ */
 export function encodeShape(shape: Shape): Uint8Array {
-  return encodeEdit({ shape: shapeOf(shape) });
+  const s = shapeOf(shape);
+  for (let n = 1; n < SHAPE_OPTIONS.length; n++) {
+    const bytes = shapeRecord(s, n);
+    let back: Shape | undefined;
+    try {
+      back = decodeEdit(bytes, SHAPE_FILE).shape;
+    } catch {
+      continue; // a record of n options was never written
+    }
+    if (sameShape(back, s)) return bytes;
+  }
+  return encodeEdit({ shape: s });
 }
 
 /**

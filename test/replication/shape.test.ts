@@ -52,6 +52,17 @@ describe('a told shape', () => {
     expect(decodeShape(recordOf(DEFAULT_SHAPE, 8))).toEqual({ ...DEFAULT_SHAPE, checkpointLevel0Bytes: 0, merkleGroup: 0 });
   });
 
+  it('is told in the shortest record that reads back as it, so an older release reads a shape it can build', () => {
+    // [tag 13, option count, …]: the options a later release added, left "off", are left out.
+    expect([...encodeShape(OLD).subarray(0, 2)]).toEqual([13, 8]);
+    expect(encodeShape(OLD)).toEqual(recordOf(OLD, 8));
+    expect([...encodeShape({ ...DEFAULT_SHAPE, checkpointLevel0Bytes: 0 }).subarray(0, 2)]).toEqual([13, 9]);
+    expect([...encodeShape(DEFAULT_SHAPE).subarray(0, 2)]).toEqual([13, SHAPE_OPTIONS.length]);
+    // merkleGroup 0 but the byte bound on: every option is needed.
+    expect([...encodeShape({ ...OLD, checkpointLevel0Bytes: 1 << 20 }).subarray(0, 2)]).toEqual([13, SHAPE_OPTIONS.length]);
+    for (const s of [OLD, DEFAULT_SHAPE, LEGACY_SHAPE, { ...OLD, checkpointLevel0Bytes: 1 << 20 }]) expect(decodeShape(encodeShape(s))).toEqual(s);
+  });
+
   it('refuses malformed and hostile shapes with SHAPE_INVALID', () => {
     const bad: Array<[string, Uint8Array]> = [
       ['empty', new Uint8Array(0)],
