@@ -152,19 +152,20 @@ describe('a joiner that cannot learn the shape does not start', () => {
   const c = new InProcessCluster('proofkv-join-shape-refused-', { watch: 2, compactMargin: 4 });
   afterAll(() => c.close());
 
-  it('every other member older (it refuses the shape read): SHAPE_UNKNOWN, the directory untouched; once one tells it, it starts with that shape', async () => {
+  it('every other member older (it refuses the shape read): SHAPE_UNKNOWN; a hostile shape: SHAPE_INVALID; the directory untouched; once one tells it, it starts with that shape', async () => {
     const base = await freePortRange(4);
     const layout = initCluster({ nodes: 2, dir: path.join(c.dir, 'c'), clientPort: base, peerPort: base + 2 });
     const secret = readClusterSecret(layout.secretFile);
     const dataDir = layout.dataDirs.get(2)!;
     // Member 1 as a release from before shapes were told answers on the wire: a refusal of any
     // name but its snapshot files (its joiner is not added yet: it would also say `not-member`).
-    let tells = false;
+    let answer: 'refuse' | 'hostile' | 'tell' = 'refuse';
     const one = await HttpTransport.start({
       selfId: 1, clusterId: layout.config.clusterId, secret, listen: { host: '127.0.0.1', port: base + 2 }, peers: [{ id: 2, peerUrl: layout.config.members[1].peerUrl }],
     });
     one.onSnapshotRead(async (_index, name, offset, length) => {
-      if (tells && name === SHAPE_FILE) return encodeShape(OLD).slice(offset, offset + length);
+      if (answer === 'tell' && name === SHAPE_FILE) return encodeShape(OLD).slice(offset, offset + length);
+      if (answer === 'hostile' && name === SHAPE_FILE) return encodeShape({ ...OLD, writeBufferSize: 2 ** 40 }).slice(offset, offset + length);
       throw new SnapshotError(SnapshotErrorCode.BadRequest, `${name} is not a file of the snapshot`);
     });
     try {
@@ -173,8 +174,11 @@ describe('a joiner that cannot learn the shape does not start', () => {
       const err = await start().then(() => undefined, (e: unknown) => e);
       expect(err).toMatchObject({ code: 'SHAPE_UNKNOWN', message: expect.stringContaining('member 1: refused') });
       expect(fs.readdirSync(dataDir)).toEqual(before);
-      // Its peer listener was closed: it starts again on the same ports once member 1 tells the shape.
-      tells = true;
+      // Its peer listener was closed: it starts again on the same ports.
+      answer = 'hostile';
+      expect(await start().then(() => undefined, (e: unknown) => e)).toMatchObject({ code: 'SHAPE_INVALID', message: expect.stringContaining('writeBufferSize') });
+      expect(fs.readdirSync(dataDir)).toEqual(before);
+      answer = 'tell';
       const node = await start();
       try {
         expect(shapeOf(node.db.options)).toEqual(OLD);
