@@ -209,6 +209,7 @@ function startPeerTransport(cluster: NonNullable<NodeOptions['cluster']>): Promi
  */
 async function learnShape(cluster: NonNullable<NodeOptions['cluster']>, transport: HttpTransport, explicit: DBOptions | undefined, log: Logger): Promise<Shape> {
   const ids = cluster.config.members.map((m) => m.id).filter((id) => id !== cluster.nodeId);
+  log.info({ event: 'shape_asked', members: ids }, `an empty data directory: asking member${ids.length > 1 ? 's' : ''} ${ids.join(', ')} for the cluster's shape before the engine opens`);
   const { shape, from } = await learnClusterShape((id, name, offset, length) => transport.fetchSnapshotChunk(id, 0, name, offset, length), ids, { explicit });
   log.info({ event: 'shape_learned', from, shape }, `joining with the cluster's shape, told by member${from.length > 1 ? 's' : ''} ${from.join(', ')}: ${describeShape(shape)}`);
   return shape;

@@ -176,7 +176,12 @@ export async function askShape(fetch: ShapeFetch, id: number): Promise<ToldShape
 
 /** Options of {@link learnClusterShape}. */
 export interface LearnShapeOptions {
-  /** Rounds of asking while no member could be reached (default 3). */
+  /**
+   * How long to go on asking while no member could be reached at all (a joiner started during a
+   * partition, or before its peers), ms (default 60 000); a refusal or an answer ends it at once.
+   */
+  patienceMs?: number;
+  /** Most rounds of asking (default: as many as {@link patienceMs} allows). */
   rounds?: number;
   /** Wait between rounds, ms (default 1000). */
   waitMs?: number;
@@ -190,20 +195,24 @@ export interface LearnShapeOptions {
  *
  * - every member that answers must tell the **same** shape (else `SHAPE_CONFLICT`, naming them);
  * - at least one must tell it: members that refuse the read (older releases) are passed over when
- *   another tells it, and `SHAPE_UNKNOWN` is thrown when none does — after `rounds` rounds while
- *   nobody could be reached at all;
+ *   another tells it, and `SHAPE_UNKNOWN` is thrown when none does — after asking again for
+ *   `patienceMs` while nobody could be reached at all;
  * - a malformed or out-of-bounds answer is `SHAPE_INVALID` (nothing is guessed from the others);
  * - shape options in `explicit` must equal the cluster's (`SHAPE_CONFLICT`).
  *
  * Nothing is opened or written here. Returns the shape and the members that told it.
  */
 export async function learnClusterShape(fetch: ShapeFetch, ids: readonly number[], options: LearnShapeOptions = {}): Promise<{ shape: Shape; from: number[] }> {
-  const rounds = Math.max(1, options.rounds ?? 3);
+  const rounds = Math.max(1, options.rounds ?? Number.POSITIVE_INFINITY);
+  const until = Date.now() + (options.patienceMs ?? 60_000);
   let answers: ToldShape[] = [];
   for (let round = 0; round < rounds; round++) {
-    if (round > 0) await new Promise((resolve) => setTimeout(resolve, options.waitMs ?? 1000));
+    if (round > 0) {
+      if (Date.now() >= until) break;
+      await new Promise((resolve) => setTimeout(resolve, options.waitMs ?? 1000));
+    }
     answers = await Promise.all(ids.map((id) => askShape(fetch, id)));
-    if (answers.some((a) => !('unreachable' in a))) break;
+    if (ids.length === 0 || answers.some((a) => !('unreachable' in a))) break;
   }
   const told = answers.filter((a): a is { id: number; shape: Shape } => 'shape' in a);
   if (told.length === 0) {

@@ -132,6 +132,10 @@ describe('learnClusterShape (a joiner with an empty data directory)', () => {
     const asked: number[] = [];
     expect(await codeOf(() => learnClusterShape(fetchOf({}, asked), [1, 2], { rounds: 3, waitMs: 0 }))).toBe('SHAPE_UNKNOWN');
     expect(asked).toEqual([1, 2, 1, 2, 1, 2]);
+    // Or as long as `patienceMs` allows (here: no second round).
+    asked.length = 0;
+    expect(await codeOf(() => learnClusterShape(fetchOf({}, asked), [1, 2], { patienceMs: 0, waitMs: 0 }))).toBe('SHAPE_UNKNOWN');
+    expect(asked).toEqual([1, 2]);
     expect(await codeOf(() => learnClusterShape(fetchOf({}), [], { waitMs: 0 }))).toBe('SHAPE_UNKNOWN');
 
     const conflict = await learnClusterShape(fetchOf({ 1: encodeShape(OLD), 2: encodeShape(DEFAULT_SHAPE) }), [1, 2]).catch((e: ShapeError) => e);
