@@ -237,7 +237,7 @@ export function buildProgram(): Command {
     .option('--cluster <file>', 'cluster.json of the cluster this node is a member of (made by `proofkv cluster init`; docs/cluster.md)')
     .option('--node-id <id>', "this node's member id in --cluster")
     .option('--cluster-secret-file <file>', 'the cluster secret shared by the members (mode 0600)')
-    .option('--join', 'join a running cluster as a member added at runtime (`proofkv cluster add`, then `cluster add-member`): never bootstrap, learn the log from the leader')
+    .option('--join', 'join a running cluster as a member added at runtime (`proofkv cluster add`, then `cluster add-member`): never bootstrap, learn the log from the leader (and, with an empty data directory, the engine shape from the other members first)')
     .option('--peer-via <id=url>', "dial member ID at URL instead of its registered peerUrl (a proxy, a tunnel, NAT; nothing replicated changes); repeatable", collectPeerVia);
   addNoteServeOptions(program.commands[program.commands.length - 1])
     .action(async (flags: ServeFlags & { localWritePath?: boolean; join?: boolean; origin?: string; witness?: string[] }, cmd: Command) => {

@@ -31,6 +31,9 @@ import type { RaftSnapshotOptions, SnapshotEvent } from './raft_snapshot.js';
 import { initialSignerSetOf, memberOf, type ClusterConfig } from './cluster_config.js';
 import { describeDivergence } from '../src/replication/cosign.js';
 import { HttpTransport, TransportError, TransportErrorCode } from '../src/replication/transport/index.js';
+import { describeShape, learnClusterShape } from '../src/replication/shape.js';
+import { holdsEngineState } from '../src/db/snapshot_install.js';
+import type { Shape } from '../src/options.js';
 import { LocalWritePath, type LocalWritePathOptions, type PathFault, type WritePath } from './write_path.js';
 import { StreamServer, maxFrameBytes } from './stream/index.js';
 
@@ -177,6 +180,41 @@ export function softwareVersion(): string {
   return '0.0.0';
 }
 
+/** The members of the cluster file as this member dials them (`--peer-via` overrides), itself included. */
+function peersOf(cluster: NonNullable<NodeOptions['cluster']>): { id: number; peerUrl: string }[] {
+  // `--peer-via`: this member dials those peers elsewhere (a proxy, a tunnel); the registry keeps the registered URL.
+  const via = cluster.peerVia ?? new Map<number, string>();
+  return cluster.config.members.map((m) => ({ id: m.id, peerUrl: via.get(m.id) ?? m.peerUrl }));
+}
+
+/** Starts a cluster member's peer transport, listening at its `peerUrl`. */
+function startPeerTransport(cluster: NonNullable<NodeOptions['cluster']>): Promise<HttpTransport> {
+  const { config, nodeId: id, secret } = cluster;
+  const peerUrl = new URL(memberOf(config, id).peerUrl);
+  return HttpTransport.start({
+    selfId: id,
+    clusterId: config.clusterId,
+    secret,
+    acceptSecrets: cluster.acceptSecrets,
+    listen: { host: peerUrl.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(peerUrl.port || (peerUrl.protocol === 'https:' ? 443 : 80)) },
+    peers: peersOf(cluster).filter((p) => p.id !== id),
+  });
+}
+
+/**
+ * The shape options a member that joins with an empty data directory opens its engine with: the
+ * cluster's, told by the other members of the cluster file (`learnClusterShape`), so that it
+ * builds the tables its peers build whatever release created the cluster. Throws a `ShapeError`
+ * (`SHAPE_UNKNOWN`, `SHAPE_CONFLICT`, `SHAPE_INVALID`) before anything is written.
+ */
+async function learnShape(cluster: NonNullable<NodeOptions['cluster']>, transport: HttpTransport, explicit: DBOptions | undefined, log: Logger): Promise<Shape> {
+  const ids = cluster.config.members.map((m) => m.id).filter((id) => id !== cluster.nodeId);
+  log.info({ event: 'shape_asked', members: ids }, `an empty data directory: asking member${ids.length > 1 ? 's' : ''} ${ids.join(', ')} for the cluster's shape before the engine opens`);
+  const { shape, from } = await learnClusterShape((id, name, offset, length) => transport.fetchSnapshotChunk(id, 0, name, offset, length), ids, { explicit });
+  log.info({ event: 'shape_learned', from, shape }, `joining with the cluster's shape, told by member${from.length > 1 ? 's' : ''} ${from.join(', ')}: ${describeShape(shape)}`);
+  return shape;
+}
+
 /** How often a cluster member proposes again its signature on a head still pending, ms. */
 export const COSIGN_RETRY_MS = 2000;
 /** The pending writes are counted once per `checkpointWrites / CHECKPOINT_WRITES_COUNT_STEPS` operations (rounded down, at least 1). */
@@ -234,11 +272,22 @@ export class ProofNode {
       // The Raft log is this directory's write-ahead log: the engine alone lacks its newest writes.
       throw new Error(`${options.dataDir} belongs to a Raft group (${raftDir} holds its write-ahead log): start it without --local-write-path`);
     }
-    const db = await ProofDB.open(options.dataDir, {
-      ...options.db,
-      maxOpenTables: options.db?.maxOpenTables ?? defaultMaxOpenTables(resolveEdge(options.edge).maxConnections),
-      writeAheadLog: raft ? 'external' : 'journal',
-    });
+    // A cluster member's peer listener starts before its engine opens: a member that joins with an
+    // empty data directory first learns the cluster's shape from the others (docs/cluster.md § Membership).
+    const transport = options.cluster ? await startPeerTransport(options.cluster) : undefined;
+    let db: ProofDB;
+    try {
+      const shape = options.cluster?.join === true && !holdsEngineState(options.dataDir) ? await learnShape(options.cluster, transport!, options.db, log) : {};
+      db = await ProofDB.open(options.dataDir, {
+        ...options.db,
+        ...shape,
+        maxOpenTables: options.db?.maxOpenTables ?? defaultMaxOpenTables(resolveEdge(options.edge).maxConnections),
+        writeAheadLog: raft ? 'external' : 'journal',
+      });
+    } catch (err) {
+      await transport?.close().catch(() => undefined);
+      throw err;
+    }
     const rotated = db.keyRotations().rotatedAtOpen;
     if (rotated) {
       log.warn(
@@ -259,7 +308,6 @@ export class ProofNode {
       else log.info('write fault cleared: writes resumed');
     });
     let raftPath: RaftWritePath | undefined;
-    let transport: HttpTransport | undefined;
     try {
       const publicKey = db.publicKey();
       const nodeId = toHex(publicKey).slice(0, 16);
@@ -305,28 +353,18 @@ export class ProofNode {
         },
       };
       if (options.cluster) {
-        const { config, nodeId: id, secret } = options.cluster;
+        const { config, nodeId: id } = options.cluster;
         const me = memberOf(config, id);
         if (toHex(me.publicKey) !== toHex(publicKey)) {
           throw new Error(`the NODE_KEY of this data directory (${toHex(publicKey).slice(0, 16)}…) is not member ${id}'s key in the cluster file (${toHex(me.publicKey).slice(0, 16)}…)`);
         }
-        const peerUrl = new URL(me.peerUrl);
-        // `--peer-via`: this member dials those peers elsewhere (a proxy, a tunnel); the registry keeps the registered URL.
         const via = options.cluster.peerVia ?? new Map<number, string>();
-        const peers = config.members.map((m) => ({ id: m.id, peerUrl: via.get(m.id) ?? m.peerUrl }));
-        transport = await HttpTransport.start({
-          selfId: id,
-          clusterId: config.clusterId,
-          secret,
-          acceptSecrets: options.cluster.acceptSecrets,
-          listen: { host: peerUrl.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(peerUrl.port || (peerUrl.protocol === 'https:' ? 443 : 80)) },
-          peers: peers.filter((p) => p.id !== id),
-        });
+        const peers = peersOf(options.cluster);
         raftPath = await RaftWritePath.open(db, raftDir, {
           ...wpOptions,
           logCommands: options.logCommands,
           snapshots,
-          cluster: { id, peers, transport, members: config.members, join: options.cluster.join === true, peerVia: via, initialSignerSet: initialSignerSetOf(config, id) },
+          cluster: { id, peers, transport: transport!, members: config.members, join: options.cluster.join === true, peerVia: via, initialSignerSet: initialSignerSetOf(config, id) },
         });
         cosigner = raftPath;
       } else if (raft) {

@@ -18,7 +18,8 @@
  * - **Restore.** A member sent a Raft snapshot validates the session table in it, fetches the
  *   tables from the sender in ≤ 1 MiB chunks (`Transport.fetchSnapshotChunk`), and
  *   `installSnapshot` checks them against the certified MasterRoot, with the signer set this
- *   member knows as trust, before anything is replaced; the engine is swapped in place
+ *   member knows as trust, before anything is replaced, and records the shape the sender tells
+ *   (`src/replication/shape.ts`); the engine is swapped in place
  *   (`ProofDB.replaceFromSnapshot`: the routes keep their `ProofDB`), then the session table is
  *   imported. A failure leaves the old state and the group asks the leader again.
  *   A crash between the engine install and the session import is repaired at the next open
@@ -32,6 +33,7 @@ import {
   type FetchChunk, type RestoreSnapshot, type SessionStore, type SnapshotTrust, type Transport,
 } from '../src/replication/index.js';
 import type { WriteCommand } from './write_path.js';
+import { sameShape, shapeOf } from '../src/options.js';
 
 /** Options of the snapshot wiring (`RaftWritePathOptions.snapshots`). */
 export interface RaftSnapshotOptions {
@@ -64,7 +66,12 @@ export type ChunkFetcher = (from: number, index: number, name: string, offset: n
 /** What the wiring reports: a snapshot recorded (and the log compacted), installed, or refused. */
 export type SnapshotEvent =
   | { type: 'recorded'; index: number; size: number }
-  | { type: 'installed'; index: number; from: number; tables: number; bytes: number }
+  /**
+   * `shape`: whether the installed manifest records the shape the serving member told (`'told'`)
+   * or this member's own (`'own'`: a serving member of a release from before shapes were told);
+   * `shapeChanged`: the member builds with another shape than before the install.
+   */
+  | { type: 'installed'; index: number; from: number; tables: number; bytes: number; shape: 'told' | 'own'; shapeChanged: boolean }
   | { type: 'refused'; index: number; from: number; code: string; message: string }
   | { type: 'skipped'; index: number; message: string }
   /**
@@ -249,6 +256,7 @@ export class RaftSnapshots {
       const next: ChunkFetcher = (...a) => transport.fetchSnapshotChunk(...a);
       const inject = this.options.fetchChunk;
       const fetchChunk: FetchChunk = (name, offset, length) => (inject ? inject(from, snap.index, name, offset, length, next) : next(from, snap.index, name, offset, length));
+      const before = shapeOf(this.db.options);
       const installed = await this.db.replaceFromSnapshot(
         (dir, beforeCommit) => installSnapshot(dir, snap.data, fetchChunk, this.options.trust(), { beforeCommit }),
         { drainMs: this.options.drainMs },
@@ -262,7 +270,7 @@ export class RaftSnapshots {
       this.latest = { index: snap.index, data: snap.data };
       this.counters.installed++;
       this.counters.index = Math.max(this.counters.index, snap.index);
-      this.emit({ type: 'installed', index: snap.index, from, tables: installed.tables, bytes: installed.bytes });
+      this.emit({ type: 'installed', index: snap.index, from, tables: installed.tables, bytes: installed.bytes, shape: installed.shapeFrom, shapeChanged: !sameShape(before, installed.shape) });
     } catch (err) {
       this.counters.refused++;
       const code = (err as { code?: unknown })?.code;

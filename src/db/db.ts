@@ -23,7 +23,7 @@ import {
   OutdatedFormatError,
 } from '../errors.js';
 import { MAX_SEQ, MAX_VERSION, seqOf, versionOf, type Entry } from '../keys.js';
-import { resolveOptions, sameShape, shapeOf, withRecordedShape, type DBOptions, type ResolvedOptions } from '../options.js';
+import { resolveOptions, sameShape, SHAPE_OPTIONS, shapeOf, withRecordedShape, type DBOptions, type ResolvedOptions } from '../options.js';
 import { files, VersionSet } from '../version/version_set.js';
 import { WriteBatch, type BatchOp, type WriteCondition } from './batch.js';
 import { DBCore, type CHECKPOINT_TAIL_ATTEMPTS, type EngineStats, type WriteFault } from './core.js';
@@ -255,10 +255,16 @@ export class ProofDB {
     private pipeline: WritePipeline,
     private checkpointer: Checkpointer,
     private lock: DirLock,
-    /** The options in force, defaults filled in. */
-    readonly options: ResolvedOptions,
   ) {
     this.lastLogIndex = core.logIndex;
+  }
+
+  /**
+   * The options in force, defaults filled in (the shape options are the recorded ones; after
+   * {@link replaceFromSnapshot}, those the installed manifest records).
+   */
+  get options(): ResolvedOptions {
+    return this.core.opts;
   }
 
   /**
@@ -271,7 +277,7 @@ export class ProofDB {
       throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, 'dir must be a non-empty string');
     }
     const parts = await ProofDB.openParts(dir, resolveOptions(options), options);
-    return new ProofDB(parts.core, parts.pipeline, parts.checkpointer, parts.lock, parts.core.opts);
+    return new ProofDB(parts.core, parts.pipeline, parts.checkpointer, parts.lock);
   }
 
   /** Takes the lock of `dir`, finishes a committed snapshot install, recovers and opens the engine. */
@@ -1187,9 +1193,12 @@ export class ProofDB {
     const hook = this.core.beforeLogIndexDurable;
     const faults = this.core.onFaultChange;
     try {
-      // A staged manifest records no shape: this member's own (equal on every member) is kept.
+      // The shape is the one the installed manifest records (the serving member's, which built its
+      // tables: src/replication/snapshot.ts), not this engine's: no shape option is explicit.
       const opts: ResolvedOptions = { ...this.options, rotateKey: false, errorIfExists: false, createIfMissing: false };
-      const parts = await ProofDB.openParts(dir, opts, opts);
+      const explicit: DBOptions = { ...opts };
+      for (const k of SHAPE_OPTIONS) delete explicit[k];
+      const parts = await ProofDB.openParts(dir, opts, explicit);
       parts.core.beforeLogIndexDurable = hook;
       parts.core.onFaultChange = faults;
       this.core = parts.core;

@@ -120,3 +120,12 @@ function finishCommitted(dir: string, onStep?: (step: InstallStep) => void): voi
   syncDir(dir);
   onStep?.('done');
 }
+
+/**
+ * True when `dir` holds an engine state: a `CURRENT` manifest pointer, or a committed snapshot
+ * install that the next open finishes. False for a missing or empty directory, or one holding only
+ * a node key (a member laid out by `cluster add` that has not opened its engine yet).
+ */
+export function holdsEngineState(dir: string): boolean {
+  return fs.existsSync(path.join(dir, files.current)) || fs.existsSync(path.join(dir, SNAPSHOT_INSTALL_DIR));
+}

@@ -19,6 +19,10 @@ export {
   type SnapshotDescriptor, type SnapshotTable, type SnapshotTrust, type FetchChunk, type InstalledSnapshot, type InstallOptions,
 } from './snapshot.js';
 export {
+  learnClusterShape, askShape, encodeShape, decodeShape, describeShape, ShapeError, ShapeErrorCode, SHAPE_FILE, MAX_SHAPE_BYTES, MAX_TOLD_SHAPE,
+  type LearnShapeOptions, type ShapeFetch, type ToldShape,
+} from './shape.js';
+export {
   SessionTable, SessionStore, MemorySessionBook, SessionError, SessionErrorCode, encodeTable, decodeTable,
   SESSION_WINDOW, SESSION_CLIENT_BYTES, MAX_CLIENT_ID_LENGTH, SESSIONS_FORMAT,
   type SessionInput, type SessionRecord, type SessionDecision, type SessionBook, type SessionTableOptions, type SessionStoreOptions,

@@ -35,6 +35,8 @@ import { CHECKPOINT_LOG_FILE, decodeRecord, isCheckpointRecord, versionOfStored,
 import { nodeHasher } from '../table/node_hasher.js';
 import type { TableMeta } from '../version/edit.js';
 import { files, syncDir, syncFile, VersionSet } from '../version/version_set.js';
+import { shapeOf, type Shape } from '../options.js';
+import { askShape, encodeShape, SHAPE_FILE, type ShapeError } from './shape.js';
 
 /** Largest chunk {@link readSnapshotChunk} serves and {@link installSnapshot} asks for: 1 MiB. */
 export const SNAPSHOT_CHUNK_BYTES = 1 << 20;
@@ -68,6 +70,12 @@ export enum SnapshotErrorCode {
    * the field (`proofkv cluster initial-set`, docs/cluster.md § An old cluster file).
    */
   InitialSetUnknown = 'SNAPSHOT_INITIAL_SET_UNKNOWN',
+  /**
+   * The serving member did not tell its shape (a release from before shapes were told) and the
+   * installing directory records none: the tables built after the install could not be the
+   * cluster's (docs/engine.md § Shape options). Nothing was installed.
+   */
+  ShapeUnknown = 'SNAPSHOT_SHAPE_UNKNOWN',
 }
 
 /**
@@ -450,6 +458,7 @@ export function snapshotDescriptor(db: ProofDB, options: { index: number; sessio
  * means the end of the file.
  */
 export async function readSnapshotChunk(db: ProofDB, index: number, name: string, offset: number, length: number): Promise<Uint8Array> {
+  if (name === SHAPE_FILE) return shapeChunk(db, offset, length);
   const s = servedSnapshot(db);
   if (index !== s.index) throw unavailable(`snapshot ${String(index)} is not served: the latest checkpoint is at log index ${s.index}`);
   const size = typeof name === 'string' ? s.files.get(name) : undefined;
@@ -480,6 +489,18 @@ export async function readSnapshotChunk(db: ProofDB, index: number, name: string
   return out;
 }
 
+/**
+ * The {@link SHAPE_FILE} pseudo-file of any snapshot index: this member's recorded shape
+ * (`src/replication/shape.ts`), served whether or not it has a checkpoint, so that a joining member
+ * learns it before it opens its engine and an installing member records it with the tables.
+ */
+function shapeChunk(db: ProofDB, offset: number, length: number): Uint8Array {
+  if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 1 || length > SNAPSHOT_CHUNK_BYTES) {
+    throw new SnapshotError(SnapshotErrorCode.BadRequest, `chunk [${String(offset)}, +${String(length)}) out of bounds (length 1..${SNAPSHOT_CHUNK_BYTES})`);
+  }
+  return encodeShape(shapeOf(db.options)).slice(offset, offset + length);
+}
+
 // ---- installing ------------------------------------------------------------------------------
 
 /** What {@link installSnapshot} installed. */
@@ -495,6 +516,13 @@ export interface InstalledSnapshot {
   /** Tables installed and their total bytes. */
   tables: number;
   bytes: number;
+  /**
+   * The shape the staged manifest records: the serving member's when it told it (`'told'`), else
+   * the installing directory's own (`'own'`: a serving member of a release from before shapes were
+   * told). The engine reopens with it.
+   */
+  shape: Shape;
+  shapeFrom: 'told' | 'own';
 }
 
 /** Options of {@link installSnapshot}. */
@@ -542,8 +570,10 @@ async function fetchFile(fetchChunk: FetchChunk, name: string, size: number, to:
  * 3. verify the staged files as a backup is verified (`verifyCheckpointFiles`: every table re-read
  *    and re-hashed, MasterRoot recomputed, log tree rebuilt) and compare them with the certified
  *    checkpoint and head and with the descriptor's table list;
- * 4. write a manifest naming exactly those tables, at the checkpoint's seq, log index and
- *    compaction pointers, and `SNAPSHOT` (the descriptor);
+ * 4. ask the serving member for its shape ({@link SHAPE_FILE}); write a manifest naming exactly
+ *    those tables, at the checkpoint's seq, log index and compaction pointers, recording that
+ *    shape — or, from a member of a release that does not tell it, the installing directory's
+ *    own; with neither, `SNAPSHOT_SHAPE_UNKNOWN` — and `SNAPSHOT` (the descriptor);
  * 5. `beforeCommit` (close the engine), take the lock, and commit: the staged set replaces the
  *    engine's files in one crash-safe step (`src/db/snapshot_install.ts`).
  *
@@ -559,6 +589,7 @@ export async function installSnapshot(dataDir: string, descriptorBytes: Uint8Arr
   if (total > maxBytes) throw new SnapshotError(SnapshotErrorCode.Invalid, `snapshot of ${total} bytes exceeds the limit of ${maxBytes}`);
   const staging = path.join(dataDir, SNAPSHOT_STAGING_DIR);
   let committed = false;
+  let stagedShape: { shape: Shape; shapeFrom: 'told' | 'own' } | undefined;
   try {
     fs.rmSync(staging, { recursive: true, force: true });
     fs.mkdirSync(staging, { mode: 0o700 });
@@ -567,10 +598,12 @@ export async function installSnapshot(dataDir: string, descriptorBytes: Uint8Arr
     options.onStep?.('fetched');
     const stored = verifyStaged(staging, d);
     options.onStep?.('verified');
+    const { shape, from } = await installShape(dataDir, fetchChunk);
+    stagedShape = { shape, shapeFrom: from };
     const vs = VersionSet.create(staging);
-    // The member's own shape (equal on every member): a manifest without one would open with the
-    // pre-issue-13 defaults (docs/engine.md § Shape options).
-    vs.shape = VersionSet.recordedShape(dataDir);
+    // The shape the tables were built with, which the member builds with from now on (docs/engine.md
+    // § Shape options): a manifest without one would open with the pre-issue-13 defaults.
+    vs.shape = shape;
     vs.current = versionOfStored(stored);
     vs.nextTableNumber = Math.max(0, ...d.tables.map((t) => t.number)) + 1;
     vs.lastSeq = stored.checkpoint.seq;
@@ -612,7 +645,32 @@ export async function installSnapshot(dataDir: string, descriptorBytes: Uint8Arr
     ...(d.members ? { members: d.members } : {}),
     tables: d.tables.length,
     bytes: total,
+    ...stagedShape!,
   };
+}
+
+/**
+ * The shape an install records: the serving member's (asked through `fetchChunk` as
+ * {@link SHAPE_FILE}), or — when it refuses the read, a release from before shapes were told — the
+ * shape `dataDir` records. A malformed or out-of-bounds shape is `SNAPSHOT_INVALID`; a refusal with
+ * no recorded shape `SNAPSHOT_SHAPE_UNKNOWN`; a failure to reach the member is rethrown.
+ */
+async function installShape(dataDir: string, fetchChunk: FetchChunk): Promise<{ shape: Shape; from: 'told' | 'own' }> {
+  let told;
+  try {
+    told = await askShape((_id, name, offset, length) => fetchChunk(name, offset, length), 0);
+  } catch (err) {
+    throw new SnapshotError(SnapshotErrorCode.Invalid, `snapshot: ${(err as ShapeError).message}`, { cause: err });
+  }
+  if ('shape' in told) return { shape: told.shape, from: 'told' };
+  if ('unreachable' in told) throw new SnapshotError(SnapshotErrorCode.Unavailable, `snapshot: the serving member's shape: ${told.unreachable}`);
+  const own = VersionSet.recordedShape(dataDir);
+  if (own === undefined) {
+    throw new SnapshotError(SnapshotErrorCode.ShapeUnknown,
+      `snapshot: the serving member did not tell its shape (${told.refused.slice(0, 160)}: a release from before shapes were told) and this data directory records none, ` +
+      'so the tables it would build after the install could differ from the cluster\'s; install from an upgraded member, or copy a member\'s data directory');
+  }
+  return { shape: own, from: 'own' };
 }
 
 /**

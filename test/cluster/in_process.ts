@@ -103,13 +103,18 @@ export class InProcessCluster {
   config!: ClusterConfig;
   secret!: Uint8Array;
 
-  constructor(prefix: string, private readonly o: { watch: number; compactMargin: number }) {
+  /** `fetchChunk`: member `watch`'s chunk reads go through it (a test's fault or an older member's answers). */
+  constructor(prefix: string, private readonly o: { watch: number; compactMargin: number; fetchChunk?: RaftSnapshotOptions['fetchChunk'] }) {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   }
 
   /** Starts member `id` (its data directory from `dataDirs`) with the current `config`. */
   async start(id: number, join = false): Promise<void> {
-    const snapshots = { compactMargin: this.o.compactMargin, onEvent: (e: SnapshotEvent) => void (id === this.o.watch && this.events.push(e)) };
+    const snapshots: RaftSnapshotOptions = {
+      compactMargin: this.o.compactMargin,
+      onEvent: (e: SnapshotEvent) => void (id === this.o.watch && this.events.push(e)),
+      ...(id === this.o.watch && this.o.fetchChunk ? { fetchChunk: this.o.fetchChunk } : {}),
+    };
     this.members.nodes.set(id, await startMember({ config: this.config, id, dataDir: this.dataDirs.get(id)!, secret: this.secret, join, snapshots }));
   }
 

@@ -29,21 +29,14 @@ import {
 import { proofCbor } from '../../proofs/cbor_instance.js';
 import { mulberry32 } from '../support/prng.js';
 import type { SignerSet } from '../../proofs/signer_set.js';
-import { tempDir, TINY } from '../engine/harness.js';
+import { TINY } from '../engine/harness.js';
+import { memberDir, scratchDirs } from './snapshot_helpers.js';
 
 const OPTS: DBOptions = { ...TINY, writeBufferSize: 4096, targetFileSize: 4096, writeAheadLog: 'external' };
 const te = new TextEncoder();
 const KEYS = 120;
 
-const cleanups: Array<() => void> = [];
-afterEach(() => {
-  for (const c of cleanups.splice(0)) c();
-});
-function scratch(): string {
-  const t = tempDir('proofkv-snap-');
-  cleanups.push(t.cleanup);
-  return t.dir;
-}
+const scratch = scratchDirs('proofkv-snap-');
 
 /** Applies log entries [from, to] of a seeded stream: puts, deletes, batches, a checkpoint every `every`. */
 async function applyLog(db: ProofDB, seed: number, from: number, to: number, every: number, signers?: SignerSet): Promise<void> {
@@ -60,14 +53,6 @@ async function applyLog(db: ProofDB, seed: number, from: number, to: number, eve
       await db.write(b, { logIndex: i });
     }
   }
-}
-
-/** A data directory holding only a node key, as `proofkv cluster init` leaves a new member's. */
-function memberDir(root: string, name: string): string {
-  const dir = path.join(root, name);
-  fs.mkdirSync(dir, { mode: 0o700 });
-  fs.writeFileSync(path.join(dir, 'NODE_KEY'), generateKeyPair().privateKey, { mode: 0o600 });
-  return dir;
 }
 
 /** Every file of `dir` (recursively) with its SHA-256: "nothing changed" is this being equal. */

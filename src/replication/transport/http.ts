@@ -49,6 +49,11 @@
  * A chunk read's refusals carry a MAC as well (`chunkRefusalMac`, over status and reason, bound to
  * the request's MAC): the listener checks a chunk read's MAC before anything else, and the reader
  * takes a refusal without a valid one as `TRANSPORT_MALFORMED`, not as the member's answer.
+ *
+ * **The shape read.** A chunk read of the name `SHAPE` (this member's recorded shape, any index:
+ * `src/replication/shape.ts`) is answered to any sender that proves the cluster secret, a current
+ * member or not: a member that joins asks it before it is added, and it tells nothing a holder of
+ * the secret could not learn by claiming a member's id. Every other check applies.
  * @module
  */
 import { randomBytes } from 'node:crypto';
@@ -68,6 +73,7 @@ import { TransportError, TransportErrorCode } from './errors.js';
 import { BATCH_FRAME_BYTES, PeerQueue, framedSize } from './queue.js';
 import { FRAME_HEADER_BYTES, FrameReader, STREAM_NONCE_BYTES, STREAM_PATH, STREAM_PROTOCOL, encodeBatchFrame, encodeFrame } from './stream.js';
 import { trace, tracing } from '../trace.js';
+import { SHAPE_FILE } from '../shape.js';
 
 /** Path of the message route. */
 export const MESSAGES_PATH = '/raft/v1/messages';
@@ -791,7 +797,9 @@ export class HttpTransport implements Transport {
     const answerTo = chunk === undefined ? undefined : { to: claims.from, mac, secret: chunk.secret };
     if (claims.clusterId !== this.o.clusterId) return this.refuse(res, 'wrong-cluster', {}, true, answerTo);
     if (claims.to !== this.o.selfId) return this.refuse(res, 'wrong-recipient', {}, true, answerTo);
-    if (!this.links.has(claims.from)) return this.refuse(res, 'not-member', {}, true, answerTo);
+    // The shape read is answered to a sender that is not a member yet (a joiner; module comment).
+    const open = chunk !== undefined && chunk.q.name === SHAPE_FILE;
+    if (!open && !this.links.has(claims.from)) return this.refuse(res, 'not-member', {}, true, answerTo);
     const slot = `${route}/${claims.from}`;
     const busy = this.inbound.get(slot) ?? 0;
     if (busy >= MAX_INBOUND_PER_SENDER) return this.refuse(res, 'busy', {}, true, answerTo);
@@ -991,7 +999,7 @@ export class HttpTransport implements Transport {
     }
     // A handler that returns more than asked is this member's fault: refused, not served.
     if (!(data instanceof Uint8Array) || data.length > q.length) return this.refuse(res, 'read-failed', {}, false, answerTo);
-    if (this.closed || !this.links.has(claims.from)) return this.refuse(res, this.closed ? 'closed' : 'not-member', {}, true, answerTo);
+    if (this.closed || (q.name !== SHAPE_FILE && !this.links.has(claims.from))) return this.refuse(res, this.closed ? 'closed' : 'not-member', {}, true, answerTo);
     const answerMac = chunkAnswerMac(answerTo.secret, this.o.clusterId, this.o.selfId, claims.from, answerTo.mac, bodyDigest(data));
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(data.length), [PeerHeader.mac]: Buffer.from(answerMac).toString('hex') });
     res.end(data);
