@@ -253,7 +253,17 @@ describe('transient faults', () => {
     prlimit(pid, '--fsize=unlimited:');
     await until(async () => (await status(agent, s.url)).writes.state === 'ok');
     expect(await metric(agent, s.url, 'proofkv_write_fault{component="raft-log",recoverable="true"}')).toBe(0);
-    expect((await put(agent, s.url, 'after', value)).status).toBe(200);
+    // The log reopened, the rebuilt node replays its committed entries and elects itself again
+    // (a lone voter campaigns once it has): until then a write is refused as retryable, as
+    // with no leader known. On a loaded machine that can take a few event-loop turns past `ok`.
+    await until(async () => {
+      const r = await put(agent, s.url, 'after', value);
+      if (r.status !== 200) {
+        expect(r.status).toBe(503);
+        expect(r.headers['retry-after']).toBe('1');
+      }
+      return r.status === 200;
+    }, 50);
     acked.push('after');
     agent.destroy();
     expect(s.stderr()).toMatch(/"component":"raft-log","code":"EFBIG".*raft log write failed/);
