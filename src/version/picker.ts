@@ -99,7 +99,7 @@ export function pickLevel0Compaction(v: Version, pointers: ReadonlyMap<number, U
  * `checkpointLevel0Tables` tables. Otherwise, when one level-0 table is allowed
  * (`checkpointLevel0Tables` >= 1), `checkpointLevel0Bytes` is not 0 and level 0 holds fewer bytes
  * than it and than level 1, the **merge of level-0 tables into one level-0 table** — all of them,
- * or with `checkpointLevel0SizeRatio` the newest ones, size-tiered ({@link level0Merge}) — (no
+ * or with `checkpointLevel0SizeRatio` the newest ones, size-tiered (`level0Merge`) — (no
  * level-1 table is read or rewritten: the cost is bounded by level 0's bytes, not level 1's); else — level
  * 0 has reached its byte bound, or level 1 is no larger than level 0, so that rewriting it costs
  * at most as much again — the compaction of all of level 0 into level 1
