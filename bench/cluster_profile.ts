@@ -14,7 +14,9 @@
  * on are counted (start-up excluded). `--puts` divides each area's time by the PUTs of the run
  * (the bench's warm-up included); a profile of a worker thread (its file name's second number is
  * not 0) is shown apart. `--detail PREFIX` lists, for the areas whose name starts with it, the
- * functions their time is spent in (leaf, and its nearest caller with a script). Not a test.
+ * functions their time is spent in (leaf, and its nearest caller with a script). `--from S --to S`
+ * keep only the samples taken from S to S seconds after the profile's start (compare the early
+ * and the late part of a long run; `--puts` is then the PUTs of that window). Not a test.
  * @module
  */
 import fs from 'node:fs';
@@ -89,6 +91,21 @@ export function clusterAreas(prof: Profile, detail?: string): { byArea: Map<stri
   return { byArea, syncs, idle, all, frames };
 }
 
+/** The samples of `prof` taken from `fromS` to `toS` seconds after its first sample. */
+export function profileWindow(prof: Profile, fromS: number, toS: number): Profile {
+  const samples: number[] = [];
+  const timeDeltas: number[] = [];
+  let t = 0;
+  for (let i = 0; i < prof.samples.length; i++) {
+    t += prof.timeDeltas[i] ?? 0;
+    if (t >= fromS * 1e6 && t < toS * 1e6) {
+      samples.push(prof.samples[i]);
+      timeDeltas.push(prof.timeDeltas[i] ?? 0);
+    }
+  }
+  return { nodes: prof.nodes, samples, timeDeltas };
+}
+
 function main(): void {
   const argv = process.argv.slice(2);
   const files = argv.filter((a) => a.endsWith('.cpuprofile'));
@@ -99,12 +116,14 @@ function main(): void {
   const args = parseArgs(argv.filter((a) => !a.endsWith('.cpuprofile')));
   const puts = numArg(args, 'puts', 0);
   const detail = typeof args.get('detail') === 'string' ? String(args.get('detail')) : undefined;
+  const from = numArg(args, 'from', 0);
+  const to = numArg(args, 'to', Infinity);
   const per = (us: number) => (puts > 0 ? `${(us / puts).toFixed(1).padStart(7)} µs/PUT` : '');
   const totals = new Map<string, number>();
   let busyAll = 0;
   for (const file of files) {
     const thread = /\.\d+\.(\d+)\.\d+\.cpuprofile$/.exec(path.basename(file))?.[1] ?? '0';
-    const { byArea, syncs, idle, all, frames } = clusterAreas(JSON.parse(fs.readFileSync(file, 'utf8')) as Profile, detail);
+    const { byArea, syncs, idle, all, frames } = clusterAreas(profileWindow(JSON.parse(fs.readFileSync(file, 'utf8')) as Profile, from, to), detail);
     const busy = all - idle;
     console.log(`\n${path.basename(file)}${thread === '0' ? '' : ' (worker thread)'}: ${(all / 1e6).toFixed(2)} s sampled, busy ${(busy / 1e6).toFixed(2)} s (${((busy / Math.max(all, 1)) * 100).toFixed(0)} %) ${per(busy)}`);
     for (const [area, us] of [...byArea].sort((a, b) => b[1] - a[1])) {

@@ -28,11 +28,12 @@ export interface DBOptions {
   /** Shape: level-0 table count that triggers a compaction (default 4). */
   level0CompactionTrigger?: number;
   /**
-   * Shape: the most level-0 tables a checkpoint leaves (default 1). When the checkpoint's flush
-   * leaves more, the checkpoint merges level 0 into one level-0 table or compacts it into level 1
-   * (`checkpointLevel0Bytes`) before it signs, so a proof against it pays for at most this many
-   * overlapping level-0 tables (each costs a window). 0 compacts level 0 into level 1 at every
-   * checkpoint that has a level-0 table.
+   * Shape: the most level-0 tables a checkpoint leaves (default 2; 1 before issue 10's tenth
+   * session, which a database created before keeps). When the checkpoint's flush leaves more, the
+   * checkpoint merges level-0 tables within level 0 (`checkpointLevel0SizeRatio`) or compacts level
+   * 0 into level 1 (`checkpointLevel0Bytes`) before it signs, so a proof against it pays for at
+   * most this many overlapping level-0 tables (each costs a window). 0 compacts level 0 into level
+   * 1 at every checkpoint that has a level-0 table.
    */
   checkpointLevel0Tables?: number;
   /**
@@ -43,6 +44,16 @@ export interface DBOptions {
    * level 1; otherwise (or with 0) it compacts level 0 into level 1 (docs/engine.md § Checkpoints).
    */
   checkpointLevel0Bytes?: number;
+  /**
+   * Shape: which level-0 tables a checkpoint's merge within level 0 takes, a percentage (default
+   * 200; 0 = all of them, the rule before, which a database created before this option keeps).
+   * R > 0 merges **size-tiered** (RocksDB's universal compaction): the newest tables, as few as
+   * leave `checkpointLevel0Tables`, then each next older table while its bytes are at most R % of
+   * the bytes taken so far. With `checkpointLevel0Tables` 1 every merge takes all of level 0
+   * whatever R is; with 2 a small recent table grows beside the large old one instead of rewriting
+   * it at every other checkpoint (docs/engine.md § Checkpoints).
+   */
+  checkpointLevel0SizeRatio?: number;
   /**
    * Shape: entries per stored group root in a data block (table format 3, docs/storage.md §7.5):
    * a power of two from 2 to 65536, default 8. 0 writes table format 2 (no stored roots), which a
@@ -149,6 +160,7 @@ export const SHAPE_OPTIONS = [
   'maxBytesForLevelBase',
   'merkleGroup',
   'checkpointLevel0Bytes',
+  'checkpointLevel0SizeRatio',
 ] as const;
 
 /** The shape options' values, as recorded in the manifest. */
@@ -165,10 +177,11 @@ export const DEFAULT_SHAPE: Readonly<Shape> = Object.freeze({
   bloomBitsPerKey: 10,
   targetFileSize: 16 * 1024 * 1024,
   level0CompactionTrigger: 4,
-  checkpointLevel0Tables: 1,
+  checkpointLevel0Tables: 2,
   maxBytesForLevelBase: 64 * 1024 * 1024,
   merkleGroup: 8,
   checkpointLevel0Bytes: 16 * 1024 * 1024,
+  checkpointLevel0SizeRatio: 200,
 });
 
 /**
@@ -187,6 +200,7 @@ export const LEGACY_SHAPE: Readonly<Shape> = Object.freeze({
   maxBytesForLevelBase: 10 * 1024 * 1024,
   merkleGroup: 0,
   checkpointLevel0Bytes: 0,
+  checkpointLevel0SizeRatio: 0,
 });
 
 /** True when `a` and `b` are the same shape. */
@@ -241,6 +255,7 @@ export function resolveOptions(o: DBOptions = {}): ResolvedOptions {
     maxBytesForLevelBase: o.maxBytesForLevelBase ?? DEFAULT_SHAPE.maxBytesForLevelBase,
     merkleGroup: o.merkleGroup ?? DEFAULT_SHAPE.merkleGroup,
     checkpointLevel0Bytes: o.checkpointLevel0Bytes ?? DEFAULT_SHAPE.checkpointLevel0Bytes,
+    checkpointLevel0SizeRatio: o.checkpointLevel0SizeRatio ?? DEFAULT_SHAPE.checkpointLevel0SizeRatio,
     maxFrozenMemtables: o.maxFrozenMemtables ?? 2,
     blockCacheSize: o.blockCacheSize ?? 8 * 1024 * 1024,
     proofBlockCacheBytes: o.proofBlockCacheBytes ?? 32 * 1024 * 1024,
@@ -272,6 +287,7 @@ export function resolveOptions(o: DBOptions = {}): ResolvedOptions {
   if (r.checkpointLevel0Bytes !== 0 && r.checkpointLevel0Bytes < 1024) {
     throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `option checkpointLevel0Bytes must be 0 or an integer >= 1024, got ${r.checkpointLevel0Bytes}`);
   }
+  positive('checkpointLevel0SizeRatio', r.checkpointLevel0SizeRatio, 0);
   positive('merkleGroup', r.merkleGroup, 0);
   if (r.merkleGroup !== 0 && (r.merkleGroup < 2 || r.merkleGroup > 65536 || (r.merkleGroup & (r.merkleGroup - 1)) !== 0)) {
     throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `option merkleGroup must be 0 or a power of two from 2 to 65536, got ${r.merkleGroup}`);

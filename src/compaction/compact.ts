@@ -36,8 +36,9 @@ export interface CompactionJob {
   tmpPrefix: string;
   shape: TableShape;
   /**
-   * Write one output, never cut at `targetFileSize` (a merge within level 0: level 0 must hold
-   * one table after it; its size is bounded by the level-0 inputs, under `checkpointLevel0Bytes`).
+   * Write one output, never cut at `targetFileSize` (a merge within level 0: level 0 must hold no
+   * more tables after it than the checkpoint allows; its size is bounded by the level-0 inputs,
+   * under `checkpointLevel0Bytes`).
    */
   singleOutput?: boolean;
 }

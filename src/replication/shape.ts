@@ -46,6 +46,7 @@ export const MAX_TOLD_SHAPE: Readonly<Shape> = Object.freeze({
   maxBytesForLevelBase: 2 ** 40,
   merkleGroup: 1 << 16,
   checkpointLevel0Bytes: 2 ** 40,
+  checkpointLevel0SizeRatio: 1_000_000,
 });
 
 /** Stable codes of {@link ShapeError}. */

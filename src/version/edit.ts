@@ -20,17 +20,20 @@
  * tag 12 lastTime           varint   commit time (ms) of the latest write whose effect is in the
  *                                   tables; written in every edit of a manifest made with commit
  *                                   times (its absence marks a directory from before them)
- * tag 13 shape              varint n (10), then n varints: writeBufferSize, blockSize,
+ * tag 13 shape              varint n (11), then n varints: writeBufferSize, blockSize,
  *                                   blockRestartInterval, bloomBitsPerKey, targetFileSize,
  *                                   level0CompactionTrigger, checkpointLevel0Tables,
- *                                   maxBytesForLevelBase, merkleGroup, checkpointLevel0Bytes — the shape
+ *                                   maxBytesForLevelBase, merkleGroup, checkpointLevel0Bytes,
+ *                                   checkpointLevel0SizeRatio — the shape
  *                                   options the database runs with, from its creation on; the
  *                                   latest wins (no edit with one: created before shapes were
  *                                   recorded). A record of 8 (before merkleGroup was a shape
  *                                   option) has merkleGroup 0: such a database wrote table format
  *                                   2; a record of 8 or 9 (before checkpointLevel0Bytes) has
  *                                   checkpointLevel0Bytes 0: checkpoints compact level 0 into
- *                                   level 1, never merge it within level 0
+ *                                   level 1, never merge it within level 0; a record of 8 to 10
+ *                                   (before checkpointLevel0SizeRatio) has it 0: a checkpoint's
+ *                                   merge takes all of level 0
  * lp = varint length || bytes
  * ```
  * Unknown tags are corruption: an edit from a newer format is refused, not half-read.
@@ -44,6 +47,8 @@ import { ByteReader, ByteWriter } from '../util/coding.js';
 const SHAPE_OPTIONS_BEFORE_MERKLE_GROUP = 8;
 /** Options in a shape record written before `checkpointLevel0Bytes` joined the shape (it is then 0: off). */
 const SHAPE_OPTIONS_BEFORE_CHECKPOINT_LEVEL0_BYTES = 9;
+/** Options in a shape record written before `checkpointLevel0SizeRatio` joined the shape (it is then 0: merges take all of level 0). */
+const SHAPE_OPTIONS_BEFORE_CHECKPOINT_LEVEL0_SIZE_RATIO = 10;
 
 /** What the manifest knows about one table. */
 export interface TableMeta {
@@ -184,10 +189,15 @@ export function decodeEdit(payload: Uint8Array, file: string): VersionEdit {
           break;
         case Tag.Shape: {
           const n = r.varint();
-          if (n !== SHAPE_OPTIONS.length && n !== SHAPE_OPTIONS_BEFORE_CHECKPOINT_LEVEL0_BYTES && n !== SHAPE_OPTIONS_BEFORE_MERKLE_GROUP) {
+          if (
+            n !== SHAPE_OPTIONS.length &&
+            n !== SHAPE_OPTIONS_BEFORE_CHECKPOINT_LEVEL0_SIZE_RATIO &&
+            n !== SHAPE_OPTIONS_BEFORE_CHECKPOINT_LEVEL0_BYTES &&
+            n !== SHAPE_OPTIONS_BEFORE_MERKLE_GROUP
+          ) {
             throw new CorruptionError(file, `shape with ${n} options, want ${SHAPE_OPTIONS.length}`);
           }
-          const shape = { merkleGroup: 0, checkpointLevel0Bytes: 0 } as Shape;
+          const shape = { merkleGroup: 0, checkpointLevel0Bytes: 0, checkpointLevel0SizeRatio: 0 } as Shape;
           for (const k of SHAPE_OPTIONS.slice(0, n)) shape[k] = r.varint();
           e.shape = shape;
           break;

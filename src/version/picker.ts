@@ -11,7 +11,8 @@
  *
  * A checkpoint's level-0 rule ({@link pickCheckpointLevel0}) is a function of the version and the
  * shape too: all of level 0 merged into one level-0 table while level 0 is under
- * `checkpointLevel0Bytes` (RocksDB's intra-L0 compaction), else all of level 0 into level 1.
+ * `checkpointLevel0Bytes` (RocksDB's intra-L0 compaction; with `checkpointLevel0SizeRatio`, only the
+ * newest level-0 tables, size-tiered), else all of level 0 into level 1.
  * @module
  */
 import { compareBytes } from '../../proofs/bytes.js';
@@ -30,6 +31,8 @@ export interface PickerOptions {
 export interface CheckpointLevel0Options {
   checkpointLevel0Tables: number;
   checkpointLevel0Bytes: number;
+  /** 0: a merge takes all of level 0; R > 0: the newest tables, size-tiered ({@link pickCheckpointLevel0}). */
+  checkpointLevel0SizeRatio: number;
 }
 
 /** A picked compaction. */
@@ -95,8 +98,9 @@ export function pickLevel0Compaction(v: Version, pointers: ReadonlyMap<number, U
  * A checkpoint's level-0 rule (docs/engine.md § Checkpoints): null when level 0 holds at most
  * `checkpointLevel0Tables` tables. Otherwise, when one level-0 table is allowed
  * (`checkpointLevel0Tables` >= 1), `checkpointLevel0Bytes` is not 0 and level 0 holds fewer bytes
- * than it and than level 1, the **merge of all level-0 tables into one level-0 table** (no level-1
- * table is read or rewritten: the cost is bounded by level 0's bytes, not level 1's); else — level
+ * than it and than level 1, the **merge of level-0 tables into one level-0 table** — all of them,
+ * or with `checkpointLevel0SizeRatio` the newest ones, size-tiered (`level0Merge`) — (no
+ * level-1 table is read or rewritten: the cost is bounded by level 0's bytes, not level 1's); else — level
  * 0 has reached its byte bound, or level 1 is no larger than level 0, so that rewriting it costs
  * at most as much again — the compaction of all of level 0 into level 1
  * ({@link pickLevel0Compaction}), which is how level 0 moves on when merges keep it under
@@ -108,9 +112,28 @@ export function pickCheckpointLevel0(v: Version, pointers: ReadonlyMap<number, U
   if (level0.length <= opts.checkpointLevel0Tables) return null;
   const level0Bytes = v.levelBytes(0);
   if (opts.checkpointLevel0Tables >= 1 && opts.checkpointLevel0Bytes > 0 && level0Bytes < opts.checkpointLevel0Bytes && level0Bytes < v.levelBytes(1)) {
-    return { level: 0, outputLevel: 0, inputs: level0.slice(), nextInputs: [], trivialMove: false };
+    return { level: 0, outputLevel: 0, inputs: level0Merge(level0, opts), nextInputs: [], trivialMove: false };
   }
   return pickLevel0Compaction(v, pointers);
+}
+
+/**
+ * The inputs of a checkpoint's merge within level 0 (`level0` newest first, more than
+ * `checkpointLevel0Tables` tables). With `checkpointLevel0SizeRatio` 0, all of level 0 (one
+ * level-0 table after it). With R > 0, **size-tiered** (RocksDB's universal compaction, its
+ * `size_ratio`): the newest `n - checkpointLevel0Tables + 1` tables, the fewest that leave
+ * `checkpointLevel0Tables`, then each next older table while its bytes are at most R % of the
+ * bytes taken so far — so a small recent table is merged with the other recent ones, not into the
+ * large old one, until the recent ones have grown to its size. Always a run of the newest tables,
+ * so the output (numbered after every input) is level 0's newest table and the read order holds.
+ */
+function level0Merge(level0: readonly TableMeta[], opts: CheckpointLevel0Options): TableMeta[] {
+  if (opts.checkpointLevel0SizeRatio === 0) return level0.slice();
+  let take = level0.length - opts.checkpointLevel0Tables + 1;
+  let bytes = 0;
+  for (let i = 0; i < take; i++) bytes += level0[i].size;
+  while (take < level0.length && level0[take].size * 100 <= bytes * opts.checkpointLevel0SizeRatio) bytes += level0[take++].size;
+  return level0.slice(0, take);
 }
 
 /** The compaction of `level` (non-empty) into the next level, by the rules of the module comment. */

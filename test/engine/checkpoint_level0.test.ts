@@ -7,7 +7,9 @@
  * `checkpointLevel0Bytes` 0, the rule before the merge). Both rules are run: the table sets stay a pure
  * function of the writes (worker thread vs inline compactions with random delays; in external-log
  * mode, a crash between a checkpoint's flush and its level-0 compaction replays to byte-identical
- * checkpoints and tables), and every proof against them (get, absence, history) verifies.
+ * checkpoints and tables), and every proof against them (get, absence, history) verifies. A third
+ * rule merges size-tiered (`checkpointLevel0SizeRatio`, two level-0 tables allowed): the newest
+ * tables only, so an older level-0 table can stay through a merge.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -38,8 +40,11 @@ const BASE: DBOptions = {
  * level 1).
  */
 const RULES = [
-  { name: 'into level 1', checkpointLevel0Bytes: 0, maxBytesForLevelBase: 1024 },
-  { name: 'merged within level 0', checkpointLevel0Bytes: 6 * 1024, maxBytesForLevelBase: 16 * 1024 },
+  { name: 'into level 1', checkpointLevel0Bytes: 0, maxBytesForLevelBase: 1024, checkpointLevel0SizeRatio: 0, tables: 1 },
+  { name: 'merged within level 0', checkpointLevel0Bytes: 6 * 1024, maxBytesForLevelBase: 16 * 1024, checkpointLevel0SizeRatio: 0, tables: 1 },
+  // Two level-0 tables allowed, the merge size-tiered: the newest tables, not always all of level 0.
+  // A larger bound, so that the old level-0 table outgrows a round's flushes before it reaches it.
+  { name: 'merged size-tiered within level 0', checkpointLevel0Bytes: 24 * 1024, maxBytesForLevelBase: 64 * 1024, checkpointLevel0SizeRatio: 200, tables: 2 },
 ] as const;
 
 const te = new TextEncoder();
@@ -70,6 +75,8 @@ function rounds(seed: number, n: number): Round[] {
 interface Run {
   /** Level-0 table count of each checkpoint's table set. */
   level0: number[];
+  /** `checkpointLevel0Merges` after each checkpoint. */
+  merges: number[];
   /** Each checkpoint's tables: level, number, root. */
   tables: string[][];
   masterRoots: string[];
@@ -79,7 +86,7 @@ interface Run {
 async function run(opts: DBOptions, plan: Round[], verify: boolean): Promise<Run> {
   const { dir, cleanup } = tempDir('proofkv-cpl0-');
   const db = await ProofDB.open(dir, opts);
-  const out: Run = { level0: [], tables: [], masterRoots: [], stats: db.stats() };
+  const out: Run = { level0: [], merges: [], tables: [], masterRoots: [], stats: db.stats() };
   const latest = new Map<string, string>();
   const written = new Map<string, string[]>();
   // Commit times are explicit, so the tables do not depend on the clock of the run.
@@ -100,6 +107,7 @@ async function run(opts: DBOptions, plan: Round[], verify: boolean): Promise<Run
       }
       const cp = await db.checkpoint();
       out.level0.push(cp.tables.filter((t) => t.level === 0).length);
+      out.merges.push(db.stats().checkpointLevel0Merges);
       out.tables.push(cp.tables.map((t) => `${t.level}:${t.number}:${hex(t.root)}`));
       out.masterRoots.push(hex(cp.checkpoint.masterRoot));
     }
@@ -136,9 +144,23 @@ async function run(opts: DBOptions, plan: Round[], verify: boolean): Promise<Run
   return out;
 }
 
-describe.each(RULES)('checkpoints leave level 0 small: $name', ({ checkpointLevel0Bytes, maxBytesForLevelBase }) => {
+/**
+ * Checkpoints after which level 0 kept a table that was in level 0 at the checkpoint before, although
+ * a merge within level 0 ran in between: only a size-tiered merge (the newest tables) leaves one.
+ */
+function keptThroughMerge(r: Run): number {
+  let n = 0;
+  for (let i = 1; i < r.tables.length; i++) {
+    if (r.merges[i] === r.merges[i - 1]) continue;
+    const before = new Set(r.tables[i - 1].filter((t) => t.startsWith('0:')));
+    if (r.tables[i].some((t) => before.has(t))) n++;
+  }
+  return n;
+}
+
+describe.each(RULES)('checkpoints leave level 0 small: $name', ({ checkpointLevel0Bytes, maxBytesForLevelBase, checkpointLevel0SizeRatio, tables }) => {
   const plan = rounds(20261129, 60);
-  const base: DBOptions = { ...BASE, checkpointLevel0Bytes, maxBytesForLevelBase };
+  const base: DBOptions = { ...BASE, checkpointLevel0Bytes, maxBytesForLevelBase, checkpointLevel0SizeRatio };
 
   it('with the rule off, level 0 grows to several tables at checkpoints (the control)', async () => {
     const off = await run({ ...base, checkpointLevel0Tables: 64 }, plan, false);
@@ -163,17 +185,21 @@ describe.each(RULES)('checkpoints leave level 0 small: $name', ({ checkpointLeve
         expect(res.stats.checkpointCompactions).toBeGreaterThan(res.stats.checkpointLevel0Merges);
         expect(res.tables[res.tables.length - 1].some((t) => !t.startsWith('0:'))).toBe(true);
       }
+      // A merge that takes all of level 0 keeps no level-0 table through it; a size-tiered one
+      // with two tables allowed does (the large old table stays while recent ones merge).
+      if (checkpointLevel0SizeRatio > 0 && k >= 2 && checkpointLevel0Bytes > 0) expect(keptThroughMerge(res)).toBeGreaterThan(0);
+      else expect(keptThroughMerge(res)).toBe(0);
     });
   }
 
   it('the same table sets and MasterRoots with the worker thread as with inline compactions at random delays', async () => {
     const r = mulberry32(7);
     const delayed = await run(
-      { ...base, checkpointLevel0Tables: 1, compactionDelay: () => new Promise((res) => setTimeout(res, Math.floor(r() * 3))) },
+      { ...base, checkpointLevel0Tables: tables, compactionDelay: () => new Promise((res) => setTimeout(res, Math.floor(r() * 3))) },
       plan,
       false,
     );
-    const worker = await run({ ...base, checkpointLevel0Tables: 1, compactionThread: 'worker' }, plan, false);
+    const worker = await run({ ...base, checkpointLevel0Tables: tables, compactionThread: 'worker' }, plan, false);
     expect(worker.tables).toEqual(delayed.tables);
     expect(worker.masterRoots).toEqual(delayed.masterRoots);
     // Not vacuous: the policy compacted too (its compactions run before each checkpoint's rule).
@@ -184,6 +210,8 @@ describe.each(RULES)('checkpoints leave level 0 small: $name', ({ checkpointLeve
       expect(delayed.stats.checkpointLevel0Merges).toBeGreaterThan(0);
       expect(delayed.stats.checkpointCompactions).toBeGreaterThan(delayed.stats.checkpointLevel0Merges);
     }
+    // The size-tiered rule merged only the newest tables at least once.
+    if (checkpointLevel0SizeRatio > 0) expect(keptThroughMerge(delayed)).toBeGreaterThan(0);
   });
 
   it('external-log mode: a crash while a checkpoint compacts level 0 replays to the same checkpoint', async () => {
@@ -197,7 +225,7 @@ describe.each(RULES)('checkpoints leave level 0 small: $name', ({ checkpointLeve
     const opts: DBOptions = {
       ...base,
       writeBufferSize: 1 << 20,
-      checkpointLevel0Tables: 1,
+      checkpointLevel0Tables: tables,
       writeAheadLog: 'external',
       compactionDelay: async () => {
         if (armed !== null) fs.cpSync(dir, armed, { recursive: true });
@@ -251,7 +279,7 @@ describe.each(RULES)('checkpoints leave level 0 small: $name', ({ checkpointLeve
           // The checkpoint's flush is installed (its writes are durable), the checkpoint is not.
           expect(db.logIndex().durable).toBe(c.index - 1);
           // The checkpoint's rule applies: the replay compacts level 0 again, as the live run did.
-          const mustCompact = db.tables().filter((t) => t.level === 0).length > 1;
+          const mustCompact = db.tables().filter((t) => t.level === 0).length > tables;
           await apply(db, c.index);
           expect(fingerprint(db, c.dir)).toEqual(ref);
           if (mustCompact) {
@@ -294,16 +322,16 @@ describe('the level-0 rule\'s options', () => {
   const pointers = new Map<number, Uint8Array>();
 
   it('pickCheckpointLevel0: a merge within level 0 under the byte bound and level 1\'s bytes, level 0 into level 1 at either, nothing at or under the table count', () => {
-    const merge = pickCheckpointLevel0(v, pointers, { checkpointLevel0Tables: 1, checkpointLevel0Bytes: 3001 })!;
+    const merge = pickCheckpointLevel0(v, pointers, { checkpointLevel0Tables: 1, checkpointLevel0Bytes: 3001, checkpointLevel0SizeRatio: 0 })!;
     expect([merge.level, merge.outputLevel, merge.trivialMove]).toEqual([0, 0, false]);
     expect(merge.inputs.map((t) => t.number)).toEqual([9, 8, 7]);
     expect(merge.nextInputs).toEqual([]);
     expect(merge.pointer).toBeUndefined();
     // At the bound (3000 bytes of level 0), or with no bound, or when no level-0 table may stay: into level 1.
     for (const opts of [
-      { checkpointLevel0Tables: 1, checkpointLevel0Bytes: 3000 },
-      { checkpointLevel0Tables: 2, checkpointLevel0Bytes: 0 },
-      { checkpointLevel0Tables: 0, checkpointLevel0Bytes: 1 << 30 },
+      { checkpointLevel0Tables: 1, checkpointLevel0Bytes: 3000, checkpointLevel0SizeRatio: 0 },
+      { checkpointLevel0Tables: 2, checkpointLevel0Bytes: 0, checkpointLevel0SizeRatio: 200 },
+      { checkpointLevel0Tables: 0, checkpointLevel0Bytes: 1 << 30, checkpointLevel0SizeRatio: 200 },
     ]) {
       const into = pickCheckpointLevel0(v, pointers, opts)!;
       expect([into.level, into.outputLevel], JSON.stringify(opts)).toEqual([0, 1]);
@@ -312,35 +340,60 @@ describe('the level-0 rule\'s options', () => {
     }
     // Level 1 no larger than level 0 (2,500 bytes against 3,000): into level 1 even under the bound.
     const small = Version.empty().apply({ added: [[0, table(7, 1000, 'b', 'd')], [0, table(8, 1000, 'a', 'c')], [0, table(9, 1000, 'c', 'e')], [1, table(3, 2500, 'a', 'f')]] });
-    const early = pickCheckpointLevel0(small, pointers, { checkpointLevel0Tables: 1, checkpointLevel0Bytes: 1 << 30 })!;
+    const early = pickCheckpointLevel0(small, pointers, { checkpointLevel0Tables: 1, checkpointLevel0Bytes: 1 << 30, checkpointLevel0SizeRatio: 0 })!;
     expect([early.outputLevel, early.nextInputs.map((t) => t.number)]).toEqual([1, [3]]);
     // Three level-0 tables are allowed: no compaction at all.
-    expect(pickCheckpointLevel0(v, pointers, { checkpointLevel0Tables: 3, checkpointLevel0Bytes: 1 << 30 })).toBeNull();
+    expect(pickCheckpointLevel0(v, pointers, { checkpointLevel0Tables: 3, checkpointLevel0Bytes: 1 << 30, checkpointLevel0SizeRatio: 200 })).toBeNull();
   });
 
-  it('refuses a checkpointLevel0Bytes other than 0 or an integer >= 1024 with INVALID_ARGUMENT and creates nothing', async () => {
-    const { dir, cleanup } = tempDir('proofkv-cpl0-');
-    try {
-      fs.rmSync(dir, { recursive: true, force: true });
-      for (const bad of [1, 1023, -1, 2048.5, Number.NaN]) {
-        await expect(ProofDB.open(dir, { checkpointLevel0Bytes: bad })).rejects.toBeInstanceOf(InvalidArgumentError);
-        expect(fs.existsSync(dir)).toBe(false);
-      }
-    } finally {
-      cleanup();
-    }
+  it('pickCheckpointLevel0, size-tiered: the newest tables that leave checkpointLevel0Tables, then each older one at most checkpointLevel0SizeRatio % of the bytes taken', () => {
+    // Level 0 newest first: 12 (100 B), 11 (150 B), 10 (400 B), 9 (3,000 B); a large level 1.
+    const l0 = Version.empty().apply({
+      added: [
+        [0, table(9, 3000, 'a', 'z')],
+        [0, table(10, 400, 'a', 'z')],
+        [0, table(11, 150, 'a', 'z')],
+        [0, table(12, 100, 'a', 'z')],
+        [1, table(3, 100_000, 'a', 'z')],
+      ],
+    });
+    const merged = (tables: number, ratio: number) => {
+      const c = pickCheckpointLevel0(l0, pointers, { checkpointLevel0Tables: tables, checkpointLevel0Bytes: 1 << 30, checkpointLevel0SizeRatio: ratio });
+      expect(c === null ? null : [c.level, c.outputLevel, c.nextInputs.length]).toEqual([0, 0, 0]);
+      return c!.inputs.map((t) => t.number);
+    };
+    // Two tables allowed: the three newest (650 B); table 9 (3,000 B) is more than 200 % of them: it stays.
+    expect(merged(2, 200)).toEqual([12, 11, 10]);
+    // At 500 % (3,250 B) table 9 is small enough: all of level 0.
+    expect(merged(2, 500)).toEqual([12, 11, 10, 9]);
+    // Three allowed: the two newest (250 B), then 10 (400 B <= 500 B at 200 %), not 9.
+    expect(merged(3, 200)).toEqual([12, 11, 10]);
+    // ...and at 100 % 10 (400 B > 250 B) stays too.
+    expect(merged(3, 100)).toEqual([12, 11]);
+    // Ratio 0 (the rule before) and one table allowed (whatever the ratio): all of level 0.
+    expect(merged(2, 0)).toEqual([12, 11, 10, 9]);
+    expect(merged(1, 200)).toEqual([12, 11, 10, 9]);
+    // At the byte bound: all of level 0 into level 1, whatever the ratio.
+    const into = pickCheckpointLevel0(l0, pointers, { checkpointLevel0Tables: 2, checkpointLevel0Bytes: 3650, checkpointLevel0SizeRatio: 200 })!;
+    expect([into.outputLevel, into.inputs.map((t) => t.number)]).toEqual([1, [12, 11, 10, 9]]);
   });
 
-  it('refuses a negative or fractional checkpointLevel0Tables with INVALID_ARGUMENT and creates nothing', async () => {
-    const { dir, cleanup } = tempDir('proofkv-cpl0-');
-    try {
-      fs.rmSync(dir, { recursive: true, force: true });
-      for (const bad of [-1, 0.5, Number.NaN]) {
-        await expect(ProofDB.open(dir, { checkpointLevel0Tables: bad })).rejects.toBeInstanceOf(InvalidArgumentError);
-        expect(fs.existsSync(dir)).toBe(false);
+  for (const [option, rule, bads] of [
+    ['checkpointLevel0SizeRatio', 'a negative or fractional', [-1, 0.5, Number.NaN]],
+    ['checkpointLevel0Bytes', 'other than 0 or an integer >= 1024', [1, 1023, -1, 2048.5, Number.NaN]],
+    ['checkpointLevel0Tables', 'a negative or fractional', [-1, 0.5, Number.NaN]],
+  ] as const) {
+    it(`refuses ${rule} ${option} with INVALID_ARGUMENT and creates nothing`, async () => {
+      const { dir, cleanup } = tempDir('proofkv-cpl0-');
+      try {
+        fs.rmSync(dir, { recursive: true, force: true });
+        for (const bad of bads) {
+          await expect(ProofDB.open(dir, { [option]: bad })).rejects.toBeInstanceOf(InvalidArgumentError);
+          expect(fs.existsSync(dir)).toBe(false);
+        }
+      } finally {
+        cleanup();
       }
-    } finally {
-      cleanup();
-    }
-  });
+    });
+  }
 });

@@ -161,13 +161,15 @@ async function runConcurrent(ops: Op[], startDir: string, SHAPE: DBOptions): Pro
 }
 
 describe.each([
-  { rule: 'level 0 into level 1', checkpointLevel0Bytes: 0 },
-  { rule: 'level 0 merged within level 0 under a byte bound', checkpointLevel0Bytes: 24 * 1024 },
-])('determinism ($rule)', ({ checkpointLevel0Bytes }) => {
+  { rule: 'level 0 into level 1', checkpointLevel0Bytes: 0, checkpointLevel0Tables: 1, checkpointLevel0SizeRatio: 0, level0CompactionTrigger: 3 },
+  { rule: 'level 0 merged within level 0 under a byte bound', checkpointLevel0Bytes: 24 * 1024, checkpointLevel0Tables: 1, checkpointLevel0SizeRatio: 0, level0CompactionTrigger: 3 },
+  // Two tables allowed: the policy must let level 0 reach three (trigger 4) for a checkpoint to merge.
+  { rule: 'level 0 merged size-tiered within level 0, two tables allowed', checkpointLevel0Bytes: 24 * 1024, checkpointLevel0Tables: 2, checkpointLevel0SizeRatio: 100, level0CompactionTrigger: 4 },
+])('determinism ($rule)', ({ checkpointLevel0Bytes, checkpointLevel0Tables, checkpointLevel0SizeRatio, level0CompactionTrigger }) => {
   it('same writes and checkpoints give byte-identical tables, roots and MasterRoots under different timing', async () => {
     const seed = Number(process.env.DETERMINISM_SEED ?? 7);
     const ops = workload(seed, 6000);
-    const SHAPE = { ...BASE_SHAPE, checkpointLevel0Bytes };
+    const SHAPE = { ...BASE_SHAPE, checkpointLevel0Bytes, checkpointLevel0Tables, checkpointLevel0SizeRatio, level0CompactionTrigger };
     const a = tempDir();
     const b = tempDir();
     try {
@@ -181,8 +183,8 @@ describe.each([
         expect(stats!.checkpointLevel0Merges).toBeGreaterThan(5);
         expect(stats!.checkpointCompactions).toBeGreaterThan(stats!.checkpointLevel0Merges);
       }
-      // At most one level-0 table (checkpointLevel0Tables 1) in every checkpoint's table set.
-      for (const snap of paced) expect(snap.tables.filter((t) => t.level === 0).length).toBeLessThanOrEqual(1);
+      // At most checkpointLevel0Tables level-0 tables in every checkpoint's table set.
+      for (const snap of paced) expect(snap.tables.filter((t) => t.level === 0).length).toBeLessThanOrEqual(checkpointLevel0Tables);
       expect(paced.length).toBe(ops.filter((o) => o.t === 'checkpoint').length);
       expect(concurrent.length).toBe(paced.length);
       // The workload must really exercise flushes and compactions across levels.

@@ -135,13 +135,15 @@ async function seedDir(root: string, opts: DBOptions = OPTS): Promise<string> {
  * between a checkpoint's flush and its last install picks that compaction again from the version.
  */
 /** Level 0 left by the policy only at 8 tables; checkpoints compact it into level 1 (no byte bound). */
-const OPTS_LEVEL0 = { ...OPTS, level0CompactionTrigger: 8, maxBytesForLevelBase: 1024, checkpointLevel0Bytes: 0 };
+const OPTS_LEVEL0 = { ...OPTS, level0CompactionTrigger: 8, maxBytesForLevelBase: 1024, checkpointLevel0Bytes: 0, checkpointLevel0Tables: 1, checkpointLevel0SizeRatio: 0 };
 /**
  * The same with a byte bound: checkpoints merge level 0 into one level-0 table (while it is under
  * the bound and level 1's bytes: a level 1 of 16 KiB can hold more), and compact it into level 1
  * otherwise.
  */
 const OPTS_LEVEL0_MERGE = { ...OPTS_LEVEL0, maxBytesForLevelBase: 16 * 1024, checkpointLevel0Bytes: 4096 };
+/** The same merging size-tiered, two level-0 tables allowed (the newest tables merge, the old one can stay). */
+const OPTS_LEVEL0_TIERED = { ...OPTS_LEVEL0_MERGE, maxBytesForLevelBase: 64 * 1024, checkpointLevel0Bytes: 16 * 1024, checkpointLevel0Tables: 2, checkpointLevel0SizeRatio: 100 };
 
 /**
  * Applies a seeded log once without a crash and once in groups, copying the directory between turns
@@ -284,6 +286,13 @@ describe(`external-log mode (EXTLOG_SEED=${SEED})`, () => {
     // At most one level-0 table after the final checkpoint; not vacuous: level 0 reached deeper
     // levels, which with merges only a checkpoint at the byte bound does (8 level-0 tables are never reached).
     expect(ref.tables.filter(([level]) => level === 0).length).toBeLessThanOrEqual(1);
+    expect(ref.tables.some(([level]) => level !== 0)).toBe(true);
+  });
+
+  it('the same with level 0 merged size-tiered within level 0 by checkpoints (two tables allowed)', async () => {
+    const { ref, durables } = await crashAndReplay(OPTS_LEVEL0_TIERED, SEED + 4);
+    expect(durables.size).toBeGreaterThan(3);
+    expect(ref.tables.filter(([level]) => level === 0).length).toBeLessThanOrEqual(2);
     expect(ref.tables.some(([level]) => level !== 0)).toBe(true);
   });
 

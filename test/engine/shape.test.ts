@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ProofDB } from '../../src/index.js';
+import { ProofDB, type DBOptions } from '../../src/index.js';
 import { readJournal } from '../../src/journal/reader.js';
 import { formatRecords } from '../../src/journal/writer.js';
 import { DEFAULT_SHAPE, LEGACY_SHAPE, SHAPE_OPTIONS, resolveOptions, shapeOf } from '../../src/options.js';
@@ -42,10 +42,11 @@ function stripShape(dir: string): void {
 }
 
 /**
- * Rewrites every shape record of the manifest as a release from before `checkpointLevel0Bytes` wrote it:
- * 9 options (the tag-13 field appended after the edit's other fields). Returns how many it rewrote.
+ * Rewrites every shape record of the manifest as a release from before the options after the first
+ * `count` wrote it: 9 options before `checkpointLevel0Bytes`, 10 before `checkpointLevel0SizeRatio`
+ * (the tag-13 field appended after the edit's other fields). Returns how many it rewrote.
  */
-function shapeRecordsOfNine(dir: string): number {
+function shapeRecordsOf(dir: string, count: number): number {
   let n = 0;
   const file = manifestPath(dir);
   const { records } = readJournal(fs.readFileSync(file), file);
@@ -58,8 +59,8 @@ function shapeRecordsOfNine(dir: string): number {
     const w = new ByteWriter();
     w.bytes(encodeEdit(e));
     w.varint(13);
-    w.varint(9);
-    for (const k of SHAPE_OPTIONS.slice(0, 9)) w.varint(shape[k]);
+    w.varint(count);
+    for (const k of SHAPE_OPTIONS.slice(0, count)) w.varint(shape[k]);
     return w.finish();
   });
   fs.writeFileSync(file, formatRecords(edits));
@@ -87,6 +88,59 @@ async function load(db: ProofDB, from: number, to: number): Promise<void> {
     const batch = db.batch();
     for (let j = i; j < Math.min(to, i + 500); j++) batch.put(`key-${(j * 7919) % 1_000_003}`, value(j));
     await db.write(batch, at(i));
+  }
+}
+
+/**
+ * A database created by the release before `option` joined the shape (its value then 0, its shape
+ * record of `recordOf` options), reopened with no shape options, written on: it must keep 0 and
+ * build the tables and MasterRoot of a database that ran with 0 throughout. Also returns a fresh
+ * database with this release's default, on the same writes. `rounds`: checkpoints before and
+ * after the reopen; `puts`: the stride and the puts of a round.
+ */
+async function upgradeFromOlderRecord(o: {
+  shape: DBOptions;
+  option: 'checkpointLevel0Bytes' | 'checkpointLevel0SizeRatio';
+  recordOf: number;
+  rounds: [number, number];
+  puts: [number, number];
+}): Promise<Record<'upgraded' | 'always' | 'fresh', { value: number; tables: unknown; root: string; merges: number }>> {
+  const [stride, count] = o.puts;
+  const run = async (dir: string, first: DBOptions, second: DBOptions, strip: boolean) => {
+    let db = await ProofDB.open(dir, { ...o.shape, compactionThread: 'inline', ...first });
+    for (let i = 0; i < o.rounds[0]; i++) {
+      await load(db, i * stride, i * stride + count);
+      await db.checkpoint({ time: 1_700_000_000_000 + i });
+    }
+    await db.close();
+    if (strip) expect(shapeRecordsOf(dir, o.recordOf)).toBeGreaterThan(0);
+    db = await ProofDB.open(dir, { compactionThread: 'inline', ...second });
+    const value = db.options[o.option];
+    for (let i = o.rounds[0]; i < o.rounds[1]; i++) {
+      await load(db, i * stride, i * stride + count);
+      await db.checkpoint({ time: 1_700_000_000_000 + i });
+    }
+    const out = { value, tables: db.tables(), root: Buffer.from(db.latestCheckpoint().checkpoint.masterRoot).toString('hex'), merges: db.stats().checkpointLevel0Merges };
+    await db.close();
+    return out;
+  };
+  const dirs = [tempDir(), tempDir(), tempDir()];
+  try {
+    const off = { [o.option]: 0 };
+    // Created by the release before (its rule: the option 0, its shorter record), reopened with no shape options.
+    const upgraded = await run(dirs[0].dir, off, {}, true);
+    expect(recordedShapes(dirs[0].dir).every((r) => (r as Record<string, number>)[o.option] === 0)).toBe(true);
+    expect(upgraded.value).toBe(0);
+    // The same writes with the option 0 throughout: the same tables and MasterRoot.
+    const always = await run(dirs[1].dir, off, off, false);
+    expect(upgraded.tables).toEqual(always.tables);
+    expect(upgraded.root).toBe(always.root);
+    // The new default (the caller checks that it builds other tables from the same writes).
+    const fresh = await run(dirs[2].dir, {}, {}, false);
+    expect(fresh.value).toBe(DEFAULT_SHAPE[o.option]);
+    return { upgraded, always, fresh };
+  } finally {
+    for (const d of dirs) d.cleanup();
   }
 }
 
@@ -183,7 +237,7 @@ describe('shape options', () => {
       db = await ProofDB.open(old.dir, { compactionThread: 'inline' });
       expect(shapeOf(db.options)).toEqual(shapeOf(LEGACY_SHAPE));
       await db.close();
-      expect(SHAPE_OPTIONS.length).toBe(10);
+      expect(SHAPE_OPTIONS.length).toBe(11);
     } finally {
       old.cleanup();
       ref.cleanup();
@@ -193,51 +247,33 @@ describe('shape options', () => {
   it('a database whose shape record has no checkpointLevel0Bytes (created before it) reopens without a byte bound and builds the tables it always would', async () => {
     // Small shape, many checkpoints: under the new rule their level-0 compactions would be merges
     // (level 1 may grow past level 0).
-    const shape = { writeBufferSize: 8192, targetFileSize: 4096, blockSize: 512, maxBytesForLevelBase: 256 * 1024, compactionThread: 'inline' as const };
-    const run = async (dir: string, first: object, second: object, strip: boolean) => {
-      let db = await ProofDB.open(dir, { ...shape, ...first });
-      for (let i = 0; i < 10; i++) {
-        await load(db, i * 200, i * 200 + 150);
-        await db.checkpoint({ time: 1_700_000_000_000 + i });
-      }
-      await db.close();
-      if (strip) expect(shapeRecordsOfNine(dir)).toBeGreaterThan(0);
-      db = await ProofDB.open(dir, { compactionThread: 'inline', ...second });
-      const checkpointLevel0Bytes = db.options.checkpointLevel0Bytes;
-      for (let i = 10; i < 25; i++) {
-        await load(db, i * 200, i * 200 + 150);
-        await db.checkpoint({ time: 1_700_000_000_000 + i });
-      }
-      const out = { checkpointLevel0Bytes, tables: db.tables(), root: Buffer.from(db.latestCheckpoint().checkpoint.masterRoot).toString('hex'), merges: db.stats().checkpointLevel0Merges };
-      await db.close();
-      return out;
-    };
-    const old = tempDir();
-    const ref = tempDir();
-    const now = tempDir();
-    try {
-      // Created by the release before (the rule of then: checkpointLevel0Bytes 0, its record of 9 options), reopened with no shape options.
-      const upgraded = await run(old.dir, { checkpointLevel0Bytes: 0 }, {}, true);
-      expect(recordedShapes(old.dir).every((r) => (r as { checkpointLevel0Bytes: number }).checkpointLevel0Bytes === 0)).toBe(true);
-      expect(upgraded.checkpointLevel0Bytes).toBe(0);
-      expect(upgraded.merges).toBe(0);
-      // The same writes with the old rule throughout: the same tables and MasterRoot.
-      const always = await run(ref.dir, { checkpointLevel0Bytes: 0 }, { checkpointLevel0Bytes: 0 }, false);
-      expect(upgraded.tables).toEqual(always.tables);
-      expect(upgraded.root).toBe(always.root);
-      // Not vacuous: the new default rule builds other tables from the same writes.
-      const fresh = await run(now.dir, {}, {}, false);
-      expect(fresh.checkpointLevel0Bytes).toBe(DEFAULT_SHAPE.checkpointLevel0Bytes);
-      expect(fresh.merges).toBeGreaterThan(0);
-      expect(fresh.root).not.toBe(always.root);
-    } finally {
-      old.cleanup();
-      ref.cleanup();
-      now.cleanup();
-    }
+    const { upgraded, always, fresh } = await upgradeFromOlderRecord({
+      shape: { writeBufferSize: 8192, targetFileSize: 4096, blockSize: 512, maxBytesForLevelBase: 256 * 1024, checkpointLevel0Tables: 1 },
+      option: 'checkpointLevel0Bytes',
+      recordOf: 9,
+      rounds: [10, 25],
+      puts: [200, 150],
+    });
+    expect(upgraded.merges).toBe(0);
+    expect(fresh.merges).toBeGreaterThan(0);
+    expect(fresh.root).not.toBe(always.root);
   }, 120_000);
 
-  it('a shape record of 8 options (before merkleGroup was one) reads as table format 2, of 8 or 9 as no level-0 byte bound; other counts are corruption', () => {
+  it('a database whose shape record has no checkpointLevel0SizeRatio (created before it, two level-0 tables allowed) reopens merging all of level 0 and builds the tables it always would', async () => {
+    // Two level-0 tables allowed (the ratio changes nothing with one), a byte bound large against
+    // a checkpoint's flush: the size-tiered rule would keep the old level-0 table through merges.
+    const { upgraded, always, fresh } = await upgradeFromOlderRecord({
+      shape: { writeBufferSize: 64 * 1024, targetFileSize: 4096, blockSize: 512, maxBytesForLevelBase: 1 << 20, checkpointLevel0Bytes: 128 * 1024, checkpointLevel0Tables: 2 },
+      option: 'checkpointLevel0SizeRatio',
+      recordOf: 10,
+      rounds: [10, 40],
+      puts: [40, 30],
+    });
+    expect(upgraded.merges).toBeGreaterThan(0);
+    expect(fresh.root).not.toBe(always.root);
+  }, 120_000);
+
+  it('a shape record of 8 options (before merkleGroup was one) reads as table format 2, of 8 or 9 as no level-0 byte bound, of 8 to 10 as merges of all of level 0; other counts are corruption', () => {
     const record = (n: number): Uint8Array => {
       const w = new ByteWriter();
       w.varint(13);
@@ -246,10 +282,12 @@ describe('shape options', () => {
       return w.finish();
     };
     const shape = decodeEdit(record(8), 'MANIFEST').shape;
-    expect(shape).toEqual({ ...Object.fromEntries(SHAPE_OPTIONS.slice(0, 8).map((k, i) => [k, 1000 + i])), merkleGroup: 0, checkpointLevel0Bytes: 0 });
+    expect(shape).toEqual({ ...Object.fromEntries(SHAPE_OPTIONS.slice(0, 8).map((k, i) => [k, 1000 + i])), merkleGroup: 0, checkpointLevel0Bytes: 0, checkpointLevel0SizeRatio: 0 });
     expect(decodeEdit(record(9), 'MANIFEST').shape).toMatchObject({ merkleGroup: 1008, checkpointLevel0Bytes: 0 });
-    expect(decodeEdit(record(10), 'MANIFEST').shape).toMatchObject({ merkleGroup: 1008, checkpointLevel0Bytes: 1009 });
-    for (const n of [7, 11]) expect(() => decodeEdit(record(n), 'MANIFEST')).toThrow(/shape with/);
+    expect(decodeEdit(record(9), 'MANIFEST').shape).toMatchObject({ checkpointLevel0SizeRatio: 0 });
+    expect(decodeEdit(record(10), 'MANIFEST').shape).toMatchObject({ merkleGroup: 1008, checkpointLevel0Bytes: 1009, checkpointLevel0SizeRatio: 0 });
+    expect(decodeEdit(record(11), 'MANIFEST').shape).toMatchObject({ checkpointLevel0Bytes: 1009, checkpointLevel0SizeRatio: 1010 });
+    for (const n of [7, 12]) expect(() => decodeEdit(record(n), 'MANIFEST')).toThrow(/shape with/);
     // checkpointLevel0Bytes: 0 (off) or at least 1 KiB.
     for (const bad of [1, 1023, -1, 2048.5]) expect(() => resolveOptions({ checkpointLevel0Bytes: bad })).toThrow(/checkpointLevel0Bytes/);
     for (const good of [0, 1024, 64 << 20]) expect(resolveOptions({ checkpointLevel0Bytes: good }).checkpointLevel0Bytes).toBe(good);

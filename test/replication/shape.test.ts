@@ -26,12 +26,12 @@ function recordOf(shape: Shape, n: number, extra?: (w: ByteWriter) => void): Uin
   w.varint(13);
   w.varint(n);
   for (const k of SHAPE_OPTIONS.slice(0, n)) w.varint(shape[k]);
-  // An 11th option of a newer release.
+  // An option of a newer release beyond this one's.
   for (let i = SHAPE_OPTIONS.length; i < n; i++) w.varint(1);
   return w.finish();
 }
 
-const OLD: Shape = { ...DEFAULT_SHAPE, checkpointLevel0Bytes: 0, merkleGroup: 0 };
+const OLD: Shape = { ...DEFAULT_SHAPE, checkpointLevel0Bytes: 0, merkleGroup: 0, checkpointLevel0SizeRatio: 0 };
 
 /** Rejects with the code of what `f` throws (or resolves 'ok'). */
 async function codeOf(f: () => unknown): Promise<string> {
@@ -46,20 +46,23 @@ async function codeOf(f: () => unknown): Promise<string> {
 describe('a told shape', () => {
   it('is the manifest\'s shape record: read back exactly, and an older record reads as an older release built', () => {
     for (const s of [DEFAULT_SHAPE, LEGACY_SHAPE, OLD]) expect(decodeShape(encodeShape(s))).toEqual(s);
-    // A record of 9 options (before checkpointLevel0Bytes): the byte bound is off, as in the manifest.
-    expect(decodeShape(recordOf(DEFAULT_SHAPE, 9))).toEqual({ ...DEFAULT_SHAPE, checkpointLevel0Bytes: 0 });
+    // A record of 10 options (before checkpointLevel0SizeRatio): a checkpoint merges all of level 0.
+    expect(decodeShape(recordOf(DEFAULT_SHAPE, 10))).toEqual({ ...DEFAULT_SHAPE, checkpointLevel0SizeRatio: 0 });
+    // 9 (before checkpointLevel0Bytes): the byte bound is off, as in the manifest.
+    expect(decodeShape(recordOf(DEFAULT_SHAPE, 9))).toEqual({ ...DEFAULT_SHAPE, checkpointLevel0Bytes: 0, checkpointLevel0SizeRatio: 0 });
     // 8 (before merkleGroup): table format 2 too.
-    expect(decodeShape(recordOf(DEFAULT_SHAPE, 8))).toEqual({ ...DEFAULT_SHAPE, checkpointLevel0Bytes: 0, merkleGroup: 0 });
+    expect(decodeShape(recordOf(DEFAULT_SHAPE, 8))).toEqual({ ...DEFAULT_SHAPE, checkpointLevel0Bytes: 0, merkleGroup: 0, checkpointLevel0SizeRatio: 0 });
   });
 
   it('is told in the shortest record that reads back as it, so an older release reads a shape it can build', () => {
     // [tag 13, option count, …]: the options a later release added, left "off", are left out.
     expect([...encodeShape(OLD).subarray(0, 2)]).toEqual([13, 8]);
     expect(encodeShape(OLD)).toEqual(recordOf(OLD, 8));
-    expect([...encodeShape({ ...DEFAULT_SHAPE, checkpointLevel0Bytes: 0 }).subarray(0, 2)]).toEqual([13, 9]);
+    expect([...encodeShape({ ...DEFAULT_SHAPE, checkpointLevel0Bytes: 0, checkpointLevel0SizeRatio: 0 }).subarray(0, 2)]).toEqual([13, 9]);
+    expect([...encodeShape({ ...DEFAULT_SHAPE, checkpointLevel0SizeRatio: 0 }).subarray(0, 2)]).toEqual([13, 10]);
     expect([...encodeShape(DEFAULT_SHAPE).subarray(0, 2)]).toEqual([13, SHAPE_OPTIONS.length]);
-    // merkleGroup 0 but the byte bound on: every option is needed.
-    expect([...encodeShape({ ...OLD, checkpointLevel0Bytes: 1 << 20 }).subarray(0, 2)]).toEqual([13, SHAPE_OPTIONS.length]);
+    // merkleGroup 0 but the byte bound on: the options up to it are needed, the size ratio (off) is not.
+    expect([...encodeShape({ ...OLD, checkpointLevel0Bytes: 1 << 20 }).subarray(0, 2)]).toEqual([13, 10]);
     for (const s of [OLD, DEFAULT_SHAPE, LEGACY_SHAPE, { ...OLD, checkpointLevel0Bytes: 1 << 20 }]) expect(decodeShape(encodeShape(s))).toEqual(s);
   });
 
@@ -68,7 +71,7 @@ describe('a told shape', () => {
       ['empty', new Uint8Array(0)],
       ['too long', new Uint8Array(MAX_SHAPE_BYTES + 1)],
       ['garbage', new Uint8Array([0xff, 0xff, 0xff])],
-      ['a newer release\'s 11 options', recordOf(DEFAULT_SHAPE, SHAPE_OPTIONS.length + 1)],
+      ['a newer release\'s extra option', recordOf(DEFAULT_SHAPE, SHAPE_OPTIONS.length + 1)],
       ['7 options', recordOf(DEFAULT_SHAPE, 7)],
       ['no shape record', encodeEdit({ lastSeq: 5 })],
       ['another field beside it', encodeEdit({ shape: DEFAULT_SHAPE, appliedIndex: 9 })],
