@@ -1152,11 +1152,17 @@ export class ReplicationGroup<O> {
       // (new entries, or a new commit index) before this member's own write and apply start,
       // whose synchronous parts would delay them; a proposal relayed to the leader likewise.
       // Heartbeats and ReadIndex traffic are left to the end of the turn, coalesced.
-      if (early.length > 0) this.send(early, early.some((m) => m.type === MessageType.App || m.type === MessageType.Prop || m.type === MessageType.Snap));
       // The last index this member had persisted before this Ready (its entries replace the log
       // from their first index on): committed entries up to it may be applied during the sync.
       const persisted = Math.min(this.storage.lastIndex(), firstNew - 1);
+      // A leader starts its own write first — the save queues its write before it yields — and
+      // then writes its appends to the followers while the disk works: its write is the slower
+      // of the quorum's two for a lone write (bench/README.md). A follower's relayed proposal
+      // leaves first: its client's write waits for it, not for this member's.
+      const flushEarly = early.some((m) => m.type === MessageType.App || m.type === MessageType.Prop || m.type === MessageType.Snap);
+      if (!leader && early.length > 0) this.send(early, flushEarly);
       const written = this.storage.save(rd, { sync: this.options.sync !== false });
+      if (leader && early.length > 0) this.send(early, flushEarly);
       const afterSync = this.options.afterSync;
       const saving = (afterSync ? written.then(async (synced) => { if (synced) await afterSync(); return synced; }) : written).then((synced) => {
         trace('saved', synced);
