@@ -187,7 +187,8 @@ describe('tampering stream proxy', () => {
       expect(r.status).toBe('rejected');
       const err = (r as PromiseRejectedResult).reason;
       expect(err).toBeInstanceOf(VerificationError);
-      expect(['UNEXPECTED_ELEMENT', 'WINDOW_NOT_BRACKETING', 'RESPONSE_MISMATCH']).toContain((err as VerificationError<string>).reason);
+      // Which check trips first depends on the tables' layout (how many level-0 windows a proof has).
+      expect(['UNEXPECTED_ELEMENT', 'WINDOW_NOT_BRACKETING', 'RESPONSE_MISMATCH', 'MISSING_WINDOW']).toContain((err as VerificationError<string>).reason);
     }
     expect(new TextDecoder().decode((await ca.verifiedGet('ta')).value)).toBe('a4');
     expect(new TextDecoder().decode((await cb.verifiedGet('tb')).value)).toBe('b2');

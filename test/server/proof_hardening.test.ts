@@ -30,12 +30,15 @@ beforeAll(async () => {
   s = await startServer();
   const st = await req('GET', '/v1/status');
   trust = { publicKeys: [unb64(st.body.publicKey)], quorum: 1 };
-  // Three checkpoints over disjoint key ranges. The second one's two level-0 tables are compacted
-  // into one level-1 table [a1, m2] (a checkpoint leaves at most one level-0 table); the third
-  // leaves a level-0 table [x1, x2] that covers none of the keys asked below but those.
+  // Four checkpoints. The first three's level-0 tables, all within [a1, m2], are compacted into
+  // one level-1 table [a1, m2] at the third (a checkpoint leaves at most two level-0 tables, and
+  // level 1 is empty, so level 0 goes into it: docs/engine.md § Checkpoints); the fourth leaves a
+  // level-0 table [x1, x2] that covers none of the keys asked below but those.
   for (const k of ['a1', 'a2', 'a3']) expect((await req('PUT', `/v1/kv/${k}`, json({ valueUtf8: k }))).status).toBe(200);
   expect((await req('POST', '/v1/checkpoints')).status).toBe(200);
   for (const k of ['m1', 'm2', 'a2']) expect((await req('PUT', `/v1/kv/${k}`, json({ valueUtf8: `${k}-new` }))).status).toBe(200);
+  expect((await req('POST', '/v1/checkpoints')).status).toBe(200);
+  expect((await req('PUT', '/v1/kv/a3', json({ valueUtf8: 'a3-new' }))).status).toBe(200);
   expect((await req('POST', '/v1/checkpoints')).status).toBe(200);
   for (const k of ['x1', 'x2']) expect((await req('PUT', `/v1/kv/${k}`, json({ valueUtf8: k }))).status).toBe(200);
   expect((await req('POST', '/v1/checkpoints')).status).toBe(200);
