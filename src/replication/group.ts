@@ -1148,17 +1148,16 @@ export class ReplicationGroup<O> {
       const leader = this.node.raft.state === StateType.Leader;
       const early = rd.messages.filter((m) => sendsBeforeWrite(m, leader));
       const late = early.length === 0 ? rd.messages : rd.messages.filter((m) => !sendsBeforeWrite(m, leader));
-      // A write's hops are written at once, not at the end of the turn with the rest: appends
-      // (new entries, or a new commit index) before this member's own write and apply start,
-      // whose synchronous parts would delay them; a proposal relayed to the leader likewise.
-      // Heartbeats and ReadIndex traffic are left to the end of the turn, coalesced.
       // The last index this member had persisted before this Ready (its entries replace the log
       // from their first index on): committed entries up to it may be applied during the sync.
       const persisted = Math.min(this.storage.lastIndex(), firstNew - 1);
-      // A leader starts its own write first — the save queues its write before it yields — and
-      // then writes its appends to the followers while the disk works: its write is the slower
-      // of the quorum's two for a lone write (bench/README.md). A follower's relayed proposal
-      // leaves first: its client's write waits for it, not for this member's.
+      // A write's hops are written at once, not at the end of the turn with the rest: appends
+      // (new entries, or a new commit index) and a proposal relayed to the leader, before this
+      // member's apply starts, whose synchronous parts would delay them. Heartbeats and ReadIndex
+      // traffic are left to the end of the turn, coalesced. A leader starts its own write first —
+      // the save queues its write before it yields — and then writes its appends while the disk
+      // works: its write is the slower of the quorum's two for a lone write (bench/README.md). A
+      // follower's relayed proposal leaves before its write: its client's write waits for it.
       const flushEarly = early.some((m) => m.type === MessageType.App || m.type === MessageType.Prop || m.type === MessageType.Snap);
       if (!leader && early.length > 0) this.send(early, flushEarly);
       const written = this.storage.save(rd, { sync: this.options.sync !== false });
