@@ -20,8 +20,7 @@
  */
 import { CorruptionError } from '../errors.js';
 import { SHAPE_OPTIONS, resolveOptions, sameShape, shapeOf, type DBOptions, type Shape } from '../options.js';
-import { ByteWriter } from '../util/coding.js';
-import { decodeEdit, encodeEdit } from '../version/edit.js';
+import { decodeEdit, encodeEdit, encodeShapeRecord } from '../version/edit.js';
 
 /** The snapshot chunk name under which a member tells its recorded shape (any index). */
 export const SHAPE_FILE = 'SHAPE';
@@ -74,18 +73,6 @@ export class ShapeError extends Error {
   }
 }
 
-/** Tag of the shape record in a version edit (`src/version/edit.ts`). */
-const SHAPE_TAG = 13;
-
-/** A version edit holding only a shape record of the first `n` options of `shape`. */
-function shapeRecord(shape: Shape, n: number): Uint8Array {
-  const w = new ByteWriter(16 + 10 * n);
-  w.varint(SHAPE_TAG);
-  w.varint(n);
-  for (const k of SHAPE_OPTIONS.slice(0, n)) w.varint(shape[k]);
-  return w.finish();
-}
-
 /**
  * The bytes a member tells its shape with: the manifest's tag-13 record of `shape`, with the
  * **fewest** options that the manifest decoder reads back as `shape` — an option added by a later
@@ -97,7 +84,7 @@ function shapeRecord(shape: Shape, n: number): Uint8Array {
 export function encodeShape(shape: Shape): Uint8Array {
   const s = shapeOf(shape);
   for (let n = 1; n < SHAPE_OPTIONS.length; n++) {
-    const bytes = shapeRecord(s, n);
+    const bytes = encodeShapeRecord(s, n);
     let back: Shape | undefined;
     try {
       back = decodeEdit(bytes, SHAPE_FILE).shape;

@@ -124,11 +124,7 @@ export function encodeEdit(e: VersionEdit): Uint8Array {
   num(Tag.AppliedIndex, e.appliedIndex);
   num(Tag.CheckpointIndex, e.checkpointIndex);
   num(Tag.LastTime, e.lastTime);
-  if (e.shape !== undefined) {
-    w.varint(Tag.Shape);
-    w.varint(SHAPE_OPTIONS.length);
-    for (const k of SHAPE_OPTIONS) w.varint(e.shape[k]);
-  }
+  if (e.shape !== undefined) writeShapeRecord(w, e.shape, SHAPE_OPTIONS.length);
   for (const [level, key] of e.compactPointers ?? []) {
     w.varint(Tag.CompactPointer);
     w.varint(level);
@@ -230,4 +226,21 @@ export function decodeEdit(payload: Uint8Array, file: string): VersionEdit {
     throw new CorruptionError(file, `malformed version edit: ${(err as Error).message}`);
   }
   return e;
+}
+
+/** Writes a shape record (tag 13) of the first `n` options of `shape`. */
+function writeShapeRecord(w: ByteWriter, shape: Shape, n: number): void {
+  w.varint(Tag.Shape);
+  w.varint(n);
+  for (const k of SHAPE_OPTIONS.slice(0, n)) w.varint(shape[k]);
+}
+
+/**
+ * An edit holding only a shape record of the first `n` options of `shape`, as the release whose
+ * shape had `n` options wrote it (`src/replication/shape.ts` tells a shape so).
+ */
+export function encodeShapeRecord(shape: Shape, n: number): Uint8Array {
+  const w = new ByteWriter(16 + 10 * n);
+  writeShapeRecord(w, shape, n);
+  return w.finish();
 }
