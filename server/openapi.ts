@@ -293,7 +293,7 @@ const SCHEMAS: Record<string, Record<string, unknown>> = {
         required: ['state'],
         description: 'ok, paused (a write fault the node retries by itself) or stopped (needs a restart)',
         properties: {
-          state: { type: 'string', enum: ['ok', 'paused', 'stopped'] },
+          state: { type: 'string', enum: ['ok', 'no-leader', 'paused', 'stopped'] },
           fault: {
             type: 'object',
             properties: { component: { type: 'string' }, code: { type: 'string' }, lastCode: { type: 'string' }, since: { type: 'string' }, attempts: u53 },

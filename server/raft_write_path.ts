@@ -346,6 +346,11 @@ export class RaftWritePath implements WritePath {
     return p && pathFaultOf(p);
   }
 
+  /** {@inheritDoc WritePath.leaderKnown} */
+  leaderKnown(): boolean {
+    return this.group.leaderKnown();
+  }
+
   /**
    * {@inheritDoc WritePath.readBarrier}
    * Linearizable: Raft ReadIndex through the group (a one-member group confirms at once).

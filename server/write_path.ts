@@ -116,6 +116,13 @@ export interface WritePath {
    * `db.writeFault()`, which `/v1/status` shows first.
    */
   writeFault?(): PathFault | undefined;
+  /**
+   * False while this member knows no leader to take a write (a group electing, a member cut off
+   * from a majority, a lone voter re-electing itself after its log reopened): a write sent now is
+   * refused as retryable. Absent or true: a write may be taken. `/v1/status` shows it as
+   * `writes.state` `no-leader` and `/readyz` as a reason (docs/http-api.md).
+   */
+  leaderKnown?(): boolean;
   /** Clients the idempotency table remembers. */
   readonly sessionCount: number;
   /** Estimated bytes of the idempotency table (bounded by its byte budget). */

@@ -16,13 +16,14 @@ import type { Wire } from '../codec.js';
 import type { WritePath } from '../write_path.js';
 
 /**
- * The write state for `/v1/status`: `ok`, `paused` (a fault the node retries by itself) or
- * `stopped` (a fault that needs a restart), with the fault's component, errno code, start time
- * and attempts. Never a file path.
+ * The write state for `/v1/status`: `ok` (a write sent now is taken), `no-leader` (no fault, but
+ * this member knows no leader: a write is refused as retryable until one is elected), `paused` (a
+ * fault the node retries by itself) or `stopped` (a fault that needs a restart), with the fault's
+ * component, errno code, start time and attempts. Never a file path.
  */
 export function writesWire(db: ProofDB, wp?: WritePath): { [k: string]: Wire } {
   const f = db.writeFault() ?? wp?.writeFault?.();
-  if (!f) return { state: 'ok' };
+  if (!f) return wp?.leaderKnown?.() === false ? { state: 'no-leader' } : { state: 'ok' };
   return {
     state: f.recoverable ? 'paused' : 'stopped',
     fault: {
@@ -119,13 +120,14 @@ export function nodeRoutes(ctx: AppContext, openapi: () => Record<string, unknow
     body: 'none',
     name: 'readyz',
     doc: {
-      summary: 'Readiness: the engine is open, takes writes (no write fault) and has a checkpoint to prove against',
+      summary: 'Readiness: the engine is open, takes writes (no write fault, a leader known) and has a checkpoint to prove against',
       responses: { ...ok('Ready', 'The node takes writes and serves proofs'), ...errors(503) },
     },
     handler(req, res) {
       const reasons: string[] = [];
       const fault = db.writeFault() ?? ctx.writePath.writeFault?.();
       if (fault) reasons.push(`write fault: ${fault.component} (${errorCodeOf(fault.error)})`);
+      else if (ctx.writePath.leaderKnown?.() === false) reasons.push('no leader known');
       const d = db.divergence();
       if (d) reasons.push(`diverged at checkpoint-log size ${d.size}`);
       try {

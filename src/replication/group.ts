@@ -652,6 +652,11 @@ export class ReplicationGroup<O> {
     }
   }
 
+  /** Whether this member knows a leader (itself or another) to take a proposal now. */
+  leaderKnown(): boolean {
+    return !this.closed && this.node.leader() !== None;
+  }
+
   /** Where the group stands, as this member sees it. */
   status(): GroupStatus {
     const r = this.node.raft;
