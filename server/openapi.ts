@@ -291,7 +291,7 @@ const SCHEMAS: Record<string, Record<string, unknown>> = {
       writes: {
         type: 'object',
         required: ['state'],
-        description: 'ok, paused (a write fault the node retries by itself) or stopped (needs a restart)',
+        description: 'ok (a write sent now is taken), no-leader (no leader known: writes refused as retryable until one is elected), paused (a write fault the node retries by itself) or stopped (needs a restart)',
         properties: {
           state: { type: 'string', enum: ['ok', 'no-leader', 'paused', 'stopped'] },
           fault: {
