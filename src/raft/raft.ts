@@ -92,11 +92,6 @@ export class Raft {
   private readRound: string | undefined;
   /** Heartbeat rounds started for ReadIndex requests (a counter for benchmarks and tests). */
   readRounds = 0;
-  /**
-   * The follower whose ack completed the last confirmed read round (None until one did): the
-   * next round asks it first ({@link readRoundTargets}).
-   */
-  private readFirstAck: number = None;
   private pendingReadIndexMessages: Message[] = [];
   private incoming: IncomingSnapshot | undefined;
 
@@ -168,7 +163,6 @@ export class Raft {
     this.pendingReads.clear();
     this.readQueue = [];
     this.readRound = undefined;
-    this.readFirstAck = None;
   }
 
   /** Become a follower in `term` of leader `lead` (None if unknown). */
@@ -777,11 +771,7 @@ export class Raft {
     for (const id of this.prs.progress.keys()) if (id !== this.id) this.sendAppend(id);
   }
 
-  /**
-   * Sends a heartbeat to every other member (`to` undefined: the tick's) or to the members of `to`
-   * (a read round's, {@link readRoundTargets}).
-   */
-  private bcastHeartbeat(to?: ReadonlySet<number>): void {
+  private bcastHeartbeat(): void {
     let ctx: Uint8Array | undefined;
     if (this.readQueue.length > 0) {
       // A heartbeat carries the newest queued read: its quorum of acks confirms every one.
@@ -790,7 +780,7 @@ export class Raft {
       this.readRound = newest;
     }
     for (const [id, pr] of this.prs.progress) {
-      if (id === this.id || (to !== undefined && !to.has(id))) continue;
+      if (id === this.id) continue;
       // Never tell a follower to commit beyond what it is known to hold.
       const commit = Math.min(pr.match, this.raftLog.committed);
       this.send(newMessage({ type: MessageType.Heartbeat, to: id, commit, context: ctx }));
@@ -842,31 +832,7 @@ export class Raft {
   /** Sends the heartbeats of a round for the newest queued read (covering all queued before it). */
   private startReadRound(): void {
     this.readRounds++;
-    this.bcastHeartbeat(this.readRoundTargets());
-  }
-
-  /**
-   * The followers a read round asks: the fewest voters that make a quorum with this leader — the
-   * follower whose ack completed the last round first, then the others by id (learners never).
-   * In a group of three that is one follower, not both: the second ack confirmed nothing the first
-   * had not, and cost that follower a wake-up, a read and a write per round. A round whose
-   * followers do not answer is retried by the next heartbeat tick, which goes to every member
-   * with the newest queued read (the fallback of a lost round, as before), and the follower that
-   * answers it is asked first from then on. Only who is asked changes: a read is still confirmed
-   * by a quorum's acks of heartbeats sent after it arrived.
-   */
-  private readRoundTargets(): Set<number> | undefined {
-    const asked = new Set<number>([this.id]);
-    const ask = (id: number): boolean => {
-      const pr = this.prs.progress.get(id);
-      if (id === this.id || pr === undefined || pr.isLearner || asked.has(id)) return false;
-      asked.add(id);
-      return this.prs.hasQuorum(asked);
-    };
-    if (this.readFirstAck !== None && ask(this.readFirstAck)) return asked;
-    for (const id of [...this.prs.progress.keys()].sort((a, b) => a - b)) if (ask(id)) return asked;
-    // No quorum among the voters known here (cannot happen for a leader): ask everyone.
-    return undefined;
+    this.bcastHeartbeat();
   }
 
   private recvReadAck(from: number, ctx: Uint8Array): void {
@@ -875,7 +841,6 @@ export class Raft {
     if (!rs) return;
     rs.acks.add(from);
     if (!this.prs.hasQuorum(rs.acks)) return;
-    this.readFirstAck = from;
     // This request and every one queued before it are confirmed.
     const pos = this.readQueue.indexOf(key);
     const done = this.readQueue.splice(0, pos + 1);
