@@ -78,7 +78,6 @@ import { WalStorage } from '../raft/wal_storage.js';
 import { realClock, type Clock, type TimerHandle } from './clock.js';
 import type { PeerAddress, Transport } from './transport.js';
 import { trace, traceMessages, tracing } from './trace.js';
-import { coalesceAppendAcks } from './coalesce.js';
 
 /** Stable codes of {@link ReplicationError}. */
 export enum ReplicationErrorCode {
@@ -1274,11 +1273,9 @@ export class ReplicationGroup<O> {
    * while a write's appends and acknowledgements do not wait for the rest of the turn).
    */
   private send(messages: Message[], now = false): void {
-    // A Ready's acknowledgements of appends, one per leader and term (coalesce.ts): the highest says it all.
-    const out = coalesceAppendAcks(messages);
-    traceMessages('tx', out);
-    if (out.length === 0) return;
-    this.transport.send(out);
+    traceMessages('tx', messages);
+    if (messages.length === 0) return;
+    this.transport.send(messages);
     if (now) this.transport.flush?.();
   }
 
