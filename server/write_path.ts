@@ -29,7 +29,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Encoder } from 'cbor-x';
-import { ErrorCode, ProofKVError, WriteFaultError, type CheckpointResult, type CosignResult, type ProofDB, type WriteResult } from '../src/index.js';
+import { ErrorCode, ProofKVError, WriteFaultError, type CheckpointResult, type ConditionalWriteOptions, type CosignResult, type ProofDB, type WriteResult } from '../src/index.js';
 import { describeDivergence, soloSignerSet, type CosignCommand, type SignerSet } from '../src/replication/cosign.js';
 import { MemorySessionBook, type SessionBook, type SessionRecord } from '../src/replication/sessions.js';
 import type { MemberCommand } from '../src/replication/members.js';
@@ -476,25 +476,47 @@ export class CommandApplier {
     return settled.outcome;
   }
 
-  private async apply(cmd: WriteCommand, logIndex?: number, tookEffect?: () => void): Promise<WriteOutcome> {
-    const wo = { ...(this.options.sync === undefined ? {} : { sync: this.options.sync }), ...(logIndex === undefined ? {} : { logIndex }), ...(cmd.time === undefined ? {} : { time: cmd.time }) };
+  private apply(cmd: WriteCommand, logIndex?: number, tookEffect?: () => void): Promise<WriteOutcome> {
+    return cmd.type === 'put' || cmd.type === 'delete' || cmd.type === 'append' ? this.applyOne(cmd, logIndex) : this.applyOther(cmd, logIndex, tookEffect);
+  }
+
+  /** The engine write options of `cmd` at `logIndex`: only the fields that are set. */
+  private writeOptions(cmd: WriteCommand, logIndex: number | undefined): ConditionalWriteOptions {
+    const o: ConditionalWriteOptions = {};
+    if (this.options.sync !== undefined) o.sync = this.options.sync;
+    if (logIndex !== undefined) o.logIndex = logIndex;
+    if (cmd.time !== undefined) o.time = cmd.time;
+    return o;
+  }
+
+  /**
+   * A single-key command: what every member does for every replicated PUT, so it is answered
+   * with the engine write's own promise and one `then` (no async frames, no option spreads).
+   */
+  private applyOne(cmd: Extract<WriteCommand, { type: 'put' | 'delete' | 'append' }>, logIndex: number | undefined): Promise<WriteOutcome> {
+    const o = this.writeOptions(cmd, logIndex);
+    if (cmd.ifVersion !== undefined && cmd.ifVersion !== null) o.ifVersion = cmd.ifVersion;
+    let written: Promise<WriteResult>;
+    if (cmd.type === 'delete') written = this.db.delete(cmd.key, o);
+    else {
+      if (cmd.ifAbsent) o.ifAbsent = true;
+      if (cmd.type === 'append') written = this.db.append(cmd.key, cmd.value, o);
+      else written = cmd.version === undefined ? this.db.put(cmd.key, cmd.value, o) : this.db.putWithVersion(cmd.key, cmd.value, cmd.version, o);
+    }
+    const type = cmd.type;
+    return written.then((result) => {
+      this.options.onApplied?.(cmd, 1);
+      return { type, result };
+    });
+  }
+
+  private async applyOther(cmd: WriteCommand, logIndex?: number, tookEffect?: () => void): Promise<WriteOutcome> {
+    const wo = this.writeOptions(cmd, logIndex);
     switch (cmd.type) {
-      case 'put': {
-        const o = { ...wo, ...conditionOf(cmd) };
-        const result = cmd.version === undefined ? await this.db.put(cmd.key, cmd.value, o) : await this.db.putWithVersion(cmd.key, cmd.value, cmd.version, o);
-        this.options.onApplied?.(cmd, 1);
-        return { type: 'put', result };
-      }
-      case 'delete': {
-        const result = await this.db.delete(cmd.key, { ...wo, ...conditionOf(cmd) });
-        this.options.onApplied?.(cmd, 1);
-        return { type: 'delete', result };
-      }
-      case 'append': {
-        const result = await this.db.append(cmd.key, cmd.value, { ...wo, ...conditionOf(cmd) });
-        this.options.onApplied?.(cmd, 1);
-        return { type: 'append', result };
-      }
+      case 'put':
+      case 'delete':
+      case 'append':
+        return this.applyOne(cmd, logIndex);
       case 'batch': {
         const batch = this.db.batch();
         for (const op of cmd.ops) {

@@ -439,11 +439,24 @@ export class ProofDB {
     return op;
   }
 
-  /** Enqueues one validated operation. */
-  private async writeOne(op: BatchOp, options: WriteOptions): Promise<WriteResult> {
-    const time = ProofDB.time(options.time);
-    const logIndex = this.takeLogIndex(options.logIndex);
-    return (await this.pipeline.write([op], options.sync ?? this.options.sync, logIndex, time))[0];
+  /**
+   * Checks that the database is open, builds and validates one operation with `build`, and
+   * enqueues it. Not an async function (every member applies each replicated PUT through here:
+   * the pipeline's own promise is the answer, no extra hops); bad input still rejects, never throws.
+   */
+  private writeOne(build: () => BatchOp, options: WriteOptions): Promise<WriteResult> {
+    let op: BatchOp;
+    let time: number | undefined;
+    let logIndex: number;
+    try {
+      this.checkOpen();
+      op = build();
+      time = ProofDB.time(options.time);
+      logIndex = this.takeLogIndex(options.logIndex);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.pipeline.writeOne(op, options.sync ?? this.options.sync, logIndex, time);
   }
 
   /** Checks a write's `time` option: undefined, or a non-negative safe integer (ms). */
@@ -480,26 +493,21 @@ export class ProofDB {
    * Writes `value` at the key's next version (1 for a new key). With `ifVersion` or `ifAbsent`,
    * only if the condition holds; otherwise throws `CONDITION_FAILED` and writes nothing.
    */
-  async put(key: Bytes, value: Bytes, options: ConditionalWriteOptions = {}): Promise<WriteResult> {
-    this.checkOpen();
-    return this.writeOne(ProofDB.condition({ kind: Kind.PUT, key: this.key(key), value: this.value(value) }, options), options);
+  put(key: Bytes, value: Bytes, options: ConditionalWriteOptions = {}): Promise<WriteResult> {
+    return this.writeOne(() => ProofDB.condition({ kind: Kind.PUT, key: this.key(key), value: this.value(value) }, options), options);
   }
 
   /**
    * Writes `value` at an explicit version, which must be greater than the key's latest version;
    * otherwise throws `VERSION_NOT_INCREASING` and writes nothing. Conditions as for {@link put}.
    */
-  async putWithVersion(key: Bytes, value: Bytes, version: number, options: ConditionalWriteOptions = {}): Promise<WriteResult> {
-    this.checkOpen();
-    const op = { kind: Kind.PUT, key: this.key(key), value: this.value(value), version: ProofDB.version(version, 1) };
-    return this.writeOne(ProofDB.condition(op, options), options);
+  putWithVersion(key: Bytes, value: Bytes, version: number, options: ConditionalWriteOptions = {}): Promise<WriteResult> {
+    return this.writeOne(() => ProofDB.condition({ kind: Kind.PUT, key: this.key(key), value: this.value(value), version: ProofDB.version(version, 1) }, options), options);
   }
 
   /** Writes a tombstone at the key's next version (with `ifVersion`: only if that is the newest). History keeps it. */
-  async delete(key: Bytes, options: WriteOptions & Pick<WriteCondition, 'ifVersion'> = {}): Promise<WriteResult> {
-    this.checkOpen();
-    const op = { kind: Kind.DELETE, key: this.key(key), value: new Uint8Array(0) };
-    return this.writeOne(ProofDB.condition(op, { ifVersion: options.ifVersion }), options);
+  delete(key: Bytes, options: WriteOptions & Pick<WriteCondition, 'ifVersion'> = {}): Promise<WriteResult> {
+    return this.writeOne(() => ProofDB.condition({ kind: Kind.DELETE, key: this.key(key), value: new Uint8Array(0) }, { ifVersion: options.ifVersion }), options);
   }
 
   /**
@@ -507,9 +515,8 @@ export class ProofDB {
    * followed by `suffix`. The value is computed when the write is applied, after every write
    * queued before it. A result above `maxValueSize` throws `VALUE_TOO_LARGE` and writes nothing.
    */
-  async append(key: Bytes, suffix: Bytes, options: ConditionalWriteOptions = {}): Promise<WriteResult> {
-    this.checkOpen();
-    return this.writeOne(ProofDB.condition({ kind: Kind.PUT, key: this.key(key), value: this.value(suffix), append: true }, options), options);
+  append(key: Bytes, suffix: Bytes, options: ConditionalWriteOptions = {}): Promise<WriteResult> {
+    return this.writeOne(() => ProofDB.condition({ kind: Kind.PUT, key: this.key(key), value: this.value(suffix), append: true }, options), options);
   }
 
   /** A new, empty batch for {@link write}. */

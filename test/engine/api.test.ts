@@ -154,6 +154,69 @@ describe('bad input gets a typed error', () => {
   });
 });
 
+describe('lone writes queued together', () => {
+  it('resolve in one group against each other: versions, a failed condition and an append in between', async () => {
+    // Not awaited one by one: the first starts a group, the rest are resolved together after it.
+    const ps = [
+      db.put('k', 'a'),
+      db.put('k', 'b'),
+      db.put('k', 'x', { ifVersion: 1 }), // k is at version 2 by now
+      db.append('k', '+'),
+      db.delete('k', { ifVersion: 3 }),
+      db.put('k', 'c', { ifAbsent: true }), // deleted: absent
+      db.putWithVersion('k', 'd', 10),
+      db.putWithVersion('k', 'e', 9), // not above 10
+    ];
+    const settled = await Promise.allSettled(ps);
+    const versions = settled.map((s) => (s.status === 'fulfilled' ? s.value.version : (s.reason as ProofKVError).code));
+    expect(versions).toEqual([1, 2, 'CONDITION_FAILED', 3, 4, 5, 10, 'VERSION_NOT_INCREASING']);
+    const seqs = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value.seq] : []));
+    expect(seqs).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(str(await db.get('k'))).toBe('d');
+    const history = await db.getVersionHistory('k');
+    expect(history.map((h) => [h.version, h.kind, str(h.value)])).toEqual([
+      [1, 'put', 'a'],
+      [2, 'put', 'b'],
+      [3, 'put', 'b+'],
+      [4, 'delete', ''],
+      [5, 'put', 'c'],
+      [10, 'put', 'd'],
+    ]);
+  });
+
+  it('keys differing in any byte are different keys (the write path maps keys by their latin1 string)', async () => {
+    const ps: Array<Promise<unknown>> = [];
+    for (let b = 0; b < 256; b++) ps.push(db.put(Uint8Array.of(7, b), Uint8Array.of(b)), db.put(Uint8Array.of(b), Uint8Array.of(b)));
+    const results = (await Promise.all(ps)) as Array<{ version: number }>;
+    expect(results.every((r) => r.version === 1)).toBe(true);
+    for (let b = 0; b < 256; b++) expect([...(await db.get(Uint8Array.of(7, b)))!]).toEqual([b]);
+  });
+
+  it('every single-key write rejects, never throws, on bad input and on a closed database', async () => {
+    const calls = (): Array<() => Promise<unknown>> => [
+      () => db.put('', 'v'),
+      () => db.putWithVersion('k', 'v', 0),
+      () => db.delete('k', { ifVersion: -1 }),
+      () => db.append('k', 'v', { ifVersion: 1, ifAbsent: true }),
+      () => db.put('k', 'v', { time: -1 }),
+    ];
+    for (const call of calls()) {
+      let p: Promise<unknown> | undefined;
+      expect(() => (p = call())).not.toThrow();
+      await expect(p).rejects.toBeInstanceOf(ProofKVError);
+    }
+    expect(db.stats().lastSeq).toBe(0);
+    await db.close();
+    for (const call of calls()) {
+      let p: Promise<unknown> | undefined;
+      expect(() => (p = call())).not.toThrow();
+      await expectCode(p!, 'DATABASE_CLOSED');
+    }
+    db = await ProofDB.open(dir, TINY);
+    expect(db.stats().lastSeq).toBe(0);
+  });
+});
+
 describe('lifecycle', () => {
   it('a closed database says so', async () => {
     await db.close();
