@@ -79,6 +79,16 @@ export interface PhaseResult {
    * `/proc/<pid>/stat` sampled every {@link CPU_SAMPLE_MS} (undefined without `/proc` or pids).
    */
   serverCpuUs?: number;
+  /**
+   * Read- and write-class system calls of the watched servers during the phase (`syscr` + `syscw`
+   * of `/proc/<pid>/io`: socket and file reads and writes, every thread), sampled like the CPU.
+   */
+  serverSyscalls?: number;
+  /**
+   * Voluntary context switches of the watched servers' threads during the phase (summed over
+   * `/proc/<pid>/task/*\/status`): each is a thread that went to sleep to wait — a wake-up.
+   */
+  serverWakeups?: number;
 }
 
 /** How often {@link runLoadgen} samples the servers' CPU time. */
@@ -103,14 +113,50 @@ export function processCpuUs(pid: number): number | undefined {
   }
 }
 
-/** The CPU time of `samples` (time-ordered) at time `t`, linearly interpolated. */
-function cpuAt(samples: readonly { t: number; cpu: number }[], t: number): number | undefined {
+/** Read- and write-class system calls of process `pid` so far (`/proc/<pid>/io`); undefined when `/proc` does not have it. */
+export function processSyscalls(pid: number): number | undefined {
+  try {
+    const io = fs.readFileSync(`/proc/${pid}/io`, 'utf8');
+    const r = /^syscr:\s*(\d+)$/m.exec(io);
+    const w = /^syscw:\s*(\d+)$/m.exec(io);
+    return r && w ? Number(r[1]) + Number(w[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Voluntary context switches of the live threads of process `pid` so far; undefined when `/proc` does not have them. */
+export function processWakeups(pid: number): number | undefined {
+  try {
+    let n = 0;
+    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const m = /^voluntary_ctxt_switches:\s*(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'));
+        if (m) n += Number(m[1]);
+      } catch {
+        // the thread exited meanwhile
+      }
+    }
+    return n;
+  } catch {
+    return undefined;
+  }
+}
+
+/** One sample of the watched servers: time, and their CPU time, system calls and wake-ups summed. */
+interface ServerSample { t: number; cpu: number; syscalls?: number; wakeups?: number }
+
+/** Field `k` of `samples` (time-ordered) at time `t`, linearly interpolated. */
+function valueAt(samples: readonly ServerSample[], k: 'cpu' | 'syscalls' | 'wakeups', t: number): number | undefined {
   if (samples.length === 0 || t < samples[0].t || t > samples[samples.length - 1].t) return undefined;
   let i = 1;
   while (i < samples.length - 1 && samples[i].t < t) i++;
   const a = samples[i - 1];
   const b = samples[i];
-  return b.t === a.t ? b.cpu : a.cpu + ((b.cpu - a.cpu) * (t - a.t)) / (b.t - a.t);
+  const va = a[k];
+  const vb = b[k];
+  if (va === undefined || vb === undefined) return undefined;
+  return b.t === a.t ? vb : va + ((vb - va) * (t - a.t)) / (b.t - a.t);
 }
 
 /** What each run of the load generator does. */
@@ -152,10 +198,12 @@ export async function runLoadgen(bin: string, system: LoadSystem, endpoints: str
     '-phase-seconds', String(p.phaseSeconds),
     '-stream-conns', String(p.streamConns ?? 1),
   ];
-  const samples: { t: number; cpu: number }[] = [];
+  const samples: ServerSample[] = [];
+  const sum = (xs: (number | undefined)[]) => (xs.every((x) => x !== undefined) ? xs.reduce((a, b) => a! + b!, 0) : undefined);
   const sample = () => {
-    const each = serverPids.map(processCpuUs);
-    if (serverPids.length > 0 && each.every((c) => c !== undefined)) samples.push({ t: Date.now(), cpu: each.reduce((a, b) => a! + b!, 0)! });
+    const cpu = sum(serverPids.map(processCpuUs));
+    if (serverPids.length === 0 || cpu === undefined) return;
+    samples.push({ t: Date.now(), cpu, syscalls: sum(serverPids.map(processSyscalls)), wakeups: sum(serverPids.map(processWakeups)) });
   };
   sample();
   // At most one sample per CPU_SAMPLE_MS for the loadgen's lifetime (bounded by its phase limits).
@@ -174,9 +222,14 @@ export async function runLoadgen(bin: string, system: LoadSystem, endpoints: str
     .filter((l) => l.trim() !== '')
     .map((l) => {
       const r = JSON.parse(l) as PhaseResult;
-      const a = cpuAt(samples, r.startMs);
-      const b = cpuAt(samples, r.endMs);
-      return a !== undefined && b !== undefined ? { ...r, serverCpuUs: b - a } : r;
+      const during = (k: 'cpu' | 'syscalls' | 'wakeups') => {
+        const a = valueAt(samples, k, r.startMs);
+        const b = valueAt(samples, k, r.endMs);
+        return a !== undefined && b !== undefined ? b - a : undefined;
+      };
+      const cpu = during('cpu');
+      if (cpu === undefined) return r;
+      return { ...r, serverCpuUs: cpu, serverSyscalls: during('syscalls'), serverWakeups: during('wakeups') };
     });
 }
 

@@ -78,6 +78,7 @@ import { WalStorage } from '../raft/wal_storage.js';
 import { realClock, type Clock, type TimerHandle } from './clock.js';
 import type { PeerAddress, Transport } from './transport.js';
 import { trace, traceMessages, tracing } from './trace.js';
+import { coalesceAppendAcks } from './coalesce.js';
 
 /** Stable codes of {@link ReplicationError}. */
 export enum ReplicationErrorCode {
@@ -1273,9 +1274,11 @@ export class ReplicationGroup<O> {
    * while a write's appends and acknowledgements do not wait for the rest of the turn).
    */
   private send(messages: Message[], now = false): void {
-    traceMessages('tx', messages);
-    if (messages.length === 0) return;
-    this.transport.send(messages);
+    // A Ready's acknowledgements of appends, one per leader and term (coalesce.ts): the highest says it all.
+    const out = coalesceAppendAcks(messages);
+    traceMessages('tx', out);
+    if (out.length === 0) return;
+    this.transport.send(out);
     if (now) this.transport.flush?.();
   }
 
