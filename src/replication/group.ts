@@ -757,6 +757,10 @@ export class ReplicationGroup<O> {
     if (refused) return Promise.reject(refused);
     const deadline = this.clock.now() + (options.timeoutMs ?? this.timeoutMs);
     const p = new Promise<number>((resolve, reject) => this.readQueue.push({ resolve, reject, deadline }));
+    // While this member's ReadIndex request is unanswered the read waits for the next one, which
+    // the loop makes when the answer arrives (its message kicks the loop), or the tick after
+    // `readRetryMs`: no loop run per read then (one per chunk of a client's reads, for nothing).
+    if (!this.readRequestDue(false)) return p;
     void this.kick();
     // A member syncing a Ready asks for the read index at once (duringSync), not after the sync.
     this.wake?.();
