@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from 'vitest';
 import { coalesceAppendAcks } from '../../src/replication/coalesce.js';
-import { MessageType, newMessage, type Message } from '../../src/raft/types.js';
+import { EntryType, MessageType, newMessage, type Message } from '../../src/raft/types.js';
 import type { Raft } from '../../src/raft/raft.js';
 import { msg, newTestRaft, persist, readMessages } from '../raft/helpers.js';
 
@@ -43,7 +43,7 @@ describe('coalesceAppendAcks', () => {
       persist(r);
       for (const id of [2, 3]) r.step(msg({ type: MessageType.AppResp, from: id, to: 1, term: r.term, index: r.raftLog.lastIndex() }));
       for (let i = 0; i < 3; i++) {
-        r.step(msg({ type: MessageType.Prop, from: 1, to: 1, entries: [{ index: 0, term: 0, type: 0, data: new Uint8Array([i]) }] }));
+        r.step(msg({ type: MessageType.Prop, from: 1, to: 1, entries: [{ index: 0, term: 0, type: EntryType.Normal, data: new Uint8Array([i]) }] }));
         persist(r);
       }
       readMessages(r);
