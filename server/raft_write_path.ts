@@ -41,6 +41,13 @@ export interface RaftWritePathOptions extends LocalWritePathOptions {
   /** Called when writes pause on the Raft path ({@link RaftWritePath.writeFault} set) and with `undefined` when they resume. */
   onPause?: (fault: PathFault | undefined) => void;
   /**
+   * Runs a step that follows engine I/O done outside the group's loop: the Raft snapshot recorded
+   * after a checkpoint's record or a certifying cosign (a request to the loop). Default: at once.
+   * The simulator runs it once every member is idle (`Simulation.defer`), so where the request
+   * falls among the loop's turns does not depend on how long the disk took.
+   */
+  afterEngineIo?: (step: () => void) => void;
+  /**
    * This node as a member of a cluster: its Raft id, every member's peer address (the bootstrap
    * voters) and the transport to them. Absent: a one-member group.
    */
@@ -209,7 +216,10 @@ export class RaftWritePath implements WritePath {
       trust: () => snapshotTrust(members, options.cluster?.initialSignerSet, options.signers?.()) ?? { publicKeys: [db.publicKey()], quorum: 1 },
     });
     // Entries replayed while the group opens are not recorded yet (`record` undefined): the next checkpoint's are.
-    const record = (index: number, data: Uint8Array): Promise<void> => group!.snapshotAt(index, data);
+    const afterIo = options.afterEngineIo;
+    const record = afterIo
+      ? (index: number, data: Uint8Array) => new Promise<void>((resolve, reject) => afterIo(() => void group!.snapshotAt(index, data).then(resolve, reject)))
+      : (index: number, data: Uint8Array): Promise<void> => group!.snapshotAt(index, data);
     try {
       await recoverInstalledSessions(db, sessions);
       const c = options.cluster;
@@ -364,14 +374,19 @@ export class RaftWritePath implements WritePath {
     }
   }
 
-  /** True while the group's loop runs or has work queued, or the engine records a checkpoint (the simulator waits between events). */
+  /**
+   * True while the group's loop runs or has work queued, or the engine flushes a memtable or
+   * records a checkpoint (the simulator waits between events): a flush's install moves the
+   * durable log index, which the session store's pressure (a checkpoint proposed) depends on.
+   */
   busy(): boolean {
-    return this.group.busy() || this.db.checkpointInFlight();
+    return this.group.busy() || this.db.checkpointInFlight() || this.db.flushInFlight();
   }
 
-  /** Resolves once the group's loop is idle and the engine's checkpoint in flight, if any, recorded. */
+  /** Resolves once the group's loop is idle and the engine's flushes and checkpoint in flight, if any, are done. */
   async settled(): Promise<void> {
     await this.group.settled();
+    await this.db.waitForFlush().catch(() => undefined);
     await this.db.waitForCheckpoint().catch(() => undefined);
   }
 

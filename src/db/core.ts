@@ -736,6 +736,11 @@ export class DBCore {
     for (const u of t.followUps.splice(0)) u.reject(this.faultError());
   }
 
+  /** True while a frozen memtable's flush runs (not while a failed one waits for recovery). */
+  flushRunning(): boolean {
+    return this.flushQueue.length > 0;
+  }
+
   /** Waits until no flush is running. */
   async waitForFlush(): Promise<void> {
     while (this.flushing) await this.flushing;

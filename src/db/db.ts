@@ -754,6 +754,21 @@ export class ProofDB {
   }
 
   /**
+   * True while a frozen memtable's flush runs: its install makes its log index durable
+   * ({@link logIndex}, {@link beforeLogIndexDurable}). False while a failed flush waits for the
+   * engine's recovery.
+   */
+  flushInFlight(): boolean {
+    return !this.closed && this.core.flushRunning();
+  }
+
+  /** Resolves when no flush runs; rejects with the write fault when one failed. */
+  async waitForFlush(): Promise<void> {
+    this.checkOpen();
+    await this.core.waitForFlush();
+  }
+
+  /**
    * Runs a step that appends to the checkpoint log. When the append fails (a full disk, no
    * descriptor left) nothing of the step is recorded. External-log mode: the engine enters a
    * recoverable write fault (`checkpoint-log`), so that the log entries after it are refused too

@@ -145,8 +145,12 @@ export class FullCluster {
     try {
       wp = await RaftWritePath.open(db, path.join(m.dir, 'raft'), {
         signers: () => this.set,
-        // Fire and forget, as the server does; a lost proposal is proposed again by the timer.
-        proposeCosign: (cmd) => void m.wp?.propose(cmd).catch(() => undefined),
+        // Fire and forget, as the server does; a lost proposal is proposed again by the timer. It
+        // follows a checkpoint's record (real I/O): the simulation runs it once every member is idle.
+        proposeCosign: (cmd) => {
+          const to = m.wp;
+          if (to) this.sim.defer(id, () => void (m.wp === to ? to.propose(cmd).catch(() => undefined) : undefined));
+        },
         onCosign: (_cmd, res) => {
           if (res.divergence) this.fail(`member ${id} diverged at size ${res.divergence.size}`);
           if (res.certified) this.onCertified(id, res.certified);
@@ -155,6 +159,7 @@ export class FullCluster {
         tickMs: this.o.tickMs ?? 10,
         group: { clock: this.sim.clock, seed: this.sim.rand.u32(), electionTick: this.o.electionTick ?? 10, heartbeatTick: 1 },
         now: () => EPOCH + this.sim.now,
+        afterEngineIo: (step) => this.sim.defer(id, step),
         ...(this.o.maxPendingSessionBytes === undefined ? {} : { maxPendingSessionBytes: this.o.maxPendingSessionBytes }),
       });
     } catch (err) {

@@ -42,6 +42,8 @@ export class Simulation {
   readonly members = new Map<number, SimMember>();
   /** Called after every event once everything settled (invariant checks). */
   afterEvent: (() => void) | undefined;
+  /** Steps handed to {@link defer} during the current settle: `[member, step]`, in call order. */
+  private deferred: Array<[number, () => void]> = [];
 
   constructor(readonly seed: number, net: Partial<NetworkOptions> = {}, maxEvents?: number) {
     this.rand = new SeededRand(seed);
@@ -93,8 +95,24 @@ export class Simulation {
         busy = true;
         await Promise.race([g.settled(), this.syncs.whenParked(id)]);
       }
-      if (!busy) break;
+      if (busy) continue;
+      if (this.deferred.length === 0) break;
+      // Sorted by member (stable: each member's own steps keep their order).
+      const steps = this.deferred.sort((a, b) => a[0] - b[0]);
+      this.deferred = [];
+      for (const [, step] of steps) step();
     }
     this.afterEvent?.();
+  }
+
+  /**
+   * Runs `step` — an input that member `member` makes when real I/O outside its loop completes
+   * (a cosign proposed after a checkpoint's record) — once every member is idle, after the steps
+   * of lower member ids and after this member's earlier steps. Called directly, the step would
+   * reach the member's loop at a point of its turns that depends on how long the disk took (a
+   * proposal batched into this turn's messages or the next's), and the run would depend on it.
+   */
+  defer(member: number, step: () => void): void {
+    this.deferred.push([member, step]);
   }
 }
