@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
+import { cliArgv } from '../support/cli_build.js';
 
 export { startServer, tmpDir, type ServerProc } from '../server/harness.js';
 
@@ -104,12 +105,12 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Runs `node --import tsx server/cli.ts ...args` and collects its output. */
+/** Runs the `proofkv` command (test/support/cli_build.ts) with `args` and collects its output. */
 export function runCli(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ['--import', 'tsx', path.join(ROOT, 'server/cli.ts'), ...args],
+      [...cliArgv(), ...args],
       { cwd: ROOT, env: { ...process.env, ...env }, timeout: 60_000 },
       (err, stdout, stderr) => {
         const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;

@@ -9,7 +9,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { addClusterMember, initCluster } from '../../server/cli/cluster.js';
 import type { ClusterConfig, ClusterMember } from '../../server/cluster_config.js';
-import { freePortRange, PROOFKV_BIN, serveArgs } from '../../scripts/local_cluster.js';
+import { freePortRange, serveArgs } from '../../scripts/local_cluster.js';
+import { cliArgv } from '../support/cli_build.js';
 
 /** One member process (replaced on restart). */
 export interface Member {
@@ -76,7 +77,7 @@ export class ProcessCluster {
     const env = { ...process.env };
     delete env.PROOFKV_TOKENS;
     delete env.PROOFKV_LOG_LEVEL;
-    const proc = spawn(process.execPath, [PROOFKV_BIN, ...serveArgs(this.dir, id), '--log-level', 'warn', ...this.extraArgs, ...(this.memberArgs.get(id) ?? [])], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [...cliArgv(), ...serveArgs(this.dir, id), '--log-level', 'warn', ...this.extraArgs, ...(this.memberArgs.get(id) ?? [])], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     m.proc = proc;
     m.output = '';
     await new Promise<void>((resolve, reject) => {

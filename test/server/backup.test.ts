@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { call, json, startServer, tmpDir, type ServerProc } from './harness.js';
+import { cliArgv } from '../support/cli_build.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const servers: ServerProc[] = [];
@@ -17,7 +18,7 @@ afterEach(async () => {
 
 function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', path.join(ROOT, 'server/cli.ts'), ...args], { cwd: ROOT, timeout: 60_000 }, (err, stdout, stderr) =>
+    execFile(process.execPath, [...cliArgv(), ...args], { cwd: ROOT, timeout: 60_000 }, (err, stdout, stderr) =>
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });

@@ -1,9 +1,10 @@
 /**
- * Runs the real `proofkv` CLI (`node --import tsx server/cli.ts …`) as a child process, with its
+ * Runs the real `proofkv` CLI (the sources, compiled once per run: test/support/cli_build.ts) as a child process, with its
  * own HOME (so the default `~/.proofkv/trust.json` lands in a temporary directory) and endpoint.
  */
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
+import { cliArgv } from '../support/cli_build.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
@@ -36,7 +37,7 @@ export function cli(args: string[], opts: CliOptions = {}): Promise<CliRun> {
   // Nothing from the environment the tests run in: each test says its endpoint, state and token.
   for (const k of ['PROOFKV_TOKEN', 'PROOFKV_STATE', 'PROOFKV_ENDPOINT', 'PROOFKV_TOKENS', 'PROOFKV_LOG_LEVEL']) delete env[k];
   for (const [k, v] of Object.entries(opts.env ?? {})) env[k] = v;
-  const argv = ['--import', 'tsx', path.join(ROOT, 'server/cli.ts'), ...args];
+  const argv = [...cliArgv(), ...args];
   const proc =
     opts.rawArg === undefined
       ? spawn(process.execPath, argv, { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] })

@@ -10,6 +10,7 @@ import { decode as cborDecode } from 'cbor-x';
 import { pino } from 'pino';
 import { ProofNode, type NodeOptions } from '../../server/node.js';
 import type { DBOptions } from '../../src/index.js';
+import { cliArgv } from '../support/cli_build.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
@@ -29,12 +30,12 @@ export function tmpDir(prefix = 'proofkv-server-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-/** Starts `node --import tsx server/cli.ts serve --port 0` on `dataDir` and waits for its URL. */
+/** Starts `proofkv serve --port 0` (test/support/cli_build.ts) on `dataDir` and waits for its URL. */
 export async function startServer(
   opts: { dataDir?: string; args?: string[]; env?: Record<string, string>; logLevel?: string; /** Command prefix, e.g. `['prlimit', '--nofile=256']`. */ wrap?: string[] } = {},
 ): Promise<ServerProc> {
   const dataDir = opts.dataDir ?? path.join(tmpDir(), 'data');
-  const args = ['--import', 'tsx', path.join(ROOT, 'server/cli.ts'), 'serve', '--data', dataDir, '--port', '0', '--log-level', opts.logLevel ?? 'silent', ...(opts.args ?? [])];
+  const args = [...cliArgv(), 'serve', '--data', dataDir, '--port', '0', '--log-level', opts.logLevel ?? 'silent', ...(opts.args ?? [])];
   const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env };
   if (!opts.env?.PROOFKV_TOKENS) delete env.PROOFKV_TOKENS;
   delete env.PROOFKV_LOG_LEVEL;

@@ -15,8 +15,8 @@ import { cli } from '../server/cli_helpers.js';
 import { noteOptionsOf } from '../../server/cli/note.js';
 import { resolveConfig } from '../../server/config.js';
 import * as fs from 'node:fs';
+import { cliArgv } from '../support/cli_build.js';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
 const ORIGIN = 'proofkv/cli.example';
 const dirs: Array<{ dir: string; cleanup: () => void }> = [];
 const tempDirOf = () => dirs[0].dir;
@@ -31,7 +31,7 @@ beforeAll(async () => {
   dirs.push(dataDir, wdir);
   const nodeKey = openNodeKey(dataDir.dir, { logSize: 0 }).key;
   nodeVkey = formatVerifierKey(verifierKeyOf(ORIGIN, nodeKey.publicKey));
-  witnessProc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'server/cli.ts'), 'witness', '--name', 'w.example', '--dir', wdir.dir, '--port', '0', '--log-key', nodeVkey], {
+  witnessProc = spawn(process.execPath, [...cliArgv(), 'witness', '--name', 'w.example', '--dir', wdir.dir, '--port', '0', '--log-key', nodeVkey], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
