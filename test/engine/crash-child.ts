@@ -188,7 +188,7 @@ async function main(): Promise<void> {
 }
 
 // Only run when executed as a script (the parent imports the shared helpers above).
-if (process.argv[1] && /crash-child\.ts$/.test(process.argv[1])) {
+if (process.argv[1] && /crash-child\.[jt]s$/.test(process.argv[1])) {
   main().catch((err) => {
     process.stderr.write(`crash-child failed: ${(err as Error).stack ?? String(err)}\n`);
     process.exit(2);

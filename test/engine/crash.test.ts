@@ -22,6 +22,7 @@ import { describe, expect, it } from 'vitest';
 import { ProofDB, type VersionEntry } from '../../src/index.js';
 import { CRASH_KEYS, CRASH_OPTIONS, prng, valueHash, type Line, type WireOp } from './crash-child.js';
 import { tempDir } from './harness.js';
+import { scriptArgv } from '../support/cli_build.js';
 
 const SEED = process.env.CRASH_SEED !== undefined ? Number(process.env.CRASH_SEED) : Math.floor(Math.random() * 2 ** 31);
 if (!Number.isSafeInteger(SEED)) throw new Error(`CRASH_SEED must be an integer, got ${process.env.CRASH_SEED}`);
@@ -122,7 +123,7 @@ interface ChildRun {
 /** Runs the child until `killAfterMs` after it reports ready, then SIGKILLs it. */
 function runChild(dir: string, seed: number, thread: 'worker' | 'inline', killAfterMs: number): Promise<ChildRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, dir, String(seed), thread], {
+    const child = spawn(process.execPath, [...scriptArgv(CHILD), dir, String(seed), thread], {
       cwd: REPO,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -18,17 +18,19 @@ export const TEST_BUILD_ENV = 'PROOFKV_TEST_BUILD';
 /** The folders of sources the command imports (as in tsconfig.build.json). */
 export const SOURCE_DIRS = ['src', 'proofs', 'server', 'client-sdk', 'node-entry', 'witness'];
 
-/** The script a child runs: the compiled `server/cli.js`, or undefined to run the sources through tsx. */
-function compiledCli(): string | undefined {
+/** Test scripts that run as child processes, compiled with the sources. */
+export const CHILD_SCRIPTS = ['test/engine/crash-child.ts'];
+
+/** `node` arguments that run `script` (a path from the checkout's root, `.ts`): compiled, or through tsx. */
+export function scriptArgv(script: string): string[] {
   const dir = process.env[TEST_BUILD_ENV];
-  if (!dir) return undefined;
-  const cli = path.join(dir, 'server/cli.js');
-  if (!existsSync(cli)) throw new Error(`${TEST_BUILD_ENV}=${dir} holds no server/cli.js`);
-  return cli;
+  if (!dir) return ['--import', 'tsx', path.join(ROOT, script)];
+  const js = path.join(dir, script.replace(/\.ts$/, '.js'));
+  if (!existsSync(js)) throw new Error(`${TEST_BUILD_ENV}=${dir} holds no ${path.relative(dir, js)}`);
+  return [js];
 }
 
 /** `node` arguments that run the `proofkv` command: append the command's own arguments. */
 export function cliArgv(): string[] {
-  const cli = compiledCli();
-  return cli ? [cli] : ['--import', 'tsx', path.join(ROOT, 'server/cli.ts')];
+  return scriptArgv('server/cli.ts');
 }

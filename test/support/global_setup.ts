@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { build } from 'esbuild';
-import { SOURCE_DIRS, TEST_BUILD_ENV } from './cli_build.js';
+import { CHILD_SCRIPTS, SOURCE_DIRS, TEST_BUILD_ENV } from './cli_build.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
@@ -24,7 +24,7 @@ export default async function setup(): Promise<() => void> {
   const cache = path.join(ROOT, 'node_modules/.cache');
   fs.mkdirSync(cache, { recursive: true });
   const dir = fs.mkdtempSync(path.join(cache, 'proofkv-test-build-'));
-  const entryPoints = SOURCE_DIRS.flatMap((d) => sources(path.join(ROOT, d), []));
+  const entryPoints = [...SOURCE_DIRS.flatMap((d) => sources(path.join(ROOT, d), [])), ...CHILD_SCRIPTS.map((f) => path.join(ROOT, f))];
   // File by file, as tsx transforms them: no bundling, the same relative imports.
   await build({ entryPoints, outdir: dir, outbase: ROOT, bundle: false, format: 'esm', platform: 'node', target: 'node20', logLevel: 'warning' });
   // What the compiled files read beside them, as in dist/: the package's name and version, and the
