@@ -23,7 +23,9 @@ function sources(dir: string, out: string[]): string[] {
 export default async function setup(): Promise<() => void> {
   const cache = path.join(ROOT, 'node_modules/.cache');
   fs.mkdirSync(cache, { recursive: true });
-  const dir = fs.mkdtempSync(path.join(cache, 'proofkv-test-build-'));
+  // The real path: `node_modules` may be a link (a worktree sharing a checkout's), and the CLI runs
+  // its main only when `process.argv[1]` is the path its own `import.meta.url` names.
+  const dir = fs.realpathSync(fs.mkdtempSync(path.join(cache, 'proofkv-test-build-')));
   const entryPoints = [...SOURCE_DIRS.flatMap((d) => sources(path.join(ROOT, d), [])), ...CHILD_SCRIPTS.map((f) => path.join(ROOT, f))];
   // File by file, as tsx transforms them: no bundling, the same relative imports.
   await build({ entryPoints, outdir: dir, outbase: ROOT, bundle: false, format: 'esm', platform: 'node', target: 'node20', logLevel: 'warning' });
