@@ -10,6 +10,7 @@ import { build } from 'esbuild';
 import { CHILD_SCRIPTS, SOURCE_DIRS, TEST_BUILD_ENV } from './cli_build.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
+const PREFIX = 'proofkv-test-build-';
 
 function sources(dir: string, out: string[]): string[] {
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
@@ -23,9 +24,14 @@ function sources(dir: string, out: string[]): string[] {
 export default async function setup(): Promise<() => void> {
   const cache = path.join(ROOT, 'node_modules/.cache');
   fs.mkdirSync(cache, { recursive: true });
+  // Trees of runs that were killed (no teardown): gone after a day.
+  for (const name of fs.readdirSync(cache)) {
+    const old = path.join(cache, name);
+    if (name.startsWith(PREFIX) && Date.now() - fs.statSync(old).mtimeMs > 24 * 3600_000) fs.rmSync(old, { recursive: true, force: true });
+  }
   // The real path: `node_modules` may be a link (a worktree sharing a checkout's), and the CLI runs
   // its main only when `process.argv[1]` is the path its own `import.meta.url` names.
-  const dir = fs.realpathSync(fs.mkdtempSync(path.join(cache, 'proofkv-test-build-')));
+  const dir = fs.realpathSync(fs.mkdtempSync(path.join(cache, PREFIX)));
   const entryPoints = [...SOURCE_DIRS.flatMap((d) => sources(path.join(ROOT, d), [])), ...CHILD_SCRIPTS.map((f) => path.join(ROOT, f))];
   // File by file, as tsx transforms them: no bundling, the same relative imports.
   await build({ entryPoints, outdir: dir, outbase: ROOT, bundle: false, format: 'esm', platform: 'node', target: 'node20', logLevel: 'warning' });
