@@ -190,11 +190,22 @@ describe('server fuzz', () => {
     const failures: string[] = [];
     const counts = new Map<number, number>();
     let next = 0;
+    let resent = 0;
     const worker = async () => {
       while (next < reqs.length) {
         const r = reqs[next++];
         try {
-          const res = await fetch(s.url + r.path, { method: r.method, headers: r.headers, body: r.body, signal: AbortSignal.timeout(20_000) });
+          let res: Response;
+          try {
+            res = await fetch(s.url + r.path, { method: r.method, headers: r.headers, body: r.body, signal: AbortSignal.timeout(20_000) });
+          } catch (err) {
+            // A kept-alive connection the server closed as idle (its keep-alive timeout ran out
+            // while a heavy request held the machine) just as the client reused it: sent again
+            // once, as HTTP clients do. A server that closes on the request itself fails again.
+            if ((err as { cause?: { code?: string } }).cause?.code !== 'UND_ERR_SOCKET') throw err;
+            resent++;
+            res = await fetch(s.url + r.path, { method: r.method, headers: r.headers, body: r.body, signal: AbortSignal.timeout(20_000) });
+          }
           const text = await res.text();
           counts.set(res.status, (counts.get(res.status) ?? 0) + 1);
           if (res.status < 400 || res.status >= 500) failures.push(`${r.label}: ${r.method} ${r.path.slice(0, 120)} -> ${res.status} ${text.slice(0, 200)}`);
@@ -227,6 +238,9 @@ describe('server fuzz', () => {
     expect(failures.slice(0, 20), `seed ${SEED}: ${failures.length} failures`).toEqual([]);
     expect([...counts.keys()].every((c) => c >= 400 && c < 500)).toBe(true);
     expect(counts.size).toBeGreaterThan(5);
+    // Sent again after an idle close: rare (none on a quiet machine), never a habit of the server.
+    if (resent > 0) console.log(`fuzz: ${resent} requests sent again after the server closed an idle kept-alive connection`);
+    expect(resent).toBeLessThanOrEqual(reqs.length / 100);
 
     // Nothing was written, the data is intact, proofs verify, the node serves.
     const after = await snapshot();
