@@ -16,6 +16,7 @@
  *   npm run bench:cluster -- --systems proofkv --trace --conc-n 1 --get-n 1   # where a single client's write spends its time, per hop
  *   npm run bench:cluster -- --systems proofkv --proofkv-protocol stream --seq 2000 --conc-n 1 --get-n 1 --proof-n 1 --reps 1 --trace   # the same over the stream (its front's events too)
  *   npm run bench:cluster -- --systems proofkv --cpu-prof DIR   # a V8 CPU profile of each member (bench/profile-summary.ts; by area: bench/cluster_profile.ts)
+ *   npm run bench:cluster -- --systems proofkv --node-args='--trace-opt --trace-deopt' --member-log DIR   # node/V8 flags for the members, their output kept
  *   npm run bench:http                       # = bench:cluster -- --members 1: one `proofkv serve` vs one etcd member
  *
  * Rows: PUT with one client (latency p50/p99, throughput), PUT with 100 in flight (throughput,
@@ -42,7 +43,7 @@ import { fmtNum, fmtSpread, loadAvg, machineInfo, numArg, parseArgs, printTable,
 
 const args = parseArgs(process.argv.slice(2));
 if (args.has('help')) {
-  console.log('usage: tsx bench/cluster.ts [--quick] [--reps 3] [--systems proofkv,etcd,etcd-gateway] [--proofkv-protocol http|stream|both] [--stream-conns 1] [--nodes 3] [--members 1|3] [--seq N] [--conc-n N] [--get-n N] [--proof-n N] [--concurrency 100] [--value-bytes 100] [--phase-seconds 120] [--keep] [--trace] [--cpu-prof DIR] [--serve-args="--checkpoint-interval 5000"] [--source]');
+  console.log('usage: tsx bench/cluster.ts [--quick] [--reps 3] [--systems proofkv,etcd,etcd-gateway] [--proofkv-protocol http|stream|both] [--stream-conns 1] [--nodes 3] [--members 1|3] [--seq N] [--conc-n N] [--get-n N] [--proof-n N] [--concurrency 100] [--value-bytes 100] [--phase-seconds 120] [--keep] [--trace] [--cpu-prof DIR] [--serve-args="--checkpoint-interval 5000"] [--node-args="--perf-basic-prof"] [--member-log DIR] [--source]');
   process.exit(0);
 }
 const P: LoadParams = { ...loadParamsOf(args), streamConns: numArg(args, 'stream-conns', 1) };
@@ -86,6 +87,16 @@ const TRACE = args.has('trace');
 /** `--serve-args='--checkpoint-interval 5000'` (with `=`): extra `serve` flags for every ProofKV member (what a setting costs or saves). */
 const SERVE_ARGS = typeof args.get('serve-args') === 'string' ? String(args.get('serve-args')).split(/\s+/).filter((a) => a !== '') : [];
 /**
+ * `--node-args='--trace-opt --trace-deopt'` (with `=`): extra `node` flags for every ProofKV
+ * member, before its script (V8's tracing, `--perf-basic-prof` for `perf`). What V8 prints goes to
+ * the member's output: keep it with `--member-log`.
+ */
+const NODE_ARGS = typeof args.get('node-args') === 'string' ? String(args.get('node-args')).split(/\s+/).filter((a) => a !== '') : [];
+/** `--member-log DIR`: each cluster member's whole output (stdout and stderr) appended to `DIR/member.<id>.<system>.txt`. */
+const MEMBER_LOG = args.has('member-log') ? path.resolve(String(args.get('member-log'))) : undefined;
+if (args.get('member-log') === true) throw new Error('--member-log needs a directory');
+if (MEMBER_LOG && MEMBERS === 1) throw new Error('--member-log keeps the output of cluster members: use it without --members 1');
+/**
  * What the ProofKV members run: by default the built `dist/` (built here first with `npm run build`,
  * through `bench/dist_cli.mjs`), as an installed package runs it; `--source`: `bin/proofkv.js` on the
  * TypeScript sources through tsx, which transpiles at start-up and in every worker thread.
@@ -95,6 +106,8 @@ const MEMBER_BIN = FROM_SOURCE ? PROOFKV_BIN : fileURLToPath(new URL('./dist_cli
 /** A directory for a `--cpu-prof` profile of each ProofKV member (written when it stops). */
 const CPU_PROF = args.has('cpu-prof') ? path.resolve(String(args.get('cpu-prof'))) : undefined;
 if (args.get('cpu-prof') === true) throw new Error('--cpu-prof needs a directory');
+/** The `node` flags of every ProofKV member: `--cpu-prof`'s, then `--node-args`. */
+const MEMBER_NODE_ARGS = [...(CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : []), ...NODE_ARGS];
 
 type System = LoadSystem;
 /** ProofKV's systems: over HTTP, over the stream. */
@@ -105,10 +118,9 @@ const isProofKV = (s: System): s is 'proofkv' | 'proofkv-stream' => s === 'proof
  * user starts it) on a free loopback port, with `--log-level warn`; runs the load, stops it.
  */
 async function measureSingleServe(loadgen: string, sys: System, p: LoadParams, dir: string): Promise<PhaseResult[]> {
-  const nodeArgs = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [];
   const env = { ...process.env };
   delete env.PROOFKV_TOKENS;
-  const child = spawnChild(process.execPath, [...nodeArgs, MEMBER_BIN, 'serve', '--data', path.join(dir, 'data'), '--host', '127.0.0.1', '--port', '0', '--log-level', 'warn', ...SERVE_ARGS], { env });
+  const child = spawnChild(process.execPath, [...MEMBER_NODE_ARGS, MEMBER_BIN, 'serve', '--data', path.join(dir, 'data'), '--host', '127.0.0.1', '--port', '0', '--log-level', 'warn', ...SERVE_ARGS], { env });
   try {
     const url = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`proofkv serve did not start in 60 s:\n${child.output()}`)), 60_000);
@@ -147,8 +159,9 @@ async function measureProofKV(loadgen: string, sys: System, p: LoadParams): Prom
     const base = await freePortRange(2 * NODES);
     const { config } = initCluster({ nodes: NODES, dir, clientPort: base, peerPort: base + NODES });
     if (TRACE) process.env[TRACE_ENV] = path.join(dir, 'trace');
-    const nodeArgs = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [];
-    const cluster = await startMembers(dir, config, { serveArgs: ['--log-level', 'warn', ...SERVE_ARGS], nodeArgs, bin: MEMBER_BIN });
+    if (MEMBER_LOG) fs.mkdirSync(MEMBER_LOG, { recursive: true });
+    const onOutput = MEMBER_LOG ? (id: number, chunk: string) => fs.appendFileSync(path.join(MEMBER_LOG, `member.${id}.${sys}.txt`), chunk) : undefined;
+    const cluster = await startMembers(dir, config, { serveArgs: ['--log-level', 'warn', ...SERVE_ARGS], nodeArgs: MEMBER_NODE_ARGS, bin: MEMBER_BIN, onOutput });
     delete process.env[TRACE_ENV];
     try {
       return await runLoadgen(loadgen, sys, cluster.members.map((m) => m.url), p, cluster.members.map((m) => m.proc.pid!));

@@ -111,7 +111,12 @@ export function negotiate(req: Request, allowOctet = false): ResponseType {
 /** The answer holding `body` with status `status` in encoding `kind` (`octet` is not an encoding of a body: JSON). */
 export function answerOf(kind: ResponseType, body: Wire, status = 200): Answer {
   if (kind === 'cbor') return { status, headers: { Vary: 'Accept', 'Content-Type': 'application/cbor' }, body: Buffer.from(encodeCbor(toCborWire(body))) };
-  return { status, headers: { Vary: 'Accept', 'Content-Type': 'application/json; charset=utf-8' }, body: JSON.stringify(toJsonWire(body)) };
+  return jsonAnswer(JSON.stringify(toJsonWire(body)), status);
+}
+
+/** The JSON answer whose body is the JSON text `text` (what {@link answerOf} `('json', …)` sends for the value it encodes). */
+export function jsonAnswer(text: string, status = 200): Answer {
+  return { status, headers: { Vary: 'Accept', 'Content-Type': 'application/json; charset=utf-8' }, body: text };
 }
 
 /** Sends `a` on an HTTP response. */

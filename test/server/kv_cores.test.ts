@@ -10,7 +10,9 @@ import { describe, expect, it } from 'vitest';
 import type { AppContext } from '../../server/context.js';
 import { HttpError } from '../../server/errors.js';
 import { Query } from '../../server/keys.js';
-import { kvCores } from '../../server/routes/kv.js';
+import { answerOf } from '../../server/codec.js';
+import { timeWire } from '../../server/context.js';
+import { kvCores, writeResultJson } from '../../server/routes/kv.js';
 import type { KeyRequest } from '../../server/routes/key_request.js';
 import type { WriteCommand, WriteOutcome, WritePath } from '../../server/write_path.js';
 
@@ -89,5 +91,45 @@ describe('kv cores: PUT and DELETE', () => {
     const d = await c.delete(request(''));
     expect(d.headers['ProofKV-Replayed']).toBe('true');
     expect(c.proposed[1]).toMatchObject({ type: 'delete', key: te.encode('k') });
+  });
+});
+
+describe('writeResultJson: the JSON answer of a write, written straight', () => {
+  /** The body the generic encoder gives for the same result (what the answer was before). */
+  const generic = (o: WriteOutcome): string => {
+    if (o.type !== 'put' && o.type !== 'delete' && o.type !== 'append') throw new Error('not a single-key write');
+    return answerOf('json', { version: o.result.version, seq: o.result.seq, ...timeWire(o.result.time) }).body as string;
+  };
+
+  it('is byte for byte what the generic JSON encoder writes, with and without an ISO time', () => {
+    const times = [0, 1, 1_796_019_260_093, 8.64e15, 8.64e15 + 1, Number.MAX_SAFE_INTEGER];
+    const ints = [0, 1, 41, 2 ** 31, 2 ** 32 + 5, Number.MAX_SAFE_INTEGER];
+    for (const type of ['put', 'delete', 'append'] as const) {
+      for (const time of times) {
+        for (const v of ints) {
+          const o: WriteOutcome = { type, result: { version: v, seq: ints[(ints.indexOf(v) + 1) % ints.length], time } };
+          expect(writeResultJson(o)).toBe(generic(o));
+        }
+      }
+    }
+    // The ISO form is left out past JavaScript's last date, as timeWire does.
+    expect(JSON.parse(writeResultJson({ type: 'put', result: { version: 1, seq: 2, time: 8.64e15 + 1 } }))).toEqual({ version: 1, seq: 2, time: 8.64e15 + 1 });
+    expect(JSON.parse(writeResultJson({ type: 'put', result: { version: 1, seq: 2, time: 0 } })).timeIso).toBe('1970-01-01T00:00:00.000Z');
+  });
+
+  it('takes the generic path for a number that is not a safe integer, and refuses other outcomes', () => {
+    const odd: WriteOutcome = { type: 'put', result: { version: 2 ** 60, seq: 1.5, time: 3 } };
+    expect(writeResultJson(odd)).toBe(generic(odd));
+    expect(() => writeResultJson({ type: 'batch', results: [] })).toThrow('unexpected outcome');
+  });
+
+  it('is the body of a PUT answered in JSON; CBOR answers are unchanged', async () => {
+    const out: WriteOutcome = { type: 'put', result: { version: 3, seq: 41, time: 1_796_019_260_093 } };
+    const c = cores(() => Promise.resolve(out));
+    const a = await c.put(request(''));
+    expect(a.body).toBe(generic(out));
+    expect(a.headers).toEqual({ Vary: 'Accept', 'Content-Type': 'application/json; charset=utf-8' });
+    const b = await c.put({ ...request(''), accept: 'cbor' });
+    expect(b).toEqual(answerOf('cbor', { version: 3, seq: 41, ...timeWire(1_796_019_260_093) }));
   });
 });
