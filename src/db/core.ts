@@ -30,6 +30,7 @@ import { pickCheckpointLevel0, pickCompaction, type Compaction } from '../versio
 import type { Version } from '../version/version.js';
 import { files, syncDir, syncDirAsync, type VersionSet } from '../version/version_set.js';
 import { TableCache } from './table_cache.js';
+import { TableDeleter } from './table_deleter.js';
 import { trace, tracing } from '../replication/trace.js';
 
 /** A journal file still needed by recovery, with the highest seq it holds. */
@@ -217,6 +218,10 @@ export interface EngineStats {
   faults: number;
   /** Write faults the engine recovered from by itself. */
   faultRecoveries: number;
+  /** Obsolete table files unlinked. */
+  obsoleteTablesDeleted: number;
+  /** Unlinks of obsolete table files that failed (other than ENOENT); the next open removes those files. */
+  obsoleteTableDeleteErrors: number;
 }
 
 /** Shared engine state. One per open database. */
@@ -273,6 +278,8 @@ export class DBCore {
     journalSyncs: 0,
     faults: 0,
     faultRecoveries: 0,
+    obsoleteTablesDeleted: 0,
+    obsoleteTableDeleteErrors: 0,
   };
   /** A journal whose write or sync failed, and the length its last acknowledged record ends at. */
   private brokenJournal: { writer: JournalWriter; keepLength: number } | null = null;
@@ -298,6 +305,17 @@ export class DBCore {
   openIterators = 0;
   /** Table numbers being installed: renamed into place but not yet in the current version. */
   private readonly installing = new Set<number>();
+  /**
+   * Tables that left the current version (an edit's `deleted`) or were never installed (a failed
+   * install's outputs) and whose files may still exist: what {@link deleteObsoleteTables}
+   * considers, so that it never lists the directory. Each number names a file on disk, so the set
+   * is bounded by the directory's tables. Leftovers of a crash are found by listing at open.
+   */
+  private readonly obsolete = new Set<number>();
+  /** Runs the unlinks off the event loop; `close` waits for it. */
+  private readonly deleter: TableDeleter;
+  /** Set once `close` has drained the deleter: later releases leave their files to the next open. */
+  private deletionsStopped = false;
   private jobCounter = 0;
   /** The pipelined checkpoint whose steps after the freeze are not done yet, or null. */
   private tail: CheckpointTail | null = null;
@@ -313,6 +331,7 @@ export class DBCore {
   ) {
     this.tables = new TableCache(dir, opts.blockCacheSize, opts.tableMemoryBytes, opts.maxOpenTables);
     this.runner = new CompactionRunner(opts.compactionThread, opts.compactionDelay, opts.compactionWorkerHeapBytes);
+    this.deleter = new TableDeleter(dir, this.stats, () => this.deleteObsoleteTables());
     this.shape = {
       blockSize: opts.blockSize,
       blockRestartInterval: opts.blockRestartInterval,
@@ -339,7 +358,8 @@ export class DBCore {
   unrefVersion(v: Version): void {
     if (--v.refs <= 0) {
       this.liveVersions.delete(v);
-      this.deleteObsoleteTables();
+      // The current version's tables are all live: releasing it frees none.
+      if (v !== this.vs.current) this.deleteObsoleteTables();
     }
   }
 
@@ -866,11 +886,14 @@ export class DBCore {
       }
       // The edit may have reached the manifest: keep its tables until a new manifest is written.
       if (logged) for (const [, m] of edit.added!) this.quarantined.add(m.number);
+      // Its renamed outputs are in no version: obsolete (once out of quarantine).
+      for (const [, m] of edit.added!) this.obsolete.add(m.number);
       throw err;
     } finally {
       for (const [, m] of edit.added!) this.installing.delete(m.number);
     }
     this.pending = null;
+    for (const [, number] of edit.deleted!) this.obsolete.add(number);
     // Journals wholly below the flushed seq are no longer needed.
     if (flush) {
       while (this.journals.length > 1 && this.journals[0].number < this.vs.logNumber) {
@@ -994,14 +1017,16 @@ export class DBCore {
 
   /**
    * Waits until no flush runs and the drain has ended (a flush's install starts the drain again,
-   * so both are awaited until neither runs): the table set is then levelled. Throws like
-   * {@link waitForCompactions}, or when the engine is in a write fault.
+   * so both are awaited until neither runs): the table set is then levelled, and the unlinks of
+   * the tables it left have finished. Throws like {@link waitForCompactions}, or when the engine
+   * is in a write fault.
    */
   async waitForBackgroundWork(): Promise<void> {
     while (this.flushing || this.draining) {
       while (this.flushing) await this.flushing;
       await this.waitForCompactions();
     }
+    await this.deleter.idle();
     this.throwIfFailed();
   }
 
@@ -1042,19 +1067,24 @@ export class DBCore {
     }
   }
 
-  /** Deletes table files no live version references. */
+  /**
+   * Deletes the files of the obsolete candidates ({@link obsolete}) that nothing references any
+   * more: not the current version, an install in progress, a quarantined edit or a pinned version.
+   * The unlinks run off the event loop ({@link TableDeleter}); this does no syscall but closing
+   * the evicted tables' readers.
+   */
   deleteObsoleteTables(): void {
-    const keep = this.vs.current.tableNumbers();
-    for (const n of this.installing) keep.add(n);
+    if (this.obsolete.size === 0 || this.deletionsStopped) return;
+    const current = this.vs.current.tableNumbers();
+    const keep = new Set<number>(this.installing);
     for (const n of this.quarantined) keep.add(n);
     for (const v of this.liveVersions) for (const n of v.tableNumbers()) keep.add(n);
-    for (const name of fs.readdirSync(this.dir)) {
-      const m = /^(\d+)\.sst$/.exec(name);
-      if (!m) continue;
-      const n = Number(m[1]);
-      if (!keep.has(n)) {
+    for (const n of this.obsolete) {
+      // Back in the current version (a move): no longer a candidate; an edit that removes it adds it again.
+      if (current.has(n)) this.obsolete.delete(n);
+      else if (!keep.has(n) && this.deleter.offer(n)) {
+        this.obsolete.delete(n);
         this.tables.evict(n);
-        fs.rmSync(path.join(this.dir, name), { force: true });
       }
     }
   }
@@ -1094,6 +1124,9 @@ export class DBCore {
       await this.runner.close();
       if (this.journal) await this.journal.close().catch(() => undefined);
       this.journal = null;
+      // A reopen (or a snapshot install's renames) must not race an unlink in flight.
+      this.deletionsStopped = true;
+      await this.deleter.idle();
       this.tables.close();
       await this.vs.close();
       for (const name of fs.readdirSync(this.dir)) {

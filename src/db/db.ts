@@ -1044,7 +1044,8 @@ export class ProofDB {
 
   /**
    * Waits until the background flush and compactions have run to the end: every level is then
-   * within its budget (docs/engine.md § Compaction scheduling). Writes need not wait for this (a
+   * within its budget (docs/engine.md § Compaction scheduling), and the files of the tables they
+   * replaced that no open iterator holds are deleted. Writes need not wait for this (a
    * flush waits for the compactions by itself); a bulk load that wants a levelled table set before
    * it reads can. Rejects with the error of a failed flush or compaction (the engine is then in a
    * write fault and retries by itself).

@@ -22,7 +22,7 @@ import type { TableMeta } from '../../src/version/edit.js';
 import { pickCheckpointLevel0 } from '../../src/version/picker.js';
 import { Version } from '../../src/version/version.js';
 import { mulberry32 } from '../support/prng.js';
-import { tempDir } from './harness.js';
+import { copyLiveDir, tempDir } from './harness.js';
 
 /** Level 0 is never compacted by the policy below 8 tables: only checkpoints keep it small. */
 const BASE: DBOptions = {
@@ -228,7 +228,7 @@ describe.each(RULES)('checkpoints leave level 0 small: $name', ({ checkpointLeve
       checkpointLevel0Tables: tables,
       writeAheadLog: 'external',
       compactionDelay: async () => {
-        if (armed !== null) fs.cpSync(dir, armed, { recursive: true });
+        if (armed !== null) copyLiveDir(dir, armed);
         armed = null;
       },
     };

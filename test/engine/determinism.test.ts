@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ProofDB, type DBOptions } from '../../src/index.js';
 import { mulberry32 } from '../support/prng.js';
-import { tempDir } from './harness.js';
+import { copyLiveDir, tempDir } from './harness.js';
 
 const prng = mulberry32;
 
@@ -137,7 +137,7 @@ async function runConcurrent(ops: Op[], startDir: string, SHAPE: DBOptions): Pro
         // disk now and carry on from the copy. Its replay refills the frozen memtable and freezes
         // it, so recovery must make the very install (compaction, then flush) the live engine makes.
         const copy = `${startDir}-crash`;
-        fs.cpSync(dir, copy, { recursive: true });
+        copyLiveDir(dir, copy);
         await db.close();
         dir = copy;
         db = await ProofDB.open(dir, options);

@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { ProofDB, type DBOptions } from '../../src/index.js';
 import { readJournal } from '../../src/journal/reader.js';
 import { mulberry32 } from '../support/prng.js';
-import { tempDir, TINY } from './harness.js';
+import { copyLiveDir, tempDir, TINY } from './harness.js';
 
 const SEED = Number(process.env.EXTLOG_SEED ?? 20261128);
 /** Compaction results arrive a turn of the event loop later, so copies also land while an install waits for one. */
@@ -185,7 +185,7 @@ async function crashAndReplay(opts: DBOptions, seed: number): Promise<{ ref: Awa
     for (let turn = 0; !settled && turn < 50; turn++) {
       if (r() < 0.22) {
         const dir = path.join(root, `crash-${crashes.length}`);
-        fs.cpSync(liveDir, dir, { recursive: true });
+        copyLiveDir(liveDir, dir);
         crashes.push({ dir, acked });
       }
       await new Promise((res) => setImmediate(res));
@@ -315,7 +315,7 @@ describe(`external-log mode (EXTLOG_SEED=${SEED})`, { timeout: 300_000 }, () => 
         if (log[i - 1].t !== 'checkpoint') continue;
         // The state right after the checkpoint's last install, before its CHECKPOINTS append.
         fs.rmSync(cut, { recursive: true, force: true });
-        fs.cpSync(dir, cut, { recursive: true });
+        copyLiveDir(dir, cut);
         const whole = fs.readFileSync(path.join(cut, 'CHECKPOINTS'));
         // Cut the checkpoint's record, keeping the intent record (time, signer set) that is
         // synced before its last install.

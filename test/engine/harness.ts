@@ -13,6 +13,38 @@ export function tempDir(prefix = 'proofkv-'): { dir: string; cleanup: () => void
   return { dir, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 
+/**
+ * Copies the directory of a database that is open (`from`, recursively) to `to` as a crash now
+ * would leave it. The copy is synchronous, so no engine step runs during it, but an unlink of an
+ * obsolete table queued before it may finish meanwhile (src/db/table_deleter.ts): a table file
+ * listed and then gone is skipped. Such a table left the version in a manifest edit made durable
+ * before its unlink was queued, so a crash image may equally lack it. Any other file that
+ * vanishes fails the copy; a live table that was skipped would fail the copy's open (the open
+ * checks every table the manifest names), which is why callers open the copy. Returns the
+ * skipped table names (relative to `from`).
+ */
+export function copyLiveDir(from: string, to: string): string[] {
+  const skipped: string[] = [];
+  const walk = (rel: string): void => {
+    fs.mkdirSync(path.join(to, rel), { recursive: true });
+    for (const d of fs.readdirSync(path.join(from, rel), { withFileTypes: true })) {
+      const name = path.join(rel, d.name);
+      if (d.isDirectory()) {
+        walk(name);
+        continue;
+      }
+      try {
+        fs.copyFileSync(path.join(from, name), path.join(to, name));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !/^\d+\.sst$/.test(d.name)) throw err;
+        skipped.push(name);
+      }
+    }
+  };
+  walk('');
+  return skipped;
+}
+
 /** Options that make a tiny database flush and compact constantly. */
 export const TINY = {
   writeBufferSize: 2048,

@@ -18,7 +18,7 @@ import { readJournal } from '../../src/journal/reader.js';
 import { JournalWriter } from '../../src/journal/writer.js';
 import { encodeEdit } from '../../src/version/edit.js';
 import type { CosignCommand, SignerSet } from '../../src/replication/cosign.js';
-import { tempDir } from '../engine/harness.js';
+import { copyLiveDir, tempDir } from '../engine/harness.js';
 
 const OPTS: DBOptions = { writeAheadLog: 'external', compactionThread: 'inline', writeBufferSize: 4096 };
 const te = new TextEncoder();
@@ -55,7 +55,7 @@ describe('co-signing records in CHECKPOINTS', () => {
       await applier.execute({ type: 'checkpoint', time: 777_000 }, 21);
       expect(proposed.length).toBe(1);
       // The state right after the checkpoint's last install: its record cut, its intent kept.
-      fs.cpSync(dir, cut, { recursive: true });
+      copyLiveDir(dir, cut);
     } finally {
       await db.close();
     }

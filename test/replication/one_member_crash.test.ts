@@ -16,6 +16,7 @@ import { ProofDB, type DBOptions } from '../../src/index.js';
 import { RaftWritePath } from '../../server/raft_write_path.js';
 import type { WriteCommand } from '../../server/write_path.js';
 import { mulberry32 } from '../support/prng.js';
+import { copyLiveDir } from '../engine/harness.js';
 
 const SEED = Number(process.env.REPL_SEED ?? 1129);
 const OPTS: DBOptions = {
@@ -153,7 +154,7 @@ describe(`one-member group under crashes (REPL_SEED=${SEED})`, () => {
       for (let turn = 0; !settled && turn < 40; turn++) {
         if (r() < 0.2) {
           const dir = path.join(root, `crash-${crashes.length}`);
-          fs.cpSync(liveDir, dir, { recursive: true });
+          copyLiveDir(liveDir, dir);
           crashes.push({ dir, acked });
         }
         await new Promise((res) => setImmediate(res));

@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { ProofDB } from '../../src/index.js';
 import { SESSION_INPUT_BYTES, decodeTable } from '../../src/replication/sessions.js';
 import { RaftWritePath } from '../../server/raft_write_path.js';
+import { copyLiveDir } from '../engine/harness.js';
 import { SESSION_CLIENT_BYTES, sessionEntryBytes, type WriteCommand } from '../../server/write_path.js';
 
 const te = new TextEncoder();
@@ -51,7 +52,7 @@ async function closeStack(s: Stack): Promise<void> {
 /** The directory as a SIGKILL now would leave it (no engine I/O runs between two turns). */
 function crashCopy(dir: string): string {
   const copy = `${dir}-crash-${fs.readdirSync(path.dirname(dir)).length}`;
-  fs.cpSync(dir, copy, { recursive: true });
+  copyLiveDir(dir, copy);
   fs.rmSync(path.join(copy, 'LOCK'), { force: true });
   return copy;
 }

@@ -12,6 +12,7 @@ import { ProofDB } from '../../src/index.js';
 import { RaftWritePath, decodeCommand, encodeCommand, encodeCommandCbor, type LogCommandFormat } from '../../server/raft_write_path.js';
 import type { WriteOutcome } from '../../server/write_path.js';
 import { b64, call, startServer, tmpDir, unb64, type ServerProc } from './harness.js';
+import { copyLiveDir } from '../engine/harness.js';
 
 const te = new TextEncoder();
 const td = new TextDecoder();
@@ -162,7 +163,7 @@ describe('RaftWritePath', () => {
       acked.push(...outs.map((x) => JSON.stringify(result(x))));
       if (round === 2) await o.wp.propose({ type: 'checkpoint' });
       const copy = path.join(tmpDir(), `crash-${round}`);
-      fs.cpSync(dir, copy, { recursive: true }); // the directory as a SIGKILL now would leave it
+      copyLiveDir(dir, copy); // the directory as a SIGKILL now would leave it
       fs.rmSync(path.join(copy, 'LOCK'), { force: true });
       const c = await openAt(copy, SMALL);
       expect(c.db.logIndex().durable).toBeLessThanOrEqual(c.wp.lastIndex);
@@ -183,7 +184,7 @@ describe('RaftWritePath', () => {
     await o.wp.propose({ type: 'checkpoint' }); // the engine records this index: the put is behind it
     expect(await o.wp.propose(cmd)).toMatchObject({ replayed: true });
     const copy = path.join(tmpDir(), 'copy');
-    fs.cpSync(dir, copy, { recursive: true });
+    copyLiveDir(dir, copy);
     fs.rmSync(path.join(copy, 'LOCK'), { force: true });
     const c = await openAt(copy);
     expect(c.db.logIndex().durable).toBeLessThan(c.wp.lastIndex);
