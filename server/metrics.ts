@@ -241,6 +241,8 @@ export class Metrics {
     engine('proofkv_checkpoint_level0_merges_total', 'Of proofkv_checkpoint_compactions_total, the merges of level 0 into one level-0 table (level 0 under checkpointLevel0Bytes and smaller than level 1)', (s) => s.checkpointLevel0Merges);
     engine('proofkv_dropped_compactions_total', 'Compactions the policy picked and a checkpoint dropped unfinished, compacting level 0 instead (their work was lost)', (s) => s.droppedCompactions);
     engine('proofkv_write_stall_seconds_total', 'Time writers waited for a flush or compaction', (s) => s.stallMs / 1000);
+    engine('proofkv_obsolete_tables_deleted_total', 'Table files no version needs any more, unlinked since start (off the event loop)', (s) => s.obsoleteTablesDeleted);
+    engine('proofkv_obsolete_table_delete_errors_total', 'Unlinks of obsolete table files that failed since start (other than already gone); the next open removes the files', (s) => s.obsoleteTableDeleteErrors);
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'proofkv_process_' });
   }
 

@@ -48,6 +48,13 @@ describe('engine counters in /metrics', () => {
       expect(stats.checkpointLevel0Merges).toBeLessThanOrEqual(stats.checkpointCompactions);
       expect(sample(after, 'proofkv_dropped_compactions_total')).toBe(stats.droppedCompactions);
       expect(sample(after, 'proofkv_compactions_total')).toBeGreaterThanOrEqual(stats.checkpointCompactions);
+      // Compactions made tables obsolete; their unlinks are counted once they ran.
+      await db.waitForCompactions();
+      const done = db.stats();
+      expect(done.obsoleteTablesDeleted).toBeGreaterThan(0);
+      const last = await metrics.registry.metrics();
+      expect(sample(last, 'proofkv_obsolete_tables_deleted_total')).toBe(done.obsoleteTablesDeleted);
+      expect(sample(last, 'proofkv_obsolete_table_delete_errors_total')).toBe(0);
     } finally {
       await db.close();
       cleanup();
