@@ -17,6 +17,7 @@ import { verifyScanProof } from '../../proofs/lsm_scan.js';
 import { installSnapshot, readSnapshotChunk, snapshotDescriptor, type FetchChunk } from '../../src/replication/snapshot.js';
 import { blockTrailer, splitDataBlock } from '../../src/table/format.js';
 import { TableReader } from '../../src/table/table_reader.js';
+import { files } from '../../src/version/version_set.js';
 import { enc, norm, World } from '../proofs/lsm_helpers.js';
 import { tempDir } from '../engine/harness.js';
 import { mulberry32 } from '../support/prng.js';
@@ -115,8 +116,10 @@ describe('proofs over tables with stored group roots', () => {
       const fetch: FetchChunk = (name, offset, length) => readSnapshotChunk(a, snap.index, name, offset, length);
       const trust = { publicKeys: [a.publicKey()], quorum: 1 };
 
-      // The first table with a block of several groups: one byte of one stored root flipped, CRC recomputed.
-      const tables = fs.readdirSync(aDir).filter((n) => n.endsWith('.sst')).sort();
+      // The first table of the snapshot's set with a block of several groups: one byte of one stored
+      // root flipped, CRC recomputed. (From the live set: the directory may still hold obsolete
+      // tables whose unlink is queued.)
+      const tables = a.tables().map((t) => files.table(t.number)).sort();
       let victim: { name: string; bytes: Uint8Array } | undefined;
       for (const name of tables) {
         const bytes = new Uint8Array(fs.readFileSync(path.join(aDir, name)));
