@@ -15,6 +15,8 @@ interface WorkerReply {
   error?: { name: string; message: string; code?: string; file?: string };
   /** The worker's heap in use at the end of the job, before it collected its garbage. */
   heapUsed?: number;
+  /** Sent without a job (`id` -1) after the worker collected its garbage while idle: its heap in use then. */
+  idleHeapUsed?: number;
 }
 
 /** Young generation of a worker's isolate, MiB: its semi-spaces, which V8 otherwise sizes up to 16 MiB each. */
@@ -48,9 +50,13 @@ export interface WorkerMemoryStats {
   idleExits: number;
   /** Workers running now. */
   running: number;
+  /** Garbage collections a worker ran once idle after a job (see src/compaction/worker.ts). */
+  idleCollections: number;
+  /** A worker's heap in use after its latest idle collection (0: none yet). */
+  lastIdleHeapUsed: number;
 }
 
-const memoryStats: WorkerMemoryStats = { peakJobHeapUsed: 0, jobs: 0, workerFailures: 0, idleExits: 0, running: 0 };
+const memoryStats: WorkerMemoryStats = { peakJobHeapUsed: 0, jobs: 0, workerFailures: 0, idleExits: 0, running: 0, idleCollections: 0, lastIdleHeapUsed: 0 };
 
 /** A copy of the process-wide {@link WorkerMemoryStats}. */
 export function workerMemoryStats(): WorkerMemoryStats {
@@ -118,6 +124,11 @@ class SharedWorker {
     });
     w.unref();
     w.on('message', (reply: WorkerReply) => {
+      if (reply.idleHeapUsed !== undefined) {
+        memoryStats.idleCollections++;
+        memoryStats.lastIdleHeapUsed = reply.idleHeapUsed;
+        return;
+      }
       const p = this.waiting.get(reply.id);
       if (!p) return;
       memoryStats.jobs++;

@@ -64,6 +64,7 @@ parentPort?.on('message', (req: Request) => {
   idleGc = setTimeout(() => {
     idleGc = undefined;
     collect();
+    parentPort?.postMessage({ id: -1, idleHeapUsed: v8.getHeapStatistics().used_heap_size });
   }, GC_IDLE_MS);
   idleGc.unref();
 });

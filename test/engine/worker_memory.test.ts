@@ -84,6 +84,24 @@ describe('compaction worker heap limit', () => {
     }
   });
 
+  it('a worker collects its garbage once idle after a job', async () => {
+    const db = await ProofDB.open(dir());
+    try {
+      const before = workerMemoryStats().idleCollections;
+      for (let i = 0; i < 2000; i++) await db.put(`k${i}`, value(i));
+      await db.checkpoint(); // a flush job: its blocks, builders and output are garbage after it
+      // Bounded wait for the idle collection (GC_IDLE_MS after the job), reported by the worker.
+      for (let i = 0; i < 200 && workerMemoryStats().idleCollections === before; i++) await new Promise((r) => setTimeout(r, 50));
+      const stats = workerMemoryStats();
+      expect(stats.idleCollections).toBeGreaterThan(before);
+      // What the idle isolate keeps is less than what a job ended with.
+      expect(stats.lastIdleHeapUsed).toBeGreaterThan(0);
+      expect(stats.lastIdleHeapUsed).toBeLessThan(stats.peakJobHeapUsed);
+    } finally {
+      await db.close();
+    }
+  }, 60_000);
+
   it('ends an idle worker and starts a new one for the next job', async () => {
     setWorkerIdleMsForTests(500);
     const db = await ProofDB.open(dir());
