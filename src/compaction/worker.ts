@@ -9,7 +9,9 @@
  * after a bulk load, for good. Not after every job: a forced full GC also drops the optimised code
  * of the job's functions (V8 deoptimises code that holds weak references), which the next job
  * compiled again — 200-odd recompilations per member in a cluster bench run, with the compiler
- * threads at 30 % of the members' CPU. While jobs keep coming, V8 collects as it allocates. The
+ * threads at 30 % of the members' CPU. Nor after a short idle: a member flushes at every
+ * checkpoint (one a second by default) and every few seconds under load, and a 250 ms idle brought
+ * the same recompilations back (docs/engine.md). While jobs keep coming, V8 collects as it allocates. The
  * reply carries the heap in use at the end of the job, the figure the worker's heap limit is sized
  * from.
  * @module
@@ -42,8 +44,8 @@ const collect: () => void = (() => {
   }
 })();
 
-/** Idle time after a job before the worker collects its garbage, ms. */
-export const GC_IDLE_MS = 250;
+/** Idle time after a job before the worker collects its garbage, ms: longer than the gap between two jobs of a steady load. */
+export const GC_IDLE_MS = 5000;
 
 let idleGc: ReturnType<typeof setTimeout> | undefined;
 

@@ -91,7 +91,7 @@ describe('compaction worker heap limit', () => {
       for (let i = 0; i < 2000; i++) await db.put(`k${i}`, value(i));
       await db.checkpoint(); // a flush job: its blocks, builders and output are garbage after it
       // Bounded wait for the idle collection (GC_IDLE_MS after the job), reported by the worker.
-      for (let i = 0; i < 200 && workerMemoryStats().idleCollections === before; i++) await new Promise((r) => setTimeout(r, 50));
+      for (let i = 0; i < 600 && workerMemoryStats().idleCollections === before; i++) await new Promise((r) => setTimeout(r, 50));
       const stats = workerMemoryStats();
       expect(stats.idleCollections).toBeGreaterThan(before);
       // What the idle isolate keeps is less than what a job ended with.
