@@ -433,6 +433,15 @@ function sendsBeforeWrite(m: Message, leader: boolean): boolean {
   return leader && (m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap || m.type === MessageType.ReadIndexResp);
 }
 
+/**
+ * Whether `m` carries a write onward (a relayed proposal, entries to append, a snapshot): written
+ * at once. A leader's append without entries (a new commit index) and ReadIndex traffic are left
+ * to the end of the turn, coalesced.
+ */
+function carriesWrite(m: Message): boolean {
+  return m.type === MessageType.Prop || m.type === MessageType.Snap || (m.type === MessageType.App && m.entries.length > 0);
+}
+
 /** Frames a command with its proposal id for the log. */
 export function encodeEntryPayload(id: string, command: Uint8Array): Uint8Array {
   // A proposal id is ASCII (`<hex nonce>/<counter>`): written byte for byte, the same bytes as
@@ -1172,8 +1181,11 @@ export class ReplicationGroup<O> {
       // traffic are left to the end of the turn, coalesced. A leader starts its own write first —
       // the save queues its write before it yields — and then writes its appends while the disk
       // works: its write is the slower of the quorum's two for a lone write (bench/README.md). A
-      // follower's relayed proposal leaves before its write: its client's write waits for it.
-      const flushEarly = early.some((m) => m.type === MessageType.App || m.type === MessageType.Prop || m.type === MessageType.Snap);
+      // follower's relayed proposal leaves before its write: its client's write waits for it. An
+      // append that only tells a new commit index waits for the end of the turn too: clients send
+      // their writes to the leader (docs/cluster.md § Where clients send requests), whose apply and
+      // answers would otherwise wait behind those socket writes.
+      const flushEarly = early.some(carriesWrite);
       if (!leader && early.length > 0) this.send(early, flushEarly);
       const written = this.storage.save(rd, { sync: this.options.sync !== false });
       if (leader && early.length > 0) this.send(early, flushEarly);
@@ -1247,7 +1259,7 @@ export class ReplicationGroup<O> {
       if (!this.closed && this.readRequestDue()) this.requestReads();
       if (node.raft.state === StateType.Leader && node.raft.term === leaderTerm) {
         const out = node.takeMessages((m) => sendsBeforeWrite(m, true));
-        if (out.length > 0) this.send(out, true);
+        if (out.length > 0) this.send(out, out.some(carriesWrite));
       } else if (node.raft.state === StateType.Follower) {
         if (this.loneProposals() && !this.closed && node.leader() !== None) {
           // Proposals made meanwhile on a follower that has none in flight: relayed to the leader
