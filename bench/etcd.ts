@@ -83,12 +83,13 @@ export async function startEtcdCluster(dir: string, members = 3): Promise<EtcdCl
 
 /**
  * Starts an etcd cluster of `members` (3 by default) in a fresh temporary directory, runs the load
- * through `client` (clientv3 by default, or the JSON gateway), stops it.
+ * through `client` (clientv3 over every member by default, clientv3 given only the leader's
+ * endpoint, or the JSON gateway), stops it.
  */
 export async function measureEtcd(
   loadgen: string,
   p: LoadParams,
-  client: Extract<LoadSystem, 'etcd' | 'etcd-gateway'> = 'etcd',
+  client: Extract<LoadSystem, 'etcd' | 'etcd-leader' | 'etcd-gateway'> = 'etcd',
   members = 3,
 ): Promise<{ version: string; phases: PhaseResult[] }> {
   const cluster = await startEtcdCluster(tempDir('proofkv-bench-etcd-'), members);
