@@ -6,6 +6,8 @@
  *
  * ```
  * attempt ──► endpoint[current] ──► 2xx ─────────────► parsed JSON body (at most the request's byte cap)
+ *                 │                 any answer with ProofKV-Leader (a follower's) ──► later requests
+ *                 │                                    go to the configured endpoint of that origin
  *                 │                 421 NOT_LEADER ──► current = the configured endpoint with the
  *                 │                                    origin of ProofKV-Leader, else the next
  *                 │                                    endpoint; retry at once
@@ -15,6 +17,10 @@
  *                 │                 body over cap ───► ProofKVResponseTooLargeError (no retry)
  *                 └── network error or timeout ─────► next endpoint, back off, retry
  * ```
+ * Every answer of a follower names the leader (`ProofKV-Leader`): the client then sends its next
+ * requests to the configured endpoint with the leader's origin, so that writes and linearizable
+ * reads are not relayed by a follower (docs/cluster.md § Where clients send requests). The answer
+ * itself is used as it is: a follower's answers are as good as the leader's.
  * Requests only ever go to the configured endpoints: a leader hint to any other origin is ignored
  * (the next configured endpoint is tried), and redirects are never followed (`redirect: 'manual'`),
  * so the bearer token is sent to no other origin.
@@ -232,6 +238,8 @@ export class Transport {
       }
       clearTimeout(timer);
       const nodeId = res.headers.get('proofkv-node-id') ?? undefined;
+      const leader = res.status === 421 ? null : res.headers.get('proofkv-leader');
+      if (leader !== null) this.prefer(leader);
       if (res.status >= 200 && res.status < 300) {
         return { status: res.status, body: (spec.text ? text : parseJson(text, endpoint, res.status)) as T, endpoint, nodeId };
       }
@@ -265,6 +273,16 @@ export class Transport {
     const i = origin === undefined ? -1 : this.origins.indexOf(origin);
     if (i === -1 || i === this.current) this.rotate();
     else this.current = i;
+  }
+
+  /**
+   * Moves to the configured endpoint with the origin of a follower's leader hint, for the next
+   * requests; a hint to any other origin (or to the endpoint already in use) changes nothing.
+   */
+  private prefer(leader: string): void {
+    const origin = originOf(leader);
+    const i = origin === undefined ? -1 : this.origins.indexOf(origin);
+    if (i !== -1) this.current = i;
   }
 
   private backoff(failures: number): Promise<void> {

@@ -143,6 +143,9 @@ export function createApp(ctx: AppContext, options: AppOptions): BuiltApp {
     const start = process.hrtime.bigint();
     trace('http', req.method);
     res.setHeader('ProofKV-Node-Id', ctx.info.nodeId);
+    // A follower names the leader: clients send their requests there (docs/cluster.md).
+    const leader = ctx.cluster?.leaderHint?.();
+    if (leader !== undefined) res.setHeader('ProofKV-Leader', leader);
     res.on('finish', () => {
       trace('http-end', req.method);
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
@@ -236,6 +239,7 @@ export function createApp(ctx: AppContext, options: AppOptions): BuiltApp {
     maxValueBodyBytes: ctx.limits.maxValueBodyBytes,
     admit: (raw) => minHeadWait(ctx, raw),
     isClosing: () => options.isClosing?.() ?? false,
+    leaderHint: () => ctx.cluster?.leaderHint?.(),
     fail(err, route, remote) {
       const h = toHttpError(err);
       report(err, 'STREAM', route, remote, h);

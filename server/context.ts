@@ -71,6 +71,13 @@ export interface ClusterInfo {
   view(): GroupStatus;
   /** Runtime membership (`/v1/cluster/members`); absent: the routes answer 404. */
   membership?: Membership;
+  /**
+   * The client URL of the leader when this member is not the leader and knows it (undefined
+   * otherwise): sent as `ProofKV-Leader` on every answer, so that clients send their requests
+   * to the leader instead of having this member relay them (docs/cluster.md § Where clients send
+   * requests). Called per answer: cheap.
+   */
+  leaderHint?(): string | undefined;
 }
 
 const CLIENT_ID = /^[\x21-\x7e]{1,64}$/;

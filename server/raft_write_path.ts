@@ -399,6 +399,26 @@ export class RaftWritePath implements WritePath {
     }
   }
 
+  /**
+   * The client URL of the leader when this member is not it and knows it, from the member
+   * registry (`fallback`, the cluster file's members, without one); undefined otherwise. Asked
+   * once per answer (`ProofKV-Leader`), so the URL is looked up again only when the leader or the
+   * registry changes.
+   */
+  leaderHint(fallback: ReadonlyArray<{ id: number; clientUrl: string }> = []): string | undefined {
+    const lead = this.group.leader();
+    if (lead === 0 || lead === this.group.id) return undefined;
+    const at = this.members?.registry.index ?? -1;
+    const memo = this.hintMemo;
+    if (memo && memo.lead === lead && memo.at === at) return memo.url;
+    const members = this.members ? this.members.registry.current().members : fallback;
+    const url = members.find((m) => m.id === lead)?.clientUrl || undefined;
+    this.hintMemo = { lead, at, url };
+    return url;
+  }
+
+  private hintMemo: { lead: number; at: number; url: string | undefined } | undefined;
+
   /** True when this member leads the group (it alone proposes checkpoints). */
   isLeader(): boolean {
     return this.group.status().role === 'leader';

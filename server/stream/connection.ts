@@ -614,6 +614,11 @@ export class StreamConnection implements BudgetHolder {
       const v = a.headers[k];
       if (v !== undefined) head += `${k}: ${v}\n`;
     }
+    // A follower names the leader on every answer, as over HTTP (docs/cluster.md).
+    if (a.headers['ProofKV-Leader'] === undefined) {
+      const leader = this.routes.leaderHint();
+      if (leader !== undefined) head += `ProofKV-Leader: ${leader}\n`;
+    }
     // May throw (header lines over 64 KiB): the caller then queues a problem answer with the same `reserved`.
     const frame = answerFrame(id, a.status, head, a.body);
     this.stats.answered++;

@@ -30,6 +30,8 @@ export interface StreamRoutes {
   admit(raw: string | undefined): Promise<void> | undefined;
   /** True once shutdown started: new requests get `503 UNAVAILABLE`. */
   isClosing(): boolean;
+  /** The leader's client URL when this member is a follower that knows it: `ProofKV-Leader` on every answer. */
+  leaderHint(): string | undefined;
   /** The problem answer to `err`, counted and logged as the HTTP error middleware counts and logs it. */
   fail(err: unknown, route: string, remote: string | undefined): Answer;
   /** Records a request served on the stream (latency metric and debug log). */

@@ -653,6 +653,11 @@ export class ReplicationGroup<O> {
     }
   }
 
+  /** The leader this member knows (its id; 0 when none, or when the group is closed). Cheap: a field read. */
+  leader(): number {
+    return this.closed ? None : this.node.leader();
+  }
+
   /** Whether this member knows a leader (itself or another) to take a proposal now. */
   leaderKnown(): boolean {
     return !this.closed && this.node.leader() !== None;

@@ -99,6 +99,38 @@ describe('transport', () => {
     expect(calls.every((x) => origin(x) !== 'http://evil.test:9')).toBe(true);
   });
 
+  it('a follower\'s answer naming the leader is used as it is, and the next requests go to the leader\'s configured endpoint', async () => {
+    const { c, calls } = client((call) => {
+      if (origin(call) === A) return json(200, { version: 1, seq: 1, time: 1000 }, { 'ProofKV-Leader': `${B}/` });
+      return json(200, { version: 2, seq: 2, time: 1000 });
+    });
+    expect((await c.put('k', 'v')).version).toBe(1);
+    expect(c.transport.preferred).toBe(B);
+    expect((await c.put('k', 'w')).version).toBe(2);
+    expect(calls.map(origin)).toEqual([A, B]);
+    // Each write was sent once: the hint moves the next request, it never resends this one.
+    expect(new Set(calls.map((x) => x.headers['proofkv-request-seq'])).size).toBe(2);
+  });
+
+  it('a hint on an error answer moves the next requests too; the error is still the answer', async () => {
+    const { c, calls } = client((call) => (origin(call) === A ? problem(404, 'NOT_FOUND', { 'ProofKV-Leader': B }) : json(200, { version: 1, seq: 1, time: 1000 })));
+    const err = await rejection(c.put('k', 'v'));
+    expect(err).toBeInstanceOf(ProofKVHttpError);
+    expect(c.transport.preferred).toBe(B);
+    await c.put('k', 'v');
+    expect(calls.map(origin)).toEqual([A, B]);
+  });
+
+  it('a hint to an unconfigured origin, or garbage, on an ordinary answer changes nothing (attacker: a hostile member steering the token)', async () => {
+    for (const hint of ['http://evil.test:9', 'not a url', '', 'javascript:alert(1)', `${B}@evil.test`]) {
+      const { c, calls } = client(() => json(200, { version: 1, seq: 1, time: 1000 }, { 'ProofKV-Leader': hint }));
+      await c.put('k', 'v');
+      await c.put('k', 'v');
+      expect(calls.map(origin)).toEqual([A, A]);
+      expect(c.transport.preferred).toBe(A);
+    }
+  });
+
   it('a 421 without a hint tries the next endpoint', async () => {
     const { c, calls } = client((call) => (origin(call) === A ? problem(421, 'NOT_LEADER') : json(200, { version: 1, seq: 1, time: 1000 })));
     await c.put('k', 'v');

@@ -5,6 +5,8 @@
  * leader elected it shows `ok` again, and a write sent after `ok` is taken at the first attempt.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ProofKVClient } from '../../client-sdk/index.js';
+import { streamFetch } from '../../client-sdk/stream_fetch.js';
 import { ProcessCluster } from './harness.js';
 
 async function until<T>(f: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> {
@@ -35,6 +37,34 @@ describe('status and readiness say whether a leader is known', () => {
   afterAll(async () => {
     await cluster?.close();
   });
+
+  it('a follower names the leader on every answer, over HTTP and over the stream; the SDK then sends its requests to the leader', async () => {
+    const leader = await cluster.leader();
+    for (const m of cluster.members) await until(async () => (await cluster.status(m.id))?.writes.state === 'ok');
+    const leaderUrl = cluster.member(leader).url;
+    const follower = cluster.members.find((m) => m.id !== leader)!;
+    // HTTP: answers of every kind from the follower (a write it relays, a read, a 404) name the leader; the leader's name nobody.
+    const fromFollower = [await put(follower.url, 'hint'), await fetch(`${follower.url}/v1/kv/hint`), await fetch(`${follower.url}/v1/kv/nothing-here`)];
+    expect(fromFollower.map((r) => r.status)).toEqual([200, 200, 404]);
+    for (const r of fromFollower) expect(r.headers.get('proofkv-leader')).toBe(leaderUrl);
+    const fromLeader = await put(leaderUrl, 'hint');
+    expect(fromLeader.status).toBe(200);
+    expect(fromLeader.headers.get('proofkv-leader')).toBeNull();
+    // The stream: the same header in the answer frame; the SDK over it starts on the follower and moves.
+    const sf = streamFetch();
+    try {
+      const viaStream = await sf(`${follower.url}/v1/kv/hint`, { method: 'GET', headers: { accept: 'application/json' } });
+      expect(viaStream.status).toBe(200);
+      expect(viaStream.headers.get('proofkv-leader')).toBe(leaderUrl);
+      const ids: string[] = [];
+      const client = new ProofKVClient({ endpoints: [follower.url, ...cluster.members.filter((m) => m.id !== follower.id).map((m) => m.url)], fetch: sf, trust: { publicKeys: cluster.publicKeys, quorum: 2 }, onWarning: () => {} });
+      for (let i = 0; i < 3; i++) ids.push((await client.transport.request({ method: 'PUT', path: `/v1/kv/sdk${i}`, body: { value: 'dg' } })).endpoint);
+      expect(client.transport.preferred).toBe(leaderUrl);
+      expect(ids).toEqual([follower.url, leaderUrl, leaderUrl]);
+    } finally {
+      sf.close();
+    }
+  }, 120_000);
 
   it('no-leader while a lone survivor elects in vain; ok, and writes taken, once a majority is back', async () => {
     const leader = await cluster.leader();

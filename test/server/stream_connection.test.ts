@@ -60,7 +60,7 @@ class FakeSocket extends EventEmitter {
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 /** Routes whose GET core answers what `answer` says, when `gate` lets it. */
-function fakeRoutes(answer: (r: KeyRequest) => Answer, gate: (r: KeyRequest) => Promise<void> = async () => {}) {
+function fakeRoutes(answer: (r: KeyRequest) => Answer, gate: (r: KeyRequest) => Promise<void> = async () => {}, leader: () => string | undefined = () => undefined) {
   const served: [string, number][] = [];
   // As the real read cores: the gate (the ReadIndex wait), then the stream's hook, then the answer.
   const core = async (r: KeyRequest): Promise<Answer> => {
@@ -77,6 +77,7 @@ function fakeRoutes(answer: (r: KeyRequest) => Answer, gate: (r: KeyRequest) => 
     maxValueBodyBytes: 1 << 20,
     admit: () => undefined,
     isClosing: () => false,
+    leaderHint: leader,
     fail: (err) => problemAnswer(toHttpError(err)),
     served: (r, status) => void served.push([r.name, status]),
   };
@@ -123,6 +124,30 @@ describe('one stream connection', () => {
     expect(byId.get(4)!.headers).toEqual([]);
     expect(byId.get(4)!.body.length).toBe(0);
     expect(served.sort()).toEqual([['kv_get', 200], ['kv_get', 200], ['kv_get', 404]]);
+  });
+
+  it('a follower names the leader on every answer (ProofKV-Leader, after the route\'s own headers); an answer that names one already keeps its own', async () => {
+    let leader: string | undefined = 'http://127.0.0.1:7001';
+    const { routes } = fakeRoutes((r): Answer => {
+      if (text(r.key) === 'own') return { status: 421, headers: { 'ProofKV-Leader': 'http://127.0.0.1:7003', 'Content-Type': 'application/problem+json' }, body: '{}' };
+      if (text(r.key) === 'gone') throw new HttpError('NOT_FOUND', 'gone');
+      return { status: 200, headers: { 'ProofKV-Version': '3', 'Content-Type': 'application/json; charset=utf-8' }, body: '{}' };
+    }, undefined, () => leader);
+    const { socket } = open(routes);
+    socket.emit('data', Buffer.concat([encodeRequest({ id: 1, op: OP.GET, accept: ACCEPT.JSON, key: 'k' }), encodeRequest({ id: 2, op: OP.GET, accept: ACCEPT.JSON, key: 'gone' }), encodeRequest({ id: 3, op: OP.GET, accept: ACCEPT.JSON, key: 'own' })]));
+    await turn();
+    await turn();
+    const byId = new Map(new AnswerDecoder().push(Buffer.concat(socket.writes)).map((a) => [a.id, a]));
+    expect(byId.get(1)!.headers).toEqual([['ProofKV-Version', '3'], ['Content-Type', 'application/json; charset=utf-8'], ['ProofKV-Leader', 'http://127.0.0.1:7001']]);
+    expect(byId.get(2)!.headers).toContainEqual(['ProofKV-Leader', 'http://127.0.0.1:7001']);
+    expect(byId.get(3)!.headers.filter(([k]) => k === 'ProofKV-Leader')).toEqual([['ProofKV-Leader', 'http://127.0.0.1:7003']]);
+    // The leader itself (or a member that knows none) adds nothing.
+    leader = undefined;
+    socket.writes.length = 0;
+    socket.emit('data', encodeRequest({ id: 4, op: OP.GET, accept: ACCEPT.JSON, key: 'k' }));
+    await turn();
+    await turn();
+    expect(new AnswerDecoder().push(Buffer.concat(socket.writes))[0].headers).toEqual([['ProofKV-Version', '3'], ['Content-Type', 'application/json; charset=utf-8']]);
   });
 
   it('answers completed in different turns leave in different writes, in completion order', async () => {
