@@ -72,6 +72,8 @@ export interface PhaseResult {
   p50Us: number;
   p99Us: number;
   concurrency: number;
+  /** ProofKV: of the phase's requests (errors included), those sent to a leader an answer had named; the rest went in turn. */
+  toLeader?: number;
   /** The phase's wall-clock bounds, Unix ms. */
   startMs: number;
   endMs: number;

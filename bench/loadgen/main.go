@@ -73,7 +73,8 @@ type router struct {
 	origins   []string // each endpoint's origin ("" when it has none)
 	leader    bool     // follow ProofKV-Leader hints
 	next      uint64
-	current   int32 // the hinted endpoint's index + 1; 0: none known (in turn)
+	current   int32  // the hinted endpoint's index + 1; 0: none known (in turn)
+	toLeader  uint64 // requests sent to a hinted leader (the rest went in turn)
 }
 
 func newRouter(endpoints []string, leader bool) *router {
@@ -109,6 +110,7 @@ func (r *router) pick() (ep int, turn uint64) {
 	i := atomic.AddUint64(&r.next, 1)
 	if r.leader {
 		if c := atomic.LoadInt32(&r.current); c > 0 {
+			atomic.AddUint64(&r.toLeader, 1)
 			return int(c - 1), i
 		}
 	}
@@ -645,6 +647,9 @@ type result struct {
 	P50Us      float64 `json:"p50Us"`
 	P99Us      float64 `json:"p99Us"`
 	Concurrent int     `json:"concurrency"`
+	// ToLeader: of the phase's requests (errors included), those sent to a leader an answer had
+	// named (ProofKV only; the others went in turn).
+	ToLeader *uint64 `json:"toLeader,omitempty"`
 	// StartMs and EndMs: the phase's wall-clock bounds (Unix ms), so that the caller can charge the
 	// servers' CPU time between them to the phase.
 	StartMs int64 `json:"startMs"`
@@ -755,6 +760,7 @@ func main() {
 	toLeader := *routing == "leader"
 	readyFor := time.Duration(*readyWait) * time.Second
 	var s store
+	var route *router // ProofKV's, for the count of requests sent to the leader
 	switch *system {
 	case "etcd", "etcd-leader":
 		var e *etcdStore
@@ -772,9 +778,11 @@ func main() {
 	case "etcd-gateway":
 		s = &gatewayStore{newProofKV(eps, *conc, false)}
 	case "proofkv":
-		s = newProofKV(eps, *conc, toLeader)
+		h := newProofKV(eps, *conc, toLeader)
+		s, route = h, h.route
 	case "proofkv-stream":
-		s = newProofKVStream(eps, *streamConns, toLeader)
+		st := newProofKVStream(eps, *streamConns, toLeader)
+		s, route = st, st.route
 	default:
 		fmt.Fprintln(os.Stderr, "loadgen: -system must be etcd, etcd-leader, etcd-gateway, proofkv or proofkv-stream")
 		os.Exit(2)
@@ -787,7 +795,17 @@ func main() {
 	value := bytes.Repeat([]byte{'a'}, *valueBytes)
 	limit := time.Duration(*phaseSeconds) * time.Second
 	out := json.NewEncoder(os.Stdout)
-	emit := func(r result) {
+	// phase runs and prints one phase, with ProofKV's count of requests sent to the leader.
+	phase := func(name string, n, conc int, op func(ctx context.Context, i int) error) {
+		var before uint64
+		if route != nil {
+			before = atomic.LoadUint64(&route.toLeader)
+		}
+		r := run(name, n, conc, limit, op)
+		if route != nil {
+			k := atomic.LoadUint64(&route.toLeader) - before
+			r.ToLeader = &k
+		}
 		if err := out.Encode(r); err != nil {
 			fmt.Fprintln(os.Stderr, "loadgen:", err)
 			os.Exit(1)
@@ -795,17 +813,17 @@ func main() {
 	}
 	// Warm-up: connections, leader known, caches.
 	run("warm", 200, 1, limit, func(ctx context.Context, i int) error { return s.put(ctx, key("w", i%100), value) })
-	emit(run("put1", *seq, 1, limit, func(ctx context.Context, i int) error { return s.put(ctx, key("s", i%1000), value) }))
+	phase("put1", *seq, 1, func(ctx context.Context, i int) error { return s.put(ctx, key("s", i%1000), value) })
 	const concKeys = 5000
-	emit(run("put100", *concN, *conc, limit, func(ctx context.Context, i int) error { return s.put(ctx, key("c", i%concKeys), value) }))
+	phase("put100", *concN, *conc, func(ctx context.Context, i int) error { return s.put(ctx, key("c", i%concKeys), value) })
 	written := concKeys
 	if *concN < concKeys {
 		written = *concN
 	}
-	emit(run("get100", *getN, *conc, limit, func(ctx context.Context, i int) error {
+	phase("get100", *getN, *conc, func(ctx context.Context, i int) error {
 		// A fixed stride over the written keys: every GET finds its key.
 		return s.get(ctx, key("c", (i*7919)%written))
-	}))
+	})
 	if *proofN > 0 {
 		// Proofs are served from the latest checkpoint: wait for the first one (periodic checkpoints)
 		// instead of timing "no checkpoint yet" answers. A key the checkpoint does not hold yet gets
@@ -814,8 +832,8 @@ func main() {
 			fmt.Fprintln(os.Stderr, "loadgen: proofs:", err)
 			os.Exit(1)
 		}
-		emit(run("proof100", *proofN, *conc, limit, func(ctx context.Context, i int) error {
+		phase("proof100", *proofN, *conc, func(ctx context.Context, i int) error {
 			return s.proof(ctx, key("c", (i*7919)%written))
-		}))
+		})
 	}
 }
