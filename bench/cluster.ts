@@ -5,11 +5,15 @@
  * clientv3 over gRPC, ProofKV through its HTTP API with keep-alive and through its stream protocol
  * `proofkv-stream/1`, requests multiplexed on one connection per member as clientv3 multiplexes
  * gRPC; see bench/README.md for why; for information also etcd through its JSON gateway with
- * ProofKV's HTTP client).
+ * ProofKV's HTTP client, and clientv3 given only etcd's leader). ProofKV's requests go to its
+ * leader once an answer names it (`ProofKV-Leader`), as the SDK sends them (`--proofkv-routing
+ * leader`, the default), or to the members in turn (`--proofkv-routing spread`).
  *
  *   npm run bench:cluster                    # 3000 single-client PUTs, 20000 PUTs and 20000 GETs at 100 in flight, 3 reps
  *   npm run bench:cluster -- --quick         # 1000 / 5000 / 5000, 1 rep
- *   npm run bench:cluster -- --systems etcd  # one system only (proofkv, etcd, etcd-gateway)
+ *   npm run bench:cluster -- --systems etcd  # one system only (proofkv, etcd, etcd-gateway, etcd-leader)
+ *   npm run bench:cluster -- --systems proofkv,etcd,etcd-leader   # (info) etcd's clientv3 also given only the leader's endpoint
+ *   npm run bench:cluster -- --proofkv-routing spread     # ProofKV's requests to the members in turn (default: leader, as the SDK)
  *   npm run bench:cluster -- --proofkv-protocol stream   # ProofKV over the stream only (http, stream, both: the default)
  *   npm run bench:cluster -- --stream-conns 2             # stream connections per member (default 1)
  *   npm run bench:cluster -- --systems proofkv --nodes 1   # a one-member ProofKV cluster: what replication costs
@@ -36,22 +40,31 @@ import { fileURLToPath } from 'node:url';
 import { initCluster } from '../server/cli/cluster.js';
 import { freePortRange, PROOFKV_BIN, startMembers } from '../scripts/local_cluster.js';
 import { loadParamsOf, measureEtcd, phaseLine } from './etcd.js';
-import { buildLoadgen, runLoadgen, spawnChild, type LoadParams, type LoadSystem, type PhaseResult } from './loadgen.js';
+import { buildLoadgen, runLoadgen, spawnChild, type LoadParams, type LoadSystem, type PhaseResult, type ProofKVRouting } from './loadgen.js';
 import { printTraceSummary, printTrafficSummary } from './cluster_trace.js';
 import { TRACE_ENV } from '../src/replication/trace.js';
 import { fmtNum, fmtSpread, loadAvg, machineInfo, numArg, parseArgs, printTable, spread, tempDir, type Spread } from './lib.js';
 
 const args = parseArgs(process.argv.slice(2));
 if (args.has('help')) {
-  console.log('usage: tsx bench/cluster.ts [--quick] [--reps 3] [--systems proofkv,etcd,etcd-gateway] [--proofkv-protocol http|stream|both] [--stream-conns 1] [--nodes 3] [--members 1|3] [--seq N] [--conc-n N] [--get-n N] [--proof-n N] [--concurrency 100] [--value-bytes 100] [--phase-seconds 120] [--keep] [--trace] [--cpu-prof DIR] [--serve-args="--checkpoint-interval 5000"] [--node-args="--perf-basic-prof"] [--member-log DIR] [--source]');
+  console.log('usage: tsx bench/cluster.ts [--quick] [--reps 3] [--systems proofkv,etcd,etcd-gateway,etcd-leader] [--proofkv-protocol http|stream|both] [--proofkv-routing leader|spread] [--stream-conns 1] [--nodes 3] [--members 1|3] [--seq N] [--conc-n N] [--get-n N] [--proof-n N] [--concurrency 100] [--value-bytes 100] [--phase-seconds 120] [--keep] [--trace] [--cpu-prof DIR] [--serve-args="--checkpoint-interval 5000"] [--node-args="--perf-basic-prof"] [--member-log DIR] [--source]');
   process.exit(0);
 }
-const P: LoadParams = { ...loadParamsOf(args), streamConns: numArg(args, 'stream-conns', 1) };
+/**
+ * Where ProofKV's requests go (`--proofkv-routing`): `leader` (the default, as the SDK: in turn
+ * until an answer's `ProofKV-Leader` names the leader, then to it) or `spread` (every request to the
+ * next member, as clientv3 spreads over etcd's members).
+ */
+const ROUTING = String(args.get('proofkv-routing') ?? 'leader') as ProofKVRouting;
+if (ROUTING !== 'leader' && ROUTING !== 'spread') throw new Error('--proofkv-routing must be leader or spread');
+const P: LoadParams = { ...loadParamsOf(args), streamConns: numArg(args, 'stream-conns', 1), routing: ROUTING };
 // GETs with a proof: as many as plain GETs unless asked otherwise.
 if (!args.has('proof-n')) P.proofN = P.getN;
 const REPS = numArg(args, 'reps', args.has('quick') ? 1 : 3);
-const ALL = ['proofkv', 'etcd', 'etcd-gateway'] as const;
-const CHOSEN = String(args.get('systems') ?? ALL.join(',')).split(',');
+/** `etcd-leader` (clientv3 given only etcd's leader; information only) runs when asked for: one more etcd cluster per rep. */
+const ALL = ['proofkv', 'etcd', 'etcd-gateway', 'etcd-leader'] as const;
+const DEFAULT_SYSTEMS = ['proofkv', 'etcd', 'etcd-gateway'];
+const CHOSEN = String(args.get('systems') ?? DEFAULT_SYSTEMS.join(',')).split(',');
 for (const s of CHOSEN) if (!(ALL as readonly string[]).includes(s)) throw new Error(`--systems: unknown system ${s} (${ALL.join(', ')})`);
 /**
  * How the load generator speaks to ProofKV: `http` (its HTTP API, keep-alive), `stream` (its
@@ -191,8 +204,13 @@ async function main(): Promise<void> {
     `  single client: ${P.seq} PUTs; ${P.concurrency} in flight: ${P.concN} PUTs, ${P.getN} linearizable GETs, ${P.proofN} GETs with a proof (etcd: plain GETs); value ${P.valueBytes} bytes; ${REPS} rep(s); systems ${SYSTEMS.join(', ')}`,
   );
   console.log(
-    `  client: bench/loadgen (Go) — ProofKV: ${PROOFKV_SYSTEMS.map((s) => (s === 'proofkv' ? 'net/http keep-alive' : `the stream protocol (${P.streamConns} connection(s) per member, requests multiplexed)`)).join(' and ')}, requests spread over the members; ` +
-      `etcd: clientv3 (gRPC, round-robin over the ${MEMBERS} member(s)); (info) etcd JSON gateway: the same net/http client as ProofKV`,
+    `  client: bench/loadgen (Go) — ProofKV: ${PROOFKV_SYSTEMS.map((s) => (s === 'proofkv' ? 'net/http keep-alive' : `the stream protocol (${P.streamConns} connection(s) per member, requests multiplexed)`)).join(' and ')}, ${
+      ROUTING === 'leader'
+        ? 'requests to the leader (--proofkv-routing leader: in turn until an answer names the leader with ProofKV-Leader, then to it, as the SDK)'
+        : 'requests spread over the members (--proofkv-routing spread: each to the next member)'
+    }; ` +
+      `etcd: clientv3 (gRPC, round-robin over the ${MEMBERS} member(s)); (info) etcd JSON gateway: the same net/http client as ProofKV, round-robin` +
+      (SYSTEMS.includes('etcd-leader') ? '; (info) etcd to its leader: clientv3 given only the endpoint whose Status says it leads' : ''),
   );
   console.log(`  ProofKV members run: ${FROM_SOURCE ? 'the TypeScript sources through tsx (--source)' : 'the built dist/ (npm run build first), as an installed package'}`);
   if (!FROM_SOURCE && SYSTEMS.some((s) => isProofKV(s))) execFileSync('npm', ['run', 'build'], { cwd: fileURLToPath(new URL('..', import.meta.url)), stdio: ['ignore', 'ignore', 'inherit'] });
@@ -242,13 +260,24 @@ async function main(): Promise<void> {
   const cell = (s: Spread | undefined, unit: string, sys: System) => (s ? `${fmtSpread(s)} ${unit}` : failures.has(sys) ? 'could not run' : 'not run');
   const rows: string[][] = [];
   // One column per ProofKV protocol, then etcd, then ProofKV's advantage per protocol, then (info)
-  // the gateway and the advantage of ProofKV's first protocol over it.
+  // the gateway and the advantage of ProofKV's first protocol over it, then (info, when run) etcd
+  // to its leader only and that advantage.
+  const withLeader = SYSTEMS.includes('etcd-leader');
   const row = (name: string, phase: PhaseResult['phase'], f: (r: PhaseResult) => number, unit: string, lowerIsBetter: boolean) => {
     const ps = PROOFKV_SYSTEMS.map((sys) => col(sys, phase, f));
     const adv = (p: Spread | undefined, e: Spread | undefined) => (e && p ? `${(lowerIsBetter ? e.median / p.median : p.median / e.median).toFixed(2)}x` : '–');
     const e = col('etcd', phase, f);
     const g = col('etcd-gateway', phase, f);
-    rows.push([name, ...ps.map((p, i) => cell(p, unit, PROOFKV_SYSTEMS[i])), cell(e, unit, 'etcd'), ...ps.map((p) => adv(p, e)), cell(g, unit, 'etcd-gateway'), adv(ps[0], g)]);
+    const l = col('etcd-leader', phase, f);
+    rows.push([
+      name,
+      ...ps.map((p, i) => cell(p, unit, PROOFKV_SYSTEMS[i])),
+      cell(e, unit, 'etcd'),
+      ...ps.map((p) => adv(p, e)),
+      cell(g, unit, 'etcd-gateway'),
+      adv(ps[0], g),
+      ...(withLeader ? [cell(l, unit, 'etcd-leader'), adv(ps[0], l)] : []),
+    ]);
   };
   // Server CPU per request: what a request costs the servers (every member's CPU, summed), a
   // figure the machine's load moves far less than throughput or latency.
@@ -292,12 +321,15 @@ async function main(): Promise<void> {
       ...PROOFKV_SYSTEMS.map((sys) => (PROOFKV_SYSTEMS.length === 1 ? 'ProofKV advantage (goal ≥ 2x)' : `ProofKV ${protocolName(sys)} advantage (goal ≥ 2x)`)),
       `(info) etcd${v} via JSON gateway`,
       `(info) advantage${PROOFKV_SYSTEMS.length === 1 ? '' : ` (${protocolName(PROOFKV_SYSTEMS[0])})`}`,
+      ...(withLeader ? [`(info) etcd${v} to its leader only (clientv3)`, `(info) advantage over it${PROOFKV_SYSTEMS.length === 1 ? '' : ` (${protocolName(PROOFKV_SYSTEMS[0])})`}`] : []),
     ],
     rows,
   );
   console.log(
     `\n(medians of ${REPS} rep(s), [min–max]; advantage = ProofKV/etcd for throughput, etcd/ProofKV for latency: > 1.00x means ProofKV is better; ` +
-      'the goal is against etcd with its own client; the gateway columns show etcd behind an HTTP/1.1 JSON client like ProofKV\'s)',
+      'the goal is against etcd with its own client; the gateway columns show etcd behind an HTTP/1.1 JSON client like ProofKV\'s' +
+      (withLeader ? '; the leader-only columns show etcd with every request sent to its leader' : '') +
+      `; ProofKV's requests: --proofkv-routing ${ROUTING})`,
   );
   const errors = [...results].flatMap(([sys, runs]) => runs.flat().filter((r) => r.errors > 0).map((r) => `${sys} ${r.phase}: ${r.errors} errors (first: ${r.firstError})`));
   for (const e of errors) console.log(`errors: ${e}`);

@@ -83,12 +83,13 @@ export async function startEtcdCluster(dir: string, members = 3): Promise<EtcdCl
 
 /**
  * Starts an etcd cluster of `members` (3 by default) in a fresh temporary directory, runs the load
- * through `client` (clientv3 by default, or the JSON gateway), stops it.
+ * through `client` (clientv3 over every member by default, clientv3 given only the leader's
+ * endpoint, or the JSON gateway), stops it.
  */
 export async function measureEtcd(
   loadgen: string,
   p: LoadParams,
-  client: Extract<LoadSystem, 'etcd' | 'etcd-gateway'> = 'etcd',
+  client: Extract<LoadSystem, 'etcd' | 'etcd-leader' | 'etcd-gateway'> = 'etcd',
   members = 3,
 ): Promise<{ version: string; phases: PhaseResult[] }> {
   const cluster = await startEtcdCluster(tempDir('proofkv-bench-etcd-'), members);
@@ -117,7 +118,8 @@ export function loadParamsOf(args: Map<string, string | true>): LoadParams {
 export function phaseLine(r: PhaseResult): string {
   const errs = r.errors > 0 ? `, ${r.errors} errors (first: ${r.firstError})` : '';
   const cpu = r.serverCpuUs !== undefined && r.ops > 0 ? `; server CPU ${(r.serverCpuUs / r.ops).toFixed(0)} µs/op` : '';
-  return `${r.phase}: ${r.ops} ops in ${r.seconds.toFixed(2)} s = ${r.opsPerSec.toFixed(0)} ops/s; latency mean ${r.meanUs.toFixed(0)} µs, p50 ${r.p50Us.toFixed(0)} µs, p99 ${r.p99Us.toFixed(0)} µs${cpu}${errs}`;
+  const routed = r.toLeader !== undefined && r.ops + r.errors > 0 ? `; ${((100 * r.toLeader) / (r.ops + r.errors)).toFixed(1)} % to the leader` : '';
+  return `${r.phase}: ${r.ops} ops in ${r.seconds.toFixed(2)} s = ${r.opsPerSec.toFixed(0)} ops/s; latency mean ${r.meanUs.toFixed(0)} µs, p50 ${r.p50Us.toFixed(0)} µs, p99 ${r.p99Us.toFixed(0)} µs${cpu}${routed}${errs}`;
 }
 
 async function main(): Promise<void> {

@@ -1,8 +1,9 @@
 /**
  * The load generator of `bench/cluster.ts` and `bench/etcd.ts`: `bench/loadgen/main.go`, one Go
  * program that drives etcd through its own client (clientv3, gRPC) and ProofKV through its HTTP
- * API (net/http, keep-alive), with the same goroutines and the same latency bookkeeping for both
- * (and, for information, etcd's JSON gateway through the same HTTP client as ProofKV).
+ * API (net/http, keep-alive) or its stream protocol, with the same goroutines and the same latency
+ * bookkeeping for both (and, for information, etcd's JSON gateway through the same HTTP client as
+ * ProofKV, and clientv3 given only etcd's leader).
  * Built here in GOPATH mode against Debian's `golang-etcd-server-dev` (no module download), as
  * the signed-note interop test builds against Debian's Go packages; Debian packages are installed
  * with apt-get when missing. Also: free loopback ports, and a child process that is always
@@ -71,6 +72,8 @@ export interface PhaseResult {
   p50Us: number;
   p99Us: number;
   concurrency: number;
+  /** ProofKV: of the phase's requests (errors included), those sent to a leader an answer had named; the rest went in turn. */
+  toLeader?: number;
   /** The phase's wall-clock bounds, Unix ms. */
   startMs: number;
   endMs: number;
@@ -171,15 +174,26 @@ export interface LoadParams {
   phaseSeconds: number;
   /** `proofkv-stream`: stream connections per member (default 1, as clientv3 has one gRPC connection per endpoint). */
   streamConns?: number;
+  /**
+   * Where ProofKV's requests go: `leader` (the default, as the SDK does: in turn until an answer's
+   * `ProofKV-Leader` names the leader, then to it until a request to it gets no answer) or
+   * `spread` (every request to the next member, as clientv3 spreads over etcd's).
+   */
+  routing?: ProofKVRouting;
 }
 
+/** Where the load generator sends ProofKV's requests ({@link LoadParams.routing}). */
+export type ProofKVRouting = 'leader' | 'spread';
+
 /**
- * What the load generator drives: etcd through clientv3 (gRPC), etcd through its v3 JSON gateway
- * (HTTP/1.1, the same client as ProofKV's; information only), ProofKV through its HTTP API
- * (`proofkv`) or through its stream protocol (`proofkv-stream`: `proofkv-stream/1`, requests
- * multiplexed on `streamConns` connections per member).
+ * What the load generator drives: etcd through clientv3 (gRPC) over every member, etcd through
+ * clientv3 given only its leader's endpoint (`etcd-leader`, information only: what routing alone
+ * is worth), etcd through its v3 JSON gateway (HTTP/1.1, the same client as ProofKV's;
+ * information only), ProofKV through its HTTP API (`proofkv`) or through its stream protocol
+ * (`proofkv-stream`: `proofkv-stream/1`, requests multiplexed on `streamConns` connections per
+ * member).
  */
-export type LoadSystem = 'etcd' | 'etcd-gateway' | 'proofkv' | 'proofkv-stream';
+export type LoadSystem = 'etcd' | 'etcd-leader' | 'etcd-gateway' | 'proofkv' | 'proofkv-stream';
 
 /**
  * Runs the load generator against `endpoints` of `system`; its phases (three, four with `proofN`).
@@ -197,6 +211,7 @@ export async function runLoadgen(bin: string, system: LoadSystem, endpoints: str
     '-value-bytes', String(p.valueBytes),
     '-phase-seconds', String(p.phaseSeconds),
     '-stream-conns', String(p.streamConns ?? 1),
+    '-routing', p.routing ?? 'leader',
   ];
   const samples: ServerSample[] = [];
   const sum = (xs: (number | undefined)[]) => (xs.every((x) => x !== undefined) ? xs.reduce((a, b) => a! + b!, 0) : undefined);

@@ -7,8 +7,9 @@
 // bench/cluster.ts in GOPATH mode against Debian's golang-etcd-server-dev (no module download).
 // Not a test: it reports, it asserts nothing.
 //
-//	loadgen -system etcd|etcd-gateway|proofkv|proofkv-stream -endpoints URL,URL,URL [-seq 3000] [-conc-n 20000]
+//	loadgen -system etcd|etcd-leader|etcd-gateway|proofkv|proofkv-stream -endpoints URL,URL,URL [-seq 3000] [-conc-n 20000]
 //	        [-get-n 20000] [-proof-n 0] [-concurrency 100] [-value-bytes 100] [-phase-seconds 120] [-stream-conns 1]
+//	        [-routing leader|spread]
 //
 // Phases, each printed as one JSON line on stdout:
 //
@@ -19,9 +20,15 @@
 //	       ProofKV's GET /v1/kv/{key}/proof (CBOR, as the SDK asks); etcd has no proofs, so its
 //	       row is the same linearizable GET as get100 (the cost of a proof is ProofKV's alone)
 //
-// Requests go to the endpoints in turn (etcd: clientv3's round-robin balancer over all
-// endpoints; ProofKV: the next URL for each request, and over the stream the next connection of
-// that member), so followers take their share in both.
+// Where requests go. etcd: clientv3's round-robin balancer over all endpoints, so followers take
+// their share; etcd-leader (information only): clientv3 given only the leader's endpoint, found
+// with Status on each endpoint before the phases. ProofKV, -routing leader (the default, as the
+// SDK does): requests go to the members in turn until an answer names the leader with the
+// ProofKV-Leader header (over HTTP a response header, over the stream an answer header line);
+// from then on every request goes to the endpoint with that origin (a hint naming no endpoint
+// given is ignored), until a request to it gets no answer (a connection error, or its timeout),
+// which forgets it. -routing spread: always in turn (each request the next URL, and over the
+// stream the next connection of that member), as clientv3 spreads.
 package main
 
 import (
@@ -56,6 +63,83 @@ type store interface {
 	close()
 }
 
+// ---- where a ProofKV request goes -------------------------------------------------------------
+
+// router picks each request's endpoint: in turn, or (leader routing) the endpoint a ProofKV-Leader
+// hint named, as the SDK's transport does (client-sdk/transport.ts). Shared by every goroutine:
+// atomics only.
+type router struct {
+	endpoints []string
+	origins   []string // each endpoint's origin ("" when it has none)
+	leader    bool     // follow ProofKV-Leader hints
+	next      uint64
+	current   int32  // the hinted endpoint's index + 1; 0: none known (in turn)
+	toLeader  uint64 // requests sent to a hinted leader (the rest went in turn)
+}
+
+func newRouter(endpoints []string, leader bool) *router {
+	r := &router{endpoints: endpoints, origins: make([]string, len(endpoints)), leader: leader}
+	for i, e := range endpoints {
+		r.origins[i] = originOf(e)
+	}
+	return r
+}
+
+// originOf is a URL's scheme://host[:port] in lower case without the scheme's default port (as
+// the WHATWG URL's origin, which the SDK compares), or "" when it is not an http(s) URL.
+func originOf(s string) string {
+	u, err := url.Parse(strings.TrimSpace(s))
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	scheme, host := strings.ToLower(u.Scheme), strings.ToLower(u.Host)
+	switch {
+	case scheme == "http":
+		host = strings.TrimSuffix(host, ":80")
+	case scheme == "https":
+		host = strings.TrimSuffix(host, ":443")
+	default:
+		return ""
+	}
+	return scheme + "://" + host
+}
+
+// pick returns the endpoint for the next request, and the how-manieth request this is to that
+// endpoint (which of its stream connections to use).
+func (r *router) pick() (ep int, turn uint64) {
+	i := atomic.AddUint64(&r.next, 1)
+	if r.leader {
+		if c := atomic.LoadInt32(&r.current); c > 0 {
+			atomic.AddUint64(&r.toLeader, 1)
+			return int(c - 1), i
+		}
+	}
+	n := uint64(len(r.endpoints))
+	return int(i % n), i / n
+}
+
+// hint follows an answer's ProofKV-Leader header (empty: none) when it names a configured endpoint.
+func (r *router) hint(leader string) {
+	if !r.leader || leader == "" {
+		return
+	}
+	o := originOf(leader)
+	for i, e := range r.origins {
+		if o != "" && e == o {
+			if atomic.LoadInt32(&r.current) != int32(i+1) {
+				atomic.StoreInt32(&r.current, int32(i+1))
+			}
+			return
+		}
+	}
+}
+
+// failed forgets endpoint ep as the leader after a request to it got no answer: the next
+// requests go in turn again until an answer names the leader.
+func (r *router) failed(ep int) {
+	atomic.CompareAndSwapInt32(&r.current, int32(ep+1), 0)
+}
+
 // ---- etcd -------------------------------------------------------------------------------------
 
 type etcdStore struct{ c *clientv3.Client }
@@ -66,6 +150,37 @@ func newEtcd(endpoints []string) (*etcdStore, error) {
 		return nil, err
 	}
 	return &etcdStore{c}, nil
+}
+
+// newEtcdLeader is clientv3 given only the etcd leader's endpoint (information only: how much of
+// a difference is where requests go). The leader is the endpoint whose Status says it is
+// (Leader == Header.MemberId), asked until one does or wait is over.
+func newEtcdLeader(endpoints []string, wait time.Duration) (*etcdStore, error) {
+	probe, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second})
+	if err != nil {
+		return nil, err
+	}
+	defer probe.Close()
+	deadline := time.Now().Add(wait)
+	for {
+		var last error
+		for _, ep := range endpoints {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			st, err := probe.Status(ctx, ep)
+			cancel()
+			if err != nil {
+				last = err
+				continue
+			}
+			if st.Leader != 0 && st.Leader == st.Header.MemberId {
+				return newEtcd([]string{ep})
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("no etcd member says it is the leader after %s (last error: %v)", wait, last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func (s *etcdStore) put(ctx context.Context, key string, value []byte) error {
@@ -98,13 +213,13 @@ type gatewayStore struct{ h *proofkvStore }
 
 func (s *gatewayStore) call(ctx context.Context, route string, body map[string]string) ([]byte, error) {
 	b, _ := json.Marshal(body)
-	i := atomic.AddUint64(&s.h.next, 1)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.h.endpoints[int(i%uint64(len(s.h.endpoints)))]+route, bytes.NewReader(b))
+	ep, _ := s.h.route.pick()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.h.route.endpoints[ep]+route, bytes.NewReader(b))
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	return s.h.do(req)
+	return s.h.do(ep, req)
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
@@ -137,12 +252,12 @@ func (s *gatewayStore) close() { s.h.close() }
 // ---- ProofKV ----------------------------------------------------------------------------------
 
 type proofkvStore struct {
-	client    *http.Client
-	endpoints []string
-	next      uint64
+	client *http.Client
+	route  *router
 }
 
-func newProofKV(endpoints []string, conc int) *proofkvStore {
+// newProofKV: leader routing follows ProofKV-Leader hints (false: requests in turn).
+func newProofKV(endpoints []string, conc int, leader bool) *proofkvStore {
 	tr := &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:        conc * len(endpoints),
@@ -150,20 +265,24 @@ func newProofKV(endpoints []string, conc int) *proofkvStore {
 		IdleConnTimeout:     60 * time.Second,
 		DisableCompression:  true,
 	}
-	return &proofkvStore{client: &http.Client{Transport: tr}, endpoints: endpoints}
+	return &proofkvStore{client: &http.Client{Transport: tr}, route: newRouter(endpoints, leader)}
 }
 
-func (s *proofkvStore) url(key string) string {
-	i := atomic.AddUint64(&s.next, 1)
-	return s.endpoints[int(i%uint64(len(s.endpoints)))] + "/v1/kv/" + key
+// url picks the endpoint of a request on key: its index and the key's URL there.
+func (s *proofkvStore) url(key string) (int, string) {
+	ep, _ := s.route.pick()
+	return ep, s.route.endpoints[ep] + "/v1/kv/" + key
 }
 
-// do sends req and returns the body of a 200 answer (at most 1 MiB); anything else is an error.
-func (s *proofkvStore) do(req *http.Request) ([]byte, error) {
+// do sends req to endpoint ep and returns the body of a 200 answer (at most 1 MiB); anything else
+// is an error. Every answer's ProofKV-Leader hint is followed; no answer forgets ep as the leader.
+func (s *proofkvStore) do(ep int, req *http.Request) ([]byte, error) {
 	res, err := s.client.Do(req)
 	if err != nil {
+		s.route.failed(ep)
 		return nil, err
 	}
+	s.route.hint(res.Header.Get("ProofKV-Leader"))
 	body, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
 	res.Body.Close()
 	if err != nil {
@@ -176,34 +295,37 @@ func (s *proofkvStore) do(req *http.Request) ([]byte, error) {
 }
 
 func (s *proofkvStore) put(ctx context.Context, key string, value []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, s.url(key), bytes.NewReader(value))
+	ep, u := s.url(key)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u, bytes.NewReader(value))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
-	_, err = s.do(req)
+	_, err = s.do(ep, req)
 	return err
 }
 
 // get is a linearizable read (the default, asked for explicitly); the raw value.
 func (s *proofkvStore) get(ctx context.Context, key string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url(key)+"?consistency=linearizable", nil)
+	ep, u := s.url(key)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u+"?consistency=linearizable", nil)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Accept", "application/octet-stream")
-	_, err = s.do(req)
+	_, err = s.do(ep, req)
 	return err
 }
 
 // proof is a get proof against the latest checkpoint, in CBOR (as the SDK asks for it).
 func (s *proofkvStore) proof(ctx context.Context, key string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url(key)+"/proof", nil)
+	ep, u := s.url(key)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u+"/proof", nil)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Accept", "application/cbor")
-	_, err = s.do(req)
+	_, err = s.do(ep, req)
 	return err
 }
 
@@ -226,8 +348,29 @@ const (
 
 type streamAnswer struct {
 	status int
+	leader string // the answer's ProofKV-Leader header line, "" when it has none
 	body   []byte
 	err    error
+}
+
+var leaderName = []byte("proofkv-leader")
+
+// leaderHeader is the value of the ProofKV-Leader line of an answer's header block ("name: value\n"
+// lines, docs/stream-protocol.md), "" when there is none.
+func leaderHeader(block []byte) string {
+	for len(block) > 0 {
+		line := block
+		if i := bytes.IndexByte(block, '\n'); i >= 0 {
+			line, block = block[:i], block[i+1:]
+		} else {
+			block = nil
+		}
+		c := bytes.IndexByte(line, ':')
+		if c == len(leaderName) && bytes.EqualFold(line[:c], leaderName) {
+			return strings.TrimSpace(string(line[c+1:]))
+		}
+	}
+	return ""
 }
 
 // streamConn is one upgraded connection: requests multiplexed by id; one writer goroutine that
@@ -346,6 +489,10 @@ func (c *streamConn) reader(br *bufio.Reader) {
 			c.fail(errors.New("stream: answer headers run past the frame"))
 			return
 		}
+		leader := ""
+		if hl > 0 {
+			leader = leaderHeader(frame[8 : 8+hl])
+		}
 		body := frame[8+hl:]
 		if id == 0 {
 			c.fail(fmt.Errorf("stream: connection error %d %s", status, strings.TrimSpace(string(body))))
@@ -359,7 +506,7 @@ func (c *streamConn) reader(br *bufio.Reader) {
 			c.fail(fmt.Errorf("stream: an answer for id %d, which is not in flight", id))
 			return
 		}
-		ch <- streamAnswer{status: status, body: body} // buffered: never blocks
+		ch <- streamAnswer{status: status, leader: leader, body: body} // buffered: never blocks
 	}
 }
 
@@ -404,51 +551,56 @@ func (c *streamConn) do(ctx context.Context, op, accept byte, key, query string,
 	}
 }
 
-// proofkvStreamStore spreads requests over the members as the HTTP store does, and over
+// proofkvStreamStore routes requests over the members as the HTTP store does, and over
 // -stream-conns connections per member; a failed connection is dialled again on its next use.
 type proofkvStreamStore struct {
-	endpoints []string
-	perEp     int
-	mu        sync.Mutex
-	conns     []*streamConn // endpoint i's connection j at i*perEp+j
-	next      uint64
+	route *router
+	perEp int
+	mu    sync.Mutex
+	conns []*streamConn // endpoint i's connection j at i*perEp+j
 }
 
-func newProofKVStream(endpoints []string, perEp int) *proofkvStreamStore {
-	return &proofkvStreamStore{endpoints: endpoints, perEp: perEp, conns: make([]*streamConn, len(endpoints)*perEp)}
+// newProofKVStream: leader routing follows ProofKV-Leader hints (false: requests in turn).
+func newProofKVStream(endpoints []string, perEp int, leader bool) *proofkvStreamStore {
+	return &proofkvStreamStore{route: newRouter(endpoints, leader), perEp: perEp, conns: make([]*streamConn, len(endpoints)*perEp)}
 }
 
-func (s *proofkvStreamStore) conn() (*streamConn, error) {
-	i := atomic.AddUint64(&s.next, 1)
-	ep := int(i % uint64(len(s.endpoints)))
-	slot := ep*s.perEp + int((i/uint64(len(s.endpoints)))%uint64(s.perEp))
+// conn picks the endpoint of the next request and one of its connections.
+func (s *proofkvStreamStore) conn() (int, *streamConn, error) {
+	ep, turn := s.route.pick()
+	slot := ep*s.perEp + int(turn%uint64(s.perEp))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c := s.conns[slot]; c != nil {
 		select {
 		case <-c.done:
 		default:
-			return c, nil
+			return ep, c, nil
 		}
 	}
-	c, err := dialStream(s.endpoints[ep])
+	c, err := dialStream(s.route.endpoints[ep])
 	if err != nil {
-		return nil, err
+		return ep, nil, err
 	}
 	s.conns[slot] = c
-	return c, nil
+	return ep, c, nil
 }
 
-// call sends one request and returns the body of a 200 answer; anything else is an error.
+// call sends one request and returns the body of a 200 answer; anything else is an error. Every
+// answer's ProofKV-Leader hint is followed; no answer (the connection failed, or the request's
+// time ran out) forgets the endpoint as the leader.
 func (s *proofkvStreamStore) call(ctx context.Context, what string, op, accept byte, key, query string, value []byte) ([]byte, error) {
-	c, err := s.conn()
+	ep, c, err := s.conn()
 	if err != nil {
+		s.route.failed(ep)
 		return nil, err
 	}
 	a, err := c.do(ctx, op, accept, key, query, value)
 	if err != nil {
+		s.route.failed(ep)
 		return nil, err
 	}
+	s.route.hint(a.leader)
 	if a.status != 200 {
 		return nil, fmt.Errorf("stream %s %s: %d %s", what, key, a.status, strings.TrimSpace(string(a.body)))
 	}
@@ -495,6 +647,9 @@ type result struct {
 	P50Us      float64 `json:"p50Us"`
 	P99Us      float64 `json:"p99Us"`
 	Concurrent int     `json:"concurrency"`
+	// ToLeader: of the phase's requests (errors included), those sent to a leader an answer had
+	// named (ProofKV only; the others went in turn).
+	ToLeader *uint64 `json:"toLeader,omitempty"`
 	// StartMs and EndMs: the phase's wall-clock bounds (Unix ms), so that the caller can charge the
 	// servers' CPU time between them to the phase.
 	StartMs int64 `json:"startMs"`
@@ -580,7 +735,7 @@ func ready(op func(ctx context.Context) error, wait time.Duration) error {
 }
 
 func main() {
-	system := flag.String("system", "", "etcd, etcd-gateway, proofkv or proofkv-stream")
+	system := flag.String("system", "", "etcd, etcd-leader, etcd-gateway, proofkv or proofkv-stream")
 	endpoints := flag.String("endpoints", "", "comma-separated client URLs")
 	seq := flag.Int("seq", 3000, "single-client PUTs")
 	concN := flag.Int("conc-n", 20000, "PUTs with -concurrency in flight")
@@ -591,33 +746,48 @@ func main() {
 	phaseSeconds := flag.Int("phase-seconds", 120, "stop a phase after this many seconds")
 	readyWait := flag.Int("ready-seconds", 60, "wait this long for the cluster to take a write")
 	streamConns := flag.Int("stream-conns", 1, "proofkv-stream: connections per endpoint (1 .. 16; clientv3 uses one per endpoint)")
+	routing := flag.String("routing", "leader", "proofkv, proofkv-stream: leader (follow ProofKV-Leader hints, as the SDK does) or spread (every request to the next member)")
 	flag.Parse()
 	eps := strings.Split(*endpoints, ",")
 	if *endpoints == "" || *conc < 1 || *seq < 1 || *concN < 1 || *getN < 1 || *proofN < 0 || *streamConns < 1 || *streamConns > 16 {
 		fmt.Fprintln(os.Stderr, "loadgen: need -endpoints and positive counts")
 		os.Exit(2)
 	}
+	if *routing != "leader" && *routing != "spread" {
+		fmt.Fprintln(os.Stderr, "loadgen: -routing must be leader or spread")
+		os.Exit(2)
+	}
+	toLeader := *routing == "leader"
+	readyFor := time.Duration(*readyWait) * time.Second
 	var s store
+	var route *router // ProofKV's, for the count of requests sent to the leader
 	switch *system {
-	case "etcd":
-		e, err := newEtcd(eps)
+	case "etcd", "etcd-leader":
+		var e *etcdStore
+		var err error
+		if *system == "etcd" {
+			e, err = newEtcd(eps)
+		} else {
+			e, err = newEtcdLeader(eps, readyFor)
+		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "loadgen:", err)
 			os.Exit(1)
 		}
 		s = e
 	case "etcd-gateway":
-		s = &gatewayStore{newProofKV(eps, *conc)}
+		s = &gatewayStore{newProofKV(eps, *conc, false)}
 	case "proofkv":
-		s = newProofKV(eps, *conc)
+		h := newProofKV(eps, *conc, toLeader)
+		s, route = h, h.route
 	case "proofkv-stream":
-		s = newProofKVStream(eps, *streamConns)
+		st := newProofKVStream(eps, *streamConns, toLeader)
+		s, route = st, st.route
 	default:
-		fmt.Fprintln(os.Stderr, "loadgen: -system must be etcd, etcd-gateway, proofkv or proofkv-stream")
+		fmt.Fprintln(os.Stderr, "loadgen: -system must be etcd, etcd-leader, etcd-gateway, proofkv or proofkv-stream")
 		os.Exit(2)
 	}
 	defer s.close()
-	readyFor := time.Duration(*readyWait) * time.Second
 	if err := ready(func(ctx context.Context) error { return s.put(ctx, "bench-ready", []byte("1")) }, readyFor); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
@@ -625,7 +795,17 @@ func main() {
 	value := bytes.Repeat([]byte{'a'}, *valueBytes)
 	limit := time.Duration(*phaseSeconds) * time.Second
 	out := json.NewEncoder(os.Stdout)
-	emit := func(r result) {
+	// phase runs and prints one phase, with ProofKV's count of requests sent to the leader.
+	phase := func(name string, n, conc int, op func(ctx context.Context, i int) error) {
+		var before uint64
+		if route != nil {
+			before = atomic.LoadUint64(&route.toLeader)
+		}
+		r := run(name, n, conc, limit, op)
+		if route != nil {
+			k := atomic.LoadUint64(&route.toLeader) - before
+			r.ToLeader = &k
+		}
 		if err := out.Encode(r); err != nil {
 			fmt.Fprintln(os.Stderr, "loadgen:", err)
 			os.Exit(1)
@@ -633,17 +813,17 @@ func main() {
 	}
 	// Warm-up: connections, leader known, caches.
 	run("warm", 200, 1, limit, func(ctx context.Context, i int) error { return s.put(ctx, key("w", i%100), value) })
-	emit(run("put1", *seq, 1, limit, func(ctx context.Context, i int) error { return s.put(ctx, key("s", i%1000), value) }))
+	phase("put1", *seq, 1, func(ctx context.Context, i int) error { return s.put(ctx, key("s", i%1000), value) })
 	const concKeys = 5000
-	emit(run("put100", *concN, *conc, limit, func(ctx context.Context, i int) error { return s.put(ctx, key("c", i%concKeys), value) }))
+	phase("put100", *concN, *conc, func(ctx context.Context, i int) error { return s.put(ctx, key("c", i%concKeys), value) })
 	written := concKeys
 	if *concN < concKeys {
 		written = *concN
 	}
-	emit(run("get100", *getN, *conc, limit, func(ctx context.Context, i int) error {
+	phase("get100", *getN, *conc, func(ctx context.Context, i int) error {
 		// A fixed stride over the written keys: every GET finds its key.
 		return s.get(ctx, key("c", (i*7919)%written))
-	}))
+	})
 	if *proofN > 0 {
 		// Proofs are served from the latest checkpoint: wait for the first one (periodic checkpoints)
 		// instead of timing "no checkpoint yet" answers. A key the checkpoint does not hold yet gets
@@ -652,8 +832,8 @@ func main() {
 			fmt.Fprintln(os.Stderr, "loadgen: proofs:", err)
 			os.Exit(1)
 		}
-		emit(run("proof100", *proofN, *conc, limit, func(ctx context.Context, i int) error {
+		phase("proof100", *proofN, *conc, func(ctx context.Context, i int) error {
 			return s.proof(ctx, key("c", (i*7919)%written))
-		}))
+		})
 	}
 }
