@@ -194,7 +194,7 @@ export class Metrics {
           if (cs) for (const c of cs) this.set({ cache: c.cache }, pick(c));
         },
       });
-    cacheGauge('proofkv_cache_bytes', 'Bytes held by each engine cache (block, table_memory, proof_block, block_tree)', (c) => c.bytes);
+    cacheGauge('proofkv_cache_bytes', 'Bytes held by each engine cache (block, table_memory, proof_block, block_tree, version_memo)', (c) => c.bytes);
     cacheGauge('proofkv_cache_capacity_bytes', 'Byte budget of each engine cache', (c) => c.capacity);
     const sampled = (name: string, help: string, value: () => number | undefined) =>
       new Gauge({

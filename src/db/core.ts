@@ -22,6 +22,7 @@ import { encodeInternalKey, encodeStoredValue, kindOf, seekKey, seqOf, storedTim
 import type { Kind } from '../../proofs/hash.js';
 import { JournalWriter } from '../journal/writer.js';
 import { Memtable } from '../memtable/skiplist.js';
+import { VersionMemo } from './version_memo.js';
 import type { ResolvedOptions } from '../options.js';
 import { CompactionRunner } from '../compaction/runner.js';
 import { packEntries, type CompactionOutput, type TableShape } from '../compaction/compact.js';
@@ -227,6 +228,8 @@ export interface EngineStats {
 /** Shared engine state. One per open database. */
 export class DBCore {
   mem = new Memtable();
+  /** Latest versions of keys written since open, beyond the memtables (bounded; `version_memo.ts`). */
+  readonly versions = new VersionMemo();
   /**
    * Frozen memtables, oldest first, each dropped in the step that makes its table current. At
    * most `maxFrozenMemtables` (plus one, briefly, when recovery flushes after a journal fault).
@@ -388,6 +391,7 @@ export class DBCore {
   latestVersion(userKey: Uint8Array, id: string): number {
     let v = this.mem.latest.get(id);
     for (let i = this.imms.length - 1; v === undefined && i >= 0; i--) v = this.imms[i].latest.get(id);
+    v ??= this.versions.get(id);
     if (v !== undefined) return v;
     const version = this.vs.current;
     for (const t of version.tablesForKey(userKey)) {
@@ -401,6 +405,7 @@ export class DBCore {
   memAdd(userKey: Uint8Array, id: string, version: number, seq: number, time: number, kind: Kind, value: Uint8Array): void {
     this.mem.add(encodeInternalKey(userKey, version, seq, kind), encodeStoredValue(time, value), seq);
     this.mem.latest.set(id, version);
+    this.versions.set(id, version);
     if (time > this.lastTime) this.lastTime = time;
   }
 

@@ -1106,8 +1106,9 @@ export class ProofDB {
   /**
    * The engine's caches with their byte use and budget: `block` (decoded data blocks for reads),
    * `table_memory` (table files read into memory), `proof_block` (decoded blocks and entry trees
-   * for proofs) and `block_tree` (per-table block trees for proofs). Charges of the proof caches
-   * are estimates of heap use (see `src/proof/prover.ts`).
+   * for proofs), `block_tree` (per-table block trees for proofs) and `version_memo` (the latest
+   * versions of recently written keys, `src/db/version_memo.ts`). Charges of the proof caches and
+   * the memo are estimates of heap use (see `src/proof/prover.ts`).
    */
   cacheStats(): Array<{ cache: string; bytes: number; capacity: number; count?: number }> {
     this.checkOpen();
@@ -1118,6 +1119,7 @@ export class ProofDB {
       { cache: 'table_memory', bytes: t.memoryBytes, capacity: this.options.tableMemoryBytes },
       { cache: 'proof_block', bytes: c.blockCache.lru.bytes, capacity: c.blockCache.lru.capacity, count: c.blockCache.lru.count },
       { cache: 'block_tree', bytes: c.blockTrees.bytes, capacity: c.blockTrees.capacity, count: c.blockTrees.count },
+      { cache: 'version_memo', bytes: this.core.versions.bytes(), capacity: this.core.versions.capacity, count: this.core.versions.size },
     ];
   }
 
