@@ -51,7 +51,11 @@ import {
 
 /** Settings of a {@link ProofKVClient}. */
 export interface ProofKVClientOptions {
-  /** Base URLs of the nodes (`http://127.0.0.1:7070`); requests fail over between them. */
+  /**
+   * Base URLs of the nodes (`http://127.0.0.1:7070`); requests fail over between them. With a
+   * cluster, give every member: once a follower names the leader (`ProofKV-Leader`), the client
+   * sends its requests to the endpoint with the leader's origin, never to an unlisted one.
+   */
   endpoints: string[];
   /** Bearer token (`read`, `write` or `admin` role). */
   token?: string;
