@@ -269,8 +269,7 @@ export class Transport {
    * other origin (or none, or one naming the endpoint that sent it) moves to the next endpoint.
    */
   private follow(leader: string | null): void {
-    const origin = leader ? originOf(leader) : undefined;
-    const i = origin === undefined ? -1 : this.origins.indexOf(origin);
+    const i = this.endpointOf(leader);
     if (i === -1 || i === this.current) this.rotate();
     else this.current = i;
   }
@@ -280,9 +279,14 @@ export class Transport {
    * requests; a hint to any other origin (or to the endpoint already in use) changes nothing.
    */
   private prefer(leader: string): void {
-    const origin = originOf(leader);
-    const i = origin === undefined ? -1 : this.origins.indexOf(origin);
+    const i = this.endpointOf(leader);
     if (i !== -1) this.current = i;
+  }
+
+  /** The index of the configured endpoint with the origin of leader hint `leader`; -1 for none, or a hint naming no configured origin. */
+  private endpointOf(leader: string | null): number {
+    const origin = leader ? originOf(leader) : undefined;
+    return origin === undefined ? -1 : this.origins.indexOf(origin);
   }
 
   private backoff(failures: number): Promise<void> {
