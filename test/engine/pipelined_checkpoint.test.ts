@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ProofDB, type DBOptions } from '../../src/index.js';
-import { str, tempDir, TINY } from './harness.js';
+import { copyLiveDir, str, tempDir, TINY } from './harness.js';
 
 /** Four frozen memtables: the writes after a held checkpoint fill more than one without the write stall. */
 const OPTS: DBOptions = { ...TINY, writeBufferSize: 1024, targetFileSize: 1024, maxFrozenMemtables: 4, writeAheadLog: 'external' };
@@ -43,7 +43,9 @@ async function seedDir(root: string): Promise<string> {
 
 function copyOf(base: string, root: string, name: string): string {
   const dir = path.join(root, name);
-  fs.cpSync(base, dir, { recursive: true });
+  // The engine is running: an obsolete table's unlink (off the event loop) may remove a file
+  // between the listing and its copy, which a crash image would not have had either.
+  copyLiveDir(base, dir);
   return dir;
 }
 
