@@ -70,7 +70,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import {
-  ConfChangeType, EntryType, MessageType, None, RaftError, RaftErrorCode, RawNode, SeededRand, StateType,
+  ConfChangeType, EntryType, MessageType, None, ProgressState, RaftError, RaftErrorCode, RawNode, SeededRand, StateType,
   decodeConfChange, encodeConfChange, entsSize,
   type ConfChange, type ConfState, type Entry, type Message, type ReadState, type Ready, type Snapshot, type SoftState,
 } from '../raft/index.js';
@@ -79,6 +79,7 @@ import { realClock, type Clock, type TimerHandle } from './clock.js';
 import type { PeerAddress, Transport } from './transport.js';
 import { trace, traceMessages, tracing } from './trace.js';
 import { coalesceAppendAcks } from './coalesce.js';
+import { CommitNotices, DEFAULT_COMMIT_NOTICE_DELAY_MS } from './commit_notices.js';
 
 /** Stable codes of {@link ReplicationError}. */
 export enum ReplicationErrorCode {
@@ -229,6 +230,13 @@ export interface ReplicationGroupOptions<O> {
   resolvePeer?: (id: number) => PeerAddress | undefined;
   /** Milliseconds per Raft tick (default 100). */
   tickMs?: number;
+  /**
+   * How long a leader's append that only tells a follower a new commit index may wait for the
+   * next append with entries to carry it instead (ms, default {@link DEFAULT_COMMIT_NOTICE_DELAY_MS};
+   * 0 sends each at once). Not held: notices to a follower whose relayed proposal awaits its commit,
+   * or that is sent a read index, or that is not replicating normally (`commit_notices.ts`).
+   */
+  commitNoticeDelayMs?: number;
   /** Ticks without a leader before a follower campaigns (default 10). */
   electionTick?: number;
   /** Ticks between a leader's heartbeats (default 1). */
@@ -568,6 +576,11 @@ export class ReplicationGroup<O> {
   private readonly heard = new Set<number>();
   /** Set while the loop waits for a sync ({@link duringSync}): wakes it to step what arrived. */
   private wake: (() => void) | null = null;
+  /** A leader's commit-only appends held back for a while ({@link CommitNotices}). */
+  private readonly notices = new CommitNotices();
+  /** The timer that sends the held notices; null when none is armed. */
+  private noticeTimer: TimerHandle | null = null;
+  private readonly noticeDelayMs: number;
 
   private constructor(
     readonly id: number,
@@ -589,6 +602,7 @@ export class ReplicationGroup<O> {
     this.margin = options.compactMargin ?? DEFAULT_COMPACT_MARGIN;
     this.snapshotEvery = options.snapshotEvery ?? 10_000;
     this.readRetryMs = 2 * (options.heartbeatTick ?? 1) * tickMs;
+    this.noticeDelayMs = options.commitNoticeDelayMs ?? DEFAULT_COMMIT_NOTICE_DELAY_MS;
     for (const p of options.peers ?? []) this.addresses.set(p.id, p);
   }
 
@@ -873,6 +887,7 @@ export class ReplicationGroup<O> {
     if (this.closed) return;
     this.closed = true;
     if (this.timer !== null) this.clock.clearInterval(this.timer);
+    this.dropNotices();
     while (this.running) await this.running;
     this.failAll(unavailable('replication group is closed'), unavailable('replication group closed with the request in flight', undefined, true));
     await this.storage.close();
@@ -1118,6 +1133,8 @@ export class ReplicationGroup<O> {
       }
       try {
         node.step(m);
+        // A proposal relayed by a follower: its commit is told to it at once (commit_notices.ts).
+        if (m.type === MessageType.Prop && node.raft.state === StateType.Leader) this.notices.noteRelayed(m.from, node.raft.raftLog.lastIndex());
       } catch (err) {
         // A forwarded proposal the leader cannot take, a reply from a removed member, a message
         // of a local type: Raft ignores them (the proposer times out); anything else is a bug.
@@ -1296,16 +1313,50 @@ export class ReplicationGroup<O> {
    */
   private send(messages: Message[], now = false): void {
     // A Ready's acknowledgements of appends, one per leader and term (coalesce.ts): the highest says it all.
-    const out = coalesceAppendAcks(messages);
+    let out = coalesceAppendAcks(messages);
+    // A leader's commit-only appends wait a little for the next append to carry their commit index.
+    if (this.noticeDelayMs > 0 && this.node.raft.state === StateType.Leader) out = this.holdNotices(out);
     traceMessages('tx', out);
     if (out.length === 0) return;
     this.transport.send(out);
     if (now) this.transport.flush?.();
   }
 
+  /** `out` without the commit notices {@link notices} holds; arms or disarms the timer that sends them. */
+  private holdNotices(out: readonly Message[]): readonly Message[] {
+    const prs = this.node.raft.prs.progress;
+    const kept = this.notices.pass(out, (m) => prs.get(m.to)?.state === ProgressState.Replicate);
+    if (this.notices.size > 0 && this.noticeTimer === null) {
+      this.noticeTimer = this.clock.setInterval(() => this.sendNotices(), this.noticeDelayMs);
+    } else if (this.notices.size === 0 && this.noticeTimer !== null) {
+      this.clock.clearInterval(this.noticeTimer);
+      this.noticeTimer = null;
+    }
+    return kept;
+  }
+
+  /** The held commit notices are due: sent now, written at once. */
+  private sendNotices(): void {
+    if (this.noticeTimer !== null) this.clock.clearInterval(this.noticeTimer);
+    this.noticeTimer = null;
+    const out = this.notices.take();
+    if (out.length === 0 || this.closed || this.failure || this.node.raft.state !== StateType.Leader) return;
+    traceMessages('tx', out);
+    this.transport.send(out);
+    this.transport.flush?.();
+  }
+
+  /** Forgets the held commit notices (this member stopped leading, or closes). */
+  private dropNotices(): void {
+    if (this.noticeTimer !== null) this.clock.clearInterval(this.noticeTimer);
+    this.noticeTimer = null;
+    this.notices.clear();
+  }
+
   private noteSoftState(ss: SoftState): void {
     if (ss.lead === this.lastLeader) return;
     this.lastLeader = ss.lead;
+    this.dropNotices();
     // A read the old leader had not confirmed will never be: refuse it now (reads have no effect,
     // so the client may simply retry).
     for (const [ctx, ws] of this.reads) {
