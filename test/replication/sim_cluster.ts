@@ -118,6 +118,8 @@ export interface SimClusterOptions {
   compactMargin?: number;
   /** Log syncs that take virtual time (default: off, a sync completes at once). */
   syncs?: SyncOptions;
+  /** The groups' `commitNoticeDelayMs` (default: the group's). */
+  commitNoticeDelayMs?: number;
 }
 
 /** Several members on one {@link Simulation}. */
@@ -129,7 +131,7 @@ export class SimCluster {
   private readonly chains = new Map<number, string>();
   /** A violated invariant, thrown by {@link check}. */
   violation: string | undefined;
-  readonly o: Required<Omit<SimClusterOptions, 'net' | 'syncs'>>;
+  readonly o: Required<Omit<SimClusterOptions, 'net' | 'syncs' | 'commitNoticeDelayMs'>> & Pick<SimClusterOptions, 'commitNoticeDelayMs'>;
 
   constructor(o: SimClusterOptions) {
     this.o = { tickMs: 10, electionTick: 10, heartbeatTick: 2, snapshotEvery: 0, compactMargin: 5, ...o };
@@ -196,7 +198,7 @@ export class SimCluster {
       transport: this.sim.net.transport(id), resolvePeer: (p) => ({ id: p, peerUrl: `sim://${p}` }),
       tickMs: this.o.tickMs, electionTick: this.o.electionTick, heartbeatTick: this.o.heartbeatTick,
       seed: this.sim.rand.u32(), clock: this.sim.clock, snapshotEvery: this.o.snapshotEvery, compactMargin: this.o.compactMargin,
-      afterSync: syncs.afterSync,
+      afterSync: syncs.afterSync, commitNoticeDelayMs: this.o.commitNoticeDelayMs,
     });
     syncs.arm();
     m.group = group;
