@@ -1328,17 +1328,21 @@ export class ReplicationGroup<O> {
     const kept = this.notices.pass(out, (m) => prs.get(m.to)?.state === ProgressState.Replicate);
     if (this.notices.size > 0 && this.noticeTimer === null) {
       this.noticeTimer = this.clock.setInterval(() => this.sendNotices(), this.noticeDelayMs);
-    } else if (this.notices.size === 0 && this.noticeTimer !== null) {
-      this.clock.clearInterval(this.noticeTimer);
-      this.noticeTimer = null;
+    } else if (this.notices.size === 0) {
+      this.disarmNotices();
     }
     return kept;
   }
 
-  /** The held commit notices are due: sent now, written at once. */
-  private sendNotices(): void {
+  /** Stops the timer of the held notices, if one is armed. */
+  private disarmNotices(): void {
     if (this.noticeTimer !== null) this.clock.clearInterval(this.noticeTimer);
     this.noticeTimer = null;
+  }
+
+  /** The held commit notices are due: sent now, written at once. */
+  private sendNotices(): void {
+    this.disarmNotices();
     const out = this.notices.take();
     if (out.length === 0 || this.closed || this.failure || this.node.raft.state !== StateType.Leader) return;
     traceMessages('tx', out);
@@ -1348,8 +1352,7 @@ export class ReplicationGroup<O> {
 
   /** Forgets the held commit notices (this member stopped leading, or closes). */
   private dropNotices(): void {
-    if (this.noticeTimer !== null) this.clock.clearInterval(this.noticeTimer);
-    this.noticeTimer = null;
+    this.disarmNotices();
     this.notices.clear();
   }
 
