@@ -194,7 +194,7 @@ export class Metrics {
           if (cs) for (const c of cs) this.set({ cache: c.cache }, pick(c));
         },
       });
-    cacheGauge('proofkv_cache_bytes', 'Bytes held by each engine cache (block, table_memory, proof_block, block_tree, version_memo)', (c) => c.bytes);
+    cacheGauge('proofkv_cache_bytes', 'Bytes held by each engine cache (block, table_memory, proof_block, block_tree, version_memo, leaf)', (c) => c.bytes);
     cacheGauge('proofkv_cache_capacity_bytes', 'Byte budget of each engine cache', (c) => c.capacity);
     const sampled = (name: string, help: string, value: () => number | undefined) =>
       new Gauge({
@@ -236,6 +236,7 @@ export class Metrics {
     engine('proofkv_memtable_bytes', 'Approximate memtable size', (s) => s.memtableBytes);
     engine('proofkv_flushes_total', 'Memtable flushes since start', (s) => s.flushes);
     engine('proofkv_compactions_total', 'Compactions since start', (s) => s.compactions);
+    engine('proofkv_compaction_leaves_reused_total', 'Entries compactions wrote whose Merkle leaf came from their input\'s kept leaves (the leaf cache) instead of being hashed again', (s) => s.compactionLeavesReused);
     engine('proofkv_trivial_moves_total', 'Compactions that only moved a table', (s) => s.trivialMoves);
     engine('proofkv_checkpoint_compactions_total', 'Compactions of level 0 checkpoints made to leave at most checkpointLevel0Tables level-0 tables: merges within level 0 and compactions into level 1 (also in proofkv_compactions_total)', (s) => s.checkpointCompactions);
     engine('proofkv_checkpoint_level0_merges_total', 'Of proofkv_checkpoint_compactions_total, the merges of level 0 into one level-0 table (level 0 under checkpointLevel0Bytes and smaller than level 1)', (s) => s.checkpointLevel0Merges);

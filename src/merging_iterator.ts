@@ -73,6 +73,11 @@ export class MergingIterator implements InternalIterator {
     this.findLargest();
   }
 
+  /** The child the current entry comes from (null when not `valid()`). */
+  currentChild(): InternalIterator | null {
+    return this.valid() ? this.current : null;
+  }
+
   key(): Uint8Array {
     return (this.current as InternalIterator).key();
   }

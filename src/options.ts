@@ -83,6 +83,13 @@ export interface DBOptions {
    */
   blockTreeCacheBytes?: number;
   /**
+   * Byte budget of the Merkle leaves of recently built tables, 32 bytes per entry (default 32 MiB;
+   * 0 keeps none). A compaction takes its inputs' leaves instead of hashing their entries again;
+   * its output is the same either way (docs/engine.md § Leaf reuse). 32 MiB holds the leaves of
+   * about 1M entries: level 0 and level 1 of the default shape with 100-byte values.
+   */
+  leafCacheSize?: number;
+  /**
    * Table files up to this many bytes in total are read into memory when first opened, so block
    * reads need no system call — the role LevelDB gives to mmap'ed table files (default 256 MiB;
    * 0 reads every block from its file). A table read into memory has every block checksum verified
@@ -260,6 +267,7 @@ export function resolveOptions(o: DBOptions = {}): ResolvedOptions {
     blockCacheSize: o.blockCacheSize ?? 8 * 1024 * 1024,
     proofBlockCacheBytes: o.proofBlockCacheBytes ?? 32 * 1024 * 1024,
     blockTreeCacheBytes: o.blockTreeCacheBytes ?? 32 * 1024 * 1024,
+    leafCacheSize: o.leafCacheSize ?? 32 * 1024 * 1024,
     tableMemoryBytes: o.tableMemoryBytes ?? 256 * 1024 * 1024,
     maxOpenTables: o.maxOpenTables ?? DEFAULT_MAX_OPEN_TABLES,
     compactionThread: o.compactionThread ?? 'worker',
@@ -295,6 +303,7 @@ export function resolveOptions(o: DBOptions = {}): ResolvedOptions {
   positive('blockCacheSize', r.blockCacheSize, 0);
   positive('proofBlockCacheBytes', r.proofBlockCacheBytes, 0);
   positive('blockTreeCacheBytes', r.blockTreeCacheBytes, 0);
+  positive('leafCacheSize', r.leafCacheSize, 0);
   positive('tableMemoryBytes', r.tableMemoryBytes, 0);
   positive('maxOpenTables', r.maxOpenTables);
   positive('compactionWorkerHeapBytes', r.compactionWorkerHeapBytes, 1024 * 1024);

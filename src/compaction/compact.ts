@@ -14,6 +14,8 @@ import { BlockCache } from '../table/block_cache.js';
 import { TableBuilder } from '../table/table_builder.js';
 import { TableReader } from '../table/table_reader.js';
 import type { TableMeta } from '../version/edit.js';
+import type { InternalIterator } from '../iterator.js';
+import { LEAF_BYTES } from './leaf_cache.js';
 import { ByteReader, ByteWriter } from '../util/coding.js';
 import { files } from '../version/version_set.js';
 
@@ -41,12 +43,24 @@ export interface CompactionJob {
    * under `checkpointLevel0Bytes`).
    */
   singleOutput?: boolean;
+  /** Return every output's leaves ({@link CompactionOutput.leaves}). */
+  keepLeaves?: boolean;
+  /**
+   * The leaves of the inputs, by position in `inputs` (null: hash that input's entries): each
+   * `entryCount × 32` bytes in entry order, as its build kept them (leaf_cache.ts). Leaves of the
+   * wrong length are ignored.
+   */
+  leaves?: (Uint8Array | null)[];
 }
 
 /** One output table, not yet numbered. */
 export interface CompactionOutput {
   tmpName: string;
   meta: Omit<TableMeta, 'number'>;
+  /** With `keepLeaves`: its entries' leaves, 32 bytes each, in entry order. */
+  leaves?: Uint8Array;
+  /** Entries whose leaf was taken from an input's leaves rather than hashed. */
+  leavesReused?: number;
 }
 
 /** A memtable to write as one table: its entries packed as `lp internalKey, lp value` pairs. */
@@ -56,6 +70,8 @@ export interface FlushJob {
   shape: TableShape;
   /** Entries in internal-key order, each `varint len || internal key || varint len || value`. */
   packed: Uint8Array;
+  /** Return the table's leaves ({@link CompactionOutput.leaves}). */
+  keepLeaves?: boolean;
 }
 
 /** Packs sorted entries for a {@link FlushJob} (one copy, transferable to the worker). */
@@ -71,17 +87,64 @@ export function packEntries(it: { seekToFirst(): void; valid(): boolean; next():
 /** Builds and writes (synced) the table of a flush; returns its metadata. */
 export function runFlush(job: FlushJob): CompactionOutput {
   const builder = newTableBuilder(job.shape);
+  if (job.keepLeaves) builder.keepLeaves();
   const r = new ByteReader(job.packed);
   while (r.remaining > 0) {
     const key = r.lengthPrefixed();
     builder.add(key, r.lengthPrefixed());
   }
-  const { bytes, meta } = builder.finish();
+  const { bytes, meta, leaves } = builder.finish();
   writeFileSynced(path.join(job.dir, job.tmpName), bytes);
   return {
     tmpName: job.tmpName,
     meta: { size: bytes.length, entryCount: meta.entryCount, smallest: meta.smallest, largest: meta.largest, root: meta.root },
+    ...(leaves ? { leaves } : {}),
   };
+}
+
+/**
+ * A table's iterator that knows the ordinal of its current entry while it only moves forward from
+ * the first (all a compaction does), so that the entry's leaf is found in the table's leaves.
+ */
+class LeafSource implements InternalIterator {
+  /** The current entry's position in the table; -1 once a move other than forward was made. */
+  ordinal = -1;
+
+  constructor(
+    private readonly inner: InternalIterator,
+    /** The table's leaves, or null. */
+    readonly leaves: Uint8Array | null,
+  ) {}
+
+  valid(): boolean {
+    return this.inner.valid();
+  }
+  seekToFirst(): void {
+    this.inner.seekToFirst();
+    this.ordinal = 0;
+  }
+  seekToLast(): void {
+    this.inner.seekToLast();
+    this.ordinal = -1;
+  }
+  seek(target: Uint8Array): void {
+    this.inner.seek(target);
+    this.ordinal = -1;
+  }
+  next(): void {
+    this.inner.next();
+    if (this.ordinal >= 0) this.ordinal++;
+  }
+  prev(): void {
+    this.inner.prev();
+    this.ordinal = -1;
+  }
+  key(): Uint8Array {
+    return this.inner.key();
+  }
+  value(): Uint8Array {
+    return this.inner.value();
+  }
 }
 
 /** Writes `bytes` to `file` and syncs it. */
@@ -115,18 +178,26 @@ export function runCompaction(job: CompactionJob): CompactionOutput[] {
   );
   const outputs: CompactionOutput[] = [];
   try {
-    const it = new MergingIterator(readers.map((r) => r.iterator()));
+    const sources = readers.map((r, i) => {
+      const l = job.leaves?.[i] ?? null;
+      return new LeafSource(r.iterator(), l !== null && l.length === r.entryCount * LEAF_BYTES ? l : null);
+    });
+    const it = new MergingIterator(sources);
     let builder: TableBuilder | null = null;
+    let reused = 0;
     const finishOutput = () => {
       if (!builder) return;
-      const { bytes, meta } = builder.finish();
+      const { bytes, meta, leaves } = builder.finish();
       const tmpName = `${job.tmpPrefix}-${outputs.length}.tmp`;
       writeFileSynced(path.join(job.dir, tmpName), bytes);
       outputs.push({
         tmpName,
         meta: { size: bytes.length, entryCount: meta.entryCount, smallest: meta.smallest, largest: meta.largest, root: meta.root },
+        ...(leaves ? { leaves } : {}),
+        leavesReused: reused,
       });
       builder = null;
+      reused = 0;
     };
     for (it.seekToFirst(); it.valid(); it.next()) {
       const key = it.key();
@@ -134,8 +205,15 @@ export function runCompaction(job: CompactionJob): CompactionOutput[] {
       if (!job.singleOutput && builder !== null && (builder as TableBuilder).estimatedSize >= job.shape.targetFileSize && !(builder as TableBuilder).continuesUserKey(key)) {
         finishOutput();
       }
-      if (builder === null) builder = newTableBuilder(job.shape);
-      (builder as TableBuilder).add(key, it.value());
+      if (builder === null) {
+        builder = newTableBuilder(job.shape);
+        if (job.keepLeaves) builder.keepLeaves();
+      }
+      const src = it.currentChild() as LeafSource;
+      if (src.leaves !== null && src.ordinal >= 0) {
+        (builder as TableBuilder).add(key, it.value(), src.leaves, src.ordinal * LEAF_BYTES);
+        reused++;
+      } else (builder as TableBuilder).add(key, it.value());
     }
     finishOutput();
   } finally {

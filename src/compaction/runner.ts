@@ -8,6 +8,7 @@ import { Worker, type WorkerOptions } from 'node:worker_threads';
 import { CorruptionError, ErrorCode, ProofKVError } from '../errors.js';
 import { DEFAULT_COMPACTION_WORKER_HEAP_BYTES } from '../options.js';
 import { runCompaction, runFlush, type CompactionJob, type CompactionOutput, type FlushJob } from './compact.js';
+import { leafBuffers } from './leaf_cache.js';
 
 interface WorkerReply {
   id: number;
@@ -110,8 +111,8 @@ class SharedWorker {
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
       w.ref();
-      // A flush's packed entries move to the worker without a copy.
-      w.postMessage({ id, job }, 'packed' in job ? [job.packed.buffer as ArrayBuffer] : []);
+      // A flush's packed entries and a compaction's input leaves move to the worker without a copy.
+      w.postMessage({ id, job }, 'packed' in job ? [job.packed.buffer as ArrayBuffer] : leafBuffers(job.leaves));
     });
   }
 

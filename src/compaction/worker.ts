@@ -20,6 +20,7 @@ import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { parentPort } from 'node:worker_threads';
 import { runCompaction, runFlush, type CompactionJob, type FlushJob } from './compact.js';
+import { leafBuffers } from './leaf_cache.js';
 
 interface Request {
   id: number;
@@ -53,16 +54,19 @@ parentPort?.on('message', (req: Request) => {
   if (idleGc !== undefined) clearTimeout(idleGc);
   idleGc = undefined;
   let reply: object;
+  let transfer: ArrayBuffer[] = [];
   try {
     const outputs = 'packed' in req.job ? [runFlush(req.job)] : runCompaction(req.job);
     reply = { id: req.id, outputs };
+    // The outputs' leaves move back without a copy.
+    transfer = leafBuffers(outputs.map((o) => o.leaves));
   } catch (err) {
     const e = err as Error & { code?: string; file?: string };
     reply = { id: req.id, error: { name: e.name, message: e.message, code: e.code, file: e.file } };
   }
   const heapUsed = v8.getHeapStatistics().used_heap_size;
   (req as { job: unknown }).job = null;
-  parentPort?.postMessage({ ...reply, heapUsed });
+  parentPort?.postMessage({ ...reply, heapUsed }, transfer);
   idleGc = setTimeout(() => {
     idleGc = undefined;
     collect();

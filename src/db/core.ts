@@ -25,6 +25,7 @@ import { Memtable } from '../memtable/skiplist.js';
 import { VersionMemo } from './version_memo.js';
 import type { ResolvedOptions } from '../options.js';
 import { CompactionRunner } from '../compaction/runner.js';
+import { LeafCache } from '../compaction/leaf_cache.js';
 import { packEntries, type CompactionOutput, type TableShape } from '../compaction/compact.js';
 import type { TableMeta, VersionEdit } from '../version/edit.js';
 import { pickCheckpointLevel0, pickCompaction, type Compaction } from '../version/picker.js';
@@ -211,8 +212,10 @@ export interface EngineStats {
   flushBytes: number;
   /** Bytes of the input tables of installed merging compactions. */
   compactionBytesRead: number;
-  /** Bytes of the tables installed merging compactions wrote (each entry in them hashed again). */
+  /** Bytes of the tables installed merging compactions wrote (each entry in them hashed again, unless its leaf was reused). */
   compactionBytesWritten: number;
+  /** Entries of installed compactions' outputs whose leaf was taken from their input's leaves (leaf_cache.ts) instead of hashed. */
+  compactionLeavesReused: number;
   /** Completed journal `fdatasync`s that acknowledged writes waited for (writes with `sync`). */
   journalSyncs: number;
   /** Write faults entered since open. */
@@ -261,6 +264,8 @@ export class DBCore {
   readonly journals: LiveJournal[] = [];
   readonly tables: TableCache;
   readonly runner: CompactionRunner;
+  /** The leaves of recently built tables, for the compactions that rewrite them (leaf_cache.ts). */
+  readonly leaves: LeafCache;
   readonly shape: TableShape;
   /** The write fault the engine is in, if any (see {@link WriteFault}). */
   fault: WriteFault | null = null;
@@ -278,6 +283,7 @@ export class DBCore {
     flushBytes: 0,
     compactionBytesRead: 0,
     compactionBytesWritten: 0,
+    compactionLeavesReused: 0,
     journalSyncs: 0,
     faults: 0,
     faultRecoveries: 0,
@@ -334,6 +340,7 @@ export class DBCore {
   ) {
     this.tables = new TableCache(dir, opts.blockCacheSize, opts.tableMemoryBytes, opts.maxOpenTables);
     this.runner = new CompactionRunner(opts.compactionThread, opts.compactionDelay, opts.compactionWorkerHeapBytes);
+    this.leaves = new LeafCache(opts.leafCacheSize);
     this.deleter = new TableDeleter(dir, this.stats, () => this.deleteObsoleteTables());
     this.shape = {
       blockSize: opts.blockSize,
@@ -787,7 +794,7 @@ export class DBCore {
     // The table is built on the worker (hashing is the cost); the event loop only packs entries.
     const packed = packEntries(imm.iterator(), imm.approximateSize);
     const tf = tracing ? performance.now() : 0;
-    const out = await this.runner.flush({ dir: this.dir, tmpName: `flush-${flushedSeq}-${process.pid}.tmp`, shape: this.shape, packed });
+    const out = await this.runner.flush({ dir: this.dir, tmpName: `flush-${flushedSeq}-${process.pid}.tmp`, shape: this.shape, packed, keepLeaves: this.leaves.capacity > 0 });
     if (tracing) trace('flush-built', imm.count, Math.round((performance.now() - tf) * 1000));
     this.stats.flushes++;
     this.stats.flushBytes += out.meta.size;
@@ -823,6 +830,8 @@ export class DBCore {
     // in external-log mode resumes from it, so replayed log entries get the times they had.
     if (flush) edit.lastTime = flush.flushedTime;
     const renames: Array<[string, string]> = [];
+    /** The leaves of the tables this install adds, kept once it has succeeded. */
+    const leaves: Array<[number, Uint8Array]> = [];
     // Only while closing (the drain stopped) does a flush's install meet a pending compaction: it
     // then applies it first, as the drain would have.
     const pending = this.pending;
@@ -846,6 +855,8 @@ export class DBCore {
           const number = this.vs.nextTableNumber++;
           renames.push([o.tmpName, files.table(number)]);
           edit.added!.push([c.outputLevel, { ...o.meta, number }]);
+          if (o.leaves) leaves.push([number, o.leaves]);
+          this.stats.compactionLeavesReused += o.leavesReused ?? 0;
         }
         this.stats.compactions++;
         for (const t of [...c.inputs, ...c.nextInputs]) this.stats.compactionBytesRead += t.size;
@@ -859,6 +870,7 @@ export class DBCore {
       const number = this.vs.nextTableNumber++;
       renames.push([flush.tmpName, files.table(number)]);
       edit.added!.push([0, { ...flush.meta, number }]);
+      if (flush.leaves) leaves.push([number, flush.leaves]);
       edit.flushedSeq = flush.flushedSeq;
       const live = this.journals.filter((j) => j.maxSeq > flush.flushedSeq || j === this.journals[this.journals.length - 1]);
       edit.logNumber = live.length > 0 ? live[0].number : this.vs.nextJournalNumber;
@@ -899,6 +911,7 @@ export class DBCore {
     }
     this.pending = null;
     for (const [, number] of edit.deleted!) this.obsolete.add(number);
+    for (const [number, l] of leaves) this.leaves.put(number, l);
     // Journals wholly below the flushed seq are no longer needed.
     if (flush) {
       while (this.journals.length > 1 && this.journals[0].number < this.vs.logNumber) {
@@ -964,12 +977,16 @@ export class DBCore {
     if (c.trivialMove) {
       result = Promise.resolve([]);
     } else {
+      const inputs = [...c.inputs, ...c.nextInputs].map((t) => t.number);
+      const keepLeaves = this.leaves.capacity > 0;
       const job = {
         dir: this.dir,
-        inputs: [...c.inputs, ...c.nextInputs].map((t) => t.number),
+        inputs,
         tmpPrefix: `compact-${++this.jobCounter}-${process.pid}`,
         shape: this.shape,
         singleOutput: c.outputLevel === 0,
+        // The inputs' leaves go with the job (moved to the worker): their tables are rewritten by it.
+        ...(keepLeaves ? { keepLeaves, leaves: inputs.map((n) => this.leaves.take(n)) } : {}),
       };
       result = this.runner.run(job);
     }

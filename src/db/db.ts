@@ -1120,6 +1120,7 @@ export class ProofDB {
       { cache: 'proof_block', bytes: c.blockCache.lru.bytes, capacity: c.blockCache.lru.capacity, count: c.blockCache.lru.count },
       { cache: 'block_tree', bytes: c.blockTrees.bytes, capacity: c.blockTrees.capacity, count: c.blockTrees.count },
       { cache: 'version_memo', bytes: this.core.versions.bytes(), capacity: this.core.versions.capacity, count: this.core.versions.size },
+      { cache: 'leaf', bytes: this.core.leaves.bytes, capacity: this.core.leaves.capacity, count: this.core.leaves.count },
     ];
   }
 

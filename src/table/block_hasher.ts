@@ -122,6 +122,19 @@ export class BlockHasher {
     this.flatCount++;
   }
 
+  /**
+   * Adds the leaf `src[off, off + 32)` — one computed before, by {@link leafInto} of the same
+   * entry — as the next leaf of the block being built, without hashing (a compaction reusing its
+   * inputs' leaves, src/compaction/leaf_cache.ts).
+   */
+  addLeafFrom(src: Uint8Array, off: number): void {
+    const at = this.flatCount * HASH_LEN;
+    if (at + HASH_LEN > this.flat.length) this.flat = grown(this.flat, at + HASH_LEN, at);
+    const f = this.flat;
+    for (let i = 0; i < HASH_LEN; i++) f[at + i] = src[off + i];
+    this.flatCount++;
+  }
+
   /** Leaves added since the last {@link finishBlock}. */
   get pendingLeaves(): number {
     return this.flatCount;

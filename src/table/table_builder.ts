@@ -80,6 +80,11 @@ export interface TableMeta {
 export interface BuiltTable {
   bytes: Uint8Array;
   meta: TableMeta;
+  /**
+   * With {@link TableBuilder.keepLeaves}: every entry's Merkle leaf, 32 bytes each, in entry order
+   * (`entryCount × 32` bytes, an array of its own).
+   */
+  leaves?: Uint8Array;
 }
 
 /**
@@ -109,6 +114,8 @@ export class TableBuilder {
   private rawValueSize = 0;
   private maxTime = 0;
   private done = false;
+  /** With {@link keepLeaves}: the leaves of every entry added, 32 bytes each (grown by doubling). */
+  private kept: Uint8Array | null = null;
 
   constructor(options: Partial<TableOptions> = {}) {
     const o: TableOptions = { ...DEFAULT_TABLE_OPTIONS, ...options };
@@ -127,6 +134,17 @@ export class TableBuilder {
     this.opts = o;
     this.block = new BlockBuilder(o.restartInterval);
     this.blockHasher = new BlockHasher(o.hasher);
+  }
+
+  /**
+   * Keeps every entry's leaf, for {@link BuiltTable.leaves}: a later compaction of this table can
+   * take them instead of hashing its entries again (src/compaction/leaf_cache.ts). Call before
+   * the first {@link add}. Changes nothing in the table.
+   */
+  keepLeaves(): this {
+    if (this.entries > 0) throw new Error('TableBuilder.keepLeaves after add');
+    this.kept = new Uint8Array(1024 * 32);
+    return this;
   }
 
   /** Entries added so far. */
@@ -161,8 +179,12 @@ export class TableBuilder {
    * Appends an entry. `internalKey` (see keys.ts) must be strictly greater than the previous one
    * and carry kind PUT or DELETE, and `value` is the stored value `u64 time || value` (keys.ts
    * `encodeStoredValue`); otherwise throws `InvalidArgumentError` and adds nothing.
+   *
+   * `leaf` (with `leafOff`): the entry's leaf, `leaf[leafOff, leafOff + 32)`, as the block hasher
+   * computed it when the entry was first written; it is used as given, not checked (the caller
+   * vouches that it is this entry's: src/compaction/leaf_cache.ts).
    */
-  add(internalKey: Uint8Array, value: Uint8Array): void {
+  add(internalKey: Uint8Array, value: Uint8Array, leaf?: Uint8Array, leafOff = 0): void {
     if (this.done) throw new Error('TableBuilder.add after finish');
     const klen = internalKey.length;
     if (klen <= TRAILER_LEN) {
@@ -206,7 +228,20 @@ export class TableBuilder {
       this.bloomHashes[this.bloomCount++] = bloomHash(internalKey, 0, ukLen);
     }
 
-    this.blockHasher.addLeaf(internalKey, value);
+    const kept = this.kept;
+    if (kept !== null) {
+      const at = this.entries * 32;
+      if (at + 32 > kept.length) {
+        const next = new Uint8Array(kept.length * 2);
+        next.set(kept);
+        this.kept = next;
+      }
+      const k = this.kept as Uint8Array;
+      if (leaf !== undefined) for (let i = 0; i < 32; i++) k[at + i] = leaf[leafOff + i];
+      else this.blockHasher.leafInto(internalKey, value, k, at);
+      this.blockHasher.addLeafFrom(k, at);
+    } else if (leaf !== undefined) this.blockHasher.addLeafFrom(leaf, leafOff);
+    else this.blockHasher.addLeaf(internalKey, value);
     this.block.add(internalKey, value);
     this.entries++;
     this.rawKeySize += klen;
@@ -272,8 +307,11 @@ export class TableBuilder {
 
     this.out.bytes(encodeFooter({ metaindex: metaindexHandle, index: indexHandle }));
     const bytes = this.out.finish();
+    const leaves = this.kept === null ? undefined : this.kept.slice(0, this.entries * 32);
+    this.kept = null;
     return {
       bytes,
+      leaves,
       meta: {
         entryCount: this.entries,
         blockCount: this.blockRoots.length,

@@ -5,7 +5,9 @@
  * groups them differently), compacts on the worker thread and is closed and reopened midway —
  * and after every checkpoint their table files are byte-identical, with the same numbers, levels
  * and roots. Run with both level-0 rules of checkpoints: level 0 into level 1 (no byte bound), and
- * level 0 merged into one level-0 table under a byte bound and into level 1 at it.
+ * level 0 merged into one level-0 table under a byte bound and into level 1 at it. The first
+ * engine keeps no leaf cache (every compaction hashes every entry); the second reuses its inputs'
+ * leaves (src/compaction/leaf_cache.ts).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -78,7 +80,8 @@ const at = (i: number) => ({ time: 1_700_000_000_000 + 3 * i });
 async function runPaced(ops: Op[], dir: string, seed: number, SHAPE: DBOptions, stats?: (s: ReturnType<ProofDB['stats']>) => void): Promise<Snap[]> {
   const rnd = prng(seed);
   const delay = () => new Promise<void>((r) => setTimeout(r, Math.floor(rnd() * 15)));
-  const db = await ProofDB.open(dir, { ...SHAPE, compactionThread: 'inline', compactionDelay: delay });
+  // No leaf cache: every compaction hashes every entry it writes (the other run reuses leaves).
+  const db = await ProofDB.open(dir, { ...SHAPE, compactionThread: 'inline', compactionDelay: delay, leafCacheSize: 0 });
   const snaps: Snap[] = [];
   try {
     for (const [i, op] of ops.entries()) {
@@ -105,7 +108,7 @@ async function runPaced(ops: Op[], dir: string, seed: number, SHAPE: DBOptions, 
   return snaps;
 }
 
-async function runConcurrent(ops: Op[], startDir: string, SHAPE: DBOptions): Promise<Snap[]> {
+async function runConcurrent(ops: Op[], startDir: string, SHAPE: DBOptions, reused?: (n: number) => void): Promise<Snap[]> {
   const options = { ...SHAPE, compactionThread: 'worker' as const };
   let dir = startDir;
   let db = await ProofDB.open(dir, options);
@@ -153,6 +156,7 @@ async function runConcurrent(ops: Op[], startDir: string, SHAPE: DBOptions): Pro
     }
     await Promise.all(inflight);
     expect(crashed && reopened, 'the run crashed and restarted once each').toBe(true);
+    reused?.(db.stats().compactionLeavesReused);
   } finally {
     await db.close();
     fs.rmSync(`${startDir}-crash`, { recursive: true, force: true });
@@ -174,7 +178,12 @@ describe.each([
     const b = tempDir();
     try {
       let stats: ReturnType<ProofDB['stats']> | undefined;
-      const [paced, concurrent] = await Promise.all([runPaced(ops, a.dir, seed, SHAPE, (s) => (stats = s)), runConcurrent(ops, b.dir, SHAPE)]);
+      let reused = 0;
+      const [paced, concurrent] = await Promise.all([runPaced(ops, a.dir, seed, SHAPE, (s) => (stats = s)), runConcurrent(ops, b.dir, SHAPE, (n) => (reused = n))]);
+      // One run hashed every entry it compacted, the other took leaves from its leaf cache
+      // (since its last reopen): the tables below are the same all the same.
+      expect(stats!.compactionLeavesReused).toBe(0);
+      expect(reused).toBeGreaterThan(0);
       // Which rule ran, and (with a byte bound) that merges and compactions into level 1 at the bound both happened.
       if (checkpointLevel0Bytes === 0) {
         expect(stats!.checkpointLevel0Merges).toBe(0);

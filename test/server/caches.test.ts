@@ -64,7 +64,7 @@ describe('proof caches', () => {
     const node = await startLocalNode();
     try {
       const text = await (await fetch(`${node.url}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
-      for (const cache of ['block', 'table_memory', 'proof_block', 'block_tree', 'version_memo']) {
+      for (const cache of ['block', 'table_memory', 'proof_block', 'block_tree', 'version_memo', 'leaf']) {
         expect(text).toMatch(new RegExp(`^proofkv_cache_bytes\\{cache="${cache}"\\} \\d+$`, 'm'));
         expect(text).toMatch(new RegExp(`^proofkv_cache_capacity_bytes\\{cache="${cache}"\\} [1-9]\\d*$`, 'm'));
       }

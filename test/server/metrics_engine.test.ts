@@ -79,6 +79,9 @@ describe('engine counters in /metrics', () => {
       expect(stats.checkpointCompactions).toBeGreaterThanOrEqual(stats.checkpointLevel0Merges);
       expect(sample(after, 'proofkv_checkpoint_level0_merges_total')).toBe(stats.checkpointLevel0Merges);
       expect(sample(after, 'proofkv_checkpoint_compactions_total')).toBe(stats.checkpointCompactions);
+      // The merges took their inputs' leaves (leaf_cache.ts) rather than hashing them again.
+      expect(stats.compactionLeavesReused).toBeGreaterThan(0);
+      expect(sample(after, 'proofkv_compaction_leaves_reused_total')).toBe(stats.compactionLeavesReused);
     } finally {
       await db.close();
       cleanup();
