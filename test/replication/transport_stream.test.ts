@@ -7,6 +7,7 @@
  * restarts on the same port.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { createHmac } from 'node:crypto';
 import * as http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { EntryType, MessageType, newMessage, type Message } from '../../src/raft/index.js';
@@ -15,6 +16,7 @@ import {
   encodeBatch, encodeFrame, encodeMessages, parseAuthHeaders, requestMac, streamAcceptMac, streamKey,
   type PeerClaims,
 } from '../../src/replication/transport/index.js';
+import { FrameReader } from '../../src/replication/transport/stream.js';
 import { CLUSTER, SECRET, claims, closeAll, startCluster, startNode, waitFor } from './transport_helpers.js';
 
 afterEach(closeAll);
@@ -349,3 +351,25 @@ describe('stream lifetime and bounds', () => {
 });
 
 const EMPTY_BATCH_BYTES = encodeBatch([]).length;
+
+describe('frame MAC', () => {
+  it('is HMAC-SHA256(key, seq || length || body), for bodies on both sides of the one-shot bound and keys of any length', () => {
+    for (const keyLen of [32, 64, 100]) {
+      const key = new Uint8Array(keyLen).map((_, i) => (i * 37 + keyLen) & 0xff);
+      for (const [seq, size] of [[1, 0], [2, 100], [3, 3000], [0x1_0000_0002, 64 * 1024], [5, 64 * 1024 + 1], [6, 200_000]]) {
+        const body = new Uint8Array(size).map((_, i) => (i * 7 + seq) & 0xff);
+        const frame = encodeFrame(key, seq, body);
+        const want = createHmac('sha256', key).update(frame.subarray(4, 12)).update(frame.subarray(0, 4)).update(body).digest();
+        expect(Buffer.from(frame.subarray(12, FRAME_HEADER_BYTES)).equals(want), `key ${keyLen} B, body ${size} B`).toBe(true);
+      }
+    }
+    // The reader checks with the same MAC: frames in order pass, a flipped MAC byte is refused.
+    const key = new Uint8Array(32).fill(9);
+    const reader = new FrameReader(key, 1 << 20);
+    const frames = [encodeFrame(key, 1, new Uint8Array(10)), encodeFrame(key, 2, new Uint8Array(70_000).fill(1))];
+    expect(reader.push(Buffer.concat(frames)).bodies.map((b) => b.length)).toEqual([10, 70_000]);
+    const bad = encodeFrame(key, 3, new Uint8Array(5));
+    bad[20] ^= 1;
+    expect(reader.push(bad)).toEqual({ bodies: [], refused: 'bad-mac' });
+  });
+});

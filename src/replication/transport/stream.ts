@@ -17,7 +17,7 @@
  * messages is a keep-alive.
  * @module
  */
-import { createHmac } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import { macEquals } from './auth.js';
 import { batchSize, writeBatch } from './codec.js';
 
@@ -30,10 +30,60 @@ export const FRAME_HEADER_BYTES = 4 + 8 + 32;
 /** Bytes of the recipient's nonce in a stream's `101` answer. */
 export const STREAM_NONCE_BYTES = 16;
 
+/** SHA-256's block size: HMAC's key pads are this long (RFC 2104). */
+const HMAC_BLOCK = 64;
+/** Largest body whose MAC is computed by {@link frameMacOneShot} (the scratch buffer's bound). */
+const ONE_SHOT_MAX_BODY = 64 * 1024;
+
+/** Each stream key's HMAC pads, `key ⊕ ipad` and `key ⊕ opad` (RFC 2104), made once per key. */
+const padsByKey = new WeakMap<Uint8Array, { inner: Buffer; outer: Buffer }>();
+/** `key ⊕ ipad || seq || length || body`, reused (at most `HMAC_BLOCK + 12 + ONE_SHOT_MAX_BODY` bytes). */
+let innerScratch = Buffer.allocUnsafe(4096);
+
+function padsOf(key: Uint8Array): { inner: Buffer; outer: Buffer } {
+  let p = padsByKey.get(key);
+  if (p === undefined) {
+    const k = key.length > HMAC_BLOCK ? crypto.createHash('sha256').update(key).digest() : key;
+    const inner = Buffer.alloc(HMAC_BLOCK, 0x36);
+    // the outer message is `key ⊕ opad || inner digest`: the pad with room for the digest
+    const outer = Buffer.alloc(HMAC_BLOCK + 32, 0x5c);
+    for (let i = 0; i < k.length; i++) {
+      inner[i] ^= k[i];
+      outer[i] ^= k[i];
+    }
+    padsByKey.set(key, (p = { inner, outer }));
+  }
+  return p;
+}
+
+/**
+ * HMAC-SHA256 as two one-shot `crypto.hash` calls over the key's pads made once per stream: the
+ * same digest as `createHmac` (test/replication/transport_stream.test.ts), at about half its cost
+ * for a frame of a few hundred bytes (`createHmac` builds an OpenSSL context per call, measured
+ * 4.7 against 2.2–2.4 µs on Node 20). The body is copied behind the pad, so bodies over
+ * {@link ONE_SHOT_MAX_BODY} take `createHmac`, which streams.
+ */
+function frameMacOneShot(key: Uint8Array, header: Uint8Array, body: Uint8Array): Buffer {
+  const { inner, outer } = padsOf(key);
+  const n = HMAC_BLOCK + 12 + body.length;
+  if (innerScratch.length < n) innerScratch = Buffer.allocUnsafe(Math.min(HMAC_BLOCK + 12 + ONE_SHOT_MAX_BODY, Math.max(n, 2 * innerScratch.length)));
+  const m = innerScratch;
+  inner.copy(m, 0);
+  for (let i = 0; i < 8; i++) m[HMAC_BLOCK + i] = header[4 + i];
+  for (let i = 0; i < 4; i++) m[HMAC_BLOCK + 8 + i] = header[i];
+  m.set(body, HMAC_BLOCK + 12);
+  outer.write(crypto.hash('sha256', m.subarray(0, n), 'binary'), HMAC_BLOCK, 'latin1');
+  return crypto.hash('sha256', outer, 'buffer');
+}
+
 function frameMac(key: Uint8Array, header: Uint8Array, body: Uint8Array): Buffer {
   // header bytes 0..12 are length and seq; the MAC covers seq then length then the body
-  return createHmac('sha256', key).update(header.subarray(4, 12)).update(header.subarray(0, 4)).update(body).digest();
+  if (hasOneShot && body.length <= ONE_SHOT_MAX_BODY) return frameMacOneShot(key, header, body);
+  return crypto.createHmac('sha256', key).update(header.subarray(4, 12)).update(header.subarray(0, 4)).update(body).digest();
 }
+
+/** `crypto.hash` (Node ≥ 20.12); older Node computes every MAC with `createHmac`. */
+const hasOneShot = typeof crypto.hash === 'function';
 
 function putU64(b: Buffer, at: number, v: number): void {
   b.writeUInt32BE(Math.floor(v / 0x1_0000_0000), at);
