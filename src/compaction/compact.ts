@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { nodeHasher } from '../table/node_hasher.js';
 import { MergingIterator } from '../merging_iterator.js';
 import { BlockCache } from '../table/block_cache.js';
-import { TableBuilder } from '../table/table_builder.js';
+import { TableBuilder, type BuiltTable } from '../table/table_builder.js';
 import { TableReader } from '../table/table_reader.js';
 import type { TableMeta } from '../version/edit.js';
 import type { InternalIterator } from '../iterator.js';
@@ -93,10 +93,14 @@ export function runFlush(job: FlushJob): CompactionOutput {
     const key = r.lengthPrefixed();
     builder.add(key, r.lengthPrefixed());
   }
-  const { bytes, meta, leaves } = builder.finish();
-  writeFileSynced(path.join(job.dir, job.tmpName), bytes);
+  return writeOutput(job.dir, job.tmpName, builder.finish());
+}
+
+/** Writes (synced) a built table under `tmpName` in `dir`; returns it as an output. */
+function writeOutput(dir: string, tmpName: string, { bytes, meta, leaves }: BuiltTable): CompactionOutput {
+  writeFileSynced(path.join(dir, tmpName), bytes);
   return {
-    tmpName: job.tmpName,
+    tmpName,
     meta: { size: bytes.length, entryCount: meta.entryCount, smallest: meta.smallest, largest: meta.largest, root: meta.root },
     ...(leaves ? { leaves } : {}),
   };
@@ -187,15 +191,7 @@ export function runCompaction(job: CompactionJob): CompactionOutput[] {
     let reused = 0;
     const finishOutput = () => {
       if (!builder) return;
-      const { bytes, meta, leaves } = builder.finish();
-      const tmpName = `${job.tmpPrefix}-${outputs.length}.tmp`;
-      writeFileSynced(path.join(job.dir, tmpName), bytes);
-      outputs.push({
-        tmpName,
-        meta: { size: bytes.length, entryCount: meta.entryCount, smallest: meta.smallest, largest: meta.largest, root: meta.root },
-        ...(leaves ? { leaves } : {}),
-        leavesReused: reused,
-      });
+      outputs.push({ ...writeOutput(job.dir, `${job.tmpPrefix}-${outputs.length}.tmp`, builder.finish()), leavesReused: reused });
       builder = null;
       reused = 0;
     };
