@@ -15,6 +15,10 @@
  * - **round trip**: a 150-byte message to a second Node process over a TCP connection on
  *   127.0.0.1 and its echo back, `--round-trips` times, one at a time (two one-way hops).
  *
+ * - **syncs at once**: the same sync loop in 2 and then 3 processes at the same time, as a
+ *   cluster's members on one machine sync to one disk (`--concurrent-syncs 3`; 1 skips it): each
+ *   process's p50, to show how much a sync costs while others sync.
+ *
  * floor = 2 × round trip p50 + sync p50. It then starts a 3-member etcd (bench/etcd.ts) and drives
  * `--seq` single-client PUTs through clientv3 (bench/loadgen), and prints etcd's p50, half of it
  * (the goal), and the floor beside it, with the load average. Not a test.
@@ -61,6 +65,37 @@ async function measureSyncs(dir: string, n: number, bytes: number): Promise<numb
   }
 }
 
+/** A process of the syncs-at-once measure: the sync loop of {@link measureSyncs} (the same calls), then its p50 and p90. */
+const SYNCER = `
+const fs = require('node:fs'); const path = require('node:path');
+const [dir, n, bytes] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3])];
+(async () => {
+  const file = path.join(dir, 'floor-' + process.pid + '.seg'); const size = 1 << 20;
+  const fh = await fs.promises.open(file, 'w+'); await fh.write(Buffer.alloc(size), 0, size, 0); await fh.sync();
+  const rec = Buffer.alloc(bytes, 0x5a); const out = []; let pos = 0;
+  for (let i = 0; i < n; i++) {
+    if (pos + bytes > size) pos = 0;
+    const t0 = performance.now(); await fh.write(rec, 0, bytes, pos); await fh.datasync();
+    out.push((performance.now() - t0) * 1000); pos += bytes;
+  }
+  await fh.close(); fs.rmSync(file, { force: true });
+  out.sort((a, b) => a - b);
+  console.log(JSON.stringify([out[Math.floor(n * 0.5)], out[Math.floor(n * 0.9)]]));
+})();
+`;
+
+/** Each of `k` processes' [p50, p90] µs of the sync loop, all `k` running at the same time. */
+async function measureSyncsAtOnce(dir: string, k: number, n: number, bytes: number): Promise<number[][]> {
+  const runs = Array.from({ length: k }, () => new Promise<number[]>((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', SYNCER, dir, String(n), String(bytes)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let text = '';
+    child.stdout!.on('data', (d: Buffer) => { text += d.toString(); });
+    child.once('error', reject);
+    child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(text) as number[]) : reject(new Error(`syncer exited with ${code}`))));
+  }));
+  return Promise.all(runs);
+}
+
 /** The echo server run in the second process: every byte back as it comes. */
 const ECHO = `
 const net = require('node:net');
@@ -102,13 +137,14 @@ async function measureRoundTrips(n: number, bytes: number): Promise<number[]> {
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   if (args.has('help')) {
-    console.log('usage: tsx bench/floor.ts [--syncs 2000] [--record-bytes 200] [--round-trips 5000] [--seq 2000]');
+    console.log('usage: tsx bench/floor.ts [--syncs 2000] [--record-bytes 200] [--round-trips 5000] [--concurrent-syncs 3] [--seq 2000]');
     return;
   }
   const syncs = numArg(args, 'syncs', 2000);
   const recordBytes = numArg(args, 'record-bytes', 200);
   const trips = numArg(args, 'round-trips', 5000);
   const seq = numArg(args, 'seq', 2000);
+  const atOnce = numArg(args, 'concurrent-syncs', 3);
   console.log('bench/floor.ts: the floor under a replicated write (one follower sync, two loopback round trips), beside etcd');
   for (const l of machineInfo()) console.log(`  ${l}`);
   console.log(`  load average before: ${loadAvg()}`);
@@ -122,6 +158,10 @@ async function main(): Promise<void> {
     console.log(`  loopback TCP round trip between two Node processes: p50 ${rtP50.toFixed(0)} µs, p90 ${quantile(r, 0.9).toFixed(0)} µs, p99 ${quantile(r, 0.99).toFixed(0)} µs (${trips} round trips)`);
     const floor = 2 * rtP50 + syncP50;
     console.log(`  floor of a replicated write (2 round trips + 1 sync, no CPU work): ${floor.toFixed(0)} µs`);
+    for (let k = 2; k <= atOnce; k++) {
+      const each = await measureSyncsAtOnce(dir, k, syncs, recordBytes);
+      console.log(`  write + fdatasync with ${k} processes syncing at once: p50 ${each.map((x) => x[0].toFixed(0)).join(' / ')} µs, p90 ${each.map((x) => x[1].toFixed(0)).join(' / ')} µs`);
+    }
     console.log(`  load average: ${loadAvg()}`);
     const loadgen = buildLoadgen(dir);
     const e = await measureEtcd(loadgen, { seq, concN: 1, getN: 1, proofN: 0, concurrency: 100, valueBytes: 100, phaseSeconds: 120 });
