@@ -13,8 +13,7 @@
  *   preallocated, synced file, then `fdatasync` (what `src/raft/wal_storage.ts` does per Ready),
  *   `--syncs` times, in the temporary directory the cluster benches use;
  * - **round trip**: a 150-byte message to a second Node process over a TCP connection on
- *   127.0.0.1 and its echo back, `--round-trips` times, one at a time (two one-way hops).
- *
+ *   127.0.0.1 and its echo back, `--round-trips` times, one at a time (two one-way hops);
  * - **syncs at once**: the same sync loop in 2 and then 3 processes at the same time, as a
  *   cluster's members on one machine sync to one disk (`--concurrent-syncs 3`; 1 skips it): each
  *   process's p50, to show how much a sync costs while others sync.
@@ -29,6 +28,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import { measureEtcd, phaseLine } from './etcd.js';
 import { buildLoadgen } from './loadgen.js';
 import { loadAvg, machineInfo, numArg, parseArgs, tempDir } from './lib.js';
@@ -65,29 +65,17 @@ async function measureSyncs(dir: string, n: number, bytes: number): Promise<numb
   }
 }
 
-/** A process of the syncs-at-once measure: the sync loop of {@link measureSyncs} (the same calls), then its p50 and p90. */
-const SYNCER = `
-const fs = require('node:fs'); const path = require('node:path');
-const [dir, n, bytes] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3])];
-(async () => {
-  const file = path.join(dir, 'floor-' + process.pid + '.seg'); const size = 1 << 20;
-  const fh = await fs.promises.open(file, 'w+'); await fh.write(Buffer.alloc(size), 0, size, 0); await fh.sync();
-  const rec = Buffer.alloc(bytes, 0x5a); const out = []; let pos = 0;
-  for (let i = 0; i < n; i++) {
-    if (pos + bytes > size) pos = 0;
-    const t0 = performance.now(); await fh.write(rec, 0, bytes, pos); await fh.datasync();
-    out.push((performance.now() - t0) * 1000); pos += bytes;
-  }
-  await fh.close(); fs.rmSync(file, { force: true });
-  out.sort((a, b) => a - b);
-  console.log(JSON.stringify([out[Math.floor(n * 0.5)], out[Math.floor(n * 0.9)]]));
-})();
-`;
-
-/** Each of `k` processes' [p50, p90] µs of the sync loop, all `k` running at the same time. */
+/**
+ * Each of `k` processes' [p50, p90] µs of {@link measureSyncs}, all `k` running at the same time:
+ * this script again (`--syncer DIR`, under the same loader), each in a directory of its own.
+ */
 async function measureSyncsAtOnce(dir: string, k: number, n: number, bytes: number): Promise<number[][]> {
-  const runs = Array.from({ length: k }, () => new Promise<number[]>((resolve, reject) => {
-    const child = spawn(process.execPath, ['-e', SYNCER, dir, String(n), String(bytes)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const self = fileURLToPath(import.meta.url);
+  const runs = Array.from({ length: k }, (_, i) => new Promise<number[]>((resolve, reject) => {
+    const sub = path.join(dir, `syncer-${i}`);
+    fs.mkdirSync(sub, { recursive: true });
+    const args = [...process.execArgv, self, '--syncer', sub, '--syncs', String(n), '--record-bytes', String(bytes)];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let text = '';
     child.stdout!.on('data', (d: Buffer) => { text += d.toString(); });
     child.once('error', reject);
@@ -145,6 +133,13 @@ async function main(): Promise<void> {
   const trips = numArg(args, 'round-trips', 5000);
   const seq = numArg(args, 'seq', 2000);
   const atOnce = numArg(args, 'concurrent-syncs', 3);
+  const syncer = args.get('syncer');
+  if (typeof syncer === 'string') {
+    // One process of measureSyncsAtOnce: its p50 and p90 as JSON on stdout.
+    const s = await measureSyncs(syncer, syncs, recordBytes);
+    console.log(JSON.stringify([quantile(s, 0.5), quantile(s, 0.9)]));
+    return;
+  }
   console.log('bench/floor.ts: the floor under a replicated write (one follower sync, two loopback round trips), beside etcd');
   for (const l of machineInfo()) console.log(`  ${l}`);
   console.log(`  load average before: ${loadAvg()}`);
