@@ -195,6 +195,11 @@ export class RaftWritePath implements WritePath {
         : {}),
     });
     db.beforeLogIndexDurable((index, recorded) => sessions.persist(index, recorded));
+    // With a synced Raft log every applied entry is durable in it, so the checkpoint log's records
+    // may wait for the manifest edit that moves the recorded index past their entries (one sync
+    // there, beside the session table's) instead of a sync each; without, they are synced as they
+    // are appended (docs/replication.md § Co-signing, Crash safety).
+    await db.deferCheckpointLogSyncs(options.sync !== false);
     const snapshots = new RaftSnapshots(db, sessions, {
       ...options.snapshots,
       transport: options.cluster?.transport,

@@ -260,6 +260,12 @@ export class DBCore {
   beforeLogIndexDurable: ((index: number, durable: number) => Promise<void>) | null = null;
   /** Recovery from a `checkpoint-log` fault: makes the checkpoint log writable again, or throws (set by the database). */
   repairCheckpointLog: (() => Promise<void>) | null = null;
+  /**
+   * Makes the checkpoint log's deferred records durable (external-log mode: `Checkpointer.syncLog`):
+   * awaited, beside {@link beforeLogIndexDurable}, before every edit that raises the recorded log
+   * index, and before an edit that records a checkpoint's index.
+   */
+  syncCheckpointLog: (() => Promise<void>) | null = null;
   journal: JournalWriter | null = null;
   readonly journals: LiveJournal[] = [];
   readonly tables: TableCache;
@@ -1072,6 +1078,8 @@ export class DBCore {
       await this.waitForCompactions();
     }
     if (checkpointIndex !== undefined) {
+      // The checkpoint's intent must be durable before the edit that names its index.
+      if (checkpointIndex <= this.vs.appliedIndex) await this.syncCheckpointLog?.();
       await this.announceLogIndex(checkpointIndex);
       await this.vs.logAndApply({ appliedIndex: checkpointIndex, checkpointIndex, lastTime });
     }
@@ -1082,11 +1090,17 @@ export class DBCore {
     return this.pending !== null;
   }
 
-  /** Calls {@link beforeLogIndexDurable} when an edit is about to raise the recorded log index. */
+  /**
+   * When an edit is about to raise the recorded log index: syncs the checkpoint log's deferred
+   * records ({@link syncCheckpointLog}) and calls {@link beforeLogIndexDurable}, at once (two
+   * files, each synced in the threadpool); throws the first failure once both have settled.
+   */
   private async announceLogIndex(index: number | undefined): Promise<void> {
-    if (index !== undefined && index > this.vs.appliedIndex && this.beforeLogIndexDurable) {
-      await this.beforeLogIndexDurable(index, this.vs.appliedIndex);
-    }
+    if (index === undefined || index <= this.vs.appliedIndex) return;
+    const durable = this.vs.appliedIndex;
+    const [log, hook] = await Promise.allSettled([this.syncCheckpointLog?.(), this.beforeLogIndexDurable?.(index, durable)]);
+    if (log.status === 'rejected') throw log.reason;
+    if (hook.status === 'rejected') throw hook.reason;
   }
 
   /**

@@ -249,6 +249,8 @@ export class ProofDB {
   private replacement: Promise<unknown> | null = null;
   /** Bumped by every {@link replaceFromSnapshot}: a {@link Snapshot} of an earlier state refuses reads. */
   private generation = 0;
+  /** {@link deferCheckpointLogSyncs}: kept for the engine a snapshot install opens. */
+  private deferredCheckpointSyncs = false;
 
   private constructor(
     private core: DBCore,
@@ -322,6 +324,7 @@ export class ProofDB {
       checkpointer = Checkpointer.open(core, opts.rotateKey);
       const cp = checkpointer;
       core.repairCheckpointLog = () => cp.repairLog();
+      core.syncCheckpointLog = () => cp.syncLog();
       removeLeftovers(core, checkpointer.pinnedTables());
       await vs.openManifest();
       // The live engine picked a compaction at its last install; pick the same one before replay,
@@ -1091,6 +1094,23 @@ export class ProofDB {
   }
 
   /**
+   * External-log mode: whether the checkpoint log defers its syncs (its checkpoint, intent and
+   * cosign records are written at once and synced before every manifest edit that raises the
+   * recorded log index, beside the {@link beforeLogIndexDurable} hook; docs/replication.md
+   * § Co-signing, Crash safety). Sound only when the external log holds every entry durably before
+   * the entry is applied — a Raft log that syncs —, because a record a power loss takes is then of
+   * an entry after the recorded index, which is applied again after the open. Off by default
+   * (every record synced when appended, as in journal mode); turning it off syncs the deferred
+   * records first. Kept across {@link replaceFromSnapshot}.
+   */
+  async deferCheckpointLogSyncs(on: boolean): Promise<void> {
+    this.checkOpen();
+    if (on && this.options.writeAheadLog !== 'external') throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, `deferCheckpointLogSyncs needs writeAheadLog: 'external'`);
+    this.deferredCheckpointSyncs = on;
+    await this.checkpointer.deferLogSyncs(on);
+  }
+
+  /**
    * The write fault the engine is in, or undefined. While one is set, writes and checkpoints throw
    * `WriteFaultError`; a recoverable fault is retried in the background and clears by itself.
    */
@@ -1144,6 +1164,15 @@ export class ProofDB {
     this.checkOpen();
     if (hooks.beforeFlushInstall !== undefined) this.core.beforeFlushInstall = hooks.beforeFlushInstall;
     if (hooks.checkpointTailAttempts !== undefined) this.core.checkpointTailAttempts = hooks.checkpointTailAttempts;
+  }
+
+  /**
+   * @internal Bytes of `CHECKPOINTS` known durable: what a power loss now would leave of it
+   * (external-log mode defers its syncs; crash tests cut a copy to this length).
+   */
+  _checkpointLogSyncedLength(): number {
+    this.checkOpen();
+    return this.checkpointer.log.syncedLength;
   }
 
   /** The directory this database lives in. */
@@ -1227,6 +1256,7 @@ export class ProofDB {
       const parts = await ProofDB.openParts(dir, opts, explicit);
       parts.core.beforeLogIndexDurable = hook;
       parts.core.onFaultChange = faults;
+      await parts.checkpointer.deferLogSyncs(this.deferredCheckpointSyncs);
       this.core = parts.core;
       this.pipeline = parts.pipeline;
       this.checkpointer = parts.checkpointer;

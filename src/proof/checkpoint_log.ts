@@ -1,5 +1,6 @@
 /**
- * The persistent checkpoint log: journal-format records, appended and synced, in `CHECKPOINTS`.
+ * The persistent checkpoint log: journal-format records, appended in `CHECKPOINTS` (synced at once,
+ * or — external-log mode — before the engine's recorded log index passes them: {@link CheckpointLogOptions.deferSyncs}).
  * A checkpoint record holds the checkpoint message, its time and signer set, this node's own
  * signature on the log head it produced, and the checkpoint's table set (as a version edit), so
  * that after a restart the node can still prove reads against its certified checkpoint. Cosign
@@ -22,7 +23,8 @@
  *                        checkpoint's), accepted when its log entry was applied; in log order
  *   kind 3, divergence:  u64 BE size || ownRoot[32] || quorumRoot[32] || u32 BE k || k × u32 BE id
  *   kind 4, intent:      u64 BE logIndex || u64 BE time || signer set (as in kind 1)
- *                        written (synced) before a checkpoint's last install in external-log mode
+ *                        written before a checkpoint's freeze in external-log mode (durable before
+ *                        its first install)
  * ```
  * A legacy record's checkpoint has time 0, no signer set and its stored signatures as its
  * certificate. In memory the log is an RFC 9162 tree ({@link LogTree}) rebuilt from the records
@@ -52,18 +54,40 @@ import { Version } from '../version/version.js';
 import { sameSignerSet, soloSignerSet, type Divergence, type MemberSignature, type SignerSet } from '../replication/cosign.js';
 
 /**
- * The records' `fdatasync` runs in libuv's threadpool, not on the event loop: a checkpoint or a
- * co-signature record still resolves its append only once its bytes are durable, and what is served
- * (the pending and certified state of the Checkpointer) changes only after that, but the process
- * keeps serving meanwhile. Blocking, the syncs of every checkpoint (intent, record, accepted
- * co-signatures) stalled each member for the device flush: in the profile of a 3-member cluster at
- * load, the largest single block of a member's event loop (bench/README.md § The cluster's CPU per
- * write). Callers are serialized by the engine's write queue (checkpoints and cosigns are barriers).
+ * The records' `fdatasync` runs in libuv's threadpool, not on the event loop: a synced append
+ * resolves only once its bytes are durable, but the process keeps serving meanwhile. Blocking,
+ * the syncs of every checkpoint (intent, record, accepted co-signatures) stalled each member for
+ * the device flush: in the profile of a 3-member cluster at load, the largest single block of a
+ * member's event loop (bench/README.md § The cluster's CPU per write). On the Raft path with a
+ * synced log the appends are not synced one by one at all ({@link CheckpointLogOptions.deferSyncs}).
+ * Callers are serialized by the engine's write queue (checkpoints and cosigns are barriers).
  */
 const SYNC_MODE = 'threadpool';
 
 /** File name of the checkpoint log. */
 export const CHECKPOINT_LOG_FILE = 'CHECKPOINTS';
+
+/**
+ * Bytes of deferred records ({@link CheckpointLogOptions.deferSyncs}) past which an append syncs
+ * at once. The engine syncs them at every install that raises its recorded log index, so they
+ * are normally one checkpoint's records and signatures, a few KiB.
+ */
+export const MAX_DEFERRED_BYTES = 1 << 20;
+
+/** Options of {@link CheckpointLog.open}. */
+export interface CheckpointLogOptions {
+  /**
+   * Checkpoint, intent and cosign records are written at once (readable, and kept by a killed
+   * process) but made durable only by {@link CheckpointLog.sync}, which the engine awaits before
+   * every manifest edit that raises its recorded log index, beside the session table's persist
+   * (docs/replication.md § Co-signing, Crash safety). Sound in external-log mode when the
+   * external log holds every entry durably before it is applied (a Raft log that syncs): a record
+   * lost to a power loss is then of an entry after that index, which the next open applies again
+   * (`ProofDB.deferCheckpointLogSyncs`). Divergence records are synced at once. Default false:
+   * every append is synced.
+   */
+  deferSyncs?: boolean;
+}
 
 /** One stored checkpoint. */
 export interface StoredCheckpoint {
@@ -320,19 +344,35 @@ export class CheckpointLog {
    */
   private readonly setChanges = new Map<number, SetChangeCertificate>();
 
-  /** Set after a failed append: the length of the file's last synced record. */
+  /** Set after a failed append or sync: the length of the file's last synced record. */
   private brokenAt: number | null = null;
+  /**
+   * Deferred mode: the records appended and not yet covered by a sync, with the writer's length
+   * after each, in order. Written again after a failed write or sync (their effects are in memory).
+   */
+  private deferred: Array<{ record: Uint8Array; end: number }> = [];
+  private deferredBytes = 0;
 
   private constructor(
     private writer: JournalWriter,
     private readonly file: string,
+    private deferSyncs: boolean,
   ) {}
+
+  /**
+   * Turns deferred syncs on or off ({@link CheckpointLogOptions.deferSyncs}); turning them off
+   * syncs the deferred records first.
+   */
+  async setDeferSyncs(on: boolean): Promise<void> {
+    if (!on) await this.sync();
+    this.deferSyncs = on;
+  }
 
   /**
    * Opens (creating if missing) the log in `dir`, rebuilding the tree. A torn tail is truncated.
    * `visit` sees every record in file order, a checkpoint once it is in the tree.
    */
-  static open(dir: string, visit?: (rec: StoredCheckpoint | CheckpointLogAmendment, log: CheckpointLog) => void): CheckpointLog {
+  static open(dir: string, visit?: (rec: StoredCheckpoint | CheckpointLogAmendment, log: CheckpointLog) => void, options: CheckpointLogOptions = {}): CheckpointLog {
     const file = path.join(dir, CHECKPOINT_LOG_FILE);
     let records: Uint8Array[] = [];
     let length = 0;
@@ -345,6 +385,7 @@ export class CheckpointLog {
     const log = new CheckpointLog(
       fs.existsSync(file) ? JournalWriter.open(file, { existingLength: length, syncMode: SYNC_MODE }) : JournalWriter.open(file, { syncMode: SYNC_MODE }),
       file,
+      options.deferSyncs === true,
     );
     for (const bytes of records) {
       const rec = decodeRecord(bytes);
@@ -444,10 +485,11 @@ export class CheckpointLog {
   }
 
   /**
-   * Appends and syncs a checkpoint. On failure nothing changes in memory and the checkpoint does
-   * not exist: its signature was never published. The file may hold part or all of the record
-   * (after a failed `fdatasync` its state is unknown), so the next append first cuts the file back
-   * to the end of the last synced record (synced) and continues with a new writer; until that
+   * Appends a checkpoint and syncs it (deferred mode: writes it; see {@link sync}). On failure
+   * nothing changes in memory and the checkpoint does not exist: its signature was never
+   * published. The file may hold part or all of the record (after a failed `fdatasync` its state
+   * is unknown), so the next append first cuts the file back to the end of the last synced record
+   * (synced), writes the deferred records again, and continues with a new writer; until that
    * succeeds, appends keep failing with the OS error and nothing else changes.
    */
   async append(s: StoredCheckpoint): Promise<void> {
@@ -463,31 +505,60 @@ export class CheckpointLog {
   }
 
   /**
-   * Appends and syncs an amendment record ({@link encodeCosignRecord}, {@link encodeDivergenceRecord}).
+   * Appends an amendment record ({@link encodeCosignRecord}, {@link encodeIntentRecord},
+   * {@link encodeDivergenceRecord}), synced unless deferred; `sync` forces the sync (a divergence).
    * On failure it does not exist (same rules as {@link append}).
    */
-  async appendAmendment(record: Uint8Array): Promise<void> {
-    await this.write(record, () => undefined);
+  async appendAmendment(record: Uint8Array, options: { sync?: boolean } = {}): Promise<void> {
+    await this.write(record, () => undefined, options.sync === true);
   }
 
   /**
-   * After a failed append: cuts the file back to its last synced record (synced) with a new
-   * writer, now rather than at the next append, so that a caller recovering from the failure
-   * learns whether the file can be written again. Throws {@link CheckpointLogWriteError} while it
-   * cannot; does nothing when no append failed.
+   * Makes every record appended so far durable (deferred mode; otherwise they are already). After
+   * a failed append or sync it first repairs the file ({@link repair}), which writes the deferred
+   * records again. Throws {@link CheckpointLogWriteError} when the file cannot be synced: the
+   * records stay deferred, and the next call tries again.
+   */
+  async sync(): Promise<void> {
+    if (this.brokenAt !== null) return this.repair();
+    if (this.deferred.length === 0) return;
+    try {
+      await this.writer.flush({ sync: true });
+    } catch (err) {
+      this.brokenAt = this.writer.syncedLength;
+      throw new CheckpointLogWriteError(err);
+    }
+    this.dropSynced();
+  }
+
+  /** Bytes of the file known durable: what a power loss now would leave (tests). */
+  get syncedLength(): number {
+    return this.brokenAt ?? this.writer.syncedLength;
+  }
+
+  /**
+   * After a failed append or sync: cuts the file back to its last synced record (synced) with a
+   * new writer, and writes the deferred records again (synced), now rather than at the next
+   * append, so that a caller recovering from the failure learns whether the file can be written
+   * again. Throws {@link CheckpointLogWriteError} while it cannot; does nothing when nothing failed.
    */
   async repair(): Promise<void> {
     if (this.brokenAt === null) return;
     try {
       await this.writer.close().catch(() => undefined);
       this.writer = JournalWriter.open(this.file, { existingLength: this.brokenAt, syncDirectory: !this.writer.directorySynced, syncMode: SYNC_MODE });
+      if (this.deferred.length > 0) {
+        for (const d of this.deferred) d.end = this.writer.addRecord(d.record);
+        await this.writer.flush({ sync: true });
+        this.dropSynced();
+      }
       this.brokenAt = null;
     } catch (err) {
       throw new CheckpointLogWriteError(err);
     }
   }
 
-  private async write(record: Uint8Array, undo: () => void): Promise<void> {
+  private async write(record: Uint8Array, undo: () => void, sync = false): Promise<void> {
     // (Awaited only when there is something to repair: otherwise the record is written and its
     // sync started in the caller's own turn.)
     if (this.brokenAt !== null) {
@@ -498,15 +569,33 @@ export class CheckpointLog {
         throw err;
       }
     }
-    const before = this.writer.length;
+    let held = false;
     try {
-      this.writer.addRecord(record);
-      await this.writer.flush({ sync: true });
+      const end = this.writer.addRecord(record);
+      if (this.deferSyncs) {
+        this.deferred.push({ record, end });
+        this.deferredBytes += record.length;
+        held = true;
+      }
+      await this.writer.flush({ sync: !this.deferSyncs || sync || this.deferredBytes > MAX_DEFERRED_BYTES });
     } catch (err) {
+      if (held) {
+        this.deferred.pop();
+        this.deferredBytes -= record.length;
+      }
       undo();
-      this.brokenAt = before;
+      this.brokenAt = this.writer.syncedLength;
       throw new CheckpointLogWriteError(err);
     }
+    this.dropSynced();
+  }
+
+  /** Forgets the deferred records a completed sync covers. */
+  private dropSynced(): void {
+    const synced = this.writer.syncedLength;
+    let k = 0;
+    while (k < this.deferred.length && this.deferred[k].end <= synced) this.deferredBytes -= this.deferred[k++].record.length;
+    if (k > 0) this.deferred.splice(0, k);
   }
 
   /** Closes the file. */

@@ -278,6 +278,20 @@ export class Checkpointer {
     return this.state.divergence;
   }
 
+  /**
+   * Makes every checkpoint-log record appended so far durable (external-log mode defers their
+   * syncs to this; `CheckpointLog.sync`). The engine awaits it before every manifest edit that
+   * raises its recorded log index.
+   */
+  syncLog(): Promise<void> {
+    return this.log.sync();
+  }
+
+  /** Whether the checkpoint log defers its syncs to {@link syncLog} (`CheckpointLog.setDeferSyncs`). */
+  deferLogSyncs(on: boolean): Promise<void> {
+    return this.log.setDeferSyncs(on);
+  }
+
   /** After a failed checkpoint-log append: makes the log writable again, or throws while it is not (`CheckpointLog.repair`). */
   repairLog(): Promise<void> {
     return this.log.repair();
@@ -375,7 +389,7 @@ export class Checkpointer {
 
   /**
    * Records a checkpoint of the current table set at `seq`: MasterRoot, time and signer set, log
-   * append (synced), this node's signature on the new head. Call only when the memtable is empty
+   * append (synced, or written and synced before the recorded log index passes it: `deferLogSyncs`), this node's signature on the new head. Call only when the memtable is empty
    * (everything up to `seq` is in tables). `appliedIndex` (external-log mode) is stored with it:
    * the log entry that asked for it. The checkpoint is certified at once when this node's
    * signature alone meets the quorums; otherwise `cosign` is what to propose to the group.
@@ -412,8 +426,9 @@ export class Checkpointer {
 
   /**
    * Applies a cosign command (from the replicated log, in log order): verifies it against the
-   * signer sets of its size, collects a valid signature on this node's latest head (persisted,
-   * synced, before this returns), certifies the head once the quorums are met, and records a
+   * signer sets of its size, collects a valid signature on this node's latest head (persisted
+   * before this returns: synced, or written and synced before the recorded log index passes this
+   * entry: `deferLogSyncs`), certifies the head once the quorums are met, and records a
    * divergence when a quorum signed another root at a size this node has. Anything else is
    * ignored and counted (see {@link CosignVerdict}). Re-applying a command is a `duplicate`.
    */
@@ -428,7 +443,8 @@ export class Checkpointer {
     const view: CosignLogView = { size: this.log.size, rootAt: (s) => this.log.tree.root(s), signersAt: (s) => signersAt(this.log, s) };
     const judged = this.tally.judge(c, view, this.state.pending?.cosigns);
     if (judged.divergence) {
-      await this.log.appendAmendment(encodeDivergenceRecord(judged.divergence));
+      // Synced at once, in every mode: the replica stops signing on it, across restarts.
+      await this.log.appendAmendment(encodeDivergenceRecord(judged.divergence), { sync: true });
       this.state.divergence = judged.divergence;
       return { verdict: judged.verdict, divergence: judged.divergence };
     }

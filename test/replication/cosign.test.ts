@@ -15,7 +15,7 @@ import { signHead, verifyCheckpoint, type LogHead } from '../../proofs/checkpoin
 import { verifyGetProof } from '../../proofs/lsm_proof.js';
 import { describeDivergence, type CosignCommand, type SignerSet } from '../../src/replication/cosign.js';
 import type { CosignResult } from '../../src/proof/checkpointer.js';
-import { tempDir } from '../engine/harness.js';
+import { copyLiveDir, tempDir } from '../engine/harness.js';
 import { mulberry32 } from '../support/prng.js';
 
 const SEED = Number(process.env.COSIGN_SEED ?? 1130);
@@ -47,6 +47,16 @@ interface Replica {
   logged: string[];
 }
 
+/**
+ * A replica's engine. The test's log stands for a Raft log that syncs (every entry durable before
+ * it is applied), so the checkpoint log defers its syncs, as on the Raft path.
+ */
+async function openReplica(dir: string): Promise<ProofDB> {
+  const db = await ProofDB.open(dir, OPTS);
+  await db.deferCheckpointLogSyncs(true);
+  return db;
+}
+
 /** Three replicas (ids 1..3, quorum 2) fed one log; the test appends to `log` and applies it. */
 class Trio {
   readonly replicas: Replica[] = [];
@@ -68,7 +78,7 @@ class Trio {
     const keys: Uint8Array[] = [];
     for (let id = 1; id <= 3; id++) {
       const dir = path.join(root.dir, `node${id}`);
-      const db = await ProofDB.open(dir, OPTS);
+      const db = await openReplica(dir);
       keys.push(db.publicKey());
       t.replicas.push({ id, dir, db, applier: undefined as unknown as CommandApplier, results: [], logged: [] });
     }
@@ -110,12 +120,34 @@ class Trio {
   async restart(i: number): Promise<Replica> {
     const r = this.replicas[i];
     await r.db.close();
-    r.db = await ProofDB.open(r.dir, OPTS);
+    r.db = await openReplica(r.dir);
     this.wire(r);
     const { durable } = r.db.logIndex();
     for (let index = durable + 1; index <= this.log.length; index++) await r.applier.execute(this.log[index - 1], index);
     return r;
   }
+
+  /**
+   * Replica `i` after a power loss: its directory as it is now (a copy), except that `CHECKPOINTS`
+   * keeps only its synced bytes (external-log mode writes its records at once and syncs them
+   * before the engine's recorded log index passes them); reopened, it re-applies the log after
+   * its durable index. The old directory is abandoned.
+   */
+  async powerLoss(i: number): Promise<Replica> {
+    const r = this.replicas[i];
+    const synced = r.db._checkpointLogSyncedLength();
+    const copy = `${r.dir}-power-loss-${++this.losses}`;
+    copyLiveDir(r.dir, copy);
+    fs.truncateSync(path.join(copy, 'CHECKPOINTS'), synced);
+    await r.db.close();
+    r.dir = copy;
+    r.db = await openReplica(r.dir);
+    this.wire(r);
+    const { durable } = r.db.logIndex();
+    for (let index = durable + 1; index <= this.log.length; index++) await r.applier.execute(this.log[index - 1], index);
+    return r;
+  }
+  private losses = 0;
 
   async close(): Promise<void> {
     for (const r of this.replicas) await r.db.close();
@@ -363,6 +395,44 @@ describe(`co-signing checkpoint heads (COSIGN_SEED=${SEED})`, () => {
       await t.append(c2);
       await t.restart(1);
       expect(t.replicas.map((rep) => served(rep.db))).toEqual(before);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it("a power loss that drops the unsynced tail of CHECKPOINTS (checkpoint, intent and cosign records) serves the same certificate after the log's re-apply", async () => {
+    const t = await Trio.open();
+    const r = mulberry32(SEED + 5);
+    const cpFile = (rep: Replica) => path.join(rep.dir, 'CHECKPOINTS');
+    try {
+      for (let i = 0; i < 10; i++) await t.append(batch(r, i));
+      await t.append({ type: 'checkpoint', time: 10 });
+      await t.commitCosigns();
+      const first = t.replicas.map((rep) => served(rep.db));
+      expect(first[0].head.size).toBe(1);
+      // The checkpoint's record and its cosigns are written, not synced: the next install syncs them.
+      for (const rep of t.replicas) expect(rep.db._checkpointLogSyncedLength()).toBeLessThan(fs.statSync(cpFile(rep)).size);
+      for (let i = 0; i < 3; i++) {
+        const rep = await t.powerLoss(i);
+        expect(served(rep.db)).toEqual(first[i]);
+        expect(rep.db.certification().signers).toEqual(t.replicas[0].db.certification().signers);
+      }
+      // A second checkpoint: its flush's install raises the recorded index past the first one's
+      // cosign entries, so those records are synced before it; then a power loss again.
+      for (let i = 10; i < 20; i++) await t.append(batch(r, i));
+      await t.append({ type: 'checkpoint', time: 20 });
+      await t.commitCosigns();
+      const second = t.replicas.map((rep) => served(rep.db));
+      expect(second[0].head.size).toBe(2);
+      for (let i = 0; i < 3; i++) {
+        const rep = await t.powerLoss(i);
+        expect(served(rep.db)).toEqual(second[i]);
+        const p = await rep.db.getWithProof('marker');
+        expect(verifyGetProof(p.proof, { key: te.encode('marker') }, { trust: trust(t.set) }).ok).toBe(true);
+        // Every checkpoint is there, the first one's certificate too.
+        expect(rep.db.checkpointAt(0).checkpoint).toEqual(t.replicas[(i + 1) % 3].db.checkpointAt(0).checkpoint);
+      }
+      expect(t.replicas.map((rep) => served(rep.db))).toEqual(second);
     } finally {
       await t.close();
     }

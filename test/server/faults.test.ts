@@ -4,8 +4,10 @@
  * the node retries, and after it recovers and reopens every acknowledged write is there. On the
  * Raft write path the same manifest fault pauses applying at the refused log entry, which is
  * applied again (with the entries after it) once the engine recovered.
- * Faults are injected by replacing `fs.fdatasyncSync` and `fs.fdatasync` (and syncing the ESM
- * bindings) for calls made from one function, once.
+ * Faults are injected by replacing `fs.fdatasyncSync` and `fs.fdatasync` (or `fs.writeSync`: the
+ * checkpoint log's appends on the Raft path are written at once and synced later, before the
+ * engine's recorded log index passes them) and syncing the ESM bindings, for calls made from one
+ * function.
  */
 import fs from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
@@ -17,9 +19,11 @@ import { tmpDir } from './harness.js';
 
 const real = fs.fdatasyncSync;
 const realAsync = fs.fdatasync;
+const realWrite = fs.writeSync;
 afterEach(() => {
   fs.fdatasyncSync = real;
   fs.fdatasync = realAsync;
+  fs.writeSync = realWrite;
   syncBuiltinESMExports();
 });
 
@@ -53,6 +57,20 @@ function failSyncsFrom(caller: string): { count: () => number; heal: () => void 
   let failed = 0;
   let on = true;
   injectSyncFaults((stack) => on && stack.includes(caller) && ++failed > 0);
+  return { count: () => failed, heal: () => (on = false) };
+}
+
+/** Every `fs.writeSync` called from `caller` throws ENOSPC until `heal()`; `count()` says how many did. */
+function failWritesFrom(caller: string): { count: () => number; heal: () => void } {
+  let failed = 0;
+  let on = true;
+  fs.writeSync = ((...args: Parameters<typeof fs.writeSync>) => {
+    if (on && (new Error().stack ?? '').includes(caller) && ++failed > 0) {
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28, syscall: 'write' });
+    }
+    return (realWrite as (...a: Parameters<typeof fs.writeSync>) => number)(...args);
+  }) as typeof fs.writeSync;
+  syncBuiltinESMExports();
   return { count: () => failed, heal: () => (on = false) };
 }
 
@@ -166,14 +184,14 @@ describe('engine write faults', () => {
   // entry is applied again (once) when the disk heals.
   it('on the Raft path, a failed checkpoint-log append (the intent) pauses applying; the checkpoint is taken once when it heals', async () => {
     const { dir, openPath, db, wp, put, before } = await afterOneCheckpoint();
-    const fault = failSyncsFrom('CheckpointLog.appendAmendment');
+    const fault = failWritesFrom('CheckpointLog.appendAmendment');
     const [cp, w1] = await Promise.allSettled([wp.propose({ type: 'checkpoint', time: 5 }), put('x1', 'a', 1)]);
     expect(fault.count()).toBeGreaterThanOrEqual(1);
     for (const r of [cp, w1]) {
       expect(r.status).toBe('rejected');
       expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'UNAVAILABLE', headers: { 'Retry-After': '1' } });
     }
-    expect((cp as PromiseRejectedResult).reason.message).toMatch(/applying is paused at log index \d+ \(writes are paused: checkpoint-log failed \(EIO\)/);
+    expect((cp as PromiseRejectedResult).reason.message).toMatch(/applying is paused at log index \d+ \(writes are paused: checkpoint-log failed \(ENOSPC\)/);
     expect(wp.writeFault()).toMatchObject({ component: 'raft-apply' });
     await expect(put('during', 'x')).rejects.toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/not appended/) });
     await until(() => fault.count() >= 2);
@@ -189,7 +207,7 @@ describe('engine write faults', () => {
   // effect, so it is not refused; the engine retries the append until the disk heals.
   it("on the Raft path, a failed checkpoint-log append (the record) is retried by the engine; the checkpoint's proposer is answered once it is recorded", async () => {
     const { dir, openPath, db, wp, put, before } = await afterOneCheckpoint();
-    const fault = failSyncsFrom('CheckpointLog.append (');
+    const fault = failWritesFrom('CheckpointLog.append (');
     const cp = wp.propose({ type: 'checkpoint', time: 5 });
     const w1 = await put('x1', 'a', 1).then(
       () => 'applied',
@@ -203,6 +221,32 @@ describe('engine write faults', () => {
     fault.heal();
     expect(await cp).toMatchObject({ type: 'checkpoint', checkpoint: { certified: true, checkpoint: { index: before + 1, time: 5 } } });
     await until(() => wp.writeFault() === undefined && db.writeFault() === undefined);
+    await expectOneCheckpoint(db, wp, dir, openPath, before, put);
+  });
+
+  // The checkpoint log's records are synced before the install that moves the recorded log index
+  // past them (docs/replication.md § Co-signing, Crash safety). That sync failing fails the
+  // install: the engine retries it, cutting the log back to its last synced record and writing
+  // the deferred records (here the checkpoint's intent) again.
+  it("on the Raft path, a failed sync of the checkpoint log's deferred records fails the install that needs them; the engine retries it and writes them again", async () => {
+    const { dir, openPath, db, wp, put, before } = await afterOneCheckpoint();
+    const synced = db._checkpointLogSyncedLength();
+    const fault = failSyncsFrom('CheckpointLog.'); // its deferred sync, then the repair's
+    const cp = wp.propose({ type: 'checkpoint', time: 5 });
+    let answered = false;
+    void cp.then(() => (answered = true), () => (answered = true));
+    await until(() => fault.count() >= 2);
+    // The intent was written, never synced; the install that needs it is refused and retried
+    // (each retry cuts the file back to its last synced record and writes the intent again).
+    expect(db._checkpointLogSyncedLength()).toBe(synced);
+    expect(db.writeFault()).toMatchObject({ recoverable: true });
+    expect(db.latestCheckpoint().checkpoint.index).toBe(before);
+    expect(answered).toBe(false);
+    fault.heal();
+    expect(await cp).toMatchObject({ type: 'checkpoint', checkpoint: { certified: true, checkpoint: { index: before + 1, time: 5 } } });
+    await until(() => wp.writeFault() === undefined && db.writeFault() === undefined);
+    expect(db._checkpointLogSyncedLength()).toBeGreaterThan(synced);
+    await put('x1', 'a', 1);
     await expectOneCheckpoint(db, wp, dir, openPath, before, put);
   });
 

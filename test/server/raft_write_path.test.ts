@@ -204,6 +204,34 @@ describe('RaftWritePath', () => {
     fs.writeFileSync(path.join(dir, 'raft', 'applied'), new Uint8Array(64));
     await expect(openAt(dir)).rejects.toMatchObject({ code: 'REPLICATION_BAD_STATE' });
   });
+
+  // docs/replication.md § Co-signing, Crash safety: with a synced Raft log a checkpoint's record
+  // waits for the next install that raises the recorded index; with --no-sync (entries not
+  // durable before they are applied) it is synced as it is appended.
+  it('defers the checkpoint log\'s syncs only when the Raft log syncs; a journal-mode engine refuses to', async () => {
+    for (const sync of [true, false]) {
+      const dir = path.join(tmpDir(), `data-${sync}`);
+      const db = await ProofDB.open(dir, { compactionThread: 'inline', writeAheadLog: 'external' });
+      const wp = await RaftWritePath.open(db, path.join(dir, 'raft'), { tickMs: 5, sync });
+      open.push({ db, wp });
+      for (let i = 0; i < 5; i++) await wp.propose({ type: 'put', key: k(`k${i}`), value: k('v') });
+      await wp.propose({ type: 'checkpoint', time: 1 });
+      const size = fs.statSync(path.join(dir, 'CHECKPOINTS')).size;
+      if (sync) expect(db._checkpointLogSyncedLength()).toBeLessThan(size);
+      else expect(db._checkpointLogSyncedLength()).toBe(size);
+      // The next checkpoint's install syncs the first one's record before it names a later index.
+      await wp.propose({ type: 'put', key: k('after'), value: k('v') });
+      await wp.propose({ type: 'checkpoint', time: 2 });
+      expect(db._checkpointLogSyncedLength()).toBeGreaterThanOrEqual(size);
+    }
+    const dir = path.join(tmpDir(), 'journal');
+    const db = await ProofDB.open(dir, { compactionThread: 'inline' });
+    try {
+      await expect(db.deferCheckpointLogSyncs(true)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    } finally {
+      await db.close();
+    }
+  });
 });
 
 describe('serve (the Raft write path, its only one)', () => {
