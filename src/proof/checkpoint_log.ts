@@ -1,6 +1,6 @@
 /**
  * The persistent checkpoint log: journal-format records, appended in `CHECKPOINTS` (synced at once,
- * or — external-log mode — before the engine's recorded log index passes them: {@link CheckpointLogOptions.deferSyncs}).
+ * or — external-log mode — before the engine's recorded log index passes them: {@link CheckpointLog.setDeferSyncs}).
  * A checkpoint record holds the checkpoint message, its time and signer set, this node's own
  * signature on the log head it produced, and the checkpoint's table set (as a version edit), so
  * that after a restart the node can still prove reads against its certified checkpoint. Cosign
@@ -59,7 +59,7 @@ import { sameSignerSet, soloSignerSet, type Divergence, type MemberSignature, ty
  * the syncs of every checkpoint (intent, record, accepted co-signatures) stalled each member for
  * the device flush: in the profile of a 3-member cluster at load, the largest single block of a
  * member's event loop (bench/README.md § The cluster's CPU per write). On the Raft path with a
- * synced log the appends are not synced one by one at all ({@link CheckpointLogOptions.deferSyncs}).
+ * synced log the appends are not synced one by one at all ({@link CheckpointLog.setDeferSyncs}).
  * Callers are serialized by the engine's write queue (checkpoints and cosigns are barriers).
  */
 const SYNC_MODE = 'threadpool';
@@ -68,26 +68,11 @@ const SYNC_MODE = 'threadpool';
 export const CHECKPOINT_LOG_FILE = 'CHECKPOINTS';
 
 /**
- * Bytes of deferred records ({@link CheckpointLogOptions.deferSyncs}) past which an append syncs
+ * Bytes of deferred records ({@link CheckpointLog.setDeferSyncs}) past which an append syncs
  * at once. The engine syncs them at every install that raises its recorded log index, so they
  * are normally one checkpoint's records and signatures, a few KiB.
  */
 export const MAX_DEFERRED_BYTES = 1 << 20;
-
-/** Options of {@link CheckpointLog.open}. */
-export interface CheckpointLogOptions {
-  /**
-   * Checkpoint, intent and cosign records are written at once (readable, and kept by a killed
-   * process) but made durable only by {@link CheckpointLog.sync}, which the engine awaits before
-   * every manifest edit that raises its recorded log index, beside the session table's persist
-   * (docs/replication.md § Co-signing, Crash safety). Sound in external-log mode when the
-   * external log holds every entry durably before it is applied (a Raft log that syncs): a record
-   * lost to a power loss is then of an entry after that index, which the next open applies again
-   * (`ProofDB.deferCheckpointLogSyncs`). Divergence records are synced at once. Default false:
-   * every append is synced.
-   */
-  deferSyncs?: boolean;
-}
 
 /** One stored checkpoint. */
 export interface StoredCheckpoint {
@@ -352,16 +337,23 @@ export class CheckpointLog {
    */
   private deferred: Array<{ record: Uint8Array; end: number }> = [];
   private deferredBytes = 0;
+  /** {@link setDeferSyncs}. */
+  private deferSyncs = false;
 
   private constructor(
     private writer: JournalWriter,
     private readonly file: string,
-    private deferSyncs: boolean,
   ) {}
 
   /**
-   * Turns deferred syncs on or off ({@link CheckpointLogOptions.deferSyncs}); turning them off
-   * syncs the deferred records first.
+   * Turns deferred syncs on or off (off when opened). Deferred, checkpoint, intent and cosign
+   * records are written at once (readable, and kept by a killed process) but made durable only by
+   * {@link sync}, which the engine awaits before every manifest edit that raises its recorded log
+   * index, beside the session table's persist (docs/replication.md § Co-signing, Crash safety).
+   * Sound in external-log mode when the external log holds every entry durably before it is
+   * applied (a Raft log that syncs): a record lost to a power loss is then of an entry after that
+   * index, which the next open applies again (`ProofDB.deferCheckpointLogSyncs`). Divergence
+   * records are synced at once. Turning deferral off syncs the deferred records first.
    */
   async setDeferSyncs(on: boolean): Promise<void> {
     if (!on) await this.sync();
@@ -372,7 +364,7 @@ export class CheckpointLog {
    * Opens (creating if missing) the log in `dir`, rebuilding the tree. A torn tail is truncated.
    * `visit` sees every record in file order, a checkpoint once it is in the tree.
    */
-  static open(dir: string, visit?: (rec: StoredCheckpoint | CheckpointLogAmendment, log: CheckpointLog) => void, options: CheckpointLogOptions = {}): CheckpointLog {
+  static open(dir: string, visit?: (rec: StoredCheckpoint | CheckpointLogAmendment, log: CheckpointLog) => void): CheckpointLog {
     const file = path.join(dir, CHECKPOINT_LOG_FILE);
     let records: Uint8Array[] = [];
     let length = 0;
@@ -385,7 +377,6 @@ export class CheckpointLog {
     const log = new CheckpointLog(
       fs.existsSync(file) ? JournalWriter.open(file, { existingLength: length, syncMode: SYNC_MODE }) : JournalWriter.open(file, { syncMode: SYNC_MODE }),
       file,
-      options.deferSyncs === true,
     );
     for (const bytes of records) {
       const rec = decodeRecord(bytes);

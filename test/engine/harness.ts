@@ -45,6 +45,16 @@ export function copyLiveDir(from: string, to: string): string[] {
   return skipped;
 }
 
+/**
+ * Copies `from` into `to` as a power loss now would leave it, as far as `CHECKPOINTS` goes: only
+ * its first `checkpointLogSynced` bytes are kept (`ProofDB._checkpointLogSyncedLength()`, or
+ * `CheckpointLog.syncedLength`); the other files are copied as they are ({@link copyLiveDir}).
+ */
+export function powerLossCopy(from: string, to: string, checkpointLogSynced: number): void {
+  copyLiveDir(from, to);
+  fs.truncateSync(path.join(to, 'CHECKPOINTS'), checkpointLogSynced);
+}
+
 /** Options that make a tiny database flush and compact constantly. */
 export const TINY = {
   writeBufferSize: 2048,

@@ -1,5 +1,5 @@
 /**
- * The checkpoint log's deferred syncs (external-log mode, `CheckpointLogOptions.deferSyncs`):
+ * The checkpoint log's deferred syncs (external-log mode, `CheckpointLog.setDeferSyncs`):
  * records are written at once and made durable by `sync()`; a failed write or sync loses no
  * record whose effects the caller kept — the repair cuts the file back to its last synced record
  * and writes the deferred ones again, once each, in order. Records here are intents (any record
@@ -13,7 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { CheckpointLog, CheckpointLogWriteError, MAX_DEFERRED_BYTES, decodeRecord, encodeIntentRecord, type CheckpointLogAmendment } from '../../src/proof/checkpoint_log.js';
 import { readJournal } from '../../src/journal/reader.js';
 import type { SignerSet } from '../../src/replication/cosign.js';
-import { tempDir } from '../engine/harness.js';
+import { powerLossCopy, tempDir } from '../engine/harness.js';
 
 const realSync = fs.fdatasync;
 const realWrite = fs.writeSync;
@@ -46,8 +46,7 @@ function intentsIn(dir: string): number[] {
 /** A copy of `dir` as a power loss now would leave it: `CHECKPOINTS` cut to `synced` bytes. */
 function powerLoss(dir: string, synced: number): string {
   const to = scratch();
-  fs.copyFileSync(path.join(dir, 'CHECKPOINTS'), path.join(to, 'CHECKPOINTS'));
-  fs.truncateSync(path.join(to, 'CHECKPOINTS'), synced);
+  powerLossCopy(dir, to, synced);
   return to;
 }
 
@@ -80,7 +79,8 @@ describe('checkpoint log: deferred syncs', () => {
     await a.close();
 
     const dir = scratch();
-    const log = CheckpointLog.open(dir, undefined, { deferSyncs: true });
+    const log = CheckpointLog.open(dir);
+    await log.setDeferSyncs(true);
     for (let i = 1; i <= 3; i++) await log.appendAmendment(intent(i));
     const size = fs.statSync(path.join(dir, 'CHECKPOINTS')).size;
     // Written (a killed process keeps them), not synced (a power loss drops them).
@@ -105,7 +105,8 @@ describe('checkpoint log: deferred syncs', () => {
 
   it('a failed sync keeps the records deferred; the next sync cuts the file back and writes them again, once each', async () => {
     const dir = scratch();
-    const log = CheckpointLog.open(dir, undefined, { deferSyncs: true });
+    const log = CheckpointLog.open(dir);
+    await log.setDeferSyncs(true);
     await log.appendAmendment(intent(1));
     await log.sync();
     const synced = log.syncedLength;
@@ -128,7 +129,8 @@ describe('checkpoint log: deferred syncs', () => {
 
   it('a failed write: that record does not exist; the deferred ones before it are written again at the next append', async () => {
     const dir = scratch();
-    const log = CheckpointLog.open(dir, undefined, { deferSyncs: true });
+    const log = CheckpointLog.open(dir);
+    await log.setDeferSyncs(true);
     await log.appendAmendment(intent(1));
     await log.appendAmendment(intent(2));
     const fault = failFromLog('writeSync');
@@ -146,7 +148,8 @@ describe('checkpoint log: deferred syncs', () => {
 
   it(`deferred records are bounded: past ${MAX_DEFERRED_BYTES} bytes an append syncs at once`, async () => {
     const dir = scratch();
-    const log = CheckpointLog.open(dir, undefined, { deferSyncs: true });
+    const log = CheckpointLog.open(dir);
+    await log.setDeferSyncs(true);
     const one = intent(1, 1000).length;
     const n = Math.ceil(MAX_DEFERRED_BYTES / one) + 1;
     for (let i = 1; i <= n; i++) await log.appendAmendment(intent(i, 1000));

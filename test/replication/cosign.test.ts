@@ -15,7 +15,7 @@ import { signHead, verifyCheckpoint, type LogHead } from '../../proofs/checkpoin
 import { verifyGetProof } from '../../proofs/lsm_proof.js';
 import { describeDivergence, type CosignCommand, type SignerSet } from '../../src/replication/cosign.js';
 import type { CosignResult } from '../../src/proof/checkpointer.js';
-import { copyLiveDir, tempDir } from '../engine/harness.js';
+import { powerLossCopy, tempDir } from '../engine/harness.js';
 import { mulberry32 } from '../support/prng.js';
 
 const SEED = Number(process.env.COSIGN_SEED ?? 1130);
@@ -137,8 +137,7 @@ class Trio {
     const r = this.replicas[i];
     const synced = r.db._checkpointLogSyncedLength();
     const copy = `${r.dir}-power-loss-${++this.losses}`;
-    copyLiveDir(r.dir, copy);
-    fs.truncateSync(path.join(copy, 'CHECKPOINTS'), synced);
+    powerLossCopy(r.dir, copy, synced);
     await r.db.close();
     r.dir = copy;
     r.db = await openReplica(r.dir);

@@ -18,7 +18,7 @@ import { ProofDB, type DBOptions } from '../../src/index.js';
 import { RaftWritePath } from '../../server/raft_write_path.js';
 import type { WriteCommand } from '../../server/write_path.js';
 import { mulberry32 } from '../support/prng.js';
-import { copyLiveDir } from '../engine/harness.js';
+import { copyLiveDir, powerLossCopy } from '../engine/harness.js';
 
 const SEED = Number(process.env.REPL_SEED ?? 1129);
 const OPTS: DBOptions = {
@@ -164,8 +164,7 @@ describe(`one-member group under crashes (REPL_SEED=${SEED})`, () => {
           const synced = s.db._checkpointLogSyncedLength();
           if (synced < fs.statSync(path.join(dir, 'CHECKPOINTS')).size) {
             const lost = `${dir}-power-loss`;
-            fs.cpSync(dir, lost, { recursive: true });
-            fs.truncateSync(path.join(lost, 'CHECKPOINTS'), synced);
+            powerLossCopy(dir, lost, synced);
             crashes.push({ dir: lost, acked });
             powerLosses++;
           }
