@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { nodeHasher } from '../table/node_hasher.js';
 import { MergingIterator } from '../merging_iterator.js';
 import { BlockCache } from '../table/block_cache.js';
-import { TableBuilder, type BuiltTable } from '../table/table_builder.js';
+import { TableBuilder } from '../table/table_builder.js';
 import { TableReader } from '../table/table_reader.js';
 import type { TableMeta } from '../version/edit.js';
 import type { InternalIterator } from '../iterator.js';
@@ -86,24 +86,64 @@ export function packEntries(it: { seekToFirst(): void; valid(): boolean; next():
 
 /** Builds and writes (synced) the table of a flush; returns its metadata. */
 export function runFlush(job: FlushJob): CompactionOutput {
-  const builder = newTableBuilder(job.shape);
-  if (job.keepLeaves) builder.keepLeaves();
-  const r = new ByteReader(job.packed);
-  while (r.remaining > 0) {
-    const key = r.lengthPrefixed();
-    builder.add(key, r.lengthPrefixed());
+  const out = new OutputFile(job.dir, job.tmpName, job.shape, job.keepLeaves);
+  try {
+    const r = new ByteReader(job.packed);
+    while (r.remaining > 0) {
+      const key = r.lengthPrefixed();
+      out.builder.add(key, r.lengthPrefixed());
+    }
+    return out.finish();
+  } catch (err) {
+    out.close();
+    fs.rmSync(path.join(job.dir, job.tmpName), { force: true });
+    throw err;
   }
-  return writeOutput(job.dir, job.tmpName, builder.finish());
 }
 
-/** Writes (synced) a built table under `tmpName` in `dir`; returns it as an output. */
-function writeOutput(dir: string, tmpName: string, { bytes, meta, leaves }: BuiltTable): CompactionOutput {
-  writeFileSynced(path.join(dir, tmpName), bytes);
-  return {
-    tmpName,
-    meta: { size: bytes.length, entryCount: meta.entryCount, smallest: meta.smallest, largest: meta.largest, root: meta.root },
-    ...(leaves ? { leaves } : {}),
-  };
+/**
+ * One output table written to its file as it is built (`TableBuilder.streamTo`): the file is
+ * created at once, the blocks are written in chunks as they are cut, `finish` writes the rest,
+ * syncs and closes. `close` (in a `finally`) closes it when the build failed; the job's caller
+ * deletes its temporary files either way.
+ */
+class OutputFile {
+  readonly builder: TableBuilder;
+  private fd: number;
+
+  constructor(dir: string, readonly tmpName: string, shape: TableShape, keepLeaves: boolean | undefined) {
+    this.fd = fs.openSync(path.join(dir, tmpName), 'w');
+    const fd = this.fd;
+    this.builder = newTableBuilder(shape).streamTo((chunk) => writeAll(fd, chunk));
+    if (keepLeaves) this.builder.keepLeaves();
+  }
+
+  /** Finishes the table, syncs and closes the file; returns it as an output. */
+  finish(leavesReused?: number): CompactionOutput {
+    const { meta, leaves } = this.builder.finishStreamed();
+    fs.fsyncSync(this.fd);
+    this.close();
+    return {
+      tmpName: this.tmpName,
+      meta: { size: meta.size, entryCount: meta.entryCount, smallest: meta.smallest, largest: meta.largest, root: meta.root },
+      ...(leaves ? { leaves } : {}),
+      ...(leavesReused !== undefined ? { leavesReused } : {}),
+    };
+  }
+
+  /** Closes the file if it is still open. */
+  close(): void {
+    if (this.fd < 0) return;
+    const fd = this.fd;
+    this.fd = -1;
+    fs.closeSync(fd);
+  }
+}
+
+/** Writes all of `bytes` at the file's position. */
+function writeAll(fd: number, bytes: Uint8Array): void {
+  let off = 0;
+  while (off < bytes.length) off += fs.writeSync(fd, bytes, off, bytes.length - off);
 }
 
 /**
@@ -155,8 +195,7 @@ class LeafSource implements InternalIterator {
 export function writeFileSynced(file: string, bytes: Uint8Array): void {
   const fd = fs.openSync(file, 'w');
   try {
-    let off = 0;
-    while (off < bytes.length) off += fs.writeSync(fd, bytes, off, bytes.length - off);
+    writeAll(fd, bytes);
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
@@ -174,44 +213,54 @@ export function newTableBuilder(shape: TableShape): TableBuilder {
   });
 }
 
+/** A compaction input's readahead window, bytes (`TableReaderOptions.readahead`)... */
+export const COMPACTION_READAHEAD_BYTES = 256 * 1024;
+/** ...while the windows of all its inputs stay within this many bytes (smaller windows for many inputs). */
+export const COMPACTION_READAHEAD_TOTAL_BYTES = 4 * 1024 * 1024;
+
 /** Runs a compaction synchronously; returns the outputs in key order. */
 export function runCompaction(job: CompactionJob): CompactionOutput[] {
   const cache = new BlockCache(4 * 1024 * 1024);
+  // Each input is read once, in order: one read call per window instead of one per block.
+  const readahead = Math.min(COMPACTION_READAHEAD_BYTES, Math.floor(COMPACTION_READAHEAD_TOTAL_BYTES / Math.max(1, job.inputs.length)));
   const readers = job.inputs.map((n) =>
-    TableReader.open(path.join(job.dir, files.table(n)), { fileNumber: n, cache, fileName: files.table(n) }),
+    TableReader.open(path.join(job.dir, files.table(n)), { fileNumber: n, cache, fileName: files.table(n), readahead }),
   );
   const outputs: CompactionOutput[] = [];
+  let current: OutputFile | null = null;
   try {
     const sources = readers.map((r, i) => {
       const l = job.leaves?.[i] ?? null;
       return new LeafSource(r.iterator(), l !== null && l.length === r.entryCount * LEAF_BYTES ? l : null);
     });
     const it = new MergingIterator(sources);
-    let builder: TableBuilder | null = null;
     let reused = 0;
     const finishOutput = () => {
-      if (!builder) return;
-      outputs.push({ ...writeOutput(job.dir, `${job.tmpPrefix}-${outputs.length}.tmp`, builder.finish()), leavesReused: reused });
-      builder = null;
+      if (!current) return;
+      outputs.push(current.finish(reused));
+      current = null;
       reused = 0;
     };
     for (it.seekToFirst(); it.valid(); it.next()) {
       const key = it.key();
       // Cut only between two user keys (compared in place with the builder's last key: no copy per entry).
-      if (!job.singleOutput && builder !== null && (builder as TableBuilder).estimatedSize >= job.shape.targetFileSize && !(builder as TableBuilder).continuesUserKey(key)) {
+      if (!job.singleOutput && current !== null && current.builder.estimatedSize >= job.shape.targetFileSize && !current.builder.continuesUserKey(key)) {
         finishOutput();
       }
-      if (builder === null) {
-        builder = newTableBuilder(job.shape);
-        if (job.keepLeaves) builder.keepLeaves();
-      }
+      current ??= new OutputFile(job.dir, `${job.tmpPrefix}-${outputs.length}.tmp`, job.shape, job.keepLeaves);
+      const builder = current.builder;
       const src = it.currentChild() as LeafSource;
       if (src.leaves !== null && src.ordinal >= 0) {
-        (builder as TableBuilder).add(key, it.value(), src.leaves, src.ordinal * LEAF_BYTES);
+        builder.add(key, it.value(), src.leaves, src.ordinal * LEAF_BYTES);
         reused++;
-      } else (builder as TableBuilder).add(key, it.value());
+      } else builder.add(key, it.value());
     }
     finishOutput();
+  } catch (err) {
+    // Nothing of a failed job is installed: its files go now, not at the next close.
+    current?.close();
+    for (let i = 0; i <= outputs.length; i++) fs.rmSync(path.join(job.dir, `${job.tmpPrefix}-${i}.tmp`), { force: true });
+    throw err;
   } finally {
     for (const r of readers) r.close();
   }

@@ -77,8 +77,12 @@ export interface TableMeta {
 }
 
 /** A finished table: its file bytes and its metadata. */
-export interface BuiltTable {
+export interface BuiltTable extends StreamedTable {
   bytes: Uint8Array;
+}
+
+/** A finished table whose bytes went to the sink given to {@link TableBuilder.streamTo}: its metadata. */
+export interface StreamedTable {
   meta: TableMeta;
   /**
    * With {@link TableBuilder.keepLeaves}: every entry's Merkle leaf, 32 bytes each, in entry order
@@ -87,13 +91,23 @@ export interface BuiltTable {
   leaves?: Uint8Array;
 }
 
+/** Default size of the pieces {@link TableBuilder.streamTo} hands its sink, bytes. */
+export const STREAM_CHUNK_BYTES = 256 * 1024;
+
 /**
- * Builds one table in memory. `add` entries in strictly increasing internal-key order, then
- * `finish()` once. A table must hold at least one entry.
+ * Builds one table. `add` entries in strictly increasing internal-key order, then `finish()` once:
+ * the table in memory. Or, after {@link streamTo}, `finishStreamed()`: the table's bytes go to a
+ * sink as blocks are cut, through one buffer of about a chunk (what a flush or compaction writing
+ * a file uses: a whole table in one growing buffer cost a doubling copy, a final copy and the page
+ * faults of every fresh buffer). A table must hold at least one entry.
  */
 export class TableBuilder {
   private readonly opts: TableOptions;
-  private readonly out = new ByteWriter(1 << 16);
+  private out = new ByteWriter(1 << 16);
+  /** With {@link streamTo}: where full chunks go, the chunk size, and the bytes handed over so far. */
+  private sink: ((chunk: Uint8Array) => void) | null = null;
+  private chunkBytes = STREAM_CHUNK_BYTES;
+  private streamed = 0;
   private readonly block: BlockBuilder;
   /** Holds the current block's leaves (hashed as entries arrive) until the block is cut. */
   private readonly blockHasher: BlockHasher;
@@ -147,6 +161,22 @@ export class TableBuilder {
     return this;
   }
 
+  /**
+   * Hands the table's bytes to `sink` in order, in pieces of at least `chunkBytes` (the last one
+   * smaller) as blocks are cut, instead of keeping them: finish with {@link finishStreamed}. Each
+   * piece is a view of a buffer the builder reuses, valid only during the call (a file write
+   * copies it). Call before the first {@link add}. The bytes are those `finish()` would return.
+   */
+  streamTo(sink: (chunk: Uint8Array) => void, chunkBytes = STREAM_CHUNK_BYTES): this {
+    if (this.entries > 0) throw new Error('TableBuilder.streamTo after add');
+    if (!Number.isInteger(chunkBytes) || chunkBytes < 1) throw new RangeError(`bad chunkBytes ${chunkBytes}`);
+    this.sink = sink;
+    this.chunkBytes = chunkBytes;
+    // Room for a chunk and the block that passes it (a block is cut at about blockSize).
+    this.out = new ByteWriter(chunkBytes + 2 * this.opts.blockSize + 1024);
+    return this;
+  }
+
   /** Entries added so far. */
   get entryCount(): number {
     return this.entries;
@@ -158,7 +188,7 @@ export class TableBuilder {
    * so tables are cut where they would be without stored nodes, whatever K is.
    */
   get estimatedSize(): number {
-    const size = this.out.length - this.nodeBytes;
+    const size = this.streamed + this.out.length - this.nodeBytes;
     return this.block.empty ? size : size + this.block.estimatedSize() + 5;
   }
 
@@ -253,6 +283,21 @@ export class TableBuilder {
 
   /** Writes the meta blocks and footer; returns the file bytes and metadata. Call once. */
   finish(): BuiltTable {
+    if (this.sink !== null) throw new Error('TableBuilder.finish after streamTo: use finishStreamed');
+    const t = this.finishTable();
+    return { bytes: this.out.finish(), ...t };
+  }
+
+  /** {@link finish} after {@link streamTo}: hands the last bytes to the sink; returns the metadata. */
+  finishStreamed(): StreamedTable {
+    if (this.sink === null) throw new Error('TableBuilder.finishStreamed without streamTo');
+    const t = this.finishTable();
+    this.drain(0);
+    return t;
+  }
+
+  /** Writes the meta blocks and footer (the bytes stay in {@link out} or went to the sink). */
+  private finishTable(): StreamedTable {
     if (this.done) throw new Error('TableBuilder.finish called twice');
     if (this.entries === 0) throw new InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, 'a table needs at least one entry');
     if (!this.block.empty) this.cutBlock();
@@ -306,11 +351,10 @@ export class TableBuilder {
     const indexHandle = this.writeRaw(index.finish());
 
     this.out.bytes(encodeFooter({ metaindex: metaindexHandle, index: indexHandle }));
-    const bytes = this.out.finish();
+    const size = this.streamed + this.out.length;
     const leaves = this.kept === null ? undefined : this.kept.slice(0, this.entries * 32);
     this.kept = null;
     return {
-      bytes,
       leaves,
       meta: {
         entryCount: this.entries,
@@ -319,7 +363,7 @@ export class TableBuilder {
         largest,
         root,
         blockRoots: this.blockRoots.slice(),
-        size: bytes.length,
+        size,
       },
     };
   }
@@ -343,20 +387,31 @@ export class TableBuilder {
         groups.length = 0;
       }
     }
-    const handle = { offset: start, size: out.length - start };
+    const handle = { offset: this.streamed + start, size: out.length - start };
     out.bytes(blockTrailer(out.buf, start, out.length));
     this.indexKeys.push(lastKey);
     this.handles.push(handle);
     // Plain Uint8Array (a node:crypto digest is a Buffer): a view, not a copy.
     this.blockRoots.push(root.constructor === Uint8Array ? root : new Uint8Array(root.buffer, root.byteOffset, root.length));
     this.block.reset();
+    this.drain(this.chunkBytes);
   }
 
   /** Appends block contents and their trailer; returns the handle. */
   private writeRaw(contents: Uint8Array): BlockHandle {
-    const handle = { offset: this.out.length, size: contents.length };
+    const handle = { offset: this.streamed + this.out.length, size: contents.length };
     this.out.bytes(contents);
     this.out.bytes(blockTrailer(contents));
+    this.drain(this.chunkBytes);
     return handle;
+  }
+
+  /** When streaming: hands the buffered bytes to the sink once they reach `atLeast` (0: any). */
+  private drain(atLeast: number): void {
+    const out = this.out;
+    if (this.sink === null || out.length === 0 || out.length < atLeast) return;
+    this.sink(out.view());
+    this.streamed += out.length;
+    out.reset();
   }
 }

@@ -16,6 +16,7 @@ import { nodeHasher } from '../../src/table/node_hasher.js';
 import { TableBuilder, type TableOptions } from '../../src/table/table_builder.js';
 import { TableReader } from '../../src/table/table_reader.js';
 import { build, history, rec, rng, randomBytes, sortRecs, type Rec } from './harness.js';
+import { encodeStoredValue } from '../../src/keys.js';
 
 /** Records with a few long values: above 128 bytes (copied with `set`) and above 64 KiB (hashed through `valueHash`). */
 function withLongValues(seed: number): Rec[] {
@@ -37,13 +38,77 @@ const GOLDEN: { name: string; recs: () => Rec[]; opts: Partial<TableOptions>; sh
   { name: 'long values, 1 KiB blocks', recs: () => withLongValues(5), opts: { blockSize: 1024 }, sha256: 'f583ea152e51d70b37657398354c03f3a53983b206f90f9b8c915b7997b8a90a' },
 ];
 
+/** Builds `recs` streamed to a sink in pieces of about `chunkBytes`; returns the pieces joined, the metadata and the pieces' sizes. */
+function buildStreamed(recs: Rec[], opts: Partial<TableOptions>, chunkBytes: number, keepLeaves = false) {
+  const b = new TableBuilder(opts);
+  const pieces: Uint8Array[] = [];
+  // A piece is a view of a buffer the builder reuses: copy it, as a file write does.
+  b.streamTo((chunk) => pieces.push(chunk.slice()), chunkBytes);
+  if (keepLeaves) b.keepLeaves();
+  for (const x of recs) b.add(x.ik, encodeStoredValue(x.time, x.value));
+  const t = b.finishStreamed();
+  return { bytes: new Uint8Array(Buffer.concat(pieces)), sizes: pieces.map((p) => p.length), ...t };
+}
+
 describe('table builder output is unchanged', () => {
   for (const g of GOLDEN) {
     it(`golden table digest: ${g.name}`, () => {
       const { bytes } = build(g.recs(), g.opts);
       expect(createHash('sha256').update(bytes).digest('hex')).toBe(g.sha256);
     });
+    it(`golden table digest, streamed in 1 KiB and 64 KiB pieces: ${g.name}`, () => {
+      for (const chunk of [1024, 65536]) {
+        const { bytes, meta } = buildStreamed(g.recs(), g.opts, chunk);
+        expect(createHash('sha256').update(bytes).digest('hex')).toBe(g.sha256);
+        expect(meta.size).toBe(bytes.length);
+      }
+    });
   }
+
+  it('a streamed table is the in-memory table: bytes, metadata, leaves and the size estimate, in pieces of at least the chunk', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 1 << 30 }),
+        fc.integer({ min: 1, max: 150 }),
+        fc.integer({ min: 0, max: 300 }),
+        fc.constantFrom(64, 256, 1024, 4096),
+        fc.constantFrom(0, 4, 16),
+        fc.constantFrom(1, 100, 4096, 1 << 20),
+        (seed, nKeys, valueLen, blockSize, merkleGroup, chunkBytes) => {
+          const recs = history(seed, nKeys, 3, valueLen);
+          const opts = { blockSize, merkleGroup };
+          const whole = new TableBuilder(opts).keepLeaves();
+          const streamed = buildStreamed(recs, opts, chunkBytes, true);
+          const b = new TableBuilder(opts);
+          b.streamTo(() => undefined, chunkBytes);
+          const estimates: number[][] = [[], []];
+          for (const x of recs) {
+            const v = encodeStoredValue(x.time, x.value);
+            whole.add(x.ik, v);
+            b.add(x.ik, v);
+            estimates[0].push(whole.estimatedSize);
+            estimates[1].push(b.estimatedSize);
+          }
+          expect(estimates[1]).toEqual(estimates[0]);
+          const w = whole.finish();
+          expect(Buffer.from(streamed.bytes).equals(w.bytes)).toBe(true);
+          expect(streamed.meta).toEqual(w.meta);
+          expect(streamed.leaves).toEqual(w.leaves);
+          for (const n of streamed.sizes.slice(0, -1)) expect(n).toBeGreaterThanOrEqual(chunkBytes);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it('a streaming builder refuses finish(), and streamTo after an add', () => {
+    const recs = history(9, 10, 1, 10);
+    const b = new TableBuilder().streamTo(() => undefined);
+    b.add(recs[0].ik, encodeStoredValue(recs[0].time, recs[0].value));
+    expect(() => b.finish()).toThrow(/finishStreamed/);
+    expect(() => b.streamTo(() => undefined)).toThrow(/after add/);
+    expect(() => new TableBuilder().finishStreamed()).toThrow(/without streamTo/);
+  });
 
   it('node:crypto and noble hashers build byte-identical tables, whose every Merkle node is the proofs/hash.ts layout', () => {
     fc.assert(
