@@ -104,8 +104,8 @@ export function runFlush(job: FlushJob): CompactionOutput {
 /**
  * One output table written to its file as it is built (`TableBuilder.streamTo`): the file is
  * created at once, the blocks are written in chunks as they are cut, `finish` writes the rest,
- * syncs and closes. `close` (in a `finally`) closes it when the build failed; the job's caller
- * deletes its temporary files either way.
+ * syncs and closes. When the build fails, `close` closes it and {@link runFlush} or
+ * {@link runCompaction} deletes the job's temporary files before passing the error on.
  */
 class OutputFile {
   readonly builder: TableBuilder;
@@ -188,17 +188,6 @@ class LeafSource implements InternalIterator {
   }
   value(): Uint8Array {
     return this.inner.value();
-  }
-}
-
-/** Writes `bytes` to `file` and syncs it. */
-export function writeFileSynced(file: string, bytes: Uint8Array): void {
-  const fd = fs.openSync(file, 'w');
-  try {
-    writeAll(fd, bytes);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
   }
 }
 
