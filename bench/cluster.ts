@@ -201,7 +201,7 @@ async function main(): Promise<void> {
   );
   for (const l of machineInfo()) console.log(`  ${l}`);
   console.log(
-    `  single client: ${P.seq} PUTs; ${P.concurrency} in flight: ${P.concN} PUTs, ${P.getN} linearizable GETs, ${P.proofN} GETs with a proof (etcd: plain GETs); value ${P.valueBytes} bytes; ${REPS} rep(s); systems ${SYSTEMS.join(', ')}`,
+    `  ${P.warmN ? `warm-up: 200 single-client PUTs, then ${P.warmN} at ${P.concurrency} in flight (not measured); ` : ''}single client: ${P.seq} PUTs; ${P.concurrency} in flight: ${P.concN} PUTs, ${P.getN} linearizable GETs, ${P.proofN} GETs with a proof (etcd: plain GETs); value ${P.valueBytes} bytes; ${REPS} rep(s); systems ${SYSTEMS.join(', ')}`,
   );
   console.log(
     `  client: bench/loadgen (Go) — ProofKV: ${PROOFKV_SYSTEMS.map((s) => (s === 'proofkv' ? 'net/http keep-alive' : `the stream protocol (${P.streamConns} connection(s) per member, requests multiplexed)`)).join(' and ')}, ${

@@ -105,6 +105,7 @@ export function loadParamsOf(args: Map<string, string | true>): LoadParams {
   const quick = args.has('quick');
   return {
     seq: numArg(args, 'seq', quick ? 1000 : 3000),
+    warmN: numArg(args, 'warmup', 0),
     concN: numArg(args, 'conc-n', quick ? 5000 : 20000),
     getN: numArg(args, 'get-n', quick ? 5000 : 20000),
     proofN: numArg(args, 'proof-n', 0),

@@ -165,6 +165,8 @@ function valueAt(samples: readonly ServerSample[], k: 'cpu' | 'syscalls' | 'wake
 /** What each run of the load generator does. */
 export interface LoadParams {
   seq: number;
+  /** PUTs at `concurrency` in flight before the measured phases, on keys of their own, not reported (`--warmup`; default 0). */
+  warmN?: number;
   concN: number;
   getN: number;
   /** GETs with a proof at `concurrency` in flight (ProofKV; etcd: plain linearizable GETs); 0: no such phase. */
@@ -204,6 +206,7 @@ export async function runLoadgen(bin: string, system: LoadSystem, endpoints: str
     '-system', system,
     '-endpoints', endpoints.join(','),
     '-seq', String(p.seq),
+    '-warm-n', String(p.warmN ?? 0),
     '-conc-n', String(p.concN),
     '-get-n', String(p.getN),
     '-proof-n', String(p.proofN),

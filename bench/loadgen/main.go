@@ -738,6 +738,7 @@ func main() {
 	system := flag.String("system", "", "etcd, etcd-leader, etcd-gateway, proofkv or proofkv-stream")
 	endpoints := flag.String("endpoints", "", "comma-separated client URLs")
 	seq := flag.Int("seq", 3000, "single-client PUTs")
+	warmN := flag.Int("warm-n", 0, "PUTs with -concurrency in flight before the measured phases (after the 200 single-client warm-up PUTs), on keys of their own; not reported")
 	concN := flag.Int("conc-n", 20000, "PUTs with -concurrency in flight")
 	getN := flag.Int("get-n", 20000, "GETs with -concurrency in flight")
 	proofN := flag.Int("proof-n", 0, "GETs with a proof with -concurrency in flight (0: no such phase)")
@@ -813,6 +814,11 @@ func main() {
 	}
 	// Warm-up: connections, leader known, caches.
 	run("warm", 200, 1, limit, func(ctx context.Context, i int) error { return s.put(ctx, key("w", i%100), value) })
+	// Optional warm-up under load (-warm-n): a JIT's compiled code, the servers' caches and pools,
+	// the same for every system. Its keys are not those of any measured phase.
+	if *warmN > 0 {
+		run("warm100", *warmN, *conc, limit, func(ctx context.Context, i int) error { return s.put(ctx, key("x", i%5000), value) })
+	}
 	phase("put1", *seq, 1, func(ctx context.Context, i int) error { return s.put(ctx, key("s", i%1000), value) })
 	const concKeys = 5000
 	phase("put100", *concN, *conc, func(ctx context.Context, i int) error { return s.put(ctx, key("c", i%concKeys), value) })
