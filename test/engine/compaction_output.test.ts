@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Kind } from '../../proofs/hash.js';
-import { packEntries, runCompaction, runFlush, type TableShape } from '../../src/compaction/compact.js';
+import { runCompaction, runFlush, type TableShape } from '../../src/compaction/compact.js';
 import { CorruptionError, InvalidArgumentError } from '../../src/errors.js';
 import { compareInternalKeys, encodeInternalKey, encodeStoredValue } from '../../src/keys.js';
 import { nodeHasher } from '../../src/table/node_hasher.js';
@@ -16,7 +16,7 @@ import { TableBuilder } from '../../src/table/table_builder.js';
 import { TableReader } from '../../src/table/table_reader.js';
 import { files } from '../../src/version/version_set.js';
 import { mulberry32 } from '../support/prng.js';
-import { tempDir } from './harness.js';
+import { flushTable, packedOf, tempDir } from './harness.js';
 
 const SHAPE: TableShape = { blockSize: 512, blockRestartInterval: 16, bloomBitsPerKey: 10, targetFileSize: 64 * 1024, merkleGroup: 16 };
 const te = new TextEncoder();
@@ -34,15 +34,9 @@ function entries(seed: number, n: number, base: number): Ent[] {
   return out.sort((a, b) => compareInternalKeys(a[0], b[0]));
 }
 
-function iteratorOf(ents: Ent[]) {
-  let i = 0;
-  return { seekToFirst: () => (i = 0), valid: () => i < ents.length, next: () => i++, key: () => ents[i][0], value: () => ents[i][1] };
-}
-
 /** Flushes `ents` as table `number` of `dir`. */
 function writeTable(dir: string, number: number, ents: Ent[]): void {
-  const out = runFlush({ dir, tmpName: `t${number}.tmp`, shape: SHAPE, packed: packEntries(iteratorOf(ents), 1024) });
-  fs.renameSync(path.join(dir, out.tmpName), path.join(dir, files.table(number)));
+  flushTable(dir, number, ents, SHAPE);
 }
 
 /** The table a build in memory makes of `ents` with the shape. */
@@ -163,7 +157,7 @@ describe('flush and compaction outputs written as they are built', () => {
       const ents = entries(21, 2000, 1);
       // Out of order in the middle: the builder refuses the entry after thousands were written.
       const bad = [...ents.slice(0, 1500), ents[10], ...ents.slice(1500)];
-      expect(() => runFlush({ dir, tmpName: 'f.tmp', shape: SHAPE, packed: packEntries(iteratorOf(bad), 1024) })).toThrow(InvalidArgumentError);
+      expect(() => runFlush({ dir, tmpName: 'f.tmp', shape: SHAPE, packed: packedOf(bad) })).toThrow(InvalidArgumentError);
       expect(fs.readdirSync(dir)).toEqual([]);
     } finally {
       cleanup();

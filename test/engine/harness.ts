@@ -6,6 +6,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { VersionEntry } from '../../src/index.js';
+import { packEntries, runFlush, type CompactionOutput, type TableShape } from '../../src/compaction/compact.js';
+import { files } from '../../src/version/version_set.js';
 
 /** A fresh temporary directory; removed by `cleanup()`. */
 export function tempDir(prefix = 'proofkv-'): { dir: string; cleanup: () => void } {
@@ -144,4 +146,18 @@ function cmp(a: string, b: string): number {
 /** A VersionEntry as a model entry, for deep equality. */
 export function asModel(e: VersionEntry | undefined): ModelEntry | undefined {
   return e && { version: e.version, seq: e.seq, kind: e.kind, value: str(e.value)! };
+}
+
+/** Sorted `[internalKey, storedValue]` pairs packed as a flush job's entries (`packEntries`). */
+export function packedOf(ents: ReadonlyArray<readonly [Uint8Array, Uint8Array]>): Uint8Array {
+  let i = 0;
+  const it = { seekToFirst: () => (i = 0), valid: () => i < ents.length, next: () => i++, key: () => ents[i][0], value: () => ents[i][1] };
+  return packEntries(it, 1024);
+}
+
+/** Flushes sorted `ents` as table `number` of `dir` with `shape` (as the engine's flush does); returns the flush's output. */
+export function flushTable(dir: string, number: number, ents: ReadonlyArray<readonly [Uint8Array, Uint8Array]>, shape: TableShape, keepLeaves = false): CompactionOutput {
+  const out = runFlush({ dir, tmpName: `t${number}.tmp`, shape, packed: packedOf(ents), keepLeaves });
+  fs.renameSync(path.join(dir, out.tmpName), path.join(dir, files.table(number)));
+  return out;
 }

@@ -8,12 +8,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LeafCache } from '../../src/compaction/leaf_cache.js';
-import { packEntries, runCompaction, runFlush, type TableShape } from '../../src/compaction/compact.js';
+import { runCompaction, type TableShape } from '../../src/compaction/compact.js';
 import { Kind } from '../../proofs/hash.js';
 import { encodeInternalKey, encodeStoredValue } from '../../src/keys.js';
-import { files } from '../../src/version/version_set.js';
 import { mulberry32 } from '../support/prng.js';
-import { tempDir } from './harness.js';
+import { flushTable, tempDir } from './harness.js';
 
 const SHAPE: TableShape = { blockSize: 512, blockRestartInterval: 16, bloomBitsPerKey: 10, targetFileSize: 8 * 1024, merkleGroup: 16 };
 const te = new TextEncoder();
@@ -32,10 +31,7 @@ function entries(seed: number, n: number, base: number): Array<[Uint8Array, Uint
 
 /** Writes table `number` of `ents` in `dir` (as a flush does); returns its kept leaves. */
 function writeTable(dir: string, number: number, ents: Array<[Uint8Array, Uint8Array]>): Uint8Array {
-  let i = 0;
-  const it = { seekToFirst: () => (i = 0), valid: () => i < ents.length, next: () => i++, key: () => ents[i][0], value: () => ents[i][1] };
-  const out = runFlush({ dir, tmpName: `t${number}.tmp`, shape: SHAPE, packed: packEntries(it, 1024), keepLeaves: true });
-  fs.renameSync(path.join(dir, out.tmpName), path.join(dir, files.table(number)));
+  const out = flushTable(dir, number, ents, SHAPE, true);
   expect(out.leaves!.length).toBe(ents.length * 32);
   return out.leaves!;
 }
