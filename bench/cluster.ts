@@ -284,24 +284,30 @@ async function main(): Promise<void> {
   const cpuPerOp = (r: PhaseResult) => (r.serverCpuUs !== undefined ? r.serverCpuUs / r.ops : NaN);
   // Read/write system calls and wake-ups (voluntary context switches) per request, every member's
   // threads summed: what a request costs in kernel crossings and sleeps, also robust to load.
+  // The load generator's own CPU per request: it shares the machine with the servers, so a costlier
+  // client leaves them less.
+  const clientCpuPerOp = (r: PhaseResult) => (r.clientCpuUs !== undefined && r.ops > 0 ? r.clientCpuUs / r.ops : NaN);
   const syscallsPerOp = (r: PhaseResult) => (r.serverSyscalls !== undefined ? r.serverSyscalls / r.ops : NaN);
   const wakeupsPerOp = (r: PhaseResult) => (r.serverWakeups !== undefined ? r.serverWakeups / r.ops : NaN);
   row('PUT, 1 client: latency p50', 'put1', (r) => r.p50Us, 'µs', true);
   row('PUT, 1 client: latency p99', 'put1', (r) => r.p99Us, 'µs', true);
   row('PUT, 1 client: throughput', 'put1', (r) => r.opsPerSec, 'PUT/s', false);
   row('PUT, 1 client: server CPU per PUT', 'put1', cpuPerOp, 'µs', true);
+  row('PUT, 1 client: client CPU per PUT', 'put1', clientCpuPerOp, 'µs', true);
   row('PUT, 1 client: server read/write syscalls per PUT', 'put1', syscallsPerOp, '', true);
   row('PUT, 1 client: server wake-ups per PUT', 'put1', wakeupsPerOp, '', true);
   row(`PUT, ${P.concurrency} in flight: throughput`, 'put100', (r) => r.opsPerSec, 'PUT/s', false);
   row(`PUT, ${P.concurrency} in flight: latency p50`, 'put100', (r) => r.p50Us, 'µs', true);
   row(`PUT, ${P.concurrency} in flight: latency p99`, 'put100', (r) => r.p99Us, 'µs', true);
   row(`PUT, ${P.concurrency} in flight: server CPU per PUT`, 'put100', cpuPerOp, 'µs', true);
+  row(`PUT, ${P.concurrency} in flight: client CPU per PUT`, 'put100', clientCpuPerOp, 'µs', true);
   row(`PUT, ${P.concurrency} in flight: server read/write syscalls per PUT`, 'put100', syscallsPerOp, '', true);
   row(`PUT, ${P.concurrency} in flight: server wake-ups per PUT`, 'put100', wakeupsPerOp, '', true);
   row(`linearizable GET, ${P.concurrency} in flight: throughput`, 'get100', (r) => r.opsPerSec, 'GET/s', false);
   row(`linearizable GET, ${P.concurrency} in flight: latency p50`, 'get100', (r) => r.p50Us, 'µs', true);
   row(`linearizable GET, ${P.concurrency} in flight: latency p99`, 'get100', (r) => r.p99Us, 'µs', true);
   row(`linearizable GET, ${P.concurrency} in flight: server CPU per GET`, 'get100', cpuPerOp, 'µs', true);
+  row(`linearizable GET, ${P.concurrency} in flight: client CPU per GET`, 'get100', clientCpuPerOp, 'µs', true);
   if (P.proofN > 0) {
     row(`GET with proof (etcd: plain GET), ${P.concurrency} in flight: throughput`, 'proof100', (r) => r.opsPerSec, 'GET/s', false);
     row(`GET with proof (etcd: plain GET), ${P.concurrency} in flight: latency p50`, 'proof100', (r) => r.p50Us, 'µs', true);

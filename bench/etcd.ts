@@ -119,8 +119,9 @@ export function loadParamsOf(args: Map<string, string | true>): LoadParams {
 export function phaseLine(r: PhaseResult): string {
   const errs = r.errors > 0 ? `, ${r.errors} errors (first: ${r.firstError})` : '';
   const cpu = r.serverCpuUs !== undefined && r.ops > 0 ? `; server CPU ${(r.serverCpuUs / r.ops).toFixed(0)} µs/op` : '';
+  const client = r.clientCpuUs !== undefined && r.ops > 0 ? `; client CPU ${(r.clientCpuUs / r.ops).toFixed(0)} µs/op` : '';
   const routed = r.toLeader !== undefined && r.ops + r.errors > 0 ? `; ${((100 * r.toLeader) / (r.ops + r.errors)).toFixed(1)} % to the leader` : '';
-  return `${r.phase}: ${r.ops} ops in ${r.seconds.toFixed(2)} s = ${r.opsPerSec.toFixed(0)} ops/s; latency mean ${r.meanUs.toFixed(0)} µs, p50 ${r.p50Us.toFixed(0)} µs, p99 ${r.p99Us.toFixed(0)} µs${cpu}${routed}${errs}`;
+  return `${r.phase}: ${r.ops} ops in ${r.seconds.toFixed(2)} s = ${r.opsPerSec.toFixed(0)} ops/s; latency mean ${r.meanUs.toFixed(0)} µs, p50 ${r.p50Us.toFixed(0)} µs, p99 ${r.p99Us.toFixed(0)} µs${cpu}${client}${routed}${errs}`;
 }
 
 async function main(): Promise<void> {

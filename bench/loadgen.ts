@@ -77,6 +77,8 @@ export interface PhaseResult {
   /** The phase's wall-clock bounds, Unix ms. */
   startMs: number;
   endMs: number;
+  /** CPU time (user + system) the load generator itself spent during the phase, µs (its `getrusage`). */
+  clientCpuUs?: number;
   /**
    * CPU time (user + system) the watched server processes spent during the phase, µs, from
    * `/proc/<pid>/stat` sampled every {@link CPU_SAMPLE_MS} (undefined without `/proc` or pids).

@@ -50,6 +50,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.etcd.io/etcd/clientv3"
@@ -654,6 +655,18 @@ type result struct {
 	// servers' CPU time between them to the phase.
 	StartMs int64 `json:"startMs"`
 	EndMs   int64 `json:"endMs"`
+	// ClientCPUUs: the CPU time (user + system) this load generator used during the phase, µs:
+	// what the client's side of a request costs on the machine the servers share.
+	ClientCPUUs float64 `json:"clientCpuUs"`
+}
+
+// cpuUs is the process's CPU time so far (user + system), µs.
+func cpuUs() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e3
 }
 
 func key(prefix string, i int) string { return fmt.Sprintf("%s-%010d", prefix, i) }
@@ -667,6 +680,7 @@ func run(phase string, n, conc int, limit time.Duration, op func(ctx context.Con
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
 	deadline := time.Now().Add(limit)
+	cpu0 := cpuUs()
 	t0 := time.Now()
 	for w := 0; w < conc; w++ {
 		wg.Add(1)
@@ -693,6 +707,7 @@ func run(phase string, n, conc int, limit time.Duration, op func(ctx context.Con
 	wg.Wait()
 	secs := time.Since(t0).Seconds()
 	endMs := time.Now().UnixMilli()
+	cpu := cpuUs() - cpu0
 	ok := make([]float64, 0, n)
 	for _, l := range lat {
 		if l > 0 {
@@ -700,7 +715,7 @@ func run(phase string, n, conc int, limit time.Duration, op func(ctx context.Con
 		}
 	}
 	sort.Float64s(ok)
-	r := result{Phase: phase, Ops: len(ok), Errors: int(errs), Seconds: secs, Concurrent: conc, StartMs: t0.UnixMilli(), EndMs: endMs}
+	r := result{Phase: phase, Ops: len(ok), Errors: int(errs), Seconds: secs, Concurrent: conc, StartMs: t0.UnixMilli(), EndMs: endMs, ClientCPUUs: cpu}
 	if fe, _ := firstErr.Load().(string); fe != "" {
 		r.FirstError = fe
 	}
