@@ -24,6 +24,18 @@ interface WorkerReply {
 export const WORKER_YOUNG_GENERATION_MB = 8;
 
 /**
+ * The nice value a worker gives its own thread (Linux, where nice is a per-thread attribute;
+ * elsewhere nothing changes): flushes and compactions are background work, so when the CPUs are
+ * short the threads that serve reads and writes (the event loop, the Raft log's syncs) run first,
+ * as RocksDB lowers its background threads' CPU priority. 10 still leaves a worker about a tenth
+ * of a CPU it shares with a busy thread, and all of an idle one: a flush is slower only while the
+ * foreground has the CPUs, and the write path's own back-pressure (level-0 slowdown and stop, one
+ * checkpoint in flight) bounds how far behind it falls (docs/engine.md § Flush and compaction
+ * worker).
+ */
+export const WORKER_NICE = 10;
+
+/**
  * How long a worker may stay idle, ms, before it is ended (its isolate and everything it holds
  * freed); the next job starts a new one, with cold (unoptimised) code. Far longer than the gaps
  * between the jobs of a bulk load (the flush worker idles while a drain runs, the compaction
@@ -122,6 +134,7 @@ class SharedWorker {
     const w = new Worker(spec.entry, {
       ...spec.options,
       resourceLimits: { maxOldGenerationSizeMb: this.heapMb, maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
+      workerData: { nice: WORKER_NICE },
     });
     w.unref();
     w.on('message', (reply: WorkerReply) => {

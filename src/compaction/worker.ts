@@ -16,11 +16,34 @@
  * from.
  * @module
  */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { runCompaction, runFlush, type CompactionJob, type FlushJob } from './compact.js';
 import { leafBuffers } from './leaf_cache.js';
+
+/**
+ * Gives this thread the nice value `nice` (the runner's `WORKER_NICE`): background priority for
+ * the Merkle hashing and merging. Linux only, where nice is per thread and `/proc/thread-self`
+ * names this thread's id; `os.setPriority` with that id changes this thread alone (the process's
+ * other threads keep theirs). Raising one's own nice needs no privilege; where it fails, or
+ * elsewhere, the thread keeps its priority. Returns whether it was set.
+ */
+export function lowerThreadPriority(nice: number): boolean {
+  if (!Number.isSafeInteger(nice) || nice <= 0) return false;
+  try {
+    const tid = Number(fs.readlinkSync('/proc/thread-self').split('/').pop());
+    if (!Number.isSafeInteger(tid) || tid <= 0) return false;
+    os.setPriority(tid, Math.min(nice, 19));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+if (parentPort) lowerThreadPriority((workerData as { nice?: number } | null)?.nice ?? 0);
 
 interface Request {
   id: number;
