@@ -25,18 +25,33 @@ import { runCompaction, runFlush, type CompactionJob, type FlushJob } from './co
 import { leafBuffers } from './leaf_cache.js';
 
 /**
- * Gives this thread the nice value `nice` (the runner's `WORKER_NICE`): background priority for
- * the Merkle hashing and merging. Linux only, where nice is per thread and `/proc/thread-self`
- * names this thread's id; `os.setPriority` with that id changes this thread alone (the process's
+ * The nice value to give a thread whose nice is `current` so that it runs at background priority
+ * `wanted` (clamped to Linux's 19), or null to leave it: never one below what it has, which would
+ * raise its priority above the rest of its process (a service started at nice 15 keeps 15 on its
+ * workers too). Non-positive or non-integer `wanted`: null.
+ */
+export function niceToSet(current: number, wanted: number): number | null {
+  if (!Number.isSafeInteger(wanted) || wanted <= 0 || !Number.isSafeInteger(current)) return null;
+  const target = Math.min(wanted, 19);
+  return current < target ? target : null;
+}
+
+/**
+ * Gives this thread the nice value `nice` (the runner's `WORKER_NICE`) unless it already has that
+ * or more ({@link niceToSet}): background priority for the Merkle hashing and merging. Linux
+ * only, where nice is per thread and `/proc/thread-self` names this thread's id;
+ * `os.getPriority`/`os.setPriority` with that id read and change this thread alone (the process's
  * other threads keep theirs). Raising one's own nice needs no privilege; where it fails, or
  * elsewhere, the thread keeps its priority. Returns whether it was set.
  */
 export function lowerThreadPriority(nice: number): boolean {
-  if (!Number.isSafeInteger(nice) || nice <= 0) return false;
+  if (niceToSet(0, nice) === null) return false;
   try {
     const tid = Number(fs.readlinkSync('/proc/thread-self').split('/').pop());
     if (!Number.isSafeInteger(tid) || tid <= 0) return false;
-    os.setPriority(tid, Math.min(nice, 19));
+    const target = niceToSet(os.getPriority(tid), nice);
+    if (target === null) return false;
+    os.setPriority(tid, target);
     return true;
   } catch {
     return false;

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProofDB } from '../../src/index.js';
 import { WORKER_NICE } from '../../src/compaction/runner.js';
-import { lowerThreadPriority } from '../../src/compaction/worker.js';
+import { lowerThreadPriority, niceToSet } from '../../src/compaction/worker.js';
 import { tempDir } from './harness.js';
 
 const cleanups: Array<() => void> = [];
@@ -55,6 +55,18 @@ describe('compaction worker priority', () => {
       await db.close();
     }
   }, 30_000);
+
+  it('never raises a thread above the priority it has: a nice already at or past the target is kept', () => {
+    expect(niceToSet(0, 10)).toBe(10);
+    expect(niceToSet(5, 10)).toBe(10);
+    expect(niceToSet(10, 10)).toBeNull();
+    expect(niceToSet(15, 10)).toBeNull(); // a service started at nice 15: its workers keep 15
+    expect(niceToSet(-5, 10)).toBe(10);
+    expect(niceToSet(0, 40)).toBe(19); // Linux's lowest priority
+    expect(niceToSet(19, 40)).toBeNull();
+    for (const bad of [0, -3, 1.5, Number.NaN]) expect(niceToSet(0, bad)).toBeNull();
+    expect(niceToSet(Number.NaN, 10)).toBeNull();
+  });
 
   it('lowerThreadPriority changes nothing for a nice value of 0, below it or not an integer', () => {
     const before = process.platform === 'linux' ? threadNices() : null;
