@@ -282,11 +282,11 @@ async function main(): Promise<void> {
   // Server CPU per request: what a request costs the servers (every member's CPU, summed), a
   // figure the machine's load moves far less than throughput or latency.
   const cpuPerOp = (r: PhaseResult) => (r.serverCpuUs !== undefined ? r.serverCpuUs / r.ops : NaN);
-  // Read/write system calls and wake-ups (voluntary context switches) per request, every member's
-  // threads summed: what a request costs in kernel crossings and sleeps, also robust to load.
   // The load generator's own CPU per request: it shares the machine with the servers, so a costlier
   // client leaves them less.
   const clientCpuPerOp = (r: PhaseResult) => (r.clientCpuUs !== undefined && r.ops > 0 ? r.clientCpuUs / r.ops : NaN);
+  // Read/write system calls and wake-ups (voluntary context switches) per request, every member's
+  // threads summed: what a request costs in kernel crossings and sleeps, also robust to load.
   const syscallsPerOp = (r: PhaseResult) => (r.serverSyscalls !== undefined ? r.serverSyscalls / r.ops : NaN);
   const wakeupsPerOp = (r: PhaseResult) => (r.serverWakeups !== undefined ? r.serverWakeups / r.ops : NaN);
   row('PUT, 1 client: latency p50', 'put1', (r) => r.p50Us, 'µs', true);
