@@ -76,14 +76,14 @@ function frameMacOneShot(key: Uint8Array, header: Uint8Array, body: Uint8Array):
   return crypto.hash('sha256', outer, 'buffer');
 }
 
+/** `crypto.hash` (Node ≥ 20.12); older Node computes every MAC with `createHmac`. */
+const hasOneShot = typeof crypto.hash === 'function';
+
 function frameMac(key: Uint8Array, header: Uint8Array, body: Uint8Array): Buffer {
   // header bytes 0..12 are length and seq; the MAC covers seq then length then the body
   if (hasOneShot && body.length <= ONE_SHOT_MAX_BODY) return frameMacOneShot(key, header, body);
   return crypto.createHmac('sha256', key).update(header.subarray(4, 12)).update(header.subarray(0, 4)).update(body).digest();
 }
-
-/** `crypto.hash` (Node ≥ 20.12); older Node computes every MAC with `createHmac`. */
-const hasOneShot = typeof crypto.hash === 'function';
 
 function putU64(b: Buffer, at: number, v: number): void {
   b.writeUInt32BE(Math.floor(v / 0x1_0000_0000), at);
