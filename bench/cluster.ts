@@ -9,8 +9,9 @@
  * leader once an answer names it (`ProofKV-Leader`), as the SDK sends them (`--proofkv-routing
  * leader`, the default), or to the members in turn (`--proofkv-routing spread`).
  *
- *   npm run bench:cluster                    # 3000 single-client PUTs, 20000 PUTs and 20000 GETs at 100 in flight, 3 reps
- *   npm run bench:cluster -- --quick         # 1000 / 5000 / 5000, 1 rep
+ *   npm run bench:cluster                    # warm-up 20000 PUTs at 100 in flight, then 3000 single-client PUTs, 20000 PUTs and 20000 GETs at 100 in flight, 3 reps
+ *   npm run bench:cluster -- --quick         # 5000 / 1000 / 5000 / 5000, 1 rep
+ *   npm run bench:cluster -- --warmup 0      # no warm-up under load: the phases start right after start-up (every figure before the twentieth session)
  *   npm run bench:cluster -- --systems etcd  # one system only (proofkv, etcd, etcd-gateway, etcd-leader)
  *   npm run bench:cluster -- --systems proofkv,etcd,etcd-leader   # (info) etcd's clientv3 also given only the leader's endpoint
  *   npm run bench:cluster -- --proofkv-routing spread     # ProofKV's requests to the members in turn (default: leader, as the SDK)
@@ -47,7 +48,7 @@ import { fmtNum, fmtSpread, loadAvg, machineInfo, numArg, parseArgs, printTable,
 
 const args = parseArgs(process.argv.slice(2));
 if (args.has('help')) {
-  console.log('usage: tsx bench/cluster.ts [--quick] [--reps 3] [--systems proofkv,etcd,etcd-gateway,etcd-leader] [--proofkv-protocol http|stream|both] [--proofkv-routing leader|spread] [--stream-conns 1] [--nodes 3] [--members 1|3] [--seq N] [--conc-n N] [--get-n N] [--proof-n N] [--concurrency 100] [--value-bytes 100] [--phase-seconds 120] [--keep] [--trace] [--cpu-prof DIR] [--serve-args="--checkpoint-interval 5000"] [--node-args="--perf-basic-prof"] [--member-log DIR] [--source]');
+  console.log('usage: tsx bench/cluster.ts [--quick] [--reps 3] [--warmup 20000] [--systems proofkv,etcd,etcd-gateway,etcd-leader] [--proofkv-protocol http|stream|both] [--proofkv-routing leader|spread] [--stream-conns 1] [--nodes 3] [--members 1|3] [--seq N] [--conc-n N] [--get-n N] [--proof-n N] [--concurrency 100] [--value-bytes 100] [--phase-seconds 120] [--keep] [--trace] [--cpu-prof DIR] [--serve-args="--checkpoint-interval 5000"] [--node-args="--perf-basic-prof"] [--member-log DIR] [--source]');
   process.exit(0);
 }
 /**

@@ -5,7 +5,7 @@
  * `--unsafe-no-fsync`, which is not given), heartbeat 100 ms and election timeout 1000 ms (the
  * same timing as ProofKV's group). Run alone it measures etcd only:
  *
- *   npx tsx bench/etcd.ts [--quick] [--seq N] [--conc-n N] [--get-n N] [--concurrency 100]
+ *   npx tsx bench/etcd.ts [--quick] [--warmup N] [--seq N] [--conc-n N] [--get-n N] [--concurrency 100]
  *
  * See bench/README.md. Not a test.
  * @module
@@ -105,7 +105,9 @@ export function loadParamsOf(args: Map<string, string | true>): LoadParams {
   const quick = args.has('quick');
   return {
     seq: numArg(args, 'seq', quick ? 1000 : 3000),
-    warmN: numArg(args, 'warmup', 0),
+    // A warm-up under load for every system alike (bench/README.md § A new machine, and a warm-up by
+    // default): without it the first phases after start measure V8 compiling ProofKV's code.
+    warmN: numArg(args, 'warmup', quick ? 5000 : 20000),
     concN: numArg(args, 'conc-n', quick ? 5000 : 20000),
     getN: numArg(args, 'get-n', quick ? 5000 : 20000),
     proofN: numArg(args, 'proof-n', 0),
@@ -127,7 +129,7 @@ export function phaseLine(r: PhaseResult): string {
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   if (args.has('help')) {
-    console.log('usage: tsx bench/etcd.ts [--quick] [--seq N] [--conc-n N] [--get-n N] [--concurrency 100] [--value-bytes 100] [--phase-seconds 120]');
+    console.log('usage: tsx bench/etcd.ts [--quick] [--warmup 20000] [--seq N] [--conc-n N] [--get-n N] [--concurrency 100] [--value-bytes 100] [--phase-seconds 120]');
     return;
   }
   const p = loadParamsOf(args);

@@ -167,7 +167,7 @@ function valueAt(samples: readonly ServerSample[], k: 'cpu' | 'syscalls' | 'wake
 /** What each run of the load generator does. */
 export interface LoadParams {
   seq: number;
-  /** PUTs at `concurrency` in flight before the measured phases, on keys of their own, not reported (`--warmup`; default 0). */
+  /** PUTs at `concurrency` in flight before the measured phases, on keys of their own, not reported (`--warmup`; the benches' default 20,000, 5,000 with `--quick`; 0 here). */
   warmN?: number;
   concN: number;
   getN: number;
