@@ -9,7 +9,7 @@
  * leader once an answer names it (`ProofKV-Leader`), as the SDK sends them (`--proofkv-routing
  * leader`, the default), or to the members in turn (`--proofkv-routing spread`).
  *
- *   npm run bench:cluster                    # warm-up 20000 PUTs at 100 in flight, then 3000 single-client PUTs, 20000 PUTs and 20000 GETs at 100 in flight, 3 reps
+ *   npm run bench:cluster                    # warm-up 20000 PUTs at 100 in flight, then 3000 single-client PUTs, 200000 PUTs and 100000 GETs at 100 in flight, 3 reps
  *   npm run bench:cluster -- --quick         # 5000 / 1000 / 5000 / 5000, 1 rep
  *   npm run bench:cluster -- --warmup 0      # no warm-up under load: the phases start right after start-up (every figure before the twentieth session)
  *   npm run bench:cluster -- --systems etcd  # one system only (proofkv, etcd, etcd-gateway, etcd-leader)

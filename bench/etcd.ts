@@ -108,8 +108,10 @@ export function loadParamsOf(args: Map<string, string | true>): LoadParams {
     // A warm-up under load for every system alike (bench/README.md § A new machine, and a warm-up by
     // default): without it the first phases after start measure V8 compiling ProofKV's code.
     warmN: numArg(args, 'warmup', quick ? 5000 : 20000),
-    concN: numArg(args, 'conc-n', quick ? 5000 : 20000),
-    getN: numArg(args, 'get-n', quick ? 5000 : 20000),
+    // Long enough for ProofKV's engine to reach its compactions (bench/README.md § Sustained
+    // writes): a shorter phase measures it before the work its LSM tree defers.
+    concN: numArg(args, 'conc-n', quick ? 5000 : 200_000),
+    getN: numArg(args, 'get-n', quick ? 5000 : 100_000),
     proofN: numArg(args, 'proof-n', 0),
     concurrency: numArg(args, 'concurrency', 100),
     valueBytes: numArg(args, 'value-bytes', 100),
