@@ -48,7 +48,7 @@ import { fmtNum, fmtSpread, loadAvg, machineInfo, numArg, parseArgs, printTable,
 
 const args = parseArgs(process.argv.slice(2));
 if (args.has('help')) {
-  console.log('usage: tsx bench/cluster.ts [--quick] [--reps 3] [--warmup 20000] [--systems proofkv,etcd,etcd-gateway,etcd-leader] [--proofkv-protocol http|stream|both] [--proofkv-routing leader|spread] [--stream-conns 1] [--nodes 3] [--members 1|3] [--seq N] [--conc-n N] [--get-n N] [--proof-n N] [--concurrency 100] [--value-bytes 100] [--phase-seconds 120] [--keep] [--trace] [--cpu-prof DIR] [--serve-args="--checkpoint-interval 5000"] [--node-args="--perf-basic-prof"] [--member-log DIR] [--source]');
+  console.log('usage: tsx bench/cluster.ts [--quick] [--reps 3] [--warmup 20000] [--settle-ms 5000] [--systems proofkv,etcd,etcd-gateway,etcd-leader] [--proofkv-protocol http|stream|both] [--proofkv-routing leader|spread] [--stream-conns 1] [--nodes 3] [--members 1|3] [--seq N] [--conc-n N] [--get-n N] [--proof-n N] [--concurrency 100] [--value-bytes 100] [--phase-seconds 120] [--keep] [--trace] [--cpu-prof DIR] [--serve-args="--checkpoint-interval 5000"] [--node-args="--perf-basic-prof"] [--member-log DIR] [--source]');
   process.exit(0);
 }
 /**
@@ -202,7 +202,7 @@ async function main(): Promise<void> {
   );
   for (const l of machineInfo()) console.log(`  ${l}`);
   console.log(
-    `  ${P.warmN ? `warm-up: 200 single-client PUTs, then ${P.warmN} at ${P.concurrency} in flight (not measured); ` : ''}single client: ${P.seq} PUTs; ${P.concurrency} in flight: ${P.concN} PUTs, ${P.getN} linearizable GETs, ${P.proofN} GETs with a proof (etcd: plain GETs); value ${P.valueBytes} bytes; ${REPS} rep(s); systems ${SYSTEMS.join(', ')}`,
+    `  ${P.warmN ? `warm-up: 200 single-client PUTs, then ${P.warmN} at ${P.concurrency} in flight (not measured), then a pause of ${(P.settleMs ?? 0) / 1000} s; ` : ''}single client: ${P.seq} PUTs; ${P.concurrency} in flight: ${P.concN} PUTs, ${P.getN} linearizable GETs, ${P.proofN} GETs with a proof (etcd: plain GETs); value ${P.valueBytes} bytes; ${REPS} rep(s); systems ${SYSTEMS.join(', ')}`,
   );
   console.log(
     `  client: bench/loadgen (Go) — ProofKV: ${PROOFKV_SYSTEMS.map((s) => (s === 'proofkv' ? 'net/http keep-alive' : `the stream protocol (${P.streamConns} connection(s) per member, requests multiplexed)`)).join(' and ')}, ${

@@ -103,11 +103,15 @@ export async function measureEtcd(
 /** Load parameters from the command line (shared with bench/cluster.ts). */
 export function loadParamsOf(args: Map<string, string | true>): LoadParams {
   const quick = args.has('quick');
+  // A warm-up under load for every system alike (bench/README.md § A new machine, and a warm-up by
+  // default): without it the first phases after start measure V8 compiling ProofKV's code.
+  const warmN = numArg(args, 'warmup', quick ? 5000 : 20000);
   return {
     seq: numArg(args, 'seq', quick ? 1000 : 3000),
-    // A warm-up under load for every system alike (bench/README.md § A new machine, and a warm-up by
-    // default): without it the first phases after start measure V8 compiling ProofKV's code.
-    warmN: numArg(args, 'warmup', quick ? 5000 : 20000),
+    warmN,
+    // Then a pause, so that the measured phases do not pay for the work the warm-up left (a flush,
+    // its merges): what a lone client meets after a burst is not the lone PUT row's question.
+    settleMs: numArg(args, 'settle-ms', warmN > 0 ? 5000 : 0),
     // Long enough for ProofKV's engine to reach its compactions (bench/README.md § Sustained
     // writes): a shorter phase measures it before the work its LSM tree defers.
     concN: numArg(args, 'conc-n', quick ? 5000 : 200_000),

@@ -169,6 +169,8 @@ export interface LoadParams {
   seq: number;
   /** PUTs at `concurrency` in flight before the measured phases, on keys of their own, not reported (`--warmup`; the benches' default 20,000, 5,000 with `--quick`; 0 here). */
   warmN?: number;
+  /** Pause after the warm-up under load, before the measured phases, ms (`--settle-ms`; the benches' default 5,000 with a warm-up, else 0; 0 here). */
+  settleMs?: number;
   concN: number;
   getN: number;
   /** GETs with a proof at `concurrency` in flight (ProofKV; etcd: plain linearizable GETs); 0: no such phase. */
@@ -209,6 +211,7 @@ export async function runLoadgen(bin: string, system: LoadSystem, endpoints: str
     '-endpoints', endpoints.join(','),
     '-seq', String(p.seq),
     '-warm-n', String(p.warmN ?? 0),
+    '-settle', `${p.settleMs ?? 0}ms`,
     '-conc-n', String(p.concN),
     '-get-n', String(p.getN),
     '-proof-n', String(p.proofN),

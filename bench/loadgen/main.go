@@ -754,6 +754,7 @@ func main() {
 	endpoints := flag.String("endpoints", "", "comma-separated client URLs")
 	seq := flag.Int("seq", 3000, "single-client PUTs")
 	warmN := flag.Int("warm-n", 0, "PUTs with -concurrency in flight before the measured phases (after the 200 single-client warm-up PUTs), on keys of their own; not reported")
+	settle := flag.Duration("settle", 0, "pause after the warm-up under load, before the measured phases, so that the servers finish the work it left them (flushes, compactions, collections); not reported")
 	concN := flag.Int("conc-n", 20000, "PUTs with -concurrency in flight")
 	getN := flag.Int("get-n", 20000, "GETs with -concurrency in flight")
 	proofN := flag.Int("proof-n", 0, "GETs with a proof with -concurrency in flight (0: no such phase)")
@@ -833,6 +834,7 @@ func main() {
 	// the same for every system. Its keys are not those of any measured phase.
 	if *warmN > 0 {
 		run("warm100", *warmN, *conc, limit, func(ctx context.Context, i int) error { return s.put(ctx, key("x", i%5000), value) })
+		time.Sleep(*settle)
 	}
 	phase("put1", *seq, 1, func(ctx context.Context, i int) error { return s.put(ctx, key("s", i%1000), value) })
 	const concKeys = 5000
