@@ -5,7 +5,7 @@
  * `--unsafe-no-fsync`, which is not given), heartbeat 100 ms and election timeout 1000 ms (the
  * same timing as ProofKV's group). Run alone it measures etcd only:
  *
- *   npx tsx bench/etcd.ts [--quick] [--warmup N] [--seq N] [--conc-n N] [--get-n N] [--concurrency 100]
+ *   npx tsx bench/etcd.ts [--quick] [--warmup N] [--settle-ms N] [--seq N] [--conc-n N] [--get-n N] [--concurrency 100]
  *
  * See bench/README.md. Not a test.
  * @module
@@ -135,7 +135,7 @@ export function phaseLine(r: PhaseResult): string {
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   if (args.has('help')) {
-    console.log('usage: tsx bench/etcd.ts [--quick] [--warmup 20000] [--seq N] [--conc-n N] [--get-n N] [--concurrency 100] [--value-bytes 100] [--phase-seconds 120]');
+    console.log('usage: tsx bench/etcd.ts [--quick] [--warmup 20000] [--settle-ms 5000] [--seq N] [--conc-n N] [--get-n N] [--concurrency 100] [--value-bytes 100] [--phase-seconds 120]');
     return;
   }
   const p = loadParamsOf(args);
