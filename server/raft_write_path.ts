@@ -80,7 +80,7 @@ export interface RaftWritePathOptions extends LocalWritePathOptions {
    * simulator gives a virtual clock and a seed (test/replication/fullstack.test.ts). Default:
    * real timers, a random seed and the group's default election and heartbeat ticks.
    */
-  group?: Pick<ReplicationGroupOptions<WriteOutcome>, 'clock' | 'seed' | 'electionTick' | 'heartbeatTick' | 'requestTimeoutMs'>;
+  group?: Pick<ReplicationGroupOptions<WriteOutcome>, 'clock' | 'seed' | 'electionTick' | 'heartbeatTick' | 'requestTimeoutMs' | 'afterSync'>;
   /**
    * Wall-clock time (ms since the epoch) stamped on the commands this path proposes itself (the
    * checkpoint asked for by session-table pressure). Default `Date.now`; the simulator derives it
@@ -391,6 +391,24 @@ export class RaftWritePath implements WritePath {
   /** Resolves once the group's loop is idle and the engine's flushes and checkpoint in flight, if any, are done. */
   async settled(): Promise<void> {
     await this.group.settled();
+    await this.engineSettled();
+  }
+
+  /**
+   * While the group waits for a simulated sync (`group.afterSync`): true while applies it
+   * started meanwhile run, or the engine flushes or records a checkpoint (the simulator waits).
+   */
+  busyWhileParked(): boolean {
+    return this.group.applyingDuringSync() || this.db.checkpointInFlight() || this.db.flushInFlight();
+  }
+
+  /** Resolves once {@link busyWhileParked} is false. */
+  async settledWhileParked(): Promise<void> {
+    await this.group.duringSyncApplied();
+    await this.engineSettled();
+  }
+
+  private async engineSettled(): Promise<void> {
     await this.db.waitForFlush().catch(() => undefined);
     await this.db.waitForCheckpoint().catch(() => undefined);
   }

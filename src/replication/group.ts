@@ -576,6 +576,12 @@ export class ReplicationGroup<O> {
   private readonly heard = new Set<number>();
   /** Set while the loop waits for a sync ({@link duringSync}): wakes it to step what arrived. */
   private wake: (() => void) | null = null;
+  /**
+   * While {@link duringSync} runs: the applies it has in flight (the Ready's own, then those of
+   * commits learnt during the sync, and the reads released after them), and whether they settled
+   * ({@link applyingDuringSync}).
+   */
+  private syncApplies: { settled: boolean; done: Promise<void> } | null = null;
   /** A leader's commit-only appends held back for a while ({@link CommitNotices}). */
   private readonly notices = new CommitNotices();
   /** The timer that sends the held notices; null when none is armed. */
@@ -1265,45 +1271,79 @@ export class ReplicationGroup<O> {
     let done = false;
     const settled = saving.then(() => { done = true; }, () => { done = true; });
     let chain = applying;
-    for (;;) {
-      await Promise.race([settled, new Promise<void>((resolve) => { this.wake = resolve; })]);
-      this.wake = null;
-      if (done || this.failure || this.closed || this.pause) break;
-      this.stepInbound();
-      const node = this.node;
-      // Reads that arrived meanwhile ask for their read index now, not after the sync: a ReadIndex
-      // request (a leader's heartbeat round, a follower's relayed request) depends on no write.
-      if (!this.closed && this.readRequestDue()) this.requestReads();
-      if (node.raft.state === StateType.Leader && node.raft.term === leaderTerm) {
-        const out = node.takeMessages((m) => sendsBeforeWrite(m, true));
-        if (out.length > 0) this.send(out, out.some(carriesWrite));
-      } else if (node.raft.state === StateType.Follower) {
-        if (this.loneProposals() && !this.closed && node.leader() !== None) {
-          // Proposals made meanwhile on a follower that has none in flight: relayed to the leader
-          // now (a relay depends on no write of this member's), not after this sync
-          // (bench/README.md: a lone request arriving while this member synced another write's
-          // entry waited up to the sync's end). With proposals in flight they wait for the sync and
-          // go together, as many proposals' relays did before.
-          this.feedProposals();
+    this.noteSyncApplies(chain);
+    try {
+      for (;;) {
+        await Promise.race([settled, new Promise<void>((resolve) => { this.wake = resolve; })]);
+        this.wake = null;
+        if (done || this.failure || this.closed || this.pause) break;
+        this.stepInbound();
+        const node = this.node;
+        // Reads that arrived meanwhile ask for their read index now, not after the sync: a ReadIndex
+        // request (a leader's heartbeat round, a follower's relayed request) depends on no write.
+        if (!this.closed && this.readRequestDue()) this.requestReads();
+        if (node.raft.state === StateType.Leader && node.raft.term === leaderTerm) {
+          const out = node.takeMessages((m) => sendsBeforeWrite(m, true));
+          if (out.length > 0) this.send(out, out.some(carriesWrite));
+        } else if (node.raft.state === StateType.Follower) {
+          if (this.loneProposals() && !this.closed && node.leader() !== None) {
+            // Proposals made meanwhile on a follower that has none in flight: relayed to the leader
+            // now (a relay depends on no write of this member's), not after this sync
+            // (bench/README.md: a lone request arriving while this member synced another write's
+            // entry waited up to the sync's end). With proposals in flight they wait for the sync and
+            // go together, as many proposals' relays did before.
+            this.feedProposals();
+          }
+          // The relayed proposals, and the read request made above: a proposal is written at once,
+          // a read request at the end of the turn with the rest of its ReadIndex traffic.
+          const out = node.takeMessages((m) => m.type === MessageType.Prop || m.type === MessageType.ReadIndex);
+          if (out.length > 0) this.send(out, out.some((m) => m.type === MessageType.Prop));
         }
-        // The relayed proposals, and the read request made above: a proposal is written at once,
-        // a read request at the end of the turn with the rest of its ReadIndex traffic.
-        const out = node.takeMessages((m) => m.type === MessageType.Prop || m.type === MessageType.ReadIndex);
-        if (out.length > 0) this.send(out, out.some((m) => m.type === MessageType.Prop));
+        // Read indexes confirmed meanwhile (a leader's own reads, a follower's answers from the
+        // leader): released once the applies before them have settled, not after the sync.
+        const readStates = node.takeReadStates();
+        const ents = node.takeCommitted(persisted);
+        if (readStates.length > 0) {
+          this.noteReadStates(readStates);
+          if (ents.length === 0) this.noteSyncApplies((chain = chain.then(() => this.releaseReads())));
+        }
+        if (ents.length === 0) continue;
+        if (tracing) trace('commit-during-sync', ents[0].index, ents[ents.length - 1].index);
+        this.noteSyncApplies((chain = chain.then(() => this.applyAll(ents)).then(() => this.releaseReads())));
       }
-      // Read indexes confirmed meanwhile (a leader's own reads, a follower's answers from the
-      // leader): released once the applies before them have settled, not after the sync.
-      const readStates = node.takeReadStates();
-      const ents = node.takeCommitted(persisted);
-      if (readStates.length > 0) {
-        this.noteReadStates(readStates);
-        if (ents.length === 0) chain = chain.then(() => this.releaseReads());
-      }
-      if (ents.length === 0) continue;
-      if (tracing) trace('commit-during-sync', ents[0].index, ents[ents.length - 1].index);
-      chain = chain.then(() => this.applyAll(ents)).then(() => this.releaseReads());
+      await chain;
+    } finally {
+      this.syncApplies = null;
     }
-    await chain;
+  }
+
+  /**
+   * Records `chain` as the applies {@link duringSync} has in flight — only for a group given
+   * `afterSync` (a simulator's syncs, which ask {@link applyingDuringSync}): the promise it adds
+   * per batch is nothing a server needs.
+   */
+  private noteSyncApplies(chain: Promise<void>): void {
+    if (!this.options.afterSync) return;
+    const t = { settled: false, done: chain };
+    t.done = chain.then(() => { t.settled = true; }, () => { t.settled = true; });
+    this.syncApplies = t;
+  }
+
+  /**
+   * True while this member waits for a log sync and applies it started meanwhile have not settled
+   * (its Ready's own stable entries, entries committed during the sync); always false without
+   * `afterSync` (not tracked). A simulator whose syncs
+   * take virtual time waits for them ({@link duringSyncApplied}) before its next event, so that
+   * a state machine doing real I/O (the full-stack simulation's engine) has finished what a
+   * delivery started before virtual time moves on.
+   */
+  applyingDuringSync(): boolean {
+    return this.syncApplies !== null && !this.syncApplies.settled;
+  }
+
+  /** Resolves once {@link applyingDuringSync} is false. */
+  async duringSyncApplied(): Promise<void> {
+    while (this.syncApplies !== null && !this.syncApplies.settled) await this.syncApplies.done;
   }
 
   /**

@@ -13,7 +13,7 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import { ProofDB, type DBOptions } from '../../src/index.js';
 import type { SignedCheckpoint } from '../../src/proof/checkpointer.js';
 import type { SignerSet } from '../../src/replication/cosign.js';
-import { Simulation, type NetworkOptions } from '../../src/replication/sim/index.js';
+import { Simulation, type NetworkOptions, type SyncOptions } from '../../src/replication/sim/index.js';
 import { RaftWritePath } from '../../server/raft_write_path.js';
 import { TINY } from '../engine/harness.js';
 import { simTmpRoot } from './sim_cluster.js';
@@ -59,6 +59,8 @@ export interface FullClusterOptions {
   electionTick?: number;
   /** `RaftWritePathOptions.maxPendingSessionBytes`: small values make the session store ask for checkpoints. */
   maxPendingSessionBytes?: number;
+  /** Log syncs that take virtual time (default: off, a sync completes at once). */
+  syncs?: SyncOptions;
 }
 
 /** The cluster. Create with {@link FullCluster.open}; {@link check} throws the first violation. */
@@ -84,6 +86,7 @@ export class FullCluster {
 
   private constructor(private readonly o: FullClusterOptions) {
     this.sim = new Simulation(o.seed, o.net, 400_000);
+    if (o.syncs) this.sim.syncs.options = o.syncs;
     this.root = fs.mkdtempSync(path.join(simTmpRoot(), `proofkv-fullsim-${o.seed}-`));
     const members: SignerSet['members'] = [];
     for (let id = 1; id <= o.n; id++) {
@@ -141,6 +144,7 @@ export class FullCluster {
     }
     const db = await ProofDB.open(m.dir, FULLSTACK_DB);
     const peers = this.ids().map((p) => ({ id: p, peerUrl: `sim://${p}` }));
+    const syncs = this.sim.syncs.open(id);
     let wp: RaftWritePath | undefined;
     try {
       wp = await RaftWritePath.open(db, path.join(m.dir, 'raft'), {
@@ -157,7 +161,9 @@ export class FullCluster {
         },
         cluster: { id, peers, transport: this.sim.net.transport(id) },
         tickMs: this.o.tickMs ?? 10,
-        group: { clock: this.sim.clock, seed: this.sim.rand.u32(), electionTick: this.o.electionTick ?? 10, heartbeatTick: 1 },
+        group: { clock: this.sim.clock, seed: this.sim.rand.u32(), electionTick: this.o.electionTick ?? 10, heartbeatTick: 1, afterSync: syncs.afterSync },
+        // Writes applied while their member waited for a sync: counted (the run's summary).
+        onApplied: () => { if (this.sim.syncs.parked(id)) this.sim.syncs.counts.appliedDuringSync++; },
         now: () => EPOCH + this.sim.now,
         afterEngineIo: (step) => this.sim.defer(id, step),
         ...(this.o.maxPendingSessionBytes === undefined ? {} : { maxPendingSessionBytes: this.o.maxPendingSessionBytes }),
@@ -166,6 +172,7 @@ export class FullCluster {
       await db.close();
       throw err;
     }
+    syncs.arm();
     this.diag.durableAtOpen.push(`${id}@${this.sim.now}:${db.logIndex().durable}`);
     m.db = db;
     m.wp = wp;
@@ -182,6 +189,8 @@ export class FullCluster {
     m.wp = undefined;
     m.db = undefined;
     this.sim.members.delete(id);
+    // A sync in progress completes (its write is on disk) and the write path closes.
+    this.sim.syncs.release(id);
     await wp.close();
     const st = db!.stats();
     await db!.close();

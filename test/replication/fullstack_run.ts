@@ -6,6 +6,7 @@
  */
 import { SeededRand } from '../../src/raft/index.js';
 import { SESSION_INPUT_BYTES } from '../../src/replication/sessions.js';
+import type { SyncCounts } from '../../src/replication/sim/index.js';
 import type { WriteCommand, WriteOutcome } from '../../server/write_path.js';
 import { checkHistory, formatOps, type KvOp } from '../raft/linearizability.js';
 import { EPOCH, FullCluster, certText } from './fullstack_cluster.js';
@@ -28,6 +29,8 @@ export interface FullReport {
   events: number;
   /** {@link FullCluster.diag} after the run (not part of the fingerprint). */
   diag: FullCluster['diag'];
+  /** The simulated syncs: how many took virtual time, messages delivered and writes applied during one. */
+  syncs: SyncCounts;
   /** The run's trace, history and final state: equal for two runs of one seed. */
   fingerprint: string;
 }
@@ -161,9 +164,15 @@ export class Clients {
 export async function runFullSeed(seed: number): Promise<FullReport> {
   const boot = new SeededRand(seed ^ 0xf511);
   const n = boot.chance(0.7) ? 3 : 5;
+  const net = { drop: [0, 0.01, 0.05][boot.int(3)], dup: [0, 0.02][boot.int(2)], minDelay: 1, maxDelay: 1 + boot.int(6), longDelay: 0.01, longDelayMax: 30 };
+  // Log syncs take virtual time in three seeds of four — up to 1, 4 or 8 of the longest network
+  // delays, a quarter of them zero — so that messages arrive, commits are learnt and entries are
+  // applied to the engine while members sync; in the fourth they complete at once. Drawn from a
+  // generator of their own, so every other draw of a seed is what it was before syncs took time.
+  const syncSpan = [0, 1, 4, 8][new SeededRand(seed ^ 0x5f5c).int(4)];
   const c = await FullCluster.open({
-    seed, n,
-    net: { drop: [0, 0.01, 0.05][boot.int(3)], dup: [0, 0.02][boot.int(2)], minDelay: 1, maxDelay: 1 + boot.int(6), longDelay: 0.01, longDelayMax: 30 },
+    seed, n, net,
+    syncs: { zero: 0.25, maxDelay: syncSpan * net.maxDelay },
     // In a third of the seeds the session store asks for checkpoints after 8 inputs without a flush.
     ...(boot.chance(1 / 3) ? { maxPendingSessionBytes: 8 * SESSION_INPUT_BYTES } : {}),
   });
@@ -287,7 +296,7 @@ export async function runFullSeed(seed: number): Promise<FullReport> {
     return {
       diag: c.diag,
       seed, n, faults, stats: clients.stats, ops: clients.history.length, certified: c.certified.size, compared: c.certStats.compared,
-      applied, events: c.sim.clock.events,
+      applied, events: c.sim.clock.events, syncs: { ...c.sim.syncs.counts },
       fingerprint: JSON.stringify({ trace: c.trace, history: clients.history, state: states[0], events: c.sim.clock.events, now: c.sim.now }),
     };
   } finally {

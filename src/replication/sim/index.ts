@@ -25,6 +25,14 @@ export interface SimMember {
   busy(): boolean;
   /** Resolves once the loop is idle. */
   settled(): Promise<void>;
+  /**
+   * While the member's loop waits for a simulated sync: true when work it started meanwhile is
+   * still running (a state machine's applies that do real I/O). Absent: such work runs in promise
+   * callbacks only (the group simulator's map), which each settling round lets finish.
+   */
+  busyWhileParked?(): boolean;
+  /** Resolves once {@link busyWhileParked} is false. */
+  settledWhileParked?(): Promise<void>;
 }
 
 /** A clock, a network and one seeded generator, with the members that run on them. */
@@ -81,17 +89,24 @@ export class Simulation {
   /**
    * Waits until no member's loop runs or has work, letting promise callbacks (clients answered
    * by a member) run in between. Real time passes here (the disk), virtual time does not. A
-   * member whose loop waits for a simulated sync ({@link SimSyncs}) counts as idle: the sync
-   * completes at a later event. What it does meanwhile (stepping a message, applying entries of
-   * a state machine that does no I/O) runs in promise callbacks, which the `setImmediate` of each
-   * round lets finish; a state machine with real I/O must not be given simulated syncs.
+   * member whose loop waits for a simulated sync ({@link SimSyncs}) counts as idle once what it
+   * started meanwhile has finished ({@link SimMember.busyWhileParked}: the full-stack members'
+   * applies, which write to the engine); the sync completes at a later event. What else it does
+   * meanwhile (stepping a message, applying entries of a state machine without I/O) runs in
+   * promise callbacks, which the `setImmediate` of each round lets finish.
    */
   async settle(): Promise<void> {
     for (;;) {
       await new Promise((resolve) => setImmediate(resolve));
       let busy = false;
       for (const [id, g] of this.members) {
-        if (!g.busy() || this.syncs.parked(id)) continue;
+        if (this.syncs.parked(id)) {
+          if (!g.busyWhileParked?.()) continue;
+          busy = true;
+          await g.settledWhileParked!();
+          continue;
+        }
+        if (!g.busy()) continue;
         busy = true;
         await Promise.race([g.settled(), this.syncs.whenParked(id)]);
       }
