@@ -291,6 +291,14 @@ function initialSetPolicy(d: SnapshotDescriptor, initial: Uint8Array): TrustPoli
   }
   const own = verifySignerSet(first.signers, initial);
   if (!own.ok) throw untrustedSets(`the initial signer set shown: ${own.reason}: ${own.message}`);
+  // The snapshot is checkpoint 0 itself (a log compacted behind its first certified checkpoint):
+  // the set in force is the initial one, just shown to hash to what checkpoint 0 commits to. The
+  // walk below would mark checkpoint 0 as its top without following it, and so end on no set.
+  if (d.checkpoint.index === 0) {
+    if (changes.length !== 1) throw untrustedSets(`the snapshot is checkpoint 0, but ${changes.length} changes are listed`);
+    if (d.checkpoint.signerSetHash === undefined || !equalBytes(d.checkpoint.signerSetHash, initial)) throw untrustedSets('the snapshot is checkpoint 0, but it does not commit to the initial signer set');
+    return signerSetPolicy(first.signers);
+  }
   return walkSetChanges(d, startSetChain(signerSetPolicy(first.signers), undefined, 0), changes);
 }
 

@@ -76,6 +76,22 @@ describe("a joiner's snapshot trust: the signer-set changes from the initial set
     trustsHonestAsC4(initial(A5));
   });
 
+  it('trusts a snapshot at checkpoint 0 itself (the only change listed is the snapshot\'s own checkpoint), signed by a quorum of the initial set', () => {
+    // A cluster whose log was compacted behind its first certified checkpoint, joined before the
+    // second: the full-stack simulation's seed 315 (twenty-first session), refused forever before.
+    const first = log().add(A5, [1, 2, 3], 1);
+    expect(first.list().map((c) => c.checkpoint.index)).toEqual([0]);
+    const d = descriptor(first, [1, 2, 3]);
+    expect(refusal(d, initial(A5))).toBeUndefined();
+    expect(snapshotPolicy(d, initial(A5)).quorum).toBe(3);
+    expect(refusal(decodeSnapshotDescriptor(encodeSnapshotDescriptor(d)), initial(A5))).toBeUndefined();
+    // Still the initial set's quorum, and only the initial set's.
+    expect(refusal(descriptor(first, [1, 2]), initial(A5))).toBe('SNAPSHOT_UNTRUSTED');
+    expect(refusal(d, initial(A))).toBe('SNAPSHOT_UNTRUSTED');
+    const madeUp = log().add(X, [7, 8], 1);
+    expect(refusal(descriptor(madeUp, [7, 8]), initial(A5))).toBe('SNAPSHOT_UNTRUSTED');
+  });
+
   it('refuses a head signed by members removed since (1 and 2), which majority(majority(listed)) accepted', () => {
     const d = descriptor(honest(), [1, 2]);
     expect(refusal(d, initial(A5))).toBe('SNAPSHOT_UNTRUSTED');
