@@ -855,6 +855,16 @@ export class ProofDB {
     return this.checkpointer.setChangeCosigns(limit);
   }
 
+  /**
+   * Sizes of the set-change checkpoints whose certificate in the log still lacks a quorum of the
+   * new signer set or of the previous one (see `Checkpointer.incompleteSetChanges`): a verifier
+   * trusting the previous set cannot follow them yet.
+   */
+  incompleteSetChanges(): number[] {
+    this.checkOpen();
+    return this.checkpointer.incompleteSetChanges();
+  }
+
   /** The divergence this replica is in (docs/replication.md § Co-signing), or undefined. */
   divergence(): Divergence | undefined {
     return this.checkpointer.divergence();

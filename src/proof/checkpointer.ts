@@ -388,6 +388,24 @@ export class Checkpointer {
   }
 
   /**
+   * Sizes of the set-change checkpoints of this log (checkpoint 0's set included) whose
+   * certificate, as cosign entries brought it — what every replica holds, not a replica's own
+   * record signature — lacks a quorum of the new set or of the previous one; the latest head is
+   * among them while it is not certified. A verifier that trusts the previous set cannot follow
+   * such a change (docs/proofs.md §5.6): neither a client walking set changes nor a member far
+   * behind checking a snapshot (src/replication/snapshot.ts). Increasing sizes.
+   */
+  incompleteSetChanges(): number[] {
+    const out: number[] = [];
+    for (const i of this.log.setChangeIndexes(0, this.log.size, Number.MAX_SAFE_INTEGER)) {
+      const size = i + 1;
+      const { set, prev } = signersAt(this.log, size);
+      if (!meetsQuorums(set, prev, ownSignatures(loggedSignatures(this.log.setChangeAt(i)!), set, prev))) out.push(size);
+    }
+    return out;
+  }
+
+  /**
    * Records a checkpoint of the current table set at `seq`: MasterRoot, time and signer set, log
    * append (synced, or written and synced before the recorded log index passes it: `deferLogSyncs`), this node's signature on the new head. Call only when the memtable is empty
    * (everything up to `seq` is in tables). `appliedIndex` (external-log mode) is stored with it:

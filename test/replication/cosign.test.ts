@@ -344,6 +344,8 @@ describe(`co-signing checkpoint heads (COSIGN_SEED=${SEED})`, () => {
       await t.append({ type: 'checkpoint', time: 3 });
       await t.commitCosigns();
       for (const rep of t.replicas) expect(rep.db.certification()).toMatchObject({ certifiedSize: 3 });
+      // Every replica tells the same: the change (head size 2) is short of a quorum in the log.
+      for (const rep of t.replicas) expect(rep.db.incompleteSetChanges()).toEqual([2]);
       // The change's own certificate lacks the previous set's quorum (only 1 of 1, 2, 3 signed there):
       // members 2 and 3 hold a signature on it in their own records, and propose it again.
       const again = t.replicas.flatMap((rep) => rep.db.setChangeCosigns());
@@ -355,6 +357,7 @@ describe(`co-signing checkpoint heads (COSIGN_SEED=${SEED})`, () => {
       await t.commitCosigns();
       // Complete now (the previous set's 1, 2, 3 and the new set's 1, 2): nothing more to propose.
       for (const rep of t.replicas) expect(rep.db.setChangeCosigns()).toEqual([]);
+      for (const rep of t.replicas) expect(rep.db.incompleteSetChanges()).toEqual([]);
       const set2 = t.replicas[0].db.signerSetChanges(0, 3, 10, 1 << 20).changes.find((c) => c.checkpoint.index === 1)!;
       expect(verifyCheckpoint(set2.head, set2.signatures, trust(old)).ok).toBe(true);
     } finally {
