@@ -43,7 +43,7 @@ describe('full-stack simulation', () => {
   }, 600_000);
 
   it(`${seeds.length} seeds: identical certificates, linearizable clients, no lost or doubled write, convergence`, async () => {
-    const totals = { ops: 0, certified: 0, compared: 0, retries: 0, replayed: 0, indeterminate: 0, conditionFailed: 0, flushes: 0, compactions: 0, syncsDelayed: 0, deliveredDuringSync: 0, appliedDuringSync: 0 };
+    const totals = { ops: 0, certified: 0, compared: 0, retries: 0, replayed: 0, indeterminate: 0, conditionFailed: 0, flushes: 0, compactions: 0, syncsDelayed: 0, deliveredDuringSync: 0, appliedDuringSync: 0, snapshotsInstalled: 0, snapshotsRefused: 0 };
     const faults: Record<string, number> = {};
     for (const seed of seeds) {
       const rep = await replayableFull(seed);
@@ -59,6 +59,9 @@ describe('full-stack simulation', () => {
       totals.syncsDelayed += rep.syncs.delayed;
       totals.deliveredDuringSync += rep.syncs.deliveredDuringSync;
       totals.appliedDuringSync += rep.syncs.appliedDuringSync;
+      totals.snapshotsInstalled += rep.snapshots.installed;
+      totals.snapshotsRefused += rep.snapshots.refused;
+      if (rep.snapshots.refused > 0) console.log(`fullsim seed ${seed}: ${rep.snapshots.refused} snapshot installs refused, the first: ${rep.snapshots.refusals[0]}`);
       for (const [k, v] of Object.entries(rep.faults)) faults[k] = (faults[k] ?? 0) + v;
     }
     // The runs did what they claim: operations, certified checkpoints compared across members,
@@ -69,11 +72,13 @@ describe('full-stack simulation', () => {
     if (seeds.length >= 50) {
       expect(totals.replayed).toBeGreaterThan(0);
       expect(totals.compactions).toBeGreaterThan(0);
-      for (const k of ['partition', 'one-way', 'isolate-leader', 'crash', 'restart', 'heal', 'crash-all', 'restart-all']) expect(faults[k] ?? 0).toBeGreaterThan(0);
+      for (const k of ['partition', 'one-way', 'isolate-leader', 'crash', 'restart', 'heal', 'crash-all', 'restart-all', 'join', 'promote', 'remove', 'remove-leader']) expect(faults[k] ?? 0).toBeGreaterThan(0);
       // Syncs took virtual time, and members stepped messages and applied writes meanwhile.
       expect(totals.syncsDelayed).toBeGreaterThan(0);
       expect(totals.deliveredDuringSync).toBeGreaterThan(0);
       expect(totals.appliedDuringSync).toBeGreaterThan(0);
+      // Members far behind, and joiners, installed the engine's tables of a certified checkpoint.
+      expect(totals.snapshotsInstalled).toBeGreaterThan(0);
     }
     console.log(`fullsim: ${seeds.length} seeds, ${JSON.stringify(totals)}, faults ${JSON.stringify(faults)}`);
   }, 900_000);

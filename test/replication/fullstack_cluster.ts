@@ -12,7 +12,10 @@ import * as path from 'node:path';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { ProofDB, type DBOptions } from '../../src/index.js';
 import type { SignedCheckpoint } from '../../src/proof/checkpointer.js';
-import type { SignerSet } from '../../src/replication/cosign.js';
+import type { MemberInfo } from '../../src/replication/members.js';
+import { SeededRand } from '../../src/raft/index.js';
+import { signerSetHash } from '../../proofs/signer_set.js';
+import { bootstrapSignerSet } from '../../server/cluster_config.js';
 import { Simulation, type NetworkOptions, type SyncOptions } from '../../src/replication/sim/index.js';
 import { RaftWritePath } from '../../server/raft_write_path.js';
 import { TINY } from '../engine/harness.js';
@@ -31,6 +34,11 @@ export const EPOCH = Date.UTC(2026, 0, 1);
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
+/** Member `id`'s registry entry: distinct loopback origins (never dialled: the simulated network routes by id). */
+export function memberInfo(id: number, publicKey: Uint8Array): MemberInfo {
+  return { id, clientUrl: `http://127.0.0.1:${10000 + id}`, peerUrl: `http://127.0.0.1:${20000 + id}`, publicKey };
+}
+
 /** A certified head as comparable text: checkpoint, head and the certificate's signatures. */
 export function certText(c: SignedCheckpoint): string {
   const k = c.checkpoint;
@@ -46,6 +54,8 @@ export function certText(c: SignedCheckpoint): string {
 export interface FullMember {
   id: number;
   dir: string;
+  /** Added at runtime: opened with `join: true` (it learns the log from the leader). */
+  joiner?: boolean;
   db?: ProofDB;
   wp?: RaftWritePath;
 }
@@ -61,6 +71,12 @@ export interface FullClusterOptions {
   maxPendingSessionBytes?: number;
   /** Log syncs that take virtual time (default: off, a sync completes at once). */
   syncs?: SyncOptions;
+  /**
+   * Entries kept behind a certified checkpoint's snapshot (`RaftSnapshotOptions.compactMargin`;
+   * default the server's). Small values compact the log so that a member far behind, or one that
+   * joins, installs a snapshot: the engine's tables, fetched in chunks from another member.
+   */
+  compactMargin?: number;
 }
 
 /** The cluster. Create with {@link FullCluster.open}; {@link check} throws the first violation. */
@@ -68,7 +84,12 @@ export class FullCluster {
   readonly sim: Simulation;
   readonly root: string;
   readonly members = new Map<number, FullMember>();
-  readonly set: SignerSet;
+  /** The bootstrap members, as a cluster file lists them: the seed of every member's registry. */
+  readonly initial: MemberInfo[] = [];
+  /** The bootstrap signer set's hash (`cluster.json`'s `initialSignerSet`). */
+  readonly initialSignerSet: Uint8Array;
+  /** Members removed from the group and stopped: left out of everything from then on. */
+  readonly retired = new Set<number>();
   /** Checkpoint-log size → the certified head (as {@link certText}) the first member reported. */
   readonly certified = new Map<number, { by: number; text: string }>();
   /** Certifications reported, and how many were compared with another member's. */
@@ -82,22 +103,44 @@ export class FullCluster {
    * simulator for why what replicas compute does not depend on it).
    */
   readonly diag = { durableAtOpen: [] as string[], flushes: 0, compactions: 0 };
+  /** Snapshots installed (the engine's tables of a certified checkpoint) and refused, over the run. */
+  readonly snapshots = { installed: 0, refused: 0, refusals: [] as string[] };
   private readonly keys = new Map<number, Uint8Array>();
 
   private constructor(private readonly o: FullClusterOptions) {
     this.sim = new Simulation(o.seed, o.net, 400_000);
     if (o.syncs) this.sim.syncs.options = o.syncs;
     this.root = fs.mkdtempSync(path.join(simTmpRoot(), `proofkv-fullsim-${o.seed}-`));
-    const members: SignerSet['members'] = [];
     for (let id = 1; id <= o.n; id++) {
       // Seeded node keys: a run's signatures (and so its log roots) are a function of the seed.
       const key = new Uint8Array(32);
       for (let i = 0; i < 32; i += 4) new DataView(key.buffer).setUint32(i, this.sim.rand.u32());
       this.keys.set(id, key);
-      members.push({ id, publicKey: ed25519.getPublicKey(key) });
+      this.initial.push(memberInfo(id, ed25519.getPublicKey(key)));
       this.members.set(id, { id, dir: path.join(this.root, `m${id}`) });
     }
-    this.set = { quorum: Math.floor(o.n / 2) + 1, members };
+    this.initialSignerSet = signerSetHash(bootstrapSignerSet(this.initial));
+  }
+
+  /**
+   * Adds member `id` to the simulation, to be added to the group at runtime: its key (seeded, from
+   * a generator of its own so that no other draw moves) and directory; {@link start} opens it with
+   * `join: true`. Returns what `POST /v1/cluster/members` would be given for it.
+   */
+  addJoiner(id: number): MemberInfo {
+    const r = new SeededRand(this.o.seed ^ (0x7a11 + id));
+    const key = new Uint8Array(32);
+    for (let i = 0; i < 32; i += 4) new DataView(key.buffer).setUint32(i, r.u32());
+    this.keys.set(id, key);
+    this.members.set(id, { id, dir: path.join(this.root, `m${id}`), joiner: true });
+    return memberInfo(id, ed25519.getPublicKey(key));
+  }
+
+  /** Stops a member removed from the group and leaves it out of every check from now on. */
+  async retire(id: number): Promise<void> {
+    this.retired.add(id);
+    await this.crash(id);
+    this.trace.push(`${this.sim.now} retired ${id}`);
   }
 
   static async open(o: FullClusterOptions): Promise<FullCluster> {
@@ -106,8 +149,9 @@ export class FullCluster {
     return c;
   }
 
+  /** Ids of every member (retired ones excluded). */
   ids(): number[] {
-    return [...this.members.keys()];
+    return [...this.members.keys()].filter((id) => !this.retired.has(id));
   }
 
   /** Ids of running members. */
@@ -137,7 +181,7 @@ export class FullCluster {
   /** Opens (or reopens) member `id` from its directory, as `proofkv serve --cluster` does. */
   async start(id: number): Promise<void> {
     const m = this.members.get(id)!;
-    if (m.wp) return;
+    if (m.wp || this.retired.has(id)) return;
     if (!fs.existsSync(m.dir)) {
       fs.mkdirSync(m.dir, { recursive: true });
       fs.writeFileSync(path.join(m.dir, 'NODE_KEY'), this.keys.get(id)!, { mode: 0o600 });
@@ -148,7 +192,6 @@ export class FullCluster {
     let wp: RaftWritePath | undefined;
     try {
       wp = await RaftWritePath.open(db, path.join(m.dir, 'raft'), {
-        signers: () => this.set,
         // Fire and forget, as the server does; a lost proposal is proposed again by the timer. It
         // follows a checkpoint's record (real I/O): the simulation runs it once every member is idle.
         proposeCosign: (cmd) => {
@@ -159,7 +202,9 @@ export class FullCluster {
           if (res.divergence) this.fail(`member ${id} diverged at size ${res.divergence.size}`);
           if (res.certified) this.onCertified(id, res.certified);
         },
-        cluster: { id, peers, transport: this.sim.net.transport(id) },
+        // As `serve --cluster` opens a member: the registry seeded from the cluster file's members
+        // gives each checkpoint's signer set (it follows the membership changes in the log).
+        cluster: { id, peers, transport: this.sim.net.transport(id), members: this.initial, join: m.joiner === true, initialSignerSet: this.initialSignerSet },
         tickMs: this.o.tickMs ?? 10,
         group: { clock: this.sim.clock, seed: this.sim.rand.u32(), electionTick: this.o.electionTick ?? 10, heartbeatTick: 1, afterSync: syncs.afterSync },
         // Writes applied while their member waited for a sync: counted (the run's summary).
@@ -167,6 +212,18 @@ export class FullCluster {
         now: () => EPOCH + this.sim.now,
         afterEngineIo: (step) => this.sim.defer(id, step),
         ...(this.o.maxPendingSessionBytes === undefined ? {} : { maxPendingSessionBytes: this.o.maxPendingSessionBytes }),
+        snapshots: {
+          ...(this.o.compactMargin === undefined ? {} : { compactMargin: this.o.compactMargin }),
+          onEvent: (e) => {
+            // Counted, not traced: two members' installs in one settling round finish in the
+            // order of their disks.
+            if (e.type === 'installed') this.snapshots.installed++;
+            else if (e.type === 'refused') {
+              this.snapshots.refused++;
+              this.snapshots.refusals.push(`${id}@${this.sim.now}: ${e.code} ${e.message}`);
+            }
+          },
+        },
       });
     } catch (err) {
       await db.close();

@@ -7,9 +7,11 @@
 import { SeededRand } from '../../src/raft/index.js';
 import { SESSION_INPUT_BYTES } from '../../src/replication/sessions.js';
 import type { SyncCounts } from '../../src/replication/sim/index.js';
+import { MembersError, MembersErrorCode } from '../../src/replication/members.js';
 import type { WriteCommand, WriteOutcome } from '../../server/write_path.js';
 import { checkHistory, formatOps, type KvOp } from '../raft/linearizability.js';
 import { EPOCH, FullCluster, certText } from './fullstack_cluster.js';
+import type { ProofDB } from '../../src/index.js';
 import { startNemesis } from './sim_nemesis.js';
 
 const te = new TextEncoder();
@@ -31,6 +33,8 @@ export interface FullReport {
   diag: FullCluster['diag'];
   /** The simulated syncs: how many took virtual time, messages delivered and writes applied during one. */
   syncs: SyncCounts;
+  /** Snapshots installed and refused ({@link FullCluster.snapshots}). */
+  snapshots: FullCluster['snapshots'];
   /** The run's trace, history and final state: equal for two runs of one seed. */
   fingerprint: string;
 }
@@ -160,6 +164,95 @@ export class Clients {
   }
 }
 
+/**
+ * In two seeds of five, the membership changes during the faults through the write path's runtime
+ * membership (`RaftWritePath.membership()`, what `POST`/`DELETE /v1/cluster/members` call): member
+ * `n + 1` is registered (`member add`) and joins as a learner, opened with `join: true` (it learns
+ * the log, registry and signer sets from the leader), and is promoted once it caught up; then a
+ * random original member — the leader in half the seeds — is removed (asked of another member)
+ * and retired. Each step is asked again after a refusal or timeout. Draws come from a generator
+ * of their own. Returns, per change, whether it is done.
+ */
+function membershipChanges(c: FullCluster, mb: SeededRand, n: number, count: (k: string) => void): { done: () => boolean; status: () => string } {
+  const last: Record<string, string> = {};
+  // Answers are acted on in events of their own, never inline (as the clients do): where an
+  // answer falls among the settling round's callbacks must not order anything.
+  const refused = (step: string, again: () => void) => (err: unknown): void => {
+    last[step] = `t=${c.sim.now}: ${(err as Error).message}`;
+    c.sim.schedule(50, again);
+  };
+  /** A running member other than `not` to ask: the leader when it is one, else a random one. */
+  const via = (not?: number) => {
+    const l = c.leader();
+    const up = c.up().filter((id) => id !== not);
+    const id = l !== undefined && l !== not ? l : up.length > 0 ? up[mb.int(up.length)] : undefined;
+    return id === undefined ? undefined : c.members.get(id)!.wp!.membership()!;
+  };
+  let joined = false;
+  let removed = false;
+  const joiner = n + 1;
+  c.sim.schedule(200 + mb.int(600), async () => {
+    const info = c.addJoiner(joiner);
+    await c.start(joiner);
+    count('join');
+    const promote = (): void => {
+      const m = via();
+      if (!m) { c.sim.schedule(50, promote); return; }
+      m.promote(joiner).then(() => c.sim.schedule(0, () => { joined = true; count('promote'); }), refused('promote', promote));
+    };
+    const add = (): void => {
+      const m = via();
+      if (!m) { c.sim.schedule(50, add); return; }
+      m.add(info).then(() => c.sim.schedule(0, promote), refused('add', add));
+    };
+    add();
+  });
+  /**
+   * True when the leader's log holds no set-change checkpoint whose certificate lacks a quorum of
+   * its set or of the previous one (`ProofDB.incompleteSetChanges`), and `also` holds there.
+   */
+  const changesCertified = (also: (db: ProofDB) => boolean = () => true): boolean => {
+    const l = c.leader();
+    const db = l === undefined ? undefined : c.members.get(l)!.db;
+    if (db === undefined) return false;
+    try {
+      return db.incompleteSetChanges().length === 0 && also(db);
+    } catch {
+      return false; // nothing certified yet, or closing
+    }
+  };
+  // The removal waits for the join's set change to be certified by a quorum of the set before it
+  // too, and the removed member is stopped only once the change that removes it is: a member
+  // that lags behind both changes (or a verifier trusting the first set) follows each change
+  // with the quorum of the set before it, which a member already gone could no longer give
+  // (docs/replication.md § Weak points: without these waits seed 57 strands a member).
+  c.sim.schedule(900 + mb.int(500), () => {
+    const l = c.leader();
+    const victim = l !== undefined && l <= n && mb.chance(0.5) ? l : 1 + mb.int(n);
+    const kind = victim === l ? 'remove-leader' : 'remove';
+    const retire = async (): Promise<void> => {
+      const gone = changesCertified((db) => !(db.latestCheckpoint().signers?.members ?? []).some((m) => m.id === victim));
+      if (!gone) { c.sim.schedule(50, retire); return; }
+      await c.retire(victim);
+      removed = true;
+      count(kind);
+    };
+    const remove = (): void => {
+      const m = via(victim);
+      if (!m || !joined || !changesCertified()) { c.sim.schedule(50, remove); return; }
+      const done = (): void => c.sim.schedule(0, retire);
+      // Asked again after a timeout, a removal that did apply is `MEMBERS_NOT_FOUND` (DELETE of a
+      // member no longer there): the asked member applied it.
+      m.remove(victim).then(done, (err: unknown) => (err instanceof MembersError && err.code === MembersErrorCode.NotFound ? done() : refused('remove', remove)(err)));
+    };
+    remove();
+  });
+  return {
+    done: () => joined && removed,
+    status: () => JSON.stringify({ joined, removed, last, snapshots: { ...c.snapshots, refusals: c.snapshots.refusals.slice(0, 3) }, members: c.up().map((id) => ({ member: id, ...c.members.get(id)!.wp!.cluster(), certified: c.members.get(id)!.db!.certification().certifiedSize, incomplete: c.members.get(id)!.db!.incompleteSetChanges(), signers: (() => { try { return c.members.get(id)!.db!.latestCheckpoint().signers?.members.map((m) => m.id); } catch { return undefined; } })(), snapshots: c.members.get(id)!.wp!.snapshotStats() })) }),
+  };
+}
+
 /** Runs seed `seed`; throws the first violation. */
 export async function runFullSeed(seed: number): Promise<FullReport> {
   const boot = new SeededRand(seed ^ 0xf511);
@@ -170,8 +263,18 @@ export async function runFullSeed(seed: number): Promise<FullReport> {
   // applied to the engine while members sync; in the fourth they complete at once. Drawn from a
   // generator of their own, so every other draw of a seed is what it was before syncs took time.
   const syncSpan = [0, 1, 4, 8][new SeededRand(seed ^ 0x5f5c).int(4)];
+  // Membership changes in two seeds of five (membershipChanges; draws of their own).
+  const mb = new SeededRand(seed ^ 0x3e3b);
+  const membership = mb.chance(0.4);
+  // In half the other seeds the log keeps only 2 entries behind each certified checkpoint, so
+  // that a member far behind (restarted, partitioned) installs a snapshot: the engine's tables of
+  // a certified checkpoint, fetched in chunks from another member. Not with membership changes:
+  // a member that skips a set change's checkpoint through a snapshot never signs it, and with a
+  // member of the previous set removed that change's certificate can stay short of the previous
+  // set's quorum for good (docs/replication.md § Weak points; seeds 57 and 124 with it).
+  const compactMargin = !membership && new SeededRand(seed ^ 0x5a4f).chance(0.5) ? 2 : undefined;
   const c = await FullCluster.open({
-    seed, n, net,
+    seed, n, net, compactMargin,
     syncs: { zero: 0.25, maxDelay: syncSpan * net.maxDelay },
     // In a third of the seeds the session store asks for checkpoints after 8 inputs without a flush.
     ...(boot.chance(1 / 3) ? { maxPendingSessionBytes: 8 * SESSION_INPUT_BYTES } : {}),
@@ -186,6 +289,7 @@ export async function runFullSeed(seed: number): Promise<FullReport> {
     const checkpoints = (): void => {
       if (!running) return;
       c.sim.schedule(150 + r.int(150), () => {
+        if (!running) return;
         const l = c.leader();
         if (l !== undefined) void c.members.get(l)!.wp!.propose({ type: 'checkpoint', time: EPOCH + c.sim.now }).catch(() => undefined);
         checkpoints();
@@ -206,18 +310,38 @@ export async function runFullSeed(seed: number): Promise<FullReport> {
         });
       });
     }
+    const changes = membership ? membershipChanges(c, mb, n, count) : { done: () => true, status: () => 'none' };
     const faultUntil = 1500;
     startNemesis(c, { until: faultUntil, maxDown: (n) => Math.floor((n - 1) / 2), restartMin: 50, restartSpan: 400, periodMin: 100, periodSpan: 200, leaderCrash: 0.3, count });
     await c.sim.runFor(faultUntil);
     c.check();
 
-    // Heal, restart everyone, let the clients finish.
+    // Heal, restart everyone, let the clients and the membership changes finish. The leader's
+    // checkpoint timer runs until the changes are done, as the server's does while entries are
+    // written: a joiner far behind installs the snapshot of a certified checkpoint, and a leader
+    // restarted after applying its latest checkpoint's entry but before seeing it certified cannot
+    // record that one (its session table was not captured) — it offers its older snapshot, whose
+    // tables it no longer serves, until the next checkpoint is certified (docs/replication.md
+    // § Weak points).
     c.sim.net.heal();
     clients.stop();
-    running = false;
     await c.sim.runFor(500);
     for (const id of c.ids()) await c.start(id);
+    if (membership) {
+      // An operator's rolling restart after a membership change: each member reopens knowing every
+      // member's address, as the updated cluster file gives it. A member that missed the joiner's
+      // registration cannot answer the joiner while it leads (its acknowledgements have no address
+      // to go to) until it restarts (docs/replication.md § Weak points; seed 331 without this).
+      for (const id of c.ids()) {
+        await c.crash(id);
+        await c.start(id);
+        await c.sim.runFor(50);
+      }
+      count('rolling-restart');
+    }
     if (!(await c.sim.runUntil(() => clients.idle(), 10_000))) throw new Error('clients did not finish');
+    if (!(await c.sim.runUntil(() => changes.done(), 10_000))) throw new Error(`membership changes did not finish: ${changes.status()}`);
+    running = false;
     c.check();
 
     // A last checkpoint, certified on every member.
@@ -238,11 +362,13 @@ export async function runFullSeed(seed: number): Promise<FullReport> {
       return c.ids().every((id) => {
         const m = c.members.get(id)!;
         const s = m.wp!.cluster();
-        return s.applied === commit && m.db!.certification().certifiedSize >= final!;
+        // Every checkpoint certified: one the timer proposed just before it stopped may follow the final one.
+        const cert = m.db!.certification();
+        return s.applied === commit && cert.certifiedSize >= final! && cert.certifiedSize === cert.latestSize;
       });
     };
     if (!(await c.sim.runUntil(certifiedEverywhere, 20_000))) {
-      throw new Error(`the final checkpoint (size ${final}) is not certified on every member: ${JSON.stringify(c.ids().map((id) => ({ ...c.members.get(id)!.wp!.cluster(), cert: c.members.get(id)!.db!.certification(), failure: String((c.members.get(id)!.wp as unknown as { group: { failure: unknown } }).group.failure ?? ''), fault: String(c.members.get(id)!.db!.writeFault()?.error ?? '') })))}`);
+      throw new Error(`the final checkpoint (size ${final}) is not certified on every member (snapshots ${JSON.stringify({ ...c.snapshots, refusals: c.snapshots.refusals.slice(-3) })}): ${JSON.stringify(c.ids().map((id) => ({ ...c.members.get(id)!.wp!.cluster(), cert: c.members.get(id)!.db!.certification(), failure: String((c.members.get(id)!.wp as unknown as { group: { failure: unknown } }).group.failure ?? ''), fault: String(c.members.get(id)!.db!.writeFault()?.error ?? '') })))}`);
     }
     await c.sim.runFor(100);
     c.check();
@@ -296,7 +422,7 @@ export async function runFullSeed(seed: number): Promise<FullReport> {
     return {
       diag: c.diag,
       seed, n, faults, stats: clients.stats, ops: clients.history.length, certified: c.certified.size, compared: c.certStats.compared,
-      applied, events: c.sim.clock.events, syncs: { ...c.sim.syncs.counts },
+      applied, events: c.sim.clock.events, syncs: { ...c.sim.syncs.counts }, snapshots: c.snapshots,
       fingerprint: JSON.stringify({ trace: c.trace, history: clients.history, state: states[0], events: c.sim.clock.events, now: c.sim.now }),
     };
   } finally {
