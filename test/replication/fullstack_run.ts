@@ -170,8 +170,8 @@ export class Clients {
  * `n + 1` is registered (`member add`) and joins as a learner, opened with `join: true` (it learns
  * the log, registry and signer sets from the leader), and is promoted once it caught up; then a
  * random original member — the leader in half the seeds — is removed (asked of another member)
- * and retired. Each step is asked again after a refusal or timeout. Draws come from a generator
- * of their own. Returns, per change, whether it is done.
+ * and retired. Each step is asked again after a refusal or timeout. Draws come from `mb`, a
+ * generator of their own. Returns whether both changes are done, and their state for a failure.
  */
 function membershipChanges(c: FullCluster, mb: SeededRand, n: number, count: (k: string) => void): { done: () => boolean; status: () => string } {
   const last: Record<string, string> = {};
@@ -318,11 +318,10 @@ export async function runFullSeed(seed: number): Promise<FullReport> {
 
     // Heal, restart everyone, let the clients and the membership changes finish. The leader's
     // checkpoint timer runs until the changes are done, as the server's does while entries are
-    // written: a joiner far behind installs the snapshot of a certified checkpoint, and a leader
-    // restarted after applying its latest checkpoint's entry but before seeing it certified cannot
-    // record that one (its session table was not captured) — it offers its older snapshot, whose
-    // tables it no longer serves, until the next checkpoint is certified (docs/replication.md
-    // § Weak points).
+    // written: a removed member is stopped only once a checkpoint after its removal is certified,
+    // and a member far behind is offered the snapshot of a newer certified checkpoint (a leader
+    // restarted between applying its latest checkpoint and seeing it certified offers an older
+    // one, whose tables it no longer serves: docs/replication.md § Weak points).
     c.sim.net.heal();
     clients.stop();
     await c.sim.runFor(500);
