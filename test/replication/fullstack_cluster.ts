@@ -34,6 +34,9 @@ export const EPOCH = Date.UTC(2026, 0, 1);
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
+/** Refusals of snapshot installs whose text a run keeps (the count is kept in full). */
+const MAX_REFUSALS_KEPT = 16;
+
 /** Member `id`'s registry entry: distinct loopback origins (never dialled: the simulated network routes by id). */
 export function memberInfo(id: number, publicKey: Uint8Array): MemberInfo {
   return { id, clientUrl: `http://127.0.0.1:${10000 + id}`, peerUrl: `http://127.0.0.1:${20000 + id}`, publicKey };
@@ -103,7 +106,10 @@ export class FullCluster {
    * simulator for why what replicas compute does not depend on it).
    */
   readonly diag = { durableAtOpen: [] as string[], flushes: 0, compactions: 0 };
-  /** Snapshots installed (the engine's tables of a certified checkpoint) and refused, over the run. */
+  /**
+   * Snapshots installed (the engine's tables of a certified checkpoint) and refused over the run,
+   * and the text of the first {@link MAX_REFUSALS_KEPT} refusals (a stuck install repeats one).
+   */
   readonly snapshots = { installed: 0, refused: 0, refusals: [] as string[] };
   private readonly keys = new Map<number, Uint8Array>();
 
@@ -220,7 +226,7 @@ export class FullCluster {
             if (e.type === 'installed') this.snapshots.installed++;
             else if (e.type === 'refused') {
               this.snapshots.refused++;
-              this.snapshots.refusals.push(`${id}@${this.sim.now}: ${e.code} ${e.message}`);
+              if (this.snapshots.refusals.length < MAX_REFUSALS_KEPT) this.snapshots.refusals.push(`${id}@${this.sim.now}: ${e.code} ${e.message}`);
             }
           },
         },

@@ -367,7 +367,7 @@ export async function runFullSeed(seed: number): Promise<FullReport> {
       });
     };
     if (!(await c.sim.runUntil(certifiedEverywhere, 20_000))) {
-      throw new Error(`the final checkpoint (size ${final}) is not certified on every member (snapshots ${JSON.stringify({ ...c.snapshots, refusals: c.snapshots.refusals.slice(-3) })}): ${JSON.stringify(c.ids().map((id) => ({ ...c.members.get(id)!.wp!.cluster(), cert: c.members.get(id)!.db!.certification(), failure: String((c.members.get(id)!.wp as unknown as { group: { failure: unknown } }).group.failure ?? ''), fault: String(c.members.get(id)!.db!.writeFault()?.error ?? '') })))}`);
+      throw new Error(`the final checkpoint (size ${final}) is not certified on every member (snapshots ${JSON.stringify({ ...c.snapshots, refusals: c.snapshots.refusals.slice(0, 3) })}): ${JSON.stringify(c.ids().map((id) => ({ ...c.members.get(id)!.wp!.cluster(), cert: c.members.get(id)!.db!.certification(), failure: String((c.members.get(id)!.wp as unknown as { group: { failure: unknown } }).group.failure ?? ''), fault: String(c.members.get(id)!.db!.writeFault()?.error ?? '') })))}`);
     }
     await c.sim.runFor(100);
     c.check();
