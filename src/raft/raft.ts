@@ -437,7 +437,9 @@ export class Raft {
         }
         return;
       case ConfChangeType.AddLearner:
-        if (pr && !pr.isLearner) throw dropped(`node ${cc.nodeId} is a voter; demotion is not supported`);
+        // A voter made a learner (demoted) leaves the voters as RemoveNode would, and keeps
+        // receiving the log.
+        if (pr && !pr.isLearner && this.prs.voters.size === 1) throw dropped('cannot demote the last voter');
         return;
       case ConfChangeType.RemoveNode:
         if (this.prs.voters.has(cc.nodeId) && this.prs.voters.size === 1) throw dropped('cannot remove the last voter');
@@ -891,14 +893,18 @@ export class Raft {
         this.prs.set(cc.nodeId, false, next);
         break;
       case ConfChangeType.AddLearner:
-        if (!this.prs.voters.has(cc.nodeId)) this.prs.set(cc.nodeId, true, next);
+        // A new learner, or a voter demoted (never the last voter: the same rule on every replica).
+        if (!(this.prs.voters.has(cc.nodeId) && this.prs.voters.size === 1)) this.prs.set(cc.nodeId, true, next);
         break;
       case ConfChangeType.RemoveNode:
         this.prs.remove(cc.nodeId);
         break;
     }
     this.isLearner = this.prs.learners.has(this.id);
-    if (this.state === StateType.Leader) {
+    if ((this.state === StateType.Candidate || this.state === StateType.PreCandidate) && !this.prs.voters.has(this.id)) {
+      // Removed or demoted while campaigning: a non-voter must not win an election.
+      this.becomeFollower(this.term, None);
+    } else if (this.state === StateType.Leader) {
       if (!this.prs.voters.has(this.id)) {
         // Removed (or never a voter): hand over to the most up-to-date voter and step down.
         let best = None;

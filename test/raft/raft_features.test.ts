@@ -441,6 +441,47 @@ describe('membership', () => {
     expect((c.get(now).app as KvApp).kv.get('k')).toBe('after');
     c.checkConverged();
   });
+
+  test('the last voter cannot be demoted', () => {
+    const r = newTestRaft(1, [1], { learners: [2] });
+    r.becomeCandidate();
+    r.becomeLeader();
+    persist(r);
+    r.raftLog.commitTo(r.raftLog.lastIndex());
+    r.raftLog.appliedTo(r.raftLog.lastIndex());
+    expect(dropped(() => r.step(ccMsg(ConfChangeType.AddLearner, 1)))).toBe(true);
+    // Applied anyway (as a log from elsewhere could hold it), it changes nothing.
+    expect(r.applyConfChange({ type: ConfChangeType.AddLearner, nodeId: 1 })).toEqual({ voters: [1], learners: [2] });
+  });
+
+  test('a demoted leader steps down and keeps the log as a learner; the others commit without it (simulated cluster)', () => {
+    const c = new Cluster({ seed: 12, n: 3, newApp: () => new KvApp() });
+    const leader = (): number => c.leaders().sort((a, b) => b.term - a.term)[0]?.id ?? 0;
+    expect(c.runUntilCond(() => leader() !== 0, 5000)).toBe(true);
+    const put = (k: string, v: string, s: number): void => {
+      c.withNode(leader(), (rn) => rn.propose(enc.encode(JSON.stringify({ c: 1, s, op: 'put', k, v }))));
+      c.runFor(50);
+    };
+    for (let i = 1; i <= 10; i++) put('k', `v${i}`, i);
+    const old = leader();
+    expect(c.withNode(old, (rn: RawNode) => rn.proposeConfChange({ type: ConfChangeType.AddLearner, nodeId: old }))).toBe(true);
+    c.runFor(3000);
+    const now = leader();
+    expect(now).not.toBe(0);
+    expect(now).not.toBe(old);
+    const voters = [1, 2, 3].filter((id) => id !== old);
+    for (const id of [1, 2, 3]) expect(c.get(id).node!.raft.prs.confState()).toEqual({ voters, learners: [old] });
+    expect(c.get(old).node!.raft.isLearner).toBe(true);
+    // It still receives the log, never campaigns, and its vote is not needed.
+    put('k', 'after', 11);
+    c.runFor(2000);
+    expect((c.get(old).app as KvApp).kv.get('k')).toBe('after');
+    expect(c.get(old).node!.raft.state).toBe(StateType.Follower);
+    c.crash(old);
+    put('k', 'without', 12);
+    c.runFor(500);
+    expect((c.get(now).app as KvApp).kv.get('k')).toBe('without');
+  });
 });
 
 describe('RawNode', () => {
