@@ -80,7 +80,7 @@ export class Metrics {
   readonly writes: Counter<'op'>;
   /** Read requests served, by kind (`get`, `scan`, `history`, `proof`, `history_proof`). */
   readonly reads: Counter<'op'>;
-  /** Checkpoint duration, by trigger (`interval`, `writes`, `request`, `shutdown`). */
+  /** Checkpoint duration, by trigger (`interval`, `writes`, `request`, `shutdown`; a cluster member's `initial`, `set-change` or `snapshot`: `RaftWritePath.checkpointDue`). */
   readonly checkpointDuration: Histogram<'trigger'>;
   /** Failed checkpoints, by trigger. */
   readonly checkpointFailures: Counter<'trigger'>;

@@ -34,7 +34,7 @@ import { HttpTransport, TransportError, TransportErrorCode } from '../src/replic
 import { describeShape, learnClusterShape } from '../src/replication/shape.js';
 import { holdsEngineState } from '../src/db/snapshot_install.js';
 import type { Shape } from '../src/options.js';
-import { LocalWritePath, type LocalWritePathOptions, type PathFault, type WritePath } from './write_path.js';
+import { LocalWritePath, writesSinceCheckpoint, type LocalWritePathOptions, type PathFault, type WritePath } from './write_path.js';
 import { StreamServer, maxFrameBytes } from './stream/index.js';
 
 /** Options of {@link ProofNode.start}. */
@@ -526,15 +526,9 @@ export class ProofNode {
     return `${this.options.tls ? 'https' : 'http'}://${h}:${this.port}`;
   }
 
-  /** Write operations since the last checkpoint (its seq), 0 when none. */
+  /** Write operations since the latest certified checkpoint (`writesSinceCheckpoint`). */
   private pendingWrites(): number {
-    let checkpointSeq = 0;
-    try {
-      checkpointSeq = this.db.latestCheckpoint().checkpoint.seq;
-    } catch {
-      // no checkpoint yet
-    }
-    return this.db.stats().lastSeq - checkpointSeq;
+    return writesSinceCheckpoint(this.db);
   }
 
   /**
@@ -558,14 +552,21 @@ export class ProofNode {
     return !(this.writePath instanceof RaftWritePath) || this.writePath.isLeader();
   }
 
-  /** Takes a checkpoint when there are new writes and none is running. */
+  /** Takes a checkpoint when there are new writes (or a cluster member needs one: `RaftWritePath.checkpointDue`) and none is running. */
   private maybeCheckpoint(trigger: 'interval' | 'writes'): void {
     if (this.closing || this.checkpointing || !this.leads()) return;
     // A write fault refuses checkpoints and is retried by the engine; after failed automatic
     // checkpoints, wait (1 s doubling to 60 s) instead of failing and logging every interval.
     if (this.db.writeFault() || Date.now() < this.checkpointRetryAt) return;
-    if (this.pendingWrites() <= 0) return;
-    this.checkpointing = this.checkpoint(trigger).finally(() => {
+    let why: string = trigger;
+    if (this.pendingWrites() <= 0) {
+      // Without new writes, a cluster member may still need one (a signer-set change to record, a
+      // certified checkpoint it could not record as its Raft snapshot: RaftWritePath.checkpointDue).
+      const due = this.writePath instanceof RaftWritePath ? this.writePath.checkpointDue() : undefined;
+      if (!due) return;
+      why = due;
+    }
+    this.checkpointing = this.checkpoint(why).finally(() => {
       this.checkpointing = null;
     });
   }

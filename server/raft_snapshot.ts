@@ -11,7 +11,9 @@
  *   a quorum's `cosign` entries are applied otherwise), its descriptor
  *   (`snapshotDescriptor`: certificate, table list, `CHECKPOINTS` prefix, the captured session
  *   table) is recorded as the Raft snapshot at i (`ReplicationGroup.snapshotAt`), and the log is
- *   compacted behind it, keeping the group's `compactMargin` entries. Every certified checkpoint
+ *   compacted behind it, keeping the group's `compactMargin` entries — and, while a set-change
+ *   checkpoint's certificate lacks signatures, the entries from that checkpoint's (`keepFrom`), so
+ *   that members behind it apply and sign it instead of skipping it. Every certified checkpoint
  *   is recorded: a member serves only the tables of its latest certified checkpoint, so the Raft
  *   snapshot a leader sends must be that one.
  * - **Serve.** The peer listener answers chunk reads with `readSnapshotChunk`.
@@ -80,6 +82,12 @@ export type SnapshotEvent =
    */
   | { type: 'deferred'; index: number };
 
+/**
+ * Records the Raft snapshot at `index` (the group's `snapshotAt`); `keepFrom`, when set, is a log
+ * index the compaction keeps entries for (an incomplete set change's checkpoint entry).
+ */
+export type RecordSnapshot = (index: number, data: Uint8Array, keepFrom?: number) => Promise<void>;
+
 /** Counters of {@link RaftSnapshots}. */
 export interface SnapshotCounters {
   /** Raft snapshots recorded at certified checkpoints. */
@@ -142,7 +150,7 @@ export class RaftSnapshots {
    * the capture happens, the recording waits for the next checkpoint or cosign entry, and one
    * `deferred` event says so (not a `skipped` warning per replayed entry).
    */
-  afterApply(index: number, cmd: WriteCommand, record: ((index: number, data: Uint8Array) => Promise<void>) | undefined): void {
+  afterApply(index: number, cmd: WriteCommand, record: (RecordSnapshot) | undefined): void {
     if (cmd.type === 'checkpoint') {
       try {
         this.captured.set(index, this.sessions.export(index));
@@ -168,12 +176,12 @@ export class RaftSnapshots {
    * {@link afterApply} at its freeze, before the record existed): records the latest certified
    * checkpoint if it is new (a one-member group certifies at the record).
    */
-  afterRecord(record: ((index: number, data: Uint8Array) => Promise<void>) | undefined): void {
+  afterRecord(record: (RecordSnapshot) | undefined): void {
     if (record) this.recordCertified(record);
   }
 
   /** Records the latest certified checkpoint if it is new; one recording at a time, the newest next. */
-  private recordCertified(record: (index: number, data: Uint8Array) => Promise<void>): void {
+  private recordCertified(record: RecordSnapshot): void {
     if (this.recording) {
       this.again = true;
       return;
@@ -181,6 +189,7 @@ export class RaftSnapshots {
     const d = this.certified();
     if (!d) return;
     this.recording = true;
+    const keepFrom = this.setChangeHold(d.index);
     const settle = (): void => {
       this.recording = false;
       if (this.again) {
@@ -188,7 +197,7 @@ export class RaftSnapshots {
         this.recordCertified(record);
       }
     };
-    record(d.index, d.data).then(
+    record(d.index, d.data, keepFrom).then(
       () => {
         if (d.index > (this.latest?.index ?? 0)) {
           this.latest = d;
@@ -205,6 +214,22 @@ export class RaftSnapshots {
         settle();
       },
     );
+  }
+
+  /**
+   * The log index the compaction behind a snapshot at `index` keeps entries for: the entry of the
+   * earliest set-change checkpoint whose certificate still lacks a quorum of its set or of the
+   * previous one (`ProofDB.incompleteSetChangeLogIndex`). A member of either set that is behind
+   * it then applies that checkpoint from the log and signs it; one that skipped it through a
+   * snapshot never could (docs/replication.md § Membership, *Set changes*).
+   */
+  private setChangeHold(index: number): number | undefined {
+    try {
+      const at = this.db.incompleteSetChangeLogIndex();
+      return at !== undefined && at <= index ? at : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /** The latest certified checkpoint's descriptor when it is newer than {@link latest} and its session table was captured. */
@@ -226,6 +251,22 @@ export class RaftSnapshots {
       this.emit({ type: 'skipped', index, message: (err as Error).message });
       return undefined;
     }
+  }
+
+  /**
+   * True when the latest certified checkpoint is newer than every snapshot recorded (the group's
+   * stored one is at `storedIndex`) and cannot be recorded: its session table was not captured,
+   * because this member restarted between applying it and seeing it certified. Only the next
+   * certified checkpoint is recorded then.
+   */
+  unrecordable(storedIndex: number): boolean {
+    let index: number | undefined;
+    try {
+      index = this.db.servedCheckpointRecord()?.appliedIndex;
+    } catch {
+      return false;
+    }
+    return index !== undefined && index > Math.max(storedIndex, this.latest?.index ?? 0) && !this.captured.has(index);
   }
 
   /** `StateMachine.snapshot`: the latest certified checkpoint's descriptor (with its session table). */

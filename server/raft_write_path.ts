@@ -24,7 +24,7 @@ import type { SignerSet } from '../proofs/signer_set.js';
 import { decodeCommand, encodeCommand, encodeCommandCbor, type LogCommandFormat } from './command_codec.js';
 import { HttpError, scrubPaths } from './errors.js';
 import type { ReadConsistency } from './keys.js';
-import { RaftSnapshots, recoverInstalledSessions, type RaftSnapshotOptions, type SnapshotCounters } from './raft_snapshot.js';
+import { RaftSnapshots, recoverInstalledSessions, type RaftSnapshotOptions, type RecordSnapshot, type SnapshotCounters } from './raft_snapshot.js';
 import { CommandApplier, MAX_SESSION_BYTES, isEngineFailure, isRecoverableFault, type LocalWritePathOptions, type PathFault, type WriteCommand, type WriteOutcome, type WritePath } from './write_path.js';
 
 /** Options of {@link RaftWritePath.open}. */
@@ -146,6 +146,8 @@ export class RaftWritePath implements WritePath {
     private readonly snapshots: RaftSnapshots,
     private readonly members: MemberStore | undefined,
     private readonly encode: (cmd: WriteCommand) => Uint8Array,
+    /** Proposes a checkpoint stamped with this member's clock (errors ignored). */
+    private readonly proposeCheckpoint: () => void,
   ) {}
 
   /**
@@ -222,9 +224,9 @@ export class RaftWritePath implements WritePath {
     });
     // Entries replayed while the group opens are not recorded yet (`record` undefined): the next checkpoint's are.
     const afterIo = options.afterEngineIo;
-    const record = afterIo
-      ? (index: number, data: Uint8Array) => new Promise<void>((resolve, reject) => afterIo(() => void group!.snapshotAt(index, data).then(resolve, reject)))
-      : (index: number, data: Uint8Array): Promise<void> => group!.snapshotAt(index, data);
+    const record: RecordSnapshot = afterIo
+      ? (index, data, keepFrom) => new Promise<void>((resolve, reject) => afterIo(() => void group!.snapshotAt(index, data, { keepFrom }).then(resolve, reject)))
+      : (index, data, keepFrom) => group!.snapshotAt(index, data, { keepFrom });
     try {
       await recoverInstalledSessions(db, sessions);
       const c = options.cluster;
@@ -286,7 +288,7 @@ export class RaftWritePath implements WritePath {
       // ends once its record is appended too, as it did when the apply awaited it (a failed one
       // is the engine's write fault, reported as any other).
       await db.waitForCheckpoint().catch(() => undefined);
-      return new RaftWritePath(db, group, applier, sessions, snapshots, members, options.logCommands === 'cbor' ? encodeCommandCbor : encodeCommand);
+      return new RaftWritePath(db, group, applier, sessions, snapshots, members, options.logCommands === 'cbor' ? encodeCommandCbor : encodeCommand, proposeCheckpoint);
     } catch (err) {
       await sessions.close();
       throw err;
@@ -471,7 +473,60 @@ export class RaftWritePath implements WritePath {
         }),
       status: () => group.status(),
       progress: () => group.progress(),
+      setChangePending: () => this.setChangePending(),
+      afterSetChange: () => this.proposeCheckpoint(),
     });
+  }
+
+  /**
+   * Why a change of the voters must wait (see `MembershipGroup.setChangePending`), as this member
+   * has applied the log: undefined when the latest checkpoint's signer set is the voters' and every
+   * set-change checkpoint's certificate meets a quorum of its set and of the previous one.
+   */
+  setChangePending(): string | undefined {
+    const members = this.members;
+    if (!members) return undefined;
+    let signed: number[] | undefined;
+    let incomplete: number[];
+    try {
+      signed = this.db.latestSignerIds();
+      incomplete = this.db.incompleteSetChanges();
+    } catch (err) {
+      return `the engine cannot tell (${(err as Error).message})`;
+    }
+    const voters = [...members.registry.current().voters].sort((a, b) => a - b);
+    if (signed === undefined) return 'no checkpoint records the initial signer set yet';
+    const ids = [...signed].sort((a, b) => a - b);
+    if (ids.join() !== voters.join()) return `the voters (${voters.join(', ')}) changed since the latest checkpoint, signed by ${ids.join(', ') || 'none'}: the next checkpoint records the change`;
+    if (incomplete.length > 0) return `the signer-set change at checkpoint ${incomplete[0] - 1} is not certified by a quorum of its set and of the previous one yet`;
+    return undefined;
+  }
+
+  /**
+   * Why this member should propose a checkpoint although nothing was written since the last one
+   * (the server's checkpoint timer asks; only the leader proposes), or undefined:
+   * - `initial`: a cluster member with no checkpoint yet: checkpoint 0 records the initial signer
+   *   set (membership changes wait for it);
+   * - `set-change`: the voters changed since the latest checkpoint: the next one records the new signer set,
+   *   and until it is certified the next membership change waits (`MEMBERS_PENDING`);
+   * - `snapshot`: the latest certified checkpoint could not be recorded as the Raft snapshot (its session
+   *   table was not captured: this member restarted between applying the checkpoint and seeing
+   *   it certified), so members behind the log would be offered an older snapshot whose tables
+   *   are no longer served; a new checkpoint is recorded once certified.
+   */
+  checkpointDue(): 'initial' | 'set-change' | 'snapshot' | undefined {
+    try {
+      const members = this.members;
+      if (members) {
+        const signed = this.db.latestSignerIds();
+        const voters = members.registry.current().voters;
+        if (signed === undefined && voters.length > 0) return 'initial';
+        if (signed !== undefined && (signed.length !== voters.length || signed.some((id) => !voters.includes(id)))) return 'set-change';
+      }
+      return this.snapshots.unrecordable(this.group.status().snapshotIndex) ? 'snapshot' : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /**

@@ -336,6 +336,21 @@ export interface LocalWritePathOptions {
 export const MAX_SET_CHANGE_COSIGN_RETRIES = 30;
 
 /**
+ * Write operations since the latest certified checkpoint (its seq; all of them before the first):
+ * what the server's checkpoint timer asks for a checkpoint on. A checkpoint that is pending
+ * certification does not count, so the timer keeps proposing while none is certified.
+ */
+export function writesSinceCheckpoint(db: ProofDB): number {
+  let checkpointSeq = 0;
+  try {
+    checkpointSeq = db.latestCheckpoint().checkpoint.seq;
+  } catch {
+    // none certified yet
+  }
+  return db.stats().lastSeq - checkpointSeq;
+}
+
+/**
  * The state machine behind both write paths: applies commands to the database, with the session
  * table. {@link LocalWritePath} calls it directly; `RaftWritePath` calls it for each committed log
  * entry, in log order.

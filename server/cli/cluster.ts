@@ -309,13 +309,20 @@ export async function adminRequest(endpoint: string, method: string, route: stri
   return doc;
 }
 
+/** Answers a membership request may get that pass: not caught up yet, the previous set change not certified yet, no leader, a connection refused. */
+function passingMembershipError(err: unknown): boolean {
+  const code = (err as CliError).code;
+  return code === 'MEMBERSHIP_CONFLICT' || code === 'MEMBERSHIP_PENDING' || code === 'UNAVAILABLE' || err instanceof TypeError;
+}
+
 /**
  * `proofkv cluster add-member`: asks `endpoint` to add member `member` (POST
  * /v1/cluster/members: registered, then a learner), waits until the leader reports it caught up,
  * and promotes it (POST …/promote, sent to the leader's client URL; retried while it answers
- * 409 or 503), within `timeoutMs`.
+ * 409 — not caught up, or `MEMBERSHIP_PENDING`: the previous signer-set change not certified yet —
+ * or 503), within `timeoutMs`. `force`: promote although the previous change is not certified.
  */
-export async function addMemberRemote(endpoint: string, member: { id: number; clientUrl: string; peerUrl: string; publicKey: Uint8Array }, token: string | undefined, timeoutMs = 60_000): Promise<any> {
+export async function addMemberRemote(endpoint: string, member: { id: number; clientUrl: string; peerUrl: string; publicKey: Uint8Array }, token: string | undefined, timeoutMs = 60_000, options: { force?: boolean } = {}): Promise<any> {
   await adminRequest(endpoint, 'POST', '/v1/cluster/members', token, { id: member.id, clientUrl: member.clientUrl, peerUrl: member.peerUrl, publicKey: toHex(member.publicKey) });
   const until = Date.now() + timeoutMs;
   let last: unknown;
@@ -323,15 +330,42 @@ export async function addMemberRemote(endpoint: string, member: { id: number; cl
     try {
       const list = await adminRequest(endpoint, 'GET', '/v1/cluster/members', token);
       const leader = (list.members as Array<{ id: number; clientUrl: string; role: string }>).find((m) => m.id === list.leader);
-      return await adminRequest(leader?.clientUrl || endpoint, 'POST', `/v1/cluster/members/${member.id}/promote`, token);
+      return await adminRequest(leader?.clientUrl || endpoint, 'POST', `/v1/cluster/members/${member.id}/promote${options.force ? '?force=true' : ''}`, token);
     } catch (err) {
       last = err;
-      const code = (err as CliError).code;
-      if (code !== 'MEMBERSHIP_CONFLICT' && code !== 'UNAVAILABLE' && !(err instanceof TypeError)) throw err;
+      if (!passingMembershipError(err)) throw err;
     }
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new CliError('UNAVAILABLE', `member ${member.id} was added as a learner but not promoted within ${timeoutMs} ms: ${(last as Error)?.message ?? 'no answer'}`);
+}
+
+/**
+ * `proofkv cluster remove-member`: asks `endpoint` to remove member `id` (DELETE
+ * /v1/cluster/members/{id}) until it is gone: a voter is first demoted to learner (`202`), and
+ * removed by a later request once that signer-set change is certified (`204`); the request is
+ * made again while it answers 202, `MEMBERSHIP_PENDING` or 503, within `timeoutMs`. `force`
+ * removes it at once. A `404` after an earlier request means that request did it.
+ */
+export async function removeMemberRemote(endpoint: string, id: number, token: string | undefined, timeoutMs = 60_000, options: { force?: boolean } = {}): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  let last: unknown;
+  let tries = 0;
+  while (Date.now() < until) {
+    try {
+      tries++;
+      const r = await adminRequest(endpoint, 'DELETE', `/v1/cluster/members/${id}${options.force ? '?force=true' : ''}`, token);
+      if (r === undefined) return; // 204: removed
+      last = new Error(`member ${id} is a ${r.role} now; waiting for the signer-set change to be certified`);
+    } catch (err) {
+      last = err;
+      const code = (err as CliError).code;
+      if (code === 'NOT_FOUND' && tries > 1) return;
+      if (code === 'MEMBERSHIP_CONFLICT' || !passingMembershipError(err)) throw err;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new CliError('UNAVAILABLE', `member ${id} was not removed within ${timeoutMs} ms: ${(last as Error)?.message ?? 'no answer'}`);
 }
 
 /** One member's line of `proofkv cluster status` (undefined fields: it did not answer). */
@@ -464,10 +498,11 @@ export function registerClusterCommands(program: Command): void {
     .requiredOption('--id <id>', 'the member id')
     .option('--dir <dir>', 'the cluster directory (its cluster.json gives the member URLs and key)', '.')
     .option('--token <token>', 'admin bearer token (env PROOFKV_TOKEN)')
-    .option('--timeout <ms>', 'how long to wait for the catch-up', '60000')
+    .option('--timeout <ms>', 'how long to wait for the catch-up and for the previous signer-set change to be certified', '60000')
+    .option('--force', 'promote although the previous signer-set change is not certified yet (verifiers trusting the older set may not follow it)')
     .option('--json', 'print JSON instead of text')
     .action(
-      run(async (o: { endpoint: string; id: string; dir: string; token?: string; timeout: string; json?: boolean }) => {
+      run(async (o: { endpoint: string; id: string; dir: string; token?: string; timeout: string; force?: boolean; json?: boolean }) => {
         const id = intOption(o.id, '--id', 1)!;
         let config: ClusterConfig;
         try {
@@ -478,7 +513,7 @@ export function registerClusterCommands(program: Command): void {
         }
         const m = config.members.find((x) => x.id === id);
         if (!m) throw new CliError('NOT_A_MEMBER', `member ${id} is not in ${path.join(o.dir, CLUSTER_CONFIG_FILE)}: run cluster add first`);
-        const v = await addMemberRemote(o.endpoint, m, o.token ?? process.env.PROOFKV_TOKEN, intOption(o.timeout, '--timeout', 1));
+        const v = await addMemberRemote(o.endpoint, m, o.token ?? process.env.PROOFKV_TOKEN, intOption(o.timeout, '--timeout', 1), { force: o.force === true });
         print(o, v, [`member ${v.id} is a ${v.role} (client ${v.clientUrl})`]);
       }),
     );
@@ -510,11 +545,13 @@ export function registerClusterCommands(program: Command): void {
     .requiredOption('--endpoint <url>', "a running member's client URL (not the one removed)")
     .requiredOption('--id <id>', 'the member id')
     .option('--token <token>', 'admin bearer token (env PROOFKV_TOKEN)')
+    .option('--timeout <ms>', 'how long to wait for the previous signer-set change to be certified', '60000')
+    .option('--force', 'remove although the previous signer-set change is not certified yet (verifiers trusting the older set may not follow it)')
     .option('--json', 'print JSON instead of text')
     .action(
-      run(async (o: { endpoint: string; id: string; token?: string; json?: boolean }) => {
+      run(async (o: { endpoint: string; id: string; token?: string; timeout: string; force?: boolean; json?: boolean }) => {
         const id = intOption(o.id, '--id', 1)!;
-        await adminRequest(o.endpoint, 'DELETE', `/v1/cluster/members/${id}`, o.token ?? process.env.PROOFKV_TOKEN);
+        await removeMemberRemote(o.endpoint, id, o.token ?? process.env.PROOFKV_TOKEN, intOption(o.timeout, '--timeout', 1), { force: o.force === true });
         print(o, { removed: id }, [`member ${id} removed`]);
       }),
     );

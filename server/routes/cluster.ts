@@ -20,6 +20,15 @@ const HTTP_OF: Record<MembersErrorCode, HttpCode> = {
   [MembersErrorCode.Conflict]: 'MEMBERSHIP_CONFLICT',
   [MembersErrorCode.NotFound]: 'NOT_FOUND',
   [MembersErrorCode.Unavailable]: 'UNAVAILABLE',
+  [MembersErrorCode.Pending]: 'MEMBERSHIP_PENDING',
+};
+
+const forceParam: ParamDoc = {
+  name: 'force',
+  in: 'query',
+  required: false,
+  description: 'Change the voters although the previous signer-set change is not certified by a quorum of its set and of the set before it yet (`409 MEMBERSHIP_PENDING` otherwise). A verifier trusting the older set cannot follow a change whose certificate never completes: for replacing a dead member (docs/cluster.md § Membership).',
+  schema: { type: 'boolean' },
 };
 
 const idParam: ParamDoc = { name: 'id', in: 'path', required: true, description: 'Member id (1 .. 2^32-1)', schema: { type: 'integer', minimum: 1, maximum: 0xffff_ffff } };
@@ -104,14 +113,16 @@ export function clusterRoutes(ctx: AppContext): RouteDef[] {
     name: 'cluster_member_promote',
     doc: {
       summary: 'Promote a learner to voter',
-      description: '`AddNode` of a learner that has caught up with the leader; `409 MEMBERSHIP_CONFLICT` while it has not (try again). From then on its signature counts in the signer set of every checkpoint.',
-      parameters: [idParam],
+      description: '`AddNode` of a learner that has caught up with the leader; `409 MEMBERSHIP_CONFLICT` while it has not (try again). From then on its signature counts in the signer set of every checkpoint. One signer-set change at a time: `409 MEMBERSHIP_PENDING` while the previous one is not recorded by a checkpoint certified by a quorum of its set and of the set before it (try again; the member that applies a change proposes that checkpoint), unless `force`.',
+      parameters: [idParam, forceParam],
       responses: { ...ok('Member', 'The member, now a voter'), ...errors(400, 401, 403, 404, 409, 503) },
     },
     async handler(req, res) {
-      queryOf(res).only([]);
+      const q = queryOf(res);
+      q.only(['force']);
       const id = pathId(req);
-      await mapped(() => membership().promote(id));
+      const force = q.flag('force');
+      await mapped(() => membership().promote(id, { force }));
       list(req, res, 200, id);
     },
   };
@@ -124,15 +135,18 @@ export function clusterRoutes(ctx: AppContext): RouteDef[] {
     name: 'cluster_member_remove',
     doc: {
       summary: 'Remove a member',
-      description: '`RemoveNode`, then a `member remove` log entry. A member cannot remove itself: send the request to another member. The removed member stops serving writes.',
-      parameters: [idParam],
-      responses: { '204': { description: 'Removed' }, ...errors(400, 401, 403, 404, 409, 503) },
+      description: 'Two steps for a voter, so that it signs the checkpoint that takes it out of the signer set: the first request demotes it to learner (`202` with the member: out of the signer set from the next checkpoint, still receiving the log); a request once that change is certified by a quorum of the new set and of the previous one removes it (`RemoveNode`, then a `member remove` log entry; `204`); `409 MEMBERSHIP_PENDING` until then, and while an earlier signer-set change is not certified. `force` removes at once, without waiting (a dead member cannot sign). A learner is removed in one step. A member cannot remove itself: send the request to another member. The removed member stops serving writes.',
+      parameters: [idParam, forceParam],
+      responses: { '202': { description: 'Demoted to learner: ask again once the change is certified', content: { 'application/json': { schema: { $ref: '#/components/schemas/Member' } } } }, '204': { description: 'Removed' }, ...errors(400, 401, 403, 404, 409, 503) },
     },
     async handler(req, res) {
-      queryOf(res).only([]);
+      const q = queryOf(res);
+      q.only(['force']);
       const id = pathId(req);
-      await mapped(() => membership().remove(id));
-      res.status(204).end();
+      const force = q.flag('force');
+      const done = await mapped(() => membership().remove(id, { force }));
+      if (done === 'demoted') list(req, res, 202, id);
+      else res.status(204).end();
     },
   };
 

@@ -865,6 +865,27 @@ export class ProofDB {
     return this.checkpointer.incompleteSetChanges();
   }
 
+  /**
+   * The Raft log index of the entry that asked for the earliest set-change checkpoint whose
+   * certificate is incomplete ({@link incompleteSetChanges}), or undefined when there is none (or
+   * its record holds no log index). The replication layer keeps the log from there, so that a
+   * member of the old or the new set that is behind re-executes the checkpoint and signs it
+   * instead of skipping it through a snapshot (docs/replication.md § Membership, *Set changes*).
+   */
+  incompleteSetChangeLogIndex(): number | undefined {
+    this.checkOpen();
+    return this.checkpointer.incompleteSetChangeRecords()[0]?.appliedIndex;
+  }
+
+  /**
+   * The member ids of the latest checkpoint's signer set, certified or pending (undefined before
+   * the first checkpoint, or for a legacy record without a set).
+   */
+  latestSignerIds(): number[] | undefined {
+    this.checkOpen();
+    return this.checkpointer.latestStored()?.signers?.members.map((m) => m.id);
+  }
+
   /** The divergence this replica is in (docs/replication.md § Co-signing), or undefined. */
   divergence(): Divergence | undefined {
     return this.checkpointer.divergence();

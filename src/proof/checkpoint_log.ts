@@ -298,6 +298,8 @@ export interface SetChangeCertificate {
   signatures: HeadSignature[];
   signers: SignerSet;
   logged: Set<string>;
+  /** External-log mode: the index of the log entry that asked for the checkpoint (its record's `appliedIndex`). */
+  appliedIndex?: number;
 }
 
 /**
@@ -398,7 +400,7 @@ export class CheckpointLog {
     this.tree.append(checkpointLeafHash(c, nodeHasher));
     const before = this.checkpoints[c.index - 1]?.signerSetHash;
     if (c.signerSetHash !== undefined && s.signers && !(before && Buffer.from(before).equals(Buffer.from(c.signerSetHash)))) {
-      this.setChanges.set(c.index, { signatures: s.signatures, signers: s.signers, logged: new Set() });
+      this.setChanges.set(c.index, { signatures: s.signatures, signers: s.signers, logged: new Set(), ...(s.appliedIndex === undefined ? {} : { appliedIndex: s.appliedIndex }) });
     }
     this.checkpoints.push(c);
     const prevSet = this.sets[this.sets.length - 1];

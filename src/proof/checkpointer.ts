@@ -396,11 +396,20 @@ export class Checkpointer {
    * behind checking a snapshot (src/replication/snapshot.ts). Increasing sizes.
    */
   incompleteSetChanges(): number[] {
-    const out: number[] = [];
+    return this.incompleteSetChangeRecords().map((c) => c.size);
+  }
+
+  /**
+   * {@link incompleteSetChanges} with the log index of the entry that asked for each checkpoint
+   * (external-log mode; undefined in a record without one).
+   */
+  incompleteSetChangeRecords(): Array<{ size: number; appliedIndex?: number }> {
+    const out: Array<{ size: number; appliedIndex?: number }> = [];
     for (const i of this.log.setChangeIndexes(0, this.log.size, Number.MAX_SAFE_INTEGER)) {
       const size = i + 1;
+      const change = this.log.setChangeAt(i)!;
       const { set, prev } = signersAt(this.log, size);
-      if (!meetsQuorums(set, prev, ownSignatures(loggedSignatures(this.log.setChangeAt(i)!), set, prev))) out.push(size);
+      if (!meetsQuorums(set, prev, ownSignatures(loggedSignatures(change), set, prev))) out.push({ size, ...(change.appliedIndex === undefined ? {} : { appliedIndex: change.appliedIndex }) });
     }
     return out;
   }

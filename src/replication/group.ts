@@ -486,7 +486,8 @@ export function applyConfChangeTo(cs: ConfState, cc: ConfChange): ConfState {
   const learners = new Set(cs.learners);
   switch (cc.type) {
     case ConfChangeType.AddNode: voters.add(cc.nodeId); learners.delete(cc.nodeId); break;
-    case ConfChangeType.AddLearner: if (!voters.has(cc.nodeId)) learners.add(cc.nodeId); break;
+    // A new learner, or a voter demoted (never the last voter).
+    case ConfChangeType.AddLearner: if (!(voters.has(cc.nodeId) && voters.size === 1)) { voters.delete(cc.nodeId); learners.add(cc.nodeId); } break;
     case ConfChangeType.RemoveNode: voters.delete(cc.nodeId); learners.delete(cc.nodeId); break;
   }
   const sorted = (s: Set<number>) => [...s].sort((a, b) => a - b);
@@ -828,12 +829,21 @@ export class ReplicationGroup<O> {
    * the log behind it, keeping {@link ReplicationGroupOptions.compactMargin} entries before it for
    * slow followers. Runs inside the loop, between two Readies. An index not after the current
    * snapshot changes nothing.
+   *
+   * `keepFrom`: a log index (at most `index`) whose entry members behind it should apply from the
+   * log rather than skip through this snapshot — the compaction then also keeps `compactMargin`
+   * entries before it, as if the snapshot were there, while the entries kept in all stay within
+   * `compactMarginBytes` (past that the bytes bound wins). The state machine's reason: a
+   * set-change checkpoint whose certificate still lacks signatures (docs/replication.md §
+   * Membership, *Set changes*).
    */
-  snapshotAt(index: number, data: Uint8Array): Promise<void> {
+  snapshotAt(index: number, data: Uint8Array, options: { keepFrom?: number } = {}): Promise<void> {
     if (!Number.isSafeInteger(index) || index < 0) return Promise.reject(badState(`snapshot index must be a non-negative integer, got ${index}`));
+    const keepFrom = options.keepFrom;
+    if (keepFrom !== undefined && !(Number.isSafeInteger(keepFrom) && keepFrom >= 0 && keepFrom <= index)) return Promise.reject(badState(`keepFrom must be an integer in 0 .. ${index}, got ${keepFrom}`));
     return this.storageOp(async () => {
       if (index > this.applied) throw badState(`snapshot at ${index} is beyond the applied index ${this.applied}`);
-      await this.recordSnapshot(index, data);
+      await this.recordSnapshot(index, data, keepFrom);
     });
   }
 
@@ -1541,12 +1551,17 @@ export class ReplicationGroup<O> {
     return cs;
   }
 
-  private async recordSnapshot(index: number, data: Uint8Array): Promise<void> {
+  private async recordSnapshot(index: number, data: Uint8Array, keepFrom?: number): Promise<void> {
     const snapIndex = this.storage.snapshot().metadata.index;
     if (index <= snapIndex) return;
     if (index > this.storage.lastIndex()) throw badState(`snapshot at ${index} is beyond the log's last index ${this.storage.lastIndex()}`);
     await this.storage.createSnapshot(index, this.confStateAt(index), data);
-    const upTo = this.storage.compactPoint(index, this.margin, this.options.compactMarginBytes ?? DEFAULT_COMPACT_MARGIN_BYTES);
+    const maxBytes = this.options.compactMarginBytes ?? DEFAULT_COMPACT_MARGIN_BYTES;
+    let upTo = this.storage.compactPoint(index, this.margin, maxBytes);
+    if (keepFrom !== undefined) {
+      // The margin counted from keepFrom, and never more than maxBytes kept behind the snapshot.
+      upTo = Math.max(Math.min(upTo, this.storage.compactPoint(keepFrom, this.margin, maxBytes)), this.storage.compactPoint(index, Infinity, maxBytes));
+    }
     if (upTo >= this.storage.firstIndex()) await this.storage.compact(upTo);
   }
 

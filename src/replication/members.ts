@@ -48,6 +48,12 @@ export enum MembersErrorCode {
   NotFound = 'MEMBERS_NOT_FOUND',
   /** The registry does not reach back to the log index asked for, or cannot be written. */
   Unavailable = 'MEMBERS_UNAVAILABLE',
+  /**
+   * A change of the voters (the signer set) was refused because the previous one is not certified
+   * yet by a quorum of its set and of the set before it (or not recorded by a checkpoint yet); try
+   * again once it is, or force it (docs/cluster.md § Membership, *One signer-set change at a time*).
+   */
+  Pending = 'MEMBERS_PENDING',
 }
 
 /** A refused membership command or registry bytes. */
@@ -197,7 +203,8 @@ export function applyConfChangeToState(s: MembershipState, index: number, cc: Co
   const learners = new Set(s.learners);
   switch (cc.type) {
     case ConfChangeType.AddNode: voters.add(cc.nodeId); learners.delete(cc.nodeId); break;
-    case ConfChangeType.AddLearner: if (!voters.has(cc.nodeId)) learners.add(cc.nodeId); break;
+    // A new learner, or a voter demoted (never the last voter: the Raft core's rule).
+    case ConfChangeType.AddLearner: if (!(voters.has(cc.nodeId) && voters.size === 1)) { voters.delete(cc.nodeId); learners.add(cc.nodeId); } break;
     case ConfChangeType.RemoveNode: voters.delete(cc.nodeId); learners.delete(cc.nodeId); break;
   }
   return { ...s, index, voters: sortedIds(voters), learners: sortedIds(learners) };
@@ -459,6 +466,24 @@ export interface MembershipGroup {
   status(): { leader: number; commit: number; role: string };
   /** The leader's progress of every member (empty when this member does not lead). */
   progress(): Map<number, { match: number }>;
+  /**
+   * Why a change of the voters must wait, or undefined when it may go ahead: the last one is not
+   * recorded by a checkpoint yet, or that checkpoint's certificate lacks a quorum of its signer set
+   * or of the previous one. Absent: never.
+   */
+  setChangePending?(): string | undefined;
+  /** Called once a change of the voters is applied here: the write path proposes a checkpoint, which records the new signer set. */
+  afterSetChange?(): void;
+}
+
+/** Options of {@link Membership.promote} and {@link Membership.remove}. */
+export interface SetChangeOptions {
+  /**
+   * Change the voters although the previous change is not certified yet (`MEMBERS_PENDING`
+   * otherwise). A verifier that trusts the set before a change whose certificate never completes
+   * cannot follow it (docs/cluster.md § Membership): for an operator replacing a dead member.
+   */
+  force?: boolean;
 }
 
 /**
@@ -511,7 +536,7 @@ export class Membership {
    * follower forwards the change and the leader's core applies the same rule (a refused change
    * times out).
    */
-  async promote(id: number): Promise<MemberView> {
+  async promote(id: number, options: SetChangeOptions = {}): Promise<MemberView> {
     checkMemberId(id, 'member id');
     const s = this.registry.current();
     if (s.voters.includes(id)) return this.view(id);
@@ -522,24 +547,59 @@ export class Membership {
       const commit = this.group.status().commit;
       if (match < commit) throw new MembersError(MembersErrorCode.Conflict, `learner ${id} has not caught up (match ${match} of commit ${commit}); try again`);
     }
+    this.checkSetChange(`promote member ${id}`, options);
     await this.group.proposeConfChange({ type: ConfChangeType.AddNode, nodeId: id });
+    this.group.afterSetChange?.();
     return this.view(id);
   }
 
   /**
-   * Removes member `id` from the group (`RemoveNode`), then forgets it (`member remove`). The
-   * member answering the request cannot remove itself (it would stop before forgetting itself):
-   * `MEMBERS_CONFLICT`, ask another member.
+   * Removes member `id`, in two steps when it is a voter, so that it signs the checkpoint that
+   * takes it out of the signer set (its signature counts for the previous set's quorum):
+   * 1. a voter is **demoted** to learner (`AddLearner` of a voter): it leaves the voters — the
+   *    signer set of the next checkpoint, which the member applying the change proposes — and
+   *    keeps receiving the log, so it applies that checkpoint and signs it. Answers `'demoted'`:
+   *    ask again;
+   * 2. a learner is removed (`RemoveNode`), then forgotten (`member remove`) — once the
+   *    signer-set change is certified by a quorum of the new set and of the previous one
+   *    (`MEMBERS_PENDING` until then). Answers `'removed'`.
+   *
+   * `force` removes at once (a dead member cannot sign anyway), without waiting for any
+   * certificate. The member answering the request cannot remove itself (it would stop before
+   * forgetting itself): `MEMBERS_CONFLICT`, ask another member.
    */
-  async remove(id: number): Promise<void> {
+  async remove(id: number, options: SetChangeOptions = {}): Promise<'removed' | 'demoted'> {
     checkMemberId(id, 'member id');
     if (id === this.group.id) throw new MembersError(MembersErrorCode.Conflict, `member ${id} cannot remove itself: send the request to another member`);
     const s = this.registry.current();
     const inGroup = s.voters.includes(id) || s.learners.includes(id);
     if (!inGroup && !s.members.some((m) => m.id === id)) throw new MembersError(MembersErrorCode.NotFound, `member ${id} is not a member`);
     if (s.voters.includes(id) && s.voters.length === 1) throw new MembersError(MembersErrorCode.Conflict, `member ${id} is the last voter`);
+    if (s.voters.includes(id) && options.force !== true) {
+      this.checkSetChange(`remove member ${id}`, options);
+      await this.group.proposeConfChange({ type: ConfChangeType.AddLearner, nodeId: id });
+      this.group.afterSetChange?.();
+      return 'demoted';
+    }
+    // A learner may be a voter demoted by step 1: it leaves once that change is certified.
+    if (s.learners.includes(id)) this.checkSetChange(`remove member ${id}`, options);
     if (inGroup) await this.group.proposeConfChange({ type: ConfChangeType.RemoveNode, nodeId: id });
+    if (s.voters.includes(id)) this.group.afterSetChange?.();
     await this.group.proposeMember({ type: 'member', op: 'remove', id });
+    return 'removed';
+  }
+
+  /**
+   * One signer-set change at a time: a change of the voters waits until the previous one is
+   * recorded by a checkpoint whose certificate meets a quorum of the new set and of the set
+   * before it. Two changes in one checkpoint, or a change whose certificate can no longer
+   * complete because the next change removed a signer it needed, would leave verifiers that
+   * trust the older set unable to follow (docs/cluster.md § Membership).
+   */
+  private checkSetChange(what: string, options: SetChangeOptions): void {
+    if (options.force === true) return;
+    const why = this.group.setChangePending?.();
+    if (why !== undefined) throw new MembersError(MembersErrorCode.Pending, `cannot ${what} yet: ${why}; try again once it is certified, or force the change`);
   }
 
   private view(id: number): MemberView {

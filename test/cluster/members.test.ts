@@ -5,7 +5,8 @@
  *    byte-identical to the others' at the same checkpoint, the certified signer set has 4
  *    members and quorum 3, its signature counts (a checkpoint is certified with one original
  *    member down), and an SDK that trusted only the 3 original keys follows the set change;
- * 2. a member removed (the set shrinks; the removed node stops serving writes);
+ * 2. a member removed: demoted to learner first (202), then removed once that signer-set change
+ *    is certified (the set shrinks; the removed node stops serving writes);
  * 3. a member replaced (add + remove), followed again by an SDK trusting the original keys; the
  *    new member is laid out from a cluster.json that no longer lists the member removed in 2, and
  *    still agrees with the others (it learns the initial members' keys from the log).
@@ -14,7 +15,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProofKVClient, type VerifiedCheckpoint } from '../../client-sdk/index.js';
-import { addMemberRemote, adminRequest, clusterStatus } from '../../server/cli/cluster.js';
+import { addMemberRemote, adminRequest, clusterStatus, removeMemberRemote } from '../../server/cli/cluster.js';
 import { freePortRange } from '../../scripts/local_cluster.js';
 import { ProcessCluster } from './harness.js';
 
@@ -71,7 +72,7 @@ describe('runtime membership: add, remove, replace', () => {
         return await adminRequest(cluster.member(endpointId).url, method, route, undefined, body);
       } catch (err) {
         const code = (err as { code?: string }).code;
-        if ((code !== 'UNAVAILABLE' && code !== 'MEMBERSHIP_CONFLICT') || Date.now() > until) throw err;
+        if ((code !== 'UNAVAILABLE' && code !== 'MEMBERSHIP_CONFLICT' && code !== 'MEMBERSHIP_PENDING') || Date.now() > until) throw err;
         await sleep(250);
       }
     }
@@ -174,7 +175,13 @@ describe('runtime membership: add, remove, replace', () => {
     const via = [1, 2, 3, 4].find((id) => id !== gone && id !== leader)!;
     // A member cannot remove itself.
     await expect(adminRequest(cluster.member(gone).url, 'DELETE', `/v1/cluster/members/${gone}`, undefined)).rejects.toMatchObject({ code: 'MEMBERSHIP_CONFLICT' });
-    await admin(via, 'DELETE', `/v1/cluster/members/${gone}`);
+    // A voter leaves in two steps: demoted to learner (202: out of the signer set from the next
+    // checkpoint, which it still applies and signs), then removed by a request once that change is
+    // certified (204; 409 MEMBERSHIP_PENDING before, which `admin` asks again after).
+    const demoted = await admin(via, 'DELETE', `/v1/cluster/members/${gone}`);
+    expect(demoted).toMatchObject({ id: gone, role: 'learner' });
+    expect((await members(via)).find((m) => m.id === gone)?.role).toBe('learner');
+    expect(await admin(via, 'DELETE', `/v1/cluster/members/${gone}`)).toBeUndefined();
     expect((await members(via)).map((m) => m.id)).toEqual([1, 2, 3, 4].filter((id) => id !== gone));
 
     const rest = [1, 2, 3, 4].filter((id) => id !== gone);
@@ -214,7 +221,9 @@ describe('runtime membership: add, remove, replace', () => {
     await addMemberRemote(cluster.member(leader).url, m5, undefined, 60_000);
     const old = live.find((id) => id !== leader && id !== 4)!;
     const via = live.find((id) => id !== old)!;
-    await admin(via, 'DELETE', `/v1/cluster/members/${old}`);
+    // Asked right after the promotion, the removal may wait for that change's certificate
+    // (MEMBERSHIP_PENDING); the CLI's remove-member asks again, through the demotion, until it is done.
+    await removeMemberRemote(cluster.member(via).url, old, undefined, 60_000);
     const now = live.filter((id) => id !== old).concat(5).sort((a, b) => a - b);
     expect((await members(via)).map((m) => [m.id, m.role])).toEqual(now.map((id) => [id, 'voter']));
     await cluster.stopMember(old, 'SIGTERM');

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfChangeType } from '../../src/raft/index.js';
 import {
-  MAX_REGISTRY_BYTES, MEMBERS_FILE, MemberRegistry, MemberStore, MembersErrorCode, decodeMembers, encodeMembers, parseMemberCommand,
+  MAX_REGISTRY_BYTES, MEMBERS_FILE, MemberRegistry, MemberStore, Membership, MembersErrorCode, decodeMembers, encodeMembers, parseMemberCommand,
   type MemberInfo,
 } from '../../src/replication/members.js';
 
@@ -176,5 +176,83 @@ describe('member registry', () => {
     // A damaged file is refused, not replaced by the seed.
     fs.writeFileSync(path.join(dir, MEMBERS_FILE), Uint8Array.of(0xa1, 0x01));
     expect(codeOf(() => MemberStore.open(dir, seed))).toBe(MembersErrorCode.Malformed);
+  });
+});
+
+describe('a voter demoted to learner (the first step of removing a voter)', () => {
+  it('leaves the signer set and stays in the group; the last voter is never demoted', () => {
+    const r = MemberRegistry.seed([1, 2, 3].map(member));
+    history(r);
+    r.applyConfChange(40, addLearner(2));
+    expect(r.signerSetAt(39).members.map((m) => m.id)).toEqual([2, 3, 4]);
+    expect(r.signerSetAt(40).members.map((m) => m.id)).toEqual([3, 4]);
+    expect(r.current().voters).toEqual([3, 4]);
+    expect(r.current().learners).toEqual([2]);
+    const solo = MemberRegistry.seed([member(1)]);
+    solo.applyConfChange(1, addNode(1));
+    solo.applyConfChange(2, addLearner(1));
+    expect(solo.current().voters).toEqual([1]);
+    expect(solo.current().learners).toEqual([]);
+  });
+});
+
+describe('Membership: one signer-set change at a time, a voter demoted before it is removed', () => {
+  /** A Membership over a registry that a fake group applies changes to at once. */
+  function setup(pending: () => string | undefined) {
+    const r = MemberRegistry.seed([1, 2, 3, 4].map(member));
+    for (let i = 1; i <= 4; i++) r.applyConfChange(i, addNode(i));
+    let index = 10;
+    const log: string[] = [];
+    const m = new Membership(r, {
+      id: 1,
+      proposeMember: async (cmd) => {
+        log.push(`member ${cmd.op} ${cmd.id}`);
+        r.applyMember(++index, cmd);
+      },
+      proposeConfChange: async (cc) => {
+        log.push(`${cc.type} ${cc.nodeId}`);
+        r.applyConfChange(++index, cc);
+      },
+      status: () => ({ leader: 1, commit: index, role: 'leader' }),
+      progress: () => new Map(),
+      setChangePending: pending,
+      afterSetChange: () => log.push('checkpoint'),
+    });
+    return { r, m, log };
+  }
+
+  it('refuses to change the voters while the previous change is pending, and changes nothing', async () => {
+    const { r, m, log } = setup(() => 'the signer-set change at checkpoint 7 is not certified yet');
+    r.applyMember(5, add(5));
+    r.applyConfChange(6, addLearner(5));
+    await expect(m.promote(5)).rejects.toMatchObject({ code: MembersErrorCode.Pending, message: expect.stringContaining('checkpoint 7') });
+    await expect(m.remove(2)).rejects.toMatchObject({ code: MembersErrorCode.Pending });
+    // A learner's removal waits too: it may be a demoted voter whose signature the change needs.
+    await expect(m.remove(5)).rejects.toMatchObject({ code: MembersErrorCode.Pending });
+    expect(log).toEqual([]);
+    expect(r.current().voters).toEqual([1, 2, 3, 4]);
+    // Forced, each goes through at once (a voter is removed without the demotion step).
+    await m.promote(5, { force: true });
+    expect(await m.remove(2, { force: true })).toBe('removed');
+    expect(log).toEqual([`${ConfChangeType.AddNode} 5`, 'checkpoint', `${ConfChangeType.RemoveNode} 2`, 'checkpoint', 'member remove 2']);
+    expect(r.current().voters).toEqual([1, 3, 4, 5]);
+  });
+
+  it('removes a voter in two steps: demoted (out of the signer set, a checkpoint proposed), then removed once nothing is pending', async () => {
+    let pending: string | undefined;
+    const { r, m, log } = setup(() => pending);
+    expect(await m.remove(3)).toBe('demoted');
+    expect(log).toEqual([`${ConfChangeType.AddLearner} 3`, 'checkpoint']);
+    expect(r.current().voters).toEqual([1, 2, 4]);
+    expect(r.current().learners).toEqual([3]);
+    pending = 'the voters changed since the latest checkpoint';
+    await expect(m.remove(3)).rejects.toMatchObject({ code: MembersErrorCode.Pending });
+    pending = undefined;
+    expect(await m.remove(3)).toBe('removed');
+    expect(log.slice(2)).toEqual([`${ConfChangeType.RemoveNode} 3`, 'member remove 3']);
+    expect(r.current().learners).toEqual([]);
+    expect(r.current().members.map((x) => x.id)).toEqual([1, 2, 4]);
+    // Asked again: it is gone.
+    await expect(m.remove(3)).rejects.toMatchObject({ code: MembersErrorCode.NotFound });
   });
 });

@@ -14,7 +14,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { addMemberRemote, adminRequest, nodeDirName } from '../../server/cli/cluster.js';
+import { addMemberRemote, adminRequest, nodeDirName, removeMemberRemote } from '../../server/cli/cluster.js';
 import { CLUSTER_CONFIG_FILE, MAX_CLUSTER_MEMBERS, formatClusterConfig, readClusterConfig, type ClusterMember } from '../../server/cluster_config.js';
 import { mulberry32 } from '../support/prng.js';
 import { ProcessCluster } from '../cluster/harness.js';
@@ -396,7 +396,8 @@ export class NemesisCluster {
     while (performance.now() < until) {
       for (const via of this.live().filter((x) => x !== id)) {
         try {
-          await adminRequest(this.pc.member(via).url, 'DELETE', `/v1/cluster/members/${id}`, undefined);
+          // A voter is demoted first and removed once that change is certified (CLI's remove-member).
+          await removeMemberRemote(this.pc.member(via).url, id, undefined, Math.max(1000, until - performance.now()));
           await this.retire(id);
           return `removed via ${via}`;
         } catch (err) {

@@ -335,6 +335,7 @@ describe(`co-signing checkpoint heads (COSIGN_SEED=${SEED})`, () => {
       t.set = { quorum: 2, members: [old.members[0], old.members[1], { id: 4, publicKey: k4.publicKey }] };
       await t.append(batch(r, 4));
       await t.append({ type: 'checkpoint', time: 2 });
+      const changeEntry = t.log.length;
       // Only member 1's signature on the change reaches the log (the others' proposals were lost).
       const change = t.proposed.find((c) => c.nodeId === 1)!;
       t.proposed = [];
@@ -346,6 +347,8 @@ describe(`co-signing checkpoint heads (COSIGN_SEED=${SEED})`, () => {
       for (const rep of t.replicas) expect(rep.db.certification()).toMatchObject({ certifiedSize: 3 });
       // Every replica tells the same: the change (head size 2) is short of a quorum in the log.
       for (const rep of t.replicas) expect(rep.db.incompleteSetChanges()).toEqual([2]);
+      // ... at the log entry that asked for it: the log is kept from there (docs/replication.md).
+      for (const rep of t.replicas) expect(rep.db.incompleteSetChangeLogIndex()).toBe(changeEntry);
       // The change's own certificate lacks the previous set's quorum (only 1 of 1, 2, 3 signed there):
       // members 2 and 3 hold a signature on it in their own records, and propose it again.
       const again = t.replicas.flatMap((rep) => rep.db.setChangeCosigns());
@@ -358,6 +361,7 @@ describe(`co-signing checkpoint heads (COSIGN_SEED=${SEED})`, () => {
       // Complete now (the previous set's 1, 2, 3 and the new set's 1, 2): nothing more to propose.
       for (const rep of t.replicas) expect(rep.db.setChangeCosigns()).toEqual([]);
       for (const rep of t.replicas) expect(rep.db.incompleteSetChanges()).toEqual([]);
+      for (const rep of t.replicas) expect(rep.db.incompleteSetChangeLogIndex()).toBeUndefined();
       const set2 = t.replicas[0].db.signerSetChanges(0, 3, 10, 1 << 20).changes.find((c) => c.checkpoint.index === 1)!;
       expect(verifyCheckpoint(set2.head, set2.signatures, trust(old)).ok).toBe(true);
     } finally {

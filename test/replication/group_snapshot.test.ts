@@ -103,6 +103,44 @@ describe('ReplicationGroup snapshots and compaction', () => {
     c.check();
   });
 
+  it('keepFrom: the compaction keeps the margin before that index too, within compactMarginBytes; a member behind it replays the log', async () => {
+    const margin = 4;
+    const c = await ready(23, margin);
+    const leader = c.leader()!;
+    const lagging = c.ids().find((id) => id !== leader)!;
+    for (let i = 0; i < 5; i++) await until(c, c.group(leader).propose(put(`a${i}`, `v${i}`)));
+    await c.crash(lagging);
+    // The entry to keep (a set change's checkpoint, for the state machine that asks).
+    const keepFrom = c.group(leader).status().lastIndex + 1;
+    for (let i = 0; i < 30; i++) await until(c, c.group(leader).propose(put(`k${i % 7}`, `v${i}`)));
+    const lsm = c.members.get(leader)!.sm!;
+    const snap = lsm.snapshot()!;
+    expect(keepFrom).toBeLessThan(snap.index - margin);
+    await expect(until(c, c.group(leader).snapshotAt(snap.index, snap.data, { keepFrom: snap.index + 1 }))).rejects.toMatchObject({ code: 'REPLICATION_BAD_STATE' });
+    await until(c, c.group(leader).snapshotAt(snap.index, snap.data, { keepFrom }));
+    expect(c.group(leader).status()).toMatchObject({ snapshotIndex: snap.index, firstIndex: keepFrom - margin + 1 });
+    // The member that was down before that entry catches up from the log: no snapshot.
+    await c.start(lagging);
+    expect(await c.sim.runUntil(() => c.converged(), 10_000)).toBe(true);
+    expect(c.members.get(lagging)!.sm!.restores).toEqual([]);
+    expect(c.members.get(lagging)!.sm!.chain).toBe(lsm.chain);
+
+    // Past compactMarginBytes the byte bound wins: a group whose bound holds a few entries.
+    const d = new SimCluster({ seed: 24, n: 3, compactMargin: margin, compactMarginBytes: 200 });
+    clusters.push(d);
+    for (const id of d.ids()) await d.start(id);
+    expect(await d.sim.runUntil(() => d.leader() !== undefined, 5000)).toBe(true);
+    const l = d.leader()!;
+    const from = d.group(l).status().lastIndex + 1;
+    for (let i = 0; i < 30; i++) await until(d, d.group(l).propose(put(`k${i % 7}`, `v${i}`)));
+    const s2 = d.members.get(l)!.sm!.snapshot()!;
+    await until(d, d.group(l).snapshotAt(s2.index, s2.data, { keepFrom: from }));
+    const first = d.group(l).status().firstIndex;
+    expect(first).toBeGreaterThan(from - margin + 1);
+    expect(first).toBeLessThanOrEqual(s2.index);
+    c.check();
+  });
+
   it('a member whose state machine cannot restore stops with REPLICATION_BAD_STATE when sent a snapshot', async () => {
     const c = await ready(22, 1);
     const leader = c.leader()!;

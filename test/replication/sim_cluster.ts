@@ -116,6 +116,8 @@ export interface SimClusterOptions {
   /** Group snapshot policy (0 = never). */
   snapshotEvery?: number;
   compactMargin?: number;
+  /** The group's `compactMarginBytes` (default: the group's). */
+  compactMarginBytes?: number;
   /** Log syncs that take virtual time (default: off, a sync completes at once). */
   syncs?: SyncOptions;
   /** The groups' `commitNoticeDelayMs` (default: the group's). */
@@ -131,7 +133,7 @@ export class SimCluster {
   private readonly chains = new Map<number, string>();
   /** A violated invariant, thrown by {@link check}. */
   violation: string | undefined;
-  readonly o: Required<Omit<SimClusterOptions, 'net' | 'syncs' | 'commitNoticeDelayMs'>> & Pick<SimClusterOptions, 'commitNoticeDelayMs'>;
+  readonly o: Required<Omit<SimClusterOptions, 'net' | 'syncs' | 'commitNoticeDelayMs' | 'compactMarginBytes'>> & Pick<SimClusterOptions, 'commitNoticeDelayMs' | 'compactMarginBytes'>;
 
   constructor(o: SimClusterOptions) {
     this.o = { tickMs: 10, electionTick: 10, heartbeatTick: 2, snapshotEvery: 0, compactMargin: 5, ...o };
@@ -197,7 +199,7 @@ export class SimCluster {
       stateMachine: sm, appliedIndex: sm.applied, id, peers, join: m.joiner,
       transport: this.sim.net.transport(id), resolvePeer: (p) => ({ id: p, peerUrl: `sim://${p}` }),
       tickMs: this.o.tickMs, electionTick: this.o.electionTick, heartbeatTick: this.o.heartbeatTick,
-      seed: this.sim.rand.u32(), clock: this.sim.clock, snapshotEvery: this.o.snapshotEvery, compactMargin: this.o.compactMargin,
+      seed: this.sim.rand.u32(), clock: this.sim.clock, snapshotEvery: this.o.snapshotEvery, compactMargin: this.o.compactMargin, ...(this.o.compactMarginBytes === undefined ? {} : { compactMarginBytes: this.o.compactMarginBytes }),
       afterSync: syncs.afterSync, commitNoticeDelayMs: this.o.commitNoticeDelayMs,
     });
     syncs.arm();
