@@ -72,7 +72,7 @@ describe('full-stack simulation', () => {
     if (seeds.length >= 50) {
       expect(totals.replayed).toBeGreaterThan(0);
       expect(totals.compactions).toBeGreaterThan(0);
-      for (const k of ['partition', 'one-way', 'isolate-leader', 'crash', 'restart', 'heal', 'crash-all', 'restart-all', 'join', 'promote', 'remove', 'remove-leader']) expect(faults[k] ?? 0).toBeGreaterThan(0);
+      for (const k of ['partition', 'one-way', 'isolate-leader', 'crash', 'restart', 'heal', 'crash-all', 'restart-all', 'join', 'promote', 'demote', 'remove-pending', 'remove', 'remove-leader']) expect(faults[k] ?? 0).toBeGreaterThan(0);
       // Syncs took virtual time, and members stepped messages and applied writes meanwhile.
       expect(totals.syncsDelayed).toBeGreaterThan(0);
       expect(totals.deliveredDuringSync).toBeGreaterThan(0);

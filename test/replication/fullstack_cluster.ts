@@ -110,7 +110,7 @@ export class FullCluster {
    * Snapshots installed (the engine's tables of a certified checkpoint) and refused over the run,
    * and the text of the first {@link MAX_REFUSALS_KEPT} refusals (a stuck install repeats one).
    */
-  readonly snapshots = { installed: 0, refused: 0, refusals: [] as string[] };
+  readonly snapshots = { installed: 0, refused: 0, refusals: [] as string[], installs: [] as string[] };
   private readonly keys = new Map<number, Uint8Array>();
 
   private constructor(private readonly o: FullClusterOptions) {
@@ -223,7 +223,10 @@ export class FullCluster {
           onEvent: (e) => {
             // Counted, not traced: two members' installs in one settling round finish in the
             // order of their disks.
-            if (e.type === 'installed') this.snapshots.installed++;
+            if (e.type === 'installed') {
+              this.snapshots.installed++;
+              if (this.snapshots.installs.length < MAX_REFUSALS_KEPT) this.snapshots.installs.push(`${id}@${this.sim.now}: ${e.index} from ${e.from}`);
+            }
             else if (e.type === 'refused') {
               this.snapshots.refused++;
               if (this.snapshots.refusals.length < MAX_REFUSALS_KEPT) this.snapshots.refusals.push(`${id}@${this.sim.now}: ${e.code} ${e.message}`);

@@ -8,7 +8,7 @@ import { SeededRand } from '../../src/raft/index.js';
 import { SESSION_INPUT_BYTES } from '../../src/replication/sessions.js';
 import type { SyncCounts } from '../../src/replication/sim/index.js';
 import { MembersError, MembersErrorCode } from '../../src/replication/members.js';
-import type { WriteCommand, WriteOutcome } from '../../server/write_path.js';
+import { writesSinceCheckpoint, type WriteCommand, type WriteOutcome } from '../../server/write_path.js';
 import { checkHistory, formatOps, type KvOp } from '../raft/linearizability.js';
 import { EPOCH, FullCluster, certText } from './fullstack_cluster.js';
 import type { ProofDB } from '../../src/index.js';
@@ -221,35 +221,45 @@ function membershipChanges(c: FullCluster, mb: SeededRand, n: number, count: (k:
       return false; // nothing certified yet, or closing
     }
   };
-  // The removal waits for the join's set change to be certified by a quorum of the set before it
-  // too, and the removed member is stopped only once the change that removes it is: a member
-  // that lags behind both changes (or a verifier trusting the first set) follows each change
-  // with the quorum of the set before it, which a member already gone could no longer give
-  // (docs/replication.md § Weak points: without these waits seed 57 strands a member).
+  // The removal is asked for as soon as the join is done: while the join's signer-set change is
+  // not certified by a quorum of its set and of the set before it, the member refuses it
+  // (`MEMBERS_PENDING`, asked again later), so a member that lags behind both changes (or a
+  // verifier trusting the first set) can follow each one. The victim is demoted first, and
+  // removed by a later request once that change is certified; then it is stopped at once, as an
+  // operator would.
   c.sim.schedule(900 + mb.int(500), () => {
     const l = c.leader();
     const victim = l !== undefined && l <= n && mb.chance(0.5) ? l : 1 + mb.int(n);
     const kind = victim === l ? 'remove-leader' : 'remove';
     const retire = async (): Promise<void> => {
-      const gone = changesCertified((db) => !(db.latestCheckpoint().signers?.members ?? []).some((m) => m.id === victim));
-      if (!gone) { c.sim.schedule(50, retire); return; }
       await c.retire(victim);
       removed = true;
       count(kind);
     };
     const remove = (): void => {
       const m = via(victim);
-      if (!m || !joined || !changesCertified()) { c.sim.schedule(50, remove); return; }
+      if (!m || !joined) { c.sim.schedule(50, remove); return; }
       const done = (): void => c.sim.schedule(0, retire);
       // Asked again after a timeout, a removal that did apply is `MEMBERS_NOT_FOUND` (DELETE of a
       // member no longer there): the asked member applied it.
-      m.remove(victim).then(done, (err: unknown) => (err instanceof MembersError && err.code === MembersErrorCode.NotFound ? done() : refused('remove', remove)(err)));
+      // A voter is demoted first ('demoted'): it signs the checkpoint that takes it out of the
+      // signer set, and is removed when asked again once that change is certified.
+      m.remove(victim).then((r) => {
+        if (r === 'removed') return done();
+        count('demote');
+        c.sim.schedule(50, remove);
+      }, (err: unknown) => {
+        if (err instanceof MembersError && err.code === MembersErrorCode.NotFound) return done();
+        if (err instanceof MembersError && err.code === MembersErrorCode.Pending) count('remove-pending');
+        refused('remove', remove)(err);
+      });
     };
     remove();
   });
   return {
-    done: () => joined && removed,
-    status: () => JSON.stringify({ joined, removed, last, snapshots: { ...c.snapshots, refusals: c.snapshots.refusals.slice(0, 3) }, members: c.up().map((id) => ({ member: id, ...c.members.get(id)!.wp!.cluster(), certified: c.members.get(id)!.db!.certification().certifiedSize, incomplete: c.members.get(id)!.db!.incompleteSetChanges(), signers: (() => { try { return c.members.get(id)!.db!.latestCheckpoint().signers?.members.map((m) => m.id); } catch { return undefined; } })(), snapshots: c.members.get(id)!.wp!.snapshotStats() })) }),
+    // Done once every signer-set change is certified by a quorum of its set and of the one before.
+    done: () => joined && removed && changesCertified(),
+    status: () => JSON.stringify({ joined, removed, last, events: c.trace.filter((t) => !/ certified /.test(t)).slice(-60), snapshots: { ...c.snapshots, refusals: c.snapshots.refusals.slice(0, 3) }, members: c.up().map((id) => ({ member: id, ...c.members.get(id)!.wp!.cluster(), certified: c.members.get(id)!.db!.certification().certifiedSize, incomplete: c.members.get(id)!.db!.incompleteSetChanges(), incompleteAt: c.members.get(id)!.db!.incompleteSetChangeLogIndex(), signers: (() => { try { return c.members.get(id)!.db!.latestCheckpoint().signers?.members.map((m) => m.id); } catch { return undefined; } })(), snapshots: c.members.get(id)!.wp!.snapshotStats() })) }),
   };
 }
 
@@ -266,13 +276,13 @@ export async function runFullSeed(seed: number): Promise<FullReport> {
   // Membership changes in two seeds of five (membershipChanges; draws of their own).
   const mb = new SeededRand(seed ^ 0x3e3b);
   const membership = mb.chance(0.4);
-  // In half the other seeds the log keeps only 2 entries behind each certified checkpoint, so
-  // that a member far behind (restarted, partitioned) installs a snapshot: the engine's tables of
-  // a certified checkpoint, fetched in chunks from another member. Not with membership changes:
-  // a member that skips a set change's checkpoint through a snapshot never signs it, and with a
-  // member of the previous set removed that change's certificate can stay short of the previous
-  // set's quorum for good (docs/replication.md § Weak points; seeds 57 and 124 with it).
-  const compactMargin = !membership && new SeededRand(seed ^ 0x5a4f).chance(0.5) ? 2 : undefined;
+  // In half the seeds the log keeps only 2 entries behind each certified checkpoint, so that a
+  // member far behind (restarted, partitioned) installs a snapshot: the engine's tables of a
+  // certified checkpoint, fetched in chunks from another member. With membership changes too: the
+  // log then keeps the entries from a set change's checkpoint while its certificate lacks
+  // signatures, so that members behind apply and sign it rather than skip it (seeds 57 and 124
+  // stranded a member before that hold).
+  const compactMargin = new SeededRand(seed ^ 0x5a4f).chance(0.5) ? 2 : undefined;
   const c = await FullCluster.open({
     seed, n, net, compactMargin,
     syncs: { zero: 0.25, maxDelay: syncSpan * net.maxDelay },
@@ -285,13 +295,21 @@ export async function runFullSeed(seed: number): Promise<FullReport> {
     const r = c.sim.rand;
     const clients = new Clients(c, 3, 20);
     let running = true;
-    // The leader's checkpoint timer: a checkpoint command stamped with the (virtual) wall clock.
+    // The leader's checkpoint timer, with the server's rule (server/node.ts): a checkpoint command
+    // stamped with the (virtual) wall clock when there were writes since the latest certified
+    // checkpoint, or when the write path says one is due without them (a signer-set change to
+    // record, a certified checkpoint it could not record as its Raft snapshot).
     const checkpoints = (): void => {
       if (!running) return;
       c.sim.schedule(150 + r.int(150), () => {
         if (!running) return;
         const l = c.leader();
-        if (l !== undefined) void c.members.get(l)!.wp!.propose({ type: 'checkpoint', time: EPOCH + c.sim.now }).catch(() => undefined);
+        const m = l === undefined ? undefined : c.members.get(l)!;
+        if (m?.wp && m.db) {
+          const due = writesSinceCheckpoint(m.db) <= 0 ? m.wp.checkpointDue() : undefined;
+          if (due) count(`checkpoint-due-${due}`);
+          if (due || writesSinceCheckpoint(m.db) > 0) void m.wp.propose({ type: 'checkpoint', time: EPOCH + c.sim.now }).catch(() => undefined);
+        }
         checkpoints();
       });
     };
@@ -317,11 +335,11 @@ export async function runFullSeed(seed: number): Promise<FullReport> {
     c.check();
 
     // Heal, restart everyone, let the clients and the membership changes finish. The leader's
-    // checkpoint timer runs until the changes are done, as the server's does while entries are
-    // written: a removed member is stopped only once a checkpoint after its removal is certified,
-    // and a member far behind is offered the snapshot of a newer certified checkpoint (a leader
-    // restarted between applying its latest checkpoint and seeing it certified offers an older
-    // one, whose tables it no longer serves: docs/replication.md § Weak points).
+    // checkpoint timer runs until then; with no writes left it proposes only what the write path
+    // says is due (`checkpointDue`): the checkpoint that records a signer-set change, and one after
+    // a leader restarted between applying its latest checkpoint and seeing it certified (it could
+    // not record that one as its Raft snapshot, and would offer members far behind an older one
+    // whose tables it no longer serves).
     c.sim.net.heal();
     clients.stop();
     await c.sim.runFor(500);
