@@ -348,7 +348,9 @@ export async function runFullSeed(seed: number): Promise<FullReport> {
       // An operator's rolling restart after a membership change: each member reopens knowing every
       // member's address, as the updated cluster file gives it. A member that missed the joiner's
       // registration cannot answer the joiner while it leads (its acknowledgements have no address
-      // to go to) until it restarts (docs/replication.md § Weak points; seed 331 without this).
+      // to go to) until it restarts (seed 331 without this). The simulated transport delivers from
+      // any sender; over HTTP such a member does not hear the joiner at all, and a restart does not
+      // help (docs/replication.md § Weak points, (2)): this restart models less than the real case.
       for (const id of c.ids()) {
         await c.crash(id);
         await c.start(id);
