@@ -72,6 +72,11 @@ export interface ClusterInfo {
   /** Runtime membership (`/v1/cluster/members`); absent: the routes answer 404. */
   membership?: Membership;
   /**
+   * Why a change of the voters would be refused now (`MEMBERSHIP_PENDING`), as this member has
+   * applied the log; undefined when one may go ahead (`RaftWritePath.setChangePending`).
+   */
+  setChangePending?(): string | undefined;
+  /**
    * The client URL of the leader when this member is not the leader and knows it (undefined
    * otherwise): sent as `ProofKV-Leader` on every answer, so that clients send their requests
    * to the leader instead of having this member relay them (docs/cluster.md § Where clients send

@@ -396,6 +396,7 @@ export class ProofNode {
             return membership ? membership.list().filter((m) => m.role !== 'registered') : options.cluster!.config.members;
           },
           view: () => rp.cluster(),
+          setChangePending: () => rp.setChangePending(),
           leaderHint: () => rp.leaderHint(options.cluster!.config.members),
           ...(membership ? { membership } : {}),
         };

@@ -380,6 +380,8 @@ export interface MemberStatusLine {
   checkpointSize?: number;
   checkpointRoot?: string;
   divergence?: string;
+  /** Why a membership change would wait on this member (`MEMBERSHIP_PENDING`), when it would. */
+  setChangePending?: string;
   error?: string;
 }
 
@@ -401,6 +403,7 @@ export async function clusterStatus(endpoints: string[], token: string | undefin
           checkpointSize: s.lastCheckpoint?.head?.size,
           checkpointRoot: root === undefined ? undefined : toHex(new Uint8Array(Buffer.from(root, 'base64url'))).slice(0, 16),
           divergence: s.divergence ? `at size ${s.divergence.size}` : undefined,
+          setChangePending: s.cluster?.setChangePending,
         };
       } catch (err) {
         return { endpoint, error: (err as Error).message };
@@ -570,7 +573,7 @@ export function registerClusterCommands(program: Command): void {
           lines.map((l) =>
             l.error
               ? `${l.endpoint}  unreachable: ${l.error}`
-              : `node ${l.id ?? '?'}  ${l.endpoint}  ${l.role}  term ${l.term}  leader ${l.leader}  commit ${l.commit}  applied ${l.applied}  checkpoint ${l.checkpointSize ?? '-'} ${l.checkpointRoot ?? ''}${l.divergence ? `  DIVERGED ${l.divergence}` : ''}`,
+              : `node ${l.id ?? '?'}  ${l.endpoint}  ${l.role}  term ${l.term}  leader ${l.leader}  commit ${l.commit}  applied ${l.applied}  checkpoint ${l.checkpointSize ?? '-'} ${l.checkpointRoot ?? ''}${l.divergence ? `  DIVERGED ${l.divergence}` : ''}${l.setChangePending ? `  membership changes wait: ${l.setChangePending}` : ''}`,
           ),
         );
       }),

@@ -83,6 +83,7 @@ export function nodeRoutes(ctx: AppContext, openapi: () => Record<string, unknow
               lastIndex: view.lastIndex,
               voters: view.voters,
               learners: view.learners,
+              setChangePending: cluster.setChangePending?.(),
               members: cluster.members.map((m) => ({ id: m.id, clientUrl: m.clientUrl, publicKey: m.publicKey })),
             }
           : undefined,

@@ -258,6 +258,8 @@ describe('runtime membership: add, remove, replace', () => {
       expect(l.checkpointSize).toBeGreaterThanOrEqual(cp.head.size);
       expect(l.checkpointRoot).toMatch(/^[0-9a-f]{16}$/);
       expect(l.divergence).toBeUndefined();
+      // Every change is certified: nothing would make a membership change wait.
+      expect(l.setChangePending).toBeUndefined();
     }
   }, 240_000);
 });
