@@ -198,6 +198,8 @@ function startPeerTransport(cluster: NonNullable<NodeOptions['cluster']>): Promi
     acceptSecrets: cluster.acceptSecrets,
     listen: { host: peerUrl.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(peerUrl.port || (peerUrl.protocol === 'https:' ? 443 : 80)) },
     peers: peersOf(cluster).filter((p) => p.id !== id),
+    // Named on every stream this member opens, so that a member that missed its addition can answer it.
+    advertiseUrl: memberOf(config, id).peerUrl,
   });
 }
 

@@ -575,6 +575,8 @@ export class ReplicationGroup<O> {
    * added to the peer set so that a lagging member can answer a leader it does not know yet.
    */
   private readonly heard = new Set<number>();
+  /** Addresses that senders in {@link heard} named themselves ({@link admitSender}): used when {@link ReplicationGroupOptions.resolvePeer} knows none. */
+  private readonly learnt = new Map<number, PeerAddress>();
   /** Set while the loop waits for a sync ({@link duringSync}): wakes it to step what arrived. */
   private wake: (() => void) | null = null;
   /**
@@ -659,6 +661,7 @@ export class ReplicationGroup<O> {
       trace('node', id);
       options.beforeReplay?.(group);
       group.transport.onMessages((msgs) => group.receive(msgs));
+      group.transport.onUnknownSender?.((peer) => group.admitSender(peer));
       group.transport.onUnreachable((peer) => {
         if (group.closed) return;
         group.unreachable.add(peer);
@@ -1509,6 +1512,21 @@ export class ReplicationGroup<O> {
     if (cc.type === ConfChangeType.RemoveNode) this.removed.add(cc.nodeId);
     else this.removed.delete(cc.nodeId);
     this.heard.delete(cc.nodeId);
+    this.learnt.delete(cc.nodeId);
+  }
+
+  /**
+   * The transport's question about a sender outside the peer set that named its address (an
+   * authenticated stream handshake): admitted, as a heard peer with that address, unless it was
+   * removed in this member's log or {@link MAX_HEARD_PEERS} are heard already.
+   */
+  private admitSender(peer: PeerAddress): boolean {
+    if (this.closed || peer.id === this.id || this.removed.has(peer.id)) return false;
+    if (!this.heard.has(peer.id) && this.heard.size >= MAX_HEARD_PEERS) return false;
+    this.heard.add(peer.id);
+    this.learnt.set(peer.id, peer);
+    this.updatePeers();
+    return this.peerIds.has(peer.id);
   }
 
   /** Tells the transport who the peers are: the members, and while this member is not one yet, the given peers. */
@@ -1522,7 +1540,7 @@ export class ReplicationGroup<O> {
     this.peerIds = ids;
     const out: PeerAddress[] = [];
     for (const id of [...ids].sort((a, b) => a - b)) {
-      const a = this.options.resolvePeer?.(id) ?? this.addresses.get(id);
+      const a = this.options.resolvePeer?.(id) ?? this.addresses.get(id) ?? this.learnt.get(id);
       if (a) out.push(a);
     }
     this.transport.setPeers(out);

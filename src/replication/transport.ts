@@ -36,7 +36,8 @@ export interface Transport {
   flush?(): void;
   /**
    * Sets the receiver of inbound messages. Every message handed to it was authenticated as coming
-   * from its `from` member, is addressed to this node, and comes from a current member.
+   * from its `from` member, is addressed to this node, and comes from a current member (or a
+   * sender the {@link onUnknownSender} handler accepted).
    */
   onMessages(handler: (messages: Message[]) => void): void;
   /**
@@ -46,6 +47,14 @@ export interface Transport {
   onUnreachable(handler: (id: number) => void): void;
   /** Replaces the set of members this node talks to and accepts messages from (itself excluded). */
   setPeers(peers: readonly PeerAddress[]): void;
+  /**
+   * Optional: sets who decides on an authenticated sender outside the peer set that names its
+   * own address (a member added after this member's applied index, which this member must hear
+   * and answer to catch up). The handler returns true to accept it, having added it to the peer
+   * set with {@link setPeers}; a transport without this method refuses such senders, or (the
+   * simulator) delivers every sender's messages.
+   */
+  onUnknownSender?(handler: (peer: PeerAddress) => boolean): void;
   /**
    * Reads `length` bytes (at most 1 MiB) at `offset` of file `name` of the snapshot taken at log
    * index `index` from member `id` (installing a snapshot: the engine's table files, fetched in

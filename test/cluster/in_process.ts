@@ -9,10 +9,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import pino from 'pino';
 import { PeerRoute, SNAPSHOT_PATH, authHeaders, bodyDigest, requestMac } from '../../src/replication/transport/index.js';
-import type { ClusterConfig } from '../../server/cluster_config.js';
+import { initCluster } from '../../server/cli/cluster.js';
+import { readClusterSecret, type ClusterConfig } from '../../server/cluster_config.js';
 import { ProofNode } from '../../server/node.js';
 import type { RaftSnapshotOptions, SnapshotEvent } from '../../server/raft_snapshot.js';
 import { RaftWritePath } from '../../server/raft_write_path.js';
+import { freePortRange } from '../../scripts/local_cluster.js';
 
 /**
  * A chunk read of a file no member serves, MACed with `secret`, sent to member `to`'s peer
@@ -116,6 +118,24 @@ export class InProcessCluster {
       ...(id === this.o.watch && this.o.fetchChunk ? { fetchChunk: this.o.fetchChunk } : {}),
     };
     this.members.nodes.set(id, await startMember({ config: this.config, id, dataDir: this.dataDirs.get(id)!, secret: this.secret, join, snapshots }));
+  }
+
+  /**
+   * Lays out three members with `cluster init` in `<dir>/c` on ten free ports from `base`, starts
+   * them, and waits for a leader, five writes and a checkpoint certified by all three.
+   */
+  async initThree(): Promise<{ base: number; cdir: string; layout: ReturnType<typeof initCluster> }> {
+    const base = await freePortRange(10);
+    const cdir = path.join(this.dir, 'c');
+    const layout = initCluster({ nodes: 3, dir: cdir, clientPort: base, peerPort: base + 3 });
+    this.config = layout.config;
+    for (const [id, d] of layout.dataDirs) this.dataDirs.set(id, d);
+    this.secret = readClusterSecret(layout.secretFile);
+    for (const id of [1, 2, 3]) await this.start(id);
+    await until('a leader', () => this.members.leader() !== 0);
+    for (let i = 0; i < 5; i++) await this.put(this.members.leader(), `early-${i}`, `v${i}`);
+    await this.members.certifiedCheckpoint([1, 2, 3]);
+    return { base, cdir, layout };
   }
 
   /** A put on member `id`. */

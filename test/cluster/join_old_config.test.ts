@@ -13,10 +13,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { toHex } from '../../proofs/bytes.js';
-import { addClusterMember, fillInitialSignerSet, initCluster } from '../../server/cli/cluster.js';
-import { CLUSTER_CONFIG_FILE, formatClusterConfig, readClusterConfig, readClusterSecret } from '../../server/cluster_config.js';
+import { addClusterMember, fillInitialSignerSet } from '../../server/cli/cluster.js';
+import { CLUSTER_CONFIG_FILE, formatClusterConfig, readClusterConfig } from '../../server/cluster_config.js';
 import type { SnapshotEvent } from '../../server/raft_snapshot.js';
-import { freePortRange } from '../../scripts/local_cluster.js';
 import { InProcessCluster, until } from './in_process.js';
 
 describe('a joiner with a cluster file older than initialSignerSet', () => {
@@ -28,17 +27,8 @@ describe('a joiner with a cluster file older than initialSignerSet', () => {
   const leader = (among?: number[]) => members.leader(among);
 
   it('is refused with SNAPSHOT_INITIAL_SET_UNKNOWN, then installs once cluster initial-set filled the field', async () => {
-    const base = await freePortRange(10);
-    const cdir = path.join(c.dir, 'c');
-    const layout = initCluster({ nodes: 3, dir: cdir, clientPort: base, peerPort: base + 3 });
-    c.config = layout.config;
+    const { base, cdir } = await c.initThree();
     const initial = toHex(c.config.initialSignerSet!);
-    for (const [id, d] of layout.dataDirs) dataDirs.set(id, d);
-    c.secret = readClusterSecret(layout.secretFile);
-    for (const id of [1, 2, 3]) await c.start(id);
-    await until('a leader', () => leader() !== 0);
-    for (let i = 0; i < 5; i++) await c.put(leader(), `early-${i}`, `v${i}`);
-    await members.certifiedCheckpoint([1, 2, 3]);
     const rest = await c.removeFollower([1, 2, 3]);
     await until('the log compacted', () => raft(leader(rest)).cluster().firstIndex > 1);
 

@@ -19,6 +19,8 @@
  * chunk's `200` answer carries a MAC over its bytes bound to the request's MAC
  * ({@link chunkAnswerMac}, domain `"proofkv-peer-chunk-answer-v1"`), and its refusals one over
  * their status and reason ({@link chunkRefusalMac}, domain `"proofkv-peer-chunk-refusal-v1"`).
+ * A stream handshake may name the sender's peer URL, with a MAC of its own bound to the
+ * handshake's ({@link senderUrlMac}, domain `"proofkv-peer-sender-url-v1"`).
  *
  * **Replay.** Raft itself tolerates duplicated and reordered messages, but a replayed `MsgProp`
  * would propose a command again (a conf change, for instance) so message batches are not
@@ -51,6 +53,13 @@ export const PeerHeader = {
   refusal: 'proofkv-peer-refusal',
   /** On a stream's `101` answer: the recipient's 16-byte nonce (hex), which every frame's key covers. */
   nonce: 'proofkv-peer-nonce',
+  /**
+   * On a stream handshake: the sender's own peer URL, so that a member that does not know the
+   * sender yet (it missed the sender's addition) can answer it ({@link senderUrlMac}).
+   */
+  senderUrl: 'proofkv-peer-sender-url',
+  /** On a stream handshake with {@link PeerHeader.senderUrl}: {@link senderUrlMac} (hex). */
+  senderUrlMac: 'proofkv-peer-sender-url-mac',
 } as const;
 
 /** Which route a request is for (part of what its MAC covers). */
@@ -78,6 +87,7 @@ const ACCEPT_DOMAIN = new TextEncoder().encode('proofkv-peer-stream-accept-v1\0'
 const STREAM_KEY_DOMAIN = new TextEncoder().encode('proofkv-peer-stream-key-v1\0');
 const CHUNK_ANSWER_DOMAIN = new TextEncoder().encode('proofkv-peer-chunk-answer-v1\0');
 const CHUNK_REFUSAL_DOMAIN = new TextEncoder().encode('proofkv-peer-chunk-refusal-v1\0');
+const SENDER_URL_DOMAIN = new TextEncoder().encode('proofkv-peer-sender-url-v1\0');
 const te = new TextEncoder();
 
 /** SHA-256 of a request body. */
@@ -130,6 +140,16 @@ export function epochMac(secret: Uint8Array, clusterId: string, from: number, to
  */
 export function streamAcceptMac(secret: Uint8Array, clusterId: string, from: number, to: number, nonce: Uint8Array, reqMac: Uint8Array): Uint8Array {
   return hmac(secret, [ACCEPT_DOMAIN, ...lp16(clusterId), u32(from), u32(to), Uint8Array.of(nonce.length), nonce, reqMac]);
+}
+
+/**
+ * The MAC of the sender's peer URL on a stream handshake, bound to the handshake's MAC: nobody
+ * without the secret can make a member answer a sender at another address. A header of its own,
+ * not part of the request MAC, so that a member of an earlier release (which ignores it) still
+ * accepts the handshake.
+ */
+export function senderUrlMac(secret: Uint8Array, reqMac: Uint8Array, url: string): Uint8Array {
+  return hmac(secret, [SENDER_URL_DOMAIN, reqMac, ...lp16(url)]);
 }
 
 /**

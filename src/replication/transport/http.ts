@@ -13,7 +13,8 @@
  * with its status and a `proofkv-peer-refusal` reason, and nothing in it delivered — when it
  * carries `Authorization` (400), lacks or garbles its claims (401 `missing-auth`), names another
  * cluster (403 `wrong-cluster`), another recipient (403 `wrong-recipient`) or a sender outside the
- * current peer set (403 `not-member`), has a body over `maxBatchBytes` (413), a bad MAC (401
+ * current peer set (403 `not-member`; a stream handshake that names the sender's peer URL under
+ * its own MAC is first offered to {@link HttpTransport.onUnknownSender}, which may admit it), has a body over `maxBatchBytes` (413), a bad MAC (401
  * `bad-mac`), a time off by more than `maxClockSkewMs` (401 `clock-skew`), an `(epoch, seq)` not
  * above the last one accepted from its sender (409 `replay` / `stale-epoch`), a malformed batch or
  * a message whose `from`/`to` differ from the authenticated ones (400 `malformed` /
@@ -65,7 +66,7 @@ import type { Message } from '../../raft/index.js';
 import type { PeerAddress, Transport } from '../transport.js';
 import {
   PeerHeader, PeerRoute, ReplayGuard, SECRET_BYTES, authHeaders, bodyDigest, chunkAnswerMac, chunkRefusalMac, epochMac, isFresh,
-  isValidClusterId, macEquals, parseAuthHeaders, parseDecimal, requestMac, streamAcceptMac, streamKey,
+  isValidClusterId, macEquals, parseAuthHeaders, parseDecimal, requestMac, senderUrlMac, streamAcceptMac, streamKey,
   type PeerClaims,
 } from './auth.js';
 import { MAX_NODE_ID, decodeBatch, encodeBatch, encodeMessage } from './codec.js';
@@ -148,7 +149,16 @@ export interface HttpTransportOptions {
    * empty frame (a keep-alive) after a third of it without writing. Default 30 s.
    */
   idleTimeoutMs?: number;
+  /**
+   * This member's peer URL as the others reach it, sent (with its own MAC) on every stream
+   * handshake, so that a member that does not know this one yet can answer it
+   * ({@link HttpTransport.onUnknownSender}). Default: none sent.
+   */
+  advertiseUrl?: string;
 }
+
+/** Longest peer URL a handshake may name ({@link HttpTransportOptions.advertiseUrl}). */
+export const MAX_PEER_URL_BYTES = 1024;
 
 /** Counters of traffic with one peer. */
 export interface PeerStats {
@@ -190,6 +200,8 @@ export interface TransportStats {
   acceptedByOtherSecret: number;
   /** Messages sent to an id that is not a current peer (dropped). */
   droppedUnknownPeer: number;
+  /** Stream handshakes from senders outside the peer set that {@link HttpTransport.onUnknownSender}'s handler admitted. */
+  admittedUnknown: number;
 }
 
 type Counters = Omit<PeerStats, 'id' | 'queuedMessages' | 'queuedBytes'>;
@@ -236,6 +248,17 @@ interface Link {
   removed: boolean;
 }
 
+/** True for a peer URL a member may be reached at: `http:` (`https:` with TLS), at most {@link MAX_PEER_URL_BYTES} bytes. */
+function validPeerUrl(url: string, tls: boolean): boolean {
+  if (typeof url !== 'string' || Buffer.byteLength(url) > MAX_PEER_URL_BYTES) return false;
+  try {
+    const u = new URL(url);
+    return u.protocol === (tls ? 'https:' : 'http:') && u.hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
 function positive(v: number | undefined, dflt: number, what: string, min = 1): number {
   if (v === undefined) return dflt;
   if (!Number.isSafeInteger(v) || v < min) throw new TransportError(TransportErrorCode.InvalidArgument, `${what} must be an integer ≥ ${min}, got ${v}`);
@@ -252,6 +275,8 @@ export class HttpTransport implements Transport {
   private readonly inbound = new Map<string, number>();
   private readonly refused: Partial<Record<RefusalReason, number>> = {};
   private droppedUnknownPeer = 0;
+  private admittedUnknown = 0;
+  private unknownSenderHandler?: (peer: PeerAddress) => boolean;
   /** Requests and streams authenticated by an accepted secret other than the one this member sends with. */
   private acceptedByOtherSecret = 0;
   /** The secret this member MACs with, and every secret it accepts (that one first). */
@@ -271,7 +296,7 @@ export class HttpTransport implements Transport {
   private flushing?: NodeJS.Immediate;
 
   private constructor(
-    private readonly o: Required<Omit<HttpTransportOptions, 'tls' | 'peers' | 'listen' | 'secret' | 'acceptSecrets'>> & Pick<HttpTransportOptions, 'tls'>,
+    private readonly o: Required<Omit<HttpTransportOptions, 'tls' | 'peers' | 'listen' | 'secret' | 'acceptSecrets' | 'advertiseUrl'>> & Pick<HttpTransportOptions, 'tls' | 'advertiseUrl'>,
     private readonly server: http.Server,
     secrets: { send: Uint8Array; accept: Uint8Array[] },
   ) {
@@ -289,6 +314,9 @@ export class HttpTransport implements Transport {
     const { host, port } = options.listen ?? {};
     if (typeof host !== 'string' || host === '' || !Number.isSafeInteger(port) || port < 0 || port > 65535) bad('listen must be { host, port } with a port in [0, 65535]');
     const backoff = options.backoffMs ?? { base: 50, max: 2000 };
+    if (options.advertiseUrl !== undefined && !validPeerUrl(options.advertiseUrl, options.tls !== undefined)) {
+      bad(`advertiseUrl must be an ${options.tls ? 'https' : 'http'} URL of at most ${MAX_PEER_URL_BYTES} bytes, got ${String(options.advertiseUrl)}`);
+    }
     const o = {
       selfId: options.selfId, clusterId: options.clusterId,
       maxBatchBytes, maxQueueBytes,
@@ -297,6 +325,7 @@ export class HttpTransport implements Transport {
       backoffMs: { base: positive(backoff.base, 50, 'backoffMs.base'), max: positive(backoff.max, 2000, 'backoffMs.max') },
       idleTimeoutMs: positive(options.idleTimeoutMs, 30_000, 'idleTimeoutMs', 3),
       tls: options.tls,
+      advertiseUrl: options.advertiseUrl,
     };
     const server = options.tls
       ? https.createServer({ cert: options.tls.cert, key: options.tls.key, ca: options.tls.ca, requestCert: true, rejectUnauthorized: true })
@@ -433,6 +462,19 @@ export class HttpTransport implements Transport {
   }
 
   /**
+   * Sets who decides on a stream from a sender outside the peer set. Without a handler such a
+   * handshake is refused (`403 not-member`). With one, a handshake whose MAC, time and
+   * `(epoch, seq)` pass and that names the sender's peer URL under a valid
+   * {@link senderUrlMac} is offered to it as `{ id, peerUrl }`; the stream is accepted when the
+   * handler returned true and the sender is then in the peer set (the handler is expected to add
+   * it, with {@link setPeers}, before it returns). A member that missed a new member's addition
+   * uses this to hear that member and answer it (docs/replication.md § A lagging member).
+   */
+  onUnknownSender(handler: (peer: PeerAddress) => boolean): void {
+    this.unknownSenderHandler = handler;
+  }
+
+  /**
    * Replaces the peer set. Throws {@link TransportError} `TRANSPORT_INVALID_ARGUMENT` (and changes
    * nothing) for a bad id or URL, or a URL whose scheme does not match the TLS setting. A removed
    * peer's queue is dropped and its requests are refused from now on; a peer whose URL changed
@@ -541,7 +583,10 @@ export class HttpTransport implements Transport {
       peers.push({ id: link.id, ...link.counters, queuedMessages: link.queue.length, queuedBytes: link.queue.bytes });
     }
     peers.sort((a, b) => a.id - b.id);
-    return { peers, refused: { ...this.refused }, droppedUnknownPeer: this.droppedUnknownPeer, acceptedByOtherSecret: this.acceptedByOtherSecret };
+    return {
+      peers, refused: { ...this.refused }, droppedUnknownPeer: this.droppedUnknownPeer, acceptedByOtherSecret: this.acceptedByOtherSecret,
+      admittedUnknown: this.admittedUnknown,
+    };
   }
 
   async close(): Promise<void> {
@@ -649,11 +694,15 @@ export class HttpTransport implements Transport {
     const claims = this.claims(link);
     const secret = this.secrets.send;
     const mac = requestMac(secret, PeerRoute.Stream, claims, '', EMPTY_DIGEST);
+    const self = this.o.advertiseUrl;
     const req = (this.o.tls ? https : http).request(new URL(STREAM_PATH, link.url), {
       method: 'GET',
       agent: false,
       ...this.tlsOptions(),
-      headers: { ...authHeaders(claims, mac), connection: 'Upgrade', upgrade: STREAM_PROTOCOL },
+      headers: {
+        ...authHeaders(claims, mac), connection: 'Upgrade', upgrade: STREAM_PROTOCOL,
+        ...(self === undefined ? {} : { [PeerHeader.senderUrl]: self, [PeerHeader.senderUrlMac]: Buffer.from(senderUrlMac(secret, mac, self)).toString('hex') }),
+      },
     });
     link.dialing = req;
     trace('dial', link.id);
@@ -847,8 +896,8 @@ export class HttpTransport implements Transport {
     const { claims, mac } = auth;
     if (claims.clusterId !== this.o.clusterId) return this.refuseUpgrade(socket, 'wrong-cluster');
     if (claims.to !== this.o.selfId) return this.refuseUpgrade(socket, 'wrong-recipient');
-    const link = this.links.get(claims.from);
-    if (link === undefined) return this.refuseUpgrade(socket, 'not-member');
+    let link = this.links.get(claims.from);
+    if (link === undefined && this.unknownSenderHandler === undefined) return this.refuseUpgrade(socket, 'not-member');
     const secret = this.verifiedBy((k) => requestMac(k, PeerRoute.Stream, claims, '', EMPTY_DIGEST), mac);
     if (secret === undefined) return this.refuseUpgrade(socket, 'bad-mac');
     if (!isFresh(claims.time, Date.now(), this.o.maxClockSkewMs)) return this.refuseUpgrade(socket, 'clock-skew');
@@ -856,6 +905,11 @@ export class HttpTransport implements Transport {
     if (!admitted.ok) {
       const answer = epochMac(secret, this.o.clusterId, this.o.selfId, claims.from, admitted.minEpoch, mac);
       return this.refuseUpgrade(socket, admitted.reason, { [PeerHeader.minEpoch]: String(admitted.minEpoch), [PeerHeader.mac]: Buffer.from(answer).toString('hex') });
+    }
+    if (link === undefined) {
+      const learnt = this.admitUnknown(req.headers, claims.from, mac, secret);
+      if (typeof learnt === 'string') return this.refuseUpgrade(socket, learnt);
+      link = learnt;
     }
     const nonce = randomBytes(STREAM_NONCE_BYTES);
     const proof = streamAcceptMac(secret, this.o.clusterId, this.o.selfId, claims.from, nonce, mac);
@@ -876,6 +930,29 @@ export class HttpTransport implements Transport {
       if (this.inStreams.get(claims.from) === stream) this.inStreams.delete(claims.from);
     });
     if (head.length > 0) this.onStreamData(claims.from, stream, head);
+  }
+
+  /**
+   * A sender outside the peer set whose handshake authenticated: its named peer URL, checked
+   * against its MAC, offered to the {@link onUnknownSender} handler. The link it then has, or
+   * why the handshake is refused.
+   */
+  private admitUnknown(headers: http.IncomingHttpHeaders, from: number, reqMac: Uint8Array, secret: Uint8Array): Link | RefusalReason {
+    const url = headers[PeerHeader.senderUrl];
+    const mac = headers[PeerHeader.senderUrlMac];
+    if (typeof url !== 'string' || typeof mac !== 'string') return 'not-member';
+    if (!HEX_MAC.test(mac) || !macEquals(senderUrlMac(secret, reqMac, url), Buffer.from(mac, 'hex'))) return 'bad-mac';
+    if (!validPeerUrl(url, this.o.tls !== undefined)) return 'bad-request';
+    let admitted = false;
+    try {
+      admitted = this.unknownSenderHandler?.({ id: from, peerUrl: url }) === true;
+    } catch {
+      // the handler's failure refuses the sender
+    }
+    const link = admitted ? this.links.get(from) : undefined;
+    if (link === undefined) return 'not-member';
+    this.admittedUnknown++;
+    return link;
   }
 
   private dropInStream(from: number): void {

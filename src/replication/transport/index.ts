@@ -11,7 +11,7 @@ export {
 } from './codec.js';
 export {
   PeerHeader, PeerRoute, ReplayGuard, SECRET_BYTES, authHeaders, bodyDigest, chunkAnswerMac, epochMac, isFresh,
-  macEquals, parseAuthHeaders, requestMac, streamAcceptMac, streamKey, type Admission, type PeerClaims,
+  macEquals, parseAuthHeaders, requestMac, senderUrlMac, streamAcceptMac, streamKey, type Admission, type PeerClaims,
 } from './auth.js';
 export {
   FRAME_HEADER_BYTES, FrameReader, STREAM_NONCE_BYTES, STREAM_PATH, STREAM_PROTOCOL, encodeBatchFrame, encodeFrame,
@@ -19,6 +19,6 @@ export {
 } from './stream.js';
 export { PeerQueue } from './queue.js';
 export {
-  HttpTransport, MAX_CHUNK_BYTES, MAX_INBOUND_PER_SENDER, MESSAGES_PATH, SNAPSHOT_PATH,
+  HttpTransport, MAX_CHUNK_BYTES, MAX_INBOUND_PER_SENDER, MAX_PEER_URL_BYTES, MESSAGES_PATH, SNAPSHOT_PATH,
   type HttpTransportOptions, type PeerStats, type RefusalReason, type TransportStats, type TransportTls,
 } from './http.js';
