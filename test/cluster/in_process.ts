@@ -8,6 +8,7 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import pino from 'pino';
+import { expect } from 'vitest';
 import { PeerRoute, SNAPSHOT_PATH, authHeaders, bodyDigest, requestMac } from '../../src/replication/transport/index.js';
 import { initCluster } from '../../server/cli/cluster.js';
 import { readClusterSecret, type ClusterConfig } from '../../server/cluster_config.js';
@@ -144,14 +145,22 @@ export class InProcessCluster {
   }
 
   /**
-   * A signer-set change: a follower of `ids` is removed (asked of the leader) and stopped; then
+   * A signer-set change: a follower of `ids` is removed (asked of the leader, in the product's two
+   * steps: demoted, then — once a checkpoint certified the change — removed) and stopped; then
    * three rounds of writes, each with a certified checkpoint, among the rest. Returns the rest.
    */
   async removeFollower(ids: number[]): Promise<number[]> {
     const m = this.members;
     const gone = ids.find((id) => id !== m.leader())!;
     const rest = ids.filter((id) => id !== gone);
-    await m.raft(m.leader()).membership()!.remove(gone);
+    expect(await m.raft(m.leader()).membership()!.remove(gone)).toBe('demoted');
+    await this.put(m.leader(rest), 'demoted', String(gone));
+    await m.certifiedCheckpoint(rest);
+    let outcome: string | undefined;
+    await until(`member ${gone} removed`, async () => {
+      outcome = await m.raft(m.leader(rest)).membership()!.remove(gone).catch(() => undefined);
+      return outcome === 'removed';
+    });
     await m.nodes.get(gone)!.shutdown();
     m.nodes.delete(gone);
     await until('a leader among the rest', () => m.leader(rest) !== 0);
@@ -159,6 +168,7 @@ export class InProcessCluster {
       for (let i = 0; i < 10; i++) await this.put(m.leader(rest), `k-${round}-${i}`, `value ${round} ${i}`);
       await m.certifiedCheckpoint(rest);
     }
+    expect(m.raft(m.leader(rest)).cluster()).toMatchObject({ voters: rest, learners: [] });
     return rest;
   }
 

@@ -7,21 +7,19 @@
  * {1,2,3}), started with `join`, added as a learner: it knows no voters, installs the leader's
  * snapshot (walking {1,2,3} → the two), is promoted, and serves proofs byte-identical to the others'.
  */
-import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { getProofCodec } from '../../proofs/lsm_encoding.js';
 import { verifyGetProof } from '../../proofs/lsm_proof.js';
 import { signerSetHash } from '../../proofs/signer_set.js';
-import { addClusterMember, initCluster } from '../../server/cli/cluster.js';
-import { bootstrapSignerSet, readClusterConfig, readClusterSecret } from '../../server/cluster_config.js';
-import { freePortRange } from '../../scripts/local_cluster.js';
+import { addClusterMember } from '../../server/cli/cluster.js';
+import { bootstrapSignerSet, readClusterConfig } from '../../server/cluster_config.js';
 import { InProcessCluster, until } from './in_process.js';
 
 const te = new TextEncoder();
 
 describe('a member added at runtime installs a snapshot it trusts through the set changes', () => {
   const c = new InProcessCluster('proofkv-join-snapshot-', { watch: 4, compactMargin: 4 });
-  const { dir, members, events, dataDirs } = c;
+  const { members, events, dataDirs } = c;
   const nodes = members.nodes;
 
   afterAll(() => c.close());
@@ -33,17 +31,9 @@ describe('a member added at runtime installs a snapshot it trusts through the se
   const certifiedCheckpoint = (ids: number[]) => members.certifiedCheckpoint(ids);
 
   it('installs, is promoted, and serves identical verified proofs', async () => {
-    const base = await freePortRange(8);
-    const layout = initCluster({ nodes: 3, dir: path.join(dir, 'c'), clientPort: base, peerPort: base + 3 });
-    c.config = layout.config;
-    for (const [id, d] of layout.dataDirs) dataDirs.set(id, d);
-    c.secret = readClusterSecret(layout.secretFile);
+    const { base, cdir, layout } = await c.initThree();
     // `cluster init` commits to the bootstrap voters' signer set.
     expect(Buffer.from(c.config.initialSignerSet!).equals(Buffer.from(signerSetHash(bootstrapSignerSet(c.config.members))))).toBe(true);
-    for (const id of [1, 2, 3]) await start(id);
-    await until('a leader', () => leader() !== 0);
-    for (let i = 0; i < 5; i++) await put(leader(), `early-${i}`, `v${i}`);
-    await certifiedCheckpoint([1, 2, 3]);
 
     // A signer-set change: a follower leaves ({1,2,3} → the other two), asked of the leader.
     const rest = await c.removeFollower([1, 2, 3]);
@@ -52,7 +42,7 @@ describe('a member added at runtime installs a snapshot it trusts through the se
     await until('the log compacted', () => raft(leader(rest)).cluster().firstIndex > 1);
 
     // Member 4: laid out by `cluster add` (the file keeps 1 and commits to {1,2,3}), started to join.
-    const added = addClusterMember({ dir: path.join(dir, 'c'), id: 4, clientPort: base + 6, peerPort: base + 7 });
+    const added = addClusterMember({ dir: cdir, id: 4, clientPort: base + 6, peerPort: base + 7 });
     c.config = readClusterConfig(added.configFile);
     expect(Buffer.from(c.config.initialSignerSet!).equals(Buffer.from(layout.config.initialSignerSet!))).toBe(true);
     dataDirs.set(4, added.dataDir);
