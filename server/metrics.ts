@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ProofDB } from '../src/index.js';
+import type { TransportStats as PeerTransportStats } from '../src/replication/transport/index.js';
 
 /** Total size of the regular files under `dir` (not following links); 0 if it is gone. */
 export function bytesOnDisk(dir: string): number {
@@ -285,6 +286,44 @@ export class Metrics {
       },
     });
     new Gauge({ name: 'proofkv_raft_snapshot_index', help: 'Log index of the latest Raft snapshot recorded or installed since start (0: none)', registers, collect() { this.set(source.snapshotStats().index); } });
+  }
+
+  /**
+   * Exports a cluster member's peer transport (`HttpTransport.stats`), sampled at scrape time:
+   * `proofkv_peer_refused_total{reason}` (peer requests and stream handshakes the peer listener
+   * refused: `bad-mac` for a wrong cluster secret, `not-member`, `clock-skew`, …),
+   * `proofkv_peer_accepted_by_other_secret_total` (authenticated by the second accepted secret:
+   * peers that have not switched yet during a rotation), `proofkv_peer_admitted_unknown_total`
+   * (senders outside the configuration admitted by their handshake), and per peer
+   * `proofkv_peer_sent_messages_total{peer}`, `proofkv_peer_received_messages_total{peer}`,
+   * `proofkv_peer_dropped_messages_total{peer}`, `proofkv_peer_failed_streams_total{peer}` and
+   * `proofkv_peer_queued_bytes{peer}`.
+   */
+  trackPeerTransport(source: { stats(): PeerTransportStats }): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'proofkv_peer_refused_total', help: 'Peer requests and stream handshakes refused by the peer listener since start, by reason', labelNames: ['reason'], registers,
+      collect() {
+        this.reset();
+        for (const [reason, n] of Object.entries(source.stats().refused)) this.set({ reason }, n ?? 0);
+      },
+    });
+    new Gauge({ name: 'proofkv_peer_accepted_by_other_secret_total', help: "Peer requests authenticated by the member's second accepted secret since start (a rotation in progress)", registers, collect() { this.set(source.stats().acceptedByOtherSecret); } });
+    new Gauge({ name: 'proofkv_peer_admitted_unknown_total', help: 'Stream handshakes from senders outside the configuration that were admitted (members added after the applied index) since start', registers, collect() { this.set(source.stats().admittedUnknown); } });
+    const perPeer = (name: string, help: string, field: 'sentMessages' | 'receivedMessages' | 'droppedMessages' | 'failedStreams' | 'queuedBytes'): void => {
+      new Gauge({
+        name, help, labelNames: ['peer'], registers,
+        collect() {
+          this.reset();
+          for (const p of source.stats().peers) this.set({ peer: String(p.id) }, p[field]);
+        },
+      });
+    };
+    perPeer('proofkv_peer_sent_messages_total', 'Raft messages written to the peer since start', 'sentMessages');
+    perPeer('proofkv_peer_received_messages_total', 'Raft messages accepted from the peer since start', 'receivedMessages');
+    perPeer('proofkv_peer_dropped_messages_total', 'Raft messages to the peer dropped (queue full, broken stream; Raft sends again) since start', 'droppedMessages');
+    perPeer('proofkv_peer_failed_streams_total', 'Failed dials and broken streams to the peer since start', 'failedStreams');
+    perPeer('proofkv_peer_queued_bytes', 'Encoded messages waiting for the peer, bytes (bounded by the queue limit)', 'queuedBytes');
   }
 
   /**

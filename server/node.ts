@@ -380,6 +380,7 @@ export class ProofNode {
       metrics.trackIdempotency(writePath);
       metrics.pathFault = () => writePath.writeFault?.();
       if (raftPath) metrics.trackSnapshots(raftPath);
+      if (transport) metrics.trackPeerTransport(transport);
       const ctx: AppContext = {
         db,
         writePath,

@@ -63,6 +63,13 @@ export function startMember(o: { config: ClusterConfig; id: number; dataDir: str
   });
 }
 
+/** The value of metric `name` (with its label set, e.g. `proofkv_peer_refused_total{reason="bad-mac"}`) in a node's `/metrics`; 0 when absent. */
+export async function metricOf(node: ProofNode, name: string): Promise<number> {
+  const text = await (await fetch(`${node.url}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
+  for (const line of text.split('\n')) if (line.startsWith(`${name} `)) return Number(line.slice(name.length + 1));
+  return 0;
+}
+
 /** The in-process members and what the tests ask of them. */
 export class Members {
   readonly nodes = new Map<number, ProofNode>();

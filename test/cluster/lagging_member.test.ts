@@ -12,7 +12,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { addClusterMember } from '../../server/cli/cluster.js';
 import { readClusterConfig } from '../../server/cluster_config.js';
-import { InProcessCluster, until } from './in_process.js';
+import { InProcessCluster, metricOf, until } from './in_process.js';
 
 /** Tries `f` until it resolves (a membership change refused while an earlier one is recorded). */
 async function retry(what: string, f: () => Promise<unknown>): Promise<void> {
@@ -74,6 +74,7 @@ describe('a member that missed the addition of the members that lead now', () =>
     // Applied can reach the leader's while an installed snapshot's configuration is still being
     // taken in: wait for the configuration itself.
     await until('the lagging member knows voters 1..5', () => raft(lag).cluster().voters.join() === '1,2,3,4,5', 30_000);
+    expect(await metricOf(nodes.get(lag)!, 'proofkv_peer_admitted_unknown_total')).toBeGreaterThan(0);
     expect(raft(lag).membership()!.list().map((m) => m.id)).toEqual([1, 2, 3, 4, 5]);
 
     // Writes and checkpoints go on, and the lagging member co-signs them.

@@ -15,7 +15,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { initCluster } from '../../server/cli/cluster.js';
 import { readClusterSecret } from '../../server/cluster_config.js';
 import { freePortRange } from '../../scripts/local_cluster.js';
-import { InProcessCluster, peerSecretProbe, until } from './in_process.js';
+import { InProcessCluster, metricOf, peerSecretProbe, until } from './in_process.js';
 
 const te = new TextEncoder();
 
@@ -64,7 +64,11 @@ describe('cluster secret rotation without a restart', () => {
     };
 
     await progress('before');
+    const badMac = 'proofkv_peer_refused_total{reason="bad-mac"}';
+    const refusedBefore = await metricOf(node(1), badMac);
     expect(await probe(1, 2, NEW)).toBe('401 bad-mac');
+    // The operator sees the refusal in the member's metrics.
+    expect(await metricOf(node(1), badMac)).toBe(refusedBefore + 1);
     for (const id of ids) node(id).setClusterSecrets(OLD, [NEW]);
     await progress('step 1');
     const authenticated = await probe(1, 2, OLD);
@@ -74,6 +78,10 @@ describe('cluster secret rotation without a restart', () => {
       node(id).setClusterSecrets(NEW, [OLD]);
       await progress(`step 2, member ${id}`);
     }
+    // While members switched one by one, peers authenticated with a member's second secret.
+    let other = 0;
+    for (const id of ids) other += await metricOf(node(id), 'proofkv_peer_accepted_by_other_secret_total');
+    expect(other).toBeGreaterThan(0);
     for (const id of ids) {
       node(id).setClusterSecrets(NEW);
       await progress(`step 3, member ${id}`);
