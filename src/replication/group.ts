@@ -575,6 +575,12 @@ export class ReplicationGroup<O> {
    * added to the peer set so that a lagging member can answer a leader it does not know yet.
    */
   private readonly heard = new Set<number>();
+  /**
+   * Conf changes of the Ready being applied that were handed to the state machine: the Raft node
+   * takes them in only at `advance`, after the Ready's apply, so {@link status} adds them to the
+   * node's configuration (its `applied` already counts them).
+   */
+  private unadvanced: ConfChange[] = [];
   /** Addresses that senders in {@link heard} named themselves ({@link admitSender}): used when {@link ReplicationGroupOptions.resolvePeer} knows none. */
   private readonly learnt = new Map<number, PeerAddress>();
   /** Set while the loop waits for a sync ({@link duringSync}): wakes it to step what arrived. */
@@ -699,7 +705,8 @@ export class ReplicationGroup<O> {
   /** Where the group stands, as this member sees it. */
   status(): GroupStatus {
     const r = this.node.raft;
-    const cs = r.prs.confState();
+    let cs = r.prs.confState();
+    for (const cc of this.unadvanced) cs = applyConfChangeTo(cs, cc);
     let role: GroupRole;
     if (!cs.voters.includes(this.id) && !cs.learners.includes(this.id)) role = this.removed.has(this.id) ? 'removed' : 'joining';
     else if (cs.learners.includes(this.id)) role = 'learner';
@@ -1248,6 +1255,7 @@ export class ReplicationGroup<O> {
       await this.applyAll(rest);
       trace('applied');
       node.advance(rd); // (4)
+      this.unadvanced = [];
       this.afterAdvance(rd);
       // In a group whose only voter is this member, after persisting new entries, first apply
       // what they committed (all of them, at once: the very next Ready) and only then take new
@@ -1478,6 +1486,7 @@ export class ReplicationGroup<O> {
     } catch (err) {
       if (this.sm.isFatal(err)) throw err;
       this.node = this.newNode();
+      this.unadvanced = [];
       this.lastLeader = None;
       return false;
     }
@@ -1605,6 +1614,7 @@ export class ReplicationGroup<O> {
     }
     if (before?.component !== 'log') this.notePause();
     this.node = this.newNode();
+    this.unadvanced = [];
     this.lastLeader = None;
   }
 
@@ -1621,6 +1631,7 @@ export class ReplicationGroup<O> {
     this.pause = null;
     this.notePause();
     this.node = this.newNode();
+    this.unadvanced = [];
     this.ticks = 0;
     // The rebuilt node learns the membership from the committed entries it delivers again; a lone
     // voter then campaigns at once (as at open) instead of waiting an election timeout.
@@ -1660,6 +1671,7 @@ export class ReplicationGroup<O> {
     const retrying = { ...p, retryAt: Infinity };
     this.pause = retrying;
     await this.applyEntries(entries, p);
+    this.unadvanced = []; // entries the node advanced past already: it holds their changes
     if (this.pause === retrying) {
       this.pause = null;
       this.notePause();
@@ -1697,8 +1709,12 @@ export class ReplicationGroup<O> {
     for (const e of entries) {
       if (e.index <= this.applied) continue; // durable in the state machine before a restart
       this.applied = e.index;
-      if (e.type === EntryType.ConfChange) this.sm.applyConfChange?.(e.index, decodeConfChange(e.data));
-      if (e.type !== EntryType.Normal || e.data.length === 0) continue; // a leader's no-op, or a membership change (applied by the node in advance)
+      if (e.type === EntryType.ConfChange) {
+        const cc = decodeConfChange(e.data);
+        this.unadvanced.push(cc);
+        this.sm.applyConfChange?.(e.index, cc);
+      }
+      if (e.type !== EntryType.Normal || e.data.length === 0) continue; // a leader's no-op, or a membership change (the node takes it in at `advance`)
       const { id, command } = decodeEntryPayload(e.data);
       if (tracing) trace('apply', e.index, id);
       const w = this.waiters.get(id);

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { EntryType, MessageType, WalStorage, newMessage, type Message, type PersistRequest } from '../../src/raft/index.js';
+import { ConfChangeType, EntryType, MessageType, WalStorage, newMessage, type Message, type PersistRequest } from '../../src/raft/index.js';
 import { LaterAnswer, ReplicationGroup, decodeEntryPayload, encodeEntryPayload, type StateMachine, type Transport } from '../../src/replication/index.js';
 
 const te = new TextEncoder();
@@ -154,6 +154,35 @@ describe('ReplicationGroup', () => {
     g = await open(dir, sm, last);
     expect(sm.applied).toEqual([]);
     expect(g.status().applied).toBeGreaterThanOrEqual(last);
+  });
+
+  it('status() shows a conf change as soon as it counts in the applied index, before the node takes it in', async () => {
+    // The state machine sees the group's status while the change is applied (the Raft node takes
+    // conf changes in only at `advance`, after the Ready's apply).
+    const seen: Array<[string, number, number[]]> = [];
+    let g: ReplicationGroup<string> | undefined;
+    const sm = new Recorder();
+    sm.immediate = true;
+    const apply = sm.apply.bind(sm);
+    sm.apply = (index, command) => {
+      if (g === undefined) return apply(index, command); // replayed while the group opens
+      const st = g.status();
+      seen.push([td.decode(command), st.applied, st.learners]);
+      return apply(index, command);
+    };
+    (sm as StateMachine<string>).applyConfChange = (index) => {
+      if (g === undefined) return; // the bootstrap membership, while the group opens
+      const st = g.status();
+      seen.push(['conf', st.applied, st.learners]);
+      expect(st.applied).toBe(index);
+    };
+    g = await open(tmp(), sm);
+    await g.propose(te.encode('before'));
+    await g.proposeConfChange({ type: ConfChangeType.AddLearner, nodeId: 2 });
+    await g.propose(te.encode('after'));
+    expect(seen.map(([what]) => what)).toEqual(['before', 'conf', 'after']);
+    expect(seen.map(([, , learners]) => learners)).toEqual([[], [2], [2]]);
+    expect(g.status()).toMatchObject({ voters: [1], learners: [2] });
   });
 
   it('refuses a state machine ahead of the log, and a directory of the earlier raft write path', async () => {
