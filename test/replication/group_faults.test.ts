@@ -40,7 +40,7 @@ class FaultyMachine implements StateMachine<string> {
     }
     this.applied.push([index, c]);
     // "slow" keeps the loop busy, so that the proposals made meanwhile share the next Ready.
-    if (c === 'slow') return new Promise((r) => setTimeout(() => r(`${c}@${index}`), 30));
+    if (c === 'slow') return new Promise((r) => setTimeout(() => r(`${c}@${index}`), 300));
     return Promise.resolve(`${c}@${index}`);
   }
   isFatal(err: unknown): boolean {
@@ -69,7 +69,9 @@ function tmp(): string {
   return d;
 }
 async function open(dir: string, sm: StateMachine<string>, options: { sync?: boolean; onPause?: (p: ApplyPause | undefined) => void } = {}) {
-  const g = await ReplicationGroup.open(dir, { stateMachine: sm, appliedIndex: 0, tickMs: 5, ...options });
+  // No test here is about timeouts: a proposal must not time out on a loaded machine (the default
+  // is three election timeouts, 150 ms at this tick).
+  const g = await ReplicationGroup.open(dir, { stateMachine: sm, appliedIndex: 0, tickMs: 5, requestTimeoutMs: 30_000, ...options });
   groups.push(g);
   return g;
 }
@@ -135,7 +137,7 @@ describe('ReplicationGroup: transient apply faults', () => {
     sm.fault = 'transient';
     sm.leak = 'b';
     const slow = g.propose(te.encode('slow'));
-    await new Promise((r) => setTimeout(r, 5));
+    await until(() => sm.applied.some(([, c]) => c === 'slow')); // its apply runs: the next two share a Ready
     const out = await Promise.allSettled(['a', 'b'].map((c) => g.propose(te.encode(c))));
     await slow;
     expect(out.map((r) => r.status)).toEqual(['rejected', 'rejected']);
