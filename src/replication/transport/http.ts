@@ -248,15 +248,21 @@ interface Link {
   removed: boolean;
 }
 
-/** True for a peer URL a member may be reached at: `http:` (`https:` with TLS), at most {@link MAX_PEER_URL_BYTES} bytes. */
-function validPeerUrl(url: string, tls: boolean): boolean {
-  if (typeof url !== 'string' || Buffer.byteLength(url) > MAX_PEER_URL_BYTES) return false;
+/** `url` parsed, when a member may be reached at it: `http:` (`https:` with TLS); else why not. */
+function parsePeerUrl(url: unknown, tls: boolean): URL | string {
+  let u: URL;
   try {
-    const u = new URL(url);
-    return u.protocol === (tls ? 'https:' : 'http:') && u.hostname !== '';
+    u = new URL(String(url));
   } catch {
-    return false;
+    return `bad peerUrl ${String(url)}`;
   }
+  const scheme = tls ? 'https:' : 'http:';
+  return u.protocol === scheme ? u : `peerUrl must use ${scheme}`;
+}
+
+/** True for a peer URL a handshake may name ({@link parsePeerUrl}), at most {@link MAX_PEER_URL_BYTES} bytes. */
+function validPeerUrl(url: string, tls: boolean): boolean {
+  return typeof url === 'string' && Buffer.byteLength(url) <= MAX_PEER_URL_BYTES && typeof parsePeerUrl(url, tls) !== 'string';
 }
 
 function positive(v: number | undefined, dflt: number, what: string, min = 1): number {
@@ -482,16 +488,10 @@ export class HttpTransport implements Transport {
    */
   setPeers(peers: readonly PeerAddress[]): void {
     const want = new Map<number, URL>();
-    const scheme = this.o.tls ? 'https:' : 'http:';
     for (const p of peers) {
       if (!Number.isSafeInteger(p?.id) || p.id < 1 || p.id > MAX_NODE_ID) throw new TransportError(TransportErrorCode.InvalidArgument, `bad peer id ${p?.id}`);
-      let url: URL;
-      try {
-        url = new URL(p.peerUrl);
-      } catch {
-        throw new TransportError(TransportErrorCode.InvalidArgument, `peer ${p.id}: bad peerUrl ${p.peerUrl}`);
-      }
-      if (url.protocol !== scheme) throw new TransportError(TransportErrorCode.InvalidArgument, `peer ${p.id}: peerUrl must use ${scheme}`);
+      const url = parsePeerUrl(p.peerUrl, this.o.tls !== undefined);
+      if (typeof url === 'string') throw new TransportError(TransportErrorCode.InvalidArgument, `peer ${p.id}: ${url}`);
       if (p.id !== this.o.selfId) want.set(p.id, url);
     }
     for (const [id, link] of this.links) {
