@@ -248,6 +248,8 @@ export class RaftWritePath implements WritePath {
                 const via = c?.peerVia?.get(id);
                 return via !== undefined ? { id, peerUrl: via } : m && { id, peerUrl: m.peerUrl };
               },
+              // Removed ids are refused for good, also once the entries that removed them are behind this member's log.
+              removedMembers: () => members.registry.current().removed,
             }
           : {}),
         compactMargin: options.snapshots?.compactMargin,

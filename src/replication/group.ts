@@ -228,6 +228,14 @@ export interface ReplicationGroupOptions<O> {
    * machine). Asked whenever the membership changes; `peers` are used when this gives nothing.
    */
   resolvePeer?: (id: number) => PeerAddress | undefined;
+  /**
+   * Ids the state machine's durable membership says were removed from the group (the member
+   * registry's `removed`). Asked at open and after each snapshot install; their messages are
+   * refused and their streams not admitted, also when the entries that removed them are behind
+   * this member's log (applied before a restart, or in a snapshot). Default: only the removals
+   * this member applied since it opened.
+   */
+  removedMembers?: () => Iterable<number>;
   /** Milliseconds per Raft tick (default 100). */
   tickMs?: number;
   /**
@@ -563,7 +571,8 @@ export class ReplicationGroup<O> {
   private readonly snapshotEvery: number;
   private readonly addresses = new Map<number, PeerAddress>();
   /**
-   * Members removed by a change in this member's log (and not added again): their messages are
+   * Members removed by a change in this member's log or in its state machine's durable membership
+   * ({@link ReplicationGroupOptions.removedMembers}), and not added again: their messages are
    * ignored. The transport may deliver messages from ids outside the peer set, because a lagging
    * member does not yet know the members added after its applied index.
    */
@@ -616,6 +625,7 @@ export class ReplicationGroup<O> {
     this.timeoutMs = options.requestTimeoutMs ?? 3 * (options.electionTick ?? 10) * tickMs;
     this.margin = options.compactMargin ?? DEFAULT_COMPACT_MARGIN;
     this.snapshotEvery = options.snapshotEvery ?? 10_000;
+    this.noteDurablyRemoved();
     this.readRetryMs = 2 * (options.heartbeatTick ?? 1) * tickMs;
     this.noticeDelayMs = options.commitNoticeDelayMs ?? DEFAULT_COMMIT_NOTICE_DELAY_MS;
     for (const p of options.peers ?? []) this.addresses.set(p.id, p);
@@ -1524,6 +1534,15 @@ export class ReplicationGroup<O> {
     this.learnt.delete(cc.nodeId);
   }
 
+  /** Adds the state machine's removed ids ({@link ReplicationGroupOptions.removedMembers}) to {@link removed}. */
+  private noteDurablyRemoved(): void {
+    for (const id of this.options.removedMembers?.() ?? []) {
+      this.removed.add(id);
+      this.heard.delete(id);
+      this.learnt.delete(id);
+    }
+  }
+
   /**
    * The transport's question about a sender outside the peer set that named its address (an
    * authenticated stream handshake): admitted, as a heard peer with that address, unless it was
@@ -1640,6 +1659,7 @@ export class ReplicationGroup<O> {
 
   /** The applied index after a snapshot was installed (it moves a pause past the snapshot). */
   private afterRestore(index: number): void {
+    this.noteDurablyRemoved();
     this.applied = Math.max(this.applied, index);
     this.committedTo = Math.max(this.committedTo, index);
     if (this.pause && this.pause.index <= index) {

@@ -33,8 +33,13 @@ export const MAX_REGISTRY_MEMBERS = 16;
 export const MAX_REGISTRY_VERSIONS = 64;
 /** Longest URL of a member, characters. */
 export const MAX_MEMBER_URL_LENGTH = 256;
-/** Largest encoded registry (export or stored file), bytes: versions × members × (URLs, key, framing). */
-export const MAX_REGISTRY_BYTES = MAX_REGISTRY_VERSIONS * (64 + MAX_REGISTRY_MEMBERS * (2 * MAX_MEMBER_URL_LENGTH + 32 + 64));
+/**
+ * Most removed ids a registry remembers ({@link MembershipState.removed}): the newest removals are
+ * kept, the oldest forgotten beyond it (etcd keeps every one; we bound every table).
+ */
+export const MAX_REMOVED_MEMBERS = 256;
+/** Largest encoded registry (export or stored file), bytes: versions × (members × (URLs, key, framing) + removed ids). */
+export const MAX_REGISTRY_BYTES = MAX_REGISTRY_VERSIONS * (64 + MAX_REGISTRY_MEMBERS * (2 * MAX_MEMBER_URL_LENGTH + 32 + 64) + MAX_REMOVED_MEMBERS * 5);
 /** Largest member id (ids are u32 in the signer set; 0 means "no member"). */
 export const MAX_MEMBER_ID = 0xffff_ffff;
 
@@ -93,6 +98,12 @@ export interface MembershipState {
   voters: number[];
   /** Learners, sorted. */
   learners: number[];
+  /**
+   * Ids removed from the group (`RemoveNode` of a voter or learner), oldest removal first, at most
+   * {@link MAX_REMOVED_MEMBERS}: their peer messages are refused for good and the ids are never
+   * registered again (etcd's rule). Absent in registries written before it: read as none.
+   */
+  removed: number[];
 }
 
 /** A signer set (the shape `proofs/signer_set.ts` hashes): voters with their keys, majority quorum. */
@@ -178,7 +189,8 @@ function checkDistinct(members: readonly MemberInfo[], m: MemberInfo): void {
  * Rules: `add` of a new id registers it; `add` of a registered id with the same fields changes
  * nothing; with other fields it replaces the metadata only while the member is neither voter nor
  * learner (a member's key never changes while it may sign: replace a member with a new id).
- * Every id, listener and key is distinct. `remove` forgets a member that is no longer in the Raft
+ * Every id, listener and key is distinct, and an id removed from the group is never registered
+ * again ({@link MembershipState.removed}). `remove` forgets a member that is no longer in the Raft
  * membership (remove it from the group first) and changes nothing for an unknown id.
  */
 export function applyMemberCommand(s: MembershipState, index: number, cmd: MemberCommand): MembershipState {
@@ -188,6 +200,7 @@ export function applyMemberCommand(s: MembershipState, index: number, cmd: Membe
     if (inGroup) throw new MembersError(MembersErrorCode.Conflict, `member ${cmd.id} is still a ${s.voters.includes(cmd.id) ? 'voter' : 'learner'}: remove it from the group first`);
     return { ...s, index, members: s.members.filter((m) => m.id !== cmd.id) };
   }
+  if (s.removed.includes(cmd.id)) throw new MembersError(MembersErrorCode.Conflict, `member ${cmd.id} was removed from the group, and a removed member's id is never used again: add the replacement under a new id`);
   const m: MemberInfo = { id: cmd.id, clientUrl: cmd.clientUrl, peerUrl: cmd.peerUrl, publicKey: cmd.publicKey };
   if (existing && sameMember(existing, m)) return { ...s, index };
   if (existing && inGroup) throw new MembersError(MembersErrorCode.Conflict, `member ${cmd.id} is in the group with other URLs or another key: add the replacement under a new id`);
@@ -197,17 +210,28 @@ export function applyMemberCommand(s: MembershipState, index: number, cmd: Membe
   return { ...s, index, members };
 }
 
-/** The state after the Raft membership change `cc` (the core's rules, as `applyConfChangeTo`). */
+/**
+ * The state after the Raft membership change `cc` (the core's rules, as `applyConfChangeTo`). A
+ * `RemoveNode` of a voter or learner adds its id to {@link MembershipState.removed}; an id the log
+ * adds again (the Raft core allows it; the registry's `member add` does not) leaves it, so the
+ * state always mirrors the core's.
+ */
 export function applyConfChangeToState(s: MembershipState, index: number, cc: ConfChange): MembershipState {
   const voters = new Set(s.voters);
   const learners = new Set(s.learners);
+  let removed = s.removed;
   switch (cc.type) {
     case ConfChangeType.AddNode: voters.add(cc.nodeId); learners.delete(cc.nodeId); break;
     // A new learner, or a voter demoted (never the last voter: the Raft core's rule).
     case ConfChangeType.AddLearner: if (!(voters.has(cc.nodeId) && voters.size === 1)) { voters.delete(cc.nodeId); learners.add(cc.nodeId); } break;
-    case ConfChangeType.RemoveNode: voters.delete(cc.nodeId); learners.delete(cc.nodeId); break;
+    case ConfChangeType.RemoveNode:
+      if (voters.has(cc.nodeId) || learners.has(cc.nodeId)) removed = [...removed.filter((id) => id !== cc.nodeId), cc.nodeId].slice(-MAX_REMOVED_MEMBERS);
+      voters.delete(cc.nodeId);
+      learners.delete(cc.nodeId);
+      break;
   }
-  return { ...s, index, voters: sortedIds(voters), learners: sortedIds(learners) };
+  if (cc.type !== ConfChangeType.RemoveNode && removed.includes(cc.nodeId)) removed = removed.filter((id) => id !== cc.nodeId);
+  return { ...s, index, voters: sortedIds(voters), learners: sortedIds(learners), removed };
 }
 
 /**
@@ -228,7 +252,7 @@ const cbor = new Encoder({ useRecords: false, mapsAsObjects: true });
 export function encodeMembers(versions: readonly MembershipState[]): Uint8Array {
   const bytes = cbor.encode({
     v: 1,
-    versions: versions.map((s) => ({ index: s.index, members: s.members.map((m) => ({ id: m.id, clientUrl: m.clientUrl, peerUrl: m.peerUrl, publicKey: m.publicKey })), voters: s.voters, learners: s.learners })),
+    versions: versions.map((s) => ({ index: s.index, members: s.members.map((m) => ({ id: m.id, clientUrl: m.clientUrl, peerUrl: m.peerUrl, publicKey: m.publicKey })), voters: s.voters, learners: s.learners, removed: s.removed })),
   });
   if (bytes.length > MAX_REGISTRY_BYTES) throw new MembersError(MembersErrorCode.Unavailable, `registry encodes to ${bytes.length} bytes, over ${MAX_REGISTRY_BYTES}`);
   return new Uint8Array(bytes);
@@ -261,7 +285,15 @@ function parseState(v: unknown, where: string): MembershipState {
   const voters = ids(v.voters, 'voters');
   const learners = ids(v.learners, 'learners');
   if (voters.some((id) => learners.includes(id))) throw malformed(`${where}: a member is both voter and learner`);
-  return { index, members, voters, learners };
+  // Absent before removed ids were kept (the field is ignored by older readers, so either can read the other's files).
+  let removed: number[] = [];
+  if (v.removed !== undefined) {
+    if (!Array.isArray(v.removed) || v.removed.length > MAX_REMOVED_MEMBERS) throw malformed(`${where}.removed must be an array of at most ${MAX_REMOVED_MEMBERS}`);
+    removed = v.removed.map((id, i) => checkMemberId(id, `${where}.removed[${i}]`));
+    if (new Set(removed).size !== removed.length) throw malformed(`${where}.removed must be distinct`);
+    if (removed.some((id) => voters.includes(id) || learners.includes(id))) throw malformed(`${where}: a removed member is a voter or learner`);
+  }
+  return { index, members, voters, learners, removed };
 }
 
 /** Decodes {@link encodeMembers}; `MEMBERS_MALFORMED` for anything else (bounded, every field checked). */
@@ -295,7 +327,7 @@ export class MemberRegistry {
 
   /** The seed of a new group: `members` registered, with `voters` (the bootstrap voters; none for a joining member) at index 0. */
   static seed(members: readonly MemberInfo[], voters: readonly number[] = []): MemberRegistry {
-    let s: MembershipState = { index: 0, members: [], voters: [], learners: [] };
+    let s: MembershipState = { index: 0, members: [], voters: [], learners: [], removed: [] };
     for (const m of [...members].sort((a, b) => a.id - b.id)) s = applyMemberCommand(s, 0, { type: 'member', op: 'add', ...m });
     return new MemberRegistry([{ ...s, voters: sortedIds(voters) }]);
   }

@@ -7,10 +7,11 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { Encoder } from 'cbor-x';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfChangeType } from '../../src/raft/index.js';
 import {
-  MAX_REGISTRY_BYTES, MEMBERS_FILE, MemberRegistry, MemberStore, Membership, MembersErrorCode, decodeMembers, encodeMembers, parseMemberCommand,
+  MAX_REGISTRY_BYTES, MAX_REMOVED_MEMBERS, MEMBERS_FILE, MemberRegistry, MemberStore, Membership, MembersErrorCode, decodeMembers, encodeMembers, parseMemberCommand,
   type MemberInfo,
 } from '../../src/replication/members.js';
 
@@ -133,12 +134,73 @@ describe('member registry', () => {
       new Uint8Array(0),
       new Uint8Array(MAX_REGISTRY_BYTES + 1),
       good.subarray(0, good.length - 3),
-      encodeMembers([{ index: 5, members: [member(1)], voters: [1], learners: [1] }]),
-      encodeMembers([{ index: 5, members: [member(2), member(1)], voters: [], learners: [] }]),
-      encodeMembers([{ index: 5, members: [member(1), { ...member(2), publicKey: key(1) }], voters: [], learners: [] }]),
-      encodeMembers([{ index: 5, members: [], voters: [], learners: [] }, { index: 5, members: [], voters: [], learners: [] }]),
+      encodeMembers([{ index: 5, members: [member(1)], voters: [1], learners: [1], removed: [] }]),
+      encodeMembers([{ index: 5, members: [member(2), member(1)], voters: [], learners: [], removed: [] }]),
+      encodeMembers([{ index: 5, members: [member(1), { ...member(2), publicKey: key(1) }], voters: [], learners: [], removed: [] }]),
+      encodeMembers([{ index: 5, members: [], voters: [], learners: [], removed: [] }, { index: 5, members: [], voters: [], learners: [], removed: [] }]),
     ];
     for (const b of bads) expect(codeOf(() => decodeMembers(b))).toBe(MembersErrorCode.Malformed);
+  });
+
+  it('remembers removed ids for good: kept through exports, stores and pruning; never registered again', () => {
+    const dir = tmp();
+    const store = MemberStore.open(dir, () => MemberRegistry.seed([1, 2, 3].map(member)));
+    [1, 2, 3].forEach((id, i) => store.applyConfChange(i + 1, addNode(id), 0));
+    store.applyMember(10, add(4), 3);
+    store.applyConfChange(11, addLearner(4), 3);
+    store.applyConfChange(12, addNode(4), 3);
+    store.applyConfChange(20, removeNode(1), 3);
+    // Unknown ids are not recorded: only members of the group are removed.
+    store.applyConfChange(21, removeNode(9), 3);
+    store.applyMember(22, { type: 'member', op: 'remove', id: 1 }, 3);
+    // As of an index before the removal, an export has none.
+    expect(decodeMembers(store.registry.export(15))[0].removed).toEqual([]);
+    // Every version that could tell the removal is pruned away: the newest still holds it.
+    store.applyMember(30, add(5), 25);
+    expect(store.registry.history().map((v) => v.index)).toEqual([22, 30]);
+    expect(store.registry.current().removed).toEqual([1]);
+    const reopened = MemberStore.open(dir, () => {
+      throw new Error('must not seed again');
+    });
+    expect(reopened.registry.current().removed).toEqual([1]);
+    expect(decodeMembers(reopened.registry.export())[0].removed).toEqual([1]);
+    // The id is never registered again, with its old fields or new ones; nothing changes.
+    const before = encodeMembers(store.registry.history());
+    for (const cmd of [add(1), { ...add(1), clientUrl: 'http://127.0.0.1:9001', peerUrl: 'http://127.0.0.1:9101', publicKey: key(99) }]) {
+      expect(codeOf(() => store.applyMember(40, cmd, 25))).toBe(MembersErrorCode.Conflict);
+    }
+    expect(encodeMembers(store.registry.history())).toEqual(before);
+    // A member removed from the group and not yet forgotten is refused too.
+    store.applyConfChange(41, removeNode(2), 25);
+    expect(store.registry.current().members.map((m) => m.id)).toContain(2);
+    expect(codeOf(() => store.registry.applyMember(42, add(2)))).toBe(MembersErrorCode.Conflict);
+    expect(store.registry.current().removed).toEqual([1, 2]);
+  });
+
+  it('bounds the removed ids (the oldest forgotten) and reads registries written before they were kept', () => {
+    const r = MemberRegistry.seed([]);
+    let index = 0;
+    for (let id = 1; id <= MAX_REMOVED_MEMBERS + 3; id++) {
+      r.applyConfChange(++index, addLearner(id));
+      r.applyConfChange(++index, removeNode(id));
+      r.prune(index);
+    }
+    const removed = r.current().removed;
+    expect(removed).toHaveLength(MAX_REMOVED_MEMBERS);
+    expect(removed[0]).toBe(4);
+    expect(removed.at(-1)).toBe(MAX_REMOVED_MEMBERS + 3);
+    expect(decodeMembers(r.export())[0].removed).toEqual(removed);
+    // An id added again through the log (the Raft core allows it) leaves the list, as the core's state does.
+    r.applyConfChange(++index, addLearner(4));
+    expect(r.current().removed).not.toContain(4);
+    expect(r.current().learners).toEqual([4]);
+    // A registry file of an older release has no `removed` field.
+    const old = new Encoder({ useRecords: false, mapsAsObjects: true }).encode({ v: 1, versions: [{ index: 7, members: [member(1)], voters: [1], learners: [] }] });
+    expect(decodeMembers(new Uint8Array(old))).toEqual([{ index: 7, members: [member(1)], voters: [1], learners: [], removed: [] }]);
+    const bad = (removedField: unknown) => new Uint8Array(new Encoder({ useRecords: false, mapsAsObjects: true }).encode({ v: 1, versions: [{ index: 7, members: [], voters: [1], learners: [2], removed: removedField }] }));
+    for (const b of [bad([1]), bad([2]), bad([3, 3]), bad([0]), bad('3'), bad(new Array(MAX_REMOVED_MEMBERS + 1).fill(0).map((_, i) => i + 10))]) {
+      expect(codeOf(() => decodeMembers(b))).toBe(MembersErrorCode.Malformed);
+    }
   });
 
   it('persists every change, reopens it, keeps the history a replay needs, and refuses a damaged file', () => {
