@@ -65,7 +65,7 @@ export function clusterRoutes(ctx: AppContext): RouteDef[] {
     const view = ctx.cluster!.view();
     const members = membership().list();
     const one = only === undefined ? undefined : members.find((m) => m.id === only);
-    send(req, res, one ? memberWire(one) : { leader: view.leader, term: view.term, members: members.map(memberWire) }, status);
+    send(req, res, one ? memberWire(one) : { leader: view.leader, term: view.term, members: members.map(memberWire), removed: membership().removed() }, status);
   };
 
   const get: RouteDef = {
@@ -74,7 +74,7 @@ export function clusterRoutes(ctx: AppContext): RouteDef[] {
     role: 'admin',
     body: 'none',
     name: 'cluster_members',
-    doc: { summary: 'Members of the cluster', description: 'The member registry as this member applied it: every member with its URLs, key (hex), role (voter, learner, registered) and whether it leads; `match` (the leader\'s replication progress of the member) when answered by the leader.', responses: { ...ok('Members', 'The members'), ...errors(401, 403, 404) } },
+    doc: { summary: 'Members of the cluster', description: 'The member registry as this member applied it: every member with its URLs, key (hex), role (voter, learner, registered) and whether it leads; `match` (the leader\'s replication progress of the member) when answered by the leader; `removed`: the ids removed from the group, oldest first (never used again).', responses: { ...ok('Members', 'The members'), ...errors(401, 403, 404) } },
     handler(req, res) {
       queryOf(res).only([]);
       list(req, res);

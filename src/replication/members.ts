@@ -545,6 +545,11 @@ export class Membership {
     });
   }
 
+  /** Ids removed from the group, oldest removal first (never registered again; {@link MembershipState.removed}). */
+  removed(): number[] {
+    return [...this.registry.current().removed];
+  }
+
   /**
    * Registers `m` (a `member add` entry) and adds it as a learner (`AddLearner`). Asking again for
    * a member already registered with the same fields finishes what is missing and changes nothing

@@ -183,6 +183,7 @@ describe('runtime membership: add, remove, replace', () => {
     expect((await members(via)).find((m) => m.id === gone)?.role).toBe('learner');
     expect(await admin(via, 'DELETE', `/v1/cluster/members/${gone}`)).toBeUndefined();
     expect((await members(via)).map((m) => m.id)).toEqual([1, 2, 3, 4].filter((id) => id !== gone));
+    expect((await admin(via, 'GET', '/v1/cluster/members')) as { removed: number[] }).toMatchObject({ removed: [gone] });
     // A removed member's id is never used again, even with new URLs and a new key (etcd's rule).
     const again = { id: gone, clientUrl: 'http://127.0.0.1:1', peerUrl: 'http://127.0.0.1:2', publicKey: hex(new Uint8Array(32).fill(77)) };
     await expect(adminRequest(cluster.member(via).url, 'POST', '/v1/cluster/members', undefined, again)).rejects.toMatchObject({ code: 'MEMBERSHIP_CONFLICT', message: expect.stringContaining('never used again') });
