@@ -86,7 +86,7 @@ export interface CheckpointStamp {
   signers?: SignerSet;
 }
 
-/** What taking a checkpoint did (see {@link Checkpointer.checkpoint}). */
+/** What taking a checkpoint did (see `Checkpointer.checkpoint`). */
 export interface TakenCheckpoint extends SignedCheckpoint {
   /** The checkpoint's time (ms): the command's, never below the previous checkpoint's. */
   time: number;
@@ -101,7 +101,7 @@ export interface TakenCheckpoint extends SignedCheckpoint {
   cosign?: CosignCommand;
 }
 
-/** What applying a cosign command did (see {@link Checkpointer.cosign}). */
+/** What applying a cosign command did (see `Checkpointer.cosign`). */
 export interface CosignResult {
   verdict: CosignVerdict;
   /** Set when this command certified this node's latest head. */
@@ -110,7 +110,7 @@ export interface CosignResult {
   divergence?: Divergence;
 }
 
-/** Options of {@link Checkpointer.checkpoint}. */
+/** Options of `Checkpointer.checkpoint`. */
 export interface CheckpointMeta {
   /** From the log command (ms since the epoch); default the previous checkpoint's time. */
   time?: number;
