@@ -46,7 +46,7 @@ export interface StreamConnectionOptions {
   /**
    * With requests in flight, the longest silence of the node (no byte received) before the
    * connection is failed with {@link StreamErrorCode.ANSWER_TIMEOUT} (default
-   * `DEFAULT_ANSWER_TIMEOUT_MS`): a node that never answers, or a peer gone without a word,
+   * `DEFAULT_ANSWER_TIMEOUT_MS`, 30 s): a node that never answers, or a peer gone without a word,
    * cannot hold requests (or the slots of abandoned ones) for ever.
    */
   answerTimeoutMs?: number;
