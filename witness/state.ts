@@ -16,6 +16,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { fromBase64, toBase64, toBytes, toHex } from '../proofs/bytes.js';
 import { HASH_LEN } from '../proofs/hash.js';
 import { MAX_NOTE_BYTES } from '../proofs/note.js';
+import { writeFileDurably } from '../src/util/durable.js';
 
 /** The last checkpoint a witness cosigned for one log. */
 export interface CosignedHead {
@@ -36,29 +37,6 @@ export class WitnessStateError extends Error {
     super(message);
     this.name = 'WitnessStateError';
   }
-}
-
-function fsyncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-/** Writes `data` to `file` durably: temporary file, fsync, rename, directory fsync. */
-export function writeFileDurably(file: string, data: string | Uint8Array): void {
-  const tmp = `${file}.tmp`;
-  const fd = fs.openSync(tmp, 'w', 0o600);
-  try {
-    fs.writeFileSync(fd, data);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
-  fsyncDir(path.dirname(file));
 }
 
 /** The witness's store in `dir`. */

@@ -33,7 +33,8 @@ import { NODE_KEY_FILE } from '../proof/node_key.js';
 import { TableReader } from '../table/table_reader.js';
 import { nodeHasher } from '../table/node_hasher.js';
 import { ByteLru } from '../util/byte_lru.js';
-import { files, syncDir, syncFile, VersionSet } from '../version/version_set.js';
+import { files, VersionSet } from '../version/version_set.js';
+import { syncDir, syncFile } from '../util/durable.js';
 
 /** File name of a backup's description. */
 export const BACKUP_FILE = 'BACKUP.json';

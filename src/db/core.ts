@@ -30,7 +30,8 @@ import { packEntries, type CompactionOutput, type TableShape } from '../compacti
 import type { TableMeta, VersionEdit } from '../version/edit.js';
 import { pickCheckpointLevel0, pickCompaction, type Compaction } from '../version/picker.js';
 import type { Version } from '../version/version.js';
-import { files, syncDir, syncDirAsync, type VersionSet } from '../version/version_set.js';
+import { files, type VersionSet } from '../version/version_set.js';
+import { syncDir, syncDirAsync } from '../util/durable.js';
 import { TableCache } from './table_cache.js';
 import { TableDeleter } from './table_deleter.js';
 import { trace, tracing } from '../replication/trace.js';

@@ -14,7 +14,8 @@ import { CorruptionError, OutdatedFormatError } from '../errors.js';
 import { decodeBatch } from '../journal/batch.js';
 import { readJournal } from '../journal/reader.js';
 import { latin1 } from './write.js';
-import { files, syncDir } from '../version/version_set.js';
+import { files } from '../version/version_set.js';
+import { syncDir } from '../util/durable.js';
 import type { DBCore } from './core.js';
 
 /** Deletes temporary files and tables the manifest does not reference (outputs of interrupted work). */

@@ -18,7 +18,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CorruptionError } from '../errors.js';
-import { files, syncDir, syncFile } from '../version/version_set.js';
+import { files } from '../version/version_set.js';
+import { syncDir, syncFile } from '../util/durable.js';
 
 /** Folder a snapshot is fetched and verified in, inside the data directory (not yet committed). */
 export const SNAPSHOT_STAGING_DIR = 'SNAPSHOT-STAGING';

@@ -25,6 +25,7 @@ import { equalBytes } from '../../proofs/bytes.js';
 import { generateKeyPair, publicKeyOf, type KeyPair } from '../../proofs/checkpoint.js';
 import { keyRotationMessage, verifyKeyRotation, type KeyRotation } from '../../proofs/rotation.js';
 import { CorruptionError, ErrorCode, InvalidArgumentError } from '../errors.js';
+import { syncDir } from '../util/durable.js';
 
 export { KEY_ROTATION_CONTEXT, keyRotationMessage, verifyKeyRotation, type KeyRotation } from '../../proofs/rotation.js';
 
@@ -76,15 +77,6 @@ function writeSynced(file: string, bytes: Uint8Array | string, flag: 'w' | 'a'):
   }
 }
 
-function syncDirOf(file: string): void {
-  const fd = fs.openSync(path.dirname(file), 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 function readKey(file: string): KeyPair {
   const bytes = fs.readFileSync(file);
   if (bytes.length !== 32) throw new CorruptionError(path.basename(file), `node key is ${bytes.length} bytes, want 32`);
@@ -123,7 +115,7 @@ export function openNodeKey(dir: string, log: LogIdentity, rotate = false): Node
     const pending = readKey(tmp);
     if (equalBytes(pending.publicKey, last.newPublicKey)) {
       fs.renameSync(tmp, file);
-      syncDirOf(file);
+      syncDir(path.dirname(file));
     }
   }
   const exists = fs.existsSync(file);
@@ -157,10 +149,10 @@ export function openNodeKey(dir: string, log: LogIdentity, rotate = false): Node
     const rfile = path.join(dir, KEY_ROTATIONS_FILE);
     const created = !fs.existsSync(rfile);
     writeSynced(rfile, `${line}\n`, 'a');
-    if (created) syncDirOf(rfile);
+    if (created) syncDir(path.dirname(rfile));
     rotations.push(rotated);
   }
   fs.renameSync(tmp, file);
-  syncDirOf(file);
+  syncDir(path.dirname(file));
   return { key: kp, rotations, rotated };
 }

@@ -28,6 +28,7 @@ import { MirroredStorage, type StagedWrite } from './mirrored_storage.js';
 import { MemoryStorage, emptyHardState } from './storage.js';
 import { RaftError, RaftErrorCode, type ConfState, type Entry, type HardState, type Snapshot } from './types.js';
 import { RecordType, SnapshotKind, encodeRecords, framedSize, scanSegment, type LogImage, type RecordToWrite, type WalRecord } from './wal_format.js';
+import { syncDirAsync } from '../util/durable.js';
 
 export type { LogImage } from './wal_format.js';
 
@@ -58,12 +59,6 @@ const SEGMENT_RE = /^([0-9a-f]{16})\.wal$/;
 /** Size of segment `seq` under a largest size of `max`. */
 export function segmentSize(seq: number, max: number): number {
   return seq >= 32 ? max : Math.min(max, FIRST_SEGMENT_BYTES * 2 ** seq);
-}
-
-/** fsyncs a directory (after creating, renaming or deleting a file in it). */
-export async function syncDir(dir: string): Promise<void> {
-  const h = await fsp.open(dir, 'r');
-  try { await h.sync(); } finally { await h.close(); }
 }
 
 /** `O_DSYNC` where the platform has it (not on Windows: synced saves then `fdatasync`). */
@@ -331,9 +326,9 @@ export class WalStorage extends MirroredStorage {
       await pre.fh.close();
     }
     await fsp.rename(pre.tmp, path.join(tmp, segmentName(0)));
-    await syncDir(tmp);
+    await syncDirAsync(tmp);
     await fsp.rename(tmp, dir);
-    await syncDir(path.dirname(dir));
+    await syncDirAsync(path.dirname(dir));
   }
 
   /** Segment files of the log, oldest first (their sequence numbers). */
@@ -359,7 +354,7 @@ export class WalStorage extends MirroredStorage {
     const bytes = framedSize(records);
     if (this.offset > 0 && this.offset + bytes > this.size) await this.cut();
     if (this.dirUnsynced) {
-      await syncDir(this.dir);
+      await syncDirAsync(this.dir);
       this.dirUnsynced = false;
     }
     const seg = this.segments[this.segments.length - 1];
@@ -470,7 +465,7 @@ export class WalStorage extends MirroredStorage {
     }
     if (deleted > 0) {
       this.segments.splice(0, deleted);
-      await syncDir(this.dir);
+      await syncDirAsync(this.dir);
     }
   }
 

@@ -23,7 +23,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeFileDurably } from '../../witness/state.js';
+import { writeFileDurably } from '../util/durable.js';
 import { Encoder } from 'cbor-x';
 import { ConfChangeType, type ConfChange } from '../raft/index.js';
 

@@ -34,7 +34,8 @@ import { formatRecords } from '../journal/writer.js';
 import { CHECKPOINT_LOG_FILE, decodeRecord, isCheckpointRecord, versionOfStored, type StoredCheckpoint } from '../proof/checkpoint_log.js';
 import { nodeHasher } from '../table/node_hasher.js';
 import type { TableMeta } from '../version/edit.js';
-import { files, syncDir, syncFile, VersionSet } from '../version/version_set.js';
+import { files, VersionSet } from '../version/version_set.js';
+import { syncDir, syncFile } from '../util/durable.js';
 import { shapeOf, type Shape } from '../options.js';
 import { askShape, encodeShape, SHAPE_FILE, type ShapeError } from './shape.js';
 

@@ -19,6 +19,7 @@ import { readJournal } from '../journal/reader.js';
 import { COMPARATOR_NAME, decodeEdit, encodeEdit, type TableMeta, type VersionEdit } from './edit.js';
 import type { Shape } from '../options.js';
 import { Version } from './version.js';
+import { syncDir } from '../util/durable.js';
 
 /** File names in a database directory. */
 export const files = {
@@ -39,39 +40,6 @@ function completeRecordAt(bytes: Uint8Array, off: number): boolean {
   // Only a FULL record is a whole edit: a FIRST fragment whose later fragments are missing is a
   // torn multi-block edit, which a crash can leave.
   return type === 1 && off + 7 + len <= bytes.length;
-}
-
-/** Syncs a file's data and metadata (`fsync`). */
-export function syncFile(file: string): void {
-  const fd = fs.openSync(file, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-/** Syncs a directory so renames and creations in it survive a power loss. */
-export function syncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-/**
- * {@link syncDir} in libuv's threadpool: the event loop goes on while the device flushes (an
- * install's renames; docs/replication.md § Decisions). Rejects with the OS error.
- */
-export function syncDirAsync(dir: string): Promise<void> {
-  return new Promise((resolve, reject) =>
-    fs.open(dir, 'r', (err, fd) => {
-      if (err) return reject(err);
-      fs.fsync(fd, (syncErr) => fs.close(fd, () => (syncErr ? reject(syncErr) : resolve())));
-    }),
-  );
 }
 
 /**
