@@ -3,9 +3,13 @@
  * harness's `startServer`), a rewriting HTTP proxy in front of it, and a CLI runner.
  */
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
+import { toBase64Url } from '../../client-sdk/index.js';
+import { checkpointHash, checkpointLeafHash, type Checkpoint, type LogHead } from '../../proofs/checkpoint.js';
+import { LogTree } from '../../proofs/log.js';
 import { cliArgv } from '../support/cli_build.js';
 
 export { startServer, tmpDir, type ServerProc } from '../server/harness.js';
@@ -96,6 +100,67 @@ export class RewritingProxy {
     res.writeHead(out.status, { ...out.headers, 'content-length': String(payload.length) });
     res.end(payload);
   }
+}
+
+/** A checkpoint that follows `prev` correctly (index, seq, link, time, signer set) over a random MasterRoot, with `f` changed. */
+export function forgedSuccessor(prev: Checkpoint, f: Partial<Checkpoint> = {}): Checkpoint {
+  return {
+    index: prev.index + 1,
+    seq: prev.seq + 1,
+    masterRoot: new Uint8Array(randomBytes(32)),
+    prevCheckpointHash: checkpointHash(prev),
+    time: prev.time,
+    signerSetHash: prev.signerSetHash,
+    ...f,
+  };
+}
+
+/**
+ * Hooks that make a {@link RewritingProxy} serve the checkpoint log `cps` in the node's place on
+ * the checkpoint routes (latest, by index below its size, consistency), each answer carrying the
+ * fields `signed(head)` gives for its head (`signatures`, `signers`; wire form). The node itself is
+ * asked `/v1/checkpoints/latest` instead, without the client's `ProofKV-Min-Head` (it would wait
+ * for a head it does not have), and its answer replaced. Every other route goes through as is.
+ */
+export function servedLogHooks(cps: Checkpoint[], signed: (head: LogHead) => Record<string, unknown>): ProxyHooks {
+  const tree = new LogTree();
+  for (const c of cps) tree.append(checkpointLeafHash(c));
+  const size = cps.length;
+  const wire = (c: Checkpoint) => ({
+    index: c.index,
+    seq: c.seq,
+    masterRoot: toBase64Url(c.masterRoot),
+    ...(c.prevCheckpointHash ? { prevCheckpointHash: toBase64Url(c.prevCheckpointHash) } : {}),
+    ...(c.signerSetHash ? { time: c.time, signerSetHash: toBase64Url(c.signerSetHash) } : {}),
+  });
+  const head = { size, root: tree.root(size) };
+  const headFields = { head: { size, root: toBase64Url(head.root) }, ...signed(head) };
+  const indexOf = (p: string) => {
+    const m = /^\/v1\/checkpoints\/(\d+)$/.exec(new URL(p, 'http://x').pathname);
+    return m && Number(m[1]) < size ? Number(m[1]) : undefined;
+  };
+  const served = (p: string) => {
+    const route = new URL(p, 'http://x').pathname;
+    return route === '/v1/checkpoints/latest' || route === '/v1/checkpoints/consistency' || indexOf(p) !== undefined;
+  };
+  return {
+    path: (_m, p) => (served(p) ? '/v1/checkpoints/latest' : p),
+    request: (_m, p, r) => {
+      if (served(p)) delete r.headers['proofkv-min-head'];
+    },
+    response: (_m, p, res): ProxiedResponse | undefined => {
+      const u = new URL(p, 'http://x');
+      if (u.pathname === '/v1/checkpoints/latest') return { ...res, status: 200, body: { checkpoint: wire(cps[size - 1]), ...headFields } };
+      if (u.pathname === '/v1/checkpoints/consistency') {
+        const from = Number(u.searchParams.get('from'));
+        const to = Number(u.searchParams.get('to'));
+        return { ...res, status: 200, body: { from, to, proof: tree.consistencyProof(from, to).map(toBase64Url) } };
+      }
+      const i = indexOf(p);
+      if (i !== undefined) return { ...res, status: 200, body: { checkpoint: wire(cps[i]), ...headFields, inclusion: tree.inclusionProof(i, size).map(toBase64Url) } };
+      return undefined;
+    },
+  };
 }
 
 /** The result of one CLI run. */

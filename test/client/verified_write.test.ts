@@ -10,11 +10,10 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromBase64Url, MemoryStateStore, ProofKVClient, ProofKVHttpError, toBase64Url, VerificationError, type AnyReason } from '../../client-sdk/index.js';
 import { parseCheckpoint } from '../../client-sdk/wire.js';
-import { checkpointHash, checkpointLeafHash, signHead, type Checkpoint, type KeyPair } from '../../proofs/checkpoint.js';
-import { LogTree } from '../../proofs/log.js';
+import { signHead, type Checkpoint, type KeyPair } from '../../proofs/checkpoint.js';
 import { openNodeKey } from '../../src/proof/node_key.js';
 import { rejection } from './fake_node.js';
-import { RewritingProxy, startServer, type ProxiedResponse, type ServerProc } from './helpers.js';
+import { forgedSuccessor, RewritingProxy, servedLogHooks, startServer, type ServerProc } from './helpers.js';
 
 let server: ServerProc;
 let proxy: RewritingProxy;
@@ -271,52 +270,17 @@ describe('the checkpoint chain, against a compromised signer', () => {
 
   /** Serves a log of `cps`, signed with the node's key, on the checkpoint routes. */
   function serveLog(cps: Checkpoint[]): void {
-    const tree = new LogTree();
-    for (const c of cps) tree.append(checkpointLeafHash(c));
-    const size = cps.length;
-    const wire = (c: Checkpoint) => ({
-      index: c.index,
-      seq: c.seq,
-      masterRoot: toBase64Url(c.masterRoot),
-      ...(c.prevCheckpointHash ? { prevCheckpointHash: toBase64Url(c.prevCheckpointHash) } : {}),
-      ...(c.signerSetHash ? { time: c.time, signerSetHash: toBase64Url(c.signerSetHash) } : {}),
+    proxy.hooks = servedLogHooks(cps, (head) => {
+      const sig = signHead(key.privateKey, head);
+      return {
+        signatures: [{ publicKey: toBase64Url(sig.publicKey), signature: toBase64Url(sig.signature) }],
+        // The node's own one-member set, which the (v2) checkpoints commit to.
+        signers: { quorum: 1, members: [{ id: 1, publicKey: toBase64Url(key.publicKey) }] },
+      };
     });
-    const head = { size, root: tree.root(size) };
-    const sig = signHead(key.privateKey, head);
-    const signed = {
-      head: { size, root: toBase64Url(head.root) },
-      signatures: [{ publicKey: toBase64Url(sig.publicKey), signature: toBase64Url(sig.signature) }],
-      // The node's own one-member set, which the (v2) checkpoints commit to.
-      signers: { quorum: 1, members: [{ id: 1, publicKey: toBase64Url(key.publicKey) }] },
-    };
-    proxy.hooks = {
-      response: (_m, p, res): ProxiedResponse | undefined => {
-        const u = new URL(p, 'http://x');
-        if (u.pathname === '/v1/checkpoints/latest') return { ...res, status: 200, body: { checkpoint: wire(cps[size - 1]), ...signed } };
-        if (u.pathname === '/v1/checkpoints/consistency') {
-          const from = Number(u.searchParams.get('from'));
-          const to = Number(u.searchParams.get('to'));
-          return { ...res, status: 200, body: { from, to, proof: tree.consistencyProof(from, to).map(toBase64Url) } };
-        }
-        const m = /^\/v1\/checkpoints\/(\d+)$/.exec(u.pathname);
-        if (m && Number(m[1]) < size) {
-          const i = Number(m[1]);
-          return { ...res, status: 200, body: { checkpoint: wire(cps[i]), ...signed, inclusion: tree.inclusionProof(i, size).map(toBase64Url) } };
-        }
-        return undefined;
-      },
-    };
   }
 
-  const forged = (prev: Checkpoint, f: Partial<Checkpoint> = {}): Checkpoint => ({
-    index: prev.index + 1,
-    seq: prev.seq + 1,
-    masterRoot: new Uint8Array(randomBytes(32)),
-    prevCheckpointHash: checkpointHash(prev),
-    time: prev.time,
-    signerSetHash: prev.signerSetHash,
-    ...f,
-  });
+  const forged = forgedSuccessor;
 
   beforeAll(async () => {
     key = openNodeKey(server.dataDir, { logSize: 0 }).key; // the node's existing key: a compromised signer
