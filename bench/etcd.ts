@@ -104,8 +104,10 @@ export async function measureEtcd(
 export function loadParamsOf(args: Map<string, string | true>): LoadParams {
   const quick = args.has('quick');
   // A warm-up under load for every system alike (bench/README.md § A new machine, and a warm-up by
-  // default): without it the first phases after start measure V8 compiling ProofKV's code.
-  const warmN = numArg(args, 'warmup', quick ? 5000 : 20000);
+  // default): without it the first phases after start measure V8 compiling ProofKV's code. None by
+  // default with `--trace` (bench/cluster.ts): the trace's stage table is of one client's writes,
+  // and the warm-up's writes at 100 in flight would fill it.
+  const warmN = numArg(args, 'warmup', args.has('trace') ? 0 : quick ? 5000 : 20000);
   return {
     seq: numArg(args, 'seq', quick ? 1000 : 3000),
     warmN,
