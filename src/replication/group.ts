@@ -400,6 +400,12 @@ export const DEFAULT_COMPACT_MARGIN_BYTES = 64 << 20;
 export const DEFAULT_MAX_LOG_MEMORY_BYTES = 256 << 20;
 /** Senders outside the known membership that are added to the peer set (docs/replication.md § Membership). */
 export const MAX_HEARD_PEERS = 64;
+
+/**
+ * Most removed member ids a group remembers (its log's removals and the state machine's durable
+ * list); past it the oldest is forgotten (the member registry keeps the newest 256 durably).
+ */
+export const MAX_REMOVED_IDS = 1024;
 /**
  * Bytes of proposals handed to the node in one step (one relayed message, one append): the
  * proposals of a turn are split into steps of at most this much (a larger one goes alone).
@@ -1528,16 +1534,23 @@ export class ReplicationGroup<O> {
   }
 
   private noteRemoved(cc: ConfChange): void {
-    if (cc.type === ConfChangeType.RemoveNode) this.removed.add(cc.nodeId);
+    if (cc.type === ConfChangeType.RemoveNode) this.rememberRemoved(cc.nodeId);
     else this.removed.delete(cc.nodeId);
     this.heard.delete(cc.nodeId);
     this.learnt.delete(cc.nodeId);
   }
 
+  /** Adds `id` to {@link removed}, forgetting the oldest past {@link MAX_REMOVED_IDS}. */
+  private rememberRemoved(id: number): void {
+    this.removed.delete(id);
+    this.removed.add(id);
+    if (this.removed.size > MAX_REMOVED_IDS) this.removed.delete(this.removed.values().next().value!);
+  }
+
   /** Adds the state machine's removed ids ({@link ReplicationGroupOptions.removedMembers}) to {@link removed}. */
   private noteDurablyRemoved(): void {
     for (const id of this.options.removedMembers?.() ?? []) {
-      this.removed.add(id);
+      this.rememberRemoved(id);
       this.heard.delete(id);
       this.learnt.delete(id);
     }

@@ -7,7 +7,7 @@
  */
 export {
   ReplicationGroup, LaterAnswer, ReplicationError, ReplicationErrorCode, encodeEntryPayload, decodeEntryPayload, applyConfChangeTo,
-  DEFAULT_COMPACT_MARGIN, MAX_INBOUND_BYTES, MAX_INBOUND_MESSAGES, MAX_PROPOSAL_BATCH_BYTES, APPLY_RETRY_BASE_MS, APPLY_RETRY_MAX_MS, isPassingIoError, passingIoCode,
+  DEFAULT_COMPACT_MARGIN, MAX_HEARD_PEERS, MAX_REMOVED_IDS, MAX_INBOUND_BYTES, MAX_INBOUND_MESSAGES, MAX_PROPOSAL_BATCH_BYTES, APPLY_RETRY_BASE_MS, APPLY_RETRY_MAX_MS, isPassingIoError, passingIoCode,
   type ApplyPause, type GroupRole, type GroupStatus, type ReplicationGroupOptions, type RestoreSnapshot, type StateMachine,
 } from './group.js';
 export { realClock, type Clock, type TimerHandle } from './clock.js';

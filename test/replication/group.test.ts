@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ConfChangeType, EntryType, MessageType, WalStorage, newMessage, type Message, type PersistRequest } from '../../src/raft/index.js';
-import { LaterAnswer, ReplicationGroup, decodeEntryPayload, encodeEntryPayload, type StateMachine, type Transport } from '../../src/replication/index.js';
+import { LaterAnswer, MAX_REMOVED_IDS, ReplicationGroup, decodeEntryPayload, encodeEntryPayload, type PeerAddress, type StateMachine, type Transport } from '../../src/replication/index.js';
 
 const te = new TextEncoder();
 const td = new TextDecoder();
@@ -223,6 +223,9 @@ class HandTransport implements Transport {
   flush(): void { this.calls.push('flush'); }
   onMessages(handler: (messages: Message[]) => void): void { this.deliver = handler; }
   onUnreachable(): void {}
+  /** The group's answer to a sender outside its peer set that named its URL. */
+  unknown: ((peer: PeerAddress) => boolean) | undefined;
+  onUnknownSender(handler: (peer: PeerAddress) => boolean): void { this.unknown = handler; }
   setPeers(): void {}
   fetchSnapshotChunk(): Promise<Uint8Array> { return Promise.reject(new Error('no snapshots here')); }
   onSnapshotRead(): void {}
@@ -243,6 +246,32 @@ function holdSaveOf(index: number): { held: boolean; release: () => void } {
   });
   return h;
 }
+
+describe('ReplicationGroup, removed members', () => {
+  it('refuses the ids its state machine says were removed (read at open), at admission and in inbound messages; the newest MAX_REMOVED_IDS of them', async () => {
+    const t = new HandTransport();
+    const removed = Array.from({ length: MAX_REMOVED_IDS + 10 }, (_, i) => 100 + i);
+    const g = await ReplicationGroup.open(tmp(), {
+      stateMachine: new Recorder(), appliedIndex: 0, id: 2, peers: [1, 2, 3].map((id) => ({ id, peerUrl: `http://127.0.0.1:${7100 + id}` })), transport: t, tickMs: 2 ** 31 - 1,
+      removedMembers: () => removed,
+    });
+    const admit = (id: number) => t.unknown!({ id, peerUrl: `http://127.0.0.1:${20000 + id}` });
+    expect(admit(removed.at(-1)!)).toBe(false);
+    expect(admit(600)).toBe(false);
+    // The oldest ten are forgotten past the bound; an id never removed is admitted.
+    expect(admit(100)).toBe(true);
+    expect(admit(50)).toBe(true);
+    // A removed sender's messages are ignored: its vote request moves no term.
+    const term = g.status().term;
+    t.deliver([newMessage({ type: MessageType.Vote, from: 600, to: 2, term: term + 5, logTerm: 9, index: 99 })]);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(g.status().term).toBe(term);
+    // From a sender that is not removed, the same request moves it.
+    t.deliver([newMessage({ type: MessageType.Vote, from: 50, to: 2, term: term + 5, logTerm: 9, index: 99 })]);
+    await vi.waitFor(() => expect(g.status().term).toBe(term + 5));
+    await g.close();
+  });
+});
 
 describe('ReplicationGroup, what it has the transport write at once', () => {
   it('a follower\'s acknowledgement of synced entries is flushed at once; a heartbeat\'s answer waits for the end of the turn', async () => {
