@@ -63,9 +63,10 @@ export function clusterRoutes(ctx: AppContext): RouteDef[] {
   };
   const list = (req: Request, res: Response, status = 200, only?: number) => {
     const view = ctx.cluster!.view();
-    const members = membership().list();
-    const one = only === undefined ? undefined : members.find((m) => m.id === only);
-    send(req, res, one ? memberWire(one) : { leader: view.leader, term: view.term, members: members.map(memberWire), removed: membership().removed() }, status);
+    const m = membership();
+    const members = m.list();
+    const one = only === undefined ? undefined : members.find((x) => x.id === only);
+    send(req, res, one ? memberWire(one) : { leader: view.leader, term: view.term, members: members.map(memberWire), removed: m.removed() }, status);
   };
 
   const get: RouteDef = {

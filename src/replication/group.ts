@@ -1549,11 +1549,7 @@ export class ReplicationGroup<O> {
 
   /** Adds the state machine's removed ids ({@link ReplicationGroupOptions.removedMembers}) to {@link removed}. */
   private noteDurablyRemoved(): void {
-    for (const id of this.options.removedMembers?.() ?? []) {
-      this.rememberRemoved(id);
-      this.heard.delete(id);
-      this.learnt.delete(id);
-    }
+    for (const id of this.options.removedMembers?.() ?? []) this.noteRemoved({ type: ConfChangeType.RemoveNode, nodeId: id });
   }
 
   /**
