@@ -325,6 +325,10 @@ export class ProofNode {
           else if (e.type === 'refused') log.warn({ event: 'snapshot_refused', ...e }, 'refused a snapshot; the leader sends it again');
           else if (e.type === 'recorded') log.debug({ event: 'snapshot_recorded', ...e }, 'raft snapshot recorded at a certified checkpoint; log compacted behind it');
           else if (e.type === 'deferred') log.debug({ event: 'snapshot_deferred', ...e }, 'checkpoints applied again while the group opens: the next certified checkpoint is recorded');
+          else if (e.type === 'captures') {
+            if (e.refused.length > 0) log.warn({ event: 'snapshot_captures', ...e }, 'session tables captured at checkpoints: some on disk were refused (damaged or torn); the member goes on without them');
+            else log.debug({ event: 'snapshot_captures', ...e }, 'session tables captured at checkpoints read from disk');
+          } else if (e.type === 'capture_failed') log.warn({ event: 'snapshot_capture_failed', ...e }, 'a session table captured at a checkpoint could not be written to disk (kept in memory)');
           else log.warn({ event: 'snapshot_skipped', ...e }, 'no raft snapshot at this checkpoint');
           options.snapshots?.onEvent?.(e);
         },

@@ -6,7 +6,9 @@
  *
  * - **Capture.** When a `checkpoint` entry at log index i has been applied, the session table is
  *   exported as of i (`SessionStore.export` only reaches back to the store's base, which later
- *   flushes move past i, so it is captured now) and kept until a newer checkpoint is certified.
+ *   flushes move past i, so it is captured now) and kept until a newer checkpoint is certified —
+ *   in memory and on disk (`CaptureStore`), so that a member restarted before it saw the
+ *   checkpoint certified still records it ({@link RaftSnapshots.loadCaptures}).
  * - **Record and compact.** Once that checkpoint is certified (at once in a one-member group, when
  *   a quorum's `cosign` entries are applied otherwise), its descriptor
  *   (`snapshotDescriptor`: certificate, table list, `CHECKPOINTS` prefix, the captured session
@@ -32,8 +34,9 @@ import type { ProofDB } from '../src/index.js';
 import {
   decodeSnapshotDescriptor, decodeTable, installSnapshot, readInstalledSnapshot, readSnapshotChunk, snapshotDescriptor,
   SnapshotError, SnapshotErrorCode,
-  type FetchChunk, type RestoreSnapshot, type SessionStore, type SnapshotTrust, type Transport,
+  type Capture, type CaptureStore, type FetchChunk, type RestoreSnapshot, type SessionStore, type SnapshotTrust, type Transport,
 } from '../src/replication/index.js';
+import { decodeMembers } from '../src/replication/members.js';
 import type { WriteCommand } from './write_path.js';
 import { sameShape, shapeOf } from '../src/options.js';
 
@@ -76,6 +79,13 @@ export type SnapshotEvent =
   | { type: 'installed'; index: number; from: number; tables: number; bytes: number; shape: 'told' | 'own'; shapeChanged: boolean }
   | { type: 'refused'; index: number; from: number; code: string; message: string }
   | { type: 'skipped'; index: number; message: string }
+  /**
+   * Captures read from disk at open (`loaded`: their indexes, newest first) and those refused
+   * (damaged, torn or not as of their index: the member goes on without them).
+   */
+  | { type: 'captures'; loaded: number[]; refused: { file: string; reason: string }[] }
+  /** A capture could not be written to or removed from disk (it stays in memory). */
+  | { type: 'capture_failed'; message: string }
   /**
    * Checkpoint entries are being applied again while the group opens: nothing is recorded until
    * it is open (the next certified checkpoint is). Reported once per open, not per entry.
@@ -127,6 +137,8 @@ export class RaftSnapshots {
       trust: () => SnapshotTrust;
       /** Byte budget of the session table (validates the table a snapshot carries). */
       maxSessionBytes: number;
+      /** Where captures are kept across restarts (absent: in memory only). */
+      captures?: CaptureStore;
       /**
        * The member registry of a cluster member: exported into each snapshot as of its
        * checkpoint's index, imported with an installed one (a member that missed membership
@@ -156,8 +168,7 @@ export class RaftSnapshots {
         this.captured.set(index, this.sessions.export(index));
         const members = this.options.members?.export(index);
         if (members) this.capturedMembers.set(index, members);
-        for (const k of [...this.capturedMembers.keys()].sort((a, b) => a - b).slice(0, -MAX_CAPTURED)) this.capturedMembers.delete(k);
-        for (const k of [...this.captured.keys()].sort((a, b) => a - b).slice(0, -MAX_CAPTURED)) this.captured.delete(k);
+        this.pruneCaptured();
       } catch (err) {
         this.emit({ type: 'skipped', index, message: `session table not captured: ${(err as Error).message}` });
       }
@@ -202,6 +213,8 @@ export class RaftSnapshots {
         if (d.index > (this.latest?.index ?? 0)) {
           this.latest = d;
           for (const k of [...this.captured.keys()]) if (k < d.index) this.captured.delete(k);
+          for (const k of [...this.capturedMembers.keys()]) if (k < d.index) this.capturedMembers.delete(k);
+          this.persistCaptured();
           this.counters.recorded++;
           this.counters.index = Math.max(this.counters.index, d.index);
           this.emit({ type: 'recorded', index: d.index, size: d.data.length });
@@ -308,6 +321,7 @@ export class RaftSnapshots {
       this.captured.set(installed.index, installed.sessions);
       this.capturedMembers.clear();
       if (installed.members) this.capturedMembers.set(installed.index, installed.members);
+      this.persistCaptured();
       this.latest = { index: snap.index, data: snap.data };
       this.counters.installed++;
       this.counters.index = Math.max(this.counters.index, snap.index);
@@ -318,6 +332,57 @@ export class RaftSnapshots {
       this.emit({ type: 'refused', index: snap.index, from, code: typeof code === 'string' ? code : 'ERROR', message: (err as Error).message });
       throw err;
     }
+  }
+
+  /**
+   * At open, before the group applies anything: takes the captures kept on disk (newest first, from
+   * `CaptureStore.load`) whose session table is as of their index and whose registry decodes — a
+   * cluster member's must have one — so that a checkpoint applied before a restart and certified
+   * after it is recorded (docs/replication.md § Snapshots, "Wiring"). Reports what was loaded and
+   * refused (a `captures` event) and removes the files not kept.
+   */
+  loadCaptures(found: { captures: readonly Capture[]; refused: readonly { file: string; reason: string }[] }): void {
+    const refused = [...found.refused];
+    for (const c of found.captures) {
+      if (this.captured.size >= MAX_CAPTURED) break;
+      try {
+        const asOf = decodeTable(c.sessions, { maxBytes: this.options.maxSessionBytes }).asOf;
+        if (asOf !== c.index) throw new Error(`session table as of ${asOf}`);
+        if (this.options.members) {
+          if (!c.members) throw new Error('no member registry');
+          decodeMembers(c.members);
+        }
+      } catch (err) {
+        refused.push({ file: `capture-${c.index}`, reason: (err as Error).message });
+        continue;
+      }
+      this.captured.set(c.index, c.sessions);
+      if (c.members && this.options.members) this.capturedMembers.set(c.index, c.members);
+    }
+    if (found.captures.length > 0 || refused.length > 0) this.emit({ type: 'captures', loaded: [...this.captured.keys()], refused });
+    this.persistCaptured();
+  }
+
+  /** Waits for the captures being written or removed. */
+  async close(): Promise<void> {
+    await this.options.captures?.close();
+  }
+
+  /** Keeps the newest {@link MAX_CAPTURED} captures, and has the disk follow. */
+  private pruneCaptured(): void {
+    for (const k of [...this.capturedMembers.keys()].sort((a, b) => a - b).slice(0, -MAX_CAPTURED)) this.capturedMembers.delete(k);
+    for (const k of [...this.captured.keys()].sort((a, b) => a - b).slice(0, -MAX_CAPTURED)) this.captured.delete(k);
+    this.persistCaptured();
+  }
+
+  /** Has the capture files follow {@link captured} (written in the threadpool, one at a time). */
+  private persistCaptured(): void {
+    const store = this.options.captures;
+    if (!store) return;
+    store.want([...this.captured].map(([index, sessions]) => {
+      const members = this.capturedMembers.get(index);
+      return members ? { index, sessions, members } : { index, sessions };
+    }));
   }
 
   private emit(e: SnapshotEvent): void {

@@ -17,8 +17,8 @@
  */
 import * as path from 'node:path';
 import type { ProofDB } from '../src/index.js';
-import { LaterAnswer, ReplicationError, ReplicationGroup, passingIoCode, SessionError, SessionErrorCode, SessionStore, type ApplyPause, type GroupStatus, type ReplicationGroupOptions, type PeerAddress, type Transport } from '../src/replication/index.js';
-import { MemberRegistry, MemberStore, Membership, type MemberInfo } from '../src/replication/members.js';
+import { CaptureStore, LaterAnswer, ReplicationError, ReplicationGroup, passingIoCode, SessionError, SessionErrorCode, SessionStore, type ApplyPause, type GroupStatus, type ReplicationGroupOptions, type PeerAddress, type Transport } from '../src/replication/index.js';
+import { MAX_REGISTRY_BYTES, MemberRegistry, MemberStore, Membership, type MemberInfo } from '../src/replication/members.js';
 import type { SnapshotTrust } from '../src/replication/snapshot.js';
 import type { SignerSet } from '../proofs/signer_set.js';
 import { decodeCommand, encodeCommand, encodeCommandCbor, type LogCommandFormat } from './command_codec.js';
@@ -202,8 +202,15 @@ export class RaftWritePath implements WritePath {
     // there, beside the session table's) instead of a sync each; without, they are synced as they
     // are appended (docs/replication.md § Co-signing, Crash safety).
     await db.deferCheckpointLogSyncs(options.sync !== false);
+    // Session tables captured at checkpoints survive a restart (a checkpoint applied before it and
+    // certified after it is still recorded as the Raft snapshot: docs/replication.md § Snapshots).
+    const captures = CaptureStore.open(path.join(dir, 'captures'), {
+      maxBytes: maxSessionBytes + MAX_REGISTRY_BYTES + 64,
+      onError: (err) => options.snapshots?.onEvent?.({ type: 'capture_failed', message: err.message }),
+    });
     const snapshots = new RaftSnapshots(db, sessions, {
       ...options.snapshots,
+      captures,
       transport: options.cluster?.transport,
       maxSessionBytes,
       ...(members
@@ -228,6 +235,7 @@ export class RaftWritePath implements WritePath {
       ? (index, data, keepFrom) => new Promise<void>((resolve, reject) => afterIo(() => void group!.snapshotAt(index, data, { keepFrom }).then(resolve, reject)))
       : (index, data, keepFrom) => group!.snapshotAt(index, data, { keepFrom });
     try {
+      snapshots.loadCaptures(captures.load());
       await recoverInstalledSessions(db, sessions);
       const c = options.cluster;
       group = await ReplicationGroup.open<WriteOutcome>(dir, {
@@ -292,6 +300,7 @@ export class RaftWritePath implements WritePath {
       await db.waitForCheckpoint().catch(() => undefined);
       return new RaftWritePath(db, group, applier, sessions, snapshots, members, options.logCommands === 'cbor' ? encodeCommandCbor : encodeCommand, proposeCheckpoint);
     } catch (err) {
+      await snapshots.close();
       await sessions.close();
       throw err;
     }
@@ -579,6 +588,7 @@ export class RaftWritePath implements WritePath {
    */
   async close(): Promise<void> {
     await this.group.close();
+    await this.snapshots.close();
     await this.sessions.close();
   }
 }

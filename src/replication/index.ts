@@ -31,3 +31,7 @@ export {
   CosignTally, HeadCosigns, MAX_CONFLICTS, checkCosignCommand, checkSignerSet, describeDivergence, meetsQuorums, soloSignerSet,
   type CosignCommand, type CosignCounters, type CosignVerdict, type Divergence, type MemberSignature, type SignerSet,
 } from './cosign.js';
+export {
+  CaptureStore, encodeCapture, decodeCapture, captureFileName, CAPTURE_MAGIC,
+  type Capture, type CaptureStoreOptions, type RefusedCapture,
+} from './captures.js';

@@ -3,18 +3,23 @@
  * checkpoint although nothing was written since the last certified one (docs/replication.md §
  * Membership, *Set changes*, and § Weak points).
  *
- * - `snapshot`: a member restarted between applying its latest checkpoint and seeing it certified
- *   has no session table captured at that checkpoint's index (its entry is at or below the
- *   engine's durable index, so the restart does not apply it again), so it cannot record the
- *   checkpoint as its Raft snapshot, and would offer members far behind an older one whose tables
- *   it no longer serves. The next certified checkpoint clears it.
+ * - A member restarted between applying its latest checkpoint and seeing it certified does not
+ *   apply that checkpoint's entry again (it is at or below the engine's durable index): the
+ *   session table captured at it comes from disk (`CaptureStore`), and the member records the
+ *   checkpoint as its Raft snapshot once it is certified.
+ * - `snapshot`: when that capture is lost too (a crash before it was written, a damaged file), the
+ *   member cannot record the checkpoint, and would offer members far behind an older snapshot
+ *   whose tables it no longer serves; its timer proposes the next checkpoint, which clears it.
  * - `set-change`: the voters changed since the latest checkpoint (the checkpoint that records the
  *   new signer set is due), and a membership change waits until it is certified
  *   (`setChangePending`).
  *
  * Full-stack members (real engines under the real write path) on the seeded simulator.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { captureFileName, decodeCapture, encodeCapture } from '../../src/replication/index.js';
 import { EPOCH, FullCluster } from './fullstack_cluster.js';
 
 const te = new TextEncoder();
@@ -55,13 +60,18 @@ async function checkpoint(c: FullCluster, size: number): Promise<void> {
 }
 
 describe('RaftWritePath.checkpointDue', () => {
-  it('snapshot: after a restart between applying a checkpoint and seeing it certified; the next certified checkpoint clears it', async () => {
-    const c = await open(31);
+  /**
+   * Runs to the point of interest: a follower applied the second checkpoint and was stopped before
+   * any signature on it reached it; the others certified it; the follower is started again (with
+   * its capture files removed first (`lose`), or the checkpoint's replaced by a well-formed file
+   * whose session table is the previous checkpoint's (`forge`: refused at load, as the table is
+   * not as of the file's index)). Returns the checkpoint's log index.
+   */
+  async function restartBeforeCertified(c: FullCluster, follower: number, captureFault?: 'lose' | 'forge'): Promise<number> {
     // Cosign proposals are how members sign: resumed as the server's cosign timer does.
     c.sim.clock.setInterval(() => { for (const id of c.up()) c.members.get(id)!.wp!.resumeCosign(); }, 200);
     for (let i = 0; i < 5; i++) await write(c, `a${i}`);
     await checkpoint(c, 1);
-    const follower = c.ids().find((id) => id !== c.leader())!;
     const f = () => c.members.get(follower)!;
     expect(f().wp!.checkpointDue()).toBeUndefined();
     await write(c, 'b');
@@ -73,18 +83,50 @@ describe('RaftWritePath.checkpointDue', () => {
     expect(f().db!.certification().certifiedSize).toBe(1);
     const entry = f().db!.logIndex().durable;
     await c.crash(follower);
+    const captures = path.join(f().dir, 'raft', 'captures');
+    // The capture of the checkpoint's session table was written before the crash completed.
+    expect(fs.readdirSync(captures).filter((n) => !n.endsWith('.tmp')).length).toBeGreaterThan(0);
+    if (captureFault === 'lose') for (const n of fs.readdirSync(captures)) fs.rmSync(path.join(captures, n));
+    if (captureFault === 'forge') {
+      const kept = fs.readdirSync(captures).map((n) => Number(n.slice('capture-'.length))).sort((a, b) => a - b);
+      expect(kept.length).toBe(2);
+      const [older, newer] = kept.map((i) => decodeCapture(new Uint8Array(fs.readFileSync(path.join(captures, captureFileName(i)))), i));
+      fs.writeFileSync(path.join(captures, captureFileName(newer.index)), encodeCapture({ ...newer, sessions: older.sessions }));
+    }
     // The others certify it meanwhile.
     expect(await c.sim.runUntil(() => c.up().every((id) => c.members.get(id)!.db!.certification().certifiedSize === 2), 5000)).toBe(true);
     await c.start(follower);
     expect(f().db!.logIndex().durable).toBeGreaterThanOrEqual(entry);
     expect(await c.sim.runUntil(() => f().db!.certification().certifiedSize === 2, 5000)).toBe(true);
+    const at = f().db!.servedCheckpointRecord()?.appliedIndex;
+    expect(at).toBeGreaterThanOrEqual(entry);
+    return at!;
+  }
+
+  it('a checkpoint applied before a restart and certified after it is recorded from the capture kept on disk', async () => {
+    const c = await open(31);
+    const follower = c.ids().find((id) => id !== c.leader())!;
+    const f = () => c.members.get(follower)!;
+    const at = await restartBeforeCertified(c, follower);
+    // Recorded without any new checkpoint (fails when captures are kept in memory only).
+    expect(await c.sim.runUntil(() => f().wp!.cluster().snapshotIndex === at, 5000)).toBe(true);
+    expect(f().wp!.checkpointDue()).toBeUndefined();
+    expect(f().wp!.snapshotStats().recorded).toBeGreaterThan(0);
+    c.check();
+  });
+
+  it.each(['lose', 'forge'] as const)('snapshot: the capture was lost too (%s); the next certified checkpoint clears it', async (fault) => {
+    const c = await open(31);
+    const follower = c.ids().find((id) => id !== c.leader())!;
+    const f = () => c.members.get(follower)!;
+    const at = await restartBeforeCertified(c, follower, fault);
     // Certified, and not recordable: the Raft snapshot it holds is older.
-    expect(f().wp!.cluster().snapshotIndex).toBeLessThan(entry);
+    expect(f().wp!.cluster().snapshotIndex).toBeLessThan(at);
     expect(f().wp!.checkpointDue()).toBe('snapshot');
     // Nothing was written since: only checkpointDue asks for the next one. Certified, it is recorded.
     await checkpoint(c, 3);
     expect(await c.sim.runUntil(() => f().wp!.checkpointDue() === undefined, 5000)).toBe(true);
-    expect(f().wp!.cluster().snapshotIndex).toBeGreaterThan(entry);
+    expect(f().wp!.cluster().snapshotIndex).toBeGreaterThan(at);
     c.check();
   });
 
