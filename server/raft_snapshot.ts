@@ -18,7 +18,11 @@
  *   that members behind it apply and sign it instead of skipping it. Every certified checkpoint
  *   is recorded: a member serves only the tables of its latest certified checkpoint, so the Raft
  *   snapshot a leader sends must be that one.
- * - **Serve.** The peer listener answers chunk reads with `readSnapshotChunk`.
+ * - **Serve.** The peer listener answers chunk reads of the latest certified checkpoint, and of
+ *   one a member is still fetching: the first chunk read of a snapshot holds its tables
+ *   (`ProofDB.holdServedCheckpoint`) until no chunk of it was read for {@link SNAPSHOT_HOLD_MS}
+ *   (at most {@link MAX_HELD_SNAPSHOTS} held), so that a transfer longer than the checkpoint
+ *   interval completes instead of failing at every newer checkpoint.
  * - **Restore.** A member sent a Raft snapshot validates the session table in it, fetches the
  *   tables from the sender in ≤ 1 MiB chunks (`Transport.fetchSnapshotChunk`), and
  *   `installSnapshot` checks them against the certified MasterRoot, with the signer set this
@@ -32,8 +36,8 @@
  */
 import type { ProofDB } from '../src/index.js';
 import {
-  decodeSnapshotDescriptor, decodeTable, installSnapshot, readInstalledSnapshot, readSnapshotChunk, snapshotDescriptor,
-  SnapshotError, SnapshotErrorCode,
+  decodeSnapshotDescriptor, decodeTable, installSnapshot, readInstalledSnapshot, readServedChunk, readSnapshotChunk, servedSnapshotOf, snapshotDescriptor,
+  SnapshotError, SnapshotErrorCode, SHAPE_FILE, type ServedSnapshot,
   type Capture, type CaptureStore, type FetchChunk, type RestoreSnapshot, type SessionStore, type SnapshotTrust, type Transport,
 } from '../src/replication/index.js';
 import { decodeMembers } from '../src/replication/members.js';
@@ -108,10 +112,31 @@ export interface SnapshotCounters {
   refused: number;
   /** Log index of the latest recorded or installed snapshot (0: none). */
   index: number;
+  /** Snapshots held now for members fetching them (at most {@link MAX_HELD_SNAPSHOTS}). */
+  held: number;
 }
 
 /** Session tables captured at checkpoints not yet recorded: the pending one and the latest certified. */
 const MAX_CAPTURED = 2;
+
+/**
+ * How long a snapshot's tables stay held after the last chunk of it was read (ms): a member
+ * fetching it reads chunk after chunk, so only a stalled or abandoned fetch lets it go.
+ */
+export const SNAPSHOT_HOLD_MS = 30_000;
+/**
+ * Snapshots held for fetching members at most (the oldest is let go for a newer one). Each keeps
+ * the table files of one checkpoint on disk that compactions since would have deleted.
+ */
+export const MAX_HELD_SNAPSHOTS = 2;
+
+/** A served snapshot held for fetching members. */
+interface Held {
+  served: ServedSnapshot;
+  release: () => void;
+  /** Clock time of the last chunk read of it. */
+  last: number;
+}
 
 /** The snapshot hooks and the compaction behind certified checkpoints of one member. */
 export class RaftSnapshots {
@@ -125,7 +150,9 @@ export class RaftSnapshots {
   private again = false;
   /** A `deferred` event was reported (once per open). */
   private deferredNoted = false;
-  private readonly counters: SnapshotCounters = { recorded: 0, installed: 0, refused: 0, index: 0 };
+  /** Snapshots held for members fetching them, by log index (at most {@link MAX_HELD_SNAPSHOTS}). */
+  private readonly held = new Map<number, Held>();
+  private readonly counters: SnapshotCounters = { recorded: 0, installed: 0, refused: 0, index: 0, held: 0 };
 
   constructor(
     private readonly db: ProofDB,
@@ -139,6 +166,8 @@ export class RaftSnapshots {
       maxSessionBytes: number;
       /** Where captures are kept across restarts (absent: in memory only). */
       captures?: CaptureStore;
+      /** Clock time in ms (the group's clock: the simulator's is virtual; default `Date.now`); times the holds of served snapshots. */
+      now?: () => number;
       /**
        * The member registry of a cluster member: exported into each snapshot as of its
        * checkpoint's index, imported with an installed one (a member that missed membership
@@ -147,12 +176,62 @@ export class RaftSnapshots {
       members?: { export(index: number): Uint8Array | undefined; import(bytes: Uint8Array): number };
     },
   ) {
-    options.transport?.onSnapshotRead((index, name, offset, length) => readSnapshotChunk(db, index, name, offset, length));
+    options.transport?.onSnapshotRead((index, name, offset, length) => this.serveChunk(index, name, offset, length));
+  }
+
+  /**
+   * A chunk read of snapshot `index` from a fetching member: the latest certified checkpoint's, or
+   * one held since an earlier read of it (see the module comment); anything else is refused as
+   * `readSnapshotChunk` refuses it.
+   */
+  private serveChunk(index: number, name: string, offset: number, length: number): Promise<Uint8Array> {
+    if (name === SHAPE_FILE) return readSnapshotChunk(this.db, index, name, offset, length);
+    const now = this.now();
+    this.expireHolds(now);
+    let h = this.held.get(index);
+    if (!h) {
+      let served: ServedSnapshot | undefined;
+      try {
+        served = servedSnapshotOf(this.db);
+      } catch {
+        served = undefined;
+      }
+      // Not the one served now: refused (SNAPSHOT_UNAVAILABLE, or the database's error).
+      if (served?.index !== index) return readSnapshotChunk(this.db, index, name, offset, length);
+      const hold = this.db.holdServedCheckpoint();
+      if (!hold) return readSnapshotChunk(this.db, index, name, offset, length);
+      while (this.held.size >= MAX_HELD_SNAPSHOTS) this.letGo([...this.held.entries()].sort((a, b) => a[1].last - b[1].last)[0][0]);
+      h = { served, release: hold.release, last: now };
+      this.held.set(index, h);
+    }
+    h.last = now;
+    return readServedChunk(this.db, h.served, name, offset, length);
+  }
+
+  /** Lets go of the held snapshots no chunk of which was read for {@link SNAPSHOT_HOLD_MS}. */
+  private expireHolds(now: number): void {
+    for (const [index, h] of [...this.held]) if (now - h.last >= SNAPSHOT_HOLD_MS) this.letGo(index);
+  }
+
+  private letGo(index: number): void {
+    const h = this.held.get(index);
+    if (!h) return;
+    this.held.delete(index);
+    h.release();
+  }
+
+  private now(): number {
+    return this.options.now ? this.options.now() : Date.now();
+  }
+
+  /** Snapshots held now for members fetching them (their log indexes). */
+  heldSnapshots(): number[] {
+    return [...this.held.keys()];
   }
 
   /** What was recorded and installed so far. */
   stats(): Readonly<SnapshotCounters> {
-    return { ...this.counters };
+    return { ...this.counters, held: this.held.size };
   }
 
   /**
@@ -174,6 +253,7 @@ export class RaftSnapshots {
       }
     }
     if (cmd.type !== 'checkpoint' && cmd.type !== 'cosign') return;
+    this.expireHolds(this.now());
     if (record) {
       this.recordCertified(record);
     } else if (!this.deferredNoted) {
@@ -311,6 +391,8 @@ export class RaftSnapshots {
       const inject = this.options.fetchChunk;
       const fetchChunk: FetchChunk = (name, offset, length) => (inject ? inject(from, snap.index, name, offset, length, next) : next(from, snap.index, name, offset, length));
       const before = shapeOf(this.db.options);
+      // The tables held for fetching members are of the state being replaced.
+      for (const index of [...this.held.keys()]) this.letGo(index);
       const installed = await this.db.replaceFromSnapshot(
         (dir, beforeCommit) => installSnapshot(dir, snap.data, fetchChunk, this.options.trust(), { beforeCommit }),
         { drainMs: this.options.drainMs },
@@ -365,6 +447,7 @@ export class RaftSnapshots {
 
   /** Waits for the captures being written or removed. */
   async close(): Promise<void> {
+    for (const index of [...this.held.keys()]) this.letGo(index);
     await this.options.captures?.close();
   }
 

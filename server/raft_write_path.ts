@@ -17,7 +17,7 @@
  */
 import * as path from 'node:path';
 import type { ProofDB } from '../src/index.js';
-import { CaptureStore, LaterAnswer, ReplicationError, ReplicationGroup, passingIoCode, SessionError, SessionErrorCode, SessionStore, type ApplyPause, type GroupStatus, type ReplicationGroupOptions, type PeerAddress, type Transport } from '../src/replication/index.js';
+import { CaptureStore, LaterAnswer, realClock, ReplicationError, ReplicationGroup, passingIoCode, SessionError, SessionErrorCode, SessionStore, type ApplyPause, type GroupStatus, type ReplicationGroupOptions, type PeerAddress, type Transport } from '../src/replication/index.js';
 import { MAX_REGISTRY_BYTES, MemberRegistry, MemberStore, Membership, type MemberInfo } from '../src/replication/members.js';
 import type { SnapshotTrust } from '../src/replication/snapshot.js';
 import type { SignerSet } from '../proofs/signer_set.js';
@@ -208,9 +208,11 @@ export class RaftWritePath implements WritePath {
       maxBytes: maxSessionBytes + MAX_REGISTRY_BYTES + 64,
       onError: (err) => options.snapshots?.onEvent?.({ type: 'capture_failed', message: err.message }),
     });
+    const clock = options.group?.clock ?? realClock;
     const snapshots = new RaftSnapshots(db, sessions, {
       ...options.snapshots,
       captures,
+      now: () => clock.now(),
       transport: options.cluster?.transport,
       maxSessionBytes,
       ...(members

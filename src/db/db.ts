@@ -1028,6 +1028,26 @@ export class ProofDB {
     return this.checkpointer.certifiedRecord();
   }
 
+  /**
+   * Keeps the tables of {@link servedCheckpointRecord} on disk after newer checkpoints replace it,
+   * until `release` is called (idempotent; also a no-op once this engine was closed or replaced by
+   * a snapshot install, whose reopen deletes what nothing references). For a member serving a
+   * replication snapshot that another member is still fetching (docs/replication.md § Snapshots,
+   * *Held while fetched*). Undefined before the first certified checkpoint.
+   */
+  holdServedCheckpoint(): { record: StoredCheckpoint; release: () => void } | undefined {
+    this.checkOpen();
+    const core = this.core;
+    const h = this.checkpointer.holdCertifiedTables();
+    if (!h) return undefined;
+    return {
+      record: h.checkpoint,
+      release: () => {
+        if (this.core === core && !this.closed && this.replacing === null) h.release();
+      },
+    };
+  }
+
   /** The node's key rotations, oldest first, and the one this open made (see `KEY_ROTATIONS`). */
   keyRotations(): { rotations: readonly KeyRotation[]; rotatedAtOpen?: KeyRotation } {
     return { rotations: this.checkpointer.rotations, rotatedAtOpen: this.checkpointer.rotated };

@@ -297,6 +297,29 @@ export class Checkpointer {
     return this.log.repair();
   }
 
+  /**
+   * Keeps the tables of the latest certified checkpoint on disk until the returned function is
+   * called (once; later calls do nothing), even after newer checkpoints replace it: a member
+   * serving that checkpoint as a replication snapshot holds it while another member fetches it.
+   * Undefined before the first certified checkpoint.
+   */
+  holdCertifiedTables(): { checkpoint: StoredCheckpoint; release: () => void } | undefined {
+    const stored = this.state.certified?.stored;
+    const pin = stored && this.pins.get(stored.checkpoint.index);
+    if (!stored || !pin) return undefined;
+    const { version } = pin;
+    this.core.refVersion(version);
+    let held = true;
+    return {
+      checkpoint: stored,
+      release: () => {
+        if (!held) return;
+        held = false;
+        this.core.unrefVersion(version);
+      },
+    };
+  }
+
   /** The record of the latest certified checkpoint (the one served), if any. */
   certifiedRecord(): StoredCheckpoint | undefined {
     return this.state.certified?.stored;

@@ -12,7 +12,7 @@ export { RaftLog } from './log.js';
 export { MirroredStorage, type PersistRequest, type StagedWrite } from './mirrored_storage.js';
 export { Progress, ProgressState, ProgressTracker, Inflights, VoteResult } from './progress.js';
 export { Raft } from './raft.js';
-export { RawNode, type Ready, type Status } from './rawnode.js';
+export { RawNode, type ProgressSummary, type Ready, type Status } from './rawnode.js';
 export {
   LevelStorage, encodeEntry, decodeEntry, encodeHardState, decodeHardState,
   encodeSnapshot, decodeSnapshot, entryKey,

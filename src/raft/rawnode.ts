@@ -45,8 +45,21 @@ export interface Status {
   readonly softState: SoftState;
   readonly applied: number;
   readonly confState: ConfState;
-  /** Leader only: match index of every member. */
-  readonly progress: ReadonlyMap<number, { match: number; next: number; state: string }>;
+  /**
+   * Leader only: every member's progress — match and next index, state (`Probe`, `Replicate`,
+   * `Snapshot`), the index of the snapshot being sent (`Snapshot` state, else 0) and whether it
+   * was heard from since the last quorum check.
+   */
+  readonly progress: ReadonlyMap<number, ProgressSummary>;
+}
+
+/** One member's progress as {@link Status} reports it. */
+export interface ProgressSummary {
+  readonly match: number;
+  readonly next: number;
+  readonly state: string;
+  readonly pendingSnapshot: number;
+  readonly recentActive: boolean;
 }
 
 function hardStateEqual(a: HardState, b: HardState): boolean {
@@ -264,9 +277,9 @@ export class RawNode {
   /** A summary of the node. */
   status(): Status {
     const r = this.raft;
-    const progress = new Map<number, { match: number; next: number; state: string }>();
+    const progress = new Map<number, ProgressSummary>();
     if (r.state === StateType.Leader) {
-      for (const [id, pr] of r.prs.progress) progress.set(id, { match: pr.match, next: pr.next, state: pr.state });
+      for (const [id, pr] of r.prs.progress) progress.set(id, { match: pr.match, next: pr.next, state: pr.state, pendingSnapshot: pr.pendingSnapshot, recentActive: pr.recentActive });
     }
     return {
       id: r.id, hardState: r.hardState(), softState: r.softState(), applied: r.raftLog.applied,

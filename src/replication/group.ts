@@ -862,6 +862,13 @@ export class ReplicationGroup<O> {
    * `compactMarginBytes` (past that the bytes bound wins). The state machine's reason: a
    * set-change checkpoint whose certificate still lacks signatures (docs/replication.md §
    * Membership, *Set changes*).
+   *
+   * On a leader the compaction also keeps what a follower catching up still needs, within
+   * `compactMarginBytes`: the entries after the snapshot it is being sent (it asks for them once
+   * installed), and those after the match of one heard from since the last quorum check (it is
+   * being sent them). Without it a follower whose snapshot took longer to fetch than the cluster
+   * took to write `compactMargin` entries would need another snapshot, and so on under a steady
+   * load (docs/replication.md § Snapshots and log compaction, *Catching up under load*).
    */
   snapshotAt(index: number, data: Uint8Array, options: { keepFrom?: number } = {}): Promise<void> {
     if (!Number.isSafeInteger(index) || index < 0) return Promise.reject(badState(`snapshot index must be a non-negative integer, got ${index}`));
@@ -1613,11 +1620,33 @@ export class ReplicationGroup<O> {
     await this.storage.createSnapshot(index, this.confStateAt(index), data);
     const maxBytes = this.options.compactMarginBytes ?? DEFAULT_COMPACT_MARGIN_BYTES;
     let upTo = this.storage.compactPoint(index, this.margin, maxBytes);
+    // Never more than maxBytes kept behind the snapshot, whatever is held.
+    const floor = this.storage.compactPoint(index, Infinity, maxBytes);
     if (keepFrom !== undefined) {
-      // The margin counted from keepFrom, and never more than maxBytes kept behind the snapshot.
-      upTo = Math.max(Math.min(upTo, this.storage.compactPoint(keepFrom, this.margin, maxBytes)), this.storage.compactPoint(index, Infinity, maxBytes));
+      // The margin counted from keepFrom.
+      upTo = Math.max(Math.min(upTo, this.storage.compactPoint(keepFrom, this.margin, maxBytes)), floor);
     }
+    const needed = this.neededByFollowers();
+    if (needed !== undefined) upTo = Math.max(Math.min(upTo, needed - 1), floor);
     if (upTo >= this.storage.firstIndex()) await this.storage.compact(upTo);
+  }
+
+  /**
+   * On a leader, the first log index a follower catching up still needs (see {@link snapshotAt}):
+   * after the snapshot one is being sent, or after the match of one heard from recently that is
+   * behind. Undefined when none (or not leading).
+   */
+  private neededByFollowers(): number | undefined {
+    let need: number | undefined;
+    const first = this.storage.firstIndex();
+    for (const [id, p] of this.node.status().progress) {
+      if (id === this.id) continue;
+      let n: number | undefined;
+      if (p.state === 'Snapshot' && p.pendingSnapshot > 0) n = p.pendingSnapshot + 1;
+      else if (p.recentActive && p.match + 1 >= first) n = p.match + 1;
+      if (n !== undefined && (need === undefined || n < need)) need = n;
+    }
+    return need;
   }
 
   /**

@@ -13,10 +13,10 @@ export {
 export { realClock, type Clock, type TimerHandle } from './clock.js';
 export type { PeerAddress, Transport } from './transport.js';
 export {
-  snapshotDescriptor, readSnapshotChunk, installSnapshot, readInstalledSnapshot, encodeSnapshotDescriptor,
+  snapshotDescriptor, readSnapshotChunk, readServedChunk, servedSnapshotOf, installSnapshot, readInstalledSnapshot, encodeSnapshotDescriptor,
   decodeSnapshotDescriptor, checkSnapshotDescriptor, snapshotPolicy, SnapshotError, SnapshotErrorCode, SNAPSHOT_CHUNK_BYTES,
   MAX_DESCRIPTOR_BYTES, MAX_SNAPSHOT_TABLES,
-  type SnapshotDescriptor, type SnapshotTable, type SnapshotTrust, type FetchChunk, type InstalledSnapshot, type InstallOptions,
+  type SnapshotDescriptor, type SnapshotTable, type ServedSnapshot, type SnapshotTrust, type FetchChunk, type InstalledSnapshot, type InstallOptions,
 } from './snapshot.js';
 export {
   learnClusterShape, askShape, encodeShape, decodeShape, describeShape, ShapeError, ShapeErrorCode, SHAPE_FILE, MAX_SHAPE_BYTES, MAX_TOLD_SHAPE,

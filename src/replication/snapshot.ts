@@ -470,6 +470,35 @@ export async function readSnapshotChunk(db: ProofDB, index: number, name: string
   if (name === SHAPE_FILE) return shapeChunk(db, offset, length);
   const s = servedSnapshot(db);
   if (index !== s.index) throw unavailable(`snapshot ${String(index)} is not served: the latest checkpoint is at log index ${s.index}`);
+  return readServedChunk(db, s, name, offset, length);
+}
+
+/** The snapshot a member serves: its log index and its files (name → bytes served). */
+export interface ServedSnapshot {
+  /** Log index of its checkpoint's entry. */
+  readonly index: number;
+  /** The files served, by exact name: its tables and the `CHECKPOINTS` prefix. */
+  readonly files: ReadonlyMap<string, number>;
+}
+
+/**
+ * The snapshot `db` serves now (its latest certified checkpoint); `SNAPSHOT_UNAVAILABLE` when
+ * there is none (see {@link readSnapshotChunk}). With `ProofDB.holdServedCheckpoint` taken in the
+ * same turn, {@link readServedChunk} can go on serving it after newer checkpoints.
+ */
+export function servedSnapshotOf(db: ProofDB): ServedSnapshot {
+  return servedSnapshot(db);
+}
+
+/**
+ * {@link readSnapshotChunk} of snapshot `s` ({@link servedSnapshotOf}), whether or not it is
+ * still the latest: its tables must be held (`ProofDB.holdServedCheckpoint`) — a file no longer
+ * there is `SNAPSHOT_UNAVAILABLE`. The `CHECKPOINTS` prefix is unchanged by later checkpoints (the
+ * log is append-only); whatever is served, the installing member checks it against the
+ * certified checkpoint.
+ */
+export async function readServedChunk(db: ProofDB, s: ServedSnapshot, name: string, offset: number, length: number): Promise<Uint8Array> {
+  const index = s.index;
   const size = typeof name === 'string' ? s.files.get(name) : undefined;
   if (size === undefined) throw new SnapshotError(SnapshotErrorCode.BadRequest, `${JSON.stringify(String(name)).slice(0, 80)} is not a file of snapshot ${index}`);
   if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 1 || length > SNAPSHOT_CHUNK_BYTES) {

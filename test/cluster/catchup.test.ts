@@ -21,7 +21,7 @@ import type { SnapshotEvent } from '../../server/raft_snapshot.js';
 import { RaftWritePath } from '../../server/raft_write_path.js';
 import type { WriteCommand } from '../../server/write_path.js';
 import { freePortRange } from '../../scripts/local_cluster.js';
-import { Members, startMember, until } from './in_process.js';
+import { Members, startWatched, until } from './in_process.js';
 
 const te = new TextEncoder();
 const MARGIN = 4;
@@ -45,29 +45,16 @@ describe('a member behind the compacted log catches up by snapshot', () => {
   });
 
   async function start(id: number): Promise<ProofNode> {
-    const node = await startMember({
-      config,
-      id,
-      dataDir: dataDirs.get(id)!,
-      secret,
-      snapshots: {
-        compactMargin: MARGIN,
-        onEvent: (e) => {
-          if (id === 3) events.push(e);
-        },
-        ...(id === 3
-          ? {
-              fetchChunk: async (from, index, name, offset, length, next) => {
-                const chunk = await next(from, index, name, offset, length);
-                if (fetched++ < tamper && chunk.length > 0 && name.endsWith('.sst')) {
-                  const bad = chunk.slice();
-                  bad[bad.length >> 1] ^= 0x40;
-                  return bad;
-                }
-                return chunk;
-              },
-            }
-          : {}),
+    const node = await startWatched({
+      config, id, dataDir: dataDirs.get(id)!, secret, margin: MARGIN, watched: 3, events,
+      fetchChunk: async (from, index, name, offset, length, next) => {
+        const chunk = await next(from, index, name, offset, length);
+        if (fetched++ < tamper && chunk.length > 0 && name.endsWith('.sst')) {
+          const bad = chunk.slice();
+          bad[bad.length >> 1] ^= 0x40;
+          return bad;
+        }
+        return chunk;
       },
     });
     nodes.set(id, node);

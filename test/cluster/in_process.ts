@@ -63,6 +63,26 @@ export function startMember(o: { config: ClusterConfig; id: number; dataDir: str
   });
 }
 
+/**
+ * {@link startMember} with compaction margin `margin`, where member `watched`'s snapshot events go
+ * to `events` and its chunk reads through `fetchChunk` (the catch-up tests).
+ */
+export function startWatched(o: { config: ClusterConfig; id: number; dataDir: string; secret: Uint8Array; margin: number; watched: number; events: SnapshotEvent[]; fetchChunk: NonNullable<RaftSnapshotOptions['fetchChunk']> }): Promise<ProofNode> {
+  return startMember({
+    config: o.config,
+    id: o.id,
+    dataDir: o.dataDir,
+    secret: o.secret,
+    snapshots: {
+      compactMargin: o.margin,
+      onEvent: (e) => {
+        if (o.id === o.watched) o.events.push(e);
+      },
+      ...(o.id === o.watched ? { fetchChunk: o.fetchChunk } : {}),
+    },
+  });
+}
+
 /** The value of metric `name` (with its label set, e.g. `proofkv_peer_refused_total{reason="bad-mac"}`) in a node's `/metrics`; 0 when absent. */
 export async function metricOf(node: ProofNode, name: string): Promise<number> {
   const text = await (await fetch(`${node.url}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
