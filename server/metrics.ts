@@ -271,9 +271,10 @@ export class Metrics {
 
   /**
    * Exports the Raft snapshots of a member (`RaftWritePath.snapshotStats`) as
-   * `proofkv_raft_snapshots{event="recorded"|"installed"|"refused"}` and `proofkv_raft_snapshot_index`.
+   * `proofkv_raft_snapshots{event="recorded"|"installed"|"refused"}`, `proofkv_raft_snapshot_index`
+   * and `proofkv_raft_snapshots_held` (snapshots held for members fetching them).
    */
-  trackSnapshots(source: { snapshotStats(): { recorded: number; installed: number; refused: number; index: number } }): void {
+  trackSnapshots(source: { snapshotStats(): { recorded: number; installed: number; refused: number; index: number; held: number } }): void {
     const registers = [this.registry];
     new Gauge({
       name: 'proofkv_raft_snapshots',
@@ -286,6 +287,7 @@ export class Metrics {
       },
     });
     new Gauge({ name: 'proofkv_raft_snapshot_index', help: 'Log index of the latest Raft snapshot recorded or installed since start (0: none)', registers, collect() { this.set(source.snapshotStats().index); } });
+    new Gauge({ name: 'proofkv_raft_snapshots_held', help: 'Snapshots whose tables this member keeps on disk for members fetching them (at most 2; each let go 30 s after its last chunk read)', registers, collect() { this.set(source.snapshotStats().held); } });
   }
 
   /**

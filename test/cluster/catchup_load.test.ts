@@ -96,8 +96,13 @@ describe('a member behind the compacted log catches up by snapshot under load', 
     await nodes.get(3)!.shutdown();
     nodes.delete(3);
     await until('a leader among 1 and 2', () => leader() !== 0);
-    for (let r = 0; r < 3; r++) await writeAndCertify();
-    await until('the log compacted past member 3', () => raft(leader()).cluster().firstIndex > behind + 1);
+    // Until the leader compacted its log past member 3 (it keeps member 3's entries until a quorum
+    // check finds it gone).
+    const deadline = Date.now() + 20_000;
+    for (let r = 0; r < 3 || raft(leader()).cluster().firstIndex <= behind + 1; r++) {
+      if (Date.now() > deadline) throw new Error('timed out waiting for the log compacted past member 3');
+      await writeAndCertify();
+    }
 
     await start(3);
     const done = () => events.some((e) => e.type === 'installed') && raft(3).appliedIndex >= raft(leader([1, 2])).appliedIndex;
@@ -110,8 +115,10 @@ describe('a member behind the compacted log catches up by snapshot under load', 
     expect(installed.length).toBe(1);
     expect(events.filter((e) => e.type === 'refused')).toEqual([]);
     expect(raft(leader()).cluster().snapshotIndex).toBeGreaterThan(installed[0].index);
-    // The serving member held the snapshot being fetched.
+    // The serving member held the snapshot being fetched, and says so on /metrics.
     expect(heldDuring).toBe(1);
+    const served = await (await fetch(`${nodes.get(installed[0].from)!.url}/metrics`)).text();
+    expect(served).toMatch(/^proofkv_raft_snapshots_held [12]$/m);
 
     // It follows the log from then on: more writes and checkpoints, no second snapshot.
     for (let r = 0; r < 2; r++) {
