@@ -1634,7 +1634,7 @@ export class ReplicationGroup<O> {
   /**
    * On a leader, the first log index a follower catching up still needs (see {@link snapshotAt}):
    * after the snapshot one is being sent, or after the match of one heard from recently that is
-   * behind. Undefined when none (or not leading).
+   * behind, when those entries are still in the log. Undefined when none (or not leading).
    */
   private neededByFollowers(): number | undefined {
     let need: number | undefined;
@@ -1643,8 +1643,9 @@ export class ReplicationGroup<O> {
       if (id === this.id) continue;
       let n: number | undefined;
       if (p.state === 'Snapshot' && p.pendingSnapshot > 0) n = p.pendingSnapshot + 1;
-      else if (p.recentActive && p.match + 1 >= first) n = p.match + 1;
-      if (n !== undefined && (need === undefined || n < need)) need = n;
+      else if (p.recentActive) n = p.match + 1;
+      // Entries already compacted cannot be kept: such a follower needs a newer snapshot anyway.
+      if (n !== undefined && n >= first && (need === undefined || n < need)) need = n;
     }
     return need;
   }
