@@ -1237,7 +1237,13 @@ export class ReplicationGroup<O> {
       // (votes, a follower's acks) is sent only after the write.
       const leader = this.node.raft.state === StateType.Leader;
       const early = rd.messages.filter((m) => sendsBeforeWrite(m, leader));
-      const late = early.length === 0 ? rd.messages : rd.messages.filter((m) => !sendsBeforeWrite(m, leader));
+      const late0 = early.length === 0 ? rd.messages : rd.messages.filter((m) => !sendsBeforeWrite(m, leader));
+      // A Ready that installed a snapshot answers it (MsgAppResp at its index) before the heartbeat
+      // responses stepped in the same turn: the leader, still sending this member a snapshot, takes
+      // a heartbeat response as a lost transfer and sends its newest snapshot, which this member
+      // would then install too although the log it needs is kept (docs/replication.md § Snapshots
+      // and log compaction, *Catching up under load*).
+      const late = rd.snapshot ? [...late0.filter((m) => m.type !== MessageType.HeartbeatResp), ...late0.filter((m) => m.type === MessageType.HeartbeatResp)] : late0;
       // The last index this member had persisted before this Ready (its entries replace the log
       // from their first index on): committed entries up to it may be applied during the sync.
       const persisted = Math.min(this.storage.lastIndex(), firstNew - 1);
