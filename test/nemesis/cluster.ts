@@ -219,14 +219,19 @@ export class NemesisCluster {
     return (await Promise.all(this.live().map((id) => this.status(id)))).filter((s): s is MemberStatus => s !== undefined);
   }
 
-  /** The leader a majority of the current members agrees on, polling up to `ms`; undefined when none. */
-  async leader(ms = 5000): Promise<number | undefined> {
+  /**
+   * The leader a majority of the current members agrees on, polling up to `ms` (or until
+   * `o.stop()` is true); undefined when none. `o.seen` gets the statuses of every poll (a caller
+   * reports the last ones when no leader was agreed on).
+   */
+  async leader(ms = 5000, o: { stop?: () => boolean; seen?: (s: MemberStatus[]) => void } = {}): Promise<number | undefined> {
     const until = performance.now() + ms;
     for (;;) {
       const seen = await this.statuses();
+      o.seen?.(seen);
       const leaders = seen.filter((s) => s.role === 'leader').map((s) => s.id);
       for (const l of leaders) if (seen.filter((s) => s.leader === l).length * 2 > this.members.length) return l;
-      if (performance.now() > until) return undefined;
+      if (performance.now() > until || o.stop?.()) return undefined;
       await sleep(100);
     }
   }

@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { ProofKVClient } from '../../client-sdk/index.js';
 import { majority } from '../../server/cli/cluster.js';
 import { checkRun, finalTrust, type CheckReport, type FinalTrust } from './check.js';
-import { NemesisCluster } from './cluster.js';
+import { NemesisCluster, type MemberStatus } from './cluster.js';
 import type { FaultEvent, OpRecord } from './history.js';
 import { writeReport } from './report.js';
 import { addsOf, schedule, type NemesisStep } from './schedule.js';
@@ -217,10 +217,17 @@ async function play(c: NemesisCluster, s: NemesisStep, nodes: number, log: (line
       const t = s.kind === 'kill' ? { id: choose(live, p0), known: false } : await leaderOr(c, p0);
       const ev = c.begin(s.kind, [t.id], s.kind === 'kill-leader' ? (t.known ? 'the leader' : 'no agreed leader: a live member') : undefined);
       await c.kill(t.id);
-      // Who leads while it is down (polled during the hold).
-      const [next] = await Promise.all([c.leader(s.durationMs), hold()]);
+      // Who leads while it is down: polled during the hold and its restart (until it listens again;
+      // a restart takes seconds on a loaded machine, when an election can take most of the hold).
+      let back = false;
+      let last: MemberStatus[] = [];
+      const watch = c.leader(60_000, { stop: () => back, seen: (seen) => { last = seen; } });
+      await hold();
       const ok = await c.restart(t.id);
-      c.end(ev, `${next !== undefined ? `leader while down: ${next}; ` : ''}${ok ? 'restarted' : 'did not restart'}`);
+      back = true;
+      const next = await watch;
+      const none = `no agreed leader while down (last seen of ${c.members.length} members: ${last.map((m) => `${m.id} ${m.role} term ${m.term} leader ${m.leader}`).join(', ') || 'none answered'}); `;
+      c.end(ev, `${next !== undefined ? `leader while down: ${next}; ` : none}${ok ? 'restarted' : 'did not restart'}`);
       return;
     }
     case 'kill-majority': {
