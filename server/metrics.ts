@@ -271,10 +271,12 @@ export class Metrics {
 
   /**
    * Exports the Raft snapshots of a member (`RaftWritePath.snapshotStats`) as
-   * `proofkv_raft_snapshots{event="recorded"|"installed"|"refused"}`, `proofkv_raft_snapshot_index`
-   * and `proofkv_raft_snapshots_held` (snapshots held for members fetching them).
+   * `proofkv_raft_snapshots{event="recorded"|"installed"|"refused"}`, `proofkv_raft_snapshot_index`,
+   * `proofkv_raft_snapshots_held` (snapshots held for members fetching them) and
+   * `proofkv_raft_snapshot_installed_bytes{source="fetched"|"reused"}` (bytes of installed
+   * snapshots fetched from a member, or found verified in the data directory).
    */
-  trackSnapshots(source: { snapshotStats(): { recorded: number; installed: number; refused: number; index: number; held: number } }): void {
+  trackSnapshots(source: { snapshotStats(): { recorded: number; installed: number; refused: number; index: number; held: number; fetchedBytes: number; reusedBytes: number } }): void {
     const registers = [this.registry];
     new Gauge({
       name: 'proofkv_raft_snapshots',
@@ -287,6 +289,17 @@ export class Metrics {
       },
     });
     new Gauge({ name: 'proofkv_raft_snapshot_index', help: 'Log index of the latest Raft snapshot recorded or installed since start (0: none)', registers, collect() { this.set(source.snapshotStats().index); } });
+    new Gauge({
+      name: 'proofkv_raft_snapshot_installed_bytes',
+      help: 'Bytes of the snapshots installed since start: fetched from another member, or reused (tables found in the data directory and verified, not fetched)',
+      labelNames: ['source'],
+      registers,
+      collect() {
+        const s = source.snapshotStats();
+        this.set({ source: 'fetched' }, s.fetchedBytes);
+        this.set({ source: 'reused' }, s.reusedBytes);
+      },
+    });
     new Gauge({ name: 'proofkv_raft_snapshots_held', help: 'Snapshots whose tables this member keeps on disk for members fetching them (at most 2; each let go 30 s after its last chunk read)', registers, collect() { this.set(source.snapshotStats().held); } });
   }
 

@@ -80,7 +80,7 @@ export type SnapshotEvent =
    * or this member's own (`'own'`: a serving member of a release from before shapes were told);
    * `shapeChanged`: the member builds with another shape than before the install.
    */
-  | { type: 'installed'; index: number; from: number; tables: number; bytes: number; shape: 'told' | 'own'; shapeChanged: boolean }
+  | { type: 'installed'; index: number; from: number; tables: number; bytes: number; reusedTables: number; reusedBytes: number; shape: 'told' | 'own'; shapeChanged: boolean }
   | { type: 'refused'; index: number; from: number; code: string; message: string }
   | { type: 'skipped'; index: number; message: string }
   /**
@@ -114,6 +114,10 @@ export interface SnapshotCounters {
   index: number;
   /** Snapshots held now for members fetching them (at most {@link MAX_HELD_SNAPSHOTS}). */
   held: number;
+  /** Bytes of the snapshots installed since start that were fetched from another member. */
+  fetchedBytes: number;
+  /** Bytes of the snapshots installed since start found in the data directory instead (tables verified, not fetched). */
+  reusedBytes: number;
 }
 
 /** Session tables captured at checkpoints not yet recorded: the pending one and the latest certified. */
@@ -152,7 +156,7 @@ export class RaftSnapshots {
   private deferredNoted = false;
   /** Snapshots held for members fetching them, by log index (at most {@link MAX_HELD_SNAPSHOTS}). */
   private readonly held = new Map<number, Held>();
-  private readonly counters: SnapshotCounters = { recorded: 0, installed: 0, refused: 0, index: 0, held: 0 };
+  private readonly counters: SnapshotCounters = { recorded: 0, installed: 0, refused: 0, index: 0, held: 0, fetchedBytes: 0, reusedBytes: 0 };
 
   constructor(
     private readonly db: ProofDB,
@@ -407,7 +411,10 @@ export class RaftSnapshots {
       this.latest = { index: snap.index, data: snap.data };
       this.counters.installed++;
       this.counters.index = Math.max(this.counters.index, snap.index);
-      this.emit({ type: 'installed', index: snap.index, from, tables: installed.tables, bytes: installed.bytes, shape: installed.shapeFrom, shapeChanged: !sameShape(before, installed.shape) });
+      this.counters.fetchedBytes += installed.bytes - installed.reusedBytes;
+      this.counters.reusedBytes += installed.reusedBytes;
+      const { tables, bytes, reusedTables, reusedBytes } = installed;
+      this.emit({ type: 'installed', index: snap.index, from, tables, bytes, reusedTables, reusedBytes, shape: installed.shapeFrom, shapeChanged: !sameShape(before, installed.shape) });
     } catch (err) {
       this.counters.refused++;
       const code = (err as { code?: unknown })?.code;

@@ -7,6 +7,7 @@
  * <dir>/SNAPSHOT-STAGING/   being filled: tables, CHECKPOINTS, MANIFEST, CURRENT, SNAPSHOT, FILES
  *   rename (+ fsync of <dir>)              ← the commit point
  * <dir>/SNAPSHOT-INSTALL/   committed: rolled forward by finishSnapshotInstall (at every open)
+ * <dir>/SNAPSHOT-FETCHED/   verified tables of a failed attempt, for the next one (removed at open)
  * ```
  * Rolling forward deletes `CURRENT`, deletes every engine file of the old state that the new set
  * does not name, moves the staged files in, then moves `CURRENT` in last and removes the folder.
@@ -23,6 +24,11 @@ import { syncDir, syncFile } from '../util/durable.js';
 
 /** Folder a snapshot is fetched and verified in, inside the data directory (not yet committed). */
 export const SNAPSHOT_STAGING_DIR = 'SNAPSHOT-STAGING';
+/**
+ * Verified tables a failed install attempt fetched, kept for the next attempt (which takes what
+ * it can use and removes the rest); removed at every open and after a successful install.
+ */
+export const SNAPSHOT_FETCHED_DIR = 'SNAPSHOT-FETCHED';
 /** The staging folder once committed: the next open (or the install itself) rolls it forward. */
 export const SNAPSHOT_INSTALL_DIR = 'SNAPSHOT-INSTALL';
 /** In the staged set: the JSON list of the file names it installs (`CURRENT` excluded). */
@@ -87,8 +93,10 @@ export function commitStagedSnapshot(dir: string, onStep?: (step: InstallStep) =
  * whether an install was finished.
  */
 export function finishSnapshotInstall(dir: string, onStep?: (step: InstallStep) => void): boolean {
-  // A fetch that never committed: the old state is whole, the staged files are garbage.
+  // A fetch that never committed: the old state is whole, the staged files are garbage (and the
+  // tables a failed attempt kept are of no use to an engine that opens).
   fs.rmSync(path.join(dir, SNAPSHOT_STAGING_DIR), { recursive: true, force: true });
+  fs.rmSync(path.join(dir, SNAPSHOT_FETCHED_DIR), { recursive: true, force: true });
   if (!fs.existsSync(path.join(dir, SNAPSHOT_INSTALL_DIR))) return false;
   finishCommitted(dir, onStep);
   return true;

@@ -27,12 +27,13 @@ import { computeMasterRoot, NUM_LEVELS, type TableDescriptor } from '../../proof
 import { maxTimeOfTables, verifyCheckpointFiles } from '../backup/backup.js';
 import type { ProofDB } from '../db/db.js';
 import { lockDir } from '../db/lock.js';
-import { commitStagedSnapshot, sealStagedSnapshot, SNAPSHOT_STAGING_DIR, type InstallStep } from '../db/snapshot_install.js';
+import { commitStagedSnapshot, sealStagedSnapshot, SNAPSHOT_FETCHED_DIR, SNAPSHOT_STAGING_DIR, type InstallStep } from '../db/snapshot_install.js';
 import { ErrorCode, ProofKVError } from '../errors.js';
 import { readJournal } from '../journal/reader.js';
 import { formatRecords } from '../journal/writer.js';
 import { CHECKPOINT_LOG_FILE, decodeRecord, isCheckpointRecord, versionOfStored, type StoredCheckpoint } from '../proof/checkpoint_log.js';
 import { nodeHasher } from '../table/node_hasher.js';
+import { TableReader } from '../table/table_reader.js';
 import type { TableMeta } from '../version/edit.js';
 import { files, VersionSet } from '../version/version_set.js';
 import { syncDir, syncFile } from '../util/durable.js';
@@ -555,6 +556,13 @@ export interface InstalledSnapshot {
   tables: number;
   bytes: number;
   /**
+   * Of those, the tables not fetched: found already in the data directory (the member's own,
+   * from before it fell behind) or kept from a failed attempt, each verified against the
+   * certified descriptor before it was used; and their bytes.
+   */
+  reusedTables: number;
+  reusedBytes: number;
+  /**
    * The shape the staged manifest records: the serving member's when it told it (`'told'`), else
    * the installing directory's own (`'own'`: a serving member of a release from before shapes were
    * told). The engine reopens with it.
@@ -599,12 +607,88 @@ async function fetchFile(fetchChunk: FetchChunk, name: string, size: number, to:
 }
 
 /**
+ * Whether the file `file` is the table `t` of a checked descriptor: its size, and — opened and
+ * every block re-read and re-hashed (`TableReader.verify`) — its root, entry count and smallest
+ * and largest keys. The descriptor's table list is checked against the certified MasterRoot, so
+ * a table that passes holds the certified entries. Never throws (a damaged or missing file is
+ * `false`).
+ */
+function isSnapshotTable(file: string, t: SnapshotTable): boolean {
+  let r: TableReader | undefined;
+  try {
+    if (fs.statSync(file).size !== t.size) return false;
+    r = TableReader.open(file, { fileNumber: t.number, fileName: files.table(t.number), hasher: nodeHasher });
+    r.verify();
+    return r.size === t.size && r.entryCount === t.entryCount && equalBytes(r.root, t.root) && equalBytes(r.smallest, t.smallest) && equalBytes(r.largest, t.largest);
+  } catch {
+    return false;
+  } finally {
+    r?.close();
+  }
+}
+
+/**
+ * Puts table `t` into the staging folder without fetching it when a verified copy is at hand:
+ * kept from a failed attempt in `<dataDir>/SNAPSHOT-FETCHED` (moved), or the member's own file of
+ * that name in `dataDir` (hard-linked — table files are immutable once named — or copied and
+ * synced where links fail). A candidate is used only if {@link isSnapshotTable} passes on it.
+ * Returns whether the table is staged.
+ */
+function stageKnownTable(dataDir: string, t: SnapshotTable, to: string): boolean {
+  const name = files.table(t.number);
+  const kept = path.join(dataDir, SNAPSHOT_FETCHED_DIR, name);
+  if (isSnapshotTable(kept, t)) {
+    fs.renameSync(kept, to);
+    return true;
+  }
+  const own = path.join(dataDir, name);
+  if (!isSnapshotTable(own, t)) return false;
+  try {
+    fs.linkSync(own, to);
+  } catch {
+    try {
+      fs.copyFileSync(own, to, fs.constants.COPYFILE_EXCL);
+      syncFile(to);
+    } catch {
+      fs.rmSync(to, { force: true });
+      return false;
+    }
+  }
+  // Checked again through the staged name: the own file may have been deleted (a compaction)
+  // and replaced under the same name between the check and the link.
+  if (isSnapshotTable(to, t)) return true;
+  fs.rmSync(to, { force: true });
+  return false;
+}
+
+/**
+ * After a failed attempt: the staged tables that passed {@link isSnapshotTable} move to
+ * `<dataDir>/SNAPSHOT-FETCHED` (replacing what an earlier attempt kept), so that the next
+ * attempt, usually of a newer snapshot sharing most tables, fetches only the others. Best effort.
+ */
+function keepVerifiedTables(dataDir: string, staging: string, verified: readonly string[]): void {
+  const kept = path.join(dataDir, SNAPSHOT_FETCHED_DIR);
+  try {
+    fs.rmSync(kept, { recursive: true, force: true });
+    if (verified.length === 0) return;
+    fs.mkdirSync(kept, { mode: 0o700 });
+    for (const name of verified) fs.renameSync(path.join(staging, name), path.join(kept, name));
+    syncDir(kept);
+  } catch {
+    fs.rmSync(kept, { recursive: true, force: true });
+  }
+}
+
+/**
  * Installs the snapshot `descriptorBytes` into the data directory `dataDir` (which must exist):
  *
  * 1. decode the descriptor (bounded); check its certificate against `trust` and its table list
  *    against the certified MasterRoot ({@link checkSnapshotDescriptor}) — before fetching;
- * 2. fetch every table and the `CHECKPOINTS` prefix in ≤ 1 MiB chunks into
- *    `<dataDir>/SNAPSHOT-STAGING/`, synced;
+ * 2. stage every table in `<dataDir>/SNAPSHOT-STAGING/`: one this directory already holds (its
+ *    own file of that number, or one kept from a failed attempt) is used when it verifies
+ *    against the descriptor ({@link isSnapshotTable}); every other table is fetched in ≤ 1 MiB
+ *    chunks, synced, and verified the same way at once (a bad table stops the fetch there); then
+ *    the `CHECKPOINTS` prefix is fetched;
  * 3. verify the staged files as a backup is verified (`verifyCheckpointFiles`: every table re-read
  *    and re-hashed, MasterRoot recomputed, log tree rebuilt) and compare them with the certified
  *    checkpoint and head and with the descriptor's table list;
@@ -615,9 +699,11 @@ async function fetchFile(fetchChunk: FetchChunk, name: string, size: number, to:
  * 5. `beforeCommit` (close the engine), take the lock, and commit: the staged set replaces the
  *    engine's files in one crash-safe step (`src/db/snapshot_install.ts`).
  *
- * Any failure before the commit removes the staging folder and leaves the directory as it was; a
- * crash leaves either the old state or a committed install the next open finishes. `NODE_KEY` and
- * the Raft log are kept. Returns what was installed, session bytes included.
+ * Any failure before the commit leaves the engine's files as they were and removes the staging
+ * folder, keeping only its verified tables in `<dataDir>/SNAPSHOT-FETCHED/` for the next attempt
+ * (removed by the next attempt, the next open, or a successful install); a crash leaves either
+ * the old state or a committed install the next open finishes. `NODE_KEY` and the Raft log are
+ * kept. Returns what was installed, session bytes included.
  */
 export async function installSnapshot(dataDir: string, descriptorBytes: Uint8Array, fetchChunk: FetchChunk, trust: SnapshotTrust, options: InstallOptions = {}): Promise<InstalledSnapshot> {
   const d = decodeSnapshotDescriptor(descriptorBytes);
@@ -628,10 +714,24 @@ export async function installSnapshot(dataDir: string, descriptorBytes: Uint8Arr
   const staging = path.join(dataDir, SNAPSHOT_STAGING_DIR);
   let committed = false;
   let stagedShape: { shape: Shape; shapeFrom: 'told' | 'own' } | undefined;
+  const verified: string[] = [];
+  let reusedTables = 0;
+  let reusedBytes = 0;
   try {
     fs.rmSync(staging, { recursive: true, force: true });
     fs.mkdirSync(staging, { mode: 0o700 });
-    for (const t of d.tables) await fetchFile(fetchChunk, files.table(t.number), t.size, path.join(staging, files.table(t.number)));
+    for (const t of d.tables) {
+      const name = files.table(t.number);
+      const to = path.join(staging, name);
+      if (stageKnownTable(dataDir, t, to)) {
+        reusedTables++;
+        reusedBytes += t.size;
+      } else {
+        await fetchFile(fetchChunk, name, t.size, to);
+        if (!isSnapshotTable(to, t)) throw new SnapshotError(SnapshotErrorCode.Mismatch, `snapshot: the fetched table ${name} differs from the certified table list`);
+      }
+      verified.push(name);
+    }
     await fetchFile(fetchChunk, CHECKPOINT_LOG_FILE, d.log.bytes, path.join(staging, CHECKPOINT_LOG_FILE));
     options.onStep?.('fetched');
     const stored = verifyStaged(staging, d);
@@ -669,11 +769,15 @@ export async function installSnapshot(dataDir: string, descriptorBytes: Uint8Arr
       lock.release();
     }
   } catch (err) {
-    if (!committed) fs.rmSync(staging, { recursive: true, force: true });
+    if (!committed) {
+      keepVerifiedTables(dataDir, staging, verified);
+      fs.rmSync(staging, { recursive: true, force: true });
+    }
     if (err instanceof SnapshotError) throw err;
     const code = err instanceof ProofKVError && err.code === ErrorCode.CORRUPTION ? SnapshotErrorCode.Mismatch : SnapshotErrorCode.InstallFailed;
     throw new SnapshotError(code, `installing snapshot ${d.index}${committed ? ' (committed: the next open finishes it)' : ''}: ${(err as Error).message}`, { cause: err });
   }
+  fs.rmSync(path.join(dataDir, SNAPSHOT_FETCHED_DIR), { recursive: true, force: true });
   syncDir(dataDir);
   return {
     index: d.index,
@@ -683,6 +787,8 @@ export async function installSnapshot(dataDir: string, descriptorBytes: Uint8Arr
     ...(d.members ? { members: d.members } : {}),
     tables: d.tables.length,
     bytes: total,
+    reusedTables,
+    reusedBytes,
     ...stagedShape!,
   };
 }

@@ -88,9 +88,11 @@ describe('a member behind the compacted log catches up by snapshot', () => {
     nodes.delete(3);
     await until('a leader among 1 and 2', () => leader() !== 0);
     // Rounds of writes and a certified checkpoint until the leader compacted its log past member 3
-    // (at least three; the leader keeps member 3's entries until a quorum check finds it gone).
+    // and keeps no entries for it (at least three rounds; the leader keeps member 3's entries
+    // after its match until a quorum check finds it gone — its match can be above `behind`).
     const deadline = Date.now() + 20_000;
-    for (let round = 0; round < 3 || raft(leader()).cluster().firstIndex <= behind + 1; round++) {
+    const held = (c: { firstIndex: number; snapshotIndex: number }) => c.firstIndex <= behind + 1 || c.firstIndex !== c.snapshotIndex - MARGIN + 1;
+    for (let round = 0; round < 3 || held(raft(leader()).cluster()); round++) {
       if (Date.now() > deadline) throw new Error('timed out waiting for the log compacted past member 3');
       for (let i = 0; i < 10; i++) await put(leader(), `k-${round}-${i}`, `value ${round} ${i}`);
       await certifiedCheckpoint([1, 2]);
@@ -120,6 +122,11 @@ describe('a member behind the compacted log catches up by snapshot', () => {
     const metrics = await (await fetch(`${nodes.get(3)!.url}/metrics`)).text();
     expect(metrics).toMatch(/^proofkv_raft_snapshots\{event="installed"\} 1$/m);
     expect(metrics).toMatch(new RegExp(`^proofkv_raft_snapshots\\{event="refused"\\} ${refused.length}$`, 'm'));
+    // Its bytes: fetched, or found in member 3's directory (its own tables, or kept from the refused attempt).
+    const installed = events.find((e) => e.type === 'installed') as { bytes: number; reusedBytes: number; reusedTables: number; tables: number };
+    expect(installed.reusedTables).toBeLessThanOrEqual(installed.tables);
+    expect(metrics).toMatch(new RegExp(`^proofkv_raft_snapshot_installed_bytes\\{source="fetched"\\} ${installed.bytes - installed.reusedBytes}$`, 'm'));
+    expect(metrics).toMatch(new RegExp(`^proofkv_raft_snapshot_installed_bytes\\{source="reused"\\} ${installed.reusedBytes}$`, 'm'));
     // The member registry came with the snapshot: member 3's is the leader's, byte for byte.
     expect(Buffer.from(raft(3).exportMembers(installedAt)!).toString('hex')).toBe(Buffer.from(raft(leader()).exportMembers(installedAt)!).toString('hex'));
     // The routes' database object is still the one the node started with, now on the new state.

@@ -30,6 +30,7 @@ import { proofCbor } from '../../proofs/cbor_instance.js';
 import { mulberry32 } from '../support/prng.js';
 import type { SignerSet } from '../../proofs/signer_set.js';
 import { TINY } from '../engine/harness.js';
+import { SNAPSHOT_FETCHED_DIR } from '../../src/db/snapshot_install.js';
 import { memberDir, scratchDirs } from './snapshot_helpers.js';
 
 const OPTS: DBOptions = { ...TINY, writeBufferSize: 4096, targetFileSize: 4096, writeAheadLog: 'external' };
@@ -66,6 +67,22 @@ function dirState(dir: string): Record<string, string> {
     }
   };
   walk(dir, '');
+  return out;
+}
+
+/**
+ * {@link dirState} of a data directory but the tables a failed install keeps for the next attempt
+ * (`SNAPSHOT-FETCHED/`), after checking that each kept file is byte for byte the table of that
+ * name in `served` (the serving member's {@link dirState} when the snapshot was taken): only
+ * verified tables may be kept.
+ */
+function engineState(dir: string, served: Record<string, string>): Record<string, string> {
+  const out = dirState(dir);
+  for (const name of Object.keys(out).filter((n) => n.startsWith(`${SNAPSHOT_FETCHED_DIR}/`))) {
+    expect(name, 'only tables are kept').toMatch(/\/\d{6}\.sst$/);
+    expect(out[name], `${name} is the served table`).toBe(served[path.basename(name)]);
+    delete out[name];
+  }
   return out;
 }
 
@@ -177,6 +194,86 @@ describe('replication snapshots', () => {
     }
   }, 120_000);
 
+  it('uses the tables the member still holds and those a failed attempt fetched, each verified first, and fetches only the rest', async () => {
+    const root = scratch();
+    const a = await ProofDB.open(memberDir(root, 'a'), OPTS);
+    try {
+      // B applied the first 1200 entries of A's log and stopped there: its tables are A's of then.
+      // Those entries write keys (`old-…`) that the later ones (`key-…`) do not touch, so some of
+      // the tables that hold them are still A's when it has applied 3200.
+      const bDir = memberDir(root, 'b');
+      const b0 = await ProofDB.open(bDir, OPTS);
+      for (const db of [a, b0]) {
+        for (let i = 1; i <= 1200; i++) {
+          if (i % 400 === 0) await db.checkpoint({ logIndex: i });
+          else await db.put(`old-${String(i % 500).padStart(3, '0')}`, `v${i}-${'y'.repeat(i % 37)}`, { logIndex: i });
+        }
+      }
+      const own = new Map(b0.tables().map((t) => [t.number, hex(t.root)]));
+      await b0.close();
+      await applyLog(a, 7, 1201, 3200, 400);
+      const snap = snapshotDescriptor(a, { index: 3200 });
+      const d = decodeSnapshotDescriptor(snap.data);
+      const name = (t: { number: number }) => `${String(t.number).padStart(6, '0')}.sst`;
+      const shared = d.tables.filter((t) => own.get(t.number) === hex(t.root));
+      expect(shared.length).toBeGreaterThan(1);
+      expect(shared.length).toBeLessThan(d.tables.length);
+      // One of B's own tables that A's checkpoint names is damaged: it must be fetched, not used.
+      const damaged = shared[1];
+      const file = path.join(bDir, name(damaged));
+      const bytes = fs.readFileSync(file);
+      bytes[Math.floor(bytes.length / 3)] ^= 1;
+      fs.writeFileSync(file, bytes);
+
+      const fetched: string[] = [];
+      const fetch: FetchChunk = async (n, offset, length) => {
+        if (n.endsWith('.sst') && offset === 0) fetched.push(n);
+        return readSnapshotChunk(a, snap.index, n, offset, length);
+      };
+      // The first attempt fails at the last table B lacks (its connection to A breaks).
+      const lacking = d.tables.filter((t) => t === damaged || !shared.includes(t));
+      const last = lacking[lacking.length - 1];
+      const breaking: FetchChunk = async (n, offset, length) => {
+        if (n === name(last)) throw new Error('connection reset');
+        return fetch(n, offset, length);
+      };
+      await expect(installSnapshot(bDir, snap.data, breaking, trustOf(a))).rejects.toMatchObject({ code: 'SNAPSHOT_INSTALL_FAILED' });
+      expect(fetched.sort()).toEqual(lacking.slice(0, -1).map(name).sort());
+      // It kept every table it had staged (its own, linked, and the fetched ones), all verified.
+      const keptDir = path.join(bDir, SNAPSHOT_FETCHED_DIR);
+      expect(fs.readdirSync(keptDir).sort()).toEqual(d.tables.slice(0, d.tables.indexOf(last)).map(name).sort());
+      engineState(bDir, dirState(a.location));
+      // One kept table is damaged before the retry: it is fetched again.
+      const spoiled = lacking[0];
+      expect(spoiled).not.toBe(last);
+      const keptFile = path.join(keptDir, name(spoiled));
+      const kb = fs.readFileSync(keptFile);
+      kb[kb.length - 40] ^= 1;
+      fs.writeFileSync(keptFile, kb);
+
+      fetched.length = 0;
+      const got = await installSnapshot(bDir, snap.data, fetch, trustOf(a));
+      expect(fetched.sort()).toEqual([name(last), name(spoiled)].sort());
+      expect(got.reusedTables).toBe(d.tables.length - 2);
+      expect(got.reusedBytes).toBe(d.tables.filter((t) => t !== last && t !== spoiled).reduce((n, t) => n + t.size, 0));
+      expect(got.bytes).toBe(d.tables.reduce((n, t) => n + t.size, d.log.bytes));
+      expect(fs.existsSync(keptDir)).toBe(false);
+      expect(fs.existsSync(path.join(bDir, 'SNAPSHOT-STAGING'))).toBe(false);
+
+      const b = await ProofDB.open(bDir, OPTS);
+      try {
+        expect(latest(b)).toEqual(latest(a));
+        expect(b.tables().map((t) => [t.level, hex(t.root)])).toEqual(a.tables().map((t) => [t.level, hex(t.root)]));
+        for (const t of d.tables) expect(fs.readFileSync(path.join(bDir, name(t))).equals(fs.readFileSync(path.join(a.location, name(t))))).toBe(true);
+        expect(await proofs(b)).toEqual(await proofs(a));
+      } finally {
+        await b.close();
+      }
+    } finally {
+      await a.close();
+    }
+  }, 120_000);
+
   it('refuses tampered, truncated and missing data and untrusted or altered certificates, changing nothing', async () => {
     const root = scratch();
     const a = await memberA(root, 1600);
@@ -189,11 +286,12 @@ describe('replication snapshots', () => {
       await applyLog(b0, 99, 1, 300, 100);
       await b0.close();
       const before = dirState(bDir);
+      const served = dirState(a.location);
       const fetch = fetchFrom(a, snap.index);
       const table = `${String(d.tables[0].number).padStart(6, '0')}.sst`;
       const refuse = async (data: Uint8Array, f: FetchChunk, code: string, trust = trustOf(a)) => {
         await expect(installSnapshot(bDir, data, f, trust)).rejects.toMatchObject({ code });
-        expect(dirState(bDir)).toEqual(before);
+        expect(engineState(bDir, served)).toEqual(before);
       };
 
       // A flipped byte in one chunk of a table.
@@ -249,7 +347,7 @@ describe('replication snapshots', () => {
       try {
         const during = dirState(bDir);
         await expect(installSnapshot(bDir, snap.data, fetch, trustOf(a))).rejects.toMatchObject({ code: 'SNAPSHOT_INSTALL_FAILED' });
-        expect(dirState(bDir)).toEqual(during);
+        expect(engineState(bDir, served)).toEqual(during);
       } finally {
         await open.close();
       }

@@ -20,6 +20,7 @@ import { encodeShape, SHAPE_FILE } from '../../src/replication/shape.js';
 import { installSnapshot, readSnapshotChunk, snapshotDescriptor, type FetchChunk, type SnapshotTrust } from '../../src/replication/snapshot.js';
 import { TransportError, TransportErrorCode } from '../../src/replication/transport/index.js';
 import { VersionSet } from '../../src/version/version_set.js';
+import { SNAPSHOT_FETCHED_DIR } from '../../src/db/snapshot_install.js';
 import { mulberry32 } from '../support/prng.js';
 import { TINY } from '../engine/harness.js';
 import { memberDir, scratchDirs } from './snapshot_helpers.js';
@@ -42,6 +43,12 @@ function dirState(dir: string): Record<string, string> {
   }
   return out;
 }
+
+/**
+ * The names in data directory `dir` but `SNAPSHOT-FETCHED` (the verified tables a refused install
+ * keeps for the next attempt: not engine state).
+ */
+const engineFiles = (dir: string): string[] => fs.readdirSync(dir).filter((n) => n !== SNAPSHOT_FETCHED_DIR);
 
 /**
  * Log entries [from, to] of a seeded stream: rounds of puts of random keys, a checkpoint every
@@ -120,23 +127,26 @@ describe('a snapshot install records the serving member\'s shape', () => {
       const before = dirState(empty);
       await expect(installSnapshot(empty, snap.data, older(fetch), trustOf(a))).rejects.toMatchObject({ code: 'SNAPSHOT_SHAPE_UNKNOWN', message: expect.stringContaining('did not tell its shape') });
       expect(dirState(empty)).toEqual(before);
-      expect(fs.readdirSync(empty)).toEqual(['NODE_KEY']);
+      expect(engineFiles(empty)).toEqual(['NODE_KEY']);
 
       const tell = (bytes: Uint8Array): FetchChunk => (name, offset, length) => (name === SHAPE_FILE ? Promise.resolve(bytes.slice(offset, offset + length)) : fetch(name, offset, length));
       const shape = shapeOf(a.options);
       for (const bad of [new Uint8Array([0xff, 1, 2]), encodeShape({ ...shape, writeBufferSize: 2 ** 40 }), encodeShape({ ...shape, blockSize: 1 }), new Uint8Array(4096)]) {
         await expect(installSnapshot(empty, snap.data, tell(bad), trustOf(a))).rejects.toMatchObject({ code: 'SNAPSHOT_INVALID', message: expect.stringContaining('shape') });
         expect(dirState(empty)).toEqual(before);
-        expect(fs.readdirSync(empty)).toEqual(['NODE_KEY']);
+        expect(engineFiles(empty)).toEqual(['NODE_KEY']);
       }
       // A member that cannot be reached for the shape: the install fails (asked again), nothing installed.
       const gone: FetchChunk = (name, offset, length) => (name === SHAPE_FILE ? Promise.reject(new Error('socket hang up')) : fetch(name, offset, length));
       await expect(installSnapshot(empty, snap.data, gone, trustOf(a))).rejects.toMatchObject({ code: 'SNAPSHOT_UNAVAILABLE' });
-      expect(fs.readdirSync(empty)).toEqual(['NODE_KEY']);
+      expect(engineFiles(empty)).toEqual(['NODE_KEY']);
 
-      // The good shape installs, into the same directory.
+      // The good shape installs, into the same directory, from the tables the refused attempts
+      // fetched and kept (only the checkpoint log is fetched again).
       const got = await installSnapshot(empty, snap.data, fetch, trustOf(a));
       expect(got.shapeFrom).toBe('told');
+      expect(got.reusedTables).toBe(got.tables);
+      expect(fs.readdirSync(empty)).not.toContain(SNAPSHOT_FETCHED_DIR);
       expect(VersionSet.recordedShape(empty)).toEqual(shape);
       // An older serving member into a directory that records a shape: that shape is kept.
       const own = memberDir(root, 'own');
