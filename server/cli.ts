@@ -24,7 +24,7 @@ import * as fs from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { createServer } from 'node:net';
 import { Command, CommanderError, Option } from 'commander';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { toHex } from '../proofs/bytes.js';
 import { toBase64Url } from './codec.js';
 import { CLIENT_EXIT, oneLine, reportError } from './cli/common.js';
@@ -34,14 +34,16 @@ import { registerClientCommands } from './cli_commands.js';
 import { addNoteServeOptions, noteOptionsOf } from './cli/note.js';
 import { formatVerifierKey } from '../proofs/note.js';
 import { ConfigError, DEFAULTS, LOG_LEVELS, resolveConfig, type ServeConfig, type ServeFlags } from './config.js';
-import { ProofNode, softwareVersion, type NodeOptions } from './node.js';
+import type { ProofNode, NodeOptions } from './node.js';
+import { softwareVersion } from './version.js';
 import { memberOf, parsePeerVia, readClusterConfig, readClusterSecrets } from './cluster_config.js';
 import { isLoopbackHost } from './auth.js';
 
 /** Exit codes of `serve`. */
 export const EXIT = { ok: 0, failed: 1, config: 2 } as const;
 
-function logger(level: string): Logger {
+async function logger(level: string): Promise<Logger> {
+  const { pino } = await import('pino');
   return pino({ level, base: { name: 'proofkv' } }, pino.destination({ dest: 2, sync: true }));
 }
 
@@ -90,7 +92,7 @@ export async function serve(flags: ServeFlags & { origin?: string; witness?: str
     }
     throw err;
   }
-  const log = logger(cfg.logLevel);
+  const log = await logger(cfg.logLevel);
   // Before anything touches the data directory: a port in use must not leave a fresh data
   // directory and node key behind.
   const busy = await portInUse(cfg.host, cfg.port);
@@ -104,6 +106,8 @@ export async function serve(flags: ServeFlags & { origin?: string; witness?: str
   }
   let node: ProofNode;
   try {
+    // Loaded here, not at the top: the client commands start without the server's modules.
+    const { ProofNode } = await import('./node.js');
     node = await ProofNode.start({
       dataDir: cfg.dataDir,
       host: cfg.host,

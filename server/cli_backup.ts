@@ -12,7 +12,10 @@
  */
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
-import { backupDatabase, restoreDatabase, type BackupInfo } from '../src/backup/backup.js';
+import type { BackupInfo } from '../src/backup/backup.js';
+
+/** The engine's backup module, loaded when a command runs (the other commands start without the engine). */
+const backup = () => import('../src/backup/backup.js');
 
 function publicKeyArg(s: string | undefined): Uint8Array | undefined {
   if (s === undefined) return undefined;
@@ -38,7 +41,7 @@ export function registerBackupCommands(program: Command): void {
     .requiredOption('--data <dir>', 'data directory to back up')
     .requiredOption('--out <dir>', 'backup directory to create')
     .option('--public-key <key>', 'node public key the checkpoint must be signed by (default: the data directory\'s NODE_KEY)')
-    .action((o: { data: string; out: string; publicKey?: string }) => run(() => backupDatabase(o.data, o.out, { publicKey: publicKeyArg(o.publicKey) })));
+    .action((o: { data: string; out: string; publicKey?: string }) => run(async () => (await backup()).backupDatabase(o.data, o.out, { publicKey: publicKeyArg(o.publicKey) })));
   program
     .command('restore')
     .description('verify a backup and restore it into an empty data directory')
@@ -47,8 +50,8 @@ export function registerBackupCommands(program: Command): void {
     .option('--node-key <file>', 'the node key to install as NODE_KEY (else serve needs --rotate-key)')
     .option('--public-key <key>', 'node public key the checkpoint must be signed by')
     .action((o: { from: string; data: string; nodeKey?: string; publicKey?: string }) =>
-      run(() =>
-        restoreDatabase(o.from, o.data, {
+      run(async () =>
+        (await backup()).restoreDatabase(o.from, o.data, {
           publicKey: publicKeyArg(o.publicKey),
           nodeKey: o.nodeKey === undefined ? undefined : new Uint8Array(fs.readFileSync(o.nodeKey)),
         }),

@@ -27,7 +27,7 @@ import * as fs from 'node:fs';
 import { fromHex, toHex } from '../proofs/bytes.js';
 import { signerSetHash, type SignerSet } from '../proofs/signer_set.js';
 import { majorityOf } from '../src/replication/members.js';
-import { guessedInitialSignerSet } from '../src/replication/snapshot.js';
+import { guessedInitialSignerSet } from '../src/replication/initial_set.js';
 import { ConfigError } from './config.js';
 
 /** Name of the cluster file in the directory `cluster init` creates. */
@@ -119,7 +119,7 @@ export function bootstrapSignerSet(members: readonly ClusterMember[]): SignerSet
  * The hash of the initial signer set member `selfId` trusts for a snapshot while it knows no
  * voters (a member that joined): the file's `initialSignerSet`, or — a file without it — the set
  * of the members it lists other than `selfId`, which is right when the file lists exactly the
- * initial members and this one. That guess is a `GuessedInitialSignerSet` (src/replication/snapshot.ts): when the
+ * initial members and this one. That guess is a `GuessedInitialSignerSet` (src/replication/initial_set.ts): when the
  * snapshot's checkpoint 0 commits to another set, the install is refused with
  * `SNAPSHOT_INITIAL_SET_UNKNOWN`, whose message gives the way out (`proofkv cluster initial-set`
  * fills the field from the cluster's verified checkpoint 0; docs/cluster.md § An old cluster file).

@@ -6,7 +6,8 @@
  * @module
  */
 import type { NextFunction, Request, Response } from 'express';
-import { ConditionFailedError, ProofKVError, WriteFaultError } from '../src/index.js';
+import { ConditionFailedError, ProofKVError } from '../src/errors.js';
+import { WriteFaultError } from '../src/db/write_fault.js';
 import type { Answer } from './answer.js';
 
 /** Stable error codes of the HTTP API (`docs/http-api.md`), with their status. */

@@ -36,6 +36,9 @@ import { holdsEngineState } from '../src/db/snapshot_install.js';
 import type { Shape } from '../src/options.js';
 import { LocalWritePath, writesSinceCheckpoint, type LocalWritePathOptions, type PathFault, type WritePath } from './write_path.js';
 import { StreamServer, maxFrameBytes } from './stream/index.js';
+import { softwareVersion } from './version.js';
+
+export { softwareVersion };
 
 /** Options of {@link ProofNode.start}. */
 export interface NodeOptions {
@@ -165,19 +168,6 @@ function warnLooseNodeKey(dir: string, log: Logger): void {
   } catch {
     // no key yet
   }
-}
-
-/** The software version from package.json. */
-export function softwareVersion(): string {
-  for (const rel of ['../package.json', '../../package.json']) {
-    try {
-      const pkg = JSON.parse(fs.readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'proofkv' && typeof pkg.version === 'string') return pkg.version;
-    } catch {
-      // try the next location
-    }
-  }
-  return '0.0.0';
 }
 
 /** The members of the cluster file as this member dials them (`--peer-via` overrides), itself included. */

@@ -25,7 +25,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFileDurably } from '../util/durable.js';
 import { Encoder } from 'cbor-x';
-import { ConfChangeType, type ConfChange } from '../raft/index.js';
+import { ConfChangeType, type ConfChange } from '../raft/types.js';
 
 /** Most members (voters, learners and registered members not yet in the group) a registry holds. */
 export const MAX_REGISTRY_MEMBERS = 16;

@@ -39,6 +39,7 @@ import { files, VersionSet } from '../version/version_set.js';
 import { syncDir, syncFile } from '../util/durable.js';
 import { shapeOf, type Shape } from '../options.js';
 import { askShape, encodeShape, SHAPE_FILE, type ShapeError } from './shape.js';
+import { GuessedInitialSignerSet } from './initial_set.js';
 
 /** Largest chunk {@link readSnapshotChunk} serves and {@link installSnapshot} asks for: 1 MiB. */
 export const SNAPSHOT_CHUNK_BYTES = 1 << 20;
@@ -80,26 +81,7 @@ export enum SnapshotErrorCode {
   ShapeUnknown = 'SNAPSHOT_SHAPE_UNKNOWN',
 }
 
-/**
- * The hash of an initial signer set *guessed* from a cluster file written before
- * `initialSignerSet` existed (the members it lists other than the member itself, majority
- * quorum): right only when the file lists exactly the initial members and this one. A joiner
- * trusting such a hash whose snapshot's checkpoint 0 commits to another set is refused with
- * {@link SnapshotErrorCode.InitialSetUnknown}, not `SNAPSHOT_UNTRUSTED`: the guess, not the
- * snapshot, is what the operator must fix.
- */
-export class GuessedInitialSignerSet extends Uint8Array {
-  /** Ids of the members the guess was made of. */
-  memberIds: readonly number[] = [];
-}
-
-/** A copy of `hash`, marked as guessed from the members `memberIds` ({@link GuessedInitialSignerSet}). */
-export function guessedInitialSignerSet(hash: Uint8Array, memberIds: readonly number[]): GuessedInitialSignerSet {
-  const g = new GuessedInitialSignerSet(hash.length);
-  g.set(hash);
-  g.memberIds = [...memberIds];
-  return g;
-}
+export { GuessedInitialSignerSet, guessedInitialSignerSet } from './initial_set.js';
 
 /** A snapshot refused or failed; `code` is stable. Nothing was installed. */
 export class SnapshotError extends Error {
