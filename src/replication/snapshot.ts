@@ -589,25 +589,30 @@ async function fetchFile(fetchChunk: FetchChunk, name: string, size: number, to:
 }
 
 /**
- * Whether the file `file` is the table `t` of a checked descriptor: its size, and — opened and
- * every block re-read and re-hashed (`TableReader.verify`) — its root, entry count and smallest
- * and largest keys. The descriptor's table list is checked against the certified MasterRoot, so
- * a table that passes holds the certified entries. Never throws (a damaged or missing file is
- * `false`).
+ * Why the file `file` is not the table `t` of a checked descriptor, or undefined when it is: its
+ * size, and — opened and every block re-read and re-hashed (`TableReader.verify`) — its root,
+ * entry count and smallest and largest keys. The descriptor's table list is checked against the
+ * certified MasterRoot, so a table that passes holds the certified entries. Never throws (a
+ * damaged or missing file is a reason).
  */
-function isSnapshotTable(file: string, t: SnapshotTable): boolean {
+function notSnapshotTable(file: string, t: SnapshotTable): string | undefined {
   let r: TableReader | undefined;
   try {
-    if (fs.statSync(file).size !== t.size) return false;
+    const size = fs.statSync(file).size;
+    if (size !== t.size) return `${size} bytes, the certified table has ${t.size}`;
     r = TableReader.open(file, { fileNumber: t.number, fileName: files.table(t.number), hasher: nodeHasher });
     r.verify();
-    return r.size === t.size && r.entryCount === t.entryCount && equalBytes(r.root, t.root) && equalBytes(r.smallest, t.smallest) && equalBytes(r.largest, t.largest);
-  } catch {
-    return false;
+    const same = r.entryCount === t.entryCount && equalBytes(r.root, t.root) && equalBytes(r.smallest, t.smallest) && equalBytes(r.largest, t.largest);
+    return same ? undefined : 'its root, entry count or key range differs from the certified table\'s';
+  } catch (err) {
+    return (err as Error).message;
   } finally {
     r?.close();
   }
 }
+
+/** Whether `file` is the table `t` ({@link notSnapshotTable} finds nothing wrong). */
+const isSnapshotTable = (file: string, t: SnapshotTable): boolean => notSnapshotTable(file, t) === undefined;
 
 /**
  * Puts table `t` into the staging folder without fetching it when a verified copy is at hand:
@@ -710,7 +715,8 @@ export async function installSnapshot(dataDir: string, descriptorBytes: Uint8Arr
         reusedBytes += t.size;
       } else {
         await fetchFile(fetchChunk, name, t.size, to);
-        if (!isSnapshotTable(to, t)) throw new SnapshotError(SnapshotErrorCode.Mismatch, `snapshot: the fetched table ${name} differs from the certified table list`);
+        const wrong = notSnapshotTable(to, t);
+        if (wrong !== undefined) throw new SnapshotError(SnapshotErrorCode.Mismatch, `snapshot: the fetched table ${name} is not the certified one: ${wrong}`);
       }
       verified.push(name);
     }

@@ -21,6 +21,7 @@ import { files } from '../../src/version/version_set.js';
 import { enc, norm, World } from '../proofs/lsm_helpers.js';
 import { tempDir } from '../engine/harness.js';
 import { mulberry32 } from '../support/prng.js';
+import { SNAPSHOT_FETCHED_DIR } from '../../src/db/snapshot_install.js';
 
 const cleanups: Array<() => void> = [];
 afterEach(() => {
@@ -139,7 +140,8 @@ describe('proofs over tables with stored group roots', () => {
       const v = victim!;
       const tampered: FetchChunk = async (name, offset, length) => (name === v.name ? v.bytes.slice(offset, offset + length) : fetch(name, offset, length));
 
-      const state = (d: string) => Object.fromEntries(fs.readdirSync(d).map((n) => [n, crypto.createHash('sha256').update(fs.readFileSync(path.join(d, n))).digest('hex')]));
+      // The engine's files (a refused install may keep the tables it verified in SNAPSHOT-FETCHED/ for the next attempt).
+      const state = (d: string) => Object.fromEntries(fs.readdirSync(d).filter((n) => n !== SNAPSHOT_FETCHED_DIR).map((n) => [n, crypto.createHash('sha256').update(fs.readFileSync(path.join(d, n))).digest('hex')]));
       const before = state(bDir);
       await expect(installSnapshot(bDir, snap.data, tampered, trust)).rejects.toMatchObject({ code: 'SNAPSHOT_MISMATCH', message: expect.stringMatching(/stored group root/) });
       expect(state(bDir)).toEqual(before);

@@ -43,7 +43,7 @@ describe('full-stack simulation', () => {
   }, 600_000);
 
   it(`${seeds.length} seeds: identical certificates, linearizable clients, no lost or doubled write, convergence`, async () => {
-    const totals = { ops: 0, certified: 0, compared: 0, retries: 0, replayed: 0, indeterminate: 0, conditionFailed: 0, flushes: 0, compactions: 0, syncsDelayed: 0, deliveredDuringSync: 0, appliedDuringSync: 0, snapshotsInstalled: 0, snapshotsRefused: 0 };
+    const totals = { ops: 0, certified: 0, compared: 0, retries: 0, replayed: 0, indeterminate: 0, conditionFailed: 0, flushes: 0, compactions: 0, syncsDelayed: 0, deliveredDuringSync: 0, appliedDuringSync: 0, snapshotsInstalled: 0, snapshotsRefused: 0, snapshotTables: 0, snapshotTablesReused: 0 };
     const faults: Record<string, number> = {};
     for (const seed of seeds) {
       const rep = await replayableFull(seed);
@@ -61,6 +61,8 @@ describe('full-stack simulation', () => {
       totals.appliedDuringSync += rep.syncs.appliedDuringSync;
       totals.snapshotsInstalled += rep.snapshots.installed;
       totals.snapshotsRefused += rep.snapshots.refused;
+      totals.snapshotTables += rep.snapshots.tables;
+      totals.snapshotTablesReused += rep.snapshots.reusedTables;
       if (rep.snapshots.refused > 0) console.log(`fullsim seed ${seed}: ${rep.snapshots.refused} snapshot installs refused, the first: ${rep.snapshots.refusals[0]}`);
       for (const [k, v] of Object.entries(rep.faults)) faults[k] = (faults[k] ?? 0) + v;
     }
@@ -79,6 +81,8 @@ describe('full-stack simulation', () => {
       expect(totals.appliedDuringSync).toBeGreaterThan(0);
       // Members far behind, and joiners, installed the engine's tables of a certified checkpoint.
       expect(totals.snapshotsInstalled).toBeGreaterThan(0);
+      // Some of those members still held tables of the snapshot they installed: not fetched again.
+      expect(totals.snapshotTablesReused).toBeGreaterThan(0);
     }
     console.log(`fullsim: ${seeds.length} seeds, ${JSON.stringify(totals)}, faults ${JSON.stringify(faults)}`);
   }, 900_000);

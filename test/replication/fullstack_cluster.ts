@@ -110,7 +110,8 @@ export class FullCluster {
    * Snapshots installed (the engine's tables of a certified checkpoint) and refused over the run,
    * and the text of the first {@link MAX_REFUSALS_KEPT} refusals (a stuck install repeats one).
    */
-  readonly snapshots = { installed: 0, refused: 0, refusals: [] as string[], installs: [] as string[] };
+  /** Snapshot installs and refusals; `tables` installed in all, `reusedTables` of them not fetched (the member held them). */
+  readonly snapshots = { installed: 0, refused: 0, tables: 0, reusedTables: 0, refusals: [] as string[], installs: [] as string[] };
   private readonly keys = new Map<number, Uint8Array>();
 
   private constructor(private readonly o: FullClusterOptions) {
@@ -225,6 +226,8 @@ export class FullCluster {
             // order of their disks.
             if (e.type === 'installed') {
               this.snapshots.installed++;
+              this.snapshots.tables += e.tables;
+              this.snapshots.reusedTables += e.reusedTables;
               if (this.snapshots.installs.length < MAX_REFUSALS_KEPT) this.snapshots.installs.push(`${id}@${this.sim.now}: ${e.index} from ${e.from}`);
             }
             else if (e.type === 'refused') {
