@@ -25,8 +25,8 @@ import { syncDir, syncFile } from '../util/durable.js';
 /** Folder a snapshot is fetched and verified in, inside the data directory (not yet committed). */
 export const SNAPSHOT_STAGING_DIR = 'SNAPSHOT-STAGING';
 /**
- * Verified tables a failed install attempt fetched, kept for the next attempt (which takes what
- * it can use and removes the rest); removed at every open and after a successful install.
+ * Verified tables failed install attempts staged, kept for the next attempt (at most the tables
+ * of the last attempt's snapshot); removed at every open and after a successful install.
  */
 export const SNAPSHOT_FETCHED_DIR = 'SNAPSHOT-FETCHED';
 /** The staging folder once committed: the next open (or the install itself) rolls it forward. */

@@ -649,18 +649,21 @@ function stageKnownTable(dataDir: string, t: SnapshotTable, to: string): boolean
 }
 
 /**
- * After a failed attempt: the staged tables that passed {@link isSnapshotTable} move to
- * `<dataDir>/SNAPSHOT-FETCHED` (replacing what an earlier attempt kept), so that the next
- * attempt, usually of a newer snapshot sharing most tables, fetches only the others. Best effort.
+ * After a failed attempt: the staged tables that passed {@link notSnapshotTable} move to
+ * `<dataDir>/SNAPSHOT-FETCHED`, beside what earlier attempts kept that this attempt did not reach;
+ * anything there that the descriptor `d` does not name is removed, so the folder never holds more
+ * than one snapshot's tables. The next attempt, usually of the same snapshot or a newer one
+ * sharing most tables, fetches only the others. Best effort.
  */
-function keepVerifiedTables(dataDir: string, staging: string, verified: readonly string[]): void {
+function keepVerifiedTables(dataDir: string, staging: string, verified: readonly string[], d: SnapshotDescriptor): void {
   const kept = path.join(dataDir, SNAPSHOT_FETCHED_DIR);
+  const named = new Set(d.tables.map((t) => files.table(t.number)));
   try {
-    fs.rmSync(kept, { recursive: true, force: true });
-    if (verified.length === 0) return;
-    fs.mkdirSync(kept, { mode: 0o700 });
+    fs.mkdirSync(kept, { recursive: true, mode: 0o700 });
+    for (const name of fs.readdirSync(kept)) if (!named.has(name)) fs.rmSync(path.join(kept, name), { recursive: true, force: true });
     for (const name of verified) fs.renameSync(path.join(staging, name), path.join(kept, name));
-    syncDir(kept);
+    if (fs.readdirSync(kept).length === 0) fs.rmSync(kept, { recursive: true, force: true });
+    else syncDir(kept);
   } catch {
     fs.rmSync(kept, { recursive: true, force: true });
   }
@@ -758,7 +761,7 @@ export async function installSnapshot(dataDir: string, descriptorBytes: Uint8Arr
     }
   } catch (err) {
     if (!committed) {
-      keepVerifiedTables(dataDir, staging, verified);
+      keepVerifiedTables(dataDir, staging, verified, d);
       fs.rmSync(staging, { recursive: true, force: true });
     }
     if (err instanceof SnapshotError) throw err;

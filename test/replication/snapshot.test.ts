@@ -251,6 +251,17 @@ describe('replication snapshots', () => {
       kb[kb.length - 40] ^= 1;
       fs.writeFileSync(keptFile, kb);
 
+      // A second attempt breaks at the first table it must fetch (the spoiled one): what it took
+      // from the kept tables goes back, and what it did not reach stays kept.
+      fetched.length = 0;
+      const breakingEarly: FetchChunk = async (n, offset, length) => {
+        if (n === name(spoiled)) throw new Error('connection reset');
+        return fetch(n, offset, length);
+      };
+      await expect(installSnapshot(bDir, snap.data, breakingEarly, trustOf(a))).rejects.toMatchObject({ code: 'SNAPSHOT_INSTALL_FAILED' });
+      expect(fetched).toEqual([]);
+      expect(fs.readdirSync(keptDir).sort()).toEqual(d.tables.slice(0, d.tables.indexOf(last)).map(name).sort());
+
       fetched.length = 0;
       const got = await installSnapshot(bDir, snap.data, fetch, trustOf(a));
       expect(fetched.sort()).toEqual([name(last), name(spoiled)].sort());
