@@ -17,8 +17,6 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ErrorCode, ProofKVError } from '../errors.js';
 import { errorCodeOf, WriteFaultError, type WriteFault } from './write_fault.js';
-
-export { errorCodeOf, WriteFaultError, type WriteFault };
 import type { Entry } from '../keys.js';
 import { encodeInternalKey, encodeStoredValue, kindOf, seekKey, seqOf, storedTime, storedUserValue, TRAILER_LEN, versionOf } from '../keys.js';
 import type { Kind } from '../../proofs/hash.js';
@@ -37,6 +35,8 @@ import { syncDir, syncDirAsync } from '../util/durable.js';
 import { TableCache } from './table_cache.js';
 import { TableDeleter } from './table_deleter.js';
 import { trace, tracing } from '../replication/trace.js';
+
+export { errorCodeOf, WriteFaultError, type WriteFault };
 
 /** A journal file still needed by recovery, with the highest seq it holds. */
 interface LiveJournal {
@@ -114,7 +114,6 @@ export interface CheckpointTail {
   reject(err: Error): void;
 }
 
-
 /** First recovery retry after a fault, ms; each failed attempt doubles it. */
 export const RECOVERY_BASE_MS = 50;
 /** Longest wait between recovery attempts, ms. */
@@ -124,8 +123,6 @@ export const RECOVERY_MAX_MS = 5000;
  * before the fault becomes fatal: the fail-stop of docs/engine.md § Checkpoints.
  */
 export const CHECKPOINT_TAIL_ATTEMPTS = 10;
-
-
 
 /** Counters for status and benchmarks. */
 export interface EngineStats {

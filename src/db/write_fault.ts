@@ -1,6 +1,6 @@
 /**
  * A write fault of the engine and the error that refuses writes during one (docs/engine.md §
- * Faults): their own module, re-exported by `core.ts`, so that the server's error mapping (and
+ * Errors): their own module, re-exported by `core.ts`, so that the server's error mapping (and
  * with it the command line) can name them without loading the engine.
  * @module
  */

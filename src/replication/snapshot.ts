@@ -618,7 +618,8 @@ const isSnapshotTable = (file: string, t: SnapshotTable): boolean => notSnapshot
  * Puts table `t` into the staging folder without fetching it when a verified copy is at hand:
  * kept from a failed attempt in `<dataDir>/SNAPSHOT-FETCHED` (moved), or the member's own file of
  * that name in `dataDir` (hard-linked — table files are immutable once named — or copied and
- * synced where links fail). A candidate is used only if {@link isSnapshotTable} passes on it.
+ * synced where links fail). A candidate is used only if {@link isSnapshotTable} passes on it (an
+ * own file once linked, so that what is checked is what is installed).
  * Returns whether the table is staged.
  */
 function stageKnownTable(dataDir: string, t: SnapshotTable, to: string): boolean {
@@ -629,8 +630,8 @@ function stageKnownTable(dataDir: string, t: SnapshotTable, to: string): boolean
     return true;
   }
   const own = path.join(dataDir, name);
-  if (!isSnapshotTable(own, t)) return false;
   try {
+    if (fs.statSync(own).size !== t.size) return false;
     fs.linkSync(own, to);
   } catch {
     try {
@@ -641,8 +642,8 @@ function stageKnownTable(dataDir: string, t: SnapshotTable, to: string): boolean
       return false;
     }
   }
-  // Checked again through the staged name: the own file may have been deleted (a compaction)
-  // and replaced under the same name between the check and the link.
+  // Checked through the staged name, once linked: what is checked is what gets installed, even
+  // if a compaction deleted the own file and its number was reused meanwhile.
   if (isSnapshotTable(to, t)) return true;
   fs.rmSync(to, { force: true });
   return false;
