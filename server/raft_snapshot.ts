@@ -372,6 +372,26 @@ export class RaftSnapshots {
   }
 
   /**
+   * `StateMachine.snapshotToSend`: the descriptor recorded at `index`, built again with the
+   * certificates this member holds now, while `index` is still its latest certified checkpoint's;
+   * the session table and the registry are the recorded ones. A certificate gains co-signatures
+   * after the snapshot is recorded, and a member behind a signer-set change trusts the snapshot
+   * only through a certificate of that change signed by a quorum of the set before it: sent as
+   * recorded, with the signatures of the moment the checkpoint was certified, the snapshot is
+   * refused by such a member until the next checkpoint is certified (docs/replication.md §
+   * Snapshots, *Sent fresh*). Anything else: the recorded data.
+   */
+  snapshotToSend(index: number, data: Uint8Array): Uint8Array {
+    try {
+      const d = decodeSnapshotDescriptor(data);
+      if (d.index !== index) return data;
+      return snapshotDescriptor(this.db, { index, sessions: d.sessions, ...(d.members ? { members: d.members } : {}) }).data;
+    } catch {
+      return data; // no longer the served checkpoint, diverged or closed: the leader sends what it recorded
+    }
+  }
+
+  /**
    * `StateMachine.restore`: installs `snap` fetched from member `from` (see the module comment).
    * Rejects with a `SnapshotError` (or the session store's error) and changes nothing when the
    * descriptor, its certificate, a chunk or the session table is refused.

@@ -293,6 +293,7 @@ export class RaftWritePath implements WritePath {
           rollback: (index) => applier.rollback(index),
           snapshot: () => snapshots.snapshot(),
           restore: (snap, from) => snapshots.restore(snap, from),
+          snapshotToSend: (index, data) => snapshots.snapshotToSend(index, data),
           ...(members ? { applyConfChange: (index, cc) => void members.applyConfChange(index, cc, db.logIndex().durable) } : {}),
         },
       });

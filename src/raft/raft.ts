@@ -73,6 +73,7 @@ export class Raft {
 
   private readonly maxMsgSize: number;
   private readonly snapChunk: number;
+  private readonly snapshotToSend: ((snap: Snapshot) => Snapshot) | undefined;
   private readonly checkQuorum: boolean;
   private readonly preVote: boolean;
   private readonly heartbeatTimeout: number;
@@ -101,6 +102,7 @@ export class Raft {
     this.rand = c.rand;
     this.maxMsgSize = c.maxSizePerMsg ?? DEFAULT_MAX_SIZE_PER_MSG;
     this.snapChunk = c.snapshotChunkSize ?? DEFAULT_SNAPSHOT_CHUNK;
+    this.snapshotToSend = c.snapshotToSend;
     this.checkQuorum = c.checkQuorum ?? true;
     this.preVote = c.preVote ?? true;
     this.heartbeatTimeout = c.heartbeatTick;
@@ -386,7 +388,7 @@ export class Raft {
         // Lost chunks are resent on heartbeat responses.
         if (off > pr.snapOffset || (m.reject && off === 0 && pr.snapOffset !== 0)) {
           pr.snapOffset = off;
-          this.sendSnapChunk(m.from, pr);
+          this.sendSnapChunk(m.from, pr, off === 0);
         }
         return;
       }
@@ -718,7 +720,7 @@ export class Raft {
         throw e2;
       }
       invariant(snap.metadata.index > 0, 'need non-empty snapshot');
-      pr.becomeSnapshot(snap);
+      pr.becomeSnapshot(this.outgoing(snap));
       this.sendSnapChunk(to, pr);
       return true;
     }
@@ -742,7 +744,11 @@ export class Raft {
     return true;
   }
 
-  private sendSnapChunk(to: number, pr: Progress): void {
+  /**
+   * Sends the chunk of `pr`'s snapshot at its offset. `restart`: the follower asked to start the
+   * transfer again, so it holds nothing of it.
+   */
+  private sendSnapChunk(to: number, pr: Progress, restart = false): void {
     let snap = pr.snap;
     if (!snap) return;
     if (pr.snapOffset === 0) {
@@ -752,8 +758,14 @@ export class Raft {
       try {
         const latest = this.raftLog.snapshot();
         if (latest.metadata.index > snap.metadata.index) {
-          pr.becomeSnapshot(latest);
-          snap = latest;
+          pr.becomeSnapshot(this.outgoing(latest));
+          snap = pr.snap!;
+        } else if (latest.metadata.index === snap.metadata.index && (restart || snap.data.length <= this.snapChunk)) {
+          // The follower holds no part of this transfer (it asked to start again, or the snapshot
+          // is one chunk, which arrives whole or not at all): its data may be taken afresh, and a
+          // snapshot sent again after the follower failed to install it goes out as it is now.
+          pr.snap = this.outgoing(latest);
+          snap = pr.snap;
         }
       } catch (e) {
         if (!isRaftError(e, RaftErrorCode.SnapshotTemporarilyUnavailable)) throw e;
@@ -766,6 +778,14 @@ export class Raft {
       type: MessageType.Snap, to,
       snapshot: { metadata: snap.metadata, offset, total, data },
     }));
+  }
+
+  /** The snapshot a transfer that starts now sends ({@link Config.snapshotToSend}). */
+  private outgoing(snap: Snapshot): Snapshot {
+    if (!this.snapshotToSend) return snap;
+    const out = this.snapshotToSend(snap);
+    invariant(out.metadata.index === snap.metadata.index && out.metadata.term === snap.metadata.term, 'snapshotToSend must keep the snapshot\'s index and term');
+    return out;
   }
 
   /** Sends appends to every peer that is not paused. */

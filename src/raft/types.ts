@@ -254,6 +254,13 @@ export interface Config {
   maxInflightMsgs?: number;
   /** Bytes per InstallSnapshot chunk. Default 64 KiB. */
   snapshotChunkSize?: number;
+  /**
+   * The snapshot to send when a transfer to a follower starts, given the one the storage holds:
+   * the application may refresh its data (what it recorded can have grown stale while it waited
+   * to be sent). It must return the same snapshot (same metadata) or `snap` itself; a transfer
+   * sends one version of the data from its first chunk to its last. Default: `snap`.
+   */
+  snapshotToSend?: (snap: Snapshot) => Snapshot;
   /** Leader steps down without a quorum of active followers for an election timeout; followers honour the lease. Default true. */
   checkQuorum?: boolean;
   /** Run a pre-vote round before incrementing the term. Default true. */

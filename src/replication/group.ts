@@ -168,6 +168,16 @@ export interface StateMachine<O> {
    */
   restore?(snapshot: RestoreSnapshot, from: number): Promise<void>;
   /**
+   * Optional: the data a leader sends now as the Raft snapshot at `index` to a member behind its
+   * log, given the data recorded with it; asked when a transfer starts and when a one-chunk
+   * snapshot is sent again (the core's `Config.snapshotToSend`). What was recorded can grow stale
+   * while it waits: a certificate gains signatures after the snapshot is recorded, and a member
+   * behind a signer-set change trusts the snapshot only through a certificate of that change
+   * signed by a quorum of the set before it. Must describe the same snapshot (same index, same
+   * state); a throw sends the recorded data. Default: the recorded data.
+   */
+  snapshotToSend?(index: number, data: Uint8Array): Uint8Array;
+  /**
    * Optional: the membership change of committed entry `index`, handed over in log order with the
    * normal entries (before the next entry's {@link apply}) — so that state derived from the
    * membership (the member registry, a checkpoint's signer set) follows the log, not the Ready
@@ -187,6 +197,17 @@ export class LaterAnswer<O> {
   constructor(readonly answer: Promise<O>) {
     answer.catch(() => undefined);
   }
+}
+
+/** `snap` with the data {@link StateMachine.snapshotToSend} gives to send now; as recorded when it throws. */
+function sendable<O>(sm: StateMachine<O>, snap: Snapshot): Snapshot {
+  let data: Uint8Array;
+  try {
+    data = sm.snapshotToSend!(snap.metadata.index, snap.data);
+  } catch {
+    return snap;
+  }
+  return data === snap.data ? snap : { metadata: snap.metadata, data };
 }
 
 /** Options of {@link ReplicationGroup.open}. */
@@ -678,7 +699,9 @@ export class ReplicationGroup<O> {
       // the membership changes among them take effect (the state machine skips what it has);
       // the entries kept behind it (the compaction margin) are not: the snapshot's membership
       // already holds their changes.
-      const newNode = () => new RawNode({ id, storage, electionTick, heartbeatTick, rand: seeds.fork(), applied: storage.snapshot().metadata.index });
+      const sm = options.stateMachine;
+      const snapshotToSend = sm.snapshotToSend ? (snap: Snapshot) => sendable(sm, snap) : undefined;
+      const newNode = () => new RawNode({ id, storage, electionTick, heartbeatTick, rand: seeds.fork(), applied: storage.snapshot().metadata.index, snapshotToSend });
       const group = new ReplicationGroup(id, storage, newNode, options.stateMachine, options.appliedIndex, options, nonce);
       trace('node', id);
       options.beforeReplay?.(group);

@@ -25,6 +25,7 @@ export interface TestRaftOpts {
   maxSizePerMsg?: number;
   learners?: number[];
   snapshotChunkSize?: number;
+  snapshotToSend?: Config['snapshotToSend'];
 }
 
 /** A raft node `id` in a group of `peers` (pass storage to start from a log). */
@@ -34,7 +35,7 @@ export function newTestRaft(id: number, peers: number[], o: TestRaftOpts = {}): 
     id, electionTick: o.election ?? 10, heartbeatTick: o.heartbeat ?? 1, storage,
     rand: new SeededRand(o.seed ?? id), preVote: o.preVote ?? false, checkQuorum: o.checkQuorum ?? false,
     maxInflightMsgs: o.maxInflight ?? 256, maxSizePerMsg: o.maxSizePerMsg ?? Number.MAX_SAFE_INTEGER,
-    snapshotChunkSize: o.snapshotChunkSize,
+    snapshotChunkSize: o.snapshotChunkSize, snapshotToSend: o.snapshotToSend,
   };
   return new Raft(c);
 }

@@ -11,6 +11,8 @@ import * as path from 'node:path';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { ProofDB, ProofKVError, type DBOptions } from '../../src/index.js';
 import { CommandApplier, type WriteCommand, type WriteOutcome } from '../../server/write_path.js';
+import { RaftSnapshots } from '../../server/raft_snapshot.js';
+import { checkSnapshotDescriptor, decodeSnapshotDescriptor, snapshotDescriptor, type SessionStore } from '../../src/replication/index.js';
 import { signHead, verifyCheckpoint, type LogHead } from '../../proofs/checkpoint.js';
 import { verifyGetProof } from '../../proofs/lsm_proof.js';
 import { describeDivergence, type CosignCommand, type SignerSet } from '../../src/replication/cosign.js';
@@ -351,6 +353,15 @@ describe(`co-signing checkpoint heads (COSIGN_SEED=${SEED})`, () => {
       for (const rep of t.replicas) expect(rep.db.incompleteSetChangeLogIndex()).toBe(changeEntry);
       // The change's own certificate lacks the previous set's quorum (only 1 of 1, 2, 3 signed there):
       // members 2 and 3 hold a signature on it in their own records, and propose it again.
+      // The Raft snapshot a leader records now, at the certified checkpoint 2, carries the change's
+      // certificate as it is: a member that knows only the previous set refuses it.
+      const leader = t.replicas[0].db;
+      const snapIndex = leader.servedCheckpointRecord()!.appliedIndex!;
+      const recorded = snapshotDescriptor(leader, { index: snapIndex }).data;
+      const toPrevious = (data: Uint8Array) => code(() => checkSnapshotDescriptor(decodeSnapshotDescriptor(data), { signerSet: old }));
+      expect(await toPrevious(recorded)).toBe('SNAPSHOT_UNTRUSTED');
+      // (Only the database is used to build what is sent: no session store is needed.)
+      const snapshots = new RaftSnapshots(leader, {} as SessionStore, { trust: () => ({ signerSet: old }), maxSessionBytes: 1 << 20 });
       const again = t.replicas.flatMap((rep) => rep.db.setChangeCosigns());
       expect(again.map((c) => [c.nodeId, c.size])).toEqual([[2, 2], [3, 2]]);
       for (const c of again) expect(verifyCheckpoint({ size: c.size, root: c.root }, [{ publicKey: t.set.members.concat(old.members).find((m) => m.id === c.nodeId)!.publicKey, signature: c.signature }], { ...trust(old), quorum: 1 }).ok).toBe(true);
@@ -364,6 +375,19 @@ describe(`co-signing checkpoint heads (COSIGN_SEED=${SEED})`, () => {
       for (const rep of t.replicas) expect(rep.db.incompleteSetChangeLogIndex()).toBeUndefined();
       const set2 = t.replicas[0].db.signerSetChanges(0, 3, 10, 1 << 20).changes.find((c) => c.checkpoint.index === 1)!;
       expect(verifyCheckpoint(set2.head, set2.signatures, trust(old)).ok).toBe(true);
+      // The snapshot recorded before is still refused; sent now (the group's `snapshotToSend`), it
+      // carries the completed certificate and the member behind the change trusts it. The rest of
+      // the descriptor is what was recorded.
+      expect(await toPrevious(recorded)).toBe('SNAPSHOT_UNTRUSTED');
+      const sent = snapshots.snapshotToSend(snapIndex, recorded);
+      expect(await toPrevious(sent)).toBeUndefined();
+      const [a, b] = [decodeSnapshotDescriptor(recorded), decodeSnapshotDescriptor(sent)];
+      expect({ ...b, setChanges: undefined }).toEqual({ ...a, setChanges: undefined });
+      expect(b.setChanges!.find((c) => c.checkpoint.index === 1)!.signatures.length).toBeGreaterThan(a.setChanges!.find((c) => c.checkpoint.index === 1)!.signatures.length);
+      // Data of a snapshot that is not the served one, or that does not decode, goes out as recorded.
+      expect(snapshots.snapshotToSend(snapIndex - 1, recorded)).toBe(recorded);
+      const junk = new Uint8Array([1, 2, 3]);
+      expect(snapshots.snapshotToSend(snapIndex, junk)).toBe(junk);
     } finally {
       await t.close();
     }
