@@ -190,6 +190,17 @@ export class RaftSnapshots {
    */
   private serveChunk(index: number, name: string, offset: number, length: number): Promise<Uint8Array> {
     if (name === SHAPE_FILE) return readSnapshotChunk(this.db, index, name, offset, length);
+    const h = this.hold(index);
+    // Neither held nor the one served now: refused (SNAPSHOT_UNAVAILABLE, or the database's error).
+    if (!h) return readSnapshotChunk(this.db, index, name, offset, length);
+    return readServedChunk(this.db, h.served, name, offset, length);
+  }
+
+  /**
+   * The hold of snapshot `index`, taken now if it is the one served and not held yet, its time
+   * renewed; undefined when it is neither held nor served (see the module comment).
+   */
+  private hold(index: number): Held | undefined {
     const now = this.now();
     this.expireHolds(now);
     let h = this.held.get(index);
@@ -200,16 +211,15 @@ export class RaftSnapshots {
       } catch {
         served = undefined;
       }
-      // Not the one served now: refused (SNAPSHOT_UNAVAILABLE, or the database's error).
-      if (served?.index !== index) return readSnapshotChunk(this.db, index, name, offset, length);
+      if (served?.index !== index) return undefined;
       const hold = this.db.holdServedCheckpoint();
-      if (!hold) return readSnapshotChunk(this.db, index, name, offset, length);
+      if (!hold) return undefined;
       while (this.held.size >= MAX_HELD_SNAPSHOTS) this.letGo([...this.held.entries()].sort((a, b) => a[1].last - b[1].last)[0][0]);
       h = { served, release: hold.release, last: now };
       this.held.set(index, h);
     }
     h.last = now;
-    return readServedChunk(this.db, h.served, name, offset, length);
+    return h;
   }
 
   /** Lets go of the held snapshots no chunk of which was read for {@link SNAPSHOT_HOLD_MS}. */
@@ -372,22 +382,38 @@ export class RaftSnapshots {
   }
 
   /**
-   * `StateMachine.snapshotToSend`: the descriptor recorded at `index`, built again with the
-   * certificates this member holds now, while `index` is still its latest certified checkpoint's;
-   * the session table and the registry are the recorded ones. A certificate gains co-signatures
-   * after the snapshot is recorded, and a member behind a signer-set change trusts the snapshot
-   * only through a certificate of that change signed by a quorum of the set before it: sent as
-   * recorded, with the signatures of the moment the checkpoint was certified, the snapshot is
-   * refused by such a member until the next checkpoint is certified (docs/replication.md §
-   * Snapshots, *Sent fresh*). Anything else: the recorded data.
+   * `StateMachine.snapshotToSend`: what the leader sends as the Raft snapshot recorded at `index`.
+   * - `index` is its latest certified checkpoint's: the descriptor built again with the
+   *   certificates this member holds now (the session table and the registry are the recorded
+   *   ones), and the snapshot held from now on as a first chunk read holds it (so a newer
+   *   checkpoint certified before the member's first read does not take its tables away). A certificate gains co-signatures after the snapshot is recorded, and a member behind
+   *   a signer-set change trusts the snapshot only through a certificate of that change signed by
+   *   a quorum of the set before it: sent as recorded, the snapshot was refused by such a member
+   *   until the next checkpoint was certified (docs/replication.md § Snapshots, *Sent fresh*).
+   * - A newer checkpoint is served, not yet recorded (its record follows its certification), and
+   *   no member is fetching the one at `index`: undefined, nothing is sent — the tables of `index`
+   *   are no longer served, and a member sent it would fetch and be refused
+   *   (`SNAPSHOT_UNAVAILABLE`). The leader asks again at the next heartbeat.
+   * - Anything else (a snapshot held for a member fetching it, a descriptor that does not
+   *   decode, a database that serves nothing: diverged or closed): the recorded data.
    */
-  snapshotToSend(index: number, data: Uint8Array): Uint8Array {
+  snapshotToSend(index: number, data: Uint8Array): Uint8Array | undefined {
     try {
       const d = decodeSnapshotDescriptor(data);
       if (d.index !== index) return data;
-      return snapshotDescriptor(this.db, { index, sessions: d.sessions, ...(d.members ? { members: d.members } : {}) }).data;
+      const served = servedSnapshotOf(this.db).index;
+      if (index < served) {
+        this.expireHolds(this.now());
+        return this.held.has(index) ? data : undefined;
+      }
+      if (index !== served) return data;
+      const fresh = snapshotDescriptor(this.db, { index, sessions: d.sessions, ...(d.members ? { members: d.members } : {}) }).data;
+      // Held from now, as if its first chunk were read: a newer checkpoint certified before the
+      // member's first read must not take the tables it was sent away.
+      this.hold(index);
+      return fresh;
     } catch {
-      return data; // no longer the served checkpoint, diverged or closed: the leader sends what it recorded
+      return data;
     }
   }
 

@@ -73,7 +73,7 @@ export class Raft {
 
   private readonly maxMsgSize: number;
   private readonly snapChunk: number;
-  private readonly snapshotToSend: ((snap: Snapshot) => Snapshot) | undefined;
+  private readonly snapshotToSend: ((snap: Snapshot) => Snapshot | undefined) | undefined;
   private readonly checkQuorum: boolean;
   private readonly preVote: boolean;
   private readonly heartbeatTimeout: number;
@@ -720,7 +720,10 @@ export class Raft {
         throw e2;
       }
       invariant(snap.metadata.index > 0, 'need non-empty snapshot');
-      pr.becomeSnapshot(this.outgoing(snap));
+      const out = this.outgoing(snap);
+      // Not sendable now (the application says so): asked again at the next append or heartbeat.
+      if (!out) return false;
+      pr.becomeSnapshot(out);
       this.sendSnapChunk(to, pr);
       return true;
     }
@@ -757,15 +760,18 @@ export class Raft {
       // follower that failed to install it would otherwise be sent the same one forever.
       try {
         const latest = this.raftLog.snapshot();
-        if (latest.metadata.index > snap.metadata.index) {
-          pr.becomeSnapshot(this.outgoing(latest));
-          snap = pr.snap!;
-        } else if (latest.metadata.index === snap.metadata.index && (restart || snap.data.length <= this.snapChunk)) {
-          // The follower holds no part of this transfer (it asked to start again, or the snapshot
-          // is one chunk, which arrives whole or not at all): its data may be taken afresh, and a
-          // snapshot sent again after the follower failed to install it goes out as it is now.
-          pr.snap = this.outgoing(latest);
-          snap = pr.snap;
+        const newer = latest.metadata.index > snap.metadata.index;
+        // The follower holds no part of this transfer (it asked to start again, or the snapshot
+        // is one chunk, which arrives whole or not at all): its data may be taken afresh, and a
+        // snapshot sent again after the follower failed to install it goes out as it is now.
+        const afresh = latest.metadata.index === snap.metadata.index && (restart || snap.data.length <= this.snapChunk);
+        if (newer || afresh) {
+          const out = this.outgoing(latest);
+          // Not sendable now: nothing is sent; the next heartbeat response asks again.
+          if (!out) return;
+          if (newer) pr.becomeSnapshot(out);
+          else pr.snap = out;
+          snap = out;
         }
       } catch (e) {
         if (!isRaftError(e, RaftErrorCode.SnapshotTemporarilyUnavailable)) throw e;
@@ -780,10 +786,11 @@ export class Raft {
     }));
   }
 
-  /** The snapshot a transfer that starts now sends ({@link Config.snapshotToSend}). */
-  private outgoing(snap: Snapshot): Snapshot {
+  /** The snapshot a transfer that starts now sends, or undefined when none can be sent now ({@link Config.snapshotToSend}). */
+  private outgoing(snap: Snapshot): Snapshot | undefined {
     if (!this.snapshotToSend) return snap;
     const out = this.snapshotToSend(snap);
+    if (out === undefined) return undefined;
     invariant(out.metadata.index === snap.metadata.index && out.metadata.term === snap.metadata.term, 'snapshotToSend must keep the snapshot\'s index and term');
     return out;
   }

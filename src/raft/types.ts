@@ -257,10 +257,12 @@ export interface Config {
   /**
    * The snapshot to send when a transfer to a follower starts, given the one the storage holds:
    * the application may refresh its data (what it recorded can have grown stale while it waited
-   * to be sent). It must return the same snapshot (same metadata) or `snap` itself; a transfer
+   * to be sent), or return undefined when it cannot be sent now (nothing is sent; the leader asks
+   * again at the next append or heartbeat response, as when the storage's snapshot is temporarily
+   * unavailable). It must return the same snapshot (same metadata) or `snap` itself; a transfer
    * sends one version of the data from its first chunk to its last. Default: `snap`.
    */
-  snapshotToSend?: (snap: Snapshot) => Snapshot;
+  snapshotToSend?: (snap: Snapshot) => Snapshot | undefined;
   /** Leader steps down without a quorum of active followers for an election timeout; followers honour the lease. Default true. */
   checkQuorum?: boolean;
   /** Run a pre-vote round before incrementing the term. Default true. */

@@ -174,9 +174,10 @@ export interface StateMachine<O> {
    * while it waits: a certificate gains signatures after the snapshot is recorded, and a member
    * behind a signer-set change trusts the snapshot only through a certificate of that change
    * signed by a quorum of the set before it. Must describe the same snapshot (same index, same
-   * state); a throw sends the recorded data. Default: the recorded data.
+   * state); a throw sends the recorded data. Undefined: the snapshot cannot be served now (no
+   * transfer starts; asked again at the next heartbeat). Default: the recorded data.
    */
-  snapshotToSend?(index: number, data: Uint8Array): Uint8Array;
+  snapshotToSend?(index: number, data: Uint8Array): Uint8Array | undefined;
   /**
    * Optional: the membership change of committed entry `index`, handed over in log order with the
    * normal entries (before the next entry's {@link apply}) — so that state derived from the
@@ -199,14 +200,18 @@ export class LaterAnswer<O> {
   }
 }
 
-/** `snap` with the data {@link StateMachine.snapshotToSend} gives to send now; as recorded when it throws. */
-function sendable<O>(sm: StateMachine<O>, snap: Snapshot): Snapshot {
-  let data: Uint8Array;
+/**
+ * `snap` with the data {@link StateMachine.snapshotToSend} gives to send now (as recorded when it
+ * throws), or undefined when it says the snapshot cannot be sent now.
+ */
+function sendable<O>(sm: StateMachine<O>, snap: Snapshot): Snapshot | undefined {
+  let data: Uint8Array | undefined;
   try {
     data = sm.snapshotToSend!(snap.metadata.index, snap.data);
   } catch {
     return snap;
   }
+  if (data === undefined) return undefined;
   return data === snap.data ? snap : { metadata: snap.metadata, data };
 }
 

@@ -251,6 +251,32 @@ describe('replication', () => {
     expect(installed(f)).toBe(versions[1]);
   });
 
+  test('a snapshot the application cannot send now is not sent, and is asked for again at the next heartbeat', () => {
+    const s1 = MemoryStorage.withPeers([1, 2]);
+    s1.append([1, 2, 3].map((i) => ({ index: i, term: 1, type: EntryType.Normal, data: new Uint8Array(0) })));
+    s1.createSnapshot(3, { voters: [1, 2], learners: [] }, enc.encode('abcdefghijkl'));
+    s1.compact(3);
+    let ready = false;
+    let asked = 0;
+    const lead = newTestRaft(1, [1, 2], { storage: s1, snapshotChunkSize: 4, snapshotToSend: (snap) => (asked++, ready ? snap : undefined) });
+    lead.term = 1;
+    const f = newTestRaft(2, [1, 2]);
+    const n = new Network([lead, f]);
+    let chunks = 0;
+    const step = f.step.bind(f);
+    f.step = (m) => { if (m.type === MessageType.Snap) chunks++; step(m); };
+    n.campaign(1);
+    n.send(msg({ type: MessageType.Beat, from: 1, to: 1 }));
+    expect(chunks).toBe(0);
+    expect(asked).toBeGreaterThan(1);
+    expect(f.raftLog.committed).toBe(0);
+    ready = true;
+    n.send(msg({ type: MessageType.Beat, from: 1, to: 1 }));
+    expect(chunks).toBe(3);
+    expect(installed(f)).toBe('abcdefghijkl');
+    expect(f.raftLog.committed).toBe(lead.raftLog.committed);
+  });
+
   test('snapshotToSend must keep the snapshot it is given', () => {
     const s1 = MemoryStorage.withPeers([1, 2]);
     s1.append([1, 2, 3].map((i) => ({ index: i, term: 1, type: EntryType.Normal, data: new Uint8Array(0) })));

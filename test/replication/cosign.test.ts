@@ -11,8 +11,8 @@ import * as path from 'node:path';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { ProofDB, ProofKVError, type DBOptions } from '../../src/index.js';
 import { CommandApplier, type WriteCommand, type WriteOutcome } from '../../server/write_path.js';
-import { RaftSnapshots } from '../../server/raft_snapshot.js';
-import { checkSnapshotDescriptor, decodeSnapshotDescriptor, snapshotDescriptor, type SessionStore } from '../../src/replication/index.js';
+import { RaftSnapshots, SNAPSHOT_HOLD_MS } from '../../server/raft_snapshot.js';
+import { checkSnapshotDescriptor, decodeSnapshotDescriptor, servedSnapshotOf, snapshotDescriptor, type SessionStore, type Transport } from '../../src/replication/index.js';
 import { signHead, verifyCheckpoint, type LogHead } from '../../proofs/checkpoint.js';
 import { verifyGetProof } from '../../proofs/lsm_proof.js';
 import { describeDivergence, type CosignCommand, type SignerSet } from '../../src/replication/cosign.js';
@@ -351,17 +351,21 @@ describe(`co-signing checkpoint heads (COSIGN_SEED=${SEED})`, () => {
       for (const rep of t.replicas) expect(rep.db.incompleteSetChanges()).toEqual([2]);
       // ... at the log entry that asked for it: the log is kept from there (docs/replication.md).
       for (const rep of t.replicas) expect(rep.db.incompleteSetChangeLogIndex()).toBe(changeEntry);
-      // The change's own certificate lacks the previous set's quorum (only 1 of 1, 2, 3 signed there):
-      // members 2 and 3 hold a signature on it in their own records, and propose it again.
       // The Raft snapshot a leader records now, at the certified checkpoint 2, carries the change's
       // certificate as it is: a member that knows only the previous set refuses it.
       const leader = t.replicas[0].db;
       const snapIndex = leader.servedCheckpointRecord()!.appliedIndex!;
       const recorded = snapshotDescriptor(leader, { index: snapIndex }).data;
-      const toPrevious = (data: Uint8Array) => code(() => checkSnapshotDescriptor(decodeSnapshotDescriptor(data), { signerSet: old }));
+      const toPrevious = (data: Uint8Array | undefined) => code(() => checkSnapshotDescriptor(decodeSnapshotDescriptor(data!), { signerSet: old }));
       expect(await toPrevious(recorded)).toBe('SNAPSHOT_UNTRUSTED');
-      // (Only the database is used to build what is sent: no session store is needed.)
-      const snapshots = new RaftSnapshots(leader, {} as SessionStore, { trust: () => ({ signerSet: old }), maxSessionBytes: 1 << 20 });
+      // What the leader's state machine sends (the session store is not used for it). Chunk reads
+      // come through the transport's reader; the clock times the holds of fetched snapshots.
+      let readChunk!: (index: number, name: string, offset: number, length: number) => Promise<Uint8Array>;
+      let now = 0;
+      const transport = { onSnapshotRead: (f: typeof readChunk) => { readChunk = f; } } as unknown as Transport;
+      const snapshots = new RaftSnapshots(leader, {} as SessionStore, { transport, now: () => now, trust: () => ({ signerSet: old }), maxSessionBytes: 1 << 20 });
+      // The change's own certificate lacks the previous set's quorum (only 1 of 1, 2, 3 signed there):
+      // members 2 and 3 hold a signature on it in their own records, and propose it again.
       const again = t.replicas.flatMap((rep) => rep.db.setChangeCosigns());
       expect(again.map((c) => [c.nodeId, c.size])).toEqual([[2, 2], [3, 2]]);
       for (const c of again) expect(verifyCheckpoint({ size: c.size, root: c.root }, [{ publicKey: t.set.members.concat(old.members).find((m) => m.id === c.nodeId)!.publicKey, signature: c.signature }], { ...trust(old), quorum: 1 }).ok).toBe(true);
@@ -381,13 +385,30 @@ describe(`co-signing checkpoint heads (COSIGN_SEED=${SEED})`, () => {
       expect(await toPrevious(recorded)).toBe('SNAPSHOT_UNTRUSTED');
       const sent = snapshots.snapshotToSend(snapIndex, recorded);
       expect(await toPrevious(sent)).toBeUndefined();
-      const [a, b] = [decodeSnapshotDescriptor(recorded), decodeSnapshotDescriptor(sent)];
+      const [a, b] = [decodeSnapshotDescriptor(recorded), decodeSnapshotDescriptor(sent!)];
       expect({ ...b, setChanges: undefined }).toEqual({ ...a, setChanges: undefined });
       expect(b.setChanges!.find((c) => c.checkpoint.index === 1)!.signatures.length).toBeGreaterThan(a.setChanges!.find((c) => c.checkpoint.index === 1)!.signatures.length);
       // Data of a snapshot that is not the served one, or that does not decode, goes out as recorded.
       expect(snapshots.snapshotToSend(snapIndex - 1, recorded)).toBe(recorded);
       const junk = new Uint8Array([1, 2, 3]);
       expect(snapshots.snapshotToSend(snapIndex, junk)).toBe(junk);
+
+      // Sent, it is held (as a member's first chunk read would hold it). A newer checkpoint is then
+      // certified, and served before the leader records it.
+      const [name] = [...servedSnapshotOf(leader).files.keys()];
+      expect(snapshots.heldSnapshots()).toEqual([snapIndex]);
+      await t.append(batch(r, 6));
+      await t.append({ type: 'checkpoint', time: 4 });
+      await t.commitCosigns();
+      expect(servedSnapshotOf(leader).index).toBeGreaterThan(snapIndex);
+      // Held for the member it was sent to: sent as recorded (its tables are still served).
+      expect(snapshots.snapshotToSend(snapIndex, recorded)).toBe(recorded);
+      expect((await readChunk(snapIndex, name, 0, 1)).length).toBe(1);
+      // No chunk read for the hold's time: let go, its tables no longer served. Sent, it would be
+      // fetched and refused; nothing is sent until the newer one is recorded.
+      now += SNAPSHOT_HOLD_MS;
+      expect(snapshots.snapshotToSend(snapIndex, recorded)).toBeUndefined();
+      expect(await code(readChunk(snapIndex, name, 0, 1))).toBe('SNAPSHOT_UNAVAILABLE');
     } finally {
       await t.close();
     }
