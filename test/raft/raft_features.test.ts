@@ -20,6 +20,23 @@ import { Network, allEntries, it, msg, newTestRaft, persist, readMessages, stora
 
 const enc = new TextEncoder();
 
+/** A two-member storage whose log held entries 1..`n` (term 1), compacted behind a snapshot at `n` holding `data`. */
+function snapshotStorage(n: number, data: string): MemoryStorage {
+  const s = MemoryStorage.withPeers([1, 2]);
+  s.append(Array.from({ length: n }, (_, i) => ({ index: i + 1, term: 1, type: EntryType.Normal, data: new Uint8Array(0) })));
+  s.createSnapshot(n, { voters: [1, 2], learners: [] }, enc.encode(data));
+  s.compact(n);
+  return s;
+}
+
+/** Counts the snapshot chunks follower `f` is given. */
+function countChunks(f: Raft): { n: number } {
+  const c = { n: 0 };
+  const step = f.step.bind(f);
+  f.step = (m) => { if (m.type === MessageType.Snap) c.n++; step(m); };
+  return c;
+}
+
 function dropped(fn: () => void): boolean {
   try { fn(); } catch (e) { return isRaftError(e, RaftErrorCode.ProposalDropped); }
   return false;
@@ -135,33 +152,23 @@ describe('replication', () => {
   });
 
   test('a follower behind the first index receives the snapshot in chunks', () => {
-    const s1 = MemoryStorage.withPeers([1, 2]);
-    s1.append([1, 2, 3, 4, 5].map((i) => ({ index: i, term: 1, type: EntryType.Normal, data: new Uint8Array(0) })));
     const data = enc.encode('0123456789abcdefghij'); // 20 bytes
-    s1.createSnapshot(5, { voters: [1, 2], learners: [] }, data);
-    s1.compact(5);
-    const lead = newTestRaft(1, [1, 2], { storage: s1, snapshotChunkSize: 6 });
+    const lead = newTestRaft(1, [1, 2], { storage: snapshotStorage(5, '0123456789abcdefghij'), snapshotChunkSize: 6 });
     lead.term = 1;
     const f = newTestRaft(2, [1, 2]);
     const n = new Network([lead, f]);
-    let chunks = 0;
-    const step = f.step.bind(f);
-    f.step = (m) => { if (m.type === MessageType.Snap) chunks++; step(m); };
+    const chunks = countChunks(f);
     n.campaign(1);
     expect(lead.state).toBe(StateType.Leader);
     n.send(msg({ type: MessageType.Beat, from: 1, to: 1 }));
-    expect(chunks).toBe(4); // 6 + 6 + 6 + 2
+    expect(chunks.n).toBe(4); // 6 + 6 + 6 + 2
     expect((f.raftLog.storage as MemoryStorage).snapshot().data).toEqual(data);
     expect(f.raftLog.committed).toBe(lead.raftLog.committed);
     expect(lead.prs.progress.get(2)!.state).toBe(ProgressState.Replicate);
   });
 
   test('a lost chunk is resent on the next heartbeat response', () => {
-    const s1 = MemoryStorage.withPeers([1, 2]);
-    s1.append([1, 2, 3].map((i) => ({ index: i, term: 1, type: EntryType.Normal, data: new Uint8Array(0) })));
-    s1.createSnapshot(3, { voters: [1, 2], learners: [] }, enc.encode('abcdefghijkl'));
-    s1.compact(3);
-    const lead = newTestRaft(1, [1, 2], { storage: s1, snapshotChunkSize: 4 });
+    const lead = newTestRaft(1, [1, 2], { storage: snapshotStorage(3, 'abcdefghijkl'), snapshotChunkSize: 4 });
     lead.term = 1;
     const f = newTestRaft(2, [1, 2]);
     const n = new Network([lead, f]);
@@ -179,13 +186,9 @@ describe('replication', () => {
    * call (`vN` padded to the stored length), and a follower; the calls are counted.
    */
   function refreshing(chunk: number, stored: string): { lead: Raft; f: Raft; n: Network; versions: string[] } {
-    const s1 = MemoryStorage.withPeers([1, 2]);
-    s1.append([1, 2, 3].map((i) => ({ index: i, term: 1, type: EntryType.Normal, data: new Uint8Array(0) })));
-    s1.createSnapshot(3, { voters: [1, 2], learners: [] }, enc.encode(stored));
-    s1.compact(3);
     const versions: string[] = [];
     const lead = newTestRaft(1, [1, 2], {
-      storage: s1, snapshotChunkSize: chunk,
+      storage: snapshotStorage(3, stored), snapshotChunkSize: chunk,
       snapshotToSend: (snap) => {
         const v = `v${versions.length + 1}`.padEnd(snap.data.length, String(versions.length + 1));
         versions.push(v);
@@ -252,37 +255,27 @@ describe('replication', () => {
   });
 
   test('a snapshot the application cannot send now is not sent, and is asked for again at the next heartbeat', () => {
-    const s1 = MemoryStorage.withPeers([1, 2]);
-    s1.append([1, 2, 3].map((i) => ({ index: i, term: 1, type: EntryType.Normal, data: new Uint8Array(0) })));
-    s1.createSnapshot(3, { voters: [1, 2], learners: [] }, enc.encode('abcdefghijkl'));
-    s1.compact(3);
     let ready = false;
     let asked = 0;
-    const lead = newTestRaft(1, [1, 2], { storage: s1, snapshotChunkSize: 4, snapshotToSend: (snap) => (asked++, ready ? snap : undefined) });
+    const lead = newTestRaft(1, [1, 2], { storage: snapshotStorage(3, 'abcdefghijkl'), snapshotChunkSize: 4, snapshotToSend: (snap) => (asked++, ready ? snap : undefined) });
     lead.term = 1;
     const f = newTestRaft(2, [1, 2]);
     const n = new Network([lead, f]);
-    let chunks = 0;
-    const step = f.step.bind(f);
-    f.step = (m) => { if (m.type === MessageType.Snap) chunks++; step(m); };
+    const chunks = countChunks(f);
     n.campaign(1);
     n.send(msg({ type: MessageType.Beat, from: 1, to: 1 }));
-    expect(chunks).toBe(0);
+    expect(chunks.n).toBe(0);
     expect(asked).toBeGreaterThan(1);
     expect(f.raftLog.committed).toBe(0);
     ready = true;
     n.send(msg({ type: MessageType.Beat, from: 1, to: 1 }));
-    expect(chunks).toBe(3);
+    expect(chunks.n).toBe(3);
     expect(installed(f)).toBe('abcdefghijkl');
     expect(f.raftLog.committed).toBe(lead.raftLog.committed);
   });
 
   test('snapshotToSend must keep the snapshot it is given', () => {
-    const s1 = MemoryStorage.withPeers([1, 2]);
-    s1.append([1, 2, 3].map((i) => ({ index: i, term: 1, type: EntryType.Normal, data: new Uint8Array(0) })));
-    s1.createSnapshot(3, { voters: [1, 2], learners: [] }, enc.encode('abc'));
-    s1.compact(3);
-    const lead = newTestRaft(1, [1, 2], { storage: s1, snapshotToSend: (snap) => ({ metadata: { ...snap.metadata, index: 2 }, data: snap.data }) });
+    const lead = newTestRaft(1, [1, 2], { storage: snapshotStorage(3, 'abc'), snapshotToSend: (snap) => ({ metadata: { ...snap.metadata, index: 2 }, data: snap.data }) });
     lead.term = 1;
     const n = new Network([lead, newTestRaft(2, [1, 2])]);
     expect(() => n.campaign(1)).toThrow(/snapshotToSend must keep/);
