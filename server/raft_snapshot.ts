@@ -385,36 +385,45 @@ export class RaftSnapshots {
    * `StateMachine.snapshotToSend`: what the leader sends as the Raft snapshot recorded at `index`.
    * - `index` is its latest certified checkpoint's: the descriptor built again with the
    *   certificates this member holds now (the session table and the registry are the recorded
-   *   ones), and the snapshot held from now on as a first chunk read holds it (so a newer
-   *   checkpoint certified before the member's first read does not take its tables away). A certificate gains co-signatures after the snapshot is recorded, and a member behind
+   *   ones). A certificate gains co-signatures after the snapshot is recorded, and a member behind
    *   a signer-set change trusts the snapshot only through a certificate of that change signed by
    *   a quorum of the set before it: sent as recorded, the snapshot was refused by such a member
-   *   until the next checkpoint was certified (docs/replication.md § Snapshots, *Sent fresh*).
+   *   until the next checkpoint was certified. The snapshot is held from now on, as a first chunk
+   *   read holds it, so that a checkpoint certified before the member's first read does not take
+   *   its tables away.
    * - A newer checkpoint is served, not yet recorded (its record follows its certification), and
-   *   no member is fetching the one at `index`: undefined, nothing is sent — the tables of `index`
-   *   are no longer served, and a member sent it would fetch and be refused
-   *   (`SNAPSHOT_UNAVAILABLE`). The leader asks again at the next heartbeat.
-   * - Anything else (a snapshot held for a member fetching it, a descriptor that does not
-   *   decode, a database that serves nothing: diverged or closed): the recorded data.
+   *   the one at `index` is not held for a member fetching it: undefined, nothing is sent — its
+   *   tables are no longer served, and a member sent it would fetch and be refused
+   *   (`SNAPSHOT_UNAVAILABLE`). The leader asks again at its next append or heartbeat; the answer
+   *   costs no decoding (it can be asked at every append while the record is pending).
+   * - Anything else (a snapshot held for a member fetching it, a descriptor that does not decode
+   *   or is of another index, a database that serves nothing: diverged or closed): the recorded
+   *   data.
+   *
+   * docs/replication.md § Snapshots, *Sent fresh*.
    */
   snapshotToSend(index: number, data: Uint8Array): Uint8Array | undefined {
+    let served: number;
     try {
-      const d = decodeSnapshotDescriptor(data);
-      if (d.index !== index) return data;
-      const served = servedSnapshotOf(this.db).index;
-      if (index < served) {
-        this.expireHolds(this.now());
-        return this.held.has(index) ? data : undefined;
-      }
-      if (index !== served) return data;
-      const fresh = snapshotDescriptor(this.db, { index, sessions: d.sessions, ...(d.members ? { members: d.members } : {}) }).data;
-      // Held from now, as if its first chunk were read: a newer checkpoint certified before the
-      // member's first read must not take the tables it was sent away.
-      this.hold(index);
-      return fresh;
+      served = servedSnapshotOf(this.db).index;
     } catch {
       return data;
     }
+    if (index < served) {
+      this.expireHolds(this.now());
+      return this.held.has(index) ? data : undefined;
+    }
+    if (index !== served) return data;
+    let fresh: Uint8Array;
+    try {
+      const d = decodeSnapshotDescriptor(data);
+      if (d.index !== index) return data;
+      fresh = snapshotDescriptor(this.db, { index, sessions: d.sessions, ...(d.members ? { members: d.members } : {}) }).data;
+    } catch {
+      return data;
+    }
+    this.hold(index);
+    return fresh;
   }
 
   /**
